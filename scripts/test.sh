@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Runs every Nimbus test: installs what the tests need (Debian packages),
+# builds with -Werror, runs `make check` (unit, module and process suites),
+# then a sanitizer build (ASan + UBSan) of the unit and module suites.
+#
+#   scripts/test.sh            everything
+#   NIMBUS_SKIP_SANITIZERS=1   only the strict build and make check
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+jobs=$(nproc 2>/dev/null || echo 2)
+
+say() { printf '\n==> %s\n' "$*"; }
+
+# ----------------------------------------------------------- dependencies
+pkgs=(build-essential autoconf automake libtool pkg-config libssl-dev
+      libsqlite3-dev libp11-kit-dev p11-kit libcmocka-dev opensc sqlite3
+      binutils python3)
+missing=()
+for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
+        missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    say "installing: ${missing[*]}"
+    SUDO=""
+    if [ "$(id -u)" -ne 0 ]; then
+        SUDO=sudo
+    fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
+fi
+
+# ----------------------------------------------------------- strict build
+say "autoreconf"
+autoreconf -fi >/dev/null 2>&1 || autoreconf -fi
+
+build_and_check() {
+    local dir=$1
+    shift
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    (cd "$dir" && "$top/configure" --enable-strict "$@" >/dev/null)
+    make -C "$dir" -j"$jobs" >/dev/null
+    if ! make -C "$dir" -j"$jobs" check; then
+        for f in "$dir"/tests/*/*.log "$dir"/test-suite.log; do
+            [ -f "$f" ] || continue
+            if grep -qE '^(FAIL|ERROR)|\[  FAILED  \]|ERROR:' "$f" 2>/dev/null; then
+                echo "---- $f"
+                tail -n 60 "$f"
+            fi
+        done
+        return 1
+    fi
+}
+
+say "strict build and make check"
+build_and_check "$top/build-strict"
+
+if [ "${NIMBUS_SKIP_SANITIZERS:-0}" != 1 ]; then
+    say "sanitizer build (ASan + UBSan): unit and module suites"
+    # The module is dlopen'ed by the test program, so the runtime must be
+    # loaded first; LeakSanitizer runs on the unit suites.
+    export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+    export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+    build_and_check "$top/build-sanitize" --enable-asan --enable-ubsan
+fi
+
+say "all tests passed"

@@ -1,0 +1,236 @@
+/* config.c - nimbus.conf parsing and the default locations. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/conf.h"
+#include "common/log.h"
+#include "common/util.h"
+
+#ifndef SYSCONFDIR
+#define SYSCONFDIR "/etc"
+#endif
+
+#define CONFIG_LINE_MAX 4096
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err == NULL || errlen == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+static bool copy_str(char *dst, size_t dstlen, const char *src)
+{
+    size_t n = strlen(src);
+
+    if (n >= dstlen)
+        return false;
+    memcpy(dst, src, n + 1);
+    return true;
+}
+
+/* $XDG_DATA_HOME/nimbus, or ~/.local/share/nimbus. */
+static void default_store(char *dst, size_t dstlen)
+{
+    const char *xdg = getenv("XDG_DATA_HOME");
+    const char *home = getenv("HOME");
+
+    if (xdg != NULL && *xdg == '/')
+        snprintf(dst, dstlen, "%s/nimbus", xdg);
+    else if (home != NULL && *home != '\0')
+        snprintf(dst, dstlen, "%s/.local/share/nimbus", home);
+    else
+        snprintf(dst, dstlen, "/var/lib/nimbus");
+}
+
+void config_defaults(struct config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    default_store(cfg->store, sizeof(cfg->store));
+    copy_str(cfg->label, sizeof(cfg->label), "nimbus");
+    cfg->login_failure_limit = 5;
+    copy_str(cfg->default_user, sizeof(cfg->default_user), "user");
+    cfg->kdf_iterations = CONFIG_DEFAULT_KDF_ITERATIONS;
+    cfg->log_level = LOG_LEVEL_ERROR;
+    cfg->max_sessions = 1024;
+    cfg->des3_enabled = true;
+}
+
+static bool parse_bool(const char *v, bool *out)
+{
+    if (strcasecmp(v, "yes") == 0 || strcasecmp(v, "true") == 0 ||
+        strcmp(v, "1") == 0 || strcasecmp(v, "on") == 0) {
+        *out = true;
+        return true;
+    }
+    if (strcasecmp(v, "no") == 0 || strcasecmp(v, "false") == 0 ||
+        strcmp(v, "0") == 0 || strcasecmp(v, "off") == 0) {
+        *out = false;
+        return true;
+    }
+    return false;
+}
+
+static bool parse_range(const char *v, unsigned long lo, unsigned long hi,
+                        unsigned long *out)
+{
+    unsigned long n;
+
+    if (!util_parse_ulong(v, &n) || n < lo || n > hi)
+        return false;
+    *out = n;
+    return true;
+}
+
+/* Applies one key = value; returns a reason on error. */
+static const char *config_apply(struct config *cfg, const char *key,
+                                const char *val)
+{
+    int lvl;
+    bool b;
+
+    if (strcmp(key, "store") == 0) {
+        if (*val != '/')
+            return "store must be an absolute path";
+        if (!copy_str(cfg->store, sizeof(cfg->store), val))
+            return "store path too long";
+    } else if (strcmp(key, "label") == 0) {
+        if (!copy_str(cfg->label, sizeof(cfg->label), val))
+            return "label longer than 32 characters";
+    } else if (strcmp(key, "login_failure_limit") == 0) {
+        if (!parse_range(val, 1, 1000, &cfg->login_failure_limit))
+            return "login_failure_limit must be 1..1000";
+    } else if (strcmp(key, "default_user") == 0) {
+        if (!util_user_name_valid(val, strlen(val)))
+            return "default_user must be 1..31 of [A-Za-z0-9_]";
+        copy_str(cfg->default_user, sizeof(cfg->default_user), val);
+    } else if (strcmp(key, "kdf_iterations") == 0) {
+        if (!parse_range(val, CONFIG_MIN_KDF_ITERATIONS, 100000000UL,
+                         &cfg->kdf_iterations))
+            return "kdf_iterations must be 1000..100000000";
+    } else if (strcmp(key, "log_level") == 0) {
+        lvl = util_log_level_parse(val);
+        if (lvl < 0)
+            return "log_level must be none, error, warn, info, debug or "
+                   "trace";
+        cfg->log_level = lvl;
+    } else if (strcmp(key, "log_file") == 0) {
+        if (!copy_str(cfg->log_file, sizeof(cfg->log_file), val))
+            return "log_file path too long";
+    } else if (strcmp(key, "max_sessions") == 0) {
+        if (!parse_range(val, 1, 1024, &cfg->max_sessions))
+            return "max_sessions must be 1..1024";
+    } else if (strcmp(key, "des3") == 0) {
+        if (!parse_bool(val, &b))
+            return "des3 must be yes or no";
+        cfg->des3_enabled = b;
+    } else {
+        return "unknown key";
+    }
+    return NULL;
+}
+
+static char *trim(char *s)
+{
+    char *e;
+
+    while (*s == ' ' || *s == '\t')
+        s++;
+    e = s + strlen(s);
+    while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' ||
+                     e[-1] == '\r'))
+        *--e = '\0';
+    return s;
+}
+
+bool config_load_file(struct config *cfg, const char *path, char *err,
+                      size_t errlen)
+{
+    char line[CONFIG_LINE_MAX];
+    unsigned lineno = 0;
+    bool ok = false;
+    FILE *fp = fopen(path, "re");
+
+    if (fp == NULL) {
+        set_err(err, errlen, "%s: %s", path, strerror(errno));
+        return false;
+    }
+    while (fgets(line, sizeof(line), fp) != NULL) {
+        char *s, *eq, *key, *val;
+        const char *why;
+
+        lineno++;
+        if (strchr(line, '\n') == NULL && !feof(fp)) {
+            set_err(err, errlen, "%s:%u: line too long", path, lineno);
+            goto out;
+        }
+        s = trim(line);
+        if (*s == '\0' || *s == '#')
+            continue;
+        eq = strchr(s, '=');
+        if (eq == NULL) {
+            set_err(err, errlen, "%s:%u: expected 'key = value'", path,
+                    lineno);
+            goto out;
+        }
+        *eq = '\0';
+        key = trim(s);
+        val = trim(eq + 1);
+        why = config_apply(cfg, key, val);
+        if (why != NULL) {
+            set_err(err, errlen, "%s:%u: %s: %s", path, lineno, key, why);
+            goto out;
+        }
+    }
+    if (ferror(fp)) {
+        set_err(err, errlen, "%s: read error", path);
+        goto out;
+    }
+    copy_str(cfg->path, sizeof(cfg->path), path);
+    ok = true;
+out:
+    fclose(fp);
+    return ok;
+}
+
+bool config_load(struct config *cfg, char *err, size_t errlen)
+{
+    char path[PATH_MAX];
+    const char *env = getenv("NIMBUS_CONF");
+    const char *xdg = getenv("XDG_CONFIG_HOME");
+    const char *home = getenv("HOME");
+    FILE *fp;
+
+    config_defaults(cfg);
+    if (env != NULL && *env != '\0')
+        return config_load_file(cfg, env, err, errlen);
+
+    path[0] = '\0';
+    if (xdg != NULL && *xdg == '/')
+        snprintf(path, sizeof(path), "%s/nimbus/nimbus.conf", xdg);
+    else if (home != NULL && *home != '\0')
+        snprintf(path, sizeof(path), "%s/.config/nimbus/nimbus.conf", home);
+    if (path[0] != '\0' && (fp = fopen(path, "re")) != NULL) {
+        fclose(fp);
+        return config_load_file(cfg, path, err, errlen);
+    }
+    snprintf(path, sizeof(path), "%s/nimbus/nimbus.conf", SYSCONFDIR);
+    if ((fp = fopen(path, "re")) != NULL) {
+        fclose(fp);
+        return config_load_file(cfg, path, err, errlen);
+    }
+    return true; /* no file: the embedded default */
+}

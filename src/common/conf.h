@@ -1,0 +1,38 @@
+/* conf.h - nimbus.conf: "key = value" lines, '#' comments. */
+#ifndef NIMBUS_CONF_H
+#define NIMBUS_CONF_H
+
+#include <limits.h>
+#include <stdbool.h>
+
+#define CONFIG_LABEL_MAX 32
+#define CONFIG_DEFAULT_KDF_ITERATIONS 600000UL /* OWASP 2023, PBKDF2-SHA256 */
+#define CONFIG_MIN_KDF_ITERATIONS 1000UL
+
+struct config {
+    char path[PATH_MAX];   /* file read, "" when none was found */
+    char store[PATH_MAX];  /* store directory */
+    char label[CONFIG_LABEL_MAX + 1];
+    unsigned long login_failure_limit;
+    char default_user[32];
+    unsigned long kdf_iterations;
+    int log_level; /* enum log_level */
+    char log_file[PATH_MAX];
+    unsigned long max_sessions;
+    bool des3_enabled;
+};
+
+/*
+ * Fill cfg: defaults, then the file named by $NIMBUS_CONF, else
+ * $XDG_CONFIG_HOME/nimbus/nimbus.conf (or ~/.config/...), else
+ * SYSCONFDIR/nimbus/nimbus.conf; a missing default file is not an error,
+ * a missing $NIMBUS_CONF file is. On error, writes a one-line reason
+ * into err and returns false.
+ */
+bool config_load(struct config *cfg, char *err, size_t errlen);
+/* Parse one file over what cfg holds already. */
+bool config_load_file(struct config *cfg, const char *path, char *err,
+                      size_t errlen);
+void config_defaults(struct config *cfg);
+
+#endif

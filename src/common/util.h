@@ -1,0 +1,28 @@
+/* util.h - small helpers shared by every layer (no OpenSSL, no SQLite). */
+#ifndef NIMBUS_UTIL_H
+#define NIMBUS_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define UTIL_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Wipe memory so that the compiler cannot drop the store. */
+void util_wipe(void *p, size_t len);
+/* Wipe then free; NULL is fine. */
+void util_free_wipe(void *p, size_t len);
+/* Constant-time comparison: 0 when equal. */
+int util_ct_memcmp(const void *a, const void *b, size_t len);
+
+/* Copy a C string into a fixed PKCS#11 text field: blank padded, no NUL. */
+void util_pad_copy(unsigned char *dst, size_t dstlen, const char *src);
+
+/* Strict decimal parse of an unsigned long; false on any junk or overflow. */
+bool util_parse_ulong(const char *s, unsigned long *out);
+
+/* User names: 1..31 characters of [A-Za-z0-9_]. */
+#define UTIL_USER_NAME_MAX 31
+bool util_user_name_valid(const char *name, size_t len);
+
+#endif

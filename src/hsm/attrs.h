@@ -1,0 +1,132 @@
+/*
+ * attrs.h - attribute lists, the attribute schema tables per (class, key
+ * type), and the one engine that applies them to create, generate, unwrap,
+ * derive, copy and set.
+ *
+ * The schema flags are named after the footnotes of the PKCS#11 attribute
+ * tables (2.40 section 4.2, table 10): required or forbidden when the object
+ * is created, generated or unwrapped; sensitive; modifiable; and the two
+ * "sticky" rules of CKA_SENSITIVE (once TRUE) and CKA_EXTRACTABLE (once
+ * FALSE).
+ */
+#ifndef NIMBUS_ATTRS_H
+#define NIMBUS_ATTRS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hsm/hsm.h"
+
+/* Largest value accepted for one attribute, and attributes in a template. */
+#define ATTR_VALUE_MAX (64 * 1024)
+#define ATTR_TEMPLATE_MAX 256
+
+/* One attribute held by the core: value owned by the list. */
+typedef struct {
+    CK_ATTRIBUTE_TYPE type;
+    uint8_t *value; /* NULL when len is 0 */
+    size_t len;
+} attr_t;
+
+/* A list kept sorted by type, one entry per type. */
+typedef struct {
+    attr_t *v;
+    size_t n;
+    size_t cap;
+} attr_list_t;
+
+/* Wipes and frees every value, leaves an empty list. */
+void attr_list_free(attr_list_t *l);
+const attr_t *attr_list_find(const attr_list_t *l, CK_ATTRIBUTE_TYPE type);
+/* Adds or replaces (copying the value). */
+CK_RV attr_list_set(attr_list_t *l, CK_ATTRIBUTE_TYPE type, const void *value,
+                    size_t len);
+CK_RV attr_list_set_bool(attr_list_t *l, CK_ATTRIBUTE_TYPE type, bool v);
+CK_RV attr_list_set_ulong(attr_list_t *l, CK_ATTRIBUTE_TYPE type, CK_ULONG v);
+void attr_list_remove(attr_list_t *l, CK_ATTRIBUTE_TYPE type);
+/* Reads a CK_BBOOL / CK_ULONG attribute; dflt when absent or malformed. */
+bool attr_list_bool(const attr_list_t *l, CK_ATTRIBUTE_TYPE type, bool dflt);
+CK_ULONG attr_list_ulong(const attr_list_t *l, CK_ATTRIBUTE_TYPE type,
+                         CK_ULONG dflt);
+CK_RV attr_list_dup(const attr_list_t *src, attr_list_t *dst);
+
+/* Flat serialization for the store: u32 count, then per attribute
+ * u64 type, u32 length, value (all big-endian). attrs_deserialize checks
+ * every length against what is left (never trusts the blob). */
+CK_RV attr_list_serialize(const attr_list_t *l, uint8_t **out, size_t *len);
+CK_RV attr_list_deserialize(const uint8_t *in, size_t len, attr_list_t *l);
+
+/* What the engine is asked to do. */
+typedef enum {
+    ATTR_OP_CREATE = 0, /* C_CreateObject */
+    ATTR_OP_GENERATE,   /* C_GenerateKey(Pair) */
+    ATTR_OP_UNWRAP,     /* C_UnwrapKey */
+    ATTR_OP_DERIVE,     /* C_DeriveKey */
+} attr_op_t;
+
+/* Who is asking: footnote 10 (only the SO may set CKA_TRUSTED to TRUE). */
+typedef struct {
+    bool is_so;
+} attr_caller_t;
+
+/*
+ * Builds the full attribute list of a new object from a template:
+ * checks every attribute against the schema of the template's class and key
+ * type (CKR_ATTRIBUTE_TYPE_INVALID for one the class does not have,
+ * CKR_ATTRIBUTE_VALUE_INVALID for a bad size or value, CKR_ATTRIBUTE_READ_ONLY
+ * for one that may not be given for this op, CKR_TEMPLATE_INCOMPLETE for a
+ * missing required one, CKR_TEMPLATE_INCONSISTENT for one given twice with
+ * different values or for values that contradict each other), then fills the
+ * defaults and the attributes the token sets (CKA_LOCAL,
+ * CKA_ALWAYS_SENSITIVE, CKA_NEVER_EXTRACTABLE, CKA_KEY_GEN_MECHANISM ...).
+ * For GENERATE/UNWRAP/DERIVE, cls and key_type give what the mechanism
+ * makes (the template may repeat them; a different value is
+ * CKR_TEMPLATE_INCONSISTENT); for CREATE pass CK_UNAVAILABLE_INFORMATION
+ * and the template must carry CKA_CLASS (and CKA_KEY_TYPE for keys).
+ * For GENERATE the key values are not yet there: the caller adds them with
+ * attr_list_set after generating. CKA_EC_POINT given as a raw point is
+ * stored as a DER OCTET STRING.
+ */
+CK_RV attrs_new_object(attr_op_t op, const attr_caller_t *caller,
+                       CK_OBJECT_CLASS cls, CK_KEY_TYPE key_type,
+                       const CK_ATTRIBUTE *tmpl, CK_ULONG count,
+                       attr_list_t *out);
+
+/*
+ * C_CopyObject: out = src with tmpl applied. Only CKA_TOKEN, CKA_PRIVATE,
+ * CKA_MODIFIABLE, CKA_DESTROYABLE and the attributes modifiable by
+ * C_SetAttributeValue may appear (else CKR_ATTRIBUTE_READ_ONLY); the sticky
+ * rules hold; CKA_COPYABLE FALSE on src is CKR_ACTION_PROHIBITED.
+ */
+CK_RV attrs_copy(const attr_caller_t *caller, const attr_list_t *src,
+                 const CK_ATTRIBUTE *tmpl, CK_ULONG count, attr_list_t *out);
+
+/*
+ * C_SetAttributeValue: out = cur with tmpl applied. CKA_MODIFIABLE FALSE:
+ * CKR_ACTION_PROHIBITED; an attribute that is not modifiable or a sticky
+ * change (SENSITIVE TRUE->FALSE, EXTRACTABLE FALSE->TRUE, WRAP_WITH_TRUSTED
+ * TRUE->FALSE): CKR_ATTRIBUTE_READ_ONLY; unknown type:
+ * CKR_ATTRIBUTE_TYPE_INVALID; bad value: CKR_ATTRIBUTE_VALUE_INVALID.
+ */
+CK_RV attrs_set(const attr_caller_t *caller, const attr_list_t *cur,
+                const CK_ATTRIBUTE *tmpl, CK_ULONG count, attr_list_t *out);
+
+/*
+ * C_GetAttributeValue, one attribute: HSM_ATTR_OK with value and len pointing
+ * into the list, HSM_ATTR_SENSITIVE (footnote 7 attribute of a key that is
+ * sensitive or unextractable), or HSM_ATTR_INVALID (not an attribute of this
+ * object).
+ */
+hsm_attr_status_t attrs_read(const attr_list_t *l, CK_ATTRIBUTE_TYPE type,
+                             const uint8_t **value, size_t *len);
+
+/* Whether the value of this attribute is secret (footnote 7, or CKA_VALUE of
+ * a private data object): the store keeps it sealed. */
+bool attrs_is_secret(const attr_list_t *l, CK_ATTRIBUTE_TYPE type);
+
+/* Whether every attribute of tmpl is in l with the same value (find). */
+bool attrs_match(const attr_list_t *l, const CK_ATTRIBUTE *tmpl,
+                 CK_ULONG count);
+
+#endif

@@ -1,0 +1,268 @@
+/* core.c - opening a token, connections, sessions, token information. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "hsm/internal.h"
+
+#define HSM_DB_NAME "token0.db"
+#define HSM_KEY_NAME "token0.key"
+#define HSM_KEY_WAIT_MS 3000
+
+/* mkdir -p with mode 0700 for what it creates. */
+static CK_RV make_dirs(const char *path)
+{
+    char buf[PATH_MAX];
+    size_t n = strlen(path);
+
+    if (n == 0 || n >= sizeof(buf))
+        return CKR_GENERAL_ERROR;
+    memcpy(buf, path, n + 1);
+    for (char *p = buf + 1; *p != '\0'; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+            goto fail;
+        *p = '/';
+    }
+    if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+        goto fail;
+    return CKR_OK;
+fail:
+    log_error("cannot create store directory %s: %s", buf, strerror(errno));
+    return CKR_DEVICE_ERROR;
+}
+
+static CK_RV load_master_key(hsm_t *hsm, const char *path, bool created)
+{
+    CK_RV rv;
+
+    if (created)
+        return crypto_master_key_load(path, true, hsm->mkey);
+    /* Another process may have created the database a moment ago and be
+     * about to write the key file: give it a little time. */
+    for (int waited = 0;; waited += 50) {
+        if (access(path, F_OK) == 0 || waited >= HSM_KEY_WAIT_MS)
+            break;
+        usleep(50 * 1000);
+    }
+    rv = crypto_master_key_load(path, false, hsm->mkey);
+    return rv;
+}
+
+CK_RV hsm_open(const struct config *cfg, hsm_t **out)
+{
+    char dbpath[PATH_MAX], keypath[PATH_MAX];
+    bool created = false;
+    hsm_t *hsm = NULL;
+    CK_RV rv;
+
+    *out = NULL;
+    if (snprintf(dbpath, sizeof(dbpath), "%s/%s", cfg->store, HSM_DB_NAME) >=
+            (int)sizeof(dbpath) ||
+        snprintf(keypath, sizeof(keypath), "%s/%s", cfg->store,
+                 HSM_KEY_NAME) >= (int)sizeof(keypath))
+        return CKR_GENERAL_ERROR;
+
+    rv = crypto_init();
+    if (rv != CKR_OK)
+        return rv;
+    hsm = calloc(1, sizeof(*hsm));
+    if (hsm == NULL) {
+        crypto_fini();
+        return CKR_HOST_MEMORY;
+    }
+    hsm->cfg = *cfg;
+    if (pthread_mutex_init(&hsm->lock, NULL) != 0) {
+        free(hsm);
+        crypto_fini();
+        return CKR_GENERAL_ERROR;
+    }
+    if ((rv = make_dirs(cfg->store)) != CKR_OK ||
+        (rv = store_open(dbpath, &hsm->st, &created)) != CKR_OK ||
+        (rv = load_master_key(hsm, keypath, created)) != CKR_OK)
+        goto fail;
+    pthread_mutex_lock(&hsm->lock);
+    rv = hsm_store_init_locked(hsm);
+    pthread_mutex_unlock(&hsm->lock);
+    if (rv != CKR_OK)
+        goto fail;
+    *out = hsm;
+    return CKR_OK;
+fail:
+    log_error("cannot open the store in %s", cfg->store);
+    hsm_close(hsm);
+    return rv;
+}
+
+void hsm_close(hsm_t *hsm)
+{
+    if (hsm == NULL)
+        return;
+    while (hsm->conns != NULL)
+        hsm_conn_close(hsm->conns);
+    if (hsm->st != NULL)
+        store_close(hsm->st);
+    crypto_wipe(hsm->mkey, sizeof(hsm->mkey));
+    pthread_mutex_destroy(&hsm->lock);
+    free(hsm);
+    crypto_fini();
+}
+
+CK_RV hsm_meta_get_str_locked(hsm_t *hsm, const char *key, char *buf,
+                              size_t buflen)
+{
+    uint8_t *val = NULL;
+    size_t len = 0;
+    CK_RV rv = store_meta_get(hsm->st, key, &val, &len);
+
+    buf[0] = '\0';
+    if (rv != CKR_OK)
+        return rv;
+    if (val != NULL) {
+        if (len >= buflen)
+            len = buflen - 1;
+        memcpy(buf, val, len);
+        buf[len] = '\0';
+    }
+    free(val);
+    return CKR_OK;
+}
+
+/* ------------------------------------------------------------ connections */
+
+CK_RV hsm_conn_open(hsm_t *hsm, hsm_conn_t **out)
+{
+    hsm_conn_t *c = calloc(1, sizeof(*c));
+
+    *out = NULL;
+    if (c == NULL)
+        return CKR_HOST_MEMORY;
+    c->hsm = hsm;
+    c->next_sid = 1;
+    c->next_soid = 1;
+    pthread_mutex_lock(&hsm->lock);
+    c->next = hsm->conns;
+    hsm->conns = c;
+    pthread_mutex_unlock(&hsm->lock);
+    *out = c;
+    return CKR_OK;
+}
+
+void hsm_conn_close(hsm_conn_t *conn)
+{
+    hsm_t *hsm;
+
+    if (conn == NULL)
+        return;
+    hsm = conn->hsm;
+    pthread_mutex_lock(&hsm->lock);
+    for (hsm_conn_t **pp = &hsm->conns; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == conn) {
+            *pp = conn->next;
+            break;
+        }
+    }
+    hsm_sobjs_destroy_locked(conn, 0, false);
+    pthread_mutex_unlock(&hsm->lock);
+    free(conn->sessions);
+    free(conn);
+}
+
+hsm_user_type_t hsm_conn_user_type(hsm_conn_t *conn, hsm_uid_t *uid)
+{
+    hsm_user_type_t t;
+
+    pthread_mutex_lock(&conn->hsm->lock);
+    t = conn->type;
+    if (uid != NULL)
+        *uid = conn->uid;
+    pthread_mutex_unlock(&conn->hsm->lock);
+    return t;
+}
+
+/* ------------------------------------------------------------ sessions */
+
+struct hsm_session *hsm_session_find_locked(hsm_conn_t *conn, hsm_sid_t sid)
+{
+    for (size_t i = 0; i < conn->nsessions; i++) {
+        if (conn->sessions[i].used && conn->sessions[i].id == sid)
+            return &conn->sessions[i];
+    }
+    return NULL;
+}
+
+CK_RV hsm_session_open(hsm_conn_t *conn, bool rw, hsm_sid_t *sid)
+{
+    struct hsm_session *s = NULL;
+    CK_RV rv = CKR_OK;
+
+    pthread_mutex_lock(&conn->hsm->lock);
+    for (size_t i = 0; i < conn->nsessions; i++) {
+        if (!conn->sessions[i].used) {
+            s = &conn->sessions[i];
+            break;
+        }
+    }
+    if (s == NULL) {
+        struct hsm_session *n;
+
+        if (conn->nsessions >= HSM_MAX_SESSIONS) {
+            rv = CKR_SESSION_COUNT;
+            goto out;
+        }
+        n = realloc(conn->sessions, (conn->nsessions + 1) * sizeof(*n));
+        if (n == NULL) {
+            rv = CKR_HOST_MEMORY;
+            goto out;
+        }
+        conn->sessions = n;
+        s = &n[conn->nsessions++];
+    }
+    s->used = true;
+    s->rw = rw;
+    s->id = conn->next_sid++;
+    *sid = s->id;
+out:
+    pthread_mutex_unlock(&conn->hsm->lock);
+    return rv;
+}
+
+CK_RV hsm_session_close(hsm_conn_t *conn, hsm_sid_t sid)
+{
+    struct hsm_session *s;
+    CK_RV rv = CKR_OK;
+
+    pthread_mutex_lock(&conn->hsm->lock);
+    s = hsm_session_find_locked(conn, sid);
+    if (s == NULL) {
+        rv = CKR_SESSION_HANDLE_INVALID;
+    } else {
+        s->used = false;
+        hsm_sobjs_destroy_locked(conn, sid, false);
+    }
+    pthread_mutex_unlock(&conn->hsm->lock);
+    return rv;
+}
+
+/* ------------------------------------------------------------ misc */
+
+CK_RV hsm_random(hsm_conn_t *conn, uint8_t *buf, size_t len)
+{
+    CK_RV rv;
+
+    pthread_mutex_lock(&conn->hsm->lock);
+    rv = hsm_policy_check(conn->type, HSM_OP_RANDOM);
+    pthread_mutex_unlock(&conn->hsm->lock);
+    if (rv != CKR_OK)
+        return rv;
+    return crypto_random(buf, len);
+}

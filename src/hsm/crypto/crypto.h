@@ -1,0 +1,71 @@
+/*
+ * crypto.h - the only door to OpenSSL. Everything here runs in a private
+ * OSSL_LIB_CTX (never the application's default context or configuration),
+ * so that a pkcs11 provider loading this very module cannot recurse into it.
+ * No OpenSSL type appears in this header.
+ */
+#ifndef NIMBUS_CRYPTO_H
+#define NIMBUS_CRYPTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pkcs11/pkcs11.h"
+
+#define CRYPTO_MASTER_KEY_LEN 32
+#define CRYPTO_SEAL_OVERHEAD (12 + 16) /* GCM nonce + tag */
+
+/* Reference-counted: the first call creates the library context, the last
+ * crypto_fini frees it. Thread-safe. */
+CK_RV crypto_init(void);
+void crypto_fini(void);
+
+/* Cryptographically secure random bytes (CKR_FUNCTION_FAILED on error). */
+CK_RV crypto_random(uint8_t *buf, size_t len);
+
+/* SHA-256 of data. */
+CK_RV crypto_sha256(const uint8_t *data, size_t len, uint8_t out[32]);
+
+/*
+ * Password verifiers: PBKDF2-HMAC-SHA256 through EVP_KDF with a 16-byte
+ * random salt. The verifier is a self-describing byte string
+ * ("pbkdf2-sha256$<iterations>$<salt hex>$<hash hex>") that holds no
+ * password. *ver is malloc'd.
+ */
+CK_RV crypto_pw_make(const uint8_t *pw, size_t pwlen, unsigned long iterations,
+                     uint8_t **ver, size_t *verlen);
+/* *ok tells whether pw matches (constant-time compare). A malformed verifier
+ * is CKR_GENERAL_ERROR. */
+CK_RV crypto_pw_check(const uint8_t *ver, size_t verlen, const uint8_t *pw,
+                      size_t pwlen, bool *ok);
+/* Spends the same time as a check at this cost, for unknown users. */
+void crypto_pw_dummy(const uint8_t *pw, size_t pwlen, unsigned long iterations);
+
+/*
+ * AES-256-GCM sealing of values at rest: out = nonce(12) || ct || tag(16),
+ * ad is bound (object id and attribute type). *out malloc'd.
+ * crypto_unseal: a wrong key, ad or a changed byte is CKR_GENERAL_ERROR
+ * (the store is damaged), *out malloc'd and to be wiped by the caller.
+ */
+CK_RV crypto_seal(const uint8_t key[CRYPTO_MASTER_KEY_LEN], const uint8_t *ad,
+                  size_t adlen, const uint8_t *in, size_t inlen, uint8_t **out,
+                  size_t *outlen);
+CK_RV crypto_unseal(const uint8_t key[CRYPTO_MASTER_KEY_LEN],
+                    const uint8_t *ad, size_t adlen, const uint8_t *in,
+                    size_t inlen, uint8_t **out, size_t *outlen);
+
+/*
+ * The store master key: read from path (must be a regular file of exactly
+ * 32 bytes, mode 0600 or stricter, owned by us), or when create is true and
+ * the file does not exist, made from fresh random bytes and written with
+ * mode 0600 (O_EXCL, fsync). CKR_DEVICE_ERROR with a logged reason on
+ * any problem.
+ */
+CK_RV crypto_master_key_load(const char *path, bool create,
+                             uint8_t key[CRYPTO_MASTER_KEY_LEN]);
+
+/* Wipes a buffer (OPENSSL_cleanse). */
+void crypto_wipe(void *p, size_t len);
+
+#endif

@@ -1,0 +1,898 @@
+/*
+ * object.c - objects: create, copy, destroy, read, change, find, share.
+ *
+ * Token objects live in the store, their secret attribute values sealed
+ * with AES-256-GCM under the master key, the associated data binding the
+ * object id and the attribute type. Session objects live in the connection
+ * and die with their session (private ones also at logout).
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "hsm/internal.h"
+#include "nimbus/pkcs11-vendor.h"
+
+#define SEAL_AD_PREFIX "nimbus-attr"
+#define SEAL_AD_LEN (sizeof(SEAL_AD_PREFIX) - 1 + 16)
+
+static const attr_caller_t cu_caller = {.is_so = false};
+
+static void seal_ad(uint8_t ad[SEAL_AD_LEN], hsm_oid_t oid,
+                    CK_ATTRIBUTE_TYPE type)
+{
+    size_t p = sizeof(SEAL_AD_PREFIX) - 1;
+    uint64_t t = (uint64_t)type;
+
+    memcpy(ad, SEAL_AD_PREFIX, p);
+    for (int i = 0; i < 8; i++) {
+        ad[p + i] = (uint8_t)(oid >> (56 - 8 * i));
+        ad[p + 8 + i] = (uint8_t)(t >> (56 - 8 * i));
+    }
+}
+
+static bool is_vendor_attr(CK_ATTRIBUTE_TYPE type)
+{
+    return type == CKA_NIMBUS_OWNER || type == CKA_NIMBUS_SHARED_USERS ||
+           type == CKA_NIMBUS_OBJECT_ID;
+}
+
+/* ------------------------------------------------------------ loading */
+
+struct obj {
+    hsm_oid_t id;
+    hsm_uid_t owner;
+    bool token;
+    attr_list_t own;       /* token objects: the clear attributes */
+    struct hsm_sobj *sobj; /* session objects: the live entry */
+};
+
+static attr_list_t *obj_attrs(struct obj *o)
+{
+    return o->sobj != NULL ? &o->sobj->attrs : &o->own;
+}
+
+static void obj_clear(struct obj *o)
+{
+    attr_list_free(&o->own);
+    memset(o, 0, sizeof(*o));
+}
+
+/* Serializes l with every secret value sealed for object oid. */
+static CK_RV seal_serialize(hsm_t *hsm, hsm_oid_t oid, const attr_list_t *l,
+                            uint8_t **out, size_t *outlen)
+{
+    attr_list_t tmp = {0};
+    uint8_t ad[SEAL_AD_LEN];
+    CK_RV rv;
+
+    if ((rv = attr_list_dup(l, &tmp)) != CKR_OK)
+        return rv;
+    for (size_t i = 0; i < tmp.n; i++) {
+        uint8_t *sealed = NULL;
+        size_t sealedlen = 0;
+
+        if (!attrs_is_secret(l, tmp.v[i].type))
+            continue;
+        seal_ad(ad, oid, tmp.v[i].type);
+        rv = crypto_seal(hsm->mkey, ad, sizeof(ad), tmp.v[i].value,
+                         tmp.v[i].len, &sealed, &sealedlen);
+        if (rv != CKR_OK)
+            goto out;
+        util_free_wipe(tmp.v[i].value, tmp.v[i].len);
+        tmp.v[i].value = sealed;
+        tmp.v[i].len = sealedlen;
+    }
+    rv = attr_list_serialize(&tmp, out, outlen);
+out:
+    attr_list_free(&tmp);
+    return rv;
+}
+
+static CK_RV unseal_deserialize(hsm_t *hsm, hsm_oid_t oid, const uint8_t *in,
+                                size_t inlen, attr_list_t *l)
+{
+    uint8_t ad[SEAL_AD_LEN];
+    CK_RV rv = attr_list_deserialize(in, inlen, l);
+
+    if (rv != CKR_OK)
+        return rv;
+    for (size_t i = 0; i < l->n; i++) {
+        uint8_t *clear = NULL;
+        size_t clearlen = 0;
+
+        if (!attrs_is_secret(l, l->v[i].type))
+            continue;
+        seal_ad(ad, oid, l->v[i].type);
+        rv = crypto_unseal(hsm->mkey, ad, sizeof(ad), l->v[i].value,
+                           l->v[i].len, &clear, &clearlen);
+        if (rv != CKR_OK) {
+            log_error("object %llu: a sealed attribute does not open",
+                      (unsigned long long)oid);
+            attr_list_free(l);
+            return CKR_DEVICE_ERROR;
+        }
+        free(l->v[i].value);
+        l->v[i].value = clear;
+        l->v[i].len = clearlen;
+    }
+    return CKR_OK;
+}
+
+static struct hsm_sobj *sobj_find(hsm_conn_t *conn, hsm_oid_t oid)
+{
+    for (struct hsm_sobj *s = conn->sobjs; s != NULL; s = s->next) {
+        if (s->id == oid)
+            return s;
+    }
+    return NULL;
+}
+
+/* The policy's view of an object. */
+static CK_RV obj_meta_locked(hsm_conn_t *conn, struct obj *o,
+                             hsm_object_meta_t *m)
+{
+    attr_list_t *l = obj_attrs(o);
+    CK_ULONG cls = attr_list_ulong(l, CKA_CLASS, CK_UNAVAILABLE_INFORMATION);
+    bool shared = false;
+    CK_RV rv;
+
+    if (o->token && conn->type == HSM_USER_CU && o->owner != conn->uid) {
+        rv = store_share_has(conn->hsm->st, o->id, conn->uid, &shared);
+        if (rv != CKR_OK)
+            return rv;
+    }
+    m->owner = o->owner;
+    m->is_private = attr_list_bool(l, CKA_PRIVATE, true);
+    m->is_public_item = cls == CKO_PUBLIC_KEY || cls == CKO_CERTIFICATE;
+    m->shared_with_user = shared;
+    return CKR_OK;
+}
+
+/*
+ * Finds object oid for this connection and checks that its user may have
+ * this access. An object it may not see is CKR_OBJECT_HANDLE_INVALID.
+ */
+static CK_RV obj_get_locked(hsm_conn_t *conn, hsm_oid_t oid,
+                            hsm_access_t access, struct obj *o)
+{
+    hsm_object_meta_t meta;
+    store_object_t so;
+    bool found = false;
+    CK_RV rv;
+
+    memset(o, 0, sizeof(*o));
+    memset(&so, 0, sizeof(so));
+    o->id = oid;
+    if (oid & HSM_SESSION_OID_BIT) {
+        o->sobj = sobj_find(conn, oid);
+        if (o->sobj == NULL)
+            return CKR_OBJECT_HANDLE_INVALID;
+        o->owner = o->sobj->owner;
+    } else {
+        rv = store_object_get(conn->hsm->st, oid, &so, &found);
+        if (rv != CKR_OK)
+            return rv;
+        if (!found)
+            return CKR_OBJECT_HANDLE_INVALID;
+        o->token = true;
+        o->owner = so.owner;
+        rv = unseal_deserialize(conn->hsm, oid, so.attrs, so.attrs_len,
+                                &o->own);
+        store_object_clear(&so);
+        if (rv != CKR_OK)
+            return rv;
+    }
+    if ((rv = obj_meta_locked(conn, o, &meta)) != CKR_OK ||
+        (rv = hsm_policy_object(conn->type, conn->uid, &meta, access)) !=
+            CKR_OK) {
+        obj_clear(o);
+        return rv;
+    }
+    return CKR_OK;
+}
+
+/* The indexed columns of a token object. */
+static void fill_columns(const attr_list_t *l, store_object_t *so)
+{
+    const attr_t *a;
+    CK_ULONG cls = attr_list_ulong(l, CKA_CLASS, CK_UNAVAILABLE_INFORMATION);
+
+    so->cls = cls;
+    so->key_type = CK_UNAVAILABLE_INFORMATION;
+    if (cls == CKO_PUBLIC_KEY || cls == CKO_PRIVATE_KEY ||
+        cls == CKO_SECRET_KEY)
+        so->key_type =
+            attr_list_ulong(l, CKA_KEY_TYPE, CK_UNAVAILABLE_INFORMATION);
+    so->is_private = attr_list_bool(l, CKA_PRIVATE, true);
+    a = attr_list_find(l, CKA_LABEL);
+    so->label = a != NULL ? a->value : NULL;
+    so->label_len = a != NULL ? a->len : 0;
+    a = attr_list_find(l, CKA_ID);
+    so->ckid = a != NULL ? a->value : NULL;
+    so->ckid_len = a != NULL ? a->len : 0;
+}
+
+static CK_RV set_unique_id(attr_list_t *l, hsm_oid_t oid)
+{
+    char buf[24];
+    int n = snprintf(buf, sizeof(buf), "%llu", (unsigned long long)oid);
+
+    return attr_list_set(l, CKA_UNIQUE_ID, buf, (size_t)n);
+}
+
+/* Writes a new token object; takes ownership of nothing. */
+static CK_RV token_insert_locked(hsm_conn_t *conn, attr_list_t *l,
+                                 hsm_oid_t *oid)
+{
+    hsm_t *hsm = conn->hsm;
+    store_object_t so;
+    uint8_t *blob = NULL;
+    size_t bloblen = 0;
+    uint64_t id = 0;
+    CK_RV rv;
+
+    memset(&so, 0, sizeof(so));
+    if ((rv = store_begin(hsm->st, true)) != CKR_OK)
+        return rv;
+    so.owner = conn->uid;
+    fill_columns(l, &so);
+    if ((rv = store_object_insert(hsm->st, &so, &id)) != CKR_OK ||
+        (rv = set_unique_id(l, id)) != CKR_OK ||
+        (rv = seal_serialize(hsm, id, l, &blob, &bloblen)) != CKR_OK)
+        goto fail;
+    fill_columns(l, &so);
+    so.id = id;
+    so.attrs = blob;
+    so.attrs_len = bloblen;
+    if ((rv = store_object_update(hsm->st, &so)) != CKR_OK ||
+        (rv = store_bump_generation(hsm->st)) != CKR_OK)
+        goto fail;
+    if ((rv = store_commit(hsm->st)) != CKR_OK)
+        goto out;
+    *oid = id;
+    goto out;
+fail:
+    store_rollback(hsm->st);
+out:
+    free(blob);
+    return rv;
+}
+
+static CK_RV token_update_locked(hsm_conn_t *conn, struct obj *o,
+                                 const attr_list_t *l)
+{
+    hsm_t *hsm = conn->hsm;
+    store_object_t so;
+    uint8_t *blob = NULL;
+    size_t bloblen = 0;
+    CK_RV rv;
+
+    memset(&so, 0, sizeof(so));
+    if ((rv = seal_serialize(hsm, o->id, l, &blob, &bloblen)) != CKR_OK)
+        return rv;
+    so.id = o->id;
+    so.owner = o->owner;
+    fill_columns(l, &so);
+    so.attrs = blob;
+    so.attrs_len = bloblen;
+    if ((rv = store_begin(hsm->st, true)) != CKR_OK)
+        goto out;
+    if ((rv = store_object_update(hsm->st, &so)) != CKR_OK ||
+        (rv = store_bump_generation(hsm->st)) != CKR_OK) {
+        store_rollback(hsm->st);
+        goto out;
+    }
+    rv = store_commit(hsm->st);
+out:
+    free(blob);
+    return rv;
+}
+
+/* Adds a new object made from l (moved into it on success). */
+static CK_RV obj_add_locked(hsm_conn_t *conn, struct hsm_session *s,
+                            attr_list_t *l, hsm_oid_t *oid)
+{
+    struct hsm_sobj *so;
+    CK_RV rv;
+
+    if (attr_list_bool(l, CKA_TOKEN, false)) {
+        if (!s->rw)
+            return CKR_SESSION_READ_ONLY;
+        rv = token_insert_locked(conn, l, oid);
+        if (rv == CKR_OK)
+            attr_list_free(l);
+        return rv;
+    }
+    so = calloc(1, sizeof(*so));
+    if (so == NULL)
+        return CKR_HOST_MEMORY;
+    so->id = HSM_SESSION_OID_BIT | conn->next_soid++;
+    if ((rv = set_unique_id(l, so->id)) != CKR_OK) {
+        free(so);
+        return rv;
+    }
+    so->sid = s->id;
+    so->owner = conn->uid;
+    so->attrs = *l;
+    memset(l, 0, sizeof(*l));
+    so->next = conn->sobjs;
+    conn->sobjs = so;
+    *oid = so->id;
+    return CKR_OK;
+}
+
+void hsm_sobjs_destroy_locked(hsm_conn_t *conn, hsm_sid_t sid,
+                              bool private_only)
+{
+    struct hsm_sobj **pp = &conn->sobjs;
+
+    while (*pp != NULL) {
+        struct hsm_sobj *s = *pp;
+        bool match = sid == 0 || s->sid == sid;
+
+        if (private_only && !attr_list_bool(&s->attrs, CKA_PRIVATE, true))
+            match = false;
+        if (!match) {
+            pp = &s->next;
+            continue;
+        }
+        *pp = s->next;
+        attr_list_free(&s->attrs);
+        free(s);
+    }
+}
+
+/* Common start of every object call: the lock, the session, the policy. */
+static CK_RV begin_locked(hsm_conn_t *conn, hsm_sid_t sid, hsm_op_t op,
+                          struct hsm_session **s)
+{
+    *s = hsm_session_find_locked(conn, sid);
+    if (*s == NULL)
+        return CKR_SESSION_HANDLE_INVALID;
+    return hsm_policy_check(conn->type, op);
+}
+
+/* ------------------------------------------------------------ calls */
+
+CK_RV hsm_object_create(hsm_conn_t *conn, hsm_sid_t sid,
+                        const CK_ATTRIBUTE *tmpl, CK_ULONG count,
+                        hsm_oid_t *oid)
+{
+    struct hsm_session *s;
+    attr_list_t l = {0};
+    CK_RV rv;
+
+    pthread_mutex_lock(&conn->hsm->lock);
+    if ((rv = begin_locked(conn, sid, HSM_OP_KEY_MANAGEMENT, &s)) != CKR_OK)
+        goto out;
+    if ((rv = attrs_new_object(ATTR_OP_CREATE, &cu_caller,
+                               CK_UNAVAILABLE_INFORMATION,
+                               CK_UNAVAILABLE_INFORMATION, tmpl, count, &l)) !=
+        CKR_OK)
+        goto out;
+    rv = obj_add_locked(conn, s, &l, oid);
+out:
+    pthread_mutex_unlock(&conn->hsm->lock);
+    attr_list_free(&l);
+    return rv;
+}
+
+CK_RV hsm_object_copy(hsm_conn_t *conn, hsm_sid_t sid, hsm_oid_t oid,
+                      const CK_ATTRIBUTE *tmpl, CK_ULONG count,
+                      hsm_oid_t *new_oid)
+{
+    struct hsm_session *s;
+    struct obj o;
+    attr_list_t l = {0};
+    CK_RV rv;
+
+    memset(&o, 0, sizeof(o));
+    pthread_mutex_lock(&conn->hsm->lock);
+    if ((rv = begin_locked(conn, sid, HSM_OP_KEY_MANAGEMENT, &s)) != CKR_OK ||
+        (rv = obj_get_locked(conn, oid, HSM_ACCESS_OWN, &o)) != CKR_OK ||
+        (rv = attrs_copy(&cu_caller, obj_attrs(&o), tmpl, count, &l)) !=
+            CKR_OK)
+        goto out;
+    rv = obj_add_locked(conn, s, &l, new_oid);
+out:
+    pthread_mutex_unlock(&conn->hsm->lock);
+    obj_clear(&o);
+    attr_list_free(&l);
+    return rv;
+}
+
+CK_RV hsm_object_destroy(hsm_conn_t *conn, hsm_sid_t sid, hsm_oid_t oid)
+{
+    struct hsm_session *s;
+    struct obj o;
+    CK_RV rv;
+
+    memset(&o, 0, sizeof(o));
+    pthread_mutex_lock(&conn->hsm->lock);
+    if ((rv = begin_locked(conn, sid, HSM_OP_KEY_MANAGEMENT, &s)) != CKR_OK ||
+        (rv = obj_get_locked(conn, oid, HSM_ACCESS_OWN, &o)) != CKR_OK)
+        goto out;
+    if (!attr_list_bool(obj_attrs(&o), CKA_DESTROYABLE, true)) {
+        rv = CKR_ACTION_PROHIBITED;
+        goto out;
+    }
+    if (o.token) {
+        hsm_t *hsm = conn->hsm;
+
+        if (!s->rw) {
+            rv = CKR_SESSION_READ_ONLY;
+            goto out;
+        }
+        if ((rv = store_begin(hsm->st, true)) != CKR_OK)
+            goto out;
+        if ((rv = store_object_delete(hsm->st, oid)) != CKR_OK ||
+            (rv = store_bump_generation(hsm->st)) != CKR_OK) {
+            store_rollback(hsm->st);
+            goto out;
+        }
+        rv = store_commit(hsm->st);
+    } else {
+        for (struct hsm_sobj **pp = &conn->sobjs; *pp != NULL;
+             pp = &(*pp)->next) {
+            if (*pp == o.sobj) {
+                *pp = o.sobj->next;
+                attr_list_free(&o.sobj->attrs);
+                free(o.sobj);
+                o.sobj = NULL;
+                break;
+            }
+        }
+    }
+out:
+    pthread_mutex_unlock(&conn->hsm->lock);
+    obj_clear(&o);
+    return rv;
+}
+
+/* Reads one of our vendor attributes. */
+static CK_RV vendor_attr_locked(hsm_conn_t *conn, struct obj *o,
+                                hsm_attr_t *out)
+{
+    CK_ULONG v;
+    uint32_t *uids = NULL;
+    size_t n = 0;
+    CK_RV rv;
+
+    out->status = HSM_ATTR_OK;
+    switch (out->type) {
+    case CKA_NIMBUS_OWNER:
+        v = o->owner;
+        break;
+    case CKA_NIMBUS_OBJECT_ID:
+        /* 8 bytes, big-endian: the same on every platform */
+        out->value = malloc(8);
+        if (out->value == NULL)
+            return CKR_HOST_MEMORY;
+        for (int i = 0; i < 8; i++)
+            out->value[i] = (uint8_t)(o->id >> (56 - 8 * i));
+        out->len = 8;
+        return CKR_OK;
+    case CKA_NIMBUS_SHARED_USERS:
+        if (o->token &&
+            (rv = store_share_list(conn->hsm->st, o->id, &uids, &n)) !=
+                CKR_OK)
+            return rv;
+        if (n > 0) {
+            CK_ULONG *arr = calloc(n, sizeof(CK_ULONG));
+
+            if (arr == NULL) {
+                free(uids);
+                return CKR_HOST_MEMORY;
+            }
+            for (size_t i = 0; i < n; i++)
+                arr[i] = uids[i];
+            out->value = (uint8_t *)arr;
+            out->len = n * sizeof(CK_ULONG);
+        }
+        free(uids);
+        return CKR_OK;
+    default:
+        out->status = HSM_ATTR_INVALID;
+        return CKR_OK;
+    }
+    out->value = malloc(sizeof(v));
+    if (out->value == NULL)
+        return CKR_HOST_MEMORY;
+    memcpy(out->value, &v, sizeof(v));
+    out->len = sizeof(v);
+    return CKR_OK;
+}
+
+CK_RV hsm_object_get(hsm_conn_t *conn, hsm_sid_t sid, hsm_oid_t oid,
+                     const CK_ATTRIBUTE_TYPE *types, size_t n,
+                     hsm_attr_t *out)
+{
+    struct hsm_session *s;
+    struct obj o;
+    CK_RV rv;
+
+    memset(&o, 0, sizeof(o));
+    for (size_t i = 0; i < n; i++) {
+        memset(&out[i], 0, sizeof(out[i]));
+        out[i].type = types[i];
+        out[i].status = HSM_ATTR_INVALID;
+    }
+    pthread_mutex_lock(&conn->hsm->lock);
+    rv = begin_locked(conn, sid, HSM_OP_OBJECT_READ, &s);
+    if (rv != CKR_OK && rv != CKR_SESSION_HANDLE_INVALID)
+        rv = CKR_OBJECT_HANDLE_INVALID;
+    if (rv != CKR_OK ||
+        (rv = obj_get_locked(conn, oid, HSM_ACCESS_SEE, &o)) != CKR_OK)
+        goto out;
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t *v = NULL;
+        size_t len = 0;
+
+        if (is_vendor_attr(types[i])) {
+            if ((rv = vendor_attr_locked(conn, &o, &out[i])) != CKR_OK)
+                goto out;
+            continue;
+        }
+        out[i].status = attrs_read(obj_attrs(&o), types[i], &v, &len);
+        if (out[i].status != HSM_ATTR_OK || len == 0)
+            continue;
+        out[i].value = malloc(len);
+        if (out[i].value == NULL) {
+            rv = CKR_HOST_MEMORY;
+            goto out;
+        }
+        memcpy(out[i].value, v, len);
+        out[i].len = len;
+    }
+out:
+    pthread_mutex_unlock(&conn->hsm->lock);
+    obj_clear(&o);
+    if (rv != CKR_OK)
+        hsm_attrs_free(out, n);
+    return rv;
+}
+
+void hsm_attrs_free(hsm_attr_t *attrs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        util_free_wipe(attrs[i].value, attrs[i].len);
+        attrs[i].value = NULL;
+        attrs[i].len = 0;
+    }
+}
+
+CK_RV hsm_object_set(hsm_conn_t *conn, hsm_sid_t sid, hsm_oid_t oid,
+                     const CK_ATTRIBUTE *tmpl, CK_ULONG count)
+{
+    struct hsm_session *s;
+    struct obj o;
+    attr_list_t l = {0};
+    CK_RV rv;
+
+    memset(&o, 0, sizeof(o));
+    pthread_mutex_lock(&conn->hsm->lock);
+    if ((rv = begin_locked(conn, sid, HSM_OP_KEY_MANAGEMENT, &s)) != CKR_OK ||
+        (rv = obj_get_locked(conn, oid, HSM_ACCESS_OWN, &o)) != CKR_OK)
+        goto out;
+    if (o.token && !s->rw) {
+        rv = CKR_SESSION_READ_ONLY;
+        goto out;
+    }
+    if ((rv = attrs_set(&cu_caller, obj_attrs(&o), tmpl, count, &l)) !=
+        CKR_OK)
+        goto out;
+    if (o.token) {
+        rv = token_update_locked(conn, &o, &l);
+    } else {
+        attr_list_free(&o.sobj->attrs);
+        o.sobj->attrs = l;
+        memset(&l, 0, sizeof(l));
+    }
+out:
+    pthread_mutex_unlock(&conn->hsm->lock);
+    obj_clear(&o);
+    attr_list_free(&l);
+    return rv;
+}
+
+CK_RV hsm_object_size(hsm_conn_t *conn, hsm_sid_t sid, hsm_oid_t oid,
+                      CK_ULONG *size)
+{
+    struct hsm_session *s;
+    struct obj o;
+    uint8_t *blob = NULL;
+    size_t len = 0;
+    CK_RV rv;
+
+    memset(&o, 0, sizeof(o));
+    pthread_mutex_lock(&conn->hsm->lock);
+    rv = begin_locked(conn, sid, HSM_OP_OBJECT_READ, &s);
+    if (rv != CKR_OK && rv != CKR_SESSION_HANDLE_INVALID)
+        rv = CKR_OBJECT_HANDLE_INVALID;
+    if (rv != CKR_OK ||
+        (rv = obj_get_locked(conn, oid, HSM_ACCESS_SEE, &o)) != CKR_OK ||
+        (rv = attr_list_serialize(obj_attrs(&o), &blob, &len)) != CKR_OK)
+        goto out;
+    *size = (CK_ULONG)len;
+out:
+    pthread_mutex_unlock(&conn->hsm->lock);
+    util_free_wipe(blob, len);
+    obj_clear(&o);
+    return rv;
+}
+
+CK_RV hsm_object_is_private(hsm_conn_t *conn, hsm_oid_t oid, bool *priv)
+{
+    struct obj o;
+    CK_RV rv;
+
+    pthread_mutex_lock(&conn->hsm->lock);
+    rv = obj_get_locked(conn, oid, HSM_ACCESS_SEE, &o);
+    if (rv == CKR_OK)
+        *priv = attr_list_bool(obj_attrs(&o), CKA_PRIVATE, true);
+    pthread_mutex_unlock(&conn->hsm->lock);
+    obj_clear(&o);
+    return rv;
+}
+
+/* ------------------------------------------------------------ find */
+
+/* What a find template asks of the indexed columns. */
+struct find_plan {
+    store_query_t q;
+    int token; /* -1 any, 0 session only, 1 token only */
+    bool impossible;
+    bool has_owner;
+    CK_ULONG owner;
+    bool needs_load; /* attributes beyond the indexed ones */
+    CK_ATTRIBUTE *rest;
+    CK_ULONG nrest;
+};
+
+static bool tmpl_ulong(const CK_ATTRIBUTE *a, CK_ULONG *v)
+{
+    if (a->ulValueLen != sizeof(CK_ULONG) || a->pValue == NULL)
+        return false;
+    memcpy(v, a->pValue, sizeof(*v));
+    return true;
+}
+
+static bool tmpl_bool(const CK_ATTRIBUTE *a, bool *v)
+{
+    if (a->ulValueLen != sizeof(CK_BBOOL) || a->pValue == NULL)
+        return false;
+    *v = *(const CK_BBOOL *)a->pValue != CK_FALSE;
+    return true;
+}
+
+static CK_RV plan_find(hsm_conn_t *conn, const CK_ATTRIBUTE *tmpl,
+                       CK_ULONG count, struct find_plan *p)
+{
+    memset(p, 0, sizeof(*p));
+    p->token = -1;
+    p->q.for_user = conn->uid;
+    p->rest = calloc(count > 0 ? count : 1, sizeof(CK_ATTRIBUTE));
+    if (p->rest == NULL)
+        return CKR_HOST_MEMORY;
+    for (CK_ULONG i = 0; i < count; i++) {
+        const CK_ATTRIBUTE *a = &tmpl[i];
+        bool b;
+
+        switch (a->type) {
+        case CKA_CLASS:
+            if (!tmpl_ulong(a, &p->q.cls))
+                p->impossible = true;
+            p->q.has_cls = true;
+            break;
+        case CKA_KEY_TYPE:
+            if (!tmpl_ulong(a, &p->q.key_type))
+                p->impossible = true;
+            p->q.has_key_type = true;
+            break;
+        case CKA_LABEL:
+            p->q.has_label = true;
+            p->q.label = a->pValue;
+            p->q.label_len = a->ulValueLen;
+            break;
+        case CKA_ID:
+            p->q.has_ckid = true;
+            p->q.ckid = a->pValue;
+            p->q.ckid_len = a->ulValueLen;
+            break;
+        case CKA_PRIVATE:
+            if (!tmpl_bool(a, &p->q.is_private))
+                p->impossible = true;
+            p->q.has_private = true;
+            break;
+        case CKA_TOKEN:
+            if (!tmpl_bool(a, &b))
+                p->impossible = true;
+            else if (p->token >= 0 && p->token != (int)b)
+                p->impossible = true;
+            else
+                p->token = b;
+            break;
+        case CKA_NIMBUS_OWNER:
+            if (!tmpl_ulong(a, &p->owner))
+                p->impossible = true;
+            p->has_owner = true;
+            break;
+        default:
+            if (is_vendor_attr(a->type)) {
+                p->impossible = true;
+                break;
+            }
+            p->rest[p->nrest++] = *a;
+            p->needs_load = true;
+            break;
+        }
+    }
+    return CKR_OK;
+}
+
+static int cmp_oid(const void *a, const void *b)
+{
+    hsm_oid_t x = *(const hsm_oid_t *)a, y = *(const hsm_oid_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+/* Does a loaded object match the whole template? */
+static bool sobj_matches(const struct find_plan *p, struct hsm_sobj *s,
+                         const CK_ATTRIBUTE *tmpl, CK_ULONG count)
+{
+    if (p->has_owner && p->owner != s->owner)
+        return false;
+    /* attrs_match sees the template less our vendor attributes */
+    for (CK_ULONG i = 0; i < count; i++) {
+        if (is_vendor_attr(tmpl[i].type))
+            continue;
+        if (!attrs_match(&s->attrs, &tmpl[i], 1))
+            return false;
+    }
+    return true;
+}
+
+CK_RV hsm_object_find(hsm_conn_t *conn, hsm_sid_t sid,
+                      const CK_ATTRIBUTE *tmpl, CK_ULONG count,
+                      hsm_oid_t **oids, size_t *n)
+{
+    struct hsm_session *s;
+    struct find_plan p;
+    store_hit_t *hits = NULL;
+    size_t nhits = 0, nout = 0, cap = 0;
+    hsm_oid_t *out = NULL;
+    CK_RV rv;
+
+    memset(&p, 0, sizeof(p));
+    *oids = NULL;
+    *n = 0;
+    pthread_mutex_lock(&conn->hsm->lock);
+    rv = begin_locked(conn, sid, HSM_OP_OBJECT_READ, &s);
+    if (rv == CKR_USER_NOT_LOGGED_IN) {
+        rv = CKR_OK; /* sees nothing: an empty result */
+        goto out;
+    }
+    if (rv != CKR_OK || (rv = plan_find(conn, tmpl, count, &p)) != CKR_OK)
+        goto out;
+    if (p.impossible)
+        goto out;
+
+    if (p.token != 0) {
+        if ((rv = store_object_find(conn->hsm->st, &p.q, &hits, &nhits)) !=
+            CKR_OK)
+            goto out;
+        cap = nhits;
+    }
+    for (struct hsm_sobj *so = conn->sobjs; p.token != 1 && so != NULL;
+         so = so->next)
+        cap++;
+    out = calloc(cap > 0 ? cap : 1, sizeof(*out));
+    if (out == NULL) {
+        rv = CKR_HOST_MEMORY;
+        goto out;
+    }
+    for (size_t i = 0; i < nhits; i++) {
+        hsm_object_meta_t meta = {
+            .owner = hits[i].owner,
+            .is_private = hits[i].is_private,
+            .is_public_item = hits[i].cls == CKO_PUBLIC_KEY ||
+                              hits[i].cls == CKO_CERTIFICATE,
+            .shared_with_user = hits[i].shared_with_user,
+        };
+
+        if (hsm_policy_object(conn->type, conn->uid, &meta, HSM_ACCESS_SEE) !=
+            CKR_OK)
+            continue;
+        if (p.has_owner && p.owner != hits[i].owner)
+            continue;
+        if (p.needs_load) {
+            struct obj o;
+            bool match;
+
+            if (obj_get_locked(conn, hits[i].id, HSM_ACCESS_SEE, &o) !=
+                CKR_OK)
+                continue;
+            match = attrs_match(&o.own, p.rest, p.nrest);
+            obj_clear(&o);
+            if (!match)
+                continue;
+        }
+        out[nout++] = hits[i].id;
+    }
+    for (struct hsm_sobj *so = conn->sobjs; p.token != 1 && so != NULL;
+         so = so->next) {
+        hsm_object_meta_t meta = {
+            .owner = so->owner,
+            .is_private = attr_list_bool(&so->attrs, CKA_PRIVATE, true),
+        };
+        CK_ULONG cls =
+            attr_list_ulong(&so->attrs, CKA_CLASS, CK_UNAVAILABLE_INFORMATION);
+
+        meta.is_public_item = cls == CKO_PUBLIC_KEY || cls == CKO_CERTIFICATE;
+        if (hsm_policy_object(conn->type, conn->uid, &meta, HSM_ACCESS_SEE) !=
+            CKR_OK)
+            continue;
+        if (sobj_matches(&p, so, tmpl, count))
+            out[nout++] = so->id;
+    }
+    qsort(out, nout, sizeof(*out), cmp_oid);
+    *oids = out;
+    *n = nout;
+    out = NULL;
+out:
+    pthread_mutex_unlock(&conn->hsm->lock);
+    free(out);
+    free(hits);
+    free(p.rest);
+    return rv;
+}
+
+/* ------------------------------------------------------------ sharing */
+
+CK_RV hsm_object_share(hsm_conn_t *conn, hsm_oid_t oid, hsm_uid_t uid,
+                       bool share)
+{
+    hsm_t *hsm = conn->hsm;
+    struct obj o;
+    store_user_t u;
+    bool found = false;
+    CK_ULONG cls;
+    CK_RV rv;
+
+    memset(&o, 0, sizeof(o));
+    memset(&u, 0, sizeof(u));
+    pthread_mutex_lock(&hsm->lock);
+    if ((rv = hsm_policy_check(conn->type, HSM_OP_KEY_MANAGEMENT)) != CKR_OK ||
+        (rv = obj_get_locked(conn, oid, HSM_ACCESS_OWN, &o)) != CKR_OK)
+        goto out;
+    cls = attr_list_ulong(obj_attrs(&o), CKA_CLASS, CK_UNAVAILABLE_INFORMATION);
+    if (!o.token || cls == CKO_PUBLIC_KEY || cls == CKO_CERTIFICATE) {
+        rv = CKR_ACTION_PROHIBITED; /* only token secrets are shared */
+        goto out;
+    }
+    if ((rv = store_user_by_id(hsm->st, uid, &u, &found)) != CKR_OK)
+        goto out;
+    if (!found || u.type != HSM_USER_CU || uid == o.owner) {
+        rv = CKR_ARGUMENTS_BAD;
+        goto out;
+    }
+    if ((rv = store_begin(hsm->st, true)) != CKR_OK)
+        goto out;
+    if ((rv = store_share_set(hsm->st, oid, uid, share)) != CKR_OK ||
+        (rv = store_bump_generation(hsm->st)) != CKR_OK) {
+        store_rollback(hsm->st);
+        goto out;
+    }
+    rv = store_commit(hsm->st);
+out:
+    pthread_mutex_unlock(&hsm->lock);
+    obj_clear(&o);
+    store_user_clear(&u);
+    return rv;
+}

@@ -1,0 +1,78 @@
+/*
+ * policy.c - the permission table (ARCHITECTURE section 3) and the
+ * ownership rules. The table is the policy: one cell per (operation, user
+ * type), holding the return code of a refusal or CKR_OK.
+ */
+#include "config.h"
+
+#include "common/log.h"
+#include "common/util.h"
+#include "hsm/policy.h"
+
+#define OK CKR_OK
+#define NLI CKR_USER_NOT_LOGGED_IN
+#define EXP CKR_PIN_EXPIRED
+
+/* Columns: unauthenticated, PRECO, CO, CU, AU (hsm_user_type_t order). */
+static const struct {
+    const char *name;
+    CK_RV cell[5];
+} policy_table[HSM_OP_COUNT] = {
+    /*                                   none  PRECO  CO   CU   AU */
+    [HSM_OP_BASIC_INFO] = {"basic info", {OK, OK, OK, OK, OK}},
+    [HSM_OP_CHANGE_OWN_PW] = {"change own password", {NLI, OK, OK, OK, OK}},
+    [HSM_OP_CHANGE_ANY_PW] = {"change any password", {NLI, NLI, OK, NLI, NLI}},
+    [HSM_OP_MANAGE_USERS] = {"add, remove users", {NLI, NLI, OK, NLI, NLI}},
+    [HSM_OP_SYNC_STATUS] = {"sync status", {NLI, EXP, OK, OK, OK}},
+    [HSM_OP_MASKED_OBJECTS] = {"masked objects", {NLI, EXP, OK, OK, OK}},
+    [HSM_OP_KEY_MANAGEMENT] = {"key management", {NLI, EXP, NLI, OK, NLI}},
+    [HSM_OP_OBJECT_READ] = {"read objects", {NLI, EXP, NLI, OK, NLI}},
+    [HSM_OP_ENCRYPT_DECRYPT] = {"encrypt, decrypt", {NLI, EXP, NLI, OK, NLI}},
+    [HSM_OP_SIGN_VERIFY] = {"sign, verify", {NLI, EXP, NLI, OK, NLI}},
+    [HSM_OP_DIGEST_HMAC] = {"digests and HMACs", {NLI, EXP, NLI, OK, NLI}},
+    [HSM_OP_RANDOM] = {"random", {NLI, EXP, OK, OK, OK}},
+};
+
+CK_RV hsm_policy_check(hsm_user_type_t type, hsm_op_t op)
+{
+    return_val_if_fail((unsigned)op < HSM_OP_COUNT, CKR_GENERAL_ERROR);
+    return_val_if_fail((unsigned)type <= HSM_USER_AU, CKR_GENERAL_ERROR);
+    return policy_table[op].cell[type];
+}
+
+const char *hsm_policy_op_name(hsm_op_t op)
+{
+    if ((unsigned)op >= HSM_OP_COUNT)
+        return "?";
+    return policy_table[op].name;
+}
+
+/*
+ * Ownership: the CU that created an object owns it. A CU sees what it owns,
+ * what is shared with it, and every CU's public keys and certificates that
+ * are not CKA_PRIVATE. Only the owner may change, destroy, wrap, derive
+ * from or share it; users it is shared with may only use it; public keys
+ * and certificates are usable by every CU.
+ */
+CK_RV hsm_policy_object(hsm_user_type_t type, hsm_uid_t uid,
+                        const hsm_object_meta_t *obj, hsm_access_t access)
+{
+    bool owner, visible;
+
+    return_val_if_fail(obj != NULL, CKR_GENERAL_ERROR);
+    if (type != HSM_USER_CU)
+        return CKR_OBJECT_HANDLE_INVALID;
+    owner = obj->owner == uid;
+    visible = owner || obj->shared_with_user ||
+              (obj->is_public_item && !obj->is_private);
+    if (!visible)
+        return CKR_OBJECT_HANDLE_INVALID;
+    switch (access) {
+    case HSM_ACCESS_SEE:
+    case HSM_ACCESS_USE:
+        return CKR_OK;
+    case HSM_ACCESS_OWN:
+        return owner ? CKR_OK : CKR_ACTION_PROHIBITED;
+    }
+    return CKR_GENERAL_ERROR;
+}

@@ -1,0 +1,60 @@
+/*
+ * policy.h - the permission table of ARCHITECTURE section 3, and the object
+ * ownership rules. Every permission decision in Nimbus is one of these two
+ * calls; no call site tests a role itself.
+ */
+#ifndef NIMBUS_POLICY_H
+#define NIMBUS_POLICY_H
+
+#include <stdbool.h>
+
+#include "hsm/hsm.h"
+
+/* Rows of the permission table. */
+typedef enum {
+    HSM_OP_BASIC_INFO = 0,  /* token info, user list, mechanism list */
+    HSM_OP_CHANGE_OWN_PW,   /* C_SetPIN on oneself */
+    HSM_OP_CHANGE_ANY_PW,   /* C_InitPIN on an existing user, changePswd */
+    HSM_OP_MANAGE_USERS,    /* create, delete users */
+    HSM_OP_SYNC_STATUS,     /* key set digests */
+    HSM_OP_MASKED_OBJECTS,  /* extract, insert masked objects */
+    HSM_OP_KEY_MANAGEMENT,  /* create, copy, destroy, set, wrap, unwrap */
+    HSM_OP_OBJECT_READ,     /* find objects, read attributes (ours) */
+    HSM_OP_ENCRYPT_DECRYPT, /* encrypt, decrypt */
+    HSM_OP_SIGN_VERIFY,     /* sign, verify */
+    HSM_OP_DIGEST_HMAC,     /* digests and HMACs */
+    HSM_OP_RANDOM,          /* C_GenerateRandom (ours) */
+    HSM_OP_COUNT
+} hsm_op_t;
+
+/*
+ * CKR_OK when a user of this type may do op; otherwise the return code
+ * that says why (CKR_USER_NOT_LOGGED_IN, or CKR_PIN_EXPIRED for PRECO,
+ * whose only allowed act is to change its password).
+ */
+CK_RV hsm_policy_check(hsm_user_type_t type, hsm_op_t op);
+const char *hsm_policy_op_name(hsm_op_t op);
+
+/* What a user wants to do with an object. */
+typedef enum {
+    HSM_ACCESS_SEE = 0, /* find it, read its attributes */
+    HSM_ACCESS_USE,     /* use it in a crypto operation */
+    HSM_ACCESS_OWN,     /* modify, destroy, wrap, derive from, share */
+} hsm_access_t;
+
+/* Who an object belongs to, as the policy needs it. */
+typedef struct {
+    hsm_uid_t owner;
+    bool is_private;      /* CKA_PRIVATE */
+    bool is_public_item;  /* a public key or a certificate */
+    bool shared_with_user; /* the asking user is in the shared list */
+} hsm_object_meta_t;
+
+/*
+ * CKR_OK, or CKR_OBJECT_HANDLE_INVALID (may not see it) or
+ * CKR_ACTION_PROHIBITED (sees it, may not do this).
+ */
+CK_RV hsm_policy_object(hsm_user_type_t type, hsm_uid_t uid,
+                        const hsm_object_meta_t *obj, hsm_access_t access);
+
+#endif

@@ -1,0 +1,632 @@
+/*
+ * users.c - users, activation, login and lockout.
+ *
+ * Lockout is charged before the password is checked: one atomic store
+ * update adds a failure unless the limit is reached, then the verifier is
+ * checked and a success clears the count. Two processes guessing at once
+ * can never get more than the limit of tries, and a process killed in the
+ * middle of a check has spent its try.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "hsm/internal.h"
+
+#define META_LABEL "label"
+#define META_SERIAL "serial"
+#define META_KEY_CHECK "key_check"
+#define KEY_CHECK_AD "nimbus-key-check"
+#define KEY_CHECK_TEXT "nimbus master key check"
+
+#define PRECO_UID 1
+#define AU_UID 2
+
+static bool pw_len_ok(size_t len)
+{
+    return len >= HSM_PASSWORD_MIN && len <= HSM_PASSWORD_MAX;
+}
+
+static CK_RV make_verifier(hsm_t *hsm, const uint8_t *pw, size_t pwlen,
+                           uint8_t **ver, size_t *verlen)
+{
+    return crypto_pw_make(pw, pwlen, hsm->cfg.kdf_iterations, ver, verlen);
+}
+
+/* Seeds a new store (PRECO admin, AU app_user, label, serial) or checks that
+ * the master key opens an existing one. */
+CK_RV hsm_store_init_locked(hsm_t *hsm)
+{
+    uint8_t *ver = NULL, *sealed = NULL, *check = NULL;
+    size_t verlen = 0, sealedlen = 0, checklen = 0, nusers = 0;
+    uint8_t rnd[8];
+    char serial[17];
+    store_user_t *users = NULL;
+    CK_RV rv;
+
+    if ((rv = store_begin(hsm->st, true)) != CKR_OK)
+        return rv;
+    if ((rv = store_user_list(hsm->st, &users, &nusers)) != CKR_OK)
+        goto fail;
+    for (size_t i = 0; i < nusers; i++)
+        store_user_clear(&users[i]);
+    free(users);
+
+    if (nusers > 0) {
+        /* An existing store: the key must open it. */
+        rv = store_meta_get(hsm->st, META_KEY_CHECK, &sealed, &sealedlen);
+        if (rv != CKR_OK)
+            goto fail;
+        store_rollback(hsm->st);
+        if (sealed == NULL ||
+            crypto_unseal(hsm->mkey, (const uint8_t *)KEY_CHECK_AD,
+                          strlen(KEY_CHECK_AD), sealed, sealedlen, &check,
+                          &checklen) != CKR_OK) {
+            log_error("the master key does not open this store");
+            rv = CKR_DEVICE_ERROR;
+        }
+        free(sealed);
+        util_free_wipe(check, checklen);
+        return rv;
+    }
+
+    if ((rv = make_verifier(hsm, (const uint8_t *)HSM_PRECO_PASSWORD,
+                            strlen(HSM_PRECO_PASSWORD), &ver, &verlen)) !=
+            CKR_OK ||
+        (rv = store_user_insert(hsm->st, PRECO_UID, HSM_PRECO_NAME,
+                                HSM_USER_PRECO, ver, verlen, NULL)) !=
+            CKR_OK ||
+        (rv = store_user_insert(hsm->st, AU_UID, HSM_AU_NAME, HSM_USER_AU,
+                                NULL, 0, NULL)) != CKR_OK)
+        goto fail;
+    if ((rv = crypto_random(rnd, sizeof(rnd))) != CKR_OK)
+        goto fail;
+    for (size_t i = 0; i < sizeof(rnd); i++)
+        snprintf(serial + 2 * i, 3, "%02x", rnd[i]);
+    if ((rv = store_meta_set(hsm->st, META_SERIAL, (uint8_t *)serial, 16)) !=
+            CKR_OK ||
+        (rv = store_meta_set(hsm->st, META_LABEL,
+                             (const uint8_t *)hsm->cfg.label,
+                             strlen(hsm->cfg.label))) != CKR_OK)
+        goto fail;
+    if ((rv = crypto_seal(hsm->mkey, (const uint8_t *)KEY_CHECK_AD,
+                          strlen(KEY_CHECK_AD), (const uint8_t *)KEY_CHECK_TEXT,
+                          strlen(KEY_CHECK_TEXT), &sealed, &sealedlen)) !=
+            CKR_OK ||
+        (rv = store_meta_set(hsm->st, META_KEY_CHECK, sealed, sealedlen)) !=
+            CKR_OK ||
+        (rv = store_bump_generation(hsm->st)) != CKR_OK)
+        goto fail;
+    rv = store_commit(hsm->st);
+    util_free_wipe(ver, verlen);
+    free(sealed);
+    return rv;
+fail:
+    store_rollback(hsm->st);
+    util_free_wipe(ver, verlen);
+    free(sealed);
+    return rv;
+}
+
+/* ------------------------------------------------------------ token info */
+
+static unsigned long failures_of(hsm_t *hsm, hsm_uid_t uid, const char *name)
+{
+    store_user_t u;
+    bool found = false;
+    unsigned long f = 0;
+    CK_RV rv;
+
+    memset(&u, 0, sizeof(u));
+    if (name != NULL)
+        rv = store_user_by_name(hsm->st, name, &u, &found);
+    else
+        rv = store_user_by_id(hsm->st, uid, &u, &found);
+    if (rv == CKR_OK && found)
+        f = u.failures;
+    store_user_clear(&u);
+    return f;
+}
+
+CK_RV hsm_token_info(hsm_t *hsm, hsm_conn_t *conn, hsm_token_info_t *info)
+{
+    size_t npreco = 0, ncu = 0;
+    CK_RV rv;
+
+    memset(info, 0, sizeof(*info));
+    pthread_mutex_lock(&hsm->lock);
+    if ((rv = hsm_meta_get_str_locked(hsm, META_LABEL, info->label,
+                                      sizeof(info->label))) != CKR_OK ||
+        (rv = hsm_meta_get_str_locked(hsm, META_SERIAL, info->serial,
+                                      sizeof(info->serial))) != CKR_OK ||
+        (rv = store_user_count_type(hsm->st, HSM_USER_PRECO, &npreco)) !=
+            CKR_OK ||
+        (rv = store_user_count_type(hsm->st, HSM_USER_CU, &ncu)) != CKR_OK)
+        goto out;
+    info->preco = npreco > 0;
+    info->activated = !info->preco;
+    info->cu_exists = ncu > 0;
+    info->failure_limit = hsm->cfg.login_failure_limit;
+    if (conn != NULL && conn->type == HSM_USER_CO)
+        info->so_failures = failures_of(hsm, conn->uid, NULL);
+    else
+        info->so_failures = failures_of(hsm, PRECO_UID, NULL);
+    if (conn != NULL && conn->type == HSM_USER_CU)
+        info->user_failures = failures_of(hsm, conn->uid, NULL);
+    else
+        info->user_failures = failures_of(hsm, 0, hsm->cfg.default_user);
+out:
+    pthread_mutex_unlock(&hsm->lock);
+    return rv;
+}
+
+/* ------------------------------------------------------------ login */
+
+static bool kind_matches(hsm_login_kind_t kind, int type)
+{
+    switch (kind) {
+    case HSM_LOGIN_SO:
+        return type == HSM_USER_PRECO || type == HSM_USER_CO;
+    case HSM_LOGIN_USER:
+        return type == HSM_USER_CU;
+    case HSM_LOGIN_AU:
+        return type == HSM_USER_AU;
+    }
+    return false;
+}
+
+static const char *default_name(hsm_t *hsm, hsm_login_kind_t kind)
+{
+    switch (kind) {
+    case HSM_LOGIN_SO:
+        return HSM_PRECO_NAME;
+    case HSM_LOGIN_USER:
+        return hsm->cfg.default_user;
+    case HSM_LOGIN_AU:
+        return HSM_AU_NAME;
+    }
+    return "";
+}
+
+/*
+ * Checks pw against user u, charging a failure first. CKR_OK, CKR_PIN_LOCKED
+ * or CKR_PIN_INCORRECT.
+ */
+static CK_RV authenticate_locked(hsm_t *hsm, const store_user_t *u,
+                                 const uint8_t *pw, size_t pwlen)
+{
+    uint32_t limit = (uint32_t)hsm->cfg.login_failure_limit;
+    uint32_t failures = 0;
+    bool ok = false;
+    CK_RV rv;
+
+    if (u->failures >= limit)
+        return CKR_PIN_LOCKED;
+    rv = store_user_charge_failure(hsm->st, u->id, limit, &failures);
+    if (rv != CKR_OK)
+        return rv;
+    if (failures <= u->failures || failures > limit)
+        return CKR_PIN_LOCKED; /* another process spent the last try */
+    if (u->verifier == NULL || u->verifier_len == 0) {
+        crypto_pw_dummy(pw, pwlen, hsm->cfg.kdf_iterations);
+        return CKR_PIN_INCORRECT;
+    }
+    rv = crypto_pw_check(u->verifier, u->verifier_len, pw, pwlen, &ok);
+    if (rv != CKR_OK)
+        return rv;
+    if (!ok) {
+        log_info("login failure %u of %u for user %u", failures, limit,
+                 u->id);
+        return CKR_PIN_INCORRECT;
+    }
+    return store_user_reset_failures(hsm->st, u->id);
+}
+
+/* Looks a user up by a name that may be invalid; false when absent. */
+static CK_RV lookup_locked(hsm_t *hsm, const char *name, store_user_t *u,
+                           bool *found)
+{
+    *found = false;
+    if (!util_user_name_valid(name, strlen(name)))
+        return CKR_OK;
+    return store_user_by_name(hsm->st, name, u, found);
+}
+
+CK_RV hsm_login(hsm_conn_t *conn, hsm_login_kind_t kind, const char *name,
+                const uint8_t *pw, size_t pwlen)
+{
+    hsm_t *hsm = conn->hsm;
+    store_user_t u;
+    bool found = false;
+    size_t ncu = 0;
+    CK_RV rv;
+
+    memset(&u, 0, sizeof(u));
+    pthread_mutex_lock(&hsm->lock);
+    if (conn->type != HSM_USER_NONE) {
+        rv = kind_matches(kind, conn->type) ? CKR_USER_ALREADY_LOGGED_IN
+                                            : CKR_USER_ANOTHER_ALREADY_LOGGED_IN;
+        goto out;
+    }
+    if (name == NULL)
+        name = default_name(hsm, kind);
+    if (kind == HSM_LOGIN_USER) {
+        if ((rv = store_user_count_type(hsm->st, HSM_USER_CU, &ncu)) != CKR_OK)
+            goto out;
+        if (ncu == 0) {
+            rv = CKR_USER_PIN_NOT_INITIALIZED;
+            goto out;
+        }
+    }
+    if ((rv = lookup_locked(hsm, name, &u, &found)) != CKR_OK)
+        goto out;
+    if (!found || !kind_matches(kind, u.type)) {
+        /* Same answer and about the same time as a wrong password. */
+        crypto_pw_dummy(pw, pwlen, hsm->cfg.kdf_iterations);
+        rv = CKR_PIN_INCORRECT;
+        goto out;
+    }
+    rv = authenticate_locked(hsm, &u, pw, pwlen);
+    if (rv == CKR_OK) {
+        conn->type = (hsm_user_type_t)u.type;
+        conn->uid = u.id;
+        log_info("user %u logged in", u.id);
+    }
+out:
+    pthread_mutex_unlock(&hsm->lock);
+    store_user_clear(&u);
+    return rv;
+}
+
+CK_RV hsm_logout(hsm_conn_t *conn)
+{
+    CK_RV rv = CKR_OK;
+
+    pthread_mutex_lock(&conn->hsm->lock);
+    if (conn->type == HSM_USER_NONE) {
+        rv = CKR_USER_NOT_LOGGED_IN;
+    } else {
+        hsm_sobjs_destroy_locked(conn, 0, true);
+        conn->type = HSM_USER_NONE;
+        conn->uid = 0;
+    }
+    pthread_mutex_unlock(&conn->hsm->lock);
+    return rv;
+}
+
+/* Sets a user's password (and clears its failures); PRECO -> CO; and the
+ * token label in the same transaction when label is not NULL. */
+static CK_RV set_verifier_locked(hsm_t *hsm, const store_user_t *u,
+                                 const uint8_t *pw, size_t pwlen,
+                                 const char *label)
+{
+    uint8_t *ver = NULL;
+    size_t verlen = 0;
+    CK_RV rv;
+
+    if ((rv = make_verifier(hsm, pw, pwlen, &ver, &verlen)) != CKR_OK)
+        return rv;
+    if ((rv = store_begin(hsm->st, true)) != CKR_OK)
+        goto out;
+    if ((rv = store_user_set_verifier(hsm->st, u->id, ver, verlen)) !=
+            CKR_OK ||
+        (u->type == HSM_USER_PRECO &&
+         (rv = store_user_set_type(hsm->st, u->id, HSM_USER_CO)) != CKR_OK) ||
+        (label != NULL &&
+         (rv = store_meta_set(hsm->st, META_LABEL, (const uint8_t *)label,
+                              strlen(label))) != CKR_OK) ||
+        (rv = store_bump_generation(hsm->st)) != CKR_OK) {
+        store_rollback(hsm->st);
+        goto out;
+    }
+    rv = store_commit(hsm->st);
+    if (rv == CKR_OK && u->type == HSM_USER_PRECO)
+        log_info("HSM activated: user %u is now the primary CO", u->id);
+out:
+    util_free_wipe(ver, verlen);
+    return rv;
+}
+
+CK_RV hsm_set_password(hsm_conn_t *conn, const char *name,
+                       const uint8_t *old_pw, size_t old_len,
+                       const uint8_t *new_pw, size_t new_len)
+{
+    hsm_t *hsm = conn->hsm;
+    store_user_t u;
+    bool found = false;
+    CK_RV rv;
+
+    memset(&u, 0, sizeof(u));
+    pthread_mutex_lock(&hsm->lock);
+    if (conn->type != HSM_USER_NONE) {
+        if ((rv = hsm_policy_check(conn->type, HSM_OP_CHANGE_OWN_PW)) !=
+                CKR_OK ||
+            (rv = store_user_by_id(hsm->st, conn->uid, &u, &found)) != CKR_OK)
+            goto out;
+        if (found && name != NULL && strcasecmp(name, u.name) != 0) {
+            rv = CKR_PIN_INCORRECT; /* names another user */
+            goto out;
+        }
+    } else {
+        if (name == NULL)
+            name = hsm->cfg.default_user;
+        if ((rv = lookup_locked(hsm, name, &u, &found)) != CKR_OK)
+            goto out;
+    }
+    if (!pw_len_ok(new_len)) {
+        rv = CKR_PIN_LEN_RANGE;
+        goto out;
+    }
+    if (!found) {
+        crypto_pw_dummy(old_pw, old_len, hsm->cfg.kdf_iterations);
+        rv = CKR_PIN_INCORRECT;
+        goto out;
+    }
+    if ((rv = authenticate_locked(hsm, &u, old_pw, old_len)) != CKR_OK)
+        goto out;
+    rv = set_verifier_locked(hsm, &u, new_pw, new_len, NULL);
+    if (rv == CKR_OK && conn->type == HSM_USER_PRECO)
+        conn->type = HSM_USER_CO;
+out:
+    pthread_mutex_unlock(&hsm->lock);
+    store_user_clear(&u);
+    return rv;
+}
+
+CK_RV hsm_init_pin(hsm_conn_t *conn, const char *name, const uint8_t *pw,
+                   size_t pwlen)
+{
+    hsm_t *hsm = conn->hsm;
+    store_user_t u;
+    bool found = false;
+    CK_RV rv;
+
+    memset(&u, 0, sizeof(u));
+    pthread_mutex_lock(&hsm->lock);
+    if ((rv = hsm_policy_check(conn->type, HSM_OP_CHANGE_ANY_PW)) != CKR_OK)
+        goto out;
+    if (name == NULL)
+        name = hsm->cfg.default_user;
+    if (!util_user_name_valid(name, strlen(name))) {
+        rv = CKR_PIN_INVALID;
+        goto out;
+    }
+    if (!pw_len_ok(pwlen)) {
+        rv = CKR_PIN_LEN_RANGE;
+        goto out;
+    }
+    if ((rv = store_user_by_name(hsm->st, name, &u, &found)) != CKR_OK)
+        goto out;
+    if (found) {
+        if (u.type == HSM_USER_PRECO) {
+            rv = CKR_PIN_INVALID;
+            goto out;
+        }
+        rv = set_verifier_locked(hsm, &u, pw, pwlen, NULL);
+        if (rv == CKR_OK)
+            log_info("password of user %u reset by CO %u", u.id, conn->uid);
+    } else {
+        pthread_mutex_unlock(&hsm->lock);
+        store_user_clear(&u);
+        return hsm_user_create(conn, HSM_USER_CU, name, pw, pwlen, NULL);
+    }
+out:
+    pthread_mutex_unlock(&hsm->lock);
+    store_user_clear(&u);
+    return rv;
+}
+
+/* ------------------------------------------------------------ users */
+
+CK_RV hsm_user_list(hsm_conn_t *conn, hsm_user_info_t **users, size_t *count)
+{
+    hsm_t *hsm = conn->hsm;
+    store_user_t *su = NULL;
+    size_t n = 0;
+    hsm_user_info_t *out = NULL;
+    CK_RV rv;
+
+    *users = NULL;
+    *count = 0;
+    pthread_mutex_lock(&hsm->lock);
+    if ((rv = hsm_policy_check(conn->type, HSM_OP_BASIC_INFO)) != CKR_OK ||
+        (rv = store_user_list(hsm->st, &su, &n)) != CKR_OK)
+        goto out;
+    out = calloc(n > 0 ? n : 1, sizeof(*out));
+    if (out == NULL) {
+        rv = CKR_HOST_MEMORY;
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        out[i].id = su[i].id;
+        out[i].type = (hsm_user_type_t)su[i].type;
+        out[i].primary = su[i].id == PRECO_UID && su[i].type == HSM_USER_CO;
+        snprintf(out[i].name, sizeof(out[i].name), "%s", su[i].name);
+        out[i].login_failures = su[i].failures;
+        out[i].locked = su[i].failures >= hsm->cfg.login_failure_limit;
+    }
+    *users = out;
+    *count = n;
+out:
+    for (size_t i = 0; i < n; i++)
+        store_user_clear(&su[i]);
+    free(su);
+    pthread_mutex_unlock(&hsm->lock);
+    return rv;
+}
+
+CK_RV hsm_user_create(hsm_conn_t *conn, hsm_user_type_t type, const char *name,
+                      const uint8_t *pw, size_t pwlen, hsm_uid_t *uid)
+{
+    hsm_t *hsm = conn->hsm;
+    uint8_t *ver = NULL;
+    size_t verlen = 0;
+    uint32_t id = 0;
+    store_user_t u;
+    bool found = false;
+    CK_RV rv;
+
+    memset(&u, 0, sizeof(u));
+    pthread_mutex_lock(&hsm->lock);
+    if ((rv = hsm_policy_check(conn->type, HSM_OP_MANAGE_USERS)) != CKR_OK)
+        goto out;
+    if (type != HSM_USER_CO && type != HSM_USER_CU) {
+        rv = CKR_ARGUMENTS_BAD;
+        goto out;
+    }
+    if (!util_user_name_valid(name, strlen(name))) {
+        rv = CKR_PIN_INVALID;
+        goto out;
+    }
+    if (!pw_len_ok(pwlen)) {
+        rv = CKR_PIN_LEN_RANGE;
+        goto out;
+    }
+    if ((rv = store_user_by_name(hsm->st, name, &u, &found)) != CKR_OK)
+        goto out;
+    if (found) {
+        rv = CKR_PIN_INVALID; /* the name is taken */
+        goto out;
+    }
+    if ((rv = make_verifier(hsm, pw, pwlen, &ver, &verlen)) != CKR_OK ||
+        (rv = store_begin(hsm->st, true)) != CKR_OK)
+        goto out;
+    if ((rv = store_user_insert(hsm->st, 0, name, type, ver, verlen, &id)) !=
+            CKR_OK ||
+        (rv = store_bump_generation(hsm->st)) != CKR_OK) {
+        store_rollback(hsm->st);
+        goto out;
+    }
+    if ((rv = store_commit(hsm->st)) != CKR_OK)
+        goto out;
+    log_info("user %u created by CO %u", id, conn->uid);
+    if (uid != NULL)
+        *uid = id;
+out:
+    pthread_mutex_unlock(&hsm->lock);
+    util_free_wipe(ver, verlen);
+    store_user_clear(&u);
+    return rv;
+}
+
+CK_RV hsm_user_delete(hsm_conn_t *conn, const char *name)
+{
+    hsm_t *hsm = conn->hsm;
+    store_user_t u;
+    bool found = false;
+    size_t n = 0;
+    CK_RV rv;
+
+    memset(&u, 0, sizeof(u));
+    pthread_mutex_lock(&hsm->lock);
+    if ((rv = hsm_policy_check(conn->type, HSM_OP_MANAGE_USERS)) != CKR_OK ||
+        (rv = lookup_locked(hsm, name, &u, &found)) != CKR_OK)
+        goto out;
+    if (!found) {
+        rv = CKR_ARGUMENTS_BAD;
+        goto out;
+    }
+    if (u.id == conn->uid || u.type == HSM_USER_AU ||
+        u.type == HSM_USER_PRECO) {
+        rv = CKR_ACTION_PROHIBITED;
+        goto out;
+    }
+    if (u.type == HSM_USER_CO) {
+        if ((rv = store_user_count_type(hsm->st, HSM_USER_CO, &n)) != CKR_OK)
+            goto out;
+        if (n <= 1) {
+            rv = CKR_ACTION_PROHIBITED;
+            goto out;
+        }
+    }
+    if ((rv = store_begin(hsm->st, true)) != CKR_OK)
+        goto out;
+    if ((rv = store_object_count_owner(hsm->st, u.id, &n)) != CKR_OK) {
+        store_rollback(hsm->st);
+        goto out;
+    }
+    if (n > 0) {
+        store_rollback(hsm->st);
+        rv = CKR_ACTION_PROHIBITED; /* a CU that owns keys stays */
+        goto out;
+    }
+    if ((rv = store_user_delete(hsm->st, u.id)) != CKR_OK ||
+        (rv = store_bump_generation(hsm->st)) != CKR_OK) {
+        store_rollback(hsm->st);
+        goto out;
+    }
+    rv = store_commit(hsm->st);
+out:
+    pthread_mutex_unlock(&hsm->lock);
+    store_user_clear(&u);
+    return rv;
+}
+
+/* ------------------------------------------------------------ C_InitToken */
+
+CK_RV hsm_init_token(hsm_t *hsm, const char *name, const uint8_t *pw,
+                     size_t pwlen, const char *label)
+{
+    store_user_t u;
+    bool found = false;
+    size_t npreco = 0;
+    CK_RV rv;
+
+    memset(&u, 0, sizeof(u));
+    pthread_mutex_lock(&hsm->lock);
+    if ((rv = store_user_count_type(hsm->st, HSM_USER_PRECO, &npreco)) !=
+        CKR_OK)
+        goto out;
+    if (name == NULL)
+        name = HSM_PRECO_NAME;
+    if ((rv = lookup_locked(hsm, name, &u, &found)) != CKR_OK)
+        goto out;
+
+    if (npreco > 0) {
+        /* Activation: the SO PIN given becomes the CO's password. */
+        if (!pw_len_ok(pwlen)) {
+            rv = CKR_PIN_LEN_RANGE;
+            goto out;
+        }
+        if (!found || u.type != HSM_USER_PRECO) {
+            rv = CKR_PIN_INCORRECT;
+            goto out;
+        }
+        rv = set_verifier_locked(hsm, &u, pw, pwlen, label);
+        goto out;
+    } else {
+        /* Re-initialization: a CO's password, then zeroize keys and CUs. */
+        if (!found || u.type != HSM_USER_CO) {
+            crypto_pw_dummy(pw, pwlen, hsm->cfg.kdf_iterations);
+            rv = CKR_PIN_INCORRECT;
+            goto out;
+        }
+        if ((rv = authenticate_locked(hsm, &u, pw, pwlen)) != CKR_OK)
+            goto out;
+        if ((rv = store_begin(hsm->st, true)) != CKR_OK)
+            goto out;
+        if ((rv = store_object_delete_all(hsm->st)) != CKR_OK ||
+            (rv = store_user_delete_type(hsm->st, HSM_USER_CU)) != CKR_OK) {
+            store_rollback(hsm->st);
+            goto out;
+        }
+        log_info("token re-initialized by CO %u: keys and CUs zeroized",
+                 u.id);
+    }
+    if ((rv = store_meta_set(hsm->st, META_LABEL, (const uint8_t *)label,
+                             strlen(label))) != CKR_OK ||
+        (rv = store_bump_generation(hsm->st)) != CKR_OK) {
+        store_rollback(hsm->st);
+        goto out;
+    }
+    rv = store_commit(hsm->st);
+out:
+    pthread_mutex_unlock(&hsm->lock);
+    store_user_clear(&u);
+    return rv;
+}

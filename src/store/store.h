@@ -1,0 +1,152 @@
+/*
+ * store.h - the SQLite store: users, objects, shares, token metadata.
+ *
+ * The store keeps what the core hands it: it does not seal, verify or
+ * decide anything. Secrets arrive already sealed (object attribute blobs)
+ * or as verifiers (users). Every change runs in a transaction; a write
+ * transaction is BEGIN IMMEDIATE so that two processes serialize.
+ *
+ * A store_t is used by one thread at a time: the core holds its lock
+ * around every call sequence from store_begin() to store_commit().
+ * Return values: CKR_OK; CKR_DEVICE_ERROR (I/O, corrupt file, busy past
+ * the timeout); CKR_HOST_MEMORY; CKR_FUNCTION_FAILED for a constraint
+ * violation (e.g. a duplicate user name).
+ */
+#ifndef NIMBUS_STORE_H
+#define NIMBUS_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pkcs11/pkcs11.h"
+
+typedef struct store store_t;
+
+#define STORE_SCHEMA_VERSION 1
+
+/* Opens (creating if missing, mode 0600) the database at path; creates the
+ * schema or migrates it. *created tells whether the file was new. */
+CK_RV store_open(const char *path, store_t **out, bool *created);
+void store_close(store_t *st);
+
+/* Transactions. write=true takes the write lock at once (IMMEDIATE). */
+CK_RV store_begin(store_t *st, bool write);
+CK_RV store_commit(store_t *st);
+void store_rollback(store_t *st);
+
+/* Token metadata: a small key/value table (label, serial, activated, ...).
+ * store_meta_get: *val malloc'd, CKR_OK with *val NULL when absent. */
+CK_RV store_meta_get(store_t *st, const char *key, uint8_t **val,
+                     size_t *len);
+CK_RV store_meta_set(store_t *st, const char *key, const uint8_t *val,
+                     size_t len);
+/* A counter bumped by every write transaction of any process: a reader
+ * compares it to learn whether anything changed since it last looked. */
+CK_RV store_generation(store_t *st, uint64_t *gen);
+CK_RV store_bump_generation(store_t *st);
+
+/* ------------------------------------------------------------- users */
+
+typedef struct {
+    uint32_t id;
+    int type;     /* hsm_user_type_t, stored as an integer */
+    char name[32]; /* as created; compared without case */
+    uint8_t *verifier; /* malloc'd; free with store_user_clear */
+    size_t verifier_len;
+    uint32_t failures; /* consecutive failed logins */
+} store_user_t;
+
+void store_user_clear(store_user_t *u);
+
+/* *found false (and u untouched) when no such user. */
+CK_RV store_user_by_name(store_t *st, const char *name, store_user_t *u,
+                         bool *found);
+CK_RV store_user_by_id(store_t *st, uint32_t id, store_user_t *u,
+                       bool *found);
+/* All users by ascending id; *users malloc'd, each to be cleared. */
+CK_RV store_user_list(store_t *st, store_user_t **users, size_t *n);
+/* id 0: the next free id. A duplicate name (any case): CKR_FUNCTION_FAILED */
+CK_RV store_user_insert(store_t *st, uint32_t id, const char *name, int type,
+                        const uint8_t *verifier, size_t verifier_len,
+                        uint32_t *out_id);
+/* Sets the verifier and clears the failure count. */
+CK_RV store_user_set_verifier(store_t *st, uint32_t id,
+                              const uint8_t *verifier, size_t verifier_len);
+CK_RV store_user_set_type(store_t *st, uint32_t id, int type);
+/*
+ * Atomically adds one failure unless the count has reached limit; returns
+ * the count after the call in *failures. Committed at once (its own
+ * transaction) so that a crash after it still counts the attempt.
+ */
+CK_RV store_user_charge_failure(store_t *st, uint32_t id, uint32_t limit,
+                                uint32_t *failures);
+CK_RV store_user_reset_failures(store_t *st, uint32_t id);
+CK_RV store_user_delete(store_t *st, uint32_t id);
+CK_RV store_user_delete_type(store_t *st, int type);
+CK_RV store_user_count_type(store_t *st, int type, size_t *n);
+
+/* ------------------------------------------------------------- objects */
+
+/* The columns the store indexes, and the attribute blob. */
+typedef struct {
+    uint64_t id;
+    uint32_t owner;
+    CK_ULONG cls;      /* CKA_CLASS */
+    CK_ULONG key_type; /* CKA_KEY_TYPE, CK_UNAVAILABLE_INFORMATION if none */
+    bool is_private;   /* CKA_PRIVATE */
+    uint8_t *label;    /* CKA_LABEL, may be NULL with label_len 0 */
+    size_t label_len;
+    uint8_t *ckid; /* CKA_ID */
+    size_t ckid_len;
+    uint8_t *attrs; /* serialized attributes, sensitive ones sealed */
+    size_t attrs_len;
+} store_object_t;
+
+void store_object_clear(store_object_t *o);
+
+/* Inserts with a fresh id (never reused, even after a delete). */
+CK_RV store_object_insert(store_t *st, const store_object_t *o, uint64_t *id);
+/* Rewrites every column of object o->id. */
+CK_RV store_object_update(store_t *st, const store_object_t *o);
+CK_RV store_object_get(store_t *st, uint64_t id, store_object_t *o,
+                       bool *found);
+CK_RV store_object_delete(store_t *st, uint64_t id);
+CK_RV store_object_delete_all(store_t *st);
+CK_RV store_object_count_owner(store_t *st, uint32_t owner, size_t *n);
+
+/* A search on the indexed columns; a NULL/absent field matches anything. */
+typedef struct {
+    bool has_cls;
+    CK_ULONG cls;
+    bool has_key_type;
+    CK_ULONG key_type;
+    bool has_label;
+    const uint8_t *label;
+    size_t label_len;
+    bool has_ckid;
+    const uint8_t *ckid;
+    size_t ckid_len;
+    bool has_private;
+    bool is_private;
+    uint32_t for_user; /* fills shared_with_user of each hit */
+} store_query_t;
+
+typedef struct {
+    uint64_t id;
+    uint32_t owner;
+    CK_ULONG cls;
+    bool is_private;
+    bool shared_with_user;
+} store_hit_t;
+
+/* *hits malloc'd, ascending id. */
+CK_RV store_object_find(store_t *st, const store_query_t *q,
+                        store_hit_t **hits, size_t *n);
+
+/* Shares: which users (other than the owner) may use an object. */
+CK_RV store_share_set(store_t *st, uint64_t oid, uint32_t uid, bool shared);
+CK_RV store_share_list(store_t *st, uint64_t oid, uint32_t **uids, size_t *n);
+CK_RV store_share_has(store_t *st, uint64_t oid, uint32_t uid, bool *shared);
+
+#endif

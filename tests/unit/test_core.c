@@ -1,0 +1,512 @@
+/* test_core.c - the HSM core through its API (hsm.h), without PKCS#11. */
+#include "config.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "hsm/hsm.h"
+#include "nimbus/pkcs11-vendor.h"
+
+#define PW(s) (const uint8_t *)(s), strlen(s)
+
+struct fixture {
+    char dir[64];
+    struct config cfg;
+    hsm_t *hsm;
+    hsm_conn_t *conn;
+    hsm_sid_t sid;
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+
+    if (f == NULL)
+        return -1;
+    snprintf(f->dir, sizeof(f->dir), "/tmp/nimbus-core-XXXXXX");
+    if (mkdtemp(f->dir) == NULL)
+        return -1;
+    config_defaults(&f->cfg);
+    snprintf(f->cfg.store, sizeof(f->cfg.store), "%s/store", f->dir);
+    f->cfg.kdf_iterations = 1000;
+    if (hsm_open(&f->cfg, &f->hsm) != CKR_OK ||
+        hsm_conn_open(f->hsm, &f->conn) != CKR_OK ||
+        hsm_session_open(f->conn, true, &f->sid) != CKR_OK)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    char cmd[128];
+
+    hsm_close(f->hsm); /* closes the connection too */
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+    if (system(cmd) != 0)
+        return -1;
+    free(f);
+    return 0;
+}
+
+/* Activates with CO password "copass1" and creates CU name/pw. */
+static void activate_and_add(struct fixture *f, const char *name,
+                             const char *pw)
+{
+    assert_int_equal(hsm_init_token(f->hsm, NULL, PW("copass1"), "test"),
+                     CKR_OK);
+    assert_int_equal(hsm_login(f->conn, HSM_LOGIN_SO, NULL, PW("copass1")),
+                     CKR_OK);
+    assert_int_equal(hsm_init_pin(f->conn, name, PW(pw)), CKR_OK);
+    assert_int_equal(hsm_logout(f->conn), CKR_OK);
+}
+
+static CK_RV make_data(struct fixture *f, const char *label, bool token,
+                       hsm_oid_t *oid)
+{
+    CK_OBJECT_CLASS cls = CKO_DATA;
+    CK_BBOOL tok = token ? CK_TRUE : CK_FALSE;
+    CK_ATTRIBUTE t[] = {
+        {CKA_CLASS, &cls, sizeof(cls)},
+        {CKA_TOKEN, &tok, sizeof(tok)},
+        {CKA_LABEL, (void *)label, strlen(label)},
+        {CKA_VALUE, "hello", 5},
+    };
+    return hsm_object_create(f->conn, f->sid, t, 4, oid);
+}
+
+static void test_fresh_store(void **state)
+{
+    struct fixture *f = *state;
+    hsm_token_info_t ti;
+    hsm_user_info_t *users = NULL;
+    size_t n = 0;
+    struct stat st;
+    char path[PATH_MAX + 64];
+
+    assert_int_equal(hsm_token_info(f->hsm, f->conn, &ti), CKR_OK);
+    assert_false(ti.activated);
+    assert_true(ti.preco);
+    assert_false(ti.cu_exists);
+    assert_string_equal(ti.label, "nimbus");
+    assert_int_equal(strlen(ti.serial), 16);
+
+    assert_int_equal(hsm_user_list(f->conn, &users, &n), CKR_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(users[0].id, 1);
+    assert_int_equal(users[0].type, HSM_USER_PRECO);
+    assert_string_equal(users[0].name, "admin");
+    assert_int_equal(users[1].id, 2);
+    assert_int_equal(users[1].type, HSM_USER_AU);
+    assert_string_equal(users[1].name, "app_user");
+    free(users);
+
+    snprintf(path, sizeof(path), "%s/token0.key", f->cfg.store);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    assert_int_equal(st.st_size, 32);
+}
+
+static void test_activation_by_set_password(void **state)
+{
+    struct fixture *f = *state;
+    hsm_token_info_t ti;
+    hsm_oid_t oid;
+
+    assert_int_equal(hsm_login(f->conn, HSM_LOGIN_SO, NULL, PW("password")),
+                     CKR_OK);
+    assert_int_equal(hsm_conn_user_type(f->conn, NULL), HSM_USER_PRECO);
+    /* PRECO may do nothing else. */
+    assert_int_equal(make_data(f, "x", false, &oid), CKR_PIN_EXPIRED);
+    assert_int_equal(hsm_init_pin(f->conn, "alice", PW("alicepw1")),
+                     CKR_USER_NOT_LOGGED_IN);
+    assert_int_equal(hsm_set_password(f->conn, NULL, PW("password"),
+                                      PW("short")),
+                     CKR_PIN_LEN_RANGE);
+    assert_int_equal(hsm_set_password(f->conn, NULL, PW("wrongpw1"),
+                                      PW("newpass1")),
+                     CKR_PIN_INCORRECT);
+    assert_int_equal(hsm_set_password(f->conn, NULL, PW("password"),
+                                      PW("newpass1")),
+                     CKR_OK);
+    assert_int_equal(hsm_conn_user_type(f->conn, NULL), HSM_USER_CO);
+    assert_int_equal(hsm_token_info(f->hsm, f->conn, &ti), CKR_OK);
+    assert_true(ti.activated);
+    assert_false(ti.preco);
+    /* The old password is gone, the new one works. */
+    assert_int_equal(hsm_logout(f->conn), CKR_OK);
+    assert_int_equal(hsm_login(f->conn, HSM_LOGIN_SO, NULL, PW("password")),
+                     CKR_PIN_INCORRECT);
+    assert_int_equal(hsm_login(f->conn, HSM_LOGIN_SO, "ADMIN",
+                               PW("newpass1")),
+                     CKR_OK);
+}
+
+static void test_login_rules(void **state)
+{
+    struct fixture *f = *state;
+
+    assert_int_equal(hsm_login(f->conn, HSM_LOGIN_USER, NULL, PW("whatever")),
+                     CKR_USER_PIN_NOT_INITIALIZED);
+    activate_and_add(f, "alice", "alicepw1");
+    /* Unknown name, wrong type, wrong password: one answer. */
+    assert_int_equal(hsm_login(f->conn, HSM_LOGIN_USER, "bob", PW("alicepw1")),
+                     CKR_PIN_INCORRECT);
+    assert_int_equal(hsm_login(f->conn, HSM_LOGIN_USER, "admin",
+                               PW("copass1")),
+                     CKR_PIN_INCORRECT);
+    assert_int_equal(hsm_login(f->conn, HSM_LOGIN_USER, "alice", PW("x")),
+                     CKR_PIN_INCORRECT);
+    assert_int_equal(hsm_login(f->conn, HSM_LOGIN_USER, "bad name!",
+                               PW("alicepw1")),
+                     CKR_PIN_INCORRECT);
+    assert_int_equal(hsm_login(f->conn, HSM_LOGIN_AU, NULL, PW("anything")),
+                     CKR_PIN_INCORRECT);
+    assert_int_equal(hsm_login(f->conn, HSM_LOGIN_USER, "Alice",
+                               PW("alicepw1")),
+                     CKR_OK);
+    assert_int_equal(hsm_login(f->conn, HSM_LOGIN_USER, "alice",
+                               PW("alicepw1")),
+                     CKR_USER_ALREADY_LOGGED_IN);
+    assert_int_equal(hsm_login(f->conn, HSM_LOGIN_SO, NULL, PW("copass1")),
+                     CKR_USER_ANOTHER_ALREADY_LOGGED_IN);
+    assert_int_equal(hsm_init_pin(f->conn, "bob", PW("bobpass1")),
+                     CKR_USER_NOT_LOGGED_IN);
+    assert_int_equal(hsm_logout(f->conn), CKR_OK);
+    assert_int_equal(hsm_logout(f->conn), CKR_USER_NOT_LOGGED_IN);
+}
+
+static void test_lockout(void **state)
+{
+    struct fixture *f = *state;
+    hsm_token_info_t ti;
+
+    f->cfg.login_failure_limit = 5;
+    activate_and_add(f, "user", "userpass");
+    for (int i = 1; i <= 5; i++) {
+        assert_int_equal(hsm_login(f->conn, HSM_LOGIN_USER, NULL,
+                                   PW("wrongpass")),
+                         CKR_PIN_INCORRECT);
+        assert_int_equal(hsm_token_info(f->hsm, f->conn, &ti), CKR_OK);
+        assert_int_equal(ti.user_failures, (unsigned long)i);
+    }
+    assert_int_equal(hsm_login(f->conn, HSM_LOGIN_USER, NULL, PW("userpass")),
+                     CKR_PIN_LOCKED);
+
+    /* Across a close and reopen: still locked. */
+    hsm_close(f->hsm);
+    assert_int_equal(hsm_open(&f->cfg, &f->hsm), CKR_OK);
+    assert_int_equal(hsm_conn_open(f->hsm, &f->conn), CKR_OK);
+    assert_int_equal(hsm_session_open(f->conn, true, &f->sid), CKR_OK);
+    assert_int_equal(hsm_login(f->conn, HSM_LOGIN_USER, NULL, PW("userpass")),
+                     CKR_PIN_LOCKED);
+
+    /* A CO reset unlocks. */
+    assert_int_equal(hsm_login(f->conn, HSM_LOGIN_SO, NULL, PW("copass1")),
+                     CKR_OK);
+    assert_int_equal(hsm_init_pin(f->conn, NULL, PW("userpass2")), CKR_OK);
+    assert_int_equal(hsm_logout(f->conn), CKR_OK);
+    /* Success resets the count. */
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(hsm_login(f->conn, HSM_LOGIN_USER, NULL,
+                                   PW("wrongpass")),
+                         CKR_PIN_INCORRECT);
+    assert_int_equal(hsm_login(f->conn, HSM_LOGIN_USER, NULL,
+                               PW("userpass2")),
+                     CKR_OK);
+    assert_int_equal(hsm_logout(f->conn), CKR_OK);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(hsm_login(f->conn, HSM_LOGIN_USER, NULL,
+                                   PW("wrongpass")),
+                         CKR_PIN_INCORRECT);
+    assert_int_equal(hsm_login(f->conn, HSM_LOGIN_USER, NULL,
+                               PW("userpass2")),
+                     CKR_OK);
+}
+
+static void test_objects_and_ownership(void **state)
+{
+    struct fixture *f = *state;
+    hsm_oid_t a_priv, a_sess, b_oid, *found = NULL;
+    size_t n = 0;
+    CK_ATTRIBUTE_TYPE types[] = {CKA_LABEL, CKA_VALUE, CKA_NIMBUS_OWNER,
+                                 CKA_MODULUS};
+    hsm_attr_t out[4];
+    CK_OBJECT_CLASS cls = CKO_DATA;
+    CK_ATTRIBUTE by_class = {CKA_CLASS, &cls, sizeof(cls)};
+    CK_ATTRIBUTE newlabel = {CKA_LABEL, "renamed", 7};
+    hsm_uid_t alice = 0;
+
+    activate_and_add(f, "alice", "alicepw1");
+    assert_int_equal(hsm_login(f->conn, HSM_LOGIN_SO, NULL, PW("copass1")),
+                     CKR_OK);
+    assert_int_equal(hsm_init_pin(f->conn, "bob", PW("bobpass1")), CKR_OK);
+    /* The CO cannot create, and finds nothing. */
+    assert_int_equal(make_data(f, "co", true, &a_priv), CKR_USER_NOT_LOGGED_IN);
+    assert_int_equal(hsm_logout(f->conn), CKR_OK);
+
+    assert_int_equal(hsm_login(f->conn, HSM_LOGIN_USER, "alice",
+                               PW("alicepw1")),
+                     CKR_OK);
+    hsm_conn_user_type(f->conn, &alice);
+    assert_int_equal(make_data(f, "alice-token", true, &a_priv), CKR_OK);
+    assert_int_equal(make_data(f, "alice-session", false, &a_sess), CKR_OK);
+    assert_true(a_sess > a_priv);
+
+    assert_int_equal(hsm_object_get(f->conn, f->sid, a_priv, types, 4, out),
+                     CKR_OK);
+    assert_int_equal(out[0].status, HSM_ATTR_OK);
+    assert_memory_equal(out[0].value, "alice-token", 11);
+    assert_int_equal(out[1].status, HSM_ATTR_OK);
+    assert_int_equal(out[1].len, 5);
+    assert_int_equal(out[2].status, HSM_ATTR_OK);
+    assert_int_equal(*(CK_ULONG *)out[2].value, alice);
+    assert_int_equal(out[3].status, HSM_ATTR_INVALID);
+    hsm_attrs_free(out, 4);
+
+    assert_int_equal(hsm_object_find(f->conn, f->sid, &by_class, 1, &found,
+                                     &n),
+                     CKR_OK);
+    assert_int_equal(n, 2);
+    assert_true(found[0] == a_priv && found[1] == a_sess);
+    free(found);
+    assert_int_equal(hsm_object_set(f->conn, f->sid, a_priv, &newlabel, 1),
+                     CKR_OK);
+    assert_int_equal(hsm_logout(f->conn), CKR_OK);
+
+    /* bob sees nothing of alice's, not even by id. */
+    assert_int_equal(hsm_login(f->conn, HSM_LOGIN_USER, "bob",
+                               PW("bobpass1")),
+                     CKR_OK);
+    assert_int_equal(hsm_object_find(f->conn, f->sid, &by_class, 1, &found,
+                                     &n),
+                     CKR_OK);
+    assert_int_equal(n, 0);
+    free(found);
+    assert_int_equal(hsm_object_get(f->conn, f->sid, a_priv, types, 1, out),
+                     CKR_OBJECT_HANDLE_INVALID);
+    assert_int_equal(hsm_object_destroy(f->conn, f->sid, a_priv),
+                     CKR_OBJECT_HANDLE_INVALID);
+    assert_int_equal(make_data(f, "bob", true, &b_oid), CKR_OK);
+    assert_int_equal(hsm_logout(f->conn), CKR_OK);
+
+    /* A CU that owns keys cannot be deleted. */
+    assert_int_equal(hsm_login(f->conn, HSM_LOGIN_SO, NULL, PW("copass1")),
+                     CKR_OK);
+    assert_int_equal(hsm_user_delete(f->conn, "bob"), CKR_ACTION_PROHIBITED);
+    assert_int_equal(hsm_user_delete(f->conn, "admin"),
+                     CKR_ACTION_PROHIBITED);
+    assert_int_equal(hsm_logout(f->conn), CKR_OK);
+
+    /* alice's session object died with nothing; her label change held. */
+    assert_int_equal(hsm_login(f->conn, HSM_LOGIN_USER, "alice",
+                               PW("alicepw1")),
+                     CKR_OK);
+    assert_int_equal(hsm_object_get(f->conn, f->sid, a_priv, types, 1, out),
+                     CKR_OK);
+    assert_memory_equal(out[0].value, "renamed", 7);
+    hsm_attrs_free(out, 1);
+    /* private session objects die at logout */
+    assert_int_equal(hsm_object_get(f->conn, f->sid, a_sess, types, 1, out),
+                     CKR_OBJECT_HANDLE_INVALID);
+    assert_int_equal(hsm_object_destroy(f->conn, f->sid, a_priv), CKR_OK);
+    assert_int_equal(hsm_object_get(f->conn, f->sid, a_priv, types, 1, out),
+                     CKR_OBJECT_HANDLE_INVALID);
+}
+
+/* Key values never appear in clear in the database file. */
+static void test_sealed_at_rest(void **state)
+{
+    struct fixture *f = *state;
+    static const char secret[] = "0123456789abcdefSECRETKEYBYTES!!";
+    CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
+    CK_KEY_TYPE kt = CKK_AES;
+    CK_BBOOL tru = CK_TRUE;
+    CK_ATTRIBUTE t[] = {
+        {CKA_CLASS, &cls, sizeof(cls)},
+        {CKA_KEY_TYPE, &kt, sizeof(kt)},
+        {CKA_TOKEN, &tru, sizeof(tru)},
+        {CKA_VALUE, (void *)secret, 32},
+    };
+    hsm_oid_t oid;
+    char path[PATH_MAX + 64];
+    FILE *fp;
+    char *buf;
+    long len;
+    CK_ATTRIBUTE_TYPE vt = CKA_VALUE;
+    hsm_attr_t out;
+
+    activate_and_add(f, "alice", "alicepw1");
+    assert_int_equal(hsm_login(f->conn, HSM_LOGIN_USER, "alice",
+                               PW("alicepw1")),
+                     CKR_OK);
+    assert_int_equal(hsm_object_create(f->conn, f->sid, t, 4, &oid), CKR_OK);
+    assert_int_equal(hsm_object_get(f->conn, f->sid, oid, &vt, 1, &out),
+                     CKR_OK);
+    assert_int_equal(out.status, HSM_ATTR_SENSITIVE);
+    hsm_attrs_free(&out, 1);
+    hsm_close(f->hsm);
+    f->hsm = NULL;
+
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof(path), "%s/token0.db%s", f->cfg.store,
+                 i == 0 ? "" : "-wal");
+        fp = fopen(path, "rb");
+        if (fp == NULL)
+            continue;
+        fseek(fp, 0, SEEK_END);
+        len = ftell(fp);
+        fseek(fp, 0, SEEK_SET);
+        buf = malloc((size_t)len + 1);
+        assert_non_null(buf);
+        assert_int_equal(fread(buf, 1, (size_t)len, fp), (size_t)len);
+        fclose(fp);
+        assert_null(memmem(buf, (size_t)len, "SECRETKEYBYTES", 14));
+        assert_null(memmem(buf, (size_t)len, "alicepw1", 8));
+        assert_null(memmem(buf, (size_t)len, "copass1", 7));
+        free(buf);
+    }
+    assert_int_equal(hsm_open(&f->cfg, &f->hsm), CKR_OK);
+}
+
+/* Another master key does not open the store. */
+static void test_wrong_master_key(void **state)
+{
+    struct fixture *f = *state;
+    char path[PATH_MAX + 64];
+    FILE *fp;
+    hsm_t *h = NULL;
+
+    hsm_close(f->hsm);
+    f->hsm = NULL;
+    snprintf(path, sizeof(path), "%s/token0.key", f->cfg.store);
+    fp = fopen(path, "r+b");
+    assert_non_null(fp);
+    fputc('X', fp);
+    fclose(fp);
+    assert_int_equal(hsm_open(&f->cfg, &h), CKR_DEVICE_ERROR);
+    assert_null(h);
+    unlink(path);
+    assert_int_equal(hsm_open(&f->cfg, &h), CKR_DEVICE_ERROR);
+    /* leave a valid store for teardown */
+    snprintf(path, sizeof(path), "rm -rf '%s'", f->cfg.store);
+    assert_int_equal(system(path), 0);
+    assert_int_equal(hsm_open(&f->cfg, &f->hsm), CKR_OK);
+}
+
+static void test_reinit_token(void **state)
+{
+    struct fixture *f = *state;
+    hsm_oid_t oid, *found = NULL;
+    size_t n = 9;
+    hsm_token_info_t ti;
+
+    activate_and_add(f, "alice", "alicepw1");
+    assert_int_equal(hsm_login(f->conn, HSM_LOGIN_USER, "alice",
+                               PW("alicepw1")),
+                     CKR_OK);
+    assert_int_equal(make_data(f, "keep?", true, &oid), CKR_OK);
+    assert_int_equal(hsm_logout(f->conn), CKR_OK);
+    assert_int_equal(hsm_init_token(f->hsm, NULL, PW("wrongpass"), "again"),
+                     CKR_PIN_INCORRECT);
+    assert_int_equal(hsm_init_token(f->hsm, "admin", PW("copass1"), "again"),
+                     CKR_OK);
+    assert_int_equal(hsm_token_info(f->hsm, f->conn, &ti), CKR_OK);
+    assert_string_equal(ti.label, "again");
+    assert_false(ti.cu_exists);
+    assert_true(ti.activated);
+    assert_int_equal(hsm_login(f->conn, HSM_LOGIN_USER, "alice",
+                               PW("alicepw1")),
+                     CKR_USER_PIN_NOT_INITIALIZED);
+    assert_int_equal(hsm_login(f->conn, HSM_LOGIN_SO, NULL, PW("copass1")),
+                     CKR_OK);
+    assert_int_equal(hsm_init_pin(f->conn, "alice", PW("alicepw1")), CKR_OK);
+    assert_int_equal(hsm_logout(f->conn), CKR_OK);
+    assert_int_equal(hsm_login(f->conn, HSM_LOGIN_USER, "alice",
+                               PW("alicepw1")),
+                     CKR_OK);
+    assert_int_equal(hsm_object_find(f->conn, f->sid, NULL, 0, &found, &n),
+                     CKR_OK);
+    assert_int_equal(n, 0);
+    free(found);
+}
+
+static void test_sharing(void **state)
+{
+    struct fixture *f = *state;
+    CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
+    CK_KEY_TYPE kt = CKK_GENERIC_SECRET;
+    CK_BBOOL tru = CK_TRUE;
+    CK_ATTRIBUTE t[] = {
+        {CKA_CLASS, &cls, sizeof(cls)},
+        {CKA_KEY_TYPE, &kt, sizeof(kt)},
+        {CKA_TOKEN, &tru, sizeof(tru)},
+        {CKA_VALUE, "0123456789abcdef", 16},
+    };
+    CK_ATTRIBUTE_TYPE shared = CKA_NIMBUS_SHARED_USERS;
+    hsm_attr_t out;
+    hsm_oid_t oid, *found = NULL;
+    hsm_uid_t bob = 0;
+    size_t n = 0;
+
+    activate_and_add(f, "alice", "alicepw1");
+    assert_int_equal(hsm_login(f->conn, HSM_LOGIN_SO, NULL, PW("copass1")),
+                     CKR_OK);
+    assert_int_equal(hsm_user_create(f->conn, HSM_USER_CU, "bob",
+                                     PW("bobpass1"), &bob),
+                     CKR_OK);
+    assert_int_equal(hsm_logout(f->conn), CKR_OK);
+    assert_int_equal(hsm_login(f->conn, HSM_LOGIN_USER, "alice",
+                               PW("alicepw1")),
+                     CKR_OK);
+    assert_int_equal(hsm_object_create(f->conn, f->sid, t, 4, &oid), CKR_OK);
+    assert_int_equal(hsm_object_share(f->conn, oid, bob, true), CKR_OK);
+    assert_int_equal(hsm_object_get(f->conn, f->sid, oid, &shared, 1, &out),
+                     CKR_OK);
+    assert_int_equal(out.len, sizeof(CK_ULONG));
+    assert_int_equal(*(CK_ULONG *)out.value, bob);
+    hsm_attrs_free(&out, 1);
+    assert_int_equal(hsm_logout(f->conn), CKR_OK);
+
+    assert_int_equal(hsm_login(f->conn, HSM_LOGIN_USER, "bob", PW("bobpass1")),
+                     CKR_OK);
+    assert_int_equal(hsm_object_find(f->conn, f->sid, NULL, 0, &found, &n),
+                     CKR_OK);
+    assert_int_equal(n, 1);
+    assert_true(found[0] == oid);
+    free(found);
+    /* bob may use it, not change, share or destroy it */
+    assert_int_equal(hsm_object_destroy(f->conn, f->sid, oid),
+                     CKR_ACTION_PROHIBITED);
+    assert_int_equal(hsm_object_share(f->conn, oid, bob, false),
+                     CKR_ACTION_PROHIBITED);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_fresh_store, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_activation_by_set_password,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_login_rules, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lockout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_objects_and_ownership, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_sealed_at_rest, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wrong_master_key, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_reinit_token, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sharing, setup, teardown),
+    };
+    return cmocka_run_group_tests_name("core", tests, NULL, NULL);
+}

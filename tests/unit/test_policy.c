@@ -1,0 +1,126 @@
+/* test_policy.c - every cell of the permission table, and ownership. */
+#include "config.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "hsm/policy.h"
+
+#define OK CKR_OK
+#define NLI CKR_USER_NOT_LOGGED_IN
+#define EXP CKR_PIN_EXPIRED
+
+/* The table of ARCHITECTURE section 3, written out again independently:
+ * columns unauthenticated, PRECO, CO, CU, AU. */
+static const CK_RV expected[HSM_OP_COUNT][5] = {
+    [HSM_OP_BASIC_INFO] = {OK, OK, OK, OK, OK},
+    [HSM_OP_CHANGE_OWN_PW] = {NLI, OK, OK, OK, OK},
+    [HSM_OP_CHANGE_ANY_PW] = {NLI, NLI, OK, NLI, NLI},
+    [HSM_OP_MANAGE_USERS] = {NLI, NLI, OK, NLI, NLI},
+    [HSM_OP_SYNC_STATUS] = {NLI, EXP, OK, OK, OK},
+    [HSM_OP_MASKED_OBJECTS] = {NLI, EXP, OK, OK, OK},
+    [HSM_OP_KEY_MANAGEMENT] = {NLI, EXP, NLI, OK, NLI},
+    [HSM_OP_OBJECT_READ] = {NLI, EXP, NLI, OK, NLI},
+    [HSM_OP_ENCRYPT_DECRYPT] = {NLI, EXP, NLI, OK, NLI},
+    [HSM_OP_SIGN_VERIFY] = {NLI, EXP, NLI, OK, NLI},
+    [HSM_OP_DIGEST_HMAC] = {NLI, EXP, NLI, OK, NLI},
+    [HSM_OP_RANDOM] = {NLI, EXP, OK, OK, OK},
+};
+
+static void test_every_cell(void **state)
+{
+    (void)state;
+    for (int op = 0; op < HSM_OP_COUNT; op++) {
+        for (int t = HSM_USER_NONE; t <= HSM_USER_AU; t++) {
+            CK_RV rv = hsm_policy_check((hsm_user_type_t)t, (hsm_op_t)op);
+            if (rv != expected[op][t])
+                fail_msg("op %s, user type %d: got 0x%lx, want 0x%lx",
+                         hsm_policy_op_name((hsm_op_t)op), t, rv,
+                         expected[op][t]);
+        }
+    }
+}
+
+static void test_co_never_touches_keys(void **state)
+{
+    (void)state;
+    static const hsm_op_t key_ops[] = {
+        HSM_OP_KEY_MANAGEMENT, HSM_OP_OBJECT_READ, HSM_OP_ENCRYPT_DECRYPT,
+        HSM_OP_SIGN_VERIFY, HSM_OP_DIGEST_HMAC};
+    for (size_t i = 0; i < sizeof(key_ops) / sizeof(key_ops[0]); i++) {
+        assert_int_not_equal(hsm_policy_check(HSM_USER_CO, key_ops[i]), OK);
+        assert_int_equal(hsm_policy_check(HSM_USER_CU, key_ops[i]), OK);
+    }
+}
+
+static void test_names(void **state)
+{
+    (void)state;
+    for (int op = 0; op < HSM_OP_COUNT; op++)
+        assert_string_not_equal(hsm_policy_op_name((hsm_op_t)op), "?");
+    assert_string_equal(hsm_policy_op_name(HSM_OP_COUNT), "?");
+}
+
+static void test_ownership(void **state)
+{
+    (void)state;
+    hsm_object_meta_t own = {.owner = 3, .is_private = true};
+    hsm_object_meta_t shared = {.owner = 4, .is_private = true,
+                                .shared_with_user = true};
+    hsm_object_meta_t other = {.owner = 4, .is_private = true};
+    hsm_object_meta_t pub = {.owner = 4, .is_private = false,
+                             .is_public_item = true};
+    hsm_object_meta_t privpub = {.owner = 4, .is_private = true,
+                                 .is_public_item = true};
+    hsm_object_meta_t pubdata = {.owner = 4, .is_private = false};
+
+    for (int a = HSM_ACCESS_SEE; a <= HSM_ACCESS_OWN; a++)
+        assert_int_equal(
+            hsm_policy_object(HSM_USER_CU, 3, &own, (hsm_access_t)a), OK);
+    assert_int_equal(hsm_policy_object(HSM_USER_CU, 3, &shared,
+                                       HSM_ACCESS_SEE), OK);
+    assert_int_equal(hsm_policy_object(HSM_USER_CU, 3, &shared,
+                                       HSM_ACCESS_USE), OK);
+    assert_int_equal(hsm_policy_object(HSM_USER_CU, 3, &shared,
+                                       HSM_ACCESS_OWN),
+                     CKR_ACTION_PROHIBITED);
+    assert_int_equal(hsm_policy_object(HSM_USER_CU, 3, &other,
+                                       HSM_ACCESS_SEE),
+                     CKR_OBJECT_HANDLE_INVALID);
+    assert_int_equal(hsm_policy_object(HSM_USER_CU, 3, &pub, HSM_ACCESS_USE),
+                     OK);
+    assert_int_equal(hsm_policy_object(HSM_USER_CU, 3, &pub, HSM_ACCESS_OWN),
+                     CKR_ACTION_PROHIBITED);
+    assert_int_equal(hsm_policy_object(HSM_USER_CU, 3, &privpub,
+                                       HSM_ACCESS_SEE),
+                     CKR_OBJECT_HANDLE_INVALID);
+    assert_int_equal(hsm_policy_object(HSM_USER_CU, 3, &pubdata,
+                                       HSM_ACCESS_SEE),
+                     CKR_OBJECT_HANDLE_INVALID);
+    /* Nobody but a CU ever sees an object, not even its owner's CO. */
+    for (int t = HSM_USER_NONE; t <= HSM_USER_AU; t++) {
+        if (t == HSM_USER_CU)
+            continue;
+        assert_int_equal(hsm_policy_object((hsm_user_type_t)t, 3, &own,
+                                           HSM_ACCESS_SEE),
+                         CKR_OBJECT_HANDLE_INVALID);
+        assert_int_equal(hsm_policy_object((hsm_user_type_t)t, 4, &pub,
+                                           HSM_ACCESS_SEE),
+                         CKR_OBJECT_HANDLE_INVALID);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_every_cell),
+        cmocka_unit_test(test_co_never_touches_keys),
+        cmocka_unit_test(test_names),
+        cmocka_unit_test(test_ownership),
+    };
+    return cmocka_run_group_tests_name("policy", tests, NULL, NULL);
+}

@@ -1,0 +1,199 @@
+/* test_util.c - helpers and nimbus.conf parsing. */
+#include "config.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "common/conf.h"
+#include "common/log.h"
+#include "common/util.h"
+
+static char tmpdir[64];
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(tmpdir, sizeof(tmpdir), "/tmp/nimbus-util-XXXXXX");
+    return mkdtemp(tmpdir) == NULL ? -1 : 0;
+}
+
+static int teardown(void **state)
+{
+    char cmd[128];
+
+    (void)state;
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static const char *write_conf(const char *text)
+{
+    static char path[128];
+    FILE *fp;
+
+    snprintf(path, sizeof(path), "%s/nimbus.conf", tmpdir);
+    fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs(text, fp);
+    fclose(fp);
+    return path;
+}
+
+static void test_user_names(void **state)
+{
+    (void)state;
+    assert_true(util_user_name_valid("alice", 5));
+    assert_true(util_user_name_valid("A_1", 3));
+    assert_true(util_user_name_valid("abcdefghijklmnopqrstuvwxyz01234", 31));
+    assert_false(util_user_name_valid("abcdefghijklmnopqrstuvwxyz012345", 32));
+    assert_false(util_user_name_valid("", 0));
+    assert_false(util_user_name_valid("al ice", 6));
+    assert_false(util_user_name_valid("al:ice", 6));
+    assert_false(util_user_name_valid("\xc3\xa9t\xc3\xa9", 6));
+    assert_false(util_user_name_valid(NULL, 3));
+}
+
+static void test_pad_and_parse(void **state)
+{
+    unsigned char buf[8];
+    unsigned long v = 0;
+
+    (void)state;
+    util_pad_copy(buf, sizeof(buf), "ab");
+    assert_memory_equal(buf, "ab      ", 8);
+    util_pad_copy(buf, sizeof(buf), "abcdefghij");
+    assert_memory_equal(buf, "abcdefgh", 8);
+    assert_true(util_parse_ulong("1000", &v));
+    assert_int_equal(v, 1000);
+    assert_false(util_parse_ulong("", &v));
+    assert_false(util_parse_ulong("-1", &v));
+    assert_false(util_parse_ulong("12x", &v));
+    assert_false(util_parse_ulong(" 12", &v));
+    assert_false(util_parse_ulong("99999999999999999999999", &v));
+}
+
+static void test_ct_memcmp_and_wipe(void **state)
+{
+    unsigned char a[4] = {1, 2, 3, 4}, b[4] = {1, 2, 3, 5};
+
+    (void)state;
+    assert_int_equal(util_ct_memcmp(a, a, 4), 0);
+    assert_int_not_equal(util_ct_memcmp(a, b, 4), 0);
+    assert_int_equal(util_ct_memcmp(a, b, 3), 0);
+    util_wipe(a, sizeof(a));
+    for (size_t i = 0; i < sizeof(a); i++)
+        assert_int_equal(a[i], 0);
+}
+
+static void test_config_defaults(void **state)
+{
+    struct config cfg;
+    char err[256] = "";
+
+    (void)state;
+    unsetenv("NIMBUS_CONF");
+    setenv("XDG_CONFIG_HOME", tmpdir, 1); /* no nimbus/nimbus.conf there */
+    setenv("XDG_DATA_HOME", "/data/x", 1);
+    assert_true(config_load(&cfg, err, sizeof(err)));
+    assert_string_equal(cfg.store, "/data/x/nimbus");
+    assert_string_equal(cfg.label, "nimbus");
+    assert_int_equal(cfg.login_failure_limit, 5);
+    assert_string_equal(cfg.default_user, "user");
+    assert_int_equal(cfg.kdf_iterations, CONFIG_DEFAULT_KDF_ITERATIONS);
+    assert_int_equal(cfg.max_sessions, 1024);
+    assert_string_equal(cfg.path, "");
+}
+
+static void test_config_file(void **state)
+{
+    struct config cfg;
+    char err[256] = "";
+    const char *p = write_conf("# a comment\n\n"
+                               "store = /srv/nimbus\n"
+                               "label=prod token\n"
+                               "  login_failure_limit   =  20  \n"
+                               "default_user = app1\n"
+                               "kdf_iterations = 1000\n"
+                               "log_level = trace\n"
+                               "des3 = no\n");
+
+    (void)state;
+    setenv("NIMBUS_CONF", p, 1);
+    assert_true(config_load(&cfg, err, sizeof(err)));
+    assert_string_equal(cfg.store, "/srv/nimbus");
+    assert_string_equal(cfg.label, "prod token");
+    assert_int_equal(cfg.login_failure_limit, 20);
+    assert_string_equal(cfg.default_user, "app1");
+    assert_int_equal(cfg.kdf_iterations, 1000);
+    assert_int_equal(cfg.log_level, LOG_LEVEL_TRACE);
+    assert_false(cfg.des3_enabled);
+    assert_string_equal(cfg.path, p);
+}
+
+static void test_config_errors(void **state)
+{
+    static const struct {
+        const char *text;
+        const char *why;
+    } bad[] = {
+        {"nonsense\n", "expected"},
+        {"colour = blue\n", "unknown key"},
+        {"store = relative/path\n", "absolute"},
+        {"login_failure_limit = 0\n", "login_failure_limit"},
+        {"login_failure_limit = many\n", "login_failure_limit"},
+        {"kdf_iterations = 10\n", "kdf_iterations"},
+        {"default_user = bad name\n", "default_user"},
+        {"label = 123456789012345678901234567890123\n", "label"},
+        {"log_level = loud\n", "log_level"},
+        {"des3 = maybe\n", "des3"},
+        {"max_sessions = 5000\n", "max_sessions"},
+    };
+    struct config cfg;
+    char err[256];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        setenv("NIMBUS_CONF", write_conf(bad[i].text), 1);
+        err[0] = '\0';
+        assert_false(config_load(&cfg, err, sizeof(err)));
+        if (strstr(err, bad[i].why) == NULL || strstr(err, ":1:") == NULL)
+            fail_msg("'%s': message '%s' lacks '%s' or the line", bad[i].text,
+                     err, bad[i].why);
+    }
+    setenv("NIMBUS_CONF", "/nonexistent/nimbus.conf", 1);
+    assert_false(config_load(&cfg, err, sizeof(err)));
+    assert_non_null(strstr(err, "/nonexistent/nimbus.conf"));
+    unsetenv("NIMBUS_CONF");
+}
+
+static void test_log_levels(void **state)
+{
+    (void)state;
+    assert_int_equal(util_log_level_parse("error"), LOG_LEVEL_ERROR);
+    assert_int_equal(util_log_level_parse("TRACE"), LOG_LEVEL_TRACE);
+    assert_int_equal(util_log_level_parse("none"), LOG_LEVEL_NONE);
+    assert_int_equal(util_log_level_parse("loud"), -1);
+    assert_int_equal(util_log_level_parse(NULL), -1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_user_names),
+        cmocka_unit_test(test_pad_and_parse),
+        cmocka_unit_test(test_ct_memcmp_and_wipe),
+        cmocka_unit_test(test_config_defaults),
+        cmocka_unit_test(test_config_file),
+        cmocka_unit_test(test_config_errors),
+        cmocka_unit_test(test_log_levels),
+    };
+    return cmocka_run_group_tests_name("util", tests, setup, teardown);
+}
