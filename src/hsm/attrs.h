@@ -19,8 +19,8 @@
 #include "hsm/hsm.h"
 
 /* Largest value accepted for one attribute, and attributes in a template. */
-#define ATTR_VALUE_MAX (64 * 1024)
-#define ATTR_TEMPLATE_MAX 256
+#define ATTR_VALUE_MAX HSM_ATTR_VALUE_MAX
+#define ATTR_TEMPLATE_MAX HSM_TEMPLATE_MAX
 
 /* One attribute held by the core: value owned by the list. */
 typedef struct {
@@ -52,7 +52,7 @@ CK_ULONG attr_list_ulong(const attr_list_t *l, CK_ATTRIBUTE_TYPE type,
 CK_RV attr_list_dup(const attr_list_t *src, attr_list_t *dst);
 
 /* Flat serialization for the store: u32 count, then per attribute
- * u64 type, u32 length, value (all big-endian). attrs_deserialize checks
+ * u64 type, u32 length, value (all big-endian). attr_list_deserialize checks
  * every length against what is left (never trusts the blob). */
 CK_RV attr_list_serialize(const attr_list_t *l, uint8_t **out, size_t *len);
 CK_RV attr_list_deserialize(const uint8_t *in, size_t len, attr_list_t *l);
@@ -125,7 +125,9 @@ hsm_attr_status_t attrs_read(const attr_list_t *l, CK_ATTRIBUTE_TYPE type,
  * a private data object): the store keeps it sealed. */
 bool attrs_is_secret(const attr_list_t *l, CK_ATTRIBUTE_TYPE type);
 
-/* Whether every attribute of tmpl is in l with the same value (find). */
+/* Whether every attribute of tmpl is in l with the same value (find).
+ * A template naming a CKA_NIMBUS_* attribute never matches: the core takes
+ * those out and matches them itself. */
 bool attrs_match(const attr_list_t *l, const CK_ATTRIBUTE *tmpl,
                  CK_ULONG count);
 
