@@ -49,6 +49,9 @@ typedef enum {
 #define HSM_PRECO_PASSWORD "password"
 #define HSM_AU_NAME "app_user"
 #define HSM_MAX_SESSIONS 1024
+/* Largest attribute value, and attributes in one template. */
+#define HSM_ATTR_VALUE_MAX (64 * 1024)
+#define HSM_TEMPLATE_MAX 256
 
 /* ------------------------------------------------------------ the token */
 

@@ -30,7 +30,7 @@ static const struct {
     [HSM_OP_ENCRYPT_DECRYPT] = {"encrypt, decrypt", {NLI, EXP, NLI, OK, NLI}},
     [HSM_OP_SIGN_VERIFY] = {"sign, verify", {NLI, EXP, NLI, OK, NLI}},
     [HSM_OP_DIGEST_HMAC] = {"digests and HMACs", {NLI, EXP, NLI, OK, NLI}},
-    [HSM_OP_RANDOM] = {"random", {NLI, EXP, OK, OK, OK}},
+    [HSM_OP_RANDOM] = {"random", {NLI, NLI, OK, OK, OK}},
 };
 
 CK_RV hsm_policy_check(hsm_user_type_t type, hsm_op_t op)

@@ -150,6 +150,9 @@ CK_RV hsm_token_info(hsm_t *hsm, hsm_conn_t *conn, hsm_token_info_t *info)
         goto out;
     info->preco = npreco > 0;
     info->activated = !info->preco;
+    /* Before activation the label is the configured one. */
+    if (info->preco)
+        snprintf(info->label, sizeof(info->label), "%s", hsm->cfg.label);
     info->cu_exists = ncu > 0;
     info->failure_limit = hsm->cfg.login_failure_limit;
     if (conn != NULL && conn->type == HSM_USER_CO)

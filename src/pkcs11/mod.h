@@ -1,0 +1,149 @@
+/*
+ * mod.h - the PKCS#11 front end, internal header.
+ *
+ * The front end does every PKCS#11 calling convention (NULL checks, the
+ * two-call length convention, template checks, session state, handle
+ * bookkeeping, PIN string parsing) and calls the core through hsm.h only.
+ * Every entry point is mod_C_Xxx; exports.c exports the three C_Get*
+ * entry points, the rest are reached through the function lists.
+ *
+ * Locking: one library mutex (mod_lock/mod_unlock) protects the state
+ * below. Functions named *_locked expect it held. Order: library -> core.
+ */
+#ifndef NIMBUS_MOD_H
+#define NIMBUS_MOD_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/conf.h"
+#include "hsm/hsm.h"
+#include "pkcs11/handles.h"
+#include "pkcs11/pkcs11.h"
+
+/* Limits on what callers hand in: the core's. */
+#define MOD_TEMPLATE_MAX HSM_TEMPLATE_MAX
+#define MOD_ATTR_VALUE_MAX HSM_ATTR_VALUE_MAX
+/* Longest PIN string looked at; longer: CKR_PIN_INCORRECT / _LEN_RANGE. */
+#define MOD_PIN_LEN_MAX 256
+/* What C_GetTokenInfo reports: name:password. */
+#define MOD_PIN_REPORT_MIN 7
+#define MOD_PIN_REPORT_MAX 64
+/* A user name copied out of a PIN string, NUL-terminated. */
+#define MOD_NAME_BUF (HSM_USER_NAME_MAX + 1)
+#define MOD_SLOT_ID 0
+
+/* Prototypes of every entry point: mod_C_Initialize(...) and so on. */
+#define CK_NEED_ARG_LIST 1
+#define CK_PKCS11_FUNCTION_INFO(name) CK_RV mod_##name
+#include "pkcs11/pkcs11f.h"
+#undef CK_PKCS11_FUNCTION_INFO
+#undef CK_NEED_ARG_LIST
+
+/* One id per entry point, for tracing and the return-code filter. */
+#define CK_PKCS11_FUNCTION_INFO(name) MOD_FN_##name,
+enum mod_fn {
+#include "pkcs11/pkcs11f.h"
+    MOD_FN_COUNT
+};
+#undef CK_PKCS11_FUNCTION_INFO
+
+/* The operation a session has under way (crypto comes with issue 3). */
+enum mod_op {
+    MOD_OP_NONE = 0,
+};
+
+struct mod_find {
+    bool active;
+    hsm_oid_t *oids; /* snapshot, ascending */
+    size_t n;
+    size_t pos;
+};
+
+struct mod_session {
+    CK_SESSION_HANDLE handle;
+    hsm_sid_t sid;
+    bool rw;
+    CK_VOID_PTR application; /* stored, never used */
+    CK_NOTIFY notify;        /* stored, never called */
+    struct mod_find find;
+    /* Session objects made in this session: their handles die with it. */
+    hsm_oid_t *sobj;
+    size_t sobj_n;
+    size_t sobj_cap;
+    enum mod_op op;
+};
+
+/* The library mutex: pthread, or the application's callbacks. */
+struct mod_mutex {
+    bool app;
+    CK_VOID_PTR app_mutex;
+    CK_CREATEMUTEX create_fn;
+    CK_DESTROYMUTEX destroy_fn;
+    CK_LOCKMUTEX lock_fn;
+    CK_UNLOCKMUTEX unlock_fn;
+    bool pthread_ready;
+    pthread_mutex_t pm;
+};
+
+struct mod_state {
+    bool initialized;
+    pid_t pid; /* process that initialized; another one sees nothing */
+    struct config cfg;
+    hsm_t *hsm;
+    hsm_conn_t *conn; /* this application's login, shared by its sessions */
+    struct mod_mutex mutex;
+    struct mod_hmap sessions; /* handle -> (uintptr_t)struct mod_session * */
+    unsigned long rw_sessions;
+    struct mod_hmap h2o; /* object handle -> oid */
+    struct mod_hmap o2h; /* oid -> object handle */
+    /* Never reused while the module is loaded: kept across C_Finalize. */
+    CK_ULONG next_session;
+    CK_ULONG next_object;
+};
+
+extern struct mod_state mod_state;
+
+/* ------------------------------------------------------------ module.c */
+
+/* Initialized, and in the process that initialized. No lock needed. */
+bool mod_ready(void);
+/*
+ * The entry sequence of a stateful call: CKR_CRYPTOKI_NOT_INITIALIZED, or
+ * CKR_OK with the library lock held.
+ */
+CK_RV mod_enter(void);
+void mod_leave(void);
+/*
+ * Every entry point returns through this: traces "C_Xxx -> CKR_..." and
+ * replaces a code the spec does not list for that function (our bug or a
+ * core code the function cannot return) by CKR_GENERAL_ERROR, or
+ * CKR_PIN_EXPIRED by CKR_USER_NOT_LOGGED_IN where only that one is listed.
+ */
+CK_RV mod_ret(enum mod_fn fn, CK_RV rv);
+const char *mod_rv_name(CK_RV rv);
+
+/* ------------------------------------------------------------ session.c */
+
+/* NULL when the handle names no open session. */
+struct mod_session *mod_session_get_locked(CK_SESSION_HANDLE h);
+/* Closes one session; the last one closing logs the application out. */
+CK_RV mod_session_close_locked(struct mod_session *s);
+/* Closes every session of the application (C_CloseAllSessions). */
+void mod_sessions_close_all_locked(void);
+/* Ends the find operations of every session (C_Logout). */
+void mod_sessions_cancel_finds_locked(void);
+void mod_find_end(struct mod_find *f);
+size_t mod_session_count_locked(void);
+
+/* ------------------------------------------------------------ object.c */
+
+/* Invalidates every object handle (logout, last session closed). */
+void mod_handles_drop_locked(void);
+/* Invalidates the handles of the session objects made in session s. */
+void mod_handles_drop_session_locked(struct mod_session *s);
+
+#endif

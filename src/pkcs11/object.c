@@ -1,0 +1,597 @@
+/*
+ * object.c - objects: C_CreateObject, C_CopyObject, C_DestroyObject,
+ * C_GetObjectSize, C_GetAttributeValue, C_SetAttributeValue and the
+ * C_FindObjects* calls, and the object handle maps.
+ *
+ * Object handles are this application's names for store object ids: one
+ * map handle -> oid, one oid -> handle, so that an object keeps its handle
+ * within a login. Handles come from a counter and are never reused while
+ * the module is loaded; every handle becomes invalid at C_Logout and when
+ * the last session closes. Whether the caller may see an object is the
+ * core's decision: it answers CKR_OBJECT_HANDLE_INVALID, passed through.
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "pkcs11/mod.h"
+
+/* ------------------------------------------------------------ handles */
+
+void mod_handles_drop_locked(void)
+{
+    mod_hmap_clear(&mod_state.h2o);
+    mod_hmap_clear(&mod_state.o2h);
+}
+
+/* The handle of oid, made on first sight. */
+static CK_RV handle_for_oid_locked(hsm_oid_t oid, CK_OBJECT_HANDLE *h)
+{
+    CK_OBJECT_HANDLE nh = mod_state.next_object;
+    uint64_t v;
+    CK_RV rv;
+
+    if (mod_hmap_get(&mod_state.o2h, oid, &v)) {
+        *h = (CK_OBJECT_HANDLE)v;
+        return CKR_OK;
+    }
+    rv = mod_hmap_put(&mod_state.h2o, (uint64_t)nh, oid);
+    if (rv != CKR_OK) {
+        return rv;
+    }
+    rv = mod_hmap_put(&mod_state.o2h, oid, (uint64_t)nh);
+    if (rv != CKR_OK) {
+        mod_hmap_del(&mod_state.h2o, (uint64_t)nh);
+        return rv;
+    }
+    mod_state.next_object++;
+    *h = nh;
+    return CKR_OK;
+}
+
+static bool oid_for_handle_locked(CK_OBJECT_HANDLE h, hsm_oid_t *oid)
+{
+    uint64_t v;
+
+    if (!mod_hmap_get(&mod_state.h2o, (uint64_t)h, &v)) {
+        return false;
+    }
+    *oid = v;
+    return true;
+}
+
+static void handle_forget_locked(CK_OBJECT_HANDLE h, hsm_oid_t oid)
+{
+    mod_hmap_del(&mod_state.h2o, (uint64_t)h);
+    mod_hmap_del(&mod_state.o2h, oid);
+}
+
+/* Remember a new object of session s if it is a session object. */
+static CK_RV note_session_object_locked(struct mod_session *s, hsm_oid_t oid)
+{
+    static const CK_ATTRIBUTE_TYPE type = CKA_TOKEN;
+    hsm_attr_t a;
+    bool token;
+    CK_RV rv;
+
+    memset(&a, 0, sizeof(a));
+    rv = hsm_object_get(mod_state.conn, s->sid, oid, &type, 1, &a);
+    if (rv != CKR_OK) {
+        return rv;
+    }
+    token = a.status == HSM_ATTR_OK && a.len == sizeof(CK_BBOOL) &&
+            *(const CK_BBOOL *)a.value == CK_TRUE;
+    hsm_attrs_free(&a, 1);
+    if (token) {
+        return CKR_OK;
+    }
+    if (s->sobj_n == s->sobj_cap) {
+        size_t cap = s->sobj_cap == 0 ? 8 : s->sobj_cap * 2;
+        hsm_oid_t *v;
+
+        if (cap > MOD_HMAP_MAX_ENTRIES) {
+            return CKR_HOST_MEMORY;
+        }
+        v = realloc(s->sobj, cap * sizeof(*v));
+        if (v == NULL) {
+            return CKR_HOST_MEMORY;
+        }
+        s->sobj = v;
+        s->sobj_cap = cap;
+    }
+    s->sobj[s->sobj_n++] = oid;
+    return CKR_OK;
+}
+
+void mod_handles_drop_session_locked(struct mod_session *s)
+{
+    size_t i;
+
+    for (i = 0; i < s->sobj_n; i++) {
+        uint64_t h;
+
+        if (mod_hmap_get(&mod_state.o2h, s->sobj[i], &h)) {
+            handle_forget_locked((CK_OBJECT_HANDLE)h, s->sobj[i]);
+        }
+    }
+    free(s->sobj);
+    s->sobj = NULL;
+    s->sobj_n = 0;
+    s->sobj_cap = 0;
+}
+
+/* ------------------------------------------------------------ templates */
+
+/*
+ * A template handed in for create, copy, set or find. An attribute with no
+ * value pointer but a length, or a value longer than we accept, is
+ * CKR_ATTRIBUTE_VALUE_INVALID (as the behaviour contract says).
+ */
+static CK_RV template_check(const CK_ATTRIBUTE *t, CK_ULONG n)
+{
+    CK_ULONG i;
+
+    if (t == NULL && n > 0) {
+        return CKR_ARGUMENTS_BAD;
+    }
+    if (n > MOD_TEMPLATE_MAX) {
+        return CKR_ARGUMENTS_BAD;
+    }
+    for (i = 0; i < n; i++) {
+        if (t[i].pValue == NULL && t[i].ulValueLen != 0) {
+            return CKR_ATTRIBUTE_VALUE_INVALID;
+        }
+        if (t[i].ulValueLen > MOD_ATTR_VALUE_MAX) {
+            return CKR_ATTRIBUTE_VALUE_INVALID;
+        }
+    }
+    return CKR_OK;
+}
+
+/* The core gets a valid pointer even for an empty template. */
+static const CK_ATTRIBUTE *template_ptr(const CK_ATTRIBUTE *t)
+{
+    static const CK_ATTRIBUTE empty = {0, NULL, 0};
+
+    return t != NULL ? t : &empty;
+}
+
+/*
+ * Session lookup plus handle lookup, for every call on one object. On
+ * success *s and *oid are set.
+ */
+static CK_RV session_object_locked(CK_SESSION_HANDLE hSession,
+                                   CK_OBJECT_HANDLE hObject,
+                                   struct mod_session **s, hsm_oid_t *oid)
+{
+    *s = mod_session_get_locked(hSession);
+    if (*s == NULL) {
+        return CKR_SESSION_HANDLE_INVALID;
+    }
+    if (!oid_for_handle_locked(hObject, oid)) {
+        return CKR_OBJECT_HANDLE_INVALID;
+    }
+    return CKR_OK;
+}
+
+/* ------------------------------------------------------------ objects */
+
+CK_RV mod_C_CreateObject(CK_SESSION_HANDLE hSession, CK_ATTRIBUTE_PTR pTemplate,
+                         CK_ULONG ulCount, CK_OBJECT_HANDLE_PTR phObject)
+{
+    struct mod_session *s;
+    CK_OBJECT_HANDLE h;
+    hsm_oid_t oid;
+    CK_RV rv;
+
+    rv = mod_enter();
+    if (rv != CKR_OK) {
+        return mod_ret(MOD_FN_C_CreateObject, rv);
+    }
+    s = mod_session_get_locked(hSession);
+    if (s == NULL) {
+        rv = CKR_SESSION_HANDLE_INVALID;
+        goto out;
+    }
+    if (phObject == NULL) {
+        rv = CKR_ARGUMENTS_BAD;
+        goto out;
+    }
+    rv = template_check(pTemplate, ulCount);
+    if (rv != CKR_OK) {
+        goto out;
+    }
+    rv = hsm_object_create(mod_state.conn, s->sid, template_ptr(pTemplate),
+                           ulCount, &oid);
+    if (rv != CKR_OK) {
+        goto out;
+    }
+    rv = note_session_object_locked(s, oid);
+    if (rv == CKR_OK) {
+        rv = handle_for_oid_locked(oid, &h);
+    }
+    if (rv != CKR_OK) {
+        /* No handle to give: the object must not stay behind. */
+        (void)hsm_object_destroy(mod_state.conn, s->sid, oid);
+        goto out;
+    }
+    *phObject = h;
+out:
+    mod_leave();
+    return mod_ret(MOD_FN_C_CreateObject, rv);
+}
+
+CK_RV mod_C_CopyObject(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject,
+                       CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount,
+                       CK_OBJECT_HANDLE_PTR phNewObject)
+{
+    struct mod_session *s;
+    CK_OBJECT_HANDLE h;
+    hsm_oid_t oid;
+    hsm_oid_t new_oid;
+    CK_RV rv;
+
+    rv = mod_enter();
+    if (rv != CKR_OK) {
+        return mod_ret(MOD_FN_C_CopyObject, rv);
+    }
+    s = mod_session_get_locked(hSession);
+    if (s == NULL) {
+        rv = CKR_SESSION_HANDLE_INVALID;
+        goto out;
+    }
+    if (phNewObject == NULL) {
+        rv = CKR_ARGUMENTS_BAD;
+        goto out;
+    }
+    rv = template_check(pTemplate, ulCount);
+    if (rv != CKR_OK) {
+        goto out;
+    }
+    if (!oid_for_handle_locked(hObject, &oid)) {
+        rv = CKR_OBJECT_HANDLE_INVALID;
+        goto out;
+    }
+    rv = hsm_object_copy(mod_state.conn, s->sid, oid, template_ptr(pTemplate),
+                         ulCount, &new_oid);
+    if (rv != CKR_OK) {
+        goto out;
+    }
+    rv = note_session_object_locked(s, new_oid);
+    if (rv == CKR_OK) {
+        rv = handle_for_oid_locked(new_oid, &h);
+    }
+    if (rv != CKR_OK) {
+        (void)hsm_object_destroy(mod_state.conn, s->sid, new_oid);
+        goto out;
+    }
+    *phNewObject = h;
+out:
+    mod_leave();
+    return mod_ret(MOD_FN_C_CopyObject, rv);
+}
+
+CK_RV mod_C_DestroyObject(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject)
+{
+    struct mod_session *s;
+    hsm_oid_t oid;
+    CK_RV rv;
+
+    rv = mod_enter();
+    if (rv != CKR_OK) {
+        return mod_ret(MOD_FN_C_DestroyObject, rv);
+    }
+    rv = session_object_locked(hSession, hObject, &s, &oid);
+    if (rv != CKR_OK) {
+        goto out;
+    }
+    rv = hsm_object_destroy(mod_state.conn, s->sid, oid);
+    if (rv == CKR_OK) {
+        handle_forget_locked(hObject, oid);
+    }
+out:
+    mod_leave();
+    return mod_ret(MOD_FN_C_DestroyObject, rv);
+}
+
+CK_RV mod_C_GetObjectSize(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject,
+                          CK_ULONG_PTR pulSize)
+{
+    struct mod_session *s;
+    CK_ULONG size = 0;
+    hsm_oid_t oid;
+    CK_RV rv;
+
+    rv = mod_enter();
+    if (rv != CKR_OK) {
+        return mod_ret(MOD_FN_C_GetObjectSize, rv);
+    }
+    rv = session_object_locked(hSession, hObject, &s, &oid);
+    if (rv != CKR_OK) {
+        goto out;
+    }
+    if (pulSize == NULL) {
+        rv = CKR_ARGUMENTS_BAD;
+        goto out;
+    }
+    rv = hsm_object_size(mod_state.conn, s->sid, oid, &size);
+    if (rv != CKR_OK) {
+        goto out;
+    }
+    *pulSize = size;
+out:
+    mod_leave();
+    return mod_ret(MOD_FN_C_GetObjectSize, rv);
+}
+
+/*
+ * Fills the caller's template from what the core read. PKCS#11 3.0
+ * section 5.7 (C_GetAttributeValue), for each (type, pValue, ulValueLen):
+ *
+ *   1. If the specified attribute (i.e., the attribute specified by the
+ *      type field) for the object cannot be revealed because the object is
+ *      sensitive or unextractable, then the ulValueLen field in that triple
+ *      is modified to hold the value CK_UNAVAILABLE_INFORMATION.
+ *   2. Otherwise, if the specified value for the object is invalid (the
+ *      object does not possess such an attribute), then the ulValueLen
+ *      field in that triple is modified to hold the value
+ *      CK_UNAVAILABLE_INFORMATION.
+ *   3. Otherwise, if the pValue field has the value NULL_PTR, then the
+ *      ulValueLen field is modified to hold the exact length of the
+ *      specified attribute for the object.
+ *   4. Otherwise, if the length specified in ulValueLen is large enough to
+ *      hold the value of the specified attribute for the object, then that
+ *      attribute is copied into the buffer located at pValue, and the
+ *      ulValueLen field is modified to hold the exact length of the
+ *      attribute.
+ *   5. Otherwise, the ulValueLen field is modified to hold the value
+ *      CK_UNAVAILABLE_INFORMATION.
+ *
+ * "If case 1 applies to any of the requested attributes, then the call
+ * should return the value CKR_ATTRIBUTE_SENSITIVE. If case 2 applies ...
+ * CKR_ATTRIBUTE_TYPE_INVALID. If case 5 applies ... CKR_BUFFER_TOO_SMALL.
+ * As usual, if more than one of these error codes is applicable, Cryptoki
+ * may return any of them." We fix the precedence SENSITIVE > TYPE_INVALID >
+ * BUFFER_TOO_SMALL and process every attribute. Array attributes
+ * (CKF_ARRAY_ATTRIBUTE) are not supported yet: the core reports them
+ * HSM_ATTR_INVALID (case 2).
+ */
+static CK_RV template_fill(CK_ATTRIBUTE *t, CK_ULONG n, const hsm_attr_t *got)
+{
+    bool sensitive = false;
+    bool invalid = false;
+    bool too_small = false;
+    CK_ULONG i;
+
+    for (i = 0; i < n; i++) {
+        CK_ATTRIBUTE *a = &t[i];
+        const hsm_attr_t *g = &got[i];
+
+        if (g->status == HSM_ATTR_SENSITIVE) {
+            a->ulValueLen = CK_UNAVAILABLE_INFORMATION; /* case 1 */
+            sensitive = true;
+        } else if (g->status != HSM_ATTR_OK) {
+            a->ulValueLen = CK_UNAVAILABLE_INFORMATION; /* case 2 */
+            invalid = true;
+        } else if (a->pValue == NULL) {
+            a->ulValueLen = (CK_ULONG)g->len; /* case 3 */
+        } else if (a->ulValueLen >= g->len) {
+            if (g->len > 0) {
+                memcpy(a->pValue, g->value, g->len); /* case 4 */
+            }
+            a->ulValueLen = (CK_ULONG)g->len;
+        } else {
+            a->ulValueLen = CK_UNAVAILABLE_INFORMATION; /* case 5 */
+            too_small = true;
+        }
+    }
+    if (sensitive) {
+        return CKR_ATTRIBUTE_SENSITIVE;
+    }
+    if (invalid) {
+        return CKR_ATTRIBUTE_TYPE_INVALID;
+    }
+    if (too_small) {
+        return CKR_BUFFER_TOO_SMALL;
+    }
+    return CKR_OK;
+}
+
+CK_RV mod_C_GetAttributeValue(CK_SESSION_HANDLE hSession,
+                              CK_OBJECT_HANDLE hObject,
+                              CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount)
+{
+    struct mod_session *s;
+    CK_ATTRIBUTE_TYPE one_type = 0;
+    hsm_attr_t one_attr;
+    CK_ATTRIBUTE_TYPE *types = &one_type;
+    hsm_attr_t *got = &one_attr;
+    bool have_got = false;
+    hsm_oid_t oid;
+    CK_ULONG i;
+    CK_RV rv;
+
+    memset(&one_attr, 0, sizeof(one_attr));
+    rv = mod_enter();
+    if (rv != CKR_OK) {
+        return mod_ret(MOD_FN_C_GetAttributeValue, rv);
+    }
+    rv = session_object_locked(hSession, hObject, &s, &oid);
+    if (rv != CKR_OK) {
+        goto out;
+    }
+    if ((pTemplate == NULL && ulCount > 0) || ulCount > MOD_TEMPLATE_MAX) {
+        rv = CKR_ARGUMENTS_BAD;
+        goto out;
+    }
+    if (ulCount > 1) {
+        types = calloc(ulCount, sizeof(*types));
+        got = calloc(ulCount, sizeof(*got));
+        if (types == NULL || got == NULL) {
+            rv = CKR_HOST_MEMORY;
+            goto out;
+        }
+    }
+    for (i = 0; i < ulCount; i++) {
+        types[i] = pTemplate[i].type;
+    }
+    /* Even for an empty template: the object must be one the caller sees. */
+    rv = hsm_object_get(mod_state.conn, s->sid, oid, types, (size_t)ulCount,
+                        got);
+    if (rv != CKR_OK) {
+        goto out;
+    }
+    have_got = true;
+    rv = template_fill(pTemplate, ulCount, got);
+out:
+    if (have_got) {
+        hsm_attrs_free(got, (size_t)ulCount);
+    }
+    if (types != &one_type) {
+        free(types);
+    }
+    if (got != &one_attr) {
+        free(got);
+    }
+    mod_leave();
+    return mod_ret(MOD_FN_C_GetAttributeValue, rv);
+}
+
+CK_RV mod_C_SetAttributeValue(CK_SESSION_HANDLE hSession,
+                              CK_OBJECT_HANDLE hObject,
+                              CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount)
+{
+    struct mod_session *s;
+    hsm_oid_t oid;
+    CK_RV rv;
+
+    rv = mod_enter();
+    if (rv != CKR_OK) {
+        return mod_ret(MOD_FN_C_SetAttributeValue, rv);
+    }
+    rv = session_object_locked(hSession, hObject, &s, &oid);
+    if (rv != CKR_OK) {
+        goto out;
+    }
+    rv = template_check(pTemplate, ulCount);
+    if (rv != CKR_OK) {
+        goto out;
+    }
+    rv = hsm_object_set(mod_state.conn, s->sid, oid, template_ptr(pTemplate),
+                        ulCount);
+out:
+    mod_leave();
+    return mod_ret(MOD_FN_C_SetAttributeValue, rv);
+}
+
+/* ------------------------------------------------------------ find */
+
+CK_RV mod_C_FindObjectsInit(CK_SESSION_HANDLE hSession,
+                            CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount)
+{
+    struct mod_session *s;
+    hsm_oid_t *oids = NULL;
+    size_t n = 0;
+    CK_RV rv;
+
+    rv = mod_enter();
+    if (rv != CKR_OK) {
+        return mod_ret(MOD_FN_C_FindObjectsInit, rv);
+    }
+    s = mod_session_get_locked(hSession);
+    if (s == NULL) {
+        rv = CKR_SESSION_HANDLE_INVALID;
+        goto out;
+    }
+    rv = template_check(pTemplate, ulCount);
+    if (rv != CKR_OK) {
+        goto out;
+    }
+    if (s->find.active) {
+        rv = CKR_OPERATION_ACTIVE;
+        goto out;
+    }
+    rv = hsm_object_find(mod_state.conn, s->sid, template_ptr(pTemplate),
+                         ulCount, &oids, &n);
+    if (rv != CKR_OK) {
+        goto out;
+    }
+    s->find.active = true;
+    s->find.oids = oids;
+    s->find.n = n;
+    s->find.pos = 0;
+    oids = NULL;
+out:
+    free(oids);
+    mod_leave();
+    return mod_ret(MOD_FN_C_FindObjectsInit, rv);
+}
+
+CK_RV mod_C_FindObjects(CK_SESSION_HANDLE hSession,
+                        CK_OBJECT_HANDLE_PTR phObject,
+                        CK_ULONG ulMaxObjectCount, CK_ULONG_PTR pulObjectCount)
+{
+    struct mod_session *s;
+    CK_ULONG got = 0;
+    size_t pos;
+    CK_RV rv;
+
+    rv = mod_enter();
+    if (rv != CKR_OK) {
+        return mod_ret(MOD_FN_C_FindObjects, rv);
+    }
+    s = mod_session_get_locked(hSession);
+    if (s == NULL) {
+        rv = CKR_SESSION_HANDLE_INVALID;
+        goto out;
+    }
+    if (pulObjectCount == NULL || (phObject == NULL && ulMaxObjectCount > 0)) {
+        rv = CKR_ARGUMENTS_BAD;
+        goto out;
+    }
+    if (!s->find.active) {
+        rv = CKR_OPERATION_NOT_INITIALIZED;
+        goto out;
+    }
+    pos = s->find.pos;
+    while (got < ulMaxObjectCount && pos < s->find.n) {
+        rv = handle_for_oid_locked(s->find.oids[pos], &phObject[got]);
+        if (rv != CKR_OK) {
+            goto out;
+        }
+        got++;
+        pos++;
+    }
+    s->find.pos = pos;
+    *pulObjectCount = got;
+out:
+    mod_leave();
+    return mod_ret(MOD_FN_C_FindObjects, rv);
+}
+
+CK_RV mod_C_FindObjectsFinal(CK_SESSION_HANDLE hSession)
+{
+    struct mod_session *s;
+    CK_RV rv;
+
+    rv = mod_enter();
+    if (rv != CKR_OK) {
+        return mod_ret(MOD_FN_C_FindObjectsFinal, rv);
+    }
+    s = mod_session_get_locked(hSession);
+    if (s == NULL) {
+        rv = CKR_SESSION_HANDLE_INVALID;
+        goto out;
+    }
+    if (!s->find.active) {
+        rv = CKR_OPERATION_NOT_INITIALIZED;
+        goto out;
+    }
+    mod_find_end(&s->find);
+out:
+    mod_leave();
+    return mod_ret(MOD_FN_C_FindObjectsFinal, rv);
+}

@@ -1,0 +1,364 @@
+/*
+ * session.c - sessions: C_OpenSession, C_CloseSession, C_CloseAllSessions,
+ * C_GetSessionInfo, C_SessionCancel, random numbers and the legacy
+ * parallel-function calls.
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "pkcs11/mod.h"
+
+/* ------------------------------------------------------------ helpers */
+
+struct mod_session *mod_session_get_locked(CK_SESSION_HANDLE h)
+{
+    uint64_t v;
+
+    if (!mod_hmap_get(&mod_state.sessions, (uint64_t)h, &v)) {
+        return NULL;
+    }
+    return (struct mod_session *)(uintptr_t)v;
+}
+
+size_t mod_session_count_locked(void)
+{
+    return mod_hmap_count(&mod_state.sessions);
+}
+
+void mod_find_end(struct mod_find *f)
+{
+    free(f->oids);
+    memset(f, 0, sizeof(*f));
+}
+
+void mod_sessions_cancel_finds_locked(void)
+{
+    size_t pos = 0;
+    uint64_t v;
+
+    while (mod_hmap_next(&mod_state.sessions, &pos, NULL, &v)) {
+        struct mod_session *s = (struct mod_session *)(uintptr_t)v;
+
+        mod_find_end(&s->find);
+    }
+}
+
+/* The last session of the application is gone: it is logged out. */
+static void last_session_closed_locked(void)
+{
+    CK_RV rv = hsm_logout(mod_state.conn);
+
+    if (rv != CKR_OK && rv != CKR_USER_NOT_LOGGED_IN) {
+        log_warn("logout after the last session: %s", mod_rv_name(rv));
+    }
+    mod_handles_drop_locked();
+}
+
+static void session_free(struct mod_session *s)
+{
+    mod_find_end(&s->find);
+    free(s->sobj);
+    free(s);
+}
+
+CK_RV mod_session_close_locked(struct mod_session *s)
+{
+    CK_RV rv;
+
+    rv = hsm_session_close(mod_state.conn, s->sid);
+    if (rv != CKR_OK) {
+        return rv;
+    }
+    mod_hmap_del(&mod_state.sessions, (uint64_t)s->handle);
+    mod_handles_drop_session_locked(s);
+    if (s->rw) {
+        mod_state.rw_sessions--;
+    }
+    session_free(s);
+    if (mod_session_count_locked() == 0) {
+        last_session_closed_locked();
+    }
+    return CKR_OK;
+}
+
+void mod_sessions_close_all_locked(void)
+{
+    size_t pos = 0;
+    uint64_t v;
+
+    if (mod_session_count_locked() == 0) {
+        return;
+    }
+    /* Free every session, then empty the table (no change while walking). */
+    while (mod_hmap_next(&mod_state.sessions, &pos, NULL, &v)) {
+        struct mod_session *s = (struct mod_session *)(uintptr_t)v;
+        CK_RV rv = hsm_session_close(mod_state.conn, s->sid);
+
+        if (rv != CKR_OK) {
+            log_warn("closing session %lu: %s", s->handle, mod_rv_name(rv));
+        }
+        session_free(s);
+    }
+    mod_hmap_clear(&mod_state.sessions);
+    mod_state.rw_sessions = 0;
+    last_session_closed_locked();
+}
+
+/* ------------------------------------------------------------ sessions */
+
+CK_RV mod_C_OpenSession(CK_SLOT_ID slotID, CK_FLAGS flags,
+                        CK_VOID_PTR pApplication, CK_NOTIFY Notify,
+                        CK_SESSION_HANDLE_PTR phSession)
+{
+    struct mod_session *s = NULL;
+    hsm_user_type_t who;
+    bool rw = (flags & CKF_RW_SESSION) != 0;
+    bool have_sid = false;
+    CK_RV rv;
+
+    rv = mod_enter();
+    if (rv != CKR_OK) {
+        return mod_ret(MOD_FN_C_OpenSession, rv);
+    }
+    if (slotID != MOD_SLOT_ID) {
+        rv = CKR_SLOT_ID_INVALID;
+        goto out;
+    }
+    if (phSession == NULL) {
+        rv = CKR_ARGUMENTS_BAD;
+        goto out;
+    }
+    if ((flags & CKF_SERIAL_SESSION) == 0) {
+        rv = CKR_SESSION_PARALLEL_NOT_SUPPORTED;
+        goto out;
+    }
+    who = hsm_conn_user_type(mod_state.conn, NULL);
+    if (!rw && (who == HSM_USER_CO || who == HSM_USER_PRECO)) {
+        rv = CKR_SESSION_READ_WRITE_SO_EXISTS;
+        goto out;
+    }
+    if (mod_session_count_locked() >= mod_state.cfg.max_sessions) {
+        rv = CKR_SESSION_COUNT;
+        goto out;
+    }
+    s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        rv = CKR_HOST_MEMORY;
+        goto out;
+    }
+    rv = hsm_session_open(mod_state.conn, rw, &s->sid);
+    if (rv != CKR_OK) {
+        goto out;
+    }
+    have_sid = true;
+    s->handle = mod_state.next_session;
+    s->rw = rw;
+    s->application = pApplication;
+    s->notify = Notify;
+    s->op = MOD_OP_NONE;
+    rv = mod_hmap_put(&mod_state.sessions, (uint64_t)s->handle,
+                      (uint64_t)(uintptr_t)s);
+    if (rv != CKR_OK) {
+        goto out;
+    }
+    mod_state.next_session++;
+    if (rw) {
+        mod_state.rw_sessions++;
+    }
+    *phSession = s->handle;
+    s = NULL;
+out:
+    if (s != NULL) {
+        if (have_sid) {
+            (void)hsm_session_close(mod_state.conn, s->sid);
+        }
+        free(s);
+    }
+    mod_leave();
+    return mod_ret(MOD_FN_C_OpenSession, rv);
+}
+
+CK_RV mod_C_CloseSession(CK_SESSION_HANDLE hSession)
+{
+    struct mod_session *s;
+    CK_RV rv;
+
+    rv = mod_enter();
+    if (rv != CKR_OK) {
+        return mod_ret(MOD_FN_C_CloseSession, rv);
+    }
+    s = mod_session_get_locked(hSession);
+    if (s == NULL) {
+        rv = CKR_SESSION_HANDLE_INVALID;
+        goto out;
+    }
+    rv = mod_session_close_locked(s);
+out:
+    mod_leave();
+    return mod_ret(MOD_FN_C_CloseSession, rv);
+}
+
+CK_RV mod_C_CloseAllSessions(CK_SLOT_ID slotID)
+{
+    CK_RV rv;
+
+    rv = mod_enter();
+    if (rv != CKR_OK) {
+        return mod_ret(MOD_FN_C_CloseAllSessions, rv);
+    }
+    if (slotID != MOD_SLOT_ID) {
+        rv = CKR_SLOT_ID_INVALID;
+        goto out;
+    }
+    mod_sessions_close_all_locked();
+out:
+    mod_leave();
+    return mod_ret(MOD_FN_C_CloseAllSessions, rv);
+}
+
+CK_RV mod_C_GetSessionInfo(CK_SESSION_HANDLE hSession,
+                           CK_SESSION_INFO_PTR pInfo)
+{
+    struct mod_session *s;
+    CK_STATE state;
+    CK_RV rv;
+
+    rv = mod_enter();
+    if (rv != CKR_OK) {
+        return mod_ret(MOD_FN_C_GetSessionInfo, rv);
+    }
+    s = mod_session_get_locked(hSession);
+    if (s == NULL) {
+        rv = CKR_SESSION_HANDLE_INVALID;
+        goto out;
+    }
+    if (pInfo == NULL) {
+        rv = CKR_ARGUMENTS_BAD;
+        goto out;
+    }
+    switch (hsm_conn_user_type(mod_state.conn, NULL)) {
+    case HSM_USER_CU:
+    case HSM_USER_AU:
+        state = s->rw ? CKS_RW_USER_FUNCTIONS : CKS_RO_USER_FUNCTIONS;
+        break;
+    case HSM_USER_CO:
+    case HSM_USER_PRECO:
+        state = CKS_RW_SO_FUNCTIONS;
+        break;
+    case HSM_USER_NONE:
+    default:
+        state = s->rw ? CKS_RW_PUBLIC_SESSION : CKS_RO_PUBLIC_SESSION;
+        break;
+    }
+    memset(pInfo, 0, sizeof(*pInfo));
+    pInfo->slotID = MOD_SLOT_ID;
+    pInfo->state = state;
+    pInfo->flags = CKF_SERIAL_SESSION | (s->rw ? CKF_RW_SESSION : 0);
+    pInfo->ulDeviceError = 0;
+out:
+    mod_leave();
+    return mod_ret(MOD_FN_C_GetSessionInfo, rv);
+}
+
+CK_RV mod_C_SessionCancel(CK_SESSION_HANDLE hSession, CK_FLAGS flags)
+{
+    CK_RV rv;
+
+    (void)flags;
+    rv = mod_enter();
+    if (rv != CKR_OK) {
+        return mod_ret(MOD_FN_C_SessionCancel, rv);
+    }
+    if (mod_session_get_locked(hSession) == NULL) {
+        rv = CKR_SESSION_HANDLE_INVALID;
+        goto out;
+    }
+    /* No operation can be active yet (crypto comes later): nothing to do. */
+out:
+    mod_leave();
+    return mod_ret(MOD_FN_C_SessionCancel, rv);
+}
+
+/* ------------------------------------------------------------ random */
+
+CK_RV mod_C_GenerateRandom(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pRandomData,
+                           CK_ULONG ulRandomLen)
+{
+    CK_RV rv;
+
+    rv = mod_enter();
+    if (rv != CKR_OK) {
+        return mod_ret(MOD_FN_C_GenerateRandom, rv);
+    }
+    if (mod_session_get_locked(hSession) == NULL) {
+        rv = CKR_SESSION_HANDLE_INVALID;
+        goto out;
+    }
+    if (pRandomData == NULL && ulRandomLen > 0) {
+        rv = CKR_ARGUMENTS_BAD;
+        goto out;
+    }
+    if (ulRandomLen == 0) {
+        goto out;
+    }
+    rv = hsm_random(mod_state.conn, pRandomData, (size_t)ulRandomLen);
+out:
+    mod_leave();
+    return mod_ret(MOD_FN_C_GenerateRandom, rv);
+}
+
+CK_RV mod_C_SeedRandom(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSeed,
+                       CK_ULONG ulSeedLen)
+{
+    CK_RV rv;
+
+    rv = mod_enter();
+    if (rv != CKR_OK) {
+        return mod_ret(MOD_FN_C_SeedRandom, rv);
+    }
+    if (mod_session_get_locked(hSession) == NULL) {
+        rv = CKR_SESSION_HANDLE_INVALID;
+        goto out;
+    }
+    if (pSeed == NULL && ulSeedLen > 0) {
+        rv = CKR_ARGUMENTS_BAD;
+        goto out;
+    }
+    rv = CKR_RANDOM_SEED_NOT_SUPPORTED;
+out:
+    mod_leave();
+    return mod_ret(MOD_FN_C_SeedRandom, rv);
+}
+
+/* ------------------------------------------------------------ legacy */
+
+static CK_RV not_parallel(enum mod_fn fn, CK_SESSION_HANDLE hSession)
+{
+    CK_RV rv;
+
+    rv = mod_enter();
+    if (rv != CKR_OK) {
+        return mod_ret(fn, rv);
+    }
+    if (mod_session_get_locked(hSession) == NULL) {
+        rv = CKR_SESSION_HANDLE_INVALID;
+    } else {
+        rv = CKR_FUNCTION_NOT_PARALLEL;
+    }
+    mod_leave();
+    return mod_ret(fn, rv);
+}
+
+CK_RV mod_C_GetFunctionStatus(CK_SESSION_HANDLE hSession)
+{
+    return not_parallel(MOD_FN_C_GetFunctionStatus, hSession);
+}
+
+CK_RV mod_C_CancelFunction(CK_SESSION_HANDLE hSession)
+{
+    return not_parallel(MOD_FN_C_CancelFunction, hSession);
+}

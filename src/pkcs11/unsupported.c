@@ -1,0 +1,413 @@
+/*
+ * unsupported.c - every PKCS#11 2.40/3.0 function Nimbus does not implement
+ * yet (crypto comes with issue 3, the message API and operation state
+ * later). Each returns CKR_FUNCTION_NOT_SUPPORTED, and
+ * CKR_CRYPTOKI_NOT_INITIALIZED when the library is not initialized (or
+ * was initialized by the parent of a forked process).
+ */
+#include "config.h"
+
+#include "pkcs11/mod.h"
+
+/* The parameters are the spec's; none is looked at. */
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+
+static CK_RV unsupported(enum mod_fn fn)
+{
+    CK_RV rv = CKR_FUNCTION_NOT_SUPPORTED;
+
+    if (!mod_ready()) {
+        rv = CKR_CRYPTOKI_NOT_INITIALIZED;
+    }
+    return mod_ret(fn, rv);
+}
+
+CK_RV mod_C_GetOperationState(CK_SESSION_HANDLE hSession,
+                              CK_BYTE_PTR pOperationState,
+                              CK_ULONG_PTR pulOperationStateLen)
+{
+    return unsupported(MOD_FN_C_GetOperationState);
+}
+
+CK_RV mod_C_SetOperationState(CK_SESSION_HANDLE hSession,
+                              CK_BYTE_PTR pOperationState,
+                              CK_ULONG ulOperationStateLen,
+                              CK_OBJECT_HANDLE hEncryptionKey,
+                              CK_OBJECT_HANDLE hAuthenticationKey)
+{
+    return unsupported(MOD_FN_C_SetOperationState);
+}
+
+CK_RV mod_C_EncryptInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
+                        CK_OBJECT_HANDLE hKey)
+{
+    return unsupported(MOD_FN_C_EncryptInit);
+}
+
+CK_RV mod_C_Encrypt(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData,
+                    CK_ULONG ulDataLen, CK_BYTE_PTR pEncryptedData,
+                    CK_ULONG_PTR pulEncryptedDataLen)
+{
+    return unsupported(MOD_FN_C_Encrypt);
+}
+
+CK_RV mod_C_EncryptUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart,
+                          CK_ULONG ulPartLen, CK_BYTE_PTR pEncryptedPart,
+                          CK_ULONG_PTR pulEncryptedPartLen)
+{
+    return unsupported(MOD_FN_C_EncryptUpdate);
+}
+
+CK_RV mod_C_EncryptFinal(CK_SESSION_HANDLE hSession,
+                         CK_BYTE_PTR pLastEncryptedPart,
+                         CK_ULONG_PTR pulLastEncryptedPartLen)
+{
+    return unsupported(MOD_FN_C_EncryptFinal);
+}
+
+CK_RV mod_C_DecryptInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
+                        CK_OBJECT_HANDLE hKey)
+{
+    return unsupported(MOD_FN_C_DecryptInit);
+}
+
+CK_RV mod_C_Decrypt(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pEncryptedData,
+                    CK_ULONG ulEncryptedDataLen, CK_BYTE_PTR pData,
+                    CK_ULONG_PTR pulDataLen)
+{
+    return unsupported(MOD_FN_C_Decrypt);
+}
+
+CK_RV mod_C_DecryptUpdate(CK_SESSION_HANDLE hSession,
+                          CK_BYTE_PTR pEncryptedPart,
+                          CK_ULONG ulEncryptedPartLen, CK_BYTE_PTR pPart,
+                          CK_ULONG_PTR pulPartLen)
+{
+    return unsupported(MOD_FN_C_DecryptUpdate);
+}
+
+CK_RV mod_C_DecryptFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pLastPart,
+                         CK_ULONG_PTR pulLastPartLen)
+{
+    return unsupported(MOD_FN_C_DecryptFinal);
+}
+
+CK_RV mod_C_DigestInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism)
+{
+    return unsupported(MOD_FN_C_DigestInit);
+}
+
+CK_RV mod_C_Digest(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData,
+                   CK_ULONG ulDataLen, CK_BYTE_PTR pDigest,
+                   CK_ULONG_PTR pulDigestLen)
+{
+    return unsupported(MOD_FN_C_Digest);
+}
+
+CK_RV mod_C_DigestUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart,
+                         CK_ULONG ulPartLen)
+{
+    return unsupported(MOD_FN_C_DigestUpdate);
+}
+
+CK_RV mod_C_DigestKey(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hKey)
+{
+    return unsupported(MOD_FN_C_DigestKey);
+}
+
+CK_RV mod_C_DigestFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pDigest,
+                        CK_ULONG_PTR pulDigestLen)
+{
+    return unsupported(MOD_FN_C_DigestFinal);
+}
+
+CK_RV mod_C_SignInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
+                     CK_OBJECT_HANDLE hKey)
+{
+    return unsupported(MOD_FN_C_SignInit);
+}
+
+CK_RV mod_C_Sign(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData,
+                 CK_ULONG ulDataLen, CK_BYTE_PTR pSignature,
+                 CK_ULONG_PTR pulSignatureLen)
+{
+    return unsupported(MOD_FN_C_Sign);
+}
+
+CK_RV mod_C_SignUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart,
+                       CK_ULONG ulPartLen)
+{
+    return unsupported(MOD_FN_C_SignUpdate);
+}
+
+CK_RV mod_C_SignFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSignature,
+                      CK_ULONG_PTR pulSignatureLen)
+{
+    return unsupported(MOD_FN_C_SignFinal);
+}
+
+CK_RV mod_C_SignRecoverInit(CK_SESSION_HANDLE hSession,
+                            CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey)
+{
+    return unsupported(MOD_FN_C_SignRecoverInit);
+}
+
+CK_RV mod_C_SignRecover(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData,
+                        CK_ULONG ulDataLen, CK_BYTE_PTR pSignature,
+                        CK_ULONG_PTR pulSignatureLen)
+{
+    return unsupported(MOD_FN_C_SignRecover);
+}
+
+CK_RV mod_C_VerifyInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
+                       CK_OBJECT_HANDLE hKey)
+{
+    return unsupported(MOD_FN_C_VerifyInit);
+}
+
+CK_RV mod_C_Verify(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData,
+                   CK_ULONG ulDataLen, CK_BYTE_PTR pSignature,
+                   CK_ULONG ulSignatureLen)
+{
+    return unsupported(MOD_FN_C_Verify);
+}
+
+CK_RV mod_C_VerifyUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart,
+                         CK_ULONG ulPartLen)
+{
+    return unsupported(MOD_FN_C_VerifyUpdate);
+}
+
+CK_RV mod_C_VerifyFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSignature,
+                        CK_ULONG ulSignatureLen)
+{
+    return unsupported(MOD_FN_C_VerifyFinal);
+}
+
+CK_RV mod_C_VerifyRecoverInit(CK_SESSION_HANDLE hSession,
+                              CK_MECHANISM_PTR pMechanism,
+                              CK_OBJECT_HANDLE hKey)
+{
+    return unsupported(MOD_FN_C_VerifyRecoverInit);
+}
+
+CK_RV mod_C_VerifyRecover(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSignature,
+                          CK_ULONG ulSignatureLen, CK_BYTE_PTR pData,
+                          CK_ULONG_PTR pulDataLen)
+{
+    return unsupported(MOD_FN_C_VerifyRecover);
+}
+
+CK_RV mod_C_DigestEncryptUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart,
+                                CK_ULONG ulPartLen, CK_BYTE_PTR pEncryptedPart,
+                                CK_ULONG_PTR pulEncryptedPartLen)
+{
+    return unsupported(MOD_FN_C_DigestEncryptUpdate);
+}
+
+CK_RV mod_C_DecryptDigestUpdate(CK_SESSION_HANDLE hSession,
+                                CK_BYTE_PTR pEncryptedPart,
+                                CK_ULONG ulEncryptedPartLen, CK_BYTE_PTR pPart,
+                                CK_ULONG_PTR pulPartLen)
+{
+    return unsupported(MOD_FN_C_DecryptDigestUpdate);
+}
+
+CK_RV mod_C_SignEncryptUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart,
+                              CK_ULONG ulPartLen, CK_BYTE_PTR pEncryptedPart,
+                              CK_ULONG_PTR pulEncryptedPartLen)
+{
+    return unsupported(MOD_FN_C_SignEncryptUpdate);
+}
+
+CK_RV mod_C_DecryptVerifyUpdate(CK_SESSION_HANDLE hSession,
+                                CK_BYTE_PTR pEncryptedPart,
+                                CK_ULONG ulEncryptedPartLen, CK_BYTE_PTR pPart,
+                                CK_ULONG_PTR pulPartLen)
+{
+    return unsupported(MOD_FN_C_DecryptVerifyUpdate);
+}
+
+CK_RV mod_C_GenerateKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
+                        CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount,
+                        CK_OBJECT_HANDLE_PTR phKey)
+{
+    return unsupported(MOD_FN_C_GenerateKey);
+}
+
+CK_RV mod_C_GenerateKeyPair(
+    CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
+    CK_ATTRIBUTE_PTR pPublicKeyTemplate, CK_ULONG ulPublicKeyAttributeCount,
+    CK_ATTRIBUTE_PTR pPrivateKeyTemplate, CK_ULONG ulPrivateKeyAttributeCount,
+    CK_OBJECT_HANDLE_PTR phPublicKey, CK_OBJECT_HANDLE_PTR phPrivateKey)
+{
+    return unsupported(MOD_FN_C_GenerateKeyPair);
+}
+
+CK_RV mod_C_WrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
+                    CK_OBJECT_HANDLE hWrappingKey, CK_OBJECT_HANDLE hKey,
+                    CK_BYTE_PTR pWrappedKey, CK_ULONG_PTR pulWrappedKeyLen)
+{
+    return unsupported(MOD_FN_C_WrapKey);
+}
+
+CK_RV mod_C_UnwrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
+                      CK_OBJECT_HANDLE hUnwrappingKey, CK_BYTE_PTR pWrappedKey,
+                      CK_ULONG ulWrappedKeyLen, CK_ATTRIBUTE_PTR pTemplate,
+                      CK_ULONG ulAttributeCount, CK_OBJECT_HANDLE_PTR phKey)
+{
+    return unsupported(MOD_FN_C_UnwrapKey);
+}
+
+CK_RV mod_C_DeriveKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
+                      CK_OBJECT_HANDLE hBaseKey, CK_ATTRIBUTE_PTR pTemplate,
+                      CK_ULONG ulAttributeCount, CK_OBJECT_HANDLE_PTR phKey)
+{
+    return unsupported(MOD_FN_C_DeriveKey);
+}
+
+CK_RV mod_C_MessageEncryptInit(CK_SESSION_HANDLE hSession,
+                               CK_MECHANISM_PTR pMechanism,
+                               CK_OBJECT_HANDLE hKey)
+{
+    return unsupported(MOD_FN_C_MessageEncryptInit);
+}
+
+CK_RV mod_C_EncryptMessage(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter,
+                           CK_ULONG ulParameterLen, CK_BYTE_PTR pAssociatedData,
+                           CK_ULONG ulAssociatedDataLen, CK_BYTE_PTR pPlaintext,
+                           CK_ULONG ulPlaintextLen, CK_BYTE_PTR pCiphertext,
+                           CK_ULONG_PTR pulCiphertextLen)
+{
+    return unsupported(MOD_FN_C_EncryptMessage);
+}
+
+CK_RV mod_C_EncryptMessageBegin(CK_SESSION_HANDLE hSession,
+                                CK_VOID_PTR pParameter, CK_ULONG ulParameterLen,
+                                CK_BYTE_PTR pAssociatedData,
+                                CK_ULONG ulAssociatedDataLen)
+{
+    return unsupported(MOD_FN_C_EncryptMessageBegin);
+}
+
+CK_RV mod_C_EncryptMessageNext(CK_SESSION_HANDLE hSession,
+                               CK_VOID_PTR pParameter, CK_ULONG ulParameterLen,
+                               CK_BYTE_PTR pPlaintextPart,
+                               CK_ULONG ulPlaintextPartLen,
+                               CK_BYTE_PTR pCiphertextPart,
+                               CK_ULONG_PTR pulCiphertextPartLen,
+                               CK_FLAGS flags)
+{
+    return unsupported(MOD_FN_C_EncryptMessageNext);
+}
+
+CK_RV mod_C_MessageEncryptFinal(CK_SESSION_HANDLE hSession)
+{
+    return unsupported(MOD_FN_C_MessageEncryptFinal);
+}
+
+CK_RV mod_C_MessageDecryptInit(CK_SESSION_HANDLE hSession,
+                               CK_MECHANISM_PTR pMechanism,
+                               CK_OBJECT_HANDLE hKey)
+{
+    return unsupported(MOD_FN_C_MessageDecryptInit);
+}
+
+CK_RV mod_C_DecryptMessage(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter,
+                           CK_ULONG ulParameterLen, CK_BYTE_PTR pAssociatedData,
+                           CK_ULONG ulAssociatedDataLen,
+                           CK_BYTE_PTR pCiphertext, CK_ULONG ulCiphertextLen,
+                           CK_BYTE_PTR pPlaintext, CK_ULONG_PTR pulPlaintextLen)
+{
+    return unsupported(MOD_FN_C_DecryptMessage);
+}
+
+CK_RV mod_C_DecryptMessageBegin(CK_SESSION_HANDLE hSession,
+                                CK_VOID_PTR pParameter, CK_ULONG ulParameterLen,
+                                CK_BYTE_PTR pAssociatedData,
+                                CK_ULONG ulAssociatedDataLen)
+{
+    return unsupported(MOD_FN_C_DecryptMessageBegin);
+}
+
+CK_RV mod_C_DecryptMessageNext(CK_SESSION_HANDLE hSession,
+                               CK_VOID_PTR pParameter, CK_ULONG ulParameterLen,
+                               CK_BYTE_PTR pCiphertextPart,
+                               CK_ULONG ulCiphertextPartLen,
+                               CK_BYTE_PTR pPlaintextPart,
+                               CK_ULONG_PTR pulPlaintextPartLen, CK_FLAGS flags)
+{
+    return unsupported(MOD_FN_C_DecryptMessageNext);
+}
+
+CK_RV mod_C_MessageDecryptFinal(CK_SESSION_HANDLE hSession)
+{
+    return unsupported(MOD_FN_C_MessageDecryptFinal);
+}
+
+CK_RV mod_C_MessageSignInit(CK_SESSION_HANDLE hSession,
+                            CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey)
+{
+    return unsupported(MOD_FN_C_MessageSignInit);
+}
+
+CK_RV mod_C_SignMessage(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter,
+                        CK_ULONG ulParameterLen, CK_BYTE_PTR pData,
+                        CK_ULONG ulDataLen, CK_BYTE_PTR pSignature,
+                        CK_ULONG_PTR pulSignatureLen)
+{
+    return unsupported(MOD_FN_C_SignMessage);
+}
+
+CK_RV mod_C_SignMessageBegin(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter,
+                             CK_ULONG ulParameterLen)
+{
+    return unsupported(MOD_FN_C_SignMessageBegin);
+}
+
+CK_RV mod_C_SignMessageNext(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter,
+                            CK_ULONG ulParameterLen, CK_BYTE_PTR pData,
+                            CK_ULONG ulDataLen, CK_BYTE_PTR pSignature,
+                            CK_ULONG_PTR pulSignatureLen)
+{
+    return unsupported(MOD_FN_C_SignMessageNext);
+}
+
+CK_RV mod_C_MessageSignFinal(CK_SESSION_HANDLE hSession)
+{
+    return unsupported(MOD_FN_C_MessageSignFinal);
+}
+
+CK_RV mod_C_MessageVerifyInit(CK_SESSION_HANDLE hSession,
+                              CK_MECHANISM_PTR pMechanism,
+                              CK_OBJECT_HANDLE hKey)
+{
+    return unsupported(MOD_FN_C_MessageVerifyInit);
+}
+
+CK_RV mod_C_VerifyMessage(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter,
+                          CK_ULONG ulParameterLen, CK_BYTE_PTR pData,
+                          CK_ULONG ulDataLen, CK_BYTE_PTR pSignature,
+                          CK_ULONG ulSignatureLen)
+{
+    return unsupported(MOD_FN_C_VerifyMessage);
+}
+
+CK_RV mod_C_VerifyMessageBegin(CK_SESSION_HANDLE hSession,
+                               CK_VOID_PTR pParameter, CK_ULONG ulParameterLen)
+{
+    return unsupported(MOD_FN_C_VerifyMessageBegin);
+}
+
+CK_RV mod_C_VerifyMessageNext(CK_SESSION_HANDLE hSession,
+                              CK_VOID_PTR pParameter, CK_ULONG ulParameterLen,
+                              CK_BYTE_PTR pData, CK_ULONG ulDataLen,
+                              CK_BYTE_PTR pSignature, CK_ULONG ulSignatureLen)
+{
+    return unsupported(MOD_FN_C_VerifyMessageNext);
+}
+
+CK_RV mod_C_MessageVerifyFinal(CK_SESSION_HANDLE hSession)
+{
+    return unsupported(MOD_FN_C_MessageVerifyFinal);
+}
