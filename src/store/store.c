@@ -153,9 +153,13 @@ static const char schema_v1[] =
     " label BLOB,"
     " ckid BLOB,"
     " attrs BLOB);"
+    /* The label and CKA_ID indexes cover every column a find returns,
+     * so a search by either never reads the table itself. */
     "CREATE INDEX objects_class ON objects(class);"
-    "CREATE INDEX objects_label ON objects(label);"
-    "CREATE INDEX objects_ckid ON objects(ckid);"
+    "CREATE INDEX objects_label ON objects(label, class, key_type, private,"
+    " owner);"
+    "CREATE INDEX objects_ckid ON objects(ckid, class, key_type, private,"
+    " owner);"
     "CREATE INDEX objects_key_type ON objects(key_type);"
     "CREATE INDEX objects_owner ON objects(owner);"
     "CREATE TABLE shares ("
@@ -703,7 +707,8 @@ static CK_RV configure(store_t *st)
     return exec_sql(st,
                     "PRAGMA synchronous = FULL;"
                     "PRAGMA foreign_keys = ON;"
-                    "PRAGMA secure_delete = ON;",
+                    "PRAGMA secure_delete = ON;"
+                    "PRAGMA cache_size = -8192;",
                     "pragmas");
 }
 

@@ -13,7 +13,8 @@
  * "fb-<i>", then times SEARCHES finds of a random existing label and prints
  * searches per second. It also times C_Login + C_Logout.
  */
-#define _GNU_SOURCE
+#include "config.h"
+
 #include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -1030,7 +1030,7 @@ static void test_many_objects(void **state)
         const char *detail = (const char *)sqlite3_column_text(s, 3);
 
         print_message("plan: %s\n", detail);
-        if (strstr(detail, "USING INDEX objects_label") != NULL) {
+        if (strstr(detail, "INDEX objects_label") != NULL) {
             uses_index = true;
         }
         if (strncmp(detail, "SCAN o", 6) == 0) {
