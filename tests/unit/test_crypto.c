@@ -1106,6 +1106,9 @@ static void test_wycheproof_aes_gcm(void **state)
         print_message("wycheproof vectors not found at %s: skipping\n", path);
         skip();
     }
+    /* Initialized here, not in a setup: a skipped test gets no teardown
+     * in cmocka 1.1, which would leak the library context. */
+    assert_int_equal(crypto_init(), CKR_OK);
     doc = read_file(path, TEST_JSON_MAX, &len);
     assert_non_null(doc);
 
@@ -1125,6 +1128,7 @@ static void test_wycheproof_aes_gcm(void **state)
                   "invalid, %lu acceptable) from %lu groups, %lu failed\n",
                   st.run, st.valid, st.invalid, st.acceptable, st.groups,
                   st.failed);
+    crypto_fini();
     assert_true(st.run > 0);
     assert_true(st.valid > 0);
     assert_true(st.invalid > 0);
@@ -1337,8 +1341,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_seal_roundtrip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_seal_tamper, setup, teardown),
         cmocka_unit_test_setup_teardown(test_seal_limits, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_wycheproof_aes_gcm, setup,
-                                        teardown),
+        cmocka_unit_test(test_wycheproof_aes_gcm),
         cmocka_unit_test_setup_teardown(test_master_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_master_key_race, setup, teardown),
     };
