@@ -733,11 +733,25 @@ static void log_setup(const struct config *cfg)
  * SQLite connections and mutexes belong to the parent and must not be
  * touched (or freed) here. They are leaked in the child, on purpose.
  */
+struct abandoned_state {
+    struct mod_state st;
+    struct abandoned_state *prev;
+};
+/* The abandoned states stay reachable from here, so that memory checkers
+ * see them as kept on purpose rather than lost. */
+static struct abandoned_state *abandoned_states;
+
 static void state_abandon(void)
 {
     CK_ULONG next_session = mod_state.next_session;
     CK_ULONG next_object = mod_state.next_object;
+    struct abandoned_state *a = malloc(sizeof(*a));
 
+    if (a != NULL) {
+        a->st = mod_state;
+        a->prev = abandoned_states;
+        abandoned_states = a;
+    }
     memset(&mod_state, 0, sizeof(mod_state));
     mod_state.next_session = next_session;
     mod_state.next_object = next_object;
