@@ -55,8 +55,24 @@ build_and_check() {
     fi
 }
 
+# One closing line that any CI reader understands, counted from the
+# automake results of both builds.
+summary() {
+    local pass=0 fail=0 skip=0 trs
+    for trs in "$top"/build-strict/tests/*/*.trs \
+        "$top"/build-sanitize/tests/*/*.trs; do
+        [ -f "$trs" ] || continue
+        case $(sed -n 's/^:test-result: //p' "$trs") in
+        PASS | XFAIL) pass=$((pass + 1)) ;;
+        SKIP) skip=$((skip + 1)) ;;
+        *) fail=$((fail + 1)) ;;
+        esac
+    done
+    echo "$pass passed, $fail failed, $skip skipped"
+}
+
 say "strict build and make check"
-build_and_check "$top/build-strict"
+build_and_check "$top/build-strict" || { summary; exit 1; }
 
 if [ "${NIMBUS_SKIP_SANITIZERS:-0}" != 1 ]; then
     say "sanitizer build (ASan + UBSan): unit and module suites"
@@ -64,7 +80,9 @@ if [ "${NIMBUS_SKIP_SANITIZERS:-0}" != 1 ]; then
     # loaded first; LeakSanitizer runs on the unit suites.
     export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
     export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-    build_and_check "$top/build-sanitize" --enable-asan --enable-ubsan
+    build_and_check "$top/build-sanitize" --enable-asan --enable-ubsan ||
+        { summary; exit 1; }
 fi
 
 say "all tests passed"
+summary
