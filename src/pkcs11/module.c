@@ -449,149 +449,63 @@ CK_RV mod_ret(enum mod_fn fn, CK_RV rv)
 
 /* ------------------------------------------------------------ lists */
 
-static const CK_FUNCTION_LIST mod_list_2_40 = {
-    .version = {2, 40},
-    .C_Initialize = mod_C_Initialize,
-    .C_Finalize = mod_C_Finalize,
-    .C_GetInfo = mod_C_GetInfo,
-    .C_GetFunctionList = mod_C_GetFunctionList,
-    .C_GetSlotList = mod_C_GetSlotList,
-    .C_GetSlotInfo = mod_C_GetSlotInfo,
-    .C_GetTokenInfo = mod_C_GetTokenInfo,
-    .C_GetMechanismList = mod_C_GetMechanismList,
-    .C_GetMechanismInfo = mod_C_GetMechanismInfo,
-    .C_InitToken = mod_C_InitToken,
-    .C_InitPIN = mod_C_InitPIN,
-    .C_SetPIN = mod_C_SetPIN,
-    .C_OpenSession = mod_C_OpenSession,
-    .C_CloseSession = mod_C_CloseSession,
-    .C_CloseAllSessions = mod_C_CloseAllSessions,
-    .C_GetSessionInfo = mod_C_GetSessionInfo,
-    .C_GetOperationState = mod_C_GetOperationState,
-    .C_SetOperationState = mod_C_SetOperationState,
-    .C_Login = mod_C_Login,
-    .C_Logout = mod_C_Logout,
-    .C_CreateObject = mod_C_CreateObject,
-    .C_CopyObject = mod_C_CopyObject,
-    .C_DestroyObject = mod_C_DestroyObject,
-    .C_GetObjectSize = mod_C_GetObjectSize,
-    .C_GetAttributeValue = mod_C_GetAttributeValue,
-    .C_SetAttributeValue = mod_C_SetAttributeValue,
-    .C_FindObjectsInit = mod_C_FindObjectsInit,
-    .C_FindObjects = mod_C_FindObjects,
-    .C_FindObjectsFinal = mod_C_FindObjectsFinal,
-    .C_EncryptInit = mod_C_EncryptInit,
-    .C_Encrypt = mod_C_Encrypt,
-    .C_EncryptUpdate = mod_C_EncryptUpdate,
-    .C_EncryptFinal = mod_C_EncryptFinal,
-    .C_DecryptInit = mod_C_DecryptInit,
-    .C_Decrypt = mod_C_Decrypt,
-    .C_DecryptUpdate = mod_C_DecryptUpdate,
-    .C_DecryptFinal = mod_C_DecryptFinal,
-    .C_DigestInit = mod_C_DigestInit,
-    .C_Digest = mod_C_Digest,
-    .C_DigestUpdate = mod_C_DigestUpdate,
-    .C_DigestKey = mod_C_DigestKey,
-    .C_DigestFinal = mod_C_DigestFinal,
-    .C_SignInit = mod_C_SignInit,
-    .C_Sign = mod_C_Sign,
-    .C_SignUpdate = mod_C_SignUpdate,
-    .C_SignFinal = mod_C_SignFinal,
-    .C_SignRecoverInit = mod_C_SignRecoverInit,
-    .C_SignRecover = mod_C_SignRecover,
-    .C_VerifyInit = mod_C_VerifyInit,
-    .C_Verify = mod_C_Verify,
-    .C_VerifyUpdate = mod_C_VerifyUpdate,
-    .C_VerifyFinal = mod_C_VerifyFinal,
-    .C_VerifyRecoverInit = mod_C_VerifyRecoverInit,
-    .C_VerifyRecover = mod_C_VerifyRecover,
-    .C_DigestEncryptUpdate = mod_C_DigestEncryptUpdate,
-    .C_DecryptDigestUpdate = mod_C_DecryptDigestUpdate,
-    .C_SignEncryptUpdate = mod_C_SignEncryptUpdate,
-    .C_DecryptVerifyUpdate = mod_C_DecryptVerifyUpdate,
-    .C_GenerateKey = mod_C_GenerateKey,
-    .C_GenerateKeyPair = mod_C_GenerateKeyPair,
-    .C_WrapKey = mod_C_WrapKey,
-    .C_UnwrapKey = mod_C_UnwrapKey,
-    .C_DeriveKey = mod_C_DeriveKey,
-    .C_SeedRandom = mod_C_SeedRandom,
-    .C_GenerateRandom = mod_C_GenerateRandom,
-    .C_GetFunctionStatus = mod_C_GetFunctionStatus,
-    .C_CancelFunction = mod_C_CancelFunction,
+/* The 68 functions of 2.40, in both lists. */
+#define MOD_LIST_2_40_MEMBERS                                                  \
+    .C_Initialize = mod_C_Initialize, .C_Finalize = mod_C_Finalize,            \
+    .C_GetInfo = mod_C_GetInfo, .C_GetFunctionList = mod_C_GetFunctionList,    \
+    .C_GetSlotList = mod_C_GetSlotList, .C_GetSlotInfo = mod_C_GetSlotInfo,    \
+    .C_GetTokenInfo = mod_C_GetTokenInfo,                                      \
+    .C_GetMechanismList = mod_C_GetMechanismList,                              \
+    .C_GetMechanismInfo = mod_C_GetMechanismInfo,                              \
+    .C_InitToken = mod_C_InitToken, .C_InitPIN = mod_C_InitPIN,                \
+    .C_SetPIN = mod_C_SetPIN, .C_OpenSession = mod_C_OpenSession,              \
+    .C_CloseSession = mod_C_CloseSession,                                      \
+    .C_CloseAllSessions = mod_C_CloseAllSessions,                              \
+    .C_GetSessionInfo = mod_C_GetSessionInfo,                                  \
+    .C_GetOperationState = mod_C_GetOperationState,                            \
+    .C_SetOperationState = mod_C_SetOperationState, .C_Login = mod_C_Login,    \
+    .C_Logout = mod_C_Logout, .C_CreateObject = mod_C_CreateObject,            \
+    .C_CopyObject = mod_C_CopyObject, .C_DestroyObject = mod_C_DestroyObject,  \
+    .C_GetObjectSize = mod_C_GetObjectSize,                                    \
+    .C_GetAttributeValue = mod_C_GetAttributeValue,                            \
+    .C_SetAttributeValue = mod_C_SetAttributeValue,                            \
+    .C_FindObjectsInit = mod_C_FindObjectsInit,                                \
+    .C_FindObjects = mod_C_FindObjects,                                        \
+    .C_FindObjectsFinal = mod_C_FindObjectsFinal,                              \
+    .C_EncryptInit = mod_C_EncryptInit, .C_Encrypt = mod_C_Encrypt,            \
+    .C_EncryptUpdate = mod_C_EncryptUpdate,                                    \
+    .C_EncryptFinal = mod_C_EncryptFinal, .C_DecryptInit = mod_C_DecryptInit,  \
+    .C_Decrypt = mod_C_Decrypt, .C_DecryptUpdate = mod_C_DecryptUpdate,        \
+    .C_DecryptFinal = mod_C_DecryptFinal, .C_DigestInit = mod_C_DigestInit,    \
+    .C_Digest = mod_C_Digest, .C_DigestUpdate = mod_C_DigestUpdate,            \
+    .C_DigestKey = mod_C_DigestKey, .C_DigestFinal = mod_C_DigestFinal,        \
+    .C_SignInit = mod_C_SignInit, .C_Sign = mod_C_Sign,                        \
+    .C_SignUpdate = mod_C_SignUpdate, .C_SignFinal = mod_C_SignFinal,          \
+    .C_SignRecoverInit = mod_C_SignRecoverInit,                                \
+    .C_SignRecover = mod_C_SignRecover, .C_VerifyInit = mod_C_VerifyInit,      \
+    .C_Verify = mod_C_Verify, .C_VerifyUpdate = mod_C_VerifyUpdate,            \
+    .C_VerifyFinal = mod_C_VerifyFinal,                                        \
+    .C_VerifyRecoverInit = mod_C_VerifyRecoverInit,                            \
+    .C_VerifyRecover = mod_C_VerifyRecover,                                    \
+    .C_DigestEncryptUpdate = mod_C_DigestEncryptUpdate,                        \
+    .C_DecryptDigestUpdate = mod_C_DecryptDigestUpdate,                        \
+    .C_SignEncryptUpdate = mod_C_SignEncryptUpdate,                            \
+    .C_DecryptVerifyUpdate = mod_C_DecryptVerifyUpdate,                        \
+    .C_GenerateKey = mod_C_GenerateKey,                                        \
+    .C_GenerateKeyPair = mod_C_GenerateKeyPair, .C_WrapKey = mod_C_WrapKey,    \
+    .C_UnwrapKey = mod_C_UnwrapKey, .C_DeriveKey = mod_C_DeriveKey,            \
+    .C_SeedRandom = mod_C_SeedRandom,                                          \
+    .C_GenerateRandom = mod_C_GenerateRandom,                                  \
+    .C_GetFunctionStatus = mod_C_GetFunctionStatus,                            \
+    .C_CancelFunction = mod_C_CancelFunction,                                  \
     .C_WaitForSlotEvent = mod_C_WaitForSlotEvent,
-};
+
+static const CK_FUNCTION_LIST mod_list_2_40 = {.version = {2, 40},
+                                               MOD_LIST_2_40_MEMBERS};
 
 static const CK_FUNCTION_LIST_3_0 mod_list_3_0 = {
     .version = {3, 0},
-    .C_Initialize = mod_C_Initialize,
-    .C_Finalize = mod_C_Finalize,
-    .C_GetInfo = mod_C_GetInfo,
-    .C_GetFunctionList = mod_C_GetFunctionList,
-    .C_GetSlotList = mod_C_GetSlotList,
-    .C_GetSlotInfo = mod_C_GetSlotInfo,
-    .C_GetTokenInfo = mod_C_GetTokenInfo,
-    .C_GetMechanismList = mod_C_GetMechanismList,
-    .C_GetMechanismInfo = mod_C_GetMechanismInfo,
-    .C_InitToken = mod_C_InitToken,
-    .C_InitPIN = mod_C_InitPIN,
-    .C_SetPIN = mod_C_SetPIN,
-    .C_OpenSession = mod_C_OpenSession,
-    .C_CloseSession = mod_C_CloseSession,
-    .C_CloseAllSessions = mod_C_CloseAllSessions,
-    .C_GetSessionInfo = mod_C_GetSessionInfo,
-    .C_GetOperationState = mod_C_GetOperationState,
-    .C_SetOperationState = mod_C_SetOperationState,
-    .C_Login = mod_C_Login,
-    .C_Logout = mod_C_Logout,
-    .C_CreateObject = mod_C_CreateObject,
-    .C_CopyObject = mod_C_CopyObject,
-    .C_DestroyObject = mod_C_DestroyObject,
-    .C_GetObjectSize = mod_C_GetObjectSize,
-    .C_GetAttributeValue = mod_C_GetAttributeValue,
-    .C_SetAttributeValue = mod_C_SetAttributeValue,
-    .C_FindObjectsInit = mod_C_FindObjectsInit,
-    .C_FindObjects = mod_C_FindObjects,
-    .C_FindObjectsFinal = mod_C_FindObjectsFinal,
-    .C_EncryptInit = mod_C_EncryptInit,
-    .C_Encrypt = mod_C_Encrypt,
-    .C_EncryptUpdate = mod_C_EncryptUpdate,
-    .C_EncryptFinal = mod_C_EncryptFinal,
-    .C_DecryptInit = mod_C_DecryptInit,
-    .C_Decrypt = mod_C_Decrypt,
-    .C_DecryptUpdate = mod_C_DecryptUpdate,
-    .C_DecryptFinal = mod_C_DecryptFinal,
-    .C_DigestInit = mod_C_DigestInit,
-    .C_Digest = mod_C_Digest,
-    .C_DigestUpdate = mod_C_DigestUpdate,
-    .C_DigestKey = mod_C_DigestKey,
-    .C_DigestFinal = mod_C_DigestFinal,
-    .C_SignInit = mod_C_SignInit,
-    .C_Sign = mod_C_Sign,
-    .C_SignUpdate = mod_C_SignUpdate,
-    .C_SignFinal = mod_C_SignFinal,
-    .C_SignRecoverInit = mod_C_SignRecoverInit,
-    .C_SignRecover = mod_C_SignRecover,
-    .C_VerifyInit = mod_C_VerifyInit,
-    .C_Verify = mod_C_Verify,
-    .C_VerifyUpdate = mod_C_VerifyUpdate,
-    .C_VerifyFinal = mod_C_VerifyFinal,
-    .C_VerifyRecoverInit = mod_C_VerifyRecoverInit,
-    .C_VerifyRecover = mod_C_VerifyRecover,
-    .C_DigestEncryptUpdate = mod_C_DigestEncryptUpdate,
-    .C_DecryptDigestUpdate = mod_C_DecryptDigestUpdate,
-    .C_SignEncryptUpdate = mod_C_SignEncryptUpdate,
-    .C_DecryptVerifyUpdate = mod_C_DecryptVerifyUpdate,
-    .C_GenerateKey = mod_C_GenerateKey,
-    .C_GenerateKeyPair = mod_C_GenerateKeyPair,
-    .C_WrapKey = mod_C_WrapKey,
-    .C_UnwrapKey = mod_C_UnwrapKey,
-    .C_DeriveKey = mod_C_DeriveKey,
-    .C_SeedRandom = mod_C_SeedRandom,
-    .C_GenerateRandom = mod_C_GenerateRandom,
-    .C_GetFunctionStatus = mod_C_GetFunctionStatus,
-    .C_CancelFunction = mod_C_CancelFunction,
-    .C_WaitForSlotEvent = mod_C_WaitForSlotEvent,
-    .C_GetInterfaceList = mod_C_GetInterfaceList,
+    MOD_LIST_2_40_MEMBERS.C_GetInterfaceList = mod_C_GetInterfaceList,
     .C_GetInterface = mod_C_GetInterface,
     .C_LoginUser = mod_C_LoginUser,
     .C_SessionCancel = mod_C_SessionCancel,
