@@ -150,8 +150,8 @@ static char *trim(char *s)
     while (*s == ' ' || *s == '\t')
         s++;
     e = s + strlen(s);
-    while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' ||
-                     e[-1] == '\r'))
+    while (e > s &&
+           (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r'))
         *--e = '\0';
     return s;
 }
@@ -182,8 +182,7 @@ bool config_load_file(struct config *cfg, const char *path, char *err,
             continue;
         eq = strchr(s, '=');
         if (eq == NULL) {
-            set_err(err, errlen, "%s:%u: expected 'key = value'", path,
-                    lineno);
+            set_err(err, errlen, "%s:%u: expected 'key = value'", path, lineno);
             goto out;
         }
         *eq = '\0';

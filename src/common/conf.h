@@ -10,8 +10,8 @@
 #define CONFIG_MIN_KDF_ITERATIONS 1000UL
 
 struct config {
-    char path[PATH_MAX];   /* file read, "" when none was found */
-    char store[PATH_MAX];  /* store directory */
+    char path[PATH_MAX];  /* file read, "" when none was found */
+    char store[PATH_MAX]; /* store directory */
     char label[CONFIG_LABEL_MAX + 1];
     unsigned long login_failure_limit;
     char default_user[32];

@@ -42,8 +42,10 @@ void util_log_setup(enum log_level level, const char *file)
     if (file != NULL && *file != '\0' && strcmp(file, "stderr") != 0) {
         log_fp = fopen(file, "ae");
         if (log_fp == NULL)
-            fprintf(stderr, "nimbus: cannot open log file %s: logging to "
-                            "stderr\n", file);
+            fprintf(stderr,
+                    "nimbus: cannot open log file %s: logging to "
+                    "stderr\n",
+                    file);
     }
     util_log_level = level;
     pthread_mutex_unlock(&log_lock);
@@ -68,8 +70,8 @@ void util_log_write(enum log_level level, const char *file, int line,
 
     pthread_mutex_lock(&log_lock);
     fp = log_fp != NULL ? log_fp : stderr;
-    fprintf(fp, "nimbus[%ld] %s %s:%d %s: ", (long)getpid(),
-            level_names[level], base != NULL ? base + 1 : file, line, func);
+    fprintf(fp, "nimbus[%ld] %s %s:%d %s: ", (long)getpid(), level_names[level],
+            base != NULL ? base + 1 : file, line, func);
     va_start(ap, fmt);
     vfprintf(fp, fmt, ap);
     va_end(ap);

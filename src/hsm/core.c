@@ -68,8 +68,8 @@ CK_RV hsm_open(const struct config *cfg, hsm_t **out)
     *out = NULL;
     if (snprintf(dbpath, sizeof(dbpath), "%s/%s", cfg->store, HSM_DB_NAME) >=
             (int)sizeof(dbpath) ||
-        snprintf(keypath, sizeof(keypath), "%s/%s", cfg->store,
-                 HSM_KEY_NAME) >= (int)sizeof(keypath))
+        snprintf(keypath, sizeof(keypath), "%s/%s", cfg->store, HSM_KEY_NAME) >=
+            (int)sizeof(keypath))
         return CKR_GENERAL_ERROR;
 
     rv = crypto_init();

@@ -190,17 +190,15 @@ CK_RV hsm_object_size(hsm_conn_t *conn, hsm_sid_t sid, hsm_oid_t oid,
                       CK_ULONG *size);
 /* Reads types[0..n-1] into out[0..n-1] (out[i].type = types[i]). */
 CK_RV hsm_object_get(hsm_conn_t *conn, hsm_sid_t sid, hsm_oid_t oid,
-                     const CK_ATTRIBUTE_TYPE *types, size_t n,
-                     hsm_attr_t *out);
+                     const CK_ATTRIBUTE_TYPE *types, size_t n, hsm_attr_t *out);
 CK_RV hsm_object_set(hsm_conn_t *conn, hsm_sid_t sid, hsm_oid_t oid,
                      const CK_ATTRIBUTE *tmpl, CK_ULONG count);
 /*
  * Every object the connection may see that matches tmpl (attribute values
  * compared byte for byte). *oids is malloc'd, sorted ascending.
  */
-CK_RV hsm_object_find(hsm_conn_t *conn, hsm_sid_t sid,
-                      const CK_ATTRIBUTE *tmpl, CK_ULONG count,
-                      hsm_oid_t **oids, size_t *n);
+CK_RV hsm_object_find(hsm_conn_t *conn, hsm_sid_t sid, const CK_ATTRIBUTE *tmpl,
+                      CK_ULONG count, hsm_oid_t **oids, size_t *n);
 /* Whether the object is private (CKA_PRIVATE): for handle bookkeeping. */
 CK_RV hsm_object_is_private(hsm_conn_t *conn, hsm_oid_t oid, bool *priv);
 

@@ -55,8 +55,8 @@ struct hsm_obj {
     hsm_oid_t id;
     bool token;
     hsm_uid_t owner;
-    attr_list_t attrs;        /* clear values */
-    struct hsm_sobj *sobj;    /* session object, else NULL */
+    attr_list_t attrs;     /* clear values */
+    struct hsm_sobj *sobj; /* session object, else NULL */
 };
 
 /* core.c */

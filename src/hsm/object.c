@@ -181,8 +181,8 @@ static CK_RV obj_get_locked(hsm_conn_t *conn, hsm_oid_t oid,
             return CKR_OBJECT_HANDLE_INVALID;
         o->token = true;
         o->owner = so.owner;
-        rv = unseal_deserialize(conn->hsm, oid, so.attrs, so.attrs_len,
-                                &o->own);
+        rv =
+            unseal_deserialize(conn->hsm, oid, so.attrs, so.attrs_len, &o->own);
         store_object_clear(&so);
         if (rv != CKR_OK)
             return rv;
@@ -370,10 +370,9 @@ CK_RV hsm_object_create(hsm_conn_t *conn, hsm_sid_t sid,
     pthread_mutex_lock(&conn->hsm->lock);
     if ((rv = begin_locked(conn, sid, HSM_OP_KEY_MANAGEMENT, &s)) != CKR_OK)
         goto out;
-    if ((rv = attrs_new_object(ATTR_OP_CREATE, &cu_caller,
-                               CK_UNAVAILABLE_INFORMATION,
-                               CK_UNAVAILABLE_INFORMATION, tmpl, count, &l)) !=
-        CKR_OK)
+    if ((rv = attrs_new_object(
+             ATTR_OP_CREATE, &cu_caller, CK_UNAVAILABLE_INFORMATION,
+             CK_UNAVAILABLE_INFORMATION, tmpl, count, &l)) != CKR_OK)
         goto out;
     rv = obj_add_locked(conn, s, &l, oid);
 out:
@@ -395,8 +394,7 @@ CK_RV hsm_object_copy(hsm_conn_t *conn, hsm_sid_t sid, hsm_oid_t oid,
     pthread_mutex_lock(&conn->hsm->lock);
     if ((rv = begin_locked(conn, sid, HSM_OP_KEY_MANAGEMENT, &s)) != CKR_OK ||
         (rv = obj_get_locked(conn, oid, HSM_ACCESS_OWN, &o)) != CKR_OK ||
-        (rv = attrs_copy(&cu_caller, obj_attrs(&o), tmpl, count, &l)) !=
-            CKR_OK)
+        (rv = attrs_copy(&cu_caller, obj_attrs(&o), tmpl, count, &l)) != CKR_OK)
         goto out;
     rv = obj_add_locked(conn, s, &l, new_oid);
 out:
@@ -479,8 +477,7 @@ static CK_RV vendor_attr_locked(hsm_conn_t *conn, struct obj *o,
         return CKR_OK;
     case CKA_NIMBUS_SHARED_USERS:
         if (o->token &&
-            (rv = store_share_list(conn->hsm->st, o->id, &uids, &n)) !=
-                CKR_OK)
+            (rv = store_share_list(conn->hsm->st, o->id, &uids, &n)) != CKR_OK)
             return rv;
         if (n > 0) {
             CK_ULONG *arr = calloc(n, sizeof(CK_ULONG));
@@ -509,8 +506,7 @@ static CK_RV vendor_attr_locked(hsm_conn_t *conn, struct obj *o,
 }
 
 CK_RV hsm_object_get(hsm_conn_t *conn, hsm_sid_t sid, hsm_oid_t oid,
-                     const CK_ATTRIBUTE_TYPE *types, size_t n,
-                     hsm_attr_t *out)
+                     const CK_ATTRIBUTE_TYPE *types, size_t n, hsm_attr_t *out)
 {
     struct hsm_session *s;
     struct obj o;
@@ -583,8 +579,7 @@ CK_RV hsm_object_set(hsm_conn_t *conn, hsm_sid_t sid, hsm_oid_t oid,
         rv = CKR_SESSION_READ_ONLY;
         goto out;
     }
-    if ((rv = attrs_set(&cu_caller, obj_attrs(&o), tmpl, count, &l)) !=
-        CKR_OK)
+    if ((rv = attrs_set(&cu_caller, obj_attrs(&o), tmpl, count, &l)) != CKR_OK)
         goto out;
     if (o.token) {
         rv = token_update_locked(conn, &o, &l);
@@ -758,9 +753,8 @@ static bool sobj_matches(const struct find_plan *p, struct hsm_sobj *s,
     return true;
 }
 
-CK_RV hsm_object_find(hsm_conn_t *conn, hsm_sid_t sid,
-                      const CK_ATTRIBUTE *tmpl, CK_ULONG count,
-                      hsm_oid_t **oids, size_t *n)
+CK_RV hsm_object_find(hsm_conn_t *conn, hsm_sid_t sid, const CK_ATTRIBUTE *tmpl,
+                      CK_ULONG count, hsm_oid_t **oids, size_t *n)
 {
     struct hsm_session *s;
     struct find_plan p;
@@ -801,8 +795,8 @@ CK_RV hsm_object_find(hsm_conn_t *conn, hsm_sid_t sid,
         hsm_object_meta_t meta = {
             .owner = hits[i].owner,
             .is_private = hits[i].is_private,
-            .is_public_item = hits[i].cls == CKO_PUBLIC_KEY ||
-                              hits[i].cls == CKO_CERTIFICATE,
+            .is_public_item =
+                hits[i].cls == CKO_PUBLIC_KEY || hits[i].cls == CKO_CERTIFICATE,
             .shared_with_user = hits[i].shared_with_user,
         };
 
@@ -815,8 +809,7 @@ CK_RV hsm_object_find(hsm_conn_t *conn, hsm_sid_t sid,
             struct obj o;
             bool match;
 
-            if (obj_get_locked(conn, hits[i].id, HSM_ACCESS_SEE, &o) !=
-                CKR_OK)
+            if (obj_get_locked(conn, hits[i].id, HSM_ACCESS_SEE, &o) != CKR_OK)
                 continue;
             match = attrs_match(&o.own, p.rest, p.nrest);
             obj_clear(&o);

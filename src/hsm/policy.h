@@ -45,8 +45,8 @@ typedef enum {
 /* Who an object belongs to, as the policy needs it. */
 typedef struct {
     hsm_uid_t owner;
-    bool is_private;      /* CKA_PRIVATE */
-    bool is_public_item;  /* a public key or a certificate */
+    bool is_private;       /* CKA_PRIVATE */
+    bool is_public_item;   /* a public key or a certificate */
     bool shared_with_user; /* the asking user is in the shared list */
 } hsm_object_meta_t;
 

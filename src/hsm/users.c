@@ -79,10 +79,9 @@ CK_RV hsm_store_init_locked(hsm_t *hsm)
                             strlen(HSM_PRECO_PASSWORD), &ver, &verlen)) !=
             CKR_OK ||
         (rv = store_user_insert(hsm->st, PRECO_UID, HSM_PRECO_NAME,
-                                HSM_USER_PRECO, ver, verlen, NULL)) !=
-            CKR_OK ||
-        (rv = store_user_insert(hsm->st, AU_UID, HSM_AU_NAME, HSM_USER_AU,
-                                NULL, 0, NULL)) != CKR_OK)
+                                HSM_USER_PRECO, ver, verlen, NULL)) != CKR_OK ||
+        (rv = store_user_insert(hsm->st, AU_UID, HSM_AU_NAME, HSM_USER_AU, NULL,
+                                0, NULL)) != CKR_OK)
         goto fail;
     if ((rv = crypto_random(rnd, sizeof(rnd))) != CKR_OK)
         goto fail;
@@ -223,8 +222,7 @@ static CK_RV authenticate_locked(hsm_t *hsm, const store_user_t *u,
     if (rv != CKR_OK)
         return rv;
     if (!ok) {
-        log_info("login failure %u of %u for user %u", failures, limit,
-                 u->id);
+        log_info("login failure %u of %u for user %u", failures, limit, u->id);
         return CKR_PIN_INCORRECT;
     }
     return store_user_reset_failures(hsm->st, u->id);
@@ -252,8 +250,9 @@ CK_RV hsm_login(hsm_conn_t *conn, hsm_login_kind_t kind, const char *name,
     memset(&u, 0, sizeof(u));
     pthread_mutex_lock(&hsm->lock);
     if (conn->type != HSM_USER_NONE) {
-        rv = kind_matches(kind, conn->type) ? CKR_USER_ALREADY_LOGGED_IN
-                                            : CKR_USER_ANOTHER_ALREADY_LOGGED_IN;
+        rv = kind_matches(kind, conn->type)
+                 ? CKR_USER_ALREADY_LOGGED_IN
+                 : CKR_USER_ANOTHER_ALREADY_LOGGED_IN;
         goto out;
     }
     if (name == NULL)
@@ -316,8 +315,7 @@ static CK_RV set_verifier_locked(hsm_t *hsm, const store_user_t *u,
         return rv;
     if ((rv = store_begin(hsm->st, true)) != CKR_OK)
         goto out;
-    if ((rv = store_user_set_verifier(hsm->st, u->id, ver, verlen)) !=
-            CKR_OK ||
+    if ((rv = store_user_set_verifier(hsm->st, u->id, ver, verlen)) != CKR_OK ||
         (u->type == HSM_USER_PRECO &&
          (rv = store_user_set_type(hsm->st, u->id, HSM_USER_CO)) != CKR_OK) ||
         (label != NULL &&
@@ -618,8 +616,7 @@ CK_RV hsm_init_token(hsm_t *hsm, const char *name, const uint8_t *pw,
             store_rollback(hsm->st);
             goto out;
         }
-        log_info("token re-initialized by CO %u: keys and CUs zeroized",
-                 u.id);
+        log_info("token re-initialized by CO %u: keys and CUs zeroized", u.id);
     }
     if ((rv = store_meta_set(hsm->st, META_LABEL, (const uint8_t *)label,
                              strlen(label))) != CKR_OK ||

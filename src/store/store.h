@@ -37,8 +37,7 @@ void store_rollback(store_t *st);
 
 /* Token metadata: a small key/value table (label, serial, activated, ...).
  * store_meta_get: *val malloc'd, CKR_OK with *val NULL when absent. */
-CK_RV store_meta_get(store_t *st, const char *key, uint8_t **val,
-                     size_t *len);
+CK_RV store_meta_get(store_t *st, const char *key, uint8_t **val, size_t *len);
 CK_RV store_meta_set(store_t *st, const char *key, const uint8_t *val,
                      size_t len);
 /* A counter bumped by every write transaction of any process: a reader
@@ -50,8 +49,8 @@ CK_RV store_bump_generation(store_t *st);
 
 typedef struct {
     uint32_t id;
-    int type;     /* hsm_user_type_t, stored as an integer */
-    char name[32]; /* as created; compared without case */
+    int type;          /* hsm_user_type_t, stored as an integer */
+    char name[32];     /* as created; compared without case */
     uint8_t *verifier; /* malloc'd; free with store_user_clear */
     size_t verifier_len;
     uint32_t failures; /* consecutive failed logins */
@@ -62,8 +61,7 @@ void store_user_clear(store_user_t *u);
 /* *found false (and u untouched) when no such user. */
 CK_RV store_user_by_name(store_t *st, const char *name, store_user_t *u,
                          bool *found);
-CK_RV store_user_by_id(store_t *st, uint32_t id, store_user_t *u,
-                       bool *found);
+CK_RV store_user_by_id(store_t *st, uint32_t id, store_user_t *u, bool *found);
 /* All users by ascending id; *users malloc'd, each to be cleared. */
 CK_RV store_user_list(store_t *st, store_user_t **users, size_t *n);
 /* id 0: the next free id. A duplicate name (any case): CKR_FUNCTION_FAILED */
@@ -71,8 +69,8 @@ CK_RV store_user_insert(store_t *st, uint32_t id, const char *name, int type,
                         const uint8_t *verifier, size_t verifier_len,
                         uint32_t *out_id);
 /* Sets the verifier and clears the failure count. */
-CK_RV store_user_set_verifier(store_t *st, uint32_t id,
-                              const uint8_t *verifier, size_t verifier_len);
+CK_RV store_user_set_verifier(store_t *st, uint32_t id, const uint8_t *verifier,
+                              size_t verifier_len);
 CK_RV store_user_set_type(store_t *st, uint32_t id, int type);
 /*
  * Atomically adds one failure unless the count has reached limit; returns
@@ -141,8 +139,8 @@ typedef struct {
 } store_hit_t;
 
 /* *hits malloc'd, ascending id. */
-CK_RV store_object_find(store_t *st, const store_query_t *q,
-                        store_hit_t **hits, size_t *n);
+CK_RV store_object_find(store_t *st, const store_query_t *q, store_hit_t **hits,
+                        size_t *n);
 
 /* Shares: which users (other than the owner) may use an object. */
 CK_RV store_share_set(store_t *st, uint64_t oid, uint32_t uid, bool shared);

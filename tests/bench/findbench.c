@@ -93,8 +93,7 @@ int main(int argc, char **argv)
     }
     t1 = now();
     printf("login+logout: %.1f ms each\n", (t1 - t0) / 3 * 1e3);
-    CHECK(p11->C_Login(s, CKU_USER, (CK_UTF8CHAR_PTR)argv[2],
-                       strlen(argv[2])));
+    CHECK(p11->C_Login(s, CKU_USER, (CK_UTF8CHAR_PTR)argv[2], strlen(argv[2])));
 
     counts = strdup(argv[3]);
     srand(1);
@@ -110,20 +109,18 @@ int main(int argc, char **argv)
                 {CKA_LABEL, label, 0},
                 {CKA_VALUE, "value", 5},
             };
-            t[2].ulValueLen = (CK_ULONG)snprintf(label, sizeof(label),
-                                                 "fb-%lu", have);
+            t[2].ulValueLen =
+                (CK_ULONG)snprintf(label, sizeof(label), "fb-%lu", have);
             CHECK(p11->C_CreateObject(s, t, 4, &h));
         }
         t1 = now();
-        fprintf(stderr, "created up to %lu objects in %.1f s\n", want,
-                t1 - t0);
+        fprintf(stderr, "created up to %lu objects in %.1f s\n", want, t1 - t0);
         t0 = now();
         for (unsigned long i = 0; i < searches; i++) {
             snprintf(label, sizeof(label), "fb-%lu",
                      (unsigned long)rand() % want);
             if (find_label(s, label) != 1) {
-                fprintf(stderr, "findbench: %s: not exactly one hit\n",
-                        label);
+                fprintf(stderr, "findbench: %s: not exactly one hit\n", label);
                 return 1;
             }
         }

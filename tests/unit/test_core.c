@@ -130,15 +130,15 @@ static void test_activation_by_set_password(void **state)
     assert_int_equal(make_data(f, "x", false, &oid), CKR_PIN_EXPIRED);
     assert_int_equal(hsm_init_pin(f->conn, "alice", PW("alicepw1")),
                      CKR_USER_NOT_LOGGED_IN);
-    assert_int_equal(hsm_set_password(f->conn, NULL, PW("password"),
-                                      PW("short")),
-                     CKR_PIN_LEN_RANGE);
-    assert_int_equal(hsm_set_password(f->conn, NULL, PW("wrongpw1"),
-                                      PW("newpass1")),
-                     CKR_PIN_INCORRECT);
-    assert_int_equal(hsm_set_password(f->conn, NULL, PW("password"),
-                                      PW("newpass1")),
-                     CKR_OK);
+    assert_int_equal(
+        hsm_set_password(f->conn, NULL, PW("password"), PW("short")),
+        CKR_PIN_LEN_RANGE);
+    assert_int_equal(
+        hsm_set_password(f->conn, NULL, PW("wrongpw1"), PW("newpass1")),
+        CKR_PIN_INCORRECT);
+    assert_int_equal(
+        hsm_set_password(f->conn, NULL, PW("password"), PW("newpass1")),
+        CKR_OK);
     assert_int_equal(hsm_conn_user_type(f->conn, NULL), HSM_USER_CO);
     assert_int_equal(hsm_token_info(f->hsm, f->conn, &ti), CKR_OK);
     assert_true(ti.activated);
@@ -147,8 +147,7 @@ static void test_activation_by_set_password(void **state)
     assert_int_equal(hsm_logout(f->conn), CKR_OK);
     assert_int_equal(hsm_login(f->conn, HSM_LOGIN_SO, NULL, PW("password")),
                      CKR_PIN_INCORRECT);
-    assert_int_equal(hsm_login(f->conn, HSM_LOGIN_SO, "ADMIN",
-                               PW("newpass1")),
+    assert_int_equal(hsm_login(f->conn, HSM_LOGIN_SO, "ADMIN", PW("newpass1")),
                      CKR_OK);
 }
 
@@ -162,22 +161,20 @@ static void test_login_rules(void **state)
     /* Unknown name, wrong type, wrong password: one answer. */
     assert_int_equal(hsm_login(f->conn, HSM_LOGIN_USER, "bob", PW("alicepw1")),
                      CKR_PIN_INCORRECT);
-    assert_int_equal(hsm_login(f->conn, HSM_LOGIN_USER, "admin",
-                               PW("copass1")),
+    assert_int_equal(hsm_login(f->conn, HSM_LOGIN_USER, "admin", PW("copass1")),
                      CKR_PIN_INCORRECT);
     assert_int_equal(hsm_login(f->conn, HSM_LOGIN_USER, "alice", PW("x")),
                      CKR_PIN_INCORRECT);
-    assert_int_equal(hsm_login(f->conn, HSM_LOGIN_USER, "bad name!",
-                               PW("alicepw1")),
-                     CKR_PIN_INCORRECT);
+    assert_int_equal(
+        hsm_login(f->conn, HSM_LOGIN_USER, "bad name!", PW("alicepw1")),
+        CKR_PIN_INCORRECT);
     assert_int_equal(hsm_login(f->conn, HSM_LOGIN_AU, NULL, PW("anything")),
                      CKR_PIN_INCORRECT);
-    assert_int_equal(hsm_login(f->conn, HSM_LOGIN_USER, "Alice",
-                               PW("alicepw1")),
-                     CKR_OK);
-    assert_int_equal(hsm_login(f->conn, HSM_LOGIN_USER, "alice",
-                               PW("alicepw1")),
-                     CKR_USER_ALREADY_LOGGED_IN);
+    assert_int_equal(
+        hsm_login(f->conn, HSM_LOGIN_USER, "Alice", PW("alicepw1")), CKR_OK);
+    assert_int_equal(
+        hsm_login(f->conn, HSM_LOGIN_USER, "alice", PW("alicepw1")),
+        CKR_USER_ALREADY_LOGGED_IN);
     assert_int_equal(hsm_login(f->conn, HSM_LOGIN_SO, NULL, PW("copass1")),
                      CKR_USER_ANOTHER_ALREADY_LOGGED_IN);
     assert_int_equal(hsm_init_pin(f->conn, "bob", PW("bobpass1")),
@@ -194,9 +191,9 @@ static void test_lockout(void **state)
     f->cfg.login_failure_limit = 5;
     activate_and_add(f, "user", "userpass");
     for (int i = 1; i <= 5; i++) {
-        assert_int_equal(hsm_login(f->conn, HSM_LOGIN_USER, NULL,
-                                   PW("wrongpass")),
-                         CKR_PIN_INCORRECT);
+        assert_int_equal(
+            hsm_login(f->conn, HSM_LOGIN_USER, NULL, PW("wrongpass")),
+            CKR_PIN_INCORRECT);
         assert_int_equal(hsm_token_info(f->hsm, f->conn, &ti), CKR_OK);
         assert_int_equal(ti.user_failures, (unsigned long)i);
     }
@@ -218,19 +215,17 @@ static void test_lockout(void **state)
     assert_int_equal(hsm_logout(f->conn), CKR_OK);
     /* Success resets the count. */
     for (int i = 0; i < 4; i++)
-        assert_int_equal(hsm_login(f->conn, HSM_LOGIN_USER, NULL,
-                                   PW("wrongpass")),
-                         CKR_PIN_INCORRECT);
-    assert_int_equal(hsm_login(f->conn, HSM_LOGIN_USER, NULL,
-                               PW("userpass2")),
+        assert_int_equal(
+            hsm_login(f->conn, HSM_LOGIN_USER, NULL, PW("wrongpass")),
+            CKR_PIN_INCORRECT);
+    assert_int_equal(hsm_login(f->conn, HSM_LOGIN_USER, NULL, PW("userpass2")),
                      CKR_OK);
     assert_int_equal(hsm_logout(f->conn), CKR_OK);
     for (int i = 0; i < 4; i++)
-        assert_int_equal(hsm_login(f->conn, HSM_LOGIN_USER, NULL,
-                                   PW("wrongpass")),
-                         CKR_PIN_INCORRECT);
-    assert_int_equal(hsm_login(f->conn, HSM_LOGIN_USER, NULL,
-                               PW("userpass2")),
+        assert_int_equal(
+            hsm_login(f->conn, HSM_LOGIN_USER, NULL, PW("wrongpass")),
+            CKR_PIN_INCORRECT);
+    assert_int_equal(hsm_login(f->conn, HSM_LOGIN_USER, NULL, PW("userpass2")),
                      CKR_OK);
 }
 
@@ -255,9 +250,8 @@ static void test_objects_and_ownership(void **state)
     assert_int_equal(make_data(f, "co", true, &a_priv), CKR_USER_NOT_LOGGED_IN);
     assert_int_equal(hsm_logout(f->conn), CKR_OK);
 
-    assert_int_equal(hsm_login(f->conn, HSM_LOGIN_USER, "alice",
-                               PW("alicepw1")),
-                     CKR_OK);
+    assert_int_equal(
+        hsm_login(f->conn, HSM_LOGIN_USER, "alice", PW("alicepw1")), CKR_OK);
     hsm_conn_user_type(f->conn, &alice);
     assert_int_equal(make_data(f, "alice-token", true, &a_priv), CKR_OK);
     assert_int_equal(make_data(f, "alice-session", false, &a_sess), CKR_OK);
@@ -274,8 +268,7 @@ static void test_objects_and_ownership(void **state)
     assert_int_equal(out[3].status, HSM_ATTR_INVALID);
     hsm_attrs_free(out, 4);
 
-    assert_int_equal(hsm_object_find(f->conn, f->sid, &by_class, 1, &found,
-                                     &n),
+    assert_int_equal(hsm_object_find(f->conn, f->sid, &by_class, 1, &found, &n),
                      CKR_OK);
     assert_int_equal(n, 2);
     assert_true(found[0] == a_priv && found[1] == a_sess);
@@ -285,11 +278,9 @@ static void test_objects_and_ownership(void **state)
     assert_int_equal(hsm_logout(f->conn), CKR_OK);
 
     /* bob sees nothing of alice's, not even by id. */
-    assert_int_equal(hsm_login(f->conn, HSM_LOGIN_USER, "bob",
-                               PW("bobpass1")),
+    assert_int_equal(hsm_login(f->conn, HSM_LOGIN_USER, "bob", PW("bobpass1")),
                      CKR_OK);
-    assert_int_equal(hsm_object_find(f->conn, f->sid, &by_class, 1, &found,
-                                     &n),
+    assert_int_equal(hsm_object_find(f->conn, f->sid, &by_class, 1, &found, &n),
                      CKR_OK);
     assert_int_equal(n, 0);
     free(found);
@@ -304,14 +295,12 @@ static void test_objects_and_ownership(void **state)
     assert_int_equal(hsm_login(f->conn, HSM_LOGIN_SO, NULL, PW("copass1")),
                      CKR_OK);
     assert_int_equal(hsm_user_delete(f->conn, "bob"), CKR_ACTION_PROHIBITED);
-    assert_int_equal(hsm_user_delete(f->conn, "admin"),
-                     CKR_ACTION_PROHIBITED);
+    assert_int_equal(hsm_user_delete(f->conn, "admin"), CKR_ACTION_PROHIBITED);
     assert_int_equal(hsm_logout(f->conn), CKR_OK);
 
     /* alice's session object died with nothing; her label change held. */
-    assert_int_equal(hsm_login(f->conn, HSM_LOGIN_USER, "alice",
-                               PW("alicepw1")),
-                     CKR_OK);
+    assert_int_equal(
+        hsm_login(f->conn, HSM_LOGIN_USER, "alice", PW("alicepw1")), CKR_OK);
     assert_int_equal(hsm_object_get(f->conn, f->sid, a_priv, types, 1, out),
                      CKR_OK);
     assert_memory_equal(out[0].value, "renamed", 7);
@@ -347,9 +336,8 @@ static void test_sealed_at_rest(void **state)
     hsm_attr_t out;
 
     activate_and_add(f, "alice", "alicepw1");
-    assert_int_equal(hsm_login(f->conn, HSM_LOGIN_USER, "alice",
-                               PW("alicepw1")),
-                     CKR_OK);
+    assert_int_equal(
+        hsm_login(f->conn, HSM_LOGIN_USER, "alice", PW("alicepw1")), CKR_OK);
     assert_int_equal(hsm_object_create(f->conn, f->sid, t, 4, &oid), CKR_OK);
     assert_int_equal(hsm_object_get(f->conn, f->sid, oid, &vt, 1, &out),
                      CKR_OK);
@@ -412,9 +400,8 @@ static void test_reinit_token(void **state)
     hsm_token_info_t ti;
 
     activate_and_add(f, "alice", "alicepw1");
-    assert_int_equal(hsm_login(f->conn, HSM_LOGIN_USER, "alice",
-                               PW("alicepw1")),
-                     CKR_OK);
+    assert_int_equal(
+        hsm_login(f->conn, HSM_LOGIN_USER, "alice", PW("alicepw1")), CKR_OK);
     assert_int_equal(make_data(f, "keep?", true, &oid), CKR_OK);
     assert_int_equal(hsm_logout(f->conn), CKR_OK);
     assert_int_equal(hsm_init_token(f->hsm, NULL, PW("wrongpass"), "again"),
@@ -425,16 +412,15 @@ static void test_reinit_token(void **state)
     assert_string_equal(ti.label, "again");
     assert_false(ti.cu_exists);
     assert_true(ti.activated);
-    assert_int_equal(hsm_login(f->conn, HSM_LOGIN_USER, "alice",
-                               PW("alicepw1")),
-                     CKR_USER_PIN_NOT_INITIALIZED);
+    assert_int_equal(
+        hsm_login(f->conn, HSM_LOGIN_USER, "alice", PW("alicepw1")),
+        CKR_USER_PIN_NOT_INITIALIZED);
     assert_int_equal(hsm_login(f->conn, HSM_LOGIN_SO, NULL, PW("copass1")),
                      CKR_OK);
     assert_int_equal(hsm_init_pin(f->conn, "alice", PW("alicepw1")), CKR_OK);
     assert_int_equal(hsm_logout(f->conn), CKR_OK);
-    assert_int_equal(hsm_login(f->conn, HSM_LOGIN_USER, "alice",
-                               PW("alicepw1")),
-                     CKR_OK);
+    assert_int_equal(
+        hsm_login(f->conn, HSM_LOGIN_USER, "alice", PW("alicepw1")), CKR_OK);
     assert_int_equal(hsm_object_find(f->conn, f->sid, NULL, 0, &found, &n),
                      CKR_OK);
     assert_int_equal(n, 0);
@@ -462,13 +448,12 @@ static void test_sharing(void **state)
     activate_and_add(f, "alice", "alicepw1");
     assert_int_equal(hsm_login(f->conn, HSM_LOGIN_SO, NULL, PW("copass1")),
                      CKR_OK);
-    assert_int_equal(hsm_user_create(f->conn, HSM_USER_CU, "bob",
-                                     PW("bobpass1"), &bob),
-                     CKR_OK);
+    assert_int_equal(
+        hsm_user_create(f->conn, HSM_USER_CU, "bob", PW("bobpass1"), &bob),
+        CKR_OK);
     assert_int_equal(hsm_logout(f->conn), CKR_OK);
-    assert_int_equal(hsm_login(f->conn, HSM_LOGIN_USER, "alice",
-                               PW("alicepw1")),
-                     CKR_OK);
+    assert_int_equal(
+        hsm_login(f->conn, HSM_LOGIN_USER, "alice", PW("alicepw1")), CKR_OK);
     assert_int_equal(hsm_object_create(f->conn, f->sid, t, 4, &oid), CKR_OK);
     assert_int_equal(hsm_object_share(f->conn, oid, bob, true), CKR_OK);
     assert_int_equal(hsm_object_get(f->conn, f->sid, oid, &shared, 1, &out),
@@ -496,15 +481,14 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_fresh_store, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_activation_by_set_password,
-                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_activation_by_set_password, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_login_rules, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lockout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_objects_and_ownership, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_sealed_at_rest, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_wrong_master_key, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_wrong_master_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reinit_token, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sharing, setup, teardown),
     };

@@ -69,48 +69,46 @@ static void test_ownership(void **state)
 {
     (void)state;
     hsm_object_meta_t own = {.owner = 3, .is_private = true};
-    hsm_object_meta_t shared = {.owner = 4, .is_private = true,
-                                .shared_with_user = true};
+    hsm_object_meta_t shared = {
+        .owner = 4, .is_private = true, .shared_with_user = true};
     hsm_object_meta_t other = {.owner = 4, .is_private = true};
-    hsm_object_meta_t pub = {.owner = 4, .is_private = false,
-                             .is_public_item = true};
-    hsm_object_meta_t privpub = {.owner = 4, .is_private = true,
-                                 .is_public_item = true};
+    hsm_object_meta_t pub = {
+        .owner = 4, .is_private = false, .is_public_item = true};
+    hsm_object_meta_t privpub = {
+        .owner = 4, .is_private = true, .is_public_item = true};
     hsm_object_meta_t pubdata = {.owner = 4, .is_private = false};
 
     for (int a = HSM_ACCESS_SEE; a <= HSM_ACCESS_OWN; a++)
         assert_int_equal(
             hsm_policy_object(HSM_USER_CU, 3, &own, (hsm_access_t)a), OK);
-    assert_int_equal(hsm_policy_object(HSM_USER_CU, 3, &shared,
-                                       HSM_ACCESS_SEE), OK);
-    assert_int_equal(hsm_policy_object(HSM_USER_CU, 3, &shared,
-                                       HSM_ACCESS_USE), OK);
-    assert_int_equal(hsm_policy_object(HSM_USER_CU, 3, &shared,
-                                       HSM_ACCESS_OWN),
+    assert_int_equal(hsm_policy_object(HSM_USER_CU, 3, &shared, HSM_ACCESS_SEE),
+                     OK);
+    assert_int_equal(hsm_policy_object(HSM_USER_CU, 3, &shared, HSM_ACCESS_USE),
+                     OK);
+    assert_int_equal(hsm_policy_object(HSM_USER_CU, 3, &shared, HSM_ACCESS_OWN),
                      CKR_ACTION_PROHIBITED);
-    assert_int_equal(hsm_policy_object(HSM_USER_CU, 3, &other,
-                                       HSM_ACCESS_SEE),
+    assert_int_equal(hsm_policy_object(HSM_USER_CU, 3, &other, HSM_ACCESS_SEE),
                      CKR_OBJECT_HANDLE_INVALID);
     assert_int_equal(hsm_policy_object(HSM_USER_CU, 3, &pub, HSM_ACCESS_USE),
                      OK);
     assert_int_equal(hsm_policy_object(HSM_USER_CU, 3, &pub, HSM_ACCESS_OWN),
                      CKR_ACTION_PROHIBITED);
-    assert_int_equal(hsm_policy_object(HSM_USER_CU, 3, &privpub,
-                                       HSM_ACCESS_SEE),
-                     CKR_OBJECT_HANDLE_INVALID);
-    assert_int_equal(hsm_policy_object(HSM_USER_CU, 3, &pubdata,
-                                       HSM_ACCESS_SEE),
-                     CKR_OBJECT_HANDLE_INVALID);
+    assert_int_equal(
+        hsm_policy_object(HSM_USER_CU, 3, &privpub, HSM_ACCESS_SEE),
+        CKR_OBJECT_HANDLE_INVALID);
+    assert_int_equal(
+        hsm_policy_object(HSM_USER_CU, 3, &pubdata, HSM_ACCESS_SEE),
+        CKR_OBJECT_HANDLE_INVALID);
     /* Nobody but a CU ever sees an object, not even its owner's CO. */
     for (int t = HSM_USER_NONE; t <= HSM_USER_AU; t++) {
         if (t == HSM_USER_CU)
             continue;
-        assert_int_equal(hsm_policy_object((hsm_user_type_t)t, 3, &own,
-                                           HSM_ACCESS_SEE),
-                         CKR_OBJECT_HANDLE_INVALID);
-        assert_int_equal(hsm_policy_object((hsm_user_type_t)t, 4, &pub,
-                                           HSM_ACCESS_SEE),
-                         CKR_OBJECT_HANDLE_INVALID);
+        assert_int_equal(
+            hsm_policy_object((hsm_user_type_t)t, 3, &own, HSM_ACCESS_SEE),
+            CKR_OBJECT_HANDLE_INVALID);
+        assert_int_equal(
+            hsm_policy_object((hsm_user_type_t)t, 4, &pub, HSM_ACCESS_SEE),
+            CKR_OBJECT_HANDLE_INVALID);
     }
 }
 

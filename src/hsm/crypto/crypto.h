@@ -51,9 +51,9 @@ void crypto_pw_dummy(const uint8_t *pw, size_t pwlen, unsigned long iterations);
 CK_RV crypto_seal(const uint8_t key[CRYPTO_MASTER_KEY_LEN], const uint8_t *ad,
                   size_t adlen, const uint8_t *in, size_t inlen, uint8_t **out,
                   size_t *outlen);
-CK_RV crypto_unseal(const uint8_t key[CRYPTO_MASTER_KEY_LEN],
-                    const uint8_t *ad, size_t adlen, const uint8_t *in,
-                    size_t inlen, uint8_t **out, size_t *outlen);
+CK_RV crypto_unseal(const uint8_t key[CRYPTO_MASTER_KEY_LEN], const uint8_t *ad,
+                    size_t adlen, const uint8_t *in, size_t inlen,
+                    uint8_t **out, size_t *outlen);
 
 /*
  * The store master key: read from path (must be a regular file of exactly
