@@ -206,6 +206,99 @@ CK_RV hsm_object_is_private(hsm_conn_t *conn, hsm_oid_t oid, bool *priv);
 CK_RV hsm_object_share(hsm_conn_t *conn, hsm_oid_t oid, hsm_uid_t uid,
                        bool share);
 
+/* ---------------------------------------------------- mechanisms */
+
+typedef struct {
+    CK_ULONG min_key; /* in the units the spec uses (bits for RSA/EC) */
+    CK_ULONG max_key;
+    CK_FLAGS flags;   /* CKF_SIGN, CKF_GENERATE_KEY_PAIR, CKF_EC_* ... */
+} hsm_mech_info_t;
+
+/* Every mechanism of the table, ascending. *list malloc'd. */
+CK_RV hsm_mech_list(hsm_t *hsm, CK_MECHANISM_TYPE **list, size_t *n);
+/* CKR_MECHANISM_INVALID for one not in the table. */
+CK_RV hsm_mech_info(hsm_t *hsm, CK_MECHANISM_TYPE type, hsm_mech_info_t *info);
+
+/* ---------------------------------------------------- crypto operations */
+
+/*
+ * One operation of each kind may be active per session; the front end keeps
+ * that state machine (CKR_OPERATION_ACTIVE, _NOT_INITIALIZED, one-shot vs
+ * multi-part, the two-call length convention) and the core keeps the crypto
+ * context. The mechanism parameter is given as PKCS#11 lays it out; the
+ * core checks its exact length and contents (CKR_MECHANISM_PARAM_INVALID).
+ */
+typedef enum {
+    HSM_OPK_ENCRYPT = 0,
+    HSM_OPK_DECRYPT,
+    HSM_OPK_SIGN,
+    HSM_OPK_VERIFY,
+    HSM_OPK_DIGEST,
+    HSM_OPK_COUNT
+} hsm_opkind_t;
+
+/*
+ * Starts an operation. key is 0 for a digest. Key errors:
+ * CKR_KEY_HANDLE_INVALID (not visible), CKR_KEY_TYPE_INCONSISTENT,
+ * CKR_KEY_FUNCTION_NOT_PERMITTED (CKA_SIGN FALSE, CKA_ALLOWED_MECHANISMS,
+ * not the owner or a sharer for a private or secret key), CKR_KEY_SIZE_RANGE;
+ * CKR_MECHANISM_INVALID (not in the table, or not for this kind);
+ * CKR_MECHANISM_PARAM_INVALID. The permission table is consulted for the
+ * kind (sign, encrypt, digest rows).
+ */
+CK_RV hsm_op_init(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
+                  const CK_MECHANISM *mech, hsm_oid_t key);
+
+/*
+ * The largest output the next step can produce for inlen bytes of input
+ * (final: inlen 0; one-shot: the whole input), without doing it: what a
+ * two-call length query returns. A one-shot query on a kind whose size
+ * depends on the data (e.g. RSA decryption) may return the upper bound.
+ */
+CK_RV hsm_op_output_len(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
+                        bool final, size_t inlen, size_t *outlen);
+
+/*
+ * One-shot (C_Encrypt, C_Decrypt, C_Sign, C_Digest): in -> out; *outlen in:
+ * room, out: length written. Ends the operation whatever the result, except
+ * CKR_BUFFER_TOO_SMALL (the front end asks output_len first, so the core
+ * does not see that case normally).
+ */
+CK_RV hsm_op_oneshot(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
+                     const uint8_t *in, size_t inlen, uint8_t *out,
+                     size_t *outlen);
+/* Multi-part: update may produce output (encrypt/decrypt); CKR_OK or an
+ * error that ends the operation. */
+CK_RV hsm_op_update(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
+                    const uint8_t *in, size_t inlen, uint8_t *out,
+                    size_t *outlen);
+/* Multi-part end (C_EncryptFinal, C_DecryptFinal, C_SignFinal,
+ * C_DigestFinal); ends the operation. */
+CK_RV hsm_op_final(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
+                   uint8_t *out, size_t *outlen);
+/* Verify: one-shot over data, or the final step after updates (data NULL).
+ * CKR_SIGNATURE_INVALID or CKR_SIGNATURE_LEN_RANGE; ends the operation. */
+CK_RV hsm_op_verify(hsm_conn_t *conn, hsm_sid_t sid, const uint8_t *data,
+                    size_t datalen, bool oneshot, const uint8_t *sig,
+                    size_t siglen);
+/* C_DigestKey: feeds a secret key's value into the active digest. */
+CK_RV hsm_op_digest_key(hsm_conn_t *conn, hsm_sid_t sid, hsm_oid_t key);
+/* Ends an operation without a result (error paths, C_SessionCancel). */
+void hsm_op_abort(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind);
+
+/* ---------------------------------------------------- key generation */
+
+CK_RV hsm_generate_key(hsm_conn_t *conn, hsm_sid_t sid, const CK_MECHANISM *mech,
+                       const CK_ATTRIBUTE *tmpl, CK_ULONG count, hsm_oid_t *oid);
+CK_RV hsm_generate_key_pair(hsm_conn_t *conn, hsm_sid_t sid,
+                            const CK_MECHANISM *mech,
+                            const CK_ATTRIBUTE *pub_tmpl, CK_ULONG pub_count,
+                            const CK_ATTRIBUTE *priv_tmpl, CK_ULONG priv_count,
+                            hsm_oid_t *pub, hsm_oid_t *priv);
+CK_RV hsm_derive_key(hsm_conn_t *conn, hsm_sid_t sid, const CK_MECHANISM *mech,
+                     hsm_oid_t base, const CK_ATTRIBUTE *tmpl, CK_ULONG count,
+                     hsm_oid_t *oid);
+
 /* ---------------------------------------------------- misc */
 
 /* C_GenerateRandom: any logged-in or public session. */

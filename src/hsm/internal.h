@@ -53,10 +53,10 @@ struct hsm_conn {
 /* A token or session object loaded for a call. */
 struct hsm_obj {
     hsm_oid_t id;
-    bool token;
     hsm_uid_t owner;
-    attr_list_t attrs;     /* clear values */
-    struct hsm_sobj *sobj; /* session object, else NULL */
+    bool token;
+    attr_list_t own;       /* token objects: the clear attributes */
+    struct hsm_sobj *sobj; /* session objects: the live entry */
 };
 
 /* core.c */
@@ -66,6 +66,25 @@ CK_RV hsm_meta_get_str_locked(hsm_t *hsm, const char *key, char *buf,
 /* object.c */
 void hsm_sobjs_destroy_locked(hsm_conn_t *conn, hsm_sid_t sid,
                               bool private_only);
+/* The session sid of conn, and the policy's verdict on op for its user. */
+CK_RV hsm_begin_locked(hsm_conn_t *conn, hsm_sid_t sid, hsm_op_t op,
+                       struct hsm_session **s);
+/* Loads object oid if the connection's user may have this access to it
+ * (CKR_OBJECT_HANDLE_INVALID: may not see it; CKR_ACTION_PROHIBITED). */
+CK_RV hsm_obj_get_locked(hsm_conn_t *conn, hsm_oid_t oid, hsm_access_t access,
+                         struct hsm_obj *o);
+attr_list_t *hsm_obj_attrs(struct hsm_obj *o);
+void hsm_obj_clear(struct hsm_obj *o);
+/* Stores a new object made from l, owned by the logged-in user: a token
+ * object when CKA_TOKEN is TRUE (CKR_SESSION_READ_ONLY in an RO session),
+ * else a session object of s. l is emptied on success. event names the
+ * audit record ("create", "copy", "generate", "derive", "unwrap"). */
+CK_RV hsm_obj_add_locked(hsm_conn_t *conn, struct hsm_session *s,
+                         attr_list_t *l, const char *event, hsm_oid_t *oid);
+
+/* audit.c: one record per security event (never a secret). */
+void hsm_audit_locked(hsm_t *hsm, hsm_uid_t uid, const char *event,
+                      hsm_oid_t oid, CK_RV result);
 /* users.c */
 CK_RV hsm_store_init_locked(hsm_t *hsm);
 

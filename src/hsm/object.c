@@ -43,20 +43,12 @@ static bool is_vendor_attr(CK_ATTRIBUTE_TYPE type)
 
 /* ------------------------------------------------------------ loading */
 
-struct obj {
-    hsm_oid_t id;
-    hsm_uid_t owner;
-    bool token;
-    attr_list_t own;       /* token objects: the clear attributes */
-    struct hsm_sobj *sobj; /* session objects: the live entry */
-};
-
-static attr_list_t *obj_attrs(struct obj *o)
+attr_list_t *hsm_obj_attrs(struct hsm_obj *o)
 {
     return o->sobj != NULL ? &o->sobj->attrs : &o->own;
 }
 
-static void obj_clear(struct obj *o)
+void hsm_obj_clear(struct hsm_obj *o)
 {
     attr_list_free(&o->own);
     memset(o, 0, sizeof(*o));
@@ -133,10 +125,10 @@ static struct hsm_sobj *sobj_find(hsm_conn_t *conn, hsm_oid_t oid)
 }
 
 /* The policy's view of an object. */
-static CK_RV obj_meta_locked(hsm_conn_t *conn, struct obj *o,
+static CK_RV obj_meta_locked(hsm_conn_t *conn, struct hsm_obj *o,
                              hsm_object_meta_t *m)
 {
-    attr_list_t *l = obj_attrs(o);
+    attr_list_t *l = hsm_obj_attrs(o);
     CK_ULONG cls = attr_list_ulong(l, CKA_CLASS, CK_UNAVAILABLE_INFORMATION);
     bool shared = false;
     CK_RV rv;
@@ -157,8 +149,8 @@ static CK_RV obj_meta_locked(hsm_conn_t *conn, struct obj *o,
  * Finds object oid for this connection and checks that its user may have
  * this access. An object it may not see is CKR_OBJECT_HANDLE_INVALID.
  */
-static CK_RV obj_get_locked(hsm_conn_t *conn, hsm_oid_t oid,
-                            hsm_access_t access, struct obj *o)
+CK_RV hsm_obj_get_locked(hsm_conn_t *conn, hsm_oid_t oid,
+                            hsm_access_t access, struct hsm_obj *o)
 {
     hsm_object_meta_t meta;
     store_object_t so;
@@ -190,7 +182,7 @@ static CK_RV obj_get_locked(hsm_conn_t *conn, hsm_oid_t oid,
     if ((rv = obj_meta_locked(conn, o, &meta)) != CKR_OK ||
         (rv = hsm_policy_object(conn->type, conn->uid, &meta, access)) !=
             CKR_OK) {
-        obj_clear(o);
+        hsm_obj_clear(o);
         return rv;
     }
     return CKR_OK;
@@ -263,7 +255,7 @@ out:
     return rv;
 }
 
-static CK_RV token_update_locked(hsm_conn_t *conn, struct obj *o,
+static CK_RV token_update_locked(hsm_conn_t *conn, struct hsm_obj *o,
                                  const attr_list_t *l)
 {
     hsm_t *hsm = conn->hsm;
@@ -294,8 +286,8 @@ out:
 }
 
 /* Adds a new object made from l (moved into it on success). */
-static CK_RV obj_add_locked(hsm_conn_t *conn, struct hsm_session *s,
-                            attr_list_t *l, hsm_oid_t *oid)
+CK_RV hsm_obj_add_locked(hsm_conn_t *conn, struct hsm_session *s,
+                         attr_list_t *l, const char *event, hsm_oid_t *oid)
 {
     struct hsm_sobj *so;
     CK_RV rv;
@@ -348,7 +340,7 @@ void hsm_sobjs_destroy_locked(hsm_conn_t *conn, hsm_sid_t sid,
 }
 
 /* Common start of every object call: the lock, the session, the policy. */
-static CK_RV begin_locked(hsm_conn_t *conn, hsm_sid_t sid, hsm_op_t op,
+CK_RV hsm_begin_locked(hsm_conn_t *conn, hsm_sid_t sid, hsm_op_t op,
                           struct hsm_session **s)
 {
     *s = hsm_session_find_locked(conn, sid);
@@ -368,13 +360,13 @@ CK_RV hsm_object_create(hsm_conn_t *conn, hsm_sid_t sid,
     CK_RV rv;
 
     pthread_mutex_lock(&conn->hsm->lock);
-    if ((rv = begin_locked(conn, sid, HSM_OP_KEY_MANAGEMENT, &s)) != CKR_OK)
+    if ((rv = hsm_begin_locked(conn, sid, HSM_OP_KEY_MANAGEMENT, &s)) != CKR_OK)
         goto out;
     if ((rv = attrs_new_object(
              ATTR_OP_CREATE, &cu_caller, CK_UNAVAILABLE_INFORMATION,
              CK_UNAVAILABLE_INFORMATION, tmpl, count, &l)) != CKR_OK)
         goto out;
-    rv = obj_add_locked(conn, s, &l, oid);
+    rv = hsm_obj_add_locked(conn, s, &l, "create", oid);
 out:
     pthread_mutex_unlock(&conn->hsm->lock);
     attr_list_free(&l);
@@ -386,20 +378,20 @@ CK_RV hsm_object_copy(hsm_conn_t *conn, hsm_sid_t sid, hsm_oid_t oid,
                       hsm_oid_t *new_oid)
 {
     struct hsm_session *s;
-    struct obj o;
+    struct hsm_obj o;
     attr_list_t l = {0};
     CK_RV rv;
 
     memset(&o, 0, sizeof(o));
     pthread_mutex_lock(&conn->hsm->lock);
-    if ((rv = begin_locked(conn, sid, HSM_OP_KEY_MANAGEMENT, &s)) != CKR_OK ||
-        (rv = obj_get_locked(conn, oid, HSM_ACCESS_OWN, &o)) != CKR_OK ||
-        (rv = attrs_copy(&cu_caller, obj_attrs(&o), tmpl, count, &l)) != CKR_OK)
+    if ((rv = hsm_begin_locked(conn, sid, HSM_OP_KEY_MANAGEMENT, &s)) != CKR_OK ||
+        (rv = hsm_obj_get_locked(conn, oid, HSM_ACCESS_OWN, &o)) != CKR_OK ||
+        (rv = attrs_copy(&cu_caller, hsm_obj_attrs(&o), tmpl, count, &l)) != CKR_OK)
         goto out;
-    rv = obj_add_locked(conn, s, &l, new_oid);
+    rv = hsm_obj_add_locked(conn, s, &l, "copy", new_oid);
 out:
     pthread_mutex_unlock(&conn->hsm->lock);
-    obj_clear(&o);
+    hsm_obj_clear(&o);
     attr_list_free(&l);
     return rv;
 }
@@ -407,15 +399,15 @@ out:
 CK_RV hsm_object_destroy(hsm_conn_t *conn, hsm_sid_t sid, hsm_oid_t oid)
 {
     struct hsm_session *s;
-    struct obj o;
+    struct hsm_obj o;
     CK_RV rv;
 
     memset(&o, 0, sizeof(o));
     pthread_mutex_lock(&conn->hsm->lock);
-    if ((rv = begin_locked(conn, sid, HSM_OP_KEY_MANAGEMENT, &s)) != CKR_OK ||
-        (rv = obj_get_locked(conn, oid, HSM_ACCESS_OWN, &o)) != CKR_OK)
+    if ((rv = hsm_begin_locked(conn, sid, HSM_OP_KEY_MANAGEMENT, &s)) != CKR_OK ||
+        (rv = hsm_obj_get_locked(conn, oid, HSM_ACCESS_OWN, &o)) != CKR_OK)
         goto out;
-    if (!attr_list_bool(obj_attrs(&o), CKA_DESTROYABLE, true)) {
+    if (!attr_list_bool(hsm_obj_attrs(&o), CKA_DESTROYABLE, true)) {
         rv = CKR_ACTION_PROHIBITED;
         goto out;
     }
@@ -448,12 +440,12 @@ CK_RV hsm_object_destroy(hsm_conn_t *conn, hsm_sid_t sid, hsm_oid_t oid)
     }
 out:
     pthread_mutex_unlock(&conn->hsm->lock);
-    obj_clear(&o);
+    hsm_obj_clear(&o);
     return rv;
 }
 
 /* Reads one of our vendor attributes. */
-static CK_RV vendor_attr_locked(hsm_conn_t *conn, struct obj *o,
+static CK_RV vendor_attr_locked(hsm_conn_t *conn, struct hsm_obj *o,
                                 hsm_attr_t *out)
 {
     CK_ULONG v;
@@ -509,7 +501,7 @@ CK_RV hsm_object_get(hsm_conn_t *conn, hsm_sid_t sid, hsm_oid_t oid,
                      const CK_ATTRIBUTE_TYPE *types, size_t n, hsm_attr_t *out)
 {
     struct hsm_session *s;
-    struct obj o;
+    struct hsm_obj o;
     CK_RV rv;
 
     memset(&o, 0, sizeof(o));
@@ -519,11 +511,11 @@ CK_RV hsm_object_get(hsm_conn_t *conn, hsm_sid_t sid, hsm_oid_t oid,
         out[i].status = HSM_ATTR_INVALID;
     }
     pthread_mutex_lock(&conn->hsm->lock);
-    rv = begin_locked(conn, sid, HSM_OP_OBJECT_READ, &s);
+    rv = hsm_begin_locked(conn, sid, HSM_OP_OBJECT_READ, &s);
     if (rv != CKR_OK && rv != CKR_SESSION_HANDLE_INVALID)
         rv = CKR_OBJECT_HANDLE_INVALID;
     if (rv != CKR_OK ||
-        (rv = obj_get_locked(conn, oid, HSM_ACCESS_SEE, &o)) != CKR_OK)
+        (rv = hsm_obj_get_locked(conn, oid, HSM_ACCESS_SEE, &o)) != CKR_OK)
         goto out;
     for (size_t i = 0; i < n; i++) {
         const uint8_t *v = NULL;
@@ -534,7 +526,7 @@ CK_RV hsm_object_get(hsm_conn_t *conn, hsm_sid_t sid, hsm_oid_t oid,
                 goto out;
             continue;
         }
-        out[i].status = attrs_read(obj_attrs(&o), types[i], &v, &len);
+        out[i].status = attrs_read(hsm_obj_attrs(&o), types[i], &v, &len);
         if (out[i].status != HSM_ATTR_OK || len == 0)
             continue;
         out[i].value = malloc(len);
@@ -547,7 +539,7 @@ CK_RV hsm_object_get(hsm_conn_t *conn, hsm_sid_t sid, hsm_oid_t oid,
     }
 out:
     pthread_mutex_unlock(&conn->hsm->lock);
-    obj_clear(&o);
+    hsm_obj_clear(&o);
     if (rv != CKR_OK)
         hsm_attrs_free(out, n);
     return rv;
@@ -566,20 +558,20 @@ CK_RV hsm_object_set(hsm_conn_t *conn, hsm_sid_t sid, hsm_oid_t oid,
                      const CK_ATTRIBUTE *tmpl, CK_ULONG count)
 {
     struct hsm_session *s;
-    struct obj o;
+    struct hsm_obj o;
     attr_list_t l = {0};
     CK_RV rv;
 
     memset(&o, 0, sizeof(o));
     pthread_mutex_lock(&conn->hsm->lock);
-    if ((rv = begin_locked(conn, sid, HSM_OP_KEY_MANAGEMENT, &s)) != CKR_OK ||
-        (rv = obj_get_locked(conn, oid, HSM_ACCESS_OWN, &o)) != CKR_OK)
+    if ((rv = hsm_begin_locked(conn, sid, HSM_OP_KEY_MANAGEMENT, &s)) != CKR_OK ||
+        (rv = hsm_obj_get_locked(conn, oid, HSM_ACCESS_OWN, &o)) != CKR_OK)
         goto out;
     if (o.token && !s->rw) {
         rv = CKR_SESSION_READ_ONLY;
         goto out;
     }
-    if ((rv = attrs_set(&cu_caller, obj_attrs(&o), tmpl, count, &l)) != CKR_OK)
+    if ((rv = attrs_set(&cu_caller, hsm_obj_attrs(&o), tmpl, count, &l)) != CKR_OK)
         goto out;
     if (o.token) {
         rv = token_update_locked(conn, &o, &l);
@@ -590,7 +582,7 @@ CK_RV hsm_object_set(hsm_conn_t *conn, hsm_sid_t sid, hsm_oid_t oid,
     }
 out:
     pthread_mutex_unlock(&conn->hsm->lock);
-    obj_clear(&o);
+    hsm_obj_clear(&o);
     attr_list_free(&l);
     return rv;
 }
@@ -599,39 +591,39 @@ CK_RV hsm_object_size(hsm_conn_t *conn, hsm_sid_t sid, hsm_oid_t oid,
                       CK_ULONG *size)
 {
     struct hsm_session *s;
-    struct obj o;
+    struct hsm_obj o;
     uint8_t *blob = NULL;
     size_t len = 0;
     CK_RV rv;
 
     memset(&o, 0, sizeof(o));
     pthread_mutex_lock(&conn->hsm->lock);
-    rv = begin_locked(conn, sid, HSM_OP_OBJECT_READ, &s);
+    rv = hsm_begin_locked(conn, sid, HSM_OP_OBJECT_READ, &s);
     if (rv != CKR_OK && rv != CKR_SESSION_HANDLE_INVALID)
         rv = CKR_OBJECT_HANDLE_INVALID;
     if (rv != CKR_OK ||
-        (rv = obj_get_locked(conn, oid, HSM_ACCESS_SEE, &o)) != CKR_OK ||
-        (rv = attr_list_serialize(obj_attrs(&o), &blob, &len)) != CKR_OK)
+        (rv = hsm_obj_get_locked(conn, oid, HSM_ACCESS_SEE, &o)) != CKR_OK ||
+        (rv = attr_list_serialize(hsm_obj_attrs(&o), &blob, &len)) != CKR_OK)
         goto out;
     *size = (CK_ULONG)len;
 out:
     pthread_mutex_unlock(&conn->hsm->lock);
     util_free_wipe(blob, len);
-    obj_clear(&o);
+    hsm_obj_clear(&o);
     return rv;
 }
 
 CK_RV hsm_object_is_private(hsm_conn_t *conn, hsm_oid_t oid, bool *priv)
 {
-    struct obj o;
+    struct hsm_obj o;
     CK_RV rv;
 
     pthread_mutex_lock(&conn->hsm->lock);
-    rv = obj_get_locked(conn, oid, HSM_ACCESS_SEE, &o);
+    rv = hsm_obj_get_locked(conn, oid, HSM_ACCESS_SEE, &o);
     if (rv == CKR_OK)
-        *priv = attr_list_bool(obj_attrs(&o), CKA_PRIVATE, true);
+        *priv = attr_list_bool(hsm_obj_attrs(&o), CKA_PRIVATE, true);
     pthread_mutex_unlock(&conn->hsm->lock);
-    obj_clear(&o);
+    hsm_obj_clear(&o);
     return rv;
 }
 
@@ -767,7 +759,7 @@ CK_RV hsm_object_find(hsm_conn_t *conn, hsm_sid_t sid, const CK_ATTRIBUTE *tmpl,
     *oids = NULL;
     *n = 0;
     pthread_mutex_lock(&conn->hsm->lock);
-    rv = begin_locked(conn, sid, HSM_OP_OBJECT_READ, &s);
+    rv = hsm_begin_locked(conn, sid, HSM_OP_OBJECT_READ, &s);
     if (rv == CKR_USER_NOT_LOGGED_IN) {
         rv = CKR_OK; /* sees nothing: an empty result */
         goto out;
@@ -806,13 +798,13 @@ CK_RV hsm_object_find(hsm_conn_t *conn, hsm_sid_t sid, const CK_ATTRIBUTE *tmpl,
         if (p.has_owner && p.owner != hits[i].owner)
             continue;
         if (p.needs_load) {
-            struct obj o;
+            struct hsm_obj o;
             bool match;
 
-            if (obj_get_locked(conn, hits[i].id, HSM_ACCESS_SEE, &o) != CKR_OK)
+            if (hsm_obj_get_locked(conn, hits[i].id, HSM_ACCESS_SEE, &o) != CKR_OK)
                 continue;
             match = attrs_match(&o.own, p.rest, p.nrest);
-            obj_clear(&o);
+            hsm_obj_clear(&o);
             if (!match)
                 continue;
         }
@@ -852,7 +844,7 @@ CK_RV hsm_object_share(hsm_conn_t *conn, hsm_oid_t oid, hsm_uid_t uid,
                        bool share)
 {
     hsm_t *hsm = conn->hsm;
-    struct obj o;
+    struct hsm_obj o;
     store_user_t u;
     bool found = false;
     CK_ULONG cls;
@@ -862,9 +854,9 @@ CK_RV hsm_object_share(hsm_conn_t *conn, hsm_oid_t oid, hsm_uid_t uid,
     memset(&u, 0, sizeof(u));
     pthread_mutex_lock(&hsm->lock);
     if ((rv = hsm_policy_check(conn->type, HSM_OP_KEY_MANAGEMENT)) != CKR_OK ||
-        (rv = obj_get_locked(conn, oid, HSM_ACCESS_OWN, &o)) != CKR_OK)
+        (rv = hsm_obj_get_locked(conn, oid, HSM_ACCESS_OWN, &o)) != CKR_OK)
         goto out;
-    cls = attr_list_ulong(obj_attrs(&o), CKA_CLASS, CK_UNAVAILABLE_INFORMATION);
+    cls = attr_list_ulong(hsm_obj_attrs(&o), CKA_CLASS, CK_UNAVAILABLE_INFORMATION);
     if (!o.token || cls == CKO_PUBLIC_KEY || cls == CKO_CERTIFICATE) {
         rv = CKR_ACTION_PROHIBITED; /* only token secrets are shared */
         goto out;
@@ -885,7 +877,7 @@ CK_RV hsm_object_share(hsm_conn_t *conn, hsm_oid_t oid, hsm_uid_t uid,
     rv = store_commit(hsm->st);
 out:
     pthread_mutex_unlock(&hsm->lock);
-    obj_clear(&o);
+    hsm_obj_clear(&o);
     store_user_clear(&u);
     return rv;
 }
