@@ -58,9 +58,33 @@
 /* ---- Mechanisms ---- */
 
 /*
- * Placeholder: the CloudHSM-compatible vendor mechanisms will be added here
- * together with the AES issue.  No values are allocated yet; do not use
- * CKM_VENDOR_DEFINED-based numbers from this header until then.
+ * AWS CloudHSM-compatible mechanisms, with the numeric values of that
+ * vendor's PKCS#11 header (cloudhsm_pkcs11_vendor_defs.h, shipped with
+ * the CloudHSM PKCS#11 library and its C examples: CKM_VENDOR_DEFINED |
+ * CKM_AES_GCM, | CKM_AES_KEY_WRAP, | CKM_AES_KEY_WRAP_PAD (0x210A), and
+ * | 0x216F; the ZERO_PAD value 0x8000216F is also in xipki's
+ * XiHsmVendor), so that applications
+ * written for the cloud HSM run unchanged. Semantics as the AWS CloudHSM
+ * user guide ("AES key wrapping", "Supported mechanisms") describes them:
+ *
+ * CKM_CLOUDHSM_AES_GCM: AES-GCM whose 12-byte IV the HSM generates and
+ *   prepends to the ciphertext (output IV || ciphertext || tag); the
+ *   parameter is a CK_GCM_PARAMS with pIv NULL. Decryption (and unwrap)
+ *   expects the IV in front. Encrypt, decrypt, wrap, unwrap; single-part.
+ * CKM_CLOUDHSM_AES_KEY_WRAP_NO_PAD: RFC 3394 (input a multiple of 8).
+ * CKM_CLOUDHSM_AES_KEY_WRAP_PKCS5_PAD: PKCS #5 padding to a multiple of 8
+ *   (1 to 8 bytes), then RFC 3394.
+ * CKM_CLOUDHSM_AES_KEY_WRAP_ZERO_PAD: RFC 5649 (zero padding with the
+ *   length in the integrity check value), the same as CKM_AES_KEY_WRAP_KWP.
+ * The three key wraps take no parameter, or the algorithm's default IV
+ * (8 bytes, or 4 bytes for ZERO_PAD).
  */
+#ifndef CKM_VENDOR_DEFINED
+#define CKM_VENDOR_DEFINED 0x80000000UL
+#endif
+#define CKM_CLOUDHSM_AES_GCM (CKM_VENDOR_DEFINED | 0x00001087UL)
+#define CKM_CLOUDHSM_AES_KEY_WRAP_NO_PAD (CKM_VENDOR_DEFINED | 0x00002109UL)
+#define CKM_CLOUDHSM_AES_KEY_WRAP_PKCS5_PAD (CKM_VENDOR_DEFINED | 0x0000210AUL)
+#define CKM_CLOUDHSM_AES_KEY_WRAP_ZERO_PAD (CKM_VENDOR_DEFINED | 0x0000216FUL)
 
 #endif /* NIMBUS_PKCS11_VENDOR_H */

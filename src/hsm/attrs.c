@@ -77,6 +77,7 @@ typedef enum {
     AK_BYTES,     /* min..max bytes */
     AK_DATE,      /* empty or 8 digits YYYYMMDD */
     AK_MECH_LIST, /* a multiple of sizeof(CK_MECHANISM_TYPE) */
+    AK_TEMPLATE,  /* CK_ATTRIBUTE[] in; stored as attr_list_serialize */
 } attr_kind_t;
 
 typedef enum {
@@ -151,6 +152,8 @@ static bool key_type_known(CK_KEY_TYPE kt)
     case CKK_SHA256_HMAC:
     case CKK_SHA384_HMAC:
     case CKK_SHA512_HMAC:
+    case CKK_CHACHA20:
+    case CKK_HKDF:
         return true;
     default:
         return false;
@@ -195,6 +198,12 @@ static CK_RV check_aes_value_len(const uint8_t *v, size_t len)
         return CKR_OK;
     }
     return CKR_ATTRIBUTE_VALUE_INVALID;
+}
+
+static CK_RV check_chacha_value_len(const uint8_t *v, size_t len)
+{
+    (void)len;
+    return load_ulong(v) == 32 ? CKR_OK : CKR_ATTRIBUTE_VALUE_INVALID;
 }
 
 static CK_RV check_secret_value_len(const uint8_t *v, size_t len)
@@ -461,6 +470,10 @@ static CK_RV ec_point_normalize(CK_KEY_TYPE kt, const uint8_t *params,
     {                                                                          \
         (t), (f), AK_BYTES, (lo), (hi), (d), 0, (c)                            \
     }
+#define R_TEMPLATE(t)                                                          \
+    {                                                                          \
+        (t), 0, AK_TEMPLATE, 0, 0, AD_NONE, 0, NULL                            \
+    }
 #define R_DATE(t, f)                                                           \
     {                                                                          \
         (t), (f), AK_DATE, 0, 0, AD_EMPTY, 0, NULL                             \
@@ -561,6 +574,7 @@ static const attr_row_t t_public[] = {
     R_BOOL(CKA_DERIVE, F_USAGE, AD_FALSE),
     R_BOOL(CKA_TRUSTED, ATTR_F_SO_TRUE_ONLY, AD_FALSE),
     R_BYTES(CKA_PUBLIC_KEY_INFO, 0, 0, ATTR_VALUE_MAX, AD_EMPTY, NULL),
+    R_TEMPLATE(CKA_WRAP_TEMPLATE),
 };
 
 static const attr_row_t t_private[] = {
@@ -583,6 +597,8 @@ static const attr_row_t t_private[] = {
            AD_FALSE),
     R_BOOL(CKA_ALWAYS_AUTHENTICATE, 0, AD_FALSE),
     R_BYTES(CKA_PUBLIC_KEY_INFO, 0, 0, ATTR_VALUE_MAX, AD_EMPTY, NULL),
+    R_TEMPLATE(CKA_UNWRAP_TEMPLATE),
+    R_TEMPLATE(CKA_DERIVE_TEMPLATE),
 };
 
 static const attr_row_t t_secret[] = {
@@ -606,6 +622,9 @@ static const attr_row_t t_secret[] = {
            ATTR_F_MODIFIABLE | ATTR_F_DEFAULT_TOKEN | ATTR_F_STICKY_TRUE,
            AD_FALSE),
     R_BOOL(CKA_TRUSTED, ATTR_F_SO_TRUE_ONLY, AD_FALSE),
+    R_TEMPLATE(CKA_WRAP_TEMPLATE),
+    R_TEMPLATE(CKA_UNWRAP_TEMPLATE),
+    R_TEMPLATE(CKA_DERIVE_TEMPLATE),
 };
 
 static const attr_row_t t_rsa_public[] = {
@@ -651,22 +670,30 @@ static const attr_row_t t_ec_private[] = {
 /*
  * Secret keys. CKA_VALUE_LEN is set by the engine from CKA_VALUE on create
  * so that it is readable. Footnote 6 keeps it out of unwrap templates, but
- * C_DeriveKey needs it to know how long the new key is (ATTR_F_DERIVE_OK).
+ * the AES-ECB and AES-CBC unwrap of the mechanism section truncates the
+ * decrypted value to the template's CKA_VALUE_LEN (the zero padding of a
+ * key that is not a whole number of blocks), so it is allowed on unwrap;
+ * C_DeriveKey needs it to know how long the new key is.
  */
 static const attr_row_t t_aes[] = {
     R_BYTES(CKA_VALUE, F_KEYPART, 16, 32, AD_NONE, check_aes_value),
     R_ULONG(CKA_VALUE_LEN,
-            ATTR_F_NO_CREATE | ATTR_F_REQ_GENERATE | ATTR_F_NO_UNWRAP |
-                ATTR_F_DERIVE_OK,
+            ATTR_F_NO_CREATE | ATTR_F_REQ_GENERATE | ATTR_F_DERIVE_OK,
             AD_ENGINE, 0, check_aes_value_len),
 };
 
 static const attr_row_t t_generic[] = {
     R_BYTES(CKA_VALUE, F_KEYPART, 1, ATTR_VALUE_MAX, AD_NONE, NULL),
     R_ULONG(CKA_VALUE_LEN,
-            ATTR_F_NO_CREATE | ATTR_F_REQ_GENERATE | ATTR_F_NO_UNWRAP |
-                ATTR_F_DERIVE_OK,
+            ATTR_F_NO_CREATE | ATTR_F_REQ_GENERATE | ATTR_F_DERIVE_OK,
             AD_ENGINE, 0, check_secret_value_len),
+};
+
+/* ChaCha20: 256-bit keys; CKA_VALUE_LEN may be given (32) or left out. */
+static const attr_row_t t_chacha20[] = {
+    R_BYTES(CKA_VALUE, F_KEYPART, 32, 32, AD_NONE, NULL),
+    R_ULONG(CKA_VALUE_LEN, ATTR_F_NO_CREATE | ATTR_F_DERIVE_OK, AD_ENGINE, 0,
+            check_chacha_value_len),
 };
 
 /* DES3: the length is fixed, so CKA_VALUE_LEN is the token's alone. */
@@ -750,6 +777,8 @@ static CK_RV schema_get(CK_OBJECT_CLASS cls, CK_KEY_TYPE kt, attr_schema_t *s)
             s->t[s->n++] = (attr_table_t)TABLE(t_aes);
         } else if (kt == CKK_DES3) {
             s->t[s->n++] = (attr_table_t)TABLE(t_des3);
+        } else if (kt == CKK_CHACHA20) {
+            s->t[s->n++] = (attr_table_t)TABLE(t_chacha20);
         } else {
             s->t[s->n++] = (attr_table_t)TABLE(t_generic);
         }
@@ -782,23 +811,82 @@ static bool is_vendor_attr(CK_ATTRIBUTE_TYPE type)
 /*
  * Error for a type the schema does not have. Our vendor attributes (owner,
  * shared users, object id) are the token's: a template that names one is
- * CKR_ATTRIBUTE_READ_ONLY. The array attributes are not supported yet.
+ * CKR_ATTRIBUTE_READ_ONLY.
  */
 static CK_RV unknown_type_rv(CK_ATTRIBUTE_TYPE type)
 {
     if (is_vendor_attr(type)) {
         return CKR_ATTRIBUTE_READ_ONLY;
     }
-    /*
-     * TODO: CKA_WRAP_TEMPLATE / CKA_UNWRAP_TEMPLATE / CKA_DERIVE_TEMPLATE
-     * (CKF_ARRAY_ATTRIBUTE) need nested attribute lists in the store and
-     * their enforcement in AES key wrap / C_UnwrapKey; until then they are
-     * refused like any attribute the class does not have.
-     */
     return CKR_ATTRIBUTE_TYPE_INVALID;
 }
 
 /* ------------------------------------------------------------ values */
+
+static bool same_value(const void *a, size_t alen, const void *b, size_t blen);
+
+static bool is_template_type(CK_ATTRIBUTE_TYPE t)
+{
+    return t == CKA_WRAP_TEMPLATE || t == CKA_UNWRAP_TEMPLATE ||
+           t == CKA_DERIVE_TEMPLATE;
+}
+
+/* CKA_WRAP_TEMPLATE & co: an array of CK_ATTRIBUTE, none of them itself a
+ * template or one of our vendor attributes, each value within the limits. */
+static CK_RV check_template(const CK_ATTRIBUTE *a)
+{
+    const CK_ATTRIBUTE *in = a->pValue;
+    size_t n;
+
+    if (a->ulValueLen % sizeof(CK_ATTRIBUTE) != 0) {
+        return CKR_ATTRIBUTE_VALUE_INVALID;
+    }
+    n = a->ulValueLen / sizeof(CK_ATTRIBUTE);
+    if (n > ATTR_TEMPLATE_MAX || (n > 0 && in == NULL)) {
+        return CKR_ATTRIBUTE_VALUE_INVALID;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (is_template_type(in[i].type) || is_vendor_attr(in[i].type) ||
+            in[i].ulValueLen > ATTR_VALUE_MAX ||
+            (in[i].ulValueLen > 0 && in[i].pValue == NULL)) {
+            return CKR_ATTRIBUTE_VALUE_INVALID;
+        }
+    }
+    return CKR_OK;
+}
+
+/* The stored form of a template attribute: its list, serialized. */
+static CK_RV template_store(const CK_ATTRIBUTE *a, attr_list_t *l)
+{
+    const CK_ATTRIBUTE *in = a->pValue;
+    size_t n = a->ulValueLen / sizeof(CK_ATTRIBUTE);
+    attr_list_t t = {NULL, 0, 0};
+    uint8_t *blob = NULL;
+    size_t bloblen = 0;
+    CK_RV rv = CKR_OK;
+
+    for (size_t i = 0; i < n && rv == CKR_OK; i++) {
+        const attr_t *old = attr_list_find(&t, in[i].type);
+
+        if (old != NULL) {
+            if (!same_value(old->value, old->len, in[i].pValue,
+                            in[i].ulValueLen)) {
+                rv = CKR_TEMPLATE_INCONSISTENT;
+            }
+            continue;
+        }
+        rv = attr_list_set(&t, in[i].type, in[i].pValue, in[i].ulValueLen);
+    }
+    if (rv == CKR_OK) {
+        rv = attr_list_serialize(&t, &blob, &bloblen);
+    }
+    if (rv == CKR_OK) {
+        rv = attr_list_set(l, a->type, blob, bloblen);
+    }
+    util_free_wipe(blob, bloblen);
+    attr_list_free(&t);
+    return rv;
+}
 
 static CK_RV check_value(const attr_row_t *row, const CK_ATTRIBUTE *a)
 {
@@ -840,6 +928,8 @@ static CK_RV check_value(const attr_row_t *row, const CK_ATTRIBUTE *a)
             return CKR_ATTRIBUTE_VALUE_INVALID;
         }
         break;
+    case AK_TEMPLATE:
+        return check_template(a);
     }
     if (row->check != NULL) {
         return row->check(v, len);
@@ -1316,6 +1406,9 @@ static CK_RV engine_default(attr_op_t op, const attr_schema_t *s,
         if (s->kt == CKK_DES3) {
             return attr_list_set_ulong(l, CKA_VALUE_LEN, 24);
         }
+        if (s->kt == CKK_CHACHA20) {
+            return attr_list_set_ulong(l, CKA_VALUE_LEN, 32);
+        }
         a = attr_list_find(l, CKA_VALUE);
         if (a != NULL) {
             return attr_list_set_ulong(l, CKA_VALUE_LEN, a->len);
@@ -1396,6 +1489,9 @@ static CK_RV store_value(const attr_schema_t *s, const CK_ATTRIBUTE *a,
         rv = attr_list_set(l, a->type, norm, norm_len);
         free(norm);
         return rv;
+    }
+    if (is_template_type(a->type)) {
+        return template_store(a, l);
     }
     return attr_list_set(l, a->type, a->pValue, a->ulValueLen);
 }
@@ -1748,11 +1844,33 @@ hsm_attr_status_t attrs_read(const attr_list_t *l, CK_ATTRIBUTE_TYPE type,
         *len = a->len;
         return HSM_ATTR_OK;
     }
-    if (row != NULL && (row->kind == AK_BYTES || row->kind == AK_DATE ||
-                        row->kind == AK_MECH_LIST)) {
+    if (row != NULL &&
+        (row->kind == AK_BYTES || row->kind == AK_DATE ||
+         row->kind == AK_MECH_LIST || row->kind == AK_TEMPLATE)) {
         return HSM_ATTR_OK;
     }
     return HSM_ATTR_INVALID;
+}
+
+CK_RV attrs_check_value(const attr_list_t *l, CK_ATTRIBUTE_TYPE type,
+                        const void *value, size_t len)
+{
+    const attr_row_t *row;
+    attr_schema_t s;
+    CK_ATTRIBUTE a;
+
+    return_val_if_fail(l != NULL, CKR_GENERAL_ERROR);
+    if (schema_of(l, &s) != CKR_OK) {
+        return CKR_GENERAL_ERROR;
+    }
+    row = schema_find(&s, type);
+    if (row == NULL) {
+        return CKR_ATTRIBUTE_TYPE_INVALID;
+    }
+    a.type = type;
+    a.pValue = (void *)value;
+    a.ulValueLen = len;
+    return check_value(row, &a);
 }
 
 bool attrs_is_secret(const attr_list_t *l, CK_ATTRIBUTE_TYPE type)

@@ -121,6 +121,19 @@ CK_RV attrs_set(const attr_caller_t *caller, const attr_list_t *cur,
 hsm_attr_status_t attrs_read(const attr_list_t *l, CK_ATTRIBUTE_TYPE type,
                              const uint8_t **value, size_t *len);
 
+/*
+ * Checks a value the core sets on an object (a key value it computed)
+ * against the schema of the object's class and key type: CKR_OK or
+ * CKR_ATTRIBUTE_VALUE_INVALID (for example an AES value that is not 16, 24
+ * or 32 bytes).
+ */
+CK_RV attrs_check_value(const attr_list_t *l, CK_ATTRIBUTE_TYPE type,
+                        const void *value, size_t len);
+
+/* CKA_WRAP_TEMPLATE, CKA_UNWRAP_TEMPLATE and CKA_DERIVE_TEMPLATE are given
+ * as CK_ATTRIBUTE arrays and kept in the list as attr_list_serialize of
+ * their attributes: attr_list_deserialize reads them back. */
+
 /* Whether the value of this attribute is secret (footnote 7, or CKA_VALUE of
  * a private data object): the store keeps it sealed. */
 bool attrs_is_secret(const attr_list_t *l, CK_ATTRIBUTE_TYPE type);

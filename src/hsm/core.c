@@ -111,6 +111,7 @@ void hsm_close(hsm_t *hsm)
         hsm_conn_close(hsm->conns);
     if (hsm->st != NULL)
         store_close(hsm->st);
+    hsm_keycache_clear_locked(hsm);
     crypto_wipe(hsm->mkey, sizeof(hsm->mkey));
     pthread_mutex_destroy(&hsm->lock);
     free(hsm);
@@ -172,6 +173,9 @@ void hsm_conn_close(hsm_conn_t *conn)
         }
     }
     hsm_sobjs_destroy_locked(conn, 0, false);
+    for (size_t i = 0; i < conn->nsessions; i++)
+        hsm_session_ops_free_locked(&conn->sessions[i]);
+    hsm_keycache_drop_conn_locked(hsm, conn);
     pthread_mutex_unlock(&hsm->lock);
     free(conn->sessions);
     free(conn);
@@ -227,6 +231,7 @@ CK_RV hsm_session_open(hsm_conn_t *conn, bool rw, hsm_sid_t *sid)
         conn->sessions = n;
         s = &n[conn->nsessions++];
     }
+    memset(s, 0, sizeof(*s));
     s->used = true;
     s->rw = rw;
     s->id = conn->next_sid++;
@@ -247,6 +252,11 @@ CK_RV hsm_session_close(hsm_conn_t *conn, hsm_sid_t sid)
         rv = CKR_SESSION_HANDLE_INVALID;
     } else {
         s->used = false;
+        hsm_session_ops_free_locked(s);
+        for (struct hsm_sobj *o = conn->sobjs; o != NULL; o = o->next) {
+            if (o->sid == sid)
+                hsm_keycache_drop_locked(conn->hsm, conn, o->id);
+        }
         hsm_sobjs_destroy_locked(conn, sid, false);
     }
     pthread_mutex_unlock(&conn->hsm->lock);

@@ -299,9 +299,258 @@ CK_RV hsm_derive_key(hsm_conn_t *conn, hsm_sid_t sid, const CK_MECHANISM *mech,
                      hsm_oid_t base, const CK_ATTRIBUTE *tmpl, CK_ULONG count,
                      hsm_oid_t *oid);
 
+/* ------------------------------------------- symmetric crypto (issue 4) */
+
+/*
+ * hsm_op_init, and the IV the token made written back: for CKM_AES_GCM
+ * encryption whose CK_GCM_PARAMS has pIv NULL or 12 zero bytes (ulIvLen
+ * 12), the token makes a random 12-byte IV, copies it to iv (ivroom must
+ * be at least 12) and sets *ivlen to 12; the front end copies it into the
+ * caller's CK_GCM_PARAMS.pIv (when pIv is not NULL). Otherwise *ivlen is 0
+ * and the caller's IV is used. hsm_op_init does the same and drops the IV,
+ * so the front end calls this one for HSM_OPK_ENCRYPT.
+ *
+ * Multi-part encryption and decryption: hsm_op_update writes output (the
+ * room in *outlen). hsm_op_update, hsm_op_final and hsm_op_oneshot check
+ * the room themselves: CKR_BUFFER_TOO_SMALL sets *outlen to what is needed
+ * and leaves the operation active and unchanged (hsm_op_output_len is only
+ * an upper bound, for a NULL-buffer query). GCM, CCM and
+ * ChaCha20-Poly1305 decryption output nothing before the final step (the
+ * tag is checked first; a bad tag is CKR_ENCRYPTED_DATA_INVALID); CCM
+ * encryption too (it needs the whole message, CK_CCM_PARAMS.ulDataLen).
+ */
+CK_RV hsm_op_init_iv(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
+                     const CK_MECHANISM *mech, hsm_oid_t key, uint8_t *iv,
+                     size_t ivroom, size_t *ivlen);
+
+/*
+ * C_WrapKey: key (a secret or private key; private keys as a DER PKCS#8
+ * PrivateKeyInfo) wrapped with wrapping under mech. *out malloc'd (the
+ * front end does the two-call convention: call, keep or copy, free).
+ * Errors: CKR_WRAPPING_KEY_HANDLE_INVALID, _TYPE_INCONSISTENT, _SIZE_RANGE;
+ * CKR_KEY_FUNCTION_NOT_PERMITTED (wrapping key without CKA_WRAP, or a key
+ * the caller does not own: only the owner may export a key);
+ * CKR_KEY_HANDLE_INVALID; CKR_KEY_UNEXTRACTABLE (CKA_EXTRACTABLE FALSE);
+ * CKR_KEY_NOT_WRAPPABLE (a public key or data object, CKA_WRAP_WITH_TRUSTED
+ * without a trusted wrapping key, a key that does not match the wrapping
+ * key's CKA_WRAP_TEMPLATE); CKR_KEY_SIZE_RANGE (a key the mechanism cannot
+ * carry: RFC 3394 needs whole 8-byte blocks, RSA a key shorter than the
+ * modulus allows); CKR_MECHANISM_INVALID (not a wrap mechanism, or off) /
+ * _PARAM_INVALID (CKM_AES_GCM with a NULL or zero IV: the token would
+ * have to make the IV and could not return it; use CKM_CLOUDHSM_AES_GCM).
+ */
+CK_RV hsm_wrap_key(hsm_conn_t *conn, hsm_sid_t sid, const CK_MECHANISM *mech,
+                   hsm_oid_t wrapping, hsm_oid_t key, uint8_t **out,
+                   size_t *outlen);
+
+/*
+ * C_UnwrapKey: a new key from in, unwrapped with unwrapping under mech,
+ * with the attributes of tmpl (CKA_CLASS and CKA_KEY_TYPE required; the
+ * unwrapping key's CKA_UNWRAP_TEMPLATE is merged in, a contradiction is
+ * CKR_TEMPLATE_INCONSISTENT). A private key comes from a PKCS#8
+ * PrivateKeyInfo (its key type must match the template's); its public parts
+ * are set. The new key belongs to the caller, has CKA_LOCAL,
+ * CKA_ALWAYS_SENSITIVE and CKA_NEVER_EXTRACTABLE FALSE. Errors:
+ * CKR_UNWRAPPING_KEY_HANDLE_INVALID, _TYPE_INCONSISTENT, _SIZE_RANGE,
+ * CKR_KEY_FUNCTION_NOT_PERMITTED (no CKA_UNWRAP), CKR_WRAPPED_KEY_INVALID,
+ * CKR_WRAPPED_KEY_LEN_RANGE, the template errors of object creation.
+ */
+CK_RV hsm_unwrap_key(hsm_conn_t *conn, hsm_sid_t sid, const CK_MECHANISM *mech,
+                     hsm_oid_t unwrapping, const uint8_t *in, size_t inlen,
+                     const CK_ATTRIBUTE *tmpl, CK_ULONG count, hsm_oid_t *oid);
+
+/*
+ * Derivation parameters that name an object (CKM_CONCATENATE_BASE_AND_KEY's
+ * CK_OBJECT_HANDLE, CK_HKDF_PARAMS.hSaltKey with CKF_HKDF_SALT_KEY) must
+ * carry the object's hsm_oid_t in place of the handle: the front end
+ * passes a copy of the parameter with the handle translated. CKM_HKDF_DATA
+ * makes a CKO_DATA object (template: CKA_VALUE_LEN gives the length, the
+ * other attributes those of a data object). CKM_PKCS5_PBKD2 is a key
+ * generation mechanism (hsm_generate_key); the template's CKA_KEY_TYPE
+ * (default CKK_GENERIC_SECRET) and CKA_VALUE_LEN (required unless the type
+ * fixes it, as DES3 and ChaCha20 do) say what to make. Other derivations:
+ * CKA_KEY_TYPE default CKK_GENERIC_SECRET, CKA_VALUE_LEN required for the
+ * KDFs (HKDF, SP 800-108) unless the type fixes it, else the natural length
+ * (concatenation, the encrypted data).
+ */
+
+/*
+ * CKA_WRAP_TEMPLATE, CKA_UNWRAP_TEMPLATE and CKA_DERIVE_TEMPLATE are read
+ * (hsm_object_get) as a serialized attribute list: u32 count, then per
+ * attribute u64 type, u32 length, value (big-endian integers). This turns
+ * such a value into attributes (*attrs malloc'd, free with hsm_attrs_free
+ * and free): for the front end's C_GetAttributeValue of an array
+ * attribute. CKR_GENERAL_ERROR for a malformed blob.
+ */
+CK_RV hsm_template_parse(const uint8_t *blob, size_t len, hsm_attr_t **attrs,
+                         size_t *n);
+
+/* ---------------------------------------- message-based AEAD (3.0) */
+
+/*
+ * C_MessageEncryptInit / C_MessageDecryptInit and the messages after them,
+ * for CKM_AES_GCM, CKM_AES_CCM and CKM_CHACHA20_POLY1305. One
+ * message-based operation of each direction per session, apart from the
+ * classic operations. The init parameter may be empty (or any message
+ * parameter, ignored). Each message takes its parameter as PKCS#11 lays it
+ * out: CK_GCM_MESSAGE_PARAMS, CK_CCM_MESSAGE_PARAMS or
+ * CK_SALSA20_CHACHA20_POLY1305_MSG_PARAMS (param/paramlen). Encryption
+ * with ivGenerator / nonceGenerator CKG_GENERATE, _COUNTER, _RANDOM or
+ * _COUNTER_XOR makes the IV (keeping the first ulIvFixedBits /
+ * ulNonceFixedBits bits of the given pIv / pNonce; COUNTER_XOR XORs a
+ * counter into the given IV); CKG_NO_GENERATE uses the caller's IV. What
+ * the token produces comes back in res: the IV used (res->iv, res->iv_len:
+ * the front end copies it into pIv / pNonce) and, on encryption, the tag
+ * (res->tag, res->tag_len: copied into pTag / pMAC; for ChaCha20 pTag is
+ * 16 bytes). On decryption the tag is read from the parameter; a tag
+ * that does not match is CKR_AEAD_DECRYPT_FAILED (the 3.0 code of the
+ * message functions) and no plaintext is released.
+ */
+typedef enum {
+    HSM_MSG_ENCRYPT = 0,
+    HSM_MSG_DECRYPT = 1,
+} hsm_msgkind_t;
+
+#define HSM_MSG_IV_MAX 256
+#define HSM_MSG_TAG_MAX 16
+
+typedef struct {
+    uint8_t iv[HSM_MSG_IV_MAX];
+    size_t iv_len;
+    uint8_t tag[HSM_MSG_TAG_MAX];
+    size_t tag_len; /* 0: nothing to write back */
+} hsm_msg_result_t;
+
+CK_RV hsm_msg_init(hsm_conn_t *conn, hsm_sid_t sid, hsm_msgkind_t kind,
+                   const CK_MECHANISM *mech, hsm_oid_t key);
+/*
+ * C_EncryptMessage / C_DecryptMessage: one whole message. *outlen in: room,
+ * out: written (CKR_BUFFER_TOO_SMALL: *outlen the need, nothing done).
+ * Encryption output is as long as the input, decryption output too.
+ */
+CK_RV hsm_msg_oneshot(hsm_conn_t *conn, hsm_sid_t sid, hsm_msgkind_t kind,
+                      const void *param, size_t paramlen, const uint8_t *aad,
+                      size_t aadlen, const uint8_t *in, size_t inlen,
+                      uint8_t *out, size_t *outlen, hsm_msg_result_t *res);
+/* C_EncryptMessageBegin / C_DecryptMessageBegin: the IV (made on
+ * encryption, in res) and the AAD. */
+CK_RV hsm_msg_begin(hsm_conn_t *conn, hsm_sid_t sid, hsm_msgkind_t kind,
+                    const void *param, size_t paramlen, const uint8_t *aad,
+                    size_t aadlen, hsm_msg_result_t *res);
+/*
+ * C_EncryptMessageNext / C_DecryptMessageNext: a part; last
+ * (CKF_END_OF_MESSAGE) ends the message (the tag in res on encryption,
+ * checked from param on decryption). Decryption (and CCM) output nothing
+ * until the last part, which outputs everything held: *outlen bound from
+ * hsm_msg_output_len.
+ */
+CK_RV hsm_msg_next(hsm_conn_t *conn, hsm_sid_t sid, hsm_msgkind_t kind,
+                   const void *param, size_t paramlen, const uint8_t *in,
+                   size_t inlen, bool last, uint8_t *out, size_t *outlen,
+                   hsm_msg_result_t *res);
+/* Output bound of the next hsm_msg_next (or of a one-shot when no message
+ * is begun). */
+CK_RV hsm_msg_output_len(hsm_conn_t *conn, hsm_sid_t sid, hsm_msgkind_t kind,
+                         bool last, size_t inlen, size_t *outlen);
+/* C_MessageEncryptFinal / C_MessageDecryptFinal: ends the operation
+ * (CKR_OPERATION_NOT_INITIALIZED when none). */
+CK_RV hsm_msg_final(hsm_conn_t *conn, hsm_sid_t sid, hsm_msgkind_t kind);
+/* Ends it without a result (C_SessionCancel, errors). */
+void hsm_msg_abort(hsm_conn_t *conn, hsm_sid_t sid, hsm_msgkind_t kind);
+
 /* ---------------------------------------------------- misc */
 
 /* C_GenerateRandom: any logged-in or public session. */
 CK_RV hsm_random(hsm_conn_t *conn, uint8_t *buf, size_t len);
+
+/* ---------------------------------------------------- management */
+
+/*
+ * What the management shell (nimbus-mgmt) needs beyond the calls above.
+ * Key handles there are the stable object ids; these calls see token
+ * objects only.
+ */
+
+/*
+ * changePswd: sets user name's password to pw without asking for the old
+ * one (the connection's login proved who is asking). A CO may set anyone's
+ * (HSM_OP_CHANGE_ANY_PW), which also unlocks a locked user; any other
+ * logged-in user only its own (HSM_OP_CHANGE_OWN_PW); a PRECO setting its
+ * own is activation (it becomes the primary CO). CKR_ARGUMENTS_BAD: no such
+ * user; CKR_PIN_LEN_RANGE: pw not 7..32 bytes.
+ */
+CK_RV hsm_user_set_password(hsm_conn_t *conn, const char *name,
+                            const uint8_t *pw, size_t pwlen);
+
+/* One key of a findAllKeys answer. */
+typedef struct {
+    hsm_oid_t oid;
+    bool owned; /* owned by the user asked about, else shared with it */
+} hsm_key_ref_t;
+
+#define HSM_DIGEST_LEN 32
+
+/*
+ * findAllKeys (the "get sync status" row: CO, CU, AU): the token objects
+ * user uid owns or that are shared with it, ascending, and the SHA-256
+ * digest of that key set (ids, owner, shared users; never a value) that
+ * compares two HSMs. A CU may only ask about itself (else
+ * CKR_ACTION_PROHIBITED). *keys malloc'd (NULL when none).
+ */
+CK_RV hsm_key_list(hsm_conn_t *conn, hsm_uid_t uid, hsm_key_ref_t **keys,
+                   size_t *n, uint8_t digest[HSM_DIGEST_LEN]);
+
+/*
+ * getKeyInfo (same row): the owner of token object oid and the users it is
+ * shared with (*shared malloc'd, NULL when none). A CU must be able to see
+ * the object (else CKR_OBJECT_HANDLE_INVALID, as for a missing one).
+ */
+CK_RV hsm_key_info(hsm_conn_t *conn, hsm_oid_t oid, hsm_uid_t *owner,
+                   hsm_uid_t **shared, size_t *nshared);
+
+/*
+ * The audit log: one record per security event, hash-chained: record n
+ * holds SHA-256(hash of record n-1 || the canonical bytes of record n),
+ * record 1 chains from 32 zero bytes. Reading and verifying it is for a CO
+ * only (the "add, remove users" row: officers' work).
+ */
+#define HSM_AUDIT_TEXT_MAX 32
+#define HSM_AUDIT_READ_MAX 4096
+
+typedef struct {
+    uint64_t seq;                        /* 1, 2, ... */
+    uint64_t time;                       /* seconds since the epoch, UTC */
+    char hsm_id[HSM_AUDIT_TEXT_MAX + 1]; /* the token serial */
+    hsm_uid_t user; /* who acted; 0: nobody known (a failed login) */
+    char op[HSM_AUDIT_TEXT_MAX + 1];
+    /* the object for key events, the target user for user events */
+    uint64_t oid;
+    CK_RV result;
+    uint8_t hash[HSM_DIGEST_LEN];
+} hsm_audit_record_t;
+
+/* Up to max (<= HSM_AUDIT_READ_MAX) records after sequence number after,
+ * ascending; *recs malloc'd (NULL when none). */
+CK_RV hsm_audit_read(hsm_conn_t *conn, uint64_t after, size_t max,
+                     hsm_audit_record_t **recs, size_t *n);
+
+typedef enum {
+    HSM_AUDIT_INTACT = 0,
+    HSM_AUDIT_HASH_MISMATCH, /* edited, reordered or forged */
+    HSM_AUDIT_MISSING,       /* a sequence number is absent (deleted) */
+    HSM_AUDIT_MALFORMED,     /* a column out of its type or limits */
+    HSM_AUDIT_TRUNCATED,     /* records after the last one are gone */
+    HSM_AUDIT_UNEXPECTED,    /* records past the recorded end (inserted) */
+} hsm_audit_status_t;
+
+typedef struct {
+    hsm_audit_status_t status;
+    uint64_t records;   /* records read */
+    uint64_t first_bad; /* sequence number of the first broken record */
+} hsm_audit_check_t;
+
+/* Recomputes the whole chain in one read transaction. CKR_OK whenever the
+ * check ran; the verdict is in check. */
+CK_RV hsm_audit_verify(hsm_conn_t *conn, hsm_audit_check_t *check);
 
 #endif

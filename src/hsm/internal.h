@@ -14,6 +14,22 @@
 /* Session object ids have the top bit set: never a store id. */
 #define HSM_SESSION_OID_BIT (UINT64_C(1) << 63)
 
+/* ops.c: parsed keys (EVP_PKEY or secret bytes) cached per object. Key
+ * material never changes and object ids are never reused, so an entry only
+ * goes when its object is destroyed, its connection closes (session
+ * objects) or it is evicted (least recently used). */
+#define HSM_KEYCACHE_SIZE 256
+
+struct cops_key;
+struct cops_op;
+
+struct hsm_keycache_entry {
+    hsm_conn_t *conn; /* session objects: their connection; token: NULL */
+    hsm_oid_t oid;
+    struct cops_key *key; /* NULL: free slot */
+    uint64_t used;        /* clock of the last use */
+};
+
 struct hsm {
     struct config cfg;
     store_t *st;
@@ -21,6 +37,8 @@ struct hsm {
     /* Serializes every use of st and of the connections' state. */
     pthread_mutex_t lock;
     hsm_conn_t *conns; /* list, for reinit checks */
+    struct hsm_keycache_entry kcache[HSM_KEYCACHE_SIZE];
+    uint64_t kcache_clock;
 };
 
 /* An object that lives in one session (CKA_TOKEN FALSE). */
@@ -36,6 +54,10 @@ struct hsm_session {
     hsm_sid_t id;
     bool rw;
     bool used;
+    /* ops.c: the crypto context of each active operation (NULL: none). */
+    struct cops_op *ops[HSM_OPK_COUNT];
+    /* msg.c: the active message-based encryption [0] and decryption [1]. */
+    struct hsm_msgop *msg[2];
 };
 
 struct hsm_conn {
@@ -85,7 +107,32 @@ CK_RV hsm_obj_add_locked(hsm_conn_t *conn, struct hsm_session *s,
 /* audit.c: one record per security event (never a secret). */
 void hsm_audit_locked(hsm_t *hsm, hsm_uid_t uid, const char *event,
                       hsm_oid_t oid, CK_RV result);
+/* The same inside the caller's open write transaction, so that the change
+ * and its record commit or vanish together: an error fails the change. */
+CK_RV hsm_audit_tx_locked(hsm_t *hsm, hsm_uid_t uid, const char *event,
+                          hsm_oid_t oid, CK_RV result);
 /* users.c */
 CK_RV hsm_store_init_locked(hsm_t *hsm);
+
+/* ops.c: ends every operation of a session (close, logout), the
+ * message-based ones included. */
+void hsm_session_ops_free_locked(struct hsm_session *s);
+/* keygen.c: tmpl with a key's serialized CKA_DERIVE_TEMPLATE or
+ * CKA_UNWRAP_TEMPLATE (blob, may be NULL) appended; *merged malloc'd,
+ * pointing into tmpl and kept (free both after use). */
+CK_RV hsm_template_merge(const CK_ATTRIBUTE *tmpl, CK_ULONG count,
+                         const uint8_t *blob, size_t bloblen, attr_list_t *kept,
+                         CK_ATTRIBUTE **merged, CK_ULONG *mcount);
+/* msg.c: frees a message-based operation. */
+void hsm_msgop_free(struct hsm_msgop *m);
+/* ops.c: the key cache. drop: the object oid is destroyed (conn: the
+ * connection of a session object, ignored for token objects);
+ * drop_conn: every session-object entry of conn; clear: everything. */
+void hsm_keycache_drop_locked(hsm_t *hsm, hsm_conn_t *conn, hsm_oid_t oid);
+void hsm_keycache_drop_conn_locked(hsm_t *hsm, hsm_conn_t *conn);
+void hsm_keycache_clear_locked(hsm_t *hsm);
+/* ops.c: a new reference on the parsed key of a loaded object. */
+CK_RV hsm_keycache_get_locked(hsm_conn_t *conn, struct hsm_obj *o,
+                              struct cops_key **key);
 
 #endif

@@ -157,6 +157,11 @@ void crypto_fini(void)
     pthread_mutex_unlock(&crypto_lock);
 }
 
+void *crypto_libctx(void)
+{
+    return crypto_st.libctx;
+}
+
 void crypto_wipe(void *p, size_t len)
 {
     if (p != NULL && len > 0) {

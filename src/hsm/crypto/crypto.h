@@ -65,6 +65,10 @@ CK_RV crypto_unseal(const uint8_t key[CRYPTO_MASTER_KEY_LEN], const uint8_t *ad,
 CK_RV crypto_master_key_load(const char *path, bool create,
                              uint8_t key[CRYPTO_MASTER_KEY_LEN]);
 
+/* The private library context (an OSSL_LIB_CTX *), for the other files of
+ * src/hsm/crypto/ only; NULL before crypto_init. */
+void *crypto_libctx(void);
+
 /* Wipes a buffer (OPENSSL_cleanse). */
 void crypto_wipe(void *p, size_t len);
 

@@ -1,0 +1,1058 @@
+/*
+ * mech.c - the mechanism table, its parameter checks, and
+ * C_GetMechanismList / C_GetMechanismInfo.
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/util.h"
+#include "hsm/internal.h"
+#include "hsm/mech.h"
+#include "nimbus/pkcs11-vendor.h"
+
+/* ------------------------------------------------------------ parameters */
+
+/* Digest mechanisms and MGF1 functions as hashAlg / mgf name them. */
+static const struct {
+    CK_MECHANISM_TYPE mech;
+    CK_RSA_PKCS_MGF_TYPE mgf;
+    cops_hash_t h;
+} mech_hashes[] = {
+    {CKM_SHA_1, CKG_MGF1_SHA1, COPS_HASH_SHA1},
+    {CKM_SHA224, CKG_MGF1_SHA224, COPS_HASH_SHA224},
+    {CKM_SHA256, CKG_MGF1_SHA256, COPS_HASH_SHA256},
+    {CKM_SHA384, CKG_MGF1_SHA384, COPS_HASH_SHA384},
+    {CKM_SHA512, CKG_MGF1_SHA512, COPS_HASH_SHA512},
+    {CKM_SHA3_224, CKG_MGF1_SHA3_224, COPS_HASH_SHA3_224},
+    {CKM_SHA3_256, CKG_MGF1_SHA3_256, COPS_HASH_SHA3_256},
+    {CKM_SHA3_384, CKG_MGF1_SHA3_384, COPS_HASH_SHA3_384},
+    {CKM_SHA3_512, CKG_MGF1_SHA3_512, COPS_HASH_SHA3_512},
+};
+
+/* The X9.63 KDFs of CKM_ECDH1_DERIVE. */
+static const struct {
+    CK_EC_KDF_TYPE kdf;
+    cops_hash_t h;
+} mech_kdfs[] = {
+    {CKD_SHA1_KDF, COPS_HASH_SHA1},
+    {CKD_SHA224_KDF, COPS_HASH_SHA224},
+    {CKD_SHA256_KDF, COPS_HASH_SHA256},
+    {CKD_SHA384_KDF, COPS_HASH_SHA384},
+    {CKD_SHA512_KDF, COPS_HASH_SHA512},
+    {CKD_SHA3_224_KDF, COPS_HASH_SHA3_224},
+    {CKD_SHA3_256_KDF, COPS_HASH_SHA3_256},
+    {CKD_SHA3_384_KDF, COPS_HASH_SHA3_384},
+    {CKD_SHA3_512_KDF, COPS_HASH_SHA3_512},
+};
+
+static cops_hash_t hash_of_mech(CK_MECHANISM_TYPE m)
+{
+    for (size_t i = 0; i < UTIL_ARRAY_SIZE(mech_hashes); i++) {
+        if (mech_hashes[i].mech == m) {
+            return mech_hashes[i].h;
+        }
+    }
+    return COPS_HASH_NONE;
+}
+
+static cops_hash_t hash_of_mgf(CK_RSA_PKCS_MGF_TYPE mgf)
+{
+    for (size_t i = 0; i < UTIL_ARRAY_SIZE(mech_hashes); i++) {
+        if (mech_hashes[i].mgf == mgf) {
+            return mech_hashes[i].h;
+        }
+    }
+    return COPS_HASH_NONE;
+}
+
+/* The parameter as a struct of exactly len bytes, else NULL. */
+static const void *param_of(const CK_MECHANISM *m, size_t len)
+{
+    if (m->pParameter == NULL || m->ulParameterLen != len) {
+        return NULL;
+    }
+    return m->pParameter;
+}
+
+/* No parameter: ulParameterLen must be 0 (pParameter is then ignored). */
+static CK_RV p_none(const mech_row_t *row, const CK_MECHANISM *m,
+                    cops_params_t *p)
+{
+    if (m->ulParameterLen != 0) {
+        return CKR_MECHANISM_PARAM_INVALID;
+    }
+    p->mac_len = cops_hash_len(row->hash);
+    return CKR_OK;
+}
+
+/* CK_RSA_PKCS_PSS_PARAMS; a hash-and-sign row wants hashAlg to be its own
+ * hash. */
+static CK_RV p_pss(const mech_row_t *row, const CK_MECHANISM *m,
+                   cops_params_t *p)
+{
+    const CK_RSA_PKCS_PSS_PARAMS *pss = param_of(m, sizeof(*pss));
+
+    if (pss == NULL) {
+        return CKR_MECHANISM_PARAM_INVALID;
+    }
+    p->hash = hash_of_mech(pss->hashAlg);
+    p->mgf1 = hash_of_mgf(pss->mgf);
+    p->salt_len = pss->sLen;
+    if (p->hash == COPS_HASH_NONE || p->mgf1 == COPS_HASH_NONE ||
+        (row->hash != COPS_HASH_NONE && row->hash != p->hash)) {
+        return CKR_MECHANISM_PARAM_INVALID;
+    }
+    return CKR_OK;
+}
+
+/* CK_RSA_PKCS_OAEP_PARAMS: source 0 (no label) or CKZ_DATA_SPECIFIED. */
+static CK_RV p_oaep(const mech_row_t *row, const CK_MECHANISM *m,
+                    cops_params_t *p)
+{
+    const CK_RSA_PKCS_OAEP_PARAMS *o = param_of(m, sizeof(*o));
+
+    (void)row;
+    if (o == NULL) {
+        return CKR_MECHANISM_PARAM_INVALID;
+    }
+    p->hash = hash_of_mech(o->hashAlg);
+    p->mgf1 = hash_of_mgf(o->mgf);
+    if (p->hash == COPS_HASH_NONE || p->mgf1 == COPS_HASH_NONE) {
+        return CKR_MECHANISM_PARAM_INVALID;
+    }
+    if (o->source != CKZ_DATA_SPECIFIED && o->source != 0) {
+        return CKR_MECHANISM_PARAM_INVALID;
+    }
+    if (o->ulSourceDataLen > MECH_OAEP_LABEL_MAX ||
+        (o->ulSourceDataLen > 0 &&
+         (o->pSourceData == NULL || o->source != CKZ_DATA_SPECIFIED))) {
+        return CKR_MECHANISM_PARAM_INVALID;
+    }
+    p->label = o->pSourceData;
+    p->label_len = o->ulSourceDataLen;
+    return CKR_OK;
+}
+
+/* None (pure EdDSA) or CK_EDDSA_PARAMS. */
+static CK_RV p_eddsa(const mech_row_t *row, const CK_MECHANISM *m,
+                     cops_params_t *p)
+{
+    const CK_EDDSA_PARAMS *e;
+
+    (void)row;
+    if (m->ulParameterLen == 0) {
+        return CKR_OK;
+    }
+    e = param_of(m, sizeof(*e));
+    if (e == NULL || (e->phFlag != CK_FALSE && e->phFlag != CK_TRUE) ||
+        e->ulContextDataLen > MECH_EDDSA_CONTEXT_MAX ||
+        (e->ulContextDataLen > 0 && e->pContextData == NULL)) {
+        return CKR_MECHANISM_PARAM_INVALID;
+    }
+    p->eddsa_params = true;
+    p->eddsa_ph = e->phFlag == CK_TRUE;
+    p->context = e->pContextData;
+    p->context_len = e->ulContextDataLen;
+    return CKR_OK;
+}
+
+/* CK_MAC_GENERAL_PARAMS: 1 .. hash length. */
+static CK_RV p_mac_general(const mech_row_t *row, const CK_MECHANISM *m,
+                           cops_params_t *p)
+{
+    const CK_MAC_GENERAL_PARAMS *len = param_of(m, sizeof(*len));
+
+    if (len == NULL || *len == 0 || *len > cops_hash_len(row->hash)) {
+        return CKR_MECHANISM_PARAM_INVALID;
+    }
+    p->mac_len = *len;
+    return CKR_OK;
+}
+
+/* CK_ECDH1_DERIVE_PARAMS: CKD_NULL (no shared data) or an X9.63 KDF. */
+static CK_RV p_ecdh(const mech_row_t *row, const CK_MECHANISM *m,
+                    cops_params_t *p)
+{
+    const CK_ECDH1_DERIVE_PARAMS *d = param_of(m, sizeof(*d));
+
+    (void)row;
+    if (d == NULL || d->ulPublicDataLen == 0 || d->pPublicData == NULL ||
+        d->ulPublicDataLen > MECH_ECDH_DATA_MAX ||
+        d->ulSharedDataLen > MECH_ECDH_DATA_MAX ||
+        (d->ulSharedDataLen > 0 && d->pSharedData == NULL)) {
+        return CKR_MECHANISM_PARAM_INVALID;
+    }
+    if (d->kdf == CKD_NULL) {
+        if (d->ulSharedDataLen != 0) {
+            return CKR_MECHANISM_PARAM_INVALID;
+        }
+        p->kdf_null = true;
+    } else {
+        for (size_t i = 0; i < UTIL_ARRAY_SIZE(mech_kdfs); i++) {
+            if (mech_kdfs[i].kdf == d->kdf) {
+                p->hash = mech_kdfs[i].h;
+            }
+        }
+        if (p->hash == COPS_HASH_NONE) {
+            return CKR_MECHANISM_PARAM_INVALID;
+        }
+    }
+    p->shared_data = d->pSharedData;
+    p->shared_len = d->ulSharedDataLen;
+    p->public_data = d->pPublicData;
+    p->public_len = d->ulPublicDataLen;
+    return CKR_OK;
+}
+
+/* ------------------------------------------------------------ symmetric */
+
+/* An IV of exactly the cipher's block: AES 16, DES3 8 bytes. */
+static CK_RV p_iv(const mech_row_t *row, const CK_MECHANISM *m,
+                  cops_params_t *p)
+{
+    size_t bs = row->kt[0] == CKK_DES3 ? 8 : 16;
+
+    if (m->pParameter == NULL || m->ulParameterLen != bs) {
+        return CKR_MECHANISM_PARAM_INVALID;
+    }
+    p->iv = m->pParameter;
+    p->iv_len = bs;
+    return CKR_OK;
+}
+
+static CK_RV p_ctr(const mech_row_t *row, const CK_MECHANISM *m,
+                   cops_params_t *p)
+{
+    const CK_AES_CTR_PARAMS *c = param_of(m, sizeof(*c));
+
+    (void)row;
+    if (c == NULL || c->ulCounterBits == 0 || c->ulCounterBits > 128) {
+        return CKR_MECHANISM_PARAM_INVALID;
+    }
+    p->iv = c->cb;
+    p->iv_len = sizeof(c->cb);
+    p->ctr_bits = c->ulCounterBits;
+    return CKR_OK;
+}
+
+/* CK_GCM_PARAMS without ulIvBits: the layout of the 2.40 document (and of
+ * Java's first attempt). */
+typedef struct {
+    CK_BYTE_PTR pIv;
+    CK_ULONG ulIvLen;
+    CK_BYTE_PTR pAAD;
+    CK_ULONG ulAADLen;
+    CK_ULONG ulTagBits;
+} mech_gcm_short_t;
+
+/* Reads either CK_GCM_PARAMS layout, told apart by ulParameterLen. */
+static CK_RV gcm_read(const CK_MECHANISM *m, const uint8_t **iv, size_t *ivlen,
+                      cops_params_t *p)
+{
+    const CK_GCM_PARAMS *g = param_of(m, sizeof(*g));
+    const mech_gcm_short_t *s = param_of(m, sizeof(*s));
+    CK_ULONG tag;
+
+    if (g != NULL) {
+        if (g->ulIvBits != 0 && g->ulIvBits != g->ulIvLen * 8) {
+            return CKR_MECHANISM_PARAM_INVALID;
+        }
+        *iv = g->pIv;
+        *ivlen = g->ulIvLen;
+        p->aad = g->pAAD;
+        p->aad_len = g->ulAADLen;
+        tag = g->ulTagBits;
+    } else if (s != NULL) {
+        *iv = s->pIv;
+        *ivlen = s->ulIvLen;
+        p->aad = s->pAAD;
+        p->aad_len = s->ulAADLen;
+        tag = s->ulTagBits;
+    } else {
+        return CKR_MECHANISM_PARAM_INVALID;
+    }
+    /* Tags of 32 to 128 bits in whole bytes (SP 800-38D allows 32, 64 and
+     * 96..128; the byte steps between are what PKCS#11 tokens accept). */
+    if (tag < 32 || tag > 128 || tag % 8 != 0 || p->aad_len > MECH_AAD_MAX ||
+        (p->aad_len > 0 && p->aad == NULL)) {
+        return CKR_MECHANISM_PARAM_INVALID;
+    }
+    p->tag_len = tag / 8;
+    return CKR_OK;
+}
+
+/* CKM_AES_GCM: IV of 1..MECH_GCM_IV_MAX bytes. A NULL IV, or 12 zero
+ * bytes, on encryption lets the token make the IV (written back). */
+static CK_RV p_gcm(const mech_row_t *row, const CK_MECHANISM *m,
+                   cops_params_t *p)
+{
+    const uint8_t *iv;
+    size_t ivlen;
+    CK_RV rv;
+    bool zero = true;
+
+    (void)row;
+    if ((rv = gcm_read(m, &iv, &ivlen, p)) != CKR_OK) {
+        return rv;
+    }
+    if (ivlen == 0 || ivlen > MECH_GCM_IV_MAX) {
+        return CKR_MECHANISM_PARAM_INVALID;
+    }
+    if (iv != NULL) {
+        for (size_t i = 0; i < ivlen; i++) {
+            zero = zero && iv[i] == 0;
+        }
+    }
+    p->iv_generate = ivlen == 12 && zero;
+    if (iv == NULL && !p->iv_generate) {
+        return CKR_MECHANISM_PARAM_INVALID;
+    }
+    p->iv = iv;
+    p->iv_len = ivlen;
+    return CKR_OK;
+}
+
+/* CKM_CLOUDHSM_AES_GCM: pIv NULL (the HSM makes a 12-byte IV). */
+static CK_RV p_cloud_gcm(const mech_row_t *row, const CK_MECHANISM *m,
+                         cops_params_t *p)
+{
+    const uint8_t *iv;
+    size_t ivlen;
+    CK_RV rv;
+
+    (void)row;
+    if ((rv = gcm_read(m, &iv, &ivlen, p)) != CKR_OK) {
+        return rv;
+    }
+    if (iv != NULL || (ivlen != 0 && ivlen != 12)) {
+        return CKR_MECHANISM_PARAM_INVALID;
+    }
+    p->iv_len = 12;
+    return CKR_OK;
+}
+
+static CK_RV p_ccm(const mech_row_t *row, const CK_MECHANISM *m,
+                   cops_params_t *p)
+{
+    const CK_CCM_PARAMS *c = param_of(m, sizeof(*c));
+
+    (void)row;
+    if (c == NULL || c->pNonce == NULL || c->ulNonceLen < 7 ||
+        c->ulNonceLen > 13 || c->ulMACLen < 4 || c->ulMACLen > 16 ||
+        c->ulMACLen % 2 != 0 || c->ulAADLen > MECH_AAD_MAX ||
+        (c->ulAADLen > 0 && c->pAAD == NULL)) {
+        return CKR_MECHANISM_PARAM_INVALID;
+    }
+    /* The length field has 15 - nonce bytes. */
+    if (c->ulNonceLen > 8 &&
+        (uint64_t)c->ulDataLen >> (8 * (15 - c->ulNonceLen)) != 0) {
+        return CKR_MECHANISM_PARAM_INVALID;
+    }
+    if (c->ulDataLen > COPS_AEAD_HOLD_MAX) {
+        return CKR_MECHANISM_PARAM_INVALID;
+    }
+    p->iv = c->pNonce;
+    p->iv_len = c->ulNonceLen;
+    p->aad = c->pAAD;
+    p->aad_len = c->ulAADLen;
+    p->tag_len = c->ulMACLen;
+    p->data_len = c->ulDataLen;
+    return CKR_OK;
+}
+
+/* CK_SALSA20_CHACHA20_POLY1305_PARAMS: the 96-bit nonce of RFC 8439 (the
+ * 64-bit nonce variant is not offered). */
+static CK_RV p_chacha_poly(const mech_row_t *row, const CK_MECHANISM *m,
+                           cops_params_t *p)
+{
+    const CK_SALSA20_CHACHA20_POLY1305_PARAMS *c = param_of(m, sizeof(*c));
+
+    (void)row;
+    if (c == NULL || c->pNonce == NULL || c->ulNonceLen != 12 ||
+        c->ulAADLen > MECH_AAD_MAX || (c->ulAADLen > 0 && c->pAAD == NULL)) {
+        return CKR_MECHANISM_PARAM_INVALID;
+    }
+    p->iv = c->pNonce;
+    p->iv_len = 12;
+    p->aad = c->pAAD;
+    p->aad_len = c->ulAADLen;
+    p->tag_len = 16;
+    return CKR_OK;
+}
+
+/* Key wraps: no parameter (the default IV) or an IV of 8 bytes (RFC 3394)
+ * or 4 bytes (RFC 5649). */
+static CK_RV p_kw(const mech_row_t *row, const CK_MECHANISM *m,
+                  cops_params_t *p)
+{
+    const cops_impl_t *impl = row->wrap != NULL ? row->wrap : row->impl;
+    size_t want = impl == &cops_aes_kwp ? 4 : 8;
+
+    if (m->ulParameterLen == 0) {
+        return CKR_OK;
+    }
+    if (m->pParameter == NULL || m->ulParameterLen != want) {
+        return CKR_MECHANISM_PARAM_INVALID;
+    }
+    p->iv = m->pParameter;
+    p->iv_len = want;
+    return CKR_OK;
+}
+
+/* CKM_AES_CMAC_GENERAL: 1..16 bytes. */
+static CK_RV p_cmac_general(const mech_row_t *row, const CK_MECHANISM *m,
+                            cops_params_t *p)
+{
+    const CK_MAC_GENERAL_PARAMS *len = param_of(m, sizeof(*len));
+
+    (void)row;
+    if (len == NULL || *len == 0 || *len > 16) {
+        return CKR_MECHANISM_PARAM_INVALID;
+    }
+    p->mac_len = *len;
+    return CKR_OK;
+}
+
+static CK_RV p_rsa_aes(const mech_row_t *row, const CK_MECHANISM *m,
+                       cops_params_t *p)
+{
+    const CK_RSA_AES_KEY_WRAP_PARAMS *r = param_of(m, sizeof(*r));
+    CK_MECHANISM oaep;
+
+    if (r == NULL || r->pOAEPParams == NULL ||
+        (r->ulAESKeyBits != 128 && r->ulAESKeyBits != 192 &&
+         r->ulAESKeyBits != 256)) {
+        return CKR_MECHANISM_PARAM_INVALID;
+    }
+    oaep.mechanism = CKM_RSA_PKCS_OAEP;
+    oaep.pParameter = r->pOAEPParams;
+    oaep.ulParameterLen = sizeof(*r->pOAEPParams);
+    p->wrap_aes_len = r->ulAESKeyBits / 8;
+    return p_oaep(row, &oaep, p);
+}
+
+/* ------------------------------------------------------------ KDFs */
+
+static bool data_ok(const void *ptr, CK_ULONG len)
+{
+    return len <= MECH_KDF_DATA_MAX && (len == 0 || ptr != NULL);
+}
+
+static CK_RV keep_raw(const CK_MECHANISM *m, cops_params_t *p)
+{
+    p->raw = m->pParameter;
+    p->raw_len = m->ulParameterLen;
+    return CKR_OK;
+}
+
+static CK_RV p_hkdf(const mech_row_t *row, const CK_MECHANISM *m,
+                    cops_params_t *p)
+{
+    const CK_HKDF_PARAMS *h = param_of(m, sizeof(*h));
+
+    (void)row;
+    if (h == NULL || (h->bExtract != CK_TRUE && h->bExtract != CK_FALSE) ||
+        (h->bExpand != CK_TRUE && h->bExpand != CK_FALSE) ||
+        (!h->bExtract && !h->bExpand) || !data_ok(h->pInfo, h->ulInfoLen)) {
+        return CKR_MECHANISM_PARAM_INVALID;
+    }
+    p->hash = hash_of_mech(h->prfHashMechanism);
+    if (p->hash == COPS_HASH_NONE) {
+        return CKR_MECHANISM_PARAM_INVALID;
+    }
+    if (h->bExtract) {
+        switch (h->ulSaltType) {
+        case CKF_HKDF_SALT_NULL:
+            break;
+        case CKF_HKDF_SALT_DATA:
+            if (h->ulSaltLen == 0 || !data_ok(h->pSalt, h->ulSaltLen)) {
+                return CKR_MECHANISM_PARAM_INVALID;
+            }
+            break;
+        case CKF_HKDF_SALT_KEY:
+            break;
+        default:
+            return CKR_MECHANISM_PARAM_INVALID;
+        }
+    } else if (h->ulInfoLen == 0 && h->pInfo != NULL) {
+        return CKR_MECHANISM_PARAM_INVALID;
+    }
+    return keep_raw(m, p);
+}
+
+/* The PRF of an SP 800-108 KDF: an HMAC mechanism (its hash) or AES-CMAC
+ * (COPS_HASH_NONE). */
+static bool prf_of(CK_MECHANISM_TYPE prf, cops_hash_t *h)
+{
+    static const struct {
+        CK_MECHANISM_TYPE m;
+        cops_hash_t h;
+    } prfs[] = {
+        {CKM_SHA_1_HMAC, COPS_HASH_SHA1},
+        {CKM_SHA224_HMAC, COPS_HASH_SHA224},
+        {CKM_SHA256_HMAC, COPS_HASH_SHA256},
+        {CKM_SHA384_HMAC, COPS_HASH_SHA384},
+        {CKM_SHA512_HMAC, COPS_HASH_SHA512},
+        {CKM_SHA3_224_HMAC, COPS_HASH_SHA3_224},
+        {CKM_SHA3_256_HMAC, COPS_HASH_SHA3_256},
+        {CKM_SHA3_384_HMAC, COPS_HASH_SHA3_384},
+        {CKM_SHA3_512_HMAC, COPS_HASH_SHA3_512},
+        {CKM_AES_CMAC, COPS_HASH_NONE},
+    };
+
+    for (size_t i = 0; i < UTIL_ARRAY_SIZE(prfs); i++) {
+        if (prfs[i].m == prf) {
+            *h = prfs[i].h;
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool counter_format_ok(const CK_PRF_DATA_PARAM *d)
+{
+    const CK_SP800_108_COUNTER_FORMAT *f = d->pValue;
+
+    return f != NULL && d->ulValueLen == sizeof(*f) &&
+           (f->bLittleEndian == CK_TRUE || f->bLittleEndian == CK_FALSE) &&
+           f->ulWidthInBits > 0 && f->ulWidthInBits <= 32 &&
+           f->ulWidthInBits % 8 == 0;
+}
+
+/* The data parameter list of SP 800-108 (PKCS#11 3.0 section 2.42). */
+static CK_RV kbkdf_list(bool feedback, const CK_PRF_DATA_PARAM *d, CK_ULONG n)
+{
+    size_t iter = 0, dkm = 0, ctr = 0;
+
+    if (n == 0 || n > MECH_KDF_PARAMS_MAX || d == NULL) {
+        return CKR_MECHANISM_PARAM_INVALID;
+    }
+    for (CK_ULONG i = 0; i < n; i++) {
+        switch (d[i].type) {
+        case CK_SP800_108_ITERATION_VARIABLE:
+            iter++;
+            if (feedback) {
+                if (d[i].pValue != NULL || d[i].ulValueLen != 0) {
+                    return CKR_MECHANISM_PARAM_INVALID;
+                }
+            } else if (!counter_format_ok(&d[i])) {
+                return CKR_MECHANISM_PARAM_INVALID;
+            }
+            break;
+        case CK_SP800_108_OPTIONAL_COUNTER:
+            ctr++;
+            if (!feedback || !counter_format_ok(&d[i])) {
+                return CKR_MECHANISM_PARAM_INVALID;
+            }
+            break;
+        case CK_SP800_108_DKM_LENGTH: {
+            const CK_SP800_108_DKM_LENGTH_FORMAT *f = d[i].pValue;
+
+            dkm++;
+            if (f == NULL || d[i].ulValueLen != sizeof(*f) ||
+                (f->dkmLengthMethod != CK_SP800_108_DKM_LENGTH_SUM_OF_KEYS &&
+                 f->dkmLengthMethod !=
+                     CK_SP800_108_DKM_LENGTH_SUM_OF_SEGMENTS) ||
+                (f->bLittleEndian != CK_TRUE && f->bLittleEndian != CK_FALSE) ||
+                f->ulWidthInBits == 0 || f->ulWidthInBits > 64 ||
+                f->ulWidthInBits % 8 != 0) {
+                return CKR_MECHANISM_PARAM_INVALID;
+            }
+            break;
+        }
+        case CK_SP800_108_BYTE_ARRAY:
+            if (d[i].ulValueLen == 0 ||
+                !data_ok(d[i].pValue, d[i].ulValueLen)) {
+                return CKR_MECHANISM_PARAM_INVALID;
+            }
+            break;
+        default:
+            return CKR_MECHANISM_PARAM_INVALID;
+        }
+    }
+    if (iter != 1 || dkm > 1 || ctr > 1) {
+        return CKR_MECHANISM_PARAM_INVALID;
+    }
+    return CKR_OK;
+}
+
+/*
+ * SP 800-108 counter and feedback modes. Additional derived keys
+ * (ulAdditionalDerivedKeys) are refused: CKR_MECHANISM_PARAM_INVALID.
+ */
+static CK_RV p_kbkdf(const mech_row_t *row, const CK_MECHANISM *m,
+                     cops_params_t *p)
+{
+    cops_hash_t h = COPS_HASH_NONE;
+
+    if (row->derive == MECH_DERIVE_KBKDF_FEEDBACK) {
+        const CK_SP800_108_FEEDBACK_KDF_PARAMS *f = param_of(m, sizeof(*f));
+
+        if (f == NULL || !prf_of(f->prfType, &h) ||
+            f->ulAdditionalDerivedKeys != 0 || !data_ok(f->pIV, f->ulIVLen) ||
+            kbkdf_list(true, f->pDataParams, f->ulNumberOfDataParams) !=
+                CKR_OK) {
+            return CKR_MECHANISM_PARAM_INVALID;
+        }
+    } else {
+        const CK_SP800_108_KDF_PARAMS *c = param_of(m, sizeof(*c));
+
+        if (c == NULL || !prf_of(c->prfType, &h) ||
+            c->ulAdditionalDerivedKeys != 0 ||
+            kbkdf_list(false, c->pDataParams, c->ulNumberOfDataParams) !=
+                CKR_OK) {
+            return CKR_MECHANISM_PARAM_INVALID;
+        }
+    }
+    p->hash = h;
+    return keep_raw(m, p);
+}
+
+/* PBKDF2 PRFs. */
+static cops_hash_t pbkdf2_prf(CK_ULONG prf)
+{
+    switch (prf) {
+    case CKP_PKCS5_PBKD2_HMAC_SHA1:
+        return COPS_HASH_SHA1;
+    case CKP_PKCS5_PBKD2_HMAC_SHA224:
+        return COPS_HASH_SHA224;
+    case CKP_PKCS5_PBKD2_HMAC_SHA256:
+        return COPS_HASH_SHA256;
+    case CKP_PKCS5_PBKD2_HMAC_SHA384:
+        return COPS_HASH_SHA384;
+    case CKP_PKCS5_PBKD2_HMAC_SHA512:
+        return COPS_HASH_SHA512;
+    case CKP_PKCS5_PBKD2_HMAC_SHA512_224:
+        return COPS_HASH_SHA512_224;
+    case CKP_PKCS5_PBKD2_HMAC_SHA512_256:
+        return COPS_HASH_SHA512_256;
+    default:
+        return COPS_HASH_NONE;
+    }
+}
+
+/*
+ * CK_PKCS5_PBKD2_PARAMS2 (ulPasswordLen a value) or the 2.40
+ * CK_PKCS5_PBKD2_PARAMS (ulPasswordLen a pointer). Both have the same size
+ * on LP64, so ulParameterLen cannot tell them apart there: the word is
+ * taken as a length when it is below MECH_KDF_DATA_MAX (no user-space
+ * pointer is that small: Linux maps nothing below 64 KiB), else as a
+ * pointer to the length. *pwlen and *pw out.
+ */
+static CK_RV pbkdf2_read(const CK_MECHANISM *m, cops_hash_t *h,
+                         const uint8_t **pw, size_t *pwlen)
+{
+    const CK_PKCS5_PBKD2_PARAMS2 *q = param_of(m, sizeof(*q));
+    CK_ULONG len;
+
+    if (q == NULL) {
+        return CKR_MECHANISM_PARAM_INVALID;
+    }
+    len = q->ulPasswordLen;
+    if (len > MECH_KDF_DATA_MAX) {
+        const CK_ULONG *lp = (const CK_ULONG *)(uintptr_t)len;
+
+        len = *lp;
+    }
+    if (q->saltSource != CKZ_SALT_SPECIFIED ||
+        !data_ok(q->pSaltSourceData, q->ulSaltSourceDataLen) ||
+        q->iterations == 0 || q->iterations > MECH_PBKDF2_ITER_MAX ||
+        q->pPrfData != NULL || q->ulPrfDataLen != 0 || len == 0 ||
+        !data_ok(q->pPassword, len)) {
+        return CKR_MECHANISM_PARAM_INVALID;
+    }
+    *h = pbkdf2_prf(q->prf);
+    if (*h == COPS_HASH_NONE) {
+        return CKR_MECHANISM_PARAM_INVALID;
+    }
+    *pw = q->pPassword;
+    *pwlen = len;
+    return CKR_OK;
+}
+
+static CK_RV p_pbkdf2(const mech_row_t *row, const CK_MECHANISM *m,
+                      cops_params_t *p)
+{
+    const uint8_t *pw;
+    size_t pwlen;
+    CK_RV rv;
+
+    (void)row;
+    if ((rv = pbkdf2_read(m, &p->hash, &pw, &pwlen)) != CKR_OK) {
+        return rv;
+    }
+    p->label = pw; /* the password, for keygen.c */
+    p->label_len = pwlen;
+    return keep_raw(m, p);
+}
+
+/* CKM_CONCATENATE_BASE_AND_KEY: the other key's object id (the front end
+ * puts the hsm_oid_t in place of the CK_OBJECT_HANDLE). */
+static CK_RV p_concat_key(const mech_row_t *row, const CK_MECHANISM *m,
+                          cops_params_t *p)
+{
+    (void)row;
+    if (param_of(m, sizeof(CK_OBJECT_HANDLE)) == NULL) {
+        return CKR_MECHANISM_PARAM_INVALID;
+    }
+    return keep_raw(m, p);
+}
+
+/* CK_KEY_DERIVATION_STRING_DATA: concatenation, and AES-ECB of whole
+ * blocks. */
+static CK_RV p_string(const mech_row_t *row, const CK_MECHANISM *m,
+                      cops_params_t *p)
+{
+    const CK_KEY_DERIVATION_STRING_DATA *d = param_of(m, sizeof(*d));
+
+    if (d == NULL || d->ulLen == 0 || !data_ok(d->pData, d->ulLen) ||
+        (row->derive == MECH_DERIVE_AES_ECB_DATA && d->ulLen % 16 != 0)) {
+        return CKR_MECHANISM_PARAM_INVALID;
+    }
+    return keep_raw(m, p);
+}
+
+static CK_RV p_aes_cbc_data(const mech_row_t *row, const CK_MECHANISM *m,
+                            cops_params_t *p)
+{
+    const CK_AES_CBC_ENCRYPT_DATA_PARAMS *d = param_of(m, sizeof(*d));
+
+    (void)row;
+    if (d == NULL || d->length == 0 || d->length % 16 != 0 ||
+        !data_ok(d->pData, d->length)) {
+        return CKR_MECHANISM_PARAM_INVALID;
+    }
+    return keep_raw(m, p);
+}
+
+/* ------------------------------------------------------------ the table */
+
+#define SV (CKF_SIGN | CKF_VERIFY)
+#define ED (CKF_ENCRYPT | CKF_DECRYPT)
+/* Weierstrass curves over prime fields, named by OID or by name, points
+ * returned uncompressed. */
+#define ECF (CKF_EC_F_P | CKF_EC_OID | CKF_EC_CURVENAME | CKF_EC_UNCOMPRESS)
+#define ECX (CKF_EC_OID | CKF_EC_CURVENAME)
+
+#define K1(a) {(a)}, 1
+#define K2(a, b) {(a), (b)}, 2
+#define K3(a, b, c) {(a), (b), (c)}, 3
+#define WU (CKF_WRAP | CKF_UNWRAP)
+/* The fields of this issue, unset in the older positional rows. */
+#define NOEXT false, MECH_WRAP_NONE, NULL, 0, MECH_DERIVE_NONE
+/* Secret keys a KDF takes as its base. */
+#define KDF_KEYS                                                               \
+    {CKK_GENERIC_SECRET, CKK_HKDF,        CKK_AES,         CKK_SHA_1_HMAC,     \
+     CKK_SHA224_HMAC,    CKK_SHA256_HMAC, CKK_SHA384_HMAC, CKK_SHA512_HMAC},   \
+        8
+
+/* A symmetric cipher row (key sizes in bytes). */
+#define SYM_ROW(t, k, lo, hi, fl, mp, chk, im, wk, wr, pad, leg)               \
+    {                                                                          \
+        .type = (t), .kt = {(k)}, .nkt = 1, .min_key = (lo), .max_key = (hi),  \
+        .flags = (fl), .multipart = (mp), .size_bytes = true,                  \
+        .hash = COPS_HASH_NONE, .check = (chk), .impl = (im), .legacy = (leg), \
+        .wrap_kind = (wk), .wrap = (wr), .wrap_pad = (pad)                     \
+    }
+#define AES_ROW(t, fl, mp, chk, im, wr, pad)                                   \
+    SYM_ROW(t, CKK_AES, MECH_AES_MIN, MECH_AES_MAX, fl, mp, chk, im,           \
+            (wr) != NULL ? MECH_WRAP_CIPHER : MECH_WRAP_NONE, wr, pad, false)
+#define DES3_ROW(t, chk, im, pad)                                              \
+    SYM_ROW(t, CKK_DES3, MECH_DES3_LEN, MECH_DES3_LEN, ED | WU, true, chk,     \
+            &(im), MECH_WRAP_CIPHER, &(im), pad, true)
+#define GEN_ROW(t, k, lo, hi, leg)                                             \
+    {                                                                          \
+        .type = (t), .kt = {(k)}, .nkt = 1, .min_key = (lo), .max_key = (hi),  \
+        .flags = CKF_GENERATE, .size_bytes = true, .hash = COPS_HASH_NONE,     \
+        .check = p_none, .legacy = (leg)                                       \
+    }
+#define KDF_ROW(t, chk, d)                                                     \
+    {                                                                          \
+        .type = (t), .kt = KDF_KEYS, .min_key = 1,                             \
+        .max_key = HSM_ATTR_VALUE_MAX, .flags = CKF_DERIVE,                    \
+        .size_bytes = true, .hash = COPS_HASH_NONE, .check = (chk),            \
+        .derive = (d)                                                          \
+    }
+#define AES_KDF_ROW(t, chk, d)                                                 \
+    {                                                                          \
+        .type = (t), .kt = {CKK_AES}, .nkt = 1, .min_key = MECH_AES_MIN,       \
+        .max_key = MECH_AES_MAX, .flags = CKF_DERIVE, .size_bytes = true,      \
+        .hash = COPS_HASH_NONE, .check = (chk), .derive = (d)                  \
+    }
+
+#define RSA_ROW(t, fl, mp, h, chk, impl)                                       \
+    {                                                                          \
+        (t), K1(CKK_RSA), MECH_RSA_MIN, MECH_RSA_MAX, (fl), (mp), false, (h),  \
+            (chk), &(impl), NOEXT                                              \
+    }
+#define EC_ROW(t, mp, h, impl)                                                 \
+    {                                                                          \
+        (t), K1(CKK_EC), MECH_EC_MIN, MECH_EC_MAX, SV | ECF, (mp), false, (h), \
+            p_none, &(impl), NOEXT                                             \
+    }
+#define DIGEST_ROW(t, h)                                                       \
+    {                                                                          \
+        (t), {0}, 0, 0, 0, CKF_DIGEST, true, false, (h), p_none, &cops_digest, \
+            NOEXT                                                              \
+    }
+#define HMAC_ROW(t, kt, h, chk)                                                \
+    {                                                                          \
+        (t), K2(CKK_GENERIC_SECRET, (kt)), MECH_HMAC_MIN, MECH_HMAC_MAX, SV,   \
+            true, true, (h), (chk), &cops_hmac, NOEXT                          \
+    }
+
+/* Sorted by type: a unit test checks it. */
+static const mech_row_t mech_rows[] = {
+    {CKM_RSA_PKCS_KEY_PAIR_GEN, K1(CKK_RSA), MECH_RSA_GEN_MIN, MECH_RSA_GEN_MAX,
+     CKF_GENERATE_KEY_PAIR, false, false, COPS_HASH_NONE, p_none, NULL, NOEXT},
+    {CKM_RSA_PKCS, K1(CKK_RSA), MECH_RSA_MIN, MECH_RSA_MAX, SV | ED | WU, false,
+     false, COPS_HASH_NONE, p_none, &cops_rsa_pkcs, false, MECH_WRAP_CIPHER,
+     &cops_rsa_pkcs, 0, MECH_DERIVE_NONE},
+    RSA_ROW(CKM_RSA_X_509, SV | ED, false, COPS_HASH_NONE, p_none,
+            cops_rsa_x509),
+    RSA_ROW(CKM_SHA1_RSA_PKCS, SV, true, COPS_HASH_SHA1, p_none,
+            cops_rsa_pkcs_hash),
+    {CKM_RSA_PKCS_OAEP, K1(CKK_RSA), MECH_RSA_MIN, MECH_RSA_MAX, ED | WU, false,
+     false, COPS_HASH_NONE, p_oaep, &cops_rsa_oaep, false, MECH_WRAP_CIPHER,
+     &cops_rsa_oaep, 0, MECH_DERIVE_NONE},
+    RSA_ROW(CKM_RSA_PKCS_PSS, SV, false, COPS_HASH_NONE, p_pss, cops_rsa_pss),
+    RSA_ROW(CKM_SHA1_RSA_PKCS_PSS, SV, true, COPS_HASH_SHA1, p_pss,
+            cops_rsa_pss_hash),
+    RSA_ROW(CKM_SHA256_RSA_PKCS, SV, true, COPS_HASH_SHA256, p_none,
+            cops_rsa_pkcs_hash),
+    RSA_ROW(CKM_SHA384_RSA_PKCS, SV, true, COPS_HASH_SHA384, p_none,
+            cops_rsa_pkcs_hash),
+    RSA_ROW(CKM_SHA512_RSA_PKCS, SV, true, COPS_HASH_SHA512, p_none,
+            cops_rsa_pkcs_hash),
+    RSA_ROW(CKM_SHA256_RSA_PKCS_PSS, SV, true, COPS_HASH_SHA256, p_pss,
+            cops_rsa_pss_hash),
+    RSA_ROW(CKM_SHA384_RSA_PKCS_PSS, SV, true, COPS_HASH_SHA384, p_pss,
+            cops_rsa_pss_hash),
+    RSA_ROW(CKM_SHA512_RSA_PKCS_PSS, SV, true, COPS_HASH_SHA512, p_pss,
+            cops_rsa_pss_hash),
+    RSA_ROW(CKM_SHA224_RSA_PKCS, SV, true, COPS_HASH_SHA224, p_none,
+            cops_rsa_pkcs_hash),
+    RSA_ROW(CKM_SHA224_RSA_PKCS_PSS, SV, true, COPS_HASH_SHA224, p_pss,
+            cops_rsa_pss_hash),
+    DIGEST_ROW(CKM_SHA512_224, COPS_HASH_SHA512_224),
+    DIGEST_ROW(CKM_SHA512_256, COPS_HASH_SHA512_256),
+    RSA_ROW(CKM_SHA3_256_RSA_PKCS, SV, true, COPS_HASH_SHA3_256, p_none,
+            cops_rsa_pkcs_hash),
+    RSA_ROW(CKM_SHA3_384_RSA_PKCS, SV, true, COPS_HASH_SHA3_384, p_none,
+            cops_rsa_pkcs_hash),
+    RSA_ROW(CKM_SHA3_512_RSA_PKCS, SV, true, COPS_HASH_SHA3_512, p_none,
+            cops_rsa_pkcs_hash),
+    RSA_ROW(CKM_SHA3_256_RSA_PKCS_PSS, SV, true, COPS_HASH_SHA3_256, p_pss,
+            cops_rsa_pss_hash),
+    RSA_ROW(CKM_SHA3_384_RSA_PKCS_PSS, SV, true, COPS_HASH_SHA3_384, p_pss,
+            cops_rsa_pss_hash),
+    RSA_ROW(CKM_SHA3_512_RSA_PKCS_PSS, SV, true, COPS_HASH_SHA3_512, p_pss,
+            cops_rsa_pss_hash),
+    RSA_ROW(CKM_SHA3_224_RSA_PKCS, SV, true, COPS_HASH_SHA3_224, p_none,
+            cops_rsa_pkcs_hash),
+    RSA_ROW(CKM_SHA3_224_RSA_PKCS_PSS, SV, true, COPS_HASH_SHA3_224, p_pss,
+            cops_rsa_pss_hash),
+    GEN_ROW(CKM_DES3_KEY_GEN, CKK_DES3, MECH_DES3_LEN, MECH_DES3_LEN, true),
+    DES3_ROW(CKM_DES3_ECB, p_none, cops_des3_ecb, 8),
+    DES3_ROW(CKM_DES3_CBC, p_iv, cops_des3_cbc, 8),
+    DES3_ROW(CKM_DES3_CBC_PAD, p_iv, cops_des3_cbc_pad, 0),
+    DIGEST_ROW(CKM_SHA_1, COPS_HASH_SHA1),
+    HMAC_ROW(CKM_SHA_1_HMAC, CKK_SHA_1_HMAC, COPS_HASH_SHA1, p_none),
+    HMAC_ROW(CKM_SHA_1_HMAC_GENERAL, CKK_SHA_1_HMAC, COPS_HASH_SHA1,
+             p_mac_general),
+    DIGEST_ROW(CKM_SHA256, COPS_HASH_SHA256),
+    HMAC_ROW(CKM_SHA256_HMAC, CKK_SHA256_HMAC, COPS_HASH_SHA256, p_none),
+    HMAC_ROW(CKM_SHA256_HMAC_GENERAL, CKK_SHA256_HMAC, COPS_HASH_SHA256,
+             p_mac_general),
+    DIGEST_ROW(CKM_SHA224, COPS_HASH_SHA224),
+    HMAC_ROW(CKM_SHA224_HMAC, CKK_SHA224_HMAC, COPS_HASH_SHA224, p_none),
+    HMAC_ROW(CKM_SHA224_HMAC_GENERAL, CKK_SHA224_HMAC, COPS_HASH_SHA224,
+             p_mac_general),
+    DIGEST_ROW(CKM_SHA384, COPS_HASH_SHA384),
+    HMAC_ROW(CKM_SHA384_HMAC, CKK_SHA384_HMAC, COPS_HASH_SHA384, p_none),
+    HMAC_ROW(CKM_SHA384_HMAC_GENERAL, CKK_SHA384_HMAC, COPS_HASH_SHA384,
+             p_mac_general),
+    DIGEST_ROW(CKM_SHA512, COPS_HASH_SHA512),
+    HMAC_ROW(CKM_SHA512_HMAC, CKK_SHA512_HMAC, COPS_HASH_SHA512, p_none),
+    HMAC_ROW(CKM_SHA512_HMAC_GENERAL, CKK_SHA512_HMAC, COPS_HASH_SHA512,
+             p_mac_general),
+    DIGEST_ROW(CKM_SHA3_256, COPS_HASH_SHA3_256),
+    DIGEST_ROW(CKM_SHA3_224, COPS_HASH_SHA3_224),
+    DIGEST_ROW(CKM_SHA3_384, COPS_HASH_SHA3_384),
+    DIGEST_ROW(CKM_SHA3_512, COPS_HASH_SHA3_512),
+    {CKM_GENERIC_SECRET_KEY_GEN, K1(CKK_GENERIC_SECRET), MECH_SECRET_GEN_MIN,
+     MECH_SECRET_GEN_MAX, CKF_GENERATE, false, false, COPS_HASH_NONE, p_none,
+     NULL, NOEXT},
+    KDF_ROW(CKM_CONCATENATE_BASE_AND_KEY, p_concat_key, MECH_DERIVE_CONCAT_KEY),
+    KDF_ROW(CKM_CONCATENATE_BASE_AND_DATA, p_string, MECH_DERIVE_CONCAT_DATA),
+    KDF_ROW(CKM_SP800_108_COUNTER_KDF, p_kbkdf, MECH_DERIVE_KBKDF_COUNTER),
+    KDF_ROW(CKM_SP800_108_FEEDBACK_KDF, p_kbkdf, MECH_DERIVE_KBKDF_FEEDBACK),
+    {.type = CKM_PKCS5_PBKD2,
+     .kt = {CKK_GENERIC_SECRET},
+     .nkt = 1,
+     .min_key = 1,
+     .max_key = HSM_ATTR_VALUE_MAX,
+     .flags = CKF_GENERATE,
+     .size_bytes = true,
+     .hash = COPS_HASH_NONE,
+     .check = p_pbkdf2,
+     .derive = MECH_DERIVE_PBKDF2},
+    {CKM_EC_KEY_PAIR_GEN, K1(CKK_EC), MECH_EC_MIN, MECH_EC_MAX,
+     CKF_GENERATE_KEY_PAIR | ECF, false, false, COPS_HASH_NONE, p_none, NULL,
+     NOEXT},
+    EC_ROW(CKM_ECDSA, false, COPS_HASH_NONE, cops_ecdsa),
+    EC_ROW(CKM_ECDSA_SHA1, true, COPS_HASH_SHA1, cops_ecdsa_hash),
+    EC_ROW(CKM_ECDSA_SHA224, true, COPS_HASH_SHA224, cops_ecdsa_hash),
+    EC_ROW(CKM_ECDSA_SHA256, true, COPS_HASH_SHA256, cops_ecdsa_hash),
+    EC_ROW(CKM_ECDSA_SHA384, true, COPS_HASH_SHA384, cops_ecdsa_hash),
+    EC_ROW(CKM_ECDSA_SHA512, true, COPS_HASH_SHA512, cops_ecdsa_hash),
+    EC_ROW(CKM_ECDSA_SHA3_224, true, COPS_HASH_SHA3_224, cops_ecdsa_hash),
+    EC_ROW(CKM_ECDSA_SHA3_256, true, COPS_HASH_SHA3_256, cops_ecdsa_hash),
+    EC_ROW(CKM_ECDSA_SHA3_384, true, COPS_HASH_SHA3_384, cops_ecdsa_hash),
+    EC_ROW(CKM_ECDSA_SHA3_512, true, COPS_HASH_SHA3_512, cops_ecdsa_hash),
+    {CKM_ECDH1_DERIVE, K2(CKK_EC, CKK_EC_MONTGOMERY), MECH_EC_MIN, MECH_EC_MAX,
+     CKF_DERIVE | ECF, false, false, COPS_HASH_NONE, p_ecdh, NULL, false,
+     MECH_WRAP_NONE, NULL, 0, MECH_DERIVE_ECDH},
+    {CKM_RSA_AES_KEY_WRAP, K1(CKK_RSA), MECH_RSA_MIN, MECH_RSA_MAX, WU, false,
+     false, COPS_HASH_NONE, p_rsa_aes, NULL, false, MECH_WRAP_RSA_AES, NULL, 0,
+     MECH_DERIVE_NONE},
+    {CKM_EC_EDWARDS_KEY_PAIR_GEN, K1(CKK_EC_EDWARDS), MECH_ED_MIN, MECH_ED_MAX,
+     CKF_GENERATE_KEY_PAIR | ECX, false, false, COPS_HASH_NONE, p_none, NULL,
+     NOEXT},
+    {CKM_EC_MONTGOMERY_KEY_PAIR_GEN, K1(CKK_EC_MONTGOMERY), MECH_ED_MIN,
+     MECH_ED_MAX, CKF_GENERATE_KEY_PAIR | ECX, false, false, COPS_HASH_NONE,
+     p_none, NULL, NOEXT},
+    {CKM_EDDSA, K1(CKK_EC_EDWARDS), MECH_ED_MIN, MECH_ED_MAX, SV | ECX, false,
+     false, COPS_HASH_NONE, p_eddsa, &cops_eddsa, NOEXT},
+    GEN_ROW(CKM_AES_KEY_GEN, CKK_AES, MECH_AES_MIN, MECH_AES_MAX, false),
+    AES_ROW(CKM_AES_ECB, ED | WU, true, p_none, &cops_aes_ecb, &cops_aes_ecb,
+            16),
+    AES_ROW(CKM_AES_CBC, ED | WU, true, p_iv, &cops_aes_cbc, &cops_aes_cbc, 16),
+    AES_ROW(CKM_AES_CBC_PAD, ED | WU, true, p_iv, &cops_aes_cbc_pad,
+            &cops_aes_cbc_pad, 0),
+    AES_ROW(CKM_AES_CTR, ED, true, p_ctr, &cops_aes_ctr, NULL, 0),
+    AES_ROW(CKM_AES_GCM, ED | WU, true, p_gcm, &cops_aes_gcm, &cops_aes_gcm, 0),
+    AES_ROW(CKM_AES_CCM, ED, true, p_ccm, &cops_aes_ccm, NULL, 0),
+    AES_ROW(CKM_AES_CMAC, SV, true, p_none, &cops_aes_cmac, NULL, 0),
+    AES_ROW(CKM_AES_CMAC_GENERAL, SV, true, p_cmac_general, &cops_aes_cmac,
+            NULL, 0),
+    AES_KDF_ROW(CKM_AES_ECB_ENCRYPT_DATA, p_string, MECH_DERIVE_AES_ECB_DATA),
+    AES_KDF_ROW(CKM_AES_CBC_ENCRYPT_DATA, p_aes_cbc_data,
+                MECH_DERIVE_AES_CBC_DATA),
+    GEN_ROW(CKM_CHACHA20_KEY_GEN, CKK_CHACHA20, MECH_CHACHA_LEN,
+            MECH_CHACHA_LEN, false),
+    AES_ROW(CKM_AES_KEY_WRAP, ED | WU, false, p_kw, &cops_aes_kw, &cops_aes_kw,
+            0),
+    AES_ROW(CKM_AES_KEY_WRAP_KWP, ED | WU, false, p_kw, &cops_aes_kwp,
+            &cops_aes_kwp, 0),
+    SYM_ROW(CKM_CHACHA20_POLY1305, CKK_CHACHA20, MECH_CHACHA_LEN,
+            MECH_CHACHA_LEN, ED, true, p_chacha_poly, &cops_chacha20_poly,
+            MECH_WRAP_NONE, NULL, 0, false),
+    KDF_ROW(CKM_HKDF_DERIVE, p_hkdf, MECH_DERIVE_HKDF),
+    KDF_ROW(CKM_HKDF_DATA, p_hkdf, MECH_DERIVE_HKDF_DATA),
+    AES_ROW(CKM_CLOUDHSM_AES_GCM, ED | WU, false, p_cloud_gcm,
+            &cops_cloudhsm_gcm, &cops_cloudhsm_gcm, 0),
+    AES_ROW(CKM_CLOUDHSM_AES_KEY_WRAP_NO_PAD, WU, false, p_kw, NULL,
+            &cops_aes_kw, 0),
+    AES_ROW(CKM_CLOUDHSM_AES_KEY_WRAP_PKCS5_PAD, WU, false, p_kw, NULL,
+            &cops_aes_kw_pkcs5, 0),
+    AES_ROW(CKM_CLOUDHSM_AES_KEY_WRAP_ZERO_PAD, WU, false, p_kw, NULL,
+            &cops_aes_kwp, 0),
+};
+
+static int mech_cmp(const void *key, const void *elem)
+{
+    CK_MECHANISM_TYPE t = *(const CK_MECHANISM_TYPE *)key;
+    const mech_row_t *r = elem;
+
+    return t < r->type ? -1 : t > r->type;
+}
+
+const mech_row_t *mech_find(CK_MECHANISM_TYPE type)
+{
+    return bsearch(&type, mech_rows, UTIL_ARRAY_SIZE(mech_rows),
+                   sizeof(mech_rows[0]), mech_cmp);
+}
+
+const mech_row_t *mech_table(size_t *n)
+{
+    *n = UTIL_ARRAY_SIZE(mech_rows);
+    return mech_rows;
+}
+
+const mech_row_t *mech_find_enabled(const hsm_t *hsm, CK_MECHANISM_TYPE type)
+{
+    const mech_row_t *row = mech_find(type);
+
+    if (row != NULL && row->legacy && hsm != NULL && !hsm->cfg.des3_enabled) {
+        return NULL;
+    }
+    return row;
+}
+
+CK_FLAGS mech_kind_flag(hsm_opkind_t kind)
+{
+    static const CK_FLAGS flags[HSM_OPK_COUNT] = {
+        [HSM_OPK_ENCRYPT] = CKF_ENCRYPT, [HSM_OPK_DECRYPT] = CKF_DECRYPT,
+        [HSM_OPK_SIGN] = CKF_SIGN,       [HSM_OPK_VERIFY] = CKF_VERIFY,
+        [HSM_OPK_DIGEST] = CKF_DIGEST,
+    };
+
+    return (unsigned)kind < HSM_OPK_COUNT ? flags[kind] : 0;
+}
+
+bool mech_allows_key_type(const mech_row_t *row, CK_KEY_TYPE kt)
+{
+    for (size_t i = 0; i < row->nkt; i++) {
+        if (row->kt[i] == kt) {
+            return true;
+        }
+    }
+    return false;
+}
+
+CK_RV mech_check_params(const mech_row_t *row, const CK_MECHANISM *m,
+                        cops_params_t *p)
+{
+    memset(p, 0, sizeof(*p));
+    p->hash = row->hash;
+    return row->check(row, m, p);
+}
+
+/* ------------------------------------------------------------ hsm.h */
+
+CK_RV hsm_mech_list(hsm_t *hsm, CK_MECHANISM_TYPE **list, size_t *n)
+{
+    CK_MECHANISM_TYPE *out;
+    size_t k = 0;
+
+    *list = NULL;
+    *n = 0;
+    out = calloc(UTIL_ARRAY_SIZE(mech_rows), sizeof(*out));
+    if (out == NULL) {
+        return CKR_HOST_MEMORY;
+    }
+    for (size_t i = 0; i < UTIL_ARRAY_SIZE(mech_rows); i++) {
+        if (mech_find_enabled(hsm, mech_rows[i].type) != NULL) {
+            out[k++] = mech_rows[i].type;
+        }
+    }
+    *list = out;
+    *n = k;
+    return CKR_OK;
+}
+
+CK_RV hsm_mech_info(hsm_t *hsm, CK_MECHANISM_TYPE type, hsm_mech_info_t *info)
+{
+    const mech_row_t *row = mech_find_enabled(hsm, type);
+
+    if (row == NULL) {
+        return CKR_MECHANISM_INVALID;
+    }
+    info->min_key = row->min_key;
+    info->max_key = row->max_key;
+    info->flags = row->flags;
+    return CKR_OK;
+}
