@@ -7,8 +7,16 @@
  * Every entry point is mod_C_Xxx; exports.c exports the three C_Get*
  * entry points, the rest are reached through the function lists.
  *
- * Locking: one library mutex (mod_lock/mod_unlock) protects the state
- * below. Functions named *_locked expect it held. Order: library -> core.
+ * Locking: one library mutex (mod_enter/mod_leave) protects the state
+ * below. Functions named *_locked expect it held. Each session also has its
+ * own mutex, which serialises the calls made on that session: the crypto
+ * calls (crypto.c) look up the session and the key handles under the
+ * library lock, take a reference on the session, drop the library lock and
+ * run the core under the session mutex only, so that two sessions sign in
+ * parallel. Order: library -> session -> core; a thread that holds a
+ * session mutex never waits for the library lock. Closing a session waits
+ * for a call under way on it (it takes the session mutex under the library
+ * lock) and frees it only when no reference remains.
  */
 #ifndef NIMBUS_MOD_H
 #define NIMBUS_MOD_H
@@ -51,9 +59,20 @@ enum mod_fn {
 };
 #undef CK_PKCS11_FUNCTION_INFO
 
-/* The operation a session has under way (crypto comes with issue 3). */
-enum mod_op {
-    MOD_OP_NONE = 0,
+/* Largest mechanism parameter accepted (CKR_MECHANISM_PARAM_INVALID). */
+#define MOD_MECH_PARAM_MAX 4096
+
+/*
+ * The state of one kind of crypto operation in a session (PKCS#11 3.0
+ * section 5.2): none; initialized; a one-shot call (C_Sign ...) answered a
+ * length query or CKR_BUFFER_TOO_SMALL and waits for the real call; or a
+ * multi-part operation under way (an Update was made).
+ */
+enum mod_opstate {
+    MOD_OPS_NONE = 0,
+    MOD_OPS_INIT,
+    MOD_OPS_ONESHOT,
+    MOD_OPS_MULTI,
 };
 
 struct mod_find {
@@ -61,6 +80,18 @@ struct mod_find {
     hsm_oid_t *oids; /* snapshot, ascending */
     size_t n;
     size_t pos;
+};
+
+/* The library mutex: pthread, or the application's callbacks. */
+struct mod_mutex {
+    bool app;
+    CK_VOID_PTR app_mutex;
+    CK_CREATEMUTEX create_fn;
+    CK_DESTROYMUTEX destroy_fn;
+    CK_LOCKMUTEX lock_fn;
+    CK_UNLOCKMUTEX unlock_fn;
+    bool pthread_ready;
+    pthread_mutex_t pm;
 };
 
 struct mod_session {
@@ -74,19 +105,14 @@ struct mod_session {
     hsm_oid_t *sobj;
     size_t sobj_n;
     size_t sobj_cap;
-    enum mod_op op;
-};
-
-/* The library mutex: pthread, or the application's callbacks. */
-struct mod_mutex {
-    bool app;
-    CK_VOID_PTR app_mutex;
-    CK_CREATEMUTEX create_fn;
-    CK_DESTROYMUTEX destroy_fn;
-    CK_LOCKMUTEX lock_fn;
-    CK_UNLOCKMUTEX unlock_fn;
-    bool pthread_ready;
-    pthread_mutex_t pm;
+    /* Calls on this session run one at a time under this mutex. */
+    struct mod_mutex mutex;
+    /* Calls holding the session outside the library lock (library lock). */
+    unsigned long refs;
+    /* Closed while referenced: freed by the last reference (both locks). */
+    bool closed;
+    /* Crypto operation states (session mutex). */
+    enum mod_opstate ops[HSM_OPK_COUNT];
 };
 
 struct mod_state {
@@ -118,6 +144,14 @@ bool mod_ready(void);
 CK_RV mod_enter(void);
 void mod_leave(void);
 /*
+ * A mutex of the same kind as the library's (the application's callbacks
+ * when it gave them): for the per-session mutexes.
+ */
+CK_RV mod_mutex_new(struct mod_mutex *m);
+void mod_mutex_free(struct mod_mutex *m);
+CK_RV mod_mutex_lock(struct mod_mutex *m);
+void mod_mutex_unlock(struct mod_mutex *m);
+/*
  * Every entry point returns through this: traces "C_Xxx -> CKR_..." and
  * replaces a code the spec does not list for that function (our bug or a
  * core code the function cannot return) by CKR_GENERAL_ERROR, or
@@ -138,6 +172,28 @@ void mod_sessions_close_all_locked(void);
 void mod_sessions_cancel_finds_locked(void);
 void mod_find_end(struct mod_find *f);
 size_t mod_session_count_locked(void);
+/*
+ * References keep a session allocated while a call uses it without the
+ * library lock. mod_session_unref takes the library lock itself (the caller
+ * must not hold the session mutex); the last reference of a closed session
+ * frees it.
+ */
+void mod_session_ref_locked(struct mod_session *s);
+void mod_session_unref_locked(struct mod_session *s);
+void mod_session_unref(struct mod_session *s);
+/*
+ * Takes the session mutex (caller holds a reference and not the library
+ * lock): CKR_SESSION_CLOSED, not locked, when the session was closed while
+ * waiting.
+ */
+CK_RV mod_session_lock(struct mod_session *s);
+void mod_session_unlock(struct mod_session *s);
+/* Ends the crypto operations of s named by CKF_ENCRYPT/DECRYPT/DIGEST/SIGN/
+ * VERIFY bits in which (session mutex held). */
+void mod_session_ops_abort(struct mod_session *s, CK_FLAGS which);
+/* Ends every crypto operation of every session (C_Logout); waits for calls
+ * under way. */
+void mod_sessions_ops_abort_locked(void);
 
 /* ------------------------------------------------------------ object.c */
 

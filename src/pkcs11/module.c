@@ -107,6 +107,39 @@ static void mutex_unlock(struct mod_mutex *m)
     }
 }
 
+CK_RV mod_mutex_new(struct mod_mutex *m)
+{
+    const struct mod_mutex *lib = &mod_state.mutex;
+    CK_C_INITIALIZE_ARGS a;
+    CK_RV rv;
+
+    memset(&a, 0, sizeof(a));
+    a.CreateMutex = lib->create_fn;
+    a.DestroyMutex = lib->destroy_fn;
+    a.LockMutex = lib->lock_fn;
+    a.UnlockMutex = lib->unlock_fn;
+    rv = mutex_create(m, &a, lib->app);
+    if (rv == CKR_OK || rv == CKR_HOST_MEMORY) {
+        return rv;
+    }
+    return CKR_GENERAL_ERROR;
+}
+
+void mod_mutex_free(struct mod_mutex *m)
+{
+    mutex_destroy(m);
+}
+
+CK_RV mod_mutex_lock(struct mod_mutex *m)
+{
+    return mutex_lock(m);
+}
+
+void mod_mutex_unlock(struct mod_mutex *m)
+{
+    mutex_unlock(m);
+}
+
 bool mod_ready(void)
 {
     return mod_state.initialized && mod_state.pid == getpid();
@@ -295,6 +328,25 @@ struct fn_rvs {
         CKR_USER_ANOTHER_ALREADY_LOGGED_IN, CKR_USER_PIN_NOT_INITIALIZED,      \
         CKR_USER_TOO_MANY_TYPES, CKR_USER_TYPE_INVALID)
 
+/* C_EncryptInit, C_DecryptInit, C_SignInit, C_VerifyInit. */
+#define INIT_RVS                                                               \
+    RVS(CAT_SESS, CKR_ARGUMENTS_BAD, CKR_FUNCTION_CANCELED,                    \
+        CKR_KEY_FUNCTION_NOT_PERMITTED, CKR_KEY_HANDLE_INVALID,                \
+        CKR_KEY_SIZE_RANGE, CKR_KEY_TYPE_INCONSISTENT, CKR_MECHANISM_INVALID,  \
+        CKR_MECHANISM_PARAM_INVALID, CKR_OPERATION_ACTIVE, CKR_PIN_EXPIRED,    \
+        CKR_USER_NOT_LOGGED_IN)
+
+/* C_GenerateKey, C_GenerateKeyPair. */
+#define KEYGEN_RVS                                                             \
+    RVS(CAT_SESS, CKR_ARGUMENTS_BAD, CKR_ATTRIBUTE_READ_ONLY,                  \
+        CKR_ATTRIBUTE_TYPE_INVALID, CKR_ATTRIBUTE_VALUE_INVALID,               \
+        CKR_CURVE_NOT_SUPPORTED, CKR_DOMAIN_PARAMS_INVALID,                    \
+        CKR_FUNCTION_CANCELED, CKR_KEY_SIZE_RANGE, CKR_MECHANISM_INVALID,      \
+        CKR_MECHANISM_PARAM_INVALID, CKR_OPERATION_ACTIVE, CKR_PIN_EXPIRED,    \
+        CKR_SESSION_READ_ONLY, CKR_TEMPLATE_INCOMPLETE,                        \
+        CKR_TEMPLATE_INCONSISTENT, CKR_TOKEN_WRITE_PROTECTED,                  \
+        CKR_USER_NOT_LOGGED_IN)
+
 static const struct fn_rvs fn_rvs[MOD_FN_COUNT] = {
     F(C_Initialize) =
         RVS(0, CKR_ARGUMENTS_BAD, CKR_CANT_LOCK,
@@ -387,10 +439,103 @@ static const struct fn_rvs fn_rvs[MOD_FN_COUNT] = {
             CKR_RANDOM_SEED_NOT_SUPPORTED, CKR_USER_NOT_LOGGED_IN),
     F(C_GetFunctionStatus) = RVS(CAT_SESS, CKR_FUNCTION_NOT_PARALLEL),
     F(C_CancelFunction) = RVS(CAT_SESS, CKR_FUNCTION_NOT_PARALLEL),
+    /*
+     * Crypto (sections 5.8-5.14). Beyond the spec's lists: CKR_ARGUMENTS_BAD
+     * for a NULL mechanism in the *Init calls, and CKR_OPERATION_ACTIVE for
+     * a one-shot call made after an Update (the operation stays).
+     */
+    F(C_EncryptInit) = INIT_RVS,
+    F(C_Encrypt) =
+        RVS(CAT_SESS, CKR_ARGUMENTS_BAD, CKR_BUFFER_TOO_SMALL, CKR_DATA_INVALID,
+            CKR_DATA_LEN_RANGE, CKR_FUNCTION_CANCELED, CKR_OPERATION_ACTIVE,
+            CKR_OPERATION_NOT_INITIALIZED),
+    F(C_EncryptUpdate) =
+        RVS(CAT_SESS, CKR_ARGUMENTS_BAD, CKR_BUFFER_TOO_SMALL, CKR_DATA_INVALID,
+            CKR_DATA_LEN_RANGE, CKR_FUNCTION_CANCELED, CKR_OPERATION_ACTIVE,
+            CKR_OPERATION_NOT_INITIALIZED),
+    F(C_EncryptFinal) =
+        RVS(CAT_SESS, CKR_ARGUMENTS_BAD, CKR_BUFFER_TOO_SMALL,
+            CKR_DATA_LEN_RANGE, CKR_FUNCTION_CANCELED, CKR_OPERATION_ACTIVE,
+            CKR_OPERATION_NOT_INITIALIZED),
+    F(C_DecryptInit) = INIT_RVS,
+    F(C_Decrypt) = RVS(CAT_SESS, CKR_ARGUMENTS_BAD, CKR_BUFFER_TOO_SMALL,
+                       CKR_ENCRYPTED_DATA_INVALID, CKR_ENCRYPTED_DATA_LEN_RANGE,
+                       CKR_AEAD_DECRYPT_FAILED, CKR_FUNCTION_CANCELED,
+                       CKR_OPERATION_ACTIVE, CKR_OPERATION_NOT_INITIALIZED,
+                       CKR_USER_NOT_LOGGED_IN),
+    F(C_DecryptUpdate) =
+        RVS(CAT_SESS, CKR_ARGUMENTS_BAD, CKR_BUFFER_TOO_SMALL,
+            CKR_ENCRYPTED_DATA_INVALID, CKR_ENCRYPTED_DATA_LEN_RANGE,
+            CKR_FUNCTION_CANCELED, CKR_OPERATION_ACTIVE,
+            CKR_OPERATION_NOT_INITIALIZED, CKR_USER_NOT_LOGGED_IN),
+    F(C_DecryptFinal) = RVS(
+        CAT_SESS, CKR_ARGUMENTS_BAD, CKR_BUFFER_TOO_SMALL,
+        CKR_ENCRYPTED_DATA_INVALID, CKR_ENCRYPTED_DATA_LEN_RANGE,
+        CKR_AEAD_DECRYPT_FAILED, CKR_FUNCTION_CANCELED, CKR_OPERATION_ACTIVE,
+        CKR_OPERATION_NOT_INITIALIZED, CKR_USER_NOT_LOGGED_IN),
+    F(C_DigestInit) =
+        RVS(CAT_SESS, CKR_ARGUMENTS_BAD, CKR_FUNCTION_CANCELED,
+            CKR_MECHANISM_INVALID, CKR_MECHANISM_PARAM_INVALID,
+            CKR_OPERATION_ACTIVE, CKR_PIN_EXPIRED, CKR_USER_NOT_LOGGED_IN),
+    F(C_Digest) = RVS(CAT_SESS, CKR_ARGUMENTS_BAD, CKR_BUFFER_TOO_SMALL,
+                      CKR_FUNCTION_CANCELED, CKR_OPERATION_ACTIVE,
+                      CKR_OPERATION_NOT_INITIALIZED),
+    F(C_DigestUpdate) =
+        RVS(CAT_SESS, CKR_ARGUMENTS_BAD, CKR_FUNCTION_CANCELED,
+            CKR_OPERATION_ACTIVE, CKR_OPERATION_NOT_INITIALIZED),
+    F(C_DigestKey) =
+        RVS(CAT_SESS, CKR_FUNCTION_CANCELED, CKR_KEY_HANDLE_INVALID,
+            CKR_KEY_INDIGESTIBLE, CKR_KEY_SIZE_RANGE, CKR_OPERATION_ACTIVE,
+            CKR_OPERATION_NOT_INITIALIZED),
+    F(C_DigestFinal) = RVS(CAT_SESS, CKR_ARGUMENTS_BAD, CKR_BUFFER_TOO_SMALL,
+                           CKR_FUNCTION_CANCELED, CKR_OPERATION_ACTIVE,
+                           CKR_OPERATION_NOT_INITIALIZED),
+    F(C_SignInit) = INIT_RVS,
+    F(C_Sign) = RVS(CAT_SESS, CKR_ARGUMENTS_BAD, CKR_BUFFER_TOO_SMALL,
+                    CKR_DATA_INVALID, CKR_DATA_LEN_RANGE, CKR_FUNCTION_CANCELED,
+                    CKR_FUNCTION_REJECTED, CKR_OPERATION_ACTIVE,
+                    CKR_OPERATION_NOT_INITIALIZED, CKR_USER_NOT_LOGGED_IN),
+    F(C_SignUpdate) =
+        RVS(CAT_SESS, CKR_ARGUMENTS_BAD, CKR_DATA_LEN_RANGE,
+            CKR_FUNCTION_CANCELED, CKR_OPERATION_ACTIVE,
+            CKR_OPERATION_NOT_INITIALIZED, CKR_USER_NOT_LOGGED_IN),
+    F(C_SignFinal) = RVS(CAT_SESS, CKR_ARGUMENTS_BAD, CKR_BUFFER_TOO_SMALL,
+                         CKR_DATA_LEN_RANGE, CKR_FUNCTION_CANCELED,
+                         CKR_FUNCTION_REJECTED, CKR_OPERATION_ACTIVE,
+                         CKR_OPERATION_NOT_INITIALIZED, CKR_USER_NOT_LOGGED_IN),
+    F(C_VerifyInit) = INIT_RVS,
+    F(C_Verify) = RVS(CAT_SESS, CKR_ARGUMENTS_BAD, CKR_DATA_INVALID,
+                      CKR_DATA_LEN_RANGE, CKR_FUNCTION_CANCELED,
+                      CKR_OPERATION_ACTIVE, CKR_OPERATION_NOT_INITIALIZED,
+                      CKR_SIGNATURE_INVALID, CKR_SIGNATURE_LEN_RANGE),
+    F(C_VerifyUpdate) = RVS(CAT_SESS, CKR_ARGUMENTS_BAD, CKR_DATA_LEN_RANGE,
+                            CKR_FUNCTION_CANCELED, CKR_OPERATION_ACTIVE,
+                            CKR_OPERATION_NOT_INITIALIZED),
+    F(C_VerifyFinal) = RVS(CAT_SESS, CKR_ARGUMENTS_BAD, CKR_DATA_LEN_RANGE,
+                           CKR_FUNCTION_CANCELED, CKR_OPERATION_ACTIVE,
+                           CKR_OPERATION_NOT_INITIALIZED, CKR_SIGNATURE_INVALID,
+                           CKR_SIGNATURE_LEN_RANGE),
+    /* CKR_KEY_SIZE_RANGE (a modulus or value length the token does not
+     * offer) is not in the spec's lists for key generation. */
+    F(C_GenerateKey) = KEYGEN_RVS,
+    F(C_GenerateKeyPair) = KEYGEN_RVS,
+    /* CKR_KEY_FUNCTION_NOT_PERMITTED (CKA_DERIVE FALSE) likewise. */
+    F(C_DeriveKey) = RVS(
+        CAT_SESS, CKR_ARGUMENTS_BAD, CKR_ATTRIBUTE_READ_ONLY,
+        CKR_ATTRIBUTE_TYPE_INVALID, CKR_ATTRIBUTE_VALUE_INVALID,
+        CKR_CURVE_NOT_SUPPORTED, CKR_DOMAIN_PARAMS_INVALID,
+        CKR_FUNCTION_CANCELED, CKR_KEY_FUNCTION_NOT_PERMITTED,
+        CKR_KEY_HANDLE_INVALID, CKR_KEY_SIZE_RANGE, CKR_KEY_TYPE_INCONSISTENT,
+        CKR_MECHANISM_INVALID, CKR_MECHANISM_PARAM_INVALID,
+        CKR_OPERATION_ACTIVE, CKR_PIN_EXPIRED, CKR_SESSION_READ_ONLY,
+        CKR_TEMPLATE_INCOMPLETE, CKR_TEMPLATE_INCONSISTENT,
+        CKR_TOKEN_WRITE_PROTECTED, CKR_USER_NOT_LOGGED_IN),
 };
 
 #undef F
 #undef RVS
+#undef INIT_RVS
+#undef KEYGEN_RVS
 
 static bool rv_allowed(enum mod_fn fn, CK_RV rv)
 {

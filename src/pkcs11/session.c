@@ -62,14 +62,124 @@ static void session_free(struct mod_session *s)
 {
     mod_find_end(&s->find);
     free(s->sobj);
+    mod_mutex_free(&s->mutex);
     free(s);
+}
+
+/* ------------------------------------------------------------ references */
+
+void mod_session_ref_locked(struct mod_session *s)
+{
+    s->refs++;
+}
+
+void mod_session_unref_locked(struct mod_session *s)
+{
+    if (s->refs > 0) {
+        s->refs--;
+    }
+    if (s->closed && s->refs == 0) {
+        session_free(s);
+    }
+}
+
+void mod_session_unref(struct mod_session *s)
+{
+    /* After C_Finalize a closed session still referenced is left alone:
+     * the application called C_Finalize while using it. */
+    if (mod_enter() != CKR_OK) {
+        return;
+    }
+    mod_session_unref_locked(s);
+    mod_leave();
+}
+
+CK_RV mod_session_lock(struct mod_session *s)
+{
+    CK_RV rv = mod_mutex_lock(&s->mutex);
+
+    if (rv != CKR_OK) {
+        return rv;
+    }
+    if (s->closed) {
+        mod_mutex_unlock(&s->mutex);
+        return CKR_SESSION_CLOSED;
+    }
+    return CKR_OK;
+}
+
+void mod_session_unlock(struct mod_session *s)
+{
+    mod_mutex_unlock(&s->mutex);
+}
+
+void mod_session_ops_abort(struct mod_session *s, CK_FLAGS which)
+{
+    static const struct {
+        CK_FLAGS flag;
+        hsm_opkind_t kind;
+    } kinds[] = {
+        {CKF_ENCRYPT, HSM_OPK_ENCRYPT}, {CKF_DECRYPT, HSM_OPK_DECRYPT},
+        {CKF_SIGN, HSM_OPK_SIGN},       {CKF_VERIFY, HSM_OPK_VERIFY},
+        {CKF_DIGEST, HSM_OPK_DIGEST},
+    };
+    size_t i;
+
+    for (i = 0; i < UTIL_ARRAY_SIZE(kinds); i++) {
+        if ((which & kinds[i].flag) != 0 &&
+            s->ops[kinds[i].kind] != MOD_OPS_NONE) {
+            hsm_op_abort(mod_state.conn, s->sid, kinds[i].kind);
+            s->ops[kinds[i].kind] = MOD_OPS_NONE;
+        }
+    }
+}
+
+#define MOD_OPS_ALL                                                            \
+    (CKF_ENCRYPT | CKF_DECRYPT | CKF_SIGN | CKF_VERIFY | CKF_DIGEST)
+
+void mod_sessions_ops_abort_locked(void)
+{
+    size_t pos = 0;
+    uint64_t v;
+
+    while (mod_hmap_next(&mod_state.sessions, &pos, NULL, &v)) {
+        struct mod_session *s = (struct mod_session *)(uintptr_t)v;
+
+        if (mod_mutex_lock(&s->mutex) != CKR_OK) {
+            continue;
+        }
+        mod_session_ops_abort(s, MOD_OPS_ALL);
+        mod_mutex_unlock(&s->mutex);
+    }
+}
+
+/*
+ * Closes s in the core once a call under way on it has finished (the
+ * session mutex is taken under the library lock: order library ->
+ * session). Marks it closed; the caller frees it or leaves it to the last
+ * reference.
+ */
+static CK_RV session_shut_locked(struct mod_session *s, bool force)
+{
+    CK_RV rv = mod_mutex_lock(&s->mutex);
+
+    if (rv != CKR_OK) {
+        return rv;
+    }
+    mod_session_ops_abort(s, MOD_OPS_ALL);
+    rv = hsm_session_close(mod_state.conn, s->sid);
+    if (rv == CKR_OK || force) {
+        s->closed = true;
+    }
+    mod_mutex_unlock(&s->mutex);
+    return rv;
 }
 
 CK_RV mod_session_close_locked(struct mod_session *s)
 {
     CK_RV rv;
 
-    rv = hsm_session_close(mod_state.conn, s->sid);
+    rv = session_shut_locked(s, false);
     if (rv != CKR_OK) {
         return rv;
     }
@@ -78,7 +188,9 @@ CK_RV mod_session_close_locked(struct mod_session *s)
     if (s->rw) {
         mod_state.rw_sessions--;
     }
-    session_free(s);
+    if (s->refs == 0) {
+        session_free(s);
+    }
     if (mod_session_count_locked() == 0) {
         last_session_closed_locked();
     }
@@ -96,12 +208,15 @@ void mod_sessions_close_all_locked(void)
     /* Free every session, then empty the table (no change while walking). */
     while (mod_hmap_next(&mod_state.sessions, &pos, NULL, &v)) {
         struct mod_session *s = (struct mod_session *)(uintptr_t)v;
-        CK_RV rv = hsm_session_close(mod_state.conn, s->sid);
+        /* Gone from the table either way. */
+        CK_RV rv = session_shut_locked(s, true);
 
         if (rv != CKR_OK) {
             log_warn("closing session %lu: %s", s->handle, mod_rv_name(rv));
         }
-        session_free(s);
+        if (s->refs == 0) {
+            session_free(s);
+        }
     }
     mod_hmap_clear(&mod_state.sessions);
     mod_state.rw_sessions = 0;
@@ -150,6 +265,12 @@ CK_RV mod_C_OpenSession(CK_SLOT_ID slotID, CK_FLAGS flags,
         rv = CKR_HOST_MEMORY;
         goto out;
     }
+    rv = mod_mutex_new(&s->mutex);
+    if (rv != CKR_OK) {
+        free(s);
+        s = NULL;
+        goto out;
+    }
     rv = hsm_session_open(mod_state.conn, rw, &s->sid);
     if (rv != CKR_OK) {
         goto out;
@@ -159,7 +280,6 @@ CK_RV mod_C_OpenSession(CK_SLOT_ID slotID, CK_FLAGS flags,
     s->rw = rw;
     s->application = pApplication;
     s->notify = Notify;
-    s->op = MOD_OP_NONE;
     rv = mod_hmap_put(&mod_state.sessions, (uint64_t)s->handle,
                       (uint64_t)(uintptr_t)s);
     if (rv != CKR_OK) {
@@ -176,6 +296,7 @@ out:
         if (have_sid) {
             (void)hsm_session_close(mod_state.conn, s->sid);
         }
+        mod_mutex_free(&s->mutex);
         free(s);
     }
     mod_leave();
@@ -266,20 +387,34 @@ out:
 
 CK_RV mod_C_SessionCancel(CK_SESSION_HANDLE hSession, CK_FLAGS flags)
 {
+    struct mod_session *s;
     CK_RV rv;
 
-    (void)flags;
     rv = mod_enter();
     if (rv != CKR_OK) {
         return mod_ret(MOD_FN_C_SessionCancel, rv);
     }
-    if (mod_session_get_locked(hSession) == NULL) {
-        rv = CKR_SESSION_HANDLE_INVALID;
-        goto out;
+    s = mod_session_get_locked(hSession);
+    if (s == NULL) {
+        mod_leave();
+        return mod_ret(MOD_FN_C_SessionCancel, CKR_SESSION_HANDLE_INVALID);
     }
-    /* No operation can be active yet (crypto comes later): nothing to do. */
-out:
+    if ((flags & CKF_FIND_OBJECTS) != 0) {
+        mod_find_end(&s->find);
+    }
+    if ((flags & MOD_OPS_ALL) == 0) {
+        mod_leave();
+        return mod_ret(MOD_FN_C_SessionCancel, CKR_OK);
+    }
+    /* Wait for a call under way on the session without the library lock. */
+    mod_session_ref_locked(s);
     mod_leave();
+    rv = mod_session_lock(s);
+    if (rv == CKR_OK) {
+        mod_session_ops_abort(s, flags);
+        mod_session_unlock(s);
+    }
+    mod_session_unref(s);
     return mod_ret(MOD_FN_C_SessionCancel, rv);
 }
 

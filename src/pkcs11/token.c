@@ -217,11 +217,13 @@ CK_RV mod_C_GetMechanismList(CK_SLOT_ID slotID,
                              CK_MECHANISM_TYPE_PTR pMechanismList,
                              CK_ULONG_PTR pulCount)
 {
-    CK_RV rv = CKR_OK;
+    CK_MECHANISM_TYPE *list = NULL;
+    size_t n = 0;
+    CK_RV rv;
 
-    if (!mod_ready()) {
-        rv = CKR_CRYPTOKI_NOT_INITIALIZED;
-        goto out;
+    rv = mod_enter();
+    if (rv != CKR_OK) {
+        return mod_ret(MOD_FN_C_GetMechanismList, rv);
     }
     if (slotID != MOD_SLOT_ID) {
         rv = CKR_SLOT_ID_INVALID;
@@ -231,22 +233,38 @@ CK_RV mod_C_GetMechanismList(CK_SLOT_ID slotID,
         rv = CKR_ARGUMENTS_BAD;
         goto out;
     }
-    /* No mechanisms yet: any buffer (or none) is large enough. */
-    (void)pMechanismList;
-    *pulCount = 0;
+    rv = hsm_mech_list(mod_state.hsm, &list, &n);
+    if (rv != CKR_OK) {
+        goto out;
+    }
+    if (pMechanismList == NULL) {
+        *pulCount = (CK_ULONG)n;
+        goto out;
+    }
+    if (*pulCount < n) {
+        *pulCount = (CK_ULONG)n;
+        rv = CKR_BUFFER_TOO_SMALL;
+        goto out;
+    }
+    if (n > 0) {
+        memcpy(pMechanismList, list, n * sizeof(*list));
+    }
+    *pulCount = (CK_ULONG)n;
 out:
+    mod_leave();
+    free(list);
     return mod_ret(MOD_FN_C_GetMechanismList, rv);
 }
 
 CK_RV mod_C_GetMechanismInfo(CK_SLOT_ID slotID, CK_MECHANISM_TYPE type,
                              CK_MECHANISM_INFO_PTR pInfo)
 {
+    hsm_mech_info_t mi;
     CK_RV rv;
 
-    (void)type;
-    if (!mod_ready()) {
-        rv = CKR_CRYPTOKI_NOT_INITIALIZED;
-        goto out;
+    rv = mod_enter();
+    if (rv != CKR_OK) {
+        return mod_ret(MOD_FN_C_GetMechanismInfo, rv);
     }
     if (slotID != MOD_SLOT_ID) {
         rv = CKR_SLOT_ID_INVALID;
@@ -256,8 +274,16 @@ CK_RV mod_C_GetMechanismInfo(CK_SLOT_ID slotID, CK_MECHANISM_TYPE type,
         rv = CKR_ARGUMENTS_BAD;
         goto out;
     }
-    rv = CKR_MECHANISM_INVALID;
+    memset(&mi, 0, sizeof(mi));
+    rv = hsm_mech_info(mod_state.hsm, type, &mi);
+    if (rv != CKR_OK) {
+        goto out;
+    }
+    pInfo->ulMinKeySize = mi.min_key;
+    pInfo->ulMaxKeySize = mi.max_key;
+    pInfo->flags = mi.flags;
 out:
+    mod_leave();
     return mod_ret(MOD_FN_C_GetMechanismInfo, rv);
 }
 
@@ -592,6 +618,8 @@ CK_RV mod_C_Logout(CK_SESSION_HANDLE hSession)
     }
     mod_handles_drop_locked();
     mod_sessions_cancel_finds_locked();
+    /* An operation keeps its key: none may outlive the login. */
+    mod_sessions_ops_abort_locked();
 out:
     mod_leave();
     return mod_ret(MOD_FN_C_Logout, rv);

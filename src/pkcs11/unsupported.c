@@ -1,9 +1,9 @@
 /*
  * unsupported.c - every PKCS#11 2.40/3.0 function Nimbus does not implement
- * yet (crypto comes with issue 3, the message API and operation state
- * later). Each returns CKR_FUNCTION_NOT_SUPPORTED, and
- * CKR_CRYPTOKI_NOT_INITIALIZED when the library is not initialized (or
- * was initialized by the parent of a forked process).
+ * yet (sign/verify recover, the dual-function calls, wrap/unwrap, the
+ * message API and operation state). Each returns CKR_FUNCTION_NOT_SUPPORTED,
+ * and CKR_CRYPTOKI_NOT_INITIALIZED when the library is not initialized (or was
+ * initialized by the parent of a forked process).
  */
 #include "config.h"
 
@@ -38,114 +38,6 @@ CK_RV mod_C_SetOperationState(CK_SESSION_HANDLE hSession,
     return unsupported(MOD_FN_C_SetOperationState);
 }
 
-CK_RV mod_C_EncryptInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
-                        CK_OBJECT_HANDLE hKey)
-{
-    return unsupported(MOD_FN_C_EncryptInit);
-}
-
-CK_RV mod_C_Encrypt(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData,
-                    CK_ULONG ulDataLen, CK_BYTE_PTR pEncryptedData,
-                    CK_ULONG_PTR pulEncryptedDataLen)
-{
-    return unsupported(MOD_FN_C_Encrypt);
-}
-
-CK_RV mod_C_EncryptUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart,
-                          CK_ULONG ulPartLen, CK_BYTE_PTR pEncryptedPart,
-                          CK_ULONG_PTR pulEncryptedPartLen)
-{
-    return unsupported(MOD_FN_C_EncryptUpdate);
-}
-
-CK_RV mod_C_EncryptFinal(CK_SESSION_HANDLE hSession,
-                         CK_BYTE_PTR pLastEncryptedPart,
-                         CK_ULONG_PTR pulLastEncryptedPartLen)
-{
-    return unsupported(MOD_FN_C_EncryptFinal);
-}
-
-CK_RV mod_C_DecryptInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
-                        CK_OBJECT_HANDLE hKey)
-{
-    return unsupported(MOD_FN_C_DecryptInit);
-}
-
-CK_RV mod_C_Decrypt(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pEncryptedData,
-                    CK_ULONG ulEncryptedDataLen, CK_BYTE_PTR pData,
-                    CK_ULONG_PTR pulDataLen)
-{
-    return unsupported(MOD_FN_C_Decrypt);
-}
-
-CK_RV mod_C_DecryptUpdate(CK_SESSION_HANDLE hSession,
-                          CK_BYTE_PTR pEncryptedPart,
-                          CK_ULONG ulEncryptedPartLen, CK_BYTE_PTR pPart,
-                          CK_ULONG_PTR pulPartLen)
-{
-    return unsupported(MOD_FN_C_DecryptUpdate);
-}
-
-CK_RV mod_C_DecryptFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pLastPart,
-                         CK_ULONG_PTR pulLastPartLen)
-{
-    return unsupported(MOD_FN_C_DecryptFinal);
-}
-
-CK_RV mod_C_DigestInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism)
-{
-    return unsupported(MOD_FN_C_DigestInit);
-}
-
-CK_RV mod_C_Digest(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData,
-                   CK_ULONG ulDataLen, CK_BYTE_PTR pDigest,
-                   CK_ULONG_PTR pulDigestLen)
-{
-    return unsupported(MOD_FN_C_Digest);
-}
-
-CK_RV mod_C_DigestUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart,
-                         CK_ULONG ulPartLen)
-{
-    return unsupported(MOD_FN_C_DigestUpdate);
-}
-
-CK_RV mod_C_DigestKey(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hKey)
-{
-    return unsupported(MOD_FN_C_DigestKey);
-}
-
-CK_RV mod_C_DigestFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pDigest,
-                        CK_ULONG_PTR pulDigestLen)
-{
-    return unsupported(MOD_FN_C_DigestFinal);
-}
-
-CK_RV mod_C_SignInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
-                     CK_OBJECT_HANDLE hKey)
-{
-    return unsupported(MOD_FN_C_SignInit);
-}
-
-CK_RV mod_C_Sign(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData,
-                 CK_ULONG ulDataLen, CK_BYTE_PTR pSignature,
-                 CK_ULONG_PTR pulSignatureLen)
-{
-    return unsupported(MOD_FN_C_Sign);
-}
-
-CK_RV mod_C_SignUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart,
-                       CK_ULONG ulPartLen)
-{
-    return unsupported(MOD_FN_C_SignUpdate);
-}
-
-CK_RV mod_C_SignFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSignature,
-                      CK_ULONG_PTR pulSignatureLen)
-{
-    return unsupported(MOD_FN_C_SignFinal);
-}
-
 CK_RV mod_C_SignRecoverInit(CK_SESSION_HANDLE hSession,
                             CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey)
 {
@@ -157,31 +49,6 @@ CK_RV mod_C_SignRecover(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData,
                         CK_ULONG_PTR pulSignatureLen)
 {
     return unsupported(MOD_FN_C_SignRecover);
-}
-
-CK_RV mod_C_VerifyInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
-                       CK_OBJECT_HANDLE hKey)
-{
-    return unsupported(MOD_FN_C_VerifyInit);
-}
-
-CK_RV mod_C_Verify(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData,
-                   CK_ULONG ulDataLen, CK_BYTE_PTR pSignature,
-                   CK_ULONG ulSignatureLen)
-{
-    return unsupported(MOD_FN_C_Verify);
-}
-
-CK_RV mod_C_VerifyUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart,
-                         CK_ULONG ulPartLen)
-{
-    return unsupported(MOD_FN_C_VerifyUpdate);
-}
-
-CK_RV mod_C_VerifyFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSignature,
-                        CK_ULONG ulSignatureLen)
-{
-    return unsupported(MOD_FN_C_VerifyFinal);
 }
 
 CK_RV mod_C_VerifyRecoverInit(CK_SESSION_HANDLE hSession,
@@ -228,22 +95,6 @@ CK_RV mod_C_DecryptVerifyUpdate(CK_SESSION_HANDLE hSession,
     return unsupported(MOD_FN_C_DecryptVerifyUpdate);
 }
 
-CK_RV mod_C_GenerateKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
-                        CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount,
-                        CK_OBJECT_HANDLE_PTR phKey)
-{
-    return unsupported(MOD_FN_C_GenerateKey);
-}
-
-CK_RV mod_C_GenerateKeyPair(
-    CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
-    CK_ATTRIBUTE_PTR pPublicKeyTemplate, CK_ULONG ulPublicKeyAttributeCount,
-    CK_ATTRIBUTE_PTR pPrivateKeyTemplate, CK_ULONG ulPrivateKeyAttributeCount,
-    CK_OBJECT_HANDLE_PTR phPublicKey, CK_OBJECT_HANDLE_PTR phPrivateKey)
-{
-    return unsupported(MOD_FN_C_GenerateKeyPair);
-}
-
 CK_RV mod_C_WrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
                     CK_OBJECT_HANDLE hWrappingKey, CK_OBJECT_HANDLE hKey,
                     CK_BYTE_PTR pWrappedKey, CK_ULONG_PTR pulWrappedKeyLen)
@@ -257,13 +108,6 @@ CK_RV mod_C_UnwrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
                       CK_ULONG ulAttributeCount, CK_OBJECT_HANDLE_PTR phKey)
 {
     return unsupported(MOD_FN_C_UnwrapKey);
-}
-
-CK_RV mod_C_DeriveKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
-                      CK_OBJECT_HANDLE hBaseKey, CK_ATTRIBUTE_PTR pTemplate,
-                      CK_ULONG ulAttributeCount, CK_OBJECT_HANDLE_PTR phKey)
-{
-    return unsupported(MOD_FN_C_DeriveKey);
 }
 
 CK_RV mod_C_MessageEncryptInit(CK_SESSION_HANDLE hSession,

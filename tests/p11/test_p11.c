@@ -19,6 +19,7 @@ int main(void)
     failed += p11_group_login();
     failed += p11_group_objects();
     failed += p11_group_roles();
+    failed += p11_group_crypto();
     p11_cleanup();
     unsetenv("NIMBUS_CONF");
     if (failed > 0) {
