@@ -5,6 +5,9 @@
  * with AES-256-GCM under the master key, the associated data binding the
  * object id and the attribute type. Session objects live in the connection
  * and die with their session (private ones also at logout).
+ *
+ * Every change to a token object writes its audit record inside the
+ * change's own transaction; session objects are not audited.
  */
 #include "config.h"
 
@@ -217,9 +220,22 @@ static CK_RV set_unique_id(attr_list_t *l, hsm_oid_t oid)
     return attr_list_set(l, CKA_UNIQUE_ID, buf, (size_t)n);
 }
 
+/* The audit name of a new object: a key made by C_CreateObject is an
+ * import; everything else keeps the caller's event. */
+static const char *add_event(const attr_list_t *l, const char *event)
+{
+    CK_ULONG cls = attr_list_ulong(l, CKA_CLASS, CK_UNAVAILABLE_INFORMATION);
+
+    if (strcmp(event, "create") == 0 &&
+        (cls == CKO_SECRET_KEY || cls == CKO_PRIVATE_KEY ||
+         cls == CKO_PUBLIC_KEY))
+        return "import";
+    return event;
+}
+
 /* Writes a new token object; takes ownership of nothing. */
 static CK_RV token_insert_locked(hsm_conn_t *conn, attr_list_t *l,
-                                 hsm_oid_t *oid)
+                                 const char *event, hsm_oid_t *oid)
 {
     hsm_t *hsm = conn->hsm;
     store_object_t so;
@@ -242,6 +258,8 @@ static CK_RV token_insert_locked(hsm_conn_t *conn, attr_list_t *l,
     so.attrs = blob;
     so.attrs_len = bloblen;
     if ((rv = store_object_update(hsm->st, &so)) != CKR_OK ||
+        (rv = hsm_audit_tx_locked(hsm, conn->uid, add_event(l, event), id,
+                                  CKR_OK)) != CKR_OK ||
         (rv = store_bump_generation(hsm->st)) != CKR_OK)
         goto fail;
     if ((rv = store_commit(hsm->st)) != CKR_OK)
@@ -275,6 +293,8 @@ static CK_RV token_update_locked(hsm_conn_t *conn, struct hsm_obj *o,
     if ((rv = store_begin(hsm->st, true)) != CKR_OK)
         goto out;
     if ((rv = store_object_update(hsm->st, &so)) != CKR_OK ||
+        (rv = hsm_audit_tx_locked(hsm, conn->uid, "set_attribute", o->id,
+                                  CKR_OK)) != CKR_OK ||
         (rv = store_bump_generation(hsm->st)) != CKR_OK) {
         store_rollback(hsm->st);
         goto out;
@@ -295,7 +315,7 @@ CK_RV hsm_obj_add_locked(hsm_conn_t *conn, struct hsm_session *s,
     if (attr_list_bool(l, CKA_TOKEN, false)) {
         if (!s->rw)
             return CKR_SESSION_READ_ONLY;
-        rv = token_insert_locked(conn, l, oid);
+        rv = token_insert_locked(conn, l, event, oid);
         if (rv == CKR_OK)
             attr_list_free(l);
         return rv;
@@ -334,6 +354,7 @@ void hsm_sobjs_destroy_locked(hsm_conn_t *conn, hsm_sid_t sid,
             continue;
         }
         *pp = s->next;
+        hsm_keycache_drop_locked(conn->hsm, conn, s->id);
         attr_list_free(&s->attrs);
         free(s);
     }
@@ -421,12 +442,17 @@ CK_RV hsm_object_destroy(hsm_conn_t *conn, hsm_sid_t sid, hsm_oid_t oid)
         if ((rv = store_begin(hsm->st, true)) != CKR_OK)
             goto out;
         if ((rv = store_object_delete(hsm->st, oid)) != CKR_OK ||
+            (rv = hsm_audit_tx_locked(hsm, conn->uid, "destroy", oid,
+                                      CKR_OK)) != CKR_OK ||
             (rv = store_bump_generation(hsm->st)) != CKR_OK) {
             store_rollback(hsm->st);
             goto out;
         }
         rv = store_commit(hsm->st);
+        if (rv == CKR_OK)
+            hsm_keycache_drop_locked(hsm, conn, oid);
     } else {
+        hsm_keycache_drop_locked(conn->hsm, conn, oid);
         for (struct hsm_sobj **pp = &conn->sobjs; *pp != NULL;
              pp = &(*pp)->next) {
             if (*pp == o.sobj) {
@@ -870,6 +896,8 @@ CK_RV hsm_object_share(hsm_conn_t *conn, hsm_oid_t oid, hsm_uid_t uid,
     if ((rv = store_begin(hsm->st, true)) != CKR_OK)
         goto out;
     if ((rv = store_share_set(hsm->st, oid, uid, share)) != CKR_OK ||
+        (rv = hsm_audit_tx_locked(hsm, conn->uid, share ? "share" : "unshare",
+                                  oid, CKR_OK)) != CKR_OK ||
         (rv = store_bump_generation(hsm->st)) != CKR_OK) {
         store_rollback(hsm->st);
         goto out;
@@ -879,5 +907,191 @@ out:
     pthread_mutex_unlock(&hsm->lock);
     hsm_obj_clear(&o);
     store_user_clear(&u);
+    return rv;
+}
+
+/* ------------------------------------------------------------ management */
+
+static int cmp_key_ref(const void *a, const void *b)
+{
+    const hsm_key_ref_t *x = a, *y = b;
+
+    return x->oid < y->oid ? -1 : x->oid > y->oid;
+}
+
+static void digest_u64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (56 - 8 * i));
+}
+
+/*
+ * The sync-status digest of a key set: SHA-256 over, for each key by
+ * ascending id, u64 id, u8 'o' or 's', u64 owner, u64 number of shared
+ * users and u64 each (big-endian). It covers what the key set is (which
+ * keys, whose, shared with whom) and no attribute value: a digest of a
+ * low-entropy value could be searched for.
+ */
+static CK_RV key_set_digest_locked(hsm_t *hsm, const hsm_key_ref_t *keys,
+                                   size_t n, uint8_t digest[HSM_DIGEST_LEN])
+{
+    uint8_t *buf = NULL;
+    size_t len = 0, cap = 0;
+    CK_RV rv = CKR_OK;
+
+    for (size_t i = 0; i < n; i++) {
+        store_object_t so;
+        uint32_t *uids = NULL;
+        size_t nu = 0, need;
+        bool found = false;
+
+        memset(&so, 0, sizeof(so));
+        if ((rv = store_object_get(hsm->st, keys[i].oid, &so, &found)) !=
+                CKR_OK ||
+            (rv = store_share_list(hsm->st, keys[i].oid, &uids, &nu)) !=
+                CKR_OK) {
+            store_object_clear(&so);
+            goto out;
+        }
+        need = 8 + 1 + 8 + 8 + 8 * nu;
+        if (len + need > cap) {
+            size_t ncap = (len + need) * 2;
+            uint8_t *nb = realloc(buf, ncap);
+
+            if (nb == NULL) {
+                free(uids);
+                store_object_clear(&so);
+                rv = CKR_HOST_MEMORY;
+                goto out;
+            }
+            buf = nb;
+            cap = ncap;
+        }
+        digest_u64(buf + len, keys[i].oid);
+        buf[len + 8] = keys[i].owned ? 'o' : 's';
+        digest_u64(buf + len + 9, so.owner);
+        digest_u64(buf + len + 17, nu);
+        for (size_t k = 0; k < nu; k++)
+            digest_u64(buf + len + 25 + 8 * k, uids[k]);
+        len += need;
+        free(uids);
+        store_object_clear(&so);
+    }
+    rv = crypto_sha256(buf != NULL ? buf : (const uint8_t *)"", len, digest);
+out:
+    free(buf);
+    return rv;
+}
+
+CK_RV hsm_key_list(hsm_conn_t *conn, hsm_uid_t uid, hsm_key_ref_t **keys,
+                   size_t *n, uint8_t digest[HSM_DIGEST_LEN])
+{
+    hsm_t *hsm = conn->hsm;
+    uint64_t *own = NULL, *shared = NULL;
+    size_t nown = 0, nshared = 0, count = 0;
+    hsm_key_ref_t *out = NULL;
+    CK_RV rv;
+
+    *keys = NULL;
+    *n = 0;
+    memset(digest, 0, HSM_DIGEST_LEN);
+    pthread_mutex_lock(&hsm->lock);
+    if ((rv = hsm_policy_check(conn->type, HSM_OP_SYNC_STATUS)) != CKR_OK)
+        goto out;
+    if (conn->type == HSM_USER_CU && uid != conn->uid) {
+        rv = CKR_ACTION_PROHIBITED; /* a CU lists its own key set only */
+        goto out;
+    }
+    /* One read transaction: both lists and the digest from one snapshot. */
+    if ((rv = store_begin(hsm->st, false)) != CKR_OK)
+        goto out;
+    if ((rv = store_object_list_owner(hsm->st, uid, &own, &nown)) != CKR_OK ||
+        (rv = store_share_list_user(hsm->st, uid, &shared, &nshared)) != CKR_OK)
+        goto end;
+    if (nown > SIZE_MAX / sizeof(*out) - nshared - 1) {
+        rv = CKR_HOST_MEMORY;
+        goto end;
+    }
+    out = calloc(nown + nshared + 1, sizeof(*out));
+    if (out == NULL) {
+        rv = CKR_HOST_MEMORY;
+        goto end;
+    }
+    for (size_t i = 0; i < nown; i++) {
+        out[count].oid = own[i];
+        out[count++].owned = true;
+    }
+    for (size_t i = 0; i < nshared; i++) {
+        out[count].oid = shared[i];
+        out[count++].owned = false;
+    }
+    qsort(out, count, sizeof(*out), cmp_key_ref);
+    rv = key_set_digest_locked(hsm, out, count, digest);
+end:
+    store_rollback(hsm->st);
+    if (rv == CKR_OK && count > 0) {
+        *keys = out;
+        *n = count;
+        out = NULL;
+    }
+out:
+    pthread_mutex_unlock(&hsm->lock);
+    free(out);
+    free(own);
+    free(shared);
+    return rv;
+}
+
+CK_RV hsm_key_info(hsm_conn_t *conn, hsm_oid_t oid, hsm_uid_t *owner,
+                   hsm_uid_t **shared, size_t *nshared)
+{
+    hsm_t *hsm = conn->hsm;
+    store_object_t so;
+    uint32_t *uids = NULL;
+    size_t nu = 0;
+    bool found = false;
+    hsm_uid_t *out = NULL;
+    CK_RV rv;
+
+    memset(&so, 0, sizeof(so));
+    *owner = 0;
+    *shared = NULL;
+    *nshared = 0;
+    pthread_mutex_lock(&hsm->lock);
+    if ((rv = hsm_policy_check(conn->type, HSM_OP_SYNC_STATUS)) != CKR_OK)
+        goto out;
+    if ((oid & HSM_SESSION_OID_BIT) ||
+        (rv = store_object_get(hsm->st, oid, &so, &found)) != CKR_OK ||
+        !found) {
+        if (rv == CKR_OK)
+            rv = CKR_OBJECT_HANDLE_INVALID;
+        goto out;
+    }
+    if (conn->type == HSM_USER_CU) {
+        struct hsm_obj o;
+
+        /* a CU learns about what it may see, nothing else */
+        if ((rv = hsm_obj_get_locked(conn, oid, HSM_ACCESS_SEE, &o)) != CKR_OK)
+            goto out;
+        hsm_obj_clear(&o);
+    }
+    if ((rv = store_share_list(hsm->st, oid, &uids, &nu)) != CKR_OK)
+        goto out;
+    if (nu > 0) {
+        out = calloc(nu, sizeof(*out));
+        if (out == NULL) {
+            rv = CKR_HOST_MEMORY;
+            goto out;
+        }
+        for (size_t i = 0; i < nu; i++)
+            out[i] = uids[i];
+    }
+    *owner = so.owner;
+    *shared = out;
+    *nshared = nu;
+out:
+    pthread_mutex_unlock(&hsm->lock);
+    store_object_clear(&so);
+    free(uids);
     return rv;
 }

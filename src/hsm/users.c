@@ -6,6 +6,13 @@
  * checked and a success clears the count. Two processes guessing at once
  * can never get more than the limit of tries, and a process killed in the
  * middle of a check has spent its try.
+ *
+ * Audit: every change here writes its record inside its own transaction
+ * (activation, password change, user create/delete, re-initialization, a
+ * successful login with its failure reset); a failed login, logout or
+ * password change gets a small transaction of its own, with a "lockout"
+ * record beside it when that failure locked the user. For user events the
+ * record's object id is the target user's id.
  */
 #include "config.h"
 
@@ -26,6 +33,15 @@
 
 #define PRECO_UID 1
 #define AU_UID 2
+
+#define EV_LOGIN "login"
+#define EV_LOGOUT "logout"
+#define EV_LOCKOUT "lockout"
+#define EV_ACTIVATE "activate"
+#define EV_REINIT "reinit_token"
+#define EV_CHANGE_PW "change_password"
+#define EV_CREATE_USER "create_user"
+#define EV_DELETE_USER "delete_user"
 
 static bool pw_len_ok(size_t len)
 {
@@ -196,17 +212,45 @@ static const char *default_name(hsm_t *hsm, hsm_login_kind_t kind)
 }
 
 /*
+ * The records of a failed event: event with its result, and "lockout" when
+ * this failure locked the user. One small transaction of their own.
+ */
+static void audit_failure_locked(hsm_t *hsm, hsm_uid_t uid, const char *event,
+                                 hsm_oid_t oid, CK_RV result, bool locks)
+{
+    CK_RV rv;
+
+    if ((rv = store_begin(hsm->st, true)) != CKR_OK)
+        goto out;
+    if ((rv = hsm_audit_tx_locked(hsm, uid, event, oid, result)) != CKR_OK ||
+        (locks && (rv = hsm_audit_tx_locked(hsm, uid, EV_LOCKOUT, uid,
+                                            CKR_PIN_LOCKED)) != CKR_OK)) {
+        store_rollback(hsm->st);
+        goto out;
+    }
+    rv = store_commit(hsm->st);
+out:
+    if (rv != CKR_OK)
+        log_error("audit: cannot record a failed %s: 0x%lx", event,
+                  (unsigned long)rv);
+}
+
+/*
  * Checks pw against user u, charging a failure first. CKR_OK, CKR_PIN_LOCKED
- * or CKR_PIN_INCORRECT.
+ * or CKR_PIN_INCORRECT; *locks tells whether this failure locked the user.
+ * A success clears the failure count in a transaction that also records
+ * event when it is not NULL (the caller records failures).
  */
 static CK_RV authenticate_locked(hsm_t *hsm, const store_user_t *u,
-                                 const uint8_t *pw, size_t pwlen)
+                                 const uint8_t *pw, size_t pwlen,
+                                 const char *event, bool *locks)
 {
     uint32_t limit = (uint32_t)hsm->cfg.login_failure_limit;
     uint32_t failures = 0;
     bool ok = false;
     CK_RV rv;
 
+    *locks = false;
     if (u->failures >= limit)
         return CKR_PIN_LOCKED;
     rv = store_user_charge_failure(hsm->st, u->id, limit, &failures);
@@ -223,9 +267,18 @@ static CK_RV authenticate_locked(hsm_t *hsm, const store_user_t *u,
         return rv;
     if (!ok) {
         log_info("login failure %u of %u for user %u", failures, limit, u->id);
+        *locks = failures >= limit;
         return CKR_PIN_INCORRECT;
     }
-    return store_user_reset_failures(hsm->st, u->id);
+    if ((rv = store_begin(hsm->st, true)) != CKR_OK)
+        return rv;
+    if ((rv = store_user_reset_failures(hsm->st, u->id)) != CKR_OK ||
+        (event != NULL &&
+         (rv = hsm_audit_tx_locked(hsm, u->id, event, 0, CKR_OK)) != CKR_OK)) {
+        store_rollback(hsm->st);
+        return rv;
+    }
+    return store_commit(hsm->st);
 }
 
 /* Looks a user up by a name that may be invalid; false when absent. */
@@ -243,7 +296,7 @@ CK_RV hsm_login(hsm_conn_t *conn, hsm_login_kind_t kind, const char *name,
 {
     hsm_t *hsm = conn->hsm;
     store_user_t u;
-    bool found = false;
+    bool found = false, locks = false;
     size_t ncu = 0;
     CK_RV rv;
 
@@ -273,13 +326,18 @@ CK_RV hsm_login(hsm_conn_t *conn, hsm_login_kind_t kind, const char *name,
         rv = CKR_PIN_INCORRECT;
         goto out;
     }
-    rv = authenticate_locked(hsm, &u, pw, pwlen);
+    rv = authenticate_locked(hsm, &u, pw, pwlen, EV_LOGIN, &locks);
     if (rv == CKR_OK) {
         conn->type = (hsm_user_type_t)u.type;
         conn->uid = u.id;
         log_info("user %u logged in", u.id);
     }
 out:
+    /* A call made while logged in tried no password: not an event. */
+    if (rv != CKR_OK && rv != CKR_HOST_MEMORY &&
+        rv != CKR_USER_ALREADY_LOGGED_IN &&
+        rv != CKR_USER_ANOTHER_ALREADY_LOGGED_IN)
+        audit_failure_locked(hsm, found ? u.id : 0, EV_LOGIN, 0, rv, locks);
     pthread_mutex_unlock(&hsm->lock);
     store_user_clear(&u);
     return rv;
@@ -292,7 +350,15 @@ CK_RV hsm_logout(hsm_conn_t *conn)
     pthread_mutex_lock(&conn->hsm->lock);
     if (conn->type == HSM_USER_NONE) {
         rv = CKR_USER_NOT_LOGGED_IN;
+        audit_failure_locked(conn->hsm, 0, EV_LOGOUT, 0, rv, false);
     } else {
+        hsm_audit_locked(conn->hsm, conn->uid, EV_LOGOUT, 0, CKR_OK);
+        /* An operation keeps its key: none may outlive the login that
+         * started it (the front end has waited for calls in progress). */
+        for (size_t i = 0; i < conn->nsessions; i++) {
+            if (conn->sessions[i].used)
+                hsm_session_ops_free_locked(&conn->sessions[i]);
+        }
         hsm_sobjs_destroy_locked(conn, 0, true);
         conn->type = HSM_USER_NONE;
         conn->uid = 0;
@@ -301,11 +367,18 @@ CK_RV hsm_logout(hsm_conn_t *conn)
     return rv;
 }
 
+/* The event a password change of user u is. */
+static const char *pw_event(const store_user_t *u)
+{
+    return u->type == HSM_USER_PRECO ? EV_ACTIVATE : EV_CHANGE_PW;
+}
+
 /* Sets a user's password (and clears its failures); PRECO -> CO; and the
- * token label in the same transaction when label is not NULL. */
+ * token label in the same transaction when label is not NULL. The audit
+ * record names actor as the user who did it. */
 static CK_RV set_verifier_locked(hsm_t *hsm, const store_user_t *u,
                                  const uint8_t *pw, size_t pwlen,
-                                 const char *label)
+                                 const char *label, hsm_uid_t actor)
 {
     uint8_t *ver = NULL;
     size_t verlen = 0;
@@ -321,6 +394,8 @@ static CK_RV set_verifier_locked(hsm_t *hsm, const store_user_t *u,
         (label != NULL &&
          (rv = store_meta_set(hsm->st, META_LABEL, (const uint8_t *)label,
                               strlen(label))) != CKR_OK) ||
+        (rv = hsm_audit_tx_locked(hsm, actor, pw_event(u), u->id, CKR_OK)) !=
+            CKR_OK ||
         (rv = store_bump_generation(hsm->st)) != CKR_OK) {
         store_rollback(hsm->st);
         goto out;
@@ -339,7 +414,7 @@ CK_RV hsm_set_password(hsm_conn_t *conn, const char *name,
 {
     hsm_t *hsm = conn->hsm;
     store_user_t u;
-    bool found = false;
+    bool found = false, locks = false;
     CK_RV rv;
 
     memset(&u, 0, sizeof(u));
@@ -368,12 +443,17 @@ CK_RV hsm_set_password(hsm_conn_t *conn, const char *name,
         rv = CKR_PIN_INCORRECT;
         goto out;
     }
-    if ((rv = authenticate_locked(hsm, &u, old_pw, old_len)) != CKR_OK)
+    if ((rv = authenticate_locked(hsm, &u, old_pw, old_len, NULL, &locks)) !=
+        CKR_OK)
         goto out;
-    rv = set_verifier_locked(hsm, &u, new_pw, new_len, NULL);
+    rv = set_verifier_locked(hsm, &u, new_pw, new_len, NULL, u.id);
     if (rv == CKR_OK && conn->type == HSM_USER_PRECO)
         conn->type = HSM_USER_CO;
 out:
+    if (rv != CKR_OK && rv != CKR_HOST_MEMORY)
+        audit_failure_locked(hsm, found ? u.id : conn->uid,
+                             found ? pw_event(&u) : EV_CHANGE_PW,
+                             found ? u.id : 0, rv, locks);
     pthread_mutex_unlock(&hsm->lock);
     store_user_clear(&u);
     return rv;
@@ -408,7 +488,7 @@ CK_RV hsm_init_pin(hsm_conn_t *conn, const char *name, const uint8_t *pw,
             rv = CKR_PIN_INVALID;
             goto out;
         }
-        rv = set_verifier_locked(hsm, &u, pw, pwlen, NULL);
+        rv = set_verifier_locked(hsm, &u, pw, pwlen, NULL, conn->uid);
         if (rv == CKR_OK)
             log_info("password of user %u reset by CO %u", u.id, conn->uid);
     } else {
@@ -417,6 +497,54 @@ CK_RV hsm_init_pin(hsm_conn_t *conn, const char *name, const uint8_t *pw,
         return hsm_user_create(conn, HSM_USER_CU, name, pw, pwlen, NULL);
     }
 out:
+    pthread_mutex_unlock(&hsm->lock);
+    store_user_clear(&u);
+    return rv;
+}
+
+/* changePswd (management): see hsm.h. */
+CK_RV hsm_user_set_password(hsm_conn_t *conn, const char *name,
+                            const uint8_t *pw, size_t pwlen)
+{
+    hsm_t *hsm = conn->hsm;
+    store_user_t u;
+    bool found = false;
+    CK_RV rv;
+
+    memset(&u, 0, sizeof(u));
+    pthread_mutex_lock(&hsm->lock);
+    if (conn->type == HSM_USER_NONE) {
+        rv = CKR_USER_NOT_LOGGED_IN;
+        goto out;
+    }
+    if ((rv = lookup_locked(hsm, name, &u, &found)) != CKR_OK)
+        goto out;
+    if (!found) {
+        rv = CKR_ARGUMENTS_BAD;
+        goto out;
+    }
+    if (u.id == conn->uid)
+        rv = hsm_policy_check(conn->type, HSM_OP_CHANGE_OWN_PW);
+    else if (u.type == HSM_USER_PRECO)
+        rv = CKR_ACTION_PROHIBITED; /* only the PRECO itself activates */
+    else
+        rv = hsm_policy_check(conn->type, HSM_OP_CHANGE_ANY_PW);
+    if (rv != CKR_OK)
+        goto out;
+    if (!pw_len_ok(pwlen)) {
+        rv = CKR_PIN_LEN_RANGE;
+        goto out;
+    }
+    rv = set_verifier_locked(hsm, &u, pw, pwlen, NULL, conn->uid);
+    if (rv == CKR_OK && u.id == conn->uid && conn->type == HSM_USER_PRECO)
+        conn->type = HSM_USER_CO;
+    if (rv == CKR_OK && u.id != conn->uid)
+        log_info("password of user %u set by user %u", u.id, conn->uid);
+out:
+    if (rv != CKR_OK && rv != CKR_HOST_MEMORY)
+        audit_failure_locked(hsm, conn->uid,
+                             found ? pw_event(&u) : EV_CHANGE_PW,
+                             found ? u.id : 0, rv, false);
     pthread_mutex_unlock(&hsm->lock);
     store_user_clear(&u);
     return rv;
@@ -499,6 +627,8 @@ CK_RV hsm_user_create(hsm_conn_t *conn, hsm_user_type_t type, const char *name,
         goto out;
     if ((rv = store_user_insert(hsm->st, 0, name, type, ver, verlen, &id)) !=
             CKR_OK ||
+        (rv = hsm_audit_tx_locked(hsm, conn->uid, EV_CREATE_USER, id,
+                                  CKR_OK)) != CKR_OK ||
         (rv = store_bump_generation(hsm->st)) != CKR_OK) {
         store_rollback(hsm->st);
         goto out;
@@ -513,6 +643,17 @@ out:
     util_free_wipe(ver, verlen);
     store_user_clear(&u);
     return rv;
+}
+
+/* Whether user uid is logged in on a connection of this process (other
+ * processes' logins are not known here). */
+static bool logged_in_locked(hsm_t *hsm, hsm_uid_t uid)
+{
+    for (hsm_conn_t *c = hsm->conns; c != NULL; c = c->next) {
+        if (c->type != HSM_USER_NONE && c->uid == uid)
+            return true;
+    }
+    return false;
 }
 
 CK_RV hsm_user_delete(hsm_conn_t *conn, const char *name)
@@ -532,7 +673,7 @@ CK_RV hsm_user_delete(hsm_conn_t *conn, const char *name)
         rv = CKR_ARGUMENTS_BAD;
         goto out;
     }
-    if (u.id == conn->uid || u.type == HSM_USER_AU ||
+    if (logged_in_locked(hsm, u.id) || u.type == HSM_USER_AU ||
         u.type == HSM_USER_PRECO) {
         rv = CKR_ACTION_PROHIBITED;
         goto out;
@@ -557,6 +698,8 @@ CK_RV hsm_user_delete(hsm_conn_t *conn, const char *name)
         goto out;
     }
     if ((rv = store_user_delete(hsm->st, u.id)) != CKR_OK ||
+        (rv = hsm_audit_tx_locked(hsm, conn->uid, EV_DELETE_USER, u.id,
+                                  CKR_OK)) != CKR_OK ||
         (rv = store_bump_generation(hsm->st)) != CKR_OK) {
         store_rollback(hsm->st);
         goto out;
@@ -574,7 +717,7 @@ CK_RV hsm_init_token(hsm_t *hsm, const char *name, const uint8_t *pw,
                      size_t pwlen, const char *label)
 {
     store_user_t u;
-    bool found = false;
+    bool found = false, locks = false;
     size_t npreco = 0;
     CK_RV rv;
 
@@ -598,7 +741,7 @@ CK_RV hsm_init_token(hsm_t *hsm, const char *name, const uint8_t *pw,
             rv = CKR_PIN_INCORRECT;
             goto out;
         }
-        rv = set_verifier_locked(hsm, &u, pw, pwlen, label);
+        rv = set_verifier_locked(hsm, &u, pw, pwlen, label, u.id);
         goto out;
     } else {
         /* Re-initialization: a CO's password, then zeroize keys and CUs. */
@@ -607,12 +750,15 @@ CK_RV hsm_init_token(hsm_t *hsm, const char *name, const uint8_t *pw,
             rv = CKR_PIN_INCORRECT;
             goto out;
         }
-        if ((rv = authenticate_locked(hsm, &u, pw, pwlen)) != CKR_OK)
+        if ((rv = authenticate_locked(hsm, &u, pw, pwlen, NULL, &locks)) !=
+            CKR_OK)
             goto out;
         if ((rv = store_begin(hsm->st, true)) != CKR_OK)
             goto out;
         if ((rv = store_object_delete_all(hsm->st)) != CKR_OK ||
-            (rv = store_user_delete_type(hsm->st, HSM_USER_CU)) != CKR_OK) {
+            (rv = store_user_delete_type(hsm->st, HSM_USER_CU)) != CKR_OK ||
+            (rv = hsm_audit_tx_locked(hsm, u.id, EV_REINIT, 0, CKR_OK)) !=
+                CKR_OK) {
             store_rollback(hsm->st);
             goto out;
         }
@@ -625,7 +771,13 @@ CK_RV hsm_init_token(hsm_t *hsm, const char *name, const uint8_t *pw,
         goto out;
     }
     rv = store_commit(hsm->st);
+    if (rv == CKR_OK && npreco == 0)
+        hsm_keycache_clear_locked(hsm); /* every key is gone */
 out:
+    if (rv != CKR_OK && rv != CKR_HOST_MEMORY)
+        audit_failure_locked(hsm, found ? u.id : 0,
+                             npreco > 0 ? EV_ACTIVATE : EV_REINIT, 0, rv,
+                             locks);
     pthread_mutex_unlock(&hsm->lock);
     store_user_clear(&u);
     return rv;

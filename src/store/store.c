@@ -70,6 +70,10 @@ enum stmt_id {
     STMT_SHARE_DEL,
     STMT_SHARE_LIST,
     STMT_SHARE_HAS,
+    STMT_OBJ_LIST_OWNER,
+    STMT_SHARE_LIST_USER,
+    STMT_AUDIT_INSERT,
+    STMT_AUDIT_READ,
     STMT_COUNT
 };
 
@@ -117,6 +121,16 @@ static const char *const stmt_sql[STMT_COUNT] = {
                         "ORDER BY user_id",
     [STMT_SHARE_HAS] = "SELECT 1 FROM shares WHERE object_id = ?1 "
                        "AND user_id = ?2",
+    [STMT_OBJ_LIST_OWNER] =
+        "SELECT id FROM objects WHERE owner = ?1 ORDER BY id",
+    [STMT_SHARE_LIST_USER] = "SELECT object_id FROM shares WHERE user_id = ?1 "
+                             "ORDER BY object_id",
+    [STMT_AUDIT_INSERT] =
+        "INSERT INTO audit(seq, time, hsm_id, user_id, operation, object_id, "
+        "result, hash) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [STMT_AUDIT_READ] =
+        "SELECT seq, time, hsm_id, user_id, operation, object_id, result, "
+        "hash FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2",
 };
 
 struct store {
@@ -168,10 +182,34 @@ static const char schema_v1[] =
     " PRIMARY KEY (object_id, user_id)) WITHOUT ROWID;"
     "CREATE INDEX shares_user ON shares(user_id);";
 
+/* Forward declaration: the migrations run SQL through it. */
+static CK_RV exec_sql(store_t *st, const char *sql, const char *what);
+
+/*
+ * Version 2: the audit log. One row per security event, hash-chained by
+ * the core; seq is the rowid (1, 2, ...), so reading by seq is an index
+ * walk. No foreign keys: a record outlives the user and the object it
+ * names.
+ */
+static const char schema_v2_audit[] = "CREATE TABLE audit ("
+                                      " seq INTEGER PRIMARY KEY,"
+                                      " time INTEGER NOT NULL,"
+                                      " hsm_id TEXT NOT NULL,"
+                                      " user_id INTEGER NOT NULL,"
+                                      " operation TEXT NOT NULL,"
+                                      " object_id INTEGER NOT NULL,"
+                                      " result INTEGER NOT NULL,"
+                                      " hash BLOB NOT NULL);";
+
+static CK_RV migrate_1_to_2(store_t *st)
+{
+    return exec_sql(st, schema_v2_audit, "migrate 1 -> 2");
+}
+
 /*
  * Migrations: the entry with from == v turns a version v schema into
- * version v + 1, inside the open transaction. None yet; the terminating
- * entry keeps the array non-empty.
+ * version v + 1, inside the open transaction. A new file gets schema_v1
+ * and then every migration, so that both paths end in the same schema.
  */
 struct migration {
     int from;
@@ -179,7 +217,7 @@ struct migration {
 };
 
 static const struct migration migrations[] = {
-    {0, NULL}, /* end */
+    {1, migrate_1_to_2}, {0, NULL}, /* end */
 };
 
 /* ------------------------------------------------------------ helpers */
@@ -628,7 +666,7 @@ static CK_RV setup_schema(store_t *st, bool *created)
         }
         rv = exec_sql(st, schema_v1, "create schema");
         if (rv == CKR_OK) {
-            rv = set_version(st, STORE_SCHEMA_VERSION);
+            rv = migrate(st, 1);
         }
         if (rv == CKR_OK) {
             rv = exec_sql(st,
@@ -831,6 +869,11 @@ CK_RV store_commit(store_t *st)
     }
     st->in_tx = false;
     return rv;
+}
+
+bool store_in_tx(const store_t *st)
+{
+    return st != NULL && st->in_tx;
 }
 
 void store_rollback(store_t *st)
@@ -1690,4 +1733,234 @@ CK_RV store_share_has(store_t *st, uint64_t oid, uint32_t uid, bool *shared)
                          : sql_rv(st, rc, "share has");
     put_stmt(s);
     return rv;
+}
+
+/* The uint64 ids of a one-parameter query, ascending. */
+static CK_RV list_ids(store_t *st, enum stmt_id id, int64_t p1, uint64_t **ids,
+                      size_t *n, const char *what)
+{
+    uint64_t *arr = NULL;
+    sqlite3_stmt *s = NULL;
+    size_t cap = 0, count = 0;
+    bool row = false;
+    CK_RV rv;
+    int rc;
+
+    *ids = NULL;
+    *n = 0;
+    rv = get_stmt(st, id, &s);
+    if (rv != CKR_OK) {
+        return rv;
+    }
+    rc = sqlite3_bind_int64(s, 1, p1);
+    if (rc != SQLITE_OK) {
+        rv = sql_rv(st, rc, what);
+        goto out;
+    }
+    for (;;) {
+        rv = step_row(st, s, &row, what);
+        if (rv != CKR_OK || !row) {
+            break;
+        }
+        rv = grow((void **)&arr, &cap, count + 1, sizeof(*arr));
+        if (rv != CKR_OK) {
+            break;
+        }
+        arr[count++] = (uint64_t)sqlite3_column_int64(s, 0);
+    }
+out:
+    put_stmt(s);
+    if (rv != CKR_OK) {
+        free(arr);
+        return rv;
+    }
+    *ids = arr;
+    *n = count;
+    return CKR_OK;
+}
+
+CK_RV store_object_list_owner(store_t *st, uint32_t owner, uint64_t **ids,
+                              size_t *n)
+{
+    return_val_if_fail(st != NULL && ids != NULL && n != NULL,
+                       CKR_GENERAL_ERROR);
+    return list_ids(st, STMT_OBJ_LIST_OWNER, owner, ids, n, "object list");
+}
+
+CK_RV store_share_list_user(store_t *st, uint32_t uid, uint64_t **oids,
+                            size_t *n)
+{
+    return_val_if_fail(st != NULL && oids != NULL && n != NULL,
+                       CKR_GENERAL_ERROR);
+    return list_ids(st, STMT_SHARE_LIST_USER, uid, oids, n, "share list");
+}
+
+/* -------------------------------------------------------------- audit */
+
+static bool audit_text_ok(const char *t)
+{
+    size_t len = strlen(t);
+
+    return len > 0 && len <= STORE_AUDIT_TEXT_MAX;
+}
+
+CK_RV store_audit_insert(store_t *st, const store_audit_t *rec)
+{
+    sqlite3_stmt *s = NULL;
+    CK_RV rv;
+    int rc;
+
+    return_val_if_fail(st != NULL && rec != NULL, CKR_GENERAL_ERROR);
+    if (rec->seq == 0 || rec->seq > INT64_MAX || rec->time > INT64_MAX ||
+        !audit_text_ok(rec->hsm_id) || !audit_text_ok(rec->op)) {
+        return CKR_ARGUMENTS_BAD;
+    }
+    rv = get_stmt(st, STMT_AUDIT_INSERT, &s);
+    if (rv != CKR_OK) {
+        return rv;
+    }
+    rc = sqlite3_bind_int64(s, 1, (int64_t)rec->seq);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_bind_int64(s, 2, (int64_t)rec->time);
+    }
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_bind_text(s, 3, rec->hsm_id, -1, SQLITE_STATIC);
+    }
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_bind_int64(s, 4, rec->user);
+    }
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_bind_text(s, 5, rec->op, -1, SQLITE_STATIC);
+    }
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_bind_int64(s, 6, ulong_to_i64((CK_ULONG)rec->oid));
+    }
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_bind_int64(s, 7, ulong_to_i64((CK_ULONG)rec->result));
+    }
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_bind_blob(s, 8, rec->hash, STORE_AUDIT_HASH_LEN,
+                               SQLITE_STATIC);
+    }
+    if (rc != SQLITE_OK) {
+        rv = sql_rv(st, rc, "audit insert");
+        goto out;
+    }
+    rv = step_done(st, s, "audit insert");
+out:
+    put_stmt(s);
+    return rv;
+}
+
+/* Copies a text column into buf; false when it is not text of 1..max
+ * bytes without a NUL. */
+static bool audit_column_text(sqlite3_stmt *s, int i, char *buf, size_t max)
+{
+    const unsigned char *t;
+    int n;
+
+    buf[0] = '\0';
+    if (sqlite3_column_type(s, i) != SQLITE_TEXT) {
+        return false;
+    }
+    t = sqlite3_column_text(s, i);
+    n = sqlite3_column_bytes(s, i);
+    if (t == NULL || n <= 0 || (size_t)n > max ||
+        memchr(t, '\0', (size_t)n) != NULL) {
+        return false;
+    }
+    memcpy(buf, t, (size_t)n);
+    buf[n] = '\0';
+    return true;
+}
+
+static bool audit_column_int(sqlite3_stmt *s, int i, int64_t *v)
+{
+    if (sqlite3_column_type(s, i) != SQLITE_INTEGER) {
+        *v = 0;
+        return false;
+    }
+    *v = sqlite3_column_int64(s, i);
+    return true;
+}
+
+/* One row of STMT_AUDIT_READ; whatever does not fit sets malformed. */
+static void audit_row(sqlite3_stmt *s, store_audit_t *r)
+{
+    const void *h;
+    int64_t v;
+    bool ok = true;
+
+    memset(r, 0, sizeof(*r));
+    r->seq = (uint64_t)sqlite3_column_int64(s, 0); /* the rowid */
+    ok = audit_column_int(s, 1, &v) && v >= 0;
+    r->time = (uint64_t)v;
+    ok = audit_column_text(s, 2, r->hsm_id, STORE_AUDIT_TEXT_MAX) && ok;
+    ok = audit_column_int(s, 3, &v) && v >= 0 && v <= UINT32_MAX && ok;
+    r->user = (uint32_t)v;
+    ok = audit_column_text(s, 4, r->op, STORE_AUDIT_TEXT_MAX) && ok;
+    ok = audit_column_int(s, 5, &v) && ok;
+    r->oid = (uint64_t)i64_to_ulong(v);
+    ok = audit_column_int(s, 6, &v) && ok;
+    r->result = (uint64_t)i64_to_ulong(v);
+    h = sqlite3_column_blob(s, 7);
+    if (sqlite3_column_type(s, 7) == SQLITE_BLOB && h != NULL &&
+        sqlite3_column_bytes(s, 7) == STORE_AUDIT_HASH_LEN) {
+        memcpy(r->hash, h, STORE_AUDIT_HASH_LEN);
+    } else {
+        ok = false;
+    }
+    r->malformed = !ok;
+}
+
+CK_RV store_audit_read(store_t *st, uint64_t after, size_t max,
+                       store_audit_t **recs, size_t *n)
+{
+    store_audit_t *arr = NULL;
+    sqlite3_stmt *s = NULL;
+    size_t count = 0;
+    bool row = false;
+    CK_RV rv;
+    int rc;
+
+    return_val_if_fail(st != NULL && recs != NULL && n != NULL,
+                       CKR_GENERAL_ERROR);
+    *recs = NULL;
+    *n = 0;
+    if (max == 0 || max > STORE_AUDIT_READ_MAX || after >= INT64_MAX) {
+        return CKR_ARGUMENTS_BAD;
+    }
+    arr = calloc(max, sizeof(*arr));
+    if (arr == NULL) {
+        return CKR_HOST_MEMORY;
+    }
+    rv = get_stmt(st, STMT_AUDIT_READ, &s);
+    if (rv != CKR_OK) {
+        free(arr);
+        return rv;
+    }
+    rc = sqlite3_bind_int64(s, 1, (int64_t)after);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_bind_int64(s, 2, (int64_t)max);
+    }
+    if (rc != SQLITE_OK) {
+        rv = sql_rv(st, rc, "audit read");
+        goto out;
+    }
+    while (count < max) {
+        rv = step_row(st, s, &row, "audit read");
+        if (rv != CKR_OK || !row) {
+            break;
+        }
+        audit_row(s, &arr[count++]);
+    }
+out:
+    put_stmt(s);
+    if (rv != CKR_OK || count == 0) {
+        free(arr);
+        return rv;
+    }
+    *recs = arr;
+    *n = count;
+    return CKR_OK;
 }

@@ -23,7 +23,7 @@
 
 typedef struct store store_t;
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 
 /* Opens (creating if missing, mode 0600) the database at path; creates the
  * schema or migrates it. *created tells whether the file was new. */
@@ -34,6 +34,8 @@ void store_close(store_t *st);
 CK_RV store_begin(store_t *st, bool write);
 CK_RV store_commit(store_t *st);
 void store_rollback(store_t *st);
+/* Whether store_begin() is in force on this handle. */
+bool store_in_tx(const store_t *st);
 
 /* Token metadata: a small key/value table (label, serial, activated, ...).
  * store_meta_get: *val malloc'd, CKR_OK with *val NULL when absent. */
@@ -112,6 +114,9 @@ CK_RV store_object_get(store_t *st, uint64_t id, store_object_t *o,
 CK_RV store_object_delete(store_t *st, uint64_t id);
 CK_RV store_object_delete_all(store_t *st);
 CK_RV store_object_count_owner(store_t *st, uint32_t owner, size_t *n);
+/* The ids of the objects owner owns, ascending; *ids malloc'd. */
+CK_RV store_object_list_owner(store_t *st, uint32_t owner, uint64_t **ids,
+                              size_t *n);
 
 /* A search on the indexed columns; a NULL/absent field matches anything. */
 typedef struct {
@@ -146,5 +151,39 @@ CK_RV store_object_find(store_t *st, const store_query_t *q, store_hit_t **hits,
 CK_RV store_share_set(store_t *st, uint64_t oid, uint32_t uid, bool shared);
 CK_RV store_share_list(store_t *st, uint64_t oid, uint32_t **uids, size_t *n);
 CK_RV store_share_has(store_t *st, uint64_t oid, uint32_t uid, bool *shared);
+/* The objects shared with user uid, ascending; *oids malloc'd. */
+CK_RV store_share_list_user(store_t *st, uint32_t uid, uint64_t **oids,
+                            size_t *n);
+
+/* ------------------------------------------------------------- audit */
+
+/*
+ * The audit table keeps what the core hands it (the core computes the hash
+ * chain). A record read back whose columns do not have their type or fit
+ * their limits (an outside edit) comes back with malformed set and the rest
+ * as far as it could be read, so that the core can name it.
+ */
+#define STORE_AUDIT_TEXT_MAX 32 /* hsm_id and operation */
+#define STORE_AUDIT_HASH_LEN 32
+#define STORE_AUDIT_READ_MAX 4096 /* records in one store_audit_read */
+
+typedef struct {
+    uint64_t seq;  /* 1, 2, ... */
+    uint64_t time; /* seconds since the epoch (UTC) */
+    char hsm_id[STORE_AUDIT_TEXT_MAX + 1];
+    uint32_t user;
+    char op[STORE_AUDIT_TEXT_MAX + 1];
+    uint64_t oid;
+    uint64_t result; /* a CK_RV */
+    uint8_t hash[STORE_AUDIT_HASH_LEN];
+    bool malformed;
+} store_audit_t;
+
+/* Appends a record (seq must be new: else CKR_FUNCTION_FAILED). */
+CK_RV store_audit_insert(store_t *st, const store_audit_t *rec);
+/* Up to max (<= STORE_AUDIT_READ_MAX) records with seq > after, by
+ * ascending seq; *recs malloc'd (NULL when none). */
+CK_RV store_audit_read(store_t *st, uint64_t after, size_t max,
+                       store_audit_t **recs, size_t *n);
 
 #endif

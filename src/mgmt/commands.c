@@ -1,0 +1,1159 @@
+/*
+ * commands.c - the commands of nimbus-mgmt (cloudhsm_mgmt_util's set).
+ *
+ * Output follows the cloud HSM's management utility: one block or line per
+ * server, "<cmd> success on server N(name)" where a command has nothing
+ * else to show, and on a refusal
+ *
+ *     <cmd> failed: HSM Error: <reason> (CKR_NAME) on server N(name)
+ *
+ * where the reason is a sentence and CKR_NAME the core's return value.
+ * Wrong arguments print the command's usage on stderr and change nothing.
+ * Who may run what is decided by the core (hsm.h and its permission
+ * table), never here.
+ */
+#include "config.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "common/util.h"
+#include "mgmt/mgmt.h"
+#include "nimbus/pkcs11-vendor.h"
+
+#define ATTR_ALL 512 /* getAttribute: every attribute */
+#define PW_BUF (HSM_PASSWORD_MAX + 1)
+#define CMD_OK 0
+#define CMD_FAIL 1
+
+/* ------------------------------------------------------------ helpers */
+
+static const struct mgmt_cmd *self(const char *name)
+{
+    bool ambiguous;
+
+    return mgmt_cmd_find(name, &ambiguous);
+}
+
+static int usage_of(const char *name)
+{
+    return mgmt_usage(self(name));
+}
+
+static size_t nselected(struct mgmt *m)
+{
+    size_t n = 0;
+
+    for (struct mgmt_server *sv = mgmt_server_first(m); sv != NULL;
+         sv = mgmt_server_next(m, sv))
+        n++;
+    return n;
+}
+
+/* User type words. CO also accepts PCO (the primary CO). */
+static const struct {
+    const char *word;
+    hsm_user_type_t type;
+} type_words[] = {
+    {"PRECO", HSM_USER_PRECO}, {"CO", HSM_USER_CO}, {"PCO", HSM_USER_CO},
+    {"CU", HSM_USER_CU},       {"AU", HSM_USER_AU},
+};
+
+/* The canonical word for a type word (any case), NULL when unknown. */
+static const char *parse_type(const char *w, hsm_user_type_t *type)
+{
+    for (size_t i = 0; i < UTIL_ARRAY_SIZE(type_words); i++) {
+        if (strcasecmp(w, type_words[i].word) == 0) {
+            *type = type_words[i].type;
+            return type_words[i].type == HSM_USER_CO ? "CO"
+                                                     : type_words[i].word;
+        }
+    }
+    return NULL;
+}
+
+static const char *type_word(const hsm_user_info_t *u)
+{
+    switch (u->type) {
+    case HSM_USER_PRECO:
+        return "PRECO";
+    case HSM_USER_CO:
+        return u->primary ? "PCO" : "CO";
+    case HSM_USER_CU:
+        return "CU";
+    case HSM_USER_AU:
+        return "AU";
+    case HSM_USER_NONE:
+        break;
+    }
+    return "?";
+}
+
+static bool name_ok(const char *name)
+{
+    return util_user_name_valid(name, strlen(name));
+}
+
+/* Looks user name up in the (basic information) user list. */
+static CK_RV find_user(struct mgmt_server *sv, const char *name,
+                       hsm_user_info_t *out, bool *found)
+{
+    hsm_user_info_t *users = NULL;
+    size_t n = 0;
+    CK_RV rv;
+
+    *found = false;
+    if ((rv = hsm_user_list(sv->conn, &users, &n)) != CKR_OK)
+        return rv;
+    for (size_t i = 0; i < n; i++) {
+        if (strcasecmp(users[i].name, name) == 0) {
+            *out = users[i];
+            *found = true;
+            break;
+        }
+    }
+    free(users);
+    return CKR_OK;
+}
+
+/*
+ * The user named, checked to be of the type given: CKR_ARGUMENTS_BAD when
+ * there is no such user, CKR_USER_TYPE_INVALID when it has another type.
+ */
+static CK_RV user_of_type(struct mgmt_server *sv, const char *name,
+                          hsm_user_type_t type, hsm_user_info_t *u)
+{
+    bool found = false;
+    CK_RV rv = find_user(sv, name, u, &found);
+
+    if (rv != CKR_OK)
+        return rv;
+    if (!found)
+        return CKR_ARGUMENTS_BAD;
+    return u->type == type ? CKR_OK : CKR_USER_TYPE_INVALID;
+}
+
+/* Decimal or 0x-hexadecimal. */
+static bool parse_number(const char *s, unsigned long *v)
+{
+    char *end;
+
+    if (strncasecmp(s, "0x", 2) != 0)
+        return util_parse_ulong(s, v);
+    if (s[2] == '\0' ||
+        strspn(s + 2, "0123456789abcdefABCDEF") != strlen(s + 2) ||
+        strlen(s + 2) > 2 * sizeof(unsigned long))
+        return false;
+    *v = strtoul(s + 2, &end, 16);
+    return *end == '\0';
+}
+
+/* A key handle: a store object id (never a session object's). */
+static bool parse_handle(const char *s, hsm_oid_t *oid)
+{
+    unsigned long v;
+
+    if (!util_parse_ulong(s, &v) || v == 0 || v > INT64_MAX)
+        return false;
+    *oid = v;
+    return true;
+}
+
+static bool parse_uid(const char *s, hsm_uid_t *uid)
+{
+    unsigned long v;
+
+    if (!util_parse_ulong(s, &v) || v == 0 || v > UINT32_MAX)
+        return false;
+    *uid = (hsm_uid_t)v;
+    return true;
+}
+
+static bool parse_flag(const char *s, bool *flag)
+{
+    if (strcmp(s, "0") != 0 && strcmp(s, "1") != 0)
+        return false;
+    *flag = s[0] == '1';
+    return true;
+}
+
+static void print_hex(FILE *fp, const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        fprintf(fp, "%02x", p[i]);
+}
+
+/* Asks; false (and a failure for no answer) when not to go on. */
+static bool confirmed(struct mgmt *m, int *ret)
+{
+    enum mgmt_answer a = mgmt_confirm(m);
+
+    *ret = a == MGMT_NO_ANSWER ? CMD_FAIL : CMD_OK;
+    return a == MGMT_YES;
+}
+
+/* ------------------------------------------------------------ attributes */
+
+enum attr_kind { AK_BOOL, AK_ULONG, AK_TEXT, AK_BYTES, AK_ULONGS };
+
+struct attr_row {
+    CK_ATTRIBUTE_TYPE type;
+    const char *name;
+    enum attr_kind kind;
+};
+
+/* What getAttribute 512 reads and listAttributes shows, by PKCS#11 id. */
+static const struct attr_row attr_rows[] = {
+    {CKA_CLASS, "OBJ_ATTR_CLASS", AK_ULONG},
+    {CKA_TOKEN, "OBJ_ATTR_TOKEN", AK_BOOL},
+    {CKA_PRIVATE, "OBJ_ATTR_PRIVATE", AK_BOOL},
+    {CKA_LABEL, "OBJ_ATTR_LABEL", AK_TEXT},
+    {CKA_UNIQUE_ID, "OBJ_ATTR_UNIQUE_ID", AK_TEXT},
+    {CKA_APPLICATION, "OBJ_ATTR_APPLICATION", AK_TEXT},
+    {CKA_VALUE, "OBJ_ATTR_VALUE", AK_BYTES},
+    {CKA_TRUSTED, "OBJ_ATTR_TRUSTED", AK_BOOL},
+    {CKA_CHECK_VALUE, "OBJ_ATTR_KCV", AK_BYTES},
+    {CKA_KEY_TYPE, "OBJ_ATTR_KEY_TYPE", AK_ULONG},
+    {CKA_ID, "OBJ_ATTR_ID", AK_BYTES},
+    {CKA_SENSITIVE, "OBJ_ATTR_SENSITIVE", AK_BOOL},
+    {CKA_ENCRYPT, "OBJ_ATTR_ENCRYPT", AK_BOOL},
+    {CKA_DECRYPT, "OBJ_ATTR_DECRYPT", AK_BOOL},
+    {CKA_WRAP, "OBJ_ATTR_WRAP", AK_BOOL},
+    {CKA_UNWRAP, "OBJ_ATTR_UNWRAP", AK_BOOL},
+    {CKA_SIGN, "OBJ_ATTR_SIGN", AK_BOOL},
+    {CKA_SIGN_RECOVER, "OBJ_ATTR_SIGN_RECOVER", AK_BOOL},
+    {CKA_VERIFY, "OBJ_ATTR_VERIFY", AK_BOOL},
+    {CKA_VERIFY_RECOVER, "OBJ_ATTR_VERIFY_RECOVER", AK_BOOL},
+    {CKA_DERIVE, "OBJ_ATTR_DERIVE", AK_BOOL},
+    {CKA_MODULUS, "OBJ_ATTR_MODULUS", AK_BYTES},
+    {CKA_MODULUS_BITS, "OBJ_ATTR_MODULUS_BITS", AK_ULONG},
+    {CKA_PUBLIC_EXPONENT, "OBJ_ATTR_PUBLIC_EXPONENT", AK_BYTES},
+    {CKA_VALUE_LEN, "OBJ_ATTR_VALUE_LEN", AK_ULONG},
+    {CKA_EXTRACTABLE, "OBJ_ATTR_EXTRACTABLE", AK_BOOL},
+    {CKA_LOCAL, "OBJ_ATTR_LOCAL", AK_BOOL},
+    {CKA_NEVER_EXTRACTABLE, "OBJ_ATTR_NEVER_EXTRACTABLE", AK_BOOL},
+    {CKA_ALWAYS_SENSITIVE, "OBJ_ATTR_ALWAYS_SENSITIVE", AK_BOOL},
+    {CKA_KEY_GEN_MECHANISM, "OBJ_ATTR_KEY_GEN_MECHANISM", AK_ULONG},
+    {CKA_MODIFIABLE, "OBJ_ATTR_MODIFIABLE", AK_BOOL},
+    {CKA_COPYABLE, "OBJ_ATTR_COPYABLE", AK_BOOL},
+    {CKA_DESTROYABLE, "OBJ_ATTR_DESTROYABLE", AK_BOOL},
+    {CKA_EC_PARAMS, "OBJ_ATTR_EC_PARAMS", AK_BYTES},
+    {CKA_EC_POINT, "OBJ_ATTR_EC_POINT", AK_BYTES},
+    {CKA_WRAP_WITH_TRUSTED, "OBJ_ATTR_WRAP_WITH_TRUSTED", AK_BOOL},
+    {CKA_NIMBUS_OWNER, "OBJ_ATTR_NIMBUS_OWNER", AK_ULONG},
+    {CKA_NIMBUS_SHARED_USERS, "OBJ_ATTR_NIMBUS_SHARED_USERS", AK_ULONGS},
+};
+
+static const struct attr_row *attr_row_of(CK_ATTRIBUTE_TYPE type)
+{
+    for (size_t i = 0; i < UTIL_ARRAY_SIZE(attr_rows); i++) {
+        if (attr_rows[i].type == type)
+            return &attr_rows[i];
+    }
+    return NULL;
+}
+
+static bool printable(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] < 0x20 || p[i] > 0x7e)
+            return false;
+    }
+    return true;
+}
+
+/* Name line, then value line. */
+static void print_attr(FILE *fp, const hsm_attr_t *a)
+{
+    const struct attr_row *r = attr_row_of(a->type);
+    enum attr_kind kind = r != NULL ? r->kind : AK_BYTES;
+    CK_ULONG v = 0;
+
+    if (r != NULL)
+        fprintf(fp, "%s\n", r->name);
+    else
+        fprintf(fp, "0x%08lx\n", (unsigned long)a->type);
+    if (a->status == HSM_ATTR_SENSITIVE) {
+        fprintf(fp, "(sensitive: not revealed)\n");
+        return;
+    }
+    switch (kind) {
+    case AK_BOOL:
+        fprintf(fp, "0x%08x\n", a->len == 1 && a->value[0] ? 1u : 0u);
+        return;
+    case AK_ULONG:
+        if (a->len == sizeof(v)) {
+            memcpy(&v, a->value, sizeof(v));
+            fprintf(fp, "0x%08lx\n", (unsigned long)v);
+            return;
+        }
+        break;
+    case AK_ULONGS:
+        for (size_t i = 0; i + sizeof(v) <= a->len; i += sizeof(v)) {
+            memcpy(&v, a->value + i, sizeof(v));
+            fprintf(fp, "%s%lu", i > 0 ? "," : "", (unsigned long)v);
+        }
+        fputc('\n', fp);
+        return;
+    case AK_TEXT:
+        if (printable(a->value, a->len)) {
+            fprintf(fp, "%.*s\n", (int)a->len, (const char *)a->value);
+            return;
+        }
+        break;
+    case AK_BYTES:
+        break;
+    }
+    fputs(a->len > 0 ? "0x" : "", fp);
+    print_hex(fp, a->value, a->len);
+    fputc('\n', fp);
+}
+
+/* Parses a setAttribute value for its kind into buf (room: size). */
+static bool parse_attr_value(enum attr_kind kind, const char *s, uint8_t *buf,
+                             size_t size, size_t *len)
+{
+    unsigned long v;
+    size_t n = strlen(s);
+
+    switch (kind) {
+    case AK_BOOL:
+        if (strcmp(s, "1") == 0 || strcasecmp(s, "true") == 0)
+            buf[0] = CK_TRUE;
+        else if (strcmp(s, "0") == 0 || strcasecmp(s, "false") == 0)
+            buf[0] = CK_FALSE;
+        else
+            return false;
+        *len = 1;
+        return true;
+    case AK_ULONG:
+        if (!parse_number(s, &v) || size < sizeof(CK_ULONG))
+            return false;
+        {
+            CK_ULONG u = v;
+
+            memcpy(buf, &u, sizeof(u));
+        }
+        *len = sizeof(CK_ULONG);
+        return true;
+    case AK_TEXT:
+        if (n > size)
+            return false;
+        memcpy(buf, s, n);
+        *len = n;
+        return true;
+    case AK_BYTES:
+        if (strncasecmp(s, "0x", 2) != 0) {
+            if (n > size)
+                return false;
+            memcpy(buf, s, n);
+            *len = n;
+            return true;
+        }
+        s += 2;
+        n -= 2;
+        if (n % 2 != 0 || n / 2 > size ||
+            strspn(s, "0123456789abcdefABCDEF") != n)
+            return false;
+        for (size_t i = 0; i < n / 2; i++) {
+            char hex[3] = {s[2 * i], s[2 * i + 1], '\0'};
+
+            buf[i] = (uint8_t)strtoul(hex, NULL, 16);
+        }
+        *len = n / 2;
+        return true;
+    case AK_ULONGS:
+        break;
+    }
+    return false;
+}
+
+/* ------------------------------------------------------------ commands */
+
+static int cmd_help(struct mgmt *m, int argc, char **argv)
+{
+    const struct mgmt_cmd *c;
+    bool ambiguous = false;
+
+    (void)m;
+    if (argc == 2) {
+        c = mgmt_cmd_find(argv[1], &ambiguous);
+        if (c == NULL) {
+            fprintf(stderr, "help: %s command '%s'\n",
+                    ambiguous ? "ambiguous" : "no", argv[1]);
+            return CMD_FAIL;
+        }
+        printf("usage: %s\n\n%s\n", c->usage, c->help);
+        return CMD_OK;
+    }
+    printf("nimbus-mgmt: the Nimbus HSM management shell. At the nimbus> "
+           "prompt, type a\n"
+           "command; any unambiguous prefix of its name works. Commands "
+           "act on every\n"
+           "server (server 0 is the local store) unless \"server N\" chose "
+           "one.\n"
+           "help <command> tells more about one. \"-hpswd\" in place of a "
+           "password\n"
+           "reads it from the terminal without echo.\n\n");
+    for (size_t i = 0; i < mgmt_ncommands; i++)
+        printf("  %s\n", mgmt_commands[i].usage);
+    return CMD_OK;
+}
+
+static int cmd_list_users(struct mgmt *m, int argc, char **argv)
+{
+    int ret = CMD_OK;
+
+    (void)argc;
+    (void)argv;
+    for (struct mgmt_server *sv = mgmt_server_first(m); sv != NULL;
+         sv = mgmt_server_next(m, sv)) {
+        hsm_user_info_t *u = NULL;
+        size_t n = 0;
+        CK_RV rv = hsm_user_list(sv->conn, &u, &n);
+
+        if (rv != CKR_OK) {
+            mgmt_fail(sv, "listUsers", rv);
+            ret = CMD_FAIL;
+            continue;
+        }
+        printf("Users on server %d(%s):\n", sv->id, sv->name);
+        printf("Number of users found:%zu\n\n", n);
+        printf("    User Id             User Type       User Name       "
+               "                   MofnPubKey    LoginFailureCnt         "
+               "2FA\n");
+        for (size_t i = 0; i < n; i++)
+            printf("%10u%14s%-16s%-32s%11s%16lu%17s\n", u[i].id, "",
+                   type_word(&u[i]), u[i].name, "NO", u[i].login_failures,
+                   "NO");
+        free(u);
+    }
+    return ret;
+}
+
+static hsm_login_kind_t login_kind(hsm_user_type_t type)
+{
+    switch (type) {
+    case HSM_USER_CU:
+        return HSM_LOGIN_USER;
+    case HSM_USER_AU:
+        return HSM_LOGIN_AU;
+    default:
+        return HSM_LOGIN_SO;
+    }
+}
+
+static int cmd_login(struct mgmt *m, int argc, char **argv)
+{
+    char pw[PW_BUF];
+    size_t pwlen = 0;
+    hsm_user_type_t type;
+    int ret = CMD_OK;
+
+    (void)argc;
+    if (parse_type(argv[1], &type) == NULL || !name_ok(argv[2]))
+        return usage_of("loginHSM");
+    if (!mgmt_password(argv[3], false, pw, &pwlen))
+        return CMD_FAIL;
+    for (struct mgmt_server *sv = mgmt_server_first(m); sv != NULL;
+         sv = mgmt_server_next(m, sv)) {
+        hsm_user_info_t u;
+        bool found = false;
+        CK_RV rv = find_user(sv, argv[2], &u, &found);
+
+        /* a known user of another type: no password is tried */
+        if (rv == CKR_OK && found && u.type != type)
+            rv = CKR_USER_TYPE_INVALID;
+        if (rv == CKR_OK)
+            rv = hsm_login(sv->conn, login_kind(type), argv[2],
+                           (const uint8_t *)pw, pwlen);
+        if (rv != CKR_OK) {
+            mgmt_fail(sv, "loginHSM", rv);
+            ret = CMD_FAIL;
+            continue;
+        }
+        printf("loginHSM success on server %d(%s)\n", sv->id, sv->name);
+    }
+    util_wipe(pw, sizeof(pw));
+    return ret;
+}
+
+static int cmd_logout(struct mgmt *m, int argc, char **argv)
+{
+    int ret = CMD_OK;
+
+    (void)argc;
+    (void)argv;
+    for (struct mgmt_server *sv = mgmt_server_first(m); sv != NULL;
+         sv = mgmt_server_next(m, sv)) {
+        CK_RV rv = hsm_logout(sv->conn);
+
+        if (rv != CKR_OK) {
+            mgmt_fail(sv, "logoutHSM", rv);
+            ret = CMD_FAIL;
+            continue;
+        }
+        printf("logoutHSM success on server %d(%s)\n", sv->id, sv->name);
+    }
+    return ret;
+}
+
+static int cmd_change_pswd(struct mgmt *m, int argc, char **argv)
+{
+    char pw[PW_BUF];
+    size_t pwlen = 0;
+    hsm_user_type_t type;
+    const char *word;
+    int ret = CMD_OK;
+
+    (void)argc;
+    word = parse_type(argv[1], &type);
+    if (word == NULL || !name_ok(argv[2]))
+        return usage_of("changePswd");
+    if (!mgmt_password(argv[3], true, pw, &pwlen))
+        return CMD_FAIL;
+    if (!confirmed(m, &ret))
+        goto out;
+    printf("Changing password for %s(%s) on %zu nodes\n", argv[2], word,
+           nselected(m));
+    for (struct mgmt_server *sv = mgmt_server_first(m); sv != NULL;
+         sv = mgmt_server_next(m, sv)) {
+        hsm_user_info_t u;
+        CK_RV rv = user_of_type(sv, argv[2], type, &u);
+
+        if (rv == CKR_OK)
+            rv = hsm_user_set_password(sv->conn, argv[2], (const uint8_t *)pw,
+                                       pwlen);
+        if (rv != CKR_OK) {
+            mgmt_fail(sv, "changePswd", rv);
+            ret = CMD_FAIL;
+        }
+    }
+out:
+    util_wipe(pw, sizeof(pw));
+    return ret;
+}
+
+static int cmd_create_user(struct mgmt *m, int argc, char **argv)
+{
+    char pw[PW_BUF];
+    size_t pwlen = 0;
+    hsm_user_type_t type;
+    const char *word;
+    int ret = CMD_OK;
+
+    (void)argc;
+    word = parse_type(argv[1], &type);
+    if (word == NULL || (type != HSM_USER_CO && type != HSM_USER_CU) ||
+        !name_ok(argv[2]))
+        return usage_of("createUser");
+    if (!mgmt_password(argv[3], true, pw, &pwlen))
+        return CMD_FAIL;
+    if (!confirmed(m, &ret))
+        goto out;
+    printf("Creating User %s(%s) on %zu nodes\n", argv[2], word, nselected(m));
+    for (struct mgmt_server *sv = mgmt_server_first(m); sv != NULL;
+         sv = mgmt_server_next(m, sv)) {
+        CK_RV rv = hsm_user_create(sv->conn, type, argv[2], (const uint8_t *)pw,
+                                   pwlen, NULL);
+
+        if (rv != CKR_OK) {
+            mgmt_fail(sv, "createUser", rv);
+            ret = CMD_FAIL;
+        }
+    }
+out:
+    util_wipe(pw, sizeof(pw));
+    return ret;
+}
+
+static int cmd_delete_user(struct mgmt *m, int argc, char **argv)
+{
+    hsm_user_type_t type;
+    const char *word;
+    int ret = CMD_OK;
+
+    (void)argc;
+    word = parse_type(argv[1], &type);
+    if (word == NULL || (type != HSM_USER_CO && type != HSM_USER_CU) ||
+        !name_ok(argv[2]))
+        return usage_of("deleteUser");
+    if (!confirmed(m, &ret))
+        return ret;
+    printf("Deleting user %s(%s) on %zu nodes\n", argv[2], word, nselected(m));
+    for (struct mgmt_server *sv = mgmt_server_first(m); sv != NULL;
+         sv = mgmt_server_next(m, sv)) {
+        hsm_user_info_t u;
+        CK_RV rv = user_of_type(sv, argv[2], type, &u);
+
+        if (rv == CKR_OK)
+            rv = hsm_user_delete(sv->conn, argv[2]);
+        if (rv != CKR_OK) {
+            mgmt_fail(sv, "deleteUser", rv);
+            ret = CMD_FAIL;
+            continue;
+        }
+        printf("deleteUser success on server %d(%s)\n", sv->id, sv->name);
+    }
+    return ret;
+}
+
+static int cmd_find_all_keys(struct mgmt *m, int argc, char **argv)
+{
+    uint8_t digest[HSM_DIGEST_LEN];
+    hsm_uid_t uid;
+    bool want_hash;
+    int ret = CMD_OK;
+
+    if (!parse_uid(argv[1], &uid) || !parse_flag(argv[2], &want_hash))
+        return usage_of("findAllKeys");
+    for (struct mgmt_server *sv = mgmt_server_first(m); sv != NULL;
+         sv = mgmt_server_next(m, sv)) {
+        hsm_key_ref_t *keys = NULL;
+        size_t n = 0;
+        FILE *fp = stdout;
+        CK_RV rv = hsm_key_list(sv->conn, uid, &keys, &n, digest);
+
+        if (rv != CKR_OK) {
+            mgmt_fail(sv, "findAllKeys", rv);
+            ret = CMD_FAIL;
+            continue;
+        }
+        printf("Keys on server %d(%s):\n", sv->id, sv->name);
+        printf("Number of keys found %zu\n", n);
+        if (argc == 4 && (fp = mgmt_open_output(argv[3])) == NULL) {
+            free(keys);
+            ret = CMD_FAIL;
+            continue;
+        }
+        for (size_t i = 0; i < n; i++)
+            fprintf(fp, "%s%" PRIu64 "(%c)", fp == stdout && i > 0 ? ", " : "",
+                    keys[i].oid, keys[i].owned ? 'o' : 's');
+        if (fp == stdout && n > 0)
+            putchar('\n');
+        if (fp != stdout) {
+            if (n > 0)
+                fputc('\n', fp);
+            if (fclose(fp) != 0) {
+                fprintf(stderr, "%s: write error\n", argv[3]);
+                ret = CMD_FAIL;
+            } else {
+                printf("Key handles written to %s\n", argv[3]);
+            }
+        }
+        if (want_hash) {
+            printf("Key set hash (SHA-256) on server %d(%s): ", sv->id,
+                   sv->name);
+            print_hex(stdout, digest, sizeof(digest));
+            putchar('\n');
+        }
+        free(keys);
+    }
+    return ret;
+}
+
+static int cmd_get_key_info(struct mgmt *m, int argc, char **argv)
+{
+    hsm_oid_t oid;
+    int ret = CMD_OK;
+
+    (void)argc;
+    if (strcmp(argv[1], "-k") != 0 || !parse_handle(argv[2], &oid))
+        return usage_of("getKeyInfo");
+    for (struct mgmt_server *sv = mgmt_server_first(m); sv != NULL;
+         sv = mgmt_server_next(m, sv)) {
+        hsm_uid_t owner = 0, *shared = NULL;
+        size_t n = 0;
+        CK_RV rv = hsm_key_info(sv->conn, oid, &owner, &shared, &n);
+
+        if (rv != CKR_OK) {
+            mgmt_fail(sv, "getKeyInfo", rv);
+            ret = CMD_FAIL;
+            continue;
+        }
+        printf("Key Info on server %d(%s):\n", sv->id, sv->name);
+        printf("\tToken key %" PRIu64 "\n", oid);
+        printf("\tOwned by user %u\n", owner);
+        if (n == 0) {
+            printf("\tNot shared\n");
+        } else {
+            printf("\tShared with %zu user(s):", n);
+            for (size_t i = 0; i < n; i++)
+                printf("%s %u", i > 0 ? "," : "", shared[i]);
+            putchar('\n');
+        }
+        free(shared);
+    }
+    return ret;
+}
+
+static int cmd_share_key(struct mgmt *m, int argc, char **argv)
+{
+    hsm_oid_t oid;
+    hsm_uid_t uid;
+    bool share;
+    int ret = CMD_OK;
+
+    (void)argc;
+    if (!parse_handle(argv[1], &oid) || !parse_uid(argv[2], &uid) ||
+        !parse_flag(argv[3], &share))
+        return usage_of("shareKey");
+    if (!confirmed(m, &ret))
+        return ret;
+    for (struct mgmt_server *sv = mgmt_server_first(m); sv != NULL;
+         sv = mgmt_server_next(m, sv)) {
+        CK_RV rv = hsm_object_share(sv->conn, oid, uid, share);
+
+        if (rv != CKR_OK) {
+            mgmt_fail(sv, "shareKey", rv);
+            ret = CMD_FAIL;
+            continue;
+        }
+        printf("shareKey success on server %d(%s)\n", sv->id, sv->name);
+    }
+    return ret;
+}
+
+static int cmd_get_attribute(struct mgmt *m, int argc, char **argv)
+{
+    CK_ATTRIBUTE_TYPE types[UTIL_ARRAY_SIZE(attr_rows)];
+    hsm_attr_t vals[UTIL_ARRAY_SIZE(attr_rows)];
+    unsigned long id;
+    hsm_oid_t oid;
+    size_t n = 0;
+    int ret = CMD_OK;
+
+    if (!parse_handle(argv[1], &oid) || !parse_number(argv[2], &id))
+        return usage_of("getAttribute");
+    if (id == ATTR_ALL) {
+        for (size_t i = 0; i < UTIL_ARRAY_SIZE(attr_rows); i++)
+            types[n++] = attr_rows[i].type;
+    } else {
+        types[n++] = id;
+    }
+    for (struct mgmt_server *sv = mgmt_server_first(m); sv != NULL;
+         sv = mgmt_server_next(m, sv)) {
+        FILE *fp = stdout;
+        CK_RV rv = hsm_object_get(sv->conn, sv->sid, oid, types, n, vals);
+
+        /* one attribute asked for: its absence is the answer */
+        if (rv == CKR_OK && n == 1 && vals[0].status == HSM_ATTR_INVALID)
+            rv = CKR_ATTRIBUTE_TYPE_INVALID;
+        if (rv == CKR_OK && n == 1 && vals[0].status == HSM_ATTR_SENSITIVE)
+            rv = CKR_ATTRIBUTE_SENSITIVE;
+        if (rv == CKR_OK && argc == 4 &&
+            (fp = mgmt_open_output(argv[3])) == NULL)
+            rv = CKR_FUNCTION_FAILED;
+        if (rv != CKR_OK) {
+            hsm_attrs_free(vals, n);
+            mgmt_fail(sv, "getAttribute", rv);
+            ret = CMD_FAIL;
+            continue;
+        }
+        if (fp == stdout)
+            printf("Attribute Value on server %d(%s):\n", sv->id, sv->name);
+        for (size_t i = 0; i < n; i++) {
+            if (vals[i].status != HSM_ATTR_INVALID)
+                print_attr(fp, &vals[i]);
+        }
+        hsm_attrs_free(vals, n);
+        if (fp != stdout) {
+            if (fclose(fp) != 0) {
+                fprintf(stderr, "%s: write error\n", argv[3]);
+                ret = CMD_FAIL;
+                continue;
+            }
+            printf("Attributes dumped into %s file on server %d(%s)\n", argv[3],
+                   sv->id, sv->name);
+        }
+    }
+    return ret;
+}
+
+static int cmd_set_attribute(struct mgmt *m, int argc, char **argv)
+{
+    uint8_t buf[MGMT_LINE_MAX];
+    const struct attr_row *r;
+    CK_ATTRIBUTE a;
+    unsigned long id;
+    hsm_oid_t oid;
+    size_t len = 0;
+    int ret = CMD_OK;
+
+    (void)argc;
+    if (!parse_handle(argv[1], &oid) || !parse_number(argv[2], &id) ||
+        (r = attr_row_of(id)) == NULL ||
+        !parse_attr_value(r->kind, argv[3], buf, sizeof(buf), &len))
+        return usage_of("setAttribute");
+    if (!confirmed(m, &ret))
+        return ret;
+    a.type = r->type;
+    a.pValue = buf;
+    a.ulValueLen = len;
+    for (struct mgmt_server *sv = mgmt_server_first(m); sv != NULL;
+         sv = mgmt_server_next(m, sv)) {
+        CK_RV rv = hsm_object_set(sv->conn, sv->sid, oid, &a, 1);
+
+        if (rv != CKR_OK) {
+            mgmt_fail(sv, "setAttribute", rv);
+            ret = CMD_FAIL;
+            continue;
+        }
+        printf("setAttribute success on server %d(%s)\n", sv->id, sv->name);
+    }
+    util_wipe(buf, sizeof(buf));
+    return ret;
+}
+
+static int cmd_list_attributes(struct mgmt *m, int argc, char **argv)
+{
+    (void)m;
+    (void)argc;
+    (void)argv;
+    printf("Attribute ids for getAttribute and setAttribute:\n\n");
+    for (size_t i = 0; i < UTIL_ARRAY_SIZE(attr_rows); i++)
+        printf("      %-32s = %lu\n", attr_rows[i].name,
+               (unsigned long)attr_rows[i].type);
+    printf("      %-32s = %d\n", "OBJ_ATTR_ALL", ATTR_ALL);
+    return CMD_OK;
+}
+
+static int cmd_get_hsm_info(struct mgmt *m, int argc, char **argv)
+{
+    int ret = CMD_OK;
+
+    (void)argc;
+    (void)argv;
+    printf("Getting HSM Info on %zu nodes\n", nselected(m));
+    for (struct mgmt_server *sv = mgmt_server_first(m); sv != NULL;
+         sv = mgmt_server_next(m, sv)) {
+        hsm_user_info_t *u = NULL;
+        hsm_token_info_t ti;
+        size_t n = 0;
+        CK_RV rv;
+
+        if ((rv = hsm_token_info(sv->hsm, sv->conn, &ti)) != CKR_OK ||
+            (rv = hsm_user_list(sv->conn, &u, &n)) != CKR_OK) {
+            mgmt_fail(sv, "getHSMInfo", rv);
+            ret = CMD_FAIL;
+            continue;
+        }
+        free(u);
+        printf("\t\t*** Server %d(%s) ***\n", sv->id, sv->name);
+        printf("\tLabel                :%s\n", ti.label);
+        printf("\tModel                :Nimbus software HSM\n");
+        printf("\tSerial Number        :%s\n", ti.serial);
+        printf("\tSoftware Version     :%s\n", PACKAGE_VERSION);
+        printf("\tState                :%s\n",
+               ti.activated ? "activated" : "not activated (PRECO)");
+        printf("\tNumber of Users      :%zu\n", n);
+        printf("\tCrypto User Exists   :%s\n", ti.cu_exists ? "YES" : "NO");
+        printf("\tLogin Failure Limit  :%lu\n", ti.failure_limit);
+    }
+    return ret;
+}
+
+static int cmd_info(struct mgmt *m, int argc, char **argv)
+{
+    unsigned long id;
+
+    (void)argc;
+    if (strcasecmp(argv[1], "server") != 0 || !util_parse_ulong(argv[2], &id))
+        return usage_of("info");
+    if (id >= m->nservers) {
+        fflush(stdout);
+        fprintf(stderr, "info: no server %lu\n", id);
+        return CMD_FAIL;
+    }
+    {
+        struct mgmt_server *sv = &m->servers[id];
+        hsm_token_info_t ti;
+        bool in = hsm_conn_user_type(sv->conn, NULL) != HSM_USER_NONE;
+
+        mgmt_server_refresh(sv);
+        if (hsm_token_info(sv->hsm, sv->conn, &ti) != CKR_OK)
+            ti.serial[0] = '\0';
+        printf("%-8s%-24s%-17s%-7s%-16s%-24s%s\n", "Id", "Name", "Hostname",
+               "Port", "State", "Partition", "LoginState");
+        printf("%-8d%-24s%-17s%-7s%-16s%-24s%s\n", sv->id, sv->name, "embedded",
+               "-", "Connected", ti.serial, in ? "Logged In" : "Logged Out");
+    }
+    return CMD_OK;
+}
+
+static int cmd_server(struct mgmt *m, int argc, char **argv)
+{
+    unsigned long id;
+
+    (void)argc;
+    if (!util_parse_ulong(argv[1], &id))
+        return usage_of("server");
+    if (id >= m->nservers) {
+        fflush(stdout);
+        fprintf(stderr, "server: no server %lu\n", id);
+        return CMD_FAIL;
+    }
+    m->current = (int)id;
+    printf("Commands now go to server %d(%s) only; exit leaves server "
+           "mode\n",
+           m->servers[id].id, m->servers[id].name);
+    return CMD_OK;
+}
+
+static int cmd_exit(struct mgmt *m, int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    if (m->current < 0) {
+        fflush(stdout);
+        fprintf(stderr, "exit: not in server mode (quit leaves the shell)\n");
+        return CMD_FAIL;
+    }
+    m->current = -1;
+    return CMD_OK;
+}
+
+static int cmd_enable_e2e(struct mgmt *m, int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    /* The embedded server is in this process: nothing crosses a wire. */
+    for (struct mgmt_server *sv = mgmt_server_first(m); sv != NULL;
+         sv = mgmt_server_next(m, sv))
+        printf("E2E enabled on server %d(%s)\n", sv->id, sv->name);
+    return CMD_OK;
+}
+
+/* Every record, ascending; *recs malloc'd. */
+static CK_RV read_audit(struct mgmt_server *sv, hsm_audit_record_t **recs,
+                        size_t *n)
+{
+    hsm_audit_record_t *all = NULL, *part = NULL;
+    size_t count = 0, np = 0;
+    uint64_t after = 0;
+    CK_RV rv;
+
+    *recs = NULL;
+    *n = 0;
+    for (;;) {
+        hsm_audit_record_t *grown;
+
+        rv = hsm_audit_read(sv->conn, after, HSM_AUDIT_READ_MAX, &part, &np);
+        if (rv != CKR_OK || np == 0)
+            break;
+        grown = realloc(all, (count + np) * sizeof(*all));
+        if (grown == NULL) {
+            rv = CKR_HOST_MEMORY;
+            break;
+        }
+        all = grown;
+        memcpy(all + count, part, np * sizeof(*part));
+        count += np;
+        after = part[np - 1].seq;
+        free(part);
+        part = NULL;
+        if (np < HSM_AUDIT_READ_MAX)
+            break;
+    }
+    free(part);
+    if (rv != CKR_OK) {
+        free(all);
+        return rv;
+    }
+    *recs = all;
+    *n = count;
+    return CKR_OK;
+}
+
+static void print_audit(FILE *fp, const hsm_audit_record_t *r)
+{
+    char when[32], buf[16];
+    time_t t = (time_t)r->time;
+    struct tm tm;
+
+    if (gmtime_r(&t, &tm) == NULL ||
+        strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        snprintf(when, sizeof(when), "%" PRIu64, r->time);
+    fprintf(fp, "%9" PRIu64 "  %-20s  %-16s  %6u  %-16s  %8" PRIu64 "  %-34s  ",
+            r->seq, when, r->hsm_id, r->user, r->op, r->oid,
+            mgmt_rv_name(r->result, buf, sizeof(buf)));
+    print_hex(fp, r->hash, 8);
+    fputc('\n', fp);
+}
+
+static int cmd_get_audit_log(struct mgmt *m, int argc, char **argv)
+{
+    int ret = CMD_OK;
+
+    for (struct mgmt_server *sv = mgmt_server_first(m); sv != NULL;
+         sv = mgmt_server_next(m, sv)) {
+        hsm_audit_record_t *recs = NULL;
+        size_t n = 0;
+        FILE *fp = stdout;
+        CK_RV rv = read_audit(sv, &recs, &n);
+
+        if (rv == CKR_OK && argc == 2 &&
+            (fp = mgmt_open_output(argv[1])) == NULL)
+            rv = CKR_FUNCTION_FAILED;
+        if (rv != CKR_OK) {
+            free(recs);
+            mgmt_fail(sv, "getAuditLog", rv);
+            ret = CMD_FAIL;
+            continue;
+        }
+        fprintf(fp, "Audit log on server %d(%s):\n", sv->id, sv->name);
+        fprintf(fp, "Number of records:%zu\n\n", n);
+        fprintf(fp, "%9s  %-20s  %-16s  %6s  %-16s  %8s  %-34s  %s\n", "Seq",
+                "Time (UTC)", "HSM Id", "User", "Operation", "Object", "Result",
+                "Hash");
+        for (size_t i = 0; i < n; i++)
+            print_audit(fp, &recs[i]);
+        free(recs);
+        if (fp != stdout) {
+            if (fclose(fp) != 0) {
+                fprintf(stderr, "%s: write error\n", argv[1]);
+                ret = CMD_FAIL;
+                continue;
+            }
+            printf("Audit log of server %d(%s) written to %s (%zu "
+                   "records)\n",
+                   sv->id, sv->name, argv[1], n);
+        }
+    }
+    return ret;
+}
+
+static const char *audit_verdict(hsm_audit_status_t s)
+{
+    switch (s) {
+    case HSM_AUDIT_INTACT:
+        return "is intact";
+    case HSM_AUDIT_HASH_MISMATCH:
+        return "does not match its hash (edited, reordered or replaced)";
+    case HSM_AUDIT_MISSING:
+        return "is missing (deleted)";
+    case HSM_AUDIT_MALFORMED:
+        return "is malformed (edited)";
+    case HSM_AUDIT_TRUNCATED:
+        return "is missing: the log was cut short (deleted)";
+    case HSM_AUDIT_UNEXPECTED:
+        return "was not written by the HSM (inserted)";
+    }
+    return "is broken";
+}
+
+static int cmd_verify_audit_log(struct mgmt *m, int argc, char **argv)
+{
+    int ret = CMD_OK;
+
+    (void)argc;
+    (void)argv;
+    for (struct mgmt_server *sv = mgmt_server_first(m); sv != NULL;
+         sv = mgmt_server_next(m, sv)) {
+        hsm_audit_check_t c;
+        CK_RV rv = hsm_audit_verify(sv->conn, &c);
+
+        if (rv != CKR_OK) {
+            mgmt_fail(sv, "verifyAuditLog", rv);
+            ret = CMD_FAIL;
+        } else if (c.status != HSM_AUDIT_INTACT) {
+            printf("verifyAuditLog failed: audit record %" PRIu64
+                   " %s on server %d(%s)\n",
+                   c.first_bad, audit_verdict(c.status), sv->id, sv->name);
+            ret = CMD_FAIL;
+        } else {
+            printf("verifyAuditLog success on server %d(%s): %" PRIu64
+                   " records, hash chain intact\n",
+                   sv->id, sv->name, c.records);
+        }
+    }
+    return ret;
+}
+
+static int cmd_quit(struct mgmt *m, int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    m->quit = true; /* the servers are logged out as the shell closes */
+    return CMD_OK;
+}
+
+/* ------------------------------------------------------------ the table */
+
+const struct mgmt_cmd mgmt_commands[] = {
+    {"help", 0, 1, cmd_help, "help [command]",
+     "Lists the commands, or tells how to use one."},
+    {"listUsers", 0, 0, cmd_list_users, "listUsers",
+     "Lists the users of each server: id, type (PRECO, PCO for the primary\n"
+     "crypto officer, CO, CU, AU), name and failed logins. Anyone may run "
+     "it."},
+    {"loginHSM", 3, 3, cmd_login,
+     "loginHSM <PRECO|CO|CU|AU> <user name> <password|-hpswd>",
+     "Logs in to every server. Five wrong passwords in a row lock the user\n"
+     "out until a CO resets its password with changePswd."},
+    {"logoutHSM", 0, 0, cmd_logout, "logoutHSM", "Logs out of every server."},
+    {"changePswd", 3, 3, cmd_change_pswd,
+     "changePswd <PRECO|CO|CU|AU> <user name> <new password|-hpswd>",
+     "Sets a user's password. A CO may set anyone's (which also unlocks a\n"
+     "locked user); any other user only its own. The PRECO setting its own\n"
+     "activates the HSM and becomes the primary crypto officer (PCO)."},
+    {"createUser", 3, 3, cmd_create_user,
+     "createUser <CO|CU> <user name> <password|-hpswd>",
+     "Creates a crypto officer or a crypto user. CO only. A name has 1 to "
+     "31\n"
+     "characters of [A-Za-z0-9_], a password 7 to 32 characters."},
+    {"deleteUser", 2, 2, cmd_delete_user, "deleteUser <CO|CU> <user name>",
+     "Deletes a user. CO only; refused for a logged-in user, the last CO\n"
+     "and a crypto user that owns keys."},
+    {"findAllKeys", 2, 3, cmd_find_all_keys,
+     "findAllKeys <user id> <0|1> [file]",
+     "Lists the key handles (store object ids) a user owns (o) or that are\n"
+     "shared with it (s); with 1 also the SHA-256 hash of that key set, to\n"
+     "compare servers. CO, CU (its own keys) and AU; no attribute value is\n"
+     "shown. With a file, the handles are written there."},
+    {"getKeyInfo", 2, 2, cmd_get_key_info, "getKeyInfo -k <key handle>",
+     "Shows a key's owner and the users it is shared with. CO, CU, AU."},
+    {"shareKey", 3, 3, cmd_share_key, "shareKey <key handle> <user id> <1|0>",
+     "Shares a key with another crypto user (1) or stops sharing it (0).\n"
+     "Only the crypto user that owns the key; public keys are not shared."},
+    {"getAttribute", 2, 3, cmd_get_attribute,
+     "getAttribute <key handle> <attribute id|512> [file]",
+     "Shows one attribute of a key, or all of them (512), as the logged-in\n"
+     "crypto user sees them: sensitive values are never shown. listAttributes\n"
+     "gives the ids. With a file, the values are written there."},
+    {"setAttribute", 3, 3, cmd_set_attribute,
+     "setAttribute <key handle> <attribute id> <value>",
+     "Changes a modifiable attribute of a key the logged-in crypto user "
+     "owns.\n"
+     "Values: 0 or 1 for flags, a number (or 0x...) for numbers, text for "
+     "a\n"
+     "label, 0x<hex> or text for byte strings."},
+    {"listAttributes", 0, 0, cmd_list_attributes, "listAttributes",
+     "Lists the attribute ids getAttribute and setAttribute take."},
+    {"getHSMInfo", 0, 0, cmd_get_hsm_info, "getHSMInfo",
+     "Shows each server's label, serial number, state and user count."},
+    {"info", 2, 2, cmd_info, "info server <server id>",
+     "Shows a server's connection and login state."},
+    {"server", 1, 1, cmd_server, "server <server id>",
+     "Sends the following commands to that server only, until exit."},
+    {"exit", 0, 0, cmd_exit, "exit", "Leaves server mode."},
+    {"enable_e2e", 0, 0, cmd_enable_e2e, "enable_e2e",
+     "Enables end-to-end encryption to each server. The local store is in\n"
+     "this process, so nothing crosses a network."},
+    {"getAuditLog", 0, 1, cmd_get_audit_log, "getAuditLog [file]",
+     "Prints the audit log (sequence number, time, HSM id, user, "
+     "operation,\n"
+     "object or target user id, result, start of the chained hash). CO "
+     "only."},
+    {"verifyAuditLog", 0, 0, cmd_verify_audit_log, "verifyAuditLog",
+     "Recomputes the hash chain of the audit log and names the first "
+     "record\n"
+     "that was edited, deleted, inserted or reordered. CO only."},
+    {"quit", 0, 0, cmd_quit, "quit", "Logs out and leaves the shell."},
+};
+
+const size_t mgmt_ncommands = UTIL_ARRAY_SIZE(mgmt_commands);
