@@ -7,11 +7,13 @@
 # (autoreconf if there is no configure, configure if there is no Makefile,
 # make), makes a store in a temporary directory (removed at exit) and shows:
 #   - the fresh, uninitialized token;
-#   - activation (C_InitToken): the CO "admin" gets its password;
-#   - the CO creates the crypto user alice (C_InitPIN "alice:<pw>");
+#   - activation and the crypto user alice, in one scripted run of the
+#     management shell nimbus-mgmt (loginHSM PRECO, changePswd, createUser);
 #   - alice writes a private data object "hello" and lists it;
-#   - the CO sees no object and is refused when it tries to create one.
-# It fails if the CO can create an object or alice cannot see hers.
+#   - the CO sees no object and is refused when it tries to create one;
+#   - alice generates an EC P-256 key pair, signs a file on the token, and
+#     openssl verifies the signature with the exported public key.
+# It fails if any of that does not happen as described.
 #
 # Usage: scripts/quickstart.sh   (from anywhere; builds where it lives)
 set -euo pipefail
@@ -32,7 +34,7 @@ die() {
 step "Checking build dependencies"
 missing=()
 for cmd in cc make autoreconf automake libtoolize pkg-config pkcs11-tool \
-    sqlite3; do
+    sqlite3 openssl; do
     command -v "$cmd" >/dev/null 2>&1 || missing+=("$cmd")
 done
 if command -v pkg-config >/dev/null 2>&1; then
@@ -45,7 +47,7 @@ if [ "${#missing[@]}" -eq 0 ]; then
 else
     say "missing: ${missing[*]}"
     command -v apt-get >/dev/null 2>&1 ||
-        die "no apt-get here: install the equivalents of build-essential autoconf automake libtool pkg-config libssl-dev libsqlite3-dev libp11-kit-dev libcmocka-dev opensc sqlite3 yourself"
+        die "no apt-get here: install the equivalents of build-essential autoconf automake libtool pkg-config libssl-dev libsqlite3-dev libp11-kit-dev libcmocka-dev opensc sqlite3 openssl yourself"
     sudo=()
     if [ "$(id -u)" -ne 0 ]; then
         command -v sudo >/dev/null 2>&1 ||
@@ -56,7 +58,7 @@ else
     ${sudo[@]+"${sudo[@]}"} apt-get update
     ${sudo[@]+"${sudo[@]}"} env DEBIAN_FRONTEND=noninteractive apt-get install -y \
         build-essential autoconf automake libtool pkg-config libssl-dev \
-        libsqlite3-dev libp11-kit-dev libcmocka-dev opensc sqlite3
+        libsqlite3-dev libp11-kit-dev libcmocka-dev opensc sqlite3 openssl
 fi
 
 # --------------------------------------------------------------- build
@@ -100,31 +102,31 @@ step "1. The token before activation (pkcs11-tool -L)"
 out=$(p11 -L 2>&1) || die "pkcs11-tool -L failed: $out"
 indent <<<"$out"
 
-step "2. Activation: C_InitToken sets the crypto officer's password"
-out=$(p11 --init-token --label demo --so-pin "$SO_PIN" 2>&1) ||
-    die "--init-token failed: $out"
+step "2. Activation and crypto user alice, in one nimbus-mgmt run"
+mgmt=$srcdir/nimbus-mgmt
+[ -x "$mgmt" ] || die "the build did not produce $mgmt"
+say "\$ nimbus-mgmt -y -c 'loginHSM PRECO admin password; changePswd PRECO admin ...; createUser CU alice ...; listUsers; logoutHSM'"
+out=$("$mgmt" -y -c "loginHSM PRECO admin password; changePswd PRECO admin $SO_PIN; createUser CU alice $ALICE_PW; listUsers; logoutHSM" 2>&1) ||
+    die "nimbus-mgmt failed: $out"
 indent <<<"$out"
+grep -q "PCO *admin" <<<"$out" || die "admin did not become the primary CO"
+grep -q "CU *alice" <<<"$out" || die "alice was not created"
 
-step "3. The crypto officer (admin) creates crypto user alice"
-out=$(p11 --init-pin --login --login-type so --so-pin "$SO_PIN" \
-    --pin "alice:$ALICE_PW" 2>&1) || die "--init-pin failed: $out"
-indent <<<"$out"
-
-step "4. alice writes a private data object labelled 'hello'"
+step "3. alice writes a private data object labelled 'hello'"
 printf 'hello from alice\n' >"$tmp/hello.txt"
 out=$(p11 --login --pin "alice:$ALICE_PW" --write-object "$tmp/hello.txt" \
     --type data --label hello --private 2>&1) ||
     die "alice could not write her object: $out"
 indent <<<"$out"
 
-step "5. alice lists her objects"
+step "4. alice lists her objects"
 out=$(p11 --login --pin "alice:$ALICE_PW" -O 2>&1) ||
     die "alice could not list her objects: $out"
 indent <<<"$out"
 grep -q "label:.*hello" <<<"$out" || die "alice's listing does not show 'hello'"
 say "alice sees 'hello'"
 
-step "6. The crypto officer lists objects: it sees none"
+step "5. The crypto officer lists objects: it sees none"
 # An SO login needs a read-write session (C_Login(CKU_SO) refuses while a
 # read-only session is open), hence --session-rw.
 out=$(p11 --session-rw --login --login-type so --so-pin "$SO_PIN" -O 2>&1) ||
@@ -135,7 +137,7 @@ if grep -q "hello" <<<"$out"; then
 fi
 say "the CO sees no object"
 
-step "7. The crypto officer tries to create an object: refused"
+step "6. The crypto officer tries to create an object: refused"
 if out=$(p11 --login --login-type so --so-pin "$SO_PIN" \
     --write-object "$tmp/hello.txt" --type data --label co-object 2>&1); then
     indent <<<"$out"
@@ -147,5 +149,29 @@ grep -q "C_CreateObject" <<<"$out" ||
 ckr=$(grep -o 'CKR_[A-Z_]*' <<<"$out" | head -n 1 || true)
 [ -n "$ckr" ] || die "no CKR_ code in pkcs11-tool's error: $out"
 say "refused as expected: $ckr"
+
+step "7. alice generates an EC P-256 key pair on the token"
+out=$(p11 --login --pin "alice:$ALICE_PW" --keypairgen --key-type EC:prime256v1 \
+    --id 01 --label alice-ec 2>&1) || die "key generation failed: $out"
+indent <<<"$out"
+
+step "8. alice signs a file on the token (ECDSA with SHA-256)"
+printf 'a document alice signs\n' >"$tmp/doc.txt"
+out=$(p11 --login --pin "alice:$ALICE_PW" --sign --id 01 \
+    --mechanism ECDSA-SHA256 --signature-format openssl \
+    --input-file "$tmp/doc.txt" --output-file "$tmp/doc.sig" 2>&1) ||
+    die "signing failed: $out"
+indent <<<"$out"
+
+step "9. openssl verifies the signature with the exported public key"
+out=$(p11 --login --pin "alice:$ALICE_PW" --read-object --type pubkey --id 01 \
+    --output-file "$tmp/alice-ec.der" 2>&1) || die "export failed: $out"
+openssl pkey -pubin -inform DER -in "$tmp/alice-ec.der" -out "$tmp/alice-ec.pem" ||
+    die "openssl cannot read the exported public key"
+say "\$ openssl dgst -sha256 -verify alice-ec.pem -signature doc.sig doc.txt"
+out=$(openssl dgst -sha256 -verify "$tmp/alice-ec.pem" \
+    -signature "$tmp/doc.sig" "$tmp/doc.txt" 2>&1) ||
+    die "openssl does not verify the token's signature: $out"
+indent <<<"$out"
 
 printf '\nquickstart: OK\n'

@@ -27,7 +27,8 @@ if ! make -s -C "$top" install DESTDIR="$dest" >"$dir/install.log" 2>&1; then
     cat "$dir/install.log"
     exit 1
 fi
-moddir=$(pkg-config --variable=p11_module_configs p11-kit-1)
+# where this build installs it (configure asks p11-kit-1.pc by default)
+moddir=${NIMBUS_P11KIT_MODULE_DIR:-$(pkg-config --variable=p11_module_configs p11-kit-1)}
 conf=$dest$moddir/nimbus.module
 if [ ! -f "$conf" ]; then
     echo "FAIL: p11kit: nimbus.module is not in $moddir"
@@ -59,7 +60,8 @@ if [ "$(id -u)" -ne 0 ] || ! command -v unshare >/dev/null 2>&1 ||
     exit 77
 fi
 mkdir -p "$dir/modules"
-cp "$moddir"/*.module "$dir/modules/" 2>/dev/null
+sysdir=$(pkg-config --variable=p11_module_configs p11-kit-1)
+cp "$sysdir"/*.module "$dir/modules/" 2>/dev/null
 sed "s|^module: .*|module: $dest$so|" "$conf" >"$dir/modules/nimbus.module"
 printf 'store = %s/store\nkdf_iterations = 1000\nlabel = p11kit-test\n' \
     "$dir" >"$dir/nimbus.conf"
@@ -72,7 +74,7 @@ unshare -m /bin/sh -c '
     if [ -n "$4" ] && command -v pkcs11-tool >/dev/null 2>&1; then
         pkcs11-tool --module "$4" -L > "$3/proxy.out" 2>&1
     fi
-    exit 0' sh "$dir/modules" "$moddir" "$dir" "$proxy"
+    exit 0' sh "$dir/modules" "$sysdir" "$dir" "$proxy"
 fail=0
 if ! grep -q '^nimbus:' "$dir/list.out" || ! grep -q 'p11kit-test' "$dir/list.out"; then
     echo "FAIL: p11kit: list-modules does not show nimbus and its token"
