@@ -758,7 +758,8 @@ static CK_RV p_aes_cbc_data(const mech_row_t *row, const CK_MECHANISM *m,
     }
 #define AES_ROW(t, fl, mp, chk, im, wr, pad)                                   \
     SYM_ROW(t, CKK_AES, MECH_AES_MIN, MECH_AES_MAX, fl, mp, chk, im,           \
-            (wr) != NULL ? MECH_WRAP_CIPHER : MECH_WRAP_NONE, wr, pad, false)
+            ((fl)&CKF_WRAP) ? MECH_WRAP_CIPHER : MECH_WRAP_NONE, wr, pad,      \
+            false)
 #define DES3_ROW(t, chk, im, pad)                                              \
     SYM_ROW(t, CKK_DES3, MECH_DES3_LEN, MECH_DES3_LEN, ED | WU, true, chk,     \
             &(im), MECH_WRAP_CIPHER, &(im), pad, true)

@@ -609,7 +609,9 @@ static CK_RV aead_encrypt_finish(cops_op_t *op, const uint8_t *prefix,
     if (buf == NULL) {
         return CKR_HOST_MEMORY;
     }
-    memcpy(buf, prefix, plen);
+    if (plen > 0) {
+        memcpy(buf, prefix, plen);
+    }
     got = cap - plen;
     rv = cops_aead_update(st->aead, in, inlen, buf + plen, &got);
     if (rv == CKR_OK) {
