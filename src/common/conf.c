@@ -1,7 +1,9 @@
 /* config.c - nimbus.conf parsing and the default locations. */
 #include "config.h"
 
+#include <dlfcn.h>
 #include <errno.h>
+#include <libgen.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -205,6 +207,37 @@ out:
     return ok;
 }
 
+/*
+ * etc/nimbus/nimbus.conf of the prefix the module is installed in, found
+ * from the module's own path (<prefix>/lib/pkcs11/ or
+ * <prefix>/lib/<multiarch>/pkcs11/): an installed tree works where no
+ * environment reaches, such as nginx workers, even when it was moved.
+ */
+static bool config_beside_module(char *out, size_t outlen)
+{
+    static const char *const ups[] = {"/../..", "/../../.."};
+    char dir[PATH_MAX];
+    Dl_info info;
+    FILE *fp;
+
+    if (dladdr((void *)&config_defaults, &info) == 0 ||
+        info.dli_fname == NULL || info.dli_fname[0] != '/' ||
+        strlen(info.dli_fname) >= sizeof(dir))
+        return false;
+    memcpy(dir, info.dli_fname, strlen(info.dli_fname) + 1);
+    dirname(dir);
+    for (size_t i = 0; i < sizeof(ups) / sizeof(ups[0]); i++) {
+        if (snprintf(out, outlen, "%s%s/etc/nimbus/nimbus.conf", dir,
+                     ups[i]) >= (int)outlen)
+            continue;
+        if ((fp = fopen(out, "re")) != NULL) {
+            fclose(fp);
+            return true;
+        }
+    }
+    return false;
+}
+
 bool config_load(struct config *cfg, char *err, size_t errlen)
 {
     char path[PATH_MAX];
@@ -231,5 +264,7 @@ bool config_load(struct config *cfg, char *err, size_t errlen)
         fclose(fp);
         return config_load_file(cfg, path, err, errlen);
     }
+    if (config_beside_module(path, sizeof(path)))
+        return config_load_file(cfg, path, err, errlen);
     return true; /* no file: the embedded default */
 }

@@ -25,7 +25,8 @@ struct config {
 /*
  * Fill cfg: defaults, then the file named by $NIMBUS_CONF, else
  * $XDG_CONFIG_HOME/nimbus/nimbus.conf (or ~/.config/...), else
- * SYSCONFDIR/nimbus/nimbus.conf; a missing default file is not an error,
+ * SYSCONFDIR/nimbus/nimbus.conf, else etc/nimbus/nimbus.conf of the
+ * prefix the module lives in; a missing default file is not an error,
  * a missing $NIMBUS_CONF file is. On error, writes a one-line reason
  * into err and returns false.
  */
