@@ -1,0 +1,3 @@
+#!/bin/sh
+echo "SKIP: pykcs11: not yet"
+exit 77
