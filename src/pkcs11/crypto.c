@@ -1,6 +1,8 @@
 /*
  * crypto.c - the crypto calls: C_Encrypt*, C_Decrypt*, C_Digest*, C_Sign*,
- * C_Verify*, C_GenerateKey, C_GenerateKeyPair, C_DeriveKey.
+ * C_Verify*, C_GenerateKey, C_GenerateKeyPair, C_DeriveKey, C_WrapKey,
+ * C_UnwrapKey and the 3.0 message-based encryption calls
+ * (C_MessageEncryptInit ... C_MessageDecryptFinal).
  *
  * The front end keeps the per-session operation state machine (PKCS#11 3.0
  * sections 5.2 and 5.8-5.13), one state per kind of operation:
@@ -15,6 +17,15 @@
  *   operation stays.
  * - Any other error ends the operation, and so does the success of a
  *   one-shot or Final call.
+ *
+ * Message-based encryption (3.0 section 5.13/5.14) has its own state per
+ * direction: none; initialized (between messages); a message begun with
+ * C_EncryptMessageBegin and not yet ended by C_EncryptMessageNext with
+ * CKF_END_OF_MESSAGE. C_EncryptMessage and ..Begin while a message is
+ * under way are CKR_OPERATION_ACTIVE, ..Next without one is
+ * CKR_OPERATION_NOT_INITIALIZED. An error in a message ends that message
+ * (the core drops it), never the operation: only C_MessageEncryptFinal,
+ * C_SessionCancel, logout and closing the session do.
  *
  * Locking (mod.h): the session and the handles are looked up under the
  * library lock; the core runs under the session's own mutex only.
@@ -44,16 +55,17 @@ static const uint8_t empty_input[1];
 /* ------------------------------------------------------------ entry */
 
 /*
- * A crypto call's entry: the session (CKR_SESSION_HANDLE_INVALID) and,
- * when key is given, the object id behind it (*key_ok false when the
- * handle names nothing: the caller decides when to say so). On CKR_OK the
- * session is referenced and locked; call_leave undoes both.
+ * A crypto call's entry: the session (CKR_SESSION_HANDLE_INVALID) and the
+ * object ids behind the n handles of keys (oks[i] false when handle i names
+ * nothing: the caller decides when to say so). On CKR_OK the session is
+ * referenced and locked; call_leave undoes both.
  */
-static CK_RV call_enter(CK_SESSION_HANDLE hSession, const CK_OBJECT_HANDLE *key,
-                        hsm_oid_t *oid, bool *key_ok, struct mod_session **sp)
+static CK_RV call_enter_n(CK_SESSION_HANDLE hSession,
+                          const CK_OBJECT_HANDLE *keys, size_t n,
+                          hsm_oid_t *oids, bool *oks, struct mod_session **sp)
 {
     struct mod_session *s;
-    uint64_t v = 0;
+    size_t i;
     CK_RV rv;
 
     rv = mod_enter();
@@ -65,9 +77,9 @@ static CK_RV call_enter(CK_SESSION_HANDLE hSession, const CK_OBJECT_HANDLE *key,
         mod_leave();
         return CKR_SESSION_HANDLE_INVALID;
     }
-    if (key != NULL) {
-        *key_ok = mod_hmap_get(&mod_state.h2o, (uint64_t)*key, &v);
-        *oid = (hsm_oid_t)v;
+    for (i = 0; i < n; i++) {
+        oids[i] = NO_OBJECT;
+        oks[i] = mod_oid_for_handle_locked(keys[i], &oids[i]);
     }
     mod_session_ref_locked(s);
     mod_leave();
@@ -78,6 +90,13 @@ static CK_RV call_enter(CK_SESSION_HANDLE hSession, const CK_OBJECT_HANDLE *key,
     }
     *sp = s;
     return CKR_OK;
+}
+
+/* The same for one key handle (key NULL: none). */
+static CK_RV call_enter(CK_SESSION_HANDLE hSession, const CK_OBJECT_HANDLE *key,
+                        hsm_oid_t *oid, bool *key_ok, struct mod_session **sp)
+{
+    return call_enter_n(hSession, key, key != NULL ? 1 : 0, oid, key_ok, sp);
 }
 
 static void call_leave(struct mod_session *s)
@@ -125,6 +144,50 @@ static CK_RV key_rv(CK_RV rv)
     return rv == CKR_OBJECT_HANDLE_INVALID ? CKR_KEY_HANDLE_INVALID : rv;
 }
 
+/*
+ * CK_GCM_PARAMS without ulIvBits (the layout of the 2.40 header, which
+ * Java's SunPKCS11 sends first): the core tells the two apart by
+ * ulParameterLen. pIv and ulIvLen come first in both.
+ */
+struct gcm_params_short {
+    CK_BYTE_PTR pIv;
+    CK_ULONG ulIvLen;
+    CK_BYTE_PTR pAAD;
+    CK_ULONG ulAADLen;
+    CK_ULONG ulTagBits;
+};
+
+/*
+ * CKM_AES_GCM encryption with a NULL or zero IV: the token made the IV
+ * (hsm_op_init_iv) and it goes back into the caller's CK_GCM_PARAMS.pIv,
+ * when there is one with room for it (else the caller cannot learn it:
+ * its choice).
+ */
+static void gcm_iv_write_back(const CK_MECHANISM *m, const uint8_t *iv,
+                              size_t ivlen)
+{
+    CK_BYTE_PTR dst = NULL;
+    CK_ULONG room = 0;
+
+    if (ivlen == 0 || m->mechanism != CKM_AES_GCM || m->pParameter == NULL) {
+        return;
+    }
+    if (m->ulParameterLen == sizeof(CK_GCM_PARAMS)) {
+        const CK_GCM_PARAMS *g = m->pParameter;
+
+        dst = g->pIv;
+        room = g->ulIvLen;
+    } else if (m->ulParameterLen == sizeof(struct gcm_params_short)) {
+        const struct gcm_params_short *g = m->pParameter;
+
+        dst = g->pIv;
+        room = g->ulIvLen;
+    }
+    if (dst != NULL && room >= ivlen) {
+        memcpy(dst, iv, ivlen);
+    }
+}
+
 /* ------------------------------------------------------------ generic */
 
 static CK_RV op_init(enum mod_fn fn, hsm_opkind_t kind,
@@ -132,6 +195,8 @@ static CK_RV op_init(enum mod_fn fn, hsm_opkind_t kind,
                      const CK_OBJECT_HANDLE *key)
 {
     struct mod_session *s;
+    uint8_t iv[HSM_MSG_IV_MAX];
+    size_t ivlen = 0;
     hsm_oid_t oid = 0;
     bool key_ok = true;
     CK_RV rv;
@@ -149,15 +214,18 @@ static CK_RV op_init(enum mod_fn fn, hsm_opkind_t kind,
         goto out;
     }
     /* An unknown handle goes in as oid 0 (no object): see NO_OBJECT. */
-    rv = key_rv(hsm_op_init(mod_state.conn, s->sid, kind, pMechanism,
-                            key_ok ? oid : NO_OBJECT));
+    rv = key_rv(hsm_op_init_iv(mod_state.conn, s->sid, kind, pMechanism,
+                               key_ok ? oid : NO_OBJECT, iv, sizeof(iv),
+                               &ivlen));
     if (rv == CKR_OK && !key_ok) {
         hsm_op_abort(mod_state.conn, s->sid, kind);
         rv = CKR_KEY_HANDLE_INVALID;
     }
     if (rv == CKR_OK) {
         s->ops[kind] = MOD_OPS_INIT;
+        gcm_iv_write_back(pMechanism, iv, ivlen);
     }
+    util_wipe(iv, sizeof(iv));
 out:
     call_leave(s);
     return mod_ret(fn, rv);
@@ -603,142 +671,6 @@ CK_RV mod_C_VerifyFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSignature,
 /* ------------------------------------------------------------ new keys */
 
 /*
- * Handles for new objects, as C_CreateObject gives them (object.c keeps
- * its helpers static; these do the same on the same maps).
- */
-static CK_RV new_handle_locked(hsm_oid_t oid, CK_OBJECT_HANDLE *h)
-{
-    CK_OBJECT_HANDLE nh = mod_state.next_object;
-    uint64_t v;
-    CK_RV rv;
-
-    if (mod_hmap_get(&mod_state.o2h, oid, &v)) {
-        *h = (CK_OBJECT_HANDLE)v;
-        return CKR_OK;
-    }
-    rv = mod_hmap_put(&mod_state.h2o, (uint64_t)nh, oid);
-    if (rv != CKR_OK) {
-        return rv;
-    }
-    rv = mod_hmap_put(&mod_state.o2h, oid, (uint64_t)nh);
-    if (rv != CKR_OK) {
-        mod_hmap_del(&mod_state.h2o, (uint64_t)nh);
-        return rv;
-    }
-    mod_state.next_object++;
-    *h = nh;
-    return CKR_OK;
-}
-
-static void handle_forget_locked(hsm_oid_t oid)
-{
-    uint64_t h;
-
-    if (mod_hmap_get(&mod_state.o2h, oid, &h)) {
-        mod_hmap_del(&mod_state.h2o, h);
-        mod_hmap_del(&mod_state.o2h, oid);
-    }
-}
-
-/* Session objects of s die with it: remember them. */
-static CK_RV note_session_object_locked(struct mod_session *s, hsm_oid_t oid)
-{
-    static const CK_ATTRIBUTE_TYPE type = CKA_TOKEN;
-    hsm_attr_t a;
-    bool token;
-    CK_RV rv;
-
-    memset(&a, 0, sizeof(a));
-    rv = hsm_object_get(mod_state.conn, s->sid, oid, &type, 1, &a);
-    if (rv != CKR_OK) {
-        return rv;
-    }
-    token = a.status == HSM_ATTR_OK && a.len == sizeof(CK_BBOOL) &&
-            *(const CK_BBOOL *)a.value == CK_TRUE;
-    hsm_attrs_free(&a, 1);
-    if (token) {
-        return CKR_OK;
-    }
-    if (s->sobj_n == s->sobj_cap) {
-        size_t cap = s->sobj_cap == 0 ? 8 : s->sobj_cap * 2;
-        hsm_oid_t *v;
-
-        if (cap > MOD_HMAP_MAX_ENTRIES) {
-            return CKR_HOST_MEMORY;
-        }
-        v = realloc(s->sobj, cap * sizeof(*v));
-        if (v == NULL) {
-            return CKR_HOST_MEMORY;
-        }
-        s->sobj = v;
-        s->sobj_cap = cap;
-    }
-    s->sobj[s->sobj_n++] = oid;
-    return CKR_OK;
-}
-
-/*
- * Gives handles to the n new objects of a generate or derive call; on
- * failure destroys them all (no handle to give: they must not stay).
- */
-static CK_RV register_new_locked(struct mod_session *s, const hsm_oid_t *oids,
-                                 CK_OBJECT_HANDLE *hs, size_t n)
-{
-    CK_RV rv = CKR_OK;
-    size_t i;
-
-    if (s->closed) {
-        /* Closed during the call: its session objects are gone. */
-        return CKR_SESSION_CLOSED;
-    }
-    for (i = 0; i < n && rv == CKR_OK; i++) {
-        rv = note_session_object_locked(s, oids[i]);
-        if (rv == CKR_OK) {
-            rv = new_handle_locked(oids[i], &hs[i]);
-        }
-    }
-    if (rv != CKR_OK) {
-        for (i = 0; i < n; i++) {
-            handle_forget_locked(oids[i]);
-            (void)hsm_object_destroy(mod_state.conn, s->sid, oids[i]);
-        }
-    }
-    return rv;
-}
-
-/*
- * A template handed in: NULL only when empty, bounded count and values, no
- * value pointer missing (as object.c checks C_CreateObject's).
- */
-static CK_RV template_check(const CK_ATTRIBUTE *t, CK_ULONG n)
-{
-    CK_ULONG i;
-
-    if (t == NULL && n > 0) {
-        return CKR_ARGUMENTS_BAD;
-    }
-    if (n > MOD_TEMPLATE_MAX) {
-        return CKR_ARGUMENTS_BAD;
-    }
-    for (i = 0; i < n; i++) {
-        if (t[i].pValue == NULL && t[i].ulValueLen != 0) {
-            return CKR_ATTRIBUTE_VALUE_INVALID;
-        }
-        if (t[i].ulValueLen > MOD_ATTR_VALUE_MAX) {
-            return CKR_ATTRIBUTE_VALUE_INVALID;
-        }
-    }
-    return CKR_OK;
-}
-
-static const CK_ATTRIBUTE *template_ptr(const CK_ATTRIBUTE *t)
-{
-    static const CK_ATTRIBUTE empty = {0, NULL, 0};
-
-    return t != NULL ? t : &empty;
-}
-
-/*
  * Ends a key-making call: the session lock is dropped first (order), then
  * the new objects get their handles under the library lock.
  */
@@ -754,7 +686,7 @@ static CK_RV keys_finish(struct mod_session *s, CK_RV rv, const hsm_oid_t *oids,
         return lrv;
     }
     if (rv == CKR_OK) {
-        rv = register_new_locked(s, oids, hs, n);
+        rv = mod_objects_register_locked(s, oids, hs, n);
     }
     mod_session_unref_locked(s);
     mod_leave();
@@ -778,14 +710,14 @@ CK_RV mod_C_GenerateKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
         rv = CKR_ARGUMENTS_BAD;
     }
     if (rv == CKR_OK) {
-        rv = template_check(pTemplate, ulCount);
+        rv = mod_template_check(pTemplate, ulCount);
     }
     if (rv == CKR_OK) {
         rv = mech_check(pMechanism);
     }
     if (rv == CKR_OK) {
         rv = hsm_generate_key(mod_state.conn, s->sid, pMechanism,
-                              template_ptr(pTemplate), ulCount, &oid);
+                              mod_template_ptr(pTemplate), ulCount, &oid);
     }
     rv = keys_finish(s, rv, &oid, &h, 1);
     if (rv == CKR_OK) {
@@ -813,10 +745,11 @@ CK_RV mod_C_GenerateKeyPair(
         rv = CKR_ARGUMENTS_BAD;
     }
     if (rv == CKR_OK) {
-        rv = template_check(pPublicKeyTemplate, ulPublicKeyAttributeCount);
+        rv = mod_template_check(pPublicKeyTemplate, ulPublicKeyAttributeCount);
     }
     if (rv == CKR_OK) {
-        rv = template_check(pPrivateKeyTemplate, ulPrivateKeyAttributeCount);
+        rv =
+            mod_template_check(pPrivateKeyTemplate, ulPrivateKeyAttributeCount);
     }
     if (rv == CKR_OK) {
         rv = mech_check(pMechanism);
@@ -824,8 +757,8 @@ CK_RV mod_C_GenerateKeyPair(
     if (rv == CKR_OK) {
         rv = hsm_generate_key_pair(
             mod_state.conn, s->sid, pMechanism,
-            template_ptr(pPublicKeyTemplate), ulPublicKeyAttributeCount,
-            template_ptr(pPrivateKeyTemplate), ulPrivateKeyAttributeCount,
+            mod_template_ptr(pPublicKeyTemplate), ulPublicKeyAttributeCount,
+            mod_template_ptr(pPrivateKeyTemplate), ulPrivateKeyAttributeCount,
             &oids[0], &oids[1]);
     }
     rv = keys_finish(s, rv, oids, hs, 2);
@@ -836,18 +769,83 @@ CK_RV mod_C_GenerateKeyPair(
     return mod_ret(MOD_FN_C_GenerateKeyPair, rv);
 }
 
+/*
+ * Derivation parameters that name a second key (hsm.h): the handle the
+ * parameter holds, when it holds one.
+ */
+static bool derive_param_handle(const CK_MECHANISM *m, CK_OBJECT_HANDLE *h)
+{
+    if (m == NULL || m->pParameter == NULL) {
+        return false;
+    }
+    switch (m->mechanism) {
+    case CKM_CONCATENATE_BASE_AND_KEY:
+        if (m->ulParameterLen != sizeof(CK_OBJECT_HANDLE)) {
+            return false;
+        }
+        memcpy(h, m->pParameter, sizeof(*h));
+        return true;
+    case CKM_HKDF_DERIVE:
+    case CKM_HKDF_DATA: {
+        const CK_HKDF_PARAMS *p = m->pParameter;
+
+        if (m->ulParameterLen != sizeof(*p) || !p->bExtract ||
+            p->ulSaltType != CKF_HKDF_SALT_KEY) {
+            return false;
+        }
+        *h = p->hSaltKey;
+        return true;
+    }
+    default:
+        return false;
+    }
+}
+
+union derive_param {
+    CK_OBJECT_HANDLE h;
+    CK_HKDF_PARAMS hkdf;
+};
+
+/*
+ * The copy of such a parameter the core wants: the object id in place of
+ * the handle. A handle this application does not have becomes oid 0 (no
+ * object), which the core answers with CKR_KEY_HANDLE_INVALID: the
+ * parameter names a key, and the spec has no closer code for a key handle
+ * given inside a mechanism parameter (CKR_MECHANISM_PARAM_INVALID would
+ * hide which argument is wrong).
+ */
+static void derive_param_translate(const CK_MECHANISM *m, hsm_oid_t oid,
+                                   union derive_param *copy, CK_MECHANISM *out)
+{
+    *out = *m;
+    if (m->mechanism == CKM_CONCATENATE_BASE_AND_KEY) {
+        copy->h = (CK_OBJECT_HANDLE)oid;
+        out->pParameter = &copy->h;
+    } else {
+        memcpy(&copy->hkdf, m->pParameter, sizeof(copy->hkdf));
+        copy->hkdf.hSaltKey = (CK_OBJECT_HANDLE)oid;
+        out->pParameter = &copy->hkdf;
+    }
+}
+
 CK_RV mod_C_DeriveKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
                       CK_OBJECT_HANDLE hBaseKey, CK_ATTRIBUTE_PTR pTemplate,
                       CK_ULONG ulAttributeCount, CK_OBJECT_HANDLE_PTR phKey)
 {
     struct mod_session *s;
+    CK_OBJECT_HANDLE keys[2] = {hBaseKey, CK_INVALID_HANDLE};
     CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
-    hsm_oid_t base = 0;
+    hsm_oid_t oids[2] = {0, 0};
+    bool oks[2] = {false, false};
+    union derive_param copy;
+    CK_MECHANISM mech;
+    bool other;
     hsm_oid_t oid = 0;
-    bool key_ok = false;
     CK_RV rv;
 
-    rv = call_enter(hSession, &hBaseKey, &base, &key_ok, &s);
+    /* The caller's parameter is read before the lock: it is its memory. */
+    other = derive_param_handle(pMechanism, &keys[1]);
+    rv = call_enter_n(hSession, keys, other ? 2 : 1, oids, oks, &s);
     if (rv != CKR_OK) {
         return mod_ret(MOD_FN_C_DeriveKey, rv);
     }
@@ -855,19 +853,27 @@ CK_RV mod_C_DeriveKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
         rv = CKR_ARGUMENTS_BAD;
     }
     if (rv == CKR_OK) {
-        rv = template_check(pTemplate, ulAttributeCount);
+        rv = mod_template_check(pTemplate, ulAttributeCount);
     }
     if (rv == CKR_OK) {
         rv = mech_check(pMechanism);
     }
     if (rv == CKR_OK) {
+        mech = *pMechanism;
+        if (other) {
+            derive_param_translate(pMechanism, oks[1] ? oids[1] : NO_OBJECT,
+                                   &copy, &mech);
+        }
         rv = key_rv(hsm_derive_key(
-            mod_state.conn, s->sid, pMechanism, key_ok ? base : NO_OBJECT,
-            template_ptr(pTemplate), ulAttributeCount, &oid));
-        if (rv == CKR_OK && !key_ok) {
+            mod_state.conn, s->sid, &mech, oks[0] ? oids[0] : NO_OBJECT,
+            mod_template_ptr(pTemplate), ulAttributeCount, &oid));
+        if (rv == CKR_OK && (!oks[0] || (other && !oks[1]))) {
             /* Cannot happen (no object has id 0); never keep it. */
             (void)hsm_object_destroy(mod_state.conn, s->sid, oid);
             rv = CKR_KEY_HANDLE_INVALID;
+        }
+        if (other) {
+            util_wipe(&copy, sizeof(copy));
         }
     }
     rv = keys_finish(s, rv, &oid, &h, 1);
@@ -875,4 +881,529 @@ CK_RV mod_C_DeriveKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
         *phKey = h;
     }
     return mod_ret(MOD_FN_C_DeriveKey, rv);
+}
+
+/* ------------------------------------------------------------ wrapping */
+
+/*
+ * C_WrapKey: the core wraps into a buffer of its own every time; the
+ * two-call convention is done on that (a NULL buffer gets the length, a
+ * short one the length and CKR_BUFFER_TOO_SMALL) and the blob is wiped.
+ */
+CK_RV mod_C_WrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
+                    CK_OBJECT_HANDLE hWrappingKey, CK_OBJECT_HANDLE hKey,
+                    CK_BYTE_PTR pWrappedKey, CK_ULONG_PTR pulWrappedKeyLen)
+{
+    struct mod_session *s;
+    const CK_OBJECT_HANDLE keys[2] = {hWrappingKey, hKey};
+    hsm_oid_t oids[2] = {0, 0};
+    bool oks[2] = {false, false};
+    uint8_t *blob = NULL;
+    size_t len = 0;
+    bool go;
+    CK_RV rv;
+
+    rv = call_enter_n(hSession, keys, 2, oids, oks, &s);
+    if (rv != CKR_OK) {
+        return mod_ret(MOD_FN_C_WrapKey, rv);
+    }
+    if (pMechanism == NULL || pulWrappedKeyLen == NULL) {
+        rv = CKR_ARGUMENTS_BAD;
+        goto out;
+    }
+    rv = mech_check(pMechanism);
+    if (rv != CKR_OK) {
+        goto out;
+    }
+    rv = hsm_wrap_key(mod_state.conn, s->sid, pMechanism,
+                      oks[0] ? oids[0] : NO_OBJECT,
+                      oks[1] ? oids[1] : NO_OBJECT, &blob, &len);
+    if (rv == CKR_OK && (!oks[0] || !oks[1])) {
+        /* Cannot happen (no object has id 0). */
+        rv = !oks[0] ? CKR_WRAPPING_KEY_HANDLE_INVALID : CKR_KEY_HANDLE_INVALID;
+    }
+    if (rv != CKR_OK) {
+        goto out;
+    }
+    if (len > (size_t)(CK_ULONG)-1) {
+        rv = CKR_GENERAL_ERROR;
+        goto out;
+    }
+    rv = length_check(pWrappedKey, pulWrappedKeyLen, len, &go);
+    if (go) {
+        memcpy(pWrappedKey, blob, len);
+        *pulWrappedKeyLen = (CK_ULONG)len;
+    }
+out:
+    if (blob != NULL) {
+        util_free_wipe(blob, len);
+    }
+    call_leave(s);
+    return mod_ret(MOD_FN_C_WrapKey, rv);
+}
+
+CK_RV mod_C_UnwrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
+                      CK_OBJECT_HANDLE hUnwrappingKey, CK_BYTE_PTR pWrappedKey,
+                      CK_ULONG ulWrappedKeyLen, CK_ATTRIBUTE_PTR pTemplate,
+                      CK_ULONG ulAttributeCount, CK_OBJECT_HANDLE_PTR phKey)
+{
+    struct mod_session *s;
+    CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
+    hsm_oid_t uoid = 0;
+    hsm_oid_t oid = 0;
+    bool key_ok = false;
+    CK_RV rv;
+
+    rv = call_enter(hSession, &hUnwrappingKey, &uoid, &key_ok, &s);
+    if (rv != CKR_OK) {
+        return mod_ret(MOD_FN_C_UnwrapKey, rv);
+    }
+    if (pMechanism == NULL || phKey == NULL ||
+        (pWrappedKey == NULL && ulWrappedKeyLen > 0)) {
+        rv = CKR_ARGUMENTS_BAD;
+    }
+    if (rv == CKR_OK && ulWrappedKeyLen > MOD_WRAPPED_KEY_MAX) {
+        rv = CKR_WRAPPED_KEY_LEN_RANGE;
+    }
+    if (rv == CKR_OK) {
+        rv = mod_template_check(pTemplate, ulAttributeCount);
+    }
+    if (rv == CKR_OK) {
+        rv = mech_check(pMechanism);
+    }
+    if (rv == CKR_OK) {
+        rv = hsm_unwrap_key(
+            mod_state.conn, s->sid, pMechanism, key_ok ? uoid : NO_OBJECT,
+            pWrappedKey != NULL ? pWrappedKey : empty_input,
+            (size_t)ulWrappedKeyLen, mod_template_ptr(pTemplate),
+            ulAttributeCount, &oid);
+        if (rv == CKR_OK && !key_ok) {
+            /* Cannot happen (no object has id 0); never keep it. */
+            (void)hsm_object_destroy(mod_state.conn, s->sid, oid);
+            rv = CKR_UNWRAPPING_KEY_HANDLE_INVALID;
+        }
+    }
+    rv = keys_finish(s, rv, &oid, &h, 1);
+    if (rv == CKR_OK) {
+        *phKey = h;
+    }
+    return mod_ret(MOD_FN_C_UnwrapKey, rv);
+}
+
+/* ------------------------------------------------------------ messages */
+
+/*
+ * Where a message parameter keeps the IV (nonce), its generator and the
+ * tag: CK_GCM_MESSAGE_PARAMS, CK_CCM_MESSAGE_PARAMS or
+ * CK_SALSA20_CHACHA20_POLY1305_MSG_PARAMS, by the operation's mechanism.
+ * false: not that layout (the core would refuse it too).
+ */
+struct msg_fields {
+    CK_BYTE_PTR iv;
+    CK_ULONG iv_room;
+    CK_GENERATOR_FUNCTION gen;
+    CK_BYTE_PTR tag;
+    CK_ULONG tag_room;
+};
+
+static bool msg_fields(CK_MECHANISM_TYPE mech, const void *param, CK_ULONG len,
+                       struct msg_fields *f)
+{
+    memset(f, 0, sizeof(*f));
+    if (param == NULL) {
+        return false;
+    }
+    switch (mech) {
+    case CKM_AES_GCM: {
+        const CK_GCM_MESSAGE_PARAMS *g = param;
+
+        if (len != sizeof(*g)) {
+            return false;
+        }
+        f->iv = g->pIv;
+        f->iv_room = g->ulIvLen;
+        f->gen = g->ivGenerator;
+        f->tag = g->pTag;
+        f->tag_room = g->ulTagBits / 8;
+        return true;
+    }
+    case CKM_AES_CCM: {
+        const CK_CCM_MESSAGE_PARAMS *c = param;
+
+        if (len != sizeof(*c)) {
+            return false;
+        }
+        f->iv = c->pNonce;
+        f->iv_room = c->ulNonceLen;
+        f->gen = c->nonceGenerator;
+        f->tag = c->pMAC;
+        f->tag_room = c->ulMACLen;
+        return true;
+    }
+    case CKM_CHACHA20_POLY1305: {
+        const CK_SALSA20_CHACHA20_POLY1305_MSG_PARAMS *c = param;
+
+        if (len != sizeof(*c)) {
+            return false;
+        }
+        f->iv = c->pNonce;
+        f->iv_room = c->ulNonceLen;
+        f->gen = CKG_NO_GENERATE;
+        f->tag = c->pTag;
+        f->tag_room = 16;
+        return true;
+    }
+    default:
+        return false;
+    }
+}
+
+/* What an encryption produced goes back into the caller's parameter: the
+ * IV the generator made, the tag of a finished message. */
+static void msg_write_back(const struct msg_fields *f,
+                           const hsm_msg_result_t *res)
+{
+    if (f->gen != CKG_NO_GENERATE && res->iv_len > 0 && f->iv != NULL &&
+        res->iv_len <= f->iv_room) {
+        memcpy(f->iv, res->iv, res->iv_len);
+    }
+    if (res->tag_len > 0 && f->tag != NULL && res->tag_len <= f->tag_room) {
+        memcpy(f->tag, res->tag, res->tag_len);
+    }
+}
+
+/*
+ * The message functions' lists (3.0 section 5.13/5.14) have no
+ * CKR_MECHANISM_PARAM_INVALID: a message parameter the core refuses is a
+ * bad argument of that call.
+ */
+static CK_RV msg_rv(CK_RV rv)
+{
+    return rv == CKR_MECHANISM_PARAM_INVALID ? CKR_ARGUMENTS_BAD : rv;
+}
+
+static CK_RV msg_init(enum mod_fn fn, hsm_msgkind_t kind,
+                      CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
+                      CK_OBJECT_HANDLE hKey)
+{
+    struct mod_session *s;
+    hsm_oid_t oid = 0;
+    bool key_ok = false;
+    CK_RV rv;
+
+    rv = call_enter(hSession, &hKey, &oid, &key_ok, &s);
+    if (rv != CKR_OK) {
+        return mod_ret(fn, rv);
+    }
+    if (s->msg[kind] != MOD_OPS_NONE) {
+        rv = CKR_OPERATION_ACTIVE;
+        goto out;
+    }
+    rv = mech_check(pMechanism);
+    if (rv != CKR_OK) {
+        goto out;
+    }
+    rv = key_rv(hsm_msg_init(mod_state.conn, s->sid, kind, pMechanism,
+                             key_ok ? oid : NO_OBJECT));
+    if (rv == CKR_OK && !key_ok) {
+        hsm_msg_abort(mod_state.conn, s->sid, kind);
+        rv = CKR_KEY_HANDLE_INVALID;
+    }
+    if (rv == CKR_OK) {
+        s->msg[kind] = MOD_OPS_INIT;
+        s->msg_mech[kind] = pMechanism->mechanism;
+    }
+out:
+    call_leave(s);
+    return mod_ret(fn, rv);
+}
+
+/* C_EncryptMessage, C_DecryptMessage. */
+static CK_RV msg_oneshot(enum mod_fn fn, hsm_msgkind_t kind,
+                         CK_SESSION_HANDLE hSession, CK_VOID_PTR param,
+                         CK_ULONG paramlen, CK_BYTE_PTR aad, CK_ULONG aadlen,
+                         CK_BYTE_PTR in, CK_ULONG inlen, CK_BYTE_PTR out,
+                         CK_ULONG_PTR outlen)
+{
+    struct mod_session *s;
+    struct msg_fields f;
+    hsm_msg_result_t res;
+    size_t need = 0;
+    size_t got;
+    bool go;
+    CK_RV rv;
+
+    memset(&res, 0, sizeof(res));
+    rv = call_enter(hSession, NULL, NULL, NULL, &s);
+    if (rv != CKR_OK) {
+        return mod_ret(fn, rv);
+    }
+    if (s->msg[kind] == MOD_OPS_NONE) {
+        rv = CKR_OPERATION_NOT_INITIALIZED;
+        goto out;
+    }
+    if (s->msg[kind] == MOD_OPS_MULTI) {
+        rv = CKR_OPERATION_ACTIVE;
+        goto out;
+    }
+    if (outlen == NULL || (aad == NULL && aadlen > 0) ||
+        (in == NULL && inlen > 0) ||
+        !msg_fields(s->msg_mech[kind], param, paramlen, &f)) {
+        rv = CKR_ARGUMENTS_BAD;
+        goto out;
+    }
+    rv = hsm_msg_output_len(mod_state.conn, s->sid, kind, false, inlen, &need);
+    if (rv != CKR_OK) {
+        goto out;
+    }
+    rv = length_check(out, outlen, need, &go);
+    if (!go) {
+        goto out;
+    }
+    got = (size_t)*outlen;
+    rv = hsm_msg_oneshot(mod_state.conn, s->sid, kind, param, paramlen,
+                         aad != NULL ? aad : empty_input, aadlen,
+                         in != NULL ? in : empty_input, inlen, out, &got, &res);
+    if (rv == CKR_BUFFER_TOO_SMALL) {
+        *outlen = (CK_ULONG)(got > need ? got : need);
+        goto out;
+    }
+    if (rv == CKR_OK) {
+        *outlen = (CK_ULONG)got;
+        if (kind == HSM_MSG_ENCRYPT) {
+            msg_write_back(&f, &res);
+        }
+    }
+out:
+    util_wipe(&res, sizeof(res));
+    call_leave(s);
+    return mod_ret(fn, msg_rv(rv));
+}
+
+/* C_EncryptMessageBegin, C_DecryptMessageBegin. */
+static CK_RV msg_begin(enum mod_fn fn, hsm_msgkind_t kind,
+                       CK_SESSION_HANDLE hSession, CK_VOID_PTR param,
+                       CK_ULONG paramlen, CK_BYTE_PTR aad, CK_ULONG aadlen)
+{
+    struct mod_session *s;
+    struct msg_fields f;
+    hsm_msg_result_t res;
+    CK_RV rv;
+
+    memset(&res, 0, sizeof(res));
+    rv = call_enter(hSession, NULL, NULL, NULL, &s);
+    if (rv != CKR_OK) {
+        return mod_ret(fn, rv);
+    }
+    if (s->msg[kind] == MOD_OPS_NONE) {
+        rv = CKR_OPERATION_NOT_INITIALIZED;
+        goto out;
+    }
+    if (s->msg[kind] == MOD_OPS_MULTI) {
+        rv = CKR_OPERATION_ACTIVE;
+        goto out;
+    }
+    if ((aad == NULL && aadlen > 0) ||
+        !msg_fields(s->msg_mech[kind], param, paramlen, &f)) {
+        rv = CKR_ARGUMENTS_BAD;
+        goto out;
+    }
+    rv = hsm_msg_begin(mod_state.conn, s->sid, kind, param, paramlen,
+                       aad != NULL ? aad : empty_input, aadlen, &res);
+    if (rv == CKR_OK) {
+        s->msg[kind] = MOD_OPS_MULTI;
+        if (kind == HSM_MSG_ENCRYPT) {
+            msg_write_back(&f, &res);
+        }
+    }
+out:
+    util_wipe(&res, sizeof(res));
+    call_leave(s);
+    return mod_ret(fn, msg_rv(rv));
+}
+
+/* C_EncryptMessageNext, C_DecryptMessageNext. */
+static CK_RV msg_next(enum mod_fn fn, hsm_msgkind_t kind,
+                      CK_SESSION_HANDLE hSession, CK_VOID_PTR param,
+                      CK_ULONG paramlen, CK_BYTE_PTR in, CK_ULONG inlen,
+                      CK_BYTE_PTR out, CK_ULONG_PTR outlen, CK_FLAGS flags)
+{
+    struct mod_session *s;
+    struct msg_fields f;
+    hsm_msg_result_t res;
+    bool last = (flags & CKF_END_OF_MESSAGE) != 0;
+    size_t need = 0;
+    size_t got;
+    bool go;
+    CK_RV rv;
+
+    memset(&res, 0, sizeof(res));
+    rv = call_enter(hSession, NULL, NULL, NULL, &s);
+    if (rv != CKR_OK) {
+        return mod_ret(fn, rv);
+    }
+    if (s->msg[kind] != MOD_OPS_MULTI) {
+        /* No operation, or no message begun. */
+        rv = CKR_OPERATION_NOT_INITIALIZED;
+        goto out;
+    }
+    if (outlen == NULL || (in == NULL && inlen > 0) ||
+        (flags & ~(CK_FLAGS)CKF_END_OF_MESSAGE) != 0 ||
+        !msg_fields(s->msg_mech[kind], param, paramlen, &f)) {
+        rv = CKR_ARGUMENTS_BAD;
+        goto out;
+    }
+    rv = hsm_msg_output_len(mod_state.conn, s->sid, kind, last, inlen, &need);
+    if (rv != CKR_OK) {
+        goto out;
+    }
+    rv = length_check(out, outlen, need, &go);
+    if (!go) {
+        goto out;
+    }
+    got = (size_t)*outlen;
+    rv = hsm_msg_next(mod_state.conn, s->sid, kind, param, paramlen,
+                      in != NULL ? in : empty_input, inlen, last, out, &got,
+                      &res);
+    if (rv == CKR_BUFFER_TOO_SMALL) {
+        *outlen = (CK_ULONG)(got > need ? got : need);
+        goto out;
+    }
+    if (rv == CKR_OK) {
+        *outlen = (CK_ULONG)got;
+        if (last && kind == HSM_MSG_ENCRYPT) {
+            msg_write_back(&f, &res);
+        }
+    }
+    if (rv != CKR_OK || last) {
+        /* The message ended: with its last part, or with the error. */
+        s->msg[kind] = MOD_OPS_INIT;
+    }
+out:
+    util_wipe(&res, sizeof(res));
+    call_leave(s);
+    return mod_ret(fn, msg_rv(rv));
+}
+
+/* C_MessageEncryptFinal, C_MessageDecryptFinal (a message under way is
+ * dropped with the operation). */
+static CK_RV msg_final(enum mod_fn fn, hsm_msgkind_t kind,
+                       CK_SESSION_HANDLE hSession)
+{
+    struct mod_session *s;
+    CK_RV rv;
+
+    rv = call_enter(hSession, NULL, NULL, NULL, &s);
+    if (rv != CKR_OK) {
+        return mod_ret(fn, rv);
+    }
+    if (s->msg[kind] == MOD_OPS_NONE) {
+        rv = CKR_OPERATION_NOT_INITIALIZED;
+        goto out;
+    }
+    rv = hsm_msg_final(mod_state.conn, s->sid, kind);
+    if (rv != CKR_OK) {
+        hsm_msg_abort(mod_state.conn, s->sid, kind);
+    }
+    s->msg[kind] = MOD_OPS_NONE;
+out:
+    call_leave(s);
+    return mod_ret(fn, rv);
+}
+
+CK_RV mod_C_MessageEncryptInit(CK_SESSION_HANDLE hSession,
+                               CK_MECHANISM_PTR pMechanism,
+                               CK_OBJECT_HANDLE hKey)
+{
+    return msg_init(MOD_FN_C_MessageEncryptInit, HSM_MSG_ENCRYPT, hSession,
+                    pMechanism, hKey);
+}
+
+CK_RV mod_C_EncryptMessage(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter,
+                           CK_ULONG ulParameterLen, CK_BYTE_PTR pAssociatedData,
+                           CK_ULONG ulAssociatedDataLen, CK_BYTE_PTR pPlaintext,
+                           CK_ULONG ulPlaintextLen, CK_BYTE_PTR pCiphertext,
+                           CK_ULONG_PTR pulCiphertextLen)
+{
+    return msg_oneshot(MOD_FN_C_EncryptMessage, HSM_MSG_ENCRYPT, hSession,
+                       pParameter, ulParameterLen, pAssociatedData,
+                       ulAssociatedDataLen, pPlaintext, ulPlaintextLen,
+                       pCiphertext, pulCiphertextLen);
+}
+
+CK_RV mod_C_EncryptMessageBegin(CK_SESSION_HANDLE hSession,
+                                CK_VOID_PTR pParameter, CK_ULONG ulParameterLen,
+                                CK_BYTE_PTR pAssociatedData,
+                                CK_ULONG ulAssociatedDataLen)
+{
+    return msg_begin(MOD_FN_C_EncryptMessageBegin, HSM_MSG_ENCRYPT, hSession,
+                     pParameter, ulParameterLen, pAssociatedData,
+                     ulAssociatedDataLen);
+}
+
+CK_RV mod_C_EncryptMessageNext(CK_SESSION_HANDLE hSession,
+                               CK_VOID_PTR pParameter, CK_ULONG ulParameterLen,
+                               CK_BYTE_PTR pPlaintextPart,
+                               CK_ULONG ulPlaintextPartLen,
+                               CK_BYTE_PTR pCiphertextPart,
+                               CK_ULONG_PTR pulCiphertextPartLen,
+                               CK_FLAGS flags)
+{
+    return msg_next(MOD_FN_C_EncryptMessageNext, HSM_MSG_ENCRYPT, hSession,
+                    pParameter, ulParameterLen, pPlaintextPart,
+                    ulPlaintextPartLen, pCiphertextPart, pulCiphertextPartLen,
+                    flags);
+}
+
+CK_RV mod_C_MessageEncryptFinal(CK_SESSION_HANDLE hSession)
+{
+    return msg_final(MOD_FN_C_MessageEncryptFinal, HSM_MSG_ENCRYPT, hSession);
+}
+
+CK_RV mod_C_MessageDecryptInit(CK_SESSION_HANDLE hSession,
+                               CK_MECHANISM_PTR pMechanism,
+                               CK_OBJECT_HANDLE hKey)
+{
+    return msg_init(MOD_FN_C_MessageDecryptInit, HSM_MSG_DECRYPT, hSession,
+                    pMechanism, hKey);
+}
+
+CK_RV mod_C_DecryptMessage(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter,
+                           CK_ULONG ulParameterLen, CK_BYTE_PTR pAssociatedData,
+                           CK_ULONG ulAssociatedDataLen,
+                           CK_BYTE_PTR pCiphertext, CK_ULONG ulCiphertextLen,
+                           CK_BYTE_PTR pPlaintext, CK_ULONG_PTR pulPlaintextLen)
+{
+    return msg_oneshot(MOD_FN_C_DecryptMessage, HSM_MSG_DECRYPT, hSession,
+                       pParameter, ulParameterLen, pAssociatedData,
+                       ulAssociatedDataLen, pCiphertext, ulCiphertextLen,
+                       pPlaintext, pulPlaintextLen);
+}
+
+CK_RV mod_C_DecryptMessageBegin(CK_SESSION_HANDLE hSession,
+                                CK_VOID_PTR pParameter, CK_ULONG ulParameterLen,
+                                CK_BYTE_PTR pAssociatedData,
+                                CK_ULONG ulAssociatedDataLen)
+{
+    return msg_begin(MOD_FN_C_DecryptMessageBegin, HSM_MSG_DECRYPT, hSession,
+                     pParameter, ulParameterLen, pAssociatedData,
+                     ulAssociatedDataLen);
+}
+
+CK_RV mod_C_DecryptMessageNext(CK_SESSION_HANDLE hSession,
+                               CK_VOID_PTR pParameter, CK_ULONG ulParameterLen,
+                               CK_BYTE_PTR pCiphertextPart,
+                               CK_ULONG ulCiphertextPartLen,
+                               CK_BYTE_PTR pPlaintextPart,
+                               CK_ULONG_PTR pulPlaintextPartLen, CK_FLAGS flags)
+{
+    return msg_next(MOD_FN_C_DecryptMessageNext, HSM_MSG_DECRYPT, hSession,
+                    pParameter, ulParameterLen, pCiphertextPart,
+                    ulCiphertextPartLen, pPlaintextPart, pulPlaintextPartLen,
+                    flags);
+}
+
+CK_RV mod_C_MessageDecryptFinal(CK_SESSION_HANDLE hSession)
+{
+    return msg_final(MOD_FN_C_MessageDecryptFinal, HSM_MSG_DECRYPT, hSession);
 }

@@ -61,6 +61,9 @@ enum mod_fn {
 
 /* Largest mechanism parameter accepted (CKR_MECHANISM_PARAM_INVALID). */
 #define MOD_MECH_PARAM_MAX 4096
+/* Longest wrapped key accepted by C_UnwrapKey (CKR_WRAPPED_KEY_LEN_RANGE):
+ * any attribute value wrapped, with room for padding, IV and tag. */
+#define MOD_WRAPPED_KEY_MAX (MOD_ATTR_VALUE_MAX + 1024)
 
 /*
  * The state of one kind of crypto operation in a session (PKCS#11 3.0
@@ -113,6 +116,13 @@ struct mod_session {
     bool closed;
     /* Crypto operation states (session mutex). */
     enum mod_opstate ops[HSM_OPK_COUNT];
+    /*
+     * Message-based operations (session mutex), by hsm_msgkind_t: NONE, INIT
+     * (between messages) or MULTI (a message begun and not ended); and the
+     * mechanism, which says how each message's parameter is laid out.
+     */
+    enum mod_opstate msg[2];
+    CK_MECHANISM_TYPE msg_mech[2];
 };
 
 struct mod_state {
@@ -189,7 +199,8 @@ void mod_session_unref(struct mod_session *s);
 CK_RV mod_session_lock(struct mod_session *s);
 void mod_session_unlock(struct mod_session *s);
 /* Ends the crypto operations of s named by CKF_ENCRYPT/DECRYPT/DIGEST/SIGN/
- * VERIFY bits in which (session mutex held). */
+ * VERIFY and CKF_MESSAGE_ENCRYPT/_DECRYPT bits in which (session mutex
+ * held). */
 void mod_session_ops_abort(struct mod_session *s, CK_FLAGS which);
 /* Ends every crypto operation of every session (C_Logout); waits for calls
  * under way. */
@@ -201,5 +212,30 @@ void mod_sessions_ops_abort_locked(void);
 void mod_handles_drop_locked(void);
 /* Invalidates the handles of the session objects made in session s. */
 void mod_handles_drop_session_locked(struct mod_session *s);
+/* The handle of oid, made on first sight. */
+CK_RV mod_handle_for_oid_locked(hsm_oid_t oid, CK_OBJECT_HANDLE *h);
+/* The object behind handle h; false when the handle names nothing. */
+bool mod_oid_for_handle_locked(CK_OBJECT_HANDLE h, hsm_oid_t *oid);
+/* Forgets the handle of oid (destroyed object), if it has one. */
+void mod_handle_forget_locked(hsm_oid_t oid);
+/* Remembers a new object made in session s if it is a session object (its
+ * handle dies with the session). */
+CK_RV mod_session_object_note_locked(struct mod_session *s, hsm_oid_t oid);
+/*
+ * Gives handles hs[0..n-1] to the n objects just made in session s (create,
+ * copy, generate, derive, unwrap); on failure destroys them all (no handle
+ * to give: they must not stay). CKR_SESSION_CLOSED when s was closed
+ * meanwhile.
+ */
+CK_RV mod_objects_register_locked(struct mod_session *s, const hsm_oid_t *oids,
+                                  CK_OBJECT_HANDLE *hs, size_t n);
+/*
+ * A template handed in: NULL only when empty, at most MOD_TEMPLATE_MAX
+ * attributes, no value pointer missing and no value longer than
+ * MOD_ATTR_VALUE_MAX (CKR_ATTRIBUTE_VALUE_INVALID).
+ */
+CK_RV mod_template_check(const CK_ATTRIBUTE *t, CK_ULONG n);
+/* The core gets a valid pointer even for an empty template. */
+const CK_ATTRIBUTE *mod_template_ptr(const CK_ATTRIBUTE *t);
 
 #endif

@@ -347,6 +347,26 @@ struct fn_rvs {
         CKR_TEMPLATE_INCONSISTENT, CKR_TOKEN_WRITE_PROTECTED,                  \
         CKR_USER_NOT_LOGGED_IN)
 
+/* C_EncryptMessage, C_EncryptMessageBegin, C_EncryptMessageNext. */
+#define MSG_ENC_RVS                                                            \
+    RVS(CAT_SESS, CKR_ARGUMENTS_BAD, CKR_BUFFER_TOO_SMALL, CKR_DATA_INVALID,   \
+        CKR_DATA_LEN_RANGE, CKR_FUNCTION_CANCELED, CKR_OPERATION_ACTIVE,       \
+        CKR_OPERATION_NOT_INITIALIZED, CKR_TOKEN_RESOURCE_EXCEEDED,            \
+        CKR_USER_NOT_LOGGED_IN)
+
+/* C_DecryptMessage, C_DecryptMessageBegin, C_DecryptMessageNext. */
+#define MSG_DEC_RVS                                                            \
+    RVS(CAT_SESS, CKR_AEAD_DECRYPT_FAILED, CKR_ARGUMENTS_BAD,                  \
+        CKR_BUFFER_TOO_SMALL, CKR_ENCRYPTED_DATA_INVALID,                      \
+        CKR_ENCRYPTED_DATA_LEN_RANGE, CKR_FUNCTION_CANCELED,                   \
+        CKR_OPERATION_ACTIVE, CKR_OPERATION_NOT_INITIALIZED,                   \
+        CKR_USER_NOT_LOGGED_IN)
+
+/* C_MessageEncryptFinal, C_MessageDecryptFinal. */
+#define MSG_FINAL_RVS                                                          \
+    RVS(CAT_SESS, CKR_ARGUMENTS_BAD, CKR_FUNCTION_CANCELED,                    \
+        CKR_OPERATION_NOT_INITIALIZED, CKR_USER_NOT_LOGGED_IN)
+
 static const struct fn_rvs fn_rvs[MOD_FN_COUNT] = {
     F(C_Initialize) =
         RVS(0, CKR_ARGUMENTS_BAD, CKR_CANT_LOCK,
@@ -530,12 +550,56 @@ static const struct fn_rvs fn_rvs[MOD_FN_COUNT] = {
         CKR_OPERATION_ACTIVE, CKR_PIN_EXPIRED, CKR_SESSION_READ_ONLY,
         CKR_TEMPLATE_INCOMPLETE, CKR_TEMPLATE_INCONSISTENT,
         CKR_TOKEN_WRITE_PROTECTED, CKR_USER_NOT_LOGGED_IN),
+    /*
+     * Beyond the spec's lists: CKR_KEY_FUNCTION_NOT_PERMITTED (no CKA_WRAP /
+     * CKA_UNWRAP, or a key the caller does not own), and for C_UnwrapKey
+     * CKR_KEY_SIZE_RANGE (a value the key type does not allow).
+     */
+    F(C_WrapKey) =
+        RVS(CAT_SESS, CKR_ARGUMENTS_BAD, CKR_BUFFER_TOO_SMALL,
+            CKR_FUNCTION_CANCELED, CKR_KEY_HANDLE_INVALID,
+            CKR_KEY_NOT_WRAPPABLE, CKR_KEY_SIZE_RANGE, CKR_KEY_UNEXTRACTABLE,
+            CKR_MECHANISM_INVALID, CKR_MECHANISM_PARAM_INVALID,
+            CKR_OPERATION_ACTIVE, CKR_PIN_EXPIRED, CKR_USER_NOT_LOGGED_IN,
+            CKR_WRAPPING_KEY_HANDLE_INVALID, CKR_WRAPPING_KEY_SIZE_RANGE,
+            CKR_WRAPPING_KEY_TYPE_INCONSISTENT, CKR_KEY_FUNCTION_NOT_PERMITTED),
+    F(C_UnwrapKey) = RVS(
+        CAT_SESS, CKR_ARGUMENTS_BAD, CKR_ATTRIBUTE_READ_ONLY,
+        CKR_ATTRIBUTE_TYPE_INVALID, CKR_ATTRIBUTE_VALUE_INVALID,
+        CKR_BUFFER_TOO_SMALL, CKR_CURVE_NOT_SUPPORTED,
+        CKR_DOMAIN_PARAMS_INVALID, CKR_FUNCTION_CANCELED, CKR_MECHANISM_INVALID,
+        CKR_MECHANISM_PARAM_INVALID, CKR_OPERATION_ACTIVE, CKR_PIN_EXPIRED,
+        CKR_SESSION_READ_ONLY, CKR_TEMPLATE_INCOMPLETE,
+        CKR_TEMPLATE_INCONSISTENT, CKR_TOKEN_WRITE_PROTECTED,
+        CKR_UNWRAPPING_KEY_HANDLE_INVALID, CKR_UNWRAPPING_KEY_SIZE_RANGE,
+        CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT, CKR_USER_NOT_LOGGED_IN,
+        CKR_WRAPPED_KEY_INVALID, CKR_WRAPPED_KEY_LEN_RANGE,
+        CKR_KEY_FUNCTION_NOT_PERMITTED, CKR_KEY_SIZE_RANGE),
+    /*
+     * Message-based encryption (3.0 sections 5.13, 5.14). A message
+     * parameter the core refuses is CKR_ARGUMENTS_BAD (crypto.c: the lists
+     * have no CKR_MECHANISM_PARAM_INVALID); CKR_OPERATION_ACTIVE for a
+     * message call while another message is under way.
+     */
+    F(C_MessageEncryptInit) = INIT_RVS,
+    F(C_EncryptMessage) = MSG_ENC_RVS,
+    F(C_EncryptMessageBegin) = MSG_ENC_RVS,
+    F(C_EncryptMessageNext) = MSG_ENC_RVS,
+    F(C_MessageEncryptFinal) = MSG_FINAL_RVS,
+    F(C_MessageDecryptInit) = INIT_RVS,
+    F(C_DecryptMessage) = MSG_DEC_RVS,
+    F(C_DecryptMessageBegin) = MSG_DEC_RVS,
+    F(C_DecryptMessageNext) = MSG_DEC_RVS,
+    F(C_MessageDecryptFinal) = MSG_FINAL_RVS,
 };
 
 #undef F
 #undef RVS
 #undef INIT_RVS
 #undef KEYGEN_RVS
+#undef MSG_ENC_RVS
+#undef MSG_DEC_RVS
+#undef MSG_FINAL_RVS
 
 static bool rv_allowed(enum mod_fn fn, CK_RV rv)
 {

@@ -27,8 +27,7 @@ void mod_handles_drop_locked(void)
     mod_hmap_clear(&mod_state.o2h);
 }
 
-/* The handle of oid, made on first sight. */
-static CK_RV handle_for_oid_locked(hsm_oid_t oid, CK_OBJECT_HANDLE *h)
+CK_RV mod_handle_for_oid_locked(hsm_oid_t oid, CK_OBJECT_HANDLE *h)
 {
     CK_OBJECT_HANDLE nh = mod_state.next_object;
     uint64_t v;
@@ -52,7 +51,7 @@ static CK_RV handle_for_oid_locked(hsm_oid_t oid, CK_OBJECT_HANDLE *h)
     return CKR_OK;
 }
 
-static bool oid_for_handle_locked(CK_OBJECT_HANDLE h, hsm_oid_t *oid)
+bool mod_oid_for_handle_locked(CK_OBJECT_HANDLE h, hsm_oid_t *oid)
 {
     uint64_t v;
 
@@ -63,14 +62,17 @@ static bool oid_for_handle_locked(CK_OBJECT_HANDLE h, hsm_oid_t *oid)
     return true;
 }
 
-static void handle_forget_locked(CK_OBJECT_HANDLE h, hsm_oid_t oid)
+void mod_handle_forget_locked(hsm_oid_t oid)
 {
-    mod_hmap_del(&mod_state.h2o, (uint64_t)h);
-    mod_hmap_del(&mod_state.o2h, oid);
+    uint64_t h;
+
+    if (mod_hmap_get(&mod_state.o2h, oid, &h)) {
+        mod_hmap_del(&mod_state.h2o, h);
+        mod_hmap_del(&mod_state.o2h, oid);
+    }
 }
 
-/* Remember a new object of session s if it is a session object. */
-static CK_RV note_session_object_locked(struct mod_session *s, hsm_oid_t oid)
+CK_RV mod_session_object_note_locked(struct mod_session *s, hsm_oid_t oid)
 {
     static const CK_ATTRIBUTE_TYPE type = CKA_TOKEN;
     hsm_attr_t a;
@@ -111,16 +113,38 @@ void mod_handles_drop_session_locked(struct mod_session *s)
     size_t i;
 
     for (i = 0; i < s->sobj_n; i++) {
-        uint64_t h;
-
-        if (mod_hmap_get(&mod_state.o2h, s->sobj[i], &h)) {
-            handle_forget_locked((CK_OBJECT_HANDLE)h, s->sobj[i]);
-        }
+        mod_handle_forget_locked(s->sobj[i]);
     }
     free(s->sobj);
     s->sobj = NULL;
     s->sobj_n = 0;
     s->sobj_cap = 0;
+}
+
+CK_RV mod_objects_register_locked(struct mod_session *s, const hsm_oid_t *oids,
+                                  CK_OBJECT_HANDLE *hs, size_t n)
+{
+    CK_RV rv = CKR_OK;
+    size_t i;
+
+    if (s->closed) {
+        /* Closed during the call: its session objects are gone. */
+        return CKR_SESSION_CLOSED;
+    }
+    for (i = 0; i < n && rv == CKR_OK; i++) {
+        rv = mod_session_object_note_locked(s, oids[i]);
+        if (rv == CKR_OK) {
+            rv = mod_handle_for_oid_locked(oids[i], &hs[i]);
+        }
+    }
+    if (rv != CKR_OK) {
+        /* No handle to give: the objects must not stay behind. */
+        for (i = 0; i < n; i++) {
+            mod_handle_forget_locked(oids[i]);
+            (void)hsm_object_destroy(mod_state.conn, s->sid, oids[i]);
+        }
+    }
+    return rv;
 }
 
 /* ------------------------------------------------------------ templates */
@@ -130,7 +154,7 @@ void mod_handles_drop_session_locked(struct mod_session *s)
  * value pointer but a length, or a value longer than we accept, is
  * CKR_ATTRIBUTE_VALUE_INVALID (as the behaviour contract says).
  */
-static CK_RV template_check(const CK_ATTRIBUTE *t, CK_ULONG n)
+CK_RV mod_template_check(const CK_ATTRIBUTE *t, CK_ULONG n)
 {
     CK_ULONG i;
 
@@ -151,8 +175,7 @@ static CK_RV template_check(const CK_ATTRIBUTE *t, CK_ULONG n)
     return CKR_OK;
 }
 
-/* The core gets a valid pointer even for an empty template. */
-static const CK_ATTRIBUTE *template_ptr(const CK_ATTRIBUTE *t)
+const CK_ATTRIBUTE *mod_template_ptr(const CK_ATTRIBUTE *t)
 {
     static const CK_ATTRIBUTE empty = {0, NULL, 0};
 
@@ -171,7 +194,7 @@ static CK_RV session_object_locked(CK_SESSION_HANDLE hSession,
     if (*s == NULL) {
         return CKR_SESSION_HANDLE_INVALID;
     }
-    if (!oid_for_handle_locked(hObject, oid)) {
+    if (!mod_oid_for_handle_locked(hObject, oid)) {
         return CKR_OBJECT_HANDLE_INVALID;
     }
     return CKR_OK;
@@ -200,22 +223,17 @@ CK_RV mod_C_CreateObject(CK_SESSION_HANDLE hSession, CK_ATTRIBUTE_PTR pTemplate,
         rv = CKR_ARGUMENTS_BAD;
         goto out;
     }
-    rv = template_check(pTemplate, ulCount);
+    rv = mod_template_check(pTemplate, ulCount);
     if (rv != CKR_OK) {
         goto out;
     }
-    rv = hsm_object_create(mod_state.conn, s->sid, template_ptr(pTemplate),
+    rv = hsm_object_create(mod_state.conn, s->sid, mod_template_ptr(pTemplate),
                            ulCount, &oid);
     if (rv != CKR_OK) {
         goto out;
     }
-    rv = note_session_object_locked(s, oid);
-    if (rv == CKR_OK) {
-        rv = handle_for_oid_locked(oid, &h);
-    }
+    rv = mod_objects_register_locked(s, &oid, &h, 1);
     if (rv != CKR_OK) {
-        /* No handle to give: the object must not stay behind. */
-        (void)hsm_object_destroy(mod_state.conn, s->sid, oid);
         goto out;
     }
     *phObject = h;
@@ -247,25 +265,21 @@ CK_RV mod_C_CopyObject(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject,
         rv = CKR_ARGUMENTS_BAD;
         goto out;
     }
-    rv = template_check(pTemplate, ulCount);
+    rv = mod_template_check(pTemplate, ulCount);
     if (rv != CKR_OK) {
         goto out;
     }
-    if (!oid_for_handle_locked(hObject, &oid)) {
+    if (!mod_oid_for_handle_locked(hObject, &oid)) {
         rv = CKR_OBJECT_HANDLE_INVALID;
         goto out;
     }
-    rv = hsm_object_copy(mod_state.conn, s->sid, oid, template_ptr(pTemplate),
-                         ulCount, &new_oid);
+    rv = hsm_object_copy(mod_state.conn, s->sid, oid,
+                         mod_template_ptr(pTemplate), ulCount, &new_oid);
     if (rv != CKR_OK) {
         goto out;
     }
-    rv = note_session_object_locked(s, new_oid);
-    if (rv == CKR_OK) {
-        rv = handle_for_oid_locked(new_oid, &h);
-    }
+    rv = mod_objects_register_locked(s, &new_oid, &h, 1);
     if (rv != CKR_OK) {
-        (void)hsm_object_destroy(mod_state.conn, s->sid, new_oid);
         goto out;
     }
     *phNewObject = h;
@@ -290,7 +304,7 @@ CK_RV mod_C_DestroyObject(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject)
     }
     rv = hsm_object_destroy(mod_state.conn, s->sid, oid);
     if (rv == CKR_OK) {
-        handle_forget_locked(hObject, oid);
+        mod_handle_forget_locked(oid);
     }
 out:
     mod_leave();
@@ -355,10 +369,73 @@ out:
  * CKR_ATTRIBUTE_TYPE_INVALID. If case 5 applies ... CKR_BUFFER_TOO_SMALL.
  * As usual, if more than one of these error codes is applicable, Cryptoki
  * may return any of them." We fix the precedence SENSITIVE > TYPE_INVALID >
- * BUFFER_TOO_SMALL and process every attribute. Array attributes
- * (CKF_ARRAY_ATTRIBUTE) are not supported yet: the core reports them
- * HSM_ATTR_INVALID (case 2).
+ * BUFFER_TOO_SMALL and process every attribute.
+ *
+ * The attributes whose value is an array of attributes (CKA_WRAP_TEMPLATE,
+ * CKA_UNWRAP_TEMPLATE, CKA_DERIVE_TEMPLATE) follow the same section: pValue
+ * NULL gives the length of the array (count * sizeof(CK_ATTRIBUTE)); else
+ * pValue points at the caller's array, whose ulValueLen must hold the
+ * whole array, and whose elements get the rules above one by one ("the
+ * type element of attributes within the array MUST be ignored on input and
+ * MUST be set on output"; an element too small is set to
+ * CK_UNAVAILABLE_INFORMATION and the call returns CKR_BUFFER_TOO_SMALL).
+ * The core gives such a value serialized; hsm_template_parse reads it.
  */
+static bool is_array_attr(CK_ATTRIBUTE_TYPE t)
+{
+    return t == CKA_WRAP_TEMPLATE || t == CKA_UNWRAP_TEMPLATE ||
+           t == CKA_DERIVE_TEMPLATE;
+}
+
+/* Fills one array attribute a from the serialized list g (status OK). */
+static CK_RV array_fill(CK_ATTRIBUTE *a, const hsm_attr_t *g, bool *too_small)
+{
+    CK_ATTRIBUTE *inner = a->pValue;
+    hsm_attr_t *list = NULL;
+    size_t n = 0;
+    size_t i;
+    CK_RV rv;
+
+    if (g->len == 0) {
+        n = 0; /* no attribute in the template */
+    } else {
+        rv = hsm_template_parse(g->value, g->len, &list, &n);
+        if (rv != CKR_OK) {
+            return rv;
+        }
+    }
+    if (a->pValue == NULL) {
+        a->ulValueLen = (CK_ULONG)(n * sizeof(CK_ATTRIBUTE)); /* case 3 */
+        goto out;
+    }
+    if (a->ulValueLen < n * sizeof(CK_ATTRIBUTE)) {
+        a->ulValueLen = CK_UNAVAILABLE_INFORMATION; /* case 5 */
+        *too_small = true;
+        goto out;
+    }
+    for (i = 0; i < n; i++) {
+        inner[i].type = list[i].type;
+        if (inner[i].pValue == NULL) {
+            inner[i].ulValueLen = (CK_ULONG)list[i].len;
+        } else if (inner[i].ulValueLen >= list[i].len) {
+            if (list[i].len > 0) {
+                memcpy(inner[i].pValue, list[i].value, list[i].len);
+            }
+            inner[i].ulValueLen = (CK_ULONG)list[i].len;
+        } else {
+            inner[i].ulValueLen = CK_UNAVAILABLE_INFORMATION;
+            *too_small = true;
+        }
+    }
+    a->ulValueLen = (CK_ULONG)(n * sizeof(CK_ATTRIBUTE));
+out:
+    if (list != NULL) {
+        hsm_attrs_free(list, n);
+        free(list);
+    }
+    return CKR_OK;
+}
+
 static CK_RV template_fill(CK_ATTRIBUTE *t, CK_ULONG n, const hsm_attr_t *got)
 {
     bool sensitive = false;
@@ -376,6 +453,12 @@ static CK_RV template_fill(CK_ATTRIBUTE *t, CK_ULONG n, const hsm_attr_t *got)
         } else if (g->status != HSM_ATTR_OK) {
             a->ulValueLen = CK_UNAVAILABLE_INFORMATION; /* case 2 */
             invalid = true;
+        } else if (is_array_attr(a->type)) {
+            CK_RV rv = array_fill(a, g, &too_small);
+
+            if (rv != CKR_OK) {
+                return rv;
+            }
         } else if (a->pValue == NULL) {
             a->ulValueLen = (CK_ULONG)g->len; /* case 3 */
         } else if (a->ulValueLen >= g->len) {
@@ -476,12 +559,12 @@ CK_RV mod_C_SetAttributeValue(CK_SESSION_HANDLE hSession,
     if (rv != CKR_OK) {
         goto out;
     }
-    rv = template_check(pTemplate, ulCount);
+    rv = mod_template_check(pTemplate, ulCount);
     if (rv != CKR_OK) {
         goto out;
     }
-    rv = hsm_object_set(mod_state.conn, s->sid, oid, template_ptr(pTemplate),
-                        ulCount);
+    rv = hsm_object_set(mod_state.conn, s->sid, oid,
+                        mod_template_ptr(pTemplate), ulCount);
 out:
     mod_leave();
     return mod_ret(MOD_FN_C_SetAttributeValue, rv);
@@ -506,7 +589,7 @@ CK_RV mod_C_FindObjectsInit(CK_SESSION_HANDLE hSession,
         rv = CKR_SESSION_HANDLE_INVALID;
         goto out;
     }
-    rv = template_check(pTemplate, ulCount);
+    rv = mod_template_check(pTemplate, ulCount);
     if (rv != CKR_OK) {
         goto out;
     }
@@ -514,7 +597,7 @@ CK_RV mod_C_FindObjectsInit(CK_SESSION_HANDLE hSession,
         rv = CKR_OPERATION_ACTIVE;
         goto out;
     }
-    rv = hsm_object_find(mod_state.conn, s->sid, template_ptr(pTemplate),
+    rv = hsm_object_find(mod_state.conn, s->sid, mod_template_ptr(pTemplate),
                          ulCount, &oids, &n);
     if (rv != CKR_OK) {
         goto out;
@@ -558,7 +641,7 @@ CK_RV mod_C_FindObjects(CK_SESSION_HANDLE hSession,
     }
     pos = s->find.pos;
     while (got < ulMaxObjectCount && pos < s->find.n) {
-        rv = handle_for_oid_locked(s->find.oids[pos], &phObject[got]);
+        rv = mod_handle_for_oid_locked(s->find.oids[pos], &phObject[got]);
         if (rv != CKR_OK) {
             goto out;
         }

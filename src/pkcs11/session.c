@@ -123,6 +123,14 @@ void mod_session_ops_abort(struct mod_session *s, CK_FLAGS which)
         {CKF_SIGN, HSM_OPK_SIGN},       {CKF_VERIFY, HSM_OPK_VERIFY},
         {CKF_DIGEST, HSM_OPK_DIGEST},
     };
+
+    static const struct {
+        CK_FLAGS flag;
+        hsm_msgkind_t kind;
+    } msgs[] = {
+        {CKF_MESSAGE_ENCRYPT, HSM_MSG_ENCRYPT},
+        {CKF_MESSAGE_DECRYPT, HSM_MSG_DECRYPT},
+    };
     size_t i;
 
     for (i = 0; i < UTIL_ARRAY_SIZE(kinds); i++) {
@@ -132,10 +140,19 @@ void mod_session_ops_abort(struct mod_session *s, CK_FLAGS which)
             s->ops[kinds[i].kind] = MOD_OPS_NONE;
         }
     }
+    for (i = 0; i < UTIL_ARRAY_SIZE(msgs); i++) {
+        if ((which & msgs[i].flag) != 0 &&
+            s->msg[msgs[i].kind] != MOD_OPS_NONE) {
+            hsm_msg_abort(mod_state.conn, s->sid, msgs[i].kind);
+            s->msg[msgs[i].kind] = MOD_OPS_NONE;
+        }
+    }
 }
 
+/* Every operation kind that runs under the session mutex. */
 #define MOD_OPS_ALL                                                            \
-    (CKF_ENCRYPT | CKF_DECRYPT | CKF_SIGN | CKF_VERIFY | CKF_DIGEST)
+    (CKF_ENCRYPT | CKF_DECRYPT | CKF_SIGN | CKF_VERIFY | CKF_DIGEST |          \
+     CKF_MESSAGE_ENCRYPT | CKF_MESSAGE_DECRYPT)
 
 void mod_sessions_ops_abort_locked(void)
 {
@@ -385,6 +402,15 @@ out:
     return mod_ret(MOD_FN_C_GetSessionInfo, rv);
 }
 
+/*
+ * C_SessionCancel (3.0 section 5.6): ends the operations named in flags.
+ * CKF_FIND_OBJECTS ends the search; CKF_ENCRYPT, CKF_DECRYPT, CKF_DIGEST,
+ * CKF_SIGN, CKF_VERIFY and CKF_MESSAGE_ENCRYPT / _DECRYPT end the crypto
+ * operation of that kind (one under way finishes first: the session
+ * mutex). The other flags name operations this module never leaves active
+ * (recover, message sign/verify, key management): nothing to do. An
+ * operation that is not active is no error.
+ */
 CK_RV mod_C_SessionCancel(CK_SESSION_HANDLE hSession, CK_FLAGS flags)
 {
     struct mod_session *s;

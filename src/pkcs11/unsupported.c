@@ -1,9 +1,9 @@
 /*
  * unsupported.c - every PKCS#11 2.40/3.0 function Nimbus does not implement
- * yet (sign/verify recover, the dual-function calls, wrap/unwrap, the
- * message API and operation state). Each returns CKR_FUNCTION_NOT_SUPPORTED,
- * and CKR_CRYPTOKI_NOT_INITIALIZED when the library is not initialized (or was
- * initialized by the parent of a forked process).
+ * (sign/verify recover, the dual-function calls, operation state and the
+ * message-based sign/verify calls of 3.0). Each returns
+ * CKR_FUNCTION_NOT_SUPPORTED, and CKR_CRYPTOKI_NOT_INITIALIZED when the library
+ * is not initialized (or was initialized by the parent of a forked process).
  */
 #include "config.h"
 
@@ -93,100 +93,6 @@ CK_RV mod_C_DecryptVerifyUpdate(CK_SESSION_HANDLE hSession,
                                 CK_ULONG_PTR pulPartLen)
 {
     return unsupported(MOD_FN_C_DecryptVerifyUpdate);
-}
-
-CK_RV mod_C_WrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
-                    CK_OBJECT_HANDLE hWrappingKey, CK_OBJECT_HANDLE hKey,
-                    CK_BYTE_PTR pWrappedKey, CK_ULONG_PTR pulWrappedKeyLen)
-{
-    return unsupported(MOD_FN_C_WrapKey);
-}
-
-CK_RV mod_C_UnwrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
-                      CK_OBJECT_HANDLE hUnwrappingKey, CK_BYTE_PTR pWrappedKey,
-                      CK_ULONG ulWrappedKeyLen, CK_ATTRIBUTE_PTR pTemplate,
-                      CK_ULONG ulAttributeCount, CK_OBJECT_HANDLE_PTR phKey)
-{
-    return unsupported(MOD_FN_C_UnwrapKey);
-}
-
-CK_RV mod_C_MessageEncryptInit(CK_SESSION_HANDLE hSession,
-                               CK_MECHANISM_PTR pMechanism,
-                               CK_OBJECT_HANDLE hKey)
-{
-    return unsupported(MOD_FN_C_MessageEncryptInit);
-}
-
-CK_RV mod_C_EncryptMessage(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter,
-                           CK_ULONG ulParameterLen, CK_BYTE_PTR pAssociatedData,
-                           CK_ULONG ulAssociatedDataLen, CK_BYTE_PTR pPlaintext,
-                           CK_ULONG ulPlaintextLen, CK_BYTE_PTR pCiphertext,
-                           CK_ULONG_PTR pulCiphertextLen)
-{
-    return unsupported(MOD_FN_C_EncryptMessage);
-}
-
-CK_RV mod_C_EncryptMessageBegin(CK_SESSION_HANDLE hSession,
-                                CK_VOID_PTR pParameter, CK_ULONG ulParameterLen,
-                                CK_BYTE_PTR pAssociatedData,
-                                CK_ULONG ulAssociatedDataLen)
-{
-    return unsupported(MOD_FN_C_EncryptMessageBegin);
-}
-
-CK_RV mod_C_EncryptMessageNext(CK_SESSION_HANDLE hSession,
-                               CK_VOID_PTR pParameter, CK_ULONG ulParameterLen,
-                               CK_BYTE_PTR pPlaintextPart,
-                               CK_ULONG ulPlaintextPartLen,
-                               CK_BYTE_PTR pCiphertextPart,
-                               CK_ULONG_PTR pulCiphertextPartLen,
-                               CK_FLAGS flags)
-{
-    return unsupported(MOD_FN_C_EncryptMessageNext);
-}
-
-CK_RV mod_C_MessageEncryptFinal(CK_SESSION_HANDLE hSession)
-{
-    return unsupported(MOD_FN_C_MessageEncryptFinal);
-}
-
-CK_RV mod_C_MessageDecryptInit(CK_SESSION_HANDLE hSession,
-                               CK_MECHANISM_PTR pMechanism,
-                               CK_OBJECT_HANDLE hKey)
-{
-    return unsupported(MOD_FN_C_MessageDecryptInit);
-}
-
-CK_RV mod_C_DecryptMessage(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter,
-                           CK_ULONG ulParameterLen, CK_BYTE_PTR pAssociatedData,
-                           CK_ULONG ulAssociatedDataLen,
-                           CK_BYTE_PTR pCiphertext, CK_ULONG ulCiphertextLen,
-                           CK_BYTE_PTR pPlaintext, CK_ULONG_PTR pulPlaintextLen)
-{
-    return unsupported(MOD_FN_C_DecryptMessage);
-}
-
-CK_RV mod_C_DecryptMessageBegin(CK_SESSION_HANDLE hSession,
-                                CK_VOID_PTR pParameter, CK_ULONG ulParameterLen,
-                                CK_BYTE_PTR pAssociatedData,
-                                CK_ULONG ulAssociatedDataLen)
-{
-    return unsupported(MOD_FN_C_DecryptMessageBegin);
-}
-
-CK_RV mod_C_DecryptMessageNext(CK_SESSION_HANDLE hSession,
-                               CK_VOID_PTR pParameter, CK_ULONG ulParameterLen,
-                               CK_BYTE_PTR pCiphertextPart,
-                               CK_ULONG ulCiphertextPartLen,
-                               CK_BYTE_PTR pPlaintextPart,
-                               CK_ULONG_PTR pulPlaintextPartLen, CK_FLAGS flags)
-{
-    return unsupported(MOD_FN_C_DecryptMessageNext);
-}
-
-CK_RV mod_C_MessageDecryptFinal(CK_SESSION_HANDLE hSession)
-{
-    return unsupported(MOD_FN_C_MessageDecryptFinal);
 }
 
 CK_RV mod_C_MessageSignInit(CK_SESSION_HANDLE hSession,

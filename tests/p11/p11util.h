@@ -143,5 +143,6 @@ int p11_group_login(void);
 int p11_group_objects(void);
 int p11_group_roles(void);
 int p11_group_crypto(void);
+int p11_group_sym(void);
 
 #endif

@@ -20,6 +20,7 @@ int main(void)
     failed += p11_group_objects();
     failed += p11_group_roles();
     failed += p11_group_crypto();
+    failed += p11_group_sym();
     p11_cleanup();
     unsetenv("NIMBUS_CONF");
     if (failed > 0) {

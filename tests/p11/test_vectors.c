@@ -2,10 +2,11 @@
  * test_vectors.c - the Wycheproof vectors through the module.
  *
  * Every file of $NIMBUS_TESTVECTORS/wycheproof (default: ../shared/
- * testvectors beside the source tree) that the issue-3 mechanisms cover is
+ * testvectors beside the source tree) that the module's mechanisms cover is
  * one cmocka test. Keys are imported with C_CreateObject as session objects
  * of a CU (one import per test group where the group shares a key), and the
- * operations go through C_Verify, C_Sign, C_Decrypt and C_DeriveKey. Valid
+ * operations go through C_Verify, C_Sign, C_Encrypt, C_Decrypt, C_WrapKey,
+ * C_UnwrapKey and C_DeriveKey. Valid
  * vectors must pass, invalid ones must be rejected (with a code that says
  * so, not CKR_GENERAL_ERROR), acceptable ones are counted either way. Each
  * file prints "file: N valid ok, M invalid rejected, K acceptable (a
@@ -15,6 +16,17 @@
  * signature itself; a signature that is not strict DER (or whose integers
  * do not fit the curve order's length) is rejected here and counted apart
  * ("D refused by the harness's DER parser").
+ *
+ * Symmetric files (issue 4): AES-GCM through C_Encrypt/C_Decrypt with
+ * CK_GCM_PARAMS (a 0-byte IV cannot be expressed: ulIvLen must be at least
+ * 1; a 12-byte all-zero IV asks the token to make the IV on encryption, so
+ * such vectors are checked by decryption only); AES-CBC-PKCS5 with
+ * CKM_AES_CBC_PAD; AES-KW and AES-KWP with C_WrapKey of the message
+ * imported as a generic secret and C_UnwrapKey of the ciphertext (a 0-byte
+ * message cannot be a key: skipped); AES-CMAC with C_Sign/C_Verify
+ * (CKM_AES_CMAC_GENERAL for short tags); HKDF with C_DeriveKey
+ * (CKM_HKDF_DERIVE, an empty salt as CKF_HKDF_SALT_NULL, which RFC 5869
+ * defines as the same; an empty IKM cannot be a key: skipped).
  */
 #include "config.h"
 
@@ -1040,17 +1052,447 @@ static void run_rsa(const json_t *doc, struct counts *c, enum rsa_kind kind)
     }
 }
 
+/* ------------------------------------------------------------ symmetric */
+
+/* An AES key that may do everything the files need. */
+static CK_RV import_aes(const struct bytes *k, CK_OBJECT_HANDLE *h)
+{
+    CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
+    CK_KEY_TYPE kt = CKK_AES;
+    CK_ATTRIBUTE t[] = {
+        {CKA_CLASS, &cls, sizeof(cls)},   {CKA_KEY_TYPE, &kt, sizeof(kt)},
+        {CKA_TOKEN, &no, sizeof(no)},     {CKA_ENCRYPT, &yes, sizeof(yes)},
+        {CKA_DECRYPT, &yes, sizeof(yes)}, {CKA_SIGN, &yes, sizeof(yes)},
+        {CKA_VERIFY, &yes, sizeof(yes)},  {CKA_WRAP, &yes, sizeof(yes)},
+        {CKA_UNWRAP, &yes, sizeof(yes)},  {CKA_VALUE, k->p, k->len},
+    };
+
+    *h = CK_INVALID_HANDLE;
+    return p11->C_CreateObject(S, t, N(t), h);
+}
+
+/* One-shot encryption or decryption; *out malloc'd. */
+static CK_RV crypt_once(bool enc, CK_MECHANISM *m, CK_OBJECT_HANDLE k,
+                        const struct bytes *in, CK_BYTE **out, CK_ULONG *outlen)
+{
+    CK_RV rv;
+
+    *out = NULL;
+    *outlen = 0;
+    rv = enc ? p11->C_EncryptInit(S, m, k) : p11->C_DecryptInit(S, m, k);
+    if (rv != CKR_OK) {
+        return rv;
+    }
+    rv = enc ? p11->C_Encrypt(S, in->p, in->len, NULL, outlen)
+             : p11->C_Decrypt(S, in->p, in->len, NULL, outlen);
+    if (rv != CKR_OK) {
+        return rv;
+    }
+    *out = malloc(*outlen + 1);
+    assert_non_null(*out);
+    rv = enc ? p11->C_Encrypt(S, in->p, in->len, *out, outlen)
+             : p11->C_Decrypt(S, in->p, in->len, *out, outlen);
+    return rv;
+}
+
+static struct bytes concat(const struct bytes *a, const struct bytes *b)
+{
+    struct bytes r;
+
+    r.len = a->len + b->len;
+    r.p = malloc(r.len + 1);
+    assert_non_null(r.p);
+    memcpy(r.p, a->p, a->len);
+    memcpy(r.p + a->len, b->p, b->len);
+    return r;
+}
+
+static bool all_zero(const struct bytes *b)
+{
+    for (size_t i = 0; i < b->len; i++) {
+        if (b->p[i] != 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/*
+ * A valid vector: encryption gives ct (when enc), decryption of ct gives
+ * msg. Invalid: decryption of ct is refused.
+ */
+static void crypt_vector(struct counts *c, const json_t *t, CK_MECHANISM *m,
+                         const struct bytes *key, const struct bytes *msg,
+                         const struct bytes *ct, bool enc)
+{
+    const char *result = json_get_str(t, "result");
+    bool valid = result != NULL && strcmp(result, "valid") == 0;
+    const char *what = "C_CreateObject (key)";
+    enum outcome o = OUT_REJECT;
+    CK_OBJECT_HANDLE k;
+    CK_BYTE *out = NULL;
+    CK_ULONG outlen = 0;
+    CK_RV rv;
+
+    rv = import_aes(key, &k);
+    if (rv != CKR_OK) {
+        record(c, t, OUT_REJECT, rv, what);
+        return;
+    }
+    if (valid && enc) {
+        what = "C_Encrypt";
+        rv = crypt_once(true, m, k, msg, &out, &outlen);
+        if (rv != CKR_OK || !bytes_eq(out, outlen, ct)) {
+            record(c, t, rv == CKR_OK ? OUT_WRONG : OUT_REJECT, rv, what);
+            free(out);
+            destroy(k);
+            return;
+        }
+        free(out);
+        out = NULL;
+    }
+    what = "C_Decrypt";
+    rv = crypt_once(false, m, k, ct, &out, &outlen);
+    if (rv == CKR_OK) {
+        o = bytes_eq(out, outlen, msg) ? OUT_ACCEPT : OUT_WRONG;
+    }
+    record(c, t, o, rv, what);
+    free(out);
+    destroy(k);
+}
+
+static void run_aes_gcm(const json_t *doc, struct counts *c)
+{
+    const json_t *groups = json_get(doc, "testGroups");
+
+    for (size_t gi = 0; gi < json_count(groups); gi++) {
+        const json_t *g = json_at(groups, gi);
+        const json_t *tests = json_get(g, "tests");
+        CK_ULONG tag_bits = (CK_ULONG)json_get_int(g, "tagSize", 0);
+
+        for (size_t ti = 0; ti < json_count(tests); ti++) {
+            const json_t *t = json_at(tests, ti);
+            struct bytes key = unhex(t, "key");
+            struct bytes iv = unhex(t, "iv");
+            struct bytes a = unhex(t, "aad");
+            struct bytes msg = unhex(t, "msg");
+            struct bytes ct = unhex(t, "ct");
+            struct bytes tag = unhex(t, "tag");
+            struct bytes full = concat(&ct, &tag);
+            CK_GCM_PARAMS p = {iv.p, iv.len, iv.len * 8, a.p, a.len, tag_bits};
+            CK_MECHANISM m = {CKM_AES_GCM, &p, sizeof(p)};
+
+            if (iv.len == 0) {
+                record(c, t, OUT_SKIP, CKR_OK,
+                       "0-byte IV: CK_GCM_PARAMS.ulIvLen must be >= 1");
+            } else if (iv.len > 128) {
+                record(c, t, OUT_SKIP, CKR_OK,
+                       "IV over 128 bytes: OpenSSL 3.0's GCM takes no more");
+            } else {
+                /* 12 zero bytes ask the token for an IV on encryption. */
+                bool enc = !(iv.len == 12 && all_zero(&iv));
+
+                crypt_vector(c, t, &m, &key, &msg, &full, enc);
+            }
+            bytes_free(&key);
+            bytes_free(&iv);
+            bytes_free(&a);
+            bytes_free(&msg);
+            bytes_free(&ct);
+            bytes_free(&tag);
+            bytes_free(&full);
+        }
+    }
+}
+
+static void run_aes_cbc_pad(const json_t *doc, struct counts *c)
+{
+    const json_t *groups = json_get(doc, "testGroups");
+
+    for (size_t gi = 0; gi < json_count(groups); gi++) {
+        const json_t *tests = json_get(json_at(groups, gi), "tests");
+
+        for (size_t ti = 0; ti < json_count(tests); ti++) {
+            const json_t *t = json_at(tests, ti);
+            struct bytes key = unhex(t, "key");
+            struct bytes iv = unhex(t, "iv");
+            struct bytes msg = unhex(t, "msg");
+            struct bytes ct = unhex(t, "ct");
+            CK_MECHANISM m = {CKM_AES_CBC_PAD, iv.p, iv.len};
+
+            crypt_vector(c, t, &m, &key, &msg, &ct, true);
+            bytes_free(&key);
+            bytes_free(&iv);
+            bytes_free(&msg);
+            bytes_free(&ct);
+        }
+    }
+}
+
+/* A secret to be wrapped: a generic secret with the message as value. */
+static CK_RV import_wrappable(const struct bytes *v, CK_OBJECT_HANDLE *h)
+{
+    CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
+    CK_KEY_TYPE kt = CKK_GENERIC_SECRET;
+    CK_ATTRIBUTE t[] = {
+        {CKA_CLASS, &cls, sizeof(cls)},   {CKA_KEY_TYPE, &kt, sizeof(kt)},
+        {CKA_TOKEN, &no, sizeof(no)},     {CKA_EXTRACTABLE, &yes, sizeof(yes)},
+        {CKA_SENSITIVE, &no, sizeof(no)}, {CKA_VALUE, v->p, v->len},
+    };
+
+    *h = CK_INVALID_HANDLE;
+    return p11->C_CreateObject(S, t, N(t), h);
+}
+
+/*
+ * AES-KW / AES-KWP: a valid vector wraps the message (imported as a
+ * generic secret) to ct and unwraps ct back to it; an invalid one must not
+ * unwrap.
+ */
+static void keywrap_vector(struct counts *c, const json_t *t, CK_MECHANISM *m,
+                           const struct bytes *key, const struct bytes *msg,
+                           const struct bytes *ct)
+{
+    const char *result = json_get_str(t, "result");
+    bool valid = result != NULL && strcmp(result, "valid") == 0;
+    CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
+    CK_KEY_TYPE kt = CKK_GENERIC_SECRET;
+    CK_ATTRIBUTE ut[] = {
+        {CKA_CLASS, &cls, sizeof(cls)},   {CKA_KEY_TYPE, &kt, sizeof(kt)},
+        {CKA_TOKEN, &no, sizeof(no)},     {CKA_EXTRACTABLE, &yes, sizeof(yes)},
+        {CKA_SENSITIVE, &no, sizeof(no)},
+    };
+    const char *what = "C_CreateObject (wrapping key)";
+    CK_OBJECT_HANDLE wk, k = CK_INVALID_HANDLE, u = CK_INVALID_HANDLE;
+    CK_BYTE out[OUT_MAX];
+    CK_ULONG outlen = sizeof(out);
+    enum outcome o = OUT_REJECT;
+    CK_RV rv;
+
+    rv = import_aes(key, &wk);
+    if (rv != CKR_OK) {
+        record(c, t, OUT_REJECT, rv, what);
+        return;
+    }
+    if (valid) {
+        what = "C_CreateObject (key to wrap)";
+        rv = import_wrappable(msg, &k);
+        if (rv == CKR_OK) {
+            what = "C_WrapKey";
+            rv = p11->C_WrapKey(S, m, wk, k, out, &outlen);
+        }
+        if (rv != CKR_OK || !bytes_eq(out, outlen, ct)) {
+            record(c, t, rv == CKR_OK ? OUT_WRONG : OUT_REJECT, rv, what);
+            destroy(k);
+            destroy(wk);
+            return;
+        }
+        destroy(k);
+    }
+    what = "C_UnwrapKey";
+    rv = p11->C_UnwrapKey(S, m, wk, ct->p, ct->len, ut, N(ut), &u);
+    if (rv == CKR_OK) {
+        CK_ATTRIBUTE a = {CKA_VALUE, out, sizeof(out)};
+
+        what = "C_GetAttributeValue (unwrapped)";
+        rv = p11->C_GetAttributeValue(S, u, &a, 1);
+        o = rv == CKR_OK && bytes_eq(out, a.ulValueLen, msg) ? OUT_ACCEPT
+                                                             : OUT_WRONG;
+        destroy(u);
+    }
+    record(c, t, o, rv, what);
+    destroy(wk);
+}
+
+static void run_keywrap(const json_t *doc, struct counts *c, bool kwp)
+{
+    const json_t *groups = json_get(doc, "testGroups");
+    CK_MECHANISM m = {kwp ? CKM_AES_KEY_WRAP_KWP : CKM_AES_KEY_WRAP, NULL, 0};
+
+    for (size_t gi = 0; gi < json_count(groups); gi++) {
+        const json_t *tests = json_get(json_at(groups, gi), "tests");
+
+        for (size_t ti = 0; ti < json_count(tests); ti++) {
+            const json_t *t = json_at(tests, ti);
+            struct bytes key = unhex(t, "key");
+            struct bytes msg = unhex(t, "msg");
+            struct bytes ct = unhex(t, "ct");
+            const char *result = json_get_str(t, "result");
+
+            if (msg.len == 0 && result != NULL &&
+                strcmp(result, "invalid") != 0) {
+                record(c, t, OUT_SKIP, CKR_OK,
+                       "a 0-byte message cannot be a key to wrap");
+            } else {
+                keywrap_vector(c, t, &m, &key, &msg, &ct);
+            }
+            bytes_free(&key);
+            bytes_free(&msg);
+            bytes_free(&ct);
+        }
+    }
+}
+
+static void run_cmac(const json_t *doc, struct counts *c)
+{
+    const json_t *groups = json_get(doc, "testGroups");
+
+    for (size_t gi = 0; gi < json_count(groups); gi++) {
+        const json_t *g = json_at(groups, gi);
+        const json_t *tests = json_get(g, "tests");
+        CK_ULONG tag_bytes = (CK_ULONG)json_get_int(g, "tagSize", 0) / 8;
+        CK_MAC_GENERAL_PARAMS gp = tag_bytes;
+        CK_MECHANISM m = {CKM_AES_CMAC, NULL, 0};
+
+        if (tag_bytes != 16) {
+            m.mechanism = CKM_AES_CMAC_GENERAL;
+            m.pParameter = &gp;
+            m.ulParameterLen = sizeof(gp);
+        }
+        for (size_t ti = 0; ti < json_count(tests); ti++) {
+            const json_t *t = json_at(tests, ti);
+            struct bytes k = unhex(t, "key");
+            struct bytes msg = unhex(t, "msg");
+            struct bytes tag = unhex(t, "tag");
+            CK_BYTE out[OUT_MAX];
+            CK_ULONG outlen = sizeof(out);
+            CK_OBJECT_HANDLE key;
+            const char *what = "C_CreateObject (key)";
+            enum outcome o = OUT_REJECT;
+            CK_RV rv;
+
+            rv = import_aes(&k, &key);
+            if (rv == CKR_OK) {
+                what = "C_SignInit";
+                rv = p11->C_SignInit(S, &m, key);
+                if (rv == CKR_OK) {
+                    what = "C_Sign";
+                    rv = p11->C_Sign(S, msg.p, msg.len, out, &outlen);
+                }
+                if (rv == CKR_OK) {
+                    bool same = bytes_eq(out, outlen, &tag);
+
+                    o = verify(&m, key, &msg, tag.p, tag.len, &rv, &what);
+                    if (o == OUT_ACCEPT && !same) {
+                        o = OUT_WRONG;
+                        what = "C_Sign and C_Verify disagree:";
+                    } else if (o == OUT_REJECT && same) {
+                        o = OUT_WRONG;
+                        what = "C_Verify refused C_Sign's own tag:";
+                    }
+                }
+                destroy(key);
+            }
+            record(c, t, o, rv, what);
+            bytes_free(&k);
+            bytes_free(&msg);
+            bytes_free(&tag);
+        }
+    }
+}
+
+static void run_hkdf(const json_t *doc, struct counts *c)
+{
+    const char *alg = json_get_str(doc, "algorithm");
+    const json_t *groups = json_get(doc, "testGroups");
+    CK_MECHANISM_TYPE hash = 0;
+
+    /* "HKDF-SHA-256" -> CKM_SHA256 */
+    if (alg != NULL && strncmp(alg, "HKDF-", 5) == 0) {
+        const struct hash *h = hash_find(alg + 5);
+
+        hash = h != NULL ? h->digest : 0;
+    }
+    for (size_t gi = 0; gi < json_count(groups); gi++) {
+        const json_t *g = json_at(groups, gi);
+        const json_t *tests = json_get(g, "tests");
+
+        if (hash == 0) {
+            skip_group(c, g, "hash not handled by the harness");
+            continue;
+        }
+        for (size_t ti = 0; ti < json_count(tests); ti++) {
+            const json_t *t = json_at(tests, ti);
+            struct bytes ikm = unhex(t, "ikm");
+            struct bytes salt = unhex(t, "salt");
+            struct bytes info = unhex(t, "info");
+            struct bytes okm = unhex(t, "okm");
+            CK_ULONG size = (CK_ULONG)json_get_int(t, "size", 0);
+            CK_HKDF_PARAMS p;
+            CK_MECHANISM m = {CKM_HKDF_DERIVE, &p, sizeof(p)};
+            CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
+            CK_KEY_TYPE kt = CKK_GENERIC_SECRET;
+            CK_ATTRIBUTE bt[] = {
+                {CKA_CLASS, &cls, sizeof(cls)}, {CKA_KEY_TYPE, &kt, sizeof(kt)},
+                {CKA_TOKEN, &no, sizeof(no)},   {CKA_DERIVE, &yes, sizeof(yes)},
+                {CKA_VALUE, ikm.p, ikm.len},
+            };
+            CK_ATTRIBUTE dt[] = {
+                {CKA_CLASS, &cls, sizeof(cls)},
+                {CKA_KEY_TYPE, &kt, sizeof(kt)},
+                {CKA_TOKEN, &no, sizeof(no)},
+                {CKA_EXTRACTABLE, &yes, sizeof(yes)},
+                {CKA_SENSITIVE, &no, sizeof(no)},
+                {CKA_VALUE_LEN, &size, sizeof(size)},
+            };
+            CK_OBJECT_HANDLE base, d;
+            const char *what = "C_CreateObject (IKM)";
+            enum outcome o = OUT_REJECT;
+            CK_RV rv;
+
+            memset(&p, 0, sizeof(p));
+            p.bExtract = CK_TRUE;
+            p.bExpand = CK_TRUE;
+            p.prfHashMechanism = hash;
+            /* RFC 5869 2.2: no salt is HashLen zeros, as is an empty one. */
+            p.ulSaltType =
+                salt.len > 0 ? CKF_HKDF_SALT_DATA : CKF_HKDF_SALT_NULL;
+            p.pSalt = salt.len > 0 ? salt.p : NULL;
+            p.ulSaltLen = salt.len;
+            p.pInfo = info.len > 0 ? info.p : NULL;
+            p.ulInfoLen = info.len;
+            if (ikm.len == 0) {
+                record(c, t, OUT_SKIP, CKR_OK,
+                       "an empty IKM cannot be a key to derive from");
+                goto next;
+            }
+            rv = p11->C_CreateObject(S, bt, N(bt), &base);
+            if (rv == CKR_OK) {
+                what = "C_DeriveKey";
+                rv = p11->C_DeriveKey(S, &m, base, dt, N(dt), &d);
+                if (rv == CKR_OK) {
+                    CK_ATTRIBUTE a = {CKA_VALUE, NULL, 0};
+
+                    what = "C_GetAttributeValue (derived)";
+                    a.pValue = malloc(size + 1);
+                    assert_non_null(a.pValue);
+                    a.ulValueLen = size;
+                    rv = p11->C_GetAttributeValue(S, d, &a, 1);
+                    o = rv == CKR_OK && bytes_eq(a.pValue, a.ulValueLen, &okm)
+                            ? OUT_ACCEPT
+                            : OUT_WRONG;
+                    free(a.pValue);
+                    destroy(d);
+                }
+                destroy(base);
+            }
+            record(c, t, o, rv, what);
+        next:
+            bytes_free(&ikm);
+            bytes_free(&salt);
+            bytes_free(&info);
+            bytes_free(&okm);
+        }
+    }
+}
+
 /* ------------------------------------------------------------ driver */
 
-/* Families not covered by the issue-3 mechanisms. */
+/* Families the module does not cover: none at the moment (kept for the
+ * next one). */
 static const char *not_covered(const char *file)
 {
-    if (strncmp(file, "aes_", 4) == 0) {
-        return "AES mechanisms are not part of issue 3";
-    }
-    if (strncmp(file, "hkdf_", 5) == 0) {
-        return "CKM_HKDF_DERIVE is not part of issue 3";
-    }
+    (void)file;
     return NULL;
 }
 
@@ -1103,6 +1545,19 @@ static void test_file(void **state)
         run_rsa(doc, &c, RSA_OAEP_DECRYPT);
     } else if (strcmp(schema, "rsaes_pkcs1_decrypt_schema_v1.json") == 0) {
         run_rsa(doc, &c, RSA_PKCS1_DECRYPT);
+    } else if (strcmp(schema, "aead_test_schema_v1.json") == 0 &&
+               strncmp(file, "aes_gcm", 7) == 0) {
+        run_aes_gcm(doc, &c);
+    } else if (strcmp(schema, "ind_cpa_test_schema_v1.json") == 0 &&
+               strncmp(file, "aes_cbc_pkcs5", 13) == 0) {
+        run_aes_cbc_pad(doc, &c);
+    } else if (strcmp(schema, "keywrap_test_schema_v1.json") == 0) {
+        run_keywrap(doc, &c, strncmp(file, "aes_kwp", 7) == 0);
+    } else if (strcmp(schema, "mac_test_schema_v1.json") == 0 &&
+               strncmp(file, "aes_cmac", 8) == 0) {
+        run_cmac(doc, &c);
+    } else if (strcmp(schema, "hkdf_test_schema_v1.json") == 0) {
+        run_hkdf(doc, &c);
     } else {
         json_free(doc);
         print_message("%s: skipped (schema %s is not handled)\n", file, schema);
