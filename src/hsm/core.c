@@ -10,6 +10,7 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "hsm/crypto/cops.h"
 #include "hsm/internal.h"
 
 #define HSM_DB_NAME "token0.db"
@@ -75,14 +76,22 @@ CK_RV hsm_open(const struct config *cfg, hsm_t **out)
     rv = crypto_init();
     if (rv != CKR_OK)
         return rv;
+    /* The algorithm cache lives as long as this token (cops.h). */
+    rv = cops_init();
+    if (rv != CKR_OK) {
+        crypto_fini();
+        return rv;
+    }
     hsm = calloc(1, sizeof(*hsm));
     if (hsm == NULL) {
+        cops_fini();
         crypto_fini();
         return CKR_HOST_MEMORY;
     }
     hsm->cfg = *cfg;
     if (pthread_mutex_init(&hsm->lock, NULL) != 0) {
         free(hsm);
+        cops_fini();
         crypto_fini();
         return CKR_GENERAL_ERROR;
     }
@@ -115,6 +124,7 @@ void hsm_close(hsm_t *hsm)
     crypto_wipe(hsm->mkey, sizeof(hsm->mkey));
     pthread_mutex_destroy(&hsm->lock);
     free(hsm);
+    cops_fini();
     crypto_fini();
 }
 

@@ -56,6 +56,13 @@ struct hsm_session {
     bool used;
     /* ops.c: the crypto context of each active operation (NULL: none). */
     struct cops_op *ops[HSM_OPK_COUNT];
+    hsm_oid_t op_oid[HSM_OPK_COUNT]; /* the object of its key (0: none) */
+    /* ops.c: the last finished operation of each kind, kept so that the
+     * next init with the same family and key resets it instead of building
+     * a new one (NULL: none), and the object of its key. Freed with the
+     * session's operations and when that object is destroyed. */
+    struct cops_op *spare[HSM_OPK_COUNT];
+    hsm_oid_t spare_oid[HSM_OPK_COUNT];
     /* msg.c: the active message-based encryption [0] and decryption [1]. */
     struct hsm_msgop *msg[2];
 };

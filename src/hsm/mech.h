@@ -44,7 +44,9 @@
 #define MECH_CHACHA_LEN 32
 /* Largest AAD, IV, and KDF input accepted in a mechanism parameter. */
 #define MECH_AAD_MAX (1024u * 1024)
-#define MECH_GCM_IV_MAX 256
+/* GCM IVs: the spec allows any length from 1 byte; OpenSSL 3.0's GCM takes
+ * at most 128 bytes (1024 bits), so that is ours too. */
+#define MECH_GCM_IV_MAX 128
 #define MECH_KDF_DATA_MAX HSM_ATTR_VALUE_MAX
 #define MECH_KDF_PARAMS_MAX 32 /* CK_PRF_DATA_PARAM entries */
 #define MECH_PBKDF2_ITER_MAX 10000000UL

@@ -73,7 +73,7 @@ static CK_RV msg_param(const struct hsm_msgop *m, const void *param, size_t len,
         const CK_GCM_MESSAGE_PARAMS *g = param;
 
         if (len != sizeof(*g) || g->pIv == NULL || g->ulIvLen == 0 ||
-            g->ulIvLen > MECH_GCM_IV_MAX || g->ulIvFixedBits % 8 != 0 ||
+            g->ulIvLen > HSM_MSG_IV_MAX || g->ulIvFixedBits % 8 != 0 ||
             g->ulIvFixedBits > g->ulIvLen * 8 || g->pTag == NULL ||
             g->ulTagBits < 32 || g->ulTagBits > 128 || g->ulTagBits % 8 != 0 ||
             g->ivGenerator > CKG_GENERATE_COUNTER_XOR) {

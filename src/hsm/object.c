@@ -662,6 +662,8 @@ struct find_plan {
     bool impossible;
     bool has_owner;
     CK_ULONG owner;
+    bool has_oid; /* CKA_NIMBUS_OBJECT_ID */
+    hsm_oid_t oid;
     bool needs_load; /* attributes beyond the indexed ones */
     CK_ATTRIBUTE *rest;
     CK_ULONG nrest;
@@ -735,6 +737,16 @@ static CK_RV plan_find(hsm_conn_t *conn, const CK_ATTRIBUTE *tmpl,
                 p->impossible = true;
             p->has_owner = true;
             break;
+        case CKA_NIMBUS_OBJECT_ID: /* 8 bytes, big-endian */
+            if (a->ulValueLen != 8 || a->pValue == NULL) {
+                p->impossible = true;
+                break;
+            }
+            p->has_oid = true;
+            p->oid = 0;
+            for (int k = 0; k < 8; k++)
+                p->oid = (p->oid << 8) | ((const uint8_t *)a->pValue)[k];
+            break;
         default:
             if (is_vendor_attr(a->type)) {
                 p->impossible = true;
@@ -760,6 +772,8 @@ static bool sobj_matches(const struct find_plan *p, struct hsm_sobj *s,
                          const CK_ATTRIBUTE *tmpl, CK_ULONG count)
 {
     if (p->has_owner && p->owner != s->owner)
+        return false;
+    if (p->has_oid && p->oid != s->id)
         return false;
     /* attrs_match sees the template less our vendor attributes */
     for (CK_ULONG i = 0; i < count; i++) {
@@ -822,6 +836,8 @@ CK_RV hsm_object_find(hsm_conn_t *conn, hsm_sid_t sid, const CK_ATTRIBUTE *tmpl,
             CKR_OK)
             continue;
         if (p.has_owner && p.owner != hits[i].owner)
+            continue;
+        if (p.has_oid && p.oid != hits[i].id)
             continue;
         if (p.needs_load) {
             struct hsm_obj o;

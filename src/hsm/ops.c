@@ -66,6 +66,46 @@ CK_RV hsm_keycache_get_locked(hsm_conn_t *conn, struct hsm_obj *o,
     return CKR_OK;
 }
 
+/* Frees the kept operations whose key is object oid (only: the
+ * connection of a session object; NULL: every connection), or every kept
+ * operation (all). */
+static void spares_drop_locked(hsm_t *hsm, hsm_conn_t *only, hsm_oid_t oid,
+                               bool all)
+{
+    for (hsm_conn_t *c = hsm->conns; c != NULL; c = c->next) {
+        if (only != NULL && c != only) {
+            continue;
+        }
+        for (size_t i = 0; i < c->nsessions; i++) {
+            struct hsm_session *s = &c->sessions[i];
+
+            for (size_t k = 0; k < HSM_OPK_COUNT; k++) {
+                if (s->spare[k] != NULL && (all || s->spare_oid[k] == oid)) {
+                    cops_op_free(s->spare[k]);
+                    s->spare[k] = NULL;
+                    s->spare_oid[k] = 0;
+                }
+            }
+        }
+    }
+}
+
+/* Is the key of object oid (as seen by conn) still in the cache? A
+ * destroyed object's entry is gone. */
+static bool keycache_has_locked(hsm_conn_t *conn, hsm_oid_t oid)
+{
+    hsm_conn_t *owner = (oid & HSM_SESSION_OID_BIT) ? conn : NULL;
+
+    for (size_t i = 0; i < HSM_KEYCACHE_SIZE; i++) {
+        const struct hsm_keycache_entry *e = &conn->hsm->kcache[i];
+
+        if (e->key != NULL && e->conn == owner && e->oid == oid) {
+            return true;
+        }
+    }
+    return false;
+}
+
 static void keycache_release(struct hsm_keycache_entry *e)
 {
     cops_key_unref(e->key);
@@ -76,6 +116,9 @@ void hsm_keycache_drop_locked(hsm_t *hsm, hsm_conn_t *conn, hsm_oid_t oid)
 {
     hsm_conn_t *owner = (oid & HSM_SESSION_OID_BIT) ? conn : NULL;
 
+    if (oid != 0) {
+        spares_drop_locked(hsm, owner, oid, false);
+    }
     for (size_t i = 0; i < HSM_KEYCACHE_SIZE; i++) {
         struct hsm_keycache_entry *e = &hsm->kcache[i];
 
@@ -96,6 +139,7 @@ void hsm_keycache_drop_conn_locked(hsm_t *hsm, hsm_conn_t *conn)
 
 void hsm_keycache_clear_locked(hsm_t *hsm)
 {
+    spares_drop_locked(hsm, NULL, 0, true);
     for (size_t i = 0; i < HSM_KEYCACHE_SIZE; i++) {
         if (hsm->kcache[i].key != NULL) {
             keycache_release(&hsm->kcache[i]);
@@ -110,6 +154,10 @@ void hsm_session_ops_free_locked(struct hsm_session *s)
     for (size_t i = 0; i < HSM_OPK_COUNT; i++) {
         cops_op_free(s->ops[i]);
         s->ops[i] = NULL;
+        s->op_oid[i] = 0;
+        cops_op_free(s->spare[i]);
+        s->spare[i] = NULL;
+        s->spare_oid[i] = 0;
     }
     for (size_t i = 0; i < 2; i++) {
         hsm_msgop_free(s->msg[i]);
@@ -242,17 +290,21 @@ static CK_RV op_get_locked(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
     return CKR_OK;
 }
 
-/* Detaches the operation: the caller owns it from now on. */
+/* Detaches the operation: the caller owns it from now on; *oid the
+ * object of its key. */
 static CK_RV op_take(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
-                     cops_op_t **op)
+                     cops_op_t **op, hsm_oid_t *oid)
 {
     struct hsm_session *s;
     CK_RV rv;
 
+    *oid = 0;
     pthread_mutex_lock(&conn->hsm->lock);
     rv = op_get_locked(conn, sid, kind, &s, op);
     if (rv == CKR_OK) {
         s->ops[kind] = NULL;
+        *oid = s->op_oid[kind];
+        s->op_oid[kind] = 0;
     }
     pthread_mutex_unlock(&conn->hsm->lock);
     return rv;
@@ -261,7 +313,7 @@ static CK_RV op_take(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
 /* Gives a detached operation back to its session (CKR_BUFFER_TOO_SMALL),
  * or frees it when the session has gone. */
 static void op_put_back(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
-                        cops_op_t *op)
+                        cops_op_t *op, hsm_oid_t oid)
 {
     struct hsm_session *s;
 
@@ -269,9 +321,40 @@ static void op_put_back(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
     s = hsm_session_find_locked(conn, sid);
     if (s != NULL && s->ops[kind] == NULL) {
         s->ops[kind] = op;
+        s->op_oid[kind] = oid;
         op = NULL;
     }
     pthread_mutex_unlock(&conn->hsm->lock);
+    cops_op_free(op);
+}
+
+/*
+ * Ends a detached operation. One that finished well and whose family can
+ * be reset is kept as its session's spare for the next init of this kind
+ * (see hsm_op_init_iv); anything else is freed. The key object may have
+ * been destroyed while the operation ran (another session): the spare is
+ * then dropped here rather than kept.
+ */
+static void op_retire(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
+                      cops_op_t *op, hsm_oid_t oid, CK_RV result)
+{
+    struct hsm_session *s;
+    cops_op_t *old = NULL;
+
+    if (result != CKR_OK || !cops_op_reusable(op)) {
+        cops_op_free(op);
+        return;
+    }
+    pthread_mutex_lock(&conn->hsm->lock);
+    s = hsm_session_find_locked(conn, sid);
+    if (s != NULL && (oid == 0 || keycache_has_locked(conn, oid))) {
+        old = s->spare[kind];
+        s->spare[kind] = op;
+        s->spare_oid[kind] = oid;
+        op = NULL;
+    }
+    pthread_mutex_unlock(&conn->hsm->lock);
+    cops_op_free(old);
     cops_op_free(op);
 }
 
@@ -314,7 +397,8 @@ CK_RV hsm_op_init_iv(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
     struct hsm_session *s;
     struct hsm_obj o;
     cops_key_t *ck = NULL;
-    cops_op_t *op = NULL;
+    cops_op_t *op = NULL, *spare = NULL;
+    hsm_oid_t oid = kind != HSM_OPK_DIGEST ? key : 0;
     cops_params_t p;
     CK_RV rv;
 
@@ -345,6 +429,9 @@ CK_RV hsm_op_init_iv(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
     if ((rv = mech_check_params(row, mech, &p)) != CKR_OK) {
         goto out;
     }
+    spare = s->spare[kind];
+    s->spare[kind] = NULL;
+    s->spare_oid[kind] = 0;
     pthread_mutex_unlock(&hsm->lock);
     hsm_obj_clear(&o);
 
@@ -352,8 +439,17 @@ CK_RV hsm_op_init_iv(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
     if (kind != HSM_OPK_ENCRYPT) {
         p.iv_generate = false; /* only encryption makes an IV */
     }
-    rv = cops_op_new(row->impl, kind, ck, &p, &op);
-    if (rv != CKR_OK) {
+    /* The session's last operation of this kind, same family and the same
+     * parsed key: reset rather than rebuilt. Any failure of the reset
+     * falls back to a new op, which gives the authoritative answer. */
+    if (spare != NULL && cops_op_impl(spare) == row->impl &&
+        cops_op_key(spare) == ck && cops_op_reuse(spare, &p) == CKR_OK) {
+        op = spare;
+        spare = NULL;
+    }
+    cops_op_free(spare);
+    if (op == NULL &&
+        (rv = cops_op_new(row->impl, kind, ck, &p, &op)) != CKR_OK) {
         goto done;
     }
     *ivlen = cops_op_iv(op, iv, ivroom);
@@ -369,6 +465,7 @@ CK_RV hsm_op_init_iv(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
         rv = CKR_OPERATION_ACTIVE;
     } else {
         s->ops[kind] = op;
+        s->op_oid[kind] = oid;
         op = NULL;
     }
 out:
@@ -402,19 +499,20 @@ CK_RV hsm_op_oneshot(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
                      size_t *outlen)
 {
     cops_op_t *op;
+    hsm_oid_t oid;
     CK_RV rv;
 
     if (kind == HSM_OPK_VERIFY) {
         return CKR_GENERAL_ERROR; /* hsm_op_verify */
     }
-    if ((rv = op_take(conn, sid, kind, &op)) != CKR_OK) {
+    if ((rv = op_take(conn, sid, kind, &op, &oid)) != CKR_OK) {
         return rv;
     }
     rv = cops_op_oneshot(op, in, inlen, out, outlen);
     if (rv == CKR_BUFFER_TOO_SMALL) {
-        op_put_back(conn, sid, kind, op);
+        op_put_back(conn, sid, kind, op, oid);
     } else {
-        cops_op_free(op);
+        op_retire(conn, sid, kind, op, oid, rv);
     }
     return rv;
 }
@@ -454,19 +552,20 @@ CK_RV hsm_op_final(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
                    uint8_t *out, size_t *outlen)
 {
     cops_op_t *op;
+    hsm_oid_t oid;
     CK_RV rv;
 
     if (kind == HSM_OPK_VERIFY) {
         return CKR_GENERAL_ERROR; /* hsm_op_verify */
     }
-    if ((rv = op_take(conn, sid, kind, &op)) != CKR_OK) {
+    if ((rv = op_take(conn, sid, kind, &op, &oid)) != CKR_OK) {
         return rv;
     }
     rv = cops_op_final(op, out, outlen);
     if (rv == CKR_BUFFER_TOO_SMALL) {
-        op_put_back(conn, sid, kind, op);
+        op_put_back(conn, sid, kind, op, oid);
     } else {
-        cops_op_free(op);
+        op_retire(conn, sid, kind, op, oid, rv);
     }
     return rv;
 }
@@ -476,13 +575,14 @@ CK_RV hsm_op_verify(hsm_conn_t *conn, hsm_sid_t sid, const uint8_t *data,
                     size_t siglen)
 {
     cops_op_t *op;
+    hsm_oid_t oid;
     CK_RV rv;
 
-    if ((rv = op_take(conn, sid, HSM_OPK_VERIFY, &op)) != CKR_OK) {
+    if ((rv = op_take(conn, sid, HSM_OPK_VERIFY, &op, &oid)) != CKR_OK) {
         return rv;
     }
     rv = cops_op_verify(op, data, datalen, oneshot, sig, siglen);
-    cops_op_free(op);
+    op_retire(conn, sid, HSM_OPK_VERIFY, op, oid, rv);
     return rv;
 }
 

@@ -273,6 +273,24 @@ static void test_objects_and_ownership(void **state)
     assert_int_equal(n, 2);
     assert_true(found[0] == a_priv && found[1] == a_sess);
     free(found);
+    {
+        /* find by the stable id, 8 bytes big-endian */
+        uint8_t idbe[8];
+        CK_ATTRIBUTE by_id = {CKA_NIMBUS_OBJECT_ID, idbe, sizeof(idbe)};
+
+        for (int b = 0; b < 8; b++)
+            idbe[b] = (uint8_t)(a_sess >> (56 - 8 * b));
+        assert_int_equal(
+            hsm_object_find(f->conn, f->sid, &by_id, 1, &found, &n), CKR_OK);
+        assert_int_equal(n, 1);
+        assert_true(found[0] == a_sess);
+        free(found);
+        by_id.ulValueLen = 4;
+        assert_int_equal(
+            hsm_object_find(f->conn, f->sid, &by_id, 1, &found, &n), CKR_OK);
+        assert_int_equal(n, 0);
+        free(found);
+    }
     assert_int_equal(hsm_object_set(f->conn, f->sid, a_priv, &newlabel, 1),
                      CKR_OK);
     assert_int_equal(hsm_logout(f->conn), CKR_OK);

@@ -1329,6 +1329,171 @@ static void test_hmac(void **state)
     }
 }
 
+/* ------------------------------------------------------------ op reuse */
+
+/* A session secret key with a known value (CKK_GENERIC_SECRET or AES). */
+static hsm_oid_t make_secret(struct fx *f, CK_KEY_TYPE kt, const void *v,
+                             size_t len)
+{
+    CK_OBJECT_CLASS sc = CKO_SECRET_KEY;
+    CK_ATTRIBUTE t[] = {
+        {CKA_CLASS, &sc, sizeof(sc)}, {CKA_KEY_TYPE, &kt, sizeof(kt)},
+        {CKA_VALUE, (void *)v, len},  {CKA_SIGN, &yes, 1},
+        {CKA_ENCRYPT, &yes, 1},       {CKA_DECRYPT, &yes, 1},
+    };
+    hsm_oid_t o;
+    size_t n = kt == CKK_AES ? N(t) : N(t) - 2;
+
+    assert_int_equal(hsm_object_create(f->a, f->sa, t, n, &o), CKR_OK);
+    return o;
+}
+
+static void check_hmac(struct fx *f, hsm_oid_t key, const void *kv, size_t kl,
+                       const uint8_t *data, size_t dlen)
+{
+    CK_MECHANISM m = {CKM_SHA256_HMAC, NULL, 0};
+    uint8_t got[32], want[32];
+    size_t gl = sizeof(got);
+    unsigned int wl = 0;
+
+    assert_int_equal(do_sign(f->a, f->sa, &m, key, data, dlen, got, &gl),
+                     CKR_OK);
+    assert_non_null(HMAC(EVP_sha256(), kv, (int)kl, data, dlen, want, &wl));
+    assert_int_equal(gl, wl);
+    assert_memory_equal(got, want, wl);
+}
+
+static void check_gcm(struct fx *f, hsm_oid_t key, const uint8_t *kv,
+                      const uint8_t *iv, size_t ivlen, const uint8_t *aad,
+                      size_t aadlen)
+{
+    CK_GCM_PARAMS g = {(CK_BYTE_PTR)iv,  ivlen,  ivlen * 8,
+                       (CK_BYTE_PTR)aad, aadlen, 128};
+    CK_MECHANISM m = {CKM_AES_GCM, &g, sizeof(g)};
+    uint8_t got[sizeof(msg) + 16], want[sizeof(msg) + 16], back[sizeof(msg)];
+    size_t gl = sizeof(got), bl = sizeof(back);
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    int n = 0, fin = 0;
+
+    assert_non_null(ctx);
+    assert_int_equal(
+        EVP_EncryptInit_ex2(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL), 1);
+    assert_int_equal(
+        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_IVLEN, (int)ivlen, NULL), 1);
+    assert_int_equal(EVP_EncryptInit_ex2(ctx, NULL, kv, iv, NULL), 1);
+    assert_int_equal(EVP_EncryptUpdate(ctx, NULL, &n, aad, (int)aadlen), 1);
+    assert_int_equal(EVP_EncryptUpdate(ctx, want, &n, msg, sizeof(msg)), 1);
+    assert_int_equal(EVP_EncryptFinal_ex(ctx, want + n, &fin), 1);
+    assert_int_equal(
+        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, 16, want + n + fin), 1);
+    EVP_CIPHER_CTX_free(ctx);
+    assert_int_equal(do_crypt(f->a, f->sa, HSM_OPK_ENCRYPT, &m, key, msg,
+                              sizeof(msg), got, &gl),
+                     CKR_OK);
+    assert_int_equal(gl, sizeof(want));
+    assert_memory_equal(got, want, sizeof(want));
+    /* a damaged tag, then the right one, on the same session */
+    got[gl - 1] ^= 1;
+    assert_int_equal(
+        do_crypt(f->a, f->sa, HSM_OPK_DECRYPT, &m, key, got, gl, back, &bl),
+        CKR_ENCRYPTED_DATA_INVALID);
+    got[gl - 1] ^= 1;
+    bl = sizeof(back);
+    assert_int_equal(
+        do_crypt(f->a, f->sa, HSM_OPK_DECRYPT, &m, key, got, gl, back, &bl),
+        CKR_OK);
+    assert_int_equal(bl, sizeof(msg));
+    assert_memory_equal(back, msg, sizeof(msg));
+}
+
+/*
+ * A finished operation is kept by its session and reset for the next init
+ * with the same family and key: every result must still be the one a new
+ * operation gives, and the kept operation must never outlive its key's
+ * permission or its key.
+ */
+static void test_op_reuse(void **state)
+{
+    struct fx *f = *state;
+    static const uint8_t k1[32] = {1, 2, 3}, k2[32] = {9, 9, 9};
+    static const uint8_t k3[20] = {7, 7, 7};
+    static const uint8_t akey[32] = {0x42, 0x43};
+    static const uint8_t iv1[12] = {1}, iv2[12] = {2}, iv3[16] = {3};
+    static const uint8_t aad1[] = "header one", aad2[] = "h2";
+    CK_MECHANISM m = {CKM_SHA256_HMAC, NULL, 0};
+    CK_MECHANISM sha = {CKM_SHA256, NULL, 0}, sha384 = {CKM_SHA384, NULL, 0};
+    CK_ATTRIBUTE nosign = {CKA_SIGN, &no, 1};
+    hsm_oid_t a, b, c, t, aes;
+    uint8_t d[64], want[64];
+    size_t dl;
+    unsigned int wl;
+
+    a = make_secret(f, CKK_GENERIC_SECRET, k1, sizeof(k1));
+    b = make_secret(f, CKK_GENERIC_SECRET, k2, sizeof(k2));
+    for (size_t i = 1; i < sizeof(msg); i += 13) {
+        check_hmac(f, a, k1, sizeof(k1), msg, i); /* reset each time */
+    }
+    check_hmac(f, b, k2, sizeof(k2), msg, sizeof(msg)); /* another key */
+    check_hmac(f, a, k1, sizeof(k1), msg, sizeof(msg));
+    /* a changed usage flag is checked before any kept op is reused */
+    assert_int_equal(hsm_object_set(f->a, f->sa, a, &nosign, 1), CKR_OK);
+    assert_int_equal(hsm_op_init(f->a, f->sa, HSM_OPK_SIGN, &m, a),
+                     CKR_KEY_FUNCTION_NOT_PERMITTED);
+    /* the kept op of a destroyed key goes with it */
+    check_hmac(f, b, k2, sizeof(k2), msg, 5);
+    assert_int_equal(hsm_object_destroy(f->a, f->sa, b), CKR_OK);
+    assert_int_equal(hsm_op_init(f->a, f->sa, HSM_OPK_SIGN, &m, b),
+                     CKR_KEY_HANDLE_INVALID);
+    c = make_secret(f, CKK_GENERIC_SECRET, k3, sizeof(k3));
+    check_hmac(f, c, k3, sizeof(k3), msg, sizeof(msg));
+    assert_int_equal(hsm_object_destroy(f->a, f->sa, a), CKR_OK);
+    assert_int_equal(hsm_object_destroy(f->a, f->sa, c), CKR_OK);
+    /* a token key destroyed from another session of the same user */
+    {
+        CK_OBJECT_CLASS sc = CKO_SECRET_KEY;
+        CK_KEY_TYPE kt = CKK_GENERIC_SECRET;
+        CK_ATTRIBUTE tt[] = {
+            {CKA_CLASS, &sc, sizeof(sc)},
+            {CKA_KEY_TYPE, &kt, sizeof(kt)},
+            {CKA_VALUE, (void *)k2, sizeof(k2)},
+            {CKA_TOKEN, &yes, 1},
+        };
+        hsm_sid_t other;
+
+        assert_int_equal(hsm_object_create(f->a, f->sa, tt, N(tt), &t), CKR_OK);
+        check_hmac(f, t, k2, sizeof(k2), msg, sizeof(msg));
+        assert_int_equal(hsm_session_open(f->a, true, &other), CKR_OK);
+        assert_int_equal(hsm_object_destroy(f->a, other, t), CKR_OK);
+        assert_int_equal(hsm_session_close(f->a, other), CKR_OK);
+        assert_int_equal(hsm_op_init(f->a, f->sa, HSM_OPK_SIGN, &m, t),
+                         CKR_KEY_HANDLE_INVALID);
+    }
+    /* digests: the same hash resets, another one makes a new op */
+    for (int i = 0; i < 3; i++) {
+        CK_MECHANISM *dm = i == 1 ? &sha384 : &sha;
+        const EVP_MD *md = i == 1 ? EVP_sha384() : EVP_sha256();
+
+        dl = sizeof(d);
+        assert_int_equal(hsm_op_init(f->a, f->sa, HSM_OPK_DIGEST, dm, 0),
+                         CKR_OK);
+        assert_int_equal(hsm_op_oneshot(f->a, f->sa, HSM_OPK_DIGEST, msg,
+                                        sizeof(msg) - (size_t)i, d, &dl),
+                         CKR_OK);
+        assert_int_equal(
+            EVP_Digest(msg, sizeof(msg) - (size_t)i, want, &wl, md, NULL), 1);
+        assert_int_equal(dl, wl);
+        assert_memory_equal(d, want, wl);
+    }
+    /* AES-GCM: new IVs and AADs on the kept context, then a new IV length */
+    aes = make_secret(f, CKK_AES, akey, sizeof(akey));
+    check_gcm(f, aes, akey, iv1, sizeof(iv1), aad1, sizeof(aad1));
+    check_gcm(f, aes, akey, iv2, sizeof(iv2), aad2, sizeof(aad2));
+    check_gcm(f, aes, akey, iv2, sizeof(iv2), NULL, 0);
+    check_gcm(f, aes, akey, iv3, sizeof(iv3), aad1, sizeof(aad1));
+    check_gcm(f, aes, akey, iv1, sizeof(iv1), aad2, sizeof(aad2));
+    assert_int_equal(hsm_object_destroy(f->a, f->sa, aes), CKR_OK);
+}
+
 /* ------------------------------------------------------------ errors */
 
 static void test_errors(void **state)
@@ -1608,8 +1773,8 @@ int main(void)
         cmocka_unit_test(test_ec_curves),  cmocka_unit_test(test_ec_import),
         cmocka_unit_test(test_eddsa),      cmocka_unit_test(test_ecdh),
         cmocka_unit_test(test_digest),     cmocka_unit_test(test_hmac),
-        cmocka_unit_test(test_errors),     cmocka_unit_test(test_ownership),
-        cmocka_unit_test(test_parallel),
+        cmocka_unit_test(test_op_reuse),   cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_ownership),  cmocka_unit_test(test_parallel),
     };
 
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

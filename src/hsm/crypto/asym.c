@@ -46,6 +46,20 @@ void cops_log_ossl(const char *what)
 
 /* ------------------------------------------------------------ dispatch */
 
+/* The parameters' pointers belong to the caller: cleared after init. */
+static void params_forget(cops_params_t *p)
+{
+    p->label = NULL;
+    p->label_len = 0;
+    p->context = NULL;
+    p->context_len = 0;
+    p->iv = NULL;
+    p->aad = NULL;
+    p->aad_len = 0;
+    p->shared_data = NULL;
+    p->public_data = NULL;
+}
+
 CK_RV cops_op_new(const cops_impl_t *impl, hsm_opkind_t kind, cops_key_t *key,
                   const cops_params_t *p, cops_op_t **out)
 {
@@ -67,22 +81,45 @@ CK_RV cops_op_new(const cops_impl_t *impl, hsm_opkind_t kind, cops_key_t *key,
     op->key = cops_key_ref(key);
     op->p = *p;
     rv = impl->init(op, p);
-    /* What the parameters pointed at belongs to the caller. */
-    op->p.label = NULL;
-    op->p.label_len = 0;
-    op->p.context = NULL;
-    op->p.context_len = 0;
-    op->p.iv = NULL;
-    op->p.aad = NULL;
-    op->p.aad_len = 0;
-    op->p.shared_data = NULL;
-    op->p.public_data = NULL;
+    params_forget(&op->p);
     if (rv != CKR_OK) {
         cops_op_free(op);
         return rv;
     }
     *out = op;
     return CKR_OK;
+}
+
+CK_RV cops_op_reuse(cops_op_t *op, const cops_params_t *p)
+{
+    cops_params_t prev;
+    CK_RV rv;
+
+    return_val_if_fail(op != NULL && p != NULL, CKR_GENERAL_ERROR);
+    if (op->impl->reset == NULL) {
+        return CKR_FUNCTION_NOT_SUPPORTED;
+    }
+    prev = op->p;
+    op->p = *p;
+    op->updated = false;
+    rv = op->impl->reset(op, &prev);
+    params_forget(&op->p);
+    return rv;
+}
+
+const cops_impl_t *cops_op_impl(const cops_op_t *op)
+{
+    return op->impl;
+}
+
+const cops_key_t *cops_op_key(const cops_op_t *op)
+{
+    return op->key;
+}
+
+bool cops_op_reusable(const cops_op_t *op)
+{
+    return op != NULL && op->impl->reset != NULL;
 }
 
 void cops_op_free(cops_op_t *op)

@@ -181,6 +181,28 @@ extern const cops_impl_t cops_aes_cmac;      /* CKM_AES_CMAC(_GENERAL) */
 CK_RV cops_op_new(const cops_impl_t *impl, hsm_opkind_t kind, cops_key_t *key,
                   const cops_params_t *p, cops_op_t **out);
 void cops_op_free(cops_op_t *op);
+/*
+ * Makes op (finished or abandoned, its family, kind and key unchanged) the
+ * start of a new operation with parameters p, keeping the keyed context:
+ * no fetch, no key schedule, no allocation for the families that can (HMAC,
+ * digests, AES-GCM). CKR_FUNCTION_NOT_SUPPORTED: this family or this
+ * change of parameters needs cops_op_new; any error leaves op to be freed.
+ */
+CK_RV cops_op_reuse(cops_op_t *op, const cops_params_t *p);
+/* The family and the key of op (to match a kept op against a new init),
+ * and whether its family can be reused at all. */
+const cops_impl_t *cops_op_impl(const cops_op_t *op);
+const cops_key_t *cops_op_key(const cops_op_t *op);
+bool cops_op_reusable(const cops_op_t *op);
+
+/*
+ * The algorithm cache (digest.c): while a reference is held, hashes, MACs
+ * and ciphers are fetched once from the library context and kept.
+ * cops_init after crypto_init, cops_fini before crypto_fini; cops works
+ * without (every call fetches).
+ */
+CK_RV cops_init(void);
+void cops_fini(void);
 /* Largest output of the next step (final, or one-shot over inlen bytes). */
 CK_RV cops_op_output_len(const cops_op_t *op, bool final, size_t inlen,
                          size_t *outlen);
@@ -236,6 +258,10 @@ struct cops_impl {
     CK_RV(*verify)
     (cops_op_t *op, const uint8_t *data, size_t datalen, bool oneshot,
      const uint8_t *sig, size_t siglen);
+    /* Optional: makes a finished op ready for another operation with the
+     * new parameters now in op->p (prev: the old ones), keeping what is
+     * keyed; CKR_FUNCTION_NOT_SUPPORTED when the change needs a new op. */
+    CK_RV (*reset)(cops_op_t *op, const cops_params_t *prev);
     void (*cleanup)(cops_op_t *op);
     int variant; /* the family's own mode selector (sym.c) */
 };
@@ -326,6 +352,12 @@ CK_RV cops_aes_raw(const uint8_t *key, size_t keylen, const uint8_t *iv,
 
 /* digest.c: the OpenSSL name of a hash (NULL for none). */
 const char *cops_hash_name(cops_hash_t h);
+/* digest.c: a cops_init reference is held (the caches may be filled). */
+bool cops_cache_on(void);
+/* sym.c: frees the cached ciphers (cops_fini). */
+void cops_sym_cache_clear(void);
+/* pkey.c: frees the kept key generation contexts (cops_fini). */
+void cops_pkey_cache_clear(void);
 /* asym.c: OpenSSL error queue to log and clear. */
 void cops_log_ossl(const char *what);
 

@@ -4,6 +4,9 @@
  */
 #include "config.h"
 
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,6 +47,94 @@ const char *cops_hash_name(cops_hash_t h)
     return (unsigned)h < COPS_HASH_COUNT ? digest_hashes[h].name : NULL;
 }
 
+/* ------------------------------------------------------------ cache */
+
+/*
+ * Fetching an algorithm is a name lookup under OpenSSL's store lock: a few
+ * thousand instructions per operation. While a cops_init reference is
+ * held, each algorithm is fetched once and kept until the last cops_fini;
+ * without one (a test calling cops directly) every call fetches.
+ */
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic unsigned long cache_refs;
+static _Atomic(EVP_MD *) md_cache[COPS_HASH_COUNT];
+static _Atomic(EVP_MAC *) hmac_cache;
+
+CK_RV cops_init(void)
+{
+    CK_RV rv = CKR_OK;
+
+    pthread_mutex_lock(&cache_lock);
+    if (atomic_load(&cache_refs) == ULONG_MAX) {
+        rv = CKR_GENERAL_ERROR;
+    } else {
+        atomic_fetch_add(&cache_refs, 1);
+    }
+    pthread_mutex_unlock(&cache_lock);
+    return rv;
+}
+
+void cops_fini(void)
+{
+    pthread_mutex_lock(&cache_lock);
+    if (atomic_load(&cache_refs) > 0 && atomic_fetch_sub(&cache_refs, 1) == 1) {
+        for (size_t i = 0; i < COPS_HASH_COUNT; i++) {
+            EVP_MD_free(atomic_exchange(&md_cache[i], NULL));
+        }
+        EVP_MAC_free(atomic_exchange(&hmac_cache, NULL));
+        cops_sym_cache_clear();
+        cops_pkey_cache_clear();
+    }
+    pthread_mutex_unlock(&cache_lock);
+}
+
+bool cops_cache_on(void)
+{
+    return atomic_load(&cache_refs) > 0;
+}
+
+/* The EVP_MD of h: a new reference (EVP_MD_free), NULL when unknown. */
+static EVP_MD *digest_md(cops_hash_t h)
+{
+    EVP_MD *md, *none = NULL;
+
+    if ((unsigned)h >= COPS_HASH_COUNT || digest_hashes[h].name == NULL) {
+        return NULL;
+    }
+    if (cops_cache_on() && (md = atomic_load(&md_cache[h])) != NULL) {
+        return EVP_MD_up_ref(md) == 1 ? md : NULL;
+    }
+    md = EVP_MD_fetch(crypto_libctx(), digest_hashes[h].name, NULL);
+    if (md == NULL || !cops_cache_on()) {
+        return md;
+    }
+    if (EVP_MD_up_ref(md) != 1) {
+        return md; /* not cached */
+    }
+    if (!atomic_compare_exchange_strong(&md_cache[h], &none, md)) {
+        EVP_MD_free(md); /* another thread cached it first */
+    }
+    return md;
+}
+
+/* The HMAC EVP_MAC: a new reference (EVP_MAC_free). */
+static EVP_MAC *digest_hmac(void)
+{
+    EVP_MAC *mac, *none = NULL;
+
+    if (cops_cache_on() && (mac = atomic_load(&hmac_cache)) != NULL) {
+        return EVP_MAC_up_ref(mac) == 1 ? mac : NULL;
+    }
+    mac = EVP_MAC_fetch(crypto_libctx(), "HMAC", NULL);
+    if (mac == NULL || !cops_cache_on() || EVP_MAC_up_ref(mac) != 1) {
+        return mac;
+    }
+    if (!atomic_compare_exchange_strong(&hmac_cache, &none, mac)) {
+        EVP_MAC_free(mac);
+    }
+    return mac;
+}
+
 /* ------------------------------------------------------------ digests */
 
 static CK_RV digest_init(cops_op_t *op, const cops_params_t *p)
@@ -52,7 +143,7 @@ static CK_RV digest_init(cops_op_t *op, const cops_params_t *p)
     EVP_MD_CTX *ctx;
     int ok;
 
-    md = EVP_MD_fetch(crypto_libctx(), cops_hash_name(p->hash), NULL);
+    md = digest_md(p->hash);
     if (md == NULL) {
         cops_log_ossl("EVP_MD_fetch");
         return CKR_MECHANISM_INVALID;
@@ -127,6 +218,20 @@ static CK_RV digest_oneshot(cops_op_t *op, const uint8_t *in, size_t inlen,
     return digest_final(op, out, outlen);
 }
 
+/* Another digest with the same hash: the context is initialised again
+ * (the algorithm it holds is kept, nothing fetched). */
+static CK_RV digest_reset(cops_op_t *op, const cops_params_t *prev)
+{
+    if (op->mdctx == NULL || prev->hash != op->p.hash) {
+        return CKR_FUNCTION_NOT_SUPPORTED;
+    }
+    if (EVP_DigestInit_ex2(op->mdctx, NULL, NULL) != 1) {
+        cops_log_ossl("EVP_DigestInit_ex2");
+        return CKR_FUNCTION_FAILED;
+    }
+    return CKR_OK;
+}
+
 static void digest_cleanup(cops_op_t *op)
 {
     EVP_MD_CTX_free(op->mdctx);
@@ -140,6 +245,7 @@ const cops_impl_t cops_digest = {
     .update = digest_update,
     .final = digest_final,
     .oneshot = digest_oneshot,
+    .reset = digest_reset,
     .cleanup = digest_cleanup,
 };
 
@@ -155,7 +261,7 @@ static CK_RV hmac_init(cops_op_t *op, const cops_params_t *p)
     if (op->key == NULL || op->key->secret == NULL) {
         return CKR_KEY_TYPE_INCONSISTENT;
     }
-    mac = EVP_MAC_fetch(crypto_libctx(), "HMAC", NULL);
+    mac = digest_hmac();
     if (mac == NULL) {
         cops_log_ossl("EVP_MAC_fetch(HMAC)");
         return CKR_FUNCTION_FAILED;
@@ -277,6 +383,23 @@ static CK_RV hmac_verify(cops_op_t *op, const uint8_t *data, size_t datalen,
     return rv;
 }
 
+/* Another MAC with the same key (the op's) and hash: EVP_MAC_init without
+ * a key starts again from the keyed state, no fetch and no re-keying. */
+static CK_RV hmac_reset(cops_op_t *op, const cops_params_t *prev)
+{
+    if (op->macctx == NULL || prev->hash != op->p.hash) {
+        return CKR_FUNCTION_NOT_SUPPORTED;
+    }
+    if (EVP_MAC_init(op->macctx, NULL, 0, NULL) != 1) {
+        cops_log_ossl("EVP_MAC_init");
+        return CKR_FUNCTION_FAILED;
+    }
+    if (op->p.mac_len == 0) {
+        op->p.mac_len = cops_hash_len(op->p.hash);
+    }
+    return CKR_OK;
+}
+
 static void hmac_cleanup(cops_op_t *op)
 {
     EVP_MAC_CTX_free(op->macctx);
@@ -291,5 +414,6 @@ const cops_impl_t cops_hmac = {
     .final = hmac_final,
     .oneshot = hmac_oneshot,
     .verify = hmac_verify,
+    .reset = hmac_reset,
     .cleanup = hmac_cleanup,
 };

@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <limits.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,6 +111,9 @@ static const pkey_curve_t pkey_curves[] = {
      56,
      0},
 };
+
+_Static_assert(UTIL_ARRAY_SIZE(pkey_curves) == 9,
+               "pkey_kg below has one initialiser per curve");
 
 /* DER length at in[0..len): *hdr length bytes, *clen content length. */
 static bool der_len(const uint8_t *in, size_t len, size_t *hdr, size_t *clen)
@@ -627,6 +631,58 @@ static CK_RV set_spki(EVP_PKEY *pkey, attr_list_t *l)
     return rv;
 }
 
+/* A DER length below 256 at buf[*off]. */
+static void der_put_len(uint8_t *buf, size_t *off, size_t len)
+{
+    if (len >= 0x80) {
+        buf[(*off)++] = 0x81;
+    }
+    buf[(*off)++] = (uint8_t)len;
+}
+
+/*
+ * CKA_PUBLIC_KEY_INFO of a curve key, built here from the raw public key:
+ * SEQUENCE { SEQUENCE { algorithm OID [, named curve OID] }, BIT STRING }.
+ * The same bytes as i2d_PUBKEY (named curve, uncompressed point), which
+ * goes through the encoder framework and costs more than the key
+ * generation itself.
+ */
+static CK_RV set_curve_spki(const pkey_curve_t *cv, const uint8_t *pt, size_t n,
+                            attr_list_t *pub, attr_list_t *priv)
+{
+    static const uint8_t ec_oid[] = {0x06, 0x07, 0x2A, 0x86, 0x48,
+                                     0xCE, 0x3D, 0x02, 0x01};
+    uint8_t buf[192];
+    size_t alg = cv->oid_len + (cv->kt == CKK_EC ? sizeof(ec_oid) : 0);
+    size_t bits = 1 + n;
+    size_t inner = 2 + alg + 1 + (bits >= 0x80 ? 2 : 1) + bits;
+    size_t off = 0;
+    CK_RV rv;
+
+    if (alg >= 0x80 || bits > 0xFF || inner > 0xFF || inner + 3 > sizeof(buf)) {
+        return CKR_GENERAL_ERROR;
+    }
+    buf[off++] = 0x30;
+    der_put_len(buf, &off, inner);
+    buf[off++] = 0x30;
+    buf[off++] = (uint8_t)alg;
+    if (cv->kt == CKK_EC) {
+        memcpy(buf + off, ec_oid, sizeof(ec_oid));
+        off += sizeof(ec_oid);
+    }
+    memcpy(buf + off, cv->oid, cv->oid_len);
+    off += cv->oid_len;
+    buf[off++] = 0x03;
+    der_put_len(buf, &off, bits);
+    buf[off++] = 0x00; /* no unused bits */
+    memcpy(buf + off, pt, n);
+    off += n;
+    if ((rv = attr_list_set(pub, CKA_PUBLIC_KEY_INFO, buf, off)) != CKR_OK) {
+        return rv;
+    }
+    return attr_list_set(priv, CKA_PUBLIC_KEY_INFO, buf, off);
+}
+
 /* CKA_EC_POINT as a DER OCTET STRING of the raw point. */
 static CK_RV set_point(const uint8_t *p, size_t n, attr_list_t *l)
 {
@@ -676,6 +732,89 @@ static CK_RV keygen(const char *type, const char *group, const BIGNUM *e,
         goto out;
     }
     rv = CKR_OK;
+out:
+    if (rv != CKR_OK) {
+        cops_log_ossl("key generation");
+    }
+    EVP_PKEY_CTX_free(ctx);
+    return rv;
+}
+
+/*
+ * Key generation contexts of the curves, kept while cops_cache_on(): a
+ * new context makes its EC_GROUP again (Montgomery setup, a modular
+ * inverse), which costs more than the generation itself; a context that
+ * has generated once keeps it. Each curve has a small stack of idle
+ * contexts, so that threads generating at once each get their own.
+ */
+#define PKEY_KG_IDLE 4
+
+static struct {
+    pthread_mutex_t lock;
+    EVP_PKEY_CTX *idle[PKEY_KG_IDLE];
+    size_t n;
+} pkey_kg[UTIL_ARRAY_SIZE(pkey_curves)] = {
+#define PKEY_KG_INIT                                                           \
+    {                                                                          \
+        .lock = PTHREAD_MUTEX_INITIALIZER                                      \
+    }
+    PKEY_KG_INIT, PKEY_KG_INIT, PKEY_KG_INIT, PKEY_KG_INIT, PKEY_KG_INIT,
+    PKEY_KG_INIT, PKEY_KG_INIT, PKEY_KG_INIT, PKEY_KG_INIT,
+#undef PKEY_KG_INIT
+};
+
+void cops_pkey_cache_clear(void)
+{
+    for (size_t i = 0; i < UTIL_ARRAY_SIZE(pkey_kg); i++) {
+        pthread_mutex_lock(&pkey_kg[i].lock);
+        while (pkey_kg[i].n > 0) {
+            EVP_PKEY_CTX_free(pkey_kg[i].idle[--pkey_kg[i].n]);
+        }
+        pthread_mutex_unlock(&pkey_kg[i].lock);
+    }
+}
+
+/* A key pair on curve cv, through a kept context when there is one. */
+static CK_RV curve_keygen(const pkey_curve_t *cv, EVP_PKEY **out)
+{
+    size_t i = (size_t)(cv - pkey_curves);
+    EVP_PKEY_CTX *ctx = NULL;
+    bool keep = cops_cache_on();
+    CK_RV rv = CKR_FUNCTION_FAILED;
+
+    *out = NULL;
+    if (keep) {
+        pthread_mutex_lock(&pkey_kg[i].lock);
+        if (pkey_kg[i].n > 0) {
+            ctx = pkey_kg[i].idle[--pkey_kg[i].n];
+        }
+        pthread_mutex_unlock(&pkey_kg[i].lock);
+    }
+    if (ctx == NULL) {
+        ctx = EVP_PKEY_CTX_new_from_name(
+            crypto_libctx(), cv->kt == CKK_EC ? "EC" : cv->ossl, NULL);
+        if (ctx == NULL) {
+            cops_log_ossl("EVP_PKEY_CTX_new_from_name");
+            return CKR_HOST_MEMORY;
+        }
+        if (EVP_PKEY_keygen_init(ctx) != 1 ||
+            (cv->kt == CKK_EC &&
+             EVP_PKEY_CTX_set_group_name(ctx, cv->ossl) != 1)) {
+            goto out;
+        }
+    }
+    if (EVP_PKEY_generate(ctx, out) != 1) {
+        goto out;
+    }
+    rv = CKR_OK;
+    if (keep) {
+        pthread_mutex_lock(&pkey_kg[i].lock);
+        if (pkey_kg[i].n < PKEY_KG_IDLE) {
+            pkey_kg[i].idle[pkey_kg[i].n++] = ctx;
+            ctx = NULL;
+        }
+        pthread_mutex_unlock(&pkey_kg[i].lock);
+    }
 out:
     if (rv != CKR_OK) {
         cops_log_ossl("key generation");
@@ -756,12 +895,7 @@ CK_RV cops_generate_ec(CK_KEY_TYPE kt, const uint8_t *params, size_t plen,
     if (cv == NULL || cv->kt != kt) {
         return CKR_CURVE_NOT_SUPPORTED;
     }
-    if (kt == CKK_EC) {
-        rv = keygen("EC", cv->ossl, NULL, 0, &pkey);
-    } else {
-        rv = keygen(cv->ossl, NULL, NULL, 0, &pkey);
-    }
-    if (rv != CKR_OK) {
+    if ((rv = curve_keygen(cv, &pkey)) != CKR_OK) {
         return rv;
     }
     rv = CKR_FUNCTION_FAILED;
@@ -794,8 +928,7 @@ CK_RV cops_generate_ec(CK_KEY_TYPE kt, const uint8_t *params, size_t plen,
         }
     }
     if ((rv = set_point(raw, n, pub)) != CKR_OK ||
-        (rv = set_spki(pkey, pub)) != CKR_OK ||
-        (rv = set_spki(pkey, priv)) != CKR_OK) {
+        (rv = set_curve_spki(cv, raw, n, pub, priv)) != CKR_OK) {
         goto out;
     }
     rv = CKR_OK;
@@ -864,8 +997,16 @@ CK_RV cops_ecdh(const cops_key_t *priv, const uint8_t *peer, size_t peerlen,
     if (ctx == NULL || EVP_PKEY_derive_init(ctx) != 1) {
         goto out;
     }
-    /* validate_peer: the point must be on the curve and not the identity. */
-    if (EVP_PKEY_derive_set_peer_ex(ctx, pk, 1) != 1) {
+    /*
+     * The peer must be on the curve and not the identity. For the EC
+     * curves (all of prime order, cofactor 1: see pkey_curves) the import
+     * above has checked the first (EC_POINT_set_affine_coordinates refuses
+     * a point off the curve) and the length checks of peer_key exclude the
+     * second, which makes OpenSSL's full public key check (one more scalar
+     * multiplication, n * Q = O) redundant: it is left out. Montgomery keys
+     * keep OpenSSL's check and the all-zero result check below.
+     */
+    if (EVP_PKEY_derive_set_peer_ex(ctx, pk, priv->kt == CKK_EC ? 0 : 1) != 1) {
         ERR_clear_error();
         rv = CKR_MECHANISM_PARAM_INVALID;
         goto out;

@@ -21,6 +21,7 @@
 #include "config.h"
 
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -62,67 +63,109 @@ static CK_RV len_error(const cops_op_t *op)
     return is_enc(op) ? CKR_DATA_LEN_RANGE : CKR_ENCRYPTED_DATA_LEN_RANGE;
 }
 
-/* The OpenSSL cipher for a key and mode; NULL when the pair makes none. */
-static EVP_CIPHER *cipher_for(const cops_key_t *k, int v)
+/* The ciphers sym.c uses, by index: AES (7 modes for each of the three
+ * key lengths), then DES3 and ChaCha20-Poly1305. */
+enum { SYM_AES_MODES = 7 };
+static const char *const sym_cipher_names[] = {
+    "AES-128-ECB",      "AES-128-CBC",      "AES-128-CTR",
+    "AES-128-GCM",      "AES-128-CCM",      "AES-128-WRAP",
+    "AES-128-WRAP-PAD", "AES-192-ECB",      "AES-192-CBC",
+    "AES-192-CTR",      "AES-192-GCM",      "AES-192-CCM",
+    "AES-192-WRAP",     "AES-192-WRAP-PAD", "AES-256-ECB",
+    "AES-256-CBC",      "AES-256-CTR",      "AES-256-GCM",
+    "AES-256-CCM",      "AES-256-WRAP",     "AES-256-WRAP-PAD",
+    "DES-EDE3-ECB",     "DES-EDE3-CBC",     "ChaCha20-Poly1305",
+};
+#define SYM_CIPHERS UTIL_ARRAY_SIZE(sym_cipher_names)
+#define SYM_DES3_ECB (3 * SYM_AES_MODES)
+#define SYM_CHACHA (3 * SYM_AES_MODES + 2)
+
+/* Fetched once while cops_cache_on() (see digest.c). */
+static _Atomic(EVP_CIPHER *) sym_cache[SYM_CIPHERS];
+
+void cops_sym_cache_clear(void)
 {
-    char name[32];
-    const char *mode = NULL;
+    for (size_t i = 0; i < SYM_CIPHERS; i++) {
+        EVP_CIPHER_free(atomic_exchange(&sym_cache[i], NULL));
+    }
+}
+
+/* The index of a key and mode in sym_cipher_names; -1 for none. */
+static int cipher_index(const cops_key_t *k, int v)
+{
+    int mode;
 
     if (k == NULL || k->secret == NULL) {
-        return NULL;
+        return -1;
     }
     if (k->kt == CKK_DES3) {
         if (k->secret_len != 24) {
-            return NULL;
+            return -1;
         }
         if (v == V_ECB) {
-            mode = "DES-EDE3-ECB";
-        } else if (v == V_CBC || v == V_CBC_PAD) {
-            mode = "DES-EDE3-CBC";
+            return SYM_DES3_ECB;
         }
-        return mode != NULL ? EVP_CIPHER_fetch(crypto_libctx(), mode, NULL)
-                            : NULL;
+        return v == V_CBC || v == V_CBC_PAD ? SYM_DES3_ECB + 1 : -1;
     }
     if (k->kt == CKK_CHACHA20) {
-        if (k->secret_len != 32 || v != V_CHACHA) {
-            return NULL;
-        }
-        return EVP_CIPHER_fetch(crypto_libctx(), "ChaCha20-Poly1305", NULL);
+        return k->secret_len == 32 && v == V_CHACHA ? SYM_CHACHA : -1;
     }
     if (k->kt != CKK_AES ||
         (k->secret_len != 16 && k->secret_len != 24 && k->secret_len != 32)) {
-        return NULL;
+        return -1;
     }
     switch (v) {
     case V_ECB:
-        mode = "ECB";
+        mode = 0;
         break;
     case V_CBC:
     case V_CBC_PAD:
-        mode = "CBC";
+        mode = 1;
         break;
     case V_CTR:
-        mode = "CTR";
+        mode = 2;
         break;
     case V_GCM:
     case V_CLOUD_GCM:
-        mode = "GCM";
+        mode = 3;
         break;
     case V_CCM:
-        mode = "CCM";
+        mode = 4;
         break;
     case V_KW:
     case V_KW_PKCS5:
-        mode = "WRAP";
+        mode = 5;
         break;
     case V_KWP:
-        mode = "WRAP-PAD";
+        mode = 6;
         break;
     default:
+        return -1;
+    }
+    return (int)(k->secret_len / 8 - 2) * SYM_AES_MODES + mode;
+}
+
+/* The OpenSSL cipher for a key and mode (a new reference); NULL when the
+ * pair makes none. */
+static EVP_CIPHER *cipher_for(const cops_key_t *k, int v)
+{
+    int i = cipher_index(k, v);
+    EVP_CIPHER *c, *none = NULL;
+
+    if (i < 0) {
         return NULL;
     }
-    snprintf(name, sizeof(name), "AES-%zu-%s", k->secret_len * 8, mode);
-    return EVP_CIPHER_fetch(crypto_libctx(), name, NULL);
+    if (cops_cache_on() && (c = atomic_load(&sym_cache[i])) != NULL) {
+        return EVP_CIPHER_up_ref(c) == 1 ? c : NULL;
+    }
+    c = EVP_CIPHER_fetch(crypto_libctx(), sym_cipher_names[i], NULL);
+    if (c == NULL || !cops_cache_on() || EVP_CIPHER_up_ref(c) != 1) {
+        return c;
+    }
+    if (!atomic_compare_exchange_strong(&sym_cache[i], &none, c)) {
+        EVP_CIPHER_free(c); /* another thread cached it first */
+    }
+    return c;
 }
 
 /* One EVP_CipherUpdate over any length. */
@@ -524,6 +567,74 @@ static CK_RV aead_op_init(cops_op_t *op, const cops_params_t *p)
                          st->tag_len, p->data_len, &st->aead);
 }
 
+/* AEAD core: the same key and direction, a new message with iv (of the
+ * length the context was made for). */
+static CK_RV aead_restart(cops_aead_t *a, const uint8_t *iv, size_t ivlen);
+
+/*
+ * Another AES-GCM message under the same key: the context keeps its key
+ * schedule and GHASH table, only the IV, the AAD and the kept data change.
+ * Other AEADs (CCM, ChaCha20-Poly1305, the cloud HSM's GCM) and a change of
+ * tag or IV length take a new op.
+ */
+static CK_RV aead_op_reset(cops_op_t *op, const cops_params_t *prev)
+{
+    const cops_params_t *p = &op->p;
+    sym_state_t *st = st_of(op);
+    uint8_t iv[COPS_IV_MAX];
+    size_t ivlen;
+    bool made = false;
+    CK_RV rv;
+
+    (void)prev;
+    if (op->impl->variant != V_GCM || st == NULL || st->aead == NULL ||
+        p->tag_len != st->tag_len) {
+        return CKR_FUNCTION_NOT_SUPPORTED;
+    }
+    if (p->iv_generate && is_enc(op)) {
+        ivlen = 12;
+        made = true;
+        if ((rv = crypto_random(iv, ivlen)) != CKR_OK) {
+            return rv;
+        }
+    } else {
+        if (p->iv == NULL || p->iv_len == 0 || p->iv_len > COPS_IV_MAX) {
+            return CKR_MECHANISM_PARAM_INVALID;
+        }
+        ivlen = p->iv_len;
+        memcpy(iv, p->iv, ivlen);
+    }
+    if (ivlen != st->iv_len) {
+        return CKR_FUNCTION_NOT_SUPPORTED;
+    }
+    util_free_wipe(st->res, st->res_len);
+    st->res = NULL;
+    st->res_len = 0;
+    st->res_ready = false;
+    util_free_wipe(st->hold, st->hold_cap);
+    st->hold = NULL;
+    st->hold_len = 0;
+    st->hold_cap = 0;
+    util_free_wipe(st->aad, st->aad_len);
+    st->aad = NULL;
+    st->aad_len = 0;
+    if (p->aad_len > 0) {
+        st->aad = malloc(p->aad_len);
+        if (st->aad == NULL) {
+            return CKR_HOST_MEMORY;
+        }
+        memcpy(st->aad, p->aad, p->aad_len);
+        st->aad_len = p->aad_len;
+    }
+    memcpy(st->iv, iv, ivlen);
+    st->iv_made = made;
+    crypto_wipe(iv, sizeof(iv));
+    if ((rv = aead_restart(st->aead, st->iv, st->iv_len)) != CKR_OK) {
+        return rv;
+    }
+    return is_enc(op) ? cops_aead_aad(st->aead, st->aad, st->aad_len) : CKR_OK;
+}
+
 static CK_RV aead_op_update(cops_op_t *op, const uint8_t *in, size_t inlen,
                             uint8_t *out, size_t *outlen)
 {
@@ -648,12 +759,47 @@ static CK_RV aead_op_final(cops_op_t *op, uint8_t *out, size_t *outlen)
     return deliver(st, out, outlen);
 }
 
+/* Streaming encryption of a whole message straight into the caller's
+ * buffer, known to be big enough: no copy kept. */
+static CK_RV aead_encrypt_direct(cops_op_t *op, const uint8_t *in, size_t inlen,
+                                 uint8_t *out, size_t *outlen)
+{
+    sym_state_t *st = st_of(op);
+    size_t room = *outlen, got = room, fin;
+    uint8_t tag[COPS_TAG_MAX];
+    CK_RV rv;
+
+    rv = cops_aead_update(st->aead, in, inlen, out, &got);
+    if (rv == CKR_OK) {
+        fin = room - got - st->tag_len;
+        rv = cops_aead_final(st->aead, out + got, &fin, tag);
+        got += fin;
+    }
+    if (rv != CKR_OK || got + st->tag_len > room) {
+        crypto_wipe(out, room);
+        *outlen = 0;
+        return rv != CKR_OK ? rv : CKR_GENERAL_ERROR;
+    }
+    memcpy(out + got, tag, st->tag_len);
+    *outlen = got + st->tag_len;
+    return CKR_OK;
+}
+
 static CK_RV aead_op_oneshot(cops_op_t *op, const uint8_t *in, size_t inlen,
                              uint8_t *out, size_t *outlen)
 {
     sym_state_t *st = st_of(op);
     CK_RV rv = CKR_OK;
 
+    if (!st->res_ready && is_enc(op) && op->impl->variant == V_GCM &&
+        out != NULL) {
+        size_t need = cops_aead_update_len(st->aead, inlen) +
+                      cops_aead_final_len(st->aead) + st->tag_len;
+
+        if (need >= inlen && *outlen >= need) {
+            return aead_encrypt_direct(op, in, inlen, out, outlen);
+        }
+    }
     if (!st->res_ready) {
         if (!is_enc(op)) {
             rv = aead_decrypt_held(op, in, inlen);
@@ -913,7 +1059,7 @@ const cops_impl_t cops_des3_cbc_pad = BLOCK_IMPL("DES3-CBC-PAD", V_CBC_PAD);
     {                                                                          \
         .name = (n), .init = aead_op_init, .output_len = sym_output_len,       \
         .update = (upd), .final = aead_op_final, .oneshot = aead_op_oneshot,   \
-        .cleanup = sym_cleanup, .variant = (v),                                \
+        .reset = aead_op_reset, .cleanup = sym_cleanup, .variant = (v),        \
     }
 
 const cops_impl_t cops_aes_gcm = AEAD_IMPL("AES-GCM", V_GCM, aead_op_update);
@@ -1010,6 +1156,28 @@ CK_RV cops_aead_new(const cops_key_t *key, cops_aead_alg_t alg, bool enc,
 out:
     cops_aead_free(a);
     return rv;
+}
+
+static CK_RV aead_restart(cops_aead_t *a, const uint8_t *iv, size_t ivlen)
+{
+    if (a->alg != COPS_AEAD_GCM || ivlen != a->ivlen) {
+        return CKR_FUNCTION_NOT_SUPPORTED;
+    }
+    memcpy(a->iv, iv, ivlen);
+    util_free_wipe(a->aad, a->aad_len);
+    a->aad = NULL;
+    a->aad_len = 0;
+    if (a->len > 0) {
+        crypto_wipe(a->buf, a->len);
+    }
+    a->len = 0;
+    a->streamed = 0;
+    /* The key stays: only the IV is set, which starts a new message. */
+    if (EVP_CipherInit_ex2(a->ctx, NULL, NULL, a->iv, a->enc, NULL) != 1) {
+        cops_log_ossl("AEAD restart");
+        return CKR_FUNCTION_FAILED;
+    }
+    return CKR_OK;
 }
 
 void cops_aead_free(cops_aead_t *a)
