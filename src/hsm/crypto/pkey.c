@@ -26,6 +26,15 @@
 #include "hsm/crypto/cops.h"
 #include "hsm/crypto/crypto.h"
 
+/*
+ * Key types are named by their OIDs, not "RSA"/"EC": OpenSSL 3.0 consults
+ * a default ENGINE by algorithm name even for a private library context,
+ * and an application that set the pkcs11 engine as default for RSA/EC
+ * (openssl -engine pkcs11) would otherwise route our own keys into it.
+ */
+#define KEYTYPE_RSA "1.2.840.113549.1.1.1"
+#define KEYTYPE_EC "1.2.840.10045.2.1"
+
 /* Largest RSA modulus we build a key from, in bytes (16384 bits). */
 #define PKEY_RSA_MAX_BYTES 2048
 /* Largest public exponent accepted on generation, in bytes. */
@@ -338,8 +347,8 @@ static CK_RV rsa_from_attrs(const attr_list_t *l, bool priv, cops_key_t *k)
         rv = CKR_HOST_MEMORY;
         goto out;
     }
-    rv = fromdata("RSA", priv ? EVP_PKEY_KEYPAIR : EVP_PKEY_PUBLIC_KEY, params,
-                  &pkey);
+    rv = fromdata(KEYTYPE_RSA, priv ? EVP_PKEY_KEYPAIR : EVP_PKEY_PUBLIC_KEY,
+                  params, &pkey);
     if (rv != CKR_OK) {
         goto out;
     }
@@ -512,7 +521,7 @@ static CK_RV ec_from_attrs(const attr_list_t *l, bool priv, cops_key_t *k)
     if (op == NULL) {
         goto out;
     }
-    rv = fromdata("EC", priv ? EVP_PKEY_KEYPAIR : EVP_PKEY_PUBLIC_KEY, op,
+    rv = fromdata(KEYTYPE_EC, priv ? EVP_PKEY_KEYPAIR : EVP_PKEY_PUBLIC_KEY, op,
                   &pkey);
     if (rv != CKR_OK) {
         goto out;
@@ -792,7 +801,7 @@ static CK_RV curve_keygen(const pkey_curve_t *cv, EVP_PKEY **out)
     }
     if (ctx == NULL) {
         ctx = EVP_PKEY_CTX_new_from_name(
-            crypto_libctx(), cv->kt == CKK_EC ? "EC" : cv->ossl, NULL);
+            crypto_libctx(), cv->kt == CKK_EC ? KEYTYPE_EC : cv->ossl, NULL);
         if (ctx == NULL) {
             cops_log_ossl("EVP_PKEY_CTX_new_from_name");
             return CKR_HOST_MEMORY;
@@ -857,7 +866,7 @@ CK_RV cops_generate_rsa(CK_ULONG bits, const uint8_t *e, size_t elen,
         rv = CKR_ATTRIBUTE_VALUE_INVALID;
         goto out;
     }
-    if ((rv = keygen("RSA", NULL, bn, bits, &pkey)) != CKR_OK) {
+    if ((rv = keygen(KEYTYPE_RSA, NULL, bn, bits, &pkey)) != CKR_OK) {
         goto out;
     }
     for (int i = 0; i < 2; i++) {
@@ -968,7 +977,7 @@ static CK_RV peer_key(const cops_key_t *priv, const uint8_t *in, size_t len,
     params[1] = OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY,
                                                   (void *)p, n);
     params[2] = OSSL_PARAM_construct_end();
-    if (fromdata("EC", EVP_PKEY_PUBLIC_KEY, params, out) != CKR_OK) {
+    if (fromdata(KEYTYPE_EC, EVP_PKEY_PUBLIC_KEY, params, out) != CKR_OK) {
         return CKR_MECHANISM_PARAM_INVALID;
     }
     return CKR_OK;
