@@ -13,10 +13,12 @@
  *   CKR_BUFFER_TOO_SMALL; both leave the operation as it was. The core is
  *   asked for the length first, so it never sees a short buffer.
  * - A one-shot call (C_Sign ...) after an Update, or an Update or Final
- *   after a one-shot length query, is CKR_OPERATION_ACTIVE and the
- *   operation stays.
- * - Any other error ends the operation, and so does the success of a
- *   one-shot or Final call.
+ *   after a one-shot length query, is CKR_OPERATION_ACTIVE; like any other
+ *   error it ends the operation (the spec: C_SignFinal "always terminates
+ *   the active signing operation unless it returns CKR_BUFFER_TOO_SMALL or
+ *   is a successful call to determine the length"; pkcs11-tool relies on
+ *   it).
+ * - The success of a one-shot or Final call ends it too.
  *
  * Message-based encryption (3.0 section 5.13/5.14) has its own state per
  * direction: none; initialized (between messages); a message begun with
@@ -272,6 +274,7 @@ static CK_RV op_oneshot(enum mod_fn fn, hsm_opkind_t kind,
         goto out;
     }
     if (s->ops[kind] == MOD_OPS_MULTI) {
+        op_end(s, kind); /* mixing ends the operation (spec 5.2) */
         rv = CKR_OPERATION_ACTIVE;
         goto out;
     }
@@ -336,6 +339,7 @@ static CK_RV op_update(enum mod_fn fn, hsm_opkind_t kind,
         goto out;
     }
     if (s->ops[kind] == MOD_OPS_ONESHOT) {
+        op_end(s, kind); /* mixing ends the operation (spec 5.2) */
         rv = CKR_OPERATION_ACTIVE;
         goto out;
     }
@@ -397,6 +401,7 @@ static CK_RV op_final(enum mod_fn fn, hsm_opkind_t kind,
         goto out;
     }
     if (s->ops[kind] == MOD_OPS_ONESHOT) {
+        op_end(s, kind); /* mixing ends the operation (spec 5.2) */
         rv = CKR_OPERATION_ACTIVE;
         goto out;
     }
@@ -448,6 +453,7 @@ static CK_RV op_verify(enum mod_fn fn, CK_SESSION_HANDLE hSession,
         goto out;
     }
     if (oneshot && s->ops[HSM_OPK_VERIFY] == MOD_OPS_MULTI) {
+        op_end(s, HSM_OPK_VERIFY); /* mixing ends the operation */
         rv = CKR_OPERATION_ACTIVE;
         goto out;
     }
@@ -581,6 +587,7 @@ CK_RV mod_C_DigestKey(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hKey)
         goto out;
     }
     if (s->ops[HSM_OPK_DIGEST] == MOD_OPS_ONESHOT) {
+        op_end(s, HSM_OPK_DIGEST); /* mixing ends the operation */
         rv = CKR_OPERATION_ACTIVE;
         goto out;
     }

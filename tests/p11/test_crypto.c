@@ -1832,9 +1832,14 @@ static void test_operation_state(void **state)
     assert_rv(p11->C_Sign(S, (CK_BYTE_PTR)msg, MSG_LEN, sig, &len),
               CKR_BUFFER_TOO_SMALL);
     assert_int_equal(len, 64);
-    /* after a one-shot query the operation stays one-shot */
+    /* an update after a one-shot query is refused, and that error ends
+     * the operation like any other (spec 5.2; pkcs11-tool relies on it) */
     assert_rv(p11->C_SignUpdate(S, (CK_BYTE_PTR)msg, MSG_LEN),
               CKR_OPERATION_ACTIVE);
+    len = sizeof(sig);
+    assert_rv(p11->C_Sign(S, (CK_BYTE_PTR)msg, MSG_LEN, sig, &len),
+              CKR_OPERATION_NOT_INITIALIZED);
+    assert_rv(p11->C_SignInit(S, &m, priv), CKR_OK);
     len = sizeof(sig);
     assert_rv(p11->C_Sign(S, (CK_BYTE_PTR)msg, MSG_LEN, sig, &len), CKR_OK);
     assert_int_equal(len, 64);
@@ -1845,11 +1850,14 @@ static void test_operation_state(void **state)
     assert_rv(p11->C_Verify(S, (CK_BYTE_PTR)msg, MSG_LEN, sig, len),
               CKR_OPERATION_NOT_INITIALIZED);
 
-    /* digest: one-shot after an update is refused and the digest goes on */
+    /* digest: one-shot after an update is refused and ends the digest */
     assert_rv(p11->C_DigestUpdate(S, (CK_BYTE_PTR)msg, MSG_LEN), CKR_OK);
     len = sizeof(d);
     assert_rv(p11->C_Digest(S, (CK_BYTE_PTR)msg, MSG_LEN, d, &len),
               CKR_OPERATION_ACTIVE);
+    assert_rv(p11->C_DigestFinal(S, d, &len), CKR_OPERATION_NOT_INITIALIZED);
+    assert_rv(p11->C_DigestInit(S, &dm), CKR_OK);
+    assert_rv(p11->C_DigestUpdate(S, (CK_BYTE_PTR)msg, MSG_LEN), CKR_OK);
     len = 0;
     assert_rv(p11->C_DigestFinal(S, NULL, &len), CKR_OK);
     assert_int_equal(len, 32);
@@ -1867,23 +1875,29 @@ static void test_operation_state(void **state)
     }
     assert_rv(p11->C_DigestFinal(S, d, &len), CKR_OPERATION_NOT_INITIALIZED);
 
-    /* multi-part sign: one-shot refused, the operation goes on */
+    /* multi-part sign: one-shot refused, and the operation ends */
     assert_rv(p11->C_SignInit(S, &m, priv), CKR_OK);
     assert_rv(p11->C_SignUpdate(S, (CK_BYTE_PTR)msg, MSG_LEN), CKR_OK);
     len = sizeof(sig);
     assert_rv(p11->C_Sign(S, (CK_BYTE_PTR)msg, MSG_LEN, sig, &len),
               CKR_OPERATION_ACTIVE);
+    assert_rv(p11->C_SignFinal(S, sig, &len), CKR_OPERATION_NOT_INITIALIZED);
+    assert_rv(p11->C_SignInit(S, &m, priv), CKR_OK);
+    assert_rv(p11->C_SignUpdate(S, (CK_BYTE_PTR)msg, MSG_LEN), CKR_OK);
     len = 0;
     assert_rv(p11->C_SignFinal(S, NULL, &len), CKR_OK);
     assert_int_equal(len, 64);
     len = sizeof(sig);
     assert_rv(p11->C_SignFinal(S, sig, &len), CKR_OK);
     assert_rv(verify_rv(&m, pub, msg, MSG_LEN, sig, len), CKR_OK);
-    /* multi-part verify: one-shot refused */
+    /* multi-part verify: one-shot refused, and the operation ends */
     assert_rv(p11->C_VerifyInit(S, &m, pub), CKR_OK);
     assert_rv(p11->C_VerifyUpdate(S, (CK_BYTE_PTR)msg, MSG_LEN), CKR_OK);
     assert_rv(p11->C_Verify(S, (CK_BYTE_PTR)msg, MSG_LEN, sig, len),
               CKR_OPERATION_ACTIVE);
+    assert_rv(p11->C_VerifyFinal(S, sig, len), CKR_OPERATION_NOT_INITIALIZED);
+    assert_rv(p11->C_VerifyInit(S, &m, pub), CKR_OK);
+    assert_rv(p11->C_VerifyUpdate(S, (CK_BYTE_PTR)msg, MSG_LEN), CKR_OK);
     assert_rv(p11->C_VerifyFinal(S, sig, len), CKR_OK);
 
     /* an error ends the operation */
