@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -140,9 +141,49 @@ void mod_mutex_unlock(struct mod_mutex *m)
     mutex_unlock(m);
 }
 
+/*
+ * Fork detection without a system call per entry point: one page mapped
+ * with MADV_WIPEONFORK holds a mark set by C_Initialize; a child after
+ * fork() sees the page zeroed. Where the kernel lacks that advice, the
+ * process id is compared instead (a getpid() per call).
+ */
+static volatile unsigned char *fork_mark;
+static bool fork_mark_tried;
+
+static void fork_mark_set(void)
+{
+    if (!fork_mark_tried) {
+        void *p = mmap(NULL, (size_t)sysconf(_SC_PAGESIZE),
+                       PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                       -1, 0);
+
+        fork_mark_tried = true;
+        if (p != MAP_FAILED) {
+#ifdef MADV_WIPEONFORK
+            if (madvise(p, (size_t)sysconf(_SC_PAGESIZE), MADV_WIPEONFORK) ==
+                0) {
+                fork_mark = p;
+            } else
+#endif
+            {
+                munmap(p, (size_t)sysconf(_SC_PAGESIZE));
+            }
+        }
+    }
+    if (fork_mark != NULL) {
+        fork_mark[0] = 1;
+    }
+}
+
 bool mod_ready(void)
 {
-    return mod_state.initialized && mod_state.pid == getpid();
+    if (!mod_state.initialized) {
+        return false;
+    }
+    if (fork_mark != NULL) {
+        return fork_mark[0] == 1;
+    }
+    return mod_state.pid == getpid();
 }
 
 CK_RV mod_enter(void)
@@ -970,6 +1011,7 @@ CK_RV mod_C_Initialize(CK_VOID_PTR pInitArgs)
     mod_hmap_init(&mod_state.o2h);
     mod_state.rw_sessions = 0;
     mod_state.pid = getpid();
+    fork_mark_set();
     mod_state.initialized = true;
     log_debug("initialized: store %s, config %s", mod_state.cfg.store,
               mod_state.cfg.path[0] != '\0' ? mod_state.cfg.path : "(none)");
