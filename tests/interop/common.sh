@@ -1,1 +1,335 @@
-# placeholder
+# common.sh - sourced by every tests/interop/*.sh (bash).
+#
+# The scenarios run real clients against the module INSTALLED into a prefix,
+# never against the build tree: the first test to get here runs
+# `make install` into $NIMBUS_TOP_BUILDDIR/interop-prefix (every install
+# directory overridden on the command line, so nothing is written outside
+# the build directory), under a lock because `make check` runs the tests in
+# parallel; a stamp newer than the built module skips the install for the
+# others. `make clean` removes the prefix.
+#
+# Each test then makes its own store in its own temporary directory, with
+# its own nimbus.conf (NIMBUS_CONF for the clients), activates it and
+# creates its crypto users with the installed nimbus-mgmt. kdf_iterations
+# is 1000 in these configs: every client logs in many times (pkcs11-tool
+# runs once per step, Java and libp11 log in per session or per process)
+# and the default 600000 PBKDF2 iterations would cost a fraction of a
+# second each time; the verifier's cost is not what these tests are about.
+#
+# A client that is not installed makes its test SKIP (exit 77) with the
+# reason, never PASS. Every client and server step runs under timeout(1);
+# servers listen on 127.0.0.1 only, on ports found free; everything a test
+# starts is killed at exit and its temporary directory removed.
+#
+# Exit codes: 0 pass, 1 fail, 77 skip, 99 hard error.
+#
+# The sourcing script sets T (its name, for messages) before sourcing.
+set -u
+
+T=${T:-$(basename "$0" .sh)}
+top=${NIMBUS_TOP_BUILDDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
+srcdir=${NIMBUS_TOP_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
+P=$top/interop-prefix
+MODULE=$P/lib/pkcs11/libnimbus-pkcs11.so
+MGMT=$P/bin/nimbus-mgmt
+P11KIT_CONF=$P/share/p11-kit/modules/nimbus.module
+
+CO_PW=co-secret1
+ALICE_PW=alice-pw1
+BOB_PW=bob-secret1
+
+fail=0
+tmp=
+_pids=()
+_cleanups=()
+
+# ----------------------------------------------------------------- output
+ok() { echo "ok: $*"; }
+# bad WHAT [OUTPUT]: a failed assertion; the test goes on, and fails.
+bad() {
+    echo "FAIL: $T: $1"
+    if [ $# -gt 1 ] && [ -n "$2" ]; then
+        printf '%s\n' "$2" | head -n 40 | sed 's/^/    | /'
+    fi
+    fail=1
+}
+skip() {
+    echo "SKIP: $T: $*"
+    exit 77
+}
+# hard error: the test itself could not run (not a verdict on the module)
+die() {
+    echo "ERROR: $T: $*"
+    exit 99
+}
+# check WHAT OUTPUT PATTERN: OUTPUT matches the extended regex PATTERN
+check() {
+    if grep -Eq -- "$3" <<<"$2"; then
+        ok "$1"
+    else
+        bad "$1 (expected /$3/)" "$2"
+    fi
+}
+# check_not WHAT OUTPUT PATTERN
+check_not() {
+    if grep -Eq -- "$3" <<<"$2"; then
+        bad "$1 (unexpected /$3/)" "$2"
+    else
+        ok "$1"
+    fi
+}
+# expect_ok WHAT CMD...: CMD exits 0 (its output is kept in $out)
+expect_ok() {
+    local what=$1 rc
+    shift
+    out=$("$@" 2>&1)
+    rc=$?
+    if [ "$rc" -eq 0 ]; then
+        ok "$what"
+        return 0
+    fi
+    bad "$what (exit status $rc)" "$out"
+    return 1
+}
+# expect_fail WHAT PATTERN CMD...: CMD fails and says PATTERN
+expect_fail() {
+    local what=$1 pat=$2
+    shift 2
+    if out=$("$@" 2>&1); then
+        bad "$what (it succeeded)" "$out"
+        return 1
+    fi
+    check "$what" "$out" "$pat"
+}
+finish() {
+    if [ "$fail" -eq 0 ]; then
+        echo "PASS: $T"
+    fi
+    exit "$fail"
+}
+
+# ----------------------------------------------------------------- tools
+# need_cmd CMD [PACKAGE]: SKIP unless CMD is installed
+need_cmd() {
+    command -v "$1" >/dev/null 2>&1 ||
+        skip "$1 is not installed${2:+ (apt-get install $2)}"
+}
+# t SECONDS CMD...: CMD under a bounded time (killed 5 s after)
+t() {
+    local s=$1
+    shift
+    timeout -k 5 "$s" "$@"
+}
+# free_port: a TCP port on 127.0.0.1 nobody listens on (the kernel picks)
+free_port() {
+    python3 -c 'import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])'
+}
+# wait_port PORT [SECONDS [PID]]: until something listens on
+# 127.0.0.1:PORT; fails at once when the server PID has exited
+wait_port() {
+    local i
+    for ((i = 0; i < ${2:-20} * 10; i++)); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
+            return 0
+        fi
+        if [ -n "${3:-}" ] && ! kill -0 "$3" 2>/dev/null; then
+            return 1
+        fi
+        sleep 0.1
+    done
+    return 1
+}
+# bg_start CMD...: start a server in the background; killed at exit
+bg_start() {
+    "$@" &
+    _pids+=($!)
+    bg_pid=$!
+}
+on_exit() { _cleanups+=("$1"); }
+_cleanup() {
+    local p c
+    for c in ${_cleanups[@]+"${_cleanups[@]}"}; do
+        eval "$c" >/dev/null 2>&1
+    done
+    for p in ${_pids[@]+"${_pids[@]}"}; do
+        kill "$p" 2>/dev/null
+    done
+    for p in ${_pids[@]+"${_pids[@]}"}; do
+        for _ in 1 2 3 4 5 6 7 8 9 10; do
+            kill -0 "$p" 2>/dev/null || break
+            sleep 0.2
+        done
+        kill -9 "$p" 2>/dev/null
+    done
+    [ -n "$tmp" ] && rm -rf "$tmp"
+}
+trap _cleanup EXIT
+trap 'exit 99' INT TERM
+
+# ----------------------------------------------------------------- install
+# install_prefix: make install into $P, once per build of the module
+install_prefix() {
+    local built=$top/.libs/libnimbus-pkcs11.so stamp=$P/.installed log
+    [ -f "$built" ] || die "the module is not built ($built)"
+    need_cmd flock util-linux
+    mkdir -p "$P" || die "cannot create $P"
+    log=$P/.install.log
+    (
+        flock -w 300 9 || exit 2
+        if [ -f "$stamp" ] && [ "$stamp" -nt "$built" ] &&
+            [ "$stamp" -nt "$top/nimbus-mgmt" ] && [ -f "$MODULE" ]; then
+            exit 0
+        fi
+        # MAKEFLAGS of the running `make check` (jobserver, TESTS=...) are
+        # not for this make.
+        if ! env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL \
+            make -s -C "$top" install DESTDIR= prefix="$P" \
+            exec_prefix="$P" bindir="$P/bin" libdir="$P/lib" \
+            includedir="$P/include" datarootdir="$P/share" \
+            datadir="$P/share" mandir="$P/share/man" sysconfdir="$P/etc" \
+            p11kit_module_dir="$P/share/p11-kit/modules" >"$log" 2>&1; then
+            exit 1
+        fi
+        touch "$stamp"
+    ) 9>"$top/interop-prefix/.lock"
+    case $? in
+    0) ;;
+    2) die "timed out waiting for another test's install into $P" ;;
+    *)
+        cat "$log"
+        die "make install into $P failed"
+        ;;
+    esac
+    [ -f "$MODULE" ] || die "make install did not put the module at $MODULE"
+    [ -x "$MGMT" ] || die "make install did not put nimbus-mgmt at $MGMT"
+}
+
+# ----------------------------------------------------------------- store
+# write_conf FILE STORE [LABEL]: a test configuration
+write_conf() {
+    mkdir -p "$(dirname "$1")"
+    cat >"$1" <<EOF
+# $T: a throwaway store. kdf_iterations = 1000 for speed only (the clients
+# log in many times; the default 600000 is the production setting).
+store = $2
+label = ${3:-interop}
+kdf_iterations = 1000
+EOF
+}
+# mgmt COMMANDS: the installed nimbus-mgmt, scripted, confirmations on
+mgmt() { t 60 "$MGMT" -y -c "$1" 2>&1; }
+# fresh_store DIR [USER PASSWORD]...: a new store in DIR, nimbus.conf in
+# DIR/nimbus.conf (exported as NIMBUS_CONF), activated (admin's password
+# becomes $CO_PW) and with the given crypto users.
+fresh_store() {
+    local dir=$1 cmds o
+    shift
+    write_conf "$dir/nimbus.conf" "$dir/store"
+    export NIMBUS_CONF=$dir/nimbus.conf
+    cmds="loginHSM PRECO admin password; changePswd PRECO admin $CO_PW"
+    while [ $# -ge 2 ]; do
+        cmds="$cmds; createUser CU $1 $2"
+        shift 2
+    done
+    cmds="$cmds; listUsers; logoutHSM"
+    o=$(mgmt "$cmds") || die "nimbus-mgmt could not set up the store: $o"
+    grep -q 'PCO' <<<"$o" || die "activation did not make a PCO: $o"
+}
+# user_id NAME: the numeric user id listUsers shows for NAME
+user_id() {
+    mgmt "listUsers" | awk -v n="$1" '$3 == n && $2 == "CU" { print $1 }'
+}
+# key_oid USER PASSWORD CLASS LABEL: the store object id (nimbus-mgmt key
+# handle) of USER's own object of CKA_CLASS CLASS (3 = private key, 4 =
+# secret key) labelled LABEL
+key_oid() {
+    local uid h out
+    uid=$(user_id "$1")
+    [ -n "$uid" ] || return 1
+    out=$(mgmt "loginHSM CU $1 $2; findAllKeys $uid 0")
+    for h in $(sed -n 's/([os])//g; s/,//g; /^[0-9]/p' <<<"$out"); do
+        # getAttribute prints each attribute's name, then its value
+        out=$(mgmt "loginHSM CU $1 $2; getAttribute $h 512" |
+            awk '/^OBJ_ATTR_(CLASS|LABEL)$/ { n = $1; next }
+                 n != "" { print n "=" $0; n = "" }')
+        if grep -qx "OBJ_ATTR_CLASS=$(printf '0x%08x' "$3")" <<<"$out" &&
+            grep -qxF "OBJ_ATTR_LABEL=$4" <<<"$out"; then
+            echo "$h"
+            return 0
+        fi
+    done
+    return 1
+}
+
+# ----------------------------------------------------------------- openssl
+# need_engine: SKIP unless libp11's pkcs11 engine for OpenSSL 3 is there;
+# sets ENGINE_SO
+need_engine() {
+    local dir
+    need_cmd openssl openssl
+    dir=$(openssl version -e 2>/dev/null |
+        sed -n 's/^ENGINESDIR: "\(.*\)"$/\1/p')
+    ENGINE_SO=$dir/pkcs11.so
+    [ -n "$dir" ] && [ -f "$ENGINE_SO" ] ||
+        skip "libp11's pkcs11 engine is not installed in '$dir'" \
+            "(apt-get install libengine-pkcs11-openssl)"
+}
+# engine_conf FILE [INIT]: an openssl.cnf that loads the pkcs11 engine with
+# the installed module (MODULE_PATH) and has what `openssl req` needs. INIT
+# 1 initialises the engine as the configuration loads (what nginx needs: it
+# loads "engine:..." keys without ENGINE_init); the default 0 leaves that to
+# `-engine pkcs11`, so that plain openssl commands do not load the module.
+engine_conf() {
+    cat >"$1" <<EOF
+openssl_conf = openssl_init
+
+[openssl_init]
+engines = engine_section
+
+[engine_section]
+pkcs11 = pkcs11_section
+
+[pkcs11_section]
+engine_id = pkcs11
+dynamic_path = $ENGINE_SO
+MODULE_PATH = $MODULE
+init = ${2:-0}
+
+[req]
+distinguished_name = req_dn
+x509_extensions = v3_self
+prompt = no
+
+[req_dn]
+CN = nimbus interop
+
+[v3_self]
+basicConstraints = critical, CA:true
+keyUsage = critical, digitalSignature, keyCertSign
+subjectKeyIdentifier = hash
+
+[v3_server]
+basicConstraints = critical, CA:false
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = serverAuth
+subjectAltName = IP:127.0.0.1, DNS:localhost
+EOF
+}
+
+# ----------------------------------------------------------------- setup
+# The interop tests need the clients' view of a normal build: an ASan
+# module cannot be loaded by uninstrumented clients (ASan must come first).
+interop_setup() {
+    need_cmd timeout coreutils
+    need_cmd python3 python3
+    if ldd "$top/.libs/libnimbus-pkcs11.so" 2>/dev/null | grep -q libasan; then
+        skip "sanitizer build: uninstrumented clients cannot load an ASan" \
+            "module (the interop suite runs in the normal build)"
+    fi
+    install_prefix
+    tmp=$(mktemp -d "${TMPDIR:-/tmp}/nimbus-$T.XXXXXX") || die "mktemp"
+    unset NIMBUS_DEBUG
+}
