@@ -104,10 +104,9 @@ struct mod_session {
     CK_VOID_PTR application; /* stored, never used */
     CK_NOTIFY notify;        /* stored, never called */
     struct mod_find find;
-    /* Session objects made in this session: their handles die with it. */
-    hsm_oid_t *sobj;
-    size_t sobj_n;
-    size_t sobj_cap;
+    /* Session objects made in this session and not destroyed yet (a set
+     * of object ids): their handles die with it. */
+    struct mod_hmap sobjs;
     /* Calls on this session run one at a time under this mutex. */
     struct mod_mutex mutex;
     /* Calls holding the session outside the library lock (library lock). */

@@ -90,35 +90,38 @@ CK_RV mod_session_object_note_locked(struct mod_session *s, hsm_oid_t oid)
     if (token) {
         return CKR_OK;
     }
-    if (s->sobj_n == s->sobj_cap) {
-        size_t cap = s->sobj_cap == 0 ? 8 : s->sobj_cap * 2;
-        hsm_oid_t *v;
+    return mod_hmap_put(&s->sobjs, oid, 0);
+}
 
-        if (cap > MOD_HMAP_MAX_ENTRIES) {
-            return CKR_HOST_MEMORY;
-        }
-        v = realloc(s->sobj, cap * sizeof(*v));
-        if (v == NULL) {
-            return CKR_HOST_MEMORY;
-        }
-        s->sobj = v;
-        s->sobj_cap = cap;
+/* A destroyed session object leaves the set of the session that made it
+ * (usually s, else another session of this application), so that the set
+ * stays as small as the live objects. */
+static void session_object_gone_locked(struct mod_session *s, hsm_oid_t oid)
+{
+    uint64_t h, v;
+    size_t pos = 0;
+
+    if (mod_hmap_del(&s->sobjs, oid)) {
+        return;
     }
-    s->sobj[s->sobj_n++] = oid;
-    return CKR_OK;
+    while (mod_hmap_next(&mod_state.sessions, &pos, &h, &v)) {
+        struct mod_session *o = (struct mod_session *)(uintptr_t)v;
+
+        if (mod_hmap_del(&o->sobjs, oid)) {
+            return;
+        }
+    }
 }
 
 void mod_handles_drop_session_locked(struct mod_session *s)
 {
-    size_t i;
+    uint64_t oid, v;
+    size_t pos = 0;
 
-    for (i = 0; i < s->sobj_n; i++) {
-        mod_handle_forget_locked(s->sobj[i]);
+    while (mod_hmap_next(&s->sobjs, &pos, &oid, &v)) {
+        mod_handle_forget_locked(oid);
     }
-    free(s->sobj);
-    s->sobj = NULL;
-    s->sobj_n = 0;
-    s->sobj_cap = 0;
+    mod_hmap_free(&s->sobjs);
 }
 
 CK_RV mod_objects_register_locked(struct mod_session *s, const hsm_oid_t *oids,
@@ -141,7 +144,9 @@ CK_RV mod_objects_register_locked(struct mod_session *s, const hsm_oid_t *oids,
         /* No handle to give: the objects must not stay behind. */
         for (i = 0; i < n; i++) {
             mod_handle_forget_locked(oids[i]);
-            (void)hsm_object_destroy(mod_state.conn, s->sid, oids[i]);
+            if (hsm_object_destroy(mod_state.conn, s->sid, oids[i]) == CKR_OK) {
+                session_object_gone_locked(s, oids[i]);
+            }
         }
     }
     return rv;
@@ -305,6 +310,7 @@ CK_RV mod_C_DestroyObject(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject)
     rv = hsm_object_destroy(mod_state.conn, s->sid, oid);
     if (rv == CKR_OK) {
         mod_handle_forget_locked(oid);
+        session_object_gone_locked(s, oid);
     }
 out:
     mod_leave();

@@ -61,7 +61,7 @@ static void last_session_closed_locked(void)
 static void session_free(struct mod_session *s)
 {
     mod_find_end(&s->find);
-    free(s->sobj);
+    mod_hmap_free(&s->sobjs);
     mod_mutex_free(&s->mutex);
     free(s);
 }

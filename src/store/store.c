@@ -137,6 +137,9 @@ struct store {
     sqlite3 *db;
     bool in_tx; /* store_begin() done, store_commit/rollback not yet */
     sqlite3_stmt *stmt[STMT_COUNT];
+    /* store_object_find's statements, one per set of indexed terms
+     * (label, ckid, class, key_type, private: 2^5), prepared once. */
+    sqlite3_stmt *find_stmt[32];
 };
 
 /* ------------------------------------------------------------- schema */
@@ -825,6 +828,10 @@ void store_close(store_t *st)
     for (i = 0; i < STMT_COUNT; i++) {
         sqlite3_finalize(st->stmt[i]);
         st->stmt[i] = NULL;
+    }
+    for (i = 0; i < sizeof(st->find_stmt) / sizeof(st->find_stmt[0]); i++) {
+        sqlite3_finalize(st->find_stmt[i]);
+        st->find_stmt[i] = NULL;
     }
     if (st->db != NULL) {
         rc = sqlite3_close(st->db);
@@ -1560,11 +1567,46 @@ CK_RV store_object_count_owner(store_t *st, uint32_t owner, size_t *n)
  * (selective), the class, key type and private terms are written "+col"
  * so that SQLite cannot pick their low-selectivity indexes instead.
  */
+/*
+ * The find statement for q's set of terms, prepared on first use and kept
+ * (a find is then a bind and a step through a covering index, not a parse).
+ */
+static CK_RV find_stmt(store_t *st, const store_query_t *q, sqlite3_stmt **out)
+{
+    unsigned k = (q->has_label ? 1u : 0u) | (q->has_ckid ? 2u : 0u) |
+                 (q->has_cls ? 4u : 0u) | (q->has_key_type ? 8u : 0u) |
+                 (q->has_private ? 16u : 0u);
+    const char *weak = q->has_label || q->has_ckid ? "+" : "";
+    char sql[512];
+    int rc;
+
+    if (st->find_stmt[k] == NULL) {
+        snprintf(sql, sizeof(sql),
+                 "SELECT o.id, o.owner, o.class, o.private, "
+                 "EXISTS(SELECT 1 FROM shares WHERE object_id = o.id "
+                 "AND user_id = ?1) FROM objects o WHERE 1%s%s%s%s%s%s%s%s%s"
+                 " ORDER BY o.id",
+                 q->has_label ? " AND o.label = ?" : "",
+                 q->has_ckid ? " AND o.ckid = ?" : "",
+                 q->has_cls ? " AND " : "", q->has_cls ? weak : "",
+                 q->has_cls ? "o.class = ?" : "",
+                 q->has_key_type ? " AND " : "", q->has_key_type ? weak : "",
+                 q->has_key_type ? "o.key_type = ?" : "",
+                 q->has_private ? " AND o.private = ?" : "");
+        rc = sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
+                                &st->find_stmt[k], NULL);
+        if (rc != SQLITE_OK) {
+            st->find_stmt[k] = NULL;
+            return sql_rv(st, rc, "find prepare");
+        }
+    }
+    *out = st->find_stmt[k];
+    return CKR_OK;
+}
+
 CK_RV store_object_find(store_t *st, const store_query_t *q, store_hit_t **hits,
                         size_t *n)
 {
-    char sql[512];
-    const char *weak;
     store_hit_t *arr = NULL;
     sqlite3_stmt *s = NULL;
     size_t cap = 0, count = 0;
@@ -1585,21 +1627,9 @@ CK_RV store_object_find(store_t *st, const store_query_t *q, store_hit_t **hits,
         return CKR_OK; /* nothing that long is stored */
     }
 
-    weak = q->has_label || q->has_ckid ? "+" : "";
-    snprintf(sql, sizeof(sql),
-             "SELECT o.id, o.owner, o.class, o.private, "
-             "EXISTS(SELECT 1 FROM shares WHERE object_id = o.id "
-             "AND user_id = ?1) FROM objects o WHERE 1%s%s%s%s%s%s%s%s%s"
-             " ORDER BY o.id",
-             q->has_label ? " AND o.label = ?" : "",
-             q->has_ckid ? " AND o.ckid = ?" : "", q->has_cls ? " AND " : "",
-             q->has_cls ? weak : "", q->has_cls ? "o.class = ?" : "",
-             q->has_key_type ? " AND " : "", q->has_key_type ? weak : "",
-             q->has_key_type ? "o.key_type = ?" : "",
-             q->has_private ? " AND o.private = ?" : "");
-    rc = sqlite3_prepare_v2(st->db, sql, -1, &s, NULL);
-    if (rc != SQLITE_OK) {
-        return sql_rv(st, rc, "find prepare");
+    rv = find_stmt(st, q, &s);
+    if (rv != CKR_OK) {
+        return rv;
     }
     /* Bind in the order the terms were written; ?1 is the user. */
     rc = sqlite3_bind_int64(s, 1, q->for_user);
@@ -1639,7 +1669,7 @@ CK_RV store_object_find(store_t *st, const store_query_t *q, store_hit_t **hits,
         count++;
     }
 out:
-    sqlite3_finalize(s);
+    put_stmt(s);
     if (rv != CKR_OK) {
         free(arr);
         return rv;
