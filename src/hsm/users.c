@@ -247,17 +247,20 @@ static CK_RV authenticate_locked(hsm_t *hsm, const store_user_t *u,
 {
     uint32_t limit = (uint32_t)hsm->cfg.login_failure_limit;
     uint32_t failures = 0;
-    bool ok = false;
+    bool ok = false, charged = false;
     CK_RV rv;
 
     *locks = false;
     if (u->failures >= limit)
         return CKR_PIN_LOCKED;
-    rv = store_user_charge_failure(hsm->st, u->id, limit, &failures);
+    rv = store_user_charge_failure(hsm->st, u->id, limit, &failures, &charged);
     if (rv != CKR_OK)
         return rv;
-    if (failures <= u->failures || failures > limit)
-        return CKR_PIN_LOCKED; /* another process spent the last try */
+    /* Not charged: the limit was reached meanwhile (another process spent
+     * the last try). Compare nothing else: a concurrent success may have
+     * reset the count between our read and our charge. */
+    if (!charged)
+        return CKR_PIN_LOCKED;
     if (u->verifier == NULL || u->verifier_len == 0) {
         crypto_pw_dummy(pw, pwlen, hsm->cfg.kdf_iterations);
         return CKR_PIN_INCORRECT;

@@ -1282,16 +1282,19 @@ CK_RV store_user_set_type(store_t *st, uint32_t id, int type)
  * caller's commit makes it durable.
  */
 CK_RV store_user_charge_failure(store_t *st, uint32_t id, uint32_t limit,
-                                uint32_t *failures)
+                                uint32_t *failures, bool *charged)
 {
     sqlite3_stmt *s = NULL;
     bool own_tx = false, row = false;
-    int64_t count;
+    int64_t count, changed = 0;
     CK_RV rv;
     int rc;
 
     return_val_if_fail(st != NULL && failures != NULL, CKR_GENERAL_ERROR);
     *failures = 0;
+    if (charged != NULL) {
+        *charged = false;
+    }
     if (!st->in_tx) {
         rv = exec_sql(st, "BEGIN IMMEDIATE", "charge failure");
         if (rv != CKR_OK) {
@@ -1299,7 +1302,8 @@ CK_RV store_user_charge_failure(store_t *st, uint32_t id, uint32_t limit,
         }
         own_tx = true;
     }
-    rv = exec_id(st, STMT_USER_CHARGE, id, limit, 2, NULL, "charge failure");
+    rv =
+        exec_id(st, STMT_USER_CHARGE, id, limit, 2, &changed, "charge failure");
     if (rv != CKR_OK) {
         goto out;
     }
@@ -1335,6 +1339,9 @@ CK_RV store_user_charge_failure(store_t *st, uint32_t id, uint32_t limit,
         count = 0;
     }
     *failures = count > UINT32_MAX ? UINT32_MAX : (uint32_t)count;
+    if (charged != NULL) {
+        *charged = changed > 0;
+    }
 out:
     put_stmt(s);
     if (own_tx && !sqlite3_get_autocommit(st->db)) {

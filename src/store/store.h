@@ -76,11 +76,13 @@ CK_RV store_user_set_verifier(store_t *st, uint32_t id, const uint8_t *verifier,
 CK_RV store_user_set_type(store_t *st, uint32_t id, int type);
 /*
  * Atomically adds one failure unless the count has reached limit; returns
- * the count after the call in *failures. Committed at once (its own
- * transaction) so that a crash after it still counts the attempt.
+ * the count after the call in *failures, and in *charged (may be NULL)
+ * whether a failure was added, i.e. whether the caller may try the
+ * password. Committed at once (its own transaction) so that a crash after
+ * it still counts the attempt.
  */
 CK_RV store_user_charge_failure(store_t *st, uint32_t id, uint32_t limit,
-                                uint32_t *failures);
+                                uint32_t *failures, bool *charged);
 CK_RV store_user_reset_failures(store_t *st, uint32_t id);
 CK_RV store_user_delete(store_t *st, uint32_t id);
 CK_RV store_user_delete_type(store_t *st, int type);

@@ -503,22 +503,33 @@ static void test_user_failures(void **state)
                                        (const uint8_t *)"old", 3, NULL),
                      CKR_OK);
     for (i = 1; i <= 3; i++) {
-        assert_int_equal(store_user_charge_failure(f->st, 1, 3, &fails),
-                         CKR_OK);
+        bool charged = false;
+
+        assert_int_equal(
+            store_user_charge_failure(f->st, 1, 3, &fails, &charged), CKR_OK);
         assert_int_equal(fails, i);
+        assert_true(charged); /* the last try, too, may be tried */
     }
-    /* At the limit: stays there. */
-    assert_int_equal(store_user_charge_failure(f->st, 1, 3, &fails), CKR_OK);
-    assert_int_equal(fails, 3);
+    /* At the limit: stays there, and says no try was charged. */
+    {
+        bool charged = true;
+
+        assert_int_equal(
+            store_user_charge_failure(f->st, 1, 3, &fails, &charged), CKR_OK);
+        assert_int_equal(fails, 3);
+        assert_false(charged);
+    }
     /* A higher limit lets it go on. */
-    assert_int_equal(store_user_charge_failure(f->st, 1, 5, &fails), CKR_OK);
+    assert_int_equal(store_user_charge_failure(f->st, 1, 5, &fails, NULL),
+                     CKR_OK);
     assert_int_equal(fails, 4);
     assert_int_equal(store_user_by_name(f->st, "alice", &u, &found), CKR_OK);
     assert_int_equal(u.failures, 4);
     store_user_clear(&u);
 
     assert_int_equal(store_user_reset_failures(f->st, 1), CKR_OK);
-    assert_int_equal(store_user_charge_failure(f->st, 1, 3, &fails), CKR_OK);
+    assert_int_equal(store_user_charge_failure(f->st, 1, 3, &fails, NULL),
+                     CKR_OK);
     assert_int_equal(fails, 1);
 
     /* A new verifier clears the count. */
@@ -533,11 +544,12 @@ static void test_user_failures(void **state)
 
     /* Inside a caller's transaction it joins it. */
     assert_int_equal(store_begin(f->st, true), CKR_OK);
-    assert_int_equal(store_user_charge_failure(f->st, 1, 3, &fails), CKR_OK);
+    assert_int_equal(store_user_charge_failure(f->st, 1, 3, &fails, NULL),
+                     CKR_OK);
     assert_int_equal(fails, 1);
     assert_int_equal(store_commit(f->st), CKR_OK);
 
-    assert_int_equal(store_user_charge_failure(f->st, 42, 3, &fails),
+    assert_int_equal(store_user_charge_failure(f->st, 42, 3, &fails, NULL),
                      CKR_FUNCTION_FAILED);
     assert_int_equal(store_user_set_verifier(f->st, 42, NULL, 0),
                      CKR_FUNCTION_FAILED);
@@ -940,8 +952,10 @@ static void test_two_handles(void **state)
     /* A failure charged through one handle counts in the other. */
     assert_int_equal(store_user_insert(f->st, 0, "alice", T_CU, NULL, 0, NULL),
                      CKR_OK);
-    assert_int_equal(store_user_charge_failure(other, 1, 5, &fails), CKR_OK);
-    assert_int_equal(store_user_charge_failure(f->st, 1, 5, &fails), CKR_OK);
+    assert_int_equal(store_user_charge_failure(other, 1, 5, &fails, NULL),
+                     CKR_OK);
+    assert_int_equal(store_user_charge_failure(f->st, 1, 5, &fails, NULL),
+                     CKR_OK);
     assert_int_equal(fails, 2);
     assert_int_equal(store_user_by_id(other, 1, &u, &found), CKR_OK);
     assert_int_equal(u.failures, 2);
