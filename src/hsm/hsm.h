@@ -553,4 +553,12 @@ typedef struct {
  * check ran; the verdict is in check. */
 CK_RV hsm_audit_verify(hsm_conn_t *conn, hsm_audit_check_t *check);
 
+/*
+ * CKA_TRUSTED of token object oid (a public or secret key, a certificate),
+ * CO only (the table's "mark keys trusted"): PKCS#11 lets only the SO set
+ * it, and the CO sees no key value doing so. CKR_ATTRIBUTE_TYPE_INVALID for
+ * an object without the attribute.
+ */
+CK_RV hsm_object_set_trusted(hsm_conn_t *conn, hsm_oid_t oid, bool trusted);
+
 #endif

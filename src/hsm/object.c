@@ -152,16 +152,34 @@ static CK_RV obj_meta_locked(hsm_conn_t *conn, struct hsm_obj *o,
  * Finds object oid for this connection and checks that its user may have
  * this access. An object it may not see is CKR_OBJECT_HANDLE_INVALID.
  */
-CK_RV hsm_obj_get_locked(hsm_conn_t *conn, hsm_oid_t oid,
-                            hsm_access_t access, struct hsm_obj *o)
+/* Loads token object oid from the store, no policy applied. */
+static CK_RV token_load_locked(hsm_t *hsm, hsm_oid_t oid, struct hsm_obj *o)
 {
-    hsm_object_meta_t meta;
     store_object_t so;
     bool found = false;
     CK_RV rv;
 
-    memset(o, 0, sizeof(*o));
     memset(&so, 0, sizeof(so));
+    rv = store_object_get(hsm->st, oid, &so, &found);
+    if (rv != CKR_OK)
+        return rv;
+    if (!found)
+        return CKR_OBJECT_HANDLE_INVALID;
+    o->id = oid;
+    o->token = true;
+    o->owner = so.owner;
+    rv = unseal_deserialize(hsm, oid, so.attrs, so.attrs_len, &o->own);
+    store_object_clear(&so);
+    return rv;
+}
+
+CK_RV hsm_obj_get_locked(hsm_conn_t *conn, hsm_oid_t oid, hsm_access_t access,
+                         struct hsm_obj *o)
+{
+    hsm_object_meta_t meta;
+    CK_RV rv;
+
+    memset(o, 0, sizeof(*o));
     o->id = oid;
     if (oid & HSM_SESSION_OID_BIT) {
         o->sobj = sobj_find(conn, oid);
@@ -169,16 +187,7 @@ CK_RV hsm_obj_get_locked(hsm_conn_t *conn, hsm_oid_t oid,
             return CKR_OBJECT_HANDLE_INVALID;
         o->owner = o->sobj->owner;
     } else {
-        rv = store_object_get(conn->hsm->st, oid, &so, &found);
-        if (rv != CKR_OK)
-            return rv;
-        if (!found)
-            return CKR_OBJECT_HANDLE_INVALID;
-        o->token = true;
-        o->owner = so.owner;
-        rv =
-            unseal_deserialize(conn->hsm, oid, so.attrs, so.attrs_len, &o->own);
-        store_object_clear(&so);
+        rv = token_load_locked(conn->hsm, oid, o);
         if (rv != CKR_OK)
             return rv;
     }
@@ -362,7 +371,7 @@ void hsm_sobjs_destroy_locked(hsm_conn_t *conn, hsm_sid_t sid,
 
 /* Common start of every object call: the lock, the session, the policy. */
 CK_RV hsm_begin_locked(hsm_conn_t *conn, hsm_sid_t sid, hsm_op_t op,
-                          struct hsm_session **s)
+                       struct hsm_session **s)
 {
     *s = hsm_session_find_locked(conn, sid);
     if (*s == NULL)
@@ -405,9 +414,11 @@ CK_RV hsm_object_copy(hsm_conn_t *conn, hsm_sid_t sid, hsm_oid_t oid,
 
     memset(&o, 0, sizeof(o));
     pthread_mutex_lock(&conn->hsm->lock);
-    if ((rv = hsm_begin_locked(conn, sid, HSM_OP_KEY_MANAGEMENT, &s)) != CKR_OK ||
+    if ((rv = hsm_begin_locked(conn, sid, HSM_OP_KEY_MANAGEMENT, &s)) !=
+            CKR_OK ||
         (rv = hsm_obj_get_locked(conn, oid, HSM_ACCESS_OWN, &o)) != CKR_OK ||
-        (rv = attrs_copy(&cu_caller, hsm_obj_attrs(&o), tmpl, count, &l)) != CKR_OK)
+        (rv = attrs_copy(&cu_caller, hsm_obj_attrs(&o), tmpl, count, &l)) !=
+            CKR_OK)
         goto out;
     rv = hsm_obj_add_locked(conn, s, &l, "copy", new_oid);
 out:
@@ -425,7 +436,8 @@ CK_RV hsm_object_destroy(hsm_conn_t *conn, hsm_sid_t sid, hsm_oid_t oid)
 
     memset(&o, 0, sizeof(o));
     pthread_mutex_lock(&conn->hsm->lock);
-    if ((rv = hsm_begin_locked(conn, sid, HSM_OP_KEY_MANAGEMENT, &s)) != CKR_OK ||
+    if ((rv = hsm_begin_locked(conn, sid, HSM_OP_KEY_MANAGEMENT, &s)) !=
+            CKR_OK ||
         (rv = hsm_obj_get_locked(conn, oid, HSM_ACCESS_OWN, &o)) != CKR_OK)
         goto out;
     if (!attr_list_bool(hsm_obj_attrs(&o), CKA_DESTROYABLE, true)) {
@@ -590,14 +602,16 @@ CK_RV hsm_object_set(hsm_conn_t *conn, hsm_sid_t sid, hsm_oid_t oid,
 
     memset(&o, 0, sizeof(o));
     pthread_mutex_lock(&conn->hsm->lock);
-    if ((rv = hsm_begin_locked(conn, sid, HSM_OP_KEY_MANAGEMENT, &s)) != CKR_OK ||
+    if ((rv = hsm_begin_locked(conn, sid, HSM_OP_KEY_MANAGEMENT, &s)) !=
+            CKR_OK ||
         (rv = hsm_obj_get_locked(conn, oid, HSM_ACCESS_OWN, &o)) != CKR_OK)
         goto out;
     if (o.token && !s->rw) {
         rv = CKR_SESSION_READ_ONLY;
         goto out;
     }
-    if ((rv = attrs_set(&cu_caller, hsm_obj_attrs(&o), tmpl, count, &l)) != CKR_OK)
+    if ((rv = attrs_set(&cu_caller, hsm_obj_attrs(&o), tmpl, count, &l)) !=
+        CKR_OK)
         goto out;
     if (o.token) {
         rv = token_update_locked(conn, &o, &l);
@@ -843,7 +857,8 @@ CK_RV hsm_object_find(hsm_conn_t *conn, hsm_sid_t sid, const CK_ATTRIBUTE *tmpl,
             struct hsm_obj o;
             bool match;
 
-            if (hsm_obj_get_locked(conn, hits[i].id, HSM_ACCESS_SEE, &o) != CKR_OK)
+            if (hsm_obj_get_locked(conn, hits[i].id, HSM_ACCESS_SEE, &o) !=
+                CKR_OK)
                 continue;
             match = attrs_match(&o.own, p.rest, p.nrest);
             hsm_obj_clear(&o);
@@ -898,7 +913,8 @@ CK_RV hsm_object_share(hsm_conn_t *conn, hsm_oid_t oid, hsm_uid_t uid,
     if ((rv = hsm_policy_check(conn->type, HSM_OP_KEY_MANAGEMENT)) != CKR_OK ||
         (rv = hsm_obj_get_locked(conn, oid, HSM_ACCESS_OWN, &o)) != CKR_OK)
         goto out;
-    cls = attr_list_ulong(hsm_obj_attrs(&o), CKA_CLASS, CK_UNAVAILABLE_INFORMATION);
+    cls = attr_list_ulong(hsm_obj_attrs(&o), CKA_CLASS,
+                          CK_UNAVAILABLE_INFORMATION);
     if (!o.token || cls == CKO_PUBLIC_KEY || cls == CKO_CERTIFICATE) {
         rv = CKR_ACTION_PROHIBITED; /* only token secrets are shared */
         goto out;
@@ -1109,5 +1125,40 @@ out:
     pthread_mutex_unlock(&hsm->lock);
     store_object_clear(&so);
     free(uids);
+    return rv;
+}
+
+/* ------------------------------------------------------------ trust */
+
+CK_RV hsm_object_set_trusted(hsm_conn_t *conn, hsm_oid_t oid, bool trusted)
+{
+    struct hsm_obj o;
+    attr_list_t l = {0};
+    CK_RV rv;
+
+    memset(&o, 0, sizeof(o));
+    pthread_mutex_lock(&conn->hsm->lock);
+    if ((rv = hsm_policy_check(conn->type, HSM_OP_TRUST_KEYS)) != CKR_OK)
+        goto out;
+    if (oid & HSM_SESSION_OID_BIT) {
+        rv = CKR_OBJECT_HANDLE_INVALID; /* another application's */
+        goto out;
+    }
+    if ((rv = token_load_locked(conn->hsm, oid, &o)) != CKR_OK)
+        goto out;
+    /* Only objects whose schema has CKA_TRUSTED (public and secret keys,
+     * certificates) carry it, with its default FALSE. */
+    if (attr_list_find(&o.own, CKA_TRUSTED) == NULL) {
+        rv = CKR_ATTRIBUTE_TYPE_INVALID;
+        goto out;
+    }
+    if ((rv = attr_list_dup(&o.own, &l)) != CKR_OK ||
+        (rv = attr_list_set_bool(&l, CKA_TRUSTED, trusted)) != CKR_OK)
+        goto out;
+    rv = token_update_locked(conn, &o, &l);
+out:
+    pthread_mutex_unlock(&conn->hsm->lock);
+    hsm_obj_clear(&o);
+    attr_list_free(&l);
     return rv;
 }

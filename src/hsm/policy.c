@@ -31,6 +31,10 @@ static const struct {
     [HSM_OP_SIGN_VERIFY] = {"sign, verify", {NLI, EXP, NLI, OK, NLI}},
     [HSM_OP_DIGEST_HMAC] = {"digests and HMACs", {NLI, EXP, NLI, OK, NLI}},
     [HSM_OP_RANDOM] = {"random", {NLI, NLI, OK, OK, OK}},
+    /* PKCS#11 lets only the SO set CKA_TRUSTED; the cloud HSM's CO does it
+     * from its management shell. It is no key use: the CO never sees the
+     * key's value, only marks it as trusted for CKA_WRAP_WITH_TRUSTED. */
+    [HSM_OP_TRUST_KEYS] = {"mark keys trusted", {NLI, NLI, OK, NLI, NLI}},
 };
 
 CK_RV hsm_policy_check(hsm_user_type_t type, hsm_op_t op)

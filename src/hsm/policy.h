@@ -24,6 +24,7 @@ typedef enum {
     HSM_OP_SIGN_VERIFY,     /* sign, verify */
     HSM_OP_DIGEST_HMAC,     /* digests and HMACs */
     HSM_OP_RANDOM,          /* C_GenerateRandom (ours) */
+    HSM_OP_TRUST_KEYS,      /* set CKA_TRUSTED: the SO only (footnote 10) */
     HSM_OP_COUNT
 } hsm_op_t;
 

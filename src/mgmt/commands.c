@@ -796,7 +796,11 @@ static int cmd_set_attribute(struct mgmt *m, int argc, char **argv)
     a.ulValueLen = len;
     for (struct mgmt_server *sv = mgmt_server_first(m); sv != NULL;
          sv = mgmt_server_next(m, sv)) {
-        CK_RV rv = hsm_object_set(sv->conn, sv->sid, oid, &a, 1);
+        /* CKA_TRUSTED is the CO's to set (PKCS#11: the SO's), the rest
+         * goes through the key's owner and the attribute rules. */
+        CK_RV rv = a.type == CKA_TRUSTED
+                       ? hsm_object_set_trusted(sv->conn, oid, buf[0] != 0)
+                       : hsm_object_set(sv->conn, sv->sid, oid, &a, 1);
 
         if (rv != CKR_OK) {
             mgmt_fail(sv, "setAttribute", rv);

@@ -495,6 +495,69 @@ static void test_sharing(void **state)
                      CKR_ACTION_PROHIBITED);
 }
 
+/* The CO marks a key trusted (footnote 10's SO); then it may wrap keys
+ * that have CKA_WRAP_WITH_TRUSTED, and before that it may not. */
+static void test_trusted(void **state)
+{
+    struct fixture *f = *state;
+    CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
+    CK_KEY_TYPE kt = CKK_AES;
+    CK_BBOOL tru = CK_TRUE;
+    CK_ATTRIBUTE wk_t[] = {
+        {CKA_CLASS, &cls, sizeof(cls)},
+        {CKA_KEY_TYPE, &kt, sizeof(kt)},
+        {CKA_TOKEN, &tru, sizeof(tru)},
+        {CKA_VALUE, "0123456789abcdef", 16},
+    };
+    CK_ATTRIBUTE key_t[] = {
+        {CKA_CLASS, &cls, sizeof(cls)},
+        {CKA_KEY_TYPE, &kt, sizeof(kt)},
+        {CKA_TOKEN, &tru, sizeof(tru)},
+        {CKA_VALUE, "fedcba9876543210", 16},
+        {CKA_WRAP_WITH_TRUSTED, &tru, sizeof(tru)},
+    };
+    CK_MECHANISM kw = {CKM_AES_KEY_WRAP, NULL, 0};
+    CK_ATTRIBUTE_TYPE tt = CKA_TRUSTED;
+    hsm_oid_t wk, key, data;
+    hsm_attr_t out;
+    uint8_t *blob = NULL;
+    size_t bloblen = 0;
+
+    activate_and_add(f, "alice", "alicepw1");
+    assert_int_equal(
+        hsm_login(f->conn, HSM_LOGIN_USER, "alice", PW("alicepw1")), CKR_OK);
+    assert_int_equal(hsm_object_create(f->conn, f->sid, wk_t, 4, &wk), CKR_OK);
+    assert_int_equal(hsm_object_create(f->conn, f->sid, key_t, 5, &key),
+                     CKR_OK);
+    assert_int_equal(make_data(f, "d", true, &data), CKR_OK);
+    /* a CU cannot, and the wrap is refused while the key is untrusted */
+    assert_int_equal(hsm_object_set_trusted(f->conn, wk, true),
+                     CKR_USER_NOT_LOGGED_IN);
+    assert_int_not_equal(
+        hsm_wrap_key(f->conn, f->sid, &kw, wk, key, &blob, &bloblen), CKR_OK);
+    assert_int_equal(hsm_logout(f->conn), CKR_OK);
+
+    assert_int_equal(hsm_login(f->conn, HSM_LOGIN_SO, NULL, PW("copass1")),
+                     CKR_OK);
+    assert_int_equal(hsm_object_set_trusted(f->conn, wk, true), CKR_OK);
+    assert_int_equal(hsm_object_set_trusted(f->conn, data, true),
+                     CKR_ATTRIBUTE_TYPE_INVALID);
+    assert_int_equal(hsm_object_set_trusted(f->conn, 99999, true),
+                     CKR_OBJECT_HANDLE_INVALID);
+    assert_int_equal(hsm_logout(f->conn), CKR_OK);
+
+    assert_int_equal(
+        hsm_login(f->conn, HSM_LOGIN_USER, "alice", PW("alicepw1")), CKR_OK);
+    assert_int_equal(hsm_object_get(f->conn, f->sid, wk, &tt, 1, &out), CKR_OK);
+    assert_int_equal(out.status, HSM_ATTR_OK);
+    assert_int_equal(out.value[0], CK_TRUE);
+    hsm_attrs_free(&out, 1);
+    assert_int_equal(
+        hsm_wrap_key(f->conn, f->sid, &kw, wk, key, &blob, &bloblen), CKR_OK);
+    assert_int_equal(bloblen, 24);
+    free(blob);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -509,6 +572,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_wrong_master_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reinit_token, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sharing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_trusted, setup, teardown),
     };
     return cmocka_run_group_tests_name("core", tests, NULL, NULL);
 }

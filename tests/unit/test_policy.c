@@ -29,6 +29,7 @@ static const CK_RV expected[HSM_OP_COUNT][5] = {
     [HSM_OP_SIGN_VERIFY] = {NLI, EXP, NLI, OK, NLI},
     [HSM_OP_DIGEST_HMAC] = {NLI, EXP, NLI, OK, NLI},
     [HSM_OP_RANDOM] = {NLI, NLI, OK, OK, OK},
+    [HSM_OP_TRUST_KEYS] = {NLI, NLI, OK, NLI, NLI},
 };
 
 static void test_every_cell(void **state)
