@@ -89,6 +89,7 @@ CK_RV hsm_open(const struct config *cfg, hsm_t **out)
         return CKR_HOST_MEMORY;
     }
     hsm->cfg = *cfg;
+    hsm->gen = 1; /* 0: a verdict not known */
     if (pthread_mutex_init(&hsm->lock, NULL) != 0) {
         free(hsm);
         cops_fini();
@@ -184,7 +185,7 @@ void hsm_conn_close(hsm_conn_t *conn)
     }
     hsm_sobjs_destroy_locked(conn, 0, false);
     for (size_t i = 0; i < conn->nsessions; i++)
-        hsm_session_ops_free_locked(&conn->sessions[i]);
+        hsm_session_ops_release_locked(conn, &conn->sessions[i]);
     hsm_keycache_drop_conn_locked(hsm, conn);
     pthread_mutex_unlock(&hsm->lock);
     free(conn->sessions);
@@ -242,9 +243,11 @@ CK_RV hsm_session_open(hsm_conn_t *conn, bool rw, hsm_sid_t *sid)
         s = &n[conn->nsessions++];
     }
     memset(s, 0, sizeof(*s));
-    s->used = true;
     s->rw = rw;
     s->id = conn->next_sid++;
+    if ((rv = hsm_session_ops_new_locked(conn, s)) != CKR_OK)
+        goto out;
+    s->used = true;
     *sid = s->id;
 out:
     pthread_mutex_unlock(&conn->hsm->lock);
@@ -261,8 +264,9 @@ CK_RV hsm_session_close(hsm_conn_t *conn, hsm_sid_t sid)
     if (s == NULL) {
         rv = CKR_SESSION_HANDLE_INVALID;
     } else {
+        hsm_gen_bump_locked(conn->hsm);
         s->used = false;
-        hsm_session_ops_free_locked(s);
+        hsm_session_ops_release_locked(conn, s);
         for (struct hsm_sobj *o = conn->sobjs; o != NULL; o = o->next) {
             if (o->sid == sid)
                 hsm_keycache_drop_locked(conn->hsm, conn, o->id);

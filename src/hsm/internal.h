@@ -22,6 +22,11 @@
 
 struct cops_key;
 struct cops_op;
+struct hsm_sops;
+
+/* ops.c: sessions whose operation state their calls find without
+ * hsm->lock (a slot per sid modulo this; a busy slot: the slow path). */
+#define HSM_FAST_SLOTS 64
 
 struct hsm_keycache_entry {
     hsm_conn_t *conn; /* session objects: their connection; token: NULL */
@@ -39,6 +44,12 @@ struct hsm {
     hsm_conn_t *conns; /* list, for reinit checks */
     struct hsm_keycache_entry kcache[HSM_KEYCACHE_SIZE];
     uint64_t kcache_clock;
+    /* Bumped (atomically, under lock) by every event that may change a
+     * verdict on a session's use of a key: login, logout, user changes,
+     * an object's change or destruction, sessions closing. ops.c keeps
+     * the verdicts of the session's last checks with the generation they
+     * were made at, and trusts them while it has not moved. */
+    uint64_t gen;
 };
 
 /* An object that lives in one session (CKA_TOKEN FALSE). */
@@ -54,15 +65,10 @@ struct hsm_session {
     hsm_sid_t id;
     bool rw;
     bool used;
-    /* ops.c: the crypto context of each active operation (NULL: none). */
-    struct cops_op *ops[HSM_OPK_COUNT];
-    hsm_oid_t op_oid[HSM_OPK_COUNT]; /* the object of its key (0: none) */
-    /* ops.c: the last finished operation of each kind, kept so that the
-     * next init with the same family and key resets it instead of building
-     * a new one (NULL: none), and the object of its key. Freed with the
-     * session's operations and when that object is destroyed. */
-    struct cops_op *spare[HSM_OPK_COUNT];
-    hsm_oid_t spare_oid[HSM_OPK_COUNT];
+    /* ops.c: the crypto operations (active and kept), on the heap so that
+     * the session's calls reach them without hsm->lock (the array of
+     * sessions moves). NULL only while the session is not used. */
+    struct hsm_sops *x;
     /* msg.c: the active message-based encryption [0] and decryption [1]. */
     struct hsm_msgop *msg[2];
 };
@@ -77,6 +83,10 @@ struct hsm_conn {
     struct hsm_sobj *sobjs;
     uint64_t next_soid;
     hsm_conn_t *next;
+    /* ops.c: fast_sid[i] (atomic; 0: free) names the session whose
+     * operations are fast[i]; written under hsm->lock. */
+    hsm_sid_t fast_sid[HSM_FAST_SLOTS];
+    struct hsm_sops *fast[HSM_FAST_SLOTS];
 };
 
 /* A token or session object loaded for a call. */
@@ -124,6 +134,12 @@ CK_RV hsm_store_init_locked(hsm_t *hsm);
 /* ops.c: ends every operation of a session (close, logout), the
  * message-based ones included. */
 void hsm_session_ops_free_locked(struct hsm_session *s);
+/* ops.c: a new session's operation state (CKR_HOST_MEMORY), and its end
+ * (operations freed too; the session must have no call under way). */
+CK_RV hsm_session_ops_new_locked(hsm_conn_t *conn, struct hsm_session *s);
+void hsm_session_ops_release_locked(hsm_conn_t *conn, struct hsm_session *s);
+/* ops.c: the event invalidates the verdicts the sessions keep. */
+void hsm_gen_bump_locked(hsm_t *hsm);
 /* keygen.c: tmpl with a key's serialized CKA_DERIVE_TEMPLATE or
  * CKA_UNWRAP_TEMPLATE (blob, may be NULL) appended; *merged malloc'd,
  * pointing into tmpl and kept (free both after use). */

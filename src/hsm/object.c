@@ -352,6 +352,7 @@ void hsm_sobjs_destroy_locked(hsm_conn_t *conn, hsm_sid_t sid,
 {
     struct hsm_sobj **pp = &conn->sobjs;
 
+    hsm_gen_bump_locked(conn->hsm);
     while (*pp != NULL) {
         struct hsm_sobj *s = *pp;
         bool match = sid == 0 || s->sid == sid;
@@ -436,6 +437,7 @@ CK_RV hsm_object_destroy(hsm_conn_t *conn, hsm_sid_t sid, hsm_oid_t oid)
 
     memset(&o, 0, sizeof(o));
     pthread_mutex_lock(&conn->hsm->lock);
+    hsm_gen_bump_locked(conn->hsm);
     if ((rv = hsm_begin_locked(conn, sid, HSM_OP_KEY_MANAGEMENT, &s)) !=
             CKR_OK ||
         (rv = hsm_obj_get_locked(conn, oid, HSM_ACCESS_OWN, &o)) != CKR_OK)
@@ -602,6 +604,7 @@ CK_RV hsm_object_set(hsm_conn_t *conn, hsm_sid_t sid, hsm_oid_t oid,
 
     memset(&o, 0, sizeof(o));
     pthread_mutex_lock(&conn->hsm->lock);
+    hsm_gen_bump_locked(conn->hsm);
     if ((rv = hsm_begin_locked(conn, sid, HSM_OP_KEY_MANAGEMENT, &s)) !=
             CKR_OK ||
         (rv = hsm_obj_get_locked(conn, oid, HSM_ACCESS_OWN, &o)) != CKR_OK)
@@ -910,6 +913,7 @@ CK_RV hsm_object_share(hsm_conn_t *conn, hsm_oid_t oid, hsm_uid_t uid,
     memset(&o, 0, sizeof(o));
     memset(&u, 0, sizeof(u));
     pthread_mutex_lock(&hsm->lock);
+    hsm_gen_bump_locked(hsm);
     if ((rv = hsm_policy_check(conn->type, HSM_OP_KEY_MANAGEMENT)) != CKR_OK ||
         (rv = hsm_obj_get_locked(conn, oid, HSM_ACCESS_OWN, &o)) != CKR_OK)
         goto out;
@@ -1138,6 +1142,7 @@ CK_RV hsm_object_set_trusted(hsm_conn_t *conn, hsm_oid_t oid, bool trusted)
 
     memset(&o, 0, sizeof(o));
     pthread_mutex_lock(&conn->hsm->lock);
+    hsm_gen_bump_locked(conn->hsm);
     if ((rv = hsm_policy_check(conn->type, HSM_OP_TRUST_KEYS)) != CKR_OK)
         goto out;
     if (oid & HSM_SESSION_OID_BIT) {

@@ -1,13 +1,20 @@
 /*
  * ops.c - crypto operations (hsm.h "crypto operations") and the key cache.
  *
- * Locking: hsm->lock is held only to check the session and the policy, to
- * load and check the key, and to find or detach the session's operation
- * context; the crypto itself (init of the context, update, final, one-shot,
- * verify) runs without it, on a context that only this session uses (the
- * front end guarantees one call per session at a time, and no close during
- * a call). After the lock is dropped no pointer into the connection's
- * session array is kept: it may move when another thread opens a session.
+ * Locking: a session's operations live in its struct hsm_sops, on the heap
+ * and under its own mutex (mu), which only that session's calls take, bar
+ * the rare events of other threads (a key destroyed, logout): two sessions'
+ * calls share no lock. The session's calls find it without hsm->lock
+ * through the connection's fast slots (the front end guarantees one call per
+ * session at a time and no close during a call, so the sops of the calling
+ * session cannot go away under it). The policy and key checks are made under
+ * hsm->lock; their verdicts are kept in the sops with the generation
+ * (hsm->gen) they were made at, and reused while it has not moved: an init on
+ * the same session-object key and mechanism as the session's last one, and
+ * the calls of an operation, then take no shared lock. Token-object keys are
+ * checked under hsm->lock at every init (another process may change them).
+ * Order: hsm->lock -> mu; a thread holding mu never waits for hsm->lock. The
+ * crypto itself runs with no lock, on a context detached from the sops.
  *
  * Choices: an update on a single-part mechanism (raw RSA, CKM_ECDSA,
  * CKM_EDDSA, any encryption or decryption) is CKR_FUNCTION_NOT_SUPPORTED and
@@ -66,9 +73,109 @@ CK_RV hsm_keycache_get_locked(hsm_conn_t *conn, struct hsm_obj *o,
     return CKR_OK;
 }
 
-/* Frees the kept operations whose key is object oid (only: the
- * connection of a session object; NULL: every connection), or every kept
- * operation (all). */
+/* ------------------------------------------------------------ sops */
+
+/* The last verdict of an init of one kind (mu). */
+struct sops_verdict {
+    uint64_t gen; /* 0: none */
+    hsm_oid_t oid;
+    CK_MECHANISM_TYPE mech;
+    cops_key_t *key; /* a reference; NULL for digests */
+};
+
+struct hsm_sops {
+    pthread_mutex_t mu;
+    hsm_sid_t sid;
+    /* The crypto context of each active operation (NULL: none). */
+    cops_op_t *ops[HSM_OPK_COUNT];
+    hsm_oid_t op_oid[HSM_OPK_COUNT]; /* the object of its key (0: none) */
+    /* The last finished operation of each kind, kept so that the next init
+     * with the same family and key resets it instead of building a new one
+     * (NULL: none), and the object of its key. Freed with the session's
+     * operations and when that object is destroyed. */
+    cops_op_t *spare[HSM_OPK_COUNT];
+    hsm_oid_t spare_oid[HSM_OPK_COUNT];
+    /* The generation at which the policy allowed each hsm_op_t (0: not
+     * known), and the verdict of the last init of each kind. */
+    uint64_t pol_gen[HSM_OP_COUNT];
+    struct sops_verdict v[HSM_OPK_COUNT];
+};
+
+static uint64_t gen_now(hsm_t *hsm)
+{
+    return __atomic_load_n(&hsm->gen, __ATOMIC_ACQUIRE);
+}
+
+void hsm_gen_bump_locked(hsm_t *hsm)
+{
+    __atomic_add_fetch(&hsm->gen, 1, __ATOMIC_ACQ_REL);
+}
+
+static void verdict_clear(struct sops_verdict *v)
+{
+    cops_key_unref(v->key);
+    memset(v, 0, sizeof(*v));
+}
+
+CK_RV hsm_session_ops_new_locked(hsm_conn_t *conn, struct hsm_session *s)
+{
+    struct hsm_sops *x = calloc(1, sizeof(*x));
+    size_t slot = (size_t)(s->id % HSM_FAST_SLOTS);
+
+    if (x == NULL) {
+        return CKR_HOST_MEMORY;
+    }
+    if (pthread_mutex_init(&x->mu, NULL) != 0) {
+        free(x);
+        return CKR_HOST_MEMORY;
+    }
+    x->sid = s->id;
+    s->x = x;
+    if (__atomic_load_n(&conn->fast_sid[slot], __ATOMIC_RELAXED) == 0) {
+        __atomic_store_n(&conn->fast[slot], x, __ATOMIC_RELEASE);
+        __atomic_store_n(&conn->fast_sid[slot], s->id, __ATOMIC_RELEASE);
+    }
+    return CKR_OK;
+}
+
+void hsm_session_ops_release_locked(hsm_conn_t *conn, struct hsm_session *s)
+{
+    size_t slot;
+
+    hsm_session_ops_free_locked(s);
+    if (s->x == NULL) {
+        return;
+    }
+    slot = (size_t)(s->x->sid % HSM_FAST_SLOTS);
+    if (__atomic_load_n(&conn->fast_sid[slot], __ATOMIC_RELAXED) ==
+        s->x->sid) {
+        __atomic_store_n(&conn->fast_sid[slot], 0, __ATOMIC_RELEASE);
+        __atomic_store_n(&conn->fast[slot], NULL, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_destroy(&s->x->mu);
+    free(s->x);
+    s->x = NULL;
+}
+
+/*
+ * The operations of session sid, found without hsm->lock, or NULL (not in
+ * a fast slot). Only the session's own calls may use this: a slot naming
+ * sid can change only when that session closes, which its call excludes.
+ */
+static struct hsm_sops *sops_fast(hsm_conn_t *conn, hsm_sid_t sid)
+{
+    size_t slot = (size_t)(sid % HSM_FAST_SLOTS);
+
+    if (sid == 0 ||
+        __atomic_load_n(&conn->fast_sid[slot], __ATOMIC_ACQUIRE) != sid) {
+        return NULL;
+    }
+    return __atomic_load_n(&conn->fast[slot], __ATOMIC_ACQUIRE);
+}
+
+/* Frees the kept operations and verdicts whose key is object oid (only:
+ * the connection of a session object; NULL: every connection), or all of
+ * them (all). */
 static void spares_drop_locked(hsm_t *hsm, hsm_conn_t *only, hsm_oid_t oid,
                                bool all)
 {
@@ -77,33 +184,25 @@ static void spares_drop_locked(hsm_t *hsm, hsm_conn_t *only, hsm_oid_t oid,
             continue;
         }
         for (size_t i = 0; i < c->nsessions; i++) {
-            struct hsm_session *s = &c->sessions[i];
+            struct hsm_sops *x = c->sessions[i].x;
 
+            if (!c->sessions[i].used || x == NULL) {
+                continue;
+            }
+            pthread_mutex_lock(&x->mu);
             for (size_t k = 0; k < HSM_OPK_COUNT; k++) {
-                if (s->spare[k] != NULL && (all || s->spare_oid[k] == oid)) {
-                    cops_op_free(s->spare[k]);
-                    s->spare[k] = NULL;
-                    s->spare_oid[k] = 0;
+                if (x->spare[k] != NULL && (all || x->spare_oid[k] == oid)) {
+                    cops_op_free(x->spare[k]);
+                    x->spare[k] = NULL;
+                    x->spare_oid[k] = 0;
+                }
+                if (x->v[k].gen != 0 && (all || x->v[k].oid == oid)) {
+                    verdict_clear(&x->v[k]);
                 }
             }
+            pthread_mutex_unlock(&x->mu);
         }
     }
-}
-
-/* Is the key of object oid (as seen by conn) still in the cache? A
- * destroyed object's entry is gone. */
-static bool keycache_has_locked(hsm_conn_t *conn, hsm_oid_t oid)
-{
-    hsm_conn_t *owner = (oid & HSM_SESSION_OID_BIT) ? conn : NULL;
-
-    for (size_t i = 0; i < HSM_KEYCACHE_SIZE; i++) {
-        const struct hsm_keycache_entry *e = &conn->hsm->kcache[i];
-
-        if (e->key != NULL && e->conn == owner && e->oid == oid) {
-            return true;
-        }
-    }
-    return false;
 }
 
 static void keycache_release(struct hsm_keycache_entry *e)
@@ -116,6 +215,7 @@ void hsm_keycache_drop_locked(hsm_t *hsm, hsm_conn_t *conn, hsm_oid_t oid)
 {
     hsm_conn_t *owner = (oid & HSM_SESSION_OID_BIT) ? conn : NULL;
 
+    hsm_gen_bump_locked(hsm);
     if (oid != 0) {
         spares_drop_locked(hsm, owner, oid, false);
     }
@@ -130,6 +230,7 @@ void hsm_keycache_drop_locked(hsm_t *hsm, hsm_conn_t *conn, hsm_oid_t oid)
 
 void hsm_keycache_drop_conn_locked(hsm_t *hsm, hsm_conn_t *conn)
 {
+    hsm_gen_bump_locked(hsm);
     for (size_t i = 0; i < HSM_KEYCACHE_SIZE; i++) {
         if (hsm->kcache[i].key != NULL && hsm->kcache[i].conn == conn) {
             keycache_release(&hsm->kcache[i]);
@@ -139,6 +240,7 @@ void hsm_keycache_drop_conn_locked(hsm_t *hsm, hsm_conn_t *conn)
 
 void hsm_keycache_clear_locked(hsm_t *hsm)
 {
+    hsm_gen_bump_locked(hsm);
     spares_drop_locked(hsm, NULL, 0, true);
     for (size_t i = 0; i < HSM_KEYCACHE_SIZE; i++) {
         if (hsm->kcache[i].key != NULL) {
@@ -151,13 +253,21 @@ void hsm_keycache_clear_locked(hsm_t *hsm)
 
 void hsm_session_ops_free_locked(struct hsm_session *s)
 {
-    for (size_t i = 0; i < HSM_OPK_COUNT; i++) {
-        cops_op_free(s->ops[i]);
-        s->ops[i] = NULL;
-        s->op_oid[i] = 0;
-        cops_op_free(s->spare[i]);
-        s->spare[i] = NULL;
-        s->spare_oid[i] = 0;
+    struct hsm_sops *x = s->x;
+
+    if (x != NULL) {
+        pthread_mutex_lock(&x->mu);
+        for (size_t i = 0; i < HSM_OPK_COUNT; i++) {
+            cops_op_free(x->ops[i]);
+            x->ops[i] = NULL;
+            x->op_oid[i] = 0;
+            cops_op_free(x->spare[i]);
+            x->spare[i] = NULL;
+            x->spare_oid[i] = 0;
+            verdict_clear(&x->v[i]);
+        }
+        memset(x->pol_gen, 0, sizeof(x->pol_gen));
+        pthread_mutex_unlock(&x->mu);
     }
     for (size_t i = 0; i < 2; i++) {
         hsm_msgop_free(s->msg[i]);
@@ -269,9 +379,69 @@ CK_RV hsm_ops_key_locked(hsm_conn_t *conn, const mech_row_t *row, hsm_oid_t oid,
     return CKR_OK;
 }
 
-/* Session sid and its active operation of kind (left attached). */
-static CK_RV op_get_locked(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
-                           struct hsm_session **s, cops_op_t **op)
+/*
+ * The operations of session sid once its user may do op: on CKR_OK, *xp
+ * with its mu held and *gen the generation of the verdict. Without
+ * hsm->lock when the verdict is known at the current generation.
+ */
+static CK_RV sops_enter(hsm_conn_t *conn, hsm_sid_t sid, hsm_op_t op,
+                        struct hsm_sops **xp, uint64_t *gen)
+{
+    hsm_t *hsm = conn->hsm;
+    struct hsm_sops *x = sops_fast(conn, sid);
+    struct hsm_session *s;
+    uint64_t g;
+    CK_RV rv;
+
+    *xp = NULL;
+    if (x != NULL) {
+        pthread_mutex_lock(&x->mu);
+        g = gen_now(hsm);
+        if (x->pol_gen[op] == g) {
+            *xp = x;
+            *gen = g;
+            return CKR_OK;
+        }
+        pthread_mutex_unlock(&x->mu);
+    }
+    pthread_mutex_lock(&hsm->lock);
+    g = gen_now(hsm); /* bumped only under the lock: stable here */
+    rv = hsm_begin_locked(conn, sid, op, &s);
+    if (rv == CKR_OK) {
+        x = s->x;
+        pthread_mutex_lock(&x->mu);
+        x->pol_gen[op] = g;
+        *xp = x;
+        *gen = g;
+    }
+    pthread_mutex_unlock(&hsm->lock);
+    return rv;
+}
+
+/* The operations of session sid for an abort (mu held), or NULL. */
+static struct hsm_sops *sops_find(hsm_conn_t *conn, hsm_sid_t sid)
+{
+    struct hsm_sops *x = sops_fast(conn, sid);
+    struct hsm_session *s;
+
+    if (x == NULL) {
+        pthread_mutex_lock(&conn->hsm->lock);
+        s = hsm_session_find_locked(conn, sid);
+        if (s != NULL) {
+            x = s->x;
+            pthread_mutex_lock(&x->mu);
+        }
+        pthread_mutex_unlock(&conn->hsm->lock);
+        return x;
+    }
+    pthread_mutex_lock(&x->mu);
+    return x;
+}
+
+/* Session sid and its active operation of kind (left attached, mu held on
+ * CKR_OK). */
+static CK_RV op_get(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
+                    struct hsm_sops **xp, cops_op_t **op, uint64_t *gen)
 {
     CK_RV rv;
 
@@ -279,99 +449,96 @@ static CK_RV op_get_locked(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
     if ((unsigned)kind >= HSM_OPK_COUNT) {
         return CKR_GENERAL_ERROR;
     }
-    rv = hsm_begin_locked(conn, sid, kind_policy(kind, NULL), s);
+    rv = sops_enter(conn, sid, kind_policy(kind, NULL), xp, gen);
     if (rv != CKR_OK) {
         return rv;
     }
-    if ((*s)->ops[kind] == NULL) {
+    if ((*xp)->ops[kind] == NULL) {
+        pthread_mutex_unlock(&(*xp)->mu);
+        *xp = NULL;
         return CKR_OPERATION_NOT_INITIALIZED;
     }
-    *op = (*s)->ops[kind];
+    *op = (*xp)->ops[kind];
     return CKR_OK;
 }
 
 /* Detaches the operation: the caller owns it from now on; *oid the
- * object of its key. */
+ * object of its key, *xp the session's operations (no lock held). */
 static CK_RV op_take(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
-                     cops_op_t **op, hsm_oid_t *oid)
+                     struct hsm_sops **xp, cops_op_t **op, hsm_oid_t *oid,
+                     uint64_t *gen)
 {
-    struct hsm_session *s;
     CK_RV rv;
 
     *oid = 0;
-    pthread_mutex_lock(&conn->hsm->lock);
-    rv = op_get_locked(conn, sid, kind, &s, op);
+    rv = op_get(conn, sid, kind, xp, op, gen);
     if (rv == CKR_OK) {
-        s->ops[kind] = NULL;
-        *oid = s->op_oid[kind];
-        s->op_oid[kind] = 0;
+        (*xp)->ops[kind] = NULL;
+        *oid = (*xp)->op_oid[kind];
+        (*xp)->op_oid[kind] = 0;
+        pthread_mutex_unlock(&(*xp)->mu);
     }
-    pthread_mutex_unlock(&conn->hsm->lock);
     return rv;
 }
 
-/* Gives a detached operation back to its session (CKR_BUFFER_TOO_SMALL),
- * or frees it when the session has gone. */
-static void op_put_back(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
-                        cops_op_t *op, hsm_oid_t oid)
+/* Gives a detached operation back to its session (CKR_BUFFER_TOO_SMALL).
+ * x stays valid: the session cannot close during its own call. */
+static void op_put_back(struct hsm_sops *x, hsm_opkind_t kind, cops_op_t *op,
+                        hsm_oid_t oid)
 {
-    struct hsm_session *s;
-
-    pthread_mutex_lock(&conn->hsm->lock);
-    s = hsm_session_find_locked(conn, sid);
-    if (s != NULL && s->ops[kind] == NULL) {
-        s->ops[kind] = op;
-        s->op_oid[kind] = oid;
+    pthread_mutex_lock(&x->mu);
+    if (x->ops[kind] == NULL) {
+        x->ops[kind] = op;
+        x->op_oid[kind] = oid;
         op = NULL;
     }
-    pthread_mutex_unlock(&conn->hsm->lock);
+    pthread_mutex_unlock(&x->mu);
     cops_op_free(op);
 }
 
 /*
  * Ends a detached operation. One that finished well and whose family can
  * be reset is kept as its session's spare for the next init of this kind
- * (see hsm_op_init_iv); anything else is freed. The key object may have
- * been destroyed while the operation ran (another session): the spare is
- * then dropped here rather than kept.
+ * (see hsm_op_init_iv); anything else is freed. When the generation moved
+ * since the operation was taken (its key may have been destroyed
+ * meanwhile, by another session) it is freed rather than kept: a destroy
+ * bumps the generation before it drops the spares (under mu), so either
+ * this sees the new generation or the destroy sees the spare.
  */
-static void op_retire(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
-                      cops_op_t *op, hsm_oid_t oid, CK_RV result)
+static void op_retire(hsm_conn_t *conn, struct hsm_sops *x,
+                      hsm_opkind_t kind, cops_op_t *op, hsm_oid_t oid,
+                      CK_RV result, uint64_t gen)
 {
-    struct hsm_session *s;
     cops_op_t *old = NULL;
 
     if (result != CKR_OK || !cops_op_reusable(op)) {
         cops_op_free(op);
         return;
     }
-    pthread_mutex_lock(&conn->hsm->lock);
-    s = hsm_session_find_locked(conn, sid);
-    if (s != NULL && (oid == 0 || keycache_has_locked(conn, oid))) {
-        old = s->spare[kind];
-        s->spare[kind] = op;
-        s->spare_oid[kind] = oid;
+    pthread_mutex_lock(&x->mu);
+    if (gen_now(conn->hsm) == gen) {
+        old = x->spare[kind];
+        x->spare[kind] = op;
+        x->spare_oid[kind] = oid;
         op = NULL;
     }
-    pthread_mutex_unlock(&conn->hsm->lock);
+    pthread_mutex_unlock(&x->mu);
     cops_op_free(old);
     cops_op_free(op);
 }
 
 /* Ends an operation still attached to its session, if it is op. */
-static void op_end(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
-                   cops_op_t *op)
+static void op_end(struct hsm_sops *x, hsm_opkind_t kind, cops_op_t *op)
 {
-    struct hsm_session *s;
     bool ours = false;
 
-    pthread_mutex_lock(&conn->hsm->lock);
-    s = hsm_session_find_locked(conn, sid);
-    if (s != NULL && s->ops[kind] == op) {
-        s->ops[kind] = NULL;
+    pthread_mutex_lock(&x->mu);
+    if (x->ops[kind] == op) {
+        x->ops[kind] = NULL;
+        x->op_oid[kind] = 0;
         ours = true;
     }
-    pthread_mutex_unlock(&conn->hsm->lock);
+    pthread_mutex_unlock(&x->mu);
     if (ours) {
         cops_op_free(op);
     }
@@ -395,11 +562,16 @@ CK_RV hsm_op_init_iv(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
     hsm_t *hsm = conn->hsm;
     const mech_row_t *row;
     struct hsm_session *s;
+    struct hsm_sops *x;
+    struct sops_verdict *v;
     struct hsm_obj o;
     cops_key_t *ck = NULL;
     cops_op_t *op = NULL, *spare = NULL;
     hsm_oid_t oid = kind != HSM_OPK_DIGEST ? key : 0;
+    hsm_op_t pol;
     cops_params_t p;
+    bool locked = false;
+    uint64_t g;
     CK_RV rv;
 
     return_val_if_fail((unsigned)kind < HSM_OPK_COUNT, CKR_GENERAL_ERROR);
@@ -407,12 +579,34 @@ CK_RV hsm_op_init_iv(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
     *ivlen = 0;
     memset(&o, 0, sizeof(o));
     row = mech_find_enabled(hsm, mech->mechanism);
-    pthread_mutex_lock(&hsm->lock);
-    if ((rv = hsm_begin_locked(conn, sid, kind_policy(kind, row), &s)) !=
-        CKR_OK) {
-        goto out;
+    pol = kind_policy(kind, row);
+    /* Fast: the verdict of the session's last init of this kind, on the
+     * same key and mechanism, still holds. */
+    x = sops_fast(conn, sid);
+    if (x != NULL) {
+        pthread_mutex_lock(&x->mu);
+        g = gen_now(hsm);
+        v = &x->v[kind];
+        if (row != NULL && v->gen == g && x->pol_gen[pol] == g &&
+            v->oid == oid && v->mech == mech->mechanism) {
+            ck = v->key != NULL ? cops_key_ref(v->key) : NULL;
+        } else {
+            pthread_mutex_unlock(&x->mu);
+            x = NULL;
+        }
     }
-    if (s->ops[kind] != NULL) {
+    if (x == NULL) {
+        pthread_mutex_lock(&hsm->lock);
+        locked = true;
+        g = gen_now(hsm); /* bumped only under the lock: stable here */
+        if ((rv = hsm_begin_locked(conn, sid, pol, &s)) != CKR_OK) {
+            goto out;
+        }
+        x = s->x;
+        pthread_mutex_lock(&x->mu);
+        x->pol_gen[pol] = g;
+    }
+    if (x->ops[kind] != NULL) {
         rv = CKR_OPERATION_ACTIVE;
         goto out;
     }
@@ -421,21 +615,36 @@ CK_RV hsm_op_init_iv(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
         rv = CKR_MECHANISM_INVALID;
         goto out;
     }
-    if (kind != HSM_OPK_DIGEST &&
-        (rv = hsm_ops_key_locked(conn, row, key, HSM_ACCESS_USE,
-                                 kind_usage[kind], &o, &ck)) != CKR_OK) {
-        goto out;
+    if (locked) {
+        if (kind != HSM_OPK_DIGEST &&
+            (rv = hsm_ops_key_locked(conn, row, key, HSM_ACCESS_USE,
+                                     kind_usage[kind], &o, &ck)) != CKR_OK) {
+            goto out;
+        }
+        /* Kept for the next init: only a session object's verdict, which
+         * nothing outside this process can change. */
+        if (kind == HSM_OPK_DIGEST || (oid & HSM_SESSION_OID_BIT) != 0) {
+            v = &x->v[kind];
+            verdict_clear(v);
+            v->gen = g;
+            v->oid = oid;
+            v->mech = mech->mechanism;
+            v->key = ck != NULL ? cops_key_ref(ck) : NULL;
+        }
     }
     if ((rv = mech_check_params(row, mech, &p)) != CKR_OK) {
         goto out;
     }
-    spare = s->spare[kind];
-    s->spare[kind] = NULL;
-    s->spare_oid[kind] = 0;
-    pthread_mutex_unlock(&hsm->lock);
+    spare = x->spare[kind];
+    x->spare[kind] = NULL;
+    x->spare_oid[kind] = 0;
+    pthread_mutex_unlock(&x->mu);
+    if (locked) {
+        pthread_mutex_unlock(&hsm->lock);
+    }
     hsm_obj_clear(&o);
 
-    /* The context is made outside the lock (it may fetch algorithms). */
+    /* The context is made outside the locks (it may fetch algorithms). */
     if (kind != HSM_OPK_ENCRYPT) {
         p.iv_generate = false; /* only encryption makes an IV */
     }
@@ -457,19 +666,24 @@ CK_RV hsm_op_init_iv(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
         rv = CKR_GENERAL_ERROR; /* the front end gives room for 12 bytes */
         goto done;
     }
-    pthread_mutex_lock(&hsm->lock);
-    s = hsm_session_find_locked(conn, sid);
-    if (s == NULL) {
-        rv = CKR_SESSION_HANDLE_INVALID;
-    } else if (s->ops[kind] != NULL) {
+    /* x stays valid: the session cannot close during its own call. */
+    pthread_mutex_lock(&x->mu);
+    if (x->ops[kind] != NULL) {
         rv = CKR_OPERATION_ACTIVE;
     } else {
-        s->ops[kind] = op;
-        s->op_oid[kind] = oid;
+        x->ops[kind] = op;
+        x->op_oid[kind] = oid;
         op = NULL;
     }
+    pthread_mutex_unlock(&x->mu);
+    goto done;
 out:
-    pthread_mutex_unlock(&hsm->lock);
+    if (x != NULL) {
+        pthread_mutex_unlock(&x->mu);
+    }
+    if (locked) {
+        pthread_mutex_unlock(&hsm->lock);
+    }
     hsm_obj_clear(&o);
 done:
     cops_op_free(op);
@@ -480,17 +694,17 @@ done:
 CK_RV hsm_op_output_len(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
                         bool final, size_t inlen, size_t *outlen)
 {
-    struct hsm_session *s;
+    struct hsm_sops *x;
     cops_op_t *op;
+    uint64_t g;
     CK_RV rv;
 
     *outlen = 0;
-    pthread_mutex_lock(&conn->hsm->lock);
-    rv = op_get_locked(conn, sid, kind, &s, &op);
+    rv = op_get(conn, sid, kind, &x, &op, &g);
     if (rv == CKR_OK) {
         rv = cops_op_output_len(op, final, inlen, outlen);
+        pthread_mutex_unlock(&x->mu);
     }
-    pthread_mutex_unlock(&conn->hsm->lock);
     return rv;
 }
 
@@ -498,21 +712,23 @@ CK_RV hsm_op_oneshot(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
                      const uint8_t *in, size_t inlen, uint8_t *out,
                      size_t *outlen)
 {
+    struct hsm_sops *x;
     cops_op_t *op;
     hsm_oid_t oid;
+    uint64_t g;
     CK_RV rv;
 
     if (kind == HSM_OPK_VERIFY) {
         return CKR_GENERAL_ERROR; /* hsm_op_verify */
     }
-    if ((rv = op_take(conn, sid, kind, &op, &oid)) != CKR_OK) {
+    if ((rv = op_take(conn, sid, kind, &x, &op, &oid, &g)) != CKR_OK) {
         return rv;
     }
     rv = cops_op_oneshot(op, in, inlen, out, outlen);
     if (rv == CKR_BUFFER_TOO_SMALL) {
-        op_put_back(conn, sid, kind, op, oid);
+        op_put_back(x, kind, op, oid);
     } else {
-        op_retire(conn, sid, kind, op, oid, rv);
+        op_retire(conn, x, kind, op, oid, rv, g);
     }
     return rv;
 }
@@ -521,21 +737,21 @@ CK_RV hsm_op_update(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
                     const uint8_t *in, size_t inlen, uint8_t *out,
                     size_t *outlen)
 {
-    struct hsm_session *s;
+    struct hsm_sops *x;
     cops_op_t *op;
     size_t none = 0;
+    uint64_t g;
     CK_RV rv;
 
     if (outlen == NULL) {
         outlen = &none;
     }
-    pthread_mutex_lock(&conn->hsm->lock);
-    rv = op_get_locked(conn, sid, kind, &s, &op);
-    pthread_mutex_unlock(&conn->hsm->lock);
+    rv = op_get(conn, sid, kind, &x, &op, &g);
     if (rv != CKR_OK) {
         *outlen = 0;
         return rv;
     }
+    pthread_mutex_unlock(&x->mu);
     if (kind == HSM_OPK_ENCRYPT || kind == HSM_OPK_DECRYPT) {
         rv = cops_op_update_out(op, in, inlen, out, outlen);
     } else {
@@ -543,7 +759,7 @@ CK_RV hsm_op_update(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
         rv = cops_op_update(op, in, inlen);
     }
     if (rv != CKR_OK && rv != CKR_BUFFER_TOO_SMALL) {
-        op_end(conn, sid, kind, op);
+        op_end(x, kind, op);
     }
     return rv;
 }
@@ -551,21 +767,23 @@ CK_RV hsm_op_update(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
 CK_RV hsm_op_final(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
                    uint8_t *out, size_t *outlen)
 {
+    struct hsm_sops *x;
     cops_op_t *op;
     hsm_oid_t oid;
+    uint64_t g;
     CK_RV rv;
 
     if (kind == HSM_OPK_VERIFY) {
         return CKR_GENERAL_ERROR; /* hsm_op_verify */
     }
-    if ((rv = op_take(conn, sid, kind, &op, &oid)) != CKR_OK) {
+    if ((rv = op_take(conn, sid, kind, &x, &op, &oid, &g)) != CKR_OK) {
         return rv;
     }
     rv = cops_op_final(op, out, outlen);
     if (rv == CKR_BUFFER_TOO_SMALL) {
-        op_put_back(conn, sid, kind, op, oid);
+        op_put_back(x, kind, op, oid);
     } else {
-        op_retire(conn, sid, kind, op, oid, rv);
+        op_retire(conn, x, kind, op, oid, rv, g);
     }
     return rv;
 }
@@ -574,33 +792,39 @@ CK_RV hsm_op_verify(hsm_conn_t *conn, hsm_sid_t sid, const uint8_t *data,
                     size_t datalen, bool oneshot, const uint8_t *sig,
                     size_t siglen)
 {
+    struct hsm_sops *x;
     cops_op_t *op;
     hsm_oid_t oid;
+    uint64_t g;
     CK_RV rv;
 
-    if ((rv = op_take(conn, sid, HSM_OPK_VERIFY, &op, &oid)) != CKR_OK) {
+    rv = op_take(conn, sid, HSM_OPK_VERIFY, &x, &op, &oid, &g);
+    if (rv != CKR_OK) {
         return rv;
     }
     rv = cops_op_verify(op, data, datalen, oneshot, sig, siglen);
-    op_retire(conn, sid, HSM_OPK_VERIFY, op, oid, rv);
+    op_retire(conn, x, HSM_OPK_VERIFY, op, oid, rv, g);
     return rv;
 }
 
 CK_RV hsm_op_digest_key(hsm_conn_t *conn, hsm_sid_t sid, hsm_oid_t key)
 {
-    struct hsm_session *s;
+    struct hsm_sops *x;
     struct hsm_obj o;
     cops_op_t *op = NULL;
     uint8_t *val = NULL;
     size_t len = 0;
     const attr_t *a;
+    uint64_t g;
     CK_RV rv;
 
     memset(&o, 0, sizeof(o));
-    pthread_mutex_lock(&conn->hsm->lock);
-    if ((rv = op_get_locked(conn, sid, HSM_OPK_DIGEST, &s, &op)) != CKR_OK) {
-        goto out;
+    if ((rv = op_get(conn, sid, HSM_OPK_DIGEST, &x, &op, &g)) != CKR_OK) {
+        return rv;
     }
+    /* The operation stays attached: only this session's calls use it. */
+    pthread_mutex_unlock(&x->mu);
+    pthread_mutex_lock(&conn->hsm->lock);
     rv = hsm_obj_get_locked(conn, key, HSM_ACCESS_USE, &o);
     if (rv == CKR_OBJECT_HANDLE_INVALID || rv == CKR_ACTION_PROHIBITED) {
         rv = CKR_KEY_HANDLE_INVALID;
@@ -633,25 +857,25 @@ out:
     rv = cops_op_update(op, val, len);
     util_free_wipe(val, len);
     if (rv != CKR_OK) {
-        op_end(conn, sid, HSM_OPK_DIGEST, op);
+        op_end(x, HSM_OPK_DIGEST, op);
     }
     return rv;
 }
 
 void hsm_op_abort(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind)
 {
-    struct hsm_session *s;
+    struct hsm_sops *x;
     cops_op_t *op = NULL;
 
     if ((unsigned)kind >= HSM_OPK_COUNT) {
         return;
     }
-    pthread_mutex_lock(&conn->hsm->lock);
-    s = hsm_session_find_locked(conn, sid);
-    if (s != NULL) {
-        op = s->ops[kind];
-        s->ops[kind] = NULL;
+    x = sops_find(conn, sid);
+    if (x != NULL) {
+        op = x->ops[kind];
+        x->ops[kind] = NULL;
+        x->op_oid[kind] = 0;
+        pthread_mutex_unlock(&x->mu);
     }
-    pthread_mutex_unlock(&conn->hsm->lock);
     cops_op_free(op);
 }

@@ -305,6 +305,7 @@ CK_RV hsm_login(hsm_conn_t *conn, hsm_login_kind_t kind, const char *name,
 
     memset(&u, 0, sizeof(u));
     pthread_mutex_lock(&hsm->lock);
+    hsm_gen_bump_locked(hsm);
     if (conn->type != HSM_USER_NONE) {
         rv = kind_matches(kind, conn->type)
                  ? CKR_USER_ALREADY_LOGGED_IN
@@ -351,6 +352,7 @@ CK_RV hsm_logout(hsm_conn_t *conn)
     CK_RV rv = CKR_OK;
 
     pthread_mutex_lock(&conn->hsm->lock);
+    hsm_gen_bump_locked(conn->hsm);
     if (conn->type == HSM_USER_NONE) {
         rv = CKR_USER_NOT_LOGGED_IN;
         audit_failure_locked(conn->hsm, 0, EV_LOGOUT, 0, rv, false);
@@ -422,6 +424,7 @@ CK_RV hsm_set_password(hsm_conn_t *conn, const char *name,
 
     memset(&u, 0, sizeof(u));
     pthread_mutex_lock(&hsm->lock);
+    hsm_gen_bump_locked(hsm);
     if (conn->type != HSM_USER_NONE) {
         if ((rv = hsm_policy_check(conn->type, HSM_OP_CHANGE_OWN_PW)) !=
                 CKR_OK ||
@@ -472,6 +475,7 @@ CK_RV hsm_init_pin(hsm_conn_t *conn, const char *name, const uint8_t *pw,
 
     memset(&u, 0, sizeof(u));
     pthread_mutex_lock(&hsm->lock);
+    hsm_gen_bump_locked(hsm);
     if ((rv = hsm_policy_check(conn->type, HSM_OP_CHANGE_ANY_PW)) != CKR_OK)
         goto out;
     if (name == NULL)
@@ -516,6 +520,7 @@ CK_RV hsm_user_set_password(hsm_conn_t *conn, const char *name,
 
     memset(&u, 0, sizeof(u));
     pthread_mutex_lock(&hsm->lock);
+    hsm_gen_bump_locked(hsm);
     if (conn->type == HSM_USER_NONE) {
         rv = CKR_USER_NOT_LOGGED_IN;
         goto out;
@@ -605,6 +610,7 @@ CK_RV hsm_user_create(hsm_conn_t *conn, hsm_user_type_t type, const char *name,
 
     memset(&u, 0, sizeof(u));
     pthread_mutex_lock(&hsm->lock);
+    hsm_gen_bump_locked(hsm);
     if ((rv = hsm_policy_check(conn->type, HSM_OP_MANAGE_USERS)) != CKR_OK)
         goto out;
     if (type != HSM_USER_CO && type != HSM_USER_CU) {
@@ -669,6 +675,7 @@ CK_RV hsm_user_delete(hsm_conn_t *conn, const char *name)
 
     memset(&u, 0, sizeof(u));
     pthread_mutex_lock(&hsm->lock);
+    hsm_gen_bump_locked(hsm);
     if ((rv = hsm_policy_check(conn->type, HSM_OP_MANAGE_USERS)) != CKR_OK ||
         (rv = lookup_locked(hsm, name, &u, &found)) != CKR_OK)
         goto out;
@@ -726,6 +733,7 @@ CK_RV hsm_init_token(hsm_t *hsm, const char *name, const uint8_t *pw,
 
     memset(&u, 0, sizeof(u));
     pthread_mutex_lock(&hsm->lock);
+    hsm_gen_bump_locked(hsm);
     if ((rv = store_user_count_type(hsm->st, HSM_USER_PRECO, &npreco)) !=
         CKR_OK)
         goto out;

@@ -690,6 +690,7 @@ static CK_RV keys_finish(struct mod_session *s, CK_RV rv, const hsm_oid_t *oids,
     lrv = mod_enter();
     if (lrv != CKR_OK) {
         /* C_Finalize ran meanwhile: the session is gone with the rest. */
+        mod_session_unref(s);
         return lrv;
     }
     if (rv == CKR_OK) {

@@ -16,7 +16,7 @@
  * parallel. Order: library -> session -> core; a thread that holds a
  * session mutex never waits for the library lock. Closing a session waits
  * for a call under way on it (it takes the session mutex under the library
- * lock) and frees it only when no reference remains.
+ * lock) and frees it only when no reference remains (atomic count).
  */
 #ifndef NIMBUS_MOD_H
 #define NIMBUS_MOD_H
@@ -109,9 +109,11 @@ struct mod_session {
     struct mod_hmap sobjs;
     /* Calls on this session run one at a time under this mutex. */
     struct mod_mutex mutex;
-    /* Calls holding the session outside the library lock (library lock). */
+    /* References (atomic): one held by the session table while the session
+     * is open, one by each call using it outside the library lock. The
+     * last one frees the session. */
     unsigned long refs;
-    /* Closed while referenced: freed by the last reference (both locks). */
+    /* Closed (session mutex): a call that waited for the mutex gives up. */
     bool closed;
     /* Crypto operation states (session mutex). */
     enum mod_opstate ops[HSM_OPK_COUNT];
@@ -183,9 +185,10 @@ void mod_find_end(struct mod_find *f);
 size_t mod_session_count_locked(void);
 /*
  * References keep a session allocated while a call uses it without the
- * library lock. mod_session_unref takes the library lock itself (the caller
- * must not hold the session mutex); the last reference of a closed session
- * frees it.
+ * library lock. The count is atomic: taking one needs the library lock
+ * (the session is looked up under it), dropping one needs no lock (the
+ * caller must not hold the session mutex); the last reference, the table's
+ * own one dropped at close included, frees the session.
  */
 void mod_session_ref_locked(struct mod_session *s);
 void mod_session_unref_locked(struct mod_session *s);

@@ -70,28 +70,21 @@ static void session_free(struct mod_session *s)
 
 void mod_session_ref_locked(struct mod_session *s)
 {
-    s->refs++;
+    __atomic_add_fetch(&s->refs, 1, __ATOMIC_RELAXED);
 }
 
 void mod_session_unref_locked(struct mod_session *s)
 {
-    if (s->refs > 0) {
-        s->refs--;
-    }
-    if (s->closed && s->refs == 0) {
-        session_free(s);
-    }
+    mod_session_unref(s);
 }
 
 void mod_session_unref(struct mod_session *s)
 {
-    /* After C_Finalize a closed session still referenced is left alone:
-     * the application called C_Finalize while using it. */
-    if (mod_enter() != CKR_OK) {
-        return;
+    /* The last reference frees: the table's own one is dropped when the
+     * session is closed, so nothing can find it any more. */
+    if (__atomic_sub_fetch(&s->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+        session_free(s);
     }
-    mod_session_unref_locked(s);
-    mod_leave();
 }
 
 CK_RV mod_session_lock(struct mod_session *s)
@@ -205,9 +198,7 @@ CK_RV mod_session_close_locked(struct mod_session *s)
     if (s->rw) {
         mod_state.rw_sessions--;
     }
-    if (s->refs == 0) {
-        session_free(s);
-    }
+    mod_session_unref(s); /* the table's reference */
     if (mod_session_count_locked() == 0) {
         last_session_closed_locked();
     }
@@ -231,9 +222,7 @@ void mod_sessions_close_all_locked(void)
         if (rv != CKR_OK) {
             log_warn("closing session %lu: %s", s->handle, mod_rv_name(rv));
         }
-        if (s->refs == 0) {
-            session_free(s);
-        }
+        mod_session_unref(s); /* the table's reference */
     }
     mod_hmap_clear(&mod_state.sessions);
     mod_state.rw_sessions = 0;
@@ -293,6 +282,7 @@ CK_RV mod_C_OpenSession(CK_SLOT_ID slotID, CK_FLAGS flags,
         goto out;
     }
     have_sid = true;
+    s->refs = 1; /* the table's */
     s->handle = mod_state.next_session;
     s->rw = rw;
     s->application = pApplication;
