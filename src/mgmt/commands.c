@@ -27,8 +27,6 @@
 
 #define ATTR_ALL 512 /* getAttribute: every attribute */
 #define PW_BUF (HSM_PASSWORD_MAX + 1)
-#define CMD_OK 0
-#define CMD_FAIL 1
 
 /* ------------------------------------------------------------ helpers */
 
@@ -471,12 +469,7 @@ static int cmd_login(struct mgmt *m, int argc, char **argv)
         if (rv == CKR_OK)
             rv = hsm_login(sv->conn, login_kind(type), argv[2],
                            (const uint8_t *)pw, pwlen);
-        if (rv != CKR_OK) {
-            mgmt_fail(sv, "loginHSM", rv);
-            ret = CMD_FAIL;
-            continue;
-        }
-        printf("loginHSM success on server %d(%s)\n", sv->id, sv->name);
+        mgmt_report(sv, "loginHSM", rv, &ret);
     }
     util_wipe(pw, sizeof(pw));
     return ret;
@@ -492,12 +485,7 @@ static int cmd_logout(struct mgmt *m, int argc, char **argv)
          sv = mgmt_server_next(m, sv)) {
         CK_RV rv = hsm_logout(sv->conn);
 
-        if (rv != CKR_OK) {
-            mgmt_fail(sv, "logoutHSM", rv);
-            ret = CMD_FAIL;
-            continue;
-        }
-        printf("logoutHSM success on server %d(%s)\n", sv->id, sv->name);
+        mgmt_report(sv, "logoutHSM", rv, &ret);
     }
     return ret;
 }
@@ -592,12 +580,7 @@ static int cmd_delete_user(struct mgmt *m, int argc, char **argv)
 
         if (rv == CKR_OK)
             rv = hsm_user_delete(sv->conn, argv[2]);
-        if (rv != CKR_OK) {
-            mgmt_fail(sv, "deleteUser", rv);
-            ret = CMD_FAIL;
-            continue;
-        }
-        printf("deleteUser success on server %d(%s)\n", sv->id, sv->name);
+        mgmt_report(sv, "deleteUser", rv, &ret);
     }
     return ret;
 }
@@ -708,12 +691,7 @@ static int cmd_share_key(struct mgmt *m, int argc, char **argv)
          sv = mgmt_server_next(m, sv)) {
         CK_RV rv = hsm_object_share(sv->conn, oid, uid, share);
 
-        if (rv != CKR_OK) {
-            mgmt_fail(sv, "shareKey", rv);
-            ret = CMD_FAIL;
-            continue;
-        }
-        printf("shareKey success on server %d(%s)\n", sv->id, sv->name);
+        mgmt_report(sv, "shareKey", rv, &ret);
     }
     return ret;
 }
@@ -802,12 +780,7 @@ static int cmd_set_attribute(struct mgmt *m, int argc, char **argv)
                        ? hsm_object_set_trusted(sv->conn, oid, buf[0] != 0)
                        : hsm_object_set(sv->conn, sv->sid, oid, &a, 1);
 
-        if (rv != CKR_OK) {
-            mgmt_fail(sv, "setAttribute", rv);
-            ret = CMD_FAIL;
-            continue;
-        }
-        printf("setAttribute success on server %d(%s)\n", sv->id, sv->name);
+        mgmt_report(sv, "setAttribute", rv, &ret);
     }
     util_wipe(buf, sizeof(buf));
     return ret;

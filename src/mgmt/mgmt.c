@@ -185,6 +185,18 @@ void mgmt_fail(const struct mgmt_server *sv, const char *cmd, CK_RV rv)
            sv->name);
 }
 
+bool mgmt_report(const struct mgmt_server *sv, const char *cmd, CK_RV rv,
+                 int *ret)
+{
+    if (rv != CKR_OK) {
+        mgmt_fail(sv, cmd, rv);
+        *ret = CMD_FAIL;
+        return false;
+    }
+    printf("%s success on server %d(%s)\n", cmd, sv->id, sv->name);
+    return true;
+}
+
 FILE *mgmt_open_output(const char *path)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);

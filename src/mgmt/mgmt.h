@@ -86,8 +86,16 @@ struct mgmt_server *mgmt_server_next(struct mgmt *m, struct mgmt_server *sv);
 /* Refreshes sv->name from the token label. */
 void mgmt_server_refresh(struct mgmt_server *sv);
 
+/* What a command returns. */
+#define CMD_OK 0
+#define CMD_FAIL 1
+
 /* "<cmd> failed: HSM Error: <reason> (CKR_X) on server N(name)". */
 void mgmt_fail(const struct mgmt_server *sv, const char *cmd, CK_RV rv);
+/* A mutating command's per-server line: "<cmd> success on server N(name)",
+ * or the failure line and *ret = CMD_FAIL. */
+bool mgmt_report(const struct mgmt_server *sv, const char *cmd, CK_RV rv,
+                 int *ret);
 /* The CKR_ name of a return value ("0x..." when not known) and a short
  * sentence for an operator. */
 const char *mgmt_rv_name(CK_RV rv, char *buf, size_t buflen);
