@@ -1032,12 +1032,8 @@ CK_RV hsm_key_list(hsm_conn_t *conn, hsm_uid_t uid, hsm_key_ref_t **keys,
     *n = 0;
     memset(digest, 0, HSM_DIGEST_LEN);
     pthread_mutex_lock(&hsm->lock);
-    if ((rv = hsm_policy_check(conn->type, HSM_OP_SYNC_STATUS)) != CKR_OK)
+    if ((rv = hsm_policy_key_listing(conn->type, conn->uid, uid)) != CKR_OK)
         goto out;
-    if (conn->type == HSM_USER_CU && uid != conn->uid) {
-        rv = CKR_ACTION_PROHIBITED; /* a CU lists its own key set only */
-        goto out;
-    }
     /* One read transaction: both lists and the digest from one snapshot. */
     if ((rv = store_begin(hsm->st, false)) != CKR_OK)
         goto out;

@@ -51,6 +51,16 @@ const char *hsm_policy_op_name(hsm_op_t op)
     return policy_table[op].name;
 }
 
+CK_RV hsm_policy_key_listing(hsm_user_type_t type, hsm_uid_t uid,
+                             hsm_uid_t target)
+{
+    CK_RV rv = hsm_policy_check(type, HSM_OP_SYNC_STATUS);
+
+    if (rv == CKR_OK && type == HSM_USER_CU && target != uid)
+        rv = CKR_ACTION_PROHIBITED; /* a CU lists its own key set only */
+    return rv;
+}
+
 /*
  * Ownership: the CU that created an object owns it. A CU sees what it owns,
  * what is shared with it, and every CU's public keys and certificates that

@@ -36,6 +36,14 @@ typedef enum {
 CK_RV hsm_policy_check(hsm_user_type_t type, hsm_op_t op);
 const char *hsm_policy_op_name(hsm_op_t op);
 
+/*
+ * Listing a user's key set (ids, owner, shared users; never values: the
+ * shell's findAllKeys): the table's sync-status row, and a CU lists only
+ * its own set. CKR_OK or the refusal's code.
+ */
+CK_RV hsm_policy_key_listing(hsm_user_type_t type, hsm_uid_t uid,
+                             hsm_uid_t target);
+
 /* What a user wants to do with an object. */
 typedef enum {
     HSM_ACCESS_SEE = 0, /* find it, read its attributes */

@@ -113,6 +113,18 @@ static void test_ownership(void **state)
     }
 }
 
+static void test_key_listing(void **state)
+{
+    (void)state;
+    assert_int_equal(hsm_policy_key_listing(HSM_USER_CO, 1, 3), OK);
+    assert_int_equal(hsm_policy_key_listing(HSM_USER_AU, 2, 3), OK);
+    assert_int_equal(hsm_policy_key_listing(HSM_USER_CU, 3, 3), OK);
+    assert_int_equal(hsm_policy_key_listing(HSM_USER_CU, 3, 4),
+                     CKR_ACTION_PROHIBITED);
+    assert_int_equal(hsm_policy_key_listing(HSM_USER_NONE, 0, 3), NLI);
+    assert_int_equal(hsm_policy_key_listing(HSM_USER_PRECO, 1, 3), EXP);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -120,6 +132,7 @@ int main(void)
         cmocka_unit_test(test_co_never_touches_keys),
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_ownership),
+        cmocka_unit_test(test_key_listing),
     };
     return cmocka_run_group_tests_name("policy", tests, NULL, NULL);
 }
