@@ -70,3 +70,21 @@ bool util_user_name_valid(const char *name, size_t len)
     }
     return true;
 }
+
+int util_mutex_init(pthread_mutex_t *m)
+{
+#ifdef PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP
+    pthread_mutexattr_t a;
+    int rc;
+
+    if ((rc = pthread_mutexattr_init(&a)) != 0)
+        return rc;
+    rc = pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ADAPTIVE_NP);
+    if (rc == 0)
+        rc = pthread_mutex_init(m, &a);
+    pthread_mutexattr_destroy(&a);
+    return rc;
+#else
+    return pthread_mutex_init(m, NULL);
+#endif
+}

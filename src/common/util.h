@@ -2,6 +2,7 @@
 #ifndef NIMBUS_UTIL_H
 #define NIMBUS_UTIL_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -9,6 +10,14 @@
 #define UTIL_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Wipe memory so that the compiler cannot drop the store. */
+/*
+ * A mutex for short critical sections: where the C library offers it, one
+ * that spins a little before it sleeps (two threads taking it a million
+ * times a second would otherwise pay a futex wake-up each time). Returns
+ * what pthread_mutex_init returns.
+ */
+int util_mutex_init(pthread_mutex_t *m);
+
 void util_wipe(void *p, size_t len);
 /* Wipe then free; NULL is fine. */
 void util_free_wipe(void *p, size_t len);

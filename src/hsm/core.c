@@ -90,12 +90,15 @@ CK_RV hsm_open(const struct config *cfg, hsm_t **out)
     }
     hsm->cfg = *cfg;
     hsm->gen = 1; /* 0: a verdict not known */
-    if (pthread_mutex_init(&hsm->lock, NULL) != 0) {
+    memcpy(hsm->dbpath, dbpath, sizeof(hsm->dbpath));
+    if (util_mutex_init(&hsm->lock) != 0) {
         free(hsm);
         cops_fini();
         crypto_fini();
         return CKR_GENERAL_ERROR;
     }
+    for (size_t i = 0; i < HSM_READERS; i++)
+        util_mutex_init(&hsm->readers[i].mu); /* cannot fail */
     if ((rv = make_dirs(cfg->store)) != CKR_OK ||
         (rv = store_open(dbpath, &hsm->st, &created)) != CKR_OK ||
         (rv = load_master_key(hsm, keypath, created)) != CKR_OK)
@@ -119,6 +122,10 @@ void hsm_close(hsm_t *hsm)
         return;
     while (hsm->conns != NULL)
         hsm_conn_close(hsm->conns);
+    for (size_t i = 0; i < HSM_READERS; i++) {
+        store_close(hsm->readers[i].st);
+        pthread_mutex_destroy(&hsm->readers[i].mu);
+    }
     if (hsm->st != NULL)
         store_close(hsm->st);
     hsm_keycache_clear_locked(hsm);
@@ -277,16 +284,30 @@ CK_RV hsm_session_close(hsm_conn_t *conn, hsm_sid_t sid)
     return rv;
 }
 
-/* ------------------------------------------------------------ misc */
+/* ------------------------------------------------------------ readers */
 
-CK_RV hsm_random(hsm_conn_t *conn, uint8_t *buf, size_t len)
+struct hsm_reader *hsm_reader_get(hsm_t *hsm)
 {
-    CK_RV rv;
+    struct hsm_reader *r = NULL;
 
-    pthread_mutex_lock(&conn->hsm->lock);
-    rv = hsm_policy_check(conn->type, HSM_OP_RANDOM);
-    pthread_mutex_unlock(&conn->hsm->lock);
-    if (rv != CKR_OK)
-        return rv;
-    return crypto_random(buf, len);
+    /* A free one if there is one, else wait for the first. */
+    for (size_t i = 0; i < HSM_READERS && r == NULL; i++) {
+        if (pthread_mutex_trylock(&hsm->readers[i].mu) == 0)
+            r = &hsm->readers[i];
+    }
+    if (r == NULL) {
+        r = &hsm->readers[0];
+        pthread_mutex_lock(&r->mu);
+    }
+    if (r->st == NULL && store_open(hsm->dbpath, &r->st, NULL) != CKR_OK) {
+        pthread_mutex_unlock(&r->mu);
+        return NULL;
+    }
+    return r;
+}
+
+void hsm_reader_put(struct hsm_reader *r)
+{
+    if (r != NULL)
+        pthread_mutex_unlock(&r->mu);
 }

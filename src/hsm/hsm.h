@@ -460,8 +460,9 @@ void hsm_msg_abort(hsm_conn_t *conn, hsm_sid_t sid, hsm_msgkind_t kind);
 
 /* ---------------------------------------------------- misc */
 
-/* C_GenerateRandom: any logged-in or public session. */
-CK_RV hsm_random(hsm_conn_t *conn, uint8_t *buf, size_t len);
+/* C_GenerateRandom in session sid: any logged-in user's session
+ * (CKR_SESSION_HANDLE_INVALID, the policy's verdict). */
+CK_RV hsm_random(hsm_conn_t *conn, hsm_sid_t sid, uint8_t *buf, size_t len);
 
 /* ---------------------------------------------------- management */
 

@@ -3,6 +3,7 @@
 #ifndef NIMBUS_HSM_INTERNAL_H
 #define NIMBUS_HSM_INTERNAL_H
 
+#include <limits.h>
 #include <pthread.h>
 
 #include "hsm/attrs.h"
@@ -35,9 +36,21 @@ struct hsm_keycache_entry {
     uint64_t used;        /* clock of the last use */
 };
 
+/* core.c: extra store connections for searches, which read the store
+ * without hsm->lock (WAL readers see the last commit and never block the
+ * writer); each is used by one thread at a time under its own mutex. */
+#define HSM_READERS 4
+
+struct hsm_reader {
+    pthread_mutex_t mu;
+    store_t *st; /* opened on first use */
+};
+
 struct hsm {
     struct config cfg;
     store_t *st;
+    char dbpath[PATH_MAX];
+    struct hsm_reader readers[HSM_READERS];
     uint8_t mkey[CRYPTO_MASTER_KEY_LEN];
     /* Serializes every use of st and of the connections' state. */
     pthread_mutex_t lock;
@@ -102,6 +115,11 @@ struct hsm_obj {
 struct hsm_session *hsm_session_find_locked(hsm_conn_t *conn, hsm_sid_t sid);
 CK_RV hsm_meta_get_str_locked(hsm_t *hsm, const char *key, char *buf,
                               size_t buflen);
+/* A reader connection, its mutex held (hsm_reader_put gives it back), or
+ * NULL when none could be opened: the caller then reads through hsm->st
+ * under hsm->lock. */
+struct hsm_reader *hsm_reader_get(hsm_t *hsm);
+void hsm_reader_put(struct hsm_reader *r);
 /* object.c */
 void hsm_sobjs_destroy_locked(hsm_conn_t *conn, hsm_sid_t sid,
                               bool private_only);

@@ -390,16 +390,22 @@ CK_RV hsm_object_create(hsm_conn_t *conn, hsm_sid_t sid,
     attr_list_t l = {0};
     CK_RV rv;
 
+    /* The session and the policy first (their codes come before the
+     * template's), the template without the lock, then the store. */
     pthread_mutex_lock(&conn->hsm->lock);
-    if ((rv = hsm_begin_locked(conn, sid, HSM_OP_KEY_MANAGEMENT, &s)) != CKR_OK)
-        goto out;
+    rv = hsm_begin_locked(conn, sid, HSM_OP_KEY_MANAGEMENT, &s);
+    pthread_mutex_unlock(&conn->hsm->lock);
+    if (rv != CKR_OK)
+        return rv;
     if ((rv = attrs_new_object(
              ATTR_OP_CREATE, &cu_caller, CK_UNAVAILABLE_INFORMATION,
              CK_UNAVAILABLE_INFORMATION, tmpl, count, &l)) != CKR_OK)
         goto out;
-    rv = hsm_obj_add_locked(conn, s, &l, "create", oid);
-out:
+    pthread_mutex_lock(&conn->hsm->lock);
+    if ((rv = hsm_begin_locked(conn, sid, HSM_OP_KEY_MANAGEMENT, &s)) == CKR_OK)
+        rv = hsm_obj_add_locked(conn, s, &l, "create", oid);
     pthread_mutex_unlock(&conn->hsm->lock);
+out:
     attr_list_free(&l);
     return rv;
 }
@@ -802,44 +808,14 @@ static bool sobj_matches(const struct find_plan *p, struct hsm_sobj *s,
     return true;
 }
 
-CK_RV hsm_object_find(hsm_conn_t *conn, hsm_sid_t sid, const CK_ATTRIBUTE *tmpl,
-                      CK_ULONG count, hsm_oid_t **oids, size_t *n)
+/* Appends to out (room for every hit) the token objects among hits that
+ * user (type, uid) may see and that match the plan; o loads an object for
+ * the attributes the store does not index (p->needs_load: hsm->lock held). */
+static void token_hits_filter(hsm_conn_t *conn, hsm_user_type_t type,
+                              hsm_uid_t uid, const struct find_plan *p,
+                              const store_hit_t *hits, size_t nhits,
+                              hsm_oid_t *out, size_t *nout)
 {
-    struct hsm_session *s;
-    struct find_plan p;
-    store_hit_t *hits = NULL;
-    size_t nhits = 0, nout = 0, cap = 0;
-    hsm_oid_t *out = NULL;
-    CK_RV rv;
-
-    memset(&p, 0, sizeof(p));
-    *oids = NULL;
-    *n = 0;
-    pthread_mutex_lock(&conn->hsm->lock);
-    rv = hsm_begin_locked(conn, sid, HSM_OP_OBJECT_READ, &s);
-    if (rv == CKR_USER_NOT_LOGGED_IN) {
-        rv = CKR_OK; /* sees nothing: an empty result */
-        goto out;
-    }
-    if (rv != CKR_OK || (rv = plan_find(conn, tmpl, count, &p)) != CKR_OK)
-        goto out;
-    if (p.impossible)
-        goto out;
-
-    if (p.token != 0) {
-        if ((rv = store_object_find(conn->hsm->st, &p.q, &hits, &nhits)) !=
-            CKR_OK)
-            goto out;
-        cap = nhits;
-    }
-    for (struct hsm_sobj *so = conn->sobjs; p.token != 1 && so != NULL;
-         so = so->next)
-        cap++;
-    out = calloc(cap > 0 ? cap : 1, sizeof(*out));
-    if (out == NULL) {
-        rv = CKR_HOST_MEMORY;
-        goto out;
-    }
     for (size_t i = 0; i < nhits; i++) {
         hsm_object_meta_t meta = {
             .owner = hits[i].owner,
@@ -849,26 +825,74 @@ CK_RV hsm_object_find(hsm_conn_t *conn, hsm_sid_t sid, const CK_ATTRIBUTE *tmpl,
             .shared_with_user = hits[i].shared_with_user,
         };
 
-        if (hsm_policy_object(conn->type, conn->uid, &meta, HSM_ACCESS_SEE) !=
-            CKR_OK)
+        if (hsm_policy_object(type, uid, &meta, HSM_ACCESS_SEE) != CKR_OK)
             continue;
-        if (p.has_owner && p.owner != hits[i].owner)
+        if (p->has_owner && p->owner != hits[i].owner)
             continue;
-        if (p.has_oid && p.oid != hits[i].id)
+        if (p->has_oid && p->oid != hits[i].id)
             continue;
-        if (p.needs_load) {
+        if (p->needs_load) {
             struct hsm_obj o;
             bool match;
 
             if (hsm_obj_get_locked(conn, hits[i].id, HSM_ACCESS_SEE, &o) !=
                 CKR_OK)
                 continue;
-            match = attrs_match(&o.own, p.rest, p.nrest);
+            match = attrs_match(&o.own, p->rest, p->nrest);
             hsm_obj_clear(&o);
             if (!match)
                 continue;
         }
-        out[nout++] = hits[i].id;
+        out[(*nout)++] = hits[i].id;
+    }
+}
+
+/*
+ * Locking: the session, the policy, the plan and the session objects are
+ * taken under hsm->lock. A search on the indexed columns alone then reads
+ * the store through a reader connection with hsm->lock released, so that
+ * searches of several sessions run in parallel; its hits are filtered with
+ * the user as it was at the start. A search that must load objects (other
+ * attributes) stays under hsm->lock.
+ */
+CK_RV hsm_object_find(hsm_conn_t *conn, hsm_sid_t sid, const CK_ATTRIBUTE *tmpl,
+                      CK_ULONG count, hsm_oid_t **oids, size_t *n)
+{
+    hsm_t *hsm = conn->hsm;
+    struct hsm_session *s;
+    struct hsm_reader *r = NULL;
+    struct find_plan p;
+    store_hit_t *hits = NULL;
+    size_t nhits = 0, nout = 0, cap = 0;
+    hsm_oid_t *out = NULL, *grown;
+    hsm_user_type_t type;
+    hsm_uid_t uid;
+    bool locked = true;
+    CK_RV rv;
+
+    memset(&p, 0, sizeof(p));
+    *oids = NULL;
+    *n = 0;
+    pthread_mutex_lock(&hsm->lock);
+    rv = hsm_begin_locked(conn, sid, HSM_OP_OBJECT_READ, &s);
+    if (rv == CKR_USER_NOT_LOGGED_IN) {
+        rv = CKR_OK; /* sees nothing: an empty result */
+        goto out;
+    }
+    if (rv != CKR_OK || (rv = plan_find(conn, tmpl, count, &p)) != CKR_OK)
+        goto out;
+    if (p.impossible)
+        goto out;
+    type = conn->type;
+    uid = conn->uid;
+
+    for (struct hsm_sobj *so = conn->sobjs; p.token != 1 && so != NULL;
+         so = so->next)
+        cap++;
+    out = calloc(cap > 0 ? cap : 1, sizeof(*out));
+    if (out == NULL) {
+        rv = CKR_HOST_MEMORY;
+        goto out;
     }
     for (struct hsm_sobj *so = conn->sobjs; p.token != 1 && so != NULL;
          so = so->next) {
@@ -880,25 +904,46 @@ CK_RV hsm_object_find(hsm_conn_t *conn, hsm_sid_t sid, const CK_ATTRIBUTE *tmpl,
             attr_list_ulong(&so->attrs, CKA_CLASS, CK_UNAVAILABLE_INFORMATION);
 
         meta.is_public_item = cls == CKO_PUBLIC_KEY || cls == CKO_CERTIFICATE;
-        if (hsm_policy_object(conn->type, conn->uid, &meta, HSM_ACCESS_SEE) !=
-            CKR_OK)
+        if (hsm_policy_object(type, uid, &meta, HSM_ACCESS_SEE) != CKR_OK)
             continue;
         if (sobj_matches(&p, so, tmpl, count))
             out[nout++] = so->id;
     }
+    if (p.token == 0)
+        goto done;
+
+    if (!p.needs_load && (r = hsm_reader_get(hsm)) != NULL) {
+        pthread_mutex_unlock(&hsm->lock);
+        locked = false;
+        rv = store_object_find(r->st, &p.q, &hits, &nhits);
+        hsm_reader_put(r);
+    } else {
+        rv = store_object_find(hsm->st, &p.q, &hits, &nhits);
+    }
+    if (rv != CKR_OK)
+        goto out;
+    if (nhits > 0) {
+        grown = realloc(out, (cap + nhits) * sizeof(*out));
+        if (grown == NULL) {
+            rv = CKR_HOST_MEMORY;
+            goto out;
+        }
+        out = grown;
+    }
+    token_hits_filter(conn, type, uid, &p, hits, nhits, out, &nout);
+done:
     qsort(out, nout, sizeof(*out), cmp_oid);
     *oids = out;
     *n = nout;
     out = NULL;
 out:
-    pthread_mutex_unlock(&conn->hsm->lock);
+    if (locked)
+        pthread_mutex_unlock(&hsm->lock);
     free(out);
     free(hits);
     free(p.rest);
     return rv;
 }
-
-/* ------------------------------------------------------------ sharing */
 
 CK_RV hsm_object_share(hsm_conn_t *conn, hsm_oid_t oid, hsm_uid_t uid,
                        bool share)

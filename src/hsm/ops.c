@@ -125,7 +125,7 @@ CK_RV hsm_session_ops_new_locked(hsm_conn_t *conn, struct hsm_session *s)
     if (x == NULL) {
         return CKR_HOST_MEMORY;
     }
-    if (pthread_mutex_init(&x->mu, NULL) != 0) {
+    if (util_mutex_init(&x->mu) != 0) {
         free(x);
         return CKR_HOST_MEMORY;
     }
@@ -416,6 +416,21 @@ static CK_RV sops_enter(hsm_conn_t *conn, hsm_sid_t sid, hsm_op_t op,
     }
     pthread_mutex_unlock(&hsm->lock);
     return rv;
+}
+
+/* Random bytes: the policy's verdict is kept like an operation's, so two
+ * sessions draw without a shared lock (OpenSSL's DRBGs are per thread). */
+CK_RV hsm_random(hsm_conn_t *conn, hsm_sid_t sid, uint8_t *buf, size_t len)
+{
+    struct hsm_sops *x;
+    uint64_t g;
+    CK_RV rv;
+
+    rv = sops_enter(conn, sid, HSM_OP_RANDOM, &x, &g);
+    if (rv != CKR_OK)
+        return rv;
+    pthread_mutex_unlock(&x->mu);
+    return crypto_random(buf, len);
 }
 
 /* The operations of session sid for an abort (mu held), or NULL. */

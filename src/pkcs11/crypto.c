@@ -83,11 +83,8 @@ static CK_RV call_enter_n(CK_SESSION_HANDLE hSession,
         oids[i] = NO_OBJECT;
         oks[i] = mod_oid_for_handle_locked(keys[i], &oids[i]);
     }
-    mod_session_ref_locked(s);
-    mod_leave();
-    rv = mod_session_lock(s);
+    rv = mod_session_call_unlock(s);
     if (rv != CKR_OK) {
-        mod_session_unref(s);
         return rv;
     }
     *sp = s;
@@ -686,12 +683,9 @@ static CK_RV keys_finish(struct mod_session *s, CK_RV rv, const hsm_oid_t *oids,
 {
     CK_RV lrv;
 
-    mod_session_unlock(s);
-    lrv = mod_enter();
+    lrv = mod_session_call_relock(s);
     if (lrv != CKR_OK) {
-        /* C_Finalize ran meanwhile: the session is gone with the rest. */
-        mod_session_unref(s);
-        return lrv;
+        return lrv; /* C_Finalize ran meanwhile */
     }
     if (rv == CKR_OK) {
         rv = mod_objects_register_locked(s, oids, hs, n);

@@ -140,6 +140,10 @@ struct mod_state {
     /* Never reused while the module is loaded: kept across C_Finalize. */
     CK_ULONG next_session;
     CK_ULONG next_object;
+    /* Bumped whenever every object handle is dropped (the login state
+     * changed): a search run without the library lock that sees it move
+     * is done again. */
+    uint64_t handles_epoch;
 };
 
 extern struct mod_state mod_state;
@@ -200,6 +204,17 @@ void mod_session_unref(struct mod_session *s);
  */
 CK_RV mod_session_lock(struct mod_session *s);
 void mod_session_unlock(struct mod_session *s);
+/*
+ * A call whose core part runs without the library lock, so that sessions
+ * make it in parallel: call_unlock (library lock held) leaves the library
+ * lock with s referenced and its mutex held, else returns an error with
+ * nothing held; call_relock takes the library lock back, else returns
+ * CKR_CRYPTOKI_NOT_INITIALIZED (C_Finalize ran meanwhile) with s released.
+ * After call_relock the caller checks s->closed where it matters and ends
+ * with mod_session_unref_locked(s) and mod_leave().
+ */
+CK_RV mod_session_call_unlock(struct mod_session *s);
+CK_RV mod_session_call_relock(struct mod_session *s);
 /* Ends the crypto operations of s named by CKF_ENCRYPT/DECRYPT/DIGEST/SIGN/
  * VERIFY and CKF_MESSAGE_ENCRYPT/_DECRYPT bits in which (session mutex
  * held). */

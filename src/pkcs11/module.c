@@ -74,7 +74,7 @@ static CK_RV mutex_create(struct mod_mutex *m, const CK_C_INITIALIZE_ARGS *a,
         }
         return CKR_OK;
     }
-    if (pthread_mutex_init(&m->pm, NULL) != 0) {
+    if (util_mutex_init(&m->pm) != 0) {
         return CKR_CANT_LOCK;
     }
     m->pthread_ready = true;

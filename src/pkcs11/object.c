@@ -23,6 +23,7 @@
 
 void mod_handles_drop_locked(void)
 {
+    mod_state.handles_epoch++;
     mod_hmap_clear(&mod_state.h2o);
     mod_hmap_clear(&mod_state.o2h);
 }
@@ -232,16 +233,22 @@ CK_RV mod_C_CreateObject(CK_SESSION_HANDLE hSession, CK_ATTRIBUTE_PTR pTemplate,
     if (rv != CKR_OK) {
         goto out;
     }
+    if ((rv = mod_session_call_unlock(s)) != CKR_OK) {
+        return mod_ret(MOD_FN_C_CreateObject, rv);
+    }
     rv = hsm_object_create(mod_state.conn, s->sid, mod_template_ptr(pTemplate),
                            ulCount, &oid);
-    if (rv != CKR_OK) {
-        goto out;
+    if (mod_session_call_relock(s) != CKR_OK) {
+        return mod_ret(MOD_FN_C_CreateObject, CKR_CRYPTOKI_NOT_INITIALIZED);
     }
-    rv = mod_objects_register_locked(s, &oid, &h, 1);
-    if (rv != CKR_OK) {
-        goto out;
+    if (rv == CKR_OK) {
+        /* CKR_SESSION_CLOSED when s closed meanwhile */
+        rv = mod_objects_register_locked(s, &oid, &h, 1);
     }
-    *phObject = h;
+    if (rv == CKR_OK) {
+        *phObject = h;
+    }
+    mod_session_unref_locked(s);
 out:
     mod_leave();
     return mod_ret(MOD_FN_C_CreateObject, rv);
@@ -307,11 +314,18 @@ CK_RV mod_C_DestroyObject(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject)
     if (rv != CKR_OK) {
         goto out;
     }
+    if ((rv = mod_session_call_unlock(s)) != CKR_OK) {
+        return mod_ret(MOD_FN_C_DestroyObject, rv);
+    }
     rv = hsm_object_destroy(mod_state.conn, s->sid, oid);
+    if (mod_session_call_relock(s) != CKR_OK) {
+        return mod_ret(MOD_FN_C_DestroyObject, CKR_CRYPTOKI_NOT_INITIALIZED);
+    }
     if (rv == CKR_OK) {
         mod_handle_forget_locked(oid);
         session_object_gone_locked(s, oid);
     }
+    mod_session_unref_locked(s);
 out:
     mod_leave();
     return mod_ret(MOD_FN_C_DestroyObject, rv);
@@ -578,11 +592,18 @@ out:
 
 /* ------------------------------------------------------------ find */
 
+/*
+ * The search itself runs without the library lock (under the session's
+ * mutex, with a reference), so that sessions search in parallel. If the
+ * login changed meanwhile (handles_epoch moved), its result may hold what
+ * the new user must not see: it is done again under the library lock.
+ */
 CK_RV mod_C_FindObjectsInit(CK_SESSION_HANDLE hSession,
                             CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount)
 {
     struct mod_session *s;
     hsm_oid_t *oids = NULL;
+    uint64_t epoch;
     size_t n = 0;
     CK_RV rv;
 
@@ -603,16 +624,40 @@ CK_RV mod_C_FindObjectsInit(CK_SESSION_HANDLE hSession,
         rv = CKR_OPERATION_ACTIVE;
         goto out;
     }
+    epoch = mod_state.handles_epoch;
+    if ((rv = mod_session_call_unlock(s)) != CKR_OK) {
+        return mod_ret(MOD_FN_C_FindObjectsInit, rv);
+    }
     rv = hsm_object_find(mod_state.conn, s->sid, mod_template_ptr(pTemplate),
                          ulCount, &oids, &n);
+    if (mod_session_call_relock(s) != CKR_OK) {
+        free(oids);
+        return mod_ret(MOD_FN_C_FindObjectsInit, CKR_CRYPTOKI_NOT_INITIALIZED);
+    }
+    if (s->closed) {
+        rv = CKR_SESSION_CLOSED;
+        goto out_unref;
+    }
+    if (rv == CKR_OK && epoch != mod_state.handles_epoch) {
+        free(oids);
+        oids = NULL;
+        rv = hsm_object_find(mod_state.conn, s->sid,
+                             mod_template_ptr(pTemplate), ulCount, &oids, &n);
+    }
     if (rv != CKR_OK) {
-        goto out;
+        goto out_unref;
+    }
+    if (s->find.active) {
+        rv = CKR_OPERATION_ACTIVE;
+        goto out_unref;
     }
     s->find.active = true;
     s->find.oids = oids;
     s->find.n = n;
     s->find.pos = 0;
     oids = NULL;
+out_unref:
+    mod_session_unref_locked(s);
 out:
     free(oids);
     mod_leave();

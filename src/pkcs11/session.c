@@ -434,31 +434,65 @@ CK_RV mod_C_SessionCancel(CK_SESSION_HANDLE hSession, CK_FLAGS flags)
     return mod_ret(MOD_FN_C_SessionCancel, rv);
 }
 
+/* ------------------------------------------------------------ calls */
+
+CK_RV mod_session_call_unlock(struct mod_session *s)
+{
+    CK_RV rv;
+
+    mod_session_ref_locked(s);
+    mod_leave();
+    rv = mod_session_lock(s);
+    if (rv != CKR_OK) {
+        mod_session_unref(s);
+    }
+    return rv;
+}
+
+CK_RV mod_session_call_relock(struct mod_session *s)
+{
+    CK_RV rv;
+
+    mod_session_unlock(s);
+    rv = mod_enter();
+    if (rv != CKR_OK) {
+        mod_session_unref(s);
+    }
+    return rv;
+}
+
 /* ------------------------------------------------------------ random */
 
+/* Like a crypto call: the library lock only to find the session. */
 CK_RV mod_C_GenerateRandom(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pRandomData,
                            CK_ULONG ulRandomLen)
 {
+    struct mod_session *s;
     CK_RV rv;
 
     rv = mod_enter();
     if (rv != CKR_OK) {
         return mod_ret(MOD_FN_C_GenerateRandom, rv);
     }
-    if (mod_session_get_locked(hSession) == NULL) {
-        rv = CKR_SESSION_HANDLE_INVALID;
-        goto out;
+    s = mod_session_get_locked(hSession);
+    if (s == NULL) {
+        mod_leave();
+        return mod_ret(MOD_FN_C_GenerateRandom, CKR_SESSION_HANDLE_INVALID);
     }
     if (pRandomData == NULL && ulRandomLen > 0) {
-        rv = CKR_ARGUMENTS_BAD;
-        goto out;
+        mod_leave();
+        return mod_ret(MOD_FN_C_GenerateRandom, CKR_ARGUMENTS_BAD);
     }
-    if (ulRandomLen == 0) {
-        goto out;
+    rv = mod_session_call_unlock(s);
+    if (rv != CKR_OK) {
+        return mod_ret(MOD_FN_C_GenerateRandom, rv);
     }
-    rv = hsm_random(mod_state.conn, pRandomData, (size_t)ulRandomLen);
-out:
-    mod_leave();
+    if (ulRandomLen > 0) {
+        rv = hsm_random(mod_state.conn, s->sid, pRandomData,
+                        (size_t)ulRandomLen);
+    }
+    mod_session_unlock(s);
+    mod_session_unref(s);
     return mod_ret(MOD_FN_C_GenerateRandom, rv);
 }
 

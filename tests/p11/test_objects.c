@@ -4,6 +4,8 @@
  * token and session objects, C_Find*, ownership between two CUs, handles,
  * and a 10,000-object store.
  */
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1474,6 +1476,129 @@ static void test_create_destroy_memory_flat(void **state)
     assert_true(after - before < 1024);
 }
 
+/* ------------------------------------------------------------ threads */
+
+#define FINDER_ROUNDS 200
+
+struct finder {
+    CK_SESSION_HANDLE s;
+    const char *label;
+    CK_ULONG want; /* the count a find must give */
+    bool zero_too; /* 0 is also right (the login comes and goes) */
+    CK_RV rv;      /* the first unexpected return value */
+    CK_ULONG bad;  /* the first unexpected count, + 1 */
+};
+
+/* No cmocka asserts here: they may not run outside the main thread. */
+static void *finder_run(void *arg)
+{
+    struct finder *f = arg;
+    CK_ATTRIBUTE t = {CKA_LABEL, (void *)f->label, strlen(f->label)};
+    CK_OBJECT_HANDLE got[64];
+
+    for (int i = 0; i < FINDER_ROUNDS && f->rv == CKR_OK && f->bad == 0; i++) {
+        CK_ULONG n = 0;
+        CK_RV rv = p11->C_FindObjectsInit(f->s, &t, 1);
+
+        if (rv != CKR_OK) {
+            f->rv = rv;
+            break;
+        }
+        rv = p11->C_FindObjects(f->s, got, 64, &n);
+        if (rv == CKR_OPERATION_NOT_INITIALIZED && f->zero_too) {
+            continue; /* a logout ended it */
+        }
+        if (rv != CKR_OK) {
+            f->rv = rv;
+            break;
+        }
+        if (n != f->want && !(f->zero_too && n == 0)) {
+            f->bad = n + 1;
+        }
+        rv = p11->C_FindObjectsFinal(f->s);
+        if (rv != CKR_OK &&
+            !(rv == CKR_OPERATION_NOT_INITIALIZED && f->zero_too)) {
+            f->rv = rv;
+        }
+    }
+    return NULL;
+}
+
+static void finders_check(struct finder *f, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (f[i].bad != 0) {
+            print_error("finder %d saw %lu objects, not %lu\n", i,
+                        (unsigned long)(f[i].bad - 1),
+                        (unsigned long)f[i].want);
+        }
+        assert_rv(f[i].rv, CKR_OK);
+        assert_int_equal(f[i].bad, 0);
+        assert_rv(p11->C_CloseSession(f[i].s), CKR_OK);
+    }
+}
+
+/* Two sessions search in parallel (their searches read the store without
+ * the core's lock) while a third creates and destroys token and session
+ * objects: every search sees exactly the objects that stay. */
+static void test_parallel_find(void **state)
+{
+    struct finder f[2];
+    pthread_t th[2];
+
+    (void)state;
+    for (int i = 0; i < 20; i++) {
+        p11_make_data(S, "stays", CK_TRUE);
+    }
+    memset(f, 0, sizeof(f));
+    for (int i = 0; i < 2; i++) {
+        f[i].s = p11_open_rw();
+        f[i].label = "stays";
+        f[i].want = 20;
+        assert_int_equal(pthread_create(&th[i], NULL, finder_run, &f[i]), 0);
+    }
+    for (int i = 0; i < 30; i++) {
+        CK_OBJECT_HANDLE t = p11_make_data(S, "comes-and-goes", CK_TRUE);
+        CK_OBJECT_HANDLE o = p11_make_data(S, "stays-not", CK_FALSE);
+
+        assert_rv(p11->C_DestroyObject(S, t), CKR_OK);
+        assert_rv(p11->C_DestroyObject(S, o), CKR_OK);
+    }
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+    }
+    finders_check(f, 2);
+    assert_int_equal(p11_count_label(S, "stays"), 20);
+    assert_int_equal(p11_count_label(S, "comes-and-goes"), 0);
+}
+
+/* Searches run while the application logs out and in again: a search
+ * sees all of the user's private objects or none, and a logout ends a
+ * search under way. */
+static void test_find_during_logout(void **state)
+{
+    struct finder f;
+    pthread_t th;
+
+    (void)state;
+    for (int i = 0; i < 5; i++) {
+        p11_make_data_priv(S, "private-five", CK_TRUE, CK_TRUE);
+    }
+    memset(&f, 0, sizeof(f));
+    f.s = p11_open_rw();
+    f.label = "private-five";
+    f.want = 5;
+    f.zero_too = true;
+    assert_int_equal(pthread_create(&th, NULL, finder_run, &f), 0);
+    for (int i = 0; i < 10; i++) {
+        assert_rv(p11->C_Logout(S), CKR_OK);
+        p11_login_cu(S, "alice", P11_ALICE_PW);
+    }
+    assert_int_equal(pthread_join(th, NULL), 0);
+    finders_check(&f, 1);
+    assert_int_equal(p11_count_label(S, "private-five"), 5);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_objects, p11_teardown)
 
 int p11_group_objects(void)
@@ -1498,6 +1623,8 @@ int p11_group_objects(void)
         T(test_handles_after_logout),
         T(test_many_objects),
         T(test_create_destroy_memory_flat),
+        T(test_parallel_find),
+        T(test_find_during_logout),
     };
 
     return cmocka_run_group_tests_name("objects", tests, NULL, NULL);
