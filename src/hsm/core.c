@@ -274,10 +274,7 @@ CK_RV hsm_session_close(hsm_conn_t *conn, hsm_sid_t sid)
         hsm_gen_bump_locked(conn->hsm);
         s->used = false;
         hsm_session_ops_release_locked(conn, s);
-        for (struct hsm_sobj *o = conn->sobjs; o != NULL; o = o->next) {
-            if (o->sid == sid)
-                hsm_keycache_drop_locked(conn->hsm, conn, o->id);
-        }
+        /* drops the key cache entries of its objects too */
         hsm_sobjs_destroy_locked(conn, sid, false);
     }
     pthread_mutex_unlock(&conn->hsm->lock);

@@ -71,6 +71,9 @@ struct hsm_sobj {
     hsm_sid_t sid;
     hsm_uid_t owner;
     attr_list_t attrs;
+    /* Parsed into the key cache at least once (hsm->lock): only then can
+     * a kept operation or verdict refer to it. */
+    bool keyed;
     struct hsm_sobj *next;
 };
 
@@ -156,6 +159,10 @@ void hsm_session_ops_free_locked(struct hsm_session *s);
  * (operations freed too; the session must have no call under way). */
 CK_RV hsm_session_ops_new_locked(hsm_conn_t *conn, struct hsm_session *s);
 void hsm_session_ops_release_locked(hsm_conn_t *conn, struct hsm_session *s);
+/* ops.c: whether session sid's user may do op (CKR_SESSION_HANDLE_INVALID,
+ * the policy's verdict), from the verdict the session keeps when it still
+ * holds: then without hsm->lock. Not with hsm->lock held. */
+CK_RV hsm_session_allowed(hsm_conn_t *conn, hsm_sid_t sid, hsm_op_t op);
 /* ops.c: the event invalidates the verdicts the sessions keep. */
 void hsm_gen_bump_locked(hsm_t *hsm);
 /* keygen.c: tmpl with a key's serialized CKA_DERIVE_TEMPLATE or

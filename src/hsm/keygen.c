@@ -40,18 +40,6 @@ static const CK_ATTRIBUTE *tmpl_find(const CK_ATTRIBUTE *t, CK_ULONG n,
     return NULL;
 }
 
-/* The session and the permission table, with the lock taken and dropped. */
-static CK_RV keygen_allowed(hsm_conn_t *conn, hsm_sid_t sid)
-{
-    struct hsm_session *s;
-    CK_RV rv;
-
-    pthread_mutex_lock(&conn->hsm->lock);
-    rv = hsm_begin_locked(conn, sid, HSM_OP_KEY_MANAGEMENT, &s);
-    pthread_mutex_unlock(&conn->hsm->lock);
-    return rv;
-}
-
 /* The row of a mechanism that has flag, with its parameter checked. */
 static CK_RV keygen_row(const hsm_t *hsm, const CK_MECHANISM *mech,
                         CK_FLAGS flag, const mech_row_t **row, cops_params_t *p)
@@ -158,7 +146,8 @@ CK_RV hsm_generate_key(hsm_conn_t *conn, hsm_sid_t sid,
     CK_KEY_TYPE kt;
     CK_RV rv;
 
-    if ((rv = keygen_allowed(conn, sid)) != CKR_OK ||
+    if ((rv = hsm_session_allowed(conn, sid, HSM_OP_KEY_MANAGEMENT)) !=
+            CKR_OK ||
         (rv = keygen_row(conn->hsm, mech, CKF_GENERATE, &row, &p)) != CKR_OK) {
         return rv;
     }
@@ -247,7 +236,8 @@ CK_RV hsm_generate_key_pair(hsm_conn_t *conn, hsm_sid_t sid,
     CK_ULONG bits = 0;
     CK_RV rv;
 
-    if ((rv = keygen_allowed(conn, sid)) != CKR_OK ||
+    if ((rv = hsm_session_allowed(conn, sid, HSM_OP_KEY_MANAGEMENT)) !=
+            CKR_OK ||
         (rv = keygen_row(conn->hsm, mech, CKF_GENERATE_KEY_PAIR, &row, &p)) !=
             CKR_OK) {
         return rv;
@@ -1034,7 +1024,8 @@ CK_RV hsm_derive_key(hsm_conn_t *conn, hsm_sid_t sid, const CK_MECHANISM *mech,
     cops_params_t p;
     CK_RV rv;
 
-    if ((rv = keygen_allowed(conn, sid)) != CKR_OK ||
+    if ((rv = hsm_session_allowed(conn, sid, HSM_OP_KEY_MANAGEMENT)) !=
+            CKR_OK ||
         (rv = keygen_row(conn->hsm, mech, CKF_DERIVE, &row, &p)) != CKR_OK) {
         return rv;
     }

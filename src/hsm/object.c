@@ -364,7 +364,8 @@ void hsm_sobjs_destroy_locked(hsm_conn_t *conn, hsm_sid_t sid,
             continue;
         }
         *pp = s->next;
-        hsm_keycache_drop_locked(conn->hsm, conn, s->id);
+        if (s->keyed)
+            hsm_keycache_drop_locked(conn->hsm, conn, s->id);
         attr_list_free(&s->attrs);
         free(s);
     }
@@ -443,7 +444,6 @@ CK_RV hsm_object_destroy(hsm_conn_t *conn, hsm_sid_t sid, hsm_oid_t oid)
 
     memset(&o, 0, sizeof(o));
     pthread_mutex_lock(&conn->hsm->lock);
-    hsm_gen_bump_locked(conn->hsm);
     if ((rv = hsm_begin_locked(conn, sid, HSM_OP_KEY_MANAGEMENT, &s)) !=
             CKR_OK ||
         (rv = hsm_obj_get_locked(conn, oid, HSM_ACCESS_OWN, &o)) != CKR_OK)
@@ -472,7 +472,10 @@ CK_RV hsm_object_destroy(hsm_conn_t *conn, hsm_sid_t sid, hsm_oid_t oid)
         if (rv == CKR_OK)
             hsm_keycache_drop_locked(hsm, conn, oid);
     } else {
-        hsm_keycache_drop_locked(conn->hsm, conn, oid);
+        /* A session object never used as a key is in no cache, operation
+         * or verdict: nothing to drop, no verdict of any session to void. */
+        if (o.sobj->keyed)
+            hsm_keycache_drop_locked(conn->hsm, conn, oid);
         for (struct hsm_sobj **pp = &conn->sobjs; *pp != NULL;
              pp = &(*pp)->next) {
             if (*pp == o.sobj) {
@@ -610,7 +613,6 @@ CK_RV hsm_object_set(hsm_conn_t *conn, hsm_sid_t sid, hsm_oid_t oid,
 
     memset(&o, 0, sizeof(o));
     pthread_mutex_lock(&conn->hsm->lock);
-    hsm_gen_bump_locked(conn->hsm);
     if ((rv = hsm_begin_locked(conn, sid, HSM_OP_KEY_MANAGEMENT, &s)) !=
             CKR_OK ||
         (rv = hsm_obj_get_locked(conn, oid, HSM_ACCESS_OWN, &o)) != CKR_OK)
@@ -629,6 +631,9 @@ CK_RV hsm_object_set(hsm_conn_t *conn, hsm_sid_t sid, hsm_oid_t oid,
         o.sobj->attrs = l;
         memset(&l, 0, sizeof(l));
     }
+    /* A usage flag may have changed: no kept verdict may outlive it. */
+    if (rv == CKR_OK)
+        hsm_gen_bump_locked(conn->hsm);
 out:
     pthread_mutex_unlock(&conn->hsm->lock);
     hsm_obj_clear(&o);

@@ -64,6 +64,9 @@ CK_RV hsm_keycache_get_locked(hsm_conn_t *conn, struct hsm_obj *o,
     if (rv != CKR_OK) {
         return rv;
     }
+    if (o->sobj != NULL) {
+        o->sobj->keyed = true;
+    }
     cops_key_unref(victim->key);
     victim->conn = owner;
     victim->oid = o->id;
@@ -418,18 +421,26 @@ static CK_RV sops_enter(hsm_conn_t *conn, hsm_sid_t sid, hsm_op_t op,
     return rv;
 }
 
-/* Random bytes: the policy's verdict is kept like an operation's, so two
- * sessions draw without a shared lock (OpenSSL's DRBGs are per thread). */
-CK_RV hsm_random(hsm_conn_t *conn, hsm_sid_t sid, uint8_t *buf, size_t len)
+CK_RV hsm_session_allowed(hsm_conn_t *conn, hsm_sid_t sid, hsm_op_t op)
 {
     struct hsm_sops *x;
     uint64_t g;
     CK_RV rv;
 
-    rv = sops_enter(conn, sid, HSM_OP_RANDOM, &x, &g);
+    rv = sops_enter(conn, sid, op, &x, &g);
+    if (rv == CKR_OK)
+        pthread_mutex_unlock(&x->mu);
+    return rv;
+}
+
+/* Random bytes: the policy's verdict is kept like an operation's, so two
+ * sessions draw without a shared lock (the DRBGs are per thread). */
+CK_RV hsm_random(hsm_conn_t *conn, hsm_sid_t sid, uint8_t *buf, size_t len)
+{
+    CK_RV rv = hsm_session_allowed(conn, sid, HSM_OP_RANDOM);
+
     if (rv != CKR_OK)
         return rv;
-    pthread_mutex_unlock(&x->mu);
     return crypto_random(buf, len);
 }
 

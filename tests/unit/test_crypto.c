@@ -252,6 +252,19 @@ static void test_random(void **state)
     assert_memory_not_equal(a, b, sizeof(a));
     assert_memory_not_equal(a, zero, sizeof(a));
     assert_int_equal(crypto_random(NULL, 0), CKR_OK);
+    {
+        /* More than one DRBG request (65,536 bytes): every part filled. */
+        size_t n = 3 * 65536 + 100;
+        uint8_t *big = calloc(1, n);
+
+        assert_non_null(big);
+        assert_int_equal(crypto_random(big, n), CKR_OK);
+        for (size_t off = 0; off + sizeof(zero) <= n; off += 65536) {
+            assert_memory_not_equal(big + off, zero, sizeof(zero));
+        }
+        assert_memory_not_equal(big + n - sizeof(zero), zero, sizeof(zero));
+        free(big);
+    }
 }
 
 static void test_sha256(void **state)

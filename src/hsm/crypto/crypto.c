@@ -171,14 +171,25 @@ void crypto_wipe(void *p, size_t len)
 
 CK_RV crypto_random(uint8_t *buf, size_t len)
 {
+    EVP_RAND_CTX *drbg;
+
     return_val_if_fail(crypto_st.libctx != NULL, CKR_GENERAL_ERROR);
     return_val_if_fail(buf != NULL || len == 0, CKR_GENERAL_ERROR);
 
     if (len == 0) {
         return CKR_OK;
     }
-    if (RAND_bytes_ex(crypto_st.libctx, buf, len, 0) != 1) {
-        crypto_log_ossl("RAND_bytes_ex");
+    /* The context's per-thread public DRBG directly: RAND_bytes_ex would
+     * first look for a legacy RAND method under a process-wide write lock
+     * (OpenSSL 3.0), which serializes threads. EVP_RAND_generate splits a
+     * request larger than the DRBG takes at once. */
+    drbg = RAND_get0_public(crypto_st.libctx);
+    if (drbg == NULL) {
+        crypto_log_ossl("RAND_get0_public");
+        return CKR_FUNCTION_FAILED;
+    }
+    if (EVP_RAND_generate(drbg, buf, len, 0, 0, NULL, 0) != 1) {
+        crypto_log_ossl("EVP_RAND_generate");
         return CKR_FUNCTION_FAILED;
     }
     return CKR_OK;
