@@ -65,8 +65,12 @@ fi
 echo
 echo "== ratios (module ops/s / OpenSSL ops/s, same run; scaling = T / 1 thread)"
 awk '
-$1 == "operation" { next }
-NF >= 9 && $3 != "openssl" && $4 ~ /^[0-9.]+$/ {
+$1 == "operation" || $1 ~ /:$/ { next }
+NF >= 9 && $3 == "openssl" && $4 ~ /^[0-9.]+$/ {
+    oscale[$1 " " $2] = $9
+    next
+}
+NF >= 9 && $4 ~ /^[0-9.]+$/ {
     key = $1 " " $2
     if (!(key in seen)) { seen[key] = 1; order[n++] = key }
     if (!($3 in isbe)) { isbe[$3] = 1; be[nb++] = $3 }
@@ -82,7 +86,7 @@ END {
     printf "%-22s %3s", "operation", "T"
     for (j = 0; j < nb; j++)
         printf " %12s %8s", be[j] "/ossl", "scale"
-    printf "\n"
+    printf " %11s\n", "ossl scale"
     for (i = 0; i < n; i++) {
         split(order[i], k, " ")
         printf "%-22s %3s", k[1], k[2]
@@ -91,7 +95,7 @@ END {
             s = ((order[i], be[j]) in scale) ? scale[order[i], be[j]] : "-"
             printf " %12s %8s", r, s
         }
-        printf "\n"
+        printf " %11s\n", (order[i] in oscale) ? oscale[order[i]] : "-"
     }
 }' "$tmp/table"
 echo "bench: every figure is in $b/bench.json"
