@@ -260,9 +260,10 @@ CK_RV hsm_op_output_len(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
 
 /*
  * One-shot (C_Encrypt, C_Decrypt, C_Sign, C_Digest): in -> out; *outlen in:
- * room, out: length written. Ends the operation whatever the result, except
- * CKR_BUFFER_TOO_SMALL (the front end asks output_len first, so the core
- * does not see that case normally).
+ * room, out: length written. The two-call convention is kept here: out NULL
+ * gives the length hsm_op_output_len would (CKR_OK), less room than that
+ * gives CKR_BUFFER_TOO_SMALL with it, and both keep the operation; any
+ * other result ends it.
  */
 CK_RV hsm_op_oneshot(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
                      const uint8_t *in, size_t inlen, uint8_t *out,

@@ -14,7 +14,9 @@
  * the calls of an operation, then take no shared lock. Token-object keys are
  * checked under hsm->lock at every init (another process may change them).
  * Order: hsm->lock -> mu; a thread holding mu never waits for hsm->lock. The
- * crypto itself runs with no lock, on a context detached from the sops.
+ * crypto itself runs with no lock, on a context detached from the sops;
+ * only the reset of the session's kept context at an init (new IV or key
+ * state, no fetch) runs under its mu.
  *
  * Choices: an update on a single-part mechanism (raw RSA, CKM_ECDSA,
  * CKM_EDDSA, any encryption or decryption) is CKR_FUNCTION_NOT_SUPPORTED and
@@ -664,36 +666,39 @@ CK_RV hsm_op_init_iv(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
     spare = x->spare[kind];
     x->spare[kind] = NULL;
     x->spare_oid[kind] = 0;
-    pthread_mutex_unlock(&x->mu);
     if (locked) {
         pthread_mutex_unlock(&hsm->lock);
+        locked = false;
     }
     hsm_obj_clear(&o);
 
-    /* The context is made outside the locks (it may fetch algorithms). */
     if (kind != HSM_OPK_ENCRYPT) {
         p.iv_generate = false; /* only encryption makes an IV */
     }
     /* The session's last operation of this kind, same family and the same
-     * parsed key: reset rather than rebuilt. Any failure of the reset
-     * falls back to a new op, which gives the authoritative answer. */
+     * parsed key: reset rather than rebuilt, still under mu (a reset is
+     * short and mu is the session's own). Any failure of the reset falls
+     * back to a new op, which gives the authoritative answer; that one is
+     * made with no lock (it may fetch algorithms). */
     if (spare != NULL && cops_op_impl(spare) == row->impl &&
         cops_op_key(spare) == ck && cops_op_reuse(spare, &p) == CKR_OK) {
         op = spare;
         spare = NULL;
-    }
-    cops_op_free(spare);
-    if (op == NULL &&
-        (rv = cops_op_new(row->impl, kind, ck, &p, &op)) != CKR_OK) {
-        goto done;
+    } else {
+        pthread_mutex_unlock(&x->mu);
+        cops_op_free(spare);
+        if ((rv = cops_op_new(row->impl, kind, ck, &p, &op)) != CKR_OK) {
+            goto done;
+        }
+        /* x stays valid: the session cannot close during its own call. */
+        pthread_mutex_lock(&x->mu);
     }
     *ivlen = cops_op_iv(op, iv, ivroom);
     if (*ivlen > ivroom) {
         rv = CKR_GENERAL_ERROR; /* the front end gives room for 12 bytes */
+        pthread_mutex_unlock(&x->mu);
         goto done;
     }
-    /* x stays valid: the session cannot close during its own call. */
-    pthread_mutex_lock(&x->mu);
     if (x->ops[kind] != NULL) {
         rv = CKR_OPERATION_ACTIVE;
     } else {
@@ -741,6 +746,7 @@ CK_RV hsm_op_oneshot(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
     struct hsm_sops *x;
     cops_op_t *op;
     hsm_oid_t oid;
+    size_t need = 0;
     uint64_t g;
     CK_RV rv;
 
@@ -749,6 +755,16 @@ CK_RV hsm_op_oneshot(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
     }
     if ((rv = op_take(conn, sid, kind, &x, &op, &oid, &g)) != CKR_OK) {
         return rv;
+    }
+    /* The two-call convention here, with the operation taken once. */
+    if ((rv = cops_op_output_len(op, false, inlen, &need)) != CKR_OK) {
+        op_retire(conn, x, kind, op, oid, rv, g); /* frees it */
+        return rv;
+    }
+    if (out == NULL || *outlen < need) {
+        *outlen = need;
+        op_put_back(x, kind, op, oid);
+        return out == NULL ? CKR_OK : CKR_BUFFER_TOO_SMALL;
     }
     rv = cops_op_oneshot(op, in, inlen, out, outlen);
     if (rv == CKR_BUFFER_TOO_SMALL) {

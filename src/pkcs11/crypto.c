@@ -257,9 +257,7 @@ static CK_RV op_oneshot(enum mod_fn fn, hsm_opkind_t kind,
                         CK_ULONG inlen, CK_BYTE_PTR out, CK_ULONG_PTR outlen)
 {
     struct mod_session *s;
-    size_t need = 0;
     size_t got;
-    bool go;
     CK_RV rv;
 
     rv = call_enter(hSession, NULL, NULL, NULL, &s);
@@ -280,22 +278,13 @@ static CK_RV op_oneshot(enum mod_fn fn, hsm_opkind_t kind,
         op_end(s, kind);
         goto out;
     }
-    rv = hsm_op_output_len(mod_state.conn, s->sid, kind, false, inlen, &need);
-    if (rv != CKR_OK) {
-        op_end(s, kind);
-        goto out;
-    }
-    rv = length_check(out, outlen, need, &go);
-    if (!go) {
-        s->ops[kind] = MOD_OPS_ONESHOT;
-        goto out;
-    }
+    /* The core answers the length query and a short buffer itself,
+     * keeping the operation. */
     got = (size_t)*outlen;
     rv = hsm_op_oneshot(mod_state.conn, s->sid, kind,
                         in != NULL ? in : empty_input, inlen, out, &got);
-    if (rv == CKR_BUFFER_TOO_SMALL) {
-        /* The core kept the operation (it should not happen: see above). */
-        *outlen = (CK_ULONG)(got > need ? got : need);
+    if (rv == CKR_BUFFER_TOO_SMALL || (rv == CKR_OK && out == NULL)) {
+        *outlen = (CK_ULONG)got;
         s->ops[kind] = MOD_OPS_ONESHOT;
         goto out;
     }

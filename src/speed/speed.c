@@ -259,6 +259,8 @@ static void *sp_worker_main(void *arg) {
 
 /* ------------------------------------------------------------ results */
 
+#define SP_MAX_ROUNDS 256 /* rates kept for the paired ratio */
+
 struct sp_res {
   enum sp_status status;
   char why[SP_WHY];
@@ -266,6 +268,10 @@ struct sp_res {
   double seconds;
   double ops; /* per second, all threads */
   double p50, p99;
+  /* The rate of each recorded round: round k of every backend ran next to
+   * round k of the others. */
+  double rate[SP_MAX_ROUNDS];
+  int nrates;
 };
 
 struct sp_row {
@@ -352,6 +358,8 @@ static void sp_round(struct sp_bench *b, int bi, double dur, int record,
   if (record) {
     r->count += n;
     r->seconds += t1 - t0;
+    if (r->nrates < SP_MAX_ROUNDS && t1 > t0)
+        r->rate[r->nrates++] = (double)n / (t1 - t0);
   }
 }
 
@@ -466,6 +474,37 @@ static const struct sp_row *sp_one_thread(const struct sp_row *rows, int nrows,
   return NULL;
 }
 
+static int sp_cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+/*
+ * r against the reference: the median, over the rounds, of the ratio of
+ * the two rates in the same round pair (rounds that ran side by side saw
+ * the same machine, so a burst of other load on a shared machine moves
+ * one pair, not the figure); the ratio of the totals when the rounds do
+ * not pair up.
+ */
+static double sp_ratio(const struct sp_res *r, const struct sp_res *ref)
+{
+    double q[SP_MAX_ROUNDS];
+    int n = 0;
+
+    if (r->nrates == ref->nrates) {
+        for (int k = 0; k < r->nrates; k++) {
+            if (ref->rate[k] > 0)
+                q[n++] = r->rate[k] / ref->rate[k];
+        }
+    }
+    if (n == 0 || n != r->nrates)
+        return ref->ops > 0 ? r->ops / ref->ops : 0;
+    qsort(q, (size_t)n, sizeof(q[0]), sp_cmp_double);
+    return n % 2 ? q[n / 2] : (q[n / 2 - 1] + q[n / 2]) / 2;
+}
+
 static void sp_header(void) {
   printf("%-22s %3s %-9s %11s %9s %9s %9s %8s %6s\n", "operation", "T",
          "backend", "ops/s", "MB/s", "p50 us", "p99 us", "/openssl", "/1thr");
@@ -495,7 +534,7 @@ static void sp_print(const struct sp_bench *b, const struct sp_row *rows,
     if (row->op->data)
       snprintf(mb, sizeof(mb), "%.1f", r->ops * (double)row->op->len / 1e6);
     if (ref != NULL && ref != r && ref->ops > 0)
-      snprintf(ratio, sizeof(ratio), "%.2f", r->ops / ref->ops);
+        snprintf(ratio, sizeof(ratio), "%.2f", sp_ratio(r, ref));
     if (one != NULL && one != row && one->r[bi].status == SP_OK &&
         one->r[bi].ops > 0)
       snprintf(scale, sizeof(scale), "%.2f", r->ops / one->r[bi].ops);
@@ -592,7 +631,7 @@ static int sp_json(const char *path, const struct sp_bench *b,
       if (row->op->data)
         fprintf(f, ", \"mb_per_s\": %.3f", r->ops * (double)row->op->len / 1e6);
       if (ref != NULL && ref != r && ref->ops > 0)
-        fprintf(f, ", \"ratio_openssl\": %.4f", r->ops / ref->ops);
+          fprintf(f, ", \"ratio_openssl\": %.4f", sp_ratio(r, ref));
       if (one != NULL && one != row && one->r[bi].status == SP_OK &&
           one->r[bi].ops > 0)
         fprintf(f, ", \"scaling\": %.4f", r->ops / one->r[bi].ops);

@@ -1166,11 +1166,18 @@ static void test_digest(void **state)
                                            sizeof(msg), &need),
                          CKR_OK);
         assert_int_equal(need, wl);
-        /* too small a buffer keeps the operation */
+        /* a length query (no buffer) and too small a buffer both give
+         * the length and keep the operation */
+        gl = 0;
+        assert_int_equal(hsm_op_oneshot(f->a, f->sa, HSM_OPK_DIGEST, msg,
+                                        sizeof(msg), NULL, &gl),
+                         CKR_OK);
+        assert_int_equal(gl, wl);
         gl = wl - 1;
         assert_int_equal(hsm_op_oneshot(f->a, f->sa, HSM_OPK_DIGEST, msg,
                                         sizeof(msg), got, &gl),
                          CKR_BUFFER_TOO_SMALL);
+        assert_int_equal(gl, wl);
         gl = sizeof(got);
         assert_int_equal(hsm_op_oneshot(f->a, f->sa, HSM_OPK_DIGEST, msg,
                                         sizeof(msg), got, &gl),
