@@ -85,7 +85,8 @@ struct sops_verdict {
     uint64_t gen; /* 0: none */
     hsm_oid_t oid;
     CK_MECHANISM_TYPE mech;
-    cops_key_t *key; /* a reference; NULL for digests */
+    const mech_row_t *row; /* of mech (the table does not change) */
+    cops_key_t *key;       /* a reference; NULL for digests */
 };
 
 struct hsm_sops {
@@ -606,8 +607,6 @@ CK_RV hsm_op_init_iv(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
     return_val_if_fail(mech != NULL && ivlen != NULL, CKR_GENERAL_ERROR);
     *ivlen = 0;
     memset(&o, 0, sizeof(o));
-    row = mech_find_enabled(hsm, mech->mechanism);
-    pol = kind_policy(kind, row);
     /* Fast: the verdict of the session's last init of this kind, on the
      * same key and mechanism, still holds. */
     x = sops_fast(conn, sid);
@@ -615,6 +614,8 @@ CK_RV hsm_op_init_iv(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
         pthread_mutex_lock(&x->mu);
         g = gen_now(hsm);
         v = &x->v[kind];
+        row = v->row;
+        pol = kind_policy(kind, row);
         if (row != NULL && v->gen == g && x->pol_gen[pol] == g &&
             v->oid == oid && v->mech == mech->mechanism) {
             ck = v->key != NULL ? cops_key_ref(v->key) : NULL;
@@ -624,6 +625,8 @@ CK_RV hsm_op_init_iv(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
         }
     }
     if (x == NULL) {
+        row = mech_find_enabled(hsm, mech->mechanism);
+        pol = kind_policy(kind, row);
         pthread_mutex_lock(&hsm->lock);
         locked = true;
         g = gen_now(hsm); /* bumped only under the lock: stable here */
@@ -657,6 +660,7 @@ CK_RV hsm_op_init_iv(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
             v->gen = g;
             v->oid = oid;
             v->mech = mech->mechanism;
+            v->row = row;
             v->key = ck != NULL ? cops_key_ref(ck) : NULL;
         }
     }

@@ -679,7 +679,8 @@ CK_RV mod_ret(enum mod_fn fn, CK_RV rv)
     if (fn >= MOD_FN_COUNT) {
         return CKR_GENERAL_ERROR;
     }
-    if (!rv_allowed(fn, rv)) {
+    /* CKR_OK is a return value of every function. */
+    if (rv != CKR_OK && !rv_allowed(fn, rv)) {
         CK_RV repl = CKR_GENERAL_ERROR;
 
         /* Contract: PIN_EXPIRED where listed, else USER_NOT_LOGGED_IN. */
