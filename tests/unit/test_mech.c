@@ -1419,6 +1419,63 @@ static void check_gcm(struct fx *f, hsm_oid_t key, const uint8_t *kv,
  * operation gives, and the kept operation must never outlive its key's
  * permission or its key.
  */
+/* An AES-256 block mode through the token (one-shot and multi-part
+ * encryption, one-shot decryption), against OpenSSL. */
+static void check_block(struct fx *f, hsm_oid_t key, const uint8_t *kv,
+                        CK_MECHANISM_TYPE mt, const uint8_t *iv, size_t len)
+{
+    CK_MECHANISM m = {mt, (void *)iv, iv != NULL ? 16 : 0};
+    const EVP_CIPHER *c =
+        mt == CKM_AES_ECB ? EVP_aes_256_ecb() : EVP_aes_256_cbc();
+    static const uint8_t data[64] = {
+        0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15,
+        16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
+        32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47,
+        48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63,
+    };
+    uint8_t got[sizeof(data) + 16], want[sizeof(data) + 16], back[sizeof(data)];
+    size_t gl = sizeof(got), bl = sizeof(back), part = 0;
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    int n = 0, fin = 0;
+
+    assert_non_null(ctx);
+    assert_true(len >= 16 && len <= sizeof(data));
+    assert_int_equal(EVP_EncryptInit_ex2(ctx, c, kv, iv, NULL), 1);
+    assert_int_equal(EVP_CIPHER_CTX_set_padding(ctx, mt == CKM_AES_CBC_PAD), 1);
+    assert_int_equal(EVP_EncryptUpdate(ctx, want, &n, data, (int)len), 1);
+    assert_int_equal(EVP_EncryptFinal_ex(ctx, want + n, &fin), 1);
+    EVP_CIPHER_CTX_free(ctx);
+    assert_int_equal(
+        do_crypt(f->a, f->sa, HSM_OPK_ENCRYPT, &m, key, data, len, got, &gl),
+        CKR_OK);
+    assert_int_equal(gl, (size_t)(n + fin));
+    assert_memory_equal(got, want, gl);
+    assert_int_equal(
+        do_crypt(f->a, f->sa, HSM_OPK_DECRYPT, &m, key, got, gl, back, &bl),
+        CKR_OK);
+    assert_int_equal(bl, len);
+    assert_memory_equal(back, data, len);
+    /* the same as two parts and a final */
+    memset(got, 0, sizeof(got));
+    assert_int_equal(hsm_op_init(f->a, f->sa, HSM_OPK_ENCRYPT, &m, key),
+                     CKR_OK);
+    gl = sizeof(got);
+    assert_int_equal(
+        hsm_op_update(f->a, f->sa, HSM_OPK_ENCRYPT, data, 16, got, &gl),
+        CKR_OK);
+    part = gl;
+    gl = sizeof(got) - part;
+    assert_int_equal(hsm_op_update(f->a, f->sa, HSM_OPK_ENCRYPT, data + 16,
+                                   len - 16, got + part, &gl),
+                     CKR_OK);
+    part += gl;
+    gl = sizeof(got) - part;
+    assert_int_equal(
+        hsm_op_final(f->a, f->sa, HSM_OPK_ENCRYPT, got + part, &gl), CKR_OK);
+    assert_int_equal(part + gl, (size_t)(n + fin));
+    assert_memory_equal(got, want, part + gl);
+}
+
 static void test_op_reuse(void **state)
 {
     struct fx *f = *state;
@@ -1426,6 +1483,8 @@ static void test_op_reuse(void **state)
     static const uint8_t k3[20] = {7, 7, 7};
     static const uint8_t akey[32] = {0x42, 0x43};
     static const uint8_t iv1[12] = {1}, iv2[12] = {2}, iv3[16] = {3};
+    static const uint8_t ivs[20] = {9, 8, 7, 6, 5, 4, 3, 2, 1, 0,
+                                    1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
     static const uint8_t aad1[] = "header one", aad2[] = "h2";
     CK_MECHANISM m = {CKM_SHA256_HMAC, NULL, 0};
     CK_MECHANISM sha = {CKM_SHA256, NULL, 0}, sha384 = {CKM_SHA384, NULL, 0};
@@ -1498,6 +1557,15 @@ static void test_op_reuse(void **state)
     check_gcm(f, aes, akey, iv2, sizeof(iv2), NULL, 0);
     check_gcm(f, aes, akey, iv3, sizeof(iv3), aad1, sizeof(aad1));
     check_gcm(f, aes, akey, iv1, sizeof(iv1), aad2, sizeof(aad2));
+    /* CBC-PAD, CBC and ECB: new IVs and lengths on the kept context */
+    check_block(f, aes, akey, CKM_AES_CBC_PAD, ivs, 33);
+    check_block(f, aes, akey, CKM_AES_CBC_PAD, ivs + 1, 48);
+    check_block(f, aes, akey, CKM_AES_CBC_PAD, ivs, 17);
+    check_block(f, aes, akey, CKM_AES_CBC, ivs + 2, 64);
+    check_block(f, aes, akey, CKM_AES_CBC, ivs, 32);
+    check_block(f, aes, akey, CKM_AES_ECB, NULL, 48);
+    check_block(f, aes, akey, CKM_AES_ECB, NULL, 32);
+    check_block(f, aes, akey, CKM_AES_CBC_PAD, ivs + 3, 20);
     assert_int_equal(hsm_object_destroy(f->a, f->sa, aes), CKR_OK);
 }
 

@@ -359,6 +359,37 @@ static CK_RV block_init(cops_op_t *op, const cops_params_t *p)
     return CKR_OK;
 }
 
+/* Another ECB, CBC or CBC-PAD operation on the same key: the context
+ * keeps its key schedule and takes the new IV (CTR is not reset: its
+ * counter budget is worked out at init). */
+static CK_RV block_reset(cops_op_t *op, const cops_params_t *prev)
+{
+    const cops_params_t *p = &op->p;
+    sym_state_t *st = st_of(op);
+    int v = op->impl->variant;
+
+    (void)prev;
+    if (st == NULL || st->ctx == NULL ||
+        (v != V_ECB && v != V_CBC && v != V_CBC_PAD)) {
+        return CKR_FUNCTION_NOT_SUPPORTED;
+    }
+    if (v != V_ECB && (p->iv == NULL || p->iv_len != st->bs)) {
+        return CKR_MECHANISM_PARAM_INVALID;
+    }
+    util_free_wipe(st->res, st->res_len);
+    st->res = NULL;
+    st->res_len = 0;
+    st->res_ready = false;
+    st->buffered = 0;
+    if (EVP_CipherInit_ex2(st->ctx, NULL, NULL, v == V_ECB ? NULL : p->iv,
+                           is_enc(op), NULL) != 1 ||
+        EVP_CIPHER_CTX_set_padding(st->ctx, st->pad ? 1 : 0) != 1) {
+        cops_log_ossl("EVP_CipherInit_ex2");
+        return CKR_FUNCTION_FAILED;
+    }
+    return CKR_OK;
+}
+
 static size_t block_update_len(const sym_state_t *st, size_t inlen)
 {
     if (st->bs == 1) {
@@ -1044,7 +1075,8 @@ size_t cops_op_iv(const cops_op_t *op, uint8_t *iv, size_t room)
     {                                                                          \
         .name = (n), .init = block_init, .output_len = sym_output_len,         \
         .update = block_update, .final = block_final,                          \
-        .oneshot = block_oneshot, .cleanup = sym_cleanup, .variant = (v),      \
+        .oneshot = block_oneshot, .reset = block_reset,                        \
+        .cleanup = sym_cleanup, .variant = (v),                                \
     }
 
 const cops_impl_t cops_aes_ecb = BLOCK_IMPL("AES-ECB", V_ECB);
