@@ -268,8 +268,7 @@ struct sp_res {
   double seconds;
   double ops; /* per second, all threads */
   double p50, p99;
-  /* The rate of each recorded round: round k of every backend ran next to
-   * round k of the others. */
+  /* The rate of each recorded round (sp_best). */
   double rate[SP_MAX_ROUNDS];
   int nrates;
 };
@@ -474,35 +473,28 @@ static const struct sp_row *sp_one_thread(const struct sp_row *rows, int nrows,
   return NULL;
 }
 
-static int sp_cmp_double(const void *a, const void *b)
+/*
+ * The rate of the backend's fastest round (ops/s over all threads), or its
+ * overall rate when no round was kept. Other load on a shared machine only
+ * ever slows a round down, so each backend's fastest round is its least
+ * disturbed one: ratios and scaling compare those.
+ */
+static double sp_best(const struct sp_res *r)
 {
-    double x = *(const double *)a, y = *(const double *)b;
+    double best = 0;
 
-    return x < y ? -1 : x > y;
+    for (int k = 0; k < r->nrates; k++) {
+        if (r->rate[k] > best)
+            best = r->rate[k];
+    }
+    return best > 0 ? best : r->ops;
 }
 
-/*
- * r against the reference: the median, over the rounds, of the ratio of
- * the two rates in the same round pair (rounds that ran side by side saw
- * the same machine, so a burst of other load on a shared machine moves
- * one pair, not the figure); the ratio of the totals when the rounds do
- * not pair up.
- */
 static double sp_ratio(const struct sp_res *r, const struct sp_res *ref)
 {
-    double q[SP_MAX_ROUNDS];
-    int n = 0;
+    double b = sp_best(ref);
 
-    if (r->nrates == ref->nrates) {
-        for (int k = 0; k < r->nrates; k++) {
-            if (ref->rate[k] > 0)
-                q[n++] = r->rate[k] / ref->rate[k];
-        }
-    }
-    if (n == 0 || n != r->nrates)
-        return ref->ops > 0 ? r->ops / ref->ops : 0;
-    qsort(q, (size_t)n, sizeof(q[0]), sp_cmp_double);
-    return n % 2 ? q[n / 2] : (q[n / 2 - 1] + q[n / 2]) / 2;
+    return b > 0 ? sp_best(r) / b : 0;
 }
 
 static void sp_header(void) {
@@ -537,7 +529,7 @@ static void sp_print(const struct sp_bench *b, const struct sp_row *rows,
         snprintf(ratio, sizeof(ratio), "%.2f", sp_ratio(r, ref));
     if (one != NULL && one != row && one->r[bi].status == SP_OK &&
         one->r[bi].ops > 0)
-      snprintf(scale, sizeof(scale), "%.2f", r->ops / one->r[bi].ops);
+        snprintf(scale, sizeof(scale), "%.2f", sp_ratio(r, &one->r[bi]));
     printf("%11.1f %9s %9.1f %9.1f %8s %6s%s%s\n", r->ops, mb, r->p50, r->p99,
            ratio, scale, r->why[0] != '\0' ? "  " : "", r->why);
   }
@@ -626,15 +618,16 @@ static int sp_json(const char *path, const struct sp_bench *b,
       }
       fprintf(f,
               ", \"ops\": %lu, \"seconds\": %.6f, \"ops_per_s\": %.3f"
+              ", \"best_round_ops_per_s\": %.3f"
               ", \"p50_us\": %.3f, \"p99_us\": %.3f",
-              r->count, r->seconds, r->ops, r->p50, r->p99);
+              r->count, r->seconds, r->ops, sp_best(r), r->p50, r->p99);
       if (row->op->data)
         fprintf(f, ", \"mb_per_s\": %.3f", r->ops * (double)row->op->len / 1e6);
       if (ref != NULL && ref != r && ref->ops > 0)
           fprintf(f, ", \"ratio_openssl\": %.4f", sp_ratio(r, ref));
       if (one != NULL && one != row && one->r[bi].status == SP_OK &&
           one->r[bi].ops > 0)
-        fprintf(f, ", \"scaling\": %.4f", r->ops / one->r[bi].ops);
+          fprintf(f, ", \"scaling\": %.4f", sp_ratio(r, &one->r[bi]));
       fprintf(f, "}");
     }
     fprintf(f, "}}");
