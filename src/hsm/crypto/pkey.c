@@ -296,21 +296,29 @@ out:
     return rv;
 }
 
+/* The RSA key components, OpenSSL's parameter name and the attribute: n and
+ * e (the public key), d, then the five CRT values. */
+static const struct {
+    const char *name;
+    CK_ATTRIBUTE_TYPE t;
+} rsa_params[] = {
+    {OSSL_PKEY_PARAM_RSA_N, CKA_MODULUS},
+    {OSSL_PKEY_PARAM_RSA_E, CKA_PUBLIC_EXPONENT},
+    {OSSL_PKEY_PARAM_RSA_D, CKA_PRIVATE_EXPONENT},
+    {OSSL_PKEY_PARAM_RSA_FACTOR1, CKA_PRIME_1},
+    {OSSL_PKEY_PARAM_RSA_FACTOR2, CKA_PRIME_2},
+    {OSSL_PKEY_PARAM_RSA_EXPONENT1, CKA_EXPONENT_1},
+    {OSSL_PKEY_PARAM_RSA_EXPONENT2, CKA_EXPONENT_2},
+    {OSSL_PKEY_PARAM_RSA_COEFFICIENT1, CKA_COEFFICIENT},
+};
+#define RSA_PUBLIC_PARAMS 2 /* n, e */
+#define RSA_CRT_FIRST 3     /* the CRT values follow d */
+
 static CK_RV rsa_from_attrs(const attr_list_t *l, bool priv, cops_key_t *k)
 {
-    static const struct {
-        const char *key;
-        CK_ATTRIBUTE_TYPE t;
-    } crt[] = {
-        {OSSL_PKEY_PARAM_RSA_FACTOR1, CKA_PRIME_1},
-        {OSSL_PKEY_PARAM_RSA_FACTOR2, CKA_PRIME_2},
-        {OSSL_PKEY_PARAM_RSA_EXPONENT1, CKA_EXPONENT_1},
-        {OSSL_PKEY_PARAM_RSA_EXPONENT2, CKA_EXPONENT_2},
-        {OSSL_PKEY_PARAM_RSA_COEFFICIENT1, CKA_COEFFICIENT},
-    };
     OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
     OSSL_PARAM *params = NULL;
-    BIGNUM *bn[8] = {NULL};
+    BIGNUM *bn[UTIL_ARRAY_SIZE(rsa_params)] = {NULL};
     EVP_PKEY *pkey = NULL;
     bool all_crt = true;
     CK_RV rv;
@@ -319,27 +327,23 @@ static CK_RV rsa_from_attrs(const attr_list_t *l, bool priv, cops_key_t *k)
     if (bld == NULL) {
         return CKR_HOST_MEMORY;
     }
-    if ((rv = push_bn(bld, OSSL_PKEY_PARAM_RSA_N, l, CKA_MODULUS, true,
-                      &bn[0])) != CKR_OK ||
-        (rv = push_bn(bld, OSSL_PKEY_PARAM_RSA_E, l, CKA_PUBLIC_EXPONENT, true,
-                      &bn[1])) != CKR_OK) {
-        goto out;
-    }
-    if (priv) {
-        rv = push_bn(bld, OSSL_PKEY_PARAM_RSA_D, l, CKA_PRIVATE_EXPONENT, true,
-                     &bn[2]);
+    /* n and e, and d for a private key. */
+    for (size_t i = 0; i < (priv ? RSA_CRT_FIRST : RSA_PUBLIC_PARAMS); i++) {
+        rv = push_bn(bld, rsa_params[i].name, l, rsa_params[i].t, true, &bn[i]);
         if (rv != CKR_OK) {
             goto out;
         }
-        for (size_t i = 0; i < UTIL_ARRAY_SIZE(crt); i++) {
-            all_crt = all_crt && need(l, crt[i].t) != NULL;
-        }
-        /* The CRT parts are used only when all five are there. */
-        for (size_t i = 0; all_crt && i < UTIL_ARRAY_SIZE(crt); i++) {
-            rv = push_bn(bld, crt[i].key, l, crt[i].t, true, &bn[3 + i]);
-            if (rv != CKR_OK) {
-                goto out;
-            }
+    }
+    /* The CRT parts are used only when all five are there. */
+    for (size_t i = RSA_CRT_FIRST; priv && i < UTIL_ARRAY_SIZE(rsa_params);
+         i++) {
+        all_crt = all_crt && need(l, rsa_params[i].t) != NULL;
+    }
+    for (size_t i = RSA_CRT_FIRST;
+         priv && all_crt && i < UTIL_ARRAY_SIZE(rsa_params); i++) {
+        rv = push_bn(bld, rsa_params[i].name, l, rsa_params[i].t, true, &bn[i]);
+        if (rv != CKR_OK) {
+            goto out;
         }
     }
     params = OSSL_PARAM_BLD_to_param(bld);
@@ -624,6 +628,17 @@ out:
     return rv;
 }
 
+/* The first n components of rsa_params, from pkey into l. */
+static CK_RV set_rsa_params(const EVP_PKEY *pkey, attr_list_t *l, size_t n)
+{
+    CK_RV rv = CKR_OK;
+
+    for (size_t i = 0; i < n && rv == CKR_OK; i++) {
+        rv = set_bn_param(pkey, rsa_params[i].name, l, rsa_params[i].t, 0);
+    }
+    return rv;
+}
+
 /* CKA_PUBLIC_KEY_INFO: the DER SubjectPublicKeyInfo. */
 static CK_RV set_spki(EVP_PKEY *pkey, attr_list_t *l)
 {
@@ -836,17 +851,6 @@ CK_RV cops_generate_rsa(CK_ULONG bits, const uint8_t *e, size_t elen,
                         attr_list_t *pub, attr_list_t *priv)
 {
     static const uint8_t f4[] = {0x01, 0x00, 0x01};
-    static const struct {
-        const char *name;
-        CK_ATTRIBUTE_TYPE t;
-    } parts[] = {
-        {OSSL_PKEY_PARAM_RSA_D, CKA_PRIVATE_EXPONENT},
-        {OSSL_PKEY_PARAM_RSA_FACTOR1, CKA_PRIME_1},
-        {OSSL_PKEY_PARAM_RSA_FACTOR2, CKA_PRIME_2},
-        {OSSL_PKEY_PARAM_RSA_EXPONENT1, CKA_EXPONENT_1},
-        {OSSL_PKEY_PARAM_RSA_EXPONENT2, CKA_EXPONENT_2},
-        {OSSL_PKEY_PARAM_RSA_COEFFICIENT1, CKA_COEFFICIENT},
-    };
     EVP_PKEY *pkey = NULL;
     BIGNUM *bn = NULL;
     CK_RV rv;
@@ -869,23 +873,13 @@ CK_RV cops_generate_rsa(CK_ULONG bits, const uint8_t *e, size_t elen,
     if ((rv = keygen(KEYTYPE_RSA, NULL, bn, bits, &pkey)) != CKR_OK) {
         goto out;
     }
-    for (int i = 0; i < 2; i++) {
-        attr_list_t *l = i == 0 ? pub : priv;
-
-        if ((rv = set_bn_param(pkey, OSSL_PKEY_PARAM_RSA_N, l, CKA_MODULUS,
-                               0)) != CKR_OK ||
-            (rv = set_bn_param(pkey, OSSL_PKEY_PARAM_RSA_E, l,
-                               CKA_PUBLIC_EXPONENT, 0)) != CKR_OK ||
-            (rv = set_spki(pkey, l)) != CKR_OK) {
-            goto out;
-        }
+    if ((rv = set_rsa_params(pkey, pub, RSA_PUBLIC_PARAMS)) != CKR_OK ||
+        (rv = set_spki(pkey, pub)) != CKR_OK ||
+        (rv = set_rsa_params(pkey, priv, UTIL_ARRAY_SIZE(rsa_params))) !=
+            CKR_OK) {
+        goto out;
     }
-    for (size_t i = 0; i < UTIL_ARRAY_SIZE(parts); i++) {
-        rv = set_bn_param(pkey, parts[i].name, priv, parts[i].t, 0);
-        if (rv != CKR_OK) {
-            goto out;
-        }
-    }
+    rv = set_spki(pkey, priv);
 out:
     BN_free(bn);
     EVP_PKEY_free(pkey);
@@ -1164,19 +1158,6 @@ static const pkey_curve_t *curve_of_pkey(EVP_PKEY *pkey, CK_KEY_TYPE *kt)
 CK_RV cops_pkcs8_to_attrs(const uint8_t *der, size_t len, CK_KEY_TYPE *kt,
                           attr_list_t *l)
 {
-    static const struct {
-        const char *name;
-        CK_ATTRIBUTE_TYPE t;
-    } rsa_parts[] = {
-        {OSSL_PKEY_PARAM_RSA_N, CKA_MODULUS},
-        {OSSL_PKEY_PARAM_RSA_E, CKA_PUBLIC_EXPONENT},
-        {OSSL_PKEY_PARAM_RSA_D, CKA_PRIVATE_EXPONENT},
-        {OSSL_PKEY_PARAM_RSA_FACTOR1, CKA_PRIME_1},
-        {OSSL_PKEY_PARAM_RSA_FACTOR2, CKA_PRIME_2},
-        {OSSL_PKEY_PARAM_RSA_EXPONENT1, CKA_EXPONENT_1},
-        {OSSL_PKEY_PARAM_RSA_EXPONENT2, CKA_EXPONENT_2},
-        {OSSL_PKEY_PARAM_RSA_COEFFICIENT1, CKA_COEFFICIENT},
-    };
     const unsigned char *p = der;
     PKCS8_PRIV_KEY_INFO *p8;
     EVP_PKEY *pkey = NULL;
@@ -1200,12 +1181,9 @@ CK_RV cops_pkcs8_to_attrs(const uint8_t *der, size_t len, CK_KEY_TYPE *kt,
     }
     if (EVP_PKEY_is_a(pkey, "RSA")) {
         *kt = CKK_RSA;
-        for (size_t i = 0; i < UTIL_ARRAY_SIZE(rsa_parts); i++) {
-            rv = set_bn_param(pkey, rsa_parts[i].name, l, rsa_parts[i].t, 0);
-            if (rv != CKR_OK) {
-                rv = CKR_WRAPPED_KEY_INVALID;
-                goto out;
-            }
+        if (set_rsa_params(pkey, l, UTIL_ARRAY_SIZE(rsa_params)) != CKR_OK) {
+            rv = CKR_WRAPPED_KEY_INVALID;
+            goto out;
         }
     } else {
         cv = curve_of_pkey(pkey, kt);
