@@ -133,6 +133,11 @@ CK_RV hsm_begin_locked(hsm_conn_t *conn, hsm_sid_t sid, hsm_op_t op,
  * (CKR_OBJECT_HANDLE_INVALID: may not see it; CKR_ACTION_PROHIBITED). */
 CK_RV hsm_obj_get_locked(hsm_conn_t *conn, hsm_oid_t oid, hsm_access_t access,
                          struct hsm_obj *o);
+/* The same for an object named as a key (a mechanism's key, a wrapped or
+ * derived-from key): CKR_KEY_HANDLE_INVALID and
+ * CKR_KEY_FUNCTION_NOT_PERMITTED instead of the object codes. */
+CK_RV hsm_key_get_locked(hsm_conn_t *conn, hsm_oid_t oid, hsm_access_t access,
+                         struct hsm_obj *o);
 attr_list_t *hsm_obj_attrs(struct hsm_obj *o);
 void hsm_obj_clear(struct hsm_obj *o);
 /* Stores a new object made from l, owned by the logged-in user: a token

@@ -686,13 +686,7 @@ static CK_RV load_other_locked(hsm_conn_t *conn, hsm_oid_t oid,
     struct hsm_obj o;
     CK_RV rv;
 
-    rv = hsm_obj_get_locked(conn, oid, access, &o);
-    if (rv == CKR_OBJECT_HANDLE_INVALID) {
-        return CKR_KEY_HANDLE_INVALID;
-    }
-    if (rv == CKR_ACTION_PROHIBITED) {
-        return CKR_KEY_FUNCTION_NOT_PERMITTED;
-    }
+    rv = hsm_key_get_locked(conn, oid, access, &o);
     if (rv != CKR_OK) {
         return rv;
     }
@@ -879,12 +873,7 @@ static CK_RV derive_kdf(hsm_conn_t *conn, hsm_sid_t sid, const mech_row_t *row,
     pthread_mutex_lock(&hsm->lock);
     rv = hsm_begin_locked(conn, sid, HSM_OP_KEY_MANAGEMENT, &s);
     if (rv == CKR_OK) {
-        rv = hsm_obj_get_locked(conn, base, HSM_ACCESS_OWN, &o);
-        if (rv == CKR_OBJECT_HANDLE_INVALID) {
-            rv = CKR_KEY_HANDLE_INVALID;
-        } else if (rv == CKR_ACTION_PROHIBITED) {
-            rv = CKR_KEY_FUNCTION_NOT_PERMITTED;
-        }
+        rv = hsm_key_get_locked(conn, base, HSM_ACCESS_OWN, &o);
     }
     if (rv == CKR_OK) {
         const attr_list_t *bl = hsm_obj_attrs(&o);

@@ -200,6 +200,18 @@ CK_RV hsm_obj_get_locked(hsm_conn_t *conn, hsm_oid_t oid, hsm_access_t access,
     return CKR_OK;
 }
 
+CK_RV hsm_key_get_locked(hsm_conn_t *conn, hsm_oid_t oid, hsm_access_t access,
+                         struct hsm_obj *o)
+{
+    CK_RV rv = hsm_obj_get_locked(conn, oid, access, o);
+
+    if (rv == CKR_OBJECT_HANDLE_INVALID)
+        return CKR_KEY_HANDLE_INVALID;
+    if (rv == CKR_ACTION_PROHIBITED)
+        return CKR_KEY_FUNCTION_NOT_PERMITTED;
+    return rv;
+}
+
 /* The indexed columns of a token object. */
 static void fill_columns(const attr_list_t *l, store_object_t *so)
 {

@@ -348,13 +348,7 @@ CK_RV hsm_ops_key_locked(hsm_conn_t *conn, const mech_row_t *row, hsm_oid_t oid,
     CK_RV rv;
 
     *key = NULL;
-    rv = hsm_obj_get_locked(conn, oid, access, o);
-    if (rv == CKR_OBJECT_HANDLE_INVALID) {
-        return CKR_KEY_HANDLE_INVALID;
-    }
-    if (rv == CKR_ACTION_PROHIBITED) {
-        return CKR_KEY_FUNCTION_NOT_PERMITTED;
-    }
+    rv = hsm_key_get_locked(conn, oid, access, o);
     if (rv != CKR_OK) {
         return rv;
     }

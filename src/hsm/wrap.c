@@ -218,12 +218,7 @@ CK_RV hsm_wrap_key(hsm_conn_t *conn, hsm_sid_t sid, const CK_MECHANISM *mech,
         rv = wrapping_rv(rv, true);
         goto unlock;
     }
-    rv = hsm_obj_get_locked(conn, key, HSM_ACCESS_OWN, &ko);
-    if (rv == CKR_OBJECT_HANDLE_INVALID) {
-        rv = CKR_KEY_HANDLE_INVALID;
-    } else if (rv == CKR_ACTION_PROHIBITED) {
-        rv = CKR_KEY_FUNCTION_NOT_PERMITTED;
-    }
+    rv = hsm_key_get_locked(conn, key, HSM_ACCESS_OWN, &ko);
     if (rv != CKR_OK) {
         goto unlock;
     }
