@@ -1700,14 +1700,62 @@ CK_RV store_share_set(store_t *st, uint64_t oid, uint32_t uid, bool shared)
                    uid, 2, NULL, "share set");
 }
 
-CK_RV store_share_list(store_t *st, uint64_t oid, uint32_t **uids, size_t *n)
+/* The ids of a one-parameter query, ascending: *out malloc'd, an array of
+ * uint64_t (wide) or uint32_t. */
+static CK_RV list_ids(store_t *st, enum stmt_id id, int64_t p1, bool wide,
+                      void **out, size_t *n, const char *what)
 {
-    uint32_t *arr = NULL;
+    size_t elem = wide ? sizeof(uint64_t) : sizeof(uint32_t);
+    uint8_t *arr = NULL;
     sqlite3_stmt *s = NULL;
     size_t cap = 0, count = 0;
     bool row = false;
     CK_RV rv;
     int rc;
+
+    *out = NULL;
+    *n = 0;
+    rv = get_stmt(st, id, &s);
+    if (rv != CKR_OK) {
+        return rv;
+    }
+    rc = sqlite3_bind_int64(s, 1, p1);
+    if (rc != SQLITE_OK) {
+        rv = sql_rv(st, rc, what);
+        goto out;
+    }
+    for (;;) {
+        rv = step_row(st, s, &row, what);
+        if (rv != CKR_OK || !row) {
+            break;
+        }
+        rv = grow((void **)&arr, &cap, count + 1, elem);
+        if (rv != CKR_OK) {
+            break;
+        }
+        if (wide) {
+            ((uint64_t *)(void *)arr)[count++] =
+                (uint64_t)sqlite3_column_int64(s, 0);
+        } else {
+            ((uint32_t *)(void *)arr)[count++] =
+                (uint32_t)sqlite3_column_int64(s, 0);
+        }
+    }
+out:
+    put_stmt(s);
+    if (rv != CKR_OK) {
+        free(arr);
+        return rv;
+    }
+    *out = arr;
+    *n = count;
+    return CKR_OK;
+}
+
+CK_RV store_share_list(store_t *st, uint64_t oid, uint32_t **uids, size_t *n)
+{
+    void *v = NULL;
+    CK_RV rv;
 
     return_val_if_fail(st != NULL && uids != NULL && n != NULL,
                        CKR_GENERAL_ERROR);
@@ -1716,35 +1764,10 @@ CK_RV store_share_list(store_t *st, uint64_t oid, uint32_t **uids, size_t *n)
     if (oid == 0 || oid > INT64_MAX) {
         return CKR_OK;
     }
-    rv = get_stmt(st, STMT_SHARE_LIST, &s);
-    if (rv != CKR_OK) {
-        return rv;
-    }
-    rc = sqlite3_bind_int64(s, 1, (int64_t)oid);
-    if (rc != SQLITE_OK) {
-        rv = sql_rv(st, rc, "share list");
-        goto out;
-    }
-    for (;;) {
-        rv = step_row(st, s, &row, "share list");
-        if (rv != CKR_OK || !row) {
-            break;
-        }
-        rv = grow((void **)&arr, &cap, count + 1, sizeof(*arr));
-        if (rv != CKR_OK) {
-            break;
-        }
-        arr[count++] = (uint32_t)sqlite3_column_int64(s, 0);
-    }
-out:
-    put_stmt(s);
-    if (rv != CKR_OK) {
-        free(arr);
-        return rv;
-    }
-    *uids = arr;
-    *n = count;
-    return CKR_OK;
+    rv =
+        list_ids(st, STMT_SHARE_LIST, (int64_t)oid, false, &v, n, "share list");
+    *uids = v;
+    return rv;
 }
 
 CK_RV store_share_has(store_t *st, uint64_t oid, uint32_t uid, bool *shared)
@@ -1772,64 +1795,30 @@ CK_RV store_share_has(store_t *st, uint64_t oid, uint32_t uid, bool *shared)
     return rv;
 }
 
-/* The uint64 ids of a one-parameter query, ascending. */
-static CK_RV list_ids(store_t *st, enum stmt_id id, int64_t p1, uint64_t **ids,
-                      size_t *n, const char *what)
-{
-    uint64_t *arr = NULL;
-    sqlite3_stmt *s = NULL;
-    size_t cap = 0, count = 0;
-    bool row = false;
-    CK_RV rv;
-    int rc;
-
-    *ids = NULL;
-    *n = 0;
-    rv = get_stmt(st, id, &s);
-    if (rv != CKR_OK) {
-        return rv;
-    }
-    rc = sqlite3_bind_int64(s, 1, p1);
-    if (rc != SQLITE_OK) {
-        rv = sql_rv(st, rc, what);
-        goto out;
-    }
-    for (;;) {
-        rv = step_row(st, s, &row, what);
-        if (rv != CKR_OK || !row) {
-            break;
-        }
-        rv = grow((void **)&arr, &cap, count + 1, sizeof(*arr));
-        if (rv != CKR_OK) {
-            break;
-        }
-        arr[count++] = (uint64_t)sqlite3_column_int64(s, 0);
-    }
-out:
-    put_stmt(s);
-    if (rv != CKR_OK) {
-        free(arr);
-        return rv;
-    }
-    *ids = arr;
-    *n = count;
-    return CKR_OK;
-}
-
 CK_RV store_object_list_owner(store_t *st, uint32_t owner, uint64_t **ids,
                               size_t *n)
 {
+    void *v = NULL;
+    CK_RV rv;
+
     return_val_if_fail(st != NULL && ids != NULL && n != NULL,
                        CKR_GENERAL_ERROR);
-    return list_ids(st, STMT_OBJ_LIST_OWNER, owner, ids, n, "object list");
+    rv = list_ids(st, STMT_OBJ_LIST_OWNER, owner, true, &v, n, "object list");
+    *ids = v;
+    return rv;
 }
 
 CK_RV store_share_list_user(store_t *st, uint32_t uid, uint64_t **oids,
                             size_t *n)
 {
+    void *v = NULL;
+    CK_RV rv;
+
     return_val_if_fail(st != NULL && oids != NULL && n != NULL,
                        CKR_GENERAL_ERROR);
-    return list_ids(st, STMT_SHARE_LIST_USER, uid, oids, n, "share list");
+    rv = list_ids(st, STMT_SHARE_LIST_USER, uid, true, &v, n, "share list");
+    *oids = v;
+    return rv;
 }
 
 /* -------------------------------------------------------------- audit */
