@@ -319,6 +319,44 @@ static CK_RV p11_verify(struct p11_state *st, const char **call) {
   return st->f->C_Verify(st->s, (CK_BYTE_PTR)in, len, st->sig, st->sig_len);
 }
 
+/* The key-making operations: one template each, for the timed loop and
+ * for the check before it. */
+static CK_RV p11_make_aes(struct p11_state *st, CK_OBJECT_HANDLE *h) {
+  CK_ATTRIBUTE t[] = {
+      ATTR(CKA_CLASS, &p11_secret), ATTR(CKA_KEY_TYPE, &p11_aes),
+      ATTR(CKA_TOKEN, &p11_false),  ATTR(CKA_VALUE_LEN, &p11_key_len),
+      ATTR(CKA_ENCRYPT, &p11_true),
+  };
+
+  return st->f->C_GenerateKey(st->s, &st->mech, t, 5, h);
+}
+
+static CK_RV p11_make_ec(struct p11_state *st, CK_OBJECT_HANDLE *pub,
+                         CK_OBJECT_HANDLE *priv) {
+  CK_ATTRIBUTE pt[] = {
+      ATTR(CKA_TOKEN, &p11_false),
+      ATTRN(CKA_EC_PARAMS, p11_oid_p256, sizeof(p11_oid_p256)),
+  };
+  CK_ATTRIBUTE kt[] = {
+      ATTR(CKA_TOKEN, &p11_false),
+      ATTR(CKA_PRIVATE, &p11_true),
+      ATTR(CKA_SENSITIVE, &p11_true),
+      ATTR(CKA_SIGN, &p11_true),
+  };
+
+  return st->f->C_GenerateKeyPair(st->s, &st->mech, pt, 2, kt, 4, pub, priv);
+}
+
+static CK_RV p11_make_derived(struct p11_state *st, CK_OBJECT_HANDLE *h) {
+  CK_ATTRIBUTE t[] = {
+      ATTR(CKA_CLASS, &p11_secret),     ATTR(CKA_KEY_TYPE, &p11_generic),
+      ATTR(CKA_TOKEN, &p11_false),      ATTR(CKA_SENSITIVE, &p11_false),
+      ATTR(CKA_EXTRACTABLE, &p11_true), ATTR(CKA_VALUE_LEN, &p11_key_len),
+  };
+
+  return st->f->C_DeriveKey(st->s, &st->mech, st->key, t, 6, h);
+}
+
 static int p11_run(void *state, char *why, size_t why_len) {
   struct p11_state *st = state;
   const struct sp_op *op = st->op;
@@ -361,33 +399,17 @@ static int p11_run(void *state, char *why, size_t why_len) {
     call = "C_GenerateRandom";
     rv = f->C_GenerateRandom(s, st->out, 32);
     break;
-  case SP_KEYGEN_AES: {
-    CK_ATTRIBUTE t[] = {
-        ATTR(CKA_CLASS, &p11_secret), ATTR(CKA_KEY_TYPE, &p11_aes),
-        ATTR(CKA_TOKEN, &p11_false),  ATTR(CKA_VALUE_LEN, &p11_key_len),
-        ATTR(CKA_ENCRYPT, &p11_true),
-    };
+  case SP_KEYGEN_AES:
     call = "C_GenerateKey";
-    rv = f->C_GenerateKey(s, &st->mech, t, 5, &h);
+    rv = p11_make_aes(st, &h);
     if (rv != CKR_OK)
       break;
     call = "C_DestroyObject";
     rv = f->C_DestroyObject(s, h);
     break;
-  }
-  case SP_KEYGEN_EC: {
-    CK_ATTRIBUTE pt[] = {
-        ATTR(CKA_TOKEN, &p11_false),
-        ATTRN(CKA_EC_PARAMS, p11_oid_p256, sizeof(p11_oid_p256)),
-    };
-    CK_ATTRIBUTE kt[] = {
-        ATTR(CKA_TOKEN, &p11_false),
-        ATTR(CKA_PRIVATE, &p11_true),
-        ATTR(CKA_SENSITIVE, &p11_true),
-        ATTR(CKA_SIGN, &p11_true),
-    };
+  case SP_KEYGEN_EC:
     call = "C_GenerateKeyPair";
-    rv = f->C_GenerateKeyPair(s, &st->mech, pt, 2, kt, 4, &h, &h2);
+    rv = p11_make_ec(st, &h, &h2);
     if (rv != CKR_OK)
       break;
     call = "C_DestroyObject";
@@ -395,21 +417,14 @@ static int p11_run(void *state, char *why, size_t why_len) {
     if (rv == CKR_OK)
       rv = f->C_DestroyObject(s, h);
     break;
-  }
-  case SP_DERIVE: {
-    CK_ATTRIBUTE t[] = {
-        ATTR(CKA_CLASS, &p11_secret),     ATTR(CKA_KEY_TYPE, &p11_generic),
-        ATTR(CKA_TOKEN, &p11_false),      ATTR(CKA_SENSITIVE, &p11_false),
-        ATTR(CKA_EXTRACTABLE, &p11_true), ATTR(CKA_VALUE_LEN, &p11_key_len),
-    };
+  case SP_DERIVE:
     call = "C_DeriveKey";
-    rv = f->C_DeriveKey(s, &st->mech, st->key, t, 6, &h);
+    rv = p11_make_derived(st, &h);
     if (rv != CKR_OK)
       break;
     call = "C_DestroyObject";
     rv = f->C_DestroyObject(s, h);
     break;
-  }
   case SP_SESSION:
     call = "C_OpenSession";
     rv = f->C_OpenSession(st->p->slot, CKF_SERIAL_SESSION, NULL, NULL, &s2);
@@ -577,15 +592,10 @@ static int p11_check(struct p11_state *st, struct p11_thr *t, char *why,
       snprintf(why, why_len, "C_GenerateRandom repeats itself");
     break;
   case SP_KEYGEN_AES: {
-    CK_ATTRIBUTE t2[] = {
-        ATTR(CKA_CLASS, &p11_secret), ATTR(CKA_KEY_TYPE, &p11_aes),
-        ATTR(CKA_TOKEN, &p11_false),  ATTR(CKA_VALUE_LEN, &p11_key_len),
-        ATTR(CKA_ENCRYPT, &p11_true),
-    };
     CK_ULONG vl = 0;
     CK_ATTRIBUTE a = ATTR(CKA_VALUE_LEN, &vl);
 
-    rv = st->f->C_GenerateKey(st->s, &st->mech, t2, 5, &h);
+    rv = p11_make_aes(st, &h);
     if (rv != CKR_OK)
       return p11_fail(st, why, why_len, "C_GenerateKey", rv);
     rv = st->f->C_GetAttributeValue(st->s, h, &a, 1);
@@ -596,19 +606,9 @@ static int p11_check(struct p11_state *st, struct p11_thr *t, char *why,
     break;
   }
   case SP_KEYGEN_EC: {
-    CK_ATTRIBUTE pt2[] = {
-        ATTR(CKA_TOKEN, &p11_false),
-        ATTRN(CKA_EC_PARAMS, p11_oid_p256, sizeof(p11_oid_p256)),
-    };
-    CK_ATTRIBUTE kt[] = {
-        ATTR(CKA_TOKEN, &p11_false),
-        ATTR(CKA_PRIVATE, &p11_true),
-        ATTR(CKA_SENSITIVE, &p11_true),
-        ATTR(CKA_SIGN, &p11_true),
-    };
     CK_OBJECT_HANDLE k2 = CK_INVALID_HANDLE;
 
-    rv = st->f->C_GenerateKeyPair(st->s, &st->mech, pt2, 2, kt, 4, &h, &k2);
+    rv = p11_make_ec(st, &h, &k2);
     if (rv != CKR_OK)
       return p11_fail(st, why, why_len, "C_GenerateKeyPair", rv);
     bad = p11_point(st, h, pt, 65) != 0 ||
@@ -620,11 +620,6 @@ static int p11_check(struct p11_state *st, struct p11_thr *t, char *why,
     break;
   }
   case SP_DERIVE: {
-    CK_ATTRIBUTE t2[] = {
-        ATTR(CKA_CLASS, &p11_secret),     ATTR(CKA_KEY_TYPE, &p11_generic),
-        ATTR(CKA_TOKEN, &p11_false),      ATTR(CKA_SENSITIVE, &p11_false),
-        ATTR(CKA_EXTRACTABLE, &p11_true), ATTR(CKA_VALUE_LEN, &p11_key_len),
-    };
     uint8_t want[64];
     size_t want_len = sizeof(want);
 
@@ -635,7 +630,7 @@ static int p11_check(struct p11_state *st, struct p11_thr *t, char *why,
       return -1;
     }
     st->ecdh.ulPublicDataLen = (CK_ULONG)st->peer_len;
-    rv = st->f->C_DeriveKey(st->s, &st->mech, st->key, t2, 6, &h);
+    rv = p11_make_derived(st, &h);
     if (rv != CKR_OK)
       return p11_fail(st, why, why_len, "C_DeriveKey", rv);
     rv = p11_attr(st, h, CKA_VALUE, v, &v_len);
