@@ -24,84 +24,84 @@
 
 /* What prepare() says about an operation on a backend. */
 enum sp_status {
-  SP_OK = 0,
-  SP_UNSUPPORTED, /* the module lacks the mechanism: skipped */
-  SP_NOREF,       /* no such operation on this backend (OpenSSL login) */
-  SP_FAIL         /* an error or a wrong result: the run aborts */
+    SP_OK = 0,
+    SP_UNSUPPORTED, /* the module lacks the mechanism: skipped */
+    SP_NOREF,       /* no such operation on this backend (OpenSSL login) */
+    SP_FAIL         /* an error or a wrong result: the run aborts */
 };
 
 enum sp_kind {
-  SP_SIGN,
-  SP_VERIFY,
-  SP_ENCRYPT,
-  SP_MAC,
-  SP_DIGEST,
-  SP_RANDOM,
-  SP_KEYGEN_AES,
-  SP_KEYGEN_EC,
-  SP_DERIVE,
-  SP_SESSION,
-  SP_FIND,
-  SP_OBJECT,
-  SP_LOGIN
+    SP_SIGN,
+    SP_VERIFY,
+    SP_ENCRYPT,
+    SP_MAC,
+    SP_DIGEST,
+    SP_RANDOM,
+    SP_KEYGEN_AES,
+    SP_KEYGEN_EC,
+    SP_DERIVE,
+    SP_SESSION,
+    SP_FIND,
+    SP_OBJECT,
+    SP_LOGIN
 };
 
 /* The keys an operation uses; each thread of each backend has its own. */
 enum sp_key {
-  SP_KEY_NONE = 0,
-  SP_KEY_RSA2048,
-  SP_KEY_RSA3072,
-  SP_KEY_P256,
-  SP_KEY_P384,
-  SP_KEY_ED25519,
-  SP_KEY_P256_DH,
-  SP_KEY_AES,
-  SP_KEY_HMAC,
-  SP_KEY_COUNT
+    SP_KEY_NONE = 0,
+    SP_KEY_RSA2048,
+    SP_KEY_RSA3072,
+    SP_KEY_P256,
+    SP_KEY_P384,
+    SP_KEY_ED25519,
+    SP_KEY_P256_DH,
+    SP_KEY_AES,
+    SP_KEY_HMAC,
+    SP_KEY_COUNT
 };
 
 struct sp_op {
-  const char *name;
-  enum sp_kind kind;
-  enum sp_key key;
-  CK_MECHANISM_TYPE mech;
-  size_t len;            /* bytes in per operation */
-  int data;              /* report MB/s */
-  int pss;               /* RSA-PSS rather than PKCS #1 v1.5 */
-  const char *md;        /* OpenSSL digest name, NULL for none */
-  unsigned long objects; /* find-label-N: N */
-  int single_thread;     /* login: one login per application */
+    const char *name;
+    enum sp_kind kind;
+    enum sp_key key;
+    CK_MECHANISM_TYPE mech;
+    size_t len;            /* bytes in per operation */
+    int data;              /* report MB/s */
+    int pss;               /* RSA-PSS rather than PKCS #1 v1.5 */
+    const char *md;        /* OpenSSL digest name, NULL for none */
+    unsigned long objects; /* find-label-N: N */
+    int single_thread;     /* login: one login per application */
 };
 
 struct sp_backend;
 
 /* One side of a comparison: a PKCS#11 module or OpenSSL. */
 struct sp_backend_ops {
-  /* Builds thread idx's state for op, checking one result. */
-  enum sp_status (*prepare)(struct sp_backend *be, const struct sp_op *op,
-                            int idx, void **state, char *why, size_t why_len);
-  /* One operation; 0 on success, else writes why. */
-  int (*run)(void *state, char *why, size_t why_len);
-  /* Frees what prepare built (keys stay cached per thread). */
-  void (*release)(void *state);
-  /* After the whole op on every thread (login: log back in). */
-  void (*finish)(struct sp_backend *be, const struct sp_op *op);
+    /* Builds thread idx's state for op, checking one result. */
+    enum sp_status (*prepare)(struct sp_backend *be, const struct sp_op *op,
+                              int idx, void **state, char *why, size_t why_len);
+    /* One operation; 0 on success, else writes why. */
+    int (*run)(void *state, char *why, size_t why_len);
+    /* Frees what prepare built (keys stay cached per thread). */
+    void (*release)(void *state);
+    /* After the whole op on every thread (login: log back in). */
+    void (*finish)(struct sp_backend *be, const struct sp_op *op);
 };
 
 struct sp_backend {
-  const char *name; /* "nimbus", "softhsm", "openssl" */
-  const char *path; /* module path, NULL for OpenSSL */
-  const struct sp_backend_ops *ops;
-  void *priv;
+    const char *name; /* "nimbus", "softhsm", "openssl" */
+    const char *path; /* module path, NULL for OpenSSL */
+    const struct sp_backend_ops *ops;
+    void *priv;
 };
 
 /* p11ops.c */
 struct p11_config {
-  const char *path;
-  const char *pin;
-  const char *so_pin; /* --init, NULL for none */
-  long slot;          /* -1: first slot with an initialized token */
-  int threads;        /* sessions to keep open: the largest T */
+    const char *path;
+    const char *pin;
+    const char *so_pin; /* --init, NULL for none */
+    long slot;          /* -1: first slot with an initialized token */
+    int threads;        /* sessions to keep open: the largest T */
 };
 int p11_open(const struct p11_config *cfg, struct sp_backend *be);
 void p11_close(struct sp_backend *be);
