@@ -826,8 +826,9 @@ static bool sobj_matches(const struct find_plan *p, struct hsm_sobj *s,
 }
 
 /* Appends to out (room for every hit) the token objects among hits that
- * user (type, uid) may see and that match the plan; o loads an object for
- * the attributes the store does not index (p->needs_load: hsm->lock held). */
+ * user (type, uid) may see and that match the plan; with p->needs_load each
+ * hit is loaded to match the attributes the store does not index (the
+ * caller then holds hsm->lock). */
 static void token_hits_filter(hsm_conn_t *conn, hsm_user_type_t type,
                               hsm_uid_t uid, const struct find_plan *p,
                               const store_hit_t *hits, size_t nhits,
