@@ -69,6 +69,10 @@ void config_defaults(struct config *cfg)
     cfg->log_level = LOG_LEVEL_ERROR;
     cfg->max_sessions = 1024;
     cfg->des3_enabled = true;
+    cfg->key_separation = true;
+    cfg->aead_max_buffer = CONFIG_DEFAULT_AEAD_MAX_BUFFER;
+    cfg->gcm_zero_iv_generate = true;
+    cfg->public_objects_visible = true;
 }
 
 static bool parse_bool(const char *v, bool *out)
@@ -139,6 +143,28 @@ static const char *config_apply(struct config *cfg, const char *key,
         if (!parse_bool(val, &b))
             return "des3 must be yes or no";
         cfg->des3_enabled = b;
+    } else if (strcmp(key, "key_separation") == 0) {
+        if (!parse_bool(val, &b))
+            return "key_separation must be on or off";
+        cfg->key_separation = b;
+    } else if (strcmp(key, "aead_max_buffer") == 0) {
+        if (!parse_range(val, 1024, 1024UL * 1024UL * 1024UL,
+                         &cfg->aead_max_buffer))
+            return "aead_max_buffer must be 1024..1073741824 bytes";
+    } else if (strcmp(key, "gcm_zero_iv") == 0) {
+        if (strcmp(val, "generate") == 0)
+            cfg->gcm_zero_iv_generate = true;
+        else if (strcmp(val, "use") == 0)
+            cfg->gcm_zero_iv_generate = false;
+        else
+            return "gcm_zero_iv must be generate or use";
+    } else if (strcmp(key, "public_objects") == 0) {
+        if (strcmp(val, "visible") == 0)
+            cfg->public_objects_visible = true;
+        else if (strcmp(val, "hidden") == 0)
+            cfg->public_objects_visible = false;
+        else
+            return "public_objects must be visible or hidden";
     } else {
         return "unknown key";
     }

@@ -8,6 +8,7 @@
 #define CONFIG_LABEL_MAX 32
 #define CONFIG_DEFAULT_KDF_ITERATIONS 600000UL /* OWASP 2023, PBKDF2-SHA256 */
 #define CONFIG_MIN_KDF_ITERATIONS 1000UL
+#define CONFIG_DEFAULT_AEAD_MAX_BUFFER (1024UL * 1024UL) /* 1 MiB */
 
 struct config {
     char path[PATH_MAX];  /* file read, "" when none was found */
@@ -20,6 +21,19 @@ struct config {
     char log_file[PATH_MAX];
     unsigned long max_sessions;
     bool des3_enabled;
+    /* Key separation: a key is never both a wrapping key and a decryption
+     * key (CKA_WRAP with CKA_DECRYPT, CKA_UNWRAP with CKA_ENCRYPT).
+     * "key_separation = off" restores the permissive behaviour. */
+    bool key_separation;
+    /* Most bytes an AEAD decryption (GCM, CCM, ChaCha20-Poly1305) buffers
+     * per operation before its tag is checked ("aead_max_buffer"). */
+    unsigned long aead_max_buffer;
+    /* AES-GCM with an all-zero or absent IV: true (default, "generate"):
+     * the token makes the IV; false ("use"): the IV is used as given. */
+    bool gcm_zero_iv_generate;
+    /* A public session finds and reads token objects whose CKA_PRIVATE is
+     * false: true (default, "visible"); false ("hidden"): nothing. */
+    bool public_objects_visible;
 };
 
 /*

@@ -144,5 +144,11 @@ int p11_group_objects(void);
 int p11_group_roles(void);
 int p11_group_crypto(void);
 int p11_group_sym(void);
+int p11_group_protect(void);
+int p11_group_separation(void);
+int p11_group_stale(void);
+int p11_group_robust(void);
+int p11_group_public(void);
+int p11_group_corners(void);
 
 #endif

@@ -21,6 +21,12 @@ int main(void)
     failed += p11_group_roles();
     failed += p11_group_crypto();
     failed += p11_group_sym();
+    failed += p11_group_protect();
+    failed += p11_group_separation();
+    failed += p11_group_stale();
+    failed += p11_group_robust();
+    failed += p11_group_public();
+    failed += p11_group_corners();
     p11_cleanup();
     unsetenv("NIMBUS_CONF");
     if (failed > 0) {

@@ -109,6 +109,10 @@ static void test_config_defaults(void **state)
     assert_string_equal(cfg.default_user, "user");
     assert_int_equal(cfg.kdf_iterations, CONFIG_DEFAULT_KDF_ITERATIONS);
     assert_int_equal(cfg.max_sessions, 1024);
+    assert_true(cfg.key_separation);
+    assert_int_equal(cfg.aead_max_buffer, CONFIG_DEFAULT_AEAD_MAX_BUFFER);
+    assert_true(cfg.gcm_zero_iv_generate);
+    assert_true(cfg.public_objects_visible);
     assert_string_equal(cfg.path, "");
 }
 
@@ -123,7 +127,11 @@ static void test_config_file(void **state)
                                "default_user = app1\n"
                                "kdf_iterations = 1000\n"
                                "log_level = trace\n"
-                               "des3 = no\n");
+                               "des3 = no\n"
+                               "key_separation = off\n"
+                               "aead_max_buffer = 4096\n"
+                               "gcm_zero_iv = use\n"
+                               "public_objects = hidden\n");
 
     (void)state;
     setenv("NIMBUS_CONF", p, 1);
@@ -135,6 +143,10 @@ static void test_config_file(void **state)
     assert_int_equal(cfg.kdf_iterations, 1000);
     assert_int_equal(cfg.log_level, LOG_LEVEL_TRACE);
     assert_false(cfg.des3_enabled);
+    assert_false(cfg.key_separation);
+    assert_int_equal(cfg.aead_max_buffer, 4096);
+    assert_false(cfg.gcm_zero_iv_generate);
+    assert_false(cfg.public_objects_visible);
     assert_string_equal(cfg.path, p);
 }
 
@@ -155,6 +167,10 @@ static void test_config_errors(void **state)
         {"log_level = loud\n", "log_level"},
         {"des3 = maybe\n", "des3"},
         {"max_sessions = 5000\n", "max_sessions"},
+        {"key_separation = sometimes\n", "key_separation"},
+        {"aead_max_buffer = 10\n", "aead_max_buffer"},
+        {"gcm_zero_iv = random\n", "gcm_zero_iv"},
+        {"public_objects = some\n", "public_objects"},
     };
     struct config cfg;
     char err[256];
