@@ -26,6 +26,10 @@ typedef struct hsm_conn hsm_conn_t; /* one application: login + sessions */
 typedef uint64_t hsm_oid_t;         /* stable object id (mgmt "key handle") */
 typedef uint32_t hsm_uid_t;         /* user id as listUsers shows it */
 
+/* Session object ids have the top bit set: never a store id. So the id
+ * alone says whether an object is a session or a token object. */
+#define HSM_SESSION_OID_BIT (UINT64_C(1) << 63)
+
 /* User types, as the management shell shows them. */
 typedef enum {
     HSM_USER_NONE = 0, /* no one logged in: an unauthenticated session */

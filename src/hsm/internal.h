@@ -12,9 +12,6 @@
 #include "hsm/policy.h"
 #include "store/store.h"
 
-/* Session object ids have the top bit set: never a store id. */
-#define HSM_SESSION_OID_BIT (UINT64_C(1) << 63)
-
 /* ops.c: parsed keys (EVP_PKEY or secret bytes) cached per object. Key
  * material never changes and object ids are never reused, so an entry only
  * goes when its object is destroyed, its connection closes (session

@@ -75,20 +75,10 @@ void mod_handle_forget_locked(hsm_oid_t oid)
 
 CK_RV mod_session_object_note_locked(struct mod_session *s, hsm_oid_t oid)
 {
-    static const CK_ATTRIBUTE_TYPE type = CKA_TOKEN;
-    hsm_attr_t a;
-    bool token;
-    CK_RV rv;
-
-    memset(&a, 0, sizeof(a));
-    rv = hsm_object_get(mod_state.conn, s->sid, oid, &type, 1, &a);
-    if (rv != CKR_OK) {
-        return rv;
-    }
-    token = a.status == HSM_ATTR_OK && a.len == sizeof(CK_BBOOL) &&
-            *(const CK_BBOOL *)a.value == CK_TRUE;
-    hsm_attrs_free(&a, 1);
-    if (token) {
+    /* From the id, not from a read of CKA_TOKEN: the read needs a login
+     * that another thread may have ended since the object was made, and
+     * a token object that is stored must be reported, not lost. */
+    if ((oid & HSM_SESSION_OID_BIT) == 0) {
         return CKR_OK;
     }
     return mod_hmap_put(&s->sobjs, oid, 0);
