@@ -216,7 +216,7 @@ CK_RV hsm_audit_read(hsm_conn_t *conn, uint64_t after, size_t max,
     if (max == 0 || max > HSM_AUDIT_READ_MAX)
         return CKR_ARGUMENTS_BAD;
     pthread_mutex_lock(&hsm->lock);
-    if ((rv = hsm_policy_check(conn->type, HSM_OP_MANAGE_USERS)) != CKR_OK ||
+    if ((rv = hsm_role_locked(conn, HSM_OP_MANAGE_USERS)) != CKR_OK ||
         (rv = store_audit_read(hsm->st, after, max, &sr, &count)) != CKR_OK ||
         count == 0)
         goto out;
@@ -291,7 +291,7 @@ CK_RV hsm_audit_verify(hsm_conn_t *conn, hsm_audit_check_t *check)
     memset(check, 0, sizeof(*check));
     memset(last, 0, sizeof(last));
     pthread_mutex_lock(&hsm->lock);
-    if ((rv = hsm_policy_check(conn->type, HSM_OP_MANAGE_USERS)) != CKR_OK)
+    if ((rv = hsm_role_locked(conn, HSM_OP_MANAGE_USERS)) != CKR_OK)
         goto out;
     /* One read transaction: a snapshot, whatever other processes append. */
     if ((rv = store_begin(hsm->st, false)) != CKR_OK)

@@ -166,6 +166,7 @@ CK_RV hsm_conn_open(hsm_t *hsm, hsm_conn_t **out)
     if (c == NULL)
         return CKR_HOST_MEMORY;
     c->hsm = hsm;
+    c->login_fd = -1;
     c->next_sid = 1;
     c->next_soid = 1;
     pthread_mutex_lock(&hsm->lock);
@@ -194,6 +195,9 @@ void hsm_conn_close(hsm_conn_t *conn)
     for (size_t i = 0; i < conn->nsessions; i++)
         hsm_session_ops_release_locked(conn, &conn->sessions[i]);
     hsm_keycache_drop_conn_locked(hsm, conn);
+    if (conn->type != HSM_USER_NONE)
+        hsm_keycache_drop_user_locked(hsm, conn->uid);
+    store_login_unmark(conn->login_fd);
     pthread_mutex_unlock(&hsm->lock);
     free(conn->sessions);
     free(conn);

@@ -28,6 +28,7 @@ struct hsm_sops;
 
 struct hsm_keycache_entry {
     hsm_conn_t *conn; /* session objects: their connection; token: NULL */
+    hsm_uid_t uid;    /* the user whose call loaded or last used it */
     hsm_oid_t oid;
     struct cops_key *key; /* NULL: free slot */
     uint64_t used;        /* clock of the last use */
@@ -90,6 +91,10 @@ struct hsm_conn {
     hsm_t *hsm;
     hsm_user_type_t type;
     hsm_uid_t uid;
+    /* The user record's version when the login was made (users.c): a
+     * call that finds another one in the store drops the login. */
+    uint64_t uver;
+    int login_fd; /* the login's presence mark (store_login_mark), or -1 */
     struct hsm_session *sessions;
     size_t nsessions;
     hsm_sid_t next_sid;
@@ -153,6 +158,18 @@ CK_RV hsm_audit_tx_locked(hsm_t *hsm, hsm_uid_t uid, const char *event,
                           hsm_oid_t oid, CK_RV result);
 /* users.c */
 CK_RV hsm_store_init_locked(hsm_t *hsm);
+/*
+ * Whether the connection's login still stands: its user record exists
+ * with the version the login read (not deleted, password not reset, token
+ * not re-initialized, by any process). If not, the login is dropped (the
+ * sessions go back to public) and the answer is CKR_USER_NOT_LOGGED_IN.
+ * CKR_OK with no login. One indexed store read.
+ */
+CK_RV hsm_login_check_locked(hsm_conn_t *conn);
+/* hsm_login_check_locked, then the policy's verdict on op. */
+CK_RV hsm_role_locked(hsm_conn_t *conn, hsm_op_t op);
+/* Ends the login of conn (logout, or a login found stale). */
+void hsm_login_end_locked(hsm_conn_t *conn);
 
 /* ops.c: ends every operation of a session (close, logout), the
  * message-based ones included. */
@@ -181,6 +198,9 @@ void hsm_msgop_free(struct hsm_msgop *m);
 void hsm_keycache_drop_locked(hsm_t *hsm, hsm_conn_t *conn, hsm_oid_t oid);
 void hsm_keycache_drop_conn_locked(hsm_t *hsm, hsm_conn_t *conn);
 void hsm_keycache_clear_locked(hsm_t *hsm);
+/* ops.c: drops the token-object entries user uid's calls loaded or used
+ * last (logout: no key value of the user stays in the cache). */
+void hsm_keycache_drop_user_locked(hsm_t *hsm, hsm_uid_t uid);
 /* ops.c: a new reference on the parsed key of a loaded object. */
 CK_RV hsm_keycache_get_locked(hsm_conn_t *conn, struct hsm_obj *o,
                               struct cops_key **key);

@@ -262,12 +262,24 @@ static CK_RV token_insert_locked(hsm_conn_t *conn, attr_list_t *l,
     store_object_t so;
     uint8_t *blob = NULL;
     size_t bloblen = 0;
-    uint64_t id = 0;
+    uint64_t id = 0, ver = 0;
+    bool found = false;
     CK_RV rv;
 
     memset(&so, 0, sizeof(so));
     if ((rv = store_begin(hsm->st, true)) != CKR_OK)
         return rv;
+    /* The owner's record, again inside the write transaction: a user
+     * deleted or a token re-initialized by another process since the
+     * call's policy check gets nothing stored. */
+    if ((rv = store_user_version(hsm->st, conn->uid, &ver, &found)) !=
+        CKR_OK)
+        goto fail;
+    if (!found || ver != conn->uver) {
+        store_rollback(hsm->st);
+        rv = hsm_login_check_locked(conn); /* drops the login */
+        return rv != CKR_OK ? rv : CKR_USER_NOT_LOGGED_IN;
+    }
     so.owner = conn->uid;
     fill_columns(l, &so);
     if ((rv = store_object_insert(hsm->st, &so, &id)) != CKR_OK ||
@@ -390,7 +402,7 @@ CK_RV hsm_begin_locked(hsm_conn_t *conn, hsm_sid_t sid, hsm_op_t op,
     *s = hsm_session_find_locked(conn, sid);
     if (*s == NULL)
         return CKR_SESSION_HANDLE_INVALID;
-    return hsm_policy_check(conn->type, op);
+    return hsm_role_locked(conn, op);
 }
 
 /* ------------------------------------------------------------ calls */
@@ -977,7 +989,7 @@ CK_RV hsm_object_share(hsm_conn_t *conn, hsm_oid_t oid, hsm_uid_t uid,
     memset(&u, 0, sizeof(u));
     pthread_mutex_lock(&hsm->lock);
     hsm_gen_bump_locked(hsm);
-    if ((rv = hsm_policy_check(conn->type, HSM_OP_KEY_MANAGEMENT)) != CKR_OK ||
+    if ((rv = hsm_role_locked(conn, HSM_OP_KEY_MANAGEMENT)) != CKR_OK ||
         (rv = hsm_obj_get_locked(conn, oid, HSM_ACCESS_OWN, &o)) != CKR_OK)
         goto out;
     cls = attr_list_ulong(hsm_obj_attrs(&o), CKA_CLASS,
@@ -1095,7 +1107,8 @@ CK_RV hsm_key_list(hsm_conn_t *conn, hsm_uid_t uid, hsm_key_ref_t **keys,
     *n = 0;
     memset(digest, 0, HSM_DIGEST_LEN);
     pthread_mutex_lock(&hsm->lock);
-    if ((rv = hsm_policy_key_listing(conn->type, conn->uid, uid)) != CKR_OK)
+    if ((rv = hsm_login_check_locked(conn)) != CKR_OK ||
+        (rv = hsm_policy_key_listing(conn->type, conn->uid, uid)) != CKR_OK)
         goto out;
     /* One read transaction: both lists and the digest from one snapshot. */
     if ((rv = store_begin(hsm->st, false)) != CKR_OK)
@@ -1153,7 +1166,7 @@ CK_RV hsm_key_info(hsm_conn_t *conn, hsm_oid_t oid, hsm_uid_t *owner,
     *shared = NULL;
     *nshared = 0;
     pthread_mutex_lock(&hsm->lock);
-    if ((rv = hsm_policy_check(conn->type, HSM_OP_SYNC_STATUS)) != CKR_OK)
+    if ((rv = hsm_role_locked(conn, HSM_OP_SYNC_STATUS)) != CKR_OK)
         goto out;
     if ((oid & HSM_SESSION_OID_BIT) ||
         (rv = store_object_get(hsm->st, oid, &so, &found)) != CKR_OK ||
@@ -1202,7 +1215,7 @@ CK_RV hsm_object_set_trusted(hsm_conn_t *conn, hsm_oid_t oid, bool trusted)
     memset(&o, 0, sizeof(o));
     pthread_mutex_lock(&conn->hsm->lock);
     hsm_gen_bump_locked(conn->hsm);
-    if ((rv = hsm_policy_check(conn->type, HSM_OP_TRUST_KEYS)) != CKR_OK)
+    if ((rv = hsm_role_locked(conn, HSM_OP_TRUST_KEYS)) != CKR_OK)
         goto out;
     if (oid & HSM_SESSION_OID_BIT) {
         rv = CKR_OBJECT_HANDLE_INVALID; /* another application's */

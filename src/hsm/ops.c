@@ -54,6 +54,7 @@ CK_RV hsm_keycache_get_locked(hsm_conn_t *conn, struct hsm_obj *o,
 
         if (e->key != NULL && e->conn == owner && e->oid == o->id) {
             e->used = ++hsm->kcache_clock;
+            e->uid = conn->uid;
             *key = cops_key_ref(e->key);
             return CKR_OK;
         }
@@ -71,6 +72,7 @@ CK_RV hsm_keycache_get_locked(hsm_conn_t *conn, struct hsm_obj *o,
     }
     cops_key_unref(victim->key);
     victim->conn = owner;
+    victim->uid = conn->uid;
     victim->oid = o->id;
     victim->key = k;
     victim->used = ++hsm->kcache_clock;
@@ -240,6 +242,18 @@ void hsm_keycache_drop_conn_locked(hsm_t *hsm, hsm_conn_t *conn)
     for (size_t i = 0; i < HSM_KEYCACHE_SIZE; i++) {
         if (hsm->kcache[i].key != NULL && hsm->kcache[i].conn == conn) {
             keycache_release(&hsm->kcache[i]);
+        }
+    }
+}
+
+void hsm_keycache_drop_user_locked(hsm_t *hsm, hsm_uid_t uid)
+{
+    hsm_gen_bump_locked(hsm);
+    for (size_t i = 0; i < HSM_KEYCACHE_SIZE; i++) {
+        struct hsm_keycache_entry *e = &hsm->kcache[i];
+
+        if (e->key != NULL && e->conn == NULL && e->uid == uid) {
+            keycache_release(e);
         }
     }
 }

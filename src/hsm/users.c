@@ -294,6 +294,101 @@ static CK_RV lookup_locked(hsm_t *hsm, const char *name, store_user_t *u,
     return store_user_by_name(hsm->st, name, u, found);
 }
 
+/*
+ * Makes conn logged in as u, the record the password was checked against:
+ * first the presence mark (from then on a deleter in any process sees the
+ * login), then the version read again. A record deleted or changed since
+ * the check fails the login; one deleted after this read is found by the
+ * next call (hsm_login_check_locked).
+ */
+static CK_RV login_start_locked(hsm_conn_t *conn, const store_user_t *u)
+{
+    hsm_t *hsm = conn->hsm;
+    uint64_t version = 0;
+    bool found = false;
+    int fd = -1;
+    CK_RV rv;
+
+    if ((rv = store_login_mark(hsm->dbpath, u->id, &fd)) != CKR_OK)
+        return rv;
+    if ((rv = store_user_version(hsm->st, u->id, &version, &found)) !=
+        CKR_OK) {
+        store_login_unmark(fd);
+        return rv;
+    }
+    if (!found || version != u->version) {
+        store_login_unmark(fd);
+        return CKR_PIN_INCORRECT; /* the password checked is no more */
+    }
+    conn->type = (hsm_user_type_t)u->type;
+    conn->uid = u->id;
+    conn->uver = version;
+    conn->login_fd = fd;
+    return CKR_OK;
+}
+
+/*
+ * Cost: one indexed read of one row on the connection the caller already
+ * holds (hsm->lock). It runs on every call that goes through the policy
+ * under hsm->lock: object and key management, searches, attribute reads,
+ * every crypto init on a token key (which reads the key from the store
+ * anyway) and every init or call whose kept verdict the process's
+ * generation has invalidated. The crypto fast path (ops.c: an init on the
+ * session's last session-object key and mechanism, the Update/Final calls
+ * of an operation, random numbers) trusts its kept verdict and reads
+ * nothing: a per-call read there would cost more than the AES or HMAC it
+ * guards. Such a path only reaches keys already in this process; its next
+ * token-key init or key-management call finds the stale login.
+ */
+CK_RV hsm_login_check_locked(hsm_conn_t *conn)
+{
+    uint64_t version = 0;
+    bool found = false;
+    CK_RV rv;
+
+    if (conn->type == HSM_USER_NONE)
+        return CKR_OK;
+    rv = store_user_version(conn->hsm->st, conn->uid, &version, &found);
+    if (rv != CKR_OK)
+        return rv;
+    if (found && version == conn->uver)
+        return CKR_OK;
+    log_info("user %u: the login no longer stands (user %s)", conn->uid,
+             found ? "changed" : "deleted");
+    hsm_audit_locked(conn->hsm, conn->uid, EV_LOGOUT, 0,
+                     CKR_USER_NOT_LOGGED_IN);
+    hsm_login_end_locked(conn);
+    return CKR_USER_NOT_LOGGED_IN;
+}
+
+CK_RV hsm_role_locked(hsm_conn_t *conn, hsm_op_t op)
+{
+    CK_RV rv = hsm_login_check_locked(conn);
+
+    if (rv != CKR_OK)
+        return rv;
+    return hsm_policy_check(conn->type, op);
+}
+
+void hsm_login_end_locked(hsm_conn_t *conn)
+{
+    hsm_gen_bump_locked(conn->hsm);
+    /* An operation keeps its key: none may outlive the login that started
+     * it (the front end has waited for calls in progress). */
+    for (size_t i = 0; i < conn->nsessions; i++) {
+        if (conn->sessions[i].used)
+            hsm_session_ops_free_locked(&conn->sessions[i]);
+    }
+    hsm_sobjs_destroy_locked(conn, 0, true);
+    /* No key value the user used stays in the cache after its logout. */
+    hsm_keycache_drop_user_locked(conn->hsm, conn->uid);
+    store_login_unmark(conn->login_fd);
+    conn->login_fd = -1;
+    conn->type = HSM_USER_NONE;
+    conn->uid = 0;
+    conn->uver = 0;
+}
+
 CK_RV hsm_login(hsm_conn_t *conn, hsm_login_kind_t kind, const char *name,
                 const uint8_t *pw, size_t pwlen)
 {
@@ -331,11 +426,10 @@ CK_RV hsm_login(hsm_conn_t *conn, hsm_login_kind_t kind, const char *name,
         goto out;
     }
     rv = authenticate_locked(hsm, &u, pw, pwlen, EV_LOGIN, &locks);
-    if (rv == CKR_OK) {
-        conn->type = (hsm_user_type_t)u.type;
-        conn->uid = u.id;
+    if (rv == CKR_OK)
+        rv = login_start_locked(conn, &u);
+    if (rv == CKR_OK)
         log_info("user %u logged in", u.id);
-    }
 out:
     /* A call made while logged in tried no password: not an event. */
     if (rv != CKR_OK && rv != CKR_HOST_MEMORY &&
@@ -358,15 +452,7 @@ CK_RV hsm_logout(hsm_conn_t *conn)
         audit_failure_locked(conn->hsm, 0, EV_LOGOUT, 0, rv, false);
     } else {
         hsm_audit_locked(conn->hsm, conn->uid, EV_LOGOUT, 0, CKR_OK);
-        /* An operation keeps its key: none may outlive the login that
-         * started it (the front end has waited for calls in progress). */
-        for (size_t i = 0; i < conn->nsessions; i++) {
-            if (conn->sessions[i].used)
-                hsm_session_ops_free_locked(&conn->sessions[i]);
-        }
-        hsm_sobjs_destroy_locked(conn, 0, true);
-        conn->type = HSM_USER_NONE;
-        conn->uid = 0;
+        hsm_login_end_locked(conn);
     }
     pthread_mutex_unlock(&conn->hsm->lock);
     return rv;
@@ -413,6 +499,18 @@ out:
     return rv;
 }
 
+/* The logged-in user changed its own password: this login stands (the
+ * user's logins elsewhere end at their next call). */
+static void own_version_locked(hsm_conn_t *conn)
+{
+    bool found = false;
+
+    if (store_user_version(conn->hsm->st, conn->uid, &conn->uver, &found) !=
+            CKR_OK ||
+        !found)
+        conn->uver = 0; /* the next call drops it */
+}
+
 CK_RV hsm_set_password(hsm_conn_t *conn, const char *name,
                        const uint8_t *old_pw, size_t old_len,
                        const uint8_t *new_pw, size_t new_len)
@@ -426,8 +524,7 @@ CK_RV hsm_set_password(hsm_conn_t *conn, const char *name,
     pthread_mutex_lock(&hsm->lock);
     hsm_gen_bump_locked(hsm);
     if (conn->type != HSM_USER_NONE) {
-        if ((rv = hsm_policy_check(conn->type, HSM_OP_CHANGE_OWN_PW)) !=
-                CKR_OK ||
+        if ((rv = hsm_role_locked(conn, HSM_OP_CHANGE_OWN_PW)) != CKR_OK ||
             (rv = store_user_by_id(hsm->st, conn->uid, &u, &found)) != CKR_OK)
             goto out;
         if (found && name != NULL && strcasecmp(name, u.name) != 0) {
@@ -453,6 +550,8 @@ CK_RV hsm_set_password(hsm_conn_t *conn, const char *name,
         CKR_OK)
         goto out;
     rv = set_verifier_locked(hsm, &u, new_pw, new_len, NULL, u.id);
+    if (rv == CKR_OK && conn->type != HSM_USER_NONE)
+        own_version_locked(conn);
     if (rv == CKR_OK && conn->type == HSM_USER_PRECO)
         conn->type = HSM_USER_CO;
 out:
@@ -476,7 +575,7 @@ CK_RV hsm_init_pin(hsm_conn_t *conn, const char *name, const uint8_t *pw,
     memset(&u, 0, sizeof(u));
     pthread_mutex_lock(&hsm->lock);
     hsm_gen_bump_locked(hsm);
-    if ((rv = hsm_policy_check(conn->type, HSM_OP_CHANGE_ANY_PW)) != CKR_OK)
+    if ((rv = hsm_role_locked(conn, HSM_OP_CHANGE_ANY_PW)) != CKR_OK)
         goto out;
     if (name == NULL)
         name = hsm->cfg.default_user;
@@ -521,6 +620,8 @@ CK_RV hsm_user_set_password(hsm_conn_t *conn, const char *name,
     memset(&u, 0, sizeof(u));
     pthread_mutex_lock(&hsm->lock);
     hsm_gen_bump_locked(hsm);
+    if ((rv = hsm_login_check_locked(conn)) != CKR_OK)
+        goto out;
     if (conn->type == HSM_USER_NONE) {
         rv = CKR_USER_NOT_LOGGED_IN;
         goto out;
@@ -544,6 +645,8 @@ CK_RV hsm_user_set_password(hsm_conn_t *conn, const char *name,
         goto out;
     }
     rv = set_verifier_locked(hsm, &u, pw, pwlen, NULL, conn->uid);
+    if (rv == CKR_OK && u.id == conn->uid)
+        own_version_locked(conn);
     if (rv == CKR_OK && u.id == conn->uid && conn->type == HSM_USER_PRECO)
         conn->type = HSM_USER_CO;
     if (rv == CKR_OK && u.id != conn->uid)
@@ -611,7 +714,7 @@ CK_RV hsm_user_create(hsm_conn_t *conn, hsm_user_type_t type, const char *name,
     memset(&u, 0, sizeof(u));
     pthread_mutex_lock(&hsm->lock);
     hsm_gen_bump_locked(hsm);
-    if ((rv = hsm_policy_check(conn->type, HSM_OP_MANAGE_USERS)) != CKR_OK)
+    if ((rv = hsm_role_locked(conn, HSM_OP_MANAGE_USERS)) != CKR_OK)
         goto out;
     if (type != HSM_USER_CO && type != HSM_USER_CU) {
         rv = CKR_ARGUMENTS_BAD;
@@ -654,37 +757,38 @@ out:
     return rv;
 }
 
-/* Whether user uid is logged in on a connection of this process (other
- * processes' logins are not known here). */
-static bool logged_in_locked(hsm_t *hsm, hsm_uid_t uid)
+/* Whether user uid is logged in on a connection of this process or of
+ * any other process on this store (the presence marks). */
+static CK_RV logged_in_locked(hsm_t *hsm, hsm_uid_t uid, bool *in)
 {
     for (hsm_conn_t *c = hsm->conns; c != NULL; c = c->next) {
-        if (c->type != HSM_USER_NONE && c->uid == uid)
-            return true;
+        if (c->type != HSM_USER_NONE && c->uid == uid) {
+            *in = true;
+            return CKR_OK;
+        }
     }
-    return false;
+    return store_login_held(hsm->dbpath, uid, in);
 }
 
 CK_RV hsm_user_delete(hsm_conn_t *conn, const char *name)
 {
     hsm_t *hsm = conn->hsm;
     store_user_t u;
-    bool found = false;
+    bool found = false, in = false;
     size_t n = 0;
     CK_RV rv;
 
     memset(&u, 0, sizeof(u));
     pthread_mutex_lock(&hsm->lock);
     hsm_gen_bump_locked(hsm);
-    if ((rv = hsm_policy_check(conn->type, HSM_OP_MANAGE_USERS)) != CKR_OK ||
+    if ((rv = hsm_role_locked(conn, HSM_OP_MANAGE_USERS)) != CKR_OK ||
         (rv = lookup_locked(hsm, name, &u, &found)) != CKR_OK)
         goto out;
     if (!found) {
         rv = CKR_ARGUMENTS_BAD;
         goto out;
     }
-    if (logged_in_locked(hsm, u.id) || u.type == HSM_USER_AU ||
-        u.type == HSM_USER_PRECO) {
+    if (u.type == HSM_USER_AU || u.type == HSM_USER_PRECO) {
         rv = CKR_ACTION_PROHIBITED;
         goto out;
     }
@@ -705,6 +809,14 @@ CK_RV hsm_user_delete(hsm_conn_t *conn, const char *name)
     if (n > 0) {
         store_rollback(hsm->st);
         rv = CKR_ACTION_PROHIBITED; /* a CU that owns keys stays */
+        goto out;
+    }
+    /* Under the write lock: a login marks itself before it reads the
+     * record, so it is either seen here or finds the record gone. */
+    if ((rv = logged_in_locked(hsm, u.id, &in)) != CKR_OK || in) {
+        store_rollback(hsm->st);
+        if (rv == CKR_OK)
+            rv = CKR_ACTION_PROHIBITED; /* logged in somewhere */
         goto out;
     }
     if ((rv = store_user_delete(hsm->st, u.id)) != CKR_OK ||
@@ -768,6 +880,7 @@ CK_RV hsm_init_token(hsm_t *hsm, const char *name, const uint8_t *pw,
             goto out;
         if ((rv = store_object_delete_all(hsm->st)) != CKR_OK ||
             (rv = store_user_delete_type(hsm->st, HSM_USER_CU)) != CKR_OK ||
+            (rv = store_user_bump_versions(hsm->st)) != CKR_OK ||
             (rv = hsm_audit_tx_locked(hsm, u.id, EV_REINIT, 0, CKR_OK)) !=
                 CKR_OK) {
             store_rollback(hsm->st);

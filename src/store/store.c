@@ -60,6 +60,8 @@ enum stmt_id {
     STMT_USER_DELETE,
     STMT_USER_DELETE_TYPE,
     STMT_USER_COUNT_TYPE,
+    STMT_USER_VERSION,
+    STMT_USER_BUMP_ALL,
     STMT_OBJ_INSERT,
     STMT_OBJ_UPDATE,
     STMT_OBJ_GET,
@@ -77,7 +79,7 @@ enum stmt_id {
     STMT_COUNT
 };
 
-#define USER_COLS "id, type, name, verifier, failures"
+#define USER_COLS "id, type, name, verifier, failures, version"
 #define OBJ_COLS "id, owner, class, key_type, private, label, ckid, attrs"
 
 static const char *const stmt_sql[STMT_COUNT] = {
@@ -94,7 +96,8 @@ static const char *const stmt_sql[STMT_COUNT] = {
     [STMT_USER_INSERT] = "INSERT INTO users(id, name, type, verifier) "
                          "VALUES(?1, ?2, ?3, ?4)",
     [STMT_USER_SET_VERIFIER] =
-        "UPDATE users SET verifier = ?2, failures = 0 WHERE id = ?1",
+        "UPDATE users SET verifier = ?2, failures = 0, version = version + 1 "
+        "WHERE id = ?1",
     [STMT_USER_SET_TYPE] = "UPDATE users SET type = ?2 WHERE id = ?1",
     [STMT_USER_CHARGE] = "UPDATE users SET failures = failures + 1 "
                          "WHERE id = ?1 AND failures < ?2",
@@ -103,6 +106,8 @@ static const char *const stmt_sql[STMT_COUNT] = {
     [STMT_USER_DELETE] = "DELETE FROM users WHERE id = ?1",
     [STMT_USER_DELETE_TYPE] = "DELETE FROM users WHERE type = ?1",
     [STMT_USER_COUNT_TYPE] = "SELECT count(*) FROM users WHERE type = ?1",
+    [STMT_USER_VERSION] = "SELECT version FROM users WHERE id = ?1",
+    [STMT_USER_BUMP_ALL] = "UPDATE users SET version = version + 1",
     [STMT_OBJ_INSERT] =
         "INSERT INTO objects(owner, class, key_type, private, label, ckid, "
         "attrs) VALUES(?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -210,6 +215,20 @@ static CK_RV migrate_1_to_2(store_t *st)
 }
 
 /*
+ * Version 3: a version per user, bumped by every password change and by a
+ * re-initialization (deletion removes the row): a login remembers the
+ * version it was made with, and a call that finds another one (or no row)
+ * knows that the login no longer stands.
+ */
+static CK_RV migrate_2_to_3(store_t *st)
+{
+    return exec_sql(st,
+                    "ALTER TABLE users ADD COLUMN version INTEGER NOT NULL "
+                    "DEFAULT 1",
+                    "migrate 2 -> 3");
+}
+
+/*
  * Migrations: the entry with from == v turns a version v schema into
  * version v + 1, inside the open transaction. A new file gets schema_v1
  * and then every migration, so that both paths end in the same schema.
@@ -220,7 +239,9 @@ struct migration {
 };
 
 static const struct migration migrations[] = {
-    {1, migrate_1_to_2}, {0, NULL}, /* end */
+    {1, migrate_1_to_2},
+    {2, migrate_2_to_3},
+    {0, NULL}, /* end */
 };
 
 /* ------------------------------------------------------------ helpers */
@@ -1043,6 +1064,7 @@ static CK_RV read_user(sqlite3_stmt *s, store_user_t *u)
         failures = 0;
     }
     u->failures = failures > UINT32_MAX ? UINT32_MAX : (uint32_t)failures;
+    u->version = (uint64_t)sqlite3_column_int64(s, 5);
     rv = column_bytes(s, 3, STORE_VERIFIER_MAX, &u->verifier, &u->verifier_len);
     if (rv != CKR_OK) {
         store_user_clear(u);
@@ -1372,6 +1394,128 @@ CK_RV store_user_count_type(store_t *st, int type, size_t *n)
 {
     return_val_if_fail(st != NULL && n != NULL, CKR_GENERAL_ERROR);
     return count_id(st, STMT_USER_COUNT_TYPE, type, n, "user count");
+}
+
+CK_RV store_user_version(store_t *st, uint32_t id, uint64_t *version,
+                         bool *found)
+{
+    sqlite3_stmt *s = NULL;
+    bool row = false;
+    CK_RV rv;
+    int rc;
+
+    return_val_if_fail(st != NULL && version != NULL && found != NULL,
+                       CKR_GENERAL_ERROR);
+    *version = 0;
+    *found = false;
+    rv = get_stmt(st, STMT_USER_VERSION, &s);
+    if (rv != CKR_OK) {
+        return rv;
+    }
+    rc = sqlite3_bind_int64(s, 1, id);
+    if (rc != SQLITE_OK) {
+        rv = sql_rv(st, rc, "user version");
+        goto out;
+    }
+    rv = step_row(st, s, &row, "user version");
+    if (rv == CKR_OK && row) {
+        *version = (uint64_t)sqlite3_column_int64(s, 0);
+        *found = true;
+    }
+out:
+    put_stmt(s);
+    return rv;
+}
+
+CK_RV store_user_bump_versions(store_t *st)
+{
+    return_val_if_fail(st != NULL, CKR_GENERAL_ERROR);
+    return exec_id(st, STMT_USER_BUMP_ALL, 0, 0, 0, NULL, "bump versions");
+}
+
+/* ------------------------------------------------------------ presence */
+
+/*
+ * Who is logged in, across processes: a login holds a shared OFD lock on
+ * the byte at offset uid of PATH-logins, through an open file description
+ * of its own. The kernel drops the lock when the description is closed or
+ * the process dies, so a crashed process never leaves a user undeletable.
+ * A deleter asks (F_OFD_GETLK) whether an exclusive lock on that byte
+ * would conflict with anyone, this process's other logins included.
+ */
+static CK_RV presence_open(const char *dbpath, int *fd)
+{
+    char p[STORE_PATH_MAX + 16];
+
+    *fd = -1;
+    if (snprintf(p, sizeof(p), "%s-logins", dbpath) >= (int)sizeof(p)) {
+        return CKR_GENERAL_ERROR;
+    }
+    *fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (*fd < 0) {
+        log_error("store: cannot open %s: %s", p, strerror(errno));
+        return CKR_DEVICE_ERROR;
+    }
+    return CKR_OK;
+}
+
+static void presence_range(struct flock *fl, short type, uint32_t uid)
+{
+    memset(fl, 0, sizeof(*fl));
+    fl->l_type = type;
+    fl->l_whence = SEEK_SET;
+    fl->l_start = (off_t)uid;
+    fl->l_len = 1;
+}
+
+CK_RV store_login_mark(const char *dbpath, uint32_t uid, int *fd)
+{
+    struct flock fl;
+    CK_RV rv;
+
+    return_val_if_fail(dbpath != NULL && fd != NULL, CKR_GENERAL_ERROR);
+    if ((rv = presence_open(dbpath, fd)) != CKR_OK) {
+        return rv;
+    }
+    presence_range(&fl, F_RDLCK, uid);
+    /* Shared locks never conflict with each other; a deleter only looks
+     * (F_OFD_GETLK) and never holds one, so this does not wait. */
+    if (fcntl(*fd, F_OFD_SETLKW, &fl) != 0) {
+        log_error("store: login lock: %s", strerror(errno));
+        close(*fd);
+        *fd = -1;
+        return CKR_DEVICE_ERROR;
+    }
+    return CKR_OK;
+}
+
+void store_login_unmark(int fd)
+{
+    if (fd >= 0) {
+        close(fd); /* drops the lock */
+    }
+}
+
+CK_RV store_login_held(const char *dbpath, uint32_t uid, bool *held)
+{
+    struct flock fl;
+    int fd = -1;
+    CK_RV rv;
+
+    return_val_if_fail(dbpath != NULL && held != NULL, CKR_GENERAL_ERROR);
+    *held = true; /* when in doubt, the user stays */
+    if ((rv = presence_open(dbpath, &fd)) != CKR_OK) {
+        return rv;
+    }
+    presence_range(&fl, F_WRLCK, uid);
+    if (fcntl(fd, F_OFD_GETLK, &fl) != 0) {
+        log_error("store: login lock query: %s", strerror(errno));
+        rv = CKR_DEVICE_ERROR;
+    } else {
+        *held = fl.l_type != F_UNLCK;
+    }
+    close(fd);
+    return rv;
 }
 
 /* ------------------------------------------------------------ objects */

@@ -23,7 +23,7 @@
 
 typedef struct store store_t;
 
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 /* Opens (creating if missing, mode 0600) the database at path; creates the
  * schema or migrates it. *created tells whether the file was new. */
@@ -56,6 +56,7 @@ typedef struct {
     uint8_t *verifier; /* malloc'd; free with store_user_clear */
     size_t verifier_len;
     uint32_t failures; /* consecutive failed logins */
+    uint64_t version;  /* bumped by password changes and re-initialization */
 } store_user_t;
 
 void store_user_clear(store_user_t *u);
@@ -70,7 +71,7 @@ CK_RV store_user_list(store_t *st, store_user_t **users, size_t *n);
 CK_RV store_user_insert(store_t *st, uint32_t id, const char *name, int type,
                         const uint8_t *verifier, size_t verifier_len,
                         uint32_t *out_id);
-/* Sets the verifier and clears the failure count. */
+/* Sets the verifier, clears the failure count, bumps the version. */
 CK_RV store_user_set_verifier(store_t *st, uint32_t id, const uint8_t *verifier,
                               size_t verifier_len);
 CK_RV store_user_set_type(store_t *st, uint32_t id, int type);
@@ -87,6 +88,21 @@ CK_RV store_user_reset_failures(store_t *st, uint32_t id);
 CK_RV store_user_delete(store_t *st, uint32_t id);
 CK_RV store_user_delete_type(store_t *st, int type);
 CK_RV store_user_count_type(store_t *st, int type, size_t *n);
+/* The version of user id; *found false when the user is gone. One indexed
+ * read: cheap enough for every call that needs a role. */
+CK_RV store_user_version(store_t *st, uint32_t id, uint64_t *version,
+                         bool *found);
+/* Bumps every user's version (re-initialization: no login survives it). */
+CK_RV store_user_bump_versions(store_t *st);
+
+/*
+ * Logins across processes, beside the database at dbpath: mark holds user
+ * uid as logged in until unmark(*fd) or the process's end (a crash too);
+ * held tells whether any process, this one included, holds uid.
+ */
+CK_RV store_login_mark(const char *dbpath, uint32_t uid, int *fd);
+void store_login_unmark(int fd);
+CK_RV store_login_held(const char *dbpath, uint32_t uid, bool *held);
 
 /* ------------------------------------------------------------- objects */
 

@@ -607,6 +607,69 @@ static int cmd_loginuser(char **argv)
     return 0;
 }
 
+/*
+ * hold NAME:PW: logs in as a CU in one RW session, prints "ready" and then
+ * answers one command per line of stdin, so that a shell test can act on
+ * the store from other processes while this login stays:
+ *   keygen LABEL  a token AES key (private, 16 bytes): "keygen CKR_X"
+ *   state         the session state: "state public|user|so"
+ *   logout        C_Logout: "logout CKR_X"
+ *   quit          ends (the module is finalized).
+ */
+static int cmd_hold(char **argv)
+{
+    CK_MECHANISM m = {CKM_AES_KEY_GEN, NULL, 0};
+    CK_BBOOL yes = CK_TRUE;
+    CK_ULONG len = 16;
+    CK_SESSION_HANDLE s;
+    char line[LABEL_MAX + 16], *nl;
+    int r;
+    CK_RV rv;
+
+    r = open_login(CKU_USER, argv[0], &s);
+    if (r != 0)
+        return r;
+    printf("ready\n");
+    fflush(stdout);
+    while (fgets(line, sizeof(line), stdin) != NULL) {
+        nl = strchr(line, '\n');
+        if (nl != NULL)
+            *nl = '\0';
+        if (strncmp(line, "keygen ", 7) == 0) {
+            CK_ATTRIBUTE t[] = {
+                {CKA_TOKEN, &yes, sizeof(yes)},
+                {CKA_PRIVATE, &yes, sizeof(yes)},
+                {CKA_VALUE_LEN, &len, sizeof(len)},
+                {CKA_LABEL, line + 7, strlen(line + 7)},
+            };
+            CK_OBJECT_HANDLE h;
+
+            rv = fl->C_GenerateKey(s, &m, t, 4, &h);
+            printf("keygen %s\n", rv_name(rv));
+        } else if (strcmp(line, "state") == 0) {
+            CK_SESSION_INFO si;
+
+            rv = fl->C_GetSessionInfo(s, &si);
+            if (rv != CKR_OK)
+                printf("state %s\n", rv_name(rv));
+            else if (si.state == CKS_RW_PUBLIC_SESSION)
+                printf("state public\n");
+            else if (si.state == CKS_RW_USER_FUNCTIONS)
+                printf("state user\n");
+            else
+                printf("state so\n");
+        } else if (strcmp(line, "logout") == 0) {
+            printf("logout %s\n", rv_name(fl->C_Logout(s)));
+        } else if (strcmp(line, "quit") == 0) {
+            break;
+        } else {
+            printf("unknown %s\n", line);
+        }
+        fflush(stdout);
+    }
+    return 0;
+}
+
 /* info: token flags (hex and names) and label. */
 static int cmd_info(char **argv)
 {
@@ -665,6 +728,7 @@ static const struct command commands[] = {
     {"login", 2, 2, cmd_login, "login so|user|au|NUM PIN"},
     {"loginuser", 3, 3, cmd_loginuser, "loginuser so|user|au|NUM NAME PW"},
     {"info", 0, 0, cmd_info, "info"},
+    {"hold", 1, 1, cmd_hold, "hold NAME:PW (then commands on stdin)"},
 };
 
 static int usage(void)
