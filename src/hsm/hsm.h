@@ -111,6 +111,7 @@ hsm_user_type_t hsm_conn_user_type(hsm_conn_t *conn, hsm_uid_t *uid);
  */
 CK_RV hsm_login(hsm_conn_t *conn, hsm_login_kind_t kind, const char *name,
                 const uint8_t *pw, size_t pwlen);
+
 /* CKR_USER_NOT_LOGGED_IN when nobody is. Destroys private session objects. */
 CK_RV hsm_logout(hsm_conn_t *conn);
 
@@ -153,6 +154,17 @@ CK_RV hsm_user_delete(hsm_conn_t *conn, const char *name);
 /* ---------------------------------------------------- sessions */
 
 typedef uint32_t hsm_sid_t;
+/*
+ * C_Login(CKU_CONTEXT_SPECIFIC) in session sid: the password (name, when
+ * not NULL, must be the logged-in user's) authenticates the operations of
+ * the session whose key has CKA_ALWAYS_AUTHENTICATE, until they end.
+ * CKR_OPERATION_NOT_INITIALIZED: no such operation waits (none active,
+ * or its key does not need it; nothing changes). A wrong password is
+ * CKR_PIN_INCORRECT and counts toward lockout; when the user is (or
+ * becomes) locked the answer is CKR_PIN_LOCKED and the login ends.
+ */
+CK_RV hsm_context_login(hsm_conn_t *conn, hsm_sid_t sid, const char *name,
+                        const uint8_t *pw, size_t pwlen);
 
 CK_RV hsm_session_open(hsm_conn_t *conn, bool rw, hsm_sid_t *sid);
 /* Destroys the session's session objects. */

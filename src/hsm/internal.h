@@ -182,6 +182,12 @@ void hsm_session_ops_release_locked(hsm_conn_t *conn, struct hsm_session *s);
  * the policy's verdict), from the verdict the session keeps when it still
  * holds: then without hsm->lock. Not with hsm->lock held. */
 CK_RV hsm_session_allowed(hsm_conn_t *conn, hsm_sid_t sid, hsm_op_t op);
+/* ops.c: CKA_ALWAYS_AUTHENTICATE. pending: CKR_OK when an operation of
+ * session s waits for a context-specific login, else
+ * CKR_OPERATION_NOT_INITIALIZED; grant: the waiting operations have had
+ * it (until they end). */
+CK_RV hsm_ops_auth_pending_locked(struct hsm_session *s, bool *pending);
+void hsm_ops_auth_grant_locked(struct hsm_session *s);
 /* ops.c: the event invalidates the verdicts the sessions keep. */
 void hsm_gen_bump_locked(hsm_t *hsm);
 /* keygen.c: tmpl with a key's serialized CKA_DERIVE_TEMPLATE or

@@ -89,6 +89,7 @@ struct sops_verdict {
     CK_MECHANISM_TYPE mech;
     const mech_row_t *row; /* of mech (the table does not change) */
     cops_key_t *key;       /* a reference; NULL for digests */
+    bool always_auth;      /* the key's CKA_ALWAYS_AUTHENTICATE */
 };
 
 struct hsm_sops {
@@ -107,6 +108,11 @@ struct hsm_sops {
      * known), and the verdict of the last init of each kind. */
     uint64_t pol_gen[HSM_OP_COUNT];
     struct sops_verdict v[HSM_OPK_COUNT];
+    /* CKA_ALWAYS_AUTHENTICATE: the active operation of each kind needs a
+     * context-specific login (auth_need) and has had it (auth_ok); both
+     * set by its init, so each operation needs its own. */
+    bool auth_need[HSM_OPK_COUNT];
+    bool auth_ok[HSM_OPK_COUNT];
 };
 
 static uint64_t gen_now(hsm_t *hsm)
@@ -495,6 +501,14 @@ static CK_RV op_get(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
         *xp = NULL;
         return CKR_OPERATION_NOT_INITIALIZED;
     }
+    /* A key that must be authenticated for each use: no call of the
+     * operation (not even a length query) before C_Login(
+     * CKU_CONTEXT_SPECIFIC); the caller's error path ends it. */
+    if ((*xp)->auth_need[kind] && !(*xp)->auth_ok[kind]) {
+        pthread_mutex_unlock(&(*xp)->mu);
+        *xp = NULL;
+        return CKR_USER_NOT_LOGGED_IN;
+    }
     *op = (*xp)->ops[kind];
     return CKR_OK;
 }
@@ -583,6 +597,43 @@ static void op_end(struct hsm_sops *x, hsm_opkind_t kind, cops_op_t *op)
 
 /* ------------------------------------------------------------ hsm.h */
 
+CK_RV hsm_ops_auth_pending_locked(struct hsm_session *s, bool *pending)
+{
+    struct hsm_sops *x = s->x;
+    bool active = false;
+
+    *pending = false;
+    if (x == NULL)
+        return CKR_OPERATION_NOT_INITIALIZED;
+    pthread_mutex_lock(&x->mu);
+    for (size_t k = 0; k < HSM_OPK_COUNT; k++) {
+        if (x->ops[k] == NULL)
+            continue;
+        active = true;
+        if (x->auth_need[k] && !x->auth_ok[k])
+            *pending = true;
+    }
+    pthread_mutex_unlock(&x->mu);
+    /* PKCS#11 3.0 (CKA_ALWAYS_AUTHENTICATE): a context-specific login on
+     * an operation whose key does not need one is
+     * CKR_OPERATION_NOT_INITIALIZED and leaves the operation as it was. */
+    return active && *pending ? CKR_OK : CKR_OPERATION_NOT_INITIALIZED;
+}
+
+void hsm_ops_auth_grant_locked(struct hsm_session *s)
+{
+    struct hsm_sops *x = s->x;
+
+    if (x == NULL)
+        return;
+    pthread_mutex_lock(&x->mu);
+    for (size_t k = 0; k < HSM_OPK_COUNT; k++) {
+        if (x->ops[k] != NULL && x->auth_need[k])
+            x->auth_ok[k] = true;
+    }
+    pthread_mutex_unlock(&x->mu);
+}
+
 CK_RV hsm_op_init(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
                   const CK_MECHANISM *mech, hsm_oid_t key)
 {
@@ -607,7 +658,7 @@ CK_RV hsm_op_init_iv(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
     hsm_oid_t oid = kind != HSM_OPK_DIGEST ? key : 0;
     hsm_op_t pol;
     cops_params_t p;
-    bool locked = false;
+    bool locked = false, always_auth = false;
     uint64_t g;
     CK_RV rv;
 
@@ -627,6 +678,7 @@ CK_RV hsm_op_init_iv(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
         if (row != NULL && v->gen == g && x->pol_gen[pol] == g &&
             v->oid == oid && v->mech == mech->mechanism) {
             ck = v->key != NULL ? cops_key_ref(v->key) : NULL;
+            always_auth = v->always_auth;
         } else {
             pthread_mutex_unlock(&x->mu);
             x = NULL;
@@ -660,6 +712,9 @@ CK_RV hsm_op_init_iv(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
                                      kind_usage[kind], &o, &ck)) != CKR_OK) {
             goto out;
         }
+        always_auth = kind != HSM_OPK_DIGEST &&
+                      attr_list_bool(hsm_obj_attrs(&o),
+                                     CKA_ALWAYS_AUTHENTICATE, false);
         /* Kept for the next init: only a session object's verdict, which
          * nothing outside this process can change. */
         if (kind == HSM_OPK_DIGEST || (oid & HSM_SESSION_OID_BIT) != 0) {
@@ -670,6 +725,7 @@ CK_RV hsm_op_init_iv(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
             v->mech = mech->mechanism;
             v->row = row;
             v->key = ck != NULL ? cops_key_ref(ck) : NULL;
+            v->always_auth = always_auth;
         }
     }
     if ((rv = mech_check_params(row, mech, &p)) != CKR_OK) {
@@ -716,6 +772,8 @@ CK_RV hsm_op_init_iv(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
     } else {
         x->ops[kind] = op;
         x->op_oid[kind] = oid;
+        x->auth_need[kind] = always_auth;
+        x->auth_ok[kind] = false;
         op = NULL;
     }
     pthread_mutex_unlock(&x->mu);

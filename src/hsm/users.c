@@ -36,6 +36,7 @@
 
 #define EV_LOGIN "login"
 #define EV_LOGOUT "logout"
+#define EV_CONTEXT_LOGIN "context_login"
 #define EV_LOCKOUT "lockout"
 #define EV_ACTIVATE "activate"
 #define EV_REINIT "reinit_token"
@@ -436,6 +437,59 @@ out:
         rv != CKR_USER_ALREADY_LOGGED_IN &&
         rv != CKR_USER_ANOTHER_ALREADY_LOGGED_IN)
         audit_failure_locked(hsm, found ? u.id : 0, EV_LOGIN, 0, rv, locks);
+    pthread_mutex_unlock(&hsm->lock);
+    store_user_clear(&u);
+    return rv;
+}
+
+CK_RV hsm_context_login(hsm_conn_t *conn, hsm_sid_t sid, const char *name,
+                        const uint8_t *pw, size_t pwlen)
+{
+    hsm_t *hsm = conn->hsm;
+    struct hsm_session *s;
+    store_user_t u;
+    bool found = false, locks = false, pending = false;
+    CK_RV rv;
+
+    memset(&u, 0, sizeof(u));
+    pthread_mutex_lock(&hsm->lock);
+    s = hsm_session_find_locked(conn, sid);
+    if (s == NULL) {
+        rv = CKR_SESSION_HANDLE_INVALID;
+        goto out;
+    }
+    /* No login (or one that no longer stands): no operation on a private
+     * key can be active. */
+    if (hsm_login_check_locked(conn) != CKR_OK ||
+        conn->type == HSM_USER_NONE) {
+        rv = CKR_OPERATION_NOT_INITIALIZED;
+        goto out;
+    }
+    if ((rv = hsm_ops_auth_pending_locked(s, &pending)) != CKR_OK)
+        goto out;
+    if ((rv = store_user_by_id(hsm->st, conn->uid, &u, &found)) != CKR_OK)
+        goto out;
+    if (!found || (name != NULL && strcasecmp(name, u.name) != 0)) {
+        /* Another user's PIN never authenticates this user's key. */
+        crypto_pw_dummy(pw, pwlen, hsm->cfg.kdf_iterations);
+        rv = CKR_PIN_INCORRECT;
+        goto out;
+    }
+    rv = authenticate_locked(hsm, &u, pw, pwlen, EV_CONTEXT_LOGIN, &locks);
+    if (rv == CKR_OK) {
+        hsm_ops_auth_grant_locked(s);
+        goto out;
+    }
+    if (rv == CKR_PIN_INCORRECT || rv == CKR_PIN_LOCKED)
+        audit_failure_locked(hsm, u.id, EV_CONTEXT_LOGIN, 0, rv, locks);
+    /* PKCS#11 3.0 (CKA_ALWAYS_AUTHENTICATE): failed re-authentications
+     * that lock the PIN answer CKR_PIN_LOCKED and log the user out. */
+    if (rv == CKR_PIN_LOCKED || locks) {
+        rv = CKR_PIN_LOCKED;
+        hsm_audit_locked(hsm, conn->uid, EV_LOGOUT, 0, CKR_PIN_LOCKED);
+        hsm_login_end_locked(conn);
+    }
+out:
     pthread_mutex_unlock(&hsm->lock);
     store_user_clear(&u);
     return rv;

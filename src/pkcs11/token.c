@@ -512,6 +512,48 @@ static bool ro_session_exists_locked(void)
 }
 
 /*
+ * C_Login(CKU_CONTEXT_SPECIFIC): the PIN ("name:password", or the bare
+ * password of the logged-in user) for the operation of session s whose
+ * key has CKA_ALWAYS_AUTHENTICATE. The session's own calls are serialized
+ * by its mutex; the core checks the operation state under its locks.
+ */
+static CK_RV context_login_locked(struct mod_session *s, CK_UTF8CHAR_PTR pPin,
+                                  CK_ULONG ulPinLen, CK_UTF8CHAR_PTR pUsername,
+                                  CK_ULONG ulUsernameLen)
+{
+    struct pin pin;
+    CK_RV rv;
+
+    memset(&pin, 0, sizeof(pin));
+    if (ulPinLen > MOD_PIN_LEN_MAX) {
+        return CKR_PIN_INCORRECT;
+    }
+    if (pUsername != NULL && ulUsernameLen > 0) {
+        if (ulUsernameLen > HSM_USER_NAME_MAX ||
+            memchr(pUsername, '\0', (size_t)ulUsernameLen) != NULL) {
+            return CKR_PIN_INCORRECT;
+        }
+        memcpy(pin.name, pUsername, (size_t)ulUsernameLen);
+        pin.name[ulUsernameLen] = '\0';
+        pin.has_name = true;
+        pin.pw = pPin;
+        pin.pwlen = (size_t)ulPinLen;
+    } else if (!pin_parse(pPin, ulPinLen, &pin)) {
+        return CKR_PIN_INCORRECT;
+    }
+    rv = hsm_context_login(mod_state.conn, s->sid,
+                           pin.has_name ? pin.name : NULL, pin.pw, pin.pwlen);
+    if (rv == CKR_PIN_LOCKED) {
+        /* The core logged the user out: as C_Logout does here. */
+        mod_handles_drop_locked();
+        mod_sessions_cancel_finds_locked();
+        mod_sessions_ops_abort_locked();
+    }
+    util_wipe(&pin, sizeof(pin));
+    return rv;
+}
+
+/*
  * The body of C_Login and C_LoginUser. name/namelen NULL/0: the name, if
  * any, is inside the PIN; else the PIN is the bare password.
  */
@@ -549,8 +591,8 @@ static CK_RV login(enum mod_fn fn, CK_SESSION_HANDLE hSession,
         kind = HSM_LOGIN_AU;
         break;
     case CKU_CONTEXT_SPECIFIC:
-        /* No operation needs a context-specific login yet. */
-        rv = CKR_OPERATION_NOT_INITIALIZED;
+        rv = context_login_locked(mod_session_get_locked(hSession), pPin,
+                                  ulPinLen, pUsername, ulUsernameLen);
         goto out;
     default:
         rv = CKR_USER_TYPE_INVALID;

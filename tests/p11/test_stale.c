@@ -115,6 +115,230 @@ static void test_keygen_logout_race(void **state)
     assert_int_equal(stored, r.ok);
 }
 
+/* ------------------------------------------------ always authenticate */
+
+static const CK_BYTE oid_p256[] = {0x06, 0x08, 0x2a, 0x86, 0x48,
+                                   0xce, 0x3d, 0x03, 0x01, 0x07};
+static const CK_BYTE msg[] = "always authenticate";
+
+/* A session EC P-256 pair; the private key's CKA_ALWAYS_AUTHENTICATE as
+ * given. */
+static void gen_ec_auth(CK_SESSION_HANDLE s, CK_BBOOL always,
+                        CK_OBJECT_HANDLE *pub, CK_OBJECT_HANDLE *priv)
+{
+    CK_MECHANISM m = {CKM_EC_KEY_PAIR_GEN, NULL, 0};
+    CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+    CK_ATTRIBUTE tpub[] = {
+        {CKA_TOKEN, &no, sizeof(no)},
+        {CKA_EC_PARAMS, (void *)oid_p256, sizeof(oid_p256)},
+        {CKA_VERIFY, &yes, sizeof(yes)},
+    };
+    CK_ATTRIBUTE tpriv[] = {
+        {CKA_TOKEN, &no, sizeof(no)},
+        {CKA_PRIVATE, &yes, sizeof(yes)},
+        {CKA_SIGN, &yes, sizeof(yes)},
+        {CKA_ALWAYS_AUTHENTICATE, &always, sizeof(always)},
+    };
+
+    assert_rv(p11->C_GenerateKeyPair(s, &m, tpub, 3, tpriv, 4, pub, priv),
+              CKR_OK);
+}
+
+static CK_RV ctx_login(CK_SESSION_HANDLE s, const char *pin)
+{
+    return p11_login(s, CKU_CONTEXT_SPECIFIC, pin);
+}
+
+static CK_RV sign_once(CK_SESSION_HANDLE s, CK_BYTE *sig, CK_ULONG *siglen)
+{
+    return p11->C_Sign(s, (CK_BYTE_PTR)msg, sizeof(msg), sig, siglen);
+}
+
+static void verify_ok(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE pub,
+                      const CK_BYTE *sig, CK_ULONG siglen)
+{
+    CK_MECHANISM m = {CKM_ECDSA_SHA256, NULL, 0};
+
+    assert_rv(p11->C_VerifyInit(s, &m, pub), CKR_OK);
+    assert_rv(p11->C_Verify(s, (CK_BYTE_PTR)msg, sizeof(msg), (CK_BYTE_PTR)sig,
+                            siglen),
+              CKR_OK);
+}
+
+/*
+ * A signature with a CKA_ALWAYS_AUTHENTICATE key needs C_Login(
+ * CKU_CONTEXT_SPECIFIC) after each C_SignInit; without it the calls using
+ * the key answer CKR_USER_NOT_LOGGED_IN. The PIN is "name:password" or
+ * the bare password; one login serves one operation (one-shot or
+ * multi-part) only.
+ */
+static void test_always_auth_sign(void **state)
+{
+    CK_MECHANISM m = {CKM_ECDSA_SHA256, NULL, 0};
+    CK_OBJECT_HANDLE pub, priv;
+    CK_BYTE sig[128];
+    CK_ULONG siglen = sizeof(sig);
+    CK_SESSION_HANDLE s;
+
+    (void)state;
+    s = p11_open_rw();
+    p11_login_cu(s, "alice", P11_ALICE_PW);
+    gen_ec_auth(s, CK_TRUE, &pub, &priv);
+    assert_int_equal(p11_get_bool(s, priv, CKA_ALWAYS_AUTHENTICATE), CK_TRUE);
+
+    /* No context login: refused, and the operation is over. */
+    assert_rv(p11->C_SignInit(s, &m, priv), CKR_OK);
+    assert_rv(sign_once(s, sig, &siglen), CKR_USER_NOT_LOGGED_IN);
+    assert_rv(sign_once(s, sig, &siglen), CKR_OPERATION_NOT_INITIALIZED);
+    assert_rv(p11->C_SignInit(s, &m, priv), CKR_OK);
+    assert_rv(p11->C_SignUpdate(s, (CK_BYTE_PTR)msg, sizeof(msg)),
+              CKR_USER_NOT_LOGGED_IN);
+
+    /* name:password, then a one-shot signature that verifies. */
+    assert_rv(p11->C_SignInit(s, &m, priv), CKR_OK);
+    assert_rv(ctx_login(s, ALICE_PIN), CKR_OK);
+    siglen = sizeof(sig);
+    assert_rv(sign_once(s, sig, &siglen), CKR_OK);
+    verify_ok(s, pub, sig, siglen);
+
+    /* Once per operation: the next one needs it again. */
+    assert_rv(p11->C_SignInit(s, &m, priv), CKR_OK);
+    siglen = sizeof(sig);
+    assert_rv(sign_once(s, sig, &siglen), CKR_USER_NOT_LOGGED_IN);
+
+    /* The bare password, a length query and a multi-part operation. */
+    assert_rv(p11->C_SignInit(s, &m, priv), CKR_OK);
+    assert_rv(ctx_login(s, P11_ALICE_PW), CKR_OK);
+    assert_rv(p11->C_SignUpdate(s, (CK_BYTE_PTR)msg, sizeof(msg)), CKR_OK);
+    siglen = 0;
+    assert_rv(p11->C_SignFinal(s, NULL, &siglen), CKR_OK);
+    assert_true(siglen > 0 && siglen <= sizeof(sig));
+    assert_rv(p11->C_SignFinal(s, sig, &siglen), CKR_OK);
+    verify_ok(s, pub, sig, siglen);
+    assert_rv(p11->C_SignInit(s, &m, priv), CKR_OK);
+    assert_rv(p11->C_SignUpdate(s, (CK_BYTE_PTR)msg, sizeof(msg)),
+              CKR_USER_NOT_LOGGED_IN);
+}
+
+/* The same rule for decryption with an RSA key. */
+static void test_always_auth_decrypt(void **state)
+{
+    CK_MECHANISM gm = {CKM_RSA_PKCS_KEY_PAIR_GEN, NULL, 0};
+    CK_MECHANISM m = {CKM_RSA_PKCS, NULL, 0};
+    CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+    CK_ULONG bits = 2048;
+    CK_BYTE e[] = {0x01, 0x00, 0x01};
+    CK_ATTRIBUTE tpub[] = {
+        {CKA_TOKEN, &no, sizeof(no)},
+        {CKA_ENCRYPT, &yes, sizeof(yes)},
+        {CKA_MODULUS_BITS, &bits, sizeof(bits)},
+        {CKA_PUBLIC_EXPONENT, e, sizeof(e)},
+    };
+    CK_ATTRIBUTE tpriv[] = {
+        {CKA_TOKEN, &no, sizeof(no)},
+        {CKA_DECRYPT, &yes, sizeof(yes)},
+        {CKA_ALWAYS_AUTHENTICATE, &yes, sizeof(yes)},
+    };
+    CK_OBJECT_HANDLE pub, priv;
+    CK_BYTE ct[256], pt[256];
+    CK_ULONG ctlen = sizeof(ct), ptlen = sizeof(pt);
+    CK_SESSION_HANDLE s;
+
+    (void)state;
+    s = p11_open_rw();
+    p11_login_cu(s, "alice", P11_ALICE_PW);
+    assert_rv(p11->C_GenerateKeyPair(s, &gm, tpub, 4, tpriv, 3, &pub, &priv),
+              CKR_OK);
+    assert_rv(p11->C_EncryptInit(s, &m, pub), CKR_OK);
+    assert_rv(p11->C_Encrypt(s, (CK_BYTE_PTR)msg, sizeof(msg), ct, &ctlen),
+              CKR_OK);
+
+    assert_rv(p11->C_DecryptInit(s, &m, priv), CKR_OK);
+    assert_rv(p11->C_Decrypt(s, ct, ctlen, pt, &ptlen), CKR_USER_NOT_LOGGED_IN);
+    assert_rv(p11->C_DecryptInit(s, &m, priv), CKR_OK);
+    assert_rv(ctx_login(s, ALICE_PIN), CKR_OK);
+    ptlen = sizeof(pt);
+    assert_rv(p11->C_Decrypt(s, ct, ctlen, pt, &ptlen), CKR_OK);
+    assert_int_equal(ptlen, sizeof(msg));
+    assert_memory_equal(pt, msg, sizeof(msg));
+    assert_rv(p11->C_DecryptInit(s, &m, priv), CKR_OK);
+    ptlen = sizeof(pt);
+    assert_rv(p11->C_Decrypt(s, ct, ctlen, pt, &ptlen), CKR_USER_NOT_LOGGED_IN);
+}
+
+/*
+ * A wrong password is CKR_PIN_INCORRECT, leaves the operation waiting and
+ * counts toward lockout; another user's PIN never serves; the failure
+ * that locks the user answers CKR_PIN_LOCKED and logs it out.
+ */
+static void test_context_login_wrong_pin(void **state)
+{
+    CK_MECHANISM m = {CKM_ECDSA_SHA256, NULL, 0};
+    CK_OBJECT_HANDLE pub, priv;
+    CK_BYTE sig[128];
+    CK_ULONG siglen = sizeof(sig);
+    CK_SESSION_HANDLE s;
+    CK_TOKEN_INFO ti;
+
+    (void)state;
+    p11_create_cu("bob", P11_BOB_PW);
+    s = p11_open_rw();
+    p11_login_cu(s, "alice", P11_ALICE_PW);
+    gen_ec_auth(s, CK_TRUE, &pub, &priv);
+    assert_rv(p11->C_SignInit(s, &m, priv), CKR_OK);
+    assert_rv(ctx_login(s, "alice:wrongpass"), CKR_PIN_INCORRECT);
+    p11_token_info(&ti);
+    assert_true(ti.flags & CKF_USER_PIN_COUNT_LOW);
+    assert_rv(ctx_login(s, "bob:" P11_BOB_PW), CKR_PIN_INCORRECT);
+    /* Still waiting: the right PIN now serves. */
+    assert_rv(ctx_login(s, ALICE_PIN), CKR_OK);
+    assert_rv(sign_once(s, sig, &siglen), CKR_OK);
+    verify_ok(s, pub, sig, siglen);
+    p11_token_info(&ti);
+    assert_false(ti.flags & CKF_USER_PIN_COUNT_LOW);
+
+    /* Five wrong ones (the limit): the fifth locks and logs out. */
+    assert_rv(p11->C_SignInit(s, &m, priv), CKR_OK);
+    for (int i = 0; i < 4; i++)
+        assert_rv(ctx_login(s, "wrongpass"), CKR_PIN_INCORRECT);
+    assert_rv(ctx_login(s, "wrongpass"), CKR_PIN_LOCKED);
+    assert_int_equal(p11_session_state(s), CKS_RW_PUBLIC_SESSION);
+    siglen = sizeof(sig);
+    assert_rv(sign_once(s, sig, &siglen), CKR_OPERATION_NOT_INITIALIZED);
+    assert_rv(p11_login(s, CKU_USER, ALICE_PIN), CKR_PIN_LOCKED);
+}
+
+/*
+ * With no operation, in a public session, or with an operation whose key
+ * does not have the flag: CKR_OPERATION_NOT_INITIALIZED, and that
+ * operation goes on unaffected.
+ */
+static void test_context_login_not_needed(void **state)
+{
+    CK_MECHANISM m = {CKM_ECDSA_SHA256, NULL, 0};
+    CK_OBJECT_HANDLE pub, priv;
+    CK_BYTE sig[128];
+    CK_ULONG siglen = sizeof(sig);
+    CK_SESSION_HANDLE s;
+    CK_TOKEN_INFO ti;
+
+    (void)state;
+    s = p11_open_rw();
+    assert_rv(ctx_login(s, ALICE_PIN), CKR_OPERATION_NOT_INITIALIZED);
+    assert_int_equal(p11_session_state(s), CKS_RW_PUBLIC_SESSION);
+    p11_login_cu(s, "alice", P11_ALICE_PW);
+    assert_rv(ctx_login(s, ALICE_PIN), CKR_OPERATION_NOT_INITIALIZED);
+    gen_ec_auth(s, CK_FALSE, &pub, &priv);
+    assert_rv(p11->C_SignInit(s, &m, priv), CKR_OK);
+    assert_rv(ctx_login(s, ALICE_PIN), CKR_OPERATION_NOT_INITIALIZED);
+    assert_rv(ctx_login(s, "alice:wrongpass"), CKR_OPERATION_NOT_INITIALIZED);
+    assert_rv(sign_once(s, sig, &siglen), CKR_OK);
+    verify_ok(s, pub, sig, siglen);
+    /* No password was tried: no failure counted. */
+    p11_token_info(&ti);
+    assert_false(ti.flags & CKF_USER_PIN_COUNT_LOW);
+}
+
 int p11_group_stale(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, p11_setup, p11_teardown)
@@ -122,6 +346,10 @@ int p11_group_stale(void)
     const struct CMUnitTest tests[] = {
         T(test_stale_config),
         A(test_keygen_logout_race),
+        A(test_always_auth_sign),
+        A(test_always_auth_decrypt),
+        A(test_context_login_wrong_pin),
+        A(test_context_login_not_needed),
     };
 #undef A
 #undef T
