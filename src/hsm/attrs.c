@@ -20,6 +20,7 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "hsm/crypto/crypto.h"
 #include "nimbus/pkcs11-vendor.h"
 
 /* Fallbacks in case the vendor header loses one; same values. */
@@ -973,7 +974,7 @@ void attr_list_free(attr_list_t *l)
         return;
     }
     for (i = 0; i < l->n; i++) {
-        util_free_wipe(l->v[i].value, l->v[i].len);
+        crypto_secret_free_any(l->v[i].value, l->v[i].len);
     }
     free(l->v);
     l->v = NULL;
@@ -1013,7 +1014,7 @@ CK_RV attr_list_set(attr_list_t *l, CK_ATTRIBUTE_TYPE type, const void *value,
     }
     i = list_lower_bound(l, type);
     if (i < l->n && l->v[i].type == type) {
-        util_free_wipe(l->v[i].value, l->v[i].len);
+        crypto_secret_free_any(l->v[i].value, l->v[i].len);
         l->v[i].value = copy;
         l->v[i].len = len;
         return CKR_OK;
@@ -1063,7 +1064,7 @@ void attr_list_remove(attr_list_t *l, CK_ATTRIBUTE_TYPE type)
     if (i >= l->n || l->v[i].type != type) {
         return;
     }
-    util_free_wipe(l->v[i].value, l->v[i].len);
+    crypto_secret_free_any(l->v[i].value, l->v[i].len);
     memmove(&l->v[i], &l->v[i + 1], (l->n - i - 1) * sizeof(l->v[0]));
     l->n--;
 }
@@ -1113,7 +1114,10 @@ CK_RV attr_list_dup(const attr_list_t *src, attr_list_t *dst)
     for (i = 0; i < src->n; i++) {
         out.v[i].type = src->v[i].type;
         if (src->v[i].len > 0) {
-            out.v[i].value = malloc(src->v[i].len);
+            /* A secret stays in secret memory in the copy. */
+            out.v[i].value = crypto_secret_owns(src->v[i].value)
+                                 ? crypto_secret_alloc(src->v[i].len)
+                                 : malloc(src->v[i].len);
             if (out.v[i].value == NULL) {
                 attr_list_free(&out);
                 return CKR_HOST_MEMORY;

@@ -90,8 +90,17 @@ CK_RV hsm_open(const struct config *cfg, hsm_t **out)
     }
     hsm->cfg = *cfg;
     hsm->gen = 1; /* 0: a verdict not known */
+    /* Not in core dumps, zero in a forked child (crypto.h). */
+    hsm->mkey = crypto_secret_alloc(CRYPTO_MASTER_KEY_LEN);
+    if (hsm->mkey == NULL) {
+        free(hsm);
+        cops_fini();
+        crypto_fini();
+        return CKR_HOST_MEMORY;
+    }
     memcpy(hsm->dbpath, dbpath, sizeof(hsm->dbpath));
     if (util_mutex_init(&hsm->lock) != 0) {
+        crypto_secret_free(hsm->mkey);
         free(hsm);
         cops_fini();
         crypto_fini();
@@ -129,7 +138,7 @@ void hsm_close(hsm_t *hsm)
     if (hsm->st != NULL)
         store_close(hsm->st);
     hsm_keycache_clear_locked(hsm);
-    crypto_wipe(hsm->mkey, sizeof(hsm->mkey));
+    crypto_secret_free(hsm->mkey);
     pthread_mutex_destroy(&hsm->lock);
     free(hsm);
     cops_fini();

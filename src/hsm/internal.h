@@ -49,7 +49,7 @@ struct hsm {
     store_t *st;
     char dbpath[PATH_MAX];
     struct hsm_reader readers[HSM_READERS];
-    uint8_t mkey[CRYPTO_MASTER_KEY_LEN];
+    uint8_t *mkey; /* CRYPTO_MASTER_KEY_LEN bytes of secret memory */
     /* Serializes every use of st and of the connections' state. */
     pthread_mutex_t lock;
     hsm_conn_t *conns; /* list, for reinit checks */

@@ -78,7 +78,7 @@ static CK_RV seal_serialize(hsm_t *hsm, hsm_oid_t oid, const attr_list_t *l,
                          tmp.v[i].len, &sealed, &sealedlen);
         if (rv != CKR_OK)
             goto out;
-        util_free_wipe(tmp.v[i].value, tmp.v[i].len);
+        crypto_secret_free_any(tmp.v[i].value, tmp.v[i].len);
         tmp.v[i].value = sealed;
         tmp.v[i].len = sealedlen;
     }
@@ -112,7 +112,7 @@ static CK_RV unseal_deserialize(hsm_t *hsm, hsm_oid_t oid, const uint8_t *in,
             return CKR_DEVICE_ERROR;
         }
         free(l->v[i].value);
-        l->v[i].value = clear;
+        l->v[i].value = clear; /* secret memory */
         l->v[i].len = clearlen;
     }
     return CKR_OK;
@@ -338,6 +338,25 @@ out:
     return rv;
 }
 
+/* A session object keeps its secret values in clear for its whole life:
+ * they move to secret memory (crypto.h). */
+static CK_RV protect_secrets(attr_list_t *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        uint8_t *p;
+
+        if (l->v[i].len == 0 || !attrs_is_secret(l, l->v[i].type) ||
+            crypto_secret_owns(l->v[i].value))
+            continue;
+        p = crypto_secret_dup(l->v[i].value, l->v[i].len);
+        if (p == NULL)
+            return CKR_HOST_MEMORY;
+        util_free_wipe(l->v[i].value, l->v[i].len);
+        l->v[i].value = p;
+    }
+    return CKR_OK;
+}
+
 /* Adds a new object made from l (moved into it on success). */
 CK_RV hsm_obj_add_locked(hsm_conn_t *conn, struct hsm_session *s,
                          attr_list_t *l, const char *event, hsm_oid_t *oid)
@@ -358,6 +377,10 @@ CK_RV hsm_obj_add_locked(hsm_conn_t *conn, struct hsm_session *s,
         return CKR_HOST_MEMORY;
     so->id = HSM_SESSION_OID_BIT | conn->next_soid++;
     if ((rv = set_unique_id(l, so->id)) != CKR_OK) {
+        free(so);
+        return rv;
+    }
+    if ((rv = protect_secrets(l)) != CKR_OK) {
         free(so);
         return rv;
     }
@@ -621,7 +644,7 @@ out:
 void hsm_attrs_free(hsm_attr_t *attrs, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        util_free_wipe(attrs[i].value, attrs[i].len);
+        crypto_secret_free_any(attrs[i].value, attrs[i].len);
         attrs[i].value = NULL;
         attrs[i].len = 0;
     }

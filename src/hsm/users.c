@@ -88,7 +88,8 @@ CK_RV hsm_store_init_locked(hsm_t *hsm)
             rv = CKR_DEVICE_ERROR;
         }
         free(sealed);
-        util_free_wipe(check, checklen);
+        crypto_secret_free(check);
+        (void)checklen;
         return rv;
     }
 

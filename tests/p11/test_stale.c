@@ -5,11 +5,15 @@
  */
 #include "config.h"
 
+#include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "p11util.h"
@@ -339,6 +343,246 @@ static void test_context_login_not_needed(void **state)
     assert_false(ti.flags & CKF_USER_PIN_COUNT_LOW);
 }
 
+/* ------------------------------------------------ secrets in memory */
+
+/*
+ * The needles: the store's master key and an AES key value, each in one
+ * buffer of the test only (filled at run time, so that no other copy sits
+ * in the program's data). A hit at these addresses is the test's own.
+ */
+static CK_BYTE needle_mk[32];
+static CK_BYTE needle_key[16];
+
+#define SCAN_CHUNK (1u << 20)
+static unsigned char *scan_buf; /* the reader's buffer: not scanned */
+
+struct hit {
+    uintptr_t addr;
+    int which; /* 0: master key, 1: key value */
+};
+
+struct scan {
+    struct hit hits[64];
+    size_t n;
+};
+
+static bool own_copy(uintptr_t a)
+{
+    return (a >= (uintptr_t)needle_mk &&
+            a < (uintptr_t)needle_mk + sizeof(needle_mk)) ||
+           (a >= (uintptr_t)needle_key &&
+            a < (uintptr_t)needle_key + sizeof(needle_key)) ||
+           (a >= (uintptr_t)scan_buf && a < (uintptr_t)scan_buf + SCAN_CHUNK);
+}
+
+static void scan_region(int memfd, uintptr_t lo, uintptr_t hi, struct scan *sc)
+{
+    const CK_BYTE *needles[2] = {needle_mk, needle_key};
+    const size_t lens[2] = {sizeof(needle_mk), sizeof(needle_key)};
+    const size_t overlap = 32;
+
+    for (uintptr_t a = lo; a < hi;) {
+        size_t want = hi - a > SCAN_CHUNK ? SCAN_CHUNK : (size_t)(hi - a);
+        ssize_t got = pread(memfd, scan_buf, want, (off_t)a);
+
+        if (got <= 0)
+            return; /* not readable after all ([vvar] and the like) */
+        for (int w = 0; w < 2; w++) {
+            for (size_t i = 0; i + lens[w] <= (size_t)got; i++) {
+                if (scan_buf[i] == needles[w][0] &&
+                    memcmp(scan_buf + i, needles[w], lens[w]) == 0 &&
+                    !own_copy(a + i) && sc->n < 64) {
+                    sc->hits[sc->n].addr = a + i;
+                    sc->hits[sc->n].which = w;
+                    sc->n++;
+                }
+            }
+        }
+        if ((size_t)got < want || (uintptr_t)got <= overlap)
+            a += (uintptr_t)got;
+        else
+            a += (uintptr_t)got - overlap; /* a needle across chunks */
+    }
+}
+
+/* Scans every readable mapping of process pid (0: this one). */
+static void scan_process(pid_t pid, struct scan *sc)
+{
+    char path[64], line[512];
+    FILE *maps;
+    int memfd;
+
+    memset(sc, 0, sizeof(*sc));
+    if (pid == 0)
+        snprintf(path, sizeof(path), "/proc/self/maps");
+    else
+        snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+    maps = fopen(path, "r");
+    assert_non_null(maps);
+    snprintf(path, sizeof(path), pid == 0 ? "/proc/self/mem" : "/proc/%d/mem",
+             (int)pid);
+    memfd = open(path, O_RDONLY);
+    assert_true(memfd >= 0);
+    while (fgets(line, sizeof(line), maps) != NULL) {
+        unsigned long lo, hi;
+        char perms[8];
+
+        if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) != 3 ||
+            perms[0] != 'r' || strstr(line, "[vvar]") != NULL ||
+            strstr(line, "[vsyscall]") != NULL)
+            continue;
+        scan_region(memfd, lo, hi, sc);
+    }
+    close(memfd);
+    fclose(maps);
+}
+
+/* The VmFlags line of the mapping of this process holding addr. */
+static bool vmflags_of(uintptr_t addr, char *flags, size_t len)
+{
+    FILE *f = fopen("/proc/self/smaps", "r");
+    char line[512];
+    bool in = false, found = false;
+
+    assert_non_null(f);
+    while (fgets(line, sizeof(line), f) != NULL) {
+        unsigned long lo, hi;
+
+        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') &&
+            line[0] != 'V') {
+            in = addr >= lo && addr < hi;
+        } else if (in && strncmp(line, "VmFlags:", 8) == 0) {
+            snprintf(flags, len, "%s", line + 8);
+            found = true;
+            break;
+        }
+    }
+    fclose(f);
+    return found;
+}
+
+static bool has_flag(const char *flags, const char *f)
+{
+    for (const char *p = flags; (p = strstr(p, f)) != NULL; p++) {
+        if ((p == flags || p[-1] == ' ') &&
+            (p[2] == ' ' || p[2] == '\n' || p[2] == '\0'))
+            return true;
+    }
+    return false;
+}
+
+static void read_exact(const char *path, void *buf, size_t len)
+{
+    int fd = open(path, O_RDONLY);
+
+    assert_true(fd >= 0);
+    assert_int_equal(read(fd, buf, len), (ssize_t)len);
+    close(fd);
+}
+
+static void print_hits(const char *what, const struct scan *sc)
+{
+    char flags[512];
+
+    for (size_t i = 0; i < sc->n; i++) {
+        flags[0] = '\0';
+        vmflags_of(sc->hits[i].addr, flags, sizeof(flags));
+        print_message("%s: %s at %#lx, VmFlags:%s", what,
+                      sc->hits[i].which == 0 ? "master key" : "key value",
+                      (unsigned long)sc->hits[i].addr, flags);
+    }
+}
+
+/*
+ * The master key and the values of keys in use live in memory marked
+ * MADV_DONTDUMP and MADV_WIPEONFORK: a forked child holds neither (read
+ * through /proc/PID/mem over all its readable mappings), and every copy
+ * the logged-in process holds is in a mapping with the "dd" VmFlag. After
+ * C_Logout no copy of the key value is left in the process.
+ *
+ * Not covered (OpenSSL's own heap): the key schedule of an operation in
+ * progress or kept for the next init (EVP_CIPHER_CTX), and the bignums of
+ * parsed RSA/EC private keys (EVP_PKEY). The session that used the key is
+ * closed before the fork so that its kept context is gone.
+ */
+static void test_secrets_in_memory(void **state)
+{
+    CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
+    CK_KEY_TYPE kt = CKK_AES;
+    CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+    CK_ATTRIBUTE t[] = {
+        {CKA_CLASS, &cls, sizeof(cls)},
+        {CKA_KEY_TYPE, &kt, sizeof(kt)},
+        {CKA_TOKEN, &yes, sizeof(yes)},
+        {CKA_PRIVATE, &yes, sizeof(yes)},
+        {CKA_SENSITIVE, &yes, sizeof(yes)},
+        {CKA_EXTRACTABLE, &no, sizeof(no)},
+        {CKA_ENCRYPT, &yes, sizeof(yes)},
+        {CKA_VALUE, needle_key, sizeof(needle_key)},
+    };
+    CK_MECHANISM m = {CKM_AES_ECB, NULL, 0};
+    CK_BYTE pt[16] = {0}, ct[16];
+    CK_ULONG ctlen = sizeof(ct);
+    CK_OBJECT_HANDLE key;
+    CK_SESSION_HANDLE s1, s2;
+    struct scan sc;
+    char path[512], flags[512];
+    bool mk_seen = false;
+    int status;
+    pid_t pid;
+
+    (void)state;
+    scan_buf = malloc(SCAN_CHUNK);
+    assert_non_null(scan_buf);
+    read_exact("/dev/urandom", needle_key, sizeof(needle_key));
+    snprintf(path, sizeof(path), "%s/store/token0.key", p11_dir());
+    read_exact(path, needle_mk, sizeof(needle_mk));
+
+    s1 = p11_open_rw();
+    s2 = p11_open_rw();
+    p11_login_cu(s2, "alice", P11_ALICE_PW);
+    assert_rv(p11->C_CreateObject(s1, t, 8, &key), CKR_OK);
+    assert_rv(p11->C_EncryptInit(s1, &m, key), CKR_OK);
+    assert_rv(p11->C_Encrypt(s1, pt, sizeof(pt), ct, &ctlen), CKR_OK);
+    assert_rv(p11->C_CloseSession(s1), CKR_OK);
+
+    /* This process: every copy in a DONTDUMP mapping. */
+    scan_process(0, &sc);
+    print_hits("logged in", &sc);
+    for (size_t i = 0; i < sc.n; i++) {
+        assert_true(vmflags_of(sc.hits[i].addr, flags, sizeof(flags)));
+        assert_true(has_flag(flags, "dd"));
+        assert_true(has_flag(flags, "wf"));
+        mk_seen |= sc.hits[i].which == 0;
+    }
+    assert_true(mk_seen); /* the scan does find what is there */
+
+    /* A forked child: nothing. */
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        raise(SIGSTOP);
+        _exit(0);
+    }
+    assert_int_equal(waitpid(pid, &status, WUNTRACED), pid);
+    assert_true(WIFSTOPPED(status));
+    scan_process(pid, &sc);
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    print_hits("child", &sc);
+    assert_int_equal(sc.n, 0);
+
+    /* After logout: no copy of the key value in this process. */
+    assert_rv(p11->C_Logout(s2), CKR_OK);
+    scan_process(0, &sc);
+    print_hits("logged out", &sc);
+    for (size_t i = 0; i < sc.n; i++)
+        assert_int_equal(sc.hits[i].which, 0);
+
+    free(scan_buf);
+    scan_buf = NULL;
+}
+
 int p11_group_stale(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, p11_setup, p11_teardown)
@@ -350,6 +594,7 @@ int p11_group_stale(void)
         A(test_always_auth_decrypt),
         A(test_context_login_wrong_pin),
         A(test_context_login_not_needed),
+        A(test_secrets_in_memory),
     };
 #undef A
 #undef T

@@ -159,7 +159,7 @@ static void *thread_worker(void *arg)
             bad = 1;
         }
         free(sealed);
-        free(opened);
+        crypto_secret_free(opened);
         sealed = NULL;
         opened = NULL;
         crypto_fini();
@@ -556,7 +556,7 @@ static void test_seal_roundtrip(void **state)
         free(s1);
         free(s2);
         crypto_wipe(o, ol);
-        free(o);
+        crypto_secret_free(o);
     }
 
     /* No associated data at all. */
@@ -564,7 +564,7 @@ static void test_seal_roundtrip(void **state)
     assert_int_equal(crypto_unseal(key, NULL, 0, s1, l1, &o, &ol), CKR_OK);
     assert_int_equal(ol, 10);
     assert_memory_equal(o, msg, 10);
-    free(o);
+    crypto_secret_free(o);
     assert_int_equal(crypto_unseal(key, ad, 1, s1, l1, &o, &ol),
                      CKR_GENERAL_ERROR);
     assert_null(o);
@@ -622,7 +622,7 @@ static void test_seal_tamper(void **state)
                      CKR_OK);
     assert_int_equal(ol, sizeof(msg));
     assert_memory_equal(o, msg, ol);
-    free(o);
+    crypto_secret_free(o);
     free(s);
 }
 
@@ -650,7 +650,7 @@ static void test_seal_limits(void **state)
     assert_int_equal(crypto_unseal(key, NULL, 0, s, sl, &o, &ol), CKR_OK);
     assert_int_equal(ol, TEST_SEAL_MAX);
     assert_memory_equal(o, big, ol);
-    free(o);
+    crypto_secret_free(o);
     free(s);
     free(big);
 }
@@ -995,7 +995,7 @@ out:
     free(ct);
     free(tag);
     free(in);
-    free(out);
+    crypto_secret_free(out);
     return ok;
 }
 

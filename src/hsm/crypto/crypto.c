@@ -577,7 +577,8 @@ CK_RV crypto_unseal(const uint8_t key[CRYPTO_MASTER_KEY_LEN], const uint8_t *ad,
     }
     ctlen = inlen - CRYPTO_SEAL_OVERHEAD;
     memcpy(tag, in + CRYPTO_GCM_NONCE_LEN + ctlen, sizeof(tag));
-    buf = malloc(ctlen > 0 ? ctlen : 1);
+    /* The clear value lands in secret memory at once. */
+    buf = crypto_secret_alloc(ctlen > 0 ? ctlen : 1);
     if (buf == NULL) {
         return CKR_HOST_MEMORY;
     }
@@ -626,10 +627,7 @@ CK_RV crypto_unseal(const uint8_t key[CRYPTO_MASTER_KEY_LEN], const uint8_t *ad,
     rv = CKR_OK;
 out:
     EVP_CIPHER_CTX_free(ctx);
-    if (buf != NULL) {
-        crypto_wipe(buf, ctlen > 0 ? ctlen : 1);
-        free(buf);
-    }
+    crypto_secret_free(buf);
     return rv;
 }
 

@@ -46,7 +46,7 @@ void crypto_pw_dummy(const uint8_t *pw, size_t pwlen, unsigned long iterations);
  * AES-256-GCM sealing of values at rest: out = nonce(12) || ct || tag(16),
  * ad is bound (object id and attribute type). *out malloc'd.
  * crypto_unseal: a wrong key, ad or a changed byte is CKR_GENERAL_ERROR
- * (the store is damaged), *out malloc'd and to be wiped by the caller.
+ * (the store is damaged); *out is secret memory (crypto_secret_free).
  */
 CK_RV crypto_seal(const uint8_t key[CRYPTO_MASTER_KEY_LEN], const uint8_t *ad,
                   size_t adlen, const uint8_t *in, size_t inlen, uint8_t **out,
@@ -68,6 +68,21 @@ CK_RV crypto_master_key_load(const char *path, bool create,
 /* The private library context (an OSSL_LIB_CTX *), for the other files of
  * src/hsm/crypto/ only; NULL before crypto_init. */
 void *crypto_libctx(void);
+
+/*
+ * Secret memory (secmem.c), for secrets in clear that live longer than one
+ * call: the store master key, unsealed attribute values, parsed secret
+ * keys. Page-aligned mappings of our own marked MADV_DONTDUMP (no core
+ * dump holds them) and MADV_WIPEONFORK (a forked child reads zeros);
+ * a block is wiped when freed. alloc: NULL when out of memory.
+ * free_any: frees p whether it is secret memory or malloc'd (wiping len
+ * bytes then). owns: whether p is a block of secret memory.
+ */
+void *crypto_secret_alloc(size_t len);
+void *crypto_secret_dup(const void *p, size_t len);
+void crypto_secret_free(void *p);
+void crypto_secret_free_any(void *p, size_t len);
+bool crypto_secret_owns(const void *p);
 
 /* Wipes a buffer (OPENSSL_cleanse). */
 void crypto_wipe(void *p, size_t len);

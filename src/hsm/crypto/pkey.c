@@ -233,7 +233,7 @@ void cops_key_unref(cops_key_t *k)
         return;
     }
     EVP_PKEY_free(k->pkey);
-    util_free_wipe(k->secret, k->secret_len);
+    crypto_secret_free(k->secret);
     free(k);
 }
 
@@ -563,7 +563,9 @@ CK_RV cops_key_from_attrs(const attr_list_t *l, cops_key_t **out)
             rv = CKR_KEY_TYPE_INCONSISTENT;
             goto out;
         }
-        k->secret = malloc(v->len);
+        /* The parsed key lives as long as its cache entry: secret
+         * memory (crypto.h). */
+        k->secret = crypto_secret_alloc(v->len);
         if (k->secret == NULL) {
             rv = CKR_HOST_MEMORY;
             goto out;
