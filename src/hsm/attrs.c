@@ -564,7 +564,9 @@ static const attr_row_t t_key[] = {
  * Usage flags (footnote 9) default TRUE for what the class can do, so that
  * a key made without naming CKA_SIGN signs, as with most tokens; the
  * "recover" flags default FALSE. CKA_SENSITIVE defaults TRUE (a secure
- * default), CKA_EXTRACTABLE TRUE (wrapping works, as on cloud HSMs).
+ * default), CKA_EXTRACTABLE TRUE (wrapping works, as on cloud HSMs). A
+ * secret key's wrap/unwrap and encrypt/decrypt defaults follow key
+ * separation (engine_default): CKA_WRAP and CKA_UNWRAP only when asked.
  */
 static const attr_row_t t_public[] = {
     R_BYTES(CKA_SUBJECT, ATTR_F_MODIFIABLE, 0, ATTR_VALUE_MAX, AD_EMPTY, NULL),
@@ -606,12 +608,12 @@ static const attr_row_t t_secret[] = {
     R_BOOL(CKA_SENSITIVE,
            ATTR_F_MODIFIABLE | ATTR_F_DEFAULT_TOKEN | ATTR_F_STICKY_TRUE,
            AD_TRUE),
-    R_BOOL(CKA_ENCRYPT, F_USAGE, AD_TRUE),
-    R_BOOL(CKA_DECRYPT, F_USAGE, AD_TRUE),
+    R_BOOL(CKA_ENCRYPT, F_USAGE, AD_ENGINE),
+    R_BOOL(CKA_DECRYPT, F_USAGE, AD_ENGINE),
     R_BOOL(CKA_SIGN, F_USAGE, AD_TRUE),
     R_BOOL(CKA_VERIFY, F_USAGE, AD_TRUE),
-    R_BOOL(CKA_WRAP, F_USAGE, AD_TRUE),
-    R_BOOL(CKA_UNWRAP, F_USAGE, AD_TRUE),
+    R_BOOL(CKA_WRAP, F_USAGE, AD_ENGINE),
+    R_BOOL(CKA_UNWRAP, F_USAGE, AD_ENGINE),
     R_BOOL(CKA_DERIVE, F_USAGE, AD_TRUE),
     R_BOOL(CKA_EXTRACTABLE,
            ATTR_F_MODIFIABLE | ATTR_F_DEFAULT_TOKEN | ATTR_F_STICKY_FALSE,
@@ -1360,13 +1362,100 @@ static CK_RV tmpl_check(const CK_ATTRIBUTE *tmpl, CK_ULONG count)
     return CKR_OK;
 }
 
+/* ------------------------------------------------------------ separation */
+
+/*
+ * The pairs key separation forbids on one key: the first would export
+ * (or import) keys, the second would reveal (or make) the same bytes.
+ */
+static const struct {
+    CK_ATTRIBUTE_TYPE wrap, cipher;
+} sep_pairs[] = {
+    {CKA_WRAP, CKA_DECRYPT},
+    {CKA_UNWRAP, CKA_ENCRYPT},
+};
+
+/* Whether l carries both members of a pair. */
+static bool separation_conflict(const attr_list_t *l)
+{
+    for (size_t i = 0; i < UTIL_ARRAY_SIZE(sep_pairs); i++) {
+        if (attr_list_bool(l, sep_pairs[i].wrap, false) &&
+            attr_list_bool(l, sep_pairs[i].cipher, false)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/*
+ * Whether a set template gives the result l a pair by turning one of its
+ * members TRUE (a key that already had the pair may still be relabelled,
+ * or lose the pair; it cannot be given the pair anew).
+ */
+static bool separation_set_conflict(const attr_list_t *l,
+                                    const CK_ATTRIBUTE *tmpl, CK_ULONG count)
+{
+    for (size_t i = 0; i < UTIL_ARRAY_SIZE(sep_pairs); i++) {
+        if (!attr_list_bool(l, sep_pairs[i].wrap, false) ||
+            !attr_list_bool(l, sep_pairs[i].cipher, false)) {
+            continue;
+        }
+        for (CK_ULONG j = 0; j < count; j++) {
+            if ((tmpl[j].type == sep_pairs[i].wrap ||
+                 tmpl[j].type == sep_pairs[i].cipher) &&
+                attr_is_true(&tmpl[j])) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+bool attrs_separation_blocks(const attr_list_t *l, CK_ATTRIBUTE_TYPE usage)
+{
+    return_val_if_fail(l != NULL, true);
+    for (size_t i = 0; i < UTIL_ARRAY_SIZE(sep_pairs); i++) {
+        if (usage == sep_pairs[i].wrap &&
+            attr_list_bool(l, sep_pairs[i].cipher, false)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/*
+ * A secret key's default for a member of a separation pair: the wrap side
+ * only when asked; the cipher side unless the template asked for its wrap
+ * side. With separation off, TRUE (the permissive defaults).
+ */
+static bool separation_default(const attr_caller_t *caller,
+                               CK_ATTRIBUTE_TYPE type, const attr_list_t *l)
+{
+    if (caller->separation_off) {
+        return true;
+    }
+    for (size_t i = 0; i < UTIL_ARRAY_SIZE(sep_pairs); i++) {
+        if (type == sep_pairs[i].cipher) {
+            return !attr_list_bool(l, sep_pairs[i].wrap, false);
+        }
+    }
+    return false;
+}
+
 /* Value of one AD_ENGINE default (or of the token-set attributes). */
-static CK_RV engine_default(attr_op_t op, const attr_schema_t *s,
-                            const attr_row_t *row, attr_list_t *l)
+static CK_RV engine_default(attr_op_t op, const attr_caller_t *caller,
+                            const attr_schema_t *s, const attr_row_t *row,
+                            attr_list_t *l)
 {
     const attr_t *a;
 
     switch (row->type) {
+    case CKA_ENCRYPT:
+    case CKA_DECRYPT:
+    case CKA_WRAP:
+    case CKA_UNWRAP:
+        return attr_list_set_bool(l, row->type,
+                                  separation_default(caller, row->type, l));
     case CKA_CLASS:
         return attr_list_set_ulong(l, CKA_CLASS, s->cls);
     case CKA_KEY_TYPE:
@@ -1424,8 +1513,9 @@ static CK_RV engine_default(attr_op_t op, const attr_schema_t *s,
 }
 
 /* Applies a row's default when the attribute is absent. */
-static CK_RV apply_default(attr_op_t op, const attr_schema_t *s,
-                           const attr_row_t *row, attr_list_t *l)
+static CK_RV apply_default(attr_op_t op, const attr_caller_t *caller,
+                           const attr_schema_t *s, const attr_row_t *row,
+                           attr_list_t *l)
 {
     if (attr_list_find(l, row->type) != NULL) {
         return CKR_OK;
@@ -1442,7 +1532,7 @@ static CK_RV apply_default(attr_op_t op, const attr_schema_t *s,
     case AD_EMPTY:
         return attr_list_set(l, row->type, NULL, 0);
     case AD_ENGINE:
-        return engine_default(op, s, row, l);
+        return engine_default(op, caller, s, row, l);
     }
     return CKR_GENERAL_ERROR;
 }
@@ -1451,8 +1541,8 @@ static CK_RV apply_default(attr_op_t op, const attr_schema_t *s,
  * Engine-computed defaults depend on other attributes (ALWAYS_SENSITIVE on
  * SENSITIVE, MODULUS_BITS on MODULUS ...), so they run after all others.
  */
-static CK_RV apply_defaults(attr_op_t op, const attr_schema_t *s,
-                            attr_list_t *l)
+static CK_RV apply_defaults(attr_op_t op, const attr_caller_t *caller,
+                            const attr_schema_t *s, attr_list_t *l)
 {
     size_t i, j;
     int pass;
@@ -1465,7 +1555,7 @@ static CK_RV apply_defaults(attr_op_t op, const attr_schema_t *s,
                 if ((row->dflt == AD_ENGINE) != (pass == 1)) {
                     continue;
                 }
-                rv = apply_default(op, s, row, l);
+                rv = apply_default(op, caller, s, row, l);
                 if (rv != CKR_OK) {
                     return rv;
                 }
@@ -1635,8 +1725,12 @@ CK_RV attrs_new_object(attr_op_t op, const attr_caller_t *caller,
         }
     }
 
-    rv = apply_defaults(op, &s, &l);
+    rv = apply_defaults(op, caller, &s, &l);
     if (rv != CKR_OK) {
+        goto out;
+    }
+    if (!caller->separation_off && separation_conflict(&l)) {
+        rv = CKR_TEMPLATE_INCONSISTENT;
         goto out;
     }
     *out = l;
@@ -1748,6 +1842,17 @@ static CK_RV apply_changes(const attr_caller_t *caller, const attr_list_t *cur,
     if (deferred != CKR_OK) {
         rv = deferred;
         goto out;
+    }
+    /* A copy is a new object: no pair at all; a set may not add one. */
+    if (!caller->separation_off) {
+        if (copy && separation_conflict(&l)) {
+            rv = CKR_TEMPLATE_INCONSISTENT;
+            goto out;
+        }
+        if (!copy && separation_set_conflict(&l, tmpl, count)) {
+            rv = CKR_ATTRIBUTE_VALUE_INVALID;
+            goto out;
+        }
     }
     *out = l;
     l.v = NULL;

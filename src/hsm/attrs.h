@@ -65,9 +65,14 @@ typedef enum {
     ATTR_OP_DERIVE,     /* C_DeriveKey */
 } attr_op_t;
 
-/* Who is asking: footnote 10 (only the SO may set CKA_TRUSTED to TRUE). */
+/*
+ * Who is asking, and under which rules: footnote 10 (only the SO may set
+ * CKA_TRUSTED to TRUE); key separation (config key_separation, on unless
+ * separation_off: a zeroed caller gets the strict rules).
+ */
 typedef struct {
     bool is_so;
+    bool separation_off;
 } attr_caller_t;
 
 /*
@@ -92,6 +97,24 @@ CK_RV attrs_new_object(attr_op_t op, const attr_caller_t *caller,
                        CK_OBJECT_CLASS cls, CK_KEY_TYPE key_type,
                        const CK_ATTRIBUTE *tmpl, CK_ULONG count,
                        attr_list_t *out);
+
+/*
+ * Key separation. A key is never both a wrapping key and a decryption key
+ * (CKA_WRAP with CKA_DECRYPT) nor both an unwrapping key and an encryption
+ * key (CKA_UNWRAP with CKA_ENCRYPT): otherwise C_WrapKey then C_Decrypt
+ * under the same key returns the wrapped key in clear. Unless the caller's
+ * separation_off is set, attrs_new_object and attrs_copy refuse a result
+ * that has such a pair (CKR_TEMPLATE_INCONSISTENT) and attrs_set one whose
+ * template turns a member of a pair TRUE while the other one is TRUE
+ * (CKR_ATTRIBUTE_VALUE_INVALID). The defaults never make a pair: a secret
+ * key gets CKA_WRAP / CKA_UNWRAP only when asked, and then CKA_DECRYPT /
+ * CKA_ENCRYPT default to FALSE.
+ *
+ * attrs_separation_blocks: whether using key l for usage (CKA_WRAP or
+ * CKA_UNWRAP) would break the rule because l also carries the other member
+ * of the pair (a key made before the rule or while it was off).
+ */
+bool attrs_separation_blocks(const attr_list_t *l, CK_ATTRIBUTE_TYPE usage);
 
 /*
  * C_CopyObject: out = src with tmpl applied. Only CKA_TOKEN, CKA_PRIVATE,

@@ -63,6 +63,17 @@ struct hsm {
     uint64_t gen;
 };
 
+/* The attribute engine's caller for a CU under this token's config (key
+ * separation on unless key_separation = off). */
+static inline const attr_caller_t *hsm_cu_caller(const hsm_t *hsm)
+{
+    static const attr_caller_t strict = {.is_so = false};
+    static const attr_caller_t permissive = {.is_so = false,
+                                             .separation_off = true};
+
+    return hsm->cfg.key_separation ? &strict : &permissive;
+}
+
 /* An object that lives in one session (CKA_TOKEN FALSE). */
 struct hsm_sobj {
     hsm_oid_t id;

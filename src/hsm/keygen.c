@@ -158,8 +158,8 @@ CK_RV hsm_generate_key(hsm_conn_t *conn, hsm_sid_t sid,
                  ? CK_UNAVAILABLE_INFORMATION
                  : CKK_GENERIC_SECRET;
     }
-    rv = attrs_new_object(ATTR_OP_GENERATE, &keygen_caller, CKO_SECRET_KEY, kt,
-                          tmpl, count, &l);
+    rv = attrs_new_object(ATTR_OP_GENERATE, hsm_cu_caller(conn->hsm),
+                          CKO_SECRET_KEY, kt, tmpl, count, &l);
     if (rv != CKR_OK) {
         goto out;
     }
@@ -243,11 +243,12 @@ CK_RV hsm_generate_key_pair(hsm_conn_t *conn, hsm_sid_t sid,
         return rv;
     }
     kt = row->kt[0];
-    if ((rv = attrs_new_object(ATTR_OP_GENERATE, &keygen_caller, CKO_PUBLIC_KEY,
-                               kt, pub_tmpl, pub_count, &pl)) != CKR_OK ||
-        (rv =
-             attrs_new_object(ATTR_OP_GENERATE, &keygen_caller, CKO_PRIVATE_KEY,
-                              kt, priv_tmpl, priv_count, &vl)) != CKR_OK ||
+    if ((rv = attrs_new_object(ATTR_OP_GENERATE, hsm_cu_caller(conn->hsm),
+                               CKO_PUBLIC_KEY, kt, pub_tmpl, pub_count, &pl)) !=
+            CKR_OK ||
+        (rv = attrs_new_object(ATTR_OP_GENERATE, hsm_cu_caller(conn->hsm),
+                               CKO_PRIVATE_KEY, kt, priv_tmpl, priv_count,
+                               &vl)) != CKR_OK ||
         (rv = share_id(pub_tmpl, pub_count, priv_tmpl, priv_count, &pl, &vl)) !=
             CKR_OK) {
         goto out;
@@ -400,8 +401,8 @@ static CK_RV derive_ecdh(hsm_conn_t *conn, hsm_sid_t sid,
     kt = tmpl_find(tmpl, count, CKA_KEY_TYPE) != NULL
              ? CK_UNAVAILABLE_INFORMATION
              : CKK_GENERIC_SECRET;
-    rv = attrs_new_object(ATTR_OP_DERIVE, &keygen_caller, CKO_SECRET_KEY, kt,
-                          tmpl, count, &l);
+    rv = attrs_new_object(ATTR_OP_DERIVE, hsm_cu_caller(conn->hsm),
+                          CKO_SECRET_KEY, kt, tmpl, count, &l);
     if (rv != CKR_OK) {
         goto out;
     }
@@ -963,8 +964,8 @@ static CK_RV derive_kdf(hsm_conn_t *conn, hsm_sid_t sid, const mech_row_t *row,
     kt = tmpl_find(merged, mcount, CKA_KEY_TYPE) != NULL
              ? CK_UNAVAILABLE_INFORMATION
              : CKK_GENERIC_SECRET;
-    rv = attrs_new_object(ATTR_OP_DERIVE, &keygen_caller, CKO_SECRET_KEY, kt,
-                          merged, mcount, &l);
+    rv = attrs_new_object(ATTR_OP_DERIVE, hsm_cu_caller(conn->hsm),
+                          CKO_SECRET_KEY, kt, merged, mcount, &l);
     if (rv != CKR_OK) {
         goto out;
     }

@@ -741,7 +741,7 @@ static CK_RV p_aes_cbc_data(const mech_row_t *row, const CK_MECHANISM *m,
 #define K3(a, b, c) {(a), (b), (c)}, 3
 #define WU (CKF_WRAP | CKF_UNWRAP)
 /* The fields of this issue, unset in the older positional rows. */
-#define NOEXT false, MECH_WRAP_NONE, NULL, 0, MECH_DERIVE_NONE
+#define NOEXT false, MECH_WRAP_NONE, NULL, 0, MECH_DERIVE_NONE, false
 /* Secret keys a KDF takes as its base. */
 #define KDF_KEYS                                                               \
     {CKK_GENERIC_SECRET, CKK_HKDF,        CKK_AES,         CKK_SHA_1_HMAC,     \
@@ -760,6 +760,16 @@ static CK_RV p_aes_cbc_data(const mech_row_t *row, const CK_MECHANISM *m,
     SYM_ROW(t, CKK_AES, MECH_AES_MIN, MECH_AES_MAX, fl, mp, chk, im,           \
             ((fl)&CKF_WRAP) ? MECH_WRAP_CIPHER : MECH_WRAP_NONE, wr, pad,      \
             false)
+/* Key wrap (RFC 3394, 5649): C_WrapKey and C_UnwrapKey only, so that a
+ * wrapped key never comes out of C_Decrypt; key_separation = off lets the
+ * cipher run through C_Encrypt / C_Decrypt again (mech_flags). */
+#define KW_ROW(t, im)                                                          \
+    {                                                                          \
+        .type = (t), .kt = {CKK_AES}, .nkt = 1, .min_key = MECH_AES_MIN,       \
+        .max_key = MECH_AES_MAX, .flags = WU, .size_bytes = true,              \
+        .hash = COPS_HASH_NONE, .check = p_kw, .impl = &(im),                  \
+        .wrap_kind = MECH_WRAP_CIPHER, .wrap = &(im), .kw_cipher = true        \
+    }
 #define DES3_ROW(t, chk, im, pad)                                              \
     SYM_ROW(t, CKK_DES3, MECH_DES3_LEN, MECH_DES3_LEN, ED | WU, true, chk,     \
             &(im), MECH_WRAP_CIPHER, &(im), pad, true)
@@ -810,14 +820,14 @@ static const mech_row_t mech_rows[] = {
      CKF_GENERATE_KEY_PAIR, false, false, COPS_HASH_NONE, p_none, NULL, NOEXT},
     {CKM_RSA_PKCS, K1(CKK_RSA), MECH_RSA_MIN, MECH_RSA_MAX, SV | ED | WU, false,
      false, COPS_HASH_NONE, p_none, &cops_rsa_pkcs, false, MECH_WRAP_CIPHER,
-     &cops_rsa_pkcs, 0, MECH_DERIVE_NONE},
+     &cops_rsa_pkcs, 0, MECH_DERIVE_NONE, false},
     RSA_ROW(CKM_RSA_X_509, SV | ED, false, COPS_HASH_NONE, p_none,
             cops_rsa_x509),
     RSA_ROW(CKM_SHA1_RSA_PKCS, SV, true, COPS_HASH_SHA1, p_none,
             cops_rsa_pkcs_hash),
     {CKM_RSA_PKCS_OAEP, K1(CKK_RSA), MECH_RSA_MIN, MECH_RSA_MAX, ED | WU, false,
      false, COPS_HASH_NONE, p_oaep, &cops_rsa_oaep, false, MECH_WRAP_CIPHER,
-     &cops_rsa_oaep, 0, MECH_DERIVE_NONE},
+     &cops_rsa_oaep, 0, MECH_DERIVE_NONE, false},
     RSA_ROW(CKM_RSA_PKCS_PSS, SV, false, COPS_HASH_NONE, p_pss, cops_rsa_pss),
     RSA_ROW(CKM_SHA1_RSA_PKCS_PSS, SV, true, COPS_HASH_SHA1, p_pss,
             cops_rsa_pss_hash),
@@ -915,10 +925,10 @@ static const mech_row_t mech_rows[] = {
     EC_ROW(CKM_ECDSA_SHA3_512, true, COPS_HASH_SHA3_512, cops_ecdsa_hash),
     {CKM_ECDH1_DERIVE, K2(CKK_EC, CKK_EC_MONTGOMERY), MECH_EC_MIN, MECH_EC_MAX,
      CKF_DERIVE | ECF, false, false, COPS_HASH_NONE, p_ecdh, NULL, false,
-     MECH_WRAP_NONE, NULL, 0, MECH_DERIVE_ECDH},
+     MECH_WRAP_NONE, NULL, 0, MECH_DERIVE_ECDH, false},
     {CKM_RSA_AES_KEY_WRAP, K1(CKK_RSA), MECH_RSA_MIN, MECH_RSA_MAX, WU, false,
      false, COPS_HASH_NONE, p_rsa_aes, NULL, false, MECH_WRAP_RSA_AES, NULL, 0,
-     MECH_DERIVE_NONE},
+     MECH_DERIVE_NONE, false},
     {CKM_EC_EDWARDS_KEY_PAIR_GEN, K1(CKK_EC_EDWARDS), MECH_ED_MIN, MECH_ED_MAX,
      CKF_GENERATE_KEY_PAIR | ECX, false, false, COPS_HASH_NONE, p_none, NULL,
      NOEXT},
@@ -944,10 +954,8 @@ static const mech_row_t mech_rows[] = {
                 MECH_DERIVE_AES_CBC_DATA),
     GEN_ROW(CKM_CHACHA20_KEY_GEN, CKK_CHACHA20, MECH_CHACHA_LEN,
             MECH_CHACHA_LEN, false),
-    AES_ROW(CKM_AES_KEY_WRAP, ED | WU, false, p_kw, &cops_aes_kw, &cops_aes_kw,
-            0),
-    AES_ROW(CKM_AES_KEY_WRAP_KWP, ED | WU, false, p_kw, &cops_aes_kwp,
-            &cops_aes_kwp, 0),
+    KW_ROW(CKM_AES_KEY_WRAP, cops_aes_kw),
+    KW_ROW(CKM_AES_KEY_WRAP_KWP, cops_aes_kwp),
     SYM_ROW(CKM_CHACHA20_POLY1305, CKK_CHACHA20, MECH_CHACHA_LEN,
             MECH_CHACHA_LEN, ED, true, p_chacha_poly, &cops_chacha20_poly,
             MECH_WRAP_NONE, NULL, 0, false),
@@ -1004,6 +1012,16 @@ CK_FLAGS mech_kind_flag(hsm_opkind_t kind)
     return (unsigned)kind < HSM_OPK_COUNT ? flags[kind] : 0;
 }
 
+CK_FLAGS mech_flags(const hsm_t *hsm, const mech_row_t *row)
+{
+    CK_FLAGS f = row->flags;
+
+    if (row->kw_cipher && hsm != NULL && !hsm->cfg.key_separation) {
+        f |= CKF_ENCRYPT | CKF_DECRYPT;
+    }
+    return f;
+}
+
 bool mech_allows_key_type(const mech_row_t *row, CK_KEY_TYPE kt)
 {
     for (size_t i = 0; i < row->nkt; i++) {
@@ -1054,6 +1072,6 @@ CK_RV hsm_mech_info(hsm_t *hsm, CK_MECHANISM_TYPE type, hsm_mech_info_t *info)
     }
     info->min_key = row->min_key;
     info->max_key = row->max_key;
-    info->flags = row->flags;
+    info->flags = mech_flags(hsm, row);
     return CKR_OK;
 }

@@ -97,6 +97,9 @@ struct mech_row {
     const cops_impl_t *wrap; /* MECH_WRAP_CIPHER: the cipher family */
     size_t wrap_pad;         /* zero padding to this block (ECB, CBC) */
     mech_derive_t derive;    /* CKF_DERIVE rows, PBKDF2 */
+    /* A key-wrap mechanism (flags: wrap/unwrap only) that may still run as
+     * a cipher with key_separation = off (see mech_flags). */
+    bool kw_cipher;
 };
 
 /* The row of type, NULL when not in the table. */
@@ -108,6 +111,11 @@ const mech_row_t *mech_find_enabled(const hsm_t *hsm, CK_MECHANISM_TYPE type);
 const mech_row_t *mech_table(size_t *n);
 /* The CKF_ flag of an operation kind. */
 CK_FLAGS mech_kind_flag(hsm_opkind_t kind);
+/* The operations row allows on this token: row->flags, plus CKF_ENCRYPT |
+ * CKF_DECRYPT for a kw_cipher row when key_separation = off (hsm NULL:
+ * the strict rules). C_GetMechanismInfo and the operation inits read
+ * this, never row->flags alone. */
+CK_FLAGS mech_flags(const hsm_t *hsm, const mech_row_t *row);
 bool mech_allows_key_type(const mech_row_t *row, CK_KEY_TYPE kt);
 /* Checks m's parameter: p zeroed then filled. */
 CK_RV mech_check_params(const mech_row_t *row, const CK_MECHANISM *m,

@@ -23,8 +23,6 @@
 #define SEAL_AD_PREFIX "nimbus-attr"
 #define SEAL_AD_LEN (sizeof(SEAL_AD_PREFIX) - 1 + 16)
 
-static const attr_caller_t cu_caller = {.is_so = false};
-
 static void seal_ad(uint8_t ad[SEAL_AD_LEN], hsm_oid_t oid,
                     CK_ATTRIBUTE_TYPE type)
 {
@@ -445,9 +443,10 @@ CK_RV hsm_object_create(hsm_conn_t *conn, hsm_sid_t sid,
     pthread_mutex_unlock(&conn->hsm->lock);
     if (rv != CKR_OK)
         return rv;
-    if ((rv = attrs_new_object(
-             ATTR_OP_CREATE, &cu_caller, CK_UNAVAILABLE_INFORMATION,
-             CK_UNAVAILABLE_INFORMATION, tmpl, count, &l)) != CKR_OK)
+    if ((rv = attrs_new_object(ATTR_OP_CREATE, hsm_cu_caller(conn->hsm),
+                               CK_UNAVAILABLE_INFORMATION,
+                               CK_UNAVAILABLE_INFORMATION, tmpl, count, &l)) !=
+        CKR_OK)
         goto out;
     pthread_mutex_lock(&conn->hsm->lock);
     if ((rv = hsm_begin_locked(conn, sid, HSM_OP_KEY_MANAGEMENT, &s)) == CKR_OK)
@@ -472,8 +471,8 @@ CK_RV hsm_object_copy(hsm_conn_t *conn, hsm_sid_t sid, hsm_oid_t oid,
     if ((rv = hsm_begin_locked(conn, sid, HSM_OP_KEY_MANAGEMENT, &s)) !=
             CKR_OK ||
         (rv = hsm_obj_get_locked(conn, oid, HSM_ACCESS_OWN, &o)) != CKR_OK ||
-        (rv = attrs_copy(&cu_caller, hsm_obj_attrs(&o), tmpl, count, &l)) !=
-            CKR_OK)
+        (rv = attrs_copy(hsm_cu_caller(conn->hsm), hsm_obj_attrs(&o), tmpl,
+                         count, &l)) != CKR_OK)
         goto out;
     rv = hsm_obj_add_locked(conn, s, &l, "copy", new_oid);
 out:
@@ -668,8 +667,8 @@ CK_RV hsm_object_set(hsm_conn_t *conn, hsm_sid_t sid, hsm_oid_t oid,
         rv = CKR_SESSION_READ_ONLY;
         goto out;
     }
-    if ((rv = attrs_set(&cu_caller, hsm_obj_attrs(&o), tmpl, count, &l)) !=
-        CKR_OK)
+    if ((rv = attrs_set(hsm_cu_caller(conn->hsm), hsm_obj_attrs(&o), tmpl,
+                        count, &l)) != CKR_OK)
         goto out;
     if (o.token) {
         rv = token_update_locked(conn, &o, &l);

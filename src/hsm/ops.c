@@ -384,6 +384,12 @@ CK_RV hsm_ops_key_locked(hsm_conn_t *conn, const mech_row_t *row, hsm_oid_t oid,
     if (usage != 0 && !attr_list_bool(l, usage, false)) {
         return CKR_KEY_FUNCTION_NOT_PERMITTED;
     }
+    /* A key that wraps and decrypts (or unwraps and encrypts) from before
+     * key separation, or from while it was off, does not wrap (unwrap). */
+    if (usage != 0 && conn->hsm->cfg.key_separation &&
+        attrs_separation_blocks(l, usage)) {
+        return CKR_KEY_FUNCTION_NOT_PERMITTED;
+    }
     if (!mech_allowed_by_key(l, row->type)) {
         return CKR_KEY_FUNCTION_NOT_PERMITTED;
     }
@@ -702,7 +708,7 @@ CK_RV hsm_op_init_iv(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
         goto out;
     }
     if (row == NULL || row->impl == NULL ||
-        (row->flags & mech_kind_flag(kind)) == 0) {
+        (mech_flags(hsm, row) & mech_kind_flag(kind)) == 0) {
         rv = CKR_MECHANISM_INVALID;
         goto out;
     }

@@ -33,8 +33,6 @@
 #include "hsm/internal.h"
 #include "hsm/mech.h"
 
-static const attr_caller_t wrap_caller = {.is_so = false};
-
 /* ------------------------------------------------------------ helpers */
 
 static CK_RV copy_out(const uint8_t *v, size_t len, uint8_t **out,
@@ -369,15 +367,15 @@ static CK_RV unwrap_rv(CK_RV rv)
 }
 
 /* The new secret key's attributes from its bytes. */
-static CK_RV unwrap_secret(const mech_row_t *row, const CK_ATTRIBUTE *tmpl,
-                           CK_ULONG count, uint8_t *plain, size_t plen,
-                           attr_list_t *l)
+static CK_RV unwrap_secret(const attr_caller_t *caller, const mech_row_t *row,
+                           const CK_ATTRIBUTE *tmpl, CK_ULONG count,
+                           uint8_t *plain, size_t plen, attr_list_t *l)
 {
     const attr_t *vl;
     size_t len = plen;
     CK_RV rv;
 
-    rv = attrs_new_object(ATTR_OP_UNWRAP, &wrap_caller, CKO_SECRET_KEY,
+    rv = attrs_new_object(ATTR_OP_UNWRAP, caller, CKO_SECRET_KEY,
                           CK_UNAVAILABLE_INFORMATION, tmpl, count, l);
     if (rv != CKR_OK) {
         return rv;
@@ -406,9 +404,9 @@ static CK_RV unwrap_secret(const mech_row_t *row, const CK_ATTRIBUTE *tmpl,
 }
 
 /* The new private key's attributes from a PKCS#8 blob. */
-static CK_RV unwrap_private(const mech_row_t *row, const CK_ATTRIBUTE *tmpl,
-                            CK_ULONG count, const uint8_t *plain, size_t plen,
-                            attr_list_t *l)
+static CK_RV unwrap_private(const attr_caller_t *caller, const mech_row_t *row,
+                            const CK_ATTRIBUTE *tmpl, CK_ULONG count,
+                            const uint8_t *plain, size_t plen, attr_list_t *l)
 {
     attr_list_t vals = {0};
     cops_key_t *check = NULL;
@@ -425,8 +423,8 @@ static CK_RV unwrap_private(const mech_row_t *row, const CK_ATTRIBUTE *tmpl,
     if ((rv = cops_pkcs8_to_attrs(plain, len, &kt, &vals)) != CKR_OK) {
         goto out;
     }
-    rv = attrs_new_object(ATTR_OP_UNWRAP, &wrap_caller, CKO_PRIVATE_KEY, kt,
-                          tmpl, count, l);
+    rv = attrs_new_object(ATTR_OP_UNWRAP, caller, CKO_PRIVATE_KEY, kt, tmpl,
+                          count, l);
     if (rv != CKR_OK) {
         goto out;
     }
@@ -514,9 +512,11 @@ unlock:
         goto out;
     }
     if (cls == CKO_SECRET_KEY) {
-        rv = unwrap_secret(row, merged, mcount, plain, plen, &l);
+        rv = unwrap_secret(hsm_cu_caller(hsm), row, merged, mcount, plain, plen,
+                           &l);
     } else {
-        rv = unwrap_private(row, merged, mcount, plain, plen, &l);
+        rv = unwrap_private(hsm_cu_caller(hsm), row, merged, mcount, plain,
+                            plen, &l);
     }
     if (rv != CKR_OK) {
         goto out;

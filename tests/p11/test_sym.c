@@ -110,7 +110,11 @@ static void t_ulong(struct tmpl *t, CK_ATTRIBUTE_TYPE type, CK_ULONG v)
     t->a[i].ulValueLen = sizeof(CK_ULONG);
 }
 
-/* A session secret key that may do everything and be read back. */
+/*
+ * A session secret key that may do everything but wrap and unwrap (key
+ * separation: those keys neither encrypt nor decrypt, t_kek) and be read
+ * back.
+ */
 static void t_secret(struct tmpl *t, CK_KEY_TYPE kt, const void *v, size_t len)
 {
     memset(t, 0, sizeof(*t));
@@ -124,11 +128,20 @@ static void t_secret(struct tmpl *t, CK_KEY_TYPE kt, const void *v, size_t len)
     t_bool(t, CKA_DECRYPT, true);
     t_bool(t, CKA_SIGN, true);
     t_bool(t, CKA_VERIFY, true);
-    t_bool(t, CKA_WRAP, true);
-    t_bool(t, CKA_UNWRAP, true);
     t_bool(t, CKA_DERIVE, true);
     t_bool(t, CKA_EXTRACTABLE, true);
     t_bool(t, CKA_SENSITIVE, false);
+}
+
+/* A session AES key that wraps and unwraps (and does not encrypt or
+ * decrypt). */
+static void t_kek(struct tmpl *t, const void *v, size_t len)
+{
+    t_secret(t, CKK_AES, v, len);
+    t_bool(t, CKA_ENCRYPT, false);
+    t_bool(t, CKA_DECRYPT, false);
+    t_bool(t, CKA_WRAP, true);
+    t_bool(t, CKA_UNWRAP, true);
 }
 
 static CK_OBJECT_HANDLE t_create(struct tmpl *t)
@@ -144,6 +157,14 @@ static CK_OBJECT_HANDLE make_secret(CK_KEY_TYPE kt, const void *v, size_t len)
     struct tmpl t;
 
     t_secret(&t, kt, v, len);
+    return t_create(&t);
+}
+
+static CK_OBJECT_HANDLE make_kek(const void *v, size_t len)
+{
+    struct tmpl t;
+
+    t_kek(&t, v, len);
     return t_create(&t);
 }
 
@@ -854,7 +875,7 @@ static void test_wrap_every_kind(void **state)
     static const CK_BYTE gval[20] = {0xde, 0xad, 0xbe, 0xef, 1,  2, 3,
                                      4,    5,    6,    7,    8,  9, 10,
                                      11,   12,   13,   14,   15, 16};
-    CK_OBJECT_HANDLE wk = make_secret(CKK_AES, k256, 32);
+    CK_OBJECT_HANDLE wk = make_kek(k256, 32);
     CK_OBJECT_HANDLE rsa_pub, rsa_priv;
     CK_OBJECT_HANDLE pubs[3], privs[3];
     const CK_MECHANISM_TYPE sms[3] = {CKM_SHA256_RSA_PKCS, CKM_ECDSA_SHA256,
@@ -997,7 +1018,7 @@ static void test_wrap_every_kind(void **state)
 
 static void test_wrap_rules(void **state)
 {
-    CK_OBJECT_HANDLE wk = make_secret(CKK_AES, k256, 16);
+    CK_OBJECT_HANDLE wk = make_kek(k256, 16);
     CK_MECHANISM kw = {CKM_AES_KEY_WRAP_KWP, NULL, 0};
     CK_BYTE blob[BUF_MAX], val[64];
     CK_ULONG len;
@@ -1102,7 +1123,7 @@ static void test_wrap_rules(void **state)
 
 static void test_wrap_trusted(void **state)
 {
-    CK_OBJECT_HANDLE wk = make_secret(CKK_AES, k256, 16);
+    CK_OBJECT_HANDLE wk = make_kek(k256, 16);
     CK_MECHANISM kw = {CKM_AES_KEY_WRAP, NULL, 0};
     CK_BYTE blob[BUF_MAX];
     CK_ULONG len = sizeof(blob);
@@ -1182,7 +1203,7 @@ static void test_templates(void **state)
     struct tmpl t;
 
     (void)state;
-    t_secret(&t, CKK_AES, k256, 32);
+    t_kek(&t, k256, 32);
     t_set(&t, CKA_WRAP_TEMPLATE, wt, sizeof(wt));
     t_set(&t, CKA_UNWRAP_TEMPLATE, ut, sizeof(ut));
     wk = t_create(&t);
@@ -1329,7 +1350,7 @@ static void test_shared_user(void **state)
     /* bob may use it... */
     assert_rv(mod_crypt(true, &ecb, key, msg, 16, ct, &clen), CKR_OK);
     /* ...but neither export it nor derive from it. */
-    bk = make_secret(CKK_AES, k256, 32);
+    bk = make_kek(k256, 32);
     len = sizeof(blob);
     assert_rv(p11->C_WrapKey(S, &kwp, bk, key, blob, &len),
               CKR_KEY_FUNCTION_NOT_PERMITTED);

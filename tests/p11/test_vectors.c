@@ -1054,21 +1054,32 @@ static void run_rsa(const json_t *doc, struct counts *c, enum rsa_kind kind)
 
 /* ------------------------------------------------------------ symmetric */
 
-/* An AES key that may do everything the files need. */
-static CK_RV import_aes(const struct bytes *k, CK_OBJECT_HANDLE *h)
+/*
+ * An AES key for the ciphers and MACs the files need, or (kek) one that
+ * wraps and unwraps: key separation keeps the two apart.
+ */
+static CK_RV import_aes_for(const struct bytes *k, bool kek,
+                            CK_OBJECT_HANDLE *h)
 {
     CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
     CK_KEY_TYPE kt = CKK_AES;
+    CK_BBOOL cipher = kek ? CK_FALSE : CK_TRUE;
+    CK_BBOOL wrap = kek ? CK_TRUE : CK_FALSE;
     CK_ATTRIBUTE t[] = {
-        {CKA_CLASS, &cls, sizeof(cls)},   {CKA_KEY_TYPE, &kt, sizeof(kt)},
-        {CKA_TOKEN, &no, sizeof(no)},     {CKA_ENCRYPT, &yes, sizeof(yes)},
-        {CKA_DECRYPT, &yes, sizeof(yes)}, {CKA_SIGN, &yes, sizeof(yes)},
-        {CKA_VERIFY, &yes, sizeof(yes)},  {CKA_WRAP, &yes, sizeof(yes)},
-        {CKA_UNWRAP, &yes, sizeof(yes)},  {CKA_VALUE, k->p, k->len},
+        {CKA_CLASS, &cls, sizeof(cls)},  {CKA_KEY_TYPE, &kt, sizeof(kt)},
+        {CKA_TOKEN, &no, sizeof(no)},    {CKA_ENCRYPT, &cipher, 1},
+        {CKA_DECRYPT, &cipher, 1},       {CKA_SIGN, &yes, sizeof(yes)},
+        {CKA_VERIFY, &yes, sizeof(yes)}, {CKA_WRAP, &wrap, 1},
+        {CKA_UNWRAP, &wrap, 1},          {CKA_VALUE, k->p, k->len},
     };
 
     *h = CK_INVALID_HANDLE;
     return p11->C_CreateObject(S, t, N(t), h);
+}
+
+static CK_RV import_aes(const struct bytes *k, CK_OBJECT_HANDLE *h)
+{
+    return import_aes_for(k, false, h);
 }
 
 /* One-shot encryption or decryption; *out malloc'd. */
@@ -1269,7 +1280,7 @@ static void keywrap_vector(struct counts *c, const json_t *t, CK_MECHANISM *m,
     enum outcome o = OUT_REJECT;
     CK_RV rv;
 
-    rv = import_aes(key, &wk);
+    rv = import_aes_for(key, true, &wk);
     if (rv != CKR_OK) {
         record(c, t, OUT_REJECT, rv, what);
         return;

@@ -23,8 +23,8 @@
 
 static CK_BBOOL yes = CK_TRUE;
 static CK_BBOOL no = CK_FALSE;
-static const attr_caller_t user = {false};
-static const attr_caller_t so = {true};
+static const attr_caller_t user = {.is_so = false};
+static const attr_caller_t so = {.is_so = true};
 
 static CK_OBJECT_CLASS c_data = CKO_DATA;
 static CK_OBJECT_CLASS c_cert = CKO_CERTIFICATE;
@@ -359,8 +359,8 @@ static void test_create_secret(void **state)
     assert_true(get_bool(&l, CKA_DECRYPT));
     assert_true(get_bool(&l, CKA_SIGN));
     assert_true(get_bool(&l, CKA_VERIFY));
-    assert_true(get_bool(&l, CKA_WRAP));
-    assert_true(get_bool(&l, CKA_UNWRAP));
+    assert_false(get_bool(&l, CKA_WRAP));
+    assert_false(get_bool(&l, CKA_UNWRAP));
     assert_true(get_bool(&l, CKA_DERIVE));
     assert_false(get_bool(&l, CKA_TRUSTED));
     assert_false(get_bool(&l, CKA_LOCAL));
@@ -976,6 +976,101 @@ static void test_match(void **state)
     attr_list_free(&l);
 }
 
+/*
+ * Key separation in the engine: no new object with CKA_WRAP and
+ * CKA_DECRYPT (or CKA_UNWRAP and CKA_ENCRYPT), the defaults never make the
+ * pair, a set may not add it, a copy may not keep it; a caller with
+ * separation_off gets the permissive rules and defaults.
+ */
+static void test_separation(void **state)
+{
+    static const attr_caller_t off = {.is_so = false, .separation_off = true};
+    CK_ATTRIBUTE base[] = {A(CKA_CLASS, c_sec), A(CKA_KEY_TYPE, k_aes),
+                           A(CKA_VALUE, aes32)};
+    CK_ATTRIBUTE wd[] = {A(CKA_CLASS, c_sec), A(CKA_KEY_TYPE, k_aes),
+                         A(CKA_VALUE, aes32), A(CKA_WRAP, yes),
+                         A(CKA_DECRYPT, yes)};
+    CK_ATTRIBUTE ue[] = {A(CKA_CLASS, c_sec), A(CKA_KEY_TYPE, k_aes),
+                         A(CKA_VALUE, aes32), A(CKA_UNWRAP, yes),
+                         A(CKA_ENCRYPT, yes)};
+    CK_ATTRIBUTE w[] = {A(CKA_CLASS, c_sec), A(CKA_KEY_TYPE, k_aes),
+                        A(CKA_VALUE, aes32), A(CKA_WRAP, yes)};
+    CK_ATTRIBUTE set_dec = A(CKA_DECRYPT, yes);
+    CK_ATTRIBUTE set_enc = A(CKA_ENCRYPT, yes);
+    CK_ATTRIBUTE set_nodec[] = {A(CKA_DECRYPT, no), A(CKA_WRAP, yes)};
+    CK_ATTRIBUTE ue_nv[] = {A(CKA_CLASS, c_sec), A(CKA_KEY_TYPE, k_aes),
+                            A(CKA_UNWRAP, yes), A(CKA_ENCRYPT, yes)};
+    CK_ULONG len32 = 32;
+    CK_ATTRIBUTE gen[] = {A(CKA_VALUE_LEN, len32), A(CKA_WRAP, yes),
+                          A(CKA_DECRYPT, yes)};
+    CK_ATTRIBUTE label = AB(CKA_LABEL, "x");
+    attr_list_t l = {NULL, 0, 0}, o = {NULL, 0, 0};
+
+    (void)state;
+    expect_create(wd, NELEM(wd), CKR_TEMPLATE_INCONSISTENT);
+    expect_create(ue, NELEM(ue), CKR_TEMPLATE_INCONSISTENT);
+    assert_int_equal(attrs_new_object(ATTR_OP_GENERATE, &user, CKO_SECRET_KEY,
+                                      CKK_AES, gen, NELEM(gen), &l),
+                     CKR_TEMPLATE_INCONSISTENT);
+    assert_int_equal(attrs_new_object(ATTR_OP_UNWRAP, &user, CKO_SECRET_KEY,
+                                      CK_UNAVAILABLE_INFORMATION, ue_nv,
+                                      NELEM(ue_nv), &l),
+                     CKR_TEMPLATE_INCONSISTENT);
+    assert_int_equal(attrs_new_object(ATTR_OP_DERIVE, &user, CKO_SECRET_KEY,
+                                      CKK_GENERIC_SECRET, ue + 3, 2, &l),
+                     CKR_TEMPLATE_INCONSISTENT);
+    assert_null(l.v);
+
+    /* WRAP asked: DECRYPT defaults FALSE, ENCRYPT stays TRUE. */
+    assert_int_equal(create(w, NELEM(w), &l), CKR_OK);
+    assert_true(get_bool(&l, CKA_WRAP));
+    assert_false(get_bool(&l, CKA_DECRYPT));
+    assert_true(get_bool(&l, CKA_ENCRYPT));
+    assert_false(get_bool(&l, CKA_UNWRAP));
+    assert_int_equal(attrs_set(&user, &l, &set_dec, 1, &o),
+                     CKR_ATTRIBUTE_VALUE_INVALID);
+    assert_null(o.v);
+    assert_int_equal(attrs_set(&off, &l, &set_dec, 1, &o), CKR_OK);
+    attr_list_free(&o);
+    assert_false(attrs_separation_blocks(&l, CKA_WRAP));
+    attr_list_free(&l);
+
+    /* Permissive: the old defaults and the pair allowed. */
+    assert_int_equal(
+        attrs_new_object(ATTR_OP_CREATE, &off, CK_UNAVAILABLE_INFORMATION,
+                         CK_UNAVAILABLE_INFORMATION, base, NELEM(base), &l),
+        CKR_OK);
+    assert_true(get_bool(&l, CKA_WRAP));
+    assert_true(get_bool(&l, CKA_UNWRAP));
+    assert_true(get_bool(&l, CKA_ENCRYPT));
+    assert_true(get_bool(&l, CKA_DECRYPT));
+    assert_true(attrs_separation_blocks(&l, CKA_WRAP));
+    assert_true(attrs_separation_blocks(&l, CKA_UNWRAP));
+    assert_false(attrs_separation_blocks(&l, CKA_DECRYPT));
+    /* Such a key may be relabelled and lose the pair, not be copied. */
+    assert_int_equal(attrs_set(&user, &l, &label, 1, &o), CKR_OK);
+    attr_list_free(&o);
+    assert_int_equal(attrs_set(&user, &l, set_nodec, 2, &o), CKR_OK);
+    attr_list_free(&o);
+    assert_int_equal(attrs_set(&user, &l, &set_enc, 1, &o),
+                     CKR_ATTRIBUTE_VALUE_INVALID);
+    assert_null(o.v);
+    assert_int_equal(attrs_copy(&user, &l, &label, 1, &o),
+                     CKR_TEMPLATE_INCONSISTENT);
+    assert_null(o.v);
+    assert_int_equal(attrs_copy(&off, &l, &label, 1, &o), CKR_OK);
+    attr_list_free(&o);
+    attr_list_free(&l);
+
+    /* Default strict: nothing asked, no wrap side. */
+    assert_int_equal(create(base, NELEM(base), &l), CKR_OK);
+    assert_false(get_bool(&l, CKA_WRAP));
+    assert_false(get_bool(&l, CKA_UNWRAP));
+    assert_true(get_bool(&l, CKA_ENCRYPT));
+    assert_true(get_bool(&l, CKA_DECRYPT));
+    attr_list_free(&l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -993,6 +1088,7 @@ int main(void)
         cmocka_unit_test(test_set),
         cmocka_unit_test(test_set_data),
         cmocka_unit_test(test_copy),
+        cmocka_unit_test(test_separation),
         cmocka_unit_test(test_read),
         cmocka_unit_test(test_is_secret),
         cmocka_unit_test(test_match),

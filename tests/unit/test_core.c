@@ -504,10 +504,9 @@ static void test_trusted(void **state)
     CK_KEY_TYPE kt = CKK_AES;
     CK_BBOOL tru = CK_TRUE;
     CK_ATTRIBUTE wk_t[] = {
-        {CKA_CLASS, &cls, sizeof(cls)},
-        {CKA_KEY_TYPE, &kt, sizeof(kt)},
-        {CKA_TOKEN, &tru, sizeof(tru)},
-        {CKA_VALUE, "0123456789abcdef", 16},
+        {CKA_CLASS, &cls, sizeof(cls)}, {CKA_KEY_TYPE, &kt, sizeof(kt)},
+        {CKA_TOKEN, &tru, sizeof(tru)}, {CKA_VALUE, "0123456789abcdef", 16},
+        {CKA_WRAP, &tru, sizeof(tru)},
     };
     CK_ATTRIBUTE key_t[] = {
         {CKA_CLASS, &cls, sizeof(cls)},
@@ -526,7 +525,7 @@ static void test_trusted(void **state)
     activate_and_add(f, "alice", "alicepw1");
     assert_int_equal(
         hsm_login(f->conn, HSM_LOGIN_USER, "alice", PW("alicepw1")), CKR_OK);
-    assert_int_equal(hsm_object_create(f->conn, f->sid, wk_t, 4, &wk), CKR_OK);
+    assert_int_equal(hsm_object_create(f->conn, f->sid, wk_t, 5, &wk), CKR_OK);
     assert_int_equal(hsm_object_create(f->conn, f->sid, key_t, 5, &key),
                      CKR_OK);
     assert_int_equal(make_data(f, "d", true, &data), CKR_OK);

@@ -325,8 +325,17 @@ static void test_table(void **state)
         assert_non_null(r->check);
         assert_true(r->min_key <= r->max_key);
         assert_true((r->flags & (ops | gens | CKF_WRAP | CKF_UNWRAP)) != 0);
-        /* Either an operation with an implementation, or key making. */
-        assert_true(((r->flags & ops) != 0) == (r->impl != NULL));
+        /* Either an operation with an implementation, or key making; a
+         * key-wrap row has its cipher but offers no operation (key
+         * separation), and that only for AES key wrap. */
+        assert_true(((r->flags & ops) != 0 || r->kw_cipher) ==
+                    (r->impl != NULL));
+        if (r->kw_cipher) {
+            assert_true(r->type == CKM_AES_KEY_WRAP ||
+                        r->type == CKM_AES_KEY_WRAP_KWP);
+            assert_int_equal(r->flags, CKF_WRAP | CKF_UNWRAP);
+            assert_int_equal(mech_flags(NULL, r), CKF_WRAP | CKF_UNWRAP);
+        }
         assert_false((r->flags & ops) != 0 && (r->flags & gens) != 0);
         if (r->flags & CKF_DIGEST) {
             assert_int_equal(r->nkt, 0);

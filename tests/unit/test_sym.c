@@ -70,8 +70,10 @@ static size_t unhex(const char *h, uint8_t *out, size_t max)
 }
 
 /* A secret key object with this value, readable and usable for all. */
-static hsm_oid_t secret_tok(struct fx *f, CK_KEY_TYPE kt, const uint8_t *v,
-                            size_t len, bool token)
+/* A secret key for ciphers, MACs and derivation (CKA_DERIVE is FALSE
+ * unless asked); kek: one for wrap and unwrap only (key separation). */
+static hsm_oid_t secret_key(struct fx *f, CK_KEY_TYPE kt, const uint8_t *v,
+                            size_t len, bool token, bool kek)
 {
     CK_ATTRIBUTE t[] = {
         {CKA_CLASS, &c_secret, sizeof(c_secret)},
@@ -80,11 +82,24 @@ static hsm_oid_t secret_tok(struct fx *f, CK_KEY_TYPE kt, const uint8_t *v,
         {CKA_SENSITIVE, &no, 1},
         {CKA_EXTRACTABLE, &yes, 1},
         {CKA_TOKEN, token ? &yes : &no, 1},
+        {kek ? CKA_WRAP : CKA_DERIVE, &yes, 1},
+        {kek ? CKA_UNWRAP : CKA_DERIVE, &yes, 1},
     };
     hsm_oid_t oid = 0;
 
     assert_int_equal(hsm_object_create(f->a, f->sa, t, N(t), &oid), CKR_OK);
     return oid;
+}
+
+static hsm_oid_t secret_tok(struct fx *f, CK_KEY_TYPE kt, const uint8_t *v,
+                            size_t len, bool token)
+{
+    return secret_key(f, kt, v, len, token, false);
+}
+
+static hsm_oid_t kek_tok(struct fx *f, const uint8_t *v, size_t len, bool token)
+{
+    return secret_key(f, CKK_AES, v, len, token, true);
 }
 
 static hsm_oid_t secret(struct fx *f, CK_KEY_TYPE kt, const uint8_t *v,
@@ -323,6 +338,12 @@ static void test_table(void **state)
     assert_true(info.flags & CKF_WRAP);
     assert_true(info.flags & CKF_ENCRYPT);
     assert_int_equal(hsm_mech_info(f->hsm, CKM_RSA_AES_KEY_WRAP, &info),
+                     CKR_OK);
+    assert_int_equal(info.flags, CKF_WRAP | CKF_UNWRAP);
+    /* key separation: AES key wrap is no cipher */
+    assert_int_equal(hsm_mech_info(f->hsm, CKM_AES_KEY_WRAP, &info), CKR_OK);
+    assert_int_equal(info.flags, CKF_WRAP | CKF_UNWRAP);
+    assert_int_equal(hsm_mech_info(f->hsm, CKM_AES_KEY_WRAP_KWP, &info),
                      CKR_OK);
     assert_int_equal(info.flags, CKF_WRAP | CKF_UNWRAP);
     assert_int_equal(hsm_mech_info(f->hsm, CKM_HKDF_DERIVE, &info), CKR_OK);
@@ -994,7 +1015,7 @@ static void test_wrap_all(void **state)
     memset(gv, 0x33, sizeof(gv));
     memset(av, 0x44, sizeof(av));
     memset(aes24, 0x55, sizeof(aes24));
-    kek = secret(f, k_aes, av, 32);
+    kek = kek_tok(f, av, 32, false);
     keys[nk++] = (struct wkey){
         "aes", secret(f, k_aes, av, 16), CKO_SECRET_KEY, CKK_AES, 16, 0, 0};
     keys[nk++] = (struct wkey){
@@ -1121,6 +1142,8 @@ static void test_wrap_rules(void **state)
         {CKA_VALUE, kv, 16},
         {CKA_WRAP_TEMPLATE, wt, sizeof(wt)},
         {CKA_UNWRAP_TEMPLATE, ut, sizeof(ut)},
+        {CKA_WRAP, &yes, 1},
+        {CKA_UNWRAP, &yes, 1},
     };
     CK_ATTRIBUTE labelled[] = {
         {CKA_CLASS, &c_secret, sizeof(c_secret)},
@@ -1146,7 +1169,7 @@ static void test_wrap_rules(void **state)
     size_t np = 0;
 
     memset(kv, 0x77, sizeof(kv));
-    kek = secret_tok(f, k_aes, kv, 16, true); /* token keys can be shared */
+    kek = kek_tok(f, kv, 16, true); /* token keys can be shared */
     plain = secret_tok(f, k_aes, kv, 16, true);
     assert_int_equal(hsm_object_create(f->a, f->sa, unextr, N(unextr), &ue),
                      CKR_OK);
@@ -2107,16 +2130,39 @@ static void test_wycheproof_gcm(void **state)
     jfree(&root);
 }
 
+/*
+ * A second instance on the same store with key_separation = off, alice
+ * logged in: the only way to run AES key wrap as a cipher (the vectors
+ * check the cipher; the module suite runs them through C_WrapKey).
+ */
+static void permissive_open(const struct fx *f, struct fx *g)
+{
+    *g = *f;
+    g->cfg.key_separation = false;
+    assert_int_equal(hsm_open(&g->cfg, &g->hsm), CKR_OK);
+    assert_int_equal(hsm_conn_open(g->hsm, &g->a), CKR_OK);
+    assert_int_equal(hsm_login(g->a, HSM_LOGIN_USER, "alice", PW("alicepw1")),
+                     CKR_OK);
+    assert_int_equal(hsm_session_open(g->a, true, &g->sa), CKR_OK);
+    g->b = NULL;
+}
+
 /* CBC-PKCS5 (CKM_AES_CBC_PAD), KW (CKM_AES_KEY_WRAP) and KWP
  * (CKM_AES_KEY_WRAP_KWP), as encryption and decryption. */
-static void wp_simple(struct fx *f, const char *file, CK_MECHANISM_TYPE mt)
+static void wp_simple(struct fx *f0, const char *file, CK_MECHANISM_TYPE mt)
 {
+    bool kw = mt == CKM_AES_KEY_WRAP || mt == CKM_AES_KEY_WRAP_KWP;
     struct wp_count c;
+    struct fx perm, *f = f0;
     jv_t root;
 
     memset(&c, 0, sizeof(c));
     if (!wp_load(file, &root)) {
         skip();
+    }
+    if (kw) {
+        permissive_open(f0, &perm);
+        f = &perm;
     }
     const jv_t *groups = jget(&root, "testGroups");
 
@@ -2157,6 +2203,9 @@ static void wp_simple(struct fx *f, const char *file, CK_MECHANISM_TYPE mt)
             free(ct);
             free(iv);
         }
+    }
+    if (kw) {
+        hsm_close(perm.hsm);
     }
     wp_report(file, &c);
     jfree(&root);
