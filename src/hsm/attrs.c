@@ -563,10 +563,12 @@ static const attr_row_t t_key[] = {
 /*
  * Usage flags (footnote 9) default TRUE for what the class can do, so that
  * a key made without naming CKA_SIGN signs, as with most tokens; the
- * "recover" flags default FALSE. CKA_SENSITIVE defaults TRUE (a secure
- * default), CKA_EXTRACTABLE TRUE (wrapping works, as on cloud HSMs). A
- * secret key's wrap/unwrap and encrypt/decrypt defaults follow key
- * separation (engine_default): CKA_WRAP and CKA_UNWRAP only when asked.
+ * "recover" flags default FALSE. CKA_DERIVE defaults FALSE, as the common
+ * key attributes table says. CKA_SENSITIVE defaults TRUE (a secure
+ * default; the secret key table says FALSE), CKA_EXTRACTABLE TRUE
+ * (wrapping works, as on cloud HSMs). A secret key's wrap/unwrap and
+ * encrypt/decrypt defaults follow key separation (engine_default):
+ * CKA_WRAP and CKA_UNWRAP only when asked.
  */
 static const attr_row_t t_public[] = {
     R_BYTES(CKA_SUBJECT, ATTR_F_MODIFIABLE, 0, ATTR_VALUE_MAX, AD_EMPTY, NULL),
@@ -589,7 +591,7 @@ static const attr_row_t t_private[] = {
     R_BOOL(CKA_SIGN, F_USAGE, AD_TRUE),
     R_BOOL(CKA_SIGN_RECOVER, F_USAGE, AD_FALSE),
     R_BOOL(CKA_UNWRAP, F_USAGE, AD_TRUE),
-    R_BOOL(CKA_DERIVE, F_USAGE, AD_TRUE),
+    R_BOOL(CKA_DERIVE, F_USAGE, AD_FALSE),
     R_BOOL(CKA_EXTRACTABLE,
            ATTR_F_MODIFIABLE | ATTR_F_DEFAULT_TOKEN | ATTR_F_STICKY_FALSE,
            AD_TRUE),
@@ -614,7 +616,7 @@ static const attr_row_t t_secret[] = {
     R_BOOL(CKA_VERIFY, F_USAGE, AD_TRUE),
     R_BOOL(CKA_WRAP, F_USAGE, AD_ENGINE),
     R_BOOL(CKA_UNWRAP, F_USAGE, AD_ENGINE),
-    R_BOOL(CKA_DERIVE, F_USAGE, AD_TRUE),
+    R_BOOL(CKA_DERIVE, F_USAGE, AD_FALSE),
     R_BOOL(CKA_EXTRACTABLE,
            ATTR_F_MODIFIABLE | ATTR_F_DEFAULT_TOKEN | ATTR_F_STICKY_FALSE,
            AD_TRUE),

@@ -322,7 +322,7 @@ static void test_create_rsa(void **state)
     assert_true(get_bool(&l, CKA_SIGN));
     assert_true(get_bool(&l, CKA_DECRYPT));
     assert_true(get_bool(&l, CKA_UNWRAP));
-    assert_true(get_bool(&l, CKA_DERIVE));
+    assert_false(get_bool(&l, CKA_DERIVE));
     assert_false(get_bool(&l, CKA_SIGN_RECOVER));
     assert_false(get_bool(&l, CKA_WRAP_WITH_TRUSTED));
     assert_false(get_bool(&l, CKA_ALWAYS_AUTHENTICATE));
@@ -361,7 +361,7 @@ static void test_create_secret(void **state)
     assert_true(get_bool(&l, CKA_VERIFY));
     assert_false(get_bool(&l, CKA_WRAP));
     assert_false(get_bool(&l, CKA_UNWRAP));
-    assert_true(get_bool(&l, CKA_DERIVE));
+    assert_false(get_bool(&l, CKA_DERIVE));
     assert_false(get_bool(&l, CKA_TRUSTED));
     assert_false(get_bool(&l, CKA_LOCAL));
     assert_false(get_bool(&l, CKA_ALWAYS_SENSITIVE));
