@@ -20,12 +20,14 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include <openssl/core_dispatch.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
 #include <openssl/params.h>
+#include <openssl/provider.h>
 #include <openssl/rand.h>
 
 #include "common/log.h"
@@ -52,9 +54,49 @@
 /* Master key temporary file name: "<path>.tmp-<16 hex>". */
 #define CRYPTO_MK_TMP_SUFFIX_LEN (5 + 16)
 
+/*
+ * The key provider. OpenSSL 3.0 hands the operations of a key to the
+ * process's default ENGINE for its key type (ENGINE_set_default, Apache's
+ * SSLCryptoDevice, default_algorithms in openssl.cnf), even for a key of a
+ * private library context: EVP_PKEY_CTX_new_from_pkey and _new_from_name
+ * map the first name of the key's key manager ("RSA", "EC", "ED25519" ...)
+ * to a legacy NID and ask the ENGINE table for it. libp11's engine then
+ * gets our RSA and EC keys, and its legacy path refuses PSS and OAEP.
+ *
+ * So our keys are made by the key managers of a provider of our own,
+ * CRYPTO_KEYS_PROVIDER: the default provider's implementations, listed
+ * under a first name no NID has ("NIMBUS-RSA:RSA:rsaEncryption:...").
+ * With no NID the context goes straight to the providers. The signature,
+ * asymmetric cipher and key exchange implementations are the default
+ * provider's, found by the other names; OpenSSL exports a key to the
+ * default provider's key manager for them once, and caches that in the
+ * EVP_PKEY. The provider shares the default provider's context, which its
+ * functions expect.
+ */
+#define CRYPTO_KEYS_PROVIDER "nimbus-keys"
+#define CRYPTO_KEYTYPE_PREFIX "NIMBUS-"
+
+/* The key types we wrap: the default provider's first name, and ours. */
+static const struct {
+    const char *base;
+    const char *ours;
+} crypto_keytypes[] = {
+    {"RSA", CRYPTO_KEYTYPE_PREFIX "RSA"},
+    {"EC", CRYPTO_KEYTYPE_PREFIX "EC"},
+    {"ED25519", CRYPTO_KEYTYPE_PREFIX "ED25519"},
+    {"ED448", CRYPTO_KEYTYPE_PREFIX "ED448"},
+    {"X25519", CRYPTO_KEYTYPE_PREFIX "X25519"},
+    {"X448", CRYPTO_KEYTYPE_PREFIX "X448"},
+};
+#define CRYPTO_KEYTYPES (sizeof(crypto_keytypes) / sizeof(crypto_keytypes[0]))
+
 struct crypto_state {
     unsigned long refs;
     OSSL_LIB_CTX *libctx;
+    OSSL_PROVIDER *base; /* "default" in libctx */
+    OSSL_PROVIDER *keys; /* CRYPTO_KEYS_PROVIDER in libctx */
+    /* its key managers, NULL-terminated; names and properties malloc'd */
+    OSSL_ALGORITHM keymgmt[CRYPTO_KEYTYPES + 1];
     EVP_KDF *pbkdf2;
     EVP_CIPHER *aes_gcm;
     EVP_MD *sha256;
@@ -79,12 +121,126 @@ static void crypto_log_ossl(const char *what)
     ERR_clear_error();
 }
 
+static const OSSL_ALGORITHM *keys_query(void *provctx, int op, int *no_cache)
+{
+    (void)provctx;
+    *no_cache = 0;
+    return op == OSSL_OP_KEYMGMT ? crypto_st.keymgmt : NULL;
+}
+
+static const OSSL_DISPATCH keys_dispatch[] = {
+    {OSSL_FUNC_PROVIDER_QUERY_OPERATION, (void (*)(void))keys_query},
+    {0, NULL},
+};
+
+static int keys_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
+                     const OSSL_DISPATCH **out, void **provctx)
+{
+    (void)handle;
+    (void)in;
+    *provctx = OSSL_PROVIDER_get0_provider_ctx(crypto_st.base);
+    *out = keys_dispatch;
+    return *provctx != NULL;
+}
+
+/* The default provider's key manager named first `name`, listed in *alg
+ * under `ours` and then all its own names. */
+static CK_RV keys_wrap(const OSSL_ALGORITHM *base, const char *name,
+                       const char *ours, OSSL_ALGORITHM *alg)
+{
+    size_t n = strlen(name);
+    char *names;
+    size_t len;
+
+    for (; base->algorithm_names != NULL; base++) {
+        if (strncmp(base->algorithm_names, name, n) == 0 &&
+            (base->algorithm_names[n] == ':' ||
+             base->algorithm_names[n] == '\0')) {
+            break;
+        }
+    }
+    if (base->algorithm_names == NULL) {
+        log_error("the default provider has no %s key manager", name);
+        return CKR_FUNCTION_FAILED;
+    }
+    len = strlen(ours) + 1 + strlen(base->algorithm_names) + 1;
+    names = malloc(len);
+    if (names == NULL) {
+        return CKR_HOST_MEMORY;
+    }
+    snprintf(names, len, "%s:%s", ours, base->algorithm_names);
+    alg->algorithm_names = names;
+    alg->property_definition = CRYPTO_KEYS_PROPQ;
+    alg->implementation = base->implementation;
+    alg->algorithm_description = base->algorithm_description;
+    return CKR_OK;
+}
+
+/* Loads the default provider and ours into crypto_st.libctx. */
+static CK_RV keys_load_locked(void)
+{
+    const OSSL_ALGORITHM *base;
+    int no_cache = 0;
+    CK_RV rv = CKR_OK;
+
+    crypto_st.base = OSSL_PROVIDER_load(crypto_st.libctx, "default");
+    if (crypto_st.base == NULL) {
+        crypto_log_ossl("OSSL_PROVIDER_load(default)");
+        return CKR_FUNCTION_FAILED;
+    }
+    base = OSSL_PROVIDER_query_operation(crypto_st.base, OSSL_OP_KEYMGMT,
+                                         &no_cache);
+    if (base == NULL) {
+        crypto_log_ossl("OSSL_PROVIDER_query_operation(KEYMGMT)");
+        return CKR_FUNCTION_FAILED;
+    }
+    for (size_t i = 0; i < CRYPTO_KEYTYPES && rv == CKR_OK; i++) {
+        rv = keys_wrap(base, crypto_keytypes[i].base, crypto_keytypes[i].ours,
+                       &crypto_st.keymgmt[i]);
+    }
+    OSSL_PROVIDER_unquery_operation(crypto_st.base, OSSL_OP_KEYMGMT, base);
+    if (rv != CKR_OK) {
+        return rv;
+    }
+    if (OSSL_PROVIDER_add_builtin(crypto_st.libctx, CRYPTO_KEYS_PROVIDER,
+                                  keys_init) != 1 ||
+        (crypto_st.keys = OSSL_PROVIDER_load(crypto_st.libctx,
+                                             CRYPTO_KEYS_PROVIDER)) == NULL) {
+        crypto_log_ossl("OSSL_PROVIDER_load(" CRYPTO_KEYS_PROVIDER ")");
+        return CKR_FUNCTION_FAILED;
+    }
+    return CKR_OK;
+}
+
+const char *crypto_keytype(const char *name)
+{
+    for (size_t i = 0; i < CRYPTO_KEYTYPES; i++) {
+        if (strcmp(crypto_keytypes[i].base, name) == 0) {
+            return crypto_keytypes[i].ours;
+        }
+    }
+    return NULL;
+}
+
 static void crypto_state_free_locked(void)
 {
     EVP_KDF_free(crypto_st.pbkdf2);
     EVP_CIPHER_free(crypto_st.aes_gcm);
     EVP_MD_free(crypto_st.sha256);
+    /* ours first: it borrows the default provider's context */
+    if (crypto_st.keys != NULL) {
+        OSSL_PROVIDER_unload(crypto_st.keys);
+    }
+    if (crypto_st.base != NULL) {
+        OSSL_PROVIDER_unload(crypto_st.base);
+    }
     OSSL_LIB_CTX_free(crypto_st.libctx);
+    for (size_t i = 0; i < CRYPTO_KEYTYPES; i++) {
+        free((char *)crypto_st.keymgmt[i].algorithm_names);
+    }
+    memset(crypto_st.keymgmt, 0, sizeof(crypto_st.keymgmt));
+    crypto_st.keys = NULL;
+    crypto_st.base = NULL;
     crypto_st.pbkdf2 = NULL;
     crypto_st.aes_gcm = NULL;
     crypto_st.sha256 = NULL;
@@ -113,6 +269,9 @@ CK_RV crypto_init(void)
     if (crypto_st.libctx == NULL) {
         crypto_log_ossl("OSSL_LIB_CTX_new");
         rv = CKR_HOST_MEMORY;
+        goto out;
+    }
+    if ((rv = keys_load_locked()) != CKR_OK) {
         goto out;
     }
     crypto_st.pbkdf2 = EVP_KDF_fetch(crypto_st.libctx, "PBKDF2", NULL);

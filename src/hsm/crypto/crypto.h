@@ -84,6 +84,16 @@ void crypto_secret_free(void *p);
 void crypto_secret_free_any(void *p, size_t len);
 bool crypto_secret_owns(const void *p);
 
+/*
+ * Keys are made only by the key managers of our own provider in that
+ * context (see crypto.c: a default ENGINE of the application cannot take
+ * them over): fetch them with this property query and the name
+ * crypto_keytype gives for OpenSSL's key type name ("RSA", "EC",
+ * "ED25519", "ED448", "X25519", "X448"); NULL for any other name.
+ */
+#define CRYPTO_KEYS_PROPQ "provider=nimbus-keys"
+const char *crypto_keytype(const char *name);
+
 /* Wipes a buffer (OPENSSL_cleanse). */
 void crypto_wipe(void *p, size_t len);
 

@@ -27,13 +27,14 @@
 #include "hsm/crypto/crypto.h"
 
 /*
- * Key types are named by their OIDs, not "RSA"/"EC": OpenSSL 3.0 consults
- * a default ENGINE by algorithm name even for a private library context,
- * and an application that set the pkcs11 engine as default for RSA/EC
- * (openssl -engine pkcs11) would otherwise route our own keys into it.
+ * Every key is made by our own provider's key managers (crypto.h,
+ * CRYPTO_KEYS_PROPQ): OpenSSL 3.0 consults a default ENGINE by key type
+ * name even for a private library context, and an application that set
+ * the pkcs11 engine as default for RSA/EC (Apache's SSLCryptoDevice,
+ * openssl -engine pkcs11) would otherwise route our own keys into it.
  */
-#define KEYTYPE_RSA "1.2.840.113549.1.1.1"
-#define KEYTYPE_EC "1.2.840.10045.2.1"
+#define KEYTYPE_RSA crypto_keytype("RSA")
+#define KEYTYPE_EC crypto_keytype("EC")
 
 /* Largest RSA modulus we build a key from, in bytes (16384 bits). */
 #define PKEY_RSA_MAX_BYTES 2048
@@ -280,7 +281,7 @@ static CK_RV fromdata(const char *type, int selection, OSSL_PARAM *params,
     EVP_PKEY_CTX *ctx;
     CK_RV rv = CKR_FUNCTION_FAILED;
 
-    ctx = EVP_PKEY_CTX_new_from_name(crypto_libctx(), type, NULL);
+    ctx = EVP_PKEY_CTX_new_from_name(crypto_libctx(), type, CRYPTO_KEYS_PROPQ);
     if (ctx == NULL) {
         cops_log_ossl("EVP_PKEY_CTX_new_from_name");
         return CKR_HOST_MEMORY;
@@ -470,14 +471,16 @@ static CK_RV ec_from_attrs(const attr_list_t *l, bool priv, cops_key_t *k)
             if (a->len != cv->field_len) {
                 return CKR_FUNCTION_FAILED;
             }
-            pkey = EVP_PKEY_new_raw_private_key_ex(crypto_libctx(), cv->ossl,
-                                                   NULL, a->value, a->len);
+            pkey = EVP_PKEY_new_raw_private_key_ex(
+                crypto_libctx(), crypto_keytype(cv->ossl), CRYPTO_KEYS_PROPQ,
+                a->value, a->len);
         } else {
             if (!point_of(a, cv, &p, &n)) {
                 return CKR_FUNCTION_FAILED;
             }
-            pkey = EVP_PKEY_new_raw_public_key_ex(crypto_libctx(), cv->ossl,
-                                                  NULL, p, n);
+            pkey = EVP_PKEY_new_raw_public_key_ex(crypto_libctx(),
+                                                  crypto_keytype(cv->ossl),
+                                                  CRYPTO_KEYS_PROPQ, p, n);
         }
         if (pkey == NULL) {
             cops_log_ossl("EVP_PKEY_new_raw_key");
@@ -738,7 +741,7 @@ static CK_RV keygen(const char *type, const char *group, const BIGNUM *e,
     CK_RV rv = CKR_FUNCTION_FAILED;
 
     *out = NULL;
-    ctx = EVP_PKEY_CTX_new_from_name(crypto_libctx(), type, NULL);
+    ctx = EVP_PKEY_CTX_new_from_name(crypto_libctx(), type, CRYPTO_KEYS_PROPQ);
     if (ctx == NULL) {
         cops_log_ossl("EVP_PKEY_CTX_new_from_name");
         return CKR_HOST_MEMORY;
@@ -818,7 +821,9 @@ static CK_RV curve_keygen(const pkey_curve_t *cv, EVP_PKEY **out)
     }
     if (ctx == NULL) {
         ctx = EVP_PKEY_CTX_new_from_name(
-            crypto_libctx(), cv->kt == CKK_EC ? KEYTYPE_EC : cv->ossl, NULL);
+            crypto_libctx(),
+            cv->kt == CKK_EC ? KEYTYPE_EC : crypto_keytype(cv->ossl),
+            CRYPTO_KEYS_PROPQ);
         if (ctx == NULL) {
             cops_log_ossl("EVP_PKEY_CTX_new_from_name");
             return CKR_HOST_MEMORY;
@@ -964,8 +969,9 @@ static CK_RV peer_key(const cops_key_t *priv, const uint8_t *in, size_t len,
         }
     }
     if (priv->kt != CKK_EC) {
-        *out = EVP_PKEY_new_raw_public_key_ex(crypto_libctx(), priv->group,
-                                              NULL, p, n);
+        *out = EVP_PKEY_new_raw_public_key_ex(crypto_libctx(),
+                                              crypto_keytype(priv->group),
+                                              CRYPTO_KEYS_PROPQ, p, n);
         return *out != NULL ? CKR_OK : CKR_MECHANISM_PARAM_INVALID;
     }
     params[0] = OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME,
