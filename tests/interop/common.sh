@@ -120,12 +120,60 @@ t() {
     shift
     timeout -k 5 "$s" "$@"
 }
-# free_port: a TCP port on 127.0.0.1 nobody listens on (the kernel picks)
+# free_port: a TCP port on 127.0.0.1 nobody listens on, drawn at random
+# from 20000-32767: test servers stay below the kernel's ephemeral range
+# (32768 and up), where the clients' own outgoing ports come from. A port
+# that is bound already is skipped. Another process can still take the port
+# before the server binds it: start servers through with_free_ports.
 free_port() {
-    python3 -c 'import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])'
+    python3 -c 'import random, socket, sys
+for _ in range(500):
+    port = random.randint(20000, 32767)
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+    except OSError:
+        continue
+    finally:
+        s.close()
+    print(port)
+    sys.exit(0)
+sys.exit("no free port in 20000-32767")'
+}
+# with_free_ports START [TRIES]: runs START, a function of the caller that
+# picks its ports with free_port, starts its server and waits for it, until
+# it returns anything but 2; 2 means the server lost a port to another
+# process (see port_taken) and gets new ports, at most TRIES (3) times.
+with_free_ports() {
+    local i rc=2
+    for ((i = 0; i < ${2:-3} && rc == 2; i++)); do
+        "$1"
+        rc=$?
+    done
+    return "$rc"
+}
+# port_taken LOG...: a server's log says its bind found the address in use
+port_taken() {
+    cat "$@" 2>/dev/null | grep -qiE 'address already in use|EADDRINUSE'
+}
+# server_up PID LOG PORT...: 0 when server PID (logging to LOG) came up
+# listening on every PORT; 2 (after killing it) when LOG says a port was
+# taken, since then the listener found may be another process's; else 1.
+server_up() {
+    local pid=$1 log=$2 port
+    shift 2
+    for port in "$@"; do
+        wait_port "$port" 30 "$pid" || break
+    done
+    # a server that lost the bind says so at once, even while it retries
+    sleep 0.3
+    if kill -0 "$pid" 2>/dev/null && ! port_taken "$log" &&
+        wait_port "$port" 1 "$pid"; then
+        return 0
+    fi
+    kill "$pid" 2>/dev/null
+    port_taken "$log" && return 2
+    return 1
 }
 # wait_port PORT [SECONDS [PID]]: until something listens on
 # 127.0.0.1:PORT; fails at once when the server PID has exited

@@ -118,11 +118,14 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
     -keyout srv.key -out srv.pem -subj /CN=localhost -days 2 \
     -addext subjectAltName=IP:127.0.0.1 >/dev/null 2>&1 || die "server cert"
 cat gt-rsa.pem gt-ec.pem >clients.pem
-port=$(free_port)
-bg_start t 120 openssl s_server -accept "127.0.0.1:$port" -cert srv.pem \
-    -key srv.key -Verify 1 -verify_return_error -CAfile clients.pem -www \
-    >s_server.log 2>&1
-wait_port "$port" 10 "$bg_pid" || die "openssl s_server did not start"
+start_s_server() {
+    port=$(free_port)
+    bg_start t 120 openssl s_server -accept "127.0.0.1:$port" -cert srv.pem \
+        -key srv.key -Verify 1 -verify_return_error -CAfile clients.pem -www \
+        >s_server.log 2>&1
+    server_up "$bg_pid" s_server.log "$port"
+}
+with_free_ports start_s_server || die "openssl s_server did not start"
 for c in "gt-rsa 1.2" "gt-rsa 1.3" "gt-ec 1.2" "gt-ec 1.3"; do
     set -- $c
     out=$(printf 'GET / HTTP/1.0\r\n\r\n' | t 30 gnutls-cli \

@@ -88,13 +88,16 @@ done
 # ------------------------------------------------------------ nginx
 N=$tmp/nginx
 mkdir -p "$N/logs" "$N/tmp"
-P1=$(free_port)
-P2=$(free_port)
-[ "$P1" != "$P2" ] || P2=$(free_port)
 user_line=
 [ "$(id -u)" -eq 0 ] && user_line="user root;"
 uri() { echo "pkcs11:token=interop;object=$1;type=private;pin-value=$PIN"; }
-cat >"$N/nginx.conf" <<EOF
+# start_nginx: on two new ports; 2 when one of them was taken meanwhile
+start_nginx() {
+    P1=$(free_port)
+    P2=$(free_port)
+    [ "$P1" != "$P2" ] || P2=$(free_port)
+    : >"$N/logs/error.log"
+    cat >"$N/nginx.conf" <<EOF
 $user_line
 worker_processes 2;
 daemon off;
@@ -127,15 +130,17 @@ http {
     }
 }
 EOF
-# no NIMBUS_CONF, no HOME, no XDG: only what the engine needs
-bg_start env -i PATH="$PATH" OPENSSL_CONF="$tmp/openssl.cnf" \
-    nginx -p "$N/" -e "$N/logs/error.log" -c "$N/nginx.conf"
-master=$bg_pid
-unset NIMBUS_CONF
-if ! wait_port "$P1" 20 "$master" || ! wait_port "$P2" 5 "$master"; then
+    # no NIMBUS_CONF, no HOME, no XDG: only what the engine needs
+    bg_start env -i PATH="$PATH" OPENSSL_CONF="$tmp/openssl.cnf" \
+        nginx -p "$N/" -e "$N/logs/error.log" -c "$N/nginx.conf"
+    master=$bg_pid
+    server_up "$master" "$N/logs/error.log" "$P1" "$P2"
+}
+if ! with_free_ports start_nginx; then
     bad "nginx did not start" "$(cat "$N/logs/error.log" 2>/dev/null)"
     finish
 fi
+unset NIMBUS_CONF
 ok "nginx started with both token keys"
 sleep 0.5
 workers=$(pgrep -P "$master" | sort | tr '\n' ' ')
