@@ -212,6 +212,9 @@ static CK_RV op_init(enum mod_fn fn, hsm_opkind_t kind,
     if (rv != CKR_OK) {
         goto out;
     }
+    /* which mechanism an application really asked for (no parameter) */
+    log_trace("%s: mechanism 0x%08lx", mod_fn_name(fn),
+              (unsigned long)pMechanism->mechanism);
     /* An unknown handle goes in as oid 0 (no object): see NO_OBJECT. */
     rv = key_rv(hsm_op_init_iv(mod_state.conn, s->sid, kind, pMechanism,
                                key_ok ? oid : NO_OBJECT, iv, sizeof(iv),

@@ -174,6 +174,8 @@ void mod_mutex_unlock(struct mod_mutex *m);
  */
 CK_RV mod_ret(enum mod_fn fn, CK_RV rv);
 const char *mod_rv_name(CK_RV rv);
+/* "C_SignInit" ... for the trace. */
+const char *mod_fn_name(enum mod_fn fn);
 
 /* ------------------------------------------------------------ session.c */
 

@@ -674,6 +674,11 @@ static bool rv_allowed(enum mod_fn fn, CK_RV rv)
     return false;
 }
 
+const char *mod_fn_name(enum mod_fn fn)
+{
+    return fn < MOD_FN_COUNT ? fn_names[fn] : "?";
+}
+
 CK_RV mod_ret(enum mod_fn fn, CK_RV rv)
 {
     if (fn >= MOD_FN_COUNT) {
