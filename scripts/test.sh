@@ -19,7 +19,7 @@ pkgs=(build-essential autoconf automake libtool pkg-config libssl-dev
       binutils python3 openssl softhsm2 util-linux
       # the interop clients: every one of them runs in CI, none skips
       libengine-pkcs11-openssl gnutls-bin nginx curl openjdk-17-jdk-headless
-      python3-pykcs11)
+      python3-pykcs11 apache2 openssh-server openssh-client libnss3-tools)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
