@@ -117,6 +117,18 @@ accepted() {
 }
 declare -A seen
 
+# ssh-keygen -D lists the same public keys (it asks for the PIN when the
+# module shows none before login)
+out=$(SSH_ASKPASS=$S/askpass SSH_ASKPASS_REQUIRE=force DISPLAY=none \
+    t 60 ssh-keygen -D "$MODULE" </dev/null 2>&1)
+for n in ssh-rsa ssh-ec; do
+    if grep -qF "$(cut -d' ' -f2 "$n.pub")" <<<"$out"; then
+        ok "ssh-keygen -D MODULE lists the token's $n key"
+    else
+        bad "ssh-keygen -D MODULE does not list the $n key" "$out"
+    fi
+done
+
 # ------------------------------------------------------------ ssh-agent
 bg_start ssh-agent -D -a "$S/agent.sock" -P "$(realpath "$MODULE")" \
     >agent.log 2>&1
