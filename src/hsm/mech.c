@@ -763,12 +763,13 @@ static CK_RV p_aes_cbc_data(const mech_row_t *row, const CK_MECHANISM *m,
 /* Key wrap (RFC 3394, 5649): C_WrapKey and C_UnwrapKey only, so that a
  * wrapped key never comes out of C_Decrypt; key_separation = off lets the
  * cipher run through C_Encrypt / C_Decrypt again (mech_flags). */
-#define KW_ROW(t, im)                                                          \
+#define KW_ROW(t, im, pad)                                                     \
     {                                                                          \
         .type = (t), .kt = {CKK_AES}, .nkt = 1, .min_key = MECH_AES_MIN,       \
         .max_key = MECH_AES_MAX, .flags = WU, .size_bytes = true,              \
         .hash = COPS_HASH_NONE, .check = p_kw, .impl = &(im),                  \
-        .wrap_kind = MECH_WRAP_CIPHER, .wrap = &(im), .kw_cipher = true        \
+        .wrap_kind = MECH_WRAP_CIPHER, .wrap = &(im), .wrap_pad = (pad),       \
+        .kw_cipher = true                                                      \
     }
 #define DES3_ROW(t, chk, im, pad)                                              \
     SYM_ROW(t, CKK_DES3, MECH_DES3_LEN, MECH_DES3_LEN, ED | WU, true, chk,     \
@@ -954,8 +955,8 @@ static const mech_row_t mech_rows[] = {
                 MECH_DERIVE_AES_CBC_DATA),
     GEN_ROW(CKM_CHACHA20_KEY_GEN, CKK_CHACHA20, MECH_CHACHA_LEN,
             MECH_CHACHA_LEN, false),
-    KW_ROW(CKM_AES_KEY_WRAP, cops_aes_kw),
-    KW_ROW(CKM_AES_KEY_WRAP_KWP, cops_aes_kwp),
+    KW_ROW(CKM_AES_KEY_WRAP, cops_aes_kw, 8), /* zero-pads: any length */
+    KW_ROW(CKM_AES_KEY_WRAP_KWP, cops_aes_kwp, 0),
     SYM_ROW(CKM_CHACHA20_POLY1305, CKK_CHACHA20, MECH_CHACHA_LEN,
             MECH_CHACHA_LEN, ED, true, p_chacha_poly, &cops_chacha20_poly,
             MECH_WRAP_NONE, NULL, 0, false),

@@ -95,7 +95,7 @@ struct mech_row {
     bool legacy;             /* DES3: absent when config des3 = no */
     mech_wrap_t wrap_kind;   /* CKF_WRAP / CKF_UNWRAP rows */
     const cops_impl_t *wrap; /* MECH_WRAP_CIPHER: the cipher family */
-    size_t wrap_pad;         /* zero padding to this block (ECB, CBC) */
+    size_t wrap_pad;         /* zero padding to this block (ECB, CBC, KW) */
     mech_derive_t derive;    /* CKF_DERIVE rows, PBKDF2 */
     /* A key-wrap mechanism (flags: wrap/unwrap only) that may still run as
      * a cipher with key_separation = off (see mech_flags). */

@@ -5,9 +5,10 @@
  * A secret key travels as its CKA_VALUE, a private key as a DER PKCS#8
  * PrivateKeyInfo. Encryption-based mechanisms (AES-ECB, -CBC, -CBC-PAD,
  * -GCM, AES key wrap, RSA PKCS#1 and OAEP, the cloud HSM's variants) use
- * the row's cipher family; ECB and CBC pad the key with zeros to a whole
- * block, and unwrap truncates to the template's CKA_VALUE_LEN (or, for a
- * private key, to the DER length). CKM_RSA_AES_KEY_WRAP makes an ephemeral
+ * the row's cipher family; ECB, CBC and CKM_AES_KEY_WRAP pad the key with
+ * zeros to a whole block (KW: 8 bytes, so a key of any length wraps), and
+ * unwrap truncates to the template's CKA_VALUE_LEN (or, for a private key,
+ * to the DER length). CKM_RSA_AES_KEY_WRAP makes an ephemeral
  * AES key of ulAESKeyBits, wraps it with RSA-OAEP and the key with it by
  * RFC 5649 (output: the OAEP block, then the KWP block).
  *
@@ -384,7 +385,7 @@ static CK_RV unwrap_secret(const attr_caller_t *caller, const mech_row_t *row,
     if (vl != NULL) {
         CK_ULONG want = attr_list_ulong(l, CKA_VALUE_LEN, 0);
 
-        /* ECB and CBC truncate the zero padding; others are exact. */
+        /* Zero-padding rows truncate the padding; others are exact. */
         if (want > plen || (row->wrap_pad == 0 && want != plen)) {
             return CKR_TEMPLATE_INCONSISTENT;
         }

@@ -810,10 +810,11 @@ static void check_unwrapped_attrs(CK_OBJECT_HANDLE h)
 }
 
 /*
- * A wrap mechanism: whether it carries a secret of any length (RFC 3394 and
- * the unpadded vendor wrap need whole 8-byte blocks) and any PKCS#8 private
- * key (RSA-OAEP and RSA-PKCS carry only what fits one block, the unpadded
- * AES wraps only encodings of whole blocks: CKR_KEY_SIZE_RANGE otherwise).
+ * A wrap mechanism: whether it carries a secret of any length (the unpadded
+ * vendor wrap needs whole 8-byte blocks; CKM_AES_KEY_WRAP zero-pads) and
+ * any PKCS#8 private key (RSA-OAEP and RSA-PKCS carry only what fits one
+ * block, the unpadded vendor wrap only encodings of whole blocks:
+ * CKR_KEY_SIZE_RANGE otherwise).
  */
 struct wrapper {
     const char *name;
@@ -832,7 +833,7 @@ static void test_wrap_every_kind(void **state)
     static CK_GCM_PARAMS gcm = {giv, 12, 96, NULL, 0, 128};
     static CK_GCM_PARAMS vgcm = {NULL, 12, 96, NULL, 0, 128};
     const struct wrapper ws[] = {
-        {"AES-KW", {CKM_AES_KEY_WRAP, NULL, 0}, false, false, false},
+        {"AES-KW", {CKM_AES_KEY_WRAP, NULL, 0}, false, true, true},
         {"AES-KWP", {CKM_AES_KEY_WRAP_KWP, NULL, 0}, false, true, true},
         {"AES-GCM", {CKM_AES_GCM, &gcm, sizeof(gcm)}, false, true, true},
         {"AES-CBC-PAD",

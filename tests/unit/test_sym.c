@@ -991,7 +991,7 @@ static void test_wrap_all(void **state)
         bool any; /* carries private keys */
         bool odd; /* carries secrets of any length */
     } mechs[] = {
-        {{CKM_AES_KEY_WRAP, NULL, 0}, false, false, false},
+        {{CKM_AES_KEY_WRAP, NULL, 0}, false, true, true}, /* zero-pads */
         {{CKM_AES_KEY_WRAP_KWP, NULL, 0}, false, true, true},
         {{CKM_AES_GCM, &gp, sizeof(gp)}, false, true, true},
         {{CKM_AES_CBC_PAD, iv, 16}, false, true, true},
