@@ -29,7 +29,8 @@ struct config {
      * per operation before its tag is checked ("aead_max_buffer"). */
     unsigned long aead_max_buffer;
     /* AES-GCM with an all-zero or absent IV: true (default, "generate"):
-     * the token makes the IV; false ("use"): the IV is used as given. */
+     * the token makes the IV; false ("use"): an all-zero IV is used as
+     * given (an absent one is still made: there is nothing to use). */
     bool gcm_zero_iv_generate;
     /* A public session finds and reads token objects whose CKA_PRIVATE is
      * false: true (default, "visible"); false ("hidden"): nothing. */

@@ -256,9 +256,8 @@ static CK_RV gcm_read(const CK_MECHANISM *m, const uint8_t **iv, size_t *ivlen,
     CK_ULONG tag;
 
     if (g != NULL) {
-        if (g->ulIvBits != 0 && g->ulIvBits != g->ulIvLen * 8) {
-            return CKR_MECHANISM_PARAM_INVALID;
-        }
+        /* ulIvBits is not read: PKCS#11 3.0 says ulIvLen is the length,
+         * and callers fill ulIvBits inconsistently. */
         *iv = g->pIv;
         *ivlen = g->ulIvLen;
         p->aad = g->pAAD;

@@ -748,6 +748,8 @@ CK_RV hsm_op_init_iv(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
 
     if (kind != HSM_OPK_ENCRYPT) {
         p.iv_generate = false; /* only encryption makes an IV */
+    } else if (p.iv != NULL && !hsm->cfg.gcm_zero_iv_generate) {
+        p.iv_generate = false; /* gcm_zero_iv = use: the zeros as given */
     }
     /* The session's last operation of this kind, same family and the same
      * parsed key: reset rather than rebuilt, still under mu (a reset is

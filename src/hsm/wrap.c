@@ -15,10 +15,11 @@
  * Choices where the specification is silent: a wrap whose CK_GCM_PARAMS
  * IV is NULL or all zero is refused (CKR_MECHANISM_PARAM_INVALID): the IV
  * could not be returned, and a fixed IV under one key breaks GCM; use
- * CKM_CLOUDHSM_AES_GCM, which puts the IV it makes in the output. Wrapping
- * a key one does not own is CKR_KEY_FUNCTION_NOT_PERMITTED (as using a key
- * one may not is elsewhere); a key the mechanism cannot carry (length) is
- * CKR_KEY_SIZE_RANGE.
+ * CKM_CLOUDHSM_AES_GCM, which puts the IV it makes in the output (with
+ * gcm_zero_iv = use, an all-zero IV is taken as given, as for C_Encrypt).
+ * Wrapping a key one does not own is CKR_KEY_FUNCTION_NOT_PERMITTED (as using
+ * a key one may not is elsewhere); a key the mechanism cannot carry (length)
+ * is CKR_KEY_SIZE_RANGE.
  *
  * Locking: the keys are loaded and checked under hsm->lock; the crypto runs
  * without it; the new object is stored under it again.
@@ -177,7 +178,10 @@ static CK_RV wrap_row(const hsm_t *hsm, const CK_MECHANISM *mech, CK_FLAGS f,
         return rv;
     }
     if (p->iv_generate) {
-        return CKR_MECHANISM_PARAM_INVALID; /* see the header comment */
+        if (p->iv == NULL || hsm->cfg.gcm_zero_iv_generate) {
+            return CKR_MECHANISM_PARAM_INVALID; /* see the header comment */
+        }
+        p->iv_generate = false;
     }
     return CKR_OK;
 }
