@@ -267,9 +267,11 @@ CK_RV hsm_op_init(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
 
 /*
  * The largest output the next step can produce for inlen bytes of input
- * (final: inlen 0; one-shot: the whole input), without doing it: what a
- * two-call length query returns. A one-shot query on a kind whose size
- * depends on the data (e.g. RSA decryption) may return the upper bound.
+ * (final: inlen 0; else an update, or a one-shot, over inlen bytes),
+ * without doing it: what a two-call length query returns. A query on a
+ * kind whose size depends on the data (e.g. RSA decryption) may return the
+ * upper bound; an AEAD update answers at least inlen even when it holds
+ * the data (hsm_op_oneshot answers the exact one-shot length itself).
  */
 CK_RV hsm_op_output_len(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
                         bool final, size_t inlen, size_t *outlen);

@@ -811,7 +811,8 @@ CK_RV hsm_op_output_len(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
     *outlen = 0;
     rv = op_get(conn, sid, kind, &x, &op, &g);
     if (rv == CKR_OK) {
-        rv = cops_op_output_len(op, final, inlen, outlen);
+        rv = final ? cops_op_output_len(op, true, inlen, outlen)
+                   : cops_op_update_len(op, inlen, outlen);
         pthread_mutex_unlock(&x->mu);
     }
     return rv;

@@ -206,6 +206,8 @@ void cops_fini(void);
 /* Largest output of the next step (final, or one-shot over inlen bytes). */
 CK_RV cops_op_output_len(const cops_op_t *op, bool final, size_t inlen,
                          size_t *outlen);
+/* Largest output of an encryption or decryption update over inlen bytes. */
+CK_RV cops_op_update_len(const cops_op_t *op, size_t inlen, size_t *outlen);
 /* Multi-part input (sign, verify, digest); CKR_FUNCTION_NOT_SUPPORTED for
  * single-part families. */
 CK_RV cops_op_update(cops_op_t *op, const uint8_t *in, size_t inlen);
