@@ -316,6 +316,14 @@ static CK_RV check_ec_params(const uint8_t *v, size_t len)
         }
         return CKR_OK;
     }
+    /* Explicit ECParameters (SEQUENCE { version 1, ... }) or implicitlyCA
+     * (NULL): other ways to name a curve, but only named curves are
+     * offered. */
+    if ((der_tlv_exact(v, len, 0x30, &c, &n) && n > 3 && c[0] == 0x02 &&
+         c[1] == 0x01 && c[2] == 0x01) ||
+        (len == 2 && v[0] == 0x05 && v[1] == 0x00)) {
+        return CKR_CURVE_NOT_SUPPORTED;
+    }
     return CKR_ATTRIBUTE_VALUE_INVALID;
 }
 

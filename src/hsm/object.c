@@ -17,6 +17,7 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "hsm/crypto/cops.h"
 #include "hsm/internal.h"
 #include "nimbus/pkcs11-vendor.h"
 
@@ -428,6 +429,23 @@ CK_RV hsm_begin_locked(hsm_conn_t *conn, hsm_sid_t sid, hsm_op_t op,
 
 /* ------------------------------------------------------------ calls */
 
+/* A curve key on a curve the crypto does not offer is refused when it is
+ * made, not at its first use. */
+static CK_RV curve_supported(const attr_list_t *l)
+{
+    CK_OBJECT_CLASS cls = attr_list_ulong(l, CKA_CLASS, CKO_DATA);
+    CK_KEY_TYPE kt = attr_list_ulong(l, CKA_KEY_TYPE, CKK_RSA);
+    const attr_t *a = attr_list_find(l, CKA_EC_PARAMS);
+    CK_ULONG bits;
+
+    if ((cls != CKO_PUBLIC_KEY && cls != CKO_PRIVATE_KEY) ||
+        (kt != CKK_EC && kt != CKK_EC_EDWARDS && kt != CKK_EC_MONTGOMERY) ||
+        a == NULL) {
+        return CKR_OK;
+    }
+    return cops_curve_check(kt, a->value, a->len, &bits);
+}
+
 CK_RV hsm_object_create(hsm_conn_t *conn, hsm_sid_t sid,
                         const CK_ATTRIBUTE *tmpl, CK_ULONG count,
                         hsm_oid_t *oid)
@@ -446,7 +464,8 @@ CK_RV hsm_object_create(hsm_conn_t *conn, hsm_sid_t sid,
     if ((rv = attrs_new_object(ATTR_OP_CREATE, hsm_cu_caller(conn->hsm),
                                CK_UNAVAILABLE_INFORMATION,
                                CK_UNAVAILABLE_INFORMATION, tmpl, count, &l)) !=
-        CKR_OK)
+            CKR_OK ||
+        (rv = curve_supported(&l)) != CKR_OK)
         goto out;
     pthread_mutex_lock(&conn->hsm->lock);
     if ((rv = hsm_begin_locked(conn, sid, HSM_OP_KEY_MANAGEMENT, &s)) == CKR_OK)

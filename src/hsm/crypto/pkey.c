@@ -92,6 +92,27 @@ static const pkey_curve_t pkey_curves[] = {
      256,
      32,
      32},
+    {CKK_EC,
+     OID("\x06\x09\x2B\x24\x03\x03\x02\x08\x01\x01\x07"),
+     {"brainpoolP256r1"},
+     "brainpoolP256r1",
+     256,
+     32,
+     32},
+    {CKK_EC,
+     OID("\x06\x09\x2B\x24\x03\x03\x02\x08\x01\x01\x0B"),
+     {"brainpoolP384r1"},
+     "brainpoolP384r1",
+     384,
+     48,
+     48},
+    {CKK_EC,
+     OID("\x06\x09\x2B\x24\x03\x03\x02\x08\x01\x01\x0D"),
+     {"brainpoolP512r1"},
+     "brainpoolP512r1",
+     512,
+     64,
+     64},
     {CKK_EC_EDWARDS,
      OID("\x06\x03\x2B\x65\x70"),
      {"edwards25519"},
@@ -122,7 +143,7 @@ static const pkey_curve_t pkey_curves[] = {
      0},
 };
 
-_Static_assert(UTIL_ARRAY_SIZE(pkey_curves) == 9,
+_Static_assert(UTIL_ARRAY_SIZE(pkey_curves) == 12,
                "pkey_kg below has one initialiser per curve");
 
 /* DER length at in[0..len): *hdr length bytes, *clen content length. */
@@ -787,7 +808,8 @@ static struct {
     {                                                                          \
         .lock = PTHREAD_MUTEX_INITIALIZER                                      \
     }
-    PKEY_KG_INIT, PKEY_KG_INIT, PKEY_KG_INIT, PKEY_KG_INIT, PKEY_KG_INIT,
+    PKEY_KG_INIT, PKEY_KG_INIT, PKEY_KG_INIT, PKEY_KG_INIT,
+    PKEY_KG_INIT, PKEY_KG_INIT, PKEY_KG_INIT, PKEY_KG_INIT,
     PKEY_KG_INIT, PKEY_KG_INIT, PKEY_KG_INIT, PKEY_KG_INIT,
 #undef PKEY_KG_INIT
 };
