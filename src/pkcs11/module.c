@@ -1094,8 +1094,8 @@ CK_RV mod_C_GetInfo(CK_INFO_PTR pInfo)
     pInfo->flags = 0;
     util_pad_copy(pInfo->libraryDescription, sizeof(pInfo->libraryDescription),
                   "Nimbus HSM PKCS#11 module");
-    pInfo->libraryVersion.major = 0;
-    pInfo->libraryVersion.minor = 1;
+    pInfo->libraryVersion.major = NIMBUS_VERSION_MAJOR;
+    pInfo->libraryVersion.minor = NIMBUS_VERSION_MINOR;
 out:
     return mod_ret(MOD_FN_C_GetInfo, rv);
 }
