@@ -155,6 +155,20 @@ if expect_ok "AES-CBC-PAD decrypt on the token" \
         bad "the token's AES-CBC-PAD decryption gave other bytes"
 fi
 
+# ------------------------------------------------------------ key separation
+# pkcs11-tool asks CKA_WRAP and CKA_DECRYPT together when told both usages:
+# the token refuses such a key; a wrap-only key is made and says so.
+expect_fail "an AES key that would wrap and decrypt is refused" \
+    "CKR_TEMPLATE_INCONSISTENT" \
+    u --keygen --key-type AES:32 --label kek-both --usage-wrap --usage-decrypt
+if expect_ok "a wrap-only AES key is generated" \
+    u --keygen --key-type AES:32 --label kek --usage-wrap; then
+    check "it wraps and unwraps" "$out" "Usage:.*wrap, unwrap"
+    check_not "it neither encrypts nor decrypts" "$out" "Usage:.*crypt"
+fi
+expect_ok "no key kek-both was left behind" u -O &&
+    check_not "the listing has no kek-both" "$out" "kek-both"
+
 # ------------------------------------------------------------ tool tests
 if expect_ok "pkcs11-tool --test --allow-sw" u --test --allow-sw; then
     check "--test: no errors" "$out" "^No errors"
