@@ -179,6 +179,9 @@ CK_RV hsm_store_init_locked(hsm_t *hsm);
 CK_RV hsm_login_check_locked(hsm_conn_t *conn);
 /* hsm_login_check_locked, then the policy's verdict on op. */
 CK_RV hsm_role_locked(hsm_conn_t *conn, hsm_op_t op);
+/* The permission table's settings from the configuration (fixed once the
+ * core is open). */
+hsm_policy_conf_t hsm_policy_conf(const hsm_t *hsm);
 /* Ends the login of conn (logout, or a login found stale). */
 void hsm_login_end_locked(hsm_conn_t *conn);
 

@@ -143,6 +143,8 @@ static CK_RV obj_meta_locked(hsm_conn_t *conn, struct hsm_obj *o,
     m->owner = o->owner;
     m->is_private = attr_list_bool(l, CKA_PRIVATE, true);
     m->is_public_item = cls == CKO_PUBLIC_KEY || cls == CKO_CERTIFICATE;
+    m->is_data = cls == CKO_DATA;
+    m->is_token = o->token;
     m->shared_with_user = shared;
     return CKR_OK;
 }
@@ -175,6 +177,7 @@ static CK_RV token_load_locked(hsm_t *hsm, hsm_oid_t oid, struct hsm_obj *o)
 CK_RV hsm_obj_get_locked(hsm_conn_t *conn, hsm_oid_t oid, hsm_access_t access,
                          struct hsm_obj *o)
 {
+    hsm_policy_conf_t pc = hsm_policy_conf(conn->hsm);
     hsm_object_meta_t meta;
     CK_RV rv;
 
@@ -191,7 +194,7 @@ CK_RV hsm_obj_get_locked(hsm_conn_t *conn, hsm_oid_t oid, hsm_access_t access,
             return rv;
     }
     if ((rv = obj_meta_locked(conn, o, &meta)) != CKR_OK ||
-        (rv = hsm_policy_object(conn->type, conn->uid, &meta, access)) !=
+        (rv = hsm_policy_object(&pc, conn->type, conn->uid, &meta, access)) !=
             CKR_OK) {
         hsm_obj_clear(o);
         return rv;
@@ -887,16 +890,20 @@ static void token_hits_filter(hsm_conn_t *conn, hsm_user_type_t type,
                               const store_hit_t *hits, size_t nhits,
                               hsm_oid_t *out, size_t *nout)
 {
+    hsm_policy_conf_t pc = hsm_policy_conf(conn->hsm);
+
     for (size_t i = 0; i < nhits; i++) {
         hsm_object_meta_t meta = {
             .owner = hits[i].owner,
             .is_private = hits[i].is_private,
             .is_public_item =
                 hits[i].cls == CKO_PUBLIC_KEY || hits[i].cls == CKO_CERTIFICATE,
+            .is_data = hits[i].cls == CKO_DATA,
+            .is_token = true,
             .shared_with_user = hits[i].shared_with_user,
         };
 
-        if (hsm_policy_object(type, uid, &meta, HSM_ACCESS_SEE) != CKR_OK)
+        if (hsm_policy_object(&pc, type, uid, &meta, HSM_ACCESS_SEE) != CKR_OK)
             continue;
         if (p->has_owner && p->owner != hits[i].owner)
             continue;
@@ -935,6 +942,7 @@ CK_RV hsm_object_find(hsm_conn_t *conn, hsm_sid_t sid, const CK_ATTRIBUTE *tmpl,
     struct find_plan p;
     store_hit_t *hits = NULL;
     size_t nhits = 0, nout = 0, cap = 0;
+    hsm_policy_conf_t pc = hsm_policy_conf(hsm);
     hsm_oid_t *out = NULL, *grown;
     hsm_user_type_t type;
     hsm_uid_t uid;
@@ -975,7 +983,8 @@ CK_RV hsm_object_find(hsm_conn_t *conn, hsm_sid_t sid, const CK_ATTRIBUTE *tmpl,
             attr_list_ulong(&so->attrs, CKA_CLASS, CK_UNAVAILABLE_INFORMATION);
 
         meta.is_public_item = cls == CKO_PUBLIC_KEY || cls == CKO_CERTIFICATE;
-        if (hsm_policy_object(type, uid, &meta, HSM_ACCESS_SEE) != CKR_OK)
+        meta.is_data = cls == CKO_DATA;
+        if (hsm_policy_object(&pc, type, uid, &meta, HSM_ACCESS_SEE) != CKR_OK)
             continue;
         if (sobj_matches(&p, so, tmpl, count))
             out[nout++] = so->id;

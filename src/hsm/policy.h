@@ -28,11 +28,23 @@ typedef enum {
     HSM_OP_COUNT
 } hsm_op_t;
 
+/* The settings of nimbus.conf that change cells of the table. */
+typedef struct {
+    /* public_objects = visible: a public session finds and reads public
+     * token objects and draws random numbers */
+    bool public_objects;
+} hsm_policy_conf_t;
+
 /*
- * CKR_OK when a user of this type may do op; otherwise the return code
- * that says why (CKR_USER_NOT_LOGGED_IN, or CKR_PIN_EXPIRED for PRECO,
- * whose only allowed act is to change its password).
+ * CKR_OK when a user of this type may do op under conf; otherwise the
+ * return code that says why (CKR_USER_NOT_LOGGED_IN, or CKR_PIN_EXPIRED
+ * for PRECO, whose only allowed act is to change its password).
  */
+CK_RV hsm_policy_check_in(const hsm_policy_conf_t *conf, hsm_user_type_t type,
+                          hsm_op_t op);
+
+/* The same under the strictest settings (public objects hidden): for the
+ * operations whose cells no setting changes. */
 CK_RV hsm_policy_check(hsm_user_type_t type, hsm_op_t op);
 const char *hsm_policy_op_name(hsm_op_t op);
 
@@ -56,6 +68,8 @@ typedef struct {
     hsm_uid_t owner;
     bool is_private;       /* CKA_PRIVATE */
     bool is_public_item;   /* a public key or a certificate */
+    bool is_data;          /* CKO_DATA */
+    bool is_token;         /* CKA_TOKEN: in the store, not in a session */
     bool shared_with_user; /* the asking user is in the shared list */
 } hsm_object_meta_t;
 
@@ -63,7 +77,8 @@ typedef struct {
  * CKR_OK, or CKR_OBJECT_HANDLE_INVALID (may not see it) or
  * CKR_ACTION_PROHIBITED (sees it, may not do this).
  */
-CK_RV hsm_policy_object(hsm_user_type_t type, hsm_uid_t uid,
-                        const hsm_object_meta_t *obj, hsm_access_t access);
+CK_RV hsm_policy_object(const hsm_policy_conf_t *conf, hsm_user_type_t type,
+                        hsm_uid_t uid, const hsm_object_meta_t *obj,
+                        hsm_access_t access);
 
 #endif

@@ -363,13 +363,21 @@ CK_RV hsm_login_check_locked(hsm_conn_t *conn)
     return CKR_USER_NOT_LOGGED_IN;
 }
 
+hsm_policy_conf_t hsm_policy_conf(const hsm_t *hsm)
+{
+    hsm_policy_conf_t pc = {.public_objects = hsm->cfg.public_objects_visible};
+
+    return pc;
+}
+
 CK_RV hsm_role_locked(hsm_conn_t *conn, hsm_op_t op)
 {
+    hsm_policy_conf_t pc = hsm_policy_conf(conn->hsm);
     CK_RV rv = hsm_login_check_locked(conn);
 
     if (rv != CKR_OK)
         return rv;
-    return hsm_policy_check(conn->type, op);
+    return hsm_policy_check_in(&pc, conn->type, op);
 }
 
 void hsm_login_end_locked(hsm_conn_t *conn)

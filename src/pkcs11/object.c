@@ -311,6 +311,11 @@ CK_RV mod_C_DestroyObject(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject)
     if (mod_session_call_relock(s) != CKR_OK) {
         return mod_ret(MOD_FN_C_DestroyObject, CKR_CRYPTOKI_NOT_INITIALIZED);
     }
+    if (rv == CKR_USER_NOT_LOGGED_IN) {
+        /* A public object in a public session: seen, not to be destroyed
+         * (C_DestroyObject has no USER_NOT_LOGGED_IN). */
+        rv = CKR_ACTION_PROHIBITED;
+    }
     if (rv == CKR_OK) {
         mod_handle_forget_locked(oid);
         session_object_gone_locked(s, oid);

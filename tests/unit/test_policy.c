@@ -15,7 +15,8 @@
 #define EXP CKR_PIN_EXPIRED
 
 /* The table of ARCHITECTURE section 3, written out again independently:
- * columns unauthenticated, PRECO, CO, CU, AU. */
+ * columns unauthenticated, PRECO, CO, CU, AU; the default settings
+ * (public_objects = visible). */
 static const CK_RV expected[HSM_OP_COUNT][5] = {
     [HSM_OP_BASIC_INFO] = {OK, OK, OK, OK, OK},
     [HSM_OP_CHANGE_OWN_PW] = {NLI, OK, OK, OK, OK},
@@ -24,24 +25,52 @@ static const CK_RV expected[HSM_OP_COUNT][5] = {
     [HSM_OP_SYNC_STATUS] = {NLI, EXP, OK, OK, OK},
     [HSM_OP_MASKED_OBJECTS] = {NLI, EXP, OK, OK, OK},
     [HSM_OP_KEY_MANAGEMENT] = {NLI, EXP, NLI, OK, NLI},
-    [HSM_OP_OBJECT_READ] = {NLI, EXP, NLI, OK, NLI},
+    [HSM_OP_OBJECT_READ] = {OK, EXP, NLI, OK, NLI},
     [HSM_OP_ENCRYPT_DECRYPT] = {NLI, EXP, NLI, OK, NLI},
     [HSM_OP_SIGN_VERIFY] = {NLI, EXP, NLI, OK, NLI},
     [HSM_OP_DIGEST_HMAC] = {NLI, EXP, NLI, OK, NLI},
-    [HSM_OP_RANDOM] = {NLI, NLI, OK, OK, OK},
+    [HSM_OP_RANDOM] = {OK, NLI, OK, OK, OK},
     [HSM_OP_TRUST_KEYS] = {NLI, NLI, OK, NLI, NLI},
 };
+
+static const hsm_policy_conf_t visible = {.public_objects = true};
+static const hsm_policy_conf_t hidden = {.public_objects = false};
 
 static void test_every_cell(void **state)
 {
     (void)state;
     for (int op = 0; op < HSM_OP_COUNT; op++) {
         for (int t = HSM_USER_NONE; t <= HSM_USER_AU; t++) {
-            CK_RV rv = hsm_policy_check((hsm_user_type_t)t, (hsm_op_t)op);
+            CK_RV rv =
+                hsm_policy_check_in(&visible, (hsm_user_type_t)t, (hsm_op_t)op);
             if (rv != expected[op][t])
                 fail_msg("op %s, user type %d: got 0x%lx, want 0x%lx",
                          hsm_policy_op_name((hsm_op_t)op), t, rv,
                          expected[op][t]);
+        }
+    }
+}
+
+/* public_objects = hidden: the two cells of a public session that the
+ * setting governs go back to USER_NOT_LOGGED_IN, no other cell moves; the
+ * plain hsm_policy_check is this strict table. */
+static void test_every_cell_hidden(void **state)
+{
+    (void)state;
+    for (int op = 0; op < HSM_OP_COUNT; op++) {
+        for (int t = HSM_USER_NONE; t <= HSM_USER_AU; t++) {
+            CK_RV want = expected[op][t];
+            CK_RV rv =
+                hsm_policy_check_in(&hidden, (hsm_user_type_t)t, (hsm_op_t)op);
+
+            if (t == HSM_USER_NONE &&
+                (op == HSM_OP_OBJECT_READ || op == HSM_OP_RANDOM))
+                want = NLI;
+            if (rv != want)
+                fail_msg("hidden: op %s, user type %d: got 0x%lx, want 0x%lx",
+                         hsm_policy_op_name((hsm_op_t)op), t, rv, want);
+            assert_int_equal(hsm_policy_check((hsm_user_type_t)t, (hsm_op_t)op),
+                             want);
         }
     }
 }
@@ -69,48 +98,134 @@ static void test_names(void **state)
 static void test_ownership(void **state)
 {
     (void)state;
-    hsm_object_meta_t own = {.owner = 3, .is_private = true};
-    hsm_object_meta_t shared = {
-        .owner = 4, .is_private = true, .shared_with_user = true};
-    hsm_object_meta_t other = {.owner = 4, .is_private = true};
-    hsm_object_meta_t pub = {
-        .owner = 4, .is_private = false, .is_public_item = true};
-    hsm_object_meta_t privpub = {
-        .owner = 4, .is_private = true, .is_public_item = true};
-    hsm_object_meta_t pubdata = {.owner = 4, .is_private = false};
+    hsm_object_meta_t own = {.owner = 3, .is_private = true, .is_token = true};
+    hsm_object_meta_t shared = {.owner = 4,
+                                .is_private = true,
+                                .is_token = true,
+                                .shared_with_user = true};
+    hsm_object_meta_t other = {
+        .owner = 4, .is_private = true, .is_token = true};
+    hsm_object_meta_t pub = {.owner = 4,
+                             .is_private = false,
+                             .is_public_item = true,
+                             .is_token = true};
+    hsm_object_meta_t privpub = {.owner = 4,
+                                 .is_private = true,
+                                 .is_public_item = true,
+                                 .is_token = true};
+    hsm_object_meta_t pubdata = {
+        .owner = 4, .is_private = false, .is_data = true, .is_token = true};
 
     for (int a = HSM_ACCESS_SEE; a <= HSM_ACCESS_OWN; a++)
         assert_int_equal(
-            hsm_policy_object(HSM_USER_CU, 3, &own, (hsm_access_t)a), OK);
-    assert_int_equal(hsm_policy_object(HSM_USER_CU, 3, &shared, HSM_ACCESS_SEE),
-                     OK);
-    assert_int_equal(hsm_policy_object(HSM_USER_CU, 3, &shared, HSM_ACCESS_USE),
-                     OK);
-    assert_int_equal(hsm_policy_object(HSM_USER_CU, 3, &shared, HSM_ACCESS_OWN),
-                     CKR_ACTION_PROHIBITED);
-    assert_int_equal(hsm_policy_object(HSM_USER_CU, 3, &other, HSM_ACCESS_SEE),
-                     CKR_OBJECT_HANDLE_INVALID);
-    assert_int_equal(hsm_policy_object(HSM_USER_CU, 3, &pub, HSM_ACCESS_USE),
-                     OK);
-    assert_int_equal(hsm_policy_object(HSM_USER_CU, 3, &pub, HSM_ACCESS_OWN),
-                     CKR_ACTION_PROHIBITED);
+            hsm_policy_object(&visible, HSM_USER_CU, 3, &own, (hsm_access_t)a),
+            OK);
     assert_int_equal(
-        hsm_policy_object(HSM_USER_CU, 3, &privpub, HSM_ACCESS_SEE),
+        hsm_policy_object(&visible, HSM_USER_CU, 3, &shared, HSM_ACCESS_SEE),
+        OK);
+    assert_int_equal(
+        hsm_policy_object(&visible, HSM_USER_CU, 3, &shared, HSM_ACCESS_USE),
+        OK);
+    assert_int_equal(
+        hsm_policy_object(&visible, HSM_USER_CU, 3, &shared, HSM_ACCESS_OWN),
+        CKR_ACTION_PROHIBITED);
+    assert_int_equal(
+        hsm_policy_object(&visible, HSM_USER_CU, 3, &other, HSM_ACCESS_SEE),
         CKR_OBJECT_HANDLE_INVALID);
     assert_int_equal(
-        hsm_policy_object(HSM_USER_CU, 3, &pubdata, HSM_ACCESS_SEE),
+        hsm_policy_object(&visible, HSM_USER_CU, 3, &pub, HSM_ACCESS_USE), OK);
+    assert_int_equal(
+        hsm_policy_object(&visible, HSM_USER_CU, 3, &pub, HSM_ACCESS_OWN),
+        CKR_ACTION_PROHIBITED);
+    assert_int_equal(
+        hsm_policy_object(&visible, HSM_USER_CU, 3, &privpub, HSM_ACCESS_SEE),
         CKR_OBJECT_HANDLE_INVALID);
-    /* Nobody but a CU ever sees an object, not even its owner's CO. */
-    for (int t = HSM_USER_NONE; t <= HSM_USER_AU; t++) {
+    assert_int_equal(
+        hsm_policy_object(&visible, HSM_USER_CU, 3, &pubdata, HSM_ACCESS_SEE),
+        CKR_OBJECT_HANDLE_INVALID);
+    /* Nobody but a CU and a public session ever sees an object, not even
+     * its owner's CO. */
+    for (int t = HSM_USER_PRECO; t <= HSM_USER_AU; t++) {
         if (t == HSM_USER_CU)
             continue;
-        assert_int_equal(
-            hsm_policy_object((hsm_user_type_t)t, 3, &own, HSM_ACCESS_SEE),
-            CKR_OBJECT_HANDLE_INVALID);
-        assert_int_equal(
-            hsm_policy_object((hsm_user_type_t)t, 4, &pub, HSM_ACCESS_SEE),
-            CKR_OBJECT_HANDLE_INVALID);
+        assert_int_equal(hsm_policy_object(&visible, (hsm_user_type_t)t, 3,
+                                           &own, HSM_ACCESS_SEE),
+                         CKR_OBJECT_HANDLE_INVALID);
+        assert_int_equal(hsm_policy_object(&visible, (hsm_user_type_t)t, 4,
+                                           &pub, HSM_ACCESS_SEE),
+                         CKR_OBJECT_HANDLE_INVALID);
+        assert_int_equal(hsm_policy_object(&visible, (hsm_user_type_t)t, 4,
+                                           &pubdata, HSM_ACCESS_SEE),
+                         CKR_OBJECT_HANDLE_INVALID);
     }
+}
+
+/* A public session: every CU's public token certificates, public keys and
+ * data objects, to read only; nothing private, no session object, nothing
+ * at all under public_objects = hidden. */
+static void test_public_session(void **state)
+{
+    hsm_object_meta_t pub = {.owner = 4,
+                             .is_private = false,
+                             .is_public_item = true,
+                             .is_token = true};
+    hsm_object_meta_t pubdata = {
+        .owner = 3, .is_private = false, .is_data = true, .is_token = true};
+    hsm_object_meta_t privpub = {.owner = 4,
+                                 .is_private = true,
+                                 .is_public_item = true,
+                                 .is_token = true};
+    hsm_object_meta_t privdata = {
+        .owner = 4, .is_private = true, .is_data = true, .is_token = true};
+    /* a secret or private key marked CKA_PRIVATE false is still a key */
+    hsm_object_meta_t pubsecret = {
+        .owner = 4, .is_private = false, .is_token = true};
+    hsm_object_meta_t sessionpub = {
+        .owner = 4, .is_private = false, .is_public_item = true};
+    hsm_object_meta_t shared = {.owner = 4,
+                                .is_private = true,
+                                .is_token = true,
+                                .shared_with_user = true};
+    const hsm_object_meta_t *seen[] = {&pub, &pubdata};
+    const hsm_object_meta_t *unseen[] = {&privpub, &privdata, &pubsecret,
+                                         &sessionpub, &shared};
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(seen) / sizeof(seen[0]); i++) {
+        assert_int_equal(hsm_policy_object(&visible, HSM_USER_NONE, 0, seen[i],
+                                           HSM_ACCESS_SEE),
+                         OK);
+        assert_int_equal(hsm_policy_object(&visible, HSM_USER_NONE, 0, seen[i],
+                                           HSM_ACCESS_USE),
+                         CKR_ACTION_PROHIBITED);
+        assert_int_equal(hsm_policy_object(&visible, HSM_USER_NONE, 0, seen[i],
+                                           HSM_ACCESS_OWN),
+                         CKR_ACTION_PROHIBITED);
+        for (int a = HSM_ACCESS_SEE; a <= HSM_ACCESS_OWN; a++)
+            assert_int_equal(hsm_policy_object(&hidden, HSM_USER_NONE, 0,
+                                               seen[i], (hsm_access_t)a),
+                             CKR_OBJECT_HANDLE_INVALID);
+    }
+    for (size_t i = 0; i < sizeof(unseen) / sizeof(unseen[0]); i++) {
+        for (int a = HSM_ACCESS_SEE; a <= HSM_ACCESS_OWN; a++) {
+            assert_int_equal(hsm_policy_object(&visible, HSM_USER_NONE, 0,
+                                               unseen[i], (hsm_access_t)a),
+                             CKR_OBJECT_HANDLE_INVALID);
+            assert_int_equal(hsm_policy_object(&hidden, HSM_USER_NONE, 0,
+                                               unseen[i], (hsm_access_t)a),
+                             CKR_OBJECT_HANDLE_INVALID);
+        }
+    }
+    /* a uid in a public session's call names nobody: still public only */
+    assert_int_equal(
+        hsm_policy_object(&visible, HSM_USER_NONE, 4, &privpub, HSM_ACCESS_SEE),
+        CKR_OBJECT_HANDLE_INVALID);
+    /* the CU's view does not depend on the setting */
+    assert_int_equal(
+        hsm_policy_object(&hidden, HSM_USER_CU, 3, &pub, HSM_ACCESS_SEE), OK);
+    assert_int_equal(
+        hsm_policy_object(&hidden, HSM_USER_CU, 3, &pubdata, HSM_ACCESS_OWN),
+        OK);
 }
 
 static void test_key_listing(void **state)
@@ -129,9 +244,11 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_cell),
+        cmocka_unit_test(test_every_cell_hidden),
         cmocka_unit_test(test_co_never_touches_keys),
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_ownership),
+        cmocka_unit_test(test_public_session),
         cmocka_unit_test(test_key_listing),
     };
     return cmocka_run_group_tests_name("policy", tests, NULL, NULL);
