@@ -3,9 +3,13 @@
 # real pkcs11-tool (OpenSC) on a throwaway store.
 #
 # On a bare Debian/Ubuntu machine it first installs what is missing (with
-# apt-get; through sudo when not root). Then it builds the source tree
-# (autoreconf if there is no configure, configure if there is no Makefile,
-# make), makes a store in a temporary directory (removed at exit) and shows:
+# apt-get; through sudo when not root). Then it builds out of tree, in
+# build-quickstart/ beside the sources (autoreconf if there is no
+# configure, configure if build-quickstart/ has no Makefile, make), so that
+# it and scripts/test.sh (build-strict/, build-sanitize/) run in any order
+# in one clone; an in-place configuration of the sources (./configure run
+# there) stops out-of-tree builds and is removed first with make distclean.
+# Then it makes a store in a temporary directory (removed at exit) and shows:
 #   - the fresh, uninitialized token;
 #   - activation and the crypto user alice, in one scripted run of the
 #     management shell nimbus-mgmt (loginHSM PRECO, changePswd, createUser);
@@ -15,7 +19,7 @@
 #     openssl verifies the signature with the exported public key.
 # It fails if any of that does not happen as described.
 #
-# Usage: scripts/quickstart.sh   (from anywhere; builds where it lives)
+# Usage: scripts/quickstart.sh   (from anywhere; builds beside where it lives)
 set -euo pipefail
 
 srcdir=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -62,20 +66,27 @@ else
 fi
 
 # --------------------------------------------------------------- build
-step "Building Nimbus in $srcdir"
+build=$srcdir/build-quickstart
+step "Building Nimbus in $build"
 cd "$srcdir"
+if [ -f config.status ]; then
+    say "the sources are configured in place: make distclean there first"
+    make distclean >/dev/null 2>&1 || rm -f config.status
+fi
 if [ ! -x configure ]; then
     say "no configure script: running autoreconf -fi"
     autoreconf -fi
 fi
+mkdir -p "$build"
+cd "$build"
 if [ ! -f Makefile ]; then
-    say "running ./configure"
-    ./configure
+    say "running ../configure"
+    "$srcdir/configure"
 else
     say "already configured (make reruns configure if it changed)"
 fi
 make -j"$(nproc)"
-module=$srcdir/.libs/libnimbus-pkcs11.so
+module=$build/.libs/libnimbus-pkcs11.so
 [ -f "$module" ] || die "the build did not produce $module"
 say "module: $module"
 
@@ -103,7 +114,7 @@ out=$(p11 -L 2>&1) || die "pkcs11-tool -L failed: $out"
 indent <<<"$out"
 
 step "2. Activation and crypto user alice, in one nimbus-mgmt run"
-mgmt=$srcdir/nimbus-mgmt
+mgmt=$build/nimbus-mgmt
 [ -x "$mgmt" ] || die "the build did not produce $mgmt"
 say "\$ nimbus-mgmt -y -c 'loginHSM PRECO admin password; changePswd PRECO admin ...; createUser CU alice ...; listUsers; logoutHSM'"
 out=$("$mgmt" -y -c "loginHSM PRECO admin password; changePswd PRECO admin $SO_PIN; createUser CU alice $ALICE_PW; listUsers; logoutHSM" 2>&1) ||

@@ -36,6 +36,13 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # ----------------------------------------------------------- strict build
+# Builds are out of tree (build-strict/, build-sanitize/; quickstart.sh
+# uses build-quickstart/): a configuration in the sources themselves
+# would make every out-of-tree configure refuse, so it goes first.
+if [ -f config.status ]; then
+    say "the sources are configured in place: make distclean there first"
+    make distclean >/dev/null 2>&1 || rm -f config.status
+fi
 say "autoreconf"
 autoreconf -fi >/dev/null 2>&1 || autoreconf -fi
 
