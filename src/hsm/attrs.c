@@ -1810,7 +1810,10 @@ static CK_RV apply_changes(const attr_caller_t *caller, const attr_list_t *cur,
         if (copy && (row->flags & ATTR_F_COPY_ONLY)) {
             allowed = true;
         }
-        if (!allowed || (row->flags & ATTR_F_TOKEN_SET)) {
+        /* What an unwrap or derive template fixed, no set or copy undoes
+         * (else a shared wrap-only key's CKA_UNWRAP_TEMPLATE is advice). */
+        if (!allowed || (row->flags & ATTR_F_TOKEN_SET) ||
+            attrs_is_fixed(cur, a->type)) {
             rv = CKR_ATTRIBUTE_READ_ONLY;
             goto out;
         }
@@ -1953,6 +1956,10 @@ hsm_attr_status_t attrs_read(const attr_list_t *l, CK_ATTRIBUTE_TYPE type,
     if (schema_of(l, &s) != CKR_OK) {
         return HSM_ATTR_INVALID;
     }
+    if (is_vendor_attr(type)) {
+        /* Ours in the list (ATTR_FIXED_TYPES) are the token's alone. */
+        return HSM_ATTR_INVALID;
+    }
     row = schema_find(&s, type);
     a = attr_list_find(l, type);
     if (row != NULL && (row->flags & ATTR_F_SENSITIVE) && key_hidden(l)) {
@@ -1990,6 +1997,56 @@ CK_RV attrs_check_value(const attr_list_t *l, CK_ATTRIBUTE_TYPE type,
     a.pValue = (void *)value;
     a.ulValueLen = len;
     return check_value(row, &a);
+}
+
+bool attrs_is_fixed(const attr_list_t *l, CK_ATTRIBUTE_TYPE type)
+{
+    const attr_t *f = attr_list_find(l, ATTR_FIXED_TYPES);
+
+    if (f == NULL) {
+        return false;
+    }
+    for (size_t i = 0; i + sizeof(CK_ATTRIBUTE_TYPE) <= f->len;
+         i += sizeof(CK_ATTRIBUTE_TYPE)) {
+        CK_ATTRIBUTE_TYPE t;
+
+        memcpy(&t, f->value + i, sizeof(t));
+        if (t == type) {
+            return true;
+        }
+    }
+    return false;
+}
+
+CK_RV attrs_fix(attr_list_t *l, const attr_list_t *fixed)
+{
+    const attr_t *f;
+    CK_ATTRIBUTE_TYPE *types;
+    size_t n = 0, have;
+    CK_RV rv;
+
+    return_val_if_fail(l != NULL && fixed != NULL, CKR_GENERAL_ERROR);
+    if (fixed->n == 0) {
+        return CKR_OK;
+    }
+    f = attr_list_find(l, ATTR_FIXED_TYPES);
+    have = f != NULL ? f->len / sizeof(CK_ATTRIBUTE_TYPE) : 0;
+    types = calloc(have + fixed->n, sizeof(*types));
+    if (types == NULL) {
+        return CKR_HOST_MEMORY;
+    }
+    if (have > 0) {
+        memcpy(types, f->value, have * sizeof(*types));
+        n = have;
+    }
+    for (size_t i = 0; i < fixed->n; i++) {
+        if (!attrs_is_fixed(l, fixed->v[i].type)) {
+            types[n++] = fixed->v[i].type;
+        }
+    }
+    rv = attr_list_set(l, ATTR_FIXED_TYPES, types, n * sizeof(*types));
+    free(types);
+    return rv;
 }
 
 bool attrs_is_secret(const attr_list_t *l, CK_ATTRIBUTE_TYPE type)

@@ -161,6 +161,20 @@ CK_RV attrs_check_value(const attr_list_t *l, CK_ATTRIBUTE_TYPE type,
  * a private data object): the store keeps it sealed. */
 bool attrs_is_secret(const attr_list_t *l, CK_ATTRIBUTE_TYPE type);
 
+/*
+ * Attributes fixed by the template a key was made under (the unwrapping
+ * key's CKA_UNWRAP_TEMPLATE, the base key's CKA_DERIVE_TEMPLATE) stay as
+ * they are for the life of the key: attrs_set and attrs_copy refuse them
+ * (CKR_ATTRIBUTE_READ_ONLY). The list remembers their types in this
+ * attribute of ours, stored with the object (an array of
+ * CK_ATTRIBUTE_TYPE), which no application reads, sets or finds.
+ */
+#define ATTR_FIXED_TYPES (CKA_VENDOR_DEFINED | 0x4E42FF01UL)
+/* Adds the types of the attributes in fixed to l's fixed set. */
+CK_RV attrs_fix(attr_list_t *l, const attr_list_t *fixed);
+/* Whether type is in l's fixed set. */
+bool attrs_is_fixed(const attr_list_t *l, CK_ATTRIBUTE_TYPE type);
+
 /* Whether every attribute of tmpl is in l with the same value (find).
  * A template naming a CKA_NIMBUS_* attribute never matches: the core takes
  * those out and matches them itself. */
