@@ -372,7 +372,11 @@ CK_RV hsm_wrap_key(hsm_conn_t *conn, hsm_sid_t sid, const CK_MECHANISM *mech,
  * CKA_ALWAYS_SENSITIVE and CKA_NEVER_EXTRACTABLE FALSE. Errors:
  * CKR_UNWRAPPING_KEY_HANDLE_INVALID, _TYPE_INCONSISTENT, _SIZE_RANGE,
  * CKR_KEY_FUNCTION_NOT_PERMITTED (no CKA_UNWRAP), CKR_WRAPPED_KEY_INVALID,
- * CKR_WRAPPED_KEY_LEN_RANGE, the template errors of object creation.
+ * CKR_WRAPPED_KEY_LEN_RANGE, the template errors of object creation;
+ * CKR_TEMPLATE_INCONSISTENT for a cipher (not a key-wrap mechanism) into a
+ * key that is not sensitive with a key whose CKA_DECRYPT is FALSE. The
+ * attributes CKA_UNWRAP_TEMPLATE set stay fixed (hsm_object_set and
+ * hsm_object_copy: CKR_ATTRIBUTE_READ_ONLY).
  */
 CK_RV hsm_unwrap_key(hsm_conn_t *conn, hsm_sid_t sid, const CK_MECHANISM *mech,
                      hsm_oid_t unwrapping, const uint8_t *in, size_t inlen,
@@ -390,7 +394,12 @@ CK_RV hsm_unwrap_key(hsm_conn_t *conn, hsm_sid_t sid, const CK_MECHANISM *mech,
  * fixes it, as DES3 and ChaCha20 do) say what to make. Other derivations:
  * CKA_KEY_TYPE default CKK_GENERIC_SECRET, CKA_VALUE_LEN required for the
  * KDFs (HKDF, SP 800-108) unless the type fixes it, else the natural length
- * (concatenation, the encrypted data).
+ * (concatenation, the encrypted data). Every derivation: the new key is
+ * sensitive, unextractable, CKA_WRAP_WITH_TRUSTED if any key read is (a
+ * template asking otherwise, or CKM_HKDF_DATA from such a key:
+ * CKR_TEMPLATE_INCONSISTENT); a second or salt key without CKA_DERIVE is
+ * CKR_KEY_FUNCTION_NOT_PERMITTED; the attributes the base key's
+ * CKA_DERIVE_TEMPLATE set stay fixed (as for hsm_unwrap_key).
  */
 
 /*

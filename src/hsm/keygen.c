@@ -297,6 +297,89 @@ out:
 
 /* ------------------------------------------------------------ derive */
 
+/*
+ * The protection the keys a derivation reads pass on to the key it makes
+ * (PKCS#11 3.0, the derivation mechanisms' text): one sensitive key makes
+ * the result sensitive, one unextractable key makes it unextractable, one
+ * CKA_WRAP_WITH_TRUSTED key makes it trusted-only; CKA_ALWAYS_SENSITIVE and
+ * CKA_NEVER_EXTRACTABLE hold only if they held for every key read and
+ * still hold for the result. Every derivation goes through derive_inherit
+ * and derive_protect, so no mechanism is a way around them.
+ */
+struct derive_prot {
+    bool sensitive, unextractable, trusted_only;
+    bool always_sensitive, never_extractable; /* over every key read */
+};
+
+static void derive_prot_init(struct derive_prot *p)
+{
+    memset(p, 0, sizeof(*p));
+    p->always_sensitive = true;
+    p->never_extractable = true;
+}
+
+/* One key the derivation reads (the base, a second key, a salt key, or
+ * the data object CKM_HKDF_DATA may start from). */
+static void derive_inherit(struct derive_prot *p, const attr_list_t *src)
+{
+    p->sensitive = p->sensitive || attr_list_bool(src, CKA_SENSITIVE, false);
+    p->unextractable =
+        p->unextractable || !attr_list_bool(src, CKA_EXTRACTABLE, true);
+    p->trusted_only =
+        p->trusted_only || attr_list_bool(src, CKA_WRAP_WITH_TRUSTED, false);
+    p->always_sensitive =
+        p->always_sensitive && attr_list_bool(src, CKA_ALWAYS_SENSITIVE, false);
+    p->never_extractable = p->never_extractable &&
+                           attr_list_bool(src, CKA_NEVER_EXTRACTABLE, false);
+}
+
+/* The template's own value of a CK_BBOOL attribute: 1 true, 0 false, -1
+ * not given (attrs_new_object has checked sizes and repeats). */
+static int tmpl_bool(const CK_ATTRIBUTE *t, CK_ULONG n, CK_ATTRIBUTE_TYPE type)
+{
+    const CK_ATTRIBUTE *a = tmpl_find(t, n, type);
+
+    if (a == NULL || a->pValue == NULL || a->ulValueLen != sizeof(CK_BBOOL)) {
+        return -1;
+    }
+    return *(const CK_BBOOL *)a->pValue == CK_TRUE;
+}
+
+/*
+ * Applies p to l, the new key built from tmpl: a template that asks for
+ * less protection than the keys read carry is CKR_TEMPLATE_INCONSISTENT
+ * (nothing is made); one that is silent gets the inherited values.
+ */
+static CK_RV derive_protect(const struct derive_prot *p,
+                            const CK_ATTRIBUTE *tmpl, CK_ULONG count,
+                            attr_list_t *l)
+{
+    bool sensitive, extractable;
+    CK_RV rv;
+
+    if ((p->sensitive && tmpl_bool(tmpl, count, CKA_SENSITIVE) == 0) ||
+        (p->unextractable && tmpl_bool(tmpl, count, CKA_EXTRACTABLE) == 1) ||
+        (p->trusted_only &&
+         tmpl_bool(tmpl, count, CKA_WRAP_WITH_TRUSTED) == 0)) {
+        return CKR_TEMPLATE_INCONSISTENT;
+    }
+    sensitive = p->sensitive || attr_list_bool(l, CKA_SENSITIVE, true);
+    extractable = !p->unextractable && attr_list_bool(l, CKA_EXTRACTABLE, true);
+    if ((rv = attr_list_set_bool(l, CKA_SENSITIVE, sensitive)) != CKR_OK ||
+        (rv = attr_list_set_bool(l, CKA_EXTRACTABLE, extractable)) != CKR_OK ||
+        (rv = attr_list_set_bool(l, CKA_ALWAYS_SENSITIVE,
+                                 p->always_sensitive && sensitive)) != CKR_OK ||
+        (rv = attr_list_set_bool(l, CKA_NEVER_EXTRACTABLE,
+                                 p->never_extractable && !extractable)) !=
+            CKR_OK) {
+        return rv;
+    }
+    if (p->trusted_only) {
+        rv = attr_list_set_bool(l, CKA_WRAP_WITH_TRUSTED, true);
+    }
+    return rv;
+}
+
 /* What CKM_ECDH1_DERIVE may make. */
 static bool derivable(CK_KEY_TYPE kt)
 {
@@ -357,6 +440,9 @@ static CK_RV derive_value(const cops_params_t *p, CK_KEY_TYPE kt,
     return CKR_OK;
 }
 
+static CK_RV blob_of(struct hsm_obj *o, CK_ATTRIBUTE_TYPE t, uint8_t **blob,
+                     size_t *len);
+
 static CK_RV derive_ecdh(hsm_conn_t *conn, hsm_sid_t sid,
                          const CK_MECHANISM *mech, hsm_oid_t base,
                          const CK_ATTRIBUTE *tmpl, CK_ULONG count,
@@ -368,14 +454,17 @@ static CK_RV derive_ecdh(hsm_conn_t *conn, hsm_sid_t sid,
     struct hsm_obj o;
     cops_params_t p;
     cops_key_t *ck = NULL;
-    attr_list_t l = {0};
-    uint8_t *z = NULL, *val = NULL;
-    size_t zlen = 0, len = 0;
-    bool always_sensitive = false, never_extractable = false;
+    attr_list_t l = {0}, kept = {0};
+    CK_ATTRIBUTE *merged = NULL;
+    CK_ULONG mcount = 0;
+    uint8_t *z = NULL, *val = NULL, *dtmpl = NULL;
+    size_t zlen = 0, len = 0, dtmpl_len = 0;
+    struct derive_prot prot;
     CK_KEY_TYPE kt;
     CK_RV rv;
 
     memset(&o, 0, sizeof(o));
+    derive_prot_init(&prot);
     pthread_mutex_lock(&hsm->lock);
     if ((rv = hsm_begin_locked(conn, sid, HSM_OP_KEY_MANAGEMENT, &s)) !=
             CKR_OK ||
@@ -388,21 +477,22 @@ static CK_RV derive_ecdh(hsm_conn_t *conn, hsm_sid_t sid,
     if (attr_list_ulong(hsm_obj_attrs(&o), CKA_CLASS, CKO_DATA) !=
         CKO_PRIVATE_KEY) {
         rv = CKR_KEY_TYPE_INCONSISTENT;
+    } else {
+        rv = blob_of(&o, CKA_DERIVE_TEMPLATE, &dtmpl, &dtmpl_len);
     }
-    always_sensitive =
-        attr_list_bool(hsm_obj_attrs(&o), CKA_ALWAYS_SENSITIVE, false);
-    never_extractable =
-        attr_list_bool(hsm_obj_attrs(&o), CKA_NEVER_EXTRACTABLE, false);
+    derive_inherit(&prot, hsm_obj_attrs(&o));
     pthread_mutex_unlock(&hsm->lock);
-    if (rv != CKR_OK) {
+    if (rv != CKR_OK ||
+        (rv = hsm_template_merge(tmpl, count, dtmpl, dtmpl_len, &kept, &merged,
+                                 &mcount)) != CKR_OK) {
         goto out;
     }
 
-    kt = tmpl_find(tmpl, count, CKA_KEY_TYPE) != NULL
+    kt = tmpl_find(merged, mcount, CKA_KEY_TYPE) != NULL
              ? CK_UNAVAILABLE_INFORMATION
              : CKK_GENERIC_SECRET;
     rv = attrs_new_object(ATTR_OP_DERIVE, hsm_cu_caller(conn->hsm),
-                          CKO_SECRET_KEY, kt, tmpl, count, &l);
+                          CKO_SECRET_KEY, kt, merged, mcount, &l);
     if (rv != CKR_OK) {
         goto out;
     }
@@ -411,23 +501,17 @@ static CK_RV derive_ecdh(hsm_conn_t *conn, hsm_sid_t sid,
         rv = CKR_TEMPLATE_INCONSISTENT;
         goto out;
     }
+    if ((rv = derive_protect(&prot, merged, mcount, &l)) != CKR_OK ||
+        (rv = attrs_fix(&l, &kept)) != CKR_OK) {
+        goto out;
+    }
     if ((rv = cops_ecdh(ck, p.public_data, p.public_len, &z, &zlen)) !=
             CKR_OK ||
         (rv = derive_value(&p, kt, &l, z, zlen, &val, &len)) != CKR_OK) {
         goto out;
     }
-    /* PKCS#11 3.0 section 4.10: a derived key is "always sensitive" and
-     * "never extractable" only if its base key was too. */
-    always_sensitive =
-        always_sensitive && attr_list_bool(&l, CKA_SENSITIVE, true);
-    never_extractable =
-        never_extractable && !attr_list_bool(&l, CKA_EXTRACTABLE, true);
     if ((rv = attr_list_set(&l, CKA_VALUE, val, len)) != CKR_OK ||
-        (rv = attr_list_set_ulong(&l, CKA_VALUE_LEN, len)) != CKR_OK ||
-        (rv = attr_list_set_bool(&l, CKA_ALWAYS_SENSITIVE, always_sensitive)) !=
-            CKR_OK ||
-        (rv = attr_list_set_bool(&l, CKA_NEVER_EXTRACTABLE,
-                                 never_extractable)) != CKR_OK) {
+        (rv = attr_list_set_ulong(&l, CKA_VALUE_LEN, len)) != CKR_OK) {
         goto out;
     }
     rv = keygen_store(conn, sid, "derive", &l, oid, NULL, NULL);
@@ -436,6 +520,9 @@ out:
     cops_key_unref(ck);
     util_free_wipe(z, zlen);
     util_free_wipe(val, len);
+    free(dtmpl);
+    free(merged);
+    attr_list_free(&kept);
     attr_list_free(&l);
     return rv;
 }
@@ -668,7 +755,7 @@ struct derive_in {
     size_t other_len;
     uint8_t *dtmpl; /* CKA_DERIVE_TEMPLATE */
     size_t dtmpl_len;
-    bool always_sensitive, never_extractable;
+    struct derive_prot prot; /* of every key read */
 };
 
 static void derive_in_free(struct derive_in *in)
@@ -679,10 +766,11 @@ static void derive_in_free(struct derive_in *in)
     memset(in, 0, sizeof(*in));
 }
 
-/* Loads a second secret key (concatenation, HKDF salt key). */
+/* Loads a second secret key (concatenation, HKDF salt key). It is read
+ * by a derivation, so it must allow one: CKA_DERIVE (else a key shared
+ * for encryption only would still yield HMAC(key, chosen data)). */
 static CK_RV load_other_locked(hsm_conn_t *conn, hsm_oid_t oid,
-                               hsm_access_t access, struct derive_in *in,
-                               bool flags)
+                               hsm_access_t access, struct derive_in *in)
 {
     struct hsm_obj o;
     CK_RV rv;
@@ -694,16 +782,11 @@ static CK_RV load_other_locked(hsm_conn_t *conn, hsm_oid_t oid,
     if (attr_list_ulong(hsm_obj_attrs(&o), CKA_CLASS, CKO_DATA) !=
         CKO_SECRET_KEY) {
         rv = CKR_KEY_HANDLE_INVALID;
+    } else if (!attr_list_bool(hsm_obj_attrs(&o), CKA_DERIVE, false)) {
+        rv = CKR_KEY_FUNCTION_NOT_PERMITTED;
     } else {
         rv = value_of(&o, &in->other, &in->other_len);
-    }
-    if (flags) {
-        in->always_sensitive =
-            in->always_sensitive &&
-            attr_list_bool(hsm_obj_attrs(&o), CKA_ALWAYS_SENSITIVE, false);
-        in->never_extractable =
-            in->never_extractable &&
-            attr_list_bool(hsm_obj_attrs(&o), CKA_NEVER_EXTRACTABLE, false);
+        derive_inherit(&in->prot, hsm_obj_attrs(&o));
     }
     hsm_obj_clear(&o);
     return rv;
@@ -727,6 +810,7 @@ static CK_RV kdf_value(const mech_row_t *row, const cops_params_t *p,
         natural = in->base_len + in->other_len;
         break;
     case MECH_DERIVE_CONCAT_DATA:
+    case MECH_DERIVE_CONCAT_DATA_BASE:
         natural = in->base_len + sd->ulLen;
         break;
     case MECH_DERIVE_AES_ECB_DATA:
@@ -765,6 +849,11 @@ static CK_RV kdf_value(const mech_row_t *row, const cops_params_t *p,
     case MECH_DERIVE_CONCAT_DATA:
         memcpy(buf, in->base, in->base_len);
         memcpy(buf + in->base_len, sd->pData, sd->ulLen);
+        rv = CKR_OK;
+        break;
+    case MECH_DERIVE_CONCAT_DATA_BASE:
+        memcpy(buf, sd->pData, sd->ulLen);
+        memcpy(buf + sd->ulLen, in->base, in->base_len);
         rv = CKR_OK;
         break;
     case MECH_DERIVE_AES_ECB_DATA:
@@ -871,6 +960,7 @@ static CK_RV derive_kdf(hsm_conn_t *conn, hsm_sid_t sid, const mech_row_t *row,
 
     memset(&o, 0, sizeof(o));
     memset(&in, 0, sizeof(in));
+    derive_prot_init(&in.prot);
     pthread_mutex_lock(&hsm->lock);
     rv = hsm_begin_locked(conn, sid, HSM_OP_KEY_MANAGEMENT, &s);
     if (rv == CKR_OK) {
@@ -884,6 +974,7 @@ static CK_RV derive_kdf(hsm_conn_t *conn, hsm_sid_t sid, const mech_row_t *row,
         if (cls == CKO_DATA && row->derive == MECH_DERIVE_HKDF_DATA) {
             /* CKM_HKDF_DATA may start from a data object's value. */
             rv = value_of(&o, &in.base, &in.base_len);
+            derive_inherit(&in.prot, bl);
         } else if (cls != CKO_SECRET_KEY) {
             rv = CKR_KEY_TYPE_INCONSISTENT;
         } else if (!mech_allows_key_type(row, in.base_kt)) {
@@ -891,10 +982,7 @@ static CK_RV derive_kdf(hsm_conn_t *conn, hsm_sid_t sid, const mech_row_t *row,
         } else if (!attr_list_bool(bl, CKA_DERIVE, false)) {
             rv = CKR_KEY_FUNCTION_NOT_PERMITTED;
         } else {
-            in.always_sensitive =
-                attr_list_bool(bl, CKA_ALWAYS_SENSITIVE, false);
-            in.never_extractable =
-                attr_list_bool(bl, CKA_NEVER_EXTRACTABLE, false);
+            derive_inherit(&in.prot, bl);
             rv = value_of(&o, &in.base, &in.base_len);
         }
         if (rv == CKR_OK) {
@@ -909,8 +997,7 @@ static CK_RV derive_kdf(hsm_conn_t *conn, hsm_sid_t sid, const mech_row_t *row,
         CK_OBJECT_HANDLE other;
 
         memcpy(&other, p->raw, sizeof(other));
-        rv = load_other_locked(conn, (hsm_oid_t)other, HSM_ACCESS_OWN, &in,
-                               true);
+        rv = load_other_locked(conn, (hsm_oid_t)other, HSM_ACCESS_OWN, &in);
     }
     if (rv == CKR_OK && (row->derive == MECH_DERIVE_HKDF ||
                          row->derive == MECH_DERIVE_HKDF_DATA)) {
@@ -918,7 +1005,7 @@ static CK_RV derive_kdf(hsm_conn_t *conn, hsm_sid_t sid, const mech_row_t *row,
 
         if (hk->bExtract && hk->ulSaltType == CKF_HKDF_SALT_KEY) {
             rv = load_other_locked(conn, (hsm_oid_t)hk->hSaltKey,
-                                   HSM_ACCESS_USE, &in, false);
+                                   HSM_ACCESS_USE, &in);
         }
     }
     pthread_mutex_unlock(&hsm->lock);
@@ -954,6 +1041,13 @@ static CK_RV derive_kdf(hsm_conn_t *conn, hsm_sid_t sid, const mech_row_t *row,
         }
     }
     if (row->derive == MECH_DERIVE_HKDF_DATA) {
+        /* A data object is readable by whoever sees it: it cannot carry
+         * the protection of a sensitive or unextractable key, so its
+         * template asks for less than the rule allows. */
+        if (in.prot.sensitive || in.prot.unextractable) {
+            rv = CKR_TEMPLATE_INCONSISTENT;
+            goto out;
+        }
         if ((rv = kdf_value(row, p, &in, want, &val, &len)) != CKR_OK ||
             (rv = data_object(merged, mcount, val, len, &l)) != CKR_OK) {
             goto out;
@@ -966,7 +1060,9 @@ static CK_RV derive_kdf(hsm_conn_t *conn, hsm_sid_t sid, const mech_row_t *row,
              : CKK_GENERIC_SECRET;
     rv = attrs_new_object(ATTR_OP_DERIVE, hsm_cu_caller(conn->hsm),
                           CKO_SECRET_KEY, kt, merged, mcount, &l);
-    if (rv != CKR_OK) {
+    if (rv != CKR_OK ||
+        (rv = derive_protect(&in.prot, merged, mcount, &l)) != CKR_OK ||
+        (rv = attrs_fix(&l, &kept)) != CKR_OK) {
         goto out;
     }
     kt = attr_list_ulong(&l, CKA_KEY_TYPE, CK_UNAVAILABLE_INFORMATION);
@@ -982,18 +1078,8 @@ static CK_RV derive_kdf(hsm_conn_t *conn, hsm_sid_t sid, const mech_row_t *row,
         rv = CKR_TEMPLATE_INCONSISTENT;
         goto out;
     }
-    /* PKCS#11 3.0 section 4.10: "always sensitive" and "never extractable"
-     * only if the base key (and a second key) were too. */
-    in.always_sensitive =
-        in.always_sensitive && attr_list_bool(&l, CKA_SENSITIVE, true);
-    in.never_extractable =
-        in.never_extractable && !attr_list_bool(&l, CKA_EXTRACTABLE, true);
     if ((rv = attr_list_set(&l, CKA_VALUE, val, len)) != CKR_OK ||
-        (rv = attr_list_set_ulong(&l, CKA_VALUE_LEN, len)) != CKR_OK ||
-        (rv = attr_list_set_bool(&l, CKA_ALWAYS_SENSITIVE,
-                                 in.always_sensitive)) != CKR_OK ||
-        (rv = attr_list_set_bool(&l, CKA_NEVER_EXTRACTABLE,
-                                 in.never_extractable)) != CKR_OK) {
+        (rv = attr_list_set_ulong(&l, CKA_VALUE_LEN, len)) != CKR_OK) {
         goto out;
     }
     rv = keygen_store(conn, sid, "derive", &l, oid, NULL, NULL);

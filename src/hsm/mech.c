@@ -898,6 +898,8 @@ static const mech_row_t mech_rows[] = {
      NULL, NOEXT},
     KDF_ROW(CKM_CONCATENATE_BASE_AND_KEY, p_concat_key, MECH_DERIVE_CONCAT_KEY),
     KDF_ROW(CKM_CONCATENATE_BASE_AND_DATA, p_string, MECH_DERIVE_CONCAT_DATA),
+    KDF_ROW(CKM_CONCATENATE_DATA_AND_BASE, p_string,
+            MECH_DERIVE_CONCAT_DATA_BASE),
     KDF_ROW(CKM_SP800_108_COUNTER_KDF, p_kbkdf, MECH_DERIVE_KBKDF_COUNTER),
     KDF_ROW(CKM_SP800_108_FEEDBACK_KDF, p_kbkdf, MECH_DERIVE_KBKDF_FEEDBACK),
     {.type = CKM_PKCS5_PBKD2,
@@ -983,6 +985,14 @@ const mech_row_t *mech_find(CK_MECHANISM_TYPE type)
 {
     return bsearch(&type, mech_rows, UTIL_ARRAY_SIZE(mech_rows),
                    sizeof(mech_rows[0]), mech_cmp);
+}
+
+bool mech_is_key_wrap(const mech_row_t *row)
+{
+    return row->wrap_kind == MECH_WRAP_RSA_AES ||
+           (row->wrap_kind == MECH_WRAP_CIPHER &&
+            (row->wrap == &cops_aes_kw || row->wrap == &cops_aes_kwp ||
+             row->wrap == &cops_aes_kw_pkcs5));
 }
 
 const mech_row_t *mech_table(size_t *n)

@@ -69,7 +69,8 @@ typedef enum {
     MECH_DERIVE_KBKDF_COUNTER,
     MECH_DERIVE_KBKDF_FEEDBACK,
     MECH_DERIVE_CONCAT_KEY,
-    MECH_DERIVE_CONCAT_DATA,
+    MECH_DERIVE_CONCAT_DATA,      /* base || data */
+    MECH_DERIVE_CONCAT_DATA_BASE, /* data || base */
     MECH_DERIVE_AES_ECB_DATA,
     MECH_DERIVE_AES_CBC_DATA,
     MECH_DERIVE_PBKDF2, /* a CKF_GENERATE row */
@@ -117,6 +118,10 @@ CK_FLAGS mech_kind_flag(hsm_opkind_t kind);
  * this, never row->flags alone. */
 CK_FLAGS mech_flags(const hsm_t *hsm, const mech_row_t *row);
 bool mech_allows_key_type(const mech_row_t *row, CK_KEY_TYPE kt);
+/* Whether a wrap row is a key-wrap mechanism (AES key wrap and its
+ * variants, CKM_RSA_AES_KEY_WRAP) rather than a cipher that also wraps:
+ * unwrapping with a cipher is decryption by another name. */
+bool mech_is_key_wrap(const mech_row_t *row);
 /* Checks m's parameter: p zeroed then filled. */
 CK_RV mech_check_params(const mech_row_t *row, const CK_MECHANISM *m,
                         cops_params_t *p);

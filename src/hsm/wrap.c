@@ -446,6 +446,35 @@ out:
     return rv;
 }
 
+/*
+ * Unwrapping with a cipher (AES ECB/CBC/CBC-PAD/GCM, RSA PKCS#1 and OAEP:
+ * not a key-wrap mechanism) into a key that is not sensitive hands the
+ * caller the decryption of any ciphertext: with a key whose CKA_DECRYPT is
+ * FALSE that is refused. The code is CKR_TEMPLATE_INCONSISTENT, since the
+ * template's CKA_SENSITIVE FALSE is what makes it decryption. Judged on the
+ * merged template before decrypting (absent: the schema's default, TRUE)
+ * and again on the finished list l.
+ */
+static bool unwrap_is_decryption(const mech_row_t *row, bool may_decrypt,
+                                 const CK_ATTRIBUTE *tmpl, CK_ULONG count,
+                                 const attr_list_t *l)
+{
+    if (may_decrypt || mech_is_key_wrap(row)) {
+        return false;
+    }
+    if (l != NULL) {
+        return !attr_list_bool(l, CKA_SENSITIVE, true);
+    }
+    for (CK_ULONG i = 0; i < count; i++) {
+        if (tmpl[i].type == CKA_SENSITIVE &&
+            tmpl[i].ulValueLen == sizeof(CK_BBOOL) && tmpl[i].pValue != NULL &&
+            *(const CK_BBOOL *)tmpl[i].pValue != CK_TRUE) {
+            return true;
+        }
+    }
+    return false;
+}
+
 CK_RV hsm_unwrap_key(hsm_conn_t *conn, hsm_sid_t sid, const CK_MECHANISM *mech,
                      hsm_oid_t unwrapping, const uint8_t *in, size_t inlen,
                      const CK_ATTRIBUTE *tmpl, CK_ULONG count, hsm_oid_t *oid)
@@ -462,6 +491,7 @@ CK_RV hsm_unwrap_key(hsm_conn_t *conn, hsm_sid_t sid, const CK_MECHANISM *mech,
     CK_ATTRIBUTE *merged = NULL;
     CK_ULONG mcount = 0;
     CK_OBJECT_CLASS cls = CK_UNAVAILABLE_INFORMATION;
+    bool may_decrypt = false;
     CK_RV rv;
 
     return_val_if_fail(mech != NULL && oid != NULL, CKR_GENERAL_ERROR);
@@ -481,6 +511,7 @@ CK_RV hsm_unwrap_key(hsm_conn_t *conn, hsm_sid_t sid, const CK_MECHANISM *mech,
         rv = wrapping_rv(rv, false);
         goto unlock;
     }
+    may_decrypt = attr_list_bool(hsm_obj_attrs(&uo), CKA_DECRYPT, false);
     {
         const attr_t *ut =
             attr_list_find(hsm_obj_attrs(&uo), CKA_UNWRAP_TEMPLATE);
@@ -512,6 +543,12 @@ unlock:
                                                : CKR_TEMPLATE_INCONSISTENT;
         goto out;
     }
+    /* Checked before anything is decrypted, so that not even the error
+     * codes of a padding check answer for a key that may not decrypt. */
+    if (unwrap_is_decryption(row, may_decrypt, merged, mcount, NULL)) {
+        rv = CKR_TEMPLATE_INCONSISTENT;
+        goto out;
+    }
     rv = unwrap_rv(unwrap_bytes(row, uk, &p, in, inlen, &plain, &plen));
     if (rv != CKR_OK) {
         goto out;
@@ -524,6 +561,14 @@ unlock:
                             plen, &l);
     }
     if (rv != CKR_OK) {
+        goto out;
+    }
+    if (unwrap_is_decryption(row, may_decrypt, NULL, 0, &l)) {
+        rv = CKR_TEMPLATE_INCONSISTENT;
+        goto out;
+    }
+    /* What the unwrapping key's template fixed stays fixed. */
+    if ((rv = attrs_fix(&l, &kept)) != CKR_OK) {
         goto out;
     }
     /* PKCS#11 3.0 section 4.10: an unwrapped key was outside the token. */

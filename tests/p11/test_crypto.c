@@ -209,9 +209,11 @@ static void gen_rsa(CK_ULONG bits, CK_OBJECT_HANDLE *pub,
     gen_rsa_exp(bits, e65537, sizeof(e65537), pub, priv);
 }
 
-/* EC, Edwards or Montgomery pair (mt says which) on curve c. */
-static void gen_ec_mech(CK_MECHANISM_TYPE mt, const struct curve *c,
-                        CK_OBJECT_HANDLE *pub, CK_OBJECT_HANDLE *priv)
+/* EC, Edwards or Montgomery pair (mt says which) on curve c; the private
+ * key sensitive or not (a derivation from a sensitive key is sensitive). */
+static void gen_ec_sens(CK_MECHANISM_TYPE mt, const struct curve *c,
+                        CK_BBOOL sensitive, CK_OBJECT_HANDLE *pub,
+                        CK_OBJECT_HANDLE *priv)
 {
     bool derive = mt == CKM_EC_MONTGOMERY_KEY_PAIR_GEN;
     CK_ATTRIBUTE tpub[] = {
@@ -221,17 +223,24 @@ static void gen_ec_mech(CK_MECHANISM_TYPE mt, const struct curve *c,
     };
     CK_ATTRIBUTE tpriv[] = {
         {CKA_TOKEN, &no, sizeof(no)},
+        {CKA_SENSITIVE, &sensitive, sizeof(sensitive)},
         {derive ? CKA_DERIVE : CKA_SIGN, &yes, sizeof(yes)},
         {CKA_DERIVE, &yes, sizeof(yes)},
     };
     CK_RV rv = gen_pair(mt, tpub, N(tpub), tpriv,
-                        mt == CKM_EC_KEY_PAIR_GEN ? 3 : 2, pub, priv);
+                        mt == CKM_EC_KEY_PAIR_GEN ? 4 : 3, pub, priv);
 
     if (rv != CKR_OK) {
         print_error("key pair generation on %s: %s\n", c->name,
                     p11_rv_name(rv));
     }
     assert_rv(rv, CKR_OK);
+}
+
+static void gen_ec_mech(CK_MECHANISM_TYPE mt, const struct curve *c,
+                        CK_OBJECT_HANDLE *pub, CK_OBJECT_HANDLE *priv)
+{
+    gen_ec_sens(mt, c, CK_TRUE, pub, priv);
 }
 
 static void gen_ec(const struct curve *c, CK_OBJECT_HANDLE *pub,
@@ -1296,8 +1305,9 @@ static void ecdh_with_openssl(const struct curve *c, CK_MECHANISM_TYPE gen,
     EVP_PKEY_CTX *pctx;
     CK_ULONG dlen;
 
-    gen_ec_mech(gen, c, &pa, &ka);
-    gen_ec_mech(gen, c, &pb, &kb);
+    /* Readable results come only from keys that are not sensitive. */
+    gen_ec_sens(gen, c, CK_FALSE, &pa, &ka);
+    gen_ec_sens(gen, c, CK_FALSE, &pb, &kb);
     alen = raw_point(pa, a);
     blen = raw_point(pb, b);
     /* both sides agree, raw point and DER-wrapped point */
@@ -1358,8 +1368,8 @@ static void test_ecdh_errors(void **state)
     size_t blen;
 
     (void)state;
-    gen_ec(&c_p256, &pa, &ka);
-    gen_ec(&c_p384, &pb, &kb);
+    gen_ec_sens(CKM_EC_KEY_PAIR_GEN, &c_p256, CK_FALSE, &pa, &ka);
+    gen_ec_sens(CKM_EC_KEY_PAIR_GEN, &c_p384, CK_FALSE, &pb, &kb);
     blen = raw_point(pb, b);
     /* a P-384 point for a P-256 key; a point off the curve */
     assert_true(derive(ka, CKD_NULL, b, blen, 32, out) != CKR_OK);
@@ -1367,6 +1377,14 @@ static void test_ecdh_errors(void **state)
     b[blen - 1] ^= 1;
     assert_true(derive(ka, CKD_NULL, b, blen, 32, out) != CKR_OK);
     b[blen - 1] ^= 1;
+    /* a sensitive private key gives no readable secret */
+    {
+        CK_OBJECT_HANDLE ps, ks;
+
+        gen_ec(&c_p256, &ps, &ks);
+        assert_rv(derive(ks, CKD_NULL, b, blen, 32, out),
+                  CKR_TEMPLATE_INCONSISTENT);
+    }
     /* an unknown KDF, shared data with CKD_NULL: parameter errors */
     assert_rv(derive(ka, 0x7777, b, blen, 32, out),
               CKR_MECHANISM_PARAM_INVALID);

@@ -513,6 +513,8 @@ static CK_RV import_ec_private(const struct curve *cv, const struct bytes *d,
         {CKA_KEY_TYPE, &kt, sizeof(kt)},
         {CKA_TOKEN, &no, sizeof(no)},
         {CKA_DERIVE, &yes, sizeof(yes)},
+        /* not sensitive: what a sensitive key derives is sensitive too */
+        {CKA_SENSITIVE, &no, sizeof(no)},
         {CKA_EC_PARAMS, (void *)cv->params, cv->params_len},
         {CKA_VALUE, d->p, d->len},
     };
@@ -1434,8 +1436,11 @@ static void run_hkdf(const json_t *doc, struct counts *c)
             CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
             CK_KEY_TYPE kt = CKK_GENERIC_SECRET;
             CK_ATTRIBUTE bt[] = {
-                {CKA_CLASS, &cls, sizeof(cls)}, {CKA_KEY_TYPE, &kt, sizeof(kt)},
-                {CKA_TOKEN, &no, sizeof(no)},   {CKA_DERIVE, &yes, sizeof(yes)},
+                {CKA_CLASS, &cls, sizeof(cls)},
+                {CKA_KEY_TYPE, &kt, sizeof(kt)},
+                {CKA_TOKEN, &no, sizeof(no)},
+                {CKA_DERIVE, &yes, sizeof(yes)},
+                {CKA_SENSITIVE, &no, sizeof(no)}, /* the OKM is read back */
                 {CKA_VALUE, ikm.p, ikm.len},
             };
             CK_ATTRIBUTE dt[] = {

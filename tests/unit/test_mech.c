@@ -82,9 +82,12 @@ static void gen_ec(struct fx *f, CK_MECHANISM_TYPE m, const uint8_t *params,
         {CKA_EC_PARAMS, (void *)params, plen},
         {CKA_TOKEN, tok, 1},
     };
+    /* Not sensitive: the ECDH tests read what they derive, and a key
+     * derived from a sensitive key is sensitive. */
     CK_ATTRIBUTE vt[] = {
         {CKA_TOKEN, tok, 1},
         {CKA_DERIVE, &yes, 1},
+        {CKA_SENSITIVE, &no, 1},
     };
 
     gen_pair(f, m, pt, N(pt), vt, N(vt), pub, priv);
