@@ -159,8 +159,12 @@ static CK_RV p11_gen_ec(struct p11_priv *p, CK_SESSION_HANDLE s,
         ATTR(CKA_SIGN, &p11_true),
     };
 
-    if (derive)
+    /* The derive check reads the secret it makes, and what a sensitive
+     * key derives is sensitive (PKCS#11 3.0): the ECDH key is not. */
+    if (derive) {
+        kt[2].pValue = &p11_false;
         kt[3].type = CKA_DERIVE;
+    }
     return p->f->C_GenerateKeyPair(s, &m, pt, derive ? 2 : 3, kt, 4, pub, priv);
 }
 
