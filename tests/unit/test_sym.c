@@ -1012,7 +1012,7 @@ static void test_wrap_all(void **state)
         {{CKM_CLOUDHSM_AES_KEY_WRAP_ZERO_PAD, NULL, 0}, false, true, true},
     };
     struct wkey keys[6];
-    hsm_oid_t kek;
+    hsm_oid_t kek, dkek;
     size_t nk = 0, done = 0;
 
     memset(iv, 0x11, sizeof(iv));
@@ -1021,6 +1021,20 @@ static void test_wrap_all(void **state)
     memset(av, 0x44, sizeof(av));
     memset(aes24, 0x55, sizeof(aes24));
     kek = kek_tok(f, av, 32, false);
+    /* The same value in a key that unwraps and may decrypt: a cipher
+     * unwrap into a readable key is decryption (kek may not). */
+    {
+        CK_ATTRIBUTE t[] = {
+            {CKA_CLASS, &c_secret, sizeof(c_secret)},
+            {CKA_KEY_TYPE, &k_aes, sizeof(k_aes)},
+            {CKA_VALUE, av, 32},
+            {CKA_UNWRAP, &yes, 1},
+            {CKA_DECRYPT, &yes, 1},
+        };
+
+        assert_int_equal(hsm_object_create(f->a, f->sa, t, N(t), &dkek),
+                         CKR_OK);
+    }
     keys[nk++] = (struct wkey){
         "aes", secret(f, k_aes, av, 16), CKO_SECRET_KEY, CKK_AES, 16, 0, 0};
     keys[nk++] = (struct wkey){
@@ -1045,6 +1059,10 @@ static void test_wrap_all(void **state)
             struct wkey *k = &keys[i];
             hsm_oid_t wk = mechs[m].rsa ? f->rsa_pub : kek;
             hsm_oid_t uk = mechs[m].rsa ? f->rsa_priv : kek;
+            CK_MECHANISM_TYPE mt = mechs[m].m.mechanism;
+            bool cipher = mt == CKM_AES_GCM || mt == CKM_AES_CBC_PAD ||
+                          mt == CKM_AES_ECB || mt == CKM_AES_CBC ||
+                          mt == CKM_CLOUDHSM_AES_GCM;
             CK_ULONG vlen = k->len;
             CK_ATTRIBUTE t[] = {
                 {CKA_CLASS, &k->cls, sizeof(k->cls)},
@@ -1079,6 +1097,15 @@ static void test_wrap_all(void **state)
                 fail_msg("wrap %s with 0x%lx: 0x%lx", k->name,
                          mechs[m].m.mechanism, rv);
             }
+            if (cipher && k->cls == CKO_SECRET_KEY) {
+                rv = hsm_unwrap_key(f->a, f->sa, &mechs[m].m, uk, w, wl, t, tn,
+                                    &got);
+                if (rv != CKR_TEMPLATE_INCONSISTENT) {
+                    fail_msg("readable %s by 0x%lx without CKA_DECRYPT: 0x%lx",
+                             k->name, mt, rv);
+                }
+                uk = dkek;
+            }
             rv = hsm_unwrap_key(f->a, f->sa, &mechs[m].m, uk, w, wl, t, tn,
                                 &got);
             if (rv != CKR_OK) {
@@ -1108,6 +1135,7 @@ static void test_wrap_all(void **state)
         assert_int_equal(hsm_object_destroy(f->a, f->sa, keys[i].oid), CKR_OK);
     }
     assert_int_equal(hsm_object_destroy(f->a, f->sa, kek), CKR_OK);
+    assert_int_equal(hsm_object_destroy(f->a, f->sa, dkek), CKR_OK);
 }
 
 static void test_wrap_rules(void **state)
