@@ -311,8 +311,9 @@ static void rsa(void)
            "CKM_RSA_PKCS_OAEP: C_Decrypt gives the plaintext back", rv);
 }
 
-/* ECDH1 from priv with the peer's CKA_EC_POINT; the derived secret's value
- * in z (32 bytes). */
+/* ECDH1 from priv with the peer's CKA_EC_POINT; in z (32 bytes) the
+ * HMAC-SHA256 of a fixed message under the derived secret, which stays
+ * sensitive as the private key is. */
 static CK_RV derive(CK_OBJECT_HANDLE priv, CK_OBJECT_HANDLE peer, CK_BYTE *z)
 {
     CK_BYTE point[128];
@@ -323,14 +324,13 @@ static CK_RV derive(CK_OBJECT_HANDLE priv, CK_OBJECT_HANDLE peer, CK_BYTE *z)
     CK_KEY_TYPE kt = CKK_GENERIC_SECRET;
     CK_ULONG len = 32;
     CK_ATTRIBUTE t[] = {
-        {CKA_CLASS, &c, sizeof(c)},
-        {CKA_KEY_TYPE, &kt, sizeof(kt)},
-        {CKA_TOKEN, &no, sizeof(no)},
-        {CKA_SENSITIVE, &no, sizeof(no)},
-        {CKA_EXTRACTABLE, &yes, sizeof(yes)},
+        {CKA_CLASS, &c, sizeof(c)},         {CKA_KEY_TYPE, &kt, sizeof(kt)},
+        {CKA_TOKEN, &no, sizeof(no)},       {CKA_SIGN, &yes, sizeof(yes)},
         {CKA_VALUE_LEN, &len, sizeof(len)},
     };
-    CK_ATTRIBUTE va = {CKA_VALUE, z, 32};
+    static const CK_BYTE msg[] = "both sides agree";
+    CK_MECHANISM hm = {CKM_SHA256_HMAC, NULL, 0};
+    CK_ULONG zlen = 32;
     CK_OBJECT_HANDLE h;
     CK_RV rv;
 
@@ -338,10 +338,11 @@ static CK_RV derive(CK_OBJECT_HANDLE priv, CK_OBJECT_HANDLE peer, CK_BYTE *z)
         return rv;
     }
     p.ulPublicDataLen = pa.ulValueLen;
-    if ((rv = f->C_DeriveKey(s, &m, priv, t, 6, &h)) != CKR_OK) {
+    if ((rv = f->C_DeriveKey(s, &m, priv, t, 5, &h)) != CKR_OK ||
+        (rv = f->C_SignInit(s, &hm, h)) != CKR_OK) {
         return rv;
     }
-    return f->C_GetAttributeValue(s, h, &va, 1);
+    return f->C_Sign(s, (CK_BYTE_PTR)msg, sizeof(msg) - 1, z, &zlen);
 }
 
 static void curves(void)
