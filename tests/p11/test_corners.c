@@ -869,10 +869,13 @@ static void gen_ec(const struct curve *c, CK_OBJECT_HANDLE *pub,
         {CKA_EC_PARAMS, (void *)c->oid, c->oid_len},
         {CKA_VERIFY, &yes, sizeof(yes)},
     };
+    /* Not sensitive: the ECDH checks read the secret, and what a
+     * sensitive key derives is sensitive. */
     CK_ATTRIBUTE tpriv[] = {
         {CKA_TOKEN, &no, sizeof(no)},
         {CKA_SIGN, &yes, sizeof(yes)},
         {CKA_DERIVE, &yes, sizeof(yes)},
+        {CKA_SENSITIVE, &no, sizeof(no)},
     };
     CK_RV rv = p11->C_GenerateKeyPair(S, &m, tpub, N(tpub), tpriv, N(tpriv),
                                       pub, priv);
