@@ -171,16 +171,22 @@ CK_RV hsm_generate_key(hsm_conn_t *conn, hsm_sid_t sid,
         rv = CKR_KEY_SIZE_RANGE;
         goto out;
     }
+    /* PBKDF2's work is iterations per output block: bounded as a whole. */
+    if (row->derive == MECH_DERIVE_PBKDF2 &&
+        p.iterations > MECH_PBKDF2_ITER_MAX /
+                           ((len + cops_hash_len(p.hash) - 1) /
+                            cops_hash_len(p.hash))) {
+        rv = CKR_KEY_SIZE_RANGE;
+        goto out;
+    }
     val = malloc(len);
     if (val == NULL) {
         rv = CKR_HOST_MEMORY;
         goto out;
     }
     if (row->derive == MECH_DERIVE_PBKDF2) {
-        const CK_PKCS5_PBKD2_PARAMS2 *q = p.raw;
-
-        rv = cops_pbkdf2(p.hash, p.label, p.label_len, q->pSaltSourceData,
-                         q->ulSaltSourceDataLen, q->iterations, val, len);
+        rv = cops_pbkdf2(p.hash, p.label, p.label_len, p.salt, p.salt_bytes,
+                         p.iterations, val, len);
     } else {
         rv = crypto_random(val, len);
     }

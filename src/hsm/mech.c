@@ -634,26 +634,38 @@ static cops_hash_t pbkdf2_prf(CK_ULONG prf)
 
 /*
  * CK_PKCS5_PBKD2_PARAMS2 (ulPasswordLen a value) or the 2.40
- * CK_PKCS5_PBKD2_PARAMS (ulPasswordLen a pointer). Both have the same size
- * on LP64, so ulParameterLen cannot tell them apart there: the word is
- * taken as a length when it is below MECH_KDF_DATA_MAX (no user-space
- * pointer is that small: Linux maps nothing below 64 KiB), else as a
- * pointer to the length. *pwlen and *pw out.
+ * CK_PKCS5_PBKD2_PARAMS (ulPasswordLen a pointer), told apart by
+ * ulParameterLen alone: a field's value never decides how another field is
+ * read. Where the two have the same size (every ABI whose CK_ULONG is as
+ * wide as a pointer, LP64 and ILP32 alike) the length means the corrected
+ * PARAMS2 layout, so a 2.40 caller's pointer reads as an over-long
+ * password length: CKR_MECHANISM_PARAM_INVALID, nothing dereferenced.
+ * The password, salt and iteration count go to p for keygen.c.
  */
-static CK_RV pbkdf2_read(const CK_MECHANISM *m, cops_hash_t *h,
-                         const uint8_t **pw, size_t *pwlen)
+static CK_RV pbkdf2_read(const CK_MECHANISM *m, cops_params_t *p)
 {
     const CK_PKCS5_PBKD2_PARAMS2 *q = param_of(m, sizeof(*q));
+    CK_PKCS5_PBKD2_PARAMS2 v;
     CK_ULONG len;
 
-    if (q == NULL) {
-        return CKR_MECHANISM_PARAM_INVALID;
-    }
-    len = q->ulPasswordLen;
-    if (len > MECH_KDF_DATA_MAX) {
-        const CK_ULONG *lp = (const CK_ULONG *)(uintptr_t)len;
+    if (q != NULL) {
+        len = q->ulPasswordLen;
+    } else if (sizeof(CK_PKCS5_PBKD2_PARAMS) !=
+                   sizeof(CK_PKCS5_PBKD2_PARAMS2) &&
+               param_of(m, sizeof(CK_PKCS5_PBKD2_PARAMS)) != NULL) {
+        const CK_PKCS5_PBKD2_PARAMS *o = m->pParameter;
 
-        len = *lp;
+        if (o->ulPasswordLen == NULL) {
+            return CKR_MECHANISM_PARAM_INVALID;
+        }
+        len = *o->ulPasswordLen;
+        v = (CK_PKCS5_PBKD2_PARAMS2){o->saltSource, o->pSaltSourceData,
+                                     o->ulSaltSourceDataLen, o->iterations,
+                                     o->prf, o->pPrfData, o->ulPrfDataLen,
+                                     o->pPassword, len};
+        q = &v;
+    } else {
+        return CKR_MECHANISM_PARAM_INVALID;
     }
     if (q->saltSource != CKZ_SALT_SPECIFIED ||
         !data_ok(q->pSaltSourceData, q->ulSaltSourceDataLen) ||
@@ -662,29 +674,23 @@ static CK_RV pbkdf2_read(const CK_MECHANISM *m, cops_hash_t *h,
         !data_ok(q->pPassword, len)) {
         return CKR_MECHANISM_PARAM_INVALID;
     }
-    *h = pbkdf2_prf(q->prf);
-    if (*h == COPS_HASH_NONE) {
+    p->hash = pbkdf2_prf(q->prf);
+    if (p->hash == COPS_HASH_NONE) {
         return CKR_MECHANISM_PARAM_INVALID;
     }
-    *pw = q->pPassword;
-    *pwlen = len;
+    p->label = q->pPassword; /* the password, for keygen.c */
+    p->label_len = len;
+    p->salt = q->pSaltSourceData;
+    p->salt_bytes = q->ulSaltSourceDataLen;
+    p->iterations = q->iterations;
     return CKR_OK;
 }
 
 static CK_RV p_pbkdf2(const mech_row_t *row, const CK_MECHANISM *m,
                       cops_params_t *p)
 {
-    const uint8_t *pw;
-    size_t pwlen;
-    CK_RV rv;
-
     (void)row;
-    if ((rv = pbkdf2_read(m, &p->hash, &pw, &pwlen)) != CKR_OK) {
-        return rv;
-    }
-    p->label = pw; /* the password, for keygen.c */
-    p->label_len = pwlen;
-    return keep_raw(m, p);
+    return pbkdf2_read(m, p);
 }
 
 /* CKM_CONCATENATE_BASE_AND_KEY: the other key's object id (the front end

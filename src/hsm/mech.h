@@ -49,6 +49,7 @@
 #define MECH_GCM_IV_MAX 128
 #define MECH_KDF_DATA_MAX HSM_ATTR_VALUE_MAX
 #define MECH_KDF_PARAMS_MAX 32 /* CK_PRF_DATA_PARAM entries */
+/* PBKDF2: iterations, and iterations times output blocks. */
 #define MECH_PBKDF2_ITER_MAX 10000000UL
 
 typedef struct mech_row mech_row_t;

@@ -135,7 +135,11 @@ typedef struct {
     bool iv_generate; /* GCM encryption: the token makes the IV */
     /* CKM_RSA_AES_KEY_WRAP: ephemeral AES key length (bytes). */
     size_t wrap_aes_len;
-    /* Derivation and PBKDF2: the checked parameter, read by keygen.c. */
+    /* PBKDF2 (the password is label): read by keygen.c. */
+    const uint8_t *salt;
+    size_t salt_bytes;
+    unsigned long iterations;
+    /* Derivation: the checked parameter, read by keygen.c. */
     const void *raw;
     size_t raw_len;
 } cops_params_t;
