@@ -893,6 +893,10 @@ static CK_RV template_store(const CK_ATTRIBUTE *a, attr_list_t *l)
     if (rv == CKR_OK) {
         rv = attr_list_serialize(&t, &blob, &bloblen);
     }
+    /* Kept as one value: within the limit of one (and so storable). */
+    if (rv == CKR_OK && bloblen > ATTR_VALUE_MAX) {
+        rv = CKR_ATTRIBUTE_VALUE_INVALID;
+    }
     if (rv == CKR_OK) {
         rv = attr_list_set(l, a->type, blob, bloblen);
     }
@@ -1176,7 +1180,7 @@ CK_RV attr_list_serialize(const attr_list_t *l, uint8_t **out, size_t *len)
     *len = 0;
     return_val_if_fail(l->n <= ATTR_LIST_MAX, CKR_GENERAL_ERROR);
     for (i = 0; i < l->n; i++) {
-        return_val_if_fail(l->v[i].len <= ATTR_VALUE_MAX, CKR_GENERAL_ERROR);
+        return_val_if_fail(l->v[i].len <= ATTR_STORED_MAX, CKR_GENERAL_ERROR);
         total += 12 + l->v[i].len;
     }
     buf = malloc(total);
@@ -1238,7 +1242,7 @@ CK_RV attr_list_deserialize(const uint8_t *in, size_t len, attr_list_t *l)
         type = get_be(in + off, 8);
         vlen = get_be(in + off + 8, 4);
         off += 12;
-        if (type > (CK_ULONG)-1 || vlen > ATTR_VALUE_MAX || vlen > len - off) {
+        if (type > (CK_ULONG)-1 || vlen > ATTR_STORED_MAX || vlen > len - off) {
             goto out;
         }
         if (tmp.n > 0 && (CK_ATTRIBUTE_TYPE)type <= tmp.v[tmp.n - 1].type) {

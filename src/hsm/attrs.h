@@ -21,6 +21,10 @@
 /* Largest value accepted for one attribute, and attributes in a template. */
 #define ATTR_VALUE_MAX HSM_ATTR_VALUE_MAX
 #define ATTR_TEMPLATE_MAX HSM_TEMPLATE_MAX
+/* Largest value in a serialized list: a stored secret is sealed, its value
+ * plus the seal's nonce and tag (object.c checks that they fit). */
+#define ATTR_STORED_SLACK 64
+#define ATTR_STORED_MAX (ATTR_VALUE_MAX + ATTR_STORED_SLACK)
 
 /* One attribute held by the core: value owned by the list. */
 typedef struct {

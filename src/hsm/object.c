@@ -24,6 +24,10 @@
 #define SEAL_AD_PREFIX "nimbus-attr"
 #define SEAL_AD_LEN (sizeof(SEAL_AD_PREFIX) - 1 + 16)
 
+/* A sealed value of the largest size still fits a serialized list. */
+_Static_assert(CRYPTO_SEAL_OVERHEAD <= ATTR_STORED_SLACK,
+               "sealed attribute values exceed ATTR_STORED_MAX");
+
 static void seal_ad(uint8_t ad[SEAL_AD_LEN], hsm_oid_t oid,
                     CK_ATTRIBUTE_TYPE type)
 {
