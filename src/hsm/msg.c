@@ -349,6 +349,8 @@ CK_RV hsm_msg_begin(hsm_conn_t *conn, hsm_sid_t sid, hsm_msgkind_t kind,
         cops_aead_free(a);
         return rv;
     }
+    /* A message in parts is kept whole until its tag: bounded. */
+    cops_aead_set_hold_max(a, conn->hsm->cfg.aead_max_buffer);
     m->cur = a;
     return CKR_OK;
 }
@@ -401,6 +403,10 @@ CK_RV hsm_msg_next(hsm_conn_t *conn, hsm_sid_t sid, hsm_msgkind_t kind,
         *outlen = got + fin;
     }
 end:
+    /* Too much ciphertext held: the decryption side's code for it. */
+    if (!m->enc && rv == CKR_DATA_LEN_RANGE) {
+        rv = CKR_ENCRYPTED_DATA_LEN_RANGE;
+    }
     /* The message ends: with its last part, or with an error. */
     cops_aead_free(m->cur);
     m->cur = NULL;

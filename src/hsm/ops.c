@@ -737,6 +737,7 @@ CK_RV hsm_op_init_iv(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
     if ((rv = mech_check_params(row, mech, &p)) != CKR_OK) {
         goto out;
     }
+    p.hold_max = hsm->cfg.aead_max_buffer;
     spare = x->spare[kind];
     x->spare[kind] = NULL;
     x->spare_oid[kind] = 0;

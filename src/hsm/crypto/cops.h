@@ -133,6 +133,9 @@ typedef struct {
     size_t ctr_bits;  /* CTR: counter bits of the block */
     size_t data_len;  /* CCM: the whole message length */
     bool iv_generate; /* GCM encryption: the token makes the IV */
+    /* AEADs: most bytes kept before the tag is checked (config
+     * aead_max_buffer; 0: COPS_AEAD_HOLD_MAX). */
+    size_t hold_max;
     /* CKM_RSA_AES_KEY_WRAP: ephemeral AES key length (bytes). */
     size_t wrap_aes_len;
     /* PBKDF2 (the password is label): read by keygen.c. */
@@ -310,6 +313,9 @@ typedef struct cops_aead cops_aead_t;
 CK_RV cops_aead_new(const cops_key_t *key, cops_aead_alg_t alg, bool enc,
                     bool hold, const uint8_t *iv, size_t ivlen, size_t taglen,
                     size_t data_len, cops_aead_t **out);
+/* Lowers the most input a holds (0 or more than COPS_AEAD_HOLD_MAX: that);
+ * beyond it updates fail as above. */
+void cops_aead_set_hold_max(cops_aead_t *a, size_t max);
 CK_RV cops_aead_aad(cops_aead_t *a, const uint8_t *aad, size_t len);
 /* Output bound of an update of inlen bytes, and of the final step. */
 size_t cops_aead_update_len(const cops_aead_t *a, size_t inlen);

@@ -215,6 +215,7 @@ typedef struct {
     size_t tag_len;
     uint8_t *hold; /* decryption / CCM input kept until the end */
     size_t hold_len, hold_cap;
+    size_t hold_max; /* most bytes kept (config aead_max_buffer) */
 } sym_state_t;
 
 static sym_state_t *st_of(const cops_op_t *op)
@@ -253,7 +254,7 @@ static CK_RV hold_append(sym_state_t *st, const uint8_t *in, size_t inlen)
     if (inlen == 0) {
         return CKR_OK;
     }
-    if (inlen > COPS_AEAD_HOLD_MAX - st->hold_len) {
+    if (inlen > st->hold_max - st->hold_len) {
         return CKR_DATA_LEN_RANGE;
     }
     if (st->hold_len + inlen > st->hold_cap) {
@@ -560,6 +561,9 @@ static CK_RV aead_op_init(cops_op_t *op, const cops_params_t *p)
     }
     EVP_CIPHER_free(c);
     st->tag_len = p->tag_len;
+    st->hold_max = p->hold_max > 0 && p->hold_max < COPS_AEAD_HOLD_MAX
+                       ? p->hold_max
+                       : COPS_AEAD_HOLD_MAX;
     if (p->aad_len > 0) {
         st->aad = malloc(p->aad_len);
         if (st->aad == NULL) {
@@ -586,16 +590,15 @@ static CK_RV aead_op_init(cops_op_t *op, const cops_params_t *p)
         st->iv_len = p->iv_len;
     }
     /* Encryption streams; decryption keeps the data until the tag. */
-    if (is_enc(op)) {
-        rv = cops_aead_new(op->key, aead_alg(v), true, false, st->iv,
-                           st->iv_len, st->tag_len, p->data_len, &st->aead);
-        if (rv == CKR_OK) {
-            rv = cops_aead_aad(st->aead, st->aad, st->aad_len);
-        }
-        return rv;
+    rv = cops_aead_new(op->key, aead_alg(v), is_enc(op), !is_enc(op), st->iv,
+                       st->iv_len, st->tag_len, p->data_len, &st->aead);
+    if (rv == CKR_OK) {
+        cops_aead_set_hold_max(st->aead, st->hold_max);
     }
-    return cops_aead_new(op->key, aead_alg(v), false, true, st->iv, st->iv_len,
-                         st->tag_len, p->data_len, &st->aead);
+    if (rv == CKR_OK && is_enc(op)) {
+        rv = cops_aead_aad(st->aead, st->aad, st->aad_len);
+    }
+    return rv;
 }
 
 /* AEAD core: the same key and direction, a new message with iv (of the
@@ -694,6 +697,10 @@ static CK_RV aead_decrypt_held(cops_op_t *op, const uint8_t *in, size_t inlen)
     uint8_t *buf;
     CK_RV rv;
 
+    /* One part or many, no more than the limit is kept before the tag. */
+    if (inlen > st->hold_max) {
+        return CKR_ENCRYPTED_DATA_LEN_RANGE;
+    }
     if (op->impl->variant == V_CLOUD_GCM) {
         if (inlen < 12 + st->tag_len) {
             return CKR_ENCRYPTED_DATA_LEN_RANGE;
@@ -706,6 +713,7 @@ static CK_RV aead_decrypt_held(cops_op_t *op, const uint8_t *in, size_t inlen)
         if (rv != CKR_OK) {
             return rv;
         }
+        cops_aead_set_hold_max(st->aead, st->hold_max);
     }
     if (inlen < st->tag_len) {
         return CKR_ENCRYPTED_DATA_LEN_RANGE;
@@ -1141,6 +1149,7 @@ struct cops_aead {
     size_t aad_len;
     uint8_t *buf; /* held input */
     size_t len, cap;
+    size_t hold_max; /* most of it */
     size_t streamed; /* bytes processed (streaming) */
 };
 
@@ -1172,6 +1181,7 @@ CK_RV cops_aead_new(const cops_key_t *key, cops_aead_alg_t alg, bool enc,
     a->hold = hold || alg == COPS_AEAD_CCM;
     a->taglen = taglen;
     a->data_len = data_len;
+    a->hold_max = COPS_AEAD_HOLD_MAX;
     memcpy(a->iv, iv, ivlen);
     a->ivlen = ivlen;
     a->cipher = cipher_for(key, v);
@@ -1239,8 +1249,14 @@ void cops_aead_free(cops_aead_t *a)
     free(a);
 }
 
+void cops_aead_set_hold_max(cops_aead_t *a, size_t max)
+{
+    a->hold_max =
+        max > 0 && max < COPS_AEAD_HOLD_MAX ? max : COPS_AEAD_HOLD_MAX;
+}
+
 static CK_RV aead_keep(uint8_t **buf, size_t *len, size_t *cap,
-                       const uint8_t *in, size_t inlen)
+                       const uint8_t *in, size_t inlen, size_t max)
 {
     uint8_t *nb;
     size_t nc;
@@ -1248,7 +1264,7 @@ static CK_RV aead_keep(uint8_t **buf, size_t *len, size_t *cap,
     if (inlen == 0) {
         return CKR_OK;
     }
-    if (inlen > COPS_AEAD_HOLD_MAX - *len) {
+    if (*len > max || inlen > max - *len) {
         return CKR_DATA_LEN_RANGE;
     }
     if (*len + inlen <= *cap) {
@@ -1284,7 +1300,8 @@ CK_RV cops_aead_aad(cops_aead_t *a, const uint8_t *aad, size_t len)
     }
     if (a->alg == COPS_AEAD_CCM) {
         size_t cap = a->aad_len;
-        CK_RV rv = aead_keep(&a->aad, &a->aad_len, &cap, aad, len);
+        CK_RV rv = aead_keep(&a->aad, &a->aad_len, &cap, aad, len,
+                             COPS_AEAD_HOLD_MAX);
 
         /* keep aad_len == cap for the wipe */
         if (rv == CKR_OK && cap != a->aad_len) {
@@ -1332,7 +1349,7 @@ CK_RV cops_aead_update(cops_aead_t *a, const uint8_t *in, size_t inlen,
         if (a->alg == COPS_AEAD_CCM && a->len + inlen > a->data_len) {
             return a->enc ? CKR_DATA_LEN_RANGE : CKR_ENCRYPTED_DATA_LEN_RANGE;
         }
-        return aead_keep(&a->buf, &a->len, &a->cap, in, inlen);
+        return aead_keep(&a->buf, &a->len, &a->cap, in, inlen, a->hold_max);
     }
     if (*outlen < inlen) {
         *outlen = inlen;
