@@ -173,9 +173,9 @@ CK_RV hsm_generate_key(hsm_conn_t *conn, hsm_sid_t sid,
     }
     /* PBKDF2's work is iterations per output block: bounded as a whole. */
     if (row->derive == MECH_DERIVE_PBKDF2 &&
-        p.iterations > MECH_PBKDF2_ITER_MAX /
-                           ((len + cops_hash_len(p.hash) - 1) /
-                            cops_hash_len(p.hash))) {
+        p.iterations >
+            MECH_PBKDF2_ITER_MAX /
+                ((len + cops_hash_len(p.hash) - 1) / cops_hash_len(p.hash))) {
         rv = CKR_KEY_SIZE_RANGE;
         goto out;
     }

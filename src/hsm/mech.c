@@ -659,10 +659,15 @@ static CK_RV pbkdf2_read(const CK_MECHANISM *m, cops_params_t *p)
             return CKR_MECHANISM_PARAM_INVALID;
         }
         len = *o->ulPasswordLen;
-        v = (CK_PKCS5_PBKD2_PARAMS2){o->saltSource, o->pSaltSourceData,
-                                     o->ulSaltSourceDataLen, o->iterations,
-                                     o->prf, o->pPrfData, o->ulPrfDataLen,
-                                     o->pPassword, len};
+        v = (CK_PKCS5_PBKD2_PARAMS2){o->saltSource,
+                                     o->pSaltSourceData,
+                                     o->ulSaltSourceDataLen,
+                                     o->iterations,
+                                     o->prf,
+                                     o->pPrfData,
+                                     o->ulPrfDataLen,
+                                     o->pPassword,
+                                     len};
         q = &v;
     } else {
         return CKR_MECHANISM_PARAM_INVALID;

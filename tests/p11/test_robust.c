@@ -97,8 +97,7 @@ static void test_pbkd2_layout_by_length(void **state)
 
     if (sizeof(p1) != sizeof(p2)) {
         assert_rv(pbkdf2_gen(&p1, sizeof(p1), 20, &k), CKR_OK);
-        assert_int_equal(p11_get_bytes(S, k, CKA_VALUE, out, sizeof(out)),
-                         20);
+        assert_int_equal(p11_get_bytes(S, k, CKA_VALUE, out, sizeof(out)), 20);
         assert_memory_equal(out, rfc6070_iter2, 20);
     } else {
         assert_rv(pbkdf2_gen(&p1, sizeof(p1), 20, &k),
@@ -191,8 +190,7 @@ static void test_pbkd2_bounds(void **state)
               CKR_MECHANISM_PARAM_INVALID);
     expect_rv(fails, pbkdf2_gen(room, sizeof(ok) + sizeof(CK_ULONG), 32, &k),
               CKR_MECHANISM_PARAM_INVALID);
-    expect_rv(fails, pbkdf2_gen(room, 0, 32, &k),
-              CKR_MECHANISM_PARAM_INVALID);
+    expect_rv(fails, pbkdf2_gen(room, 0, 32, &k), CKR_MECHANISM_PARAM_INVALID);
     expect_rv(fails, pbkdf2_gen(NULL, sizeof(ok), 32, &k),
               CKR_MECHANISM_PARAM_INVALID);
     assert_int_equal(fails, 0);
@@ -311,8 +309,10 @@ static void test_secret_at_limit_generate_set(void **state)
     CK_ULONG len = VALUE_MAX;
     CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
     CK_ATTRIBUTE t[] = {
-        {CKA_CLASS, &cls, sizeof(cls)},   {CKA_TOKEN, &yes, 1},
-        {CKA_VALUE_LEN, &len, sizeof(len)}, {CKA_SENSITIVE, &no, 1},
+        {CKA_CLASS, &cls, sizeof(cls)},
+        {CKA_TOKEN, &yes, 1},
+        {CKA_VALUE_LEN, &len, sizeof(len)},
+        {CKA_SENSITIVE, &no, 1},
         {CKA_LABEL, "gen", 3},
     };
     CK_BYTE *v = malloc(VALUE_MAX + 1), *got = malloc(VALUE_MAX + 1);
@@ -341,7 +341,6 @@ static void test_secret_at_limit_generate_set(void **state)
     free(v);
     free(got);
 }
-
 
 /* A template attribute is kept as one value: beyond the attribute limit
  * (two values of 64 KiB) it is refused up front, for a token object as for
@@ -412,9 +411,8 @@ static void aead_mech(enum aead kind, CK_ULONG ptlen, CK_MECHANISM *m,
 
 static CK_OBJECT_HANDLE aead_key(enum aead kind)
 {
-    CK_MECHANISM gen = {kind == A_CHACHA ? CKM_CHACHA20_KEY_GEN
-                                         : CKM_AES_KEY_GEN,
-                        NULL, 0};
+    CK_MECHANISM gen = {
+        kind == A_CHACHA ? CKM_CHACHA20_KEY_GEN : CKM_AES_KEY_GEN, NULL, 0};
     CK_ULONG len = 32;
     CK_ATTRIBUTE t[] = {
         {CKA_ENCRYPT, &yes, 1},

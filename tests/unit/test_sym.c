@@ -1510,8 +1510,7 @@ static void test_pbkdf2(void **state)
                              CKR_MECHANISM_PARAM_INVALID);
             assert_int_equal(k, 0);
         }
-        for (int pass = 0; pass < (sizeof(p1) == sizeof(p2) ? 1 : 2);
-             pass++) {
+        for (int pass = 0; pass < (sizeof(p1) == sizeof(p2) ? 1 : 2); pass++) {
             hsm_oid_t k = 0;
             size_t vl;
             uint8_t *val;

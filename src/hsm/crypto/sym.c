@@ -1300,8 +1300,8 @@ CK_RV cops_aead_aad(cops_aead_t *a, const uint8_t *aad, size_t len)
     }
     if (a->alg == COPS_AEAD_CCM) {
         size_t cap = a->aad_len;
-        CK_RV rv = aead_keep(&a->aad, &a->aad_len, &cap, aad, len,
-                             COPS_AEAD_HOLD_MAX);
+        CK_RV rv =
+            aead_keep(&a->aad, &a->aad_len, &cap, aad, len, COPS_AEAD_HOLD_MAX);
 
         /* keep aad_len == cap for the wipe */
         if (rv == CKR_OK && cap != a->aad_len) {
