@@ -893,10 +893,6 @@ static CK_RV template_store(const CK_ATTRIBUTE *a, attr_list_t *l)
     if (rv == CKR_OK) {
         rv = attr_list_serialize(&t, &blob, &bloblen);
     }
-    /* Kept as one value: within the limit of one (and so storable). */
-    if (rv == CKR_OK && bloblen > ATTR_VALUE_MAX) {
-        rv = CKR_ATTRIBUTE_VALUE_INVALID;
-    }
     if (rv == CKR_OK) {
         rv = attr_list_set(l, a->type, blob, bloblen);
     }

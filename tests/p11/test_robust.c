@@ -342,48 +342,6 @@ static void test_secret_at_limit_generate_set(void **state)
     free(got);
 }
 
-/* A template attribute is kept as one value: beyond the attribute limit
- * (two values of 64 KiB) it is refused up front, for a token object as for
- * a session one, and nothing is stored. */
-static void test_template_attr_limit(void **state)
-{
-    CK_BYTE *v = calloc(1, VALUE_MAX);
-    CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
-    CK_KEY_TYPE kt = CKK_AES;
-    CK_BYTE key[16] = {0};
-    CK_ATTRIBUTE inner[] = {
-        {CKA_LABEL, v, VALUE_MAX},
-        {CKA_ID, v, VALUE_MAX},
-    };
-    CK_BBOOL token = CK_TRUE;
-    CK_ATTRIBUTE t[] = {
-        {CKA_CLASS, &cls, sizeof(cls)},
-        {CKA_KEY_TYPE, &kt, sizeof(kt)},
-        {CKA_VALUE, key, sizeof(key)},
-        {CKA_TOKEN, &token, 1},
-        {CKA_LABEL, "wt", 2},
-        {CKA_WRAP_TEMPLATE, inner, sizeof(inner)},
-    };
-    CK_OBJECT_HANDLE h;
-
-    (void)state;
-    assert_non_null(v);
-    cu_session();
-    for (int i = 0; i < 2; i++) {
-        token = i == 0 ? CK_TRUE : CK_FALSE;
-        h = CK_INVALID_HANDLE;
-        assert_rv(p11->C_CreateObject(S, t, N(t), &h),
-                  CKR_ATTRIBUTE_VALUE_INVALID);
-        assert_int_equal(h, CK_INVALID_HANDLE);
-        assert_int_equal(p11_count_label(S, "wt"), 0);
-    }
-    /* Within the limit it is kept. */
-    inner[0].ulValueLen = 100;
-    inner[1].ulValueLen = 100;
-    assert_rv(p11->C_CreateObject(S, t, N(t), &h), CKR_OK);
-    free(v);
-}
-
 /* ------------------------------------------------------------ AEAD */
 
 enum aead { A_GCM, A_CCM, A_CHACHA };
@@ -605,7 +563,6 @@ int p11_group_robust(void)
         T(test_pbkd2_bounds),
         T(test_secret_at_value_limit),
         T(test_secret_at_limit_generate_set),
-        T(test_template_attr_limit),
         T(test_aead_buffer_limit),
         T(test_aead_buffer_default),
         T(test_aead_buffer_message),
