@@ -57,6 +57,7 @@ rc=$?
 case $rc in
 0) echo "PASS: engine" ;;
 77 | 99) ;;
-*) echo "FAIL: engine: $rc check(s) failed"; rc=1 ;;
+[1-9] | [1-7][0-9]) echo "FAIL: engine: $rc check(s) failed"; rc=1 ;;
+*) echo "FAIL: engine: the client ended with status $rc"; rc=1 ;;
 esac
 exit $rc
