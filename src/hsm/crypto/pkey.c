@@ -296,13 +296,13 @@ static CK_RV push_bn(OSSL_PARAM_BLD *bld, const char *key, const attr_list_t *l,
     return CKR_OK;
 }
 
-static CK_RV fromdata(const char *type, int selection, OSSL_PARAM *params,
-                      EVP_PKEY **out)
+static CK_RV fromdata_in(const char *type, const char *propq, int selection,
+                         OSSL_PARAM *params, EVP_PKEY **out)
 {
     EVP_PKEY_CTX *ctx;
     CK_RV rv = CKR_FUNCTION_FAILED;
 
-    ctx = EVP_PKEY_CTX_new_from_name(crypto_libctx(), type, CRYPTO_KEYS_PROPQ);
+    ctx = EVP_PKEY_CTX_new_from_name(crypto_libctx(), type, propq);
     if (ctx == NULL) {
         cops_log_ossl("EVP_PKEY_CTX_new_from_name");
         return CKR_HOST_MEMORY;
@@ -316,6 +316,13 @@ static CK_RV fromdata(const char *type, int selection, OSSL_PARAM *params,
 out:
     EVP_PKEY_CTX_free(ctx);
     return rv;
+}
+
+/* A key of ours (see KEYTYPE_RSA). */
+static CK_RV fromdata(const char *type, int selection, OSSL_PARAM *params,
+                      EVP_PKEY **out)
+{
+    return fromdata_in(type, CRYPTO_KEYS_PROPQ, selection, params, out);
 }
 
 /* The RSA key components, OpenSSL's parameter name and the attribute: n and
@@ -1001,7 +1008,12 @@ static CK_RV peer_key(const cops_key_t *priv, const uint8_t *in, size_t len,
     params[1] = OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY,
                                                   (void *)p, n);
     params[2] = OSSL_PARAM_construct_end();
-    if (fromdata(KEYTYPE_EC, EVP_PKEY_PUBLIC_KEY, params, out) != CKR_OK) {
+    /* The EC peer only ever goes to the default provider's key exchange
+     * (never into a context of its own, so no ENGINE sees it): made by
+     * that provider's key manager (named by OID, which maps to no NID), it
+     * is not exported again at every derivation. */
+    if (fromdata_in("1.2.840.10045.2.1", "provider=default",
+                    EVP_PKEY_PUBLIC_KEY, params, out) != CKR_OK) {
         return CKR_MECHANISM_PARAM_INVALID;
     }
     return CKR_OK;
