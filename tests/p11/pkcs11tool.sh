@@ -2,7 +2,9 @@
 # pkcs11tool.sh - the pkcs11-tool route to activation that single-user tools
 # take: --init-token on a fresh token (C_InitToken activates), --init-pin in
 # an SO session (C_InitPIN creates CU alice), a login as alice:<pw>, a wrong
-# PIN refused, and the CO listing no object.
+# PIN refused, and the CO listing no object; a key made with --always-auth
+# (CKA_ALWAYS_AUTHENTICATE) signs, pkcs11-tool giving the context-specific
+# login itself, and the signature verifies.
 # Exit: 0 pass, 1 fail, 77 skip.
 set -u
 top=${NIMBUS_TOP_BUILDDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -49,4 +51,23 @@ if grep -q route-obj <<<"$out"; then
 else
     echo "ok: the CO sees no object"
 fi
+out=$(p11 --login --pin alice:alice-pw1 --keypairgen --key-type EC:prime256v1 \
+    --id 07 --label always --usage-sign --always-auth)
+check "an always-authenticate key pair" "$out" "Private Key Object"
+printf 'doc\n' >"$dir/doc"
+out=$(NIMBUS_DEBUG=1 p11 --login --pin alice:alice-pw1 --sign --id 07 \
+    -m ECDSA-SHA256 -i "$dir/doc" -o "$dir/sig")
+check "the context-specific login is asked for and accepted" "$out" \
+    "C_Login -> CKR_OK.*"
+n=$(grep -c "C_Login -> CKR_OK" <<<"$out")
+if [ "$n" -eq 2 ] && grep -q "C_Sign -> CKR_OK" <<<"$out"; then
+    echo "ok: pkcs11-tool logs in again for the signature"
+else
+    echo "FAIL: pkcs11tool: want two logins and a signature"
+    printf '%s\n' "$out" | grep -E "C_Login|C_Sign" | sed 's/^/    | /'
+    fail=1
+fi
+out=$(p11 --login --pin alice:alice-pw1 --verify --id 07 -m ECDSA-SHA256 \
+    -i "$dir/doc" --signature-file "$dir/sig")
+check "the signature verifies" "$out" "Signature is valid"
 exit $fail
