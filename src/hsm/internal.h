@@ -106,6 +106,10 @@ struct hsm_conn {
      * call that finds another one in the store drops the login. */
     uint64_t uver;
     int login_fd; /* the login's presence mark (store_login_mark), or -1 */
+    /* Bumped (atomic, under hsm->lock) when a login ends: an operation
+     * started under an earlier login is refused, never continued by the
+     * next user (ops.c, msg.c). */
+    uint64_t login_seq;
     struct hsm_session *sessions;
     size_t nsessions;
     hsm_sid_t next_sid;
@@ -182,12 +186,25 @@ CK_RV hsm_role_locked(hsm_conn_t *conn, hsm_op_t op);
 /* The permission table's settings from the configuration (fixed once the
  * core is open). */
 hsm_policy_conf_t hsm_policy_conf(const hsm_t *hsm);
-/* Ends the login of conn (logout, or a login found stale). */
-void hsm_login_end_locked(hsm_conn_t *conn);
+/*
+ * Ends the login of conn. full (logout, whose caller has waited for the
+ * calls under way): every operation is freed. Otherwise (a login found
+ * stale in the middle of some call, while other threads may be using
+ * their sessions' operations): only what no call can be using goes now
+ * (kept contexts, verdicts, cached keys); the operations stay attached,
+ * refused from now on, and are freed by their session's next call, abort
+ * or close.
+ */
+void hsm_login_end_locked(hsm_conn_t *conn, bool full);
 
 /* ops.c: ends every operation of a session (close, logout), the
  * message-based ones included. */
 void hsm_session_ops_free_locked(struct hsm_session *s);
+/* ops.c: frees the kept contexts and verdicts of a session, which no call
+ * is using, and leaves its operations. */
+void hsm_session_ops_forget_locked(struct hsm_session *s);
+/* The login sequence of conn, for operations to record. */
+uint64_t hsm_conn_login_seq(hsm_conn_t *conn);
 /* ops.c: a new session's operation state (CKR_HOST_MEMORY), and its end
  * (operations freed too; the session must have no call under way). */
 CK_RV hsm_session_ops_new_locked(hsm_conn_t *conn, struct hsm_session *s);

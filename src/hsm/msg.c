@@ -39,6 +39,7 @@ struct hsm_msgop {
     bool enc;
     uint64_t counter; /* messages so far (CKG_GENERATE_COUNTER*) */
     cops_aead_t *cur; /* a message begun and not ended */
+    uint64_t seq;     /* the connection's login sequence at the init */
 };
 
 void hsm_msgop_free(struct hsm_msgop *m)
@@ -185,6 +186,9 @@ static CK_RV msg_get(hsm_conn_t *conn, hsm_sid_t sid, hsm_msgkind_t kind,
         *m = s->msg[kind];
         if (*m == NULL) {
             rv = CKR_OPERATION_NOT_INITIALIZED;
+        } else if ((*m)->seq != hsm_conn_login_seq(conn)) {
+            *m = NULL; /* begun under a login that has ended */
+            rv = CKR_USER_NOT_LOGGED_IN;
         }
     }
     pthread_mutex_unlock(&conn->hsm->lock);
@@ -250,6 +254,7 @@ CK_RV hsm_msg_init(hsm_conn_t *conn, hsm_sid_t sid, hsm_msgkind_t kind,
     }
     m->key = ck;
     ck = NULL;
+    m->seq = hsm_conn_login_seq(conn);
     m->alg = alg;
     m->enc = kind == HSM_MSG_ENCRYPT;
     s->msg[kind] = m;

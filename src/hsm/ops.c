@@ -113,6 +113,8 @@ struct hsm_sops {
      * set by its init, so each operation needs its own. */
     bool auth_need[HSM_OPK_COUNT];
     bool auth_ok[HSM_OPK_COUNT];
+    /* The connection's login sequence when each operation began. */
+    uint64_t op_seq[HSM_OPK_COUNT];
 };
 
 static uint64_t gen_now(hsm_t *hsm)
@@ -276,6 +278,29 @@ void hsm_keycache_clear_locked(hsm_t *hsm)
 }
 
 /* ------------------------------------------------------------ helpers */
+
+uint64_t hsm_conn_login_seq(hsm_conn_t *conn)
+{
+    return __atomic_load_n(&conn->login_seq, __ATOMIC_ACQUIRE);
+}
+
+void hsm_session_ops_forget_locked(struct hsm_session *s)
+{
+    struct hsm_sops *x = s->x;
+
+    if (x == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&x->mu);
+    for (size_t i = 0; i < HSM_OPK_COUNT; i++) {
+        cops_op_free(x->spare[i]);
+        x->spare[i] = NULL;
+        x->spare_oid[i] = 0;
+        verdict_clear(&x->v[i]);
+    }
+    memset(x->pol_gen, 0, sizeof(x->pol_gen));
+    pthread_mutex_unlock(&x->mu);
+}
 
 void hsm_session_ops_free_locked(struct hsm_session *s)
 {
@@ -510,7 +535,8 @@ static CK_RV op_get(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
     /* A key that must be authenticated for each use: no call of the
      * operation (not even a length query) before C_Login(
      * CKU_CONTEXT_SPECIFIC); the caller's error path ends it. */
-    if ((*xp)->auth_need[kind] && !(*xp)->auth_ok[kind]) {
+    if (((*xp)->auth_need[kind] && !(*xp)->auth_ok[kind]) ||
+        (*xp)->op_seq[kind] != hsm_conn_login_seq(conn)) {
         pthread_mutex_unlock(&(*xp)->mu);
         *xp = NULL;
         return CKR_USER_NOT_LOGGED_IN;
@@ -665,7 +691,7 @@ CK_RV hsm_op_init_iv(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
     hsm_op_t pol;
     cops_params_t p;
     bool locked = false, always_auth = false;
-    uint64_t g;
+    uint64_t g, seq;
     CK_RV rv;
 
     return_val_if_fail((unsigned)kind < HSM_OPK_COUNT, CKR_GENERAL_ERROR);
@@ -674,6 +700,9 @@ CK_RV hsm_op_init_iv(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
     memset(&o, 0, sizeof(o));
     /* Fast: the verdict of the session's last init of this kind, on the
      * same key and mechanism, still holds. */
+    /* The login this operation belongs to: read before the generation
+     * (hsm_login_end_locked bumps it first). */
+    seq = hsm_conn_login_seq(conn);
     x = sops_fast(conn, sid);
     if (x != NULL) {
         pthread_mutex_lock(&x->mu);
@@ -781,6 +810,7 @@ CK_RV hsm_op_init_iv(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
     } else {
         x->ops[kind] = op;
         x->op_oid[kind] = oid;
+        x->op_seq[kind] = seq;
         x->auth_need[kind] = always_auth;
         x->auth_ok[kind] = false;
         op = NULL;

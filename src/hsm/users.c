@@ -359,7 +359,7 @@ CK_RV hsm_login_check_locked(hsm_conn_t *conn)
              found ? "changed" : "deleted");
     hsm_audit_locked(conn->hsm, conn->uid, EV_LOGOUT, 0,
                      CKR_USER_NOT_LOGGED_IN);
-    hsm_login_end_locked(conn);
+    hsm_login_end_locked(conn, false);
     return CKR_USER_NOT_LOGGED_IN;
 }
 
@@ -380,14 +380,21 @@ CK_RV hsm_role_locked(hsm_conn_t *conn, hsm_op_t op)
     return hsm_policy_check_in(&pc, conn->type, op);
 }
 
-void hsm_login_end_locked(hsm_conn_t *conn)
+void hsm_login_end_locked(hsm_conn_t *conn, bool full)
 {
+    /* Before the generation: a fast-path init that still sees the old
+     * generation has read the old sequence (ops.c). */
+    __atomic_add_fetch(&conn->login_seq, 1, __ATOMIC_ACQ_REL);
     hsm_gen_bump_locked(conn->hsm);
     /* An operation keeps its key: none may outlive the login that started
-     * it (the front end has waited for calls in progress). */
+     * it. */
     for (size_t i = 0; i < conn->nsessions; i++) {
-        if (conn->sessions[i].used)
+        if (!conn->sessions[i].used)
+            continue;
+        if (full)
             hsm_session_ops_free_locked(&conn->sessions[i]);
+        else
+            hsm_session_ops_forget_locked(&conn->sessions[i]);
     }
     hsm_sobjs_destroy_locked(conn, 0, true);
     /* No key value the user used stays in the cache after its logout. */
@@ -496,7 +503,7 @@ CK_RV hsm_context_login(hsm_conn_t *conn, hsm_sid_t sid, const char *name,
     if (rv == CKR_PIN_LOCKED || locks) {
         rv = CKR_PIN_LOCKED;
         hsm_audit_locked(hsm, conn->uid, EV_LOGOUT, 0, CKR_PIN_LOCKED);
-        hsm_login_end_locked(conn);
+        hsm_login_end_locked(conn, false); /* the front end aborts them */
     }
 out:
     pthread_mutex_unlock(&hsm->lock);
@@ -515,7 +522,8 @@ CK_RV hsm_logout(hsm_conn_t *conn)
         audit_failure_locked(conn->hsm, 0, EV_LOGOUT, 0, rv, false);
     } else {
         hsm_audit_locked(conn->hsm, conn->uid, EV_LOGOUT, 0, CKR_OK);
-        hsm_login_end_locked(conn);
+        /* The front end has waited for calls in progress. */
+        hsm_login_end_locked(conn, true);
     }
     pthread_mutex_unlock(&conn->hsm->lock);
     return rv;

@@ -343,6 +343,67 @@ static void test_context_login_not_needed(void **state)
     assert_false(ti.flags & CKF_USER_PIN_COUNT_LOW);
 }
 
+/* In a forked child (another application on the same store): the CO
+ * resets alice's password. */
+static void co_resets_alice_elsewhere(const char *newpin)
+{
+    int status;
+    pid_t pid = fork();
+
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        CK_SESSION_HANDLE s;
+        int bad = p11->C_Initialize(NULL) != CKR_OK ||
+                  p11->C_OpenSession(0, CKF_SERIAL_SESSION | CKF_RW_SESSION,
+                                     NULL, NULL, &s) != CKR_OK ||
+                  p11_login(s, CKU_SO, P11_SO_PW) != CKR_OK ||
+                  p11_init_pin(s, newpin) != CKR_OK;
+
+        p11->C_Finalize(NULL);
+        _exit(bad);
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+/*
+ * A login that another process's password reset has ended: the next call
+ * that needs the role answers CKR_USER_NOT_LOGGED_IN and the session is
+ * public; an operation begun under it is never continued under the next
+ * login, even of the same user.
+ */
+static void test_stale_login_same_process_view(void **state)
+{
+    CK_MECHANISM m = {CKM_ECDSA_SHA256, NULL, 0};
+    CK_OBJECT_HANDLE pub, priv;
+    CK_BYTE sig[128];
+    CK_ULONG siglen = sizeof(sig);
+    CK_SESSION_HANDLE s, s2;
+    CK_OBJECT_CLASS cls = CKO_DATA;
+    CK_BBOOL yes = CK_TRUE;
+    CK_ATTRIBUTE data[] = {
+        {CKA_CLASS, &cls, sizeof(cls)},
+        {CKA_TOKEN, &yes, sizeof(yes)},
+    };
+    CK_OBJECT_HANDLE obj;
+
+    (void)state;
+    s = p11_open_rw();
+    s2 = p11_open_rw();
+    p11_login_cu(s, "alice", P11_ALICE_PW);
+    gen_ec_auth(s, CK_FALSE, &pub, &priv);
+    assert_rv(p11->C_SignInit(s2, &m, priv), CKR_OK);
+    co_resets_alice_elsewhere("alice:newpass1");
+    assert_int_equal(p11_session_state(s), CKS_RW_USER_FUNCTIONS);
+    /* Found at the next call that reads the store. */
+    assert_rv(p11->C_CreateObject(s, data, 2, &obj), CKR_USER_NOT_LOGGED_IN);
+    assert_int_equal(p11_session_state(s), CKS_RW_PUBLIC_SESSION);
+    assert_rv(p11_login(s, CKU_USER, ALICE_PIN), CKR_PIN_INCORRECT);
+    assert_rv(p11_login(s, CKU_USER, "alice:newpass1"), CKR_OK);
+    assert_rv(sign_once(s2, sig, &siglen), CKR_USER_NOT_LOGGED_IN);
+    assert_rv(sign_once(s2, sig, &siglen), CKR_OPERATION_NOT_INITIALIZED);
+}
+
 /* ------------------------------------------------ secrets in memory */
 
 /*
@@ -595,6 +656,7 @@ int p11_group_stale(void)
         A(test_context_login_wrong_pin),
         A(test_context_login_not_needed),
         A(test_secrets_in_memory),
+        A(test_stale_login_same_process_view),
     };
 #undef A
 #undef T
