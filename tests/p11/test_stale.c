@@ -415,6 +415,7 @@ static CK_BYTE needle_mk[32];
 static CK_BYTE needle_key[16];
 
 #define SCAN_CHUNK (1u << 20)
+#define SCAN_MAP_MAX (1ul << 30)
 static unsigned char *scan_buf; /* the reader's buffer: not scanned */
 
 struct hit {
@@ -488,9 +489,11 @@ static void scan_process(pid_t pid, struct scan *sc)
         unsigned long lo, hi;
         char perms[8];
 
+        /* Mappings of a gigabyte or more are the sanitizers' shadow
+         * memory (reserved, never touched by the module). */
         if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) != 3 ||
             perms[0] != 'r' || strstr(line, "[vvar]") != NULL ||
-            strstr(line, "[vsyscall]") != NULL)
+            strstr(line, "[vsyscall]") != NULL || hi - lo >= SCAN_MAP_MAX)
             continue;
         scan_region(memfd, lo, hi, sc);
     }
