@@ -193,7 +193,11 @@ void hsm_attrs_free(hsm_attr_t *attrs, size_t n);
  * Object calls take the session they are made in (token objects in an RO
  * session: CKR_SESSION_READ_ONLY). An object the caller may not see is
  * CKR_OBJECT_HANDLE_INVALID; one it sees but may not change is
- * CKR_ACTION_PROHIBITED.
+ * CKR_ACTION_PROHIBITED. Key separation (attrs.h; config key_separation):
+ * a new or copied key with CKA_WRAP and CKA_DECRYPT, or CKA_UNWRAP and
+ * CKA_ENCRYPT, is CKR_TEMPLATE_INCONSISTENT (here and in generate, unwrap
+ * and derive); a set that gives a key such a pair,
+ * CKR_ATTRIBUTE_VALUE_INVALID.
  */
 CK_RV hsm_object_create(hsm_conn_t *conn, hsm_sid_t sid,
                         const CK_ATTRIBUTE *tmpl, CK_ULONG count,
@@ -347,8 +351,9 @@ CK_RV hsm_op_init_iv(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
  * PrivateKeyInfo) wrapped with wrapping under mech. *out malloc'd (the
  * front end does the two-call convention: call, keep or copy, free).
  * Errors: CKR_WRAPPING_KEY_HANDLE_INVALID, _TYPE_INCONSISTENT, _SIZE_RANGE;
- * CKR_KEY_FUNCTION_NOT_PERMITTED (wrapping key without CKA_WRAP, or a key
- * the caller does not own: only the owner may export a key);
+ * CKR_KEY_FUNCTION_NOT_PERMITTED (wrapping key without CKA_WRAP, or with
+ * CKA_DECRYPT too under key separation, or a key the caller does not own:
+ * only the owner may export a key);
  * CKR_KEY_HANDLE_INVALID; CKR_KEY_UNEXTRACTABLE (CKA_EXTRACTABLE FALSE);
  * CKR_KEY_NOT_WRAPPABLE (a public key or data object, CKA_WRAP_WITH_TRUSTED
  * without a trusted wrapping key, a key that does not match the wrapping
@@ -371,7 +376,8 @@ CK_RV hsm_wrap_key(hsm_conn_t *conn, hsm_sid_t sid, const CK_MECHANISM *mech,
  * are set. The new key belongs to the caller, has CKA_LOCAL,
  * CKA_ALWAYS_SENSITIVE and CKA_NEVER_EXTRACTABLE FALSE. Errors:
  * CKR_UNWRAPPING_KEY_HANDLE_INVALID, _TYPE_INCONSISTENT, _SIZE_RANGE,
- * CKR_KEY_FUNCTION_NOT_PERMITTED (no CKA_UNWRAP), CKR_WRAPPED_KEY_INVALID,
+ * CKR_KEY_FUNCTION_NOT_PERMITTED (no CKA_UNWRAP, or CKA_ENCRYPT too under
+ * key separation), CKR_WRAPPED_KEY_INVALID,
  * CKR_WRAPPED_KEY_LEN_RANGE, the template errors of object creation;
  * CKR_TEMPLATE_INCONSISTENT for a cipher (not a key-wrap mechanism) into a
  * key that is not sensitive with a key whose CKA_DECRYPT is FALSE. The
