@@ -67,6 +67,12 @@ static const CK_BYTE oid_p256[] = {0x06, 0x08, 0x2a, 0x86, 0x48,
 static const CK_BYTE oid_p384[] = {0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22};
 static const CK_BYTE oid_p521[] = {0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x23};
 static const CK_BYTE oid_k256[] = {0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x0a};
+static const CK_BYTE oid_bp256[] = {0x06, 0x09, 0x2b, 0x24, 0x03, 0x03,
+                                    0x02, 0x08, 0x01, 0x01, 0x07};
+static const CK_BYTE oid_bp384[] = {0x06, 0x09, 0x2b, 0x24, 0x03, 0x03,
+                                    0x02, 0x08, 0x01, 0x01, 0x0b};
+static const CK_BYTE oid_bp512[] = {0x06, 0x09, 0x2b, 0x24, 0x03, 0x03,
+                                    0x02, 0x08, 0x01, 0x01, 0x0d};
 static const CK_BYTE oid_ed25519[] = {0x06, 0x03, 0x2b, 0x65, 0x70};
 static const CK_BYTE oid_ed448[] = {0x06, 0x03, 0x2b, 0x65, 0x71};
 static const CK_BYTE oid_x25519[] = {0x06, 0x03, 0x2b, 0x65, 0x6e};
@@ -82,6 +88,9 @@ static const struct curve curves[] = {
     CURVE("secp384r1", CKK_EC, oid_p384, 48),
     CURVE("secp521r1", CKK_EC, oid_p521, 66),
     CURVE("secp256k1", CKK_EC, oid_k256, 32),
+    CURVE("brainpoolP256r1", CKK_EC, oid_bp256, 32),
+    CURVE("brainpoolP384r1", CKK_EC, oid_bp384, 48),
+    CURVE("brainpoolP512r1", CKK_EC, oid_bp512, 64),
     CURVE("edwards25519", CKK_EC_EDWARDS, oid_ed25519, 32),
     CURVE("edwards448", CKK_EC_EDWARDS, oid_ed448, 57),
     CURVE("curve25519", CKK_EC_MONTGOMERY, oid_x25519, 32),
@@ -467,6 +476,45 @@ static bool ecdsa_der_to_raw(const struct bytes *sig, size_t olen, CK_BYTE *raw)
            off == sig->len;
 }
 
+/*
+ * The public point of a SubjectPublicKeyInfo naming cv by OID (ecPublicKey,
+ * named curve, BIT STRING with no unused bits): what an application takes
+ * out of an X.509 key before it hands the point to C_DeriveKey. Anything
+ * else (another curve, explicit parameters, bad DER) is refused here.
+ */
+static bool spki_point(const struct bytes *spki, const struct curve *cv,
+                       struct bytes *pt)
+{
+    static const CK_BYTE ec_alg[] = {0x06, 0x07, 0x2a, 0x86, 0x48,
+                                     0xce, 0x3d, 0x02, 0x01};
+    const CK_BYTE *p = spki->p;
+    size_t n = spki->len, off = 0, len, alg_end;
+
+    if (n < 2 || p[off++] != 0x30 || !der_length(p, n, &off, &len) ||
+        off + len != n || off >= n || p[off++] != 0x30 ||
+        !der_length(p, n, &off, &len)) {
+        return false;
+    }
+    alg_end = off + len;
+    if (alg_end - off != sizeof(ec_alg) + cv->params_len ||
+        memcmp(p + off, ec_alg, sizeof(ec_alg)) != 0 ||
+        memcmp(p + off + sizeof(ec_alg), cv->params, cv->params_len) != 0) {
+        return false;
+    }
+    off = alg_end;
+    if (off >= n || p[off++] != 0x03 || !der_length(p, n, &off, &len) ||
+        off + len != n || len < 2 || p[off] != 0x00) {
+        return false;
+    }
+    pt->len = len - 1;
+    pt->p = malloc(pt->len);
+    if (pt->p == NULL) {
+        return false;
+    }
+    memcpy(pt->p, p + off + 1, pt->len);
+    return true;
+}
+
 /* ------------------------------------------------------------ module */
 
 static void destroy(CK_OBJECT_HANDLE h)
@@ -803,7 +851,7 @@ static enum outcome derive_shared(const struct curve *cv,
     return o;
 }
 
-static void run_ecdh(const json_t *doc, struct counts *c)
+static void run_ecdh(const json_t *doc, struct counts *c, bool spki)
 {
     const json_t *groups = json_get(doc, "testGroups");
 
@@ -821,6 +869,7 @@ static void run_ecdh(const json_t *doc, struct counts *c)
             struct bytes priv = unhex(t, "private");
             struct bytes pub = unhex(t, "public");
             struct bytes shared = unhex(t, "shared");
+            struct bytes pt = {NULL, 0};
             const char *what = "";
             enum outcome o;
             CK_RV rv = CKR_OK;
@@ -830,6 +879,14 @@ static void run_ecdh(const json_t *doc, struct counts *c)
             if (cv->kt == CKK_EC && !pad_to(&priv, cv->len)) {
                 o = OUT_SKIP;
                 what = "private value longer than the curve";
+            } else if (spki && !spki_point(&pub, cv, &pt)) {
+                c->der_refused++;
+                o = OUT_REJECT;
+                rv = CKR_DOMAIN_PARAMS_INVALID;
+                what = "the harness's SubjectPublicKeyInfo parser";
+            } else if (spki) {
+                o = derive_shared(cv, &priv, &pt, &shared, &rv, &what);
+                bytes_free(&pt);
             } else {
                 o = derive_shared(cv, &priv, &pub, &shared, &rv, &what);
             }
@@ -1547,7 +1604,9 @@ static void test_file(void **state)
         run_eddsa(doc, &c);
     } else if (strcmp(schema, "ecdh_ecpoint_test_schema_v1.json") == 0 ||
                strcmp(schema, "xdh_comp_schema_v1.json") == 0) {
-        run_ecdh(doc, &c);
+        run_ecdh(doc, &c, false);
+    } else if (strcmp(schema, "ecdh_test_schema_v1.json") == 0) {
+        run_ecdh(doc, &c, true);
     } else if (strcmp(schema, "mac_test_schema_v1.json") == 0 &&
                strncmp(file, "hmac_", 5) == 0) {
         run_hmac(doc, &c);
