@@ -1,7 +1,8 @@
 #!/bin/bash
 # pykcs11.sh - PyKCS11 (python3-pykcs11) against the installed module: runs
 # pykcs11_test.py (log in, a wrong PIN refused, RSA and EC pairs generated,
-# signatures verified on the token and by openssl, AES-GCM round trip and a
+# signatures verified on the token and by openssl, AES-GCM round trip (also
+# multi-part decryption through the binding's own calls) and a
 # known answer, attributes read back) on a fresh store.
 # Exit: 0 pass, 1 fail, 77 skip, 99 hard error.
 T=pykcs11

@@ -8,7 +8,8 @@ EC P-256 key pairs generated on the token; SHA256-RSA-PKCS, SHA256-RSA-PSS
 and ECDSA-SHA256 signatures made on the token, verified on the token and by
 openssl with a SubjectPublicKeyInfo built from the public key's attributes;
 an AES-256 key generated on the token with an AES-GCM round trip (AAD, a
-changed tag refused), and AES-GCM on a key of known bytes against a
+changed tag refused, multi-part decryption through the binding's
+C_DecryptUpdate/C_DecryptFinal), and AES-GCM on a key of known bytes against a
 published test vector, both ways; attributes read back (class, key type, label, id,
 modulus bits, EC parameters, sensitive and local flags, value refused for a
 sensitive key); after logout no private key is found.
@@ -242,6 +243,38 @@ def main():
             ok("AES-GCM: a changed tag is refused (%s)" % ckr_name(err))
     except PyKCS11.PyKCS11Error as err:
         check(False, "AES-GCM with the token key: " + ckr_name(err))
+
+    # Multi-part AES-GCM decryption through the binding's own wrappers, each
+    # call made twice with one list as PyKCS11 does (the first call sizes
+    # the list): an update that answered 0 would leave the list empty, the
+    # second call would only ask again, and the data would never go in.
+    try:
+        mech = PyKCS11.AES_GCM_Mechanism(iv, aad, 128)
+        ct = bytes(s.encrypt(aes, plain, mech))
+        mech = PyKCS11.AES_GCM_Mechanism(iv, aad, 128)
+        native = mech.to_native()
+        rv = s.lib.C_DecryptInit(s.session, native, aes)
+        if rv != PyKCS11.CKR_OK:
+            raise PyKCS11.PyKCS11Error(rv)
+        got = b""
+        for i in range(0, len(ct), 7):
+            part = PyKCS11.ckbytelist(ct[i:i + 7])
+            out = PyKCS11.ckbytelist()
+            for _ in range(2):
+                rv = s.lib.C_DecryptUpdate(s.session, part, out)
+                if rv != PyKCS11.CKR_OK:
+                    raise PyKCS11.PyKCS11Error(rv)
+            got += bytes(out)
+        out = PyKCS11.ckbytelist()
+        for _ in range(2):
+            rv = s.lib.C_DecryptFinal(s.session, out)
+            if rv != PyKCS11.CKR_OK:
+                raise PyKCS11.PyKCS11Error(rv)
+        got += bytes(out)
+        check(got == plain, "AES-GCM decrypted in 7-byte parts, two calls "
+              "each", "%d bytes back" % len(got))
+    except PyKCS11.PyKCS11Error as err:
+        check(False, "AES-GCM multi-part decryption: " + ckr_name(err))
 
     # AES-GCM known answer: the GCM specification's test case 16 (AES-256,
     # 96-bit IV, 60 bytes, 20 bytes of AAD). (Not a zero IV: Nimbus, like
