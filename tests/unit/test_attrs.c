@@ -876,6 +876,65 @@ static void test_copy(void **state)
     attr_list_free(&l);
 }
 
+/* What a template fixed: set and copy refuse it, the rest still changes;
+ * the memory of it survives the store's serialization, and no application
+ * reads or sets it. */
+static void test_fixed(void **state)
+{
+    attr_list_t l = {NULL, 0, 0}, o = {NULL, 0, 0}, f = {NULL, 0, 0};
+    attr_list_t back = {NULL, 0, 0};
+    CK_ATTRIBUTE derive[] = {A(CKA_DERIVE, yes)};
+    CK_ATTRIBUTE both[] = {AB(CKA_LABEL, "x"), A(CKA_SIGN, no)};
+    CK_ATTRIBUTE label[] = {AB(CKA_LABEL, "x")};
+    CK_ULONG junk = 0;
+    CK_ATTRIBUTE mine[] = {{ATTR_FIXED_TYPES, &junk, sizeof(junk)}};
+    const uint8_t *v;
+    uint8_t *blob = NULL;
+    size_t len, bloblen = 0;
+
+    (void)state;
+    make_aes(&l, false, true);
+    assert_false(attrs_is_fixed(&l, CKA_DERIVE));
+    assert_int_equal(attr_list_set_bool(&f, CKA_DERIVE, false), CKR_OK);
+    assert_int_equal(attr_list_set_bool(&f, CKA_SIGN, true), CKR_OK);
+    assert_int_equal(attrs_fix(&l, &f), CKR_OK);
+    assert_int_equal(attrs_fix(&l, &f), CKR_OK); /* no duplicates */
+    assert_int_equal(attr_list_find(&l, ATTR_FIXED_TYPES)->len,
+                     2 * sizeof(CK_ATTRIBUTE_TYPE));
+    assert_true(attrs_is_fixed(&l, CKA_DERIVE));
+    assert_true(attrs_is_fixed(&l, CKA_SIGN));
+    assert_false(attrs_is_fixed(&l, CKA_LABEL));
+
+    assert_int_equal(attrs_set(&user, &l, derive, 1, &o),
+                     CKR_ATTRIBUTE_READ_ONLY);
+    assert_int_equal(attrs_set(&user, &l, both, 2, &o),
+                     CKR_ATTRIBUTE_READ_ONLY);
+    assert_null(o.v);
+    assert_int_equal(attrs_copy(&user, &l, derive, 1, &o),
+                     CKR_ATTRIBUTE_READ_ONLY);
+    assert_int_equal(attrs_set(&user, &l, label, 1, &o), CKR_OK);
+    assert_true(attrs_is_fixed(&o, CKA_DERIVE));
+    attr_list_free(&o);
+    assert_int_equal(attrs_copy(&user, &l, NULL, 0, &o), CKR_OK);
+    assert_true(attrs_is_fixed(&o, CKA_SIGN));
+    attr_list_free(&o);
+
+    assert_int_equal(attrs_read(&l, ATTR_FIXED_TYPES, &v, &len),
+                     HSM_ATTR_INVALID);
+    assert_int_equal(attrs_set(&user, &l, mine, 1, &o),
+                     CKR_ATTRIBUTE_READ_ONLY);
+    assert_false(attrs_match(&l, mine, 1));
+
+    assert_int_equal(attr_list_serialize(&l, &blob, &bloblen), CKR_OK);
+    assert_int_equal(attr_list_deserialize(blob, bloblen, &back), CKR_OK);
+    assert_true(attrs_is_fixed(&back, CKA_DERIVE));
+    assert_false(attrs_is_secret(&back, ATTR_FIXED_TYPES));
+    free(blob);
+    attr_list_free(&back);
+    attr_list_free(&f);
+    attr_list_free(&l);
+}
+
 /* ------------------------------------------------------------ read */
 
 static void test_read(void **state)
@@ -1088,6 +1147,7 @@ int main(void)
         cmocka_unit_test(test_set),
         cmocka_unit_test(test_set_data),
         cmocka_unit_test(test_copy),
+        cmocka_unit_test(test_fixed),
         cmocka_unit_test(test_separation),
         cmocka_unit_test(test_read),
         cmocka_unit_test(test_is_secret),
