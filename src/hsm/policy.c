@@ -108,8 +108,10 @@ CK_RV hsm_policy_object(const hsm_policy_conf_t *conf, hsm_user_type_t type,
     if (type != HSM_USER_CU)
         return CKR_OBJECT_HANDLE_INVALID;
     owner = obj->owner == uid;
+    /* What a public session reads (CKA_PRIVATE false: certificates,
+     * public keys, data objects), a login never hides. */
     visible = owner || obj->shared_with_user ||
-              (obj->is_public_item && !obj->is_private);
+              ((obj->is_public_item || obj->is_data) && !obj->is_private);
     if (!visible)
         return CKR_OBJECT_HANDLE_INVALID;
     switch (access) {

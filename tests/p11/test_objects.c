@@ -1261,9 +1261,10 @@ static void test_ownership(void **state)
     assert_rv(p11->C_Logout(S), CKR_OK);
     p11_login_cu(S, "bob", P11_BOB_PW);
 
-    /* bob sees alice's public key and certificate, nothing else */
+    /* bob sees alice's public key, certificate and public data object,
+     * nothing else */
     n = p11_find_all(S, NULL, 0, got, 16);
-    assert_int_equal(n, 2);
+    assert_int_equal(n, 3);
     for (CK_ULONG i = 0; i < n; i++) {
         cls = p11_get_ulong(S, got[i], CKA_CLASS);
         if (cls == CKO_PUBLIC_KEY) {
@@ -1277,7 +1278,7 @@ static void test_ownership(void **state)
     assert_int_equal(p11_count_label(S, "a-priv"), 0);
     assert_int_equal(p11_count_label(S, "a-sec"), 0);
     assert_int_equal(p11_count_label(S, "a-pub-private"), 0);
-    assert_int_equal(p11_count_label(S, "a-data-public"), 0);
+    assert_int_equal(p11_count_label(S, "a-data-public"), 1);
 
     /* her handle numbers mean nothing to bob */
     assert_rv(p11->C_GetAttributeValue(S, priv, &lab, 1),
@@ -1311,6 +1312,21 @@ static void test_ownership(void **state)
               CKR_ACTION_PROHIBITED);
     assert_rv(p11->C_CopyObject(S, bcert, NULL, 0, &h), CKR_ACTION_PROHIBITED);
     assert_attr(S, bpub, CKA_LABEL, "a-pub", 5);
+
+    /* alice's public data object: bob reads it (as a public session
+     * would), and may not change it */
+    {
+        CK_ATTRIBUTE dl = {CKA_LABEL, "a-data-public", 13};
+        CK_OBJECT_HANDLE bd;
+
+        assert_int_equal(p11_find_all(S, &dl, 1, &bd, 1), 1);
+        assert_int_equal(p11_get_ulong(S, bd, CKA_NIMBUS_OWNER), ALICE_UID);
+        assert_attr(S, bd, CKA_VALUE, "v", 1);
+        assert_rv(p11->C_SetAttributeValue(S, bd, &newlab, 1),
+                  CKR_ACTION_PROHIBITED);
+        assert_rv(p11->C_DestroyObject(S, bd), CKR_ACTION_PROHIBITED);
+        assert_attr(S, bd, CKA_LABEL, "a-data-public", 13);
+    }
 
     /* bob's own objects are his */
     h = p11_make_data(S, "b-data", CK_TRUE);

@@ -140,9 +140,16 @@ static void test_ownership(void **state)
     assert_int_equal(
         hsm_policy_object(&visible, HSM_USER_CU, 3, &privpub, HSM_ACCESS_SEE),
         CKR_OBJECT_HANDLE_INVALID);
+    /* Another CU's public data object: read and used, never owned. */
     assert_int_equal(
         hsm_policy_object(&visible, HSM_USER_CU, 3, &pubdata, HSM_ACCESS_SEE),
-        CKR_OBJECT_HANDLE_INVALID);
+        OK);
+    assert_int_equal(
+        hsm_policy_object(&visible, HSM_USER_CU, 3, &pubdata, HSM_ACCESS_USE),
+        OK);
+    assert_int_equal(
+        hsm_policy_object(&visible, HSM_USER_CU, 3, &pubdata, HSM_ACCESS_OWN),
+        CKR_ACTION_PROHIBITED);
     /* Nobody but a CU and a public session ever sees an object, not even
      * its owner's CO. */
     for (int t = HSM_USER_PRECO; t <= HSM_USER_AU; t++) {
