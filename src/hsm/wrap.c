@@ -448,27 +448,51 @@ out:
 
 /*
  * Unwrapping with a cipher (AES ECB/CBC/CBC-PAD/GCM, RSA PKCS#1 and OAEP:
- * not a key-wrap mechanism) into a key that is not sensitive hands the
- * caller the decryption of any ciphertext: with a key whose CKA_DECRYPT is
- * FALSE that is refused. The code is CKR_TEMPLATE_INCONSISTENT, since the
- * template's CKA_SENSITIVE FALSE is what makes it decryption. Judged on the
- * merged template before decrypting (absent: the schema's default, TRUE)
- * and again on the finished list l.
+ * not a key-wrap mechanism) decrypts whatever ciphertext the caller hands
+ * in. With a key whose CKA_DECRYPT is FALSE the result must never reach
+ * the caller in clear: not directly (CKA_SENSITIVE FALSE), and not through
+ * a second hop (CKA_EXTRACTABLE TRUE: wrapped under the caller's own key,
+ * then unwrapped as not sensitive). So such a key comes in sensitive and
+ * not extractable: a template asking otherwise is refused with
+ * CKR_TEMPLATE_INCONSISTENT (the template is what would make it
+ * decryption), and one silent on CKA_EXTRACTABLE gets FALSE. Key-wrap
+ * mechanisms check their blob's integrity, so a blob not made by a wrap
+ * under the same key does not unwrap: they are not concerned.
  */
+static bool unwrap_by_cipher_only(const mech_row_t *row, bool may_decrypt)
+{
+    return !may_decrypt && !mech_is_key_wrap(row);
+}
+
 static bool unwrap_is_decryption(const mech_row_t *row, bool may_decrypt,
                                  const CK_ATTRIBUTE *tmpl, CK_ULONG count,
                                  const attr_list_t *l)
 {
-    if (may_decrypt || mech_is_key_wrap(row)) {
+    if (!unwrap_by_cipher_only(row, may_decrypt)) {
         return false;
     }
     if (l != NULL) {
-        return !attr_list_bool(l, CKA_SENSITIVE, true);
+        return !attr_list_bool(l, CKA_SENSITIVE, true) ||
+               attr_list_bool(l, CKA_EXTRACTABLE, true);
     }
     for (CK_ULONG i = 0; i < count; i++) {
-        if (tmpl[i].type == CKA_SENSITIVE &&
+        if ((tmpl[i].type == CKA_SENSITIVE ||
+             tmpl[i].type == CKA_EXTRACTABLE) &&
             tmpl[i].ulValueLen == sizeof(CK_BBOOL) && tmpl[i].pValue != NULL &&
-            *(const CK_BBOOL *)tmpl[i].pValue != CK_TRUE) {
+            *(const CK_BBOOL *)tmpl[i].pValue !=
+                (tmpl[i].type == CKA_SENSITIVE ? CK_TRUE : CK_FALSE)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Whether the template names attribute t. */
+static bool tmpl_names(const CK_ATTRIBUTE *tmpl, CK_ULONG count,
+                       CK_ATTRIBUTE_TYPE t)
+{
+    for (CK_ULONG i = 0; i < count; i++) {
+        if (tmpl[i].type == t) {
             return true;
         }
     }
@@ -561,6 +585,11 @@ unlock:
                             plen, &l);
     }
     if (rv != CKR_OK) {
+        goto out;
+    }
+    if (unwrap_by_cipher_only(row, may_decrypt) &&
+        !tmpl_names(merged, mcount, CKA_EXTRACTABLE) &&
+        (rv = attr_list_set_bool(&l, CKA_EXTRACTABLE, false)) != CKR_OK) {
         goto out;
     }
     if (unwrap_is_decryption(row, may_decrypt, NULL, 0, &l)) {

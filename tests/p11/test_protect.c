@@ -619,9 +619,36 @@ static void test_unwrap_is_not_decrypt(void **state)
     assert_rv(p11->C_UnwrapKey(S, &cbc, uw, blob, len, ut.a, ut.n, &u),
               CKR_TEMPLATE_INCONSISTENT);
     assert_int_equal(p11_count_all(S), before);
+    /* Sensitive but extractable: the second hop (wrap it under the
+     * caller's own key, unwrap that as not sensitive) would read it. */
     t_bool(&ut, CKA_SENSITIVE, true);
-    assert_rv(p11->C_UnwrapKey(S, &cbc, uw, blob, len, ut.a, ut.n, &u), CKR_OK);
-    assert_value_hidden(u);
+    assert_rv(p11->C_UnwrapKey(S, &cbc, uw, blob, len, ut.a, ut.n, &u),
+              CKR_TEMPLATE_INCONSISTENT);
+    assert_int_equal(p11_count_all(S), before);
+    /* Silent on CKA_EXTRACTABLE: sensitive and not extractable, so it can
+     * be used but never wrapped out. */
+    {
+        struct tmpl us;
+        CK_OBJECT_HANDLE own;
+
+        memset(&us, 0, sizeof(us));
+        t_ulong(&us, CKA_CLASS, CKO_SECRET_KEY);
+        t_ulong(&us, CKA_KEY_TYPE, CKK_GENERIC_SECRET);
+        t_bool(&us, CKA_TOKEN, false);
+        t_bool(&us, CKA_SENSITIVE, true);
+        assert_rv(p11->C_UnwrapKey(S, &cbc, uw, blob, len, us.a, us.n, &u),
+                  CKR_OK);
+        assert_value_hidden(u);
+        assert_int_equal(p11_get_bool(S, u, CKA_EXTRACTABLE), CK_FALSE);
+        t_key(&t, CKK_AES, true, false);
+        t_bool(&t, CKA_DERIVE, false);
+        t_bool(&t, CKA_WRAP, true);
+        own = t_create(&t, k16, sizeof(k16));
+        len = sizeof(blob);
+        assert_rv(p11->C_WrapKey(S, &kwp, own, u, blob, &len),
+                  CKR_KEY_UNEXTRACTABLE);
+        assert_rv(p11->C_WrapKey(S, &cbc, wr, secret, blob, &len), CKR_OK);
+    }
     /* A key-wrap mechanism is not a cipher: a readable key is allowed. */
     t_bool(&ut, CKA_SENSITIVE, false);
     len = sizeof(blob);
@@ -670,6 +697,9 @@ static void test_unwrap_is_not_decrypt(void **state)
                   CKR_TEMPLATE_INCONSISTENT);
         assert_int_equal(p11_count_all(S), before);
         t_bool(&ut, CKA_SENSITIVE, true);
+        assert_rv(p11->C_UnwrapKey(S, &oaep, rpriv, blob, len, ut.a, ut.n, &u),
+                  CKR_TEMPLATE_INCONSISTENT);
+        t_bool(&ut, CKA_EXTRACTABLE, false);
         assert_rv(p11->C_UnwrapKey(S, &oaep, rpriv, blob, len, ut.a, ut.n, &u),
                   CKR_OK);
         assert_value_hidden(u);

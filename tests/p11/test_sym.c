@@ -962,6 +962,12 @@ static void test_wrap_every_kind(void **state)
                                            t.n, &u),
                           CKR_TEMPLATE_INCONSISTENT);
                 t_bool(&t, CKA_SENSITIVE, true);
+                /* ... and not extractable: a second hop (wrap, unwrap as
+                 * not sensitive) would read it as well. */
+                assert_rv(p11->C_UnwrapKey(S, &m, unwrapping, blob, len, t.a,
+                                           t.n, &u),
+                          CKR_TEMPLATE_INCONSISTENT);
+                t_bool(&t, CKA_EXTRACTABLE, false);
             }
             rv = p11->C_UnwrapKey(S, &m, unwrapping, blob, len, t.a, t.n, &u);
             if (rv != CKR_OK) {
@@ -971,13 +977,18 @@ static void test_wrap_every_kind(void **state)
                 continue;
             }
             if (cipher && !w->rsa) {
-                /* The same value: the same KWP wrap under wk. */
-                CK_MECHANISM kwp = {CKM_AES_KEY_WRAP_KWP, NULL, 0};
-                CK_BYTE b1[BUF_MAX], b2[BUF_MAX];
+                /* The same value: the same MAC (CMAC for AES, HMAC for a
+                 * generic secret) under the original and the copy. */
+                CK_MECHANISM mac = {si == 0 ? CKM_AES_CMAC : CKM_SHA256_HMAC,
+                                    NULL, 0};
+                CK_BYTE b1[64], b2[64], d[] = "same value";
                 CK_ULONG l1 = sizeof(b1), l2 = sizeof(b2);
 
-                assert_rv(wrap(&kwp, wk, k, b1, &l1), CKR_OK);
-                assert_rv(wrap(&kwp, wk, u, b2, &l2), CKR_OK);
+                assert_int_equal(p11_get_bool(S, u, CKA_EXTRACTABLE), CK_FALSE);
+                assert_rv(p11->C_SignInit(S, &mac, k), CKR_OK);
+                assert_rv(p11->C_Sign(S, d, sizeof(d), b1, &l1), CKR_OK);
+                assert_rv(p11->C_SignInit(S, &mac, u), CKR_OK);
+                assert_rv(p11->C_Sign(S, d, sizeof(d), b2, &l2), CKR_OK);
                 assert_int_equal(l1, l2);
                 assert_memory_equal(b1, b2, l1);
             } else {
