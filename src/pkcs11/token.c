@@ -65,6 +65,35 @@ static const char *pin_name(const struct pin *p)
     return p->has_name ? p->name : NULL;
 }
 
+/*
+ * The PIN of C_Login, C_LoginUser and the context-specific login: with a
+ * user name apart (C_LoginUser) the PIN is the bare password, else it may
+ * be "name:password". false (the caller answers CKR_PIN_INCORRECT) for a
+ * PIN over MOD_PIN_LEN_MAX or a name that pin_parse would refuse.
+ */
+static bool login_pin(const CK_UTF8CHAR *pPin, CK_ULONG ulPinLen,
+                      const CK_UTF8CHAR *pUsername, CK_ULONG ulUsernameLen,
+                      struct pin *pin)
+{
+    memset(pin, 0, sizeof(*pin));
+    if (ulPinLen > MOD_PIN_LEN_MAX) {
+        return false;
+    }
+    if (pUsername == NULL || ulUsernameLen == 0) {
+        return pin_parse(pPin, ulPinLen, pin);
+    }
+    if (ulUsernameLen > HSM_USER_NAME_MAX ||
+        memchr(pUsername, '\0', (size_t)ulUsernameLen) != NULL) {
+        return false;
+    }
+    memcpy(pin->name, pUsername, (size_t)ulUsernameLen);
+    pin->name[ulUsernameLen] = '\0';
+    pin->has_name = true;
+    pin->pw = pPin;
+    pin->pwlen = (size_t)ulPinLen;
+    return true;
+}
+
 /* ------------------------------------------------------------ slots */
 
 CK_RV mod_C_GetSlotList(CK_BBOOL tokenPresent, CK_SLOT_ID_PTR pSlotList,
@@ -524,25 +553,12 @@ static CK_RV context_login_locked(struct mod_session *s, CK_UTF8CHAR_PTR pPin,
     struct pin pin;
     CK_RV rv;
 
-    memset(&pin, 0, sizeof(pin));
-    if (ulPinLen > MOD_PIN_LEN_MAX) {
+    if (!login_pin(pPin, ulPinLen, pUsername, ulUsernameLen, &pin)) {
+        util_wipe(&pin, sizeof(pin));
         return CKR_PIN_INCORRECT;
     }
-    if (pUsername != NULL && ulUsernameLen > 0) {
-        if (ulUsernameLen > HSM_USER_NAME_MAX ||
-            memchr(pUsername, '\0', (size_t)ulUsernameLen) != NULL) {
-            return CKR_PIN_INCORRECT;
-        }
-        memcpy(pin.name, pUsername, (size_t)ulUsernameLen);
-        pin.name[ulUsernameLen] = '\0';
-        pin.has_name = true;
-        pin.pw = pPin;
-        pin.pwlen = (size_t)ulPinLen;
-    } else if (!pin_parse(pPin, ulPinLen, &pin)) {
-        return CKR_PIN_INCORRECT;
-    }
-    rv = hsm_context_login(mod_state.conn, s->sid,
-                           pin.has_name ? pin.name : NULL, pin.pw, pin.pwlen);
+    rv = hsm_context_login(mod_state.conn, s->sid, pin_name(&pin), pin.pw,
+                           pin.pwlen);
     if (rv == CKR_PIN_LOCKED) {
         /* The core logged the user out: as C_Logout does here. */
         mod_handles_drop_locked();
@@ -602,22 +618,7 @@ static CK_RV login(enum mod_fn fn, CK_SESSION_HANDLE hSession,
         rv = CKR_SESSION_READ_ONLY_EXISTS;
         goto out;
     }
-    if (ulPinLen > MOD_PIN_LEN_MAX) {
-        rv = CKR_PIN_INCORRECT;
-        goto out;
-    }
-    if (pUsername != NULL && ulUsernameLen > 0) {
-        if (ulUsernameLen > HSM_USER_NAME_MAX ||
-            memchr(pUsername, '\0', (size_t)ulUsernameLen) != NULL) {
-            rv = CKR_PIN_INCORRECT;
-            goto out;
-        }
-        memcpy(pin.name, pUsername, (size_t)ulUsernameLen);
-        pin.name[ulUsernameLen] = '\0';
-        pin.has_name = true;
-        pin.pw = pPin;
-        pin.pwlen = (size_t)ulPinLen;
-    } else if (!pin_parse(pPin, ulPinLen, &pin)) {
+    if (!login_pin(pPin, ulPinLen, pUsername, ulUsernameLen, &pin)) {
         rv = CKR_PIN_INCORRECT;
         goto out;
     }
