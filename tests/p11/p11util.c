@@ -532,3 +532,43 @@ CK_ULONG p11_get_bytes(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o,
     assert_true(a.ulValueLen <= max);
     return a.ulValueLen;
 }
+
+/* ------------------------------------------------------------ templates */
+
+static CK_BBOOL tmpl_true = CK_TRUE;
+static CK_BBOOL tmpl_false = CK_FALSE;
+
+static size_t tmpl_slot(struct p11_tmpl *t, CK_ATTRIBUTE_TYPE type)
+{
+    for (size_t i = 0; i < t->n; i++) {
+        if (t->a[i].type == type) {
+            return i;
+        }
+    }
+    assert_true(t->n < P11_TMPL_MAX);
+    t->a[t->n].type = type;
+    return t->n++;
+}
+
+void p11_tmpl_set(struct p11_tmpl *t, CK_ATTRIBUTE_TYPE type, const void *v,
+                  CK_ULONG len)
+{
+    size_t i = tmpl_slot(t, type);
+
+    t->a[i].pValue = (void *)v;
+    t->a[i].ulValueLen = len;
+}
+
+void p11_tmpl_bool(struct p11_tmpl *t, CK_ATTRIBUTE_TYPE type, int v)
+{
+    p11_tmpl_set(t, type, v ? &tmpl_true : &tmpl_false, sizeof(CK_BBOOL));
+}
+
+void p11_tmpl_ulong(struct p11_tmpl *t, CK_ATTRIBUTE_TYPE type, CK_ULONG v)
+{
+    size_t i = tmpl_slot(t, type);
+
+    t->u[i] = v;
+    t->a[i].pValue = &t->u[i];
+    t->a[i].ulValueLen = sizeof(CK_ULONG);
+}

@@ -133,6 +133,23 @@ CK_BBOOL p11_get_bool(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o,
 CK_ULONG p11_get_bytes(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o,
                        CK_ATTRIBUTE_TYPE type, void *buf, CK_ULONG max);
 
+/*
+ * A template built attribute by attribute; a type set twice replaces the
+ * first (its slot keeps its place). The CK_ULONG values live inside it,
+ * so it is never copied. Clear it with memset before use.
+ */
+#define P11_TMPL_MAX 32
+struct p11_tmpl {
+    CK_ATTRIBUTE a[P11_TMPL_MAX];
+    CK_ULONG u[P11_TMPL_MAX];
+    CK_ULONG n;
+};
+/* pValue points to v (not copied). */
+void p11_tmpl_set(struct p11_tmpl *t, CK_ATTRIBUTE_TYPE type, const void *v,
+                  CK_ULONG len);
+void p11_tmpl_bool(struct p11_tmpl *t, CK_ATTRIBUTE_TYPE type, int v);
+void p11_tmpl_ulong(struct p11_tmpl *t, CK_ATTRIBUTE_TYPE type, CK_ULONG v);
+
 /* Whether a blank-padded PKCS#11 string field equals text. */
 int p11_padded_eq(const CK_UTF8CHAR *field, size_t flen, const char *text);
 void p11_pad(CK_UTF8CHAR *field, size_t flen, const char *text);

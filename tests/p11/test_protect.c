@@ -48,54 +48,14 @@ static int setup_protect(void **state)
 
 /* ------------------------------------------------------------ templates */
 
-#define TMAX 24
-
-/* A template built attribute by attribute; a type given twice replaces
- * the first. The CK_ULONG values live inside it: never copied. */
-struct tmpl {
-    CK_ATTRIBUTE a[TMAX];
-    CK_ULONG u[TMAX];
-    CK_ULONG n;
-};
-
-static size_t t_slot(struct tmpl *t, CK_ATTRIBUTE_TYPE type)
-{
-    for (size_t i = 0; i < t->n; i++) {
-        if (t->a[i].type == type) {
-            return i;
-        }
-    }
-    assert_true(t->n < TMAX);
-    t->a[t->n].type = type;
-    return t->n++;
-}
-
-static void t_set(struct tmpl *t, CK_ATTRIBUTE_TYPE type, const void *v,
-                  CK_ULONG len)
-{
-    size_t i = t_slot(t, type);
-
-    t->a[i].pValue = (void *)v;
-    t->a[i].ulValueLen = len;
-}
-
-static void t_bool(struct tmpl *t, CK_ATTRIBUTE_TYPE type, bool v)
-{
-    t_set(t, type, v ? &yes : &no, sizeof(CK_BBOOL));
-}
-
-static void t_ulong(struct tmpl *t, CK_ATTRIBUTE_TYPE type, CK_ULONG v)
-{
-    size_t i = t_slot(t, type);
-
-    t->u[i] = v;
-    t->a[i].pValue = &t->u[i];
-    t->a[i].ulValueLen = sizeof(CK_ULONG);
-}
+/* Short names for the shared builder (p11util.h). */
+#define t_set p11_tmpl_set
+#define t_bool p11_tmpl_bool
+#define t_ulong p11_tmpl_ulong
 
 /* A session secret key of type kt with every usage flag named (so that
  * no default decides a test); protection as given. */
-static void t_key(struct tmpl *t, CK_KEY_TYPE kt, bool sensitive,
+static void t_key(struct p11_tmpl *t, CK_KEY_TYPE kt, bool sensitive,
                   bool extractable)
 {
     memset(t, 0, sizeof(*t));
@@ -113,7 +73,8 @@ static void t_key(struct tmpl *t, CK_KEY_TYPE kt, bool sensitive,
     t_bool(t, CKA_DERIVE, true);
 }
 
-static CK_OBJECT_HANDLE t_create(struct tmpl *t, const void *v, CK_ULONG len)
+static CK_OBJECT_HANDLE t_create(struct p11_tmpl *t, const void *v,
+                                 CK_ULONG len)
 {
     CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
 
@@ -128,7 +89,7 @@ static CK_OBJECT_HANDLE gen_locked_aes(void)
 {
     CK_MECHANISM m = {CKM_AES_KEY_GEN, NULL, 0};
     CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
-    struct tmpl t;
+    struct p11_tmpl t;
 
     t_key(&t, CKK_AES, true, false);
     t_ulong(&t, CKA_VALUE_LEN, 16);
@@ -140,7 +101,7 @@ static CK_OBJECT_HANDLE gen_locked_aes(void)
 
 /* The template of a derived key: generic secret (or kt), len bytes (0:
  * not named), nothing said about its protection. */
-static void t_derived(struct tmpl *t, CK_KEY_TYPE kt, CK_ULONG len)
+static void t_derived(struct p11_tmpl *t, CK_KEY_TYPE kt, CK_ULONG len)
 {
     memset(t, 0, sizeof(*t));
     t_ulong(t, CKA_CLASS, CKO_SECRET_KEY);
@@ -177,7 +138,7 @@ static CK_OBJECT_HANDLE check_inherits(CK_MECHANISM *m, CK_OBJECT_HANDLE base,
     } asks[] = {{0, 1}, {0, -1}, {-1, 1}, {1, 1}, {0, 0}};
     CK_ULONG before = p11_count_all(S);
     CK_OBJECT_HANDLE d = CK_INVALID_HANDLE;
-    struct tmpl t;
+    struct p11_tmpl t;
     CK_ATTRIBUTE set = {CKA_SENSITIVE, &no, sizeof(no)};
 
     for (size_t i = 0; i < N(asks); i++) {
@@ -237,7 +198,7 @@ static void test_inherit_second_key(void **state)
     CK_OBJECT_HANDLE base, locked = gen_locked_aes();
     CK_OBJECT_HANDLE other = locked;
     CK_MECHANISM bk = {CKM_CONCATENATE_BASE_AND_KEY, &other, sizeof(other)};
-    struct tmpl t;
+    struct p11_tmpl t;
 
     (void)state;
     t_key(&t, CKK_GENERIC_SECRET, false, true);
@@ -267,7 +228,7 @@ static void test_inherit_hkdf(void **state)
     CK_OBJECT_HANDLE base = gen_locked_aes(), readable, d;
     CK_HKDF_PARAMS p;
     CK_MECHANISM m = {CKM_HKDF_DERIVE, &p, sizeof(p)};
-    struct tmpl t;
+    struct p11_tmpl t;
 
     (void)state;
     memset(&p, 0, sizeof(p));
@@ -403,7 +364,7 @@ static void test_inherit_trusted(void **state)
     CK_MECHANISM kwp = {CKM_AES_KEY_WRAP_KWP, NULL, 0};
     CK_BYTE blob[BUF_MAX];
     CK_ULONG len, before;
-    struct tmpl t;
+    struct p11_tmpl t;
 
     (void)state;
     t_key(&t, CKK_AES, true, true);
@@ -440,7 +401,7 @@ static void test_inherit_readable(void **state)
     CK_BYTE zero = 0, out[64];
     CK_KEY_DERIVATION_STRING_DATA sd = {&zero, 1};
     CK_MECHANISM cat = {CKM_CONCATENATE_BASE_AND_DATA, &sd, sizeof(sd)};
-    struct tmpl t;
+    struct p11_tmpl t;
 
     (void)state;
     t_key(&t, CKK_GENERIC_SECRET, false, true);
@@ -468,7 +429,7 @@ static void test_concat_data_and_base(void **state)
     CK_OBJECT_HANDLE base, d;
     CK_BYTE out[64];
     bool listed = false;
-    struct tmpl t;
+    struct p11_tmpl t;
 
     (void)state;
     assert_rv(p11->C_GetMechanismList(0, list, &n), CKR_OK);
@@ -532,7 +493,7 @@ static void test_other_key_needs_derive(void **state)
     CK_HKDF_PARAMS p;
     CK_MECHANISM hk = {CKM_HKDF_DERIVE, &p, sizeof(p)};
     CK_ULONG before;
-    struct tmpl t;
+    struct p11_tmpl t;
 
     (void)state;
     t_key(&t, CKK_GENERIC_SECRET, false, true);
@@ -580,7 +541,7 @@ static void test_unwrap_is_not_decrypt(void **state)
     CK_MECHANISM oaep = {CKM_RSA_PKCS_OAEP, &op, sizeof(op)};
     CK_BYTE blob[BUF_MAX], garbage[48], out[64];
     CK_ULONG len, before;
-    struct tmpl t, ut;
+    struct p11_tmpl t, ut;
     CK_OBJECT_HANDLE secret;
 
     (void)state;
@@ -628,7 +589,7 @@ static void test_unwrap_is_not_decrypt(void **state)
     /* Silent on CKA_EXTRACTABLE: sensitive and not extractable, so it can
      * be used but never wrapped out. */
     {
-        struct tmpl us;
+        struct p11_tmpl us;
         CK_OBJECT_HANDLE own;
 
         memset(&us, 0, sizeof(us));
@@ -727,7 +688,7 @@ static CK_ULONG bob_uid(void)
 {
     CK_OBJECT_HANDLE h;
     CK_ULONG uid;
-    struct tmpl t;
+    struct p11_tmpl t;
 
     assert_rv(p11->C_Logout(S), CKR_OK);
     p11_login_cu(S, "bob", P11_BOB_PW);
@@ -822,7 +783,7 @@ static void test_unwrap_template_fixed(void **state)
     CK_ULONG uid = bob_uid();
     CK_BYTE blob[BUF_MAX];
     CK_ULONG len;
-    struct tmpl t;
+    struct p11_tmpl t;
 
     (void)state;
     /* alice: a wrap-only token key with an unwrap template, shared. */
@@ -897,7 +858,7 @@ static void test_derive_template_fixed(void **state)
     CK_ATTRIBUTE sign = {CKA_SIGN, &yes, sizeof(yes)};
     CK_ATTRIBUTE verify = {CKA_VERIFY, &yes, sizeof(yes)};
     CK_OBJECT_HANDLE base, d, c;
-    struct tmpl t;
+    struct p11_tmpl t;
 
     (void)state;
     t_key(&t, CKK_GENERIC_SECRET, true, false);
@@ -964,7 +925,7 @@ static void test_shared_salt_key(void **state)
     CK_ULONG uid = bob_uid(), before;
     CK_HKDF_PARAMS p;
     CK_MECHANISM m = {CKM_HKDF_DERIVE, &p, sizeof(p)};
-    struct tmpl t;
+    struct p11_tmpl t;
 
     (void)state;
     t_key(&t, CKK_GENERIC_SECRET, true, false);

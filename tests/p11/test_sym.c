@@ -65,57 +65,18 @@ static int setup_sym(void **state)
 
 /* ------------------------------------------------------------ templates */
 
-#define TMAX 32
-
-/* A template built attribute by attribute; a type set twice is replaced.
- * Never copied: the CK_ULONG values live inside it. */
-struct tmpl {
-    CK_ATTRIBUTE a[TMAX];
-    CK_ULONG u[TMAX];
-    CK_ULONG n;
-};
-
-static size_t t_slot(struct tmpl *t, CK_ATTRIBUTE_TYPE type)
-{
-    for (size_t i = 0; i < t->n; i++) {
-        if (t->a[i].type == type) {
-            return i;
-        }
-    }
-    assert_true(t->n < TMAX);
-    t->a[t->n].type = type;
-    return t->n++;
-}
-
-static void t_set(struct tmpl *t, CK_ATTRIBUTE_TYPE type, const void *v,
-                  CK_ULONG len)
-{
-    size_t i = t_slot(t, type);
-
-    t->a[i].pValue = (void *)v;
-    t->a[i].ulValueLen = len;
-}
-
-static void t_bool(struct tmpl *t, CK_ATTRIBUTE_TYPE type, bool v)
-{
-    t_set(t, type, v ? &yes : &no, sizeof(CK_BBOOL));
-}
-
-static void t_ulong(struct tmpl *t, CK_ATTRIBUTE_TYPE type, CK_ULONG v)
-{
-    size_t i = t_slot(t, type);
-
-    t->u[i] = v;
-    t->a[i].pValue = &t->u[i];
-    t->a[i].ulValueLen = sizeof(CK_ULONG);
-}
+/* Short names for the shared builder (p11util.h). */
+#define t_set p11_tmpl_set
+#define t_bool p11_tmpl_bool
+#define t_ulong p11_tmpl_ulong
 
 /*
  * A session secret key that may do everything but wrap and unwrap (key
  * separation: those keys neither encrypt nor decrypt, t_kek) and be read
  * back.
  */
-static void t_secret(struct tmpl *t, CK_KEY_TYPE kt, const void *v, size_t len)
+static void t_secret(struct p11_tmpl *t, CK_KEY_TYPE kt, const void *v,
+                     size_t len)
 {
     memset(t, 0, sizeof(*t));
     t_ulong(t, CKA_CLASS, CKO_SECRET_KEY);
@@ -135,7 +96,7 @@ static void t_secret(struct tmpl *t, CK_KEY_TYPE kt, const void *v, size_t len)
 
 /* A session AES key that wraps and unwraps (and does not encrypt or
  * decrypt). */
-static void t_kek(struct tmpl *t, const void *v, size_t len)
+static void t_kek(struct p11_tmpl *t, const void *v, size_t len)
 {
     t_secret(t, CKK_AES, v, len);
     t_bool(t, CKA_ENCRYPT, false);
@@ -144,7 +105,7 @@ static void t_kek(struct tmpl *t, const void *v, size_t len)
     t_bool(t, CKA_UNWRAP, true);
 }
 
-static CK_OBJECT_HANDLE t_create(struct tmpl *t)
+static CK_OBJECT_HANDLE t_create(struct p11_tmpl *t)
 {
     CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
 
@@ -154,7 +115,7 @@ static CK_OBJECT_HANDLE t_create(struct tmpl *t)
 
 static CK_OBJECT_HANDLE make_secret(CK_KEY_TYPE kt, const void *v, size_t len)
 {
-    struct tmpl t;
+    struct p11_tmpl t;
 
     t_secret(&t, kt, v, len);
     return t_create(&t);
@@ -162,7 +123,7 @@ static CK_OBJECT_HANDLE make_secret(CK_KEY_TYPE kt, const void *v, size_t len)
 
 static CK_OBJECT_HANDLE make_kek(const void *v, size_t len)
 {
-    struct tmpl t;
+    struct p11_tmpl t;
 
     t_kek(&t, v, len);
     return t_create(&t);
@@ -643,7 +604,7 @@ static void test_des3(void **state)
     CK_MECHANISM m;
     CK_OBJECT_HANDLE g;
     CK_MECHANISM gm = {CKM_DES3_KEY_GEN, NULL, 0};
-    struct tmpl t;
+    struct p11_tmpl t;
 
     (void)state;
     m = (CK_MECHANISM){CKM_DES3_ECB, NULL, 0};
@@ -674,7 +635,7 @@ static void test_des3_off(void **state)
     CK_MECHANISM m = {CKM_DES3_ECB, NULL, 0};
     CK_MECHANISM gm = {CKM_DES3_KEY_GEN, NULL, 0};
     CK_OBJECT_HANDLE k, g;
-    struct tmpl t;
+    struct p11_tmpl t;
 
     (void)state;
     p11_fresh("des3 = no\n");
@@ -756,7 +717,7 @@ static void gen_pair(CK_MECHANISM_TYPE mt, const CK_BYTE *ec_params,
     static const CK_BYTE e[] = {1, 0, 1};
     CK_ULONG bits = 2048;
     CK_MECHANISM m = {mt, NULL, 0};
-    struct tmpl pt, vt;
+    struct p11_tmpl pt, vt;
 
     memset(&pt, 0, sizeof(pt));
     memset(&vt, 0, sizeof(vt));
@@ -934,7 +895,7 @@ static void test_wrap_every_kind(void **state)
             CK_ULONG kl = si == 0 ? 16 : sizeof(gval);
             CK_ULONG len = sizeof(blob);
             CK_OBJECT_HANDLE u;
-            struct tmpl t;
+            struct p11_tmpl t;
             CK_RV rv;
 
             rv = wrap(&m, wrapping, k, blob, &len);
@@ -1002,7 +963,7 @@ static void test_wrap_every_kind(void **state)
         for (int pi = 0; pi < 3; pi++) {
             CK_ULONG len = sizeof(blob);
             CK_OBJECT_HANDLE u;
-            struct tmpl t;
+            struct p11_tmpl t;
             CK_RV rv;
 
             rv = wrap(&m, wrapping, privs[pi], blob, &len);
@@ -1060,7 +1021,7 @@ static void test_wrap_rules(void **state)
     CK_BYTE blob[BUF_MAX], val[64];
     CK_ULONG len;
     CK_OBJECT_HANDLE k, u;
-    struct tmpl t;
+    struct p11_tmpl t;
 
     (void)state;
     /* Not extractable: it cannot leave. */
@@ -1165,7 +1126,7 @@ static void test_wrap_trusted(void **state)
     CK_BYTE blob[BUF_MAX];
     CK_ULONG len = sizeof(blob);
     CK_OBJECT_HANDLE k, h;
-    struct tmpl t;
+    struct p11_tmpl t;
 
     (void)state;
     t_secret(&t, CKK_AES, iv16, 16);
@@ -1237,7 +1198,7 @@ static void test_templates(void **state)
     CK_OBJECT_HANDLE wk, aes, gen, u, base, d;
     CK_BYTE blob[BUF_MAX];
     CK_ULONG len;
-    struct tmpl t;
+    struct p11_tmpl t;
 
     (void)state;
     t_kek(&t, k256, 32);
@@ -1267,7 +1228,7 @@ static void test_templates(void **state)
     assert_bool_attr(u, CKA_EXTRACTABLE, CK_FALSE);
     {
         /* No CKA_EXTRACTABLE at all: the unwrap template gives it. */
-        struct tmpl t2;
+        struct p11_tmpl t2;
 
         memset(&t2, 0, sizeof(t2));
         t_ulong(&t2, CKA_CLASS, CKO_SECRET_KEY);
@@ -1297,7 +1258,7 @@ static void test_templates(void **state)
         CK_BYTE data[8] = {1, 2, 3, 4, 5, 6, 7, 8};
         CK_KEY_DERIVATION_STRING_DATA sd = {data, sizeof(data)};
         CK_MECHANISM m = {CKM_CONCATENATE_BASE_AND_DATA, &sd, sizeof(sd)};
-        struct tmpl t2;
+        struct p11_tmpl t2;
 
         memset(&t2, 0, sizeof(t2));
         t_ulong(&t2, CKA_CLASS, CKO_SECRET_KEY);
@@ -1332,7 +1293,7 @@ static void test_shared_user(void **state)
     CK_ULONG bob_uid;
     unsigned long long oid;
     char cmd[1024];
-    struct tmpl t;
+    struct p11_tmpl t;
     CK_BYTE blob[BUF_MAX];
     CK_ULONG len;
     CK_MECHANISM kwp = {CKM_AES_KEY_WRAP_KWP, NULL, 0};
@@ -1412,7 +1373,7 @@ static CK_OBJECT_HANDLE derive_value(CK_MECHANISM *m, CK_OBJECT_HANDLE base,
                                      CK_ULONG vlen, CK_BYTE *out)
 {
     CK_OBJECT_HANDLE d = CK_INVALID_HANDLE;
-    struct tmpl t;
+    struct p11_tmpl t;
 
     t_secret(&t, CKK_GENERIC_SECRET, NULL, 0);
     if (vlen > 0) {
@@ -1450,7 +1411,7 @@ static void test_hkdf(void **state)
     CK_HKDF_PARAMS p;
     CK_MECHANISM m = {CKM_HKDF_DERIVE, &p, sizeof(p)};
     CK_BYTE out[BUF_MAX];
-    struct tmpl t;
+    struct p11_tmpl t;
 
     (void)state;
     memset(&p, 0, sizeof(p));
@@ -1636,7 +1597,7 @@ static void test_pbkdf2(void **state)
                                     8};
         CK_MECHANISM m = {CKM_PKCS5_PBKD2, &p, sizeof(p)};
         CK_OBJECT_HANDLE k;
-        struct tmpl t;
+        struct p11_tmpl t;
 
         t_secret(&t, CKK_GENERIC_SECRET, NULL, 0);
         t_ulong(&t, CKA_VALUE_LEN, 20);
@@ -1662,7 +1623,7 @@ static void test_pbkdf2(void **state)
                                    &pwlen};
         CK_MECHANISM m = {CKM_PKCS5_PBKD2, &p, sizeof(p)};
         CK_OBJECT_HANDLE k;
-        struct tmpl t;
+        struct p11_tmpl t;
 
         t_secret(&t, CKK_GENERIC_SECRET, NULL, 0);
         t_ulong(&t, CKA_VALUE_LEN, 20);
@@ -1687,7 +1648,7 @@ static void test_concatenate(void **state)
     CK_MECHANISM m = {CKM_CONCATENATE_BASE_AND_KEY, &other, sizeof(other)};
     CK_KEY_DERIVATION_STRING_DATA sd = {(CK_BYTE_PTR)b, 8};
     CK_BYTE out[BUF_MAX];
-    struct tmpl t;
+    struct p11_tmpl t;
 
     (void)state;
     derive_value(&m, ka, 0, out);
@@ -2093,7 +2054,7 @@ static void test_keygen(void **state)
     CK_MECHANISM cm = {CKM_CHACHA20_KEY_GEN, NULL, 0};
     CK_BYTE v[64];
     CK_OBJECT_HANDLE k;
-    struct tmpl t;
+    struct p11_tmpl t;
 
     (void)state;
     for (CK_ULONG len = 16; len <= 32; len += 8) {
