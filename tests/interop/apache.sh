@@ -57,15 +57,7 @@ fresh_store "$tmp" alice "$ALICE_PW"
 PIN=alice:$ALICE_PW
 cd "$tmp" || die "cd $tmp"
 
-u() { t 60 pkcs11-tool --module "$MODULE" --login --pin "$PIN" "$@"; }
-for k in "rsa:2048 21 tls-rsa" "EC:prime256v1 22 tls-ec"; do
-    set -- $k
-    u --keypairgen --key-type "$1" --id "$2" --label "$3" >/dev/null 2>&1 ||
-        die "pkcs11-tool could not generate $3"
-    u --read-object --type pubkey --id "$2" -o "$3.der" >/dev/null 2>&1 &&
-        openssl pkey -pubin -inform DER -in "$3.der" -out "$3.pub" ||
-        die "cannot export the $3 public key"
-done
+token_keypairs "rsa:2048 21 tls-rsa" "EC:prime256v1 22 tls-ec"
 engine_conf "$tmp/openssl.cnf"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
     -keyout ca.key -out ca.pem -subj /CN=nimbus-test-ca -days 2 \
@@ -170,34 +162,10 @@ check "TLS 1.2 with the EC key: ECDHE-ECDSA" "$out" " $P2 TLSv1.2 ECDHE-ECDSA-"
 check "TLS 1.3 with the EC key" "$out" " $P2 TLSv1.3 TLS_"
 
 # the served certificates hold the token's keys
-for s in "$P1 tls-rsa" "$P2 tls-ec"; do
-    set -- $s
-    got=$(t 30 openssl s_client -connect "127.0.0.1:$1" -CAfile ca.pem \
-        -verify_return_error </dev/null 2>/dev/null |
-        openssl x509 -noout -pubkey 2>/dev/null)
-    if [ -n "$got" ] && [ "$got" = "$(cat "$2.pub")" ]; then
-        ok "the certificate served on $1 holds the token's $2 key"
-    else
-        bad "the certificate served on $1 is not the token's $2 key" "$got"
-    fi
-done
+check_served_keys "$P1 tls-rsa" "$P2 tls-ec"
 
 # 30 handshakes at once, over both servers and both versions
-: >"$tmp/par.out"
-pids=()
-for i in $(seq 1 15); do
-    for p in "$P1" "$P2"; do
-        v=1.3
-        [ $((i % 2)) -eq 0 ] && v=1.2
-        (get "$p" $v >"$tmp/par.$p.$i" 2>&1; echo "$? $p $v" >>"$tmp/par.out") &
-        pids+=($!)
-    done
-done
-wait "${pids[@]}"
-nok=$(grep -c '^0 ' "$tmp/par.out")
-[ "$nok" -eq 30 ] && ok "30 parallel handshakes succeeded" ||
-    bad "$nok of 30 parallel handshakes succeeded" \
-        "$(grep -v '^0 ' "$tmp/par.out"; cat "$tmp"/par.*.* | sort | uniq -c)"
+parallel_gets 15 "$P1" "$P2"
 served=$(awk '{ print $1 }' "$H/logs/access.log" | sort -u)
 n=$(wc -w <<<"$served")
 [ "$n" -ge 2 ] && ok "requests reached $n different workers" ||

@@ -367,6 +367,67 @@ subjectAltName = IP:127.0.0.1, DNS:localhost
 EOF
 }
 
+# ------------------------------------------------------------ token keys
+# token_keypairs "KEYTYPE ID LABEL"...: generates each key pair on the token
+# with pkcs11-tool, logged in with $PIN, and exports its public key to
+# LABEL.der and LABEL.pub (PEM) in the current directory.
+token_keypairs() {
+    local k
+    for k in "$@"; do
+        set -- $k
+        t 60 pkcs11-tool --module "$MODULE" --login --pin "$PIN" \
+            --keypairgen --key-type "$1" --id "$2" --label "$3" \
+            >/dev/null 2>&1 || die "pkcs11-tool could not generate $3"
+        t 60 pkcs11-tool --module "$MODULE" --login --pin "$PIN" \
+            --read-object --type pubkey --id "$2" -o "$3.der" \
+            >/dev/null 2>&1 &&
+            openssl pkey -pubin -inform DER -in "$3.der" -out "$3.pub" ||
+            die "cannot export the $3 public key"
+    done
+}
+
+# ------------------------------------------------------------ TLS servers
+# check_served_keys "PORT LABEL"...: the certificate the TLS server on PORT
+# serves (verified against ca.pem in the current directory) holds the
+# public key LABEL.pub.
+check_served_keys() {
+    local s got
+    for s in "$@"; do
+        set -- $s
+        got=$(t 30 openssl s_client -connect "127.0.0.1:$1" -CAfile ca.pem \
+            -verify_return_error </dev/null 2>/dev/null |
+            openssl x509 -noout -pubkey 2>/dev/null)
+        if [ -n "$got" ] && [ "$got" = "$(cat "$2.pub")" ]; then
+            ok "the certificate served on $1 holds the token's $2 key"
+        else
+            bad "the certificate served on $1 is not the token's $2 key" "$got"
+        fi
+    done
+}
+
+# parallel_gets ROUNDS PORT...: ROUNDS times, one request to each PORT, all
+# at once, through the caller's `get PORT TLSVERSION` (TLS 1.3 on odd
+# rounds, 1.2 on even ones); every request must succeed.
+parallel_gets() {
+    local rounds=$1 i p v nok total pids=()
+    shift
+    total=$((rounds * $#))
+    : >"$tmp/par.out"
+    for i in $(seq 1 "$rounds"); do
+        for p in "$@"; do
+            v=1.3
+            [ $((i % 2)) -eq 0 ] && v=1.2
+            (get "$p" $v >"$tmp/par.$p.$i" 2>&1; echo "$? $p $v" >>"$tmp/par.out") &
+            pids+=($!)
+        done
+    done
+    wait "${pids[@]}"
+    nok=$(grep -c '^0 ' "$tmp/par.out")
+    [ "$nok" -eq "$total" ] && ok "$total parallel handshakes succeeded" ||
+        bad "$nok of $total parallel handshakes succeeded" \
+            "$(grep -v '^0 ' "$tmp/par.out"; cat "$tmp"/par.*.* | sort | uniq -c)"
+}
+
 # ----------------------------------------------------------------- setup
 # The interop tests need the clients' view of a normal build: an ASan
 # module cannot be loaded by uninstrumented clients (ASan must come first).

@@ -64,15 +64,7 @@ PIN=alice:$ALICE_PW
 cd "$tmp" || die "cd $tmp"
 
 # the keys, on the token
-u() { t 60 pkcs11-tool --module "$MODULE" --login --pin "$PIN" "$@"; }
-for k in "rsa:2048 11 tls-rsa" "EC:prime256v1 12 tls-ec"; do
-    set -- $k
-    u --keypairgen --key-type "$1" --id "$2" --label "$3" >/dev/null 2>&1 ||
-        die "pkcs11-tool could not generate $3"
-    u --read-object --type pubkey --id "$2" -o "$3.der" >/dev/null 2>&1 &&
-        openssl pkey -pubin -inform DER -in "$3.der" -out "$3.pub" ||
-        die "cannot export the $3 public key"
-done
+token_keypairs "rsa:2048 11 tls-rsa" "EC:prime256v1 12 tls-ec"
 # a software test CA issues a server certificate for each token key
 engine_conf "$tmp/openssl.cnf" 1
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
@@ -173,34 +165,10 @@ check "TLS 1.2 with the RSA key: ECDHE-RSA" "$out" "$P1 TLSv1.2 ECDHE-RSA-"
 check "TLS 1.2 with the EC key: ECDHE-ECDSA" "$out" "$P2 TLSv1.2 ECDHE-ECDSA-"
 
 # the served certificates hold the token's keys
-for s in "$P1 tls-rsa" "$P2 tls-ec"; do
-    set -- $s
-    got=$(t 30 openssl s_client -connect "127.0.0.1:$1" -CAfile ca.pem \
-        -verify_return_error </dev/null 2>/dev/null |
-        openssl x509 -noout -pubkey 2>/dev/null)
-    if [ -n "$got" ] && [ "$got" = "$(cat "$2.pub")" ]; then
-        ok "the certificate served on $1 holds the token's $2 key"
-    else
-        bad "the certificate served on $1 is not the token's $2 key" "$got"
-    fi
-done
+check_served_keys "$P1 tls-rsa" "$P2 tls-ec"
 
 # 40 handshakes at once
-: >"$tmp/par.out"
-pids=()
-for i in $(seq 1 20); do
-    for p in "$P1" "$P2"; do
-        v=1.3
-        [ $((i % 2)) -eq 0 ] && v=1.2
-        (get "$p" $v >"$tmp/par.$p.$i" 2>&1; echo "$? $p $v" >>"$tmp/par.out") &
-        pids+=($!)
-    done
-done
-wait "${pids[@]}"
-nok=$(grep -c '^0 ' "$tmp/par.out")
-[ "$nok" -eq 40 ] && ok "40 parallel handshakes succeeded" ||
-    bad "$nok of 40 parallel handshakes succeeded" \
-        "$(grep -v '^0 ' "$tmp/par.out"; cat "$tmp"/par.*.* | sort | uniq -c)"
+parallel_gets 20 "$P1" "$P2"
 served=$(awk '{ print $1 }' "$N/logs/access.log" | sort -u | tr '\n' ' ')
 for w in $workers; do
     if grep -q "^$w " "$N/logs/access.log"; then

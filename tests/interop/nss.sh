@@ -21,15 +21,7 @@ fresh_store "$tmp" alice "$ALICE_PW"
 PIN=alice:$ALICE_PW
 cd "$tmp" || die "cd $tmp"
 
-u() { t 60 pkcs11-tool --module "$MODULE" --login --pin "$PIN" "$@"; }
-for k in "rsa:2048 41 nss-rsa" "EC:prime256v1 42 nss-ec"; do
-    set -- $k
-    u --keypairgen --key-type "$1" --id "$2" --label "$3" >/dev/null 2>&1 ||
-        die "pkcs11-tool could not generate $3"
-    u --read-object --type pubkey --id "$2" -o "$3.der" >/dev/null 2>&1 &&
-        openssl pkey -pubin -inform DER -in "$3.der" -out "$3.pub" ||
-        die "cannot export the $3 public key"
-done
+token_keypairs "rsa:2048 41 nss-rsa" "EC:prime256v1 42 nss-ec"
 
 DB=sql:$tmp/nssdb
 mkdir -p nssdb
