@@ -61,29 +61,13 @@ static int setup_sep(void **state)
     return 0;
 }
 
-/* A template under construction: up to 16 attributes. */
-struct tmpl {
-    CK_ATTRIBUTE a[16];
-    CK_ULONG n;
-};
-
-static void t_add(struct tmpl *t, CK_ATTRIBUTE_TYPE type, const void *v,
-                  CK_ULONG len)
-{
-    assert_true(t->n < N(t->a));
-    t->a[t->n].type = type;
-    t->a[t->n].pValue = (void *)v;
-    t->a[t->n].ulValueLen = len;
-    t->n++;
-}
-
-static void t_bool(struct tmpl *t, CK_ATTRIBUTE_TYPE type, bool v)
-{
-    t_add(t, type, v ? &yes : &no, sizeof(CK_BBOOL));
-}
+/* The shared template builder (p11util.h); no test here names a type
+ * twice, so its replacing is never used. */
+#define t_add p11_tmpl_set
+#define t_bool p11_tmpl_bool
 
 /* A session AES key with the value given and no usage attribute named. */
-static void t_aes(struct tmpl *t, const CK_BYTE *v, CK_ULONG len)
+static void t_aes(struct p11_tmpl *t, const CK_BYTE *v, CK_ULONG len)
 {
     memset(t, 0, sizeof(*t));
     t_add(t, CKA_CLASS, &c_secret, sizeof(c_secret));
@@ -92,7 +76,7 @@ static void t_aes(struct tmpl *t, const CK_BYTE *v, CK_ULONG len)
     t_add(t, CKA_VALUE, v, len);
 }
 
-static CK_OBJECT_HANDLE create(struct tmpl *t)
+static CK_OBJECT_HANDLE create(struct p11_tmpl *t)
 {
     CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
 
@@ -103,7 +87,7 @@ static CK_OBJECT_HANDLE create(struct tmpl *t)
 /* An AES key that wraps (CKA_WRAP TRUE, nothing else named). */
 static CK_OBJECT_HANDLE make_wrapper(bool token)
 {
-    struct tmpl t;
+    struct p11_tmpl t;
 
     t_aes(&t, kek_val, sizeof(kek_val));
     t.a[2].pValue = token ? &yes : &no; /* CKA_TOKEN */
@@ -114,7 +98,7 @@ static CK_OBJECT_HANDLE make_wrapper(bool token)
 /* The key to steal: extractable, sensitive (its value is not readable). */
 static CK_OBJECT_HANDLE make_target(bool wrap_with_trusted)
 {
-    struct tmpl t;
+    struct p11_tmpl t;
 
     t_aes(&t, target_val, sizeof(target_val));
     t_bool(&t, CKA_SENSITIVE, true);
@@ -231,7 +215,7 @@ static void test_wrap_then_decrypt(void **state)
         CK_ULONG len, olen = 0;
         CK_OBJECT_HANDLE w, h;
         CK_ULONG before = p11_count_all(S);
-        struct tmpl t;
+        struct p11_tmpl t;
 
         print_message("%s\n", mechs[i].name);
         /* A key that would both wrap and decrypt is never made. */
@@ -276,7 +260,7 @@ static void test_wrap_then_decrypt_trusted(void **state)
     CK_OBJECT_HANDLE w, d, target;
     CK_BYTE blob[BUF_MAX], out[BUF_MAX];
     CK_ULONG len, olen = 0;
-    struct tmpl t;
+    struct p11_tmpl t;
 
     (void)state;
     w = make_wrapper(true);
@@ -328,7 +312,7 @@ static void test_entry_points(void **state)
     CK_OBJECT_HANDLE kek, target, base, h, pub, priv;
     CK_BYTE blob[BUF_MAX];
     CK_ULONG blen, before;
-    struct tmpl t;
+    struct p11_tmpl t;
 
     (void)state;
     t_aes(&t, kek_val, sizeof(kek_val));
@@ -453,7 +437,7 @@ static void test_usage_defaults(void **state)
     CK_OBJECT_HANDLE k, kek, target;
     CK_BYTE blob[BUF_MAX];
     CK_ULONG blen;
-    struct tmpl t;
+    struct p11_tmpl t;
 
     (void)state;
     /* Nothing asked: a cipher and MAC key, no wrap side, no derive. */
@@ -741,7 +725,7 @@ static void test_class_defaults(void **state)
         f += expect_secret(h, CKM_GENERIC_SECRET_KEY_GEN, "generated generic");
     }
     {
-        struct tmpl t;
+        struct p11_tmpl t;
 
         t_aes(&t, kek_val, 16);
         h = create(&t);
@@ -764,7 +748,7 @@ static void test_kw_not_cipher(void **state)
         CKM_CLOUDHSM_AES_KEY_WRAP_ZERO_PAD,
     };
     CK_OBJECT_HANDLE k;
-    struct tmpl t;
+    struct p11_tmpl t;
 
     (void)state;
     t_aes(&t, kek_val, 32);
@@ -813,7 +797,7 @@ static void test_switch_off_then_on(void **state)
     CK_BYTE blob[BUF_MAX], out[BUF_MAX];
     CK_ULONG len, olen = 0;
     char conf[1024];
-    struct tmpl t;
+    struct p11_tmpl t;
 
     (void)state;
     start("key_separation = off");
