@@ -237,20 +237,76 @@ out:
                   (unsigned long)rv);
 }
 
+/* A dummy KDF (unknown user, wrong kind) outside hsm->lock, as long as a
+ * real check, so that it blocks no other connection either. */
+static void dummy_unlocked(hsm_t *hsm, const uint8_t *pw, size_t pwlen)
+{
+    unsigned long iterations = hsm->cfg.kdf_iterations;
+
+    pthread_mutex_unlock(&hsm->lock);
+    crypto_pw_dummy(pw, pwlen, iterations);
+    pthread_mutex_lock(&hsm->lock);
+}
+
+/* What a caller of authenticate_locked had checked on its connection
+ * before hsm->lock was let go: the same login (or none) must stand after. */
+struct auth_state {
+    hsm_user_type_t type;
+    hsm_uid_t uid;
+    uint64_t uver;
+    uint64_t seq;
+};
+
+static void auth_state_get(const hsm_conn_t *conn, struct auth_state *a)
+{
+    a->type = conn->type;
+    a->uid = conn->uid;
+    a->uver = conn->uver;
+    a->seq = __atomic_load_n(&conn->login_seq, __ATOMIC_ACQUIRE);
+}
+
+static bool auth_state_same(const hsm_conn_t *conn, const struct auth_state *a)
+{
+    return conn->type == a->type && conn->uid == a->uid &&
+           conn->uver == a->uver &&
+           __atomic_load_n(&conn->login_seq, __ATOMIC_ACQUIRE) == a->seq;
+}
+
 /*
- * Checks pw against user u, charging a failure first. CKR_OK, CKR_PIN_LOCKED
- * or CKR_PIN_INCORRECT; *locks tells whether this failure locked the user.
- * A success clears the failure count in a transaction that also records
- * event when it is not NULL (the caller records failures).
+ * Checks pw against user u (read under hsm->lock by the caller), charging a
+ * failure first. CKR_OK, CKR_PIN_LOCKED or CKR_PIN_INCORRECT; *locks tells
+ * whether this failure locked the user. A success clears the failure count
+ * in a transaction that also records event when it is not NULL (the caller
+ * records failures).
+ *
+ * The KDF runs without hsm->lock: one check costs a KDF time (hundreds of
+ * ms) and other connections' calls must not wait for it. The failure is
+ * charged in the store before the lock is let go, so concurrent guesses
+ * from any connection or process all count. Once the lock is taken again:
+ * - the record's version is read again; a record changed meanwhile
+ *   (password set, reset, re-initialization) or deleted answers
+ *   CKR_PIN_INCORRECT, as a wrong password would. Redoing the check would
+ *   charge another try and wait another KDF time (and could lose the same
+ *   race again); the password was checked against a verifier that no
+ *   longer exists, so it never logs in;
+ * - conn (when not NULL) must be in the state it was in on entry, and
+ *   session sid (when not NULL) must still exist: else the caller's
+ *   premises are gone and CKR_USER_ALREADY_LOGGED_IN (no login on entry),
+ *   CKR_USER_NOT_LOGGED_IN or CKR_SESSION_HANDLE_INVALID answers. A right
+ *   password there still clears the failure count, without the event.
  */
-static CK_RV authenticate_locked(hsm_t *hsm, const store_user_t *u,
+static CK_RV authenticate_locked(hsm_t *hsm, hsm_conn_t *conn,
+                                 const hsm_sid_t *sid, const store_user_t *u,
                                  const uint8_t *pw, size_t pwlen,
                                  const char *event, bool *locks)
 {
     uint32_t limit = (uint32_t)hsm->cfg.login_failure_limit;
+    unsigned long iterations = hsm->cfg.kdf_iterations;
     uint32_t failures = 0;
-    bool ok = false, charged = false;
-    CK_RV rv;
+    uint64_t version = 0;
+    struct auth_state before = {0};
+    bool ok = false, charged = false, found = false;
+    CK_RV rv, state_rv = CKR_OK;
 
     *locks = false;
     if (u->failures >= limit)
@@ -263,18 +319,40 @@ static CK_RV authenticate_locked(hsm_t *hsm, const store_user_t *u,
      * reset the count between our read and our charge. */
     if (!charged)
         return CKR_PIN_LOCKED;
-    if (u->verifier == NULL || u->verifier_len == 0) {
-        crypto_pw_dummy(pw, pwlen, hsm->cfg.kdf_iterations);
-        return CKR_PIN_INCORRECT;
-    }
-    rv = crypto_pw_check(u->verifier, u->verifier_len, pw, pwlen, &ok);
+    if (conn != NULL)
+        auth_state_get(conn, &before);
+
+    /* u is the caller's own copy: nothing here reads shared state. */
+    pthread_mutex_unlock(&hsm->lock);
+    if (u->verifier == NULL || u->verifier_len == 0)
+        crypto_pw_dummy(pw, pwlen, iterations);
+    else
+        rv = crypto_pw_check(u->verifier, u->verifier_len, pw, pwlen, &ok);
+    pthread_mutex_lock(&hsm->lock);
+    /* The callers bumped the generation before their checks; verdicts kept
+     * while the lock was free must not outlive what follows. */
+    hsm_gen_bump_locked(hsm);
     if (rv != CKR_OK)
         return rv;
+
+    if ((rv = store_user_version(hsm->st, u->id, &version, &found)) != CKR_OK)
+        return rv;
+    if (!found || version != u->version) {
+        log_info("user %u changed during a password check", u->id);
+        return CKR_PIN_INCORRECT; /* the count was reset or is gone */
+    }
+    if (conn != NULL && !auth_state_same(conn, &before))
+        state_rv = before.type == HSM_USER_NONE ? CKR_USER_ALREADY_LOGGED_IN
+                                                : CKR_USER_NOT_LOGGED_IN;
+    else if (sid != NULL && hsm_session_find_locked(conn, *sid) == NULL)
+        state_rv = CKR_SESSION_HANDLE_INVALID;
     if (!ok) {
         log_info("login failure %u of %u for user %u", failures, limit, u->id);
         *locks = failures >= limit;
         return CKR_PIN_INCORRECT;
     }
+    if (state_rv != CKR_OK)
+        event = NULL;
     if ((rv = store_begin(hsm->st, true)) != CKR_OK)
         return rv;
     if ((rv = store_user_reset_failures(hsm->st, u->id)) != CKR_OK ||
@@ -283,7 +361,8 @@ static CK_RV authenticate_locked(hsm_t *hsm, const store_user_t *u,
         store_rollback(hsm->st);
         return rv;
     }
-    return store_commit(hsm->st);
+    rv = store_commit(hsm->st);
+    return rv != CKR_OK ? rv : state_rv;
 }
 
 /* Looks a user up by a name that may be invalid; false when absent. */
@@ -438,11 +517,15 @@ CK_RV hsm_login(hsm_conn_t *conn, hsm_login_kind_t kind, const char *name,
         goto out;
     if (!found || !kind_matches(kind, u.type)) {
         /* Same answer and about the same time as a wrong password. */
-        crypto_pw_dummy(pw, pwlen, hsm->cfg.kdf_iterations);
+        dummy_unlocked(hsm, pw, pwlen);
         rv = CKR_PIN_INCORRECT;
         goto out;
     }
-    rv = authenticate_locked(hsm, &u, pw, pwlen, EV_LOGIN, &locks);
+    rv = authenticate_locked(hsm, conn, NULL, &u, pw, pwlen, EV_LOGIN, &locks);
+    if (rv == CKR_USER_ALREADY_LOGGED_IN) /* another thread, meanwhile */
+        rv = kind_matches(kind, conn->type)
+                 ? CKR_USER_ALREADY_LOGGED_IN
+                 : CKR_USER_ANOTHER_ALREADY_LOGGED_IN;
     if (rv == CKR_OK)
         rv = login_start_locked(conn, &u);
     if (rv == CKR_OK)
@@ -487,23 +570,35 @@ CK_RV hsm_context_login(hsm_conn_t *conn, hsm_sid_t sid, const char *name,
         goto out;
     if (!found || (name != NULL && strcasecmp(name, u.name) != 0)) {
         /* Another user's PIN never authenticates this user's key. */
-        crypto_pw_dummy(pw, pwlen, hsm->cfg.kdf_iterations);
+        dummy_unlocked(hsm, pw, pwlen);
         rv = CKR_PIN_INCORRECT;
         goto out;
     }
-    rv = authenticate_locked(hsm, &u, pw, pwlen, EV_CONTEXT_LOGIN, &locks);
+    rv = authenticate_locked(hsm, conn, &sid, &u, pw, pwlen, EV_CONTEXT_LOGIN,
+                             &locks);
     if (rv == CKR_OK) {
+        /* hsm->lock was let go: the session array may have moved. */
+        s = hsm_session_find_locked(conn, sid);
+        if (s == NULL) {
+            rv = CKR_SESSION_HANDLE_INVALID;
+            goto out;
+        }
         hsm_ops_auth_grant_locked(s);
         goto out;
     }
+    if (rv == CKR_USER_NOT_LOGGED_IN || rv == CKR_SESSION_HANDLE_INVALID)
+        goto out; /* the login or session ended during the check */
     if (rv == CKR_PIN_INCORRECT || rv == CKR_PIN_LOCKED)
         audit_failure_locked(hsm, u.id, EV_CONTEXT_LOGIN, 0, rv, locks);
     /* PKCS#11 3.0 (CKA_ALWAYS_AUTHENTICATE): failed re-authentications
      * that lock the PIN answer CKR_PIN_LOCKED and log the user out. */
     if (rv == CKR_PIN_LOCKED || locks) {
         rv = CKR_PIN_LOCKED;
-        hsm_audit_locked(hsm, conn->uid, EV_LOGOUT, 0, CKR_PIN_LOCKED);
-        hsm_login_end_locked(conn, false); /* the front end aborts them */
+        /* Unless that login ended while the lock was let go. */
+        if (conn->type != HSM_USER_NONE && conn->uid == u.id) {
+            hsm_audit_locked(hsm, conn->uid, EV_LOGOUT, 0, CKR_PIN_LOCKED);
+            hsm_login_end_locked(conn, false); /* the front end aborts them */
+        }
     }
 out:
     pthread_mutex_unlock(&hsm->lock);
@@ -613,12 +708,12 @@ CK_RV hsm_set_password(hsm_conn_t *conn, const char *name,
         goto out;
     }
     if (!found) {
-        crypto_pw_dummy(old_pw, old_len, hsm->cfg.kdf_iterations);
+        dummy_unlocked(hsm, old_pw, old_len);
         rv = CKR_PIN_INCORRECT;
         goto out;
     }
-    if ((rv = authenticate_locked(hsm, &u, old_pw, old_len, NULL, &locks)) !=
-        CKR_OK)
+    if ((rv = authenticate_locked(hsm, conn, NULL, &u, old_pw, old_len, NULL,
+                                  &locks)) != CKR_OK)
         goto out;
     rv = set_verifier_locked(hsm, &u, new_pw, new_len, NULL, u.id);
     if (rv == CKR_OK && conn->type != HSM_USER_NONE)
@@ -940,12 +1035,12 @@ CK_RV hsm_init_token(hsm_t *hsm, const char *name, const uint8_t *pw,
     } else {
         /* Re-initialization: a CO's password, then zeroize keys and CUs. */
         if (!found || u.type != HSM_USER_CO) {
-            crypto_pw_dummy(pw, pwlen, hsm->cfg.kdf_iterations);
+            dummy_unlocked(hsm, pw, pwlen);
             rv = CKR_PIN_INCORRECT;
             goto out;
         }
-        if ((rv = authenticate_locked(hsm, &u, pw, pwlen, NULL, &locks)) !=
-            CKR_OK)
+        if ((rv = authenticate_locked(hsm, NULL, NULL, &u, pw, pwlen, NULL,
+                                      &locks)) != CKR_OK)
             goto out;
         if ((rv = store_begin(hsm->st, true)) != CKR_OK)
             goto out;

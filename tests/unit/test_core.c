@@ -7,8 +7,10 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -557,6 +559,173 @@ static void test_trusted(void **state)
     free(blob);
 }
 
+/* ------------------------------------------- password checks and the lock */
+
+static double now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* Reopens f's HSM with this KDF cost and failure limit, then activates it
+ * and adds CU "user" (verifiers made at that cost). */
+static void reopen_with(struct fixture *f, unsigned long iterations,
+                        unsigned long limit)
+{
+    hsm_close(f->hsm);
+    f->cfg.kdf_iterations = iterations;
+    f->cfg.login_failure_limit = limit;
+    assert_int_equal(hsm_open(&f->cfg, &f->hsm), CKR_OK);
+    assert_int_equal(hsm_conn_open(f->hsm, &f->conn), CKR_OK);
+    assert_int_equal(hsm_session_open(f->conn, true, &f->sid), CKR_OK);
+    activate_and_add(f, "user", "userpass");
+}
+
+struct guesser {
+    hsm_conn_t *conn;
+    int tries; /* attempts to make; < 0: until stop is set */
+    const int *stop;
+    int incorrect; /* answers CKR_PIN_INCORRECT */
+    int locked;    /* answers CKR_PIN_LOCKED */
+    int other;     /* any other answer */
+};
+
+static void *guess(void *arg)
+{
+    struct guesser *g = arg;
+
+    for (int i = 0; g->tries < 0 ? !__atomic_load_n(g->stop, __ATOMIC_ACQUIRE)
+                                 : i < g->tries;
+         i++) {
+        CK_RV rv = hsm_login(g->conn, HSM_LOGIN_USER, NULL, PW("wrongpass"));
+
+        if (rv == CKR_PIN_INCORRECT)
+            g->incorrect++;
+        else if (rv == CKR_PIN_LOCKED)
+            g->locked++;
+        else
+            g->other++;
+    }
+    return NULL;
+}
+
+/*
+ * A wrong-password login on one connection does not hold up another
+ * connection's calls: the KDF runs outside hsm->lock. The bound is relative
+ * to one login's time measured here, so a slow machine scales both.
+ */
+static void test_login_does_not_block(void **state)
+{
+    struct fixture *f = *state;
+    hsm_conn_t *other = NULL;
+    hsm_token_info_t ti;
+    struct guesser g = {0};
+    pthread_t th;
+    int stop = 0, calls = 0;
+    double kdf = 1e9, worst = 0, t0, end;
+
+    reopen_with(f, 400000, 1000000);
+    assert_int_equal(hsm_conn_open(f->hsm, &other), CKR_OK);
+    for (int i = 0; i < 3; i++) {
+        t0 = now_ms();
+        assert_int_equal(
+            hsm_login(f->conn, HSM_LOGIN_USER, NULL, PW("wrongpass")),
+            CKR_PIN_INCORRECT);
+        if (now_ms() - t0 < kdf)
+            kdf = now_ms() - t0;
+    }
+    g.conn = f->conn;
+    g.tries = -1;
+    g.stop = &stop;
+    assert_int_equal(pthread_create(&th, NULL, guess, &g), 0);
+    end = now_ms() + 8 * kdf;
+    while (now_ms() < end) {
+        t0 = now_ms();
+        assert_int_equal(hsm_token_info(f->hsm, other, &ti), CKR_OK);
+        if (now_ms() - t0 > worst)
+            worst = now_ms() - t0;
+        calls++;
+        usleep(1000);
+    }
+    __atomic_store_n(&stop, 1, __ATOMIC_RELEASE);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    print_message("one login %.1f ms; %d token_info calls, worst %.2f ms; "
+                  "%d logins meanwhile\n",
+                  kdf, calls, worst, g.incorrect);
+    assert_true(g.incorrect >= 2); /* the two really overlapped */
+    assert_int_equal(g.other, 0);
+    assert_true(worst < kdf / 4);
+    /* Every one of those attempts counted. */
+    assert_int_equal(hsm_token_info(f->hsm, other, &ti), CKR_OK);
+    assert_int_equal(ti.user_failures, (unsigned long)(3 + g.incorrect));
+    /* And the right password still logs in, resetting the count. */
+    assert_int_equal(hsm_login(other, HSM_LOGIN_USER, NULL, PW("userpass")),
+                     CKR_OK);
+    assert_int_equal(hsm_token_info(f->hsm, other, &ti), CKR_OK);
+    assert_int_equal(ti.user_failures, 0);
+}
+
+#define GUESSERS 4
+
+/* Runs GUESSERS threads, half on each connection, tries attempts each. */
+static void guess_all(hsm_conn_t *a, hsm_conn_t *b, int tries,
+                      struct guesser *g)
+{
+    pthread_t th[GUESSERS];
+
+    for (int i = 0; i < GUESSERS; i++) {
+        memset(&g[i], 0, sizeof(g[i]));
+        g[i].conn = i % 2 ? b : a;
+        g[i].tries = tries;
+        assert_int_equal(pthread_create(&th[i], NULL, guess, &g[i]), 0);
+    }
+    for (int i = 0; i < GUESSERS; i++)
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+}
+
+/* Concurrent wrong passwords on two connections all count, up to the limit
+ * exactly; then the user is locked, even to the right password. */
+static void test_lockout_concurrent(void **state)
+{
+    struct fixture *f = *state;
+    hsm_conn_t *other = NULL;
+    struct guesser g[GUESSERS];
+    hsm_token_info_t ti;
+    int incorrect = 0, locked = 0;
+
+    reopen_with(f, 20000, 10);
+    assert_int_equal(hsm_conn_open(f->hsm, &other), CKR_OK);
+
+    /* 8 attempts under the limit of 10: all wrong, all counted. */
+    guess_all(f->conn, other, 2, g);
+    for (int i = 0; i < GUESSERS; i++) {
+        assert_int_equal(g[i].incorrect, 2);
+        assert_int_equal(g[i].other, 0);
+    }
+    assert_int_equal(hsm_token_info(f->hsm, other, &ti), CKR_OK);
+    assert_int_equal(ti.user_failures, 8);
+
+    /* 12 more: exactly 2 are checked, the other 10 find the user locked. */
+    guess_all(f->conn, other, 3, g);
+    for (int i = 0; i < GUESSERS; i++) {
+        incorrect += g[i].incorrect;
+        locked += g[i].locked;
+        assert_int_equal(g[i].other, 0);
+    }
+    assert_int_equal(incorrect, 2);
+    assert_int_equal(locked, 10);
+    assert_int_equal(hsm_token_info(f->hsm, other, &ti), CKR_OK);
+    assert_int_equal(ti.user_failures, 10);
+    assert_int_equal(hsm_login(f->conn, HSM_LOGIN_USER, NULL, PW("userpass")),
+                     CKR_PIN_LOCKED);
+    assert_int_equal(hsm_login(other, HSM_LOGIN_USER, NULL, PW("userpass")),
+                     CKR_PIN_LOCKED);
+    assert_int_equal(hsm_token_info(f->hsm, other, &ti), CKR_OK);
+    assert_int_equal(ti.user_failures, 10);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -565,6 +734,10 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_login_rules, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lockout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_login_does_not_block, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_lockout_concurrent, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_objects_and_ownership, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_sealed_at_rest, setup, teardown),

@@ -598,6 +598,7 @@ CK_RV crypto_pw_check(const uint8_t *ver, size_t verlen, const uint8_t *pw,
 out:
     crypto_wipe(got, sizeof(got));
     crypto_wipe(want, sizeof(want));
+    crypto_wipe(salt, sizeof(salt));
     return rv;
 }
 
