@@ -726,6 +726,61 @@ static void test_lockout_concurrent(void **state)
     assert_int_equal(ti.user_failures, 10);
 }
 
+struct login_try {
+    hsm_conn_t *conn;
+    const char *pw;
+    CK_RV rv;
+};
+
+static void *try_login(void *arg)
+{
+    struct login_try *t = arg;
+
+    t->rv = hsm_login(t->conn, HSM_LOGIN_USER, NULL, PW(t->pw));
+    return NULL;
+}
+
+/* Hostile: a CO resets the password while a login with the old one is in
+ * its KDF. That login never stands on the old verifier: it fails, or (if it
+ * won the race outright) the next call drops it. */
+static void test_reset_during_login(void **state)
+{
+    struct fixture *f = *state;
+    struct login_try t = {0};
+    hsm_conn_t *other = NULL;
+    hsm_uid_t uid = 0;
+    pthread_t th;
+    double kdf, t0;
+
+    reopen_with(f, 400000, 100);
+    assert_int_equal(hsm_conn_open(f->hsm, &other), CKR_OK);
+    t0 = now_ms();
+    assert_int_equal(hsm_login(other, HSM_LOGIN_USER, NULL, PW("wrongpass")),
+                     CKR_PIN_INCORRECT);
+    kdf = now_ms() - t0;
+    assert_int_equal(hsm_login(f->conn, HSM_LOGIN_SO, NULL, PW("copass1")),
+                     CKR_OK);
+    t.conn = other;
+    t.pw = "userpass";
+    assert_int_equal(pthread_create(&th, NULL, try_login, &t), 0);
+    usleep((useconds_t)(kdf * 1000 / 3));
+    assert_int_equal(hsm_init_pin(f->conn, NULL, PW("newpass1")), CKR_OK);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    print_message("login during the reset: 0x%lx\n", (unsigned long)t.rv);
+    if (t.rv == CKR_OK) {
+        assert_int_equal(
+            hsm_set_password(other, NULL, PW("userpass"), PW("another1")),
+            CKR_USER_NOT_LOGGED_IN);
+    } else {
+        assert_int_equal(t.rv, CKR_PIN_INCORRECT);
+    }
+    assert_int_equal(hsm_conn_user_type(other, &uid), HSM_USER_NONE);
+    assert_int_equal(hsm_login(other, HSM_LOGIN_USER, NULL, PW("userpass")),
+                     CKR_PIN_INCORRECT);
+    assert_int_equal(hsm_login(other, HSM_LOGIN_USER, NULL, PW("newpass1")),
+                     CKR_OK);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -737,6 +792,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_login_does_not_block, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_lockout_concurrent, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_reset_during_login, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_objects_and_ownership, setup,
                                         teardown),
