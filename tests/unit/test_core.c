@@ -656,7 +656,10 @@ static void test_login_does_not_block(void **state)
                   kdf, calls, worst, g.incorrect);
     assert_true(g.incorrect >= 2); /* the two really overlapped */
     assert_int_equal(g.other, 0);
-    assert_true(worst < kdf / 4);
+    /* Blocked by the KDF, the worst call waits about one login (it did
+     * before the KDF left the lock); half of one leaves room for a busy
+     * machine's scheduling. */
+    assert_true(worst < kdf / 2);
     /* Every one of those attempts counted. */
     assert_int_equal(hsm_token_info(f->hsm, other, &ti), CKR_OK);
     assert_int_equal(ti.user_failures, (unsigned long)(3 + g.incorrect));
