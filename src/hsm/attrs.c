@@ -1346,9 +1346,8 @@ static bool required_for_op(const attr_row_t *row, attr_op_t op)
     return false;
 }
 
-/* First template value of type, or NULL. */
-static const CK_ATTRIBUTE *tmpl_find(const CK_ATTRIBUTE *tmpl, CK_ULONG count,
-                                     CK_ATTRIBUTE_TYPE type)
+const CK_ATTRIBUTE *attr_tmpl_find(const CK_ATTRIBUTE *tmpl, CK_ULONG count,
+                                   CK_ATTRIBUTE_TYPE type)
 {
     CK_ULONG i;
 
@@ -1673,7 +1672,7 @@ CK_RV attrs_new_object(attr_op_t op, const attr_caller_t *caller,
     if (rv != CKR_OK) {
         return rv;
     }
-    params = tmpl_find(tmpl, count, CKA_EC_PARAMS);
+    params = attr_tmpl_find(tmpl, count, CKA_EC_PARAMS);
     /* Class and key type are settled: they head the list. */
     rv = attr_list_set_ulong(&l, CKA_CLASS, cls);
     if (rv == CKR_OK && is_key_class(cls)) {

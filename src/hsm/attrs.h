@@ -43,6 +43,9 @@ typedef struct {
 /* Wipes and frees every value, leaves an empty list. */
 void attr_list_free(attr_list_t *l);
 const attr_t *attr_list_find(const attr_list_t *l, CK_ATTRIBUTE_TYPE type);
+/* The first entry of type in a caller's template, or NULL. */
+const CK_ATTRIBUTE *attr_tmpl_find(const CK_ATTRIBUTE *tmpl, CK_ULONG count,
+                                   CK_ATTRIBUTE_TYPE type);
 /* Adds or replaces (copying the value). */
 CK_RV attr_list_set(attr_list_t *l, CK_ATTRIBUTE_TYPE type, const void *value,
                     size_t len);

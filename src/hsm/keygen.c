@@ -29,17 +29,6 @@
 
 static const attr_caller_t keygen_caller = {.is_so = false};
 
-static const CK_ATTRIBUTE *tmpl_find(const CK_ATTRIBUTE *t, CK_ULONG n,
-                                     CK_ATTRIBUTE_TYPE type)
-{
-    for (CK_ULONG i = 0; i < n; i++) {
-        if (t[i].type == type) {
-            return &t[i];
-        }
-    }
-    return NULL;
-}
-
 /* The row of a mechanism that has flag, with its parameter checked. */
 static CK_RV keygen_row(const hsm_t *hsm, const CK_MECHANISM *mech,
                         CK_FLAGS flag, const mech_row_t **row, cops_params_t *p)
@@ -154,7 +143,7 @@ CK_RV hsm_generate_key(hsm_conn_t *conn, hsm_sid_t sid,
     kt = row->kt[0];
     if (row->derive == MECH_DERIVE_PBKDF2) {
         /* The template says what to make (generic secret by default). */
-        kt = tmpl_find(tmpl, count, CKA_KEY_TYPE) != NULL
+        kt = attr_tmpl_find(tmpl, count, CKA_KEY_TYPE) != NULL
                  ? CK_UNAVAILABLE_INFORMATION
                  : CKK_GENERIC_SECRET;
     }
@@ -214,8 +203,8 @@ static CK_RV share_id(const CK_ATTRIBUTE *pt, CK_ULONG pn,
                       const CK_ATTRIBUTE *vt, CK_ULONG vn, attr_list_t *pl,
                       attr_list_t *vl)
 {
-    bool in_pub = tmpl_find(pt, pn, CKA_ID) != NULL;
-    bool in_priv = tmpl_find(vt, vn, CKA_ID) != NULL;
+    bool in_pub = attr_tmpl_find(pt, pn, CKA_ID) != NULL;
+    bool in_priv = attr_tmpl_find(vt, vn, CKA_ID) != NULL;
     const attr_t *a;
 
     if (in_pub == in_priv) {
@@ -343,7 +332,7 @@ static void derive_inherit(struct derive_prot *p, const attr_list_t *src)
  * not given (attrs_new_object has checked sizes and repeats). */
 static int tmpl_bool(const CK_ATTRIBUTE *t, CK_ULONG n, CK_ATTRIBUTE_TYPE type)
 {
-    const CK_ATTRIBUTE *a = tmpl_find(t, n, type);
+    const CK_ATTRIBUTE *a = attr_tmpl_find(t, n, type);
 
     if (a == NULL || a->pValue == NULL || a->ulValueLen != sizeof(CK_BBOOL)) {
         return -1;
@@ -494,7 +483,7 @@ static CK_RV derive_ecdh(hsm_conn_t *conn, hsm_sid_t sid,
         goto out;
     }
 
-    kt = tmpl_find(merged, mcount, CKA_KEY_TYPE) != NULL
+    kt = attr_tmpl_find(merged, mcount, CKA_KEY_TYPE) != NULL
              ? CK_UNAVAILABLE_INFORMATION
              : CKK_GENERIC_SECRET;
     rv = attrs_new_object(ATTR_OP_DERIVE, hsm_cu_caller(conn->hsm),
@@ -926,7 +915,7 @@ static CK_RV data_object(const CK_ATTRIBUTE *tmpl, CK_ULONG count,
         }
         t[n++] = tmpl[i];
     }
-    if (tmpl_find(t, n, CKA_CLASS) == NULL) {
+    if (attr_tmpl_find(t, n, CKA_CLASS) == NULL) {
         t[n].type = CKA_CLASS;
         t[n].pValue = &data;
         t[n].ulValueLen = sizeof(data);
@@ -1032,7 +1021,7 @@ static CK_RV derive_kdf(hsm_conn_t *conn, hsm_sid_t sid, const mech_row_t *row,
         goto out;
     }
     {
-        const CK_ATTRIBUTE *vl = tmpl_find(merged, mcount, CKA_VALUE_LEN);
+        const CK_ATTRIBUTE *vl = attr_tmpl_find(merged, mcount, CKA_VALUE_LEN);
 
         if (vl != NULL) {
             if (vl->ulValueLen != sizeof(CK_ULONG) || vl->pValue == NULL) {
@@ -1061,7 +1050,7 @@ static CK_RV derive_kdf(hsm_conn_t *conn, hsm_sid_t sid, const mech_row_t *row,
         rv = keygen_store(conn, sid, "derive", &l, oid, NULL, NULL);
         goto out;
     }
-    kt = tmpl_find(merged, mcount, CKA_KEY_TYPE) != NULL
+    kt = attr_tmpl_find(merged, mcount, CKA_KEY_TYPE) != NULL
              ? CK_UNAVAILABLE_INFORMATION
              : CKK_GENERIC_SECRET;
     rv = attrs_new_object(ATTR_OP_DERIVE, hsm_cu_caller(conn->hsm),

@@ -487,18 +487,6 @@ static bool unwrap_is_decryption(const mech_row_t *row, bool may_decrypt,
     return false;
 }
 
-/* Whether the template names attribute t. */
-static bool tmpl_names(const CK_ATTRIBUTE *tmpl, CK_ULONG count,
-                       CK_ATTRIBUTE_TYPE t)
-{
-    for (CK_ULONG i = 0; i < count; i++) {
-        if (tmpl[i].type == t) {
-            return true;
-        }
-    }
-    return false;
-}
-
 CK_RV hsm_unwrap_key(hsm_conn_t *conn, hsm_sid_t sid, const CK_MECHANISM *mech,
                      hsm_oid_t unwrapping, const uint8_t *in, size_t inlen,
                      const CK_ATTRIBUTE *tmpl, CK_ULONG count, hsm_oid_t *oid)
@@ -554,12 +542,12 @@ unlock:
                                  &mcount)) != CKR_OK) {
         goto out;
     }
-    for (CK_ULONG i = 0; i < mcount; i++) {
-        if (merged[i].type == CKA_CLASS &&
-            merged[i].ulValueLen == sizeof(CK_OBJECT_CLASS) &&
-            merged[i].pValue != NULL) {
-            memcpy(&cls, merged[i].pValue, sizeof(cls));
-            break;
+    {
+        const CK_ATTRIBUTE *c = attr_tmpl_find(merged, mcount, CKA_CLASS);
+
+        if (c != NULL && c->ulValueLen == sizeof(CK_OBJECT_CLASS) &&
+            c->pValue != NULL) {
+            memcpy(&cls, c->pValue, sizeof(cls));
         }
     }
     if (cls != CKO_SECRET_KEY && cls != CKO_PRIVATE_KEY) {
@@ -588,7 +576,7 @@ unlock:
         goto out;
     }
     if (unwrap_by_cipher_only(row, may_decrypt) &&
-        !tmpl_names(merged, mcount, CKA_EXTRACTABLE) &&
+        attr_tmpl_find(merged, mcount, CKA_EXTRACTABLE) == NULL &&
         (rv = attr_list_set_bool(&l, CKA_EXTRACTABLE, false)) != CKR_OK) {
         goto out;
     }
