@@ -284,6 +284,19 @@ uint64_t hsm_conn_login_seq(hsm_conn_t *conn)
     return __atomic_load_n(&conn->login_seq, __ATOMIC_ACQUIRE);
 }
 
+/* The kept contexts and verdicts of x (x->mu held): what a session keeps
+ * between operations. */
+static void sops_forget(struct hsm_sops *x)
+{
+    for (size_t i = 0; i < HSM_OPK_COUNT; i++) {
+        cops_op_free(x->spare[i]);
+        x->spare[i] = NULL;
+        x->spare_oid[i] = 0;
+        verdict_clear(&x->v[i]);
+    }
+    memset(x->pol_gen, 0, sizeof(x->pol_gen));
+}
+
 void hsm_session_ops_forget_locked(struct hsm_session *s)
 {
     struct hsm_sops *x = s->x;
@@ -292,13 +305,7 @@ void hsm_session_ops_forget_locked(struct hsm_session *s)
         return;
     }
     pthread_mutex_lock(&x->mu);
-    for (size_t i = 0; i < HSM_OPK_COUNT; i++) {
-        cops_op_free(x->spare[i]);
-        x->spare[i] = NULL;
-        x->spare_oid[i] = 0;
-        verdict_clear(&x->v[i]);
-    }
-    memset(x->pol_gen, 0, sizeof(x->pol_gen));
+    sops_forget(x);
     pthread_mutex_unlock(&x->mu);
 }
 
@@ -312,12 +319,8 @@ void hsm_session_ops_free_locked(struct hsm_session *s)
             cops_op_free(x->ops[i]);
             x->ops[i] = NULL;
             x->op_oid[i] = 0;
-            cops_op_free(x->spare[i]);
-            x->spare[i] = NULL;
-            x->spare_oid[i] = 0;
-            verdict_clear(&x->v[i]);
         }
-        memset(x->pol_gen, 0, sizeof(x->pol_gen));
+        sops_forget(x);
         pthread_mutex_unlock(&x->mu);
     }
     for (size_t i = 0; i < 2; i++) {
