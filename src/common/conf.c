@@ -3,6 +3,8 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <libgen.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -73,6 +75,9 @@ void config_defaults(struct config *cfg)
     cfg->aead_max_buffer = CONFIG_DEFAULT_AEAD_MAX_BUFFER;
     cfg->gcm_zero_iv_generate = true;
     cfg->public_objects_visible = true;
+    cfg->max_connections = CONFIG_DEFAULT_MAX_CONNECTIONS;
+    cfg->max_sessions_per_connection = 1024;
+    cfg->max_frame = CONFIG_DEFAULT_MAX_FRAME;
 }
 
 static bool parse_bool(const char *v, bool *out)
@@ -99,6 +104,117 @@ static bool parse_range(const char *v, unsigned long lo, unsigned long hi,
         return false;
     *out = n;
     return true;
+}
+
+const char *config_parse_endpoint(const char *val, struct config_endpoint *ep)
+{
+    const char *hp, *colon;
+    unsigned long port;
+    size_t hlen;
+
+    memset(ep, 0, sizeof(*ep));
+    if (strncmp(val, "unix:", 5) == 0) {
+        if (val[5] != '/')
+            return "unix: needs an absolute path";
+        if (!copy_str(ep->path, sizeof(ep->path), val + 5))
+            return "unix socket path longer than 107 bytes";
+        ep->kind = CONFIG_EP_UNIX;
+        return NULL;
+    }
+    if (strncmp(val, "tls:", 4) != 0)
+        return "endpoint must be unix:PATH or tls:HOST:PORT";
+    hp = val + 4;
+    if (*hp == '[') {
+        const char *close = strchr(hp, ']');
+        if (close == NULL || close[1] != ':')
+            return "tls:[v6]:PORT expected";
+        hp++;
+        hlen = (size_t)(close - hp);
+        colon = close + 1;
+    } else {
+        colon = strrchr(hp, ':');
+        if (colon == NULL)
+            return "tls:HOST:PORT expected";
+        hlen = (size_t)(colon - hp);
+        if (memchr(hp, ':', hlen) != NULL)
+            return "an IPv6 host goes in brackets: tls:[::1]:PORT";
+    }
+    if (hlen == 0 || hlen > CONFIG_HOST_MAX)
+        return "tls host empty or too long";
+    if (!util_parse_ulong(colon + 1, &port) || port == 0 || port > 65535)
+        return "tls port must be 1..65535";
+    memcpy(ep->host, hp, hlen);
+    ep->host[hlen] = '\0';
+    ep->port = (unsigned)port;
+    ep->kind = CONFIG_EP_TLS;
+    return NULL;
+}
+
+void config_format_endpoint(const struct config_endpoint *ep, char *out,
+                            size_t outlen)
+{
+    if (ep->kind == CONFIG_EP_UNIX)
+        snprintf(out, outlen, "unix:%s", ep->path);
+    else if (strchr(ep->host, ':') != NULL)
+        snprintf(out, outlen, "tls:[%s]:%u", ep->host, ep->port);
+    else
+        snprintf(out, outlen, "tls:%s:%u", ep->host, ep->port);
+}
+
+/* "a, b, c" into endpoints (servers), appended. */
+static const char *add_endpoints(const char *val, struct config_endpoint *eps,
+                                 size_t *n)
+{
+    char buf[CONFIG_LINE_MAX];
+    char *save = NULL, *tok;
+
+    if (!copy_str(buf, sizeof(buf), val))
+        return "value too long";
+    for (tok = strtok_r(buf, ", \t", &save); tok != NULL;
+         tok = strtok_r(NULL, ", \t", &save)) {
+        const char *why;
+        if (*n >= CONFIG_ENDPOINTS_MAX)
+            return "at most 8 endpoints";
+        why = config_parse_endpoint(tok, &eps[*n]);
+        if (why != NULL)
+            return why;
+        (*n)++;
+    }
+    return NULL;
+}
+
+/* "1000, alice" (users) or "27, nimbus" (groups) into ids, appended. */
+static const char *add_ids(const char *val, bool groups, unsigned long *ids,
+                           size_t *n)
+{
+    char buf[CONFIG_LINE_MAX];
+    char *save = NULL, *tok;
+
+    if (!copy_str(buf, sizeof(buf), val))
+        return "value too long";
+    for (tok = strtok_r(buf, ", \t", &save); tok != NULL;
+         tok = strtok_r(NULL, ", \t", &save)) {
+        unsigned long id;
+        if (*n >= CONFIG_IDS_MAX)
+            return "at most 32 entries";
+        if (!util_parse_ulong(tok, &id)) {
+            if (groups) {
+                struct group *gr = getgrnam(tok);
+                if (gr == NULL)
+                    return "unknown group";
+                id = gr->gr_gid;
+            } else {
+                struct passwd *pw = getpwnam(tok);
+                if (pw == NULL)
+                    return "unknown user";
+                id = pw->pw_uid;
+            }
+        }
+        if (id > 0xfffffffeUL)
+            return "id out of range";
+        ids[(*n)++] = id;
+    }
+    return NULL;
 }
 
 /* Applies one key = value; returns a reason on error. */
@@ -165,6 +281,37 @@ static const char *config_apply(struct config *cfg, const char *key,
             cfg->public_objects_visible = false;
         else
             return "public_objects must be visible or hidden";
+    } else if (strcmp(key, "listen") == 0) {
+        return add_endpoints(val, cfg->listen, &cfg->nlisten);
+    } else if (strcmp(key, "servers") == 0) {
+        return add_endpoints(val, cfg->servers, &cfg->nservers);
+    } else if (strcmp(key, "allowed_uids") == 0) {
+        return add_ids(val, false, cfg->allowed_uids, &cfg->nallowed_uids);
+    } else if (strcmp(key, "allowed_groups") == 0) {
+        return add_ids(val, true, cfg->allowed_groups, &cfg->nallowed_groups);
+    } else if (strcmp(key, "max_connections") == 0) {
+        if (!parse_range(val, 1, 65536, &cfg->max_connections))
+            return "max_connections must be 1..65536";
+    } else if (strcmp(key, "max_sessions_per_connection") == 0) {
+        if (!parse_range(val, 1, 1024, &cfg->max_sessions_per_connection))
+            return "max_sessions_per_connection must be 1..1024";
+    } else if (strcmp(key, "max_frame") == 0) {
+        if (!parse_range(val, CONFIG_MIN_MAX_FRAME, 256UL * 1024UL * 1024UL,
+                         &cfg->max_frame))
+            return "max_frame must be 65536..268435456 bytes";
+    } else if (strcmp(key, "user") == 0) {
+        if (!copy_str(cfg->run_as_user, sizeof(cfg->run_as_user), val) ||
+            getpwnam(val) == NULL)
+            return "user must name an existing account";
+    } else if (strcmp(key, "tls_cert") == 0 || strcmp(key, "tls_key") == 0 ||
+               strcmp(key, "tls_ca") == 0) {
+        char *dst = key[4] == 'c' && key[5] == 'e' ? cfg->tls_cert
+                    : key[4] == 'k'                ? cfg->tls_key
+                                                   : cfg->tls_ca;
+        if (*val != '/')
+            return "must be an absolute path";
+        if (!copy_str(dst, PATH_MAX, val))
+            return "path too long";
     } else {
         return "unknown key";
     }

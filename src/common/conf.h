@@ -10,6 +10,29 @@
 #define CONFIG_MIN_KDF_ITERATIONS 1000UL
 #define CONFIG_DEFAULT_AEAD_MAX_BUFFER (1024UL * 1024UL) /* 1 MiB */
 
+/* nimbusd and remote mode (ARCHITECTURE section 10). */
+#define CONFIG_ENDPOINTS_MAX 8 /* listen / servers lines */
+#define CONFIG_IDS_MAX 32      /* allowed_uids / allowed_groups entries */
+#define CONFIG_HOST_MAX 255
+#define CONFIG_UNIX_PATH_MAX 107 /* sun_path less its NUL */
+#define CONFIG_DEFAULT_MAX_CONNECTIONS 1024UL
+#define CONFIG_DEFAULT_MAX_FRAME (4UL * 1024UL * 1024UL) /* 4 MiB */
+#define CONFIG_MIN_MAX_FRAME (64UL * 1024UL)
+
+/* One "listen" (nimbusd) or "servers" (client) endpoint:
+ * "unix:/abs/path" or "tls:HOST:PORT" (HOST may be [v6]). */
+enum config_ep_kind {
+    CONFIG_EP_UNIX = 1,
+    CONFIG_EP_TLS,
+};
+
+struct config_endpoint {
+    enum config_ep_kind kind;
+    char path[CONFIG_UNIX_PATH_MAX + 1]; /* unix */
+    char host[CONFIG_HOST_MAX + 1];      /* tls, without brackets */
+    unsigned port;                       /* tls, 1..65535 */
+};
+
 struct config {
     char path[PATH_MAX];  /* file read, "" when none was found */
     char store[PATH_MAX]; /* store directory */
@@ -35,7 +58,43 @@ struct config {
     /* A public session finds and reads token objects whose CKA_PRIVATE is
      * false: true (default, "visible"); false ("hidden"): nothing. */
     bool public_objects_visible;
+
+    /* ---- nimbusd (section 10) ---- */
+    /* "listen = unix:PATH | tls:HOST:PORT", repeatable. */
+    struct config_endpoint listen[CONFIG_ENDPOINTS_MAX];
+    size_t nlisten;
+    /* "allowed_uids = 1000, alice" / "allowed_groups = nimbus, 27": who may
+     * connect over a unix socket (SO_PEERCRED). Names are resolved when
+     * the file is read. Both empty: only nimbusd's own uid and root. */
+    unsigned long allowed_uids[CONFIG_IDS_MAX];
+    size_t nallowed_uids;
+    unsigned long allowed_groups[CONFIG_IDS_MAX];
+    size_t nallowed_groups;
+    unsigned long max_connections;             /* accepted sockets at once */
+    unsigned long max_sessions_per_connection; /* default: max_sessions */
+    unsigned long max_frame;                   /* bytes of one wire frame */
+    char run_as_user[32]; /* "user": drop root to this account ("" stay) */
+
+    /* ---- both sides of TLS ---- */
+    /* nimbusd: its certificate and key, and the CA client certificates
+     * must chain to. Client: its certificate and key, and the CA the
+     * server's certificate must chain to. */
+    char tls_cert[PATH_MAX];
+    char tls_key[PATH_MAX];
+    char tls_ca[PATH_MAX];
+
+    /* ---- client side ---- */
+    /* "servers = unix:PATH" or "servers = tls:HOST:PORT[, ...]": the
+     * module and nimbus-mgmt talk to nimbusd; none: embedded. */
+    struct config_endpoint servers[CONFIG_ENDPOINTS_MAX];
+    size_t nservers;
 };
+
+/* "unix:/path" or "tls:host:port" into ep; a reason on error. */
+const char *config_parse_endpoint(const char *val, struct config_endpoint *ep);
+/* ep back into text ("unix:/path", "tls:host:port"). */
+void config_format_endpoint(const struct config_endpoint *ep, char *out,
+                            size_t outlen);
 
 /*
  * Fill cfg: defaults, then the file named by $NIMBUS_CONF, else

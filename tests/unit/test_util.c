@@ -131,7 +131,16 @@ static void test_config_file(void **state)
                                "key_separation = off\n"
                                "aead_max_buffer = 4096\n"
                                "gcm_zero_iv = use\n"
-                               "public_objects = hidden\n");
+                               "public_objects = hidden\n"
+                               "listen = unix:/run/nimbus/nimbusd.sock\n"
+                               "listen = tls:[::1]:2225\n"
+                               "servers = tls:hsm1.example:2225, "
+                               "unix:/tmp/n.sock\n"
+                               "allowed_uids = 0, 1000\n"
+                               "allowed_groups = 0\n"
+                               "max_connections = 300\n"
+                               "max_frame = 65536\n"
+                               "tls_ca = /etc/nimbus/ca.pem\n");
 
     (void)state;
     setenv("NIMBUS_CONF", p, 1);
@@ -148,6 +157,26 @@ static void test_config_file(void **state)
     assert_false(cfg.gcm_zero_iv_generate);
     assert_false(cfg.public_objects_visible);
     assert_string_equal(cfg.path, p);
+    assert_int_equal(cfg.nlisten, 2);
+    assert_int_equal(cfg.listen[0].kind, CONFIG_EP_UNIX);
+    assert_string_equal(cfg.listen[0].path, "/run/nimbus/nimbusd.sock");
+    assert_int_equal(cfg.listen[1].kind, CONFIG_EP_TLS);
+    assert_string_equal(cfg.listen[1].host, "::1");
+    assert_int_equal(cfg.listen[1].port, 2225);
+    assert_int_equal(cfg.nservers, 2);
+    assert_string_equal(cfg.servers[0].host, "hsm1.example");
+    assert_string_equal(cfg.servers[1].path, "/tmp/n.sock");
+    assert_int_equal(cfg.nallowed_uids, 2);
+    assert_int_equal(cfg.allowed_uids[1], 1000);
+    assert_int_equal(cfg.nallowed_groups, 1);
+    assert_int_equal(cfg.max_connections, 300);
+    assert_int_equal(cfg.max_frame, 65536);
+    assert_string_equal(cfg.tls_ca, "/etc/nimbus/ca.pem");
+    {
+        char txt[300];
+        config_format_endpoint(&cfg.listen[1], txt, sizeof(txt));
+        assert_string_equal(txt, "tls:[::1]:2225");
+    }
 }
 
 static void test_config_errors(void **state)
@@ -171,6 +200,16 @@ static void test_config_errors(void **state)
         {"aead_max_buffer = 10\n", "aead_max_buffer"},
         {"gcm_zero_iv = random\n", "gcm_zero_iv"},
         {"public_objects = some\n", "public_objects"},
+        {"listen = tcp:1.2.3.4:5\n", "unix:PATH or tls:HOST:PORT"},
+        {"listen = unix:relative\n", "absolute"},
+        {"servers = tls:host\n", "HOST:PORT"},
+        {"servers = tls:host:0\n", "port"},
+        {"servers = tls:::1:80\n", "brackets"},
+        {"allowed_uids = nosuchuser_nimbus\n", "unknown user"},
+        {"allowed_groups = nosuchgroup_nimbus\n", "unknown group"},
+        {"max_frame = 100\n", "max_frame"},
+        {"tls_cert = cert.pem\n", "absolute"},
+        {"user = nosuchuser_nimbus\n", "user"},
     };
     struct config cfg;
     char err[256];

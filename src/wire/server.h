@@ -1,0 +1,52 @@
+/*
+ * server.h - the server side of the wire: one request frame's payload in,
+ * one reply payload out, the hsm.h call in between. nimbusd
+ * (src/daemon/) owns sockets and threads; this file owns meaning.
+ *
+ * Trust: nothing from the client is trusted. Every length, count, handle
+ * and session id is checked against the limits and against what this
+ * connection owns before it is used; an id belonging to another client is
+ * answered exactly as one that never existed.
+ *
+ * A "connection" (one application: its login and sessions, an hsm_conn_t)
+ * may be reached over several channels (sockets) so that one
+ * multi-threaded application runs calls in parallel: the first channel's
+ * handshake creates the connection and returns a random attach token;
+ * further channels from the same peer (same uid, or same client
+ * certificate) attach to it with that token. The connection ends when its
+ * last channel closes.
+ */
+#ifndef NIMBUS_WIRE_SERVER_H
+#define NIMBUS_WIRE_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/conf.h"
+#include "hsm/hsm.h"
+#include "wire/transport.h"
+
+typedef struct wire_server wire_server_t;
+typedef struct wire_chan wire_chan_t;
+
+/* The daemon's server state over an open token. */
+CK_RV wire_server_new(hsm_t *hsm, const struct config *cfg,
+                      wire_server_t **out);
+void wire_server_free(wire_server_t *srv);
+
+/* A new channel from peer (the transport proved who it is). NULL: out of
+ * memory or over max_connections (the daemon closes the socket). */
+wire_chan_t *wire_chan_new(wire_server_t *srv, const wire_peer_t *peer);
+/*
+ * One request payload -> one reply payload (*resp malloc'd). false: the
+ * channel broke the protocol (no handshake first, undecodable frame): the
+ * daemon sends *resp if not NULL and closes the socket.
+ */
+bool wire_chan_handle(wire_chan_t *ch, const uint8_t *req, size_t len,
+                      uint8_t **resp, size_t *resp_len);
+/* Ends the channel (and the connection when it was the last). Waits for
+ * nothing: the daemon calls it from the channel's own thread. */
+void wire_chan_free(wire_chan_t *ch);
+
+#endif

@@ -1,0 +1,73 @@
+/*
+ * transport.h - moving length-framed messages over a unix socket or a
+ * mutual TLS 1.3 link (ARCHITECTURE section 10). Used by nimbusd (server
+ * side) and by the remote backend (client side). Knows nothing of what a
+ * frame carries: src/wire/proto.c does that.
+ *
+ * A frame is a 4-byte big-endian payload length, then the payload (one
+ * protobuf-c message of nimbus.proto). The length is checked against the
+ * limit before anything is allocated. Every socket is close-on-exec.
+ * OpenSSL's TLS lives in transport.c only (the one place outside
+ * src/hsm/crypto/ that includes OpenSSL headers: the link, not the keys).
+ */
+#ifndef NIMBUS_WIRE_TRANSPORT_H
+#define NIMBUS_WIRE_TRANSPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/conf.h"
+
+#define WIRE_FRAME_HEADER 4
+
+/* Who is on the other end, as the transport proved it. */
+typedef struct wire_peer {
+    bool tls;
+    /* unix: SO_PEERCRED; tls: -1 */
+    long uid, gid, pid;
+    /* tls: the client certificate's subject (one line) and its SHA-256
+     * fingerprint in hex; "" for unix */
+    char cert_subject[256];
+    char cert_sha256[65];
+    /* "unix:/path" or "tls:1.2.3.4:5678" of the peer, for logs */
+    char addr[128];
+} wire_peer_t;
+
+typedef struct wire_link wire_link_t; /* one connected socket (maybe TLS) */
+typedef struct wire_tls wire_tls_t;   /* a TLS context: server or client */
+
+/* TLS contexts from cfg->tls_cert / tls_key / tls_ca (TLS 1.3 only, peer
+ * certificate required and verified both ways). false + err on failure. */
+bool wire_tls_server_new(const struct config *cfg, wire_tls_t **out,
+                         char *err, size_t errlen);
+bool wire_tls_client_new(const struct config *cfg, wire_tls_t **out,
+                         char *err, size_t errlen);
+void wire_tls_free(wire_tls_t *t);
+
+/* Client: connects to ep (a tls endpoint needs tls; the server's
+ * certificate must name ep->host). */
+bool wire_link_connect(const struct config_endpoint *ep, wire_tls_t *tls,
+                       wire_link_t **out, char *err, size_t errlen);
+/* Server: wraps an accepted fd (does the TLS handshake when tls is not
+ * NULL; fills the peer). Takes the fd, also on failure. */
+bool wire_link_accept(int fd, wire_tls_t *tls, wire_link_t **out,
+                      wire_peer_t *peer, char *err, size_t errlen);
+void wire_link_close(wire_link_t *l);
+int wire_link_fd(const wire_link_t *l);
+
+typedef enum {
+    WIRE_IO_OK = 0,
+    WIRE_IO_EOF,      /* clean end between frames */
+    WIRE_IO_TOO_BIG,  /* header announced more than max (nothing read) */
+    WIRE_IO_ERROR,    /* I/O or TLS error, or EOF inside a frame */
+} wire_io_t;
+
+/* Reads one frame: *buf malloc'd (payload only), *len its length. */
+wire_io_t wire_frame_read(wire_link_t *l, size_t max, uint8_t **buf,
+                          size_t *len);
+/* Writes one frame (header + payload) completely. */
+wire_io_t wire_frame_write(wire_link_t *l, const uint8_t *buf, size_t len);
+
+#endif
