@@ -1,0 +1,739 @@
+/*
+ * transport.c - unix sockets and mutual TLS 1.3 under length-framed
+ * messages (transport.h).
+ *
+ * TLS runs in a private OSSL_LIB_CTX per context: an application whose
+ * OpenSSL configuration loads a PKCS#11 provider over this very module
+ * must not have the module's own link recurse into it. The socket BIO is
+ * ours too, so that a peer that went away gives EPIPE, not SIGPIPE: the
+ * module may not touch the application's signal dispositions.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "wire/transport.h"
+
+/* A TLS handshake that has not finished by then is dropped: a peer that
+ * connects and says nothing must not hold a daemon thread for ever. */
+#define WIRE_HANDSHAKE_TIMEOUT_S 10
+
+struct wire_tls {
+    OSSL_LIB_CTX *libctx;
+    SSL_CTX *ctx;
+    bool server;
+};
+
+struct wire_link {
+    int fd;
+    SSL *ssl; /* NULL on a unix link */
+};
+
+static void set_err(char *err, size_t errlen, const char *what)
+{
+    unsigned long e = ERR_get_error();
+    char buf[256];
+
+    if (err == NULL || errlen == 0)
+        return;
+    if (e != 0) {
+        ERR_error_string_n(e, buf, sizeof(buf));
+        snprintf(err, errlen, "%s: %s", what, buf);
+    } else {
+        snprintf(err, errlen, "%s", what);
+    }
+    ERR_clear_error();
+}
+
+static void set_errno(char *err, size_t errlen, const char *what, int e)
+{
+    if (err != NULL && errlen > 0)
+        snprintf(err, errlen, "%s: %s", what, strerror(e));
+}
+
+/* ------------------------------------------------------- the socket BIO */
+
+static BIO_METHOD *sock_method;
+static pthread_once_t sock_method_once = PTHREAD_ONCE_INIT;
+
+static int sock_bio_write(BIO *b, const char *in, int inl)
+{
+    ssize_t n;
+
+    BIO_clear_retry_flags(b);
+    do {
+        n = send(BIO_get_fd(b, NULL), in, (size_t)inl, MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    return n < 0 ? -1 : (int)n;
+}
+
+static int sock_bio_read(BIO *b, char *out, int outl)
+{
+    ssize_t n;
+
+    BIO_clear_retry_flags(b);
+    do {
+        n = recv(BIO_get_fd(b, NULL), out, (size_t)outl, 0);
+    } while (n < 0 && errno == EINTR);
+    if (n == 0)
+        BIO_set_flags(b, BIO_FLAGS_IN_EOF);
+    return n < 0 ? -1 : (int)n;
+}
+
+static int sock_bio_puts(BIO *b, const char *s)
+{
+    return sock_bio_write(b, s, (int)strlen(s));
+}
+
+/* The fd lives in the BIO's data; the link closes it, not the BIO. */
+static long sock_bio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    switch (cmd) {
+    case BIO_C_SET_FD:
+        BIO_set_data(b, (void *)(intptr_t)(*(int *)ptr));
+        BIO_set_init(b, 1);
+        return 1;
+    case BIO_C_GET_FD:
+        if (ptr != NULL)
+            *(int *)ptr = (int)(intptr_t)BIO_get_data(b);
+        return (long)(intptr_t)BIO_get_data(b);
+    case BIO_CTRL_FLUSH:
+        return 1;
+    case BIO_CTRL_EOF:
+        return BIO_test_flags(b, BIO_FLAGS_IN_EOF) != 0;
+    default:
+        return 0;
+    }
+}
+
+static void sock_method_make(void)
+{
+    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK |
+                                     BIO_TYPE_DESCRIPTOR,
+                                 "nimbus socket");
+
+    if (m == NULL)
+        return;
+    if (!BIO_meth_set_write(m, sock_bio_write) ||
+        !BIO_meth_set_read(m, sock_bio_read) ||
+        !BIO_meth_set_puts(m, sock_bio_puts) ||
+        !BIO_meth_set_ctrl(m, sock_bio_ctrl)) {
+        BIO_meth_free(m);
+        return;
+    }
+    sock_method = m;
+}
+
+static BIO *sock_bio_new(int fd)
+{
+    BIO *b;
+
+    pthread_once(&sock_method_once, sock_method_make);
+    if (sock_method == NULL)
+        return NULL;
+    b = BIO_new(sock_method);
+    if (b != NULL)
+        BIO_set_fd(b, fd, BIO_NOCLOSE);
+    return b;
+}
+
+/* ------------------------------------------------------------ contexts */
+
+static bool tls_new(const struct config *cfg, bool server, wire_tls_t **out,
+                    char *err, size_t errlen)
+{
+    wire_tls_t *t;
+
+    *out = NULL;
+    if (cfg->tls_cert[0] == '\0' || cfg->tls_key[0] == '\0' ||
+        cfg->tls_ca[0] == '\0') {
+        set_err(err, errlen, "TLS needs tls_cert, tls_key and tls_ca");
+        return false;
+    }
+    t = calloc(1, sizeof(*t));
+    if (t == NULL) {
+        set_err(err, errlen, "out of memory");
+        return false;
+    }
+    t->server = server;
+    t->libctx = OSSL_LIB_CTX_new();
+    if (t->libctx == NULL) {
+        set_err(err, errlen, "OSSL_LIB_CTX_new");
+        goto fail;
+    }
+    t->ctx = SSL_CTX_new_ex(t->libctx, NULL,
+                            server ? TLS_server_method() : TLS_client_method());
+    if (t->ctx == NULL) {
+        set_err(err, errlen, "SSL_CTX_new");
+        goto fail;
+    }
+    if (!SSL_CTX_set_min_proto_version(t->ctx, TLS1_3_VERSION) ||
+        !SSL_CTX_set_max_proto_version(t->ctx, TLS1_3_VERSION)) {
+        set_err(err, errlen, "TLS 1.3 only");
+        goto fail;
+    }
+    if (SSL_CTX_use_certificate_chain_file(t->ctx, cfg->tls_cert) != 1) {
+        set_err(err, errlen, "tls_cert");
+        goto fail;
+    }
+    if (SSL_CTX_use_PrivateKey_file(t->ctx, cfg->tls_key, SSL_FILETYPE_PEM) !=
+        1) {
+        set_err(err, errlen, "tls_key");
+        goto fail;
+    }
+    if (SSL_CTX_check_private_key(t->ctx) != 1) {
+        set_err(err, errlen, "tls_key does not match tls_cert");
+        goto fail;
+    }
+    if (SSL_CTX_load_verify_locations(t->ctx, cfg->tls_ca, NULL) != 1) {
+        set_err(err, errlen, "tls_ca");
+        goto fail;
+    }
+    /* Both ends prove themselves: no certificate, no link. */
+    SSL_CTX_set_verify(t->ctx,
+                       SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+    /* One connection is one conversation: nothing to resume, and no
+     * tickets to write after the handshake. */
+    SSL_CTX_set_session_cache_mode(t->ctx, SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_options(t->ctx, SSL_OP_NO_TICKET);
+    /* A peer that closes without close_notify between frames is read as
+     * an end, not as an error; inside a frame it is still an error. */
+    SSL_CTX_set_options(t->ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+    if (server) {
+        STACK_OF(X509_NAME) *names =
+            SSL_load_client_CA_file_ex(cfg->tls_ca, t->libctx, NULL);
+        if (names == NULL) {
+            set_err(err, errlen, "tls_ca holds no certificate");
+            goto fail;
+        }
+        SSL_CTX_set_client_CA_list(t->ctx, names);
+        SSL_CTX_set_num_tickets(t->ctx, 0);
+    }
+    *out = t;
+    return true;
+fail:
+    wire_tls_free(t);
+    return false;
+}
+
+bool wire_tls_server_new(const struct config *cfg, wire_tls_t **out, char *err,
+                         size_t errlen)
+{
+    return tls_new(cfg, true, out, err, errlen);
+}
+
+bool wire_tls_client_new(const struct config *cfg, wire_tls_t **out, char *err,
+                         size_t errlen)
+{
+    return tls_new(cfg, false, out, err, errlen);
+}
+
+void wire_tls_free(wire_tls_t *t)
+{
+    if (t == NULL)
+        return;
+    SSL_CTX_free(t->ctx);
+    OSSL_LIB_CTX_free(t->libctx);
+    free(t);
+}
+
+/* --------------------------------------------------------------- links */
+
+static bool set_cloexec(int fd)
+{
+    int fl = fcntl(fd, F_GETFD);
+
+    return fl >= 0 && fcntl(fd, F_SETFD, fl | FD_CLOEXEC) == 0;
+}
+
+static void set_timeout(int fd, int seconds)
+{
+    struct timeval tv = {.tv_sec = seconds, .tv_usec = 0};
+
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
+static wire_link_t *link_new(int fd)
+{
+    wire_link_t *l = calloc(1, sizeof(*l));
+
+    if (l != NULL)
+        l->fd = fd;
+    return l;
+}
+
+/* Runs the handshake on l->fd; false + err on failure. */
+static bool tls_handshake(wire_link_t *l, wire_tls_t *tls, const char *host,
+                          char *err, size_t errlen)
+{
+    BIO *bio;
+    int r;
+
+    l->ssl = SSL_new(tls->ctx);
+    bio = sock_bio_new(l->fd);
+    if (l->ssl == NULL || bio == NULL) {
+        BIO_free(bio);
+        set_err(err, errlen, "SSL_new");
+        return false;
+    }
+    SSL_set_bio(l->ssl, bio, bio);
+    if (host != NULL) {
+        unsigned char addr[16];
+        bool ip = inet_pton(AF_INET, host, addr) == 1 ||
+                  inet_pton(AF_INET6, host, addr) == 1;
+        /* The server's certificate must name the host we dialled: a DNS
+         * name (also sent as SNI) or an IP address SAN. */
+        if (ip) {
+            if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(l->ssl), host) !=
+                1) {
+                set_err(err, errlen, "TLS host");
+                return false;
+            }
+        } else if (SSL_set1_host(l->ssl, host) != 1 ||
+                   SSL_set_tlsext_host_name(l->ssl, host) != 1) {
+            set_err(err, errlen, "TLS host");
+            return false;
+        }
+    }
+    set_timeout(l->fd, WIRE_HANDSHAKE_TIMEOUT_S);
+    r = host != NULL ? SSL_connect(l->ssl) : SSL_accept(l->ssl);
+    if (r != 1) {
+        long v = SSL_get_verify_result(l->ssl);
+        if (v != X509_V_OK) {
+            if (err != NULL && errlen > 0)
+                snprintf(err, errlen, "TLS handshake: certificate: %s",
+                         X509_verify_cert_error_string(v));
+            ERR_clear_error();
+        } else {
+            set_err(err, errlen, "TLS handshake");
+        }
+        return false;
+    }
+    set_timeout(l->fd, 0);
+    return true;
+}
+
+static bool connect_unix(const char *path, int *fd, char *err, size_t errlen)
+{
+    struct sockaddr_un sa;
+    int s;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof(sa.sun_path)) {
+        set_err(err, errlen, "unix socket path too long");
+        return false;
+    }
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (s < 0) {
+        set_errno(err, errlen, "socket", errno);
+        return false;
+    }
+    while (connect(s, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+        if (errno != EINTR) {
+            int e = errno;
+            close(s);
+            set_errno(err, errlen, path, e);
+            return false;
+        }
+    }
+    *fd = s;
+    return true;
+}
+
+static bool connect_tcp(const char *host, unsigned port, int *fd, char *err,
+                        size_t errlen)
+{
+    struct addrinfo hints, *res = NULL, *ai;
+    char portstr[8];
+    int s = -1, e = ECONNREFUSED, r, one = 1;
+
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    snprintf(portstr, sizeof(portstr), "%u", port);
+    r = getaddrinfo(host, portstr, &hints, &res);
+    if (r != 0) {
+        if (err != NULL && errlen > 0)
+            snprintf(err, errlen, "%s: %s", host, gai_strerror(r));
+        return false;
+    }
+    for (ai = res; ai != NULL; ai = ai->ai_next) {
+        s = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC,
+                   ai->ai_protocol);
+        if (s < 0) {
+            e = errno;
+            continue;
+        }
+        while ((r = connect(s, ai->ai_addr, ai->ai_addrlen)) != 0 &&
+               errno == EINTR)
+            ;
+        if (r == 0)
+            break;
+        e = errno;
+        close(s);
+        s = -1;
+    }
+    freeaddrinfo(res);
+    if (s < 0) {
+        if (err != NULL && errlen > 0)
+            snprintf(err, errlen, "%s:%u: %s", host, port, strerror(e));
+        return false;
+    }
+    /* A request is one write and waits for its reply: no Nagle delay. */
+    setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    *fd = s;
+    return true;
+}
+
+bool wire_link_connect(const struct config_endpoint *ep, wire_tls_t *tls,
+                       wire_link_t **out, char *err, size_t errlen)
+{
+    wire_link_t *l;
+    int fd;
+
+    *out = NULL;
+    if (ep->kind == CONFIG_EP_UNIX) {
+        if (!connect_unix(ep->path, &fd, err, errlen))
+            return false;
+    } else if (ep->kind == CONFIG_EP_TLS) {
+        if (tls == NULL || tls->server) {
+            set_err(err, errlen, "a tls endpoint needs a client TLS context");
+            return false;
+        }
+        if (!connect_tcp(ep->host, ep->port, &fd, err, errlen))
+            return false;
+    } else {
+        set_err(err, errlen, "unknown endpoint kind");
+        return false;
+    }
+    l = link_new(fd);
+    if (l == NULL) {
+        close(fd);
+        set_err(err, errlen, "out of memory");
+        return false;
+    }
+    if (ep->kind == CONFIG_EP_TLS &&
+        !tls_handshake(l, tls, ep->host, err, errlen)) {
+        wire_link_close(l);
+        return false;
+    }
+    *out = l;
+    return true;
+}
+
+/* "tls:1.2.3.4:5678" / "tls:[::1]:5678" / "unix:/path" of the peer. */
+static void peer_addr(int fd, bool tls, char *out, size_t outlen)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    char host[INET6_ADDRSTRLEN] = "?";
+    unsigned port = 0;
+
+    memset(&ss, 0, sizeof(ss));
+    if (!tls) {
+        struct sockaddr_un *su = (struct sockaddr_un *)&ss;
+        /* The peer of an accepted unix socket is unnamed: name ours. */
+        if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0 &&
+            ss.ss_family == AF_UNIX &&
+            sl > offsetof(struct sockaddr_un, sun_path) &&
+            su->sun_path[0] != '\0')
+            snprintf(out, outlen, "unix:%.*s",
+                     (int)(sl - offsetof(struct sockaddr_un, sun_path)),
+                     su->sun_path);
+        else
+            snprintf(out, outlen, "unix:");
+        return;
+    }
+    if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
+        if (ss.ss_family == AF_INET) {
+            struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+            inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
+            port = ntohs(s4->sin_port);
+        } else if (ss.ss_family == AF_INET6) {
+            struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+            inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
+            port = ntohs(s6->sin6_port);
+            snprintf(out, outlen, "tls:[%s]:%u", host, port);
+            return;
+        }
+    }
+    snprintf(out, outlen, "tls:%s:%u", host, port);
+}
+
+static bool peer_cert(SSL *ssl, OSSL_LIB_CTX *libctx, wire_peer_t *peer)
+{
+    X509 *x = SSL_get0_peer_certificate(ssl);
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    EVP_MD *sha256;
+    bool ok;
+
+    if (x == NULL)
+        return false;
+    if (X509_NAME_oneline(X509_get_subject_name(x), peer->cert_subject,
+                          (int)sizeof(peer->cert_subject)) == NULL)
+        return false;
+    sha256 = EVP_MD_fetch(libctx, "SHA256", NULL);
+    ok = sha256 != NULL && X509_digest(x, sha256, md, &mdlen) == 1 &&
+         mdlen == 32;
+    EVP_MD_free(sha256);
+    if (!ok)
+        return false;
+    for (unsigned i = 0; i < mdlen; i++)
+        snprintf(peer->cert_sha256 + 2 * i, 3, "%02x", md[i]);
+    return true;
+}
+
+bool wire_link_accept(int fd, wire_tls_t *tls, wire_link_t **out,
+                      wire_peer_t *peer, char *err, size_t errlen)
+{
+    wire_link_t *l;
+
+    *out = NULL;
+    memset(peer, 0, sizeof(*peer));
+    peer->uid = peer->gid = peer->pid = -1;
+    if (fd < 0) {
+        set_err(err, errlen, "bad descriptor");
+        return false;
+    }
+    if (!set_cloexec(fd)) {
+        set_errno(err, errlen, "FD_CLOEXEC", errno);
+        close(fd);
+        return false;
+    }
+    if (tls != NULL && !tls->server) {
+        set_err(err, errlen, "a server link needs a server TLS context");
+        close(fd);
+        return false;
+    }
+    l = link_new(fd);
+    if (l == NULL) {
+        set_err(err, errlen, "out of memory");
+        close(fd);
+        return false;
+    }
+    peer->tls = tls != NULL;
+    peer_addr(fd, peer->tls, peer->addr, sizeof(peer->addr));
+    if (tls == NULL) {
+        struct ucred cred;
+        socklen_t cl = sizeof(cred);
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) != 0 ||
+            cl != sizeof(cred)) {
+            set_errno(err, errlen, "SO_PEERCRED", errno);
+            goto fail;
+        }
+        peer->uid = (long)cred.uid;
+        peer->gid = (long)cred.gid;
+        peer->pid = (long)cred.pid;
+    } else {
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        if (!tls_handshake(l, tls, NULL, err, errlen))
+            goto fail;
+        if (!peer_cert(l->ssl, tls->libctx, peer)) {
+            set_err(err, errlen, "TLS peer certificate unreadable");
+            goto fail;
+        }
+    }
+    *out = l;
+    return true;
+fail:
+    wire_link_close(l);
+    return false;
+}
+
+void wire_link_close(wire_link_t *l)
+{
+    if (l == NULL)
+        return;
+    if (l->ssl != NULL) {
+        /* close_notify once, without waiting for the peer's. */
+        if (SSL_is_init_finished(l->ssl))
+            SSL_shutdown(l->ssl);
+        SSL_free(l->ssl);
+    }
+    if (l->fd >= 0)
+        close(l->fd);
+    ERR_clear_error();
+    free(l);
+}
+
+int wire_link_fd(const wire_link_t *l)
+{
+    return l != NULL ? l->fd : -1;
+}
+
+/* -------------------------------------------------------------- frames */
+
+/* Reads exactly len bytes. 1: done; 0: EOF before the first byte; -1:
+ * error or EOF after some bytes. */
+static int read_full(wire_link_t *l, uint8_t *buf, size_t len)
+{
+    size_t got = 0;
+
+    while (got < len) {
+        size_t want = len - got;
+        if (l->ssl != NULL) {
+            size_t n = 0;
+            int r = SSL_read_ex(l->ssl, buf + got, want, &n);
+            if (r != 1) {
+                int e = SSL_get_error(l->ssl, r);
+                ERR_clear_error();
+                if (e == SSL_ERROR_ZERO_RETURN && got == 0)
+                    return 0;
+                /* A peer that closed without close_notify between frames
+                 * is an ordinary end too. */
+                if (e == SSL_ERROR_SYSCALL && got == 0 && errno == 0)
+                    return 0;
+                return -1;
+            }
+            got += n;
+        } else {
+            ssize_t n = recv(l->fd, buf + got, want, 0);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0)
+                return -1;
+            if (n == 0)
+                return got == 0 ? 0 : -1;
+            got += (size_t)n;
+        }
+    }
+    return 1;
+}
+
+wire_io_t wire_frame_read(wire_link_t *l, size_t max, uint8_t **buf,
+                          size_t *len)
+{
+    uint8_t hdr[WIRE_FRAME_HEADER];
+    uint32_t n;
+    uint8_t *p;
+    int r;
+
+    *buf = NULL;
+    *len = 0;
+    if (l == NULL)
+        return WIRE_IO_ERROR;
+    errno = 0;
+    r = read_full(l, hdr, sizeof(hdr));
+    if (r == 0)
+        return WIRE_IO_EOF;
+    if (r < 0)
+        return WIRE_IO_ERROR;
+    n = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 |
+        (uint32_t)hdr[2] << 8 | (uint32_t)hdr[3];
+    /* The limit before the allocation: a header is only a claim. */
+    if (n > max)
+        return WIRE_IO_TOO_BIG;
+    p = malloc(n > 0 ? n : 1);
+    if (p == NULL)
+        return WIRE_IO_ERROR;
+    if (n > 0 && read_full(l, p, n) != 1) {
+        util_free_wipe(p, n);
+        return WIRE_IO_ERROR;
+    }
+    *buf = p;
+    *len = n;
+    return WIRE_IO_OK;
+}
+
+static bool write_unix(int fd, struct iovec *iov, int iovcnt)
+{
+    struct msghdr mh;
+
+    while (iovcnt > 0) {
+        ssize_t n;
+        memset(&mh, 0, sizeof(mh));
+        mh.msg_iov = iov;
+        mh.msg_iovlen = (size_t)iovcnt;
+        n = sendmsg(fd, &mh, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return false;
+        while (iovcnt > 0 && (size_t)n >= iov->iov_len) {
+            n -= (ssize_t)iov->iov_len;
+            iov++;
+            iovcnt--;
+        }
+        if (iovcnt > 0) {
+            iov->iov_base = (uint8_t *)iov->iov_base + n;
+            iov->iov_len -= (size_t)n;
+        }
+    }
+    return true;
+}
+
+static bool write_tls(SSL *ssl, const uint8_t *buf, size_t len)
+{
+    while (len > 0) {
+        size_t n = 0;
+        if (SSL_write_ex(ssl, buf, len, &n) != 1) {
+            ERR_clear_error();
+            return false;
+        }
+        buf += n;
+        len -= n;
+    }
+    return true;
+}
+
+/* Frames up to this size go out as one TLS record with their header. */
+#define WIRE_COALESCE_MAX (16u * 1024u)
+
+wire_io_t wire_frame_write(wire_link_t *l, const uint8_t *buf, size_t len)
+{
+    uint8_t hdr[WIRE_FRAME_HEADER];
+    bool ok;
+
+    if (l == NULL || (buf == NULL && len > 0) || len > UINT32_MAX)
+        return WIRE_IO_ERROR;
+    hdr[0] = (uint8_t)(len >> 24);
+    hdr[1] = (uint8_t)(len >> 16);
+    hdr[2] = (uint8_t)(len >> 8);
+    hdr[3] = (uint8_t)len;
+    if (l->ssl == NULL) {
+        struct iovec iov[2] = {
+            {.iov_base = hdr, .iov_len = sizeof(hdr)},
+            {.iov_base = (void *)buf, .iov_len = len},
+        };
+        ok = write_unix(l->fd, iov, len > 0 ? 2 : 1);
+    } else if (len <= WIRE_COALESCE_MAX) {
+        uint8_t one[WIRE_FRAME_HEADER + WIRE_COALESCE_MAX];
+        memcpy(one, hdr, sizeof(hdr));
+        if (len > 0)
+            memcpy(one + sizeof(hdr), buf, len);
+        ok = write_tls(l->ssl, one, sizeof(hdr) + len);
+        util_wipe(one, sizeof(hdr) + len);
+    } else {
+        ok = write_tls(l->ssl, hdr, sizeof(hdr)) && write_tls(l->ssl, buf, len);
+    }
+    return ok ? WIRE_IO_OK : WIRE_IO_ERROR;
+}

@@ -1,0 +1,662 @@
+/*
+ * test_transport.c - src/wire/transport.c: frames over unix sockets, the
+ * peer's credentials, close-on-exec, and mutual TLS 1.3 with certificates
+ * made here (a CA, another CA, server and client certificates).
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "common/conf.h"
+#include "wire/transport.h"
+
+static char tmpdir[64];
+
+/* ------------------------------------------------------------ helpers */
+
+static void path_in(char *out, size_t outlen, const char *name)
+{
+    snprintf(out, outlen, "%s/%s", tmpdir, name);
+}
+
+static EVP_PKEY *write_key(const char *name)
+{
+    char path[128];
+    EVP_PKEY *k = EVP_EC_gen("P-256");
+    FILE *fp;
+
+    assert_non_null(k);
+    path_in(path, sizeof(path), name);
+    fp = fopen(path, "w");
+    assert_non_null(fp);
+    assert_int_equal(PEM_write_PrivateKey(fp, k, NULL, NULL, 0, NULL, NULL), 1);
+    fclose(fp);
+    return k;
+}
+
+static void add_ext(X509 *x, X509 *issuer, int nid, const char *value)
+{
+    X509V3_CTX ctx;
+    X509_EXTENSION *ext;
+
+    X509V3_set_ctx(&ctx, issuer, x, NULL, NULL, 0);
+    ext = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
+    assert_non_null(ext);
+    assert_int_equal(X509_add_ext(x, ext, -1), 1);
+    X509_EXTENSION_free(ext);
+}
+
+/* A certificate for key named cn, signed by (ca, cakey) or self-signed;
+ * san: a subjectAltName value or NULL. */
+static X509 *write_cert(const char *name, const char *cn, EVP_PKEY *key,
+                        X509 *ca, EVP_PKEY *cakey, const char *san)
+{
+    static long serial = 1;
+    char path[128];
+    X509 *x = X509_new();
+    X509_NAME *nm;
+    FILE *fp;
+
+    assert_non_null(x);
+    X509_set_version(x, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), serial++);
+    X509_gmtime_adj(X509_getm_notBefore(x), -60);
+    X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+    X509_set_pubkey(x, key);
+    nm = X509_get_subject_name(x);
+    X509_NAME_add_entry_by_txt(nm, "CN", MBSTRING_ASC,
+                               (const unsigned char *)cn, -1, -1, 0);
+    X509_set_issuer_name(x, ca != NULL ? X509_get_subject_name(ca) : nm);
+    if (ca == NULL) {
+        add_ext(x, x, NID_basic_constraints, "critical,CA:TRUE");
+        add_ext(x, x, NID_key_usage, "critical,keyCertSign,cRLSign");
+    } else {
+        add_ext(x, ca, NID_basic_constraints, "CA:FALSE");
+    }
+    if (san != NULL)
+        add_ext(x, ca != NULL ? ca : x, NID_subject_alt_name, san);
+    assert_true(X509_sign(x, cakey != NULL ? cakey : key, EVP_sha256()) > 0);
+    path_in(path, sizeof(path), name);
+    fp = fopen(path, "w");
+    assert_non_null(fp);
+    assert_int_equal(PEM_write_X509(fp, x), 1);
+    fclose(fp);
+    return x;
+}
+
+/* ca.pem / other-ca.pem; server (IP 127.0.0.1) and client under ca;
+ * rogue (client) and rogue-server (IP 127.0.0.1) under other-ca. */
+static void make_pki(void)
+{
+    EVP_PKEY *cak = write_key("ca.key"), *ock = write_key("other-ca.key");
+    X509 *ca = write_cert("ca.pem", "Nimbus Test CA", cak, NULL, NULL, NULL);
+    X509 *oca = write_cert("other-ca.pem", "Other CA", ock, NULL, NULL, NULL);
+    EVP_PKEY *k;
+
+    k = write_key("server.key");
+    X509_free(write_cert("server.pem", "nimbusd", k, ca, cak, "IP:127.0.0.1"));
+    EVP_PKEY_free(k);
+    k = write_key("client.key");
+    X509_free(write_cert("client.pem", "app-1", k, ca, cak, NULL));
+    EVP_PKEY_free(k);
+    k = write_key("rogue.key");
+    X509_free(write_cert("rogue.pem", "rogue", k, oca, ock, NULL));
+    EVP_PKEY_free(k);
+    k = write_key("rogue-server.key");
+    X509_free(
+        write_cert("rogue-server.pem", "nimbusd", k, oca, ock, "IP:127.0.0.1"));
+    EVP_PKEY_free(k);
+    X509_free(ca);
+    X509_free(oca);
+    EVP_PKEY_free(cak);
+    EVP_PKEY_free(ock);
+}
+
+static void tls_conf(struct config *cfg, const char *cert, const char *key,
+                     const char *ca)
+{
+    config_defaults(cfg);
+    path_in(cfg->tls_cert, sizeof(cfg->tls_cert), cert);
+    path_in(cfg->tls_key, sizeof(cfg->tls_key), key);
+    path_in(cfg->tls_ca, sizeof(cfg->tls_ca), ca);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(tmpdir, sizeof(tmpdir), "/tmp/nimbus-transport-XXXXXX");
+    if (mkdtemp(tmpdir) == NULL)
+        return -1;
+    make_pki();
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    char cmd[128];
+
+    (void)state;
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+/* A listening unix socket in tmpdir; ep names it. */
+static int unix_listener(struct config_endpoint *ep)
+{
+    struct sockaddr_un sa;
+    int s = socket(AF_UNIX, SOCK_STREAM, 0);
+
+    assert_true(s >= 0);
+    memset(ep, 0, sizeof(*ep));
+    ep->kind = CONFIG_EP_UNIX;
+    path_in(ep->path, sizeof(ep->path), "sock");
+    unlink(ep->path);
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    memcpy(sa.sun_path, ep->path, strlen(ep->path) + 1);
+    assert_int_equal(bind(s, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(s, 8), 0);
+    return s;
+}
+
+/* A connected pair of unix links (client side, server side). */
+static void unix_pair(wire_link_t **cl, wire_link_t **sv, wire_peer_t *peer)
+{
+    struct config_endpoint ep;
+    char err[256];
+    int ls = unix_listener(&ep), fd;
+
+    assert_true(wire_link_connect(&ep, NULL, cl, err, sizeof(err)));
+    fd = accept(ls, NULL, NULL);
+    assert_true(fd >= 0);
+    assert_true(wire_link_accept(fd, NULL, sv, peer, err, sizeof(err)));
+    close(ls);
+}
+
+static bool cloexec(int fd)
+{
+    int fl = fcntl(fd, F_GETFD);
+
+    return fl >= 0 && (fl & FD_CLOEXEC) != 0;
+}
+
+/* ------------------------------------------------------- unix frames */
+
+static void test_unix_frames(void **state)
+{
+    wire_link_t *cl, *sv;
+    wire_peer_t peer;
+    uint8_t *buf, big[100000];
+    size_t len;
+
+    (void)state;
+    unix_pair(&cl, &sv, &peer);
+    assert_false(peer.tls);
+    assert_int_equal(peer.uid, (long)getuid());
+    assert_int_equal(peer.gid, (long)getgid());
+    assert_int_equal(peer.pid, (long)getpid());
+    assert_string_equal(peer.cert_subject, "");
+    assert_non_null(strstr(peer.addr, "unix:"));
+    assert_true(cloexec(wire_link_fd(cl)));
+    assert_true(cloexec(wire_link_fd(sv)));
+
+    assert_int_equal(wire_frame_write(cl, (const uint8_t *)"hello", 5),
+                     WIRE_IO_OK);
+    assert_int_equal(wire_frame_read(sv, 65536, &buf, &len), WIRE_IO_OK);
+    assert_int_equal(len, 5);
+    assert_memory_equal(buf, "hello", 5);
+    free(buf);
+    /* An empty frame is a frame. */
+    assert_int_equal(wire_frame_write(cl, NULL, 0), WIRE_IO_OK);
+    assert_int_equal(wire_frame_read(sv, 65536, &buf, &len), WIRE_IO_OK);
+    assert_int_equal(len, 0);
+    assert_non_null(buf);
+    free(buf);
+    /* Bigger than one socket buffer: written and read completely (the
+     * reader runs after the writer, so the kernel must hold it all: send
+     * from a thread would be needed past its buffer; 100 kB fits). */
+    for (size_t i = 0; i < sizeof(big); i++)
+        big[i] = (uint8_t)(i * 7);
+    assert_int_equal(wire_frame_write(sv, big, sizeof(big)), WIRE_IO_OK);
+    assert_int_equal(wire_frame_read(cl, sizeof(big), &buf, &len), WIRE_IO_OK);
+    assert_int_equal(len, sizeof(big));
+    assert_memory_equal(buf, big, sizeof(big));
+    free(buf);
+    /* A clean close between frames is EOF, not an error. */
+    wire_link_close(cl);
+    assert_int_equal(wire_frame_read(sv, 65536, &buf, &len), WIRE_IO_EOF);
+    assert_null(buf);
+    wire_link_close(sv);
+}
+
+static void test_unix_too_big(void **state)
+{
+    wire_link_t *cl, *sv;
+    wire_peer_t peer;
+    uint8_t *buf = (uint8_t *)"x", raw[8];
+    static const uint8_t huge[] = {0xff, 0xff, 0xff, 0xff, 'a', 'b'};
+    static const uint8_t over[] = {0x00, 0x01, 0x00, 0x01};
+    size_t len = 99;
+
+    (void)state;
+    unix_pair(&cl, &sv, &peer);
+    /* 4 GiB announced, 2 bytes sent: refused on the header alone. */
+    assert_int_equal(send(wire_link_fd(cl), huge, sizeof(huge), 0),
+                     (ssize_t)sizeof(huge));
+    assert_int_equal(wire_frame_read(sv, 65536, &buf, &len), WIRE_IO_TOO_BIG);
+    assert_null(buf);
+    assert_int_equal(len, 0);
+    /* Nothing after the header was read. */
+    assert_int_equal(recv(wire_link_fd(sv), raw, sizeof(raw), 0), 2);
+    assert_memory_equal(raw, "ab", 2);
+    /* One byte over the limit. */
+    assert_int_equal(send(wire_link_fd(cl), over, sizeof(over), 0), 4);
+    assert_int_equal(wire_frame_read(sv, 65536, &buf, &len), WIRE_IO_TOO_BIG);
+    wire_link_close(cl);
+    wire_link_close(sv);
+}
+
+static void test_unix_truncated(void **state)
+{
+    wire_link_t *cl, *sv;
+    wire_peer_t peer;
+    uint8_t *buf;
+    size_t len;
+    static const uint8_t part[] = {0x00, 0x00, 0x00, 0x10, 'a', 'b', 'c'};
+
+    (void)state;
+    /* EOF inside the header. */
+    unix_pair(&cl, &sv, &peer);
+    assert_int_equal(send(wire_link_fd(cl), part, 2, 0), 2);
+    wire_link_close(cl);
+    assert_int_equal(wire_frame_read(sv, 65536, &buf, &len), WIRE_IO_ERROR);
+    assert_null(buf);
+    wire_link_close(sv);
+    /* EOF inside the payload. */
+    unix_pair(&cl, &sv, &peer);
+    assert_int_equal(send(wire_link_fd(cl), part, sizeof(part), 0),
+                     (ssize_t)sizeof(part));
+    wire_link_close(cl);
+    assert_int_equal(wire_frame_read(sv, 65536, &buf, &len), WIRE_IO_ERROR);
+    assert_null(buf);
+    wire_link_close(sv);
+}
+
+static void test_unix_errors(void **state)
+{
+    struct config_endpoint ep;
+    wire_link_t *l = (wire_link_t *)1;
+    wire_peer_t peer;
+    char err[256] = "";
+    int sv[2];
+
+    (void)state;
+    memset(&ep, 0, sizeof(ep));
+    ep.kind = CONFIG_EP_UNIX;
+    path_in(ep.path, sizeof(ep.path), "nobody-listens");
+    assert_false(wire_link_connect(&ep, NULL, &l, err, sizeof(err)));
+    assert_null(l);
+    assert_non_null(strstr(err, "nobody-listens"));
+    /* A tls endpoint without a TLS context is refused, not dialled. */
+    assert_null(config_parse_endpoint("tls:127.0.0.1:1", &ep));
+    assert_false(wire_link_connect(&ep, NULL, &l, err, sizeof(err)));
+    /* accept takes the fd, also when it fails; a socketpair's peer is
+     * this process. */
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    assert_false(cloexec(sv[0]));
+    assert_true(wire_link_accept(sv[0], NULL, &l, &peer, err, sizeof(err)));
+    assert_true(cloexec(sv[0]));
+    assert_int_equal(peer.pid, (long)getpid());
+    wire_link_close(l);
+    assert_int_equal(fcntl(sv[0], F_GETFD), -1);
+    close(sv[1]);
+    assert_false(wire_link_accept(-1, NULL, &l, &peer, err, sizeof(err)));
+    assert_null(l);
+}
+
+/* ---------------------------------------------------------------- TLS */
+
+struct tls_server {
+    int ls;
+    unsigned port;
+    wire_tls_t *tls;
+    pthread_t th;
+    bool ok;
+    wire_peer_t peer;
+    char err[256];
+};
+
+/* A TCP listener on 127.0.0.1, on a port below 32768 (test servers stay
+ * out of the kernel's ephemeral range). */
+static void tcp_listener(struct tls_server *s)
+{
+    struct sockaddr_in sa;
+
+    s->ls = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(s->ls >= 0);
+    srand((unsigned)time(NULL) ^ (unsigned)getpid());
+    for (int i = 0; i < 200; i++) {
+        memset(&sa, 0, sizeof(sa));
+        sa.sin_family = AF_INET;
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        s->port = 20000 + (unsigned)rand() % 12768;
+        sa.sin_port = htons((uint16_t)s->port);
+        if (bind(s->ls, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+            assert_int_equal(listen(s->ls, 8), 0);
+            return;
+        }
+    }
+    fail_msg("no free port below 32768");
+}
+
+/* Accepts one connection, then echoes frames until EOF. */
+static void *tls_server_main(void *arg)
+{
+    struct tls_server *s = arg;
+    wire_link_t *l;
+    uint8_t *buf;
+    size_t len;
+    int fd = accept(s->ls, NULL, NULL);
+
+    s->ok = wire_link_accept(fd, s->tls, &l, &s->peer, s->err, sizeof(s->err));
+    if (!s->ok)
+        return NULL;
+    while (wire_frame_read(l, 65536, &buf, &len) == WIRE_IO_OK) {
+        wire_frame_write(l, buf, len);
+        free(buf);
+    }
+    wire_link_close(l);
+    return NULL;
+}
+
+static void server_start(struct tls_server *s, const char *cert,
+                         const char *key)
+{
+    struct config cfg;
+    char err[256];
+
+    memset(s, 0, sizeof(*s));
+    tls_conf(&cfg, cert, key, "ca.pem");
+    assert_true(wire_tls_server_new(&cfg, &s->tls, err, sizeof(err)));
+    tcp_listener(s);
+    assert_int_equal(pthread_create(&s->th, NULL, tls_server_main, s), 0);
+}
+
+static void server_stop(struct tls_server *s)
+{
+    pthread_join(s->th, NULL);
+    close(s->ls);
+    wire_tls_free(s->tls);
+}
+
+static void tls_ep(struct config_endpoint *ep, const char *host, unsigned port)
+{
+    memset(ep, 0, sizeof(*ep));
+    ep->kind = CONFIG_EP_TLS;
+    snprintf(ep->host, sizeof(ep->host), "%s", host);
+    ep->port = port;
+}
+
+static void test_tls_mutual(void **state)
+{
+    struct tls_server s;
+    struct config cfg;
+    struct config_endpoint ep;
+    wire_tls_t *ct;
+    wire_link_t *l;
+    uint8_t *buf;
+    size_t len;
+    char err[256];
+
+    (void)state;
+    server_start(&s, "server.pem", "server.key");
+    tls_conf(&cfg, "client.pem", "client.key", "ca.pem");
+    assert_true(wire_tls_client_new(&cfg, &ct, err, sizeof(err)));
+    tls_ep(&ep, "127.0.0.1", s.port);
+    assert_true(wire_link_connect(&ep, ct, &l, err, sizeof(err)));
+    assert_true(cloexec(wire_link_fd(l)));
+    assert_int_equal(wire_frame_write(l, (const uint8_t *)"ping", 4),
+                     WIRE_IO_OK);
+    assert_int_equal(wire_frame_read(l, 65536, &buf, &len), WIRE_IO_OK);
+    assert_int_equal(len, 4);
+    assert_memory_equal(buf, "ping", 4);
+    free(buf);
+    wire_link_close(l);
+    server_stop(&s);
+    assert_true(s.ok);
+    assert_true(s.peer.tls);
+    assert_int_equal(s.peer.uid, -1);
+    assert_non_null(strstr(s.peer.cert_subject, "CN=app-1"));
+    assert_int_equal(strlen(s.peer.cert_sha256), 64);
+    assert_non_null(strstr(s.peer.addr, "tls:127.0.0.1:"));
+    wire_tls_free(ct);
+}
+
+/* The server refuses what the client presents; the client's first read
+ * fails. */
+static void refused_client(const char *cert, const char *key,
+                           const char *expect)
+{
+    struct tls_server s;
+    struct config cfg;
+    struct config_endpoint ep;
+    wire_tls_t *ct;
+    wire_link_t *l = NULL;
+    uint8_t *buf;
+    size_t len;
+    char err[256];
+
+    server_start(&s, "server.pem", "server.key");
+    tls_conf(&cfg, cert, key, "ca.pem");
+    assert_true(wire_tls_client_new(&cfg, &ct, err, sizeof(err)));
+    tls_ep(&ep, "127.0.0.1", s.port);
+    /* TLS 1.3: the client's handshake ends before the server has judged
+     * the client's certificate; the refusal arrives on the first read. */
+    if (wire_link_connect(&ep, ct, &l, err, sizeof(err))) {
+        wire_frame_write(l, (const uint8_t *)"ping", 4);
+        assert_int_equal(wire_frame_read(l, 65536, &buf, &len), WIRE_IO_ERROR);
+        wire_link_close(l);
+    }
+    server_stop(&s);
+    assert_false(s.ok);
+    assert_non_null(strstr(s.err, expect));
+    wire_tls_free(ct);
+}
+
+static void test_tls_other_ca_client(void **state)
+{
+    (void)state;
+    refused_client("rogue.pem", "rogue.key", "certificate");
+}
+
+/* A client of our own making: no certificate, or TLS 1.2 at most. */
+static void raw_client(unsigned port, bool with_cert, int max_version)
+{
+    char path[128];
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    struct sockaddr_in sa;
+    SSL *ssl;
+    char c;
+    int fd;
+
+    assert_non_null(ctx);
+    SSL_CTX_set_max_proto_version(ctx, max_version);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    if (with_cert) {
+        path_in(path, sizeof(path), "client.pem");
+        assert_int_equal(
+            SSL_CTX_use_certificate_file(ctx, path, SSL_FILETYPE_PEM), 1);
+        path_in(path, sizeof(path), "client.key");
+        assert_int_equal(
+            SSL_CTX_use_PrivateKey_file(ctx, path, SSL_FILETYPE_PEM), 1);
+    }
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sa.sin_port = htons((uint16_t)port);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    ssl = SSL_new(ctx);
+    SSL_set_fd(ssl, fd);
+    if (SSL_connect(ssl) == 1) {
+        SSL_write(ssl, "\0\0\0\0", 4);
+        assert_true(SSL_read(ssl, &c, 1) <= 0);
+    }
+    SSL_free(ssl);
+    close(fd);
+    SSL_CTX_free(ctx);
+}
+
+static void test_tls_no_client_cert(void **state)
+{
+    struct tls_server s;
+
+    (void)state;
+    server_start(&s, "server.pem", "server.key");
+    raw_client(s.port, false, TLS1_3_VERSION);
+    server_stop(&s);
+    assert_false(s.ok);
+    assert_non_null(strstr(s.err, "TLS handshake"));
+}
+
+static void test_tls12_refused(void **state)
+{
+    struct tls_server s;
+
+    (void)state;
+    /* With a good certificate, still refused: the version alone. */
+    server_start(&s, "server.pem", "server.key");
+    raw_client(s.port, true, TLS1_2_VERSION);
+    server_stop(&s);
+    assert_false(s.ok);
+    assert_non_null(strstr(s.err, "TLS handshake"));
+}
+
+static void test_tls_client_checks_server(void **state)
+{
+    struct tls_server s;
+    struct config cfg;
+    struct config_endpoint ep;
+    wire_tls_t *ct;
+    wire_link_t *l = NULL;
+    char err[256];
+
+    (void)state;
+    tls_conf(&cfg, "client.pem", "client.key", "ca.pem");
+    assert_true(wire_tls_client_new(&cfg, &ct, err, sizeof(err)));
+    /* A server under another CA. */
+    server_start(&s, "rogue-server.pem", "rogue-server.key");
+    tls_ep(&ep, "127.0.0.1", s.port);
+    assert_false(wire_link_connect(&ep, ct, &l, err, sizeof(err)));
+    assert_null(l);
+    assert_non_null(strstr(err, "certificate"));
+    server_stop(&s);
+    /* Our CA's server, dialled by a name its certificate does not hold. */
+    server_start(&s, "server.pem", "server.key");
+    tls_ep(&ep, "localhost", s.port);
+    assert_false(wire_link_connect(&ep, ct, &l, err, sizeof(err)));
+    assert_null(l);
+    assert_non_null(strstr(err, "certificate"));
+    server_stop(&s);
+    wire_tls_free(ct);
+}
+
+static void test_tls_contexts(void **state)
+{
+    struct config cfg;
+    wire_tls_t *t = (wire_tls_t *)1;
+    char err[256];
+
+    (void)state;
+    config_defaults(&cfg);
+    assert_false(wire_tls_server_new(&cfg, &t, err, sizeof(err)));
+    assert_null(t);
+    assert_non_null(strstr(err, "tls_cert"));
+    /* A key that is not the certificate's. */
+    tls_conf(&cfg, "server.pem", "client.key", "ca.pem");
+    assert_false(wire_tls_server_new(&cfg, &t, err, sizeof(err)));
+    assert_non_null(strstr(err, "tls_key"));
+    tls_conf(&cfg, "server.pem", "server.key", "missing.pem");
+    assert_false(wire_tls_client_new(&cfg, &t, err, sizeof(err)));
+    assert_non_null(strstr(err, "tls_ca"));
+}
+
+static void test_tls_frames(void **state)
+{
+    struct tls_server s;
+    struct config cfg;
+    struct config_endpoint ep;
+    wire_tls_t *ct;
+    wire_link_t *l;
+    uint8_t *buf, *big;
+    size_t len, n = 60000;
+    char err[256];
+
+    (void)state;
+    server_start(&s, "server.pem", "server.key");
+    tls_conf(&cfg, "client.pem", "client.key", "ca.pem");
+    assert_true(wire_tls_client_new(&cfg, &ct, err, sizeof(err)));
+    tls_ep(&ep, "127.0.0.1", s.port);
+    assert_true(wire_link_connect(&ep, ct, &l, err, sizeof(err)));
+    /* Past one TLS record (the header goes separately). */
+    big = malloc(n);
+    assert_non_null(big);
+    for (size_t i = 0; i < n; i++)
+        big[i] = (uint8_t)(i * 13);
+    assert_int_equal(wire_frame_write(l, big, n), WIRE_IO_OK);
+    assert_int_equal(wire_frame_read(l, 65536, &buf, &len), WIRE_IO_OK);
+    assert_int_equal(len, n);
+    assert_memory_equal(buf, big, n);
+    free(buf);
+    /* The echo of a frame over our own limit: refused on the header. */
+    assert_int_equal(wire_frame_write(l, big, n), WIRE_IO_OK);
+    assert_int_equal(wire_frame_read(l, n - 1, &buf, &len), WIRE_IO_TOO_BIG);
+    assert_null(buf);
+    free(big);
+    wire_link_close(l);
+    server_stop(&s);
+    assert_true(s.ok);
+    wire_tls_free(ct);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_unix_frames),
+        cmocka_unit_test(test_unix_too_big),
+        cmocka_unit_test(test_unix_truncated),
+        cmocka_unit_test(test_unix_errors),
+        cmocka_unit_test(test_tls_contexts),
+        cmocka_unit_test(test_tls_mutual),
+        cmocka_unit_test(test_tls_frames),
+        cmocka_unit_test(test_tls_other_ca_client),
+        cmocka_unit_test(test_tls_no_client_cert),
+        cmocka_unit_test(test_tls12_refused),
+        cmocka_unit_test(test_tls_client_checks_server),
+    };
+
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
