@@ -1,0 +1,136 @@
+/*
+ * client.h - the client side of the wire: one function per hsm.h call,
+ * each encoding the request, handing it to a transfer function and
+ * decoding the reply. The remote backend (src/backend/) uses it over a
+ * wire_link_t; the unit tests call the server in process.
+ *
+ * The functions take the hsm.h call's arguments less the hsm_t /
+ * hsm_conn_t (the channel stands for them) and keep its contract: the
+ * same outputs, malloc'd where hsm.h mallocs, freed the same way. The
+ * server is not trusted either: a reply of the wrong id or kind, or an
+ * output longer than the room given, is CKR_DEVICE_ERROR and nothing is
+ * written past what the caller declared.
+ *
+ * A wire_client_t is one channel: calls on it are serialized (a mutex);
+ * an application that wants calls in parallel opens several channels and
+ * attaches them to one connection (wire_cl_hello with the token).
+ */
+#ifndef NIMBUS_WIRE_CLIENT_H
+#define NIMBUS_WIRE_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hsm/hsm.h"
+
+#define WIRE_TOKEN_LEN 32
+
+/*
+ * Sends one request payload and returns the reply payload (*resp
+ * malloc'd). false: the link broke; the call answers CKR_DEVICE_REMOVED.
+ */
+typedef bool (*wire_xfer_fn)(void *ctx, const uint8_t *req, size_t len,
+                             uint8_t **resp, size_t *resp_len);
+
+typedef struct wire_client wire_client_t;
+
+/* max_frame: the largest payload sent (the server's limit, once the
+ * handshake told it; 0: the default). */
+CK_RV wire_client_new(wire_xfer_fn xfer, void *ctx, size_t max_frame,
+                      wire_client_t **out);
+void wire_client_free(wire_client_t *cl);
+
+/*
+ * The handshake. token NULL: a new connection; else attach to the
+ * connection that token names. token_out (may be NULL) gets the
+ * connection's token. CKR_DEVICE_REMOVED: the connection is gone (or was
+ * never this peer's); CKR_DEVICE_ERROR: another protocol version.
+ */
+CK_RV wire_cl_hello(wire_client_t *cl, const char *client_name,
+                    const uint8_t *token, uint8_t token_out[WIRE_TOKEN_LEN]);
+
+CK_RV wire_cl_token_info(wire_client_t *cl, hsm_token_info_t *info);
+CK_RV wire_cl_init_token(wire_client_t *cl, const char *name, const uint8_t *pw,
+                         size_t pwlen, const char *label);
+CK_RV wire_cl_conn_user_type(wire_client_t *cl, hsm_user_type_t *type,
+                             hsm_uid_t *uid);
+CK_RV wire_cl_login(wire_client_t *cl, hsm_login_kind_t kind, const char *name,
+                    const uint8_t *pw, size_t pwlen);
+CK_RV wire_cl_logout(wire_client_t *cl);
+CK_RV wire_cl_set_password(wire_client_t *cl, const char *name,
+                           const uint8_t *old_pw, size_t old_len,
+                           const uint8_t *new_pw, size_t new_len);
+CK_RV wire_cl_init_pin(wire_client_t *cl, const char *name, const uint8_t *pw,
+                       size_t pwlen);
+CK_RV wire_cl_user_list(wire_client_t *cl, hsm_user_info_t **users,
+                        size_t *count);
+CK_RV wire_cl_user_create(wire_client_t *cl, hsm_user_type_t type,
+                          const char *name, const uint8_t *pw, size_t pwlen,
+                          hsm_uid_t *uid);
+CK_RV wire_cl_user_delete(wire_client_t *cl, const char *name);
+CK_RV wire_cl_context_login(wire_client_t *cl, hsm_sid_t sid, const char *name,
+                            const uint8_t *pw, size_t pwlen);
+CK_RV wire_cl_session_open(wire_client_t *cl, bool rw, hsm_sid_t *sid);
+CK_RV wire_cl_session_close(wire_client_t *cl, hsm_sid_t sid);
+
+CK_RV wire_cl_object_create(wire_client_t *cl, hsm_sid_t sid,
+                            const CK_ATTRIBUTE *tmpl, CK_ULONG count,
+                            hsm_oid_t *oid);
+CK_RV wire_cl_object_copy(wire_client_t *cl, hsm_sid_t sid, hsm_oid_t oid,
+                          const CK_ATTRIBUTE *tmpl, CK_ULONG count,
+                          hsm_oid_t *new_oid);
+CK_RV wire_cl_object_destroy(wire_client_t *cl, hsm_sid_t sid, hsm_oid_t oid);
+CK_RV wire_cl_object_size(wire_client_t *cl, hsm_sid_t sid, hsm_oid_t oid,
+                          CK_ULONG *size);
+/* out[i].value malloc'd: free with hsm_attrs_free. */
+CK_RV wire_cl_object_get(wire_client_t *cl, hsm_sid_t sid, hsm_oid_t oid,
+                         const CK_ATTRIBUTE_TYPE *types, size_t n,
+                         hsm_attr_t *out);
+CK_RV wire_cl_object_set(wire_client_t *cl, hsm_sid_t sid, hsm_oid_t oid,
+                         const CK_ATTRIBUTE *tmpl, CK_ULONG count);
+CK_RV wire_cl_object_find(wire_client_t *cl, hsm_sid_t sid,
+                          const CK_ATTRIBUTE *tmpl, CK_ULONG count,
+                          hsm_oid_t **oids, size_t *n);
+CK_RV wire_cl_object_is_private(wire_client_t *cl, hsm_oid_t oid, bool *priv);
+CK_RV wire_cl_object_share(wire_client_t *cl, hsm_oid_t oid, hsm_uid_t uid,
+                           bool share);
+
+CK_RV wire_cl_mech_list(wire_client_t *cl, CK_MECHANISM_TYPE **list, size_t *n);
+CK_RV wire_cl_mech_info(wire_client_t *cl, CK_MECHANISM_TYPE type,
+                        hsm_mech_info_t *info);
+
+CK_RV wire_cl_op_output_len(wire_client_t *cl, hsm_sid_t sid, hsm_opkind_t kind,
+                            bool final, size_t inlen, size_t *outlen);
+CK_RV wire_cl_op_oneshot(wire_client_t *cl, hsm_sid_t sid, hsm_opkind_t kind,
+                         const uint8_t *in, size_t inlen, uint8_t *out,
+                         size_t *outlen);
+CK_RV wire_cl_op_update(wire_client_t *cl, hsm_sid_t sid, hsm_opkind_t kind,
+                        const uint8_t *in, size_t inlen, uint8_t *out,
+                        size_t *outlen);
+CK_RV wire_cl_op_final(wire_client_t *cl, hsm_sid_t sid, hsm_opkind_t kind,
+                       uint8_t *out, size_t *outlen);
+CK_RV wire_cl_op_verify(wire_client_t *cl, hsm_sid_t sid, const uint8_t *data,
+                        size_t datalen, bool oneshot, const uint8_t *sig,
+                        size_t siglen);
+CK_RV wire_cl_op_digest_key(wire_client_t *cl, hsm_sid_t sid, hsm_oid_t key);
+/* hsm_op_abort has no result; the wire's is CKR_OK or why it failed. */
+CK_RV wire_cl_op_abort(wire_client_t *cl, hsm_sid_t sid, hsm_opkind_t kind);
+
+/* In parts of at most what one reply carries. */
+CK_RV wire_cl_random(wire_client_t *cl, hsm_sid_t sid, uint8_t *buf,
+                     size_t len);
+
+CK_RV wire_cl_user_set_password(wire_client_t *cl, const char *name,
+                                const uint8_t *pw, size_t pwlen);
+CK_RV wire_cl_key_list(wire_client_t *cl, hsm_uid_t uid, hsm_key_ref_t **keys,
+                       size_t *n, uint8_t digest[HSM_DIGEST_LEN]);
+CK_RV wire_cl_key_info(wire_client_t *cl, hsm_oid_t oid, hsm_uid_t *owner,
+                       hsm_uid_t **shared, size_t *nshared);
+CK_RV wire_cl_audit_read(wire_client_t *cl, uint64_t after, size_t max,
+                         hsm_audit_record_t **recs, size_t *n);
+CK_RV wire_cl_audit_verify(wire_client_t *cl, hsm_audit_check_t *check);
+CK_RV wire_cl_object_set_trusted(wire_client_t *cl, hsm_oid_t oid,
+                                 bool trusted);
+
+#endif

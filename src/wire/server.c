@@ -1,0 +1,1554 @@
+/*
+ * server.c - the server side of the wire (server.h): one request payload
+ * in, one hsm.h call, one reply payload out.
+ *
+ * Every request is decoded with a bounded allocator (proto.h), then every
+ * count and length the client chose is checked against the limits before
+ * anything is allocated for the call: templates, attribute values, output
+ * room, session count. Session ids on the wire are this connection's own
+ * (a counter, never reused) and map to the core's; an id another
+ * connection holds is simply not in this connection's table, so it is
+ * answered CKR_SESSION_HANDLE_INVALID like one that never existed. Object
+ * ids are checked by the core against the connection's login (visibility,
+ * ownership), exactly as for the embedded module.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "wire/proto.h"
+#include "wire/server.h"
+
+#define SERVER_NAME "nimbusd " PACKAGE_VERSION
+/* A name, label or user name on the wire (the front end's PIN limit). */
+#define NAME_MAX_WIRE 256
+
+/* One client session: the id on the wire and the core's. */
+struct wsess {
+    uint32_t wid;
+    hsm_sid_t sid;
+};
+
+/* One connection (hsm_conn_t) and the channels attached to it. */
+struct wconn {
+    wire_server_t *srv;
+    hsm_conn_t *conn;
+    uint8_t token[WIRE_ATTACH_TOKEN_LEN];
+    /* who may attach: the peer of the first channel */
+    bool tls;
+    long uid;
+    char cert_sha256[65];
+    size_t channels; /* under srv->lock */
+    struct wconn *next;
+
+    pthread_mutex_t lock; /* the session table */
+    struct wsess *sess;
+    size_t nsess, cap;
+    size_t opening; /* session opens under way (counted against the max) */
+    uint32_t next_wid;
+};
+
+struct wire_server {
+    hsm_t *hsm;
+    size_t max_frame;
+    size_t max_sessions;
+    size_t max_channels;
+    pthread_mutex_t lock;
+    size_t nchannels;
+    struct wconn *conns;
+};
+
+struct wire_chan {
+    wire_server_t *srv;
+    wire_peer_t peer;
+    struct wconn *wc; /* NULL until the handshake */
+};
+
+/* ------------------------------------------------------------ server */
+
+CK_RV wire_server_new(hsm_t *hsm, const struct config *cfg, wire_server_t **out)
+{
+    wire_server_t *srv;
+
+    return_val_if_fail(hsm != NULL && cfg != NULL && out != NULL,
+                       CKR_ARGUMENTS_BAD);
+    *out = NULL;
+    srv = calloc(1, sizeof(*srv));
+    if (srv == NULL) {
+        return CKR_HOST_MEMORY;
+    }
+    if (util_mutex_init(&srv->lock) != 0) {
+        free(srv);
+        return CKR_GENERAL_ERROR;
+    }
+    srv->hsm = hsm;
+    srv->max_frame = cfg->max_frame;
+    if (srv->max_frame < CONFIG_MIN_MAX_FRAME) {
+        srv->max_frame = CONFIG_MIN_MAX_FRAME;
+    }
+    srv->max_sessions = cfg->max_sessions_per_connection;
+    if (srv->max_sessions == 0 || srv->max_sessions > HSM_MAX_SESSIONS) {
+        srv->max_sessions = HSM_MAX_SESSIONS;
+    }
+    srv->max_channels = cfg->max_connections;
+    *out = srv;
+    return CKR_OK;
+}
+
+void wire_server_free(wire_server_t *srv)
+{
+    if (srv == NULL) {
+        return;
+    }
+    /* Channels still open are the daemon's bug: their connections are
+     * closed here so that nothing of the core outlives the server. */
+    while (srv->conns != NULL) {
+        struct wconn *wc = srv->conns;
+
+        srv->conns = wc->next;
+        hsm_conn_close(wc->conn);
+        pthread_mutex_destroy(&wc->lock);
+        free(wc->sess);
+        util_wipe(wc->token, sizeof(wc->token));
+        free(wc);
+    }
+    pthread_mutex_destroy(&srv->lock);
+    free(srv);
+}
+
+/* ------------------------------------------------------------ channels */
+
+wire_chan_t *wire_chan_new(wire_server_t *srv, const wire_peer_t *peer)
+{
+    wire_chan_t *ch;
+
+    return_val_if_fail(srv != NULL && peer != NULL, NULL);
+    ch = calloc(1, sizeof(*ch));
+    if (ch == NULL) {
+        return NULL;
+    }
+    pthread_mutex_lock(&srv->lock);
+    if (srv->nchannels >= srv->max_channels) {
+        pthread_mutex_unlock(&srv->lock);
+        log_warn("wire: %s refused: max_connections (%zu) reached", peer->addr,
+                 srv->max_channels);
+        free(ch);
+        return NULL;
+    }
+    srv->nchannels++;
+    pthread_mutex_unlock(&srv->lock);
+    ch->srv = srv;
+    ch->peer = *peer;
+    ch->peer.addr[sizeof(ch->peer.addr) - 1] = '\0';
+    ch->peer.cert_subject[sizeof(ch->peer.cert_subject) - 1] = '\0';
+    ch->peer.cert_sha256[sizeof(ch->peer.cert_sha256) - 1] = '\0';
+    return ch;
+}
+
+/* Drops one channel of wc; the last one closes the connection. */
+static void conn_release(wire_server_t *srv, struct wconn *wc)
+{
+    struct wconn **pp;
+    bool last;
+
+    pthread_mutex_lock(&srv->lock);
+    last = --wc->channels == 0;
+    if (last) {
+        for (pp = &srv->conns; *pp != NULL; pp = &(*pp)->next) {
+            if (*pp == wc) {
+                *pp = wc->next;
+                break;
+            }
+        }
+    }
+    pthread_mutex_unlock(&srv->lock);
+    if (!last) {
+        return;
+    }
+    /* Unreachable now (no channel, not in the list): ends every session
+     * and the login. */
+    hsm_conn_close(wc->conn);
+    pthread_mutex_destroy(&wc->lock);
+    free(wc->sess);
+    util_wipe(wc->token, sizeof(wc->token));
+    free(wc);
+}
+
+void wire_chan_free(wire_chan_t *ch)
+{
+    if (ch == NULL) {
+        return;
+    }
+    if (ch->wc != NULL) {
+        conn_release(ch->srv, ch->wc);
+    }
+    pthread_mutex_lock(&ch->srv->lock);
+    ch->srv->nchannels--;
+    pthread_mutex_unlock(&ch->srv->lock);
+    free(ch);
+}
+
+/* Whether peer may attach to wc: the same uid over a unix socket, the
+ * same client certificate over TLS. */
+static bool same_peer(const struct wconn *wc, const wire_peer_t *peer)
+{
+    if (wc->tls != peer->tls) {
+        return false;
+    }
+    if (peer->tls) {
+        return wc->cert_sha256[0] != '\0' &&
+               strcmp(wc->cert_sha256, peer->cert_sha256) == 0;
+    }
+    return wc->uid == peer->uid;
+}
+
+static CK_RV conn_create(wire_chan_t *ch, struct wconn **out)
+{
+    wire_server_t *srv = ch->srv;
+    struct wconn *wc;
+    CK_RV rv;
+
+    wc = calloc(1, sizeof(*wc));
+    if (wc == NULL) {
+        return CKR_HOST_MEMORY;
+    }
+    if (getrandom(wc->token, sizeof(wc->token), 0) !=
+        (ssize_t)sizeof(wc->token)) {
+        free(wc);
+        return CKR_FUNCTION_FAILED;
+    }
+    if (util_mutex_init(&wc->lock) != 0) {
+        free(wc);
+        return CKR_GENERAL_ERROR;
+    }
+    rv = hsm_conn_open(srv->hsm, &wc->conn);
+    if (rv != CKR_OK) {
+        pthread_mutex_destroy(&wc->lock);
+        free(wc);
+        return rv;
+    }
+    wc->srv = srv;
+    wc->tls = ch->peer.tls;
+    wc->uid = ch->peer.uid;
+    memcpy(wc->cert_sha256, ch->peer.cert_sha256, sizeof(wc->cert_sha256));
+    wc->next_wid = 1;
+    wc->channels = 1;
+    pthread_mutex_lock(&srv->lock);
+    wc->next = srv->conns;
+    srv->conns = wc;
+    pthread_mutex_unlock(&srv->lock);
+    *out = wc;
+    return CKR_OK;
+}
+
+/* The connection token names, when peer may attach to it. */
+static struct wconn *conn_attach(wire_chan_t *ch, const uint8_t *token)
+{
+    wire_server_t *srv = ch->srv;
+    struct wconn *wc, *found = NULL;
+
+    pthread_mutex_lock(&srv->lock);
+    for (wc = srv->conns; wc != NULL; wc = wc->next) {
+        /* every connection is compared: the time says nothing */
+        bool match = util_ct_memcmp(wc->token, token, sizeof(wc->token)) == 0;
+
+        if (match && same_peer(wc, &ch->peer) && found == NULL) {
+            found = wc;
+        }
+    }
+    if (found != NULL) {
+        found->channels++;
+    }
+    pthread_mutex_unlock(&srv->lock);
+    return found;
+}
+
+/* ------------------------------------------------------------ sessions */
+
+static bool sess_lookup(struct wconn *wc, uint32_t wid, hsm_sid_t *sid)
+{
+    bool ok = false;
+
+    pthread_mutex_lock(&wc->lock);
+    for (size_t i = 0; i < wc->nsess; i++) {
+        if (wc->sess[i].wid == wid) {
+            *sid = wc->sess[i].sid;
+            ok = true;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&wc->lock);
+    return ok;
+}
+
+/* Any session open on any connection (C_InitToken wants none). */
+static bool any_session(wire_server_t *srv)
+{
+    bool any = false;
+
+    pthread_mutex_lock(&srv->lock);
+    for (struct wconn *wc = srv->conns; wc != NULL && !any; wc = wc->next) {
+        pthread_mutex_lock(&wc->lock);
+        any = wc->nsess > 0 || wc->opening > 0;
+        pthread_mutex_unlock(&wc->lock);
+    }
+    pthread_mutex_unlock(&srv->lock);
+    return any;
+}
+
+/* ------------------------------------------------------------ one call */
+
+/* Everything a reply points to, freed (wiped) once it is packed. */
+#define OUT_BUFS 4
+struct call {
+    wire_chan_t *ch;
+    struct wconn *wc;
+    size_t out_max; /* most output bytes one reply may carry */
+    Nimbus__Reply rep;
+    union {
+        Nimbus__HelloReply hello;
+        Nimbus__TokenInfoReply token_info;
+        Nimbus__UserTypeReply user_type;
+        Nimbus__UserListReply user_list;
+        Nimbus__UidReply uid;
+        Nimbus__SidReply sid;
+        Nimbus__OidReply oid;
+        Nimbus__KeyPairReply key_pair;
+        Nimbus__LenReply len;
+        Nimbus__AttrsReply attrs;
+        Nimbus__OidsReply oids;
+        Nimbus__BoolReply flag;
+        Nimbus__MechListReply mech_list;
+        Nimbus__MechInfoReply mech_info;
+        Nimbus__OutputReply output;
+        Nimbus__IvReply iv;
+        Nimbus__MsgReply msg;
+        Nimbus__KeyListReply key_list;
+        Nimbus__KeyInfoReply key_info;
+        Nimbus__AuditReadReply audit_read;
+        Nimbus__AuditVerifyReply audit_verify;
+    } u;
+    /* heap blocks the reply points into: (pointer, length to wipe) */
+    struct {
+        void *p;
+        size_t len;
+    } bufs[OUT_BUFS];
+    size_t nbufs;
+    /* hsm_attrs_free after packing */
+    hsm_attr_t *attrs;
+    size_t nattrs;
+    /* strings of the reply (audit records, user names) */
+    char text[2][HSM_AUDIT_TEXT_MAX + HSM_USER_NAME_MAX + 2];
+};
+
+static const uint8_t empty_bytes[1];
+
+/* A byte field as a pointer the core may read (never NULL). */
+static const uint8_t *bp(const ProtobufCBinaryData *b)
+{
+    return b->data != NULL ? b->data : empty_bytes;
+}
+
+/* Keeps p (wiped and freed after packing). */
+static void *keep(struct call *c, void *p, size_t len)
+{
+    if (p == NULL || c->nbufs == OUT_BUFS) {
+        util_free_wipe(p, len);
+        return NULL;
+    }
+    c->bufs[c->nbufs].p = p;
+    c->bufs[c->nbufs].len = len;
+    c->nbufs++;
+    return p;
+}
+
+static void *call_alloc(struct call *c, size_t len)
+{
+    return keep(c, calloc(1, len == 0 ? 1 : len), len);
+}
+
+/*
+ * A name, label or user name: bytes without a NUL into buf (NULL when
+ * absent and absent_ok). Too long or with a NUL: CKR_ARGUMENTS_BAD.
+ */
+static CK_RV text_in(bool has, const ProtobufCBinaryData *b, char *buf,
+                     size_t room, const char **out)
+{
+    *out = NULL;
+    if (!has) {
+        return CKR_OK;
+    }
+    if (b->len >= room || (b->len > 0 && memchr(b->data, '\0', b->len))) {
+        return CKR_ARGUMENTS_BAD;
+    }
+    if (b->len > 0) {
+        memcpy(buf, b->data, b->len);
+    }
+    buf[b->len] = '\0';
+    *out = buf;
+    return CKR_OK;
+}
+
+/* A client session id into the core's. */
+static CK_RV sid_in(struct call *c, uint32_t wid, hsm_sid_t *sid)
+{
+    if (wid == 0 || !sess_lookup(c->wc, wid, sid)) {
+        return CKR_SESSION_HANDLE_INVALID;
+    }
+    return CKR_OK;
+}
+
+/*
+ * A template: at most HSM_TEMPLATE_MAX attributes (CKR_ARGUMENTS_BAD),
+ * each value at most HSM_ATTR_VALUE_MAX (CKR_ATTRIBUTE_VALUE_INVALID), as
+ * the front end checks its caller's. t has HSM_TEMPLATE_MAX entries.
+ */
+static CK_RV tmpl_in(size_t n, Nimbus__Attribute *const *a, CK_ATTRIBUTE *t,
+                     CK_ULONG *count)
+{
+    if (n > HSM_TEMPLATE_MAX) {
+        return CKR_ARGUMENTS_BAD;
+    }
+    for (size_t i = 0; i < n; i++) {
+        t[i].type = a[i]->type;
+        t[i].pValue = NULL;
+        t[i].ulValueLen = 0;
+        if (a[i]->has_value) {
+            if (a[i]->value.len > HSM_ATTR_VALUE_MAX) {
+                return CKR_ATTRIBUTE_VALUE_INVALID;
+            }
+            t[i].pValue = a[i]->value.len > 0 ? a[i]->value.data : NULL;
+            t[i].ulValueLen = a[i]->value.len;
+        }
+    }
+    *count = n;
+    return CKR_OK;
+}
+
+static CK_RV opkind_in(uint32_t k, hsm_opkind_t *kind)
+{
+    if (k >= HSM_OPK_COUNT) {
+        return CKR_ARGUMENTS_BAD;
+    }
+    *kind = (hsm_opkind_t)k;
+    return CKR_OK;
+}
+
+/*
+ * Output room the client asked for, as a buffer: at most what one reply
+ * can carry (a larger output is split by the client into parts).
+ */
+static uint8_t *room_in(struct call *c, uint64_t asked, size_t *room)
+{
+    *room = asked > c->out_max ? c->out_max : (size_t)asked;
+    return call_alloc(c, *room);
+}
+
+static void output_out(struct call *c, CK_RV rv, uint8_t *out, size_t outlen)
+{
+    nimbus__output_reply__init(&c->u.output);
+    c->u.output.out_len = outlen;
+    if (rv == CKR_OK && out != NULL) {
+        c->u.output.has_out = true;
+        c->u.output.out.data = out;
+        c->u.output.out.len = outlen;
+    }
+    c->rep.result_case = NIMBUS__REPLY__RESULT_OUTPUT;
+    c->rep.output = &c->u.output;
+}
+
+static void oid_out(struct call *c, hsm_oid_t oid)
+{
+    nimbus__oid_reply__init(&c->u.oid);
+    c->u.oid.oid = oid;
+    c->rep.result_case = NIMBUS__REPLY__RESULT_OID;
+    c->rep.oid = &c->u.oid;
+}
+
+static void len_out(struct call *c, uint64_t len)
+{
+    nimbus__len_reply__init(&c->u.len);
+    c->u.len.len = len;
+    c->rep.result_case = NIMBUS__REPLY__RESULT_LEN;
+    c->rep.len = &c->u.len;
+}
+
+/* ------------------------------------------------------------ token, users */
+
+static CK_RV do_token_info(struct call *c)
+{
+    hsm_token_info_t ti;
+    Nimbus__TokenInfoReply *r = &c->u.token_info;
+    CK_RV rv;
+
+    memset(&ti, 0, sizeof(ti));
+    rv = hsm_token_info(c->ch->srv->hsm, c->wc->conn, &ti);
+    if (rv != CKR_OK) {
+        return rv;
+    }
+    nimbus__token_info_reply__init(r);
+    memcpy(c->text[0], ti.label, sizeof(ti.label));
+    c->text[0][sizeof(ti.label) - 1] = '\0';
+    memcpy(c->text[1], ti.serial, sizeof(ti.serial));
+    c->text[1][sizeof(ti.serial) - 1] = '\0';
+    r->label = c->text[0];
+    r->serial = c->text[1];
+    r->activated = ti.activated;
+    r->preco = ti.preco;
+    r->cu_exists = ti.cu_exists;
+    r->so_failures = ti.so_failures;
+    r->user_failures = ti.user_failures;
+    r->failure_limit = ti.failure_limit;
+    r->objects_private_mem = ti.objects_private_mem;
+    c->rep.result_case = NIMBUS__REPLY__RESULT_TOKEN_INFO;
+    c->rep.token_info = r;
+    return CKR_OK;
+}
+
+static CK_RV do_init_token(struct call *c, const Nimbus__InitTokenReq *r)
+{
+    char name[NAME_MAX_WIRE + 1], label[CONFIG_LABEL_MAX + 1];
+    const char *n, *l;
+    CK_RV rv;
+
+    if ((rv = text_in(r->has_name, &r->name, name, sizeof(name), &n)) !=
+            CKR_OK ||
+        (rv = text_in(true, &r->label, label, sizeof(label), &l)) != CKR_OK) {
+        return rv;
+    }
+    /* The front end's rule, for every client of the token: reinitialising
+     * destroys objects other sessions hold. */
+    if (any_session(c->ch->srv)) {
+        return CKR_SESSION_EXISTS;
+    }
+    rv = hsm_init_token(c->ch->srv->hsm, n, bp(&r->password), r->password.len,
+                        l);
+    util_wipe(name, sizeof(name));
+    return rv;
+}
+
+static CK_RV do_conn_user_type(struct call *c)
+{
+    hsm_uid_t uid = 0;
+    hsm_user_type_t t = hsm_conn_user_type(c->wc->conn, &uid);
+
+    nimbus__user_type_reply__init(&c->u.user_type);
+    c->u.user_type.type = t;
+    c->u.user_type.uid = t == HSM_USER_NONE ? 0 : uid;
+    c->rep.result_case = NIMBUS__REPLY__RESULT_USER_TYPE;
+    c->rep.user_type = &c->u.user_type;
+    return CKR_OK;
+}
+
+static CK_RV do_login(struct call *c, const Nimbus__LoginReq *r)
+{
+    char name[NAME_MAX_WIRE + 1];
+    const char *n;
+    CK_RV rv;
+
+    if (r->kind > HSM_LOGIN_AU) {
+        return CKR_USER_TYPE_INVALID;
+    }
+    if ((rv = text_in(r->has_name, &r->name, name, sizeof(name), &n)) !=
+        CKR_OK) {
+        return rv;
+    }
+    return hsm_login(c->wc->conn, (hsm_login_kind_t)r->kind, n,
+                     bp(&r->password), r->password.len);
+}
+
+static CK_RV do_set_password(struct call *c, const Nimbus__SetPasswordReq *r)
+{
+    char name[NAME_MAX_WIRE + 1];
+    const char *n;
+    CK_RV rv;
+
+    if ((rv = text_in(r->has_name, &r->name, name, sizeof(name), &n)) !=
+        CKR_OK) {
+        return rv;
+    }
+    return hsm_set_password(c->wc->conn, n, bp(&r->old_password),
+                            r->old_password.len, bp(&r->new_password),
+                            r->new_password.len);
+}
+
+static CK_RV do_init_pin(struct call *c, const Nimbus__InitPinReq *r)
+{
+    char name[NAME_MAX_WIRE + 1];
+    const char *n;
+    CK_RV rv;
+
+    if ((rv = text_in(r->has_name, &r->name, name, sizeof(name), &n)) !=
+        CKR_OK) {
+        return rv;
+    }
+    return hsm_init_pin(c->wc->conn, n, bp(&r->password), r->password.len);
+}
+
+static CK_RV do_user_list(struct call *c)
+{
+    hsm_user_info_t *users = NULL;
+    size_t n = 0;
+    Nimbus__UserInfo *infos, **ptrs;
+    CK_RV rv;
+
+    rv = hsm_user_list(c->wc->conn, &users, &n);
+    if (rv != CKR_OK) {
+        return rv;
+    }
+    if (keep(c, users, n * sizeof(*users)) == NULL && n > 0) {
+        return CKR_HOST_MEMORY;
+    }
+    infos = call_alloc(c, n * sizeof(*infos));
+    ptrs = call_alloc(c, n * sizeof(*ptrs));
+    if (infos == NULL || ptrs == NULL) {
+        return CKR_HOST_MEMORY;
+    }
+    for (size_t i = 0; i < n; i++) {
+        nimbus__user_info__init(&infos[i]);
+        users[i].name[sizeof(users[i].name) - 1] = '\0';
+        infos[i].id = users[i].id;
+        infos[i].type = users[i].type;
+        infos[i].primary = users[i].primary;
+        infos[i].name = users[i].name;
+        infos[i].login_failures = users[i].login_failures;
+        infos[i].locked = users[i].locked;
+        ptrs[i] = &infos[i];
+    }
+    nimbus__user_list_reply__init(&c->u.user_list);
+    c->u.user_list.n_users = n;
+    c->u.user_list.users = ptrs;
+    c->rep.result_case = NIMBUS__REPLY__RESULT_USER_LIST;
+    c->rep.user_list = &c->u.user_list;
+    return CKR_OK;
+}
+
+static CK_RV do_user_create(struct call *c, const Nimbus__UserCreateReq *r)
+{
+    char name[NAME_MAX_WIRE + 1];
+    const char *n;
+    hsm_uid_t uid = 0;
+    CK_RV rv;
+
+    if (r->type != HSM_USER_CO && r->type != HSM_USER_CU) {
+        return CKR_ARGUMENTS_BAD;
+    }
+    if ((rv = text_in(true, &r->name, name, sizeof(name), &n)) != CKR_OK) {
+        return rv;
+    }
+    rv = hsm_user_create(c->wc->conn, (hsm_user_type_t)r->type, n,
+                         bp(&r->password), r->password.len, &uid);
+    if (rv == CKR_OK) {
+        nimbus__uid_reply__init(&c->u.uid);
+        c->u.uid.uid = uid;
+        c->rep.result_case = NIMBUS__REPLY__RESULT_UID;
+        c->rep.uid = &c->u.uid;
+    }
+    return rv;
+}
+
+static CK_RV do_user_delete(struct call *c, const Nimbus__UserDeleteReq *r)
+{
+    char name[NAME_MAX_WIRE + 1];
+    const char *n;
+    CK_RV rv;
+
+    if ((rv = text_in(true, &r->name, name, sizeof(name), &n)) != CKR_OK) {
+        return rv;
+    }
+    return hsm_user_delete(c->wc->conn, n);
+}
+
+static CK_RV do_context_login(struct call *c, const Nimbus__ContextLoginReq *r)
+{
+    char name[NAME_MAX_WIRE + 1];
+    const char *n;
+    hsm_sid_t sid;
+    CK_RV rv;
+
+    if ((rv = sid_in(c, r->sid, &sid)) != CKR_OK ||
+        (rv = text_in(r->has_name, &r->name, name, sizeof(name), &n)) !=
+            CKR_OK) {
+        return rv;
+    }
+    return hsm_context_login(c->wc->conn, sid, n, bp(&r->password),
+                             r->password.len);
+}
+
+/* ------------------------------------------------------------ sessions */
+
+static CK_RV do_session_open(struct call *c, const Nimbus__SessionOpenReq *r)
+{
+    struct wconn *wc = c->wc;
+    hsm_sid_t sid;
+    uint32_t wid = 0;
+    CK_RV rv;
+
+    /* The slot is reserved before the core is asked: two channels of one
+     * connection cannot pass the limit together. */
+    pthread_mutex_lock(&wc->lock);
+    if (wc->nsess + wc->opening >= c->ch->srv->max_sessions ||
+        wc->next_wid == UINT32_MAX) {
+        pthread_mutex_unlock(&wc->lock);
+        return CKR_SESSION_COUNT;
+    }
+    if (wc->nsess + wc->opening >= wc->cap) {
+        size_t cap = wc->cap == 0 ? 8 : wc->cap * 2;
+        struct wsess *s = realloc(wc->sess, cap * sizeof(*s));
+
+        if (s == NULL) {
+            pthread_mutex_unlock(&wc->lock);
+            return CKR_HOST_MEMORY;
+        }
+        wc->sess = s;
+        wc->cap = cap;
+    }
+    wc->opening++;
+    pthread_mutex_unlock(&wc->lock);
+
+    rv = hsm_session_open(wc->conn, r->rw, &sid);
+
+    pthread_mutex_lock(&wc->lock);
+    wc->opening--;
+    if (rv == CKR_OK) {
+        wid = wc->next_wid++;
+        wc->sess[wc->nsess].wid = wid;
+        wc->sess[wc->nsess].sid = sid;
+        wc->nsess++;
+    }
+    pthread_mutex_unlock(&wc->lock);
+    if (rv == CKR_OK) {
+        nimbus__sid_reply__init(&c->u.sid);
+        c->u.sid.sid = wid;
+        c->rep.result_case = NIMBUS__REPLY__RESULT_SID;
+        c->rep.sid = &c->u.sid;
+    }
+    return rv;
+}
+
+static CK_RV do_session_close(struct call *c, const Nimbus__SessionCloseReq *r)
+{
+    struct wconn *wc = c->wc;
+    hsm_sid_t sid = 0;
+    bool found = false;
+
+    /* Out of the table first: no other channel starts a call on it. */
+    pthread_mutex_lock(&wc->lock);
+    for (size_t i = 0; i < wc->nsess && r->sid != 0; i++) {
+        if (wc->sess[i].wid == r->sid) {
+            sid = wc->sess[i].sid;
+            wc->sess[i] = wc->sess[--wc->nsess];
+            found = true;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&wc->lock);
+    if (!found) {
+        return CKR_SESSION_HANDLE_INVALID;
+    }
+    return hsm_session_close(wc->conn, sid);
+}
+
+/* ------------------------------------------------------------ objects */
+
+static CK_RV do_object_create(struct call *c, const Nimbus__ObjectCreateReq *r)
+{
+    CK_ATTRIBUTE t[HSM_TEMPLATE_MAX];
+    CK_ULONG n;
+    hsm_sid_t sid;
+    hsm_oid_t oid = 0;
+    CK_RV rv;
+
+    if ((rv = sid_in(c, r->sid, &sid)) != CKR_OK ||
+        (rv = tmpl_in(r->n_template_, r->template_, t, &n)) != CKR_OK) {
+        return rv;
+    }
+    rv = hsm_object_create(c->wc->conn, sid, t, n, &oid);
+    if (rv == CKR_OK) {
+        oid_out(c, oid);
+    }
+    return rv;
+}
+
+static CK_RV do_object_copy(struct call *c, const Nimbus__ObjectCopyReq *r)
+{
+    CK_ATTRIBUTE t[HSM_TEMPLATE_MAX];
+    CK_ULONG n;
+    hsm_sid_t sid;
+    hsm_oid_t oid = 0;
+    CK_RV rv;
+
+    if ((rv = sid_in(c, r->sid, &sid)) != CKR_OK ||
+        (rv = tmpl_in(r->n_template_, r->template_, t, &n)) != CKR_OK) {
+        return rv;
+    }
+    rv = hsm_object_copy(c->wc->conn, sid, r->oid, t, n, &oid);
+    if (rv == CKR_OK) {
+        oid_out(c, oid);
+    }
+    return rv;
+}
+
+static CK_RV do_object_destroy(struct call *c,
+                               const Nimbus__ObjectDestroyReq *r)
+{
+    hsm_sid_t sid;
+    CK_RV rv;
+
+    if ((rv = sid_in(c, r->sid, &sid)) != CKR_OK) {
+        return rv;
+    }
+    return hsm_object_destroy(c->wc->conn, sid, r->oid);
+}
+
+static CK_RV do_object_size(struct call *c, const Nimbus__ObjectSizeReq *r)
+{
+    hsm_sid_t sid;
+    CK_ULONG size = 0;
+    CK_RV rv;
+
+    if ((rv = sid_in(c, r->sid, &sid)) != CKR_OK) {
+        return rv;
+    }
+    rv = hsm_object_size(c->wc->conn, sid, r->oid, &size);
+    if (rv == CKR_OK) {
+        len_out(c, size);
+    }
+    return rv;
+}
+
+static CK_RV do_object_get(struct call *c, const Nimbus__ObjectGetReq *r)
+{
+    CK_ATTRIBUTE_TYPE types[HSM_TEMPLATE_MAX];
+    Nimbus__AttrValue *vals, **ptrs;
+    hsm_attr_t *out;
+    hsm_sid_t sid;
+    size_t n = r->n_types;
+    CK_RV rv;
+
+    if ((rv = sid_in(c, r->sid, &sid)) != CKR_OK) {
+        return rv;
+    }
+    if (n > HSM_TEMPLATE_MAX) {
+        return CKR_ARGUMENTS_BAD;
+    }
+    for (size_t i = 0; i < n; i++) {
+        types[i] = r->types[i];
+    }
+    out = calloc(n == 0 ? 1 : n, sizeof(*out));
+    if (out == NULL) {
+        return CKR_HOST_MEMORY;
+    }
+    c->attrs = out;
+    c->nattrs = n;
+    rv = hsm_object_get(c->wc->conn, sid, r->oid, types, n, out);
+    if (rv != CKR_OK && rv != CKR_ATTRIBUTE_SENSITIVE &&
+        rv != CKR_ATTRIBUTE_TYPE_INVALID) {
+        return rv;
+    }
+    vals = call_alloc(c, n * sizeof(*vals));
+    ptrs = call_alloc(c, n * sizeof(*ptrs));
+    if (vals == NULL || ptrs == NULL) {
+        return CKR_HOST_MEMORY;
+    }
+    for (size_t i = 0; i < n; i++) {
+        nimbus__attr_value__init(&vals[i]);
+        vals[i].type = out[i].type;
+        vals[i].status = out[i].status;
+        if (out[i].status == HSM_ATTR_OK) {
+            vals[i].has_value = true;
+            vals[i].value.data = out[i].value;
+            vals[i].value.len = out[i].len;
+        }
+        ptrs[i] = &vals[i];
+    }
+    nimbus__attrs_reply__init(&c->u.attrs);
+    c->u.attrs.n_attrs = n;
+    c->u.attrs.attrs = ptrs;
+    c->rep.result_case = NIMBUS__REPLY__RESULT_ATTRS;
+    c->rep.attrs = &c->u.attrs;
+    return rv;
+}
+
+static CK_RV do_object_set(struct call *c, const Nimbus__ObjectSetReq *r)
+{
+    CK_ATTRIBUTE t[HSM_TEMPLATE_MAX];
+    CK_ULONG n;
+    hsm_sid_t sid;
+    CK_RV rv;
+
+    if ((rv = sid_in(c, r->sid, &sid)) != CKR_OK ||
+        (rv = tmpl_in(r->n_template_, r->template_, t, &n)) != CKR_OK) {
+        return rv;
+    }
+    return hsm_object_set(c->wc->conn, sid, r->oid, t, n);
+}
+
+static CK_RV do_object_find(struct call *c, const Nimbus__ObjectFindReq *r)
+{
+    CK_ATTRIBUTE t[HSM_TEMPLATE_MAX];
+    CK_ULONG n;
+    hsm_sid_t sid;
+    hsm_oid_t *oids = NULL;
+    size_t count = 0;
+    CK_RV rv;
+
+    if ((rv = sid_in(c, r->sid, &sid)) != CKR_OK ||
+        (rv = tmpl_in(r->n_template_, r->template_, t, &n)) != CKR_OK) {
+        return rv;
+    }
+    rv = hsm_object_find(c->wc->conn, sid, t, n, &oids, &count);
+    if (rv != CKR_OK) {
+        return rv;
+    }
+    if (keep(c, oids, count * sizeof(*oids)) == NULL && count > 0) {
+        return CKR_HOST_MEMORY;
+    }
+    nimbus__oids_reply__init(&c->u.oids);
+    c->u.oids.n_oids = count;
+    c->u.oids.oids = oids;
+    c->rep.result_case = NIMBUS__REPLY__RESULT_OIDS;
+    c->rep.oids = &c->u.oids;
+    return CKR_OK;
+}
+
+static CK_RV do_object_is_private(struct call *c,
+                                  const Nimbus__ObjectIsPrivateReq *r)
+{
+    bool priv = false;
+    CK_RV rv = hsm_object_is_private(c->wc->conn, r->oid, &priv);
+
+    if (rv == CKR_OK) {
+        nimbus__bool_reply__init(&c->u.flag);
+        c->u.flag.value = priv;
+        c->rep.result_case = NIMBUS__REPLY__RESULT_FLAG;
+        c->rep.flag = &c->u.flag;
+    }
+    return rv;
+}
+
+/* ------------------------------------------------------------ mechanisms */
+
+static CK_RV do_mech_list(struct call *c)
+{
+    CK_MECHANISM_TYPE *list = NULL;
+    size_t n = 0;
+    uint64_t *types;
+    CK_RV rv;
+
+    rv = hsm_mech_list(c->ch->srv->hsm, &list, &n);
+    if (rv != CKR_OK) {
+        return rv;
+    }
+    types = call_alloc(c, n * sizeof(*types));
+    for (size_t i = 0; types != NULL && i < n; i++) {
+        types[i] = list[i];
+    }
+    free(list);
+    if (types == NULL) {
+        return CKR_HOST_MEMORY;
+    }
+    nimbus__mech_list_reply__init(&c->u.mech_list);
+    c->u.mech_list.n_types = n;
+    c->u.mech_list.types = types;
+    c->rep.result_case = NIMBUS__REPLY__RESULT_MECH_LIST;
+    c->rep.mech_list = &c->u.mech_list;
+    return CKR_OK;
+}
+
+static CK_RV do_mech_info(struct call *c, const Nimbus__MechInfoReq *r)
+{
+    hsm_mech_info_t mi;
+    CK_RV rv;
+
+    memset(&mi, 0, sizeof(mi));
+    /* A type wider than CK_MECHANISM_TYPE names no mechanism. */
+    if ((CK_MECHANISM_TYPE)r->type != r->type) {
+        return CKR_MECHANISM_INVALID;
+    }
+    rv = hsm_mech_info(c->ch->srv->hsm, (CK_MECHANISM_TYPE)r->type, &mi);
+    if (rv == CKR_OK) {
+        nimbus__mech_info_reply__init(&c->u.mech_info);
+        c->u.mech_info.min_key = mi.min_key;
+        c->u.mech_info.max_key = mi.max_key;
+        c->u.mech_info.flags = mi.flags;
+        c->rep.result_case = NIMBUS__REPLY__RESULT_MECH_INFO;
+        c->rep.mech_info = &c->u.mech_info;
+    }
+    return rv;
+}
+
+/* ------------------------------------------------------------ operations */
+
+static CK_RV do_op_output_len(struct call *c, const Nimbus__OpOutputLenReq *r)
+{
+    hsm_opkind_t kind;
+    hsm_sid_t sid;
+    size_t outlen = 0;
+    CK_RV rv;
+
+    if ((rv = sid_in(c, r->sid, &sid)) != CKR_OK ||
+        (rv = opkind_in(r->kind, &kind)) != CKR_OK) {
+        return rv;
+    }
+    if (r->in_len > SIZE_MAX) {
+        return CKR_DATA_LEN_RANGE;
+    }
+    rv = hsm_op_output_len(c->wc->conn, sid, kind, r->final, (size_t)r->in_len,
+                           &outlen);
+    if (rv == CKR_OK) {
+        len_out(c, outlen);
+    }
+    return rv;
+}
+
+static CK_RV do_op_oneshot(struct call *c, const Nimbus__OpOneshotReq *r)
+{
+    hsm_opkind_t kind;
+    hsm_sid_t sid;
+    uint8_t *out = NULL;
+    size_t outlen = 0;
+    CK_RV rv;
+
+    if ((rv = sid_in(c, r->sid, &sid)) != CKR_OK ||
+        (rv = opkind_in(r->kind, &kind)) != CKR_OK) {
+        return rv;
+    }
+    if (r->has_out_room) {
+        out = room_in(c, r->out_room, &outlen);
+        if (out == NULL) {
+            return CKR_HOST_MEMORY;
+        }
+    }
+    rv = hsm_op_oneshot(c->wc->conn, sid, kind, bp(&r->in), r->in.len, out,
+                        &outlen);
+    if (rv == CKR_OK || rv == CKR_BUFFER_TOO_SMALL) {
+        output_out(c, rv, out, outlen);
+    }
+    return rv;
+}
+
+static CK_RV do_op_update(struct call *c, const Nimbus__OpUpdateReq *r)
+{
+    hsm_opkind_t kind;
+    hsm_sid_t sid;
+    uint8_t *out;
+    size_t outlen;
+    CK_RV rv;
+
+    if ((rv = sid_in(c, r->sid, &sid)) != CKR_OK ||
+        (rv = opkind_in(r->kind, &kind)) != CKR_OK) {
+        return rv;
+    }
+    if ((out = room_in(c, r->out_room, &outlen)) == NULL) {
+        return CKR_HOST_MEMORY;
+    }
+    rv = hsm_op_update(c->wc->conn, sid, kind, bp(&r->in), r->in.len, out,
+                       &outlen);
+    if (rv == CKR_OK || rv == CKR_BUFFER_TOO_SMALL) {
+        output_out(c, rv, out, outlen);
+    }
+    return rv;
+}
+
+static CK_RV do_op_final(struct call *c, const Nimbus__OpFinalReq *r)
+{
+    hsm_opkind_t kind;
+    hsm_sid_t sid;
+    uint8_t *out;
+    size_t outlen;
+    CK_RV rv;
+
+    if ((rv = sid_in(c, r->sid, &sid)) != CKR_OK ||
+        (rv = opkind_in(r->kind, &kind)) != CKR_OK) {
+        return rv;
+    }
+    if ((out = room_in(c, r->out_room, &outlen)) == NULL) {
+        return CKR_HOST_MEMORY;
+    }
+    rv = hsm_op_final(c->wc->conn, sid, kind, out, &outlen);
+    if (rv == CKR_OK || rv == CKR_BUFFER_TOO_SMALL) {
+        output_out(c, rv, out, outlen);
+    }
+    return rv;
+}
+
+static CK_RV do_op_verify(struct call *c, const Nimbus__OpVerifyReq *r)
+{
+    hsm_sid_t sid;
+    CK_RV rv;
+
+    if ((rv = sid_in(c, r->sid, &sid)) != CKR_OK) {
+        return rv;
+    }
+    return hsm_op_verify(c->wc->conn, sid, r->has_data ? bp(&r->data) : NULL,
+                         r->data.len, r->oneshot, bp(&r->signature),
+                         r->signature.len);
+}
+
+static CK_RV do_op_digest_key(struct call *c, const Nimbus__OpDigestKeyReq *r)
+{
+    hsm_sid_t sid;
+    CK_RV rv;
+
+    if ((rv = sid_in(c, r->sid, &sid)) != CKR_OK) {
+        return rv;
+    }
+    return hsm_op_digest_key(c->wc->conn, sid, r->key);
+}
+
+static CK_RV do_op_abort(struct call *c, const Nimbus__OpAbortReq *r)
+{
+    hsm_opkind_t kind;
+    hsm_sid_t sid;
+    CK_RV rv;
+
+    if ((rv = sid_in(c, r->sid, &sid)) != CKR_OK ||
+        (rv = opkind_in(r->kind, &kind)) != CKR_OK) {
+        return rv;
+    }
+    hsm_op_abort(c->wc->conn, sid, kind);
+    return CKR_OK;
+}
+
+/* ------------------------------------------------------------ misc, mgmt */
+
+static CK_RV do_random(struct call *c, const Nimbus__RandomReq *r)
+{
+    hsm_sid_t sid;
+    uint8_t *buf;
+    CK_RV rv;
+
+    if ((rv = sid_in(c, r->sid, &sid)) != CKR_OK) {
+        return rv;
+    }
+    /* More than a reply carries: the client asks in parts. */
+    if (r->len > c->out_max) {
+        return CKR_ARGUMENTS_BAD;
+    }
+    if ((buf = call_alloc(c, (size_t)r->len)) == NULL) {
+        return CKR_HOST_MEMORY;
+    }
+    rv = hsm_random(c->wc->conn, sid, buf, (size_t)r->len);
+    if (rv == CKR_OK) {
+        output_out(c, rv, buf, (size_t)r->len);
+    }
+    return rv;
+}
+
+static CK_RV do_object_share(struct call *c, const Nimbus__ObjectShareReq *r)
+{
+    return hsm_object_share(c->wc->conn, r->oid, r->uid, r->share);
+}
+
+static CK_RV do_user_set_password(struct call *c,
+                                  const Nimbus__UserSetPasswordReq *r)
+{
+    char name[NAME_MAX_WIRE + 1];
+    const char *n;
+    CK_RV rv;
+
+    if ((rv = text_in(true, &r->name, name, sizeof(name), &n)) != CKR_OK) {
+        return rv;
+    }
+    return hsm_user_set_password(c->wc->conn, n, bp(&r->password),
+                                 r->password.len);
+}
+
+static CK_RV do_key_list(struct call *c, const Nimbus__KeyListReq *r)
+{
+    hsm_key_ref_t *keys = NULL;
+    size_t n = 0;
+    uint8_t *digest;
+    Nimbus__KeyRef *refs, **ptrs;
+    CK_RV rv;
+
+    if ((digest = call_alloc(c, HSM_DIGEST_LEN)) == NULL) {
+        return CKR_HOST_MEMORY;
+    }
+    rv = hsm_key_list(c->wc->conn, r->uid, &keys, &n, digest);
+    if (rv != CKR_OK) {
+        return rv;
+    }
+    refs = call_alloc(c, n * sizeof(*refs));
+    ptrs = call_alloc(c, n * sizeof(*ptrs));
+    if (refs == NULL || ptrs == NULL) {
+        free(keys);
+        return CKR_HOST_MEMORY;
+    }
+    for (size_t i = 0; i < n; i++) {
+        nimbus__key_ref__init(&refs[i]);
+        refs[i].oid = keys[i].oid;
+        refs[i].owned = keys[i].owned;
+        ptrs[i] = &refs[i];
+    }
+    free(keys);
+    nimbus__key_list_reply__init(&c->u.key_list);
+    c->u.key_list.n_keys = n;
+    c->u.key_list.keys = ptrs;
+    c->u.key_list.digest.data = digest;
+    c->u.key_list.digest.len = HSM_DIGEST_LEN;
+    c->rep.result_case = NIMBUS__REPLY__RESULT_KEY_LIST;
+    c->rep.key_list = &c->u.key_list;
+    return CKR_OK;
+}
+
+static CK_RV do_key_info(struct call *c, const Nimbus__KeyInfoReq *r)
+{
+    hsm_uid_t owner = 0, *shared = NULL;
+    size_t n = 0;
+    CK_RV rv;
+
+    rv = hsm_key_info(c->wc->conn, r->oid, &owner, &shared, &n);
+    if (rv != CKR_OK) {
+        return rv;
+    }
+    if (keep(c, shared, n * sizeof(*shared)) == NULL && n > 0) {
+        return CKR_HOST_MEMORY;
+    }
+    nimbus__key_info_reply__init(&c->u.key_info);
+    c->u.key_info.owner = owner;
+    c->u.key_info.n_shared = n;
+    c->u.key_info.shared = shared;
+    c->rep.result_case = NIMBUS__REPLY__RESULT_KEY_INFO;
+    c->rep.key_info = &c->u.key_info;
+    return CKR_OK;
+}
+
+static CK_RV do_audit_read(struct call *c, const Nimbus__AuditReadReq *r)
+{
+    hsm_audit_record_t *recs = NULL;
+    Nimbus__AuditRecord *out, **ptrs;
+    size_t n = 0;
+    CK_RV rv;
+
+    if (r->max > HSM_AUDIT_READ_MAX) {
+        return CKR_ARGUMENTS_BAD;
+    }
+    rv = hsm_audit_read(c->wc->conn, r->after, (size_t)r->max, &recs, &n);
+    if (rv != CKR_OK) {
+        return rv;
+    }
+    if (keep(c, recs, n * sizeof(*recs)) == NULL && n > 0) {
+        return CKR_HOST_MEMORY;
+    }
+    out = call_alloc(c, n * sizeof(*out));
+    ptrs = call_alloc(c, n * sizeof(*ptrs));
+    if (out == NULL || ptrs == NULL) {
+        return CKR_HOST_MEMORY;
+    }
+    for (size_t i = 0; i < n; i++) {
+        nimbus__audit_record__init(&out[i]);
+        recs[i].hsm_id[HSM_AUDIT_TEXT_MAX] = '\0';
+        recs[i].op[HSM_AUDIT_TEXT_MAX] = '\0';
+        out[i].seq = recs[i].seq;
+        out[i].time = recs[i].time;
+        out[i].hsm_id = recs[i].hsm_id;
+        out[i].user = recs[i].user;
+        out[i].op = recs[i].op;
+        out[i].oid = recs[i].oid;
+        out[i].result = recs[i].result;
+        out[i].hash.data = recs[i].hash;
+        out[i].hash.len = HSM_DIGEST_LEN;
+        ptrs[i] = &out[i];
+    }
+    nimbus__audit_read_reply__init(&c->u.audit_read);
+    c->u.audit_read.n_records = n;
+    c->u.audit_read.records = ptrs;
+    c->rep.result_case = NIMBUS__REPLY__RESULT_AUDIT_READ;
+    c->rep.audit_read = &c->u.audit_read;
+    return CKR_OK;
+}
+
+static CK_RV do_audit_verify(struct call *c)
+{
+    hsm_audit_check_t chk;
+    CK_RV rv;
+
+    memset(&chk, 0, sizeof(chk));
+    rv = hsm_audit_verify(c->wc->conn, &chk);
+    if (rv == CKR_OK) {
+        nimbus__audit_verify_reply__init(&c->u.audit_verify);
+        c->u.audit_verify.status = chk.status;
+        c->u.audit_verify.records = chk.records;
+        c->u.audit_verify.first_bad = chk.first_bad;
+        c->rep.result_case = NIMBUS__REPLY__RESULT_AUDIT_VERIFY;
+        c->rep.audit_verify = &c->u.audit_verify;
+    }
+    return rv;
+}
+
+/* ------------------------------------------------------------ dispatch */
+
+static CK_RV dispatch(struct call *c, const Nimbus__Request *q)
+{
+    switch (q->call_case) {
+    case NIMBUS__REQUEST__CALL_TOKEN_INFO:
+        return do_token_info(c);
+    case NIMBUS__REQUEST__CALL_INIT_TOKEN:
+        return do_init_token(c, q->init_token);
+    case NIMBUS__REQUEST__CALL_CONN_USER_TYPE:
+        return do_conn_user_type(c);
+    case NIMBUS__REQUEST__CALL_LOGIN:
+        return do_login(c, q->login);
+    case NIMBUS__REQUEST__CALL_LOGOUT:
+        return hsm_logout(c->wc->conn);
+    case NIMBUS__REQUEST__CALL_SET_PASSWORD:
+        return do_set_password(c, q->set_password);
+    case NIMBUS__REQUEST__CALL_INIT_PIN:
+        return do_init_pin(c, q->init_pin);
+    case NIMBUS__REQUEST__CALL_USER_LIST:
+        return do_user_list(c);
+    case NIMBUS__REQUEST__CALL_USER_CREATE:
+        return do_user_create(c, q->user_create);
+    case NIMBUS__REQUEST__CALL_USER_DELETE:
+        return do_user_delete(c, q->user_delete);
+    case NIMBUS__REQUEST__CALL_CONTEXT_LOGIN:
+        return do_context_login(c, q->context_login);
+    case NIMBUS__REQUEST__CALL_SESSION_OPEN:
+        return do_session_open(c, q->session_open);
+    case NIMBUS__REQUEST__CALL_SESSION_CLOSE:
+        return do_session_close(c, q->session_close);
+    case NIMBUS__REQUEST__CALL_OBJECT_CREATE:
+        return do_object_create(c, q->object_create);
+    case NIMBUS__REQUEST__CALL_OBJECT_COPY:
+        return do_object_copy(c, q->object_copy);
+    case NIMBUS__REQUEST__CALL_OBJECT_DESTROY:
+        return do_object_destroy(c, q->object_destroy);
+    case NIMBUS__REQUEST__CALL_OBJECT_SIZE:
+        return do_object_size(c, q->object_size);
+    case NIMBUS__REQUEST__CALL_OBJECT_GET:
+        return do_object_get(c, q->object_get);
+    case NIMBUS__REQUEST__CALL_OBJECT_SET:
+        return do_object_set(c, q->object_set);
+    case NIMBUS__REQUEST__CALL_OBJECT_FIND:
+        return do_object_find(c, q->object_find);
+    case NIMBUS__REQUEST__CALL_OBJECT_IS_PRIVATE:
+        return do_object_is_private(c, q->object_is_private);
+    case NIMBUS__REQUEST__CALL_OBJECT_SHARE:
+        return do_object_share(c, q->object_share);
+    case NIMBUS__REQUEST__CALL_MECH_LIST:
+        return do_mech_list(c);
+    case NIMBUS__REQUEST__CALL_MECH_INFO:
+        return do_mech_info(c, q->mech_info);
+    case NIMBUS__REQUEST__CALL_OP_OUTPUT_LEN:
+        return do_op_output_len(c, q->op_output_len);
+    case NIMBUS__REQUEST__CALL_OP_ONESHOT:
+        return do_op_oneshot(c, q->op_oneshot);
+    case NIMBUS__REQUEST__CALL_OP_UPDATE:
+        return do_op_update(c, q->op_update);
+    case NIMBUS__REQUEST__CALL_OP_FINAL:
+        return do_op_final(c, q->op_final);
+    case NIMBUS__REQUEST__CALL_OP_VERIFY:
+        return do_op_verify(c, q->op_verify);
+    case NIMBUS__REQUEST__CALL_OP_DIGEST_KEY:
+        return do_op_digest_key(c, q->op_digest_key);
+    case NIMBUS__REQUEST__CALL_OP_ABORT:
+        return do_op_abort(c, q->op_abort);
+    case NIMBUS__REQUEST__CALL_RANDOM:
+        return do_random(c, q->random);
+    case NIMBUS__REQUEST__CALL_USER_SET_PASSWORD:
+        return do_user_set_password(c, q->user_set_password);
+    case NIMBUS__REQUEST__CALL_KEY_LIST:
+        return do_key_list(c, q->key_list);
+    case NIMBUS__REQUEST__CALL_KEY_INFO:
+        return do_key_info(c, q->key_info);
+    case NIMBUS__REQUEST__CALL_AUDIT_READ:
+        return do_audit_read(c, q->audit_read);
+    case NIMBUS__REQUEST__CALL_AUDIT_VERIFY:
+        return do_audit_verify(c);
+    case NIMBUS__REQUEST__CALL_OBJECT_SET_TRUSTED:
+        return hsm_object_set_trusted(c->wc->conn, q->object_set_trusted->oid,
+                                      q->object_set_trusted->trusted);
+    default:
+        /* A call this server does not know (a newer client's, or one
+         * whose mechanism mapping is not here yet). */
+        return CKR_FUNCTION_NOT_SUPPORTED;
+    }
+}
+
+/* The handshake: the first request of a channel. false: close. */
+static bool do_hello(struct call *c, const Nimbus__Hello *h)
+{
+    wire_chan_t *ch = c->ch;
+    Nimbus__HelloReply *r = &c->u.hello;
+    struct wconn *wc = NULL;
+    CK_RV rv;
+
+    nimbus__hello_reply__init(r);
+    r->version = WIRE_PROTOCOL_VERSION;
+    r->server_name = (char *)SERVER_NAME;
+    c->rep.result_case = NIMBUS__REPLY__RESULT_HELLO;
+    c->rep.hello = r;
+    if (h->version != WIRE_PROTOCOL_VERSION) {
+        log_info("wire: %s speaks protocol %u (not %u)", ch->peer.addr,
+                 h->version, WIRE_PROTOCOL_VERSION);
+        c->rep.rv = CKR_DEVICE_ERROR;
+        return false;
+    }
+    if (h->has_attach_token) {
+        if (h->attach_token.len == WIRE_ATTACH_TOKEN_LEN) {
+            wc = conn_attach(ch, h->attach_token.data);
+        }
+        if (wc == NULL) {
+            /* A connection that ended (the daemon restarted), another
+             * peer's, or none: the same answer. */
+            log_info("wire: %s: attach refused", ch->peer.addr);
+            c->rep.rv = CKR_DEVICE_REMOVED;
+            return false;
+        }
+    } else if ((rv = conn_create(ch, &wc)) != CKR_OK) {
+        c->rep.rv = rv;
+        return false;
+    }
+    ch->wc = wc;
+    r->has_attach_token = true;
+    r->attach_token.data = wc->token;
+    r->attach_token.len = sizeof(wc->token);
+    r->has_max_frame = true;
+    r->max_frame = ch->srv->max_frame;
+    r->has_max_sessions = true;
+    r->max_sessions = ch->srv->max_sessions;
+    c->rep.rv = CKR_OK;
+    return true;
+}
+
+/* Wipes what a request carried that may be secret (passwords). */
+static void wipe_request(Nimbus__Request *q)
+{
+    ProtobufCBinaryData *pw[2] = {NULL, NULL};
+
+    switch (q->call_case) {
+    case NIMBUS__REQUEST__CALL_INIT_TOKEN:
+        pw[0] = &q->init_token->password;
+        break;
+    case NIMBUS__REQUEST__CALL_LOGIN:
+        pw[0] = &q->login->password;
+        break;
+    case NIMBUS__REQUEST__CALL_SET_PASSWORD:
+        pw[0] = &q->set_password->old_password;
+        pw[1] = &q->set_password->new_password;
+        break;
+    case NIMBUS__REQUEST__CALL_INIT_PIN:
+        pw[0] = &q->init_pin->password;
+        break;
+    case NIMBUS__REQUEST__CALL_USER_CREATE:
+        pw[0] = &q->user_create->password;
+        break;
+    case NIMBUS__REQUEST__CALL_CONTEXT_LOGIN:
+        pw[0] = &q->context_login->password;
+        break;
+    case NIMBUS__REQUEST__CALL_USER_SET_PASSWORD:
+        pw[0] = &q->user_set_password->password;
+        break;
+    default:
+        break;
+    }
+    for (size_t i = 0; i < 2; i++) {
+        if (pw[i] != NULL && pw[i]->data != NULL) {
+            util_wipe(pw[i]->data, pw[i]->len);
+        }
+    }
+}
+
+static void call_cleanup(struct call *c)
+{
+    for (size_t i = 0; i < c->nbufs; i++) {
+        util_free_wipe(c->bufs[i].p, c->bufs[i].len);
+    }
+    c->nbufs = 0;
+    if (c->attrs != NULL) {
+        hsm_attrs_free(c->attrs, c->nattrs);
+        free(c->attrs);
+        c->attrs = NULL;
+    }
+}
+
+/* A reply with rv and nothing else. */
+static bool pack_bare(uint64_t id, CK_RV rv, size_t max, uint8_t **resp,
+                      size_t *resp_len)
+{
+    Nimbus__Reply rep;
+
+    nimbus__reply__init(&rep);
+    rep.id = id;
+    rep.rv = rv;
+    return wire_pack(&rep.base, max, resp, resp_len);
+}
+
+bool wire_chan_handle(wire_chan_t *ch, const uint8_t *req, size_t len,
+                      uint8_t **resp, size_t *resp_len)
+{
+    struct call *c;
+    Nimbus__Request *q;
+    wire_alloc_t wa;
+    bool keep_open = true;
+
+    return_val_if_fail(ch != NULL && resp != NULL && resp_len != NULL, false);
+    *resp = NULL;
+    *resp_len = 0;
+    if (req == NULL && len > 0) {
+        return false;
+    }
+    if (len > ch->srv->max_frame) {
+        pack_bare(0, CKR_DEVICE_ERROR, ch->srv->max_frame, resp, resp_len);
+        return false;
+    }
+    wire_alloc_init(&wa, WIRE_DECODE_BUDGET(len));
+    q = nimbus__request__unpack(&wa.a, len, req);
+    if (q == NULL) {
+        log_info("wire: %s: undecodable request (%zu bytes)", ch->peer.addr,
+                 len);
+        pack_bare(0, CKR_DEVICE_ERROR, ch->srv->max_frame, resp, resp_len);
+        return false;
+    }
+    c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        pack_bare(q->id, CKR_HOST_MEMORY, ch->srv->max_frame, resp, resp_len);
+        wipe_request(q);
+        nimbus__request__free_unpacked(q, &wa.a);
+        return true;
+    }
+    c->ch = ch;
+    c->wc = ch->wc;
+    c->out_max = ch->srv->max_frame - WIRE_REPLY_OVERHEAD;
+    nimbus__reply__init(&c->rep);
+    c->rep.id = q->id;
+
+    if (q->call_case == NIMBUS__REQUEST__CALL_HELLO) {
+        /* once per channel */
+        if (ch->wc != NULL) {
+            c->rep.rv = CKR_DEVICE_ERROR;
+            keep_open = false;
+        } else {
+            keep_open = do_hello(c, q->hello);
+        }
+    } else if (ch->wc == NULL) {
+        c->rep.rv = CKR_CRYPTOKI_NOT_INITIALIZED;
+        keep_open = false;
+    } else {
+        c->rep.rv = dispatch(c, q);
+        if (c->rep.rv != CKR_OK && c->rep.rv != CKR_BUFFER_TOO_SMALL &&
+            c->rep.rv != CKR_ATTRIBUTE_SENSITIVE &&
+            c->rep.rv != CKR_ATTRIBUTE_TYPE_INVALID) {
+            /* an error carries no result */
+            c->rep.result_case = NIMBUS__REPLY__RESULT__NOT_SET;
+        }
+    }
+    if (!wire_pack(&c->rep.base, ch->srv->max_frame, resp, resp_len)) {
+        /* The answer does not fit in a frame (e.g. many large attribute
+         * values at once): the client asks for less at a time. */
+        pack_bare(q->id, CKR_DEVICE_MEMORY, ch->srv->max_frame, resp, resp_len);
+    }
+    call_cleanup(c);
+    free(c);
+    wipe_request(q);
+    nimbus__request__free_unpacked(q, &wa.a);
+    return keep_open;
+}

@@ -1,0 +1,936 @@
+/*
+ * test_wire.c - the wire protocol in process: the client's encoders
+ * (src/wire/client.c) -> the server (src/wire/server.c, over an embedded
+ * token) -> the client's decoders; and hostile input straight into
+ * wire_chan_handle: garbage, truncated frames, huge counts, unknown calls,
+ * another connection's session ids and attach token, calls after close.
+ */
+#include "config.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "hsm/hsm.h"
+#include "nimbus/pkcs11-vendor.h"
+#include "wire/client.h"
+#include "wire/proto.h"
+#include "wire/server.h"
+
+#define PW(s) (const uint8_t *)(s), strlen(s)
+
+/* One channel and the client over it. */
+struct tchan {
+    wire_chan_t *ch;
+    wire_client_t *cl;
+    bool open; /* false once the server said to close */
+};
+
+struct fixture {
+    char dir[64];
+    struct config cfg;
+    hsm_t *hsm;
+    wire_server_t *srv;
+    struct tchan a, b;
+};
+
+static bool xfer(void *ctx, const uint8_t *req, size_t len, uint8_t **resp,
+                 size_t *resp_len)
+{
+    struct tchan *t = ctx;
+
+    if (!t->open) {
+        return false;
+    }
+    t->open = wire_chan_handle(t->ch, req, len, resp, resp_len);
+    return *resp != NULL;
+}
+
+static wire_peer_t unix_peer(long uid)
+{
+    wire_peer_t p;
+
+    memset(&p, 0, sizeof(p));
+    p.uid = uid;
+    p.gid = uid;
+    p.pid = 4242;
+    snprintf(p.addr, sizeof(p.addr), "unix:/test");
+    return p;
+}
+
+/* A channel from peer uid; hello with token (NULL: a new connection). */
+static CK_RV chan_open(struct fixture *f, struct tchan *t, long uid,
+                       const uint8_t *token, uint8_t *token_out)
+{
+    wire_peer_t p = unix_peer(uid);
+
+    t->ch = wire_chan_new(f->srv, &p);
+    if (t->ch == NULL) {
+        return CKR_DEVICE_ERROR;
+    }
+    t->open = true;
+    assert_int_equal(wire_client_new(xfer, t, 0, &t->cl), CKR_OK);
+    return wire_cl_hello(t->cl, "test_wire", token, token_out);
+}
+
+static void chan_close(struct tchan *t)
+{
+    wire_client_free(t->cl);
+    wire_chan_free(t->ch);
+    t->cl = NULL;
+    t->ch = NULL;
+}
+
+static int setup_cfg(void **state, unsigned long max_sessions,
+                     unsigned long max_conns)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+
+    if (f == NULL)
+        return -1;
+    snprintf(f->dir, sizeof(f->dir), "/tmp/nimbus-wire-XXXXXX");
+    if (mkdtemp(f->dir) == NULL)
+        return -1;
+    config_defaults(&f->cfg);
+    snprintf(f->cfg.store, sizeof(f->cfg.store), "%s/store", f->dir);
+    f->cfg.kdf_iterations = 1000;
+    f->cfg.max_sessions_per_connection = max_sessions;
+    f->cfg.max_connections = max_conns;
+    if (hsm_open(&f->cfg, &f->hsm) != CKR_OK ||
+        wire_server_new(f->hsm, &f->cfg, &f->srv) != CKR_OK)
+        return -1;
+    if (chan_open(f, &f->a, 1000, NULL, NULL) != CKR_OK)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int setup(void **state)
+{
+    return setup_cfg(state, 1024, 64);
+}
+
+static int setup_small(void **state)
+{
+    return setup_cfg(state, 3, 3);
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    char cmd[128];
+
+    if (f->b.ch != NULL)
+        chan_close(&f->b);
+    if (f->a.ch != NULL)
+        chan_close(&f->a);
+    wire_server_free(f->srv);
+    hsm_close(f->hsm);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+    if (system(cmd) != 0)
+        return -1;
+    free(f);
+    return 0;
+}
+
+/* Activates (CO "copass1") and makes CU name with password pw, all over
+ * the wire on channel t; leaves nobody logged in. */
+static void activate(struct tchan *t, const char *name, const char *pw)
+{
+    assert_int_equal(wire_cl_init_token(t->cl, NULL, PW("copass1"), "wire"),
+                     CKR_OK);
+    assert_int_equal(wire_cl_login(t->cl, HSM_LOGIN_SO, NULL, PW("copass1")),
+                     CKR_OK);
+    assert_int_equal(wire_cl_init_pin(t->cl, name, PW(pw)), CKR_OK);
+    assert_int_equal(wire_cl_logout(t->cl), CKR_OK);
+}
+
+static CK_RV make_data(struct tchan *t, hsm_sid_t sid, const char *label,
+                       bool token, bool priv, hsm_oid_t *oid)
+{
+    CK_OBJECT_CLASS cls = CKO_DATA;
+    CK_BBOOL tok = token ? CK_TRUE : CK_FALSE;
+    CK_BBOOL pr = priv ? CK_TRUE : CK_FALSE;
+    CK_ATTRIBUTE tm[] = {
+        {CKA_CLASS, &cls, sizeof(cls)},
+        {CKA_TOKEN, &tok, sizeof(tok)},
+        {CKA_PRIVATE, &pr, sizeof(pr)},
+        {CKA_LABEL, (void *)label, strlen(label)},
+        {CKA_VALUE, "hello", 5},
+    };
+    return wire_cl_object_create(t->cl, sid, tm, 5, oid);
+}
+
+/* Packs q and hands it to channel t's server side; the decoded reply in
+ * *rep (free with nimbus__reply__free_unpacked). Returns whether the
+ * server keeps the channel open. */
+static bool raw_call(struct tchan *t, Nimbus__Request *q, Nimbus__Reply **rep)
+{
+    size_t len = nimbus__request__get_packed_size(q);
+    uint8_t *buf = malloc(len + 1), *resp = NULL;
+    size_t resp_len = 0;
+    bool open;
+
+    assert_non_null(buf);
+    nimbus__request__pack(q, buf);
+    open = wire_chan_handle(t->ch, buf, len, &resp, &resp_len);
+    free(buf);
+    assert_non_null(resp);
+    *rep = nimbus__reply__unpack(NULL, resp_len, resp);
+    assert_non_null(*rep);
+    free(resp);
+    return open;
+}
+
+static bool raw_bytes(struct tchan *t, const uint8_t *buf, size_t len,
+                      CK_RV *rv)
+{
+    uint8_t *resp = NULL;
+    size_t resp_len = 0;
+    bool open = wire_chan_handle(t->ch, buf, len, &resp, &resp_len);
+
+    *rv = CKR_OK;
+    if (resp != NULL) {
+        Nimbus__Reply *rep = nimbus__reply__unpack(NULL, resp_len, resp);
+
+        assert_non_null(rep);
+        *rv = (CK_RV)rep->rv;
+        nimbus__reply__free_unpacked(rep, NULL);
+        free(resp);
+    }
+    return open;
+}
+
+/* ------------------------------------------------------------ round trips */
+
+static void test_token_and_users(void **state)
+{
+    struct fixture *f = *state;
+    hsm_token_info_t ti;
+    hsm_user_info_t *users = NULL;
+    hsm_user_type_t type;
+    hsm_uid_t uid = 0, cu = 0;
+    size_t n = 0;
+
+    assert_int_equal(wire_cl_token_info(f->a.cl, &ti), CKR_OK);
+    assert_false(ti.activated);
+    assert_true(ti.preco);
+    assert_string_equal(ti.label, "nimbus");
+    assert_int_equal(strlen(ti.serial), 16);
+
+    assert_int_equal(wire_cl_user_list(f->a.cl, &users, &n), CKR_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(users[0].name, "admin");
+    assert_int_equal(users[0].type, HSM_USER_PRECO);
+    assert_string_equal(users[1].name, "app_user");
+    free(users);
+
+    /* a wrong password is the core's answer, carried unchanged */
+    assert_int_equal(wire_cl_login(f->a.cl, HSM_LOGIN_SO, NULL, PW("nope123")),
+                     CKR_PIN_INCORRECT);
+    activate(&f->a, "alice", "alicepw1");
+    assert_int_equal(wire_cl_token_info(f->a.cl, &ti), CKR_OK);
+    assert_true(ti.activated);
+    assert_string_equal(ti.label, "wire");
+    assert_true(ti.cu_exists);
+
+    assert_int_equal(wire_cl_login(f->a.cl, HSM_LOGIN_SO, NULL, PW("copass1")),
+                     CKR_OK);
+    assert_int_equal(wire_cl_conn_user_type(f->a.cl, &type, &uid), CKR_OK);
+    assert_int_equal(type, HSM_USER_CO);
+    assert_int_equal(uid, 1);
+    assert_int_equal(
+        wire_cl_user_create(f->a.cl, HSM_USER_CU, "bob", PW("bobpass1"), &cu),
+        CKR_OK);
+    assert_true(cu > 2);
+    assert_int_equal(wire_cl_user_set_password(f->a.cl, "bob", PW("bobpass2")),
+                     CKR_OK);
+    assert_int_equal(wire_cl_user_delete(f->a.cl, "bob"), CKR_OK);
+    assert_int_equal(wire_cl_user_delete(f->a.cl, "bob"), CKR_ARGUMENTS_BAD);
+    assert_int_equal(wire_cl_logout(f->a.cl), CKR_OK);
+    assert_int_equal(wire_cl_logout(f->a.cl), CKR_USER_NOT_LOGGED_IN);
+    assert_int_equal(wire_cl_conn_user_type(f->a.cl, &type, &uid), CKR_OK);
+    assert_int_equal(type, HSM_USER_NONE);
+
+    /* C_SetPIN not logged in names the user; the new password works */
+    assert_int_equal(
+        wire_cl_set_password(f->a.cl, "alice", PW("alicepw1"), PW("alicepw2")),
+        CKR_OK);
+    assert_int_equal(
+        wire_cl_login(f->a.cl, HSM_LOGIN_USER, "alice", PW("alicepw1")),
+        CKR_PIN_INCORRECT);
+    assert_int_equal(
+        wire_cl_login(f->a.cl, HSM_LOGIN_USER, "alice", PW("alicepw2")),
+        CKR_OK);
+    assert_int_equal(
+        wire_cl_login(f->a.cl, HSM_LOGIN_USER, "alice", PW("alicepw2")),
+        CKR_USER_ALREADY_LOGGED_IN);
+}
+
+static void test_objects(void **state)
+{
+    struct fixture *f = *state;
+    hsm_sid_t sid;
+    hsm_oid_t oid, copy, *oids = NULL;
+    size_t n = 0;
+    CK_ULONG size = 0;
+    bool priv = true;
+    CK_ATTRIBUTE_TYPE types[] = {CKA_LABEL, CKA_VALUE, CKA_MODULUS};
+    hsm_attr_t out[3];
+    CK_ATTRIBUTE lab = {CKA_LABEL, "renamed", 7};
+    CK_ATTRIBUTE find = {CKA_LABEL, "renamed", 7};
+
+    activate(&f->a, "alice", "alicepw1");
+    assert_int_equal(
+        wire_cl_login(f->a.cl, HSM_LOGIN_USER, "alice", PW("alicepw1")),
+        CKR_OK);
+    assert_int_equal(wire_cl_session_open(f->a.cl, true, &sid), CKR_OK);
+    assert_int_equal(make_data(&f->a, sid, "one", true, false, &oid), CKR_OK);
+
+    /* the core answers per attribute (the front end makes the rv) */
+    assert_int_equal(wire_cl_object_get(f->a.cl, sid, oid, types, 3, out),
+                     CKR_OK);
+    assert_int_equal(out[0].status, HSM_ATTR_OK);
+    assert_memory_equal(out[0].value, "one", 3);
+    assert_int_equal(out[1].len, 5);
+    assert_memory_equal(out[1].value, "hello", 5);
+    assert_int_equal(out[2].status, HSM_ATTR_INVALID);
+    hsm_attrs_free(out, 3);
+
+    assert_int_equal(wire_cl_object_set(f->a.cl, sid, oid, &lab, 1), CKR_OK);
+    assert_int_equal(wire_cl_object_find(f->a.cl, sid, &find, 1, &oids, &n),
+                     CKR_OK);
+    assert_int_equal(n, 1);
+    assert_true(oids[0] == oid);
+    free(oids);
+    assert_int_equal(wire_cl_object_size(f->a.cl, sid, oid, &size), CKR_OK);
+    assert_true(size > 0);
+    assert_int_equal(wire_cl_object_is_private(f->a.cl, oid, &priv), CKR_OK);
+    assert_false(priv);
+    assert_int_equal(wire_cl_object_copy(f->a.cl, sid, oid, NULL, 0, &copy),
+                     CKR_OK);
+    assert_true(copy != oid);
+    assert_int_equal(wire_cl_object_destroy(f->a.cl, sid, copy), CKR_OK);
+    assert_int_equal(wire_cl_object_destroy(f->a.cl, sid, copy),
+                     CKR_OBJECT_HANDLE_INVALID);
+    assert_int_equal(wire_cl_session_close(f->a.cl, sid), CKR_OK);
+}
+
+static void test_mgmt_and_misc(void **state)
+{
+    struct fixture *f = *state;
+    hsm_sid_t sid;
+    hsm_oid_t oid;
+    hsm_uid_t alice = 0, owner = 0, *shared = NULL;
+    hsm_key_ref_t *keys = NULL;
+    hsm_audit_record_t *recs = NULL;
+    hsm_audit_check_t chk;
+    CK_MECHANISM_TYPE *mechs = NULL;
+    hsm_mech_info_t mi;
+    uint8_t digest[HSM_DIGEST_LEN], rnd[100], zero[100];
+    size_t n = 0, nshared = 0, outlen = 0;
+    hsm_user_type_t type;
+    bool found = false;
+
+    activate(&f->a, "alice", "alicepw1");
+    assert_int_equal(wire_cl_mech_list(f->a.cl, &mechs, &n), CKR_OK);
+    assert_true(n > 20);
+    for (size_t i = 0; i < n; i++)
+        found = found || mechs[i] == CKM_ECDSA;
+    assert_true(found);
+    free(mechs);
+    assert_int_equal(wire_cl_mech_info(f->a.cl, CKM_RSA_PKCS_KEY_PAIR_GEN, &mi),
+                     CKR_OK);
+    assert_true(mi.flags & CKF_GENERATE_KEY_PAIR);
+    assert_int_equal(wire_cl_mech_info(f->a.cl, 0x7ffffff0UL, &mi),
+                     CKR_MECHANISM_INVALID);
+
+    assert_int_equal(
+        wire_cl_login(f->a.cl, HSM_LOGIN_USER, "alice", PW("alicepw1")),
+        CKR_OK);
+    assert_int_equal(wire_cl_conn_user_type(f->a.cl, &type, &alice), CKR_OK);
+    assert_int_equal(wire_cl_session_open(f->a.cl, true, &sid), CKR_OK);
+    memset(rnd, 0, sizeof(rnd));
+    memset(zero, 0, sizeof(zero));
+    assert_int_equal(wire_cl_random(f->a.cl, sid, rnd, sizeof(rnd)), CKR_OK);
+    assert_memory_not_equal(rnd, zero, sizeof(rnd));
+    /* no operation active: the core's answers, carried */
+    assert_int_equal(
+        wire_cl_op_output_len(f->a.cl, sid, HSM_OPK_SIGN, true, 0, &outlen),
+        CKR_OPERATION_NOT_INITIALIZED);
+    outlen = sizeof(rnd);
+    assert_int_equal(
+        wire_cl_op_oneshot(f->a.cl, sid, HSM_OPK_SIGN, rnd, 10, rnd, &outlen),
+        CKR_OPERATION_NOT_INITIALIZED);
+    assert_int_equal(wire_cl_context_login(f->a.cl, sid, NULL, PW("alicepw1")),
+                     CKR_OPERATION_NOT_INITIALIZED);
+    assert_int_equal(wire_cl_op_abort(f->a.cl, sid, HSM_OPK_SIGN), CKR_OK);
+
+    assert_int_equal(make_data(&f->a, sid, "k", true, true, &oid), CKR_OK);
+    assert_int_equal(wire_cl_key_list(f->a.cl, alice, &keys, &n, digest),
+                     CKR_OK);
+    assert_int_equal(n, 1);
+    assert_true(keys[0].oid == oid);
+    assert_true(keys[0].owned);
+    free(keys);
+    assert_int_equal(wire_cl_key_info(f->a.cl, oid, &owner, &shared, &nshared),
+                     CKR_OK);
+    assert_int_equal(owner, alice);
+    assert_int_equal(nshared, 0);
+    free(shared);
+    /* a CU may not read the audit log nor mark trust */
+    assert_int_equal(wire_cl_audit_read(f->a.cl, 0, 10, &recs, &n),
+                     CKR_USER_NOT_LOGGED_IN);
+    assert_int_equal(wire_cl_object_set_trusted(f->a.cl, oid, true),
+                     CKR_USER_NOT_LOGGED_IN);
+    assert_int_equal(wire_cl_logout(f->a.cl), CKR_OK);
+
+    assert_int_equal(wire_cl_login(f->a.cl, HSM_LOGIN_SO, NULL, PW("copass1")),
+                     CKR_OK);
+    assert_int_equal(wire_cl_audit_read(f->a.cl, 0, 10, &recs, &n), CKR_OK);
+    assert_true(n > 0);
+    assert_int_equal(recs[0].seq, 1);
+    assert_true(strlen(recs[0].op) > 0);
+    free(recs);
+    assert_int_equal(
+        wire_cl_audit_read(f->a.cl, 0, HSM_AUDIT_READ_MAX + 1, &recs, &n),
+        CKR_ARGUMENTS_BAD);
+    memset(&chk, 0xff, sizeof(chk));
+    assert_int_equal(wire_cl_audit_verify(f->a.cl, &chk), CKR_OK);
+    assert_int_equal(chk.status, HSM_AUDIT_INTACT);
+    assert_true(chk.records > 0);
+}
+
+/* ------------------------------------------------------------ hostile */
+
+static void test_garbage_and_truncated(void **state)
+{
+    struct fixture *f = *state;
+    static const uint8_t garbage[] = {0xff, 0xff, 0xff, 0xff, 0x0f, 0x01};
+    Nimbus__Request q;
+    Nimbus__LoginReq m;
+    uint8_t buf[256];
+    size_t len;
+    CK_RV rv;
+
+    assert_false(raw_bytes(&f->a, garbage, sizeof(garbage), &rv));
+    assert_int_equal(rv, CKR_DEVICE_ERROR);
+
+    /* a login cut short: never a partial call */
+    nimbus__login_req__init(&m);
+    m.kind = HSM_LOGIN_SO;
+    m.password.data = (uint8_t *)"password";
+    m.password.len = 8;
+    nimbus__request__init(&q);
+    q.id = 7;
+    q.call_case = NIMBUS__REQUEST__CALL_LOGIN;
+    q.login = &m;
+    len = nimbus__request__get_packed_size(&q);
+    assert_true(len < sizeof(buf));
+    nimbus__request__pack(&q, buf);
+    for (size_t cut = 1; cut < len; cut++) {
+        if (cut == 2) {
+            /* "id = 7" alone: a whole request without a call */
+            assert_true(raw_bytes(&f->a, buf, cut, &rv));
+            assert_int_equal(rv, CKR_FUNCTION_NOT_SUPPORTED);
+            continue;
+        }
+        assert_false(raw_bytes(&f->a, buf, cut, &rv));
+        assert_int_equal(rv, CKR_DEVICE_ERROR);
+    }
+    /* none of them logged in */
+    assert_true(raw_bytes(&f->a, buf, len, &rv));
+    assert_int_equal(rv, CKR_OK);
+}
+
+static void test_handshake_rules(void **state)
+{
+    struct fixture *f = *state;
+    struct tchan t;
+    wire_peer_t p = unix_peer(1000);
+    Nimbus__Request q;
+    Nimbus__Hello h;
+    Nimbus__TokenInfoReq ti;
+    Nimbus__Reply *rep;
+
+    /* a call before the handshake closes the channel */
+    t.ch = wire_chan_new(f->srv, &p);
+    assert_non_null(t.ch);
+    nimbus__token_info_req__init(&ti);
+    nimbus__request__init(&q);
+    q.id = 1;
+    q.call_case = NIMBUS__REQUEST__CALL_TOKEN_INFO;
+    q.token_info = &ti;
+    assert_false(raw_call(&t, &q, &rep));
+    assert_int_equal(rep->rv, CKR_CRYPTOKI_NOT_INITIALIZED);
+    assert_int_equal(rep->result_case, NIMBUS__REPLY__RESULT__NOT_SET);
+    nimbus__reply__free_unpacked(rep, NULL);
+
+    /* another protocol version is refused, with the server's */
+    nimbus__hello__init(&h);
+    h.version = WIRE_PROTOCOL_VERSION + 1;
+    q.call_case = NIMBUS__REQUEST__CALL_HELLO;
+    q.hello = &h;
+    assert_false(raw_call(&t, &q, &rep));
+    assert_int_equal(rep->rv, CKR_DEVICE_ERROR);
+    assert_int_equal(rep->result_case, NIMBUS__REPLY__RESULT_HELLO);
+    assert_int_equal(rep->hello->version, WIRE_PROTOCOL_VERSION);
+    nimbus__reply__free_unpacked(rep, NULL);
+
+    /* a second hello on a channel */
+    h.version = WIRE_PROTOCOL_VERSION;
+    assert_true(raw_call(&t, &q, &rep));
+    assert_int_equal(rep->rv, CKR_OK);
+    assert_int_equal(rep->id, 1);
+    nimbus__reply__free_unpacked(rep, NULL);
+    assert_false(raw_call(&t, &q, &rep));
+    assert_int_equal(rep->rv, CKR_DEVICE_ERROR);
+    nimbus__reply__free_unpacked(rep, NULL);
+    wire_chan_free(t.ch);
+}
+
+static void test_unknown_call(void **state)
+{
+    struct fixture *f = *state;
+    /* Request{id=5, field 500 (a call of a later version) = {}} */
+    static const uint8_t unknown[] = {0x08, 0x05, 0xa2, 0x1f, 0x00};
+    hsm_token_info_t ti;
+    CK_RV rv;
+
+    assert_true(raw_bytes(&f->a, unknown, sizeof(unknown), &rv));
+    assert_int_equal(rv, CKR_FUNCTION_NOT_SUPPORTED);
+    /* the channel still works */
+    assert_int_equal(wire_cl_token_info(f->a.cl, &ti), CKR_OK);
+}
+
+static void test_limits(void **state)
+{
+    struct fixture *f = *state;
+    CK_ATTRIBUTE *big;
+    CK_ATTRIBUTE_TYPE *types;
+    hsm_attr_t *out;
+    uint8_t *val;
+    hsm_sid_t sid;
+    hsm_oid_t oid;
+    uint8_t *frame;
+    size_t n = 600000, len = 0;
+    Nimbus__Request q;
+    Nimbus__RandomReq rr;
+    Nimbus__OpOneshotReq os;
+    Nimbus__Reply *rep;
+    CK_RV rv;
+
+    activate(&f->a, "alice", "alicepw1");
+    assert_int_equal(
+        wire_cl_login(f->a.cl, HSM_LOGIN_USER, "alice", PW("alicepw1")),
+        CKR_OK);
+    assert_int_equal(wire_cl_session_open(f->a.cl, true, &sid), CKR_OK);
+
+    /* 257 attributes: refused before the core */
+    big = calloc(HSM_TEMPLATE_MAX + 1, sizeof(*big));
+    assert_non_null(big);
+    for (size_t i = 0; i <= HSM_TEMPLATE_MAX; i++)
+        big[i].type = CKA_LABEL;
+    rv = wire_cl_object_create(f->a.cl, sid, big, HSM_TEMPLATE_MAX + 1, &oid);
+    assert_int_equal(rv, CKR_ARGUMENTS_BAD);
+    free(big);
+
+    /* a value of 64 KiB + 1 */
+    val = calloc(1, HSM_ATTR_VALUE_MAX + 1);
+    assert_non_null(val);
+    {
+        CK_OBJECT_CLASS cls = CKO_DATA;
+        CK_ATTRIBUTE t[] = {{CKA_CLASS, &cls, sizeof(cls)},
+                            {CKA_VALUE, val, HSM_ATTR_VALUE_MAX + 1}};
+
+        assert_int_equal(wire_cl_object_create(f->a.cl, sid, t, 2, &oid),
+                         CKR_ATTRIBUTE_VALUE_INVALID);
+        t[1].ulValueLen = HSM_ATTR_VALUE_MAX;
+        assert_int_equal(wire_cl_object_create(f->a.cl, sid, t, 2, &oid),
+                         CKR_OK);
+    }
+    free(val);
+
+    /* 257 types to read */
+    types = calloc(HSM_TEMPLATE_MAX + 1, sizeof(*types));
+    out = calloc(HSM_TEMPLATE_MAX + 1, sizeof(*out));
+    assert_non_null(types);
+    assert_non_null(out);
+    {
+        Nimbus__ObjectGetReq g;
+        uint64_t tv[HSM_TEMPLATE_MAX + 1];
+
+        memset(tv, 0, sizeof(tv));
+        nimbus__object_get_req__init(&g);
+        g.sid = sid;
+        g.oid = oid;
+        g.n_types = HSM_TEMPLATE_MAX + 1;
+        g.types = tv;
+        nimbus__request__init(&q);
+        q.call_case = NIMBUS__REQUEST__CALL_OBJECT_GET;
+        q.object_get = &g;
+        assert_true(raw_call(&f->a, &q, &rep));
+        assert_int_equal(rep->rv, CKR_ARGUMENTS_BAD);
+        nimbus__reply__free_unpacked(rep, NULL);
+    }
+    free(types);
+    free(out);
+
+    /* 600,000 tiny attributes in one frame: the decoder's budget refuses
+     * them (each would cost a struct and a pointer) */
+    frame = malloc(n * 6 + 16);
+    assert_non_null(frame);
+    frame[len++] = 0x08; /* id = 1 */
+    frame[len++] = 0x01;
+    {
+        /* object_create (field 23, length-delimited) holding sid and the
+         * attributes */
+        size_t body = 2 + n * 6, k = 0;
+        uint8_t hdr[8];
+
+        hdr[k++] = 0xba; /* (23 << 3) | 2 */
+        hdr[k++] = 0x01;
+        while (body >= 0x80) {
+            hdr[k++] = (uint8_t)(body | 0x80);
+            body >>= 7;
+        }
+        hdr[k++] = (uint8_t)body;
+        memcpy(frame + len, hdr, k);
+        len += k;
+        frame[len++] = 0x08; /* sid */
+        frame[len++] = (uint8_t)sid;
+        for (size_t i = 0; i < n; i++) {
+            /* template (field 2): Attribute{type = 3} */
+            frame[len++] = 0x12;
+            frame[len++] = 0x02;
+            frame[len++] = 0x08;
+            frame[len++] = 0x03;
+            frame[len++] = 0x12; /* value: empty */
+            frame[len++] = 0x00;
+        }
+    }
+    assert_true(len < f->cfg.max_frame);
+    assert_false(raw_bytes(&f->a, frame, len, &rv));
+    assert_int_equal(rv, CKR_DEVICE_ERROR);
+    free(frame);
+    /* the channel was told to close; a new one for what follows */
+    chan_close(&f->a);
+    assert_int_equal(chan_open(f, &f->a, 1000, NULL, NULL), CKR_OK);
+    assert_int_equal(
+        wire_cl_login(f->a.cl, HSM_LOGIN_USER, "alice", PW("alicepw1")),
+        CKR_OK);
+    assert_int_equal(wire_cl_session_open(f->a.cl, true, &sid), CKR_OK);
+
+    /* absurd lengths the client chose: no allocation of that size */
+    nimbus__random_req__init(&rr);
+    rr.sid = sid;
+    rr.len = UINT64_C(1) << 62;
+    nimbus__request__init(&q);
+    q.call_case = NIMBUS__REQUEST__CALL_RANDOM;
+    q.random = &rr;
+    assert_true(raw_call(&f->a, &q, &rep));
+    assert_int_equal(rep->rv, CKR_ARGUMENTS_BAD);
+    nimbus__reply__free_unpacked(rep, NULL);
+
+    nimbus__op_oneshot_req__init(&os);
+    os.sid = sid;
+    os.kind = HSM_OPK_ENCRYPT;
+    os.has_out_room = true;
+    os.out_room = UINT64_MAX;
+    q.call_case = NIMBUS__REQUEST__CALL_OP_ONESHOT;
+    q.op_oneshot = &os;
+    assert_true(raw_call(&f->a, &q, &rep));
+    assert_int_equal(rep->rv, CKR_OPERATION_NOT_INITIALIZED);
+    nimbus__reply__free_unpacked(rep, NULL);
+    os.kind = HSM_OPK_COUNT;
+    assert_true(raw_call(&f->a, &q, &rep));
+    assert_int_equal(rep->rv, CKR_ARGUMENTS_BAD);
+    nimbus__reply__free_unpacked(rep, NULL);
+
+    /* a frame longer than max_frame is refused unread */
+    {
+        static uint8_t one[1];
+
+        assert_false(
+            wire_chan_handle(f->a.ch, one, f->cfg.max_frame + 1, &frame, &len));
+        free(frame);
+    }
+}
+
+static void test_names(void **state)
+{
+    struct fixture *f = *state;
+    Nimbus__Request q;
+    Nimbus__LoginReq m;
+    Nimbus__Reply *rep;
+
+    /* "admin\0x": never cut to "admin" */
+    nimbus__login_req__init(&m);
+    m.kind = HSM_LOGIN_SO;
+    m.has_name = true;
+    m.name.data = (uint8_t *)"admin\0x";
+    m.name.len = 7;
+    m.password.data = (uint8_t *)"password";
+    m.password.len = 8;
+    nimbus__request__init(&q);
+    q.call_case = NIMBUS__REQUEST__CALL_LOGIN;
+    q.login = &m;
+    assert_true(raw_call(&f->a, &q, &rep));
+    assert_int_equal(rep->rv, CKR_ARGUMENTS_BAD);
+    nimbus__reply__free_unpacked(rep, NULL);
+    m.kind = 77;
+    m.name.len = 5;
+    assert_true(raw_call(&f->a, &q, &rep));
+    assert_int_equal(rep->rv, CKR_USER_TYPE_INVALID);
+    nimbus__reply__free_unpacked(rep, NULL);
+    m.kind = HSM_LOGIN_SO;
+    assert_true(raw_call(&f->a, &q, &rep));
+    assert_int_equal(rep->rv, CKR_OK);
+    nimbus__reply__free_unpacked(rep, NULL);
+}
+
+static void test_other_connection(void **state)
+{
+    struct fixture *f = *state;
+    hsm_sid_t a1, a2, b1;
+    hsm_oid_t secret, mine;
+    hsm_attr_t out[1];
+    CK_ATTRIBUTE_TYPE types[] = {CKA_VALUE};
+
+    activate(&f->a, "alice", "alicepw1");
+    assert_int_equal(wire_cl_login(f->a.cl, HSM_LOGIN_SO, NULL, PW("copass1")),
+                     CKR_OK);
+    assert_int_equal(wire_cl_init_pin(f->a.cl, "bob", PW("bobpass1")), CKR_OK);
+    assert_int_equal(wire_cl_logout(f->a.cl), CKR_OK);
+    assert_int_equal(
+        wire_cl_login(f->a.cl, HSM_LOGIN_USER, "alice", PW("alicepw1")),
+        CKR_OK);
+    assert_int_equal(wire_cl_session_open(f->a.cl, true, &a1), CKR_OK);
+    assert_int_equal(wire_cl_session_open(f->a.cl, true, &a2), CKR_OK);
+    assert_int_equal(make_data(&f->a, a2, "alice's", false, true, &secret),
+                     CKR_OK);
+
+    /* b: another connection of the same uid (a second application) */
+    assert_int_equal(chan_open(f, &f->b, 1000, NULL, NULL), CKR_OK);
+    assert_int_equal(
+        wire_cl_login(f->b.cl, HSM_LOGIN_USER, "bob", PW("bobpass1")), CKR_OK);
+    /* alice's session ids mean nothing on b's connection */
+    assert_int_equal(make_data(&f->b, a2, "x", false, false, &mine),
+                     CKR_SESSION_HANDLE_INVALID);
+    assert_int_equal(wire_cl_session_close(f->b.cl, a1),
+                     CKR_SESSION_HANDLE_INVALID);
+    assert_int_equal(wire_cl_session_open(f->b.cl, true, &b1), CKR_OK);
+    /* alice's private session object is not bob's */
+    assert_int_equal(wire_cl_object_get(f->b.cl, b1, secret, types, 1, out),
+                     CKR_OBJECT_HANDLE_INVALID);
+    assert_int_equal(wire_cl_object_destroy(f->b.cl, b1, secret),
+                     CKR_OBJECT_HANDLE_INVALID);
+    /* a's sessions are intact */
+    assert_int_equal(wire_cl_object_get(f->a.cl, a2, secret, types, 1, out),
+                     CKR_OK);
+    hsm_attrs_free(out, 1);
+    /* C_InitToken while another client holds sessions */
+    assert_int_equal(wire_cl_session_close(f->b.cl, b1), CKR_OK);
+    assert_int_equal(wire_cl_logout(f->b.cl), CKR_OK);
+    assert_int_equal(wire_cl_init_token(f->b.cl, NULL, PW("copass1"), "x"),
+                     CKR_SESSION_EXISTS);
+    chan_close(&f->b);
+}
+
+static void test_attach(void **state)
+{
+    struct fixture *f = *state;
+    uint8_t token[WIRE_TOKEN_LEN], t2[WIRE_TOKEN_LEN];
+    hsm_user_type_t type;
+    hsm_uid_t uid;
+    hsm_sid_t sid;
+    hsm_oid_t oid;
+    struct tchan c;
+
+    chan_close(&f->a);
+    assert_int_equal(chan_open(f, &f->a, 1000, NULL, token), CKR_OK);
+    activate(&f->a, "alice", "alicepw1");
+    assert_int_equal(
+        wire_cl_login(f->a.cl, HSM_LOGIN_USER, "alice", PW("alicepw1")),
+        CKR_OK);
+    assert_int_equal(wire_cl_session_open(f->a.cl, true, &sid), CKR_OK);
+
+    /* a second channel of the same peer shares login and sessions */
+    assert_int_equal(chan_open(f, &f->b, 1000, token, t2), CKR_OK);
+    assert_memory_equal(token, t2, sizeof(token));
+    assert_int_equal(wire_cl_conn_user_type(f->b.cl, &type, &uid), CKR_OK);
+    assert_int_equal(type, HSM_USER_CU);
+    assert_int_equal(make_data(&f->b, sid, "via b", false, true, &oid), CKR_OK);
+
+    /* another uid with the right token: refused as if it did not exist */
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(chan_open(f, &c, 1001, token, NULL), CKR_DEVICE_REMOVED);
+    assert_false(c.open);
+    chan_close(&c);
+    /* a wrong token */
+    token[0] ^= 1;
+    assert_int_equal(chan_open(f, &c, 1000, token, NULL), CKR_DEVICE_REMOVED);
+    chan_close(&c);
+    token[0] ^= 1;
+
+    /* the first channel goes: the connection lives on in b */
+    chan_close(&f->a);
+    assert_int_equal(wire_cl_conn_user_type(f->b.cl, &type, &uid), CKR_OK);
+    assert_int_equal(type, HSM_USER_CU);
+    /* the last goes: the connection ends and its token with it */
+    chan_close(&f->b);
+    assert_int_equal(chan_open(f, &f->b, 1000, token, NULL),
+                     CKR_DEVICE_REMOVED);
+    chan_close(&f->b);
+}
+
+static void test_after_close(void **state)
+{
+    struct fixture *f = *state;
+    hsm_sid_t sid;
+    hsm_oid_t oid;
+    uint8_t rnd[8];
+
+    activate(&f->a, "alice", "alicepw1");
+    assert_int_equal(
+        wire_cl_login(f->a.cl, HSM_LOGIN_USER, "alice", PW("alicepw1")),
+        CKR_OK);
+    assert_int_equal(wire_cl_session_open(f->a.cl, false, &sid), CKR_OK);
+    /* read-only session: a token object is the core's refusal */
+    assert_int_equal(make_data(&f->a, sid, "t", true, false, &oid),
+                     CKR_SESSION_READ_ONLY);
+    assert_int_equal(wire_cl_session_close(f->a.cl, sid), CKR_OK);
+    assert_int_equal(wire_cl_session_close(f->a.cl, sid),
+                     CKR_SESSION_HANDLE_INVALID);
+    assert_int_equal(wire_cl_random(f->a.cl, sid, rnd, sizeof(rnd)),
+                     CKR_SESSION_HANDLE_INVALID);
+    assert_int_equal(make_data(&f->a, sid, "t", false, false, &oid),
+                     CKR_SESSION_HANDLE_INVALID);
+    assert_int_equal(wire_cl_random(f->a.cl, 0, rnd, sizeof(rnd)),
+                     CKR_SESSION_HANDLE_INVALID);
+    /* ids are not reused: the next session is another id */
+    {
+        hsm_sid_t again;
+
+        assert_int_equal(wire_cl_session_open(f->a.cl, false, &again), CKR_OK);
+        assert_true(again != sid);
+    }
+}
+
+static void test_session_and_channel_limits(void **state)
+{
+    struct fixture *f = *state;
+    hsm_sid_t s[4];
+    struct tchan c1, c2;
+
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(wire_cl_session_open(f->a.cl, false, &s[i]), CKR_OK);
+    assert_int_equal(wire_cl_session_open(f->a.cl, false, &s[3]),
+                     CKR_SESSION_COUNT);
+    assert_int_equal(wire_cl_session_close(f->a.cl, s[1]), CKR_OK);
+    assert_int_equal(wire_cl_session_open(f->a.cl, false, &s[3]), CKR_OK);
+
+    /* max_connections 3: a, c1, c2; a fourth channel is refused */
+    memset(&c1, 0, sizeof(c1));
+    memset(&c2, 0, sizeof(c2));
+    assert_int_equal(chan_open(f, &c1, 1000, NULL, NULL), CKR_OK);
+    assert_int_equal(chan_open(f, &c2, 1000, NULL, NULL), CKR_OK);
+    {
+        wire_peer_t p = unix_peer(1000);
+
+        assert_null(wire_chan_new(f->srv, &p));
+    }
+    chan_close(&c2);
+    assert_int_equal(chan_open(f, &c2, 1000, NULL, NULL), CKR_OK);
+    chan_close(&c1);
+    chan_close(&c2);
+}
+
+/* ------------------------------------------------------------ a lying server
+ */
+
+static const uint8_t *lie_resp;
+static size_t lie_len;
+
+static bool lying_xfer(void *ctx, const uint8_t *req, size_t len,
+                       uint8_t **resp, size_t *resp_len)
+{
+    Nimbus__Request *q = nimbus__request__unpack(NULL, len, req);
+    Nimbus__Reply *rep = nimbus__reply__unpack(NULL, lie_len, lie_resp);
+
+    (void)ctx;
+    assert_non_null(q);
+    assert_non_null(rep);
+    rep->id = q->id; /* the right id, a wrong content */
+    *resp_len = nimbus__reply__get_packed_size(rep);
+    *resp = malloc(*resp_len);
+    nimbus__reply__pack(rep, *resp);
+    nimbus__reply__free_unpacked(rep, NULL);
+    nimbus__request__free_unpacked(q, NULL);
+    return true;
+}
+
+static void test_client_distrusts_server(void **state)
+{
+    wire_client_t *cl;
+    Nimbus__Reply rep;
+    Nimbus__OutputReply o;
+    uint8_t big[64], out[8], guard[8], buf[256];
+    size_t outlen = sizeof(out);
+    hsm_sid_t sid;
+
+    (void)state;
+    assert_int_equal(wire_client_new(lying_xfer, NULL, 0, &cl), CKR_OK);
+    /* 64 bytes of output for 8 bytes of room */
+    memset(big, 0x41, sizeof(big));
+    memset(guard, 0, sizeof(guard));
+    memset(out, 0, sizeof(out));
+    nimbus__output_reply__init(&o);
+    o.has_out = true;
+    o.out.data = big;
+    o.out.len = sizeof(big);
+    o.out_len = sizeof(big);
+    nimbus__reply__init(&rep);
+    rep.rv = CKR_OK;
+    rep.result_case = NIMBUS__REPLY__RESULT_OUTPUT;
+    rep.output = &o;
+    lie_len = nimbus__reply__pack(&rep, buf);
+    lie_resp = buf;
+    assert_int_equal(
+        wire_cl_op_oneshot(cl, 1, HSM_OPK_DECRYPT, big, 16, out, &outlen),
+        CKR_DEVICE_ERROR);
+    assert_memory_equal(out, guard, sizeof(out)); /* nothing written */
+    /* the wrong kind of result */
+    assert_int_equal(wire_cl_session_open(cl, true, &sid), CKR_DEVICE_ERROR);
+    wire_client_free(cl);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_token_and_users, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_objects, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mgmt_and_misc, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_garbage_and_truncated, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_handshake_rules, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_call, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_names, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_other_connection, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_attach, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_after_close, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_session_and_channel_limits,
+                                        setup_small, teardown),
+        cmocka_unit_test(test_client_distrusts_server),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
