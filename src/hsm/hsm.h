@@ -5,7 +5,10 @@
  * through these calls and nothing else. Requests and replies are plain data
  * (ids, byte strings, attribute lists): nothing here hands out a pointer into
  * a core structure, so every call can later be carried over the wire to
- * nimbusd unchanged. The core does not know the PKCS#11 calling conventions
+ * nimbusd unchanged. Mechanisms come as hsm_mech_t (common/mechparam.h):
+ * the parameter decoded into plain fields and owned byte strings, never a
+ * pointer into the caller's memory. The core does not know the PKCS#11
+ * calling conventions
  * (NULL checks, two-call length queries): the front end has done them before
  * it calls in, so every pointer given here is valid and every length true.
  *
@@ -19,6 +22,7 @@
 #include <stdint.h>
 
 #include "common/conf.h"
+#include "common/mechparam.h"
 #include "pkcs11/pkcs11.h"
 
 typedef struct hsm hsm_t;           /* one token (store) open in a process */
@@ -245,8 +249,10 @@ CK_RV hsm_mech_info(hsm_t *hsm, CK_MECHANISM_TYPE type, hsm_mech_info_t *info);
  * One operation of each kind may be active per session; the front end keeps
  * that state machine (CKR_OPERATION_ACTIVE, _NOT_INITIALIZED, one-shot vs
  * multi-part, the two-call length convention) and the core keeps the crypto
- * context. The mechanism parameter is given as PKCS#11 lays it out; the
- * core checks its exact length and contents (CKR_MECHANISM_PARAM_INVALID).
+ * context. The mechanism comes decoded (hsm_mech_decode); the core checks
+ * that its layout is the mechanism's and its contents
+ * (CKR_MECHANISM_PARAM_INVALID), trusting nothing in it beyond each byte
+ * string having its length.
  */
 typedef enum {
     HSM_OPK_ENCRYPT = 0,
@@ -267,7 +273,7 @@ typedef enum {
  * kind (sign, encrypt, digest rows).
  */
 CK_RV hsm_op_init(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
-                  const CK_MECHANISM *mech, hsm_oid_t key);
+                  const hsm_mech_t *mech, hsm_oid_t key);
 
 /*
  * The largest output the next step can produce for inlen bytes of input
@@ -311,14 +317,15 @@ void hsm_op_abort(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind);
 
 /* ---------------------------------------------------- key generation */
 
-CK_RV hsm_generate_key(hsm_conn_t *conn, hsm_sid_t sid, const CK_MECHANISM *mech,
-                       const CK_ATTRIBUTE *tmpl, CK_ULONG count, hsm_oid_t *oid);
+CK_RV hsm_generate_key(hsm_conn_t *conn, hsm_sid_t sid, const hsm_mech_t *mech,
+                       const CK_ATTRIBUTE *tmpl, CK_ULONG count,
+                       hsm_oid_t *oid);
 CK_RV hsm_generate_key_pair(hsm_conn_t *conn, hsm_sid_t sid,
-                            const CK_MECHANISM *mech,
+                            const hsm_mech_t *mech,
                             const CK_ATTRIBUTE *pub_tmpl, CK_ULONG pub_count,
                             const CK_ATTRIBUTE *priv_tmpl, CK_ULONG priv_count,
                             hsm_oid_t *pub, hsm_oid_t *priv);
-CK_RV hsm_derive_key(hsm_conn_t *conn, hsm_sid_t sid, const CK_MECHANISM *mech,
+CK_RV hsm_derive_key(hsm_conn_t *conn, hsm_sid_t sid, const hsm_mech_t *mech,
                      hsm_oid_t base, const CK_ATTRIBUTE *tmpl, CK_ULONG count,
                      hsm_oid_t *oid);
 
@@ -329,7 +336,7 @@ CK_RV hsm_derive_key(hsm_conn_t *conn, hsm_sid_t sid, const CK_MECHANISM *mech,
  * encryption whose CK_GCM_PARAMS has pIv NULL or 12 zero bytes (ulIvLen
  * 12), the token makes a random 12-byte IV, copies it to iv (ivroom must
  * be at least 12) and sets *ivlen to 12; the front end copies it into the
- * caller's CK_GCM_PARAMS.pIv (when pIv is not NULL). Otherwise *ivlen is 0
+ * caller's CK_GCM_PARAMS.pIv (hsm_mech_write_gcm_iv). Otherwise *ivlen is 0
  * and the caller's IV is used. hsm_op_init does the same and drops the IV,
  * so the front end calls this one for HSM_OPK_ENCRYPT.
  *
@@ -343,7 +350,7 @@ CK_RV hsm_derive_key(hsm_conn_t *conn, hsm_sid_t sid, const CK_MECHANISM *mech,
  * encryption too (it needs the whole message, CK_CCM_PARAMS.ulDataLen).
  */
 CK_RV hsm_op_init_iv(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
-                     const CK_MECHANISM *mech, hsm_oid_t key, uint8_t *iv,
+                     const hsm_mech_t *mech, hsm_oid_t key, uint8_t *iv,
                      size_t ivroom, size_t *ivlen);
 
 /*
@@ -363,7 +370,7 @@ CK_RV hsm_op_init_iv(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
  * _PARAM_INVALID (CKM_AES_GCM with a NULL or zero IV: the token would
  * have to make the IV and could not return it; use CKM_CLOUDHSM_AES_GCM).
  */
-CK_RV hsm_wrap_key(hsm_conn_t *conn, hsm_sid_t sid, const CK_MECHANISM *mech,
+CK_RV hsm_wrap_key(hsm_conn_t *conn, hsm_sid_t sid, const hsm_mech_t *mech,
                    hsm_oid_t wrapping, hsm_oid_t key, uint8_t **out,
                    size_t *outlen);
 
@@ -384,15 +391,15 @@ CK_RV hsm_wrap_key(hsm_conn_t *conn, hsm_sid_t sid, const CK_MECHANISM *mech,
  * attributes CKA_UNWRAP_TEMPLATE set stay fixed (hsm_object_set and
  * hsm_object_copy: CKR_ATTRIBUTE_READ_ONLY).
  */
-CK_RV hsm_unwrap_key(hsm_conn_t *conn, hsm_sid_t sid, const CK_MECHANISM *mech,
+CK_RV hsm_unwrap_key(hsm_conn_t *conn, hsm_sid_t sid, const hsm_mech_t *mech,
                      hsm_oid_t unwrapping, const uint8_t *in, size_t inlen,
                      const CK_ATTRIBUTE *tmpl, CK_ULONG count, hsm_oid_t *oid);
 
 /*
  * Derivation parameters that name an object (CKM_CONCATENATE_BASE_AND_KEY's
  * CK_OBJECT_HANDLE, CK_HKDF_PARAMS.hSaltKey with CKF_HKDF_SALT_KEY) must
- * carry the object's hsm_oid_t in place of the handle: the front end
- * passes a copy of the parameter with the handle translated. CKM_HKDF_DATA
+ * carry the object's hsm_oid_t in place of the handle (hsm_mech_key_ref:
+ * the front end translates it after decoding). CKM_HKDF_DATA
  * makes a CKO_DATA object (template: CKA_VALUE_LEN gives the length, the
  * other attributes those of a data object). CKM_PKCS5_PBKD2 is a key
  * generation mechanism (hsm_generate_key); the template's CKA_KEY_TYPE
@@ -426,17 +433,19 @@ CK_RV hsm_template_parse(const uint8_t *blob, size_t len, hsm_attr_t **attrs,
  * for CKM_AES_GCM, CKM_AES_CCM and CKM_CHACHA20_POLY1305. One
  * message-based operation of each direction per session, apart from the
  * classic operations. The init parameter may be empty (or any message
- * parameter, ignored). Each message takes its parameter as PKCS#11 lays it
- * out: CK_GCM_MESSAGE_PARAMS, CK_CCM_MESSAGE_PARAMS or
- * CK_SALSA20_CHACHA20_POLY1305_MSG_PARAMS (param/paramlen). Encryption
- * with ivGenerator / nonceGenerator CKG_GENERATE, _COUNTER, _RANDOM or
- * _COUNTER_XOR makes the IV (keeping the first ulIvFixedBits /
+ * parameter, ignored). Each message takes its parameter decoded
+ * (hsm_mech_decode_msg with the operation's mechanism type): layout
+ * HSM_MP_GCM_MESSAGE, HSM_MP_CCM_MESSAGE or
+ * HSM_MP_CHACHA20_POLY1305_MESSAGE, else CKR_MECHANISM_PARAM_INVALID.
+ * Encryption with ivGenerator / nonceGenerator CKG_GENERATE, _COUNTER, _RANDOM
+ * or _COUNTER_XOR makes the IV (keeping the first ulIvFixedBits /
  * ulNonceFixedBits bits of the given pIv / pNonce; COUNTER_XOR XORs a
  * counter into the given IV); CKG_NO_GENERATE uses the caller's IV. What
  * the token produces comes back in res: the IV used (res->iv, res->iv_len:
  * the front end copies it into pIv / pNonce) and, on encryption, the tag
  * (res->tag, res->tag_len: copied into pTag / pMAC; for ChaCha20 pTag is
- * 16 bytes). On decryption the tag is read from the parameter; a tag
+ * 16 bytes; hsm_mech_write_msg). On decryption the tag is read from the
+ * parameter (its decoded tag bytes); a tag
  * that does not match is CKR_AEAD_DECRYPT_FAILED (the 3.0 code of the
  * message functions) and no plaintext is released.
  */
@@ -456,21 +465,21 @@ typedef struct {
 } hsm_msg_result_t;
 
 CK_RV hsm_msg_init(hsm_conn_t *conn, hsm_sid_t sid, hsm_msgkind_t kind,
-                   const CK_MECHANISM *mech, hsm_oid_t key);
+                   const hsm_mech_t *mech, hsm_oid_t key);
 /*
  * C_EncryptMessage / C_DecryptMessage: one whole message. *outlen in: room,
  * out: written (CKR_BUFFER_TOO_SMALL: *outlen the need, nothing done).
  * Encryption output is as long as the input, decryption output too.
  */
 CK_RV hsm_msg_oneshot(hsm_conn_t *conn, hsm_sid_t sid, hsm_msgkind_t kind,
-                      const void *param, size_t paramlen, const uint8_t *aad,
+                      const hsm_mech_t *param, const uint8_t *aad,
                       size_t aadlen, const uint8_t *in, size_t inlen,
                       uint8_t *out, size_t *outlen, hsm_msg_result_t *res);
 /* C_EncryptMessageBegin / C_DecryptMessageBegin: the IV (made on
  * encryption, in res) and the AAD. */
 CK_RV hsm_msg_begin(hsm_conn_t *conn, hsm_sid_t sid, hsm_msgkind_t kind,
-                    const void *param, size_t paramlen, const uint8_t *aad,
-                    size_t aadlen, hsm_msg_result_t *res);
+                    const hsm_mech_t *param, const uint8_t *aad, size_t aadlen,
+                    hsm_msg_result_t *res);
 /*
  * C_EncryptMessageNext / C_DecryptMessageNext: a part; last
  * (CKF_END_OF_MESSAGE) ends the message (the tag in res on encryption,
@@ -479,8 +488,8 @@ CK_RV hsm_msg_begin(hsm_conn_t *conn, hsm_sid_t sid, hsm_msgkind_t kind,
  * hsm_msg_output_len.
  */
 CK_RV hsm_msg_next(hsm_conn_t *conn, hsm_sid_t sid, hsm_msgkind_t kind,
-                   const void *param, size_t paramlen, const uint8_t *in,
-                   size_t inlen, bool last, uint8_t *out, size_t *outlen,
+                   const hsm_mech_t *param, const uint8_t *in, size_t inlen,
+                   bool last, uint8_t *out, size_t *outlen,
                    hsm_msg_result_t *res);
 /* Output bound of the next hsm_msg_next (or of a one-shot when no message
  * is begun). */

@@ -30,10 +30,10 @@
 static const attr_caller_t keygen_caller = {.is_so = false};
 
 /* The row of a mechanism that has flag, with its parameter checked. */
-static CK_RV keygen_row(const hsm_t *hsm, const CK_MECHANISM *mech,
-                        CK_FLAGS flag, const mech_row_t **row, cops_params_t *p)
+static CK_RV keygen_row(const hsm_t *hsm, const hsm_mech_t *mech, CK_FLAGS flag,
+                        const mech_row_t **row, cops_params_t *p)
 {
-    *row = mech_find_enabled(hsm, mech->mechanism);
+    *row = mech_find_enabled(hsm, mech->type);
     if (*row == NULL || ((*row)->flags & flag) == 0) {
         return CKR_MECHANISM_INVALID;
     }
@@ -123,9 +123,8 @@ static void des_parity(uint8_t *v, size_t len)
     }
 }
 
-CK_RV hsm_generate_key(hsm_conn_t *conn, hsm_sid_t sid,
-                       const CK_MECHANISM *mech, const CK_ATTRIBUTE *tmpl,
-                       CK_ULONG count, hsm_oid_t *oid)
+CK_RV hsm_generate_key(hsm_conn_t *conn, hsm_sid_t sid, const hsm_mech_t *mech,
+                       const CK_ATTRIBUTE *tmpl, CK_ULONG count, hsm_oid_t *oid)
 {
     const mech_row_t *row;
     cops_params_t p;
@@ -218,7 +217,7 @@ static CK_RV share_id(const CK_ATTRIBUTE *pt, CK_ULONG pn,
 }
 
 CK_RV hsm_generate_key_pair(hsm_conn_t *conn, hsm_sid_t sid,
-                            const CK_MECHANISM *mech,
+                            const hsm_mech_t *mech,
                             const CK_ATTRIBUTE *pub_tmpl, CK_ULONG pub_count,
                             const CK_ATTRIBUTE *priv_tmpl, CK_ULONG priv_count,
                             hsm_oid_t *pub, hsm_oid_t *priv)
@@ -439,7 +438,7 @@ static CK_RV blob_of(struct hsm_obj *o, CK_ATTRIBUTE_TYPE t, uint8_t **blob,
                      size_t *len);
 
 static CK_RV derive_ecdh(hsm_conn_t *conn, hsm_sid_t sid,
-                         const CK_MECHANISM *mech, hsm_oid_t base,
+                         const hsm_mech_t *mech, hsm_oid_t base,
                          const CK_ATTRIBUTE *tmpl, CK_ULONG count,
                          hsm_oid_t *oid)
 {
@@ -628,36 +627,24 @@ static CK_RV kbkdf(const mech_row_t *row, const cops_params_t *p,
                    size_t outlen)
 {
     bool feedback = row->derive == MECH_DERIVE_KBKDF_FEEDBACK;
-    const CK_PRF_DATA_PARAM *d;
-    CK_ULONG nd;
-    const uint8_t *iv = NULL;
-    size_t ivlen = 0, hlen, n, inmax = 0, done = 0;
+    const hsm_mp_prf_data_t *d = p->mech->u.kbkdf.params;
+    size_t nd = p->mech->u.kbkdf.n_params;
+    const uint8_t *iv = p->mech->u.kbkdf.iv.data;
+    size_t ivlen = feedback ? p->mech->u.kbkdf.iv.len : 0, hlen, n;
+    size_t inmax = 0, done = 0;
     uint8_t prev[COPS_HASH_MAX], block[COPS_HASH_MAX];
     size_t prevlen = 0;
     uint8_t *in = NULL;
     uint64_t bits;
     CK_RV rv = CKR_OK;
 
-    if (feedback) {
-        const CK_SP800_108_FEEDBACK_KDF_PARAMS *f = p->raw;
-
-        d = f->pDataParams;
-        nd = f->ulNumberOfDataParams;
-        iv = f->pIV;
-        ivlen = f->ulIVLen;
-    } else {
-        const CK_SP800_108_KDF_PARAMS *c = p->raw;
-
-        d = c->pDataParams;
-        nd = c->ulNumberOfDataParams;
-    }
     hlen = p->hash != COPS_HASH_NONE ? cops_hash_len(p->hash) : 16;
     if (ivlen > sizeof(prev)) {
         return CKR_MECHANISM_PARAM_INVALID;
     }
     n = outlen / hlen + (outlen % hlen != 0);
-    for (CK_ULONG i = 0; i < nd; i++) {
-        inmax += d[i].type == CK_SP800_108_BYTE_ARRAY ? d[i].ulValueLen : 8;
+    for (size_t i = 0; i < nd; i++) {
+        inmax += d[i].type == CK_SP800_108_BYTE_ARRAY ? d[i].bytes.len : 8;
         if (d[i].type == CK_SP800_108_ITERATION_VARIABLE && feedback) {
             inmax += COPS_HASH_MAX;
         }
@@ -673,9 +660,9 @@ static CK_RV kbkdf(const mech_row_t *row, const cops_params_t *p,
     for (size_t i = 1; i <= n && rv == CKR_OK; i++) {
         size_t len = 0, got = 0;
 
-        for (CK_ULONG j = 0; j < nd; j++) {
-            const CK_SP800_108_COUNTER_FORMAT *cf = d[j].pValue;
-            const CK_SP800_108_DKM_LENGTH_FORMAT *df = d[j].pValue;
+        for (size_t j = 0; j < nd; j++) {
+            size_t w = d[j].width_bits / 8;
+            bool little = d[j].little_endian == CK_TRUE;
 
             switch (d[j].type) {
             case CK_SP800_108_ITERATION_VARIABLE:
@@ -686,36 +673,33 @@ static CK_RV kbkdf(const mech_row_t *row, const cops_params_t *p,
                     len += prevlen;
                     break;
                 }
-                if (!fits(i, cf->ulWidthInBits / 8)) {
+                if (!fits(i, w)) {
                     rv = CKR_TEMPLATE_INCONSISTENT; /* too long a key */
                     break;
                 }
-                len += put_int(in + len, i, cf->ulWidthInBits / 8,
-                               cf->bLittleEndian == CK_TRUE);
+                len += put_int(in + len, i, w, little);
                 break;
             case CK_SP800_108_OPTIONAL_COUNTER:
-                if (!fits(i, cf->ulWidthInBits / 8)) {
+                if (!fits(i, w)) {
                     rv = CKR_TEMPLATE_INCONSISTENT;
                     break;
                 }
-                len += put_int(in + len, i, cf->ulWidthInBits / 8,
-                               cf->bLittleEndian == CK_TRUE);
+                len += put_int(in + len, i, w, little);
                 break;
             case CK_SP800_108_DKM_LENGTH:
-                bits = df->dkmLengthMethod ==
-                               CK_SP800_108_DKM_LENGTH_SUM_OF_SEGMENTS
-                           ? (uint64_t)n * hlen * 8
-                           : (uint64_t)outlen * 8;
-                if (!fits(bits, df->ulWidthInBits / 8)) {
+                bits =
+                    d[j].dkm_method == CK_SP800_108_DKM_LENGTH_SUM_OF_SEGMENTS
+                        ? (uint64_t)n * hlen * 8
+                        : (uint64_t)outlen * 8;
+                if (!fits(bits, w)) {
                     rv = CKR_MECHANISM_PARAM_INVALID;
                     break;
                 }
-                len += put_int(in + len, bits, df->ulWidthInBits / 8,
-                               df->bLittleEndian == CK_TRUE);
+                len += put_int(in + len, bits, w, little);
                 break;
             default: /* CK_SP800_108_BYTE_ARRAY */
-                memcpy(in + len, d[j].pValue, d[j].ulValueLen);
-                len += d[j].ulValueLen;
+                memcpy(in + len, d[j].bytes.data, d[j].bytes.len);
+                len += d[j].bytes.len;
                 break;
             }
         }
@@ -793,9 +777,7 @@ static CK_RV kdf_value(const mech_row_t *row, const cops_params_t *p,
                        const struct derive_in *in, size_t want, uint8_t **val,
                        size_t *len)
 {
-    const CK_KEY_DERIVATION_STRING_DATA *sd = p->raw;
-    const CK_AES_CBC_ENCRYPT_DATA_PARAMS *cd = p->raw;
-    const CK_HKDF_PARAMS *hk = p->raw;
+    const hsm_mech_t *m = p->mech;
     size_t natural = 0, n;
     uint8_t *buf = NULL;
     CK_RV rv;
@@ -806,17 +788,17 @@ static CK_RV kdf_value(const mech_row_t *row, const cops_params_t *p,
         break;
     case MECH_DERIVE_CONCAT_DATA:
     case MECH_DERIVE_CONCAT_DATA_BASE:
-        natural = in->base_len + sd->ulLen;
+        natural = in->base_len + m->u.string.len;
         break;
     case MECH_DERIVE_AES_ECB_DATA:
-        natural = sd->ulLen;
+        natural = m->u.string.len;
         break;
     case MECH_DERIVE_AES_CBC_DATA:
-        natural = cd->length;
+        natural = m->u.cbc_data.data.len;
         break;
     case MECH_DERIVE_HKDF:
     case MECH_DERIVE_HKDF_DATA:
-        if (hk->bExtract && !hk->bExpand) {
+        if (m->u.hkdf.extract && !m->u.hkdf.expand) {
             natural = cops_hash_len(p->hash);
         }
         break;
@@ -843,37 +825,38 @@ static CK_RV kdf_value(const mech_row_t *row, const cops_params_t *p,
         break;
     case MECH_DERIVE_CONCAT_DATA:
         memcpy(buf, in->base, in->base_len);
-        memcpy(buf + in->base_len, sd->pData, sd->ulLen);
+        memcpy(buf + in->base_len, m->u.string.data, m->u.string.len);
         rv = CKR_OK;
         break;
     case MECH_DERIVE_CONCAT_DATA_BASE:
-        memcpy(buf, sd->pData, sd->ulLen);
-        memcpy(buf + sd->ulLen, in->base, in->base_len);
+        memcpy(buf, m->u.string.data, m->u.string.len);
+        memcpy(buf + m->u.string.len, in->base, in->base_len);
         rv = CKR_OK;
         break;
     case MECH_DERIVE_AES_ECB_DATA:
-        rv = cops_aes_raw(in->base, in->base_len, NULL, sd->pData, sd->ulLen,
-                          buf);
+        rv = cops_aes_raw(in->base, in->base_len, NULL, m->u.string.data,
+                          m->u.string.len, buf);
         break;
     case MECH_DERIVE_AES_CBC_DATA:
-        rv = cops_aes_raw(in->base, in->base_len, cd->iv, cd->pData, cd->length,
-                          buf);
+        rv = cops_aes_raw(in->base, in->base_len, m->u.cbc_data.iv,
+                          m->u.cbc_data.data.data, m->u.cbc_data.data.len, buf);
         break;
     case MECH_DERIVE_HKDF:
     case MECH_DERIVE_HKDF_DATA: {
         const uint8_t *salt = NULL;
         size_t saltlen = 0;
 
-        if (hk->bExtract && hk->ulSaltType == CKF_HKDF_SALT_DATA) {
-            salt = hk->pSalt;
-            saltlen = hk->ulSaltLen;
-        } else if (hk->bExtract && hk->ulSaltType == CKF_HKDF_SALT_KEY) {
+        if (m->u.hkdf.extract && m->u.hkdf.salt_type == CKF_HKDF_SALT_DATA) {
+            salt = m->u.hkdf.salt.data;
+            saltlen = m->u.hkdf.salt.len;
+        } else if (m->u.hkdf.extract &&
+                   m->u.hkdf.salt_type == CKF_HKDF_SALT_KEY) {
             salt = in->other;
             saltlen = in->other_len;
         }
-        rv =
-            cops_hkdf(p->hash, hk->bExtract, hk->bExpand, salt, saltlen,
-                      in->base, in->base_len, hk->pInfo, hk->ulInfoLen, buf, n);
+        rv = cops_hkdf(p->hash, m->u.hkdf.extract, m->u.hkdf.expand, salt,
+                       saltlen, in->base, in->base_len, m->u.hkdf.info.data,
+                       m->u.hkdf.info.len, buf, n);
         break;
     }
     case MECH_DERIVE_KBKDF_COUNTER:
@@ -989,17 +972,15 @@ static CK_RV derive_kdf(hsm_conn_t *conn, hsm_sid_t sid, const mech_row_t *row,
         rv = CKR_KEY_SIZE_RANGE;
     }
     if (rv == CKR_OK && row->derive == MECH_DERIVE_CONCAT_KEY) {
-        CK_OBJECT_HANDLE other;
-
-        memcpy(&other, p->raw, sizeof(other));
-        rv = load_other_locked(conn, (hsm_oid_t)other, HSM_ACCESS_OWN, &in);
+        rv = load_other_locked(conn, (hsm_oid_t)p->mech->u.object,
+                               HSM_ACCESS_OWN, &in);
     }
     if (rv == CKR_OK && (row->derive == MECH_DERIVE_HKDF ||
                          row->derive == MECH_DERIVE_HKDF_DATA)) {
-        const CK_HKDF_PARAMS *hk = p->raw;
+        const hsm_mech_t *m = p->mech;
 
-        if (hk->bExtract && hk->ulSaltType == CKF_HKDF_SALT_KEY) {
-            rv = load_other_locked(conn, (hsm_oid_t)hk->hSaltKey,
+        if (m->u.hkdf.extract && m->u.hkdf.salt_type == CKF_HKDF_SALT_KEY) {
+            rv = load_other_locked(conn, (hsm_oid_t)m->u.hkdf.salt_key,
                                    HSM_ACCESS_USE, &in);
         }
     }
@@ -1087,7 +1068,7 @@ out:
     return rv;
 }
 
-CK_RV hsm_derive_key(hsm_conn_t *conn, hsm_sid_t sid, const CK_MECHANISM *mech,
+CK_RV hsm_derive_key(hsm_conn_t *conn, hsm_sid_t sid, const hsm_mech_t *mech,
                      hsm_oid_t base, const CK_ATTRIBUTE *tmpl, CK_ULONG count,
                      hsm_oid_t *oid)
 {

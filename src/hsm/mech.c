@@ -67,20 +67,24 @@ static cops_hash_t hash_of_mgf(CK_RSA_PKCS_MGF_TYPE mgf)
     return COPS_HASH_NONE;
 }
 
-/* The parameter as a struct of exactly len bytes, else NULL. */
-static const void *param_of(const CK_MECHANISM *m, size_t len)
+/*
+ * The parameter checks read only the decoded hsm_mech_t (mechparam.h).
+ * They never trust its layout tag to fit the mechanism, nor a byte
+ * string's length to be what the layout needs: a remote caller fills
+ * hsm_mech_t itself. A byte string's data has its len bytes.
+ */
+
+/* A byte string, or NULL when empty. */
+static const uint8_t *bytes_ptr(const hsm_bytes_t *b)
 {
-    if (m->pParameter == NULL || m->ulParameterLen != len) {
-        return NULL;
-    }
-    return m->pParameter;
+    return b->len > 0 ? b->data : NULL;
 }
 
-/* No parameter: ulParameterLen must be 0 (pParameter is then ignored). */
-static CK_RV p_none(const mech_row_t *row, const CK_MECHANISM *m,
+/* No parameter (HSM_MP_NONE). */
+static CK_RV p_none(const mech_row_t *row, const hsm_mech_t *m,
                     cops_params_t *p)
 {
-    if (m->ulParameterLen != 0) {
+    if (m->layout != HSM_MP_NONE) {
         return CKR_MECHANISM_PARAM_INVALID;
     }
     p->mac_len = cops_hash_len(row->hash);
@@ -89,17 +93,14 @@ static CK_RV p_none(const mech_row_t *row, const CK_MECHANISM *m,
 
 /* CK_RSA_PKCS_PSS_PARAMS; a hash-and-sign row wants hashAlg to be its own
  * hash. */
-static CK_RV p_pss(const mech_row_t *row, const CK_MECHANISM *m,
-                   cops_params_t *p)
+static CK_RV p_pss(const mech_row_t *row, const hsm_mech_t *m, cops_params_t *p)
 {
-    const CK_RSA_PKCS_PSS_PARAMS *pss = param_of(m, sizeof(*pss));
-
-    if (pss == NULL) {
+    if (m->layout != HSM_MP_RSA_PSS) {
         return CKR_MECHANISM_PARAM_INVALID;
     }
-    p->hash = hash_of_mech(pss->hashAlg);
-    p->mgf1 = hash_of_mgf(pss->mgf);
-    p->salt_len = pss->sLen;
+    p->hash = hash_of_mech(m->u.pss.hash_alg);
+    p->mgf1 = hash_of_mgf(m->u.pss.mgf);
+    p->salt_len = m->u.pss.salt_len;
     if (p->hash == COPS_HASH_NONE || p->mgf1 == COPS_HASH_NONE ||
         (row->hash != COPS_HASH_NONE && row->hash != p->hash)) {
         return CKR_MECHANISM_PARAM_INVALID;
@@ -107,17 +108,10 @@ static CK_RV p_pss(const mech_row_t *row, const CK_MECHANISM *m,
     return CKR_OK;
 }
 
-/* CK_RSA_PKCS_OAEP_PARAMS: source 0 (no label) or CKZ_DATA_SPECIFIED. */
-static CK_RV p_oaep(const mech_row_t *row, const CK_MECHANISM *m,
-                    cops_params_t *p)
+/* OAEP: source 0 (no label) or CKZ_DATA_SPECIFIED. */
+static CK_RV oaep_check(const hsm_mp_oaep_t *o, cops_params_t *p)
 {
-    const CK_RSA_PKCS_OAEP_PARAMS *o = param_of(m, sizeof(*o));
-
-    (void)row;
-    if (o == NULL) {
-        return CKR_MECHANISM_PARAM_INVALID;
-    }
-    p->hash = hash_of_mech(o->hashAlg);
+    p->hash = hash_of_mech(o->hash_alg);
     p->mgf1 = hash_of_mgf(o->mgf);
     if (p->hash == COPS_HASH_NONE || p->mgf1 == COPS_HASH_NONE) {
         return CKR_MECHANISM_PARAM_INVALID;
@@ -125,73 +119,75 @@ static CK_RV p_oaep(const mech_row_t *row, const CK_MECHANISM *m,
     if (o->source != CKZ_DATA_SPECIFIED && o->source != 0) {
         return CKR_MECHANISM_PARAM_INVALID;
     }
-    if (o->ulSourceDataLen > MECH_OAEP_LABEL_MAX ||
-        (o->ulSourceDataLen > 0 &&
-         (o->pSourceData == NULL || o->source != CKZ_DATA_SPECIFIED))) {
+    if (o->source_data.len > MECH_OAEP_LABEL_MAX ||
+        (o->source_data.len > 0 && o->source != CKZ_DATA_SPECIFIED)) {
         return CKR_MECHANISM_PARAM_INVALID;
     }
-    p->label = o->pSourceData;
-    p->label_len = o->ulSourceDataLen;
+    p->label = bytes_ptr(&o->source_data);
+    p->label_len = o->source_data.len;
     return CKR_OK;
 }
 
+static CK_RV p_oaep(const mech_row_t *row, const hsm_mech_t *m,
+                    cops_params_t *p)
+{
+    (void)row;
+    if (m->layout != HSM_MP_RSA_OAEP) {
+        return CKR_MECHANISM_PARAM_INVALID;
+    }
+    return oaep_check(&m->u.oaep, p);
+}
+
 /* None (pure EdDSA) or CK_EDDSA_PARAMS. */
-static CK_RV p_eddsa(const mech_row_t *row, const CK_MECHANISM *m,
+static CK_RV p_eddsa(const mech_row_t *row, const hsm_mech_t *m,
                      cops_params_t *p)
 {
-    const CK_EDDSA_PARAMS *e;
-
     (void)row;
-    if (m->ulParameterLen == 0) {
+    if (m->layout == HSM_MP_NONE) {
         return CKR_OK;
     }
-    e = param_of(m, sizeof(*e));
-    if (e == NULL || (e->phFlag != CK_FALSE && e->phFlag != CK_TRUE) ||
-        e->ulContextDataLen > MECH_EDDSA_CONTEXT_MAX ||
-        (e->ulContextDataLen > 0 && e->pContextData == NULL)) {
+    if (m->layout != HSM_MP_EDDSA ||
+        (m->u.eddsa.ph_flag != CK_FALSE && m->u.eddsa.ph_flag != CK_TRUE) ||
+        m->u.eddsa.context.len > MECH_EDDSA_CONTEXT_MAX) {
         return CKR_MECHANISM_PARAM_INVALID;
     }
     p->eddsa_params = true;
-    p->eddsa_ph = e->phFlag == CK_TRUE;
-    p->context = e->pContextData;
-    p->context_len = e->ulContextDataLen;
+    p->eddsa_ph = m->u.eddsa.ph_flag == CK_TRUE;
+    p->context = bytes_ptr(&m->u.eddsa.context);
+    p->context_len = m->u.eddsa.context.len;
     return CKR_OK;
 }
 
 /* CK_MAC_GENERAL_PARAMS: 1 .. hash length. */
-static CK_RV p_mac_general(const mech_row_t *row, const CK_MECHANISM *m,
+static CK_RV p_mac_general(const mech_row_t *row, const hsm_mech_t *m,
                            cops_params_t *p)
 {
-    const CK_MAC_GENERAL_PARAMS *len = param_of(m, sizeof(*len));
-
-    if (len == NULL || *len == 0 || *len > cops_hash_len(row->hash)) {
+    if (m->layout != HSM_MP_ULONG || m->u.ulong == 0 ||
+        m->u.ulong > cops_hash_len(row->hash)) {
         return CKR_MECHANISM_PARAM_INVALID;
     }
-    p->mac_len = *len;
+    p->mac_len = m->u.ulong;
     return CKR_OK;
 }
 
 /* CK_ECDH1_DERIVE_PARAMS: CKD_NULL (no shared data) or an X9.63 KDF. */
-static CK_RV p_ecdh(const mech_row_t *row, const CK_MECHANISM *m,
+static CK_RV p_ecdh(const mech_row_t *row, const hsm_mech_t *m,
                     cops_params_t *p)
 {
-    const CK_ECDH1_DERIVE_PARAMS *d = param_of(m, sizeof(*d));
-
     (void)row;
-    if (d == NULL || d->ulPublicDataLen == 0 || d->pPublicData == NULL ||
-        d->ulPublicDataLen > MECH_ECDH_DATA_MAX ||
-        d->ulSharedDataLen > MECH_ECDH_DATA_MAX ||
-        (d->ulSharedDataLen > 0 && d->pSharedData == NULL)) {
+    if (m->layout != HSM_MP_ECDH1 || m->u.ecdh1.public_data.len == 0 ||
+        m->u.ecdh1.public_data.len > MECH_ECDH_DATA_MAX ||
+        m->u.ecdh1.shared_data.len > MECH_ECDH_DATA_MAX) {
         return CKR_MECHANISM_PARAM_INVALID;
     }
-    if (d->kdf == CKD_NULL) {
-        if (d->ulSharedDataLen != 0) {
+    if (m->u.ecdh1.kdf == CKD_NULL) {
+        if (m->u.ecdh1.shared_data.len != 0) {
             return CKR_MECHANISM_PARAM_INVALID;
         }
         p->kdf_null = true;
     } else {
         for (size_t i = 0; i < UTIL_ARRAY_SIZE(mech_kdfs); i++) {
-            if (mech_kdfs[i].kdf == d->kdf) {
+            if (mech_kdfs[i].kdf == m->u.ecdh1.kdf) {
                 p->hash = mech_kdfs[i].h;
             }
         }
@@ -199,83 +195,61 @@ static CK_RV p_ecdh(const mech_row_t *row, const CK_MECHANISM *m,
             return CKR_MECHANISM_PARAM_INVALID;
         }
     }
-    p->shared_data = d->pSharedData;
-    p->shared_len = d->ulSharedDataLen;
-    p->public_data = d->pPublicData;
-    p->public_len = d->ulPublicDataLen;
+    p->shared_data = bytes_ptr(&m->u.ecdh1.shared_data);
+    p->shared_len = m->u.ecdh1.shared_data.len;
+    p->public_data = m->u.ecdh1.public_data.data;
+    p->public_len = m->u.ecdh1.public_data.len;
     return CKR_OK;
 }
 
 /* ------------------------------------------------------------ symmetric */
 
 /* An IV of exactly the cipher's block: AES 16, DES3 8 bytes. */
-static CK_RV p_iv(const mech_row_t *row, const CK_MECHANISM *m,
-                  cops_params_t *p)
+static CK_RV p_iv(const mech_row_t *row, const hsm_mech_t *m, cops_params_t *p)
 {
     size_t bs = row->kt[0] == CKK_DES3 ? 8 : 16;
 
-    if (m->pParameter == NULL || m->ulParameterLen != bs) {
+    if (m->layout != HSM_MP_BYTES || m->u.bytes.len != bs) {
         return CKR_MECHANISM_PARAM_INVALID;
     }
-    p->iv = m->pParameter;
+    p->iv = m->u.bytes.data;
     p->iv_len = bs;
     return CKR_OK;
 }
 
-static CK_RV p_ctr(const mech_row_t *row, const CK_MECHANISM *m,
-                   cops_params_t *p)
+static CK_RV p_ctr(const mech_row_t *row, const hsm_mech_t *m, cops_params_t *p)
 {
-    const CK_AES_CTR_PARAMS *c = param_of(m, sizeof(*c));
-
     (void)row;
-    if (c == NULL || c->ulCounterBits == 0 || c->ulCounterBits > 128) {
+    if (m->layout != HSM_MP_AES_CTR || m->u.ctr.counter_bits == 0 ||
+        m->u.ctr.counter_bits > 128) {
         return CKR_MECHANISM_PARAM_INVALID;
     }
-    p->iv = c->cb;
-    p->iv_len = sizeof(c->cb);
-    p->ctr_bits = c->ulCounterBits;
+    p->iv = m->u.ctr.cb;
+    p->iv_len = sizeof(m->u.ctr.cb);
+    p->ctr_bits = m->u.ctr.counter_bits;
     return CKR_OK;
 }
 
-/* CK_GCM_PARAMS without ulIvBits: the layout of the 2.40 document (and of
- * Java's first attempt). */
-typedef struct {
-    CK_BYTE_PTR pIv;
-    CK_ULONG ulIvLen;
-    CK_BYTE_PTR pAAD;
-    CK_ULONG ulAADLen;
-    CK_ULONG ulTagBits;
-} mech_gcm_short_t;
-
-/* Reads either CK_GCM_PARAMS layout, told apart by ulParameterLen. */
-static CK_RV gcm_read(const CK_MECHANISM *m, const uint8_t **iv, size_t *ivlen,
+/* Either CK_GCM_PARAMS layout: the IV (NULL when not given), its declared
+ * length, and into p the AAD and tag. ulIvBits is not read: PKCS#11 3.0
+ * says ulIvLen is the length, and callers fill ulIvBits inconsistently. */
+static CK_RV gcm_read(const hsm_mech_t *m, const uint8_t **iv, size_t *ivlen,
                       cops_params_t *p)
 {
-    const CK_GCM_PARAMS *g = param_of(m, sizeof(*g));
-    const mech_gcm_short_t *s = param_of(m, sizeof(*s));
     CK_ULONG tag;
 
-    if (g != NULL) {
-        /* ulIvBits is not read: PKCS#11 3.0 says ulIvLen is the length,
-         * and callers fill ulIvBits inconsistently. */
-        *iv = g->pIv;
-        *ivlen = g->ulIvLen;
-        p->aad = g->pAAD;
-        p->aad_len = g->ulAADLen;
-        tag = g->ulTagBits;
-    } else if (s != NULL) {
-        *iv = s->pIv;
-        *ivlen = s->ulIvLen;
-        p->aad = s->pAAD;
-        p->aad_len = s->ulAADLen;
-        tag = s->ulTagBits;
-    } else {
+    if (m->layout != HSM_MP_GCM ||
+        (m->u.gcm.iv.present && m->u.gcm.iv.len != m->u.gcm.iv_len)) {
         return CKR_MECHANISM_PARAM_INVALID;
     }
+    *iv = m->u.gcm.iv.present ? m->u.gcm.iv.data : NULL;
+    *ivlen = m->u.gcm.iv_len;
+    p->aad = bytes_ptr(&m->u.gcm.aad);
+    p->aad_len = m->u.gcm.aad.len;
+    tag = m->u.gcm.tag_bits;
     /* Tags of 32 to 128 bits in whole bytes (SP 800-38D allows 32, 64 and
      * 96..128; the byte steps between are what PKCS#11 tokens accept). */
-    if (tag < 32 || tag > 128 || tag % 8 != 0 || p->aad_len > MECH_AAD_MAX ||
-        (p->aad_len > 0 && p->aad == NULL)) {
+    if (tag < 32 || tag > 128 || tag % 8 != 0 || p->aad_len > MECH_AAD_MAX) {
         return CKR_MECHANISM_PARAM_INVALID;
     }
     p->tag_len = tag / 8;
@@ -284,8 +258,7 @@ static CK_RV gcm_read(const CK_MECHANISM *m, const uint8_t **iv, size_t *ivlen,
 
 /* CKM_AES_GCM: IV of 1..MECH_GCM_IV_MAX bytes. A NULL IV, or 12 zero
  * bytes, on encryption lets the token make the IV (written back). */
-static CK_RV p_gcm(const mech_row_t *row, const CK_MECHANISM *m,
-                   cops_params_t *p)
+static CK_RV p_gcm(const mech_row_t *row, const hsm_mech_t *m, cops_params_t *p)
 {
     const uint8_t *iv;
     size_t ivlen;
@@ -314,7 +287,7 @@ static CK_RV p_gcm(const mech_row_t *row, const CK_MECHANISM *m,
 }
 
 /* CKM_CLOUDHSM_AES_GCM: pIv NULL (the HSM makes a 12-byte IV). */
-static CK_RV p_cloud_gcm(const mech_row_t *row, const CK_MECHANISM *m,
+static CK_RV p_cloud_gcm(const mech_row_t *row, const hsm_mech_t *m,
                          cops_params_t *p)
 {
     const uint8_t *iv;
@@ -332,141 +305,127 @@ static CK_RV p_cloud_gcm(const mech_row_t *row, const CK_MECHANISM *m,
     return CKR_OK;
 }
 
-static CK_RV p_ccm(const mech_row_t *row, const CK_MECHANISM *m,
-                   cops_params_t *p)
+static CK_RV p_ccm(const mech_row_t *row, const hsm_mech_t *m, cops_params_t *p)
 {
-    const CK_CCM_PARAMS *c = param_of(m, sizeof(*c));
+    size_t nlen;
 
     (void)row;
-    if (c == NULL || c->pNonce == NULL || c->ulNonceLen < 7 ||
-        c->ulNonceLen > 13 || c->ulMACLen < 4 || c->ulMACLen > 16 ||
-        c->ulMACLen % 2 != 0 || c->ulAADLen > MECH_AAD_MAX ||
-        (c->ulAADLen > 0 && c->pAAD == NULL)) {
+    if (m->layout != HSM_MP_CCM) {
+        return CKR_MECHANISM_PARAM_INVALID;
+    }
+    nlen = m->u.ccm.nonce.len;
+    if (nlen < 7 || nlen > 13 || m->u.ccm.mac_len < 4 ||
+        m->u.ccm.mac_len > 16 || m->u.ccm.mac_len % 2 != 0 ||
+        m->u.ccm.aad.len > MECH_AAD_MAX) {
         return CKR_MECHANISM_PARAM_INVALID;
     }
     /* The length field has 15 - nonce bytes. */
-    if (c->ulNonceLen > 8 &&
-        (uint64_t)c->ulDataLen >> (8 * (15 - c->ulNonceLen)) != 0) {
+    if (nlen > 8 && (uint64_t)m->u.ccm.data_len >> (8 * (15 - nlen)) != 0) {
         return CKR_MECHANISM_PARAM_INVALID;
     }
-    if (c->ulDataLen > COPS_AEAD_HOLD_MAX) {
+    if (m->u.ccm.data_len > COPS_AEAD_HOLD_MAX) {
         return CKR_MECHANISM_PARAM_INVALID;
     }
-    p->iv = c->pNonce;
-    p->iv_len = c->ulNonceLen;
-    p->aad = c->pAAD;
-    p->aad_len = c->ulAADLen;
-    p->tag_len = c->ulMACLen;
-    p->data_len = c->ulDataLen;
+    p->iv = m->u.ccm.nonce.data;
+    p->iv_len = nlen;
+    p->aad = bytes_ptr(&m->u.ccm.aad);
+    p->aad_len = m->u.ccm.aad.len;
+    p->tag_len = m->u.ccm.mac_len;
+    p->data_len = m->u.ccm.data_len;
     return CKR_OK;
 }
 
 /* CK_SALSA20_CHACHA20_POLY1305_PARAMS: the 96-bit nonce of RFC 8439 (the
  * 64-bit nonce variant is not offered). */
-static CK_RV p_chacha_poly(const mech_row_t *row, const CK_MECHANISM *m,
+static CK_RV p_chacha_poly(const mech_row_t *row, const hsm_mech_t *m,
                            cops_params_t *p)
 {
-    const CK_SALSA20_CHACHA20_POLY1305_PARAMS *c = param_of(m, sizeof(*c));
-
     (void)row;
-    if (c == NULL || c->pNonce == NULL || c->ulNonceLen != 12 ||
-        c->ulAADLen > MECH_AAD_MAX || (c->ulAADLen > 0 && c->pAAD == NULL)) {
+    if (m->layout != HSM_MP_CHACHA20_POLY1305 || m->u.chacha.nonce.len != 12 ||
+        m->u.chacha.aad.len > MECH_AAD_MAX) {
         return CKR_MECHANISM_PARAM_INVALID;
     }
-    p->iv = c->pNonce;
+    p->iv = m->u.chacha.nonce.data;
     p->iv_len = 12;
-    p->aad = c->pAAD;
-    p->aad_len = c->ulAADLen;
+    p->aad = bytes_ptr(&m->u.chacha.aad);
+    p->aad_len = m->u.chacha.aad.len;
     p->tag_len = 16;
     return CKR_OK;
 }
 
 /* Key wraps: no parameter (the default IV) or an IV of 8 bytes (RFC 3394)
  * or 4 bytes (RFC 5649). */
-static CK_RV p_kw(const mech_row_t *row, const CK_MECHANISM *m,
-                  cops_params_t *p)
+static CK_RV p_kw(const mech_row_t *row, const hsm_mech_t *m, cops_params_t *p)
 {
     const cops_impl_t *impl = row->wrap != NULL ? row->wrap : row->impl;
     size_t want = impl == &cops_aes_kwp ? 4 : 8;
 
-    if (m->ulParameterLen == 0) {
+    if (m->layout == HSM_MP_NONE) {
         return CKR_OK;
     }
-    if (m->pParameter == NULL || m->ulParameterLen != want) {
+    if (m->layout != HSM_MP_BYTES || m->u.bytes.len != want) {
         return CKR_MECHANISM_PARAM_INVALID;
     }
-    p->iv = m->pParameter;
+    p->iv = m->u.bytes.data;
     p->iv_len = want;
     return CKR_OK;
 }
 
 /* CKM_AES_CMAC_GENERAL: 1..16 bytes. */
-static CK_RV p_cmac_general(const mech_row_t *row, const CK_MECHANISM *m,
+static CK_RV p_cmac_general(const mech_row_t *row, const hsm_mech_t *m,
                             cops_params_t *p)
 {
-    const CK_MAC_GENERAL_PARAMS *len = param_of(m, sizeof(*len));
-
     (void)row;
-    if (len == NULL || *len == 0 || *len > 16) {
+    if (m->layout != HSM_MP_ULONG || m->u.ulong == 0 || m->u.ulong > 16) {
         return CKR_MECHANISM_PARAM_INVALID;
     }
-    p->mac_len = *len;
+    p->mac_len = m->u.ulong;
     return CKR_OK;
 }
 
-static CK_RV p_rsa_aes(const mech_row_t *row, const CK_MECHANISM *m,
+static CK_RV p_rsa_aes(const mech_row_t *row, const hsm_mech_t *m,
                        cops_params_t *p)
 {
-    const CK_RSA_AES_KEY_WRAP_PARAMS *r = param_of(m, sizeof(*r));
-    CK_MECHANISM oaep;
-
-    if (r == NULL || r->pOAEPParams == NULL ||
-        (r->ulAESKeyBits != 128 && r->ulAESKeyBits != 192 &&
-         r->ulAESKeyBits != 256)) {
+    (void)row;
+    if (m->layout != HSM_MP_RSA_AES_KEY_WRAP || !m->u.rsa_aes.has_oaep ||
+        (m->u.rsa_aes.aes_key_bits != 128 && m->u.rsa_aes.aes_key_bits != 192 &&
+         m->u.rsa_aes.aes_key_bits != 256)) {
         return CKR_MECHANISM_PARAM_INVALID;
     }
-    oaep.mechanism = CKM_RSA_PKCS_OAEP;
-    oaep.pParameter = r->pOAEPParams;
-    oaep.ulParameterLen = sizeof(*r->pOAEPParams);
-    p->wrap_aes_len = r->ulAESKeyBits / 8;
-    return p_oaep(row, &oaep, p);
+    p->wrap_aes_len = m->u.rsa_aes.aes_key_bits / 8;
+    return oaep_check(&m->u.rsa_aes.oaep, p);
 }
 
 /* ------------------------------------------------------------ KDFs */
 
-static bool data_ok(const void *ptr, CK_ULONG len)
+static bool data_ok(const hsm_bytes_t *b)
 {
-    return len <= MECH_KDF_DATA_MAX && (len == 0 || ptr != NULL);
+    return b->len <= MECH_KDF_DATA_MAX;
 }
 
-static CK_RV keep_raw(const CK_MECHANISM *m, cops_params_t *p)
-{
-    p->raw = m->pParameter;
-    p->raw_len = m->ulParameterLen;
-    return CKR_OK;
-}
-
-static CK_RV p_hkdf(const mech_row_t *row, const CK_MECHANISM *m,
+static CK_RV p_hkdf(const mech_row_t *row, const hsm_mech_t *m,
                     cops_params_t *p)
 {
-    const CK_HKDF_PARAMS *h = param_of(m, sizeof(*h));
-
     (void)row;
-    if (h == NULL || (h->bExtract != CK_TRUE && h->bExtract != CK_FALSE) ||
-        (h->bExpand != CK_TRUE && h->bExpand != CK_FALSE) ||
-        (!h->bExtract && !h->bExpand) || !data_ok(h->pInfo, h->ulInfoLen)) {
+    if (m->layout != HSM_MP_HKDF) {
         return CKR_MECHANISM_PARAM_INVALID;
     }
-    p->hash = hash_of_mech(h->prfHashMechanism);
+    if ((m->u.hkdf.extract != CK_TRUE && m->u.hkdf.extract != CK_FALSE) ||
+        (m->u.hkdf.expand != CK_TRUE && m->u.hkdf.expand != CK_FALSE) ||
+        (!m->u.hkdf.extract && !m->u.hkdf.expand) ||
+        !data_ok(&m->u.hkdf.info)) {
+        return CKR_MECHANISM_PARAM_INVALID;
+    }
+    p->hash = hash_of_mech(m->u.hkdf.prf_hash);
     if (p->hash == COPS_HASH_NONE) {
         return CKR_MECHANISM_PARAM_INVALID;
     }
-    if (h->bExtract) {
-        switch (h->ulSaltType) {
+    if (m->u.hkdf.extract) {
+        switch (m->u.hkdf.salt_type) {
         case CKF_HKDF_SALT_NULL:
             break;
         case CKF_HKDF_SALT_DATA:
-            if (h->ulSaltLen == 0 || !data_ok(h->pSalt, h->ulSaltLen)) {
+            if (m->u.hkdf.salt.len == 0 || !data_ok(&m->u.hkdf.salt)) {
                 return CKR_MECHANISM_PARAM_INVALID;
             }
             break;
@@ -475,10 +434,11 @@ static CK_RV p_hkdf(const mech_row_t *row, const CK_MECHANISM *m,
         default:
             return CKR_MECHANISM_PARAM_INVALID;
         }
-    } else if (h->ulInfoLen == 0 && h->pInfo != NULL) {
+    } else if (m->u.hkdf.info.len == 0 && m->u.hkdf.info.present) {
         return CKR_MECHANISM_PARAM_INVALID;
     }
-    return keep_raw(m, p);
+    p->mech = m;
+    return CKR_OK;
 }
 
 /* The PRF of an SP 800-108 KDF: an HMAC mechanism (its hash) or AES-CMAC
@@ -510,30 +470,27 @@ static bool prf_of(CK_MECHANISM_TYPE prf, cops_hash_t *h)
     return false;
 }
 
-static bool counter_format_ok(const CK_PRF_DATA_PARAM *d)
+static bool counter_format_ok(const hsm_mp_prf_data_t *d)
 {
-    const CK_SP800_108_COUNTER_FORMAT *f = d->pValue;
-
-    return f != NULL && d->ulValueLen == sizeof(*f) &&
-           (f->bLittleEndian == CK_TRUE || f->bLittleEndian == CK_FALSE) &&
-           f->ulWidthInBits > 0 && f->ulWidthInBits <= 32 &&
-           f->ulWidthInBits % 8 == 0;
+    return d->has_format && d->bytes.len == 0 &&
+           (d->little_endian == CK_TRUE || d->little_endian == CK_FALSE) &&
+           d->width_bits > 0 && d->width_bits <= 32 && d->width_bits % 8 == 0;
 }
 
 /* The data parameter list of SP 800-108 (PKCS#11 3.0 section 2.42). */
-static CK_RV kbkdf_list(bool feedback, const CK_PRF_DATA_PARAM *d, CK_ULONG n)
+static CK_RV kbkdf_list(bool feedback, const hsm_mp_prf_data_t *d, size_t n)
 {
     size_t iter = 0, dkm = 0, ctr = 0;
 
     if (n == 0 || n > MECH_KDF_PARAMS_MAX || d == NULL) {
         return CKR_MECHANISM_PARAM_INVALID;
     }
-    for (CK_ULONG i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++) {
         switch (d[i].type) {
         case CK_SP800_108_ITERATION_VARIABLE:
             iter++;
             if (feedback) {
-                if (d[i].pValue != NULL || d[i].ulValueLen != 0) {
+                if (d[i].has_format || d[i].bytes.len != 0) {
                     return CKR_MECHANISM_PARAM_INVALID;
                 }
             } else if (!counter_format_ok(&d[i])) {
@@ -546,24 +503,21 @@ static CK_RV kbkdf_list(bool feedback, const CK_PRF_DATA_PARAM *d, CK_ULONG n)
                 return CKR_MECHANISM_PARAM_INVALID;
             }
             break;
-        case CK_SP800_108_DKM_LENGTH: {
-            const CK_SP800_108_DKM_LENGTH_FORMAT *f = d[i].pValue;
-
+        case CK_SP800_108_DKM_LENGTH:
             dkm++;
-            if (f == NULL || d[i].ulValueLen != sizeof(*f) ||
-                (f->dkmLengthMethod != CK_SP800_108_DKM_LENGTH_SUM_OF_KEYS &&
-                 f->dkmLengthMethod !=
-                     CK_SP800_108_DKM_LENGTH_SUM_OF_SEGMENTS) ||
-                (f->bLittleEndian != CK_TRUE && f->bLittleEndian != CK_FALSE) ||
-                f->ulWidthInBits == 0 || f->ulWidthInBits > 64 ||
-                f->ulWidthInBits % 8 != 0) {
+            if (!d[i].has_format || d[i].bytes.len != 0 ||
+                (d[i].dkm_method != CK_SP800_108_DKM_LENGTH_SUM_OF_KEYS &&
+                 d[i].dkm_method != CK_SP800_108_DKM_LENGTH_SUM_OF_SEGMENTS) ||
+                (d[i].little_endian != CK_TRUE &&
+                 d[i].little_endian != CK_FALSE) ||
+                d[i].width_bits == 0 || d[i].width_bits > 64 ||
+                d[i].width_bits % 8 != 0) {
                 return CKR_MECHANISM_PARAM_INVALID;
             }
             break;
-        }
         case CK_SP800_108_BYTE_ARRAY:
-            if (d[i].ulValueLen == 0 ||
-                !data_ok(d[i].pValue, d[i].ulValueLen)) {
+            if (d[i].has_format || d[i].bytes.len == 0 ||
+                !data_ok(&d[i].bytes)) {
                 return CKR_MECHANISM_PARAM_INVALID;
             }
             break;
@@ -581,32 +535,23 @@ static CK_RV kbkdf_list(bool feedback, const CK_PRF_DATA_PARAM *d, CK_ULONG n)
  * SP 800-108 counter and feedback modes. Additional derived keys
  * (ulAdditionalDerivedKeys) are refused: CKR_MECHANISM_PARAM_INVALID.
  */
-static CK_RV p_kbkdf(const mech_row_t *row, const CK_MECHANISM *m,
+static CK_RV p_kbkdf(const mech_row_t *row, const hsm_mech_t *m,
                      cops_params_t *p)
 {
+    bool feedback = row->derive == MECH_DERIVE_KBKDF_FEEDBACK;
     cops_hash_t h = COPS_HASH_NONE;
 
-    if (row->derive == MECH_DERIVE_KBKDF_FEEDBACK) {
-        const CK_SP800_108_FEEDBACK_KDF_PARAMS *f = param_of(m, sizeof(*f));
-
-        if (f == NULL || !prf_of(f->prfType, &h) ||
-            f->ulAdditionalDerivedKeys != 0 || !data_ok(f->pIV, f->ulIVLen) ||
-            kbkdf_list(true, f->pDataParams, f->ulNumberOfDataParams) !=
-                CKR_OK) {
-            return CKR_MECHANISM_PARAM_INVALID;
-        }
-    } else {
-        const CK_SP800_108_KDF_PARAMS *c = param_of(m, sizeof(*c));
-
-        if (c == NULL || !prf_of(c->prfType, &h) ||
-            c->ulAdditionalDerivedKeys != 0 ||
-            kbkdf_list(false, c->pDataParams, c->ulNumberOfDataParams) !=
-                CKR_OK) {
-            return CKR_MECHANISM_PARAM_INVALID;
-        }
+    if (m->layout !=
+            (feedback ? HSM_MP_SP800_108_FEEDBACK : HSM_MP_SP800_108) ||
+        !prf_of(m->u.kbkdf.prf_type, &h) || m->u.kbkdf.additional_keys != 0 ||
+        (feedback ? !data_ok(&m->u.kbkdf.iv) : m->u.kbkdf.iv.len != 0) ||
+        kbkdf_list(feedback, m->u.kbkdf.params, m->u.kbkdf.n_params) !=
+            CKR_OK) {
+        return CKR_MECHANISM_PARAM_INVALID;
     }
     p->hash = h;
-    return keep_raw(m, p);
+    p->mech = m;
+    return CKR_OK;
 }
 
 /* PBKDF2 PRFs. */
@@ -632,109 +577,71 @@ static cops_hash_t pbkdf2_prf(CK_ULONG prf)
     }
 }
 
-/*
- * CK_PKCS5_PBKD2_PARAMS2 (ulPasswordLen a value) or the 2.40
- * CK_PKCS5_PBKD2_PARAMS (ulPasswordLen a pointer), told apart by
- * ulParameterLen alone: a field's value never decides how another field is
- * read. Where the two have the same size (every ABI whose CK_ULONG is as
- * wide as a pointer, LP64 and ILP32 alike) the length means the corrected
- * PARAMS2 layout, so a 2.40 caller's pointer reads as an over-long
- * password length: CKR_MECHANISM_PARAM_INVALID, nothing dereferenced.
- * The password, salt and iteration count go to p for keygen.c.
- */
-static CK_RV pbkdf2_read(const CK_MECHANISM *m, cops_params_t *p)
-{
-    const CK_PKCS5_PBKD2_PARAMS2 *q = param_of(m, sizeof(*q));
-    CK_PKCS5_PBKD2_PARAMS2 v;
-    CK_ULONG len;
-
-    if (q != NULL) {
-        len = q->ulPasswordLen;
-    } else if (sizeof(CK_PKCS5_PBKD2_PARAMS) !=
-                   sizeof(CK_PKCS5_PBKD2_PARAMS2) &&
-               param_of(m, sizeof(CK_PKCS5_PBKD2_PARAMS)) != NULL) {
-        const CK_PKCS5_PBKD2_PARAMS *o = m->pParameter;
-
-        if (o->ulPasswordLen == NULL) {
-            return CKR_MECHANISM_PARAM_INVALID;
-        }
-        len = *o->ulPasswordLen;
-        v = (CK_PKCS5_PBKD2_PARAMS2){o->saltSource,
-                                     o->pSaltSourceData,
-                                     o->ulSaltSourceDataLen,
-                                     o->iterations,
-                                     o->prf,
-                                     o->pPrfData,
-                                     o->ulPrfDataLen,
-                                     o->pPassword,
-                                     len};
-        q = &v;
-    } else {
-        return CKR_MECHANISM_PARAM_INVALID;
-    }
-    if (q->saltSource != CKZ_SALT_SPECIFIED ||
-        !data_ok(q->pSaltSourceData, q->ulSaltSourceDataLen) ||
-        q->iterations == 0 || q->iterations > MECH_PBKDF2_ITER_MAX ||
-        q->pPrfData != NULL || q->ulPrfDataLen != 0 || len == 0 ||
-        !data_ok(q->pPassword, len)) {
-        return CKR_MECHANISM_PARAM_INVALID;
-    }
-    p->hash = pbkdf2_prf(q->prf);
-    if (p->hash == COPS_HASH_NONE) {
-        return CKR_MECHANISM_PARAM_INVALID;
-    }
-    p->label = q->pPassword; /* the password, for keygen.c */
-    p->label_len = len;
-    p->salt = q->pSaltSourceData;
-    p->salt_bytes = q->ulSaltSourceDataLen;
-    p->iterations = q->iterations;
-    return CKR_OK;
-}
-
-static CK_RV p_pbkdf2(const mech_row_t *row, const CK_MECHANISM *m,
+/* CK_PKCS5_PBKD2_PARAMS2 (either layout, mechparam.c): the password, salt
+ * and iteration count go to p for keygen.c. */
+static CK_RV p_pbkdf2(const mech_row_t *row, const hsm_mech_t *m,
                       cops_params_t *p)
 {
     (void)row;
-    return pbkdf2_read(m, p);
+    if (m->layout != HSM_MP_PBKDF2 ||
+        m->u.pbkdf2.salt_source != CKZ_SALT_SPECIFIED ||
+        !data_ok(&m->u.pbkdf2.salt) || m->u.pbkdf2.iterations == 0 ||
+        m->u.pbkdf2.iterations > MECH_PBKDF2_ITER_MAX ||
+        m->u.pbkdf2.prf_data.present || m->u.pbkdf2.prf_data.len != 0 ||
+        m->u.pbkdf2.password.len == 0 || !data_ok(&m->u.pbkdf2.password)) {
+        return CKR_MECHANISM_PARAM_INVALID;
+    }
+    p->hash = pbkdf2_prf(m->u.pbkdf2.prf);
+    if (p->hash == COPS_HASH_NONE) {
+        return CKR_MECHANISM_PARAM_INVALID;
+    }
+    p->label = m->u.pbkdf2.password.data; /* the password, for keygen.c */
+    p->label_len = m->u.pbkdf2.password.len;
+    p->salt = bytes_ptr(&m->u.pbkdf2.salt);
+    p->salt_bytes = m->u.pbkdf2.salt.len;
+    p->iterations = m->u.pbkdf2.iterations;
+    return CKR_OK;
 }
 
 /* CKM_CONCATENATE_BASE_AND_KEY: the other key's object id (the front end
  * puts the hsm_oid_t in place of the CK_OBJECT_HANDLE). */
-static CK_RV p_concat_key(const mech_row_t *row, const CK_MECHANISM *m,
+static CK_RV p_concat_key(const mech_row_t *row, const hsm_mech_t *m,
                           cops_params_t *p)
 {
     (void)row;
-    if (param_of(m, sizeof(CK_OBJECT_HANDLE)) == NULL) {
+    if (m->layout != HSM_MP_OBJECT) {
         return CKR_MECHANISM_PARAM_INVALID;
     }
-    return keep_raw(m, p);
+    p->mech = m;
+    return CKR_OK;
 }
 
 /* CK_KEY_DERIVATION_STRING_DATA: concatenation, and AES-ECB of whole
  * blocks. */
-static CK_RV p_string(const mech_row_t *row, const CK_MECHANISM *m,
+static CK_RV p_string(const mech_row_t *row, const hsm_mech_t *m,
                       cops_params_t *p)
 {
-    const CK_KEY_DERIVATION_STRING_DATA *d = param_of(m, sizeof(*d));
-
-    if (d == NULL || d->ulLen == 0 || !data_ok(d->pData, d->ulLen) ||
-        (row->derive == MECH_DERIVE_AES_ECB_DATA && d->ulLen % 16 != 0)) {
+    if (m->layout != HSM_MP_KEY_DERIVATION_STRING || m->u.string.len == 0 ||
+        !data_ok(&m->u.string) ||
+        (row->derive == MECH_DERIVE_AES_ECB_DATA &&
+         m->u.string.len % 16 != 0)) {
         return CKR_MECHANISM_PARAM_INVALID;
     }
-    return keep_raw(m, p);
+    p->mech = m;
+    return CKR_OK;
 }
 
-static CK_RV p_aes_cbc_data(const mech_row_t *row, const CK_MECHANISM *m,
+static CK_RV p_aes_cbc_data(const mech_row_t *row, const hsm_mech_t *m,
                             cops_params_t *p)
 {
-    const CK_AES_CBC_ENCRYPT_DATA_PARAMS *d = param_of(m, sizeof(*d));
-
     (void)row;
-    if (d == NULL || d->length == 0 || d->length % 16 != 0 ||
-        !data_ok(d->pData, d->length)) {
+    if (m->layout != HSM_MP_AES_CBC_ENCRYPT_DATA ||
+        m->u.cbc_data.data.len == 0 || m->u.cbc_data.data.len % 16 != 0 ||
+        !data_ok(&m->u.cbc_data.data)) {
         return CKR_MECHANISM_PARAM_INVALID;
     }
-    return keep_raw(m, p);
+    p->mech = m;
+    return CKR_OK;
 }
 
 /* ------------------------------------------------------------ the table */
@@ -1053,11 +960,14 @@ bool mech_allows_key_type(const mech_row_t *row, CK_KEY_TYPE kt)
     return false;
 }
 
-CK_RV mech_check_params(const mech_row_t *row, const CK_MECHANISM *m,
+CK_RV mech_check_params(const mech_row_t *row, const hsm_mech_t *m,
                         cops_params_t *p)
 {
     memset(p, 0, sizeof(*p));
     p->hash = row->hash;
+    if (m->type != row->type) {
+        return CKR_MECHANISM_INVALID; /* a caller's mistake: never reached */
+    }
     return row->check(row, m, p);
 }
 

@@ -77,9 +77,9 @@ typedef enum {
     MECH_DERIVE_PBKDF2, /* a CKF_GENERATE row */
 } mech_derive_t;
 
-/* Checks m's parameter for row (exact length, values) and fills p.
+/* Checks m's decoded parameter for row (layout, lengths, values) and fills p.
  * CKR_MECHANISM_PARAM_INVALID on any defect. */
-typedef CK_RV (*mech_param_fn)(const mech_row_t *row, const CK_MECHANISM *m,
+typedef CK_RV (*mech_param_fn)(const mech_row_t *row, const hsm_mech_t *m,
                                cops_params_t *p);
 
 struct mech_row {
@@ -123,8 +123,9 @@ bool mech_allows_key_type(const mech_row_t *row, CK_KEY_TYPE kt);
  * variants, CKM_RSA_AES_KEY_WRAP) rather than a cipher that also wraps:
  * unwrapping with a cipher is decryption by another name. */
 bool mech_is_key_wrap(const mech_row_t *row);
-/* Checks m's parameter: p zeroed then filled. */
-CK_RV mech_check_params(const mech_row_t *row, const CK_MECHANISM *m,
+/* Checks m's parameter (m->type must be row's): p zeroed then filled; its
+ * pointers point into m. */
+CK_RV mech_check_params(const mech_row_t *row, const hsm_mech_t *m,
                         cops_params_t *p);
 
 /*

@@ -63,7 +63,12 @@ typedef struct {
     size_t data_len; /* CCM */
 } msg_param_t;
 
-static CK_RV msg_param(const struct hsm_msgop *m, const void *param, size_t len,
+/*
+ * The decoded message parameter (hsm_mech_decode_msg) of operation m:
+ * its layout must be the one of the operation's algorithm. On decryption
+ * the tag comes in it, exactly as long as the parameter says.
+ */
+static CK_RV msg_param(const struct hsm_msgop *m, const hsm_mech_t *param,
                        msg_param_t *mp)
 {
     memset(mp, 0, sizeof(*mp));
@@ -71,54 +76,57 @@ static CK_RV msg_param(const struct hsm_msgop *m, const void *param, size_t len,
         return CKR_MECHANISM_PARAM_INVALID;
     }
     if (m->alg == COPS_AEAD_GCM) {
-        const CK_GCM_MESSAGE_PARAMS *g = param;
+        const hsm_mp_gcm_msg_t *g = &param->u.gcm_msg;
 
-        if (len != sizeof(*g) || g->pIv == NULL || g->ulIvLen == 0 ||
-            g->ulIvLen > HSM_MSG_IV_MAX || g->ulIvFixedBits % 8 != 0 ||
-            g->ulIvFixedBits > g->ulIvLen * 8 || g->pTag == NULL ||
-            g->ulTagBits < 32 || g->ulTagBits > 128 || g->ulTagBits % 8 != 0 ||
-            g->ivGenerator > CKG_GENERATE_COUNTER_XOR) {
+        if (param->layout != HSM_MP_GCM_MESSAGE || g->iv.len == 0 ||
+            g->iv.len > HSM_MSG_IV_MAX || g->iv_fixed_bits % 8 != 0 ||
+            g->iv_fixed_bits > g->iv.len * 8 || !g->tag.present ||
+            g->tag_bits < 32 || g->tag_bits > 128 || g->tag_bits % 8 != 0 ||
+            g->generator > CKG_GENERATE_COUNTER_XOR ||
+            (!m->enc && g->tag.len != g->tag_bits / 8)) {
             return CKR_MECHANISM_PARAM_INVALID;
         }
-        mp->iv = g->pIv;
-        mp->iv_len = g->ulIvLen;
-        mp->fixed_bytes = g->ulIvFixedBits / 8;
-        mp->gen = g->ivGenerator;
-        mp->tag = g->pTag;
-        mp->tag_len = g->ulTagBits / 8;
+        mp->iv = g->iv.data;
+        mp->iv_len = g->iv.len;
+        mp->fixed_bytes = g->iv_fixed_bits / 8;
+        mp->gen = g->generator;
+        mp->tag = g->tag.data;
+        mp->tag_len = g->tag_bits / 8;
         return CKR_OK;
     }
     if (m->alg == COPS_AEAD_CCM) {
-        const CK_CCM_MESSAGE_PARAMS *c = param;
+        const hsm_mp_ccm_msg_t *c = &param->u.ccm_msg;
 
-        if (len != sizeof(*c) || c->pNonce == NULL || c->ulNonceLen < 7 ||
-            c->ulNonceLen > 13 || c->ulNonceFixedBits % 8 != 0 ||
-            c->ulNonceFixedBits > c->ulNonceLen * 8 || c->pMAC == NULL ||
-            c->ulMACLen < 4 || c->ulMACLen > 16 || c->ulMACLen % 2 != 0 ||
-            c->nonceGenerator > CKG_GENERATE_COUNTER_XOR ||
-            c->ulDataLen > COPS_AEAD_HOLD_MAX) {
+        if (param->layout != HSM_MP_CCM_MESSAGE || c->nonce.len < 7 ||
+            c->nonce.len > 13 || c->nonce_fixed_bits % 8 != 0 ||
+            c->nonce_fixed_bits > c->nonce.len * 8 || !c->mac.present ||
+            c->mac_len < 4 || c->mac_len > 16 || c->mac_len % 2 != 0 ||
+            c->generator > CKG_GENERATE_COUNTER_XOR ||
+            c->data_len > COPS_AEAD_HOLD_MAX ||
+            (!m->enc && c->mac.len != c->mac_len)) {
             return CKR_MECHANISM_PARAM_INVALID;
         }
-        mp->iv = c->pNonce;
-        mp->iv_len = c->ulNonceLen;
-        mp->fixed_bytes = c->ulNonceFixedBits / 8;
-        mp->gen = c->nonceGenerator;
-        mp->tag = c->pMAC;
-        mp->tag_len = c->ulMACLen;
-        mp->data_len = c->ulDataLen;
+        mp->iv = c->nonce.data;
+        mp->iv_len = c->nonce.len;
+        mp->fixed_bytes = c->nonce_fixed_bits / 8;
+        mp->gen = c->generator;
+        mp->tag = c->mac.data;
+        mp->tag_len = c->mac_len;
+        mp->data_len = c->data_len;
         return CKR_OK;
     }
     {
-        const CK_SALSA20_CHACHA20_POLY1305_MSG_PARAMS *c = param;
+        const hsm_mp_chacha_msg_t *c = &param->u.chacha_msg;
 
-        if (len != sizeof(*c) || c->pNonce == NULL || c->ulNonceLen != 12 ||
-            c->pTag == NULL) {
+        if (param->layout != HSM_MP_CHACHA20_POLY1305_MESSAGE ||
+            c->nonce.len != 12 || !c->tag.present ||
+            (!m->enc && c->tag.len != 16)) {
             return CKR_MECHANISM_PARAM_INVALID;
         }
-        mp->iv = c->pNonce;
+        mp->iv = c->nonce.data;
         mp->iv_len = 12;
         mp->gen = CKG_NO_GENERATE;
-        mp->tag = c->pTag;
+        mp->tag = c->tag.data;
         mp->tag_len = 16;
         return CKR_OK;
     }
@@ -211,7 +219,7 @@ static bool msg_alg(const mech_row_t *row, cops_aead_alg_t *alg)
 }
 
 CK_RV hsm_msg_init(hsm_conn_t *conn, hsm_sid_t sid, hsm_msgkind_t kind,
-                   const CK_MECHANISM *mech, hsm_oid_t key)
+                   const hsm_mech_t *mech, hsm_oid_t key)
 {
     hsm_t *hsm = conn->hsm;
     const mech_row_t *row;
@@ -227,7 +235,7 @@ CK_RV hsm_msg_init(hsm_conn_t *conn, hsm_sid_t sid, hsm_msgkind_t kind,
         return CKR_GENERAL_ERROR;
     }
     memset(&o, 0, sizeof(o));
-    row = mech_find_enabled(hsm, mech->mechanism);
+    row = mech_find_enabled(hsm, mech->type);
     pthread_mutex_lock(&hsm->lock);
     if ((rv = hsm_begin_locked(conn, sid, HSM_OP_ENCRYPT_DECRYPT, &s)) !=
         CKR_OK) {
@@ -273,7 +281,7 @@ static CK_RV aead_fail(CK_RV rv)
 }
 
 CK_RV hsm_msg_oneshot(hsm_conn_t *conn, hsm_sid_t sid, hsm_msgkind_t kind,
-                      const void *param, size_t paramlen, const uint8_t *aad,
+                      const hsm_mech_t *param, const uint8_t *aad,
                       size_t aadlen, const uint8_t *in, size_t inlen,
                       uint8_t *out, size_t *outlen, hsm_msg_result_t *res)
 {
@@ -290,7 +298,7 @@ CK_RV hsm_msg_oneshot(hsm_conn_t *conn, hsm_sid_t sid, hsm_msgkind_t kind,
     if (m->cur != NULL) {
         return CKR_OPERATION_ACTIVE;
     }
-    if ((rv = msg_param(m, param, paramlen, &mp)) != CKR_OK) {
+    if ((rv = msg_param(m, param, &mp)) != CKR_OK) {
         return rv;
     }
     if (m->alg == COPS_AEAD_CCM && mp.data_len != inlen) {
@@ -330,8 +338,8 @@ out:
 }
 
 CK_RV hsm_msg_begin(hsm_conn_t *conn, hsm_sid_t sid, hsm_msgkind_t kind,
-                    const void *param, size_t paramlen, const uint8_t *aad,
-                    size_t aadlen, hsm_msg_result_t *res)
+                    const hsm_mech_t *param, const uint8_t *aad, size_t aadlen,
+                    hsm_msg_result_t *res)
 {
     struct hsm_msgop *m;
     cops_aead_t *a = NULL;
@@ -345,7 +353,7 @@ CK_RV hsm_msg_begin(hsm_conn_t *conn, hsm_sid_t sid, hsm_msgkind_t kind,
     if (m->cur != NULL) {
         return CKR_OPERATION_ACTIVE;
     }
-    if ((rv = msg_param(m, param, paramlen, &mp)) != CKR_OK ||
+    if ((rv = msg_param(m, param, &mp)) != CKR_OK ||
         (rv = msg_iv(m, &mp, res)) != CKR_OK ||
         (rv = cops_aead_new(m->key, m->alg, m->enc, !m->enc, res->iv,
                             res->iv_len, mp.tag_len, mp.data_len, &a)) !=
@@ -361,8 +369,8 @@ CK_RV hsm_msg_begin(hsm_conn_t *conn, hsm_sid_t sid, hsm_msgkind_t kind,
 }
 
 CK_RV hsm_msg_next(hsm_conn_t *conn, hsm_sid_t sid, hsm_msgkind_t kind,
-                   const void *param, size_t paramlen, const uint8_t *in,
-                   size_t inlen, bool last, uint8_t *out, size_t *outlen,
+                   const hsm_mech_t *param, const uint8_t *in, size_t inlen,
+                   bool last, uint8_t *out, size_t *outlen,
                    hsm_msg_result_t *res)
 {
     struct hsm_msgop *m;
@@ -377,7 +385,7 @@ CK_RV hsm_msg_next(hsm_conn_t *conn, hsm_sid_t sid, hsm_msgkind_t kind,
     if (m->cur == NULL) {
         return CKR_OPERATION_NOT_INITIALIZED;
     }
-    if ((rv = msg_param(m, param, paramlen, &mp)) != CKR_OK) {
+    if ((rv = msg_param(m, param, &mp)) != CKR_OK) {
         goto end;
     }
     need = cops_aead_update_len(m->cur, inlen);

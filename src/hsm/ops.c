@@ -670,7 +670,7 @@ void hsm_ops_auth_grant_locked(struct hsm_session *s)
 }
 
 CK_RV hsm_op_init(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
-                  const CK_MECHANISM *mech, hsm_oid_t key)
+                  const hsm_mech_t *mech, hsm_oid_t key)
 {
     uint8_t iv[COPS_IV_MAX];
     size_t ivlen = 0;
@@ -679,7 +679,7 @@ CK_RV hsm_op_init(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
 }
 
 CK_RV hsm_op_init_iv(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
-                     const CK_MECHANISM *mech, hsm_oid_t key, uint8_t *iv,
+                     const hsm_mech_t *mech, hsm_oid_t key, uint8_t *iv,
                      size_t ivroom, size_t *ivlen)
 {
     hsm_t *hsm = conn->hsm;
@@ -714,7 +714,7 @@ CK_RV hsm_op_init_iv(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
         row = v->row;
         pol = kind_policy(kind, row);
         if (row != NULL && v->gen == g && x->pol_gen[pol] == g &&
-            v->oid == oid && v->mech == mech->mechanism) {
+            v->oid == oid && v->mech == mech->type) {
             ck = v->key != NULL ? cops_key_ref(v->key) : NULL;
             always_auth = v->always_auth;
         } else {
@@ -723,7 +723,7 @@ CK_RV hsm_op_init_iv(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
         }
     }
     if (x == NULL) {
-        row = mech_find_enabled(hsm, mech->mechanism);
+        row = mech_find_enabled(hsm, mech->type);
         pol = kind_policy(kind, row);
         pthread_mutex_lock(&hsm->lock);
         locked = true;
@@ -760,7 +760,7 @@ CK_RV hsm_op_init_iv(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
             verdict_clear(v);
             v->gen = g;
             v->oid = oid;
-            v->mech = mech->mechanism;
+            v->mech = mech->type;
             v->row = row;
             v->key = ck != NULL ? cops_key_ref(ck) : NULL;
             v->always_auth = always_auth;

@@ -164,12 +164,12 @@ static CK_RV wrapping_rv(CK_RV rv, bool wrap)
 }
 
 /* The row and its checked parameter for C_WrapKey / C_UnwrapKey. */
-static CK_RV wrap_row(const hsm_t *hsm, const CK_MECHANISM *mech, CK_FLAGS f,
+static CK_RV wrap_row(const hsm_t *hsm, const hsm_mech_t *mech, CK_FLAGS f,
                       const mech_row_t **row, cops_params_t *p)
 {
     CK_RV rv;
 
-    *row = mech_find_enabled(hsm, mech->mechanism);
+    *row = mech_find_enabled(hsm, mech->type);
     if (*row == NULL || ((*row)->flags & f) == 0 ||
         (*row)->wrap_kind == MECH_WRAP_NONE) {
         return CKR_MECHANISM_INVALID;
@@ -188,7 +188,7 @@ static CK_RV wrap_row(const hsm_t *hsm, const CK_MECHANISM *mech, CK_FLAGS f,
 
 /* ------------------------------------------------------------ wrap */
 
-CK_RV hsm_wrap_key(hsm_conn_t *conn, hsm_sid_t sid, const CK_MECHANISM *mech,
+CK_RV hsm_wrap_key(hsm_conn_t *conn, hsm_sid_t sid, const hsm_mech_t *mech,
                    hsm_oid_t wrapping, hsm_oid_t key, uint8_t **out,
                    size_t *outlen)
 {
@@ -487,7 +487,7 @@ static bool unwrap_is_decryption(const mech_row_t *row, bool may_decrypt,
     return false;
 }
 
-CK_RV hsm_unwrap_key(hsm_conn_t *conn, hsm_sid_t sid, const CK_MECHANISM *mech,
+CK_RV hsm_unwrap_key(hsm_conn_t *conn, hsm_sid_t sid, const hsm_mech_t *mech,
                      hsm_oid_t unwrapping, const uint8_t *in, size_t inlen,
                      const CK_ATTRIBUTE *tmpl, CK_ULONG count, hsm_oid_t *oid)
 {

@@ -118,73 +118,10 @@ static void op_end(struct mod_session *s, hsm_opkind_t kind)
     }
 }
 
-/*
- * The mechanism as handed in: present, and a parameter that is there when
- * its length says so and not longer than we accept. The core checks the
- * exact layout.
- */
-static CK_RV mech_check(const CK_MECHANISM *m)
-{
-    if (m == NULL) {
-        return CKR_ARGUMENTS_BAD;
-    }
-    if (m->pParameter == NULL && m->ulParameterLen > 0) {
-        return CKR_MECHANISM_PARAM_INVALID;
-    }
-    if (m->ulParameterLen > MOD_MECH_PARAM_MAX) {
-        return CKR_MECHANISM_PARAM_INVALID;
-    }
-    return CKR_OK;
-}
-
 /* A key the caller may not see has no handle for it. */
 static CK_RV key_rv(CK_RV rv)
 {
     return rv == CKR_OBJECT_HANDLE_INVALID ? CKR_KEY_HANDLE_INVALID : rv;
-}
-
-/*
- * CK_GCM_PARAMS without ulIvBits (the layout of the 2.40 header, which
- * Java's SunPKCS11 sends first): the core tells the two apart by
- * ulParameterLen. pIv and ulIvLen come first in both.
- */
-struct gcm_params_short {
-    CK_BYTE_PTR pIv;
-    CK_ULONG ulIvLen;
-    CK_BYTE_PTR pAAD;
-    CK_ULONG ulAADLen;
-    CK_ULONG ulTagBits;
-};
-
-/*
- * CKM_AES_GCM encryption with a NULL or zero IV: the token made the IV
- * (hsm_op_init_iv) and it goes back into the caller's CK_GCM_PARAMS.pIv,
- * when there is one with room for it (else the caller cannot learn it:
- * its choice).
- */
-static void gcm_iv_write_back(const CK_MECHANISM *m, const uint8_t *iv,
-                              size_t ivlen)
-{
-    CK_BYTE_PTR dst = NULL;
-    CK_ULONG room = 0;
-
-    if (ivlen == 0 || m->mechanism != CKM_AES_GCM || m->pParameter == NULL) {
-        return;
-    }
-    if (m->ulParameterLen == sizeof(CK_GCM_PARAMS)) {
-        const CK_GCM_PARAMS *g = m->pParameter;
-
-        dst = g->pIv;
-        room = g->ulIvLen;
-    } else if (m->ulParameterLen == sizeof(struct gcm_params_short)) {
-        const struct gcm_params_short *g = m->pParameter;
-
-        dst = g->pIv;
-        room = g->ulIvLen;
-    }
-    if (dst != NULL && room >= ivlen) {
-        memcpy(dst, iv, ivlen);
-    }
 }
 
 /* ------------------------------------------------------------ generic */
@@ -198,8 +135,10 @@ static CK_RV op_init(enum mod_fn fn, hsm_opkind_t kind,
     size_t ivlen = 0;
     hsm_oid_t oid = 0;
     bool key_ok = true;
+    hsm_mech_t mech;
     CK_RV rv;
 
+    memset(&mech, 0, sizeof(mech));
     rv = call_enter(hSession, key, &oid, &key_ok, &s);
     if (rv != CKR_OK) {
         return mod_ret(fn, rv);
@@ -208,7 +147,7 @@ static CK_RV op_init(enum mod_fn fn, hsm_opkind_t kind,
         rv = CKR_OPERATION_ACTIVE;
         goto out;
     }
-    rv = mech_check(pMechanism);
+    rv = hsm_mech_decode(pMechanism, &mech);
     if (rv != CKR_OK) {
         goto out;
     }
@@ -216,7 +155,7 @@ static CK_RV op_init(enum mod_fn fn, hsm_opkind_t kind,
     log_trace("%s: mechanism 0x%08lx", mod_fn_name(fn),
               (unsigned long)pMechanism->mechanism);
     /* An unknown handle goes in as oid 0 (no object): see NO_OBJECT. */
-    rv = key_rv(hsm_op_init_iv(mod_state.conn, s->sid, kind, pMechanism,
+    rv = key_rv(hsm_op_init_iv(mod_state.conn, s->sid, kind, &mech,
                                key_ok ? oid : NO_OBJECT, iv, sizeof(iv),
                                &ivlen));
     if (rv == CKR_OK && !key_ok) {
@@ -225,10 +164,11 @@ static CK_RV op_init(enum mod_fn fn, hsm_opkind_t kind,
     }
     if (rv == CKR_OK) {
         s->ops[kind] = MOD_OPS_INIT;
-        gcm_iv_write_back(pMechanism, iv, ivlen);
+        hsm_mech_write_gcm_iv(pMechanism, iv, ivlen);
     }
     util_wipe(iv, sizeof(iv));
 out:
+    hsm_mech_free(&mech);
     call_leave(s);
     return mod_ret(fn, rv);
 }
@@ -694,8 +634,10 @@ CK_RV mod_C_GenerateKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
     struct mod_session *s;
     CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
     hsm_oid_t oid = 0;
+    hsm_mech_t mech;
     CK_RV rv;
 
+    memset(&mech, 0, sizeof(mech));
     rv = call_enter(hSession, NULL, NULL, NULL, &s);
     if (rv != CKR_OK) {
         return mod_ret(MOD_FN_C_GenerateKey, rv);
@@ -707,12 +649,13 @@ CK_RV mod_C_GenerateKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
         rv = mod_template_check(pTemplate, ulCount);
     }
     if (rv == CKR_OK) {
-        rv = mech_check(pMechanism);
+        rv = hsm_mech_decode(pMechanism, &mech);
     }
     if (rv == CKR_OK) {
-        rv = hsm_generate_key(mod_state.conn, s->sid, pMechanism,
+        rv = hsm_generate_key(mod_state.conn, s->sid, &mech,
                               mod_template_ptr(pTemplate), ulCount, &oid);
     }
+    hsm_mech_free(&mech);
     rv = keys_finish(s, rv, &oid, &h, 1);
     if (rv == CKR_OK) {
         *phKey = h;
@@ -729,8 +672,10 @@ CK_RV mod_C_GenerateKeyPair(
     struct mod_session *s;
     CK_OBJECT_HANDLE hs[2] = {CK_INVALID_HANDLE, CK_INVALID_HANDLE};
     hsm_oid_t oids[2] = {0, 0};
+    hsm_mech_t mech;
     CK_RV rv;
 
+    memset(&mech, 0, sizeof(mech));
     rv = call_enter(hSession, NULL, NULL, NULL, &s);
     if (rv != CKR_OK) {
         return mod_ret(MOD_FN_C_GenerateKeyPair, rv);
@@ -746,80 +691,21 @@ CK_RV mod_C_GenerateKeyPair(
             mod_template_check(pPrivateKeyTemplate, ulPrivateKeyAttributeCount);
     }
     if (rv == CKR_OK) {
-        rv = mech_check(pMechanism);
+        rv = hsm_mech_decode(pMechanism, &mech);
     }
     if (rv == CKR_OK) {
         rv = hsm_generate_key_pair(
-            mod_state.conn, s->sid, pMechanism,
-            mod_template_ptr(pPublicKeyTemplate), ulPublicKeyAttributeCount,
-            mod_template_ptr(pPrivateKeyTemplate), ulPrivateKeyAttributeCount,
-            &oids[0], &oids[1]);
+            mod_state.conn, s->sid, &mech, mod_template_ptr(pPublicKeyTemplate),
+            ulPublicKeyAttributeCount, mod_template_ptr(pPrivateKeyTemplate),
+            ulPrivateKeyAttributeCount, &oids[0], &oids[1]);
     }
+    hsm_mech_free(&mech);
     rv = keys_finish(s, rv, oids, hs, 2);
     if (rv == CKR_OK) {
         *phPublicKey = hs[0];
         *phPrivateKey = hs[1];
     }
     return mod_ret(MOD_FN_C_GenerateKeyPair, rv);
-}
-
-/*
- * Derivation parameters that name a second key (hsm.h): the handle the
- * parameter holds, when it holds one.
- */
-static bool derive_param_handle(const CK_MECHANISM *m, CK_OBJECT_HANDLE *h)
-{
-    if (m == NULL || m->pParameter == NULL) {
-        return false;
-    }
-    switch (m->mechanism) {
-    case CKM_CONCATENATE_BASE_AND_KEY:
-        if (m->ulParameterLen != sizeof(CK_OBJECT_HANDLE)) {
-            return false;
-        }
-        memcpy(h, m->pParameter, sizeof(*h));
-        return true;
-    case CKM_HKDF_DERIVE:
-    case CKM_HKDF_DATA: {
-        const CK_HKDF_PARAMS *p = m->pParameter;
-
-        if (m->ulParameterLen != sizeof(*p) || !p->bExtract ||
-            p->ulSaltType != CKF_HKDF_SALT_KEY) {
-            return false;
-        }
-        *h = p->hSaltKey;
-        return true;
-    }
-    default:
-        return false;
-    }
-}
-
-union derive_param {
-    CK_OBJECT_HANDLE h;
-    CK_HKDF_PARAMS hkdf;
-};
-
-/*
- * The copy of such a parameter the core wants: the object id in place of
- * the handle. A handle this application does not have becomes oid 0 (no
- * object), which the core answers with CKR_KEY_HANDLE_INVALID: the
- * parameter names a key, and the spec has no closer code for a key handle
- * given inside a mechanism parameter (CKR_MECHANISM_PARAM_INVALID would
- * hide which argument is wrong).
- */
-static void derive_param_translate(const CK_MECHANISM *m, hsm_oid_t oid,
-                                   union derive_param *copy, CK_MECHANISM *out)
-{
-    *out = *m;
-    if (m->mechanism == CKM_CONCATENATE_BASE_AND_KEY) {
-        copy->h = (CK_OBJECT_HANDLE)oid;
-        out->pParameter = &copy->h;
-    } else {
-        memcpy(&copy->hkdf, m->pParameter, sizeof(copy->hkdf));
-        copy->hkdf.hSaltKey = (CK_OBJECT_HANDLE)oid;
-        out->pParameter = &copy->hkdf;
-    }
 }
 
 CK_RV mod_C_DeriveKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
@@ -831,16 +717,20 @@ CK_RV mod_C_DeriveKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
     CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
     hsm_oid_t oids[2] = {0, 0};
     bool oks[2] = {false, false};
-    union derive_param copy;
-    CK_MECHANISM mech;
-    bool other;
+    hsm_mech_t mech;
+    uint64_t *ref = NULL;
     hsm_oid_t oid = 0;
-    CK_RV rv;
+    CK_RV rv, mrv;
 
-    /* The caller's parameter is read before the lock: it is its memory. */
-    other = derive_param_handle(pMechanism, &keys[1]);
-    rv = call_enter_n(hSession, keys, other ? 2 : 1, oids, oks, &s);
+    /* The caller's parameter is decoded before the lock (it is its
+     * memory); a key it names is looked up with the base key. */
+    mrv = hsm_mech_decode(pMechanism, &mech);
+    if (mrv == CKR_OK && (ref = hsm_mech_key_ref(&mech)) != NULL) {
+        keys[1] = (CK_OBJECT_HANDLE)*ref;
+    }
+    rv = call_enter_n(hSession, keys, ref != NULL ? 2 : 1, oids, oks, &s);
     if (rv != CKR_OK) {
+        hsm_mech_free(&mech);
         return mod_ret(MOD_FN_C_DeriveKey, rv);
     }
     if (pMechanism == NULL || phKey == NULL) {
@@ -850,26 +740,30 @@ CK_RV mod_C_DeriveKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
         rv = mod_template_check(pTemplate, ulAttributeCount);
     }
     if (rv == CKR_OK) {
-        rv = mech_check(pMechanism);
+        rv = mrv;
     }
     if (rv == CKR_OK) {
-        mech = *pMechanism;
-        if (other) {
-            derive_param_translate(pMechanism, oks[1] ? oids[1] : NO_OBJECT,
-                                   &copy, &mech);
+        /*
+         * The object id in place of the handle. A handle this application
+         * does not have becomes oid 0 (no object), which the core answers
+         * with CKR_KEY_HANDLE_INVALID: the parameter names a key, and the
+         * spec has no closer code for a key handle given inside a
+         * mechanism parameter (CKR_MECHANISM_PARAM_INVALID would hide
+         * which argument is wrong).
+         */
+        if (ref != NULL) {
+            *ref = oks[1] ? oids[1] : NO_OBJECT;
         }
         rv = key_rv(hsm_derive_key(
             mod_state.conn, s->sid, &mech, oks[0] ? oids[0] : NO_OBJECT,
             mod_template_ptr(pTemplate), ulAttributeCount, &oid));
-        if (rv == CKR_OK && (!oks[0] || (other && !oks[1]))) {
+        if (rv == CKR_OK && (!oks[0] || (ref != NULL && !oks[1]))) {
             /* Cannot happen (no object has id 0); never keep it. */
             (void)hsm_object_destroy(mod_state.conn, s->sid, oid);
             rv = CKR_KEY_HANDLE_INVALID;
         }
-        if (other) {
-            util_wipe(&copy, sizeof(copy));
-        }
     }
+    hsm_mech_free(&mech);
     rv = keys_finish(s, rv, &oid, &h, 1);
     if (rv == CKR_OK) {
         *phKey = h;
@@ -894,9 +788,11 @@ CK_RV mod_C_WrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
     bool oks[2] = {false, false};
     uint8_t *blob = NULL;
     size_t len = 0;
+    hsm_mech_t mech;
     bool go;
     CK_RV rv;
 
+    memset(&mech, 0, sizeof(mech));
     rv = call_enter_n(hSession, keys, 2, oids, oks, &s);
     if (rv != CKR_OK) {
         return mod_ret(MOD_FN_C_WrapKey, rv);
@@ -905,11 +801,11 @@ CK_RV mod_C_WrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
         rv = CKR_ARGUMENTS_BAD;
         goto out;
     }
-    rv = mech_check(pMechanism);
+    rv = hsm_mech_decode(pMechanism, &mech);
     if (rv != CKR_OK) {
         goto out;
     }
-    rv = hsm_wrap_key(mod_state.conn, s->sid, pMechanism,
+    rv = hsm_wrap_key(mod_state.conn, s->sid, &mech,
                       oks[0] ? oids[0] : NO_OBJECT,
                       oks[1] ? oids[1] : NO_OBJECT, &blob, &len);
     if (rv == CKR_OK && (!oks[0] || !oks[1])) {
@@ -932,6 +828,7 @@ out:
     if (blob != NULL) {
         util_free_wipe(blob, len);
     }
+    hsm_mech_free(&mech);
     call_leave(s);
     return mod_ret(MOD_FN_C_WrapKey, rv);
 }
@@ -946,8 +843,10 @@ CK_RV mod_C_UnwrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
     hsm_oid_t uoid = 0;
     hsm_oid_t oid = 0;
     bool key_ok = false;
+    hsm_mech_t mech;
     CK_RV rv;
 
+    memset(&mech, 0, sizeof(mech));
     rv = call_enter(hSession, &hUnwrappingKey, &uoid, &key_ok, &s);
     if (rv != CKR_OK) {
         return mod_ret(MOD_FN_C_UnwrapKey, rv);
@@ -963,11 +862,11 @@ CK_RV mod_C_UnwrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
         rv = mod_template_check(pTemplate, ulAttributeCount);
     }
     if (rv == CKR_OK) {
-        rv = mech_check(pMechanism);
+        rv = hsm_mech_decode(pMechanism, &mech);
     }
     if (rv == CKR_OK) {
         rv = hsm_unwrap_key(
-            mod_state.conn, s->sid, pMechanism, key_ok ? uoid : NO_OBJECT,
+            mod_state.conn, s->sid, &mech, key_ok ? uoid : NO_OBJECT,
             pWrappedKey != NULL ? pWrappedKey : empty_input,
             (size_t)ulWrappedKeyLen, mod_template_ptr(pTemplate),
             ulAttributeCount, &oid);
@@ -977,6 +876,7 @@ CK_RV mod_C_UnwrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
             rv = CKR_UNWRAPPING_KEY_HANDLE_INVALID;
         }
     }
+    hsm_mech_free(&mech);
     rv = keys_finish(s, rv, &oid, &h, 1);
     if (rv == CKR_OK) {
         *phKey = h;
@@ -986,84 +886,25 @@ CK_RV mod_C_UnwrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 
 /* ------------------------------------------------------------ messages */
 
-/*
- * Where a message parameter keeps the IV (nonce), its generator and the
- * tag: CK_GCM_MESSAGE_PARAMS, CK_CCM_MESSAGE_PARAMS or
- * CK_SALSA20_CHACHA20_POLY1305_MSG_PARAMS, by the operation's mechanism.
- * false: not that layout (the core would refuse it too).
- */
-struct msg_fields {
-    CK_BYTE_PTR iv;
-    CK_ULONG iv_room;
-    CK_GENERATOR_FUNCTION gen;
-    CK_BYTE_PTR tag;
-    CK_ULONG tag_room;
-};
-
-static bool msg_fields(CK_MECHANISM_TYPE mech, const void *param, CK_ULONG len,
-                       struct msg_fields *f)
-{
-    memset(f, 0, sizeof(*f));
-    if (param == NULL) {
-        return false;
-    }
-    switch (mech) {
-    case CKM_AES_GCM: {
-        const CK_GCM_MESSAGE_PARAMS *g = param;
-
-        if (len != sizeof(*g)) {
-            return false;
-        }
-        f->iv = g->pIv;
-        f->iv_room = g->ulIvLen;
-        f->gen = g->ivGenerator;
-        f->tag = g->pTag;
-        f->tag_room = g->ulTagBits / 8;
-        return true;
-    }
-    case CKM_AES_CCM: {
-        const CK_CCM_MESSAGE_PARAMS *c = param;
-
-        if (len != sizeof(*c)) {
-            return false;
-        }
-        f->iv = c->pNonce;
-        f->iv_room = c->ulNonceLen;
-        f->gen = c->nonceGenerator;
-        f->tag = c->pMAC;
-        f->tag_room = c->ulMACLen;
-        return true;
-    }
-    case CKM_CHACHA20_POLY1305: {
-        const CK_SALSA20_CHACHA20_POLY1305_MSG_PARAMS *c = param;
-
-        if (len != sizeof(*c)) {
-            return false;
-        }
-        f->iv = c->pNonce;
-        f->iv_room = c->ulNonceLen;
-        f->gen = CKG_NO_GENERATE;
-        f->tag = c->pTag;
-        f->tag_room = 16;
-        return true;
-    }
-    default:
-        return false;
-    }
-}
-
 /* What an encryption produced goes back into the caller's parameter: the
  * IV the generator made, the tag of a finished message. */
-static void msg_write_back(const struct msg_fields *f,
+static void msg_write_back(struct mod_session *s, hsm_msgkind_t kind,
+                           CK_VOID_PTR param, CK_ULONG paramlen,
                            const hsm_msg_result_t *res)
 {
-    if (f->gen != CKG_NO_GENERATE && res->iv_len > 0 && f->iv != NULL &&
-        res->iv_len <= f->iv_room) {
-        memcpy(f->iv, res->iv, res->iv_len);
-    }
-    if (res->tag_len > 0 && f->tag != NULL && res->tag_len <= f->tag_room) {
-        memcpy(f->tag, res->tag, res->tag_len);
-    }
+    hsm_mech_write_msg(s->msg_mech[kind], param, paramlen, res->iv, res->iv_len,
+                       res->tag, res->tag_len);
+}
+
+/* The message parameter decoded for the operation's mechanism: any defect
+ * is a bad argument of the message call (see msg_rv). */
+static CK_RV msg_param(struct mod_session *s, hsm_msgkind_t kind,
+                       CK_VOID_PTR param, CK_ULONG paramlen, hsm_mech_t *mp)
+{
+    CK_RV rv = hsm_mech_decode_msg(s->msg_mech[kind], param, paramlen,
+                                   kind == HSM_MSG_DECRYPT, mp);
+
+    return rv == CKR_MECHANISM_PARAM_INVALID ? CKR_ARGUMENTS_BAD : rv;
 }
 
 /*
@@ -1083,8 +924,10 @@ static CK_RV msg_init(enum mod_fn fn, hsm_msgkind_t kind,
     struct mod_session *s;
     hsm_oid_t oid = 0;
     bool key_ok = false;
+    hsm_mech_t mech;
     CK_RV rv;
 
+    memset(&mech, 0, sizeof(mech));
     rv = call_enter(hSession, &hKey, &oid, &key_ok, &s);
     if (rv != CKR_OK) {
         return mod_ret(fn, rv);
@@ -1093,11 +936,11 @@ static CK_RV msg_init(enum mod_fn fn, hsm_msgkind_t kind,
         rv = CKR_OPERATION_ACTIVE;
         goto out;
     }
-    rv = mech_check(pMechanism);
+    rv = hsm_mech_decode_type(pMechanism, &mech);
     if (rv != CKR_OK) {
         goto out;
     }
-    rv = key_rv(hsm_msg_init(mod_state.conn, s->sid, kind, pMechanism,
+    rv = key_rv(hsm_msg_init(mod_state.conn, s->sid, kind, &mech,
                              key_ok ? oid : NO_OBJECT));
     if (rv == CKR_OK && !key_ok) {
         hsm_msg_abort(mod_state.conn, s->sid, kind);
@@ -1120,7 +963,7 @@ static CK_RV msg_oneshot(enum mod_fn fn, hsm_msgkind_t kind,
                          CK_ULONG_PTR outlen)
 {
     struct mod_session *s;
-    struct msg_fields f;
+    hsm_mech_t mp;
     hsm_msg_result_t res;
     size_t need = 0;
     size_t got;
@@ -1128,6 +971,7 @@ static CK_RV msg_oneshot(enum mod_fn fn, hsm_msgkind_t kind,
     CK_RV rv;
 
     memset(&res, 0, sizeof(res));
+    memset(&mp, 0, sizeof(mp));
     rv = call_enter(hSession, NULL, NULL, NULL, &s);
     if (rv != CKR_OK) {
         return mod_ret(fn, rv);
@@ -1141,9 +985,11 @@ static CK_RV msg_oneshot(enum mod_fn fn, hsm_msgkind_t kind,
         goto out;
     }
     if (outlen == NULL || (aad == NULL && aadlen > 0) ||
-        (in == NULL && inlen > 0) ||
-        !msg_fields(s->msg_mech[kind], param, paramlen, &f)) {
+        (in == NULL && inlen > 0)) {
         rv = CKR_ARGUMENTS_BAD;
+        goto out;
+    }
+    if ((rv = msg_param(s, kind, param, paramlen, &mp)) != CKR_OK) {
         goto out;
     }
     rv = hsm_msg_output_len(mod_state.conn, s->sid, kind, false, inlen, &need);
@@ -1155,7 +1001,7 @@ static CK_RV msg_oneshot(enum mod_fn fn, hsm_msgkind_t kind,
         goto out;
     }
     got = (size_t)*outlen;
-    rv = hsm_msg_oneshot(mod_state.conn, s->sid, kind, param, paramlen,
+    rv = hsm_msg_oneshot(mod_state.conn, s->sid, kind, &mp,
                          aad != NULL ? aad : empty_input, aadlen,
                          in != NULL ? in : empty_input, inlen, out, &got, &res);
     if (rv == CKR_BUFFER_TOO_SMALL) {
@@ -1165,10 +1011,11 @@ static CK_RV msg_oneshot(enum mod_fn fn, hsm_msgkind_t kind,
     if (rv == CKR_OK) {
         *outlen = (CK_ULONG)got;
         if (kind == HSM_MSG_ENCRYPT) {
-            msg_write_back(&f, &res);
+            msg_write_back(s, kind, param, paramlen, &res);
         }
     }
 out:
+    hsm_mech_free(&mp);
     util_wipe(&res, sizeof(res));
     call_leave(s);
     return mod_ret(fn, msg_rv(rv));
@@ -1180,11 +1027,12 @@ static CK_RV msg_begin(enum mod_fn fn, hsm_msgkind_t kind,
                        CK_ULONG paramlen, CK_BYTE_PTR aad, CK_ULONG aadlen)
 {
     struct mod_session *s;
-    struct msg_fields f;
+    hsm_mech_t mp;
     hsm_msg_result_t res;
     CK_RV rv;
 
     memset(&res, 0, sizeof(res));
+    memset(&mp, 0, sizeof(mp));
     rv = call_enter(hSession, NULL, NULL, NULL, &s);
     if (rv != CKR_OK) {
         return mod_ret(fn, rv);
@@ -1197,20 +1045,23 @@ static CK_RV msg_begin(enum mod_fn fn, hsm_msgkind_t kind,
         rv = CKR_OPERATION_ACTIVE;
         goto out;
     }
-    if ((aad == NULL && aadlen > 0) ||
-        !msg_fields(s->msg_mech[kind], param, paramlen, &f)) {
+    if (aad == NULL && aadlen > 0) {
         rv = CKR_ARGUMENTS_BAD;
         goto out;
     }
-    rv = hsm_msg_begin(mod_state.conn, s->sid, kind, param, paramlen,
+    if ((rv = msg_param(s, kind, param, paramlen, &mp)) != CKR_OK) {
+        goto out;
+    }
+    rv = hsm_msg_begin(mod_state.conn, s->sid, kind, &mp,
                        aad != NULL ? aad : empty_input, aadlen, &res);
     if (rv == CKR_OK) {
         s->msg[kind] = MOD_OPS_MULTI;
         if (kind == HSM_MSG_ENCRYPT) {
-            msg_write_back(&f, &res);
+            msg_write_back(s, kind, param, paramlen, &res);
         }
     }
 out:
+    hsm_mech_free(&mp);
     util_wipe(&res, sizeof(res));
     call_leave(s);
     return mod_ret(fn, msg_rv(rv));
@@ -1223,7 +1074,7 @@ static CK_RV msg_next(enum mod_fn fn, hsm_msgkind_t kind,
                       CK_BYTE_PTR out, CK_ULONG_PTR outlen, CK_FLAGS flags)
 {
     struct mod_session *s;
-    struct msg_fields f;
+    hsm_mech_t mp;
     hsm_msg_result_t res;
     bool last = (flags & CKF_END_OF_MESSAGE) != 0;
     size_t need = 0;
@@ -1232,6 +1083,7 @@ static CK_RV msg_next(enum mod_fn fn, hsm_msgkind_t kind,
     CK_RV rv;
 
     memset(&res, 0, sizeof(res));
+    memset(&mp, 0, sizeof(mp));
     rv = call_enter(hSession, NULL, NULL, NULL, &s);
     if (rv != CKR_OK) {
         return mod_ret(fn, rv);
@@ -1242,9 +1094,11 @@ static CK_RV msg_next(enum mod_fn fn, hsm_msgkind_t kind,
         goto out;
     }
     if (outlen == NULL || (in == NULL && inlen > 0) ||
-        (flags & ~(CK_FLAGS)CKF_END_OF_MESSAGE) != 0 ||
-        !msg_fields(s->msg_mech[kind], param, paramlen, &f)) {
+        (flags & ~(CK_FLAGS)CKF_END_OF_MESSAGE) != 0) {
         rv = CKR_ARGUMENTS_BAD;
+        goto out;
+    }
+    if ((rv = msg_param(s, kind, param, paramlen, &mp)) != CKR_OK) {
         goto out;
     }
     rv = hsm_msg_output_len(mod_state.conn, s->sid, kind, last, inlen, &need);
@@ -1256,7 +1110,7 @@ static CK_RV msg_next(enum mod_fn fn, hsm_msgkind_t kind,
         goto out;
     }
     got = (size_t)*outlen;
-    rv = hsm_msg_next(mod_state.conn, s->sid, kind, param, paramlen,
+    rv = hsm_msg_next(mod_state.conn, s->sid, kind, &mp,
                       in != NULL ? in : empty_input, inlen, last, out, &got,
                       &res);
     if (rv == CKR_BUFFER_TOO_SMALL) {
@@ -1266,7 +1120,7 @@ static CK_RV msg_next(enum mod_fn fn, hsm_msgkind_t kind,
     if (rv == CKR_OK) {
         *outlen = (CK_ULONG)got;
         if (last && kind == HSM_MSG_ENCRYPT) {
-            msg_write_back(&f, &res);
+            msg_write_back(s, kind, param, paramlen, &res);
         }
     }
     if (rv != CKR_OK || last) {
@@ -1274,6 +1128,7 @@ static CK_RV msg_next(enum mod_fn fn, hsm_msgkind_t kind,
         s->msg[kind] = MOD_OPS_INIT;
     }
 out:
+    hsm_mech_free(&mp);
     util_wipe(&res, sizeof(res));
     call_leave(s);
     return mod_ret(fn, msg_rv(rv));

@@ -24,6 +24,7 @@
 #include <sqlite3.h>
 
 #include "hsm/hsm.h"
+#include "mechtest.h"
 #include "nimbus/pkcs11-vendor.h"
 
 #define PW(s) (const uint8_t *)(s), strlen(s)
@@ -404,7 +405,7 @@ static void test_key_events(void **state)
     EXPECT(f, &i, {"logout", 3, 0, CKR_OK}, {"login", 4, 0, CKR_OK});
 
     /* key generation, when the crypto core has the mechanism */
-    rv = hsm_generate_key(f->conn, f->sid, &gen, gen_tmpl, 2, &genkey);
+    rv = t_generate_key(f->conn, f->sid, &gen, gen_tmpl, 2, &genkey);
     if (rv == CKR_OK) {
         EXPECT(f, &i, {"generate", 4, (long long)genkey, 0});
     } else {

@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "hsm/hsm.h"
+#include "mechtest.h"
 #include "nimbus/pkcs11-vendor.h"
 
 #define PW(s) (const uint8_t *)(s), strlen(s)
@@ -535,7 +536,7 @@ static void test_trusted(void **state)
     assert_int_equal(hsm_object_set_trusted(f->conn, wk, true),
                      CKR_USER_NOT_LOGGED_IN);
     assert_int_not_equal(
-        hsm_wrap_key(f->conn, f->sid, &kw, wk, key, &blob, &bloblen), CKR_OK);
+        t_wrap_key(f->conn, f->sid, &kw, wk, key, &blob, &bloblen), CKR_OK);
     assert_int_equal(hsm_logout(f->conn), CKR_OK);
 
     assert_int_equal(hsm_login(f->conn, HSM_LOGIN_SO, NULL, PW("copass1")),
@@ -553,8 +554,8 @@ static void test_trusted(void **state)
     assert_int_equal(out.status, HSM_ATTR_OK);
     assert_int_equal(out.value[0], CK_TRUE);
     hsm_attrs_free(&out, 1);
-    assert_int_equal(
-        hsm_wrap_key(f->conn, f->sid, &kw, wk, key, &blob, &bloblen), CKR_OK);
+    assert_int_equal(t_wrap_key(f->conn, f->sid, &kw, wk, key, &blob, &bloblen),
+                     CKR_OK);
     assert_int_equal(bloblen, 24);
     free(blob);
 }

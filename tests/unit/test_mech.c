@@ -25,6 +25,7 @@
 #include <openssl/x509.h>
 
 #include "hsm/hsm.h"
+#include "mechtest.h"
 #include "hsm/mech.h"
 
 #define PW(s) (const uint8_t *)(s), strlen(s)
@@ -70,7 +71,7 @@ static void gen_pair(struct fx *f, CK_MECHANISM_TYPE m, const CK_ATTRIBUTE *pt,
     CK_MECHANISM mech = {m, NULL, 0};
 
     assert_int_equal(
-        hsm_generate_key_pair(f->a, f->sa, &mech, pt, pn, vt, vn, pub, priv),
+        t_generate_key_pair(f->a, f->sa, &mech, pt, pn, vt, vn, pub, priv),
         CKR_OK);
 }
 
@@ -150,7 +151,7 @@ static CK_RV do_sign(hsm_conn_t *c, hsm_sid_t sid, CK_MECHANISM *m,
                      size_t *outlen)
 {
     size_t need = 0;
-    CK_RV rv = hsm_op_init(c, sid, HSM_OPK_SIGN, m, key);
+    CK_RV rv = t_op_init(c, sid, HSM_OPK_SIGN, m, key);
 
     if (rv != CKR_OK) {
         return rv;
@@ -166,7 +167,7 @@ static CK_RV do_verify(hsm_conn_t *c, hsm_sid_t sid, CK_MECHANISM *m,
                        hsm_oid_t key, const void *data, size_t dlen,
                        const uint8_t *sig, size_t slen)
 {
-    CK_RV rv = hsm_op_init(c, sid, HSM_OPK_VERIFY, m, key);
+    CK_RV rv = t_op_init(c, sid, HSM_OPK_VERIFY, m, key);
 
     if (rv != CKR_OK) {
         return rv;
@@ -178,7 +179,7 @@ static CK_RV do_crypt(hsm_conn_t *c, hsm_sid_t sid, hsm_opkind_t kind,
                       CK_MECHANISM *m, hsm_oid_t key, const void *in,
                       size_t inlen, uint8_t *out, size_t *outlen)
 {
-    CK_RV rv = hsm_op_init(c, sid, kind, m, key);
+    CK_RV rv = t_op_init(c, sid, kind, m, key);
 
     if (rv != CKR_OK) {
         return rv;
@@ -285,7 +286,7 @@ static int group_setup(void **state)
            false, &f->ed_pub, &f->ed_priv);
     gen_ec(f, CKM_EC_EDWARDS_KEY_PAIR_GEN, NAME_ED448, sizeof(NAME_ED448) - 1,
            false, &f->ed4_pub, &f->ed4_priv);
-    if (hsm_generate_key(f->a, f->sa, &gen, st, N(st), &f->hmac) != CKR_OK) {
+    if (t_generate_key(f->a, f->sa, &gen, st, N(st), &f->hmac) != CKR_OK) {
         return -1;
     }
     return 0;
@@ -489,8 +490,8 @@ static void test_rsa_sign(void **state)
             CKR_SIGNATURE_INVALID);
         /* multi-part gives the same verdict */
         sig[10] ^= 1;
-        assert_int_equal(
-            hsm_op_init(f->a, f->sa, HSM_OPK_VERIFY, &m, f->rsa_pub), CKR_OK);
+        assert_int_equal(t_op_init(f->a, f->sa, HSM_OPK_VERIFY, &m, f->rsa_pub),
+                         CKR_OK);
         assert_int_equal(
             hsm_op_update(f->a, f->sa, HSM_OPK_VERIFY, msg, 10, NULL, NULL),
             CKR_OK);
@@ -574,8 +575,8 @@ static void test_rsa_sign(void **state)
             do_sign(f->a, f->sa, &m, f->rsa_priv, in, 257, sig, &slen),
             CKR_DATA_LEN_RANGE);
         /* single-part only */
-        assert_int_equal(
-            hsm_op_init(f->a, f->sa, HSM_OPK_SIGN, &m, f->rsa_priv), CKR_OK);
+        assert_int_equal(t_op_init(f->a, f->sa, HSM_OPK_SIGN, &m, f->rsa_priv),
+                         CKR_OK);
         assert_int_equal(
             hsm_op_update(f->a, f->sa, HSM_OPK_SIGN, in, 10, NULL, NULL),
             CKR_FUNCTION_NOT_SUPPORTED);
@@ -689,11 +690,11 @@ static void test_rsa_crypt(void **state)
                      CKR_DATA_LEN_RANGE);
     /* parameter errors */
     oaep.hashAlg = CKM_MD5;
-    assert_int_equal(hsm_op_init(f->a, f->sa, HSM_OPK_ENCRYPT, &om, f->rsa_pub),
+    assert_int_equal(t_op_init(f->a, f->sa, HSM_OPK_ENCRYPT, &om, f->rsa_pub),
                      CKR_MECHANISM_PARAM_INVALID);
     oaep.hashAlg = CKM_SHA256;
     om.ulParameterLen = sizeof(oaep) - 1;
-    assert_int_equal(hsm_op_init(f->a, f->sa, HSM_OPK_ENCRYPT, &om, f->rsa_pub),
+    assert_int_equal(t_op_init(f->a, f->sa, HSM_OPK_ENCRYPT, &om, f->rsa_pub),
                      CKR_MECHANISM_PARAM_INVALID);
     EVP_PKEY_free(pk);
 }
@@ -888,16 +889,16 @@ static void test_ec_curves(void **state)
     }
     /* unknown curve; an Edwards curve on the EC mechanism */
     assert_int_equal(
-        hsm_generate_key_pair(f->a, f->sa, &gen, pt, 1, NULL, 0, &pub, &priv),
+        t_generate_key_pair(f->a, f->sa, &gen, pt, 1, NULL, 0, &pub, &priv),
         CKR_CURVE_NOT_SUPPORTED);
     pt[0].pValue = (void *)OID_ED25519;
     pt[0].ulValueLen = sizeof(OID_ED25519);
     assert_int_equal(
-        hsm_generate_key_pair(f->a, f->sa, &gen, pt, 1, NULL, 0, &pub, &priv),
+        t_generate_key_pair(f->a, f->sa, &gen, pt, 1, NULL, 0, &pub, &priv),
         CKR_CURVE_NOT_SUPPORTED);
     /* no CKA_EC_PARAMS */
     assert_int_equal(
-        hsm_generate_key_pair(f->a, f->sa, &gen, NULL, 0, NULL, 0, &pub, &priv),
+        t_generate_key_pair(f->a, f->sa, &gen, NULL, 0, NULL, 0, &pub, &priv),
         CKR_TEMPLATE_INCOMPLETE);
 }
 
@@ -991,25 +992,25 @@ static void test_eddsa(void **state)
         do_sign(f->a, f->sa, &m, f->ed_priv, msg, sizeof(msg), sig, &slen),
         CKR_OK);
     m.ulParameterLen = sizeof(ep) + 1;
-    assert_int_equal(hsm_op_init(f->a, f->sa, HSM_OPK_SIGN, &m, f->ed_priv),
+    assert_int_equal(t_op_init(f->a, f->sa, HSM_OPK_SIGN, &m, f->ed_priv),
                      CKR_MECHANISM_PARAM_INVALID);
 #ifndef OSSL_SIGNATURE_PARAM_INSTANCE
     /* Ed25519ph needs OpenSSL 3.2 */
     ep.phFlag = CK_TRUE;
     m.ulParameterLen = sizeof(ep);
-    assert_int_equal(hsm_op_init(f->a, f->sa, HSM_OPK_SIGN, &m, f->ed_priv),
+    assert_int_equal(t_op_init(f->a, f->sa, HSM_OPK_SIGN, &m, f->ed_priv),
                      CKR_MECHANISM_PARAM_INVALID);
 #endif
     /* no multi-part EdDSA */
     m.pParameter = NULL;
     m.ulParameterLen = 0;
-    assert_int_equal(hsm_op_init(f->a, f->sa, HSM_OPK_SIGN, &m, f->ed_priv),
+    assert_int_equal(t_op_init(f->a, f->sa, HSM_OPK_SIGN, &m, f->ed_priv),
                      CKR_OK);
     assert_int_equal(
         hsm_op_update(f->a, f->sa, HSM_OPK_SIGN, msg, 3, NULL, NULL),
         CKR_FUNCTION_NOT_SUPPORTED);
     /* the operation ended */
-    assert_int_equal(hsm_op_init(f->a, f->sa, HSM_OPK_SIGN, &m, f->ed_priv),
+    assert_int_equal(t_op_init(f->a, f->sa, HSM_OPK_SIGN, &m, f->ed_priv),
                      CKR_OK);
     hsm_op_abort(f->a, f->sa, HSM_OPK_SIGN);
 }
@@ -1030,8 +1031,8 @@ static hsm_oid_t derive(struct fx *f, hsm_oid_t base, CK_EC_KDF_TYPE kdf,
     };
     hsm_oid_t oid = 0;
 
-    assert_int_equal(
-        hsm_derive_key(f->a, f->sa, &m, base, t, len ? 3 : 2, &oid), want);
+    assert_int_equal(t_derive_key(f->a, f->sa, &m, base, t, len ? 3 : 2, &oid),
+                     want);
     return oid;
 }
 
@@ -1109,10 +1110,10 @@ static void test_ecdh(void **state)
             CK_MECHANISM m = {CKM_ECDH1_DERIVE, &dp, sizeof(dp)};
             hsm_oid_t o;
 
-            assert_int_equal(hsm_derive_key(f->b, f->sb, &m, k1, NULL, 0, &o),
+            assert_int_equal(t_derive_key(f->b, f->sb, &m, k1, NULL, 0, &o),
                              CKR_KEY_HANDLE_INVALID);
             /* a public key is no base key */
-            assert_int_equal(hsm_derive_key(f->a, f->sa, &m, p1, NULL, 0, &o),
+            assert_int_equal(t_derive_key(f->a, f->sa, &m, p1, NULL, 0, &o),
                              CKR_KEY_FUNCTION_NOT_PERMITTED);
         }
         free(pt1);
@@ -1129,13 +1130,11 @@ static void test_ecdh(void **state)
 
         memset(bad, 0x01, sizeof(bad));
         bad[0] = 0x04;
-        assert_int_equal(
-            hsm_derive_key(f->a, f->sa, &m, f->ec_priv, NULL, 0, &o),
-            CKR_MECHANISM_PARAM_INVALID);
+        assert_int_equal(t_derive_key(f->a, f->sa, &m, f->ec_priv, NULL, 0, &o),
+                         CKR_MECHANISM_PARAM_INVALID);
         dp.kdf = 0x999;
-        assert_int_equal(
-            hsm_derive_key(f->a, f->sa, &m, f->ec_priv, NULL, 0, &o),
-            CKR_MECHANISM_PARAM_INVALID);
+        assert_int_equal(t_derive_key(f->a, f->sa, &m, f->ec_priv, NULL, 0, &o),
+                         CKR_MECHANISM_PARAM_INVALID);
     }
 }
 
@@ -1172,8 +1171,7 @@ static void test_digest(void **state)
         assert_int_equal(EVP_Digest(msg, sizeof(msg), want, &wl, md, NULL), 1);
         EVP_MD_free(md);
         /* one-shot */
-        assert_int_equal(hsm_op_init(f->a, f->sa, HSM_OPK_DIGEST, &m, 0),
-                         CKR_OK);
+        assert_int_equal(t_op_init(f->a, f->sa, HSM_OPK_DIGEST, &m, 0), CKR_OK);
         assert_int_equal(hsm_op_output_len(f->a, f->sa, HSM_OPK_DIGEST, false,
                                            sizeof(msg), &need),
                          CKR_OK);
@@ -1197,9 +1195,8 @@ static void test_digest(void **state)
         assert_int_equal(gl, wl);
         assert_memory_equal(got, want, wl);
         /* multi-part */
-        assert_int_equal(hsm_op_init(f->a, f->sa, HSM_OPK_DIGEST, &m, 0),
-                         CKR_OK);
-        assert_int_equal(hsm_op_init(f->a, f->sa, HSM_OPK_DIGEST, &m, 0),
+        assert_int_equal(t_op_init(f->a, f->sa, HSM_OPK_DIGEST, &m, 0), CKR_OK);
+        assert_int_equal(t_op_init(f->a, f->sa, HSM_OPK_DIGEST, &m, 0),
                          CKR_OPERATION_ACTIVE);
         assert_int_equal(
             hsm_op_update(f->a, f->sa, HSM_OPK_DIGEST, msg, 7, NULL, NULL),
@@ -1221,8 +1218,7 @@ static void test_digest(void **state)
         uint8_t *kv = get_attr(f, f->hmac, CKA_VALUE, &kl);
 
         EVP_Digest(kv, kl, want, &wl, EVP_sha256(), NULL);
-        assert_int_equal(hsm_op_init(f->a, f->sa, HSM_OPK_DIGEST, &m, 0),
-                         CKR_OK);
+        assert_int_equal(t_op_init(f->a, f->sa, HSM_OPK_DIGEST, &m, 0), CKR_OK);
         assert_int_equal(hsm_op_digest_key(f->a, f->sa, f->rsa_priv),
                          CKR_KEY_INDIGESTIBLE);
         assert_int_equal(hsm_op_digest_key(f->a, f->sa, 999999),
@@ -1236,7 +1232,7 @@ static void test_digest(void **state)
         /* a parameter where none is allowed */
         m.pParameter = got;
         m.ulParameterLen = 1;
-        assert_int_equal(hsm_op_init(f->a, f->sa, HSM_OPK_DIGEST, &m, 0),
+        assert_int_equal(t_op_init(f->a, f->sa, HSM_OPK_DIGEST, &m, 0),
                          CKR_MECHANISM_PARAM_INVALID);
     }
 }
@@ -1304,13 +1300,13 @@ static void test_hmac(void **state)
             do_verify(f->a, f->sa, &mg, f->hmac, msg, sizeof(msg), want, 11),
             CKR_SIGNATURE_LEN_RANGE);
         glen = cases[i].len + 1;
-        assert_int_equal(hsm_op_init(f->a, f->sa, HSM_OPK_SIGN, &mg, f->hmac),
+        assert_int_equal(t_op_init(f->a, f->sa, HSM_OPK_SIGN, &mg, f->hmac),
                          CKR_MECHANISM_PARAM_INVALID);
         mg.ulParameterLen = 4;
-        assert_int_equal(hsm_op_init(f->a, f->sa, HSM_OPK_SIGN, &mg, f->hmac),
+        assert_int_equal(t_op_init(f->a, f->sa, HSM_OPK_SIGN, &mg, f->hmac),
                          CKR_MECHANISM_PARAM_INVALID);
         /* multi-part */
-        assert_int_equal(hsm_op_init(f->a, f->sa, HSM_OPK_SIGN, &m, f->hmac),
+        assert_int_equal(t_op_init(f->a, f->sa, HSM_OPK_SIGN, &m, f->hmac),
                          CKR_OK);
         assert_int_equal(
             hsm_op_update(f->a, f->sa, HSM_OPK_SIGN, msg, 5, NULL, NULL),
@@ -1343,7 +1339,7 @@ static void test_hmac(void **state)
         HMAC(EVP_sha256(), "0123456789", 10, msg, sizeof(msg), want, &wl);
         assert_memory_equal(got, want, 32);
         m.mechanism = CKM_SHA384_HMAC;
-        assert_int_equal(hsm_op_init(f->a, f->sa, HSM_OPK_SIGN, &m, o),
+        assert_int_equal(t_op_init(f->a, f->sa, HSM_OPK_SIGN, &m, o),
                          CKR_KEY_TYPE_INCONSISTENT);
     }
 }
@@ -1469,8 +1465,7 @@ static void check_block(struct fx *f, hsm_oid_t key, const uint8_t *kv,
     assert_memory_equal(back, data, len);
     /* the same as two parts and a final */
     memset(got, 0, sizeof(got));
-    assert_int_equal(hsm_op_init(f->a, f->sa, HSM_OPK_ENCRYPT, &m, key),
-                     CKR_OK);
+    assert_int_equal(t_op_init(f->a, f->sa, HSM_OPK_ENCRYPT, &m, key), CKR_OK);
     gl = sizeof(got);
     assert_int_equal(
         hsm_op_update(f->a, f->sa, HSM_OPK_ENCRYPT, data, 16, got, &gl),
@@ -1515,12 +1510,12 @@ static void test_op_reuse(void **state)
     check_hmac(f, a, k1, sizeof(k1), msg, sizeof(msg));
     /* a changed usage flag is checked before any kept op is reused */
     assert_int_equal(hsm_object_set(f->a, f->sa, a, &nosign, 1), CKR_OK);
-    assert_int_equal(hsm_op_init(f->a, f->sa, HSM_OPK_SIGN, &m, a),
+    assert_int_equal(t_op_init(f->a, f->sa, HSM_OPK_SIGN, &m, a),
                      CKR_KEY_FUNCTION_NOT_PERMITTED);
     /* the kept op of a destroyed key goes with it */
     check_hmac(f, b, k2, sizeof(k2), msg, 5);
     assert_int_equal(hsm_object_destroy(f->a, f->sa, b), CKR_OK);
-    assert_int_equal(hsm_op_init(f->a, f->sa, HSM_OPK_SIGN, &m, b),
+    assert_int_equal(t_op_init(f->a, f->sa, HSM_OPK_SIGN, &m, b),
                      CKR_KEY_HANDLE_INVALID);
     c = make_secret(f, CKK_GENERIC_SECRET, k3, sizeof(k3));
     check_hmac(f, c, k3, sizeof(k3), msg, sizeof(msg));
@@ -1543,7 +1538,7 @@ static void test_op_reuse(void **state)
         assert_int_equal(hsm_session_open(f->a, true, &other), CKR_OK);
         assert_int_equal(hsm_object_destroy(f->a, other, t), CKR_OK);
         assert_int_equal(hsm_session_close(f->a, other), CKR_OK);
-        assert_int_equal(hsm_op_init(f->a, f->sa, HSM_OPK_SIGN, &m, t),
+        assert_int_equal(t_op_init(f->a, f->sa, HSM_OPK_SIGN, &m, t),
                          CKR_KEY_HANDLE_INVALID);
     }
     /* digests: the same hash resets, another one makes a new op */
@@ -1552,8 +1547,7 @@ static void test_op_reuse(void **state)
         const EVP_MD *md = i == 1 ? EVP_sha384() : EVP_sha256();
 
         dl = sizeof(d);
-        assert_int_equal(hsm_op_init(f->a, f->sa, HSM_OPK_DIGEST, dm, 0),
-                         CKR_OK);
+        assert_int_equal(t_op_init(f->a, f->sa, HSM_OPK_DIGEST, dm, 0), CKR_OK);
         assert_int_equal(hsm_op_oneshot(f->a, f->sa, HSM_OPK_DIGEST, msg,
                                         sizeof(msg) - (size_t)i, d, &dl),
                          CKR_OK);
@@ -1609,38 +1603,36 @@ static void test_errors(void **state)
     size_t slen;
 
     /* not a key / a key the user cannot see */
-    assert_int_equal(hsm_op_init(f->a, f->sa, HSM_OPK_SIGN, &ecdsa, 424242),
+    assert_int_equal(t_op_init(f->a, f->sa, HSM_OPK_SIGN, &ecdsa, 424242),
                      CKR_KEY_HANDLE_INVALID);
     /* wrong key type, wrong key class (a public key does not sign) */
-    assert_int_equal(
-        hsm_op_init(f->a, f->sa, HSM_OPK_SIGN, &ecdsa, f->rsa_priv),
-        CKR_KEY_TYPE_INCONSISTENT);
-    assert_int_equal(hsm_op_init(f->a, f->sa, HSM_OPK_SIGN, &pkcs, f->rsa_pub),
+    assert_int_equal(t_op_init(f->a, f->sa, HSM_OPK_SIGN, &ecdsa, f->rsa_priv),
+                     CKR_KEY_TYPE_INCONSISTENT);
+    assert_int_equal(t_op_init(f->a, f->sa, HSM_OPK_SIGN, &pkcs, f->rsa_pub),
                      CKR_KEY_FUNCTION_NOT_PERMITTED);
     /* mechanism unknown or not for this operation */
-    assert_int_equal(hsm_op_init(f->a, f->sa, HSM_OPK_SIGN, &md5, f->rsa_priv),
+    assert_int_equal(t_op_init(f->a, f->sa, HSM_OPK_SIGN, &md5, f->rsa_priv),
                      CKR_MECHANISM_INVALID);
-    assert_int_equal(hsm_op_init(f->a, f->sa, HSM_OPK_SIGN, &sha, f->rsa_priv),
+    assert_int_equal(t_op_init(f->a, f->sa, HSM_OPK_SIGN, &sha, f->rsa_priv),
                      CKR_MECHANISM_INVALID);
-    assert_int_equal(
-        hsm_op_init(f->a, f->sa, HSM_OPK_ENCRYPT, &ecdsa, f->ec_pub),
-        CKR_MECHANISM_INVALID);
+    assert_int_equal(t_op_init(f->a, f->sa, HSM_OPK_ENCRYPT, &ecdsa, f->ec_pub),
+                     CKR_MECHANISM_INVALID);
     /* PSS: hashAlg must be the mechanism's; wrong length */
-    assert_int_equal(hsm_op_init(f->a, f->sa, HSM_OPK_SIGN, &pssm, f->rsa_priv),
+    assert_int_equal(t_op_init(f->a, f->sa, HSM_OPK_SIGN, &pssm, f->rsa_priv),
                      CKR_MECHANISM_PARAM_INVALID);
     pss.hashAlg = CKM_SHA256;
     pssm.ulParameterLen = sizeof(pss) + 1;
-    assert_int_equal(hsm_op_init(f->a, f->sa, HSM_OPK_SIGN, &pssm, f->rsa_priv),
+    assert_int_equal(t_op_init(f->a, f->sa, HSM_OPK_SIGN, &pssm, f->rsa_priv),
                      CKR_MECHANISM_PARAM_INVALID);
     /* salt too long for the modulus */
     pssm.ulParameterLen = sizeof(pss);
     pss.sLen = 256;
-    assert_int_equal(hsm_op_init(f->a, f->sa, HSM_OPK_SIGN, &pssm, f->rsa_priv),
+    assert_int_equal(t_op_init(f->a, f->sa, HSM_OPK_SIGN, &pssm, f->rsa_priv),
                      CKR_MECHANISM_PARAM_INVALID);
 
     /* CKA_SIGN FALSE */
     gen_pair(f, CKM_EC_KEY_PAIR_GEN, pt, N(pt), nosign, N(nosign), &pub, &priv);
-    assert_int_equal(hsm_op_init(f->a, f->sa, HSM_OPK_SIGN, &ecdsa, priv),
+    assert_int_equal(t_op_init(f->a, f->sa, HSM_OPK_SIGN, &ecdsa, priv),
                      CKR_KEY_FUNCTION_NOT_PERMITTED);
     /* CKA_ALLOWED_MECHANISMS */
     gen_pair(f, CKM_EC_KEY_PAIR_GEN, pt, N(pt), vt, N(vt), &p2, &k2);
@@ -1649,25 +1641,25 @@ static void test_errors(void **state)
         do_sign(f->a, f->sa, allowed, k2, msg, sizeof(msg), sig, &slen),
         CKR_OK);
     ecdsa.mechanism = CKM_ECDSA_SHA384;
-    assert_int_equal(hsm_op_init(f->a, f->sa, HSM_OPK_SIGN, &ecdsa, k2),
+    assert_int_equal(t_op_init(f->a, f->sa, HSM_OPK_SIGN, &ecdsa, k2),
                      CKR_KEY_FUNCTION_NOT_PERMITTED);
     ecdsa.mechanism = CKM_ECDSA_SHA256;
 
     /* key size out of the mechanism's range; template incomplete */
-    assert_int_equal(hsm_generate_key_pair(f->a, f->sa, &rsagen, small, 1, NULL,
-                                           0, &pub, &priv),
+    assert_int_equal(t_generate_key_pair(f->a, f->sa, &rsagen, small, 1, NULL,
+                                         0, &pub, &priv),
                      CKR_KEY_SIZE_RANGE);
-    assert_int_equal(hsm_generate_key_pair(f->a, f->sa, &rsagen, NULL, 0, NULL,
-                                           0, &pub, &priv),
+    assert_int_equal(t_generate_key_pair(f->a, f->sa, &rsagen, NULL, 0, NULL, 0,
+                                         &pub, &priv),
                      CKR_TEMPLATE_INCOMPLETE);
     rsagen.ulParameterLen = 1;
-    assert_int_equal(hsm_generate_key_pair(f->a, f->sa, &rsagen, small, 1, NULL,
-                                           0, &pub, &priv),
+    assert_int_equal(t_generate_key_pair(f->a, f->sa, &rsagen, small, 1, NULL,
+                                         0, &pub, &priv),
                      CKR_MECHANISM_PARAM_INVALID);
     rsagen.mechanism = CKM_SHA256;
     rsagen.ulParameterLen = 0;
-    assert_int_equal(hsm_generate_key_pair(f->a, f->sa, &rsagen, small, 1, NULL,
-                                           0, &pub, &priv),
+    assert_int_equal(t_generate_key_pair(f->a, f->sa, &rsagen, small, 1, NULL,
+                                         0, &pub, &priv),
                      CKR_MECHANISM_INVALID);
     /* an even public exponent */
     {
@@ -1678,8 +1670,8 @@ static void test_errors(void **state)
         };
 
         rsagen.mechanism = CKM_RSA_PKCS_KEY_PAIR_GEN;
-        assert_int_equal(hsm_generate_key_pair(f->a, f->sa, &rsagen, t, 2, NULL,
-                                               0, &pub, &priv),
+        assert_int_equal(t_generate_key_pair(f->a, f->sa, &rsagen, t, 2, NULL,
+                                             0, &pub, &priv),
                          CKR_ATTRIBUTE_VALUE_INVALID);
     }
     /* operation state */
@@ -1688,9 +1680,9 @@ static void test_errors(void **state)
         CKR_OPERATION_NOT_INITIALIZED);
     assert_int_equal(hsm_op_verify(f->a, f->sa, msg, 1, true, sig, 64),
                      CKR_OPERATION_NOT_INITIALIZED);
-    assert_int_equal(hsm_op_init(f->a, f->sa, HSM_OPK_SIGN, &ecdsa, f->ec_priv),
+    assert_int_equal(t_op_init(f->a, f->sa, HSM_OPK_SIGN, &ecdsa, f->ec_priv),
                      CKR_OK);
-    assert_int_equal(hsm_op_init(f->a, f->sa, HSM_OPK_SIGN, &ecdsa, f->ec_priv),
+    assert_int_equal(t_op_init(f->a, f->sa, HSM_OPK_SIGN, &ecdsa, f->ec_priv),
                      CKR_OPERATION_ACTIVE);
     slen = 10;
     assert_int_equal(
@@ -1701,10 +1693,10 @@ static void test_errors(void **state)
         hsm_op_oneshot(f->a, f->sa, HSM_OPK_SIGN, msg, sizeof(msg), sig, &slen),
         CKR_OK);
     /* sign and verify at once in one session: separate operations */
-    assert_int_equal(hsm_op_init(f->a, f->sa, HSM_OPK_SIGN, &ecdsa, f->ec_priv),
+    assert_int_equal(t_op_init(f->a, f->sa, HSM_OPK_SIGN, &ecdsa, f->ec_priv),
                      CKR_OK);
-    assert_int_equal(
-        hsm_op_init(f->a, f->sa, HSM_OPK_VERIFY, &ecdsa, f->ec_pub), CKR_OK);
+    assert_int_equal(t_op_init(f->a, f->sa, HSM_OPK_VERIFY, &ecdsa, f->ec_pub),
+                     CKR_OK);
     assert_int_equal(
         hsm_op_verify(f->a, f->sa, msg, sizeof(msg), true, sig, slen), CKR_OK);
     hsm_op_abort(f->a, f->sa, HSM_OPK_SIGN);
@@ -1715,8 +1707,8 @@ static void test_errors(void **state)
         hsm_sid_t s2;
 
         assert_int_equal(hsm_session_open(f->a, false, &s2), CKR_OK);
-        assert_int_equal(
-            hsm_op_init(f->a, s2, HSM_OPK_SIGN, &ecdsa, f->ec_priv), CKR_OK);
+        assert_int_equal(t_op_init(f->a, s2, HSM_OPK_SIGN, &ecdsa, f->ec_priv),
+                         CKR_OK);
         assert_int_equal(hsm_session_close(f->a, s2), CKR_OK);
         assert_int_equal(hsm_op_final(f->a, s2, HSM_OPK_SIGN, sig, &slen),
                          CKR_SESSION_HANDLE_INVALID);
@@ -1731,9 +1723,9 @@ static void test_errors(void **state)
         CK_MECHANISM ecgen = {CKM_EC_KEY_PAIR_GEN, NULL, 0};
 
         assert_int_equal(hsm_session_open(f->a, false, &ro), CKR_OK);
-        assert_int_equal(hsm_generate_key_pair(f->a, ro, &ecgen, tt, 2, NULL, 0,
-                                               &pub, &priv),
-                         CKR_SESSION_READ_ONLY);
+        assert_int_equal(
+            t_generate_key_pair(f->a, ro, &ecgen, tt, 2, NULL, 0, &pub, &priv),
+            CKR_SESSION_READ_ONLY);
         assert_int_equal(hsm_session_close(f->a, ro), CKR_OK);
     }
 }
@@ -1751,14 +1743,14 @@ static void test_ownership(void **state)
 
     /* bob cannot use alice's private token keys ... */
     assert_int_equal(
-        hsm_op_init(f->b, f->sb, HSM_OPK_SIGN, &ecdsa, f->tok_ec_priv),
+        t_op_init(f->b, f->sb, HSM_OPK_SIGN, &ecdsa, f->tok_ec_priv),
         CKR_KEY_HANDLE_INVALID);
-    assert_int_equal(hsm_op_init(f->b, f->sb, HSM_OPK_SIGN, &pkcs, f->rsa_priv),
+    assert_int_equal(t_op_init(f->b, f->sb, HSM_OPK_SIGN, &pkcs, f->rsa_priv),
                      CKR_KEY_HANDLE_INVALID);
     /* ... nor her session keys, nor digest her secret */
-    assert_int_equal(hsm_op_init(f->b, f->sb, HSM_OPK_SIGN, &ecdsa, f->ec_priv),
+    assert_int_equal(t_op_init(f->b, f->sb, HSM_OPK_SIGN, &ecdsa, f->ec_priv),
                      CKR_KEY_HANDLE_INVALID);
-    assert_int_equal(hsm_op_init(f->b, f->sb, HSM_OPK_DIGEST, &dig, 0), CKR_OK);
+    assert_int_equal(t_op_init(f->b, f->sb, HSM_OPK_DIGEST, &dig, 0), CKR_OK);
     assert_int_equal(hsm_op_digest_key(f->b, f->sb, f->rsa_priv),
                      CKR_KEY_HANDLE_INVALID);
     hsm_op_abort(f->b, f->sb, HSM_OPK_DIGEST);
@@ -1776,9 +1768,9 @@ static void test_ownership(void **state)
 
         assert_int_equal(hsm_conn_open(f->hsm, &c), CKR_OK);
         assert_int_equal(hsm_session_open(c, false, &s), CKR_OK);
-        assert_int_equal(hsm_op_init(c, s, HSM_OPK_VERIFY, &pkcs, f->rsa_pub),
+        assert_int_equal(t_op_init(c, s, HSM_OPK_VERIFY, &pkcs, f->rsa_pub),
                          CKR_USER_NOT_LOGGED_IN);
-        assert_int_equal(hsm_op_init(c, s, HSM_OPK_DIGEST, &dig, 0),
+        assert_int_equal(t_op_init(c, s, HSM_OPK_DIGEST, &dig, 0),
                          CKR_USER_NOT_LOGGED_IN);
         hsm_conn_close(c);
     }
@@ -1804,10 +1796,10 @@ static void *worker_run(void *arg)
     for (int i = 0; i < 40; i++) {
         size_t slen = sizeof(sig);
 
-        if (hsm_op_init(w->c, w->sid, HSM_OPK_SIGN, &m, w->priv) != CKR_OK ||
+        if (t_op_init(w->c, w->sid, HSM_OPK_SIGN, &m, w->priv) != CKR_OK ||
             hsm_op_oneshot(w->c, w->sid, HSM_OPK_SIGN, msg, sizeof(msg), sig,
                            &slen) != CKR_OK ||
-            hsm_op_init(w->c, w->sid, HSM_OPK_VERIFY, &m, w->pub) != CKR_OK ||
+            t_op_init(w->c, w->sid, HSM_OPK_VERIFY, &m, w->pub) != CKR_OK ||
             hsm_op_verify(w->c, w->sid, msg, sizeof(msg), true, sig, slen) !=
                 CKR_OK) {
             w->failures++;

@@ -25,6 +25,7 @@
 #include <openssl/x509.h>
 
 #include "hsm/hsm.h"
+#include "mechtest.h"
 #include "hsm/mech.h"
 #include "nimbus/pkcs11-vendor.h"
 
@@ -119,7 +120,7 @@ static hsm_oid_t gen_secret(struct fx *f, CK_MECHANISM_TYPE m, CK_ULONG len,
     hsm_oid_t oid = 0;
 
     assert_int_equal(
-        hsm_generate_key(f->a, f->sa, &mech, t, len != 0 ? N(t) : 1, &oid),
+        t_generate_key(f->a, f->sa, &mech, t, len != 0 ? N(t) : 1, &oid),
         CKR_OK);
     return oid;
 }
@@ -151,7 +152,7 @@ static CK_RV crypt1(hsm_conn_t *c, hsm_sid_t s, hsm_opkind_t kind,
                     size_t inlen, uint8_t *out, size_t *outlen)
 {
     size_t need = 0;
-    CK_RV rv = hsm_op_init(c, s, kind, m, key);
+    CK_RV rv = t_op_init(c, s, kind, m, key);
 
     if (rv != CKR_OK) {
         return rv;
@@ -168,7 +169,7 @@ static CK_RV cryptn(hsm_conn_t *c, hsm_sid_t s, hsm_opkind_t kind,
                     size_t inlen, size_t step, uint8_t *out, size_t *outlen)
 {
     size_t done = 0, room = *outlen, got;
-    CK_RV rv = hsm_op_init(c, s, kind, m, key);
+    CK_RV rv = t_op_init(c, s, kind, m, key);
 
     if (rv != CKR_OK) {
         return rv;
@@ -253,12 +254,12 @@ static int group_setup(void **state)
         return -1;
     }
     hsm_conn_user_type(f->b, &f->bob);
-    if (hsm_generate_key_pair(f->a, f->sa, &rsagen, rpub, N(rpub), priv,
-                              N(priv), &f->rsa_pub, &f->rsa_priv) != CKR_OK ||
-        hsm_generate_key_pair(f->a, f->sa, &ecgen, ecpub, N(ecpub), priv,
-                              N(priv), &f->ec_pub, &f->ec_priv) != CKR_OK ||
-        hsm_generate_key_pair(f->a, f->sa, &edgen, edpub, N(edpub), priv,
-                              N(priv), &f->ed_pub, &f->ed_priv) != CKR_OK) {
+    if (t_generate_key_pair(f->a, f->sa, &rsagen, rpub, N(rpub), priv, N(priv),
+                            &f->rsa_pub, &f->rsa_priv) != CKR_OK ||
+        t_generate_key_pair(f->a, f->sa, &ecgen, ecpub, N(ecpub), priv, N(priv),
+                            &f->ec_pub, &f->ec_priv) != CKR_OK ||
+        t_generate_key_pair(f->a, f->sa, &edgen, edpub, N(edpub), priv, N(priv),
+                            &f->ed_pub, &f->ed_priv) != CKR_OK) {
         return -1;
     }
     *state = f;
@@ -461,7 +462,7 @@ static void test_block_modes(void **state)
             size_t ol = 10;
 
             assert_int_equal(
-                hsm_op_init(f->a, f->sa, HSM_OPK_ENCRYPT, &mech, key), CKR_OK);
+                t_op_init(f->a, f->sa, HSM_OPK_ENCRYPT, &mech, key), CKR_OK);
             assert_int_equal(
                 hsm_op_oneshot(f->a, f->sa, HSM_OPK_ENCRYPT, in, 20, out, &ol),
                 CKR_BUFFER_TOO_SMALL);
@@ -476,7 +477,7 @@ static void test_block_modes(void **state)
             CK_MECHANISM mech = {CKM_AES_CBC, iv, 8};
 
             assert_int_equal(
-                hsm_op_init(f->a, f->sa, HSM_OPK_ENCRYPT, &mech, key),
+                t_op_init(f->a, f->sa, HSM_OPK_ENCRYPT, &mech, key),
                 CKR_MECHANISM_PARAM_INVALID);
         }
         assert_int_equal(hsm_object_destroy(f->a, f->sa, key), CKR_OK);
@@ -522,7 +523,7 @@ static void test_ctr(void **state)
         crypt1(f->a, f->sa, HSM_OPK_ENCRYPT, &mech, key, in, 33, out, &ol),
         CKR_DATA_LEN_RANGE);
     p.ulCounterBits = 0;
-    assert_int_equal(hsm_op_init(f->a, f->sa, HSM_OPK_ENCRYPT, &mech, key),
+    assert_int_equal(t_op_init(f->a, f->sa, HSM_OPK_ENCRYPT, &mech, key),
                      CKR_MECHANISM_PARAM_INVALID);
     assert_int_equal(hsm_object_destroy(f->a, f->sa, key), CKR_OK);
 }
@@ -641,8 +642,8 @@ static void test_gcm(void **state)
 
     /* 3.0 layout, one-shot and multi-part; the caller's IV is honoured */
     ol = sizeof(out);
-    assert_int_equal(hsm_op_init_iv(f->a, f->sa, HSM_OPK_ENCRYPT, &m, key, made,
-                                    sizeof(made), &ivlen),
+    assert_int_equal(t_op_init_iv(f->a, f->sa, HSM_OPK_ENCRYPT, &m, key, made,
+                                  sizeof(made), &ivlen),
                      CKR_OK);
     assert_int_equal(ivlen, 0);
     assert_int_equal(
@@ -691,7 +692,7 @@ static void test_gcm(void **state)
     assert_int_equal(ol, sizeof(in) + 12);
     assert_memory_equal(out, ref, ol);
     g.ulTagBits = 20;
-    assert_int_equal(hsm_op_init(f->a, f->sa, HSM_OPK_ENCRYPT, &m, key),
+    assert_int_equal(t_op_init(f->a, f->sa, HSM_OPK_ENCRYPT, &m, key),
                      CKR_MECHANISM_PARAM_INVALID);
     g.ulTagBits = 128;
     g.ulIvBits = 64; /* not read (PKCS#11 3.0): ulIvLen is the length */
@@ -707,8 +708,8 @@ static void test_gcm(void **state)
     for (int pass = 0; pass < 2; pass++) {
         g.pIv = pass == 0 ? zero : NULL;
         ol = sizeof(out);
-        assert_int_equal(hsm_op_init_iv(f->a, f->sa, HSM_OPK_ENCRYPT, &m, key,
-                                        made, sizeof(made), &ivlen),
+        assert_int_equal(t_op_init_iv(f->a, f->sa, HSM_OPK_ENCRYPT, &m, key,
+                                      made, sizeof(made), &ivlen),
                          CKR_OK);
         assert_int_equal(ivlen, 12);
         assert_memory_not_equal(made, zero, 12);
@@ -744,7 +745,7 @@ static void test_gcm(void **state)
                                 ol - 12, back, &bl),
                          CKR_OK);
         cg.pIv = iv; /* the HSM makes the IV: a given one is refused */
-        assert_int_equal(hsm_op_init(f->a, f->sa, HSM_OPK_ENCRYPT, &cm, key),
+        assert_int_equal(t_op_init(f->a, f->sa, HSM_OPK_ENCRYPT, &cm, key),
                          CKR_MECHANISM_PARAM_INVALID);
     }
     assert_int_equal(hsm_object_destroy(f->a, f->sa, key), CKR_OK);
@@ -879,7 +880,7 @@ static void test_cmac_keygen(void **state)
     unhex("6bc1bee22e409f96e93d7e117393172a", m16, sizeof(m16));
     unhex("070a16b46b4d4144f79bdd9dd04a287c", want, sizeof(want));
     key = secret(f, k_aes, kv, sizeof(kv));
-    assert_int_equal(hsm_op_init(f->a, f->sa, HSM_OPK_SIGN, &cm, key), CKR_OK);
+    assert_int_equal(t_op_init(f->a, f->sa, HSM_OPK_SIGN, &cm, key), CKR_OK);
     assert_int_equal(
         hsm_op_update(f->a, f->sa, HSM_OPK_SIGN, m16, 5, NULL, NULL), CKR_OK);
     assert_int_equal(
@@ -888,21 +889,18 @@ static void test_cmac_keygen(void **state)
     assert_int_equal(hsm_op_final(f->a, f->sa, HSM_OPK_SIGN, mac, &ml), CKR_OK);
     assert_int_equal(ml, 16);
     assert_memory_equal(mac, want, 16);
-    assert_int_equal(hsm_op_init(f->a, f->sa, HSM_OPK_VERIFY, &cm, key),
-                     CKR_OK);
+    assert_int_equal(t_op_init(f->a, f->sa, HSM_OPK_VERIFY, &cm, key), CKR_OK);
     assert_int_equal(hsm_op_verify(f->a, f->sa, m16, 16, true, want, 16),
                      CKR_OK);
-    assert_int_equal(hsm_op_init(f->a, f->sa, HSM_OPK_VERIFY, &cg, key),
-                     CKR_OK);
+    assert_int_equal(t_op_init(f->a, f->sa, HSM_OPK_VERIFY, &cg, key), CKR_OK);
     assert_int_equal(hsm_op_verify(f->a, f->sa, m16, 16, true, want, 8),
                      CKR_OK);
     want[0] ^= 1;
-    assert_int_equal(hsm_op_init(f->a, f->sa, HSM_OPK_VERIFY, &cg, key),
-                     CKR_OK);
+    assert_int_equal(t_op_init(f->a, f->sa, HSM_OPK_VERIFY, &cg, key), CKR_OK);
     assert_int_equal(hsm_op_verify(f->a, f->sa, m16, 16, true, want, 8),
                      CKR_SIGNATURE_INVALID);
     cg.pParameter = &len17;
-    assert_int_equal(hsm_op_init(f->a, f->sa, HSM_OPK_SIGN, &cg, key),
+    assert_int_equal(t_op_init(f->a, f->sa, HSM_OPK_SIGN, &cg, key),
                      CKR_MECHANISM_PARAM_INVALID);
     /* AES key generation: 16, 24, 32; 20 is refused */
     for (CK_ULONG l = 16; l <= 32; l += 8) {
@@ -921,7 +919,7 @@ static void test_cmac_keygen(void **state)
         CK_ULONG l = 20;
         CK_ATTRIBUTE t[] = {{CKA_VALUE_LEN, &l, sizeof(l)}};
 
-        assert_int_equal(hsm_generate_key(f->a, f->sa, &mech, t, 1, &g),
+        assert_int_equal(t_generate_key(f->a, f->sa, &mech, t, 1, &g),
                          CKR_ATTRIBUTE_VALUE_INVALID);
     }
     assert_int_equal(hsm_object_destroy(f->a, f->sa, key), CKR_OK);
@@ -968,12 +966,12 @@ static void check_unwrapped(struct fx *f, const struct wkey *k, hsm_oid_t got)
         uint8_t sig[512];
         size_t sl = sizeof(sig);
 
-        assert_int_equal(hsm_op_init(f->a, f->sa, HSM_OPK_SIGN, &sm, got),
+        assert_int_equal(t_op_init(f->a, f->sa, HSM_OPK_SIGN, &sm, got),
                          CKR_OK);
         assert_int_equal(hsm_op_oneshot(f->a, f->sa, HSM_OPK_SIGN, msg,
                                         sizeof(msg), sig, &sl),
                          CKR_OK);
-        assert_int_equal(hsm_op_init(f->a, f->sa, HSM_OPK_VERIFY, &sm, k->pub),
+        assert_int_equal(t_op_init(f->a, f->sa, HSM_OPK_VERIFY, &sm, k->pub),
                          CKR_OK);
         assert_int_equal(
             hsm_op_verify(f->a, f->sa, msg, sizeof(msg), true, sig, sl),
@@ -1082,7 +1080,7 @@ static void test_wrap_all(void **state)
             bool too_big = mechs[m].rsa && k->kt == CKK_RSA &&
                            mechs[m].m.mechanism != CKM_RSA_AES_KEY_WRAP;
 
-            rv = hsm_wrap_key(f->a, f->sa, &mechs[m].m, wk, k->oid, &w, &wl);
+            rv = t_wrap_key(f->a, f->sa, &mechs[m].m, wk, k->oid, &w, &wl);
             if (too_big) {
                 assert_int_equal(rv, CKR_KEY_SIZE_RANGE);
                 continue;
@@ -1098,16 +1096,15 @@ static void test_wrap_all(void **state)
                          mechs[m].m.mechanism, rv);
             }
             if (cipher && k->cls == CKO_SECRET_KEY) {
-                rv = hsm_unwrap_key(f->a, f->sa, &mechs[m].m, uk, w, wl, t, tn,
-                                    &got);
+                rv = t_unwrap_key(f->a, f->sa, &mechs[m].m, uk, w, wl, t, tn,
+                                  &got);
                 if (rv != CKR_TEMPLATE_INCONSISTENT) {
                     fail_msg("readable %s by 0x%lx without CKA_DECRYPT: 0x%lx",
                              k->name, mt, rv);
                 }
                 uk = dkek;
             }
-            rv = hsm_unwrap_key(f->a, f->sa, &mechs[m].m, uk, w, wl, t, tn,
-                                &got);
+            rv = t_unwrap_key(f->a, f->sa, &mechs[m].m, uk, w, wl, t, tn, &got);
             if (rv != CKR_OK) {
                 fail_msg("unwrap %s with 0x%lx: 0x%lx", k->name,
                          mechs[m].m.mechanism, rv);
@@ -1115,8 +1112,7 @@ static void test_wrap_all(void **state)
             check_unwrapped(f, k, got);
             /* a damaged blob (ECB and CBC do not authenticate) */
             w[wl / 2] ^= 0x40;
-            rv = hsm_unwrap_key(f->a, f->sa, &mechs[m].m, uk, w, wl, t, tn,
-                                &got);
+            rv = t_unwrap_key(f->a, f->sa, &mechs[m].m, uk, w, wl, t, tn, &got);
             if (mechs[m].m.mechanism != CKM_AES_ECB &&
                 mechs[m].m.mechanism != CKM_AES_CBC &&
                 mechs[m].m.mechanism != CKM_AES_CBC_PAD) {
@@ -1217,48 +1213,48 @@ static void test_wrap_rules(void **state)
         hsm_object_create(f->a, f->sa, labelled, N(labelled), &lab), CKR_OK);
 
     /* not extractable */
-    assert_int_equal(hsm_wrap_key(f->a, f->sa, &kw, kek, ue, &w, &wl),
+    assert_int_equal(t_wrap_key(f->a, f->sa, &kw, kek, ue, &w, &wl),
                      CKR_KEY_UNEXTRACTABLE);
     /* CKA_WRAP FALSE on the wrapping key, CKA_UNWRAP FALSE */
-    assert_int_equal(hsm_wrap_key(f->a, f->sa, &kw, nw, plain, &w, &wl),
+    assert_int_equal(t_wrap_key(f->a, f->sa, &kw, nw, plain, &w, &wl),
                      CKR_KEY_FUNCTION_NOT_PERMITTED);
     /* wrap with trusted: our wrapping keys are never trusted (only the SO
      * sets CKA_TRUSTED, and the SO makes no keys) */
-    assert_int_equal(hsm_wrap_key(f->a, f->sa, &kw, kek, tr, &w, &wl),
+    assert_int_equal(t_wrap_key(f->a, f->sa, &kw, kek, tr, &w, &wl),
                      CKR_KEY_NOT_WRAPPABLE);
     /* a public key is not wrapped */
-    assert_int_equal(hsm_wrap_key(f->a, f->sa, &kw, kek, f->rsa_pub, &w, &wl),
+    assert_int_equal(t_wrap_key(f->a, f->sa, &kw, kek, f->rsa_pub, &w, &wl),
                      CKR_KEY_NOT_WRAPPABLE);
     /* the wrong kind of wrapping key, and a bad handle */
-    assert_int_equal(hsm_wrap_key(f->a, f->sa, &oaep_m, kek, plain, &w, &wl),
+    assert_int_equal(t_wrap_key(f->a, f->sa, &oaep_m, kek, plain, &w, &wl),
                      CKR_WRAPPING_KEY_TYPE_INCONSISTENT);
-    assert_int_equal(hsm_wrap_key(f->a, f->sa, &kw, 0x7777, plain, &w, &wl),
+    assert_int_equal(t_wrap_key(f->a, f->sa, &kw, 0x7777, plain, &w, &wl),
                      CKR_WRAPPING_KEY_HANDLE_INVALID);
-    assert_int_equal(hsm_wrap_key(f->a, f->sa, &kw, kek, 0x7777, &w, &wl),
+    assert_int_equal(t_wrap_key(f->a, f->sa, &kw, kek, 0x7777, &w, &wl),
                      CKR_KEY_HANDLE_INVALID);
     /* CKA_WRAP_TEMPLATE: only the labelled key leaves */
-    assert_int_equal(hsm_wrap_key(f->a, f->sa, &kw, tk, plain, &w, &wl),
+    assert_int_equal(t_wrap_key(f->a, f->sa, &kw, tk, plain, &w, &wl),
                      CKR_KEY_NOT_WRAPPABLE);
-    assert_int_equal(hsm_wrap_key(f->a, f->sa, &kw, tk, lab, &w, &wl), CKR_OK);
+    assert_int_equal(t_wrap_key(f->a, f->sa, &kw, tk, lab, &w, &wl), CKR_OK);
     /* CKA_UNWRAP_TEMPLATE merged in; a contradiction is refused */
     assert_int_equal(
-        hsm_unwrap_key(f->a, f->sa, &kw, tk, w, wl, ut_aes, N(ut_aes), &got),
+        t_unwrap_key(f->a, f->sa, &kw, tk, w, wl, ut_aes, N(ut_aes), &got),
         CKR_OK);
     assert_false(get_bool(f, got, CKA_EXTRACTABLE));
-    assert_int_equal(hsm_unwrap_key(f->a, f->sa, &kw, tk, w, wl, ut_conflict,
-                                    N(ut_conflict), &got),
+    assert_int_equal(t_unwrap_key(f->a, f->sa, &kw, tk, w, wl, ut_conflict,
+                                  N(ut_conflict), &got),
                      CKR_TEMPLATE_INCONSISTENT);
     /* the unwrapping key lacks CKA_UNWRAP */
     assert_int_equal(
-        hsm_unwrap_key(f->a, f->sa, &kw, nw, w, wl, ut_aes, N(ut_aes), &got),
+        t_unwrap_key(f->a, f->sa, &kw, nw, w, wl, ut_aes, N(ut_aes), &got),
         CKR_KEY_FUNCTION_NOT_PERMITTED);
     /* damaged and short blobs */
     assert_int_equal(
-        hsm_unwrap_key(f->a, f->sa, &kw, tk, w, 16, ut_aes, N(ut_aes), &got),
+        t_unwrap_key(f->a, f->sa, &kw, tk, w, 16, ut_aes, N(ut_aes), &got),
         CKR_WRAPPED_KEY_LEN_RANGE);
     w[3] ^= 1;
     assert_int_equal(
-        hsm_unwrap_key(f->a, f->sa, &kw, tk, w, wl, ut_aes, N(ut_aes), &got),
+        t_unwrap_key(f->a, f->sa, &kw, tk, w, wl, ut_aes, N(ut_aes), &got),
         CKR_WRAPPED_KEY_INVALID);
     free(w);
     w = NULL;
@@ -1292,12 +1288,12 @@ static void test_wrap_rules(void **state)
         assert_int_equal(
             crypt1(f->b, f->sb, HSM_OPK_ENCRYPT, &ecb, plain, kv, 16, out, &ol),
             CKR_OK);
-        assert_int_equal(hsm_wrap_key(f->b, f->sb, &kwp, kek, plain, &w, &wl),
+        assert_int_equal(t_wrap_key(f->b, f->sb, &kwp, kek, plain, &w, &wl),
                          CKR_KEY_FUNCTION_NOT_PERMITTED);
-        assert_int_equal(hsm_derive_key(f->b, f->sb, &hk, plain, dt, 1, &d),
+        assert_int_equal(t_derive_key(f->b, f->sb, &hk, plain, dt, 1, &d),
                          CKR_KEY_FUNCTION_NOT_PERMITTED);
         /* alice's key unshared: bob does not see it */
-        assert_int_equal(hsm_wrap_key(f->b, f->sb, &kwp, kek, lab, &w, &wl),
+        assert_int_equal(t_wrap_key(f->b, f->sb, &kwp, kek, lab, &w, &wl),
                          CKR_KEY_HANDLE_INVALID);
     }
     assert_int_equal(hsm_object_destroy(f->a, f->sa, kek), CKR_OK);
@@ -1318,7 +1314,7 @@ static uint8_t *derived_value(struct fx *f, CK_MECHANISM *m, hsm_oid_t base,
     hsm_oid_t d = 0;
     uint8_t *v;
 
-    *rv = hsm_derive_key(f->a, f->sa, m, base, t, len != 0 ? 4 : 3, &d);
+    *rv = t_derive_key(f->a, f->sa, m, base, t, len != 0 ? 4 : 3, &d);
     if (*rv != CKR_OK) {
         return NULL;
     }
@@ -1506,7 +1502,7 @@ static void test_pbkdf2(void **state)
         if (sizeof(p1) == sizeof(p2)) {
             hsm_oid_t k = 0;
 
-            assert_int_equal(hsm_generate_key(f->a, f->sa, &m1, t, N(t), &k),
+            assert_int_equal(t_generate_key(f->a, f->sa, &m1, t, N(t), &k),
                              CKR_MECHANISM_PARAM_INVALID);
             assert_int_equal(k, 0);
         }
@@ -1515,10 +1511,9 @@ static void test_pbkdf2(void **state)
             size_t vl;
             uint8_t *val;
 
-            assert_int_equal(hsm_generate_key(f->a, f->sa,
-                                              pass == 0 ? &m2 : &m1, t, N(t),
-                                              &k),
-                             CKR_OK);
+            assert_int_equal(
+                t_generate_key(f->a, f->sa, pass == 0 ? &m2 : &m1, t, N(t), &k),
+                CKR_OK);
             val = get_attr(f->a, f->sa, k, CKA_VALUE, &vl);
             assert_int_equal(vl, wl);
             assert_memory_equal(val, want, wl);
@@ -1605,7 +1600,7 @@ static void test_simple_derive(void **state)
         hsm_oid_t d;
         hsm_attr_t a;
 
-        assert_int_equal(hsm_derive_key(f->a, f->sa, &m, other, t, N(t), &d),
+        assert_int_equal(t_derive_key(f->a, f->sa, &m, other, t, N(t), &d),
                          CKR_OK);
         assert_int_equal(hsm_object_get(f->a, f->sa, d, &ct, 1, &a), CKR_OK);
         assert_int_equal(*(CK_OBJECT_CLASS *)a.value, CKO_DATA);
@@ -1638,11 +1633,11 @@ static void test_message_api(void **state)
     memset(aad, 0x32, sizeof(aad));
     memset(in, 0x33, sizeof(in));
     key = secret(f, k_aes, kv, 32);
-    assert_int_equal(hsm_msg_init(f->a, f->sa, HSM_MSG_ENCRYPT, &gm, key),
+    assert_int_equal(t_msg_init(f->a, f->sa, HSM_MSG_ENCRYPT, &gm, key),
                      CKR_OK);
-    assert_int_equal(hsm_msg_init(f->a, f->sa, HSM_MSG_ENCRYPT, &gm, key),
+    assert_int_equal(t_msg_init(f->a, f->sa, HSM_MSG_ENCRYPT, &gm, key),
                      CKR_OPERATION_ACTIVE);
-    assert_int_equal(hsm_msg_init(f->a, f->sa, HSM_MSG_DECRYPT, &gm, key),
+    assert_int_equal(t_msg_init(f->a, f->sa, HSM_MSG_DECRYPT, &gm, key),
                      CKR_OK);
     for (size_t g = 0; g < N(gens); g++) {
         for (int round = 0; round < 2; round++) {
@@ -1650,9 +1645,9 @@ static void test_message_api(void **state)
 
             memset(iv, 0xA0, sizeof(iv));
             ol = sizeof(out);
-            assert_int_equal(hsm_msg_oneshot(f->a, f->sa, HSM_MSG_ENCRYPT, &p,
-                                             sizeof(p), aad, sizeof(aad), in,
-                                             sizeof(in), out, &ol, &r),
+            assert_int_equal(t_msg_oneshot(f->a, f->sa, HSM_MSG_ENCRYPT, &p,
+                                           sizeof(p), aad, sizeof(aad), in,
+                                           sizeof(in), out, &ol, &r),
                              CKR_OK);
             assert_int_equal(ol, sizeof(in));
             assert_int_equal(r.iv_len, 12);
@@ -1678,28 +1673,28 @@ static void test_message_api(void **state)
             memcpy(tag, r.tag, 16);
             /* decrypt in parts */
             p.ivGenerator = CKG_NO_GENERATE;
-            assert_int_equal(hsm_msg_begin(f->a, f->sa, HSM_MSG_DECRYPT, &p,
-                                           sizeof(p), aad, sizeof(aad), &r),
+            assert_int_equal(t_msg_begin(f->a, f->sa, HSM_MSG_DECRYPT, &p,
+                                         sizeof(p), aad, sizeof(aad), &r),
                              CKR_OK);
             bl = sizeof(back);
-            assert_int_equal(hsm_msg_next(f->a, f->sa, HSM_MSG_DECRYPT, &p,
-                                          sizeof(p), out, 20, false, back, &bl,
-                                          &r),
+            assert_int_equal(t_msg_next(f->a, f->sa, HSM_MSG_DECRYPT, &p,
+                                        sizeof(p), out, 20, false, back, &bl,
+                                        &r),
                              CKR_OK);
             assert_int_equal(bl, 0); /* held until the tag is checked */
             bl = sizeof(back);
-            assert_int_equal(hsm_msg_next(f->a, f->sa, HSM_MSG_DECRYPT, &p,
-                                          sizeof(p), out + 20, ol - 20, true,
-                                          back, &bl, &r),
+            assert_int_equal(t_msg_next(f->a, f->sa, HSM_MSG_DECRYPT, &p,
+                                        sizeof(p), out + 20, ol - 20, true,
+                                        back, &bl, &r),
                              CKR_OK);
             assert_int_equal(bl, sizeof(in));
             assert_memory_equal(back, in, sizeof(in));
             /* and a wrong tag */
             tag[0] ^= 1;
             bl = sizeof(back);
-            assert_int_equal(hsm_msg_oneshot(f->a, f->sa, HSM_MSG_DECRYPT, &p,
-                                             sizeof(p), aad, sizeof(aad), out,
-                                             ol, back, &bl, &r),
+            assert_int_equal(t_msg_oneshot(f->a, f->sa, HSM_MSG_DECRYPT, &p,
+                                           sizeof(p), aad, sizeof(aad), out, ol,
+                                           back, &bl, &r),
                              CKR_AEAD_DECRYPT_FAILED);
         }
     }
@@ -1708,19 +1703,18 @@ static void test_message_api(void **state)
         CK_GCM_MESSAGE_PARAMS p = {iv, 12, 0, CKG_GENERATE_RANDOM, tag, 96};
         size_t total = 0;
 
-        assert_int_equal(hsm_msg_begin(f->a, f->sa, HSM_MSG_ENCRYPT, &p,
-                                       sizeof(p), aad, sizeof(aad), &r),
+        assert_int_equal(t_msg_begin(f->a, f->sa, HSM_MSG_ENCRYPT, &p,
+                                     sizeof(p), aad, sizeof(aad), &r),
                          CKR_OK);
         memcpy(iv, r.iv, 12);
         ol = sizeof(out);
-        assert_int_equal(hsm_msg_next(f->a, f->sa, HSM_MSG_ENCRYPT, &p,
-                                      sizeof(p), in, 30, false, out, &ol, &r),
+        assert_int_equal(t_msg_next(f->a, f->sa, HSM_MSG_ENCRYPT, &p, sizeof(p),
+                                    in, 30, false, out, &ol, &r),
                          CKR_OK);
         total = ol;
         ol = sizeof(out) - total;
-        assert_int_equal(hsm_msg_next(f->a, f->sa, HSM_MSG_ENCRYPT, &p,
-                                      sizeof(p), in + 30, 20, true, out + total,
-                                      &ol, &r),
+        assert_int_equal(t_msg_next(f->a, f->sa, HSM_MSG_ENCRYPT, &p, sizeof(p),
+                                    in + 30, 20, true, out + total, &ol, &r),
                          CKR_OK);
         total += ol;
         assert_int_equal(total, sizeof(in));
@@ -1728,9 +1722,9 @@ static void test_message_api(void **state)
         memcpy(tag, r.tag, 12);
         p.ivGenerator = CKG_NO_GENERATE;
         bl = sizeof(back);
-        assert_int_equal(hsm_msg_oneshot(f->a, f->sa, HSM_MSG_DECRYPT, &p,
-                                         sizeof(p), aad, sizeof(aad), out,
-                                         total, back, &bl, &r),
+        assert_int_equal(t_msg_oneshot(f->a, f->sa, HSM_MSG_DECRYPT, &p,
+                                       sizeof(p), aad, sizeof(aad), out, total,
+                                       back, &bl, &r),
                          CKR_OK);
         assert_memory_equal(back, in, sizeof(in));
     }
@@ -1746,22 +1740,22 @@ static void test_message_api(void **state)
                                    CKG_GENERATE_COUNTER, mac,   16};
 
         memset(nonce, 0x66, sizeof(nonce));
-        assert_int_equal(hsm_msg_init(f->a, f->sa, HSM_MSG_ENCRYPT, &cm, key),
+        assert_int_equal(t_msg_init(f->a, f->sa, HSM_MSG_ENCRYPT, &cm, key),
                          CKR_OK);
-        assert_int_equal(hsm_msg_init(f->a, f->sa, HSM_MSG_DECRYPT, &cm, key),
+        assert_int_equal(t_msg_init(f->a, f->sa, HSM_MSG_DECRYPT, &cm, key),
                          CKR_OK);
         ol = sizeof(out);
-        assert_int_equal(hsm_msg_oneshot(f->a, f->sa, HSM_MSG_ENCRYPT, &p,
-                                         sizeof(p), aad, sizeof(aad), in,
-                                         sizeof(in), out, &ol, &r),
+        assert_int_equal(t_msg_oneshot(f->a, f->sa, HSM_MSG_ENCRYPT, &p,
+                                       sizeof(p), aad, sizeof(aad), in,
+                                       sizeof(in), out, &ol, &r),
                          CKR_OK);
         memcpy(nonce, r.iv, 13);
         memcpy(mac, r.tag, 16);
         p.nonceGenerator = CKG_NO_GENERATE;
         bl = sizeof(back);
-        assert_int_equal(hsm_msg_oneshot(f->a, f->sa, HSM_MSG_DECRYPT, &p,
-                                         sizeof(p), aad, sizeof(aad), out, ol,
-                                         back, &bl, &r),
+        assert_int_equal(t_msg_oneshot(f->a, f->sa, HSM_MSG_DECRYPT, &p,
+                                       sizeof(p), aad, sizeof(aad), out, ol,
+                                       back, &bl, &r),
                          CKR_OK);
         assert_memory_equal(back, in, sizeof(in));
         assert_int_equal(hsm_msg_final(f->a, f->sa, HSM_MSG_ENCRYPT), CKR_OK);
@@ -1776,20 +1770,20 @@ static void test_message_api(void **state)
         memset(ck, 0x12, sizeof(ck));
         memset(nonce, 0x34, sizeof(nonce));
         chk = secret(f, k_chacha, ck, 32);
-        assert_int_equal(hsm_msg_init(f->a, f->sa, HSM_MSG_ENCRYPT, &cm, chk),
+        assert_int_equal(t_msg_init(f->a, f->sa, HSM_MSG_ENCRYPT, &cm, chk),
                          CKR_OK);
-        assert_int_equal(hsm_msg_init(f->a, f->sa, HSM_MSG_DECRYPT, &cm, chk),
+        assert_int_equal(t_msg_init(f->a, f->sa, HSM_MSG_DECRYPT, &cm, chk),
                          CKR_OK);
         ol = sizeof(out);
-        assert_int_equal(hsm_msg_oneshot(f->a, f->sa, HSM_MSG_ENCRYPT, &p,
-                                         sizeof(p), NULL, 0, in, sizeof(in),
-                                         out, &ol, &r),
+        assert_int_equal(t_msg_oneshot(f->a, f->sa, HSM_MSG_ENCRYPT, &p,
+                                       sizeof(p), NULL, 0, in, sizeof(in), out,
+                                       &ol, &r),
                          CKR_OK);
         memcpy(ptag, r.tag, 16);
         bl = sizeof(back);
-        assert_int_equal(hsm_msg_oneshot(f->a, f->sa, HSM_MSG_DECRYPT, &p,
-                                         sizeof(p), NULL, 0, out, ol, back, &bl,
-                                         &r),
+        assert_int_equal(t_msg_oneshot(f->a, f->sa, HSM_MSG_DECRYPT, &p,
+                                       sizeof(p), NULL, 0, out, ol, back, &bl,
+                                       &r),
                          CKR_OK);
         assert_memory_equal(back, in, sizeof(in));
         assert_int_equal(hsm_object_destroy(f->a, f->sa, chk), CKR_OK);
@@ -2087,7 +2081,7 @@ static bool wp_cipher(struct fx *f, CK_MECHANISM *m, hsm_oid_t key,
         ok = rv == CKR_OK && ol == cl && (cl == 0 || memcmp(out, ct, cl) == 0);
     }
     ol = pl + cl + 64;
-    rv = hsm_op_init(f->a, f->sa, HSM_OPK_DECRYPT, m, key);
+    rv = t_op_init(f->a, f->sa, HSM_OPK_DECRYPT, m, key);
     if (rv == CKR_OK) {
         size_t need = 0;
 
@@ -2305,13 +2299,13 @@ static void test_wycheproof_cmac(void **state)
                 CK_RV rv;
 
                 c.run++;
-                rv = hsm_op_init(f->a, f->sa, HSM_OPK_VERIFY, &mech, key);
+                rv = t_op_init(f->a, f->sa, HSM_OPK_VERIFY, &mech, key);
                 assert_int_equal(rv, CKR_OK);
                 rv = hsm_op_verify(f->a, f->sa, m, ml, true, tag, tl);
                 ok = valid ? rv == CKR_OK : rv != CKR_OK;
                 if (valid) {
                     assert_int_equal(
-                        hsm_op_init(f->a, f->sa, HSM_OPK_SIGN, &mech, key),
+                        t_op_init(f->a, f->sa, HSM_OPK_SIGN, &mech, key),
                         CKR_OK);
                     rv = hsm_op_oneshot(f->a, f->sa, HSM_OPK_SIGN, m, ml, mac,
                                         &macl);

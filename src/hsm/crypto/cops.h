@@ -143,8 +143,7 @@ typedef struct {
     size_t salt_bytes;
     unsigned long iterations;
     /* Derivation: the checked parameter, read by keygen.c. */
-    const void *raw;
-    size_t raw_len;
+    const struct hsm_mech *mech;
 } cops_params_t;
 
 /* A family of mechanisms: what the table's rows point at. */
