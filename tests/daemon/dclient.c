@@ -1,0 +1,311 @@
+/*
+ * dclient - a small nimbusd client over transport.h for the process tests
+ * (tests/daemon/). It writes the few protobuf messages it needs by
+ * hand (nimbus.proto: Request{id=1, hello=2}, Request{login=13}) so that
+ * it can also send what no real client would.
+ *
+ *   dclient [--cert F --key F --ca F] ENDPOINT COMMAND [ARG]
+ *     hello        handshake; 0 when answered with CKR_OK
+ *     conns N      N channels at once, each with its handshake, all held
+ *                  open until every one is answered; 0 when all were
+ *     login PW     handshake, then a CO login with PW; prints the CK_RV
+ *     bigheader    (unix) handshake, then a header announcing 4 GiB and
+ *                  nothing else; 0 when the daemon closes within 5 s
+ *     garbage      handshake, then a frame of junk; 0 when the daemon
+ *                  closes the link (after an error reply or not)
+ *     nohello      a login without a handshake; 0 when refused
+ *     hold SECS    handshake, then wait; 0 when the daemon ends the
+ *                  link within SECS seconds (SIGTERM)
+ * Exit: 0 as above, 3 refused (closed without a reply), 1 anything else.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/conf.h"
+#include "wire/transport.h"
+
+#define REFUSED 3
+
+struct buf {
+    uint8_t b[512];
+    size_t n;
+};
+
+static void put_varint(struct buf *b, uint64_t v)
+{
+    while (v >= 0x80 && b->n < sizeof(b->b)) {
+        b->b[b->n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    if (b->n < sizeof(b->b))
+        b->b[b->n++] = (uint8_t)v;
+}
+
+static void put_bytes(struct buf *b, unsigned field, const void *p, size_t n)
+{
+    put_varint(b, (uint64_t)field << 3 | 2);
+    put_varint(b, n);
+    if (n <= sizeof(b->b) - b->n) {
+        memcpy(b->b + b->n, p, n);
+        b->n += n;
+    }
+}
+
+/* Request{id, <field>: sub} */
+static void request(struct buf *out, uint64_t id, unsigned field,
+                    const struct buf *sub)
+{
+    out->n = 0;
+    put_varint(out, 1 << 3 | 0);
+    put_varint(out, id);
+    put_bytes(out, field, sub->b, sub->n);
+}
+
+static bool get_varint(const uint8_t *p, size_t n, size_t *off, uint64_t *v)
+{
+    *v = 0;
+    for (unsigned shift = 0; *off < n && shift < 64; shift += 7) {
+        uint8_t c = p[(*off)++];
+        *v |= (uint64_t)(c & 0x7f) << shift;
+        if ((c & 0x80) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Reply{id = 1, rv = 2, ...}: the two leading varints. */
+static bool parse_reply(const uint8_t *p, size_t n, uint64_t *id, uint64_t *rv)
+{
+    size_t off = 0;
+    uint64_t key, v;
+    bool have_id = false, have_rv = false;
+
+    while (off < n && !(have_id && have_rv)) {
+        if (!get_varint(p, n, &off, &key))
+            return false;
+        if ((key & 7) == 0) {
+            if (!get_varint(p, n, &off, &v))
+                return false;
+            if (key >> 3 == 1) {
+                *id = v;
+                have_id = true;
+            } else if (key >> 3 == 2) {
+                *rv = v;
+                have_rv = true;
+            }
+        } else if ((key & 7) == 2) {
+            if (!get_varint(p, n, &off, &v) || v > n - off)
+                return false;
+            off += v;
+        } else {
+            return false;
+        }
+    }
+    return have_id && have_rv;
+}
+
+/* Sends one request and reads its reply. 0: *rv set; REFUSED: the link
+ * ended without a reply; 1: anything else. */
+static int call(wire_link_t *l, const struct buf *req, uint64_t want_id,
+                uint64_t *rv)
+{
+    uint8_t *resp;
+    size_t len;
+    uint64_t id = 0;
+    wire_io_t r;
+
+    if (wire_frame_write(l, req->b, req->n) != WIRE_IO_OK)
+        return REFUSED;
+    r = wire_frame_read(l, 1u << 20, &resp, &len);
+    if (r == WIRE_IO_EOF || r == WIRE_IO_ERROR)
+        return REFUSED;
+    if (r != WIRE_IO_OK)
+        return 1;
+    if (!parse_reply(resp, len, &id, rv) || id != want_id) {
+        free(resp);
+        fprintf(stderr, "dclient: unreadable reply\n");
+        return 1;
+    }
+    free(resp);
+    return 0;
+}
+
+static int hello(wire_link_t *l)
+{
+    struct buf h = {.n = 0}, req;
+    uint64_t rv;
+    int r;
+
+    put_varint(&h, 1 << 3 | 0); /* Hello.version */
+    put_varint(&h, 1);
+    put_bytes(&h, 2, "dclient", 7);
+    request(&req, 1, 2, &h);
+    r = call(l, &req, 1, &rv);
+    if (r != 0)
+        return r;
+    if (rv != 0) {
+        fprintf(stderr, "dclient: hello: CK_RV 0x%llx\n",
+                (unsigned long long)rv);
+        return 1;
+    }
+    return 0;
+}
+
+static int login(wire_link_t *l, uint64_t id, const char *pw, uint64_t *rv)
+{
+    struct buf lr = {.n = 0}, req;
+
+    put_varint(&lr, 1 << 3 | 0); /* LoginReq.kind: HSM_LOGIN_SO */
+    put_varint(&lr, 0);
+    put_bytes(&lr, 2, "admin", 5);
+    put_bytes(&lr, 3, pw, strlen(pw));
+    request(&req, id, 13, &lr);
+    return call(l, &req, id, rv);
+}
+
+/* 0 when the daemon closes l within secs. */
+static int wait_closed(wire_link_t *l, int secs)
+{
+    struct pollfd p = {.fd = wire_link_fd(l), .events = POLLIN};
+    uint8_t *b;
+    size_t n;
+
+    if (poll(&p, 1, secs * 1000) <= 0) {
+        fprintf(stderr, "dclient: still open after %d s\n", secs);
+        return 1;
+    }
+    /* Readable: EOF, or an error reply first and then EOF. */
+    for (int i = 0; i < 2; i++) {
+        wire_io_t r = wire_frame_read(l, 1u << 20, &b, &n);
+        if (r != WIRE_IO_OK)
+            return 0;
+        free(b);
+    }
+    return 1;
+}
+
+static bool connect_ep(const struct config_endpoint *ep, wire_tls_t *tls,
+                       wire_link_t **l)
+{
+    char err[256];
+
+    if (!wire_link_connect(ep, tls, l, err, sizeof(err))) {
+        fprintf(stderr, "dclient: %s\n", err);
+        return false;
+    }
+    return true;
+}
+
+int main(int argc, char **argv)
+{
+    struct config cfg;
+    struct config_endpoint ep;
+    wire_tls_t *tls = NULL;
+    wire_link_t *l = NULL;
+    const char *why, *cmd;
+    char err[256];
+    uint64_t rv;
+    int i = 1, rc = 1;
+
+    config_defaults(&cfg);
+    while (i + 1 < argc && strncmp(argv[i], "--", 2) == 0) {
+        char *dst = strcmp(argv[i], "--cert") == 0  ? cfg.tls_cert
+                    : strcmp(argv[i], "--key") == 0 ? cfg.tls_key
+                    : strcmp(argv[i], "--ca") == 0  ? cfg.tls_ca
+                                                    : NULL;
+        if (dst == NULL)
+            break;
+        snprintf(dst, PATH_MAX, "%s", argv[i + 1]);
+        i += 2;
+    }
+    if (argc - i < 2) {
+        fprintf(stderr, "usage: dclient [--cert F --key F --ca F] ENDPOINT "
+                        "COMMAND [ARG]\n");
+        return 2;
+    }
+    why = config_parse_endpoint(argv[i], &ep);
+    if (why != NULL) {
+        fprintf(stderr, "dclient: %s: %s\n", argv[i], why);
+        return 2;
+    }
+    cmd = argv[i + 1];
+    if (ep.kind == CONFIG_EP_TLS &&
+        !wire_tls_client_new(&cfg, &tls, err, sizeof(err))) {
+        fprintf(stderr, "dclient: %s\n", err);
+        return 2;
+    }
+    if (strcmp(cmd, "conns") == 0) {
+        int n = argc - i > 2 ? atoi(argv[i + 2]) : 0;
+        wire_link_t **ls = calloc((size_t)(n > 0 ? n : 1), sizeof(*ls));
+        int ok = 0;
+        /* All connected first, so that all are open at once. */
+        for (int k = 0; k < n; k++) {
+            if (!connect_ep(&ep, tls, &ls[k]))
+                break;
+        }
+        for (int k = 0; k < n; k++) {
+            if (ls[k] != NULL && hello(ls[k]) == 0)
+                ok++;
+        }
+        for (int k = 0; k < n; k++)
+            wire_link_close(ls[k]);
+        free(ls);
+        printf("%d of %d answered\n", ok, n);
+        rc = ok == n && n > 0 ? 0 : 1;
+        goto out;
+    }
+    if (!connect_ep(&ep, tls, &l)) {
+        rc = REFUSED;
+        goto out;
+    }
+    if (strcmp(cmd, "nohello") == 0) {
+        rc = login(l, 7, "password", &rv);
+        if (rc == 0)
+            printf("rv=0x%llx\n", (unsigned long long)rv);
+        rc = rc == REFUSED || (rc == 0 && rv != 0) ? 0 : 1;
+        goto out;
+    }
+    rc = hello(l);
+    if (rc != 0) {
+        if (rc == REFUSED)
+            fprintf(stderr, "dclient: refused\n");
+        goto out;
+    }
+    if (strcmp(cmd, "hello") == 0) {
+        rc = 0;
+    } else if (strcmp(cmd, "login") == 0 && argc - i > 2) {
+        rc = login(l, 2, argv[i + 2], &rv);
+        if (rc == 0)
+            printf("rv=0x%llx\n", (unsigned long long)rv);
+    } else if (strcmp(cmd, "bigheader") == 0 && tls == NULL) {
+        /* Raw on the socket: the frame writer would not lie. */
+        static const uint8_t hdr[4] = {0xff, 0xff, 0xff, 0xf0};
+        if (write(wire_link_fd(l), hdr, sizeof(hdr)) != sizeof(hdr))
+            goto out;
+        rc = wait_closed(l, 5);
+    } else if (strcmp(cmd, "garbage") == 0) {
+        static const uint8_t junk[] = {0xff, 0xff, 0xff, 0x07, 0x00, 0x13,
+                                       0x88, 0x99, 0x01, 0x02, 0x03};
+        if (wire_frame_write(l, junk, sizeof(junk)) != WIRE_IO_OK)
+            goto out;
+        rc = wait_closed(l, 5);
+    } else if (strcmp(cmd, "hold") == 0 && argc - i > 2) {
+        /* 0 when the daemon ends the link before SECS are up. */
+        rc = wait_closed(l, atoi(argv[i + 2]));
+    } else {
+        fprintf(stderr, "dclient: unknown command %s\n", cmd);
+        rc = 2;
+    }
+out:
+    wire_link_close(l);
+    wire_tls_free(tls);
+    return rc;
+}
