@@ -1,0 +1,100 @@
+#!/bin/bash
+# nimbusd on tls:127.0.0.1:PORT with a throw-away CA made here (openssl
+# CLI): a client under the CA is served; a client certificate from another
+# CA, no client certificate, and TLS 1.2 are refused and logged.
+. "$(dirname "$0")/common.sh"
+
+command -v openssl >/dev/null || { echo "SKIP: openssl CLI missing"; exit 77; }
+
+P=$T/pki
+mkdir -p "$P"
+# mkcert NAME CN ISSUER [SAN]: key + certificate under ISSUER (a CA name)
+mkca() {
+    openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 \
+        -nodes -keyout "$P/$1.key" -out "$P/$1.pem" -days 1 -subj "/CN=$2" \
+        -addext "basicConstraints=critical,CA:TRUE" \
+        -addext "keyUsage=critical,keyCertSign" 2>/dev/null || fail "CA $1"
+}
+mkcert() {
+    local ext=()
+    if [ $# -ge 4 ]; then
+        printf 'subjectAltName=%s\n' "$4" >"$P/$1.ext"
+        ext=(-extfile "$P/$1.ext")
+    fi
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+        -keyout "$P/$1.key" -out "$P/$1.csr" -subj "/CN=$2" 2>/dev/null &&
+        openssl x509 -req -in "$P/$1.csr" -CA "$P/$3.pem" -CAkey "$P/$3.key" \
+            -CAcreateserial -days 1 -out "$P/$1.pem" "${ext[@]}" 2>/dev/null ||
+        fail "cert $1"
+}
+mkca ca "Nimbus Test CA"
+mkca other "Other CA"
+mkcert server nimbusd ca "IP:127.0.0.1"
+mkcert client app-1 ca
+mkcert rogue rogue other
+
+start_tls() {
+    PORT=$(free_port) || fail "no free port"
+    write_conf "$T/t.conf" "listen = tls:127.0.0.1:$PORT" \
+        "tls_cert = $P/server.pem" "tls_key = $P/server.key" \
+        "tls_ca = $P/ca.pem"
+    start_fg "$T/t.conf" && return 0
+    grep -qi 'address already in use' "$T/nimbusd.log" && return 2
+    return 1
+}
+for _ in 1 2 3; do
+    rc=0; start_tls || rc=$?
+    [ "$rc" = 2 ] || break
+done
+[ "$rc" = 0 ] || fail "nimbusd did not start on TLS"
+EP=tls:127.0.0.1:$PORT
+
+"$DCLIENT" --cert "$P/client.pem" --key "$P/client.key" --ca "$P/ca.pem" \
+    "$EP" hello || fail "client under the CA refused"
+grep -q 'connected: tls:127.0.0.1:[0-9]* cert ".*CN=app-1" sha256=[0-9a-f]\{64\}' \
+    "$T/nimbusd.log" || fail "peer certificate not logged"
+ok "mutual TLS 1.3: client under the CA served, its subject logged"
+
+rc=0
+"$DCLIENT" --cert "$P/rogue.pem" --key "$P/rogue.key" --ca "$P/ca.pem" \
+    "$EP" hello 2>/dev/null || rc=$?
+[ "$rc" = 3 ] || fail "client cert from another CA served (rc $rc)"
+grep -q 'refused a TLS peer: TLS handshake: certificate' "$T/nimbusd.log" ||
+    fail "other CA refusal not logged"
+ok "client certificate from another CA refused"
+
+n=$(grep -c 'refused a TLS peer' "$T/nimbusd.log")
+printf '\0\0\0\0' | timeout 10 openssl s_client -connect "127.0.0.1:$PORT" \
+    -tls1_3 -CAfile "$P/ca.pem" -quiet >/dev/null 2>&1
+for _ in $(seq 50); do
+    [ "$(grep -c 'refused a TLS peer' "$T/nimbusd.log")" -gt "$n" ] && break
+    sleep 0.1
+done
+[ "$(grep -c 'refused a TLS peer' "$T/nimbusd.log")" -gt "$n" ] ||
+    fail "client without a certificate not refused"
+grep -c 'serve: connected: tls' "$T/nimbusd.log" | grep -qx 1 ||
+    fail "a client without a certificate was served"
+ok "no client certificate refused"
+
+n=$(grep -c 'refused a TLS peer' "$T/nimbusd.log")
+rc=0
+timeout 10 openssl s_client -connect "127.0.0.1:$PORT" -tls1_2 \
+    -cert "$P/client.pem" -key "$P/client.key" -CAfile "$P/ca.pem" \
+    </dev/null >"$T/s_client12.out" 2>&1 || rc=$?
+[ "$rc" != 0 ] || fail "TLS 1.2 handshake succeeded"
+for _ in $(seq 50); do
+    [ "$(grep -c 'refused a TLS peer' "$T/nimbusd.log")" -gt "$n" ] && break
+    sleep 0.1
+done
+[ "$(grep -c 'refused a TLS peer' "$T/nimbusd.log")" -gt "$n" ] ||
+    fail "TLS 1.2 refusal not logged"
+ok "TLS 1.2 refused, even with a good certificate"
+
+"$DCLIENT" --cert "$P/client.pem" --key "$P/client.key" --ca "$P/ca.pem" \
+    "$EP" conns 64 >/dev/null || fail "64 TLS connections"
+ok "64 concurrent TLS connections"
+
+rc=0; stop "$DPID" || rc=$?
+[ "$rc" = 0 ] || fail "SIGTERM exit status $rc"
+ok "SIGTERM exits 0"
+exit 0
