@@ -908,6 +908,9 @@ int main(int argc, char **argv)
     if (!harden_early())
         return 1;
     config_defaults(&d.cfg);
+    /* A daemon's refusals are worth seeing by default (the module stays
+     * quiet in its applications); log_level in the file still rules. */
+    d.cfg.log_level = LOG_LEVEL_WARN;
     if (!config_load_file(&d.cfg, conf, err, sizeof(err))) {
         say("%s", err);
         return 1;
