@@ -76,6 +76,7 @@ struct listener {
 
 struct chan {
     struct daemon *d;
+    pthread_t th;
     const struct listener *ls;
     int fd;   /* the accepted socket, for shutdown() at SIGTERM */
     bool tls; /* accepted on a TLS listener */
@@ -95,8 +96,9 @@ struct daemon {
 
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    struct chan *chans;
-    unsigned long nchans;
+    struct chan *chans;   /* live: their sockets may be shut down */
+    struct chan *zombies; /* threads that ended, to be joined */
+    unsigned long nchans; /* live and ending: what max_connections counts */
     bool stopping;
 };
 
@@ -177,6 +179,8 @@ static bool peer_allowed(const struct daemon *d, int fd,
 
 /* -------------------------------------------------------------- channels */
 
+/* Out of the live list: from then on SIGTERM no longer touches the
+ * descriptor, which the thread is about to close. */
 static void chan_unlink(struct chan *ch)
 {
     struct daemon *d = ch->d;
@@ -188,9 +192,38 @@ static void chan_unlink(struct chan *ch)
         d->chans = ch->next;
     if (ch->next != NULL)
         ch->next->prev = ch->prev;
+    ch->prev = ch->next = NULL;
+    pthread_mutex_unlock(&d->mu);
+}
+
+/* The thread's last act: the main thread joins it (so nothing of it runs
+ * when the daemon frees the server, the token and OpenSSL at exit). */
+static void chan_done(struct chan *ch)
+{
+    struct daemon *d = ch->d;
+
+    pthread_mutex_lock(&d->mu);
+    ch->next = d->zombies;
+    d->zombies = ch;
     d->nchans--;
     pthread_cond_broadcast(&d->cv);
     pthread_mutex_unlock(&d->mu);
+}
+
+static void reap(struct daemon *d)
+{
+    struct chan *z;
+
+    pthread_mutex_lock(&d->mu);
+    z = d->zombies;
+    d->zombies = NULL;
+    pthread_mutex_unlock(&d->mu);
+    while (z != NULL) {
+        struct chan *next = z->next;
+        pthread_join(z->th, NULL);
+        free(z);
+        z = next;
+    }
 }
 
 static void serve(struct daemon *d, wire_link_t *l, const wire_peer_t *peer,
@@ -251,7 +284,7 @@ static void *chan_main(void *arg)
         log_warn("refused a %s peer: %s", ch->tls ? "TLS" : "unix", err);
         /* wire_link_accept closed the socket. */
         chan_unlink(ch);
-        free(ch);
+        chan_done(ch);
         return NULL;
     }
     /* An accepted unix socket knows only the name it was bound to (our
@@ -268,21 +301,19 @@ static void *chan_main(void *arg)
         log_warn("refused %s: not in allowed_uids or allowed_groups", who);
     else
         serve(d, l, &peer, who);
-    /* Out of the list first: from then on SIGTERM no longer touches the
-     * descriptor that wire_link_close is about to close. */
     chan_unlink(ch);
     wire_link_close(l);
-    free(ch);
+    chan_done(ch);
     return NULL;
 }
 
 static void accept_one(struct daemon *d, struct listener *ls)
 {
     pthread_attr_t attr;
-    pthread_t th;
     struct chan *ch;
     int fd = accept4(ls->fd, NULL, NULL, SOCK_CLOEXEC);
 
+    reap(d);
     if (fd < 0) {
         if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
             log_error("accept on %s: %s", ls->name, strerror(errno));
@@ -319,13 +350,21 @@ static void accept_one(struct daemon *d, struct listener *ls)
     pthread_mutex_unlock(&d->mu);
 
     pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     pthread_attr_setstacksize(&attr, NIMBUSD_STACK);
-    if (pthread_create(&th, &attr, chan_main, ch) != 0) {
+    /* ch->th is written before the thread can end and be joined: the
+     * thread reaches the zombie list only through d->mu, which is held. */
+    pthread_mutex_lock(&d->mu);
+    if (pthread_create(&ch->th, &attr, chan_main, ch) != 0) {
+        pthread_mutex_unlock(&d->mu);
         log_error("cannot start a thread for a peer on %s", ls->name);
         chan_unlink(ch);
+        pthread_mutex_lock(&d->mu);
+        d->nchans--;
+        pthread_mutex_unlock(&d->mu);
         close(fd);
         free(ch);
+    } else {
+        pthread_mutex_unlock(&d->mu);
     }
     pthread_attr_destroy(&attr);
 }
@@ -807,6 +846,7 @@ static void drain(struct daemon *d)
         }
     }
     pthread_mutex_unlock(&d->mu);
+    reap(d);
 }
 
 /* -------------------------------------------------------------- main */
