@@ -4,7 +4,6 @@ set -u
 
 B=${NIMBUS_TOP_BUILDDIR:-$(pwd)}
 NIMBUSD=${NIMBUSD:-$B/nimbusd}
-[ -x "$NIMBUSD" ] || NIMBUSD=$B/tests/daemon/nimbusd-stub
 DCLIENT=$B/tests/daemon/dclient
 
 T=$(mktemp -d /tmp/nimbusd-test-XXXXXX)

@@ -14,7 +14,8 @@ S=$T/run/nimbusd.sock
 chmod 0750 "$T"
 as_nobody() { setpriv --reuid=65534 --regid=0 --clear-groups "$@"; }
 
-write_conf "$T/a.conf" "listen = unix:$S"
+# A slow KDF: the wrong login below is still running when SIGTERM comes.
+write_conf "$T/a.conf" "listen = unix:$S" "kdf_iterations = 1500000"
 start_fg "$T/a.conf" || fail "nimbusd did not start"
 
 # --- modes: the socket 0660 in a 0750 directory, no temporary left
