@@ -205,6 +205,7 @@ static void to_record(const store_audit_t *s, hsm_audit_record_t *r)
 CK_RV hsm_audit_read(hsm_conn_t *conn, uint64_t after, size_t max,
                      hsm_audit_record_t **recs, size_t *n)
 {
+    HSM_CALL_CONN(conn);
     hsm_t *hsm = conn->hsm;
     store_audit_t *sr = NULL;
     hsm_audit_record_t *out = NULL;
@@ -283,6 +284,7 @@ done:
 
 CK_RV hsm_audit_verify(hsm_conn_t *conn, hsm_audit_check_t *check)
 {
+    HSM_CALL_CONN(conn);
     hsm_t *hsm = conn->hsm;
     uint8_t last[HSM_DIGEST_LEN], head[HSM_DIGEST_LEN];
     uint64_t last_seq = 0, head_seq = 0;

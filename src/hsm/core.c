@@ -178,6 +178,15 @@ CK_RV hsm_conn_open(hsm_t *hsm, hsm_conn_t **out)
     c->login_fd = -1;
     c->next_sid = 1;
     c->next_soid = 1;
+    if (util_mutex_init(&c->gmu) != 0) {
+        free(c);
+        return CKR_HOST_MEMORY;
+    }
+    if (pthread_cond_init(&c->gcv, NULL) != 0) {
+        pthread_mutex_destroy(&c->gmu);
+        free(c);
+        return CKR_HOST_MEMORY;
+    }
     pthread_mutex_lock(&hsm->lock);
     c->next = hsm->conns;
     hsm->conns = c;
@@ -193,6 +202,12 @@ void hsm_conn_close(hsm_conn_t *conn)
     if (conn == NULL)
         return;
     hsm = conn->hsm;
+    /* New calls are refused from here; the ones under way finish first. */
+    pthread_mutex_lock(&conn->gmu);
+    conn->closing = true;
+    while (conn->calls > 0)
+        pthread_cond_wait(&conn->gcv, &conn->gmu);
+    pthread_mutex_unlock(&conn->gmu);
     pthread_mutex_lock(&hsm->lock);
     for (hsm_conn_t **pp = &hsm->conns; *pp != NULL; pp = &(*pp)->next) {
         if (*pp == conn) {
@@ -208,6 +223,8 @@ void hsm_conn_close(hsm_conn_t *conn)
         hsm_keycache_drop_user_locked(hsm, conn->uid);
     store_login_unmark(conn->login_fd);
     pthread_mutex_unlock(&hsm->lock);
+    pthread_cond_destroy(&conn->gcv);
+    pthread_mutex_destroy(&conn->gmu);
     free(conn->sessions);
     free(conn);
 }
@@ -240,6 +257,7 @@ CK_RV hsm_session_open(hsm_conn_t *conn, bool rw, hsm_sid_t *sid)
     struct hsm_session *s = NULL;
     CK_RV rv = CKR_OK;
 
+    HSM_CALL_CONN(conn);
     pthread_mutex_lock(&conn->hsm->lock);
     for (size_t i = 0; i < conn->nsessions; i++) {
         if (!conn->sessions[i].used) {
@@ -276,13 +294,17 @@ out:
 
 CK_RV hsm_session_close(hsm_conn_t *conn, hsm_sid_t sid)
 {
+    struct hsm_call c __attribute__((cleanup(hsm_call_leave))) = {0};
     struct hsm_session *s;
-    CK_RV rv = CKR_OK;
+    CK_RV rv;
 
+    /* Waits for the call under way on sid; later ones are refused. */
+    if ((rv = hsm_call_enter_close(&c, conn, sid)) != CKR_OK)
+        return rv;
     pthread_mutex_lock(&conn->hsm->lock);
     s = hsm_session_find_locked(conn, sid);
     if (s == NULL) {
-        rv = CKR_SESSION_HANDLE_INVALID;
+        rv = CKR_SESSION_HANDLE_INVALID; /* not reached: marked closing */
     } else {
         hsm_gen_bump_locked(conn->hsm);
         s->used = false;

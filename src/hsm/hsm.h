@@ -13,6 +13,36 @@
  * it calls in, so every pointer given here is valid and every length true.
  *
  * Return values are CK_RV with their PKCS#11 meaning.
+ *
+ * Threads. Any number of threads may call in at once, in any order, and the
+ * caller need not be trusted (nimbusd carries remote clients' calls here):
+ * the core itself enforces these rules, and no interleaving frees memory a
+ * call is using.
+ * - Calls on different connections, and on different sessions of one
+ *   connection, run in parallel.
+ * - One call per session at a time. A call naming a session (sid) that
+ *   another call is using is refused at once with CKR_OPERATION_ACTIVE and
+ *   changes nothing; it does not wait, so that a client cannot pile threads
+ *   up behind its own slow call. hsm_op_abort and hsm_msg_abort refused so
+ *   do nothing.
+ * - hsm_session_close waits for the call under way on that session, then
+ *   closes it; a call on it that begins meanwhile, or later, gets
+ *   CKR_SESSION_HANDLE_INVALID. Two closes of one session: one closes, the
+ *   other gets CKR_SESSION_HANDLE_INVALID.
+ * - hsm_conn_close waits for every call under way on the connection; one
+ *   that begins meanwhile is refused (CKR_SESSION_HANDLE_INVALID for a call
+ *   naming a session, else CKR_DEVICE_REMOVED). It frees the handle when it
+ *   returns: its owner (the front end, nimbusd's channel) calls it once and
+ *   makes no call with the handle after it.
+ * - hsm_logout while calls run on other sessions of the connection ends the
+ *   login at once; those calls finish with what they hold, and what their
+ *   operations keep is refused from then on (CKR_USER_NOT_LOGGED_IN) and
+ *   freed by their session's next call or close.
+ * - hsm_close only once every connection's calls have returned.
+ * Buffers and templates given to a call must stay valid until it returns.
+ * Slow work (password checks and verifiers, PBKDF2, RSA and EC key
+ * generation, the crypto of an operation) runs without any lock that the
+ * calls of other connections need.
  */
 #ifndef NIMBUS_HSM_H
 #define NIMBUS_HSM_H

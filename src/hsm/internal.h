@@ -120,7 +120,66 @@ struct hsm_conn {
      * operations are fast[i]; written under hsm->lock. */
     hsm_sid_t fast_sid[HSM_FAST_SLOTS];
     struct hsm_sops *fast[HSM_FAST_SLOTS];
+    /* The call gate (hsm.h "Threads"; ops.c): gmu guards calls, closing,
+     * the sessions' busy and closing marks and the writes of the fast
+     * slots; gcv is broadcast when a call leaves while a close waits.
+     * Order: hsm->lock -> gmu -> a session's mu. */
+    pthread_mutex_t gmu;
+    pthread_cond_t gcv;
+    unsigned long calls; /* calls under way */
+    bool closing;        /* hsm_conn_close has begun */
 };
+
+/*
+ * ops.c: the call gate that enforces hsm.h's thread-safety contract. Every
+ * call that takes a connection holds it from entry to return
+ * (HSM_CALL_CONN), and a call that names a session holds that session too
+ * (HSM_CALL_SESSION): a second call on a held session is refused with
+ * CKR_OPERATION_ACTIVE, a call on a session being closed with
+ * CKR_SESSION_HANDLE_INVALID, any call on a connection being closed with
+ * CKR_SESSION_HANDLE_INVALID (session calls) or CKR_DEVICE_REMOVED. The
+ * macros leave the gate when the function returns (cleanup attribute), so
+ * no return path can forget it.
+ */
+struct hsm_call {
+    hsm_conn_t *conn;   /* NULL: not entered */
+    struct hsm_sops *x; /* the session held, or NULL */
+};
+
+CK_RV hsm_call_enter(struct hsm_call *c, hsm_conn_t *conn, bool session,
+                     hsm_sid_t sid);
+void hsm_call_leave(struct hsm_call *c);
+/* hsm_session_close: enters the connection, marks session sid closing
+ * (later calls on it: CKR_SESSION_HANDLE_INVALID) and waits until its
+ * call under way, if any, has left. The caller then frees the session and
+ * leaves with hsm_call_leave. */
+CK_RV hsm_call_enter_close(struct hsm_call *c, hsm_conn_t *conn, hsm_sid_t sid);
+/* Whether a call holds one of conn's sessions (gmu held). */
+bool hsm_sessions_busy_gated(hsm_conn_t *conn);
+/* Tests only: run by a session call once it holds its session. */
+extern void (*hsm_call_hook)(hsm_conn_t *conn, hsm_sid_t sid);
+
+#define HSM_CALL_CONN(conn)                                                    \
+    struct hsm_call hsm_call_ __attribute__((cleanup(hsm_call_leave))) = {0};  \
+    do {                                                                       \
+        CK_RV call_rv_ = hsm_call_enter(&hsm_call_, (conn), false, 0);         \
+        if (call_rv_ != CKR_OK)                                                \
+            return call_rv_;                                                   \
+    } while (0)
+#define HSM_CALL_SESSION(conn, sid)                                            \
+    struct hsm_call hsm_call_ __attribute__((cleanup(hsm_call_leave))) = {0};  \
+    do {                                                                       \
+        CK_RV call_rv_ = hsm_call_enter(&hsm_call_, (conn), true, (sid));      \
+        if (call_rv_ != CKR_OK)                                                \
+            return call_rv_;                                                   \
+    } while (0)
+/* For the calls that return nothing (aborts): a refused one does nothing. */
+#define HSM_CALL_SESSION_VOID(conn, sid)                                       \
+    struct hsm_call hsm_call_ __attribute__((cleanup(hsm_call_leave))) = {0};  \
+    do {                                                                       \
+        if (hsm_call_enter(&hsm_call_, (conn), true, (sid)) != CKR_OK)         \
+            return;                                                            \
+    } while (0)
 
 /* A token or session object loaded for a call. */
 struct hsm_obj {

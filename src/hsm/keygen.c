@@ -126,6 +126,7 @@ static void des_parity(uint8_t *v, size_t len)
 CK_RV hsm_generate_key(hsm_conn_t *conn, hsm_sid_t sid, const hsm_mech_t *mech,
                        const CK_ATTRIBUTE *tmpl, CK_ULONG count, hsm_oid_t *oid)
 {
+    HSM_CALL_SESSION(conn, sid);
     const mech_row_t *row;
     cops_params_t p;
     attr_list_t l = {0};
@@ -222,6 +223,7 @@ CK_RV hsm_generate_key_pair(hsm_conn_t *conn, hsm_sid_t sid,
                             const CK_ATTRIBUTE *priv_tmpl, CK_ULONG priv_count,
                             hsm_oid_t *pub, hsm_oid_t *priv)
 {
+    HSM_CALL_SESSION(conn, sid);
     const mech_row_t *row;
     cops_params_t p;
     attr_list_t pl = {0}, vl = {0};
@@ -1072,6 +1074,7 @@ CK_RV hsm_derive_key(hsm_conn_t *conn, hsm_sid_t sid, const hsm_mech_t *mech,
                      hsm_oid_t base, const CK_ATTRIBUTE *tmpl, CK_ULONG count,
                      hsm_oid_t *oid)
 {
+    HSM_CALL_SESSION(conn, sid);
     const mech_row_t *row;
     cops_params_t p;
     CK_RV rv;

@@ -19,8 +19,8 @@
  * parameter has no generator: the caller's nonce is used.
  *
  * Locking: the session and operation are found under hsm->lock; the crypto
- * runs without it on the session's own operation (one call per session at
- * a time, as for the other operations).
+ * runs without it on the session's own operation (the call gate admits one
+ * call per session at a time, as for the other operations).
  */
 #include "config.h"
 
@@ -221,6 +221,7 @@ static bool msg_alg(const mech_row_t *row, cops_aead_alg_t *alg)
 CK_RV hsm_msg_init(hsm_conn_t *conn, hsm_sid_t sid, hsm_msgkind_t kind,
                    const hsm_mech_t *mech, hsm_oid_t key)
 {
+    HSM_CALL_SESSION(conn, sid);
     hsm_t *hsm = conn->hsm;
     const mech_row_t *row;
     struct hsm_session *s;
@@ -285,6 +286,7 @@ CK_RV hsm_msg_oneshot(hsm_conn_t *conn, hsm_sid_t sid, hsm_msgkind_t kind,
                       size_t aadlen, const uint8_t *in, size_t inlen,
                       uint8_t *out, size_t *outlen, hsm_msg_result_t *res)
 {
+    HSM_CALL_SESSION(conn, sid);
     struct hsm_msgop *m;
     cops_aead_t *a = NULL;
     msg_param_t mp;
@@ -341,6 +343,7 @@ CK_RV hsm_msg_begin(hsm_conn_t *conn, hsm_sid_t sid, hsm_msgkind_t kind,
                     const hsm_mech_t *param, const uint8_t *aad, size_t aadlen,
                     hsm_msg_result_t *res)
 {
+    HSM_CALL_SESSION(conn, sid);
     struct hsm_msgop *m;
     cops_aead_t *a = NULL;
     msg_param_t mp;
@@ -373,6 +376,7 @@ CK_RV hsm_msg_next(hsm_conn_t *conn, hsm_sid_t sid, hsm_msgkind_t kind,
                    bool last, uint8_t *out, size_t *outlen,
                    hsm_msg_result_t *res)
 {
+    HSM_CALL_SESSION(conn, sid);
     struct hsm_msgop *m;
     msg_param_t mp;
     size_t need, got, fin;
@@ -429,6 +433,7 @@ end:
 CK_RV hsm_msg_output_len(hsm_conn_t *conn, hsm_sid_t sid, hsm_msgkind_t kind,
                          bool last, size_t inlen, size_t *outlen)
 {
+    HSM_CALL_SESSION(conn, sid);
     struct hsm_msgop *m;
     CK_RV rv;
 
@@ -448,6 +453,7 @@ CK_RV hsm_msg_output_len(hsm_conn_t *conn, hsm_sid_t sid, hsm_msgkind_t kind,
 
 CK_RV hsm_msg_final(hsm_conn_t *conn, hsm_sid_t sid, hsm_msgkind_t kind)
 {
+    HSM_CALL_SESSION(conn, sid);
     struct hsm_session *s;
     struct hsm_msgop *m = NULL;
     CK_RV rv;
@@ -471,6 +477,7 @@ CK_RV hsm_msg_final(hsm_conn_t *conn, hsm_sid_t sid, hsm_msgkind_t kind)
 
 void hsm_msg_abort(hsm_conn_t *conn, hsm_sid_t sid, hsm_msgkind_t kind)
 {
+    HSM_CALL_SESSION_VOID(conn, sid);
     struct hsm_session *s;
     struct hsm_msgop *m = NULL;
 

@@ -457,6 +457,7 @@ CK_RV hsm_object_create(hsm_conn_t *conn, hsm_sid_t sid,
                         const CK_ATTRIBUTE *tmpl, CK_ULONG count,
                         hsm_oid_t *oid)
 {
+    HSM_CALL_SESSION(conn, sid);
     struct hsm_session *s;
     attr_list_t l = {0};
     CK_RV rv;
@@ -487,6 +488,7 @@ CK_RV hsm_object_copy(hsm_conn_t *conn, hsm_sid_t sid, hsm_oid_t oid,
                       const CK_ATTRIBUTE *tmpl, CK_ULONG count,
                       hsm_oid_t *new_oid)
 {
+    HSM_CALL_SESSION(conn, sid);
     struct hsm_session *s;
     struct hsm_obj o;
     attr_list_t l = {0};
@@ -510,6 +512,7 @@ out:
 
 CK_RV hsm_object_destroy(hsm_conn_t *conn, hsm_sid_t sid, hsm_oid_t oid)
 {
+    HSM_CALL_SESSION(conn, sid);
     struct hsm_session *s;
     struct hsm_obj o;
     CK_RV rv;
@@ -621,6 +624,7 @@ static CK_RV vendor_attr_locked(hsm_conn_t *conn, struct hsm_obj *o,
 CK_RV hsm_object_get(hsm_conn_t *conn, hsm_sid_t sid, hsm_oid_t oid,
                      const CK_ATTRIBUTE_TYPE *types, size_t n, hsm_attr_t *out)
 {
+    HSM_CALL_SESSION(conn, sid);
     struct hsm_session *s;
     struct hsm_obj o;
     CK_RV rv;
@@ -678,6 +682,7 @@ void hsm_attrs_free(hsm_attr_t *attrs, size_t n)
 CK_RV hsm_object_set(hsm_conn_t *conn, hsm_sid_t sid, hsm_oid_t oid,
                      const CK_ATTRIBUTE *tmpl, CK_ULONG count)
 {
+    HSM_CALL_SESSION(conn, sid);
     struct hsm_session *s;
     struct hsm_obj o;
     attr_list_t l = {0};
@@ -716,6 +721,7 @@ out:
 CK_RV hsm_object_size(hsm_conn_t *conn, hsm_sid_t sid, hsm_oid_t oid,
                       CK_ULONG *size)
 {
+    HSM_CALL_SESSION(conn, sid);
     struct hsm_session *s;
     struct hsm_obj o;
     uint8_t *blob = NULL;
@@ -741,6 +747,7 @@ out:
 
 CK_RV hsm_object_is_private(hsm_conn_t *conn, hsm_oid_t oid, bool *priv)
 {
+    HSM_CALL_CONN(conn);
     struct hsm_obj o;
     CK_RV rv;
 
@@ -940,6 +947,7 @@ static void token_hits_filter(hsm_conn_t *conn, hsm_user_type_t type,
 CK_RV hsm_object_find(hsm_conn_t *conn, hsm_sid_t sid, const CK_ATTRIBUTE *tmpl,
                       CK_ULONG count, hsm_oid_t **oids, size_t *n)
 {
+    HSM_CALL_SESSION(conn, sid);
     hsm_t *hsm = conn->hsm;
     struct hsm_session *s;
     struct hsm_reader *r = NULL;
@@ -1032,6 +1040,7 @@ out:
 CK_RV hsm_object_share(hsm_conn_t *conn, hsm_oid_t oid, hsm_uid_t uid,
                        bool share)
 {
+    HSM_CALL_CONN(conn);
     hsm_t *hsm = conn->hsm;
     struct hsm_obj o;
     store_user_t u;
@@ -1151,6 +1160,7 @@ out:
 CK_RV hsm_key_list(hsm_conn_t *conn, hsm_uid_t uid, hsm_key_ref_t **keys,
                    size_t *n, uint8_t digest[HSM_DIGEST_LEN])
 {
+    HSM_CALL_CONN(conn);
     hsm_t *hsm = conn->hsm;
     uint64_t *own = NULL, *shared = NULL;
     size_t nown = 0, nshared = 0, count = 0;
@@ -1207,6 +1217,7 @@ out:
 CK_RV hsm_key_info(hsm_conn_t *conn, hsm_oid_t oid, hsm_uid_t *owner,
                    hsm_uid_t **shared, size_t *nshared)
 {
+    HSM_CALL_CONN(conn);
     hsm_t *hsm = conn->hsm;
     store_object_t so;
     uint32_t *uids = NULL;
@@ -1262,6 +1273,7 @@ out:
 
 CK_RV hsm_object_set_trusted(hsm_conn_t *conn, hsm_oid_t oid, bool trusted)
 {
+    HSM_CALL_CONN(conn);
     struct hsm_obj o;
     attr_list_t l = {0};
     CK_RV rv;

@@ -5,16 +5,16 @@
  * and under its own mutex (mu), which only that session's calls take, bar
  * the rare events of other threads (a key destroyed, logout): two sessions'
  * calls share no lock. The session's calls find it without hsm->lock
- * through the connection's fast slots (the front end guarantees one call per
- * session at a time and no close during a call, so the sops of the calling
- * session cannot go away under it). The policy and key checks are made under
- * hsm->lock; their verdicts are kept in the sops with the generation
- * (hsm->gen) they were made at, and reused while it has not moved: an init on
- * the same session-object key and mechanism as the session's last one, and
- * the calls of an operation, then take no shared lock. Token-object keys are
- * checked under hsm->lock at every init (another process may change them).
- * Order: hsm->lock -> mu; a thread holding mu never waits for hsm->lock. The
- * crypto itself runs with no lock, on a context detached from the sops;
+ * through the connection's fast slots (the call gate below lets one call
+ * per session in at a time and makes a close wait for it, so the sops of
+ * the calling session cannot go away under it). The policy and key checks
+ * are made under hsm->lock; their verdicts are kept in the sops with the
+ * generation (hsm->gen) they were made at, and reused while it has not moved:
+ * an init on the same session-object key and mechanism as the session's last
+ * one, and the calls of an operation, then take no shared lock. Token-object
+ * keys are checked under hsm->lock at every init (another process may change
+ * them). Order: hsm->lock -> mu; a thread holding mu never waits for hsm->lock.
+ * The crypto itself runs with no lock, on a context detached from the sops;
  * only the reset of the session's kept context at an init (new IV or key
  * state, no fetch) runs under its mu.
  *
@@ -115,6 +115,10 @@ struct hsm_sops {
     bool auth_ok[HSM_OPK_COUNT];
     /* The connection's login sequence when each operation began. */
     uint64_t op_seq[HSM_OPK_COUNT];
+    /* The call gate (conn->gmu): a call holds the session; a close has
+     * begun. */
+    bool busy;
+    bool closing;
 };
 
 static uint64_t gen_now(hsm_t *hsm)
@@ -147,10 +151,12 @@ CK_RV hsm_session_ops_new_locked(hsm_conn_t *conn, struct hsm_session *s)
     }
     x->sid = s->id;
     s->x = x;
+    pthread_mutex_lock(&conn->gmu);
     if (__atomic_load_n(&conn->fast_sid[slot], __ATOMIC_RELAXED) == 0) {
         __atomic_store_n(&conn->fast[slot], x, __ATOMIC_RELEASE);
         __atomic_store_n(&conn->fast_sid[slot], s->id, __ATOMIC_RELEASE);
     }
+    pthread_mutex_unlock(&conn->gmu);
     return CKR_OK;
 }
 
@@ -163,11 +169,16 @@ void hsm_session_ops_release_locked(hsm_conn_t *conn, struct hsm_session *s)
         return;
     }
     slot = (size_t)(s->x->sid % HSM_FAST_SLOTS);
+    /* The gate finds sessions through the slots under gmu: after this no
+     * call can reach x, and none holds it (close and hsm_conn_close have
+     * waited). */
+    pthread_mutex_lock(&conn->gmu);
     if (__atomic_load_n(&conn->fast_sid[slot], __ATOMIC_RELAXED) ==
         s->x->sid) {
         __atomic_store_n(&conn->fast_sid[slot], 0, __ATOMIC_RELEASE);
         __atomic_store_n(&conn->fast[slot], NULL, __ATOMIC_RELEASE);
     }
+    pthread_mutex_unlock(&conn->gmu);
     pthread_mutex_destroy(&s->x->mu);
     free(s->x);
     s->x = NULL;
@@ -187,6 +198,124 @@ static struct hsm_sops *sops_fast(hsm_conn_t *conn, hsm_sid_t sid)
         return NULL;
     }
     return __atomic_load_n(&conn->fast[slot], __ATOMIC_ACQUIRE);
+}
+
+/* ------------------------------------------------------------ call gate */
+
+void (*hsm_call_hook)(hsm_conn_t *conn, hsm_sid_t sid);
+
+/* Session sid's operations for the gate (gmu held on return), or NULL.
+ * A session found under hsm->lock cannot be freed before gmu is let go:
+ * freeing it takes hsm->lock, then gmu. */
+static struct hsm_sops *gate_find(hsm_conn_t *conn, hsm_sid_t sid)
+{
+    struct hsm_session *s;
+    struct hsm_sops *x;
+
+    pthread_mutex_lock(&conn->gmu);
+    x = sops_fast(conn, sid);
+    if (x != NULL || sid == 0) {
+        return x;
+    }
+    pthread_mutex_unlock(&conn->gmu);
+    pthread_mutex_lock(&conn->hsm->lock);
+    s = hsm_session_find_locked(conn, sid);
+    pthread_mutex_lock(&conn->gmu);
+    x = s != NULL ? s->x : NULL;
+    pthread_mutex_unlock(&conn->hsm->lock);
+    return x;
+}
+
+CK_RV hsm_call_enter(struct hsm_call *c, hsm_conn_t *conn, bool session,
+                     hsm_sid_t sid)
+{
+    struct hsm_sops *x = NULL;
+    CK_RV rv = CKR_OK;
+
+    c->conn = NULL;
+    c->x = NULL;
+    return_val_if_fail(conn != NULL, CKR_GENERAL_ERROR);
+    if (session) {
+        x = gate_find(conn, sid);
+    } else {
+        pthread_mutex_lock(&conn->gmu);
+    }
+    if (conn->closing) {
+        rv = session ? CKR_SESSION_HANDLE_INVALID : CKR_DEVICE_REMOVED;
+    } else if (session && (x == NULL || x->closing)) {
+        rv = CKR_SESSION_HANDLE_INVALID;
+    } else if (session && x->busy) {
+        rv = CKR_OPERATION_ACTIVE;
+    } else {
+        if (x != NULL) {
+            x->busy = true;
+        }
+        conn->calls++;
+        c->conn = conn;
+        c->x = x;
+    }
+    pthread_mutex_unlock(&conn->gmu);
+    if (rv == CKR_OK && session && hsm_call_hook != NULL) {
+        hsm_call_hook(conn, sid);
+    }
+    return rv;
+}
+
+void hsm_call_leave(struct hsm_call *c)
+{
+    hsm_conn_t *conn = c->conn;
+    bool wake;
+
+    if (conn == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&conn->gmu);
+    wake = conn->closing;
+    if (c->x != NULL) {
+        c->x->busy = false;
+        wake = wake || c->x->closing;
+    }
+    conn->calls--;
+    if (wake) {
+        pthread_cond_broadcast(&conn->gcv);
+    }
+    pthread_mutex_unlock(&conn->gmu);
+    c->conn = NULL;
+    c->x = NULL;
+}
+
+CK_RV hsm_call_enter_close(struct hsm_call *c, hsm_conn_t *conn, hsm_sid_t sid)
+{
+    struct hsm_sops *x;
+    CK_RV rv = CKR_OK;
+
+    c->conn = NULL;
+    c->x = NULL;
+    return_val_if_fail(conn != NULL, CKR_GENERAL_ERROR);
+    x = gate_find(conn, sid);
+    if (conn->closing || x == NULL || x->closing) {
+        rv = CKR_SESSION_HANDLE_INVALID;
+    } else {
+        x->closing = true;
+        conn->calls++;
+        c->conn = conn;
+        while (x->busy) {
+            pthread_cond_wait(&conn->gcv, &conn->gmu);
+        }
+    }
+    pthread_mutex_unlock(&conn->gmu);
+    return rv;
+}
+
+bool hsm_sessions_busy_gated(hsm_conn_t *conn)
+{
+    for (size_t i = 0; i < conn->nsessions; i++) {
+        if (conn->sessions[i].used && conn->sessions[i].x != NULL &&
+            conn->sessions[i].x->busy) {
+            return true;
+        }
+    }
+    return false;
 }
 
 /* Frees the kept operations and verdicts whose key is object oid (only:
@@ -488,6 +617,7 @@ CK_RV hsm_session_allowed(hsm_conn_t *conn, hsm_sid_t sid, hsm_op_t op)
  * sessions draw without a shared lock (the DRBGs are per thread). */
 CK_RV hsm_random(hsm_conn_t *conn, hsm_sid_t sid, uint8_t *buf, size_t len)
 {
+    HSM_CALL_SESSION(conn, sid);
     CK_RV rv = hsm_session_allowed(conn, sid, HSM_OP_RANDOM);
 
     if (rv != CKR_OK)
@@ -669,18 +799,31 @@ void hsm_ops_auth_grant_locked(struct hsm_session *s)
     pthread_mutex_unlock(&x->mu);
 }
 
+static CK_RV op_init_iv(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
+                        const hsm_mech_t *mech, hsm_oid_t key, uint8_t *iv,
+                        size_t ivroom, size_t *ivlen);
+
 CK_RV hsm_op_init(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
                   const hsm_mech_t *mech, hsm_oid_t key)
 {
     uint8_t iv[COPS_IV_MAX];
     size_t ivlen = 0;
 
-    return hsm_op_init_iv(conn, sid, kind, mech, key, iv, sizeof(iv), &ivlen);
+    HSM_CALL_SESSION(conn, sid);
+    return op_init_iv(conn, sid, kind, mech, key, iv, sizeof(iv), &ivlen);
 }
 
 CK_RV hsm_op_init_iv(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
                      const hsm_mech_t *mech, hsm_oid_t key, uint8_t *iv,
                      size_t ivroom, size_t *ivlen)
+{
+    HSM_CALL_SESSION(conn, sid);
+    return op_init_iv(conn, sid, kind, mech, key, iv, ivroom, ivlen);
+}
+
+static CK_RV op_init_iv(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
+                        const hsm_mech_t *mech, hsm_oid_t key, uint8_t *iv,
+                        size_t ivroom, size_t *ivlen)
 {
     hsm_t *hsm = conn->hsm;
     const mech_row_t *row;
@@ -837,6 +980,7 @@ done:
 CK_RV hsm_op_output_len(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
                         bool final, size_t inlen, size_t *outlen)
 {
+    HSM_CALL_SESSION(conn, sid);
     struct hsm_sops *x;
     cops_op_t *op;
     uint64_t g;
@@ -856,6 +1000,7 @@ CK_RV hsm_op_oneshot(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
                      const uint8_t *in, size_t inlen, uint8_t *out,
                      size_t *outlen)
 {
+    HSM_CALL_SESSION(conn, sid);
     struct hsm_sops *x;
     cops_op_t *op;
     hsm_oid_t oid;
@@ -892,6 +1037,7 @@ CK_RV hsm_op_update(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
                     const uint8_t *in, size_t inlen, uint8_t *out,
                     size_t *outlen)
 {
+    HSM_CALL_SESSION(conn, sid);
     struct hsm_sops *x;
     cops_op_t *op;
     size_t none = 0;
@@ -922,6 +1068,7 @@ CK_RV hsm_op_update(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
 CK_RV hsm_op_final(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
                    uint8_t *out, size_t *outlen)
 {
+    HSM_CALL_SESSION(conn, sid);
     struct hsm_sops *x;
     cops_op_t *op;
     hsm_oid_t oid;
@@ -947,6 +1094,7 @@ CK_RV hsm_op_verify(hsm_conn_t *conn, hsm_sid_t sid, const uint8_t *data,
                     size_t datalen, bool oneshot, const uint8_t *sig,
                     size_t siglen)
 {
+    HSM_CALL_SESSION(conn, sid);
     struct hsm_sops *x;
     cops_op_t *op;
     hsm_oid_t oid;
@@ -964,6 +1112,7 @@ CK_RV hsm_op_verify(hsm_conn_t *conn, hsm_sid_t sid, const uint8_t *data,
 
 CK_RV hsm_op_digest_key(hsm_conn_t *conn, hsm_sid_t sid, hsm_oid_t key)
 {
+    HSM_CALL_SESSION(conn, sid);
     struct hsm_sops *x;
     struct hsm_obj o;
     cops_op_t *op = NULL;
@@ -1019,6 +1168,7 @@ out:
 
 void hsm_op_abort(hsm_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind)
 {
+    HSM_CALL_SESSION_VOID(conn, sid);
     struct hsm_sops *x;
     cops_op_t *op = NULL;
 

@@ -152,10 +152,14 @@ static unsigned long failures_of(hsm_t *hsm, hsm_uid_t uid, const char *name)
 
 CK_RV hsm_token_info(hsm_t *hsm, hsm_conn_t *conn, hsm_token_info_t *info)
 {
+    struct hsm_call c __attribute__((cleanup(hsm_call_leave))) = {0};
     size_t npreco = 0, ncu = 0;
     CK_RV rv;
 
     memset(info, 0, sizeof(*info));
+    /* conn NULL: the token alone (no connection to hold). */
+    if (conn != NULL && (rv = hsm_call_enter(&c, conn, false, 0)) != CKR_OK)
+        return rv;
     pthread_mutex_lock(&hsm->lock);
     if ((rv = hsm_meta_get_str_locked(hsm, META_LABEL, info->label,
                                       sizeof(info->label))) != CKR_OK ||
@@ -488,6 +492,7 @@ void hsm_login_end_locked(hsm_conn_t *conn, bool full)
 CK_RV hsm_login(hsm_conn_t *conn, hsm_login_kind_t kind, const char *name,
                 const uint8_t *pw, size_t pwlen)
 {
+    HSM_CALL_CONN(conn);
     hsm_t *hsm = conn->hsm;
     store_user_t u;
     bool found = false, locks = false;
@@ -544,6 +549,7 @@ out:
 CK_RV hsm_context_login(hsm_conn_t *conn, hsm_sid_t sid, const char *name,
                         const uint8_t *pw, size_t pwlen)
 {
+    HSM_CALL_SESSION(conn, sid);
     hsm_t *hsm = conn->hsm;
     struct hsm_session *s;
     store_user_t u;
@@ -608,6 +614,7 @@ out:
 
 CK_RV hsm_logout(hsm_conn_t *conn)
 {
+    HSM_CALL_CONN(conn);
     CK_RV rv = CKR_OK;
 
     pthread_mutex_lock(&conn->hsm->lock);
@@ -617,8 +624,13 @@ CK_RV hsm_logout(hsm_conn_t *conn)
         audit_failure_locked(conn->hsm, 0, EV_LOGOUT, 0, rv, false);
     } else {
         hsm_audit_locked(conn->hsm, conn->uid, EV_LOGOUT, 0, CKR_OK);
-        /* The front end has waited for calls in progress. */
-        hsm_login_end_locked(conn, true);
+        /* Every operation goes now unless a call on another session may
+         * be using one (hsm.h "Threads"): then they are refused from now
+         * on and go with their session's next call. gmu held: no session
+         * call begins meanwhile. */
+        pthread_mutex_lock(&conn->gmu);
+        hsm_login_end_locked(conn, !hsm_sessions_busy_gated(conn));
+        pthread_mutex_unlock(&conn->gmu);
     }
     pthread_mutex_unlock(&conn->hsm->lock);
     return rv;
@@ -681,6 +693,7 @@ CK_RV hsm_set_password(hsm_conn_t *conn, const char *name,
                        const uint8_t *old_pw, size_t old_len,
                        const uint8_t *new_pw, size_t new_len)
 {
+    HSM_CALL_CONN(conn);
     hsm_t *hsm = conn->hsm;
     store_user_t u;
     bool found = false, locks = false;
@@ -733,6 +746,7 @@ out:
 CK_RV hsm_init_pin(hsm_conn_t *conn, const char *name, const uint8_t *pw,
                    size_t pwlen)
 {
+    HSM_CALL_CONN(conn);
     hsm_t *hsm = conn->hsm;
     store_user_t u;
     bool found = false;
@@ -778,6 +792,7 @@ out:
 CK_RV hsm_user_set_password(hsm_conn_t *conn, const char *name,
                             const uint8_t *pw, size_t pwlen)
 {
+    HSM_CALL_CONN(conn);
     hsm_t *hsm = conn->hsm;
     store_user_t u;
     bool found = false;
@@ -831,6 +846,7 @@ out:
 
 CK_RV hsm_user_list(hsm_conn_t *conn, hsm_user_info_t **users, size_t *count)
 {
+    HSM_CALL_CONN(conn);
     hsm_t *hsm = conn->hsm;
     store_user_t *su = NULL;
     size_t n = 0;
@@ -869,6 +885,7 @@ out:
 CK_RV hsm_user_create(hsm_conn_t *conn, hsm_user_type_t type, const char *name,
                       const uint8_t *pw, size_t pwlen, hsm_uid_t *uid)
 {
+    HSM_CALL_CONN(conn);
     hsm_t *hsm = conn->hsm;
     uint8_t *ver = NULL;
     size_t verlen = 0;
@@ -938,6 +955,7 @@ static CK_RV logged_in_locked(hsm_t *hsm, hsm_uid_t uid, bool *in)
 
 CK_RV hsm_user_delete(hsm_conn_t *conn, const char *name)
 {
+    HSM_CALL_CONN(conn);
     hsm_t *hsm = conn->hsm;
     store_user_t u;
     bool found = false, in = false;

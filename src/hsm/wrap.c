@@ -192,6 +192,7 @@ CK_RV hsm_wrap_key(hsm_conn_t *conn, hsm_sid_t sid, const hsm_mech_t *mech,
                    hsm_oid_t wrapping, hsm_oid_t key, uint8_t **out,
                    size_t *outlen)
 {
+    HSM_CALL_SESSION(conn, sid);
     hsm_t *hsm = conn->hsm;
     const mech_row_t *row = NULL;
     struct hsm_session *s;
@@ -491,6 +492,7 @@ CK_RV hsm_unwrap_key(hsm_conn_t *conn, hsm_sid_t sid, const hsm_mech_t *mech,
                      hsm_oid_t unwrapping, const uint8_t *in, size_t inlen,
                      const CK_ATTRIBUTE *tmpl, CK_ULONG count, hsm_oid_t *oid)
 {
+    HSM_CALL_SESSION(conn, sid);
     hsm_t *hsm = conn->hsm;
     const mech_row_t *row = NULL;
     struct hsm_session *s;
