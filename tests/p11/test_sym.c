@@ -17,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
@@ -1973,6 +1975,141 @@ static void test_message_errors(void **state)
     assert_rv(p11->C_MessageVerifyInit(S, &gcm, k), CKR_FUNCTION_NOT_SUPPORTED);
 }
 
+/* ------------------------------------------------------------ fences */
+
+/*
+ * Mechanism parameters whose byte strings end where readable memory ends
+ * (an inaccessible page follows): the module reads exactly what the
+ * caller declared, refuses a length past its caps without reading, and
+ * never reads a message operation's init parameter (a
+ * CK_GCM_MESSAGE_PARAMS is as long as a CK_GCM_PARAMS: read as one, its
+ * pTag would be taken for pAAD and ulTagBits bytes read from it).
+ */
+static void test_param_fences(void **state)
+{
+    size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+    uint8_t *g = mmap(NULL, 2 * pg, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    uint8_t *end, *tag16, *aad5;
+    CK_OBJECT_HANDLE k = make_secret(CKK_AES, k256, 16);
+    CK_OBJECT_HANDLE hk = make_secret(CKK_GENERIC_SECRET, k256, 32);
+    CK_BYTE iv[12], ct[64], pt[64], tag[16];
+    CK_GCM_PARAMS gp;
+    CK_GCM_MESSAGE_PARAMS mp;
+    CK_MECHANISM m;
+    CK_ULONG l;
+
+    (void)state;
+    assert_true(g != MAP_FAILED);
+    assert_int_equal(mprotect(g + pg, pg, PROT_NONE), 0);
+    end = g + pg;
+    tag16 = end - 16;
+    aad5 = end - 5;
+    memset(g, 0x5C, pg);
+    memcpy(iv, iv16, 12);
+
+    /* Classic GCM: the AAD at the fence is read whole, and only it. */
+    gp = (CK_GCM_PARAMS){iv, 12, 96, aad5, 5, 128};
+    m = (CK_MECHANISM){CKM_AES_GCM, &gp, sizeof(gp)};
+    assert_rv(p11->C_EncryptInit(S, &m, k), CKR_OK);
+    l = sizeof(ct);
+    assert_rv(p11->C_Encrypt(S, (CK_BYTE_PTR)msg, 16, ct, &l), CKR_OK);
+    assert_int_equal(l, 32);
+    /* a NULL AAD with a length; a length past the caps, not read */
+    gp.pAAD = NULL;
+    assert_rv(p11->C_EncryptInit(S, &m, k), CKR_MECHANISM_PARAM_INVALID);
+    gp.pAAD = end;
+    gp.ulAADLen = (CK_ULONG)-1;
+    assert_rv(p11->C_EncryptInit(S, &m, k), CKR_MECHANISM_PARAM_INVALID);
+    gp.ulAADLen = 2 * 1024 * 1024;
+    assert_rv(p11->C_EncryptInit(S, &m, k), CKR_MECHANISM_PARAM_INVALID);
+    /* the parameter struct itself at the fence, one byte short */
+    memcpy(end - (sizeof(gp) - 1), &gp, sizeof(gp) - 1);
+    m.pParameter = end - (sizeof(gp) - 1);
+    m.ulParameterLen = sizeof(gp) - 1;
+    assert_rv(p11->C_EncryptInit(S, &m, k), CKR_MECHANISM_PARAM_INVALID);
+    /* and a parameter length no layout has */
+    m.pParameter = end;
+    m.ulParameterLen = (CK_ULONG)-1;
+    assert_rv(p11->C_EncryptInit(S, &m, k), CKR_MECHANISM_PARAM_INVALID);
+
+    /* Message init: the parameter is not read. */
+    mp = (CK_GCM_MESSAGE_PARAMS){iv, 12, 0, CKG_NO_GENERATE, tag16, 128};
+    memcpy(end - sizeof(mp), &mp, sizeof(mp));
+    m = (CK_MECHANISM){CKM_AES_GCM, end - sizeof(mp), sizeof(mp)};
+    assert_rv(p11->C_MessageEncryptInit(S, &m, k), CKR_OK);
+    assert_rv(p11->C_MessageDecryptInit(S, &m, k), CKR_OK);
+    m.pParameter = end; /* nothing of it may be read */
+    assert_rv(p11->C_MessageEncryptFinal(S), CKR_OK);
+    assert_rv(p11->C_MessageEncryptInit(S, &m, k), CKR_OK);
+    /* Messages: the tag written at the fence, then read from it (the AAD
+     * elsewhere: the tag overwrites the fence's last bytes). */
+    mp.pTag = tag16;
+    l = sizeof(ct);
+    assert_rv(p11->C_EncryptMessage(S, &mp, sizeof(mp), (CK_BYTE_PTR)iv16, 5,
+                                    (CK_BYTE_PTR)msg, 16, ct, &l),
+              CKR_OK);
+    memcpy(tag, tag16, 16);
+    l = sizeof(pt);
+    assert_rv(p11->C_DecryptMessage(S, &mp, sizeof(mp), (CK_BYTE_PTR)iv16, 5,
+                                    ct, 16, pt, &l),
+              CKR_OK);
+    assert_memory_equal(pt, msg, 16);
+    /* a 96-bit tag: 12 bytes at the fence, exactly */
+    mp.ulTagBits = 96;
+    mp.pTag = end - 12;
+    l = sizeof(ct);
+    assert_rv(p11->C_EncryptMessage(S, &mp, sizeof(mp), NULL, 0,
+                                    (CK_BYTE_PTR)msg, 16, ct, &l),
+              CKR_OK);
+    l = sizeof(pt);
+    assert_rv(
+        p11->C_DecryptMessage(S, &mp, sizeof(mp), NULL, 0, ct, 16, pt, &l),
+        CKR_OK);
+    /* a tag longer than any, its pointer unreadable: refused unread */
+    mp.ulTagBits = (CK_ULONG)-1 & ~(CK_ULONG)7;
+    mp.pTag = end;
+    l = sizeof(pt);
+    assert_rv(
+        p11->C_DecryptMessage(S, &mp, sizeof(mp), NULL, 0, ct, 16, pt, &l),
+        CKR_ARGUMENTS_BAD);
+    assert_rv(p11->C_MessageEncryptFinal(S), CKR_OK);
+    assert_rv(p11->C_MessageDecryptFinal(S), CKR_OK);
+
+    /* SP 800-108: a count past the cap with an unreadable array, the
+     * array ending at the fence, a NULL array with a count. */
+    {
+        CK_SP800_108_COUNTER_FORMAT cf = {CK_FALSE, 32};
+        CK_PRF_DATA_PARAM dp[2] = {
+            {CK_SP800_108_ITERATION_VARIABLE, &cf, sizeof(cf)},
+            {CK_SP800_108_BYTE_ARRAY, aad5, 5},
+        };
+        CK_PRF_DATA_PARAM *at = (CK_PRF_DATA_PARAM *)(end - sizeof(dp));
+        CK_SP800_108_KDF_PARAMS kp = {CKM_SHA256_HMAC, 1000000,
+                                      (CK_PRF_DATA_PARAM *)end, 0, NULL};
+        CK_OBJECT_HANDLE d = CK_INVALID_HANDLE;
+        struct p11_tmpl t;
+
+        m = (CK_MECHANISM){CKM_SP800_108_COUNTER_KDF, &kp, sizeof(kp)};
+        t_secret(&t, CKK_GENERIC_SECRET, NULL, 0);
+        t_ulong(&t, CKA_VALUE_LEN, 32);
+        assert_rv(p11->C_DeriveKey(S, &m, hk, t.a, t.n, &d),
+                  CKR_MECHANISM_PARAM_INVALID);
+        kp.pDataParams = NULL;
+        kp.ulNumberOfDataParams = 2;
+        assert_rv(p11->C_DeriveKey(S, &m, hk, t.a, t.n, &d),
+                  CKR_MECHANISM_PARAM_INVALID);
+        memcpy(at, dp, sizeof(dp));
+        kp.pDataParams = at;
+        assert_rv(p11->C_DeriveKey(S, &m, hk, t.a, t.n, &d), CKR_OK);
+        /* a nested NULL with a length */
+        at[1].pValue = NULL;
+        assert_rv(p11->C_DeriveKey(S, &m, hk, t.a, t.n, &d),
+                  CKR_MECHANISM_PARAM_INVALID);
+    }
+    assert_int_equal(munmap(g, 2 * pg), 0);
+}
+
 /* ------------------------------------------------------------ cancel */
 
 static void test_session_cancel(void **state)
@@ -2097,6 +2234,7 @@ int p11_group_sym(void)
         T(test_message_gcm),
         T(test_message_ccm_chacha),
         T(test_message_errors),
+        T(test_param_fences),
         T(test_session_cancel),
     };
 #undef T

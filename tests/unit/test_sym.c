@@ -1616,6 +1616,84 @@ static void test_simple_derive(void **state)
 
 /* ------------------------------------------------------------ messages */
 
+/* A remote caller builds the message parameter itself: a layout of
+ * another algorithm, a decryption tag shorter than the parameter says, an
+ * IV over the limit, or none at all are refused, nothing read past a
+ * byte string's length. */
+static void test_message_distrusts(void **state)
+{
+    struct fx *f = *state;
+    uint8_t kv[32], iv[HSM_MSG_IV_MAX + 1], tag[16], in[16], out[32];
+    CK_MECHANISM gm = {CKM_AES_GCM, NULL, 0};
+    hsm_msg_result_t r;
+    hsm_mech_t p;
+    hsm_oid_t key;
+    size_t ol;
+
+    memset(kv, 0x31, sizeof(kv));
+    memset(iv, 0x41, sizeof(iv));
+    memset(tag, 0, sizeof(tag));
+    memset(in, 0x33, sizeof(in));
+    key = secret(f, k_aes, kv, 32);
+    /* (the test before leaves its ChaCha20 operations to the session) */
+    hsm_msg_abort(f->a, f->sa, HSM_MSG_ENCRYPT);
+    hsm_msg_abort(f->a, f->sa, HSM_MSG_DECRYPT);
+    assert_int_equal(t_msg_init(f->a, f->sa, HSM_MSG_ENCRYPT, &gm, key),
+                     CKR_OK);
+    assert_int_equal(t_msg_init(f->a, f->sa, HSM_MSG_DECRYPT, &gm, key),
+                     CKR_OK);
+    memset(&p, 0, sizeof(p));
+    p.type = CKM_AES_GCM;
+    p.layout = HSM_MP_GCM_MESSAGE;
+    p.u.gcm_msg.iv.data = iv;
+    p.u.gcm_msg.iv.len = 12;
+    p.u.gcm_msg.iv.present = true;
+    p.u.gcm_msg.tag.present = true;
+    p.u.gcm_msg.tag_bits = 128;
+    p.u.gcm_msg.generator = CKG_NO_GENERATE;
+    ol = sizeof(out);
+    assert_int_equal(hsm_msg_oneshot(f->a, f->sa, HSM_MSG_ENCRYPT, &p, in, 0,
+                                     in, sizeof(in), out, &ol, &r),
+                     CKR_OK);
+    memcpy(tag, r.tag, 16);
+    /* decryption needs the whole tag in the parameter */
+    p.u.gcm_msg.tag.data = tag;
+    p.u.gcm_msg.tag.len = 4;
+    ol = sizeof(out);
+    assert_int_equal(hsm_msg_oneshot(f->a, f->sa, HSM_MSG_DECRYPT, &p, in, 0,
+                                     out, sizeof(in), in, &ol, &r),
+                     CKR_MECHANISM_PARAM_INVALID);
+    p.u.gcm_msg.tag.len = 16;
+    ol = sizeof(out);
+    assert_int_equal(hsm_msg_oneshot(f->a, f->sa, HSM_MSG_DECRYPT, &p, in, 0,
+                                     out, sizeof(in), in, &ol, &r),
+                     CKR_OK);
+    /* another algorithm's layout */
+    p.layout = HSM_MP_CCM_MESSAGE;
+    ol = sizeof(out);
+    assert_int_equal(hsm_msg_oneshot(f->a, f->sa, HSM_MSG_ENCRYPT, &p, in, 0,
+                                     in, sizeof(in), out, &ol, &r),
+                     CKR_MECHANISM_PARAM_INVALID);
+    p.layout = HSM_MP_GCM;
+    assert_int_equal(hsm_msg_begin(f->a, f->sa, HSM_MSG_ENCRYPT, &p, in, 0, &r),
+                     CKR_MECHANISM_PARAM_INVALID);
+    /* an IV over the limit, no tag pointer, no parameter */
+    p.layout = HSM_MP_GCM_MESSAGE;
+    p.u.gcm_msg.iv.len = HSM_MSG_IV_MAX + 1;
+    assert_int_equal(hsm_msg_begin(f->a, f->sa, HSM_MSG_ENCRYPT, &p, in, 0, &r),
+                     CKR_MECHANISM_PARAM_INVALID);
+    p.u.gcm_msg.iv.len = 12;
+    p.u.gcm_msg.tag.present = false;
+    assert_int_equal(hsm_msg_begin(f->a, f->sa, HSM_MSG_ENCRYPT, &p, in, 0, &r),
+                     CKR_MECHANISM_PARAM_INVALID);
+    assert_int_equal(
+        hsm_msg_begin(f->a, f->sa, HSM_MSG_ENCRYPT, NULL, in, 0, &r),
+        CKR_MECHANISM_PARAM_INVALID);
+    hsm_msg_abort(f->a, f->sa, HSM_MSG_ENCRYPT);
+    hsm_msg_abort(f->a, f->sa, HSM_MSG_DECRYPT);
+    assert_int_equal(hsm_object_destroy(f->a, f->sa, key), CKR_OK);
+}
+
 static void test_message_api(void **state)
 {
     struct fx *f = *state;
@@ -2422,6 +2500,7 @@ int main(void)
         cmocka_unit_test(test_pbkdf2),
         cmocka_unit_test(test_simple_derive),
         cmocka_unit_test(test_message_api),
+        cmocka_unit_test(test_message_distrusts),
         cmocka_unit_test(test_wycheproof_gcm),
         cmocka_unit_test(test_wycheproof_cbc),
         cmocka_unit_test(test_wycheproof_kw),
