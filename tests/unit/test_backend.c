@@ -1,0 +1,270 @@
+/*
+ * test_backend.c - the backend seam: backend_open's choice, the vtable's
+ * completeness, the embedded backend answering through the seam, and what
+ * a connection re-made after another one closed sees (the contract a
+ * remote backend keeps across a daemon restart).
+ */
+#include "config.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cmocka.h>
+
+#include "backend/backend.h"
+#include "backend/backend_impl.h"
+
+#define PW(s) (const uint8_t *)(s), strlen(s)
+
+struct fixture {
+    char dir[64];
+    struct config cfg;
+    backend_t *be;
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+
+    if (f == NULL)
+        return -1;
+    snprintf(f->dir, sizeof(f->dir), "/tmp/nimbus-backend-XXXXXX");
+    if (mkdtemp(f->dir) == NULL)
+        return -1;
+    config_defaults(&f->cfg);
+    snprintf(f->cfg.store, sizeof(f->cfg.store), "%s/store", f->dir);
+    f->cfg.kdf_iterations = 1000;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    char cmd[128];
+
+    backend_close(f->be);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+    if (system(cmd) != 0)
+        return -1;
+    free(f);
+    return 0;
+}
+
+/* servers names nimbusd: no remote backend yet, so CKR_DEVICE_ERROR, and
+ * no local store is opened (or made) in its place. */
+static void test_open_servers_refused(void **state)
+{
+    struct fixture *f = *state;
+    struct stat st;
+
+    assert_null(config_parse_endpoint("unix:/nonexistent/nimbusd.sock",
+                                      &f->cfg.servers[0]));
+    f->cfg.nservers = 1;
+    f->be = (backend_t *)&f->cfg; /* must be overwritten */
+    assert_int_equal(backend_open(&f->cfg, &f->be), CKR_DEVICE_ERROR);
+    assert_null(f->be);
+    assert_int_equal(stat(f->cfg.store, &st), -1);
+}
+
+/* The completeness check finds a missing entry wherever it is. */
+static void test_ops_complete(void **state)
+{
+    struct backend_ops ops;
+
+    (void)state;
+    assert_true(backend_ops_complete(&backend_embedded_ops));
+    ops = backend_embedded_ops;
+    ops.kind = NULL;
+    assert_false(backend_ops_complete(&ops));
+    ops = backend_embedded_ops;
+    ops.close = NULL; /* the first entry */
+    assert_false(backend_ops_complete(&ops));
+    ops = backend_embedded_ops;
+    ops.msg_abort = NULL;
+    assert_false(backend_ops_complete(&ops));
+    ops = backend_embedded_ops;
+    ops.object_set_trusted = NULL; /* the last one */
+    assert_false(backend_ops_complete(&ops));
+    assert_false(backend_ops_complete(NULL));
+}
+
+/* Activates with CO password "copass1" (on conn) and creates CU alice. */
+static void activate(backend_t *be, backend_conn_t *conn)
+{
+    assert_int_equal(backend_init_token(be, NULL, PW("copass1"), "seam"),
+                     CKR_OK);
+    assert_int_equal(backend_login(conn, HSM_LOGIN_SO, NULL, PW("copass1")),
+                     CKR_OK);
+    assert_int_equal(backend_init_pin(conn, "alice", PW("alicepw1")), CKR_OK);
+    assert_int_equal(backend_logout(conn), CKR_OK);
+}
+
+static CK_RV make_data(backend_conn_t *c, hsm_sid_t sid, bool token,
+                       hsm_oid_t *oid)
+{
+    CK_OBJECT_CLASS cls = CKO_DATA;
+    CK_BBOOL tok = token ? CK_TRUE : CK_FALSE;
+    CK_ATTRIBUTE t[] = {
+        {CKA_CLASS, &cls, sizeof(cls)},
+        {CKA_TOKEN, &tok, sizeof(tok)},
+        {CKA_LABEL, "seam", 4},
+    };
+
+    return backend_object_create(c, sid, t, 3, oid);
+}
+
+/* The embedded backend answers through the seam; two connections have
+ * their own logins. */
+static void test_embedded_calls(void **state)
+{
+    struct fixture *f = *state;
+    backend_conn_t *a = NULL, *b = NULL;
+    hsm_token_info_t ti;
+    hsm_user_info_t *users = NULL;
+    CK_MECHANISM_TYPE *mechs = NULL;
+    hsm_mech_info_t mi;
+    hsm_attr_t got[1];
+    CK_ATTRIBUTE_TYPE label = CKA_LABEL;
+    hsm_oid_t oid, *found = NULL;
+    hsm_sid_t sid;
+    hsm_uid_t uid = 0;
+    uint8_t rnd[32] = {0}, zero[32] = {0};
+    size_t n = 0;
+    bool found_alice;
+
+    assert_int_equal(backend_open(&f->cfg, &f->be), CKR_OK);
+    assert_string_equal(backend_kind(f->be), "embedded");
+    assert_int_equal(backend_conn_open(f->be, &a), CKR_OK);
+    assert_int_equal(backend_conn_open(f->be, &b), CKR_OK);
+    assert_int_equal(backend_token_info(f->be, a, &ti), CKR_OK);
+    assert_false(ti.activated);
+    activate(f->be, a);
+    assert_int_equal(backend_token_info(f->be, NULL, &ti), CKR_OK);
+    assert_true(ti.activated);
+    assert_string_equal(ti.label, "seam");
+
+    assert_int_equal(backend_login(b, HSM_LOGIN_USER, "alice", PW("alicepw1")),
+                     CKR_OK);
+    assert_int_equal(backend_conn_user_type(b, &uid), HSM_USER_CU);
+    assert_true(uid != 0);
+    assert_int_equal(backend_conn_user_type(a, NULL), HSM_USER_NONE);
+    assert_int_equal(backend_user_list(b, &users, &n), CKR_OK);
+    found_alice = false;
+    for (size_t i = 0; i < n; i++)
+        found_alice |=
+            strcmp(users[i].name, "alice") == 0 && users[i].id == uid;
+    assert_true(found_alice);
+    free(users);
+
+    assert_int_equal(backend_mech_list(f->be, &mechs, &n), CKR_OK);
+    assert_true(n > 10);
+    free(mechs);
+    assert_int_equal(backend_mech_info(f->be, CKM_ECDSA, &mi), CKR_OK);
+    assert_true((mi.flags & CKF_SIGN) != 0);
+    assert_int_equal(backend_mech_info(f->be, 0x7ffffff0UL, &mi),
+                     CKR_MECHANISM_INVALID);
+
+    assert_int_equal(backend_session_open(b, true, &sid), CKR_OK);
+    assert_int_equal(make_data(b, sid, true, &oid), CKR_OK);
+    assert_int_equal(backend_object_get(b, sid, oid, &label, 1, got), CKR_OK);
+    assert_int_equal(got[0].status, HSM_ATTR_OK);
+    assert_int_equal(got[0].len, 4);
+    assert_memory_equal(got[0].value, "seam", 4);
+    backend_attrs_free(f->be, got, 1);
+    assert_null(got[0].value);
+    assert_int_equal(backend_object_find(b, sid, NULL, 0, &found, &n), CKR_OK);
+    assert_int_equal(n, 1);
+    assert_true(found[0] == oid);
+    free(found);
+    assert_int_equal(backend_random(b, sid, rnd, sizeof(rnd)), CKR_OK);
+    assert_memory_not_equal(rnd, zero, sizeof(rnd));
+
+    /* a's session ids are its own: b's session is not one of them */
+    assert_int_equal(backend_session_close(a, sid), CKR_SESSION_HANDLE_INVALID);
+    assert_int_equal(backend_session_close(b, sid), CKR_OK);
+    backend_conn_close(a);
+    backend_conn_close(b);
+    backend_conn_close(NULL);
+}
+
+/* What a re-made connection sees after the old one ended: nobody logged
+ * in, the old session ids and session objects gone, token objects still
+ * there under the same ids. */
+static void test_conn_remade(void **state)
+{
+    struct fixture *f = *state;
+    backend_conn_t *a = NULL, *c = NULL;
+    hsm_attr_t got[1];
+    CK_ATTRIBUTE_TYPE label = CKA_LABEL;
+    hsm_oid_t tok, sess;
+    hsm_sid_t sid, sid2;
+
+    assert_int_equal(backend_open(&f->cfg, &f->be), CKR_OK);
+    assert_int_equal(backend_conn_open(f->be, &a), CKR_OK);
+    activate(f->be, a);
+    assert_int_equal(backend_login(a, HSM_LOGIN_USER, "alice", PW("alicepw1")),
+                     CKR_OK);
+    assert_int_equal(backend_session_open(a, true, &sid), CKR_OK);
+    assert_int_equal(make_data(a, sid, true, &tok), CKR_OK);
+    assert_int_equal(make_data(a, sid, false, &sess), CKR_OK);
+    backend_conn_close(a);
+
+    assert_int_equal(backend_conn_open(f->be, &c), CKR_OK);
+    assert_int_equal(backend_conn_user_type(c, NULL), HSM_USER_NONE);
+    assert_int_equal(backend_session_close(c, sid), CKR_SESSION_HANDLE_INVALID);
+    assert_int_equal(backend_login(c, HSM_LOGIN_USER, "alice", PW("alicepw1")),
+                     CKR_OK);
+    assert_int_equal(backend_session_open(c, false, &sid2), CKR_OK);
+    assert_int_equal(backend_object_get(c, sid2, tok, &label, 1, got), CKR_OK);
+    backend_attrs_free(f->be, got, 1);
+    assert_int_equal(backend_object_get(c, sid2, sess, &label, 1, got),
+                     CKR_OBJECT_HANDLE_INVALID);
+    backend_conn_close(c);
+}
+
+/* Serialized templates are parsed by the backend that made them. */
+static void test_template_parse(void **state)
+{
+    struct fixture *f = *state;
+    /* u32 count 1, u64 CKA_LABEL (3), u32 length 2, "ab" */
+    static const uint8_t blob[] = {0, 0, 0, 1, 0, 0, 0, 0,   0,
+                                   0, 0, 3, 0, 0, 0, 2, 'a', 'b'};
+    hsm_attr_t *attrs = NULL;
+    size_t n = 9;
+
+    assert_int_equal(backend_open(&f->cfg, &f->be), CKR_OK);
+    assert_int_equal(backend_template_parse(f->be, blob, 0, &attrs, &n),
+                     CKR_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(
+        backend_template_parse(f->be, blob, sizeof(blob), &attrs, &n), CKR_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(attrs[0].type, CKA_LABEL);
+    assert_int_equal(attrs[0].len, 2);
+    assert_memory_equal(attrs[0].value, "ab", 2);
+    backend_attrs_free(f->be, attrs, n);
+    free(attrs);
+    /* one byte short: the length says 2, one is there */
+    assert_int_not_equal(
+        backend_template_parse(f->be, blob, sizeof(blob) - 1, &attrs, &n),
+        CKR_OK);
+}
+
+int main(void)
+{
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_open_servers_refused), cmocka_unit_test(test_ops_complete),
+        T(test_embedded_calls),       T(test_conn_remade),
+        T(test_template_parse),
+    };
+#undef T
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
