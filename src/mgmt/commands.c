@@ -105,7 +105,7 @@ static CK_RV find_user(struct mgmt_server *sv, const char *name,
     CK_RV rv;
 
     *found = false;
-    if ((rv = hsm_user_list(sv->conn, &users, &n)) != CKR_OK)
+    if ((rv = backend_user_list(sv->conn, &users, &n)) != CKR_OK)
         return rv;
     for (size_t i = 0; i < n; i++) {
         if (strcasecmp(users[i].name, name) == 0) {
@@ -412,7 +412,7 @@ static int cmd_list_users(struct mgmt *m, int argc, char **argv)
          sv = mgmt_server_next(m, sv)) {
         hsm_user_info_t *u = NULL;
         size_t n = 0;
-        CK_RV rv = hsm_user_list(sv->conn, &u, &n);
+        CK_RV rv = backend_user_list(sv->conn, &u, &n);
 
         if (rv != CKR_OK) {
             mgmt_fail(sv, "listUsers", rv);
@@ -467,8 +467,8 @@ static int cmd_login(struct mgmt *m, int argc, char **argv)
         if (rv == CKR_OK && found && u.type != type)
             rv = CKR_USER_TYPE_INVALID;
         if (rv == CKR_OK)
-            rv = hsm_login(sv->conn, login_kind(type), argv[2],
-                           (const uint8_t *)pw, pwlen);
+            rv = backend_login(sv->conn, login_kind(type), argv[2],
+                               (const uint8_t *)pw, pwlen);
         mgmt_report(sv, "loginHSM", rv, &ret);
     }
     util_wipe(pw, sizeof(pw));
@@ -483,7 +483,7 @@ static int cmd_logout(struct mgmt *m, int argc, char **argv)
     (void)argv;
     for (struct mgmt_server *sv = mgmt_server_first(m); sv != NULL;
          sv = mgmt_server_next(m, sv)) {
-        CK_RV rv = hsm_logout(sv->conn);
+        CK_RV rv = backend_logout(sv->conn);
 
         mgmt_report(sv, "logoutHSM", rv, &ret);
     }
@@ -514,8 +514,8 @@ static int cmd_change_pswd(struct mgmt *m, int argc, char **argv)
         CK_RV rv = user_of_type(sv, argv[2], type, &u);
 
         if (rv == CKR_OK)
-            rv = hsm_user_set_password(sv->conn, argv[2], (const uint8_t *)pw,
-                                       pwlen);
+            rv = backend_user_set_password(sv->conn, argv[2],
+                                           (const uint8_t *)pw, pwlen);
         if (rv != CKR_OK) {
             mgmt_fail(sv, "changePswd", rv);
             ret = CMD_FAIL;
@@ -546,8 +546,8 @@ static int cmd_create_user(struct mgmt *m, int argc, char **argv)
     printf("Creating User %s(%s) on %zu nodes\n", argv[2], word, nselected(m));
     for (struct mgmt_server *sv = mgmt_server_first(m); sv != NULL;
          sv = mgmt_server_next(m, sv)) {
-        CK_RV rv = hsm_user_create(sv->conn, type, argv[2], (const uint8_t *)pw,
-                                   pwlen, NULL);
+        CK_RV rv = backend_user_create(sv->conn, type, argv[2],
+                                       (const uint8_t *)pw, pwlen, NULL);
 
         if (rv != CKR_OK) {
             mgmt_fail(sv, "createUser", rv);
@@ -579,7 +579,7 @@ static int cmd_delete_user(struct mgmt *m, int argc, char **argv)
         CK_RV rv = user_of_type(sv, argv[2], type, &u);
 
         if (rv == CKR_OK)
-            rv = hsm_user_delete(sv->conn, argv[2]);
+            rv = backend_user_delete(sv->conn, argv[2]);
         mgmt_report(sv, "deleteUser", rv, &ret);
     }
     return ret;
@@ -599,7 +599,7 @@ static int cmd_find_all_keys(struct mgmt *m, int argc, char **argv)
         hsm_key_ref_t *keys = NULL;
         size_t n = 0;
         FILE *fp = stdout;
-        CK_RV rv = hsm_key_list(sv->conn, uid, &keys, &n, digest);
+        CK_RV rv = backend_key_list(sv->conn, uid, &keys, &n, digest);
 
         if (rv != CKR_OK) {
             mgmt_fail(sv, "findAllKeys", rv);
@@ -651,7 +651,7 @@ static int cmd_get_key_info(struct mgmt *m, int argc, char **argv)
          sv = mgmt_server_next(m, sv)) {
         hsm_uid_t owner = 0, *shared = NULL;
         size_t n = 0;
-        CK_RV rv = hsm_key_info(sv->conn, oid, &owner, &shared, &n);
+        CK_RV rv = backend_key_info(sv->conn, oid, &owner, &shared, &n);
 
         if (rv != CKR_OK) {
             mgmt_fail(sv, "getKeyInfo", rv);
@@ -689,7 +689,7 @@ static int cmd_share_key(struct mgmt *m, int argc, char **argv)
         return ret;
     for (struct mgmt_server *sv = mgmt_server_first(m); sv != NULL;
          sv = mgmt_server_next(m, sv)) {
-        CK_RV rv = hsm_object_share(sv->conn, oid, uid, share);
+        CK_RV rv = backend_object_share(sv->conn, oid, uid, share);
 
         mgmt_report(sv, "shareKey", rv, &ret);
     }
@@ -716,7 +716,7 @@ static int cmd_get_attribute(struct mgmt *m, int argc, char **argv)
     for (struct mgmt_server *sv = mgmt_server_first(m); sv != NULL;
          sv = mgmt_server_next(m, sv)) {
         FILE *fp = stdout;
-        CK_RV rv = hsm_object_get(sv->conn, sv->sid, oid, types, n, vals);
+        CK_RV rv = backend_object_get(sv->conn, sv->sid, oid, types, n, vals);
 
         /* one attribute asked for: its absence is the answer */
         if (rv == CKR_OK && n == 1 && vals[0].status == HSM_ATTR_INVALID)
@@ -727,7 +727,7 @@ static int cmd_get_attribute(struct mgmt *m, int argc, char **argv)
             (fp = mgmt_open_output(argv[3])) == NULL)
             rv = CKR_FUNCTION_FAILED;
         if (rv != CKR_OK) {
-            hsm_attrs_free(vals, n);
+            backend_attrs_free(sv->be, vals, n);
             mgmt_fail(sv, "getAttribute", rv);
             ret = CMD_FAIL;
             continue;
@@ -738,7 +738,7 @@ static int cmd_get_attribute(struct mgmt *m, int argc, char **argv)
             if (vals[i].status != HSM_ATTR_INVALID)
                 print_attr(fp, &vals[i]);
         }
-        hsm_attrs_free(vals, n);
+        backend_attrs_free(sv->be, vals, n);
         if (fp != stdout) {
             if (fclose(fp) != 0) {
                 fprintf(stderr, "%s: write error\n", argv[3]);
@@ -777,8 +777,8 @@ static int cmd_set_attribute(struct mgmt *m, int argc, char **argv)
         /* CKA_TRUSTED is the CO's to set (PKCS#11: the SO's), the rest
          * goes through the key's owner and the attribute rules. */
         CK_RV rv = a.type == CKA_TRUSTED
-                       ? hsm_object_set_trusted(sv->conn, oid, buf[0] != 0)
-                       : hsm_object_set(sv->conn, sv->sid, oid, &a, 1);
+                       ? backend_object_set_trusted(sv->conn, oid, buf[0] != 0)
+                       : backend_object_set(sv->conn, sv->sid, oid, &a, 1);
 
         mgmt_report(sv, "setAttribute", rv, &ret);
     }
@@ -813,8 +813,8 @@ static int cmd_get_hsm_info(struct mgmt *m, int argc, char **argv)
         size_t n = 0;
         CK_RV rv;
 
-        if ((rv = hsm_token_info(sv->hsm, sv->conn, &ti)) != CKR_OK ||
-            (rv = hsm_user_list(sv->conn, &u, &n)) != CKR_OK) {
+        if ((rv = backend_token_info(sv->be, sv->conn, &ti)) != CKR_OK ||
+            (rv = backend_user_list(sv->conn, &u, &n)) != CKR_OK) {
             mgmt_fail(sv, "getHSMInfo", rv);
             ret = CMD_FAIL;
             continue;
@@ -849,10 +849,10 @@ static int cmd_info(struct mgmt *m, int argc, char **argv)
     {
         struct mgmt_server *sv = &m->servers[id];
         hsm_token_info_t ti;
-        bool in = hsm_conn_user_type(sv->conn, NULL) != HSM_USER_NONE;
+        bool in = backend_conn_user_type(sv->conn, NULL) != HSM_USER_NONE;
 
         mgmt_server_refresh(sv);
-        if (hsm_token_info(sv->hsm, sv->conn, &ti) != CKR_OK)
+        if (backend_token_info(sv->be, sv->conn, &ti) != CKR_OK)
             ti.serial[0] = '\0';
         printf("%-8s%-24s%-17s%-7s%-16s%-24s%s\n", "Id", "Name", "Hostname",
                "Port", "State", "Partition", "LoginState");
@@ -919,7 +919,8 @@ static CK_RV read_audit(struct mgmt_server *sv, hsm_audit_record_t **recs,
     for (;;) {
         hsm_audit_record_t *grown;
 
-        rv = hsm_audit_read(sv->conn, after, HSM_AUDIT_READ_MAX, &part, &np);
+        rv =
+            backend_audit_read(sv->conn, after, HSM_AUDIT_READ_MAX, &part, &np);
         if (rv != CKR_OK || np == 0)
             break;
         grown = realloc(all, (count + np) * sizeof(*all));
@@ -1032,7 +1033,7 @@ static int cmd_verify_audit_log(struct mgmt *m, int argc, char **argv)
     for (struct mgmt_server *sv = mgmt_server_first(m); sv != NULL;
          sv = mgmt_server_next(m, sv)) {
         hsm_audit_check_t c;
-        CK_RV rv = hsm_audit_verify(sv->conn, &c);
+        CK_RV rv = backend_audit_verify(sv->conn, &c);
 
         if (rv != CKR_OK) {
             mgmt_fail(sv, "verifyAuditLog", rv);

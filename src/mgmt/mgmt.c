@@ -98,7 +98,7 @@ void mgmt_server_refresh(struct mgmt_server *sv)
 {
     hsm_token_info_t ti;
 
-    if (hsm_token_info(sv->hsm, sv->conn, &ti) == CKR_OK && ti.label[0])
+    if (backend_token_info(sv->be, sv->conn, &ti) == CKR_OK && ti.label[0])
         snprintf(sv->name, sizeof(sv->name), "%s", ti.label);
     else if (sv->name[0] == '\0')
         snprintf(sv->name, sizeof(sv->name), "nimbus");
@@ -530,11 +530,21 @@ static bool open_server(struct mgmt_server *sv, const struct config *cfg)
     CK_RV rv;
     char buf[16];
 
-    if ((rv = hsm_open(cfg, &sv->hsm)) != CKR_OK ||
-        (rv = hsm_conn_open(sv->hsm, &sv->conn)) != CKR_OK ||
-        (rv = hsm_session_open(sv->conn, true, &sv->sid)) != CKR_OK) {
-        fprintf(stderr, "nimbus-mgmt: cannot open the store in %s: %s (%s)\n",
-                cfg->store, mgmt_rv_text(rv), mgmt_rv_name(rv, buf, 16));
+    if ((rv = backend_open(cfg, &sv->be)) != CKR_OK ||
+        (rv = backend_conn_open(sv->be, &sv->conn)) != CKR_OK ||
+        (rv = backend_session_open(sv->conn, true, &sv->sid)) != CKR_OK) {
+        if (cfg->nservers > 0)
+            fprintf(stderr,
+                    "nimbus-mgmt: cannot reach the servers of %s: %s (%s)\n",
+                    cfg->path, mgmt_rv_text(rv), mgmt_rv_name(rv, buf, 16));
+        else
+            fprintf(stderr,
+                    "nimbus-mgmt: cannot open the store in %s: %s (%s)\n",
+                    cfg->store, mgmt_rv_text(rv), mgmt_rv_name(rv, buf, 16));
+        backend_conn_close(sv->conn);
+        backend_close(sv->be);
+        sv->conn = NULL;
+        sv->be = NULL;
         return false;
     }
     mgmt_server_refresh(sv);
@@ -548,9 +558,10 @@ static void close_servers(struct mgmt *m)
 
         /* leaving logs out, so that the audit log shows the logout */
         if (sv->conn != NULL &&
-            hsm_conn_user_type(sv->conn, NULL) != HSM_USER_NONE)
-            (void)hsm_logout(sv->conn);
-        hsm_close(sv->hsm); /* closes the connection */
+            backend_conn_user_type(sv->conn, NULL) != HSM_USER_NONE)
+            (void)backend_logout(sv->conn);
+        backend_conn_close(sv->conn);
+        backend_close(sv->be);
         memset(sv, 0, sizeof(*sv));
     }
     m->nservers = 0;

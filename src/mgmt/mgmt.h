@@ -2,10 +2,11 @@
  * mgmt.h - nimbus-mgmt, the management shell: its state, its command table
  * and the helpers the commands share.
  *
- * The shell speaks to each HSM ("server") only through hsm.h. Today there
- * is one server, the embedded store, numbered 0 and named by its token
- * label; the commands loop over the selected servers so that nimbusd
- * servers can be added without changing them.
+ * The shell speaks to each HSM ("server") only through the backend seam
+ * (backend/backend.h). Today there is one server, the embedded store
+ * (remote mode fails until the remote backend exists), numbered 0 and
+ * named by its token label; the commands loop over the selected servers
+ * so that nimbusd servers can be added without changing them.
  */
 #ifndef NIMBUS_MGMT_H
 #define NIMBUS_MGMT_H
@@ -14,7 +15,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
-#include "hsm/hsm.h"
+#include "backend/backend.h"
 
 #define MGMT_PROMPT "nimbus>"
 #define MGMT_LINE_MAX 4096 /* one input line */
@@ -24,8 +25,8 @@
 
 struct mgmt_server {
     int id;
-    hsm_t *hsm;
-    hsm_conn_t *conn; /* this shell's login on the server */
+    backend_t *be;
+    backend_conn_t *conn; /* this shell's login on the server */
     hsm_sid_t sid;    /* a read-write session for the key commands */
     char name[MGMT_NAME_MAX];
 };

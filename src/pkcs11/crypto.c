@@ -113,7 +113,7 @@ static void call_leave(struct mod_session *s)
 static void op_end(struct mod_session *s, hsm_opkind_t kind)
 {
     if (s->ops[kind] != MOD_OPS_NONE) {
-        hsm_op_abort(mod_state.conn, s->sid, kind);
+        backend_op_abort(mod_state.conn, s->sid, kind);
         s->ops[kind] = MOD_OPS_NONE;
     }
 }
@@ -155,11 +155,11 @@ static CK_RV op_init(enum mod_fn fn, hsm_opkind_t kind,
     log_trace("%s: mechanism 0x%08lx", mod_fn_name(fn),
               (unsigned long)pMechanism->mechanism);
     /* An unknown handle goes in as oid 0 (no object): see NO_OBJECT. */
-    rv = key_rv(hsm_op_init_iv(mod_state.conn, s->sid, kind, &mech,
-                               key_ok ? oid : NO_OBJECT, iv, sizeof(iv),
-                               &ivlen));
+    rv = key_rv(backend_op_init_iv(mod_state.conn, s->sid, kind, &mech,
+                                   key_ok ? oid : NO_OBJECT, iv, sizeof(iv),
+                                   &ivlen));
     if (rv == CKR_OK && !key_ok) {
-        hsm_op_abort(mod_state.conn, s->sid, kind);
+        backend_op_abort(mod_state.conn, s->sid, kind);
         rv = CKR_KEY_HANDLE_INVALID;
     }
     if (rv == CKR_OK) {
@@ -224,8 +224,8 @@ static CK_RV op_oneshot(enum mod_fn fn, hsm_opkind_t kind,
     /* The core answers the length query and a short buffer itself,
      * keeping the operation. */
     got = (size_t)*outlen;
-    rv = hsm_op_oneshot(mod_state.conn, s->sid, kind,
-                        in != NULL ? in : empty_input, inlen, out, &got);
+    rv = backend_op_oneshot(mod_state.conn, s->sid, kind,
+                            in != NULL ? in : empty_input, inlen, out, &got);
     if (rv == CKR_BUFFER_TOO_SMALL || (rv == CKR_OK && out == NULL)) {
         *outlen = (CK_ULONG)got;
         s->ops[kind] = MOD_OPS_ONESHOT;
@@ -278,8 +278,8 @@ static CK_RV op_update(enum mod_fn fn, hsm_opkind_t kind,
         goto out;
     }
     if (has_out) {
-        rv = hsm_op_output_len(mod_state.conn, s->sid, kind, false, inlen,
-                               &need);
+        rv = backend_op_output_len(mod_state.conn, s->sid, kind, false, inlen,
+                                   &need);
         if (rv != CKR_OK) {
             op_end(s, kind);
             goto out;
@@ -291,8 +291,8 @@ static CK_RV op_update(enum mod_fn fn, hsm_opkind_t kind,
         dst = out;
         got = (size_t)*outlen;
     }
-    rv = hsm_op_update(mod_state.conn, s->sid, kind,
-                       in != NULL ? in : empty_input, inlen, dst, &got);
+    rv = backend_op_update(mod_state.conn, s->sid, kind,
+                           in != NULL ? in : empty_input, inlen, dst, &got);
     if (rv == CKR_BUFFER_TOO_SMALL && has_out) {
         *outlen = (CK_ULONG)(got > need ? got : need);
         goto out;
@@ -339,7 +339,7 @@ static CK_RV op_final(enum mod_fn fn, hsm_opkind_t kind,
         op_end(s, kind);
         goto out;
     }
-    rv = hsm_op_output_len(mod_state.conn, s->sid, kind, true, 0, &need);
+    rv = backend_op_output_len(mod_state.conn, s->sid, kind, true, 0, &need);
     if (rv != CKR_OK) {
         op_end(s, kind);
         goto out;
@@ -349,7 +349,7 @@ static CK_RV op_final(enum mod_fn fn, hsm_opkind_t kind,
         goto out;
     }
     got = (size_t)*outlen;
-    rv = hsm_op_final(mod_state.conn, s->sid, kind, out, &got);
+    rv = backend_op_final(mod_state.conn, s->sid, kind, out, &got);
     if (rv == CKR_BUFFER_TOO_SMALL) {
         *outlen = (CK_ULONG)(got > need ? got : need);
         goto out;
@@ -393,12 +393,12 @@ static CK_RV op_verify(enum mod_fn fn, CK_SESSION_HANDLE hSession,
         goto out;
     }
     if (oneshot) {
-        rv = hsm_op_verify(mod_state.conn, s->sid,
-                           data != NULL ? data : empty_input, datalen, true,
-                           sig != NULL ? sig : empty_input, siglen);
+        rv = backend_op_verify(mod_state.conn, s->sid,
+                               data != NULL ? data : empty_input, datalen, true,
+                               sig != NULL ? sig : empty_input, siglen);
     } else {
-        rv = hsm_op_verify(mod_state.conn, s->sid, NULL, 0, false,
-                           sig != NULL ? sig : empty_input, siglen);
+        rv = backend_op_verify(mod_state.conn, s->sid, NULL, 0, false,
+                               sig != NULL ? sig : empty_input, siglen);
     }
     if (rv == CKR_OK) {
         s->ops[HSM_OPK_VERIFY] = MOD_OPS_NONE; /* the core ended it */
@@ -523,7 +523,7 @@ CK_RV mod_C_DigestKey(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hKey)
     if (!key_ok) {
         rv = CKR_KEY_HANDLE_INVALID;
     } else {
-        rv = key_rv(hsm_op_digest_key(mod_state.conn, s->sid, oid));
+        rv = key_rv(backend_op_digest_key(mod_state.conn, s->sid, oid));
     }
     if (rv == CKR_OK) {
         s->ops[HSM_OPK_DIGEST] = MOD_OPS_MULTI;
@@ -652,8 +652,8 @@ CK_RV mod_C_GenerateKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
         rv = hsm_mech_decode(pMechanism, &mech);
     }
     if (rv == CKR_OK) {
-        rv = hsm_generate_key(mod_state.conn, s->sid, &mech,
-                              mod_template_ptr(pTemplate), ulCount, &oid);
+        rv = backend_generate_key(mod_state.conn, s->sid, &mech,
+                                  mod_template_ptr(pTemplate), ulCount, &oid);
     }
     hsm_mech_free(&mech);
     rv = keys_finish(s, rv, &oid, &h, 1);
@@ -694,7 +694,7 @@ CK_RV mod_C_GenerateKeyPair(
         rv = hsm_mech_decode(pMechanism, &mech);
     }
     if (rv == CKR_OK) {
-        rv = hsm_generate_key_pair(
+        rv = backend_generate_key_pair(
             mod_state.conn, s->sid, &mech, mod_template_ptr(pPublicKeyTemplate),
             ulPublicKeyAttributeCount, mod_template_ptr(pPrivateKeyTemplate),
             ulPrivateKeyAttributeCount, &oids[0], &oids[1]);
@@ -754,12 +754,12 @@ CK_RV mod_C_DeriveKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
         if (ref != NULL) {
             *ref = oks[1] ? oids[1] : NO_OBJECT;
         }
-        rv = key_rv(hsm_derive_key(
+        rv = key_rv(backend_derive_key(
             mod_state.conn, s->sid, &mech, oks[0] ? oids[0] : NO_OBJECT,
             mod_template_ptr(pTemplate), ulAttributeCount, &oid));
         if (rv == CKR_OK && (!oks[0] || (ref != NULL && !oks[1]))) {
             /* Cannot happen (no object has id 0); never keep it. */
-            (void)hsm_object_destroy(mod_state.conn, s->sid, oid);
+            (void)backend_object_destroy(mod_state.conn, s->sid, oid);
             rv = CKR_KEY_HANDLE_INVALID;
         }
     }
@@ -805,9 +805,9 @@ CK_RV mod_C_WrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
     if (rv != CKR_OK) {
         goto out;
     }
-    rv = hsm_wrap_key(mod_state.conn, s->sid, &mech,
-                      oks[0] ? oids[0] : NO_OBJECT,
-                      oks[1] ? oids[1] : NO_OBJECT, &blob, &len);
+    rv = backend_wrap_key(mod_state.conn, s->sid, &mech,
+                          oks[0] ? oids[0] : NO_OBJECT,
+                          oks[1] ? oids[1] : NO_OBJECT, &blob, &len);
     if (rv == CKR_OK && (!oks[0] || !oks[1])) {
         /* Cannot happen (no object has id 0). */
         rv = !oks[0] ? CKR_WRAPPING_KEY_HANDLE_INVALID : CKR_KEY_HANDLE_INVALID;
@@ -865,14 +865,14 @@ CK_RV mod_C_UnwrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
         rv = hsm_mech_decode(pMechanism, &mech);
     }
     if (rv == CKR_OK) {
-        rv = hsm_unwrap_key(
+        rv = backend_unwrap_key(
             mod_state.conn, s->sid, &mech, key_ok ? uoid : NO_OBJECT,
             pWrappedKey != NULL ? pWrappedKey : empty_input,
             (size_t)ulWrappedKeyLen, mod_template_ptr(pTemplate),
             ulAttributeCount, &oid);
         if (rv == CKR_OK && !key_ok) {
             /* Cannot happen (no object has id 0); never keep it. */
-            (void)hsm_object_destroy(mod_state.conn, s->sid, oid);
+            (void)backend_object_destroy(mod_state.conn, s->sid, oid);
             rv = CKR_UNWRAPPING_KEY_HANDLE_INVALID;
         }
     }
@@ -940,10 +940,10 @@ static CK_RV msg_init(enum mod_fn fn, hsm_msgkind_t kind,
     if (rv != CKR_OK) {
         goto out;
     }
-    rv = key_rv(hsm_msg_init(mod_state.conn, s->sid, kind, &mech,
-                             key_ok ? oid : NO_OBJECT));
+    rv = key_rv(backend_msg_init(mod_state.conn, s->sid, kind, &mech,
+                                 key_ok ? oid : NO_OBJECT));
     if (rv == CKR_OK && !key_ok) {
-        hsm_msg_abort(mod_state.conn, s->sid, kind);
+        backend_msg_abort(mod_state.conn, s->sid, kind);
         rv = CKR_KEY_HANDLE_INVALID;
     }
     if (rv == CKR_OK) {
@@ -992,7 +992,8 @@ static CK_RV msg_oneshot(enum mod_fn fn, hsm_msgkind_t kind,
     if ((rv = msg_param(s, kind, param, paramlen, &mp)) != CKR_OK) {
         goto out;
     }
-    rv = hsm_msg_output_len(mod_state.conn, s->sid, kind, false, inlen, &need);
+    rv = backend_msg_output_len(mod_state.conn, s->sid, kind, false, inlen,
+                                &need);
     if (rv != CKR_OK) {
         goto out;
     }
@@ -1001,9 +1002,9 @@ static CK_RV msg_oneshot(enum mod_fn fn, hsm_msgkind_t kind,
         goto out;
     }
     got = (size_t)*outlen;
-    rv = hsm_msg_oneshot(mod_state.conn, s->sid, kind, &mp,
-                         aad != NULL ? aad : empty_input, aadlen,
-                         in != NULL ? in : empty_input, inlen, out, &got, &res);
+    rv = backend_msg_oneshot(
+        mod_state.conn, s->sid, kind, &mp, aad != NULL ? aad : empty_input,
+        aadlen, in != NULL ? in : empty_input, inlen, out, &got, &res);
     if (rv == CKR_BUFFER_TOO_SMALL) {
         *outlen = (CK_ULONG)(got > need ? got : need);
         goto out;
@@ -1052,8 +1053,8 @@ static CK_RV msg_begin(enum mod_fn fn, hsm_msgkind_t kind,
     if ((rv = msg_param(s, kind, param, paramlen, &mp)) != CKR_OK) {
         goto out;
     }
-    rv = hsm_msg_begin(mod_state.conn, s->sid, kind, &mp,
-                       aad != NULL ? aad : empty_input, aadlen, &res);
+    rv = backend_msg_begin(mod_state.conn, s->sid, kind, &mp,
+                           aad != NULL ? aad : empty_input, aadlen, &res);
     if (rv == CKR_OK) {
         s->msg[kind] = MOD_OPS_MULTI;
         if (kind == HSM_MSG_ENCRYPT) {
@@ -1101,7 +1102,8 @@ static CK_RV msg_next(enum mod_fn fn, hsm_msgkind_t kind,
     if ((rv = msg_param(s, kind, param, paramlen, &mp)) != CKR_OK) {
         goto out;
     }
-    rv = hsm_msg_output_len(mod_state.conn, s->sid, kind, last, inlen, &need);
+    rv = backend_msg_output_len(mod_state.conn, s->sid, kind, last, inlen,
+                                &need);
     if (rv != CKR_OK) {
         goto out;
     }
@@ -1110,9 +1112,9 @@ static CK_RV msg_next(enum mod_fn fn, hsm_msgkind_t kind,
         goto out;
     }
     got = (size_t)*outlen;
-    rv = hsm_msg_next(mod_state.conn, s->sid, kind, &mp,
-                      in != NULL ? in : empty_input, inlen, last, out, &got,
-                      &res);
+    rv = backend_msg_next(mod_state.conn, s->sid, kind, &mp,
+                          in != NULL ? in : empty_input, inlen, last, out, &got,
+                          &res);
     if (rv == CKR_BUFFER_TOO_SMALL) {
         *outlen = (CK_ULONG)(got > need ? got : need);
         goto out;
@@ -1150,9 +1152,9 @@ static CK_RV msg_final(enum mod_fn fn, hsm_msgkind_t kind,
         rv = CKR_OPERATION_NOT_INITIALIZED;
         goto out;
     }
-    rv = hsm_msg_final(mod_state.conn, s->sid, kind);
+    rv = backend_msg_final(mod_state.conn, s->sid, kind);
     if (rv != CKR_OK) {
-        hsm_msg_abort(mod_state.conn, s->sid, kind);
+        backend_msg_abort(mod_state.conn, s->sid, kind);
     }
     s->msg[kind] = MOD_OPS_NONE;
 out:

@@ -3,7 +3,8 @@
  *
  * The front end does every PKCS#11 calling convention (NULL checks, the
  * two-call length convention, template checks, session state, handle
- * bookkeeping, PIN string parsing) and calls the core through hsm.h only.
+ * bookkeeping, PIN string parsing) and reaches the HSM through the
+ * backend seam (backend/backend.h) only: embedded core or nimbusd alike.
  * Every entry point is mod_C_Xxx; exports.c exports the three C_Get*
  * entry points, the rest are reached through the function lists.
  *
@@ -27,8 +28,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "backend/backend.h"
 #include "common/conf.h"
-#include "hsm/hsm.h"
 #include "pkcs11/handles.h"
 #include "pkcs11/pkcs11.h"
 
@@ -130,8 +131,8 @@ struct mod_state {
     bool initialized;
     pid_t pid; /* process that initialized; another one sees nothing */
     struct config cfg;
-    hsm_t *hsm;
-    hsm_conn_t *conn; /* this application's login, shared by its sessions */
+    backend_t *be;
+    backend_conn_t *conn; /* this application's login, shared by sessions */
     struct mod_mutex mutex;
     struct mod_hmap sessions; /* handle -> (uintptr_t)struct mod_session * */
     unsigned long rw_sessions;

@@ -960,8 +960,8 @@ CK_RV mod_C_Initialize(CK_VOID_PTR pInitArgs)
 {
     const CK_C_INITIALIZE_ARGS *a = pInitArgs;
     struct config *cfg = NULL;
-    hsm_t *hsm = NULL;
-    hsm_conn_t *conn = NULL;
+    backend_t *be = NULL;
+    backend_conn_t *conn = NULL;
     bool use_app = false;
     bool have_mutex = false;
     char err[512];
@@ -995,22 +995,26 @@ CK_RV mod_C_Initialize(CK_VOID_PTR pInitArgs)
         goto out;
     }
     have_mutex = true;
-    rv = hsm_open(cfg, &hsm);
+    rv = backend_open(cfg, &be);
     if (rv != CKR_OK) {
-        fprintf(stderr, "nimbus: cannot open the store %s: %s\n", cfg->store,
-                mod_rv_name(rv));
+        if (cfg->nservers > 0)
+            fprintf(stderr, "nimbus: cannot reach the servers of %s: %s\n",
+                    cfg->path, mod_rv_name(rv));
+        else
+            fprintf(stderr, "nimbus: cannot open the store %s: %s\n",
+                    cfg->store, mod_rv_name(rv));
         rv = rv == CKR_HOST_MEMORY ? CKR_HOST_MEMORY : CKR_GENERAL_ERROR;
         goto out;
     }
-    rv = hsm_conn_open(hsm, &conn);
+    rv = backend_conn_open(be, &conn);
     if (rv != CKR_OK) {
         rv = rv == CKR_HOST_MEMORY ? CKR_HOST_MEMORY : CKR_GENERAL_ERROR;
         goto out;
     }
     memcpy(&mod_state.cfg, cfg, sizeof(*cfg));
-    mod_state.hsm = hsm;
+    mod_state.be = be;
     mod_state.conn = conn;
-    hsm = NULL;
+    be = NULL;
     conn = NULL;
     mod_hmap_init(&mod_state.sessions);
     mod_hmap_init(&mod_state.h2o);
@@ -1022,12 +1026,8 @@ CK_RV mod_C_Initialize(CK_VOID_PTR pInitArgs)
     log_debug("initialized: store %s, config %s", mod_state.cfg.store,
               mod_state.cfg.path[0] != '\0' ? mod_state.cfg.path : "(none)");
 out:
-    if (conn != NULL) {
-        hsm_conn_close(conn);
-    }
-    if (hsm != NULL) {
-        hsm_close(hsm);
-    }
+    backend_conn_close(conn);
+    backend_close(be);
     if (rv != CKR_OK && rv != CKR_CRYPTOKI_ALREADY_INITIALIZED && have_mutex) {
         mutex_destroy(&mod_state.mutex);
     }
@@ -1052,10 +1052,10 @@ CK_RV mod_C_Finalize(CK_VOID_PTR pReserved)
     }
     mod_sessions_close_all_locked();
     mod_handles_drop_locked();
-    hsm_conn_close(mod_state.conn);
-    hsm_close(mod_state.hsm);
+    backend_conn_close(mod_state.conn);
+    backend_close(mod_state.be);
     mod_state.conn = NULL;
-    mod_state.hsm = NULL;
+    mod_state.be = NULL;
     mod_hmap_free(&mod_state.sessions);
     mod_hmap_free(&mod_state.h2o);
     mod_hmap_free(&mod_state.o2h);

@@ -135,7 +135,8 @@ CK_RV mod_objects_register_locked(struct mod_session *s, const hsm_oid_t *oids,
         /* No handle to give: the objects must not stay behind. */
         for (i = 0; i < n; i++) {
             mod_handle_forget_locked(oids[i]);
-            if (hsm_object_destroy(mod_state.conn, s->sid, oids[i]) == CKR_OK) {
+            if (backend_object_destroy(mod_state.conn, s->sid, oids[i]) ==
+                CKR_OK) {
                 session_object_gone_locked(s, oids[i]);
             }
         }
@@ -226,8 +227,8 @@ CK_RV mod_C_CreateObject(CK_SESSION_HANDLE hSession, CK_ATTRIBUTE_PTR pTemplate,
     if ((rv = mod_session_call_unlock(s)) != CKR_OK) {
         return mod_ret(MOD_FN_C_CreateObject, rv);
     }
-    rv = hsm_object_create(mod_state.conn, s->sid, mod_template_ptr(pTemplate),
-                           ulCount, &oid);
+    rv = backend_object_create(mod_state.conn, s->sid,
+                               mod_template_ptr(pTemplate), ulCount, &oid);
     if (mod_session_call_relock(s) != CKR_OK) {
         return mod_ret(MOD_FN_C_CreateObject, CKR_CRYPTOKI_NOT_INITIALIZED);
     }
@@ -275,8 +276,8 @@ CK_RV mod_C_CopyObject(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject,
         rv = CKR_OBJECT_HANDLE_INVALID;
         goto out;
     }
-    rv = hsm_object_copy(mod_state.conn, s->sid, oid,
-                         mod_template_ptr(pTemplate), ulCount, &new_oid);
+    rv = backend_object_copy(mod_state.conn, s->sid, oid,
+                             mod_template_ptr(pTemplate), ulCount, &new_oid);
     if (rv != CKR_OK) {
         goto out;
     }
@@ -307,7 +308,7 @@ CK_RV mod_C_DestroyObject(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject)
     if ((rv = mod_session_call_unlock(s)) != CKR_OK) {
         return mod_ret(MOD_FN_C_DestroyObject, rv);
     }
-    rv = hsm_object_destroy(mod_state.conn, s->sid, oid);
+    rv = backend_object_destroy(mod_state.conn, s->sid, oid);
     if (mod_session_call_relock(s) != CKR_OK) {
         return mod_ret(MOD_FN_C_DestroyObject, CKR_CRYPTOKI_NOT_INITIALIZED);
     }
@@ -346,7 +347,7 @@ CK_RV mod_C_GetObjectSize(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject,
         rv = CKR_ARGUMENTS_BAD;
         goto out;
     }
-    rv = hsm_object_size(mod_state.conn, s->sid, oid, &size);
+    rv = backend_object_size(mod_state.conn, s->sid, oid, &size);
     if (rv != CKR_OK) {
         goto out;
     }
@@ -414,7 +415,7 @@ static CK_RV array_fill(CK_ATTRIBUTE *a, const hsm_attr_t *g, bool *too_small)
     if (g->len == 0) {
         n = 0; /* no attribute in the template */
     } else {
-        rv = hsm_template_parse(g->value, g->len, &list, &n);
+        rv = backend_template_parse(mod_state.be, g->value, g->len, &list, &n);
         if (rv != CKR_OK) {
             return rv;
         }
@@ -445,7 +446,7 @@ static CK_RV array_fill(CK_ATTRIBUTE *a, const hsm_attr_t *g, bool *too_small)
     a->ulValueLen = (CK_ULONG)(n * sizeof(CK_ATTRIBUTE));
 out:
     if (list != NULL) {
-        hsm_attrs_free(list, n);
+        backend_attrs_free(mod_state.be, list, n);
         free(list);
     }
     return CKR_OK;
@@ -537,8 +538,8 @@ CK_RV mod_C_GetAttributeValue(CK_SESSION_HANDLE hSession,
         types[i] = pTemplate[i].type;
     }
     /* Even for an empty template: the object must be one the caller sees. */
-    rv = hsm_object_get(mod_state.conn, s->sid, oid, types, (size_t)ulCount,
-                        got);
+    rv = backend_object_get(mod_state.conn, s->sid, oid, types, (size_t)ulCount,
+                            got);
     if (rv != CKR_OK) {
         goto out;
     }
@@ -546,7 +547,7 @@ CK_RV mod_C_GetAttributeValue(CK_SESSION_HANDLE hSession,
     rv = template_fill(pTemplate, ulCount, got);
 out:
     if (have_got) {
-        hsm_attrs_free(got, (size_t)ulCount);
+        backend_attrs_free(mod_state.be, got, (size_t)ulCount);
     }
     if (types != &one_type) {
         free(types);
@@ -578,8 +579,8 @@ CK_RV mod_C_SetAttributeValue(CK_SESSION_HANDLE hSession,
     if (rv != CKR_OK) {
         goto out;
     }
-    rv = hsm_object_set(mod_state.conn, s->sid, oid,
-                        mod_template_ptr(pTemplate), ulCount);
+    rv = backend_object_set(mod_state.conn, s->sid, oid,
+                            mod_template_ptr(pTemplate), ulCount);
 out:
     mod_leave();
     return mod_ret(MOD_FN_C_SetAttributeValue, rv);
@@ -623,8 +624,8 @@ CK_RV mod_C_FindObjectsInit(CK_SESSION_HANDLE hSession,
     if ((rv = mod_session_call_unlock(s)) != CKR_OK) {
         return mod_ret(MOD_FN_C_FindObjectsInit, rv);
     }
-    rv = hsm_object_find(mod_state.conn, s->sid, mod_template_ptr(pTemplate),
-                         ulCount, &oids, &n);
+    rv = backend_object_find(mod_state.conn, s->sid,
+                             mod_template_ptr(pTemplate), ulCount, &oids, &n);
     if (mod_session_call_relock(s) != CKR_OK) {
         free(oids);
         return mod_ret(MOD_FN_C_FindObjectsInit, CKR_CRYPTOKI_NOT_INITIALIZED);
@@ -636,8 +637,9 @@ CK_RV mod_C_FindObjectsInit(CK_SESSION_HANDLE hSession,
     if (rv == CKR_OK && epoch != mod_state.handles_epoch) {
         free(oids);
         oids = NULL;
-        rv = hsm_object_find(mod_state.conn, s->sid,
-                             mod_template_ptr(pTemplate), ulCount, &oids, &n);
+        rv = backend_object_find(mod_state.conn, s->sid,
+                                 mod_template_ptr(pTemplate), ulCount, &oids,
+                                 &n);
     }
     if (rv != CKR_OK) {
         goto out_unref;

@@ -50,7 +50,7 @@ void mod_sessions_cancel_finds_locked(void)
 /* The last session of the application is gone: it is logged out. */
 static void last_session_closed_locked(void)
 {
-    CK_RV rv = hsm_logout(mod_state.conn);
+    CK_RV rv = backend_logout(mod_state.conn);
 
     if (rv != CKR_OK && rv != CKR_USER_NOT_LOGGED_IN) {
         log_warn("logout after the last session: %s", mod_rv_name(rv));
@@ -129,14 +129,14 @@ void mod_session_ops_abort(struct mod_session *s, CK_FLAGS which)
     for (i = 0; i < UTIL_ARRAY_SIZE(kinds); i++) {
         if ((which & kinds[i].flag) != 0 &&
             s->ops[kinds[i].kind] != MOD_OPS_NONE) {
-            hsm_op_abort(mod_state.conn, s->sid, kinds[i].kind);
+            backend_op_abort(mod_state.conn, s->sid, kinds[i].kind);
             s->ops[kinds[i].kind] = MOD_OPS_NONE;
         }
     }
     for (i = 0; i < UTIL_ARRAY_SIZE(msgs); i++) {
         if ((which & msgs[i].flag) != 0 &&
             s->msg[msgs[i].kind] != MOD_OPS_NONE) {
-            hsm_msg_abort(mod_state.conn, s->sid, msgs[i].kind);
+            backend_msg_abort(mod_state.conn, s->sid, msgs[i].kind);
             s->msg[msgs[i].kind] = MOD_OPS_NONE;
         }
     }
@@ -177,7 +177,7 @@ static CK_RV session_shut_locked(struct mod_session *s, bool force)
         return rv;
     }
     mod_session_ops_abort(s, MOD_OPS_ALL);
-    rv = hsm_session_close(mod_state.conn, s->sid);
+    rv = backend_session_close(mod_state.conn, s->sid);
     if (rv == CKR_OK || force) {
         s->closed = true;
     }
@@ -257,7 +257,7 @@ CK_RV mod_C_OpenSession(CK_SLOT_ID slotID, CK_FLAGS flags,
         rv = CKR_SESSION_PARALLEL_NOT_SUPPORTED;
         goto out;
     }
-    who = hsm_conn_user_type(mod_state.conn, NULL);
+    who = backend_conn_user_type(mod_state.conn, NULL);
     if (!rw && (who == HSM_USER_CO || who == HSM_USER_PRECO)) {
         rv = CKR_SESSION_READ_WRITE_SO_EXISTS;
         goto out;
@@ -277,7 +277,7 @@ CK_RV mod_C_OpenSession(CK_SLOT_ID slotID, CK_FLAGS flags,
         s = NULL;
         goto out;
     }
-    rv = hsm_session_open(mod_state.conn, rw, &s->sid);
+    rv = backend_session_open(mod_state.conn, rw, &s->sid);
     if (rv != CKR_OK) {
         goto out;
     }
@@ -301,7 +301,7 @@ CK_RV mod_C_OpenSession(CK_SLOT_ID slotID, CK_FLAGS flags,
 out:
     if (s != NULL) {
         if (have_sid) {
-            (void)hsm_session_close(mod_state.conn, s->sid);
+            (void)backend_session_close(mod_state.conn, s->sid);
         }
         mod_mutex_free(&s->mutex);
         free(s);
@@ -368,7 +368,7 @@ CK_RV mod_C_GetSessionInfo(CK_SESSION_HANDLE hSession,
         rv = CKR_ARGUMENTS_BAD;
         goto out;
     }
-    switch (hsm_conn_user_type(mod_state.conn, NULL)) {
+    switch (backend_conn_user_type(mod_state.conn, NULL)) {
     case HSM_USER_CU:
     case HSM_USER_AU:
         state = s->rw ? CKS_RW_USER_FUNCTIONS : CKS_RO_USER_FUNCTIONS;
@@ -488,8 +488,8 @@ CK_RV mod_C_GenerateRandom(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pRandomData,
         return mod_ret(MOD_FN_C_GenerateRandom, rv);
     }
     if (ulRandomLen > 0) {
-        rv = hsm_random(mod_state.conn, s->sid, pRandomData,
-                        (size_t)ulRandomLen);
+        rv = backend_random(mod_state.conn, s->sid, pRandomData,
+                            (size_t)ulRandomLen);
     }
     mod_session_unlock(s);
     mod_session_unref(s);

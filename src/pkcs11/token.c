@@ -194,7 +194,7 @@ CK_RV mod_C_GetTokenInfo(CK_SLOT_ID slotID, CK_TOKEN_INFO_PTR pInfo)
         goto out;
     }
     memset(&ti, 0, sizeof(ti));
-    rv = hsm_token_info(mod_state.hsm, mod_state.conn, &ti);
+    rv = backend_token_info(mod_state.be, mod_state.conn, &ti);
     if (rv != CKR_OK) {
         goto out;
     }
@@ -262,7 +262,7 @@ CK_RV mod_C_GetMechanismList(CK_SLOT_ID slotID,
         rv = CKR_ARGUMENTS_BAD;
         goto out;
     }
-    rv = hsm_mech_list(mod_state.hsm, &list, &n);
+    rv = backend_mech_list(mod_state.be, &list, &n);
     if (rv != CKR_OK) {
         goto out;
     }
@@ -304,7 +304,7 @@ CK_RV mod_C_GetMechanismInfo(CK_SLOT_ID slotID, CK_MECHANISM_TYPE type,
         goto out;
     }
     memset(&mi, 0, sizeof(mi));
-    rv = hsm_mech_info(mod_state.hsm, type, &mi);
+    rv = backend_mech_info(mod_state.be, type, &mi);
     if (rv != CKR_OK) {
         goto out;
     }
@@ -369,8 +369,8 @@ CK_RV mod_C_InitToken(CK_SLOT_ID slotID, CK_UTF8CHAR_PTR pPin,
         rv = CKR_PIN_INCORRECT;
         goto out;
     }
-    rv =
-        hsm_init_token(mod_state.hsm, pin_name(&pin), pin.pw, pin.pwlen, label);
+    rv = backend_init_token(mod_state.be, pin_name(&pin), pin.pw, pin.pwlen,
+                            label);
     if (rv == CKR_PIN_INVALID) {
         rv = CKR_PIN_INCORRECT;
     }
@@ -417,7 +417,7 @@ CK_RV mod_C_InitPIN(CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR pPin,
         rv = CKR_PIN_INVALID;
         goto out;
     }
-    rv = hsm_init_pin(mod_state.conn, pin_name(&pin), pin.pw, pin.pwlen);
+    rv = backend_init_pin(mod_state.conn, pin_name(&pin), pin.pw, pin.pwlen);
 out:
     util_wipe(&pin, sizeof(pin));
     mod_leave();
@@ -433,10 +433,10 @@ static void logged_in_name_locked(char *out, size_t outlen)
     hsm_uid_t uid = 0;
 
     out[0] = '\0';
-    if (hsm_conn_user_type(mod_state.conn, &uid) == HSM_USER_NONE) {
+    if (backend_conn_user_type(mod_state.conn, &uid) == HSM_USER_NONE) {
         return;
     }
-    if (hsm_user_list(mod_state.conn, &users, &n) != CKR_OK) {
+    if (backend_user_list(mod_state.conn, &users, &n) != CKR_OK) {
         return;
     }
     for (i = 0; i < n; i++) {
@@ -519,8 +519,8 @@ CK_RV mod_C_SetPIN(CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR pOldPin,
     if (rv != CKR_OK) {
         goto out;
     }
-    rv = hsm_set_password(mod_state.conn, pin_name(&oldp), oldp.pw, oldp.pwlen,
-                          newp.pw, newp.pwlen);
+    rv = backend_set_password(mod_state.conn, pin_name(&oldp), oldp.pw,
+                              oldp.pwlen, newp.pw, newp.pwlen);
     /* No such user (no CU yet): the old PIN is simply wrong. */
     if (rv == CKR_USER_PIN_NOT_INITIALIZED) {
         rv = CKR_PIN_INCORRECT;
@@ -557,8 +557,8 @@ static CK_RV context_login_locked(struct mod_session *s, CK_UTF8CHAR_PTR pPin,
         util_wipe(&pin, sizeof(pin));
         return CKR_PIN_INCORRECT;
     }
-    rv = hsm_context_login(mod_state.conn, s->sid, pin_name(&pin), pin.pw,
-                           pin.pwlen);
+    rv = backend_context_login(mod_state.conn, s->sid, pin_name(&pin), pin.pw,
+                               pin.pwlen);
     if (rv == CKR_PIN_LOCKED) {
         /* The core logged the user out: as C_Logout does here. */
         mod_handles_drop_locked();
@@ -622,7 +622,7 @@ static CK_RV login(enum mod_fn fn, CK_SESSION_HANDLE hSession,
         rv = CKR_PIN_INCORRECT;
         goto out;
     }
-    rv = hsm_login(mod_state.conn, kind, pin_name(&pin), pin.pw, pin.pwlen);
+    rv = backend_login(mod_state.conn, kind, pin_name(&pin), pin.pw, pin.pwlen);
 out:
     util_wipe(&pin, sizeof(pin));
     mod_leave();
@@ -655,7 +655,7 @@ CK_RV mod_C_Logout(CK_SESSION_HANDLE hSession)
         rv = CKR_SESSION_HANDLE_INVALID;
         goto out;
     }
-    rv = hsm_logout(mod_state.conn);
+    rv = backend_logout(mod_state.conn);
     if (rv != CKR_OK) {
         goto out;
     }

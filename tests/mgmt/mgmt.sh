@@ -18,6 +18,7 @@
 #  6. Scripted use: -c, -y, stdin, prefixes, usage errors, exit status,
 #     no prompt without a terminal; -hpswd and the prompt on a terminal
 #     (through script(1), when it is there).
+#  7. servers (remote mode) without a remote backend: a clear failure.
 #
 # Environment (set by make check): NIMBUS_MODULE, NIMBUS_TOP_BUILDDIR,
 # NIMBUS_TOP_SRCDIR. Exit: 0 pass, 1 fail, 77 skip (a needed tool is
@@ -632,6 +633,21 @@ if command -v script >/dev/null 2>&1 && command -v timeout >/dev/null 2>&1; then
     fi
 else
     echo "# note: script(1) or timeout missing: terminal checks skipped"
+fi
+
+# ---------------------------------------------------------------- remote
+# servers names nimbusd: until the remote backend exists the shell says it
+# cannot reach them and exits 2, without making a local store instead.
+new_store remote
+echo "servers = unix:$dir/remote/none.sock" >>"$NIMBUS_CONF"
+M -c listUsers
+expect_rc "servers without a remote backend: exit 2" 2
+if grep -q '^nimbus-mgmt: cannot reach the servers of ' <<<"$err" &&
+    [ ! -e "$dir/remote/store" ]; then
+    ok "servers: no local store made in their place"
+else
+    not_ok "servers: message or a local store"
+    printf '%s\n' "$err" | sed 's/^/#   /'
 fi
 
 if [ $failures -ne 0 ]; then

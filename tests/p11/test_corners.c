@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
@@ -283,6 +284,31 @@ static void test_corners_config(void **state)
     assert_rv(p11_fresh_rv("gcm_zero_iv = use\n"), CKR_OK);
     assert_rv(p11_fresh_rv("gcm_zero_iv = generate\n"), CKR_OK);
     assert_rv(p11_fresh_rv("gcm_zero_iv = maybe\n"), CKR_GENERAL_ERROR);
+}
+
+/*
+ * servers names nimbusd. Until the module has a remote backend,
+ * C_Initialize fails (the backend's CKR_DEVICE_ERROR is not a code
+ * C_Initialize may return: CKR_GENERAL_ERROR) and no local store is made
+ * behind the operator's back; the module stays uninitialized and starts
+ * again with a configuration without servers.
+ */
+static void test_corners_servers_unavailable(void **state)
+{
+    CK_ULONG n = 0;
+    char store[4200];
+    struct stat st;
+
+    (void)state;
+    assert_rv(p11_fresh_rv("servers = unix:/nonexistent/nimbusd.sock\n"),
+              CKR_GENERAL_ERROR);
+    snprintf(store, sizeof(store), "%s/store", p11_dir());
+    assert_int_equal(stat(store, &st), -1);
+    assert_rv(p11->C_GetSlotList(CK_FALSE, NULL, &n),
+              CKR_CRYPTOKI_NOT_INITIALIZED);
+    assert_rv(p11_fresh_rv(NULL), CKR_OK);
+    assert_rv(p11->C_GetSlotList(CK_FALSE, NULL, &n), CKR_OK);
+    assert_int_equal(n, 1);
 }
 
 /* ------------------------------------------------------------ key wrap */
@@ -1200,6 +1226,7 @@ int p11_group_corners(void)
 #define C(f) cmocka_unit_test_setup_teardown(f, setup_corners, p11_teardown)
     const struct CMUnitTest tests[] = {
         T(test_corners_config),
+        T(test_corners_servers_unavailable),
         T(test_corners_version),
         C(test_corners_kw_private),
         C(test_corners_kw_secret),
