@@ -14,6 +14,11 @@
  *     garbage      handshake, then a frame of junk; 0 when the daemon
  *                  closes the link (after an error reply or not)
  *     nohello      a login without a handshake; 0 when refused
+ *     storm N SEED N requests of random shape (random call kinds with
+ *                  random varint fields: bogus session ids, handles,
+ *                  counts; random bytes; bad wire types), reconnecting
+ *                  after each close; 0 when every request was answered
+ *                  or ended the link, and the daemon still says hello
  *     hold SECS    handshake, then wait; 0 when the daemon ends the
  *                  link within SECS seconds (SIGTERM)
  * Exit: 0 as above, 3 refused (closed without a reply), 1 anything else.
@@ -171,6 +176,121 @@ static int login(wire_link_t *l, uint64_t id, const char *pw, uint64_t *rv)
     return call(l, &req, id, rv);
 }
 
+static uint64_t rnd_state;
+
+static uint64_t rnd(void)
+{
+    /* xorshift64*: reproducible from the seed, nothing more needed */
+    rnd_state ^= rnd_state >> 12;
+    rnd_state ^= rnd_state << 25;
+    rnd_state ^= rnd_state >> 27;
+    return rnd_state * 2685821657736338717ULL;
+}
+
+/* A random value, biased to edges: 0, 1, small, 2^31, 2^32-1, 2^64-1. */
+static uint64_t rnd_value(void)
+{
+    static const uint64_t edge[] = {0,          1,
+                                    2,          0x7fffffff,
+                                    0xffffffff, 0x100000000ULL,
+                                    UINT64_MAX, 0x8000000000000000ULL};
+    switch (rnd() % 4) {
+    case 0:
+        return edge[rnd() % (sizeof(edge) / sizeof(edge[0]))];
+    case 1:
+        return rnd() % 16;
+    case 2:
+        return rnd() % 100000;
+    default:
+        return rnd();
+    }
+}
+
+/* One request of random shape into out. */
+static void storm_request(struct buf *out, uint64_t id)
+{
+    struct buf sub = {.n = 0};
+    unsigned nf = (unsigned)(rnd() % 6);
+
+    if (rnd() % 8 == 0) {
+        /* plain junk */
+        out->n = (size_t)(rnd() % 64);
+        for (size_t i = 0; i < out->n; i++)
+            out->b[i] = (uint8_t)rnd();
+        return;
+    }
+    for (unsigned i = 0; i < nf; i++) {
+        unsigned field = 1 + (unsigned)(rnd() % 8);
+        if (rnd() % 4 == 0) {
+            uint8_t junk[48];
+            size_t n = (size_t)(rnd() % sizeof(junk));
+            for (size_t k = 0; k < n; k++)
+                junk[k] = (uint8_t)rnd();
+            put_bytes(&sub, field, junk, n);
+        } else {
+            put_varint(&sub, (uint64_t)field << 3 | 0);
+            put_varint(&sub, rnd_value());
+        }
+    }
+    /* a call kind: the handshake's, the known range, or beyond */
+    request(out, id, rnd() % 16 == 0 ? 2 : 3 + (unsigned)(rnd() % 90), &sub);
+    if (rnd() % 16 == 0 && out->n > 1)
+        out->n = (size_t)(rnd() % out->n); /* truncated */
+}
+
+static int storm(const struct config_endpoint *ep, wire_tls_t *tls, long n,
+                 uint64_t seed)
+{
+    wire_link_t *l = NULL;
+    long answered = 0, closed = 0;
+    char err[256];
+
+    rnd_state = seed * 0x9e3779b97f4a7c15ULL + 1;
+    for (long i = 0; i < n; i++) {
+        struct buf req;
+        uint8_t *resp;
+        size_t len;
+        wire_io_t r;
+
+        if (l == NULL) {
+            if (!wire_link_connect(ep, tls, &l, err, sizeof(err))) {
+                fprintf(stderr, "dclient: storm: %s\n", err);
+                return 1;
+            }
+            /* mostly with a handshake, sometimes without */
+            if (rnd() % 8 != 0 && hello(l) != 0) {
+                fprintf(stderr, "dclient: storm: hello refused\n");
+                wire_link_close(l);
+                return 1;
+            }
+        }
+        storm_request(&req, (uint64_t)i + 2);
+        if (wire_frame_write(l, req.b, req.n) != WIRE_IO_OK) {
+            wire_link_close(l);
+            l = NULL;
+            closed++;
+            continue;
+        }
+        r = wire_frame_read(l, 1u << 24, &resp, &len);
+        if (r == WIRE_IO_OK) {
+            answered++;
+            free(resp);
+        } else {
+            wire_link_close(l);
+            l = NULL;
+            closed++;
+        }
+    }
+    wire_link_close(l);
+    printf("storm: %ld answered, %ld ended the link\n", answered, closed);
+    /* The daemon is still there for a well-behaved client. */
+    if (!wire_link_connect(ep, tls, &l, err, sizeof(err)))
+        return 1;
+    n = hello(l);
+    wire_link_close(l);
+    return n == 0 ? 0 : 1;
+}
+
 /* 0 when the daemon closes l within secs. */
 static int wait_closed(wire_link_t *l, int secs)
 {
@@ -260,6 +380,11 @@ int main(int argc, char **argv)
         free(ls);
         printf("%d of %d answered\n", ok, n);
         rc = ok == n && n > 0 ? 0 : 1;
+        goto out;
+    }
+    if (strcmp(cmd, "storm") == 0 && argc - i > 3) {
+        rc =
+            storm(&ep, tls, atol(argv[i + 2]), strtoull(argv[i + 3], NULL, 10));
         goto out;
     }
     if (!connect_ep(&ep, tls, &l)) {

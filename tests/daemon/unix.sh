@@ -45,6 +45,21 @@ ok "oversized frame header refused on the header (link closed at once)"
 "$DCLIENT" "unix:$S" hello || fail "daemon gone after hostile frames"
 ok "junk frame and call before handshake end the link; daemon serves on"
 
+# --- a storm of random requests from 4 clients at once (bogus call kinds,
+# session ids, handles and counts, junk, truncation, no handshake): every
+# one is answered or ends its own link, and the daemon serves on
+SP=()
+for seed in 1 2 3 4; do
+    "$DCLIENT" "unix:$S" storm 1000 "$seed" >"$T/storm$seed.out" 2>&1 &
+    SP+=("$!")
+done
+for p in "${SP[@]}"; do
+    wait "$p" || fail "storm client: $(cat "$T"/storm*.out)"
+done
+kill -0 "$DPID" || fail "daemon died in the storm"
+"$DCLIENT" "unix:$S" hello || fail "daemon does not serve after the storm"
+ok "random request storm: $(cat "$T/storm1.out" | tr '\n' ' ')daemon serves on"
+
 # --- 256 connections at once
 out=$("$DCLIENT" "unix:$S" conns 256) || fail "256 connections: $out"
 ok "256 concurrent connections ($out)"
