@@ -50,6 +50,7 @@
 #include "common/conf.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "hsm/crypto/crypto.h" /* crypto_secret_lock: process-wide */
 #include "hsm/hsm.h"
 #include "wire/server.h"
 #include "wire/transport.h"
@@ -687,29 +688,34 @@ static bool harden_early(void)
 }
 
 /*
- * Keeps the process's memory out of swap. Needs RLIMIT_MEMLOCK without
- * bound (root raises it; under systemd, LimitMEMLOCK=infinity): a finite
- * limit would make allocations fail once reached. MCL_ONFAULT locks pages
- * as they are touched, so idle thread stacks cost nothing. Without it, the
- * secret blocks are still left out of core dumps (MADV_DONTDUMP).
+ * Keeps secrets out of swap. The secret mappings (master key, unsealed
+ * keys) are locked in any case: they are small, within the default
+ * RLIMIT_MEMLOCK. All memory is locked too where RLIMIT_MEMLOCK has no
+ * bound (root raises it; under systemd, LimitMEMLOCK=infinity): with a
+ * finite one, mlockall would make allocations fail once it is reached.
+ * MCL_ONFAULT locks pages as they are touched, so idle thread stacks cost
+ * nothing.
  */
 static void lock_memory(void)
 {
     struct rlimit rl;
 
+    if (!crypto_secret_lock())
+        log_warn("secret memory could not be locked");
     if (geteuid() == 0) {
         rl.rlim_cur = rl.rlim_max = RLIM_INFINITY;
         setrlimit(RLIMIT_MEMLOCK, &rl);
     }
     if (getrlimit(RLIMIT_MEMLOCK, &rl) != 0 || rl.rlim_cur != RLIM_INFINITY) {
-        log_warn("memory not locked: RLIMIT_MEMLOCK is limited (run as "
-                 "root or with LimitMEMLOCK=infinity)");
+        log_info("RLIMIT_MEMLOCK is limited: only the secret memory is "
+                 "locked");
         return;
     }
     if (mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) != 0)
-        log_warn("mlockall: %s: memory not locked", strerror(errno));
+        log_warn("mlockall: %s: only the secret memory is locked",
+                 strerror(errno));
     else
-        log_info("memory locked");
+        log_info("all memory locked");
 }
 
 static bool resolve_user(struct daemon *d)

@@ -19,6 +19,8 @@
  *                  counts; random bytes; bad wire types), reconnecting
  *                  after each close; 0 when every request was answered
  *                  or ended the link, and the daemon still says hello
+ *     rtt N        handshake, then N token-info calls one after the
+ *                  other; prints the round trip's p50 and p99 in us
  *     hold SECS    handshake, then wait; 0 when the daemon ends the
  *                  link within SECS seconds (SIGTERM)
  * Exit: 0 as above, 3 refused (closed without a reply), 1 anything else.
@@ -32,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/conf.h"
@@ -291,6 +294,44 @@ static int storm(const struct config_endpoint *ep, wire_tls_t *tls, long n,
     return n == 0 ? 0 : 1;
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static int rtt(wire_link_t *l, long n)
+{
+    struct buf empty = {.n = 0}, req;
+    uint64_t *t, rv;
+
+    if (n <= 0 || (t = calloc((size_t)n, sizeof(*t))) == NULL)
+        return 1;
+    for (long i = 0; i < n; i++) {
+        uint64_t t0 = now_ns();
+        request(&req, (uint64_t)i + 2, 10, &empty); /* TokenInfoReq */
+        if (call(l, &req, (uint64_t)i + 2, &rv) != 0 || rv != 0) {
+            free(t);
+            return 1;
+        }
+        t[i] = now_ns() - t0;
+    }
+    qsort(t, (size_t)n, sizeof(*t), cmp_u64);
+    printf("token_info round trip: p50 %.1f us, p99 %.1f us (%ld calls)\n",
+           (double)t[n / 2] / 1000.0, (double)t[n * 99 / 100] / 1000.0, n);
+    free(t);
+    return 0;
+}
+
 /* 0 when the daemon closes l within secs. */
 static int wait_closed(wire_link_t *l, int secs)
 {
@@ -422,6 +463,8 @@ int main(int argc, char **argv)
         if (wire_frame_write(l, junk, sizeof(junk)) != WIRE_IO_OK)
             goto out;
         rc = wait_closed(l, 5);
+    } else if (strcmp(cmd, "rtt") == 0 && argc - i > 2) {
+        rc = rtt(l, atol(argv[i + 2]));
     } else if (strcmp(cmd, "hold") == 0 && argc - i > 2) {
         /* 0 when the daemon ends the link before SECS are up. */
         rc = wait_closed(l, atoi(argv[i + 2]));

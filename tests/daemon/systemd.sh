@@ -80,9 +80,13 @@ grep -q '^Max core file size[[:space:]]*0[[:space:]]*0' "/proc/$DPID/limits" ||
 [ "$(stat -c %U:%a "$S")" = nobody:660 ] || fail "socket $(stat -c %U:%a "$S")"
 [ "$(stat -c %U:%a "$T/nb/run")" = nobody:750 ] || fail "dir $(stat -c %U:%a "$T/nb/run")"
 [ "$(stat -c %U "$T/nb/store")" = nobody ] || fail "store not nobody's"
+# The master key's secret memory at least is locked (all of it where
+# RLIMIT_MEMLOCK allows).
+lck=$(sed -n 's/^VmLck:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$DPID/status")
+[ "${lck:-0}" -gt 0 ] || fail "no memory locked (VmLck ${lck:-?})"
 stop "$DPID" || fail "exit status"
 [ ! -e "$S" ] || fail "socket left after exit"
-ok "root drops to user: uid/gid 65534, not dumpable, core 0, socket nobody:0660 in nobody:0750"
+ok "root drops to user: uid/gid 65534, not dumpable, core 0, memory locked (${lck} kB), socket nobody:0660 in nobody:0750"
 
 # --- started unprivileged: still not dumpable (nothing but our prctl
 # makes it so: no uid change happens here)
@@ -102,6 +106,8 @@ for _ in $(seq 100); do [ -S "$S" ] && break; sleep 0.1; done
     fail "unprivileged nimbusd is dumpable"
 grep -q '^Max core file size[[:space:]]*0[[:space:]]*0' "/proc/$DPID/limits" ||
     fail "core files not off"
+lck=$(sed -n 's/^VmLck:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$DPID/status")
+[ "${lck:-0}" -gt 0 ] || fail "unprivileged: secret memory not locked"
 stop "$DPID" || fail "exit status"
-ok "started as nobody: not dumpable, core 0"
+ok "started as nobody: not dumpable, core 0, secret memory locked (${lck} kB)"
 exit 0

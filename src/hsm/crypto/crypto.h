@@ -83,6 +83,14 @@ void *crypto_secret_dup(const void *p, size_t len);
 void crypto_secret_free(void *p);
 void crypto_secret_free_any(void *p, size_t len);
 bool crypto_secret_owns(const void *p);
+/*
+ * From now on every secret mapping is also locked in RAM (mlock; the ones
+ * that exist are locked now): no swap holds a secret. Process-wide, so
+ * nimbusd calls it and the module never does. A lock the RLIMIT_MEMLOCK
+ * refuses is warned about once; the memory still serves. true when every
+ * mapping so far is locked.
+ */
+bool crypto_secret_lock(void);
 
 /*
  * Keys are made only by the key managers of our own provider in that

@@ -13,10 +13,12 @@
  *
  * Nothing here changes a process-wide setting: no OpenSSL secure heap
  * (CRYPTO_secure_malloc_init is process-wide), no mlock limits, no
- * PR_SET_DUMPABLE. Only our own mappings are marked.
+ * PR_SET_DUMPABLE. Only our own mappings are marked; nimbusd alone also
+ * has them locked in RAM (crypto_secret_lock).
  */
 #include "config.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -48,6 +50,8 @@ static pthread_mutex_t secmem_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct secmem_map secmem_maps[SECMEM_MAPS];
 static size_t secmem_nmaps;
 static bool secmem_warned;
+static bool secmem_lock;       /* crypto_secret_lock was called */
+static bool secmem_lock_warned;
 
 static size_t class_of(size_t len)
 {
@@ -56,6 +60,35 @@ static size_t class_of(size_t len)
     while (c < len)
         c *= 2;
     return c;
+}
+
+/* Locks a mapping when asked to (secmem_mu held); false on failure. */
+static bool map_lock(void *p, size_t len)
+{
+    if (!secmem_lock || mlock(p, len) == 0)
+        return true;
+    if (!secmem_lock_warned) {
+        log_warn("secret memory: mlock: %s: secrets may be swapped out "
+                 "(raise RLIMIT_MEMLOCK)",
+                 strerror(errno));
+        secmem_lock_warned = true;
+    }
+    return false;
+}
+
+bool crypto_secret_lock(void)
+{
+    bool all = true;
+
+    pthread_mutex_lock(&secmem_mu);
+    secmem_lock = true;
+    for (size_t i = 0; i < secmem_nmaps; i++) {
+        if (secmem_maps[i].base != NULL &&
+            !map_lock(secmem_maps[i].base, secmem_maps[i].len))
+            all = false;
+    }
+    pthread_mutex_unlock(&secmem_mu);
+    return all;
 }
 
 /* A new marked mapping of len bytes (a multiple of the page size). */
@@ -76,6 +109,7 @@ static uint8_t *map_new(size_t len)
             secmem_warned = true;
         }
     }
+    map_lock(p, len);
     return p;
 }
 
