@@ -56,9 +56,10 @@ start_fg() {
     wait_ready "$DPID"
 }
 
+# (30 s: a loaded machine runs the first KDF slowly)
 wait_ready() {
     local i
-    for i in $(seq 100); do
+    for i in $(seq 300); do
         grep -q 'ready: listening' "$T/nimbusd.log" 2>/dev/null && return 0
         kill -0 "$1" 2>/dev/null || return 1
         sleep 0.1
