@@ -629,11 +629,15 @@ static int read_full(wire_link_t *l, uint8_t *buf, size_t len)
     return 1;
 }
 
+/* What a frame's buffer starts at before its bytes arrive. */
+#define WIRE_FIRST_CHUNK (64u * 1024u)
+
 wire_io_t wire_frame_read(wire_link_t *l, size_t max, uint8_t **buf,
                           size_t *len)
 {
     uint8_t hdr[WIRE_FRAME_HEADER];
     uint32_t n;
+    size_t cap, got = 0;
     uint8_t *p;
     int r;
 
@@ -652,12 +656,32 @@ wire_io_t wire_frame_read(wire_link_t *l, size_t max, uint8_t **buf,
     /* The limit before the allocation: a header is only a claim. */
     if (n > max)
         return WIRE_IO_TOO_BIG;
-    p = malloc(n > 0 ? n : 1);
+    /* Memory follows the bytes that arrive, not the claim: a peer that
+     * announces max_frame on every connection and sends little holds
+     * little. The buffer grows fourfold (copies add up to a third of the
+     * frame); the old one is wiped, as it may hold a PIN. */
+    cap = n < WIRE_FIRST_CHUNK ? n : WIRE_FIRST_CHUNK;
+    p = malloc(cap > 0 ? cap : 1);
     if (p == NULL)
         return WIRE_IO_ERROR;
-    if (n > 0 && read_full(l, p, n) != 1) {
-        util_free_wipe(p, n);
-        return WIRE_IO_ERROR;
+    while (got < n) {
+        if (got == cap) {
+            size_t ncap = cap * 4 < n ? cap * 4 : n;
+            uint8_t *q = malloc(ncap);
+            if (q == NULL) {
+                util_free_wipe(p, got);
+                return WIRE_IO_ERROR;
+            }
+            memcpy(q, p, got);
+            util_free_wipe(p, got);
+            p = q;
+            cap = ncap;
+        }
+        if (read_full(l, p + got, cap - got) != 1) {
+            util_free_wipe(p, cap);
+            return WIRE_IO_ERROR;
+        }
+        got = cap;
     }
     *buf = p;
     *len = n;
