@@ -8,7 +8,12 @@
  *
  * with hash(0) = 32 zero bytes. The canonical bytes are, big-endian:
  * u64 seq, u64 time, u8 length + HSM id, u32 user, u8 length + operation,
- * u64 object id, u64 result. The sequence number and hash of the last
+ * u64 object id, u64 result; a format 2 record (every record written since
+ * the store kept peers) goes on with u8 2, u8 length + the connection's
+ * peer (hsm_conn_set_peer, may be empty). Format 1 records, written
+ * before, verify as they were hashed; one after a format 2 record is
+ * malformed (a downgrade would drop the peer). The sequence number and hash
+ * of the last
  * record are also kept in the meta row "audit_head", written with it, so
  * that a deleted tail shows too.
  *
@@ -39,7 +44,10 @@
 /* prev hash + u64 + u64 + (1 + text) + u32 + (1 + text) + u64 + u64 */
 #define AUDIT_CANON_MAX                                                        \
     (HSM_DIGEST_LEN + 8 + 8 + 1 + STORE_AUDIT_TEXT_MAX + 4 + 1 +               \
-     STORE_AUDIT_TEXT_MAX + 8 + 8)
+     STORE_AUDIT_TEXT_MAX + 8 + 8 + 2 + STORE_AUDIT_PEER_MAX)
+
+_Static_assert(HSM_PEER_MAX == STORE_AUDIT_PEER_MAX && HSM_PEER_MAX <= 255,
+               "a peer's length is one byte of the canonical form");
 
 static size_t put_u64(uint8_t *p, uint64_t v)
 {
@@ -85,6 +93,14 @@ static CK_RV chain_hash(const uint8_t prev[HSM_DIGEST_LEN],
     p += put_text(buf + p, r->op);
     p += put_u64(buf + p, r->oid);
     p += put_u64(buf + p, r->result);
+    if (r->fmt == STORE_AUDIT_FMT_PEER) {
+        size_t len = strnlen(r->peer, STORE_AUDIT_PEER_MAX);
+
+        buf[p++] = STORE_AUDIT_FMT_PEER;
+        buf[p++] = (uint8_t)len;
+        memcpy(buf + p, r->peer, len);
+        p += len;
+    }
     return crypto_sha256(buf, p, out);
 }
 
@@ -151,6 +167,8 @@ CK_RV hsm_audit_tx_locked(hsm_t *hsm, hsm_uid_t uid, const char *event,
     snprintf(rec.op, sizeof(rec.op), "%s", event);
     rec.oid = oid;
     rec.result = result;
+    rec.fmt = STORE_AUDIT_FMT_PEER;
+    snprintf(rec.peer, sizeof(rec.peer), "%s", hsm_call_peer_locked());
     if ((rv = chain_hash(prev, &rec, rec.hash)) != CKR_OK ||
         (rv = store_audit_insert(hsm->st, &rec)) != CKR_OK ||
         (rv = head_set_locked(hsm, rec.seq, rec.hash)) != CKR_OK)
@@ -199,6 +217,7 @@ static void to_record(const store_audit_t *s, hsm_audit_record_t *r)
     snprintf(r->op, sizeof(r->op), "%s", s->op);
     r->oid = s->oid;
     r->result = (CK_RV)s->result;
+    snprintf(r->peer, sizeof(r->peer), "%s", s->peer);
     memcpy(r->hash, s->hash, sizeof(r->hash));
 }
 
@@ -243,6 +262,7 @@ static CK_RV verify_chain_locked(hsm_t *hsm, hsm_audit_check_t *c,
 {
     uint8_t h[HSM_DIGEST_LEN];
     store_audit_t *r = NULL;
+    unsigned fmt = 1; /* the last record's format: never goes back */
     size_t n = 0;
     CK_RV rv;
 
@@ -257,11 +277,12 @@ static CK_RV verify_chain_locked(hsm_t *hsm, hsm_audit_check_t *c,
                 c->first_bad = *last_seq + 1;
                 goto done;
             }
-            if (r[i].malformed) {
+            if (r[i].malformed || r[i].fmt < fmt) {
                 c->status = HSM_AUDIT_MALFORMED;
                 c->first_bad = r[i].seq;
                 goto done;
             }
+            fmt = r[i].fmt;
             if ((rv = chain_hash(last, &r[i], h)) != CKR_OK)
                 goto done;
             if (util_ct_memcmp(h, r[i].hash, sizeof(h)) != 0) {

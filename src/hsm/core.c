@@ -229,6 +229,26 @@ void hsm_conn_close(hsm_conn_t *conn)
     free(conn);
 }
 
+CK_RV hsm_conn_set_peer(hsm_conn_t *conn, const char *peer)
+{
+    size_t n = peer != NULL ? strlen(peer) : 0;
+
+    HSM_CALL_CONN(conn);
+    if (n > HSM_PEER_MAX)
+        return CKR_ARGUMENTS_BAD;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)peer[i];
+
+        if (ch < 0x20 || ch == 0x7f)
+            return CKR_ARGUMENTS_BAD;
+    }
+    pthread_mutex_lock(&conn->hsm->lock);
+    memcpy(conn->peer, n > 0 ? peer : "", n);
+    conn->peer[n] = '\0';
+    pthread_mutex_unlock(&conn->hsm->lock);
+    return CKR_OK;
+}
+
 hsm_user_type_t hsm_conn_user_type(hsm_conn_t *conn, hsm_uid_t *uid)
 {
     hsm_user_type_t t;

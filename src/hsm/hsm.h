@@ -131,6 +131,16 @@ CK_RV hsm_conn_open(hsm_t *hsm, hsm_conn_t **out);
 /* Ends every session of the connection and its login. */
 void hsm_conn_close(hsm_conn_t *conn);
 
+/*
+ * Names the peer of the connection (e.g. "uid=1000 pid=42" from
+ * SO_PEERCRED, or a client certificate's subject) for the audit log: every
+ * record the connection's calls make from now on carries it. NULL or ""
+ * clears it. CKR_ARGUMENTS_BAD: longer than HSM_PEER_MAX bytes, or a
+ * control character (the log stays one line per record).
+ */
+#define HSM_PEER_MAX 255
+CK_RV hsm_conn_set_peer(hsm_conn_t *conn, const char *peer);
+
 /* Who is logged in on the connection (HSM_USER_NONE: nobody). */
 hsm_user_type_t hsm_conn_user_type(hsm_conn_t *conn, hsm_uid_t *uid);
 
@@ -600,6 +610,9 @@ typedef struct {
     /* the object for key events, the target user for user events */
     uint64_t oid;
     CK_RV result;
+    /* the peer of the connection that acted (hsm_conn_set_peer); "" when
+     * none was named, and in records written before peers were kept */
+    char peer[HSM_PEER_MAX + 1];
     uint8_t hash[HSM_DIGEST_LEN];
 } hsm_audit_record_t;
 

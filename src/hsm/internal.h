@@ -128,6 +128,8 @@ struct hsm_conn {
     pthread_cond_t gcv;
     unsigned long calls; /* calls under way */
     bool closing;        /* hsm_conn_close has begun */
+    /* hsm_conn_set_peer (hsm->lock): written into its audit records. */
+    char peer[HSM_PEER_MAX + 1];
 };
 
 /*
@@ -144,6 +146,7 @@ struct hsm_conn {
 struct hsm_call {
     hsm_conn_t *conn;   /* NULL: not entered */
     struct hsm_sops *x; /* the session held, or NULL */
+    hsm_conn_t *prev;   /* the thread's call before this one (nested) */
 };
 
 CK_RV hsm_call_enter(struct hsm_call *c, hsm_conn_t *conn, bool session,
@@ -154,6 +157,9 @@ void hsm_call_leave(struct hsm_call *c);
  * call under way, if any, has left. The caller then frees the session and
  * leaves with hsm_call_leave. */
 CK_RV hsm_call_enter_close(struct hsm_call *c, hsm_conn_t *conn, hsm_sid_t sid);
+/* The peer of the connection whose call this thread is making ("" when
+ * none, or outside a call), for its audit records (hsm->lock). */
+const char *hsm_call_peer_locked(void);
 /* Whether a call holds one of conn's sessions (gmu held). */
 bool hsm_sessions_busy_gated(hsm_conn_t *conn);
 /* Tests only: run by a session call once it holds its session. */

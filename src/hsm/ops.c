@@ -204,6 +204,15 @@ static struct hsm_sops *sops_fast(hsm_conn_t *conn, hsm_sid_t sid)
 
 void (*hsm_call_hook)(hsm_conn_t *conn, hsm_sid_t sid);
 
+/* The connection of the call this thread is in (NULL: none), so that the
+ * audit records a call makes, wherever they are written, name its peer. */
+static _Thread_local hsm_conn_t *call_current;
+
+const char *hsm_call_peer_locked(void)
+{
+    return call_current != NULL ? call_current->peer : "";
+}
+
 /* Session sid's operations for the gate (gmu held on return), or NULL.
  * A session found under hsm->lock cannot be freed before gmu is let go:
  * freeing it takes hsm->lock, then gmu. */
@@ -253,6 +262,8 @@ CK_RV hsm_call_enter(struct hsm_call *c, hsm_conn_t *conn, bool session,
         conn->calls++;
         c->conn = conn;
         c->x = x;
+        c->prev = call_current;
+        call_current = conn;
     }
     pthread_mutex_unlock(&conn->gmu);
     if (rv == CKR_OK && session && hsm_call_hook != NULL) {
@@ -280,6 +291,7 @@ void hsm_call_leave(struct hsm_call *c)
         pthread_cond_broadcast(&conn->gcv);
     }
     pthread_mutex_unlock(&conn->gmu);
+    call_current = c->prev;
     c->conn = NULL;
     c->x = NULL;
 }
@@ -299,6 +311,8 @@ CK_RV hsm_call_enter_close(struct hsm_call *c, hsm_conn_t *conn, hsm_sid_t sid)
         x->closing = true;
         conn->calls++;
         c->conn = conn;
+        c->prev = call_current;
+        call_current = conn;
         while (x->busy) {
             pthread_cond_wait(&conn->gcv, &conn->gmu);
         }

@@ -132,10 +132,11 @@ static const char *const stmt_sql[STMT_COUNT] = {
                              "ORDER BY object_id",
     [STMT_AUDIT_INSERT] =
         "INSERT INTO audit(seq, time, hsm_id, user_id, operation, object_id, "
-        "result, hash) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "result, hash, peer, fmt) "
+        "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     [STMT_AUDIT_READ] =
         "SELECT seq, time, hsm_id, user_id, operation, object_id, result, "
-        "hash FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+        "hash, peer, fmt FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2",
 };
 
 struct store {
@@ -229,6 +230,22 @@ static CK_RV migrate_2_to_3(store_t *st)
 }
 
 /*
+ * Version 4: the audit log names the connection's peer (a unix peer's
+ * credentials, a TLS client's certificate subject). Records written before
+ * keep format 1 and an empty peer, and verify as they were hashed; new
+ * ones are format 2, whose hash covers the peer.
+ */
+static CK_RV migrate_3_to_4(store_t *st)
+{
+    return exec_sql(st,
+                    "ALTER TABLE audit ADD COLUMN peer TEXT NOT NULL "
+                    "DEFAULT '';"
+                    "ALTER TABLE audit ADD COLUMN fmt INTEGER NOT NULL "
+                    "DEFAULT 1",
+                    "migrate 3 -> 4");
+}
+
+/*
  * Migrations: the entry with from == v turns a version v schema into
  * version v + 1, inside the open transaction. A new file gets schema_v1
  * and then every migration, so that both paths end in the same schema.
@@ -241,6 +258,7 @@ struct migration {
 static const struct migration migrations[] = {
     {1, migrate_1_to_2},
     {2, migrate_2_to_3},
+    {3, migrate_3_to_4},
     {0, NULL}, /* end */
 };
 
@@ -1982,7 +2000,10 @@ CK_RV store_audit_insert(store_t *st, const store_audit_t *rec)
 
     return_val_if_fail(st != NULL && rec != NULL, CKR_GENERAL_ERROR);
     if (rec->seq == 0 || rec->seq > INT64_MAX || rec->time > INT64_MAX ||
-        !audit_text_ok(rec->hsm_id) || !audit_text_ok(rec->op)) {
+        !audit_text_ok(rec->hsm_id) || !audit_text_ok(rec->op) ||
+        strnlen(rec->peer, sizeof(rec->peer)) > STORE_AUDIT_PEER_MAX ||
+        (rec->fmt != 1 && rec->fmt != STORE_AUDIT_FMT_PEER) ||
+        (rec->fmt == 1 && rec->peer[0] != '\0')) {
         return CKR_ARGUMENTS_BAD;
     }
     rv = get_stmt(st, STMT_AUDIT_INSERT, &s);
@@ -2011,6 +2032,12 @@ CK_RV store_audit_insert(store_t *st, const store_audit_t *rec)
     if (rc == SQLITE_OK) {
         rc = sqlite3_bind_blob(s, 8, rec->hash, STORE_AUDIT_HASH_LEN,
                                SQLITE_STATIC);
+    }
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_bind_text(s, 9, rec->peer, -1, SQLITE_STATIC);
+    }
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_bind_int64(s, 10, (int64_t)rec->fmt);
     }
     if (rc != SQLITE_OK) {
         rv = sql_rv(st, rc, "audit insert");
@@ -2079,6 +2106,18 @@ static void audit_row(sqlite3_stmt *s, store_audit_t *r)
         memcpy(r->hash, h, STORE_AUDIT_HASH_LEN);
     } else {
         ok = false;
+    }
+    /* The peer may be empty (none named; every format 1 record). */
+    if (sqlite3_column_type(s, 8) != SQLITE_TEXT ||
+        (sqlite3_column_bytes(s, 8) > 0 &&
+         !audit_column_text(s, 8, r->peer, STORE_AUDIT_PEER_MAX))) {
+        ok = false;
+    }
+    ok = audit_column_int(s, 9, &v) && (v == 1 || v == STORE_AUDIT_FMT_PEER) &&
+         ok;
+    r->fmt = (unsigned)v;
+    if (r->fmt == 1 && r->peer[0] != '\0') {
+        ok = false; /* format 1 has no peer: its hash would not cover it */
     }
     r->malformed = !ok;
 }

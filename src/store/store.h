@@ -23,7 +23,7 @@
 
 typedef struct store store_t;
 
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 
 /* Opens (creating if missing, mode 0600) the database at path; creates the
  * schema or migrates it. *created tells whether the file was new. */
@@ -184,6 +184,10 @@ CK_RV store_share_list_user(store_t *st, uint32_t uid, uint64_t **oids,
 #define STORE_AUDIT_TEXT_MAX 32 /* hsm_id and operation */
 #define STORE_AUDIT_HASH_LEN 32
 #define STORE_AUDIT_READ_MAX 4096 /* records in one store_audit_read */
+#define STORE_AUDIT_PEER_MAX 255  /* the connection's peer, may be empty */
+/* Record formats: 1 before the peer column (schema 3 and older), 2 with
+ * it. The core's hash covers the peer of format 2 records only. */
+#define STORE_AUDIT_FMT_PEER 2
 
 typedef struct {
     uint64_t seq;  /* 1, 2, ... */
@@ -194,6 +198,8 @@ typedef struct {
     uint64_t oid;
     uint64_t result; /* a CK_RV */
     uint8_t hash[STORE_AUDIT_HASH_LEN];
+    unsigned fmt; /* 1 or STORE_AUDIT_FMT_PEER */
+    char peer[STORE_AUDIT_PEER_MAX + 1];
     bool malformed;
 } store_audit_t;
 

@@ -23,6 +23,7 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
+#include "hsm/crypto/crypto.h"
 #include "hsm/hsm.h"
 #include "mechtest.h"
 #include "nimbus/pkcs11-vendor.h"
@@ -638,7 +639,7 @@ static void test_inserted_record(void **state)
              "UPDATE audit SET seq = seq + 1000 WHERE seq >= 4;"
              "UPDATE audit SET seq = seq - 999 WHERE seq >= 1000;"
              "INSERT INTO audit VALUES(4, 0, 'x', 1, 'login', 0, 0, "
-             "zeroblob(32));");
+             "zeroblob(32), '', 2);");
     outside_exec(f, sql);
     assert_int_equal(hsm_audit_verify(f->conn, &c), CKR_OK);
     assert_int_equal(c.status, HSM_AUDIT_HASH_MISMATCH);
@@ -660,7 +661,8 @@ static void test_appended_record(void **state)
     /* a copy of the last record as a new one: its hash cannot match */
     snprintf(sql, sizeof(sql),
              "INSERT INTO audit SELECT seq + 1, time, hsm_id, user_id, "
-             "operation, object_id, result, hash FROM audit WHERE seq = %zu",
+             "operation, object_id, result, hash, peer, fmt FROM audit "
+             "WHERE seq = %zu",
              n);
     outside_exec(f, sql);
     assert_int_equal(hsm_audit_verify(f->conn, &c), CKR_OK);
@@ -833,6 +835,241 @@ static void test_set_password_rules(void **state)
     }
 }
 
+/* ------------------------------------------------------------ peers */
+
+/* The audit records of the CO's reads, by hsm_audit_read (CO logged in by
+ * the caller). */
+static size_t audit_read_all(hsm_conn_t *conn, hsm_audit_record_t **recs)
+{
+    size_t n = 0;
+
+    assert_int_equal(hsm_audit_read(conn, 0, HSM_AUDIT_READ_MAX, recs, &n),
+                     CKR_OK);
+    return n;
+}
+
+/* Each connection's records carry its own peer; the chain covers it. */
+static void test_peer_recorded(void **state)
+{
+    struct fixture *f = *state;
+    hsm_conn_t *other = NULL;
+    hsm_audit_record_t *r = NULL;
+    hsm_audit_check_t c;
+    size_t n, first;
+
+    populate(f); /* before any peer: records with an empty one */
+    first = count_recs(f);
+    assert_int_equal(hsm_conn_set_peer(f->conn, "uid=1000 pid=42"), CKR_OK);
+    assert_int_equal(hsm_conn_open(f->hsm, &other), CKR_OK);
+    assert_int_equal(hsm_conn_set_peer(other, "CN=client two,O=Example"),
+                     CKR_OK);
+    assert_int_equal(hsm_login(other, HSM_LOGIN_USER, "bob", PW("wrong11")),
+                     CKR_PIN_INCORRECT);
+    assert_int_equal(hsm_login(f->conn, HSM_LOGIN_SO, NULL, PW(CO_PW)), CKR_OK);
+    n = audit_read_all(f->conn, &r);
+    assert_int_equal(n, first + 2);
+    for (size_t i = 0; i < first; i++)
+        assert_string_equal(r[i].peer, "");
+    assert_string_equal(r[first].op, "login");
+    assert_int_equal(r[first].result, CKR_PIN_INCORRECT);
+    assert_string_equal(r[first].peer, "CN=client two,O=Example");
+    assert_int_equal(r[first + 1].result, CKR_OK);
+    assert_string_equal(r[first + 1].peer, "uid=1000 pid=42");
+    free(r);
+    assert_int_equal(hsm_audit_verify(f->conn, &c), CKR_OK);
+    assert_int_equal(c.status, HSM_AUDIT_INTACT);
+
+    /* Cleared: records name no peer again. */
+    assert_int_equal(hsm_logout(f->conn), CKR_OK);
+    assert_int_equal(hsm_conn_set_peer(f->conn, NULL), CKR_OK);
+    assert_int_equal(hsm_login(f->conn, HSM_LOGIN_SO, NULL, PW(CO_PW)), CKR_OK);
+    n = audit_read_all(f->conn, &r);
+    assert_string_equal(r[n - 1].peer, "");
+    assert_string_equal(r[n - 2].peer, "uid=1000 pid=42"); /* the logout */
+    free(r);
+    assert_int_equal(hsm_logout(f->conn), CKR_OK);
+    hsm_conn_close(other);
+}
+
+/* A peer that does not fit, or would break a log line, is refused and
+ * leaves the one set before. */
+static void test_peer_hostile(void **state)
+{
+    struct fixture *f = *state;
+    char big[HSM_PEER_MAX + 2];
+    hsm_audit_record_t *r = NULL;
+    size_t n;
+
+    populate(f);
+    assert_int_equal(hsm_conn_set_peer(f->conn, "uid=1"), CKR_OK);
+    memset(big, 'a', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    assert_int_equal(hsm_conn_set_peer(f->conn, big), CKR_ARGUMENTS_BAD);
+    big[HSM_PEER_MAX] = '\0'; /* exactly the limit fits */
+    assert_int_equal(hsm_conn_set_peer(f->conn, big), CKR_OK);
+    assert_int_equal(hsm_conn_set_peer(f->conn, "uid=1\nuser 1 login ok"),
+                     CKR_ARGUMENTS_BAD);
+    assert_int_equal(hsm_conn_set_peer(f->conn, "tab\there"),
+                     CKR_ARGUMENTS_BAD);
+    assert_int_equal(hsm_conn_set_peer(f->conn, "del\x7f"), CKR_ARGUMENTS_BAD);
+    assert_int_equal(hsm_login(f->conn, HSM_LOGIN_SO, NULL, PW(CO_PW)), CKR_OK);
+    n = audit_read_all(f->conn, &r);
+    assert_int_equal(strlen(r[n - 1].peer), HSM_PEER_MAX);
+    free(r);
+    assert_int_equal(hsm_logout(f->conn), CKR_OK);
+}
+
+/* The peer is under the hash: editing it, or turning the record back into
+ * the format without a peer, is found. */
+static void test_peer_edited(void **state)
+{
+    struct fixture *f = *state;
+    char sql[256];
+    size_t n;
+
+    populate(f);
+    assert_int_equal(hsm_conn_set_peer(f->conn, "uid=1000 pid=42"), CKR_OK);
+    assert_int_equal(hsm_login(f->conn, HSM_LOGIN_USER, "bob", PW("wrong11")),
+                     CKR_PIN_INCORRECT);
+    n = count_recs(f);
+    snprintf(sql, sizeof(sql),
+             "UPDATE audit SET peer = 'uid=0 pid=1' WHERE seq = %zu", n);
+    outside_exec(f, sql);
+    expect_broken(f, HSM_AUDIT_HASH_MISMATCH, n);
+    snprintf(sql, sizeof(sql),
+             "UPDATE audit SET peer = '', fmt = 1 WHERE seq = %zu", n);
+    outside_exec(f, sql);
+    expect_broken(f, HSM_AUDIT_MALFORMED, n);
+    snprintf(sql, sizeof(sql),
+             "UPDATE audit SET peer = 'uid=1000 pid=42', fmt = 7 "
+             "WHERE seq = %zu",
+             n);
+    outside_exec(f, sql);
+    expect_broken(f, HSM_AUDIT_MALFORMED, n);
+}
+
+/* Writes a u64 big-endian. */
+static size_t be64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (56 - 8 * i));
+    return 8;
+}
+
+/*
+ * Turns the store into what a schema 3 build left: the audit table
+ * without the peer and format columns, every record hashed in the format
+ * of then (written out here independently of audit.c), the head and the
+ * schema version to match.
+ */
+static void make_schema_3(struct fixture *f)
+{
+    uint8_t prev[32] = {0}, head[40];
+    sqlite3 *db = NULL;
+    sqlite3_stmt *s = NULL, *u = NULL;
+    uint64_t seq = 0;
+
+    assert_int_equal(crypto_init(), CKR_OK); /* the token is closed */
+    assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "BEGIN", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT seq, time, hsm_id, user_id, "
+                                        "operation, object_id, result FROM "
+                                        "audit ORDER BY seq",
+                                        -1, &s, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "UPDATE audit SET hash = ?1 WHERE "
+                                        "seq = ?2",
+                                        -1, &u, NULL),
+                     SQLITE_OK);
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        uint8_t buf[256];
+        size_t p = 0, len;
+        uint32_t user = (uint32_t)sqlite3_column_int64(s, 3);
+
+        memcpy(buf, prev, 32);
+        p = 32;
+        seq = (uint64_t)sqlite3_column_int64(s, 0);
+        p += be64(buf + p, seq);
+        p += be64(buf + p, (uint64_t)sqlite3_column_int64(s, 1));
+        len = (size_t)sqlite3_column_bytes(s, 2);
+        buf[p++] = (uint8_t)len;
+        memcpy(buf + p, sqlite3_column_text(s, 2), len);
+        p += len;
+        buf[p++] = (uint8_t)(user >> 24);
+        buf[p++] = (uint8_t)(user >> 16);
+        buf[p++] = (uint8_t)(user >> 8);
+        buf[p++] = (uint8_t)user;
+        len = (size_t)sqlite3_column_bytes(s, 4);
+        buf[p++] = (uint8_t)len;
+        memcpy(buf + p, sqlite3_column_text(s, 4), len);
+        p += len;
+        p += be64(buf + p, (uint64_t)sqlite3_column_int64(s, 5));
+        p += be64(buf + p, (uint64_t)sqlite3_column_int64(s, 6));
+        assert_int_equal(crypto_sha256(buf, p, prev), CKR_OK);
+        sqlite3_bind_blob(u, 1, prev, 32, SQLITE_STATIC);
+        sqlite3_bind_int64(u, 2, (int64_t)seq);
+        assert_int_equal(sqlite3_step(u), SQLITE_DONE);
+        sqlite3_reset(u);
+    }
+    sqlite3_finalize(s);
+    sqlite3_finalize(u);
+    be64(head, seq);
+    memcpy(head + 8, prev, 32);
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "UPDATE meta SET value = ?1 WHERE "
+                                        "key = 'audit_head'",
+                                        -1, &u, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_blob(u, 1, head, sizeof(head), SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(u), SQLITE_DONE);
+    sqlite3_finalize(u);
+    assert_int_equal(sqlite3_exec(db,
+                                  "ALTER TABLE audit DROP COLUMN peer;"
+                                  "ALTER TABLE audit DROP COLUMN fmt;"
+                                  "UPDATE meta SET value = 3 WHERE key = "
+                                  "'schema_version';"
+                                  "COMMIT",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    crypto_fini();
+}
+
+/* A log written before peers were kept: the migration keeps it verifying,
+ * and the records after it carry peers. */
+static void test_peer_migration(void **state)
+{
+    struct fixture *f = *state;
+    hsm_audit_record_t *r = NULL;
+    hsm_audit_check_t c;
+    size_t old, n;
+    char sql[128];
+
+    old = some_records(f);
+    hsm_close(f->hsm);
+    make_schema_3(f);
+    assert_int_equal(hsm_open(&f->cfg, &f->hsm), CKR_OK);
+    assert_int_equal(hsm_conn_open(f->hsm, &f->conn), CKR_OK);
+    assert_int_equal(hsm_session_open(f->conn, true, &f->sid), CKR_OK);
+    assert_int_equal(hsm_conn_set_peer(f->conn, "uid=1000 pid=42"), CKR_OK);
+    assert_int_equal(hsm_login(f->conn, HSM_LOGIN_SO, NULL, PW(CO_PW)), CKR_OK);
+    assert_int_equal(hsm_audit_verify(f->conn, &c), CKR_OK);
+    assert_int_equal(c.status, HSM_AUDIT_INTACT);
+    n = audit_read_all(f->conn, &r);
+    assert_int_equal(n, old + 1);
+    assert_string_equal(r[old - 1].peer, "");
+    assert_string_equal(r[old].peer, "uid=1000 pid=42");
+    free(r);
+    assert_int_equal(hsm_logout(f->conn), CKR_OK);
+    /* An old record is still under its old hash. */
+    snprintf(sql, sizeof(sql),
+             "UPDATE audit SET operation = 'logout' WHERE seq = 2");
+    outside_exec(f, sql);
+    expect_broken(f, HSM_AUDIT_HASH_MISMATCH, 2);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -858,6 +1095,10 @@ int main(void)
         T(test_who_reads_the_log),
         T(test_key_list_and_info),
         T(test_set_password_rules),
+        T(test_peer_recorded),
+        T(test_peer_hostile),
+        T(test_peer_edited),
+        T(test_peer_migration),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
