@@ -1129,6 +1129,7 @@ CK_RV wire_cl_audit_read(wire_client_t *cl, uint64_t after, size_t max,
 
             if (strlen(a->hsm_id) > HSM_AUDIT_TEXT_MAX ||
                 strlen(a->op) > HSM_AUDIT_TEXT_MAX ||
+                (a->peer != NULL && strlen(a->peer) > HSM_PEER_MAX) ||
                 a->hash.len != HSM_DIGEST_LEN) {
                 rv = CKR_DEVICE_ERROR;
                 break;
@@ -1141,6 +1142,9 @@ CK_RV wire_cl_audit_read(wire_client_t *cl, uint64_t after, size_t max,
             v[i].oid = a->oid;
             v[i].result = (CK_RV)a->result;
             memcpy(v[i].hash, a->hash.data, HSM_DIGEST_LEN);
+            if (a->peer != NULL) {
+                strcpy(v[i].peer, a->peer);
+            }
         }
         if (rv == CKR_OK) {
             *recs = v;

@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -208,6 +209,31 @@ static bool same_peer(const struct wconn *wc, const wire_peer_t *peer)
     return wc->uid == peer->uid;
 }
 
+/* Names the transport's peer to the core for the audit log: what the
+ * transport proved, never what the client says. A control character
+ * (a hostile certificate subject) becomes '?'. */
+static void conn_name_peer(hsm_conn_t *conn, const wire_peer_t *p)
+{
+    char buf[HSM_PEER_MAX + 1];
+
+    if (p->tls) {
+        /* a longer subject is cut: the log keeps its first 251 bytes */
+        snprintf(buf, sizeof(buf), "tls %.*s", (int)sizeof(buf) - 5,
+                 p->cert_subject);
+    } else {
+        snprintf(buf, sizeof(buf), "uid=%ld gid=%ld pid=%ld", p->uid, p->gid,
+                 p->pid);
+    }
+    for (char *c = buf; *c != '\0'; c++) {
+        if ((unsigned char)*c < 0x20 || (unsigned char)*c == 0x7f) {
+            *c = '?';
+        }
+    }
+    if (hsm_conn_set_peer(conn, buf) != CKR_OK) {
+        log_warn("wire: cannot name the peer %s in the audit log", p->addr);
+    }
+}
+
 static CK_RV conn_create(wire_chan_t *ch, struct wconn **out)
 {
     wire_server_t *srv = ch->srv;
@@ -233,6 +259,7 @@ static CK_RV conn_create(wire_chan_t *ch, struct wconn **out)
         free(wc);
         return rv;
     }
+    conn_name_peer(wc->conn, &ch->peer);
     wc->srv = srv;
     wc->tls = ch->peer.tls;
     wc->uid = ch->peer.uid;
@@ -1256,6 +1283,8 @@ static CK_RV do_audit_read(struct call *c, const Nimbus__AuditReadReq *r)
         out[i].result = recs[i].result;
         out[i].hash.data = recs[i].hash;
         out[i].hash.len = HSM_DIGEST_LEN;
+        recs[i].peer[HSM_PEER_MAX] = '\0';
+        out[i].peer = recs[i].peer;
         ptrs[i] = &out[i];
     }
     nimbus__audit_read_reply__init(&c->u.audit_read);

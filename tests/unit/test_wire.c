@@ -399,6 +399,14 @@ static void test_mgmt_and_misc(void **state)
     assert_int_equal(recs[0].seq, 1);
     assert_true(strlen(recs[0].op) > 0);
     free(recs);
+    /* The login just made names the peer the transport saw (SO_PEERCRED
+     * in nimbusd), carried back through the wire. */
+    assert_int_equal(
+        wire_cl_audit_read(f->a.cl, 0, HSM_AUDIT_READ_MAX, &recs, &n), CKR_OK);
+    assert_true(n > 0);
+    assert_string_equal(recs[n - 1].op, "login");
+    assert_string_equal(recs[n - 1].peer, "uid=1000 gid=1000 pid=4242");
+    free(recs);
     assert_int_equal(
         wire_cl_audit_read(f->a.cl, 0, HSM_AUDIT_READ_MAX + 1, &recs, &n),
         CKR_ARGUMENTS_BAD);
@@ -409,6 +417,42 @@ static void test_mgmt_and_misc(void **state)
 }
 
 /* ------------------------------------------------------------ hostile */
+
+/* A TLS client's certificate subject is its peer in the audit log; one
+ * made to forge a log line (a newline in the subject) cannot. */
+static void test_tls_peer_in_audit(void **state)
+{
+    struct fixture *f = *state;
+    wire_peer_t p = unix_peer(-1);
+    struct tchan t;
+    hsm_audit_record_t *recs = NULL;
+    size_t n = 0;
+
+    activate(&f->a, "alice", "alicepw1");
+    p.tls = true;
+    snprintf(p.cert_subject, sizeof(p.cert_subject),
+             "CN=evil\n42 login user 1 ok");
+    snprintf(p.cert_sha256, sizeof(p.cert_sha256), "%064d", 7);
+    memset(&t, 0, sizeof(t));
+    t.ch = wire_chan_new(f->srv, &p);
+    assert_non_null(t.ch);
+    t.open = true;
+    assert_int_equal(wire_client_new(xfer, &t, 0, &t.cl), CKR_OK);
+    assert_int_equal(wire_cl_hello(t.cl, "test_wire", NULL, NULL), CKR_OK);
+    assert_int_equal(wire_cl_login(t.cl, HSM_LOGIN_SO, NULL, PW("wrong-pw")),
+                     CKR_PIN_INCORRECT);
+    chan_close(&t);
+
+    assert_int_equal(wire_cl_login(f->a.cl, HSM_LOGIN_SO, NULL, PW("copass1")),
+                     CKR_OK);
+    assert_int_equal(
+        wire_cl_audit_read(f->a.cl, 0, HSM_AUDIT_READ_MAX, &recs, &n), CKR_OK);
+    assert_true(n >= 2);
+    assert_int_equal(recs[n - 2].result, CKR_PIN_INCORRECT);
+    assert_string_equal(recs[n - 2].peer, "tls CN=evil?42 login user 1 ok");
+    assert_string_equal(recs[n - 1].peer, "uid=1000 gid=1000 pid=4242");
+    free(recs);
+}
 
 static void test_garbage_and_truncated(void **state)
 {
@@ -918,6 +962,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_token_and_users, setup, teardown),
         cmocka_unit_test_setup_teardown(test_objects, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mgmt_and_misc, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tls_peer_in_audit, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_garbage_and_truncated, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_handshake_rules, setup, teardown),
