@@ -21,6 +21,12 @@
 # servers listen on 127.0.0.1 only, on ports found free; everything a test
 # starts is killed at exit and its temporary directory removed.
 #
+# Remote mode (NIMBUS_TEST_REMOTE=unix or tls, tests/remote/run.sh):
+# fresh_store starts a nimbusd of the test's own on the store
+# (tests/remote/lib.sh) and the clients' nimbus.conf names it instead of
+# the store; finish stops it, and a daemon that does not exit 0 fails the
+# test.
+#
 # Exit codes: 0 pass, 1 fail, 77 skip, 99 hard error.
 #
 # The sourcing script sets T (its name, for messages) before sourcing.
@@ -102,6 +108,10 @@ expect_fail() {
     check "$what" "$out" "$pat"
 }
 finish() {
+    if [ -n "${NIMBUSD_PID:-}" ] && ! nimbusd_stop; then
+        bad "nimbusd did not end cleanly" \
+            "$(tail -n 30 "$NIMBUSD_DIR/nimbusd.log" "$NIMBUSD_DIR/nimbusd.out")"
+    fi
     if [ "$fail" -eq 0 ]; then
         echo "PASS: $T"
     fi
@@ -267,6 +277,36 @@ label = ${3:-interop}
 kdf_iterations = 1000
 EOF
 }
+# remote_conf DIR: in remote mode, a nimbusd on the store DIR/store and the
+# clients' DIR/nimbus.conf naming it. Its `store` is a plain file, so that
+# a module that stayed embedded fails instead of passing on its own store.
+remote_conf() {
+    nimbusd_start "$1" "label = interop" ||
+        die "nimbusd did not start: $(tail -n 20 "$1/nimbusd.log" "$1/nimbusd.out")"
+    _pids+=("$NIMBUSD_PID")
+    remote_conf_clients "$1"
+}
+remote_conf_clients() {
+    echo "remote mode: must not be opened" >"$1/not-a-store"
+    {
+        echo "# $T: the clients of the test's nimbusd"
+        echo "store = $1/not-a-store"
+        cat "$1/client.conf"
+    } >"$1/nimbus.conf"
+}
+# store_conf_add LINE: a setting of the store (the daemon's in remote mode,
+# which is restarted with it); the clients started after see it.
+store_conf_add() {
+    if [ -z "${NIMBUS_TEST_REMOTE:-}" ]; then
+        echo "$1" >>"$NIMBUS_CONF"
+        return
+    fi
+    nimbusd_stop || bad "nimbusd did not stop cleanly before its restart"
+    NIMBUSD_LINES+=("$1")
+    nimbusd_restart || die "nimbusd did not restart with $1"
+    _pids+=("$NIMBUSD_PID")
+    remote_conf_clients "$NIMBUSD_DIR"
+}
 # mgmt COMMANDS: the installed nimbus-mgmt, scripted, confirmations on
 mgmt() { t 60 "$MGMT" -y -c "$1" 2>&1; }
 # fresh_store DIR [USER PASSWORD]...: a new store in DIR, nimbus.conf in
@@ -275,7 +315,11 @@ mgmt() { t 60 "$MGMT" -y -c "$1" 2>&1; }
 fresh_store() {
     local dir=$1 cmds o
     shift
-    write_conf "$dir/nimbus.conf" "$dir/store"
+    if [ -n "${NIMBUS_TEST_REMOTE:-}" ]; then
+        remote_conf "$dir"
+    else
+        write_conf "$dir/nimbus.conf" "$dir/store"
+    fi
     export NIMBUS_CONF=$dir/nimbus.conf
     cmds="loginHSM PRECO admin password; changePswd PRECO admin $CO_PW"
     while [ $# -ge 2 ]; do
@@ -437,6 +481,10 @@ interop_setup() {
     if ldd "$top/.libs/libnimbus-pkcs11.so" 2>/dev/null | grep -q libasan; then
         skip "sanitizer build: uninstrumented clients cannot load an ASan" \
             "module (the interop suite runs in the normal build)"
+    fi
+    if [ -n "${NIMBUS_TEST_REMOTE:-}" ]; then
+        . "$srcdir/tests/remote/lib.sh"
+        [ -x "$NIMBUSD" ] || die "remote mode: $NIMBUSD is not built"
     fi
     install_prefix
     tmp=$(mktemp -d "${TMPDIR:-/tmp}/nimbus-$T.XXXXXX") || die "mktemp"

@@ -183,10 +183,20 @@ done
 # libp11 does), and each worker signed on the token
 log=$(cat "$tmp/nimbus.log" 2>/dev/null)
 beside="config $PP/lib/pkcs11/../../etc/nimbus/nimbus.conf"
+# (in remote mode the store is the daemon's: each worker connected to it)
+store="store $tmp/store, "
+[ -n "${NIMBUS_TEST_REMOTE:-}" ] && store=".*"
 for w in "$master" $workers; do
     check "process $w found the configuration beside the module" "$log" \
-        "^nimbus\[$w\] .*initialized: store $tmp/store, $beside\$"
+        "^nimbus\[$w\] .*initialized: $store$beside\$"
 done
+if [ -n "${NIMBUS_TEST_REMOTE:-}" ]; then
+    dlog=$(cat "$NIMBUSD_DIR/nimbusd.log")
+    for w in $workers; do
+        check "worker $w has its own connection to nimbusd" "$dlog" \
+            "connected: unix:.* pid=$w\$"
+    done
+fi
 for w in $workers; do
     check "worker $w signed on the token" "$log" \
         "^nimbus\[$w\] .*C_Sign -> CKR_OK"

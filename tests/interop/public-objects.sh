@@ -107,7 +107,7 @@ check_not "p11tool lists no private key" "$out" "Type: Private key"
 check_not "p11tool lists no data object" "$out" "Label: notes"
 
 # ------------------------------------------------------------ hidden
-echo "public_objects = hidden" >>"$NIMBUS_CONF"
+store_conf_add "public_objects = hidden"
 expect_fail "hidden: pkcs11-tool finds no public key" "." \
     p11 --read-object --type pubkey --id 01 -o hidden.der
 expect_ok "hidden: pkcs11-tool lists objects" p11 -O

@@ -1,12 +1,19 @@
 /* p11util.c - loading the module, fresh stores, login and object helpers. */
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
+#include <netinet/in.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "p11util.h"
@@ -23,6 +30,13 @@ CK_C_GetFunctionList p11_get_function_list;
 static void *p11_handle;
 static char p11_tmpdir[PATH_MAX];
 static char p11_so_pw[64] = P11_SO_PW;
+
+/* Remote mode: the daemon of the current store. */
+#define P11_DAEMON_WAIT_MS 60000 /* sanitizer builds start slowly */
+#define P11_DAEMON_STOP_MS 60000
+#define P11_TLS_PORT_TRIES 3
+static pid_t p11_daemon = -1;
+static int p11_daemon_failures;
 
 /* ------------------------------------------------------------ loading */
 
@@ -233,21 +247,347 @@ const char *p11_write_file(const char *name, const char *text)
     return path;
 }
 
+/* ------------------------------------------------------------ remote */
+
+const char *p11_remote(void)
+{
+    const char *m = getenv("NIMBUS_TEST_REMOTE");
+
+    if (m == NULL || *m == '\0' || strcmp(m, "embedded") == 0) {
+        return NULL;
+    }
+    return m;
+}
+
+int p11_remote_failures(void)
+{
+    return p11_daemon_failures;
+}
+
+int p11_embedded_only(const char *why)
+{
+    if (p11_remote() == NULL) {
+        return 0;
+    }
+    /* Said out loud: a remote run never passes such a test silently. */
+    fprintf(stderr, "SKIP in remote mode (%s): %s\n", p11_remote(), why);
+    return 1;
+}
+
+int p11_group_wanted(const char *name)
+{
+    const char *g = getenv("NIMBUS_P11_GROUPS");
+    size_t len = strlen(name);
+
+    if (g == NULL || *g == '\0') {
+        return 1;
+    }
+    while (*g != '\0') {
+        size_t n = strcspn(g, ",");
+        if (n == len && strncmp(g, name, len) == 0) {
+            return 1;
+        }
+        g += n;
+        if (*g == ',') {
+            g++;
+        }
+    }
+    return 0;
+}
+
+/* The whole of a small file, NUL-terminated (static buffer; "" if none). */
+static const char *slurp(const char *path)
+{
+    static char buf[64 * 1024];
+    FILE *f = fopen(path, "r");
+    size_t n = 0;
+
+    buf[0] = '\0';
+    if (f != NULL) {
+        n = fread(buf, 1, sizeof(buf) - 1, f);
+        fclose(f);
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
+/* The daemon's log and stderr, on our stderr (when something went wrong). */
+static void daemon_dump(const char *why)
+{
+    char path[PATH_MAX + 32];
+    const char *text;
+    size_t len;
+
+    fprintf(stderr, "test_p11: nimbusd (pid %ld) %s\n", (long)p11_daemon, why);
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof(path), "%s/%s", p11_tmpdir,
+                 i == 0 ? "nimbusd.log" : "nimbusd.out");
+        text = slurp(path);
+        len = strlen(text);
+        /* the end is what matters */
+        fprintf(stderr, "--- %s\n%s\n", path,
+                len > 3000 ? text + len - 3000 : text);
+    }
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+/*
+ * Stops the daemon with SIGTERM; anything but a clean exit 0 (it died
+ * before, it crashed, it hung) is counted and its log printed.
+ */
+static void daemon_stop(void)
+{
+    int status = 0;
+    pid_t r = 0;
+
+    if (p11_daemon <= 0) {
+        return;
+    }
+    r = waitpid(p11_daemon, &status, WNOHANG);
+    if (r == p11_daemon) {
+        p11_daemon_failures++;
+        daemon_dump("died during the test");
+        p11_daemon = -1;
+        return;
+    }
+    kill(p11_daemon, SIGTERM);
+    for (long t = 0; t < P11_DAEMON_STOP_MS; t += 20) {
+        r = waitpid(p11_daemon, &status, WNOHANG);
+        if (r != 0) {
+            break;
+        }
+        sleep_ms(20);
+    }
+    if (r == 0) {
+        kill(p11_daemon, SIGKILL);
+        waitpid(p11_daemon, &status, 0);
+        p11_daemon_failures++;
+        daemon_dump("did not stop on SIGTERM");
+    } else if (r != p11_daemon || !WIFEXITED(status) ||
+               WEXITSTATUS(status) != 0) {
+        p11_daemon_failures++;
+        daemon_dump(WIFSIGNALED(status) ? "was killed by a signal"
+                                        : "exited with an error on SIGTERM");
+    }
+    p11_daemon = -1;
+}
+
+/* A port below the ephemeral range that nothing listens on right now. */
+static unsigned free_port(void)
+{
+    static unsigned seed;
+
+    if (seed == 0) {
+        seed = (unsigned)getpid() ^ (unsigned)time(NULL);
+    }
+    for (int i = 0; i < 500; i++) {
+        unsigned port = 20000 + (unsigned)(rand_r(&seed) % 12768);
+        struct sockaddr_in sa;
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        int ok;
+
+        assert_true(fd >= 0);
+        memset(&sa, 0, sizeof(sa));
+        sa.sin_family = AF_INET;
+        sa.sin_port = htons((uint16_t)port);
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        ok = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+        close(fd);
+        if (ok) {
+            return port;
+        }
+    }
+    fail_msg("no free port in 20000-32767");
+    return 0;
+}
+
+/* The PKI directory of a TLS run (made by the calling script). */
+static const char *pki_dir(void)
+{
+    const char *pki = getenv("NIMBUS_TEST_PKI");
+
+    if (pki == NULL || *pki == '\0') {
+        fail_msg("NIMBUS_TEST_REMOTE=tls needs NIMBUS_TEST_PKI (the "
+                 "throw-away CA of tests/remote/common.sh)");
+    }
+    return pki;
+}
+
+/*
+ * Starts nimbusd on p11_dir()/store with the keys of conf (the lines of
+ * the store's own configuration) and writes the endpoint the module must
+ * name into ep. Returns 0 when it listens; -1 when it exited first (a bad
+ * line in conf, which the module then reports too); -2 when it lost its
+ * TLS port to another process.
+ */
+static int daemon_start(const char *conf, char *ep, size_t eplen)
+{
+    char dconf[PATH_MAX * 4 + 4096], path[PATH_MAX + 32], log[PATH_MAX + 32];
+    const char *nimbusd = getenv("NIMBUSD");
+    const char *top = getenv("NIMBUS_TOP_BUILDDIR");
+    static char nimbusd_buf[PATH_MAX];
+    int n, status, fd;
+
+    if (nimbusd == NULL || *nimbusd == '\0') {
+        snprintf(nimbusd_buf, sizeof(nimbusd_buf), "%s/nimbusd",
+                 top != NULL && *top != '\0' ? top : ".");
+        nimbusd = nimbusd_buf;
+    }
+    if (strcmp(p11_remote(), "unix") == 0) {
+        n = snprintf(ep, eplen, "unix:%s/sock/nimbusd.sock", p11_tmpdir);
+    } else if (strcmp(p11_remote(), "tls") == 0) {
+        n = snprintf(ep, eplen, "tls:127.0.0.1:%u", free_port());
+    } else {
+        fail_msg("NIMBUS_TEST_REMOTE=%s: not unix, tls or embedded",
+                 p11_remote());
+        return -1;
+    }
+    assert_true(n > 0 && (size_t)n < eplen);
+    snprintf(log, sizeof(log), "%s/nimbusd.log", p11_tmpdir);
+    n = snprintf(dconf, sizeof(dconf),
+                 "%s# the daemon's own lines\nlog_level = info\n"
+                 "log_file = %s\nlisten = %s\n",
+                 conf, log, ep);
+    if (strcmp(p11_remote(), "tls") == 0) {
+        const char *pki = pki_dir();
+        n += snprintf(dconf + n, sizeof(dconf) - (size_t)n,
+                      "tls_cert = %s/server.pem\ntls_key = %s/server.key\n"
+                      "tls_ca = %s/ca.pem\n",
+                      pki, pki, pki);
+    }
+    assert_true(n > 0 && (size_t)n < sizeof(dconf));
+    snprintf(path, sizeof(path), "%s", p11_write_file("nimbusd.conf", dconf));
+    remove(log);
+
+    fflush(NULL);
+    p11_daemon = fork();
+    assert_true(p11_daemon >= 0);
+    if (p11_daemon == 0) {
+        char out[PATH_MAX + 32];
+
+        /* A killed test leaves no daemon behind. */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        snprintf(out, sizeof(out), "%s/nimbusd.out", p11_tmpdir);
+        fd = open(out, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
+        execl(nimbusd, "nimbusd", "-c", path, "--foreground", (char *)NULL);
+        fprintf(stderr, "exec %s: %s\n", nimbusd, strerror(errno));
+        _exit(127);
+    }
+    for (long t = 0; t < P11_DAEMON_WAIT_MS; t += 20) {
+        if (strstr(slurp(log), "ready: listening") != NULL) {
+            return 0;
+        }
+        if (waitpid(p11_daemon, &status, WNOHANG) == p11_daemon) {
+            const char *text = slurp(log);
+            int lost = strstr(text, "in use") != NULL;
+
+            if (!lost) {
+                daemon_dump("exited before it was ready");
+            }
+            p11_daemon = -1;
+            return lost ? -2 : -1;
+        }
+        sleep_ms(20);
+    }
+    daemon_dump("was not ready in time");
+    kill(p11_daemon, SIGKILL);
+    waitpid(p11_daemon, &status, 0);
+    p11_daemon = -1;
+    fail_msg("nimbusd was not ready after %d ms", P11_DAEMON_WAIT_MS);
+    return -1;
+}
+
+/*
+ * The module's configuration in remote mode: the daemon's endpoint, the
+ * test's keys (the front end reads some: max_sessions, default_user ...)
+ * and a `store` that is a plain file: a module that ran embedded instead
+ * of reaching the daemon fails at once rather than pass on a store of its
+ * own.
+ */
+static void write_client_conf(const char *extra_conf, const char *ep)
+{
+    char conf[PATH_MAX * 4 + 4096];
+    int n;
+
+    p11_write_file("not-a-store",
+                   "remote mode: the module must not open a store here\n");
+    n = snprintf(conf, sizeof(conf),
+                 "# written by test_p11: the module talks to nimbusd\n"
+                 "store = %s/not-a-store\nservers = %s\n%s%s",
+                 p11_tmpdir, ep, extra_conf != NULL ? extra_conf : "",
+                 extra_conf != NULL ? "\n" : "");
+    if (strcmp(p11_remote(), "tls") == 0) {
+        const char *pki = pki_dir();
+        n += snprintf(conf + n, sizeof(conf) - (size_t)n,
+                      "tls_cert = %s/client.pem\ntls_key = %s/client.key\n"
+                      "tls_ca = %s/ca.pem\n",
+                      pki, pki, pki);
+    }
+    assert_true(n > 0 && (size_t)n < sizeof(conf));
+    assert_int_equal(
+        setenv("NIMBUS_CONF", p11_write_file("nimbus.conf", conf), 1), 0);
+}
+
 void p11_cleanup(void)
 {
     if (p11 != NULL) {
         (void)p11->C_Finalize(NULL);
     }
+    daemon_stop();
     rm_tree(p11_tmpdir);
     p11_tmpdir[0] = '\0';
     snprintf(p11_so_pw, sizeof(p11_so_pw), "%s", P11_SO_PW);
 }
 
+/* The store's configuration: the daemon's in remote mode. */
+static void store_conf(const char *extra_conf, char *conf, size_t size)
+{
+    int n;
+
+    n = snprintf(conf, size, "# written by test_p11\nstore = %s/store\n",
+                 p11_tmpdir);
+    if (extra_conf == NULL || strstr(extra_conf, "kdf_iterations") == NULL) {
+        n += snprintf(conf + n, size - (size_t)n, "kdf_iterations = 1000\n");
+    }
+    if (extra_conf == NULL ||
+        strstr(extra_conf, "login_failure_limit") == NULL) {
+        n += snprintf(conf + n, size - (size_t)n, "login_failure_limit = 5\n");
+    }
+    if (extra_conf != NULL) {
+        n += snprintf(conf + n, size - (size_t)n, "%s\n", extra_conf);
+    }
+    assert_true(n > 0 && (size_t)n < size);
+}
+
+/* (Re)starts the daemon of the current store, retrying a lost TLS port. */
+static void daemon_up(const char *conf, char *ep, size_t eplen)
+{
+    int r = -2;
+
+    for (int i = 0; i < P11_TLS_PORT_TRIES && r == -2; i++) {
+        r = daemon_start(conf, ep, eplen);
+    }
+}
+
+/* The store configuration the daemon was last started with. */
+static char p11_store_conf[PATH_MAX * 2 + 4096];
+static char p11_client_extra[4096];
+
 CK_RV p11_fresh_rv(const char *extra_conf)
 {
     const char *tmp = getenv("TMPDIR");
-    char conf[PATH_MAX * 2 + 512];
-    int n;
+    char ep[PATH_MAX + 32];
 
     p11_cleanup();
     if (tmp == NULL || *tmp == '\0') {
@@ -255,23 +595,18 @@ CK_RV p11_fresh_rv(const char *extra_conf)
     }
     snprintf(p11_tmpdir, sizeof(p11_tmpdir), "%s/nimbus-p11-XXXXXX", tmp);
     assert_non_null(mkdtemp(p11_tmpdir));
-    n = snprintf(conf, sizeof(conf),
-                 "# written by test_p11\nstore = %s/store\n", p11_tmpdir);
-    if (extra_conf == NULL || strstr(extra_conf, "kdf_iterations") == NULL) {
-        n += snprintf(conf + n, sizeof(conf) - (size_t)n,
-                      "kdf_iterations = 1000\n");
+    store_conf(extra_conf, p11_store_conf, sizeof(p11_store_conf));
+    if (p11_remote() == NULL) {
+        assert_int_equal(setenv("NIMBUS_CONF",
+                                p11_write_file("nimbus.conf", p11_store_conf),
+                                1),
+                         0);
+        return p11->C_Initialize(NULL);
     }
-    if (extra_conf == NULL ||
-        strstr(extra_conf, "login_failure_limit") == NULL) {
-        n += snprintf(conf + n, sizeof(conf) - (size_t)n,
-                      "login_failure_limit = 5\n");
-    }
-    if (extra_conf != NULL) {
-        n += snprintf(conf + n, sizeof(conf) - (size_t)n, "%s\n", extra_conf);
-    }
-    assert_true(n > 0 && (size_t)n < sizeof(conf));
-    assert_int_equal(
-        setenv("NIMBUS_CONF", p11_write_file("nimbus.conf", conf), 1), 0);
+    snprintf(p11_client_extra, sizeof(p11_client_extra), "%s",
+             extra_conf != NULL ? extra_conf : "");
+    daemon_up(p11_store_conf, ep, sizeof(ep));
+    write_client_conf(p11_client_extra, ep);
     return p11->C_Initialize(NULL);
 }
 
@@ -282,7 +617,16 @@ void p11_fresh(const char *extra_conf)
 
 void p11_restart(void)
 {
+    char ep[PATH_MAX + 32];
+
     assert_rv(p11->C_Finalize(NULL), CKR_OK);
+    if (p11_remote() != NULL) {
+        /* What survives a restart must survive the daemon's. */
+        daemon_stop();
+        daemon_up(p11_store_conf, ep, sizeof(ep));
+        assert_true(p11_daemon > 0);
+        write_client_conf(p11_client_extra, ep);
+    }
     assert_rv(p11->C_Initialize(NULL), CKR_OK);
 }
 

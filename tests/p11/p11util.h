@@ -6,6 +6,16 @@
  * C_GetInterface("PKCS 11", {3, 0}). Every test that needs one gets a fresh
  * store: a temporary directory with its own nimbus.conf, named through
  * NIMBUS_CONF before C_Initialize.
+ *
+ * Remote mode (NIMBUS_TEST_REMOTE=unix or tls): every fresh store is a
+ * fresh nimbusd (NIMBUSD, else NIMBUS_TOP_BUILDDIR/nimbusd) started on that
+ * store in the same directory, with the configuration the test asked for;
+ * the module's own nimbus.conf then names the daemon (`servers = ...`) and
+ * the same keys (the front end reads some of them). Over TLS the daemon
+ * and the module use the certificates of NIMBUS_TEST_PKI (a directory the
+ * calling script filled with a throw-away CA: ca.pem, server.pem/.key,
+ * client.pem/.key). A daemon that does not exit 0 on SIGTERM is counted in
+ * p11_remote_failures().
  */
 #ifndef NIMBUS_P11UTIL_H
 #define NIMBUS_P11UTIL_H
@@ -70,10 +80,25 @@ CK_RV p11_fresh_rv(const char *extra_conf);
 const char *p11_dir(void);
 /* Writes text to p11_dir()/name; returns the full path (static buffer). */
 const char *p11_write_file(const char *name, const char *text);
-/* C_Finalize + C_Initialize(NULL) on the same store (asserts both). */
+/* C_Finalize + C_Initialize(NULL) on the same store (asserts both); in
+ * remote mode the daemon is restarted between the two. */
 void p11_restart(void);
-/* C_Finalize (any result) and remove the directory. */
+/* C_Finalize (any result), stop the daemon, remove the directory. */
 void p11_cleanup(void);
+
+/* "unix" or "tls" in remote mode, NULL when embedded. */
+const char *p11_remote(void);
+/*
+ * For a test that can only run embedded (it inspects the module's own
+ * store or memory): in remote mode prints why it is skipped and returns 1
+ * (the caller then calls skip()); 0 when embedded.
+ */
+int p11_embedded_only(const char *why);
+/* Daemons that died or did not stop cleanly so far (remote mode). */
+int p11_remote_failures(void);
+/* Whether a group named in NIMBUS_P11_GROUPS (comma-separated; unset or
+ * empty: every group) should run. */
+int p11_group_wanted(const char *name);
 
 /* cmocka setup/teardown: a fresh store with the default config. */
 int p11_setup(void **state);

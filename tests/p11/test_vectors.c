@@ -1742,5 +1742,10 @@ int main(void)
         free(names[i]);
     }
     unsetenv("NIMBUS_CONF");
+    if (p11_remote_failures() > 0) {
+        fprintf(stderr, "test_vectors: %d nimbusd run(s) did not end cleanly\n",
+                p11_remote_failures());
+        failed += p11_remote_failures();
+    }
     return failed > 90 ? 90 : failed;
 }
