@@ -1,0 +1,522 @@
+/*
+ * hostile - a client that attacks nimbusd over the raw transport
+ * (tests/remote/hostile.sh). The victim is a well-behaved connection of
+ * alice (a token object and a session object); the attacker speaks the
+ * protocol through src/wire/client.c where it needs valid requests and
+ * writes raw frames where it needs invalid ones.
+ *
+ *   hostile ENDPOINT ALICE_PW BOB_PW
+ *
+ * Checked: another connection's session ids and object ids (and guesses
+ * around them) are answered as if they never existed, never CKR_OK; a
+ * forged attach token is refused, and so is alice's real token from
+ * another uid (as root: a child that becomes nobody); bad frames, junk
+ * payloads, an unknown request kind, huge lengths and counts, a frame
+ * header of 4 GiB and a truncated frame get an error or a closed link;
+ * calls on a closed session, after logout and after the link that owned
+ * the connection closed answer errors. After every attack the victim's
+ * connection still works and its objects are unchanged.
+ * The shell checks that the daemon is still the same process and stops
+ * with exit 0.
+ * Exit: 0 all checks passed, 1 a check failed, 2 setup error.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <poll.h>
+#include <pwd.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/conf.h"
+#include "wire/client.h"
+#include "wire/transport.h"
+
+#define READ_MAX (8u << 20)
+#define GUESSES 64
+
+static struct config_endpoint ep;
+static int failures;
+
+static void check(bool ok, const char *what)
+{
+    if (ok) {
+        printf("ok: %s\n", what);
+    } else {
+        printf("FAIL: %s\n", what);
+        failures++;
+    }
+}
+
+static void check_rv(CK_RV got, CK_RV want, const char *what)
+{
+    if (got != want) {
+        printf("FAIL: %s: 0x%lx, expected 0x%lx\n", what, (unsigned long)got,
+               (unsigned long)want);
+        failures++;
+    } else {
+        printf("ok: %s\n", what);
+    }
+}
+
+static void check_not_ok(CK_RV got, const char *what)
+{
+    if (got == CKR_OK) {
+        printf("FAIL: %s: CKR_OK\n", what);
+        failures++;
+    } else {
+        printf("ok: %s: refused (0x%lx)\n", what, (unsigned long)got);
+    }
+}
+
+/* ------------------------------------------------------------ channels */
+
+struct chan {
+    wire_link_t *l;
+    wire_client_t *cl;
+};
+
+static bool xfer(void *ctx, const uint8_t *req, size_t len, uint8_t **resp,
+                 size_t *resp_len)
+{
+    wire_link_t *l = ctx;
+
+    if (wire_frame_write(l, req, len) != WIRE_IO_OK)
+        return false;
+    return wire_frame_read(l, READ_MAX, resp, resp_len) == WIRE_IO_OK;
+}
+
+static bool chan_connect(struct chan *c)
+{
+    char err[256];
+
+    memset(c, 0, sizeof(*c));
+    if (!wire_link_connect(&ep, NULL, &c->l, err, sizeof(err))) {
+        fprintf(stderr, "hostile: connect: %s\n", err);
+        return false;
+    }
+    if (wire_client_new(xfer, c->l, 0, &c->cl) != CKR_OK) {
+        wire_link_close(c->l);
+        return false;
+    }
+    return true;
+}
+
+/* A channel with its handshake: a new connection (token NULL) or an
+ * attach; the handshake's answer in *rv. */
+static bool chan_open(struct chan *c, const uint8_t *token,
+                      uint8_t token_out[WIRE_TOKEN_LEN], CK_RV *rv)
+{
+    if (!chan_connect(c))
+        return false;
+    *rv = wire_cl_hello(c->cl, "hostile", token, token_out);
+    return true;
+}
+
+static void chan_close(struct chan *c)
+{
+    wire_client_free(c->cl);
+    wire_link_close(c->l);
+    memset(c, 0, sizeof(*c));
+}
+
+/* ------------------------------------------------------------ objects */
+
+static const char SECRET[] = "alice's secret value";
+
+static CK_RV make_data(struct chan *c, hsm_sid_t sid, const char *label,
+                       CK_BBOOL token, hsm_oid_t *oid)
+{
+    CK_OBJECT_CLASS cls = CKO_DATA;
+    CK_BBOOL yes = CK_TRUE;
+    CK_ATTRIBUTE t[] = {
+        {CKA_CLASS, &cls, sizeof(cls)},
+        {CKA_TOKEN, &token, sizeof(token)},
+        {CKA_PRIVATE, &yes, sizeof(yes)},
+        {CKA_LABEL, (void *)label, strlen(label)},
+        {CKA_VALUE, (void *)SECRET, sizeof(SECRET) - 1},
+    };
+
+    return wire_cl_object_create(c->cl, sid, t, 5, oid);
+}
+
+/* Whether oid still holds SECRET, read by its owner. */
+static bool intact(struct chan *c, hsm_sid_t sid, hsm_oid_t oid)
+{
+    CK_ATTRIBUTE_TYPE ty = CKA_VALUE;
+    hsm_attr_t a;
+    bool ok;
+
+    memset(&a, 0, sizeof(a));
+    if (wire_cl_object_get(c->cl, sid, oid, &ty, 1, &a) != CKR_OK)
+        return false;
+    ok = a.len == sizeof(SECRET) - 1 && memcmp(a.value, SECRET, a.len) == 0;
+    free(a.value);
+    return ok;
+}
+
+/* Every way an intruder's connection could touch (sid, oid) of another. */
+static void intrude(struct chan *x, hsm_sid_t own_sid, hsm_sid_t sid,
+                    hsm_oid_t oid, const char *who)
+{
+    CK_ATTRIBUTE_TYPE ty = CKA_VALUE;
+    CK_BBOOL no = CK_FALSE;
+    CK_ATTRIBUTE set = {CKA_PRIVATE, &no, sizeof(no)};
+    hsm_oid_t *oids = NULL, copy = 0;
+    hsm_attr_t a;
+    size_t n = 0;
+    CK_ULONG size = 0;
+    uint8_t rnd[16];
+    char what[160];
+    int before = failures;
+    /* Session ids may be per connection: the victim's number can be the
+     * intruder's own session, which it may of course use. */
+    bool theirs = sid != own_sid;
+
+    memset(&a, 0, sizeof(a));
+    check_not_ok(wire_cl_object_get(x->cl, own_sid, oid, &ty, 1, &a),
+                 "read another's object");
+    free(a.value);
+    memset(&a, 0, sizeof(a));
+    check_not_ok(wire_cl_object_get(x->cl, sid, oid, &ty, 1, &a),
+                 "read through the victim's session id");
+    free(a.value);
+    check_not_ok(wire_cl_object_size(x->cl, own_sid, oid, &size),
+                 "size of another's object");
+    check_not_ok(wire_cl_object_set(x->cl, own_sid, oid, &set, 1),
+                 "set on another's object");
+    check_not_ok(wire_cl_object_copy(x->cl, own_sid, oid, NULL, 0, &copy),
+                 "copy another's object");
+    check_not_ok(wire_cl_object_destroy(x->cl, own_sid, oid),
+                 "destroy another's object");
+    check_not_ok(wire_cl_object_destroy(x->cl, sid, oid),
+                 "destroy through the victim's session id");
+    if (theirs) {
+        check_not_ok(wire_cl_object_find(x->cl, sid, NULL, 0, &oids, &n),
+                     "find in another's session");
+        free(oids);
+        check_not_ok(wire_cl_random(x->cl, sid, rnd, sizeof(rnd)),
+                     "random in another's session");
+        check_not_ok(wire_cl_session_close(x->cl, sid),
+                     "close another's session");
+    } else {
+        printf("note: %s: the victim's session id is also its own\n", who);
+    }
+    for (uint32_t g = 0; g < GUESSES; g++) {
+        hsm_sid_t s = sid + g - GUESSES / 2;
+        hsm_oid_t o = oid + g - GUESSES / 2;
+        if (s == own_sid)
+            continue;
+        memset(&a, 0, sizeof(a));
+        if (wire_cl_object_get(x->cl, s, o, &ty, 1, &a) == CKR_OK) {
+            printf("FAIL: %s: session %u object %llu answered\n", who,
+                   (unsigned)s, (unsigned long long)o);
+            failures++;
+        }
+        free(a.value);
+        if (s != sid && wire_cl_session_close(x->cl, s) == CKR_OK) {
+            printf("FAIL: %s: closed session %u\n", who, (unsigned)s);
+            failures++;
+        }
+    }
+    snprintf(what, sizeof(what), "%s reaches none of the victim's ids", who);
+    check(failures == before, what);
+}
+
+/* ------------------------------------------------------------ raw frames */
+
+/* Sends raw bytes on a fresh handshaken link; 0 when the daemon answers
+ * with an error reply or closes the link, never hangs past 5 s. */
+static void raw_attack(const char *what, const uint8_t *bytes, size_t n,
+                       bool handshake)
+{
+    struct chan c;
+    CK_RV rv = CKR_OK;
+    uint8_t *resp;
+    size_t len;
+    struct pollfd p;
+    bool ok = true;
+
+    if (handshake) {
+        if (!chan_open(&c, NULL, NULL, &rv) || rv != CKR_OK) {
+            check(false, what);
+            return;
+        }
+    } else if (!chan_connect(&c)) {
+        check(false, what);
+        return;
+    }
+    if (write(wire_link_fd(c.l), bytes, n) != (ssize_t)n) {
+        /* the daemon may close first: that is a refusal too */
+        chan_close(&c);
+        check(true, what);
+        return;
+    }
+    p.fd = wire_link_fd(c.l);
+    p.events = POLLIN;
+    if (poll(&p, 1, 5000) <= 0) {
+        ok = false; /* neither an answer nor a close */
+    } else if (wire_frame_read(c.l, READ_MAX, &resp, &len) == WIRE_IO_OK) {
+        /* an error reply is fine; CKR_OK would need a valid request */
+        free(resp);
+    }
+    chan_close(&c);
+    check(ok, what);
+}
+
+static void frame(uint8_t *out, const uint8_t *payload, uint32_t n)
+{
+    out[0] = (uint8_t)(n >> 24);
+    out[1] = (uint8_t)(n >> 16);
+    out[2] = (uint8_t)(n >> 8);
+    out[3] = (uint8_t)n;
+    memcpy(out + 4, payload, n);
+}
+
+static void raw_attacks(void)
+{
+    static const uint8_t big[4] = {0xff, 0xff, 0xff, 0xf0};
+    /* Request{id=5, field 999: bytes ""}: an unknown request kind */
+    static const uint8_t unknown[] = {0x08, 0x05, 0xba, 0x3e, 0x00};
+    /* Request{id=6, field 13 (login): bytes of declared length 2^40} */
+    static const uint8_t hugelen[] = {0x08, 0x06, 0x6a, 0x80, 0x80,
+                                      0x80, 0x80, 0x80, 0x20, 0x00};
+    /* a varint that never ends */
+    static const uint8_t badvarint[] = {0x08, 0xff, 0xff, 0xff, 0xff, 0xff,
+                                        0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+    uint8_t buf[4 + 4096];
+
+    raw_attack("a header announcing 4 GiB", big, sizeof(big), true);
+    raw_attack("a header announcing 4 GiB before the handshake", big,
+               sizeof(big), false);
+    frame(buf, unknown, sizeof(unknown));
+    raw_attack("an unknown request kind", buf, 4 + sizeof(unknown), true);
+    frame(buf, hugelen, sizeof(hugelen));
+    raw_attack("a field declaring 2^40 bytes", buf, 4 + sizeof(hugelen), true);
+    frame(buf, badvarint, sizeof(badvarint));
+    raw_attack("an endless varint", buf, 4 + sizeof(badvarint), true);
+    frame(buf, unknown, 0);
+    raw_attack("an empty frame", buf, 4, true);
+    raw_attack("an empty frame before the handshake", buf, 4, false);
+    /* a frame announcing 100 bytes, 10 sent, then nothing (the close) */
+    buf[0] = 0, buf[1] = 0, buf[2] = 0, buf[3] = 100;
+    memset(buf + 4, 0x41, 10);
+    {
+        struct chan c;
+        CK_RV rv;
+        bool ok = chan_open(&c, NULL, NULL, &rv) && rv == CKR_OK &&
+                  write(wire_link_fd(c.l), buf, 14) == 14;
+        if (ok)
+            chan_close(&c);
+        check(ok, "a truncated frame, then the link closed");
+    }
+    /* 200 frames of random bytes, before and after a handshake */
+    for (int i = 0; i < 200; i++) {
+        uint32_t n = 1 + (uint32_t)(i * 37 % 4000);
+        if (getrandom(buf + 4, n, 0) != (ssize_t)n)
+            break;
+        frame(buf, buf + 4, n);
+        raw_attack(i == 0 ? "random payloads (200)" : "random payload", buf,
+                   4 + n, i % 2 == 0);
+    }
+}
+
+/* ------------------------------------------------------------ templates */
+
+static void huge_templates(struct chan *x, hsm_sid_t sid)
+{
+    CK_OBJECT_CLASS cls = CKO_DATA;
+    CK_BBOOL yes = CK_TRUE;
+    size_t big = 3u << 20, count = 100000;
+    uint8_t *v = calloc(1, big);
+    CK_ATTRIBUTE *t = calloc(count, sizeof(*t));
+    hsm_oid_t oid = 0;
+
+    if (v == NULL || t == NULL) {
+        free(v);
+        free(t);
+        check(false, "memory for the huge templates");
+        return;
+    }
+    {
+        CK_ATTRIBUTE one[] = {
+            {CKA_CLASS, &cls, sizeof(cls)},
+            {CKA_TOKEN, &yes, sizeof(yes)},
+            {CKA_VALUE, v, big},
+        };
+        check_not_ok(wire_cl_object_create(x->cl, sid, one, 3, &oid),
+                     "a 3 MiB attribute value");
+    }
+    for (size_t i = 0; i < count; i++) {
+        t[i].type = CKA_VENDOR_DEFINED + i;
+        t[i].pValue = &yes;
+        t[i].ulValueLen = 1;
+    }
+    t[0].type = CKA_CLASS;
+    t[0].pValue = &cls;
+    t[0].ulValueLen = sizeof(cls);
+    check_not_ok(wire_cl_object_create(x->cl, sid, t, count, &oid),
+                 "a template of 100,000 attributes");
+    free(v);
+    free(t);
+}
+
+/* ------------------------------------------------------------ another uid */
+
+/* As root: a child that becomes nobody presents alice's real token. */
+static void other_uid_attach(const uint8_t token[WIRE_TOKEN_LEN])
+{
+    struct passwd *pw = getpwnam("nobody");
+    struct group *gr = getgrnam("nogroup");
+    int status = 0;
+    pid_t pid;
+
+    if (geteuid() != 0 || pw == NULL || gr == NULL) {
+        printf("note: not root (or no nobody/nogroup): the other-uid attach "
+               "is not tried\n");
+        return;
+    }
+    fflush(NULL);
+    pid = fork();
+    if (pid == 0) {
+        struct chan c;
+        CK_RV rv = CKR_OK;
+
+        if (setgroups(0, NULL) != 0 || setgid(gr->gr_gid) != 0 ||
+            setuid(pw->pw_uid) != 0)
+            _exit(2);
+        if (!chan_open(&c, token, NULL, &rv))
+            _exit(3); /* cannot even connect: see the daemon's conf */
+        chan_close(&c);
+        _exit(rv == CKR_OK ? 1 : 0);
+    }
+    check(pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
+              WEXITSTATUS(status) == 0,
+          "alice's attach token from another uid (nobody) is refused");
+}
+
+/* ------------------------------------------------------------ main */
+
+int main(int argc, char **argv)
+{
+    struct chan a, a2, b, f;
+    uint8_t token[WIRE_TOKEN_LEN], forged[WIRE_TOKEN_LEN];
+    hsm_sid_t sa = 0, sa2 = 0, sb = 0;
+    hsm_oid_t tok = 0, sess = 0, *oids = NULL;
+    const char *why;
+    size_t n = 0;
+    CK_RV rv = CKR_OK;
+
+    if (argc != 4) {
+        fprintf(stderr, "usage: hostile ENDPOINT ALICE_PW BOB_PW\n");
+        return 2;
+    }
+    why = config_parse_endpoint(argv[1], &ep);
+    if (why != NULL || ep.kind != CONFIG_EP_UNIX) {
+        fprintf(stderr, "hostile: %s: %s\n", argv[1], why ? why : "not unix");
+        return 2;
+    }
+    setvbuf(stdout, NULL, _IOLBF, 0);
+
+    /* The victim: alice, a token object and a session object. */
+    if (!chan_open(&a, NULL, token, &rv) || rv != CKR_OK ||
+        wire_cl_login(a.cl, HSM_LOGIN_USER, "alice", (uint8_t *)argv[2],
+                      strlen(argv[2])) != CKR_OK ||
+        wire_cl_session_open(a.cl, true, &sa) != CKR_OK ||
+        make_data(&a, sa, "victim-token", CK_TRUE, &tok) != CKR_OK ||
+        make_data(&a, sa, "victim-session", CK_FALSE, &sess) != CKR_OK) {
+        fprintf(stderr, "hostile: the victim's setup failed\n");
+        return 2;
+    }
+
+    /* An attacker with a login of its own, and one with none. */
+    if (!chan_open(&b, NULL, NULL, &rv) || rv != CKR_OK ||
+        wire_cl_login(b.cl, HSM_LOGIN_USER, "bob", (uint8_t *)argv[3],
+                      strlen(argv[3])) != CKR_OK ||
+        wire_cl_session_open(b.cl, true, &sb) != CKR_OK) {
+        fprintf(stderr, "hostile: the attacker's setup failed\n");
+        return 2;
+    }
+    intrude(&b, sb, sa, tok, "bob, logged in (token object)");
+    intrude(&b, sb, sa, sess, "bob, logged in (session object)");
+    huge_templates(&b, sb);
+    check_rv(wire_cl_object_find(b.cl, sb, NULL, 0, &oids, &n), CKR_OK,
+             "bob finds in his own session");
+    for (size_t i = 0; i < n; i++)
+        check(oids[i] != tok && oids[i] != sess,
+              "bob's find lists none of alice's objects");
+    free(oids);
+    oids = NULL;
+    check_rv(wire_cl_logout(b.cl), CKR_OK, "bob logs out");
+    intrude(&b, sb, sa, tok, "bob, logged out");
+
+    /* Attach tokens: forged ones, and the real one from another uid. */
+    for (int i = 0; i < 3; i++) {
+        memcpy(forged, token, sizeof(forged));
+        forged[i * 13 % WIRE_TOKEN_LEN] ^= 0x01;
+        if (!chan_open(&f, forged, NULL, &rv))
+            rv = CKR_DEVICE_REMOVED; /* closed: refused */
+        else
+            chan_close(&f);
+        check(rv != CKR_OK, "a forged attach token is refused");
+    }
+    other_uid_attach(token);
+
+    /* Bad frames and payloads, huge lengths and counts. */
+    raw_attacks();
+
+    /* The victim is unharmed. */
+    check(intact(&a, sa, tok), "alice's token object is intact");
+    check(intact(&a, sa, sess), "alice's session object is intact");
+
+    /* Calls after close. */
+    check_rv(wire_cl_session_close(a.cl, sa), CKR_OK, "alice closes");
+    check_rv(wire_cl_object_find(a.cl, sa, NULL, 0, &oids, &n),
+             CKR_SESSION_HANDLE_INVALID, "a find on the closed session");
+    free(oids);
+    oids = NULL;
+    check_rv(wire_cl_session_close(a.cl, sa), CKR_SESSION_HANDLE_INVALID,
+             "closing it again");
+    check_rv(wire_cl_session_open(a.cl, true, &sa2), CKR_OK, "a new session");
+    check(sa2 != sa, "the new session id is not the closed one");
+    check(!intact(&a, sa2, sess), "the session object ended with its session");
+    check(intact(&a, sa2, tok), "the token object stays");
+    check_rv(wire_cl_logout(a.cl), CKR_OK, "alice logs out");
+    check_not_ok(make_data(&a, sa2, "after-logout", CK_TRUE, &tok),
+                 "a create after logout");
+    /* The same uid attaches with the real token (what the refusals above
+     * are measured against), sees the connection's session; then the
+     * connection ends with its last link and the token names nothing. */
+    check(chan_open(&a2, token, NULL, &rv) && rv == CKR_OK,
+          "alice's own uid attaches with her token");
+    check_rv(wire_cl_random(a2.cl, sa2, (uint8_t[8]){0}, 8), CKR_OK,
+             "the attached link uses the connection's session");
+    chan_close(&a2);
+    chan_close(&a);
+    /* The daemon notices the close on its own thread: until then an
+     * attach may still find the connection (and keeps it alive while it
+     * is open); within 5 s it must be gone. */
+    for (int i = 0; i < 100; i++) {
+        if (!chan_open(&a2, token, NULL, &rv))
+            rv = CKR_DEVICE_REMOVED;
+        else
+            chan_close(&a2);
+        if (rv != CKR_OK)
+            break;
+        usleep(50000);
+    }
+    check(rv != CKR_OK, "the token of an ended connection is refused");
+    check_rv(wire_cl_random(b.cl, sa2, (uint8_t[8]){0}, 8),
+             CKR_SESSION_HANDLE_INVALID, "the ended connection's session");
+    chan_close(&b);
+
+    printf("%d failure(s)\n", failures);
+    return failures == 0 ? 0 : 1;
+}
