@@ -17,6 +17,7 @@
  * Exit status: 0 success, 1 failure (the failing call and its CK_RV are
  * printed on stderr), 2 usage error.
  */
+#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <stdint.h>
@@ -670,6 +671,81 @@ static int cmd_hold(char **argv)
     return 0;
 }
 
+/*
+ * together NAME:PW LABEL DIR N: logs in, creates LABEL, makes the file
+ * DIR/LABEL, and waits (up to 300 s, logged in, its session open) until
+ * DIR holds N files: N such processes are all connected at once. Then it
+ * finds its object again and checks its value: "done LABEL".
+ */
+static int cmd_together(char **argv)
+{
+    unsigned char value[VALUE_LEN * 2], want[VALUE_LEN];
+    char path[4096];
+    unsigned long n, waited = 0;
+    CK_OBJECT_HANDLE *h = NULL;
+    CK_ATTRIBUTE lt[] = {{CKA_LABEL, argv[1], strlen(argv[1])}};
+    CK_ATTRIBUTE a = {CKA_VALUE, value, sizeof(value)};
+    CK_SESSION_HANDLE s;
+    CK_ULONG found;
+    FILE *f;
+    int r;
+    CK_RV rv;
+
+    r = parse_count(argv[3], &n);
+    if (r != 0)
+        return r;
+    r = open_login(CKU_USER, argv[0], &s);
+    if (r != 0)
+        return r;
+    rv = create_data(s, argv[1]);
+    if (rv != CKR_OK)
+        return fail("C_CreateObject", rv);
+    snprintf(path, sizeof(path), "%s/%s", argv[2], argv[1]);
+    f = fopen(path, "w");
+    if (f == NULL || fclose(f) != 0) {
+        fprintf(stderr, "p11_writer: %s: %s\n", path, strerror(errno));
+        return 1;
+    }
+    for (;;) {
+        unsigned long have = 0;
+        DIR *d = opendir(argv[2]);
+        struct dirent *e;
+
+        while (d != NULL && (e = readdir(d)) != NULL)
+            have += e->d_name[0] != '.';
+        if (d != NULL)
+            closedir(d);
+        if (have >= n)
+            break;
+        if (waited >= 300000) {
+            fprintf(stderr, "p11_writer: only %lu of %lu arrived\n", have, n);
+            return 1;
+        }
+        sleep_ms(50);
+        waited += 50;
+    }
+    rv = find_all(s, lt, 1, &h, &found);
+    if (rv != CKR_OK)
+        return fail("C_FindObjects*", rv);
+    if (found != 1) {
+        free(h);
+        fprintf(stderr, "p11_writer: %lu objects labelled %s\n",
+                (unsigned long)found, argv[1]);
+        return 1;
+    }
+    rv = fl->C_GetAttributeValue(s, h[0], &a, 1);
+    free(h);
+    if (rv != CKR_OK)
+        return fail("C_GetAttributeValue", rv);
+    value_for(argv[1], want);
+    if (a.ulValueLen != VALUE_LEN || memcmp(value, want, VALUE_LEN) != 0) {
+        fprintf(stderr, "p11_writer: %s has another value\n", argv[1]);
+        return 1;
+    }
+    printf("done %s\n", argv[1]);
+    return 0;
+}
+
 /* info: token flags (hex and names) and label. */
 static int cmd_info(char **argv)
 {
@@ -729,6 +805,7 @@ static const struct command commands[] = {
     {"loginuser", 3, 3, cmd_loginuser, "loginuser so|user|au|NUM NAME PW"},
     {"info", 0, 0, cmd_info, "info"},
     {"hold", 1, 1, cmd_hold, "hold NAME:PW (then commands on stdin)"},
+    {"together", 4, 4, cmd_together, "together NAME:PW LABEL DIR N"},
 };
 
 static int usage(void)

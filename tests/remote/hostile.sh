@@ -5,7 +5,7 @@
 # never crashes nimbusd nor reaches the victim's objects; afterwards the
 # same daemon process serves a well-behaved client, its store is sound,
 # and SIGTERM ends it with 0.
-. "$(dirname "$0")/common.sh"
+. "$(dirname "$0")/proc.sh"
 
 setup_store
 start_daemon

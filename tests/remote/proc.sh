@@ -1,4 +1,4 @@
-# common.sh - the process tests of tests/remote/ (bash, sourced): a temp
+# proc.sh - the process tests of tests/remote/ (bash, sourced): a temp
 # dir, a store made by nimbus-mgmt, nimbusd on it (lib.sh), cleanup.
 # Exit codes: 0 pass, 1 fail, 77 skip, 99 hard error.
 set -u
