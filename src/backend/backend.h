@@ -8,12 +8,18 @@
  * becomes backend_conn_t, hsm_x() becomes backend_x(). The types that
  * cross (ids, hsm_token_info_t, hsm_attr_t, hsm_mech_info_t ...) are
  * hsm.h's plain-data types. Callers include this header, never hsm.h's
- * functions; nothing but embedded.c calls the core.
+ * functions; nothing but embedded.c calls the core (tests/backend/seam.sh
+ * checks the objects). hsm_open/hsm_close are backend_open/backend_close;
+ * hsm_conn_set_peer has no entry: nimbusd records the peer it
+ * authenticated, a client does not get to name itself.
  *
  * What a remote implementation relies on:
  * - Plain data in and out. Every argument is a value, a byte string with
- *   its length, an attribute template, or an output the callee fills. A
- *   buffer handed in is read during the call only; nothing is kept.
+ *   its length, an attribute template, a mechanism already decoded into a
+ *   hsm_mech_t (common/mechparam.h: the caller decodes the PKCS#11 layout
+ *   once and writes back what flows to the application, e.g. a GCM IV the
+ *   token made, from the call's outputs), or an output the callee fills.
+ *   A buffer handed in is read during the call only; nothing is kept.
  *   Outputs documented as malloc'd in hsm.h are released with free(),
  *   whoever made them; attribute values (backend_object_get,
  *   backend_template_parse) with backend_attrs_free of the same backend,
