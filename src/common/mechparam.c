@@ -635,197 +635,144 @@ CK_RV hsm_mech_decode_msg(CK_MECHANISM_TYPE type, const void *param,
 
 /* ------------------------------------------------------------ free, copy */
 
-static void oaep_free(hsm_mp_oaep_t *o)
+/* The byte strings a layout owns (besides the SP 800-108 data params),
+ * for free, copy and check to walk alike. */
+#define MP_STRINGS_MAX 3
+
+static size_t mech_strings(hsm_mech_t *m, hsm_bytes_t *s[MP_STRINGS_MAX])
 {
-    bytes_free(&o->source_data);
+    size_t n = 0;
+
+#define S(field) (s[n++] = &m->u.field)
+    switch (m->layout) {
+    case HSM_MP_BYTES:
+        S(bytes);
+        break;
+    case HSM_MP_RSA_OAEP:
+        S(oaep.source_data);
+        break;
+    case HSM_MP_EDDSA:
+        S(eddsa.context);
+        break;
+    case HSM_MP_ECDH1:
+        S(ecdh1.shared_data);
+        S(ecdh1.public_data);
+        break;
+    case HSM_MP_GCM:
+        S(gcm.iv);
+        S(gcm.aad);
+        break;
+    case HSM_MP_CCM:
+        S(ccm.nonce);
+        S(ccm.aad);
+        break;
+    case HSM_MP_CHACHA20_POLY1305:
+        S(chacha.nonce);
+        S(chacha.aad);
+        break;
+    case HSM_MP_RSA_AES_KEY_WRAP:
+        S(rsa_aes.oaep.source_data);
+        break;
+    case HSM_MP_HKDF:
+        S(hkdf.salt);
+        S(hkdf.info);
+        break;
+    case HSM_MP_SP800_108:
+    case HSM_MP_SP800_108_FEEDBACK:
+        S(kbkdf.iv);
+        break;
+    case HSM_MP_PBKDF2:
+        S(pbkdf2.salt);
+        S(pbkdf2.prf_data);
+        S(pbkdf2.password);
+        break;
+    case HSM_MP_KEY_DERIVATION_STRING:
+        S(string);
+        break;
+    case HSM_MP_AES_CBC_ENCRYPT_DATA:
+        S(cbc_data.data);
+        break;
+    case HSM_MP_GCM_MESSAGE:
+        S(gcm_msg.iv);
+        S(gcm_msg.tag);
+        break;
+    case HSM_MP_CCM_MESSAGE:
+        S(ccm_msg.nonce);
+        S(ccm_msg.mac);
+        break;
+    case HSM_MP_CHACHA20_POLY1305_MESSAGE:
+        S(chacha_msg.nonce);
+        S(chacha_msg.tag);
+        break;
+    default:
+        break;
+    }
+#undef S
+    return n;
 }
 
-static void kbkdf_free(hsm_mech_t *m)
+static bool mech_has_params(const hsm_mech_t *m)
 {
-    for (size_t i = 0; i < m->u.kbkdf.n_params; i++) {
-        bytes_free(&m->u.kbkdf.params[i].bytes);
-    }
-    free(m->u.kbkdf.params);
-    bytes_free(&m->u.kbkdf.iv);
+    return m->layout == HSM_MP_SP800_108 ||
+           m->layout == HSM_MP_SP800_108_FEEDBACK;
 }
 
 void hsm_mech_free(hsm_mech_t *m)
 {
+    hsm_bytes_t *s[MP_STRINGS_MAX];
+    size_t n;
+
     if (m == NULL) {
         return;
     }
-    switch (m->layout) {
-    case HSM_MP_BYTES:
-        bytes_free(&m->u.bytes);
-        break;
-    case HSM_MP_RSA_OAEP:
-        oaep_free(&m->u.oaep);
-        break;
-    case HSM_MP_EDDSA:
-        bytes_free(&m->u.eddsa.context);
-        break;
-    case HSM_MP_ECDH1:
-        bytes_free(&m->u.ecdh1.shared_data);
-        bytes_free(&m->u.ecdh1.public_data);
-        break;
-    case HSM_MP_GCM:
-        bytes_free(&m->u.gcm.iv);
-        bytes_free(&m->u.gcm.aad);
-        break;
-    case HSM_MP_CCM:
-        bytes_free(&m->u.ccm.nonce);
-        bytes_free(&m->u.ccm.aad);
-        break;
-    case HSM_MP_CHACHA20_POLY1305:
-        bytes_free(&m->u.chacha.nonce);
-        bytes_free(&m->u.chacha.aad);
-        break;
-    case HSM_MP_RSA_AES_KEY_WRAP:
-        oaep_free(&m->u.rsa_aes.oaep);
-        break;
-    case HSM_MP_HKDF:
-        bytes_free(&m->u.hkdf.salt);
-        bytes_free(&m->u.hkdf.info);
-        break;
-    case HSM_MP_SP800_108:
-    case HSM_MP_SP800_108_FEEDBACK:
-        kbkdf_free(m);
-        break;
-    case HSM_MP_PBKDF2:
-        bytes_free(&m->u.pbkdf2.salt);
-        bytes_free(&m->u.pbkdf2.prf_data);
-        bytes_free(&m->u.pbkdf2.password);
-        break;
-    case HSM_MP_KEY_DERIVATION_STRING:
-        bytes_free(&m->u.string);
-        break;
-    case HSM_MP_AES_CBC_ENCRYPT_DATA:
-        bytes_free(&m->u.cbc_data.data);
-        break;
-    case HSM_MP_GCM_MESSAGE:
-        bytes_free(&m->u.gcm_msg.iv);
-        bytes_free(&m->u.gcm_msg.tag);
-        break;
-    case HSM_MP_CCM_MESSAGE:
-        bytes_free(&m->u.ccm_msg.nonce);
-        bytes_free(&m->u.ccm_msg.mac);
-        break;
-    case HSM_MP_CHACHA20_POLY1305_MESSAGE:
-        bytes_free(&m->u.chacha_msg.nonce);
-        bytes_free(&m->u.chacha_msg.tag);
-        break;
-    default:
-        break;
+    n = mech_strings(m, s);
+    for (size_t i = 0; i < n; i++) {
+        bytes_free(s[i]);
+    }
+    if (mech_has_params(m) && m->u.kbkdf.params != NULL) {
+        for (size_t i = 0; i < m->u.kbkdf.n_params; i++) {
+            bytes_free(&m->u.kbkdf.params[i].bytes);
+        }
+        free(m->u.kbkdf.params);
     }
     util_wipe(m, sizeof(*m));
 }
 
 CK_RV hsm_mech_copy(const hsm_mech_t *src, hsm_mech_t *dst)
 {
-    /* The byte strings of each layout, as offsets, so that one loop copies
-     * them all. */
-    hsm_bytes_t *dstb[4] = {NULL};
-    const hsm_bytes_t *srcb[4] = {NULL};
-    size_t nb = 0;
+    hsm_bytes_t *ds[MP_STRINGS_MAX], *ss[MP_STRINGS_MAX];
+    size_t n;
     CK_RV rv = CKR_OK;
 
-#define B(field)                                                               \
-    do {                                                                       \
-        srcb[nb] = &src->u.field;                                              \
-        dstb[nb++] = &dst->u.field;                                            \
-    } while (0)
-
     *dst = *src;
-    switch (src->layout) {
-    case HSM_MP_BYTES:
-        B(bytes);
-        break;
-    case HSM_MP_RSA_OAEP:
-        B(oaep.source_data);
-        break;
-    case HSM_MP_EDDSA:
-        B(eddsa.context);
-        break;
-    case HSM_MP_ECDH1:
-        B(ecdh1.shared_data);
-        B(ecdh1.public_data);
-        break;
-    case HSM_MP_GCM:
-        B(gcm.iv);
-        B(gcm.aad);
-        break;
-    case HSM_MP_CCM:
-        B(ccm.nonce);
-        B(ccm.aad);
-        break;
-    case HSM_MP_CHACHA20_POLY1305:
-        B(chacha.nonce);
-        B(chacha.aad);
-        break;
-    case HSM_MP_RSA_AES_KEY_WRAP:
-        B(rsa_aes.oaep.source_data);
-        break;
-    case HSM_MP_HKDF:
-        B(hkdf.salt);
-        B(hkdf.info);
-        break;
-    case HSM_MP_SP800_108:
-    case HSM_MP_SP800_108_FEEDBACK:
-        B(kbkdf.iv);
-        break;
-    case HSM_MP_PBKDF2:
-        B(pbkdf2.salt);
-        B(pbkdf2.prf_data);
-        B(pbkdf2.password);
-        break;
-    case HSM_MP_KEY_DERIVATION_STRING:
-        B(string);
-        break;
-    case HSM_MP_AES_CBC_ENCRYPT_DATA:
-        B(cbc_data.data);
-        break;
-    case HSM_MP_GCM_MESSAGE:
-        B(gcm_msg.iv);
-        B(gcm_msg.tag);
-        break;
-    case HSM_MP_CCM_MESSAGE:
-        B(ccm_msg.nonce);
-        B(ccm_msg.mac);
-        break;
-    case HSM_MP_CHACHA20_POLY1305_MESSAGE:
-        B(chacha_msg.nonce);
-        B(chacha_msg.tag);
-        break;
-    default:
-        break;
+    /* the same fields in the same order: src only read through ss */
+    (void)mech_strings((hsm_mech_t *)src, ss);
+    /* Nothing of src is shared: first every owned part of dst emptied
+     * (so that a failure frees only copies), then each copied. */
+    n = mech_strings(dst, ds);
+    for (size_t i = 0; i < n; i++) {
+        ds[i]->data = NULL;
+        ds[i]->len = 0;
     }
-#undef B
-    /* Nothing of src is shared until each owned part is copied. */
-    for (size_t i = 0; i < nb; i++) {
-        dstb[i]->data = NULL;
-        dstb[i]->len = 0;
-    }
-    if (src->layout == HSM_MP_SP800_108 ||
-        src->layout == HSM_MP_SP800_108_FEEDBACK) {
+    if (mech_has_params(dst)) {
         dst->u.kbkdf.params = NULL;
         dst->u.kbkdf.n_params = 0;
     }
-    for (size_t i = 0; i < nb && rv == CKR_OK; i++) {
-        rv = bytes_dup(srcb[i], dstb[i]);
+    for (size_t i = 0; i < n && rv == CKR_OK; i++) {
+        rv = bytes_dup(ss[i], ds[i]);
     }
-    if (rv == CKR_OK &&
-        (src->layout == HSM_MP_SP800_108 ||
-         src->layout == HSM_MP_SP800_108_FEEDBACK) &&
-        src->u.kbkdf.n_params > 0) {
-        size_t n = src->u.kbkdf.n_params;
+    if (rv == CKR_OK && mech_has_params(src) && src->u.kbkdf.n_params > 0) {
+        size_t np = src->u.kbkdf.n_params;
 
-        dst->u.kbkdf.params = calloc(n, sizeof(*dst->u.kbkdf.params));
+        dst->u.kbkdf.params = calloc(np, sizeof(*dst->u.kbkdf.params));
         if (dst->u.kbkdf.params == NULL) {
             rv = CKR_HOST_MEMORY;
         } else {
-            dst->u.kbkdf.n_params = n;
-            for (size_t i = 0; i < n && rv == CKR_OK; i++) {
+            dst->u.kbkdf.n_params = np;
+            for (size_t i = 0; i < np && rv == CKR_OK; i++) {
                 dst->u.kbkdf.params[i] = src->u.kbkdf.params[i];
+                dst->u.kbkdf.params[i].bytes.data = NULL;
+                dst->u.kbkdf.params[i].bytes.len = 0;
                 rv = bytes_dup(&src->u.kbkdf.params[i].bytes,
                                &dst->u.kbkdf.params[i].bytes);
             }
@@ -835,6 +782,55 @@ CK_RV hsm_mech_copy(const hsm_mech_t *src, hsm_mech_t *dst)
         hsm_mech_free(dst);
     }
     return rv;
+}
+
+/* ------------------------------------------------------------ check */
+
+static bool bytes_ok(const hsm_bytes_t *b, size_t max)
+{
+    return b->len <= max && (b->len == 0 || (b->data != NULL && b->present));
+}
+
+CK_RV hsm_mech_check(const hsm_mech_t *m)
+{
+    hsm_mech_t *mm = (hsm_mech_t *)m; /* mech_strings only points */
+    hsm_bytes_t *s[MP_STRINGS_MAX];
+    size_t n;
+
+    if (m == NULL) {
+        return CKR_ARGUMENTS_BAD;
+    }
+    if ((unsigned)m->layout >= HSM_MP_COUNT) {
+        return BAD;
+    }
+    n = mech_strings(mm, s);
+    for (size_t i = 0; i < n; i++) {
+        if (!bytes_ok(s[i], HSM_MECH_BYTES_MAX)) {
+            return BAD;
+        }
+    }
+    switch (m->layout) {
+    case HSM_MP_GCM_MESSAGE:
+        return bytes_ok(&m->u.gcm_msg.tag, HSM_MECH_TAG_MAX) ? CKR_OK : BAD;
+    case HSM_MP_CCM_MESSAGE:
+        return bytes_ok(&m->u.ccm_msg.mac, HSM_MECH_TAG_MAX) ? CKR_OK : BAD;
+    case HSM_MP_CHACHA20_POLY1305_MESSAGE:
+        return bytes_ok(&m->u.chacha_msg.tag, HSM_MECH_TAG_MAX) ? CKR_OK : BAD;
+    case HSM_MP_SP800_108:
+    case HSM_MP_SP800_108_FEEDBACK:
+        if (m->u.kbkdf.n_params > HSM_MECH_DATA_PARAMS_MAX ||
+            (m->u.kbkdf.n_params > 0 && m->u.kbkdf.params == NULL)) {
+            return BAD;
+        }
+        for (size_t i = 0; i < m->u.kbkdf.n_params; i++) {
+            if (!bytes_ok(&m->u.kbkdf.params[i].bytes, HSM_MECH_BYTES_MAX)) {
+                return BAD;
+            }
+        }
+        return CKR_OK;
+    default:
+        return CKR_OK;
+    }
 }
 
 /* ------------------------------------------------------------ references */

@@ -42,7 +42,9 @@
 #define HSM_MECH_TAG_MAX 16
 
 /* An owned byte string. present: the caller's pointer was not NULL (some
- * layouts give NULL a meaning of its own, e.g. a GCM IV the token makes). */
+ * layouts give NULL a meaning of its own, e.g. a GCM IV the token makes);
+ * always true when len is not 0 (hsm_mech_check). On the wire: an
+ * optional bytes field, present or not. */
 typedef struct {
     uint8_t *data; /* malloc'd, NULL when len is 0 */
     size_t len;
@@ -240,6 +242,18 @@ void hsm_mech_free(hsm_mech_t *m);
 
 /* A deep copy (for a caller that keeps a parameter beyond a call). */
 CK_RV hsm_mech_copy(const hsm_mech_t *src, hsm_mech_t *dst);
+
+/*
+ * For an hsm_mech_t built other than by the decoders (the wire server
+ * from a request): the invariants the decoders establish and the core
+ * relies on. A layout the codec has; every byte string within
+ * HSM_MECH_BYTES_MAX (a message tag within HSM_MECH_TAG_MAX), with data
+ * (and present) when its len is not 0; at most HSM_MECH_DATA_PARAMS_MAX
+ * SP 800-108 data params, with an array when there are any. Else
+ * CKR_MECHANISM_PARAM_INVALID. Whether the values suit the mechanism is
+ * still the core's check.
+ */
+CK_RV hsm_mech_check(const hsm_mech_t *m);
 
 /*
  * The object reference a parameter holds (the CONCATENATE_BASE_AND_KEY

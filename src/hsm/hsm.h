@@ -290,9 +290,9 @@ CK_RV hsm_mech_info(hsm_t *hsm, CK_MECHANISM_TYPE type, hsm_mech_info_t *info);
  * that state machine (CKR_OPERATION_ACTIVE, _NOT_INITIALIZED, one-shot vs
  * multi-part, the two-call length convention) and the core keeps the crypto
  * context. The mechanism comes decoded (hsm_mech_decode); the core checks
- * that its layout is the mechanism's and its contents
- * (CKR_MECHANISM_PARAM_INVALID), trusting nothing in it beyond each byte
- * string having its length.
+ * hsm_mech_check's invariants, that its layout is the mechanism's, and its
+ * contents (CKR_MECHANISM_PARAM_INVALID), trusting nothing in it beyond
+ * each byte string's data having its len bytes.
  */
 typedef enum {
     HSM_OPK_ENCRYPT = 0,

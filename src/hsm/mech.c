@@ -968,6 +968,9 @@ CK_RV mech_check_params(const mech_row_t *row, const hsm_mech_t *m,
     if (m->type != row->type) {
         return CKR_MECHANISM_INVALID; /* a caller's mistake: never reached */
     }
+    if (hsm_mech_check(m) != CKR_OK) {
+        return CKR_MECHANISM_PARAM_INVALID; /* not as a decoder makes it */
+    }
     return row->check(row, m, p);
 }
 

@@ -72,7 +72,7 @@ static CK_RV msg_param(const struct hsm_msgop *m, const hsm_mech_t *param,
                        msg_param_t *mp)
 {
     memset(mp, 0, sizeof(*mp));
-    if (param == NULL) {
+    if (param == NULL || hsm_mech_check(param) != CKR_OK) {
         return CKR_MECHANISM_PARAM_INVALID;
     }
     if (m->alg == COPS_AEAD_GCM) {

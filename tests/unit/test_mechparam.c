@@ -67,11 +67,22 @@ static void *no_access(void)
     return guard + pagesz;
 }
 
+/* Decodes; whatever decodes meets hsm_mech_check's invariants, and its
+ * deep copy does too. */
 static CK_RV dec(CK_MECHANISM_TYPE t, void *p, CK_ULONG len, hsm_mech_t *m)
 {
     CK_MECHANISM mech = {t, p, len};
+    CK_RV rv = hsm_mech_decode(&mech, m);
 
-    return hsm_mech_decode(&mech, m);
+    if (rv == CKR_OK) {
+        hsm_mech_t c;
+
+        assert_int_equal(hsm_mech_check(m), CKR_OK);
+        assert_int_equal(hsm_mech_copy(m, &c), CKR_OK);
+        assert_int_equal(hsm_mech_check(&c), CKR_OK);
+        hsm_mech_free(&c);
+    }
+    return rv;
 }
 
 /* A failed decode leaves nothing behind: zeroed, the type kept. */
@@ -814,6 +825,70 @@ static void test_write_back(void **state)
     assert_int_equal(tag[0], 0);
 }
 
+/* What the wire server builds is checked before the core reads it. */
+static void test_check_built(void **state)
+{
+    hsm_mech_t m;
+    uint8_t b[32] = {0};
+    hsm_mp_prf_data_t pd[2];
+
+    (void)state;
+    assert_int_equal(hsm_mech_check(NULL), CKR_ARGUMENTS_BAD);
+    memset(&m, 0, sizeof(m));
+    m.type = CKM_SHA256;
+    assert_int_equal(hsm_mech_check(&m), CKR_OK);
+    m.layout = HSM_MP_COUNT;
+    assert_int_equal(hsm_mech_check(&m), CKR_MECHANISM_PARAM_INVALID);
+    m.layout = (hsm_mech_layout_t)-1;
+    assert_int_equal(hsm_mech_check(&m), CKR_MECHANISM_PARAM_INVALID);
+    /* a length without data, data not given, a length over the cap */
+    memset(&m, 0, sizeof(m));
+    m.type = CKM_AES_GCM;
+    m.layout = HSM_MP_GCM;
+    m.u.gcm.aad.len = 8;
+    m.u.gcm.aad.present = true;
+    assert_int_equal(hsm_mech_check(&m), CKR_MECHANISM_PARAM_INVALID);
+    m.u.gcm.aad.data = b;
+    assert_int_equal(hsm_mech_check(&m), CKR_OK);
+    m.u.gcm.aad.present = false;
+    assert_int_equal(hsm_mech_check(&m), CKR_MECHANISM_PARAM_INVALID);
+    m.u.gcm.aad.present = true;
+    m.u.gcm.aad.len = HSM_MECH_BYTES_MAX + 1;
+    assert_int_equal(hsm_mech_check(&m), CKR_MECHANISM_PARAM_INVALID);
+    /* a message tag over its cap */
+    memset(&m, 0, sizeof(m));
+    m.type = CKM_AES_GCM;
+    m.layout = HSM_MP_GCM_MESSAGE;
+    m.u.gcm_msg.tag.data = b;
+    m.u.gcm_msg.tag.present = true;
+    m.u.gcm_msg.tag.len = HSM_MECH_TAG_MAX;
+    assert_int_equal(hsm_mech_check(&m), CKR_OK);
+    m.u.gcm_msg.tag.len = HSM_MECH_TAG_MAX + 1;
+    assert_int_equal(hsm_mech_check(&m), CKR_MECHANISM_PARAM_INVALID);
+    m.layout = HSM_MP_CHACHA20_POLY1305_MESSAGE;
+    m.u.chacha_msg.tag = m.u.gcm_msg.tag;
+    assert_int_equal(hsm_mech_check(&m), CKR_MECHANISM_PARAM_INVALID);
+    /* SP 800-108: counts, the array, its strings */
+    memset(&m, 0, sizeof(m));
+    memset(pd, 0, sizeof(pd));
+    m.type = CKM_SP800_108_FEEDBACK_KDF;
+    m.layout = HSM_MP_SP800_108_FEEDBACK;
+    m.u.kbkdf.n_params = 2;
+    assert_int_equal(hsm_mech_check(&m), CKR_MECHANISM_PARAM_INVALID);
+    m.u.kbkdf.params = pd;
+    assert_int_equal(hsm_mech_check(&m), CKR_OK);
+    m.u.kbkdf.n_params = HSM_MECH_DATA_PARAMS_MAX + 1;
+    assert_int_equal(hsm_mech_check(&m), CKR_MECHANISM_PARAM_INVALID);
+    m.u.kbkdf.n_params = 2;
+    pd[1].bytes.len = 4;
+    assert_int_equal(hsm_mech_check(&m), CKR_MECHANISM_PARAM_INVALID);
+    pd[1].bytes.data = b;
+    pd[1].bytes.present = true;
+    assert_int_equal(hsm_mech_check(&m), CKR_OK);
+    m.u.kbkdf.iv.len = 3;
+    assert_int_equal(hsm_mech_check(&m), CKR_MECHANISM_PARAM_INVALID);
+}
+
 /* ------------------------------------------------------------ the core */
 
 static CK_RV check(CK_MECHANISM_TYPE row_type, const hsm_mech_t *m)
@@ -860,6 +935,7 @@ static void test_core_distrusts(void **state)
     m.type = CKM_AES_CBC;
     m.layout = HSM_MP_BYTES;
     m.u.bytes.data = iv;
+    m.u.bytes.present = true;
     m.u.bytes.len = 15;
     assert_int_equal(check(CKM_AES_CBC, &m), CKR_MECHANISM_PARAM_INVALID);
     m.u.bytes.len = 16;
@@ -877,6 +953,15 @@ static void test_core_distrusts(void **state)
     assert_int_equal(check(CKM_AES_GCM, &m), CKR_MECHANISM_PARAM_INVALID);
     m.u.gcm.iv.len = 12;
     assert_int_equal(check(CKM_AES_GCM, &m), CKR_OK);
+    /* a string that breaks hsm_mech_check's invariants: refused by the
+     * core itself, whether or not its caller checked */
+    m.u.gcm.iv.data = NULL;
+    assert_int_equal(check(CKM_AES_GCM, &m), CKR_MECHANISM_PARAM_INVALID);
+    m.u.gcm.iv.data = iv;
+    m.u.gcm.aad.len = HSM_MECH_BYTES_MAX + 1;
+    m.u.gcm.aad.data = iv; /* (never read: refused on the length) */
+    m.u.gcm.aad.present = true;
+    assert_int_equal(check(CKM_AES_GCM, &m), CKR_MECHANISM_PARAM_INVALID);
     /* SP 800-108: a count without an array, a count past the cap, a
      * counter mode's iteration variable without its format */
     memset(&m, 0, sizeof(m));
@@ -900,6 +985,7 @@ static void test_core_distrusts(void **state)
     /* counter mode has no IV: a remote caller's IV is refused */
     m.u.kbkdf.n_params = 1;
     m.u.kbkdf.iv.data = iv;
+    m.u.kbkdf.iv.present = true;
     m.u.kbkdf.iv.len = 4;
     assert_int_equal(check(CKM_SP800_108_COUNTER_KDF, &m),
                      CKR_MECHANISM_PARAM_INVALID);
@@ -952,6 +1038,7 @@ int main(void)
         cmocka_unit_test(test_kbkdf_hostile),
         cmocka_unit_test(test_message_hostile),
         cmocka_unit_test(test_write_back),
+        cmocka_unit_test(test_check_built),
         cmocka_unit_test(test_core_distrusts),
         cmocka_unit_test(test_tables_agree),
     };
