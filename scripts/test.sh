@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every Nimbus test: installs what the tests need (Debian packages),
 # builds with -Werror, runs `make check` (unit, module and process suites),
-# then a sanitizer build (ASan + UBSan) of the unit and module suites.
+# builds the Debian packages from a clean copy and runs them from a
+# scratch root (tests/pkg/debs.sh), then a sanitizer build (ASan + UBSan)
+# of the unit and module suites.
 #
 #   scripts/test.sh            everything
 #   NIMBUS_SKIP_SANITIZERS=1   only the strict build and make check
@@ -22,7 +24,9 @@ pkgs=(build-essential autoconf automake libtool pkg-config libssl-dev
       libsystemd-dev systemd
       # the interop clients: every one of them runs in CI, none skips
       libengine-pkcs11-openssl gnutls-bin nginx curl openjdk-17-jdk-headless
-      python3-pykcs11 apache2 openssh-server openssh-client libnss3-tools)
+      python3-pykcs11 apache2 openssh-server openssh-client libnss3-tools
+      # the Debian packages (tests/pkg/debs.sh)
+      dpkg-dev debhelper fakeroot)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
@@ -86,6 +90,21 @@ summary() {
 
 say "strict build and make check"
 build_and_check "$top/build-strict" check || { summary; exit 1; }
+
+say "Debian packages: build from a clean copy, run from a scratch root"
+# Its verdict is counted with the others (a .trs beside make check's).
+mkdir -p "$top/build-strict/tests/pkg"
+debs_rc=0
+NIMBUS_TOP_SRCDIR=$top NIMBUS_JOBS=$jobs bash "$top/tests/pkg/debs.sh" \
+    >"$top/build-strict/tests/pkg/debs.log" 2>&1 || debs_rc=$?
+cat "$top/build-strict/tests/pkg/debs.log"
+case $debs_rc in
+0) debs_result=PASS ;;
+77) debs_result=SKIP ;;
+*) debs_result=FAIL ;;
+esac
+printf ':test-result: %s\n' "$debs_result" >"$top/build-strict/tests/pkg/debs.trs"
+[ "$debs_result" != FAIL ] || { summary; exit 1; }
 
 if [ "${NIMBUS_SKIP_SANITIZERS:-0}" != 1 ]; then
     say "sanitizer build (ASan + UBSan): our programs (make check-sanitizer)"
