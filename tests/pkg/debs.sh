@@ -127,7 +127,8 @@ contents nimbus-pkcs11 /usr/lib/$triplet/pkcs11/libnimbus-pkcs11.so \
 contents nimbus-tools /usr/bin/nimbus-mgmt /usr/bin/nimbus-speed \
     /usr/share/man/man1/nimbus-mgmt.1.gz /usr/share/man/man1/nimbus-speed.1.gz
 contents nimbus-hsm-dev /usr/include/nimbus/pkcs11-vendor.h \
-    /usr/include/nimbus/pkcs11/pkcs11.h /usr/lib/$triplet/pkgconfig/nimbus.pc
+    /usr/include/nimbus/pkcs11/pkcs11.h /usr/lib/$triplet/pkgconfig/nimbus.pc \
+    /usr/share/nimbus/nimbus.proto
 
 for d in "${debs[@]}"; do
     v=$(dpkg-deb -f "$d" Version)
