@@ -248,7 +248,9 @@ install_prefix() {
             exec_prefix="$P" bindir="$P/bin" libdir="$P/lib" \
             includedir="$P/include" datarootdir="$P/share" \
             datadir="$P/share" mandir="$P/share/man" sysconfdir="$P/etc" \
-            p11kit_module_dir="$P/share/p11-kit/modules" >"$log" 2>&1; then
+            p11kit_module_dir="$P/share/p11-kit/modules" sbindir="$P/sbin" \
+            systemdsystemunitdir="$P/lib/systemd/system" \
+            tmpfilesdir="$P/lib/tmpfiles.d" >"$log" 2>&1; then
             exit 1
         fi
         touch "$stamp"
