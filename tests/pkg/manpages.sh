@@ -37,14 +37,20 @@ for c in $cmds; do
 done
 echo "ok: $(wc -w <<<"$cmds") commands of nimbus-mgmt checked in nimbus-mgmt.1"
 
-# nimbusd: every long option its usage text names
+# nimbusd: every option of its getopt_long table and option string
 d=$srcdir/src/daemon/nimbusd.c
 if [ -f "$d" ]; then
-    [ -f "$srcdir/docs/nimbusd.8" ] || bad "src/daemon/nimbusd.c without docs/nimbusd.8"
-    opts=$(grep -oE '"-(-[a-z][a-z-]*|[a-zA-Z])"' "$d" | tr -d '"' | sort -u)
+    page=$srcdir/docs/nimbusd.8
+    [ -f "$page" ] || bad "src/daemon/nimbusd.c without docs/nimbusd.8"
+    longs=$(grep -oE '\{"[a-z][a-z-]*", *(no|required|optional)_argument' "$d" |
+        sed -E 's/\{"([^"]*)".*/--\1/')
+    shorts=$(grep -oE 'getopt_long\([^"]*"[^"]*"' "$d" | sed -E 's/.*"(.*)"/\1/' |
+        tr -d ':' | sed -E 's/(.)/-\1 /g')
+    opts="$longs $shorts"
+    [ "$(wc -w <<<"$opts")" -ge 4 ] || bad "found only options '$opts' in nimbusd.c"
     for o in $opts; do
         esc=$(sed 's/-/\\\\-/g' <<<"$o")
-        grep -Eq "^\.(B|BI|BR) $esc( |\$)|^\.BR? \"?$esc" "$srcdir/docs/nimbusd.8" ||
+        grep -Eq "^\.(B|BI|BR) \"?$esc( |,|\"|\$)|^\.(B|BI|BR) .*, $esc( |\"|\$)" "$page" ||
             bad "nimbusd.8 has no entry for option '$o'"
     done
     echo "ok: $(wc -w <<<"$opts") options of nimbusd checked in nimbusd.8"
