@@ -15,6 +15,11 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* The corpus under the source tree each replay program runs by default. */
+#ifndef FUZZ_CORPUS
+#define FUZZ_CORPUS "tests/fuzz/corpus"
+#endif
+
 #define INPUT_MAX (1024 * 1024)
 
 static int run_file(const char *path)
@@ -105,7 +110,7 @@ int main(int argc, char **argv)
     int bad = 0, count = 0;
 
     if (argc < 2) {
-        snprintf(def, sizeof(def), "%s/tests/fuzz/corpus",
+        snprintf(def, sizeof(def), "%s/" FUZZ_CORPUS,
                  top != NULL ? top : ".");
         bad = run_dir(def, &count);
     }

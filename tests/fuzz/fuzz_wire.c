@@ -1,0 +1,452 @@
+/*
+ * fuzz_wire.c - libFuzzer target over the wire server: request payloads
+ * straight into wire_chan_handle, as a hostile client would send them.
+ *
+ * An input is one flags byte, then frames: a 2-byte big-endian header
+ * whose top bit picks the channel (0: A, 1: B) and whose other 15 bits
+ * are the payload length (cut to what is left), then the payload.
+ * Flags: bit 0, the harness does A's handshake itself; bit 1, and logs A
+ * in as the CU; bit 2, it opens B attached to A's connection (else B is a
+ * connection of its own, from another uid, that must do its own
+ * handshake). A channel the server closes takes no more frames.
+ *
+ * Every input runs on a fresh token (a store in /dev/shm or /tmp,
+ * activated, CO "copass1", CU "alice"/"alicepw1", KDF at its minimum), so
+ * inputs do not depend on each other and a crash replays alone. The
+ * committed corpus (tests/fuzz/wire-corpus) was written by the same code
+ * with FUZZ_WIRE_SEEDS_MAIN: it runs real client calls (src/wire/client.c)
+ * and records each request payload.
+ */
+#include "config.h"
+
+#include <dirent.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "hsm/hsm.h"
+#include "wire/client.h"
+#include "wire/proto.h"
+#include "wire/server.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define FRAMES_MAX 64
+#define FLAG_HELLO 0x01
+#define FLAG_LOGIN 0x02
+#define FLAG_ATTACH 0x04
+
+#define PW(s) (const uint8_t *)(s), strlen(s)
+
+struct chan {
+    wire_chan_t *ch;
+    bool open;
+    /* the seed writer records what goes through here */
+    FILE *record;
+    uint8_t which; /* 0: A, 1: B */
+};
+
+struct run {
+    char dir[64];
+    struct config cfg;
+    hsm_t *hsm;
+    wire_server_t *srv;
+    struct chan a, b;
+    uint8_t token[WIRE_TOKEN_LEN];
+};
+
+static void rm_tree(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    char p[PATH_MAX + 300];
+
+    if (d == NULL) {
+        return;
+    }
+    while ((e = readdir(d)) != NULL) {
+        struct stat st;
+
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) {
+            continue;
+        }
+        snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+        if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode)) {
+            rm_tree(p);
+        } else {
+            unlink(p);
+        }
+    }
+    closedir(d);
+    rmdir(dir);
+}
+
+/* One payload through channel c; the reply is dropped. */
+static void send_one(struct chan *c, const uint8_t *req, size_t len)
+{
+    uint8_t *resp = NULL;
+    size_t resp_len = 0;
+
+    if (!c->open) {
+        return;
+    }
+    c->open = wire_chan_handle(c->ch, req, len, &resp, &resp_len);
+    if (getenv("FUZZ_WIRE_TRACE") != NULL) {
+        Nimbus__Reply *rep =
+            resp == NULL ? NULL : nimbus__reply__unpack(NULL, resp_len, resp);
+
+        fprintf(stderr, "fuzz_wire: %c %zu bytes -> rv 0x%lx%s\n",
+                c->which ? 'B' : 'A', len,
+                rep != NULL ? (unsigned long)rep->rv : 0UL,
+                c->open ? "" : " (closed)");
+        if (rep != NULL) {
+            nimbus__reply__free_unpacked(rep, NULL);
+        }
+    }
+    free(resp);
+}
+
+/* The client's transfer over an in-process channel (setup and seeds). */
+static bool xfer(void *ctx, const uint8_t *req, size_t len, uint8_t **resp,
+                 size_t *resp_len)
+{
+    struct chan *c = ctx;
+
+    if (c->record != NULL && len < 0x8000) {
+        uint8_t hdr[2] = {(uint8_t)((c->which << 7) | (len >> 8)),
+                          (uint8_t)len};
+
+        fwrite(hdr, 1, 2, c->record);
+        fwrite(req, 1, len, c->record);
+    }
+    if (!c->open) {
+        return false;
+    }
+    c->open = wire_chan_handle(c->ch, req, len, resp, resp_len);
+    return *resp != NULL;
+}
+
+static wire_peer_t peer_of(long uid)
+{
+    wire_peer_t p;
+
+    memset(&p, 0, sizeof(p));
+    p.uid = uid;
+    p.gid = uid;
+    p.pid = 1;
+    snprintf(p.addr, sizeof(p.addr), "unix:fuzz");
+    return p;
+}
+
+static bool run_open(struct run *r)
+{
+    const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+    wire_client_t *cl = NULL;
+    wire_peer_t pa = peer_of(1000);
+    struct chan setup;
+    bool ok;
+
+    memset(r, 0, sizeof(*r));
+    snprintf(r->dir, sizeof(r->dir), "%s/nimbus-fuzzwire-XXXXXX", base);
+    if (mkdtemp(r->dir) == NULL) {
+        return false;
+    }
+    config_defaults(&r->cfg);
+    snprintf(r->cfg.store, sizeof(r->cfg.store), "%s/store", r->dir);
+    r->cfg.kdf_iterations = CONFIG_MIN_KDF_ITERATIONS;
+    r->cfg.max_sessions_per_connection = 16;
+    r->cfg.max_connections = 8;
+    if (hsm_open(&r->cfg, &r->hsm) != CKR_OK ||
+        wire_server_new(r->hsm, &r->cfg, &r->srv) != CKR_OK) {
+        return false;
+    }
+    /* The token is made ready over the wire by a channel of its own. */
+    memset(&setup, 0, sizeof(setup));
+    setup.ch = wire_chan_new(r->srv, &pa);
+    setup.open = setup.ch != NULL;
+    ok = setup.open && wire_client_new(xfer, &setup, 0, &cl) == CKR_OK &&
+         wire_cl_hello(cl, "fuzz", NULL, NULL) == CKR_OK &&
+         wire_cl_init_token(cl, NULL, PW("copass1"), "fuzz") == CKR_OK &&
+         wire_cl_login(cl, HSM_LOGIN_SO, NULL, PW("copass1")) == CKR_OK &&
+         wire_cl_init_pin(cl, "alice", PW("alicepw1")) == CKR_OK;
+    wire_client_free(cl);
+    wire_chan_free(setup.ch);
+    r->a.ch = wire_chan_new(r->srv, &pa);
+    r->a.open = r->a.ch != NULL;
+    r->a.which = 0;
+    r->b.which = 1;
+    return ok && r->a.open;
+}
+
+/* The harness's part of the flags: handshakes and login. */
+static void run_prepare(struct run *r, uint8_t flags)
+{
+    wire_client_t *cl = NULL;
+    wire_peer_t pb = peer_of(flags & FLAG_ATTACH ? 1000 : 1001);
+    FILE *rec = r->a.record;
+
+    r->a.record = NULL; /* the harness's frames are not the input's */
+    if ((flags & FLAG_HELLO) &&
+        wire_client_new(xfer, &r->a, 0, &cl) == CKR_OK) {
+        if (wire_cl_hello(cl, "fuzz", NULL, r->token) == CKR_OK &&
+            (flags & FLAG_LOGIN)) {
+            (void)wire_cl_login(cl, HSM_LOGIN_USER, "alice", PW("alicepw1"));
+        }
+        wire_client_free(cl);
+        cl = NULL;
+    }
+    r->a.record = rec;
+    r->b.ch = wire_chan_new(r->srv, &pb);
+    r->b.open = r->b.ch != NULL;
+    if ((flags & FLAG_ATTACH) && (flags & FLAG_HELLO) && r->b.open &&
+        wire_client_new(xfer, &r->b, 0, &cl) == CKR_OK) {
+        FILE *brec = r->b.record;
+
+        r->b.record = NULL;
+        (void)wire_cl_hello(cl, "fuzz-b", r->token, NULL);
+        r->b.record = brec;
+        wire_client_free(cl);
+    }
+}
+
+static void run_close(struct run *r)
+{
+    wire_chan_free(r->b.ch);
+    wire_chan_free(r->a.ch);
+    wire_server_free(r->srv);
+    hsm_close(r->hsm);
+    rm_tree(r->dir);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    struct run r;
+    size_t off = 1;
+
+    if (size < 1) {
+        return 0;
+    }
+    if (!run_open(&r)) {
+        fprintf(stderr, "fuzz_wire: setup failed\n");
+        abort();
+    }
+    run_prepare(&r, data[0]);
+    for (int i = 0; i < FRAMES_MAX && size - off >= 2; i++) {
+        struct chan *c = data[off] & 0x80 ? &r.b : &r.a;
+        size_t len = ((size_t)(data[off] & 0x7f) << 8) | data[off + 1];
+
+        off += 2;
+        if (len > size - off) {
+            len = size - off;
+        }
+        send_one(c, data + off, len);
+        off += len;
+    }
+    run_close(&r);
+    return 0;
+}
+
+#ifdef FUZZ_WIRE_SEEDS_MAIN
+/*
+ * The seed writer: each seed is a scenario of real client calls; its
+ * requests are recorded as an input of this target.
+ */
+typedef void (*scenario_fn)(wire_client_t *a, wire_client_t *b);
+
+static void sc_objects(wire_client_t *a, wire_client_t *b)
+{
+    CK_OBJECT_CLASS cls = CKO_DATA;
+    CK_BBOOL yes = CK_TRUE;
+    CK_ATTRIBUTE t[] = {{CKA_CLASS, &cls, sizeof(cls)},
+                        {CKA_TOKEN, &yes, sizeof(yes)},
+                        {CKA_PRIVATE, &yes, sizeof(yes)},
+                        {CKA_LABEL, "seed", 4},
+                        {CKA_VALUE, "value", 5}};
+    CK_ATTRIBUTE lab = {CKA_LABEL, "other", 5};
+    CK_ATTRIBUTE_TYPE types[] = {CKA_LABEL, CKA_VALUE, CKA_ID};
+    hsm_attr_t out[3];
+    hsm_sid_t sid = 0;
+    hsm_oid_t oid = 0, copy = 0, *oids = NULL;
+    CK_ULONG size;
+    size_t n;
+    bool priv;
+
+    (void)b;
+    (void)wire_cl_session_open(a, true, &sid);
+    (void)wire_cl_object_create(a, sid, t, 5, &oid);
+    if (wire_cl_object_get(a, sid, oid, types, 3, out) == CKR_OK) {
+        hsm_attrs_free(out, 3);
+    }
+    (void)wire_cl_object_set(a, sid, oid, &lab, 1);
+    if (wire_cl_object_find(a, sid, &lab, 1, &oids, &n) == CKR_OK) {
+        free(oids);
+    }
+    (void)wire_cl_object_size(a, sid, oid, &size);
+    (void)wire_cl_object_is_private(a, oid, &priv);
+    (void)wire_cl_object_copy(a, sid, oid, &lab, 1, &copy);
+    (void)wire_cl_object_share(a, oid, 3, true);
+    (void)wire_cl_object_destroy(a, sid, copy);
+    (void)wire_cl_session_close(a, sid);
+}
+
+static void sc_users(wire_client_t *a, wire_client_t *b)
+{
+    hsm_user_info_t *users = NULL;
+    hsm_token_info_t ti;
+    hsm_user_type_t type;
+    hsm_uid_t uid;
+    size_t n;
+
+    (void)b;
+    (void)wire_cl_token_info(a, &ti);
+    if (wire_cl_user_list(a, &users, &n) == CKR_OK) {
+        free(users);
+    }
+    (void)wire_cl_login(a, HSM_LOGIN_SO, NULL, PW("copass1"));
+    (void)wire_cl_conn_user_type(a, &type, &uid);
+    (void)wire_cl_user_create(a, HSM_USER_CU, "bob", PW("bobpass1"), &uid);
+    (void)wire_cl_user_set_password(a, "bob", PW("bobpass2"));
+    (void)wire_cl_init_pin(a, "bob", PW("bobpass3"));
+    (void)wire_cl_user_delete(a, "bob");
+    (void)wire_cl_logout(a);
+    (void)wire_cl_set_password(a, "alice", PW("alicepw1"), PW("alicepw2"));
+    (void)wire_cl_login(a, HSM_LOGIN_USER, "alice", PW("wrongpw1"));
+}
+
+static void sc_mgmt(wire_client_t *a, wire_client_t *b)
+{
+    hsm_key_ref_t *keys = NULL;
+    hsm_uid_t owner, *shared = NULL;
+    hsm_audit_record_t *recs = NULL;
+    hsm_audit_check_t chk;
+    CK_MECHANISM_TYPE *mechs = NULL;
+    hsm_mech_info_t mi;
+    uint8_t digest[HSM_DIGEST_LEN];
+    size_t n;
+
+    (void)b;
+    if (wire_cl_mech_list(a, &mechs, &n) == CKR_OK) {
+        free(mechs);
+    }
+    (void)wire_cl_mech_info(a, CKM_AES_GCM, &mi);
+    if (wire_cl_key_list(a, 3, &keys, &n, digest) == CKR_OK) {
+        free(keys);
+    }
+    if (wire_cl_key_info(a, 1, &owner, &shared, &n) == CKR_OK) {
+        free(shared);
+    }
+    (void)wire_cl_logout(a);
+    (void)wire_cl_login(a, HSM_LOGIN_SO, NULL, PW("copass1"));
+    if (wire_cl_audit_read(a, 0, 16, &recs, &n) == CKR_OK) {
+        free(recs);
+    }
+    (void)wire_cl_audit_verify(a, &chk);
+    (void)wire_cl_object_set_trusted(a, 1, true);
+}
+
+static void sc_ops(wire_client_t *a, wire_client_t *b)
+{
+    hsm_sid_t sid = 0;
+    uint8_t buf[64];
+    size_t len = sizeof(buf);
+
+    (void)wire_cl_session_open(a, false, &sid);
+    (void)wire_cl_random(a, sid, buf, 32);
+    (void)wire_cl_op_output_len(a, sid, HSM_OPK_DIGEST, false, 10, &len);
+    len = sizeof(buf);
+    (void)wire_cl_op_oneshot(a, sid, HSM_OPK_DIGEST, buf, 10, buf, &len);
+    len = sizeof(buf);
+    (void)wire_cl_op_update(a, sid, HSM_OPK_ENCRYPT, buf, 10, buf, &len);
+    len = sizeof(buf);
+    (void)wire_cl_op_final(a, sid, HSM_OPK_ENCRYPT, buf, &len);
+    (void)wire_cl_op_verify(a, sid, buf, 10, true, buf, 64);
+    (void)wire_cl_op_digest_key(a, sid, 1);
+    (void)wire_cl_op_abort(a, sid, HSM_OPK_SIGN);
+    (void)wire_cl_context_login(a, sid, NULL, PW("alicepw1"));
+    /* the attached channel works in A's session */
+    (void)wire_cl_random(b, sid, buf, 16);
+    (void)wire_cl_session_close(b, sid);
+    (void)wire_cl_random(a, sid, buf, 16);
+}
+
+static void sc_other_uid(wire_client_t *a, wire_client_t *b)
+{
+    hsm_sid_t sid = 0, bs = 0;
+    uint8_t buf[16];
+
+    (void)wire_cl_session_open(a, true, &sid);
+    /* B: another uid's connection: its own hello, A's ids mean nothing */
+    (void)wire_cl_hello(b, "other", NULL, NULL);
+    (void)wire_cl_random(b, sid, buf, sizeof(buf));
+    (void)wire_cl_login(b, HSM_LOGIN_USER, "alice", PW("alicepw1"));
+    (void)wire_cl_session_open(b, true, &bs);
+    (void)wire_cl_session_close(b, sid);
+}
+
+static void sc_unauth(wire_client_t *a, wire_client_t *b)
+{
+    hsm_token_info_t ti;
+    uint8_t token[WIRE_TOKEN_LEN];
+
+    /* no harness handshake: the input says hello itself, B attaches */
+    (void)wire_cl_hello(a, "seed", NULL, token);
+    (void)wire_cl_token_info(a, &ti);
+    (void)wire_cl_hello(b, "seed-b", token, NULL);
+    (void)wire_cl_token_info(b, &ti);
+    (void)wire_cl_init_token(a, NULL, PW("copass1"), "again");
+}
+
+static const struct {
+    const char *name;
+    uint8_t flags;
+    scenario_fn fn;
+} seeds[] = {
+    {"objects", FLAG_HELLO | FLAG_LOGIN | FLAG_ATTACH, sc_objects},
+    {"users", FLAG_HELLO, sc_users},
+    {"mgmt", FLAG_HELLO | FLAG_LOGIN, sc_mgmt},
+    {"ops", FLAG_HELLO | FLAG_LOGIN | FLAG_ATTACH, sc_ops},
+    {"other-uid", FLAG_HELLO | FLAG_LOGIN, sc_other_uid},
+    {"unauth", 0, sc_unauth},
+};
+
+int main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s DIR (writes the seed corpus)\n", argv[0]);
+        return 2;
+    }
+    for (size_t i = 0; i < sizeof(seeds) / sizeof(seeds[0]); i++) {
+        char path[PATH_MAX];
+        struct run r;
+        wire_client_t *a = NULL, *b = NULL;
+        FILE *fp;
+
+        snprintf(path, sizeof(path), "%s/%s", argv[1], seeds[i].name);
+        fp = fopen(path, "wb");
+        if (fp == NULL || !run_open(&r)) {
+            perror(path);
+            return 1;
+        }
+        fputc(seeds[i].flags, fp);
+        r.a.record = fp;
+        r.b.record = fp;
+        run_prepare(&r, seeds[i].flags);
+        if (wire_client_new(xfer, &r.a, 0, &a) != CKR_OK ||
+            wire_client_new(xfer, &r.b, 0, &b) != CKR_OK) {
+            return 1;
+        }
+        seeds[i].fn(a, b);
+        wire_client_free(a);
+        wire_client_free(b);
+        run_close(&r);
+        fclose(fp);
+    }
+    return 0;
+}
+#endif
