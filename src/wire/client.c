@@ -909,17 +909,17 @@ CK_RV wire_cl_op_update(wire_client_t *cl, hsm_sid_t sid, hsm_opkind_t kind,
     Nimbus__Request q;
     Nimbus__OpUpdateReq m;
     size_t room = out != NULL ? *outlen : 0;
-    uint8_t dummy[1];
 
     nimbus__op_update_req__init(&m);
     m.sid = sid;
     m.kind = kind;
     m.has_in = true;
     m.in = bin(in, inlen);
+    m.has_out_room = out != NULL;
     m.out_room = room;
     REQUEST(q, op_update, OP_UPDATE, m);
     *outlen = room;
-    return output_call(cl, &q, out != NULL ? out : dummy, outlen);
+    return output_call(cl, &q, out, outlen);
 }
 
 CK_RV wire_cl_op_final(wire_client_t *cl, hsm_sid_t sid, hsm_opkind_t kind,
@@ -928,15 +928,15 @@ CK_RV wire_cl_op_final(wire_client_t *cl, hsm_sid_t sid, hsm_opkind_t kind,
     Nimbus__Request q;
     Nimbus__OpFinalReq m;
     size_t room = out != NULL ? *outlen : 0;
-    uint8_t dummy[1];
 
     nimbus__op_final_req__init(&m);
     m.sid = sid;
     m.kind = kind;
+    m.has_out_room = out != NULL;
     m.out_room = room;
     REQUEST(q, op_final, OP_FINAL, m);
     *outlen = room;
-    return output_call(cl, &q, out != NULL ? out : dummy, outlen);
+    return output_call(cl, &q, out, outlen);
 }
 
 CK_RV wire_cl_op_verify(wire_client_t *cl, hsm_sid_t sid, const uint8_t *data,
@@ -980,6 +980,681 @@ CK_RV wire_cl_op_abort(wire_client_t *cl, hsm_sid_t sid, hsm_opkind_t kind)
     m.sid = sid;
     m.kind = kind;
     REQUEST(q, op_abort, OP_ABORT, m);
+    return simple(cl, &q);
+}
+
+/* ------------------------------------------------------------ mechanisms */
+
+/* Room for one Mechanism message built from an hsm_mech_t. */
+struct mech_out {
+    Nimbus__Mechanism m;
+    union {
+        Nimbus__PssParams pss;
+        Nimbus__OaepParams oaep;
+        Nimbus__EddsaParams eddsa;
+        Nimbus__Ecdh1Params ecdh1;
+        Nimbus__CtrParams ctr;
+        Nimbus__GcmParams gcm;
+        Nimbus__CcmParams ccm;
+        Nimbus__ChachaPolyParams chacha;
+        Nimbus__RsaAesWrapParams rsa_aes;
+        Nimbus__HkdfParams hkdf;
+        Nimbus__Sp800108Params kbkdf;
+        Nimbus__Pbkdf2Params pbkdf2;
+        Nimbus__AesCbcDataParams cbc_data;
+        Nimbus__GcmMessageParams gcm_msg;
+        Nimbus__CcmMessageParams ccm_msg;
+        Nimbus__ChachaMessageParams chacha_msg;
+    } u;
+    Nimbus__OaepParams inner_oaep;
+    Nimbus__KdfDataParam params[HSM_MECH_DATA_PARAMS_MAX];
+    Nimbus__KdfDataParam *pp[HSM_MECH_DATA_PARAMS_MAX];
+};
+
+/* hsm_bytes_t as an optional bytes field. */
+#define BYTES_OUT(msg, field, src)                                             \
+    do {                                                                       \
+        (msg)->has_##field = (src)->present;                                   \
+        (msg)->field.data = (src)->data;                                       \
+        (msg)->field.len = (src)->present ? (src)->len : 0;                    \
+    } while (0)
+
+static void oaep_out(const hsm_mp_oaep_t *s, Nimbus__OaepParams *o)
+{
+    nimbus__oaep_params__init(o);
+    o->hash_alg = s->hash_alg;
+    o->mgf = s->mgf;
+    o->source = s->source;
+    BYTES_OUT(o, source_data, &s->source_data);
+}
+
+static CK_RV kbkdf_out(const hsm_mech_t *s, struct mech_out *mo)
+{
+    Nimbus__Sp800108Params *k = &mo->u.kbkdf;
+
+    if (s->u.kbkdf.n_params > HSM_MECH_DATA_PARAMS_MAX) {
+        return CKR_MECHANISM_PARAM_INVALID;
+    }
+    nimbus__sp800108_params__init(k);
+    k->prf_type = s->u.kbkdf.prf_type;
+    k->has_additional_keys = true;
+    k->additional_keys = s->u.kbkdf.additional_keys;
+    BYTES_OUT(k, iv, &s->u.kbkdf.iv);
+    for (size_t i = 0; i < s->u.kbkdf.n_params; i++) {
+        const hsm_mp_prf_data_t *d = &s->u.kbkdf.params[i];
+        Nimbus__KdfDataParam *p = &mo->params[i];
+
+        nimbus__kdf_data_param__init(p);
+        p->type = d->type;
+        p->has_has_format = true;
+        p->has_format = d->has_format;
+        p->has_little_endian = true;
+        p->little_endian = d->little_endian;
+        p->has_width_bits = true;
+        p->width_bits = d->width_bits;
+        p->has_dkm_method = true;
+        p->dkm_method = d->dkm_method;
+        BYTES_OUT(p, bytes, &d->bytes);
+        mo->pp[i] = p;
+    }
+    k->n_params = s->u.kbkdf.n_params;
+    k->params = mo->pp;
+    return CKR_OK;
+}
+
+/* hsm_mech_t -> Mechanism (pointing into s: s outlives the call). */
+static CK_RV mech_out(const hsm_mech_t *s, struct mech_out *mo)
+{
+    Nimbus__Mechanism *m = &mo->m;
+
+    if (s == NULL) {
+        return CKR_ARGUMENTS_BAD;
+    }
+    nimbus__mechanism__init(m);
+    m->type = s->type;
+    switch (s->layout) {
+    case HSM_MP_NONE:
+        break;
+    case HSM_MP_UNKNOWN:
+        m->param_case = NIMBUS__MECHANISM__PARAM_UNKNOWN;
+        m->unknown = true;
+        break;
+    case HSM_MP_BYTES:
+        m->param_case = NIMBUS__MECHANISM__PARAM_BYTES;
+        m->bytes.data = s->u.bytes.data;
+        m->bytes.len = s->u.bytes.len;
+        break;
+    case HSM_MP_ULONG:
+        m->param_case = NIMBUS__MECHANISM__PARAM_ULONG;
+        m->ulong = s->u.ulong;
+        break;
+    case HSM_MP_OBJECT:
+        m->param_case = NIMBUS__MECHANISM__PARAM_OBJECT;
+        m->object = s->u.object;
+        break;
+    case HSM_MP_RSA_PSS:
+        nimbus__pss_params__init(&mo->u.pss);
+        mo->u.pss.hash_alg = s->u.pss.hash_alg;
+        mo->u.pss.mgf = s->u.pss.mgf;
+        mo->u.pss.salt_len = s->u.pss.salt_len;
+        m->param_case = NIMBUS__MECHANISM__PARAM_PSS;
+        m->pss = &mo->u.pss;
+        break;
+    case HSM_MP_RSA_OAEP:
+        oaep_out(&s->u.oaep, &mo->u.oaep);
+        m->param_case = NIMBUS__MECHANISM__PARAM_OAEP;
+        m->oaep = &mo->u.oaep;
+        break;
+    case HSM_MP_EDDSA:
+        nimbus__eddsa_params__init(&mo->u.eddsa);
+        mo->u.eddsa.ph_flag = s->u.eddsa.ph_flag;
+        BYTES_OUT(&mo->u.eddsa, context, &s->u.eddsa.context);
+        m->param_case = NIMBUS__MECHANISM__PARAM_EDDSA;
+        m->eddsa = &mo->u.eddsa;
+        break;
+    case HSM_MP_ECDH1:
+        nimbus__ecdh1_params__init(&mo->u.ecdh1);
+        mo->u.ecdh1.kdf = s->u.ecdh1.kdf;
+        BYTES_OUT(&mo->u.ecdh1, shared_data, &s->u.ecdh1.shared_data);
+        BYTES_OUT(&mo->u.ecdh1, public_data, &s->u.ecdh1.public_data);
+        m->param_case = NIMBUS__MECHANISM__PARAM_ECDH1;
+        m->ecdh1 = &mo->u.ecdh1;
+        break;
+    case HSM_MP_AES_CTR:
+        nimbus__ctr_params__init(&mo->u.ctr);
+        mo->u.ctr.counter_bits = s->u.ctr.counter_bits;
+        mo->u.ctr.cb.data = (uint8_t *)(uintptr_t)s->u.ctr.cb;
+        mo->u.ctr.cb.len = sizeof(s->u.ctr.cb);
+        m->param_case = NIMBUS__MECHANISM__PARAM_CTR;
+        m->ctr = &mo->u.ctr;
+        break;
+    case HSM_MP_GCM:
+        nimbus__gcm_params__init(&mo->u.gcm);
+        BYTES_OUT(&mo->u.gcm, iv, &s->u.gcm.iv);
+        mo->u.gcm.iv_len = s->u.gcm.iv_len;
+        mo->u.gcm.iv_bits = s->u.gcm.iv_bits;
+        BYTES_OUT(&mo->u.gcm, aad, &s->u.gcm.aad);
+        mo->u.gcm.tag_bits = s->u.gcm.tag_bits;
+        mo->u.gcm.has_short_layout = s->u.gcm.short_layout;
+        mo->u.gcm.short_layout = s->u.gcm.short_layout;
+        m->param_case = NIMBUS__MECHANISM__PARAM_GCM;
+        m->gcm = &mo->u.gcm;
+        break;
+    case HSM_MP_CCM:
+        nimbus__ccm_params__init(&mo->u.ccm);
+        mo->u.ccm.data_len = s->u.ccm.data_len;
+        BYTES_OUT(&mo->u.ccm, nonce, &s->u.ccm.nonce);
+        BYTES_OUT(&mo->u.ccm, aad, &s->u.ccm.aad);
+        mo->u.ccm.mac_len = s->u.ccm.mac_len;
+        m->param_case = NIMBUS__MECHANISM__PARAM_CCM;
+        m->ccm = &mo->u.ccm;
+        break;
+    case HSM_MP_CHACHA20_POLY1305:
+        nimbus__chacha_poly_params__init(&mo->u.chacha);
+        BYTES_OUT(&mo->u.chacha, nonce, &s->u.chacha.nonce);
+        BYTES_OUT(&mo->u.chacha, aad, &s->u.chacha.aad);
+        m->param_case = NIMBUS__MECHANISM__PARAM_CHACHA;
+        m->chacha = &mo->u.chacha;
+        break;
+    case HSM_MP_RSA_AES_KEY_WRAP:
+        nimbus__rsa_aes_wrap_params__init(&mo->u.rsa_aes);
+        mo->u.rsa_aes.aes_key_bits = s->u.rsa_aes.aes_key_bits;
+        if (s->u.rsa_aes.has_oaep) {
+            oaep_out(&s->u.rsa_aes.oaep, &mo->inner_oaep);
+            mo->u.rsa_aes.oaep = &mo->inner_oaep;
+        }
+        m->param_case = NIMBUS__MECHANISM__PARAM_RSA_AES;
+        m->rsa_aes = &mo->u.rsa_aes;
+        break;
+    case HSM_MP_HKDF:
+        nimbus__hkdf_params__init(&mo->u.hkdf);
+        mo->u.hkdf.extract = s->u.hkdf.extract;
+        mo->u.hkdf.expand = s->u.hkdf.expand;
+        mo->u.hkdf.prf_hash = s->u.hkdf.prf_hash;
+        mo->u.hkdf.salt_type = s->u.hkdf.salt_type;
+        BYTES_OUT(&mo->u.hkdf, salt, &s->u.hkdf.salt);
+        mo->u.hkdf.has_salt_key = true;
+        mo->u.hkdf.salt_key = s->u.hkdf.salt_key;
+        BYTES_OUT(&mo->u.hkdf, info, &s->u.hkdf.info);
+        m->param_case = NIMBUS__MECHANISM__PARAM_HKDF;
+        m->hkdf = &mo->u.hkdf;
+        break;
+    case HSM_MP_SP800_108:
+    case HSM_MP_SP800_108_FEEDBACK: {
+        CK_RV rv = kbkdf_out(s, mo);
+
+        if (rv != CKR_OK) {
+            return rv;
+        }
+        if (s->layout == HSM_MP_SP800_108) {
+            m->param_case = NIMBUS__MECHANISM__PARAM_SP800108;
+            m->sp800108 = &mo->u.kbkdf;
+        } else {
+            m->param_case = NIMBUS__MECHANISM__PARAM_SP800108_FEEDBACK;
+            m->sp800108_feedback = &mo->u.kbkdf;
+        }
+        break;
+    }
+    case HSM_MP_PBKDF2:
+        nimbus__pbkdf2_params__init(&mo->u.pbkdf2);
+        mo->u.pbkdf2.salt_source = s->u.pbkdf2.salt_source;
+        BYTES_OUT(&mo->u.pbkdf2, salt, &s->u.pbkdf2.salt);
+        mo->u.pbkdf2.iterations = s->u.pbkdf2.iterations;
+        mo->u.pbkdf2.prf = s->u.pbkdf2.prf;
+        BYTES_OUT(&mo->u.pbkdf2, prf_data, &s->u.pbkdf2.prf_data);
+        BYTES_OUT(&mo->u.pbkdf2, password, &s->u.pbkdf2.password);
+        m->param_case = NIMBUS__MECHANISM__PARAM_PBKDF2;
+        m->pbkdf2 = &mo->u.pbkdf2;
+        break;
+    case HSM_MP_KEY_DERIVATION_STRING:
+        m->param_case = NIMBUS__MECHANISM__PARAM_STRING_DATA;
+        m->string_data.data = s->u.string.data;
+        m->string_data.len = s->u.string.len;
+        break;
+    case HSM_MP_AES_CBC_ENCRYPT_DATA:
+        nimbus__aes_cbc_data_params__init(&mo->u.cbc_data);
+        mo->u.cbc_data.iv.data = (uint8_t *)(uintptr_t)s->u.cbc_data.iv;
+        mo->u.cbc_data.iv.len = sizeof(s->u.cbc_data.iv);
+        BYTES_OUT(&mo->u.cbc_data, data, &s->u.cbc_data.data);
+        m->param_case = NIMBUS__MECHANISM__PARAM_AES_CBC_DATA;
+        m->aes_cbc_data = &mo->u.cbc_data;
+        break;
+    case HSM_MP_GCM_MESSAGE:
+        nimbus__gcm_message_params__init(&mo->u.gcm_msg);
+        BYTES_OUT(&mo->u.gcm_msg, iv, &s->u.gcm_msg.iv);
+        mo->u.gcm_msg.iv_fixed_bits = s->u.gcm_msg.iv_fixed_bits;
+        mo->u.gcm_msg.generator = s->u.gcm_msg.generator;
+        BYTES_OUT(&mo->u.gcm_msg, tag, &s->u.gcm_msg.tag);
+        mo->u.gcm_msg.tag_bits = s->u.gcm_msg.tag_bits;
+        m->param_case = NIMBUS__MECHANISM__PARAM_GCM_MSG;
+        m->gcm_msg = &mo->u.gcm_msg;
+        break;
+    case HSM_MP_CCM_MESSAGE:
+        nimbus__ccm_message_params__init(&mo->u.ccm_msg);
+        mo->u.ccm_msg.data_len = s->u.ccm_msg.data_len;
+        BYTES_OUT(&mo->u.ccm_msg, nonce, &s->u.ccm_msg.nonce);
+        mo->u.ccm_msg.nonce_fixed_bits = s->u.ccm_msg.nonce_fixed_bits;
+        mo->u.ccm_msg.generator = s->u.ccm_msg.generator;
+        BYTES_OUT(&mo->u.ccm_msg, mac, &s->u.ccm_msg.mac);
+        mo->u.ccm_msg.mac_len = s->u.ccm_msg.mac_len;
+        m->param_case = NIMBUS__MECHANISM__PARAM_CCM_MSG;
+        m->ccm_msg = &mo->u.ccm_msg;
+        break;
+    case HSM_MP_CHACHA20_POLY1305_MESSAGE:
+        nimbus__chacha_message_params__init(&mo->u.chacha_msg);
+        BYTES_OUT(&mo->u.chacha_msg, nonce, &s->u.chacha_msg.nonce);
+        BYTES_OUT(&mo->u.chacha_msg, tag, &s->u.chacha_msg.tag);
+        m->param_case = NIMBUS__MECHANISM__PARAM_CHACHA_MSG;
+        m->chacha_msg = &mo->u.chacha_msg;
+        break;
+    default:
+        return CKR_MECHANISM_PARAM_INVALID;
+    }
+    return CKR_OK;
+}
+
+/* ------------------------------------------------------------ crypto calls */
+
+CK_RV wire_cl_op_init(wire_client_t *cl, hsm_sid_t sid, hsm_opkind_t kind,
+                      const hsm_mech_t *mech, hsm_oid_t key)
+{
+    Nimbus__Request q;
+    Nimbus__OpInitReq m;
+    struct mech_out mo;
+    CK_RV rv;
+
+    if ((rv = mech_out(mech, &mo)) != CKR_OK) {
+        return rv;
+    }
+    nimbus__op_init_req__init(&m);
+    m.sid = sid;
+    m.kind = kind;
+    m.mech = &mo.m;
+    m.key = key;
+    REQUEST(q, op_init, OP_INIT, m);
+    return simple(cl, &q);
+}
+
+CK_RV wire_cl_op_init_iv(wire_client_t *cl, hsm_sid_t sid, hsm_opkind_t kind,
+                         const hsm_mech_t *mech, hsm_oid_t key, uint8_t *iv,
+                         size_t ivroom, size_t *ivlen)
+{
+    Nimbus__Request q;
+    Nimbus__OpInitIvReq m;
+    struct mech_out mo;
+    struct rt t;
+    CK_RV rv;
+
+    *ivlen = 0;
+    if ((rv = mech_out(mech, &mo)) != CKR_OK) {
+        return rv;
+    }
+    nimbus__op_init_iv_req__init(&m);
+    m.sid = sid;
+    m.kind = kind;
+    m.mech = &mo.m;
+    m.key = key;
+    m.iv_room = ivroom;
+    REQUEST(q, op_init_iv, OP_INIT_IV, m);
+    rv = roundtrip(cl, &q, NIMBUS__REPLY__RESULT_IV, &t);
+    if (rv == CKR_OK && t.rep->iv->has_iv) {
+        if (t.rep->iv->iv.len > ivroom) {
+            rv = CKR_DEVICE_ERROR;
+        } else {
+            memcpy(iv, t.rep->iv->iv.data, t.rep->iv->iv.len);
+            *ivlen = t.rep->iv->iv.len;
+        }
+    }
+    rt_done(&t);
+    return rv;
+}
+
+CK_RV wire_cl_generate_key(wire_client_t *cl, hsm_sid_t sid,
+                           const hsm_mech_t *mech, const CK_ATTRIBUTE *tmpl,
+                           CK_ULONG count, hsm_oid_t *oid)
+{
+    Nimbus__Request q;
+    Nimbus__GenerateKeyReq m;
+    struct mech_out mo;
+    void *buf = NULL;
+    CK_RV rv;
+
+    nimbus__generate_key_req__init(&m);
+    if ((rv = mech_out(mech, &mo)) == CKR_OK &&
+        (rv = tmpl_out(tmpl, count, &m.template_, &m.n_template_, &buf)) ==
+            CKR_OK) {
+        m.sid = sid;
+        m.mech = &mo.m;
+        REQUEST(q, generate_key, GENERATE_KEY, m);
+        rv = oid_call(cl, &q, oid);
+    }
+    free(buf);
+    return rv;
+}
+
+CK_RV wire_cl_generate_key_pair(wire_client_t *cl, hsm_sid_t sid,
+                                const hsm_mech_t *mech,
+                                const CK_ATTRIBUTE *pub_tmpl,
+                                CK_ULONG pub_count,
+                                const CK_ATTRIBUTE *priv_tmpl,
+                                CK_ULONG priv_count, hsm_oid_t *pub,
+                                hsm_oid_t *priv)
+{
+    Nimbus__Request q;
+    Nimbus__GenerateKeyPairReq m;
+    struct mech_out mo;
+    struct rt t;
+    void *b1 = NULL, *b2 = NULL;
+    CK_RV rv;
+
+    nimbus__generate_key_pair_req__init(&m);
+    if ((rv = mech_out(mech, &mo)) != CKR_OK ||
+        (rv = tmpl_out(pub_tmpl, pub_count, &m.pub_template, &m.n_pub_template,
+                       &b1)) != CKR_OK ||
+        (rv = tmpl_out(priv_tmpl, priv_count, &m.priv_template,
+                       &m.n_priv_template, &b2)) != CKR_OK) {
+        free(b1);
+        return rv;
+    }
+    m.sid = sid;
+    m.mech = &mo.m;
+    REQUEST(q, generate_key_pair, GENERATE_KEY_PAIR, m);
+    rv = roundtrip(cl, &q, NIMBUS__REPLY__RESULT_KEY_PAIR, &t);
+    if (rv == CKR_OK) {
+        *pub = t.rep->key_pair->pub;
+        *priv = t.rep->key_pair->priv;
+    }
+    rt_done(&t);
+    free(b1);
+    free(b2);
+    return rv;
+}
+
+CK_RV wire_cl_derive_key(wire_client_t *cl, hsm_sid_t sid,
+                         const hsm_mech_t *mech, hsm_oid_t base,
+                         const CK_ATTRIBUTE *tmpl, CK_ULONG count,
+                         hsm_oid_t *oid)
+{
+    Nimbus__Request q;
+    Nimbus__DeriveKeyReq m;
+    struct mech_out mo;
+    void *buf = NULL;
+    CK_RV rv;
+
+    nimbus__derive_key_req__init(&m);
+    if ((rv = mech_out(mech, &mo)) == CKR_OK &&
+        (rv = tmpl_out(tmpl, count, &m.template_, &m.n_template_, &buf)) ==
+            CKR_OK) {
+        m.sid = sid;
+        m.mech = &mo.m;
+        m.base_key = base;
+        REQUEST(q, derive_key, DERIVE_KEY, m);
+        rv = oid_call(cl, &q, oid);
+    }
+    free(buf);
+    return rv;
+}
+
+CK_RV wire_cl_wrap_key(wire_client_t *cl, hsm_sid_t sid, const hsm_mech_t *mech,
+                       hsm_oid_t wrapping, hsm_oid_t key, uint8_t **out,
+                       size_t *outlen)
+{
+    Nimbus__Request q;
+    Nimbus__WrapKeyReq m;
+    struct mech_out mo;
+    struct rt t;
+    CK_RV rv;
+
+    *out = NULL;
+    *outlen = 0;
+    if ((rv = mech_out(mech, &mo)) != CKR_OK) {
+        return rv;
+    }
+    nimbus__wrap_key_req__init(&m);
+    m.sid = sid;
+    m.mech = &mo.m;
+    m.wrapping = wrapping;
+    m.key = key;
+    REQUEST(q, wrap_key, WRAP_KEY, m);
+    rv = roundtrip(cl, &q, NIMBUS__REPLY__RESULT_OUTPUT, &t);
+    if (rv == CKR_OK) {
+        const Nimbus__OutputReply *o = t.rep->output;
+        uint8_t *v;
+
+        if (!o->has_out || o->out.len != o->out_len) {
+            rv = CKR_DEVICE_ERROR;
+        } else if ((v = malloc(o->out.len == 0 ? 1 : o->out.len)) == NULL) {
+            rv = CKR_HOST_MEMORY;
+        } else {
+            if (o->out.len > 0) {
+                memcpy(v, o->out.data, o->out.len);
+            }
+            *out = v;
+            *outlen = o->out.len;
+        }
+    }
+    rt_done(&t);
+    return rv;
+}
+
+CK_RV wire_cl_unwrap_key(wire_client_t *cl, hsm_sid_t sid,
+                         const hsm_mech_t *mech, hsm_oid_t unwrapping,
+                         const uint8_t *in, size_t inlen,
+                         const CK_ATTRIBUTE *tmpl, CK_ULONG count,
+                         hsm_oid_t *oid)
+{
+    Nimbus__Request q;
+    Nimbus__UnwrapKeyReq m;
+    struct mech_out mo;
+    void *buf = NULL;
+    CK_RV rv;
+
+    nimbus__unwrap_key_req__init(&m);
+    if ((rv = mech_out(mech, &mo)) == CKR_OK &&
+        (rv = tmpl_out(tmpl, count, &m.template_, &m.n_template_, &buf)) ==
+            CKR_OK) {
+        m.sid = sid;
+        m.mech = &mo.m;
+        m.unwrapping = unwrapping;
+        m.has_wrapped = true;
+        m.wrapped = bin(in, inlen);
+        REQUEST(q, unwrap_key, UNWRAP_KEY, m);
+        rv = oid_call(cl, &q, oid);
+    }
+    free(buf);
+    return rv;
+}
+
+/* ------------------------------------------------------------ messages */
+
+/* The output and result of a message step. */
+static CK_RV msg_call(wire_client_t *cl, Nimbus__Request *q, uint8_t *out,
+                      size_t *outlen, hsm_msg_result_t *res)
+{
+    struct rt t;
+    CK_RV rv = roundtrip(cl, q, NIMBUS__REPLY__RESULT__NOT_SET, &t);
+
+    memset(res, 0, sizeof(*res));
+    if (rv == CKR_OK || rv == CKR_BUFFER_TOO_SMALL) {
+        const Nimbus__MsgReply *r = t.rep->msg;
+        size_t room = outlen != NULL ? *outlen : 0;
+
+        if (t.rep->result_case != NIMBUS__REPLY__RESULT_MSG ||
+            r->out_len > SIZE_MAX || r->iv.len > HSM_MSG_IV_MAX ||
+            r->tag.len > HSM_MSG_TAG_MAX) {
+            rv = CKR_DEVICE_ERROR;
+        } else if (rv == CKR_OK && out != NULL &&
+                   (!r->has_out || r->out.len != r->out_len ||
+                    r->out.len > room)) {
+            rv = CKR_DEVICE_ERROR;
+        } else {
+            if (rv == CKR_OK && out != NULL && r->out.len > 0) {
+                memcpy(out, r->out.data, r->out.len);
+            }
+            if (outlen != NULL) {
+                *outlen = (size_t)r->out_len;
+            }
+            if (r->has_iv && r->iv.len > 0) {
+                memcpy(res->iv, r->iv.data, r->iv.len);
+                res->iv_len = r->iv.len;
+            }
+            if (r->has_tag && r->tag.len > 0) {
+                memcpy(res->tag, r->tag.data, r->tag.len);
+                res->tag_len = r->tag.len;
+            }
+        }
+    }
+    rt_done(&t);
+    return rv;
+}
+
+CK_RV wire_cl_msg_init(wire_client_t *cl, hsm_sid_t sid, hsm_msgkind_t kind,
+                       const hsm_mech_t *mech, hsm_oid_t key)
+{
+    Nimbus__Request q;
+    Nimbus__MsgInitReq m;
+    struct mech_out mo;
+    CK_RV rv;
+
+    if ((rv = mech_out(mech, &mo)) != CKR_OK) {
+        return rv;
+    }
+    nimbus__msg_init_req__init(&m);
+    m.sid = sid;
+    m.kind = kind;
+    m.mech = &mo.m;
+    m.key = key;
+    REQUEST(q, msg_init, MSG_INIT, m);
+    return simple(cl, &q);
+}
+
+CK_RV wire_cl_msg_oneshot(wire_client_t *cl, hsm_sid_t sid, hsm_msgkind_t kind,
+                          const hsm_mech_t *param, const uint8_t *aad,
+                          size_t aadlen, const uint8_t *in, size_t inlen,
+                          uint8_t *out, size_t *outlen, hsm_msg_result_t *res)
+{
+    Nimbus__Request q;
+    Nimbus__MsgOneshotReq m;
+    struct mech_out mo;
+    CK_RV rv;
+
+    if ((rv = mech_out(param, &mo)) != CKR_OK) {
+        return rv;
+    }
+    nimbus__msg_oneshot_req__init(&m);
+    m.sid = sid;
+    m.kind = kind;
+    m.param = &mo.m;
+    m.has_aad = true;
+    m.aad = bin(aad, aadlen);
+    m.has_in = true;
+    m.in = bin(in, inlen);
+    if (out != NULL) {
+        m.has_out_room = true;
+        m.out_room = *outlen;
+    }
+    REQUEST(q, msg_oneshot, MSG_ONESHOT, m);
+    return msg_call(cl, &q, out, outlen, res);
+}
+
+CK_RV wire_cl_msg_begin(wire_client_t *cl, hsm_sid_t sid, hsm_msgkind_t kind,
+                        const hsm_mech_t *param, const uint8_t *aad,
+                        size_t aadlen, hsm_msg_result_t *res)
+{
+    Nimbus__Request q;
+    Nimbus__MsgBeginReq m;
+    struct mech_out mo;
+    CK_RV rv;
+
+    if ((rv = mech_out(param, &mo)) != CKR_OK) {
+        return rv;
+    }
+    nimbus__msg_begin_req__init(&m);
+    m.sid = sid;
+    m.kind = kind;
+    m.param = &mo.m;
+    m.has_aad = true;
+    m.aad = bin(aad, aadlen);
+    REQUEST(q, msg_begin, MSG_BEGIN, m);
+    return msg_call(cl, &q, NULL, NULL, res);
+}
+
+CK_RV wire_cl_msg_next(wire_client_t *cl, hsm_sid_t sid, hsm_msgkind_t kind,
+                       const hsm_mech_t *param, const uint8_t *in, size_t inlen,
+                       bool last, uint8_t *out, size_t *outlen,
+                       hsm_msg_result_t *res)
+{
+    Nimbus__Request q;
+    Nimbus__MsgNextReq m;
+    struct mech_out mo;
+    CK_RV rv;
+
+    if ((rv = mech_out(param, &mo)) != CKR_OK) {
+        return rv;
+    }
+    nimbus__msg_next_req__init(&m);
+    m.sid = sid;
+    m.kind = kind;
+    m.param = &mo.m;
+    m.has_in = true;
+    m.in = bin(in, inlen);
+    m.last = last;
+    if (out != NULL) {
+        m.has_out_room = true;
+        m.out_room = *outlen;
+    }
+    REQUEST(q, msg_next, MSG_NEXT, m);
+    return msg_call(cl, &q, out, outlen, res);
+}
+
+CK_RV wire_cl_msg_output_len(wire_client_t *cl, hsm_sid_t sid,
+                             hsm_msgkind_t kind, bool last, size_t inlen,
+                             size_t *outlen)
+{
+    Nimbus__Request q;
+    Nimbus__MsgOutputLenReq m;
+    struct rt t;
+    CK_RV rv;
+
+    nimbus__msg_output_len_req__init(&m);
+    m.sid = sid;
+    m.kind = kind;
+    m.last = last;
+    m.in_len = inlen;
+    REQUEST(q, msg_output_len, MSG_OUTPUT_LEN, m);
+    rv = roundtrip(cl, &q, NIMBUS__REPLY__RESULT_LEN, &t);
+    if (rv == CKR_OK) {
+        if (t.rep->len->len > SIZE_MAX) {
+            rv = CKR_DEVICE_ERROR;
+        } else {
+            *outlen = (size_t)t.rep->len->len;
+        }
+    }
+    rt_done(&t);
+    return rv;
+}
+
+CK_RV wire_cl_msg_final(wire_client_t *cl, hsm_sid_t sid, hsm_msgkind_t kind)
+{
+    Nimbus__Request q;
+    Nimbus__MsgFinalReq m;
+
+    nimbus__msg_final_req__init(&m);
+    m.sid = sid;
+    m.kind = kind;
+    REQUEST(q, msg_final, MSG_FINAL, m);
+    return simple(cl, &q);
+}
+
+CK_RV wire_cl_msg_abort(wire_client_t *cl, hsm_sid_t sid, hsm_msgkind_t kind)
+{
+    Nimbus__Request q;
+    Nimbus__MsgAbortReq m;
+
+    nimbus__msg_abort_req__init(&m);
+    m.sid = sid;
+    m.kind = kind;
+    REQUEST(q, msg_abort, MSG_ABORT, m);
     return simple(cl, &q);
 }
 

@@ -117,6 +117,55 @@ CK_RV wire_cl_op_digest_key(wire_client_t *cl, hsm_sid_t sid, hsm_oid_t key);
 /* hsm_op_abort has no result; the wire's is CKR_OK or why it failed. */
 CK_RV wire_cl_op_abort(wire_client_t *cl, hsm_sid_t sid, hsm_opkind_t kind);
 
+CK_RV wire_cl_op_init(wire_client_t *cl, hsm_sid_t sid, hsm_opkind_t kind,
+                      const hsm_mech_t *mech, hsm_oid_t key);
+CK_RV wire_cl_op_init_iv(wire_client_t *cl, hsm_sid_t sid, hsm_opkind_t kind,
+                         const hsm_mech_t *mech, hsm_oid_t key, uint8_t *iv,
+                         size_t ivroom, size_t *ivlen);
+CK_RV wire_cl_generate_key(wire_client_t *cl, hsm_sid_t sid,
+                           const hsm_mech_t *mech, const CK_ATTRIBUTE *tmpl,
+                           CK_ULONG count, hsm_oid_t *oid);
+CK_RV wire_cl_generate_key_pair(wire_client_t *cl, hsm_sid_t sid,
+                                const hsm_mech_t *mech,
+                                const CK_ATTRIBUTE *pub_tmpl,
+                                CK_ULONG pub_count,
+                                const CK_ATTRIBUTE *priv_tmpl,
+                                CK_ULONG priv_count, hsm_oid_t *pub,
+                                hsm_oid_t *priv);
+CK_RV wire_cl_derive_key(wire_client_t *cl, hsm_sid_t sid,
+                         const hsm_mech_t *mech, hsm_oid_t base,
+                         const CK_ATTRIBUTE *tmpl, CK_ULONG count,
+                         hsm_oid_t *oid);
+/* *out malloc'd, as hsm_wrap_key's. */
+CK_RV wire_cl_wrap_key(wire_client_t *cl, hsm_sid_t sid, const hsm_mech_t *mech,
+                       hsm_oid_t wrapping, hsm_oid_t key, uint8_t **out,
+                       size_t *outlen);
+CK_RV wire_cl_unwrap_key(wire_client_t *cl, hsm_sid_t sid,
+                         const hsm_mech_t *mech, hsm_oid_t unwrapping,
+                         const uint8_t *in, size_t inlen,
+                         const CK_ATTRIBUTE *tmpl, CK_ULONG count,
+                         hsm_oid_t *oid);
+
+CK_RV wire_cl_msg_init(wire_client_t *cl, hsm_sid_t sid, hsm_msgkind_t kind,
+                       const hsm_mech_t *mech, hsm_oid_t key);
+CK_RV wire_cl_msg_oneshot(wire_client_t *cl, hsm_sid_t sid, hsm_msgkind_t kind,
+                          const hsm_mech_t *param, const uint8_t *aad,
+                          size_t aadlen, const uint8_t *in, size_t inlen,
+                          uint8_t *out, size_t *outlen, hsm_msg_result_t *res);
+CK_RV wire_cl_msg_begin(wire_client_t *cl, hsm_sid_t sid, hsm_msgkind_t kind,
+                        const hsm_mech_t *param, const uint8_t *aad,
+                        size_t aadlen, hsm_msg_result_t *res);
+CK_RV wire_cl_msg_next(wire_client_t *cl, hsm_sid_t sid, hsm_msgkind_t kind,
+                       const hsm_mech_t *param, const uint8_t *in, size_t inlen,
+                       bool last, uint8_t *out, size_t *outlen,
+                       hsm_msg_result_t *res);
+CK_RV wire_cl_msg_output_len(wire_client_t *cl, hsm_sid_t sid,
+                             hsm_msgkind_t kind, bool last, size_t inlen,
+                             size_t *outlen);
+CK_RV wire_cl_msg_final(wire_client_t *cl, hsm_sid_t sid, hsm_msgkind_t kind);
+/* hsm_msg_abort has no result; the wire's is CKR_OK or why it failed. */
+CK_RV wire_cl_msg_abort(wire_client_t *cl, hsm_sid_t sid, hsm_msgkind_t kind);
+
 /* In parts of at most what one reply carries. */
 CK_RV wire_cl_random(wire_client_t *cl, hsm_sid_t sid, uint8_t *buf,
                      size_t len);

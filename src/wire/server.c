@@ -22,6 +22,7 @@
 #include <sys/random.h>
 
 #include "common/log.h"
+#include "common/mechparam.h"
 #include "common/util.h"
 #include "wire/proto.h"
 #include "wire/server.h"
@@ -467,6 +468,15 @@ static CK_RV opkind_in(uint32_t k, hsm_opkind_t *kind)
     return CKR_OK;
 }
 
+static CK_RV msgkind_in(uint32_t k, hsm_msgkind_t *kind)
+{
+    if (k != HSM_MSG_ENCRYPT && k != HSM_MSG_DECRYPT) {
+        return CKR_ARGUMENTS_BAD;
+    }
+    *kind = (hsm_msgkind_t)k;
+    return CKR_OK;
+}
+
 /*
  * Output room the client asked for, as a buffer: at most what one reply
  * can carry (a larger output is split by the client into parts).
@@ -475,6 +485,20 @@ static uint8_t *room_in(struct call *c, uint64_t asked, size_t *room)
 {
     *room = asked > c->out_max ? c->out_max : (size_t)asked;
     return call_alloc(c, *room);
+}
+
+/* The output buffer of a step: none when the client has none (a length
+ * query), else room_in's. */
+static CK_RV out_in(struct call *c, bool has, uint64_t asked, uint8_t **out,
+                    size_t *room)
+{
+    *out = NULL;
+    *room = 0;
+    if (!has) {
+        return CKR_OK;
+    }
+    *out = room_in(c, asked, room);
+    return *out == NULL ? CKR_HOST_MEMORY : CKR_OK;
 }
 
 static void output_out(struct call *c, CK_RV rv, uint8_t *out, size_t outlen)
@@ -1047,11 +1071,9 @@ static CK_RV do_op_oneshot(struct call *c, const Nimbus__OpOneshotReq *r)
         (rv = opkind_in(r->kind, &kind)) != CKR_OK) {
         return rv;
     }
-    if (r->has_out_room) {
-        out = room_in(c, r->out_room, &outlen);
-        if (out == NULL) {
-            return CKR_HOST_MEMORY;
-        }
+    if ((rv = out_in(c, r->has_out_room, r->out_room, &out, &outlen)) !=
+        CKR_OK) {
+        return rv;
     }
     rv = hsm_op_oneshot(c->wc->conn, sid, kind, bp(&r->in), r->in.len, out,
                         &outlen);
@@ -1073,8 +1095,9 @@ static CK_RV do_op_update(struct call *c, const Nimbus__OpUpdateReq *r)
         (rv = opkind_in(r->kind, &kind)) != CKR_OK) {
         return rv;
     }
-    if ((out = room_in(c, r->out_room, &outlen)) == NULL) {
-        return CKR_HOST_MEMORY;
+    if ((rv = out_in(c, r->has_out_room, r->out_room, &out, &outlen)) !=
+        CKR_OK) {
+        return rv;
     }
     rv = hsm_op_update(c->wc->conn, sid, kind, bp(&r->in), r->in.len, out,
                        &outlen);
@@ -1096,8 +1119,9 @@ static CK_RV do_op_final(struct call *c, const Nimbus__OpFinalReq *r)
         (rv = opkind_in(r->kind, &kind)) != CKR_OK) {
         return rv;
     }
-    if ((out = room_in(c, r->out_room, &outlen)) == NULL) {
-        return CKR_HOST_MEMORY;
+    if ((rv = out_in(c, r->has_out_room, r->out_room, &out, &outlen)) !=
+        CKR_OK) {
+        return rv;
     }
     rv = hsm_op_final(c->wc->conn, sid, kind, out, &outlen);
     if (rv == CKR_OK || rv == CKR_BUFFER_TOO_SMALL) {
@@ -1141,6 +1165,594 @@ static CK_RV do_op_abort(struct call *c, const Nimbus__OpAbortReq *r)
         return rv;
     }
     hsm_op_abort(c->wc->conn, sid, kind);
+    return CKR_OK;
+}
+
+/* ------------------------------------------------------------ mechanisms in */
+
+/*
+ * A Mechanism message as hsm_mech_t: its byte strings point into the
+ * decoded request (nothing is copied or owned; the request outlives the
+ * call). Only sizes are checked here, with the codec's caps
+ * (CKR_MECHANISM_PARAM_INVALID); the core checks the meaning and that the
+ * layout fits the mechanism type.
+ */
+struct mech_in {
+    hsm_mech_t m;
+    hsm_mp_prf_data_t params[HSM_MECH_DATA_PARAMS_MAX];
+};
+
+/* A value for a CK_ULONG (or a narrower PKCS#11 integer). */
+#define UL_IN(dst, v)                                                          \
+    do {                                                                       \
+        uint64_t v_ = (v);                                                     \
+        (dst) = v_;                                                            \
+        if ((uint64_t)(dst) != v_) {                                           \
+            return CKR_MECHANISM_PARAM_INVALID;                                \
+        }                                                                      \
+    } while (0)
+
+static CK_RV bytes_in(protobuf_c_boolean has, const ProtobufCBinaryData *b,
+                      size_t max, hsm_bytes_t *o)
+{
+    o->present = has;
+    o->data = NULL;
+    o->len = 0;
+    if (!has) {
+        return CKR_OK;
+    }
+    if (b->len > max) {
+        return CKR_MECHANISM_PARAM_INVALID;
+    }
+    o->len = b->len;
+    o->data = b->len > 0 ? b->data : NULL;
+    return CKR_OK;
+}
+
+#define BYTES_IN(msg, field, dst)                                              \
+    do {                                                                       \
+        CK_RV rv_ = bytes_in((msg)->has_##field, &(msg)->field,                \
+                             HSM_MECH_BYTES_MAX, (dst));                       \
+        if (rv_ != CKR_OK) {                                                   \
+            return rv_;                                                        \
+        }                                                                      \
+    } while (0)
+
+static CK_RV oaep_in(const Nimbus__OaepParams *o, hsm_mp_oaep_t *d)
+{
+    UL_IN(d->hash_alg, o->hash_alg);
+    UL_IN(d->mgf, o->mgf);
+    UL_IN(d->source, o->source);
+    BYTES_IN(o, source_data, &d->source_data);
+    return CKR_OK;
+}
+
+static CK_RV kbkdf_in(const Nimbus__Sp800108Params *k, struct mech_in *mi)
+{
+    hsm_mech_t *m = &mi->m;
+
+    if (k->n_params > HSM_MECH_DATA_PARAMS_MAX) {
+        return CKR_MECHANISM_PARAM_INVALID;
+    }
+    UL_IN(m->u.kbkdf.prf_type, k->prf_type);
+    UL_IN(m->u.kbkdf.additional_keys, k->additional_keys);
+    BYTES_IN(k, iv, &m->u.kbkdf.iv);
+    for (size_t i = 0; i < k->n_params; i++) {
+        const Nimbus__KdfDataParam *p = k->params[i];
+        hsm_mp_prf_data_t *d = &mi->params[i];
+
+        memset(d, 0, sizeof(*d));
+        UL_IN(d->type, p->type);
+        d->has_format = p->has_has_format && p->has_format;
+        UL_IN(d->little_endian, p->little_endian);
+        UL_IN(d->width_bits, p->width_bits);
+        UL_IN(d->dkm_method, p->dkm_method);
+        BYTES_IN(p, bytes, &d->bytes);
+    }
+    m->u.kbkdf.params = k->n_params > 0 ? mi->params : NULL;
+    m->u.kbkdf.n_params = k->n_params;
+    return CKR_OK;
+}
+
+static CK_RV mech_in(const Nimbus__Mechanism *w, struct mech_in *mi)
+{
+    hsm_mech_t *m = &mi->m;
+
+    memset(m, 0, sizeof(*m));
+    if (w == NULL) {
+        return CKR_MECHANISM_INVALID;
+    }
+    /* A type wider than CK_MECHANISM_TYPE names no mechanism. */
+    m->type = (CK_MECHANISM_TYPE)w->type;
+    if ((uint64_t)m->type != w->type) {
+        return CKR_MECHANISM_INVALID;
+    }
+    /* A field this server does not know (a later version's layout) is
+     * never taken for "no parameter". */
+    if (w->base.n_unknown_fields > 0) {
+        return CKR_MECHANISM_PARAM_INVALID;
+    }
+    switch (w->param_case) {
+    case NIMBUS__MECHANISM__PARAM__NOT_SET:
+        m->layout = HSM_MP_NONE;
+        return CKR_OK;
+    case NIMBUS__MECHANISM__PARAM_UNKNOWN:
+        m->layout = HSM_MP_UNKNOWN;
+        return CKR_OK;
+    case NIMBUS__MECHANISM__PARAM_BYTES:
+        m->layout = HSM_MP_BYTES;
+        return bytes_in(true, &w->bytes, HSM_MECH_BYTES_MAX, &m->u.bytes);
+    case NIMBUS__MECHANISM__PARAM_ULONG:
+        m->layout = HSM_MP_ULONG;
+        UL_IN(m->u.ulong, w->ulong);
+        return CKR_OK;
+    case NIMBUS__MECHANISM__PARAM_OBJECT:
+        m->layout = HSM_MP_OBJECT;
+        m->u.object = w->object;
+        return CKR_OK;
+    case NIMBUS__MECHANISM__PARAM_PSS:
+        m->layout = HSM_MP_RSA_PSS;
+        UL_IN(m->u.pss.hash_alg, w->pss->hash_alg);
+        UL_IN(m->u.pss.mgf, w->pss->mgf);
+        UL_IN(m->u.pss.salt_len, w->pss->salt_len);
+        return CKR_OK;
+    case NIMBUS__MECHANISM__PARAM_OAEP:
+        m->layout = HSM_MP_RSA_OAEP;
+        return oaep_in(w->oaep, &m->u.oaep);
+    case NIMBUS__MECHANISM__PARAM_EDDSA:
+        m->layout = HSM_MP_EDDSA;
+        UL_IN(m->u.eddsa.ph_flag, w->eddsa->ph_flag);
+        BYTES_IN(w->eddsa, context, &m->u.eddsa.context);
+        return CKR_OK;
+    case NIMBUS__MECHANISM__PARAM_ECDH1:
+        m->layout = HSM_MP_ECDH1;
+        UL_IN(m->u.ecdh1.kdf, w->ecdh1->kdf);
+        BYTES_IN(w->ecdh1, shared_data, &m->u.ecdh1.shared_data);
+        BYTES_IN(w->ecdh1, public_data, &m->u.ecdh1.public_data);
+        return CKR_OK;
+    case NIMBUS__MECHANISM__PARAM_CTR:
+        m->layout = HSM_MP_AES_CTR;
+        UL_IN(m->u.ctr.counter_bits, w->ctr->counter_bits);
+        if (w->ctr->cb.len != sizeof(m->u.ctr.cb)) {
+            return CKR_MECHANISM_PARAM_INVALID;
+        }
+        memcpy(m->u.ctr.cb, w->ctr->cb.data, sizeof(m->u.ctr.cb));
+        return CKR_OK;
+    case NIMBUS__MECHANISM__PARAM_GCM:
+        m->layout = HSM_MP_GCM;
+        UL_IN(m->u.gcm.iv_len, w->gcm->iv_len);
+        UL_IN(m->u.gcm.iv_bits, w->gcm->iv_bits);
+        UL_IN(m->u.gcm.tag_bits, w->gcm->tag_bits);
+        m->u.gcm.short_layout =
+            w->gcm->has_short_layout && w->gcm->short_layout;
+        BYTES_IN(w->gcm, iv, &m->u.gcm.iv);
+        BYTES_IN(w->gcm, aad, &m->u.gcm.aad);
+        /* the codec's invariant: a given IV is iv_len bytes */
+        if (m->u.gcm.iv.present && m->u.gcm.iv.len != m->u.gcm.iv_len) {
+            return CKR_MECHANISM_PARAM_INVALID;
+        }
+        return CKR_OK;
+    case NIMBUS__MECHANISM__PARAM_CCM:
+        m->layout = HSM_MP_CCM;
+        UL_IN(m->u.ccm.data_len, w->ccm->data_len);
+        UL_IN(m->u.ccm.mac_len, w->ccm->mac_len);
+        BYTES_IN(w->ccm, nonce, &m->u.ccm.nonce);
+        BYTES_IN(w->ccm, aad, &m->u.ccm.aad);
+        return CKR_OK;
+    case NIMBUS__MECHANISM__PARAM_CHACHA:
+        m->layout = HSM_MP_CHACHA20_POLY1305;
+        BYTES_IN(w->chacha, nonce, &m->u.chacha.nonce);
+        BYTES_IN(w->chacha, aad, &m->u.chacha.aad);
+        return CKR_OK;
+    case NIMBUS__MECHANISM__PARAM_RSA_AES:
+        m->layout = HSM_MP_RSA_AES_KEY_WRAP;
+        UL_IN(m->u.rsa_aes.aes_key_bits, w->rsa_aes->aes_key_bits);
+        m->u.rsa_aes.has_oaep = w->rsa_aes->oaep != NULL;
+        return m->u.rsa_aes.has_oaep
+                   ? oaep_in(w->rsa_aes->oaep, &m->u.rsa_aes.oaep)
+                   : CKR_OK;
+    case NIMBUS__MECHANISM__PARAM_HKDF:
+        m->layout = HSM_MP_HKDF;
+        UL_IN(m->u.hkdf.extract, w->hkdf->extract);
+        UL_IN(m->u.hkdf.expand, w->hkdf->expand);
+        UL_IN(m->u.hkdf.prf_hash, w->hkdf->prf_hash);
+        UL_IN(m->u.hkdf.salt_type, w->hkdf->salt_type);
+        m->u.hkdf.salt_key = w->hkdf->salt_key;
+        BYTES_IN(w->hkdf, salt, &m->u.hkdf.salt);
+        BYTES_IN(w->hkdf, info, &m->u.hkdf.info);
+        return CKR_OK;
+    case NIMBUS__MECHANISM__PARAM_SP800108:
+        m->layout = HSM_MP_SP800_108;
+        return kbkdf_in(w->sp800108, mi);
+    case NIMBUS__MECHANISM__PARAM_SP800108_FEEDBACK:
+        m->layout = HSM_MP_SP800_108_FEEDBACK;
+        return kbkdf_in(w->sp800108_feedback, mi);
+    case NIMBUS__MECHANISM__PARAM_PBKDF2:
+        m->layout = HSM_MP_PBKDF2;
+        UL_IN(m->u.pbkdf2.salt_source, w->pbkdf2->salt_source);
+        UL_IN(m->u.pbkdf2.iterations, w->pbkdf2->iterations);
+        UL_IN(m->u.pbkdf2.prf, w->pbkdf2->prf);
+        BYTES_IN(w->pbkdf2, salt, &m->u.pbkdf2.salt);
+        BYTES_IN(w->pbkdf2, prf_data, &m->u.pbkdf2.prf_data);
+        BYTES_IN(w->pbkdf2, password, &m->u.pbkdf2.password);
+        return CKR_OK;
+    case NIMBUS__MECHANISM__PARAM_STRING_DATA:
+        m->layout = HSM_MP_KEY_DERIVATION_STRING;
+        return bytes_in(true, &w->string_data, HSM_MECH_BYTES_MAX,
+                        &m->u.string);
+    case NIMBUS__MECHANISM__PARAM_AES_CBC_DATA:
+        m->layout = HSM_MP_AES_CBC_ENCRYPT_DATA;
+        if (w->aes_cbc_data->iv.len != sizeof(m->u.cbc_data.iv)) {
+            return CKR_MECHANISM_PARAM_INVALID;
+        }
+        memcpy(m->u.cbc_data.iv, w->aes_cbc_data->iv.data,
+               sizeof(m->u.cbc_data.iv));
+        BYTES_IN(w->aes_cbc_data, data, &m->u.cbc_data.data);
+        return CKR_OK;
+    case NIMBUS__MECHANISM__PARAM_GCM_MSG:
+        m->layout = HSM_MP_GCM_MESSAGE;
+        UL_IN(m->u.gcm_msg.iv_fixed_bits, w->gcm_msg->iv_fixed_bits);
+        UL_IN(m->u.gcm_msg.generator, w->gcm_msg->generator);
+        UL_IN(m->u.gcm_msg.tag_bits, w->gcm_msg->tag_bits);
+        BYTES_IN(w->gcm_msg, iv, &m->u.gcm_msg.iv);
+        return bytes_in(w->gcm_msg->has_tag, &w->gcm_msg->tag, HSM_MECH_TAG_MAX,
+                        &m->u.gcm_msg.tag);
+    case NIMBUS__MECHANISM__PARAM_CCM_MSG:
+        m->layout = HSM_MP_CCM_MESSAGE;
+        UL_IN(m->u.ccm_msg.data_len, w->ccm_msg->data_len);
+        UL_IN(m->u.ccm_msg.nonce_fixed_bits, w->ccm_msg->nonce_fixed_bits);
+        UL_IN(m->u.ccm_msg.generator, w->ccm_msg->generator);
+        UL_IN(m->u.ccm_msg.mac_len, w->ccm_msg->mac_len);
+        BYTES_IN(w->ccm_msg, nonce, &m->u.ccm_msg.nonce);
+        return bytes_in(w->ccm_msg->has_mac, &w->ccm_msg->mac, HSM_MECH_TAG_MAX,
+                        &m->u.ccm_msg.mac);
+    case NIMBUS__MECHANISM__PARAM_CHACHA_MSG:
+        m->layout = HSM_MP_CHACHA20_POLY1305_MESSAGE;
+        BYTES_IN(w->chacha_msg, nonce, &m->u.chacha_msg.nonce);
+        return bytes_in(w->chacha_msg->has_tag, &w->chacha_msg->tag,
+                        HSM_MECH_TAG_MAX, &m->u.chacha_msg.tag);
+    default:
+        /* a layout of a later version */
+        return CKR_MECHANISM_PARAM_INVALID;
+    }
+}
+
+/* ------------------------------------------------------------ crypto calls */
+
+static CK_RV do_op_init(struct call *c, const Nimbus__OpInitReq *r)
+{
+    struct mech_in mi;
+    hsm_opkind_t kind;
+    hsm_sid_t sid;
+    CK_RV rv;
+
+    if ((rv = sid_in(c, r->sid, &sid)) != CKR_OK ||
+        (rv = opkind_in(r->kind, &kind)) != CKR_OK ||
+        (rv = mech_in(r->mech, &mi)) != CKR_OK) {
+        return rv;
+    }
+    return hsm_op_init(c->wc->conn, sid, kind, &mi.m, r->key);
+}
+
+static CK_RV do_op_init_iv(struct call *c, const Nimbus__OpInitIvReq *r)
+{
+    struct mech_in mi;
+    hsm_opkind_t kind;
+    hsm_sid_t sid;
+    uint8_t *iv;
+    size_t room, ivlen = 0;
+    CK_RV rv;
+
+    if ((rv = sid_in(c, r->sid, &sid)) != CKR_OK ||
+        (rv = opkind_in(r->kind, &kind)) != CKR_OK ||
+        (rv = mech_in(r->mech, &mi)) != CKR_OK) {
+        return rv;
+    }
+    room = r->iv_room > HSM_MSG_IV_MAX ? HSM_MSG_IV_MAX : (size_t)r->iv_room;
+    if ((iv = call_alloc(c, room)) == NULL) {
+        return CKR_HOST_MEMORY;
+    }
+    rv =
+        hsm_op_init_iv(c->wc->conn, sid, kind, &mi.m, r->key, iv, room, &ivlen);
+    if (rv == CKR_OK) {
+        nimbus__iv_reply__init(&c->u.iv);
+        if (ivlen > 0 && ivlen <= room) {
+            c->u.iv.has_iv = true;
+            c->u.iv.iv.data = iv;
+            c->u.iv.iv.len = ivlen;
+        }
+        c->rep.result_case = NIMBUS__REPLY__RESULT_IV;
+        c->rep.iv = &c->u.iv;
+    }
+    return rv;
+}
+
+static CK_RV do_generate_key(struct call *c, const Nimbus__GenerateKeyReq *r)
+{
+    CK_ATTRIBUTE t[HSM_TEMPLATE_MAX];
+    struct mech_in mi;
+    CK_ULONG n;
+    hsm_sid_t sid;
+    hsm_oid_t oid = 0;
+    CK_RV rv;
+
+    if ((rv = sid_in(c, r->sid, &sid)) != CKR_OK ||
+        (rv = tmpl_in(r->n_template_, r->template_, t, &n)) != CKR_OK ||
+        (rv = mech_in(r->mech, &mi)) != CKR_OK) {
+        return rv;
+    }
+    rv = hsm_generate_key(c->wc->conn, sid, &mi.m, t, n, &oid);
+    if (rv == CKR_OK) {
+        oid_out(c, oid);
+    }
+    return rv;
+}
+
+static CK_RV do_generate_key_pair(struct call *c,
+                                  const Nimbus__GenerateKeyPairReq *r)
+{
+    CK_ATTRIBUTE pt[HSM_TEMPLATE_MAX], st[HSM_TEMPLATE_MAX];
+    struct mech_in mi;
+    CK_ULONG pn, sn;
+    hsm_sid_t sid;
+    hsm_oid_t pub = 0, priv = 0;
+    CK_RV rv;
+
+    if ((rv = sid_in(c, r->sid, &sid)) != CKR_OK ||
+        (rv = tmpl_in(r->n_pub_template, r->pub_template, pt, &pn)) != CKR_OK ||
+        (rv = tmpl_in(r->n_priv_template, r->priv_template, st, &sn)) !=
+            CKR_OK ||
+        (rv = mech_in(r->mech, &mi)) != CKR_OK) {
+        return rv;
+    }
+    rv = hsm_generate_key_pair(c->wc->conn, sid, &mi.m, pt, pn, st, sn, &pub,
+                               &priv);
+    if (rv == CKR_OK) {
+        nimbus__key_pair_reply__init(&c->u.key_pair);
+        c->u.key_pair.pub = pub;
+        c->u.key_pair.priv = priv;
+        c->rep.result_case = NIMBUS__REPLY__RESULT_KEY_PAIR;
+        c->rep.key_pair = &c->u.key_pair;
+    }
+    return rv;
+}
+
+static CK_RV do_derive_key(struct call *c, const Nimbus__DeriveKeyReq *r)
+{
+    CK_ATTRIBUTE t[HSM_TEMPLATE_MAX];
+    struct mech_in mi;
+    CK_ULONG n;
+    hsm_sid_t sid;
+    hsm_oid_t oid = 0;
+    CK_RV rv;
+
+    if ((rv = sid_in(c, r->sid, &sid)) != CKR_OK ||
+        (rv = tmpl_in(r->n_template_, r->template_, t, &n)) != CKR_OK ||
+        (rv = mech_in(r->mech, &mi)) != CKR_OK) {
+        return rv;
+    }
+    rv = hsm_derive_key(c->wc->conn, sid, &mi.m, r->base_key, t, n, &oid);
+    if (rv == CKR_OK) {
+        oid_out(c, oid);
+    }
+    return rv;
+}
+
+static CK_RV do_wrap_key(struct call *c, const Nimbus__WrapKeyReq *r)
+{
+    struct mech_in mi;
+    hsm_sid_t sid;
+    uint8_t *out = NULL;
+    size_t outlen = 0;
+    CK_RV rv;
+
+    if ((rv = sid_in(c, r->sid, &sid)) != CKR_OK ||
+        (rv = mech_in(r->mech, &mi)) != CKR_OK) {
+        return rv;
+    }
+    rv = hsm_wrap_key(c->wc->conn, sid, &mi.m, r->wrapping, r->key, &out,
+                      &outlen);
+    if (rv != CKR_OK) {
+        return rv;
+    }
+    if (keep(c, out, outlen) == NULL && outlen > 0) {
+        return CKR_HOST_MEMORY;
+    }
+    output_out(c, rv, out != NULL ? out : (uint8_t *)empty_bytes, outlen);
+    return CKR_OK;
+}
+
+static CK_RV do_unwrap_key(struct call *c, const Nimbus__UnwrapKeyReq *r)
+{
+    CK_ATTRIBUTE t[HSM_TEMPLATE_MAX];
+    struct mech_in mi;
+    CK_ULONG n;
+    hsm_sid_t sid;
+    hsm_oid_t oid = 0;
+    CK_RV rv;
+
+    if ((rv = sid_in(c, r->sid, &sid)) != CKR_OK ||
+        (rv = tmpl_in(r->n_template_, r->template_, t, &n)) != CKR_OK ||
+        (rv = mech_in(r->mech, &mi)) != CKR_OK) {
+        return rv;
+    }
+    rv = hsm_unwrap_key(c->wc->conn, sid, &mi.m, r->unwrapping, bp(&r->wrapped),
+                        r->wrapped.len, t, n, &oid);
+    if (rv == CKR_OK) {
+        oid_out(c, oid);
+    }
+    return rv;
+}
+
+/* ------------------------------------------------------------ messages */
+
+static void msg_out(struct call *c, CK_RV rv, uint8_t *out, size_t outlen,
+                    const hsm_msg_result_t *res)
+{
+    Nimbus__MsgReply *m = &c->u.msg;
+
+    nimbus__msg_reply__init(m);
+    m->out_len = outlen;
+    if (rv == CKR_OK && out != NULL) {
+        m->has_out = true;
+        m->out.data = out;
+        m->out.len = outlen;
+    }
+    if (rv == CKR_OK && res->iv_len > 0 && res->iv_len <= HSM_MSG_IV_MAX) {
+        m->has_iv = true;
+        m->iv.data = (uint8_t *)res->iv;
+        m->iv.len = res->iv_len;
+    }
+    if (rv == CKR_OK && res->tag_len > 0 && res->tag_len <= HSM_MSG_TAG_MAX) {
+        m->has_tag = true;
+        m->tag.data = (uint8_t *)res->tag;
+        m->tag.len = res->tag_len;
+    }
+    c->rep.result_case = NIMBUS__REPLY__RESULT_MSG;
+    c->rep.msg = m;
+}
+
+static CK_RV do_msg_init(struct call *c, const Nimbus__MsgInitReq *r)
+{
+    struct mech_in mi;
+    hsm_msgkind_t kind;
+    hsm_sid_t sid;
+    CK_RV rv;
+
+    if ((rv = sid_in(c, r->sid, &sid)) != CKR_OK ||
+        (rv = msgkind_in(r->kind, &kind)) != CKR_OK ||
+        (rv = mech_in(r->mech, &mi)) != CKR_OK) {
+        return rv;
+    }
+    return hsm_msg_init(c->wc->conn, sid, kind, &mi.m, r->key);
+}
+
+static CK_RV do_msg_oneshot(struct call *c, const Nimbus__MsgOneshotReq *r)
+{
+    hsm_msg_result_t *res;
+    struct mech_in mi;
+    hsm_msgkind_t kind;
+    hsm_sid_t sid;
+    uint8_t *out;
+    size_t outlen;
+    CK_RV rv;
+
+    if ((rv = sid_in(c, r->sid, &sid)) != CKR_OK ||
+        (rv = msgkind_in(r->kind, &kind)) != CKR_OK ||
+        (rv = mech_in(r->param, &mi)) != CKR_OK ||
+        (rv = out_in(c, r->has_out_room, r->out_room, &out, &outlen)) !=
+            CKR_OK) {
+        return rv;
+    }
+    if ((res = call_alloc(c, sizeof(*res))) == NULL) {
+        return CKR_HOST_MEMORY;
+    }
+    rv = hsm_msg_oneshot(c->wc->conn, sid, kind, &mi.m, bp(&r->aad), r->aad.len,
+                         bp(&r->in), r->in.len, out, &outlen, res);
+    if (rv == CKR_OK || rv == CKR_BUFFER_TOO_SMALL) {
+        msg_out(c, rv, out, outlen, res);
+    }
+    return rv;
+}
+
+static CK_RV do_msg_begin(struct call *c, const Nimbus__MsgBeginReq *r)
+{
+    hsm_msg_result_t *res;
+    struct mech_in mi;
+    hsm_msgkind_t kind;
+    hsm_sid_t sid;
+    CK_RV rv;
+
+    if ((rv = sid_in(c, r->sid, &sid)) != CKR_OK ||
+        (rv = msgkind_in(r->kind, &kind)) != CKR_OK ||
+        (rv = mech_in(r->param, &mi)) != CKR_OK) {
+        return rv;
+    }
+    if ((res = call_alloc(c, sizeof(*res))) == NULL) {
+        return CKR_HOST_MEMORY;
+    }
+    rv = hsm_msg_begin(c->wc->conn, sid, kind, &mi.m, bp(&r->aad), r->aad.len,
+                       res);
+    if (rv == CKR_OK) {
+        msg_out(c, rv, NULL, 0, res);
+    }
+    return rv;
+}
+
+static CK_RV do_msg_next(struct call *c, const Nimbus__MsgNextReq *r)
+{
+    hsm_msg_result_t *res;
+    struct mech_in mi;
+    hsm_msgkind_t kind;
+    hsm_sid_t sid;
+    uint8_t *out;
+    size_t outlen;
+    CK_RV rv;
+
+    if ((rv = sid_in(c, r->sid, &sid)) != CKR_OK ||
+        (rv = msgkind_in(r->kind, &kind)) != CKR_OK ||
+        (rv = mech_in(r->param, &mi)) != CKR_OK ||
+        (rv = out_in(c, r->has_out_room, r->out_room, &out, &outlen)) !=
+            CKR_OK) {
+        return rv;
+    }
+    if ((res = call_alloc(c, sizeof(*res))) == NULL) {
+        return CKR_HOST_MEMORY;
+    }
+    rv = hsm_msg_next(c->wc->conn, sid, kind, &mi.m, bp(&r->in), r->in.len,
+                      r->last, out, &outlen, res);
+    if (rv == CKR_OK || rv == CKR_BUFFER_TOO_SMALL) {
+        msg_out(c, rv, out, outlen, res);
+    }
+    return rv;
+}
+
+static CK_RV do_msg_output_len(struct call *c, const Nimbus__MsgOutputLenReq *r)
+{
+    hsm_msgkind_t kind;
+    hsm_sid_t sid;
+    size_t outlen = 0;
+    CK_RV rv;
+
+    if ((rv = sid_in(c, r->sid, &sid)) != CKR_OK ||
+        (rv = msgkind_in(r->kind, &kind)) != CKR_OK) {
+        return rv;
+    }
+    if (r->in_len > SIZE_MAX) {
+        return CKR_DATA_LEN_RANGE;
+    }
+    rv = hsm_msg_output_len(c->wc->conn, sid, kind, r->last, (size_t)r->in_len,
+                            &outlen);
+    if (rv == CKR_OK) {
+        len_out(c, outlen);
+    }
+    return rv;
+}
+
+static CK_RV do_msg_final(struct call *c, const Nimbus__MsgFinalReq *r)
+{
+    hsm_msgkind_t kind;
+    hsm_sid_t sid;
+    CK_RV rv;
+
+    if ((rv = sid_in(c, r->sid, &sid)) != CKR_OK ||
+        (rv = msgkind_in(r->kind, &kind)) != CKR_OK) {
+        return rv;
+    }
+    return hsm_msg_final(c->wc->conn, sid, kind);
+}
+
+static CK_RV do_msg_abort(struct call *c, const Nimbus__MsgAbortReq *r)
+{
+    hsm_msgkind_t kind;
+    hsm_sid_t sid;
+    CK_RV rv;
+
+    if ((rv = sid_in(c, r->sid, &sid)) != CKR_OK ||
+        (rv = msgkind_in(r->kind, &kind)) != CKR_OK) {
+        return rv;
+    }
+    hsm_msg_abort(c->wc->conn, sid, kind);
     return CKR_OK;
 }
 
@@ -1380,6 +1992,34 @@ static CK_RV dispatch(struct call *c, const Nimbus__Request *q)
         return do_op_digest_key(c, q->op_digest_key);
     case NIMBUS__REQUEST__CALL_OP_ABORT:
         return do_op_abort(c, q->op_abort);
+    case NIMBUS__REQUEST__CALL_GENERATE_KEY:
+        return do_generate_key(c, q->generate_key);
+    case NIMBUS__REQUEST__CALL_GENERATE_KEY_PAIR:
+        return do_generate_key_pair(c, q->generate_key_pair);
+    case NIMBUS__REQUEST__CALL_DERIVE_KEY:
+        return do_derive_key(c, q->derive_key);
+    case NIMBUS__REQUEST__CALL_OP_INIT:
+        return do_op_init(c, q->op_init);
+    case NIMBUS__REQUEST__CALL_OP_INIT_IV:
+        return do_op_init_iv(c, q->op_init_iv);
+    case NIMBUS__REQUEST__CALL_WRAP_KEY:
+        return do_wrap_key(c, q->wrap_key);
+    case NIMBUS__REQUEST__CALL_UNWRAP_KEY:
+        return do_unwrap_key(c, q->unwrap_key);
+    case NIMBUS__REQUEST__CALL_MSG_INIT:
+        return do_msg_init(c, q->msg_init);
+    case NIMBUS__REQUEST__CALL_MSG_ONESHOT:
+        return do_msg_oneshot(c, q->msg_oneshot);
+    case NIMBUS__REQUEST__CALL_MSG_BEGIN:
+        return do_msg_begin(c, q->msg_begin);
+    case NIMBUS__REQUEST__CALL_MSG_NEXT:
+        return do_msg_next(c, q->msg_next);
+    case NIMBUS__REQUEST__CALL_MSG_OUTPUT_LEN:
+        return do_msg_output_len(c, q->msg_output_len);
+    case NIMBUS__REQUEST__CALL_MSG_FINAL:
+        return do_msg_final(c, q->msg_final);
+    case NIMBUS__REQUEST__CALL_MSG_ABORT:
+        return do_msg_abort(c, q->msg_abort);
     case NIMBUS__REQUEST__CALL_RANDOM:
         return do_random(c, q->random);
     case NIMBUS__REQUEST__CALL_USER_SET_PASSWORD:
@@ -1396,8 +2036,7 @@ static CK_RV dispatch(struct call *c, const Nimbus__Request *q)
         return hsm_object_set_trusted(c->wc->conn, q->object_set_trusted->oid,
                                       q->object_set_trusted->trusted);
     default:
-        /* A call this server does not know (a newer client's, or one
-         * whose mechanism mapping is not here yet). */
+        /* A call this server does not know (a newer client's). */
         return CKR_FUNCTION_NOT_SUPPORTED;
     }
 }
@@ -1448,12 +2087,31 @@ static bool do_hello(struct call *c, const Nimbus__Hello *h)
     return true;
 }
 
+/* The password a PBKDF2 parameter carries, if any. */
+static ProtobufCBinaryData *mech_secret(Nimbus__Mechanism *m)
+{
+    if (m != NULL && m->param_case == NIMBUS__MECHANISM__PARAM_PBKDF2 &&
+        m->pbkdf2->has_password) {
+        return &m->pbkdf2->password;
+    }
+    return NULL;
+}
+
 /* Wipes what a request carried that may be secret (passwords). */
 static void wipe_request(Nimbus__Request *q)
 {
     ProtobufCBinaryData *pw[2] = {NULL, NULL};
 
     switch (q->call_case) {
+    case NIMBUS__REQUEST__CALL_GENERATE_KEY:
+        pw[0] = mech_secret(q->generate_key->mech);
+        break;
+    case NIMBUS__REQUEST__CALL_DERIVE_KEY:
+        pw[0] = mech_secret(q->derive_key->mech);
+        break;
+    case NIMBUS__REQUEST__CALL_OP_INIT:
+        pw[0] = mech_secret(q->op_init->mech);
+        break;
     case NIMBUS__REQUEST__CALL_INIT_TOKEN:
         pw[0] = &q->init_token->password;
         break;

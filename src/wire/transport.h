@@ -40,10 +40,10 @@ typedef struct wire_tls wire_tls_t;   /* a TLS context: server or client */
 
 /* TLS contexts from cfg->tls_cert / tls_key / tls_ca (TLS 1.3 only, peer
  * certificate required and verified both ways). false + err on failure. */
-bool wire_tls_server_new(const struct config *cfg, wire_tls_t **out,
-                         char *err, size_t errlen);
-bool wire_tls_client_new(const struct config *cfg, wire_tls_t **out,
-                         char *err, size_t errlen);
+bool wire_tls_server_new(const struct config *cfg, wire_tls_t **out, char *err,
+                         size_t errlen);
+bool wire_tls_client_new(const struct config *cfg, wire_tls_t **out, char *err,
+                         size_t errlen);
 void wire_tls_free(wire_tls_t *t);
 
 /* Client: connects to ep (a tls endpoint needs tls; the server's
@@ -59,9 +59,9 @@ int wire_link_fd(const wire_link_t *l);
 
 typedef enum {
     WIRE_IO_OK = 0,
-    WIRE_IO_EOF,      /* clean end between frames */
-    WIRE_IO_TOO_BIG,  /* header announced more than max (nothing read) */
-    WIRE_IO_ERROR,    /* I/O or TLS error, or EOF inside a frame */
+    WIRE_IO_EOF,     /* clean end between frames */
+    WIRE_IO_TOO_BIG, /* header announced more than max (nothing read) */
+    WIRE_IO_ERROR,   /* I/O or TLS error, or EOF inside a frame */
 } wire_io_t;
 
 /* Reads one frame: *buf malloc'd (payload only), *len its length. */

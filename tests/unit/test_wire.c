@@ -18,6 +18,7 @@
 
 #include <cmocka.h>
 
+#include "common/mechparam.h"
 #include "hsm/hsm.h"
 #include "nimbus/pkcs11-vendor.h"
 #include "wire/client.h"
@@ -897,6 +898,851 @@ static void test_session_and_channel_limits(void **state)
     chan_close(&c2);
 }
 
+/* ------------------------------------------------------------ crypto */
+
+static size_t put_varint(uint8_t *p, uint64_t v)
+{
+    size_t n = 0;
+
+    while (v >= 0x80) {
+        p[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    p[n++] = (uint8_t)v;
+    return n;
+}
+
+/*
+ * The same mechanism through the wire (channel A, alice) and straight
+ * into the core (an embedded connection of alice on the same token): a
+ * deterministic mechanism must give the same bytes both ways, which shows
+ * that every field of its parameter crossed the wire unchanged.
+ */
+struct twin {
+    struct fixture *f;
+    hsm_conn_t *conn; /* the direct connection */
+    hsm_sid_t wsid;   /* A's session on the wire */
+    hsm_sid_t dsid;   /* the direct session */
+};
+
+static CK_BBOOL t_yes = CK_TRUE, t_no = CK_FALSE;
+static CK_OBJECT_CLASS t_secret = CKO_SECRET_KEY;
+
+static void twin_open(struct fixture *f, struct twin *t)
+{
+    t->f = f;
+    activate(&f->a, "alice", "alicepw1");
+    assert_int_equal(
+        wire_cl_login(f->a.cl, HSM_LOGIN_USER, "alice", PW("alicepw1")),
+        CKR_OK);
+    assert_int_equal(wire_cl_session_open(f->a.cl, true, &t->wsid), CKR_OK);
+    assert_int_equal(hsm_conn_open(f->hsm, &t->conn), CKR_OK);
+    assert_int_equal(
+        hsm_login(t->conn, HSM_LOGIN_USER, "alice", PW("alicepw1")), CKR_OK);
+    assert_int_equal(hsm_session_open(t->conn, true, &t->dsid), CKR_OK);
+}
+
+static void twin_close(struct twin *t)
+{
+    hsm_conn_close(t->conn);
+}
+
+/* A token secret key of value v, made over the wire (both see it). */
+static hsm_oid_t twin_key(struct twin *t, CK_KEY_TYPE kt, const uint8_t *v,
+                          size_t len, CK_ATTRIBUTE_TYPE use1,
+                          CK_ATTRIBUTE_TYPE use2)
+{
+    CK_ATTRIBUTE tm[] = {
+        {CKA_CLASS, &t_secret, sizeof(t_secret)},
+        {CKA_KEY_TYPE, &kt, sizeof(kt)},
+        {CKA_TOKEN, &t_yes, 1},
+        {CKA_VALUE, (void *)v, len},
+        {CKA_SENSITIVE, &t_no, 1},
+        {CKA_EXTRACTABLE, &t_yes, 1},
+        {use1, &t_yes, 1},
+        {use2, &t_yes, 1},
+    };
+    hsm_oid_t oid = 0;
+
+    assert_int_equal(wire_cl_object_create(t->f->a.cl, t->wsid, tm, 8, &oid),
+                     CKR_OK);
+    return oid;
+}
+
+static void decode(const CK_MECHANISM *m, hsm_mech_t *d)
+{
+    assert_int_equal(hsm_mech_decode(m, d), CKR_OK);
+}
+
+/* kind over in with key, both ways; the outputs must be equal. */
+static void twin_op(struct twin *t, hsm_opkind_t kind, const CK_MECHANISM *m,
+                    hsm_oid_t key, const uint8_t *in, size_t inlen)
+{
+    uint8_t w[1024], d[1024];
+    size_t wl = 0, dl = sizeof(d);
+    hsm_mech_t mech;
+
+    decode(m, &mech);
+    assert_int_equal(wire_cl_op_init(t->f->a.cl, t->wsid, kind, &mech, key),
+                     CKR_OK);
+    /* the length query (no buffer), then the call */
+    assert_int_equal(
+        wire_cl_op_oneshot(t->f->a.cl, t->wsid, kind, in, inlen, NULL, &wl),
+        CKR_OK);
+    assert_true(wl > 0 && wl <= sizeof(w));
+    wl = sizeof(w);
+    assert_int_equal(
+        wire_cl_op_oneshot(t->f->a.cl, t->wsid, kind, in, inlen, w, &wl),
+        CKR_OK);
+    assert_int_equal(hsm_op_init(t->conn, t->dsid, kind, &mech, key), CKR_OK);
+    assert_int_equal(hsm_op_oneshot(t->conn, t->dsid, kind, in, inlen, d, &dl),
+                     CKR_OK);
+    assert_int_equal(wl, dl);
+    assert_memory_equal(w, d, wl);
+    hsm_mech_free(&mech);
+}
+
+static uint8_t *value_of(struct twin *t, bool wire, hsm_oid_t oid, size_t *len)
+{
+    CK_ATTRIBUTE_TYPE ty = CKA_VALUE;
+    hsm_attr_t a;
+    uint8_t *v;
+
+    if (wire) {
+        assert_int_equal(
+            wire_cl_object_get(t->f->a.cl, t->wsid, oid, &ty, 1, &a), CKR_OK);
+    } else {
+        assert_int_equal(hsm_object_get(t->conn, t->dsid, oid, &ty, 1, &a),
+                         CKR_OK);
+    }
+    assert_int_equal(a.status, HSM_ATTR_OK);
+    v = a.value;
+    *len = a.len;
+    return v;
+}
+
+/* A derivation both ways: the same key value. */
+static void twin_derive(struct twin *t, const CK_MECHANISM *m, hsm_oid_t base,
+                        CK_ULONG len)
+{
+    CK_KEY_TYPE kt = CKK_GENERIC_SECRET;
+    CK_ATTRIBUTE tm[] = {
+        {CKA_CLASS, &t_secret, sizeof(t_secret)},
+        {CKA_KEY_TYPE, &kt, sizeof(kt)},
+        {CKA_SENSITIVE, &t_no, 1},
+        {CKA_VALUE_LEN, &len, sizeof(len)},
+    };
+    hsm_mech_t mech;
+    hsm_oid_t wo = 0, dobj = 0;
+    uint8_t *wv, *dv;
+    size_t wl, dl;
+
+    decode(m, &mech);
+    assert_int_equal(wire_cl_derive_key(t->f->a.cl, t->wsid, &mech, base, tm,
+                                        len != 0 ? 4 : 3, &wo),
+                     CKR_OK);
+    assert_int_equal(hsm_derive_key(t->conn, t->dsid, &mech, base, tm,
+                                    len != 0 ? 4 : 3, &dobj),
+                     CKR_OK);
+    wv = value_of(t, true, wo, &wl);
+    dv = value_of(t, false, dobj, &dl);
+    assert_int_equal(wl, dl);
+    assert_true(wl > 0);
+    assert_memory_equal(wv, dv, wl);
+    free(wv);
+    free(dv);
+    hsm_mech_free(&mech);
+}
+
+static void test_crypto_ciphers(void **state)
+{
+    struct fixture *f = *state;
+    struct twin t;
+    uint8_t kv[32], iv[16], aad[20], msg[48], nonce[12];
+    hsm_oid_t aes, chacha, hmac;
+
+    for (size_t i = 0; i < sizeof(kv); i++)
+        kv[i] = (uint8_t)(i * 7 + 1);
+    memset(iv, 0xa5, sizeof(iv));
+    memset(aad, 0x3c, sizeof(aad));
+    memset(msg, 0x42, sizeof(msg));
+    memset(nonce, 0x17, sizeof(nonce));
+    twin_open(f, &t);
+    aes = twin_key(&t, CKK_AES, kv, 32, CKA_ENCRYPT, CKA_SIGN);
+    chacha = twin_key(&t, CKK_CHACHA20, kv, 32, CKA_ENCRYPT, CKA_DECRYPT);
+    hmac = twin_key(&t, CKK_GENERIC_SECRET, kv, 32, CKA_SIGN, CKA_VERIFY);
+    {
+        /* HSM_MP_BYTES */
+        CK_MECHANISM m = {CKM_AES_CBC_PAD, iv, sizeof(iv)};
+
+        twin_op(&t, HSM_OPK_ENCRYPT, &m, aes, msg, 33);
+    }
+    {
+        /* HSM_MP_AES_CTR */
+        CK_AES_CTR_PARAMS p = {64, {0}};
+        CK_MECHANISM m = {CKM_AES_CTR, &p, sizeof(p)};
+
+        memset(p.cb, 0x11, sizeof(p.cb));
+        twin_op(&t, HSM_OPK_ENCRYPT, &m, aes, msg, sizeof(msg));
+    }
+    {
+        /* HSM_MP_GCM, with the caller's IV and AAD */
+        CK_GCM_PARAMS p = {iv, 12, 96, aad, sizeof(aad), 96};
+        CK_MECHANISM m = {CKM_AES_GCM, &p, sizeof(p)};
+
+        twin_op(&t, HSM_OPK_ENCRYPT, &m, aes, msg, sizeof(msg));
+    }
+    {
+        /* HSM_MP_CCM */
+        CK_CCM_PARAMS p = {sizeof(msg), nonce, 11, aad, sizeof(aad), 12};
+        CK_MECHANISM m = {CKM_AES_CCM, &p, sizeof(p)};
+
+        twin_op(&t, HSM_OPK_ENCRYPT, &m, aes, msg, sizeof(msg));
+    }
+    {
+        /* HSM_MP_CHACHA20_POLY1305 */
+        CK_SALSA20_CHACHA20_POLY1305_PARAMS p = {nonce, 12, aad, sizeof(aad)};
+        CK_MECHANISM m = {CKM_CHACHA20_POLY1305, &p, sizeof(p)};
+
+        twin_op(&t, HSM_OPK_ENCRYPT, &m, chacha, msg, sizeof(msg));
+    }
+    {
+        /* HSM_MP_ULONG and HSM_MP_NONE */
+        CK_MAC_GENERAL_PARAMS len = 20;
+        CK_MECHANISM m = {CKM_SHA256_HMAC_GENERAL, &len, sizeof(len)};
+        CK_MECHANISM full = {CKM_SHA256_HMAC, NULL, 0};
+        CK_MECHANISM cmac = {CKM_AES_CMAC, NULL, 0};
+
+        twin_op(&t, HSM_OPK_SIGN, &m, hmac, msg, sizeof(msg));
+        twin_op(&t, HSM_OPK_SIGN, &full, hmac, msg, sizeof(msg));
+        twin_op(&t, HSM_OPK_SIGN, &cmac, aes, msg, sizeof(msg));
+    }
+    {
+        /* multi-part digest over the wire: SHA-256("abc") */
+        static const uint8_t want[32] = {
+            0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea, 0x41, 0x41, 0x40,
+            0xde, 0x5d, 0xae, 0x22, 0x23, 0xb0, 0x03, 0x61, 0xa3, 0x96, 0x17,
+            0x7a, 0x9c, 0xb4, 0x10, 0xff, 0x61, 0xf2, 0x00, 0x15, 0xad};
+        CK_MECHANISM m = {CKM_SHA256, NULL, 0};
+        hsm_mech_t d;
+        uint8_t out[64];
+        size_t ol = 0;
+
+        decode(&m, &d);
+        assert_int_equal(
+            wire_cl_op_init(f->a.cl, t.wsid, HSM_OPK_DIGEST, &d, 0), CKR_OK);
+        assert_int_equal(wire_cl_op_update(f->a.cl, t.wsid, HSM_OPK_DIGEST,
+                                           (const uint8_t *)"a", 1, NULL, &ol),
+                         CKR_OK);
+        ol = 0;
+        assert_int_equal(wire_cl_op_update(f->a.cl, t.wsid, HSM_OPK_DIGEST,
+                                           (const uint8_t *)"bc", 2, NULL, &ol),
+                         CKR_OK);
+        ol = 4;
+        assert_int_equal(
+            wire_cl_op_final(f->a.cl, t.wsid, HSM_OPK_DIGEST, out, &ol),
+            CKR_BUFFER_TOO_SMALL);
+        assert_int_equal(ol, 32);
+        ol = sizeof(out);
+        assert_int_equal(
+            wire_cl_op_final(f->a.cl, t.wsid, HSM_OPK_DIGEST, out, &ol),
+            CKR_OK);
+        assert_int_equal(ol, 32);
+        assert_memory_equal(out, want, 32);
+        hsm_mech_free(&d);
+    }
+    {
+        /* a GCM IV the token makes comes back through op_init_iv, and
+         * decrypts on the direct side */
+        CK_GCM_PARAMS p = {NULL, 12, 96, NULL, 0, 128};
+        CK_MECHANISM m = {CKM_AES_GCM, &p, sizeof(p)};
+        hsm_mech_t d;
+        uint8_t made[16], ct[128], pt[128];
+        size_t ivlen = 0, cl = sizeof(ct), pl = sizeof(pt);
+
+        decode(&m, &d);
+        assert_int_equal(wire_cl_op_init_iv(f->a.cl, t.wsid, HSM_OPK_ENCRYPT,
+                                            &d, aes, made, sizeof(made),
+                                            &ivlen),
+                         CKR_OK);
+        assert_int_equal(ivlen, 12);
+        assert_int_equal(wire_cl_op_oneshot(f->a.cl, t.wsid, HSM_OPK_ENCRYPT,
+                                            msg, sizeof(msg), ct, &cl),
+                         CKR_OK);
+        assert_int_equal(cl, sizeof(msg) + 16);
+        hsm_mech_free(&d);
+        p.pIv = made;
+        decode(&m, &d);
+        assert_int_equal(hsm_op_init(t.conn, t.dsid, HSM_OPK_DECRYPT, &d, aes),
+                         CKR_OK);
+        assert_int_equal(
+            hsm_op_oneshot(t.conn, t.dsid, HSM_OPK_DECRYPT, ct, cl, pt, &pl),
+            CKR_OK);
+        assert_int_equal(pl, sizeof(msg));
+        assert_memory_equal(pt, msg, sizeof(msg));
+        hsm_mech_free(&d);
+    }
+    twin_close(&t);
+}
+
+static void test_crypto_derive_wrap(void **state)
+{
+    struct fixture *f = *state;
+    struct twin t;
+    uint8_t kv[32], other[16], label[] = "label", ctxt[] = "context", seed[32],
+                               salt[16], data[32];
+    hsm_oid_t base, second, kek, target;
+
+    memset(kv, 0x5c, sizeof(kv));
+    memset(other, 0x21, sizeof(other));
+    memset(seed, 0xc5, sizeof(seed));
+    memset(salt, 0x99, sizeof(salt));
+    memset(data, 0x0f, sizeof(data));
+    twin_open(f, &t);
+    base = twin_key(&t, CKK_GENERIC_SECRET, kv, 32, CKA_DERIVE, CKA_DERIVE);
+    second =
+        twin_key(&t, CKK_GENERIC_SECRET, other, 16, CKA_DERIVE, CKA_DERIVE);
+    {
+        /* HSM_MP_SP800_108: the data parameter list */
+        CK_SP800_108_COUNTER_FORMAT cf = {CK_FALSE, 32};
+        CK_SP800_108_DKM_LENGTH_FORMAT df = {
+            CK_SP800_108_DKM_LENGTH_SUM_OF_KEYS, CK_FALSE, 32};
+        CK_PRF_DATA_PARAM list[] = {
+            {CK_SP800_108_ITERATION_VARIABLE, &cf, sizeof(cf)},
+            {CK_SP800_108_BYTE_ARRAY, label, sizeof(label) - 1},
+            {CK_SP800_108_BYTE_ARRAY, ctxt, sizeof(ctxt) - 1},
+            {CK_SP800_108_DKM_LENGTH, &df, sizeof(df)},
+        };
+        CK_PRF_DATA_PARAM fb[] = {
+            {CK_SP800_108_ITERATION_VARIABLE, NULL, 0},
+            {CK_SP800_108_OPTIONAL_COUNTER, &cf, sizeof(cf)},
+            {CK_SP800_108_BYTE_ARRAY, label, sizeof(label) - 1},
+        };
+        CK_SP800_108_KDF_PARAMS cp = {CKM_SHA256_HMAC, 4, list, 0, NULL};
+        CK_SP800_108_FEEDBACK_KDF_PARAMS fp = {
+            CKM_SHA256_HMAC, 3, fb, sizeof(seed), seed, 0, NULL};
+        CK_MECHANISM cm = {CKM_SP800_108_COUNTER_KDF, &cp, sizeof(cp)};
+        CK_MECHANISM fm = {CKM_SP800_108_FEEDBACK_KDF, &fp, sizeof(fp)};
+
+        twin_derive(&t, &cm, base, 70);
+        twin_derive(&t, &fm, base, 40);
+    }
+    {
+        /* HSM_MP_HKDF */
+        CK_HKDF_PARAMS hp = {
+            CK_TRUE,      CK_TRUE, CKM_SHA256, CKF_HKDF_SALT_DATA, salt,
+            sizeof(salt), 0,       ctxt,       sizeof(ctxt) - 1};
+        CK_MECHANISM m = {CKM_HKDF_DERIVE, &hp, sizeof(hp)};
+
+        twin_derive(&t, &m, base, 42);
+    }
+    {
+        /* HSM_MP_OBJECT, HSM_MP_KEY_DERIVATION_STRING,
+         * HSM_MP_AES_CBC_ENCRYPT_DATA */
+        CK_OBJECT_HANDLE h = second;
+        CK_MECHANISM m = {CKM_CONCATENATE_BASE_AND_KEY, &h, sizeof(h)};
+        CK_KEY_DERIVATION_STRING_DATA sd = {data, 5};
+        CK_MECHANISM ms = {CKM_CONCATENATE_BASE_AND_DATA, &sd, sizeof(sd)};
+        CK_AES_CBC_ENCRYPT_DATA_PARAMS cd;
+        CK_MECHANISM mc = {CKM_AES_CBC_ENCRYPT_DATA, &cd, sizeof(cd)};
+        hsm_oid_t aes = twin_key(&t, CKK_AES, kv, 16, CKA_DERIVE, CKA_DERIVE);
+
+        twin_derive(&t, &m, base, 0);
+        twin_derive(&t, &ms, base, 0);
+        memset(cd.iv, 0x44, sizeof(cd.iv));
+        cd.pData = data;
+        cd.length = 32;
+        twin_derive(&t, &mc, aes, 0);
+    }
+    {
+        /* HSM_MP_PBKDF2 (a key generation): the same key both ways */
+        CK_PKCS5_PBKD2_PARAMS2 pp = {CKZ_SALT_SPECIFIED,
+                                     salt,
+                                     sizeof(salt),
+                                     1000,
+                                     CKP_PKCS5_PBKD2_HMAC_SHA256,
+                                     NULL,
+                                     0,
+                                     (CK_UTF8CHAR_PTR) "passphrase",
+                                     10};
+        CK_MECHANISM m = {CKM_PKCS5_PBKD2, &pp, sizeof(pp)};
+        CK_KEY_TYPE kt = CKK_AES;
+        CK_ULONG len = 32;
+        CK_ATTRIBUTE tm[] = {{CKA_KEY_TYPE, &kt, sizeof(kt)},
+                             {CKA_VALUE_LEN, &len, sizeof(len)},
+                             {CKA_SENSITIVE, &t_no, 1},
+                             {CKA_EXTRACTABLE, &t_yes, 1}};
+        hsm_mech_t d;
+        hsm_oid_t wo, dobj;
+        uint8_t *wv, *dv;
+        size_t wl, dl;
+
+        decode(&m, &d);
+        assert_int_equal(wire_cl_generate_key(f->a.cl, t.wsid, &d, tm, 4, &wo),
+                         CKR_OK);
+        assert_int_equal(hsm_generate_key(t.conn, t.dsid, &d, tm, 4, &dobj),
+                         CKR_OK);
+        wv = value_of(&t, true, wo, &wl);
+        dv = value_of(&t, false, dobj, &dl);
+        assert_int_equal(wl, 32);
+        assert_int_equal(dl, 32);
+        assert_memory_equal(wv, dv, 32);
+        free(wv);
+        free(dv);
+        hsm_mech_free(&d);
+    }
+    {
+        /* wrap (deterministic: the same bytes both ways), then unwrap the
+         * wire's on the wire and compare the values */
+        CK_MECHANISM m = {CKM_AES_KEY_WRAP_KWP, NULL, 0};
+        CK_KEY_TYPE kt = CKK_GENERIC_SECRET;
+        CK_ATTRIBUTE tm[] = {{CKA_CLASS, &t_secret, sizeof(t_secret)},
+                             {CKA_KEY_TYPE, &kt, sizeof(kt)},
+                             {CKA_SENSITIVE, &t_no, 1},
+                             {CKA_EXTRACTABLE, &t_yes, 1}};
+        hsm_mech_t d;
+        uint8_t *w1 = NULL, *w2 = NULL, *v;
+        size_t l1 = 0, l2 = 0, vl;
+        hsm_oid_t back;
+
+        kek = twin_key(&t, CKK_AES, kv, 32, CKA_WRAP, CKA_UNWRAP);
+        target =
+            twin_key(&t, CKK_GENERIC_SECRET, other, 16, CKA_SIGN, CKA_VERIFY);
+        decode(&m, &d);
+        assert_int_equal(
+            wire_cl_wrap_key(f->a.cl, t.wsid, &d, kek, target, &w1, &l1),
+            CKR_OK);
+        assert_int_equal(
+            hsm_wrap_key(t.conn, t.dsid, &d, kek, target, &w2, &l2), CKR_OK);
+        assert_int_equal(l1, l2);
+        assert_memory_equal(w1, w2, l1);
+        assert_int_equal(
+            wire_cl_unwrap_key(f->a.cl, t.wsid, &d, kek, w1, l1, tm, 4, &back),
+            CKR_OK);
+        v = value_of(&t, true, back, &vl);
+        assert_int_equal(vl, 16);
+        assert_memory_equal(v, other, 16);
+        free(v);
+        free(w1);
+        free(w2);
+        hsm_mech_free(&d);
+    }
+    twin_close(&t);
+}
+
+static void test_crypto_asym(void **state)
+{
+    struct fixture *f = *state;
+    struct twin t;
+    static CK_BYTE p256[] = {0x06, 0x08, 0x2a, 0x86, 0x48,
+                             0xce, 0x3d, 0x03, 0x01, 0x07};
+    static CK_BYTE ed25519[] = {0x06, 0x03, 0x2b, 0x65, 0x70};
+    CK_ATTRIBUTE pub_ec[] = {{CKA_EC_PARAMS, p256, sizeof(p256)},
+                             {CKA_VERIFY, &t_yes, 1},
+                             {CKA_TOKEN, &t_yes, 1}};
+    CK_ATTRIBUTE pub_ed[] = {{CKA_EC_PARAMS, ed25519, sizeof(ed25519)},
+                             {CKA_VERIFY, &t_yes, 1}};
+    CK_ATTRIBUTE priv[] = {{CKA_SIGN, &t_yes, 1}, {CKA_TOKEN, &t_yes, 1}};
+    CK_ATTRIBUTE priv_aa[] = {{CKA_SIGN, &t_yes, 1},
+                              {CKA_ALWAYS_AUTHENTICATE, &t_yes, 1}};
+    CK_MECHANISM gen_ec = {CKM_EC_KEY_PAIR_GEN, NULL, 0};
+    CK_MECHANISM gen_ed = {CKM_EC_EDWARDS_KEY_PAIR_GEN, NULL, 0};
+    CK_MECHANISM ecdsa = {CKM_ECDSA_SHA256, NULL, 0};
+    hsm_mech_t d;
+    hsm_oid_t pub, prv, edpub, edprv;
+    uint8_t sig[128], msg[32];
+    size_t sl = 0;
+
+    memset(msg, 0x61, sizeof(msg));
+    twin_open(f, &t);
+    decode(&gen_ec, &d);
+    assert_int_equal(wire_cl_generate_key_pair(f->a.cl, t.wsid, &d, pub_ec, 3,
+                                               priv, 2, &pub, &prv),
+                     CKR_OK);
+    hsm_mech_free(&d);
+    /* ECDSA over the wire (length query, then the signature), verified
+     * over the wire and directly; a bad signature is refused */
+    decode(&ecdsa, &d);
+    assert_int_equal(wire_cl_op_init(f->a.cl, t.wsid, HSM_OPK_SIGN, &d, prv),
+                     CKR_OK);
+    assert_int_equal(wire_cl_op_oneshot(f->a.cl, t.wsid, HSM_OPK_SIGN, msg,
+                                        sizeof(msg), NULL, &sl),
+                     CKR_OK);
+    assert_int_equal(sl, 64);
+    sl = sizeof(sig);
+    assert_int_equal(wire_cl_op_oneshot(f->a.cl, t.wsid, HSM_OPK_SIGN, msg,
+                                        sizeof(msg), sig, &sl),
+                     CKR_OK);
+    assert_int_equal(sl, 64);
+    assert_int_equal(wire_cl_op_init(f->a.cl, t.wsid, HSM_OPK_VERIFY, &d, pub),
+                     CKR_OK);
+    assert_int_equal(
+        wire_cl_op_verify(f->a.cl, t.wsid, msg, sizeof(msg), true, sig, sl),
+        CKR_OK);
+    assert_int_equal(hsm_op_init(t.conn, t.dsid, HSM_OPK_VERIFY, &d, pub),
+                     CKR_OK);
+    assert_int_equal(
+        hsm_op_verify(t.conn, t.dsid, msg, sizeof(msg), true, sig, sl), CKR_OK);
+    sig[5] ^= 1;
+    assert_int_equal(wire_cl_op_init(f->a.cl, t.wsid, HSM_OPK_VERIFY, &d, pub),
+                     CKR_OK);
+    assert_int_equal(
+        wire_cl_op_verify(f->a.cl, t.wsid, msg, sizeof(msg), true, sig, sl),
+        CKR_SIGNATURE_INVALID);
+    /* multi-part verify: updates, then the final step (data NULL) */
+    sig[5] ^= 1;
+    assert_int_equal(wire_cl_op_init(f->a.cl, t.wsid, HSM_OPK_VERIFY, &d, pub),
+                     CKR_OK);
+    sl = 64;
+    {
+        size_t zero = 0;
+
+        assert_int_equal(wire_cl_op_update(f->a.cl, t.wsid, HSM_OPK_VERIFY, msg,
+                                           10, NULL, &zero),
+                         CKR_OK);
+        zero = 0;
+        assert_int_equal(wire_cl_op_update(f->a.cl, t.wsid, HSM_OPK_VERIFY,
+                                           msg + 10, sizeof(msg) - 10, NULL,
+                                           &zero),
+                         CKR_OK);
+    }
+    assert_int_equal(
+        wire_cl_op_verify(f->a.cl, t.wsid, NULL, 0, false, sig, 64), CKR_OK);
+    hsm_mech_free(&d);
+
+    /* a key with CKA_ALWAYS_AUTHENTICATE: the context login over the
+     * wire authorizes its signature */
+    decode(&gen_ec, &d);
+    assert_int_equal(wire_cl_generate_key_pair(f->a.cl, t.wsid, &d, pub_ec, 3,
+                                               priv_aa, 2, &pub, &prv),
+                     CKR_OK);
+    hsm_mech_free(&d);
+    decode(&ecdsa, &d);
+    assert_int_equal(wire_cl_op_init(f->a.cl, t.wsid, HSM_OPK_SIGN, &d, prv),
+                     CKR_OK);
+    assert_int_equal(
+        wire_cl_context_login(f->a.cl, t.wsid, NULL, PW("wrongpw1")),
+        CKR_PIN_INCORRECT);
+    assert_int_equal(
+        wire_cl_context_login(f->a.cl, t.wsid, NULL, PW("alicepw1")), CKR_OK);
+    sl = sizeof(sig);
+    assert_int_equal(wire_cl_op_oneshot(f->a.cl, t.wsid, HSM_OPK_SIGN, msg,
+                                        sizeof(msg), sig, &sl),
+                     CKR_OK);
+    hsm_mech_free(&d);
+
+    /* HSM_MP_EDDSA (the token takes pure EdDSA): deterministic, the same both
+     * ways */
+    decode(&gen_ed, &d);
+    assert_int_equal(wire_cl_generate_key_pair(f->a.cl, t.wsid, &d, pub_ed, 2,
+                                               priv, 2, &edpub, &edprv),
+                     CKR_OK);
+    hsm_mech_free(&d);
+    {
+        CK_EDDSA_PARAMS ep = {CK_FALSE, 0, NULL};
+        CK_MECHANISM m = {CKM_EDDSA, &ep, sizeof(ep)};
+
+        twin_op(&t, HSM_OPK_SIGN, &m, edprv, msg, sizeof(msg));
+    }
+    twin_close(&t);
+}
+
+static void test_crypto_messages(void **state)
+{
+    struct fixture *f = *state;
+    struct twin t;
+    uint8_t kv[32], iv[12], aad[8], msg[40], ct[64], pt[64], ct2[64];
+    hsm_oid_t aes;
+    CK_MECHANISM init = {CKM_AES_GCM, NULL, 0};
+    hsm_mech_t mi, mp;
+    hsm_msg_result_t res, res2;
+    size_t cl, pl;
+
+    memset(kv, 0x33, sizeof(kv));
+    memset(iv, 0x01, sizeof(iv));
+    memset(aad, 0x02, sizeof(aad));
+    memset(msg, 0x03, sizeof(msg));
+    twin_open(f, &t);
+    aes = twin_key(&t, CKK_AES, kv, 32, CKA_ENCRYPT, CKA_DECRYPT);
+    assert_int_equal(hsm_mech_decode_type(&init, &mi), CKR_OK);
+    assert_int_equal(
+        wire_cl_msg_init(f->a.cl, t.wsid, HSM_MSG_ENCRYPT, &mi, aes), CKR_OK);
+    assert_int_equal(hsm_msg_init(t.conn, t.dsid, HSM_MSG_ENCRYPT, &mi, aes),
+                     CKR_OK);
+    {
+        /* CKG_NO_GENERATE: the caller's IV, the same output and tag both
+         * ways */
+        uint8_t tag[16];
+        CK_GCM_MESSAGE_PARAMS p = {iv, 12, 0, CKG_NO_GENERATE, tag, 128};
+
+        assert_int_equal(
+            hsm_mech_decode_msg(CKM_AES_GCM, &p, sizeof(p), false, &mp),
+            CKR_OK);
+        cl = sizeof(ct);
+        assert_int_equal(wire_cl_msg_oneshot(f->a.cl, t.wsid, HSM_MSG_ENCRYPT,
+                                             &mp, aad, sizeof(aad), msg,
+                                             sizeof(msg), ct, &cl, &res),
+                         CKR_OK);
+        assert_int_equal(cl, sizeof(msg));
+        assert_int_equal(res.tag_len, 16);
+        pl = sizeof(ct2);
+        assert_int_equal(hsm_msg_oneshot(t.conn, t.dsid, HSM_MSG_ENCRYPT, &mp,
+                                         aad, sizeof(aad), msg, sizeof(msg),
+                                         ct2, &pl, &res2),
+                         CKR_OK);
+        assert_int_equal(pl, cl);
+        assert_memory_equal(ct, ct2, cl);
+        assert_memory_equal(res.tag, res2.tag, 16);
+        hsm_mech_free(&mp);
+    }
+    {
+        /* a generated IV and the tag come back; the direct side decrypts */
+        uint8_t tag[16], made[12];
+        CK_GCM_MESSAGE_PARAMS p = {made, 12, 0, CKG_GENERATE_RANDOM, tag, 128};
+
+        memset(made, 0, sizeof(made));
+        assert_int_equal(
+            hsm_mech_decode_msg(CKM_AES_GCM, &p, sizeof(p), false, &mp),
+            CKR_OK);
+        assert_int_equal(wire_cl_msg_begin(f->a.cl, t.wsid, HSM_MSG_ENCRYPT,
+                                           &mp, aad, sizeof(aad), &res),
+                         CKR_OK);
+        assert_int_equal(res.iv_len, 12);
+        memcpy(made, res.iv, 12);
+        cl = sizeof(ct);
+        assert_int_equal(wire_cl_msg_next(f->a.cl, t.wsid, HSM_MSG_ENCRYPT, &mp,
+                                          msg, sizeof(msg), true, ct, &cl,
+                                          &res),
+                         CKR_OK);
+        assert_int_equal(res.tag_len, 16);
+        memcpy(tag, res.tag, 16);
+        hsm_mech_free(&mp);
+        assert_int_equal(wire_cl_msg_final(f->a.cl, t.wsid, HSM_MSG_ENCRYPT),
+                         CKR_OK);
+        assert_int_equal(wire_cl_msg_final(f->a.cl, t.wsid, HSM_MSG_ENCRYPT),
+                         CKR_OPERATION_NOT_INITIALIZED);
+
+        assert_int_equal(
+            hsm_msg_init(t.conn, t.dsid, HSM_MSG_DECRYPT, &mi, aes), CKR_OK);
+        assert_int_equal(
+            hsm_mech_decode_msg(CKM_AES_GCM, &p, sizeof(p), true, &mp), CKR_OK);
+        pl = sizeof(pt);
+        assert_int_equal(hsm_msg_oneshot(t.conn, t.dsid, HSM_MSG_DECRYPT, &mp,
+                                         aad, sizeof(aad), ct, cl, pt, &pl,
+                                         &res2),
+                         CKR_OK);
+        assert_int_equal(pl, sizeof(msg));
+        assert_memory_equal(pt, msg, sizeof(msg));
+        /* the same over the wire, then with a bad tag */
+        assert_int_equal(
+            wire_cl_msg_init(f->a.cl, t.wsid, HSM_MSG_DECRYPT, &mi, aes),
+            CKR_OK);
+        assert_int_equal(wire_cl_msg_output_len(
+                             f->a.cl, t.wsid, HSM_MSG_DECRYPT, false, cl, &pl),
+                         CKR_OK);
+        assert_true(pl >= sizeof(msg));
+        pl = sizeof(pt);
+        assert_int_equal(wire_cl_msg_oneshot(f->a.cl, t.wsid, HSM_MSG_DECRYPT,
+                                             &mp, aad, sizeof(aad), ct, cl, pt,
+                                             &pl, &res),
+                         CKR_OK);
+        assert_memory_equal(pt, msg, sizeof(msg));
+        hsm_mech_free(&mp);
+        tag[0] ^= 1;
+        assert_int_equal(
+            hsm_mech_decode_msg(CKM_AES_GCM, &p, sizeof(p), true, &mp), CKR_OK);
+        pl = sizeof(pt);
+        assert_int_equal(wire_cl_msg_oneshot(f->a.cl, t.wsid, HSM_MSG_DECRYPT,
+                                             &mp, aad, sizeof(aad), ct, cl, pt,
+                                             &pl, &res),
+                         CKR_AEAD_DECRYPT_FAILED);
+        hsm_mech_free(&mp);
+        assert_int_equal(wire_cl_msg_abort(f->a.cl, t.wsid, HSM_MSG_DECRYPT),
+                         CKR_OK);
+    }
+    hsm_mech_free(&mi);
+    twin_close(&t);
+}
+
+/* Mechanism parameters a hostile client builds: sizes the codec would
+ * never produce, and layouts that do not fit the mechanism. */
+static void test_hostile_mechanisms(void **state)
+{
+    struct fixture *f = *state;
+    struct twin t;
+    Nimbus__Request q;
+    Nimbus__OpInitReq oi;
+    Nimbus__DeriveKeyReq dk;
+    Nimbus__Mechanism m;
+    Nimbus__GcmParams g;
+    Nimbus__PssParams pss;
+    Nimbus__Sp800108Params kb;
+    Nimbus__KdfDataParam dp, *dps[HSM_MECH_DATA_PARAMS_MAX + 1];
+    Nimbus__Reply *rep;
+    uint8_t kv[32], *big;
+    hsm_oid_t aes, gen;
+
+    memset(kv, 0x77, sizeof(kv));
+    twin_open(f, &t);
+    aes = twin_key(&t, CKK_AES, kv, 32, CKA_ENCRYPT, CKA_DECRYPT);
+    gen = twin_key(&t, CKK_GENERIC_SECRET, kv, 32, CKA_DERIVE, CKA_DERIVE);
+
+    nimbus__mechanism__init(&m);
+    nimbus__op_init_req__init(&oi);
+    oi.sid = t.wsid;
+    oi.kind = HSM_OPK_ENCRYPT;
+    oi.key = aes;
+    oi.mech = &m;
+    nimbus__request__init(&q);
+    q.call_case = NIMBUS__REQUEST__CALL_OP_INIT;
+    q.op_init = &oi;
+
+    /* a GCM IV whose bytes disagree with iv_len */
+    nimbus__gcm_params__init(&g);
+    g.has_iv = true;
+    g.iv.data = kv;
+    g.iv.len = 12;
+    g.iv_len = 16;
+    g.tag_bits = 128;
+    m.type = CKM_AES_GCM;
+    m.param_case = NIMBUS__MECHANISM__PARAM_GCM;
+    m.gcm = &g;
+    assert_true(raw_call(&f->a, &q, &rep));
+    assert_int_equal(rep->rv, CKR_MECHANISM_PARAM_INVALID);
+    nimbus__reply__free_unpacked(rep, NULL);
+    /* an AAD over the codec's cap (1 MiB) */
+    big = calloc(1, HSM_MECH_BYTES_MAX + 1);
+    assert_non_null(big);
+    g.iv_len = 12;
+    g.has_aad = true;
+    g.aad.data = big;
+    g.aad.len = HSM_MECH_BYTES_MAX + 1;
+    assert_true(raw_call(&f->a, &q, &rep));
+    assert_int_equal(rep->rv, CKR_MECHANISM_PARAM_INVALID);
+    nimbus__reply__free_unpacked(rep, NULL);
+    free(big);
+    g.has_aad = false;
+    /* the same, well formed: accepted */
+    assert_true(raw_call(&f->a, &q, &rep));
+    assert_int_equal(rep->rv, CKR_OK);
+    nimbus__reply__free_unpacked(rep, NULL);
+    {
+        Nimbus__OpAbortReq ab;
+
+        nimbus__op_abort_req__init(&ab);
+        ab.sid = t.wsid;
+        ab.kind = HSM_OPK_ENCRYPT;
+        q.call_case = NIMBUS__REQUEST__CALL_OP_ABORT;
+        q.op_abort = &ab;
+        assert_true(raw_call(&f->a, &q, &rep));
+        nimbus__reply__free_unpacked(rep, NULL);
+        q.call_case = NIMBUS__REQUEST__CALL_OP_INIT;
+        q.op_init = &oi;
+    }
+    /* a PSS parameter on AES-GCM: the core sees the layout is wrong */
+    nimbus__pss_params__init(&pss);
+    pss.hash_alg = CKM_SHA256;
+    pss.mgf = CKG_MGF1_SHA256;
+    m.param_case = NIMBUS__MECHANISM__PARAM_PSS;
+    m.pss = &pss;
+    assert_true(raw_call(&f->a, &q, &rep));
+    assert_int_equal(rep->rv, CKR_MECHANISM_PARAM_INVALID);
+    nimbus__reply__free_unpacked(rep, NULL);
+    /* no mechanism at all where one is required: undecodable */
+    oi.mech = NULL;
+    {
+        uint8_t *resp = NULL, buf[64];
+        size_t rl = 0, len = nimbus__request__get_packed_size(&q);
+
+        assert_true(len < sizeof(buf));
+        nimbus__request__pack(&q, buf);
+        assert_false(wire_chan_handle(f->a.ch, buf, len, &resp, &rl));
+        free(resp);
+    }
+    oi.mech = &m;
+
+    /* 33 SP 800-108 data parameters */
+    nimbus__kdf_data_param__init(&dp);
+    dp.type = CK_SP800_108_BYTE_ARRAY;
+    dp.has_bytes = true;
+    dp.bytes.data = kv;
+    dp.bytes.len = 4;
+    for (size_t i = 0; i <= HSM_MECH_DATA_PARAMS_MAX; i++)
+        dps[i] = &dp;
+    nimbus__sp800108_params__init(&kb);
+    kb.prf_type = CKM_SHA256_HMAC;
+    kb.n_params = HSM_MECH_DATA_PARAMS_MAX + 1;
+    kb.params = dps;
+    m.type = CKM_SP800_108_COUNTER_KDF;
+    m.param_case = NIMBUS__MECHANISM__PARAM_SP800108;
+    m.sp800108 = &kb;
+    nimbus__derive_key_req__init(&dk);
+    dk.sid = t.wsid;
+    dk.mech = &m;
+    dk.base_key = gen;
+    q.call_case = NIMBUS__REQUEST__CALL_DERIVE_KEY;
+    q.derive_key = &dk;
+    assert_true(raw_call(&f->a, &q, &rep));
+    assert_int_equal(rep->rv, CKR_MECHANISM_PARAM_INVALID);
+    nimbus__reply__free_unpacked(rep, NULL);
+    /* a CK_BBOOL of 2: carried as it is, refused by the core */
+    {
+        Nimbus__EddsaParams ed;
+
+        nimbus__eddsa_params__init(&ed);
+        ed.ph_flag = 2;
+        m.type = CKM_EDDSA;
+        m.param_case = NIMBUS__MECHANISM__PARAM_EDDSA;
+        m.eddsa = &ed;
+        q.call_case = NIMBUS__REQUEST__CALL_OP_INIT;
+        q.op_init = &oi;
+        oi.kind = HSM_OPK_SIGN;
+        assert_true(raw_call(&f->a, &q, &rep));
+        assert_true(rep->rv == CKR_MECHANISM_PARAM_INVALID ||
+                    rep->rv == CKR_KEY_TYPE_INCONSISTENT);
+        nimbus__reply__free_unpacked(rep, NULL);
+    }
+    /* a parameter layout of a later version (Mechanism field 99) on
+     * AES-ECB, which takes none: never read as "no parameter" */
+    {
+        uint8_t buf[64], body[32];
+        size_t n = 0, b = 0;
+        CK_RV rv;
+
+        body[b++] = 0x08; /* sid */
+        b += put_varint(body + b, t.wsid);
+        body[b++] = 0x10; /* kind: encrypt */
+        body[b++] = 0x00;
+        body[b++] = 0x1a; /* mech: type CKM_AES_ECB, field 99 = {} */
+        body[b++] = 0x06;
+        body[b++] = 0x08;
+        body[b++] = 0x81;
+        body[b++] = 0x21;
+        body[b++] = 0x9a;
+        body[b++] = 0x06;
+        body[b++] = 0x00;
+        body[b++] = 0x20; /* key */
+        b += put_varint(body + b, aes);
+        buf[n++] = 0x08; /* id 1 */
+        buf[n++] = 0x01;
+        buf[n++] = 0x92; /* op_init: field 34, length-delimited */
+        buf[n++] = 0x02;
+        buf[n++] = (uint8_t)b;
+        memcpy(buf + n, body, b);
+        n += b;
+        assert_true(raw_bytes(&f->a, buf, n, &rv));
+        assert_int_equal(rv, CKR_MECHANISM_PARAM_INVALID);
+        /* without field 99 the same request is accepted */
+        memmove(buf + n - b + 9, buf + n - b + 12, b - 12);
+        buf[n - b + 5] = 0x03;
+        buf[4] = (uint8_t)(b - 3);
+        n -= 3;
+        assert_true(raw_bytes(&f->a, buf, n, &rv));
+        assert_int_equal(rv, CKR_OK);
+    }
+    twin_close(&t);
+}
+
 /* ------------------------------------------------------------ a lying server
  */
 
@@ -975,6 +1821,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_after_close, setup, teardown),
         cmocka_unit_test_setup_teardown(test_session_and_channel_limits,
                                         setup_small, teardown),
+        cmocka_unit_test_setup_teardown(test_crypto_ciphers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_crypto_derive_wrap, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_crypto_asym, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_crypto_messages, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hostile_mechanisms, setup,
+                                        teardown),
         cmocka_unit_test(test_client_distrusts_server),
     };
 
