@@ -1254,7 +1254,7 @@ static CK_RV kbkdf_in(const Nimbus__Sp800108Params *k, struct mech_in *mi)
     return CKR_OK;
 }
 
-static CK_RV mech_in(const Nimbus__Mechanism *w, struct mech_in *mi)
+static CK_RV mech_fill(const Nimbus__Mechanism *w, struct mech_in *mi)
 {
     hsm_mech_t *m = &mi->m;
 
@@ -1415,6 +1415,15 @@ static CK_RV mech_in(const Nimbus__Mechanism *w, struct mech_in *mi)
         /* a layout of a later version */
         return CKR_MECHANISM_PARAM_INVALID;
     }
+}
+
+/* The Mechanism as hsm_mech_t, with the invariants the codec's decoders
+ * give (hsm_mech_check: the core checks them again). */
+static CK_RV mech_in(const Nimbus__Mechanism *w, struct mech_in *mi)
+{
+    CK_RV rv = mech_fill(w, mi);
+
+    return rv == CKR_OK ? hsm_mech_check(&mi->m) : rv;
 }
 
 /* ------------------------------------------------------------ crypto calls */
