@@ -312,13 +312,14 @@ static void accept_one(struct daemon *d, struct listener *ls)
 {
     pthread_attr_t attr;
     struct chan *ch;
-    int fd = accept4(ls->fd, NULL, NULL, SOCK_CLOEXEC);
+    int fd = accept4(ls->fd, NULL, NULL, SOCK_CLOEXEC), e = errno;
 
+    /* Threads that ended since the last accept are joined here. */
     reap(d);
     if (fd < 0) {
-        if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-            log_error("accept on %s: %s", ls->name, strerror(errno));
-        if (errno == EMFILE || errno == ENFILE) {
+        if (e != EAGAIN && e != EINTR && e != ECONNABORTED)
+            log_error("accept on %s: %s", ls->name, strerror(e));
+        if (e == EMFILE || e == ENFILE) {
             /* Do not spin on a listener we cannot serve. */
             struct timespec ts = {0, 100 * 1000 * 1000};
             nanosleep(&ts, NULL);
@@ -599,11 +600,23 @@ static bool open_listeners(struct daemon *d)
         ls = &d->ls[d->nls];
         ls->fd = fd;
         fcntl(fd, F_SETFD, FD_CLOEXEC);
+#ifdef HAVE_LIBSYSTEMD
+        if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0) {
+            say("socket %d from systemd is not a listening stream socket", fd);
+            return false;
+        }
+#endif
         if (fam == AF_UNIX) {
+            struct stat st;
             ls->tls = false;
             if (!unix_path_of(fd, path, sizeof(path)))
                 snprintf(path, sizeof(path), "?");
             snprintf(ls->name, sizeof(ls->name), "unix:%s (systemd)", path);
+            /* Its mode is the socket unit's (SocketMode=0660). */
+            if (stat(path, &st) == 0 && (st.st_mode & 0007) != 0)
+                log_warn("%s is open to others (mode %o): SocketMode=0660 "
+                         "is advised",
+                         path, (unsigned)(st.st_mode & 0777));
             for (size_t j = 0; j < d->cfg.nlisten; j++) {
                 if (d->cfg.listen[j].kind == CONFIG_EP_UNIX &&
                     strcmp(d->cfg.listen[j].path, path) == 0)
