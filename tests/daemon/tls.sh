@@ -91,8 +91,8 @@ done
 ok "TLS 1.2 refused, even with a good certificate"
 
 "$DCLIENT" --cert "$P/client.pem" --key "$P/client.key" --ca "$P/ca.pem" \
-    "$EP" conns 64 >/dev/null || fail "64 TLS connections"
-ok "64 concurrent TLS connections"
+    "$EP" conns 256 >/dev/null || fail "256 TLS connections"
+ok "256 concurrent TLS connections"
 
 rc=0; stop "$DPID" || rc=$?
 [ "$rc" = 0 ] || fail "SIGTERM exit status $rc"
