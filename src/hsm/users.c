@@ -55,6 +55,49 @@ static CK_RV make_verifier(hsm_t *hsm, const uint8_t *pw, size_t pwlen,
     return crypto_pw_make(pw, pwlen, hsm->cfg.kdf_iterations, ver, verlen);
 }
 
+/*
+ * A password verifier made before hsm->lock is taken: its KDF costs a
+ * login's time, which other connections' calls must not wait for.
+ */
+struct pw_pre {
+    uint8_t *ver; /* NULL: none made, set_verifier_locked makes it */
+    size_t len;
+};
+
+/* Makes pre's verifier for pw when the connection's user may do op now.
+ * The verdict is checked again under the lock by the caller: a refused
+ * caller costs no KDF here, and one refused later wastes one. */
+static void pw_prepare(hsm_conn_t *conn, hsm_op_t op, const uint8_t *pw,
+                       size_t pwlen, struct pw_pre *pre)
+{
+    hsm_t *hsm = conn->hsm;
+    hsm_policy_conf_t pc;
+    CK_RV rv;
+
+    pre->ver = NULL;
+    pre->len = 0;
+    if (!pw_len_ok(pwlen))
+        return;
+    /* The policy alone: no store read, and no side effect (a stale login
+     * is found and ended by the caller's own check, as without this). */
+    pthread_mutex_lock(&hsm->lock);
+    pc = hsm_policy_conf(hsm);
+    rv = hsm_policy_check_in(&pc, conn->type, op);
+    pthread_mutex_unlock(&hsm->lock);
+    if (rv == CKR_OK &&
+        make_verifier(hsm, pw, pwlen, &pre->ver, &pre->len) != CKR_OK) {
+        pre->ver = NULL;
+        pre->len = 0;
+    }
+}
+
+static void pw_pre_clear(struct pw_pre *pre)
+{
+    util_free_wipe(pre->ver, pre->len);
+    pre->ver = NULL;
+    pre->len = 0;
+}
+
 /* Seeds a new store (PRECO admin, AU app_user, label, serial) or checks that
  * the master key opens an existing one. */
 CK_RV hsm_store_init_locked(hsm_t *hsm)
@@ -647,14 +690,23 @@ static const char *pw_event(const store_user_t *u)
  * record names actor as the user who did it. */
 static CK_RV set_verifier_locked(hsm_t *hsm, const store_user_t *u,
                                  const uint8_t *pw, size_t pwlen,
-                                 const char *label, hsm_uid_t actor)
+                                 const char *label, hsm_uid_t actor,
+                                 struct pw_pre *pre)
 {
     uint8_t *ver = NULL;
     size_t verlen = 0;
     CK_RV rv;
 
-    if ((rv = make_verifier(hsm, pw, pwlen, &ver, &verlen)) != CKR_OK)
+    /* Made before the lock when the caller could (pw_prepare); here
+     * otherwise (activation, a verdict that changed meanwhile). */
+    if (pre != NULL && pre->ver != NULL) {
+        ver = pre->ver;
+        verlen = pre->len;
+        pre->ver = NULL;
+        pre->len = 0;
+    } else if ((rv = make_verifier(hsm, pw, pwlen, &ver, &verlen)) != CKR_OK) {
         return rv;
+    }
     if ((rv = store_begin(hsm->st, true)) != CKR_OK)
         goto out;
     if ((rv = store_user_set_verifier(hsm->st, u->id, ver, verlen)) != CKR_OK ||
@@ -695,11 +747,15 @@ CK_RV hsm_set_password(hsm_conn_t *conn, const char *name,
 {
     HSM_CALL_CONN(conn);
     hsm_t *hsm = conn->hsm;
+    struct pw_pre pre;
     store_user_t u;
     bool found = false, locks = false;
     CK_RV rv;
 
     memset(&u, 0, sizeof(u));
+    /* Only for a logged-in user: a guess at someone's old password in a
+     * public session costs the one KDF of its check, not two. */
+    pw_prepare(conn, HSM_OP_CHANGE_OWN_PW, new_pw, new_len, &pre);
     pthread_mutex_lock(&hsm->lock);
     hsm_gen_bump_locked(hsm);
     if (conn->type != HSM_USER_NONE) {
@@ -728,7 +784,7 @@ CK_RV hsm_set_password(hsm_conn_t *conn, const char *name,
     if ((rv = authenticate_locked(hsm, conn, NULL, &u, old_pw, old_len, NULL,
                                   &locks)) != CKR_OK)
         goto out;
-    rv = set_verifier_locked(hsm, &u, new_pw, new_len, NULL, u.id);
+    rv = set_verifier_locked(hsm, &u, new_pw, new_len, NULL, u.id, &pre);
     if (rv == CKR_OK && conn->type != HSM_USER_NONE)
         own_version_locked(conn);
     if (rv == CKR_OK && conn->type == HSM_USER_PRECO)
@@ -740,19 +796,26 @@ out:
                              found ? u.id : 0, rv, locks);
     pthread_mutex_unlock(&hsm->lock);
     store_user_clear(&u);
+    pw_pre_clear(&pre);
     return rv;
 }
+
+static CK_RV user_create(hsm_conn_t *conn, hsm_user_type_t type,
+                         const char *name, const uint8_t *pw, size_t pwlen,
+                         hsm_uid_t *uid, struct pw_pre *pre);
 
 CK_RV hsm_init_pin(hsm_conn_t *conn, const char *name, const uint8_t *pw,
                    size_t pwlen)
 {
     HSM_CALL_CONN(conn);
     hsm_t *hsm = conn->hsm;
+    struct pw_pre pre;
     store_user_t u;
     bool found = false;
     CK_RV rv;
 
     memset(&u, 0, sizeof(u));
+    pw_prepare(conn, HSM_OP_CHANGE_ANY_PW, pw, pwlen, &pre);
     pthread_mutex_lock(&hsm->lock);
     hsm_gen_bump_locked(hsm);
     if ((rv = hsm_role_locked(conn, HSM_OP_CHANGE_ANY_PW)) != CKR_OK)
@@ -774,17 +837,20 @@ CK_RV hsm_init_pin(hsm_conn_t *conn, const char *name, const uint8_t *pw,
             rv = CKR_PIN_INVALID;
             goto out;
         }
-        rv = set_verifier_locked(hsm, &u, pw, pwlen, NULL, conn->uid);
+        rv = set_verifier_locked(hsm, &u, pw, pwlen, NULL, conn->uid, &pre);
         if (rv == CKR_OK)
             log_info("password of user %u reset by CO %u", u.id, conn->uid);
     } else {
         pthread_mutex_unlock(&hsm->lock);
         store_user_clear(&u);
-        return hsm_user_create(conn, HSM_USER_CU, name, pw, pwlen, NULL);
+        rv = user_create(conn, HSM_USER_CU, name, pw, pwlen, NULL, &pre);
+        pw_pre_clear(&pre);
+        return rv;
     }
 out:
     pthread_mutex_unlock(&hsm->lock);
     store_user_clear(&u);
+    pw_pre_clear(&pre);
     return rv;
 }
 
@@ -794,11 +860,15 @@ CK_RV hsm_user_set_password(hsm_conn_t *conn, const char *name,
 {
     HSM_CALL_CONN(conn);
     hsm_t *hsm = conn->hsm;
+    struct pw_pre pre;
     store_user_t u;
     bool found = false;
     CK_RV rv;
 
     memset(&u, 0, sizeof(u));
+    /* Anyone logged in may set its own: the name is checked under the
+     * lock (a CU naming another wastes one KDF, as a wrong guess would). */
+    pw_prepare(conn, HSM_OP_CHANGE_OWN_PW, pw, pwlen, &pre);
     pthread_mutex_lock(&hsm->lock);
     hsm_gen_bump_locked(hsm);
     if ((rv = hsm_login_check_locked(conn)) != CKR_OK)
@@ -825,7 +895,7 @@ CK_RV hsm_user_set_password(hsm_conn_t *conn, const char *name,
         rv = CKR_PIN_LEN_RANGE;
         goto out;
     }
-    rv = set_verifier_locked(hsm, &u, pw, pwlen, NULL, conn->uid);
+    rv = set_verifier_locked(hsm, &u, pw, pwlen, NULL, conn->uid, &pre);
     if (rv == CKR_OK && u.id == conn->uid)
         own_version_locked(conn);
     if (rv == CKR_OK && u.id == conn->uid && conn->type == HSM_USER_PRECO)
@@ -839,6 +909,7 @@ out:
                              found ? u.id : 0, rv, false);
     pthread_mutex_unlock(&hsm->lock);
     store_user_clear(&u);
+    pw_pre_clear(&pre);
     return rv;
 }
 
@@ -885,7 +956,20 @@ out:
 CK_RV hsm_user_create(hsm_conn_t *conn, hsm_user_type_t type, const char *name,
                       const uint8_t *pw, size_t pwlen, hsm_uid_t *uid)
 {
+    struct pw_pre pre;
+    CK_RV rv;
+
     HSM_CALL_CONN(conn);
+    pw_prepare(conn, HSM_OP_MANAGE_USERS, pw, pwlen, &pre);
+    rv = user_create(conn, type, name, pw, pwlen, uid, &pre);
+    pw_pre_clear(&pre);
+    return rv;
+}
+
+static CK_RV user_create(hsm_conn_t *conn, hsm_user_type_t type,
+                         const char *name, const uint8_t *pw, size_t pwlen,
+                         hsm_uid_t *uid, struct pw_pre *pre)
+{
     hsm_t *hsm = conn->hsm;
     uint8_t *ver = NULL;
     size_t verlen = 0;
@@ -917,8 +1001,15 @@ CK_RV hsm_user_create(hsm_conn_t *conn, hsm_user_type_t type, const char *name,
         rv = CKR_PIN_INVALID; /* the name is taken */
         goto out;
     }
-    if ((rv = make_verifier(hsm, pw, pwlen, &ver, &verlen)) != CKR_OK ||
-        (rv = store_begin(hsm->st, true)) != CKR_OK)
+    if (pre->ver != NULL) {
+        ver = pre->ver; /* made before the lock */
+        verlen = pre->len;
+        pre->ver = NULL;
+        pre->len = 0;
+    } else if ((rv = make_verifier(hsm, pw, pwlen, &ver, &verlen)) != CKR_OK) {
+        goto out;
+    }
+    if ((rv = store_begin(hsm->st, true)) != CKR_OK)
         goto out;
     if ((rv = store_user_insert(hsm->st, 0, name, type, ver, verlen, &id)) !=
             CKR_OK ||
@@ -1048,7 +1139,7 @@ CK_RV hsm_init_token(hsm_t *hsm, const char *name, const uint8_t *pw,
             rv = CKR_PIN_INCORRECT;
             goto out;
         }
-        rv = set_verifier_locked(hsm, &u, pw, pwlen, label, u.id);
+        rv = set_verifier_locked(hsm, &u, pw, pwlen, label, u.id, NULL);
         goto out;
     } else {
         /* Re-initialization: a CO's password, then zeroize keys and CUs. */

@@ -671,6 +671,96 @@ static void test_login_does_not_block(void **state)
     assert_int_equal(ti.user_failures, 0);
 }
 
+/* A CO's user administration in a loop: each call makes a verifier. */
+struct admin {
+    hsm_conn_t *conn;
+    const int *stop;
+    int done;  /* calls answered CKR_OK */
+    int other; /* any other answer */
+};
+
+static void *administer(void *arg)
+{
+    struct admin *a = arg;
+    char name[32];
+
+    for (int i = 0; !__atomic_load_n(a->stop, __ATOMIC_ACQUIRE); i++) {
+        CK_RV rv;
+
+        snprintf(name, sizeof(name), "cu%d", i / 3);
+        if (i % 3 == 0)
+            rv = hsm_user_create(a->conn, HSM_USER_CU, name, PW("firstpw1"),
+                                 NULL);
+        else if (i % 3 == 1)
+            rv = hsm_init_pin(a->conn, name, PW("secondpw"));
+        else
+            rv = hsm_user_set_password(a->conn, name, PW("thirdpw1"));
+        if (rv == CKR_OK)
+            a->done++;
+        else
+            a->other++;
+    }
+    return NULL;
+}
+
+/*
+ * Making a password verifier (create user, C_InitPIN, changePswd) costs a
+ * login's KDF time and runs outside hsm->lock: a CO managing users does
+ * not hold up another connection's calls. Same bound as the login test.
+ */
+static void test_verifier_does_not_block(void **state)
+{
+    struct fixture *f = *state;
+    hsm_conn_t *other = NULL;
+    hsm_token_info_t ti;
+    struct admin a = {0};
+    pthread_t th;
+    int stop = 0, calls = 0;
+    double kdf = 1e9, worst = 0, t0, end;
+
+    reopen_with(f, 400000, 1000000);
+    assert_int_equal(hsm_conn_open(f->hsm, &other), CKR_OK);
+    for (int i = 0; i < 3; i++) {
+        t0 = now_ms();
+        assert_int_equal(
+            hsm_login(other, HSM_LOGIN_USER, NULL, PW("wrongpass")),
+            CKR_PIN_INCORRECT);
+        if (now_ms() - t0 < kdf)
+            kdf = now_ms() - t0;
+    }
+    assert_int_equal(hsm_login(f->conn, HSM_LOGIN_SO, NULL, PW("copass1")),
+                     CKR_OK);
+    a.conn = f->conn;
+    a.stop = &stop;
+    assert_int_equal(pthread_create(&th, NULL, administer, &a), 0);
+    end = now_ms() + 8 * kdf;
+    while (now_ms() < end) {
+        t0 = now_ms();
+        assert_int_equal(hsm_token_info(f->hsm, other, &ti), CKR_OK);
+        if (now_ms() - t0 > worst)
+            worst = now_ms() - t0;
+        calls++;
+        usleep(1000);
+    }
+    __atomic_store_n(&stop, 1, __ATOMIC_RELEASE);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    print_message("one KDF %.1f ms; %d token_info calls, worst %.2f ms; "
+                  "%d user changes meanwhile\n",
+                  kdf, calls, worst, a.done);
+    assert_true(a.done >= 2); /* they really overlapped */
+    assert_int_equal(a.other, 0);
+    assert_true(worst < kdf / 2);
+    /* The verifiers made outside the lock are the ones stored. */
+    assert_int_equal(hsm_logout(f->conn), CKR_OK);
+    assert_int_equal(hsm_login(other, HSM_LOGIN_USER, "cu0", PW("thirdpw1")),
+                     CKR_OK);
+    assert_int_equal(hsm_logout(other), CKR_OK);
+    if (a.done % 3 == 2) /* the last user got its second password */
+        assert_int_equal(
+            hsm_login(other, HSM_LOGIN_USER, "cu0", PW("firstpw1")),
+            CKR_PIN_INCORRECT);
+}
+
 #define GUESSERS 4
 
 /* Runs GUESSERS threads, half on each connection, tries attempts each. */
@@ -794,6 +884,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_login_rules, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lockout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_login_does_not_block, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_verifier_does_not_block, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_lockout_concurrent, setup,
                                         teardown),
