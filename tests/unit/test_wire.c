@@ -1564,6 +1564,240 @@ static void test_crypto_messages(void **state)
     twin_close(&t);
 }
 
+/* ECDH, RSA (PSS, OAEP, RSA-AES key wrap) and the CCM and ChaCha20-Poly1305
+ * message parameters: the remaining layouts. */
+static void test_crypto_layouts_rest(void **state)
+{
+    struct fixture *f = *state;
+    struct twin t;
+    static CK_BYTE p256[] = {0x06, 0x08, 0x2a, 0x86, 0x48,
+                             0xce, 0x3d, 0x03, 0x01, 0x07};
+    static CK_BYTE e[] = {1, 0, 1};
+    CK_ULONG bits = 2048;
+    CK_ATTRIBUTE ec_pub[] = {{CKA_EC_PARAMS, p256, sizeof(p256)},
+                             {CKA_TOKEN, &t_yes, 1}};
+    CK_ATTRIBUTE ec_priv[] = {{CKA_DERIVE, &t_yes, 1}, {CKA_TOKEN, &t_yes, 1}};
+    CK_ATTRIBUTE rsa_pub[] = {{CKA_MODULUS_BITS, &bits, sizeof(bits)},
+                              {CKA_PUBLIC_EXPONENT, e, sizeof(e)},
+                              {CKA_VERIFY, &t_yes, 1},
+                              {CKA_ENCRYPT, &t_yes, 1},
+                              {CKA_WRAP, &t_yes, 1},
+                              {CKA_TOKEN, &t_yes, 1}};
+    CK_ATTRIBUTE rsa_priv[] = {{CKA_SIGN, &t_yes, 1},
+                               {CKA_DECRYPT, &t_yes, 1},
+                               {CKA_UNWRAP, &t_yes, 1},
+                               {CKA_TOKEN, &t_yes, 1}};
+    CK_MECHANISM gen_ec = {CKM_EC_KEY_PAIR_GEN, NULL, 0};
+    CK_MECHANISM gen_rsa = {CKM_RSA_PKCS_KEY_PAIR_GEN, NULL, 0};
+    hsm_mech_t d;
+    hsm_oid_t pub1, prv1, pub2, prv2, rpub, rprv;
+    uint8_t msg[32], out[512], back[512], kv[32];
+    size_t ol, bl;
+
+    memset(msg, 0x5a, sizeof(msg));
+    memset(kv, 0x6b, sizeof(kv));
+    twin_open(f, &t);
+
+    /* HSM_MP_ECDH1: the same secret both ways */
+    decode(&gen_ec, &d);
+    assert_int_equal(wire_cl_generate_key_pair(f->a.cl, t.wsid, &d, ec_pub, 2,
+                                               ec_priv, 2, &pub1, &prv1),
+                     CKR_OK);
+    assert_int_equal(wire_cl_generate_key_pair(f->a.cl, t.wsid, &d, ec_pub, 2,
+                                               ec_priv, 2, &pub2, &prv2),
+                     CKR_OK);
+    hsm_mech_free(&d);
+    {
+        CK_ATTRIBUTE_TYPE ty = CKA_EC_POINT;
+        hsm_attr_t pt;
+
+        assert_int_equal(wire_cl_object_get(f->a.cl, t.wsid, pub2, &ty, 1, &pt),
+                         CKR_OK);
+        {
+            CK_ECDH1_DERIVE_PARAMS dp = {
+                CKD_SHA256_KDF, 5, (CK_BYTE_PTR) "share", pt.len, pt.value};
+            CK_MECHANISM m = {CKM_ECDH1_DERIVE, &dp, sizeof(dp)};
+            CK_MECHANISM ecb = {CKM_AES_ECB, NULL, 0};
+            CK_KEY_TYPE kt = CKK_AES;
+            CK_ULONG len = 32;
+            CK_ATTRIBUTE tm[] = {{CKA_CLASS, &t_secret, sizeof(t_secret)},
+                                 {CKA_KEY_TYPE, &kt, sizeof(kt)},
+                                 {CKA_VALUE_LEN, &len, sizeof(len)},
+                                 {CKA_ENCRYPT, &t_yes, 1}};
+            hsm_mech_t me;
+            hsm_oid_t wk, dk;
+            uint8_t c1[16], c2[16];
+            size_t l1 = sizeof(c1), l2 = sizeof(c2);
+
+            /* the derived key is sensitive (its base is): the same key
+             * shows as the same ciphertext */
+            decode(&m, &d);
+            decode(&ecb, &me);
+            assert_int_equal(
+                wire_cl_derive_key(f->a.cl, t.wsid, &d, prv1, tm, 4, &wk),
+                CKR_OK);
+            assert_int_equal(
+                hsm_derive_key(t.conn, t.dsid, &d, prv1, tm, 4, &dk), CKR_OK);
+            assert_int_equal(
+                wire_cl_op_init(f->a.cl, t.wsid, HSM_OPK_ENCRYPT, &me, wk),
+                CKR_OK);
+            assert_int_equal(wire_cl_op_oneshot(f->a.cl, t.wsid,
+                                                HSM_OPK_ENCRYPT, msg, 16, c1,
+                                                &l1),
+                             CKR_OK);
+            assert_int_equal(
+                hsm_op_init(t.conn, t.dsid, HSM_OPK_ENCRYPT, &me, dk), CKR_OK);
+            assert_int_equal(hsm_op_oneshot(t.conn, t.dsid, HSM_OPK_ENCRYPT,
+                                            msg, 16, c2, &l2),
+                             CKR_OK);
+            assert_int_equal(l1, 16);
+            assert_int_equal(l2, 16);
+            assert_memory_equal(c1, c2, 16);
+            hsm_mech_free(&d);
+            hsm_mech_free(&me);
+        }
+        hsm_attrs_free(&pt, 1);
+    }
+
+    /* RSA: PSS over the wire verifies directly; OAEP and RSA-AES key wrap
+     * over the wire come back directly */
+    decode(&gen_rsa, &d);
+    assert_int_equal(wire_cl_generate_key_pair(f->a.cl, t.wsid, &d, rsa_pub, 6,
+                                               rsa_priv, 4, &rpub, &rprv),
+                     CKR_OK);
+    hsm_mech_free(&d);
+    {
+        CK_RSA_PKCS_PSS_PARAMS pp = {CKM_SHA256, CKG_MGF1_SHA256, 32};
+        CK_MECHANISM m = {CKM_SHA256_RSA_PKCS_PSS, &pp, sizeof(pp)};
+
+        decode(&m, &d);
+        assert_int_equal(
+            wire_cl_op_init(f->a.cl, t.wsid, HSM_OPK_SIGN, &d, rprv), CKR_OK);
+        ol = sizeof(out);
+        assert_int_equal(wire_cl_op_oneshot(f->a.cl, t.wsid, HSM_OPK_SIGN, msg,
+                                            sizeof(msg), out, &ol),
+                         CKR_OK);
+        assert_int_equal(ol, 256);
+        assert_int_equal(hsm_op_init(t.conn, t.dsid, HSM_OPK_VERIFY, &d, rpub),
+                         CKR_OK);
+        assert_int_equal(
+            hsm_op_verify(t.conn, t.dsid, msg, sizeof(msg), true, out, ol),
+            CKR_OK);
+        hsm_mech_free(&d);
+    }
+    {
+        CK_RSA_PKCS_OAEP_PARAMS op = {CKM_SHA256, CKG_MGF1_SHA256,
+                                      CKZ_DATA_SPECIFIED, (void *)"label", 5};
+        CK_MECHANISM m = {CKM_RSA_PKCS_OAEP, &op, sizeof(op)};
+
+        decode(&m, &d);
+        assert_int_equal(
+            wire_cl_op_init(f->a.cl, t.wsid, HSM_OPK_ENCRYPT, &d, rpub),
+            CKR_OK);
+        ol = sizeof(out);
+        assert_int_equal(wire_cl_op_oneshot(f->a.cl, t.wsid, HSM_OPK_ENCRYPT,
+                                            msg, sizeof(msg), out, &ol),
+                         CKR_OK);
+        assert_int_equal(hsm_op_init(t.conn, t.dsid, HSM_OPK_DECRYPT, &d, rprv),
+                         CKR_OK);
+        bl = sizeof(back);
+        assert_int_equal(
+            hsm_op_oneshot(t.conn, t.dsid, HSM_OPK_DECRYPT, out, ol, back, &bl),
+            CKR_OK);
+        assert_int_equal(bl, sizeof(msg));
+        assert_memory_equal(back, msg, sizeof(msg));
+        hsm_mech_free(&d);
+    }
+    {
+        CK_RSA_PKCS_OAEP_PARAMS op = {CKM_SHA256, CKG_MGF1_SHA256, 0, NULL, 0};
+        CK_RSA_AES_KEY_WRAP_PARAMS rp = {256, &op};
+        CK_MECHANISM m = {CKM_RSA_AES_KEY_WRAP, &rp, sizeof(rp)};
+        CK_KEY_TYPE kt = CKK_GENERIC_SECRET;
+        CK_ATTRIBUTE tm[] = {{CKA_CLASS, &t_secret, sizeof(t_secret)},
+                             {CKA_KEY_TYPE, &kt, sizeof(kt)},
+                             {CKA_SENSITIVE, &t_no, 1},
+                             {CKA_EXTRACTABLE, &t_yes, 1}};
+        hsm_oid_t key, back_key;
+        uint8_t *w = NULL, *v;
+        size_t wl = 0, vl;
+
+        key = twin_key(&t, CKK_GENERIC_SECRET, kv, 32, CKA_SIGN, CKA_VERIFY);
+        decode(&m, &d);
+        assert_int_equal(
+            wire_cl_wrap_key(f->a.cl, t.wsid, &d, rpub, key, &w, &wl), CKR_OK);
+        assert_int_equal(
+            hsm_unwrap_key(t.conn, t.dsid, &d, rprv, w, wl, tm, 4, &back_key),
+            CKR_OK);
+        v = value_of(&t, false, back_key, &vl);
+        assert_int_equal(vl, 32);
+        assert_memory_equal(v, kv, 32);
+        free(v);
+        free(w);
+        hsm_mech_free(&d);
+    }
+
+    /* the CCM and ChaCha20-Poly1305 message parameters: the caller's
+     * nonce, the same ciphertext and tag both ways */
+    {
+        CK_MECHANISM ccm = {CKM_AES_CCM, NULL, 0};
+        CK_MECHANISM cha = {CKM_CHACHA20_POLY1305, NULL, 0};
+        uint8_t nonce[13], mac[16], ct2[64];
+        CK_CCM_MESSAGE_PARAMS cp = {sizeof(msg),     nonce, 13, 0,
+                                    CKG_NO_GENERATE, mac,   16};
+        CK_SALSA20_CHACHA20_POLY1305_MSG_PARAMS hp = {nonce, 12, mac};
+        hsm_oid_t aes = twin_key(&t, CKK_AES, kv, 16, CKA_ENCRYPT, CKA_DECRYPT);
+        hsm_oid_t chk =
+            twin_key(&t, CKK_CHACHA20, kv, 32, CKA_ENCRYPT, CKA_DECRYPT);
+        struct {
+            CK_MECHANISM *init;
+            hsm_oid_t key;
+            void *param;
+            size_t plen;
+        } cases[] = {{&ccm, aes, &cp, sizeof(cp)},
+                     {&cha, chk, &hp, sizeof(hp)}};
+        hsm_msg_result_t r1, r2;
+
+        memset(nonce, 0x4e, sizeof(nonce));
+        for (size_t i = 0; i < 2; i++) {
+            hsm_mech_t mi, mp;
+
+            assert_int_equal(hsm_mech_decode_type(cases[i].init, &mi), CKR_OK);
+            assert_int_equal(hsm_mech_decode_msg(cases[i].init->mechanism,
+                                                 cases[i].param, cases[i].plen,
+                                                 false, &mp),
+                             CKR_OK);
+            assert_int_equal(wire_cl_msg_init(f->a.cl, t.wsid, HSM_MSG_ENCRYPT,
+                                              &mi, cases[i].key),
+                             CKR_OK);
+            assert_int_equal(hsm_msg_init(t.conn, t.dsid, HSM_MSG_ENCRYPT, &mi,
+                                          cases[i].key),
+                             CKR_OK);
+            ol = sizeof(out);
+            assert_int_equal(
+                wire_cl_msg_oneshot(f->a.cl, t.wsid, HSM_MSG_ENCRYPT, &mp, kv,
+                                    7, msg, sizeof(msg), out, &ol, &r1),
+                CKR_OK);
+            bl = sizeof(ct2);
+            assert_int_equal(hsm_msg_oneshot(t.conn, t.dsid, HSM_MSG_ENCRYPT,
+                                             &mp, kv, 7, msg, sizeof(msg), ct2,
+                                             &bl, &r2),
+                             CKR_OK);
+            assert_int_equal(ol, bl);
+            assert_memory_equal(out, ct2, ol);
+            assert_int_equal(r1.tag_len, r2.tag_len);
+            assert_true(r1.tag_len > 0);
+            assert_memory_equal(r1.tag, r2.tag, r1.tag_len);
+            assert_int_equal(
+                wire_cl_msg_final(f->a.cl, t.wsid, HSM_MSG_ENCRYPT), CKR_OK);
+            assert_int_equal(hsm_msg_final(t.conn, t.dsid, HSM_MSG_ENCRYPT),
+                             CKR_OK);
+            hsm_mech_free(&mp);
+            hsm_mech_free(&mi);
+        }
+    }
+    twin_close(&t);
+}
+
 /* Mechanism parameters a hostile client builds: sizes the codec would
  * never produce, and layouts that do not fit the mechanism. */
 static void test_hostile_mechanisms(void **state)
@@ -1826,6 +2060,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_crypto_asym, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crypto_messages, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_crypto_layouts_rest, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_hostile_mechanisms, setup,
                                         teardown),
         cmocka_unit_test(test_client_distrusts_server),
