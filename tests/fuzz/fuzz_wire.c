@@ -30,6 +30,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/mechparam.h"
 #include "hsm/hsm.h"
 #include "wire/client.h"
 #include "wire/proto.h"
@@ -402,6 +403,130 @@ static void sc_unauth(wire_client_t *a, wire_client_t *b)
     (void)wire_cl_init_token(a, NULL, PW("copass1"), "again");
 }
 
+static CK_RV mech_of(CK_MECHANISM_TYPE type, void *param, CK_ULONG len,
+                     hsm_mech_t *m)
+{
+    CK_MECHANISM cm = {type, param, len};
+
+    return hsm_mech_decode(&cm, m);
+}
+
+static void sc_crypto(wire_client_t *a, wire_client_t *b)
+{
+    static CK_BBOOL yes = CK_TRUE;
+    static CK_ULONG k32 = 32;
+    static CK_BYTE p256[] = {0x06, 0x08, 0x2a, 0x86, 0x48,
+                             0xce, 0x3d, 0x03, 0x01, 0x07};
+    static CK_OBJECT_CLASS sk = CKO_SECRET_KEY;
+    static CK_KEY_TYPE kaes = CKK_AES;
+    static const uint8_t v1[32] = {1, 2, 3}, v2[32] = {4, 5, 6};
+    /* keys of fixed values: a replayed input sees the same keys */
+    CK_ATTRIBUTE aes_t[] = {
+        {CKA_CLASS, &sk, sizeof(sk)}, {CKA_KEY_TYPE, &kaes, sizeof(kaes)},
+        {CKA_VALUE, (void *)v1, 32},  {CKA_ENCRYPT, &yes, 1},
+        {CKA_DERIVE, &yes, 1},        {CKA_EXTRACTABLE, &yes, 1}};
+    CK_ATTRIBUTE kek_t[] = {{CKA_CLASS, &sk, sizeof(sk)},
+                            {CKA_KEY_TYPE, &kaes, sizeof(kaes)},
+                            {CKA_VALUE, (void *)v2, 32},
+                            {CKA_WRAP, &yes, 1},
+                            {CKA_UNWRAP, &yes, 1}};
+    CK_ATTRIBUTE pub_t[] = {{CKA_EC_PARAMS, p256, sizeof(p256)},
+                            {CKA_VERIFY, &yes, 1}};
+    CK_ATTRIBUTE priv_t[] = {{CKA_SIGN, &yes, 1}};
+    CK_OBJECT_CLASS sec = CKO_SECRET_KEY;
+    CK_KEY_TYPE gen = CKK_GENERIC_SECRET;
+    CK_ATTRIBUTE der_t[] = {{CKA_CLASS, &sec, sizeof(sec)},
+                            {CKA_KEY_TYPE, &gen, sizeof(gen)},
+                            {CKA_VALUE_LEN, &k32, sizeof(k32)}};
+    uint8_t iv[16], buf[256], out[256], label[] = "label";
+    CK_GCM_PARAMS gp = {NULL, 12, 96, label, 5, 128};
+    CK_SP800_108_COUNTER_FORMAT cf = {CK_FALSE, 32};
+    CK_PRF_DATA_PARAM dl[] = {
+        {CK_SP800_108_ITERATION_VARIABLE, &cf, sizeof(cf)},
+        {CK_SP800_108_BYTE_ARRAY, label, 5}};
+    CK_SP800_108_KDF_PARAMS kp = {CKM_AES_CMAC, 2, dl, 0, NULL};
+    uint8_t tag[16], msgiv[12];
+    CK_GCM_MESSAGE_PARAMS mp = {msgiv, 12, 0, CKG_GENERATE_RANDOM, tag, 128};
+    hsm_mech_t m;
+    hsm_msg_result_t res;
+    hsm_sid_t sid = 0;
+    hsm_oid_t aes = 0, kek = 0, pub = 0, prv = 0, der = 0, back = 0;
+    uint8_t *wrapped = NULL;
+    size_t len, wl = 0;
+
+    (void)b;
+    memset(iv, 0, sizeof(iv));
+    memset(buf, 0x41, sizeof(buf));
+    (void)wire_cl_session_open(a, true, &sid);
+    (void)wire_cl_object_create(a, sid, aes_t, 6, &aes);
+    (void)wire_cl_object_create(a, sid, kek_t, 5, &kek);
+    if (mech_of(CKM_AES_KEY_GEN, NULL, 0, &m) == CKR_OK) {
+        (void)wire_cl_generate_key(a, sid, &m, der_t + 2, 1, &back);
+    }
+    hsm_mech_free(&m);
+    if (mech_of(CKM_AES_GCM, &gp, sizeof(gp), &m) == CKR_OK) {
+        (void)wire_cl_op_init_iv(a, sid, HSM_OPK_ENCRYPT, &m, aes, iv,
+                                 sizeof(iv), &len);
+        len = sizeof(out);
+        (void)wire_cl_op_oneshot(a, sid, HSM_OPK_ENCRYPT, buf, 40, out, &len);
+    }
+    hsm_mech_free(&m);
+    if (mech_of(CKM_AES_CBC_PAD, iv, 16, &m) == CKR_OK) {
+        (void)wire_cl_op_init(a, sid, HSM_OPK_ENCRYPT, &m, aes);
+        len = sizeof(out);
+        (void)wire_cl_op_update(a, sid, HSM_OPK_ENCRYPT, buf, 20, out, &len);
+        len = sizeof(out);
+        (void)wire_cl_op_final(a, sid, HSM_OPK_ENCRYPT, out, &len);
+    }
+    hsm_mech_free(&m);
+    if (mech_of(CKM_EC_KEY_PAIR_GEN, NULL, 0, &m) == CKR_OK) {
+        (void)wire_cl_generate_key_pair(a, sid, &m, pub_t, 2, priv_t, 1, &pub,
+                                        &prv);
+    }
+    hsm_mech_free(&m);
+    if (mech_of(CKM_ECDSA_SHA256, NULL, 0, &m) == CKR_OK) {
+        (void)wire_cl_op_init(a, sid, HSM_OPK_SIGN, &m, prv);
+        len = sizeof(out);
+        (void)wire_cl_op_oneshot(a, sid, HSM_OPK_SIGN, buf, 32, out, &len);
+        (void)wire_cl_op_init(a, sid, HSM_OPK_VERIFY, &m, pub);
+        (void)wire_cl_op_verify(a, sid, buf, 32, true, out, len);
+    }
+    hsm_mech_free(&m);
+    if (mech_of(CKM_SP800_108_COUNTER_KDF, &kp, sizeof(kp), &m) == CKR_OK) {
+        (void)wire_cl_derive_key(a, sid, &m, aes, der_t, 3, &der);
+    }
+    hsm_mech_free(&m);
+    if (mech_of(CKM_AES_KEY_WRAP_KWP, NULL, 0, &m) == CKR_OK) {
+        (void)wire_cl_wrap_key(a, sid, &m, kek, aes, &wrapped, &wl);
+        (void)wire_cl_unwrap_key(a, sid, &m, kek, wrapped, wl, der_t, 2, &back);
+    }
+    free(wrapped);
+    hsm_mech_free(&m);
+    {
+        CK_MECHANISM init = {CKM_AES_GCM, NULL, 0};
+
+        if (hsm_mech_decode_type(&init, &m) == CKR_OK) {
+            (void)wire_cl_msg_init(a, sid, HSM_MSG_ENCRYPT, &m, aes);
+        }
+        hsm_mech_free(&m);
+        if (hsm_mech_decode_msg(CKM_AES_GCM, &mp, sizeof(mp), false, &m) ==
+            CKR_OK) {
+            len = sizeof(out);
+            (void)wire_cl_msg_oneshot(a, sid, HSM_MSG_ENCRYPT, &m, label, 5,
+                                      buf, 24, out, &len, &res);
+            (void)wire_cl_msg_begin(a, sid, HSM_MSG_ENCRYPT, &m, NULL, 0, &res);
+            len = sizeof(out);
+            (void)wire_cl_msg_next(a, sid, HSM_MSG_ENCRYPT, &m, buf, 24, true,
+                                   out, &len, &res);
+            (void)wire_cl_msg_output_len(a, sid, HSM_MSG_ENCRYPT, false, 24,
+                                         &len);
+            (void)wire_cl_msg_final(a, sid, HSM_MSG_ENCRYPT);
+            (void)wire_cl_msg_abort(a, sid, HSM_MSG_DECRYPT);
+        }
+        hsm_mech_free(&m);
+    }
+}
+
 static const struct {
     const char *name;
     uint8_t flags;
@@ -413,6 +538,7 @@ static const struct {
     {"ops", FLAG_HELLO | FLAG_LOGIN | FLAG_ATTACH, sc_ops},
     {"other-uid", FLAG_HELLO | FLAG_LOGIN, sc_other_uid},
     {"unauth", 0, sc_unauth},
+    {"crypto", FLAG_HELLO | FLAG_LOGIN | FLAG_ATTACH, sc_crypto},
 };
 
 int main(int argc, char **argv)
