@@ -338,6 +338,41 @@ PY
     else
         bad "the packaged nimbusd did not listen" "$(cat "$tmp/nimbusd.log")"
     fi
+
+    # Hostile: the same sample letting in only uid 65534 refuses us.
+    if [ "$(id -u)" != 65534 ]; then
+        sed -e "s|^allowed_groups = .*|allowed_uids = 65534|" \
+            -e "s|^listen = unix:.*|listen = unix:$tmp/run2/nimbusd.sock|" \
+            "$dconf" >"$tmp/refuse.conf"
+        "$root/usr/sbin/nimbusd" -c "$tmp/refuse.conf" --foreground \
+            >"$tmp/refuse.log" 2>&1 &
+        dpid=$!
+        pids+=("$dpid")
+        for _ in $(seq 1 100); do
+            [ -S "$tmp/run2/nimbusd.sock" ] && break
+            kill -0 "$dpid" 2>/dev/null || break
+            sleep 0.1
+        done
+        out=$(timeout 20 python3 - "$tmp/run2/nimbusd.sock" <<'PY' 2>&1
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.settimeout(5)
+try:
+    print("closed at once" if s.recv(1) == b"" else "answered")
+except socket.timeout:
+    print("held open")
+except ConnectionResetError:
+    print("closed at once")
+PY
+)
+        check "a peer outside allowed_uids is refused" "$out" "^closed at once$"
+        kill -TERM "$dpid" 2>/dev/null
+        wait "$dpid" 2>/dev/null
+        pids=()
+        check "the refusal is logged" "$(cat "$tmp/refuse.log")" \
+            "refused .*not in allowed_uids or allowed_groups"
+    fi
 fi
 
 [ $fail -eq 0 ] && echo "PASS: $T" || echo "FAIL: $T"
