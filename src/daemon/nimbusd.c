@@ -16,6 +16,7 @@
  */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -272,6 +273,28 @@ static void serve(struct daemon *d, wire_link_t *l, const wire_peer_t *peer,
     log_info("disconnected: %s", who);
 }
 
+/* "1.2.3.4:5678" or "[::1]:5678" of an inet peer; "" if unknown. */
+static void inet_peer(int fd, char *out, size_t outlen)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    char host[INET6_ADDRSTRLEN];
+
+    out[0] = '\0';
+    if (getpeername(fd, (struct sockaddr *)&ss, &sl) != 0)
+        return;
+    if (ss.ss_family == AF_INET &&
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, host,
+                  sizeof(host)) != NULL)
+        snprintf(out, outlen, "%s:%u", host,
+                 ntohs(((struct sockaddr_in *)&ss)->sin_port));
+    else if (ss.ss_family == AF_INET6 &&
+             inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, host,
+                       sizeof(host)) != NULL)
+        snprintf(out, outlen, "[%s]:%u", host,
+                 ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
+}
+
 static void *chan_main(void *arg)
 {
     struct chan *ch = arg;
@@ -280,9 +303,16 @@ static void *chan_main(void *arg)
     wire_peer_t peer;
     char err[256], who[sizeof(peer.addr) + sizeof(peer.cert_subject) + 100];
 
+    char from[INET6_ADDRSTRLEN + 16] = "";
+
+    /* Where a TLS peer comes from, for the log if its handshake fails
+     * (wire_link_accept closes the socket then). */
+    if (ch->tls)
+        inet_peer(ch->fd, from, sizeof(from));
     if (!wire_link_accept(ch->fd, ch->tls ? d->tls : NULL, &l, &peer, err,
                           sizeof(err))) {
-        log_warn("refused a %s peer: %s", ch->tls ? "TLS" : "unix", err);
+        log_warn("refused a %s peer%s%s: %s", ch->tls ? "TLS" : "unix",
+                 from[0] != '\0' ? " from " : "", from, err);
         /* wire_link_accept closed the socket. */
         chan_unlink(ch);
         chan_done(ch);
