@@ -596,7 +596,10 @@ CK_RV p11_fresh_rv(const char *extra_conf)
     snprintf(p11_tmpdir, sizeof(p11_tmpdir), "%s/nimbus-p11-XXXXXX", tmp);
     assert_non_null(mkdtemp(p11_tmpdir));
     store_conf(extra_conf, p11_store_conf, sizeof(p11_store_conf));
-    if (p11_remote() == NULL) {
+    /* A test that names servers itself is about the module's view of
+     * them: no daemon of ours then. */
+    if (p11_remote() == NULL ||
+        (extra_conf != NULL && strstr(extra_conf, "servers") != NULL)) {
         assert_int_equal(setenv("NIMBUS_CONF",
                                 p11_write_file("nimbus.conf", p11_store_conf),
                                 1),
@@ -613,6 +616,28 @@ CK_RV p11_fresh_rv(const char *extra_conf)
 void p11_fresh(const char *extra_conf)
 {
     assert_rv(p11_fresh_rv(extra_conf), CKR_OK);
+}
+
+void p11_restart_conf(const char *extra_conf)
+{
+    char ep[PATH_MAX + 32];
+
+    assert_rv(p11->C_Finalize(NULL), CKR_OK);
+    store_conf(extra_conf, p11_store_conf, sizeof(p11_store_conf));
+    if (p11_remote() == NULL) {
+        assert_int_equal(setenv("NIMBUS_CONF",
+                                p11_write_file("nimbus.conf", p11_store_conf),
+                                1),
+                         0);
+    } else {
+        daemon_stop();
+        daemon_up(p11_store_conf, ep, sizeof(ep));
+        assert_true(p11_daemon > 0);
+        snprintf(p11_client_extra, sizeof(p11_client_extra), "%s",
+                 extra_conf != NULL ? extra_conf : "");
+        write_client_conf(p11_client_extra, ep);
+    }
+    assert_rv(p11->C_Initialize(NULL), CKR_OK);
 }
 
 void p11_restart(void)

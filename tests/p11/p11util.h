@@ -83,6 +83,9 @@ const char *p11_write_file(const char *name, const char *text);
 /* C_Finalize + C_Initialize(NULL) on the same store (asserts both); in
  * remote mode the daemon is restarted between the two. */
 void p11_restart(void);
+/* The same with the store's configuration replaced by the defaults and
+ * extra_conf (as p11_fresh writes it). */
+void p11_restart_conf(const char *extra_conf);
 /* C_Finalize (any result), stop the daemon, remove the directory. */
 void p11_cleanup(void);
 

@@ -796,7 +796,6 @@ static void test_switch_off_then_on(void **state)
     CK_OBJECT_HANDLE w, target, k;
     CK_BYTE blob[BUF_MAX], out[BUF_MAX];
     CK_ULONG len, olen = 0;
-    char conf[1024];
     struct p11_tmpl t;
 
     (void)state;
@@ -827,12 +826,7 @@ static void test_switch_off_then_on(void **state)
     assert_memory_equal(out, target_val, sizeof(target_val));
 
     /* The same store with the rule back on. */
-    snprintf(conf, sizeof(conf),
-             "store = %s/store\nkdf_iterations = 1000\n"
-             "key_separation = on\n",
-             p11_dir());
-    p11_write_file("nimbus.conf", conf);
-    p11_restart();
+    p11_restart_conf("key_separation = on\n");
     S = p11_open_rw();
     p11_login_cu(S, "alice", P11_ALICE_PW);
     {
