@@ -1004,8 +1004,9 @@ int main(int argc, char **argv)
         say("%s", err);
         return 1;
     }
-    util_log_setup((enum log_level)d.cfg.log_level, d.cfg.log_file);
+    /* Nothing we create (log, socket directory, store) is for others. */
     umask(0027);
+    util_log_setup((enum log_level)d.cfg.log_level, d.cfg.log_file);
     pthread_mutex_init(&d.mu, NULL);
     pthread_cond_init(&d.cv, NULL);
     for (size_t i = 0; i < NIMBUSD_LISTENERS_MAX; i++)
@@ -1014,6 +1015,11 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     if (!resolve_user(&d))
         return 1;
+    /* The log is opened as root; `user` reopens it at SIGHUP. */
+    if (d.drop && d.cfg.log_file[0] == '/' &&
+        chown(d.cfg.log_file, d.run_uid, d.run_gid) != 0)
+        log_warn("%s: cannot give it to %s: SIGHUP will not reopen it",
+                 d.cfg.log_file, d.cfg.run_as_user);
     if (!foreground)
         ready_fd = daemonize();
 

@@ -93,6 +93,15 @@ grep -q '^Max core file size[[:space:]]*0[[:space:]]*0' "/proc/$DPID/limits" ||
 # RLIMIT_MEMLOCK allows).
 lck=$(sed -n 's/^VmLck:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$DPID/status")
 [ "${lck:-0}" -gt 0 ] || $asan || fail "no memory locked (VmLck ${lck:-?})"
+# The log opened as root is nobody's: SIGHUP reopens it after the drop.
+mv "$T/nimbusd.log" "$T/old.log"
+touch "$T/nimbusd.log"
+chown nobody "$T/nimbusd.log"
+kill -HUP "$DPID"
+for _ in $(seq 50); do grep -q 'log reopened' "$T/nimbusd.log" && break; sleep 0.1; done
+grep -q 'log reopened' "$T/nimbusd.log" || fail "SIGHUP as nobody: log not reopened"
+[ "$(stat -c %U "$T/old.log")" = nobody ] ||
+    fail "log file owned by $(stat -c %U "$T/old.log")"
 stop "$DPID" || fail "exit status"
 [ ! -e "$S" ] || fail "socket left after exit"
 ok "root drops to user: uid/gid 65534, not dumpable, core 0, memory locked (${lck} kB), socket nobody:0660 in nobody:0750"
