@@ -42,7 +42,9 @@
  * Buffers and templates given to a call must stay valid until it returns.
  * Slow work (password checks and verifiers, PBKDF2, RSA and EC key
  * generation, the crypto of an operation) runs without any lock that the
- * calls of other connections need.
+ * calls of other connections need; the exceptions are the verifier of an
+ * activation by hsm_init_token (once per token) and the store writes,
+ * which are short transactions under the token's lock.
  */
 #ifndef NIMBUS_HSM_H
 #define NIMBUS_HSM_H
