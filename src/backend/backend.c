@@ -33,8 +33,6 @@ bool backend_ops_complete(const struct backend_ops *ops)
 
 CK_RV backend_open(const struct config *cfg, backend_t **out)
 {
-    char ep[CONFIG_UNIX_PATH_MAX + CONFIG_HOST_MAX + 16];
-
     return_val_if_fail(cfg != NULL && out != NULL, CKR_GENERAL_ERROR);
     *out = NULL;
     if (cfg->nservers == 0) {
@@ -43,12 +41,9 @@ CK_RV backend_open(const struct config *cfg, backend_t **out)
                            CKR_GENERAL_ERROR);
         return backend_embedded_open(cfg, out);
     }
-    /* The remote backend (src/wire/ client over a transport) is not built
-     * yet: say so instead of silently opening a local store. */
-    config_format_endpoint(&cfg->servers[0], ep, sizeof(ep));
-    log_error("servers = %s%s: remote mode is not available in this build", ep,
-              cfg->nservers > 1 ? ", ..." : "");
-    return CKR_DEVICE_ERROR;
+    return_val_if_fail(backend_ops_complete(&backend_remote_ops),
+                       CKR_GENERAL_ERROR);
+    return backend_remote_open(cfg, out);
 }
 
 void backend_close(backend_t *be)
@@ -118,6 +113,13 @@ void backend_conn_close(backend_conn_t *conn)
     if (conn == NULL)
         return;
     conn->be->ops->conn_close(conn);
+}
+
+bool backend_conn_lost(backend_conn_t *conn)
+{
+    if (conn == NULL)
+        return false;
+    return conn->be->ops->conn_lost(conn);
 }
 
 hsm_user_type_t backend_conn_user_type(backend_conn_t *conn, hsm_uid_t *uid)

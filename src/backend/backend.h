@@ -77,8 +77,10 @@ typedef struct backend_conn backend_conn_t; /* one login and its sessions */
 
 /*
  * The HSM cfg names: the embedded core on cfg->store when cfg names no
- * servers, else nimbusd at cfg->servers (the remote backend; until it
- * exists, CKR_DEVICE_ERROR with the reason logged). cfg is copied.
+ * servers, else nimbusd at cfg->servers (the remote backend, remote.c:
+ * nothing is connected until the first connection or call needs it;
+ * CKR_DEVICE_ERROR when its TLS material cannot be loaded, the reason
+ * logged). cfg is copied.
  */
 CK_RV backend_open(const struct config *cfg, backend_t **out);
 /* Every connection must be closed first. NULL is allowed. */
@@ -116,6 +118,7 @@ struct backend_ops {
     /* connections, login */
     CK_RV (*conn_open)(backend_t *be, backend_conn_t **out);
     void (*conn_close)(backend_conn_t *conn);
+    bool (*conn_lost)(backend_conn_t *conn);
     hsm_user_type_t (*conn_user_type)(backend_conn_t *conn, hsm_uid_t *uid);
     CK_RV(*login)
     (backend_conn_t *conn, hsm_login_kind_t kind, const char *name,
@@ -271,6 +274,13 @@ CK_RV backend_template_parse(backend_t *be, const uint8_t *blob, size_t len,
 CK_RV backend_conn_open(backend_t *be, backend_conn_t **out);
 /* NULL is allowed. */
 void backend_conn_close(backend_conn_t *conn);
+/*
+ * Whether conn is dead (it answered CKR_DEVICE_REMOVED: the HSM went
+ * away). A lock-free flag read, cheap enough for every call; the caller
+ * then drops what it keeps for conn and opens a new one. Never true for
+ * the embedded backend.
+ */
+bool backend_conn_lost(backend_conn_t *conn);
 hsm_user_type_t backend_conn_user_type(backend_conn_t *conn, hsm_uid_t *uid);
 CK_RV backend_login(backend_conn_t *conn, hsm_login_kind_t kind,
                     const char *name, const uint8_t *pw, size_t pwlen);

@@ -23,4 +23,8 @@ bool backend_ops_complete(const struct backend_ops *ops);
 extern const struct backend_ops backend_embedded_ops;
 CK_RV backend_embedded_open(const struct config *cfg, backend_t **out);
 
+/* The remote backend: nimbusd at cfg->servers (remote.c). */
+extern const struct backend_ops backend_remote_ops;
+CK_RV backend_remote_open(const struct config *cfg, backend_t **out);
+
 #endif

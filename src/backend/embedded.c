@@ -118,6 +118,12 @@ static void emb_conn_close(backend_conn_t *conn)
     free(conn);
 }
 
+static bool emb_conn_lost(backend_conn_t *conn)
+{
+    (void)conn;
+    return false; /* the core in this process never goes away */
+}
+
 static hsm_user_type_t emb_conn_user_type(backend_conn_t *conn, hsm_uid_t *uid)
 {
     return hsm_conn_user_type(emb_conn(conn), uid);
@@ -464,6 +470,7 @@ const struct backend_ops backend_embedded_ops = {
     .template_parse = emb_template_parse,
     .conn_open = emb_conn_open,
     .conn_close = emb_conn_close,
+    .conn_lost = emb_conn_lost,
     .conn_user_type = emb_conn_user_type,
     .login = emb_login,
     .logout = emb_logout,

@@ -23,6 +23,7 @@
 #define NIMBUS_MOD_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -133,6 +134,15 @@ struct mod_state {
     struct config cfg;
     backend_t *be;
     backend_conn_t *conn; /* this application's login, shared by sessions */
+    /*
+     * Remote mode: conn was lost (nimbusd went away) and no new one could
+     * be opened yet. Sessions then answer CKR_DEVICE_REMOVED; once a new
+     * connection is made (mod_enter tries at every call) the old sessions
+     * and object handles are gone (CKR_SESSION_HANDLE_INVALID) and new
+     * ones work without C_Finalize. Set under the library lock, read by
+     * mod_ret without it.
+     */
+    _Atomic bool hsm_down;
     struct mod_mutex mutex;
     struct mod_hmap sessions; /* handle -> (uintptr_t)struct mod_session * */
     unsigned long rw_sessions;

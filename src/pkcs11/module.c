@@ -186,6 +186,35 @@ bool mod_ready(void)
     return mod_state.pid == getpid();
 }
 
+/*
+ * Remote mode: the connection died under the application (backend.h).
+ * Opens a new one; only when that works are the old sessions and object
+ * handles dropped, so that while nimbusd is down they answer
+ * CKR_DEVICE_REMOVED, and after it is back CKR_SESSION_HANDLE_INVALID: an
+ * old session never reaches the new connection, whose session ids start
+ * again. The sessions' mutexes are taken (session_shut), so no call still
+ * runs on the old connection when it is closed.
+ */
+static void conn_revive_locked(void)
+{
+    backend_conn_t *fresh = NULL;
+
+    if (!backend_conn_lost(mod_state.conn)) {
+        atomic_store(&mod_state.hsm_down, false);
+        return;
+    }
+    if (backend_conn_open(mod_state.be, &fresh) != CKR_OK) {
+        atomic_store(&mod_state.hsm_down, true);
+        return;
+    }
+    mod_sessions_close_all_locked();
+    mod_handles_drop_locked();
+    backend_conn_close(mod_state.conn);
+    mod_state.conn = fresh;
+    atomic_store(&mod_state.hsm_down, false);
+    log_info("reconnected to the HSM: earlier sessions are closed");
+}
+
 CK_RV mod_enter(void)
 {
     CK_RV rv;
@@ -202,6 +231,7 @@ CK_RV mod_enter(void)
         mutex_unlock(&mod_state.mutex);
         return CKR_CRYPTOKI_NOT_INITIALIZED;
     }
+    conn_revive_locked();
     return CKR_OK;
 }
 
@@ -683,6 +713,11 @@ CK_RV mod_ret(enum mod_fn fn, CK_RV rv)
 {
     if (fn >= MOD_FN_COUNT) {
         return CKR_GENERAL_ERROR;
+    }
+    /* While nimbusd is down a session is not invalid: the device is away
+     * (the sessions are dropped once a new connection is made). */
+    if (rv == CKR_SESSION_HANDLE_INVALID && atomic_load(&mod_state.hsm_down)) {
+        rv = CKR_DEVICE_REMOVED;
     }
     /* CKR_OK is a return value of every function. */
     if (rv != CKR_OK && !rv_allowed(fn, rv)) {

@@ -18,6 +18,10 @@ struct mod_session *mod_session_get_locked(CK_SESSION_HANDLE h)
 {
     uint64_t v;
 
+    /* nimbusd is down: no session is usable (mod_ret says why) */
+    if (atomic_load(&mod_state.hsm_down)) {
+        return NULL;
+    }
     if (!mod_hmap_get(&mod_state.sessions, (uint64_t)h, &v)) {
         return NULL;
     }

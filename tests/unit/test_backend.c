@@ -57,20 +57,46 @@ static int teardown(void **state)
     return 0;
 }
 
-/* servers names nimbusd: no remote backend yet, so CKR_DEVICE_ERROR, and
- * no local store is opened (or made) in its place. */
-static void test_open_servers_refused(void **state)
+/* servers names nimbusd: the remote backend, which connects only when a
+ * connection is opened (nothing listens here: CKR_DEVICE_REMOVED, the HSM
+ * is away), and no local store is opened (or made) in its place. */
+static void test_open_servers_remote(void **state)
 {
     struct fixture *f = *state;
+    backend_conn_t *conn = (backend_conn_t *)f;
+    hsm_token_info_t ti;
+    CK_MECHANISM_TYPE *list = NULL;
+    size_t n = 1;
     struct stat st;
 
     assert_null(config_parse_endpoint("unix:/nonexistent/nimbusd.sock",
                                       &f->cfg.servers[0]));
     f->cfg.nservers = 1;
+    assert_int_equal(backend_open(&f->cfg, &f->be), CKR_OK);
+    assert_string_equal(backend_kind(f->be), "remote");
+    assert_int_equal(backend_conn_open(f->be, &conn), CKR_DEVICE_REMOVED);
+    assert_null(conn);
+    assert_int_equal(backend_token_info(f->be, NULL, &ti), CKR_DEVICE_REMOVED);
+    assert_int_equal(backend_mech_list(f->be, &list, &n), CKR_DEVICE_REMOVED);
+    assert_null(list);
+    assert_int_equal(n, 0);
+    assert_int_equal(stat(f->cfg.store, &st), -1);
+}
+
+/* TLS material that cannot be read: CKR_DEVICE_ERROR at open, nothing
+ * made. */
+static void test_open_servers_bad_tls(void **state)
+{
+    struct fixture *f = *state;
+
+    assert_null(config_parse_endpoint("tls:127.0.0.1:1", &f->cfg.servers[0]));
+    f->cfg.nservers = 1;
+    snprintf(f->cfg.tls_cert, sizeof(f->cfg.tls_cert), "%s/none.pem", f->dir);
+    snprintf(f->cfg.tls_key, sizeof(f->cfg.tls_key), "%s/none.key", f->dir);
+    snprintf(f->cfg.tls_ca, sizeof(f->cfg.tls_ca), "%s/none-ca.pem", f->dir);
     f->be = (backend_t *)&f->cfg; /* must be overwritten */
     assert_int_equal(backend_open(&f->cfg, &f->be), CKR_DEVICE_ERROR);
     assert_null(f->be);
-    assert_int_equal(stat(f->cfg.store, &st), -1);
 }
 
 /* The completeness check finds a missing entry wherever it is. */
@@ -80,6 +106,7 @@ static void test_ops_complete(void **state)
 
     (void)state;
     assert_true(backend_ops_complete(&backend_embedded_ops));
+    assert_true(backend_ops_complete(&backend_remote_ops));
     ops = backend_embedded_ops;
     ops.kind = NULL;
     assert_false(backend_ops_complete(&ops));
@@ -261,8 +288,11 @@ int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(test_open_servers_refused), cmocka_unit_test(test_ops_complete),
-        T(test_embedded_calls),       T(test_conn_remade),
+        T(test_open_servers_remote),
+        T(test_open_servers_bad_tls),
+        cmocka_unit_test(test_ops_complete),
+        T(test_embedded_calls),
+        T(test_conn_remade),
         T(test_template_parse),
     };
 #undef T

@@ -1,0 +1,1030 @@
+/*
+ * remote.c - the remote backend: every call of the seam carried to nimbusd
+ * by the wire client (src/wire/client.h) over a transport link
+ * (src/wire/transport.h).
+ *
+ * A backend_conn_t is one connection on the server (one login and its
+ * sessions) reached over a pool of channels (sockets): the first channel's
+ * handshake creates it and hands back an attach token, further channels
+ * attach with that token so that application threads run calls in
+ * parallel. A call takes an idle channel, or opens one up to
+ * REMOTE_MAX_CHANNELS, or waits for one; no thread is started. Sockets are
+ * close-on-exec (the transport makes them so).
+ *
+ * When a channel breaks (the daemon died or restarted) the connection is
+ * dead for good, as backend.h says: on the server its login and sessions
+ * are gone, so every later call answers CKR_DEVICE_REMOVED at once and the
+ * caller opens a new connection. A connection never reconnects by itself:
+ * session ids of a new server connection start again from 1, and an old
+ * id must never reach the new connection.
+ *
+ * The calls made on the backend itself (token info without a connection,
+ * init_token, the mechanism list and info) go over an auxiliary connection
+ * opened when first needed and opened afresh once it is dead.
+ *
+ * Fork: a child never touches any of this. The front end abandons the
+ * parent's state in the child and its C_Initialize opens a new backend
+ * (new sockets, a new TLS context); nothing of the parent's TLS state is
+ * reused.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/backend_impl.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "wire/client.h"
+#include "wire/transport.h"
+
+/* Channels (sockets) per connection: calls in parallel per application. */
+#define REMOTE_MAX_CHANNELS 16
+#define REMOTE_CLIENT_NAME "nimbus " PACKAGE_VERSION
+
+extern char *program_invocation_short_name;
+
+struct remote;
+struct remote_conn;
+
+/* One socket of a connection. */
+struct rchan {
+    wire_link_t *link;
+    wire_client_t *cl;
+    size_t max_read;    /* largest reply frame accepted */
+    struct rchan *next; /* in the idle list */
+};
+
+struct remote_conn {
+    struct backend_conn base;
+    struct remote *r;
+    size_t ep; /* the server (cfg.servers[ep]) every channel goes to */
+    uint8_t token[WIRE_TOKEN_LEN];
+    pthread_mutex_t lock;
+    pthread_cond_t cv; /* a channel came back, or the connection died */
+    struct rchan *idle;
+    size_t nchan; /* open channels, idle or in use (and being opened) */
+    size_t busy;  /* in use (and being opened) */
+    size_t cap;   /* channels the server granted at most */
+    atomic_bool dead;
+};
+
+struct remote {
+    struct backend base;
+    struct config cfg;
+    wire_tls_t *tls; /* NULL: no tls: endpoint */
+    char client_name[96];
+    pthread_mutex_t aux_lock; /* held for every call on aux */
+    struct remote_conn *aux;
+};
+
+static struct remote *R(backend_t *be)
+{
+    return (struct remote *)be;
+}
+
+static struct remote_conn *RC(backend_conn_t *c)
+{
+    return (struct remote_conn *)c;
+}
+
+/* ------------------------------------------------------------ channels */
+
+/* The wire client's transfer: one frame out, one frame back. */
+static bool chan_xfer(void *ctx, const uint8_t *req, size_t len, uint8_t **resp,
+                      size_t *resp_len)
+{
+    struct rchan *ch = ctx;
+
+    *resp = NULL;
+    *resp_len = 0;
+    if (wire_frame_write(ch->link, req, len) != WIRE_IO_OK)
+        return false;
+    return wire_frame_read(ch->link, ch->max_read, resp, resp_len) ==
+           WIRE_IO_OK;
+}
+
+static void chan_close(struct rchan *ch)
+{
+    if (ch == NULL)
+        return;
+    wire_client_free(ch->cl);
+    wire_link_close(ch->link);
+    free(ch);
+}
+
+/*
+ * A channel to server ep: a new connection (token NULL; its token into
+ * token_out) or attached to the connection token names.
+ * CKR_DEVICE_REMOVED: the server cannot be reached, or no longer knows
+ * the connection.
+ */
+static CK_RV chan_open(struct remote *r, size_t ep, const uint8_t *token,
+                       uint8_t token_out[WIRE_TOKEN_LEN], struct rchan **out)
+{
+    char err[256] = "", epname[CONFIG_UNIX_PATH_MAX + CONFIG_HOST_MAX + 16];
+    struct rchan *ch;
+    CK_RV rv;
+
+    *out = NULL;
+    ch = calloc(1, sizeof(*ch));
+    if (ch == NULL)
+        return CKR_HOST_MEMORY;
+    ch->max_read = r->cfg.max_frame;
+    if (!wire_link_connect(&r->cfg.servers[ep], r->tls, &ch->link, err,
+                           sizeof(err))) {
+        /* info, not warn: while the daemon is down every call says so */
+        config_format_endpoint(&r->cfg.servers[ep], epname, sizeof(epname));
+        log_info("remote: %s: %s", epname, err);
+        free(ch);
+        return CKR_DEVICE_REMOVED;
+    }
+    rv = wire_client_new(chan_xfer, ch, r->cfg.max_frame, &ch->cl);
+    if (rv == CKR_OK)
+        rv = wire_cl_hello(ch->cl, r->client_name, token, token_out);
+    if (rv != CKR_OK) {
+        config_format_endpoint(&r->cfg.servers[ep], epname, sizeof(epname));
+        log_info("remote: %s: handshake: 0x%lx", epname, (unsigned long)rv);
+        chan_close(ch);
+        /* another protocol version stays a device error */
+        return rv == CKR_HOST_MEMORY || rv == CKR_DEVICE_ERROR
+                   ? rv
+                   : CKR_DEVICE_REMOVED;
+    }
+    *out = ch;
+    return CKR_OK;
+}
+
+/* The connection is dead: its idle channels close now, the ones in use as
+ * they come back. Caller holds rc->lock. */
+static void conn_kill_locked(struct remote_conn *rc)
+{
+    if (!atomic_load(&rc->dead))
+        log_info("remote: connection to the server lost");
+    atomic_store(&rc->dead, true);
+    while (rc->idle != NULL) {
+        struct rchan *ch = rc->idle;
+
+        rc->idle = ch->next;
+        rc->nchan--;
+        chan_close(ch);
+    }
+    pthread_cond_broadcast(&rc->cv);
+}
+
+/*
+ * A channel of rc for one call: an idle one, else a new one (attached with
+ * the token) up to the bound, else the first that comes back.
+ */
+static CK_RV chan_get(struct remote_conn *rc, struct rchan **out)
+{
+    struct rchan *ch = NULL;
+    CK_RV rv;
+
+    *out = NULL;
+    pthread_mutex_lock(&rc->lock);
+    for (;;) {
+        if (atomic_load(&rc->dead)) {
+            pthread_mutex_unlock(&rc->lock);
+            return CKR_DEVICE_REMOVED;
+        }
+        if (rc->idle != NULL) {
+            ch = rc->idle;
+            rc->idle = ch->next;
+            ch->next = NULL;
+            rc->busy++;
+            pthread_mutex_unlock(&rc->lock);
+            *out = ch;
+            return CKR_OK;
+        }
+        if (rc->nchan < rc->cap)
+            break;
+        pthread_cond_wait(&rc->cv, &rc->lock);
+    }
+    rc->nchan++;
+    rc->busy++;
+    pthread_mutex_unlock(&rc->lock);
+
+    rv = chan_open(rc->r, rc->ep, rc->token, NULL, &ch);
+
+    pthread_mutex_lock(&rc->lock);
+    if (rv != CKR_OK) {
+        rc->nchan--;
+        rc->busy--;
+        if (rc->nchan == 0) {
+            /* nothing left to carry the connection: gone */
+            conn_kill_locked(rc);
+            rv = CKR_DEVICE_REMOVED;
+        } else {
+            /* The server refused one more channel (max_connections) or
+             * went away: use the ones there are; if it went away they
+             * say so when next used. */
+            rc->cap = rc->nchan;
+            pthread_mutex_unlock(&rc->lock);
+            return chan_get(rc, out);
+        }
+        pthread_mutex_unlock(&rc->lock);
+        return rv;
+    }
+    if (atomic_load(&rc->dead)) {
+        rc->nchan--;
+        rc->busy--;
+        pthread_mutex_unlock(&rc->lock);
+        chan_close(ch);
+        return CKR_DEVICE_REMOVED;
+    }
+    pthread_mutex_unlock(&rc->lock);
+    *out = ch;
+    return CKR_OK;
+}
+
+/* Gives ch back after a call that answered rv. */
+static void chan_put(struct remote_conn *rc, struct rchan *ch, CK_RV rv)
+{
+    pthread_mutex_lock(&rc->lock);
+    rc->busy--;
+    if (rv == CKR_DEVICE_REMOVED || atomic_load(&rc->dead)) {
+        /* the link broke: the server has dropped the connection (or will,
+         * once its other channels close) */
+        rc->nchan--;
+        chan_close(ch);
+        conn_kill_locked(rc);
+    } else {
+        ch->next = rc->idle;
+        rc->idle = ch;
+        pthread_cond_signal(&rc->cv);
+    }
+    pthread_mutex_unlock(&rc->lock);
+}
+
+/* One wire call on a channel of conn: the caller's `return CALL(...)`. */
+#define CALL(conn, expr)                                                       \
+    do {                                                                       \
+        struct remote_conn *rc_ = RC(conn);                                    \
+        struct rchan *ch_;                                                     \
+        CK_RV rv_ = chan_get(rc_, &ch_);                                       \
+        if (rv_ != CKR_OK)                                                     \
+            return rv_;                                                        \
+        wire_client_t *cl = ch_->cl;                                           \
+        rv_ = (expr);                                                          \
+        chan_put(rc_, ch_, rv_);                                               \
+        return rv_;                                                            \
+    } while (0)
+
+/* ------------------------------------------------------------ connections */
+
+static void conn_free(struct remote_conn *rc)
+{
+    pthread_mutex_lock(&rc->lock);
+    /* Nothing new starts; calls under way finish (a connection is closed
+     * only once its caller made no more calls, but be safe). */
+    atomic_store(&rc->dead, true);
+    while (rc->busy > 0)
+        pthread_cond_wait(&rc->cv, &rc->lock);
+    while (rc->idle != NULL) {
+        struct rchan *ch = rc->idle;
+
+        rc->idle = ch->next;
+        chan_close(ch);
+    }
+    pthread_mutex_unlock(&rc->lock);
+    pthread_cond_destroy(&rc->cv);
+    pthread_mutex_destroy(&rc->lock);
+    util_wipe(rc->token, sizeof(rc->token));
+    free(rc);
+}
+
+/* A new connection on the first server of the list that answers. */
+static CK_RV conn_new(struct remote *r, struct remote_conn **out)
+{
+    struct remote_conn *rc;
+    struct rchan *ch = NULL;
+    CK_RV rv = CKR_DEVICE_REMOVED;
+
+    *out = NULL;
+    rc = calloc(1, sizeof(*rc));
+    if (rc == NULL)
+        return CKR_HOST_MEMORY;
+    if (util_mutex_init(&rc->lock) != 0) {
+        free(rc);
+        return CKR_GENERAL_ERROR;
+    }
+    if (pthread_cond_init(&rc->cv, NULL) != 0) {
+        pthread_mutex_destroy(&rc->lock);
+        free(rc);
+        return CKR_GENERAL_ERROR;
+    }
+    rc->base.be = &r->base;
+    rc->r = r;
+    rc->cap = REMOTE_MAX_CHANNELS;
+    atomic_init(&rc->dead, false);
+    /* Several servers are one cluster (ARCHITECTURE section 11): the
+     * first that answers serves this connection, all its channels. */
+    for (size_t ep = 0; ep < r->cfg.nservers; ep++) {
+        rv = chan_open(r, ep, NULL, rc->token, &ch);
+        if (rv == CKR_OK) {
+            rc->ep = ep;
+            break;
+        }
+        if (rv == CKR_HOST_MEMORY)
+            break;
+    }
+    if (rv != CKR_OK) {
+        pthread_cond_destroy(&rc->cv);
+        pthread_mutex_destroy(&rc->lock);
+        free(rc);
+        return rv;
+    }
+    rc->idle = ch;
+    rc->nchan = 1;
+    *out = rc;
+    return CKR_OK;
+}
+
+static CK_RV rm_conn_open(backend_t *be, backend_conn_t **out)
+{
+    struct remote_conn *rc;
+    CK_RV rv;
+
+    *out = NULL;
+    rv = conn_new(R(be), &rc);
+    if (rv == CKR_OK)
+        *out = &rc->base;
+    return rv;
+}
+
+static void rm_conn_close(backend_conn_t *conn)
+{
+    conn_free(RC(conn));
+}
+
+static bool rm_conn_lost(backend_conn_t *conn)
+{
+    return atomic_load(&RC(conn)->dead);
+}
+
+/*
+ * The auxiliary connection for the calls on the backend itself, opened
+ * when first needed and again once dead. Returns with r->aux_lock held
+ * on CKR_OK (aux_done releases it).
+ */
+static CK_RV aux_get(struct remote *r, struct remote_conn **out)
+{
+    CK_RV rv;
+
+    pthread_mutex_lock(&r->aux_lock);
+    if (r->aux != NULL && atomic_load(&r->aux->dead)) {
+        conn_free(r->aux);
+        r->aux = NULL;
+    }
+    if (r->aux == NULL && (rv = conn_new(r, &r->aux)) != CKR_OK) {
+        pthread_mutex_unlock(&r->aux_lock);
+        return rv;
+    }
+    *out = r->aux;
+    return CKR_OK;
+}
+
+static void aux_done(struct remote *r)
+{
+    pthread_mutex_unlock(&r->aux_lock);
+}
+
+/* ------------------------------------------------------------ backend */
+
+static void rm_close(backend_t *be)
+{
+    struct remote *r = R(be);
+
+    if (r->aux != NULL)
+        conn_free(r->aux);
+    pthread_mutex_destroy(&r->aux_lock);
+    wire_tls_free(r->tls);
+    free(r);
+}
+
+static CK_RV conn_token_info(backend_conn_t *conn, hsm_token_info_t *info)
+{
+    CALL(conn, wire_cl_token_info(cl, info));
+}
+
+static CK_RV rm_token_info(backend_t *be, backend_conn_t *conn,
+                           hsm_token_info_t *info)
+{
+    struct remote_conn *aux;
+    CK_RV rv;
+
+    if (conn != NULL)
+        return conn_token_info(conn, info);
+    if ((rv = aux_get(R(be), &aux)) != CKR_OK)
+        return rv;
+    rv = conn_token_info(&aux->base, info);
+    aux_done(R(be));
+    return rv;
+}
+
+static CK_RV conn_init_token(backend_conn_t *conn, const char *name,
+                             const uint8_t *pw, size_t pwlen, const char *label)
+{
+    CALL(conn, wire_cl_init_token(cl, name, pw, pwlen, label));
+}
+
+static CK_RV rm_init_token(backend_t *be, const char *name, const uint8_t *pw,
+                           size_t pwlen, const char *label)
+{
+    struct remote_conn *aux;
+    CK_RV rv;
+
+    if ((rv = aux_get(R(be), &aux)) != CKR_OK)
+        return rv;
+    rv = conn_init_token(&aux->base, name, pw, pwlen, label);
+    aux_done(R(be));
+    return rv;
+}
+
+static CK_RV conn_mech_list(backend_conn_t *conn, CK_MECHANISM_TYPE **list,
+                            size_t *n)
+{
+    CALL(conn, wire_cl_mech_list(cl, list, n));
+}
+
+/* The server's list: every mechanism its core offers, none dropped. */
+static CK_RV rm_mech_list(backend_t *be, CK_MECHANISM_TYPE **list, size_t *n)
+{
+    struct remote_conn *aux;
+    CK_RV rv;
+
+    *list = NULL;
+    *n = 0;
+    if ((rv = aux_get(R(be), &aux)) != CKR_OK)
+        return rv;
+    rv = conn_mech_list(&aux->base, list, n);
+    aux_done(R(be));
+    return rv;
+}
+
+static CK_RV conn_mech_info(backend_conn_t *conn, CK_MECHANISM_TYPE type,
+                            hsm_mech_info_t *info)
+{
+    CALL(conn, wire_cl_mech_info(cl, type, info));
+}
+
+static CK_RV rm_mech_info(backend_t *be, CK_MECHANISM_TYPE type,
+                          hsm_mech_info_t *info)
+{
+    struct remote_conn *aux;
+    CK_RV rv;
+
+    if ((rv = aux_get(R(be), &aux)) != CKR_OK)
+        return rv;
+    rv = conn_mech_info(&aux->base, type, info);
+    aux_done(R(be));
+    return rv;
+}
+
+/* Every value this backend hands out is plain malloc'd memory. */
+static void rm_attrs_free(backend_t *be, hsm_attr_t *attrs, size_t n)
+{
+    (void)be;
+    for (size_t i = 0; i < n; i++) {
+        util_free_wipe(attrs[i].value, attrs[i].len);
+        attrs[i].value = NULL;
+        attrs[i].len = 0;
+    }
+}
+
+static uint64_t get_be(const uint8_t *p, size_t n)
+{
+    uint64_t v = 0;
+
+    for (size_t i = 0; i < n; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+/*
+ * An array attribute's value (CKA_WRAP_TEMPLATE ...) as the server sent
+ * it: the core's nested template, a 4-byte big-endian count, then per
+ * attribute an 8-byte type, a 4-byte length and the value. Decoded here
+ * (the remote backend links no core) and checked as the server is not
+ * trusted: every count and length against what is left, before anything
+ * is allocated; a defect is CKR_GENERAL_ERROR, as the core says.
+ */
+static CK_RV rm_template_parse(backend_t *be, const uint8_t *blob, size_t len,
+                               hsm_attr_t **attrs, size_t *n)
+{
+    hsm_attr_t *out;
+    uint64_t count;
+    size_t off = 4, i;
+
+    (void)be;
+    *attrs = NULL;
+    *n = 0;
+    if (len == 0)
+        return CKR_OK;
+    if (blob == NULL || len < 4)
+        return CKR_GENERAL_ERROR;
+    count = get_be(blob, 4);
+    if (count > (len - 4) / 12)
+        return CKR_GENERAL_ERROR;
+    out = calloc(count > 0 ? (size_t)count : 1, sizeof(*out));
+    if (out == NULL)
+        return CKR_HOST_MEMORY;
+    for (i = 0; i < count; i++) {
+        uint64_t type, vlen;
+
+        if (len - off < 12)
+            goto bad;
+        type = get_be(blob + off, 8);
+        vlen = get_be(blob + off + 8, 4);
+        off += 12;
+        if (type > (CK_ULONG)-1 || vlen > len - off)
+            goto bad;
+        out[i].type = (CK_ATTRIBUTE_TYPE)type;
+        out[i].status = HSM_ATTR_OK;
+        if (vlen > 0) {
+            out[i].value = malloc((size_t)vlen);
+            if (out[i].value == NULL) {
+                rm_attrs_free(be, out, i);
+                free(out);
+                return CKR_HOST_MEMORY;
+            }
+            memcpy(out[i].value, blob + off, (size_t)vlen);
+            out[i].len = (size_t)vlen;
+        }
+        off += (size_t)vlen;
+    }
+    if (off != len)
+        goto bad;
+    *attrs = out;
+    *n = (size_t)count;
+    return CKR_OK;
+bad:
+    rm_attrs_free(be, out, i);
+    free(out);
+    return CKR_GENERAL_ERROR;
+}
+
+/* ------------------------------------------------- connections, login */
+
+static hsm_user_type_t rm_conn_user_type(backend_conn_t *conn, hsm_uid_t *uid)
+{
+    struct remote_conn *rc = RC(conn);
+    hsm_user_type_t type = HSM_USER_NONE;
+    hsm_uid_t u = 0;
+    struct rchan *ch;
+    CK_RV rv;
+
+    if (uid != NULL)
+        *uid = 0;
+    if (chan_get(rc, &ch) != CKR_OK)
+        return HSM_USER_NONE; /* no login survives */
+    rv = wire_cl_conn_user_type(ch->cl, &type, &u);
+    chan_put(rc, ch, rv);
+    if (rv != CKR_OK)
+        return HSM_USER_NONE;
+    if (uid != NULL)
+        *uid = u;
+    return type;
+}
+
+static CK_RV rm_login(backend_conn_t *conn, hsm_login_kind_t kind,
+                      const char *name, const uint8_t *pw, size_t pwlen)
+{
+    CALL(conn, wire_cl_login(cl, kind, name, pw, pwlen));
+}
+
+static CK_RV rm_logout(backend_conn_t *conn)
+{
+    CALL(conn, wire_cl_logout(cl));
+}
+
+static CK_RV rm_set_password(backend_conn_t *conn, const char *name,
+                             const uint8_t *old_pw, size_t old_len,
+                             const uint8_t *new_pw, size_t new_len)
+{
+    CALL(conn,
+         wire_cl_set_password(cl, name, old_pw, old_len, new_pw, new_len));
+}
+
+static CK_RV rm_init_pin(backend_conn_t *conn, const char *name,
+                         const uint8_t *pw, size_t pwlen)
+{
+    CALL(conn, wire_cl_init_pin(cl, name, pw, pwlen));
+}
+
+/* ------------------------------------------------------------ users */
+
+static CK_RV rm_user_list(backend_conn_t *conn, hsm_user_info_t **users,
+                          size_t *count)
+{
+    CALL(conn, wire_cl_user_list(cl, users, count));
+}
+
+static CK_RV rm_user_create(backend_conn_t *conn, hsm_user_type_t type,
+                            const char *name, const uint8_t *pw, size_t pwlen,
+                            hsm_uid_t *uid)
+{
+    CALL(conn, wire_cl_user_create(cl, type, name, pw, pwlen, uid));
+}
+
+static CK_RV rm_user_delete(backend_conn_t *conn, const char *name)
+{
+    CALL(conn, wire_cl_user_delete(cl, name));
+}
+
+/* ------------------------------------------------------------ sessions */
+
+static CK_RV rm_context_login(backend_conn_t *conn, hsm_sid_t sid,
+                              const char *name, const uint8_t *pw, size_t pwlen)
+{
+    CALL(conn, wire_cl_context_login(cl, sid, name, pw, pwlen));
+}
+
+static CK_RV rm_session_open(backend_conn_t *conn, bool rw, hsm_sid_t *sid)
+{
+    CALL(conn, wire_cl_session_open(cl, rw, sid));
+}
+
+static CK_RV rm_session_close(backend_conn_t *conn, hsm_sid_t sid)
+{
+    CALL(conn, wire_cl_session_close(cl, sid));
+}
+
+/* ------------------------------------------------------------ objects */
+
+static CK_RV rm_object_create(backend_conn_t *conn, hsm_sid_t sid,
+                              const CK_ATTRIBUTE *tmpl, CK_ULONG count,
+                              hsm_oid_t *oid)
+{
+    CALL(conn, wire_cl_object_create(cl, sid, tmpl, count, oid));
+}
+
+static CK_RV rm_object_copy(backend_conn_t *conn, hsm_sid_t sid, hsm_oid_t oid,
+                            const CK_ATTRIBUTE *tmpl, CK_ULONG count,
+                            hsm_oid_t *new_oid)
+{
+    CALL(conn, wire_cl_object_copy(cl, sid, oid, tmpl, count, new_oid));
+}
+
+static CK_RV rm_object_destroy(backend_conn_t *conn, hsm_sid_t sid,
+                               hsm_oid_t oid)
+{
+    CALL(conn, wire_cl_object_destroy(cl, sid, oid));
+}
+
+static CK_RV rm_object_size(backend_conn_t *conn, hsm_sid_t sid, hsm_oid_t oid,
+                            CK_ULONG *size)
+{
+    CALL(conn, wire_cl_object_size(cl, sid, oid, size));
+}
+
+static CK_RV rm_object_get(backend_conn_t *conn, hsm_sid_t sid, hsm_oid_t oid,
+                           const CK_ATTRIBUTE_TYPE *types, size_t n,
+                           hsm_attr_t *out)
+{
+    CALL(conn, wire_cl_object_get(cl, sid, oid, types, n, out));
+}
+
+static CK_RV rm_object_set(backend_conn_t *conn, hsm_sid_t sid, hsm_oid_t oid,
+                           const CK_ATTRIBUTE *tmpl, CK_ULONG count)
+{
+    CALL(conn, wire_cl_object_set(cl, sid, oid, tmpl, count));
+}
+
+static CK_RV rm_object_find(backend_conn_t *conn, hsm_sid_t sid,
+                            const CK_ATTRIBUTE *tmpl, CK_ULONG count,
+                            hsm_oid_t **oids, size_t *n)
+{
+    CALL(conn, wire_cl_object_find(cl, sid, tmpl, count, oids, n));
+}
+
+static CK_RV rm_object_is_private(backend_conn_t *conn, hsm_oid_t oid,
+                                  bool *priv)
+{
+    CALL(conn, wire_cl_object_is_private(cl, oid, priv));
+}
+
+static CK_RV rm_object_share(backend_conn_t *conn, hsm_oid_t oid, hsm_uid_t uid,
+                             bool share)
+{
+    CALL(conn, wire_cl_object_share(cl, oid, uid, share));
+}
+
+/* ------------------------------------------------------------ crypto */
+
+static CK_RV rm_op_init(backend_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
+                        const hsm_mech_t *mech, hsm_oid_t key)
+{
+    CALL(conn, wire_cl_op_init(cl, sid, kind, mech, key));
+}
+
+static CK_RV rm_op_init_iv(backend_conn_t *conn, hsm_sid_t sid,
+                           hsm_opkind_t kind, const hsm_mech_t *mech,
+                           hsm_oid_t key, uint8_t *iv, size_t ivroom,
+                           size_t *ivlen)
+{
+    CALL(conn, wire_cl_op_init_iv(cl, sid, kind, mech, key, iv, ivroom, ivlen));
+}
+
+static CK_RV rm_op_output_len(backend_conn_t *conn, hsm_sid_t sid,
+                              hsm_opkind_t kind, bool final, size_t inlen,
+                              size_t *outlen)
+{
+    CALL(conn, wire_cl_op_output_len(cl, sid, kind, final, inlen, outlen));
+}
+
+static CK_RV rm_op_oneshot(backend_conn_t *conn, hsm_sid_t sid,
+                           hsm_opkind_t kind, const uint8_t *in, size_t inlen,
+                           uint8_t *out, size_t *outlen)
+{
+    CALL(conn, wire_cl_op_oneshot(cl, sid, kind, in, inlen, out, outlen));
+}
+
+static CK_RV rm_op_update(backend_conn_t *conn, hsm_sid_t sid,
+                          hsm_opkind_t kind, const uint8_t *in, size_t inlen,
+                          uint8_t *out, size_t *outlen)
+{
+    CALL(conn, wire_cl_op_update(cl, sid, kind, in, inlen, out, outlen));
+}
+
+static CK_RV rm_op_final(backend_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
+                         uint8_t *out, size_t *outlen)
+{
+    CALL(conn, wire_cl_op_final(cl, sid, kind, out, outlen));
+}
+
+static CK_RV rm_op_verify(backend_conn_t *conn, hsm_sid_t sid,
+                          const uint8_t *data, size_t datalen, bool oneshot,
+                          const uint8_t *sig, size_t siglen)
+{
+    CALL(conn, wire_cl_op_verify(cl, sid, data, datalen, oneshot, sig, siglen));
+}
+
+static CK_RV rm_op_digest_key(backend_conn_t *conn, hsm_sid_t sid,
+                              hsm_oid_t key)
+{
+    CALL(conn, wire_cl_op_digest_key(cl, sid, key));
+}
+
+static CK_RV op_abort_call(backend_conn_t *conn, hsm_sid_t sid,
+                           hsm_opkind_t kind)
+{
+    CALL(conn, wire_cl_op_abort(cl, sid, kind));
+}
+
+static void rm_op_abort(backend_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind)
+{
+    (void)op_abort_call(conn, sid, kind);
+}
+
+static CK_RV rm_generate_key(backend_conn_t *conn, hsm_sid_t sid,
+                             const hsm_mech_t *mech, const CK_ATTRIBUTE *tmpl,
+                             CK_ULONG count, hsm_oid_t *oid)
+{
+    CALL(conn, wire_cl_generate_key(cl, sid, mech, tmpl, count, oid));
+}
+
+static CK_RV
+rm_generate_key_pair(backend_conn_t *conn, hsm_sid_t sid,
+                     const hsm_mech_t *mech, const CK_ATTRIBUTE *pub_tmpl,
+                     CK_ULONG pub_count, const CK_ATTRIBUTE *priv_tmpl,
+                     CK_ULONG priv_count, hsm_oid_t *pub, hsm_oid_t *priv)
+{
+    CALL(conn, wire_cl_generate_key_pair(cl, sid, mech, pub_tmpl, pub_count,
+                                         priv_tmpl, priv_count, pub, priv));
+}
+
+static CK_RV rm_derive_key(backend_conn_t *conn, hsm_sid_t sid,
+                           const hsm_mech_t *mech, hsm_oid_t base,
+                           const CK_ATTRIBUTE *tmpl, CK_ULONG count,
+                           hsm_oid_t *oid)
+{
+    CALL(conn, wire_cl_derive_key(cl, sid, mech, base, tmpl, count, oid));
+}
+
+static CK_RV rm_wrap_key(backend_conn_t *conn, hsm_sid_t sid,
+                         const hsm_mech_t *mech, hsm_oid_t wrapping,
+                         hsm_oid_t key, uint8_t **out, size_t *outlen)
+{
+    CALL(conn, wire_cl_wrap_key(cl, sid, mech, wrapping, key, out, outlen));
+}
+
+static CK_RV rm_unwrap_key(backend_conn_t *conn, hsm_sid_t sid,
+                           const hsm_mech_t *mech, hsm_oid_t unwrapping,
+                           const uint8_t *in, size_t inlen,
+                           const CK_ATTRIBUTE *tmpl, CK_ULONG count,
+                           hsm_oid_t *oid)
+{
+    CALL(conn, wire_cl_unwrap_key(cl, sid, mech, unwrapping, in, inlen, tmpl,
+                                  count, oid));
+}
+
+/* ------------------------------------------------- message-based AEAD */
+
+static CK_RV rm_msg_init(backend_conn_t *conn, hsm_sid_t sid,
+                         hsm_msgkind_t kind, const hsm_mech_t *mech,
+                         hsm_oid_t key)
+{
+    CALL(conn, wire_cl_msg_init(cl, sid, kind, mech, key));
+}
+
+static CK_RV rm_msg_oneshot(backend_conn_t *conn, hsm_sid_t sid,
+                            hsm_msgkind_t kind, const hsm_mech_t *param,
+                            const uint8_t *aad, size_t aadlen,
+                            const uint8_t *in, size_t inlen, uint8_t *out,
+                            size_t *outlen, hsm_msg_result_t *res)
+{
+    CALL(conn, wire_cl_msg_oneshot(cl, sid, kind, param, aad, aadlen, in, inlen,
+                                   out, outlen, res));
+}
+
+static CK_RV rm_msg_begin(backend_conn_t *conn, hsm_sid_t sid,
+                          hsm_msgkind_t kind, const hsm_mech_t *param,
+                          const uint8_t *aad, size_t aadlen,
+                          hsm_msg_result_t *res)
+{
+    CALL(conn, wire_cl_msg_begin(cl, sid, kind, param, aad, aadlen, res));
+}
+
+static CK_RV rm_msg_next(backend_conn_t *conn, hsm_sid_t sid,
+                         hsm_msgkind_t kind, const hsm_mech_t *param,
+                         const uint8_t *in, size_t inlen, bool last,
+                         uint8_t *out, size_t *outlen, hsm_msg_result_t *res)
+{
+    CALL(conn, wire_cl_msg_next(cl, sid, kind, param, in, inlen, last, out,
+                                outlen, res));
+}
+
+static CK_RV rm_msg_output_len(backend_conn_t *conn, hsm_sid_t sid,
+                               hsm_msgkind_t kind, bool last, size_t inlen,
+                               size_t *outlen)
+{
+    CALL(conn, wire_cl_msg_output_len(cl, sid, kind, last, inlen, outlen));
+}
+
+static CK_RV rm_msg_final(backend_conn_t *conn, hsm_sid_t sid,
+                          hsm_msgkind_t kind)
+{
+    CALL(conn, wire_cl_msg_final(cl, sid, kind));
+}
+
+static CK_RV msg_abort_call(backend_conn_t *conn, hsm_sid_t sid,
+                            hsm_msgkind_t kind)
+{
+    CALL(conn, wire_cl_msg_abort(cl, sid, kind));
+}
+
+static void rm_msg_abort(backend_conn_t *conn, hsm_sid_t sid,
+                         hsm_msgkind_t kind)
+{
+    (void)msg_abort_call(conn, sid, kind);
+}
+
+/* ------------------------------------------------------------ misc */
+
+static CK_RV rm_random(backend_conn_t *conn, hsm_sid_t sid, uint8_t *buf,
+                       size_t len)
+{
+    CALL(conn, wire_cl_random(cl, sid, buf, len));
+}
+
+/* ------------------------------------------------------------ management */
+
+static CK_RV rm_user_set_password(backend_conn_t *conn, const char *name,
+                                  const uint8_t *pw, size_t pwlen)
+{
+    CALL(conn, wire_cl_user_set_password(cl, name, pw, pwlen));
+}
+
+static CK_RV rm_key_list(backend_conn_t *conn, hsm_uid_t uid,
+                         hsm_key_ref_t **keys, size_t *n,
+                         uint8_t digest[HSM_DIGEST_LEN])
+{
+    CALL(conn, wire_cl_key_list(cl, uid, keys, n, digest));
+}
+
+static CK_RV rm_key_info(backend_conn_t *conn, hsm_oid_t oid, hsm_uid_t *owner,
+                         hsm_uid_t **shared, size_t *nshared)
+{
+    CALL(conn, wire_cl_key_info(cl, oid, owner, shared, nshared));
+}
+
+static CK_RV rm_audit_read(backend_conn_t *conn, uint64_t after, size_t max,
+                           hsm_audit_record_t **recs, size_t *n)
+{
+    CALL(conn, wire_cl_audit_read(cl, after, max, recs, n));
+}
+
+static CK_RV rm_audit_verify(backend_conn_t *conn, hsm_audit_check_t *check)
+{
+    CALL(conn, wire_cl_audit_verify(cl, check));
+}
+
+static CK_RV rm_object_set_trusted(backend_conn_t *conn, hsm_oid_t oid,
+                                   bool trusted)
+{
+    CALL(conn, wire_cl_object_set_trusted(cl, oid, trusted));
+}
+
+const struct backend_ops backend_remote_ops = {
+    .kind = "remote",
+    .close = rm_close,
+    .token_info = rm_token_info,
+    .init_token = rm_init_token,
+    .mech_list = rm_mech_list,
+    .mech_info = rm_mech_info,
+    .attrs_free = rm_attrs_free,
+    .template_parse = rm_template_parse,
+    .conn_open = rm_conn_open,
+    .conn_close = rm_conn_close,
+    .conn_lost = rm_conn_lost,
+    .conn_user_type = rm_conn_user_type,
+    .login = rm_login,
+    .logout = rm_logout,
+    .set_password = rm_set_password,
+    .init_pin = rm_init_pin,
+    .user_list = rm_user_list,
+    .user_create = rm_user_create,
+    .user_delete = rm_user_delete,
+    .context_login = rm_context_login,
+    .session_open = rm_session_open,
+    .session_close = rm_session_close,
+    .object_create = rm_object_create,
+    .object_copy = rm_object_copy,
+    .object_destroy = rm_object_destroy,
+    .object_size = rm_object_size,
+    .object_get = rm_object_get,
+    .object_set = rm_object_set,
+    .object_find = rm_object_find,
+    .object_is_private = rm_object_is_private,
+    .object_share = rm_object_share,
+    .op_init = rm_op_init,
+    .op_init_iv = rm_op_init_iv,
+    .op_output_len = rm_op_output_len,
+    .op_oneshot = rm_op_oneshot,
+    .op_update = rm_op_update,
+    .op_final = rm_op_final,
+    .op_verify = rm_op_verify,
+    .op_digest_key = rm_op_digest_key,
+    .op_abort = rm_op_abort,
+    .generate_key = rm_generate_key,
+    .generate_key_pair = rm_generate_key_pair,
+    .derive_key = rm_derive_key,
+    .wrap_key = rm_wrap_key,
+    .unwrap_key = rm_unwrap_key,
+    .msg_init = rm_msg_init,
+    .msg_oneshot = rm_msg_oneshot,
+    .msg_begin = rm_msg_begin,
+    .msg_next = rm_msg_next,
+    .msg_output_len = rm_msg_output_len,
+    .msg_final = rm_msg_final,
+    .msg_abort = rm_msg_abort,
+    .random = rm_random,
+    .user_set_password = rm_user_set_password,
+    .key_list = rm_key_list,
+    .key_info = rm_key_info,
+    .audit_read = rm_audit_read,
+    .audit_verify = rm_audit_verify,
+    .object_set_trusted = rm_object_set_trusted,
+};
+
+/* ------------------------------------------------------------ open */
+
+CK_RV backend_remote_open(const struct config *cfg, backend_t **out)
+{
+    struct remote *r;
+    char err[256] = "";
+    bool need_tls = false;
+
+    *out = NULL;
+    r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return CKR_HOST_MEMORY;
+    r->base.ops = &backend_remote_ops;
+    memcpy(&r->cfg, cfg, sizeof(r->cfg));
+    if (r->cfg.max_frame < CONFIG_MIN_MAX_FRAME)
+        r->cfg.max_frame = CONFIG_DEFAULT_MAX_FRAME;
+    snprintf(r->client_name, sizeof(r->client_name), "%s (%s)",
+             REMOTE_CLIENT_NAME, program_invocation_short_name);
+    if (util_mutex_init(&r->aux_lock) != 0) {
+        free(r);
+        return CKR_GENERAL_ERROR;
+    }
+    for (size_t i = 0; i < r->cfg.nservers; i++)
+        need_tls = need_tls || r->cfg.servers[i].kind == CONFIG_EP_TLS;
+    if (need_tls && !wire_tls_client_new(&r->cfg, &r->tls, err, sizeof(err))) {
+        log_error("remote: TLS client set-up (tls_cert, tls_key, tls_ca "
+                  "of %s): %s",
+                  r->cfg.path[0] != '\0' ? r->cfg.path : "the config", err);
+        pthread_mutex_destroy(&r->aux_lock);
+        free(r);
+        return CKR_DEVICE_ERROR;
+    }
+    *out = &r->base;
+    return CKR_OK;
+}
