@@ -1,0 +1,473 @@
+/*
+ * rclient.c - a PKCS#11 application driven line by line, for the remote
+ * mode's process tests (tests/remote/): the shell starts it as a
+ * coprocess, kills and restarts nimbusd between its commands, and reads
+ * one answer line per command: "<command> <CKR_NAME> [details]".
+ *
+ * It loads the module with dlopen and takes the 3.0 function list, as an
+ * application would. Module: $NIMBUS_MODULE; config: $NIMBUS_CONF.
+ *
+ * Commands (one per line; "cur" is the current session):
+ *   init | finalize
+ *   inittoken SOPIN      C_InitToken (activation: PRECO becomes CO)
+ *   initpin SOPIN PIN    as CO: C_InitPIN (PIN "name:password" makes CU
+ *                        name; a bare one the default CU)
+ *   open                 C_OpenSession (RW) -> cur; prints the handle
+ *   close                C_CloseSession(cur)
+ *   save | restore       remember cur / make the remembered one cur again
+ *   login PIN            C_Login(CKU_USER)
+ *   loginuser NAME PW    C_LoginUser(CKU_USER)
+ *   logout
+ *   state                C_GetSessionInfo(cur): the state
+ *   genec LABEL          EC P-256 token key pair
+ *   sobj LABEL           a session data object
+ *   count LABEL          objects with this label cur can find
+ *   sign LABEL           ECDSA sign with LABEL's private key, verify with
+ *                        its public key
+ *   msg                  AES-GCM through the message API (session key)
+ *   mechs                C_GetMechanismList: count and the hex list
+ *   threads N LABEL      N threads, each its own session, 20 signs each
+ *   fork LABEL PIN       fork: the child checks it gets
+ *                        CKR_CRYPTOKI_NOT_INITIALIZED, calls C_Initialize,
+ *                        opens, logs in and signs; prints its exit status
+ *   quit
+ */
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "pkcs11/pkcs11.h"
+
+#define SLOT 0
+
+static CK_FUNCTION_LIST_3_0_PTR fl;
+static CK_SESSION_HANDLE cur, saved;
+
+#define RV(x)                                                                  \
+    {                                                                          \
+        x, #x                                                                  \
+    }
+static const struct {
+    CK_RV rv;
+    const char *name;
+} rv_names[] = {
+    RV(CKR_OK),
+    RV(CKR_GENERAL_ERROR),
+    RV(CKR_FUNCTION_FAILED),
+    RV(CKR_ARGUMENTS_BAD),
+    RV(CKR_DEVICE_ERROR),
+    RV(CKR_DEVICE_MEMORY),
+    RV(CKR_DEVICE_REMOVED),
+    RV(CKR_KEY_HANDLE_INVALID),
+    RV(CKR_MECHANISM_INVALID),
+    RV(CKR_OBJECT_HANDLE_INVALID),
+    RV(CKR_OPERATION_ACTIVE),
+    RV(CKR_PIN_INCORRECT),
+    RV(CKR_SESSION_CLOSED),
+    RV(CKR_SESSION_HANDLE_INVALID),
+    RV(CKR_SIGNATURE_INVALID),
+    RV(CKR_TOKEN_NOT_PRESENT),
+    RV(CKR_USER_ALREADY_LOGGED_IN),
+    RV(CKR_USER_NOT_LOGGED_IN),
+    RV(CKR_CRYPTOKI_NOT_INITIALIZED),
+    RV(CKR_CRYPTOKI_ALREADY_INITIALIZED),
+};
+
+static const char *rvn(CK_RV rv)
+{
+    static char buf[32];
+
+    for (size_t i = 0; i < sizeof(rv_names) / sizeof(rv_names[0]); i++) {
+        if (rv_names[i].rv == rv)
+            return rv_names[i].name;
+    }
+    snprintf(buf, sizeof(buf), "0x%08lx", (unsigned long)rv);
+    return buf;
+}
+
+static void load(void)
+{
+    const char *path = getenv("NIMBUS_MODULE");
+    CK_VERSION v = {3, 0};
+    CK_C_GetInterface gi;
+    CK_INTERFACE_PTR itf;
+    void *h;
+
+    if (path == NULL)
+        path = "./.libs/libnimbus-pkcs11.so";
+    h = dlopen(path, RTLD_NOW);
+    if (h == NULL) {
+        fprintf(stderr, "rclient: %s\n", dlerror());
+        exit(2);
+    }
+    gi = (CK_C_GetInterface)dlsym(h, "C_GetInterface");
+    if (gi == NULL || gi((CK_UTF8CHAR_PTR) "PKCS 11", &v, &itf, 0) != CKR_OK) {
+        fprintf(stderr, "rclient: no PKCS 11 3.0 interface\n");
+        exit(2);
+    }
+    fl = itf->pFunctionList;
+}
+
+static CK_RV find_one(CK_SESSION_HANDLE s, CK_OBJECT_CLASS cls,
+                      const char *label, CK_OBJECT_HANDLE *out)
+{
+    CK_ATTRIBUTE t[] = {
+        {CKA_CLASS, &cls, sizeof(cls)},
+        {CKA_LABEL, (void *)label, strlen(label)},
+    };
+    CK_ULONG n = 0;
+    CK_RV rv;
+
+    if ((rv = fl->C_FindObjectsInit(s, t, 2)) != CKR_OK)
+        return rv;
+    rv = fl->C_FindObjects(s, out, 1, &n);
+    fl->C_FindObjectsFinal(s);
+    if (rv == CKR_OK && n != 1)
+        rv = CKR_OBJECT_HANDLE_INVALID;
+    return rv;
+}
+
+static CK_RV do_sign(CK_SESSION_HANDLE s, const char *label)
+{
+    CK_MECHANISM m = {CKM_ECDSA, NULL, 0};
+    CK_BYTE digest[32], sig[128];
+    CK_ULONG siglen = sizeof(sig);
+    CK_OBJECT_HANDLE priv, pub;
+    CK_RV rv;
+
+    memset(digest, 0x5a, sizeof(digest));
+    if ((rv = find_one(s, CKO_PRIVATE_KEY, label, &priv)) != CKR_OK ||
+        (rv = find_one(s, CKO_PUBLIC_KEY, label, &pub)) != CKR_OK ||
+        (rv = fl->C_SignInit(s, &m, priv)) != CKR_OK ||
+        (rv = fl->C_Sign(s, digest, sizeof(digest), sig, &siglen)) != CKR_OK ||
+        (rv = fl->C_VerifyInit(s, &m, pub)) != CKR_OK)
+        return rv;
+    return fl->C_Verify(s, digest, sizeof(digest), sig, siglen);
+}
+
+static CK_RV do_genec(const char *label)
+{
+    static const CK_BYTE p256[] = {0x06, 0x08, 0x2a, 0x86, 0x48,
+                                   0xce, 0x3d, 0x03, 0x01, 0x07};
+    CK_MECHANISM m = {CKM_EC_KEY_PAIR_GEN, NULL, 0};
+    CK_BBOOL yes = CK_TRUE;
+    CK_ATTRIBUTE pubt[] = {
+        {CKA_EC_PARAMS, (void *)p256, sizeof(p256)},
+        {CKA_TOKEN, &yes, sizeof(yes)},
+        {CKA_VERIFY, &yes, sizeof(yes)},
+        {CKA_LABEL, (void *)label, strlen(label)},
+    };
+    CK_ATTRIBUTE privt[] = {
+        {CKA_TOKEN, &yes, sizeof(yes)},
+        {CKA_SIGN, &yes, sizeof(yes)},
+        {CKA_PRIVATE, &yes, sizeof(yes)},
+        {CKA_LABEL, (void *)label, strlen(label)},
+    };
+    CK_OBJECT_HANDLE a, b;
+
+    return fl->C_GenerateKeyPair(cur, &m, pubt, 4, privt, 4, &a, &b);
+}
+
+static CK_RV do_sobj(const char *label)
+{
+    CK_OBJECT_CLASS cls = CKO_DATA;
+    CK_BBOOL no = CK_FALSE;
+    CK_ATTRIBUTE t[] = {
+        {CKA_CLASS, &cls, sizeof(cls)},
+        {CKA_TOKEN, &no, sizeof(no)},
+        {CKA_LABEL, (void *)label, strlen(label)},
+        {CKA_VALUE, "v", 1},
+    };
+    CK_OBJECT_HANDLE h;
+
+    return fl->C_CreateObject(cur, t, 4, &h);
+}
+
+static CK_RV do_count(const char *label, CK_ULONG *n)
+{
+    CK_ATTRIBUTE t[] = {{CKA_LABEL, (void *)label, strlen(label)}};
+    CK_OBJECT_HANDLE h[16];
+    CK_RV rv;
+
+    *n = 0;
+    if ((rv = fl->C_FindObjectsInit(cur, t, 1)) != CKR_OK)
+        return rv;
+    rv = fl->C_FindObjects(cur, h, 16, n);
+    fl->C_FindObjectsFinal(cur);
+    return rv;
+}
+
+static CK_RV do_msg(void)
+{
+    CK_MECHANISM gen = {CKM_AES_KEY_GEN, NULL, 0};
+    CK_MECHANISM gcm = {CKM_AES_GCM, NULL, 0};
+    CK_ULONG klen = 32;
+    CK_BBOOL yes = CK_TRUE;
+    CK_ATTRIBUTE t[] = {
+        {CKA_VALUE_LEN, &klen, sizeof(klen)},
+        {CKA_ENCRYPT, &yes, sizeof(yes)},
+        {CKA_DECRYPT, &yes, sizeof(yes)},
+    };
+    CK_BYTE iv[12] = {1, 2, 3}, tag[16], ct[64], pt[64];
+    CK_BYTE msg[] = "remote message API";
+    CK_GCM_MESSAGE_PARAMS p;
+    CK_ULONG ctlen = sizeof(ct), ptlen = sizeof(pt);
+    CK_OBJECT_HANDLE k;
+    CK_RV rv;
+
+    memset(&p, 0, sizeof(p));
+    p.pIv = iv;
+    p.ulIvLen = sizeof(iv);
+    p.ulIvFixedBits = 0;
+    p.ivGenerator = CKG_NO_GENERATE;
+    p.pTag = tag;
+    p.ulTagBits = 128;
+    if ((rv = fl->C_GenerateKey(cur, &gen, t, 3, &k)) != CKR_OK ||
+        (rv = fl->C_MessageEncryptInit(cur, &gcm, k)) != CKR_OK ||
+        (rv = fl->C_EncryptMessage(cur, &p, sizeof(p), NULL, 0, msg,
+                                   sizeof(msg), ct, &ctlen)) != CKR_OK ||
+        (rv = fl->C_MessageEncryptFinal(cur)) != CKR_OK ||
+        (rv = fl->C_MessageDecryptInit(cur, &gcm, k)) != CKR_OK ||
+        (rv = fl->C_DecryptMessage(cur, &p, sizeof(p), NULL, 0, ct, ctlen, pt,
+                                   &ptlen)) != CKR_OK ||
+        (rv = fl->C_MessageDecryptFinal(cur)) != CKR_OK)
+        return rv;
+    if (ptlen != sizeof(msg) || memcmp(pt, msg, ptlen) != 0)
+        return CKR_FUNCTION_FAILED;
+    /* a changed tag is refused: the server's core checked it */
+    tag[0] ^= 1;
+    ptlen = sizeof(pt);
+    if ((rv = fl->C_MessageDecryptInit(cur, &gcm, k)) != CKR_OK)
+        return rv;
+    rv = fl->C_DecryptMessage(cur, &p, sizeof(p), NULL, 0, ct, ctlen, pt,
+                              &ptlen);
+    fl->C_MessageDecryptFinal(cur);
+    return rv == CKR_ENCRYPTED_DATA_INVALID || rv == CKR_AEAD_DECRYPT_FAILED
+               ? CKR_OK
+               : CKR_FUNCTION_FAILED;
+}
+
+static CK_RV do_mechs(void)
+{
+    CK_MECHANISM_TYPE list[512];
+    CK_ULONG n = 512;
+    CK_RV rv = fl->C_GetMechanismList(SLOT, list, &n);
+
+    if (rv != CKR_OK)
+        return rv;
+    printf("mechs CKR_OK %lu", n);
+    for (CK_ULONG i = 0; i < n; i++)
+        printf(" %lx", list[i]);
+    printf("\n");
+    return CKR_OK;
+}
+
+struct thr {
+    const char *label;
+    CK_RV rv;
+};
+
+static void *thr_main(void *arg)
+{
+    struct thr *t = arg;
+    CK_SESSION_HANDLE s;
+
+    t->rv = fl->C_OpenSession(SLOT, CKF_SERIAL_SESSION, NULL, NULL, &s);
+    for (int i = 0; i < 20 && t->rv == CKR_OK; i++)
+        t->rv = do_sign(s, t->label);
+    if (t->rv == CKR_OK)
+        t->rv = fl->C_CloseSession(s);
+    return NULL;
+}
+
+static CK_RV do_threads(int n, const char *label)
+{
+    pthread_t th[64];
+    struct thr t[64];
+    CK_RV rv = CKR_OK;
+
+    if (n < 1 || n > 64)
+        return CKR_ARGUMENTS_BAD;
+    for (int i = 0; i < n; i++) {
+        t[i].label = label;
+        t[i].rv = CKR_GENERAL_ERROR;
+        if (pthread_create(&th[i], NULL, thr_main, &t[i]) != 0)
+            return CKR_GENERAL_ERROR;
+    }
+    for (int i = 0; i < n; i++) {
+        pthread_join(th[i], NULL);
+        if (t[i].rv != CKR_OK)
+            rv = t[i].rv;
+    }
+    return rv;
+}
+
+/* The child's checks; its exit status says which step failed. */
+static int fork_child(const char *label, const char *pin)
+{
+    CK_SESSION_HANDLE s;
+    CK_SESSION_INFO si;
+
+    /* the parent's state is not the child's */
+    if (fl->C_OpenSession(SLOT, CKF_SERIAL_SESSION, NULL, NULL, &s) !=
+        CKR_CRYPTOKI_NOT_INITIALIZED)
+        return 10;
+    if (fl->C_GetSessionInfo(cur, &si) != CKR_CRYPTOKI_NOT_INITIALIZED)
+        return 11;
+    if (fl->C_Initialize(NULL) != CKR_OK)
+        return 12;
+    if (fl->C_OpenSession(SLOT, CKF_SERIAL_SESSION, NULL, NULL, &s) != CKR_OK)
+        return 13;
+    /* a connection of its own: the parent's login is not there */
+    if (fl->C_GetSessionInfo(s, &si) != CKR_OK ||
+        si.state != CKS_RO_PUBLIC_SESSION)
+        return 14;
+    if (fl->C_Login(s, CKU_USER, (CK_UTF8CHAR_PTR)pin, strlen(pin)) != CKR_OK)
+        return 15;
+    if (do_sign(s, label) != CKR_OK)
+        return 16;
+    if (fl->C_Finalize(NULL) != CKR_OK)
+        return 17;
+    return 0;
+}
+
+static void do_fork(const char *label, const char *pin)
+{
+    pid_t pid;
+    int st = 0;
+
+    fflush(stdout);
+    pid = fork();
+    if (pid < 0) {
+        printf("fork CKR_GENERAL_ERROR\n");
+        return;
+    }
+    if (pid == 0)
+        _exit(fork_child(label, pin));
+    waitpid(pid, &st, 0);
+    printf("fork %s %d\n",
+           WIFEXITED(st) && WEXITSTATUS(st) == 0 ? "CKR_OK" : "FAILED",
+           WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+}
+
+static CK_RV do_initpin(const char *so, const char *pin)
+{
+    CK_SESSION_HANDLE s;
+    CK_RV rv;
+
+    rv = fl->C_OpenSession(SLOT, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL,
+                           NULL, &s);
+    if (rv != CKR_OK)
+        return rv;
+    rv = fl->C_Login(s, CKU_SO, (CK_UTF8CHAR_PTR)so, strlen(so));
+    if (rv == CKR_OK) {
+        rv = fl->C_InitPIN(s, (CK_UTF8CHAR_PTR)pin, strlen(pin));
+        fl->C_Logout(s);
+    }
+    fl->C_CloseSession(s);
+    return rv;
+}
+
+static CK_RV do_state(CK_STATE *state)
+{
+    CK_SESSION_INFO si;
+    CK_RV rv = fl->C_GetSessionInfo(cur, &si);
+
+    *state = rv == CKR_OK ? si.state : (CK_STATE)-1;
+    return rv;
+}
+
+int main(void)
+{
+    char line[512];
+
+    load();
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    while (fgets(line, sizeof(line), stdin) != NULL) {
+        char *argv[4] = {NULL, NULL, NULL, NULL};
+        int argc = 0;
+        CK_RV rv = CKR_OK;
+
+        for (char *w = strtok(line, " \t\r\n"); w != NULL && argc < 4;
+             w = strtok(NULL, " \t\r\n"))
+            argv[argc++] = w;
+        if (argc == 0)
+            continue;
+#define IS(s, n) (strcmp(argv[0], s) == 0 && argc == (n) + 1)
+        if (IS("quit", 0)) {
+            break;
+        } else if (IS("init", 0)) {
+            rv = fl->C_Initialize(NULL);
+        } else if (IS("finalize", 0)) {
+            rv = fl->C_Finalize(NULL);
+        } else if (IS("inittoken", 1)) {
+            CK_UTF8CHAR label[32];
+
+            memset(label, ' ', sizeof(label));
+            memcpy(label, "remote", 6);
+            rv = fl->C_InitToken(SLOT, (CK_UTF8CHAR_PTR)argv[1],
+                                 strlen(argv[1]), label);
+        } else if (IS("initpin", 2)) {
+            rv = do_initpin(argv[1], argv[2]);
+        } else if (IS("open", 0)) {
+            rv = fl->C_OpenSession(SLOT, CKF_SERIAL_SESSION | CKF_RW_SESSION,
+                                   NULL, NULL, &cur);
+            printf("open %s %lu\n", rvn(rv), (unsigned long)cur);
+            continue;
+        } else if (IS("close", 0)) {
+            rv = fl->C_CloseSession(cur);
+        } else if (IS("save", 0)) {
+            saved = cur;
+        } else if (IS("restore", 0)) {
+            cur = saved;
+        } else if (IS("login", 1)) {
+            rv = fl->C_Login(cur, CKU_USER, (CK_UTF8CHAR_PTR)argv[1],
+                             strlen(argv[1]));
+        } else if (IS("loginuser", 2)) {
+            rv = fl->C_LoginUser(cur, CKU_USER, (CK_UTF8CHAR_PTR)argv[2],
+                                 strlen(argv[2]), (CK_UTF8CHAR_PTR)argv[1],
+                                 strlen(argv[1]));
+        } else if (IS("logout", 0)) {
+            rv = fl->C_Logout(cur);
+        } else if (IS("state", 0)) {
+            CK_STATE st;
+
+            rv = do_state(&st);
+            printf("state %s %ld\n", rvn(rv), (long)st);
+            continue;
+        } else if (IS("genec", 1)) {
+            rv = do_genec(argv[1]);
+        } else if (IS("sobj", 1)) {
+            rv = do_sobj(argv[1]);
+        } else if (IS("count", 1)) {
+            CK_ULONG n;
+
+            rv = do_count(argv[1], &n);
+            printf("count %s %lu\n", rvn(rv), n);
+            continue;
+        } else if (IS("sign", 1)) {
+            rv = do_sign(cur, argv[1]);
+        } else if (IS("msg", 0)) {
+            rv = do_msg();
+        } else if (IS("mechs", 0)) {
+            rv = do_mechs();
+            if (rv == CKR_OK)
+                continue;
+        } else if (IS("threads", 2)) {
+            rv = do_threads(atoi(argv[1]), argv[2]);
+        } else if (IS("fork", 2)) {
+            do_fork(argv[1], argv[2]);
+            continue;
+        } else {
+            printf("%s usage\n", argv[0]);
+            continue;
+        }
+        printf("%s %s\n", argv[0], rvn(rv));
+    }
+    return 0;
+}
