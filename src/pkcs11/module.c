@@ -1096,6 +1096,7 @@ CK_RV mod_C_Finalize(CK_VOID_PTR pReserved)
     mod_hmap_free(&mod_state.o2h);
     mod_state.initialized = false;
     mod_state.pid = 0;
+    atomic_store(&mod_state.hsm_down, false);
     mod_leave();
     mutex_destroy(&mod_state.mutex);
     log_debug("finalized");

@@ -99,6 +99,83 @@ static void test_open_servers_bad_tls(void **state)
     assert_null(f->be);
 }
 
+/* put_be into a blob under construction */
+static size_t put(uint8_t *b, size_t off, uint64_t v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        b[off + i] = (uint8_t)(v >> (8 * (n - 1 - i)));
+    return off + n;
+}
+
+/*
+ * The remote backend decodes an array attribute's blob from the server
+ * itself (it links no core), and the server is not trusted: a well-formed
+ * blob comes back whole; a count past the bytes, a length past the end,
+ * a truncated entry or trailing bytes are CKR_GENERAL_ERROR with nothing
+ * handed out.
+ */
+static void test_remote_template_parse(void **state)
+{
+    struct fixture *f = *state;
+    uint8_t b[64];
+    hsm_attr_t *a = NULL;
+    size_t n = 0, len;
+
+    assert_null(config_parse_endpoint("unix:/nonexistent/nimbusd.sock",
+                                      &f->cfg.servers[0]));
+    f->cfg.nservers = 1;
+    assert_int_equal(backend_open(&f->cfg, &f->be), CKR_OK);
+
+    /* two attributes: CKA_ENCRYPT = 1, CKA_LABEL = "ab" */
+    len = put(b, 0, 2, 4);
+    len = put(b, len, CKA_ENCRYPT, 8);
+    len = put(b, len, 1, 4);
+    b[len++] = 1;
+    len = put(b, len, CKA_LABEL, 8);
+    len = put(b, len, 2, 4);
+    b[len++] = 'a';
+    b[len++] = 'b';
+    assert_int_equal(backend_template_parse(f->be, b, len, &a, &n), CKR_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(a[0].type, CKA_ENCRYPT);
+    assert_int_equal(a[0].len, 1);
+    assert_int_equal(a[0].value[0], 1);
+    assert_int_equal(a[1].type, CKA_LABEL);
+    assert_memory_equal(a[1].value, "ab", 2);
+    backend_attrs_free(f->be, a, n);
+    free(a);
+
+    /* hostile: trailing byte, truncated value, truncated entry, a count
+     * the bytes cannot hold, a length of 4 GiB, a blob shorter than the
+     * count */
+    {
+        size_t bad_len[] = {len + 1, len - 1, len - 3, 4, 3};
+
+        b[len] = 0;
+        for (size_t i = 0; i < sizeof(bad_len) / sizeof(bad_len[0]); i++) {
+            a = (hsm_attr_t *)b;
+            n = 7;
+            assert_int_equal(
+                backend_template_parse(f->be, b, bad_len[i], &a, &n),
+                CKR_GENERAL_ERROR);
+            assert_null(a);
+            assert_int_equal(n, 0);
+        }
+    }
+    put(b, 0, 0xffffffffu, 4);
+    assert_int_equal(backend_template_parse(f->be, b, len, &a, &n),
+                     CKR_GENERAL_ERROR);
+    put(b, 0, 2, 4);
+    put(b, 4 + 8, 0xffffffffu, 4);
+    assert_int_equal(backend_template_parse(f->be, b, len, &a, &n),
+                     CKR_GENERAL_ERROR);
+    assert_null(a);
+    /* empty: nothing */
+    assert_int_equal(backend_template_parse(f->be, b, 0, &a, &n), CKR_OK);
+    assert_null(a);
+    assert_int_equal(n, 0);
+}
+
 /* The completeness check finds a missing entry wherever it is. */
 static void test_ops_complete(void **state)
 {
@@ -290,6 +367,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_open_servers_remote),
         T(test_open_servers_bad_tls),
+        T(test_remote_template_parse),
         cmocka_unit_test(test_ops_complete),
         T(test_embedded_calls),
         T(test_conn_remade),
