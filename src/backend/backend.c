@@ -485,3 +485,13 @@ CK_RV backend_object_set_trusted(backend_conn_t *conn, hsm_oid_t oid,
     return_val_if_fail(conn != NULL, CKR_GENERAL_ERROR);
     return conn->be->ops->object_set_trusted(conn, oid, trusted);
 }
+
+CK_RV backend_client_list(backend_conn_t *conn, backend_client_t **list,
+                          size_t *n)
+{
+    return_val_if_fail(conn != NULL && list != NULL && n != NULL,
+                       CKR_GENERAL_ERROR);
+    *list = NULL;
+    *n = 0;
+    return conn->be->ops->client_list(conn, list, n);
+}

@@ -75,6 +75,19 @@
 typedef struct backend backend_t;           /* the HSM, as reached from here */
 typedef struct backend_conn backend_conn_t; /* one login and its sessions */
 
+/* A connection nimbusd holds (backend_client_list: nimbus-mgmt's info
+ * server). */
+typedef struct {
+    char peer[320];       /* "uid=.. gid=.. pid=.." or a certificate subject */
+    char addr[128];       /* where it came from */
+    char client_name[96]; /* what the client called itself */
+    uint32_t sessions;
+    uint32_t channels; /* sockets attached to it */
+    hsm_user_type_t user_type; /* HSM_USER_NONE: nobody logged in */
+    hsm_uid_t user_id;
+    bool self; /* the connection that asked */
+} backend_client_t;
+
 /*
  * The HSM cfg names: the embedded core on cfg->store when cfg names no
  * servers, else nimbusd at cfg->servers (the remote backend, remote.c:
@@ -256,6 +269,8 @@ struct backend_ops {
     CK_RV (*audit_verify)(backend_conn_t *conn, hsm_audit_check_t *check);
     CK_RV(*object_set_trusted)
     (backend_conn_t *conn, hsm_oid_t oid, bool trusted);
+    CK_RV(*client_list)
+    (backend_conn_t *conn, backend_client_t **list, size_t *n);
 };
 
 /* ------------------------------------------------ the calls (see hsm.h) */
@@ -407,5 +422,12 @@ CK_RV backend_audit_read(backend_conn_t *conn, uint64_t after, size_t max,
 CK_RV backend_audit_verify(backend_conn_t *conn, hsm_audit_check_t *check);
 CK_RV backend_object_set_trusted(backend_conn_t *conn, hsm_oid_t oid,
                                  bool trusted);
+/*
+ * The connections of the HSM's server (not an hsm.h call: nimbusd's own
+ * state): a CO only (CKR_USER_NOT_LOGGED_IN otherwise). *list malloc'd,
+ * free() it. The embedded backend has no server: CKR_FUNCTION_NOT_SUPPORTED.
+ */
+CK_RV backend_client_list(backend_conn_t *conn, backend_client_t **list,
+                          size_t *n);
 
 #endif

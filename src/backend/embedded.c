@@ -459,6 +459,16 @@ static CK_RV emb_object_set_trusted(backend_conn_t *conn, hsm_oid_t oid,
     return hsm_object_set_trusted(emb_conn(conn), oid, trusted);
 }
 
+/* No server: nothing else connects to a store in this process. */
+static CK_RV emb_client_list(backend_conn_t *conn, backend_client_t **list,
+                             size_t *n)
+{
+    (void)conn;
+    *list = NULL;
+    *n = 0;
+    return CKR_FUNCTION_NOT_SUPPORTED;
+}
+
 const struct backend_ops backend_embedded_ops = {
     .kind = "embedded",
     .close = emb_close,
@@ -519,4 +529,5 @@ const struct backend_ops backend_embedded_ops = {
     .audit_read = emb_audit_read,
     .audit_verify = emb_audit_verify,
     .object_set_trusted = emb_object_set_trusted,
+    .client_list = emb_client_list,
 };

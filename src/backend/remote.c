@@ -78,6 +78,7 @@ struct remote {
     struct config cfg;
     wire_tls_t *tls; /* NULL: no tls: endpoint */
     char client_name[96];
+    char aux_name[96];        /* the auxiliary connection's, told apart */
     pthread_mutex_t aux_lock; /* held for every call on aux */
     struct remote_conn *aux;
 };
@@ -123,8 +124,9 @@ static void chan_close(struct rchan *ch)
  * CKR_DEVICE_REMOVED: the server cannot be reached, or no longer knows
  * the connection.
  */
-static CK_RV chan_open(struct remote *r, size_t ep, const uint8_t *token,
-                       uint8_t token_out[WIRE_TOKEN_LEN], struct rchan **out)
+static CK_RV chan_open(struct remote *r, size_t ep, const char *name,
+                       const uint8_t *token, uint8_t token_out[WIRE_TOKEN_LEN],
+                       struct rchan **out)
 {
     char err[256] = "", epname[CONFIG_UNIX_PATH_MAX + CONFIG_HOST_MAX + 16];
     struct rchan *ch;
@@ -145,7 +147,7 @@ static CK_RV chan_open(struct remote *r, size_t ep, const uint8_t *token,
     }
     rv = wire_client_new(chan_xfer, ch, r->cfg.max_frame, &ch->cl);
     if (rv == CKR_OK)
-        rv = wire_cl_hello(ch->cl, r->client_name, token, token_out);
+        rv = wire_cl_hello(ch->cl, name, token, token_out);
     if (rv != CKR_OK) {
         config_format_endpoint(&r->cfg.servers[ep], epname, sizeof(epname));
         log_info("remote: %s: handshake: 0x%lx", epname, (unsigned long)rv);
@@ -209,7 +211,7 @@ static CK_RV chan_get(struct remote_conn *rc, struct rchan **out)
     rc->busy++;
     pthread_mutex_unlock(&rc->lock);
 
-    rv = chan_open(rc->r, rc->ep, rc->token, NULL, &ch);
+    rv = chan_open(rc->r, rc->ep, NULL, rc->token, NULL, &ch);
 
     pthread_mutex_lock(&rc->lock);
     if (rv != CKR_OK) {
@@ -224,6 +226,7 @@ static CK_RV chan_get(struct remote_conn *rc, struct rchan **out)
              * went away: use the ones there are; if it went away they
              * say so when next used. */
             rc->cap = rc->nchan;
+            pthread_cond_broadcast(&rc->cv);
             pthread_mutex_unlock(&rc->lock);
             return chan_get(rc, out);
         }
@@ -233,6 +236,7 @@ static CK_RV chan_get(struct remote_conn *rc, struct rchan **out)
     if (atomic_load(&rc->dead)) {
         rc->nchan--;
         rc->busy--;
+        pthread_cond_broadcast(&rc->cv);
         pthread_mutex_unlock(&rc->lock);
         chan_close(ch);
         return CKR_DEVICE_REMOVED;
@@ -299,7 +303,8 @@ static void conn_free(struct remote_conn *rc)
 }
 
 /* A new connection on the first server of the list that answers. */
-static CK_RV conn_new(struct remote *r, struct remote_conn **out)
+static CK_RV conn_new(struct remote *r, const char *name,
+                      struct remote_conn **out)
 {
     struct remote_conn *rc;
     struct rchan *ch = NULL;
@@ -325,7 +330,7 @@ static CK_RV conn_new(struct remote *r, struct remote_conn **out)
     /* Several servers are one cluster (ARCHITECTURE section 11): the
      * first that answers serves this connection, all its channels. */
     for (size_t ep = 0; ep < r->cfg.nservers; ep++) {
-        rv = chan_open(r, ep, NULL, rc->token, &ch);
+        rv = chan_open(r, ep, name, NULL, rc->token, &ch);
         if (rv == CKR_OK) {
             rc->ep = ep;
             break;
@@ -351,7 +356,7 @@ static CK_RV rm_conn_open(backend_t *be, backend_conn_t **out)
     CK_RV rv;
 
     *out = NULL;
-    rv = conn_new(R(be), &rc);
+    rv = conn_new(R(be), R(be)->client_name, &rc);
     if (rv == CKR_OK)
         *out = &rc->base;
     return rv;
@@ -381,7 +386,7 @@ static CK_RV aux_get(struct remote *r, struct remote_conn **out)
         conn_free(r->aux);
         r->aux = NULL;
     }
-    if (r->aux == NULL && (rv = conn_new(r, &r->aux)) != CKR_OK) {
+    if (r->aux == NULL && (rv = conn_new(r, r->aux_name, &r->aux)) != CKR_OK) {
         pthread_mutex_unlock(&r->aux_lock);
         return rv;
     }
@@ -931,6 +936,46 @@ static CK_RV rm_object_set_trusted(backend_conn_t *conn, hsm_oid_t oid,
     CALL(conn, wire_cl_object_set_trusted(cl, oid, trusted));
 }
 
+static CK_RV client_list_call(backend_conn_t *conn, wire_client_info_t **w,
+                              size_t *n)
+{
+    CALL(conn, wire_cl_client_list(cl, w, n));
+}
+
+static CK_RV rm_client_list(backend_conn_t *conn, backend_client_t **list,
+                            size_t *n)
+{
+    wire_client_info_t *w = NULL;
+    backend_client_t *out;
+    size_t cnt = 0;
+    CK_RV rv;
+
+    *list = NULL;
+    *n = 0;
+    if ((rv = client_list_call(conn, &w, &cnt)) != CKR_OK)
+        return rv;
+    out = calloc(cnt > 0 ? cnt : 1, sizeof(*out));
+    if (out == NULL) {
+        free(w);
+        return CKR_HOST_MEMORY;
+    }
+    for (size_t i = 0; i < cnt; i++) {
+        snprintf(out[i].peer, sizeof(out[i].peer), "%s", w[i].peer);
+        snprintf(out[i].addr, sizeof(out[i].addr), "%s", w[i].addr);
+        snprintf(out[i].client_name, sizeof(out[i].client_name), "%s",
+                 w[i].client_name);
+        out[i].sessions = w[i].sessions;
+        out[i].channels = w[i].channels;
+        out[i].user_type = w[i].user_type;
+        out[i].user_id = w[i].user_id;
+        out[i].self = w[i].self;
+    }
+    free(w);
+    *list = out;
+    *n = cnt;
+    return CKR_OK;
+}
+
 const struct backend_ops backend_remote_ops = {
     .kind = "remote",
     .close = rm_close,
@@ -991,6 +1036,7 @@ const struct backend_ops backend_remote_ops = {
     .audit_read = rm_audit_read,
     .audit_verify = rm_audit_verify,
     .object_set_trusted = rm_object_set_trusted,
+    .client_list = rm_client_list,
 };
 
 /* ------------------------------------------------------------ open */
@@ -1010,6 +1056,8 @@ CK_RV backend_remote_open(const struct config *cfg, backend_t **out)
     if (r->cfg.max_frame < CONFIG_MIN_MAX_FRAME)
         r->cfg.max_frame = CONFIG_DEFAULT_MAX_FRAME;
     snprintf(r->client_name, sizeof(r->client_name), "%s (%s)",
+             REMOTE_CLIENT_NAME, program_invocation_short_name);
+    snprintf(r->aux_name, sizeof(r->aux_name), "%s (%s, token calls)",
              REMOTE_CLIENT_NAME, program_invocation_short_name);
     if (util_mutex_init(&r->aux_lock) != 0) {
         free(r);

@@ -834,32 +834,127 @@ static int cmd_get_hsm_info(struct mgmt *m, int argc, char **argv)
     return ret;
 }
 
+/* A user's name from the server's list ("?" when not there). */
+static const char *user_name(const hsm_user_info_t *u, size_t n, hsm_uid_t id)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (u[i].id == id)
+            return u[i].name;
+    }
+    return "?";
+}
+
+static const char *user_type_word(hsm_user_type_t t)
+{
+    switch (t) {
+    case HSM_USER_PRECO:
+        return "PRECO";
+    case HSM_USER_CO:
+        return "CO";
+    case HSM_USER_CU:
+        return "CU";
+    case HSM_USER_AU:
+        return "AU";
+    default:
+        return "-";
+    }
+}
+
+/*
+ * The clients connected to a nimbusd server: one line each with its peer
+ * (unix uid/gid/pid, or the TLS client certificate's subject), sessions,
+ * channels, logged-in user and what it calls itself; "*" marks this
+ * shell. A CO only: others get a line saying so, and the command still
+ * succeeds (the server row above is basic information).
+ */
+static int show_clients(struct mgmt_server *sv)
+{
+    backend_client_t *cl = NULL;
+    hsm_user_info_t *u = NULL;
+    size_t n = 0, nu = 0;
+    char buf[32];
+    CK_RV rv;
+
+    rv = backend_client_list(sv->conn, &cl, &n);
+    if (rv == CKR_FUNCTION_NOT_SUPPORTED) {
+        printf("Connected clients on server %d(%s): none (embedded: the "
+               "store is in this process)\n",
+               sv->id, sv->name);
+        return CMD_OK;
+    }
+    if (rv == CKR_USER_NOT_LOGGED_IN || rv == CKR_PIN_EXPIRED) {
+        printf("Connected clients on server %d(%s): a CO may list them "
+               "(%s)\n",
+               sv->id, sv->name, mgmt_rv_name(rv, buf, sizeof(buf)));
+        return CMD_OK;
+    }
+    if (rv != CKR_OK) {
+        mgmt_fail(sv, "info", rv);
+        return CMD_FAIL;
+    }
+    if (backend_user_list(sv->conn, &u, &nu) != CKR_OK) {
+        u = NULL;
+        nu = 0;
+    }
+    printf("Connected clients on server %d(%s): %zu\n", sv->id, sv->name, n);
+    printf("  %-40s %-9s %-9s %-24s %s\n", "Peer", "Sessions", "Channels",
+           "User", "Client");
+    for (size_t i = 0; i < n; i++) {
+        char who[64];
+
+        if (cl[i].user_type == HSM_USER_NONE)
+            snprintf(who, sizeof(who), "-");
+        else
+            snprintf(who, sizeof(who), "%s %s(%u)",
+                     user_type_word(cl[i].user_type),
+                     user_name(u, nu, cl[i].user_id), cl[i].user_id);
+        printf("%c %-40s %-9u %-9u %-24s %s\n", cl[i].self ? '*' : ' ',
+               cl[i].peer, cl[i].sessions, cl[i].channels, who,
+               cl[i].client_name[0] != '\0' ? cl[i].client_name : "-");
+    }
+    free(u);
+    free(cl);
+    return CMD_OK;
+}
+
 static int cmd_info(struct mgmt *m, int argc, char **argv)
 {
     unsigned long id;
+    struct mgmt_server *sv = NULL;
 
     (void)argc;
     if (strcasecmp(argv[1], "server") != 0 || !util_parse_ulong(argv[2], &id))
         return usage_of("info");
-    if (id >= m->nservers) {
+    for (size_t i = 0; i < m->nservers; i++) {
+        if ((unsigned long)m->servers[i].id == id)
+            sv = &m->servers[i];
+    }
+    if (sv == NULL) {
         fflush(stdout);
         fprintf(stderr, "info: no server %lu\n", id);
         return CMD_FAIL;
     }
     {
-        struct mgmt_server *sv = &m->servers[id];
         hsm_token_info_t ti;
         bool in = backend_conn_user_type(sv->conn, NULL) != HSM_USER_NONE;
+        const char *host = "embedded";
+        char port[16] = "-";
 
         mgmt_server_refresh(sv);
         if (backend_token_info(sv->be, sv->conn, &ti) != CKR_OK)
             ti.serial[0] = '\0';
-        printf("%-8s%-24s%-17s%-7s%-16s%-24s%s\n", "Id", "Name", "Hostname",
+        if (sv->ep != NULL && sv->ep->kind == CONFIG_EP_TLS) {
+            host = sv->ep->host;
+            snprintf(port, sizeof(port), "%u", sv->ep->port);
+        } else if (sv->ep != NULL) {
+            host = "unix socket";
+        }
+        printf("%-8s%-23s %-17s%-7s%-16s%-24s%s\n", "Id", "Name", "Hostname",
                "Port", "State", "Partition", "LoginState");
-        printf("%-8d%-24s%-17s%-7s%-16s%-24s%s\n", sv->id, sv->name, "embedded",
-               "-", "Connected", ti.serial, in ? "Logged In" : "Logged Out");
+        printf("%-8d%-23s %-17s%-7s%-16s%-24s%s\n", sv->id, sv->name, host,
+               port, "Connected", ti.serial, in ? "Logged In" : "Logged Out");
+        return show_clients(sv);
     }
-    return CMD_OK;
 }
 
 static int cmd_server(struct mgmt *m, int argc, char **argv)
@@ -1115,7 +1210,8 @@ const struct mgmt_cmd mgmt_commands[] = {
     {"getHSMInfo", 0, 0, cmd_get_hsm_info, "getHSMInfo",
      "Shows each server's label, serial number, state and user count."},
     {"info", 2, 2, cmd_info, "info server <server id>",
-     "Shows a server's connection and login state."},
+     "Shows a server's connection and login state, and (to a CO) the "
+     "clients connected to it."},
     {"server", 1, 1, cmd_server, "server <server id>",
      "Sends the following commands to that server only, until exit."},
     {"exit", 0, 0, cmd_exit, "exit", "Leaves server mode."},

@@ -98,6 +98,8 @@ void mgmt_server_refresh(struct mgmt_server *sv)
 {
     hsm_token_info_t ti;
 
+    if (sv->ep != NULL)
+        return; /* named by its endpoint */
     if (backend_token_info(sv->be, sv->conn, &ti) == CKR_OK && ti.label[0])
         snprintf(sv->name, sizeof(sv->name), "%s", ti.label);
     else if (sv->name[0] == '\0')
@@ -129,6 +131,7 @@ static const struct rv_text rv_texts[] = {
     RVT(CKR_ACTION_PROHIBITED, "not permitted"),
     RVT(CKR_DEVICE_ERROR, "store error (see the log)"),
     RVT(CKR_DEVICE_MEMORY, "the HSM is full"),
+    RVT(CKR_DEVICE_REMOVED, "nimbusd cannot be reached"),
     RVT(CKR_OBJECT_HANDLE_INVALID, "no such key, or not visible to this user"),
     RVT(CKR_PIN_INCORRECT, "wrong user name or password"),
     RVT(CKR_PIN_INVALID, "invalid user name, or the name is taken"),
@@ -528,19 +531,28 @@ static int usage(FILE *fp)
 static bool open_server(struct mgmt_server *sv, const struct config *cfg)
 {
     CK_RV rv;
-    char buf[16];
+    char buf[32];
 
+    if (cfg->nservers > 0) {
+        /* each server alone: one remote backend per endpoint */
+        sv->ep = &cfg->servers[0];
+        if (sv->ep->kind == CONFIG_EP_TLS)
+            snprintf(sv->name, sizeof(sv->name), "%s", sv->ep->host);
+        else
+            snprintf(sv->name, sizeof(sv->name), "%s", sv->ep->path);
+    }
     if ((rv = backend_open(cfg, &sv->be)) != CKR_OK ||
         (rv = backend_conn_open(sv->be, &sv->conn)) != CKR_OK ||
         (rv = backend_session_open(sv->conn, true, &sv->sid)) != CKR_OK) {
         if (cfg->nservers > 0)
             fprintf(stderr,
-                    "nimbus-mgmt: cannot reach the servers of %s: %s (%s)\n",
-                    cfg->path, mgmt_rv_text(rv), mgmt_rv_name(rv, buf, 16));
+                    "nimbus-mgmt: server %d(%s): %s (%s)\n",
+                    sv->id, sv->name, mgmt_rv_text(rv),
+                    mgmt_rv_name(rv, buf, sizeof(buf)));
         else
             fprintf(stderr,
                     "nimbus-mgmt: cannot open the store in %s: %s (%s)\n",
-                    cfg->store, mgmt_rv_text(rv), mgmt_rv_name(rv, buf, 16));
+                    cfg->store, mgmt_rv_text(rv), mgmt_rv_name(rv, buf, sizeof(buf)));
         backend_conn_close(sv->conn);
         backend_close(sv->be);
         sv->conn = NULL;
@@ -609,10 +621,32 @@ int main(int argc, char **argv)
 
     m.current = -1;
     m.interactive = isatty(STDIN_FILENO) == 1;
-    m.servers[0].id = 0;
-    if (!open_server(&m.servers[0], &cfg))
-        return 2;
-    m.nservers = 1;
+    if (cfg.nservers == 0) {
+        m.servers[0].id = 0;
+        if (!open_server(&m.servers[0], &cfg))
+            return 2;
+        m.nservers = 1;
+    } else {
+        static struct config one[MGMT_SERVERS_MAX];
+        bool all = true;
+
+        /* A server that cannot be reached is named on stderr and makes
+         * the shell fail to start: a command would silently skip it. */
+        for (size_t i = 0; i < cfg.nservers && i < MGMT_SERVERS_MAX; i++) {
+            one[i] = cfg;
+            one[i].servers[0] = cfg.servers[i];
+            one[i].nservers = 1;
+            m.servers[m.nservers].id = (int)i;
+            if (open_server(&m.servers[m.nservers], &one[i]))
+                m.nservers++;
+            else
+                all = false;
+        }
+        if (!all) {
+            close_servers(&m);
+            return 2;
+        }
+    }
 
     line = malloc(MGMT_LINE_MAX);
     if (line == NULL) {

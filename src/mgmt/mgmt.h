@@ -3,10 +3,12 @@
  * and the helpers the commands share.
  *
  * The shell speaks to each HSM ("server") only through the backend seam
- * (backend/backend.h). Today there is one server, the embedded store
- * (remote mode fails until the remote backend exists), numbered 0 and
- * named by its token label; the commands loop over the selected servers
- * so that nimbusd servers can be added without changing them.
+ * (backend/backend.h). Embedded: one server, the local store, numbered 0
+ * and named by its token label. Remote (servers = ... in the config): one
+ * server per endpoint, numbered in the order of the config and named by
+ * the endpoint (the socket path, or the TLS host), as the cloud HSM's
+ * shell names each HSM by its address. The commands loop over the
+ * selected servers and print a line per server.
  */
 #ifndef NIMBUS_MGMT_H
 #define NIMBUS_MGMT_H
@@ -20,8 +22,8 @@
 #define MGMT_PROMPT "nimbus>"
 #define MGMT_LINE_MAX 4096 /* one input line */
 #define MGMT_ARGS_MAX 16   /* words of one command */
-#define MGMT_SERVERS_MAX 1 /* the embedded store; nimbusd servers later */
-#define MGMT_NAME_MAX 64   /* a server name */
+#define MGMT_SERVERS_MAX CONFIG_ENDPOINTS_MAX
+#define MGMT_NAME_MAX (CONFIG_HOST_MAX + 1) /* a server name */
 
 struct mgmt_server {
     int id;
@@ -29,6 +31,8 @@ struct mgmt_server {
     backend_conn_t *conn; /* this shell's login on the server */
     hsm_sid_t sid;    /* a read-write session for the key commands */
     char name[MGMT_NAME_MAX];
+    /* remote: the nimbusd endpoint (the name stays it) */
+    const struct config_endpoint *ep;
 };
 
 struct mgmt {

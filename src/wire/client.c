@@ -1866,3 +1866,66 @@ CK_RV wire_cl_object_set_trusted(wire_client_t *cl, hsm_oid_t oid, bool trusted)
     REQUEST(q, object_set_trusted, OBJECT_SET_TRUSTED, m);
     return simple(cl, &q);
 }
+
+/* ------------------------------------------------------------ clients */
+
+static bool text_copy(char *dst, size_t room, const char *src)
+{
+    size_t len = src != NULL ? strlen(src) : 0;
+
+    if (len >= room) {
+        return false;
+    }
+    memcpy(dst, src != NULL ? src : "", len);
+    dst[len] = '\0';
+    return true;
+}
+
+CK_RV wire_cl_client_list(wire_client_t *cl, wire_client_info_t **list,
+                          size_t *n)
+{
+    Nimbus__Request q;
+    Nimbus__ClientListReq m;
+    wire_client_info_t *out = NULL;
+    struct rt t;
+    CK_RV rv;
+
+    *list = NULL;
+    *n = 0;
+    nimbus__client_list_req__init(&m);
+    REQUEST(q, client_list, CLIENT_LIST, m);
+    rv = roundtrip(cl, &q, NIMBUS__REPLY__RESULT_CLIENT_LIST, &t);
+    if (rv == CKR_OK) {
+        const Nimbus__ClientListReply *r = t.rep->client_list;
+
+        out = calloc(r->n_clients > 0 ? r->n_clients : 1, sizeof(*out));
+        if (out == NULL) {
+            rv = CKR_HOST_MEMORY;
+        }
+        for (size_t i = 0; rv == CKR_OK && i < r->n_clients; i++) {
+            const Nimbus__ClientInfo *c = r->clients[i];
+
+            if (!text_copy(out[i].peer, sizeof(out[i].peer), c->peer) ||
+                !text_copy(out[i].addr, sizeof(out[i].addr), c->addr) ||
+                !text_copy(out[i].client_name, sizeof(out[i].client_name),
+                           c->client_name) ||
+                c->user_type > HSM_USER_AU) {
+                rv = CKR_DEVICE_ERROR;
+                break;
+            }
+            out[i].sessions = c->sessions;
+            out[i].channels = c->channels;
+            out[i].user_type = (hsm_user_type_t)c->user_type;
+            out[i].user_id = c->user_id;
+            out[i].self = c->self;
+        }
+        if (rv == CKR_OK) {
+            *list = out;
+            *n = r->n_clients;
+            out = NULL;
+        }
+    }
+    free(out);
+    rt_done(&t);
+    return rv;
+}

@@ -182,4 +182,20 @@ CK_RV wire_cl_audit_verify(wire_client_t *cl, hsm_audit_check_t *check);
 CK_RV wire_cl_object_set_trusted(wire_client_t *cl, hsm_oid_t oid,
                                  bool trusted);
 
+/* One connection of the server (ClientInfo of nimbus.proto). */
+typedef struct {
+    char peer[320];       /* "uid=.. gid=.. pid=.." or a certificate subject */
+    char addr[128];       /* the transport's address */
+    char client_name[96]; /* what the client said in its handshake */
+    uint32_t sessions;
+    uint32_t channels;
+    hsm_user_type_t user_type; /* HSM_USER_NONE: nobody logged in */
+    hsm_uid_t user_id;
+    bool self; /* the asking connection */
+} wire_client_info_t;
+
+/* The server's connections (CO only). *list malloc'd (free()). */
+CK_RV wire_cl_client_list(wire_client_t *cl, wire_client_info_t **list,
+                          size_t *n);
+
 #endif

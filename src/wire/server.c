@@ -24,6 +24,7 @@
 #include "common/log.h"
 #include "common/mechparam.h"
 #include "common/util.h"
+#include "hsm/policy.h"
 #include "wire/proto.h"
 #include "wire/server.h"
 
@@ -46,6 +47,10 @@ struct wconn {
     bool tls;
     long uid;
     char cert_sha256[65];
+    /* who it is, for info server: the first channel's peer */
+    char peer[sizeof(((wire_peer_t *)0)->cert_subject) + 64];
+    char addr[sizeof(((wire_peer_t *)0)->addr)];
+    char client_name[96];
     size_t channels; /* under srv->lock */
     struct wconn *next;
 
@@ -265,6 +270,13 @@ static CK_RV conn_create(wire_chan_t *ch, struct wconn **out)
     wc->tls = ch->peer.tls;
     wc->uid = ch->peer.uid;
     memcpy(wc->cert_sha256, ch->peer.cert_sha256, sizeof(wc->cert_sha256));
+    if (ch->peer.tls) {
+        snprintf(wc->peer, sizeof(wc->peer), "%s", ch->peer.cert_subject);
+    } else {
+        snprintf(wc->peer, sizeof(wc->peer), "uid=%ld gid=%ld pid=%ld",
+                 ch->peer.uid, ch->peer.gid, ch->peer.pid);
+    }
+    snprintf(wc->addr, sizeof(wc->addr), "%s", ch->peer.addr);
     wc->next_wid = 1;
     wc->channels = 1;
     pthread_mutex_lock(&srv->lock);
@@ -361,6 +373,7 @@ struct call {
         Nimbus__KeyInfoReply key_info;
         Nimbus__AuditReadReply audit_read;
         Nimbus__AuditVerifyReply audit_verify;
+        Nimbus__ClientListReply client_list;
     } u;
     /* heap blocks the reply points into: (pointer, length to wipe) */
     struct {
@@ -1934,6 +1947,82 @@ static CK_RV do_audit_verify(struct call *c)
     return rv;
 }
 
+/* ------------------------------------------------------------ clients */
+
+/* One entry of the client list and the text it points to. */
+struct client_ent {
+    Nimbus__ClientInfo ci;
+    char peer[sizeof(((struct wconn *)0)->peer)];
+    char addr[sizeof(((struct wconn *)0)->addr)];
+    char name[sizeof(((struct wconn *)0)->client_name)];
+};
+
+/*
+ * The connections of this server: peer, sessions, channels, who is logged
+ * in. A CO only (the policy's user-management row): it names other
+ * applications and their users. As many as one reply carries.
+ */
+static CK_RV do_client_list(struct call *c)
+{
+    wire_server_t *srv = c->ch->srv;
+    Nimbus__ClientInfo **ptrs;
+    struct client_ent *ents;
+    struct wconn *wc;
+    size_t n = 0, max;
+    void *block;
+    CK_RV rv;
+
+    rv = hsm_policy_check(hsm_conn_user_type(c->wc->conn, NULL),
+                          HSM_OP_MANAGE_USERS);
+    if (rv != CKR_OK) {
+        return rv;
+    }
+    /* a packed entry is at most its text and some 40 bytes of numbers */
+    max = c->out_max / (sizeof(*ents) + 64);
+    pthread_mutex_lock(&srv->lock);
+    for (wc = srv->conns; wc != NULL; wc = wc->next) {
+        n++;
+    }
+    if (n > max) {
+        n = max;
+    }
+    block = call_alloc(c, n * (sizeof(*ents) + sizeof(*ptrs)));
+    if (block == NULL) {
+        pthread_mutex_unlock(&srv->lock);
+        return CKR_HOST_MEMORY;
+    }
+    ents = block;
+    ptrs = (Nimbus__ClientInfo **)(ents + n);
+    wc = srv->conns;
+    for (size_t i = 0; i < n && wc != NULL; i++, wc = wc->next) {
+        struct client_ent *e = &ents[i];
+        hsm_uid_t uid = 0;
+
+        nimbus__client_info__init(&e->ci);
+        memcpy(e->peer, wc->peer, sizeof(e->peer));
+        memcpy(e->addr, wc->addr, sizeof(e->addr));
+        memcpy(e->name, wc->client_name, sizeof(e->name));
+        e->ci.peer = e->peer;
+        e->ci.addr = e->addr;
+        e->ci.client_name = e->name;
+        e->ci.channels = (uint32_t)wc->channels;
+        pthread_mutex_lock(&wc->lock);
+        e->ci.sessions = (uint32_t)wc->nsess;
+        pthread_mutex_unlock(&wc->lock);
+        e->ci.user_type = (uint32_t)hsm_conn_user_type(wc->conn, &uid);
+        e->ci.user_id = uid;
+        e->ci.self = wc == c->wc;
+        ptrs[i] = &e->ci;
+    }
+    pthread_mutex_unlock(&srv->lock);
+    nimbus__client_list_reply__init(&c->u.client_list);
+    c->u.client_list.n_clients = n;
+    c->u.client_list.clients = ptrs;
+    c->rep.result_case = NIMBUS__REPLY__RESULT_CLIENT_LIST;
+    c->rep.client_list = &c->u.client_list;
+    return CKR_OK;
+}
+
 /* ------------------------------------------------------------ dispatch */
 
 static CK_RV dispatch(struct call *c, const Nimbus__Request *q)
@@ -2044,6 +2133,8 @@ static CK_RV dispatch(struct call *c, const Nimbus__Request *q)
     case NIMBUS__REQUEST__CALL_OBJECT_SET_TRUSTED:
         return hsm_object_set_trusted(c->wc->conn, q->object_set_trusted->oid,
                                       q->object_set_trusted->trusted);
+    case NIMBUS__REQUEST__CALL_CLIENT_LIST:
+        return do_client_list(c);
     default:
         /* A call this server does not know (a newer client's). */
         return CKR_FUNCTION_NOT_SUPPORTED;
@@ -2083,6 +2174,17 @@ static bool do_hello(struct call *c, const Nimbus__Hello *h)
     } else if ((rv = conn_create(ch, &wc)) != CKR_OK) {
         c->rep.rv = rv;
         return false;
+    } else if (h->client_name != NULL) {
+        /* for info server only; printable ASCII kept, the rest dropped */
+        size_t j = 0;
+
+        for (const char *p = h->client_name;
+             *p != '\0' && j + 1 < sizeof(wc->client_name); p++) {
+            if (*p >= 0x20 && *p < 0x7f) {
+                wc->client_name[j++] = *p;
+            }
+        }
+        wc->client_name[j] = '\0';
     }
     ch->wc = wc;
     r->has_attach_token = true;

@@ -636,13 +636,13 @@ else
 fi
 
 # ---------------------------------------------------------------- remote
-# servers names nimbusd: until the remote backend exists the shell says it
-# cannot reach them and exits 2, without making a local store instead.
+# servers names a nimbusd that is not there: the shell names the server it
+# cannot reach and exits 2, without making a local store instead.
 new_store remote
 echo "servers = unix:$dir/remote/none.sock" >>"$NIMBUS_CONF"
 M -c listUsers
-expect_rc "servers without a remote backend: exit 2" 2
-if grep -q '^nimbus-mgmt: cannot reach the servers of ' <<<"$err" &&
+expect_rc "servers nobody listens on: exit 2" 2
+if grep -qF "nimbus-mgmt: server 0($dir/remote/none.sock): nimbusd cannot be reached (CKR_DEVICE_REMOVED)" <<<"$err" &&
     [ ! -e "$dir/remote/store" ]; then
     ok "servers: no local store made in their place"
 else
