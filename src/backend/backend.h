@@ -290,10 +290,11 @@ CK_RV backend_conn_open(backend_t *be, backend_conn_t **out);
 /* NULL is allowed. */
 void backend_conn_close(backend_conn_t *conn);
 /*
- * Whether conn is dead (it answered CKR_DEVICE_REMOVED: the HSM went
- * away). A lock-free flag read, cheap enough for every call; the caller
- * then drops what it keeps for conn and opens a new one. Never true for
- * the embedded backend.
+ * Whether conn is dead: it answered CKR_DEVICE_REMOVED, or (remote) an
+ * idle socket of it shows that the server went away. Cheap enough for
+ * every call (a flag, and one poll without waiting); the caller then
+ * drops what it keeps for conn and opens a new one. Never true for the
+ * embedded backend.
  */
 bool backend_conn_lost(backend_conn_t *conn);
 hsm_user_type_t backend_conn_user_type(backend_conn_t *conn, hsm_uid_t *uid);

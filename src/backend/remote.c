@@ -30,11 +30,13 @@
 #include "config.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "backend/backend_impl.h"
 #include "common/log.h"
@@ -367,9 +369,40 @@ static void rm_conn_close(backend_conn_t *conn)
     conn_free(RC(conn));
 }
 
+/*
+ * Whether the server closed an idle channel (nimbusd stopped, killed or
+ * restarted). The server never speaks unasked, so an end of stream, a
+ * hang-up or an error on an idle socket means it is gone; readable bytes
+ * (a TLS 1.3 session ticket not read yet) do not.
+ */
+static bool chan_hung_up(const struct rchan *ch)
+{
+    struct pollfd p = {.fd = wire_link_fd(ch->link),
+                       .events = POLLIN | POLLRDHUP};
+    char b;
+
+    if (poll(&p, 1, 0) <= 0)
+        return false;
+    if ((p.revents & (POLLHUP | POLLERR | POLLNVAL | POLLRDHUP)) != 0)
+        return true;
+    return (p.revents & POLLIN) != 0 &&
+           recv(p.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+}
+
+/* Dead already, or found dead now on an idle socket (one poll, no wait):
+ * so that an application idle through a daemon restart gets its new
+ * connection before its next call rather than a CKR_DEVICE_REMOVED. */
 static bool rm_conn_lost(backend_conn_t *conn)
 {
-    return atomic_load(&RC(conn)->dead);
+    struct remote_conn *rc = RC(conn);
+
+    if (atomic_load(&rc->dead))
+        return true;
+    pthread_mutex_lock(&rc->lock);
+    if (rc->idle != NULL && chan_hung_up(rc->idle))
+        conn_kill_locked(rc);
+    pthread_mutex_unlock(&rc->lock);
+    return atomic_load(&rc->dead);
 }
 
 /*

@@ -108,5 +108,17 @@ for i in 1 2; do
 done
 ok "SIGTERM and restart, twice: the application recovers each time"
 
+# --- a restart while the application is idle: its next C_OpenSession
+# already works (the dead connection is seen before the call is made)
+rc a save CKR_OK
+stop "$DPID" || fail "nimbusd exit status $?"
+start_fg "$T/d.conf" || fail "nimbusd did not restart"
+rc a open CKR_OK
+rc a "login userpin1" CKR_OK
+rc a "sign k1" CKR_OK
+rc a restore CKR_OK
+rc a "sign k1" CKR_SESSION_HANDLE_INVALID
+ok "restart while idle: the next C_OpenSession works at once"
+
 rc a finalize CKR_OK
 rc_stop a
