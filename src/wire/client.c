@@ -1878,6 +1878,12 @@ static bool text_copy(char *dst, size_t room, const char *src)
     }
     memcpy(dst, src != NULL ? src : "", len);
     dst[len] = '\0';
+    /* printed on an operator's terminal: no control characters */
+    for (size_t i = 0; i < len; i++) {
+        if ((unsigned char)dst[i] < 0x20 || (unsigned char)dst[i] == 0x7f) {
+            dst[i] = '?';
+        }
+    }
     return true;
 }
 

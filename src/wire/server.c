@@ -48,7 +48,7 @@ struct wconn {
     long uid;
     char cert_sha256[65];
     /* who it is, for info server: the first channel's peer */
-    char peer[sizeof(((wire_peer_t *)0)->cert_subject) + 64];
+    char peer[HSM_PEER_MAX + 1];
     char addr[sizeof(((wire_peer_t *)0)->addr)];
     char client_name[96];
     size_t channels; /* under srv->lock */
@@ -215,26 +215,36 @@ static bool same_peer(const struct wconn *wc, const wire_peer_t *peer)
     return wc->uid == peer->uid;
 }
 
-/* Names the transport's peer to the core for the audit log: what the
- * transport proved, never what the client says. A control character
- * (a hostile certificate subject) becomes '?'. */
-static void conn_name_peer(hsm_conn_t *conn, const wire_peer_t *p)
+/* The transport's peer as text: what the transport proved, never what
+ * the client says. A control character (a hostile certificate subject)
+ * becomes '?'. buf has HSM_PEER_MAX + 1 bytes. */
+#define PEER_TEXT_LEN (HSM_PEER_MAX + 1)
+static void peer_text(const wire_peer_t *p, char *buf)
 {
-    char buf[HSM_PEER_MAX + 1];
-
     if (p->tls) {
         /* a longer subject is cut: the log keeps its first 251 bytes */
-        snprintf(buf, sizeof(buf), "tls %.*s", (int)sizeof(buf) - 5,
+        snprintf(buf, PEER_TEXT_LEN, "tls %.*s", PEER_TEXT_LEN - 5,
                  p->cert_subject);
     } else {
-        snprintf(buf, sizeof(buf), "uid=%ld gid=%ld pid=%ld", p->uid, p->gid,
-                 p->pid);
+        snprintf(buf, PEER_TEXT_LEN, "uid=%ld gid=%ld pid=%ld", p->uid,
+                 p->gid, p->pid);
     }
     for (char *c = buf; *c != '\0'; c++) {
         if ((unsigned char)*c < 0x20 || (unsigned char)*c == 0x7f) {
             *c = '?';
         }
     }
+}
+
+/* Names the peer to the core for the audit log, and keeps the name for
+ * info server. */
+static void conn_name_peer(struct wconn *wc, hsm_conn_t *conn,
+                           const wire_peer_t *p)
+{
+    char buf[PEER_TEXT_LEN];
+
+    peer_text(p, buf);
+    snprintf(wc->peer, sizeof(wc->peer), "%s", buf);
     if (hsm_conn_set_peer(conn, buf) != CKR_OK) {
         log_warn("wire: cannot name the peer %s in the audit log", p->addr);
     }
@@ -265,17 +275,11 @@ static CK_RV conn_create(wire_chan_t *ch, struct wconn **out)
         free(wc);
         return rv;
     }
-    conn_name_peer(wc->conn, &ch->peer);
+    conn_name_peer(wc, wc->conn, &ch->peer);
     wc->srv = srv;
     wc->tls = ch->peer.tls;
     wc->uid = ch->peer.uid;
     memcpy(wc->cert_sha256, ch->peer.cert_sha256, sizeof(wc->cert_sha256));
-    if (ch->peer.tls) {
-        snprintf(wc->peer, sizeof(wc->peer), "%s", ch->peer.cert_subject);
-    } else {
-        snprintf(wc->peer, sizeof(wc->peer), "uid=%ld gid=%ld pid=%ld",
-                 ch->peer.uid, ch->peer.gid, ch->peer.pid);
-    }
     snprintf(wc->addr, sizeof(wc->addr), "%s", ch->peer.addr);
     wc->next_wid = 1;
     wc->channels = 1;

@@ -79,9 +79,9 @@ out=$(NIMBUS_CONF=$T/admin.conf "$B/nimbus-mgmt" \
     -c "loginHSM CO admin sopin123; info server 0") || fail "mgmt: $out"
 grep -qF "loginHSM success on server 0(127.0.0.1)" <<<"$out" ||
     fail "per-server line: $out"
-grep -E "^  /?CN ?= ?app-1 +1 +[0-9]+ +CU user\(3\)" <<<"$out" >/dev/null ||
+grep -E "^  tls /?CN ?= ?app-1 +1 +[0-9]+ +CU user\(3\)" <<<"$out" >/dev/null ||
     fail "the application by its certificate: $out"
-grep -E "^\* /?CN ?= ?mgmt-1 " <<<"$out" >/dev/null || fail "the shell: $out"
+grep -E "^\* tls /?CN ?= ?mgmt-1 " <<<"$out" >/dev/null || fail "the shell: $out"
 ok "info server over TLS: clients named by their certificate subject"
 
 rc a save CKR_OK
