@@ -545,14 +545,14 @@ static bool open_server(struct mgmt_server *sv, const struct config *cfg)
         (rv = backend_conn_open(sv->be, &sv->conn)) != CKR_OK ||
         (rv = backend_session_open(sv->conn, true, &sv->sid)) != CKR_OK) {
         if (cfg->nservers > 0)
-            fprintf(stderr,
-                    "nimbus-mgmt: server %d(%s): %s (%s)\n",
-                    sv->id, sv->name, mgmt_rv_text(rv),
+            fprintf(stderr, "nimbus-mgmt: server %d(%s): %s (%s)\n", sv->id,
+                    sv->name, mgmt_rv_text(rv),
                     mgmt_rv_name(rv, buf, sizeof(buf)));
         else
             fprintf(stderr,
                     "nimbus-mgmt: cannot open the store in %s: %s (%s)\n",
-                    cfg->store, mgmt_rv_text(rv), mgmt_rv_name(rv, buf, sizeof(buf)));
+                    cfg->store, mgmt_rv_text(rv),
+                    mgmt_rv_name(rv, buf, sizeof(buf)));
         backend_conn_close(sv->conn);
         backend_close(sv->be);
         sv->conn = NULL;

@@ -226,8 +226,8 @@ static void peer_text(const wire_peer_t *p, char *buf)
         snprintf(buf, PEER_TEXT_LEN, "tls %.*s", PEER_TEXT_LEN - 5,
                  p->cert_subject);
     } else {
-        snprintf(buf, PEER_TEXT_LEN, "uid=%ld gid=%ld pid=%ld", p->uid,
-                 p->gid, p->pid);
+        snprintf(buf, PEER_TEXT_LEN, "uid=%ld gid=%ld pid=%ld", p->uid, p->gid,
+                 p->pid);
     }
     for (char *c = buf; *c != '\0'; c++) {
         if ((unsigned char)*c < 0x20 || (unsigned char)*c == 0x7f) {

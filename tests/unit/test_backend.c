@@ -365,12 +365,9 @@ int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(test_open_servers_remote),
-        T(test_open_servers_bad_tls),
-        T(test_remote_template_parse),
-        cmocka_unit_test(test_ops_complete),
-        T(test_embedded_calls),
-        T(test_conn_remade),
+        T(test_open_servers_remote),   T(test_open_servers_bad_tls),
+        T(test_remote_template_parse), cmocka_unit_test(test_ops_complete),
+        T(test_embedded_calls),        T(test_conn_remade),
         T(test_template_parse),
     };
 #undef T
