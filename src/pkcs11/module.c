@@ -1043,6 +1043,9 @@ CK_RV mod_C_Initialize(CK_VOID_PTR pInitArgs)
     }
     rv = backend_conn_open(be, &conn);
     if (rv != CKR_OK) {
+        if (cfg->nservers > 0)
+            fprintf(stderr, "nimbus: cannot reach the servers of %s: %s\n",
+                    cfg->path, mod_rv_name(rv));
         rv = rv == CKR_HOST_MEMORY ? CKR_HOST_MEMORY : CKR_GENERAL_ERROR;
         goto out;
     }

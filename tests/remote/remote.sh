@@ -77,6 +77,11 @@ rc a state CKR_DEVICE_REMOVED
 rc a open CKR_DEVICE_REMOVED
 rc a restore CKR_OK
 rc a "sign k1" CKR_DEVICE_REMOVED
+# a new application cannot start while no server answers
+rc_start c
+rc c init CKR_GENERAL_ERROR
+grep -q "cannot reach the servers of $T/client.conf: CKR_DEVICE_REMOVED" \
+    "$T/rclient.log" || fail "C_Initialize did not say why"
 ok "nimbusd killed: CKR_DEVICE_REMOVED for old sessions and new ones"
 
 # --- back: new sessions and a new login without C_Finalize; the old
@@ -93,6 +98,8 @@ rc a "count mine" CKR_OK
 rc a restore CKR_OK
 rc a "sign k1" CKR_SESSION_HANDLE_INVALID
 rc a state CKR_SESSION_HANDLE_INVALID
+rc c init CKR_OK
+rc_stop c
 ok "after the restart: new sessions and login without C_Finalize; old handle invalid"
 
 # --- a clean stop (SIGTERM) and back, twice in a row
