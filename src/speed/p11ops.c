@@ -8,6 +8,7 @@
 
 #include <ctype.h>
 #include <dlfcn.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1018,6 +1019,28 @@ static CK_RV p11_initialize(struct p11_priv *p)
     return p->f->C_Initialize(&args);
 }
 
+/* The Nimbus module reads $NIMBUS_CONF in C_Initialize: each instance
+ * (embedded, or a client of one nimbusd endpoint) gets its own. */
+static CK_RV p11_initialize_with(struct p11_priv *p, const char *conf)
+{
+    char *saved = NULL;
+    const char *old = getenv("NIMBUS_CONF");
+    CK_RV rv;
+
+    if (conf == NULL)
+        return p11_initialize(p);
+    if (old != NULL && (saved = strdup(old)) == NULL)
+        return CKR_HOST_MEMORY;
+    setenv("NIMBUS_CONF", conf, 1);
+    rv = p11_initialize(p);
+    if (saved != NULL)
+        setenv("NIMBUS_CONF", saved, 1);
+    else
+        unsetenv("NIMBUS_CONF");
+    free(saved);
+    return rv;
+}
+
 static CK_RV p11_init_token(struct p11_priv *p, const struct p11_config *cfg,
                             const char **call)
 {
@@ -1127,13 +1150,16 @@ int p11_open(const struct p11_config *cfg, struct sp_backend *be)
     if (rv != CKR_OK)
         goto fail;
     call = "C_Initialize";
-    rv = p11_initialize(p);
+    rv = p11_initialize_with(p, cfg->conf);
     if (rv != CKR_OK) {
         p->f = NULL;
         goto fail;
     }
     p11_set_name(p);
+    if (cfg->name != NULL)
+        snprintf(p->name, sizeof(p->name), "%s", cfg->name);
     be->name = p->name;
+    be->conf = cfg->conf;
     call = "choosing the slot";
     rv = p11_pick_slot(p, cfg->slot, NULL);
     if (rv != CKR_OK)
@@ -1182,4 +1208,50 @@ void p11_close(struct sp_backend *be)
     }
     free(p);
     be->priv = NULL;
+}
+
+/*
+ * The other client of a login-load row: its own process (its own module
+ * instance, connection and login state), guessing a password for a user
+ * that does not exist, which costs the server a full KDF and locks nobody
+ * out. It stops itself once ready; the parent lets it run only during its
+ * backend's rounds and kills it after the row.
+ */
+int p11_login_loop(const char *path)
+{
+    static const char pin[] = "nimbus-speed-nobody:wrong-Password-1";
+    CK_RV (*get)(CK_FUNCTION_LIST_PTR_PTR);
+    struct p11_priv p;
+    CK_SESSION_HANDLE s;
+    char buf[32];
+    CK_RV rv;
+
+    memset(&p, 0, sizeof(p));
+    p.dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (p.dl == NULL) {
+        fprintf(stderr, "nimbus-speed: %s\n", dlerror());
+        return 1;
+    }
+    *(void **)&get = dlsym(p.dl, "C_GetFunctionList");
+    if (get == NULL || get(&p.f) != CKR_OK)
+        return 1;
+    rv = p11_initialize(&p);
+    if (rv == CKR_OK)
+        rv = p11_pick_slot(&p, -1, NULL);
+    if (rv == CKR_OK)
+        rv = p.f->C_OpenSession(p.slot, CKF_SERIAL_SESSION, NULL, NULL, &s);
+    if (rv != CKR_OK) {
+        fprintf(stderr, "nimbus-speed: login load on %s: %s\n", path,
+                sp_rv_name(rv, buf, sizeof(buf)));
+        return 1;
+    }
+    raise(SIGSTOP);
+    for (;;) {
+        rv = p.f->C_Login(s, CKU_USER, (CK_UTF8CHAR_PTR)pin,
+                          (CK_ULONG)strlen(pin));
+        if (rv == CKR_OK || rv == CKR_USER_ALREADY_LOGGED_IN) {
+            fprintf(stderr, "nimbus-speed: a wrong login succeeded\n");
+            return 1;
+        }
+    }
 }

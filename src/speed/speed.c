@@ -13,6 +13,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -68,6 +72,13 @@ static const struct sp_op sp_ops[] = {
     VERIFY("rsa2048-verify", SP_KEY_RSA2048, CKM_SHA256_RSA_PKCS, "SHA256"),
     VERIFY("rsa3072-verify", SP_KEY_RSA3072, CKM_SHA256_RSA_PKCS, "SHA256"),
     SIGN("ecdsa-p256-sign", SP_KEY_P256, CKM_ECDSA_SHA256, 0, "SHA256"),
+    {.name = "ecdsa-p256-sign-login-load",
+     .kind = SP_SIGN,
+     .key = SP_KEY_P256,
+     .mech = CKM_ECDSA_SHA256,
+     .len = SP_MSG_LEN,
+     .md = "SHA256",
+     .login_load = 1},
     VERIFY("ecdsa-p256-verify", SP_KEY_P256, CKM_ECDSA_SHA256, "SHA256"),
     SIGN("ecdsa-p384-sign", SP_KEY_P384, CKM_ECDSA_SHA384, 0, "SHA384"),
     VERIFY("ecdsa-p384-verify", SP_KEY_P384, CKM_ECDSA_SHA384, "SHA384"),
@@ -306,6 +317,8 @@ struct sp_opts {
     int nobjects;
     int openssl;
     const char *vs;
+    const char *servers; /* endpoints, comma separated */
+    const char *tls_cert, *tls_key, *tls_ca;
 };
 
 static int sp_cmp_float(const void *a, const void *b)
@@ -357,8 +370,12 @@ static void sp_round(struct sp_bench *b, int bi, double dur, int record,
     b->backend = bi;
     b->dur = dur;
     b->record = record;
+    if (b->be[bi]->loader > 0)
+        kill(b->be[bi]->loader, SIGCONT);
     pthread_barrier_wait(&b->go);
     pthread_barrier_wait(&b->done);
+    if (b->be[bi]->loader > 0)
+        kill(b->be[bi]->loader, SIGSTOP);
     for (int i = 0; i < b->threads; i++) {
         struct sp_worker *w = &b->w[i];
 
@@ -376,6 +393,41 @@ static void sp_round(struct sp_bench *b, int bi, double dur, int record,
         if (r->nrates < SP_MAX_ROUNDS && t1 > t0)
             r->rate[r->nrates++] = (double)n / (t1 - t0);
     }
+}
+
+/* Starts backend be's wrong-password client (this program again, with
+ * --login-load) and waits until it has stopped itself, ready. */
+static void sp_loader_start(struct sp_backend *be, const struct sp_op *op)
+{
+    pid_t pid;
+    int st;
+
+    fflush(stdout);
+    fflush(stderr);
+    pid = fork();
+    if (pid < 0)
+        sp_die(be->name, op->name, "fork failed");
+    if (pid == 0) {
+        /* It must not outlive this run if the run dies. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (be->conf != NULL)
+            setenv("NIMBUS_CONF", be->conf, 1);
+        execl("/proc/self/exe", "nimbus-speed", "--login-load", be->path,
+              (char *)NULL);
+        _exit(127);
+    }
+    if (waitpid(pid, &st, WUNTRACED) != pid || !WIFSTOPPED(st))
+        sp_die(be->name, op->name, "the login-load client did not start");
+    be->loader = pid;
+}
+
+static void sp_loader_stop(struct sp_backend *be)
+{
+    if (be->loader <= 0)
+        return;
+    kill(be->loader, SIGKILL);
+    waitpid(be->loader, NULL, 0);
+    be->loader = 0;
 }
 
 static void sp_measure(struct sp_bench *b, const struct sp_opts *o,
@@ -430,6 +482,10 @@ static void sp_measure(struct sp_bench *b, const struct sp_opts *o,
         if (pthread_create(&b->w[i].tid, NULL, sp_worker_main, &b->w[i]) != 0)
             sp_die("nimbus-speed", op->name, "pthread_create failed");
     }
+    for (int j = 0; j < nact && op->login_load; j++) {
+        if (b->be[act[j]]->path != NULL)
+            sp_loader_start(b->be[act[j]], op);
+    }
     row->rss_before = sp_rss_kb();
     rounds = (int)ceil(o->seconds / SP_ROUND);
     if (rounds < 1)
@@ -447,6 +503,8 @@ static void sp_measure(struct sp_bench *b, const struct sp_opts *o,
         }
     }
     row->rss_after = sp_rss_kb();
+    for (int j = 0; j < nact; j++)
+        sp_loader_stop(b->be[act[j]]);
     b->quit = 1;
     pthread_barrier_wait(&b->go);
     for (int i = 0; i < row->threads; i++)
@@ -473,10 +531,20 @@ finish:
 
 /* ------------------------------------------------------------ output */
 
+/* The reference of the ratio column: OpenSSL, or with --servers the
+ * embedded module. */
+static const char *sp_ref_name = "openssl";
+
 static const struct sp_res *sp_ref(const struct sp_bench *b,
                                    const struct sp_row *row)
 {
     for (int bi = 0; bi < b->nbe; bi++) {
+        if (strcmp(sp_ref_name, "openssl") != 0) {
+            if (strcmp(b->be[bi]->name, sp_ref_name) == 0 &&
+                row->r[bi].status == SP_OK)
+                return &row->r[bi];
+            continue;
+        }
         if (b->be[bi]->path == NULL && row->r[bi].status == SP_OK)
             return &row->r[bi];
     }
@@ -519,8 +587,11 @@ static double sp_ratio(const struct sp_res *r, const struct sp_res *ref)
 
 static void sp_header(void)
 {
-    printf("%-22s %3s %-9s %11s %9s %9s %9s %8s %6s\n", "operation", "T",
-           "backend", "ops/s", "MB/s", "p50 us", "p99 us", "/openssl", "/1thr");
+    char ref[16];
+
+    snprintf(ref, sizeof(ref), "/%s", sp_ref_name);
+    printf("%-26s %3s %-9s %11s %9s %9s %9s %9s %6s\n", "operation", "T",
+           "backend", "ops/s", "MB/s", "p50 us", "p99 us", ref, "/1thr");
     fflush(stdout);
 }
 
@@ -536,7 +607,7 @@ static void sp_print(const struct sp_bench *b, const struct sp_row *rows,
 
         if (r->status == SP_NOREF && b->be[bi]->path == NULL)
             continue;
-        printf("%-22s %3d %-9s ", row->op->name, row->threads, b->be[bi]->name);
+        printf("%-26s %3d %-9s ", row->op->name, row->threads, b->be[bi]->name);
         if (r->status == SP_UNSUPPORTED) {
             printf("unsupported (%s)\n", r->why);
             continue;
@@ -553,8 +624,121 @@ static void sp_print(const struct sp_bench *b, const struct sp_row *rows,
         if (one != NULL && one != row && one->r[bi].status == SP_OK &&
             one->r[bi].ops > 0)
             snprintf(scale, sizeof(scale), "%.2f", sp_ratio(r, &one->r[bi]));
-        printf("%11.1f %9s %9.1f %9.1f %8s %6s%s%s\n", r->ops, mb, r->p50,
+        printf("%11.1f %9s %9.1f %9.1f %9s %6s%s%s\n", r->ops, mb, r->p50,
                r->p99, ratio, scale, r->why[0] != '\0' ? "  " : "", r->why);
+    }
+    fflush(stdout);
+}
+
+/* ------------------------------------------------------------ bounds */
+
+static int sp_be_index(const struct sp_bench *b, const char *name)
+{
+    for (int bi = 0; bi < b->nbe; bi++) {
+        if (strcmp(b->be[bi]->name, name) == 0)
+            return bi;
+    }
+    return -1;
+}
+
+static const struct sp_res *sp_cell(const struct sp_bench *b,
+                                    const struct sp_row *rows, int nrows,
+                                    const char *op, int threads, const char *be)
+{
+    int bi = sp_be_index(b, be);
+
+    if (bi < 0)
+        return NULL;
+    for (int i = 0; i < nrows; i++) {
+        if (strcmp(rows[i].op->name, op) == 0 && rows[i].threads == threads)
+            return rows[i].r[bi].status == SP_OK ? &rows[i].r[bi] : NULL;
+    }
+    return NULL;
+}
+
+enum sp_measure_kind { SP_RATE, SP_P50, SP_P99 };
+
+struct sp_bound {
+    const char *what;
+    const char *op, *be;
+    int threads;
+    const char *op2, *be2; /* the denominator; NULL: the value itself */
+    int threads2;
+    enum sp_measure_kind m;
+    double limit; /* 0: no bound, the figure is given */
+    int at_most;  /* the value must stay <= limit */
+};
+
+/* Issue 13's performance bounds, each read from this run's rows. */
+static const struct sp_bound sp_bounds[] = {
+    {"unix/embedded RSA-2048 sign T1", "rsa2048-sign-pkcs1", "unix", 1,
+     "rsa2048-sign-pkcs1", "embedded", 1, SP_RATE, 0.90, 0},
+    {"unix/embedded ECDSA P-256 sign T1", "ecdsa-p256-sign", "unix", 1,
+     "ecdsa-p256-sign", "embedded", 1, SP_RATE, 0.60, 0},
+    {"unix/embedded AES-256-GCM 1 MiB T1", "aes256-gcm-enc-1m", "unix", 1,
+     "aes256-gcm-enc-1m", "embedded", 1, SP_RATE, 0.50, 0},
+    {"unix/embedded AES-256-GCM 16 B T1", "aes256-gcm-enc-16", "unix", 1,
+     "aes256-gcm-enc-16", "embedded", 1, SP_RATE, 0, 0},
+    {"unix/embedded AES-256-GCM 4 KiB T1", "aes256-gcm-enc-4k", "unix", 1,
+     "aes256-gcm-enc-4k", "embedded", 1, SP_RATE, 0, 0},
+    {"unix C_GenerateRandom(32) p50 us", "random-32", "unix", 1, NULL, NULL, 0,
+     SP_P50, 15.0, 1},
+    {"unix ECDSA P-256 sign T8/T1", "ecdsa-p256-sign", "unix", 8,
+     "ecdsa-p256-sign", "unix", 1, SP_RATE, 1.7, 0},
+    {"unix/p11-kit ECDSA P-256 sign T8", "ecdsa-p256-sign", "unix", 8,
+     "ecdsa-p256-sign", "p11-kit", 8, SP_RATE, 1.5, 0},
+    {"tls/unix RSA-2048 sign T1", "rsa2048-sign-pkcs1", "tls", 1,
+     "rsa2048-sign-pkcs1", "unix", 1, SP_RATE, 0.85, 0},
+    {"unix ECDSA sign p99 login-load/none", "ecdsa-p256-sign-login-load",
+     "unix", 1, "ecdsa-p256-sign", "unix", 1, SP_P99, 2.0, 1},
+    {"embedded ECDSA sign p99 login-load/none", "ecdsa-p256-sign-login-load",
+     "embedded", 1, "ecdsa-p256-sign", "embedded", 1, SP_P99, 0, 1},
+    {"p11-kit/embedded RSA-2048 sign T1", "rsa2048-sign-pkcs1", "p11-kit", 1,
+     "rsa2048-sign-pkcs1", "embedded", 1, SP_RATE, 0, 0},
+    {"p11-kit/embedded ECDSA P-256 sign T1", "ecdsa-p256-sign", "p11-kit", 1,
+     "ecdsa-p256-sign", "embedded", 1, SP_RATE, 0, 0},
+    {"p11-kit C_GenerateRandom(32) p50 us", "random-32", "p11-kit", 1, NULL,
+     NULL, 0, SP_P50, 0, 1},
+};
+
+static double sp_value(const struct sp_res *r, enum sp_measure_kind m)
+{
+    return m == SP_RATE ? sp_best(r) : m == SP_P50 ? r->p50 : r->p99;
+}
+
+/* One line per bound whose rows this run measured. */
+static void sp_print_bounds(const struct sp_bench *b, const struct sp_row *rows,
+                            int nrows)
+{
+    int header = 0;
+
+    for (size_t i = 0; i < sizeof(sp_bounds) / sizeof(sp_bounds[0]); i++) {
+        const struct sp_bound *k = &sp_bounds[i];
+        const struct sp_res *x =
+            sp_cell(b, rows, nrows, k->op, k->threads, k->be);
+        const struct sp_res *y =
+            k->op2 == NULL
+                ? NULL
+                : sp_cell(b, rows, nrows, k->op2, k->threads2, k->be2);
+        double v;
+        char want[24] = "";
+
+        if (x == NULL ||
+            (k->op2 != NULL && (y == NULL || sp_value(y, k->m) <= 0)))
+            continue;
+        v = sp_value(x, k->m) / (y != NULL ? sp_value(y, k->m) : 1.0);
+        if (!header) {
+            printf("\n%-42s %9s %9s %s\n", "issue 13 bound", "value", "want",
+                   "verdict");
+            header = 1;
+        }
+        if (k->limit > 0)
+            snprintf(want, sizeof(want), "%s %.2f",
+                     k->at_most ? "<=" : ">=", k->limit);
+        printf("%-42s %9.2f %9s %s\n", k->what, v, k->limit > 0 ? want : "-",
+               k->limit <= 0                                  ? "(figure)"
+               : (k->at_most ? v <= k->limit : v >= k->limit) ? "ok"
+                                                              : "MISSED");
     }
     fflush(stdout);
 }
@@ -653,7 +837,8 @@ static int sp_json(const char *path, const struct sp_bench *b,
                 fprintf(f, ", \"mb_per_s\": %.3f",
                         r->ops * (double)row->op->len / 1e6);
             if (ref != NULL && ref != r && ref->ops > 0)
-                fprintf(f, ", \"ratio_openssl\": %.4f", sp_ratio(r, ref));
+                fprintf(f, ", \"ratio_%s\": %.4f", sp_ref_name,
+                        sp_ratio(r, ref));
             if (one != NULL && one != row && one->r[bi].status == SP_OK &&
                 one->r[bi].ops > 0)
                 fprintf(f, ", \"scaling\": %.4f", sp_ratio(r, &one->r[bi]));
@@ -688,7 +873,13 @@ static void sp_usage(FILE *f)
         "  --ops LIST        operations, comma separated, or all (default)\n"
         "  --objects N,...   token objects for find-label-N (default 1000)\n"
         "  --openssl         also measure OpenSSL 3 in this process\n"
-        "  --vs MODULE[:PIN] also measure a second module\n"
+        "  --vs MODULE[:PIN] also measure a second module (named p11-kit\n"
+        "                    when it is p11-kit-client.so)\n"
+        "  --servers EP,...  also measure --module as a client of nimbusd at\n"
+        "                    each endpoint (unix:PATH or tls:HOST:PORT); the\n"
+        "                    --module run is then named embedded\n"
+        "  --tls-cert FILE, --tls-key FILE, --tls-ca FILE\n"
+        "                    the client certificate for tls: endpoints\n"
         "  --json FILE       write every figure to FILE\n"
         "  --list            list the operations\n"
         "  --help            this text\n");
@@ -833,7 +1024,12 @@ enum {
     OPT_VS,
     OPT_JSON,
     OPT_LIST,
-    OPT_HELP
+    OPT_HELP,
+    OPT_SERVERS,
+    OPT_TLS_CERT,
+    OPT_TLS_KEY,
+    OPT_TLS_CA,
+    OPT_LOGIN_LOAD
 };
 
 static const struct option sp_long[] = {
@@ -850,6 +1046,11 @@ static const struct option sp_long[] = {
     {"json", required_argument, NULL, OPT_JSON},
     {"list", no_argument, NULL, OPT_LIST},
     {"help", no_argument, NULL, OPT_HELP},
+    {"servers", required_argument, NULL, OPT_SERVERS},
+    {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+    {"tls-key", required_argument, NULL, OPT_TLS_KEY},
+    {"tls-ca", required_argument, NULL, OPT_TLS_CA},
+    {"login-load", required_argument, NULL, OPT_LOGIN_LOAD},
     {NULL, 0, NULL, 0},
 };
 
@@ -923,6 +1124,21 @@ static int sp_options(int argc, char **argv, struct sp_opts *o,
         case OPT_JSON:
             o->json = optarg;
             break;
+        case OPT_SERVERS:
+            o->servers = optarg;
+            break;
+        case OPT_TLS_CERT:
+            o->tls_cert = optarg;
+            break;
+        case OPT_TLS_KEY:
+            o->tls_key = optarg;
+            break;
+        case OPT_TLS_CA:
+            o->tls_ca = optarg;
+            break;
+        case OPT_LOGIN_LOAD:
+            /* Internal: the other client of a login-load row. */
+            return p11_login_loop(optarg);
         case OPT_LIST:
             for (size_t i = 0; i < SP_NOPS; i++)
                 printf("%s\n", sp_ops[i].name);
@@ -946,7 +1162,132 @@ static int sp_options(int argc, char **argv, struct sp_opts *o,
     return -1; /* go on */
 }
 
+/* ------------------------------------------------------------ servers */
+
+#define SP_MAX_FILES (2 * SP_MAX_BACKENDS)
+
+/* What --servers made: a temporary directory with, per endpoint, a copy
+ * of the module (dlopen maps a file once per path: the copy is a second,
+ * independent instance in this process) and the client conf it reads. */
+static char sp_tmp[256];
+static char sp_files[SP_MAX_FILES][300];
+static int sp_nfiles;
+static struct sp_bench *sp_live;
+
+static void sp_cleanup(void)
+{
+    for (int bi = 0; sp_live != NULL && bi < sp_live->nbe; bi++)
+        sp_loader_stop(sp_live->be[bi]);
+    for (int i = 0; i < sp_nfiles; i++)
+        unlink(sp_files[i]);
+    if (sp_tmp[0] != '\0')
+        rmdir(sp_tmp);
+}
+
+static const char *sp_tmp_file(const char *stem, int n, const char *ext)
+{
+    char *path;
+
+    if (sp_nfiles == SP_MAX_FILES)
+        return NULL;
+    path = sp_files[sp_nfiles++];
+    snprintf(path, sizeof(sp_files[0]), "%s/%s-%d.%s", sp_tmp, stem, n, ext);
+    return path;
+}
+
+static int sp_copy(const char *from, const char *to)
+{
+    FILE *in = fopen(from, "rb"), *out = NULL;
+    char buf[65536];
+    size_t n;
+    int rc = -1;
+
+    if (in == NULL)
+        goto out;
+    out = fopen(to, "wb");
+    if (out == NULL)
+        goto out;
+    while ((n = fread(buf, 1, sizeof(buf), in)) > 0) {
+        if (fwrite(buf, 1, n, out) != n)
+            goto out;
+    }
+    rc = ferror(in) ? -1 : 0;
+out:
+    if (in != NULL)
+        fclose(in);
+    if (out != NULL && fclose(out) != 0)
+        rc = -1;
+    if (rc != 0)
+        fprintf(stderr, "nimbus-speed: copying %s to %s: %s\n", from, to,
+                strerror(errno));
+    return rc;
+}
+
+/* The module as a client of endpoint ep: its copy, its conf. */
+static int sp_server_config(const struct sp_opts *o, const char *ep, int n,
+                            struct p11_config *cfg)
+{
+    int tls = strncmp(ep, "tls:", 4) == 0;
+    const char *mod, *conf;
+    FILE *f;
+
+    if (!tls && strncmp(ep, "unix:", 5) != 0) {
+        fprintf(stderr,
+                "nimbus-speed: --servers %s: unix:PATH or "
+                "tls:HOST:PORT expected\n",
+                ep);
+        return -1;
+    }
+    if (strpbrk(ep, "\n#") != NULL) {
+        fprintf(stderr, "nimbus-speed: --servers: bad endpoint\n");
+        return -1;
+    }
+    if (tls &&
+        (o->tls_cert == NULL || o->tls_key == NULL || o->tls_ca == NULL)) {
+        fprintf(stderr,
+                "nimbus-speed: %s needs --tls-cert, --tls-key and "
+                "--tls-ca\n",
+                ep);
+        return -1;
+    }
+    if (sp_tmp[0] == '\0') {
+        const char *dir = getenv("TMPDIR");
+
+        snprintf(sp_tmp, sizeof(sp_tmp), "%.200s/nimbus-speed.XXXXXX",
+                 dir != NULL && *dir != '\0' ? dir : "/tmp");
+        if (mkdtemp(sp_tmp) == NULL) {
+            fprintf(stderr, "nimbus-speed: mkdtemp: %s\n", strerror(errno));
+            sp_tmp[0] = '\0';
+            return -1;
+        }
+    }
+    mod = sp_tmp_file("module", n, "so");
+    conf = sp_tmp_file("client", n, "conf");
+    if (mod == NULL || conf == NULL || sp_copy(cfg->path, mod) != 0)
+        return -1;
+    f = fopen(conf, "w");
+    if (f == NULL)
+        return -1;
+    fprintf(f, "servers = %s\n", ep);
+    if (tls)
+        fprintf(f, "tls_cert = %s\ntls_key = %s\ntls_ca = %s\n", o->tls_cert,
+                o->tls_key, o->tls_ca);
+    if (fclose(f) != 0)
+        return -1;
+    cfg->path = mod;
+    cfg->conf = conf;
+    cfg->name = tls ? "tls" : "unix";
+    return 0;
+}
+
 /* ------------------------------------------------------------ main */
+
+static const char *sp_base(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+
+    return slash != NULL ? slash + 1 : path;
+}
 
 static void sp_unique_name(struct sp_bench *b, int bi)
 {
@@ -1008,10 +1349,41 @@ int main(int argc, char **argv)
     cfg.so_pin = o.so_pin;
     cfg.slot = o.slot;
     cfg.threads = maxt;
+    sp_live = b;
+    atexit(sp_cleanup);
+    if (o.servers != NULL) {
+        cfg.name = "embedded";
+        sp_ref_name = "embedded";
+    }
     b->be[b->nbe] = &backends[b->nbe];
     if (p11_open(&cfg, b->be[b->nbe]) != 0)
         return 1;
     b->nbe++;
+    if (o.servers != NULL) {
+        char *list = strdup(o.servers), *save = NULL, *ep;
+
+        if (list == NULL)
+            return 1;
+        for (ep = strtok_r(list, ",", &save); ep != NULL;
+             ep = strtok_r(NULL, ",", &save)) {
+            struct p11_config sc = cfg;
+
+            /* One for --vs, one for OpenSSL. */
+            if (b->nbe > SP_MAX_BACKENDS - 3) {
+                fprintf(stderr, "nimbus-speed: too many --servers\n");
+                return 2;
+            }
+            sc.path = o.module;
+            if (sp_server_config(&o, ep, b->nbe, &sc) != 0)
+                return 1;
+            b->be[b->nbe] = &backends[b->nbe];
+            if (p11_open(&sc, b->be[b->nbe]) != 0)
+                return 1;
+            sp_unique_name(b, b->nbe);
+            b->nbe++;
+        }
+        free(list);
+    }
     if (o.vs != NULL) {
         char *colon;
 
@@ -1026,6 +1398,10 @@ int main(int argc, char **argv)
         }
         cfg.path = vs_path;
         cfg.slot = -1;
+        cfg.conf = NULL;
+        cfg.name = strncmp(sp_base(vs_path), "p11-kit-client", 14) == 0
+                       ? "p11-kit"
+                       : NULL;
         b->be[b->nbe] = &backends[b->nbe];
         if (p11_open(&cfg, b->be[b->nbe]) != 0)
             return 1;
@@ -1079,6 +1455,8 @@ int main(int argc, char **argv)
             sp_print(b, rows, nrows, row);
         }
     }
+    if (o.servers != NULL)
+        sp_print_bounds(b, rows, nrows);
     rc = 0;
     if (o.json != NULL && sp_json(o.json, b, &o, rows, nrows) != 0)
         rc = 1;

@@ -8,11 +8,12 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "pkcs11/pkcs11.h"
 
 #define SP_MAX_THREADS 64
-#define SP_MAX_BACKENDS 3
+#define SP_MAX_BACKENDS 6 /* embedded, unix, tls, p11-kit, OpenSSL, spare */
 #define SP_MSG_LEN 64     /* message signed by the sign/verify operations */
 #define SP_KEY_LEN 32     /* AES-256 and HMAC key bytes */
 #define SP_GCM_IV_LEN 12  /* GCM nonce bytes */
@@ -71,6 +72,7 @@ struct sp_op {
     const char *md;        /* OpenSSL digest name, NULL for none */
     unsigned long objects; /* find-label-N: N */
     int single_thread;     /* login: one login per application */
+    int login_load;        /* another client guesses passwords meanwhile */
 };
 
 struct sp_backend;
@@ -89,8 +91,10 @@ struct sp_backend_ops {
 };
 
 struct sp_backend {
-    const char *name; /* "nimbus", "softhsm", "openssl" */
+    const char *name; /* "nimbus", "softhsm", "openssl", "unix", ... */
     const char *path; /* module path, NULL for OpenSSL */
+    const char *conf; /* $NIMBUS_CONF for its C_Initialize, or NULL */
+    pid_t loader;     /* the stopped wrong-password client, or 0 */
     const struct sp_backend_ops *ops;
     void *priv;
 };
@@ -102,11 +106,15 @@ struct p11_config {
     const char *so_pin; /* --init, NULL for none */
     long slot;          /* -1: first slot with an initialized token */
     int threads;        /* sessions to keep open: the largest T */
+    const char *conf;   /* $NIMBUS_CONF while it initializes, or NULL */
+    const char *name;   /* the backend's name, NULL: from C_GetInfo */
 };
 int p11_open(const struct p11_config *cfg, struct sp_backend *be);
 void p11_close(struct sp_backend *be);
 enum sp_status p11_make_objects(struct sp_backend *be, unsigned long n,
                                 unsigned long *total);
+/* --login-load: wrong-password logins on module path until killed. */
+int p11_login_loop(const char *path);
 
 /* sslops.c: the reference backend */
 int ssl_open(struct sp_backend *be, int threads);
