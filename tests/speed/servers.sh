@@ -15,6 +15,11 @@ NIMBUS_TOP_BUILDDIR=$top SPEED_KDF_ITERATIONS=1000 \
     --ops ecdsa-p256-sign,ecdsa-p256-sign-login-load,random-32 >"$out" 2>&1
 rc=$?
 [ $rc -eq 77 ] && { cat "$out"; exit 77; }
+# Until the remote backend is in the build, the module refuses `servers`.
+if [ $rc -ne 0 ] && grep -q "remote mode is not available" "$out"; then
+    echo "SKIP: speed-servers: this build has no remote backend"
+    exit 77
+fi
 if [ $rc -ne 0 ]; then
     echo "FAIL: speed-servers: exited $rc"
     cat "$out"
@@ -32,7 +37,7 @@ for be in embedded unix tls p11-kit; do
 done
 for bound in "unix C_GenerateRandom(32) p50 us" \
     "unix ECDSA sign p99 login-load/none"; do
-    if ! grep -F "$bound" "$out" | grep -Eq ' (ok|MISSED)$'; then
+    if ! grep -F "$bound" "$out" | grep -Eq ' (ok|MISSED) '; then
         echo "FAIL: speed-servers: no verdict for $bound"
         fail=1
     fi
