@@ -320,12 +320,34 @@ PY
         check "an allowed peer is held open for its handshake" "$out" "^held open$"
         check "a 4 GiB frame header closes the connection" "$out" \
             "^huge header: (closed|ConnectionResetError)$"
-        if [ -f "$src/src/backend/remote.c" ] && command -v pkcs11-tool >/dev/null 2>&1; then
+        if [ -f "$src/src/backend/remote.c" ]; then
+            # Remote mode: the packaged shell and module as its clients.
             printf 'servers = unix:%s/nimbusd.sock\n' "$run" >"$tmp/client.conf"
-            out=$(NIMBUS_CONF=$tmp/client.conf timeout 60 pkcs11-tool \
-                --module "$module" -T 2>&1)
-            check "the packaged module reaches the packaged nimbusd" "$out" \
-                "token label *: nimbus"
+            out=$(NIMBUS_CONF=$tmp/client.conf timeout 120 "$mgmt" -y -c \
+                "loginHSM PRECO admin password; changePswd PRECO admin co-secret1; \
+                createUser CU alice alice-pw1; listUsers" 2>&1)
+            check "the packaged nimbus-mgmt activates the daemon's token" "$out" \
+                "loginHSM success on server 0\\($run/nimbusd.sock\\)"
+            check "... and creates alice there" "$out" "CU +alice "
+            if command -v pkcs11-tool >/dev/null 2>&1; then
+                rp11() { NIMBUS_CONF=$tmp/client.conf timeout 120 pkcs11-tool \
+                    --module "$module" "$@" 2>&1; }
+                out=$(rp11 -T)
+                check "the packaged module reaches the packaged nimbusd" "$out" \
+                    "token label *: nimbus"
+                out=$(rp11 --login --pin alice:alice-pw1 --keypairgen \
+                    --key-type EC:prime256v1 --id 02 --label remote)
+                check "a key pair made in nimbusd through the module" "$out" \
+                    "Key pair generated"
+                rm -f "$tmp/doc.sig"
+                out=$(rp11 --login --pin alice:alice-pw1 --sign --id 02 \
+                    -m ECDSA-SHA256 -i "$tmp/doc" -o "$tmp/doc.sig")
+                if [ -s "$tmp/doc.sig" ] && [ "$(stat -c %s "$tmp/doc.sig")" -eq 64 ]; then
+                    ok "ECDSA-SHA256 signature by nimbusd"
+                else
+                    bad "no signature from nimbusd" "$out"
+                fi
+            fi
         fi
         kill -TERM "$dpid"
         rc=0
