@@ -110,168 +110,161 @@ const char *backend_kind(const backend_t *be);
  * their own backend_t / backend_conn_t starting with the base structs of
  * backend_impl.h.
  */
+/* clang-format would take "CK_RV (*f)(...)" for a call and break it. */
+/* clang-format off */
 struct backend_ops {
     const char *kind;
 
     /* the backend */
     void (*close)(backend_t *be);
-    CK_RV(*token_info)
-    (backend_t *be, backend_conn_t *conn, hsm_token_info_t *info);
-    CK_RV(*init_token)
-    (backend_t *be, const char *name, const uint8_t *pw, size_t pwlen,
-     const char *label);
+    CK_RV (*token_info)(backend_t *be, backend_conn_t *conn,
+                        hsm_token_info_t *info);
+    CK_RV (*init_token)(backend_t *be, const char *name, const uint8_t *pw,
+                        size_t pwlen, const char *label);
     CK_RV (*mech_list)(backend_t *be, CK_MECHANISM_TYPE **list, size_t *n);
-    CK_RV(*mech_info)
-    (backend_t *be, CK_MECHANISM_TYPE type, hsm_mech_info_t *info);
+    CK_RV (*mech_info)(backend_t *be, CK_MECHANISM_TYPE type,
+                       hsm_mech_info_t *info);
     void (*attrs_free)(backend_t *be, hsm_attr_t *attrs, size_t n);
-    CK_RV(*template_parse)
-    (backend_t *be, const uint8_t *blob, size_t len, hsm_attr_t **attrs,
-     size_t *n);
+    CK_RV (*template_parse)(backend_t *be, const uint8_t *blob, size_t len,
+                            hsm_attr_t **attrs, size_t *n);
 
     /* connections, login */
     CK_RV (*conn_open)(backend_t *be, backend_conn_t **out);
     void (*conn_close)(backend_conn_t *conn);
     bool (*conn_lost)(backend_conn_t *conn);
     hsm_user_type_t (*conn_user_type)(backend_conn_t *conn, hsm_uid_t *uid);
-    CK_RV(*login)
-    (backend_conn_t *conn, hsm_login_kind_t kind, const char *name,
-     const uint8_t *pw, size_t pwlen);
+    CK_RV (*login)(backend_conn_t *conn, hsm_login_kind_t kind,
+                   const char *name, const uint8_t *pw, size_t pwlen);
     CK_RV (*logout)(backend_conn_t *conn);
-    CK_RV(*set_password)
-    (backend_conn_t *conn, const char *name, const uint8_t *old_pw,
-     size_t old_len, const uint8_t *new_pw, size_t new_len);
-    CK_RV(*init_pin)
-    (backend_conn_t *conn, const char *name, const uint8_t *pw, size_t pwlen);
+    CK_RV (*set_password)(backend_conn_t *conn, const char *name,
+                          const uint8_t *old_pw, size_t old_len,
+                          const uint8_t *new_pw, size_t new_len);
+    CK_RV (*init_pin)(backend_conn_t *conn, const char *name, const uint8_t *pw,
+                      size_t pwlen);
 
     /* users */
-    CK_RV(*user_list)
-    (backend_conn_t *conn, hsm_user_info_t **users, size_t *count);
-    CK_RV(*user_create)
-    (backend_conn_t *conn, hsm_user_type_t type, const char *name,
-     const uint8_t *pw, size_t pwlen, hsm_uid_t *uid);
+    CK_RV (*user_list)(backend_conn_t *conn, hsm_user_info_t **users,
+                       size_t *count);
+    CK_RV (*user_create)(backend_conn_t *conn, hsm_user_type_t type,
+                         const char *name, const uint8_t *pw, size_t pwlen,
+                         hsm_uid_t *uid);
     CK_RV (*user_delete)(backend_conn_t *conn, const char *name);
 
     /* sessions */
-    CK_RV(*context_login)
-    (backend_conn_t *conn, hsm_sid_t sid, const char *name, const uint8_t *pw,
-     size_t pwlen);
+    CK_RV (*context_login)(backend_conn_t *conn, hsm_sid_t sid,
+                           const char *name, const uint8_t *pw, size_t pwlen);
     CK_RV (*session_open)(backend_conn_t *conn, bool rw, hsm_sid_t *sid);
     CK_RV (*session_close)(backend_conn_t *conn, hsm_sid_t sid);
 
     /* objects */
-    CK_RV(*object_create)
-    (backend_conn_t *conn, hsm_sid_t sid, const CK_ATTRIBUTE *tmpl,
-     CK_ULONG count, hsm_oid_t *oid);
-    CK_RV(*object_copy)
-    (backend_conn_t *conn, hsm_sid_t sid, hsm_oid_t oid,
-     const CK_ATTRIBUTE *tmpl, CK_ULONG count, hsm_oid_t *new_oid);
+    CK_RV (*object_create)(backend_conn_t *conn, hsm_sid_t sid,
+                           const CK_ATTRIBUTE *tmpl, CK_ULONG count,
+                           hsm_oid_t *oid);
+    CK_RV (*object_copy)(backend_conn_t *conn, hsm_sid_t sid, hsm_oid_t oid,
+                         const CK_ATTRIBUTE *tmpl, CK_ULONG count,
+                         hsm_oid_t *new_oid);
     CK_RV (*object_destroy)(backend_conn_t *conn, hsm_sid_t sid, hsm_oid_t oid);
-    CK_RV(*object_size)
-    (backend_conn_t *conn, hsm_sid_t sid, hsm_oid_t oid, CK_ULONG *size);
-    CK_RV(*object_get)
-    (backend_conn_t *conn, hsm_sid_t sid, hsm_oid_t oid,
-     const CK_ATTRIBUTE_TYPE *types, size_t n, hsm_attr_t *out);
-    CK_RV(*object_set)
-    (backend_conn_t *conn, hsm_sid_t sid, hsm_oid_t oid,
-     const CK_ATTRIBUTE *tmpl, CK_ULONG count);
-    CK_RV(*object_find)
-    (backend_conn_t *conn, hsm_sid_t sid, const CK_ATTRIBUTE *tmpl,
-     CK_ULONG count, hsm_oid_t **oids, size_t *n);
+    CK_RV (*object_size)(backend_conn_t *conn, hsm_sid_t sid, hsm_oid_t oid,
+                         CK_ULONG *size);
+    CK_RV (*object_get)(backend_conn_t *conn, hsm_sid_t sid, hsm_oid_t oid,
+                        const CK_ATTRIBUTE_TYPE *types, size_t n,
+                        hsm_attr_t *out);
+    CK_RV (*object_set)(backend_conn_t *conn, hsm_sid_t sid, hsm_oid_t oid,
+                        const CK_ATTRIBUTE *tmpl, CK_ULONG count);
+    CK_RV (*object_find)(backend_conn_t *conn, hsm_sid_t sid,
+                         const CK_ATTRIBUTE *tmpl, CK_ULONG count,
+                         hsm_oid_t **oids, size_t *n);
     CK_RV (*object_is_private)(backend_conn_t *conn, hsm_oid_t oid, bool *priv);
-    CK_RV(*object_share)
-    (backend_conn_t *conn, hsm_oid_t oid, hsm_uid_t uid, bool share);
+    CK_RV (*object_share)(backend_conn_t *conn, hsm_oid_t oid, hsm_uid_t uid,
+                          bool share);
 
     /* crypto operations */
-    CK_RV(*op_init)
-    (backend_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
-     const hsm_mech_t *mech, hsm_oid_t key);
-    CK_RV(*op_init_iv)
-    (backend_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
-     const hsm_mech_t *mech, hsm_oid_t key, uint8_t *iv, size_t ivroom,
-     size_t *ivlen);
-    CK_RV(*op_output_len)
-    (backend_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind, bool final,
-     size_t inlen, size_t *outlen);
-    CK_RV(*op_oneshot)
-    (backend_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind, const uint8_t *in,
-     size_t inlen, uint8_t *out, size_t *outlen);
-    CK_RV(*op_update)
-    (backend_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind, const uint8_t *in,
-     size_t inlen, uint8_t *out, size_t *outlen);
-    CK_RV(*op_final)
-    (backend_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind, uint8_t *out,
-     size_t *outlen);
-    CK_RV(*op_verify)
-    (backend_conn_t *conn, hsm_sid_t sid, const uint8_t *data, size_t datalen,
-     bool oneshot, const uint8_t *sig, size_t siglen);
+    CK_RV (*op_init)(backend_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
+                     const hsm_mech_t *mech, hsm_oid_t key);
+    CK_RV (*op_init_iv)(backend_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
+                        const hsm_mech_t *mech, hsm_oid_t key, uint8_t *iv,
+                        size_t ivroom, size_t *ivlen);
+    CK_RV (*op_output_len)(backend_conn_t *conn, hsm_sid_t sid,
+                           hsm_opkind_t kind, bool final, size_t inlen,
+                           size_t *outlen);
+    CK_RV (*op_oneshot)(backend_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
+                        const uint8_t *in, size_t inlen, uint8_t *out,
+                        size_t *outlen);
+    CK_RV (*op_update)(backend_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
+                       const uint8_t *in, size_t inlen, uint8_t *out,
+                       size_t *outlen);
+    CK_RV (*op_final)(backend_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind,
+                      uint8_t *out, size_t *outlen);
+    CK_RV (*op_verify)(backend_conn_t *conn, hsm_sid_t sid, const uint8_t *data,
+                       size_t datalen, bool oneshot, const uint8_t *sig,
+                       size_t siglen);
     CK_RV (*op_digest_key)(backend_conn_t *conn, hsm_sid_t sid, hsm_oid_t key);
     void (*op_abort)(backend_conn_t *conn, hsm_sid_t sid, hsm_opkind_t kind);
 
     /* keys */
-    CK_RV(*generate_key)
-    (backend_conn_t *conn, hsm_sid_t sid, const hsm_mech_t *mech,
-     const CK_ATTRIBUTE *tmpl, CK_ULONG count, hsm_oid_t *oid);
-    CK_RV(*generate_key_pair)
-    (backend_conn_t *conn, hsm_sid_t sid, const hsm_mech_t *mech,
-     const CK_ATTRIBUTE *pub_tmpl, CK_ULONG pub_count,
-     const CK_ATTRIBUTE *priv_tmpl, CK_ULONG priv_count, hsm_oid_t *pub,
-     hsm_oid_t *priv);
-    CK_RV(*derive_key)
-    (backend_conn_t *conn, hsm_sid_t sid, const hsm_mech_t *mech,
-     hsm_oid_t base, const CK_ATTRIBUTE *tmpl, CK_ULONG count, hsm_oid_t *oid);
-    CK_RV(*wrap_key)
-    (backend_conn_t *conn, hsm_sid_t sid, const hsm_mech_t *mech,
-     hsm_oid_t wrapping, hsm_oid_t key, uint8_t **out, size_t *outlen);
-    CK_RV(*unwrap_key)
-    (backend_conn_t *conn, hsm_sid_t sid, const hsm_mech_t *mech,
-     hsm_oid_t unwrapping, const uint8_t *in, size_t inlen,
-     const CK_ATTRIBUTE *tmpl, CK_ULONG count, hsm_oid_t *oid);
+    CK_RV (*generate_key)(backend_conn_t *conn, hsm_sid_t sid,
+                          const hsm_mech_t *mech, const CK_ATTRIBUTE *tmpl,
+                          CK_ULONG count, hsm_oid_t *oid);
+    CK_RV (*generate_key_pair)(backend_conn_t *conn, hsm_sid_t sid,
+                               const hsm_mech_t *mech,
+                               const CK_ATTRIBUTE *pub_tmpl, CK_ULONG pub_count,
+                               const CK_ATTRIBUTE *priv_tmpl,
+                               CK_ULONG priv_count, hsm_oid_t *pub,
+                               hsm_oid_t *priv);
+    CK_RV (*derive_key)(backend_conn_t *conn, hsm_sid_t sid,
+                        const hsm_mech_t *mech, hsm_oid_t base,
+                        const CK_ATTRIBUTE *tmpl, CK_ULONG count,
+                        hsm_oid_t *oid);
+    CK_RV (*wrap_key)(backend_conn_t *conn, hsm_sid_t sid,
+                      const hsm_mech_t *mech, hsm_oid_t wrapping, hsm_oid_t key,
+                      uint8_t **out, size_t *outlen);
+    CK_RV (*unwrap_key)(backend_conn_t *conn, hsm_sid_t sid,
+                        const hsm_mech_t *mech, hsm_oid_t unwrapping,
+                        const uint8_t *in, size_t inlen,
+                        const CK_ATTRIBUTE *tmpl, CK_ULONG count,
+                        hsm_oid_t *oid);
 
     /* message-based AEAD */
-    CK_RV(*msg_init)
-    (backend_conn_t *conn, hsm_sid_t sid, hsm_msgkind_t kind,
-     const hsm_mech_t *mech, hsm_oid_t key);
-    CK_RV(*msg_oneshot)
-    (backend_conn_t *conn, hsm_sid_t sid, hsm_msgkind_t kind,
-     const hsm_mech_t *param, const uint8_t *aad, size_t aadlen,
-     const uint8_t *in, size_t inlen, uint8_t *out, size_t *outlen,
-     hsm_msg_result_t *res);
-    CK_RV(*msg_begin)
-    (backend_conn_t *conn, hsm_sid_t sid, hsm_msgkind_t kind,
-     const hsm_mech_t *param, const uint8_t *aad, size_t aadlen,
-     hsm_msg_result_t *res);
-    CK_RV(*msg_next)
-    (backend_conn_t *conn, hsm_sid_t sid, hsm_msgkind_t kind,
-     const hsm_mech_t *param, const uint8_t *in, size_t inlen, bool last,
-     uint8_t *out, size_t *outlen, hsm_msg_result_t *res);
-    CK_RV(*msg_output_len)
-    (backend_conn_t *conn, hsm_sid_t sid, hsm_msgkind_t kind, bool last,
-     size_t inlen, size_t *outlen);
+    CK_RV (*msg_init)(backend_conn_t *conn, hsm_sid_t sid, hsm_msgkind_t kind,
+                      const hsm_mech_t *mech, hsm_oid_t key);
+    CK_RV (*msg_oneshot)(backend_conn_t *conn, hsm_sid_t sid,
+                         hsm_msgkind_t kind, const hsm_mech_t *param,
+                         const uint8_t *aad, size_t aadlen, const uint8_t *in,
+                         size_t inlen, uint8_t *out, size_t *outlen,
+                         hsm_msg_result_t *res);
+    CK_RV (*msg_begin)(backend_conn_t *conn, hsm_sid_t sid, hsm_msgkind_t kind,
+                       const hsm_mech_t *param, const uint8_t *aad,
+                       size_t aadlen, hsm_msg_result_t *res);
+    CK_RV (*msg_next)(backend_conn_t *conn, hsm_sid_t sid, hsm_msgkind_t kind,
+                      const hsm_mech_t *param, const uint8_t *in, size_t inlen,
+                      bool last, uint8_t *out, size_t *outlen,
+                      hsm_msg_result_t *res);
+    CK_RV (*msg_output_len)(backend_conn_t *conn, hsm_sid_t sid,
+                            hsm_msgkind_t kind, bool last, size_t inlen,
+                            size_t *outlen);
     CK_RV (*msg_final)(backend_conn_t *conn, hsm_sid_t sid, hsm_msgkind_t kind);
     void (*msg_abort)(backend_conn_t *conn, hsm_sid_t sid, hsm_msgkind_t kind);
 
     /* misc */
-    CK_RV(*random)
-    (backend_conn_t *conn, hsm_sid_t sid, uint8_t *buf, size_t len);
+    CK_RV (*random)(backend_conn_t *conn, hsm_sid_t sid, uint8_t *buf,
+                    size_t len);
 
     /* management */
-    CK_RV(*user_set_password)
-    (backend_conn_t *conn, const char *name, const uint8_t *pw, size_t pwlen);
-    CK_RV(*key_list)
-    (backend_conn_t *conn, hsm_uid_t uid, hsm_key_ref_t **keys, size_t *n,
-     uint8_t digest[HSM_DIGEST_LEN]);
-    CK_RV(*key_info)
-    (backend_conn_t *conn, hsm_oid_t oid, hsm_uid_t *owner, hsm_uid_t **shared,
-     size_t *nshared);
-    CK_RV(*audit_read)
-    (backend_conn_t *conn, uint64_t after, size_t max,
-     hsm_audit_record_t **recs, size_t *n);
+    CK_RV (*user_set_password)(backend_conn_t *conn, const char *name,
+                               const uint8_t *pw, size_t pwlen);
+    CK_RV (*key_list)(backend_conn_t *conn, hsm_uid_t uid, hsm_key_ref_t **keys,
+                      size_t *n, uint8_t digest[HSM_DIGEST_LEN]);
+    CK_RV (*key_info)(backend_conn_t *conn, hsm_oid_t oid, hsm_uid_t *owner,
+                      hsm_uid_t **shared, size_t *nshared);
+    CK_RV (*audit_read)(backend_conn_t *conn, uint64_t after, size_t max,
+                        hsm_audit_record_t **recs, size_t *n);
     CK_RV (*audit_verify)(backend_conn_t *conn, hsm_audit_check_t *check);
-    CK_RV(*object_set_trusted)
-    (backend_conn_t *conn, hsm_oid_t oid, bool trusted);
-    CK_RV(*client_list)
-    (backend_conn_t *conn, backend_client_t **list, size_t *n);
+    CK_RV (*object_set_trusted)(backend_conn_t *conn, hsm_oid_t oid,
+                                bool trusted);
+    CK_RV (*client_list)(backend_conn_t *conn, backend_client_t **list,
+                         size_t *n);
 };
+/* clang-format on */
 
 /* ------------------------------------------------ the calls (see hsm.h) */
 
