@@ -789,6 +789,133 @@ static void test_other_connection(void **state)
     chan_close(&f->b);
 }
 
+/* One raw CKA_WRAP_TEMPLATE value in an object create, the rest a valid
+ * AES key: the server's answer. */
+static CK_RV raw_wrap_template(struct tchan *t, hsm_sid_t sid, const uint8_t *v,
+                               size_t len)
+{
+    static const uint8_t key[16];
+    CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
+    CK_KEY_TYPE kt = CKK_AES;
+    Nimbus__Attribute at[4], *ap[4];
+    Nimbus__ObjectCreateReq m;
+    Nimbus__Request q;
+    Nimbus__Reply *rep;
+    CK_RV rv;
+
+    for (size_t i = 0; i < 4; i++) {
+        nimbus__attribute__init(&at[i]);
+        at[i].has_value = true;
+        ap[i] = &at[i];
+    }
+    at[0].type = CKA_CLASS;
+    at[0].value.data = (uint8_t *)&cls;
+    at[0].value.len = sizeof(cls);
+    at[1].type = CKA_KEY_TYPE;
+    at[1].value.data = (uint8_t *)&kt;
+    at[1].value.len = sizeof(kt);
+    at[2].type = CKA_VALUE;
+    at[2].value.data = (uint8_t *)key;
+    at[2].value.len = sizeof(key);
+    at[3].type = CKA_WRAP_TEMPLATE;
+    at[3].value.data = (uint8_t *)v;
+    at[3].value.len = len;
+    nimbus__object_create_req__init(&m);
+    m.sid = sid;
+    m.n_template_ = 4;
+    m.template_ = ap;
+    nimbus__request__init(&q);
+    q.id = 99;
+    q.call_case = NIMBUS__REQUEST__CALL_OBJECT_CREATE;
+    q.object_create = &m;
+    assert_true(raw_call(t, &q, &rep));
+    rv = (CK_RV)rep->rv;
+    nimbus__reply__free_unpacked(rep, NULL);
+    return rv;
+}
+
+/*
+ * A nested template (CKA_WRAP_TEMPLATE ...) is a CK_ATTRIBUTE[] of the
+ * caller's process: the client serializes it, the server rebuilds it in
+ * its own memory. A hostile client's raw array (pointers of its own),
+ * counts or lengths past the bytes, or a template inside a template are
+ * CKR_ATTRIBUTE_VALUE_INVALID: nothing of the client is dereferenced.
+ */
+static void test_nested_templates(void **state)
+{
+    struct fixture *f = *state;
+    CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
+    CK_KEY_TYPE kt = CKK_AES;
+    CK_BBOOL no = CK_FALSE, yes = CK_TRUE;
+    uint8_t key[16] = {1}, b[64];
+    CK_ATTRIBUTE inner[] = {{CKA_EXTRACTABLE, &no, sizeof(no)}};
+    CK_ATTRIBUTE tm[] = {
+        {CKA_CLASS, &cls, sizeof(cls)},
+        {CKA_KEY_TYPE, &kt, sizeof(kt)},
+        {CKA_VALUE, key, sizeof(key)},
+        {CKA_WRAP, &yes, sizeof(yes)},
+        {CKA_WRAP_TEMPLATE, inner, sizeof(inner)},
+    };
+    CK_ATTRIBUTE_TYPE types[] = {CKA_WRAP_TEMPLATE};
+    CK_ATTRIBUTE fake = {CKA_LABEL, (void *)(uintptr_t)0x4141414141414141ULL,
+                         8};
+    CK_ATTRIBUTE deeper[] = {{CKA_DERIVE_TEMPLATE, inner, sizeof(inner)}};
+    CK_ATTRIBUTE deep_tm[] = {{CKA_WRAP_TEMPLATE, deeper, sizeof(deeper)}};
+    hsm_attr_t out[1];
+    hsm_sid_t sid;
+    hsm_oid_t oid;
+
+    activate(&f->a, "alice", "alicepw1");
+    assert_int_equal(
+        wire_cl_login(f->a.cl, HSM_LOGIN_USER, "alice", PW("alicepw1")),
+        CKR_OK);
+    assert_int_equal(wire_cl_session_open(f->a.cl, true, &sid), CKR_OK);
+
+    /* the round trip: stored and read back as the core's blob */
+    assert_int_equal(wire_cl_object_create(f->a.cl, sid, tm, 5, &oid), CKR_OK);
+    assert_int_equal(wire_cl_object_get(f->a.cl, sid, oid, types, 1, out),
+                     CKR_OK);
+    assert_int_equal(out[0].status, HSM_ATTR_OK);
+    assert_int_equal(out[0].len, 4 + 12 + 1);
+    assert_int_equal(out[0].value[3], 1);      /* one attribute */
+    assert_int_equal(out[0].value[4 + 12], 0); /* CK_FALSE */
+    hsm_attrs_free(out, 1);
+    /* the client refuses a template inside a template */
+    assert_int_equal(wire_cl_object_create(f->a.cl, sid, deep_tm, 1, &oid),
+                     CKR_ATTRIBUTE_VALUE_INVALID);
+
+    /* hostile: the raw array with a pointer of the client's */
+    assert_int_equal(
+        raw_wrap_template(&f->a, sid, (const uint8_t *)&fake, sizeof(fake)),
+        CKR_ATTRIBUTE_VALUE_INVALID);
+    /* a count the bytes cannot hold; a length past the end */
+    memset(b, 0, sizeof(b));
+    b[3] = 2;
+    b[4 + 7] = (uint8_t)CKA_LABEL;
+    b[4 + 11] = 1;
+    b[16] = 'x';
+    assert_int_equal(raw_wrap_template(&f->a, sid, b, 17),
+                     CKR_ATTRIBUTE_VALUE_INVALID);
+    b[3] = 1;
+    b[4 + 10] = 0xff;
+    assert_int_equal(raw_wrap_template(&f->a, sid, b, 17),
+                     CKR_ATTRIBUTE_VALUE_INVALID);
+    b[4 + 10] = 0;
+    /* trailing bytes; then the same entry well formed is taken */
+    assert_int_equal(raw_wrap_template(&f->a, sid, b, 18),
+                     CKR_ATTRIBUTE_VALUE_INVALID);
+    assert_int_equal(raw_wrap_template(&f->a, sid, b, 17), CKR_OK);
+    /* a template inside the template */
+    b[4 + 4] = 0x40; /* CKA_WRAP_TEMPLATE: 0x40000211 */
+    b[4 + 6] = 0x02;
+    b[4 + 7] = 0x11;
+    assert_int_equal(raw_wrap_template(&f->a, sid, b, 17),
+                     CKR_ATTRIBUTE_VALUE_INVALID);
+    /* too short for a count */
+    assert_int_equal(raw_wrap_template(&f->a, sid, b, 3),
+                     CKR_ATTRIBUTE_VALUE_INVALID);
+}
+
 static void test_attach(void **state)
 {
     struct fixture *f = *state;
@@ -2051,6 +2178,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_names, setup, teardown),
         cmocka_unit_test_setup_teardown(test_other_connection, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_nested_templates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_attach, setup, teardown),
         cmocka_unit_test_setup_teardown(test_after_close, setup, teardown),
         cmocka_unit_test_setup_teardown(test_session_and_channel_limits,
