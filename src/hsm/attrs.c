@@ -844,52 +844,63 @@ static bool is_template_type(CK_ATTRIBUTE_TYPE t)
            t == CKA_DERIVE_TEMPLATE;
 }
 
-/* CKA_WRAP_TEMPLATE & co: an array of CK_ATTRIBUTE, none of them itself a
- * template or one of our vendor attributes, each value within the limits. */
-static CK_RV check_template(const CK_ATTRIBUTE *a)
+/*
+ * CKA_WRAP_TEMPLATE & co arrive as the serialized list hsm_object_get gives
+ * (the front end converts its caller's CK_ATTRIBUTE array; a remote client
+ * sends the bytes itself, so nothing in them is trusted): well formed, types
+ * ascending, at most ATTR_TEMPLATE_MAX attributes, none itself a template
+ * or one of our vendor attributes, each value within ATTR_VALUE_MAX.
+ * *out (may be NULL) gets the parsed list.
+ */
+static CK_RV template_parse(const void *blob, size_t len, attr_list_t *out)
 {
-    const CK_ATTRIBUTE *in = a->pValue;
-    size_t n;
+    attr_list_t t = {NULL, 0, 0};
+    CK_RV rv;
 
-    if (a->ulValueLen % sizeof(CK_ATTRIBUTE) != 0) {
+    if (len > ATTR_VALUE_MAX || (len > 0 && blob == NULL)) {
         return CKR_ATTRIBUTE_VALUE_INVALID;
     }
-    n = a->ulValueLen / sizeof(CK_ATTRIBUTE);
-    if (n > ATTR_TEMPLATE_MAX || (n > 0 && in == NULL)) {
+    if (len == 0) {
+        return CKR_OK; /* an empty template */
+    }
+    rv = attr_list_deserialize(blob, len, &t);
+    if (rv == CKR_HOST_MEMORY) {
+        return rv;
+    }
+    if (rv != CKR_OK || t.n > ATTR_TEMPLATE_MAX) {
+        attr_list_free(&t);
         return CKR_ATTRIBUTE_VALUE_INVALID;
     }
-    for (size_t i = 0; i < n; i++) {
-        if (is_template_type(in[i].type) || is_vendor_attr(in[i].type) ||
-            in[i].ulValueLen > ATTR_VALUE_MAX ||
-            (in[i].ulValueLen > 0 && in[i].pValue == NULL)) {
+    for (size_t i = 0; i < t.n; i++) {
+        if (is_template_type(t.v[i].type) || is_vendor_attr(t.v[i].type) ||
+            t.v[i].len > ATTR_VALUE_MAX) {
+            attr_list_free(&t);
             return CKR_ATTRIBUTE_VALUE_INVALID;
         }
+    }
+    if (out != NULL) {
+        *out = t;
+    } else {
+        attr_list_free(&t);
     }
     return CKR_OK;
 }
 
-/* The stored form of a template attribute: its list, serialized. */
+static CK_RV check_template(const CK_ATTRIBUTE *a)
+{
+    return template_parse(a->pValue, a->ulValueLen, NULL);
+}
+
+/* The stored form of a template attribute: its list, serialized again
+ * (what is stored is always the token's own canonical bytes). */
 static CK_RV template_store(const CK_ATTRIBUTE *a, attr_list_t *l)
 {
-    const CK_ATTRIBUTE *in = a->pValue;
-    size_t n = a->ulValueLen / sizeof(CK_ATTRIBUTE);
     attr_list_t t = {NULL, 0, 0};
     uint8_t *blob = NULL;
     size_t bloblen = 0;
-    CK_RV rv = CKR_OK;
+    CK_RV rv;
 
-    for (size_t i = 0; i < n && rv == CKR_OK; i++) {
-        const attr_t *old = attr_list_find(&t, in[i].type);
-
-        if (old != NULL) {
-            if (!same_value(old->value, old->len, in[i].pValue,
-                            in[i].ulValueLen)) {
-                rv = CKR_TEMPLATE_INCONSISTENT;
-            }
-            continue;
-        }
-        rv = attr_list_set(&t, in[i].type, in[i].pValue, in[i].ulValueLen);
-    }
+    rv = template_parse(a->pValue, a->ulValueLen, &t);
     if (rv == CKR_OK) {
         rv = attr_list_serialize(&t, &blob, &bloblen);
     }

@@ -40,6 +40,18 @@
  *   freed by their session's next call or close.
  * - hsm_close only once every connection's calls have returned.
  * Buffers and templates given to a call must stay valid until it returns.
+ * A template (CK_ATTRIBUTE tmpl[count]) is plain data: every value is
+ * bytes. The array attributes CKA_WRAP_TEMPLATE, CKA_UNWRAP_TEMPLATE and
+ * CKA_DERIVE_TEMPLATE carry the serialized list hsm_object_get returns
+ * (see hsm_template_parse), never a CK_ATTRIBUTE array: the core does not
+ * follow pointers inside a value. Converting a PKCS#11 caller's array is
+ * the front end's work (src/pkcs11 mod_template_in). The core parses the
+ * list with every limit checked, since a remote client sends it as it
+ * likes: malformed, trailing bytes, types not strictly ascending, more
+ * than HSM_TEMPLATE_MAX attributes, a value (or the whole list) longer
+ * than HSM_ATTR_VALUE_MAX, a nested array attribute or one of our vendor
+ * attributes are CKR_ATTRIBUTE_VALUE_INVALID. An empty value is the empty
+ * template.
  * Slow work (password checks and verifiers, PBKDF2, RSA and EC key
  * generation, the crypto of an operation) runs without any lock that the
  * calls of other connections need; the exceptions are the verifier of an
@@ -460,7 +472,9 @@ CK_RV hsm_unwrap_key(hsm_conn_t *conn, hsm_sid_t sid, const hsm_mech_t *mech,
 /*
  * CKA_WRAP_TEMPLATE, CKA_UNWRAP_TEMPLATE and CKA_DERIVE_TEMPLATE are read
  * (hsm_object_get) as a serialized attribute list: u32 count, then per
- * attribute u64 type, u32 length, value (big-endian integers). This turns
+ * attribute u64 type, u32 length, value (big-endian integers; types
+ * strictly ascending); templates given to the calls above carry them in
+ * the same form. This turns
  * such a value into attributes (*attrs malloc'd, free with hsm_attrs_free
  * and free): for the front end's C_GetAttributeValue of an array
  * attribute. CKR_GENERAL_ERROR for a malformed blob.

@@ -634,6 +634,7 @@ CK_RV mod_C_GenerateKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
     struct mod_session *s;
     CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
     hsm_oid_t oid = 0;
+    mod_tmpl_t tm = {NULL, NULL, 0};
     hsm_mech_t mech;
     CK_RV rv;
 
@@ -646,15 +647,16 @@ CK_RV mod_C_GenerateKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
         rv = CKR_ARGUMENTS_BAD;
     }
     if (rv == CKR_OK) {
-        rv = mod_template_check(pTemplate, ulCount);
+        rv = mod_template_in(pTemplate, ulCount, &tm);
     }
     if (rv == CKR_OK) {
         rv = hsm_mech_decode(pMechanism, &mech);
     }
     if (rv == CKR_OK) {
-        rv = backend_generate_key(mod_state.conn, s->sid, &mech,
-                                  mod_template_ptr(pTemplate), ulCount, &oid);
+        rv = backend_generate_key(mod_state.conn, s->sid, &mech, tm.v, tm.n,
+                                  &oid);
     }
+    mod_template_free(&tm);
     hsm_mech_free(&mech);
     rv = keys_finish(s, rv, &oid, &h, 1);
     if (rv == CKR_OK) {
@@ -672,6 +674,8 @@ CK_RV mod_C_GenerateKeyPair(
     struct mod_session *s;
     CK_OBJECT_HANDLE hs[2] = {CK_INVALID_HANDLE, CK_INVALID_HANDLE};
     hsm_oid_t oids[2] = {0, 0};
+    mod_tmpl_t pub = {NULL, NULL, 0};
+    mod_tmpl_t priv = {NULL, NULL, 0};
     hsm_mech_t mech;
     CK_RV rv;
 
@@ -684,21 +688,23 @@ CK_RV mod_C_GenerateKeyPair(
         rv = CKR_ARGUMENTS_BAD;
     }
     if (rv == CKR_OK) {
-        rv = mod_template_check(pPublicKeyTemplate, ulPublicKeyAttributeCount);
+        rv = mod_template_in(pPublicKeyTemplate, ulPublicKeyAttributeCount,
+                             &pub);
     }
     if (rv == CKR_OK) {
-        rv =
-            mod_template_check(pPrivateKeyTemplate, ulPrivateKeyAttributeCount);
+        rv = mod_template_in(pPrivateKeyTemplate, ulPrivateKeyAttributeCount,
+                             &priv);
     }
     if (rv == CKR_OK) {
         rv = hsm_mech_decode(pMechanism, &mech);
     }
     if (rv == CKR_OK) {
-        rv = backend_generate_key_pair(
-            mod_state.conn, s->sid, &mech, mod_template_ptr(pPublicKeyTemplate),
-            ulPublicKeyAttributeCount, mod_template_ptr(pPrivateKeyTemplate),
-            ulPrivateKeyAttributeCount, &oids[0], &oids[1]);
+        rv = backend_generate_key_pair(mod_state.conn, s->sid, &mech, pub.v,
+                                       pub.n, priv.v, priv.n, &oids[0],
+                                       &oids[1]);
     }
+    mod_template_free(&pub);
+    mod_template_free(&priv);
     hsm_mech_free(&mech);
     rv = keys_finish(s, rv, oids, hs, 2);
     if (rv == CKR_OK) {
@@ -720,6 +726,7 @@ CK_RV mod_C_DeriveKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
     hsm_mech_t mech;
     uint64_t *ref = NULL;
     hsm_oid_t oid = 0;
+    mod_tmpl_t tm = {NULL, NULL, 0};
     CK_RV rv, mrv;
 
     /* The caller's parameter is decoded before the lock (it is its
@@ -737,7 +744,7 @@ CK_RV mod_C_DeriveKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
         rv = CKR_ARGUMENTS_BAD;
     }
     if (rv == CKR_OK) {
-        rv = mod_template_check(pTemplate, ulAttributeCount);
+        rv = mod_template_in(pTemplate, ulAttributeCount, &tm);
     }
     if (rv == CKR_OK) {
         rv = mrv;
@@ -754,15 +761,16 @@ CK_RV mod_C_DeriveKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
         if (ref != NULL) {
             *ref = oks[1] ? oids[1] : NO_OBJECT;
         }
-        rv = key_rv(backend_derive_key(
-            mod_state.conn, s->sid, &mech, oks[0] ? oids[0] : NO_OBJECT,
-            mod_template_ptr(pTemplate), ulAttributeCount, &oid));
+        rv = key_rv(backend_derive_key(mod_state.conn, s->sid, &mech,
+                                       oks[0] ? oids[0] : NO_OBJECT, tm.v, tm.n,
+                                       &oid));
         if (rv == CKR_OK && (!oks[0] || (ref != NULL && !oks[1]))) {
             /* Cannot happen (no object has id 0); never keep it. */
             (void)backend_object_destroy(mod_state.conn, s->sid, oid);
             rv = CKR_KEY_HANDLE_INVALID;
         }
     }
+    mod_template_free(&tm);
     hsm_mech_free(&mech);
     rv = keys_finish(s, rv, &oid, &h, 1);
     if (rv == CKR_OK) {
@@ -843,6 +851,7 @@ CK_RV mod_C_UnwrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
     hsm_oid_t uoid = 0;
     hsm_oid_t oid = 0;
     bool key_ok = false;
+    mod_tmpl_t tm = {NULL, NULL, 0};
     hsm_mech_t mech;
     CK_RV rv;
 
@@ -859,23 +868,23 @@ CK_RV mod_C_UnwrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
         rv = CKR_WRAPPED_KEY_LEN_RANGE;
     }
     if (rv == CKR_OK) {
-        rv = mod_template_check(pTemplate, ulAttributeCount);
+        rv = mod_template_in(pTemplate, ulAttributeCount, &tm);
     }
     if (rv == CKR_OK) {
         rv = hsm_mech_decode(pMechanism, &mech);
     }
     if (rv == CKR_OK) {
-        rv = backend_unwrap_key(
-            mod_state.conn, s->sid, &mech, key_ok ? uoid : NO_OBJECT,
-            pWrappedKey != NULL ? pWrappedKey : empty_input,
-            (size_t)ulWrappedKeyLen, mod_template_ptr(pTemplate),
-            ulAttributeCount, &oid);
+        rv = backend_unwrap_key(mod_state.conn, s->sid, &mech,
+                                key_ok ? uoid : NO_OBJECT,
+                                pWrappedKey != NULL ? pWrappedKey : empty_input,
+                                (size_t)ulWrappedKeyLen, tm.v, tm.n, &oid);
         if (rv == CKR_OK && !key_ok) {
             /* Cannot happen (no object has id 0); never keep it. */
             (void)backend_object_destroy(mod_state.conn, s->sid, oid);
             rv = CKR_UNWRAPPING_KEY_HANDLE_INVALID;
         }
     }
+    mod_template_free(&tm);
     hsm_mech_free(&mech);
     rv = keys_finish(s, rv, &oid, &h, 1);
     if (rv == CKR_OK) {

@@ -260,12 +260,28 @@ CK_RV mod_session_object_note_locked(struct mod_session *s, hsm_oid_t oid);
 CK_RV mod_objects_register_locked(struct mod_session *s, const hsm_oid_t *oids,
                                   CK_OBJECT_HANDLE *hs, size_t n);
 /*
- * A template handed in: NULL only when empty, at most MOD_TEMPLATE_MAX
- * attributes, no value pointer missing and no value longer than
- * MOD_ATTR_VALUE_MAX (CKR_ATTRIBUTE_VALUE_INVALID).
+ * A template handed in, as the backend takes it (hsm.h: plain data). v is
+ * the caller's array, or a copy in which each array attribute
+ * (CKA_WRAP_TEMPLATE, CKA_UNWRAP_TEMPLATE, CKA_DERIVE_TEMPLATE) has the
+ * serialized list hsm_object_get gives as its value; never NULL.
  */
-CK_RV mod_template_check(const CK_ATTRIBUTE *t, CK_ULONG n);
-/* The core gets a valid pointer even for an empty template. */
-const CK_ATTRIBUTE *mod_template_ptr(const CK_ATTRIBUTE *t);
+typedef struct mod_tmpl {
+    const CK_ATTRIBUTE *v;
+    CK_ATTRIBUTE *own; /* the copy, when one was needed */
+    CK_ULONG n;
+} mod_tmpl_t;
+
+/*
+ * Checks and converts a template: NULL only when empty, at most
+ * MOD_TEMPLATE_MAX attributes (else CKR_ARGUMENTS_BAD), no value pointer
+ * missing and no value longer than MOD_ATTR_VALUE_MAX; an array
+ * attribute's value a whole number of CK_ATTRIBUTEs, at most
+ * MOD_TEMPLATE_MAX of them, each with its value (all
+ * CKR_ATTRIBUTE_VALUE_INVALID); one type given twice in it with different
+ * values is CKR_TEMPLATE_INCONSISTENT. *out is always set: free it with
+ * mod_template_free.
+ */
+CK_RV mod_template_in(const CK_ATTRIBUTE *t, CK_ULONG n, mod_tmpl_t *out);
+void mod_template_free(mod_tmpl_t *t);
 
 #endif

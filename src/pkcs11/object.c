@@ -12,6 +12,8 @@
  */
 #include "config.h"
 
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -146,15 +148,117 @@ CK_RV mod_objects_register_locked(struct mod_session *s, const hsm_oid_t *oids,
 
 /* ------------------------------------------------------------ templates */
 
-/*
- * A template handed in for create, copy, set or find. An attribute with no
- * value pointer but a length, or a value longer than we accept, is
- * CKR_ATTRIBUTE_VALUE_INVALID (as the behaviour contract says).
- */
-CK_RV mod_template_check(const CK_ATTRIBUTE *t, CK_ULONG n)
+static bool is_array_attr(CK_ATTRIBUTE_TYPE t)
 {
-    CK_ULONG i;
+    return t == CKA_WRAP_TEMPLATE || t == CKA_UNWRAP_TEMPLATE ||
+           t == CKA_DERIVE_TEMPLATE;
+}
 
+static void put_be(uint8_t *p, uint64_t v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        p[i] = (uint8_t)(v >> (8 * (n - 1 - i)));
+    }
+}
+
+static int cmp_attr_type(const void *a, const void *b)
+{
+    CK_ATTRIBUTE_TYPE x = (*(const CK_ATTRIBUTE *const *)a)->type;
+    CK_ATTRIBUTE_TYPE y = (*(const CK_ATTRIBUTE *const *)b)->type;
+
+    return x < y ? -1 : x > y;
+}
+
+/*
+ * An array attribute's CK_ATTRIBUTE array as the core's serialized list:
+ * u32 count, then per attribute (ascending types, one each) u64 type, u32
+ * length, value, big-endian. The nested attributes' types are the core's
+ * to judge; their shape is checked here, where the caller's memory is.
+ */
+static CK_RV array_serialize(const CK_ATTRIBUTE *a, uint8_t **blob, size_t *len)
+{
+    const CK_ATTRIBUTE *in = a->pValue;
+    const CK_ATTRIBUTE *sorted[MOD_TEMPLATE_MAX];
+    size_t n, m = 0, total = 4, off;
+    uint8_t *buf;
+
+    *blob = NULL;
+    *len = 0;
+    if (a->ulValueLen % sizeof(CK_ATTRIBUTE) != 0) {
+        return CKR_ATTRIBUTE_VALUE_INVALID;
+    }
+    n = a->ulValueLen / sizeof(CK_ATTRIBUTE);
+    if (n > MOD_TEMPLATE_MAX || (n > 0 && in == NULL)) {
+        return CKR_ATTRIBUTE_VALUE_INVALID;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (in[i].ulValueLen > MOD_ATTR_VALUE_MAX ||
+            (in[i].ulValueLen > 0 && in[i].pValue == NULL)) {
+            return CKR_ATTRIBUTE_VALUE_INVALID;
+        }
+        sorted[i] = &in[i];
+    }
+    qsort(sorted, n, sizeof(sorted[0]), cmp_attr_type);
+    for (size_t i = 0; i < n; i++) {
+        const CK_ATTRIBUTE *x = sorted[i];
+
+        if (m > 0 && sorted[m - 1]->type == x->type) {
+            if (sorted[m - 1]->ulValueLen != x->ulValueLen ||
+                (x->ulValueLen > 0 && memcmp(sorted[m - 1]->pValue, x->pValue,
+                                             x->ulValueLen) != 0)) {
+                return CKR_TEMPLATE_INCONSISTENT;
+            }
+            continue; /* the same attribute twice: once is enough */
+        }
+        sorted[m++] = x;
+        total += 12 + x->ulValueLen;
+    }
+    buf = malloc(total);
+    if (buf == NULL) {
+        return CKR_HOST_MEMORY;
+    }
+    put_be(buf, m, 4);
+    off = 4;
+    for (size_t i = 0; i < m; i++) {
+        put_be(buf + off, sorted[i]->type, 8);
+        put_be(buf + off + 8, sorted[i]->ulValueLen, 4);
+        off += 12;
+        if (sorted[i]->ulValueLen > 0) {
+            memcpy(buf + off, sorted[i]->pValue, sorted[i]->ulValueLen);
+        }
+        off += sorted[i]->ulValueLen;
+    }
+    *blob = buf;
+    *len = total;
+    return CKR_OK;
+}
+
+void mod_template_free(mod_tmpl_t *t)
+{
+    static const CK_ATTRIBUTE empty = {0, NULL, 0};
+
+    if (t->own != NULL) {
+        for (CK_ULONG i = 0; i < t->n; i++) {
+            if (is_array_attr(t->own[i].type)) {
+                util_free_wipe(t->own[i].pValue, t->own[i].ulValueLen);
+            }
+        }
+        free(t->own);
+    }
+    t->own = NULL;
+    t->v = &empty;
+    t->n = 0;
+}
+
+CK_RV mod_template_in(const CK_ATTRIBUTE *t, CK_ULONG n, mod_tmpl_t *out)
+{
+    bool arrays = false;
+    CK_ULONG i;
+    CK_RV rv = CKR_OK;
+
+    out->own = NULL;
+    out->n = 0;
+    mod_template_free(out); /* out->v: the empty template */
     if (t == NULL && n > 0) {
         return CKR_ARGUMENTS_BAD;
     }
@@ -168,15 +272,43 @@ CK_RV mod_template_check(const CK_ATTRIBUTE *t, CK_ULONG n)
         if (t[i].ulValueLen > MOD_ATTR_VALUE_MAX) {
             return CKR_ATTRIBUTE_VALUE_INVALID;
         }
+        arrays = arrays || is_array_attr(t[i].type);
     }
+    if (n == 0) {
+        return CKR_OK;
+    }
+    if (!arrays) {
+        out->v = t;
+        out->n = n;
+        return CKR_OK;
+    }
+    out->own = calloc(n, sizeof(*out->own));
+    if (out->own == NULL) {
+        return CKR_HOST_MEMORY;
+    }
+    for (i = 0; i < n && rv == CKR_OK; i++) {
+        uint8_t *blob;
+        size_t len;
+
+        out->own[i] = t[i];
+        if (!is_array_attr(t[i].type)) {
+            continue;
+        }
+        out->own[i].pValue = NULL;
+        out->own[i].ulValueLen = 0;
+        rv = array_serialize(&t[i], &blob, &len);
+        if (rv == CKR_OK) {
+            out->own[i].pValue = blob;
+            out->own[i].ulValueLen = len;
+        }
+    }
+    out->n = i; /* what mod_template_free has to look at */
+    if (rv != CKR_OK) {
+        mod_template_free(out);
+        return rv;
+    }
+    out->v = out->own;
     return CKR_OK;
-}
-
-const CK_ATTRIBUTE *mod_template_ptr(const CK_ATTRIBUTE *t)
-{
-    static const CK_ATTRIBUTE empty = {0, NULL, 0};
-
-    return t != NULL ? t : &empty;
 }
 
 /*
@@ -204,6 +336,7 @@ CK_RV mod_C_CreateObject(CK_SESSION_HANDLE hSession, CK_ATTRIBUTE_PTR pTemplate,
 {
     struct mod_session *s;
     CK_OBJECT_HANDLE h;
+    mod_tmpl_t tm = {NULL, NULL, 0};
     hsm_oid_t oid;
     CK_RV rv;
 
@@ -220,15 +353,16 @@ CK_RV mod_C_CreateObject(CK_SESSION_HANDLE hSession, CK_ATTRIBUTE_PTR pTemplate,
         rv = CKR_ARGUMENTS_BAD;
         goto out;
     }
-    rv = mod_template_check(pTemplate, ulCount);
+    rv = mod_template_in(pTemplate, ulCount, &tm);
     if (rv != CKR_OK) {
         goto out;
     }
     if ((rv = mod_session_call_unlock(s)) != CKR_OK) {
+        mod_template_free(&tm);
         return mod_ret(MOD_FN_C_CreateObject, rv);
     }
-    rv = backend_object_create(mod_state.conn, s->sid,
-                               mod_template_ptr(pTemplate), ulCount, &oid);
+    rv = backend_object_create(mod_state.conn, s->sid, tm.v, tm.n, &oid);
+    mod_template_free(&tm);
     if (mod_session_call_relock(s) != CKR_OK) {
         return mod_ret(MOD_FN_C_CreateObject, CKR_CRYPTOKI_NOT_INITIALIZED);
     }
@@ -241,6 +375,7 @@ CK_RV mod_C_CreateObject(CK_SESSION_HANDLE hSession, CK_ATTRIBUTE_PTR pTemplate,
     }
     mod_session_unref_locked(s);
 out:
+    mod_template_free(&tm);
     mod_leave();
     return mod_ret(MOD_FN_C_CreateObject, rv);
 }
@@ -253,6 +388,7 @@ CK_RV mod_C_CopyObject(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject,
     CK_OBJECT_HANDLE h;
     hsm_oid_t oid;
     hsm_oid_t new_oid;
+    mod_tmpl_t tm = {NULL, NULL, 0};
     CK_RV rv;
 
     rv = mod_enter();
@@ -268,7 +404,7 @@ CK_RV mod_C_CopyObject(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject,
         rv = CKR_ARGUMENTS_BAD;
         goto out;
     }
-    rv = mod_template_check(pTemplate, ulCount);
+    rv = mod_template_in(pTemplate, ulCount, &tm);
     if (rv != CKR_OK) {
         goto out;
     }
@@ -276,8 +412,7 @@ CK_RV mod_C_CopyObject(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject,
         rv = CKR_OBJECT_HANDLE_INVALID;
         goto out;
     }
-    rv = backend_object_copy(mod_state.conn, s->sid, oid,
-                             mod_template_ptr(pTemplate), ulCount, &new_oid);
+    rv = backend_object_copy(mod_state.conn, s->sid, oid, tm.v, tm.n, &new_oid);
     if (rv != CKR_OK) {
         goto out;
     }
@@ -287,6 +422,7 @@ CK_RV mod_C_CopyObject(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject,
     }
     *phNewObject = h;
 out:
+    mod_template_free(&tm);
     mod_leave();
     return mod_ret(MOD_FN_C_CopyObject, rv);
 }
@@ -397,11 +533,6 @@ out:
  * CK_UNAVAILABLE_INFORMATION and the call returns CKR_BUFFER_TOO_SMALL).
  * The core gives such a value serialized; hsm_template_parse reads it.
  */
-static bool is_array_attr(CK_ATTRIBUTE_TYPE t)
-{
-    return t == CKA_WRAP_TEMPLATE || t == CKA_UNWRAP_TEMPLATE ||
-           t == CKA_DERIVE_TEMPLATE;
-}
 
 /* Fills one array attribute a from the serialized list g (status OK). */
 static CK_RV array_fill(CK_ATTRIBUTE *a, const hsm_attr_t *g, bool *too_small)
@@ -564,6 +695,7 @@ CK_RV mod_C_SetAttributeValue(CK_SESSION_HANDLE hSession,
                               CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount)
 {
     struct mod_session *s;
+    mod_tmpl_t tm = {NULL, NULL, 0};
     hsm_oid_t oid;
     CK_RV rv;
 
@@ -575,13 +707,13 @@ CK_RV mod_C_SetAttributeValue(CK_SESSION_HANDLE hSession,
     if (rv != CKR_OK) {
         goto out;
     }
-    rv = mod_template_check(pTemplate, ulCount);
+    rv = mod_template_in(pTemplate, ulCount, &tm);
     if (rv != CKR_OK) {
         goto out;
     }
-    rv = backend_object_set(mod_state.conn, s->sid, oid,
-                            mod_template_ptr(pTemplate), ulCount);
+    rv = backend_object_set(mod_state.conn, s->sid, oid, tm.v, tm.n);
 out:
+    mod_template_free(&tm);
     mod_leave();
     return mod_ret(MOD_FN_C_SetAttributeValue, rv);
 }
@@ -599,6 +731,7 @@ CK_RV mod_C_FindObjectsInit(CK_SESSION_HANDLE hSession,
 {
     struct mod_session *s;
     hsm_oid_t *oids = NULL;
+    mod_tmpl_t tm = {NULL, NULL, 0};
     uint64_t epoch;
     size_t n = 0;
     CK_RV rv;
@@ -612,7 +745,7 @@ CK_RV mod_C_FindObjectsInit(CK_SESSION_HANDLE hSession,
         rv = CKR_SESSION_HANDLE_INVALID;
         goto out;
     }
-    rv = mod_template_check(pTemplate, ulCount);
+    rv = mod_template_in(pTemplate, ulCount, &tm);
     if (rv != CKR_OK) {
         goto out;
     }
@@ -622,12 +755,13 @@ CK_RV mod_C_FindObjectsInit(CK_SESSION_HANDLE hSession,
     }
     epoch = mod_state.handles_epoch;
     if ((rv = mod_session_call_unlock(s)) != CKR_OK) {
+        mod_template_free(&tm);
         return mod_ret(MOD_FN_C_FindObjectsInit, rv);
     }
-    rv = backend_object_find(mod_state.conn, s->sid,
-                             mod_template_ptr(pTemplate), ulCount, &oids, &n);
+    rv = backend_object_find(mod_state.conn, s->sid, tm.v, tm.n, &oids, &n);
     if (mod_session_call_relock(s) != CKR_OK) {
         free(oids);
+        mod_template_free(&tm);
         return mod_ret(MOD_FN_C_FindObjectsInit, CKR_CRYPTOKI_NOT_INITIALIZED);
     }
     if (s->closed) {
@@ -637,9 +771,7 @@ CK_RV mod_C_FindObjectsInit(CK_SESSION_HANDLE hSession,
     if (rv == CKR_OK && epoch != mod_state.handles_epoch) {
         free(oids);
         oids = NULL;
-        rv = backend_object_find(mod_state.conn, s->sid,
-                                 mod_template_ptr(pTemplate), ulCount, &oids,
-                                 &n);
+        rv = backend_object_find(mod_state.conn, s->sid, tm.v, tm.n, &oids, &n);
     }
     if (rv != CKR_OK) {
         goto out_unref;
@@ -657,6 +789,7 @@ out_unref:
     mod_session_unref_locked(s);
 out:
     free(oids);
+    mod_template_free(&tm);
     mod_leave();
     return mod_ret(MOD_FN_C_FindObjectsInit, rv);
 }

@@ -1163,8 +1163,9 @@ static void test_wrap_rules(void **state)
     };
     /* a wrapping key that wraps only keys labelled "ok", and unwraps to
      * non-extractable ones */
-    CK_ATTRIBUTE wt[] = {{CKA_LABEL, "ok", 2}};
-    CK_ATTRIBUTE ut[] = {{CKA_EXTRACTABLE, &no, 1}};
+    /* hsm.h takes them serialized: {CKA_LABEL "ok"}, {CKA_EXTRACTABLE no} */
+    uint8_t wt[] = {0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0x03, 0, 0, 0, 2, 'o', 'k'};
+    uint8_t ut[] = {0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0x01, 0x62, 0, 0, 0, 1, 0};
     CK_ATTRIBUTE tmplkek[] = {
         {CKA_CLASS, &c_secret, sizeof(c_secret)},
         {CKA_KEY_TYPE, &k_aes, sizeof(k_aes)},
