@@ -1273,6 +1273,113 @@ static void test_templates(void **state)
     }
 }
 
+/*
+ * The module turns a caller's array attribute into the core's serialized
+ * list (hsm.h takes plain data): the array's shape is checked where the
+ * caller's memory is, the attributes in it go in type order, the same one
+ * twice once; then the core judges what is inside.
+ */
+static void test_template_arrays(void **state)
+{
+    static CK_ATTRIBUTE many[257]; /* the token takes 256 in a template */
+    CK_ATTRIBUTE_TYPE owner = CKA_NIMBUS_OWNER;
+    CK_ATTRIBUTE two[] = {{CKA_EXTRACTABLE, &no, sizeof(no)},
+                          {CKA_LABEL, "ok", 2}};
+    CK_ATTRIBUTE same[] = {{CKA_LABEL, "ok", 2}, {CKA_LABEL, "ok", 2}};
+    CK_ATTRIBUTE differ[] = {{CKA_LABEL, "ok", 2}, {CKA_LABEL, "no", 2}};
+    CK_ATTRIBUTE inner_null[] = {{CKA_LABEL, NULL, 2}};
+    CK_ATTRIBUTE nested[] = {{CKA_UNWRAP_TEMPLATE, two, sizeof(two)}};
+    CK_ATTRIBUTE vendor[] = {{owner, "ok", 2}};
+    CK_ATTRIBUTE dt[] = {{CKA_SENSITIVE, &yes, sizeof(yes)}};
+    CK_ATTRIBUTE find[] = {{CKA_WRAP_TEMPLATE, NULL, 0}};
+    CK_ATTRIBUTE arr[2];
+    CK_ATTRIBUTE out = {CKA_WRAP_TEMPLATE, arr, sizeof(arr)};
+    CK_BYTE lab[8], ext[1];
+    CK_MECHANISM gen = {CKM_AES_KEY_GEN, NULL, 0};
+    CK_OBJECT_HANDLE h, k, found[2];
+    CK_ULONG n = 0;
+    struct p11_tmpl t;
+
+    (void)state;
+    t_kek(&t, k256, 32);
+    /* shape: not a whole number of CK_ATTRIBUTEs, no array, an inner
+     * value missing, more attributes than a template may have */
+    t_set(&t, CKA_WRAP_TEMPLATE, two, sizeof(two) - 1);
+    assert_rv(p11->C_CreateObject(S, t.a, t.n, &h),
+              CKR_ATTRIBUTE_VALUE_INVALID);
+    t_set(&t, CKA_WRAP_TEMPLATE, NULL, sizeof(two));
+    assert_rv(p11->C_CreateObject(S, t.a, t.n, &h),
+              CKR_ATTRIBUTE_VALUE_INVALID);
+    t_set(&t, CKA_WRAP_TEMPLATE, inner_null, sizeof(inner_null));
+    assert_rv(p11->C_CreateObject(S, t.a, t.n, &h),
+              CKR_ATTRIBUTE_VALUE_INVALID);
+    for (size_t i = 0; i < 257; i++) {
+        many[i].type = CKA_LABEL;
+        many[i].pValue = "ok";
+        many[i].ulValueLen = 2;
+    }
+    t_set(&t, CKA_WRAP_TEMPLATE, many, sizeof(many));
+    assert_rv(p11->C_CreateObject(S, t.a, t.n, &h),
+              CKR_ATTRIBUTE_VALUE_INVALID);
+    /* what is inside: a template, one of our vendor attributes */
+    t_set(&t, CKA_WRAP_TEMPLATE, nested, sizeof(nested));
+    assert_rv(p11->C_CreateObject(S, t.a, t.n, &h),
+              CKR_ATTRIBUTE_VALUE_INVALID);
+    t_set(&t, CKA_WRAP_TEMPLATE, vendor, sizeof(vendor));
+    assert_rv(p11->C_CreateObject(S, t.a, t.n, &h),
+              CKR_ATTRIBUTE_VALUE_INVALID);
+    /* one type twice: the same value is one attribute, another refused */
+    t_set(&t, CKA_WRAP_TEMPLATE, differ, sizeof(differ));
+    assert_rv(p11->C_CreateObject(S, t.a, t.n, &h), CKR_TEMPLATE_INCONSISTENT);
+    t_set(&t, CKA_WRAP_TEMPLATE, same, sizeof(same));
+    h = t_create(&t);
+    check_array_attr(h, CKA_WRAP_TEMPLATE, CKA_LABEL, "ok", 2);
+
+    /* given out of order, read back in type order */
+    t_set(&t, CKA_WRAP_TEMPLATE, two, sizeof(two));
+    k = t_create(&t);
+    memset(arr, 0, sizeof(arr));
+    arr[0].pValue = lab;
+    arr[0].ulValueLen = sizeof(lab);
+    arr[1].pValue = ext;
+    arr[1].ulValueLen = sizeof(ext);
+    assert_rv(p11->C_GetAttributeValue(S, k, &out, 1), CKR_OK);
+    assert_int_equal(out.ulValueLen, sizeof(arr));
+    assert_int_equal(arr[0].type, CKA_LABEL);
+    assert_int_equal(arr[0].ulValueLen, 2);
+    assert_memory_equal(lab, "ok", 2);
+    assert_int_equal(arr[1].type, CKA_EXTRACTABLE);
+    assert_int_equal(ext[0], CK_FALSE);
+    /* found by its template, in either order */
+    two[0].type = CKA_LABEL;
+    two[0].pValue = "ok";
+    two[0].ulValueLen = 2;
+    two[1].type = CKA_EXTRACTABLE;
+    two[1].pValue = &no;
+    two[1].ulValueLen = sizeof(no);
+    find[0].pValue = two;
+    find[0].ulValueLen = sizeof(two);
+    assert_rv(p11->C_FindObjectsInit(S, find, 1), CKR_OK);
+    assert_rv(p11->C_FindObjects(S, found, 2, &n), CKR_OK);
+    assert_rv(p11->C_FindObjectsFinal(S), CKR_OK);
+    assert_int_equal(n, 1);
+    assert_true(found[0] == k);
+
+    /* generated with a derive template */
+    memset(&t, 0, sizeof(t));
+    t_ulong(&t, CKA_CLASS, CKO_SECRET_KEY);
+    t_ulong(&t, CKA_KEY_TYPE, CKK_AES);
+    t_ulong(&t, CKA_VALUE_LEN, 16);
+    t_bool(&t, CKA_TOKEN, false);
+    t_bool(&t, CKA_DERIVE, true);
+    t_set(&t, CKA_DERIVE_TEMPLATE, dt, sizeof(dt));
+    assert_rv(p11->C_GenerateKey(S, &gen, t.a, t.n, &h), CKR_OK);
+    check_array_attr(h, CKA_DERIVE_TEMPLATE, CKA_SENSITIVE, &yes, sizeof(yes));
+    t_set(&t, CKA_DERIVE_TEMPLATE, nested, sizeof(nested));
+    assert_rv(p11->C_GenerateKey(S, &gen, t.a, t.n, &h),
+              CKR_ATTRIBUTE_VALUE_INVALID);
+}
+
 /* ------------------------------------------------------------ sharing */
 
 /* The object id as nimbus-mgmt shows it. */
@@ -2226,6 +2333,7 @@ int p11_group_sym(void)
         T(test_wrap_rules),
         T(test_wrap_trusted),
         T(test_templates),
+        T(test_template_arrays),
         T(test_shared_user),
         T(test_hkdf),
         T(test_sp800_108),

@@ -483,6 +483,123 @@ static void test_create_errors(void **state)
     expect_create(no_class, ATTR_TEMPLATE_MAX + 1, CKR_ARGUMENTS_BAD);
 }
 
+/* Appends one serialized attribute (u64 type, u32 length, value). */
+static size_t blob_put(uint8_t *b, size_t off, uint64_t type, uint32_t len,
+                       const void *v)
+{
+    for (int i = 0; i < 8; i++) {
+        b[off + i] = (uint8_t)(type >> (56 - 8 * i));
+    }
+    for (int i = 0; i < 4; i++) {
+        b[off + 8 + i] = (uint8_t)(len >> (24 - 8 * i));
+    }
+    if (len > 0) {
+        memcpy(b + off + 12, v, len);
+    }
+    return off + 12 + len;
+}
+
+static void blob_count(uint8_t *b, uint32_t n)
+{
+    for (int i = 0; i < 4; i++) {
+        b[i] = (uint8_t)(n >> (24 - 8 * i));
+    }
+}
+
+/* An AES key whose CKA_WRAP_TEMPLATE is blob[0..len-1], as hsm.h takes it. */
+static CK_RV create_wrap_tmpl(const void *blob, size_t len, attr_list_t *l)
+{
+    CK_ATTRIBUTE t[] = {A(CKA_CLASS, c_sec),
+                        A(CKA_KEY_TYPE, k_aes),
+                        A(CKA_VALUE, aes32),
+                        {CKA_WRAP_TEMPLATE, (void *)blob, len}};
+
+    return create(t, NELEM(t), l);
+}
+
+/*
+ * An array attribute is the serialized list; a remote client may send any
+ * bytes, so each limit is the core's: nothing malformed is stored and
+ * nothing in the value is followed as a pointer.
+ */
+static void test_template_blob(void **state)
+{
+    static uint8_t big[4 + 12 + HSM_ATTR_VALUE_MAX];
+    static uint8_t many[4 + 12 * (HSM_TEMPLATE_MAX + 1)];
+    CK_ATTRIBUTE_TYPE vendor = CKA_NIMBUS_OWNER;
+    uint8_t b[128];
+    attr_list_t l = {NULL, 0, 0};
+    const uint8_t *v;
+    size_t len, off, i;
+    CK_ATTRIBUTE old_form[] = {AB(CKA_LABEL, "ok")};
+
+    (void)state;
+    /* the good one: stored as given, read back the same */
+    blob_count(b, 2);
+    off = blob_put(b, 4, CKA_LABEL, 2, "ok");
+    off = blob_put(b, off, CKA_EXTRACTABLE, 1, &no);
+    assert_int_equal(create_wrap_tmpl(b, off, &l), CKR_OK);
+    assert_int_equal(attrs_read(&l, CKA_WRAP_TEMPLATE, &v, &len), HSM_ATTR_OK);
+    assert_int_equal(len, off);
+    assert_memory_equal(v, b, off);
+    attr_list_free(&l);
+    /* empty value: the empty template, stored as a count of 0 */
+    assert_int_equal(create_wrap_tmpl(NULL, 0, &l), CKR_OK);
+    assert_int_equal(attrs_read(&l, CKA_WRAP_TEMPLATE, &v, &len), HSM_ATTR_OK);
+    assert_int_equal(len, 4);
+    attr_list_free(&l);
+
+    /* the caller's CK_ATTRIBUTE array (what hsm.h took before) */
+    assert_int_equal(create_wrap_tmpl(old_form, sizeof(old_form), &l),
+                     CKR_ATTRIBUTE_VALUE_INVALID);
+    /* short count; count without attributes; a huge count */
+    assert_int_equal(create_wrap_tmpl(b, 3, &l), CKR_ATTRIBUTE_VALUE_INVALID);
+    blob_count(b, 1);
+    assert_int_equal(create_wrap_tmpl(b, 4, &l), CKR_ATTRIBUTE_VALUE_INVALID);
+    blob_count(b, 0xffffffffu);
+    assert_int_equal(create_wrap_tmpl(b, off, &l), CKR_ATTRIBUTE_VALUE_INVALID);
+    /* a length past the end; a trailing byte */
+    blob_count(b, 1);
+    off = blob_put(b, 4, CKA_LABEL, 2, "ok");
+    b[15] = 3;
+    assert_int_equal(create_wrap_tmpl(b, off, &l), CKR_ATTRIBUTE_VALUE_INVALID);
+    b[15] = 2;
+    assert_int_equal(create_wrap_tmpl(b, off + 1, &l),
+                     CKR_ATTRIBUTE_VALUE_INVALID);
+    /* types out of order, one type twice */
+    blob_count(b, 2);
+    off = blob_put(b, 4, CKA_EXTRACTABLE, 1, &no);
+    off = blob_put(b, off, CKA_LABEL, 2, "ok");
+    assert_int_equal(create_wrap_tmpl(b, off, &l), CKR_ATTRIBUTE_VALUE_INVALID);
+    off = blob_put(b, 4, CKA_LABEL, 2, "ok");
+    off = blob_put(b, off, CKA_LABEL, 2, "ok");
+    assert_int_equal(create_wrap_tmpl(b, off, &l), CKR_ATTRIBUTE_VALUE_INVALID);
+    /* a template inside, one of our vendor attributes inside */
+    blob_count(b, 1);
+    off = blob_put(b, 4, CKA_UNWRAP_TEMPLATE, 4, "\0\0\0\0");
+    assert_int_equal(create_wrap_tmpl(b, off, &l), CKR_ATTRIBUTE_VALUE_INVALID);
+    off = blob_put(b, 4, vendor, 2, "ok");
+    assert_int_equal(create_wrap_tmpl(b, off, &l), CKR_ATTRIBUTE_VALUE_INVALID);
+    /* more attributes than a template may have */
+    blob_count(many, HSM_TEMPLATE_MAX + 1);
+    off = 4;
+    for (i = 0; i < HSM_TEMPLATE_MAX + 1; i++) {
+        off = blob_put(many, off, CKA_VENDOR_DEFINED + 0x10000000 + i, 0, NULL);
+    }
+    assert_int_equal(create_wrap_tmpl(many, off, &l),
+                     CKR_ATTRIBUTE_VALUE_INVALID);
+    /* ...and as many as it may: accepted (types are not judged here) */
+    blob_count(many, HSM_TEMPLATE_MAX);
+    assert_int_equal(create_wrap_tmpl(many, off - 12, &l), CKR_OK);
+    attr_list_free(&l);
+    /* a list longer than a value may be */
+    blob_count(big, 1);
+    off = blob_put(big, 4, CKA_LABEL, HSM_ATTR_VALUE_MAX, big + 16);
+    assert_int_equal(create_wrap_tmpl(big, off, &l),
+                     CKR_ATTRIBUTE_VALUE_INVALID);
+    assert_null(l.v);
+}
+
 static void test_ec_point(void **state)
 {
     uint8_t raw[65], der[67], raw521[133], ed[32], comp[33], odd[63];
@@ -1152,6 +1269,7 @@ int main(void)
         cmocka_unit_test(test_read),
         cmocka_unit_test(test_is_secret),
         cmocka_unit_test(test_match),
+        cmocka_unit_test(test_template_blob),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

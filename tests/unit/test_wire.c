@@ -324,6 +324,68 @@ static void test_objects(void **state)
     assert_int_equal(wire_cl_session_close(f->a.cl, sid), CKR_OK);
 }
 
+/*
+ * An array attribute crosses the wire as the serialized list hsm.h takes
+ * (u32 count; u64 type, u32 length, value; big-endian): the server parses
+ * it, stores it, and gives the same bytes back; the caller's CK_ATTRIBUTE
+ * bytes (pointers inside) are refused, not followed.
+ */
+static void test_template_attribute(void **state)
+{
+    struct fixture *f = *state;
+    static const uint8_t wt[] = {0, 0, 0, 1, 0, 0, 0, 0,   0,
+                                 0, 0, 3, 0, 0, 0, 2, 'o', 'k'};
+    CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
+    CK_KEY_TYPE kt = CKK_AES;
+    CK_BBOOL yes = CK_TRUE;
+    uint8_t kv[16];
+    CK_ATTRIBUTE inner[] = {{CKA_LABEL, "ok", 2}};
+    CK_ATTRIBUTE tm[] = {
+        {CKA_CLASS, &cls, sizeof(cls)},
+        {CKA_KEY_TYPE, &kt, sizeof(kt)},
+        {CKA_VALUE, kv, sizeof(kv)},
+        {CKA_WRAP, &yes, 1},
+        {CKA_WRAP_TEMPLATE, (void *)wt, sizeof(wt)},
+    };
+    CK_ATTRIBUTE_TYPE ty = CKA_WRAP_TEMPLATE;
+    hsm_attr_t out;
+    hsm_oid_t oid, other, *oids = NULL;
+    hsm_sid_t sid;
+    size_t n = 0;
+
+    memset(kv, 0x42, sizeof(kv));
+    activate(&f->a, "alice", "alicepw1");
+    assert_int_equal(
+        wire_cl_login(f->a.cl, HSM_LOGIN_USER, "alice", PW("alicepw1")),
+        CKR_OK);
+    assert_int_equal(wire_cl_session_open(f->a.cl, true, &sid), CKR_OK);
+    assert_int_equal(wire_cl_object_create(f->a.cl, sid, tm, 5, &oid), CKR_OK);
+    assert_int_equal(wire_cl_object_get(f->a.cl, sid, oid, &ty, 1, &out),
+                     CKR_OK);
+    assert_int_equal(out.status, HSM_ATTR_OK);
+    assert_int_equal(out.len, sizeof(wt));
+    assert_memory_equal(out.value, wt, sizeof(wt));
+    hsm_attrs_free(&out, 1);
+    /* found by it */
+    assert_int_equal(wire_cl_object_find(f->a.cl, sid, &tm[4], 1, &oids, &n),
+                     CKR_OK);
+    assert_int_equal(n, 1);
+    assert_true(oids[0] == oid);
+    free(oids);
+
+    /* the old form: a CK_ATTRIBUTE array as bytes */
+    tm[4].pValue = inner;
+    tm[4].ulValueLen = sizeof(inner);
+    assert_int_equal(wire_cl_object_create(f->a.cl, sid, tm, 5, &other),
+                     CKR_ATTRIBUTE_VALUE_INVALID);
+    /* a truncated list */
+    tm[4].pValue = (void *)wt;
+    tm[4].ulValueLen = sizeof(wt) - 1;
+    assert_int_equal(wire_cl_object_create(f->a.cl, sid, tm, 5, &other),
+                     CKR_ATTRIBUTE_VALUE_INVALID);
+    assert_int_equal(wire_cl_session_close(f->a.cl, sid), CKR_OK);
+}
+
 static void test_mgmt_and_misc(void **state)
 {
     struct fixture *f = *state;
@@ -2168,6 +2230,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_token_and_users, setup, teardown),
         cmocka_unit_test_setup_teardown(test_objects, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_template_attribute, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_mgmt_and_misc, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tls_peer_in_audit, setup,
                                         teardown),
