@@ -176,77 +176,12 @@ static void name_out(const char *name, protobuf_c_boolean *has,
     *b = bin(name, name != NULL ? strlen(name) : 0);
 }
 
-/* The attributes whose value is itself a template (CK_ATTRIBUTE[]). */
-static bool is_tmpl_attr(CK_ATTRIBUTE_TYPE t)
-{
-    return t == CKA_WRAP_TEMPLATE || t == CKA_UNWRAP_TEMPLATE ||
-           t == CKA_DERIVE_TEMPLATE;
-}
-
-static size_t put_be(uint8_t *b, size_t off, uint64_t v, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        b[off + i] = (uint8_t)(v >> (8 * (n - 1 - i)));
-    }
-    return off + n;
-}
-
-/*
- * Bytes the nested template a (a CK_ATTRIBUTE[] in pValue: pointers of
- * this process) takes on the wire: a 4-byte count, then per attribute an
- * 8-byte type, a 4-byte length and the value (the store's nested
- * template format). 0: malformed (CKR_ATTRIBUTE_VALUE_INVALID).
- */
-static size_t nested_len(const CK_ATTRIBUTE *a)
-{
-    const CK_ATTRIBUTE *in = a->pValue;
-    size_t n, len = 4;
-
-    if (a->ulValueLen % sizeof(CK_ATTRIBUTE) != 0 ||
-        (in == NULL && a->ulValueLen != 0)) {
-        return 0;
-    }
-    n = a->ulValueLen / sizeof(CK_ATTRIBUTE);
-    if (n > HSM_TEMPLATE_MAX) {
-        return 0;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (is_tmpl_attr(in[i].type) || in[i].ulValueLen > HSM_ATTR_VALUE_MAX ||
-            (in[i].pValue == NULL && in[i].ulValueLen != 0)) {
-            return 0;
-        }
-        len += 12 + in[i].ulValueLen;
-    }
-    return len;
-}
-
-static void nested_put(const CK_ATTRIBUTE *a, uint8_t *b)
-{
-    const CK_ATTRIBUTE *in = a->pValue;
-    size_t n = a->ulValueLen / sizeof(CK_ATTRIBUTE), off;
-
-    off = put_be(b, 0, n, 4);
-    for (size_t i = 0; i < n; i++) {
-        off = put_be(b, off, in[i].type, 8);
-        off = put_be(b, off, in[i].ulValueLen, 4);
-        if (in[i].ulValueLen > 0) {
-            memcpy(b + off, in[i].pValue, in[i].ulValueLen);
-        }
-        off += in[i].ulValueLen;
-    }
-}
-
-/*
- * A template as repeated Attribute (*buf to free). A nested template
- * (CKA_WRAP_TEMPLATE ...) holds pointers of this process: it travels
- * serialized, never as the raw array.
- */
+/* A template as repeated Attribute (*buf to free). An array attribute's
+ * value is already the core's serialized list (hsm.h): sent as it is. */
 static CK_RV tmpl_out(const CK_ATTRIBUTE *tmpl, CK_ULONG count,
                       Nimbus__Attribute ***ptrs, size_t *n, void **buf)
 {
     Nimbus__Attribute *a, **p;
-    size_t extra = 0;
-    uint8_t *blob;
 
     *buf = NULL;
     *ptrs = NULL;
@@ -257,34 +192,16 @@ static CK_RV tmpl_out(const CK_ATTRIBUTE *tmpl, CK_ULONG count,
     if (count == 0) {
         return CKR_OK;
     }
-    for (CK_ULONG i = 0; i < count; i++) {
-        if (is_tmpl_attr(tmpl[i].type)) {
-            size_t l = nested_len(&tmpl[i]);
-
-            if (l == 0) {
-                return CKR_ATTRIBUTE_VALUE_INVALID;
-            }
-            extra += l;
-        }
-    }
-    *buf = calloc(1, count * (sizeof(*a) + sizeof(*p)) + extra);
+    *buf = calloc(count, sizeof(*a) + sizeof(*p));
     if (*buf == NULL) {
         return CKR_HOST_MEMORY;
     }
     a = *buf;
     p = (Nimbus__Attribute **)(a + count);
-    blob = (uint8_t *)(p + count);
     for (CK_ULONG i = 0; i < count; i++) {
         nimbus__attribute__init(&a[i]);
         a[i].type = tmpl[i].type;
-        if (is_tmpl_attr(tmpl[i].type)) {
-            size_t l = nested_len(&tmpl[i]);
-
-            nested_put(&tmpl[i], blob);
-            a[i].has_value = true;
-            a[i].value = bin(blob, l);
-            blob += l;
-        } else if (tmpl[i].pValue != NULL) {
+        if (tmpl[i].pValue != NULL) {
             a[i].has_value = true;
             a[i].value = bin(tmpl[i].pValue, tmpl[i].ulValueLen);
         } else if (tmpl[i].ulValueLen != 0) {

@@ -349,7 +349,7 @@ static bool any_session(wire_server_t *srv)
 /* ------------------------------------------------------------ one call */
 
 /* Everything a reply points to, freed (wiped) once it is packed. */
-#define OUT_BUFS 12
+#define OUT_BUFS 4
 struct call {
     wire_chan_t *ch;
     struct wconn *wc;
@@ -449,84 +449,16 @@ static CK_RV sid_in(struct call *c, uint32_t wid, hsm_sid_t *sid)
     return CKR_OK;
 }
 
-static bool is_tmpl_attr(CK_ATTRIBUTE_TYPE t)
-{
-    return t == CKA_WRAP_TEMPLATE || t == CKA_UNWRAP_TEMPLATE ||
-           t == CKA_DERIVE_TEMPLATE;
-}
-
-static uint64_t get_be(const uint8_t *p, size_t n)
-{
-    uint64_t v = 0;
-
-    for (size_t i = 0; i < n; i++) {
-        v = (v << 8) | p[i];
-    }
-    return v;
-}
-
-/*
- * A nested template (CKA_WRAP_TEMPLATE ...) as the client serialized it:
- * a 4-byte count, then per attribute an 8-byte type, a 4-byte length and
- * the value. The core takes it as a CK_ATTRIBUTE[]: built here, in this
- * process, pointing into the request (alive for the call). Every count
- * and length is checked against what is left and the limits before
- * anything is allocated; no nesting deeper. A client's raw bytes never
- * reach the core as pointers.
- */
-static CK_RV nested_in(struct call *c, const ProtobufCBinaryData *v,
-                       CK_ATTRIBUTE *out)
-{
-    const uint8_t *b = v->data;
-    size_t len = v->len, off = 4;
-    uint64_t n;
-    CK_ATTRIBUTE *arr;
-
-    if (b == NULL || len < 4) {
-        return CKR_ATTRIBUTE_VALUE_INVALID;
-    }
-    n = get_be(b, 4);
-    if (n > HSM_TEMPLATE_MAX || n > (len - 4) / 12) {
-        return CKR_ATTRIBUTE_VALUE_INVALID;
-    }
-    arr = call_alloc(c, (size_t)n * sizeof(*arr));
-    if (arr == NULL) {
-        return CKR_HOST_MEMORY;
-    }
-    for (uint64_t i = 0; i < n; i++) {
-        uint64_t type, vlen;
-
-        if (len - off < 12) {
-            return CKR_ATTRIBUTE_VALUE_INVALID;
-        }
-        type = get_be(b + off, 8);
-        vlen = get_be(b + off + 8, 4);
-        off += 12;
-        if (type > (CK_ULONG)-1 || is_tmpl_attr((CK_ATTRIBUTE_TYPE)type) ||
-            vlen > HSM_ATTR_VALUE_MAX || vlen > len - off) {
-            return CKR_ATTRIBUTE_VALUE_INVALID;
-        }
-        arr[i].type = (CK_ATTRIBUTE_TYPE)type;
-        arr[i].pValue = vlen > 0 ? (void *)(uintptr_t)(b + off) : NULL;
-        arr[i].ulValueLen = (CK_ULONG)vlen;
-        off += (size_t)vlen;
-    }
-    if (off != len) {
-        return CKR_ATTRIBUTE_VALUE_INVALID;
-    }
-    out->pValue = n > 0 ? arr : NULL;
-    out->ulValueLen = (CK_ULONG)(n * sizeof(*arr));
-    return CKR_OK;
-}
-
 /*
  * A template: at most HSM_TEMPLATE_MAX attributes (CKR_ARGUMENTS_BAD),
  * each value at most HSM_ATTR_VALUE_MAX (CKR_ATTRIBUTE_VALUE_INVALID), as
- * the front end checks its caller's; a nested template is rebuilt here
- * (nested_in). t has HSM_TEMPLATE_MAX entries.
+ * the front end checks its caller's. t has HSM_TEMPLATE_MAX entries. An
+ * array attribute (CKA_WRAP_TEMPLATE ...) is bytes like any other value:
+ * the core's serialized list, which the core parses with every limit
+ * (hsm.h); nothing in it is taken as a pointer here.
  */
-static CK_RV tmpl_in(struct call *c, size_t n, Nimbus__Attribute *const *a,
-                     CK_ATTRIBUTE *t, CK_ULONG *count)
+static CK_RV tmpl_in(size_t n, Nimbus__Attribute *const *a, CK_ATTRIBUTE *t,
+                     CK_ULONG *count)
 {
     if (n > HSM_TEMPLATE_MAX) {
         return CKR_ARGUMENTS_BAD;
@@ -535,16 +467,7 @@ static CK_RV tmpl_in(struct call *c, size_t n, Nimbus__Attribute *const *a,
         t[i].type = a[i]->type;
         t[i].pValue = NULL;
         t[i].ulValueLen = 0;
-        if (is_tmpl_attr(t[i].type)) {
-            CK_RV rv;
-
-            if (!a[i]->has_value) {
-                return CKR_ATTRIBUTE_VALUE_INVALID;
-            }
-            if ((rv = nested_in(c, &a[i]->value, &t[i])) != CKR_OK) {
-                return rv;
-            }
-        } else if (a[i]->has_value) {
+        if (a[i]->has_value) {
             if (a[i]->value.len > HSM_ATTR_VALUE_MAX) {
                 return CKR_ATTRIBUTE_VALUE_INVALID;
             }
@@ -914,7 +837,7 @@ static CK_RV do_object_create(struct call *c, const Nimbus__ObjectCreateReq *r)
     CK_RV rv;
 
     if ((rv = sid_in(c, r->sid, &sid)) != CKR_OK ||
-        (rv = tmpl_in(c, r->n_template_, r->template_, t, &n)) != CKR_OK) {
+        (rv = tmpl_in(r->n_template_, r->template_, t, &n)) != CKR_OK) {
         return rv;
     }
     rv = hsm_object_create(c->wc->conn, sid, t, n, &oid);
@@ -933,7 +856,7 @@ static CK_RV do_object_copy(struct call *c, const Nimbus__ObjectCopyReq *r)
     CK_RV rv;
 
     if ((rv = sid_in(c, r->sid, &sid)) != CKR_OK ||
-        (rv = tmpl_in(c, r->n_template_, r->template_, t, &n)) != CKR_OK) {
+        (rv = tmpl_in(r->n_template_, r->template_, t, &n)) != CKR_OK) {
         return rv;
     }
     rv = hsm_object_copy(c->wc->conn, sid, r->oid, t, n, &oid);
@@ -1032,7 +955,7 @@ static CK_RV do_object_set(struct call *c, const Nimbus__ObjectSetReq *r)
     CK_RV rv;
 
     if ((rv = sid_in(c, r->sid, &sid)) != CKR_OK ||
-        (rv = tmpl_in(c, r->n_template_, r->template_, t, &n)) != CKR_OK) {
+        (rv = tmpl_in(r->n_template_, r->template_, t, &n)) != CKR_OK) {
         return rv;
     }
     return hsm_object_set(c->wc->conn, sid, r->oid, t, n);
@@ -1048,7 +971,7 @@ static CK_RV do_object_find(struct call *c, const Nimbus__ObjectFindReq *r)
     CK_RV rv;
 
     if ((rv = sid_in(c, r->sid, &sid)) != CKR_OK ||
-        (rv = tmpl_in(c, r->n_template_, r->template_, t, &n)) != CKR_OK) {
+        (rv = tmpl_in(r->n_template_, r->template_, t, &n)) != CKR_OK) {
         return rv;
     }
     rv = hsm_object_find(c->wc->conn, sid, t, n, &oids, &count);
@@ -1583,7 +1506,7 @@ static CK_RV do_generate_key(struct call *c, const Nimbus__GenerateKeyReq *r)
     CK_RV rv;
 
     if ((rv = sid_in(c, r->sid, &sid)) != CKR_OK ||
-        (rv = tmpl_in(c, r->n_template_, r->template_, t, &n)) != CKR_OK ||
+        (rv = tmpl_in(r->n_template_, r->template_, t, &n)) != CKR_OK ||
         (rv = mech_in(r->mech, &mi)) != CKR_OK) {
         return rv;
     }
@@ -1605,9 +1528,8 @@ static CK_RV do_generate_key_pair(struct call *c,
     CK_RV rv;
 
     if ((rv = sid_in(c, r->sid, &sid)) != CKR_OK ||
-        (rv = tmpl_in(c, r->n_pub_template, r->pub_template, pt, &pn)) !=
-            CKR_OK ||
-        (rv = tmpl_in(c, r->n_priv_template, r->priv_template, st, &sn)) !=
+        (rv = tmpl_in(r->n_pub_template, r->pub_template, pt, &pn)) != CKR_OK ||
+        (rv = tmpl_in(r->n_priv_template, r->priv_template, st, &sn)) !=
             CKR_OK ||
         (rv = mech_in(r->mech, &mi)) != CKR_OK) {
         return rv;
@@ -1634,7 +1556,7 @@ static CK_RV do_derive_key(struct call *c, const Nimbus__DeriveKeyReq *r)
     CK_RV rv;
 
     if ((rv = sid_in(c, r->sid, &sid)) != CKR_OK ||
-        (rv = tmpl_in(c, r->n_template_, r->template_, t, &n)) != CKR_OK ||
+        (rv = tmpl_in(r->n_template_, r->template_, t, &n)) != CKR_OK ||
         (rv = mech_in(r->mech, &mi)) != CKR_OK) {
         return rv;
     }
@@ -1679,7 +1601,7 @@ static CK_RV do_unwrap_key(struct call *c, const Nimbus__UnwrapKeyReq *r)
     CK_RV rv;
 
     if ((rv = sid_in(c, r->sid, &sid)) != CKR_OK ||
-        (rv = tmpl_in(c, r->n_template_, r->template_, t, &n)) != CKR_OK ||
+        (rv = tmpl_in(r->n_template_, r->template_, t, &n)) != CKR_OK ||
         (rv = mech_in(r->mech, &mi)) != CKR_OK) {
         return rv;
     }

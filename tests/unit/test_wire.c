@@ -897,32 +897,42 @@ static CK_RV raw_wrap_template(struct tchan *t, hsm_sid_t sid, const uint8_t *v,
 }
 
 /*
- * A nested template (CKA_WRAP_TEMPLATE ...) is a CK_ATTRIBUTE[] of the
- * caller's process: the client serializes it, the server rebuilds it in
- * its own memory. A hostile client's raw array (pointers of its own),
- * counts or lengths past the bytes, or a template inside a template are
- * CKR_ATTRIBUTE_VALUE_INVALID: nothing of the client is dereferenced.
+ * A nested template (CKA_WRAP_TEMPLATE ...) crosses hsm.h and the wire as
+ * the core's serialized list (the front end converted the caller's
+ * CK_ATTRIBUTE[]); the core parses it. A hostile client's raw array
+ * (pointers of its own), counts or lengths past the bytes, or a template
+ * inside a template are CKR_ATTRIBUTE_VALUE_INVALID: nothing of the
+ * client is dereferenced.
  */
 static void test_nested_templates(void **state)
 {
     struct fixture *f = *state;
     CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
     CK_KEY_TYPE kt = CKK_AES;
-    CK_BBOOL no = CK_FALSE, yes = CK_TRUE;
+    CK_BBOOL yes = CK_TRUE;
     uint8_t key[16] = {1}, b[64];
-    CK_ATTRIBUTE inner[] = {{CKA_EXTRACTABLE, &no, sizeof(no)}};
+    /* {CKA_EXTRACTABLE, CK_FALSE} serialized */
+    static const uint8_t inner[] = {0, 0, 0,    1, 0, 0, 0, 0, 0,
+                                    0, 1, 0x62, 0, 0, 0, 1, 0};
+    /* {CKA_DERIVE_TEMPLATE (0x40000213), the empty list} serialized */
+    static const uint8_t deeper[] = {0, 0,    0, 1, 0, 0, 0, 0, 0x40, 0,
+                                     2, 0x13, 0, 0, 0, 4, 0, 0, 0,    0};
     CK_ATTRIBUTE tm[] = {
         {CKA_CLASS, &cls, sizeof(cls)},
         {CKA_KEY_TYPE, &kt, sizeof(kt)},
         {CKA_VALUE, key, sizeof(key)},
         {CKA_WRAP, &yes, sizeof(yes)},
-        {CKA_WRAP_TEMPLATE, inner, sizeof(inner)},
+        {CKA_WRAP_TEMPLATE, (void *)inner, sizeof(inner)},
     };
     CK_ATTRIBUTE_TYPE types[] = {CKA_WRAP_TEMPLATE};
     CK_ATTRIBUTE fake = {CKA_LABEL, (void *)(uintptr_t)0x4141414141414141ULL,
                          8};
-    CK_ATTRIBUTE deeper[] = {{CKA_DERIVE_TEMPLATE, inner, sizeof(inner)}};
-    CK_ATTRIBUTE deep_tm[] = {{CKA_WRAP_TEMPLATE, deeper, sizeof(deeper)}};
+    CK_ATTRIBUTE deep_tm[] = {
+        {CKA_CLASS, &cls, sizeof(cls)},
+        {CKA_KEY_TYPE, &kt, sizeof(kt)},
+        {CKA_VALUE, key, sizeof(key)},
+        {CKA_WRAP_TEMPLATE, (void *)deeper, sizeof(deeper)},
+    };
     hsm_attr_t out[1];
     hsm_sid_t sid;
     hsm_oid_t oid;
@@ -941,9 +951,10 @@ static void test_nested_templates(void **state)
     assert_int_equal(out[0].len, 4 + 12 + 1);
     assert_int_equal(out[0].value[3], 1);      /* one attribute */
     assert_int_equal(out[0].value[4 + 12], 0); /* CK_FALSE */
+    assert_memory_equal(out[0].value, inner, sizeof(inner));
     hsm_attrs_free(out, 1);
-    /* the client refuses a template inside a template */
-    assert_int_equal(wire_cl_object_create(f->a.cl, sid, deep_tm, 1, &oid),
+    /* a template inside a template: the core refuses it */
+    assert_int_equal(wire_cl_object_create(f->a.cl, sid, deep_tm, 4, &oid),
                      CKR_ATTRIBUTE_VALUE_INVALID);
 
     /* hostile: the raw array with a pointer of the client's */
