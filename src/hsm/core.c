@@ -106,6 +106,14 @@ CK_RV hsm_open(const struct config *cfg, hsm_t **out)
         crypto_fini();
         return CKR_GENERAL_ERROR;
     }
+    if (pthread_cond_init(&hsm->auth_cv, NULL) != 0) {
+        pthread_mutex_destroy(&hsm->lock);
+        crypto_secret_free(hsm->mkey);
+        free(hsm);
+        cops_fini();
+        crypto_fini();
+        return CKR_GENERAL_ERROR;
+    }
     for (size_t i = 0; i < HSM_READERS; i++)
         util_mutex_init(&hsm->readers[i].mu); /* cannot fail */
     if ((rv = make_dirs(cfg->store)) != CKR_OK ||
@@ -139,6 +147,8 @@ void hsm_close(hsm_t *hsm)
         store_close(hsm->st);
     hsm_keycache_clear_locked(hsm);
     crypto_secret_free(hsm->mkey);
+    pthread_cond_destroy(&hsm->auth_cv);
+    free(hsm->flight);
     pthread_mutex_destroy(&hsm->lock);
     free(hsm);
     cops_fini();

@@ -61,6 +61,17 @@ struct hsm {
      * the verdicts of the session's last checks with the generation they
      * were made at, and trusts them while it has not moved. */
     uint64_t gen;
+    /* users.c: password checks under way in this process, per user. Each
+     * has charged a failure before its KDF (outside lock); a login whose
+     * charge the limit refused while such checks are under way waits for
+     * them (auth_cv, with lock) instead of answering CKR_PIN_LOCKED for
+     * failures that may never be. */
+    pthread_cond_t auth_cv;
+    struct hsm_auth_flight {
+        hsm_uid_t uid;
+        unsigned n;
+    } *flight;
+    size_t nflight, capflight;
 };
 
 /* The attribute engine's caller for a CU under this token's config (key

@@ -342,6 +342,54 @@ static bool auth_state_same(const hsm_conn_t *conn, const struct auth_state *a)
  *   CKR_USER_NOT_LOGGED_IN or CKR_SESSION_HANDLE_INVALID answers. A right
  *   password there still clears the failure count, without the event.
  */
+/* Password checks of uid under way in this process (hsm->lock held). */
+static unsigned flight_count(const hsm_t *hsm, hsm_uid_t uid)
+{
+    for (size_t i = 0; i < hsm->nflight; i++)
+        if (hsm->flight[i].uid == uid)
+            return hsm->flight[i].n;
+    return 0;
+}
+
+/* One more check of uid under way; false when it cannot be recorded (out
+ * of memory: the check runs untracked, a concurrent login may then see
+ * CKR_PIN_LOCKED as before). */
+static bool flight_add(hsm_t *hsm, hsm_uid_t uid)
+{
+    for (size_t i = 0; i < hsm->nflight; i++) {
+        if (hsm->flight[i].uid == uid) {
+            hsm->flight[i].n++;
+            return true;
+        }
+    }
+    if (hsm->nflight == hsm->capflight) {
+        size_t cap = hsm->capflight ? hsm->capflight * 2 : 8;
+        struct hsm_auth_flight *f =
+            realloc(hsm->flight, cap * sizeof(*hsm->flight));
+        if (f == NULL)
+            return false;
+        hsm->flight = f;
+        hsm->capflight = cap;
+    }
+    hsm->flight[hsm->nflight].uid = uid;
+    hsm->flight[hsm->nflight].n = 1;
+    hsm->nflight++;
+    return true;
+}
+
+/* A check of uid ended: wake the logins waiting for one. */
+static void flight_done(hsm_t *hsm, hsm_uid_t uid)
+{
+    for (size_t i = 0; i < hsm->nflight; i++) {
+        if (hsm->flight[i].uid == uid) {
+            if (--hsm->flight[i].n == 0)
+                hsm->flight[i] = hsm->flight[--hsm->nflight];
+            break;
+        }
+    }
+    pthread_cond_broadcast(&hsm->auth_cv);
+}
+
 static CK_RV authenticate_locked(hsm_t *hsm, hsm_conn_t *conn,
                                  const hsm_sid_t *sid, const store_user_t *u,
                                  const uint8_t *pw, size_t pwlen,
@@ -352,20 +400,36 @@ static CK_RV authenticate_locked(hsm_t *hsm, hsm_conn_t *conn,
     uint32_t failures = 0;
     uint64_t version = 0;
     struct auth_state before = {0};
-    bool ok = false, charged = false, found = false;
+    bool ok = false, charged = false, found = false, tracked;
     CK_RV rv, state_rv = CKR_OK;
 
     *locks = false;
-    if (u->failures >= limit)
-        return CKR_PIN_LOCKED;
-    rv = store_user_charge_failure(hsm->st, u->id, limit, &failures, &charged);
-    if (rv != CKR_OK)
-        return rv;
-    /* Not charged: the limit was reached meanwhile (another process spent
-     * the last try). Compare nothing else: a concurrent success may have
-     * reset the count between our read and our charge. */
-    if (!charged)
-        return CKR_PIN_LOCKED;
+    /*
+     * Charge a failure before the check. Not charged: the limit is
+     * reached. When checks of this user are under way here, part of the
+     * count is their charges, which a right password takes back: wait for
+     * them and try again (the bound on wrong guesses stays exact: never
+     * more checks than the limit allows at once). Otherwise the user is
+     * locked (or another process spent the last try: compare nothing
+     * else, a concurrent success may have reset the count between our
+     * read and our charge).
+     */
+    for (bool waited = false;; waited = true) {
+        /* u->failures is the count when u was read: after a wait only the
+         * store's count tells. */
+        if (waited || u->failures < limit || flight_count(hsm, u->id) > 0) {
+            rv = store_user_charge_failure(hsm->st, u->id, limit, &failures,
+                                           &charged);
+            if (rv != CKR_OK)
+                return rv;
+            if (charged)
+                break;
+        }
+        if (flight_count(hsm, u->id) == 0)
+            return CKR_PIN_LOCKED;
+        pthread_cond_wait(&hsm->auth_cv, &hsm->lock);
+    }
+    tracked = flight_add(hsm, u->id);
     if (conn != NULL)
         auth_state_get(conn, &before);
 
@@ -376,6 +440,8 @@ static CK_RV authenticate_locked(hsm_t *hsm, hsm_conn_t *conn,
     else
         rv = crypto_pw_check(u->verifier, u->verifier_len, pw, pwlen, &ok);
     pthread_mutex_lock(&hsm->lock);
+    if (tracked)
+        flight_done(hsm, u->id);
     /* The callers bumped the generation before their checks; verdicts kept
      * while the lock was free must not outlive what follows. */
     hsm_gen_bump_locked(hsm);

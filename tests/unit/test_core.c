@@ -842,6 +842,40 @@ static void *try_login(void *arg)
     return NULL;
 }
 
+/*
+ * Many right-password logins of one user at once, more than the failure
+ * limit: each charges a failure before its KDF, so the in-flight charges
+ * alone reach the limit. None may answer CKR_PIN_LOCKED (they wait for the
+ * checks under way), and the count is back to 0 after.
+ */
+static void test_right_logins_concurrent(void **state)
+{
+    enum { N = 8 };
+    struct fixture *f = *state;
+    struct login_try t[N];
+    pthread_t th[N];
+    hsm_token_info_t ti;
+
+    reopen_with(f, 20000, 2);
+    for (int i = 0; i < N; i++) {
+        t[i].conn = NULL;
+        t[i].pw = "userpass";
+        t[i].rv = CKR_GENERAL_ERROR;
+        assert_int_equal(hsm_conn_open(f->hsm, &t[i].conn), CKR_OK);
+    }
+    for (int i = 0; i < N; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, try_login, &t[i]), 0);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+        if (t[i].rv != CKR_OK)
+            fail_msg("login %d of %d at once: 0x%lx", i, N, t[i].rv);
+    }
+    assert_int_equal(hsm_token_info(f->hsm, t[0].conn, &ti), CKR_OK);
+    assert_int_equal(ti.user_failures, 0);
+    for (int i = 0; i < N; i++)
+        hsm_conn_close(t[i].conn);
+}
+
 /* Hostile: a CO resets the password while a login with the old one is in
  * its KDF. That login never stands on the old verifier: it fails, or (if it
  * won the race outright) the next call drops it. */
@@ -894,6 +928,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_login_does_not_block, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_verifier_does_not_block, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_right_logins_concurrent, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_lockout_concurrent, setup,
                                         teardown),
