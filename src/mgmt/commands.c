@@ -1055,6 +1055,15 @@ static void print_audit(FILE *fp, const hsm_audit_record_t *r)
             r->seq, when, r->hsm_id, r->user, r->op, r->oid,
             mgmt_rv_name(r->result, buf, sizeof(buf)));
     print_hex(fp, r->hash, 8);
+    /* Who was on the other end (nimbusd names it; empty when embedded).
+     * The core refuses control characters in it; printed safe anyway. */
+    if (r->peer[0] != '\0') {
+        fputs("  ", fp);
+        for (size_t i = 0; i < sizeof(r->peer) && r->peer[i] != '\0'; i++) {
+            unsigned char c = (unsigned char)r->peer[i];
+            fputc(c < 0x20 || c == 0x7f ? '?' : c, fp);
+        }
+    }
     fputc('\n', fp);
 }
 
@@ -1082,7 +1091,7 @@ static int cmd_get_audit_log(struct mgmt *m, int argc, char **argv)
         fprintf(fp, "Number of records:%zu\n\n", n);
         fprintf(fp, "%9s  %-20s  %-16s  %6s  %-16s  %8s  %-34s  %s\n", "Seq",
                 "Time (UTC)", "HSM Id", "User", "Operation", "Object", "Result",
-                "Hash");
+                "Hash  Peer");
         for (size_t i = 0; i < n; i++)
             print_audit(fp, &recs[i]);
         free(recs);

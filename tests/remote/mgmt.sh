@@ -36,6 +36,14 @@ grep -E "^\* $me pid=[0-9]+ +1 +1 +CO admin\(1\) +nimbus .*\(nimbus-mgmt\)$" \
     <<<"$out" >/dev/null || fail "the shell's own line is missing: $out"
 ok "info server: the connected clients, their sessions and users (CO)"
 
+# The audit log names the peer of the connection that acted: the
+# application's CU login carries its uid and pid.
+out=$("$MGMT" -c "loginHSM CO admin sopin123; getAuditLog") ||
+    fail "getAuditLog: $out"
+grep -E " login .* $me pid=${RC_PID[a]}\$" <<<"$out" >/dev/null ||
+    fail "no login record naming the application's peer: $out"
+ok "getAuditLog: records name the peer that acted"
+
 out=$("$MGMT" -c "loginHSM CU user userpin1; info server 0") ||
     fail "info server as CU: $out"
 has "Connected clients on server 0($S): a CO may list them (CKR_USER_NOT_LOGGED_IN)"
