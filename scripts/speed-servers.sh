@@ -61,20 +61,9 @@ die() {
 }
 
 # A free loopback port below 32768.
+_free_port_py=$(cd "$(dirname "${BASH_SOURCE[0]}")/." && pwd)/free-port.py
 free_port() {
-    python3 -c 'import random, socket, sys
-for _ in range(500):
-    port = random.randint(20000, 32767)
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", port))
-    except OSError:
-        continue
-    finally:
-        s.close()
-    print(port)
-    sys.exit(0)
-sys.exit("no free port")'
+    python3 "$_free_port_py"
 }
 
 # conf FILE STORE [LINES...]: a nimbus.conf.

@@ -74,18 +74,7 @@ stop() {
 }
 
 # free_port: a TCP port on 127.0.0.1 in 20000-32767 nobody listens on.
+_free_port_py=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../scripts" && pwd)/free-port.py
 free_port() {
-    python3 -c 'import random, socket, sys
-for _ in range(500):
-    port = random.randint(20000, 32767)
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", port))
-    except OSError:
-        continue
-    finally:
-        s.close()
-    print(port)
-    sys.exit(0)
-sys.exit("no free port")'
+    python3 "$_free_port_py"
 }

@@ -135,20 +135,9 @@ t() {
 # (32768 and up), where the clients' own outgoing ports come from. A port
 # that is bound already is skipped. Another process can still take the port
 # before the server binds it: start servers through with_free_ports.
+_free_port_py=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../scripts" && pwd)/free-port.py
 free_port() {
-    python3 -c 'import random, socket, sys
-for _ in range(500):
-    port = random.randint(20000, 32767)
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", port))
-    except OSError:
-        continue
-    finally:
-        s.close()
-    print(port)
-    sys.exit(0)
-sys.exit("no free port in 20000-32767")'
+    python3 "$_free_port_py"
 }
 # with_free_ports START [TRIES]: runs START, a function of the caller that
 # picks its ports with free_port, starts its server and waits for it, until

@@ -39,20 +39,9 @@ make_pki() {
 }
 
 # _nimbusd_port: a free TCP port on 127.0.0.1 in 20000-32767
+_free_port_py=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../scripts" && pwd)/free-port.py
 _nimbusd_port() {
-    python3 -c 'import random, socket, sys
-for _ in range(500):
-    port = random.randint(20000, 32767)
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", port))
-    except OSError:
-        continue
-    finally:
-        s.close()
-    print(port)
-    sys.exit(0)
-sys.exit("no free port in 20000-32767")'
+    python3 "$_free_port_py"
 }
 
 # nimbusd_start DIR [LINE...]: nimbusd --foreground on DIR/store (config
