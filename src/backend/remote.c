@@ -107,8 +107,18 @@ static bool chan_xfer(void *ctx, const uint8_t *req, size_t len, uint8_t **resp,
     *resp_len = 0;
     if (wire_frame_write(ch->link, req, len) != WIRE_IO_OK)
         return false;
-    return wire_frame_read(ch->link, ch->max_read, resp, resp_len) ==
+    /* Into the link's kept buffer: a bulk reply faults in no fresh pages
+     * per call. chan_resp_done wipes it once decoded. */
+    return wire_frame_read_kept(ch->link, ch->max_read, resp, resp_len) ==
            WIRE_IO_OK;
+}
+
+static void chan_resp_done(void *ctx, uint8_t *resp, size_t len)
+{
+    struct rchan *ch = ctx;
+
+    (void)resp;
+    wire_frame_done(ch->link, len);
 }
 
 static void chan_close(struct rchan *ch)
@@ -148,8 +158,10 @@ static CK_RV chan_open(struct remote *r, size_t ep, const char *name,
         return CKR_DEVICE_REMOVED;
     }
     rv = wire_client_new(chan_xfer, ch, r->cfg.max_frame, &ch->cl);
-    if (rv == CKR_OK)
+    if (rv == CKR_OK) {
+        wire_client_set_resp_done(ch->cl, chan_resp_done);
         rv = wire_cl_hello(ch->cl, name, token, token_out);
+    }
     if (rv != CKR_OK) {
         config_format_endpoint(&r->cfg.servers[ep], epname, sizeof(epname));
         log_info("remote: %s: handshake: 0x%lx", epname, (unsigned long)rv);

@@ -232,7 +232,11 @@ static void serve(struct daemon *d, wire_link_t *l, const wire_peer_t *peer,
                   const char *who)
 {
     wire_chan_t *wc = wire_chan_new(d->srv, peer);
-    uint8_t *req, *resp;
+    /* Both frames of a call live in buffers kept for the connection: a
+     * bulk call maps and faults in no fresh pages (each locked under
+     * mlockall) every time. Both are wiped after each call. */
+    wire_buf_t out = {NULL, 0};
+    uint8_t *req;
     size_t len, resp_len;
 
     if (wc == NULL) {
@@ -241,8 +245,8 @@ static void serve(struct daemon *d, wire_link_t *l, const wire_peer_t *peer,
     }
     log_info("connected: %s", who);
     for (;;) {
-        wire_io_t r = wire_frame_read(l, d->cfg.max_frame, &req, &len);
-        bool ok;
+        wire_io_t r = wire_frame_read_kept(l, d->cfg.max_frame, &req, &len);
+        bool ok, have = false;
 
         if (r == WIRE_IO_TOO_BIG) {
             log_warn("%s: frame over max_frame (%lu bytes): closing", who,
@@ -253,14 +257,13 @@ static void serve(struct daemon *d, wire_link_t *l, const wire_peer_t *peer,
             log_info("%s: read error or truncated frame: closing", who);
         if (r != WIRE_IO_OK)
             break;
-        resp = NULL;
         resp_len = 0;
-        ok = wire_chan_handle(wc, req, len, &resp, &resp_len);
+        ok = wire_chan_handle_into(wc, req, len, &out, &resp_len, &have);
         /* Frames carry PINs and key bytes. */
-        util_free_wipe(req, len);
-        if (resp != NULL) {
-            r = wire_frame_write(l, resp, resp_len);
-            util_free_wipe(resp, resp_len);
+        wire_frame_done(l, len);
+        if (have) {
+            r = wire_frame_write(l, out.p, resp_len);
+            wire_buf_done(&out, resp_len, false);
             if (r != WIRE_IO_OK)
                 break;
         }
@@ -269,6 +272,7 @@ static void serve(struct daemon *d, wire_link_t *l, const wire_peer_t *peer,
             break;
         }
     }
+    wire_buf_done(&out, out.cap, true);
     wire_chan_free(wc);
     log_info("disconnected: %s", who);
 }

@@ -19,6 +19,8 @@ struct wire_client {
     size_t max_frame;
     uint64_t next_id;
     pthread_mutex_t lock;
+    wire_resp_done_fn resp_done; /* NULL: util_free_wipe */
+    wire_buf_t req;              /* requests are packed here, under lock */
 };
 
 /* One call in flight: the decoded reply and its allocator. */
@@ -59,7 +61,24 @@ void wire_client_free(wire_client_t *cl)
         return;
     }
     pthread_mutex_destroy(&cl->lock);
+    wire_buf_done(&cl->req, cl->req.cap, true);
     free(cl);
+}
+
+void wire_client_set_resp_done(wire_client_t *cl, wire_resp_done_fn done)
+{
+    if (cl != NULL) {
+        cl->resp_done = done;
+    }
+}
+
+static void resp_release(wire_client_t *cl, uint8_t *resp, size_t len)
+{
+    if (cl->resp_done != NULL) {
+        cl->resp_done(cl->ctx, resp, len);
+    } else {
+        util_free_wipe(resp, len);
+    }
 }
 
 /* Output bytes one reply may carry (what the server allows too). */
@@ -77,7 +96,7 @@ static size_t out_max(const wire_client_t *cl)
 static CK_RV roundtrip(wire_client_t *cl, Nimbus__Request *q,
                        Nimbus__Reply__ResultCase want, struct rt *t)
 {
-    uint8_t *req = NULL, *resp = NULL;
+    uint8_t *resp = NULL;
     size_t len = 0, resp_len = 0;
     CK_RV rv;
     bool ok;
@@ -85,23 +104,27 @@ static CK_RV roundtrip(wire_client_t *cl, Nimbus__Request *q,
     t->rep = NULL;
     pthread_mutex_lock(&cl->lock);
     q->id = cl->next_id++;
-    if (!wire_pack(&q->base, cl->max_frame, &req, &len)) {
+    if (!wire_pack_into(&q->base, cl->max_frame, &cl->req, &len)) {
         pthread_mutex_unlock(&cl->lock);
         /* more than a frame carries (or out of memory) */
         return CKR_DEVICE_MEMORY;
     }
-    ok = cl->xfer(cl->ctx, req, len, &resp, &resp_len);
-    pthread_mutex_unlock(&cl->lock);
-    util_free_wipe(req, len);
+    ok = cl->xfer(cl->ctx, cl->req.p, len, &resp, &resp_len);
+    /* The request may carry a PIN or key bytes. */
+    wire_buf_done(&cl->req, len, false);
     if (!ok) {
-        free(resp);
+        resp_release(cl, resp, resp_len);
+        pthread_mutex_unlock(&cl->lock);
         return CKR_DEVICE_REMOVED;
     }
     wire_alloc_init(&t->wa, WIRE_DECODE_BUDGET(resp_len));
     t->rep = resp != NULL && resp_len <= cl->max_frame
                  ? nimbus__reply__unpack(&t->wa.a, resp_len, resp)
                  : NULL;
-    util_free_wipe(resp, resp_len);
+    /* Under the lock: a kept reply buffer belongs to the link, which the
+     * next call reads into. */
+    resp_release(cl, resp, resp_len);
+    pthread_mutex_unlock(&cl->lock);
     if (t->rep == NULL) {
         return CKR_DEVICE_ERROR;
     }

@@ -41,6 +41,13 @@ CK_RV wire_client_new(wire_xfer_fn xfer, void *ctx, size_t max_frame,
                       wire_client_t **out);
 void wire_client_free(wire_client_t *cl);
 
+/* Hands a reply payload back once it is decoded. Without one (the
+ * default) the client wipes and frees it; a transport that reads into a
+ * buffer it keeps (wire_frame_read_kept) sets this to wipe it instead.
+ * Set before the first call. */
+typedef void (*wire_resp_done_fn)(void *ctx, uint8_t *resp, size_t len);
+void wire_client_set_resp_done(wire_client_t *cl, wire_resp_done_fn done);
+
 /*
  * The handshake. token NULL: a new connection; else attach to the
  * connection that token names. token_out (may be NULL) gets the

@@ -45,4 +45,23 @@ void wire_alloc_init(wire_alloc_t *wa, size_t budget);
 bool wire_pack(const ProtobufCMessage *m, size_t max, uint8_t **out,
                size_t *len);
 
+/* A buffer kept across frames by one link or channel, so that a bulk
+ * frame does not map, fault in and zero fresh pages on every call. It
+ * grows only to what a message actually needs; one above WIRE_KEEP_MAX is
+ * not kept (wire_buf_done frees it). Holders wipe what they used. */
+#define WIRE_KEEP_MAX (2u * 1024u * 1024u)
+typedef struct {
+    uint8_t *p;
+    size_t cap;
+} wire_buf_t;
+
+/* Wipes the first used bytes of b; frees b when it is over WIRE_KEEP_MAX
+ * or all is true. */
+void wire_buf_done(wire_buf_t *b, size_t used, bool all);
+
+/* Packs m into b (grown when needed), *len its length. false: out of
+ * memory or longer than max (b unchanged then). */
+bool wire_pack_into(const ProtobufCMessage *m, size_t max, wire_buf_t *b,
+                    size_t *len);
+
 #endif

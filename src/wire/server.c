@@ -2276,33 +2276,35 @@ static void call_cleanup(struct call *c)
 }
 
 /* A reply with rv and nothing else. */
-static bool pack_bare(uint64_t id, CK_RV rv, size_t max, uint8_t **resp,
-                      size_t *resp_len)
+static bool pack_bare(uint64_t id, CK_RV rv, size_t max, wire_buf_t *out,
+                      size_t *resp_len, bool *have)
 {
     Nimbus__Reply rep;
 
     nimbus__reply__init(&rep);
     rep.id = id;
     rep.rv = rv;
-    return wire_pack(&rep.base, max, resp, resp_len);
+    *have = wire_pack_into(&rep.base, max, out, resp_len);
+    return *have;
 }
 
-bool wire_chan_handle(wire_chan_t *ch, const uint8_t *req, size_t len,
-                      uint8_t **resp, size_t *resp_len)
+bool wire_chan_handle_into(wire_chan_t *ch, const uint8_t *req, size_t len,
+                           wire_buf_t *out, size_t *resp_len, bool *have)
 {
     struct call *c;
     Nimbus__Request *q;
     wire_alloc_t wa;
     bool keep_open = true;
 
-    return_val_if_fail(ch != NULL && resp != NULL && resp_len != NULL, false);
-    *resp = NULL;
+    return_val_if_fail(
+        ch != NULL && out != NULL && resp_len != NULL && have != NULL, false);
+    *have = false;
     *resp_len = 0;
     if (req == NULL && len > 0) {
         return false;
     }
     if (len > ch->srv->max_frame) {
-        pack_bare(0, CKR_DEVICE_ERROR, ch->srv->max_frame, resp, resp_len);
+        pack_bare(0, CKR_DEVICE_ERROR, ch->srv->max_frame, out, resp_len, have);
         return false;
     }
     wire_alloc_init(&wa, WIRE_DECODE_BUDGET(len));
@@ -2310,12 +2312,13 @@ bool wire_chan_handle(wire_chan_t *ch, const uint8_t *req, size_t len,
     if (q == NULL) {
         log_info("wire: %s: undecodable request (%zu bytes)", ch->peer.addr,
                  len);
-        pack_bare(0, CKR_DEVICE_ERROR, ch->srv->max_frame, resp, resp_len);
+        pack_bare(0, CKR_DEVICE_ERROR, ch->srv->max_frame, out, resp_len, have);
         return false;
     }
     c = calloc(1, sizeof(*c));
     if (c == NULL) {
-        pack_bare(q->id, CKR_HOST_MEMORY, ch->srv->max_frame, resp, resp_len);
+        pack_bare(q->id, CKR_HOST_MEMORY, ch->srv->max_frame, out, resp_len,
+                  have);
         wipe_request(q);
         nimbus__request__free_unpacked(q, &wa.a);
         return true;
@@ -2346,14 +2349,35 @@ bool wire_chan_handle(wire_chan_t *ch, const uint8_t *req, size_t len,
             c->rep.result_case = NIMBUS__REPLY__RESULT__NOT_SET;
         }
     }
-    if (!wire_pack(&c->rep.base, ch->srv->max_frame, resp, resp_len)) {
+    *have = wire_pack_into(&c->rep.base, ch->srv->max_frame, out, resp_len);
+    if (!*have) {
         /* The answer does not fit in a frame (e.g. many large attribute
          * values at once): the client asks for less at a time. */
-        pack_bare(q->id, CKR_DEVICE_MEMORY, ch->srv->max_frame, resp, resp_len);
+        pack_bare(q->id, CKR_DEVICE_MEMORY, ch->srv->max_frame, out, resp_len,
+                  have);
     }
     call_cleanup(c);
     free(c);
     wipe_request(q);
     nimbus__request__free_unpacked(q, &wa.a);
     return keep_open;
+}
+
+bool wire_chan_handle(wire_chan_t *ch, const uint8_t *req, size_t len,
+                      uint8_t **resp, size_t *resp_len)
+{
+    wire_buf_t b = {NULL, 0};
+    bool have = false, open;
+
+    return_val_if_fail(resp != NULL && resp_len != NULL, false);
+    *resp = NULL;
+    *resp_len = 0;
+    open = wire_chan_handle_into(ch, req, len, &b, resp_len, &have);
+    if (have) {
+        *resp = b.p;
+    } else {
+        free(b.p);
+        *resp_len = 0;
+    }
+    return open;
 }

@@ -25,6 +25,7 @@
 
 #include "common/conf.h"
 #include "hsm/hsm.h"
+#include "wire/proto.h" /* wire_buf_t */
 #include "wire/transport.h"
 
 typedef struct wire_server wire_server_t;
@@ -45,6 +46,11 @@ wire_chan_t *wire_chan_new(wire_server_t *srv, const wire_peer_t *peer);
  */
 bool wire_chan_handle(wire_chan_t *ch, const uint8_t *req, size_t len,
                       uint8_t **resp, size_t *resp_len);
+/* The same, the reply packed into out (kept across calls by the daemon;
+ * grown when needed): *have says whether out holds a reply of *resp_len
+ * bytes to send. */
+bool wire_chan_handle_into(wire_chan_t *ch, const uint8_t *req, size_t len,
+                           wire_buf_t *out, size_t *resp_len, bool *have);
 /* Ends the channel (and the connection when it was the last). Waits for
  * nothing: the daemon calls it from the channel's own thread. */
 void wire_chan_free(wire_chan_t *ch);

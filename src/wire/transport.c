@@ -50,7 +50,9 @@ struct wire_tls {
 
 struct wire_link {
     int fd;
-    SSL *ssl; /* NULL on a unix link */
+    SSL *ssl;      /* NULL on a unix link */
+    uint8_t *rbuf; /* wire_frame_read_kept's buffer, wiped between frames */
+    size_t rcap;
 };
 
 static void set_err(char *err, size_t errlen, const char *what)
@@ -278,6 +280,21 @@ static void set_timeout(int fd, int seconds)
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 }
 
+/* A unix stream socket queues about wmem_default (208 KiB) by default, so
+ * a 1 MiB frame would cross in five or more hand-offs, each a wake-up of
+ * the other process. Asking for more lets a bulk frame cross in one; the
+ * kernel caps the request at net.core.wmem_max / rmem_max, and a refusal
+ * only costs speed. */
+#define WIRE_UNIX_SOCKBUF (2 * 1024 * 1024)
+
+static void set_unix_bufs(int fd)
+{
+    int v = WIRE_UNIX_SOCKBUF;
+
+    (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof(v));
+    (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &v, sizeof(v));
+}
+
 static wire_link_t *link_new(int fd)
 {
     wire_link_t *l = calloc(1, sizeof(*l));
@@ -363,6 +380,7 @@ static bool connect_unix(const char *path, int *fd, char *err, size_t errlen)
             return false;
         }
     }
+    set_unix_bufs(s);
     *fd = s;
     return true;
 }
@@ -544,6 +562,8 @@ bool wire_link_accept(int fd, wire_tls_t *tls, wire_link_t **out,
     if (tls == NULL) {
         struct ucred cred;
         socklen_t cl = sizeof(cred);
+
+        set_unix_bufs(fd);
         if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) != 0 ||
             cl != sizeof(cred)) {
             set_errno(err, errlen, "SO_PEERCRED", errno);
@@ -581,6 +601,7 @@ void wire_link_close(wire_link_t *l)
     }
     if (l->fd >= 0)
         close(l->fd);
+    util_free_wipe(l->rbuf, l->rcap);
     ERR_clear_error();
     free(l);
 }
@@ -632,19 +653,20 @@ static int read_full(wire_link_t *l, uint8_t *buf, size_t len)
 /* What a frame's buffer starts at before its bytes arrive. */
 #define WIRE_FIRST_CHUNK (64u * 1024u)
 
-wire_io_t wire_frame_read(wire_link_t *l, size_t max, uint8_t **buf,
-                          size_t *len)
+/*
+ * Reads one frame's payload into *pp (capacity *pcap, which may be 0 and
+ * may be larger than the frame): grows it only as the bytes arrive.
+ */
+static wire_io_t frame_read_buf(wire_link_t *l, size_t max, uint8_t **pp,
+                                size_t *pcap, size_t *len)
 {
     uint8_t hdr[WIRE_FRAME_HEADER];
     uint32_t n;
-    size_t cap, got = 0;
-    uint8_t *p;
+    size_t cap = *pcap, got = 0;
+    uint8_t *p = *pp;
     int r;
 
-    *buf = NULL;
     *len = 0;
-    if (l == NULL)
-        return WIRE_IO_ERROR;
     errno = 0;
     r = read_full(l, hdr, sizeof(hdr));
     if (r == 0)
@@ -659,33 +681,94 @@ wire_io_t wire_frame_read(wire_link_t *l, size_t max, uint8_t **buf,
     /* Memory follows the bytes that arrive, not the claim: a peer that
      * announces max_frame on every connection and sends little holds
      * little. The buffer grows fourfold (copies add up to a third of the
-     * frame); the old one is wiped, as it may hold a PIN. */
-    cap = n < WIRE_FIRST_CHUNK ? n : WIRE_FIRST_CHUNK;
-    p = malloc(cap > 0 ? cap : 1);
-    if (p == NULL)
-        return WIRE_IO_ERROR;
+     * frame); the old one is wiped, as it may hold a PIN. A kept buffer
+     * is memory that earlier frames' bytes already paid for. */
+    if (p == NULL) {
+        cap = n < WIRE_FIRST_CHUNK ? n : WIRE_FIRST_CHUNK;
+        p = malloc(cap > 0 ? cap : 1);
+        if (p == NULL)
+            return WIRE_IO_ERROR;
+        cap = cap > 0 ? cap : 1;
+        *pp = p;
+        *pcap = cap;
+    }
     while (got < n) {
+        size_t upto;
         if (got == cap) {
-            size_t ncap = cap * 4 < n ? cap * 4 : n;
-            uint8_t *q = malloc(ncap);
-            if (q == NULL) {
-                util_free_wipe(p, got);
+            size_t ncap =
+                cap * 4 > WIRE_FIRST_CHUNK ? cap * 4 : WIRE_FIRST_CHUNK;
+            uint8_t *q;
+            ncap = ncap < n ? ncap : n;
+            q = malloc(ncap);
+            if (q == NULL)
                 return WIRE_IO_ERROR;
-            }
             memcpy(q, p, got);
             util_free_wipe(p, got);
             p = q;
             cap = ncap;
+            *pp = p;
+            *pcap = cap;
         }
-        if (read_full(l, p + got, cap - got) != 1) {
-            util_free_wipe(p, cap);
+        upto = cap < n ? cap : n;
+        if (read_full(l, p + got, upto - got) != 1)
             return WIRE_IO_ERROR;
-        }
-        got = cap;
+        got = upto;
     }
-    *buf = p;
     *len = n;
     return WIRE_IO_OK;
+}
+
+wire_io_t wire_frame_read(wire_link_t *l, size_t max, uint8_t **buf,
+                          size_t *len)
+{
+    uint8_t *p = NULL;
+    size_t cap = 0;
+    wire_io_t r;
+
+    *buf = NULL;
+    *len = 0;
+    if (l == NULL)
+        return WIRE_IO_ERROR;
+    r = frame_read_buf(l, max, &p, &cap, len);
+    if (r != WIRE_IO_OK) {
+        util_free_wipe(p, cap);
+        return r;
+    }
+    *buf = p;
+    return WIRE_IO_OK;
+}
+
+wire_io_t wire_frame_read_kept(wire_link_t *l, size_t max, uint8_t **buf,
+                               size_t *len)
+{
+    wire_io_t r;
+
+    *buf = NULL;
+    *len = 0;
+    if (l == NULL)
+        return WIRE_IO_ERROR;
+    r = frame_read_buf(l, max, &l->rbuf, &l->rcap, len);
+    if (r != WIRE_IO_OK) {
+        /* nothing of a broken frame stays */
+        util_free_wipe(l->rbuf, l->rcap);
+        l->rbuf = NULL;
+        l->rcap = 0;
+        return r;
+    }
+    *buf = l->rbuf;
+    return WIRE_IO_OK;
+}
+
+void wire_frame_done(wire_link_t *l, size_t len)
+{
+    if (l == NULL || l->rbuf == NULL)
+        return;
+    util_wipe(l->rbuf, len < l->rcap ? len : l->rcap);
+    if (l->rcap > WIRE_KEEP_READ_MAX) {
+        free(l->rbuf);
+        l->rbuf = NULL;
+        l->rcap = 0;
+    }
 }
 
 static bool write_unix(int fd, struct iovec *iov, int iovcnt)

@@ -21,6 +21,8 @@
 #include "common/conf.h"
 
 #define WIRE_FRAME_HEADER 4
+/* The largest read buffer a link keeps between frames. */
+#define WIRE_KEEP_READ_MAX (2u * 1024u * 1024u)
 
 /* Who is on the other end, as the transport proved it. */
 typedef struct wire_peer {
@@ -67,6 +69,15 @@ typedef enum {
 /* Reads one frame: *buf malloc'd (payload only), *len its length. */
 wire_io_t wire_frame_read(wire_link_t *l, size_t max, uint8_t **buf,
                           size_t *len);
+/* The same into a buffer the link keeps across frames (no allocation
+ * once it is large enough): *buf is valid until the next read on l or
+ * wire_frame_done. The same limits hold; on failure the buffer is wiped
+ * and freed. */
+wire_io_t wire_frame_read_kept(wire_link_t *l, size_t max, uint8_t **buf,
+                               size_t *len);
+/* Wipes the first len bytes of the kept buffer; frees it when it is over
+ * WIRE_KEEP_READ_MAX, so that a rare big frame does not stay held. */
+void wire_frame_done(wire_link_t *l, size_t len);
 /* Writes one frame (header + payload) completely. */
 wire_io_t wire_frame_write(wire_link_t *l, const uint8_t *buf, size_t len);
 
