@@ -8,25 +8,10 @@ command -v openssl >/dev/null || { echo "SKIP: openssl CLI missing"; exit 77; }
 
 P=$T/pki
 mkdir -p "$P"
-# mkcert NAME CN ISSUER [SAN]: key + certificate under ISSUER (a CA name)
-mkca() {
-    openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 \
-        -nodes -keyout "$P/$1.key" -out "$P/$1.pem" -days 1 -subj "/CN=$2" \
-        -addext "basicConstraints=critical,CA:TRUE" \
-        -addext "keyUsage=critical,keyCertSign" 2>/dev/null || fail "CA $1"
-}
-mkcert() {
-    local ext=()
-    if [ $# -ge 4 ]; then
-        printf 'subjectAltName=%s\n' "$4" >"$P/$1.ext"
-        ext=(-extfile "$P/$1.ext")
-    fi
-    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-        -keyout "$P/$1.key" -out "$P/$1.csr" -subj "/CN=$2" 2>/dev/null &&
-        openssl x509 -req -in "$P/$1.csr" -CA "$P/$3.pem" -CAkey "$P/$3.key" \
-            -CAcreateserial -days 1 -out "$P/$1.pem" "${ext[@]}" 2>/dev/null ||
-        fail "cert $1"
-}
+. "$(dirname "$0")/../remote/lib.sh"
+# mkca NAME CN, mkcert NAME CN ISSUER [SAN]: in $P (tests/remote/lib.sh)
+mkca() { pki_ca "$P" "$@" || fail "CA $1"; }
+mkcert() { pki_cert "$P" "$@" || fail "cert $1"; }
 mkca ca "Nimbus Test CA"
 mkca other "Other CA"
 mkcert server nimbusd ca "IP:127.0.0.1"

@@ -8,34 +8,43 @@
 
 NIMBUSD=${NIMBUSD:-${NIMBUS_TOP_BUILDDIR:-$(pwd)}/nimbusd}
 
+# pki_ca DIR NAME CN: a self-signed P-256 CA, DIR/NAME.pem and DIR/NAME.key,
+# valid for a day.
+pki_ca() {
+    openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 \
+        -nodes -keyout "$1/$2.key" -out "$1/$2.pem" -days 1 -subj "/CN=$3" \
+        -addext "basicConstraints=critical,CA:TRUE" \
+        -addext "keyUsage=critical,keyCertSign" >/dev/null 2>&1
+}
+
+# pki_cert DIR NAME CN ISSUER [SAN]: a P-256 key and certificate
+# (DIR/NAME.key, DIR/NAME.pem) issued by the CA DIR/ISSUER.pem, with the
+# subjectAltName SAN when given.
+pki_cert() {
+    if [ $# -ge 5 ]; then
+        printf 'subjectAltName=%s\n' "$5" >"$1/$2.ext"
+    else
+        : >"$1/$2.ext"
+    fi
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+        -keyout "$1/$2.key" -out "$1/$2.csr" -subj "/CN=$3" \
+        >/dev/null 2>&1 &&
+        openssl x509 -req -in "$1/$2.csr" -CA "$1/$4.pem" \
+            -CAkey "$1/$4.key" -CAcreateserial -days 1 \
+            -extfile "$1/$2.ext" -out "$1/$2.pem" >/dev/null 2>&1
+}
+
 # make_pki DIR: in DIR, a CA (ca.pem), a server certificate for 127.0.0.1
 # and localhost (server.pem/.key), a client certificate under the CA
 # (client.pem/.key), and a client certificate under another CA
-# (rogue.pem/.key, its CA other.pem). P-256 keys, valid for a day.
+# (rogue.pem/.key, its CA other.pem).
 make_pki() {
-    local d=$1 n
-    mkdir -p "$d" || return 1
-    for n in ca:Nimbus-Test-CA other:Other-CA; do
-        openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 \
-            -nodes -keyout "$d/${n%%:*}.key" -out "$d/${n%%:*}.pem" -days 1 \
-            -subj "/CN=${n#*:}" \
-            -addext "basicConstraints=critical,CA:TRUE" \
-            -addext "keyUsage=critical,keyCertSign" >/dev/null 2>&1 ||
-            return 1
-    done
-    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$d/server.ext"
-    : >"$d/client.ext"
-    : >"$d/rogue.ext"
-    for n in server:nimbusd:ca client:app-1:ca rogue:rogue:other; do
-        set -- ${n//:/ }
-        openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-            -keyout "$d/$1.key" -out "$d/$1.csr" -subj "/CN=$2" \
-            >/dev/null 2>&1 &&
-            openssl x509 -req -in "$d/$1.csr" -CA "$d/$3.pem" \
-                -CAkey "$d/$3.key" -CAcreateserial -days 1 \
-                -extfile "$d/$1.ext" -out "$d/$1.pem" >/dev/null 2>&1 ||
-            return 1
-    done
+    mkdir -p "$1" &&
+        pki_ca "$1" ca "Nimbus Test CA" &&
+        pki_ca "$1" other "Other CA" &&
+        pki_cert "$1" server nimbusd ca "IP:127.0.0.1,DNS:localhost" &&
+        pki_cert "$1" client app-1 ca &&
+        pki_cert "$1" rogue rogue other
 }
 
 # _nimbusd_port: a free TCP port on 127.0.0.1 in 20000-32767

@@ -8,27 +8,12 @@
 [ -x "$RCLIENT" ] || { echo "SKIP: $RCLIENT not built"; exit 77; }
 command -v openssl >/dev/null || { echo "SKIP: openssl CLI missing"; exit 77; }
 
+. "$(dirname "$0")/lib.sh"
 P=$T/pki
 mkdir -p "$P"
-mkca() {
-    openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 \
-        -nodes -keyout "$P/$1.key" -out "$P/$1.pem" -days 1 -subj "/CN=$2" \
-        -addext "basicConstraints=critical,CA:TRUE" \
-        -addext "keyUsage=critical,keyCertSign" 2>/dev/null || fail "CA $1"
-}
-# mkcert NAME CN [SAN]: key and certificate under the CA
-mkcert() {
-    local ext=()
-    if [ $# -ge 3 ]; then
-        printf 'subjectAltName=%s\n' "$3" >"$P/$1.ext"
-        ext=(-extfile "$P/$1.ext")
-    fi
-    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-        -keyout "$P/$1.key" -out "$P/$1.csr" -subj "/CN=$2" 2>/dev/null &&
-        openssl x509 -req -in "$P/$1.csr" -CA "$P/ca.pem" -CAkey "$P/ca.key" \
-            -CAcreateserial -days 1 -out "$P/$1.pem" "${ext[@]}" 2>/dev/null ||
-        fail "cert $1"
-}
+# mkca NAME CN, mkcert NAME CN [SAN] (under ca): in $P (lib.sh)
+mkca() { pki_ca "$P" "$@" || fail "CA $1"; }
+mkcert() { pki_cert "$P" "$1" "$2" ca ${3:+"$3"} || fail "cert $1"; }
 mkca ca "Nimbus Test CA"
 mkcert server nimbusd "IP:127.0.0.1"
 mkcert app app-1
