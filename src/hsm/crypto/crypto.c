@@ -301,6 +301,14 @@ out:
     return rv;
 }
 
+/*
+ * The last reference frees the context. OpenSSL 3.0 keeps the context's
+ * DRBGs per thread and frees those of a thread only at that thread's exit
+ * or when the thread itself frees the context: other threads still alive
+ * that used it keep theirs (a few KiB each) for good. So C_Finalize while an
+ * application's worker threads live leaves those behind; nimbusd joins its
+ * workers first.
+ */
 void crypto_fini(void)
 {
     pthread_mutex_lock(&crypto_lock);
