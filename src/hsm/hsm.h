@@ -198,6 +198,8 @@ typedef struct {
     char name[HSM_USER_NAME_MAX + 1];
     unsigned long login_failures;
     bool locked;
+    bool mofn_pubkey; /* a quorum key is registered (listUsers MofnPubKey) */
+    bool twofa;       /* logins need a signed challenge (listUsers 2FA) */
 } hsm_user_info_t;
 
 /* Basic information: allowed to everyone. *users is malloc'd. */
@@ -663,5 +665,91 @@ CK_RV hsm_audit_verify(hsm_conn_t *conn, hsm_audit_check_t *check);
  * an object without the attribute.
  */
 CK_RV hsm_object_set_trusted(hsm_conn_t *conn, hsm_oid_t oid, bool trusted);
+
+/* ------------------------------------------- quorum (M of N) approval */
+
+/*
+ * As the cloud HSM's management utility documents it (ARCHITECTURE §12).
+ * Approvers are COs with a registered RSA-2048 key; a guarded operation
+ * (service 3: hsm_user_create, hsm_user_delete, hsm_user_set_password and
+ * hsm_init_pin on another user; service 4: hsm_quorum_set_m) needs, when
+ * that service's M is above 1, an approved token of the requester's current
+ * login for that service, which the operation consumes; without one it
+ * fails with CKR_FUNCTION_REJECTED and changes nothing (the shell prints
+ * RET_MXN_AUTH_FAILED). Tokens and approvals live in the store (every
+ * process on the token sees them), expire (config quorum_token_lifetime,
+ * default 600 s), die with the requester's login, at most
+ * HSM_QUORUM_TOKENS_MAX per HSM.
+ */
+#define HSM_QUORUM_SVC_USER_MGMT 3
+#define HSM_QUORUM_SVC_MISC_CO 4
+#define HSM_QUORUM_M_MAX 8
+#define HSM_QUORUM_TOKENS_MAX 1024
+#define HSM_QUORUM_REG_TOKEN_MAX 245 /* registration token bytes */
+#define HSM_QUORUM_PUBKEY_MAX 4096   /* PEM or DER SubjectPublicKeyInfo */
+#define HSM_QUORUM_SIG_MAX 512       /* an RSA-2048 signature is 256 */
+#define HSM_QUORUM_TOKEN_BYTES_MAX 1024 /* a token as getToken writes it */
+
+/*
+ * registerQuorumPubKey: the logged-in CO name registers its RSA-2048 public
+ * key (PEM or DER SubjectPublicKeyInfo), proving possession with sig, a
+ * SHA256-RSA-PKCS signature over reg_token (1..245 bytes). Replaces an
+ * earlier registration. CKR_SIGNATURE_INVALID: sig does not verify;
+ * CKR_KEY_SIZE_RANGE / CKR_KEY_TYPE_INCONSISTENT: not RSA-2048.
+ */
+CK_RV hsm_quorum_register_key(hsm_conn_t *conn, const char *name,
+                              const uint8_t *reg_token, size_t token_len,
+                              const uint8_t *sig, size_t sig_len,
+                              const uint8_t *pubkey, size_t pubkey_len);
+
+/* setMValue / getMValue. m 1 (off) .. HSM_QUORUM_M_MAX, at most the number
+ * of COs with a registered key (else CKR_ARGUMENTS_BAD). CO only. */
+CK_RV hsm_quorum_set_m(hsm_conn_t *conn, unsigned service, unsigned m);
+CK_RV hsm_quorum_get_m(hsm_conn_t *conn, unsigned service, unsigned *m);
+
+/*
+ * getToken: issues a token for service to the logged-in CO (name must be
+ * its name) and returns its bytes (what the shell writes to the file and
+ * approvers hash with SHA-256 and sign). Two-call convention on *len.
+ * CKR_FUNCTION_REJECTED when the HSM already holds HSM_QUORUM_TOKENS_MAX.
+ */
+CK_RV hsm_quorum_get_token(hsm_conn_t *conn, unsigned service,
+                           const char *name, uint8_t *token, size_t *len);
+
+typedef struct {
+    hsm_user_type_t type;             /* approver type (CO) */
+    char name[HSM_USER_NAME_MAX + 1]; /* approver name */
+    const uint8_t *sig;               /* SHA256-RSA-PKCS over the token */
+    size_t sig_len;
+} hsm_quorum_approval_t;
+
+/*
+ * approveToken: records the approvals of token (bytes as getToken gave)
+ * that verify under their approver's registered key; results[i] tells each
+ * (CKR_OK accepted, CKR_SIGNATURE_INVALID, CKR_USER_TYPE_INVALID /
+ * CKR_ARGUMENTS_BAD no such CO or no registered key, CKR_FUNCTION_REJECTED
+ * already approved by that user). CKR_OK when the call ran, even if none
+ * was accepted; an unknown, expired or dead token: CKR_DATA_INVALID.
+ */
+CK_RV hsm_quorum_approve(hsm_conn_t *conn, const uint8_t *token,
+                         size_t token_len, const hsm_quorum_approval_t *a,
+                         size_t n, CK_RV *results);
+
+typedef struct {
+    uint32_t id;
+    unsigned service;
+    char user[HSM_USER_NAME_MAX + 1]; /* the requester */
+    uint64_t seconds_left;
+    unsigned needed; /* the service's M when issued */
+    unsigned given;
+    size_t napprovers;
+    char approvers[HSM_QUORUM_M_MAX][HSM_USER_NAME_MAX + 1];
+} hsm_quorum_token_info_t;
+
+/* listTokens (CO): live tokens, *out malloc'd (NULL when none). delToken:
+ * the requester or any CO removes one; CKR_ARGUMENTS_BAD: no such token. */
+CK_RV hsm_quorum_list_tokens(hsm_conn_t *conn, hsm_quorum_token_info_t **out,
+                             size_t *n);
+CK_RV hsm_quorum_del_token(hsm_conn_t *conn, uint32_t id);
 
 #endif
