@@ -426,8 +426,8 @@ static int cmd_list_users(struct mgmt *m, int argc, char **argv)
                "2FA\n");
         for (size_t i = 0; i < n; i++)
             printf("%10u%14s%-16s%-32s%11s%16lu%17s\n", u[i].id, "",
-                   type_word(&u[i]), u[i].name, "NO", u[i].login_failures,
-                   "NO");
+                   type_word(&u[i]), u[i].name, u[i].mofn_pubkey ? "YES" : "NO",
+                   u[i].login_failures, u[i].twofa ? "YES" : "NO");
         free(u);
     }
     return ret;

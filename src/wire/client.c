@@ -278,6 +278,8 @@ CK_RV wire_cl_hello(wire_client_t *cl, const char *client_name,
 
     nimbus__hello__init(&h);
     h.version = WIRE_PROTOCOL_VERSION;
+    h.has_minor = true;
+    h.minor = WIRE_PROTOCOL_MINOR;
     h.client_name = (char *)(uintptr_t)client_name;
     if (token != NULL) {
         h.has_attach_token = true;
@@ -463,6 +465,8 @@ CK_RV wire_cl_user_list(wire_client_t *cl, hsm_user_info_t **users,
             strcpy(u[i].name, x->name);
             u[i].login_failures = x->login_failures;
             u[i].locked = x->locked;
+            u[i].mofn_pubkey = x->has_mofn_pubkey && x->mofn_pubkey;
+            u[i].twofa = x->has_twofa && x->twofa;
         }
         if (u == NULL) {
             rv = CKR_HOST_MEMORY;

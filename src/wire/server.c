@@ -690,6 +690,10 @@ static CK_RV do_user_list(struct call *c)
         infos[i].name = users[i].name;
         infos[i].login_failures = users[i].login_failures;
         infos[i].locked = users[i].locked;
+        infos[i].has_mofn_pubkey = true;
+        infos[i].mofn_pubkey = users[i].mofn_pubkey;
+        infos[i].has_twofa = true;
+        infos[i].twofa = users[i].twofa;
         ptrs[i] = &infos[i];
     }
     nimbus__user_list_reply__init(&c->u.user_list);
@@ -2158,6 +2162,8 @@ static bool do_hello(struct call *c, const Nimbus__Hello *h)
 
     nimbus__hello_reply__init(r);
     r->version = WIRE_PROTOCOL_VERSION;
+    r->has_minor = true;
+    r->minor = WIRE_PROTOCOL_MINOR;
     r->server_name = (char *)SERVER_NAME;
     c->rep.result_case = NIMBUS__REPLY__RESULT_HELLO;
     c->rep.hello = r;

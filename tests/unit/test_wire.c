@@ -596,6 +596,9 @@ static void test_handshake_rules(void **state)
     assert_true(raw_call(&t, &q, &rep));
     assert_int_equal(rep->rv, CKR_OK);
     assert_int_equal(rep->id, 1);
+    /* the server states its minor (what calls it knows) */
+    assert_true(rep->hello->has_minor);
+    assert_int_equal(rep->hello->minor, WIRE_PROTOCOL_MINOR);
     nimbus__reply__free_unpacked(rep, NULL);
     assert_false(raw_call(&t, &q, &rep));
     assert_int_equal(rep->rv, CKR_DEVICE_ERROR);
