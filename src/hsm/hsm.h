@@ -752,4 +752,82 @@ CK_RV hsm_quorum_list_tokens(hsm_conn_t *conn, hsm_quorum_token_info_t **out,
                              size_t *n);
 CK_RV hsm_quorum_del_token(hsm_conn_t *conn, uint32_t id);
 
+/* ------------------------------------------- two-factor login (COs) */
+
+/*
+ * As the cloud HSM documents it (ARCHITECTURE section 12): a CO with 2FA
+ * on (hsm_user_info_t.twofa) logs in with its password and a
+ * SHA256-RSA-PKCS signature, by its registered RSA-2048 key (the quorum
+ * key: one key serves both), over a fresh challenge digest of
+ * HSM_DIGEST_LEN bytes that the HSM made for this connection. The signer
+ * signs the digest bytes as its message (`openssl dgst -sha256 -sign
+ * key.pem digest.bin`). The signature is checked before the password
+ * counts: a missing or wrong one is a failed login (counted toward
+ * lockout) and the password is not tried.
+ *
+ * hsm_login_challenge: a fresh random challenge for user name of kind
+ * (name NULL: hsm_login's default) on this connection, replacing any
+ * earlier one. It is good once (the next hsm_login_2fa,
+ * hsm_user_create_2fa or hsm_user_set_password_2fa of the connection
+ * consumes it, whatever the outcome), for HSM_TFA_CHALLENGE_LIFETIME
+ * seconds, on this connection only and for that kind and name only
+ * (names compare case-insensitively). Anyone may ask, logged in or not,
+ * for any name: a name that exists nowhere gets a challenge too, so the
+ * call tells nothing about users. CKR_ARGUMENTS_BAD: kind out of range.
+ */
+#define HSM_TFA_CHALLENGE_LIFETIME 300 /* seconds */
+#define HSM_TFA_SIG_MAX 512            /* an RSA-2048 signature is 256 */
+CK_RV hsm_login_challenge(hsm_conn_t *conn, hsm_login_kind_t kind,
+                          const char *name, uint8_t digest[HSM_DIGEST_LEN]);
+
+/*
+ * hsm_login with the second factor. A user with 2FA: a failure is charged
+ * first, as for every login; then the connection's challenge must be
+ * there, unexpired and for this kind and name, and sig must verify over
+ * it under the user's key; else CKR_PIN_INCORRECT (counted; the password
+ * is not tried). Only then is the password checked. A user without 2FA:
+ * exactly hsm_login (sig is not looked at). The challenge is consumed in
+ * every case. hsm_login (no signature) of a user with 2FA is
+ * CKR_PIN_INCORRECT, counted, the password not tried; so is every other
+ * path that would authenticate such a user by password alone
+ * (hsm_set_password when not logged in, hsm_init_token's
+ * re-initialization).
+ */
+CK_RV hsm_login_2fa(hsm_conn_t *conn, hsm_login_kind_t kind, const char *name,
+                    const uint8_t *pw, size_t pwlen, const uint8_t *sig,
+                    size_t siglen);
+
+/*
+ * createUser CO name pw -2fa: hsm_user_create of a CO (same rules and
+ * codes) that also, in the same transaction, turns 2FA on with pubkey
+ * (PEM or DER SubjectPublicKeyInfo, RSA-2048) as the user's registered
+ * key (listUsers: MofnPubKey and 2FA YES). sig proves possession: a
+ * SHA256-RSA-PKCS signature under pubkey over the connection's challenge
+ * for (HSM_LOGIN_SO, name), which the call consumes. Nothing is created
+ * when: the challenge is missing, expired or for another name, or sig
+ * does not verify (CKR_SIGNATURE_INVALID); pubkey is not a public key
+ * (CKR_ARGUMENTS_BAD), not RSA (CKR_KEY_TYPE_INCONSISTENT) or not 2048
+ * bits (CKR_KEY_SIZE_RANGE).
+ */
+CK_RV hsm_user_create_2fa(hsm_conn_t *conn, const char *name,
+                          const uint8_t *pw, size_t pwlen,
+                          const uint8_t *pubkey, size_t pubkey_len,
+                          const uint8_t *sig, size_t siglen, hsm_uid_t *uid);
+
+/*
+ * changePswd CO name pw -2fa <dir>: hsm_user_set_password (same rules and
+ * codes) that also, in the same transaction, turns 2FA on with pubkey:
+ * enabling it, or rotating the key (the new key replaces the registered
+ * one, the quorum key too). Possession is proven as for
+ * hsm_user_create_2fa, with its codes; CKR_USER_TYPE_INVALID when name is
+ * not a CO (2FA is for COs only). Every password change without a key
+ * (hsm_user_set_password, hsm_set_password, hsm_init_pin) turns 2FA off
+ * for a user that had it and removes its registered key, as the cloud
+ * HSM documents; a user without 2FA keeps its quorum key.
+ */
+CK_RV hsm_user_set_password_2fa(hsm_conn_t *conn, const char *name,
+                                const uint8_t *pw, size_t pwlen,
+                                const uint8_t *pubkey, size_t pubkey_len,
+                                const uint8_t *sig, size_t siglen);
+
 #endif
