@@ -76,10 +76,30 @@ enum stmt_id {
     STMT_SHARE_LIST_USER,
     STMT_AUDIT_INSERT,
     STMT_AUDIT_READ,
+    STMT_USER_MOFN_GET,
+    STMT_USER_MOFN_SET,
+    STMT_USER_COUNT_MOFN,
+    STMT_QM_GET,
+    STMT_QM_SET,
+    STMT_QT_INSERT,
+    STMT_QT_GET,
+    STMT_QT_BY_DIGEST,
+    STMT_QT_LIST,
+    STMT_QT_COUNT,
+    STMT_QT_DELETE,
+    STMT_QT_DELETE_LOGIN,
+    STMT_QT_PURGE,
+    STMT_QA_ADD,
+    STMT_QA_LIST,
     STMT_COUNT
 };
 
-#define USER_COLS "id, type, name, verifier, failures, version"
+#define USER_COLS                                                              \
+    "id, type, name, verifier, failures, version, mofn_pubkey IS NOT NULL, "   \
+    "twofa"
+#define QT_COLS                                                                \
+    "id, service, requester, requester_version, login_id, issued, expires, "   \
+    "needed, digest"
 #define OBJ_COLS "id, owner, class, key_type, private, label, ckid, attrs"
 
 static const char *const stmt_sql[STMT_COUNT] = {
@@ -137,6 +157,29 @@ static const char *const stmt_sql[STMT_COUNT] = {
     [STMT_AUDIT_READ] =
         "SELECT seq, time, hsm_id, user_id, operation, object_id, result, "
         "hash, peer, fmt FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+    [STMT_USER_MOFN_GET] = "SELECT mofn_pubkey, twofa FROM users WHERE id = ?1",
+    [STMT_USER_MOFN_SET] =
+        "UPDATE users SET mofn_pubkey = ?2, twofa = ?3 WHERE id = ?1",
+    [STMT_USER_COUNT_MOFN] = "SELECT count(*) FROM users WHERE type = ?1 "
+                             "AND mofn_pubkey IS NOT NULL",
+    [STMT_QM_GET] = "SELECT m FROM quorum_m WHERE service = ?1",
+    [STMT_QM_SET] = "INSERT OR REPLACE INTO quorum_m(service, m) VALUES(?1, ?2)",
+    [STMT_QT_INSERT] =
+        "INSERT INTO quorum_tokens(service, requester, requester_version, "
+        "login_id, issued, expires, needed, digest) "
+        "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [STMT_QT_GET] = "SELECT " QT_COLS " FROM quorum_tokens WHERE id = ?1",
+    [STMT_QT_BY_DIGEST] =
+        "SELECT " QT_COLS " FROM quorum_tokens WHERE digest = ?1",
+    [STMT_QT_LIST] = "SELECT " QT_COLS " FROM quorum_tokens ORDER BY id",
+    [STMT_QT_COUNT] = "SELECT count(*) FROM quorum_tokens",
+    [STMT_QT_DELETE] = "DELETE FROM quorum_tokens WHERE id = ?1",
+    [STMT_QT_DELETE_LOGIN] = "DELETE FROM quorum_tokens WHERE login_id = ?1",
+    [STMT_QT_PURGE] = "DELETE FROM quorum_tokens WHERE expires <= ?1",
+    [STMT_QA_ADD] = "INSERT OR IGNORE INTO quorum_approvals(token_id, "
+                    "approver) VALUES(?1, ?2)",
+    [STMT_QA_LIST] = "SELECT approver FROM quorum_approvals "
+                     "WHERE token_id = ?1 ORDER BY approver",
 };
 
 struct store {
@@ -246,6 +289,47 @@ static CK_RV migrate_3_to_4(store_t *st)
 }
 
 /*
+ * Version 5: quorum (M of N) approval and two-factor login. Per user the
+ * registered quorum key (DER SubjectPublicKeyInfo; NULL: none) and the
+ * 2FA flag; the M of each service (no row: 1, off); the tokens issued
+ * (only the SHA-256 of the bytes handed out: a token is looked up by what
+ * the approvers signed) and their approvals, one per approver. A token's
+ * ids never come back (AUTOINCREMENT), so a deleted one cannot be named
+ * by a later one's approvals; tokens and approvals go with their users.
+ */
+static CK_RV migrate_4_to_5(store_t *st)
+{
+    return exec_sql(
+        st,
+        "ALTER TABLE users ADD COLUMN mofn_pubkey BLOB;"
+        "ALTER TABLE users ADD COLUMN twofa INTEGER NOT NULL DEFAULT 0;"
+        "CREATE TABLE quorum_m ("
+        " service INTEGER PRIMARY KEY,"
+        " m INTEGER NOT NULL CHECK (m BETWEEN 1 AND 255));"
+        "CREATE TABLE quorum_tokens ("
+        " id INTEGER PRIMARY KEY AUTOINCREMENT"
+        "  CHECK (id BETWEEN 1 AND 4294967295),"
+        " service INTEGER NOT NULL,"
+        " requester INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+        " requester_version INTEGER NOT NULL,"
+        " login_id BLOB NOT NULL,"
+        " issued INTEGER NOT NULL,"
+        " expires INTEGER NOT NULL,"
+        " needed INTEGER NOT NULL,"
+        " digest BLOB NOT NULL UNIQUE);"
+        "CREATE INDEX quorum_tokens_login ON quorum_tokens(login_id);"
+        "CREATE INDEX quorum_tokens_expires ON quorum_tokens(expires);"
+        "CREATE INDEX quorum_tokens_requester ON quorum_tokens(requester);"
+        "CREATE TABLE quorum_approvals ("
+        " token_id INTEGER NOT NULL"
+        "  REFERENCES quorum_tokens(id) ON DELETE CASCADE,"
+        " approver INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+        " PRIMARY KEY (token_id, approver)) WITHOUT ROWID;"
+        "CREATE INDEX quorum_approvals_user ON quorum_approvals(approver);",
+        "migrate 4 -> 5");
+}
+
+/*
  * Migrations: the entry with from == v turns a version v schema into
  * version v + 1, inside the open transaction. A new file gets schema_v1
  * and then every migration, so that both paths end in the same schema.
@@ -259,6 +343,7 @@ static const struct migration migrations[] = {
     {1, migrate_1_to_2},
     {2, migrate_2_to_3},
     {3, migrate_3_to_4},
+    {4, migrate_4_to_5},
     {0, NULL}, /* end */
 };
 
@@ -1083,6 +1168,8 @@ static CK_RV read_user(sqlite3_stmt *s, store_user_t *u)
     }
     u->failures = failures > UINT32_MAX ? UINT32_MAX : (uint32_t)failures;
     u->version = (uint64_t)sqlite3_column_int64(s, 5);
+    u->mofn_pubkey = sqlite3_column_int(s, 6) != 0;
+    u->twofa = sqlite3_column_int(s, 7) != 0;
     rv = column_bytes(s, 3, STORE_VERIFIER_MAX, &u->verifier, &u->verifier_len);
     if (rv != CKR_OK) {
         store_user_clear(u);
@@ -2170,6 +2257,466 @@ out:
         return rv;
     }
     *recs = arr;
+    *n = count;
+    return CKR_OK;
+}
+
+/* ------------------------------------------------------------- quorum */
+
+CK_RV store_user_mofn_get(store_t *st, uint32_t id, uint8_t **key, size_t *len,
+                          bool *twofa, bool *found)
+{
+    sqlite3_stmt *s = NULL;
+    uint8_t *k = NULL;
+    size_t klen = 0;
+    bool row = false;
+    CK_RV rv;
+    int rc;
+
+    return_val_if_fail(st != NULL && found != NULL, CKR_GENERAL_ERROR);
+    return_val_if_fail((key == NULL) == (len == NULL), CKR_GENERAL_ERROR);
+    *found = false;
+    if (key != NULL) {
+        *key = NULL;
+        *len = 0;
+    }
+    if (twofa != NULL) {
+        *twofa = false;
+    }
+    rv = get_stmt(st, STMT_USER_MOFN_GET, &s);
+    if (rv != CKR_OK) {
+        return rv;
+    }
+    rc = sqlite3_bind_int64(s, 1, id);
+    if (rc != SQLITE_OK) {
+        rv = sql_rv(st, rc, "user mofn get");
+        goto out;
+    }
+    rv = step_row(st, s, &row, "user mofn get");
+    if (rv != CKR_OK || !row) {
+        goto out;
+    }
+    if (key != NULL && sqlite3_column_type(s, 0) != SQLITE_NULL) {
+        rv = column_bytes(s, 0, STORE_QUORUM_KEY_MAX, &k, &klen);
+        if (rv != CKR_OK) {
+            goto out;
+        }
+        if (k == NULL) {
+            log_error("store: an empty quorum key");
+            rv = CKR_DEVICE_ERROR;
+            goto out;
+        }
+        *key = k;
+        *len = klen;
+    }
+    if (twofa != NULL) {
+        *twofa = sqlite3_column_int(s, 1) != 0;
+    }
+    *found = true;
+out:
+    put_stmt(s);
+    return rv;
+}
+
+CK_RV store_user_mofn_set(store_t *st, uint32_t id, const uint8_t *key,
+                          size_t len, bool twofa)
+{
+    sqlite3_stmt *s = NULL;
+    CK_RV rv;
+    int rc;
+
+    return_val_if_fail(st != NULL, CKR_GENERAL_ERROR);
+    return_val_if_fail((key == NULL) == (len == 0), CKR_GENERAL_ERROR);
+    if (len > STORE_QUORUM_KEY_MAX) {
+        return CKR_ARGUMENTS_BAD;
+    }
+    rv = get_stmt(st, STMT_USER_MOFN_SET, &s);
+    if (rv != CKR_OK) {
+        return rv;
+    }
+    rc = sqlite3_bind_int64(s, 1, id);
+    if (rc == SQLITE_OK) {
+        rc = key == NULL ? sqlite3_bind_null(s, 2) : bind_bytes(s, 2, key, len);
+    }
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_bind_int(s, 3, twofa ? 1 : 0);
+    }
+    if (rc != SQLITE_OK) {
+        rv = sql_rv(st, rc, "user mofn set");
+        goto out;
+    }
+    rv = step_done(st, s, "user mofn set");
+    if (rv == CKR_OK && sqlite3_changes(st->db) == 0) {
+        log_debug("store: user mofn set: no user %" PRIu32, id);
+        rv = CKR_FUNCTION_FAILED;
+    }
+out:
+    put_stmt(s);
+    return rv;
+}
+
+CK_RV store_user_count_mofn(store_t *st, int type, size_t *n)
+{
+    return_val_if_fail(st != NULL && n != NULL, CKR_GENERAL_ERROR);
+    return count_id(st, STMT_USER_COUNT_MOFN, type, n, "user count mofn");
+}
+
+CK_RV store_quorum_m_get(store_t *st, unsigned service, unsigned *m)
+{
+    sqlite3_stmt *s = NULL;
+    bool row = false;
+    int64_t v;
+    CK_RV rv;
+    int rc;
+
+    return_val_if_fail(st != NULL && m != NULL, CKR_GENERAL_ERROR);
+    *m = 1;
+    rv = get_stmt(st, STMT_QM_GET, &s);
+    if (rv != CKR_OK) {
+        return rv;
+    }
+    rc = sqlite3_bind_int64(s, 1, service);
+    if (rc != SQLITE_OK) {
+        rv = sql_rv(st, rc, "quorum m get");
+        goto out;
+    }
+    rv = step_row(st, s, &row, "quorum m get");
+    if (rv == CKR_OK && row) {
+        v = sqlite3_column_int64(s, 0);
+        if (v < 1 || v > 255) {
+            log_error("store: invalid quorum M row");
+            rv = CKR_DEVICE_ERROR;
+        } else {
+            *m = (unsigned)v;
+        }
+    }
+out:
+    put_stmt(s);
+    return rv;
+}
+
+CK_RV store_quorum_m_set(store_t *st, unsigned service, unsigned m)
+{
+    return_val_if_fail(st != NULL, CKR_GENERAL_ERROR);
+    if (m < 1 || m > 255) {
+        return CKR_ARGUMENTS_BAD;
+    }
+    return exec_id(st, STMT_QM_SET, service, m, 2, NULL, "quorum m set");
+}
+
+/* Reads a row of QT_COLS into t. */
+static CK_RV read_qtoken(sqlite3_stmt *s, store_qtoken_t *t)
+{
+    int64_t id = sqlite3_column_int64(s, 0);
+    int64_t service = sqlite3_column_int64(s, 1);
+    int64_t requester = sqlite3_column_int64(s, 2);
+    int64_t needed = sqlite3_column_int64(s, 7);
+    const void *lid = sqlite3_column_blob(s, 4);
+    const void *dg = sqlite3_column_blob(s, 8);
+
+    memset(t, 0, sizeof(*t));
+    if (id < 1 || id > UINT32_MAX || service < 0 || service > UINT32_MAX ||
+        requester < 1 || requester > UINT32_MAX || needed < 0 ||
+        needed > 255 || lid == NULL ||
+        sqlite3_column_bytes(s, 4) != STORE_LOGIN_ID_LEN || dg == NULL ||
+        sqlite3_column_bytes(s, 8) != STORE_QTOKEN_DIGEST_LEN) {
+        log_error("store: invalid quorum token row");
+        return CKR_DEVICE_ERROR;
+    }
+    t->id = (uint32_t)id;
+    t->service = (unsigned)service;
+    t->requester = (uint32_t)requester;
+    t->requester_version = (uint64_t)sqlite3_column_int64(s, 3);
+    memcpy(t->login_id, lid, STORE_LOGIN_ID_LEN);
+    t->issued = (uint64_t)sqlite3_column_int64(s, 5);
+    t->expires = (uint64_t)sqlite3_column_int64(s, 6);
+    t->needed = (unsigned)needed;
+    memcpy(t->digest, dg, STORE_QTOKEN_DIGEST_LEN);
+    return CKR_OK;
+}
+
+CK_RV store_qtoken_insert(store_t *st, const store_qtoken_t *t, uint32_t *id)
+{
+    sqlite3_stmt *s = NULL;
+    CK_RV rv;
+    int rc;
+
+    return_val_if_fail(st != NULL && t != NULL, CKR_GENERAL_ERROR);
+    if (id != NULL) {
+        *id = 0;
+    }
+    if (t->issued > INT64_MAX || t->expires > INT64_MAX ||
+        t->requester_version > INT64_MAX || t->needed > 255) {
+        return CKR_ARGUMENTS_BAD;
+    }
+    rv = get_stmt(st, STMT_QT_INSERT, &s);
+    if (rv != CKR_OK) {
+        return rv;
+    }
+    rc = sqlite3_bind_int64(s, 1, t->service);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_bind_int64(s, 2, t->requester);
+    }
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_bind_int64(s, 3, (int64_t)t->requester_version);
+    }
+    if (rc == SQLITE_OK) {
+        rc = bind_bytes(s, 4, t->login_id, STORE_LOGIN_ID_LEN);
+    }
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_bind_int64(s, 5, (int64_t)t->issued);
+    }
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_bind_int64(s, 6, (int64_t)t->expires);
+    }
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_bind_int64(s, 7, t->needed);
+    }
+    if (rc == SQLITE_OK) {
+        rc = bind_bytes(s, 8, t->digest, STORE_QTOKEN_DIGEST_LEN);
+    }
+    if (rc != SQLITE_OK) {
+        rv = sql_rv(st, rc, "quorum token insert");
+        goto out;
+    }
+    rv = step_done(st, s, "quorum token insert");
+    if (rv == CKR_OK && id != NULL) {
+        *id = (uint32_t)sqlite3_last_insert_rowid(st->db); /* CHECKed */
+    }
+out:
+    put_stmt(s);
+    return rv;
+}
+
+/* One token by a cached statement whose ?1 is already bound. */
+static CK_RV qtoken_lookup(store_t *st, sqlite3_stmt *s, store_qtoken_t *t,
+                           bool *found)
+{
+    store_qtoken_t tmp;
+    bool row = false;
+    CK_RV rv;
+
+    rv = step_row(st, s, &row, "quorum token lookup");
+    if (rv == CKR_OK && row) {
+        rv = read_qtoken(s, &tmp);
+        if (rv == CKR_OK) {
+            *t = tmp;
+            *found = true;
+        }
+    }
+    put_stmt(s);
+    return rv;
+}
+
+CK_RV store_qtoken_get(store_t *st, uint32_t id, store_qtoken_t *t,
+                       bool *found)
+{
+    sqlite3_stmt *s = NULL;
+    CK_RV rv;
+    int rc;
+
+    return_val_if_fail(st != NULL && t != NULL && found != NULL,
+                       CKR_GENERAL_ERROR);
+    *found = false;
+    rv = get_stmt(st, STMT_QT_GET, &s);
+    if (rv != CKR_OK) {
+        return rv;
+    }
+    rc = sqlite3_bind_int64(s, 1, id);
+    if (rc != SQLITE_OK) {
+        put_stmt(s);
+        return sql_rv(st, rc, "quorum token get");
+    }
+    return qtoken_lookup(st, s, t, found);
+}
+
+CK_RV store_qtoken_by_digest(store_t *st,
+                             const uint8_t digest[STORE_QTOKEN_DIGEST_LEN],
+                             store_qtoken_t *t, bool *found)
+{
+    sqlite3_stmt *s = NULL;
+    CK_RV rv;
+    int rc;
+
+    return_val_if_fail(st != NULL && digest != NULL, CKR_GENERAL_ERROR);
+    return_val_if_fail(t != NULL && found != NULL, CKR_GENERAL_ERROR);
+    *found = false;
+    rv = get_stmt(st, STMT_QT_BY_DIGEST, &s);
+    if (rv != CKR_OK) {
+        return rv;
+    }
+    rc = bind_bytes(s, 1, digest, STORE_QTOKEN_DIGEST_LEN);
+    if (rc != SQLITE_OK) {
+        put_stmt(s);
+        return sql_rv(st, rc, "quorum token by digest");
+    }
+    return qtoken_lookup(st, s, t, found);
+}
+
+CK_RV store_qtoken_list(store_t *st, store_qtoken_t **ts, size_t *n)
+{
+    store_qtoken_t *arr = NULL;
+    sqlite3_stmt *s = NULL;
+    size_t cap = 0, count = 0;
+    bool row = false;
+    CK_RV rv;
+
+    return_val_if_fail(st != NULL && ts != NULL && n != NULL,
+                       CKR_GENERAL_ERROR);
+    *ts = NULL;
+    *n = 0;
+    rv = get_stmt(st, STMT_QT_LIST, &s);
+    if (rv != CKR_OK) {
+        return rv;
+    }
+    for (;;) {
+        rv = step_row(st, s, &row, "quorum token list");
+        if (rv != CKR_OK || !row) {
+            break;
+        }
+        rv = grow((void **)&arr, &cap, count + 1, sizeof(*arr));
+        if (rv != CKR_OK) {
+            break;
+        }
+        rv = read_qtoken(s, &arr[count]);
+        if (rv != CKR_OK) {
+            break;
+        }
+        count++;
+    }
+    put_stmt(s);
+    if (rv != CKR_OK || count == 0) {
+        free(arr);
+        return rv;
+    }
+    *ts = arr;
+    *n = count;
+    return CKR_OK;
+}
+
+CK_RV store_qtoken_count(store_t *st, size_t *n)
+{
+    sqlite3_stmt *s = NULL;
+    bool row = false;
+    CK_RV rv;
+
+    return_val_if_fail(st != NULL && n != NULL, CKR_GENERAL_ERROR);
+    *n = 0;
+    rv = get_stmt(st, STMT_QT_COUNT, &s);
+    if (rv != CKR_OK) {
+        return rv;
+    }
+    rv = step_row(st, s, &row, "quorum token count");
+    if (rv == CKR_OK && row) {
+        *n = (size_t)sqlite3_column_int64(s, 0);
+    }
+    put_stmt(s);
+    return rv;
+}
+
+CK_RV store_qtoken_delete(store_t *st, uint32_t id, bool *deleted)
+{
+    int64_t changes = 0;
+    CK_RV rv;
+
+    return_val_if_fail(st != NULL, CKR_GENERAL_ERROR);
+    rv = exec_id(st, STMT_QT_DELETE, id, 0, 1, &changes, "quorum token delete");
+    if (deleted != NULL) {
+        *deleted = rv == CKR_OK && changes > 0;
+    }
+    return rv;
+}
+
+CK_RV store_qtoken_delete_login(store_t *st,
+                                const uint8_t login_id[STORE_LOGIN_ID_LEN])
+{
+    sqlite3_stmt *s = NULL;
+    CK_RV rv;
+    int rc;
+
+    return_val_if_fail(st != NULL && login_id != NULL, CKR_GENERAL_ERROR);
+    rv = get_stmt(st, STMT_QT_DELETE_LOGIN, &s);
+    if (rv != CKR_OK) {
+        return rv;
+    }
+    rc = bind_bytes(s, 1, login_id, STORE_LOGIN_ID_LEN);
+    rv = rc == SQLITE_OK ? step_done(st, s, "quorum token delete login")
+                         : sql_rv(st, rc, "quorum token delete login");
+    put_stmt(s);
+    return rv;
+}
+
+CK_RV store_qtoken_purge(store_t *st, uint64_t now)
+{
+    return_val_if_fail(st != NULL, CKR_GENERAL_ERROR);
+    if (now > INT64_MAX) {
+        now = INT64_MAX;
+    }
+    return exec_id(st, STMT_QT_PURGE, (int64_t)now, 0, 1, NULL,
+                   "quorum token purge");
+}
+
+CK_RV store_qtoken_approve(store_t *st, uint32_t id, uint32_t approver,
+                           bool *added)
+{
+    int64_t changes = 0;
+    CK_RV rv;
+
+    return_val_if_fail(st != NULL && added != NULL, CKR_GENERAL_ERROR);
+    rv = exec_id(st, STMT_QA_ADD, id, approver, 2, &changes,
+                 "quorum approval");
+    *added = rv == CKR_OK && changes > 0;
+    return rv;
+}
+
+CK_RV store_qtoken_approvers(store_t *st, uint32_t id, uint32_t **uids,
+                             size_t *n)
+{
+    uint32_t *arr = NULL;
+    sqlite3_stmt *s = NULL;
+    size_t cap = 0, count = 0;
+    bool row = false;
+    int64_t v;
+    CK_RV rv;
+    int rc;
+
+    return_val_if_fail(st != NULL && uids != NULL && n != NULL,
+                       CKR_GENERAL_ERROR);
+    *uids = NULL;
+    *n = 0;
+    rv = get_stmt(st, STMT_QA_LIST, &s);
+    if (rv != CKR_OK) {
+        return rv;
+    }
+    rc = sqlite3_bind_int64(s, 1, id);
+    if (rc != SQLITE_OK) {
+        rv = sql_rv(st, rc, "quorum approvers");
+        goto out;
+    }
+    for (;;) {
+        rv = step_row(st, s, &row, "quorum approvers");
+        if (rv != CKR_OK || !row) {
+            break;
+        }
+        v = sqlite3_column_int64(s, 0);
+        if (v < 1 || v > UINT32_MAX) {
+            log_error("store: invalid quorum approval row");
+            rv = CKR_DEVICE_ERROR;
+            break;
+        }
+        rv = grow((void **)&arr, &cap, count + 1, sizeof(*arr));
+        if (rv != CKR_OK) {
+            break;
+        }
+        arr[count++] = (uint32_t)v;
+    }
+out:
+    put_stmt(s);
+    if (rv != CKR_OK || count == 0) {
+        free(arr);
+        return rv;
+    }
+    *uids = arr;
     *n = count;
     return CKR_OK;
 }

@@ -23,7 +23,7 @@
 
 typedef struct store store_t;
 
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 5
 
 /* Opens (creating if missing, mode 0600) the database at path; creates the
  * schema or migrates it. *created tells whether the file was new. */
@@ -57,6 +57,8 @@ typedef struct {
     size_t verifier_len;
     uint32_t failures; /* consecutive failed logins */
     uint64_t version;  /* bumped by password changes and re-initialization */
+    bool mofn_pubkey;  /* a quorum key is registered (schema 5) */
+    bool twofa;        /* two-factor login is on (schema 5) */
 } store_user_t;
 
 void store_user_clear(store_user_t *u);
@@ -172,6 +174,71 @@ CK_RV store_share_has(store_t *st, uint64_t oid, uint32_t uid, bool *shared);
 /* The objects shared with user uid, ascending; *oids malloc'd. */
 CK_RV store_share_list_user(store_t *st, uint32_t uid, uint64_t **oids,
                             size_t *n);
+
+/* ------------------------------------------------------------- quorum */
+
+/*
+ * Quorum (M of N) state, schema 5. The store keeps what the core hands
+ * it: a user's registered key is opaque bytes (the core parses and checks
+ * it), a token is the SHA-256 of the bytes the core issued. Rows of a
+ * deleted user (its key, its tokens, its approvals) go with the user.
+ */
+#define STORE_QUORUM_KEY_MAX 4096u /* a registered key, DER SPKI */
+#define STORE_LOGIN_ID_LEN 16      /* a login's random id */
+#define STORE_QTOKEN_DIGEST_LEN 32
+
+/* The registered key of user id (*key malloc'd, NULL when none) and its
+ * 2FA flag; *found false when no such user. key or len may be NULL when
+ * only the flag is wanted. */
+CK_RV store_user_mofn_get(store_t *st, uint32_t id, uint8_t **key, size_t *len,
+                          bool *twofa, bool *found);
+/* Sets both (key NULL with len 0: no key). The user's version is not
+ * bumped: its logins stand. No such user: CKR_FUNCTION_FAILED. */
+CK_RV store_user_mofn_set(store_t *st, uint32_t id, const uint8_t *key,
+                          size_t len, bool twofa);
+/* How many users of type have a registered key. */
+CK_RV store_user_count_mofn(store_t *st, int type, size_t *n);
+
+/* M of a service: 1 (off) when never set. */
+CK_RV store_quorum_m_get(store_t *st, unsigned service, unsigned *m);
+CK_RV store_quorum_m_set(store_t *st, unsigned service, unsigned m);
+
+typedef struct {
+    uint32_t id; /* never reused */
+    unsigned service;
+    uint32_t requester;          /* user id */
+    uint64_t requester_version;  /* the user's version at issue */
+    uint8_t login_id[STORE_LOGIN_ID_LEN]; /* the requester's login */
+    uint64_t issued, expires;    /* seconds since the epoch */
+    unsigned needed;             /* M at issue */
+    uint8_t digest[STORE_QTOKEN_DIGEST_LEN]; /* SHA-256 of the token */
+} store_qtoken_t;
+
+/* Inserts t (t->id ignored) with a fresh id. A digest already present:
+ * CKR_FUNCTION_FAILED. */
+CK_RV store_qtoken_insert(store_t *st, const store_qtoken_t *t, uint32_t *id);
+/* *found false (t untouched) when absent. */
+CK_RV store_qtoken_get(store_t *st, uint32_t id, store_qtoken_t *t,
+                       bool *found);
+CK_RV store_qtoken_by_digest(store_t *st,
+                             const uint8_t digest[STORE_QTOKEN_DIGEST_LEN],
+                             store_qtoken_t *t, bool *found);
+/* Every token by ascending id; *ts malloc'd (NULL when none). */
+CK_RV store_qtoken_list(store_t *st, store_qtoken_t **ts, size_t *n);
+CK_RV store_qtoken_count(store_t *st, size_t *n);
+/* *deleted (may be NULL) tells whether the row existed. */
+CK_RV store_qtoken_delete(store_t *st, uint32_t id, bool *deleted);
+CK_RV store_qtoken_delete_login(store_t *st,
+                                const uint8_t login_id[STORE_LOGIN_ID_LEN]);
+/* Deletes the tokens whose expiry is at or before now. */
+CK_RV store_qtoken_purge(store_t *st, uint64_t now);
+/* Records approver's approval of token id; *added false when it was
+ * already there (the same approver counts once). */
+CK_RV store_qtoken_approve(store_t *st, uint32_t id, uint32_t approver,
+                           bool *added);
+/* The approvers of token id, ascending; *uids malloc'd (NULL when none). */
+CK_RV store_qtoken_approvers(store_t *st, uint32_t id, uint32_t **uids,
+                             size_t *n);
 
 /* ------------------------------------------------------------- audit */
 

@@ -1028,6 +1028,12 @@ static void make_schema_3(struct fixture *f)
     assert_int_equal(sqlite3_exec(db,
                                   "ALTER TABLE audit DROP COLUMN peer;"
                                   "ALTER TABLE audit DROP COLUMN fmt;"
+                                  /* and what schema 5 added */
+                                  "DROP TABLE quorum_approvals;"
+                                  "DROP TABLE quorum_tokens;"
+                                  "DROP TABLE quorum_m;"
+                                  "ALTER TABLE users DROP COLUMN mofn_pubkey;"
+                                  "ALTER TABLE users DROP COLUMN twofa;"
                                   "UPDATE meta SET value = 3 WHERE key = "
                                   "'schema_version';"
                                   "COMMIT",

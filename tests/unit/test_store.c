@@ -1057,6 +1057,257 @@ static void test_many_objects(void **state)
     assert_false(scans);
 }
 
+/* ------------------------------------------------------------- quorum */
+
+/* A version 4 file (made by turning a fresh one back: the quorum tables
+ * and columns gone, version 4) migrates to 5 keeping its users, none with
+ * a quorum key or 2FA. */
+static void test_schema_4_to_5(void **state)
+{
+    struct fx *f = *state;
+    store_user_t u;
+    uint8_t *key = NULL;
+    size_t len = 9, n = 9;
+    bool found = false, twofa = true;
+    uint32_t id = 0;
+
+    open_new(f);
+    assert_int_equal(store_user_insert(f->st, 0, "officer", T_CO,
+                                       (const uint8_t *)"v1", 2, &id),
+                     CKR_OK);
+    store_close(f->st);
+    f->st = NULL;
+    outside_exec(f->path, "DROP TABLE quorum_approvals;"
+                          "DROP TABLE quorum_tokens;"
+                          "DROP TABLE quorum_m;"
+                          "ALTER TABLE users DROP COLUMN mofn_pubkey;"
+                          "ALTER TABLE users DROP COLUMN twofa;"
+                          "UPDATE meta SET value = 4 "
+                          "WHERE key = 'schema_version'");
+    assert_int_equal(outside_int(f->path, "SELECT count(*) FROM sqlite_master "
+                                          "WHERE name LIKE 'quorum%'"),
+                     0);
+    reopen(f);
+    assert_int_equal(outside_int(f->path, "SELECT value FROM meta WHERE "
+                                          "key = 'schema_version'"),
+                     5);
+    assert_int_equal(store_user_by_id(f->st, id, &u, &found), CKR_OK);
+    assert_true(found);
+    assert_string_equal(u.name, "officer");
+    assert_false(u.mofn_pubkey);
+    assert_false(u.twofa);
+    assert_int_equal(u.verifier_len, 2);
+    store_user_clear(&u);
+    assert_int_equal(store_user_mofn_get(f->st, id, &key, &len, &twofa, &found),
+                     CKR_OK);
+    assert_true(found);
+    assert_null(key);
+    assert_int_equal(len, 0);
+    assert_false(twofa);
+    assert_int_equal(store_user_count_mofn(f->st, T_CO, &n), CKR_OK);
+    assert_int_equal(n, 0);
+    /* The new tables work. */
+    assert_int_equal(store_user_mofn_set(f->st, id, (const uint8_t *)"k", 1,
+                                         true),
+                     CKR_OK);
+    assert_int_equal(store_user_count_mofn(f->st, T_CO, &n), CKR_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(store_quorum_m_set(f->st, 3, 2), CKR_OK);
+}
+
+/* A user's key and flag: set, read, listed, cleared; limits. */
+static void test_user_mofn(void **state)
+{
+    struct fx *f = *state;
+    uint8_t big[STORE_QUORUM_KEY_MAX + 1], *key = NULL;
+    store_user_t *list = NULL, u;
+    size_t len = 0, n = 0;
+    bool found = false, twofa = false;
+    uint32_t a = 0, b = 0;
+    uint64_t version = 0;
+
+    memset(big, 0x30, sizeof(big));
+    open_new(f);
+    assert_int_equal(store_user_insert(f->st, 0, "a", T_CO,
+                                       (const uint8_t *)"v", 1, &a),
+                     CKR_OK);
+    assert_int_equal(store_user_insert(f->st, 0, "b", T_CU,
+                                       (const uint8_t *)"v", 1, &b),
+                     CKR_OK);
+    assert_int_equal(store_user_by_id(f->st, a, &u, &found), CKR_OK);
+    version = u.version;
+    store_user_clear(&u);
+    assert_int_equal(store_user_mofn_set(f->st, a, big, STORE_QUORUM_KEY_MAX,
+                                         false),
+                     CKR_OK);
+    assert_int_equal(store_user_mofn_set(f->st, b, NULL, 0, true), CKR_OK);
+    /* Too long, or no such user: nothing changes. */
+    assert_int_equal(store_user_mofn_set(f->st, a, big, sizeof(big), true),
+                     CKR_ARGUMENTS_BAD);
+    assert_int_equal(store_user_mofn_set(f->st, 99, big, 1, true),
+                     CKR_FUNCTION_FAILED);
+    assert_int_equal(store_user_mofn_get(f->st, a, &key, &len, &twofa, &found),
+                     CKR_OK);
+    assert_true(found);
+    assert_int_equal(len, STORE_QUORUM_KEY_MAX);
+    assert_memory_equal(key, big, len);
+    assert_false(twofa);
+    free(key);
+    assert_int_equal(store_user_mofn_get(f->st, 99, NULL, NULL, &twofa, &found),
+                     CKR_OK);
+    assert_false(found);
+    assert_int_equal(store_user_list(f->st, &list, &n), CKR_OK);
+    assert_int_equal(n, 2);
+    assert_true(list[0].mofn_pubkey);
+    assert_false(list[0].twofa);
+    assert_false(list[1].mofn_pubkey);
+    assert_true(list[1].twofa);
+    /* Logins stand: the version did not move. */
+    assert_int_equal(list[0].version, version);
+    store_user_clear(&list[0]);
+    store_user_clear(&list[1]);
+    free(list);
+    assert_int_equal(store_user_count_mofn(f->st, T_CO, &n), CKR_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(store_user_count_mofn(f->st, T_CU, &n), CKR_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(store_user_mofn_set(f->st, a, NULL, 0, false), CKR_OK);
+    assert_int_equal(store_user_count_mofn(f->st, T_CO, &n), CKR_OK);
+    assert_int_equal(n, 0);
+}
+
+static void qtoken_fill(store_qtoken_t *t, unsigned service, uint32_t who,
+                        uint8_t login, uint8_t dg, uint64_t expires)
+{
+    memset(t, 0, sizeof(*t));
+    t->service = service;
+    t->requester = who;
+    t->requester_version = 7;
+    memset(t->login_id, login, sizeof(t->login_id));
+    t->issued = 1000;
+    t->expires = expires;
+    t->needed = 2;
+    memset(t->digest, dg, sizeof(t->digest));
+}
+
+/* M values, tokens and approvals: every call, and what goes with what. */
+static void test_quorum_tokens(void **state)
+{
+    struct fx *f = *state;
+    store_qtoken_t t, got, *list = NULL;
+    uint8_t dg[STORE_QTOKEN_DIGEST_LEN], login[STORE_LOGIN_ID_LEN];
+    uint32_t a = 0, b = 0, t1 = 0, t2 = 0, t3 = 0, *uids = NULL;
+    unsigned m = 0;
+    size_t n = 0;
+    bool found = false, added = false, deleted = false;
+
+    open_new(f);
+    assert_int_equal(store_user_insert(f->st, 0, "a", T_CO,
+                                       (const uint8_t *)"v", 1, &a),
+                     CKR_OK);
+    assert_int_equal(store_user_insert(f->st, 0, "b", T_CO,
+                                       (const uint8_t *)"v", 1, &b),
+                     CKR_OK);
+    /* M: 1 until set; out of range refused. */
+    assert_int_equal(store_quorum_m_get(f->st, 3, &m), CKR_OK);
+    assert_int_equal(m, 1);
+    assert_int_equal(store_quorum_m_set(f->st, 3, 2), CKR_OK);
+    assert_int_equal(store_quorum_m_set(f->st, 3, 0), CKR_ARGUMENTS_BAD);
+    assert_int_equal(store_quorum_m_set(f->st, 3, 256), CKR_ARGUMENTS_BAD);
+    assert_int_equal(store_quorum_m_get(f->st, 3, &m), CKR_OK);
+    assert_int_equal(m, 2);
+    assert_int_equal(store_quorum_m_get(f->st, 4, &m), CKR_OK);
+    assert_int_equal(m, 1);
+
+    qtoken_fill(&t, 3, a, 0x11, 0xd1, 2000);
+    assert_int_equal(store_qtoken_insert(f->st, &t, &t1), CKR_OK);
+    qtoken_fill(&t, 4, a, 0x11, 0xd2, 3000);
+    assert_int_equal(store_qtoken_insert(f->st, &t, &t2), CKR_OK);
+    qtoken_fill(&t, 3, b, 0x22, 0xd3, 4000);
+    assert_int_equal(store_qtoken_insert(f->st, &t, &t3), CKR_OK);
+    assert_true(t1 > 0 && t2 > t1 && t3 > t2);
+    /* A digest is unique; a requester must exist. */
+    qtoken_fill(&t, 3, b, 0x22, 0xd3, 4000);
+    assert_int_equal(store_qtoken_insert(f->st, &t, NULL),
+                     CKR_FUNCTION_FAILED);
+    qtoken_fill(&t, 3, 99, 0x22, 0xd4, 4000);
+    assert_int_equal(store_qtoken_insert(f->st, &t, NULL),
+                     CKR_FUNCTION_FAILED);
+    assert_int_equal(store_qtoken_count(f->st, &n), CKR_OK);
+    assert_int_equal(n, 3);
+
+    memset(dg, 0xd2, sizeof(dg));
+    assert_int_equal(store_qtoken_by_digest(f->st, dg, &got, &found), CKR_OK);
+    assert_true(found);
+    assert_int_equal(got.id, t2);
+    assert_int_equal(got.service, 4);
+    assert_int_equal(got.requester, a);
+    assert_int_equal(got.requester_version, 7);
+    assert_int_equal(got.issued, 1000);
+    assert_int_equal(got.expires, 3000);
+    assert_int_equal(got.needed, 2);
+    memset(login, 0x11, sizeof(login));
+    assert_memory_equal(got.login_id, login, sizeof(login));
+    memset(dg, 0xee, sizeof(dg));
+    assert_int_equal(store_qtoken_by_digest(f->st, dg, &got, &found), CKR_OK);
+    assert_false(found);
+    assert_int_equal(store_qtoken_get(f->st, t3, &got, &found), CKR_OK);
+    assert_true(found);
+    assert_int_equal(got.requester, b);
+
+    /* One approval per approver. */
+    assert_int_equal(store_qtoken_approve(f->st, t1, b, &added), CKR_OK);
+    assert_true(added);
+    assert_int_equal(store_qtoken_approve(f->st, t1, b, &added), CKR_OK);
+    assert_false(added);
+    assert_int_equal(store_qtoken_approve(f->st, t1, a, &added), CKR_OK);
+    assert_true(added);
+    assert_int_equal(store_qtoken_approve(f->st, t3, a, &added), CKR_OK);
+    assert_int_equal(store_qtoken_approve(f->st, 999, a, &added),
+                     CKR_FUNCTION_FAILED); /* no such token */
+    assert_int_equal(store_qtoken_approvers(f->st, t1, &uids, &n), CKR_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(uids[0], a);
+    assert_int_equal(uids[1], b);
+    free(uids);
+
+    /* Expired ones go, with their approvals. */
+    assert_int_equal(store_qtoken_purge(f->st, 2000), CKR_OK);
+    assert_int_equal(store_qtoken_get(f->st, t1, &got, &found), CKR_OK);
+    assert_false(found);
+    assert_int_equal(outside_int(f->path, "SELECT count(*) FROM "
+                                          "quorum_approvals"),
+                     1);
+    /* A login's tokens go with it. */
+    assert_int_equal(store_qtoken_delete_login(f->st, login), CKR_OK);
+    assert_int_equal(store_qtoken_list(f->st, &list, &n), CKR_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(list[0].id, t3);
+    free(list);
+    /* A deleted approver's approvals go; a deleted requester's tokens. */
+    assert_int_equal(store_user_delete(f->st, a), CKR_OK);
+    assert_int_equal(store_qtoken_approvers(f->st, t3, &uids, &n), CKR_OK);
+    assert_int_equal(n, 0);
+    assert_null(uids);
+    assert_int_equal(store_user_delete(f->st, b), CKR_OK);
+    assert_int_equal(store_qtoken_count(f->st, &n), CKR_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(store_qtoken_delete(f->st, t3, &deleted), CKR_OK);
+    assert_false(deleted);
+    assert_int_equal(store_qtoken_list(f->st, &list, &n), CKR_OK);
+    assert_int_equal(n, 0);
+    assert_null(list);
+    /* Ids are never reused. */
+    assert_int_equal(store_user_insert(f->st, 0, "c", T_CO,
+                                       (const uint8_t *)"v", 1, &a),
+                     CKR_OK);
+    qtoken_fill(&t, 3, a, 0x33, 0xd5, 4000);
+    assert_int_equal(store_qtoken_insert(f->st, &t, &t1), CKR_OK);
+    assert_true(t1 > t3);
+    assert_int_equal(store_qtoken_delete(f->st, t1, &deleted), CKR_OK);
+    assert_true(deleted);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1078,6 +1329,9 @@ int main(void)
         T(test_rollback_discards),
         T(test_two_handles),
         T(test_many_objects),
+        T(test_schema_4_to_5),
+        T(test_user_mofn),
+        T(test_quorum_tokens),
 #undef T
     };
 
