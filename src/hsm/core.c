@@ -231,6 +231,7 @@ void hsm_conn_close(hsm_conn_t *conn)
     hsm_keycache_drop_conn_locked(hsm, conn);
     if (conn->type != HSM_USER_NONE)
         hsm_keycache_drop_user_locked(hsm, conn->uid);
+    hsm_quorum_login_end_locked(conn); /* its quorum tokens die with it */
     store_login_unmark(conn->login_fd);
     pthread_mutex_unlock(&hsm->lock);
     pthread_cond_destroy(&conn->gcv);

@@ -117,6 +117,9 @@ struct hsm_conn {
      * call that finds another one in the store drops the login. */
     uint64_t uver;
     int login_fd; /* the login's presence mark (store_login_mark), or -1 */
+    /* Random, fresh per login (zero without one): the quorum tokens this
+     * login asked for carry it, and die with it (quorum.c). */
+    uint8_t login_id[STORE_LOGIN_ID_LEN];
     /* Bumped (atomic, under hsm->lock) when a login ends: an operation
      * started under an earlier login is refused, never continued by the
      * next user (ops.c, msg.c). */
@@ -272,6 +275,33 @@ hsm_policy_conf_t hsm_policy_conf(const hsm_t *hsm);
  * or close.
  */
 void hsm_login_end_locked(hsm_conn_t *conn, bool full);
+
+/*
+ * quorum.c. The registered quorum key of user uid (DER SubjectPublicKeyInfo
+ * of an RSA-2048 key, as crypto_quorum_key_parse made it; *der malloc'd,
+ * NULL when none; der and len may both be NULL) and its 2FA flag; *found
+ * false when no such user. The 2FA key is the quorum key (ARCHITECTURE
+ * section 12): a 2FA login verifies with crypto_quorum_verify under it.
+ */
+CK_RV hsm_user_qkey_get_locked(hsm_t *hsm, hsm_uid_t uid, uint8_t **der,
+                               size_t *len, bool *twofa, bool *found);
+/*
+ * Sets both (der NULL, len 0: no key; give only what crypto_quorum_key_parse
+ * returned). Joins the caller's write transaction when one is open (the
+ * caller then writes its audit record and bumps the generation), else
+ * commits alone with a generation bump. No such user: CKR_ARGUMENTS_BAD.
+ * Logins stand (the user's version does not move).
+ */
+CK_RV hsm_user_qkey_set_locked(hsm_t *hsm, hsm_uid_t uid, const uint8_t *der,
+                               size_t len, bool twofa);
+/* A login begins: a fresh conn->login_id. */
+CK_RV hsm_quorum_login_begin_locked(hsm_conn_t *conn);
+/* A login ends (logout, a stale login, the connection's close): its
+ * tokens go from the store, and conn->login_id is cleared. */
+void hsm_quorum_login_end_locked(hsm_conn_t *conn);
+/* Tests only: the clock of token lifetimes (seconds since the epoch);
+ * NULL: time(). */
+extern uint64_t (*hsm_quorum_clock_hook)(void);
 
 /* ops.c: ends every operation of a session (close, logout), the
  * message-based ones included. */

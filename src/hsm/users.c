@@ -514,6 +514,10 @@ static CK_RV login_start_locked(hsm_conn_t *conn, const store_user_t *u)
         store_login_unmark(fd);
         return CKR_PIN_INCORRECT; /* the password checked is no more */
     }
+    if ((rv = hsm_quorum_login_begin_locked(conn)) != CKR_OK) {
+        store_login_unmark(fd);
+        return rv;
+    }
     conn->type = (hsm_user_type_t)u->type;
     conn->uid = u->id;
     conn->uver = version;
@@ -591,6 +595,8 @@ void hsm_login_end_locked(hsm_conn_t *conn, bool full)
     hsm_sobjs_destroy_locked(conn, 0, true);
     /* No key value the user used stays in the cache after its logout. */
     hsm_keycache_drop_user_locked(conn->hsm, conn->uid);
+    /* Its quorum tokens die with it. */
+    hsm_quorum_login_end_locked(conn);
     store_login_unmark(conn->login_fd);
     conn->login_fd = -1;
     conn->type = HSM_USER_NONE;
@@ -1008,6 +1014,8 @@ CK_RV hsm_user_list(hsm_conn_t *conn, hsm_user_info_t **users, size_t *count)
         snprintf(out[i].name, sizeof(out[i].name), "%s", su[i].name);
         out[i].login_failures = su[i].failures;
         out[i].locked = su[i].failures >= hsm->cfg.login_failure_limit;
+        out[i].mofn_pubkey = su[i].mofn_pubkey;
+        out[i].twofa = su[i].twofa;
     }
     *users = out;
     *count = n;

@@ -102,6 +102,26 @@ bool crypto_secret_lock(void);
 #define CRYPTO_KEYS_PROPQ "provider=nimbus-keys"
 const char *crypto_keytype(const char *name);
 
+/*
+ * Quorum approvers' and two-factor logins' keys (qkey.c; ARCHITECTURE
+ * section 12): RSA-2048, signatures SHA256-RSA-PKCS.
+ * crypto_quorum_key_parse: in is a PEM ("PUBLIC KEY") or DER
+ * SubjectPublicKeyInfo of at most CRYPTO_QUORUM_KEY_IN_MAX bytes; *der
+ * (malloc'd) is its canonical DER. CKR_ARGUMENTS_BAD: not such a thing;
+ * CKR_KEY_TYPE_INCONSISTENT: not rsaEncryption; CKR_KEY_SIZE_RANGE: not
+ * 2048 bits.
+ * crypto_quorum_verify: CKR_OK when sig is a signature of msg under the
+ * DER key; CKR_SIGNATURE_INVALID, or CKR_SIGNATURE_LEN_RANGE when sig is
+ * not 256 bytes.
+ */
+#define CRYPTO_QUORUM_RSA_BITS 2048
+#define CRYPTO_QUORUM_KEY_IN_MAX 4096
+CK_RV crypto_quorum_key_parse(const uint8_t *in, size_t len, uint8_t **der,
+                              size_t *derlen);
+CK_RV crypto_quorum_verify(const uint8_t *der, size_t derlen,
+                           const uint8_t *msg, size_t msglen,
+                           const uint8_t *sig, size_t siglen);
+
 /* Wipes a buffer (OPENSSL_cleanse). */
 void crypto_wipe(void *p, size_t len);
 
