@@ -495,3 +495,54 @@ CK_RV backend_client_list(backend_conn_t *conn, backend_client_t **list,
     *n = 0;
     return conn->be->ops->client_list(conn, list, n);
 }
+
+CK_RV backend_quorum_register_key(backend_conn_t *conn, const char *name,
+                                  const uint8_t *reg_token, size_t token_len,
+                                  const uint8_t *sig, size_t sig_len,
+                                  const uint8_t *pubkey, size_t pubkey_len)
+{
+    return_val_if_fail(conn != NULL, CKR_GENERAL_ERROR);
+    return conn->be->ops->quorum_register_key(conn, name, reg_token, token_len,
+                                              sig, sig_len, pubkey, pubkey_len);
+}
+
+CK_RV backend_quorum_set_m(backend_conn_t *conn, unsigned service, unsigned m)
+{
+    return_val_if_fail(conn != NULL, CKR_GENERAL_ERROR);
+    return conn->be->ops->quorum_set_m(conn, service, m);
+}
+
+CK_RV backend_quorum_get_m(backend_conn_t *conn, unsigned service,
+                           unsigned *m)
+{
+    return_val_if_fail(conn != NULL, CKR_GENERAL_ERROR);
+    return conn->be->ops->quorum_get_m(conn, service, m);
+}
+
+CK_RV backend_quorum_get_token(backend_conn_t *conn, unsigned service,
+                               const char *name, uint8_t *token, size_t *len)
+{
+    return_val_if_fail(conn != NULL, CKR_GENERAL_ERROR);
+    return conn->be->ops->quorum_get_token(conn, service, name, token, len);
+}
+
+CK_RV backend_quorum_approve(backend_conn_t *conn, const uint8_t *token,
+                             size_t token_len, const hsm_quorum_approval_t *a,
+                             size_t n, CK_RV *results)
+{
+    return_val_if_fail(conn != NULL, CKR_GENERAL_ERROR);
+    return conn->be->ops->quorum_approve(conn, token, token_len, a, n, results);
+}
+
+CK_RV backend_quorum_list_tokens(backend_conn_t *conn,
+                                 hsm_quorum_token_info_t **out, size_t *n)
+{
+    return_val_if_fail(conn != NULL, CKR_GENERAL_ERROR);
+    return conn->be->ops->quorum_list_tokens(conn, out, n);
+}
+
+CK_RV backend_quorum_del_token(backend_conn_t *conn, uint32_t id)
+{
+    return_val_if_fail(conn != NULL, CKR_GENERAL_ERROR);
+    return conn->be->ops->quorum_del_token(conn, id);
+}

@@ -263,6 +263,22 @@ struct backend_ops {
                                 bool trusted);
     CK_RV (*client_list)(backend_conn_t *conn, backend_client_t **list,
                          size_t *n);
+
+    /* quorum (M of N) */
+    CK_RV (*quorum_register_key)(backend_conn_t *conn, const char *name,
+                                 const uint8_t *reg_token, size_t token_len,
+                                 const uint8_t *sig, size_t sig_len,
+                                 const uint8_t *pubkey, size_t pubkey_len);
+    CK_RV (*quorum_set_m)(backend_conn_t *conn, unsigned service, unsigned m);
+    CK_RV (*quorum_get_m)(backend_conn_t *conn, unsigned service, unsigned *m);
+    CK_RV (*quorum_get_token)(backend_conn_t *conn, unsigned service,
+                              const char *name, uint8_t *token, size_t *len);
+    CK_RV (*quorum_approve)(backend_conn_t *conn, const uint8_t *token,
+                            size_t token_len, const hsm_quorum_approval_t *a,
+                            size_t n, CK_RV *results);
+    CK_RV (*quorum_list_tokens)(backend_conn_t *conn,
+                                hsm_quorum_token_info_t **out, size_t *n);
+    CK_RV (*quorum_del_token)(backend_conn_t *conn, uint32_t id);
 };
 /* clang-format on */
 
@@ -423,5 +439,23 @@ CK_RV backend_object_set_trusted(backend_conn_t *conn, hsm_oid_t oid,
  */
 CK_RV backend_client_list(backend_conn_t *conn, backend_client_t **list,
                           size_t *n);
+
+/* Quorum (M of N) approval: hsm_quorum_* of hsm.h. */
+CK_RV backend_quorum_register_key(backend_conn_t *conn, const char *name,
+                                  const uint8_t *reg_token, size_t token_len,
+                                  const uint8_t *sig, size_t sig_len,
+                                  const uint8_t *pubkey, size_t pubkey_len);
+CK_RV backend_quorum_set_m(backend_conn_t *conn, unsigned service, unsigned m);
+CK_RV backend_quorum_get_m(backend_conn_t *conn, unsigned service,
+                           unsigned *m);
+CK_RV backend_quorum_get_token(backend_conn_t *conn, unsigned service,
+                               const char *name, uint8_t *token, size_t *len);
+CK_RV backend_quorum_approve(backend_conn_t *conn, const uint8_t *token,
+                             size_t token_len, const hsm_quorum_approval_t *a,
+                             size_t n, CK_RV *results);
+/* *out malloc'd: free() it. */
+CK_RV backend_quorum_list_tokens(backend_conn_t *conn,
+                                 hsm_quorum_token_info_t **out, size_t *n);
+CK_RV backend_quorum_del_token(backend_conn_t *conn, uint32_t id);
 
 #endif

@@ -469,6 +469,56 @@ static CK_RV emb_client_list(backend_conn_t *conn, backend_client_t **list,
     return CKR_FUNCTION_NOT_SUPPORTED;
 }
 
+/* ------------------------------------------------------- quorum */
+
+static CK_RV emb_quorum_register_key(backend_conn_t *conn, const char *name,
+                                     const uint8_t *reg_token,
+                                     size_t token_len, const uint8_t *sig,
+                                     size_t sig_len, const uint8_t *pubkey,
+                                     size_t pubkey_len)
+{
+    return hsm_quorum_register_key(emb_conn(conn), name, reg_token, token_len,
+                                   sig, sig_len, pubkey, pubkey_len);
+}
+
+static CK_RV emb_quorum_set_m(backend_conn_t *conn, unsigned service,
+                              unsigned m)
+{
+    return hsm_quorum_set_m(emb_conn(conn), service, m);
+}
+
+static CK_RV emb_quorum_get_m(backend_conn_t *conn, unsigned service,
+                              unsigned *m)
+{
+    return hsm_quorum_get_m(emb_conn(conn), service, m);
+}
+
+static CK_RV emb_quorum_get_token(backend_conn_t *conn, unsigned service,
+                                  const char *name, uint8_t *token,
+                                  size_t *len)
+{
+    return hsm_quorum_get_token(emb_conn(conn), service, name, token, len);
+}
+
+static CK_RV emb_quorum_approve(backend_conn_t *conn, const uint8_t *token,
+                                size_t token_len,
+                                const hsm_quorum_approval_t *a, size_t n,
+                                CK_RV *results)
+{
+    return hsm_quorum_approve(emb_conn(conn), token, token_len, a, n, results);
+}
+
+static CK_RV emb_quorum_list_tokens(backend_conn_t *conn,
+                                    hsm_quorum_token_info_t **out, size_t *n)
+{
+    return hsm_quorum_list_tokens(emb_conn(conn), out, n);
+}
+
+static CK_RV emb_quorum_del_token(backend_conn_t *conn, uint32_t id)
+{
+    return hsm_quorum_del_token(emb_conn(conn), id);
+}
+
 const struct backend_ops backend_embedded_ops = {
     .kind = "embedded",
     .close = emb_close,
@@ -530,4 +580,11 @@ const struct backend_ops backend_embedded_ops = {
     .audit_verify = emb_audit_verify,
     .object_set_trusted = emb_object_set_trusted,
     .client_list = emb_client_list,
+    .quorum_register_key = emb_quorum_register_key,
+    .quorum_set_m = emb_quorum_set_m,
+    .quorum_get_m = emb_quorum_get_m,
+    .quorum_get_token = emb_quorum_get_token,
+    .quorum_approve = emb_quorum_approve,
+    .quorum_list_tokens = emb_quorum_list_tokens,
+    .quorum_del_token = emb_quorum_del_token,
 };

@@ -1021,6 +1021,53 @@ static CK_RV rm_client_list(backend_conn_t *conn, backend_client_t **list,
     return CKR_OK;
 }
 
+/* ------------------------------------------------------------ quorum */
+
+static CK_RV rm_quorum_register_key(backend_conn_t *conn, const char *name,
+                                    const uint8_t *reg_token, size_t token_len,
+                                    const uint8_t *sig, size_t sig_len,
+                                    const uint8_t *pubkey, size_t pubkey_len)
+{
+    CALL(conn, wire_cl_quorum_register_key(cl, name, reg_token, token_len, sig,
+                                           sig_len, pubkey, pubkey_len));
+}
+
+static CK_RV rm_quorum_set_m(backend_conn_t *conn, unsigned service,
+                             unsigned m)
+{
+    CALL(conn, wire_cl_quorum_set_m(cl, service, m));
+}
+
+static CK_RV rm_quorum_get_m(backend_conn_t *conn, unsigned service,
+                             unsigned *m)
+{
+    CALL(conn, wire_cl_quorum_get_m(cl, service, m));
+}
+
+static CK_RV rm_quorum_get_token(backend_conn_t *conn, unsigned service,
+                                 const char *name, uint8_t *token, size_t *len)
+{
+    CALL(conn, wire_cl_quorum_get_token(cl, service, name, token, len));
+}
+
+static CK_RV rm_quorum_approve(backend_conn_t *conn, const uint8_t *token,
+                               size_t token_len, const hsm_quorum_approval_t *a,
+                               size_t n, CK_RV *results)
+{
+    CALL(conn, wire_cl_quorum_approve(cl, token, token_len, a, n, results));
+}
+
+static CK_RV rm_quorum_list_tokens(backend_conn_t *conn,
+                                   hsm_quorum_token_info_t **out, size_t *n)
+{
+    CALL(conn, wire_cl_quorum_list_tokens(cl, out, n));
+}
+
+static CK_RV rm_quorum_del_token(backend_conn_t *conn, uint32_t id)
+{
+    CALL(conn, wire_cl_quorum_del_token(cl, id));
+}
+
 const struct backend_ops backend_remote_ops = {
     .kind = "remote",
     .close = rm_close,
@@ -1082,6 +1129,13 @@ const struct backend_ops backend_remote_ops = {
     .audit_verify = rm_audit_verify,
     .object_set_trusted = rm_object_set_trusted,
     .client_list = rm_client_list,
+    .quorum_register_key = rm_quorum_register_key,
+    .quorum_set_m = rm_quorum_set_m,
+    .quorum_get_m = rm_quorum_get_m,
+    .quorum_get_token = rm_quorum_get_token,
+    .quorum_approve = rm_quorum_approve,
+    .quorum_list_tokens = rm_quorum_list_tokens,
+    .quorum_del_token = rm_quorum_del_token,
 };
 
 /* ------------------------------------------------------------ open */

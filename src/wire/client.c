@@ -1963,3 +1963,193 @@ CK_RV wire_cl_client_list(wire_client_t *cl, wire_client_info_t **list,
     rt_done(&t);
     return rv;
 }
+
+/* ------------------------------------------------------------ quorum */
+
+CK_RV wire_cl_quorum_register_key(wire_client_t *cl, const char *name,
+                                  const uint8_t *reg_token, size_t token_len,
+                                  const uint8_t *sig, size_t sig_len,
+                                  const uint8_t *pubkey, size_t pubkey_len)
+{
+    Nimbus__Request q;
+    Nimbus__QuorumRegisterKeyReq m;
+
+    if (name == NULL) {
+        return CKR_ARGUMENTS_BAD;
+    }
+    nimbus__quorum_register_key_req__init(&m);
+    m.name = bin(name, strlen(name));
+    m.reg_token = bin(reg_token, token_len);
+    m.signature = bin(sig, sig_len);
+    m.pubkey = bin(pubkey, pubkey_len);
+    REQUEST(q, quorum_register_key, QUORUM_REGISTER_KEY, m);
+    return simple(cl, &q);
+}
+
+CK_RV wire_cl_quorum_set_m(wire_client_t *cl, unsigned service, unsigned m)
+{
+    Nimbus__Request q;
+    Nimbus__QuorumSetMReq r;
+
+    nimbus__quorum_set_mreq__init(&r);
+    r.service = service;
+    r.m = m;
+    REQUEST(q, quorum_set_m, QUORUM_SET_M, r);
+    return simple(cl, &q);
+}
+
+CK_RV wire_cl_quorum_get_m(wire_client_t *cl, unsigned service, unsigned *m)
+{
+    Nimbus__Request q;
+    Nimbus__QuorumGetMReq r;
+    struct rt t;
+    CK_RV rv;
+
+    nimbus__quorum_get_mreq__init(&r);
+    r.service = service;
+    REQUEST(q, quorum_get_m, QUORUM_GET_M, r);
+    rv = roundtrip(cl, &q, NIMBUS__REPLY__RESULT_QUORUM_M, &t);
+    if (rv == CKR_OK) {
+        if (t.rep->quorum_m->m < 1 || t.rep->quorum_m->m > HSM_QUORUM_M_MAX) {
+            rv = CKR_DEVICE_ERROR;
+        } else {
+            *m = t.rep->quorum_m->m;
+        }
+    }
+    rt_done(&t);
+    return rv;
+}
+
+CK_RV wire_cl_quorum_get_token(wire_client_t *cl, unsigned service,
+                               const char *name, uint8_t *token, size_t *len)
+{
+    Nimbus__Request q;
+    Nimbus__QuorumGetTokenReq m;
+
+    if (name == NULL || len == NULL) {
+        return CKR_ARGUMENTS_BAD;
+    }
+    nimbus__quorum_get_token_req__init(&m);
+    m.service = service;
+    m.name = bin(name, strlen(name));
+    if (token != NULL) {
+        m.has_out_room = true;
+        m.out_room = *len;
+    }
+    REQUEST(q, quorum_get_token, QUORUM_GET_TOKEN, m);
+    return output_call(cl, &q, token, len);
+}
+
+CK_RV wire_cl_quorum_approve(wire_client_t *cl, const uint8_t *token,
+                             size_t token_len, const hsm_quorum_approval_t *a,
+                             size_t n, CK_RV *results)
+{
+    Nimbus__QuorumApproval ap[HSM_QUORUM_M_MAX], *ptrs[HSM_QUORUM_M_MAX];
+    Nimbus__Request q;
+    Nimbus__QuorumApproveReq m;
+    struct rt t;
+    CK_RV rv;
+
+    if (n == 0 || n > HSM_QUORUM_M_MAX || a == NULL || results == NULL) {
+        return CKR_ARGUMENTS_BAD;
+    }
+    nimbus__quorum_approve_req__init(&m);
+    m.token = bin(token, token_len);
+    for (size_t i = 0; i < n; i++) {
+        nimbus__quorum_approval__init(&ap[i]);
+        ap[i].type = a[i].type;
+        ap[i].name = bin(a[i].name, strnlen(a[i].name, sizeof(a[i].name)));
+        ap[i].signature = bin(a[i].sig, a[i].sig_len);
+        ptrs[i] = &ap[i];
+    }
+    m.n_approvals = n;
+    m.approvals = ptrs;
+    REQUEST(q, quorum_approve, QUORUM_APPROVE, m);
+    rv = roundtrip(cl, &q, NIMBUS__REPLY__RESULT_QUORUM_APPROVE, &t);
+    if (rv == CKR_OK) {
+        const Nimbus__QuorumApproveReply *r = t.rep->quorum_approve;
+
+        /* one result per approval sent, each a CK_RV */
+        if (r->n_results != n) {
+            rv = CKR_DEVICE_ERROR;
+        }
+        for (size_t i = 0; rv == CKR_OK && i < n; i++) {
+            if ((CK_RV)r->results[i] != r->results[i]) {
+                rv = CKR_DEVICE_ERROR;
+            } else {
+                results[i] = (CK_RV)r->results[i];
+            }
+        }
+    }
+    rt_done(&t);
+    return rv;
+}
+
+CK_RV wire_cl_quorum_list_tokens(wire_client_t *cl,
+                                 hsm_quorum_token_info_t **out, size_t *n)
+{
+    Nimbus__Request q;
+    Nimbus__QuorumListTokensReq m;
+    hsm_quorum_token_info_t *list = NULL;
+    struct rt t;
+    CK_RV rv;
+
+    *out = NULL;
+    *n = 0;
+    nimbus__quorum_list_tokens_req__init(&m);
+    REQUEST(q, quorum_list_tokens, QUORUM_LIST_TOKENS, m);
+    rv = roundtrip(cl, &q, NIMBUS__REPLY__RESULT_QUORUM_TOKENS, &t);
+    if (rv == CKR_OK) {
+        const Nimbus__QuorumTokenListReply *r = t.rep->quorum_tokens;
+
+        if (r->n_tokens > HSM_QUORUM_TOKENS_MAX) {
+            rv = CKR_DEVICE_ERROR;
+        } else if (r->n_tokens > 0 &&
+                   (list = calloc(r->n_tokens, sizeof(*list))) == NULL) {
+            rv = CKR_HOST_MEMORY;
+        }
+        for (size_t i = 0; rv == CKR_OK && i < r->n_tokens; i++) {
+            const Nimbus__QuorumTokenInfo *x = r->tokens[i];
+            hsm_quorum_token_info_t *y = &list[i];
+
+            if (!text_copy(y->user, sizeof(y->user), x->user) ||
+                x->n_approvers > HSM_QUORUM_M_MAX ||
+                x->needed > HSM_QUORUM_M_MAX) {
+                rv = CKR_DEVICE_ERROR;
+                break;
+            }
+            for (size_t j = 0; j < x->n_approvers; j++) {
+                if (!text_copy(y->approvers[j], sizeof(y->approvers[j]),
+                               x->approvers[j])) {
+                    rv = CKR_DEVICE_ERROR;
+                    break;
+                }
+            }
+            y->id = x->id;
+            y->service = x->service;
+            y->seconds_left = x->seconds_left;
+            y->needed = x->needed;
+            y->given = x->given;
+            y->napprovers = x->n_approvers;
+        }
+        if (rv == CKR_OK) {
+            *out = list;
+            *n = r->n_tokens;
+            list = NULL;
+        }
+    }
+    free(list);
+    rt_done(&t);
+    return rv;
+}
+
+CK_RV wire_cl_quorum_del_token(wire_client_t *cl, uint32_t id)
+{
+    Nimbus__Request q;
+    Nimbus__QuorumDelTokenReq m;
+
+    nimbus__quorum_del_token_req__init(&m);
+    m.id = id;
+    REQUEST(q, quorum_del_token, QUORUM_DEL_TOKEN, m);
+    return simple(cl, &q);
+}

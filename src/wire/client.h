@@ -205,4 +205,22 @@ typedef struct {
 CK_RV wire_cl_client_list(wire_client_t *cl, wire_client_info_t **list,
                           size_t *n);
 
+/* Quorum (M of N), protocol minor 1: hsm_quorum_* of hsm.h. */
+CK_RV wire_cl_quorum_register_key(wire_client_t *cl, const char *name,
+                                  const uint8_t *reg_token, size_t token_len,
+                                  const uint8_t *sig, size_t sig_len,
+                                  const uint8_t *pubkey, size_t pubkey_len);
+CK_RV wire_cl_quorum_set_m(wire_client_t *cl, unsigned service, unsigned m);
+CK_RV wire_cl_quorum_get_m(wire_client_t *cl, unsigned service, unsigned *m);
+CK_RV wire_cl_quorum_get_token(wire_client_t *cl, unsigned service,
+                               const char *name, uint8_t *token, size_t *len);
+/* At most HSM_QUORUM_M_MAX approvals per call (CKR_ARGUMENTS_BAD). */
+CK_RV wire_cl_quorum_approve(wire_client_t *cl, const uint8_t *token,
+                             size_t token_len, const hsm_quorum_approval_t *a,
+                             size_t n, CK_RV *results);
+/* *out malloc'd (free()). */
+CK_RV wire_cl_quorum_list_tokens(wire_client_t *cl,
+                                 hsm_quorum_token_info_t **out, size_t *n);
+CK_RV wire_cl_quorum_del_token(wire_client_t *cl, uint32_t id);
+
 #endif

@@ -378,6 +378,9 @@ struct call {
         Nimbus__AuditReadReply audit_read;
         Nimbus__AuditVerifyReply audit_verify;
         Nimbus__ClientListReply client_list;
+        Nimbus__QuorumMReply quorum_m;
+        Nimbus__QuorumApproveReply quorum_approve;
+        Nimbus__QuorumTokenListReply quorum_tokens;
     } u;
     /* heap blocks the reply points into: (pointer, length to wipe) */
     struct {
@@ -2034,6 +2037,173 @@ static CK_RV do_client_list(struct call *c)
     return CKR_OK;
 }
 
+/* ------------------------------------------------------------ quorum */
+
+/* The lengths are the core's to judge (the same codes as embedded):
+ * nothing here is allocated from them, they point into the request. */
+static CK_RV do_quorum_register_key(struct call *c,
+                                    const Nimbus__QuorumRegisterKeyReq *r)
+{
+    char name[NAME_MAX_WIRE + 1];
+    const char *n;
+    CK_RV rv;
+
+    if ((rv = text_in(true, &r->name, name, sizeof(name), &n)) != CKR_OK) {
+        return rv;
+    }
+    return hsm_quorum_register_key(c->wc->conn, n, bp(&r->reg_token),
+                                   r->reg_token.len, bp(&r->signature),
+                                   r->signature.len, bp(&r->pubkey),
+                                   r->pubkey.len);
+}
+
+static CK_RV do_quorum_get_m(struct call *c, const Nimbus__QuorumGetMReq *r)
+{
+    unsigned m = 0;
+    CK_RV rv = hsm_quorum_get_m(c->wc->conn, r->service, &m);
+
+    if (rv == CKR_OK) {
+        nimbus__quorum_mreply__init(&c->u.quorum_m);
+        c->u.quorum_m.m = m;
+        c->rep.result_case = NIMBUS__REPLY__RESULT_QUORUM_M;
+        c->rep.quorum_m = &c->u.quorum_m;
+    }
+    return rv;
+}
+
+static CK_RV do_quorum_get_token(struct call *c,
+                                 const Nimbus__QuorumGetTokenReq *r)
+{
+    char name[NAME_MAX_WIRE + 1];
+    const char *n;
+    uint8_t *out = NULL;
+    size_t outlen = 0;
+    CK_RV rv;
+
+    if ((rv = text_in(true, &r->name, name, sizeof(name), &n)) != CKR_OK) {
+        return rv;
+    }
+    /* no token is longer: a client asking for more gets this much */
+    if ((rv = out_in(c, r->has_out_room,
+                     r->out_room > HSM_QUORUM_TOKEN_BYTES_MAX
+                         ? HSM_QUORUM_TOKEN_BYTES_MAX
+                         : r->out_room,
+                     &out, &outlen)) != CKR_OK) {
+        return rv;
+    }
+    rv = hsm_quorum_get_token(c->wc->conn, r->service, n, out, &outlen);
+    if (rv == CKR_OK || rv == CKR_BUFFER_TOO_SMALL) {
+        output_out(c, rv, out, outlen);
+    }
+    return rv;
+}
+
+static CK_RV do_quorum_approve(struct call *c,
+                               const Nimbus__QuorumApproveReq *r)
+{
+    hsm_quorum_approval_t a[HSM_QUORUM_M_MAX];
+    uint64_t *res64;
+    CK_RV results[HSM_QUORUM_M_MAX], rv;
+    size_t n = r->n_approvals;
+
+    /* at most M approvals can count: more is a malformed request */
+    if (n == 0 || n > HSM_QUORUM_M_MAX) {
+        return CKR_ARGUMENTS_BAD;
+    }
+    memset(a, 0, sizeof(a));
+    for (size_t i = 0; i < n; i++) {
+        const Nimbus__QuorumApproval *x = r->approvals[i];
+        const char *nm;
+
+        if (x->type > HSM_USER_AU) {
+            return CKR_ARGUMENTS_BAD;
+        }
+        if ((rv = text_in(true, &x->name, a[i].name, sizeof(a[i].name),
+                          &nm)) != CKR_OK) {
+            return rv;
+        }
+        a[i].type = (hsm_user_type_t)x->type;
+        a[i].sig = bp(&x->signature);
+        a[i].sig_len = x->signature.len;
+        results[i] = CKR_GENERAL_ERROR;
+    }
+    rv = hsm_quorum_approve(c->wc->conn, bp(&r->token), r->token.len, a, n,
+                            results);
+    if (rv != CKR_OK) {
+        return rv;
+    }
+    res64 = call_alloc(c, n * sizeof(*res64));
+    if (res64 == NULL) {
+        return CKR_HOST_MEMORY;
+    }
+    for (size_t i = 0; i < n; i++) {
+        res64[i] = results[i];
+    }
+    nimbus__quorum_approve_reply__init(&c->u.quorum_approve);
+    c->u.quorum_approve.n_results = n;
+    c->u.quorum_approve.results = res64;
+    c->rep.result_case = NIMBUS__REPLY__RESULT_QUORUM_APPROVE;
+    c->rep.quorum_approve = &c->u.quorum_approve;
+    return CKR_OK;
+}
+
+static CK_RV do_quorum_list_tokens(struct call *c)
+{
+    hsm_quorum_token_info_t *list = NULL;
+    Nimbus__QuorumTokenInfo *infos, **ptrs;
+    char **names;
+    size_t n = 0;
+    CK_RV rv;
+
+    rv = hsm_quorum_list_tokens(c->wc->conn, &list, &n);
+    if (rv != CKR_OK) {
+        return rv;
+    }
+    if (n > HSM_QUORUM_TOKENS_MAX) {
+        free(list);
+        return CKR_GENERAL_ERROR; /* the core broke its own bound */
+    }
+    if (keep(c, list, n * sizeof(*list)) == NULL && n > 0) {
+        return CKR_HOST_MEMORY;
+    }
+    infos = call_alloc(c, n * (sizeof(*infos) + sizeof(*ptrs) +
+                               HSM_QUORUM_M_MAX * sizeof(*names)));
+    if (infos == NULL) {
+        return CKR_HOST_MEMORY;
+    }
+    ptrs = (Nimbus__QuorumTokenInfo **)(infos + n);
+    names = (char **)(ptrs + n);
+    for (size_t i = 0; i < n; i++) {
+        hsm_quorum_token_info_t *t = &list[i];
+        size_t na = t->napprovers;
+
+        if (na > HSM_QUORUM_M_MAX) {
+            return CKR_GENERAL_ERROR;
+        }
+        nimbus__quorum_token_info__init(&infos[i]);
+        t->user[sizeof(t->user) - 1] = '\0';
+        infos[i].id = t->id;
+        infos[i].service = t->service;
+        infos[i].user = t->user;
+        infos[i].seconds_left = t->seconds_left;
+        infos[i].needed = t->needed;
+        infos[i].given = t->given;
+        infos[i].approvers = names + i * HSM_QUORUM_M_MAX;
+        infos[i].n_approvers = na;
+        for (size_t j = 0; j < na; j++) {
+            t->approvers[j][sizeof(t->approvers[j]) - 1] = '\0';
+            infos[i].approvers[j] = t->approvers[j];
+        }
+        ptrs[i] = &infos[i];
+    }
+    nimbus__quorum_token_list_reply__init(&c->u.quorum_tokens);
+    c->u.quorum_tokens.n_tokens = n;
+    c->u.quorum_tokens.tokens = ptrs;
+    c->rep.result_case = NIMBUS__REPLY__RESULT_QUORUM_TOKENS;
+    c->rep.quorum_tokens = &c->u.quorum_tokens;
+    return CKR_OK;
+}
+
 /* ------------------------------------------------------------ dispatch */
 
 static CK_RV dispatch(struct call *c, const Nimbus__Request *q)
@@ -2146,6 +2316,21 @@ static CK_RV dispatch(struct call *c, const Nimbus__Request *q)
                                       q->object_set_trusted->trusted);
     case NIMBUS__REQUEST__CALL_CLIENT_LIST:
         return do_client_list(c);
+    case NIMBUS__REQUEST__CALL_QUORUM_REGISTER_KEY:
+        return do_quorum_register_key(c, q->quorum_register_key);
+    case NIMBUS__REQUEST__CALL_QUORUM_SET_M:
+        return hsm_quorum_set_m(c->wc->conn, q->quorum_set_m->service,
+                                q->quorum_set_m->m);
+    case NIMBUS__REQUEST__CALL_QUORUM_GET_M:
+        return do_quorum_get_m(c, q->quorum_get_m);
+    case NIMBUS__REQUEST__CALL_QUORUM_GET_TOKEN:
+        return do_quorum_get_token(c, q->quorum_get_token);
+    case NIMBUS__REQUEST__CALL_QUORUM_APPROVE:
+        return do_quorum_approve(c, q->quorum_approve);
+    case NIMBUS__REQUEST__CALL_QUORUM_LIST_TOKENS:
+        return do_quorum_list_tokens(c);
+    case NIMBUS__REQUEST__CALL_QUORUM_DEL_TOKEN:
+        return hsm_quorum_del_token(c->wc->conn, q->quorum_del_token->id);
     default:
         /* A call this server does not know (a newer client's). */
         return CKR_FUNCTION_NOT_SUPPORTED;
