@@ -1236,6 +1236,54 @@ const struct mgmt_cmd mgmt_commands[] = {
      "Recomputes the hash chain of the audit log and names the first "
      "record\n"
      "that was edited, deleted, inserted or reordered. CO only."},
+    {"registerQuorumPubKey", 5, 5, mgmt_cmd_register_quorum_pubkey,
+     "registerQuorumPubKey CO <user name> <token file> <signed token file> "
+     "<public key file>",
+     "Registers the logged-in CO's RSA-2048 public key (PEM or DER) as its\n"
+     "quorum key, so that it can approve quorum tokens. The token file is\n"
+     "any 1 to 245 bytes the CO chose, the signed token file its\n"
+     "SHA256-RSA-PKCS signature made outside the HSM:\n"
+     "  openssl dgst -sha256 -sign key.pem -out token.sig token\n"
+     "A new registration replaces the old one. listUsers then shows\n"
+     "MofnPubKey YES. CO only."},
+    {"setMValue", 2, 2, mgmt_cmd_set_m_value, "setMValue <3|4> <m>",
+     "Sets how many approvals (M, 1 to 8; 1: none) a service needs: 3 the\n"
+     "user management commands (createUser, deleteUser, changePswd of\n"
+     "another user; C_InitPIN of another user), 4 setMValue itself. M is\n"
+     "at most the number of COs with a registered quorum key; raising\n"
+     "service 3 needs a quorum on service 4. CO only."},
+    {"getMValue", 1, 1, mgmt_cmd_get_m_value, "getMValue <3|4>",
+     "Shows the M value of a service (3: user management, 4: setMValue)."},
+    {"getToken", 3, 3, mgmt_cmd_get_token,
+     "getToken <3|4> <user name> <file>",
+     "Gets a quorum token for a service for the logged-in CO (user name is\n"
+     "its own) and writes it to file. Approvers sign the file outside the\n"
+     "HSM (openssl dgst -sha256 -sign key.pem -out name.sig file); the\n"
+     "requester may be one of them. approveToken submits the signatures;\n"
+     "the next guarded command of the service uses the token up. A token\n"
+     "expires (10 minutes by default) and dies when its requester logs\n"
+     "out. One server at a time (server mode when there are several)."},
+    {"approveToken", 1, 1, mgmt_cmd_approve_token,
+     "approveToken <approval file>",
+     "Submits the approvals of a token. The approval file has one field a\n"
+     "line: the token file, the number of approvals, then for each\n"
+     "approval the approver's type (CO), name and signature file:\n"
+     "  /home/officer1/user.token\n"
+     "  2\n"
+     "  CO\n"
+     "  officer1\n"
+     "  /home/officer1/officer1.sig\n"
+     "  CO\n"
+     "  officer2\n"
+     "  /home/officer1/officer2.sig\n"
+     "Each approval is accepted only if it verifies under that CO's\n"
+     "registered key; one CO counts once. Relative paths are taken from\n"
+     "the shell's directory. One server at a time."},
+    {"listTokens", 0, 0, mgmt_cmd_list_tokens, "listTokens",
+     "Lists the live quorum tokens: id, service, requester, seconds left,\n"
+     "approvals needed and given, approvers. CO only."},
+    {"delToken", 1, 1, mgmt_cmd_del_token, "delToken <token id>",
+     "Deletes a quorum token (listTokens gives the ids). CO only."},
     {"quit", 0, 0, cmd_quit, "quit", "Logs out and leaves the shell."},
 };
 

@@ -150,6 +150,14 @@ static const struct rv_text rv_texts[] = {
     RVT(CKR_USER_ANOTHER_ALREADY_LOGGED_IN, "another user is logged in: "
                                             "logoutHSM first"),
     RVT(CKR_FUNCTION_NOT_SUPPORTED, "not supported"),
+    RVT(CKR_FUNCTION_REJECTED, "refused: quorum approval missing, or the "
+                               "HSM holds the most tokens it keeps"),
+    RVT(CKR_SIGNATURE_INVALID, "the signature does not verify"),
+    RVT(CKR_KEY_SIZE_RANGE, "not an RSA-2048 key"),
+    RVT(CKR_KEY_TYPE_INCONSISTENT, "not an RSA public key"),
+    RVT(CKR_DATA_INVALID, "no such token: unknown, expired, used, or its "
+                          "requester logged out"),
+    RVT(CKR_DATA_LEN_RANGE, "a file is empty or too long"),
 };
 #undef RVT
 
@@ -179,10 +187,30 @@ const char *mgmt_rv_text(CK_RV rv)
     return t != NULL ? t->text : "error";
 }
 
+/* The commands the core may refuse for want of a quorum (hsm.h). */
+static bool quorum_guarded(const char *cmd)
+{
+    static const char *const guarded[] = {"createUser", "deleteUser",
+                                          "changePswd", "setMValue"};
+
+    for (size_t i = 0; i < UTIL_ARRAY_SIZE(guarded); i++) {
+        if (strcmp(cmd, guarded[i]) == 0)
+            return true;
+    }
+    return false;
+}
+
 void mgmt_fail(const struct mgmt_server *sv, const char *cmd, CK_RV rv)
 {
     char buf[16];
 
+    if (rv == CKR_FUNCTION_REJECTED && quorum_guarded(cmd)) {
+        printf("%s failed: RET_MXN_AUTH_FAILED: quorum approval needed: "
+               "getToken, approveToken with enough approvals, then again "
+               "(%s) on server %d(%s)\n",
+               cmd, mgmt_rv_name(rv, buf, sizeof(buf)), sv->id, sv->name);
+        return;
+    }
     printf("%s failed: HSM Error: %s (%s) on server %d(%s)\n", cmd,
            mgmt_rv_text(rv), mgmt_rv_name(rv, buf, sizeof(buf)), sv->id,
            sv->name);

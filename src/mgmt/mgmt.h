@@ -95,7 +95,10 @@ void mgmt_server_refresh(struct mgmt_server *sv);
 #define CMD_OK 0
 #define CMD_FAIL 1
 
-/* "<cmd> failed: HSM Error: <reason> (CKR_X) on server N(name)". */
+/* "<cmd> failed: HSM Error: <reason> (CKR_X) on server N(name)"; a command
+ * guarded by a quorum (createUser, deleteUser, changePswd, setMValue)
+ * refused with CKR_FUNCTION_REJECTED says RET_MXN_AUTH_FAILED, as the
+ * cloud HSM does. */
 void mgmt_fail(const struct mgmt_server *sv, const char *cmd, CK_RV rv);
 /* A mutating command's per-server line: "<cmd> success on server N(name)",
  * or the failure line and *ret = CMD_FAIL. */
@@ -108,5 +111,14 @@ const char *mgmt_rv_text(CK_RV rv);
 
 /* Opens path for writing a report (created 0600, truncated). */
 FILE *mgmt_open_output(const char *path);
+
+/* The quorum (M of N) commands (quorum.c). */
+int mgmt_cmd_register_quorum_pubkey(struct mgmt *m, int argc, char **argv);
+int mgmt_cmd_set_m_value(struct mgmt *m, int argc, char **argv);
+int mgmt_cmd_get_m_value(struct mgmt *m, int argc, char **argv);
+int mgmt_cmd_get_token(struct mgmt *m, int argc, char **argv);
+int mgmt_cmd_approve_token(struct mgmt *m, int argc, char **argv);
+int mgmt_cmd_list_tokens(struct mgmt *m, int argc, char **argv);
+int mgmt_cmd_del_token(struct mgmt *m, int argc, char **argv);
 
 #endif
