@@ -465,10 +465,13 @@ static const struct fn_rvs fn_rvs[MOD_FN_COUNT] = {
                          CKR_PIN_INCORRECT, CKR_PIN_LOCKED, CKR_SESSION_EXISTS,
                          CKR_SLOT_ID_INVALID, CKR_TOKEN_NOT_RECOGNIZED,
                          CKR_TOKEN_WRITE_PROTECTED, CKR_PIN_LEN_RANGE),
+    /* CKR_FUNCTION_REJECTED is not in the spec's list: another user's PIN
+     * while user management needs a quorum (issue 15, hsm.h) is refused
+     * with it, as the cloud HSM refuses the same change. */
     F(C_InitPIN) =
         RVS(CAT_SESS, CKR_ARGUMENTS_BAD, CKR_FUNCTION_CANCELED, CKR_PIN_INVALID,
             CKR_PIN_LEN_RANGE, CKR_SESSION_READ_ONLY, CKR_TOKEN_WRITE_PROTECTED,
-            CKR_USER_NOT_LOGGED_IN),
+            CKR_USER_NOT_LOGGED_IN, CKR_FUNCTION_REJECTED),
     F(C_SetPIN) =
         RVS(CAT_SESS, CKR_ARGUMENTS_BAD, CKR_FUNCTION_CANCELED,
             CKR_PIN_INCORRECT, CKR_PIN_INVALID, CKR_PIN_LEN_RANGE,
