@@ -5,7 +5,7 @@
  * protocol through src/wire/client.c where it needs valid requests and
  * writes raw frames where it needs invalid ones.
  *
- *   hostile ENDPOINT ALICE_PW BOB_PW
+ *   hostile ENDPOINT ALICE_PW BOB_PW [CO_PW]
  *
  * Checked: another connection's session ids and object ids (and guesses
  * around them) are answered as if they never existed, never CKR_OK; a
@@ -14,7 +14,12 @@
  * payloads, an unknown request kind, huge lengths and counts, a frame
  * header of 4 GiB and a truncated frame get an error or a closed link;
  * calls on a closed session, after logout and after the link that owned
- * the connection closed answer errors. After every attack the victim's
+ * the connection closed answer errors. The quorum calls (protocol 1.1):
+ * a CU and nobody get none of them; with the CO's password (admin), frames
+ * with 0, 9 and 100,000 approvals, an approver type out of range, a name
+ * with a NUL or of 300 bytes, absurd services, M values, token ids and
+ * output room, and megabyte keys and tokens are refused before or by the
+ * core, and bob cannot delete admin's token. After every attack the victim's
  * connection still works and its objects are unchanged.
  * The shell checks that the daemon is still the same process and stops
  * with exit 0.
@@ -37,6 +42,7 @@
 
 #include "common/conf.h"
 #include "wire/client.h"
+#include "wire/proto.h"
 #include "wire/transport.h"
 
 #define READ_MAX (8u << 20)
@@ -368,6 +374,243 @@ static void huge_templates(struct chan *x, hsm_sid_t sid)
     free(t);
 }
 
+/* ------------------------------------------------------------ quorum */
+
+/*
+ * Sends q (packed here, so that it may break the client's own rules) on a
+ * handshaken channel; the reply's rv in *rv and, when wanted, the reply.
+ * false: no reply (the daemon closed the link).
+ */
+static bool raw_call(struct chan *c, Nimbus__Request *q, CK_RV *rv,
+                     Nimbus__Reply **out)
+{
+    uint8_t *frame = NULL, *resp = NULL;
+    size_t len = 0, rlen = 0;
+    Nimbus__Reply *rep;
+
+    *rv = CKR_GENERAL_ERROR;
+    if (out != NULL)
+        *out = NULL;
+    q->id = 4242;
+    if (!wire_pack(&q->base, READ_MAX, &frame, &len))
+        return false;
+    if (wire_frame_write(c->l, frame, len) != WIRE_IO_OK ||
+        wire_frame_read(c->l, READ_MAX, &resp, &rlen) != WIRE_IO_OK) {
+        free(frame);
+        return false;
+    }
+    free(frame);
+    rep = nimbus__reply__unpack(NULL, rlen, resp);
+    free(resp);
+    if (rep == NULL)
+        return false;
+    *rv = (CK_RV)rep->rv;
+    if (out != NULL)
+        *out = rep;
+    else
+        nimbus__reply__free_unpacked(rep, NULL);
+    return true;
+}
+
+/* A QuorumApproveReq of n approvals, each (type, name, a short sig). */
+static CK_RV raw_approve(struct chan *c, size_t n, uint32_t type,
+                         const uint8_t *name, size_t name_len, bool *answered)
+{
+    static uint8_t sig[256], tok[64];
+    Nimbus__QuorumApproval *ap = calloc(n ? n : 1, sizeof(*ap));
+    Nimbus__QuorumApproval **pp = calloc(n ? n : 1, sizeof(*pp));
+    Nimbus__QuorumApproveReq m;
+    Nimbus__Request q;
+    CK_RV rv = CKR_GENERAL_ERROR;
+
+    *answered = false;
+    if (ap == NULL || pp == NULL) {
+        free(ap);
+        free(pp);
+        return rv;
+    }
+    nimbus__quorum_approve_req__init(&m);
+    m.token.data = tok;
+    m.token.len = sizeof(tok);
+    for (size_t i = 0; i < n; i++) {
+        nimbus__quorum_approval__init(&ap[i]);
+        ap[i].type = type;
+        ap[i].name.data = (uint8_t *)name;
+        ap[i].name.len = name_len;
+        /* big approvals carry a big signature, small ones none */
+        ap[i].signature.data = sig;
+        ap[i].signature.len = n > 100 ? 0 : sizeof(sig);
+        pp[i] = &ap[i];
+    }
+    m.n_approvals = n;
+    m.approvals = pp;
+    nimbus__request__init(&q);
+    q.call_case = NIMBUS__REQUEST__CALL_QUORUM_APPROVE;
+    q.quorum_approve = &m;
+    *answered = raw_call(c, &q, &rv, NULL);
+    free(ap);
+    free(pp);
+    return rv;
+}
+
+static void quorum_attacks(struct chan *bob, const char *co_pw)
+{
+    static const uint8_t co_name[] = "admin";
+    static const uint8_t nul_name[] = {'a', 'd', 'm', 'i', 'n', 0, 'x'};
+    uint8_t long_name[300], tokbuf[HSM_QUORUM_TOKEN_BYTES_MAX];
+    uint8_t *mb = calloc(1, 1u << 20);
+    hsm_quorum_token_info_t *list = NULL;
+    hsm_quorum_approval_t ap;
+    struct chan co, anon;
+    size_t n = 0, len = sizeof(tokbuf);
+    unsigned mv = 0;
+    bool answered;
+    CK_RV rv, res[1];
+
+    if (mb == NULL) {
+        check(false, "memory for the quorum attacks");
+        return;
+    }
+    memset(long_name, 'a', sizeof(long_name));
+    memset(&ap, 0, sizeof(ap));
+    ap.type = HSM_USER_CO;
+    strcpy(ap.name, "admin");
+    ap.sig = mb;
+    ap.sig_len = 256;
+
+    /* bob (a CU) and a connection with no login get no quorum call */
+    for (int who = 0; who < 2; who++) {
+        struct chan *x = bob;
+        const char *w = who == 0 ? "a CU" : "nobody logged in";
+        char what[128];
+
+        if (who == 1) {
+            if (!chan_open(&anon, NULL, NULL, &rv) || rv != CKR_OK) {
+                check(false, "a connection for the anonymous calls");
+                break;
+            }
+            x = &anon;
+        }
+#define NOT_OK(call, text)                                                     \
+    do {                                                                       \
+        snprintf(what, sizeof(what), "%s: %s", w, text);                       \
+        check_not_ok(call, what);                                              \
+    } while (0)
+        NOT_OK(wire_cl_quorum_register_key(x->cl, who == 0 ? "bob" : "admin",
+                                           mb, 32, mb, 256, mb, 300),
+               "registerQuorumPubKey");
+        NOT_OK(wire_cl_quorum_set_m(x->cl, 3, 1), "setMValue");
+        len = sizeof(tokbuf);
+        NOT_OK(wire_cl_quorum_get_token(x->cl, 3, who == 0 ? "bob" : "admin",
+                                        tokbuf, &len),
+               "getToken");
+        NOT_OK(wire_cl_quorum_approve(x->cl, mb, 64, &ap, 1, res),
+               "approveToken");
+        NOT_OK(wire_cl_quorum_list_tokens(x->cl, &list, &n), "listTokens");
+        free(list);
+        list = NULL;
+        {
+            bool none = true;
+
+            for (uint32_t id = 0; id < 64; id++)
+                none = none && wire_cl_quorum_del_token(x->cl, id) != CKR_OK;
+            snprintf(what, sizeof(what), "%s: delToken of ids 0-63", w);
+            check(none, what);
+        }
+#undef NOT_OK
+        if (who == 1)
+            chan_close(&anon);
+    }
+    if (co_pw == NULL) {
+        printf("note: no CO password: the CO's quorum frames are not "
+               "tried\n");
+        free(mb);
+        return;
+    }
+    if (!chan_open(&co, NULL, NULL, &rv) || rv != CKR_OK ||
+        wire_cl_login(co.cl, HSM_LOGIN_SO, "admin", (const uint8_t *)co_pw,
+                      strlen(co_pw)) != CKR_OK) {
+        check(false, "the CO's connection for the quorum frames");
+        free(mb);
+        return;
+    }
+    /* approval counts and fields the server refuses before the core */
+    check_rv(raw_approve(&co, 0, HSM_USER_CO, co_name, 5, &answered),
+             CKR_ARGUMENTS_BAD, "approveToken with no approval");
+    check_rv(raw_approve(&co, HSM_QUORUM_M_MAX + 1, HSM_USER_CO, co_name, 5,
+                         &answered),
+             CKR_ARGUMENTS_BAD, "approveToken with 9 approvals");
+    check_rv(raw_approve(&co, 1, 77, co_name, 5, &answered), CKR_ARGUMENTS_BAD,
+             "an approver type out of range");
+    check_rv(
+        raw_approve(&co, 1, HSM_USER_CO, nul_name, sizeof(nul_name), &answered),
+        CKR_ARGUMENTS_BAD, "an approver name with a NUL");
+    check_rv(raw_approve(&co, 1, HSM_USER_CO, long_name, sizeof(long_name),
+                         &answered),
+             CKR_ARGUMENTS_BAD, "an approver name of 300 bytes");
+    rv = raw_approve(&co, 100000, HSM_USER_CO, co_name, 5, &answered);
+    check(!answered || rv != CKR_OK, "100,000 approvals in one frame");
+    chan_close(&co);
+    if (!chan_open(&co, NULL, NULL, &rv) || rv != CKR_OK ||
+        wire_cl_login(co.cl, HSM_LOGIN_SO, "admin", (const uint8_t *)co_pw,
+                      strlen(co_pw)) != CKR_OK) {
+        check(false, "the CO's connection again");
+        free(mb);
+        return;
+    }
+    check_not_ok(wire_cl_quorum_approve(co.cl, mb, 1u << 20, &ap, 1, res),
+                 "approveToken of a 1 MiB token");
+    check_not_ok(wire_cl_quorum_register_key(co.cl, "admin", mb, 1u << 19, mb,
+                                             1u << 16, mb, 1u << 19),
+                 "registerQuorumPubKey of megabyte fields");
+    check_not_ok(
+        wire_cl_quorum_register_key(co.cl, "admin", mb, 0, mb, 0, mb, 0),
+        "registerQuorumPubKey of empty fields");
+    check_not_ok(wire_cl_quorum_set_m(co.cl, UINT32_MAX, UINT32_MAX),
+                 "setMValue of service and M 2^32-1");
+    check_not_ok(wire_cl_quorum_set_m(co.cl, 3, 0), "setMValue 3 0");
+    check_not_ok(wire_cl_quorum_get_m(co.cl, 9, &mv), "getMValue 9");
+    check_not_ok(wire_cl_quorum_del_token(co.cl, UINT32_MAX),
+                 "delToken 2^32-1");
+    {
+        Nimbus__QuorumGetTokenReq m;
+        Nimbus__Request q;
+        Nimbus__Reply *rep = NULL;
+
+        nimbus__quorum_get_token_req__init(&m);
+        m.service = 3;
+        m.name.data = (uint8_t *)co_name;
+        m.name.len = 5;
+        m.has_out_room = true;
+        m.out_room = UINT64_MAX;
+        nimbus__request__init(&q);
+        q.call_case = NIMBUS__REQUEST__CALL_QUORUM_GET_TOKEN;
+        q.quorum_get_token = &m;
+        answered = raw_call(&co, &q, &rv, &rep);
+        check(answered &&
+                  (rv != CKR_OK ||
+                   (rep->result_case == NIMBUS__REPLY__RESULT_OUTPUT &&
+                    rep->output->out.len <= HSM_QUORUM_TOKEN_BYTES_MAX)),
+              "getToken with an output room of 2^64-1: at most a token");
+        if (rep != NULL)
+            nimbus__reply__free_unpacked(rep, NULL);
+        /* bob cannot delete the token admin may now hold */
+        if (answered && rv == CKR_OK &&
+            wire_cl_quorum_list_tokens(co.cl, &list, &n) == CKR_OK && n > 0) {
+            check_not_ok(wire_cl_quorum_del_token(bob->cl, list[0].id),
+                         "bob deletes admin's token");
+            free(list);
+            list = NULL;
+            check(wire_cl_quorum_list_tokens(co.cl, &list, &n) == CKR_OK &&
+                      n > 0,
+                  "admin's token is still there");
+            free(list);
+        }
+    }
+    chan_close(&co);
+    free(mb);
+}
+
 /* ------------------------------------------------------------ another uid */
 
 /* As root: a child that becomes nobody presents alice's real token. */
@@ -414,8 +657,8 @@ int main(int argc, char **argv)
     size_t n = 0;
     CK_RV rv = CKR_OK;
 
-    if (argc != 4) {
-        fprintf(stderr, "usage: hostile ENDPOINT ALICE_PW BOB_PW\n");
+    if (argc != 4 && argc != 5) {
+        fprintf(stderr, "usage: hostile ENDPOINT ALICE_PW BOB_PW [CO_PW]\n");
         return 2;
     }
     why = config_parse_endpoint(argv[1], &ep);
@@ -447,6 +690,7 @@ int main(int argc, char **argv)
     intrude(&b, sb, sa, tok, "bob, logged in (token object)");
     intrude(&b, sb, sa, sess, "bob, logged in (session object)");
     huge_templates(&b, sb);
+    quorum_attacks(&b, argc == 5 ? argv[4] : NULL);
     check_rv(wire_cl_object_find(b.cl, sb, NULL, 0, &oids, &n), CKR_OK,
              "bob finds in his own session");
     for (size_t i = 0; i < n; i++)

@@ -1,7 +1,8 @@
 #!/bin/bash
 # hostile.sh - a hostile client over the raw transport (tests/remote/
 # hostile.c: another client's session and object ids, forged and stolen
-# attach tokens, bad frames, huge lengths and counts, calls after close)
+# attach tokens, bad frames, huge lengths and counts, calls after close,
+# hostile quorum frames)
 # never crashes nimbusd nor reaches the victim's objects; afterwards the
 # same daemon process serves a well-behaved client, its store is sound,
 # and SIGTERM ends it with 0.
@@ -11,7 +12,7 @@ setup_store
 start_daemon
 pid=$NIMBUSD_PID
 out=$(timeout 300 "$top/tests/remote/hostile" "$NIMBUSD_EP" "$ALICE_PW" \
-    "$BOB_PW" 2>&1)
+    "$BOB_PW" "$CO_PW" 2>&1)
 rc=$?
 echo "$out" | grep -v '^ok: random payload$'
 [ "$rc" -eq 0 ] || bad "the hostile client's checks (exit $rc)" \
