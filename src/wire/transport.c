@@ -844,3 +844,64 @@ wire_io_t wire_frame_write(wire_link_t *l, const uint8_t *buf, size_t len)
     }
     return ok ? WIRE_IO_OK : WIRE_IO_ERROR;
 }
+
+wire_io_t wire_frame_writev(wire_link_t *l, const struct iovec *iov, size_t n)
+{
+    uint8_t hdr[WIRE_FRAME_HEADER];
+    struct iovec v[1 + WIRE_WRITEV_MAX];
+    size_t len = 0, nv = 1;
+    bool ok = true;
+
+    if (l == NULL || (iov == NULL && n > 0) || n > WIRE_WRITEV_MAX)
+        return WIRE_IO_ERROR;
+    for (size_t i = 0; i < n; i++) {
+        if (iov[i].iov_len > UINT32_MAX - len)
+            return WIRE_IO_ERROR;
+        len += iov[i].iov_len;
+    }
+    hdr[0] = (uint8_t)(len >> 24);
+    hdr[1] = (uint8_t)(len >> 16);
+    hdr[2] = (uint8_t)(len >> 8);
+    hdr[3] = (uint8_t)len;
+    v[0].iov_base = hdr;
+    v[0].iov_len = sizeof(hdr);
+    for (size_t i = 0; i < n; i++) {
+        if (iov[i].iov_len > 0)
+            v[nv++] = iov[i];
+    }
+    if (l->ssl == NULL) {
+        ok = write_unix(l->fd, v, (int)nv);
+    } else {
+        /* Small pieces gather into records of up to WIRE_COALESCE_MAX;
+         * a large one goes out from where it lies. */
+        uint8_t one[WIRE_FRAME_HEADER + WIRE_COALESCE_MAX];
+        size_t used = 0;
+
+        for (size_t i = 0; i < nv && ok; i++) {
+            const uint8_t *p = v[i].iov_base;
+            size_t k = v[i].iov_len;
+
+            if (k <= sizeof(one) - used) {
+                memcpy(one + used, p, k);
+                used += k;
+                continue;
+            }
+            if (used > 0)
+                ok = write_tls(l->ssl, one, used);
+            util_wipe(one, used);
+            used = 0;
+            if (!ok)
+                break;
+            if (k <= sizeof(one)) {
+                memcpy(one, p, k);
+                used = k;
+            } else {
+                ok = write_tls(l->ssl, p, k);
+            }
+        }
+        if (ok && used > 0)
+            ok = write_tls(l->ssl, one, used);
+        util_wipe(one, used);
+    }
+    return ok ? WIRE_IO_OK : WIRE_IO_ERROR;
+}

@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include "common/conf.h"
 
@@ -80,5 +81,9 @@ wire_io_t wire_frame_read_kept(wire_link_t *l, size_t max, uint8_t **buf,
 void wire_frame_done(wire_link_t *l, size_t len);
 /* Writes one frame (header + payload) completely. */
 wire_io_t wire_frame_write(wire_link_t *l, const uint8_t *buf, size_t len);
+/* The same, the payload in n pieces (at most WIRE_WRITEV_MAX), written
+ * where they lie: one sendmsg on a unix link. */
+#define WIRE_WRITEV_MAX 16
+wire_io_t wire_frame_writev(wire_link_t *l, const struct iovec *iov, size_t n);
 
 #endif
