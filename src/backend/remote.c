@@ -113,6 +113,21 @@ static bool chan_xfer(void *ctx, const uint8_t *req, size_t len, uint8_t **resp,
            WIRE_IO_OK;
 }
 
+/* chan_xfer with the request in pieces: a bulk input goes from the
+ * application's buffer to the socket without a copy. */
+static bool chan_xferv(void *ctx, const struct iovec *iov, size_t n,
+                       uint8_t **resp, size_t *resp_len)
+{
+    struct rchan *ch = ctx;
+
+    *resp = NULL;
+    *resp_len = 0;
+    if (wire_frame_writev(ch->link, iov, n) != WIRE_IO_OK)
+        return false;
+    return wire_frame_read_kept(ch->link, ch->max_read, resp, resp_len) ==
+           WIRE_IO_OK;
+}
+
 static void chan_resp_done(void *ctx, uint8_t *resp, size_t len)
 {
     struct rchan *ch = ctx;
@@ -160,6 +175,7 @@ static CK_RV chan_open(struct remote *r, size_t ep, const char *name,
     rv = wire_client_new(chan_xfer, ch, r->cfg.max_frame, &ch->cl);
     if (rv == CKR_OK) {
         wire_client_set_resp_done(ch->cl, chan_resp_done);
+        wire_client_set_xferv(ch->cl, chan_xferv);
         rv = wire_cl_hello(ch->cl, name, token, token_out);
     }
     if (rv != CKR_OK) {

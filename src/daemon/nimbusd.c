@@ -234,15 +234,18 @@ static void serve(struct daemon *d, wire_link_t *l, const wire_peer_t *peer,
     wire_chan_t *wc = wire_chan_new(d->srv, peer);
     /* Both frames of a call live in buffers kept for the connection: a
      * bulk call maps and faults in no fresh pages (each locked under
-     * mlockall) every time. Both are wiped after each call. */
-    wire_buf_t out = {NULL, 0};
+     * mlockall) every time. Both are wiped after each call. The reply
+     * goes out in pieces from where its bytes lie (the output of a bulk
+     * step is not copied into a frame first). */
+    wire_vec_t out;
     uint8_t *req;
-    size_t len, resp_len;
+    size_t len;
 
     if (wc == NULL) {
         log_warn("refused %s: no room for another connection", who);
         return;
     }
+    memset(&out, 0, sizeof(out));
     log_info("connected: %s", who);
     for (;;) {
         wire_io_t r = wire_frame_read_kept(l, d->cfg.max_frame, &req, &len);
@@ -257,22 +260,22 @@ static void serve(struct daemon *d, wire_link_t *l, const wire_peer_t *peer,
             log_info("%s: read error or truncated frame: closing", who);
         if (r != WIRE_IO_OK)
             break;
-        resp_len = 0;
-        ok = wire_chan_handle_into(wc, req, len, &out, &resp_len, &have);
-        /* Frames carry PINs and key bytes. */
+        ok = wire_chan_handle_vec(wc, req, len, &out, &have);
+        if (have)
+            r = wire_frame_writev(l, out.iov, out.n);
+        /* The reply's pieces and the request's lifted input point into
+         * these. Frames carry PINs and key bytes. */
+        wire_chan_reply_done(wc, &out);
         wire_frame_done(l, len);
-        if (have) {
-            r = wire_frame_write(l, out.p, resp_len);
-            wire_buf_done(&out, resp_len, false);
-            if (r != WIRE_IO_OK)
-                break;
-        }
+        if (have && r != WIRE_IO_OK)
+            break;
         if (!ok) {
             log_info("%s: protocol error: closing", who);
             break;
         }
     }
-    wire_buf_done(&out, out.cap, true);
+    wire_chan_reply_done(wc, &out);
+    wire_vec_done(&out, true);
     wire_chan_free(wc);
     log_info("disconnected: %s", who);
 }

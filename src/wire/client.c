@@ -20,13 +20,27 @@ struct wire_client {
     uint64_t next_id;
     pthread_mutex_t lock;
     wire_resp_done_fn resp_done; /* NULL: util_free_wipe */
+    wire_xferv_fn xferv;         /* NULL: xfer */
     wire_buf_t req;              /* requests are packed here, under lock */
+    wire_vec_t reqv;             /* or here, with xferv */
 };
 
-/* One call in flight: the decoded reply and its allocator. */
+/* One call in flight: the decoded reply and its allocator. When a bulk
+ * output was decoded where it lies in the reply frame (lift), the frame
+ * and the channel's lock are held until rt_done. */
 struct rt {
     Nimbus__Reply *rep;
     wire_alloc_t wa;
+    wire_lifted_t lift;
+    wire_client_t *cl;
+    uint8_t *resp;
+    size_t resp_len;
+};
+
+/* Reply fields decoded where they lie in the frame (proto.h). */
+static const wire_lift_t rep_lifts[] = {
+    {NIMBUS__REPLY__RESULT_OUTPUT, 1}, /* OutputReply.out */
+    {NIMBUS__REPLY__RESULT_MSG, 1},    /* MsgReply.out */
 };
 
 CK_RV wire_client_new(wire_xfer_fn xfer, void *ctx, size_t max_frame,
@@ -62,7 +76,15 @@ void wire_client_free(wire_client_t *cl)
     }
     pthread_mutex_destroy(&cl->lock);
     wire_buf_done(&cl->req, cl->req.cap, true);
+    wire_vec_done(&cl->reqv, true);
     free(cl);
+}
+
+void wire_client_set_xferv(wire_client_t *cl, wire_xferv_fn xferv)
+{
+    if (cl != NULL) {
+        cl->xferv = xferv;
+    }
 }
 
 void wire_client_set_resp_done(wire_client_t *cl, wire_resp_done_fn done)
@@ -102,29 +124,50 @@ static CK_RV roundtrip(wire_client_t *cl, Nimbus__Request *q,
     bool ok;
 
     t->rep = NULL;
+    t->lift.field = NULL;
+    t->cl = NULL;
     pthread_mutex_lock(&cl->lock);
     q->id = cl->next_id++;
-    if (!wire_pack_into(&q->base, cl->max_frame, &cl->req, &len)) {
-        pthread_mutex_unlock(&cl->lock);
-        /* more than a frame carries (or out of memory) */
-        return CKR_DEVICE_MEMORY;
+    if (cl->xferv != NULL) {
+        if (!wire_pack_vec(&q->base, cl->max_frame, &cl->reqv)) {
+            pthread_mutex_unlock(&cl->lock);
+            return CKR_DEVICE_MEMORY;
+        }
+        ok = cl->xferv(cl->ctx, cl->reqv.iov, cl->reqv.n, &resp, &resp_len);
+        /* The request may carry a PIN or key bytes. */
+        wire_vec_done(&cl->reqv, false);
+    } else {
+        if (!wire_pack_into(&q->base, cl->max_frame, &cl->req, &len)) {
+            pthread_mutex_unlock(&cl->lock);
+            /* more than a frame carries (or out of memory) */
+            return CKR_DEVICE_MEMORY;
+        }
+        ok = cl->xfer(cl->ctx, cl->req.p, len, &resp, &resp_len);
+        wire_buf_done(&cl->req, len, false);
     }
-    ok = cl->xfer(cl->ctx, cl->req.p, len, &resp, &resp_len);
-    /* The request may carry a PIN or key bytes. */
-    wire_buf_done(&cl->req, len, false);
     if (!ok) {
         resp_release(cl, resp, resp_len);
         pthread_mutex_unlock(&cl->lock);
         return CKR_DEVICE_REMOVED;
     }
     wire_alloc_init(&t->wa, WIRE_DECODE_BUDGET(resp_len));
-    t->rep = resp != NULL && resp_len <= cl->max_frame
-                 ? nimbus__reply__unpack(&t->wa.a, resp_len, resp)
-                 : NULL;
-    /* Under the lock: a kept reply buffer belongs to the link, which the
-     * next call reads into. */
-    resp_release(cl, resp, resp_len);
-    pthread_mutex_unlock(&cl->lock);
+    t->rep =
+        resp != NULL && resp_len <= cl->max_frame
+            ? (Nimbus__Reply *)wire_unpack_lifted(
+                  &nimbus__reply__descriptor, &t->wa, resp, resp_len, rep_lifts,
+                  sizeof(rep_lifts) / sizeof(rep_lifts[0]), &t->lift)
+            : NULL;
+    if (t->rep != NULL && t->lift.field != NULL) {
+        /* The output lies in the frame: it and the lock are rt_done's. */
+        t->cl = cl;
+        t->resp = resp;
+        t->resp_len = resp_len;
+    } else {
+        /* Under the lock: a kept reply buffer belongs to the link, which
+         * the next call reads into. */
+        resp_release(cl, resp, resp_len);
+        pthread_mutex_unlock(&cl->lock);
+    }
     if (t->rep == NULL) {
         return CKR_DEVICE_ERROR;
     }
@@ -145,6 +188,8 @@ static void rt_done(struct rt *t)
     if (t->rep == NULL) {
         return;
     }
+    /* a lifted output is the frame's, wiped with it below */
+    wire_unlift(&t->lift);
     switch (t->rep->result_case) {
     case NIMBUS__REPLY__RESULT_OUTPUT:
         if (t->rep->output->out.data != NULL) {
@@ -170,6 +215,11 @@ static void rt_done(struct rt *t)
     }
     nimbus__reply__free_unpacked(t->rep, &t->wa.a);
     t->rep = NULL;
+    if (t->cl != NULL) {
+        resp_release(t->cl, t->resp, t->resp_len);
+        pthread_mutex_unlock(&t->cl->lock);
+        t->cl = NULL;
+    }
 }
 
 /* A call whose reply is rv alone. */

@@ -33,6 +33,12 @@
 typedef bool (*wire_xfer_fn)(void *ctx, const uint8_t *req, size_t len,
                              uint8_t **resp, size_t *resp_len);
 
+/* The same with the request in n pieces (struct iovec) written where they
+ * lie: the caller's bulk input is not copied into a frame first. */
+struct iovec;
+typedef bool (*wire_xferv_fn)(void *ctx, const struct iovec *iov, size_t n,
+                              uint8_t **resp, size_t *resp_len);
+
 typedef struct wire_client wire_client_t;
 
 /* max_frame: the largest payload sent (the server's limit, once the
@@ -47,6 +53,8 @@ void wire_client_free(wire_client_t *cl);
  * Set before the first call. */
 typedef void (*wire_resp_done_fn)(void *ctx, uint8_t *resp, size_t len);
 void wire_client_set_resp_done(wire_client_t *cl, wire_resp_done_fn done);
+/* Sends requests through xferv instead (set before the first call). */
+void wire_client_set_xferv(wire_client_t *cl, wire_xferv_fn xferv);
 
 /*
  * The handshake. token NULL: a new connection; else attach to the

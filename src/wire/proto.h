@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <sys/uio.h>
+
 #include <protobuf-c/protobuf-c.h>
 
 #include "src/wire/nimbus.pb-c.h"
@@ -66,5 +68,59 @@ void wire_buf_done(wire_buf_t *b, size_t used, bool all);
  * memory or longer than max (b unchanged then). */
 bool wire_pack_into(const ProtobufCMessage *m, size_t max, wire_buf_t *b,
                     size_t *len);
+
+/*
+ * Packing without copying the bulk: a message becomes up to WIRE_VEC_MAX
+ * pieces, its small parts copied into a scratch buffer kept across frames
+ * and each byte field of at least WIRE_REF_MIN bytes referenced where it
+ * lies (the caller's plaintext, the server's output). The pieces stay
+ * valid while what they reference does; the sender writes them with one
+ * sendmsg. Past WIRE_VEC_MAX pieces the rest is copied.
+ */
+#define WIRE_REF_MIN 4096u
+#define WIRE_VEC_MAX 8
+typedef struct {
+    struct iovec iov[WIRE_VEC_MAX]; /* the pieces, in order */
+    size_t n;
+    size_t total;
+    /* while packing: where each piece lies (scratch may move) */
+    struct {
+        const uint8_t *ref; /* NULL: at off in scratch */
+        size_t off;
+    } at[WIRE_VEC_MAX];
+    wire_buf_t scratch;
+    size_t used; /* bytes of scratch to wipe */
+} wire_vec_t;
+
+/* Packs m into v (total: its length). false: out of memory or longer
+ * than max (v holds nothing then). */
+bool wire_pack_vec(const ProtobufCMessage *m, size_t max, wire_vec_t *v);
+/* Copies v's pieces into b (for a transfer that takes one buffer). */
+bool wire_vec_flatten(const wire_vec_t *v, wire_buf_t *b);
+/* Wipes the scratch used; frees it when it is over WIRE_KEEP_MAX or all. */
+void wire_vec_done(wire_vec_t *v, bool all);
+
+/*
+ * Decoding without copying the bulk: a byte field named in lifts (field
+ * `inner` of the message in field `outer` of the top-level message) of
+ * at least WIRE_REF_MIN bytes is left where it lies in buf: the decoder
+ * sees the frame without it, and the field then points into buf. Any
+ * frame of another shape (the field twice, a group, a required field)
+ * is decoded the ordinary way, with the same result. buf must outlive
+ * the message, and wire_unlift must run before the message is freed.
+ */
+typedef struct {
+    uint32_t outer, inner;
+} wire_lift_t;
+typedef struct {
+    ProtobufCBinaryData *field; /* NULL: nothing lifted */
+} wire_lifted_t;
+
+ProtobufCMessage *wire_unpack_lifted(const ProtobufCMessageDescriptor *d,
+                                     wire_alloc_t *wa, const uint8_t *buf,
+                                     size_t len, const wire_lift_t *lifts,
+                                     size_t nlifts, wire_lifted_t *lifted);
+/* Detaches the lifted field from buf (the decoder must not free it). */
+void wire_unlift(wire_lifted_t *lifted);
 
 #endif

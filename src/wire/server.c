@@ -71,10 +71,22 @@ struct wire_server {
     struct wconn *conns;
 };
 
+struct call;
+
 struct wire_chan {
     wire_server_t *srv;
     wire_peer_t peer;
     struct wconn *wc; /* NULL until the handshake */
+    /* The output room of a step, kept across calls so that a bulk call
+     * neither maps nor zeroes fresh pages: all zero between calls (it is
+     * wiped after each), so it starts as calloc's would. */
+    wire_buf_t room;
+    /* The call whose reply is out (wire_chan_handle_vec until
+     * wire_chan_reply_done): its pieces point into these. */
+    struct call *pend;
+    Nimbus__Request *pend_q;
+    wire_alloc_t pend_wa;
+    wire_lifted_t pend_lift;
 };
 
 /* ------------------------------------------------------------ server */
@@ -192,6 +204,8 @@ void wire_chan_free(wire_chan_t *ch)
     if (ch == NULL) {
         return;
     }
+    wire_chan_reply_done(ch, NULL);
+    wire_buf_done(&ch->room, ch->room.cap, true);
     if (ch->wc != NULL) {
         conn_release(ch->srv, ch->wc);
     }
@@ -388,6 +402,8 @@ struct call {
         size_t len;
     } bufs[OUT_BUFS];
     size_t nbufs;
+    size_t room_len; /* bytes of ch->room this call handed out */
+    bool room_taken;
     /* hsm_attrs_free after packing */
     hsm_attr_t *attrs;
     size_t nattrs;
@@ -510,6 +526,31 @@ static uint8_t *room_in(struct call *c, uint64_t asked, size_t *room)
     return call_alloc(c, *room);
 }
 
+/* room_in's, from the channel's kept buffer (once per call). */
+static uint8_t *room_kept(struct call *c, uint64_t asked, size_t *room)
+{
+    wire_buf_t *b = &c->ch->room;
+    size_t n;
+
+    if (c->room_taken) {
+        return room_in(c, asked, room);
+    }
+    n = asked > c->out_max ? c->out_max : (size_t)asked;
+    if (b->p == NULL || b->cap < n) {
+        uint8_t *q = calloc(1, n == 0 ? 1 : n);
+        if (q == NULL) {
+            return NULL;
+        }
+        free(b->p); /* all zero: wiped after its last call */
+        b->p = q;
+        b->cap = n == 0 ? 1 : n;
+    }
+    c->room_taken = true;
+    c->room_len = n;
+    *room = n;
+    return b->p;
+}
+
 /* The output buffer of a step: none when the client has none (a length
  * query), else room_in's. */
 static CK_RV out_in(struct call *c, bool has, uint64_t asked, uint8_t **out,
@@ -520,7 +561,7 @@ static CK_RV out_in(struct call *c, bool has, uint64_t asked, uint8_t **out,
     if (!has) {
         return CKR_OK;
     }
-    *out = room_in(c, asked, room);
+    *out = room_kept(c, asked, room);
     return *out == NULL ? CKR_HOST_MEMORY : CKR_OK;
 }
 
@@ -2467,53 +2508,65 @@ static void call_cleanup(struct call *c)
 }
 
 /* A reply with rv and nothing else. */
-static bool pack_bare(uint64_t id, CK_RV rv, size_t max, wire_buf_t *out,
-                      size_t *resp_len, bool *have)
+static bool pack_bare(uint64_t id, CK_RV rv, size_t max, wire_vec_t *out,
+                      bool *have)
 {
     Nimbus__Reply rep;
 
     nimbus__reply__init(&rep);
     rep.id = id;
     rep.rv = rv;
-    *have = wire_pack_into(&rep.base, max, out, resp_len);
+    *have = wire_pack_vec(&rep.base, max, out);
     return *have;
 }
 
-bool wire_chan_handle_into(wire_chan_t *ch, const uint8_t *req, size_t len,
-                           wire_buf_t *out, size_t *resp_len, bool *have)
+/* Request fields decoded where they lie in the frame (proto.h): the
+ * bulk input of a step. */
+static const wire_lift_t req_lifts[] = {
+    {NIMBUS__REQUEST__CALL_OP_ONESHOT, 3},  /* OpOneshotReq.in */
+    {NIMBUS__REQUEST__CALL_OP_UPDATE, 3},   /* OpUpdateReq.in */
+    {NIMBUS__REQUEST__CALL_OP_VERIFY, 2},   /* OpVerifyReq.data */
+    {NIMBUS__REQUEST__CALL_MSG_ONESHOT, 5}, /* MsgOneshotReq.in */
+    {NIMBUS__REQUEST__CALL_MSG_NEXT, 4},    /* MsgNextReq.in */
+};
+
+bool wire_chan_handle_vec(wire_chan_t *ch, const uint8_t *req, size_t len,
+                          wire_vec_t *out, bool *have)
 {
     struct call *c;
     Nimbus__Request *q;
-    wire_alloc_t wa;
     bool keep_open = true;
 
-    return_val_if_fail(
-        ch != NULL && out != NULL && resp_len != NULL && have != NULL, false);
+    return_val_if_fail(ch != NULL && out != NULL && have != NULL, false);
     *have = false;
-    *resp_len = 0;
+    out->n = 0;
+    out->total = 0;
+    /* a reply still out is the caller's bug: its buffers go first */
+    wire_chan_reply_done(ch, NULL);
     if (req == NULL && len > 0) {
         return false;
     }
     if (len > ch->srv->max_frame) {
-        pack_bare(0, CKR_DEVICE_ERROR, ch->srv->max_frame, out, resp_len, have);
+        pack_bare(0, CKR_DEVICE_ERROR, ch->srv->max_frame, out, have);
         return false;
     }
-    wire_alloc_init(&wa, WIRE_DECODE_BUDGET(len));
-    q = nimbus__request__unpack(&wa.a, len, req);
+    wire_alloc_init(&ch->pend_wa, WIRE_DECODE_BUDGET(len));
+    q = (Nimbus__Request *)wire_unpack_lifted(
+        &nimbus__request__descriptor, &ch->pend_wa, req, len, req_lifts,
+        sizeof(req_lifts) / sizeof(req_lifts[0]), &ch->pend_lift);
     if (q == NULL) {
         log_info("wire: %s: undecodable request (%zu bytes)", ch->peer.addr,
                  len);
-        pack_bare(0, CKR_DEVICE_ERROR, ch->srv->max_frame, out, resp_len, have);
+        pack_bare(0, CKR_DEVICE_ERROR, ch->srv->max_frame, out, have);
         return false;
     }
+    ch->pend_q = q;
     c = calloc(1, sizeof(*c));
     if (c == NULL) {
-        pack_bare(q->id, CKR_HOST_MEMORY, ch->srv->max_frame, out, resp_len,
-                  have);
-        wipe_request(q);
-        nimbus__request__free_unpacked(q, &wa.a);
+        pack_bare(q->id, CKR_HOST_MEMORY, ch->srv->max_frame, out, have);
         return true;
     }
+    ch->pend = c;
     c->ch = ch;
     c->wc = ch->wc;
     c->out_max = ch->srv->max_frame - WIRE_REPLY_OVERHEAD;
@@ -2540,18 +2593,60 @@ bool wire_chan_handle_into(wire_chan_t *ch, const uint8_t *req, size_t len,
             c->rep.result_case = NIMBUS__REPLY__RESULT__NOT_SET;
         }
     }
-    *have = wire_pack_into(&c->rep.base, ch->srv->max_frame, out, resp_len);
+    *have = wire_pack_vec(&c->rep.base, ch->srv->max_frame, out);
     if (!*have) {
         /* The answer does not fit in a frame (e.g. many large attribute
          * values at once): the client asks for less at a time. */
-        pack_bare(q->id, CKR_DEVICE_MEMORY, ch->srv->max_frame, out, resp_len,
-                  have);
+        pack_bare(q->id, CKR_DEVICE_MEMORY, ch->srv->max_frame, out, have);
     }
-    call_cleanup(c);
-    free(c);
-    wipe_request(q);
-    nimbus__request__free_unpacked(q, &wa.a);
     return keep_open;
+}
+
+void wire_chan_reply_done(wire_chan_t *ch, wire_vec_t *out)
+{
+    if (ch == NULL) {
+        return;
+    }
+    if (out != NULL) {
+        wire_vec_done(out, false);
+    }
+    if (ch->pend != NULL) {
+        struct call *c = ch->pend;
+
+        if (c->room_taken) {
+            wire_buf_done(&ch->room, c->room_len, false);
+        }
+        call_cleanup(c);
+        free(c);
+        ch->pend = NULL;
+    }
+    if (ch->pend_q != NULL) {
+        /* the lifted input is the frame's, wiped by its reader */
+        wire_unlift(&ch->pend_lift);
+        wipe_request(ch->pend_q);
+        nimbus__request__free_unpacked(ch->pend_q, &ch->pend_wa.a);
+        ch->pend_q = NULL;
+    }
+}
+
+bool wire_chan_handle_into(wire_chan_t *ch, const uint8_t *req, size_t len,
+                           wire_buf_t *out, size_t *resp_len, bool *have)
+{
+    wire_vec_t v;
+    bool open;
+
+    return_val_if_fail(
+        ch != NULL && out != NULL && resp_len != NULL && have != NULL, false);
+    memset(&v, 0, sizeof(v));
+    *resp_len = 0;
+    open = wire_chan_handle_vec(ch, req, len, &v, have);
+    if (*have) {
+        *have = wire_vec_flatten(&v, out);
+        *resp_len = *have ? v.total : 0;
+    }
+    wire_chan_reply_done(ch, &v);
+    wire_vec_done(&v, true);
+    return open;
 }
 
 bool wire_chan_handle(wire_chan_t *ch, const uint8_t *req, size_t len,

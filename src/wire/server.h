@@ -51,6 +51,16 @@ bool wire_chan_handle(wire_chan_t *ch, const uint8_t *req, size_t len,
  * bytes to send. */
 bool wire_chan_handle_into(wire_chan_t *ch, const uint8_t *req, size_t len,
                            wire_buf_t *out, size_t *resp_len, bool *have);
+/*
+ * The same without copying the bulk: the reply as pieces in out (kept by
+ * the daemon across calls) that point into req and into the call's own
+ * buffers, so req must stay as it is until wire_chan_reply_done, which
+ * the daemon calls once the reply is written (or not) to wipe and free
+ * what the call held and out's scratch.
+ */
+bool wire_chan_handle_vec(wire_chan_t *ch, const uint8_t *req, size_t len,
+                          wire_vec_t *out, bool *have);
+void wire_chan_reply_done(wire_chan_t *ch, wire_vec_t *out);
 /* Ends the channel (and the connection when it was the last). Waits for
  * nothing: the daemon calls it from the channel's own thread. */
 void wire_chan_free(wire_chan_t *ch);

@@ -625,6 +625,90 @@ static void sc_quorum(wire_client_t *a, wire_client_t *b)
     (void)wire_cl_quorum_del_token(b, 1);
 }
 
+/* Inputs of a step large enough to be decoded where they lie
+ * (WIRE_REF_MIN, src/wire/proto.h): every call that lifts one, GCM
+ * both ways, and a decrypt whose tag does not check. */
+static void sc_bulk(wire_client_t *a, wire_client_t *b)
+{
+    static CK_BBOOL yes = CK_TRUE;
+    static CK_OBJECT_CLASS sk = CKO_SECRET_KEY;
+    static CK_KEY_TYPE kaes = CKK_AES, kgen = CKK_GENERIC_SECRET;
+    static const uint8_t v1[32] = {7, 8, 9};
+    static uint8_t buf[6000], ct[6100], out[6100];
+    CK_ATTRIBUTE aes_t[] = {{CKA_CLASS, &sk, sizeof(sk)},
+                            {CKA_KEY_TYPE, &kaes, sizeof(kaes)},
+                            {CKA_VALUE, (void *)v1, 32},
+                            {CKA_ENCRYPT, &yes, 1},
+                            {CKA_DECRYPT, &yes, 1}};
+    CK_ATTRIBUTE mac_t[] = {{CKA_CLASS, &sk, sizeof(sk)},
+                            {CKA_KEY_TYPE, &kgen, sizeof(kgen)},
+                            {CKA_VALUE, (void *)v1, 32},
+                            {CKA_SIGN, &yes, 1},
+                            {CKA_VERIFY, &yes, 1}};
+    uint8_t iv[16], tag[16], msgiv[12], mac[32];
+    CK_GCM_PARAMS gp = {iv, 12, 96, NULL, 0, 128};
+    CK_GCM_MESSAGE_PARAMS mp = {msgiv, 12, 0, CKG_GENERATE_RANDOM, tag, 128};
+    hsm_mech_t m;
+    hsm_msg_result_t res;
+    hsm_sid_t sid = 0;
+    hsm_oid_t aes = 0, hmac = 0;
+    size_t len, ctl = 0;
+
+    (void)b;
+    memset(iv, 0x11, sizeof(iv));
+    memset(buf, 0x42, sizeof(buf));
+    (void)wire_cl_session_open(a, true, &sid);
+    (void)wire_cl_object_create(a, sid, aes_t, 5, &aes);
+    (void)wire_cl_object_create(a, sid, mac_t, 5, &hmac);
+    if (mech_of(CKM_AES_GCM, &gp, sizeof(gp), &m) == CKR_OK) {
+        (void)wire_cl_op_init(a, sid, HSM_OPK_ENCRYPT, &m, aes);
+        ctl = sizeof(ct);
+        (void)wire_cl_op_oneshot(a, sid, HSM_OPK_ENCRYPT, buf, sizeof(buf), ct,
+                                 &ctl);
+        (void)wire_cl_op_init(a, sid, HSM_OPK_DECRYPT, &m, aes);
+        len = sizeof(out);
+        (void)wire_cl_op_oneshot(a, sid, HSM_OPK_DECRYPT, ct, ctl, out, &len);
+        ct[ctl > 0 ? ctl - 1 : 0] ^= 1;
+        (void)wire_cl_op_init(a, sid, HSM_OPK_DECRYPT, &m, aes);
+        len = sizeof(out);
+        (void)wire_cl_op_oneshot(a, sid, HSM_OPK_DECRYPT, ct, ctl, out, &len);
+        (void)wire_cl_op_init(a, sid, HSM_OPK_ENCRYPT, &m, aes);
+        len = sizeof(out);
+        (void)wire_cl_op_update(a, sid, HSM_OPK_ENCRYPT, buf, 5000, out, &len);
+        len = sizeof(out);
+        (void)wire_cl_op_final(a, sid, HSM_OPK_ENCRYPT, out, &len);
+    }
+    hsm_mech_free(&m);
+    if (mech_of(CKM_SHA256_HMAC, NULL, 0, &m) == CKR_OK) {
+        (void)wire_cl_op_init(a, sid, HSM_OPK_SIGN, &m, hmac);
+        len = sizeof(mac);
+        (void)wire_cl_op_oneshot(a, sid, HSM_OPK_SIGN, buf, 4500, mac, &len);
+        (void)wire_cl_op_init(a, sid, HSM_OPK_VERIFY, &m, hmac);
+        (void)wire_cl_op_verify(a, sid, buf, 4500, true, mac, len);
+    }
+    hsm_mech_free(&m);
+    {
+        CK_MECHANISM init = {CKM_AES_GCM, NULL, 0};
+
+        if (hsm_mech_decode_type(&init, &m) == CKR_OK) {
+            (void)wire_cl_msg_init(a, sid, HSM_MSG_ENCRYPT, &m, aes);
+        }
+        hsm_mech_free(&m);
+        if (hsm_mech_decode_msg(CKM_AES_GCM, &mp, sizeof(mp), false, &m) ==
+            CKR_OK) {
+            len = sizeof(out);
+            (void)wire_cl_msg_oneshot(a, sid, HSM_MSG_ENCRYPT, &m, NULL, 0, buf,
+                                      5000, out, &len, &res);
+            (void)wire_cl_msg_begin(a, sid, HSM_MSG_ENCRYPT, &m, NULL, 0, &res);
+            len = sizeof(out);
+            (void)wire_cl_msg_next(a, sid, HSM_MSG_ENCRYPT, &m, buf, 5000, true,
+                                   out, &len, &res);
+            (void)wire_cl_msg_final(a, sid, HSM_MSG_ENCRYPT);
+        }
+        hsm_mech_free(&m);
+    }
+}
+
 static const struct {
     const char *name;
     uint8_t flags;
@@ -638,6 +722,7 @@ static const struct {
     {"unauth", 0, sc_unauth},
     {"crypto", FLAG_HELLO | FLAG_LOGIN | FLAG_ATTACH, sc_crypto},
     {"quorum", FLAG_HELLO | FLAG_LOGIN, sc_quorum},
+    {"bulk", FLAG_HELLO | FLAG_LOGIN, sc_bulk},
 };
 
 int main(int argc, char **argv)

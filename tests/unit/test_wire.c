@@ -2239,10 +2239,393 @@ static void test_client_distrusts_server(void **state)
     wire_client_free(cl);
 }
 
+/* ------------------------------------------------------------ bulk */
+
+/*
+ * A transfer that sends the request's pieces as they are and gets the
+ * reply's pieces from wire_chan_handle_vec, recording what the tests
+ * below check: whether a piece of the request WAS the caller's input
+ * (no copy), and how much of the reply went through the server's
+ * scratch (little: the output is referenced).
+ */
+static const uint8_t *vec_expect_ref;
+static bool vec_saw_ref;
+static size_t vec_reply_scratch, vec_reply_total;
+
+static bool xferv(void *ctx, const struct iovec *iov, size_t n, uint8_t **resp,
+                  size_t *resp_len)
+{
+    struct tchan *t = ctx;
+    wire_vec_t v;
+    wire_buf_t flat = {NULL, 0}, rb = {NULL, 0};
+    size_t len = 0;
+    bool have = false;
+
+    *resp = NULL;
+    *resp_len = 0;
+    if (!t->open) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (iov[i].iov_base == vec_expect_ref) {
+            vec_saw_ref = true;
+        }
+        len += iov[i].iov_len;
+    }
+    flat.p = malloc(len == 0 ? 1 : len);
+    assert_non_null(flat.p);
+    len = 0;
+    for (size_t i = 0; i < n; i++) {
+        memcpy(flat.p + len, iov[i].iov_base, iov[i].iov_len);
+        len += iov[i].iov_len;
+    }
+    memset(&v, 0, sizeof(v));
+    t->open = wire_chan_handle_vec(t->ch, flat.p, len, &v, &have);
+    if (have) {
+        vec_reply_scratch = v.used;
+        vec_reply_total = v.total;
+        assert_true(wire_vec_flatten(&v, &rb));
+        *resp = rb.p;
+        *resp_len = v.total;
+    }
+    wire_chan_reply_done(t->ch, &v);
+    wire_vec_done(&v, true);
+    free(flat.p);
+    return *resp != NULL;
+}
+
+/* Half a MiB of AES-256-GCM each way through the pieces path: the input goes
+ * out from the caller's buffer, the output from the server's room, both
+ * decoded where they lie; the results are the embedded token's. A tag
+ * that does not check gives the caller no byte of plaintext. */
+static void test_bulk_by_reference(void **state)
+{
+    struct fixture *f = *state;
+    struct twin t;
+    const size_t n = 512 * 1024 + 3; /* decrypt holds at most aead_max_buffer */
+    uint8_t kv[32], iv[12], *msg, *ct, *direct, *pt;
+    size_t ctl = n + 16, dl = n + 16, ptl = n;
+    CK_GCM_PARAMS p = {iv, 12, 96, NULL, 0, 128};
+    CK_MECHANISM m = {CKM_AES_GCM, &p, sizeof(p)};
+    hsm_mech_t d;
+    hsm_oid_t aes;
+
+    for (size_t i = 0; i < sizeof(kv); i++)
+        kv[i] = (uint8_t)(i * 3 + 5);
+    memset(iv, 0x5a, sizeof(iv));
+    msg = malloc(n);
+    ct = malloc(n + 16);
+    direct = malloc(n + 16);
+    pt = malloc(n);
+    assert_true(msg && ct && direct && pt);
+    for (size_t i = 0; i < n; i++)
+        msg[i] = (uint8_t)(i * 31 + (i >> 12));
+    twin_open(f, &t);
+    aes = twin_key(&t, CKK_AES, kv, 32, CKA_ENCRYPT, CKA_DECRYPT);
+    wire_client_set_xferv(f->a.cl, xferv);
+    decode(&m, &d);
+
+    vec_expect_ref = msg;
+    vec_saw_ref = false;
+    assert_int_equal(wire_cl_op_init(f->a.cl, t.wsid, HSM_OPK_ENCRYPT, &d, aes),
+                     CKR_OK);
+    assert_int_equal(
+        wire_cl_op_oneshot(f->a.cl, t.wsid, HSM_OPK_ENCRYPT, msg, n, ct, &ctl),
+        CKR_OK);
+    assert_true(vec_saw_ref); /* the input was not copied into the frame */
+    assert_int_equal(vec_reply_total > n, true);
+    assert_true(vec_reply_scratch < 64); /* nor the output */
+    assert_int_equal(ctl, n + 16);
+    assert_int_equal(hsm_op_init(t.conn, t.dsid, HSM_OPK_ENCRYPT, &d, aes),
+                     CKR_OK);
+    assert_int_equal(
+        hsm_op_oneshot(t.conn, t.dsid, HSM_OPK_ENCRYPT, msg, n, direct, &dl),
+        CKR_OK);
+    assert_int_equal(dl, ctl);
+    assert_memory_equal(ct, direct, ctl);
+
+    /* back, through the same path */
+    vec_expect_ref = ct;
+    vec_saw_ref = false;
+    memset(pt, 0, n);
+    assert_int_equal(wire_cl_op_init(f->a.cl, t.wsid, HSM_OPK_DECRYPT, &d, aes),
+                     CKR_OK);
+    assert_int_equal(
+        wire_cl_op_oneshot(f->a.cl, t.wsid, HSM_OPK_DECRYPT, ct, ctl, pt, &ptl),
+        CKR_OK);
+    assert_true(vec_saw_ref);
+    assert_int_equal(ptl, n);
+    assert_memory_equal(pt, msg, n);
+
+    /* a tag that does not check: an error and not one byte of output */
+    ct[ctl - 1] ^= 1;
+    memset(pt, 0xee, n);
+    ptl = n;
+    assert_int_equal(wire_cl_op_init(f->a.cl, t.wsid, HSM_OPK_DECRYPT, &d, aes),
+                     CKR_OK);
+    assert_int_equal(
+        wire_cl_op_oneshot(f->a.cl, t.wsid, HSM_OPK_DECRYPT, ct, ctl, pt, &ptl),
+        CKR_ENCRYPTED_DATA_INVALID);
+    for (size_t i = 0; i < n; i++) {
+        if (pt[i] != 0xee) {
+            fail_msg("plaintext byte %zu released with a bad tag", i);
+        }
+    }
+    /* a ciphertext byte changed instead: the same */
+    ct[ctl - 1] ^= 1;
+    ct[n / 2] ^= 0x80;
+    ptl = n;
+    assert_int_equal(wire_cl_op_init(f->a.cl, t.wsid, HSM_OPK_DECRYPT, &d, aes),
+                     CKR_OK);
+    assert_int_equal(
+        wire_cl_op_oneshot(f->a.cl, t.wsid, HSM_OPK_DECRYPT, ct, ctl, pt, &ptl),
+        CKR_ENCRYPTED_DATA_INVALID);
+    for (size_t i = 0; i < n; i++) {
+        if (pt[i] != 0xee) {
+            fail_msg("plaintext byte %zu released with a bad tag", i);
+        }
+    }
+    hsm_mech_free(&d);
+    twin_close(&t);
+    free(msg);
+    free(ct);
+    free(direct);
+    free(pt);
+}
+
+/* Packs q plainly; *len its length (malloc'd). */
+static uint8_t *plain_pack(const ProtobufCMessage *m, size_t *len)
+{
+    uint8_t *b;
+
+    *len = protobuf_c_message_get_packed_size(m);
+    b = malloc(*len + 1);
+    assert_non_null(b);
+    assert_int_equal(protobuf_c_message_pack(m, b), *len);
+    return b;
+}
+
+/* Decodes buf both ways (lifting and the ordinary decoder) and checks
+ * they agree: both refuse, or both give a message that packs to the same
+ * bytes. Returns whether a field was lifted. */
+static bool lift_agrees(const uint8_t *buf, size_t len)
+{
+    static const wire_lift_t lifts[] = {
+        {NIMBUS__REQUEST__CALL_OP_ONESHOT, 3},
+        {NIMBUS__REQUEST__CALL_OP_UPDATE, 3},
+    };
+    wire_alloc_t wa;
+    wire_lifted_t lifted;
+    ProtobufCMessage *a, *b;
+    bool was;
+
+    wire_alloc_init(&wa, WIRE_DECODE_BUDGET(len));
+    a = wire_unpack_lifted(&nimbus__request__descriptor, &wa, buf, len, lifts,
+                           2, &lifted);
+    b = protobuf_c_message_unpack(&nimbus__request__descriptor, NULL, len, buf);
+    was = lifted.field != NULL;
+    if (was) {
+        /* it points into the frame */
+        assert_true(lifted.field->data >= buf &&
+                    lifted.field->data + lifted.field->len <= buf + len);
+    }
+    if (a == NULL || b == NULL) {
+        assert_null(a);
+        assert_null(b);
+    } else {
+        size_t la, lb;
+        uint8_t *pa = plain_pack(a, &la), *pb = plain_pack(b, &lb);
+
+        assert_int_equal(la, lb);
+        assert_memory_equal(pa, pb, la);
+        free(pa);
+        free(pb);
+    }
+    wire_unlift(&lifted);
+    assert_null(lifted.field);
+    if (a != NULL) {
+        protobuf_c_message_free_unpacked(a, &wa.a);
+    }
+    if (b != NULL) {
+        protobuf_c_message_free_unpacked(b, NULL);
+    }
+    return was;
+}
+
+/* Lifting gives what the ordinary decoder gives, for the shape it lifts
+ * and for every other one: a field twice, two calls, another wire type,
+ * truncation, and random damage to the headers. */
+static void test_lift_shapes(void **state)
+{
+    Nimbus__Request q;
+    Nimbus__OpOneshotReq os;
+    Nimbus__OpUpdateReq up;
+    uint8_t *data, *fr, *two;
+    size_t n = 6000, len, tlen;
+
+    (void)state;
+    data = malloc(n);
+    assert_non_null(data);
+    for (size_t i = 0; i < n; i++)
+        data[i] = (uint8_t)(i * 13);
+    nimbus__request__init(&q);
+    nimbus__op_oneshot_req__init(&os);
+    q.id = 77;
+    q.call_case = NIMBUS__REQUEST__CALL_OP_ONESHOT;
+    q.op_oneshot = &os;
+    os.sid = 3;
+    os.kind = 1;
+    os.has_in = true;
+    os.in.data = data;
+    os.in.len = n;
+    os.has_out_room = true;
+    os.out_room = 9000;
+    fr = plain_pack(&q.base, &len);
+    assert_true(lift_agrees(fr, len));
+    /* the input under the threshold: decoded the ordinary way */
+    os.in.len = WIRE_REF_MIN - 1;
+    free(fr);
+    fr = plain_pack(&q.base, &len);
+    assert_false(lift_agrees(fr, len));
+    os.in.len = n;
+    free(fr);
+    fr = plain_pack(&q.base, &len);
+
+    /* the frame twice over: id, call and input twice (last one wins) */
+    two = malloc(2 * len);
+    assert_non_null(two);
+    memcpy(two, fr, len);
+    memcpy(two + len, fr, len);
+    assert_false(lift_agrees(two, 2 * len));
+    /* two different calls: op_oneshot then op_update */
+    nimbus__op_update_req__init(&up);
+    up.sid = 4;
+    up.kind = 2;
+    up.has_in = true;
+    up.in.data = data;
+    up.in.len = n;
+    q.call_case = NIMBUS__REQUEST__CALL_OP_UPDATE;
+    q.op_update = &up;
+    {
+        uint8_t *u = plain_pack(&q.base, &tlen);
+
+        free(two);
+        two = malloc(len + tlen);
+        assert_non_null(two);
+        memcpy(two, fr, len);
+        memcpy(two + len, u, tlen);
+        assert_false(lift_agrees(two, len + tlen));
+        assert_true(lift_agrees(u, tlen));
+        free(u);
+    }
+    /* every truncation of the headers and of the tail */
+    for (size_t cut = 1; cut < 40; cut++) {
+        lift_agrees(fr, cut);
+        lift_agrees(fr, len - cut);
+    }
+    /* random damage to the first bytes (tags, lengths, ids) */
+    srand(1234);
+    for (int round = 0; round < 3000; round++) {
+        memcpy(two, fr, len);
+        for (int k = 0; k < 1 + rand() % 3; k++) {
+            two[rand() % 24] = (uint8_t)rand();
+        }
+        lift_agrees(two, len);
+    }
+    /* a length field's tag made a varint, or a group */
+    memcpy(two, fr, len);
+    for (size_t i = 0; i + 1 < 24; i++) {
+        if (two[i] == (3 << 3 | 2)) {
+            two[i] = 3 << 3 | 0;
+            lift_agrees(two, len);
+            two[i] = 3 << 3 | 3;
+            lift_agrees(two, len);
+            two[i] = 3 << 3 | 2;
+        }
+    }
+    free(two);
+    free(fr);
+    free(data);
+}
+
+/* Pieces: each large byte field referenced where it lies, the rest
+ * copied, and the pieces together exactly what wire_pack makes, also
+ * past WIRE_VEC_MAX large fields and for a message with none. */
+static void test_pack_vec(void **state)
+{
+    Nimbus__Reply rep;
+    Nimbus__AttrsReply ar;
+    Nimbus__AttrValue av[12], *avp[12];
+    uint8_t *vals[12], *plain;
+    wire_vec_t v;
+    wire_buf_t flat = {NULL, 0};
+    size_t plen;
+
+    (void)state;
+    memset(&v, 0, sizeof(v));
+    nimbus__reply__init(&rep);
+    nimbus__attrs_reply__init(&ar);
+    rep.id = 5;
+    rep.result_case = NIMBUS__REPLY__RESULT_ATTRS;
+    rep.attrs = &ar;
+    for (size_t i = 0; i < 12; i++) {
+        size_t len = i % 2 == 0 ? WIRE_REF_MIN + i : 10;
+
+        vals[i] = malloc(len);
+        assert_non_null(vals[i]);
+        memset(vals[i], (int)i + 1, len);
+        nimbus__attr_value__init(&av[i]);
+        av[i].type = i;
+        av[i].status = 0;
+        av[i].has_value = true;
+        av[i].value.data = vals[i];
+        av[i].value.len = len;
+        avp[i] = &av[i];
+    }
+    ar.attrs = avp;
+    for (size_t count = 0; count <= 12; count += 3) {
+        size_t refs = 0;
+
+        ar.n_attrs = count;
+        plain = plain_pack(&rep.base, &plen);
+        assert_true(wire_pack_vec(&rep.base, 1 << 20, &v));
+        assert_int_equal(v.total, plen);
+        assert_true(v.n >= 1 && v.n <= WIRE_VEC_MAX);
+        for (size_t i = 0; i < v.n; i++) {
+            for (size_t k = 0; k < count; k++) {
+                if (v.iov[i].iov_base == vals[k]) {
+                    refs++;
+                }
+            }
+        }
+        /* large values referenced while pieces last, none copied twice */
+        assert_true(refs == (count + 1) / 2 || refs == (WIRE_VEC_MAX - 1) / 2 ||
+                    refs == WIRE_VEC_MAX / 2);
+        assert_true(v.used < plen || count == 0);
+        assert_true(wire_vec_flatten(&v, &flat));
+        assert_memory_equal(flat.p, plain, plen);
+        wire_vec_done(&v, false);
+        assert_int_equal(v.n, 0);
+        free(plain);
+    }
+    /* over the limit: nothing */
+    ar.n_attrs = 12;
+    assert_false(wire_pack_vec(&rep.base, 100, &v));
+    assert_int_equal(v.n, 0);
+    wire_vec_done(&v, true);
+    wire_buf_done(&flat, flat.cap, true);
+    for (size_t i = 0; i < 12; i++)
+        free(vals[i]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_token_and_users, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bulk_by_reference, setup,
+                                        teardown),
+        cmocka_unit_test(test_lift_shapes),
+        cmocka_unit_test(test_pack_vec),
         cmocka_unit_test_setup_teardown(test_objects, setup, teardown),
         cmocka_unit_test_setup_teardown(test_template_attribute, setup,
                                         teardown),
