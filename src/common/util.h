@@ -34,4 +34,17 @@ bool util_parse_ulong(const char *s, unsigned long *out);
 #define UTIL_USER_NAME_MAX 31
 bool util_user_name_valid(const char *name, size_t len);
 
+/*
+ * Base64 (RFC 4648, standard alphabet, '=' padding). util_b64_encode
+ * writes UTIL_B64_LEN(len) characters and a NUL into out. util_b64_decode
+ * is strict: only whole groups of 4 alphabet characters, padding only at
+ * the end and only where due, the unused bits of the last group zero,
+ * nothing else (no whitespace): false on anything else or when more than
+ * outmax bytes would come out.
+ */
+#define UTIL_B64_LEN(n) ((((n) + 2) / 3) * 4)
+void util_b64_encode(const uint8_t *in, size_t len, char *out);
+bool util_b64_decode(const char *in, size_t len, uint8_t *out, size_t outmax,
+                     size_t *outlen);
+
 #endif
