@@ -120,6 +120,15 @@ struct hsm_conn {
     /* Random, fresh per login (zero without one): the quorum tokens this
      * login asked for carry it, and die with it (quorum.c). */
     uint8_t login_id[STORE_LOGIN_ID_LEN];
+    /* users.c: the connection's 2FA challenge (hsm_login_challenge), good
+     * once, for one kind and name, until expires (hsm->lock). */
+    struct hsm_tfa_challenge {
+        bool set;
+        hsm_login_kind_t kind;
+        char name[HSM_USER_NAME_MAX + 1]; /* "": a name no user can have */
+        uint8_t digest[HSM_DIGEST_LEN];
+        uint64_t expires;
+    } tfa;
     /* Bumped (atomic, under hsm->lock) when a login ends: an operation
      * started under an earlier login is refused, never continued by the
      * next user (ops.c, msg.c). */
@@ -302,6 +311,10 @@ void hsm_quorum_login_end_locked(hsm_conn_t *conn);
 /* Tests only: the clock of token lifetimes (seconds since the epoch);
  * NULL: time(). */
 extern uint64_t (*hsm_quorum_clock_hook)(void);
+
+/* users.c, tests only: the clock of 2FA challenge lifetimes (seconds
+ * since the epoch); NULL: time(). */
+extern uint64_t (*hsm_tfa_clock_hook)(void);
 
 /* ops.c: ends every operation of a session (close, logout), the
  * message-based ones included. */

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "common/log.h"
 #include "common/util.h"
@@ -43,6 +44,168 @@
 #define EV_CHANGE_PW "change_password"
 #define EV_CREATE_USER "create_user"
 #define EV_DELETE_USER "delete_user"
+#define EV_LOGIN_2FA "login_2fa" /* a login of a user with 2FA */
+#define EV_TFA_ON "2fa_on"       /* 2FA turned on, or its key rotated */
+#define EV_TFA_OFF "2fa_off"     /* 2FA and the registered key removed */
+
+/* A 2FA key, parsed (crypto_quorum_key_parse) and proven (a signature
+ * over the connection's challenge verified), to register. */
+struct tfa_key {
+    uint8_t *der;
+    size_t len;
+};
+
+uint64_t (*hsm_tfa_clock_hook)(void);
+
+static uint64_t tfa_now(void)
+{
+    return hsm_tfa_clock_hook != NULL ? hsm_tfa_clock_hook()
+                                      : (uint64_t)time(NULL);
+}
+
+/*
+ * Inside the write transaction of a password change of user uid (or of
+ * its creation): with tk, 2FA on with that key (the quorum key too);
+ * without, a user that had 2FA loses it and its registered key (the cloud
+ * HSM's rule), a user without keeps its quorum key. Audited as actor.
+ */
+static CK_RV tfa_with_password_tx_locked(hsm_t *hsm, hsm_uid_t uid,
+                                         hsm_uid_t actor,
+                                         const struct tfa_key *tk)
+{
+    bool twofa = false, found = false;
+    CK_RV rv;
+
+    if (tk != NULL) {
+        if ((rv = hsm_user_qkey_set_locked(hsm, uid, tk->der, tk->len,
+                                           true)) != CKR_OK)
+            return rv;
+        return hsm_audit_tx_locked(hsm, actor, EV_TFA_ON, uid, CKR_OK);
+    }
+    /* read inside the transaction: what a check made meanwhile left */
+    if ((rv = hsm_user_qkey_get_locked(hsm, uid, NULL, NULL, &twofa,
+                                       &found)) != CKR_OK)
+        return rv;
+    if (!found || !twofa)
+        return CKR_OK;
+    if ((rv = hsm_user_qkey_set_locked(hsm, uid, NULL, 0, false)) != CKR_OK)
+        return rv;
+    log_info("user %u: 2FA and its registered key removed with the "
+             "password change",
+             uid);
+    return hsm_audit_tx_locked(hsm, actor, EV_TFA_OFF, uid, CKR_OK);
+}
+
+/* The name a challenge or login of kind means (name NULL: the default). */
+static const char *default_name(hsm_t *hsm, hsm_login_kind_t kind);
+
+/*
+ * Takes the connection's challenge: it is gone after this whatever the
+ * answer. true, with its digest, when it was made for kind and name and
+ * has not expired.
+ */
+static bool tfa_take_locked(hsm_conn_t *conn, hsm_login_kind_t kind,
+                            const char *name, uint8_t digest[HSM_DIGEST_LEN])
+{
+    struct hsm_tfa_challenge *c = &conn->tfa;
+    bool ok;
+
+    if (name == NULL)
+        name = default_name(conn->hsm, kind);
+    ok = c->set && c->kind == kind && c->name[0] != '\0' &&
+         strcasecmp(c->name, name) == 0 && tfa_now() < c->expires;
+    if (ok)
+        memcpy(digest, c->digest, HSM_DIGEST_LEN);
+    util_wipe(c, sizeof(*c));
+    return ok;
+}
+
+/* Whether sig is user uid's signature over digest, under its registered
+ * key. */
+static bool tfa_sig_ok_locked(hsm_t *hsm, hsm_uid_t uid,
+                              const uint8_t digest[HSM_DIGEST_LEN],
+                              const uint8_t *sig, size_t siglen)
+{
+    uint8_t *der = NULL;
+    size_t len = 0;
+    bool twofa = false, found = false, ok = false;
+
+    if (sig == NULL || siglen == 0 || siglen > HSM_TFA_SIG_MAX)
+        return false;
+    if (hsm_user_qkey_get_locked(hsm, uid, &der, &len, &twofa, &found) ==
+            CKR_OK &&
+        found && twofa && der != NULL)
+        ok = crypto_quorum_verify(der, len, digest, HSM_DIGEST_LEN, sig,
+                                  siglen) == CKR_OK;
+    free(der);
+    return ok;
+}
+
+CK_RV hsm_login_challenge(hsm_conn_t *conn, hsm_login_kind_t kind,
+                          const char *name, uint8_t digest[HSM_DIGEST_LEN])
+{
+    HSM_CALL_CONN(conn);
+    hsm_t *hsm = conn->hsm;
+    struct hsm_tfa_challenge c;
+    CK_RV rv;
+
+    if (kind != HSM_LOGIN_SO && kind != HSM_LOGIN_USER &&
+        kind != HSM_LOGIN_AU)
+        return CKR_ARGUMENTS_BAD;
+    memset(&c, 0, sizeof(c));
+    if (name == NULL)
+        name = default_name(hsm, kind);
+    /* A name no user can have gets a challenge that matches nothing. */
+    if (util_user_name_valid(name, strlen(name)))
+        snprintf(c.name, sizeof(c.name), "%s", name);
+    if ((rv = crypto_random(c.digest, sizeof(c.digest))) != CKR_OK)
+        return rv;
+    c.set = true;
+    c.kind = kind;
+    c.expires = tfa_now() + HSM_TFA_CHALLENGE_LIFETIME;
+    pthread_mutex_lock(&hsm->lock);
+    conn->tfa = c;
+    pthread_mutex_unlock(&hsm->lock);
+    memcpy(digest, c.digest, HSM_DIGEST_LEN);
+    util_wipe(&c, sizeof(c));
+    return CKR_OK;
+}
+
+/*
+ * The second factor of a create or password change for CO name: the
+ * connection's challenge (consumed), pubkey parsed, sig verified over it.
+ * tk->der malloc'd on success.
+ */
+static CK_RV tfa_key_prove(hsm_conn_t *conn, const char *name,
+                           const uint8_t *pubkey, size_t pubkey_len,
+                           const uint8_t *sig, size_t siglen,
+                           struct tfa_key *tk)
+{
+    uint8_t digest[HSM_DIGEST_LEN];
+    bool have;
+    CK_RV rv;
+
+    tk->der = NULL;
+    tk->len = 0;
+    pthread_mutex_lock(&conn->hsm->lock);
+    have = tfa_take_locked(conn, HSM_LOGIN_SO, name, digest);
+    pthread_mutex_unlock(&conn->hsm->lock);
+    if (pubkey == NULL || pubkey_len == 0 ||
+        pubkey_len > HSM_QUORUM_PUBKEY_MAX)
+        return CKR_ARGUMENTS_BAD;
+    if ((rv = crypto_quorum_key_parse(pubkey, pubkey_len, &tk->der,
+                                      &tk->len)) != CKR_OK)
+        return rv;
+    if (!have || sig == NULL || siglen == 0 || siglen > HSM_TFA_SIG_MAX ||
+        crypto_quorum_verify(tk->der, tk->len, digest, HSM_DIGEST_LEN, sig,
+                             siglen) != CKR_OK) {
+        free(tk->der);
+        tk->der = NULL;
+        tk->len = 0;
+        return CKR_SIGNATURE_INVALID;
+    }
+    return CKR_OK;
+}
 
 static bool pw_len_ok(size_t len)
 {
@@ -321,7 +484,9 @@ static bool auth_state_same(const hsm_conn_t *conn, const struct auth_state *a)
 
 /*
  * Checks pw against user u (read under hsm->lock by the caller), charging a
- * failure first. CKR_OK, CKR_PIN_LOCKED or CKR_PIN_INCORRECT; *locks tells
+ * failure first. For a user with 2FA, tfa_ok tells whether the second
+ * factor was proven (or is not needed: a re-authentication of the
+ * logged-in user); when not, the check fails, counted. CKR_OK, CKR_PIN_LOCKED or CKR_PIN_INCORRECT; *locks tells
  * whether this failure locked the user. A success clears the failure count
  * in a transaction that also records event when it is not NULL (the caller
  * records failures).
@@ -393,7 +558,7 @@ static void flight_done(hsm_t *hsm, hsm_uid_t uid)
 static CK_RV authenticate_locked(hsm_t *hsm, hsm_conn_t *conn,
                                  const hsm_sid_t *sid, const store_user_t *u,
                                  const uint8_t *pw, size_t pwlen,
-                                 const char *event, bool *locks)
+                                 const char *event, bool tfa_ok, bool *locks)
 {
     uint32_t limit = (uint32_t)hsm->cfg.login_failure_limit;
     unsigned long iterations = hsm->cfg.kdf_iterations;
@@ -435,7 +600,9 @@ static CK_RV authenticate_locked(hsm_t *hsm, hsm_conn_t *conn,
 
     /* u is the caller's own copy: nothing here reads shared state. */
     pthread_mutex_unlock(&hsm->lock);
-    if (u->verifier == NULL || u->verifier_len == 0)
+    /* A user with 2FA whose second factor is not proven: the password is
+     * not tried (no oracle for it without the key), in the same time. */
+    if (u->verifier == NULL || u->verifier_len == 0 || (u->twofa && !tfa_ok))
         crypto_pw_dummy(pw, pwlen, iterations);
     else
         rv = crypto_pw_check(u->verifier, u->verifier_len, pw, pwlen, &ok);
@@ -604,19 +771,26 @@ void hsm_login_end_locked(hsm_conn_t *conn, bool full)
     conn->uver = 0;
 }
 
-CK_RV hsm_login(hsm_conn_t *conn, hsm_login_kind_t kind, const char *name,
-                const uint8_t *pw, size_t pwlen)
+/*
+ * hsm_login and hsm_login_2fa. with_sig: the caller brings a signature
+ * over the connection's challenge (consumed here whatever happens).
+ */
+static CK_RV login_common(hsm_conn_t *conn, hsm_login_kind_t kind,
+                          const char *name, const uint8_t *pw, size_t pwlen,
+                          bool with_sig, const uint8_t *sig, size_t siglen)
 {
-    HSM_CALL_CONN(conn);
     hsm_t *hsm = conn->hsm;
+    uint8_t digest[HSM_DIGEST_LEN];
     store_user_t u;
-    bool found = false, locks = false;
+    bool found = false, locks = false, have = false, tfa_ok = true;
     size_t ncu = 0;
     CK_RV rv;
 
     memset(&u, 0, sizeof(u));
     pthread_mutex_lock(&hsm->lock);
     hsm_gen_bump_locked(hsm);
+    if (with_sig)
+        have = tfa_take_locked(conn, kind, name, digest);
     if (conn->type != HSM_USER_NONE) {
         rv = kind_matches(kind, conn->type)
                  ? CKR_USER_ALREADY_LOGGED_IN
@@ -641,7 +815,15 @@ CK_RV hsm_login(hsm_conn_t *conn, hsm_login_kind_t kind, const char *name,
         rv = CKR_PIN_INCORRECT;
         goto out;
     }
-    rv = authenticate_locked(hsm, conn, NULL, &u, pw, pwlen, EV_LOGIN, &locks);
+    /* The signature is checked before the password counts (a public-key
+     * operation, short enough under the lock); authenticate_locked
+     * charges the failure first either way. */
+    if (u.twofa)
+        tfa_ok = with_sig && have &&
+                 tfa_sig_ok_locked(hsm, u.id, digest, sig, siglen);
+    rv = authenticate_locked(hsm, conn, NULL, &u, pw, pwlen,
+                             u.twofa ? EV_LOGIN_2FA : EV_LOGIN, tfa_ok,
+                             &locks);
     if (rv == CKR_USER_ALREADY_LOGGED_IN) /* another thread, meanwhile */
         rv = kind_matches(kind, conn->type)
                  ? CKR_USER_ALREADY_LOGGED_IN
@@ -651,14 +833,35 @@ CK_RV hsm_login(hsm_conn_t *conn, hsm_login_kind_t kind, const char *name,
     if (rv == CKR_OK)
         log_info("user %u logged in", u.id);
 out:
-    /* A call made while logged in tried no password: not an event. */
+    /* A call made while logged in tried no password: not an event. The
+     * record of a missing or wrong second factor says so (the caller
+     * hears CKR_PIN_INCORRECT, as for a wrong password). */
     if (rv != CKR_OK && rv != CKR_HOST_MEMORY &&
         rv != CKR_USER_ALREADY_LOGGED_IN &&
         rv != CKR_USER_ANOTHER_ALREADY_LOGGED_IN)
-        audit_failure_locked(hsm, found ? u.id : 0, EV_LOGIN, 0, rv, locks);
+        audit_failure_locked(
+            hsm, found ? u.id : 0, found && u.twofa ? EV_LOGIN_2FA : EV_LOGIN,
+            0, rv == CKR_PIN_INCORRECT && !tfa_ok ? CKR_SIGNATURE_INVALID : rv,
+            locks);
     pthread_mutex_unlock(&hsm->lock);
     store_user_clear(&u);
+    util_wipe(digest, sizeof(digest));
     return rv;
+}
+
+CK_RV hsm_login(hsm_conn_t *conn, hsm_login_kind_t kind, const char *name,
+                const uint8_t *pw, size_t pwlen)
+{
+    HSM_CALL_CONN(conn);
+    return login_common(conn, kind, name, pw, pwlen, false, NULL, 0);
+}
+
+CK_RV hsm_login_2fa(hsm_conn_t *conn, hsm_login_kind_t kind, const char *name,
+                    const uint8_t *pw, size_t pwlen, const uint8_t *sig,
+                    size_t siglen)
+{
+    HSM_CALL_CONN(conn);
+    return login_common(conn, kind, name, pw, pwlen, true, sig, siglen);
 }
 
 CK_RV hsm_context_login(hsm_conn_t *conn, hsm_sid_t sid, const char *name,
@@ -695,8 +898,9 @@ CK_RV hsm_context_login(hsm_conn_t *conn, hsm_sid_t sid, const char *name,
         rv = CKR_PIN_INCORRECT;
         goto out;
     }
+    /* the logged-in user proved its second factor at login */
     rv = authenticate_locked(hsm, conn, &sid, &u, pw, pwlen, EV_CONTEXT_LOGIN,
-                             &locks);
+                             true, &locks);
     if (rv == CKR_OK) {
         /* hsm->lock was let go: the session array may have moved. */
         s = hsm_session_find_locked(conn, sid);
@@ -763,7 +967,7 @@ static const char *pw_event(const store_user_t *u)
 static CK_RV set_verifier_locked(hsm_t *hsm, const store_user_t *u,
                                  const uint8_t *pw, size_t pwlen,
                                  const char *label, hsm_uid_t actor,
-                                 struct pw_pre *pre)
+                                 struct pw_pre *pre, const struct tfa_key *tk)
 {
     uint8_t *ver = NULL;
     size_t verlen = 0;
@@ -787,6 +991,7 @@ static CK_RV set_verifier_locked(hsm_t *hsm, const store_user_t *u,
         (label != NULL &&
          (rv = store_meta_set(hsm->st, META_LABEL, (const uint8_t *)label,
                               strlen(label))) != CKR_OK) ||
+        (rv = tfa_with_password_tx_locked(hsm, u->id, actor, tk)) != CKR_OK ||
         (rv = hsm_audit_tx_locked(hsm, actor, pw_event(u), u->id, CKR_OK)) !=
             CKR_OK ||
         (rv = store_bump_generation(hsm->st)) != CKR_OK) {
@@ -853,10 +1058,14 @@ CK_RV hsm_set_password(hsm_conn_t *conn, const char *name,
         rv = CKR_PIN_INCORRECT;
         goto out;
     }
+    /* Not logged in, the old password alone never authenticates a user
+     * with 2FA. */
     if ((rv = authenticate_locked(hsm, conn, NULL, &u, old_pw, old_len, NULL,
-                                  &locks)) != CKR_OK)
+                                  conn->type != HSM_USER_NONE, &locks)) !=
+        CKR_OK)
         goto out;
-    rv = set_verifier_locked(hsm, &u, new_pw, new_len, NULL, u.id, &pre);
+    rv = set_verifier_locked(hsm, &u, new_pw, new_len, NULL, u.id, &pre,
+                             NULL);
     if (rv == CKR_OK && conn->type != HSM_USER_NONE)
         own_version_locked(conn);
     if (rv == CKR_OK && conn->type == HSM_USER_PRECO)
@@ -874,7 +1083,8 @@ out:
 
 static CK_RV user_create(hsm_conn_t *conn, hsm_user_type_t type,
                          const char *name, const uint8_t *pw, size_t pwlen,
-                         hsm_uid_t *uid, struct pw_pre *pre);
+                         hsm_uid_t *uid, struct pw_pre *pre,
+                         const struct tfa_key *tk);
 
 CK_RV hsm_init_pin(hsm_conn_t *conn, const char *name, const uint8_t *pw,
                    size_t pwlen)
@@ -909,13 +1119,14 @@ CK_RV hsm_init_pin(hsm_conn_t *conn, const char *name, const uint8_t *pw,
             rv = CKR_PIN_INVALID;
             goto out;
         }
-        rv = set_verifier_locked(hsm, &u, pw, pwlen, NULL, conn->uid, &pre);
+        rv = set_verifier_locked(hsm, &u, pw, pwlen, NULL, conn->uid, &pre,
+                                 NULL);
         if (rv == CKR_OK)
             log_info("password of user %u reset by CO %u", u.id, conn->uid);
     } else {
         pthread_mutex_unlock(&hsm->lock);
         store_user_clear(&u);
-        rv = user_create(conn, HSM_USER_CU, name, pw, pwlen, NULL, &pre);
+        rv = user_create(conn, HSM_USER_CU, name, pw, pwlen, NULL, &pre, NULL);
         pw_pre_clear(&pre);
         return rv;
     }
@@ -926,11 +1137,11 @@ out:
     return rv;
 }
 
-/* changePswd (management): see hsm.h. */
-CK_RV hsm_user_set_password(hsm_conn_t *conn, const char *name,
-                            const uint8_t *pw, size_t pwlen)
+/* changePswd (management): see hsm.h. tk: with -2fa, the key proven. */
+static CK_RV user_set_password(hsm_conn_t *conn, const char *name,
+                               const uint8_t *pw, size_t pwlen,
+                               const struct tfa_key *tk)
 {
-    HSM_CALL_CONN(conn);
     hsm_t *hsm = conn->hsm;
     struct pw_pre pre;
     store_user_t u;
@@ -967,7 +1178,11 @@ CK_RV hsm_user_set_password(hsm_conn_t *conn, const char *name,
         rv = CKR_PIN_LEN_RANGE;
         goto out;
     }
-    rv = set_verifier_locked(hsm, &u, pw, pwlen, NULL, conn->uid, &pre);
+    if (tk != NULL && u.type != HSM_USER_CO) {
+        rv = CKR_USER_TYPE_INVALID; /* 2FA is for COs only */
+        goto out;
+    }
+    rv = set_verifier_locked(hsm, &u, pw, pwlen, NULL, conn->uid, &pre, tk);
     if (rv == CKR_OK && u.id == conn->uid)
         own_version_locked(conn);
     if (rv == CKR_OK && u.id == conn->uid && conn->type == HSM_USER_PRECO)
@@ -982,6 +1197,30 @@ out:
     pthread_mutex_unlock(&hsm->lock);
     store_user_clear(&u);
     pw_pre_clear(&pre);
+    return rv;
+}
+
+CK_RV hsm_user_set_password(hsm_conn_t *conn, const char *name,
+                            const uint8_t *pw, size_t pwlen)
+{
+    HSM_CALL_CONN(conn);
+    return user_set_password(conn, name, pw, pwlen, NULL);
+}
+
+CK_RV hsm_user_set_password_2fa(hsm_conn_t *conn, const char *name,
+                                const uint8_t *pw, size_t pwlen,
+                                const uint8_t *pubkey, size_t pubkey_len,
+                                const uint8_t *sig, size_t siglen)
+{
+    HSM_CALL_CONN(conn);
+    struct tfa_key tk;
+    CK_RV rv;
+
+    if ((rv = tfa_key_prove(conn, name, pubkey, pubkey_len, sig, siglen,
+                            &tk)) != CKR_OK)
+        return rv;
+    rv = user_set_password(conn, name, pw, pwlen, &tk);
+    free(tk.der);
     return rv;
 }
 
@@ -1035,14 +1274,35 @@ CK_RV hsm_user_create(hsm_conn_t *conn, hsm_user_type_t type, const char *name,
 
     HSM_CALL_CONN(conn);
     pw_prepare(conn, HSM_OP_MANAGE_USERS, pw, pwlen, &pre);
-    rv = user_create(conn, type, name, pw, pwlen, uid, &pre);
+    rv = user_create(conn, type, name, pw, pwlen, uid, &pre, NULL);
     pw_pre_clear(&pre);
+    return rv;
+}
+
+CK_RV hsm_user_create_2fa(hsm_conn_t *conn, const char *name,
+                          const uint8_t *pw, size_t pwlen,
+                          const uint8_t *pubkey, size_t pubkey_len,
+                          const uint8_t *sig, size_t siglen, hsm_uid_t *uid)
+{
+    struct pw_pre pre;
+    struct tfa_key tk;
+    CK_RV rv;
+
+    HSM_CALL_CONN(conn);
+    if ((rv = tfa_key_prove(conn, name, pubkey, pubkey_len, sig, siglen,
+                            &tk)) != CKR_OK)
+        return rv;
+    pw_prepare(conn, HSM_OP_MANAGE_USERS, pw, pwlen, &pre);
+    rv = user_create(conn, HSM_USER_CO, name, pw, pwlen, uid, &pre, &tk);
+    pw_pre_clear(&pre);
+    free(tk.der);
     return rv;
 }
 
 static CK_RV user_create(hsm_conn_t *conn, hsm_user_type_t type,
                          const char *name, const uint8_t *pw, size_t pwlen,
-                         hsm_uid_t *uid, struct pw_pre *pre)
+                         hsm_uid_t *uid, struct pw_pre *pre,
+                         const struct tfa_key *tk)
 {
     hsm_t *hsm = conn->hsm;
     uint8_t *ver = NULL;
@@ -1089,6 +1349,9 @@ static CK_RV user_create(hsm_conn_t *conn, hsm_user_type_t type,
             CKR_OK ||
         (rv = hsm_audit_tx_locked(hsm, conn->uid, EV_CREATE_USER, id,
                                   CKR_OK)) != CKR_OK ||
+        (tk != NULL &&
+         (rv = tfa_with_password_tx_locked(hsm, id, conn->uid, tk)) !=
+             CKR_OK) ||
         (rv = store_bump_generation(hsm->st)) != CKR_OK) {
         store_rollback(hsm->st);
         goto out;
@@ -1213,7 +1476,7 @@ CK_RV hsm_init_token(hsm_t *hsm, const char *name, const uint8_t *pw,
             rv = CKR_PIN_INCORRECT;
             goto out;
         }
-        rv = set_verifier_locked(hsm, &u, pw, pwlen, label, u.id, NULL);
+        rv = set_verifier_locked(hsm, &u, pw, pwlen, label, u.id, NULL, NULL);
         goto out;
     } else {
         /* Re-initialization: a CO's password, then zeroize keys and CUs. */
@@ -1222,8 +1485,9 @@ CK_RV hsm_init_token(hsm_t *hsm, const char *name, const uint8_t *pw,
             rv = CKR_PIN_INCORRECT;
             goto out;
         }
+        /* A CO with 2FA cannot re-initialize by password alone. */
         if ((rv = authenticate_locked(hsm, NULL, NULL, &u, pw, pwlen, NULL,
-                                      &locks)) != CKR_OK)
+                                      false, &locks)) != CKR_OK)
             goto out;
         if ((rv = store_begin(hsm->st, true)) != CKR_OK)
             goto out;
