@@ -546,3 +546,38 @@ CK_RV backend_quorum_del_token(backend_conn_t *conn, uint32_t id)
     return_val_if_fail(conn != NULL, CKR_GENERAL_ERROR);
     return conn->be->ops->quorum_del_token(conn, id);
 }
+
+CK_RV backend_login_challenge(backend_conn_t *conn, hsm_login_kind_t kind,
+                              const char *name, uint8_t digest[HSM_DIGEST_LEN])
+{
+    return_val_if_fail(conn != NULL, CKR_GENERAL_ERROR);
+    return conn->be->ops->login_challenge(conn, kind, name, digest);
+}
+
+CK_RV backend_login_2fa(backend_conn_t *conn, hsm_login_kind_t kind,
+                        const char *name, const uint8_t *pw, size_t pwlen,
+                        const uint8_t *sig, size_t siglen)
+{
+    return_val_if_fail(conn != NULL, CKR_GENERAL_ERROR);
+    return conn->be->ops->login_2fa(conn, kind, name, pw, pwlen, sig, siglen);
+}
+
+CK_RV backend_user_create_2fa(backend_conn_t *conn, const char *name,
+                              const uint8_t *pw, size_t pwlen,
+                              const uint8_t *pubkey, size_t pubkey_len,
+                              const uint8_t *sig, size_t siglen, hsm_uid_t *uid)
+{
+    return_val_if_fail(conn != NULL, CKR_GENERAL_ERROR);
+    return conn->be->ops->user_create_2fa(conn, name, pw, pwlen, pubkey,
+                                          pubkey_len, sig, siglen, uid);
+}
+
+CK_RV backend_user_set_password_2fa(backend_conn_t *conn, const char *name,
+                                    const uint8_t *pw, size_t pwlen,
+                                    const uint8_t *pubkey, size_t pubkey_len,
+                                    const uint8_t *sig, size_t siglen)
+{
+    return_val_if_fail(conn != NULL, CKR_GENERAL_ERROR);
+    return conn->be->ops->user_set_password_2fa(conn, name, pw, pwlen, pubkey,
+                                                pubkey_len, sig, siglen);
+}

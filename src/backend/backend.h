@@ -264,6 +264,23 @@ struct backend_ops {
     CK_RV (*client_list)(backend_conn_t *conn, backend_client_t **list,
                          size_t *n);
 
+    /* two-factor login */
+    CK_RV (*login_challenge)(backend_conn_t *conn, hsm_login_kind_t kind,
+                             const char *name,
+                             uint8_t digest[HSM_DIGEST_LEN]);
+    CK_RV (*login_2fa)(backend_conn_t *conn, hsm_login_kind_t kind,
+                       const char *name, const uint8_t *pw, size_t pwlen,
+                       const uint8_t *sig, size_t siglen);
+    CK_RV (*user_create_2fa)(backend_conn_t *conn, const char *name,
+                             const uint8_t *pw, size_t pwlen,
+                             const uint8_t *pubkey, size_t pubkey_len,
+                             const uint8_t *sig, size_t siglen,
+                             hsm_uid_t *uid);
+    CK_RV (*user_set_password_2fa)(backend_conn_t *conn, const char *name,
+                                   const uint8_t *pw, size_t pwlen,
+                                   const uint8_t *pubkey, size_t pubkey_len,
+                                   const uint8_t *sig, size_t siglen);
+
     /* quorum (M of N) */
     CK_RV (*quorum_register_key)(backend_conn_t *conn, const char *name,
                                  const uint8_t *reg_token, size_t token_len,
@@ -457,5 +474,22 @@ CK_RV backend_quorum_approve(backend_conn_t *conn, const uint8_t *token,
 CK_RV backend_quorum_list_tokens(backend_conn_t *conn,
                                  hsm_quorum_token_info_t **out, size_t *n);
 CK_RV backend_quorum_del_token(backend_conn_t *conn, uint32_t id);
+
+/* Two-factor login (hsm.h). */
+CK_RV backend_login_challenge(backend_conn_t *conn, hsm_login_kind_t kind,
+                              const char *name,
+                              uint8_t digest[HSM_DIGEST_LEN]);
+CK_RV backend_login_2fa(backend_conn_t *conn, hsm_login_kind_t kind,
+                        const char *name, const uint8_t *pw, size_t pwlen,
+                        const uint8_t *sig, size_t siglen);
+CK_RV backend_user_create_2fa(backend_conn_t *conn, const char *name,
+                              const uint8_t *pw, size_t pwlen,
+                              const uint8_t *pubkey, size_t pubkey_len,
+                              const uint8_t *sig, size_t siglen,
+                              hsm_uid_t *uid);
+CK_RV backend_user_set_password_2fa(backend_conn_t *conn, const char *name,
+                                    const uint8_t *pw, size_t pwlen,
+                                    const uint8_t *pubkey, size_t pubkey_len,
+                                    const uint8_t *sig, size_t siglen);
 
 #endif

@@ -429,6 +429,40 @@ static CK_RV emb_user_set_password(backend_conn_t *conn, const char *name,
     return hsm_user_set_password(emb_conn(conn), name, pw, pwlen);
 }
 
+static CK_RV emb_login_challenge(backend_conn_t *conn, hsm_login_kind_t kind,
+                                 const char *name,
+                                 uint8_t digest[HSM_DIGEST_LEN])
+{
+    return hsm_login_challenge(emb_conn(conn), kind, name, digest);
+}
+
+static CK_RV emb_login_2fa(backend_conn_t *conn, hsm_login_kind_t kind,
+                           const char *name, const uint8_t *pw, size_t pwlen,
+                           const uint8_t *sig, size_t siglen)
+{
+    return hsm_login_2fa(emb_conn(conn), kind, name, pw, pwlen, sig, siglen);
+}
+
+static CK_RV emb_user_create_2fa(backend_conn_t *conn, const char *name,
+                                 const uint8_t *pw, size_t pwlen,
+                                 const uint8_t *pubkey, size_t pubkey_len,
+                                 const uint8_t *sig, size_t siglen,
+                                 hsm_uid_t *uid)
+{
+    return hsm_user_create_2fa(emb_conn(conn), name, pw, pwlen, pubkey,
+                               pubkey_len, sig, siglen, uid);
+}
+
+static CK_RV emb_user_set_password_2fa(backend_conn_t *conn, const char *name,
+                                       const uint8_t *pw, size_t pwlen,
+                                       const uint8_t *pubkey,
+                                       size_t pubkey_len, const uint8_t *sig,
+                                       size_t siglen)
+{
+    return hsm_user_set_password_2fa(emb_conn(conn), name, pw, pwlen, pubkey,
+                                     pubkey_len, sig, siglen);
+}
+
 static CK_RV emb_key_list(backend_conn_t *conn, hsm_uid_t uid,
                           hsm_key_ref_t **keys, size_t *n,
                           uint8_t digest[HSM_DIGEST_LEN])
@@ -587,4 +621,8 @@ const struct backend_ops backend_embedded_ops = {
     .quorum_approve = emb_quorum_approve,
     .quorum_list_tokens = emb_quorum_list_tokens,
     .quorum_del_token = emb_quorum_del_token,
+    .login_challenge = emb_login_challenge,
+    .login_2fa = emb_login_2fa,
+    .user_create_2fa = emb_user_create_2fa,
+    .user_set_password_2fa = emb_user_set_password_2fa,
 };

@@ -967,6 +967,39 @@ static CK_RV rm_user_set_password(backend_conn_t *conn, const char *name,
     CALL(conn, wire_cl_user_set_password(cl, name, pw, pwlen));
 }
 
+static CK_RV rm_login_challenge(backend_conn_t *conn, hsm_login_kind_t kind,
+                                const char *name,
+                                uint8_t digest[HSM_DIGEST_LEN])
+{
+    CALL(conn, wire_cl_login_challenge(cl, kind, name, digest));
+}
+
+static CK_RV rm_login_2fa(backend_conn_t *conn, hsm_login_kind_t kind,
+                          const char *name, const uint8_t *pw, size_t pwlen,
+                          const uint8_t *sig, size_t siglen)
+{
+    CALL(conn, wire_cl_login_2fa(cl, kind, name, pw, pwlen, sig, siglen));
+}
+
+static CK_RV rm_user_create_2fa(backend_conn_t *conn, const char *name,
+                                const uint8_t *pw, size_t pwlen,
+                                const uint8_t *pubkey, size_t pubkey_len,
+                                const uint8_t *sig, size_t siglen,
+                                hsm_uid_t *uid)
+{
+    CALL(conn, wire_cl_user_create_2fa(cl, name, pw, pwlen, pubkey,
+                                       pubkey_len, sig, siglen, uid));
+}
+
+static CK_RV rm_user_set_password_2fa(backend_conn_t *conn, const char *name,
+                                      const uint8_t *pw, size_t pwlen,
+                                      const uint8_t *pubkey, size_t pubkey_len,
+                                      const uint8_t *sig, size_t siglen)
+{
+    CALL(conn, wire_cl_user_set_password_2fa(cl, name, pw, pwlen, pubkey,
+                                             pubkey_len, sig, siglen));
+}
+
 static CK_RV rm_key_list(backend_conn_t *conn, hsm_uid_t uid,
                          hsm_key_ref_t **keys, size_t *n,
                          uint8_t digest[HSM_DIGEST_LEN])
@@ -1152,6 +1185,10 @@ const struct backend_ops backend_remote_ops = {
     .quorum_approve = rm_quorum_approve,
     .quorum_list_tokens = rm_quorum_list_tokens,
     .quorum_del_token = rm_quorum_del_token,
+    .login_challenge = rm_login_challenge,
+    .login_2fa = rm_login_2fa,
+    .user_create_2fa = rm_user_create_2fa,
+    .user_set_password_2fa = rm_user_set_password_2fa,
 };
 
 /* ------------------------------------------------------------ open */

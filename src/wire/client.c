@@ -2203,3 +2203,88 @@ CK_RV wire_cl_quorum_del_token(wire_client_t *cl, uint32_t id)
     REQUEST(q, quorum_del_token, QUORUM_DEL_TOKEN, m);
     return simple(cl, &q);
 }
+
+/* ------------------------------------------------------------ 2FA */
+
+CK_RV wire_cl_login_challenge(wire_client_t *cl, hsm_login_kind_t kind,
+                              const char *name,
+                              uint8_t digest[HSM_DIGEST_LEN])
+{
+    Nimbus__Request q;
+    Nimbus__LoginChallengeReq m;
+    struct rt t;
+    CK_RV rv;
+
+    nimbus__login_challenge_req__init(&m);
+    m.kind = kind;
+    name_out(name, &m.has_name, &m.name);
+    REQUEST(q, login_challenge, LOGIN_CHALLENGE, m);
+    rv = roundtrip(cl, &q, NIMBUS__REPLY__RESULT_DIGEST, &t);
+    if (rv == CKR_OK) {
+        if (t.rep->digest->digest.len != HSM_DIGEST_LEN) {
+            rv = CKR_DEVICE_ERROR;
+        } else {
+            memcpy(digest, t.rep->digest->digest.data, HSM_DIGEST_LEN);
+        }
+    }
+    rt_done(&t);
+    return rv;
+}
+
+CK_RV wire_cl_login_2fa(wire_client_t *cl, hsm_login_kind_t kind,
+                        const char *name, const uint8_t *pw, size_t pwlen,
+                        const uint8_t *sig, size_t siglen)
+{
+    Nimbus__Request q;
+    Nimbus__Login2faReq m;
+
+    nimbus__login2fa_req__init(&m);
+    m.kind = kind;
+    name_out(name, &m.has_name, &m.name);
+    m.password = bin(pw, pwlen);
+    m.signature = bin(sig, siglen);
+    REQUEST(q, login_2fa, LOGIN_2FA, m);
+    return simple(cl, &q);
+}
+
+CK_RV wire_cl_user_create_2fa(wire_client_t *cl, const char *name,
+                              const uint8_t *pw, size_t pwlen,
+                              const uint8_t *pubkey, size_t pubkey_len,
+                              const uint8_t *sig, size_t siglen,
+                              hsm_uid_t *uid)
+{
+    Nimbus__Request q;
+    Nimbus__UserCreate2faReq m;
+    struct rt t;
+    CK_RV rv;
+
+    nimbus__user_create2fa_req__init(&m);
+    m.name = bin(name, name != NULL ? strlen(name) : 0);
+    m.password = bin(pw, pwlen);
+    m.pubkey = bin(pubkey, pubkey_len);
+    m.signature = bin(sig, siglen);
+    REQUEST(q, user_create_2fa, USER_CREATE_2FA, m);
+    rv = roundtrip(cl, &q, NIMBUS__REPLY__RESULT_UID, &t);
+    if (rv == CKR_OK && uid != NULL) {
+        *uid = t.rep->uid->uid;
+    }
+    rt_done(&t);
+    return rv;
+}
+
+CK_RV wire_cl_user_set_password_2fa(wire_client_t *cl, const char *name,
+                                    const uint8_t *pw, size_t pwlen,
+                                    const uint8_t *pubkey, size_t pubkey_len,
+                                    const uint8_t *sig, size_t siglen)
+{
+    Nimbus__Request q;
+    Nimbus__UserSetPassword2faReq m;
+
+    nimbus__user_set_password2fa_req__init(&m);
+    m.name = bin(name, name != NULL ? strlen(name) : 0);
+    m.password = bin(pw, pwlen);
+    m.pubkey = bin(pubkey, pubkey_len);
+    m.signature = bin(sig, siglen);
+    REQUEST(q, user_set_password_2fa, USER_SET_PASSWORD_2FA, m);
+    return simple(cl, &q);
+}

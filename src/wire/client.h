@@ -231,4 +231,21 @@ CK_RV wire_cl_quorum_list_tokens(wire_client_t *cl,
                                  hsm_quorum_token_info_t **out, size_t *n);
 CK_RV wire_cl_quorum_del_token(wire_client_t *cl, uint32_t id);
 
+/* Two-factor login (hsm.h). */
+CK_RV wire_cl_login_challenge(wire_client_t *cl, hsm_login_kind_t kind,
+                              const char *name,
+                              uint8_t digest[HSM_DIGEST_LEN]);
+CK_RV wire_cl_login_2fa(wire_client_t *cl, hsm_login_kind_t kind,
+                        const char *name, const uint8_t *pw, size_t pwlen,
+                        const uint8_t *sig, size_t siglen);
+CK_RV wire_cl_user_create_2fa(wire_client_t *cl, const char *name,
+                              const uint8_t *pw, size_t pwlen,
+                              const uint8_t *pubkey, size_t pubkey_len,
+                              const uint8_t *sig, size_t siglen,
+                              hsm_uid_t *uid);
+CK_RV wire_cl_user_set_password_2fa(wire_client_t *cl, const char *name,
+                                    const uint8_t *pw, size_t pwlen,
+                                    const uint8_t *pubkey, size_t pubkey_len,
+                                    const uint8_t *sig, size_t siglen);
+
 #endif

@@ -392,6 +392,10 @@ struct call {
         Nimbus__AuditReadReply audit_read;
         Nimbus__AuditVerifyReply audit_verify;
         Nimbus__ClientListReply client_list;
+        struct {
+            Nimbus__DigestReply reply;
+            uint8_t digest[HSM_DIGEST_LEN];
+        } tfa;
         Nimbus__QuorumMReply quorum_m;
         Nimbus__QuorumApproveReply quorum_approve;
         Nimbus__QuorumTokenListReply quorum_tokens;
@@ -2245,6 +2249,105 @@ static CK_RV do_quorum_list_tokens(struct call *c)
     return CKR_OK;
 }
 
+/* ------------------------------------------------------------ 2FA */
+
+/* The limits of hsm.h, before the core sees the bytes: a signature or a
+ * key longer than any the core takes is refused here. */
+static CK_RV tfa_lengths(const ProtobufCBinaryData *sig,
+                         const ProtobufCBinaryData *pubkey)
+{
+    if (sig->len > HSM_TFA_SIG_MAX ||
+        (pubkey != NULL && pubkey->len > HSM_QUORUM_PUBKEY_MAX)) {
+        return CKR_ARGUMENTS_BAD;
+    }
+    return CKR_OK;
+}
+
+static CK_RV do_login_challenge(struct call *c,
+                                const Nimbus__LoginChallengeReq *r)
+{
+    char name[NAME_MAX_WIRE + 1];
+    const char *n;
+    CK_RV rv;
+
+    if (r->kind > HSM_LOGIN_AU) {
+        return CKR_ARGUMENTS_BAD;
+    }
+    if ((rv = text_in(r->has_name, &r->name, name, sizeof(name), &n)) !=
+        CKR_OK) {
+        return rv;
+    }
+    rv = hsm_login_challenge(c->wc->conn, (hsm_login_kind_t)r->kind, n,
+                             c->u.tfa.digest);
+    if (rv == CKR_OK) {
+        nimbus__digest_reply__init(&c->u.tfa.reply);
+        c->u.tfa.reply.digest.data = c->u.tfa.digest;
+        c->u.tfa.reply.digest.len = HSM_DIGEST_LEN;
+        c->rep.result_case = NIMBUS__REPLY__RESULT_DIGEST;
+        c->rep.digest = &c->u.tfa.reply;
+    }
+    return rv;
+}
+
+static CK_RV do_login_2fa(struct call *c, const Nimbus__Login2faReq *r)
+{
+    char name[NAME_MAX_WIRE + 1];
+    const char *n;
+    CK_RV rv;
+
+    if (r->kind > HSM_LOGIN_AU) {
+        return CKR_USER_TYPE_INVALID;
+    }
+    if ((rv = text_in(r->has_name, &r->name, name, sizeof(name), &n)) !=
+        CKR_OK) {
+        return rv;
+    }
+    /* An over-long signature is a wrong one: the core charges it. */
+    return hsm_login_2fa(c->wc->conn, (hsm_login_kind_t)r->kind, n,
+                         bp(&r->password), r->password.len, bp(&r->signature),
+                         r->signature.len);
+}
+
+static CK_RV do_user_create_2fa(struct call *c,
+                                const Nimbus__UserCreate2faReq *r)
+{
+    char name[NAME_MAX_WIRE + 1];
+    const char *n;
+    hsm_uid_t uid = 0;
+    CK_RV rv;
+
+    if ((rv = tfa_lengths(&r->signature, &r->pubkey)) != CKR_OK ||
+        (rv = text_in(true, &r->name, name, sizeof(name), &n)) != CKR_OK) {
+        return rv;
+    }
+    rv = hsm_user_create_2fa(c->wc->conn, n, bp(&r->password),
+                             r->password.len, bp(&r->pubkey), r->pubkey.len,
+                             bp(&r->signature), r->signature.len, &uid);
+    if (rv == CKR_OK) {
+        nimbus__uid_reply__init(&c->u.uid);
+        c->u.uid.uid = uid;
+        c->rep.result_case = NIMBUS__REPLY__RESULT_UID;
+        c->rep.uid = &c->u.uid;
+    }
+    return rv;
+}
+
+static CK_RV do_user_set_password_2fa(struct call *c,
+                                      const Nimbus__UserSetPassword2faReq *r)
+{
+    char name[NAME_MAX_WIRE + 1];
+    const char *n;
+    CK_RV rv;
+
+    if ((rv = tfa_lengths(&r->signature, &r->pubkey)) != CKR_OK ||
+        (rv = text_in(true, &r->name, name, sizeof(name), &n)) != CKR_OK) {
+        return rv;
+    }
+    return hsm_user_set_password_2fa(
+        c->wc->conn, n, bp(&r->password), r->password.len, bp(&r->pubkey),
+        r->pubkey.len, bp(&r->signature), r->signature.len);
+}
+
 /* ------------------------------------------------------------ dispatch */
 
 static CK_RV dispatch(struct call *c, const Nimbus__Request *q)
@@ -2268,6 +2371,14 @@ static CK_RV dispatch(struct call *c, const Nimbus__Request *q)
         return do_user_list(c);
     case NIMBUS__REQUEST__CALL_USER_CREATE:
         return do_user_create(c, q->user_create);
+    case NIMBUS__REQUEST__CALL_LOGIN_CHALLENGE:
+        return do_login_challenge(c, q->login_challenge);
+    case NIMBUS__REQUEST__CALL_LOGIN_2FA:
+        return do_login_2fa(c, q->login_2fa);
+    case NIMBUS__REQUEST__CALL_USER_CREATE_2FA:
+        return do_user_create_2fa(c, q->user_create_2fa);
+    case NIMBUS__REQUEST__CALL_USER_SET_PASSWORD_2FA:
+        return do_user_set_password_2fa(c, q->user_set_password_2fa);
     case NIMBUS__REQUEST__CALL_USER_DELETE:
         return do_user_delete(c, q->user_delete);
     case NIMBUS__REQUEST__CALL_CONTEXT_LOGIN:
@@ -2483,6 +2594,15 @@ static void wipe_request(Nimbus__Request *q)
         break;
     case NIMBUS__REQUEST__CALL_USER_SET_PASSWORD:
         pw[0] = &q->user_set_password->password;
+        break;
+    case NIMBUS__REQUEST__CALL_LOGIN_2FA:
+        pw[0] = &q->login_2fa->password;
+        break;
+    case NIMBUS__REQUEST__CALL_USER_CREATE_2FA:
+        pw[0] = &q->user_create_2fa->password;
+        break;
+    case NIMBUS__REQUEST__CALL_USER_SET_PASSWORD_2FA:
+        pw[0] = &q->user_set_password_2fa->password;
         break;
     default:
         break;
