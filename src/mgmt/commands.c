@@ -23,6 +23,7 @@
 
 #include "common/util.h"
 #include "mgmt/mgmt.h"
+#include "mgmt/tfa.h"
 #include "nimbus/pkcs11-vendor.h"
 
 #define ATTR_ALL 512 /* getAttribute: every attribute */
@@ -183,6 +184,28 @@ static void print_hex(FILE *fp, const uint8_t *p, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         fprintf(fp, "%02x", p[i]);
+}
+
+/*
+ * The -2fa tail of a command of nwords words before it: argc == nwords
+ * (none: *dir NULL, false), nwords + 2 ("-2fa <dir>"), or, when allow_bare,
+ * nwords + 1 ("-2fa" alone: *dir NULL). false with *bad for anything else.
+ */
+static bool twofa_arg(int argc, char **argv, int nwords, bool allow_bare,
+                      const char **dir, bool *bad)
+{
+    *dir = NULL;
+    *bad = false;
+    if (argc == nwords)
+        return false;
+    if (strcmp(argv[nwords], "-2fa") != 0 ||
+        (argc != nwords + 2 && !(allow_bare && argc == nwords + 1))) {
+        *bad = true;
+        return false;
+    }
+    if (argc == nwords + 2)
+        *dir = argv[nwords + 1];
+    return true;
 }
 
 /* Asks; false (and a failure for no answer) when not to go on. */
@@ -450,15 +473,29 @@ static int cmd_login(struct mgmt *m, int argc, char **argv)
     char pw[PW_BUF];
     size_t pwlen = 0;
     hsm_user_type_t type;
+    struct mgmt_tfa *t = NULL;
+    const char *dir;
+    bool twofa, bad;
     int ret = CMD_OK;
 
-    (void)argc;
-    if (parse_type(argv[1], &type) == NULL || !name_ok(argv[2]))
+    twofa = twofa_arg(argc, argv, 4, false, &dir, &bad);
+    if (bad || parse_type(argv[1], &type) == NULL || !name_ok(argv[2]))
         return usage_of("loginHSM");
+    if (twofa && type != HSM_USER_CO) {
+        fprintf(stderr, "loginHSM: -2fa is for crypto officers (CO)\n");
+        return CMD_FAIL;
+    }
     if (!mgmt_password(argv[3], false, pw, &pwlen))
         return CMD_FAIL;
+    if (twofa &&
+        (t = mgmt_tfa_round(m, "loginHSM", HSM_LOGIN_SO, argv[2], dir,
+                            false)) == NULL) {
+        ret = CMD_FAIL;
+        goto out;
+    }
     for (struct mgmt_server *sv = mgmt_server_first(m); sv != NULL;
          sv = mgmt_server_next(m, sv)) {
+        const struct mgmt_authdata_entry *e = NULL;
         hsm_user_info_t u;
         bool found = false;
         CK_RV rv = find_user(sv, argv[2], &u, &found);
@@ -466,11 +503,23 @@ static int cmd_login(struct mgmt *m, int argc, char **argv)
         /* a known user of another type: no password is tried */
         if (rv == CKR_OK && found && u.type != type)
             rv = CKR_USER_TYPE_INVALID;
-        if (rv == CKR_OK)
+        if (rv == CKR_OK && t != NULL &&
+            (e = mgmt_tfa_entry(t, sv, "loginHSM")) == NULL) {
+            ret = CMD_FAIL;
+            continue;
+        }
+        if (rv == CKR_OK && e != NULL)
+            rv = backend_login_2fa(sv->conn, login_kind(type), argv[2],
+                                   (const uint8_t *)pw, pwlen, e->sig,
+                                   e->sig_len);
+        else if (rv == CKR_OK)
             rv = backend_login(sv->conn, login_kind(type), argv[2],
                                (const uint8_t *)pw, pwlen);
         mgmt_report(sv, "loginHSM", rv, &ret);
     }
+out:
+    if (t != NULL)
+        mgmt_tfa_free(t);
     util_wipe(pw, sizeof(pw));
     return ret;
 }
@@ -495,25 +544,50 @@ static int cmd_change_pswd(struct mgmt *m, int argc, char **argv)
     char pw[PW_BUF];
     size_t pwlen = 0;
     hsm_user_type_t type;
-    const char *word;
+    struct mgmt_tfa *t = NULL;
+    const char *word, *dir;
+    bool twofa, bad;
     int ret = CMD_OK;
 
-    (void)argc;
+    /* "-2fa <dir>": turn 2FA on or rotate its key; "-2fa" alone (or no
+     * -2fa at all, for a user that has it): turn it off */
+    twofa = twofa_arg(argc, argv, 4, true, &dir, &bad);
     word = parse_type(argv[1], &type);
-    if (word == NULL || !name_ok(argv[2]))
+    if (bad || word == NULL || !name_ok(argv[2]))
         return usage_of("changePswd");
+    if (twofa && type != HSM_USER_CO) {
+        fprintf(stderr, "changePswd: -2fa is for crypto officers (CO)\n");
+        return CMD_FAIL;
+    }
     if (!mgmt_password(argv[3], true, pw, &pwlen))
         return CMD_FAIL;
     if (!confirmed(m, &ret))
         goto out;
+    if (dir != NULL &&
+        (t = mgmt_tfa_round(m, "changePswd", HSM_LOGIN_SO, argv[2], dir,
+                            true)) == NULL) {
+        ret = CMD_FAIL;
+        goto out;
+    }
     printf("Changing password for %s(%s) on %zu nodes\n", argv[2], word,
            nselected(m));
     for (struct mgmt_server *sv = mgmt_server_first(m); sv != NULL;
          sv = mgmt_server_next(m, sv)) {
+        const struct mgmt_authdata_entry *e = NULL;
         hsm_user_info_t u;
         CK_RV rv = user_of_type(sv, argv[2], type, &u);
 
-        if (rv == CKR_OK)
+        if (rv == CKR_OK && t != NULL &&
+            (e = mgmt_tfa_entry(t, sv, "changePswd")) == NULL) {
+            ret = CMD_FAIL;
+            continue;
+        }
+        if (rv == CKR_OK && e != NULL)
+            rv = backend_user_set_password_2fa(
+                sv->conn, argv[2], (const uint8_t *)pw, pwlen,
+                (const uint8_t *)t->ad.pubkey, t->ad.pubkey_len, e->sig,
+                e->sig_len);
+        else if (rv == CKR_OK)
             rv = backend_user_set_password(sv->conn, argv[2],
                                            (const uint8_t *)pw, pwlen);
         if (rv != CKR_OK) {
@@ -522,6 +596,8 @@ static int cmd_change_pswd(struct mgmt *m, int argc, char **argv)
         }
     }
 out:
+    if (t != NULL)
+        mgmt_tfa_free(t);
     util_wipe(pw, sizeof(pw));
     return ret;
 }
@@ -531,23 +607,48 @@ static int cmd_create_user(struct mgmt *m, int argc, char **argv)
     char pw[PW_BUF];
     size_t pwlen = 0;
     hsm_user_type_t type;
-    const char *word;
+    struct mgmt_tfa *t = NULL;
+    const char *word, *dir;
+    bool twofa, bad;
     int ret = CMD_OK;
 
-    (void)argc;
+    twofa = twofa_arg(argc, argv, 4, false, &dir, &bad);
     word = parse_type(argv[1], &type);
-    if (word == NULL || (type != HSM_USER_CO && type != HSM_USER_CU) ||
+    if (bad || word == NULL || (type != HSM_USER_CO && type != HSM_USER_CU) ||
         !name_ok(argv[2]))
         return usage_of("createUser");
+    if (twofa && type != HSM_USER_CO) {
+        fprintf(stderr, "createUser: -2fa is for crypto officers (CO)\n");
+        return CMD_FAIL;
+    }
     if (!mgmt_password(argv[3], true, pw, &pwlen))
         return CMD_FAIL;
     if (!confirmed(m, &ret))
         goto out;
+    if (twofa &&
+        (t = mgmt_tfa_round(m, "createUser", HSM_LOGIN_SO, argv[2], dir,
+                            true)) == NULL) {
+        ret = CMD_FAIL;
+        goto out;
+    }
     printf("Creating User %s(%s) on %zu nodes\n", argv[2], word, nselected(m));
     for (struct mgmt_server *sv = mgmt_server_first(m); sv != NULL;
          sv = mgmt_server_next(m, sv)) {
-        CK_RV rv = backend_user_create(sv->conn, type, argv[2],
-                                       (const uint8_t *)pw, pwlen, NULL);
+        const struct mgmt_authdata_entry *e = NULL;
+        CK_RV rv;
+
+        if (t != NULL && (e = mgmt_tfa_entry(t, sv, "createUser")) == NULL) {
+            ret = CMD_FAIL;
+            continue;
+        }
+        if (e != NULL)
+            rv = backend_user_create_2fa(
+                sv->conn, argv[2], (const uint8_t *)pw, pwlen,
+                (const uint8_t *)t->ad.pubkey, t->ad.pubkey_len, e->sig,
+                e->sig_len, NULL);
+        else
+            rv = backend_user_create(sv->conn, type, argv[2],
+                                     (const uint8_t *)pw, pwlen, NULL);
 
         if (rv != CKR_OK) {
             mgmt_fail(sv, "createUser", rv);
@@ -555,6 +656,8 @@ static int cmd_create_user(struct mgmt *m, int argc, char **argv)
         }
     }
 out:
+    if (t != NULL)
+        mgmt_tfa_free(t);
     util_wipe(pw, sizeof(pw));
     return ret;
 }
@@ -1173,21 +1276,34 @@ const struct mgmt_cmd mgmt_commands[] = {
      "Lists the users of each server: id, type (PRECO, PCO for the primary\n"
      "crypto officer, CO, CU, AU), name and failed logins. Anyone may run "
      "it."},
-    {"loginHSM", 3, 3, cmd_login,
-     "loginHSM <PRECO|CO|CU|AU> <user name> <password|-hpswd>",
+    {"loginHSM", 3, 5, cmd_login,
+     "loginHSM <PRECO|CO|CU|AU> <user name> <password|-hpswd> [-2fa <dir>]",
      "Logs in to every server. Five wrong passwords in a row lock the user\n"
-     "out until a CO resets its password with changePswd."},
+     "out until a CO resets its password with changePswd. A CO with 2FA\n"
+     "adds -2fa <dir>: the shell writes <dir>/authdata.json with a fresh\n"
+     "digest per server, waits (press Enter) while the officer puts the\n"
+     "base64 signature of each (openssl dgst -sha256 -sign key.pem over the\n"
+     "decoded digest) in its Signature, then logs in with them. A missing\n"
+     "or wrong signature is a failed login."},
     {"logoutHSM", 0, 0, cmd_logout, "logoutHSM", "Logs out of every server."},
-    {"changePswd", 3, 3, cmd_change_pswd,
-     "changePswd <PRECO|CO|CU|AU> <user name> <new password|-hpswd>",
+    {"changePswd", 3, 5, cmd_change_pswd,
+     "changePswd <PRECO|CO|CU|AU> <user name> <new password|-hpswd> "
+     "[-2fa [<dir>]]",
      "Sets a user's password. A CO may set anyone's (which also unlocks a\n"
      "locked user); any other user only its own. The PRECO setting its own\n"
-     "activates the HSM and becomes the primary crypto officer (PCO)."},
-    {"createUser", 3, 3, cmd_create_user,
-     "createUser <CO|CU> <user name> <password|-hpswd>",
+     "activates the HSM and becomes the primary crypto officer (PCO).\n"
+     "For a CO, -2fa <dir> turns two-factor login on or rotates its key\n"
+     "(authdata.json as for loginHSM, with the PEM public key in PublicKey);\n"
+     "-2fa alone, or a change without -2fa, turns it off. Either way a\n"
+     "2FA user's old key stops being its quorum key (MofnPubKey)."},
+    {"createUser", 3, 5, cmd_create_user,
+     "createUser <CO|CU> <user name> <password|-hpswd> [-2fa <dir>]",
      "Creates a crypto officer or a crypto user. CO only. A name has 1 to "
      "31\n"
-     "characters of [A-Za-z0-9_], a password 7 to 32 characters."},
+     "characters of [A-Za-z0-9_], a password 7 to 32 characters. A CO\n"
+     "created with -2fa <dir> logs in with two factors from the start: its\n"
+     "public key (PEM, in PublicKey of authdata.json) and the signature of\n"
+     "each digest prove the key, which becomes its quorum key too."},
     {"deleteUser", 2, 2, cmd_delete_user, "deleteUser <CO|CU> <user name>",
      "Deletes a user. CO only; refused for a logged-in user, the last CO\n"
      "and a crypto user that owns keys."},

@@ -302,6 +302,16 @@ enum mgmt_answer mgmt_confirm(struct mgmt *m)
     return MGMT_NO;
 }
 
+bool mgmt_wait_line(struct mgmt *m)
+{
+    char line[MGMT_LINE_MAX];
+
+    (void)m;
+    fflush(stdout);
+    /* a line too long is still a line: the officer pressed Enter */
+    return read_line(line, sizeof(line)) != LINE_EOF;
+}
+
 /* The terminal state to put back if a signal comes while echo is off. */
 static struct termios saved_tio;
 static volatile sig_atomic_t tio_fd = -1;

@@ -77,6 +77,10 @@ int mgmt_usage(const struct mgmt_cmd *c);
 enum mgmt_answer { MGMT_NO_ANSWER = -1, MGMT_NO = 0, MGMT_YES = 1 };
 enum mgmt_answer mgmt_confirm(struct mgmt *m);
 
+/* Waits for one line of stdin (its text ignored; "Enter" after the
+ * officer signed the authdata file). false at the end of input. */
+bool mgmt_wait_line(struct mgmt *m);
+
 /*
  * A password argument: the word itself, or for "-hpswd" one read from the
  * terminal without echo (twice when confirm is set). buf must hold
