@@ -87,4 +87,45 @@
 #define CKM_CLOUDHSM_AES_KEY_WRAP_PKCS5_PAD (CKM_VENDOR_DEFINED | 0x0000210AUL)
 #define CKM_CLOUDHSM_AES_KEY_WRAP_ZERO_PAD (CKM_VENDOR_DEFINED | 0x0000216FUL)
 
+/* ---- Two-factor login of a crypto officer (interface "Nimbus 2FA") ----
+ *
+ * A CO with two-factor login on cannot log in with a password alone
+ * (C_Login / C_LoginUser answer CKR_PIN_INCORRECT, and the failure counts
+ * toward lockout). Its PIN carries a signature over a challenge that the
+ * HSM made for this application's connection:
+ *
+ *   1. C_GetInterface((CK_UTF8CHAR_PTR)NIMBUS_2FA_INTERFACE_NAME, NULL,
+ *      &iface, 0); iface->pFunctionList is a CK_NIMBUS_2FA_FUNCTION_LIST.
+ *   2. C_NimbusLoginChallenge(hSession, CKU_SO, name, namelen, digest,
+ *      &len): NIMBUS_2FA_DIGEST_LEN bytes (pDigest NULL: the length only,
+ *      no challenge made). Each call makes a fresh challenge and forgets
+ *      the previous one; it is good once, for 300 seconds, for this
+ *      application (its connection to the HSM) and that user only.
+ *   3. Sign the digest bytes as a message with the CO's registered
+ *      RSA-2048 key, RSASSA-PKCS1-v1_5 with SHA-256 (CKM_SHA256_RSA_PKCS;
+ *      openssl dgst -sha256 -sign key.pem digest.bin): 256 bytes.
+ *   4. C_Login(hSession, CKU_SO, pin) with pin "2fa=" base64(signature)
+ *      ":" followed by the usual PIN ("name:password"); for C_LoginUser,
+ *      "2fa=" base64(signature) ":" password. The base64 is exactly
+ *      NIMBUS_2FA_SIG_B64_LEN characters, so no password (7 to 32
+ *      characters) is ever taken for this form.
+ * Any failure (no challenge, an expired or used one, another user's, a
+ * wrong signature, a wrong password) is CKR_PIN_INCORRECT and counts.
+ */
+#define NIMBUS_2FA_INTERFACE_NAME "Nimbus 2FA"
+#define NIMBUS_2FA_DIGEST_LEN 32
+#define NIMBUS_2FA_PIN_PREFIX "2fa="
+#define NIMBUS_2FA_SIG_LEN 256
+#define NIMBUS_2FA_SIG_B64_LEN 344
+
+typedef struct CK_NIMBUS_2FA_FUNCTION_LIST {
+    CK_VERSION version; /* 1.0 */
+    CK_RV (*C_NimbusLoginChallenge)(CK_SESSION_HANDLE hSession,
+                                    CK_USER_TYPE userType,
+                                    CK_UTF8CHAR_PTR pUsername,
+                                    CK_ULONG ulUsernameLen,
+                                    CK_BYTE_PTR pDigest,
+                                    CK_ULONG_PTR pulDigestLen);
+} CK_NIMBUS_2FA_FUNCTION_LIST;
+
 #endif /* NIMBUS_PKCS11_VENDOR_H */

@@ -188,6 +188,16 @@ const char *mod_rv_name(CK_RV rv);
 /* "C_SignInit" ... for the trace. */
 const char *mod_fn_name(enum mod_fn fn);
 
+/* ------------------------------------------------------------ token.c */
+
+/* C_NimbusLoginChallenge of the "Nimbus 2FA" vendor interface
+ * (nimbus/pkcs11-vendor.h). */
+CK_RV mod_nimbus_login_challenge(CK_SESSION_HANDLE hSession,
+                                 CK_USER_TYPE userType,
+                                 CK_UTF8CHAR_PTR pUsername,
+                                 CK_ULONG ulUsernameLen, CK_BYTE_PTR pDigest,
+                                 CK_ULONG_PTR pulDigestLen);
+
 /* ------------------------------------------------------------ session.c */
 
 /* NULL when the handle names no open session. */

@@ -16,6 +16,8 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "pkcs11/mod.h"
+/* after pkcs11.h, which mod.h includes */
+#include "nimbus/pkcs11-vendor.h"
 
 struct mod_state mod_state = {
     .next_session = 1,
@@ -827,6 +829,12 @@ static const CK_FUNCTION_LIST_3_0 mod_list_3_0 = {
 
 #define MOD_INTERFACE_NAME "PKCS 11"
 
+/* The vendor interface of two-factor login (nimbus/pkcs11-vendor.h). */
+static const CK_NIMBUS_2FA_FUNCTION_LIST mod_list_2fa = {
+    .version = {1, 0},
+    .C_NimbusLoginChallenge = mod_nimbus_login_challenge,
+};
+
 static CK_INTERFACE mod_interfaces[] = {
     {
         .pInterfaceName = (CK_CHAR_PTR)MOD_INTERFACE_NAME,
@@ -836,6 +844,11 @@ static CK_INTERFACE mod_interfaces[] = {
     {
         .pInterfaceName = (CK_CHAR_PTR)MOD_INTERFACE_NAME,
         .pFunctionList = (CK_VOID_PTR)&mod_list_2_40,
+        .flags = 0,
+    },
+    {
+        .pInterfaceName = (CK_CHAR_PTR)NIMBUS_2FA_INTERFACE_NAME,
+        .pFunctionList = (CK_VOID_PTR)&mod_list_2fa,
         .flags = 0,
     },
 };
@@ -890,11 +903,17 @@ CK_RV mod_C_GetInterface(CK_UTF8CHAR_PTR pInterfaceName,
         goto out;
     }
     if (pInterfaceName != NULL &&
-        strcmp((const char *)pInterfaceName, MOD_INTERFACE_NAME) != 0) {
+        strcmp((const char *)pInterfaceName, NIMBUS_2FA_INTERFACE_NAME) == 0) {
+        if (pVersion == NULL ||
+            (pVersion->major == 1 && pVersion->minor == 0)) {
+            found = &mod_interfaces[2];
+        }
+    } else if (pInterfaceName != NULL &&
+               strcmp((const char *)pInterfaceName, MOD_INTERFACE_NAME) != 0) {
         rv = CKR_ARGUMENTS_BAD;
         goto out;
-    }
-    if (pVersion == NULL || (pVersion->major == 3 && pVersion->minor == 0)) {
+    } else if (pVersion == NULL ||
+               (pVersion->major == 3 && pVersion->minor == 0)) {
         found = &mod_interfaces[0];
     } else if (pVersion->major == 2 && pVersion->minor == 40) {
         found = &mod_interfaces[1];

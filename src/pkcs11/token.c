@@ -94,6 +94,42 @@ static bool login_pin(const CK_UTF8CHAR *pPin, CK_ULONG ulPinLen,
     return true;
 }
 
+/*
+ * The 2FA form of a login PIN (nimbus/pkcs11-vendor.h): "2fa=" base64 of
+ * a 256-byte signature, ':', then the usual PIN. Recognized only with
+ * exactly that many base64 characters and the colon after them, so that
+ * no password (at most 32 characters) is ever read as it. true with the
+ * signature in sig and the rest in *rest; false (a PIN without the form)
+ * with *rest the whole PIN. *bad: the form is there but its base64 is not.
+ */
+#define PIN_2FA_HEAD (sizeof(NIMBUS_2FA_PIN_PREFIX) - 1)
+static bool pin_2fa_split(const CK_UTF8CHAR *pin, CK_ULONG len,
+                          uint8_t sig[NIMBUS_2FA_SIG_LEN],
+                          const CK_UTF8CHAR **rest, CK_ULONG *restlen,
+                          bool *bad)
+{
+    size_t head = PIN_2FA_HEAD + NIMBUS_2FA_SIG_B64_LEN, n = 0;
+
+    *rest = pin;
+    *restlen = len;
+    *bad = false;
+    if (pin == NULL || len <= head ||
+        memcmp(pin, NIMBUS_2FA_PIN_PREFIX, PIN_2FA_HEAD) != 0 ||
+        pin[head] != ':') {
+        return false;
+    }
+    if (!util_b64_decode((const char *)pin + PIN_2FA_HEAD,
+                         NIMBUS_2FA_SIG_B64_LEN, sig, NIMBUS_2FA_SIG_LEN,
+                         &n) ||
+        n != NIMBUS_2FA_SIG_LEN) {
+        *bad = true;
+        return false;
+    }
+    *rest = pin + head + 1;
+    *restlen = len - head - 1;
+    return true;
+}
+
 /* ------------------------------------------------------------ slots */
 
 CK_RV mod_C_GetSlotList(CK_BBOOL tokenPresent, CK_SLOT_ID_PTR pSlotList,
@@ -580,6 +616,10 @@ static CK_RV login(enum mod_fn fn, CK_SESSION_HANDLE hSession,
 {
     hsm_login_kind_t kind;
     struct pin pin;
+    uint8_t sig[NIMBUS_2FA_SIG_LEN];
+    const CK_UTF8CHAR *rest;
+    CK_ULONG restlen;
+    bool twofa, bad;
     CK_RV rv;
 
     memset(&pin, 0, sizeof(pin));
@@ -618,13 +658,23 @@ static CK_RV login(enum mod_fn fn, CK_SESSION_HANDLE hSession,
         rv = CKR_SESSION_READ_ONLY_EXISTS;
         goto out;
     }
-    if (!login_pin(pPin, ulPinLen, pUsername, ulUsernameLen, &pin)) {
+    /* A PIN carrying a signed 2FA challenge (nimbus/pkcs11-vendor.h). */
+    twofa = pin_2fa_split(pPin, ulPinLen, sig, &rest, &restlen, &bad);
+    if (bad ||
+        !login_pin(rest, restlen, pUsername, ulUsernameLen, &pin)) {
         rv = CKR_PIN_INCORRECT;
         goto out;
     }
-    rv = backend_login(mod_state.conn, kind, pin_name(&pin), pin.pw, pin.pwlen);
+    if (twofa) {
+        rv = backend_login_2fa(mod_state.conn, kind, pin_name(&pin), pin.pw,
+                               pin.pwlen, sig, sizeof(sig));
+    } else {
+        rv = backend_login(mod_state.conn, kind, pin_name(&pin), pin.pw,
+                           pin.pwlen);
+    }
 out:
     util_wipe(&pin, sizeof(pin));
+    util_wipe(sig, sizeof(sig));
     mod_leave();
     return mod_ret(fn, rv);
 }
@@ -641,6 +691,73 @@ CK_RV mod_C_LoginUser(CK_SESSION_HANDLE hSession, CK_USER_TYPE userType,
 {
     return login(MOD_FN_C_LoginUser, hSession, userType, pPin, ulPinLen,
                  pUsername, ulUsernameLen);
+}
+
+CK_RV mod_nimbus_login_challenge(CK_SESSION_HANDLE hSession,
+                                 CK_USER_TYPE userType,
+                                 CK_UTF8CHAR_PTR pUsername,
+                                 CK_ULONG ulUsernameLen, CK_BYTE_PTR pDigest,
+                                 CK_ULONG_PTR pulDigestLen)
+{
+    char name[HSM_USER_NAME_MAX + 1];
+    uint8_t digest[HSM_DIGEST_LEN];
+    hsm_login_kind_t kind;
+    CK_RV rv;
+
+    rv = mod_enter();
+    if (rv != CKR_OK) {
+        return rv;
+    }
+    if (mod_session_get_locked(hSession) == NULL) {
+        rv = CKR_SESSION_HANDLE_INVALID;
+        goto out;
+    }
+    if (pulDigestLen == NULL || (pUsername == NULL && ulUsernameLen > 0) ||
+        ulUsernameLen > HSM_USER_NAME_MAX ||
+        (pUsername != NULL &&
+         memchr(pUsername, '\0', (size_t)ulUsernameLen) != NULL)) {
+        rv = CKR_ARGUMENTS_BAD;
+        goto out;
+    }
+    switch (userType) {
+    case CKU_SO:
+        kind = HSM_LOGIN_SO;
+        break;
+    case CKU_USER:
+        kind = HSM_LOGIN_USER;
+        break;
+    case CKU_NIMBUS_AU:
+        kind = HSM_LOGIN_AU;
+        break;
+    default:
+        rv = CKR_USER_TYPE_INVALID;
+        goto out;
+    }
+    /* The two-call convention: a length query makes no challenge (it
+     * would replace the one the application is signing). */
+    if (pDigest == NULL) {
+        *pulDigestLen = HSM_DIGEST_LEN;
+        goto out;
+    }
+    if (*pulDigestLen < HSM_DIGEST_LEN) {
+        *pulDigestLen = HSM_DIGEST_LEN;
+        rv = CKR_BUFFER_TOO_SMALL;
+        goto out;
+    }
+    if (ulUsernameLen > 0) {
+        memcpy(name, pUsername, (size_t)ulUsernameLen);
+    }
+    name[ulUsernameLen] = '\0';
+    rv = backend_login_challenge(mod_state.conn, kind,
+                                 ulUsernameLen > 0 ? name : NULL, digest);
+    if (rv == CKR_OK) {
+        memcpy(pDigest, digest, HSM_DIGEST_LEN);
+        *pulDigestLen = HSM_DIGEST_LEN;
+    }
+out:
+    mod_leave();
+    log_trace("C_NimbusLoginChallenge -> %s", mod_rv_name(rv));
+    return rv;
 }
 
 CK_RV mod_C_Logout(CK_SESSION_HANDLE hSession)

@@ -836,24 +836,24 @@ static void test_session_handles_unique(void **state)
 
 static void test_interface_list(void **state)
 {
-    CK_INTERFACE list[4];
+    CK_INTERFACE list[5];
     CK_ULONG n;
     CK_VERSION *v;
 
     (void)state;
     n = 0;
     assert_rv(p11_get_interface_list(NULL, &n), CKR_OK);
-    assert_int_equal(n, 2);
+    assert_int_equal(n, 3);
     n = 1;
     assert_rv(p11_get_interface_list(list, &n), CKR_BUFFER_TOO_SMALL);
-    assert_int_equal(n, 2);
+    assert_int_equal(n, 3);
     n = 0;
     assert_rv(p11_get_interface_list(list, &n), CKR_BUFFER_TOO_SMALL);
-    assert_int_equal(n, 2);
-    n = 4;
+    assert_int_equal(n, 3);
+    n = 5;
     memset(list, 0, sizeof(list));
     assert_rv(p11_get_interface_list(list, &n), CKR_OK);
-    assert_int_equal(n, 2);
+    assert_int_equal(n, 3);
     assert_non_null(list[0].pInterfaceName);
     assert_non_null(list[1].pInterfaceName);
     assert_string_equal((const char *)list[0].pInterfaceName, "PKCS 11");
@@ -867,6 +867,11 @@ static void test_interface_list(void **state)
     assert_int_equal(v->major, 2);
     assert_int_equal(v->minor, 40);
     assert_ptr_equal(list[0].pFunctionList, p11);
+    /* the vendor interface of two-factor login, version 1.0 */
+    assert_string_equal((const char *)list[2].pInterfaceName, "Nimbus 2FA");
+    v = list[2].pFunctionList;
+    assert_int_equal(v->major, 1);
+    assert_int_equal(v->minor, 0);
     assert_rv(p11_get_interface_list(list, NULL), CKR_ARGUMENTS_BAD);
     assert_rv(p11_get_interface_list(NULL, NULL), CKR_ARGUMENTS_BAD);
 }
