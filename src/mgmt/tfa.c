@@ -89,8 +89,7 @@ struct mgmt_tfa *mgmt_tfa_round(struct mgmt *m, const char *cmd,
         /* The HSM's serial; two endpoints of one HSM get apart. */
         snprintf(e->hsm_id, sizeof(e->hsm_id), "%s", ti.serial);
         if (mgmt_authdata_find(&t->ad, e->hsm_id) != NULL)
-            snprintf(e->hsm_id, sizeof(e->hsm_id), "%s:%d", ti.serial,
-                     sv->id);
+            snprintf(e->hsm_id, sizeof(e->hsm_id), "%s:%d", ti.serial, sv->id);
         memcpy(t->ids[sv->id], e->hsm_id, sizeof(e->hsm_id));
         t->ad.n++;
     }
