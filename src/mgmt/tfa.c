@@ -7,10 +7,12 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/util.h"
 #include "mgmt/tfa.h"
@@ -26,6 +28,31 @@ static bool tfa_path(const char *where, char *path, size_t size)
     else
         n = snprintf(path, size, "%s", where);
     return n > 0 && (size_t)n < size;
+}
+
+/* A new file at path (0600): whatever was there goes first, and a link
+ * planted there is not followed. */
+static FILE *tfa_create(const char *path)
+{
+    FILE *fp;
+    int fd;
+
+    if (unlink(path) != 0 && errno != ENOENT) {
+        fprintf(stderr, "authdata: %s: %s\n", path, strerror(errno));
+        return NULL;
+    }
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+              0600);
+    if (fd < 0) {
+        fprintf(stderr, "authdata: %s: %s\n", path, strerror(errno));
+        return NULL;
+    }
+    fp = fdopen(fd, "w");
+    if (fp == NULL) {
+        fprintf(stderr, "authdata: %s: %s\n", path, strerror(errno));
+        close(fd);
+    }
+    return fp;
 }
 
 /* The file back, parsed into ad. */
@@ -93,7 +120,7 @@ struct mgmt_tfa *mgmt_tfa_round(struct mgmt *m, const char *cmd,
         memcpy(t->ids[sv->id], e->hsm_id, sizeof(e->hsm_id));
         t->ad.n++;
     }
-    fp = mgmt_open_output(path);
+    fp = tfa_create(path);
     if (fp == NULL)
         goto fail;
     if (mgmt_authdata_write(fp, &t->ad) != 0) {

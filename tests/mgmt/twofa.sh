@@ -131,7 +131,8 @@ M2() {
     pid=$!
     exec 3>"$dir/in"
     for ((i = 0; i < 600; i++)); do
-        grep -q '^Authentication data written to' "$dir/out" && break
+        grep -q '^Authentication data written to' "$dir/out" 2>/dev/null &&
+            break
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.1
     done
@@ -165,7 +166,7 @@ P() {
     pid=$!
     exec 3>"$dir/in"
     for ((i = 0; i < 600; i++)); do
-        grep -q '^ready$' "$dir/out" && break
+        grep -q '^ready$' "$dir/out" 2>/dev/null && break
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.1
     done
