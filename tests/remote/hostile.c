@@ -19,7 +19,10 @@
  * with 0, 9 and 100,000 approvals, an approver type out of range, a name
  * with a NUL or of 300 bytes, absurd services, M values, token ids and
  * output room, and megabyte keys and tokens are refused before or by the
- * core, and bob cannot delete admin's token. After every attack the victim's
+ * core, and bob cannot delete admin's token. The 2FA calls (protocol
+ * 1.2): kinds and names out of range, 64 KiB signatures and keys, a CU
+ * and nobody creating a 2FA officer or re-keying admin are refused, and no
+ * refused create leaves a user. After every attack the victim's
  * connection still works and its objects are unchanged.
  * The shell checks that the daemon is still the same process and stops
  * with exit 0.
@@ -611,6 +614,134 @@ static void quorum_attacks(struct chan *bob, const char *co_pw)
     free(mb);
 }
 
+/* ------------------------------------------------------------ 2FA */
+
+/* A LoginChallengeReq with a raw name (NUL bytes, any length) and kind. */
+static CK_RV raw_challenge(struct chan *c, uint32_t kind, const uint8_t *name,
+                           size_t len, bool *answered)
+{
+    Nimbus__LoginChallengeReq m;
+    Nimbus__Request q;
+    CK_RV rv;
+
+    nimbus__login_challenge_req__init(&m);
+    m.kind = kind;
+    m.has_name = true;
+    m.name.data = (uint8_t *)name;
+    m.name.len = len;
+    nimbus__request__init(&q);
+    q.call_case = NIMBUS__REQUEST__CALL_LOGIN_CHALLENGE;
+    q.login_challenge = &m;
+    *answered = raw_call(c, &q, &rv, NULL);
+    return rv;
+}
+
+/*
+ * The 2FA calls (protocol 1.2): kinds and names out of range, signatures
+ * and keys past hsm.h's limits, a CU or nobody creating a 2FA officer or
+ * re-keying admin. None succeeds, and admin's password still logs in
+ * (checked by the caller's later use of it).
+ */
+static void tfa_attacks(struct chan *bob, const char *co_pw)
+{
+    static const uint8_t nul_name[] = {'a', 'd', 'm', 'i', 'n', 0, 'x'};
+    uint8_t long_name[300], digest[HSM_DIGEST_LEN];
+    uint8_t *big = calloc(1, 64u << 10);
+    struct chan anon, co;
+    bool answered;
+    CK_RV rv;
+
+    if (big == NULL) {
+        check(false, "memory for the 2FA attacks");
+        return;
+    }
+    memset(long_name, 'a', sizeof(long_name));
+    if (!chan_open(&anon, NULL, NULL, &rv) || rv != CKR_OK) {
+        check(false, "a connection for the 2FA calls");
+        free(big);
+        return;
+    }
+    check_rv(raw_challenge(&anon, 7, (const uint8_t *)"admin", 5, &answered),
+             CKR_ARGUMENTS_BAD, "a 2FA challenge of kind 7");
+    check_rv(raw_challenge(&anon, HSM_LOGIN_SO, nul_name, sizeof(nul_name),
+                           &answered),
+             CKR_ARGUMENTS_BAD, "a 2FA challenge for a name with a NUL");
+    check_rv(raw_challenge(&anon, HSM_LOGIN_SO, long_name, sizeof(long_name),
+                           &answered),
+             CKR_ARGUMENTS_BAD, "a 2FA challenge for a name of 300 bytes");
+    check_rv(wire_cl_login_challenge(anon.cl, HSM_LOGIN_SO, "admin", digest),
+             CKR_OK, "a 2FA challenge, logged out");
+    /* a login with a 64 KiB signature, for a name no user has (nobody's
+     * failure count moves), and of a kind out of range */
+    check_rv(wire_cl_login_2fa(anon.cl, HSM_LOGIN_SO, "nosuchuser",
+                               (const uint8_t *)"password1", 9, big, 64u << 10),
+             CKR_PIN_INCORRECT, "a 2FA login with a 64 KiB signature");
+    check_rv(wire_cl_login_2fa(anon.cl, (hsm_login_kind_t)9, "admin",
+                               (const uint8_t *)"password1", 9, big, 256),
+             CKR_USER_TYPE_INVALID, "a 2FA login of kind 9");
+    /* creating a 2FA officer, re-keying admin: nobody, a CU */
+    for (int who = 0; who < 2; who++) {
+        struct chan *x = who == 0 ? &anon : bob;
+
+        check_not_ok(
+            wire_cl_user_create_2fa(x->cl, "evil", (const uint8_t *)"evilpass1",
+                                    9, big, 400, big, 256, NULL),
+            who == 0 ? "nobody creates a 2FA CO" : "a CU creates a 2FA CO");
+        check_not_ok(wire_cl_user_set_password_2fa(x->cl, "admin",
+                                                   (const uint8_t *)"evilpass1",
+                                                   9, big, 400, big, 256),
+                     who == 0 ? "nobody re-keys admin" : "a CU re-keys admin");
+    }
+    chan_close(&anon);
+    if (co_pw == NULL) {
+        free(big);
+        return;
+    }
+    if (!chan_open(&co, NULL, NULL, &rv) || rv != CKR_OK ||
+        wire_cl_login(co.cl, HSM_LOGIN_SO, "admin", (const uint8_t *)co_pw,
+                      strlen(co_pw)) != CKR_OK) {
+        check(false, "the CO's connection for the 2FA frames (admin's "
+                     "password still logs in)");
+        free(big);
+        return;
+    }
+    /* past the limits: refused by the server before the core */
+    check_rv(wire_cl_user_create_2fa(co.cl, "evil",
+                                     (const uint8_t *)"evilpass1", 9, big,
+                                     64u << 10, big, 256, NULL),
+             CKR_ARGUMENTS_BAD, "createUser -2fa with a 64 KiB key");
+    check_rv(wire_cl_user_create_2fa(co.cl, "evil",
+                                     (const uint8_t *)"evilpass1", 9, big, 400,
+                                     big, HSM_TFA_SIG_MAX + 1, NULL),
+             CKR_ARGUMENTS_BAD, "createUser -2fa with a 513-byte signature");
+    check_rv(wire_cl_user_set_password_2fa(co.cl, "admin",
+                                           (const uint8_t *)"evilpass1", 9, big,
+                                           64u << 10, big, 256),
+             CKR_ARGUMENTS_BAD, "changePswd -2fa with a 64 KiB key");
+    /* within them, not a key: the core's answer, nothing created */
+    check_not_ok(wire_cl_user_create_2fa(co.cl, "evil",
+                                         (const uint8_t *)"evilpass1", 9, big,
+                                         400, big, 256, NULL),
+                 "createUser -2fa with 400 zero bytes for a key");
+    check_not_ok(wire_cl_user_create_2fa(co.cl, "evil",
+                                         (const uint8_t *)"evilpass1", 9, NULL,
+                                         0, NULL, 0, NULL),
+                 "createUser -2fa with no key and no signature");
+    {
+        hsm_user_info_t *u = NULL;
+        size_t n = 0;
+        bool evil = false;
+
+        check_rv(wire_cl_user_list(co.cl, &u, &n), CKR_OK, "listUsers");
+        for (size_t i = 0; i < n; i++)
+            evil = evil || strcmp(u[i].name, "evil") == 0;
+        free(u);
+        check(!evil, "no refused createUser -2fa made its user");
+    }
+    chan_close(&co);
+    free(big);
+}
+
 /* ------------------------------------------------------------ another uid */
 
 /* As root: a child that becomes nobody presents alice's real token. */
@@ -691,6 +822,7 @@ int main(int argc, char **argv)
     intrude(&b, sb, sa, sess, "bob, logged in (session object)");
     huge_templates(&b, sb);
     quorum_attacks(&b, argc == 5 ? argv[4] : NULL);
+    tfa_attacks(&b, argc == 5 ? argv[4] : NULL);
     check_rv(wire_cl_object_find(b.cl, sb, NULL, 0, &oids, &n), CKR_OK,
              "bob finds in his own session");
     for (size_t i = 0; i < n; i++)
