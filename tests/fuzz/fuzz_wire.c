@@ -625,6 +625,35 @@ static void sc_quorum(wire_client_t *a, wire_client_t *b)
     (void)wire_cl_quorum_del_token(b, 1);
 }
 
+/* Two-factor login (protocol 1.2): challenges, a signed login of a user
+ * without 2FA and of one that has none registered, a 2FA CO created and
+ * re-keyed with a key whose signature is over other bytes (refused, well
+ * formed), from a CU, a CO and another uid. */
+static void sc_2fa(wire_client_t *a, wire_client_t *b)
+{
+    uint8_t d[HSM_DIGEST_LEN];
+    hsm_uid_t uid = 0;
+
+    (void)wire_cl_login_challenge(a, HSM_LOGIN_SO, "admin", d);
+    (void)wire_cl_user_create_2fa(a, "tfa1", PW("tfapass1"), q_pub,
+                                  sizeof(q_pub), q_sig, sizeof(q_sig), &uid);
+    (void)wire_cl_logout(a);
+    (void)wire_cl_login_challenge(a, HSM_LOGIN_SO, NULL, d);
+    (void)wire_cl_login_2fa(a, HSM_LOGIN_SO, NULL, PW("copass1"), q_sig,
+                            sizeof(q_sig));
+    (void)wire_cl_login_challenge(a, HSM_LOGIN_SO, "tfa1", d);
+    (void)wire_cl_user_create_2fa(a, "tfa1", PW("tfapass1"), q_pub,
+                                  sizeof(q_pub), q_sig, sizeof(q_sig), &uid);
+    (void)wire_cl_login_challenge(a, HSM_LOGIN_SO, "admin", d);
+    (void)wire_cl_user_set_password_2fa(a, "admin", PW("copass1"), q_pub,
+                                        sizeof(q_pub), q_sig, sizeof(q_sig));
+    (void)wire_cl_login_challenge(a, HSM_LOGIN_USER, "alice", d);
+    /* B, another uid's connection: A's challenge is not B's */
+    (void)wire_cl_hello(b, "other", NULL, NULL);
+    (void)wire_cl_login_2fa(b, HSM_LOGIN_USER, "alice", PW("alicepw1"), q_sig,
+                            sizeof(q_sig));
+}
+
 /* Inputs of a step large enough to be decoded where they lie
  * (WIRE_REF_MIN, src/wire/proto.h): every call that lifts one, GCM
  * both ways, and a decrypt whose tag does not check. */
@@ -723,6 +752,7 @@ static const struct {
     {"crypto", FLAG_HELLO | FLAG_LOGIN | FLAG_ATTACH, sc_crypto},
     {"quorum", FLAG_HELLO | FLAG_LOGIN, sc_quorum},
     {"bulk", FLAG_HELLO | FLAG_LOGIN, sc_bulk},
+    {"2fa", FLAG_HELLO | FLAG_LOGIN, sc_2fa},
 };
 
 int main(int argc, char **argv)
