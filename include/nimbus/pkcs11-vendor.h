@@ -118,6 +118,8 @@
 #define NIMBUS_2FA_SIG_LEN 256
 #define NIMBUS_2FA_SIG_B64_LEN 344
 
+/* clang-format would take "CK_RV (*f)(...)" for a call and break it. */
+/* clang-format off */
 typedef struct CK_NIMBUS_2FA_FUNCTION_LIST {
     CK_VERSION version; /* 1.0 */
     CK_RV (*C_NimbusLoginChallenge)(CK_SESSION_HANDLE hSession,
@@ -127,5 +129,6 @@ typedef struct CK_NIMBUS_2FA_FUNCTION_LIST {
                                     CK_BYTE_PTR pDigest,
                                     CK_ULONG_PTR pulDigestLen);
 } CK_NIMBUS_2FA_FUNCTION_LIST;
+/* clang-format on */
 
 #endif /* NIMBUS_PKCS11_VENDOR_H */

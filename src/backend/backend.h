@@ -477,8 +477,7 @@ CK_RV backend_quorum_del_token(backend_conn_t *conn, uint32_t id);
 
 /* Two-factor login (hsm.h). */
 CK_RV backend_login_challenge(backend_conn_t *conn, hsm_login_kind_t kind,
-                              const char *name,
-                              uint8_t digest[HSM_DIGEST_LEN]);
+                              const char *name, uint8_t digest[HSM_DIGEST_LEN]);
 CK_RV backend_login_2fa(backend_conn_t *conn, hsm_login_kind_t kind,
                         const char *name, const uint8_t *pw, size_t pwlen,
                         const uint8_t *sig, size_t siglen);

@@ -455,9 +455,8 @@ static CK_RV emb_user_create_2fa(backend_conn_t *conn, const char *name,
 
 static CK_RV emb_user_set_password_2fa(backend_conn_t *conn, const char *name,
                                        const uint8_t *pw, size_t pwlen,
-                                       const uint8_t *pubkey,
-                                       size_t pubkey_len, const uint8_t *sig,
-                                       size_t siglen)
+                                       const uint8_t *pubkey, size_t pubkey_len,
+                                       const uint8_t *sig, size_t siglen)
 {
     return hsm_user_set_password_2fa(emb_conn(conn), name, pw, pwlen, pubkey,
                                      pubkey_len, sig, siglen);

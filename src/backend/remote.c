@@ -987,8 +987,8 @@ static CK_RV rm_user_create_2fa(backend_conn_t *conn, const char *name,
                                 const uint8_t *sig, size_t siglen,
                                 hsm_uid_t *uid)
 {
-    CALL(conn, wire_cl_user_create_2fa(cl, name, pw, pwlen, pubkey,
-                                       pubkey_len, sig, siglen, uid));
+    CALL(conn, wire_cl_user_create_2fa(cl, name, pw, pwlen, pubkey, pubkey_len,
+                                       sig, siglen, uid));
 }
 
 static CK_RV rm_user_set_password_2fa(backend_conn_t *conn, const char *name,

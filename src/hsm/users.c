@@ -77,14 +77,14 @@ static CK_RV tfa_with_password_tx_locked(hsm_t *hsm, hsm_uid_t uid,
     CK_RV rv;
 
     if (tk != NULL) {
-        if ((rv = hsm_user_qkey_set_locked(hsm, uid, tk->der, tk->len,
-                                           true)) != CKR_OK)
+        if ((rv = hsm_user_qkey_set_locked(hsm, uid, tk->der, tk->len, true)) !=
+            CKR_OK)
             return rv;
         return hsm_audit_tx_locked(hsm, actor, EV_TFA_ON, uid, CKR_OK);
     }
     /* read inside the transaction: what a check made meanwhile left */
-    if ((rv = hsm_user_qkey_get_locked(hsm, uid, NULL, NULL, &twofa,
-                                       &found)) != CKR_OK)
+    if ((rv = hsm_user_qkey_get_locked(hsm, uid, NULL, NULL, &twofa, &found)) !=
+        CKR_OK)
         return rv;
     if (!found || !twofa)
         return CKR_OK;
@@ -149,8 +149,7 @@ CK_RV hsm_login_challenge(hsm_conn_t *conn, hsm_login_kind_t kind,
     struct hsm_tfa_challenge c;
     CK_RV rv;
 
-    if (kind != HSM_LOGIN_SO && kind != HSM_LOGIN_USER &&
-        kind != HSM_LOGIN_AU)
+    if (kind != HSM_LOGIN_SO && kind != HSM_LOGIN_USER && kind != HSM_LOGIN_AU)
         return CKR_ARGUMENTS_BAD;
     memset(&c, 0, sizeof(c));
     if (name == NULL)
@@ -190,8 +189,7 @@ static CK_RV tfa_key_prove(hsm_conn_t *conn, const char *name,
     pthread_mutex_lock(&conn->hsm->lock);
     have = tfa_take_locked(conn, HSM_LOGIN_SO, name, digest);
     pthread_mutex_unlock(&conn->hsm->lock);
-    if (pubkey == NULL || pubkey_len == 0 ||
-        pubkey_len > HSM_QUORUM_PUBKEY_MAX)
+    if (pubkey == NULL || pubkey_len == 0 || pubkey_len > HSM_QUORUM_PUBKEY_MAX)
         return CKR_ARGUMENTS_BAD;
     if ((rv = crypto_quorum_key_parse(pubkey, pubkey_len, &tk->der,
                                       &tk->len)) != CKR_OK)
@@ -486,10 +484,10 @@ static bool auth_state_same(const hsm_conn_t *conn, const struct auth_state *a)
  * Checks pw against user u (read under hsm->lock by the caller), charging a
  * failure first. For a user with 2FA, tfa_ok tells whether the second
  * factor was proven (or is not needed: a re-authentication of the
- * logged-in user); when not, the check fails, counted. CKR_OK, CKR_PIN_LOCKED or CKR_PIN_INCORRECT; *locks tells
- * whether this failure locked the user. A success clears the failure count
- * in a transaction that also records event when it is not NULL (the caller
- * records failures).
+ * logged-in user); when not, the check fails, counted. CKR_OK, CKR_PIN_LOCKED
+ * or CKR_PIN_INCORRECT; *locks tells whether this failure locked the user. A
+ * success clears the failure count in a transaction that also records event
+ * when it is not NULL (the caller records failures).
  *
  * The KDF runs without hsm->lock: one check costs a KDF time (hundreds of
  * ms) and other connections' calls must not wait for it. The failure is
@@ -822,8 +820,7 @@ static CK_RV login_common(hsm_conn_t *conn, hsm_login_kind_t kind,
         tfa_ok = with_sig && have &&
                  tfa_sig_ok_locked(hsm, u.id, digest, sig, siglen);
     rv = authenticate_locked(hsm, conn, NULL, &u, pw, pwlen,
-                             u.twofa ? EV_LOGIN_2FA : EV_LOGIN, tfa_ok,
-                             &locks);
+                             u.twofa ? EV_LOGIN_2FA : EV_LOGIN, tfa_ok, &locks);
     if (rv == CKR_USER_ALREADY_LOGGED_IN) /* another thread, meanwhile */
         rv = kind_matches(kind, conn->type)
                  ? CKR_USER_ALREADY_LOGGED_IN
@@ -1064,8 +1061,7 @@ CK_RV hsm_set_password(hsm_conn_t *conn, const char *name,
                                   conn->type != HSM_USER_NONE, &locks)) !=
         CKR_OK)
         goto out;
-    rv = set_verifier_locked(hsm, &u, new_pw, new_len, NULL, u.id, &pre,
-                             NULL);
+    rv = set_verifier_locked(hsm, &u, new_pw, new_len, NULL, u.id, &pre, NULL);
     if (rv == CKR_OK && conn->type != HSM_USER_NONE)
         own_version_locked(conn);
     if (rv == CKR_OK && conn->type == HSM_USER_PRECO)
@@ -1279,10 +1275,10 @@ CK_RV hsm_user_create(hsm_conn_t *conn, hsm_user_type_t type, const char *name,
     return rv;
 }
 
-CK_RV hsm_user_create_2fa(hsm_conn_t *conn, const char *name,
-                          const uint8_t *pw, size_t pwlen,
-                          const uint8_t *pubkey, size_t pubkey_len,
-                          const uint8_t *sig, size_t siglen, hsm_uid_t *uid)
+CK_RV hsm_user_create_2fa(hsm_conn_t *conn, const char *name, const uint8_t *pw,
+                          size_t pwlen, const uint8_t *pubkey,
+                          size_t pubkey_len, const uint8_t *sig, size_t siglen,
+                          hsm_uid_t *uid)
 {
     struct pw_pre pre;
     struct tfa_key tk;
@@ -1349,9 +1345,8 @@ static CK_RV user_create(hsm_conn_t *conn, hsm_user_type_t type,
             CKR_OK ||
         (rv = hsm_audit_tx_locked(hsm, conn->uid, EV_CREATE_USER, id,
                                   CKR_OK)) != CKR_OK ||
-        (tk != NULL &&
-         (rv = tfa_with_password_tx_locked(hsm, id, conn->uid, tk)) !=
-             CKR_OK) ||
+        (tk != NULL && (rv = tfa_with_password_tx_locked(hsm, id, conn->uid,
+                                                         tk)) != CKR_OK) ||
         (rv = store_bump_generation(hsm->st)) != CKR_OK) {
         store_rollback(hsm->st);
         goto out;

@@ -487,9 +487,8 @@ static int cmd_login(struct mgmt *m, int argc, char **argv)
     }
     if (!mgmt_password(argv[3], false, pw, &pwlen))
         return CMD_FAIL;
-    if (twofa &&
-        (t = mgmt_tfa_round(m, "loginHSM", HSM_LOGIN_SO, argv[2], dir,
-                            false)) == NULL) {
+    if (twofa && (t = mgmt_tfa_round(m, "loginHSM", HSM_LOGIN_SO, argv[2], dir,
+                                     false)) == NULL) {
         ret = CMD_FAIL;
         goto out;
     }
@@ -563,9 +562,8 @@ static int cmd_change_pswd(struct mgmt *m, int argc, char **argv)
         return CMD_FAIL;
     if (!confirmed(m, &ret))
         goto out;
-    if (dir != NULL &&
-        (t = mgmt_tfa_round(m, "changePswd", HSM_LOGIN_SO, argv[2], dir,
-                            true)) == NULL) {
+    if (dir != NULL && (t = mgmt_tfa_round(m, "changePswd", HSM_LOGIN_SO,
+                                           argv[2], dir, true)) == NULL) {
         ret = CMD_FAIL;
         goto out;
     }
@@ -625,9 +623,8 @@ static int cmd_create_user(struct mgmt *m, int argc, char **argv)
         return CMD_FAIL;
     if (!confirmed(m, &ret))
         goto out;
-    if (twofa &&
-        (t = mgmt_tfa_round(m, "createUser", HSM_LOGIN_SO, argv[2], dir,
-                            true)) == NULL) {
+    if (twofa && (t = mgmt_tfa_round(m, "createUser", HSM_LOGIN_SO, argv[2],
+                                     dir, true)) == NULL) {
         ret = CMD_FAIL;
         goto out;
     }
@@ -642,10 +639,10 @@ static int cmd_create_user(struct mgmt *m, int argc, char **argv)
             continue;
         }
         if (e != NULL)
-            rv = backend_user_create_2fa(
-                sv->conn, argv[2], (const uint8_t *)pw, pwlen,
-                (const uint8_t *)t->ad.pubkey, t->ad.pubkey_len, e->sig,
-                e->sig_len, NULL);
+            rv = backend_user_create_2fa(sv->conn, argv[2], (const uint8_t *)pw,
+                                         pwlen, (const uint8_t *)t->ad.pubkey,
+                                         t->ad.pubkey_len, e->sig, e->sig_len,
+                                         NULL);
         else
             rv = backend_user_create(sv->conn, type, argv[2],
                                      (const uint8_t *)pw, pwlen, NULL);
@@ -1370,8 +1367,7 @@ const struct mgmt_cmd mgmt_commands[] = {
      "service 3 needs a quorum on service 4. CO only."},
     {"getMValue", 1, 1, mgmt_cmd_get_m_value, "getMValue <3|4>",
      "Shows the M value of a service (3: user management, 4: setMValue)."},
-    {"getToken", 3, 3, mgmt_cmd_get_token,
-     "getToken <3|4> <user name> <file>",
+    {"getToken", 3, 3, mgmt_cmd_get_token, "getToken <3|4> <user name> <file>",
      "Gets a quorum token for a service for the logged-in CO (user name is\n"
      "its own) and writes it to file. Approvers sign the file outside the\n"
      "HSM (openssl dgst -sha256 -sign key.pem -out name.sig file); the\n"

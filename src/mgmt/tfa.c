@@ -41,8 +41,7 @@ static FILE *tfa_create(const char *path)
         fprintf(stderr, "authdata: %s: %s\n", path, strerror(errno));
         return NULL;
     }
-    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-              0600);
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) {
         fprintf(stderr, "authdata: %s: %s\n", path, strerror(errno));
         return NULL;

@@ -119,8 +119,7 @@ static bool pin_2fa_split(const CK_UTF8CHAR *pin, CK_ULONG len,
         return false;
     }
     if (!util_b64_decode((const char *)pin + PIN_2FA_HEAD,
-                         NIMBUS_2FA_SIG_B64_LEN, sig, NIMBUS_2FA_SIG_LEN,
-                         &n) ||
+                         NIMBUS_2FA_SIG_B64_LEN, sig, NIMBUS_2FA_SIG_LEN, &n) ||
         n != NIMBUS_2FA_SIG_LEN) {
         *bad = true;
         return false;
@@ -660,8 +659,7 @@ static CK_RV login(enum mod_fn fn, CK_SESSION_HANDLE hSession,
     }
     /* A PIN carrying a signed 2FA challenge (nimbus/pkcs11-vendor.h). */
     twofa = pin_2fa_split(pPin, ulPinLen, sig, &rest, &restlen, &bad);
-    if (bad ||
-        !login_pin(rest, restlen, pUsername, ulUsernameLen, &pin)) {
+    if (bad || !login_pin(rest, restlen, pUsername, ulUsernameLen, &pin)) {
         rv = CKR_PIN_INCORRECT;
         goto out;
     }

@@ -2207,8 +2207,7 @@ CK_RV wire_cl_quorum_del_token(wire_client_t *cl, uint32_t id)
 /* ------------------------------------------------------------ 2FA */
 
 CK_RV wire_cl_login_challenge(wire_client_t *cl, hsm_login_kind_t kind,
-                              const char *name,
-                              uint8_t digest[HSM_DIGEST_LEN])
+                              const char *name, uint8_t digest[HSM_DIGEST_LEN])
 {
     Nimbus__Request q;
     Nimbus__LoginChallengeReq m;
@@ -2250,8 +2249,7 @@ CK_RV wire_cl_login_2fa(wire_client_t *cl, hsm_login_kind_t kind,
 CK_RV wire_cl_user_create_2fa(wire_client_t *cl, const char *name,
                               const uint8_t *pw, size_t pwlen,
                               const uint8_t *pubkey, size_t pubkey_len,
-                              const uint8_t *sig, size_t siglen,
-                              hsm_uid_t *uid)
+                              const uint8_t *sig, size_t siglen, hsm_uid_t *uid)
 {
     Nimbus__Request q;
     Nimbus__UserCreate2faReq m;

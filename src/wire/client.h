@@ -233,8 +233,7 @@ CK_RV wire_cl_quorum_del_token(wire_client_t *cl, uint32_t id);
 
 /* Two-factor login (hsm.h). */
 CK_RV wire_cl_login_challenge(wire_client_t *cl, hsm_login_kind_t kind,
-                              const char *name,
-                              uint8_t digest[HSM_DIGEST_LEN]);
+                              const char *name, uint8_t digest[HSM_DIGEST_LEN]);
 CK_RV wire_cl_login_2fa(wire_client_t *cl, hsm_login_kind_t kind,
                         const char *name, const uint8_t *pw, size_t pwlen,
                         const uint8_t *sig, size_t siglen);

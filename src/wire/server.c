@@ -2320,9 +2320,9 @@ static CK_RV do_user_create_2fa(struct call *c,
         (rv = text_in(true, &r->name, name, sizeof(name), &n)) != CKR_OK) {
         return rv;
     }
-    rv = hsm_user_create_2fa(c->wc->conn, n, bp(&r->password),
-                             r->password.len, bp(&r->pubkey), r->pubkey.len,
-                             bp(&r->signature), r->signature.len, &uid);
+    rv = hsm_user_create_2fa(c->wc->conn, n, bp(&r->password), r->password.len,
+                             bp(&r->pubkey), r->pubkey.len, bp(&r->signature),
+                             r->signature.len, &uid);
     if (rv == CKR_OK) {
         nimbus__uid_reply__init(&c->u.uid);
         c->u.uid.uid = uid;
