@@ -66,6 +66,7 @@ void config_defaults(struct config *cfg)
     default_store(cfg->store, sizeof(cfg->store));
     copy_str(cfg->label, sizeof(cfg->label), "nimbus");
     cfg->login_failure_limit = 5;
+    cfg->quorum_token_lifetime = 600;
     copy_str(cfg->default_user, sizeof(cfg->default_user), "user");
     cfg->kdf_iterations = CONFIG_DEFAULT_KDF_ITERATIONS;
     cfg->log_level = LOG_LEVEL_ERROR;
@@ -235,6 +236,9 @@ static const char *config_apply(struct config *cfg, const char *key,
     } else if (strcmp(key, "login_failure_limit") == 0) {
         if (!parse_range(val, 1, 1000, &cfg->login_failure_limit))
             return "login_failure_limit must be 1..1000";
+    } else if (strcmp(key, "quorum_token_lifetime") == 0) {
+        if (!parse_range(val, 1, 86400, &cfg->quorum_token_lifetime))
+            return "quorum_token_lifetime must be 1..86400";
     } else if (strcmp(key, "default_user") == 0) {
         if (!util_user_name_valid(val, strlen(val)))
             return "default_user must be 1..31 of [A-Za-z0-9_]";

@@ -38,6 +38,9 @@ struct config {
     char store[PATH_MAX]; /* store directory */
     char label[CONFIG_LABEL_MAX + 1];
     unsigned long login_failure_limit;
+    /* Seconds a quorum token lives ("quorum_token_lifetime", default 600
+     * as the cloud HSM's 10 minutes). */
+    unsigned long quorum_token_lifetime;
     char default_user[32];
     unsigned long kdf_iterations;
     int log_level; /* enum log_level */

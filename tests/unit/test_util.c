@@ -106,6 +106,7 @@ static void test_config_defaults(void **state)
     assert_string_equal(cfg.store, "/data/x/nimbus");
     assert_string_equal(cfg.label, "nimbus");
     assert_int_equal(cfg.login_failure_limit, 5);
+    assert_int_equal(cfg.quorum_token_lifetime, 600);
     assert_string_equal(cfg.default_user, "user");
     assert_int_equal(cfg.kdf_iterations, CONFIG_DEFAULT_KDF_ITERATIONS);
     assert_int_equal(cfg.max_sessions, 1024);
@@ -124,6 +125,7 @@ static void test_config_file(void **state)
                                "store = /srv/nimbus\n"
                                "label=prod token\n"
                                "  login_failure_limit   =  20  \n"
+                               "quorum_token_lifetime = 30\n"
                                "default_user = app1\n"
                                "kdf_iterations = 1000\n"
                                "log_level = trace\n"
@@ -148,6 +150,7 @@ static void test_config_file(void **state)
     assert_string_equal(cfg.store, "/srv/nimbus");
     assert_string_equal(cfg.label, "prod token");
     assert_int_equal(cfg.login_failure_limit, 20);
+    assert_int_equal(cfg.quorum_token_lifetime, 30);
     assert_string_equal(cfg.default_user, "app1");
     assert_int_equal(cfg.kdf_iterations, 1000);
     assert_int_equal(cfg.log_level, LOG_LEVEL_TRACE);
@@ -189,6 +192,8 @@ static void test_config_errors(void **state)
         {"colour = blue\n", "unknown key"},
         {"store = relative/path\n", "absolute"},
         {"login_failure_limit = 0\n", "login_failure_limit"},
+        {"quorum_token_lifetime = 0\n", "quorum_token_lifetime"},
+        {"quorum_token_lifetime = 86401\n", "quorum_token_lifetime"},
         {"login_failure_limit = many\n", "login_failure_limit"},
         {"kdf_iterations = 10\n", "kdf_iterations"},
         {"default_user = bad name\n", "default_user"},
