@@ -39,6 +39,10 @@ static const struct {
      * from its management shell. It is no key use: the CO never sees the
      * key's value, only marks it as trusted for CKA_WRAP_WITH_TRUSTED. */
     [HSM_OP_TRUST_KEYS] = {"mark keys trusted", {NLI, NLI, OK, NLI, NLI}},
+    /* Quorum (M of N) approval guards user management: the COs' affair
+     * (registerQuorumPubKey, setMValue, getMValue, getToken, approveToken,
+     * listTokens, delToken). */
+    [HSM_OP_QUORUM] = {"quorum approval", {NLI, NLI, OK, NLI, NLI}},
 };
 
 CK_RV hsm_policy_check_in(const hsm_policy_conf_t *conf, hsm_user_type_t type,

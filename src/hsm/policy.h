@@ -25,6 +25,7 @@ typedef enum {
     HSM_OP_DIGEST_HMAC,     /* digests and HMACs */
     HSM_OP_RANDOM,          /* C_GenerateRandom (ours) */
     HSM_OP_TRUST_KEYS,      /* set CKA_TRUSTED: the SO only (footnote 10) */
+    HSM_OP_QUORUM,          /* quorum keys, M values, tokens, approvals */
     HSM_OP_COUNT
 } hsm_op_t;
 

@@ -31,6 +31,7 @@ static const CK_RV expected[HSM_OP_COUNT][5] = {
     [HSM_OP_DIGEST_HMAC] = {NLI, EXP, NLI, OK, NLI},
     [HSM_OP_RANDOM] = {OK, NLI, OK, OK, OK},
     [HSM_OP_TRUST_KEYS] = {NLI, NLI, OK, NLI, NLI},
+    [HSM_OP_QUORUM] = {NLI, NLI, OK, NLI, NLI},
 };
 
 static const hsm_policy_conf_t visible = {.public_objects = true};
