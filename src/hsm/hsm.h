@@ -695,7 +695,11 @@ CK_RV hsm_object_set_trusted(hsm_conn_t *conn, hsm_oid_t oid, bool trusted);
  * key (PEM or DER SubjectPublicKeyInfo), proving possession with sig, a
  * SHA256-RSA-PKCS signature over reg_token (1..245 bytes). Replaces an
  * earlier registration. CKR_SIGNATURE_INVALID: sig does not verify;
- * CKR_KEY_SIZE_RANGE / CKR_KEY_TYPE_INCONSISTENT: not RSA-2048.
+ * CKR_KEY_SIZE_RANGE / CKR_KEY_TYPE_INCONSISTENT: not RSA-2048;
+ * CKR_ARGUMENTS_BAD: not a public key, or a length out of its range;
+ * CKR_ACTION_PROHIBITED: name is not the logged-in CO;
+ * CKR_FUNCTION_REJECTED: another user registered that key (one key, one
+ * approver).
  */
 CK_RV hsm_quorum_register_key(hsm_conn_t *conn, const char *name,
                               const uint8_t *reg_token, size_t token_len,
@@ -703,15 +707,24 @@ CK_RV hsm_quorum_register_key(hsm_conn_t *conn, const char *name,
                               const uint8_t *pubkey, size_t pubkey_len);
 
 /* setMValue / getMValue. m 1 (off) .. HSM_QUORUM_M_MAX, at most the number
- * of COs with a registered key (else CKR_ARGUMENTS_BAD). CO only. */
+ * of COs with a registered key (else CKR_ARGUMENTS_BAD). CO only.
+ * hsm_quorum_set_m is guarded by service 4. M of service 3 above 1 needs M
+ * of service 4 above 1 (one CO could lower it alone otherwise): raising
+ * service 3 while service 4 is 1, or setting service 4 to 1 while service 3
+ * is above 1, is CKR_FUNCTION_REJECTED. So: setMValue 4 2 first, then with
+ * an approved service-4 token, setMValue 3 2. A CO with a registered key
+ * whose deletion would leave fewer keys than an M stays
+ * (CKR_ACTION_PROHIBITED). */
 CK_RV hsm_quorum_set_m(hsm_conn_t *conn, unsigned service, unsigned m);
 CK_RV hsm_quorum_get_m(hsm_conn_t *conn, unsigned service, unsigned *m);
 
 /*
  * getToken: issues a token for service to the logged-in CO (name must be
  * its name) and returns its bytes (what the shell writes to the file and
- * approvers hash with SHA-256 and sign). Two-call convention on *len.
- * CKR_FUNCTION_REJECTED when the HSM already holds HSM_QUORUM_TOKENS_MAX.
+ * approvers hash with SHA-256 and sign). Two-call convention on *len: with
+ * token NULL (or *len too small: CKR_BUFFER_TOO_SMALL) *len is the room
+ * needed and nothing is issued. CKR_FUNCTION_REJECTED when the HSM already
+ * holds HSM_QUORUM_TOKENS_MAX live tokens.
  */
 CK_RV hsm_quorum_get_token(hsm_conn_t *conn, unsigned service,
                            const char *name, uint8_t *token, size_t *len);
@@ -726,10 +739,13 @@ typedef struct {
 /*
  * approveToken: records the approvals of token (bytes as getToken gave)
  * that verify under their approver's registered key; results[i] tells each
- * (CKR_OK accepted, CKR_SIGNATURE_INVALID, CKR_USER_TYPE_INVALID /
+ * (CKR_OK accepted, CKR_SIGNATURE_INVALID, CKR_SIGNATURE_LEN_RANGE no or an
+ * oversized signature, CKR_USER_TYPE_INVALID approver type not CO,
  * CKR_ARGUMENTS_BAD no such CO or no registered key, CKR_FUNCTION_REJECTED
  * already approved by that user). CKR_OK when the call ran, even if none
- * was accepted; an unknown, expired or dead token: CKR_DATA_INVALID.
+ * was accepted; an unknown, expired or dead token: CKR_DATA_INVALID; n 0 or
+ * above HSM_QUORUM_M_MAX: CKR_ARGUMENTS_BAD. An approval counts while its
+ * approver is a CO with a registered key; the requester may approve.
  */
 CK_RV hsm_quorum_approve(hsm_conn_t *conn, const uint8_t *token,
                          size_t token_len, const hsm_quorum_approval_t *a,

@@ -298,11 +298,30 @@ CK_RV hsm_user_qkey_get_locked(hsm_t *hsm, hsm_uid_t uid, uint8_t **der,
  * Sets both (der NULL, len 0: no key; give only what crypto_quorum_key_parse
  * returned). Joins the caller's write transaction when one is open (the
  * caller then writes its audit record and bumps the generation), else
- * commits alone with a generation bump. No such user: CKR_ARGUMENTS_BAD.
- * Logins stand (the user's version does not move).
+ * commits alone with a generation bump. No such user: CKR_ARGUMENTS_BAD;
+ * a key another user has registered: CKR_FUNCTION_REJECTED (one key, one
+ * approver). Logins stand (the user's version does not move).
  */
 CK_RV hsm_user_qkey_set_locked(hsm_t *hsm, hsm_uid_t uid, const uint8_t *der,
                                size_t len, bool twofa);
+/*
+ * The guard of an operation that a quorum may protect (service 3: creating,
+ * deleting a user, setting another user's password; service 4: setMValue),
+ * in two steps around the operation's own checks:
+ * hsm_quorum_guard_locked, before the operation's write transaction:
+ * CKR_OK when the service's M is 1 (*tok 0) or conn's login holds a live
+ * token for the service with enough approvals (*tok its id); else
+ * CKR_FUNCTION_REJECTED, audited (quorum_refused), and the operation must
+ * change nothing. hsm_quorum_consume_tx_locked(conn, service, *tok), inside
+ * that transaction before its commit: checks again under the write lock
+ * and deletes the token (audited: quorum_used), so that the operation and
+ * the token's use commit or vanish together; CKR_FUNCTION_REJECTED when it
+ * no longer holds (roll back).
+ */
+CK_RV hsm_quorum_guard_locked(hsm_conn_t *conn, unsigned service,
+                              uint32_t *tok);
+CK_RV hsm_quorum_consume_tx_locked(hsm_conn_t *conn, unsigned service,
+                                   uint32_t tok);
 /* A login begins: a fresh conn->login_id. */
 CK_RV hsm_quorum_login_begin_locked(hsm_conn_t *conn);
 /* A login ends (logout, a stale login, the connection's close): its

@@ -960,11 +960,14 @@ static const char *pw_event(const store_user_t *u)
 
 /* Sets a user's password (and clears its failures); PRECO -> CO; and the
  * token label in the same transaction when label is not NULL. The audit
- * record names actor as the user who did it. */
+ * record names actor as the user who did it. guard (may be NULL): the
+ * connection whose quorum token qtok (hsm_quorum_guard_locked, service 3)
+ * the change uses, in the same transaction. */
 static CK_RV set_verifier_locked(hsm_t *hsm, const store_user_t *u,
                                  const uint8_t *pw, size_t pwlen,
                                  const char *label, hsm_uid_t actor,
-                                 struct pw_pre *pre, const struct tfa_key *tk)
+                                 struct pw_pre *pre, const struct tfa_key *tk,
+                                 hsm_conn_t *guard, uint32_t qtok)
 {
     uint8_t *ver = NULL;
     size_t verlen = 0;
@@ -982,7 +985,10 @@ static CK_RV set_verifier_locked(hsm_t *hsm, const store_user_t *u,
     }
     if ((rv = store_begin(hsm->st, true)) != CKR_OK)
         goto out;
-    if ((rv = store_user_set_verifier(hsm->st, u->id, ver, verlen)) != CKR_OK ||
+    if ((guard != NULL &&
+         (rv = hsm_quorum_consume_tx_locked(guard, HSM_QUORUM_SVC_USER_MGMT,
+                                            qtok)) != CKR_OK) ||
+        (rv = store_user_set_verifier(hsm->st, u->id, ver, verlen)) != CKR_OK ||
         (u->type == HSM_USER_PRECO &&
          (rv = store_user_set_type(hsm->st, u->id, HSM_USER_CO)) != CKR_OK) ||
         (label != NULL &&
@@ -1061,7 +1067,8 @@ CK_RV hsm_set_password(hsm_conn_t *conn, const char *name,
                                   conn->type != HSM_USER_NONE, &locks)) !=
         CKR_OK)
         goto out;
-    rv = set_verifier_locked(hsm, &u, new_pw, new_len, NULL, u.id, &pre, NULL);
+    rv = set_verifier_locked(hsm, &u, new_pw, new_len, NULL, u.id, &pre, NULL,
+                             NULL, 0);
     if (rv == CKR_OK && conn->type != HSM_USER_NONE)
         own_version_locked(conn);
     if (rv == CKR_OK && conn->type == HSM_USER_PRECO)
@@ -1089,6 +1096,7 @@ CK_RV hsm_init_pin(hsm_conn_t *conn, const char *name, const uint8_t *pw,
     hsm_t *hsm = conn->hsm;
     struct pw_pre pre;
     store_user_t u;
+    uint32_t qtok = 0;
     bool found = false;
     CK_RV rv;
 
@@ -1115,8 +1123,13 @@ CK_RV hsm_init_pin(hsm_conn_t *conn, const char *name, const uint8_t *pw,
             rv = CKR_PIN_INVALID;
             goto out;
         }
+        /* Another user's password: quorum service 3 when it is on. */
+        if (u.id != conn->uid &&
+            (rv = hsm_quorum_guard_locked(conn, HSM_QUORUM_SVC_USER_MGMT,
+                                          &qtok)) != CKR_OK)
+            goto out;
         rv = set_verifier_locked(hsm, &u, pw, pwlen, NULL, conn->uid, &pre,
-                                 NULL);
+                                 NULL, u.id != conn->uid ? conn : NULL, qtok);
         if (rv == CKR_OK)
             log_info("password of user %u reset by CO %u", u.id, conn->uid);
     } else {
@@ -1141,6 +1154,7 @@ static CK_RV user_set_password(hsm_conn_t *conn, const char *name,
     hsm_t *hsm = conn->hsm;
     struct pw_pre pre;
     store_user_t u;
+    uint32_t qtok = 0;
     bool found = false;
     CK_RV rv;
 
@@ -1178,7 +1192,13 @@ static CK_RV user_set_password(hsm_conn_t *conn, const char *name,
         rv = CKR_USER_TYPE_INVALID; /* 2FA is for COs only */
         goto out;
     }
-    rv = set_verifier_locked(hsm, &u, pw, pwlen, NULL, conn->uid, &pre, tk);
+    /* Another user's password: quorum service 3 when it is on. */
+    if (u.id != conn->uid &&
+        (rv = hsm_quorum_guard_locked(conn, HSM_QUORUM_SVC_USER_MGMT, &qtok)) !=
+            CKR_OK)
+        goto out;
+    rv = set_verifier_locked(hsm, &u, pw, pwlen, NULL, conn->uid, &pre, tk,
+                             u.id != conn->uid ? conn : NULL, qtok);
     if (rv == CKR_OK && u.id == conn->uid)
         own_version_locked(conn);
     if (rv == CKR_OK && u.id == conn->uid && conn->type == HSM_USER_PRECO)
@@ -1303,7 +1323,7 @@ static CK_RV user_create(hsm_conn_t *conn, hsm_user_type_t type,
     hsm_t *hsm = conn->hsm;
     uint8_t *ver = NULL;
     size_t verlen = 0;
-    uint32_t id = 0;
+    uint32_t id = 0, qtok = 0;
     store_user_t u;
     bool found = false;
     CK_RV rv;
@@ -1331,6 +1351,9 @@ static CK_RV user_create(hsm_conn_t *conn, hsm_user_type_t type,
         rv = CKR_PIN_INVALID; /* the name is taken */
         goto out;
     }
+    if ((rv = hsm_quorum_guard_locked(conn, HSM_QUORUM_SVC_USER_MGMT,
+                                      &qtok)) != CKR_OK)
+        goto out;
     if (pre->ver != NULL) {
         ver = pre->ver; /* made before the lock */
         verlen = pre->len;
@@ -1341,7 +1364,9 @@ static CK_RV user_create(hsm_conn_t *conn, hsm_user_type_t type,
     }
     if ((rv = store_begin(hsm->st, true)) != CKR_OK)
         goto out;
-    if ((rv = store_user_insert(hsm->st, 0, name, type, ver, verlen, &id)) !=
+    if ((rv = hsm_quorum_consume_tx_locked(conn, HSM_QUORUM_SVC_USER_MGMT,
+                                           qtok)) != CKR_OK ||
+        (rv = store_user_insert(hsm->st, 0, name, type, ver, verlen, &id)) !=
             CKR_OK ||
         (rv = hsm_audit_tx_locked(hsm, conn->uid, EV_CREATE_USER, id,
                                   CKR_OK)) != CKR_OK ||
@@ -1376,6 +1401,25 @@ static CK_RV logged_in_locked(hsm_t *hsm, hsm_uid_t uid, bool *in)
     return store_login_held(hsm->dbpath, uid, in);
 }
 
+/* CKR_OK when one CO fewer with a registered key still leaves as many as
+ * every service's M; else CKR_ACTION_PROHIBITED. */
+static CK_RV quorum_keeps_locked(hsm_t *hsm)
+{
+    unsigned m3 = 1, m4 = 1;
+    size_t keys = 0;
+    CK_RV rv;
+
+    if ((rv = store_user_count_mofn(hsm->st, HSM_USER_CO, &keys)) != CKR_OK ||
+        (rv = store_quorum_m_get(hsm->st, HSM_QUORUM_SVC_USER_MGMT, &m3)) !=
+            CKR_OK ||
+        (rv = store_quorum_m_get(hsm->st, HSM_QUORUM_SVC_MISC_CO, &m4)) !=
+            CKR_OK)
+        return rv;
+    if ((m3 > 1 && keys - 1 < m3) || (m4 > 1 && keys - 1 < m4))
+        return CKR_ACTION_PROHIBITED;
+    return CKR_OK;
+}
+
 CK_RV hsm_user_delete(hsm_conn_t *conn, const char *name)
 {
     HSM_CALL_CONN(conn);
@@ -1383,6 +1427,7 @@ CK_RV hsm_user_delete(hsm_conn_t *conn, const char *name)
     store_user_t u;
     bool found = false, in = false;
     size_t n = 0;
+    uint32_t qtok = 0;
     CK_RV rv;
 
     memset(&u, 0, sizeof(u));
@@ -1406,10 +1451,18 @@ CK_RV hsm_user_delete(hsm_conn_t *conn, const char *name)
             rv = CKR_ACTION_PROHIBITED;
             goto out;
         }
+        /* Never fewer approvers than an M needs. */
+        if (u.mofn_pubkey && (rv = quorum_keeps_locked(hsm)) != CKR_OK)
+            goto out;
     }
+    if ((rv = hsm_quorum_guard_locked(conn, HSM_QUORUM_SVC_USER_MGMT,
+                                      &qtok)) != CKR_OK)
+        goto out;
     if ((rv = store_begin(hsm->st, true)) != CKR_OK)
         goto out;
-    if ((rv = store_object_count_owner(hsm->st, u.id, &n)) != CKR_OK) {
+    if ((rv = hsm_quorum_consume_tx_locked(conn, HSM_QUORUM_SVC_USER_MGMT,
+                                           qtok)) != CKR_OK ||
+        (rv = store_object_count_owner(hsm->st, u.id, &n)) != CKR_OK) {
         store_rollback(hsm->st);
         goto out;
     }
@@ -1471,7 +1524,8 @@ CK_RV hsm_init_token(hsm_t *hsm, const char *name, const uint8_t *pw,
             rv = CKR_PIN_INCORRECT;
             goto out;
         }
-        rv = set_verifier_locked(hsm, &u, pw, pwlen, label, u.id, NULL, NULL);
+        rv = set_verifier_locked(hsm, &u, pw, pwlen, label, u.id, NULL, NULL,
+                                 NULL, 0);
         goto out;
     } else {
         /* Re-initialization: a CO's password, then zeroize keys and CUs. */

@@ -2646,14 +2646,21 @@ CK_RV store_qtoken_delete_login(store_t *st,
     return rv;
 }
 
-CK_RV store_qtoken_purge(store_t *st, uint64_t now)
+CK_RV store_qtoken_purge(store_t *st, uint64_t now, size_t *purged)
 {
+    int64_t changes = 0;
+    CK_RV rv;
+
     return_val_if_fail(st != NULL, CKR_GENERAL_ERROR);
     if (now > INT64_MAX) {
         now = INT64_MAX;
     }
-    return exec_id(st, STMT_QT_PURGE, (int64_t)now, 0, 1, NULL,
-                   "quorum token purge");
+    rv = exec_id(st, STMT_QT_PURGE, (int64_t)now, 0, 1, &changes,
+                 "quorum token purge");
+    if (purged != NULL) {
+        *purged = rv == CKR_OK && changes > 0 ? (size_t)changes : 0;
+    }
+    return rv;
 }
 
 CK_RV store_qtoken_approve(store_t *st, uint32_t id, uint32_t approver,

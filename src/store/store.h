@@ -230,8 +230,9 @@ CK_RV store_qtoken_count(store_t *st, size_t *n);
 CK_RV store_qtoken_delete(store_t *st, uint32_t id, bool *deleted);
 CK_RV store_qtoken_delete_login(store_t *st,
                                 const uint8_t login_id[STORE_LOGIN_ID_LEN]);
-/* Deletes the tokens whose expiry is at or before now. */
-CK_RV store_qtoken_purge(store_t *st, uint64_t now);
+/* Deletes the tokens whose expiry is at or before now; *purged (may be
+ * NULL) tells how many. */
+CK_RV store_qtoken_purge(store_t *st, uint64_t now, size_t *purged);
 /* Records approver's approval of token id; *added false when it was
  * already there (the same approver counts once). */
 CK_RV store_qtoken_approve(store_t *st, uint32_t id, uint32_t approver,
