@@ -697,9 +697,8 @@ CK_RV hsm_object_set_trusted(hsm_conn_t *conn, hsm_oid_t oid, bool trusted);
  * earlier registration. CKR_SIGNATURE_INVALID: sig does not verify;
  * CKR_KEY_SIZE_RANGE / CKR_KEY_TYPE_INCONSISTENT: not RSA-2048;
  * CKR_ARGUMENTS_BAD: not a public key, or a length out of its range;
- * CKR_ACTION_PROHIBITED: name is not the logged-in CO;
- * CKR_FUNCTION_REJECTED: another user registered that key (one key, one
- * approver).
+ * CKR_ACTION_PROHIBITED: name is not the logged-in CO, or another user
+ * registered that key (one key, one approver).
  */
 CK_RV hsm_quorum_register_key(hsm_conn_t *conn, const char *name,
                               const uint8_t *reg_token, size_t token_len,

@@ -299,8 +299,8 @@ CK_RV hsm_user_qkey_get_locked(hsm_t *hsm, hsm_uid_t uid, uint8_t **der,
  * returned). Joins the caller's write transaction when one is open (the
  * caller then writes its audit record and bumps the generation), else
  * commits alone with a generation bump. No such user: CKR_ARGUMENTS_BAD;
- * a key another user has registered: CKR_FUNCTION_REJECTED (one key, one
- * approver). Logins stand (the user's version does not move).
+ * a key another user has registered: CKR_ACTION_PROHIBITED (one key, one
+ * approver; not CKR_FUNCTION_REJECTED, which means a missing quorum). Logins stand (the user's version does not move).
  */
 CK_RV hsm_user_qkey_set_locked(hsm_t *hsm, hsm_uid_t uid, const uint8_t *der,
                                size_t len, bool twofa);

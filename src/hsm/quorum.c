@@ -117,7 +117,7 @@ CK_RV hsm_user_qkey_set_locked(hsm_t *hsm, hsm_uid_t uid, const uint8_t *der,
     /* One key, one approver: else one key holder approves as two COs. */
     if (rv == CKR_OK && der != NULL &&
         (rv = key_taken_locked(hsm, uid, der, len, &taken)) == CKR_OK && taken)
-        rv = CKR_FUNCTION_REJECTED;
+        rv = CKR_ACTION_PROHIBITED;
     if (rv == CKR_OK) {
         rv = store_user_mofn_set(hsm->st, uid, der, len, twofa);
         if (rv == CKR_FUNCTION_FAILED)

@@ -294,6 +294,9 @@ static void test_accessor_and_user_list(void **state)
     assert_int_equal(
         hsm_user_qkey_set_locked(f->hsm, 999, a.der, a.derlen, true),
         CKR_ARGUMENTS_BAD);
+    /* One key, one user: admin (uid 1) cannot have co2's. */
+    assert_int_equal(hsm_user_qkey_set_locked(f->hsm, 1, a.der, a.derlen, true),
+                     CKR_ACTION_PROHIBITED);
     assert_int_equal(
         hsm_user_qkey_get_locked(f->hsm, co, &der, &len, &twofa, &found),
         CKR_OK);
@@ -553,7 +556,7 @@ static void test_register(void **state)
     /* co3 cannot register co2's key (one key, one approver). */
     assert_int_equal(hsm_quorum_register_key(w.c[2], "co3", rt, sizeof(rt), sig,
                                              sl, w.a[1].der, w.a[1].derlen),
-                     CKR_FUNCTION_REJECTED);
+                     CKR_ACTION_PROHIBITED);
     /* A CU, a public session: not theirs. */
     assert_int_equal(
         hsm_user_create(f->conn, HSM_USER_CU, "cu1", PW("cupass1"), NULL),
