@@ -1363,8 +1363,9 @@ const struct mgmt_cmd mgmt_commands[] = {
      "Sets how many approvals (M, 1 to 8; 1: none) a service needs: 3 the\n"
      "user management commands (createUser, deleteUser, changePswd of\n"
      "another user; C_InitPIN of another user), 4 setMValue itself. M is\n"
-     "at most the number of COs with a registered quorum key; raising\n"
-     "service 3 needs a quorum on service 4. CO only."},
+     "at most the number of COs with a registered quorum key. Service 3\n"
+     "above 1 needs service 4 above 1: setMValue 4 first, then setMValue 3\n"
+     "with an approved service 4 token. CO only."},
     {"getMValue", 1, 1, mgmt_cmd_get_m_value, "getMValue <3|4>",
      "Shows the M value of a service (3: user management, 4: setMValue)."},
     {"getToken", 3, 3, mgmt_cmd_get_token, "getToken <3|4> <user name> <file>",

@@ -153,6 +153,7 @@ static const struct rv_text rv_texts[] = {
     RVT(CKR_FUNCTION_REJECTED, "refused: quorum approval missing, or the "
                                "HSM holds the most tokens it keeps"),
     RVT(CKR_SIGNATURE_INVALID, "the signature does not verify"),
+    RVT(CKR_SIGNATURE_LEN_RANGE, "a signature of the wrong length"),
     RVT(CKR_KEY_SIZE_RANGE, "not an RSA-2048 key"),
     RVT(CKR_KEY_TYPE_INCONSISTENT, "not an RSA public key"),
     RVT(CKR_DATA_INVALID, "no such token: unknown, expired, used, or its "

@@ -184,8 +184,25 @@ int mgmt_cmd_set_m_value(struct mgmt *m, int argc, char **argv)
     for (struct mgmt_server *sv = mgmt_server_first(m); sv != NULL;
          sv = mgmt_server_next(m, sv)) {
         CK_RV rv = backend_quorum_set_m(sv->conn, service, (unsigned)mv);
+        unsigned other = 0;
 
-        mgmt_report(sv, "setMValue", rv, &ret);
+        if (mgmt_report(sv, "setMValue", rv, &ret) ||
+            rv != CKR_FUNCTION_REJECTED)
+            continue;
+        /* The core also refuses a service 3 above 1 while service 4 is 1
+         * (one CO could lower it alone): say which order works. */
+        if (service == HSM_QUORUM_SVC_USER_MGMT && mv > 1 &&
+            backend_quorum_get_m(sv->conn, HSM_QUORUM_SVC_MISC_CO, &other) ==
+                CKR_OK &&
+            other == 1)
+            printf("setMValue: service 3 above 1 needs service 4 above 1: "
+                   "setMValue 4 <m> first\n");
+        if (service == HSM_QUORUM_SVC_MISC_CO && mv == 1 &&
+            backend_quorum_get_m(sv->conn, HSM_QUORUM_SVC_USER_MGMT, &other) ==
+                CKR_OK &&
+            other > 1)
+            printf("setMValue: service 4 stays above 1 while service 3 is "
+                   "above 1: setMValue 3 1 first\n");
     }
     return ret;
 }
@@ -392,6 +409,8 @@ static const char *approval_verdict(CK_RV rv)
     case CKR_SIGNATURE_INVALID:
         return "rejected: the signature does not verify under the "
                "approver's registered key";
+    case CKR_SIGNATURE_LEN_RANGE:
+        return "rejected: no signature, or one of the wrong length";
     case CKR_USER_TYPE_INVALID:
     case CKR_ARGUMENTS_BAD:
         return "rejected: no such CO, or it has no registered quorum key";
