@@ -17,6 +17,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
 
 #include "common/mechparam.h"
 #include "hsm/hsm.h"
@@ -2618,6 +2620,218 @@ static void test_pack_vec(void **state)
         free(vals[i]);
 }
 
+/* ------------------------------------------------------------ quorum */
+
+/* An RSA-2048 key of the test and a SHA256-RSA-PKCS signature with it. */
+static EVP_PKEY *q_keygen(void)
+{
+    EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
+
+    assert_non_null(k);
+    return k;
+}
+
+static size_t q_sign(EVP_PKEY *k, const uint8_t *msg, size_t len,
+                     uint8_t sig[256])
+{
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    size_t sl = 256;
+
+    assert_non_null(c);
+    assert_int_equal(EVP_DigestSignInit(c, NULL, EVP_sha256(), NULL, k), 1);
+    assert_int_equal(EVP_DigestSign(c, sig, &sl, msg, len), 1);
+    EVP_MD_CTX_free(c);
+    return sl;
+}
+
+/* name (logged in on t) registers k's public key as its quorum key. */
+static CK_RV q_register(struct tchan *t, const char *name, EVP_PKEY *k)
+{
+    static const uint8_t reg[] = "a registration token of the test";
+    uint8_t *der = NULL, sig[256];
+    int dl = i2d_PUBKEY(k, &der);
+    size_t sl = q_sign(k, reg, sizeof(reg) - 1, sig);
+    CK_RV rv;
+
+    assert_true(dl > 0);
+    rv = wire_cl_quorum_register_key(t->cl, name, reg, sizeof(reg) - 1, sig, sl,
+                                     der, (size_t)dl);
+    OPENSSL_free(der);
+    return rv;
+}
+
+/* Every quorum call through the wire into the core and back: two COs
+ * with keys made here, M=2 on both services (a service 4 token approved
+ * by both for service 3), a token approved by both lets one createUser
+ * through; the server's own checks on raw frames. */
+static void test_quorum(void **state)
+{
+    struct fixture *f = *state;
+    EVP_PKEY *k1 = q_keygen(), *k2 = q_keygen();
+    uint8_t token[HSM_QUORUM_TOKEN_BYTES_MAX], sig1[256], sig2[256];
+    hsm_quorum_approval_t ap[HSM_QUORUM_M_MAX + 1];
+    hsm_quorum_token_info_t *list = NULL;
+    hsm_user_info_t *users = NULL;
+    CK_RV res[HSM_QUORUM_M_MAX + 1];
+    size_t len = 0, n = 0, s1, s2;
+    unsigned m = 0;
+    bool flags_ok = false;
+    hsm_uid_t uid = 0;
+
+    activate(&f->a, "alice", "alicepw1");
+    /* a CU gets no quorum call */
+    assert_int_equal(
+        wire_cl_login(f->a.cl, HSM_LOGIN_USER, "alice", PW("alicepw1")),
+        CKR_OK);
+    assert_int_not_equal(wire_cl_quorum_set_m(f->a.cl, 3, 1), CKR_OK);
+    assert_int_not_equal(q_register(&f->a, "alice", k1), CKR_OK);
+    assert_int_equal(wire_cl_logout(f->a.cl), CKR_OK);
+
+    assert_int_equal(wire_cl_login(f->a.cl, HSM_LOGIN_SO, NULL, PW("copass1")),
+                     CKR_OK);
+    assert_int_equal(wire_cl_user_create(f->a.cl, HSM_USER_CO, "officer2",
+                                         PW("officer2pw"), &uid),
+                     CKR_OK);
+    assert_int_equal(q_register(&f->a, "admin", k1), CKR_OK);
+    assert_int_equal(chan_open(f, &f->b, 1000, NULL, NULL), CKR_OK);
+    assert_int_equal(
+        wire_cl_login(f->b.cl, HSM_LOGIN_SO, "officer2", PW("officer2pw")),
+        CKR_OK);
+    assert_int_equal(q_register(&f->b, "officer2", k2), CKR_OK);
+
+    /* the flags travel in the user list */
+    assert_int_equal(wire_cl_user_list(f->a.cl, &users, &n), CKR_OK);
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(users[i].name, "officer2") == 0)
+            flags_ok = users[i].mofn_pubkey && !users[i].twofa;
+    }
+    free(users);
+    assert_true(flags_ok);
+
+    /* service 3 above 1 needs service 4 above 1, then a service 4 token */
+    assert_int_equal(wire_cl_quorum_set_m(f->a.cl, 3, 2),
+                     CKR_FUNCTION_REJECTED);
+    assert_int_equal(wire_cl_quorum_set_m(f->a.cl, 4, 2), CKR_OK);
+    assert_int_equal(wire_cl_quorum_set_m(f->a.cl, 3, 2),
+                     CKR_FUNCTION_REJECTED);
+    len = sizeof(token);
+    assert_int_equal(wire_cl_quorum_get_token(f->a.cl, 4, "admin", token, &len),
+                     CKR_OK);
+    memset(ap, 0, sizeof(ap));
+    ap[0].type = ap[1].type = HSM_USER_CO;
+    strcpy(ap[0].name, "admin");
+    strcpy(ap[1].name, "officer2");
+    ap[0].sig = sig1;
+    ap[0].sig_len = q_sign(k1, token, len, sig1);
+    ap[1].sig = sig2;
+    ap[1].sig_len = q_sign(k2, token, len, sig2);
+    assert_int_equal(wire_cl_quorum_approve(f->a.cl, token, len, ap, 2, res),
+                     CKR_OK);
+    assert_int_equal(res[0], CKR_OK);
+    assert_int_equal(res[1], CKR_OK);
+    assert_int_equal(wire_cl_quorum_set_m(f->a.cl, 3, 2), CKR_OK);
+    assert_int_equal(wire_cl_quorum_get_m(f->a.cl, 3, &m), CKR_OK);
+    assert_int_equal(m, 2);
+    assert_int_equal(wire_cl_quorum_get_m(f->a.cl, 4, &m), CKR_OK);
+    assert_int_equal(m, 2);
+    assert_int_equal(
+        wire_cl_user_create(f->a.cl, HSM_USER_CU, "bob", PW("bobpass12"), &uid),
+        CKR_FUNCTION_REJECTED);
+
+    /* getToken: the length, too small a buffer, then the token */
+    assert_int_equal(wire_cl_quorum_get_token(f->a.cl, 3, "admin", NULL, &len),
+                     CKR_OK);
+    assert_true(len > 0 && len <= sizeof(token));
+    n = 1;
+    assert_int_equal(wire_cl_quorum_get_token(f->a.cl, 3, "admin", token, &n),
+                     CKR_BUFFER_TOO_SMALL);
+    len = sizeof(token);
+    assert_int_equal(wire_cl_quorum_get_token(f->a.cl, 3, "admin", token, &len),
+                     CKR_OK);
+
+    /* approvals: 9 refused by the client, then two good ones and a
+     * repeated one, results in order */
+    s1 = q_sign(k1, token, len, sig1);
+    s2 = q_sign(k2, token, len, sig2);
+    memset(ap, 0, sizeof(ap));
+    for (size_t i = 0; i < HSM_QUORUM_M_MAX + 1; i++) {
+        ap[i].type = HSM_USER_CO;
+        strcpy(ap[i].name, "admin");
+        ap[i].sig = sig1;
+        ap[i].sig_len = s1;
+    }
+    assert_int_equal(wire_cl_quorum_approve(f->a.cl, token, len, ap,
+                                            HSM_QUORUM_M_MAX + 1, res),
+                     CKR_ARGUMENTS_BAD);
+    strcpy(ap[1].name, "officer2");
+    ap[1].sig = sig2;
+    ap[1].sig_len = s2;
+    assert_int_equal(wire_cl_quorum_approve(f->a.cl, token, len, ap, 3, res),
+                     CKR_OK);
+    assert_int_equal(res[0], CKR_OK);
+    assert_int_equal(res[1], CKR_OK);
+    assert_int_not_equal(res[2], CKR_OK); /* admin again */
+
+    assert_int_equal(wire_cl_quorum_list_tokens(f->a.cl, &list, &n), CKR_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(list[0].service, 3);
+    assert_string_equal(list[0].user, "admin");
+    assert_int_equal(list[0].needed, 2);
+    assert_int_equal(list[0].given, 2);
+    assert_int_equal(list[0].napprovers, 2);
+    assert_true(list[0].seconds_left > 0 && list[0].seconds_left <= 600);
+    free(list);
+
+    assert_int_equal(
+        wire_cl_user_create(f->a.cl, HSM_USER_CU, "bob", PW("bobpass12"), &uid),
+        CKR_OK);
+    assert_int_equal(wire_cl_user_create(f->a.cl, HSM_USER_CU, "carol",
+                                         PW("carolpw12"), &uid),
+                     CKR_FUNCTION_REJECTED);
+    /* the used token is gone */
+    assert_int_equal(
+        wire_cl_quorum_approve(f->a.cl, token, len, ap + 1, 1, res),
+        CKR_DATA_INVALID);
+    assert_int_not_equal(wire_cl_quorum_del_token(f->a.cl, 0xfffffffe), CKR_OK);
+
+    /* raw frames: the server refuses before the core */
+    {
+        Nimbus__QuorumApproval a0, *pa[1] = {&a0};
+        Nimbus__QuorumApproveReq r;
+        Nimbus__Request q;
+        Nimbus__Reply *rep;
+        static const uint8_t nul_name[] = {'a', 'd', 'm', 'i', 'n', 0};
+
+        nimbus__quorum_approve_req__init(&r);
+        r.token.data = token;
+        r.token.len = len;
+        nimbus__request__init(&q);
+        q.id = 9;
+        q.call_case = NIMBUS__REQUEST__CALL_QUORUM_APPROVE;
+        q.quorum_approve = &r;
+        assert_true(raw_call(&f->a, &q, &rep)); /* no approval */
+        assert_int_equal(rep->rv, CKR_ARGUMENTS_BAD);
+        nimbus__reply__free_unpacked(rep, NULL);
+        nimbus__quorum_approval__init(&a0);
+        a0.type = 9;
+        a0.name.data = (uint8_t *)"admin";
+        a0.name.len = 5;
+        r.n_approvals = 1;
+        r.approvals = pa;
+        assert_true(raw_call(&f->a, &q, &rep)); /* a type out of range */
+        assert_int_equal(rep->rv, CKR_ARGUMENTS_BAD);
+        nimbus__reply__free_unpacked(rep, NULL);
+        a0.type = HSM_USER_CO;
+        a0.name.data = (uint8_t *)nul_name;
+        a0.name.len = sizeof(nul_name);
+        assert_true(raw_call(&f->a, &q, &rep)); /* a NUL in the name */
+        assert_int_equal(rep->rv, CKR_ARGUMENTS_BAD);
+        nimbus__reply__free_unpacked(rep, NULL);
+    }
+    EVP_PKEY_free(k1);
+    EVP_PKEY_free(k2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2651,6 +2865,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_crypto_messages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crypto_layouts_rest, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_quorum, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_mechanisms, setup,
                                         teardown),
         cmocka_unit_test(test_client_distrusts_server),
