@@ -822,7 +822,8 @@ CK_RV hsm_login_2fa(hsm_conn_t *conn, hsm_login_kind_t kind, const char *name,
  * when: the challenge is missing, expired or for another name, or sig
  * does not verify (CKR_SIGNATURE_INVALID); pubkey is not a public key
  * (CKR_ARGUMENTS_BAD), not RSA (CKR_KEY_TYPE_INCONSISTENT) or not 2048
- * bits (CKR_KEY_SIZE_RANGE).
+ * bits (CKR_KEY_SIZE_RANGE); it is another user's registered key
+ * (CKR_ACTION_PROHIBITED: one key, one officer).
  */
 CK_RV hsm_user_create_2fa(hsm_conn_t *conn, const char *name,
                           const uint8_t *pw, size_t pwlen,

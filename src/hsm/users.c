@@ -77,8 +77,12 @@ static CK_RV tfa_with_password_tx_locked(hsm_t *hsm, hsm_uid_t uid,
     CK_RV rv;
 
     if (tk != NULL) {
-        if ((rv = hsm_user_qkey_set_locked(hsm, uid, tk->der, tk->len, true)) !=
-            CKR_OK)
+        rv = hsm_user_qkey_set_locked(hsm, uid, tk->der, tk->len, true);
+        /* the key is another user's: not a quorum refusal (which the
+         * shell would report as RET_MXN_AUTH_FAILED) */
+        if (rv == CKR_FUNCTION_REJECTED)
+            rv = CKR_ACTION_PROHIBITED;
+        if (rv != CKR_OK)
             return rv;
         return hsm_audit_tx_locked(hsm, actor, EV_TFA_ON, uid, CKR_OK);
     }
