@@ -479,6 +479,53 @@ static void test_no_password_only_path(void **state)
     assert_false(u.twofa);
 }
 
+/* The 2FA key is the quorum key: one key, one officer; and creating a 2FA
+ * officer or re-keying another one is user management, which a quorum
+ * guards (service 3). */
+static void test_with_quorum(void **state)
+{
+    struct fixture *f = *state;
+    uint8_t sig[512];
+    hsm_user_info_t u;
+    size_t n;
+
+    make_alice(f);
+    /* k1 is alice's: bob may not have it */
+    n = signed_challenge(f->co, HSM_LOGIN_SO, "bob", &k1, sig, sizeof(sig));
+    assert_int_equal(hsm_user_create_2fa(f->co, "bob", PW("bobpass1"),
+                                         (const uint8_t *)k1.pem, k1.pemlen,
+                                         sig, n, NULL),
+                     CKR_ACTION_PROHIBITED);
+    assert_false(user_info(f, "bob", &u));
+    /* M = 2 on user management (set in the store: the approval dance is
+     * test_quorum's) */
+    pthread_mutex_lock(&f->hsm->lock);
+    assert_int_equal(store_quorum_m_set(f->hsm->st, HSM_QUORUM_SVC_USER_MGMT,
+                                        2),
+                     CKR_OK);
+    pthread_mutex_unlock(&f->hsm->lock);
+    n = signed_challenge(f->co, HSM_LOGIN_SO, "bob", &k2, sig, sizeof(sig));
+    assert_int_equal(hsm_user_create_2fa(f->co, "bob", PW("bobpass1"),
+                                         (const uint8_t *)k2.pem, k2.pemlen,
+                                         sig, n, NULL),
+                     CKR_FUNCTION_REJECTED);
+    assert_false(user_info(f, "bob", &u));
+    n = signed_challenge(f->co, HSM_LOGIN_SO, "alice", &k2, sig, sizeof(sig));
+    assert_int_equal(hsm_user_set_password_2fa(f->co, "alice", PW("otherpw1"),
+                                               (const uint8_t *)k2.pem,
+                                               k2.pemlen, sig, n),
+                     CKR_FUNCTION_REJECTED);
+    assert_int_equal(login_2fa(f->app, A_PW, &k1), CKR_OK); /* unchanged */
+    /* her own key is hers to rotate: no quorum for oneself */
+    n = signed_challenge(f->app, HSM_LOGIN_SO, "alice", &k2, sig, sizeof(sig));
+    assert_int_equal(hsm_user_set_password_2fa(f->app, "alice", PW(A_PW),
+                                               (const uint8_t *)k2.pem,
+                                               k2.pemlen, sig, n),
+                     CKR_OK);
+    assert_int_equal(hsm_logout(f->app), CKR_OK);
+    assert_int_equal(login_2fa(f->app, A_PW, &k2), CKR_OK);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -490,6 +537,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_password_changes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_password_only_path, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_with_quorum, setup, teardown),
     };
     int rc;
 
