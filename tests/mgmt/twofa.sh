@@ -7,7 +7,8 @@
 #  1. createUser CO -2fa: the authdata file, signed with the new key,
 #     turns 2FA on (listUsers: MofnPubKey and 2FA YES); a signature by
 #     another key, an EC key, an RSA-1024 key, a missing PublicKey create
-#     nothing.
+#     nothing. The new officer's 2FA key approves a quorum token
+#     (approveToken): it is its quorum key.
 #  2. loginHSM -2fa with the right signature logs in; the password alone,
 #     a signature by another key, an unsigned file fail; a wrong one
 #     counts toward lockout: after the limit even the right signature is
@@ -252,6 +253,29 @@ suite() {
         ok "$MODE: authdata.json written in the directory, mode 0600" ||
         not_ok "$MODE: authdata.json missing or not 0600"
     cols "the new CO has MofnPubKey and 2FA YES" alice "YES 0 YES"
+
+    # The 2FA key is alice's quorum key: it approves admin's token (one
+    # shell session, since a token dies with its requester's login).
+    rm -f "$dir/in" "$ad/tok"
+    mkfifo "$dir/in" || exit 99
+    T "$mgmt_bin" <"$dir/in" >"$dir/out" 2>"$dir/err" &
+    local pid=$! i
+    exec 3>"$dir/in"
+    printf '%s\ngetToken 3 admin %s\n' "$CO" "$ad/tok" >&3
+    for ((i = 0; i < 600; i++)); do
+        [ -s "$ad/tok" ] && break
+        sleep 0.1
+    done
+    sleep 0.2
+    openssl dgst -sha256 -sign "$keys/k1.pem" -out "$ad/tok.sig" "$ad/tok"
+    printf '%s\n1\nCO\nalice\n%s\n' "$ad/tok" "$ad/tok.sig" >"$ad/appr"
+    printf 'approveToken %s\nquit\n' "$ad/appr" >&3
+    exec 3>&-
+    wait "$pid"
+    out=$(cat "$dir/out")
+    err=$(cat "$dir/err")
+    has "alice's 2FA key approves a quorum token" \
+        "Approval 1 by alice(CO): accepted (CKR_OK)"
 
     # 2. logins
     M2 "$keys/k1.pem" "" -c "loginHSM CO alice $PW1 -2fa $ad"
