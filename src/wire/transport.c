@@ -18,6 +18,8 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +27,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/bio.h>
@@ -53,6 +56,13 @@ struct wire_link {
     SSL *ssl;      /* NULL on a unix link */
     uint8_t *rbuf; /* wire_frame_read_kept's buffer, wiped between frames */
     size_t rcap;
+    uint8_t *ra;   /* read-ahead: NULL, or WIRE_READ_AHEAD bytes */
+    size_t ra_off; /* unread bytes in ra: [ra_off, ra_off + ra_len) */
+    size_t ra_len;
+    bool broken;        /* a read-ahead link after a refused or bad frame */
+    unsigned spin_us;   /* 0: reads block at once */
+    unsigned spin_hist; /* bit i: the wait i frames ago was within spin_us */
+    wire_spin_stats_t spin_st;
 };
 
 static void set_err(char *err, size_t errlen, const char *what)
@@ -602,6 +612,7 @@ void wire_link_close(wire_link_t *l)
     if (l->fd >= 0)
         close(l->fd);
     util_free_wipe(l->rbuf, l->rcap);
+    util_free_wipe(l->ra, l->ra != NULL ? WIRE_READ_AHEAD : 0);
     ERR_clear_error();
     free(l);
 }
@@ -619,6 +630,15 @@ static int read_full(wire_link_t *l, uint8_t *buf, size_t len)
 {
     size_t got = 0;
 
+    if (l->ra_len > 0 && len > 0) {
+        size_t take = l->ra_len < len ? l->ra_len : len;
+        memcpy(buf, l->ra + l->ra_off, take);
+        /* read-ahead bytes may be a PIN: gone once handed over */
+        util_wipe(l->ra + l->ra_off, take);
+        l->ra_off += take;
+        l->ra_len -= take;
+        got = take;
+    }
     while (got < len) {
         size_t want = len - got;
         if (l->ssl != NULL) {
@@ -650,6 +670,142 @@ static int read_full(wire_link_t *l, uint8_t *buf, size_t len)
     return 1;
 }
 
+/* ----------------------------------------------------------- spinning */
+
+static atomic_uint spinners, spin_peak;
+static unsigned spin_cap;
+static pthread_once_t spin_cap_once = PTHREAD_ONCE_INIT;
+
+/* A spinner holds a CPU: leave one to the peer and everything else. */
+static void spin_cap_make(void)
+{
+    cpu_set_t set;
+    int n = 0;
+
+    if (sched_getaffinity(0, sizeof(set), &set) == 0)
+        n = CPU_COUNT(&set);
+    if (n <= 0)
+        n = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    spin_cap = n > 1 ? (unsigned)n - 1 : 0;
+}
+
+static bool spin_enter(void)
+{
+    unsigned now = atomic_load(&spinners), peak;
+
+    pthread_once(&spin_cap_once, spin_cap_make);
+    do {
+        if (now >= spin_cap)
+            return false;
+    } while (!atomic_compare_exchange_weak(&spinners, &now, now + 1));
+    peak = atomic_load(&spin_peak);
+    while (now + 1 > peak &&
+           !atomic_compare_exchange_weak(&spin_peak, &peak, now + 1))
+        ;
+    return true;
+}
+
+static void spin_leave(void)
+{
+    atomic_fetch_sub(&spinners, 1);
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void wire_link_set_spin(wire_link_t *l, unsigned usec)
+{
+    if (l == NULL)
+        return;
+    l->spin_us = usec < WIRE_SPIN_MAX_US ? usec : WIRE_SPIN_MAX_US;
+    l->spin_hist = 1;
+}
+
+bool wire_link_set_readahead(wire_link_t *l)
+{
+    if (l == NULL || l->ssl != NULL)
+        return false;
+    if (l->ra == NULL) {
+        l->ra = malloc(WIRE_READ_AHEAD);
+        if (l->ra == NULL)
+            return false;
+        l->ra_off = l->ra_len = 0;
+    }
+    return true;
+}
+
+void wire_link_spin_stats(const wire_link_t *l, wire_spin_stats_t *st)
+{
+    if (st == NULL)
+        return;
+    memset(st, 0, sizeof(*st));
+    if (l != NULL)
+        *st = l->spin_st;
+}
+
+void wire_spin_peak(unsigned *peak, unsigned *cap)
+{
+    pthread_once(&spin_cap_once, spin_cap_make);
+    if (peak != NULL)
+        *peak = atomic_load(&spin_peak);
+    if (cap != NULL)
+        *cap = spin_cap;
+}
+
+/*
+ * The first bytes of a frame on a spinning unix link: polls for up to
+ * spin_us when the link's recent waits were that short, then blocks.
+ * Reads at most len bytes (the header: never past it). >0: bytes read;
+ * 0: EOF; -1: error.
+ */
+static ssize_t recv_first(wire_link_t *l, uint8_t *buf, size_t len)
+{
+    uint64_t t0 = now_ns(), limit = (uint64_t)l->spin_us * 1000u;
+    bool fast = false, done = false;
+    ssize_t n = -1;
+
+    if ((l->spin_hist & 3u) != 0 && spin_enter()) {
+        l->spin_st.spins++;
+        for (;;) {
+            n = recv(l->fd, buf, len, MSG_DONTWAIT);
+            if (n >= 0 ||
+                (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+                done = true;
+                break;
+            }
+            if (now_ns() - t0 >= limit)
+                break;
+            /* Whoever else wants this CPU goes first: on a busy machine
+             * the peer often shares it, and a spinner that does not yield
+             * delays the very reply it waits for (measured: p50 x5). */
+            sched_yield();
+        }
+        spin_leave();
+        if (n > 0) {
+            l->spin_st.hits++;
+            fast = true;
+        }
+    } else {
+        l->spin_st.skipped++;
+    }
+    if (!done) {
+        do {
+            n = recv(l->fd, buf, len, 0);
+        } while (n < 0 && errno == EINTR);
+        /* A wait that would have ended within the window is timed too:
+         * a link that stopped spinning starts again when its peer
+         * answers fast. */
+        fast = n > 0 && now_ns() - t0 <= limit;
+    }
+    l->spin_hist = (l->spin_hist << 1) | (fast ? 1u : 0u);
+    return n;
+}
+
 /* What a frame's buffer starts at before its bytes arrive. */
 #define WIRE_FIRST_CHUNK (64u * 1024u)
 
@@ -657,7 +813,7 @@ static int read_full(wire_link_t *l, uint8_t *buf, size_t len)
  * Reads one frame's payload into *pp (capacity *pcap, which may be 0 and
  * may be larger than the frame): grows it only as the bytes arrive.
  */
-static wire_io_t frame_read_buf(wire_link_t *l, size_t max, uint8_t **pp,
+static wire_io_t frame_read_one(wire_link_t *l, size_t max, uint8_t **pp,
                                 size_t *pcap, size_t *len)
 {
     uint8_t hdr[WIRE_FRAME_HEADER];
@@ -668,7 +824,41 @@ static wire_io_t frame_read_buf(wire_link_t *l, size_t max, uint8_t **pp,
 
     *len = 0;
     errno = 0;
-    r = read_full(l, hdr, sizeof(hdr));
+    if (l->broken)
+        return WIRE_IO_ERROR;
+    if (l->ra != NULL && l->ra_len == 0) {
+        /* One recv for the header and what follows, up to
+         * WIRE_READ_AHEAD: a small frame costs one system call. */
+        ssize_t k;
+        l->ra_off = 0;
+        if (l->spin_us > 0) {
+            k = recv_first(l, l->ra, WIRE_READ_AHEAD);
+        } else {
+            do {
+                k = recv(l->fd, l->ra, WIRE_READ_AHEAD, 0);
+            } while (k < 0 && errno == EINTR);
+        }
+        if (k == 0)
+            return WIRE_IO_EOF;
+        if (k < 0)
+            return WIRE_IO_ERROR;
+        l->ra_len = (size_t)k;
+        /* EOF after part of the header is a broken frame */
+        r = read_full(l, hdr, sizeof(hdr)) == 1 ? 1 : -1;
+    } else if (l->ra == NULL && l->ssl == NULL && l->spin_us > 0) {
+        ssize_t first = recv_first(l, hdr, sizeof(hdr));
+        if (first == 0)
+            return WIRE_IO_EOF;
+        if (first < 0)
+            return WIRE_IO_ERROR;
+        r = (size_t)first == sizeof(hdr)
+                ? 1
+                : read_full(l, hdr + first, sizeof(hdr) - (size_t)first);
+        if (r == 0)
+            r = -1;
+    } else {
+        r = read_full(l, hdr, sizeof(hdr));
+    }
     if (r == 0)
         return WIRE_IO_EOF;
     if (r < 0)
@@ -716,6 +906,24 @@ static wire_io_t frame_read_buf(wire_link_t *l, size_t max, uint8_t **pp,
     }
     *len = n;
     return WIRE_IO_OK;
+}
+
+/*
+ * frame_read_one, and on a read-ahead link a refused or broken frame
+ * ends the link's reading: what was read ahead is wiped unread, and
+ * every later read fails (the stream has lost its frame boundaries).
+ */
+static wire_io_t frame_read_buf(wire_link_t *l, size_t max, uint8_t **pp,
+                                size_t *pcap, size_t *len)
+{
+    wire_io_t r = frame_read_one(l, max, pp, pcap, len);
+
+    if (l->ra != NULL && (r == WIRE_IO_TOO_BIG || r == WIRE_IO_ERROR)) {
+        util_wipe(l->ra, WIRE_READ_AHEAD);
+        l->ra_off = l->ra_len = 0;
+        l->broken = true;
+    }
+    return r;
 }
 
 wire_io_t wire_frame_read(wire_link_t *l, size_t max, uint8_t **buf,

@@ -79,6 +79,48 @@ wire_io_t wire_frame_read_kept(wire_link_t *l, size_t max, uint8_t **buf,
 /* Wipes the first len bytes of the kept buffer; frees it when it is over
  * WIRE_KEEP_READ_MAX, so that a rare big frame does not stay held. */
 void wire_frame_done(wire_link_t *l, size_t len);
+/*
+ * Bounded busy-polling on a unix link (nothing on TLS). With usec > 0, a
+ * frame read first polls the socket without blocking, for at most usec
+ * microseconds, before it blocks: a reply (or the next request) that
+ * comes that soon costs no sleep and wake-up, which is most of a small
+ * call's round trip. Adaptive: a link spins only while one of its last
+ * two waits was that short (a blocking wait is timed too, so a link that
+ * stopped spinning starts again when the peer answers quickly); a process
+ * has at most one spinner fewer than the CPUs it may run on (none on one
+ * CPU), and a spinner yields the CPU between polls. 0: never (the
+ * default).
+ */
+void wire_link_set_spin(wire_link_t *l, unsigned usec);
+/* The largest usec taken; more is cut to it. */
+#define WIRE_SPIN_MAX_US 200u
+
+/*
+ * Read-ahead on a unix link (false: a TLS link, or out of memory): a
+ * frame read takes the header and what follows it, up to
+ * WIRE_READ_AHEAD bytes, in one recv, so that a small frame costs one
+ * system call instead of two. The header is still checked before
+ * anything is allocated for it, and never more than WIRE_READ_AHEAD
+ * bytes are read past a header (a fixed buffer of the link, wiped as its
+ * bytes are handed over and at close); bytes of a next frame wait there
+ * for the next read. After a refused (WIRE_IO_TOO_BIG) or broken frame
+ * the link reads nothing more: every later read is WIRE_IO_ERROR. Off by
+ * default: a plain link reads nothing past a refused header.
+ */
+#define WIRE_READ_AHEAD 4096u
+bool wire_link_set_readahead(wire_link_t *l);
+
+/* Counters of one link's frame reads, for tests and tuning. */
+typedef struct wire_spin_stats {
+    unsigned long spins;   /* reads that polled before blocking */
+    unsigned long hits;    /* ... and got their first bytes that way */
+    unsigned long skipped; /* reads that did not poll (history or cap) */
+} wire_spin_stats_t;
+void wire_link_spin_stats(const wire_link_t *l, wire_spin_stats_t *st);
+/* The most links of this process that polled at the same time, and the
+ * bound (CPUs less one). */
+void wire_spin_peak(unsigned *peak, unsigned *cap);
+
 /* Writes one frame (header + payload) completely. */
 wire_io_t wire_frame_write(wire_link_t *l, const uint8_t *buf, size_t len);
 /* The same, the payload in n pieces (at most WIRE_WRITEV_MAX), written

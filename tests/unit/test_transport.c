@@ -551,6 +551,312 @@ static void test_unix_errors(void **state)
     assert_null(l);
 }
 
+/* ------------------------------------------------- spinning, read-ahead */
+
+struct late_writer {
+    wire_link_t *l;
+    unsigned delay_ms;
+    const uint8_t *buf;
+    size_t len;
+    unsigned count; /* frames, each after delay_ms */
+};
+
+static void *late_writer_main(void *arg)
+{
+    struct late_writer *w = arg;
+
+    for (unsigned i = 0; i < w->count; i++) {
+        struct timespec d = {w->delay_ms / 1000,
+                             (long)(w->delay_ms % 1000) * 1000000L};
+        nanosleep(&d, NULL);
+        if (wire_frame_write(w->l, w->buf, w->len) != WIRE_IO_OK)
+            break;
+    }
+    return NULL;
+}
+
+static double thread_cpu_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* Reads one frame on l that w sends late; returns the read's CPU ms. */
+static double read_late(wire_link_t *l, wire_link_t *from, unsigned delay_ms)
+{
+    struct late_writer w = {from, delay_ms, (const uint8_t *)"late", 4, 1};
+    pthread_t th;
+    uint8_t *buf;
+    size_t len;
+    double t0;
+
+    assert_int_equal(pthread_create(&th, NULL, late_writer_main, &w), 0);
+    t0 = thread_cpu_ms();
+    assert_int_equal(wire_frame_read_kept(l, 65536, &buf, &len), WIRE_IO_OK);
+    t0 = thread_cpu_ms() - t0;
+    assert_int_equal(len, 4);
+    assert_memory_equal(buf, "late", 4);
+    wire_frame_done(l, len);
+    pthread_join(th, NULL);
+    return t0;
+}
+
+/* A spinning link polls within its window only, stops when its waits
+ * are long, starts again when they are short, and reads frames, ends and
+ * broken frames as a blocking one does. */
+static void test_unix_spin(void **state)
+{
+    wire_link_t *cl, *sv;
+    wire_peer_t peer;
+    wire_spin_stats_t st;
+    uint8_t *buf;
+    size_t len;
+    unsigned peak, cap;
+    double cpu;
+    static const uint8_t part[] = {0x00, 0x00};
+
+    (void)state;
+    wire_spin_peak(NULL, &cap);
+    unix_pair(&cl, &sv, &peer);
+    wire_link_set_spin(sv, 1000000); /* cut to WIRE_SPIN_MAX_US */
+    wire_link_spin_stats(sv, &st);
+    assert_int_equal(st.spins + st.hits + st.skipped, 0);
+
+    /* Already there: the first poll finds it. */
+    assert_int_equal(wire_frame_write(cl, (const uint8_t *)"now", 3),
+                     WIRE_IO_OK);
+    assert_int_equal(wire_frame_read_kept(sv, 65536, &buf, &len), WIRE_IO_OK);
+    assert_int_equal(len, 3);
+    assert_memory_equal(buf, "now", 3);
+    wire_frame_done(sv, len);
+    wire_link_spin_stats(sv, &st);
+    if (cap == 0) {
+        /* one CPU: a spinner would only delay its peer */
+        assert_int_equal(st.spins, 0);
+        assert_int_equal(st.skipped, 1);
+    } else {
+        assert_int_equal(st.spins, 1);
+        assert_int_equal(st.hits, 1);
+    }
+
+    /* 300 ms late, twice: each read polls for at most the window (200
+     * us) and then sleeps; an unbounded spinner would burn the 300 ms. */
+    cpu = read_late(sv, cl, 300);
+    assert_true(cpu < 60.0);
+    cpu = read_late(sv, cl, 300);
+    assert_true(cpu < 60.0);
+    wire_link_spin_stats(sv, &st);
+    assert_int_equal(st.hits, cap == 0 ? 0 : 1);
+    assert_int_equal(st.spins, cap == 0 ? 0 : 3);
+    /* Two long waits in a row: the next read does not poll at all... */
+    cpu = read_late(sv, cl, 50);
+    wire_link_spin_stats(sv, &st);
+    assert_int_equal(st.spins, cap == 0 ? 0 : 3);
+    assert_int_equal(st.skipped, cap == 0 ? 4 : 1);
+    /* ... nor after a short one it did not poll for (timed while it
+     * slept), but the one after that does. (A read preempted for longer
+     * than the window counts as long: a loaded machine may take a few.) */
+    for (unsigned i = 0; i < 20; i++) {
+        unsigned long before = st.spins;
+        assert_int_equal(wire_frame_write(cl, (const uint8_t *)"now", 3),
+                         WIRE_IO_OK);
+        assert_int_equal(wire_frame_read_kept(sv, 65536, &buf, &len),
+                         WIRE_IO_OK);
+        wire_frame_done(sv, len);
+        wire_link_spin_stats(sv, &st);
+        if (st.spins > before)
+            break;
+    }
+    wire_link_spin_stats(sv, &st);
+    assert_true(st.skipped >= (cap == 0 ? 6 : 2));
+    assert_int_equal(st.spins, cap == 0 ? 0 : 4);
+    assert_int_equal(st.hits, cap == 0 ? 0 : 2);
+
+    /* The limit before anything else, nothing read past a refused header
+     * (no read-ahead here). */
+    {
+        static const uint8_t huge[] = {0xff, 0xff, 0xff, 0xff, 'a', 'b'};
+        uint8_t raw[8];
+        assert_int_equal(send(wire_link_fd(cl), huge, sizeof(huge), 0), 6);
+        assert_int_equal(wire_frame_read_kept(sv, 65536, &buf, &len),
+                         WIRE_IO_TOO_BIG);
+        assert_int_equal(recv(wire_link_fd(sv), raw, sizeof(raw), 0), 2);
+        assert_memory_equal(raw, "ab", 2);
+    }
+    /* Half a header, then the end: a broken frame. */
+    assert_int_equal(send(wire_link_fd(cl), part, sizeof(part), 0), 2);
+    wire_link_close(cl);
+    assert_int_equal(wire_frame_read_kept(sv, 65536, &buf, &len),
+                     WIRE_IO_ERROR);
+    wire_link_close(sv);
+    /* An end between frames while polling. */
+    unix_pair(&cl, &sv, &peer);
+    wire_link_set_spin(sv, 200);
+    wire_link_close(cl);
+    assert_int_equal(wire_frame_read(sv, 65536, &buf, &len), WIRE_IO_EOF);
+    wire_link_close(sv);
+    wire_spin_peak(&peak, NULL);
+    assert_true(peak <= cap);
+}
+
+struct spin_pair {
+    wire_link_t *cl, *sv;
+    unsigned frames;
+    bool ok;
+};
+
+static void *spin_reader_main(void *arg)
+{
+    struct spin_pair *p = arg;
+    struct late_writer w = {p->cl, 1, (const uint8_t *)"x", 1, p->frames};
+    pthread_t th;
+    uint8_t *buf;
+    size_t len;
+
+    p->ok = pthread_create(&th, NULL, late_writer_main, &w) == 0;
+    for (unsigned i = 0; p->ok && i < p->frames; i++) {
+        p->ok = wire_frame_read_kept(p->sv, 16, &buf, &len) == WIRE_IO_OK &&
+                len == 1;
+        wire_frame_done(p->sv, len);
+    }
+    pthread_join(th, NULL);
+    return NULL;
+}
+
+/* Eight links waiting at once: never more spinners than the CPUs less
+ * one (on this machine's two CPUs: one). */
+static void test_unix_spin_cap(void **state)
+{
+    struct spin_pair p[8];
+    pthread_t th[8];
+    wire_peer_t peer;
+    wire_spin_stats_t st;
+    unsigned peak, cap, spins = 0;
+
+    (void)state;
+    for (size_t i = 0; i < 8; i++) {
+        unix_pair(&p[i].cl, &p[i].sv, &peer);
+        wire_link_set_spin(p[i].sv, WIRE_SPIN_MAX_US);
+        p[i].frames = 40;
+        p[i].ok = false;
+    }
+    for (size_t i = 0; i < 8; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, spin_reader_main, &p[i]),
+                         0);
+    for (size_t i = 0; i < 8; i++) {
+        pthread_join(th[i], NULL);
+        assert_true(p[i].ok);
+        wire_link_spin_stats(p[i].sv, &st);
+        spins += (unsigned)st.spins;
+        assert_int_equal(st.spins + st.skipped, 40);
+        wire_link_close(p[i].cl);
+        wire_link_close(p[i].sv);
+    }
+    wire_spin_peak(&peak, &cap);
+    assert_true(peak <= cap);
+    if (cap > 0)
+        assert_true(spins > 0);
+}
+
+/* Read-ahead: one recv takes a header and what follows (at most
+ * WIRE_READ_AHEAD bytes); frames that arrive together stay apart; the
+ * limit still comes first, and after a refused frame the link reads no
+ * more. */
+static void test_unix_readahead(void **state)
+{
+    wire_link_t *cl, *sv;
+    wire_peer_t peer;
+    uint8_t *buf, *big, raw[16384];
+    size_t len, n = 100000, rest;
+    ssize_t k;
+    static const uint8_t two[] = {0, 0, 0, 3, 'o', 'n', 'e',
+                                  0, 0, 0, 3, 't', 'w', 'o'};
+    static const uint8_t split1[] = {0, 0};
+    static const uint8_t split2[] = {0, 5, 'h', 'e', 'l', 'l', 'o'};
+
+    (void)state;
+    unix_pair(&cl, &sv, &peer);
+    assert_true(wire_link_set_readahead(sv));
+    wire_link_set_spin(sv, 50);
+    /* Two frames in one send: read as two. */
+    assert_int_equal(send(wire_link_fd(cl), two, sizeof(two), 0),
+                     (ssize_t)sizeof(two));
+    assert_int_equal(wire_frame_read_kept(sv, 65536, &buf, &len), WIRE_IO_OK);
+    assert_int_equal(len, 3);
+    assert_memory_equal(buf, "one", 3);
+    wire_frame_done(sv, len);
+    assert_int_equal(wire_frame_read(sv, 65536, &buf, &len), WIRE_IO_OK);
+    assert_int_equal(len, 3);
+    assert_memory_equal(buf, "two", 3);
+    free(buf);
+    /* A header in two pieces. */
+    assert_int_equal(send(wire_link_fd(cl), split1, sizeof(split1), 0), 2);
+    {
+        struct timespec d = {0, 20 * 1000 * 1000};
+        nanosleep(&d, NULL);
+    }
+    assert_int_equal(send(wire_link_fd(cl), split2, sizeof(split2), 0), 7);
+    assert_int_equal(wire_frame_read_kept(sv, 65536, &buf, &len), WIRE_IO_OK);
+    assert_int_equal(len, 5);
+    assert_memory_equal(buf, "hello", 5);
+    wire_frame_done(sv, len);
+    /* Larger than the read-ahead, into a kept buffer smaller than what
+     * was read ahead (the "hello" one), then an empty frame. */
+    big = malloc(n);
+    assert_non_null(big);
+    for (size_t i = 0; i < n; i++)
+        big[i] = (uint8_t)(i * 11 + (i >> 10));
+    assert_int_equal(wire_frame_write(cl, big, n), WIRE_IO_OK);
+    assert_int_equal(wire_frame_read_kept(sv, n, &buf, &len), WIRE_IO_OK);
+    assert_int_equal(len, n);
+    assert_memory_equal(buf, big, n);
+    wire_frame_done(sv, len);
+    assert_int_equal(wire_frame_write(cl, NULL, 0), WIRE_IO_OK);
+    assert_int_equal(wire_frame_read_kept(sv, n, &buf, &len), WIRE_IO_OK);
+    assert_int_equal(len, 0);
+    wire_frame_done(sv, len);
+
+    /* A refused header: refused before any allocation, and what was read
+     * past it is the read-ahead at most (the rest is still in the
+     * socket); then the link reads nothing more. */
+    memset(raw, 'z', sizeof(raw));
+    raw[0] = 0x7f;
+    raw[1] = raw[2] = raw[3] = 0xff;
+    assert_int_equal(send(wire_link_fd(cl), raw, 10004, 0), 10004);
+    assert_int_equal(wire_frame_read_kept(sv, 65536, &buf, &len),
+                     WIRE_IO_TOO_BIG);
+    assert_null(buf);
+    for (rest = 0;
+         (k = recv(wire_link_fd(sv), raw, sizeof(raw), MSG_DONTWAIT)) > 0;)
+        rest += (size_t)k;
+    assert_true(rest >= 10004 - WIRE_READ_AHEAD);
+    assert_true(rest < 10000);
+    assert_int_equal(wire_frame_write(cl, (const uint8_t *)"ok", 2),
+                     WIRE_IO_OK);
+    assert_int_equal(wire_frame_read_kept(sv, 65536, &buf, &len),
+                     WIRE_IO_ERROR);
+    wire_link_close(cl);
+    wire_link_close(sv);
+
+    /* The end inside a payload that came with its header. */
+    unix_pair(&cl, &sv, &peer);
+    assert_true(wire_link_set_readahead(sv));
+    {
+        static const uint8_t cut[] = {0, 0, 0, 0x10, 'a', 'b', 'c'};
+        assert_int_equal(send(wire_link_fd(cl), cut, sizeof(cut), 0), 7);
+    }
+    wire_link_close(cl);
+    assert_int_equal(wire_frame_read_kept(sv, 65536, &buf, &len),
+                     WIRE_IO_ERROR);
+    assert_null(buf);
+    assert_int_equal(wire_frame_read_kept(sv, 65536, &buf, &len),
+                     WIRE_IO_ERROR);
+    wire_link_close(sv);
+    free(big);
+}
+
 /* ---------------------------------------------------------------- TLS */
 
 struct tls_server {
@@ -916,6 +1222,9 @@ int main(void)
         cmocka_unit_test(test_unix_claim_vs_memory),
         cmocka_unit_test(test_unix_kept),
         cmocka_unit_test(test_unix_errors),
+        cmocka_unit_test(test_unix_spin),
+        cmocka_unit_test(test_unix_spin_cap),
+        cmocka_unit_test(test_unix_readahead),
         cmocka_unit_test(test_tls_contexts),
         cmocka_unit_test(test_tls_mutual),
         cmocka_unit_test(test_tls_frames),
