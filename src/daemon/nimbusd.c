@@ -66,6 +66,9 @@
  * remaining channels off (a client that stopped reading its replies). */
 #define NIMBUSD_DRAIN_S 30
 #define NIMBUSD_PEER_GROUPS_MAX 256
+/* How long a unix channel thread polls for its client's next request
+ * before it sleeps (transport.h: bounded, adaptive, capped per process). */
+#define NIMBUSD_SPIN_US 50
 
 struct listener {
     int fd;
@@ -335,6 +338,13 @@ static void *chan_main(void *arg)
     else
         snprintf(who, sizeof(who), "%s uid=%ld gid=%ld pid=%ld", peer.addr,
                  peer.uid, peer.gid, peer.pid);
+    /* A local client's next request often follows its reply within
+     * microseconds (C_Sign after C_SignInit): poll a little for it
+     * before sleeping, and read small requests in one recv. */
+    if (!peer.tls) {
+        wire_link_set_spin(l, NIMBUSD_SPIN_US);
+        (void)wire_link_set_readahead(l);
+    }
     if (!peer.tls && !peer_allowed(d, ch->fd, &peer))
         log_warn("refused %s: not in allowed_uids or allowed_groups", who);
     else
