@@ -318,7 +318,8 @@ void backend_conn_close(backend_conn_t *conn);
 /*
  * Whether conn is dead: it answered CKR_DEVICE_REMOVED, or (remote) an
  * idle socket of it shows that the server went away. Cheap enough for
- * every call (a flag, and one poll without waiting); the caller then
+ * every call (a flag, and one poll without waiting, skipped when that
+ * socket's last call ended less than a millisecond ago); the caller then
  * drops what it keeps for conn and opens a new one. Never true for the
  * embedded backend.
  */

@@ -37,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "backend/backend_impl.h"
 #include "common/log.h"
@@ -58,6 +59,7 @@ struct rchan {
     wire_link_t *link;
     wire_client_t *cl;
     size_t max_read;    /* largest reply frame accepted */
+    uint64_t used_ns;   /* CLOCK_MONOTONIC at the end of its last call */
     struct rchan *next; /* in the idle list */
 };
 
@@ -101,6 +103,17 @@ static struct remote_conn *RC(backend_conn_t *c)
  * call's reply (a signature's init, an ECDSA signature) comes well
  * within it; an RSA-2048 signature does not, and pays one wake-up. */
 #define REMOTE_SPIN_US 50
+
+/* See rm_conn_lost. */
+#define REMOTE_FRESH_NS (1000u * 1000u)
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 /* The wire client's transfer: one frame out, one frame back. */
 static bool chan_xfer(void *ctx, const uint8_t *req, size_t len, uint8_t **resp,
@@ -299,6 +312,7 @@ static void chan_put(struct remote_conn *rc, struct rchan *ch, CK_RV rv)
         chan_close(ch);
         conn_kill_locked(rc);
     } else {
+        ch->used_ns = mono_ns();
         ch->next = rc->idle;
         rc->idle = ch;
         pthread_cond_signal(&rc->cv);
@@ -430,7 +444,12 @@ static bool chan_hung_up(const struct rchan *ch)
 
 /* Dead already, or found dead now on an idle socket (one poll, no wait):
  * so that an application idle through a daemon restart gets its new
- * connection before its next call rather than a CKR_DEVICE_REMOVED. */
+ * connection before its next call rather than a CKR_DEVICE_REMOVED. A
+ * channel whose last call ended less than REMOTE_FRESH_NS ago is not
+ * polled: no daemon restarts that fast, and a call in a busy loop saves a
+ * system call (if the daemon just died, the call answers
+ * CKR_DEVICE_REMOVED, as it would after the poll, and the next one
+ * reconnects). */
 static bool rm_conn_lost(backend_conn_t *conn)
 {
     struct remote_conn *rc = RC(conn);
@@ -438,7 +457,8 @@ static bool rm_conn_lost(backend_conn_t *conn)
     if (atomic_load(&rc->dead))
         return true;
     pthread_mutex_lock(&rc->lock);
-    if (rc->idle != NULL && chan_hung_up(rc->idle))
+    if (rc->idle != NULL && mono_ns() - rc->idle->used_ns >= REMOTE_FRESH_NS &&
+        chan_hung_up(rc->idle))
         conn_kill_locked(rc);
     pthread_mutex_unlock(&rc->lock);
     return atomic_load(&rc->dead);

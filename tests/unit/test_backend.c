@@ -6,19 +6,28 @@
  */
 #include "config.h"
 
+#include <poll.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "backend/backend.h"
 #include "backend/backend_impl.h"
+#include "wire/server.h"
+#include "wire/transport.h"
 
 #define PW(s) (const uint8_t *)(s), strlen(s)
 
@@ -361,6 +370,217 @@ static void test_template_parse(void **state)
         CKR_OK);
 }
 
+/* ------------------------------------- a nimbusd in a thread, polls counted */
+
+/* The test links with --wrap=poll: every poll() of the remote backend is
+ * counted here. */
+int __real_poll(struct pollfd *fds, nfds_t n, int timeout);
+int __wrap_poll(struct pollfd *fds, nfds_t n, int timeout);
+static atomic_uint polls;
+
+int __wrap_poll(struct pollfd *fds, nfds_t n, int timeout)
+{
+    atomic_fetch_add(&polls, 1);
+    return __real_poll(fds, n, timeout);
+}
+
+#define MINI_LINKS 8
+
+struct mini {
+    hsm_t *hsm;
+    wire_server_t *srv;
+    int ls;
+    pthread_t th;
+    pthread_mutex_t lock;
+    int fds[MINI_LINKS]; /* accepted sockets, to cut them off */
+    pthread_t chans[MINI_LINKS];
+    size_t n;
+};
+
+struct mini_chan {
+    struct mini *m;
+    int fd;
+};
+
+static void *mini_chan_main(void *arg)
+{
+    struct mini_chan *c = arg;
+    wire_link_t *l;
+    wire_peer_t peer;
+    wire_chan_t *wc;
+    char err[128];
+    uint8_t *req, *resp;
+    size_t len, resp_len;
+
+    if (!wire_link_accept(c->fd, NULL, &l, &peer, err, sizeof(err))) {
+        free(c);
+        return NULL;
+    }
+    wc = wire_chan_new(c->m->srv, &peer);
+    while (wc != NULL &&
+           wire_frame_read(l, 1u << 20, &req, &len) == WIRE_IO_OK) {
+        bool ok = wire_chan_handle(wc, req, len, &resp, &resp_len);
+        free(req);
+        if (resp != NULL && wire_frame_write(l, resp, resp_len) != WIRE_IO_OK)
+            ok = false;
+        free(resp);
+        if (!ok)
+            break;
+    }
+    wire_chan_free(wc);
+    wire_link_close(l);
+    free(c);
+    return NULL;
+}
+
+static void *mini_main(void *arg)
+{
+    struct mini *m = arg;
+
+    for (;;) {
+        int fd = accept(m->ls, NULL, NULL);
+        struct mini_chan *c;
+
+        if (fd < 0)
+            return NULL;
+        c = malloc(sizeof(*c));
+        pthread_mutex_lock(&m->lock);
+        if (c == NULL || m->n == MINI_LINKS) {
+            pthread_mutex_unlock(&m->lock);
+            free(c);
+            close(fd);
+            continue;
+        }
+        c->m = m;
+        c->fd = fd;
+        m->fds[m->n] = fd;
+        if (pthread_create(&m->chans[m->n], NULL, mini_chan_main, c) != 0) {
+            free(c);
+            close(fd);
+        } else {
+            m->n++;
+        }
+        pthread_mutex_unlock(&m->lock);
+    }
+}
+
+/* The daemon's server over f's store, listening on path. */
+static void mini_start(struct mini *m, struct fixture *f, const char *path)
+{
+    struct sockaddr_un sa;
+
+    memset(m, 0, sizeof(*m));
+    assert_int_equal(pthread_mutex_init(&m->lock, NULL), 0);
+    assert_int_equal(hsm_open(&f->cfg, &m->hsm), CKR_OK);
+    assert_int_equal(wire_server_new(m->hsm, &f->cfg, &m->srv), CKR_OK);
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+    m->ls = socket(AF_UNIX, SOCK_STREAM, 0);
+    assert_true(m->ls >= 0);
+    assert_int_equal(bind(m->ls, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(m->ls, 8), 0);
+    assert_int_equal(pthread_create(&m->th, NULL, mini_main, m), 0);
+}
+
+/* The server goes away: every channel's socket is cut. */
+static void mini_cut(struct mini *m)
+{
+    pthread_mutex_lock(&m->lock);
+    for (size_t i = 0; i < m->n; i++)
+        shutdown(m->fds[i], SHUT_RDWR);
+    pthread_mutex_unlock(&m->lock);
+}
+
+static void mini_stop(struct mini *m)
+{
+    shutdown(m->ls, SHUT_RDWR);
+    pthread_join(m->th, NULL);
+    close(m->ls);
+    mini_cut(m);
+    for (size_t i = 0; i < m->n; i++)
+        pthread_join(m->chans[i], NULL);
+    wire_server_free(m->srv);
+    hsm_close(m->hsm);
+    pthread_mutex_destroy(&m->lock);
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec d = {ms / 1000, (ms % 1000) * 1000000L};
+
+    nanosleep(&d, NULL);
+}
+
+/*
+ * backend_conn_lost polls an idle channel for a server that went away,
+ * but not one whose last call ended less than a millisecond ago (a call
+ * in a busy loop saves the system call; no server restarts that fast).
+ * A server gone in that millisecond: the next call answers
+ * CKR_DEVICE_REMOVED and the connection is then lost, as after the poll.
+ */
+static void test_remote_fresh_not_polled(void **state)
+{
+    struct fixture *f = *state;
+    struct config cc;
+    struct mini m;
+    backend_conn_t *conn = NULL;
+    char path[96];
+    hsm_sid_t sid;
+    unsigned before;
+    bool skipped = false;
+
+    snprintf(path, sizeof(path), "%s/d.sock", f->dir);
+    mini_start(&m, f, path);
+    config_defaults(&cc);
+    assert_null(config_parse_endpoint("unix:/x", &cc.servers[0]));
+    snprintf(cc.servers[0].path, sizeof(cc.servers[0].path), "%s", path);
+    cc.nservers = 1;
+    assert_int_equal(backend_open(&cc, &f->be), CKR_OK);
+    assert_int_equal(backend_conn_open(f->be, &conn), CKR_OK);
+
+    /* Right after a call: no poll (a loaded machine may take longer than
+     * the millisecond now and then: some tries). */
+    for (int i = 0; i < 20 && !skipped; i++) {
+        assert_int_not_equal(backend_session_open(conn, false, &sid),
+                             CKR_DEVICE_REMOVED);
+        before = atomic_load(&polls);
+        assert_false(backend_conn_lost(conn));
+        skipped = atomic_load(&polls) == before;
+    }
+    assert_true(skipped);
+    /* Idle for longer: polled, and alive. */
+    sleep_ms(5);
+    before = atomic_load(&polls);
+    assert_false(backend_conn_lost(conn));
+    assert_int_equal(atomic_load(&polls), before + 1);
+
+    /* The server cut off while idle: the poll sees it. */
+    assert_int_not_equal(backend_session_open(conn, false, &sid),
+                         CKR_DEVICE_REMOVED);
+    mini_cut(&m);
+    sleep_ms(5);
+    assert_true(backend_conn_lost(conn));
+    backend_conn_close(conn);
+    conn = NULL;
+
+    /* Cut off right after a call, looked at at once: maybe not seen yet;
+     * then the call says so and the connection is lost. */
+    assert_int_equal(backend_conn_open(f->be, &conn), CKR_OK);
+    assert_int_not_equal(backend_session_open(conn, false, &sid),
+                         CKR_DEVICE_REMOVED);
+    mini_cut(&m);
+    if (!backend_conn_lost(conn)) {
+        assert_int_equal(backend_session_open(conn, false, &sid),
+                         CKR_DEVICE_REMOVED);
+        assert_true(backend_conn_lost(conn));
+    }
+    backend_conn_close(conn);
+    backend_close(f->be);
+    f->be = NULL;
+    mini_stop(&m);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -368,7 +588,7 @@ int main(void)
         T(test_open_servers_remote),   T(test_open_servers_bad_tls),
         T(test_remote_template_parse), cmocka_unit_test(test_ops_complete),
         T(test_embedded_calls),        T(test_conn_remade),
-        T(test_template_parse),
+        T(test_template_parse),        T(test_remote_fresh_not_polled),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
