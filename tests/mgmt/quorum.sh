@@ -150,6 +150,12 @@ sess_end() {
     exec 3>&-
     wait "$SESS_PID" 2>/dev/null
     SESS_PID=
+    # its exit status is 1 (the marks are unknown commands): under the
+    # sanitizers, its output tells
+    if grep -qE "Sanitizer|runtime error" "$dir/sess.out"; then
+        out=$(cat "$dir/sess.out")
+        not_ok "the session's nimbus-mgmt: a sanitizer report"
+    fi
 }
 
 # approval FILE TOKEN (TYPE NAME SIG)...: writes an approval file.
