@@ -2,8 +2,9 @@
 # quorum.sh - quorum (M of N) approval end to end through nimbus-mgmt and
 # the PKCS#11 module, with three COs whose RSA-2048 keys, registration
 # signatures and token approvals are made here with the openssl CLI. The
-# whole flow runs twice: on an embedded store, then through a nimbusd this
-# test starts (tests/remote/lib.sh; unix socket).
+# whole flow runs three times: on an embedded store, then through a
+# nimbusd this test starts (tests/remote/lib.sh) on a unix socket and over
+# mutual TLS (the expiry check runs embedded and on the unix socket).
 #
 #  1. registerQuorumPubKey for admin, officer2, officer3 (listUsers then
 #     shows MofnPubKey YES); a signature by another key, a 1024-bit key
@@ -438,6 +439,23 @@ if nimbusd_start "$dir/rem" "quorum_token_lifetime = 2"; then
     nimbusd_stop || not_ok "nimbusd stopped badly"
 else
     not_ok "nimbusd with a short token lifetime did not start"
+fi
+
+# ------------------------------------------------ nimbusd over mutual TLS
+
+MODE=nimbusd-tls
+if make_pki "$dir/pki"; then
+    export NIMBUS_TEST_REMOTE=tls NIMBUS_TEST_PKI=$dir/pki
+    if nimbusd_start "$dir/tls"; then
+        export NIMBUS_CONF=$dir/tls/client.conf
+        flow
+        nimbusd_stop || not_ok "nimbusd stopped badly"
+    else
+        out=$(cat "$dir/tls/nimbusd.log" 2>/dev/null)
+        not_ok "nimbusd over TLS did not start"
+    fi
+else
+    echo "note: openssl could not make the test CA: the TLS run is skipped"
 fi
 
 if [ "$failures" -ne 0 ]; then
