@@ -23,7 +23,10 @@
 #     deleteUser are guarded too. A token dies at logout; delToken.
 #  4. Service 4: raising service 3 again needs another token of
 #     service 4.
-#  5. A token whose lifetime (quorum_token_lifetime = 2) is over no longer
+#  5. The audit log holds each step (registrations, tokens issued, used
+#     and refused, approvals accepted and rejected, M changes, delToken)
+#     and its chain verifies.
+#  6. A token whose lifetime (quorum_token_lifetime = 2) is over no longer
 #     counts.
 #
 # Environment (set by make check): NIMBUS_MODULE, NIMBUS_TOP_BUILDDIR,
@@ -379,6 +382,21 @@ flow() {
     check "getMValue 3 shows 3" has "MValue of service 3[USER_MGMT] on server 0 : [3]"
     S "quit"
     sess_end
+
+    # --- every step is in the audit log, the chain intact
+    M -c "loginHSM CO admin $CO_PW; getAuditLog; verifyAuditLog"
+    check "audit: registrations, refused and accepted approvals, tokens issued, used and refused, M changes" \
+        eval 'has_re " quorum_register_key +[0-9]+ +CKR_OK " &&
+              has_re " quorum_register_key +[0-9]+ +CKR_SIGNATURE_INVALID " &&
+              has_re " quorum_token +[0-9]+ +CKR_OK " &&
+              has_re " quorum_approve +[0-9]+ +CKR_OK " &&
+              has_re " quorum_approve +[0-9]+ +CKR_SIGNATURE_INVALID " &&
+              has_re " quorum_approve +[0-9]+ +CKR_FUNCTION_REJECTED " &&
+              has_re " quorum_used +[0-9]+ +CKR_OK " &&
+              has_re " quorum_refused +[0-9]+ +CKR_FUNCTION_REJECTED " &&
+              has_re " quorum_set_m +[0-9]+ +CKR_OK " &&
+              has_re " quorum_del_token +[0-9]+ +CKR_OK " &&
+              has_re "^verifyAuditLog success on server 0\("'
 }
 
 # expiry: the session again with a token lifetime of 2 s.
