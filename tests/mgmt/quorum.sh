@@ -28,6 +28,7 @@
 #     and its chain verifies.
 #  6. A token whose lifetime (quorum_token_lifetime = 2) is over no longer
 #     counts.
+#  7. With two servers named, getToken asks for server mode.
 #
 # Environment (set by make check): NIMBUS_MODULE, NIMBUS_TOP_BUILDDIR,
 # NIMBUS_TOP_SRCDIR. Exit: 0 pass, 1 fail, 77 skip, 99 hard error.
@@ -451,6 +452,17 @@ if ! nimbusd_start "$dir/rem"; then
 fi
 export NIMBUS_CONF=$dir/rem/client.conf
 flow
+# Two servers named: tokens are per HSM, so getToken and approveToken want
+# one (server mode); the daemon is listed twice, which is two servers to
+# the shell.
+ep=$(sed -n 's/^servers = //p' "$dir/rem/client.conf")
+echo "servers = $ep, $ep" >"$dir/rem/two.conf"
+NIMBUS_CONF=$dir/rem/two.conf M -c "loginHSM CO admin $CO_PW; getToken 3 admin $dir/two.token"
+check "two servers: getToken asks for one (server mode)" \
+    eval '[ "$rc" -eq 1 ] && has "each HSM issues its own tokens" && [ ! -e "$dir/two.token" ]'
+NIMBUS_CONF=$dir/rem/two.conf M -c "loginHSM CO admin $CO_PW; server 1; getToken 3 admin $dir/two.token"
+check "two servers: server 1; getToken works" \
+    eval '[ "$rc" -eq 0 ] && has_re "^getToken success on server 1\(" && [ -s "$dir/two.token" ]'
 nimbusd_stop || not_ok "nimbusd stopped badly"
 if nimbusd_start "$dir/rem" "quorum_token_lifetime = 2"; then
     expiry
