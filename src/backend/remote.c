@@ -146,6 +146,22 @@ static bool chan_xferv(void *ctx, const struct iovec *iov, size_t n,
            WIRE_IO_OK;
 }
 
+/* chan_xfer that also takes a descriptor passed with the reply (the
+ * shared bulk region; unix links only). */
+static bool chan_xfer_fd(void *ctx, const uint8_t *req, size_t len,
+                         uint8_t **resp, size_t *resp_len, int *fd)
+{
+    struct rchan *ch = ctx;
+
+    *resp = NULL;
+    *resp_len = 0;
+    *fd = -1;
+    if (wire_frame_write(ch->link, req, len) != WIRE_IO_OK)
+        return false;
+    return wire_frame_read_kept_fd(ch->link, ch->max_read, resp, resp_len,
+                                   fd) == WIRE_IO_OK;
+}
+
 static void chan_resp_done(void *ctx, uint8_t *resp, size_t len)
 {
     struct rchan *ch = ctx;
@@ -200,6 +216,8 @@ static CK_RV chan_open(struct remote *r, size_t ep, const char *name,
     if (rv == CKR_OK) {
         wire_client_set_resp_done(ch->cl, chan_resp_done);
         wire_client_set_xferv(ch->cl, chan_xferv);
+        if (r->cfg.servers[ep].kind == CONFIG_EP_UNIX)
+            wire_client_set_xfer_fd(ch->cl, chan_xfer_fd);
         rv = wire_cl_hello(ch->cl, name, token, token_out);
     }
     if (rv != CKR_OK) {

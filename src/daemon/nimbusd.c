@@ -253,6 +253,7 @@ static void serve(struct daemon *d, wire_link_t *l, const wire_peer_t *peer,
     for (;;) {
         wire_io_t r = wire_frame_read_kept(l, d->cfg.max_frame, &req, &len);
         bool ok, have = false;
+        int pass;
 
         if (r == WIRE_IO_TOO_BIG) {
             log_warn("%s: frame over max_frame (%lu bytes): closing", who,
@@ -264,8 +265,11 @@ static void serve(struct daemon *d, wire_link_t *l, const wire_peer_t *peer,
         if (r != WIRE_IO_OK)
             break;
         ok = wire_chan_handle_vec(wc, req, len, &out, &have);
+        pass = wire_chan_take_fd(wc); /* the shared bulk region's */
         if (have)
-            r = wire_frame_writev(l, out.iov, out.n);
+            r = wire_frame_writev_fd(l, out.iov, out.n, pass);
+        if (pass >= 0)
+            close(pass);
         /* The reply's pieces and the request's lifted input point into
          * these. Frames carry PINs and key bytes. */
         wire_chan_reply_done(wc, &out);

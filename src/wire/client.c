@@ -4,9 +4,13 @@
  */
 #include "config.h"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "common/util.h"
@@ -23,6 +27,16 @@ struct wire_client {
     wire_xferv_fn xferv;         /* NULL: xfer */
     wire_buf_t req;              /* requests are packed here, under lock */
     wire_vec_t reqv;             /* or here, with xferv */
+    uint32_t server_minor;       /* from the handshake */
+    /* The shared bulk region (NULL: none), used under shm_lock (taken
+     * before lock); the bytes of each half used so far, wiped at the end;
+     * the process that mapped it (a forked child leaves it alone). */
+    wire_xfer_fd_fn xfer_fd;
+    pthread_mutex_t shm_lock;
+    uint8_t *shm;
+    bool shm_tried;
+    size_t shm_used_in, shm_used_out;
+    pid_t shm_pid;
 };
 
 /* One call in flight: the decoded reply and its allocator. When a bulk
@@ -58,6 +72,11 @@ CK_RV wire_client_new(wire_xfer_fn xfer, void *ctx, size_t max_frame,
         free(cl);
         return CKR_GENERAL_ERROR;
     }
+    if (util_mutex_init(&cl->shm_lock) != 0) {
+        pthread_mutex_destroy(&cl->lock);
+        free(cl);
+        return CKR_GENERAL_ERROR;
+    }
     cl->xfer = xfer;
     cl->ctx = ctx;
     cl->max_frame = max_frame != 0 ? max_frame : CONFIG_DEFAULT_MAX_FRAME;
@@ -75,9 +94,22 @@ void wire_client_free(wire_client_t *cl)
         return;
     }
     pthread_mutex_destroy(&cl->lock);
+    pthread_mutex_destroy(&cl->shm_lock);
     wire_buf_done(&cl->req, cl->req.cap, true);
     wire_vec_done(&cl->reqv, true);
+    if (cl->shm != NULL && cl->shm_pid == getpid()) {
+        util_wipe(cl->shm, cl->shm_used_in);
+        util_wipe(cl->shm + WIRE_SHM_HALF, cl->shm_used_out);
+        munmap(cl->shm, WIRE_SHM_SIZE);
+    }
     free(cl);
+}
+
+void wire_client_set_xfer_fd(wire_client_t *cl, wire_xfer_fd_fn xfer_fd)
+{
+    if (cl != NULL) {
+        cl->xfer_fd = xfer_fd;
+    }
 }
 
 void wire_client_set_xferv(wire_client_t *cl, wire_xferv_fn xferv)
@@ -347,6 +379,7 @@ CK_RV wire_cl_hello(wire_client_t *cl, const char *client_name,
             if (token_out != NULL) {
                 memcpy(token_out, r->attach_token.data, WIRE_TOKEN_LEN);
             }
+            cl->server_minor = r->has_minor ? r->minor : 0;
             /* the server's frame limit, when it is smaller than ours */
             if (r->has_max_frame && r->max_frame >= CONFIG_MIN_MAX_FRAME &&
                 r->max_frame < cl->max_frame) {
@@ -960,12 +993,160 @@ static CK_RV output_call(wire_client_t *cl, Nimbus__Request *q, uint8_t *out,
     return rv;
 }
 
+/* ShmAttachReq: maps the region the reply's descriptor names. Under
+ * shm_lock. */
+static CK_RV shm_attach(wire_client_t *cl)
+{
+    Nimbus__Request q;
+    Nimbus__ShmAttachReq m;
+    Nimbus__Reply *rep = NULL;
+    wire_alloc_t wa;
+    uint8_t *resp = NULL;
+    size_t len = 0, resp_len = 0;
+    int fd = -1, seals;
+    struct stat st;
+    void *p;
+    bool ok;
+    CK_RV rv = CKR_DEVICE_ERROR;
+
+    nimbus__shm_attach_req__init(&m);
+    REQUEST(q, shm_attach, SHM_ATTACH, m);
+    pthread_mutex_lock(&cl->lock);
+    q.id = cl->next_id++;
+    if (!wire_pack_into(&q.base, cl->max_frame, &cl->req, &len)) {
+        pthread_mutex_unlock(&cl->lock);
+        return CKR_DEVICE_MEMORY;
+    }
+    ok = cl->xfer_fd(cl->ctx, cl->req.p, len, &resp, &resp_len, &fd);
+    wire_buf_done(&cl->req, len, false);
+    if (ok) {
+        wire_alloc_init(&wa, WIRE_DECODE_BUDGET(resp_len));
+        rep = resp != NULL && resp_len <= cl->max_frame
+                  ? nimbus__reply__unpack(&wa.a, resp_len, resp)
+                  : NULL;
+    }
+    resp_release(cl, resp, resp_len);
+    pthread_mutex_unlock(&cl->lock);
+    if (!ok) {
+        rv = CKR_DEVICE_REMOVED;
+    } else if (rep != NULL && rep->id == q.id && rep->rv != CKR_OK) {
+        rv = (CK_RV)rep->rv; /* e.g. every region of the server in use */
+    } else if (rep != NULL && rep->id == q.id &&
+               rep->result_case == NIMBUS__REPLY__RESULT_SHM_ATTACH &&
+               rep->shm_attach->size == WIRE_SHM_SIZE &&
+               rep->shm_attach->half == WIRE_SHM_HALF && fd >= 0 &&
+               fstat(fd, &st) == 0 && st.st_size >= (off_t)WIRE_SHM_SIZE &&
+               (seals = fcntl(fd, F_GET_SEALS)) >= 0 &&
+               (seals & F_SEAL_SHRINK) != 0) {
+        /* Sealed against shrinking: the server cannot make our reads of
+         * the region fault. */
+        p = mmap(NULL, WIRE_SHM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+                 0);
+        if (p != MAP_FAILED) {
+            /* a forked child has no business in it */
+            (void)madvise(p, WIRE_SHM_SIZE, MADV_DONTFORK);
+            cl->shm = p;
+            cl->shm_pid = getpid();
+            rv = CKR_OK;
+        } else {
+            rv = CKR_DEVICE_MEMORY;
+        }
+    }
+    if (fd >= 0) {
+        close(fd);
+    }
+    if (rep != NULL) {
+        nimbus__reply__free_unpacked(rep, &wa.a);
+    }
+    return rv;
+}
+
+/* Whether the shared region is there (asked for once). Under shm_lock. */
+static bool shm_ready(wire_client_t *cl)
+{
+    if (cl->shm != NULL) {
+        return true;
+    }
+    if (cl->shm_tried || cl->xfer_fd == NULL || cl->server_minor < 3) {
+        return false;
+    }
+    cl->shm_tried = true;
+    return shm_attach(cl) == CKR_OK;
+}
+
+/* wire_cl_op_oneshot through the shared region. Under shm_lock. */
+static CK_RV op_oneshot_shm(wire_client_t *cl, hsm_sid_t sid, hsm_opkind_t kind,
+                            const uint8_t *in, size_t inlen, uint8_t *out,
+                            size_t *outlen)
+{
+    Nimbus__Request q;
+    Nimbus__OpOneshotReq m;
+    struct rt t;
+    CK_RV rv;
+
+    if (inlen > 0) {
+        memcpy(cl->shm, in, inlen);
+    }
+    if (inlen > cl->shm_used_in) {
+        cl->shm_used_in = inlen;
+    }
+    nimbus__op_oneshot_req__init(&m);
+    m.sid = sid;
+    m.kind = kind;
+    m.has_shm_in = true;
+    m.shm_in = inlen;
+    if (out != NULL) {
+        m.has_out_room = true;
+        m.out_room = *outlen;
+        m.has_shm_out = true;
+        m.shm_out = true;
+    }
+    REQUEST(q, op_oneshot, OP_ONESHOT, m);
+    rv = roundtrip(cl, &q, NIMBUS__REPLY__RESULT__NOT_SET, &t);
+    if (rv == CKR_OK || rv == CKR_BUFFER_TOO_SMALL) {
+        const Nimbus__OutputReply *o = t.rep->output;
+
+        if (t.rep->result_case != NIMBUS__REPLY__RESULT_OUTPUT) {
+            rv = CKR_DEVICE_ERROR;
+        } else if (o->has_shm && o->shm) {
+            if (rv != CKR_OK || out == NULL || o->has_out ||
+                o->out_len > *outlen || o->out_len > WIRE_SHM_HALF) {
+                rv = CKR_DEVICE_ERROR;
+            } else {
+                memcpy(out, cl->shm + WIRE_SHM_HALF, (size_t)o->out_len);
+                *outlen = (size_t)o->out_len;
+                if (*outlen > cl->shm_used_out) {
+                    cl->shm_used_out = *outlen;
+                }
+            }
+        } else {
+            rv = output_in(o, rv, out, *outlen, outlen);
+        }
+    }
+    rt_done(&t);
+    return rv;
+}
+
 CK_RV wire_cl_op_oneshot(wire_client_t *cl, hsm_sid_t sid, hsm_opkind_t kind,
                          const uint8_t *in, size_t inlen, uint8_t *out,
                          size_t *outlen)
 {
     Nimbus__Request q;
     Nimbus__OpOneshotReq m;
+
+    /* Bulk data through the shared region when there is one (a copy on
+     * each side instead of two through the kernel, and no hand-offs). */
+    if (cl->xfer_fd != NULL && inlen <= WIRE_SHM_HALF &&
+        (inlen >= WIRE_SHM_MIN || (out != NULL && *outlen >= WIRE_SHM_MIN))) {
+        pthread_mutex_lock(&cl->shm_lock);
+        if (shm_ready(cl)) {
+            CK_RV rv = op_oneshot_shm(cl, sid, kind, in, inlen, out, outlen);
+
+            pthread_mutex_unlock(&cl->shm_lock);
+            return rv;
+        }
+        pthread_mutex_unlock(&cl->shm_lock);
+    }
 
     nimbus__op_oneshot_req__init(&m);
     m.sid = sid;

@@ -55,6 +55,13 @@ typedef void (*wire_resp_done_fn)(void *ctx, uint8_t *resp, size_t len);
 void wire_client_set_resp_done(wire_client_t *cl, wire_resp_done_fn done);
 /* Sends requests through xferv instead (set before the first call). */
 void wire_client_set_xferv(wire_client_t *cl, wire_xferv_fn xferv);
+/* xfer that also returns a descriptor passed with the reply (*fd, or -1).
+ * Set (before the first call) on a unix link only: the client may then
+ * ask a minor-3 server for a shared bulk region (src/wire/proto.h) and
+ * move inputs and outputs of WIRE_SHM_MIN bytes or more through it. */
+typedef bool (*wire_xfer_fd_fn)(void *ctx, const uint8_t *req, size_t len,
+                                uint8_t **resp, size_t *resp_len, int *fd);
+void wire_client_set_xfer_fd(wire_client_t *cl, wire_xfer_fd_fn xfer_fd);
 
 /*
  * The handshake. token NULL: a new connection; else attach to the

@@ -20,7 +20,7 @@
 #define WIRE_PROTOCOL_VERSION 1
 /* What this side knows of it: calls and fields added without changing the
  * version (docs/wire.md lists them). */
-#define WIRE_PROTOCOL_MINOR 2
+#define WIRE_PROTOCOL_MINOR 3
 /* The attach token handed out by the first channel of a connection. */
 #define WIRE_ATTACH_TOKEN_LEN 32
 /* Room a reply needs besides the bytes of its output field. */
@@ -68,6 +68,19 @@ void wire_buf_done(wire_buf_t *b, size_t used, bool all);
  * memory or longer than max (b unchanged then). */
 bool wire_pack_into(const ProtobufCMessage *m, size_t max, wire_buf_t *b,
                     size_t *len);
+
+/*
+ * The shared bulk region of a unix channel (protocol minor 3): nimbusd
+ * makes it on the client's ShmAttachReq (a sealed memfd, passed with the
+ * reply), the input half first, then the output half. The client puts
+ * an input of at least WIRE_SHM_MIN bytes there and takes the output
+ * from there instead of sending both through the socket. At most
+ * WIRE_SHM_CHANNELS_MAX channels of a server have one.
+ */
+#define WIRE_SHM_HALF (2u * 1024u * 1024u)
+#define WIRE_SHM_SIZE (2u * WIRE_SHM_HALF)
+#define WIRE_SHM_MIN (128u * 1024u)
+#define WIRE_SHM_CHANNELS_MAX 64
 
 /*
  * Packing without copying the bulk: a message becomes up to WIRE_VEC_MAX

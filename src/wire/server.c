@@ -19,7 +19,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/random.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "common/mechparam.h"
@@ -68,6 +71,7 @@ struct wire_server {
     size_t max_channels;
     pthread_mutex_t lock;
     size_t nchannels;
+    size_t nshm; /* channels with a shared bulk region */
     struct wconn *conns;
 };
 
@@ -87,6 +91,14 @@ struct wire_chan {
     Nimbus__Request *pend_q;
     wire_alloc_t pend_wa;
     wire_lifted_t pend_lift;
+    /* The shared bulk region (ShmAttachReq; NULL: none), the descriptor
+     * the reply to pass (-1: none), and a private copy of an input taken
+     * from the region: the client may change the region while the core
+     * reads, so the core never reads it. */
+    uint8_t *shm;
+    int shm_fd;
+    wire_buf_t shm_in;
+    size_t shm_in_len;
 };
 
 /* ------------------------------------------------------------ server */
@@ -163,6 +175,7 @@ wire_chan_t *wire_chan_new(wire_server_t *srv, const wire_peer_t *peer)
     srv->nchannels++;
     pthread_mutex_unlock(&srv->lock);
     ch->srv = srv;
+    ch->shm_fd = -1;
     ch->peer = *peer;
     ch->peer.addr[sizeof(ch->peer.addr) - 1] = '\0';
     ch->peer.cert_subject[sizeof(ch->peer.cert_subject) - 1] = '\0';
@@ -206,6 +219,13 @@ void wire_chan_free(wire_chan_t *ch)
     }
     wire_chan_reply_done(ch, NULL);
     wire_buf_done(&ch->room, ch->room.cap, true);
+    wire_buf_done(&ch->shm_in, ch->shm_in.cap, true);
+    if (ch->shm != NULL) {
+        munmap(ch->shm, WIRE_SHM_SIZE);
+        pthread_mutex_lock(&ch->srv->lock);
+        ch->srv->nshm--;
+        pthread_mutex_unlock(&ch->srv->lock);
+    }
     if (ch->wc != NULL) {
         conn_release(ch->srv, ch->wc);
     }
@@ -392,6 +412,7 @@ struct call {
         Nimbus__AuditReadReply audit_read;
         Nimbus__AuditVerifyReply audit_verify;
         Nimbus__ClientListReply client_list;
+        Nimbus__ShmAttachReply shm_attach;
         struct {
             Nimbus__DigestReply reply;
             uint8_t digest[HSM_DIGEST_LEN];
@@ -1131,26 +1152,77 @@ static CK_RV do_op_output_len(struct call *c, const Nimbus__OpOutputLenReq *r)
     return rv;
 }
 
+/* The input of a step from the shared region: copied out first (the
+ * client may change the region at any time), n checked before. */
+static CK_RV shm_input(struct call *c, uint64_t n, const uint8_t **in,
+                       size_t *inlen)
+{
+    wire_chan_t *ch = c->ch;
+    wire_buf_t *b = &ch->shm_in;
+
+    if (ch->shm == NULL) {
+        return CKR_ARGUMENTS_BAD;
+    }
+    if (n > WIRE_SHM_HALF) {
+        return CKR_ARGUMENTS_BAD;
+    }
+    if (b->p == NULL || b->cap < n) {
+        uint8_t *q = malloc(n == 0 ? 1 : (size_t)n);
+
+        if (q == NULL) {
+            return CKR_HOST_MEMORY;
+        }
+        free(b->p); /* wiped after its last call */
+        b->p = q;
+        b->cap = n == 0 ? 1 : (size_t)n;
+    }
+    memcpy(b->p, ch->shm, (size_t)n);
+    ch->shm_in_len = (size_t)n;
+    *in = b->p;
+    *inlen = (size_t)n;
+    return CKR_OK;
+}
+
 static CK_RV do_op_oneshot(struct call *c, const Nimbus__OpOneshotReq *r)
 {
     hsm_opkind_t kind;
     hsm_sid_t sid;
     uint8_t *out = NULL;
-    size_t outlen = 0;
+    size_t outlen = 0, inlen = r->in.len;
+    const uint8_t *in = bp(&r->in);
     CK_RV rv;
 
     if ((rv = sid_in(c, r->sid, &sid)) != CKR_OK ||
         (rv = opkind_in(r->kind, &kind)) != CKR_OK) {
         return rv;
     }
+    if ((r->has_shm_out && r->shm_out && c->ch->shm == NULL) ||
+        (r->has_shm_in && r->has_in)) {
+        return CKR_ARGUMENTS_BAD;
+    }
+    if (r->has_shm_in &&
+        (rv = shm_input(c, r->shm_in, &in, &inlen)) != CKR_OK) {
+        return rv;
+    }
     if ((rv = out_in(c, r->has_out_room, r->out_room, &out, &outlen)) !=
         CKR_OK) {
         return rv;
     }
-    rv = hsm_op_oneshot(c->wc->conn, sid, kind, bp(&r->in), r->in.len, out,
-                        &outlen);
+    rv = hsm_op_oneshot(c->wc->conn, sid, kind, in, inlen, out, &outlen);
     if (rv == CKR_OK || rv == CKR_BUFFER_TOO_SMALL) {
         output_out(c, rv, out, outlen);
+        /* Only a finished step's output reaches the region (a GCM
+         * decrypt's plaintext once its tag checked), and only when the
+         * client asked for it and it fits. */
+        if (rv == CKR_OK && out != NULL && r->has_shm_out && r->shm_out &&
+            outlen <= WIRE_SHM_HALF) {
+            memcpy(c->ch->shm + WIRE_SHM_HALF, out, outlen);
+            c->u.output.has_out = false;
+            c->u.output.out.data = NULL;
+            c->u.output.out.len = 0;
+            c->u.output.has_shm = true;
+            c->u.output.shm = true;
+        }
     }
     return rv;
 }
@@ -2021,6 +2093,68 @@ struct client_ent {
  * in. A CO only (the policy's user-management row): it names other
  * applications and their users. As many as one reply carries.
  */
+/* A sealed memfd of WIRE_SHM_SIZE bytes mapped here; its descriptor
+ * goes out with the reply (wire_chan_take_fd). */
+static CK_RV do_shm_attach(struct call *c)
+{
+    wire_chan_t *ch = c->ch;
+    wire_server_t *srv = ch->srv;
+    void *p;
+    int fd;
+
+    if (ch->peer.tls) {
+        return CKR_FUNCTION_NOT_SUPPORTED; /* a descriptor does not travel */
+    }
+    if (ch->shm != NULL) {
+        return CKR_FUNCTION_FAILED; /* once per channel */
+    }
+    pthread_mutex_lock(&srv->lock);
+    if (srv->nshm >= WIRE_SHM_CHANNELS_MAX) {
+        pthread_mutex_unlock(&srv->lock);
+        return CKR_DEVICE_MEMORY;
+    }
+    srv->nshm++;
+    pthread_mutex_unlock(&srv->lock);
+    fd = memfd_create("nimbus-bulk", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    /* Sealed before the client sees it: neither side can shrink it under
+     * the other's mapping (SIGBUS) or grow it. */
+    if (fd < 0 || ftruncate(fd, WIRE_SHM_SIZE) != 0 ||
+        fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) !=
+            0 ||
+        (p = mmap(NULL, WIRE_SHM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+                  0)) == MAP_FAILED) {
+        log_info("wire: %s: no shared region: %s", ch->peer.addr,
+                 strerror(errno));
+        if (fd >= 0) {
+            close(fd);
+        }
+        pthread_mutex_lock(&srv->lock);
+        srv->nshm--;
+        pthread_mutex_unlock(&srv->lock);
+        return CKR_DEVICE_MEMORY;
+    }
+    ch->shm = p;
+    ch->shm_fd = fd;
+    nimbus__shm_attach_reply__init(&c->u.shm_attach);
+    c->u.shm_attach.size = WIRE_SHM_SIZE;
+    c->u.shm_attach.half = WIRE_SHM_HALF;
+    c->rep.result_case = NIMBUS__REPLY__RESULT_SHM_ATTACH;
+    c->rep.shm_attach = &c->u.shm_attach;
+    return CKR_OK;
+}
+
+int wire_chan_take_fd(wire_chan_t *ch)
+{
+    int fd;
+
+    if (ch == NULL) {
+        return -1;
+    }
+    fd = ch->shm_fd;
+    ch->shm_fd = -1;
+    return fd;
+}
+
 static CK_RV do_client_list(struct call *c)
 {
     wire_server_t *srv = c->ch->srv;
@@ -2468,6 +2602,8 @@ static CK_RV dispatch(struct call *c, const Nimbus__Request *q)
                                       q->object_set_trusted->trusted);
     case NIMBUS__REQUEST__CALL_CLIENT_LIST:
         return do_client_list(c);
+    case NIMBUS__REQUEST__CALL_SHM_ATTACH:
+        return do_shm_attach(c);
     case NIMBUS__REQUEST__CALL_QUORUM_REGISTER_KEY:
         return do_quorum_register_key(c, q->quorum_register_key);
     case NIMBUS__REQUEST__CALL_QUORUM_SET_M:
@@ -2729,6 +2865,14 @@ void wire_chan_reply_done(wire_chan_t *ch, wire_vec_t *out)
     }
     if (out != NULL) {
         wire_vec_done(out, false);
+    }
+    if (ch->shm_fd >= 0) {
+        close(ch->shm_fd); /* not taken: the client never gets the region */
+        ch->shm_fd = -1;
+    }
+    if (ch->shm_in_len > 0) {
+        wire_buf_done(&ch->shm_in, ch->shm_in_len, false);
+        ch->shm_in_len = 0;
     }
     if (ch->pend != NULL) {
         struct call *c = ch->pend;

@@ -61,6 +61,10 @@ bool wire_chan_handle_into(wire_chan_t *ch, const uint8_t *req, size_t len,
 bool wire_chan_handle_vec(wire_chan_t *ch, const uint8_t *req, size_t len,
                           wire_vec_t *out, bool *have);
 void wire_chan_reply_done(wire_chan_t *ch, wire_vec_t *out);
+/* The descriptor the reply just made must pass (the shared bulk region,
+ * protocol minor 3), or -1; the caller closes it once sent. One not taken
+ * before wire_chan_reply_done is closed there. */
+int wire_chan_take_fd(wire_chan_t *ch);
 /* Ends the channel (and the connection when it was the last). Waits for
  * nothing: the daemon calls it from the channel's own thread. */
 void wire_chan_free(wire_chan_t *ch);

@@ -806,6 +806,56 @@ static ssize_t recv_first(wire_link_t *l, uint8_t *buf, size_t len)
     return n;
 }
 
+/* read_full of a unix link's header that also takes a descriptor passed
+ * with it: *fd the first one (the others are closed), or -1. */
+static int read_full_fd(wire_link_t *l, uint8_t *buf, size_t len, int *fd)
+{
+    size_t got = 0;
+
+    *fd = -1;
+    while (got < len) {
+        union {
+            struct cmsghdr h;
+            char b[CMSG_SPACE(4 * sizeof(int))];
+        } cm;
+        struct iovec iov = {.iov_base = buf + got, .iov_len = len - got};
+        struct msghdr mh;
+        struct cmsghdr *c;
+        ssize_t n;
+
+        memset(&mh, 0, sizeof(mh));
+        mh.msg_iov = &iov;
+        mh.msg_iovlen = 1;
+        mh.msg_control = cm.b;
+        mh.msg_controllen = sizeof(cm.b);
+        n = recvmsg(l->fd, &mh, MSG_CMSG_CLOEXEC);
+        if (n < 0 && errno == EINTR)
+            continue;
+        for (c = n > 0 ? CMSG_FIRSTHDR(&mh) : NULL; c != NULL;
+             c = CMSG_NXTHDR(&mh, c)) {
+            if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+                continue;
+            for (size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                 i++) {
+                int f;
+                memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+                if (*fd < 0)
+                    *fd = f;
+                else
+                    close(f);
+            }
+        }
+        if (n <= 0) {
+            if (*fd >= 0)
+                close(*fd);
+            *fd = -1;
+            return n == 0 && got == 0 ? 0 : -1;
+        }
+        got += (size_t)n;
+    }
+    return 1;
+}
+
 /* What a frame's buffer starts at before its bytes arrive. */
 #define WIRE_FIRST_CHUNK (64u * 1024u)
 
@@ -814,7 +864,7 @@ static ssize_t recv_first(wire_link_t *l, uint8_t *buf, size_t len)
  * may be larger than the frame): grows it only as the bytes arrive.
  */
 static wire_io_t frame_read_one(wire_link_t *l, size_t max, uint8_t **pp,
-                                size_t *pcap, size_t *len)
+                                size_t *pcap, size_t *len, int *fd)
 {
     uint8_t hdr[WIRE_FRAME_HEADER];
     uint32_t n;
@@ -826,7 +876,11 @@ static wire_io_t frame_read_one(wire_link_t *l, size_t max, uint8_t **pp,
     errno = 0;
     if (l->broken)
         return WIRE_IO_ERROR;
-    if (l->ra != NULL && l->ra_len == 0) {
+    if (fd != NULL && l->ssl == NULL && l->ra_len == 0) {
+        /* A descriptor comes with the header's bytes: recvmsg for them
+         * (never a read-ahead, whose recv would drop it). */
+        r = read_full_fd(l, hdr, sizeof(hdr), fd);
+    } else if (l->ra != NULL && l->ra_len == 0) {
         /* One recv for the header and what follows, up to
          * WIRE_READ_AHEAD: a small frame costs one system call. */
         ssize_t k;
@@ -914,9 +968,9 @@ static wire_io_t frame_read_one(wire_link_t *l, size_t max, uint8_t **pp,
  * every later read fails (the stream has lost its frame boundaries).
  */
 static wire_io_t frame_read_buf(wire_link_t *l, size_t max, uint8_t **pp,
-                                size_t *pcap, size_t *len)
+                                size_t *pcap, size_t *len, int *fd)
 {
-    wire_io_t r = frame_read_one(l, max, pp, pcap, len);
+    wire_io_t r = frame_read_one(l, max, pp, pcap, len, fd);
 
     if (l->ra != NULL && (r == WIRE_IO_TOO_BIG || r == WIRE_IO_ERROR)) {
         util_wipe(l->ra, WIRE_READ_AHEAD);
@@ -937,7 +991,7 @@ wire_io_t wire_frame_read(wire_link_t *l, size_t max, uint8_t **buf,
     *len = 0;
     if (l == NULL)
         return WIRE_IO_ERROR;
-    r = frame_read_buf(l, max, &p, &cap, len);
+    r = frame_read_buf(l, max, &p, &cap, len, NULL);
     if (r != WIRE_IO_OK) {
         util_free_wipe(p, cap);
         return r;
@@ -946,8 +1000,8 @@ wire_io_t wire_frame_read(wire_link_t *l, size_t max, uint8_t **buf,
     return WIRE_IO_OK;
 }
 
-wire_io_t wire_frame_read_kept(wire_link_t *l, size_t max, uint8_t **buf,
-                               size_t *len)
+static wire_io_t read_kept(wire_link_t *l, size_t max, uint8_t **buf,
+                           size_t *len, int *fd)
 {
     wire_io_t r;
 
@@ -955,7 +1009,7 @@ wire_io_t wire_frame_read_kept(wire_link_t *l, size_t max, uint8_t **buf,
     *len = 0;
     if (l == NULL)
         return WIRE_IO_ERROR;
-    r = frame_read_buf(l, max, &l->rbuf, &l->rcap, len);
+    r = frame_read_buf(l, max, &l->rbuf, &l->rcap, len, fd);
     if (r != WIRE_IO_OK) {
         /* nothing of a broken frame stays */
         util_free_wipe(l->rbuf, l->rcap);
@@ -965,6 +1019,26 @@ wire_io_t wire_frame_read_kept(wire_link_t *l, size_t max, uint8_t **buf,
     }
     *buf = l->rbuf;
     return WIRE_IO_OK;
+}
+
+wire_io_t wire_frame_read_kept(wire_link_t *l, size_t max, uint8_t **buf,
+                               size_t *len)
+{
+    return read_kept(l, max, buf, len, NULL);
+}
+
+wire_io_t wire_frame_read_kept_fd(wire_link_t *l, size_t max, uint8_t **buf,
+                                  size_t *len, int *fd)
+{
+    wire_io_t r;
+
+    *fd = -1;
+    r = read_kept(l, max, buf, len, fd);
+    if (r != WIRE_IO_OK && *fd >= 0) {
+        close(*fd);
+        *fd = -1;
+    }
+    return r;
 }
 
 void wire_frame_done(wire_link_t *l, size_t len)
@@ -979,16 +1053,35 @@ void wire_frame_done(wire_link_t *l, size_t len)
     }
 }
 
-static bool write_unix(int fd, struct iovec *iov, int iovcnt)
+/* pass >= 0: a descriptor sent with the first byte. */
+static bool write_unix_fd(int fd, struct iovec *iov, int iovcnt, int pass)
 {
     struct msghdr mh;
+    union {
+        struct cmsghdr h;
+        char b[CMSG_SPACE(sizeof(int))];
+    } cm;
 
     while (iovcnt > 0) {
         ssize_t n;
         memset(&mh, 0, sizeof(mh));
         mh.msg_iov = iov;
         mh.msg_iovlen = (size_t)iovcnt;
+        if (pass >= 0) {
+            struct cmsghdr *c;
+
+            memset(&cm, 0, sizeof(cm));
+            mh.msg_control = cm.b;
+            mh.msg_controllen = sizeof(cm.b);
+            c = CMSG_FIRSTHDR(&mh);
+            c->cmsg_level = SOL_SOCKET;
+            c->cmsg_type = SCM_RIGHTS;
+            c->cmsg_len = CMSG_LEN(sizeof(int));
+            memcpy(CMSG_DATA(c), &pass, sizeof(int));
+        }
         n = sendmsg(fd, &mh, MSG_NOSIGNAL);
+        if (n > 0)
+            pass = -1; /* it went with the first bytes */
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
@@ -1004,6 +1097,11 @@ static bool write_unix(int fd, struct iovec *iov, int iovcnt)
         }
     }
     return true;
+}
+
+static bool write_unix(int fd, struct iovec *iov, int iovcnt)
+{
+    return write_unix_fd(fd, iov, iovcnt, -1);
 }
 
 static bool write_tls(SSL *ssl, const uint8_t *buf, size_t len)
@@ -1055,12 +1153,19 @@ wire_io_t wire_frame_write(wire_link_t *l, const uint8_t *buf, size_t len)
 
 wire_io_t wire_frame_writev(wire_link_t *l, const struct iovec *iov, size_t n)
 {
+    return wire_frame_writev_fd(l, iov, n, -1);
+}
+
+wire_io_t wire_frame_writev_fd(wire_link_t *l, const struct iovec *iov,
+                               size_t n, int fd)
+{
     uint8_t hdr[WIRE_FRAME_HEADER];
     struct iovec v[1 + WIRE_WRITEV_MAX];
     size_t len = 0, nv = 1;
     bool ok = true;
 
-    if (l == NULL || (iov == NULL && n > 0) || n > WIRE_WRITEV_MAX)
+    if (l == NULL || (iov == NULL && n > 0) || n > WIRE_WRITEV_MAX ||
+        (fd >= 0 && l->ssl != NULL))
         return WIRE_IO_ERROR;
     for (size_t i = 0; i < n; i++) {
         if (iov[i].iov_len > UINT32_MAX - len)
@@ -1078,7 +1183,7 @@ wire_io_t wire_frame_writev(wire_link_t *l, const struct iovec *iov, size_t n)
             v[nv++] = iov[i];
     }
     if (l->ssl == NULL) {
-        ok = write_unix(l->fd, v, (int)nv);
+        ok = write_unix_fd(l->fd, v, (int)nv, fd);
     } else {
         /* Small pieces gather into records of up to WIRE_COALESCE_MAX;
          * a large one goes out from where it lies. */

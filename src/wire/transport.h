@@ -127,5 +127,14 @@ wire_io_t wire_frame_write(wire_link_t *l, const uint8_t *buf, size_t len);
  * where they lie: one sendmsg on a unix link. */
 #define WIRE_WRITEV_MAX 16
 wire_io_t wire_frame_writev(wire_link_t *l, const struct iovec *iov, size_t n);
+/* The same with a descriptor passed along (SCM_RIGHTS, unix links only;
+ * fd < 0: none). The caller keeps its fd. */
+wire_io_t wire_frame_writev_fd(wire_link_t *l, const struct iovec *iov,
+                               size_t n, int fd);
+/* wire_frame_read_kept that also takes a descriptor sent with the frame's
+ * header: *fd (close-on-exec) or -1. Unix links only; the other reads
+ * discard any descriptor sent to them. */
+wire_io_t wire_frame_read_kept_fd(wire_link_t *l, size_t max, uint8_t **buf,
+                                  size_t *len, int *fd);
 
 #endif

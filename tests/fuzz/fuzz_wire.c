@@ -654,6 +654,28 @@ static void sc_2fa(wire_client_t *a, wire_client_t *b)
                             sizeof(q_sig));
 }
 
+/* The seed writer's channel A, for requests the client does not make
+ * itself (the shared bulk region: its client only uses it with a
+ * transfer that passes descriptors). */
+static struct chan *seed_a;
+
+static void seed_raw(Nimbus__Request *q)
+{
+    size_t len, resp_len = 0;
+    uint8_t *buf, *resp = NULL;
+
+    q->id = 9000;
+    len = nimbus__request__get_packed_size(q);
+    buf = malloc(len + 1);
+    if (buf == NULL) {
+        return;
+    }
+    nimbus__request__pack(q, buf);
+    (void)xfer(seed_a, buf, len, &resp, &resp_len);
+    free(resp);
+    free(buf);
+}
+
 /* Inputs of a step large enough to be decoded where they lie
  * (WIRE_REF_MIN, src/wire/proto.h): every call that lifts one, GCM
  * both ways, and a decrypt whose tag does not check. */
@@ -736,6 +758,45 @@ static void sc_bulk(wire_client_t *a, wire_client_t *b)
         }
         hsm_mech_free(&m);
     }
+    /* the shared region: attached, then a step through it, one too long,
+     * one with both inputs, and a second region */
+    if (mech_of(CKM_AES_GCM, &gp, sizeof(gp), &m) == CKR_OK) {
+        Nimbus__Request q;
+        Nimbus__ShmAttachReq sa;
+        Nimbus__OpOneshotReq os;
+
+        nimbus__request__init(&q);
+        nimbus__shm_attach_req__init(&sa);
+        q.call_case = NIMBUS__REQUEST__CALL_SHM_ATTACH;
+        q.shm_attach = &sa;
+        seed_raw(&q);
+        (void)wire_cl_op_init(a, sid, HSM_OPK_ENCRYPT, &m, aes);
+        nimbus__op_oneshot_req__init(&os);
+        os.sid = sid;
+        os.kind = HSM_OPK_ENCRYPT;
+        os.has_shm_in = true;
+        os.shm_in = 300;
+        os.has_out_room = true;
+        os.out_room = 400;
+        os.has_shm_out = true;
+        os.shm_out = true;
+        nimbus__request__init(&q);
+        q.call_case = NIMBUS__REQUEST__CALL_OP_ONESHOT;
+        q.op_oneshot = &os;
+        seed_raw(&q);
+        (void)wire_cl_op_init(a, sid, HSM_OPK_ENCRYPT, &m, aes);
+        os.shm_in = WIRE_SHM_HALF + 1;
+        seed_raw(&q);
+        os.shm_in = 10;
+        os.has_in = true;
+        os.in.data = buf;
+        os.in.len = 10;
+        seed_raw(&q);
+        q.call_case = NIMBUS__REQUEST__CALL_SHM_ATTACH;
+        q.shm_attach = &sa;
+        seed_raw(&q);
+    }
+    hsm_mech_free(&m);
 }
 
 static const struct {
@@ -781,6 +842,7 @@ int main(int argc, char **argv)
             wire_client_new(xfer, &r.b, 0, &b) != CKR_OK) {
             return 1;
         }
+        seed_a = &r.a;
         seeds[i].fn(a, b);
         wire_client_free(a);
         wire_client_free(b);

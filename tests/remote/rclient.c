@@ -25,6 +25,8 @@
  *   sign LABEL           ECDSA sign with LABEL's private key, verify with
  *                        its public key
  *   msg                  AES-GCM through the message API (session key)
+ *   bulk N               C_Encrypt/C_Decrypt of N bytes, AES-256-GCM
+ *                        (session key); a changed tag releases nothing
  *   mechs                C_GetMechanismList: count and the hex list
  *   threads N LABEL      N threads, each its own session, 20 signs each
  *   fork LABEL PIN       fork: the child checks it gets
@@ -252,6 +254,61 @@ static CK_RV do_msg(void)
                : CKR_FUNCTION_FAILED;
 }
 
+/* C_Encrypt and C_Decrypt of n bytes with AES-256-GCM (a session key):
+ * the plaintext comes back; a changed tag gives CKR_ENCRYPTED_DATA_INVALID
+ * and not one byte of the output buffer changes. */
+static CK_RV do_bulk(size_t n)
+{
+    CK_MECHANISM gen = {CKM_AES_KEY_GEN, NULL, 0};
+    CK_BYTE iv[12] = {9, 8, 7};
+    CK_GCM_PARAMS gp = {iv, sizeof(iv), 96, NULL, 0, 128};
+    CK_MECHANISM gcm = {CKM_AES_GCM, &gp, sizeof(gp)};
+    CK_ULONG klen = 32;
+    CK_BBOOL yes = CK_TRUE;
+    CK_ATTRIBUTE t[] = {
+        {CKA_VALUE_LEN, &klen, sizeof(klen)},
+        {CKA_ENCRYPT, &yes, sizeof(yes)},
+        {CKA_DECRYPT, &yes, sizeof(yes)},
+    };
+    CK_BYTE *msg = malloc(n), *ct = malloc(n + 16), *pt = malloc(n);
+    CK_ULONG ctlen = n + 16, ptlen = n;
+    CK_OBJECT_HANDLE k;
+    CK_RV rv = CKR_HOST_MEMORY;
+
+    if (msg == NULL || ct == NULL || pt == NULL)
+        goto out;
+    for (size_t i = 0; i < n; i++)
+        msg[i] = (CK_BYTE)(i * 7 + (i >> 9));
+    if ((rv = fl->C_GenerateKey(cur, &gen, t, 3, &k)) != CKR_OK ||
+        (rv = fl->C_EncryptInit(cur, &gcm, k)) != CKR_OK ||
+        (rv = fl->C_Encrypt(cur, msg, n, ct, &ctlen)) != CKR_OK ||
+        (rv = fl->C_DecryptInit(cur, &gcm, k)) != CKR_OK ||
+        (rv = fl->C_Decrypt(cur, ct, ctlen, pt, &ptlen)) != CKR_OK)
+        goto out;
+    rv = CKR_FUNCTION_FAILED;
+    if (ctlen != n + 16 || ptlen != n || memcmp(pt, msg, n) != 0)
+        goto out;
+    ct[ctlen - 1] ^= 1;
+    memset(pt, 0xa5, n);
+    ptlen = n;
+    if ((rv = fl->C_DecryptInit(cur, &gcm, k)) != CKR_OK)
+        goto out;
+    rv = fl->C_Decrypt(cur, ct, ctlen, pt, &ptlen);
+    if (rv != CKR_ENCRYPTED_DATA_INVALID) {
+        rv = CKR_FUNCTION_FAILED;
+        goto out;
+    }
+    rv = CKR_OK;
+    for (size_t i = 0; i < n; i++)
+        if (pt[i] != 0xa5)
+            rv = CKR_FUNCTION_FAILED; /* plaintext released */
+out:
+    free(msg);
+    free(ct);
+    free(pt);
+    return rv;
+}
+
 static CK_RV do_mechs(void)
 {
     CK_MECHANISM_TYPE list[512];
@@ -454,6 +511,8 @@ int main(void)
             rv = do_sign(cur, argv[1]);
         } else if (IS("msg", 0)) {
             rv = do_msg();
+        } else if (IS("bulk", 1)) {
+            rv = do_bulk((size_t)strtoul(argv[1], NULL, 10));
         } else if (IS("mechs", 0)) {
             rv = do_mechs();
             if (rv == CKR_OK)

@@ -39,6 +39,11 @@ ok "C_GetMechanismList: the embedded module's $n mechanisms, from the server"
 # --- message API and many threads on one connection (a pool of channels)
 rc a msg CKR_OK
 ok "AES-GCM through C_EncryptMessage/C_DecryptMessage (forged tag refused)"
+rc a "bulk 1048000" CKR_OK
+grep -q "memfd:nimbus-bulk" "/proc/$DPID/maps" ||
+    fail "1 MiB through nimbusd did not use the shared bulk region"
+rc a "bulk 5000" CKR_OK
+ok "AES-256-GCM C_Encrypt/C_Decrypt of 1 MiB (shared region) and 5000 bytes (frames), a forged tag releases nothing"
 rc a "threads 12 k1" CKR_OK
 ok "12 threads signing in parallel over one connection"
 

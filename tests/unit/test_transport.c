@@ -306,6 +306,66 @@ static void test_unix_writev(void **state)
     wire_link_close(sv);
 }
 
+/* A descriptor passed with a frame arrives with it, close-on-exec, on a
+ * read that takes one; a read that does not take one drops it (nothing
+ * installed); TLS passes none. */
+static void test_unix_pass_fd(void **state)
+{
+    wire_link_t *cl, *sv;
+    wire_peer_t peer;
+    uint8_t *buf, pay[5] = {1, 2, 3, 4, 5};
+    size_t len;
+    struct iovec iov = {.iov_base = pay, .iov_len = sizeof(pay)};
+    int p[2], fd, probe;
+    char c = 0;
+
+    (void)state;
+    unix_pair(&cl, &sv, &peer);
+    assert_int_equal(pipe(p), 0);
+    assert_int_equal(wire_frame_writev_fd(sv, &iov, 1, p[1]), WIRE_IO_OK);
+    assert_int_equal(wire_frame_read_kept_fd(cl, 64, &buf, &len, &fd),
+                     WIRE_IO_OK);
+    assert_int_equal(len, sizeof(pay));
+    assert_memory_equal(buf, pay, sizeof(pay));
+    wire_frame_done(cl, len);
+    assert_true(fd >= 0 && fd != p[1]);
+    assert_true(cloexec(fd));
+    /* the same pipe */
+    assert_int_equal(write(fd, "x", 1), 1);
+    assert_int_equal(read(p[0], &c, 1), 1);
+    assert_int_equal(c, 'x');
+    close(fd);
+    /* a frame without one: -1 */
+    assert_int_equal(wire_frame_writev_fd(sv, &iov, 1, -1), WIRE_IO_OK);
+    assert_int_equal(wire_frame_read_kept_fd(cl, 64, &buf, &len, &fd),
+                     WIRE_IO_OK);
+    assert_int_equal(fd, -1);
+    wire_frame_done(cl, len);
+    /* one sent to an ordinary read is not installed: the next descriptor
+     * number is still free */
+    probe = dup(0);
+    assert_true(probe >= 0);
+    close(probe);
+    assert_int_equal(wire_frame_writev_fd(sv, &iov, 1, p[1]), WIRE_IO_OK);
+    assert_int_equal(wire_frame_read_kept(cl, 64, &buf, &len), WIRE_IO_OK);
+    wire_frame_done(cl, len);
+    fd = dup(0);
+    assert_int_equal(fd, probe);
+    close(fd);
+    /* a refused header takes nothing with it either */
+    assert_int_equal(wire_frame_writev_fd(sv, &iov, 1, p[1]), WIRE_IO_OK);
+    assert_int_equal(wire_frame_read_kept_fd(cl, 2, &buf, &len, &fd),
+                     WIRE_IO_TOO_BIG);
+    assert_int_equal(fd, -1);
+    fd = dup(0);
+    assert_int_equal(fd, probe);
+    close(fd);
+    close(p[0]);
+    close(p[1]);
+    wire_link_close(cl);
+    wire_link_close(sv);
+}
+
 static void test_unix_too_big(void **state)
 {
     wire_link_t *cl, *sv;
@@ -1196,6 +1256,8 @@ static void test_tls_writev(void **state)
     iov[3].iov_len = 16380;
     iov[4].iov_base = small;
     iov[4].iov_len = 1;
+    /* no descriptor over TLS: refused, nothing written */
+    assert_int_equal(wire_frame_writev_fd(l, iov, 5, 0), WIRE_IO_ERROR);
     assert_int_equal(wire_frame_writev(l, iov, 5), WIRE_IO_OK);
     assert_int_equal(wire_frame_read(l, 65536, &buf, &len), WIRE_IO_OK);
     assert_int_equal(len, 5 + n + 2 + 16380 + 1);
@@ -1217,6 +1279,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_unix_frames),
         cmocka_unit_test(test_unix_writev),
+        cmocka_unit_test(test_unix_pass_fd),
         cmocka_unit_test(test_unix_too_big),
         cmocka_unit_test(test_unix_truncated),
         cmocka_unit_test(test_unix_claim_vs_memory),

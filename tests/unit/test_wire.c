@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -2395,6 +2397,228 @@ static void test_bulk_by_reference(void **state)
     free(pt);
 }
 
+/* The shared bulk region in process: the server's side of xfer_fd hands
+ * over the descriptor its reply passes (a copy is kept in shm_fd for the
+ * test to look into the region); the frames' sizes are recorded. */
+static int shm_fd = -1;
+static size_t rec_max_req, rec_max_rep;
+
+static bool rec_xfer(void *ctx, const uint8_t *req, size_t len, uint8_t **resp,
+                     size_t *resp_len)
+{
+    bool ok = xfer(ctx, req, len, resp, resp_len);
+
+    rec_max_req = len > rec_max_req ? len : rec_max_req;
+    if (ok && *resp_len > rec_max_rep) {
+        rec_max_rep = *resp_len;
+    }
+    return ok;
+}
+
+static bool xfer_fd(void *ctx, const uint8_t *req, size_t len, uint8_t **resp,
+                    size_t *resp_len, int *fd)
+{
+    struct tchan *t = ctx;
+    wire_vec_t v;
+    wire_buf_t rb = {NULL, 0};
+    bool have = false;
+
+    *fd = -1;
+    *resp = NULL;
+    *resp_len = 0;
+    if (!t->open) {
+        return false;
+    }
+    memset(&v, 0, sizeof(v));
+    t->open = wire_chan_handle_vec(t->ch, req, len, &v, &have);
+    *fd = wire_chan_take_fd(t->ch);
+    if (have) {
+        assert_true(wire_vec_flatten(&v, &rb));
+        *resp = rb.p;
+        *resp_len = v.total;
+    }
+    wire_chan_reply_done(t->ch, &v);
+    wire_vec_done(&v, true);
+    if (*fd >= 0) {
+        shm_fd = dup(*fd);
+    }
+    return *resp != NULL;
+}
+
+static CK_RV raw_rv(struct tchan *t, Nimbus__Request *q)
+{
+    Nimbus__Reply *rep;
+    CK_RV rv;
+
+    (void)raw_call(t, q, &rep);
+    rv = (CK_RV)rep->rv;
+    nimbus__reply__free_unpacked(rep, NULL);
+    return rv;
+}
+
+/* Half a MiB of AES-256-GCM each way through the shared region: no bulk
+ * in any frame, the embedded token's results; the region is sealed; a
+ * tag that does not check puts no plaintext in the caller's buffer nor
+ * in the region. Hostile uses of the region are refused. */
+static void test_bulk_shm(void **state)
+{
+    struct fixture *f = *state;
+    struct twin t;
+    const size_t n = 512 * 1024 + 3;
+    uint8_t kv[32], iv[12], *msg, *ct, *direct, *pt, *region;
+    size_t ctl = n + 16, dl = n + 16, ptl = n;
+    CK_GCM_PARAMS p = {iv, 12, 96, NULL, 0, 128};
+    CK_MECHANISM m = {CKM_AES_GCM, &p, sizeof(p)};
+    hsm_mech_t d;
+    hsm_oid_t aes;
+    hsm_sid_t bsid;
+    wire_peer_t peer = unix_peer(1000);
+    Nimbus__Request q;
+    Nimbus__OpOneshotReq os;
+    Nimbus__ShmAttachReq sa;
+    int seals;
+
+    for (size_t i = 0; i < sizeof(kv); i++)
+        kv[i] = (uint8_t)(i * 5 + 1);
+    memset(iv, 0x3c, sizeof(iv));
+    msg = malloc(n);
+    ct = malloc(n + 16);
+    direct = malloc(n + 16);
+    pt = malloc(n);
+    assert_true(msg && ct && direct && pt);
+    for (size_t i = 0; i < n; i++)
+        msg[i] = (uint8_t)(i * 17 + (i >> 10));
+    twin_open(f, &t);
+    aes = twin_key(&t, CKK_AES, kv, 32, CKA_ENCRYPT, CKA_DECRYPT);
+    decode(&m, &d);
+
+    /* B: alice's second application, with a transfer that passes fds */
+    f->b.ch = wire_chan_new(f->srv, &peer);
+    assert_non_null(f->b.ch);
+    f->b.open = true;
+    assert_int_equal(wire_client_new(rec_xfer, &f->b, 0, &f->b.cl), CKR_OK);
+    wire_client_set_xfer_fd(f->b.cl, xfer_fd);
+    assert_int_equal(wire_cl_hello(f->b.cl, "shm", NULL, NULL), CKR_OK);
+    assert_int_equal(
+        wire_cl_login(f->b.cl, HSM_LOGIN_USER, "alice", PW("alicepw1")),
+        CKR_OK);
+    assert_int_equal(wire_cl_session_open(f->b.cl, true, &bsid), CKR_OK);
+    rec_max_req = rec_max_rep = 0;
+    shm_fd = -1;
+
+    assert_int_equal(wire_cl_op_init(f->b.cl, bsid, HSM_OPK_ENCRYPT, &d, aes),
+                     CKR_OK);
+    assert_int_equal(
+        wire_cl_op_oneshot(f->b.cl, bsid, HSM_OPK_ENCRYPT, msg, n, ct, &ctl),
+        CKR_OK);
+    assert_true(shm_fd >= 0); /* the region was made and passed */
+    assert_int_equal(ctl, n + 16);
+    assert_int_equal(hsm_op_init(t.conn, t.dsid, HSM_OPK_ENCRYPT, &d, aes),
+                     CKR_OK);
+    assert_int_equal(
+        hsm_op_oneshot(t.conn, t.dsid, HSM_OPK_ENCRYPT, msg, n, direct, &dl),
+        CKR_OK);
+    assert_int_equal(dl, ctl);
+    assert_memory_equal(ct, direct, ctl);
+    memset(pt, 0, n);
+    assert_int_equal(wire_cl_op_init(f->b.cl, bsid, HSM_OPK_DECRYPT, &d, aes),
+                     CKR_OK);
+    assert_int_equal(
+        wire_cl_op_oneshot(f->b.cl, bsid, HSM_OPK_DECRYPT, ct, ctl, pt, &ptl),
+        CKR_OK);
+    assert_int_equal(ptl, n);
+    assert_memory_equal(pt, msg, n);
+    /* neither way did the data cross in a frame */
+    assert_true(rec_max_req < 4096);
+    assert_true(rec_max_rep < 4096);
+
+    /* sealed: neither side can shrink or grow it */
+    seals = fcntl(shm_fd, F_GET_SEALS);
+    assert_true(seals >= 0);
+    assert_int_equal(seals & (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL),
+                     F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
+    assert_int_not_equal(ftruncate(shm_fd, 0), 0);
+    assert_int_not_equal(ftruncate(shm_fd, 2 * WIRE_SHM_SIZE), 0);
+    region = mmap(NULL, WIRE_SHM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
+                  shm_fd, 0);
+    assert_true(region != MAP_FAILED);
+
+    /* a bad tag: an error, and no plaintext anywhere the client sees */
+    memset(region + WIRE_SHM_HALF, 0, WIRE_SHM_HALF);
+    ct[ctl - 1] ^= 1;
+    memset(pt, 0xee, n);
+    ptl = n;
+    assert_int_equal(wire_cl_op_init(f->b.cl, bsid, HSM_OPK_DECRYPT, &d, aes),
+                     CKR_OK);
+    assert_int_equal(
+        wire_cl_op_oneshot(f->b.cl, bsid, HSM_OPK_DECRYPT, ct, ctl, pt, &ptl),
+        CKR_ENCRYPTED_DATA_INVALID);
+    for (size_t i = 0; i < n; i++) {
+        if (pt[i] != 0xee || region[WIRE_SHM_HALF + i] != 0) {
+            fail_msg("plaintext byte %zu released with a bad tag", i);
+        }
+    }
+    ct[ctl - 1] ^= 1;
+
+    /* hostile: too long, both in and shm_in, a second region */
+    assert_int_equal(wire_cl_op_init(f->b.cl, bsid, HSM_OPK_ENCRYPT, &d, aes),
+                     CKR_OK);
+    nimbus__op_oneshot_req__init(&os);
+    os.sid = bsid;
+    os.kind = HSM_OPK_ENCRYPT;
+    os.has_shm_in = true;
+    os.shm_in = WIRE_SHM_HALF + 1;
+    os.has_out_room = true;
+    os.out_room = 64;
+    nimbus__request__init(&q);
+    q.call_case = NIMBUS__REQUEST__CALL_OP_ONESHOT;
+    q.op_oneshot = &os;
+    assert_int_equal(raw_rv(&f->b, &q), CKR_ARGUMENTS_BAD);
+    os.shm_in = UINT64_MAX;
+    assert_int_equal(raw_rv(&f->b, &q), CKR_ARGUMENTS_BAD);
+    os.shm_in = 16;
+    os.has_in = true;
+    os.in.data = msg;
+    os.in.len = 16;
+    assert_int_equal(raw_rv(&f->b, &q), CKR_ARGUMENTS_BAD);
+    nimbus__shm_attach_req__init(&sa);
+    nimbus__request__init(&q);
+    q.call_case = NIMBUS__REQUEST__CALL_SHM_ATTACH;
+    q.shm_attach = &sa;
+    assert_int_equal(raw_rv(&f->b, &q), CKR_FUNCTION_FAILED);
+    /* A has no region: shm_in and shm_out are refused there */
+    assert_int_equal(wire_cl_op_init(f->a.cl, t.wsid, HSM_OPK_ENCRYPT, &d, aes),
+                     CKR_OK);
+    nimbus__op_oneshot_req__init(&os);
+    os.sid = t.wsid;
+    os.kind = HSM_OPK_ENCRYPT;
+    os.has_shm_in = true;
+    os.shm_in = 16;
+    nimbus__request__init(&q);
+    q.call_case = NIMBUS__REQUEST__CALL_OP_ONESHOT;
+    q.op_oneshot = &os;
+    assert_int_equal(raw_rv(&f->a, &q), CKR_ARGUMENTS_BAD);
+    os.has_shm_in = false;
+    os.has_in = true;
+    os.in.data = msg;
+    os.in.len = 16;
+    os.has_shm_out = true;
+    os.shm_out = true;
+    os.has_out_room = true;
+    os.out_room = 64;
+    assert_int_equal(raw_rv(&f->a, &q), CKR_ARGUMENTS_BAD);
+
+    munmap(region, WIRE_SHM_SIZE);
+    close(shm_fd);
+    shm_fd = -1;
+    hsm_mech_free(&d);
+    twin_close(&t);
+    free(msg);
+    free(ct);
+    free(direct);
+    free(pt);
+}
+
 /* Packs q plainly; *len its length (malloc'd). */
 static uint8_t *plain_pack(const ProtobufCMessage *m, size_t *len)
 {
@@ -2838,6 +3062,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_token_and_users, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bulk_by_reference, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_bulk_shm, setup, teardown),
         cmocka_unit_test(test_lift_shapes),
         cmocka_unit_test(test_pack_vec),
         cmocka_unit_test_setup_teardown(test_objects, setup, teardown),
