@@ -20,7 +20,8 @@
 #  4. PKCS#11: a bare password is CKR_PIN_INCORRECT; the PIN form
 #     "2fa=<b64>:name:password" over C_NimbusLoginChallenge's digest logs
 #     in (C_Login and C_LoginUser); the same PIN again, a challenge asked
-#     for another user, a signature by another key are CKR_PIN_INCORRECT.
+#     for another user, a signature by another key are CKR_PIN_INCORRECT;
+#     C_NimbusLoginChallenge refuses bad arguments with their codes.
 #
 # Environment (set by make check): NIMBUS_MODULE, NIMBUS_TOP_BUILDDIR,
 # NIMBUS_TOP_SRCDIR. Exit: 0 pass, 1 fail, 77 skip, 99 hard error.
@@ -334,6 +335,22 @@ suite() {
         "C_Login: CKR_OK"
     P login alice "$PW1" loginuser
     has "PKCS#11: the 2FA PIN with C_LoginUser" "C_Login: CKR_OK"
+    P args alice "$PW1"
+    has "PKCS#11: C_NimbusLoginChallenge without a length pointer" \
+        "no length pointer: CKR_ARGUMENTS_BAD"
+    has "PKCS#11: ... a name length without a name" \
+        "a name length without a name: CKR_ARGUMENTS_BAD"
+    has "PKCS#11: ... a name of 32 bytes" "a name of 32 bytes: CKR_ARGUMENTS_BAD"
+    has "PKCS#11: ... a name with a NUL" "a name with a NUL: CKR_ARGUMENTS_BAD"
+    has "PKCS#11: ... user type 77" "user type 77: CKR_USER_TYPE_INVALID"
+    has "PKCS#11: ... no such session" \
+        "no such session: CKR_SESSION_HANDLE_INVALID"
+    has "PKCS#11: a 2FA PIN with bad base64" \
+        "a 2FA PIN with bad base64: CKR_PIN_INCORRECT"
+    has "PKCS#11: a 2FA PIN one character short" \
+        "a 2FA PIN one character short: CKR_PIN_INCORRECT"
+    cols "malformed PINs cost alice no try (never sent, or not her name)" \
+        alice "YES 0 YES"
     P login alice "$PW1" replay
     has "PKCS#11: the same PIN again (a used challenge)" \
         "replay: CKR_PIN_INCORRECT"

@@ -5,6 +5,12 @@
  *
  *   p11_2fa bare NAME PASSWORD
  *       C_Login(CKU_SO, "NAME:PASSWORD"): prints "C_Login: <rv>".
+ *   p11_2fa args NAME PASSWORD
+ *       C_NimbusLoginChallenge with bad arguments, one a line ("<case>:
+ *       <rv>"): no length pointer, a name without its pointer, a name of
+ *       32 bytes or with a NUL, a user type out of range, a session that
+ *       does not exist; and the 2FA PIN form malformed (bad base64, one
+ *       character short) through C_Login.
  *   p11_2fa login NAME PASSWORD DIGEST_OUT SIG_IN [MODE]
  *       C_NimbusLoginChallenge of the "Nimbus 2FA" interface (its length
  *       query first), the digest written to DIGEST_OUT, then "ready" is
@@ -50,6 +56,8 @@ static const char *rv_name(CK_RV rv)
         return "CKR_ARGUMENTS_BAD";
     case CKR_BUFFER_TOO_SMALL:
         return "CKR_BUFFER_TOO_SMALL";
+    case CKR_SESSION_HANDLE_INVALID:
+        return "CKR_SESSION_HANDLE_INVALID";
     default:
         snprintf(buf, sizeof(buf), "0x%lx", (unsigned long)rv);
         return buf;
@@ -101,8 +109,9 @@ int main(int argc, char **argv)
     FILE *fp;
     CK_RV rv;
 
-    if (argc < 4 || (strcmp(argv[1], "bare") != 0 &&
-                     (strcmp(argv[1], "login") != 0 || argc < 6))) {
+    if (argc < 4 ||
+        (strcmp(argv[1], "bare") != 0 && strcmp(argv[1], "args") != 0 &&
+         (strcmp(argv[1], "login") != 0 || argc < 6))) {
         fprintf(stderr, "usage: p11_2fa bare|login NAME PASSWORD [DIGEST "
                         "SIG [MODE]]\n");
         return 2;
@@ -136,6 +145,44 @@ int main(int argc, char **argv)
     tl = ip->pFunctionList;
     if (tl->version.major != 1)
         return die("the 2FA interface's version", CKR_GENERAL_ERROR);
+    if (strcmp(argv[1], "args") == 0) {
+        static const char nul_name[] = {'a', 'd', 'm', 0, 'n'};
+        char long_name[40];
+
+        memset(long_name, 'a', sizeof(long_name));
+        dlen = sizeof(digest);
+        rv = tl->C_NimbusLoginChallenge(s, CKU_SO, (CK_UTF8CHAR_PTR) "admin", 5,
+                                        digest, NULL);
+        printf("no length pointer: %s\n", rv_name(rv));
+        rv = tl->C_NimbusLoginChallenge(s, CKU_SO, NULL, 5, digest, &dlen);
+        printf("a name length without a name: %s\n", rv_name(rv));
+        rv = tl->C_NimbusLoginChallenge(s, CKU_SO, (CK_UTF8CHAR_PTR)long_name,
+                                        32, digest, &dlen);
+        printf("a name of 32 bytes: %s\n", rv_name(rv));
+        rv = tl->C_NimbusLoginChallenge(s, CKU_SO, (CK_UTF8CHAR_PTR)nul_name,
+                                        sizeof(nul_name), digest, &dlen);
+        printf("a name with a NUL: %s\n", rv_name(rv));
+        rv = tl->C_NimbusLoginChallenge(s, 77, (CK_UTF8CHAR_PTR) "admin", 5,
+                                        digest, &dlen);
+        printf("user type 77: %s\n", rv_name(rv));
+        rv = tl->C_NimbusLoginChallenge(
+            s + 1000, CKU_SO, (CK_UTF8CHAR_PTR) "admin", 5, digest, &dlen);
+        printf("no such session: %s\n", rv_name(rv));
+        /* the form recognized but its base64 broken: refused unsent */
+        memset(enc, 'A', NIMBUS_2FA_SIG_B64_LEN);
+        enc[10] = '*';
+        snprintf(pin, sizeof(pin), "%s%.*s:%s:%s", NIMBUS_2FA_PIN_PREFIX,
+                 NIMBUS_2FA_SIG_B64_LEN, enc, argv[2], argv[3]);
+        rv = fl->C_Login(s, CKU_SO, (CK_UTF8CHAR_PTR)pin, strlen(pin));
+        printf("a 2FA PIN with bad base64: %s\n", rv_name(rv));
+        /* one character short: not the form, a name "2fa=..." no user has */
+        snprintf(pin, sizeof(pin), "%s%.*s:%s:%s", NIMBUS_2FA_PIN_PREFIX,
+                 NIMBUS_2FA_SIG_B64_LEN - 1, enc + 11, argv[2], argv[3]);
+        rv = fl->C_Login(s, CKU_SO, (CK_UTF8CHAR_PTR)pin, strlen(pin));
+        printf("a 2FA PIN one character short: %s\n", rv_name(rv));
+        fl->C_Finalize(NULL);
+        return 0;
+    }
     chal_name = strcmp(mode, "other") == 0 ? "admin" : argv[2];
     dlen = 0;
     rv = tl->C_NimbusLoginChallenge(s, CKU_SO, (CK_UTF8CHAR_PTR)chal_name,
