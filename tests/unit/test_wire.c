@@ -3056,6 +3056,113 @@ static void test_quorum(void **state)
     EVP_PKEY_free(k2);
 }
 
+/* ------------------------------------------------------------ 2FA */
+
+/*
+ * The four 2FA calls through the wire into the core: a CO created with a
+ * key made here, its signed login; the challenge belongs to the server's
+ * connection (a second channel attached to it shares it, another
+ * connection's signature over it fails); a re-key; the server's limits.
+ */
+static void test_tfa(void **state)
+{
+    struct fixture *f = *state;
+    uint8_t token[WIRE_TOKEN_LEN], d[HSM_DIGEST_LEN], sig[256];
+    uint8_t *der = NULL, *der2 = NULL, big[HSM_TFA_SIG_MAX + 1];
+    EVP_PKEY *k = q_keygen(), *k2 = q_keygen();
+    int dl = i2d_PUBKEY(k, &der), dl2 = i2d_PUBKEY(k2, &der2);
+    hsm_user_info_t *users = NULL;
+    hsm_uid_t uid = 0;
+    size_t n = 0, sl;
+    bool twofa = false;
+
+    assert_true(dl > 0 && dl2 > 0);
+    chan_close(&f->a);
+    assert_int_equal(chan_open(f, &f->a, 1000, NULL, token), CKR_OK);
+    activate(&f->a, "alice", "alicepw1");
+    assert_int_equal(wire_cl_login(f->a.cl, HSM_LOGIN_SO, NULL, PW("copass1")),
+                     CKR_OK);
+    /* created with k: the signature over a's challenge proves it */
+    assert_int_equal(wire_cl_login_challenge(f->a.cl, HSM_LOGIN_SO, "tfa", d),
+                     CKR_OK);
+    sl = q_sign(k, d, sizeof(d), sig);
+    assert_int_equal(wire_cl_user_create_2fa(f->a.cl, "tfa", PW("tfapass1"),
+                                             der, (size_t)dl, sig, sl, &uid),
+                     CKR_OK);
+    assert_true(uid > 0);
+    assert_int_equal(wire_cl_user_list(f->a.cl, &users, &n), CKR_OK);
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(users[i].name, "tfa") == 0)
+            twofa = users[i].twofa && users[i].mofn_pubkey;
+    free(users);
+    assert_true(twofa);
+    assert_int_equal(wire_cl_logout(f->a.cl), CKR_OK);
+
+    /* the challenge is the connection's: b, attached to a's connection,
+     * logs in with a signature over the digest a got */
+    assert_int_equal(chan_open(f, &f->b, 1000, token, NULL), CKR_OK);
+    assert_int_equal(wire_cl_login_challenge(f->a.cl, HSM_LOGIN_SO, "tfa", d),
+                     CKR_OK);
+    sl = q_sign(k, d, sizeof(d), sig);
+    assert_int_equal(wire_cl_login_2fa(f->b.cl, HSM_LOGIN_SO, "tfa",
+                                       PW("tfapass1"), sig, sl),
+                     CKR_OK);
+    assert_int_equal(wire_cl_logout(f->a.cl), CKR_OK);
+    chan_close(&f->b);
+    /* another connection: the same kind of signature over a's digest fails */
+    assert_int_equal(chan_open(f, &f->b, 1000, NULL, NULL), CKR_OK);
+    assert_int_equal(wire_cl_login_challenge(f->a.cl, HSM_LOGIN_SO, "tfa", d),
+                     CKR_OK);
+    sl = q_sign(k, d, sizeof(d), sig);
+    assert_int_equal(wire_cl_login_2fa(f->b.cl, HSM_LOGIN_SO, "tfa",
+                                       PW("tfapass1"), sig, sl),
+                     CKR_PIN_INCORRECT);
+    /* ... and a's own challenge survived b's try: a logs in with it */
+    assert_int_equal(wire_cl_login_2fa(f->a.cl, HSM_LOGIN_SO, "tfa",
+                                       PW("tfapass1"), sig, sl),
+                     CKR_OK);
+    /* the logged-in officer re-keys itself to k2 */
+    assert_int_equal(wire_cl_login_challenge(f->a.cl, HSM_LOGIN_SO, "tfa", d),
+                     CKR_OK);
+    sl = q_sign(k2, d, sizeof(d), sig);
+    assert_int_equal(wire_cl_user_set_password_2fa(f->a.cl, "tfa",
+                                                   PW("tfapass1"), der2,
+                                                   (size_t)dl2, sig, sl),
+                     CKR_OK);
+    assert_int_equal(wire_cl_logout(f->a.cl), CKR_OK);
+    assert_int_equal(wire_cl_login_challenge(f->a.cl, HSM_LOGIN_SO, "tfa", d),
+                     CKR_OK);
+    sl = q_sign(k, d, sizeof(d), sig);
+    assert_int_equal(wire_cl_login_2fa(f->a.cl, HSM_LOGIN_SO, "tfa",
+                                       PW("tfapass1"), sig, sl),
+                     CKR_PIN_INCORRECT);
+    /* the server's limits: a 513-byte signature, a key past 4096 bytes */
+    memset(big, 0, sizeof(big));
+    assert_int_equal(wire_cl_login(f->a.cl, HSM_LOGIN_SO, NULL, PW("copass1")),
+                     CKR_OK);
+    assert_int_equal(wire_cl_user_create_2fa(f->a.cl, "tfa2", PW("tfapass1"),
+                                             der, (size_t)dl, big, sizeof(big),
+                                             NULL),
+                     CKR_ARGUMENTS_BAD);
+    {
+        uint8_t *hugekey = calloc(1, HSM_QUORUM_PUBKEY_MAX + 1);
+
+        assert_non_null(hugekey);
+        assert_int_equal(wire_cl_user_set_password_2fa(
+                             f->a.cl, "tfa", PW("tfapass1"), hugekey,
+                             HSM_QUORUM_PUBKEY_MAX + 1, sig, sl),
+                         CKR_ARGUMENTS_BAD);
+        free(hugekey);
+    }
+    assert_int_equal(
+        wire_cl_login_challenge(f->a.cl, (hsm_login_kind_t)9, "tfa", d),
+        CKR_ARGUMENTS_BAD);
+    OPENSSL_free(der);
+    OPENSSL_free(der2);
+    EVP_PKEY_free(k);
+    EVP_PKEY_free(k2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -3091,6 +3198,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_crypto_layouts_rest, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_quorum, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tfa, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_mechanisms, setup,
                                         teardown),
         cmocka_unit_test(test_client_distrusts_server),
