@@ -88,8 +88,12 @@ void wire_frame_done(wire_link_t *l, size_t len);
  * two waits was that short (a blocking wait is timed too, so a link that
  * stopped spinning starts again when the peer answers quickly); a process
  * has at most one spinner fewer than the CPUs it may run on (none on one
- * CPU), and a spinner yields the CPU between polls. 0: never (the
- * default).
+ * CPU), and a spinner yields the CPU between polls. Nobody spins while
+ * the machine has more running threads than CPUs (/proc/stat's
+ * procs_running, sampled every 10 ms), and a spinner kept off its CPU
+ * for half a millisecond stops, and the process does not spin for the
+ * next 100 ms: on a busy machine a spinner only takes CPU from the work
+ * it waits for. 0: never (the default).
  */
 void wire_link_set_spin(wire_link_t *l, unsigned usec);
 /* The largest usec taken; more is cut to it. */
@@ -114,12 +118,18 @@ bool wire_link_set_readahead(wire_link_t *l);
 typedef struct wire_spin_stats {
     unsigned long spins;   /* reads that polled before blocking */
     unsigned long hits;    /* ... and got their first bytes that way */
-    unsigned long skipped; /* reads that did not poll (history or cap) */
+    unsigned long skipped; /* reads that did not poll (history, cap, quiet) */
+    unsigned long stalls;  /* polls cut short: the CPU was taken away */
 } wire_spin_stats_t;
 void wire_link_spin_stats(const wire_link_t *l, wire_spin_stats_t *st);
 /* The most links of this process that polled at the same time, and the
  * bound (CPUs less one). */
 void wire_spin_peak(unsigned *peak, unsigned *cap);
+/* Tests: where the count of running threads is read (a file holding a
+ * "procs_running N" line; NULL: /proc/stat, read again at the next
+ * frame), and whether a stall silences the process (the default: true);
+ * ends a silence under way. */
+void wire_spin_tune(const char *room, bool quiet_on_stall);
 
 /* Writes one frame (header + payload) completely. */
 wire_io_t wire_frame_write(wire_link_t *l, const uint8_t *buf, size_t len);

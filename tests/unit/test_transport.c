@@ -11,7 +11,9 @@
 #include <malloc.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -663,6 +665,21 @@ static double read_late(wire_link_t *l, wire_link_t *from, unsigned delay_ms)
     return t0;
 }
 
+/* A fake /proc/stat: n threads running. */
+static void room_file(unsigned n)
+{
+    char path[128];
+    FILE *fp;
+
+    path_in(path, sizeof(path), "stat");
+    fp = fopen(path, "w");
+    assert_non_null(fp);
+    fprintf(fp, "cpu  1 2 3 4\nintr 5\nprocs_running %u\nprocs_blocked 0\n", n);
+    fclose(fp);
+    /* counts that the machine's load cannot change */
+    wire_spin_tune(path, false);
+}
+
 /* A spinning link polls within its window only, stops when its waits
  * are long, starts again when they are short, and reads frames, ends and
  * broken frames as a blocking one does. */
@@ -678,6 +695,7 @@ static void test_unix_spin(void **state)
     static const uint8_t part[] = {0x00, 0x00};
 
     (void)state;
+    room_file(1); /* whatever else runs on this machine now */
     wire_spin_peak(NULL, &cap);
     unix_pair(&cl, &sv, &peer);
     wire_link_set_spin(sv, 1000000); /* cut to WIRE_SPIN_MAX_US */
@@ -759,6 +777,114 @@ static void test_unix_spin(void **state)
     wire_link_close(sv);
     wire_spin_peak(&peak, NULL);
     assert_true(peak <= cap);
+    wire_spin_tune(NULL, true);
+}
+
+/* More running threads than CPUs: nobody spins; room again: spinning
+ * resumes. */
+static void test_unix_spin_room(void **state)
+{
+    wire_link_t *cl, *sv;
+    wire_peer_t peer;
+    wire_spin_stats_t st;
+    uint8_t *buf;
+    size_t len;
+    unsigned cap;
+
+    (void)state;
+    wire_spin_peak(NULL, &cap);
+    unix_pair(&cl, &sv, &peer);
+    wire_link_set_spin(sv, 200);
+    room_file(cap + 2);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(wire_frame_write(cl, (const uint8_t *)"now", 3),
+                         WIRE_IO_OK);
+        assert_int_equal(wire_frame_read_kept(sv, 65536, &buf, &len),
+                         WIRE_IO_OK);
+        wire_frame_done(sv, len);
+    }
+    wire_link_spin_stats(sv, &st);
+    assert_int_equal(st.spins, 0);
+    assert_int_equal(st.skipped, 3);
+    room_file(cap + 1);
+    assert_int_equal(wire_frame_write(cl, (const uint8_t *)"now", 3),
+                     WIRE_IO_OK);
+    assert_int_equal(wire_frame_read_kept(sv, 65536, &buf, &len), WIRE_IO_OK);
+    wire_frame_done(sv, len);
+    wire_link_spin_stats(sv, &st);
+    assert_int_equal(st.spins, cap == 0 ? 0 : 1);
+    wire_link_close(cl);
+    wire_link_close(sv);
+    wire_spin_tune(NULL, true);
+}
+
+static atomic_bool hog_run;
+
+static void *hog_main(void *arg)
+{
+    (void)arg;
+    while (atomic_load(&hog_run))
+        ;
+    return NULL;
+}
+
+/* A thread that wants the spinner's CPU for whole time slices: the
+ * spinner that yields to it sees the stall, stops, and the process does
+ * not spin for a while, even on a link whose waits are short. */
+static void test_unix_spin_stall(void **state)
+{
+    wire_link_t *cl, *sv;
+    wire_peer_t peer;
+    wire_spin_stats_t st;
+    cpu_set_t one, all;
+    pthread_t hog;
+    char path[128];
+    uint8_t *buf;
+    size_t len;
+    unsigned cap;
+    unsigned long spins;
+
+    (void)state;
+    wire_spin_peak(NULL, &cap);
+    if (cap == 0)
+        skip(); /* one CPU: nobody spins */
+    room_file(1);
+    path_in(path, sizeof(path), "stat");
+    wire_spin_tune(path, true);
+    assert_int_equal(sched_getaffinity(0, sizeof(all), &all), 0);
+    CPU_ZERO(&one);
+    CPU_SET(sched_getcpu(), &one);
+    assert_int_equal(sched_setaffinity(0, sizeof(one), &one), 0);
+    atomic_store(&hog_run, true);
+    assert_int_equal(pthread_create(&hog, NULL, hog_main, NULL), 0);
+    unix_pair(&cl, &sv, &peer);
+    wire_link_set_spin(sv, 200);
+    wire_link_spin_stats(sv, &st);
+    for (int i = 0; i < 20 && st.stalls == 0; i++) {
+        /* a short wait keeps the link spinning, a late frame makes it
+         * poll and yield */
+        assert_int_equal(wire_frame_write(cl, (const uint8_t *)"now", 3),
+                         WIRE_IO_OK);
+        assert_int_equal(wire_frame_read_kept(sv, 65536, &buf, &len),
+                         WIRE_IO_OK);
+        wire_frame_done(sv, len);
+        read_late(sv, cl, 5);
+        wire_link_spin_stats(sv, &st);
+    }
+    assert_true(st.stalls > 0);
+    spins = st.spins;
+    assert_int_equal(wire_frame_write(cl, (const uint8_t *)"now", 3),
+                     WIRE_IO_OK);
+    assert_int_equal(wire_frame_read_kept(sv, 65536, &buf, &len), WIRE_IO_OK);
+    wire_frame_done(sv, len);
+    wire_link_spin_stats(sv, &st);
+    assert_int_equal(st.spins, spins);
+    atomic_store(&hog_run, false);
+    pthread_join(hog, NULL);
+    assert_int_equal(sched_setaffinity(0, sizeof(all), &all), 0);
+    wire_link_close(cl);
+    wire_link_close(sv);
+    wire_spin_tune(NULL, true);
 }
 
 struct spin_pair {
@@ -796,6 +922,7 @@ static void test_unix_spin_cap(void **state)
     unsigned peak, cap, spins = 0;
 
     (void)state;
+    room_file(1);
     for (size_t i = 0; i < 8; i++) {
         unix_pair(&p[i].cl, &p[i].sv, &peer);
         wire_link_set_spin(p[i].sv, WIRE_SPIN_MAX_US);
@@ -818,6 +945,7 @@ static void test_unix_spin_cap(void **state)
     assert_true(peak <= cap);
     if (cap > 0)
         assert_true(spins > 0);
+    wire_spin_tune(NULL, true);
 }
 
 /* Read-ahead: one recv takes a header and what follows (at most
@@ -1287,6 +1415,8 @@ int main(void)
         cmocka_unit_test(test_unix_errors),
         cmocka_unit_test(test_unix_spin),
         cmocka_unit_test(test_unix_spin_cap),
+        cmocka_unit_test(test_unix_spin_room),
+        cmocka_unit_test(test_unix_spin_stall),
         cmocka_unit_test(test_unix_readahead),
         cmocka_unit_test(test_tls_contexts),
         cmocka_unit_test(test_tls_mutual),
