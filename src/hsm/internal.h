@@ -300,7 +300,10 @@ CK_RV hsm_user_qkey_get_locked(hsm_t *hsm, hsm_uid_t uid, uint8_t **der,
  * caller then writes its audit record and bumps the generation), else
  * commits alone with a generation bump. No such user: CKR_ARGUMENTS_BAD;
  * a key another user has registered: CKR_ACTION_PROHIBITED (one key, one
- * approver; not CKR_FUNCTION_REJECTED, which means a missing quorum). Logins stand (the user's version does not move).
+ * approver; not CKR_FUNCTION_REJECTED, which means a missing quorum); so
+ * is removing a CO's key when that would leave fewer COs with a key than
+ * an M above 1 needs (hsm_quorum_keeps_locked). Logins stand (the
+ * user's version does not move).
  */
 CK_RV hsm_user_qkey_set_locked(hsm_t *hsm, hsm_uid_t uid, const uint8_t *der,
                                size_t len, bool twofa);
@@ -322,6 +325,9 @@ CK_RV hsm_quorum_guard_locked(hsm_conn_t *conn, unsigned service,
                               uint32_t *tok);
 CK_RV hsm_quorum_consume_tx_locked(hsm_conn_t *conn, unsigned service,
                                    uint32_t tok);
+/* CKR_OK when one CO fewer with a registered key still leaves as many as
+ * every M above 1 needs; else CKR_ACTION_PROHIBITED. */
+CK_RV hsm_quorum_keeps_locked(hsm_t *hsm);
 /* A login begins: a fresh conn->login_id. */
 CK_RV hsm_quorum_login_begin_locked(hsm_conn_t *conn);
 /* A login ends (logout, a stale login, the connection's close): its

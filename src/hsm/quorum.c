@@ -100,12 +100,32 @@ static CK_RV key_taken_locked(hsm_t *hsm, hsm_uid_t uid, const uint8_t *der,
     return rv;
 }
 
+CK_RV hsm_quorum_keeps_locked(hsm_t *hsm)
+{
+    unsigned m3 = 1, m4 = 1;
+    size_t keys = 0;
+    CK_RV rv;
+
+    if ((rv = store_user_count_mofn(hsm->st, HSM_USER_CO, &keys)) != CKR_OK ||
+        (rv = store_quorum_m_get(hsm->st, HSM_QUORUM_SVC_USER_MGMT, &m3)) !=
+            CKR_OK ||
+        (rv = store_quorum_m_get(hsm->st, HSM_QUORUM_SVC_MISC_CO, &m4)) !=
+            CKR_OK)
+        return rv;
+    if (keys > 0 && ((m3 > 1 && keys - 1 < m3) || (m4 > 1 && keys - 1 < m4)))
+        return CKR_ACTION_PROHIBITED;
+    return CKR_OK;
+}
+
 CK_RV hsm_user_qkey_set_locked(hsm_t *hsm, hsm_uid_t uid, const uint8_t *der,
                                size_t len, bool twofa)
 {
     bool own = !store_in_tx(hsm->st), taken = false, found = false;
     uint64_t version = 0;
+    store_user_t u;
     CK_RV rv;
+
+    memset(&u, 0, sizeof(u));
 
     if ((der == NULL) != (len == 0) || len > STORE_QUORUM_KEY_MAX)
         return CKR_ARGUMENTS_BAD;
@@ -114,6 +134,13 @@ CK_RV hsm_user_qkey_set_locked(hsm_t *hsm, hsm_uid_t uid, const uint8_t *der,
     if ((rv = store_user_version(hsm->st, uid, &version, &found)) == CKR_OK &&
         !found)
         rv = CKR_ARGUMENTS_BAD; /* no such user */
+    /* A CO's key removed: never fewer approvers than an M needs (no token
+     * could be approved again, setMValue's included). */
+    if (rv == CKR_OK && der == NULL &&
+        (rv = store_user_by_id(hsm->st, uid, &u, &found)) == CKR_OK && found &&
+        u.type == HSM_USER_CO && u.mofn_pubkey)
+        rv = hsm_quorum_keeps_locked(hsm);
+    store_user_clear(&u);
     /* One key, one approver: else one key holder approves as two COs. */
     if (rv == CKR_OK && der != NULL &&
         (rv = key_taken_locked(hsm, uid, der, len, &taken)) == CKR_OK && taken)

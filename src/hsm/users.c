@@ -1405,25 +1405,6 @@ static CK_RV logged_in_locked(hsm_t *hsm, hsm_uid_t uid, bool *in)
     return store_login_held(hsm->dbpath, uid, in);
 }
 
-/* CKR_OK when one CO fewer with a registered key still leaves as many as
- * every service's M; else CKR_ACTION_PROHIBITED. */
-static CK_RV quorum_keeps_locked(hsm_t *hsm)
-{
-    unsigned m3 = 1, m4 = 1;
-    size_t keys = 0;
-    CK_RV rv;
-
-    if ((rv = store_user_count_mofn(hsm->st, HSM_USER_CO, &keys)) != CKR_OK ||
-        (rv = store_quorum_m_get(hsm->st, HSM_QUORUM_SVC_USER_MGMT, &m3)) !=
-            CKR_OK ||
-        (rv = store_quorum_m_get(hsm->st, HSM_QUORUM_SVC_MISC_CO, &m4)) !=
-            CKR_OK)
-        return rv;
-    if ((m3 > 1 && keys - 1 < m3) || (m4 > 1 && keys - 1 < m4))
-        return CKR_ACTION_PROHIBITED;
-    return CKR_OK;
-}
-
 CK_RV hsm_user_delete(hsm_conn_t *conn, const char *name)
 {
     HSM_CALL_CONN(conn);
@@ -1456,7 +1437,7 @@ CK_RV hsm_user_delete(hsm_conn_t *conn, const char *name)
             goto out;
         }
         /* Never fewer approvers than an M needs. */
-        if (u.mofn_pubkey && (rv = quorum_keeps_locked(hsm)) != CKR_OK)
+        if (u.mofn_pubkey && (rv = hsm_quorum_keeps_locked(hsm)) != CKR_OK)
             goto out;
     }
     if ((rv = hsm_quorum_guard_locked(conn, HSM_QUORUM_SVC_USER_MGMT,

@@ -1157,6 +1157,38 @@ static void test_audit_records(void **state)
     flow_free(&w);
 }
 
+/* Never fewer registered keys than an M needs: a key's removal (tfa turns
+ * 2FA off through the accessor) is refused when it would leave too few,
+ * and nothing changes. */
+static void test_keys_kept(void **state)
+{
+    struct fixture *f = *state;
+    hsm_user_info_t *u = NULL;
+    hsm_uid_t co2 = 0, co3 = 0;
+    struct flow w;
+    size_t n = 0;
+
+    flow_init(f, &w);
+    quorum_on(&w, 2); /* M 2 and 2, three keys */
+    hsm_conn_user_type(w.c[1], &co2);
+    hsm_conn_user_type(w.c[2], &co3);
+    pthread_mutex_lock(&f->hsm->lock);
+    assert_int_equal(hsm_user_qkey_set_locked(f->hsm, co3, NULL, 0, false),
+                     CKR_OK);
+    assert_int_equal(hsm_user_qkey_set_locked(f->hsm, co2, NULL, 0, false),
+                     CKR_ACTION_PROHIBITED);
+    /* A rotation keeps the count: allowed. */
+    assert_int_equal(hsm_user_qkey_set_locked(f->hsm, co2, w.a[2].der,
+                                              w.a[2].derlen, false),
+                     CKR_OK);
+    pthread_mutex_unlock(&f->hsm->lock);
+    assert_int_equal(hsm_user_list(f->conn, &u, &n), CKR_OK);
+    assert_true(user_named(u, n, "co2")->mofn_pubkey);
+    assert_false(user_named(u, n, "co3")->mofn_pubkey);
+    free(u);
+    flow_free(&w);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -1175,6 +1207,7 @@ int main(void)
         T(test_token_limit),
         T(test_tokens_calls),
         T(test_audit_records),
+        T(test_keys_kept),
     };
 #undef T
 
