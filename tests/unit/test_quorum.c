@@ -1178,14 +1178,70 @@ static void test_keys_kept(void **state)
     assert_int_equal(hsm_user_qkey_set_locked(f->hsm, co2, NULL, 0, false),
                      CKR_ACTION_PROHIBITED);
     /* A rotation keeps the count: allowed. */
-    assert_int_equal(hsm_user_qkey_set_locked(f->hsm, co2, w.a[2].der,
-                                              w.a[2].derlen, false),
-                     CKR_OK);
+    assert_int_equal(
+        hsm_user_qkey_set_locked(f->hsm, co2, w.a[2].der, w.a[2].derlen, false),
+        CKR_OK);
     pthread_mutex_unlock(&f->hsm->lock);
     assert_int_equal(hsm_user_list(f->conn, &u, &n), CKR_OK);
     assert_true(user_named(u, n, "co2")->mofn_pubkey);
     assert_false(user_named(u, n, "co3")->mofn_pubkey);
     free(u);
+    flow_free(&w);
+}
+
+/* Two cores on one store, as two processes would be: a token one issues,
+ * the other sees and approves; only its own login can use it; it dies
+ * with that login for both. */
+static void test_two_cores(void **state)
+{
+    struct fixture *f = *state;
+    static const int two[] = {1, 2, -1};
+    hsm_quorum_token_info_t *ti = NULL;
+    hsm_t *h2 = NULL;
+    hsm_conn_t *c2 = NULL;
+    struct flow w;
+    struct tok t, t2;
+    CK_RV res[2];
+    size_t n = 0;
+
+    flow_init(f, &w);
+    quorum_on(&w, 2);
+    assert_int_equal(hsm_open(&f->cfg, &h2), CKR_OK);
+    assert_int_equal(hsm_conn_open(h2, &c2), CKR_OK);
+    assert_int_equal(hsm_login(c2, HSM_LOGIN_SO, "co2", PW(co_pws[1])), CKR_OK);
+    /* Issued here, listed and approved there. */
+    get_tok(&w, 0, 3, &t);
+    assert_int_equal(hsm_quorum_list_tokens(c2, &ti, &n), CKR_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(ti[0].user, "admin");
+    free(ti);
+    {
+        struct flow w2 = w;
+
+        w2.c[1] = c2; /* co2 submits from the other core */
+        approve_ok(&w2, 1, &t, two);
+    }
+    /* The other core's login of co2 cannot use admin's token, nor can
+     * co2 there use a token of co2's login here. */
+    assert_int_equal(
+        hsm_user_create(c2, HSM_USER_CU, "x3", PW("x3pass1"), NULL),
+        CKR_FUNCTION_REJECTED);
+    get_tok(&w, 1, 3, &t2);
+    approve_ok(&w, 1, &t2, two);
+    assert_int_equal(
+        hsm_user_create(c2, HSM_USER_CU, "x3", PW("x3pass1"), NULL),
+        CKR_FUNCTION_REJECTED);
+    assert_false(user_exists(f, "x3"));
+    assert_int_equal(
+        hsm_user_create(w.c[0], HSM_USER_CU, "x3", PW("x3pass1"), NULL),
+        CKR_OK);
+    /* co2's token here dies with its login here; the other core sees it
+     * gone. */
+    assert_int_equal(hsm_logout(w.c[1]), CKR_OK);
+    assert_int_equal(hsm_quorum_list_tokens(c2, &ti, &n), CKR_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(approve(&w, 0, &t2, two, res), CKR_DATA_INVALID);
+    hsm_close(h2);
     flow_free(&w);
 }
 
@@ -1208,6 +1264,7 @@ int main(void)
         T(test_tokens_calls),
         T(test_audit_records),
         T(test_keys_kept),
+        T(test_two_cores),
     };
 #undef T
 
