@@ -2,7 +2,8 @@
 # twofa.sh - two-factor login of crypto officers, end to end, with real
 # RSA keys and signatures made here by the openssl CLI, through
 # nimbus-mgmt and through the PKCS#11 module (tests/p11/p11_2fa), first on
-# an embedded store, then through a nimbusd this test starts:
+# an embedded store, then through a nimbusd this test starts (unix socket,
+# the same daemon named twice as two servers, and TLS):
 #
 #  1. createUser CO -2fa: the authdata file, signed with the new key,
 #     turns 2FA on (listUsers: MofnPubKey and 2FA YES); a signature by
@@ -372,6 +373,12 @@ suite() {
     M -y -c "$CO; changePswd CO alice $PW1 -2fa"
     cols "changePswd -2fa alone turns 2FA off and removes the key" \
         alice "NO 0 NO"
+    M -c "$CO; getAuditLog"
+    if grep -q " 2fa_on " <<<"$out" && grep -q " 2fa_off " <<<"$out"; then
+        ok "$MODE: the audit log records 2FA turned on and off"
+    else
+        not_ok "$MODE: no 2fa_on / 2fa_off records in the audit log"
+    fi
     P bare alice "$PW1"
     has "PKCS#11: then the bare password logs in" "C_Login: CKR_OK"
 }
@@ -387,10 +394,38 @@ suite embedded
 if nimbusd_start "$dir/d"; then
     export NIMBUS_CONF=$dir/d/client.conf
     suite nimbusd
+    # Two servers (the daemon named twice: two connections, one HSM): one
+    # digest per server in the file, each signed, each server logs in.
+    MODE=two-servers
+    M2 "$keys/k1.pem" "$keys/k1.pub" -y -c "$CO; changePswd CO alice $PW1 -2fa $dir/nimbusd-ad"
+    ep=$(sed -n 's/^servers = //p' "$dir/d/client.conf")
+    echo "servers = $ep, $ep" >"$dir/d/two.conf"
+    export NIMBUS_CONF=$dir/d/two.conf
+    M2 "$keys/k1.pem" "" -c "loginHSM CO alice $PW1 -2fa $dir/nimbusd-ad"
+    if [ "$(grep -c '^loginHSM success on server [01](' <<<"$out")" -eq 2 ] &&
+        [ "$(grep -c '"Digest"' "$dir/nimbusd-ad/authdata.json")" -eq 2 ] &&
+        [ "$(grep -o '"Digest": "[^"]*"' "$dir/nimbusd-ad/authdata.json" |
+            sort -u | wc -l)" -eq 2 ]; then
+        ok "two servers: two digests, both signed, both log in"
+    else
+        not_ok "two servers: $out $err"
+    fi
     nimbusd_stop || not_ok "nimbusd: did not stop cleanly"
 else
     not_ok "nimbusd did not start"
     cat "$dir/d/nimbusd.log" 2>/dev/null | sed 's/^/#   /'
+fi
+
+# ---- through nimbusd over TLS (a throw-away CA)
+export NIMBUS_TEST_PKI=$dir/pki
+if make_pki "$NIMBUS_TEST_PKI" &&
+    NIMBUS_TEST_REMOTE=tls nimbusd_start "$dir/t"; then
+    export NIMBUS_CONF=$dir/t/client.conf
+    suite nimbusd-tls
+    nimbusd_stop || not_ok "nimbusd (tls): did not stop cleanly"
+else
+    not_ok "nimbusd over TLS did not start"
+    cat "$dir/t/nimbusd.log" 2>/dev/null | sed 's/^/#   /'
 fi
 
 echo "twofa: $failures failure(s)"
