@@ -839,7 +839,10 @@ CK_RV hsm_user_create_2fa(hsm_conn_t *conn, const char *name,
  * not a CO (2FA is for COs only). Every password change without a key
  * (hsm_user_set_password, hsm_set_password, hsm_init_pin) turns 2FA off
  * for a user that had it and removes its registered key, as the cloud
- * HSM documents; a user without 2FA keeps its quorum key.
+ * HSM documents; a user without 2FA keeps its quorum key. Such a change
+ * is refused (CKR_ACTION_PROHIBITED, nothing changes) while the key is
+ * one that an M needs (fewer registered keys would remain than a
+ * service's M): rotate the key with a password change that brings one.
  */
 CK_RV hsm_user_set_password_2fa(hsm_conn_t *conn, const char *name,
                                 const uint8_t *pw, size_t pwlen,

@@ -522,6 +522,12 @@ static void test_with_quorum(void **state)
                                                (const uint8_t *)k2.pem,
                                                k2.pemlen, sig, n),
                      CKR_OK);
+    /* her key is one an M of 2 needs: a password change that would drop
+     * it (and 2FA) is refused, changing nothing */
+    assert_int_equal(hsm_user_set_password(f->app, "alice", PW("newpass1")),
+                     CKR_ACTION_PROHIBITED);
+    assert_true(user_info(f, "alice", &u));
+    assert_true(u.twofa);
     assert_int_equal(hsm_logout(f->app), CKR_OK);
     assert_int_equal(login_2fa(f->app, A_PW, &k2), CKR_OK);
 }
