@@ -90,7 +90,8 @@ void wire_frame_done(wire_link_t *l, size_t len);
  * has at most one spinner fewer than the CPUs it may run on (none on one
  * CPU), and a spinner yields the CPU between polls. Nobody spins while
  * the machine has more running threads than CPUs (/proc/stat's
- * procs_running, sampled every 10 ms), and a spinner kept off its CPU
+ * procs_running, sampled every 10 ms; without /proc/stat, the one-minute
+ * load average against the CPUs), and a spinner kept off its CPU
  * for half a millisecond stops, and the process does not spin for the
  * next 100 ms: on a busy machine a spinner only takes CPU from the work
  * it waits for. 0: never (the default).
@@ -127,8 +128,8 @@ void wire_link_spin_stats(const wire_link_t *l, wire_spin_stats_t *st);
 void wire_spin_peak(unsigned *peak, unsigned *cap);
 /* Tests: where the count of running threads is read (a file holding a
  * "procs_running N" line; NULL: /proc/stat, read again at the next
- * frame), and whether a stall silences the process (the default: true);
- * ends a silence under way. */
+ * frame; a file that cannot be opened: the load average), and whether a stall
+ * silences the process (the default: true); ends a silence under way. */
 void wire_spin_tune(const char *room, bool quiet_on_stall);
 
 /* Writes one frame (header + payload) completely. */

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/sysinfo.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -813,6 +814,26 @@ static void test_unix_spin_room(void **state)
     wire_frame_done(sv, len);
     wire_link_spin_stats(sv, &st);
     assert_int_equal(st.spins, cap == 0 ? 0 : 1);
+
+    /* No /proc/stat (systemd's ProcSubset=pid): the load average decides
+     * (read before and after: it moves slowly, but it moves). */
+    {
+        char gone[128];
+        struct sysinfo si1, si2;
+        unsigned long spins = st.spins, lim = (unsigned long)(cap + 1) << 16;
+        path_in(gone, sizeof(gone), "no-such-stat");
+        assert_int_equal(sysinfo(&si1), 0);
+        wire_spin_tune(gone, false);
+        assert_int_equal(wire_frame_write(cl, (const uint8_t *)"now", 3),
+                         WIRE_IO_OK);
+        assert_int_equal(wire_frame_read_kept(sv, 65536, &buf, &len),
+                         WIRE_IO_OK);
+        wire_frame_done(sv, len);
+        assert_int_equal(sysinfo(&si2), 0);
+        wire_link_spin_stats(sv, &st);
+        if ((si1.loads[0] < lim) == (si2.loads[0] < lim) && cap > 0)
+            assert_int_equal(st.spins, spins + (si1.loads[0] < lim ? 1 : 0));
+    }
     wire_link_close(cl);
     wire_link_close(sv);
     wire_spin_tune(NULL, true);
