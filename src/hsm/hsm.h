@@ -134,7 +134,10 @@ CK_RV hsm_token_info(hsm_t *hsm, hsm_conn_t *conn, hsm_token_info_t *info);
  * the label is set. Activated: name/password must be a CO's (wrong: counts
  * towards lockout, CKR_PIN_INCORRECT); then every object and every CU is
  * destroyed and the label set. The caller has checked that no session is
- * open. name NULL means the primary CO ("admin").
+ * open. name NULL means the primary CO ("admin"). Deleting the CUs is user
+ * management: while quorum service 3 is above 1 the re-initialization is
+ * CKR_FUNCTION_REJECTED (after the password check) and changes nothing; no
+ * login, so no token, comes with it.
  */
 CK_RV hsm_init_token(hsm_t *hsm, const char *name, const uint8_t *pw,
                      size_t pwlen, const char *label);
@@ -672,7 +675,8 @@ CK_RV hsm_object_set_trusted(hsm_conn_t *conn, hsm_oid_t oid, bool trusted);
  * As the cloud HSM's management utility documents it (ARCHITECTURE §12).
  * Approvers are COs with a registered RSA-2048 key; a guarded operation
  * (service 3: hsm_user_create, hsm_user_delete, hsm_user_set_password and
- * hsm_init_pin on another user; service 4: hsm_quorum_set_m) needs, when
+ * hsm_init_pin on another user, and hsm_init_token's re-initialization,
+ * which no token can serve; service 4: hsm_quorum_set_m) needs, when
  * that service's M is above 1, an approved token of the requester's current
  * login for that service, which the operation consumes; without one it
  * fails with CKR_FUNCTION_REJECTED and changes nothing (the shell prints

@@ -328,6 +328,10 @@ CK_RV hsm_quorum_consume_tx_locked(hsm_conn_t *conn, unsigned service,
 /* CKR_OK when one CO fewer with a registered key still leaves as many as
  * every M above 1 needs; else CKR_ACTION_PROHIBITED. */
 CK_RV hsm_quorum_keeps_locked(hsm_t *hsm);
+/* C_InitToken's re-initialization deletes every CU with one CO's password,
+ * and no login (so no token) can come with it: while service 3 is above 1
+ * it is CKR_FUNCTION_REJECTED, audited (quorum_refused) as uid's. */
+CK_RV hsm_quorum_reinit_locked(hsm_t *hsm, hsm_uid_t uid);
 /* A login begins: a fresh conn->login_id. */
 CK_RV hsm_quorum_login_begin_locked(hsm_conn_t *conn);
 /* A login ends (logout, a stale login, the connection's close): its

@@ -359,6 +359,23 @@ CK_RV hsm_quorum_guard_locked(hsm_conn_t *conn, unsigned service, uint32_t *tok)
     return CKR_OK;
 }
 
+CK_RV hsm_quorum_reinit_locked(hsm_t *hsm, hsm_uid_t uid)
+{
+    unsigned m = 1;
+    CK_RV rv;
+
+    if ((rv = store_quorum_m_get(hsm->st, HSM_QUORUM_SVC_USER_MGMT, &m)) !=
+            CKR_OK ||
+        m <= 1)
+        return rv;
+    log_info("quorum: user %u: re-initialization deletes users, service 3 "
+             "needs a quorum",
+             uid);
+    hsm_audit_locked(hsm, uid, EV_REFUSED, HSM_QUORUM_SVC_USER_MGMT,
+                     CKR_FUNCTION_REJECTED);
+    return CKR_FUNCTION_REJECTED;
+}
+
 CK_RV hsm_quorum_consume_tx_locked(hsm_conn_t *conn, unsigned service,
                                    uint32_t tok)
 {

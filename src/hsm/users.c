@@ -1523,6 +1523,10 @@ CK_RV hsm_init_token(hsm_t *hsm, const char *name, const uint8_t *pw,
         if ((rv = authenticate_locked(hsm, NULL, NULL, &u, pw, pwlen, NULL,
                                       false, &locks)) != CKR_OK)
             goto out;
+        /* It deletes every CU: user management, which a quorum may guard
+         * (set service 3 back to 1 first, with a service-4 quorum). */
+        if ((rv = hsm_quorum_reinit_locked(hsm, u.id)) != CKR_OK)
+            goto out;
         if ((rv = store_begin(hsm->st, true)) != CKR_OK)
             goto out;
         if ((rv = store_object_delete_all(hsm->st)) != CKR_OK ||

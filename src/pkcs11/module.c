@@ -462,11 +462,14 @@ static const struct fn_rvs fn_rvs[MOD_FN_COUNT] = {
         RVS(CAT_SLOT, CKR_ARGUMENTS_BAD, CKR_MECHANISM_INVALID,
             CKR_SLOT_ID_INVALID, CKR_TOKEN_NOT_RECOGNIZED),
     /* CKR_PIN_LEN_RANGE is not in the spec's list: the contract asks for
-     * it when the new SO password has a bad length. */
+     * it when the new SO password has a bad length; nor is
+     * CKR_FUNCTION_REJECTED: a re-initialization (it deletes every CU)
+     * while user management needs a quorum, as C_InitPIN. */
     F(C_InitToken) = RVS(CAT_SLOT, CKR_ARGUMENTS_BAD, CKR_FUNCTION_CANCELED,
                          CKR_PIN_INCORRECT, CKR_PIN_LOCKED, CKR_SESSION_EXISTS,
                          CKR_SLOT_ID_INVALID, CKR_TOKEN_NOT_RECOGNIZED,
-                         CKR_TOKEN_WRITE_PROTECTED, CKR_PIN_LEN_RANGE),
+                         CKR_TOKEN_WRITE_PROTECTED, CKR_PIN_LEN_RANGE,
+                         CKR_FUNCTION_REJECTED),
     /* CKR_FUNCTION_REJECTED is not in the spec's list: another user's PIN
      * while user management needs a quorum (issue 15, hsm.h) is refused
      * with it, as the cloud HSM refuses the same change. */

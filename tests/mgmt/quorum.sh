@@ -323,6 +323,17 @@ flow() {
         eval '[ "$rc" -eq 1 ] && has "C_InitPIN: CKR_FUNCTION_REJECTED"'
     S "listUsers"
     check "... and creates nobody" eval '[ -z "$(user_col carol 1)" ]'
+    # C_InitToken's re-initialization deletes every CU: refused as well
+    # (nimbusd refuses it first while the shell, another client, holds a
+    # session)
+    out=$("$writer" init gone "$CO_PW" 2>&1)
+    rc=$?
+    want=CKR_FUNCTION_REJECTED
+    [ "$MODE" = embedded ] || want=CKR_SESSION_EXISTS
+    check "C_InitToken re-initialization under the quorum: $want" \
+        eval '[ "$rc" -eq 1 ] && has "C_InitToken: $want"'
+    S "listUsers"
+    check "... and bob stays" eval '[ "$(user_col bob 2)" = CU ]'
     S "changePswd CO officer3 newpass99"
     check "changePswd of another user: RET_MXN_AUTH_FAILED" \
         has_re "^changePswd failed: RET_MXN_AUTH_FAILED"

@@ -738,6 +738,61 @@ static void test_guarded_operations(void **state)
     flow_free(&w);
 }
 
+/* C_InitToken's re-initialization deletes every CU on one CO's password
+ * and no token can come with it: refused while service 3 is above 1 (a
+ * wrong password still counted first), nothing deleted, the refusal
+ * audited; with service 3 back at 1 (a service-4 quorum) it runs. */
+static void test_reinit_guarded(void **state)
+{
+    struct fixture *f = *state;
+    static const int two[] = {1, 2, -1};
+    hsm_audit_record_t *recs = NULL;
+    size_t nrec = 0, refused = 0;
+    hsm_token_info_t ti;
+    hsm_conn_t *cu = NULL;
+    struct flow w;
+    struct tok t;
+
+    flow_init(f, &w);
+    assert_int_equal(
+        hsm_user_create(w.c[0], HSM_USER_CU, "alice", PW("alicepw1"), NULL),
+        CKR_OK);
+    quorum_on(&w, 2);
+    assert_int_equal(hsm_init_token(f->hsm, "co2", PW("wrongpw"), "gone"),
+                     CKR_PIN_INCORRECT);
+    assert_int_equal(hsm_init_token(f->hsm, "co2", PW("co2pass"), "gone"),
+                     CKR_FUNCTION_REJECTED);
+    assert_int_equal(hsm_init_token(f->hsm, NULL, PW(CO_PW), "gone"),
+                     CKR_FUNCTION_REJECTED);
+    /* Nothing changed: alice stays, every login stands, the label too. */
+    assert_true(user_exists(f, "alice"));
+    assert_int_equal(hsm_token_info(f->hsm, w.c[0], &ti), CKR_OK);
+    assert_string_equal(ti.label, "quorum");
+    assert_int_equal(hsm_conn_open(f->hsm, &cu), CKR_OK);
+    assert_int_equal(hsm_login(cu, HSM_LOGIN_USER, "alice", PW("alicepw1")),
+                     CKR_OK);
+    assert_int_equal(hsm_logout(cu), CKR_OK);
+    assert_int_equal(hsm_audit_read(w.c[0], 0, HSM_AUDIT_READ_MAX, &recs, &nrec), CKR_OK);
+    for (size_t i = 0; i < nrec; i++)
+        if (strcmp(recs[i].op, "quorum_refused") == 0 &&
+            recs[i].oid == HSM_QUORUM_SVC_USER_MGMT)
+            refused++;
+    assert_int_equal(refused, 2);
+    free(recs);
+    /* Service 3 back to 1 with a service-4 quorum: re-initialization
+     * runs. */
+    get_tok(&w, 0, HSM_QUORUM_SVC_MISC_CO, &t);
+    approve_ok(&w, 0, &t, two);
+    assert_int_equal(hsm_quorum_set_m(w.c[0], HSM_QUORUM_SVC_USER_MGMT, 1),
+                     CKR_OK);
+    assert_int_equal(hsm_init_token(f->hsm, "co2", PW("co2pass"), "gone"),
+                     CKR_OK);
+    assert_int_equal(hsm_login(cu, HSM_LOGIN_USER, "alice", PW("alicepw1")),
+                     CKR_USER_PIN_NOT_INITIALIZED);
+    hsm_conn_close(cu);
+    flow_free(&w);
+}
+
 /* Approvals that must not count: an unregistered key, a signature over
  * other bytes or by another key, the same approver twice; and hostile
  * arguments. */
@@ -1256,6 +1311,7 @@ int main(void)
         T(test_set_m),
         T(test_create_user_m2),
         T(test_guarded_operations),
+        T(test_reinit_guarded),
         T(test_approvals_hostile),
         T(test_expiry),
         T(test_expiry_config),
