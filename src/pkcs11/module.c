@@ -472,15 +472,19 @@ static const struct fn_rvs fn_rvs[MOD_FN_COUNT] = {
                          CKR_FUNCTION_REJECTED),
     /* CKR_FUNCTION_REJECTED is not in the spec's list: another user's PIN
      * while user management needs a quorum (issue 15, hsm.h) is refused
-     * with it, as the cloud HSM refuses the same change. */
+     * with it, as the cloud HSM refuses the same change. Nor is
+     * CKR_ACTION_PROHIBITED, here and in C_SetPIN: a password change that
+     * would drop a 2FA officer's key that a quorum's M needs (hsm.h). */
     F(C_InitPIN) =
         RVS(CAT_SESS, CKR_ARGUMENTS_BAD, CKR_FUNCTION_CANCELED, CKR_PIN_INVALID,
             CKR_PIN_LEN_RANGE, CKR_SESSION_READ_ONLY, CKR_TOKEN_WRITE_PROTECTED,
-            CKR_USER_NOT_LOGGED_IN, CKR_FUNCTION_REJECTED),
+            CKR_USER_NOT_LOGGED_IN, CKR_FUNCTION_REJECTED,
+            CKR_ACTION_PROHIBITED),
     F(C_SetPIN) =
         RVS(CAT_SESS, CKR_ARGUMENTS_BAD, CKR_FUNCTION_CANCELED,
             CKR_PIN_INCORRECT, CKR_PIN_INVALID, CKR_PIN_LEN_RANGE,
-            CKR_PIN_LOCKED, CKR_SESSION_READ_ONLY, CKR_TOKEN_WRITE_PROTECTED),
+            CKR_PIN_LOCKED, CKR_SESSION_READ_ONLY, CKR_TOKEN_WRITE_PROTECTED,
+            CKR_ACTION_PROHIBITED),
     F(C_OpenSession) =
         RVS(CAT_SLOT, CKR_ARGUMENTS_BAD, CKR_SESSION_COUNT,
             CKR_SESSION_PARALLEL_NOT_SUPPORTED,

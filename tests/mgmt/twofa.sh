@@ -381,6 +381,19 @@ suite() {
     fi
     P bare alice "$PW1"
     has "PKCS#11: then the bare password logs in" "C_Login: CKR_OK"
+
+    # 5. A key an M needs (admin's and alice's, M of service 4 at 2):
+    # C_SetPIN, which would drop alice's 2FA and key, is refused with the
+    # core's code, not a general error, and changes nothing
+    M2 "$keys/k1.pem" "$keys/k1.pub" -y -c "$CO; changePswd CO alice $PW1 -2fa $ad"
+    printf 'admin registration token' >"$ad/regtok"
+    openssl dgst -sha256 -sign "$keys/k2.pem" -out "$ad/regsig" "$ad/regtok"
+    M -y -c "$CO; registerQuorumPubKey CO admin $ad/regtok $ad/regsig $keys/k2.pub; setMValue 4 2"
+    [ "$rc" -eq 0 ] || not_ok "$MODE: register admin's key, M 2: $out $err"
+    P login alice "$PW1" setpin
+    has "PKCS#11: C_SetPIN dropping a key an M needs" \
+        "C_SetPIN: CKR_ACTION_PROHIBITED"
+    cols "... changes nothing" alice "YES 0 YES"
 }
 
 # ---- embedded

@@ -20,6 +20,8 @@
  *       "2fa=<b64>:PASSWORD" instead. MODE "replay": after the login,
  *       C_Logout and the same PIN again ("replay: <rv>"). MODE "other":
  *       the challenge is asked for user "admin", the login made as NAME.
+ *       MODE "setpin": after the login, C_SetPIN(PASSWORD, "newpass9")
+ *       ("C_SetPIN: <rv>").
  *
  * Module: $NIMBUS_MODULE. Store or server: what NIMBUS_CONF names. Exit
  * 0 when it ran (the results are in the output), 1 when a step before
@@ -58,6 +60,10 @@ static const char *rv_name(CK_RV rv)
         return "CKR_BUFFER_TOO_SMALL";
     case CKR_SESSION_HANDLE_INVALID:
         return "CKR_SESSION_HANDLE_INVALID";
+    case CKR_ACTION_PROHIBITED:
+        return "CKR_ACTION_PROHIBITED";
+    case CKR_GENERAL_ERROR:
+        return "CKR_GENERAL_ERROR";
     default:
         snprintf(buf, sizeof(buf), "0x%lx", (unsigned long)rv);
         return buf;
@@ -227,6 +233,13 @@ int main(int argc, char **argv)
         fl->C_Logout(s);
         rv = fl->C_Login(s, CKU_SO, (CK_UTF8CHAR_PTR)pin, strlen(pin));
         printf("replay: %s\n", rv_name(rv));
+    }
+    if (strcmp(mode, "setpin") == 0 && rv == CKR_OK) {
+        static const char npw[] = "newpass9";
+
+        rv = fl->C_SetPIN(s, (CK_UTF8CHAR_PTR)argv[3], strlen(argv[3]),
+                          (CK_UTF8CHAR_PTR)npw, sizeof(npw) - 1);
+        printf("C_SetPIN: %s\n", rv_name(rv));
     }
     fl->C_Finalize(NULL);
     return 0;
