@@ -772,7 +772,8 @@ static void test_reinit_guarded(void **state)
     assert_int_equal(hsm_login(cu, HSM_LOGIN_USER, "alice", PW("alicepw1")),
                      CKR_OK);
     assert_int_equal(hsm_logout(cu), CKR_OK);
-    assert_int_equal(hsm_audit_read(w.c[0], 0, HSM_AUDIT_READ_MAX, &recs, &nrec), CKR_OK);
+    assert_int_equal(
+        hsm_audit_read(w.c[0], 0, HSM_AUDIT_READ_MAX, &recs, &nrec), CKR_OK);
     for (size_t i = 0; i < nrec; i++)
         if (strcmp(recs[i].op, "quorum_refused") == 0 &&
             recs[i].oid == HSM_QUORUM_SVC_USER_MGMT)
