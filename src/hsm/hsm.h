@@ -700,7 +700,8 @@ CK_RV hsm_object_set_trusted(hsm_conn_t *conn, hsm_oid_t oid, bool trusted);
  * SHA256-RSA-PKCS signature over reg_token (1..245 bytes). Replaces an
  * earlier registration. CKR_SIGNATURE_INVALID: sig does not verify;
  * CKR_KEY_SIZE_RANGE / CKR_KEY_TYPE_INCONSISTENT: not RSA-2048;
- * CKR_ARGUMENTS_BAD: not a public key, or a length out of its range;
+ * CKR_ARGUMENTS_BAD: not a public key, a public exponent below 65537 or
+ * even (e = 1 signs for anyone), or a length out of its range;
  * CKR_ACTION_PROHIBITED: name is not the logged-in CO, or another user
  * registered that key (one key, one approver).
  */

@@ -18,7 +18,9 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
+#include <openssl/param_build.h>
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
@@ -210,6 +212,73 @@ static void test_key_parse(void **state)
     EVP_PKEY_free(ec);
     approver_free(&a);
     approver_free(&small);
+    crypto_fini();
+}
+
+/* The SPKI DER of an RSA public key with a's modulus and exponent e. */
+static int spki_with_e(const struct approver *a, unsigned long e,
+                       unsigned char *out)
+{
+    OSSL_PARAM_BLD *b = OSSL_PARAM_BLD_new();
+    EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
+    BIGNUM *n = NULL, *bne = BN_new();
+    OSSL_PARAM *ps = NULL;
+    EVP_PKEY *pk = NULL;
+    unsigned char *p = out;
+    int len;
+
+    assert_non_null(b);
+    assert_non_null(c);
+    assert_non_null(bne);
+    assert_int_equal(EVP_PKEY_get_bn_param(a->key, OSSL_PKEY_PARAM_RSA_N, &n),
+                     1);
+    assert_int_equal(BN_set_word(bne, e), 1);
+    assert_int_equal(OSSL_PARAM_BLD_push_BN(b, OSSL_PKEY_PARAM_RSA_N, n), 1);
+    assert_int_equal(OSSL_PARAM_BLD_push_BN(b, OSSL_PKEY_PARAM_RSA_E, bne), 1);
+    ps = OSSL_PARAM_BLD_to_param(b);
+    assert_non_null(ps);
+    assert_int_equal(EVP_PKEY_fromdata_init(c), 1);
+    assert_int_equal(EVP_PKEY_fromdata(c, &pk, EVP_PKEY_PUBLIC_KEY, ps), 1);
+    len = i2d_PUBKEY(pk, &p);
+    assert_true(len > 0 && len < 600);
+    EVP_PKEY_free(pk);
+    OSSL_PARAM_free(ps);
+    OSSL_PARAM_BLD_free(b);
+    EVP_PKEY_CTX_free(c);
+    BN_free(n);
+    BN_free(bne);
+    return len;
+}
+
+/* A key whose signatures anyone can make (e = 1: the "signature" is the
+ * padded message) or whose exponent is small or even proves nothing: not
+ * a quorum or 2FA key. 65537 and above, odd, is. */
+static void test_key_exponent(void **state)
+{
+    struct approver a;
+    unsigned char d[600];
+    uint8_t *der = NULL;
+    size_t len = 0;
+    int dl;
+
+    (void)state;
+    assert_int_equal(crypto_init(), CKR_OK);
+    approver_init(&a, 2048);
+    dl = spki_with_e(&a, 1, d);
+    assert_int_equal(crypto_quorum_key_parse(d, (size_t)dl, &der, &len),
+                     CKR_ARGUMENTS_BAD);
+    assert_null(der);
+    dl = spki_with_e(&a, 3, d);
+    assert_int_equal(crypto_quorum_key_parse(d, (size_t)dl, &der, &len),
+                     CKR_ARGUMENTS_BAD);
+    dl = spki_with_e(&a, 65538, d);
+    assert_int_equal(crypto_quorum_key_parse(d, (size_t)dl, &der, &len),
+                     CKR_ARGUMENTS_BAD);
+    dl = spki_with_e(&a, 65539, d);
+    assert_int_equal(crypto_quorum_key_parse(d, (size_t)dl, &der, &len),
+                     CKR_OK);
+    free(der);
+    approver_free(&a);
     crypto_fini();
 }
 
@@ -1306,6 +1375,7 @@ int main(void)
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_key_parse),
+        cmocka_unit_test(test_key_exponent),
         cmocka_unit_test(test_verify),
         T(test_accessor_and_user_list),
         T(test_register),

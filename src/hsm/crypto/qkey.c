@@ -89,6 +89,23 @@ static CK_RV der_to_pkey(const unsigned char *der, long len, EVP_PKEY **out)
     return CKR_OK;
 }
 
+/* A public exponent of at least 65537 and odd (SP 800-56B): with e = 1
+ * the "signature" is the padded message itself, which anyone can make,
+ * and a 2FA or quorum key must not be forgeable by everyone. */
+static bool exponent_ok(EVP_PKEY *pk)
+{
+    BIGNUM *e = NULL;
+    bool ok;
+
+    if (EVP_PKEY_get_bn_param(pk, OSSL_PKEY_PARAM_RSA_E, &e) != 1) {
+        ERR_clear_error();
+        return false;
+    }
+    ok = BN_is_odd(e) && BN_num_bits(e) >= 17;
+    BN_free(e);
+    return ok;
+}
+
 CK_RV crypto_quorum_key_parse(const uint8_t *in, size_t len, uint8_t **der,
                               size_t *derlen)
 {
@@ -122,6 +139,10 @@ CK_RV crypto_quorum_key_parse(const uint8_t *in, size_t len, uint8_t **der,
     }
     if (EVP_PKEY_get_bits(pk) != CRYPTO_QUORUM_RSA_BITS) {
         rv = CKR_KEY_SIZE_RANGE;
+        goto out;
+    }
+    if (!exponent_ok(pk)) {
+        rv = CKR_ARGUMENTS_BAD; /* a public key that proves nothing */
         goto out;
     }
     n = i2d_PUBKEY(pk, &enc); /* canonical DER, whatever came in */
