@@ -344,6 +344,9 @@ extern uint64_t (*hsm_quorum_clock_hook)(void);
 /* users.c, tests only: the clock of 2FA challenge lifetimes (seconds
  * since the epoch); NULL: time(). */
 extern uint64_t (*hsm_tfa_clock_hook)(void);
+/* Tests only: called outside hsm->lock just before a password KDF (a
+ * login's check, a verifier made before the lock), in the calling thread. */
+extern void (*hsm_kdf_hook)(void);
 
 /* ops.c: ends every operation of a session (close, logout), the
  * message-based ones included. */

@@ -55,6 +55,7 @@ struct tfa_key {
     size_t len;
 };
 
+void (*hsm_kdf_hook)(void);
 uint64_t (*hsm_tfa_clock_hook)(void);
 
 static uint64_t tfa_now(void)
@@ -249,6 +250,8 @@ static void pw_prepare(hsm_conn_t *conn, hsm_op_t op, const uint8_t *pw,
     pc = hsm_policy_conf(hsm);
     rv = hsm_policy_check_in(&pc, conn->type, op);
     pthread_mutex_unlock(&hsm->lock);
+    if (rv == CKR_OK && hsm_kdf_hook != NULL)
+        hsm_kdf_hook();
     if (rv == CKR_OK &&
         make_verifier(hsm, pw, pwlen, &pre->ver, &pre->len) != CKR_OK) {
         pre->ver = NULL;
@@ -602,6 +605,8 @@ static CK_RV authenticate_locked(hsm_t *hsm, hsm_conn_t *conn,
 
     /* u is the caller's own copy: nothing here reads shared state. */
     pthread_mutex_unlock(&hsm->lock);
+    if (hsm_kdf_hook != NULL)
+        hsm_kdf_hook();
     /* A user with 2FA whose second factor is not proven: the password is
      * not tried (no oracle for it without the key), in the same time. */
     if (u->verifier == NULL || u->verifier_len == 0 || (u->twofa && !tfa_ok))

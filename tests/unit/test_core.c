@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "hsm/hsm.h"
+#include "hsm/internal.h"
 #include "mechtest.h"
 #include "nimbus/pkcs11-vendor.h"
 
@@ -613,9 +614,102 @@ static void *guess(void *arg)
 }
 
 /*
+ * A thread parked inside a password KDF (hsm_kdf_hook, which the core calls
+ * outside hsm->lock just before one) until the test lets it go. If the KDF
+ * ran under the lock, the test's other calls would wait for the park and
+ * the park would give up after 30 s: timed_out says so.
+ */
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int parked;
+    int release;
+    int timed_out;
+} park = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0};
+
+static void park_hook(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += 30;
+    pthread_mutex_lock(&park.mu);
+    park.parked++;
+    pthread_cond_broadcast(&park.cv);
+    while (!park.release && !park.timed_out) {
+        if (pthread_cond_timedwait(&park.cv, &park.mu, &ts) != 0)
+            park.timed_out = 1;
+    }
+    park.parked--;
+    pthread_cond_broadcast(&park.cv);
+    pthread_mutex_unlock(&park.mu);
+}
+
+static void park_arm(void)
+{
+    pthread_mutex_lock(&park.mu);
+    park.parked = 0;
+    park.release = 0;
+    park.timed_out = 0;
+    pthread_mutex_unlock(&park.mu);
+    hsm_kdf_hook = park_hook;
+}
+
+/* Waits (up to 30 s) until a thread is parked in a KDF. */
+static void park_wait(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += 30;
+    int parked;
+
+    pthread_mutex_lock(&park.mu);
+    while (park.parked == 0 &&
+           pthread_cond_timedwait(&park.cv, &park.mu, &ts) == 0)
+        ;
+    parked = park.parked;
+    if (parked != 1) { /* let whatever parked go before failing */
+        park.release = 1;
+        pthread_cond_broadcast(&park.cv);
+    }
+    pthread_mutex_unlock(&park.mu);
+    if (parked != 1)
+        hsm_kdf_hook = NULL;
+    assert_int_equal(parked, 1);
+}
+
+/* Another connection's calls answered while the KDF is parked, then the
+ * park let go. */
+static void park_check_and_release(hsm_t *hsm, hsm_conn_t *other)
+{
+    hsm_token_info_t ti;
+    hsm_user_info_t *users = NULL;
+    size_t n = 0;
+    CK_RV rv_info, rv_list;
+    int timed_out, parked;
+
+    rv_info = hsm_token_info(hsm, other, &ti);
+    rv_list = hsm_user_list(other, &users, &n);
+    free(users);
+    pthread_mutex_lock(&park.mu);
+    timed_out = park.timed_out;
+    parked = park.parked;
+    park.release = 1;
+    pthread_cond_broadcast(&park.cv);
+    pthread_mutex_unlock(&park.mu);
+    hsm_kdf_hook = NULL; /* the parked thread goes on; nothing else parks */
+    assert_int_equal(rv_info, CKR_OK);
+    assert_int_equal(rv_list, CKR_OK);
+    assert_true(n >= 2);
+    assert_int_equal(timed_out, 0); /* answered while parked */
+    assert_int_equal(parked, 1);
+}
+
+/*
  * A wrong-password login on one connection does not hold up another
- * connection's calls: the KDF runs outside hsm->lock. The bound is relative
- * to one login's time measured here, so a slow machine scales both.
+ * connection's calls: the KDF runs outside hsm->lock. The login is held in
+ * its KDF while the other connection calls, so no timing decides.
  */
 static void test_login_does_not_block(void **state)
 {
@@ -624,151 +718,89 @@ static void test_login_does_not_block(void **state)
     hsm_token_info_t ti;
     struct guesser g = {0};
     pthread_t th;
-    int stop = 0, calls = 0;
-    double kdf = 1e9, worst = 0, t0, end, start;
 
-    reopen_with(f, 400000, 1000000);
+    reopen_with(f, 1000, 1000000);
     assert_int_equal(hsm_conn_open(f->hsm, &other), CKR_OK);
-    for (int i = 0; i < 3; i++) {
-        t0 = now_ms();
-        assert_int_equal(
-            hsm_login(f->conn, HSM_LOGIN_USER, NULL, PW("wrongpass")),
-            CKR_PIN_INCORRECT);
-        if (now_ms() - t0 < kdf)
-            kdf = now_ms() - t0;
-    }
     g.conn = f->conn;
-    g.tries = -1;
-    g.stop = &stop;
+    g.tries = 1;
+    park_arm();
     assert_int_equal(pthread_create(&th, NULL, guess, &g), 0);
-    /* Until the other thread has made a few calls (a loaded machine or
-     * valgrind stretches them), at most a minute or 20 KDFs. */
-    start = now_ms();
-    end = start + (60000 > 20 * kdf ? 60000 : 20 * kdf);
-    while (now_ms() < end &&
-           (__atomic_load_n(&g.incorrect, __ATOMIC_ACQUIRE) < 3 ||
-            now_ms() - start < 8 * kdf)) {
-        t0 = now_ms();
-        assert_int_equal(hsm_token_info(f->hsm, other, &ti), CKR_OK);
-        if (now_ms() - t0 > worst)
-            worst = now_ms() - t0;
-        calls++;
-        usleep(1000);
-    }
-    __atomic_store_n(&stop, 1, __ATOMIC_RELEASE);
+    park_wait();
+    park_check_and_release(f->hsm, other);
     assert_int_equal(pthread_join(th, NULL), 0);
-    print_message("one login %.1f ms; %d token_info calls, worst %.2f ms; "
-                  "%d logins meanwhile\n",
-                  kdf, calls, worst, g.incorrect);
-    assert_true(g.incorrect >= 2); /* the two really overlapped */
+    assert_int_equal(g.incorrect, 1);
     assert_int_equal(g.other, 0);
-    /* Blocked by the KDF, the worst call waits about one login (it did
-     * before the KDF left the lock); half of one leaves room for a busy
-     * machine's scheduling. */
-    assert_true(worst < kdf / 2);
-    /* Every one of those attempts counted. */
+    /* The attempt counted. */
     assert_int_equal(hsm_token_info(f->hsm, other, &ti), CKR_OK);
-    assert_int_equal(ti.user_failures, (unsigned long)(3 + g.incorrect));
+    assert_int_equal(ti.user_failures, 1);
     /* And the right password still logs in, resetting the count. */
     assert_int_equal(hsm_login(other, HSM_LOGIN_USER, NULL, PW("userpass")),
                      CKR_OK);
     assert_int_equal(hsm_token_info(f->hsm, other, &ti), CKR_OK);
     assert_int_equal(ti.user_failures, 0);
+    hsm_conn_close(other);
 }
 
-/* A CO's user administration in a loop: each call makes a verifier. */
+/* One user administration call of a CO, in a thread. */
 struct admin {
     hsm_conn_t *conn;
-    const int *stop;
-    int done;  /* calls answered CKR_OK */
-    int other; /* any other answer */
+    int what; /* 0 create, 1 C_InitPIN, 2 changePswd */
+    CK_RV rv;
 };
 
 static void *administer(void *arg)
 {
     struct admin *a = arg;
-    char name[32];
 
-    for (int i = 0; !__atomic_load_n(a->stop, __ATOMIC_ACQUIRE); i++) {
-        CK_RV rv;
-
-        snprintf(name, sizeof(name), "cu%d", i / 3);
-        if (i % 3 == 0)
-            rv = hsm_user_create(a->conn, HSM_USER_CU, name, PW("firstpw1"),
-                                 NULL);
-        else if (i % 3 == 1)
-            rv = hsm_init_pin(a->conn, name, PW("secondpw"));
-        else
-            rv = hsm_user_set_password(a->conn, name, PW("thirdpw1"));
-        if (rv == CKR_OK)
-            __atomic_add_fetch(&a->done, 1, __ATOMIC_RELEASE);
-        else
-            a->other++;
-    }
+    if (a->what == 0)
+        a->rv = hsm_user_create(a->conn, HSM_USER_CU, "cu0", PW("firstpw1"),
+                                NULL);
+    else if (a->what == 1)
+        a->rv = hsm_init_pin(a->conn, "cu0", PW("secondpw"));
+    else
+        a->rv = hsm_user_set_password(a->conn, "cu0", PW("thirdpw1"));
     return NULL;
 }
 
 /*
  * Making a password verifier (create user, C_InitPIN, changePswd) costs a
  * login's KDF time and runs outside hsm->lock: a CO managing users does
- * not hold up another connection's calls. Same bound as the login test.
+ * not hold up another connection's calls. Each call is held in its KDF
+ * while the other connection calls.
  */
 static void test_verifier_does_not_block(void **state)
 {
+    static const char *const pws[] = {"firstpw1", "secondpw", "thirdpw1"};
     struct fixture *f = *state;
     hsm_conn_t *other = NULL;
-    hsm_token_info_t ti;
-    struct admin a = {0};
     pthread_t th;
-    int stop = 0, calls = 0;
-    double kdf = 1e9, worst = 0, t0, end, start;
 
-    reopen_with(f, 400000, 1000000);
+    reopen_with(f, 1000, 1000000);
     assert_int_equal(hsm_conn_open(f->hsm, &other), CKR_OK);
-    for (int i = 0; i < 3; i++) {
-        t0 = now_ms();
-        assert_int_equal(
-            hsm_login(other, HSM_LOGIN_USER, NULL, PW("wrongpass")),
-            CKR_PIN_INCORRECT);
-        if (now_ms() - t0 < kdf)
-            kdf = now_ms() - t0;
-    }
     assert_int_equal(hsm_login(f->conn, HSM_LOGIN_SO, NULL, PW("copass1")),
                      CKR_OK);
-    a.conn = f->conn;
-    a.stop = &stop;
-    assert_int_equal(pthread_create(&th, NULL, administer, &a), 0);
-    /* Until the other thread has made a few calls (a loaded machine or
-     * valgrind stretches them), at most a minute or 20 KDFs. */
-    start = now_ms();
-    end = start + (60000 > 20 * kdf ? 60000 : 20 * kdf);
-    while (now_ms() < end &&
-           (__atomic_load_n(&a.done, __ATOMIC_ACQUIRE) < 3 ||
-            now_ms() - start < 8 * kdf)) {
-        t0 = now_ms();
-        assert_int_equal(hsm_token_info(f->hsm, other, &ti), CKR_OK);
-        if (now_ms() - t0 > worst)
-            worst = now_ms() - t0;
-        calls++;
-        usleep(1000);
-    }
-    __atomic_store_n(&stop, 1, __ATOMIC_RELEASE);
-    assert_int_equal(pthread_join(th, NULL), 0);
-    print_message("one KDF %.1f ms; %d token_info calls, worst %.2f ms; "
-                  "%d user changes meanwhile\n",
-                  kdf, calls, worst, a.done);
-    assert_true(a.done >= 2); /* they really overlapped */
-    assert_int_equal(a.other, 0);
-    assert_true(worst < kdf / 2);
-    /* The verifiers made outside the lock are the ones stored. */
-    assert_int_equal(hsm_logout(f->conn), CKR_OK);
-    assert_int_equal(hsm_login(other, HSM_LOGIN_USER, "cu0", PW("thirdpw1")),
-                     CKR_OK);
-    assert_int_equal(hsm_logout(other), CKR_OK);
-    if (a.done % 3 == 2) /* the last user got its second password */
+    for (int what = 0; what < 3; what++) {
+        struct admin a = {f->conn, what, CKR_GENERAL_ERROR};
+
+        park_arm();
+        assert_int_equal(pthread_create(&th, NULL, administer, &a), 0);
+        park_wait();
+        park_check_and_release(f->hsm, other);
+        assert_int_equal(pthread_join(th, NULL), 0);
+        assert_int_equal(a.rv, CKR_OK);
+        /* The verifier made outside the lock is the one stored. */
         assert_int_equal(
-            hsm_login(other, HSM_LOGIN_USER, "cu0", PW("firstpw1")),
-            CKR_PIN_INCORRECT);
+            hsm_login(other, HSM_LOGIN_USER, "cu0",
+                      (const uint8_t *)pws[what], strlen(pws[what])),
+            CKR_OK);
+        assert_int_equal(hsm_logout(other), CKR_OK);
+        if (what > 0)
+            assert_int_equal(hsm_login(other, HSM_LOGIN_USER, "cu0",
+                                       (const uint8_t *)pws[what - 1],
+                                       strlen(pws[what - 1])),
+                             CKR_PIN_INCORRECT);
+    }
+    hsm_conn_close(other);
 }
 
 #define GUESSERS 4
