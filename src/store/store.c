@@ -520,31 +520,42 @@ out:
     return rv;
 }
 
-/* A count(*) query with one integer parameter. */
-static CK_RV count_id(store_t *st, enum stmt_id id, int64_t p1, size_t *n,
-                      const char *what)
+/* The first column of a one-row query (0 when it gives no row), with one
+ * integer parameter when p1 is not NULL. */
+static CK_RV query_int(store_t *st, enum stmt_id id, const int64_t *p1,
+                       int64_t *out, const char *what)
 {
     sqlite3_stmt *s = NULL;
     bool row = false;
     CK_RV rv;
     int rc;
 
-    *n = 0;
+    *out = 0;
     rv = get_stmt(st, id, &s);
     if (rv != CKR_OK) {
         return rv;
     }
-    rc = sqlite3_bind_int64(s, 1, p1);
-    if (rc != SQLITE_OK) {
+    if (p1 != NULL && (rc = sqlite3_bind_int64(s, 1, *p1)) != SQLITE_OK) {
         rv = sql_rv(st, rc, what);
         goto out;
     }
     rv = step_row(st, s, &row, what);
     if (rv == CKR_OK && row) {
-        *n = (size_t)sqlite3_column_int64(s, 0);
+        *out = sqlite3_column_int64(s, 0);
     }
 out:
     put_stmt(s);
+    return rv;
+}
+
+/* A count(*) query with one integer parameter. */
+static CK_RV count_id(store_t *st, enum stmt_id id, int64_t p1, size_t *n,
+                      const char *what)
+{
+    int64_t v = 0;
+    CK_RV rv = query_int(st, id, &p1, &v, what);
+
+    *n = (size_t)v;
     return rv;
 }
 
@@ -1094,21 +1105,12 @@ CK_RV store_meta_set(store_t *st, const char *key, const uint8_t *val,
 
 CK_RV store_generation(store_t *st, uint64_t *gen)
 {
-    sqlite3_stmt *s = NULL;
-    bool row = false;
+    int64_t v = 0;
     CK_RV rv;
 
     return_val_if_fail(st != NULL && gen != NULL, CKR_GENERAL_ERROR);
-    *gen = 0;
-    rv = get_stmt(st, STMT_GEN_GET, &s);
-    if (rv != CKR_OK) {
-        return rv;
-    }
-    rv = step_row(st, s, &row, "generation");
-    if (rv == CKR_OK && row) {
-        *gen = (uint64_t)sqlite3_column_int64(s, 0);
-    }
-    put_stmt(s);
+    rv = query_int(st, STMT_GEN_GET, NULL, &v, "generation");
+    *gen = (uint64_t)v;
     return rv;
 }
 
@@ -2596,21 +2598,12 @@ CK_RV store_qtoken_list(store_t *st, store_qtoken_t **ts, size_t *n)
 
 CK_RV store_qtoken_count(store_t *st, size_t *n)
 {
-    sqlite3_stmt *s = NULL;
-    bool row = false;
+    int64_t v = 0;
     CK_RV rv;
 
     return_val_if_fail(st != NULL && n != NULL, CKR_GENERAL_ERROR);
-    *n = 0;
-    rv = get_stmt(st, STMT_QT_COUNT, &s);
-    if (rv != CKR_OK) {
-        return rv;
-    }
-    rv = step_row(st, s, &row, "quorum token count");
-    if (rv == CKR_OK && row) {
-        *n = (size_t)sqlite3_column_int64(s, 0);
-    }
-    put_stmt(s);
+    rv = query_int(st, STMT_QT_COUNT, NULL, &v, "quorum token count");
+    *n = (size_t)v;
     return rv;
 }
 
