@@ -100,17 +100,26 @@ static CK_RV key_taken_locked(hsm_t *hsm, hsm_uid_t uid, const uint8_t *der,
     return rv;
 }
 
+/* The COs with a registered key, and the M of services 3 and 4. */
+static CK_RV quorum_state_locked(hsm_t *hsm, size_t *keys, unsigned *m3,
+                                 unsigned *m4)
+{
+    CK_RV rv;
+
+    if ((rv = store_user_count_mofn(hsm->st, HSM_USER_CO, keys)) != CKR_OK ||
+        (rv = store_quorum_m_get(hsm->st, HSM_QUORUM_SVC_USER_MGMT, m3)) !=
+            CKR_OK)
+        return rv;
+    return store_quorum_m_get(hsm->st, HSM_QUORUM_SVC_MISC_CO, m4);
+}
+
 CK_RV hsm_quorum_keeps_locked(hsm_t *hsm)
 {
     unsigned m3 = 1, m4 = 1;
     size_t keys = 0;
     CK_RV rv;
 
-    if ((rv = store_user_count_mofn(hsm->st, HSM_USER_CO, &keys)) != CKR_OK ||
-        (rv = store_quorum_m_get(hsm->st, HSM_QUORUM_SVC_USER_MGMT, &m3)) !=
-            CKR_OK ||
-        (rv = store_quorum_m_get(hsm->st, HSM_QUORUM_SVC_MISC_CO, &m4)) !=
-            CKR_OK)
+    if ((rv = quorum_state_locked(hsm, &keys, &m3, &m4)) != CKR_OK)
         return rv;
     if (keys > 0 && ((m3 > 1 && keys - 1 < m3) || (m4 > 1 && keys - 1 < m4)))
         return CKR_ACTION_PROHIBITED;
@@ -489,11 +498,7 @@ CK_RV hsm_quorum_set_m(hsm_conn_t *conn, unsigned service, unsigned m)
         rv = CKR_ARGUMENTS_BAD;
         goto out;
     }
-    if ((rv = store_user_count_mofn(hsm->st, HSM_USER_CO, &keys)) != CKR_OK ||
-        (rv = store_quorum_m_get(hsm->st, HSM_QUORUM_SVC_USER_MGMT, &m3)) !=
-            CKR_OK ||
-        (rv = store_quorum_m_get(hsm->st, HSM_QUORUM_SVC_MISC_CO, &m4)) !=
-            CKR_OK)
+    if ((rv = quorum_state_locked(hsm, &keys, &m3, &m4)) != CKR_OK)
         goto out;
     if (m > 1 && m > keys) {
         rv = CKR_ARGUMENTS_BAD; /* not that many approvers */
