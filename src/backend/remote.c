@@ -206,12 +206,12 @@ static CK_RV chan_open(struct remote *r, size_t ep, const char *name,
         free(ch);
         return CKR_DEVICE_REMOVED;
     }
-    /* A unix peer is on this machine: wait for its replies by polling a
-     * little first, and read small replies in one recv (transport.h). */
-    if (r->cfg.servers[ep].kind == CONFIG_EP_UNIX) {
-        wire_link_set_spin(ch->link, REMOTE_SPIN_US);
+    /* Wait for replies by polling a little first (bounded and adaptive:
+     * a reply from a distant or busy server turns it off by itself), and
+     * on a unix socket read small replies in one recv (transport.h). */
+    wire_link_set_spin(ch->link, REMOTE_SPIN_US);
+    if (r->cfg.servers[ep].kind == CONFIG_EP_UNIX)
         (void)wire_link_set_readahead(ch->link);
-    }
     rv = wire_client_new(chan_xfer, ch, r->cfg.max_frame, &ch->cl);
     if (rv == CKR_OK) {
         wire_client_set_resp_done(ch->cl, chan_resp_done);

@@ -345,10 +345,9 @@ static void *chan_main(void *arg)
     /* A local client's next request often follows its reply within
      * microseconds (C_Sign after C_SignInit): poll a little for it
      * before sleeping, and read small requests in one recv. */
-    if (!peer.tls) {
-        wire_link_set_spin(l, NIMBUSD_SPIN_US);
+    wire_link_set_spin(l, NIMBUSD_SPIN_US);
+    if (!peer.tls)
         (void)wire_link_set_readahead(l);
-    }
     if (!peer.tls && !peer_allowed(d, ch->fd, &peer))
         log_warn("refused %s: not in allowed_uids or allowed_groups", who);
     else

@@ -840,13 +840,15 @@ void wire_spin_peak(unsigned *peak, unsigned *cap)
 }
 
 /*
- * The first bytes of a frame on a spinning unix link: polls for up to
- * spin_us when the link's recent waits were that short, then blocks.
- * Reads at most len bytes (the header: never past it). >0: bytes read;
- * 0: EOF; -1: error.
+ * The first bytes of a frame on a spinning link: polls for up to spin_us
+ * when the link's recent waits were that short, then blocks. Reads at
+ * most len bytes (the header: never past it); with peek (a TLS link, whose
+ * bytes are OpenSSL's to read) only waits for one to arrive and leaves it.
+ * >0: bytes read (or ready); 0: EOF; -1: error.
  */
-static ssize_t recv_first(wire_link_t *l, uint8_t *buf, size_t len)
+static ssize_t recv_first(wire_link_t *l, uint8_t *buf, size_t len, bool peek)
 {
+    int pk = peek ? MSG_PEEK : 0;
     uint64_t t0 = now_ns(), limit = (uint64_t)l->spin_us * 1000u, last = t0;
     bool fast = false, done = false;
     ssize_t n = -1;
@@ -856,7 +858,7 @@ static ssize_t recv_first(wire_link_t *l, uint8_t *buf, size_t len)
         l->spin_st.spins++;
         for (;;) {
             uint64_t t;
-            n = recv(l->fd, buf, len, MSG_DONTWAIT);
+            n = recv(l->fd, buf, len, MSG_DONTWAIT | pk);
             if (n >= 0 ||
                 (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
                 done = true;
@@ -887,7 +889,7 @@ static ssize_t recv_first(wire_link_t *l, uint8_t *buf, size_t len)
     }
     if (!done) {
         do {
-            n = recv(l->fd, buf, len, 0);
+            n = recv(l->fd, buf, len, pk);
         } while (n < 0 && errno == EINTR);
         /* A wait that would have ended within the window is timed too:
          * a link that stopped spinning starts again when its peer
@@ -978,7 +980,7 @@ static wire_io_t frame_read_one(wire_link_t *l, size_t max, uint8_t **pp,
         ssize_t k;
         l->ra_off = 0;
         if (l->spin_us > 0) {
-            k = recv_first(l, l->ra, WIRE_READ_AHEAD);
+            k = recv_first(l, l->ra, WIRE_READ_AHEAD, false);
         } else {
             do {
                 k = recv(l->fd, l->ra, WIRE_READ_AHEAD, 0);
@@ -992,7 +994,7 @@ static wire_io_t frame_read_one(wire_link_t *l, size_t max, uint8_t **pp,
         /* EOF after part of the header is a broken frame */
         r = read_full(l, hdr, sizeof(hdr)) == 1 ? 1 : -1;
     } else if (l->ra == NULL && l->ssl == NULL && l->spin_us > 0) {
-        ssize_t first = recv_first(l, hdr, sizeof(hdr));
+        ssize_t first = recv_first(l, hdr, sizeof(hdr), false);
         if (first == 0)
             return WIRE_IO_EOF;
         if (first < 0)
@@ -1002,6 +1004,14 @@ static wire_io_t frame_read_one(wire_link_t *l, size_t max, uint8_t **pp,
                 : read_full(l, hdr + first, sizeof(hdr) - (size_t)first);
         if (r == 0)
             r = -1;
+    } else if (l->ssl != NULL && l->spin_us > 0 && !SSL_has_pending(l->ssl)) {
+        /* TLS: wait for the record's first byte the same way, then let
+         * OpenSSL read it. */
+        uint8_t c;
+        ssize_t first = recv_first(l, &c, 1, true);
+        if (first < 0)
+            return WIRE_IO_ERROR;
+        r = read_full(l, hdr, sizeof(hdr));
     } else {
         r = read_full(l, hdr, sizeof(hdr));
     }

@@ -80,7 +80,8 @@ wire_io_t wire_frame_read_kept(wire_link_t *l, size_t max, uint8_t **buf,
  * WIRE_KEEP_READ_MAX, so that a rare big frame does not stay held. */
 void wire_frame_done(wire_link_t *l, size_t len);
 /*
- * Bounded busy-polling on a unix link (nothing on TLS). With usec > 0, a
+ * Bounded busy-polling on a link (on TLS, for the first byte of a record
+ * OpenSSL has not buffered yet). With usec > 0, a
  * frame read first polls the socket without blocking, for at most usec
  * microseconds, before it blocks: a reply (or the next request) that
  * comes that soon costs no sleep and wake-up, which is most of a small

@@ -1371,6 +1371,70 @@ static void test_tls_frames(void **state)
     wire_tls_free(ct);
 }
 
+/* Polling on TLS: the first byte of a record is waited for by polling
+ * without taking it (OpenSSL reads it), frames arrive whole, a frame of
+ * several records and two frames sent at once (the second already in
+ * OpenSSL's buffer) too. */
+static void test_tls_spin(void **state)
+{
+    struct tls_server s;
+    struct config cfg;
+    struct config_endpoint ep;
+    wire_spin_stats_t st;
+    wire_tls_t *ct;
+    wire_link_t *l;
+    uint8_t *buf, *big;
+    size_t len, n = 40000;
+    unsigned cap;
+    char err[256];
+
+    (void)state;
+    room_file(1);
+    wire_spin_peak(NULL, &cap);
+    server_start(&s, "server.pem", "server.key");
+    tls_conf(&cfg, "client.pem", "client.key", "ca.pem");
+    assert_true(wire_tls_client_new(&cfg, &ct, err, sizeof(err)));
+    tls_ep(&ep, "127.0.0.1", s.port);
+    assert_true(wire_link_connect(&ep, ct, &l, err, sizeof(err)));
+    wire_link_set_spin(l, 200);
+    for (int i = 0; i < 20; i++) {
+        assert_int_equal(wire_frame_write(l, (const uint8_t *)"ping", 4),
+                         WIRE_IO_OK);
+        assert_int_equal(wire_frame_read(l, 65536, &buf, &len), WIRE_IO_OK);
+        assert_int_equal(len, 4);
+        assert_memory_equal(buf, "ping", 4);
+        free(buf);
+    }
+    big = malloc(n);
+    assert_non_null(big);
+    for (size_t i = 0; i < n; i++)
+        big[i] = (uint8_t)(i * 7);
+    assert_int_equal(wire_frame_write(l, big, n), WIRE_IO_OK);
+    assert_int_equal(wire_frame_write(l, (const uint8_t *)"two", 3),
+                     WIRE_IO_OK);
+    assert_int_equal(wire_frame_read(l, 65536, &buf, &len), WIRE_IO_OK);
+    assert_int_equal(len, n);
+    assert_memory_equal(buf, big, n);
+    free(buf);
+    assert_int_equal(wire_frame_read(l, 65536, &buf, &len), WIRE_IO_OK);
+    assert_int_equal(len, 3);
+    assert_memory_equal(buf, "two", 3);
+    free(buf);
+    free(big);
+    wire_link_spin_stats(l, &st);
+    if (cap == 0) {
+        assert_int_equal(st.spins, 0);
+    } else {
+        assert_true(st.spins >= 1);
+        assert_true(st.spins + st.skipped <= 22);
+    }
+    wire_link_close(l);
+    server_stop(&s);
+    assert_true(s.ok);
+    wire_tls_free(ct);
+    wire_spin_tune(NULL, true);
+}
+
 /* Pieces over TLS: small ones gathered, a large one from where it lies,
  * the same payload at the other end. */
 static void test_tls_writev(void **state)
@@ -1443,6 +1507,7 @@ int main(void)
         cmocka_unit_test(test_tls_mutual),
         cmocka_unit_test(test_tls_frames),
         cmocka_unit_test(test_tls_writev),
+        cmocka_unit_test(test_tls_spin),
         cmocka_unit_test(test_tls_other_ca_client),
         cmocka_unit_test(test_tls_no_client_cert),
         cmocka_unit_test(test_tls12_refused),
