@@ -99,10 +99,12 @@ static struct remote_conn *RC(backend_conn_t *c)
 
 /* ------------------------------------------------------------ channels */
 
-/* How long a unix channel polls for a reply before it sleeps: a small
- * call's reply (a signature's init, an ECDSA signature) comes well
- * within it; an RSA-2048 signature does not, and pays one wake-up. */
-#define REMOTE_SPIN_US 50
+/* How long a channel polls for a reply before it sleeps: a small call's
+ * reply (a signature's init, an ECDSA signature) and an RSA-2048
+ * signature (about 240 µs) come within it; on an idle machine the sleep
+ * and wake-up it saves cost tens of µs. Slower replies (keygen, a KDF)
+ * turn the polling off after two of them (transport.h). */
+#define REMOTE_SPIN_US 400
 
 /* See rm_conn_lost. */
 #define REMOTE_FRESH_NS (1000u * 1000u)

@@ -99,7 +99,7 @@ void wire_frame_done(wire_link_t *l, size_t len);
  */
 void wire_link_set_spin(wire_link_t *l, unsigned usec);
 /* The largest usec taken; more is cut to it. */
-#define WIRE_SPIN_MAX_US 200u
+#define WIRE_SPIN_MAX_US 500u
 
 /*
  * Read-ahead on a unix link (false: a TLS link, or out of memory): a

@@ -720,7 +720,7 @@ static void test_unix_spin(void **state)
         assert_int_equal(st.hits, 1);
     }
 
-    /* 300 ms late, twice: each read polls for at most the window (200
+    /* 300 ms late, twice: each read polls for at most the window (500
      * us) and then sleeps; an unbounded spinner would burn the 300 ms. */
     cpu = read_late(sv, cl, 300);
     assert_true(cpu < 60.0);
