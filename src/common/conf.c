@@ -79,6 +79,7 @@ void config_defaults(struct config *cfg)
     cfg->max_connections = CONFIG_DEFAULT_MAX_CONNECTIONS;
     cfg->max_sessions_per_connection = 1024;
     cfg->max_frame = CONFIG_DEFAULT_MAX_FRAME;
+    cfg->io_timeout = CONFIG_DEFAULT_IO_TIMEOUT;
 }
 
 static bool parse_bool(const char *v, bool *out)
@@ -303,6 +304,9 @@ static const char *config_apply(struct config *cfg, const char *key,
         if (!parse_range(val, CONFIG_MIN_MAX_FRAME, 256UL * 1024UL * 1024UL,
                          &cfg->max_frame))
             return "max_frame must be 65536..268435456 bytes";
+    } else if (strcmp(key, "io_timeout") == 0) {
+        if (!parse_range(val, 0, CONFIG_MAX_IO_TIMEOUT, &cfg->io_timeout))
+            return "io_timeout must be 0..3600 seconds";
     } else if (strcmp(key, "user") == 0) {
         if (!copy_str(cfg->run_as_user, sizeof(cfg->run_as_user), val) ||
             getpwnam(val) == NULL)

@@ -18,6 +18,8 @@
 #define CONFIG_DEFAULT_MAX_CONNECTIONS 1024UL
 #define CONFIG_DEFAULT_MAX_FRAME (4UL * 1024UL * 1024UL) /* 4 MiB */
 #define CONFIG_MIN_MAX_FRAME (64UL * 1024UL)
+#define CONFIG_DEFAULT_IO_TIMEOUT 10UL /* seconds */
+#define CONFIG_MAX_IO_TIMEOUT 3600UL
 
 /* One "listen" (nimbusd) or "servers" (client) endpoint:
  * "unix:/abs/path" or "tls:HOST:PORT" (HOST may be [v6]). */
@@ -76,6 +78,11 @@ struct config {
     unsigned long max_connections;             /* accepted sockets at once */
     unsigned long max_sessions_per_connection; /* default: max_sessions */
     unsigned long max_frame;                   /* bytes of one wire frame */
+    /* "io_timeout": seconds a channel's handshake (its first frame) may
+     * take after accept, and a frame the rest of its bytes once its first
+     * arrived, and a reply its write; 0: no bound. Idle time between
+     * frames is never bounded. */
+    unsigned long io_timeout;
     char run_as_user[32]; /* "user": drop root to this account ("" stay) */
 
     /* ---- both sides of TLS ---- */

@@ -243,6 +243,7 @@ static void serve(struct daemon *d, wire_link_t *l, const wire_peer_t *peer,
     wire_vec_t out;
     uint8_t *req;
     size_t len;
+    unsigned io_ms = (unsigned)(d->cfg.io_timeout * 1000u);
 
     if (wc == NULL) {
         log_warn("refused %s: no room for another connection", who);
@@ -250,7 +251,12 @@ static void serve(struct daemon *d, wire_link_t *l, const wire_peer_t *peer,
     }
     memset(&out, 0, sizeof(out));
     log_info("connected: %s", who);
-    for (;;) {
+    /* No slowloris: the handshake comes within io_timeout of the accept,
+     * a frame that has begun ends within it, a reply is taken within it.
+     * Between frames a channel may idle as long as it likes. */
+    wire_link_set_io_timeout(l, io_ms);
+    wire_link_expect_within(l, io_ms);
+    for (bool first = true;; first = false) {
         wire_io_t r = wire_frame_read_kept(l, d->cfg.max_frame, &req, &len);
         bool ok, have = false;
         int pass;
@@ -260,7 +266,11 @@ static void serve(struct daemon *d, wire_link_t *l, const wire_peer_t *peer,
                      d->cfg.max_frame);
             break;
         }
-        if (r == WIRE_IO_ERROR)
+        if (r == WIRE_IO_ERROR && wire_link_timed_out(l))
+            log_warn("%s: %s within io_timeout (%lu s): closing", who,
+                     first ? "no handshake" : "frame not complete",
+                     d->cfg.io_timeout);
+        else if (r == WIRE_IO_ERROR)
             log_info("%s: read error or truncated frame: closing", who);
         if (r != WIRE_IO_OK)
             break;
@@ -274,8 +284,13 @@ static void serve(struct daemon *d, wire_link_t *l, const wire_peer_t *peer,
          * these. Frames carry PINs and key bytes. */
         wire_chan_reply_done(wc, &out);
         wire_frame_done(l, len);
-        if (have && r != WIRE_IO_OK)
+        if (have && r != WIRE_IO_OK) {
+            if (wire_link_timed_out(l))
+                log_warn("%s: reply not taken within io_timeout (%lu s): "
+                         "closing",
+                         who, d->cfg.io_timeout);
             break;
+        }
         if (!ok) {
             log_info("%s: protocol error: closing", who);
             break;

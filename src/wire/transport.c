@@ -17,6 +17,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -64,6 +65,10 @@ struct wire_link {
     unsigned spin_us;   /* 0: reads block at once */
     unsigned spin_hist; /* bit i: the wait i frames ago was within spin_us */
     wire_spin_stats_t spin_st;
+    unsigned io_ms;       /* wire_link_set_io_timeout; 0: none */
+    uint64_t next_ns;     /* wire_link_expect_within: the next frame's end */
+    uint64_t deadline_ns; /* the I/O under way must end by then; 0: none */
+    bool timed_out;
 };
 
 static void set_err(char *err, size_t errlen, const char *what)
@@ -88,16 +93,143 @@ static void set_errno(char *err, size_t errlen, const char *what, int e)
         snprintf(err, errlen, "%s: %s", what, strerror(e));
 }
 
+/* ------------------------------------------------------------ deadlines */
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * Waits until fd is ready for events or l's deadline passes. true: ready
+ * (or an error poll reports: the next call says which); false: the
+ * deadline passed (l->timed_out, errno ETIMEDOUT). A whole-frame deadline,
+ * not a per-call timeout: a peer trickling a byte now and then cannot
+ * stretch a frame beyond it.
+ */
+static bool wait_ready(wire_link_t *l, short events)
+{
+    for (;;) {
+        struct pollfd p = {.fd = l->fd, .events = events};
+        uint64_t t = now_ns();
+        int ms, r;
+
+        if (t >= l->deadline_ns)
+            break;
+        /* rounded up: poll's 0 would spin through the last millisecond */
+        ms = (int)((l->deadline_ns - t + 999999u) / 1000000u);
+        r = poll(&p, 1, ms);
+        if (r > 0 || (r < 0 && errno != EINTR))
+            return true;
+    }
+    l->timed_out = true;
+    errno = ETIMEDOUT;
+    return false;
+}
+
+/* recv that honours l's deadline when one runs (then on a non-blocking
+ * attempt first: bytes already there cost no poll). */
+static ssize_t recv_dl(wire_link_t *l, void *buf, size_t len, int flags)
+{
+    ssize_t n;
+
+    for (;;) {
+        if (l->deadline_ns == 0) {
+            n = recv(l->fd, buf, len, flags);
+        } else {
+            n = recv(l->fd, buf, len, flags | MSG_DONTWAIT);
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+                if (!wait_ready(l, POLLIN))
+                    return -1;
+                continue;
+            }
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        return n;
+    }
+}
+
+/* The same for recvmsg and sendmsg. */
+static ssize_t recvmsg_dl(wire_link_t *l, struct msghdr *mh, int flags)
+{
+    ssize_t n;
+
+    for (;;) {
+        n = recvmsg(l->fd, mh, flags | (l->deadline_ns ? MSG_DONTWAIT : 0));
+        if (n < 0 && l->deadline_ns != 0 &&
+            (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            if (!wait_ready(l, POLLIN))
+                return -1;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        return n;
+    }
+}
+
+static ssize_t sendmsg_dl(wire_link_t *l, const struct msghdr *mh, int flags)
+{
+    ssize_t n;
+
+    for (;;) {
+        n = sendmsg(l->fd, mh, flags | (l->deadline_ns ? MSG_DONTWAIT : 0));
+        if (n < 0 && l->deadline_ns != 0 &&
+            (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            if (!wait_ready(l, POLLOUT))
+                return -1;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        return n;
+    }
+}
+
+/* A frame's first byte is here: the rest has io_ms (or what is left of
+ * an earlier, shorter bound). */
+static void arm_rest(wire_link_t *l)
+{
+    uint64_t d;
+
+    if (l->io_ms == 0)
+        return;
+    d = now_ns() + (uint64_t)l->io_ms * 1000000u;
+    if (l->deadline_ns == 0 || d < l->deadline_ns)
+        l->deadline_ns = d;
+}
+
+/* A frame write has io_ms in all: a peer that does not read its replies
+ * holds the writer no longer. */
+static void write_begin(wire_link_t *l)
+{
+    l->deadline_ns =
+        l->io_ms > 0 ? now_ns() + (uint64_t)l->io_ms * 1000000u : 0;
+}
+
 /* ------------------------------------------------------- the socket BIO */
 
 static BIO_METHOD *sock_method;
 static pthread_once_t sock_method_once = PTHREAD_ONCE_INIT;
 
+/* The BIO's app data is its link, whose deadline TLS reads and writes
+ * honour as the unix ones do. */
 static int sock_bio_write(BIO *b, const char *in, int inl)
 {
+    wire_link_t *l = BIO_get_app_data(b);
     ssize_t n;
 
     BIO_clear_retry_flags(b);
+    if (l != NULL) {
+        struct iovec v = {.iov_base = (void *)in, .iov_len = (size_t)inl};
+        struct msghdr mh = {.msg_iov = &v, .msg_iovlen = 1};
+        n = sendmsg_dl(l, &mh, MSG_NOSIGNAL);
+        return n < 0 ? -1 : (int)n;
+    }
     do {
         n = send(BIO_get_fd(b, NULL), in, (size_t)inl, MSG_NOSIGNAL);
     } while (n < 0 && errno == EINTR);
@@ -106,12 +238,17 @@ static int sock_bio_write(BIO *b, const char *in, int inl)
 
 static int sock_bio_read(BIO *b, char *out, int outl)
 {
+    wire_link_t *l = BIO_get_app_data(b);
     ssize_t n;
 
     BIO_clear_retry_flags(b);
-    do {
-        n = recv(BIO_get_fd(b, NULL), out, (size_t)outl, 0);
-    } while (n < 0 && errno == EINTR);
+    if (l != NULL) {
+        n = recv_dl(l, out, (size_t)outl, 0);
+    } else {
+        do {
+            n = recv(BIO_get_fd(b, NULL), out, (size_t)outl, 0);
+        } while (n < 0 && errno == EINTR);
+    }
     if (n == 0)
         BIO_set_flags(b, BIO_FLAGS_IN_EOF);
     return n < 0 ? -1 : (int)n;
@@ -283,14 +420,6 @@ static bool set_cloexec(int fd)
     return fl >= 0 && fcntl(fd, F_SETFD, fl | FD_CLOEXEC) == 0;
 }
 
-static void set_timeout(int fd, int seconds)
-{
-    struct timeval tv = {.tv_sec = seconds, .tv_usec = 0};
-
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-}
-
 /* A unix stream socket queues about wmem_default (208 KiB) by default, so
  * a 1 MiB frame would cross in five or more hand-offs, each a wake-up of
  * the other process. Asking for more lets a bulk frame cross in one; the
@@ -329,6 +458,7 @@ static bool tls_handshake(wire_link_t *l, wire_tls_t *tls, const char *host,
         set_err(err, errlen, "SSL_new");
         return false;
     }
+    BIO_set_app_data(bio, l);
     SSL_set_bio(l->ssl, bio, bio);
     if (host != NULL) {
         unsigned char addr[16];
@@ -348,8 +478,12 @@ static bool tls_handshake(wire_link_t *l, wire_tls_t *tls, const char *host,
             return false;
         }
     }
-    set_timeout(l->fd, WIRE_HANDSHAKE_TIMEOUT_S);
+    /* One deadline for the whole handshake (the BIO honours it): a
+     * per-call timeout would let a peer trickling a byte every few
+     * seconds hold the handshake for ever. */
+    l->deadline_ns = now_ns() + WIRE_HANDSHAKE_TIMEOUT_S * 1000000000ull;
     r = host != NULL ? SSL_connect(l->ssl) : SSL_accept(l->ssl);
+    l->deadline_ns = 0;
     if (r != 1) {
         long v = SSL_get_verify_result(l->ssl);
         if (v != X509_V_OK) {
@@ -362,7 +496,6 @@ static bool tls_handshake(wire_link_t *l, wire_tls_t *tls, const char *host,
         }
         return false;
     }
-    set_timeout(l->fd, 0);
     return true;
 }
 
@@ -605,9 +738,13 @@ void wire_link_close(wire_link_t *l)
     if (l == NULL)
         return;
     if (l->ssl != NULL) {
-        /* close_notify once, without waiting for the peer's. */
-        if (SSL_is_init_finished(l->ssl))
+        /* close_notify once, without waiting for the peer's; not after a
+         * timeout (the stream is cut mid-record), and bounded like any
+         * write: a peer that reads nothing must not hold the closer. */
+        if (SSL_is_init_finished(l->ssl) && !l->timed_out) {
+            write_begin(l);
             SSL_shutdown(l->ssl);
+        }
         SSL_free(l->ssl);
     }
     if (l->fd >= 0)
@@ -648,6 +785,8 @@ static int read_full(wire_link_t *l, uint8_t *buf, size_t len)
             if (r != 1) {
                 int e = SSL_get_error(l->ssl, r);
                 ERR_clear_error();
+                if (l->timed_out)
+                    return -1;
                 if (e == SSL_ERROR_ZERO_RETURN && got == 0)
                     return 0;
                 /* A peer that closed without close_notify between frames
@@ -658,9 +797,7 @@ static int read_full(wire_link_t *l, uint8_t *buf, size_t len)
             }
             got += n;
         } else {
-            ssize_t n = recv(l->fd, buf + got, want, 0);
-            if (n < 0 && errno == EINTR)
-                continue;
+            ssize_t n = recv_dl(l, buf + got, want, 0);
             if (n < 0)
                 return -1;
             if (n == 0)
@@ -792,14 +929,6 @@ static void spin_leave(void)
     atomic_fetch_sub(&spinners, 1);
 }
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 void wire_link_set_spin(wire_link_t *l, unsigned usec)
 {
     if (l == NULL)
@@ -819,6 +948,23 @@ bool wire_link_set_readahead(wire_link_t *l)
         l->ra_off = l->ra_len = 0;
     }
     return true;
+}
+
+void wire_link_set_io_timeout(wire_link_t *l, unsigned ms)
+{
+    if (l != NULL)
+        l->io_ms = ms;
+}
+
+void wire_link_expect_within(wire_link_t *l, unsigned ms)
+{
+    if (l != NULL)
+        l->next_ns = ms > 0 ? now_ns() + (uint64_t)ms * 1000000u : 0;
+}
+
+bool wire_link_timed_out(const wire_link_t *l)
+{
+    return l != NULL && l->timed_out;
 }
 
 void wire_link_spin_stats(const wire_link_t *l, wire_spin_stats_t *st)
@@ -888,9 +1034,7 @@ static ssize_t recv_first(wire_link_t *l, uint8_t *buf, size_t len, bool peek)
         l->spin_st.skipped++;
     }
     if (!done) {
-        do {
-            n = recv(l->fd, buf, len, pk);
-        } while (n < 0 && errno == EINTR);
+        n = recv_dl(l, buf, len, pk);
         /* A wait that would have ended within the window is timed too:
          * a link that stopped spinning starts again when its peer
          * answers fast. */
@@ -922,9 +1066,9 @@ static int read_full_fd(wire_link_t *l, uint8_t *buf, size_t len, int *fd)
         mh.msg_iovlen = 1;
         mh.msg_control = cm.b;
         mh.msg_controllen = sizeof(cm.b);
-        n = recvmsg(l->fd, &mh, MSG_CMSG_CLOEXEC);
-        if (n < 0 && errno == EINTR)
-            continue;
+        n = recvmsg_dl(l, &mh, MSG_CMSG_CLOEXEC);
+        if (n > 0 && got == 0)
+            arm_rest(l);
         for (c = n > 0 ? CMSG_FIRSTHDR(&mh) : NULL; c != NULL;
              c = CMSG_NXTHDR(&mh, c)) {
             if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
@@ -979,17 +1123,15 @@ static wire_io_t frame_read_one(wire_link_t *l, size_t max, uint8_t **pp,
          * WIRE_READ_AHEAD: a small frame costs one system call. */
         ssize_t k;
         l->ra_off = 0;
-        if (l->spin_us > 0) {
+        if (l->spin_us > 0)
             k = recv_first(l, l->ra, WIRE_READ_AHEAD, false);
-        } else {
-            do {
-                k = recv(l->fd, l->ra, WIRE_READ_AHEAD, 0);
-            } while (k < 0 && errno == EINTR);
-        }
+        else
+            k = recv_dl(l, l->ra, WIRE_READ_AHEAD, 0);
         if (k == 0)
             return WIRE_IO_EOF;
         if (k < 0)
             return WIRE_IO_ERROR;
+        arm_rest(l);
         l->ra_len = (size_t)k;
         /* EOF after part of the header is a broken frame */
         r = read_full(l, hdr, sizeof(hdr)) == 1 ? 1 : -1;
@@ -999,6 +1141,7 @@ static wire_io_t frame_read_one(wire_link_t *l, size_t max, uint8_t **pp,
             return WIRE_IO_EOF;
         if (first < 0)
             return WIRE_IO_ERROR;
+        arm_rest(l);
         r = (size_t)first == sizeof(hdr)
                 ? 1
                 : read_full(l, hdr + first, sizeof(hdr) - (size_t)first);
@@ -1011,8 +1154,25 @@ static wire_io_t frame_read_one(wire_link_t *l, size_t max, uint8_t **pp,
         ssize_t first = recv_first(l, &c, 1, true);
         if (first < 0)
             return WIRE_IO_ERROR;
+        if (first > 0)
+            arm_rest(l);
         r = read_full(l, hdr, sizeof(hdr));
     } else {
+        /* With io_timeout, the wait for the first byte is apart from the
+         * rest: unbounded between frames (or the next frame's bound). On
+         * TLS a record's first byte counts: a peer that sends part of a
+         * record and stops is as bounded as one that stops in a frame. */
+        if (l->io_ms > 0 && l->ra_len == 0 &&
+            (l->ssl == NULL || !SSL_has_pending(l->ssl))) {
+            uint8_t c;
+            ssize_t first = recv_dl(l, &c, 1, MSG_PEEK);
+            if (first < 0)
+                return WIRE_IO_ERROR;
+            if (first > 0)
+                arm_rest(l);
+        } else {
+            arm_rest(l); /* its bytes are here (read ahead, or OpenSSL's) */
+        }
         r = read_full(l, hdr, sizeof(hdr));
     }
     if (r == 0)
@@ -1072,8 +1232,13 @@ static wire_io_t frame_read_one(wire_link_t *l, size_t max, uint8_t **pp,
 static wire_io_t frame_read_buf(wire_link_t *l, size_t max, uint8_t **pp,
                                 size_t *pcap, size_t *len, int *fd)
 {
-    wire_io_t r = frame_read_one(l, max, pp, pcap, len, fd);
+    wire_io_t r;
 
+    /* wire_link_expect_within's bound covers this read only */
+    l->deadline_ns = l->next_ns;
+    l->next_ns = 0;
+    r = frame_read_one(l, max, pp, pcap, len, fd);
+    l->deadline_ns = 0;
     if (l->ra != NULL && (r == WIRE_IO_TOO_BIG || r == WIRE_IO_ERROR)) {
         util_wipe(l->ra, WIRE_READ_AHEAD);
         l->ra_off = l->ra_len = 0;
@@ -1156,7 +1321,8 @@ void wire_frame_done(wire_link_t *l, size_t len)
 }
 
 /* pass >= 0: a descriptor sent with the first byte. */
-static bool write_unix_fd(int fd, struct iovec *iov, int iovcnt, int pass)
+static bool write_unix_fd(wire_link_t *l, struct iovec *iov, int iovcnt,
+                          int pass)
 {
     struct msghdr mh;
     union {
@@ -1181,11 +1347,9 @@ static bool write_unix_fd(int fd, struct iovec *iov, int iovcnt, int pass)
             c->cmsg_len = CMSG_LEN(sizeof(int));
             memcpy(CMSG_DATA(c), &pass, sizeof(int));
         }
-        n = sendmsg(fd, &mh, MSG_NOSIGNAL);
+        n = sendmsg_dl(l, &mh, MSG_NOSIGNAL);
         if (n > 0)
             pass = -1; /* it went with the first bytes */
-        if (n < 0 && errno == EINTR)
-            continue;
         if (n <= 0)
             return false;
         while (iovcnt > 0 && (size_t)n >= iov->iov_len) {
@@ -1201,9 +1365,9 @@ static bool write_unix_fd(int fd, struct iovec *iov, int iovcnt, int pass)
     return true;
 }
 
-static bool write_unix(int fd, struct iovec *iov, int iovcnt)
+static bool write_unix(wire_link_t *l, struct iovec *iov, int iovcnt)
 {
-    return write_unix_fd(fd, iov, iovcnt, -1);
+    return write_unix_fd(l, iov, iovcnt, -1);
 }
 
 static bool write_tls(SSL *ssl, const uint8_t *buf, size_t len)
@@ -1234,12 +1398,13 @@ wire_io_t wire_frame_write(wire_link_t *l, const uint8_t *buf, size_t len)
     hdr[1] = (uint8_t)(len >> 16);
     hdr[2] = (uint8_t)(len >> 8);
     hdr[3] = (uint8_t)len;
+    write_begin(l);
     if (l->ssl == NULL) {
         struct iovec iov[2] = {
             {.iov_base = hdr, .iov_len = sizeof(hdr)},
             {.iov_base = (void *)buf, .iov_len = len},
         };
-        ok = write_unix(l->fd, iov, len > 0 ? 2 : 1);
+        ok = write_unix(l, iov, len > 0 ? 2 : 1);
     } else if (len <= WIRE_COALESCE_MAX) {
         uint8_t one[WIRE_FRAME_HEADER + WIRE_COALESCE_MAX];
         memcpy(one, hdr, sizeof(hdr));
@@ -1250,6 +1415,7 @@ wire_io_t wire_frame_write(wire_link_t *l, const uint8_t *buf, size_t len)
     } else {
         ok = write_tls(l->ssl, hdr, sizeof(hdr)) && write_tls(l->ssl, buf, len);
     }
+    l->deadline_ns = 0;
     return ok ? WIRE_IO_OK : WIRE_IO_ERROR;
 }
 
@@ -1280,12 +1446,13 @@ wire_io_t wire_frame_writev_fd(wire_link_t *l, const struct iovec *iov,
     hdr[3] = (uint8_t)len;
     v[0].iov_base = hdr;
     v[0].iov_len = sizeof(hdr);
+    write_begin(l);
     for (size_t i = 0; i < n; i++) {
         if (iov[i].iov_len > 0)
             v[nv++] = iov[i];
     }
     if (l->ssl == NULL) {
-        ok = write_unix_fd(l->fd, v, (int)nv, fd);
+        ok = write_unix_fd(l, v, (int)nv, fd);
     } else {
         /* Small pieces gather into records of up to WIRE_COALESCE_MAX;
          * a large one goes out from where it lies. */
@@ -1318,5 +1485,6 @@ wire_io_t wire_frame_writev_fd(wire_link_t *l, const struct iovec *iov,
             ok = write_tls(l->ssl, one, used);
         util_wipe(one, used);
     }
+    l->deadline_ns = 0;
     return ok ? WIRE_IO_OK : WIRE_IO_ERROR;
 }

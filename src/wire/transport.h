@@ -116,6 +116,24 @@ void wire_link_set_spin(wire_link_t *l, unsigned usec);
 #define WIRE_READ_AHEAD 4096u
 bool wire_link_set_readahead(wire_link_t *l);
 
+/*
+ * Deadlines (nimbusd's io_timeout). With ms > 0, once the first byte of a
+ * frame has arrived the whole frame must have arrived within ms, and a
+ * frame write (a TLS close_notify too) must be done within ms; the wait
+ * for a frame's first byte stays unbounded (an idle link between frames
+ * is legitimate). On TLS the first byte of a record counts as the
+ * frame's. A whole-frame bound, not one per system call: a byte now and
+ * then does not stretch it. A link that misses one fails the read or
+ * write with WIRE_IO_ERROR, and wire_link_timed_out says why; it must
+ * then be closed (its stream is cut mid-frame). 0: none (the default).
+ * Bytes already there cost nothing more; a wait costs a poll.
+ */
+void wire_link_set_io_timeout(wire_link_t *l, unsigned ms);
+/* The next frame read must be complete, its first byte included, within
+ * ms from now (a handshake that must come at once); 0: no such bound. */
+void wire_link_expect_within(wire_link_t *l, unsigned ms);
+bool wire_link_timed_out(const wire_link_t *l);
+
 /* Counters of one link's frame reads, for tests and tuning. */
 typedef struct wire_spin_stats {
     unsigned long spins;   /* reads that polled before blocking */

@@ -1066,6 +1066,264 @@ static void test_unix_readahead(void **state)
     free(big);
 }
 
+/* ------------------------------------------------------- io timeout */
+
+#define IO_MS 300u
+/* what a loaded machine adds to a bound before the read returns */
+#define IO_SLACK_MS 1500u
+
+static uint64_t ms_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* The read modes nimbusd and the module use: plain, kept, read-ahead,
+ * read-ahead with polling, polling alone. */
+static void io_mode(wire_link_t *sv, int mode)
+{
+    if (mode >= 2 && mode <= 3)
+        assert_true(wire_link_set_readahead(sv));
+    if (mode >= 3)
+        wire_link_set_spin(sv, 50);
+    wire_link_set_io_timeout(sv, IO_MS);
+}
+
+static wire_io_t io_read(wire_link_t *sv, int mode, size_t *len)
+{
+    uint8_t *buf;
+    wire_io_t r;
+
+    if (mode == 1) {
+        r = wire_frame_read_kept(sv, 65536, &buf, len);
+        if (r == WIRE_IO_OK)
+            wire_frame_done(sv, *len);
+        return r;
+    }
+    r = wire_frame_read(sv, 65536, &buf, len);
+    free(buf);
+    return r;
+}
+
+struct trickle {
+    int fd;
+    size_t n;         /* bytes to send, one at a time */
+    unsigned gap_ms;  /* between two */
+    unsigned wait_ms; /* before the first */
+    const uint8_t *p;
+};
+
+static void sleep_ms(unsigned ms)
+{
+    struct timespec ts = {ms / 1000u, (long)(ms % 1000u) * 1000000L};
+
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+static void *trickle_main(void *arg)
+{
+    struct trickle *t = arg;
+
+    sleep_ms(t->wait_ms);
+    for (size_t i = 0; i < t->n; i++) {
+        if (send(t->fd, t->p + i, 1, MSG_NOSIGNAL) != 1)
+            break;
+        sleep_ms(t->gap_ms);
+    }
+    return NULL;
+}
+
+/*
+ * io_timeout on a unix link, in every read mode: a frame begun and left
+ * (in the header, in the payload) fails within the bound, and so does
+ * one trickled a byte every 100 ms (a whole-frame bound, not one per
+ * recv); an idle link waits for its next frame without limit (3 x the
+ * bound here) and reads it; two frames read ahead in one recv are both
+ * read at once.
+ */
+static void test_unix_io_timeout(void **state)
+{
+    static const uint8_t part[] = {0x00, 0x00, 0x00, 0x10, 'a', 'b', 'c'};
+    static const uint8_t two[] = {0, 0, 0, 3, 'o', 'n', 'e',
+                                  0, 0, 0, 3, 't', 'w', 'o'};
+    static uint8_t slow[4 + 60];
+    wire_link_t *cl, *sv;
+    wire_peer_t peer;
+    size_t len;
+    uint64_t t0, dt;
+
+    (void)state;
+    slow[3] = 60;
+    for (int mode = 0; mode < 5; mode++) {
+        /* in the payload */
+        unix_pair(&cl, &sv, &peer);
+        io_mode(sv, mode);
+        assert_int_equal(send(wire_link_fd(cl), part, sizeof(part), 0),
+                         (ssize_t)sizeof(part));
+        t0 = ms_now();
+        assert_int_equal(io_read(sv, mode, &len), WIRE_IO_ERROR);
+        dt = ms_now() - t0;
+        assert_true(wire_link_timed_out(sv));
+        if (dt + 20 < IO_MS || dt > IO_MS + IO_SLACK_MS)
+            fail_msg("mode %d: half frame ended after %lu ms", mode,
+                     (unsigned long)dt);
+        wire_link_close(sv);
+        wire_link_close(cl);
+
+        /* in the header */
+        unix_pair(&cl, &sv, &peer);
+        io_mode(sv, mode);
+        assert_int_equal(send(wire_link_fd(cl), part, 2, 0), 2);
+        t0 = ms_now();
+        assert_int_equal(io_read(sv, mode, &len), WIRE_IO_ERROR);
+        assert_true(wire_link_timed_out(sv));
+        assert_true(ms_now() - t0 <= IO_MS + IO_SLACK_MS);
+        wire_link_close(sv);
+        wire_link_close(cl);
+
+        /* a trickle: 64 bytes at one per 100 ms would take 6.4 s */
+        {
+            struct trickle t = {.n = sizeof(slow), .gap_ms = 100, .p = slow};
+            pthread_t th;
+
+            unix_pair(&cl, &sv, &peer);
+            io_mode(sv, mode);
+            t.fd = wire_link_fd(cl);
+            assert_int_equal(pthread_create(&th, NULL, trickle_main, &t), 0);
+            t0 = ms_now();
+            assert_int_equal(io_read(sv, mode, &len), WIRE_IO_ERROR);
+            dt = ms_now() - t0;
+            assert_true(wire_link_timed_out(sv));
+            if (dt > IO_MS + IO_SLACK_MS)
+                fail_msg("mode %d: a trickle held the read %lu ms", mode,
+                         (unsigned long)dt);
+            shutdown(t.fd, SHUT_RDWR); /* ends the trickler */
+            pthread_join(th, NULL);
+            wire_link_close(sv);
+            wire_link_close(cl);
+        }
+
+        /* idle for 3 x the bound, then a frame: read */
+        {
+            struct trickle t = {
+                .n = sizeof(two), .gap_ms = 0, .wait_ms = 3 * IO_MS, .p = two};
+            pthread_t th;
+
+            unix_pair(&cl, &sv, &peer);
+            io_mode(sv, mode);
+            t.fd = wire_link_fd(cl);
+            assert_int_equal(pthread_create(&th, NULL, trickle_main, &t), 0);
+            t0 = ms_now();
+            assert_int_equal(io_read(sv, mode, &len), WIRE_IO_OK);
+            assert_int_equal(len, 3);
+            assert_true(ms_now() - t0 >= 3 * IO_MS - 20);
+            assert_int_equal(io_read(sv, mode, &len), WIRE_IO_OK);
+            assert_false(wire_link_timed_out(sv));
+            pthread_join(th, NULL);
+            wire_link_close(sv);
+            wire_link_close(cl);
+        }
+
+        /* two frames in one send: the second is there (read ahead) */
+        unix_pair(&cl, &sv, &peer);
+        io_mode(sv, mode);
+        assert_int_equal(send(wire_link_fd(cl), two, sizeof(two), 0),
+                         (ssize_t)sizeof(two));
+        t0 = ms_now();
+        assert_int_equal(io_read(sv, mode, &len), WIRE_IO_OK);
+        assert_int_equal(io_read(sv, mode, &len), WIRE_IO_OK);
+        assert_int_equal(len, 3);
+        assert_true(ms_now() - t0 < IO_MS);
+        assert_false(wire_link_timed_out(sv));
+        wire_link_close(sv);
+        wire_link_close(cl);
+    }
+}
+
+/*
+ * wire_link_expect_within: the next frame, first byte included, within
+ * the bound (nimbusd's handshake): a silent peer fails it; a frame in
+ * time is read, and the bound is gone for the frames after it.
+ */
+static void test_unix_expect_within(void **state)
+{
+    static const uint8_t one[] = {0, 0, 0, 1, 'x'};
+    wire_link_t *cl, *sv;
+    wire_peer_t peer;
+    uint8_t *buf;
+    size_t len;
+    uint64_t t0, dt;
+
+    (void)state;
+    for (int mode = 0; mode < 5; mode++) {
+        unix_pair(&cl, &sv, &peer);
+        io_mode(sv, mode);
+        wire_link_expect_within(sv, IO_MS);
+        t0 = ms_now();
+        assert_int_equal(io_read(sv, mode, &len), WIRE_IO_ERROR);
+        dt = ms_now() - t0;
+        assert_true(wire_link_timed_out(sv));
+        if (dt + 20 < IO_MS || dt > IO_MS + IO_SLACK_MS)
+            fail_msg("mode %d: silence ended after %lu ms", mode,
+                     (unsigned long)dt);
+        wire_link_close(sv);
+        wire_link_close(cl);
+    }
+    /* in time, then idle past the bound: still read */
+    unix_pair(&cl, &sv, &peer);
+    wire_link_expect_within(sv, IO_MS);
+    assert_int_equal(send(wire_link_fd(cl), one, sizeof(one), 0),
+                     (ssize_t)sizeof(one));
+    assert_int_equal(wire_frame_read(sv, 64, &buf, &len), WIRE_IO_OK);
+    free(buf);
+    sleep_ms(2 * IO_MS);
+    assert_int_equal(send(wire_link_fd(cl), one, sizeof(one), 0),
+                     (ssize_t)sizeof(one));
+    assert_int_equal(wire_frame_read(sv, 64, &buf, &len), WIRE_IO_OK);
+    free(buf);
+    assert_false(wire_link_timed_out(sv));
+    wire_link_close(sv);
+    wire_link_close(cl);
+}
+
+/*
+ * A peer that never reads: a frame write fails within the bound once the
+ * socket buffers are full (each write has the bound in all), instead of
+ * blocking for ever; without a bound a write to a reading peer still
+ * goes through whole.
+ */
+static void test_unix_write_timeout(void **state)
+{
+    wire_link_t *cl, *sv;
+    wire_peer_t peer;
+    size_t n = 1u << 20;
+    uint8_t *big = calloc(1, n);
+    uint64_t t0 = 0, dt = 0;
+    wire_io_t r = WIRE_IO_OK;
+
+    (void)state;
+    assert_non_null(big);
+    unix_pair(&cl, &sv, &peer);
+    wire_link_set_io_timeout(sv, IO_MS);
+    /* the buffers hold a few MiB at most */
+    for (int i = 0; i < 64 && r == WIRE_IO_OK; i++) {
+        t0 = ms_now();
+        r = wire_frame_write(sv, big, n);
+        dt = ms_now() - t0;
+    }
+    assert_int_equal(r, WIRE_IO_ERROR);
+    assert_true(wire_link_timed_out(sv));
+    if (dt + 20 < IO_MS || dt > IO_MS + IO_SLACK_MS)
+        fail_msg("a write to a peer that reads nothing took %lu ms",
+                 (unsigned long)dt);
+    wire_link_close(sv);
+    wire_link_close(cl);
+    free(big);
+}
+
 /* ---------------------------------------------------------------- TLS */
 
 struct tls_server {
@@ -1437,6 +1695,100 @@ static void test_tls_spin(void **state)
 
 /* Pieces over TLS: small ones gathered, a large one from where it lies,
  * the same payload at the other end. */
+/* A TLS server thread whose link has io_timeout: it reads one frame
+ * (then a second one when the first came) and says how long it took. */
+struct tls_io {
+    struct tls_server s;
+    wire_io_t r1, r2;
+    bool timed_out;
+    uint64_t ms;
+};
+
+static void *tls_io_main(void *arg)
+{
+    struct tls_io *t = arg;
+    wire_link_t *l;
+    uint8_t *buf;
+    size_t len;
+    uint64_t t0;
+    int fd = accept(t->s.ls, NULL, NULL);
+
+    t->s.ok = wire_link_accept(fd, t->s.tls, &l, &t->s.peer, t->s.err,
+                               sizeof(t->s.err));
+    if (!t->s.ok)
+        return NULL;
+    wire_link_set_spin(l, 50);
+    wire_link_set_io_timeout(l, IO_MS);
+    t0 = ms_now();
+    t->r1 = wire_frame_read(l, 65536, &buf, &len);
+    if (t->r1 == WIRE_IO_OK) {
+        free(buf);
+        t->r2 = wire_frame_read(l, 65536, &buf, &len);
+        if (t->r2 == WIRE_IO_OK)
+            free(buf);
+    }
+    t->ms = ms_now() - t0;
+    t->timed_out = wire_link_timed_out(l);
+    wire_link_close(l);
+    return NULL;
+}
+
+static void tls_io_run(struct tls_io *t, int how)
+{
+    struct config cfg;
+    struct config_endpoint ep;
+    wire_tls_t *ct;
+    wire_link_t *l;
+    char err[256];
+    static const uint8_t rec[] = {0x17, 0x03, 0x03, 0x00, 0x40, 1, 2};
+
+    memset(t, 0, sizeof(*t));
+    tls_conf(&cfg, "server.pem", "server.key", "ca.pem");
+    assert_true(wire_tls_server_new(&cfg, &t->s.tls, err, sizeof(err)));
+    tcp_listener(&t->s);
+    assert_int_equal(pthread_create(&t->s.th, NULL, tls_io_main, t), 0);
+    tls_conf(&cfg, "client.pem", "client.key", "ca.pem");
+    assert_true(wire_tls_client_new(&cfg, &ct, err, sizeof(err)));
+    tls_ep(&ep, "127.0.0.1", t->s.port);
+    assert_true(wire_link_connect(&ep, ct, &l, err, sizeof(err)));
+    if (how == 0) {
+        /* part of a TLS record, then silence */
+        assert_int_equal(send(wire_link_fd(l), rec, sizeof(rec), 0),
+                         (ssize_t)sizeof(rec));
+    } else {
+        /* a frame, idle for 3 x the bound, another */
+        assert_int_equal(wire_frame_write(l, (const uint8_t *)"a", 1),
+                         WIRE_IO_OK);
+        sleep_ms(3 * IO_MS);
+        assert_int_equal(wire_frame_write(l, (const uint8_t *)"b", 1),
+                         WIRE_IO_OK);
+    }
+    pthread_join(t->s.th, NULL);
+    wire_link_close(l);
+    close(t->s.ls);
+    wire_tls_free(t->s.tls);
+    wire_tls_free(ct);
+    assert_true(t->s.ok);
+}
+
+/* io_timeout on TLS: a record begun and left ends the read within the
+ * bound; an idle link between frames is not bounded. */
+static void test_tls_io_timeout(void **state)
+{
+    struct tls_io t;
+
+    (void)state;
+    tls_io_run(&t, 0);
+    assert_int_equal(t.r1, WIRE_IO_ERROR);
+    assert_true(t.timed_out);
+    if (t.ms + 20 < IO_MS || t.ms > IO_MS + IO_SLACK_MS)
+        fail_msg("half a record ended after %lu ms", (unsigned long)t.ms);
+    tls_io_run(&t, 1);
+    assert_int_equal(t.r1, WIRE_IO_OK);
+    assert_int_equal(t.r2, WIRE_IO_OK);
+    assert_false(t.timed_out);
+}
+
 static void test_tls_writev(void **state)
 {
     struct tls_server s;
@@ -1503,11 +1855,15 @@ int main(void)
         cmocka_unit_test(test_unix_spin_room),
         cmocka_unit_test(test_unix_spin_stall),
         cmocka_unit_test(test_unix_readahead),
+        cmocka_unit_test(test_unix_io_timeout),
+        cmocka_unit_test(test_unix_expect_within),
+        cmocka_unit_test(test_unix_write_timeout),
         cmocka_unit_test(test_tls_contexts),
         cmocka_unit_test(test_tls_mutual),
         cmocka_unit_test(test_tls_frames),
         cmocka_unit_test(test_tls_writev),
         cmocka_unit_test(test_tls_spin),
+        cmocka_unit_test(test_tls_io_timeout),
         cmocka_unit_test(test_tls_other_ca_client),
         cmocka_unit_test(test_tls_no_client_cert),
         cmocka_unit_test(test_tls12_refused),

@@ -114,6 +114,7 @@ static void test_config_defaults(void **state)
     assert_int_equal(cfg.aead_max_buffer, CONFIG_DEFAULT_AEAD_MAX_BUFFER);
     assert_true(cfg.gcm_zero_iv_generate);
     assert_true(cfg.public_objects_visible);
+    assert_int_equal(cfg.io_timeout, 10);
     assert_string_equal(cfg.path, "");
 }
 
@@ -142,6 +143,7 @@ static void test_config_file(void **state)
                                "allowed_groups = 0\n"
                                "max_connections = 300\n"
                                "max_frame = 65536\n"
+                               "io_timeout = 0\n"
                                "tls_ca = /etc/nimbus/ca.pem\n");
 
     (void)state;
@@ -174,6 +176,7 @@ static void test_config_file(void **state)
     assert_int_equal(cfg.nallowed_groups, 1);
     assert_int_equal(cfg.max_connections, 300);
     assert_int_equal(cfg.max_frame, 65536);
+    assert_int_equal(cfg.io_timeout, 0);
     assert_string_equal(cfg.tls_ca, "/etc/nimbus/ca.pem");
     {
         char txt[300];
@@ -213,6 +216,13 @@ static void test_config_errors(void **state)
         {"allowed_uids = nosuchuser_nimbus\n", "unknown user"},
         {"allowed_groups = nosuchgroup_nimbus\n", "unknown group"},
         {"max_frame = 100\n", "max_frame"},
+        {"io_timeout = -1\n", "io_timeout"},
+        {"io_timeout = 3601\n", "io_timeout"},
+        {"io_timeout = 99999999999999999999999\n", "io_timeout"},
+        {"io_timeout = ten\n", "io_timeout"},
+        {"io_timeout = 10s\n", "io_timeout"},
+        {"io_timeout = \n", "io_timeout"},
+        {"io_timeout = 1.5\n", "io_timeout"},
         {"tls_cert = cert.pem\n", "absolute"},
         {"user = nosuchuser_nimbus\n", "user"},
     };
