@@ -6,8 +6,9 @@
  *
  *   dclient [--cert F --key F --ca F] ENDPOINT COMMAND [ARG]
  *     hello        handshake; 0 when answered with CKR_OK
- *     conns N      N channels at once, each with its handshake, all held
- *                  open until every one is answered; 0 when all were
+ *     conns N      N channels at once, each with its handshake as it
+ *                  connects, all held open until every one is
+ *                  answered; 0 when all were
  *     login PW     handshake, then a CO login with PW; prints the CK_RV
  *     bigheader    (unix) handshake, then a header announcing 4 GiB and
  *                  nothing else; 0 when the daemon closes within 5 s
@@ -23,6 +24,19 @@
  *                  other; prints the round trip's p50 and p99 in us
  *     hold SECS    handshake, then wait; 0 when the daemon ends the
  *                  link within SECS seconds (SIGTERM)
+ *     silent SECS  connect and send nothing (no handshake); 0 when the
+ *                  daemon ends the link within SECS seconds; prints
+ *                  after how many ms (io_timeout)
+ *     halfhello SECS  a handshake frame's header and part of its
+ *                  payload, then nothing; as silent
+ *     half SECS    handshake, then half a frame and nothing; as silent
+ *     trickle SECS handshake, then a frame one byte every 200 ms; as
+ *                  silent
+ *     noread SECS  handshake, then requests sent without reading one
+ *                  reply until the socket takes no more (the daemon's
+ *                  writes block), then SECS seconds of holding the
+ *                  socket open unread; 0 when the daemon ended the link
+ *                  by then (prints after how many ms)
  * Exit: 0 as above, 3 refused (closed without a reply), 1 anything else.
  */
 #include "config.h"
@@ -34,6 +48,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -353,6 +368,85 @@ static int wait_closed(wire_link_t *l, int secs)
     return 1;
 }
 
+/* Raw bytes on a unix link: the frame writer would not stop halfway. */
+static bool send_raw(wire_link_t *l, const uint8_t *p, size_t n)
+{
+    return write(wire_link_fd(l), p, n) == (ssize_t)n;
+}
+
+/* 0 when the daemon ends l within secs; prints after how many ms since
+ * t0. */
+static int closed_within(wire_link_t *l, int secs, uint64_t t0)
+{
+    int rc = wait_closed(l, secs);
+
+    if (rc == 0)
+        printf("closed after %llu ms\n",
+               (unsigned long long)((now_ns() - t0) / 1000000u));
+    return rc;
+}
+
+/* Requests (token info, one after the other) written and no reply read,
+ * until the socket takes no more: the daemon then blocks writing
+ * replies. Holds the socket open, unread, for secs; 0 when the daemon
+ * ended the link meanwhile (its replies then end in EOF). */
+static int noread(wire_link_t *l, int secs)
+{
+    struct buf empty = {.n = 0}, req;
+    uint8_t batch[64 * 1024];
+    size_t n = 0;
+    int fd = wire_link_fd(l);
+    uint64_t t0 = now_ns(), sent = 0, until;
+
+    request(&req, 9, 10, &empty); /* TokenInfoReq */
+    while (n + 4 + req.n <= sizeof(batch)) {
+        batch[n] = batch[n + 1] = batch[n + 2] = 0;
+        batch[n + 3] = (uint8_t)req.n;
+        memcpy(batch + n + 4, req.b, req.n);
+        n += 4 + req.n;
+    }
+    /* Whole batches only, so the stream stays framed: a partial send
+     * ends the sending (what is left of that batch never goes). */
+    until = t0 + (uint64_t)secs * 1000000000u;
+    for (;;) {
+        struct pollfd p = {.fd = fd, .events = POLLOUT};
+        ssize_t k;
+        if (poll(&p, 1, 500) <= 0)
+            break; /* the daemon no longer takes requests */
+        k = send(fd, batch, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            continue;
+        if (k <= 0)
+            break;
+        sent += (uint64_t)k;
+        if ((size_t)k < n)
+            break;
+        if (now_ns() > until)
+            break;
+    }
+    fprintf(stderr, "dclient: noread: %llu bytes of requests sent\n",
+            (unsigned long long)sent);
+    /* Unread, for the rest of secs. */
+    while (now_ns() < until) {
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    /* Now read: the replies that were written, then the end. */
+    for (;;) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        uint8_t junk[65536];
+        ssize_t k;
+        if (poll(&p, 1, 2000) <= 0) {
+            fprintf(stderr, "dclient: noread: link still open\n");
+            return 1;
+        }
+        k = recv(fd, junk, sizeof(junk), 0);
+        if (k <= 0)
+            break;
+    }
+    return 0;
+}
+
 static bool connect_ep(const struct config_endpoint *ep, wire_tls_t *tls,
                        wire_link_t **l)
 {
@@ -407,13 +501,13 @@ int main(int argc, char **argv)
         int n = argc - i > 2 ? atoi(argv[i + 2]) : 0;
         wire_link_t **ls = calloc((size_t)(n > 0 ? n : 1), sizeof(*ls));
         int ok = 0;
-        /* All connected first, so that all are open at once. */
+        /* Each greets as it connects (nimbusd drops a channel without a
+         * handshake after io_timeout), and all stay open to the end, so
+         * that all are open at once. */
         for (int k = 0; k < n; k++) {
             if (!connect_ep(&ep, tls, &ls[k]))
                 break;
-        }
-        for (int k = 0; k < n; k++) {
-            if (ls[k] != NULL && hello(ls[k]) == 0)
+            if (hello(ls[k]) == 0)
                 ok++;
         }
         for (int k = 0; k < n; k++)
@@ -430,6 +524,18 @@ int main(int argc, char **argv)
     }
     if (!connect_ep(&ep, tls, &l)) {
         rc = REFUSED;
+        goto out;
+    }
+    if (strcmp(cmd, "silent") == 0 && argc - i > 2) {
+        rc = closed_within(l, atoi(argv[i + 2]), now_ns());
+        goto out;
+    }
+    if (strcmp(cmd, "halfhello") == 0 && argc - i > 2 && tls == NULL) {
+        static const uint8_t part[] = {0, 0, 0, 100, 0x08, 0x01, 0x12};
+        uint64_t t0 = now_ns();
+        if (!send_raw(l, part, sizeof(part)))
+            goto out;
+        rc = closed_within(l, atoi(argv[i + 2]), t0);
         goto out;
     }
     if (strcmp(cmd, "nohello") == 0) {
@@ -463,6 +569,40 @@ int main(int argc, char **argv)
         if (wire_frame_write(l, junk, sizeof(junk)) != WIRE_IO_OK)
             goto out;
         rc = wait_closed(l, 5);
+    } else if (strcmp(cmd, "half") == 0 && argc - i > 2 && tls == NULL) {
+        static const uint8_t part[] = {0, 0, 0, 50, 0x08, 0x02, 0x52};
+        uint64_t t0 = now_ns();
+        if (!send_raw(l, part, sizeof(part)))
+            goto out;
+        rc = closed_within(l, atoi(argv[i + 2]), t0);
+    } else if (strcmp(cmd, "trickle") == 0 && argc - i > 2 && tls == NULL) {
+        /* 200 bytes at one per 200 ms: 40 s if nobody stops it */
+        uint8_t frame[4 + 200];
+        uint64_t t0 = now_ns();
+        int secs = atoi(argv[i + 2]);
+        memset(frame, 0, sizeof(frame));
+        frame[3] = 200;
+        rc = 1;
+        for (size_t k = 0; k < sizeof(frame); k++) {
+            struct pollfd p = {.fd = wire_link_fd(l), .events = POLLIN};
+            if (send(wire_link_fd(l), frame + k, 1, MSG_NOSIGNAL) != 1 ||
+                poll(&p, 1, 200) != 0) {
+                /* refused, or the daemon spoke (an EOF): it ended it */
+                rc = closed_within(l, 1, t0);
+                break;
+            }
+            if (now_ns() - t0 > (uint64_t)secs * 1000000000u) {
+                fprintf(stderr, "dclient: trickle: still open after %d s\n",
+                        secs);
+                break;
+            }
+        }
+    } else if (strcmp(cmd, "noread") == 0 && argc - i > 2 && tls == NULL) {
+        uint64_t t0 = now_ns();
+        rc = noread(l, atoi(argv[i + 2]));
+        if (rc == 0)
+            printf("ended; read out after %llu ms\n",
+                   (unsigned long long)((now_ns() - t0) / 1000000u));
     } else if (strcmp(cmd, "rtt") == 0 && argc - i > 2) {
         rc = rtt(l, atol(argv[i + 2]));
     } else if (strcmp(cmd, "hold") == 0 && argc - i > 2) {

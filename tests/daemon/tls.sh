@@ -83,4 +83,24 @@ ok "256 concurrent TLS connections"
 rc=0; stop "$DPID" || rc=$?
 [ "$rc" = 0 ] || fail "SIGTERM exit status $rc"
 ok "SIGTERM exits 0"
+
+# --- io_timeout over TLS: a client through the TLS handshake that sends
+# no handshake frame is dropped after io_timeout (1 s), and logged
+write_conf "$T/u.conf" "listen = tls:127.0.0.1:$PORT" \
+    "tls_cert = $P/server.pem" "tls_key = $P/server.key" \
+    "tls_ca = $P/ca.pem" "io_timeout = 1"
+start_fg "$T/u.conf" || fail "nimbusd (io_timeout 1) did not start"
+"$DCLIENT" --cert "$P/client.pem" --key "$P/client.key" --ca "$P/ca.pem" \
+    "$EP" silent 10 >"$T/silent.out" 2>&1 ||
+    fail "silent TLS client not dropped: $(cat "$T/silent.out")"
+ms=$(sed -n 's/^closed after \([0-9]*\) ms$/\1/p' "$T/silent.out")
+[ -n "$ms" ] && [ "$ms" -ge 900 ] && [ "$ms" -le 5000 ] ||
+    fail "silent TLS client closed after '$ms' ms, io_timeout is 1000"
+grep -q 'tls:127.0.0.1:[0-9]* cert ".*CN=app-1" .*no handshake within io_timeout (1 s)' \
+    "$T/nimbusd.log" || fail "the drop is not logged with the peer"
+"$DCLIENT" --cert "$P/client.pem" --key "$P/client.key" --ca "$P/ca.pem" \
+    "$EP" hello || fail "a good TLS client after the drop"
+ok "TLS: no handshake frame within io_timeout: dropped after $ms ms, logged"
+rc=0; stop "$DPID" || rc=$?
+[ "$rc" = 0 ] || fail "SIGTERM exit status $rc"
 exit 0
