@@ -20,8 +20,10 @@ pkgs=(build-essential autoconf automake libtool pkg-config libssl-dev
       libsqlite3-dev libp11-kit-dev p11-kit libcmocka-dev opensc sqlite3
       binutils python3 openssl softhsm2 util-linux
       protobuf-c-compiler libprotobuf-c-dev
-      # nimbusd: sd_notify and socket activation (systemd-socket-activate)
-      libsystemd-dev systemd
+      # nimbusd: sd_notify and socket activation (systemd-socket-activate);
+      # the units checked by systemd-analyze verify, which looks up their
+      # Documentation= man pages with man (tests/daemon/units.sh)
+      libsystemd-dev systemd man-db
       # the interop clients: every one of them runs in CI, none skips
       libengine-pkcs11-openssl gnutls-bin nginx curl openjdk-17-jdk-headless
       python3-pykcs11 apache2 openssh-server openssh-client libnss3-tools

@@ -260,13 +260,21 @@ if [ $daemon = yes ]; then
         sed "s|/usr/sbin/nimbusd|$root/usr/sbin/nimbusd|" \
             "$root/lib/systemd/system/nimbusd.service" >"$tmp/units/nimbusd.service"
         cp "$root/lib/systemd/system/nimbusd.socket" "$tmp/units/"
-        out=$(SYSTEMD_LOG_LEVEL=warning timeout 60 systemd-analyze verify \
-            --man=no "$tmp/units/nimbusd.socket" "$tmp/units/nimbusd.service" 2>&1)
-        if [ -z "$out" ] || ! grep -qiE 'error|invalid|unknown|failed|ignoring' <<<"$out"; then
+        # Nothing at all to report (a container's PID 1 is not the
+        # units' business); man pages are checked on the installed tree
+        # by tests/daemon/units.sh.
+        vrc=0
+        out=$(SYSTEMD_LOG_LEVEL=notice timeout 60 systemd-analyze verify \
+            --man=no "$tmp/units/nimbusd.socket" "$tmp/units/nimbusd.service" 2>&1) ||
+            vrc=$?
+        out=$(grep -v -e 'of PID 1' -e 'container virtualization' <<<"$out")
+        if [ "$vrc" = 0 ] && [ -z "$out" ]; then
             ok "systemd-analyze verify accepts the units"
         else
-            bad "systemd-analyze verify" "$out"
+            bad "systemd-analyze verify (exit $vrc)" "$out"
         fi
+    else
+        echo "skip: systemd-analyze missing (Debian package systemd): units not verified"
     fi
 
     # nimbusd from the root, on the packaged sample with only the paths
