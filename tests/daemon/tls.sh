@@ -101,6 +101,37 @@ grep -q 'tls:127.0.0.1:[0-9]* cert ".*CN=app-1" .*no handshake within io_timeout
 "$DCLIENT" --cert "$P/client.pem" --key "$P/client.key" --ca "$P/ca.pem" \
     "$EP" hello || fail "a good TLS client after the drop"
 ok "TLS: no handshake frame within io_timeout: dropped after $ms ms, logged"
+
+# --- the TLS handshake has 10 s in all: a peer trickling a ClientHello a
+# byte a second (each read well within any per-read timeout) is dropped
+# after about 10 s, not when it stops
+out=$(timeout 60 python3 - "$PORT" <<'PY' 2>&1
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+t0 = time.monotonic()
+# a handshake record header announcing 512 bytes, then its body, slowly
+data = b"\x16\x03\x01\x02\x00" + b"\x01" * 40
+s.settimeout(1.0)
+for b in data:
+    try:
+        s.sendall(bytes([b]))
+        d = s.recv(1)
+        print("closed after %d ms" % ((time.monotonic() - t0) * 1000))
+        sys.exit(0)
+    except socket.timeout:
+        pass
+    except (BrokenPipeError, ConnectionResetError):
+        print("closed after %d ms" % ((time.monotonic() - t0) * 1000))
+        sys.exit(0)
+print("still open after %d ms" % ((time.monotonic() - t0) * 1000))
+PY
+)
+ms=$(sed -n 's/^closed after \([0-9]*\) ms$/\1/p' <<<"$out")
+[ -n "$ms" ] && [ "$ms" -ge 9000 ] && [ "$ms" -le 20000 ] ||
+    fail "a trickled TLS handshake: $out (the bound is 10 s)"
+grep -q 'refused a TLS peer from 127.0.0.1:[0-9]*: TLS handshake' \
+    "$T/nimbusd.log" || fail "the trickled handshake's drop is not logged"
+ok "a TLS handshake trickled a byte a second: dropped after $ms ms"
 rc=0; stop "$DPID" || rc=$?
 [ "$rc" = 0 ] || fail "SIGTERM exit status $rc"
 exit 0
