@@ -1699,10 +1699,29 @@ static void test_tls_spin(void **state)
  * (then a second one when the first came) and says how long it took. */
 struct tls_io {
     struct tls_server s;
+    bool write; /* the server writes 1 MiB frames until one fails */
     wire_io_t r1, r2;
     bool timed_out;
     uint64_t ms;
 };
+
+/* 1 MiB frames to a peer that reads none: r1 the last write's result,
+ * ms how long it took. */
+static void tls_io_write(struct tls_io *t, wire_link_t *l)
+{
+    size_t n = 1u << 20;
+    uint8_t *big = calloc(1, n);
+
+    t->r1 = WIRE_IO_OK;
+    if (big == NULL)
+        return;
+    for (int i = 0; i < 64 && t->r1 == WIRE_IO_OK; i++) {
+        uint64_t t0 = ms_now();
+        t->r1 = wire_frame_write(l, big, n);
+        t->ms = ms_now() - t0;
+    }
+    free(big);
+}
 
 static void *tls_io_main(void *arg)
 {
@@ -1719,6 +1738,12 @@ static void *tls_io_main(void *arg)
         return NULL;
     wire_link_set_spin(l, 50);
     wire_link_set_io_timeout(l, IO_MS);
+    if (t->write) {
+        tls_io_write(t, l);
+        t->timed_out = wire_link_timed_out(l);
+        wire_link_close(l);
+        return NULL;
+    }
     t0 = ms_now();
     t->r1 = wire_frame_read(l, 65536, &buf, &len);
     if (t->r1 == WIRE_IO_OK) {
@@ -1743,6 +1768,7 @@ static void tls_io_run(struct tls_io *t, int how)
     static const uint8_t rec[] = {0x17, 0x03, 0x03, 0x00, 0x40, 1, 2};
 
     memset(t, 0, sizeof(*t));
+    t->write = how == 2;
     tls_conf(&cfg, "server.pem", "server.key", "ca.pem");
     assert_true(wire_tls_server_new(&cfg, &t->s.tls, err, sizeof(err)));
     tcp_listener(&t->s);
@@ -1755,6 +1781,8 @@ static void tls_io_run(struct tls_io *t, int how)
         /* part of a TLS record, then silence */
         assert_int_equal(send(wire_link_fd(l), rec, sizeof(rec), 0),
                          (ssize_t)sizeof(rec));
+    } else if (how == 2) {
+        /* read nothing: the server's writes must end by themselves */
     } else {
         /* a frame, idle for 3 x the bound, another */
         assert_int_equal(wire_frame_write(l, (const uint8_t *)"a", 1),
@@ -1772,7 +1800,9 @@ static void tls_io_run(struct tls_io *t, int how)
 }
 
 /* io_timeout on TLS: a record begun and left ends the read within the
- * bound; an idle link between frames is not bounded. */
+ * bound; an idle link between frames is not bounded; a write to a peer
+ * that reads nothing ends within the bound (and the close after it does
+ * not block on a close_notify). */
 static void test_tls_io_timeout(void **state)
 {
     struct tls_io t;
@@ -1787,6 +1817,12 @@ static void test_tls_io_timeout(void **state)
     assert_int_equal(t.r1, WIRE_IO_OK);
     assert_int_equal(t.r2, WIRE_IO_OK);
     assert_false(t.timed_out);
+    tls_io_run(&t, 2);
+    assert_int_equal(t.r1, WIRE_IO_ERROR);
+    assert_true(t.timed_out);
+    if (t.ms + 20 < IO_MS || t.ms > IO_MS + IO_SLACK_MS)
+        fail_msg("a TLS write to a peer that reads nothing took %lu ms",
+                 (unsigned long)t.ms);
 }
 
 static void test_tls_writev(void **state)
