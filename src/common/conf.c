@@ -80,6 +80,7 @@ void config_defaults(struct config *cfg)
     cfg->max_sessions_per_connection = 1024;
     cfg->max_frame = CONFIG_DEFAULT_MAX_FRAME;
     cfg->io_timeout = CONFIG_DEFAULT_IO_TIMEOUT;
+    cfg->call_timeout = CONFIG_DEFAULT_CALL_TIMEOUT;
 }
 
 static bool parse_bool(const char *v, bool *out)
@@ -307,6 +308,9 @@ static const char *config_apply(struct config *cfg, const char *key,
     } else if (strcmp(key, "io_timeout") == 0) {
         if (!parse_range(val, 0, CONFIG_MAX_IO_TIMEOUT, &cfg->io_timeout))
             return "io_timeout must be 0..3600 seconds";
+    } else if (strcmp(key, "call_timeout") == 0) {
+        if (!parse_range(val, 0, CONFIG_MAX_CALL_TIMEOUT, &cfg->call_timeout))
+            return "call_timeout must be 0..86400 seconds (0: no limit)";
     } else if (strcmp(key, "user") == 0) {
         if (!copy_str(cfg->run_as_user, sizeof(cfg->run_as_user), val) ||
             getpwnam(val) == NULL)

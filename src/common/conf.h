@@ -20,6 +20,12 @@
 #define CONFIG_MIN_MAX_FRAME (64UL * 1024UL)
 #define CONFIG_DEFAULT_IO_TIMEOUT 10UL /* seconds */
 #define CONFIG_MAX_IO_TIMEOUT 3600UL
+/* Seconds a remote call may wait for nimbusd's reply ("call_timeout"):
+ * far above the slowest legitimate call on a slow machine (a
+ * 600,000-iteration login, RSA-4096 generation, a 4 MiB frame), so that
+ * only a stopped, wedged or vanished server reaches it. */
+#define CONFIG_DEFAULT_CALL_TIMEOUT 120UL
+#define CONFIG_MAX_CALL_TIMEOUT 86400UL
 
 /* One "listen" (nimbusd) or "servers" (client) endpoint:
  * "unix:/abs/path" or "tls:HOST:PORT" (HOST may be [v6]). */
@@ -98,6 +104,10 @@ struct config {
      * module and nimbus-mgmt talk to nimbusd; none: embedded. */
     struct config_endpoint servers[CONFIG_ENDPOINTS_MAX];
     size_t nservers;
+    /* "call_timeout = SECONDS": a call without nimbusd's reply by then
+     * answers CKR_DEVICE_ERROR and its connection is dropped (0: wait
+     * for ever). */
+    unsigned long call_timeout;
 };
 
 /* "unix:/path" or "tls:host:port" into ep; a reason on error. */

@@ -115,6 +115,7 @@ static void test_config_defaults(void **state)
     assert_true(cfg.gcm_zero_iv_generate);
     assert_true(cfg.public_objects_visible);
     assert_int_equal(cfg.io_timeout, 10);
+    assert_int_equal(cfg.call_timeout, CONFIG_DEFAULT_CALL_TIMEOUT);
     assert_string_equal(cfg.path, "");
 }
 
@@ -144,6 +145,7 @@ static void test_config_file(void **state)
                                "max_connections = 300\n"
                                "max_frame = 65536\n"
                                "io_timeout = 0\n"
+                               "call_timeout = 0\n"
                                "tls_ca = /etc/nimbus/ca.pem\n");
 
     (void)state;
@@ -177,6 +179,7 @@ static void test_config_file(void **state)
     assert_int_equal(cfg.max_connections, 300);
     assert_int_equal(cfg.max_frame, 65536);
     assert_int_equal(cfg.io_timeout, 0);
+    assert_int_equal(cfg.call_timeout, 0);
     assert_string_equal(cfg.tls_ca, "/etc/nimbus/ca.pem");
     {
         char txt[300];
@@ -223,6 +226,13 @@ static void test_config_errors(void **state)
         {"io_timeout = 10s\n", "io_timeout"},
         {"io_timeout = \n", "io_timeout"},
         {"io_timeout = 1.5\n", "io_timeout"},
+        {"call_timeout = -1\n", "call_timeout"},
+        {"call_timeout = 86401\n", "call_timeout"},
+        {"call_timeout = 18446744073709551616\n", "call_timeout"},
+        {"call_timeout = 2s\n", "call_timeout"},
+        {"call_timeout = two\n", "call_timeout"},
+        {"call_timeout =\n", "call_timeout"},
+        {"call_timeout = 0x10\n", "call_timeout"},
         {"tls_cert = cert.pem\n", "absolute"},
         {"user = nosuchuser_nimbus\n", "user"},
     };
