@@ -68,7 +68,9 @@ struct wire_link {
     unsigned io_ms;       /* wire_link_set_io_timeout; 0: none */
     uint64_t next_ns;     /* wire_link_expect_within: the next frame's end */
     uint64_t deadline_ns; /* the I/O under way must end by then; 0: none */
-    bool timed_out;
+    uint64_t call_ns;     /* wire_link_set_deadline's; 0: none */
+    bool timed_out;       /* sticky: the link reads and writes no more */
+    bool tracked;         /* its fd is in fork_fds (a client link) */
 };
 
 static void set_err(char *err, size_t errlen, const char *what)
@@ -93,6 +95,70 @@ static void set_errno(char *err, size_t errlen, const char *what, int e)
         snprintf(err, errlen, "%s: %s", what, strerror(e));
 }
 
+/* ------------------------------------------------------------ fork */
+
+/*
+ * The sockets of client links, closed in a child right after fork(): a
+ * child keeps none of its parent's connections, so that when the parent
+ * exits (or closes them) nimbusd sees the end at once, whatever the
+ * child does (nginx's master forks workers that may never call
+ * C_Initialize). The child handler only reads this fixed array and calls
+ * close(): the parent may be multi-threaded, so nothing that allocates
+ * or locks, and no SSL_shutdown (a close_notify from the child would end
+ * the parent's TLS stream). The link structures stay in the child's
+ * memory, abandoned and never used. A slot is emptied before its fd is
+ * closed, so a child never closes a number the parent reused; a link
+ * made when every slot is taken is not closed in a child (close-on-exec
+ * still is).
+ */
+#define WIRE_FORK_FDS 1024
+static atomic_int fork_fds[WIRE_FORK_FDS];
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+static bool fork_handler_set;
+
+static void fork_child_close(void)
+{
+    for (size_t i = 0; i < WIRE_FORK_FDS; i++) {
+        int fd = atomic_exchange(&fork_fds[i], -1);
+
+        if (fd >= 0)
+            (void)close(fd);
+    }
+}
+
+static void fork_init(void)
+{
+    for (size_t i = 0; i < WIRE_FORK_FDS; i++)
+        atomic_init(&fork_fds[i], -1);
+    fork_handler_set = pthread_atfork(NULL, NULL, fork_child_close) == 0;
+}
+
+/* Records fd to be closed in a forked child; false: not recorded. */
+static bool fork_track(int fd)
+{
+    pthread_once(&fork_once, fork_init);
+    if (!fork_handler_set)
+        return false;
+    for (size_t i = 0; i < WIRE_FORK_FDS; i++) {
+        int none = -1;
+
+        if (atomic_load(&fork_fds[i]) == -1 &&
+            atomic_compare_exchange_strong(&fork_fds[i], &none, fd))
+            return true;
+    }
+    return false;
+}
+
+static void fork_untrack(int fd)
+{
+    for (size_t i = 0; i < WIRE_FORK_FDS; i++) {
+        int want = fd;
+
+        if (atomic_compare_exchange_strong(&fork_fds[i], &want, -1))
+            return;
+    }
+}
+
 /* ------------------------------------------------------------ deadlines */
 
 static uint64_t now_ns(void)
@@ -101,6 +167,12 @@ static uint64_t now_ns(void)
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* The earlier of two deadlines (0: none). */
+static uint64_t dl_min(uint64_t a, uint64_t b)
+{
+    return a == 0 ? b : b == 0 || a < b ? a : b;
 }
 
 /*
@@ -199,8 +271,7 @@ static void arm_rest(wire_link_t *l)
     if (l->io_ms == 0)
         return;
     d = now_ns() + (uint64_t)l->io_ms * 1000000u;
-    if (l->deadline_ns == 0 || d < l->deadline_ns)
-        l->deadline_ns = d;
+    l->deadline_ns = dl_min(l->deadline_ns, d);
 }
 
 /* A frame write has io_ms in all: a peer that does not read its replies
@@ -208,7 +279,8 @@ static void arm_rest(wire_link_t *l)
 static void write_begin(wire_link_t *l)
 {
     l->deadline_ns =
-        l->io_ms > 0 ? now_ns() + (uint64_t)l->io_ms * 1000000u : 0;
+        dl_min(l->io_ms > 0 ? now_ns() + (uint64_t)l->io_ms * 1000000u : 0,
+               l->call_ns);
 }
 
 /* ------------------------------------------------------- the socket BIO */
@@ -481,7 +553,8 @@ static bool tls_handshake(wire_link_t *l, wire_tls_t *tls, const char *host,
     /* One deadline for the whole handshake (the BIO honours it): a
      * per-call timeout would let a peer trickling a byte every few
      * seconds hold the handshake for ever. */
-    l->deadline_ns = now_ns() + WIRE_HANDSHAKE_TIMEOUT_S * 1000000000ull;
+    l->deadline_ns =
+        dl_min(now_ns() + WIRE_HANDSHAKE_TIMEOUT_S * 1000000000ull, l->call_ns);
     r = host != NULL ? SSL_connect(l->ssl) : SSL_accept(l->ssl);
     l->deadline_ns = 0;
     if (r != 1) {
@@ -499,7 +572,36 @@ static bool tls_handshake(wire_link_t *l, wire_tls_t *tls, const char *host,
     return true;
 }
 
-static bool connect_unix(const char *path, int *fd, char *err, size_t errlen)
+/* Bounds a blocking connect(): a unix listener whose backlog is full (a
+ * stopped daemon) or a TCP peer that does not answer gives up after ms
+ * (Linux honours SO_SNDTIMEO in connect: EAGAIN / EINPROGRESS). */
+static void set_connect_timeout(int s, unsigned long ms)
+{
+    struct timeval tv = {.tv_sec = (time_t)(ms / 1000),
+                         .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+
+    (void)setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
+static void sock_close(int s, bool tracked)
+{
+    if (tracked)
+        fork_untrack(s);
+    close(s);
+}
+
+static bool connect_failed(int s, bool tracked, const char *what, int e,
+                           char *err, size_t errlen)
+{
+    sock_close(s, tracked);
+    if (e == EAGAIN || e == EINPROGRESS)
+        e = ETIMEDOUT; /* the bound passed */
+    set_errno(err, errlen, what, e);
+    return false;
+}
+
+static bool connect_unix(const char *path, unsigned long ms, int *fd,
+                         bool *tracked, char *err, size_t errlen)
 {
     struct sockaddr_un sa;
     int s;
@@ -516,21 +618,20 @@ static bool connect_unix(const char *path, int *fd, char *err, size_t errlen)
         set_errno(err, errlen, "socket", errno);
         return false;
     }
+    *tracked = fork_track(s);
+    set_connect_timeout(s, ms);
     while (connect(s, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-        if (errno != EINTR) {
-            int e = errno;
-            close(s);
-            set_errno(err, errlen, path, e);
-            return false;
-        }
+        if (errno != EINTR)
+            return connect_failed(s, *tracked, path, errno, err, errlen);
     }
+    set_connect_timeout(s, 0);
     set_unix_bufs(s);
     *fd = s;
     return true;
 }
 
-static bool connect_tcp(const char *host, unsigned port, int *fd, char *err,
-                        size_t errlen)
+static bool connect_tcp(const char *host, unsigned port, unsigned long ms,
+                        int *fd, bool *tracked, char *err, size_t errlen)
 {
     struct addrinfo hints, *res = NULL, *ai;
     char portstr[8];
@@ -553,13 +654,18 @@ static bool connect_tcp(const char *host, unsigned port, int *fd, char *err,
             e = errno;
             continue;
         }
+        *tracked = fork_track(s);
+        set_connect_timeout(s, ms);
         while ((r = connect(s, ai->ai_addr, ai->ai_addrlen)) != 0 &&
                errno == EINTR)
             ;
-        if (r == 0)
+        if (r == 0) {
+            set_connect_timeout(s, 0);
             break;
-        e = errno;
-        close(s);
+        }
+        e = errno == EAGAIN || errno == EINPROGRESS ? ETIMEDOUT : errno;
+        sock_close(s, *tracked);
+        *tracked = false;
         s = -1;
     }
     freeaddrinfo(res);
@@ -577,19 +683,35 @@ static bool connect_tcp(const char *host, unsigned port, int *fd, char *err,
 bool wire_link_connect(const struct config_endpoint *ep, wire_tls_t *tls,
                        wire_link_t **out, char *err, size_t errlen)
 {
+    if (!wire_link_connect_timed(ep, tls, WIRE_CONNECT_MAX_MS, out, err,
+                                 errlen))
+        return false;
+    (*out)->call_ns = 0; /* as before: no bound once connected */
+    return true;
+}
+
+bool wire_link_connect_timed(const struct config_endpoint *ep, wire_tls_t *tls,
+                             unsigned long ms, wire_link_t **out, char *err,
+                             size_t errlen)
+{
+    uint64_t deadline;
     wire_link_t *l;
+    bool tracked = false;
     int fd;
 
     *out = NULL;
+    if (ms == 0 || ms > WIRE_CONNECT_MAX_MS)
+        ms = WIRE_CONNECT_MAX_MS;
+    deadline = now_ns() + (uint64_t)ms * 1000000u;
     if (ep->kind == CONFIG_EP_UNIX) {
-        if (!connect_unix(ep->path, &fd, err, errlen))
+        if (!connect_unix(ep->path, ms, &fd, &tracked, err, errlen))
             return false;
     } else if (ep->kind == CONFIG_EP_TLS) {
         if (tls == NULL || tls->server) {
             set_err(err, errlen, "a tls endpoint needs a client TLS context");
             return false;
         }
-        if (!connect_tcp(ep->host, ep->port, &fd, err, errlen))
+        if (!connect_tcp(ep->host, ep->port, ms, &fd, &tracked, err, errlen))
             return false;
     } else {
         set_err(err, errlen, "unknown endpoint kind");
@@ -597,12 +719,18 @@ bool wire_link_connect(const struct config_endpoint *ep, wire_tls_t *tls,
     }
     l = link_new(fd);
     if (l == NULL) {
-        close(fd);
+        sock_close(fd, tracked);
         set_err(err, errlen, "out of memory");
         return false;
     }
+    l->tracked = tracked;
+    /* One bound from connect() to the end of the caller's version
+     * handshake: it stays armed. */
+    l->call_ns = deadline;
     if (ep->kind == CONFIG_EP_TLS &&
         !tls_handshake(l, tls, ep->host, err, errlen)) {
+        if (l->timed_out)
+            set_errno(err, errlen, "TLS handshake", ETIMEDOUT);
         wire_link_close(l);
         return false;
     }
@@ -748,7 +876,7 @@ void wire_link_close(wire_link_t *l)
         SSL_free(l->ssl);
     }
     if (l->fd >= 0)
-        close(l->fd);
+        sock_close(l->fd, l->tracked);
     util_free_wipe(l->rbuf, l->rcap);
     util_free_wipe(l->ra, l->ra != NULL ? WIRE_READ_AHEAD : 0);
     ERR_clear_error();
@@ -962,6 +1090,12 @@ void wire_link_expect_within(wire_link_t *l, unsigned ms)
         l->next_ns = ms > 0 ? now_ns() + (uint64_t)ms * 1000000u : 0;
 }
 
+void wire_link_set_deadline(wire_link_t *l, unsigned long ms)
+{
+    if (l != NULL)
+        l->call_ns = ms == 0 ? 0 : now_ns() + (uint64_t)ms * 1000000u;
+}
+
 bool wire_link_timed_out(const wire_link_t *l)
 {
     return l != NULL && l->timed_out;
@@ -1017,7 +1151,7 @@ static ssize_t recv_first(wire_link_t *l, uint8_t *buf, size_t len, bool peek)
                 l->spin_st.stalls++;
                 break;
             }
-            if (t - t0 >= limit)
+            if (t - t0 >= limit || (l->deadline_ns != 0 && t >= l->deadline_ns))
                 break;
             last = t;
             /* Whoever else wants this CPU goes first: on a busy machine
@@ -1034,7 +1168,12 @@ static ssize_t recv_first(wire_link_t *l, uint8_t *buf, size_t len, bool peek)
         l->spin_st.skipped++;
     }
     if (!done) {
-        n = recv_dl(l, buf, len, pk);
+        /* With a deadline, wait first: the polling saw nothing (or was
+         * skipped, and a reply is rarely there this soon). */
+        if (l->deadline_ns != 0 && !wait_ready(l, POLLIN))
+            n = -1;
+        else
+            n = recv_dl(l, buf, len, pk);
         /* A wait that would have ended within the window is timed too:
          * a link that stopped spinning starts again when its peer
          * answers fast. */
@@ -1112,7 +1251,7 @@ static wire_io_t frame_read_one(wire_link_t *l, size_t max, uint8_t **pp,
 
     *len = 0;
     errno = 0;
-    if (l->broken)
+    if (l->broken || l->timed_out)
         return WIRE_IO_ERROR;
     if (fd != NULL && l->ssl == NULL && l->ra_len == 0) {
         /* A descriptor comes with the header's bytes: recvmsg for them
@@ -1234,8 +1373,9 @@ static wire_io_t frame_read_buf(wire_link_t *l, size_t max, uint8_t **pp,
 {
     wire_io_t r;
 
-    /* wire_link_expect_within's bound covers this read only */
-    l->deadline_ns = l->next_ns;
+    /* wire_link_expect_within's bound covers this read only; the
+     * caller's deadline (wire_link_set_deadline) holds until changed */
+    l->deadline_ns = dl_min(l->next_ns, l->call_ns);
     l->next_ns = 0;
     r = frame_read_one(l, max, pp, pcap, len, fd);
     l->deadline_ns = 0;
@@ -1392,7 +1532,8 @@ wire_io_t wire_frame_write(wire_link_t *l, const uint8_t *buf, size_t len)
     uint8_t hdr[WIRE_FRAME_HEADER];
     bool ok;
 
-    if (l == NULL || (buf == NULL && len > 0) || len > UINT32_MAX)
+    if (l == NULL || (buf == NULL && len > 0) || len > UINT32_MAX ||
+        l->timed_out)
         return WIRE_IO_ERROR;
     hdr[0] = (uint8_t)(len >> 24);
     hdr[1] = (uint8_t)(len >> 16);
@@ -1433,7 +1574,7 @@ wire_io_t wire_frame_writev_fd(wire_link_t *l, const struct iovec *iov,
     bool ok = true;
 
     if (l == NULL || (iov == NULL && n > 0) || n > WIRE_WRITEV_MAX ||
-        (fd >= 0 && l->ssl != NULL))
+        (fd >= 0 && l->ssl != NULL) || l->timed_out)
         return WIRE_IO_ERROR;
     for (size_t i = 0; i < n; i++) {
         if (iov[i].iov_len > UINT32_MAX - len)

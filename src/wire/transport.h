@@ -50,9 +50,17 @@ bool wire_tls_client_new(const struct config *cfg, wire_tls_t **out, char *err,
 void wire_tls_free(wire_tls_t *t);
 
 /* Client: connects to ep (a tls endpoint needs tls; the server's
- * certificate must name ep->host). */
+ * certificate must name ep->host) within WIRE_CONNECT_MAX_MS. */
 bool wire_link_connect(const struct config_endpoint *ep, wire_tls_t *tls,
                        wire_link_t **out, char *err, size_t errlen);
+/* The same within ms (0 or more than WIRE_CONNECT_MAX_MS: that): the
+ * connect(), the TLS handshake, and what the caller does next until it
+ * sets another deadline (its version handshake) share one deadline
+ * (wire_link_set_deadline), which stays armed on the link. */
+#define WIRE_CONNECT_MAX_MS 10000ul
+bool wire_link_connect_timed(const struct config_endpoint *ep, wire_tls_t *tls,
+                             unsigned long ms, wire_link_t **out, char *err,
+                             size_t errlen);
 /* Server: wraps an accepted fd (does the TLS handshake when tls is not
  * NULL; fills the peer). Takes the fd, also on failure. */
 bool wire_link_accept(int fd, wire_tls_t *tls, wire_link_t **out,
@@ -132,6 +140,18 @@ void wire_link_set_io_timeout(wire_link_t *l, unsigned ms);
 /* The next frame read must be complete, its first byte included, within
  * ms from now (a handshake that must come at once); 0: no such bound. */
 void wire_link_expect_within(wire_link_t *l, unsigned ms);
+/*
+ * The client's call bound: a deadline ms from now for everything that
+ * follows on l, frame writes and reads, the wait for a reply's first
+ * byte included, until set again (0: none, the default). It holds
+ * wherever a read or write waits: the bounded polling, the socket, TLS
+ * records; with io_timeout too, the earlier bound wins.
+ */
+void wire_link_set_deadline(wire_link_t *l, unsigned long ms);
+/* Whether a bound was missed. Such a link is done for: the stream may
+ * hold half a frame, and a late reply must never be read as the answer
+ * of a later request, so every later read and write answers
+ * WIRE_IO_ERROR at once, and wire_link_close sends no TLS close_notify. */
 bool wire_link_timed_out(const wire_link_t *l);
 
 /* Counters of one link's frame reads, for tests and tuning. */

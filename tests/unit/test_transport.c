@@ -23,6 +23,7 @@
 #include <sys/socket.h>
 #include <sys/sysinfo.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1324,6 +1325,223 @@ static void test_unix_write_timeout(void **state)
     free(big);
 }
 
+/* ------------------------------------------------ client call deadline */
+
+/* A reply that comes after the deadline is never read, not even as the
+ * answer of the next request: the link that timed out is done for. The
+ * client link is set up as the module's (read-ahead, polling). */
+static void test_unix_deadline(void **state)
+{
+    wire_link_t *cl, *sv;
+    wire_peer_t peer;
+    uint8_t *buf;
+    size_t len;
+    uint64_t t0, dt;
+    static const uint8_t half[] = {0, 0, 0, 10, 'a', 'b', 'c'};
+
+    (void)state;
+    unix_pair(&cl, &sv, &peer);
+    assert_true(wire_link_set_readahead(cl));
+    wire_link_set_spin(cl, WIRE_SPIN_MAX_US);
+    /* a deadline that is met changes nothing */
+    for (int i = 0; i < 3; i++) {
+        wire_link_set_deadline(cl, 5000);
+        assert_int_equal(wire_frame_write(cl, (const uint8_t *)"req", 3),
+                         WIRE_IO_OK);
+        assert_int_equal(wire_frame_read(sv, 65536, &buf, &len), WIRE_IO_OK);
+        assert_int_equal(wire_frame_write(sv, buf, len), WIRE_IO_OK);
+        free(buf);
+        assert_int_equal(wire_frame_read(cl, 65536, &buf, &len), WIRE_IO_OK);
+        assert_int_equal(len, 3);
+        free(buf);
+    }
+    assert_false(wire_link_timed_out(cl));
+    /* the server takes the request and says nothing */
+    wire_link_set_deadline(cl, 300);
+    t0 = ms_now();
+    assert_int_equal(wire_frame_write(cl, (const uint8_t *)"req1", 4),
+                     WIRE_IO_OK);
+    assert_int_equal(wire_frame_read(sv, 65536, &buf, &len), WIRE_IO_OK);
+    free(buf);
+    assert_int_equal(wire_frame_read(cl, 65536, &buf, &len), WIRE_IO_ERROR);
+    assert_true(wire_link_timed_out(cl));
+    dt = ms_now() - t0;
+    assert_null(buf);
+    assert_true(dt >= 290 && dt < 2000);
+    assert_true(wire_link_timed_out(cl));
+    /* the late reply arrives; the next request is not sent and nothing
+     * is read, whatever the deadline */
+    assert_int_equal(wire_frame_write(sv, (const uint8_t *)"late1", 5),
+                     WIRE_IO_OK);
+    wire_link_set_deadline(cl, 0);
+    assert_int_equal(wire_frame_write(cl, (const uint8_t *)"req2", 4),
+                     WIRE_IO_ERROR);
+    assert_int_equal(wire_frame_read(cl, 65536, &buf, &len), WIRE_IO_ERROR);
+    assert_null(buf);
+    wire_link_set_deadline(cl, 1000);
+    assert_int_equal(wire_frame_read_kept(cl, 65536, &buf, &len),
+                     WIRE_IO_ERROR);
+    assert_null(buf);
+    /* req2 never reached the server: it only sees the end (a reset:
+     * the late reply was left unread) */
+    wire_link_close(cl);
+    assert_int_not_equal(wire_frame_read(sv, 65536, &buf, &len), WIRE_IO_OK);
+    assert_null(buf);
+    wire_link_close(sv);
+
+    /* half a frame, then silence: the deadline holds inside a frame */
+    unix_pair(&cl, &sv, &peer);
+    assert_int_equal(send(wire_link_fd(sv), half, sizeof(half), 0),
+                     (ssize_t)sizeof(half));
+    wire_link_set_deadline(cl, 200);
+    t0 = ms_now();
+    assert_int_equal(wire_frame_read(cl, 65536, &buf, &len), WIRE_IO_ERROR);
+    assert_true(wire_link_timed_out(cl));
+    dt = ms_now() - t0;
+    assert_true(dt >= 190 && dt < 2000);
+    wire_link_close(cl);
+    wire_link_close(sv);
+}
+
+/* A peer that reads nothing: a frame larger than the socket buffers
+ * cannot be written; the write gives up at the deadline. */
+static void test_unix_deadline_write(void **state)
+{
+    wire_link_t *cl, *sv;
+    wire_peer_t peer;
+    size_t n = 16u * 1024u * 1024u;
+    uint8_t *big = calloc(1, n), *buf;
+    size_t len;
+    uint64_t t0, dt;
+
+    (void)state;
+    assert_non_null(big);
+    unix_pair(&cl, &sv, &peer);
+    wire_link_set_deadline(cl, 300);
+    t0 = ms_now();
+    assert_int_equal(wire_frame_write(cl, big, n), WIRE_IO_ERROR);
+    assert_true(wire_link_timed_out(cl));
+    dt = ms_now() - t0;
+    assert_true(dt >= 290 && dt < 2000);
+    assert_int_equal(wire_frame_write(cl, big, 1), WIRE_IO_ERROR);
+    wire_link_close(cl);
+    /* the server sees a broken frame, not a whole one */
+    assert_int_equal(wire_frame_read(sv, n, &buf, &len), WIRE_IO_ERROR);
+    wire_link_close(sv);
+    free(big);
+}
+
+/* connect() to a listener whose backlog is full (a stopped daemon) and
+ * the version handshake of a listener that never answers are bounded by
+ * wire_link_connect_timed's one deadline. */
+static void test_unix_connect_bounded(void **state)
+{
+    struct config_endpoint ep;
+    struct sockaddr_un sa;
+    wire_link_t *l = NULL;
+    uint8_t *buf;
+    size_t len;
+    uint64_t t0, dt;
+    char err[256] = "";
+    int ls = unix_listener(&ep), filler[64], nf = 0;
+
+    (void)state;
+    /* nobody accepts: a connection is queued, and the handshake's
+     * request is written, but no reply comes */
+    t0 = ms_now();
+    assert_true(wire_link_connect_timed(&ep, NULL, 300, &l, err, sizeof(err)));
+    assert_int_equal(wire_frame_write(l, (const uint8_t *)"hello", 5),
+                     WIRE_IO_OK);
+    assert_int_equal(wire_frame_read(l, 65536, &buf, &len), WIRE_IO_ERROR);
+    assert_true(wire_link_timed_out(l));
+    dt = ms_now() - t0;
+    assert_true(dt >= 290 && dt < 2000);
+    wire_link_close(l);
+    /* plain wire_link_connect leaves no deadline behind */
+    assert_true(wire_link_connect(&ep, NULL, &l, err, sizeof(err)));
+    usleep(400 * 1000);
+    assert_int_equal(wire_frame_write(l, (const uint8_t *)"x", 1), WIRE_IO_OK);
+    assert_false(wire_link_timed_out(l));
+    wire_link_close(l);
+    /* the backlog filled up with connections nobody takes */
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    memcpy(sa.sun_path, ep.path, strlen(ep.path) + 1);
+    while (nf < 64) {
+        int s = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+
+        assert_true(s >= 0);
+        if (connect(s, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+            close(s);
+            break;
+        }
+        filler[nf++] = s;
+    }
+    assert_true(nf < 64); /* the backlog is 8 (unix_listener) */
+    t0 = ms_now();
+    assert_false(wire_link_connect_timed(&ep, NULL, 300, &l, err, sizeof(err)));
+    dt = ms_now() - t0;
+    assert_true(dt >= 250 && dt < 2000);
+    assert_non_null(strstr(err, "timed out"));
+    for (int i = 0; i < nf; i++)
+        close(filler[i]);
+    close(ls);
+}
+
+/* ------------------------------------------------------------ fork */
+
+/* A forked child holds none of its parent's client sockets: when the
+ * parent closes its link, the server sees the end while the child still
+ * lives. The server's own accepted link is not touched, and the parent's
+ * link works on after the fork. */
+static void test_fork_closes_client_links(void **state)
+{
+    wire_link_t *cl, *sv;
+    wire_peer_t peer;
+    uint8_t *buf;
+    size_t len;
+    int status = 0, go[2];
+    pid_t pid;
+    char c = 0;
+
+    (void)state;
+    unix_pair(&cl, &sv, &peer);
+    assert_int_equal(pipe(go), 0);
+    fflush(NULL);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int code = 0;
+
+        if (fcntl(wire_link_fd(cl), F_GETFD) != -1 || errno != EBADF)
+            code |= 1; /* the parent's client socket is still open */
+        if (fcntl(wire_link_fd(sv), F_GETFD) == -1)
+            code |= 2; /* not a client link: left alone */
+        /* live until the parent has checked the server's view */
+        (void)read(go[0], &c, 1);
+        _exit(code);
+    }
+    /* the parent's link still carries frames */
+    assert_int_equal(wire_frame_write(cl, (const uint8_t *)"after", 5),
+                     WIRE_IO_OK);
+    assert_int_equal(wire_frame_read(sv, 65536, &buf, &len), WIRE_IO_OK);
+    assert_int_equal(len, 5);
+    free(buf);
+    /* the parent is done with it: the end reaches the server while the
+     * child lives (without the close in the child: the timeout) */
+    wire_link_close(cl);
+    wire_link_set_deadline(sv, 3000);
+    assert_int_equal(wire_frame_read(sv, 65536, &buf, &len), WIRE_IO_EOF);
+    assert_int_equal(waitpid(pid, &status, WNOHANG), 0); /* alive */
+    assert_int_equal(write(go[1], "x", 1), 1);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    close(go[0]);
+    close(go[1]);
+    wire_link_close(sv);
+}
+
 /* ---------------------------------------------------------------- TLS */
 
 struct tls_server {
@@ -1334,6 +1552,7 @@ struct tls_server {
     bool ok;
     wire_peer_t peer;
     char err[256];
+    unsigned late_ms; /* the first reply comes that late (0: at once) */
 };
 
 /* A TCP listener on 127.0.0.1, on a port below 32768 (test servers stay
@@ -1372,6 +1591,10 @@ static void *tls_server_main(void *arg)
     if (!s->ok)
         return NULL;
     while (wire_frame_read(l, 65536, &buf, &len) == WIRE_IO_OK) {
+        if (s->late_ms > 0) {
+            usleep(s->late_ms * 1000u);
+            s->late_ms = 0;
+        }
         wire_frame_write(l, buf, len);
         free(buf);
     }
@@ -1693,6 +1916,47 @@ static void test_tls_spin(void **state)
     wire_spin_tune(NULL, true);
 }
 
+/* Over TLS: the reply comes after the deadline; the record is never
+ * read, and closing sends nothing more into the stream. */
+static void test_tls_deadline(void **state)
+{
+    struct tls_server s;
+    struct config cfg;
+    struct config_endpoint ep;
+    wire_tls_t *ct;
+    wire_link_t *l;
+    uint8_t *buf;
+    size_t len;
+    uint64_t t0, dt;
+    char err[256];
+
+    (void)state;
+    server_start(&s, "server.pem", "server.key");
+    s.late_ms = 800;
+    tls_conf(&cfg, "client.pem", "client.key", "ca.pem");
+    assert_true(wire_tls_client_new(&cfg, &ct, err, sizeof(err)));
+    tls_ep(&ep, "127.0.0.1", s.port);
+    assert_true(wire_link_connect(&ep, ct, &l, err, sizeof(err)));
+    wire_link_set_spin(l, WIRE_SPIN_MAX_US);
+    wire_link_set_deadline(l, 300);
+    t0 = ms_now();
+    assert_int_equal(wire_frame_write(l, (const uint8_t *)"ping", 4),
+                     WIRE_IO_OK);
+    assert_int_equal(wire_frame_read(l, 65536, &buf, &len), WIRE_IO_ERROR);
+    assert_true(wire_link_timed_out(l));
+    dt = ms_now() - t0;
+    assert_true(dt >= 290 && dt < 2000);
+    usleep(800 * 1000); /* the late reply is there now */
+    wire_link_set_deadline(l, 0);
+    assert_int_equal(wire_frame_read(l, 65536, &buf, &len), WIRE_IO_ERROR);
+    assert_int_equal(wire_frame_write(l, (const uint8_t *)"next", 4),
+                     WIRE_IO_ERROR);
+    wire_link_close(l);
+    server_stop(&s);
+    assert_true(s.ok);
+    wire_tls_free(ct);
+}
+
 /* Pieces over TLS: small ones gathered, a large one from where it lies,
  * the same payload at the other end. */
 /* A TLS server thread whose link has io_timeout: it reads one frame
@@ -1894,12 +2158,17 @@ int main(void)
         cmocka_unit_test(test_unix_io_timeout),
         cmocka_unit_test(test_unix_expect_within),
         cmocka_unit_test(test_unix_write_timeout),
+        cmocka_unit_test(test_unix_deadline),
+        cmocka_unit_test(test_unix_deadline_write),
+        cmocka_unit_test(test_unix_connect_bounded),
+        cmocka_unit_test(test_fork_closes_client_links),
         cmocka_unit_test(test_tls_contexts),
         cmocka_unit_test(test_tls_mutual),
         cmocka_unit_test(test_tls_frames),
         cmocka_unit_test(test_tls_writev),
         cmocka_unit_test(test_tls_spin),
         cmocka_unit_test(test_tls_io_timeout),
+        cmocka_unit_test(test_tls_deadline),
         cmocka_unit_test(test_tls_other_ca_client),
         cmocka_unit_test(test_tls_no_client_cert),
         cmocka_unit_test(test_tls12_refused),
