@@ -22,6 +22,13 @@
  * init_token, the mechanism list and info) go over an auxiliary connection
  * opened when first needed and opened afresh once it is dead.
  *
+ * A call that has no reply within call_timeout (nimbus.conf) answers
+ * CKR_DEVICE_ERROR and its connection dies as above: the channel is
+ * closed and never read again (a late reply must not answer a later
+ * call), the server drops the login once the other channels close, and
+ * the front end's next call reconnects. A new channel's connect, TLS
+ * and version handshakes share one shorter bound (chan_open).
+ *
  * Fork: a child never touches any of this. The front end abandons the
  * parent's state in the child and its C_Initialize opens a new backend
  * (new sockets, a new TLS context); nothing of the parent's TLS state is
@@ -58,9 +65,11 @@ struct remote_conn;
 struct rchan {
     wire_link_t *link;
     wire_client_t *cl;
-    size_t max_read;    /* largest reply frame accepted */
-    uint64_t used_ns;   /* CLOCK_MONOTONIC at the end of its last call */
-    struct rchan *next; /* in the idle list */
+    size_t max_read;          /* largest reply frame accepted */
+    uint64_t used_ns;         /* CLOCK_MONOTONIC at the end of its last call */
+    unsigned long timeout_ms; /* each call's bound (0: none) */
+    bool timed_out;           /* a call passed it: the channel is done */
+    struct rchan *next;       /* in the idle list */
 };
 
 struct remote_conn {
@@ -83,6 +92,8 @@ struct remote {
     wire_tls_t *tls; /* NULL: no tls: endpoint */
     char client_name[96];
     char aux_name[96];        /* the auxiliary connection's, told apart */
+    unsigned long call_ms;    /* call_timeout in ms (0: none) */
+    unsigned long connect_ms; /* a new channel's handshakes, all in all */
     pthread_mutex_t aux_lock; /* held for every call on aux */
     struct remote_conn *aux;
 };
@@ -117,6 +128,20 @@ static uint64_t mono_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* The call's bound, from now, over the write and the reply's read. */
+static void chan_arm(struct rchan *ch)
+{
+    wire_link_set_deadline(ch->link, ch->timeout_ms);
+}
+
+/* Whether an I/O step went well; notes a timeout on the channel. */
+static bool chan_ok(struct rchan *ch, wire_io_t r)
+{
+    if (r != WIRE_IO_OK && wire_link_timed_out(ch->link))
+        ch->timed_out = true;
+    return r == WIRE_IO_OK;
+}
+
 /* The wire client's transfer: one frame out, one frame back. */
 static bool chan_xfer(void *ctx, const uint8_t *req, size_t len, uint8_t **resp,
                       size_t *resp_len)
@@ -125,12 +150,13 @@ static bool chan_xfer(void *ctx, const uint8_t *req, size_t len, uint8_t **resp,
 
     *resp = NULL;
     *resp_len = 0;
-    if (wire_frame_write(ch->link, req, len) != WIRE_IO_OK)
+    chan_arm(ch);
+    if (!chan_ok(ch, wire_frame_write(ch->link, req, len)))
         return false;
     /* Into the link's kept buffer: a bulk reply faults in no fresh pages
      * per call. chan_resp_done wipes it once decoded. */
-    return wire_frame_read_kept(ch->link, ch->max_read, resp, resp_len) ==
-           WIRE_IO_OK;
+    return chan_ok(
+        ch, wire_frame_read_kept(ch->link, ch->max_read, resp, resp_len));
 }
 
 /* chan_xfer with the request in pieces: a bulk input goes from the
@@ -142,10 +168,11 @@ static bool chan_xferv(void *ctx, const struct iovec *iov, size_t n,
 
     *resp = NULL;
     *resp_len = 0;
-    if (wire_frame_writev(ch->link, iov, n) != WIRE_IO_OK)
+    chan_arm(ch);
+    if (!chan_ok(ch, wire_frame_writev(ch->link, iov, n)))
         return false;
-    return wire_frame_read_kept(ch->link, ch->max_read, resp, resp_len) ==
-           WIRE_IO_OK;
+    return chan_ok(
+        ch, wire_frame_read_kept(ch->link, ch->max_read, resp, resp_len));
 }
 
 /* chan_xfer that also takes a descriptor passed with the reply (the
@@ -158,10 +185,11 @@ static bool chan_xfer_fd(void *ctx, const uint8_t *req, size_t len,
     *resp = NULL;
     *resp_len = 0;
     *fd = -1;
-    if (wire_frame_write(ch->link, req, len) != WIRE_IO_OK)
+    chan_arm(ch);
+    if (!chan_ok(ch, wire_frame_write(ch->link, req, len)))
         return false;
-    return wire_frame_read_kept_fd(ch->link, ch->max_read, resp, resp_len,
-                                   fd) == WIRE_IO_OK;
+    return chan_ok(ch, wire_frame_read_kept_fd(ch->link, ch->max_read, resp,
+                                               resp_len, fd));
 }
 
 static void chan_resp_done(void *ctx, uint8_t *resp, size_t len)
@@ -200,8 +228,10 @@ static CK_RV chan_open(struct remote *r, size_t ep, const char *name,
     if (ch == NULL)
         return CKR_HOST_MEMORY;
     ch->max_read = r->cfg.max_frame;
-    if (!wire_link_connect(&r->cfg.servers[ep], r->tls, &ch->link, err,
-                           sizeof(err))) {
+    /* connect, TLS handshake and version handshake: one bound */
+    ch->timeout_ms = r->connect_ms;
+    if (!wire_link_connect_timed(&r->cfg.servers[ep], r->tls, r->connect_ms,
+                                 &ch->link, err, sizeof(err))) {
         /* info, not warn: while the daemon is down every call says so */
         config_format_endpoint(&r->cfg.servers[ep], epname, sizeof(epname));
         log_info("remote: %s: %s", epname, err);
@@ -224,13 +254,18 @@ static CK_RV chan_open(struct remote *r, size_t ep, const char *name,
     }
     if (rv != CKR_OK) {
         config_format_endpoint(&r->cfg.servers[ep], epname, sizeof(epname));
-        log_info("remote: %s: handshake: 0x%lx", epname, (unsigned long)rv);
+        if (ch->timed_out)
+            log_info("remote: %s: no handshake reply within %lu ms", epname,
+                     r->connect_ms);
+        else
+            log_info("remote: %s: handshake: 0x%lx", epname, (unsigned long)rv);
         chan_close(ch);
         /* another protocol version stays a device error */
         return rv == CKR_HOST_MEMORY || rv == CKR_DEVICE_ERROR
                    ? rv
                    : CKR_DEVICE_REMOVED;
     }
+    ch->timeout_ms = r->call_ms;
     *out = ch;
     return CKR_OK;
 }
@@ -320,12 +355,24 @@ static CK_RV chan_get(struct remote_conn *rc, struct rchan **out)
     return CKR_OK;
 }
 
-/* Gives ch back after a call that answered rv. */
-static void chan_put(struct remote_conn *rc, struct rchan *ch, CK_RV rv)
+/*
+ * Gives ch back after a call that answered rv; returns what the call
+ * answers. A call without a reply in time is CKR_DEVICE_ERROR (the
+ * server may be stopped or wedged rather than gone) and kills the
+ * connection as a broken link does: its channel may still receive the
+ * late reply, so it is closed unread.
+ */
+static CK_RV chan_put(struct remote_conn *rc, struct rchan *ch, CK_RV rv)
 {
+    if (ch->timed_out) {
+        log_warn("remote: no reply from the server within call_timeout "
+                 "(%lu s): the connection is dropped",
+                 ch->timeout_ms / 1000);
+        rv = CKR_DEVICE_ERROR;
+    }
     pthread_mutex_lock(&rc->lock);
     rc->busy--;
-    if (rv == CKR_DEVICE_REMOVED || atomic_load(&rc->dead)) {
+    if (rv == CKR_DEVICE_REMOVED || ch->timed_out || atomic_load(&rc->dead)) {
         /* the link broke: the server has dropped the connection (or will,
          * once its other channels close) */
         rc->nchan--;
@@ -338,6 +385,7 @@ static void chan_put(struct remote_conn *rc, struct rchan *ch, CK_RV rv)
         pthread_cond_signal(&rc->cv);
     }
     pthread_mutex_unlock(&rc->lock);
+    return rv;
 }
 
 /* One wire call on a channel of conn: the caller's `return CALL(...)`. */
@@ -350,8 +398,7 @@ static void chan_put(struct remote_conn *rc, struct rchan *ch, CK_RV rv)
             return rv_;                                                        \
         wire_client_t *cl = ch_->cl;                                           \
         rv_ = (expr);                                                          \
-        chan_put(rc_, ch_, rv_);                                               \
-        return rv_;                                                            \
+        return chan_put(rc_, ch_, rv_);                                        \
     } while (0)
 
 /* ------------------------------------------------------------ connections */
@@ -701,7 +748,7 @@ static hsm_user_type_t rm_conn_user_type(backend_conn_t *conn, hsm_uid_t *uid)
     if (chan_get(rc, &ch) != CKR_OK)
         return HSM_USER_NONE; /* no login survives */
     rv = wire_cl_conn_user_type(ch->cl, &type, &u);
-    chan_put(rc, ch, rv);
+    rv = chan_put(rc, ch, rv);
     if (rv != CKR_OK)
         return HSM_USER_NONE;
     if (uid != NULL)
@@ -1258,6 +1305,13 @@ CK_RV backend_remote_open(const struct config *cfg, backend_t **out)
     memcpy(&r->cfg, cfg, sizeof(r->cfg));
     if (r->cfg.max_frame < CONFIG_MIN_MAX_FRAME)
         r->cfg.max_frame = CONFIG_DEFAULT_MAX_FRAME;
+    r->call_ms = r->cfg.call_timeout * 1000ul;
+    /* A new channel (and a reconnection while the daemon is stopped) waits
+     * at most WIRE_CONNECT_MAX_MS (10 s, as a TLS handshake), less when
+     * call_timeout is shorter: no legitimate handshake is slow. */
+    r->connect_ms = r->call_ms != 0 && r->call_ms < WIRE_CONNECT_MAX_MS
+                        ? r->call_ms
+                        : WIRE_CONNECT_MAX_MS;
     snprintf(r->client_name, sizeof(r->client_name), "%s (%s)",
              REMOTE_CLIENT_NAME, program_invocation_short_name);
     snprintf(r->aux_name, sizeof(r->aux_name), "%s (%s, token calls)",
