@@ -24,6 +24,10 @@
  *   count LABEL          objects with this label cur can find
  *   sign LABEL           ECDSA sign with LABEL's private key, verify with
  *                        its public key
+ *   signfor SECS LABEL   C_SignInit + C_Sign with LABEL's private key on
+ *                        cur again and again until a call fails or SECS
+ *                        pass: "signfor RV N MS", N the signatures made,
+ *                        MS how long the last call took
  *   msg                  AES-GCM through the message API (session key)
  *   bulk N               C_Encrypt/C_Decrypt of N bytes, AES-256-GCM
  *                        (session key); a changed tag releases nothing
@@ -32,6 +36,10 @@
  *   fork LABEL PIN       fork: the child checks it gets
  *                        CKR_CRYPTOKI_NOT_INITIALIZED, calls C_Initialize,
  *                        opens, logs in and signs; prints its exit status
+ *   forkidle FILE LABEL PIN  fork a child that never calls C_Initialize
+ *                        and waits (stdin and stdout /dev/null) for
+ *                        SIGUSR1; then it checks as fork does and writes
+ *                        its status to FILE. Prints "forkidle CKR_OK PID"
  *   quit
  */
 #include <dlfcn.h>
@@ -40,7 +48,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "pkcs11/pkcs11.h"
@@ -412,6 +423,79 @@ static void do_fork(const char *label, const char *pin)
            WIFEXITED(st) ? WEXITSTATUS(st) : -1);
 }
 
+static uint64_t ms_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void do_signfor(unsigned secs, const char *label)
+{
+    CK_MECHANISM m = {CKM_ECDSA, NULL, 0};
+    CK_BYTE digest[32], sig[128];
+    CK_ULONG siglen;
+    CK_OBJECT_HANDLE priv;
+    uint64_t end = ms_now() + secs * 1000ull, t0, last = 0;
+    unsigned long n = 0;
+    CK_RV rv;
+
+    memset(digest, 0x5a, sizeof(digest));
+    rv = find_one(cur, CKO_PRIVATE_KEY, label, &priv);
+    /* each call timed alone: the one that fails is the one reported */
+    while (rv == CKR_OK && ms_now() < end) {
+        t0 = ms_now();
+        rv = fl->C_SignInit(cur, &m, priv);
+        last = ms_now() - t0;
+        if (rv != CKR_OK)
+            break;
+        siglen = sizeof(sig);
+        t0 = ms_now();
+        rv = fl->C_Sign(cur, digest, sizeof(digest), sig, &siglen);
+        last = ms_now() - t0;
+        if (rv == CKR_OK)
+            n++;
+    }
+    printf("signfor %s %lu %llu\n", rvn(rv), n, (unsigned long long)last);
+}
+
+static void do_forkidle(const char *file, const char *label, const char *pin)
+{
+    sigset_t set;
+    pid_t pid;
+    int sig = 0;
+
+    fflush(stdout);
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    /* blocked before the fork: a signal sent at once is not lost */
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    pid = fork();
+    if (pid < 0) {
+        printf("forkidle CKR_GENERAL_ERROR\n");
+        return;
+    }
+    if (pid == 0) {
+        int fd = open("/dev/null", O_RDWR), code;
+        FILE *f;
+
+        dup2(fd, 0);
+        dup2(fd, 1);
+        close(fd);
+        sigwait(&set, &sig);
+        code = fork_child(label, pin);
+        f = fopen(file, "w");
+        if (f != NULL) {
+            fprintf(f, "%d\n", code);
+            fclose(f);
+        }
+        _exit(code);
+    }
+    sigprocmask(SIG_UNBLOCK, &set, NULL);
+    printf("forkidle CKR_OK %ld\n", (long)pid);
+}
+
 static CK_RV do_initpin(const char *so, const char *pin)
 {
     CK_SESSION_HANDLE s;
@@ -519,6 +603,12 @@ int main(void)
                 continue;
         } else if (IS("threads", 2)) {
             rv = do_threads(atoi(argv[1]), argv[2]);
+        } else if (IS("signfor", 2)) {
+            do_signfor((unsigned)strtoul(argv[1], NULL, 10), argv[2]);
+            continue;
+        } else if (IS("forkidle", 3)) {
+            do_forkidle(argv[1], argv[2], argv[3]);
+            continue;
         } else if (IS("fork", 2)) {
             do_fork(argv[1], argv[2]);
             continue;
