@@ -68,8 +68,9 @@ struct rchan {
     size_t max_read;          /* largest reply frame accepted */
     uint64_t used_ns;         /* CLOCK_MONOTONIC at the end of its last call */
     unsigned long timeout_ms; /* each call's bound (0: none) */
-    bool timed_out;           /* a call passed it: the channel is done */
-    struct rchan *next;       /* in the idle list */
+    bool handshaking;   /* the connect's deadline still runs (chan_open) */
+    bool timed_out;     /* a call passed it: the channel is done */
+    struct rchan *next; /* in the idle list */
 };
 
 struct remote_conn {
@@ -128,10 +129,12 @@ static uint64_t mono_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* The call's bound, from now, over the write and the reply's read. */
+/* The call's bound, from now, over the write and the reply's read; the
+ * version handshake stays under the connect's deadline. */
 static void chan_arm(struct rchan *ch)
 {
-    wire_link_set_deadline(ch->link, ch->timeout_ms);
+    if (!ch->handshaking)
+        wire_link_set_deadline(ch->link, ch->timeout_ms);
 }
 
 /* Whether an I/O step went well; notes a timeout on the channel. */
@@ -230,6 +233,7 @@ static CK_RV chan_open(struct remote *r, size_t ep, const char *name,
     ch->max_read = r->cfg.max_frame;
     /* connect, TLS handshake and version handshake: one bound */
     ch->timeout_ms = r->connect_ms;
+    ch->handshaking = true;
     if (!wire_link_connect_timed(&r->cfg.servers[ep], r->tls, r->connect_ms,
                                  &ch->link, err, sizeof(err))) {
         /* info, not warn: while the daemon is down every call says so */
@@ -266,6 +270,7 @@ static CK_RV chan_open(struct remote *r, size_t ep, const char *name,
                    : CKR_DEVICE_REMOVED;
     }
     ch->timeout_ms = r->call_ms;
+    ch->handshaking = false;
     *out = ch;
     return CKR_OK;
 }
