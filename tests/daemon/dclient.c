@@ -30,6 +30,8 @@
  *     halfhello SECS  a handshake frame's header and part of its
  *                  payload, then nothing; as silent
  *     half SECS    handshake, then half a frame and nothing; as silent
+ *     loginhalf PW SECS  handshake, a CO login with PW (must succeed),
+ *                  then half a frame and nothing; as silent
  *     trickle SECS handshake, then a frame one byte every 200 ms; as
  *                  silent
  *     noread SECS  handshake, then requests sent without reading one
@@ -575,6 +577,20 @@ int main(int argc, char **argv)
         if (!send_raw(l, part, sizeof(part)))
             goto out;
         rc = closed_within(l, atoi(argv[i + 2]), t0);
+    } else if (strcmp(cmd, "loginhalf") == 0 && argc - i > 3 && tls == NULL) {
+        static const uint8_t part[] = {0, 0, 0, 50, 0x08, 0x03, 0x52};
+        uint64_t t0;
+        rc = login(l, 2, argv[i + 2], &rv);
+        if (rc != 0 || rv != 0) {
+            fprintf(stderr, "dclient: loginhalf: login rv=0x%llx\n",
+                    (unsigned long long)rv);
+            rc = 1;
+            goto out;
+        }
+        t0 = now_ns();
+        if (!send_raw(l, part, sizeof(part)))
+            goto out;
+        rc = closed_within(l, atoi(argv[i + 3]), t0);
     } else if (strcmp(cmd, "trickle") == 0 && argc - i > 2 && tls == NULL) {
         /* 200 bytes at one per 200 ms: 40 s if nobody stops it */
         uint8_t frame[4 + 200];
