@@ -114,4 +114,49 @@ rc a finalize CKR_OK
 rc_stop a
 stop "$DPID" || fail "nimbusd exit status $? after the stop"
 grep -q "within call_timeout" "$T/client.log" || fail "the client log does not say why"
+
+# --- a server slow in its TLS handshake, then silent: connect, TLS and the
+# version handshake share one bound (call_timeout 3 s here), the
+# handshake's time is not granted again to the version handshake
+cat >"$T/slow.py" <<'PY'
+import socket, ssl, sys, time
+port, pki = int(sys.argv[1]), sys.argv[2]
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+ctx.load_cert_chain(pki + "/server.pem", pki + "/server.key")
+ctx.load_verify_locations(pki + "/ca.pem")
+ctx.verify_mode = ssl.CERT_REQUIRED
+ls = socket.socket()
+ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ls.bind(("127.0.0.1", port))
+ls.listen(8)
+print("listening", flush=True)
+while True:
+    c, _ = ls.accept()
+    time.sleep(2.2)
+    try:
+        t = ctx.wrap_socket(c, server_side=True)
+        t.recv(4096)  # the version handshake: never answered
+        time.sleep(30)
+    except Exception:
+        pass
+    c.close()
+PY
+SPORT=$(free_port) || fail "no free port"
+python3 "$T/slow.py" "$SPORT" "$P" >"$T/slow.out" 2>&1 &
+PIDS+=("$!")
+for _ in $(seq 50); do
+    grep -q listening "$T/slow.out" && break
+    sleep 0.1
+done
+sed -e "s/^servers = .*/servers = tls:127.0.0.1:$SPORT/" \
+    -e "s/^call_timeout = .*/call_timeout = 3/" "$T/tls.conf" >"$T/slow.conf"
+export NIMBUS_CONF=$T/slow.conf
+rc_start s
+timed s init CKR_GENERAL_ERROR
+# 2.2 s of TLS, then the rest of the 3 s; re-armed it would take 5.2 s
+[ "$MS" -ge 2900 ] && [ "$MS" -le 4500 ] ||
+    fail "C_Initialize against a slow, then silent server: $MS ms (bound 3 s)"
+rc_stop s
+ok "a slow TLS handshake and a silent version handshake share one bound ($MS ms)"
 echo "PASS: stall"
