@@ -1036,26 +1036,37 @@ static void test_expiry(void **state)
     flow_free(&w);
 }
 
-/* The configured lifetime, with the real clock. */
+/* The configured lifetime (on the fake clock: with the real one and a 1 s
+ * lifetime, a loaded machine let the token expire before its approvals). */
 static void test_expiry_config(void **state)
 {
     struct fixture *f = *state;
     static const int two[] = {1, 2, -1};
+    hsm_quorum_token_info_t *ti = NULL;
     struct flow w;
     struct tok t;
+    size_t n = 0;
 
     hsm_close(f->hsm);
-    f->cfg.quorum_token_lifetime = 1;
+    f->cfg.quorum_token_lifetime = 5;
     assert_int_equal(hsm_open(&f->cfg, &f->hsm), CKR_OK);
     assert_int_equal(hsm_conn_open(f->hsm, &f->conn), CKR_OK);
     flow_init(f, &w);
     quorum_on(&w, 2); /* its service-4 token was used at once */
+    fake_now = (uint64_t)time(NULL);
+    hsm_quorum_clock_hook = fake_clock;
     get_tok(&w, 0, 3, &t);
     approve_ok(&w, 0, &t, two);
-    sleep(2);
+    fake_now += 4;
+    assert_int_equal(hsm_quorum_list_tokens(w.c[0], &ti, &n), CKR_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(ti[0].seconds_left, 1);
+    free(ti);
+    fake_now += 1;
     assert_int_equal(
         hsm_user_create(w.c[0], HSM_USER_CU, "late", PW("latepw11"), NULL),
         CKR_FUNCTION_REJECTED);
+    assert_false(user_exists(f, "late"));
     flow_free(&w);
 }
 
