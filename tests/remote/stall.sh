@@ -84,6 +84,22 @@ rc b open CKR_OK
 rc b "login userpin1" CKR_OK
 rc b "sign k1" CKR_OK
 rc_stop b
+# call_timeout = 0: no limit; a call outlives a 3 s stop and succeeds
+sed -e "s/^call_timeout = .*/call_timeout = 0/" "$T/client.conf" >"$T/nolimit.conf"
+NIMBUS_CONF=$T/nolimit.conf rc_start z
+rc z init CKR_OK
+rc z open CKR_OK
+rc z "login userpin1" CKR_OK
+kill -STOP "$DPID"
+t0=$(ms)
+echo "sign k1" >&"${RC_IN[z]}"
+sleep 3
+kill -CONT "$DPID"
+IFS= read -r -t 60 LINE <&"${RC_OUT[z]}" || fail "no limit: no answer"
+[ "$LINE" = "sign CKR_OK" ] && [ $(($(ms) - t0)) -ge 3000 ] ||
+    fail "call_timeout = 0: '$LINE' after $(($(ms) - t0)) ms"
+rc_stop z
+ok "call_timeout = 0: a call waits out a 3 s stop and succeeds"
 rc a finalize CKR_OK
 rc_stop a
 stop "$DPID" || fail "nimbusd exit status $? after the stop"
