@@ -583,6 +583,40 @@ static void set_connect_timeout(int s, unsigned long ms)
     (void)setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 }
 
+/*
+ * connect() by a deadline. With SO_SNDTIMEO set the kernel answers EINTR
+ * to any signal, SA_RESTART or not, and a retry would wait the whole
+ * bound again: a timer signal every few hundred milliseconds (a
+ * profiler, SIGALRM) would stretch the bound without end. Each retry
+ * gets only what is left. -1 with errno (ETIMEDOUT once it has passed).
+ */
+static int connect_dl(int s, const struct sockaddr *sa, socklen_t len,
+                      uint64_t deadline)
+{
+    for (;;) {
+        uint64_t t = now_ns();
+        unsigned long left;
+
+        if (t >= deadline) {
+            errno = ETIMEDOUT;
+            return -1;
+        }
+        /* rounded up: SO_SNDTIMEO 0 would mean no bound at all */
+        left = (unsigned long)((deadline - t + 999999u) / 1000000u);
+        set_connect_timeout(s, left);
+        if (connect(s, sa, len) == 0)
+            return 0;
+        /* the bound passed: EAGAIN (unix), EINPROGRESS (TCP), EALREADY
+         * (TCP, a retry of a connect still under way) */
+        if (errno == EAGAIN || errno == EINPROGRESS || errno == EALREADY) {
+            errno = ETIMEDOUT;
+            return -1;
+        }
+        if (errno != EINTR)
+            return -1;
+    }
+}
+
 static void sock_close(int s, bool tracked)
 {
     if (tracked)
@@ -600,7 +634,7 @@ static bool connect_failed(int s, bool tracked, const char *what, int e,
     return false;
 }
 
-static bool connect_unix(const char *path, unsigned long ms, int *fd,
+static bool connect_unix(const char *path, uint64_t deadline, int *fd,
                          bool *tracked, char *err, size_t errlen)
 {
     struct sockaddr_un sa;
@@ -619,18 +653,15 @@ static bool connect_unix(const char *path, unsigned long ms, int *fd,
         return false;
     }
     *tracked = fork_track(s);
-    set_connect_timeout(s, ms);
-    while (connect(s, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-        if (errno != EINTR)
-            return connect_failed(s, *tracked, path, errno, err, errlen);
-    }
+    if (connect_dl(s, (struct sockaddr *)&sa, sizeof(sa), deadline) != 0)
+        return connect_failed(s, *tracked, path, errno, err, errlen);
     set_connect_timeout(s, 0);
     set_unix_bufs(s);
     *fd = s;
     return true;
 }
 
-static bool connect_tcp(const char *host, unsigned port, unsigned long ms,
+static bool connect_tcp(const char *host, unsigned port, uint64_t deadline,
                         int *fd, bool *tracked, char *err, size_t errlen)
 {
     struct addrinfo hints, *res = NULL, *ai;
@@ -655,10 +686,8 @@ static bool connect_tcp(const char *host, unsigned port, unsigned long ms,
             continue;
         }
         *tracked = fork_track(s);
-        set_connect_timeout(s, ms);
-        while ((r = connect(s, ai->ai_addr, ai->ai_addrlen)) != 0 &&
-               errno == EINTR)
-            ;
+        /* one deadline for all the host's addresses, not one each */
+        r = connect_dl(s, ai->ai_addr, ai->ai_addrlen, deadline);
         if (r == 0) {
             set_connect_timeout(s, 0);
             break;
@@ -704,14 +733,15 @@ bool wire_link_connect_timed(const struct config_endpoint *ep, wire_tls_t *tls,
         ms = WIRE_CONNECT_MAX_MS;
     deadline = now_ns() + (uint64_t)ms * 1000000u;
     if (ep->kind == CONFIG_EP_UNIX) {
-        if (!connect_unix(ep->path, ms, &fd, &tracked, err, errlen))
+        if (!connect_unix(ep->path, deadline, &fd, &tracked, err, errlen))
             return false;
     } else if (ep->kind == CONFIG_EP_TLS) {
         if (tls == NULL || tls->server) {
             set_err(err, errlen, "a tls endpoint needs a client TLS context");
             return false;
         }
-        if (!connect_tcp(ep->host, ep->port, ms, &fd, &tracked, err, errlen))
+        if (!connect_tcp(ep->host, ep->port, deadline, &fd, &tracked, err,
+                         errlen))
             return false;
     } else {
         set_err(err, errlen, "unknown endpoint kind");

@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -2139,6 +2140,162 @@ static void test_tls_writev(void **state)
     wire_tls_free(ct);
 }
 
+/* Signals while a connect() waits: SO_SNDTIMEO makes the kernel answer
+ * EINTR even under SA_RESTART. An application with a periodic timer
+ * (a profiler, SIGALRM) must not stretch the bound without end (each
+ * retry started the whole bound again), and a TCP connect that goes
+ * well must not fail for them. */
+static atomic_bool sig_run;
+static atomic_uint sig_count;
+
+static void sig_noop(int sig)
+{
+    (void)sig;
+    atomic_fetch_add(&sig_count, 1);
+}
+
+struct sig_pest {
+    pthread_t target;
+    unsigned gap_ms, max_ms;
+};
+
+static void *sig_pest_main(void *arg)
+{
+    struct sig_pest *p = arg;
+
+    for (unsigned t = 0; atomic_load(&sig_run) && t < p->max_ms;
+         t += p->gap_ms) {
+        pthread_kill(p->target, SIGUSR1);
+        sleep_ms(p->gap_ms);
+    }
+    return NULL;
+}
+
+/* Frees the full accept queue after a while, then serves TLS. */
+static void *tcp_late_accept_main(void *arg)
+{
+    struct tls_server *s = arg;
+    int filler;
+
+    sleep_ms(300);
+    filler = accept(s->ls, NULL, NULL);
+    close(filler);
+    return tls_server_main(s);
+}
+
+static void test_connect_signals(void **state)
+{
+    struct sigaction sa, old;
+    struct sig_pest pest = {
+        .target = pthread_self(), .gap_ms = 40, .max_ms = 3000};
+    pthread_t th, srv;
+    struct config_endpoint ep;
+    struct sockaddr_un su;
+    struct sockaddr_in si;
+    struct tls_server s;
+    struct config cfg;
+    wire_tls_t *ct;
+    wire_link_t *l = NULL;
+    uint64_t t0, dt;
+    char err[256] = "";
+    int ls = unix_listener(&ep), filler[64], nf = 0, tf;
+
+    (void)state;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = sig_noop;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    assert_int_equal(sigaction(SIGUSR1, &sa, &old), 0);
+
+    /* unix: a full backlog, signals every 40 ms, a 400 ms bound */
+    memset(&su, 0, sizeof(su));
+    su.sun_family = AF_UNIX;
+    memcpy(su.sun_path, ep.path, strlen(ep.path) + 1);
+    while (nf < 64) {
+        int fs = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+
+        assert_true(fs >= 0);
+        if (connect(fs, (struct sockaddr *)&su, sizeof(su)) != 0) {
+            close(fs);
+            break;
+        }
+        filler[nf++] = fs;
+    }
+    assert_true(nf < 64);
+    atomic_store(&sig_count, 0);
+    atomic_store(&sig_run, true);
+    assert_int_equal(pthread_create(&th, NULL, sig_pest_main, &pest), 0);
+    t0 = ms_now();
+    assert_false(wire_link_connect_timed(&ep, NULL, 400, &l, err, sizeof(err)));
+    dt = ms_now() - t0;
+    atomic_store(&sig_run, false);
+    pthread_join(th, NULL);
+    assert_true(atomic_load(&sig_count) >= 3); /* they did interrupt it */
+    assert_true(dt >= 350 && dt < 1500);
+    assert_non_null(strstr(err, "timed out"));
+    for (int i = 0; i < nf; i++)
+        close(filler[i]);
+    close(ls);
+
+    /* TCP: the accept queue is full (backlog 0 and one connection in
+     * it), so the SYN is dropped and sent again after about 1 s; the
+     * queue frees after 300 ms. Signals land meanwhile: the connect
+     * must still succeed, within its 4 s bound. */
+    memset(&s, 0, sizeof(s));
+    tls_conf(&cfg, "server.pem", "server.key", "ca.pem");
+    assert_true(wire_tls_server_new(&cfg, &s.tls, err, sizeof(err)));
+    tcp_listener(&s);
+    assert_int_equal(listen(s.ls, 0), 0);
+    memset(&si, 0, sizeof(si));
+    si.sin_family = AF_INET;
+    si.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    si.sin_port = htons((uint16_t)s.port);
+    tf = socket(AF_INET, SOCK_STREAM, 0);
+    assert_int_equal(connect(tf, (struct sockaddr *)&si, sizeof(si)), 0);
+    tls_conf(&cfg, "client.pem", "client.key", "ca.pem");
+    assert_true(wire_tls_client_new(&cfg, &ct, err, sizeof(err)));
+    tls_ep(&ep, "127.0.0.1", s.port);
+    /* first nobody frees it: the 400 ms bound holds under the signals */
+    atomic_store(&sig_count, 0);
+    atomic_store(&sig_run, true);
+    assert_int_equal(pthread_create(&th, NULL, sig_pest_main, &pest), 0);
+    t0 = ms_now();
+    assert_false(wire_link_connect_timed(&ep, ct, 400, &l, err, sizeof(err)));
+    dt = ms_now() - t0;
+    atomic_store(&sig_run, false);
+    pthread_join(th, NULL);
+    assert_true(atomic_load(&sig_count) >= 3);
+    assert_true(dt >= 350 && dt < 1500);
+    assert_non_null(strstr(err, "timed out"));
+    /* then it frees after 300 ms: the signals do not fail the connect */
+    assert_int_equal(pthread_create(&srv, NULL, tcp_late_accept_main, &s), 0);
+    atomic_store(&sig_count, 0);
+    atomic_store(&sig_run, true);
+    assert_int_equal(pthread_create(&th, NULL, sig_pest_main, &pest), 0);
+    assert_true(wire_link_connect_timed(&ep, ct, 4000, &l, err, sizeof(err)));
+    atomic_store(&sig_run, false);
+    pthread_join(th, NULL);
+    assert_true(atomic_load(&sig_count) >= 3);
+    assert_int_equal(wire_frame_write(l, (const uint8_t *)"ping", 4),
+                     WIRE_IO_OK);
+    {
+        uint8_t *buf;
+        size_t len;
+
+        assert_int_equal(wire_frame_read(l, 65536, &buf, &len), WIRE_IO_OK);
+        assert_int_equal(len, 4);
+        free(buf);
+    }
+    wire_link_close(l);
+    close(tf);
+    pthread_join(srv, NULL);
+    close(s.ls);
+    wire_tls_free(s.tls);
+    assert_true(s.ok);
+    wire_tls_free(ct);
+    assert_int_equal(sigaction(SIGUSR1, &old, NULL), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2173,6 +2330,7 @@ int main(void)
         cmocka_unit_test(test_tls_no_client_cert),
         cmocka_unit_test(test_tls12_refused),
         cmocka_unit_test(test_tls_client_checks_server),
+        cmocka_unit_test(test_connect_signals),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
