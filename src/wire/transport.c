@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/sysinfo.h>
 #include <sys/uio.h>
 #include <sys/un.h>
@@ -109,10 +110,19 @@ static void set_errno(char *err, size_t errlen, const char *what, int e)
  * memory, abandoned and never used. A slot is emptied before its fd is
  * closed, so a child never closes a number the parent reused; a link
  * made when every slot is taken is not closed in a child (close-on-exec
- * still is).
+ * still is). A slot also holds its socket's identity (device, inode),
+ * and the child closes the number only if it still names that socket
+ * (fstat: no allocation, no lock): an application that closed the
+ * socket behind the module's back and reused the number for its own
+ * file keeps that file in its children.
  */
 #define WIRE_FORK_FDS 1024
+#define FORK_SLOT_BUSY (-2) /* being filled in */
 static atomic_int fork_fds[WIRE_FORK_FDS];
+static struct {
+    dev_t dev;
+    ino_t ino;
+} fork_ids[WIRE_FORK_FDS]; /* written before its fork_fds slot is */
 static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
 static bool fork_handler_set;
 
@@ -120,8 +130,10 @@ static void fork_child_close(void)
 {
     for (size_t i = 0; i < WIRE_FORK_FDS; i++) {
         int fd = atomic_exchange(&fork_fds[i], -1);
+        struct stat st;
 
-        if (fd >= 0)
+        if (fd >= 0 && fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) &&
+            st.st_dev == fork_ids[i].dev && st.st_ino == fork_ids[i].ino)
             (void)close(fd);
     }
 }
@@ -136,15 +148,22 @@ static void fork_init(void)
 /* Records fd to be closed in a forked child; false: not recorded. */
 static bool fork_track(int fd)
 {
+    struct stat st;
+
     pthread_once(&fork_once, fork_init);
-    if (!fork_handler_set)
+    if (!fork_handler_set || fstat(fd, &st) != 0)
         return false;
     for (size_t i = 0; i < WIRE_FORK_FDS; i++) {
         int none = -1;
 
         if (atomic_load(&fork_fds[i]) == -1 &&
-            atomic_compare_exchange_strong(&fork_fds[i], &none, fd))
+            atomic_compare_exchange_strong(&fork_fds[i], &none,
+                                           FORK_SLOT_BUSY)) {
+            fork_ids[i].dev = st.st_dev;
+            fork_ids[i].ino = st.st_ino;
+            atomic_store(&fork_fds[i], fd);
             return true;
+        }
     }
     return false;
 }

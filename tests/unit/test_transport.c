@@ -1543,6 +1543,43 @@ static void test_fork_closes_client_links(void **state)
     wire_link_close(sv);
 }
 
+/* A careless application closes the module's socket behind its back
+ * (a "close every descriptor" loop) and the number is reused for its
+ * own file: a forked child must not close that file, which the array
+ * still names. The fork handler closes only the socket it recorded. */
+static void test_fork_spares_reused_number(void **state)
+{
+    wire_link_t *cl, *sv;
+    wire_peer_t peer;
+    int status = 0, num, pfd[2];
+    pid_t pid;
+
+    (void)state;
+    unix_pair(&cl, &sv, &peer);
+    num = wire_link_fd(cl);
+    assert_int_equal(pipe(pfd), 0);
+    /* the number now names the application's pipe, not the socket */
+    assert_int_equal(dup2(pfd[1], num), num);
+    fflush(NULL);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(write(num, "k", 1) == 1 ? 0 : 1);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0); /* its pipe was left open */
+    {
+        char c = 0;
+
+        assert_int_equal(read(pfd[0], &c, 1), 1);
+        assert_int_equal(c, 'k');
+    }
+    wire_link_close(cl); /* closes num, the pipe's copy */
+    close(pfd[0]);
+    close(pfd[1]);
+    wire_link_close(sv);
+}
+
 /* ---------------------------------------------------------------- TLS */
 
 struct tls_server {
@@ -2319,6 +2356,7 @@ int main(void)
         cmocka_unit_test(test_unix_deadline_write),
         cmocka_unit_test(test_unix_connect_bounded),
         cmocka_unit_test(test_fork_closes_client_links),
+        cmocka_unit_test(test_fork_spares_reused_number),
         cmocka_unit_test(test_tls_contexts),
         cmocka_unit_test(test_tls_mutual),
         cmocka_unit_test(test_tls_frames),
