@@ -225,6 +225,15 @@ void hsm_conn_close(hsm_conn_t *conn)
             break;
         }
     }
+    if (conn->type != HSM_USER_NONE) {
+        /* The login ends with its connection (a client that died or was
+         * cut off by nimbusd, C_Finalize): recorded as the logouts forced
+         * by lockout or a user change are, with the reason. */
+        hsm_conn_t *prev = hsm_call_peer_swap(conn);
+
+        hsm_audit_locked(hsm, conn->uid, "logout", 0, CKR_SESSION_CLOSED);
+        hsm_call_peer_swap(prev);
+    }
     hsm_sobjs_destroy_locked(conn, 0, false);
     for (size_t i = 0; i < conn->nsessions; i++)
         hsm_session_ops_release_locked(conn, &conn->sessions[i]);

@@ -183,6 +183,10 @@ CK_RV hsm_call_enter_close(struct hsm_call *c, hsm_conn_t *conn, hsm_sid_t sid);
 /* The peer of the connection whose call this thread is making ("" when
  * none, or outside a call), for its audit records (hsm->lock). */
 const char *hsm_call_peer_locked(void);
+/* Makes conn the one hsm_call_peer_locked names on this thread (NULL:
+ * none) and returns the one before: hsm_conn_close records the end of
+ * a login outside any call. */
+hsm_conn_t *hsm_call_peer_swap(hsm_conn_t *conn);
 /* Whether a call holds one of conn's sessions (gmu held). */
 bool hsm_sessions_busy_gated(hsm_conn_t *conn);
 /* Tests only: run by a session call once it holds its session. */

@@ -213,6 +213,14 @@ const char *hsm_call_peer_locked(void)
     return call_current != NULL ? call_current->peer : "";
 }
 
+hsm_conn_t *hsm_call_peer_swap(hsm_conn_t *conn)
+{
+    hsm_conn_t *prev = call_current;
+
+    call_current = conn;
+    return prev;
+}
+
 /* Session sid's operations for the gate (gmu held on return), or NULL.
  * A session found under hsm->lock cannot be freed before gmu is let go:
  * freeing it takes hsm->lock, then gmu. */

@@ -140,6 +140,8 @@ static const struct rv_text rv_texts[] = {
     RVT(CKR_PIN_LOCKED, "the user is locked out: a CO must reset its "
                         "password"),
     RVT(CKR_SESSION_HANDLE_INVALID, "no session"),
+    /* the audit's "logout" of a login that ended with its connection */
+    RVT(CKR_SESSION_CLOSED, "the connection closed"),
     RVT(CKR_SESSION_READ_ONLY, "read-only session"),
     RVT(CKR_TEMPLATE_INCONSISTENT, "inconsistent with the key's attributes"),
     RVT(CKR_TEMPLATE_INCOMPLETE, "incomplete template"),

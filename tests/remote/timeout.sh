@@ -130,5 +130,15 @@ grep -qF "Connected clients on server 0($S): 1" <<<"$out" ||
     fail "a CO login other than the shell's is listed: $out"
 echo "$out" | sed -n "/Connected clients/,\$p"
 ok "a logged-in client cut off mid-frame: its login and sessions are gone"
+# ... and the audit log says so: the end of a login that ended with its
+# connection is a logout record (CKR_SESSION_CLOSED) naming the client
+cut=$(grep 'frame not complete within io_timeout' "$T/nimbusd.log" |
+    grep -o 'pid=[0-9]*' | tail -n 1)
+[ -n "$cut" ] || fail "the cut-off is not logged with the client's pid"
+out=$("$B/nimbus-mgmt" -c "loginHSM CO admin sopin123; getAuditLog") ||
+    fail "getAuditLog: $out"
+grep -E " 1 +logout +0 +CKR_SESSION_CLOSED .* $cut\$" <<<"$out" ||
+    fail "the end of the cut-off client's login ($cut) is not audited: $out"
+ok "the audit log records the end of the cut-off client's login"
 stop "$DPID" || fail "nimbusd (b) exit status"
 exit 0

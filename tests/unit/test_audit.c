@@ -891,6 +891,43 @@ static void test_peer_recorded(void **state)
     hsm_conn_close(other);
 }
 
+/* A login that ends with its connection (nimbusd cut the client off
+ * after io_timeout, the client died, the application's C_Finalize) is
+ * recorded as a logout with CKR_SESSION_CLOSED, naming the connection's
+ * peer; a connection that was not logged in leaves no record. */
+static void test_conn_close_ends_login(void **state)
+{
+    struct fixture *f = *state;
+    hsm_conn_t *other = NULL, *idle = NULL;
+    hsm_audit_record_t *r = NULL;
+    hsm_audit_check_t c;
+    size_t n, before;
+
+    populate(f);
+    assert_int_equal(hsm_conn_open(f->hsm, &other), CKR_OK);
+    assert_int_equal(hsm_conn_set_peer(other, "uid=1000 pid=77"), CKR_OK);
+    assert_int_equal(hsm_login(other, HSM_LOGIN_USER, "bob", PW(BOB_PW)),
+                     CKR_OK);
+    assert_int_equal(hsm_conn_open(f->hsm, &idle), CKR_OK);
+    assert_int_equal(hsm_conn_set_peer(idle, "uid=1001 pid=78"), CKR_OK);
+    before = count_recs(f);
+    hsm_conn_close(idle);
+    assert_int_equal(count_recs(f), before);
+    hsm_conn_close(other);
+    assert_int_equal(hsm_login(f->conn, HSM_LOGIN_SO, NULL, PW(CO_PW)), CKR_OK);
+    n = audit_read_all(f->conn, &r);
+    assert_int_equal(n, before + 2); /* the end of bob's login, the CO's */
+    assert_string_equal(r[before].op, "logout");
+    assert_int_equal(r[before].result, CKR_SESSION_CLOSED);
+    assert_string_equal(r[before].peer, "uid=1000 pid=77");
+    assert_string_equal(r[before + 1].op, "login");
+    assert_string_equal(r[before + 1].peer, "");
+    free(r);
+    assert_int_equal(hsm_audit_verify(f->conn, &c), CKR_OK);
+    assert_int_equal(c.status, HSM_AUDIT_INTACT);
+    assert_int_equal(hsm_logout(f->conn), CKR_OK);
+}
+
 /* A peer that does not fit, or would break a log line, is refused and
  * leaves the one set before. */
 static void test_peer_hostile(void **state)
@@ -1102,6 +1139,7 @@ int main(void)
         T(test_key_list_and_info),
         T(test_set_password_rules),
         T(test_peer_recorded),
+        T(test_conn_close_ends_login),
         T(test_peer_hostile),
         T(test_peer_edited),
         T(test_peer_migration),
