@@ -607,12 +607,22 @@ expect_rc "a missing config file is an error" 2
 
 # On a terminal (script(1)): the prompt, and -hpswd without echo.
 if command -v script >/dev/null 2>&1 && command -v timeout >/dev/null 2>&1; then
-    out=$( (
-        sleep 1
+    # The password goes once the prompt is out: the shell turns echo off
+    # (and flushes what came before) just before it, so a password typed
+    # earlier would be echoed and lost (a fixed sleep bets on the start-up
+    # time of a loaded machine).
+    tty_out=$dir/tty.out
+    : >"$tty_out"
+    (
+        for _ in $(seq 600); do
+            grep -q 'Enter password: ' "$tty_out" && break
+            sleep 0.1
+        done
         printf '%s\n' "$CO_PW"
         sleep 1
     ) | timeout 60 script -qec "$mgmt_bin -c 'loginHSM CO admin -hpswd'" \
-        /dev/null 2>&1 | tr -d '\r')
+        /dev/null >"$tty_out" 2>&1
+    out=$(tr -d '\r' <"$tty_out")
     if grep -q "^loginHSM success on server 0($NAME)" <<<"$out" &&
         ! grep -qF "$CO_PW" <<<"$out"; then
         ok "-hpswd reads the password from the terminal without echo"
