@@ -2224,7 +2224,7 @@ static void test_connect_signals(void **state)
 {
     struct sigaction sa, old;
     struct sig_pest pest = {
-        .target = pthread_self(), .gap_ms = 40, .max_ms = 3000};
+        .target = pthread_self(), .gap_ms = 40, .max_ms = 8000};
     pthread_t th, srv;
     struct config_endpoint ep;
     struct sockaddr_un su;
@@ -2244,7 +2244,9 @@ static void test_connect_signals(void **state)
     sigemptyset(&sa.sa_mask);
     assert_int_equal(sigaction(SIGUSR1, &sa, &old), 0);
 
-    /* unix: a full backlog, signals every 40 ms, a 400 ms bound */
+    /* unix: a full backlog, signals every 40 ms, a 400 ms bound (under 3
+     * s allowed for a loaded machine; without the fix it lasted as long
+     * as the signals did: 8 s) */
     memset(&su, 0, sizeof(su));
     su.sun_family = AF_UNIX;
     memcpy(su.sun_path, ep.path, strlen(ep.path) + 1);
@@ -2268,7 +2270,7 @@ static void test_connect_signals(void **state)
     atomic_store(&sig_run, false);
     pthread_join(th, NULL);
     assert_true(atomic_load(&sig_count) >= 3); /* they did interrupt it */
-    assert_true(dt >= 350 && dt < 1500);
+    assert_true(dt >= 350 && dt < 3000);
     assert_non_null(strstr(err, "timed out"));
     for (int i = 0; i < nf; i++)
         close(filler[i]);
@@ -2277,7 +2279,8 @@ static void test_connect_signals(void **state)
     /* TCP: the accept queue is full (backlog 0 and one connection in
      * it), so the SYN is dropped and sent again after about 1 s; the
      * queue frees after 300 ms. Signals land meanwhile: the connect
-     * must still succeed, within its 4 s bound. */
+     * must still succeed (its bound is 10 s: on a loaded machine the
+     * queue may free after the first retry, and the next is 2 s on). */
     memset(&s, 0, sizeof(s));
     tls_conf(&cfg, "server.pem", "server.key", "ca.pem");
     assert_true(wire_tls_server_new(&cfg, &s.tls, err, sizeof(err)));
@@ -2302,14 +2305,14 @@ static void test_connect_signals(void **state)
     atomic_store(&sig_run, false);
     pthread_join(th, NULL);
     assert_true(atomic_load(&sig_count) >= 3);
-    assert_true(dt >= 350 && dt < 1500);
+    assert_true(dt >= 350 && dt < 3000);
     assert_non_null(strstr(err, "timed out"));
     /* then it frees after 300 ms: the signals do not fail the connect */
     assert_int_equal(pthread_create(&srv, NULL, tcp_late_accept_main, &s), 0);
     atomic_store(&sig_count, 0);
     atomic_store(&sig_run, true);
     assert_int_equal(pthread_create(&th, NULL, sig_pest_main, &pest), 0);
-    assert_true(wire_link_connect_timed(&ep, ct, 4000, &l, err, sizeof(err)));
+    assert_true(wire_link_connect_timed(&ep, ct, 10000, &l, err, sizeof(err)));
     atomic_store(&sig_run, false);
     pthread_join(th, NULL);
     assert_true(atomic_load(&sig_count) >= 3);
