@@ -37,6 +37,9 @@ struct wire_client {
     bool shm_tried;
     size_t shm_used_in, shm_used_out;
     pid_t shm_pid;
+    /* A reply answered another request: the link's replies may all be
+     * one call late from here, so it is never read again (under lock). */
+    bool out_of_step;
 };
 
 /* One call in flight: the decoded reply and its allocator. When a bulk
@@ -159,6 +162,10 @@ static CK_RV roundtrip(wire_client_t *cl, Nimbus__Request *q,
     t->lift.field = NULL;
     t->cl = NULL;
     pthread_mutex_lock(&cl->lock);
+    if (cl->out_of_step) {
+        pthread_mutex_unlock(&cl->lock);
+        return CKR_DEVICE_REMOVED;
+    }
     q->id = cl->next_id++;
     if (cl->xferv != NULL) {
         if (!wire_pack_vec(&q->base, cl->max_frame, &cl->reqv)) {
@@ -189,6 +196,8 @@ static CK_RV roundtrip(wire_client_t *cl, Nimbus__Request *q,
                   &nimbus__reply__descriptor, &t->wa, resp, resp_len, rep_lifts,
                   sizeof(rep_lifts) / sizeof(rep_lifts[0]), &t->lift)
             : NULL;
+    if (t->rep != NULL && t->rep->id != q->id)
+        cl->out_of_step = true;
     if (t->rep != NULL && t->lift.field != NULL) {
         /* The output lies in the frame: it and the lock are rt_done's. */
         t->cl = cl;
@@ -1012,6 +1021,10 @@ static CK_RV shm_attach(wire_client_t *cl)
     nimbus__shm_attach_req__init(&m);
     REQUEST(q, shm_attach, SHM_ATTACH, m);
     pthread_mutex_lock(&cl->lock);
+    if (cl->out_of_step) {
+        pthread_mutex_unlock(&cl->lock);
+        return CKR_DEVICE_REMOVED;
+    }
     q.id = cl->next_id++;
     if (!wire_pack_into(&q.base, cl->max_frame, &cl->req, &len)) {
         pthread_mutex_unlock(&cl->lock);
@@ -1024,6 +1037,8 @@ static CK_RV shm_attach(wire_client_t *cl)
         rep = resp != NULL && resp_len <= cl->max_frame
                   ? nimbus__reply__unpack(&wa.a, resp_len, resp)
                   : NULL;
+        if (rep != NULL && rep->id != q.id)
+            cl->out_of_step = true;
     }
     resp_release(cl, resp, resp_len);
     pthread_mutex_unlock(&cl->lock);

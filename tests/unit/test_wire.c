@@ -2243,6 +2243,48 @@ static void test_client_distrusts_server(void **state)
     wire_client_free(cl);
 }
 
+/* A reply that answers another request (a server that replied twice, or
+ * a stream that lost step) means every later reply on the link may be
+ * one call late: the client says CKR_DEVICE_ERROR for that call and
+ * never reads the link again (CKR_DEVICE_REMOVED, without a transfer),
+ * so that no reply to call N is taken as the answer to call N+1 and the
+ * backend drops the channel. */
+static unsigned stale_calls;
+
+static bool stale_xfer(void *ctx, const uint8_t *req, size_t len,
+                       uint8_t **resp, size_t *resp_len)
+{
+    Nimbus__Request *q = nimbus__request__unpack(NULL, len, req);
+    Nimbus__Reply rep;
+
+    (void)ctx;
+    assert_non_null(q);
+    stale_calls++;
+    nimbus__reply__init(&rep);
+    rep.id = q->id - 1; /* the reply to the call before */
+    rep.rv = CKR_OK;
+    *resp_len = nimbus__reply__get_packed_size(&rep);
+    *resp = malloc(*resp_len > 0 ? *resp_len : 1);
+    nimbus__reply__pack(&rep, *resp);
+    nimbus__request__free_unpacked(q, NULL);
+    return true;
+}
+
+static void test_client_out_of_step(void **state)
+{
+    wire_client_t *cl;
+
+    (void)state;
+    stale_calls = 0;
+    assert_int_equal(wire_client_new(stale_xfer, NULL, 0, &cl), CKR_OK);
+    assert_int_equal(wire_cl_session_close(cl, 1), CKR_DEVICE_ERROR);
+    assert_int_equal(stale_calls, 1);
+    assert_int_equal(wire_cl_session_close(cl, 1), CKR_DEVICE_REMOVED);
+    assert_int_equal(wire_cl_session_close(cl, 2), CKR_DEVICE_REMOVED);
+    assert_int_equal(stale_calls, 1); /* the link was not read again */
+    wire_client_free(cl);
+}
+
 /* ------------------------------------------------------------ bulk */
 
 /*
@@ -3202,6 +3244,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_hostile_mechanisms, setup,
                                         teardown),
         cmocka_unit_test(test_client_distrusts_server),
+        cmocka_unit_test(test_client_out_of_step),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
