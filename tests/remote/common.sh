@@ -43,6 +43,24 @@ rc() {
     [ "$got" = "$want" ] || fail "$n: '$cmd' -> '$LINE', wanted $want"
 }
 
+# rc_token NAME: a new application that initializes the token (SO PIN
+# sopin123, user PIN userpin1), opens a session and logs in.
+rc_token() {
+    rc_start "$1"
+    rc "$1" init CKR_OK
+    rc "$1" "inittoken sopin123" CKR_OK
+    rc "$1" "initpin sopin123 userpin1" CKR_OK
+    rc "$1" open CKR_OK
+    rc "$1" "login userpin1" CKR_OK
+}
+
+# rc_signer NAME: rc_token, then an EC key k1 made and used once.
+rc_signer() {
+    rc_token "$1"
+    rc "$1" "genec k1" CKR_OK
+    rc "$1" "sign k1" CKR_OK
+}
+
 # rc_stop NAME: quit and wait.
 rc_stop() {
     local n=$1

@@ -10,14 +10,7 @@
 MGMT=$B/nimbus-mgmt
 start_fg "$T/d.conf" || fail "nimbusd did not start"
 
-rc_start a
-rc a init CKR_OK
-rc a "inittoken sopin123" CKR_OK
-rc a "initpin sopin123 userpin1" CKR_OK
-rc a open CKR_OK
-rc a "login userpin1" CKR_OK
-rc a "genec k1" CKR_OK
-rc a "sign k1" CKR_OK
+rc_signer a
 parent=${RC_PID[a]}
 
 socks() { ls -l "/proc/$1/fd" 2>/dev/null | grep -o 'socket:\[[0-9]*\]' | sort -u; }

@@ -10,12 +10,7 @@ MGMT=$B/nimbus-mgmt
 start_fg "$T/d.conf" || fail "nimbusd did not start"
 
 # An application logged in as the CU, with one session open.
-rc_start a
-rc a init CKR_OK
-rc a "inittoken sopin123" CKR_OK
-rc a "initpin sopin123 userpin1" CKR_OK
-rc a open CKR_OK
-rc a "login userpin1" CKR_OK
+rc_token a
 
 out=$("$MGMT" -c "loginHSM CO admin sopin123; info server 0") ||
     fail "info server as CO: $out"

@@ -70,14 +70,7 @@ stall() {
 # --- unix socket
 echo "call_timeout = $LIMIT" >>"$T/client.conf"
 start_fg "$T/d.conf" || fail "nimbusd did not start"
-rc_start a
-rc a init CKR_OK
-rc a "inittoken sopin123" CKR_OK
-rc a "initpin sopin123 userpin1" CKR_OK
-rc a open CKR_OK
-rc a "login userpin1" CKR_OK
-rc a "genec k1" CKR_OK
-rc a "sign k1" CKR_OK
+rc_signer a
 stall unix
 # the daemon is well after the stop: a second application works
 rc_start b

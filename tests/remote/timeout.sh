@@ -97,14 +97,7 @@ stop "$DPID" || fail "nimbusd exit status"
 # io_timeout and signs again; nothing of it is cut
 write_conf "$T/b.conf" "listen = unix:$S" "io_timeout = $IO"
 start_fg "$T/b.conf" || fail "nimbusd (b) did not start"
-rc_start a
-rc a init CKR_OK
-rc a "inittoken sopin123" CKR_OK
-rc a "initpin sopin123 userpin1" CKR_OK
-rc a open CKR_OK
-rc a "login userpin1" CKR_OK
-rc a "genec k1" CKR_OK
-rc a "sign k1" CKR_OK
+rc_signer a
 sleep $((3 * IO)).5
 rc a state CKR_OK
 # CKS_RW_USER_FUNCTIONS

@@ -44,14 +44,7 @@ client_conf "$T/app.conf" app
 client_conf "$T/admin.conf" admin
 export NIMBUS_CONF=$T/app.conf
 
-rc_start a
-rc a init CKR_OK
-rc a "inittoken sopin123" CKR_OK
-rc a "initpin sopin123 userpin1" CKR_OK
-rc a open CKR_OK
-rc a "login userpin1" CKR_OK
-rc a "genec k1" CKR_OK
-rc a "sign k1" CKR_OK
+rc_signer a
 rc a msg CKR_OK
 rc a "threads 6 k1" CKR_OK
 ok "over TLS: token set up, keys made and used, 6 threads in parallel"
