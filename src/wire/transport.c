@@ -244,34 +244,18 @@ static ssize_t recv_dl(wire_link_t *l, void *buf, size_t len, int flags)
     }
 }
 
-/* The same for recvmsg and sendmsg. */
-static ssize_t recvmsg_dl(wire_link_t *l, struct msghdr *mh, int flags)
+/* The same for recvmsg (out false) and sendmsg (out true). */
+static ssize_t msg_dl(wire_link_t *l, struct msghdr *mh, int flags, bool out)
 {
     ssize_t n;
 
     for (;;) {
-        n = recvmsg(l->fd, mh, flags | (l->deadline_ns ? MSG_DONTWAIT : 0));
+        int f = flags | (l->deadline_ns ? MSG_DONTWAIT : 0);
+
+        n = out ? sendmsg(l->fd, mh, f) : recvmsg(l->fd, mh, f);
         if (n < 0 && l->deadline_ns != 0 &&
             (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            if (!wait_ready(l, POLLIN))
-                return -1;
-            continue;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        return n;
-    }
-}
-
-static ssize_t sendmsg_dl(wire_link_t *l, const struct msghdr *mh, int flags)
-{
-    ssize_t n;
-
-    for (;;) {
-        n = sendmsg(l->fd, mh, flags | (l->deadline_ns ? MSG_DONTWAIT : 0));
-        if (n < 0 && l->deadline_ns != 0 &&
-            (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            if (!wait_ready(l, POLLOUT))
+            if (!wait_ready(l, out ? POLLOUT : POLLIN))
                 return -1;
             continue;
         }
@@ -318,7 +302,7 @@ static int sock_bio_write(BIO *b, const char *in, int inl)
     if (l != NULL) {
         struct iovec v = {.iov_base = (void *)in, .iov_len = (size_t)inl};
         struct msghdr mh = {.msg_iov = &v, .msg_iovlen = 1};
-        n = sendmsg_dl(l, &mh, MSG_NOSIGNAL);
+        n = msg_dl(l, &mh, MSG_NOSIGNAL, true);
         return n < 0 ? -1 : (int)n;
     }
     do {
@@ -1254,7 +1238,7 @@ static int read_full_fd(wire_link_t *l, uint8_t *buf, size_t len, int *fd)
         mh.msg_iovlen = 1;
         mh.msg_control = cm.b;
         mh.msg_controllen = sizeof(cm.b);
-        n = recvmsg_dl(l, &mh, MSG_CMSG_CLOEXEC);
+        n = msg_dl(l, &mh, MSG_CMSG_CLOEXEC, false);
         if (n > 0 && got == 0)
             arm_rest(l);
         for (c = n > 0 ? CMSG_FIRSTHDR(&mh) : NULL; c != NULL;
@@ -1536,7 +1520,7 @@ static bool write_unix_fd(wire_link_t *l, struct iovec *iov, int iovcnt,
             c->cmsg_len = CMSG_LEN(sizeof(int));
             memcpy(CMSG_DATA(c), &pass, sizeof(int));
         }
-        n = sendmsg_dl(l, &mh, MSG_NOSIGNAL);
+        n = msg_dl(l, &mh, MSG_NOSIGNAL, true);
         if (n > 0)
             pass = -1; /* it went with the first bytes */
         if (n <= 0)
