@@ -914,7 +914,7 @@ static void drain(struct daemon *d)
     d->stopping = true;
     for (ch = d->chans; ch != NULL; ch = ch->next)
         shutdown(ch->fd, SHUT_RD);
-    clock_gettime(CLOCK_REALTIME, &until);
+    clock_gettime(CLOCK_MONOTONIC, &until);
     until.tv_sec += NIMBUSD_DRAIN_S;
     while (d->nchans > 0) {
         if (!cut &&
@@ -1043,7 +1043,16 @@ int main(int argc, char **argv)
     umask(0027);
     util_log_setup((enum log_level)d.cfg.log_level, d.cfg.log_file);
     pthread_mutex_init(&d.mu, NULL);
-    pthread_cond_init(&d.cv, NULL);
+    {
+        /* drain()'s wait runs on the monotonic clock: setting the wall
+         * clock must not stretch or cut SIGTERM's grace period. */
+        pthread_condattr_t ca;
+
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&d.cv, &ca);
+        pthread_condattr_destroy(&ca);
+    }
     for (size_t i = 0; i < NIMBUSD_LISTENERS_MAX; i++)
         d.ls[i].fd = -1;
     /* A peer that went away must not kill us in the middle of a write. */
