@@ -296,18 +296,12 @@ static pthread_once_t sock_method_once = PTHREAD_ONCE_INIT;
 static int sock_bio_write(BIO *b, const char *in, int inl)
 {
     wire_link_t *l = BIO_get_app_data(b);
+    struct iovec v = {.iov_base = (void *)in, .iov_len = (size_t)inl};
+    struct msghdr mh = {.msg_iov = &v, .msg_iovlen = 1};
     ssize_t n;
 
     BIO_clear_retry_flags(b);
-    if (l != NULL) {
-        struct iovec v = {.iov_base = (void *)in, .iov_len = (size_t)inl};
-        struct msghdr mh = {.msg_iov = &v, .msg_iovlen = 1};
-        n = msg_dl(l, &mh, MSG_NOSIGNAL, true);
-        return n < 0 ? -1 : (int)n;
-    }
-    do {
-        n = send(BIO_get_fd(b, NULL), in, (size_t)inl, MSG_NOSIGNAL);
-    } while (n < 0 && errno == EINTR);
+    n = msg_dl(l, &mh, MSG_NOSIGNAL, true);
     return n < 0 ? -1 : (int)n;
 }
 
@@ -317,13 +311,7 @@ static int sock_bio_read(BIO *b, char *out, int outl)
     ssize_t n;
 
     BIO_clear_retry_flags(b);
-    if (l != NULL) {
-        n = recv_dl(l, out, (size_t)outl, 0);
-    } else {
-        do {
-            n = recv(BIO_get_fd(b, NULL), out, (size_t)outl, 0);
-        } while (n < 0 && errno == EINTR);
-    }
+    n = recv_dl(l, out, (size_t)outl, 0);
     if (n == 0)
         BIO_set_flags(b, BIO_FLAGS_IN_EOF);
     return n < 0 ? -1 : (int)n;
@@ -373,7 +361,8 @@ static void sock_method_make(void)
     sock_method = m;
 }
 
-static BIO *sock_bio_new(int fd)
+/* A BIO on l's socket, reading and writing under l's deadline. */
+static BIO *sock_bio_new(wire_link_t *l)
 {
     BIO *b;
 
@@ -381,8 +370,10 @@ static BIO *sock_bio_new(int fd)
     if (sock_method == NULL)
         return NULL;
     b = BIO_new(sock_method);
-    if (b != NULL)
-        BIO_set_fd(b, fd, BIO_NOCLOSE);
+    if (b != NULL) {
+        BIO_set_fd(b, l->fd, BIO_NOCLOSE);
+        BIO_set_app_data(b, l);
+    }
     return b;
 }
 
@@ -527,13 +518,12 @@ static bool tls_handshake(wire_link_t *l, wire_tls_t *tls, const char *host,
     int r;
 
     l->ssl = SSL_new(tls->ctx);
-    bio = sock_bio_new(l->fd);
+    bio = sock_bio_new(l);
     if (l->ssl == NULL || bio == NULL) {
         BIO_free(bio);
         set_err(err, errlen, "SSL_new");
         return false;
     }
-    BIO_set_app_data(bio, l);
     SSL_set_bio(l->ssl, bio, bio);
     if (host != NULL) {
         unsigned char addr[16];
