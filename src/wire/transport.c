@@ -1309,31 +1309,26 @@ static wire_io_t frame_read_one(wire_link_t *l, size_t max, uint8_t **pp,
                 : read_full(l, hdr + first, sizeof(hdr) - (size_t)first);
         if (r == 0)
             r = -1;
-    } else if (l->ssl != NULL && l->spin_us > 0 && !SSL_has_pending(l->ssl)) {
-        /* TLS: wait for the record's first byte the same way, then let
-         * OpenSSL read it. */
-        uint8_t c;
-        ssize_t first = recv_first(l, &c, 1, true);
-        if (first < 0)
-            return WIRE_IO_ERROR;
-        if (first > 0)
-            arm_rest(l);
-        r = read_full(l, hdr, sizeof(hdr));
     } else {
-        /* With io_timeout, the wait for the first byte is apart from the
-         * rest: unbounded between frames (or the next frame's bound). On
-         * TLS a record's first byte counts: a peer that sends part of a
-         * record and stops is as bounded as one that stops in a frame. */
-        if (l->io_ms > 0 && l->ra_len == 0 &&
-            (l->ssl == NULL || !SSL_has_pending(l->ssl))) {
+        /* The first byte (on TLS a record's, peeked: OpenSSL reads it) is
+         * waited for apart from the rest when it is not here yet: by
+         * polling on a spinning TLS link, and with io_timeout so that the
+         * rest's bound starts at it (unbounded between frames, or the
+         * next frame's bound). A peer that sends part of a TLS record and
+         * stops is as bounded as one that stops in a frame. */
+        bool here =
+            l->ra_len > 0 || (l->ssl != NULL && SSL_has_pending(l->ssl));
+
+        if (!here && (l->io_ms > 0 || (l->ssl != NULL && l->spin_us > 0))) {
             uint8_t c;
-            ssize_t first = recv_dl(l, &c, 1, MSG_PEEK);
+            ssize_t first = l->spin_us > 0 ? recv_first(l, &c, 1, true)
+                                           : recv_dl(l, &c, 1, MSG_PEEK);
             if (first < 0)
                 return WIRE_IO_ERROR;
             if (first > 0)
                 arm_rest(l);
         } else {
-            arm_rest(l); /* its bytes are here (read ahead, or OpenSSL's) */
+            arm_rest(l); /* here already, or no io_timeout: a no-op */
         }
         r = read_full(l, hdr, sizeof(hdr));
     }
