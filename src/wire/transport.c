@@ -188,6 +188,12 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* The deadline ms from now; 0 (none) for 0. */
+static uint64_t after_ms(unsigned long ms)
+{
+    return ms == 0 ? 0 : now_ns() + (uint64_t)ms * 1000000u;
+}
+
 /* The earlier of two deadlines (0: none). */
 static uint64_t dl_min(uint64_t a, uint64_t b)
 {
@@ -269,21 +275,14 @@ static ssize_t msg_dl(wire_link_t *l, struct msghdr *mh, int flags, bool out)
  * an earlier, shorter bound). */
 static void arm_rest(wire_link_t *l)
 {
-    uint64_t d;
-
-    if (l->io_ms == 0)
-        return;
-    d = now_ns() + (uint64_t)l->io_ms * 1000000u;
-    l->deadline_ns = dl_min(l->deadline_ns, d);
+    l->deadline_ns = dl_min(l->deadline_ns, after_ms(l->io_ms));
 }
 
 /* A frame write has io_ms in all: a peer that does not read its replies
  * holds the writer no longer. */
 static void write_begin(wire_link_t *l)
 {
-    l->deadline_ns =
-        dl_min(l->io_ms > 0 ? now_ns() + (uint64_t)l->io_ms * 1000000u : 0,
-               l->call_ns);
+    l->deadline_ns = dl_min(after_ms(l->io_ms), l->call_ns);
 }
 
 /* ------------------------------------------------------- the socket BIO */
@@ -547,7 +546,7 @@ static bool tls_handshake(wire_link_t *l, wire_tls_t *tls, const char *host,
      * per-call timeout would let a peer trickling a byte every few
      * seconds hold the handshake for ever. */
     l->deadline_ns =
-        dl_min(now_ns() + WIRE_HANDSHAKE_TIMEOUT_S * 1000000000ull, l->call_ns);
+        dl_min(after_ms(WIRE_HANDSHAKE_TIMEOUT_S * 1000ul), l->call_ns);
     r = host != NULL ? SSL_connect(l->ssl) : SSL_accept(l->ssl);
     l->deadline_ns = 0;
     if (r != 1) {
@@ -724,7 +723,7 @@ bool wire_link_connect_timed(const struct config_endpoint *ep, wire_tls_t *tls,
     *out = NULL;
     if (ms == 0 || ms > WIRE_CONNECT_MAX_MS)
         ms = WIRE_CONNECT_MAX_MS;
-    deadline = now_ns() + (uint64_t)ms * 1000000u;
+    deadline = after_ms(ms);
     if (ep->kind == CONFIG_EP_UNIX) {
         if (!connect_unix(ep->path, deadline, &fd, &tracked, err, errlen))
             return false;
@@ -1110,13 +1109,13 @@ void wire_link_set_io_timeout(wire_link_t *l, unsigned ms)
 void wire_link_expect_within(wire_link_t *l, unsigned ms)
 {
     if (l != NULL)
-        l->next_ns = ms > 0 ? now_ns() + (uint64_t)ms * 1000000u : 0;
+        l->next_ns = after_ms(ms);
 }
 
 void wire_link_set_deadline(wire_link_t *l, unsigned long ms)
 {
     if (l != NULL)
-        l->call_ns = ms == 0 ? 0 : now_ns() + (uint64_t)ms * 1000000u;
+        l->call_ns = after_ms(ms);
 }
 
 bool wire_link_timed_out(const wire_link_t *l)
