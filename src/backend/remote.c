@@ -69,7 +69,6 @@ struct rchan {
     uint64_t used_ns;         /* CLOCK_MONOTONIC at the end of its last call */
     unsigned long timeout_ms; /* each call's bound (0: none) */
     bool handshaking;   /* the connect's deadline still runs (chan_open) */
-    bool timed_out;     /* a call passed it: the channel is done */
     struct rchan *next; /* in the idle list */
 };
 
@@ -137,12 +136,10 @@ static void chan_arm(struct rchan *ch)
         wire_link_set_deadline(ch->link, ch->timeout_ms);
 }
 
-/* Whether an I/O step went well; notes a timeout on the channel. */
-static bool chan_ok(struct rchan *ch, wire_io_t r)
+/* A call passed its bound: the channel is done (transport.h). */
+static bool chan_timed_out(const struct rchan *ch)
 {
-    if (r != WIRE_IO_OK && wire_link_timed_out(ch->link))
-        ch->timed_out = true;
-    return r == WIRE_IO_OK;
+    return wire_link_timed_out(ch->link);
 }
 
 /* The wire client's transfer: one frame out, one frame back. */
@@ -154,12 +151,12 @@ static bool chan_xfer(void *ctx, const uint8_t *req, size_t len, uint8_t **resp,
     *resp = NULL;
     *resp_len = 0;
     chan_arm(ch);
-    if (!chan_ok(ch, wire_frame_write(ch->link, req, len)))
+    if (wire_frame_write(ch->link, req, len) != WIRE_IO_OK)
         return false;
     /* Into the link's kept buffer: a bulk reply faults in no fresh pages
      * per call. chan_resp_done wipes it once decoded. */
-    return chan_ok(
-        ch, wire_frame_read_kept(ch->link, ch->max_read, resp, resp_len));
+    return wire_frame_read_kept(ch->link, ch->max_read, resp, resp_len) ==
+           WIRE_IO_OK;
 }
 
 /* chan_xfer with the request in pieces: a bulk input goes from the
@@ -172,10 +169,10 @@ static bool chan_xferv(void *ctx, const struct iovec *iov, size_t n,
     *resp = NULL;
     *resp_len = 0;
     chan_arm(ch);
-    if (!chan_ok(ch, wire_frame_writev(ch->link, iov, n)))
+    if (wire_frame_writev(ch->link, iov, n) != WIRE_IO_OK)
         return false;
-    return chan_ok(
-        ch, wire_frame_read_kept(ch->link, ch->max_read, resp, resp_len));
+    return wire_frame_read_kept(ch->link, ch->max_read, resp, resp_len) ==
+           WIRE_IO_OK;
 }
 
 /* chan_xfer that also takes a descriptor passed with the reply (the
@@ -189,10 +186,10 @@ static bool chan_xfer_fd(void *ctx, const uint8_t *req, size_t len,
     *resp_len = 0;
     *fd = -1;
     chan_arm(ch);
-    if (!chan_ok(ch, wire_frame_write(ch->link, req, len)))
+    if (wire_frame_write(ch->link, req, len) != WIRE_IO_OK)
         return false;
-    return chan_ok(ch, wire_frame_read_kept_fd(ch->link, ch->max_read, resp,
-                                               resp_len, fd));
+    return wire_frame_read_kept_fd(ch->link, ch->max_read, resp, resp_len,
+                                   fd) == WIRE_IO_OK;
 }
 
 static void chan_resp_done(void *ctx, uint8_t *resp, size_t len)
@@ -258,7 +255,7 @@ static CK_RV chan_open(struct remote *r, size_t ep, const char *name,
     }
     if (rv != CKR_OK) {
         config_format_endpoint(&r->cfg.servers[ep], epname, sizeof(epname));
-        if (ch->timed_out)
+        if (chan_timed_out(ch))
             log_info("remote: %s: no handshake reply within %lu ms", epname,
                      r->connect_ms);
         else
@@ -369,7 +366,9 @@ static CK_RV chan_get(struct remote_conn *rc, struct rchan **out)
  */
 static CK_RV chan_put(struct remote_conn *rc, struct rchan *ch, CK_RV rv)
 {
-    if (ch->timed_out) {
+    bool late = chan_timed_out(ch);
+
+    if (late) {
         log_warn("remote: no reply from the server within call_timeout "
                  "(%lu s): the connection is dropped",
                  ch->timeout_ms / 1000);
@@ -377,7 +376,7 @@ static CK_RV chan_put(struct remote_conn *rc, struct rchan *ch, CK_RV rv)
     }
     pthread_mutex_lock(&rc->lock);
     rc->busy--;
-    if (rv == CKR_DEVICE_REMOVED || ch->timed_out || atomic_load(&rc->dead)) {
+    if (rv == CKR_DEVICE_REMOVED || late || atomic_load(&rc->dead)) {
         /* the link broke: the server has dropped the connection (or will,
          * once its other channels close) */
         rc->nchan--;
