@@ -270,8 +270,7 @@ CK_RV hsm_call_enter(struct hsm_call *c, hsm_conn_t *conn, bool session,
         conn->calls++;
         c->conn = conn;
         c->x = x;
-        c->prev = call_current;
-        call_current = conn;
+        c->prev = hsm_call_peer_swap(conn);
     }
     pthread_mutex_unlock(&conn->gmu);
     if (rv == CKR_OK && session && hsm_call_hook != NULL) {
@@ -299,7 +298,7 @@ void hsm_call_leave(struct hsm_call *c)
         pthread_cond_broadcast(&conn->gcv);
     }
     pthread_mutex_unlock(&conn->gmu);
-    call_current = c->prev;
+    (void)hsm_call_peer_swap(c->prev);
     c->conn = NULL;
     c->x = NULL;
 }
@@ -319,8 +318,7 @@ CK_RV hsm_call_enter_close(struct hsm_call *c, hsm_conn_t *conn, hsm_sid_t sid)
         x->closing = true;
         conn->calls++;
         c->conn = conn;
-        c->prev = call_current;
-        call_current = conn;
+        c->prev = hsm_call_peer_swap(conn);
         while (x->busy) {
             pthread_cond_wait(&conn->gcv, &conn->gmu);
         }
