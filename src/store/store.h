@@ -278,4 +278,88 @@ CK_RV store_audit_insert(store_t *st, const store_audit_t *rec);
 CK_RV store_audit_read(store_t *st, uint64_t after, size_t max,
                        store_audit_t **recs, size_t *n);
 
+/* ------------------------------------------------------------- cluster */
+
+/*
+ * Cluster mode (section 11): the replicated state changes only through the
+ * log. A handle with a journal attached (store_journal_attach) records
+ * every write call of a write transaction as one operation of an entry,
+ * and also runs it locally so that the transaction reads its own writes.
+ * store_commit() then rolls the local transaction back, hands the encoded
+ * entry to j->submit (which appends it to the log and waits until this
+ * node has applied it) and returns the entry's result: CKR_OK when every
+ * operation applied, else the first failure's CK_RV (nothing of the entry
+ * applied). A write transaction that recorded nothing commits as before.
+ *
+ * What is replicated: users (with failure counts and versions), objects,
+ * shares, quorum state, audit records, the label and serial. What stays
+ * on the node: the generation counter (bumped by each applied entry), the
+ * master-key check, the audit head (each node chains the records as it
+ * applies them, so equal logs give equal chains), the cluster tables
+ * below, and anything store_begin_local() writes.
+ *
+ * Ids are global: an object, user or quorum token inserted with id 0 gets
+ * one from a block this node reserved through the log (ids never come
+ * back, and the same object has the same id on every node).
+ *
+ * Object attribute blobs are sealed under the node's own store key; in an
+ * entry (and in a snapshot) they travel masked: j->mask turns a local blob
+ * into its masked form when an operation is recorded, j->unmask turns it
+ * back, under the applying node's key, when it is applied. Each object has
+ * a version, 1 at insert and bumped by each update, bound into the mask.
+ */
+struct store_journal {
+    void *ctx;
+    CK_RV (*mask)(void *ctx, uint64_t oid, uint64_t version,
+                  const uint8_t *blob, size_t len, uint8_t **out,
+                  size_t *outlen);
+    CK_RV (*unmask)(void *ctx, uint64_t oid, uint64_t version,
+                    const uint8_t *masked, size_t len, uint8_t **out,
+                    size_t *outlen);
+    /* Chains rec (seq 0, hash unset) onto the audit log of st, inside
+     * st's open transaction: sets seq and hash, inserts it and moves the
+     * head. */
+    CK_RV (*audit_append)(void *ctx, store_t *st, store_audit_t *rec);
+    /* Appends entry to the log and waits for this node's apply of it;
+     * *res/*reslen: what store_journal_apply returned for it there. */
+    CK_RV (*submit)(void *ctx, const uint8_t *entry, size_t len,
+                    uint8_t **res, size_t *reslen);
+};
+
+/* j (kept by reference, may be NULL to detach) on st. */
+void store_journal_attach(store_t *st, const struct store_journal *j);
+/* A write transaction that bypasses the journal: node-local state only
+ * (the master-key check, the cluster key, id blocks' local cursors). */
+CK_RV store_begin_local(store_t *st);
+
+/*
+ * Applies the committed entry at index in one transaction together with
+ * the applied index; an index at or below the applied one changes nothing.
+ * origin/seq: an (origin, seq) at or below the last one applied for that
+ * origin changes nothing and returns the result recorded for it. *res
+ * (malloc'd) is the encoded result for the submitter. Returns CKR_OK also
+ * when an operation failed (the entry is then a no-op and the failure is
+ * in *res); CKR_DEVICE_ERROR / CKR_HOST_MEMORY when the store could not
+ * be written (the node must stop).
+ */
+CK_RV store_journal_apply(store_t *st, const struct store_journal *j,
+                          uint64_t index, uint64_t origin, uint64_t seq,
+                          const uint8_t *entry, size_t len, uint8_t **res,
+                          size_t *reslen);
+CK_RV store_journal_applied(store_t *st, uint64_t *index);
+
+/* The replicated state with its applied index, objects masked (*buf
+ * malloc'd); and its inverse, which keeps the node-local state. */
+CK_RV store_snapshot(store_t *st, const struct store_journal *j, uint8_t **buf,
+                     size_t *len);
+CK_RV store_restore(store_t *st, const struct store_journal *j,
+                    const uint8_t *buf, size_t len);
+
+/* SHA-256 over the replicated state's ids and versions (users, objects,
+ * shares, quorum state; not the audit records' times), and the applied
+ * index: equal digests at an equal index mean the nodes are in sync. */
+#define STORE_DIGEST_LEN 32
+CK_RV store_digest(store_t *st, uint8_t out[STORE_DIGEST_LEN],
+                   uint64_t *applied);
+
 #endif

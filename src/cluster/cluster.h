@@ -1,0 +1,180 @@
+/*
+ * cluster.h - the consensus engine behind a small interface (section 11).
+ *
+ * nimbusd links this; the PKCS#11 module never does. Only src/cluster/
+ * includes raft.h, raft/uv.h and uv.h, so that the engine can later move
+ * to a maintained fork of the same API without touching its callers.
+ *
+ * One engine per nimbusd: a libuv loop on a thread of its own runs libraft
+ * and its TLS 1.3 transport (node certificates under the cluster CA; the
+ * raft id is bound to the certificate's SAN URI
+ * urn:nimbus:cluster:<cluster-id>:node:<id>). Every raft call happens on
+ * that thread; the functions below may be called from any thread and hand
+ * their work to it.
+ *
+ * Entries: the engine frames a caller's payload as (origin, seq, payload)
+ * and pads it to a multiple of 8 bytes (libraft 0.15 needs it). origin is
+ * random per engine start, seq counts its submissions; the state machine
+ * keeps the last (origin, seq) it applied with its result, so an entry
+ * resent after an ambiguous failure (the leader lost, a forward cut) is
+ * applied once and its first result is returned again.
+ *
+ * Return values: 0 on success, or a negative CLUSTER_E* code.
+ */
+#ifndef NIMBUS_CLUSTER_H
+#define NIMBUS_CLUSTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct cluster cluster_t;
+
+#define CLUSTER_ENOMEM (-1)
+#define CLUSTER_EINVAL (-2)     /* a bad argument or config */
+#define CLUSTER_ETIMEDOUT (-3)  /* no answer in time: the outcome is unknown */
+#define CLUSTER_ENOLEADER (-4)  /* no leader reachable */
+#define CLUSTER_ENOTFOUND (-5)  /* no such node */
+#define CLUSTER_EBUSY (-6)      /* a membership change is under way */
+#define CLUSTER_ESTOPPED (-7)   /* the engine stops or has stopped */
+#define CLUSTER_EIO (-8)        /* the state machine failed: the node stops */
+#define CLUSTER_EREFUSED (-9)   /* the peer refused (e.g. not a member) */
+
+#define CLUSTER_ADDRESS_MAX 255 /* "host:port" */
+#define CLUSTER_ID_MAX 64       /* the cluster id: [0-9a-zA-Z-], 1..64 chars */
+#define CLUSTER_NODES_MAX 16
+
+/*
+ * The state machine the engine drives. apply, snapshot and restore run on
+ * the engine's thread, one at a time, in log order.
+ */
+struct cluster_fsm {
+    void *ctx;
+    /*
+     * Applies the committed entry at index. An index at or below the
+     * state machine's applied index is skipped (a replay after restart),
+     * and an (origin, seq) already applied is not applied again: both set
+     * *res to the result recorded the first time when there is one, else
+     * NULL. *res (malloc'd, may be NULL) is the result handed to the
+     * submitter on this node. Returns 0, also when the entry's own
+     * operation failed (that is a result); -1 on an I/O failure, after
+     * which the engine stops the node (its state is no longer known).
+     */
+    int (*apply)(void *ctx, uint64_t index, uint64_t origin, uint64_t seq,
+                 const uint8_t *payload, size_t len, uint8_t **res,
+                 size_t *reslen);
+    /* The applied index the state machine holds (at start, to skip
+     * replays; the engine asks once, before raft starts). */
+    uint64_t (*applied)(void *ctx);
+    /* The whole replicated state as of the last applied entry (*buf
+     * malloc'd), and its inverse: replaces the state with buf, which was
+     * made by snapshot on some node, and sets the applied index to the
+     * one snapshot recorded. 0 or -1. */
+    int (*snapshot)(void *ctx, uint8_t **buf, size_t *len);
+    int (*restore)(void *ctx, const uint8_t *buf, size_t len);
+    /*
+     * A request from another node of the cluster (authenticated by its
+     * certificate: peer is its raft id), other than the forwarding of
+     * entries, which the engine handles itself. *resp malloc'd. 0, or -1
+     * to refuse (the requester gets CLUSTER_EREFUSED). May be NULL.
+     */
+    int (*rpc)(void *ctx, uint64_t peer, const uint8_t *req, size_t len,
+               uint8_t **resp, size_t *resplen);
+};
+
+struct cluster_config {
+    char cluster_id[CLUSTER_ID_MAX + 1];
+    uint64_t node_id;                        /* 1.. */
+    char address[CLUSTER_ADDRESS_MAX + 1];   /* "127.0.0.1:21001": listen */
+    char dir[4096];                          /* the raft directory */
+    char ca[4096], cert[4096], key[4096];    /* PEM files */
+    /*
+     * bootstrap: on first start (an empty raft dir), make a one-node
+     * cluster of this node. Otherwise the node starts unjoined and waits
+     * for a member's addNode. A non-empty dir restarts as it was.
+     */
+    bool bootstrap;
+    /* Milliseconds; 0: the engine's defaults (election 300, heartbeat 50,
+     * chosen for sub-second failover on loopback and a LAN). */
+    unsigned election_timeout, heartbeat_timeout;
+    /* Entries between snapshots; 0: the engine's default. */
+    unsigned snapshot_threshold;
+};
+
+/* Starts the engine (its thread, the listener, raft). */
+int cluster_start(const struct cluster_config *cfg,
+                  const struct cluster_fsm *fsm, cluster_t **out);
+/* Stops raft and the thread; waits for them. Submitters still waiting get
+ * CLUSTER_ESTOPPED. NULL is fine. */
+void cluster_stop(cluster_t *cl);
+
+/*
+ * Any thread: appends payload to the log (on the leader, or forwarded to
+ * it over the node-to-node TLS link), waits until this node has applied
+ * it, and returns its result (*res malloc'd, may be NULL). After
+ * CLUSTER_ETIMEDOUT the entry may still be applied later (never twice).
+ */
+int cluster_submit(cluster_t *cl, const uint8_t *payload, size_t len,
+                   unsigned timeout_ms, uint8_t **res, size_t *reslen);
+
+/* Any thread: waits until this node has applied every entry the leader
+ * had committed when the call began (reads that must be current). */
+int cluster_sync(cluster_t *cl, unsigned timeout_ms);
+
+/* Any thread: a request to a member (peer 0: the leader) answered by its
+ * fsm->rpc. Used by a node that joins to fetch what the log does not
+ * carry (the cluster masking key). */
+int cluster_rpc(cluster_t *cl, uint64_t peer, const char *address,
+                const uint8_t *req, size_t len, unsigned timeout_ms,
+                uint8_t **resp, size_t *resplen);
+
+enum cluster_role {
+    CLUSTER_ROLE_UNAVAILABLE = 0,
+    CLUSTER_ROLE_FOLLOWER,
+    CLUSTER_ROLE_CANDIDATE,
+    CLUSTER_ROLE_LEADER,
+};
+
+enum cluster_member {
+    CLUSTER_MEMBER_VOTER = 0,
+    CLUSTER_MEMBER_STANDBY, /* replicated, does not vote */
+    CLUSTER_MEMBER_SPARE,   /* catching up before it becomes a voter */
+};
+
+struct cluster_node {
+    uint64_t id;
+    char address[CLUSTER_ADDRESS_MAX + 1];
+    enum cluster_member member;
+    /* Leader only (else 0): the last index known replicated there. */
+    uint64_t match_index;
+};
+
+struct cluster_status {
+    uint64_t node_id;
+    enum cluster_role role;
+    uint64_t term;
+    uint64_t leader_id; /* 0: none known */
+    char leader_address[CLUSTER_ADDRESS_MAX + 1];
+    uint64_t commit_index, applied_index, last_index;
+    size_t nnodes;
+    struct cluster_node nodes[CLUSTER_NODES_MAX]; /* the configuration */
+};
+
+/* Any thread: a consistent copy of the engine's view. */
+int cluster_status(cluster_t *cl, struct cluster_status *st);
+
+/*
+ * Membership (any node: forwarded to the leader). add: the node joins as
+ * a spare, catches up (a snapshot, then the log) and is promoted to voter
+ * once its match index reaches the commit index seen when it was added;
+ * returns when it is a voter or timeout_ms passed. remove and transfer
+ * return once the leader has committed / handed over.
+ */
+int cluster_add(cluster_t *cl, uint64_t id, const char *address,
+                unsigned timeout_ms);
+int cluster_remove(cluster_t *cl, uint64_t id, unsigned timeout_ms);
+int cluster_transfer(cluster_t *cl, uint64_t id, unsigned timeout_ms);
+
+const char *cluster_strerror(int err);
+
+#endif
