@@ -99,11 +99,20 @@ struct cluster_config {
     unsigned election_timeout, heartbeat_timeout;
     /* Entries between snapshots; 0: the engine's default. */
     unsigned snapshot_threshold;
+    /*
+     * defer_raft: cluster_start brings up the thread, the transport and
+     * cluster_rpc, but not raft (inbound raft streams are refused until
+     * cluster_raft_start). A node that joins uses it to fetch the cluster
+     * masking key (cluster_rpc) before it can apply any entry.
+     */
+    bool defer_raft;
 };
 
 /* Starts the engine (its thread, the listener, raft). */
 int cluster_start(const struct cluster_config *cfg,
                   const struct cluster_fsm *fsm, cluster_t **out);
+/* Starts raft after cluster_start with defer_raft (else CLUSTER_EINVAL). */
+int cluster_raft_start(cluster_t *cl);
 /* Stops raft and the thread; waits for them. Submitters still waiting get
  * CLUSTER_ESTOPPED. NULL is fine. */
 void cluster_stop(cluster_t *cl);
@@ -121,9 +130,11 @@ int cluster_submit(cluster_t *cl, const uint8_t *payload, size_t len,
  * had committed when the call began (reads that must be current). */
 int cluster_sync(cluster_t *cl, unsigned timeout_ms);
 
-/* Any thread: a request to a member (peer 0: the leader) answered by its
- * fsm->rpc. Used by a node that joins to fetch what the log does not
- * carry (the cluster masking key). */
+/* Any thread: a request to a member answered by its fsm->rpc: to peer
+ * at address, or with peer 0 to the leader (address ignored). Used by a
+ * node that joins to fetch what the log does not carry (the cluster
+ * masking key): it works before cluster_raft_start, and the member
+ * answers a node that is in the configuration (added) only. */
 int cluster_rpc(cluster_t *cl, uint64_t peer, const char *address,
                 const uint8_t *req, size_t len, unsigned timeout_ms,
                 uint8_t **resp, size_t *resplen);
