@@ -321,7 +321,7 @@ struct store_journal {
      * head. */
     CK_RV (*audit_append)(void *ctx, store_t *st, store_audit_t *rec);
     /* Appends entry to the log and waits for this node's apply of it;
-     * *res/*reslen: what store_journal_apply returned for it there. */
+     * *res and *reslen: what store_journal_apply returned for it there. */
     CK_RV (*submit)(void *ctx, const uint8_t *entry, size_t len,
                     uint8_t **res, size_t *reslen);
 };
