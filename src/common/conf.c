@@ -221,6 +221,61 @@ static const char *add_ids(const char *val, bool groups, unsigned long *ids,
 }
 
 /* Applies one key = value; returns a reason on error. */
+/* "host:port" with a port of 1..65535 (the host is resolved later). */
+static bool host_port_ok(const char *v)
+{
+    const char *c = strrchr(v, ':');
+    unsigned long port;
+
+    return c != NULL && c != v && parse_range(c + 1, 1, 65535, &port);
+}
+
+/* The cluster_* keys (key without its prefix). */
+static const char *parse_cluster(struct config *cfg, const char *key,
+                                 const char *val)
+{
+    if (strcmp(key, "id") == 0) {
+        size_t n = strlen(val);
+
+        if (n == 0 || n > CONFIG_CLUSTER_ID_MAX ||
+            strspn(val, "0123456789abcdefghijklmnopqrstuvwxyz"
+                        "ABCDEFGHIJKLMNOPQRSTUVWXYZ-") != n)
+            return "cluster_id must be 1..64 of [0-9A-Za-z-]";
+        memcpy(cfg->cluster_id, val, n + 1);
+    } else if (strcmp(key, "node_id") == 0) {
+        if (!parse_range(val, 1, 4294967295UL, &cfg->cluster_node_id))
+            return "cluster_node_id must be 1..4294967295";
+    } else if (strcmp(key, "listen") == 0 || strcmp(key, "join") == 0) {
+        char *dst = key[0] == 'l' ? cfg->cluster_listen : cfg->cluster_join;
+
+        if (!host_port_ok(val) ||
+            !copy_str(dst, sizeof(cfg->cluster_listen), val))
+            return "must be host:port";
+    } else if (strcmp(key, "dir") == 0 || strcmp(key, "ca") == 0 ||
+               strcmp(key, "cert") == 0 || strcmp(key, "key") == 0) {
+        char *dst = key[0] == 'd'   ? cfg->cluster_dir
+                    : key[0] == 'k' ? cfg->cluster_key
+                    : key[1] == 'a' ? cfg->cluster_ca
+                                    : cfg->cluster_cert;
+        if (*val != '/')
+            return "must be an absolute path";
+        if (!copy_str(dst, PATH_MAX, val))
+            return "path too long";
+    } else if (strcmp(key, "bootstrap") == 0) {
+        if (!parse_bool(val, &cfg->cluster_bootstrap))
+            return "cluster_bootstrap must be yes or no";
+    } else if (strcmp(key, "election_timeout") == 0) {
+        if (!parse_range(val, 50, 60000, &cfg->cluster_election_timeout))
+            return "cluster_election_timeout must be 50..60000 ms";
+    } else if (strcmp(key, "heartbeat") == 0) {
+        if (!parse_range(val, 10, 10000, &cfg->cluster_heartbeat))
+            return "cluster_heartbeat must be 10..10000 ms";
+    } else {
+        return "unknown key";
+    }
+    return NULL;
+}
+
 static const char *config_apply(struct config *cfg, const char *key,
                                 const char *val)
 {
@@ -324,6 +379,8 @@ static const char *config_apply(struct config *cfg, const char *key,
             return "must be an absolute path";
         if (!copy_str(dst, PATH_MAX, val))
             return "path too long";
+    } else if (strncmp(key, "cluster_", 8) == 0) {
+        return parse_cluster(cfg, key + 8, val);
     } else {
         return "unknown key";
     }

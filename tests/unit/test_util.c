@@ -146,6 +146,17 @@ static void test_config_file(void **state)
                                "max_frame = 65536\n"
                                "io_timeout = 0\n"
                                "call_timeout = 0\n"
+                               "cluster_id = prod-eu-1\n"
+                               "cluster_node_id = 4294967295\n"
+                               "cluster_listen = 10.0.0.5:7000\n"
+                               "cluster_join = [::1]:7000\n"
+                               "cluster_ca = /etc/nimbus/cluster-ca.pem\n"
+                               "cluster_cert = /etc/nimbus/node.pem\n"
+                               "cluster_key = /etc/nimbus/node.key\n"
+                               "cluster_dir = /var/lib/nimbus/raft\n"
+                               "cluster_bootstrap = yes\n"
+                               "cluster_election_timeout = 500\n"
+                               "cluster_heartbeat = 75\n"
                                "tls_ca = /etc/nimbus/ca.pem\n");
 
     (void)state;
@@ -181,6 +192,17 @@ static void test_config_file(void **state)
     assert_int_equal(cfg.io_timeout, 0);
     assert_int_equal(cfg.call_timeout, 0);
     assert_string_equal(cfg.tls_ca, "/etc/nimbus/ca.pem");
+    assert_string_equal(cfg.cluster_id, "prod-eu-1");
+    assert_int_equal(cfg.cluster_node_id, 4294967295UL);
+    assert_string_equal(cfg.cluster_listen, "10.0.0.5:7000");
+    assert_string_equal(cfg.cluster_join, "[::1]:7000");
+    assert_string_equal(cfg.cluster_ca, "/etc/nimbus/cluster-ca.pem");
+    assert_string_equal(cfg.cluster_cert, "/etc/nimbus/node.pem");
+    assert_string_equal(cfg.cluster_key, "/etc/nimbus/node.key");
+    assert_string_equal(cfg.cluster_dir, "/var/lib/nimbus/raft");
+    assert_true(cfg.cluster_bootstrap);
+    assert_int_equal(cfg.cluster_election_timeout, 500);
+    assert_int_equal(cfg.cluster_heartbeat, 75);
     {
         char txt[300];
         config_format_endpoint(&cfg.listen[1], txt, sizeof(txt));
@@ -235,6 +257,25 @@ static void test_config_errors(void **state)
         {"call_timeout = 0x10\n", "call_timeout"},
         {"tls_cert = cert.pem\n", "absolute"},
         {"user = nosuchuser_nimbus\n", "user"},
+        {"cluster_id = a b\n", "cluster_id"},
+        {"cluster_id = \n", "cluster_id"},
+        {"cluster_id = "
+         "12345678901234567890123456789012345678901234567890123456789012345\n",
+         "cluster_id"},
+        {"cluster_id = a/b\n", "cluster_id"},
+        {"cluster_node_id = 0\n", "cluster_node_id"},
+        {"cluster_node_id = 4294967296\n", "cluster_node_id"},
+        {"cluster_listen = 127.0.0.1\n", "host:port"},
+        {"cluster_listen = :7000\n", "host:port"},
+        {"cluster_listen = h:0\n", "host:port"},
+        {"cluster_join = h:65536\n", "host:port"},
+        {"cluster_ca = ca.pem\n", "absolute"},
+        {"cluster_key = key.pem\n", "absolute"},
+        {"cluster_dir = raft\n", "absolute"},
+        {"cluster_bootstrap = perhaps\n", "cluster_bootstrap"},
+        {"cluster_election_timeout = 10\n", "cluster_election_timeout"},
+        {"cluster_heartbeat = 5\n", "cluster_heartbeat"},
+        {"cluster_colour = red\n", "unknown key"},
     };
     struct config cfg;
     char err[256];
