@@ -67,6 +67,7 @@ void config_defaults(struct config *cfg)
     copy_str(cfg->label, sizeof(cfg->label), "nimbus");
     cfg->login_failure_limit = 5;
     cfg->quorum_token_lifetime = 600;
+    cfg->login_ticket_lifetime = CONFIG_TICKET_LIFETIME_MAX;
     copy_str(cfg->default_user, sizeof(cfg->default_user), "user");
     cfg->kdf_iterations = CONFIG_DEFAULT_KDF_ITERATIONS;
     cfg->log_level = LOG_LEVEL_ERROR;
@@ -296,6 +297,10 @@ static const char *config_apply(struct config *cfg, const char *key,
     } else if (strcmp(key, "quorum_token_lifetime") == 0) {
         if (!parse_range(val, 1, 86400, &cfg->quorum_token_lifetime))
             return "quorum_token_lifetime must be 1..86400";
+    } else if (strcmp(key, "login_ticket_lifetime") == 0) {
+        if (!parse_range(val, 0, CONFIG_TICKET_LIFETIME_MAX,
+                         &cfg->login_ticket_lifetime))
+            return "login_ticket_lifetime must be 0..3600";
     } else if (strcmp(key, "default_user") == 0) {
         if (!util_user_name_valid(val, strlen(val)))
             return "default_user must be 1..31 of [A-Za-z0-9_]";

@@ -42,6 +42,8 @@ struct config_endpoint {
     unsigned port;                       /* tls, 1..65535 */
 };
 
+#define CONFIG_TICKET_LIFETIME_MAX 3600
+
 struct config {
     char path[PATH_MAX];  /* file read, "" when none was found */
     char store[PATH_MAX]; /* store directory */
@@ -50,6 +52,10 @@ struct config {
     /* Seconds a quorum token lives ("quorum_token_lifetime", default 600
      * as the cloud HSM's 10 minutes). */
     unsigned long quorum_token_lifetime;
+    /* Seconds a login ticket lives ("login_ticket_lifetime", default and
+     * most CONFIG_TICKET_LIFETIME_MAX; 0: no tickets are issued or
+     * redeemed). */
+    unsigned long login_ticket_lifetime;
     char default_user[32];
     unsigned long kdf_iterations;
     int log_level; /* enum log_level */

@@ -854,4 +854,53 @@ CK_RV hsm_user_set_password_2fa(hsm_conn_t *conn, const char *name,
                                 const uint8_t *pubkey, size_t pubkey_len,
                                 const uint8_t *sig, size_t siglen);
 
+/* ------------------------------------------------------ login tickets */
+
+/*
+ * A login ticket lets a client with several servers (one cluster) log a
+ * connection in on another server without keeping the password
+ * (tickets.c). Opaque to the client: AES-256-GCM under a key derived
+ * (HKDF-SHA256) from the cluster masking key when the node has one, else
+ * from the store master key (every nimbusd on one store shares it). It
+ * binds the user (id, type, record version, password verifier), an expiry
+ * (login_ticket_lifetime seconds from issue, at most
+ * HSM_TICKET_LIFETIME_MAX) and the peer class it was issued to
+ * (hsm_conn_set_peer_class). It carries the login as it was made: a CO
+ * with 2FA proved the second factor then, and is not asked again; quorum
+ * tokens of the login do not travel.
+ *
+ * hsm_login_ticket: a ticket for the connection's login into out.
+ * CKR_USER_NOT_LOGGED_IN: no login (or one that no longer stands);
+ * CKR_FUNCTION_NOT_SUPPORTED: tickets are off (lifetime 0).
+ */
+#define HSM_TICKET_LEN 114
+#define HSM_TICKET_LIFETIME_MAX 3600
+CK_RV hsm_login_ticket(hsm_conn_t *conn, uint8_t out[HSM_TICKET_LEN]);
+
+/*
+ * Logs conn in as the ticket's user, as hsm_login with the password
+ * would (no KDF, no failure charged: a ticket cannot be guessed), audited
+ * "login_ticket" with the result. Refused, nothing changed:
+ * - CKR_PIN_INCORRECT: not a ticket of this HSM (wrong length, forged or
+ *   modified, sealed under another key), issued to another peer class,
+ *   or its user is gone or changed since (deleted, password set or reset,
+ *   token re-initialized);
+ * - CKR_PIN_EXPIRED: past its expiry (or one too far ahead: a clock
+ *   moved back);
+ * - CKR_PIN_LOCKED: the user is locked out;
+ * - CKR_USER_ALREADY_LOGGED_IN / CKR_USER_ANOTHER_ALREADY_LOGGED_IN: as
+ *   hsm_login;
+ * - CKR_FUNCTION_NOT_SUPPORTED: tickets are off on this node.
+ */
+CK_RV hsm_login_redeem(hsm_conn_t *conn, const uint8_t *ticket, size_t len);
+
+/*
+ * The class of peer a ticket issued on conn is bound to: what the server's
+ * transport proved (a unix peer's "uid=N", a TLS client certificate's
+ * subject), so that a ticket taken to another account or certificate is
+ * refused. NULL or "" clears it (the embedded core: one process). At most
+ * HSM_PEER_MAX bytes (CKR_ARGUMENTS_BAD).
+ */
+CK_RV hsm_conn_set_peer_class(hsm_conn_t *conn, const char *cls);
+
 #endif

@@ -151,6 +151,8 @@ struct hsm_conn {
     pthread_cond_t gcv;
     unsigned long calls; /* calls under way */
     bool closing;        /* hsm_conn_close has begun */
+    /* hsm_conn_set_peer_class (hsm->lock): what a ticket is bound to. */
+    char peer_class[HSM_PEER_MAX + 1];
     /* hsm_conn_set_peer (hsm->lock): written into its audit records. */
     char peer[HSM_PEER_MAX + 1];
 };
@@ -344,6 +346,17 @@ void hsm_quorum_login_end_locked(hsm_conn_t *conn);
 /* Tests only: the clock of token lifetimes (seconds since the epoch);
  * NULL: time(). */
 extern uint64_t (*hsm_quorum_clock_hook)(void);
+
+/* users.c: the login of conn as u, whose password (or ticket) was just
+ * checked (the presence mark, the version read again). */
+CK_RV hsm_login_start_locked(hsm_conn_t *conn, const store_user_t *u);
+/* users.c: the record of a failed event (and "lockout" when locks), in a
+ * small transaction of its own. */
+void hsm_audit_failure_locked(hsm_t *hsm, hsm_uid_t uid, const char *event,
+                              hsm_oid_t oid, CK_RV result, bool locks);
+/* tickets.c, tests only: the clock of ticket expiry (seconds since the
+ * epoch); NULL: time(). */
+extern uint64_t (*hsm_ticket_clock_hook)(void);
 
 /* users.c, tests only: the clock of 2FA challenge lifetimes (seconds
  * since the epoch); NULL: time(). */

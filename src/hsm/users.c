@@ -432,8 +432,8 @@ static const char *default_name(hsm_t *hsm, hsm_login_kind_t kind)
  * The records of a failed event: event with its result, and "lockout" when
  * this failure locked the user. One small transaction of their own.
  */
-static void audit_failure_locked(hsm_t *hsm, hsm_uid_t uid, const char *event,
-                                 hsm_oid_t oid, CK_RV result, bool locks)
+void hsm_audit_failure_locked(hsm_t *hsm, hsm_uid_t uid, const char *event,
+                              hsm_oid_t oid, CK_RV result, bool locks)
 {
     CK_RV rv;
 
@@ -669,7 +669,7 @@ static CK_RV lookup_locked(hsm_t *hsm, const char *name, store_user_t *u,
  * the check fails the login; one deleted after this read is found by the
  * next call (hsm_login_check_locked).
  */
-static CK_RV login_start_locked(hsm_conn_t *conn, const store_user_t *u)
+CK_RV hsm_login_start_locked(hsm_conn_t *conn, const store_user_t *u)
 {
     hsm_t *hsm = conn->hsm;
     uint64_t version = 0;
@@ -835,7 +835,7 @@ static CK_RV login_common(hsm_conn_t *conn, hsm_login_kind_t kind,
                  ? CKR_USER_ALREADY_LOGGED_IN
                  : CKR_USER_ANOTHER_ALREADY_LOGGED_IN;
     if (rv == CKR_OK)
-        rv = login_start_locked(conn, &u);
+        rv = hsm_login_start_locked(conn, &u);
     if (rv == CKR_OK)
         log_info("user %u logged in", u.id);
 out:
@@ -845,7 +845,7 @@ out:
     if (rv != CKR_OK && rv != CKR_HOST_MEMORY &&
         rv != CKR_USER_ALREADY_LOGGED_IN &&
         rv != CKR_USER_ANOTHER_ALREADY_LOGGED_IN)
-        audit_failure_locked(
+        hsm_audit_failure_locked(
             hsm, found ? u.id : 0, found && u.twofa ? EV_LOGIN_2FA : EV_LOGIN,
             0, rv == CKR_PIN_INCORRECT && !tfa_ok ? CKR_SIGNATURE_INVALID : rv,
             locks);
@@ -920,7 +920,7 @@ CK_RV hsm_context_login(hsm_conn_t *conn, hsm_sid_t sid, const char *name,
     if (rv == CKR_USER_NOT_LOGGED_IN || rv == CKR_SESSION_HANDLE_INVALID)
         goto out; /* the login or session ended during the check */
     if (rv == CKR_PIN_INCORRECT || rv == CKR_PIN_LOCKED)
-        audit_failure_locked(hsm, u.id, EV_CONTEXT_LOGIN, 0, rv, locks);
+        hsm_audit_failure_locked(hsm, u.id, EV_CONTEXT_LOGIN, 0, rv, locks);
     /* PKCS#11 3.0 (CKA_ALWAYS_AUTHENTICATE): failed re-authentications
      * that lock the PIN answer CKR_PIN_LOCKED and log the user out. */
     if (rv == CKR_PIN_LOCKED || locks) {
@@ -946,7 +946,7 @@ CK_RV hsm_logout(hsm_conn_t *conn)
     hsm_gen_bump_locked(conn->hsm);
     if (conn->type == HSM_USER_NONE) {
         rv = CKR_USER_NOT_LOGGED_IN;
-        audit_failure_locked(conn->hsm, 0, EV_LOGOUT, 0, rv, false);
+        hsm_audit_failure_locked(conn->hsm, 0, EV_LOGOUT, 0, rv, false);
     } else {
         hsm_audit_locked(conn->hsm, conn->uid, EV_LOGOUT, 0, CKR_OK);
         /* Every operation goes now unless a call on another session may
@@ -1084,9 +1084,9 @@ CK_RV hsm_set_password(hsm_conn_t *conn, const char *name,
         conn->type = HSM_USER_CO;
 out:
     if (rv != CKR_OK && rv != CKR_HOST_MEMORY)
-        audit_failure_locked(hsm, found ? u.id : conn->uid,
-                             found ? pw_event(&u) : EV_CHANGE_PW,
-                             found ? u.id : 0, rv, locks);
+        hsm_audit_failure_locked(hsm, found ? u.id : conn->uid,
+                                 found ? pw_event(&u) : EV_CHANGE_PW,
+                                 found ? u.id : 0, rv, locks);
     pthread_mutex_unlock(&hsm->lock);
     store_user_clear(&u);
     pw_pre_clear(&pre);
@@ -1216,9 +1216,9 @@ static CK_RV user_set_password(hsm_conn_t *conn, const char *name,
         log_info("password of user %u set by user %u", u.id, conn->uid);
 out:
     if (rv != CKR_OK && rv != CKR_HOST_MEMORY)
-        audit_failure_locked(hsm, conn->uid,
-                             found ? pw_event(&u) : EV_CHANGE_PW,
-                             found ? u.id : 0, rv, false);
+        hsm_audit_failure_locked(hsm, conn->uid,
+                                 found ? pw_event(&u) : EV_CHANGE_PW,
+                                 found ? u.id : 0, rv, false);
     pthread_mutex_unlock(&hsm->lock);
     store_user_clear(&u);
     pw_pre_clear(&pre);
@@ -1555,9 +1555,9 @@ CK_RV hsm_init_token(hsm_t *hsm, const char *name, const uint8_t *pw,
         hsm_keycache_clear_locked(hsm); /* every key is gone */
 out:
     if (rv != CKR_OK && rv != CKR_HOST_MEMORY)
-        audit_failure_locked(hsm, found ? u.id : 0,
-                             npreco > 0 ? EV_ACTIVATE : EV_REINIT, 0, rv,
-                             locks);
+        hsm_audit_failure_locked(hsm, found ? u.id : 0,
+                                 npreco > 0 ? EV_ACTIVATE : EV_REINIT, 0, rv,
+                                 locks);
     pthread_mutex_unlock(&hsm->lock);
     store_user_clear(&u);
     return rv;

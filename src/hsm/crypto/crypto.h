@@ -56,6 +56,15 @@ CK_RV crypto_unseal(const uint8_t key[CRYPTO_MASTER_KEY_LEN], const uint8_t *ad,
                     uint8_t **out, size_t *outlen);
 
 /*
+ * HKDF-SHA256 (RFC 5869, extract and expand, no salt) of ikm with info:
+ * a purpose key derived from a long-term key (the login ticket key from
+ * the store master key). outlen at most 255 * 32.
+ */
+CK_RV crypto_hkdf_sha256(const uint8_t *ikm, size_t ikmlen,
+                         const uint8_t *info, size_t infolen, uint8_t *out,
+                         size_t outlen);
+
+/*
  * The store master key: read from path (must be a regular file of exactly
  * 32 bytes, mode 0600 or stricter, owned by us), or when create is true and
  * the file does not exist, made from fresh random bytes and written with
