@@ -581,3 +581,16 @@ CK_RV backend_user_set_password_2fa(backend_conn_t *conn, const char *name,
     return conn->be->ops->user_set_password_2fa(conn, name, pw, pwlen, pubkey,
                                                 pubkey_len, sig, siglen);
 }
+
+CK_RV backend_login_ticket(backend_conn_t *conn, uint8_t out[HSM_TICKET_LEN])
+{
+    return_val_if_fail(conn != NULL && out != NULL, CKR_GENERAL_ERROR);
+    return conn->be->ops->login_ticket(conn, out);
+}
+
+CK_RV backend_login_redeem(backend_conn_t *conn, const uint8_t *ticket,
+                           size_t len)
+{
+    return_val_if_fail(conn != NULL, CKR_GENERAL_ERROR);
+    return conn->be->ops->login_redeem(conn, ticket, len);
+}

@@ -296,6 +296,11 @@ struct backend_ops {
     CK_RV (*quorum_list_tokens)(backend_conn_t *conn,
                                 hsm_quorum_token_info_t **out, size_t *n);
     CK_RV (*quorum_del_token)(backend_conn_t *conn, uint32_t id);
+
+    /* login tickets */
+    CK_RV (*login_ticket)(backend_conn_t *conn, uint8_t out[HSM_TICKET_LEN]);
+    CK_RV (*login_redeem)(backend_conn_t *conn, const uint8_t *ticket,
+                          size_t len);
 };
 /* clang-format on */
 
@@ -491,5 +496,15 @@ CK_RV backend_user_set_password_2fa(backend_conn_t *conn, const char *name,
                                     const uint8_t *pw, size_t pwlen,
                                     const uint8_t *pubkey, size_t pubkey_len,
                                     const uint8_t *sig, size_t siglen);
+
+/*
+ * Login tickets (hsm.h hsm_login_ticket, hsm_login_redeem): how a client
+ * with several servers carries one login to each without keeping the
+ * password. The embedded backend has one core in the process, nothing to
+ * carry a login to: CKR_FUNCTION_NOT_SUPPORTED.
+ */
+CK_RV backend_login_ticket(backend_conn_t *conn, uint8_t out[HSM_TICKET_LEN]);
+CK_RV backend_login_redeem(backend_conn_t *conn, const uint8_t *ticket,
+                           size_t len);
 
 #endif

@@ -502,6 +502,24 @@ static CK_RV emb_client_list(backend_conn_t *conn, backend_client_t **list,
     return CKR_FUNCTION_NOT_SUPPORTED;
 }
 
+/* One core in this process: no other server to carry a login to. */
+static CK_RV emb_login_ticket(backend_conn_t *conn,
+                              uint8_t out[HSM_TICKET_LEN])
+{
+    (void)conn;
+    (void)out;
+    return CKR_FUNCTION_NOT_SUPPORTED;
+}
+
+static CK_RV emb_login_redeem(backend_conn_t *conn, const uint8_t *ticket,
+                              size_t len)
+{
+    (void)conn;
+    (void)ticket;
+    (void)len;
+    return CKR_FUNCTION_NOT_SUPPORTED;
+}
+
 /* ------------------------------------------------------- quorum */
 
 static CK_RV emb_quorum_register_key(backend_conn_t *conn, const char *name,
@@ -624,4 +642,6 @@ const struct backend_ops backend_embedded_ops = {
     .login_2fa = emb_login_2fa,
     .user_create_2fa = emb_user_create_2fa,
     .user_set_password_2fa = emb_user_set_password_2fa,
+    .login_ticket = emb_login_ticket,
+    .login_redeem = emb_login_redeem,
 };

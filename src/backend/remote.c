@@ -1172,6 +1172,17 @@ static CK_RV rm_client_list(backend_conn_t *conn, backend_client_t **list,
     return CKR_OK;
 }
 
+static CK_RV rm_login_ticket(backend_conn_t *conn, uint8_t out[HSM_TICKET_LEN])
+{
+    CALL(conn, wire_cl_login_ticket(cl, out));
+}
+
+static CK_RV rm_login_redeem(backend_conn_t *conn, const uint8_t *ticket,
+                             size_t len)
+{
+    CALL(conn, wire_cl_login_redeem(cl, ticket, len));
+}
+
 /* ------------------------------------------------------------ quorum */
 
 static CK_RV rm_quorum_register_key(backend_conn_t *conn, const char *name,
@@ -1291,6 +1302,8 @@ const struct backend_ops backend_remote_ops = {
     .login_2fa = rm_login_2fa,
     .user_create_2fa = rm_user_create_2fa,
     .user_set_password_2fa = rm_user_set_password_2fa,
+    .login_ticket = rm_login_ticket,
+    .login_redeem = rm_login_redeem,
 };
 
 /* ------------------------------------------------------------ open */

@@ -2482,3 +2482,39 @@ CK_RV wire_cl_user_set_password_2fa(wire_client_t *cl, const char *name,
     REQUEST(q, user_set_password_2fa, USER_SET_PASSWORD_2FA, m);
     return simple(cl, &q);
 }
+
+/* ------------------------------------------------------------ tickets */
+
+CK_RV wire_cl_login_ticket(wire_client_t *cl, uint8_t out[HSM_TICKET_LEN])
+{
+    Nimbus__Request q;
+    Nimbus__LoginTicketReq m;
+    struct rt t;
+    CK_RV rv;
+
+    nimbus__login_ticket_req__init(&m);
+    REQUEST(q, login_ticket, LOGIN_TICKET, m);
+    rv = roundtrip(cl, &q, NIMBUS__REPLY__RESULT_TICKET, &t);
+    if (rv == CKR_OK) {
+        if (t.rep->ticket->ticket.len != HSM_TICKET_LEN) {
+            rv = CKR_DEVICE_ERROR;
+        } else {
+            memcpy(out, t.rep->ticket->ticket.data, HSM_TICKET_LEN);
+        }
+        util_wipe(t.rep->ticket->ticket.data, t.rep->ticket->ticket.len);
+    }
+    rt_done(&t);
+    return rv;
+}
+
+CK_RV wire_cl_login_redeem(wire_client_t *cl, const uint8_t *ticket,
+                           size_t len)
+{
+    Nimbus__Request q;
+    Nimbus__LoginRedeemReq m;
+
+    nimbus__login_redeem_req__init(&m);
+    m.ticket = bin(ticket, len);
+    REQUEST(q, login_redeem, LOGIN_REDEEM, m);
+    return simple(cl, &q);
+}

@@ -254,4 +254,10 @@ CK_RV wire_cl_user_set_password_2fa(wire_client_t *cl, const char *name,
                                     const uint8_t *pubkey, size_t pubkey_len,
                                     const uint8_t *sig, size_t siglen);
 
+/* Login tickets (hsm.h). A reply of another length than HSM_TICKET_LEN is
+ * CKR_DEVICE_ERROR. */
+CK_RV wire_cl_login_ticket(wire_client_t *cl, uint8_t out[HSM_TICKET_LEN]);
+CK_RV wire_cl_login_redeem(wire_client_t *cl, const uint8_t *ticket,
+                           size_t len);
+
 #endif

@@ -20,7 +20,7 @@
 #define WIRE_PROTOCOL_VERSION 1
 /* What this side knows of it: calls and fields added without changing the
  * version (docs/wire.md lists them). */
-#define WIRE_PROTOCOL_MINOR 3
+#define WIRE_PROTOCOL_MINOR 4
 /* The attach token handed out by the first channel of a connection. */
 #define WIRE_ATTACH_TOKEN_LEN 32
 /* Room a reply needs besides the bytes of its output field. */

@@ -282,6 +282,18 @@ static void conn_name_peer(struct wconn *wc, hsm_conn_t *conn,
     if (hsm_conn_set_peer(conn, buf) != CKR_OK) {
         log_warn("wire: cannot name the peer %s in the audit log", p->addr);
     }
+    /* What a login ticket is bound to: the account (not the process: the
+     * same application's other processes may carry it), or the
+     * certificate's subject, whole. */
+    if (p->tls) {
+        snprintf(buf, PEER_TEXT_LEN, "tls %.*s", PEER_TEXT_LEN - 5,
+                 p->cert_subject);
+    } else {
+        snprintf(buf, PEER_TEXT_LEN, "uid=%ld", p->uid);
+    }
+    if (hsm_conn_set_peer_class(conn, buf) != CKR_OK) {
+        log_warn("wire: cannot bind tickets to the peer %s", p->addr);
+    }
 }
 
 static CK_RV conn_create(wire_chan_t *ch, struct wconn **out)
@@ -418,6 +430,7 @@ struct call {
             uint8_t digest[HSM_DIGEST_LEN];
         } tfa;
         Nimbus__QuorumMReply quorum_m;
+        Nimbus__TicketReply ticket;
         Nimbus__QuorumApproveReply quorum_approve;
         Nimbus__QuorumTokenListReply quorum_tokens;
     } u;
@@ -701,6 +714,33 @@ static CK_RV do_login(struct call *c, const Nimbus__LoginReq *r)
     }
     return hsm_login(c->wc->conn, (hsm_login_kind_t)r->kind, n,
                      bp(&r->password), r->password.len);
+}
+
+static CK_RV do_login_ticket(struct call *c, const Nimbus__LoginTicketReq *r)
+{
+    uint8_t *t = call_alloc(c, HSM_TICKET_LEN);
+    CK_RV rv;
+
+    (void)r;
+    if (t == NULL) {
+        return CKR_HOST_MEMORY;
+    }
+    rv = hsm_login_ticket(c->wc->conn, t);
+    if (rv == CKR_OK) {
+        nimbus__ticket_reply__init(&c->u.ticket);
+        c->u.ticket.ticket.data = t;
+        c->u.ticket.ticket.len = HSM_TICKET_LEN;
+        c->rep.result_case = NIMBUS__REPLY__RESULT_TICKET;
+        c->rep.ticket = &c->u.ticket;
+    }
+    return rv;
+}
+
+/* Any length reaches the core, which refuses a wrong one as a bad ticket
+ * (audited). */
+static CK_RV do_login_redeem(struct call *c, const Nimbus__LoginRedeemReq *r)
+{
+    return hsm_login_redeem(c->wc->conn, bp(&r->ticket), r->ticket.len);
 }
 
 static CK_RV do_set_password(struct call *c, const Nimbus__SetPasswordReq *r)
@@ -2509,6 +2549,10 @@ static CK_RV dispatch(struct call *c, const Nimbus__Request *q)
         return do_login_challenge(c, q->login_challenge);
     case NIMBUS__REQUEST__CALL_LOGIN_2FA:
         return do_login_2fa(c, q->login_2fa);
+    case NIMBUS__REQUEST__CALL_LOGIN_TICKET:
+        return do_login_ticket(c, q->login_ticket);
+    case NIMBUS__REQUEST__CALL_LOGIN_REDEEM:
+        return do_login_redeem(c, q->login_redeem);
     case NIMBUS__REQUEST__CALL_USER_CREATE_2FA:
         return do_user_create_2fa(c, q->user_create_2fa);
     case NIMBUS__REQUEST__CALL_USER_SET_PASSWORD_2FA:
@@ -2733,6 +2777,9 @@ static void wipe_request(Nimbus__Request *q)
         break;
     case NIMBUS__REQUEST__CALL_LOGIN_2FA:
         pw[0] = &q->login_2fa->password;
+        break;
+    case NIMBUS__REQUEST__CALL_LOGIN_REDEEM:
+        pw[0] = &q->login_redeem->ticket;
         break;
     case NIMBUS__REQUEST__CALL_USER_CREATE_2FA:
         pw[0] = &q->user_create_2fa->password;

@@ -521,6 +521,64 @@ static void test_tls_peer_in_audit(void **state)
     free(recs);
 }
 
+/* Login tickets over the wire: bound to the peer's uid (not its pid),
+ * or to a TLS client certificate's subject. */
+static void test_tickets(void **state)
+{
+    struct fixture *f = *state;
+    uint8_t t[HSM_TICKET_LEN], t2[HSM_TICKET_LEN];
+    wire_peer_t p = unix_peer(-1);
+    struct tchan c, d;
+    hsm_user_type_t type = HSM_USER_NONE;
+    hsm_uid_t uid = 0, a_uid = 0;
+
+    activate(&f->a, "alice", "alicepw1");
+    assert_int_equal(wire_cl_login_ticket(f->a.cl, t), CKR_USER_NOT_LOGGED_IN);
+    assert_int_equal(
+        wire_cl_login(f->a.cl, HSM_LOGIN_USER, "alice", PW("alicepw1")),
+        CKR_OK);
+    assert_int_equal(wire_cl_conn_user_type(f->a.cl, &type, &a_uid), CKR_OK);
+    assert_int_equal(wire_cl_login_ticket(f->a.cl, t), CKR_OK);
+
+    /* another connection of uid 1000 (another pid): logged in as alice */
+    assert_int_equal(chan_open(f, &f->b, 1000, NULL, NULL), CKR_OK);
+    assert_int_equal(wire_cl_login_redeem(f->b.cl, t, 3), CKR_PIN_INCORRECT);
+    assert_int_equal(wire_cl_login_redeem(f->b.cl, t, HSM_TICKET_LEN), CKR_OK);
+    assert_int_equal(wire_cl_conn_user_type(f->b.cl, &type, &uid), CKR_OK);
+    assert_int_equal(type, HSM_USER_CU);
+    assert_int_equal(uid, a_uid);
+
+    /* uid 1001: refused */
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(chan_open(f, &c, 1001, NULL, NULL), CKR_OK);
+    assert_int_equal(wire_cl_login_redeem(c.cl, t, HSM_TICKET_LEN),
+                     CKR_PIN_INCORRECT);
+    assert_int_equal(wire_cl_conn_user_type(c.cl, &type, &uid), CKR_OK);
+    assert_int_equal(type, HSM_USER_NONE);
+    /* and its own ticket does not serve uid 1000 */
+    assert_int_equal(
+        wire_cl_login(c.cl, HSM_LOGIN_USER, "alice", PW("alicepw1")), CKR_OK);
+    assert_int_equal(wire_cl_login_ticket(c.cl, t2), CKR_OK);
+    chan_close(&c);
+    assert_int_equal(wire_cl_logout(f->b.cl), CKR_OK);
+    assert_int_equal(wire_cl_login_redeem(f->b.cl, t2, HSM_TICKET_LEN),
+                     CKR_PIN_INCORRECT);
+
+    /* a TLS peer, even one whose subject reads "uid=1000" */
+    p.tls = true;
+    snprintf(p.cert_subject, sizeof(p.cert_subject), "uid=1000");
+    snprintf(p.cert_sha256, sizeof(p.cert_sha256), "%064d", 7);
+    memset(&d, 0, sizeof(d));
+    d.ch = wire_chan_new(f->srv, &p);
+    assert_non_null(d.ch);
+    d.open = true;
+    assert_int_equal(wire_client_new(xfer, &d, 0, &d.cl), CKR_OK);
+    assert_int_equal(wire_cl_hello(d.cl, "test_wire", NULL, NULL), CKR_OK);
+    assert_int_equal(wire_cl_login_redeem(d.cl, t, HSM_TICKET_LEN),
+                     CKR_PIN_INCORRECT);
+    chan_close(&d);
+}
+
 static void test_garbage_and_truncated(void **state)
 {
     struct fixture *f = *state;
@@ -3241,6 +3299,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_quorum, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tfa, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tickets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_mechanisms, setup,
                                         teardown),
         cmocka_unit_test(test_client_distrusts_server),
