@@ -43,6 +43,10 @@ static const struct {
      * (registerQuorumPubKey, setMValue, getMValue, getToken, approveToken,
      * listTokens, delToken). */
     [HSM_OP_QUORUM] = {"quorum approval", {NLI, NLI, OK, NLI, NLI}},
+    /* Cluster membership (addNode, removeNode, transferLeader) is
+     * operating the HSM, as user management is: the COs' affair. The
+     * node list and digests are sync status. */
+    [HSM_OP_CLUSTER_ADMIN] = {"cluster membership", {NLI, NLI, OK, NLI, NLI}},
 };
 
 CK_RV hsm_policy_check_in(const hsm_policy_conf_t *conf, hsm_user_type_t type,

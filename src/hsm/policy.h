@@ -16,7 +16,7 @@ typedef enum {
     HSM_OP_CHANGE_OWN_PW,   /* C_SetPIN on oneself */
     HSM_OP_CHANGE_ANY_PW,   /* C_InitPIN on an existing user, changePswd */
     HSM_OP_MANAGE_USERS,    /* create, delete users */
-    HSM_OP_SYNC_STATUS,     /* key set digests */
+    HSM_OP_SYNC_STATUS,     /* key set digests, cluster nodes and digest */
     HSM_OP_MASKED_OBJECTS,  /* extract, insert masked objects */
     HSM_OP_KEY_MANAGEMENT,  /* create, copy, destroy, set, wrap, unwrap */
     HSM_OP_OBJECT_READ,     /* find objects, read attributes (ours) */
@@ -26,6 +26,7 @@ typedef enum {
     HSM_OP_RANDOM,          /* C_GenerateRandom (ours) */
     HSM_OP_TRUST_KEYS,      /* set CKA_TRUSTED: the SO only (footnote 10) */
     HSM_OP_QUORUM,          /* quorum keys, M values, tokens, approvals */
+    HSM_OP_CLUSTER_ADMIN,   /* add, remove nodes, transfer leadership */
     HSM_OP_COUNT
 } hsm_op_t;
 
