@@ -154,6 +154,26 @@ const char *config_parse_endpoint(const char *val, struct config_endpoint *ep)
     return NULL;
 }
 
+const char *config_check_node_address(const char *addr)
+{
+    struct config_endpoint ep;
+    char buf[4 + 255 + 1];
+    size_t len = strlen(addr);
+
+    if (len == 0 || len > 255)
+        return "a node address has 1 to 255 characters";
+    for (size_t i = 0; i < len; i++) {
+        /* printed on operators' terminals and in logs */
+        if ((unsigned char)addr[i] <= 0x20 || (unsigned char)addr[i] >= 0x7f)
+            return "a node address is printable ASCII without spaces";
+    }
+    /* the same grammar as a tls: endpoint */
+    snprintf(buf, sizeof(buf), "tls:%s", addr);
+    if (config_parse_endpoint(buf, &ep) != NULL)
+        return "a node address is host:port or [v6]:port (port 1..65535)";
+    return NULL;
+}
+
 void config_format_endpoint(const struct config_endpoint *ep, char *out,
                             size_t outlen)
 {

@@ -139,6 +139,13 @@ void config_format_endpoint(const struct config_endpoint *ep, char *out,
                             size_t outlen);
 
 /*
+ * A cluster node's address: "host:port" or "[v6]:port" as a tls: endpoint
+ * has it (port 1..65535), at most 255 bytes of printable ASCII without
+ * spaces. NULL when valid, else the reason.
+ */
+const char *config_check_node_address(const char *addr);
+
+/*
  * Fill cfg: defaults, then the file named by $NIMBUS_CONF, else
  * $XDG_CONFIG_HOME/nimbus/nimbus.conf (or ~/.config/...), else
  * SYSCONFDIR/nimbus/nimbus.conf, else etc/nimbus/nimbus.conf of the

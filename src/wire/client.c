@@ -2210,6 +2210,98 @@ CK_RV wire_cl_client_list(wire_client_t *cl, wire_client_info_t **list,
     return rv;
 }
 
+/* ------------------------------------------------------------ cluster */
+
+CK_RV wire_cl_cluster_status(wire_client_t *cl, wire_cluster_info_t *out)
+{
+    Nimbus__Request q;
+    Nimbus__ClusterStatusReq m;
+    struct rt t;
+    CK_RV rv;
+
+    memset(out, 0, sizeof(*out));
+    nimbus__cluster_status_req__init(&m);
+    REQUEST(q, cluster_status, CLUSTER_STATUS, m);
+    rv = roundtrip(cl, &q, NIMBUS__REPLY__RESULT_CLUSTER_STATUS, &t);
+    if (rv == CKR_OK) {
+        const Nimbus__ClusterStatusReply *r = t.rep->cluster_status;
+        struct cluster_status *st = &out->status;
+
+        if (r->node_id > UINT32_MAX || r->leader_id > UINT32_MAX ||
+            r->role > CLUSTER_ROLE_LEADER || r->n_nodes > CLUSTER_NODES_MAX ||
+            r->digest.len != sizeof(out->digest) ||
+            !text_copy(st->leader_address, sizeof(st->leader_address),
+                       r->leader_address)) {
+            rv = CKR_DEVICE_ERROR;
+        }
+        for (size_t i = 0; rv == CKR_OK && i < r->n_nodes; i++) {
+            const Nimbus__ClusterNode *n = r->nodes[i];
+
+            if (n->id == 0 || n->id > UINT32_MAX ||
+                n->member > CLUSTER_MEMBER_SPARE ||
+                !text_copy(st->nodes[i].address, sizeof(st->nodes[i].address),
+                           n->address)) {
+                rv = CKR_DEVICE_ERROR;
+                break;
+            }
+            st->nodes[i].id = n->id;
+            st->nodes[i].member = (enum cluster_member)n->member;
+            st->nodes[i].match_index = n->match_index;
+        }
+        if (rv == CKR_OK) {
+            st->node_id = r->node_id;
+            st->role = (enum cluster_role)r->role;
+            st->term = r->term;
+            st->leader_id = r->leader_id;
+            st->commit_index = r->commit_index;
+            st->applied_index = r->applied_index;
+            st->last_index = r->last_index;
+            st->nnodes = r->n_nodes;
+            memcpy(out->digest, r->digest.data, sizeof(out->digest));
+            out->digest_applied = r->digest_applied;
+        } else {
+            memset(out, 0, sizeof(*out));
+        }
+    }
+    rt_done(&t);
+    return rv;
+}
+
+static CK_RV cluster_change(wire_client_t *cl, enum wire_cluster_change kind,
+                            uint64_t id, const char *address)
+{
+    Nimbus__Request q;
+    Nimbus__ClusterChangeReq m;
+
+    nimbus__cluster_change_req__init(&m);
+    m.kind = (uint32_t)kind;
+    m.id = id;
+    if (address != NULL) {
+        m.has_address = true;
+        m.address = bin(address, strlen(address));
+    }
+    REQUEST(q, cluster_change, CLUSTER_CHANGE, m);
+    return simple(cl, &q);
+}
+
+CK_RV wire_cl_cluster_add(wire_client_t *cl, uint64_t id, const char *address)
+{
+    if (address == NULL) {
+        return CKR_ARGUMENTS_BAD;
+    }
+    return cluster_change(cl, WIRE_CLUSTER_ADD, id, address);
+}
+
+CK_RV wire_cl_cluster_remove(wire_client_t *cl, uint64_t id)
+{
+    return cluster_change(cl, WIRE_CLUSTER_REMOVE, id, NULL);
+}
+
+CK_RV wire_cl_cluster_transfer(wire_client_t *cl, uint64_t id)
+{
+    return cluster_change(cl, WIRE_CLUSTER_TRANSFER, id, NULL);
+}
+
 /* ------------------------------------------------------------ quorum */
 
 CK_RV wire_cl_quorum_register_key(wire_client_t *cl, const char *name,

@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cluster/cluster.h"
 #include "hsm/hsm.h"
 
 #define WIRE_TOKEN_LEN 32
@@ -219,6 +220,24 @@ typedef struct {
 /* The server's connections (CO only). *list malloc'd (free()). */
 CK_RV wire_cl_client_list(wire_client_t *cl, wire_client_info_t **list,
                           size_t *n);
+
+/* The node's view of its cluster and its sync digest (ClusterStatusReply,
+ * minor 5). */
+typedef struct {
+    struct cluster_status status;
+    uint8_t digest[HSM_DIGEST_LEN]; /* over the replicated state */
+    uint64_t digest_applied;        /* the applied index it is at */
+} wire_cluster_info_t;
+
+/* Sync status (CO, CU, AU). A reply out of bounds (an id above 2^32-1,
+ * more than CLUSTER_NODES_MAX nodes, an unknown role or member kind, a
+ * digest of another length) is CKR_DEVICE_ERROR; addresses are cut to
+ * printable text. */
+CK_RV wire_cl_cluster_status(wire_client_t *cl, wire_cluster_info_t *out);
+/* Membership (a CO). */
+CK_RV wire_cl_cluster_add(wire_client_t *cl, uint64_t id, const char *address);
+CK_RV wire_cl_cluster_remove(wire_client_t *cl, uint64_t id);
+CK_RV wire_cl_cluster_transfer(wire_client_t *cl, uint64_t id);
 
 /* Quorum (M of N), protocol minor 1: hsm_quorum_* of hsm.h. */
 CK_RV wire_cl_quorum_register_key(wire_client_t *cl, const char *name,

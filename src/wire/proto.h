@@ -20,7 +20,13 @@
 #define WIRE_PROTOCOL_VERSION 1
 /* What this side knows of it: calls and fields added without changing the
  * version (docs/wire.md lists them). */
-#define WIRE_PROTOCOL_MINOR 4
+#define WIRE_PROTOCOL_MINOR 5
+/* ClusterChangeReq.kind (minor 5). */
+enum wire_cluster_change {
+    WIRE_CLUSTER_ADD = 1,
+    WIRE_CLUSTER_REMOVE = 2,
+    WIRE_CLUSTER_TRANSFER = 3,
+};
 /* The attach token handed out by the first channel of a connection. */
 #define WIRE_ATTACH_TOKEN_LEN 32
 /* Room a reply needs besides the bytes of its output field. */

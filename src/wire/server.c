@@ -15,7 +15,9 @@
 #include "config.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,6 +75,8 @@ struct wire_server {
     size_t nchannels;
     size_t nshm; /* channels with a shared bulk region */
     struct wconn *conns;
+    /* nimbusd's cluster (NULL: not in one) */
+    _Atomic(const struct wire_cluster_ops *) cluster;
 };
 
 struct call;
@@ -130,6 +134,14 @@ CK_RV wire_server_new(hsm_t *hsm, const struct config *cfg, wire_server_t **out)
     srv->max_channels = cfg->max_connections;
     *out = srv;
     return CKR_OK;
+}
+
+void wire_server_set_cluster(wire_server_t *srv,
+                             const struct wire_cluster_ops *ops)
+{
+    if (srv != NULL) {
+        atomic_store(&srv->cluster, ops);
+    }
 }
 
 void wire_server_free(wire_server_t *srv)
@@ -425,6 +437,7 @@ struct call {
         Nimbus__AuditVerifyReply audit_verify;
         Nimbus__ClientListReply client_list;
         Nimbus__ShmAttachReply shm_attach;
+        Nimbus__ClusterStatusReply cluster_status;
         struct {
             Nimbus__DigestReply reply;
             uint8_t digest[HSM_DIGEST_LEN];
@@ -2256,6 +2269,161 @@ static CK_RV do_client_list(struct call *c)
     return CKR_OK;
 }
 
+/* ------------------------------------------------------------ cluster */
+
+/* An engine's CLUSTER_E* code as the CK_RV nimbus.proto lists. */
+static CK_RV cluster_rv(int err)
+{
+    switch (err) {
+    case 0:
+        return CKR_OK;
+    case CLUSTER_ENOMEM:
+        return CKR_DEVICE_MEMORY;
+    case CLUSTER_EINVAL:
+        return CKR_ARGUMENTS_BAD;
+    case CLUSTER_ETIMEDOUT:
+        return CKR_FUNCTION_FAILED;
+    case CLUSTER_ENOLEADER:
+        return CKR_DEVICE_ERROR;
+    case CLUSTER_ENOTFOUND:
+        return CKR_SLOT_ID_INVALID;
+    case CLUSTER_EBUSY:
+        return CKR_OPERATION_ACTIVE;
+    case CLUSTER_ESTOPPED:
+        return CKR_FUNCTION_CANCELED;
+    case CLUSTER_EREFUSED:
+        return CKR_ACTION_PROHIBITED;
+    default:
+        /* CLUSTER_EIO, or a code this file does not know */
+        return CKR_GENERAL_ERROR;
+    }
+}
+
+/* What a status reply points into (freed after packing). */
+struct status_block {
+    struct cluster_status st;
+    Nimbus__ClusterNode nodes[CLUSTER_NODES_MAX];
+    Nimbus__ClusterNode *ptrs[CLUSTER_NODES_MAX];
+    uint8_t digest[32];
+};
+
+/* This node's view of the cluster and its digest: sync status. */
+static CK_RV do_cluster_status(struct call *c)
+{
+    const struct wire_cluster_ops *ops = atomic_load(&c->ch->srv->cluster);
+    Nimbus__ClusterStatusReply *r = &c->u.cluster_status;
+    struct status_block *b;
+    uint64_t applied = 0;
+    CK_RV rv;
+    int err;
+
+    rv = hsm_policy_check(hsm_conn_user_type(c->wc->conn, NULL),
+                          HSM_OP_SYNC_STATUS);
+    if (rv != CKR_OK) {
+        return rv;
+    }
+    if (ops == NULL) {
+        return CKR_FUNCTION_NOT_SUPPORTED; /* not in a cluster */
+    }
+    if ((b = call_alloc(c, sizeof(*b))) == NULL) {
+        return CKR_HOST_MEMORY;
+    }
+    if ((err = ops->status(ops->ctx, &b->st)) != 0) {
+        return cluster_rv(err);
+    }
+    if (b->st.nnodes > CLUSTER_NODES_MAX) {
+        log_warn("wire: the cluster reports %zu nodes (at most %d)",
+                 b->st.nnodes, CLUSTER_NODES_MAX);
+        return CKR_GENERAL_ERROR;
+    }
+    if ((rv = ops->digest(ops->ctx, b->digest, &applied)) != CKR_OK) {
+        return rv;
+    }
+    nimbus__cluster_status_reply__init(r);
+    r->node_id = b->st.node_id;
+    r->role = (uint32_t)b->st.role;
+    r->term = b->st.term;
+    r->leader_id = b->st.leader_id;
+    b->st.leader_address[CLUSTER_ADDRESS_MAX] = '\0';
+    r->leader_address = b->st.leader_address;
+    r->commit_index = b->st.commit_index;
+    r->applied_index = b->st.applied_index;
+    r->last_index = b->st.last_index;
+    for (size_t i = 0; i < b->st.nnodes; i++) {
+        struct cluster_node *n = &b->st.nodes[i];
+
+        nimbus__cluster_node__init(&b->nodes[i]);
+        n->address[CLUSTER_ADDRESS_MAX] = '\0';
+        b->nodes[i].id = n->id;
+        b->nodes[i].address = n->address;
+        b->nodes[i].member = (uint32_t)n->member;
+        b->nodes[i].match_index = n->match_index;
+        b->ptrs[i] = &b->nodes[i];
+    }
+    r->n_nodes = b->st.nnodes;
+    r->nodes = b->ptrs;
+    r->digest.data = b->digest;
+    r->digest.len = sizeof(b->digest);
+    r->digest_applied = applied;
+    c->rep.result_case = NIMBUS__REPLY__RESULT_CLUSTER_STATUS;
+    c->rep.cluster_status = r;
+    return CKR_OK;
+}
+
+/* addNode, removeNode, transferLeader: a CO only. */
+static CK_RV do_cluster_change(struct call *c,
+                               const Nimbus__ClusterChangeReq *r)
+{
+    static const char *const what[] = {"", "add", "remove", "transfer to"};
+    const struct wire_cluster_ops *ops = atomic_load(&c->ch->srv->cluster);
+    char addr[CLUSTER_ADDRESS_MAX + 1];
+    const char *a = NULL;
+    CK_RV rv;
+    int err;
+
+    rv = hsm_policy_check(hsm_conn_user_type(c->wc->conn, NULL),
+                          HSM_OP_CLUSTER_ADMIN);
+    if (rv != CKR_OK) {
+        return rv;
+    }
+    /* raft ids are 64-bit; node certificates and the shell use 32 */
+    if (r->id == 0 || r->id > UINT32_MAX) {
+        return CKR_ARGUMENTS_BAD;
+    }
+    switch (r->kind) {
+    case WIRE_CLUSTER_ADD:
+        if (!r->has_address ||
+            text_in(true, &r->address, addr, sizeof(addr), &a) != CKR_OK ||
+            config_check_node_address(a) != NULL) {
+            return CKR_ARGUMENTS_BAD;
+        }
+        break;
+    case WIRE_CLUSTER_REMOVE:
+    case WIRE_CLUSTER_TRANSFER:
+        if (r->has_address) {
+            return CKR_ARGUMENTS_BAD;
+        }
+        break;
+    default:
+        return CKR_ARGUMENTS_BAD;
+    }
+    if (ops == NULL) {
+        return CKR_FUNCTION_NOT_SUPPORTED;
+    }
+    if (r->kind == WIRE_CLUSTER_ADD) {
+        err = ops->add(ops->ctx, r->id, a);
+    } else if (r->kind == WIRE_CLUSTER_REMOVE) {
+        err = ops->remove(ops->ctx, r->id);
+    } else {
+        err = ops->transfer(ops->ctx, r->id);
+    }
+    rv = cluster_rv(err);
+    log_info("wire: %s: cluster: %s node %" PRIu64 "%s%s: 0x%lx",
+             c->ch->peer.addr, what[r->kind], r->id, a != NULL ? " at " : "",
+             a != NULL ? a : "", (unsigned long)rv);
+    return rv;
+}
+
 /* ------------------------------------------------------------ quorum */
 
 /* The lengths are the core's to judge (the same codes as embedded):
@@ -2648,6 +2816,10 @@ static CK_RV dispatch(struct call *c, const Nimbus__Request *q)
         return do_client_list(c);
     case NIMBUS__REQUEST__CALL_SHM_ATTACH:
         return do_shm_attach(c);
+    case NIMBUS__REQUEST__CALL_CLUSTER_STATUS:
+        return do_cluster_status(c);
+    case NIMBUS__REQUEST__CALL_CLUSTER_CHANGE:
+        return do_cluster_change(c, q->cluster_change);
     case NIMBUS__REQUEST__CALL_QUORUM_REGISTER_KEY:
         return do_quorum_register_key(c, q->quorum_register_key);
     case NIMBUS__REQUEST__CALL_QUORUM_SET_M:

@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cluster/cluster.h"
 #include "common/conf.h"
 #include "hsm/hsm.h"
 #include "wire/proto.h" /* wire_buf_t */
@@ -35,6 +36,32 @@ typedef struct wire_chan wire_chan_t;
 CK_RV wire_server_new(hsm_t *hsm, const struct config *cfg,
                       wire_server_t **out);
 void wire_server_free(wire_server_t *srv);
+
+/*
+ * The cluster this server's node belongs to, as nimbusd hands it over
+ * (the wire never links the engine). status and the membership calls
+ * return 0 or a CLUSTER_E* code of cluster.h, which the server maps to a
+ * CK_RV (nimbus.proto, ClusterStatusReq, lists them); digest returns the
+ * store's CK_RV. Each may block (a membership change waits for the
+ * leader); they are called from channel threads, several at once.
+ */
+struct wire_cluster_ops {
+    void *ctx;
+    int (*status)(void *ctx, struct cluster_status *st);
+    int (*add)(void *ctx, uint64_t id, const char *address);
+    int (*remove)(void *ctx, uint64_t id);
+    int (*transfer)(void *ctx, uint64_t id);
+    CK_RV (*digest)(void *ctx, uint8_t out[32], uint64_t *applied);
+};
+
+/*
+ * Makes srv answer the cluster calls through ops, which is kept by
+ * reference and must outlive srv (NULL: not in a cluster, the calls
+ * answer CKR_FUNCTION_NOT_SUPPORTED). May be set while channels run
+ * (a node that joins later): a call sees the old or the new table.
+ */
+void wire_server_set_cluster(wire_server_t *srv,
+                             const struct wire_cluster_ops *ops);
 
 /* A new channel from peer (the transport proved who it is). NULL: out of
  * memory or over max_connections (the daemon closes the socket). */

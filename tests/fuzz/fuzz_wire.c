@@ -11,7 +11,10 @@
  * handshake). A channel the server closes takes no more frames.
  *
  * Every input runs on a fresh token (a store in /dev/shm or /tmp,
- * activated, CO "copass1", CU "alice"/"alicepw1", KDF at its minimum), so
+ * activated, CO "copass1", CU "alice"/"alicepw1", KDF at its minimum) in
+ * a fake three-node cluster (an ops table whose answers depend only on
+ * the request: a membership change of node id N fails with engine code
+ * -(N % 10), 0 being success), so
  * inputs do not depend on each other and a crash replays alone. The
  * committed corpus (tests/fuzz/wire-corpus) was written by the same code
  * with FUZZ_WIRE_SEEDS_MAIN: it runs real client calls (src/wire/client.c)
@@ -87,6 +90,55 @@ static void rm_tree(const char *dir)
     closedir(d);
     rmdir(dir);
 }
+
+/* The cluster the server answers for: fixed, so that an input replays. */
+static int fz_status(void *ctx, struct cluster_status *st)
+{
+    (void)ctx;
+    memset(st, 0, sizeof(*st));
+    st->node_id = 2;
+    st->role = CLUSTER_ROLE_FOLLOWER;
+    st->term = 3;
+    st->leader_id = 1;
+    snprintf(st->leader_address, sizeof(st->leader_address), "[::1]:21001");
+    st->commit_index = st->applied_index = st->last_index = 42;
+    st->nnodes = 3;
+    for (size_t i = 0; i < st->nnodes; i++) {
+        st->nodes[i].id = i + 1;
+        st->nodes[i].member = (enum cluster_member)i;
+        snprintf(st->nodes[i].address, sizeof(st->nodes[i].address),
+                 "node%zu.example:21001", i + 1);
+    }
+    return 0;
+}
+
+static int fz_add(void *ctx, uint64_t id, const char *address)
+{
+    (void)ctx;
+    (void)address;
+    return -(int)(id % 10);
+}
+
+static int fz_remove(void *ctx, uint64_t id)
+{
+    return fz_add(ctx, id, NULL);
+}
+
+static CK_RV fz_digest(void *ctx, uint8_t out[32], uint64_t *applied)
+{
+    (void)ctx;
+    memset(out, 0x5a, 32);
+    *applied = 42;
+    return CKR_OK;
+}
+
+static const struct wire_cluster_ops fz_cluster = {
+    .status = fz_status,
+    .add = fz_add,
+    .remove = fz_remove,
+    .transfer = fz_remove,
+    .digest = fz_digest,
+};
 
 /* One payload through channel c; the reply is dropped. */
 static void send_one(struct chan *c, const uint8_t *req, size_t len)
@@ -167,6 +219,7 @@ static bool run_open(struct run *r)
         wire_server_new(r->hsm, &r->cfg, &r->srv) != CKR_OK) {
         return false;
     }
+    wire_server_set_cluster(r->srv, &fz_cluster);
     /* The token is made ready over the wire by a channel of its own. */
     memset(&setup, 0, sizeof(setup));
     setup.ch = wire_chan_new(r->srv, &pa);
@@ -799,6 +852,43 @@ static void sc_bulk(wire_client_t *a, wire_client_t *b)
     hsm_mech_free(&m);
 }
 
+/* The cluster calls (protocol 1.4): a CU reads the status and is refused
+ * a change; the CO adds (a good address, then bad ones), removes,
+ * transfers (ids whose fake answers are errors), and sends a remove with
+ * an address and an unknown kind. */
+static void sc_cluster(wire_client_t *a, wire_client_t *b)
+{
+    wire_cluster_info_t ci;
+    Nimbus__Request q;
+    Nimbus__ClusterChangeReq m;
+
+    (void)b;
+    (void)wire_cl_cluster_status(a, &ci);
+    (void)wire_cl_cluster_add(a, 4, "127.0.0.1:21004");
+    (void)wire_cl_logout(a);
+    (void)wire_cl_login(a, HSM_LOGIN_SO, NULL, PW("copass1"));
+    (void)wire_cl_cluster_status(a, &ci);
+    (void)wire_cl_cluster_add(a, 4, "127.0.0.1:21004");
+    (void)wire_cl_cluster_add(a, 10, "[::1]:21010");
+    (void)wire_cl_cluster_add(a, 5, "host:0");
+    (void)wire_cl_cluster_add(a, 4294967296u, "host:1");
+    (void)wire_cl_cluster_remove(a, 3);
+    (void)wire_cl_cluster_transfer(a, 7);
+    nimbus__cluster_change_req__init(&m);
+    m.kind = 2;
+    m.id = 3;
+    m.has_address = true;
+    m.address.data = (uint8_t *)"host:1";
+    m.address.len = 6;
+    nimbus__request__init(&q);
+    q.call_case = NIMBUS__REQUEST__CALL_CLUSTER_CHANGE;
+    q.cluster_change = &m;
+    seed_raw(&q);
+    m.kind = 9;
+    m.has_address = false;
+    seed_raw(&q);
+}
+
 static const struct {
     const char *name;
     uint8_t flags;
@@ -814,6 +904,7 @@ static const struct {
     {"quorum", FLAG_HELLO | FLAG_LOGIN, sc_quorum},
     {"bulk", FLAG_HELLO | FLAG_LOGIN, sc_bulk},
     {"2fa", FLAG_HELLO | FLAG_LOGIN, sc_2fa},
+    {"cluster", FLAG_HELLO | FLAG_LOGIN, sc_cluster},
 };
 
 int main(int argc, char **argv)

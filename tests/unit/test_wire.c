@@ -2343,6 +2343,398 @@ static void test_client_out_of_step(void **state)
     wire_client_free(cl);
 }
 
+/* ------------------------------------------------------------ cluster */
+
+/* nimbusd's ops table, faked: what the server asks and what it answers. */
+static struct {
+    int status_err, change_err;
+    CK_RV digest_rv;
+    size_t nnodes;
+    unsigned status_calls, change_calls;
+    int last_kind; /* 1 add, 2 remove, 3 transfer */
+    uint64_t last_id;
+    char last_addr[CLUSTER_ADDRESS_MAX + 1];
+} fk;
+
+static int fk_status(void *ctx, struct cluster_status *st)
+{
+    assert_ptr_equal(ctx, &fk);
+    fk.status_calls++;
+    if (fk.status_err != 0) {
+        return fk.status_err;
+    }
+    memset(st, 0, sizeof(*st));
+    st->node_id = 1;
+    st->role = CLUSTER_ROLE_LEADER;
+    st->term = 7;
+    st->leader_id = 1;
+    snprintf(st->leader_address, sizeof(st->leader_address), "127.0.0.1:21001");
+    st->commit_index = 100;
+    st->applied_index = 99;
+    st->last_index = 101;
+    st->nnodes = fk.nnodes;
+    for (size_t i = 0; i < fk.nnodes && i < CLUSTER_NODES_MAX; i++) {
+        st->nodes[i].id = i + 1;
+        st->nodes[i].member =
+            i == 2 ? CLUSTER_MEMBER_SPARE : CLUSTER_MEMBER_VOTER;
+        st->nodes[i].match_index = 100 - 10 * i;
+        snprintf(st->nodes[i].address, sizeof(st->nodes[i].address),
+                 "127.0.0.1:%zu", 21001 + i);
+    }
+    /* a name made to move an operator's cursor: the client defuses it */
+    if (fk.nnodes > 1) {
+        snprintf(st->nodes[1].address, sizeof(st->nodes[1].address),
+                 "evil\x1b[2J:21002");
+    }
+    return 0;
+}
+
+static int fk_change(int kind, uint64_t id, const char *address)
+{
+    fk.change_calls++;
+    fk.last_kind = kind;
+    fk.last_id = id;
+    snprintf(fk.last_addr, sizeof(fk.last_addr), "%s",
+             address != NULL ? address : "");
+    return fk.change_err;
+}
+
+static int fk_add(void *ctx, uint64_t id, const char *address)
+{
+    assert_ptr_equal(ctx, &fk);
+    assert_non_null(address);
+    return fk_change(1, id, address);
+}
+
+static int fk_remove(void *ctx, uint64_t id)
+{
+    assert_ptr_equal(ctx, &fk);
+    return fk_change(2, id, NULL);
+}
+
+static int fk_transfer(void *ctx, uint64_t id)
+{
+    assert_ptr_equal(ctx, &fk);
+    return fk_change(3, id, NULL);
+}
+
+static CK_RV fk_digest(void *ctx, uint8_t out[32], uint64_t *applied)
+{
+    assert_ptr_equal(ctx, &fk);
+    memset(out, 0xa5, 32);
+    out[31] = 0x01;
+    *applied = 99;
+    return fk.digest_rv;
+}
+
+static const struct wire_cluster_ops fk_ops = {
+    .ctx = &fk,
+    .status = fk_status,
+    .add = fk_add,
+    .remove = fk_remove,
+    .transfer = fk_transfer,
+    .digest = fk_digest,
+};
+
+/* What each role may do, given how it is logged in on t: status (sync
+ * status) and the three changes (a CO only). No change reaches the
+ * engine unless allowed. */
+static void cluster_rights(struct tchan *t, CK_RV want_status,
+                           CK_RV want_change)
+{
+    wire_cluster_info_t ci;
+    unsigned changes = fk.change_calls;
+
+    assert_int_equal(wire_cl_cluster_status(t->cl, &ci), want_status);
+    assert_int_equal(wire_cl_cluster_add(t->cl, 4, "127.0.0.1:21004"),
+                     want_change);
+    assert_int_equal(wire_cl_cluster_remove(t->cl, 3), want_change);
+    assert_int_equal(wire_cl_cluster_transfer(t->cl, 2), want_change);
+    assert_int_equal(fk.change_calls,
+                     changes + (want_change == CKR_OK ? 3 : 0));
+}
+
+/* A ClusterChangeReq as a hostile client may send it. */
+static CK_RV raw_change(struct tchan *t, uint32_t kind, uint64_t id,
+                        const void *addr, size_t addr_len)
+{
+    Nimbus__Request q;
+    Nimbus__ClusterChangeReq m;
+    Nimbus__Reply *rep = NULL;
+    CK_RV rv;
+
+    nimbus__cluster_change_req__init(&m);
+    m.kind = kind;
+    m.id = id;
+    if (addr != NULL) {
+        m.has_address = true;
+        m.address.data = (uint8_t *)(uintptr_t)addr;
+        m.address.len = addr_len;
+    }
+    nimbus__request__init(&q);
+    q.id = 77;
+    q.call_case = NIMBUS__REQUEST__CALL_CLUSTER_CHANGE;
+    q.cluster_change = &m;
+    assert_true(raw_call(t, &q, &rep));
+    rv = (CK_RV)rep->rv;
+    nimbus__reply__free_unpacked(rep, NULL);
+    return rv;
+}
+
+static void test_cluster(void **state)
+{
+    struct fixture *f = *state;
+    wire_cluster_info_t ci;
+    char longaddr[300];
+    /* every engine code and the CK_RV nimbus.proto promises for it */
+    static const struct {
+        int err;
+        CK_RV rv;
+    } map[] = {
+        {CLUSTER_ENOMEM, CKR_DEVICE_MEMORY},
+        {CLUSTER_EINVAL, CKR_ARGUMENTS_BAD},
+        {CLUSTER_ETIMEDOUT, CKR_FUNCTION_FAILED},
+        {CLUSTER_ENOLEADER, CKR_DEVICE_ERROR},
+        {CLUSTER_ENOTFOUND, CKR_SLOT_ID_INVALID},
+        {CLUSTER_EBUSY, CKR_OPERATION_ACTIVE},
+        {CLUSTER_ESTOPPED, CKR_FUNCTION_CANCELED},
+        {CLUSTER_EIO, CKR_GENERAL_ERROR},
+        {CLUSTER_EREFUSED, CKR_ACTION_PROHIBITED},
+        {-99, CKR_GENERAL_ERROR},
+    };
+
+    memset(&fk, 0, sizeof(fk));
+    fk.nnodes = 3;
+    /* not in a cluster, not logged in: the login is asked for first */
+    cluster_rights(&f->a, CKR_USER_NOT_LOGGED_IN, CKR_USER_NOT_LOGGED_IN);
+    /* PRECO: sync status waits for its password change */
+    assert_int_equal(wire_cl_login(f->a.cl, HSM_LOGIN_SO, NULL, PW("password")),
+                     CKR_OK);
+    cluster_rights(&f->a, CKR_PIN_EXPIRED, CKR_USER_NOT_LOGGED_IN);
+    assert_int_equal(wire_cl_logout(f->a.cl), CKR_OK);
+    activate(&f->a, "alice", "alicepw1");
+    assert_int_equal(wire_cl_login(f->a.cl, HSM_LOGIN_SO, NULL, PW("copass1")),
+                     CKR_OK);
+    assert_int_equal(
+        wire_cl_user_set_password(f->a.cl, "app_user", PW("aupass12")), CKR_OK);
+    /* a CO of a server outside a cluster: not supported, nothing called */
+    cluster_rights(&f->a, CKR_FUNCTION_NOT_SUPPORTED,
+                   CKR_FUNCTION_NOT_SUPPORTED);
+    assert_int_equal(fk.status_calls + fk.change_calls, 0);
+
+    wire_server_set_cluster(f->srv, &fk_ops);
+    cluster_rights(&f->a, CKR_OK, CKR_OK);
+    assert_int_equal(fk.last_kind, 3);
+    assert_int_equal(fk.last_id, 2);
+    assert_int_equal(wire_cl_cluster_add(f->a.cl, 4294967295u, "[::1]:1"),
+                     CKR_OK);
+    assert_int_equal(fk.last_kind, 1);
+    assert_true(fk.last_id == 4294967295u);
+    assert_string_equal(fk.last_addr, "[::1]:1");
+
+    /* the status as the engine gave it, and the digest */
+    assert_int_equal(wire_cl_cluster_status(f->a.cl, &ci), CKR_OK);
+    assert_int_equal(ci.status.node_id, 1);
+    assert_int_equal(ci.status.role, CLUSTER_ROLE_LEADER);
+    assert_int_equal(ci.status.term, 7);
+    assert_int_equal(ci.status.leader_id, 1);
+    assert_string_equal(ci.status.leader_address, "127.0.0.1:21001");
+    assert_int_equal(ci.status.commit_index, 100);
+    assert_int_equal(ci.status.applied_index, 99);
+    assert_int_equal(ci.status.last_index, 101);
+    assert_int_equal(ci.status.nnodes, 3);
+    assert_int_equal(ci.status.nodes[0].id, 1);
+    assert_string_equal(ci.status.nodes[0].address, "127.0.0.1:21001");
+    assert_int_equal(ci.status.nodes[0].member, CLUSTER_MEMBER_VOTER);
+    assert_int_equal(ci.status.nodes[0].match_index, 100);
+    assert_string_equal(ci.status.nodes[1].address, "evil?[2J:21002");
+    assert_int_equal(ci.status.nodes[2].id, 3);
+    assert_int_equal(ci.status.nodes[2].member, CLUSTER_MEMBER_SPARE);
+    assert_int_equal(ci.status.nodes[2].match_index, 80);
+    assert_int_equal(ci.digest[0], 0xa5);
+    assert_int_equal(ci.digest[31], 0x01);
+    assert_int_equal(ci.digest_applied, 99);
+    /* the most nodes there are, and one more (the engine's bug) */
+    fk.nnodes = CLUSTER_NODES_MAX;
+    assert_int_equal(wire_cl_cluster_status(f->a.cl, &ci), CKR_OK);
+    assert_int_equal(ci.status.nnodes, CLUSTER_NODES_MAX);
+    fk.nnodes = CLUSTER_NODES_MAX + 1;
+    assert_int_equal(wire_cl_cluster_status(f->a.cl, &ci), CKR_GENERAL_ERROR);
+    assert_int_equal(ci.status.nnodes, 0);
+    fk.nnodes = 0;
+    assert_int_equal(wire_cl_cluster_status(f->a.cl, &ci), CKR_OK);
+    assert_int_equal(ci.status.nnodes, 0);
+    fk.nnodes = 3;
+    /* the store's digest failing is its own CK_RV */
+    fk.digest_rv = CKR_DEVICE_MEMORY;
+    assert_int_equal(wire_cl_cluster_status(f->a.cl, &ci), CKR_DEVICE_MEMORY);
+    fk.digest_rv = CKR_OK;
+
+    /* every engine error, precise, from every call */
+    for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
+        fk.change_err = map[i].err;
+        fk.status_err = map[i].err;
+        assert_int_equal(wire_cl_cluster_add(f->a.cl, 5, "host:1"), map[i].rv);
+        assert_int_equal(wire_cl_cluster_remove(f->a.cl, 5), map[i].rv);
+        assert_int_equal(wire_cl_cluster_transfer(f->a.cl, 5), map[i].rv);
+        assert_int_equal(wire_cl_cluster_status(f->a.cl, &ci), map[i].rv);
+    }
+    fk.change_err = 0;
+    fk.status_err = 0;
+
+    /* bounds: each refused before the engine hears of it */
+    fk.change_calls = 0;
+    memset(longaddr, 'a', sizeof(longaddr));
+    memcpy(longaddr + 250, ":1234", 6); /* 255 bytes: the most */
+    assert_int_equal(wire_cl_cluster_add(f->a.cl, 6, longaddr), CKR_OK);
+    assert_int_equal(fk.change_calls, 1);
+    fk.change_calls = 0;
+    memcpy(longaddr + 251, ":1234", 6); /* 256 */
+    assert_int_equal(wire_cl_cluster_add(f->a.cl, 6, longaddr),
+                     CKR_ARGUMENTS_BAD);
+    assert_int_equal(wire_cl_cluster_add(f->a.cl, 0, "host:1"),
+                     CKR_ARGUMENTS_BAD);
+    assert_int_equal(wire_cl_cluster_add(f->a.cl, 4294967296u, "host:1"),
+                     CKR_ARGUMENTS_BAD);
+    assert_int_equal(wire_cl_cluster_remove(f->a.cl, 0), CKR_ARGUMENTS_BAD);
+    assert_int_equal(wire_cl_cluster_transfer(f->a.cl, UINT64_MAX),
+                     CKR_ARGUMENTS_BAD);
+    {
+        static const char *const bad[] = {
+            "",           "host",    "host:",       "host:0",
+            "host:65536", "host:1x", ":21001",      "a b:21001",
+            "a\tb:1",     "h\x7f:1", "h\xc3\xa9:1", "::1:21001",
+            "[::1]21001", "host:-1",
+        };
+
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+            if (wire_cl_cluster_add(f->a.cl, 6, bad[i]) != CKR_ARGUMENTS_BAD)
+                fail_msg("address \"%s\" taken", bad[i]);
+        }
+    }
+    assert_int_equal(raw_change(&f->a, 1, 6, "ho\0st:1", 7), CKR_ARGUMENTS_BAD);
+    assert_int_equal(raw_change(&f->a, 1, 6, NULL, 0), CKR_ARGUMENTS_BAD);
+    assert_int_equal(raw_change(&f->a, 2, 6, "host:1", 6), CKR_ARGUMENTS_BAD);
+    assert_int_equal(raw_change(&f->a, 3, 6, "", 0), CKR_ARGUMENTS_BAD);
+    assert_int_equal(raw_change(&f->a, 0, 6, NULL, 0), CKR_ARGUMENTS_BAD);
+    assert_int_equal(raw_change(&f->a, 4, 6, NULL, 0), CKR_ARGUMENTS_BAD);
+    assert_int_equal(raw_change(&f->a, UINT32_MAX, 6, NULL, 0),
+                     CKR_ARGUMENTS_BAD);
+    assert_int_equal(fk.change_calls, 0);
+    assert_int_equal(raw_change(&f->a, 2, 6, NULL, 0), CKR_OK);
+    assert_int_equal(fk.change_calls, 1);
+    assert_int_equal(wire_cl_logout(f->a.cl), CKR_OK);
+
+    /* CU and AU read the status and digest, change nothing */
+    assert_int_equal(
+        wire_cl_login(f->a.cl, HSM_LOGIN_USER, "alice", PW("alicepw1")),
+        CKR_OK);
+    cluster_rights(&f->a, CKR_OK, CKR_USER_NOT_LOGGED_IN);
+    /* a refused request is refused before its arguments are looked at */
+    assert_int_equal(raw_change(&f->a, 9, 0, NULL, 0), CKR_USER_NOT_LOGGED_IN);
+    assert_int_equal(wire_cl_logout(f->a.cl), CKR_OK);
+    assert_int_equal(wire_cl_login(f->a.cl, HSM_LOGIN_AU, NULL, PW("aupass12")),
+                     CKR_OK);
+    cluster_rights(&f->a, CKR_OK, CKR_USER_NOT_LOGGED_IN);
+    assert_int_equal(wire_cl_logout(f->a.cl), CKR_OK);
+    cluster_rights(&f->a, CKR_USER_NOT_LOGGED_IN, CKR_USER_NOT_LOGGED_IN);
+
+    /* the table taken away again: not in a cluster */
+    wire_server_set_cluster(f->srv, NULL);
+    assert_int_equal(wire_cl_login(f->a.cl, HSM_LOGIN_SO, NULL, PW("copass1")),
+                     CKR_OK);
+    fk.status_calls = 0;
+    cluster_rights(&f->a, CKR_FUNCTION_NOT_SUPPORTED,
+                   CKR_FUNCTION_NOT_SUPPORTED);
+    assert_int_equal(fk.status_calls, 0);
+}
+
+/* A server's status reply out of bounds is the server's fault: the client
+ * answers CKR_DEVICE_ERROR and hands out nothing. */
+static void test_client_distrusts_cluster(void **state)
+{
+    wire_client_t *cl;
+    Nimbus__Reply rep;
+    Nimbus__ClusterStatusReply r;
+    Nimbus__ClusterNode n[CLUSTER_NODES_MAX + 1], *np[CLUSTER_NODES_MAX + 1];
+    wire_cluster_info_t ci;
+    uint8_t digest[33], buf[4096];
+    char addr[CLUSTER_ADDRESS_MAX + 2];
+
+    (void)state;
+    memset(digest, 0x11, sizeof(digest));
+    memset(addr, 'a', sizeof(addr));
+    addr[sizeof(addr) - 1] = '\0'; /* 256 characters */
+    for (size_t i = 0; i <= CLUSTER_NODES_MAX; i++) {
+        nimbus__cluster_node__init(&n[i]);
+        n[i].id = i + 1;
+        n[i].address = (char *)"h:1";
+        np[i] = &n[i];
+    }
+    nimbus__cluster_status_reply__init(&r);
+    r.node_id = 1;
+    r.role = CLUSTER_ROLE_FOLLOWER;
+    r.leader_address = (char *)"h:1";
+    r.n_nodes = 2;
+    r.nodes = np;
+    r.digest.data = digest;
+    r.digest.len = 32;
+    nimbus__reply__init(&rep);
+    rep.rv = CKR_OK;
+    rep.result_case = NIMBUS__REPLY__RESULT_CLUSTER_STATUS;
+    rep.cluster_status = &r;
+    assert_int_equal(wire_client_new(lying_xfer, NULL, 0, &cl), CKR_OK);
+    lie_resp = buf;
+#define LIE_EXPECT(want)                                                       \
+    do {                                                                       \
+        lie_len = nimbus__reply__pack(&rep, buf);                              \
+        assert_int_equal(wire_cl_cluster_status(cl, &ci), (want));             \
+        if ((want) != CKR_OK)                                                  \
+            assert_int_equal(ci.status.nnodes, 0);                             \
+    } while (0)
+    LIE_EXPECT(CKR_OK); /* the base reply is sound */
+    assert_int_equal(ci.status.nnodes, 2);
+    r.n_nodes = CLUSTER_NODES_MAX + 1;
+    LIE_EXPECT(CKR_DEVICE_ERROR);
+    r.n_nodes = 2;
+    r.role = CLUSTER_ROLE_LEADER + 1;
+    LIE_EXPECT(CKR_DEVICE_ERROR);
+    r.role = CLUSTER_ROLE_LEADER;
+    r.digest.len = 31;
+    LIE_EXPECT(CKR_DEVICE_ERROR);
+    r.digest.len = 33;
+    LIE_EXPECT(CKR_DEVICE_ERROR);
+    r.digest.len = 32;
+    r.leader_id = 4294967296u;
+    LIE_EXPECT(CKR_DEVICE_ERROR);
+    r.leader_id = 0;
+    r.node_id = 4294967296u;
+    LIE_EXPECT(CKR_DEVICE_ERROR);
+    r.node_id = 1;
+    r.leader_address = addr;
+    LIE_EXPECT(CKR_DEVICE_ERROR);
+    r.leader_address = (char *)"h:1";
+    n[1].id = 0;
+    LIE_EXPECT(CKR_DEVICE_ERROR);
+    n[1].id = 4294967296u;
+    LIE_EXPECT(CKR_DEVICE_ERROR);
+    n[1].id = 2;
+    n[1].member = CLUSTER_MEMBER_SPARE + 1;
+    LIE_EXPECT(CKR_DEVICE_ERROR);
+    n[1].member = CLUSTER_MEMBER_SPARE;
+    n[1].address = addr;
+    LIE_EXPECT(CKR_DEVICE_ERROR);
+    n[1].address = (char *)"h:1";
+    LIE_EXPECT(CKR_OK);
+    assert_int_equal(ci.status.nodes[1].member, CLUSTER_MEMBER_SPARE);
+#undef LIE_EXPECT
+    /* the wrong kind of result for the call */
+    rep.result_case = NIMBUS__REPLY__RESULT__NOT_SET;
+    lie_len = nimbus__reply__pack(&rep, buf);
+    assert_int_equal(wire_cl_cluster_status(cl, &ci), CKR_DEVICE_ERROR);
+    wire_client_free(cl);
+}
+
 /* ------------------------------------------------------------ bulk */
 
 /*
@@ -3304,6 +3696,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test(test_client_distrusts_server),
         cmocka_unit_test(test_client_out_of_step),
+        cmocka_unit_test_setup_teardown(test_cluster, setup, teardown),
+        cmocka_unit_test(test_client_distrusts_cluster),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
