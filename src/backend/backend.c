@@ -496,6 +496,32 @@ CK_RV backend_client_list(backend_conn_t *conn, backend_client_t **list,
     return conn->be->ops->client_list(conn, list, n);
 }
 
+CK_RV backend_cluster_status(backend_conn_t *conn, backend_cluster_t *out)
+{
+    return_val_if_fail(conn != NULL && out != NULL, CKR_GENERAL_ERROR);
+    memset(out, 0, sizeof(*out));
+    return conn->be->ops->cluster_status(conn, out);
+}
+
+CK_RV backend_cluster_add(backend_conn_t *conn, uint64_t id,
+                          const char *address)
+{
+    return_val_if_fail(conn != NULL && address != NULL, CKR_GENERAL_ERROR);
+    return conn->be->ops->cluster_add(conn, id, address);
+}
+
+CK_RV backend_cluster_remove(backend_conn_t *conn, uint64_t id)
+{
+    return_val_if_fail(conn != NULL, CKR_GENERAL_ERROR);
+    return conn->be->ops->cluster_remove(conn, id);
+}
+
+CK_RV backend_cluster_transfer(backend_conn_t *conn, uint64_t id)
+{
+    return_val_if_fail(conn != NULL, CKR_GENERAL_ERROR);
+    return conn->be->ops->cluster_transfer(conn, id);
+}
+
 CK_RV backend_quorum_register_key(backend_conn_t *conn, const char *name,
                                   const uint8_t *reg_token, size_t token_len,
                                   const uint8_t *sig, size_t sig_len,

@@ -68,6 +68,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cluster/cluster.h"
 #include "common/conf.h"
 #include "hsm/hsm.h"
 #include "pkcs11/pkcs11.h"
@@ -87,6 +88,14 @@ typedef struct {
     hsm_uid_t user_id;
     bool self; /* the connection that asked */
 } backend_client_t;
+
+/* A server's view of the cluster it belongs to (backend_cluster_status:
+ * nimbus-mgmt's listNodes and getClusterDigest). */
+typedef struct {
+    struct cluster_status status;   /* cluster.h's, as the node sees it */
+    uint8_t digest[HSM_DIGEST_LEN]; /* over the node's replicated state */
+    uint64_t digest_applied;        /* the applied index it is at */
+} backend_cluster_t;
 
 /*
  * The HSM cfg names: the embedded core on cfg->store when cfg names no
@@ -263,6 +272,11 @@ struct backend_ops {
                                 bool trusted);
     CK_RV (*client_list)(backend_conn_t *conn, backend_client_t **list,
                          size_t *n);
+    CK_RV (*cluster_status)(backend_conn_t *conn, backend_cluster_t *out);
+    CK_RV (*cluster_add)(backend_conn_t *conn, uint64_t id,
+                         const char *address);
+    CK_RV (*cluster_remove)(backend_conn_t *conn, uint64_t id);
+    CK_RV (*cluster_transfer)(backend_conn_t *conn, uint64_t id);
 
     /* two-factor login */
     CK_RV (*login_challenge)(backend_conn_t *conn, hsm_login_kind_t kind,
@@ -462,6 +476,19 @@ CK_RV backend_object_set_trusted(backend_conn_t *conn, hsm_oid_t oid,
  */
 CK_RV backend_client_list(backend_conn_t *conn, backend_client_t **list,
                           size_t *n);
+
+/*
+ * The cluster of the HSM's server (nimbusd's, not an hsm.h call). status:
+ * sync status (CO, CU, AU); add (address "host:port"), remove, transfer
+ * leadership: a CO. A server outside a cluster, and the embedded
+ * backend, answer CKR_FUNCTION_NOT_SUPPORTED; the engine's refusals are
+ * the CK_RVs nimbus.proto lists at ClusterStatusReq.
+ */
+CK_RV backend_cluster_status(backend_conn_t *conn, backend_cluster_t *out);
+CK_RV backend_cluster_add(backend_conn_t *conn, uint64_t id,
+                          const char *address);
+CK_RV backend_cluster_remove(backend_conn_t *conn, uint64_t id);
+CK_RV backend_cluster_transfer(backend_conn_t *conn, uint64_t id);
 
 /* Quorum (M of N) approval: hsm_quorum_* of hsm.h. */
 CK_RV backend_quorum_register_key(backend_conn_t *conn, const char *name,

@@ -520,6 +520,37 @@ static CK_RV emb_login_redeem(backend_conn_t *conn, const uint8_t *ticket,
     return CKR_FUNCTION_NOT_SUPPORTED;
 }
 
+/* No cluster: the store is this process's alone. */
+static CK_RV emb_cluster_status(backend_conn_t *conn, backend_cluster_t *out)
+{
+    (void)conn;
+    (void)out;
+    return CKR_FUNCTION_NOT_SUPPORTED;
+}
+
+static CK_RV emb_cluster_add(backend_conn_t *conn, uint64_t id,
+                             const char *address)
+{
+    (void)conn;
+    (void)id;
+    (void)address;
+    return CKR_FUNCTION_NOT_SUPPORTED;
+}
+
+static CK_RV emb_cluster_remove(backend_conn_t *conn, uint64_t id)
+{
+    (void)conn;
+    (void)id;
+    return CKR_FUNCTION_NOT_SUPPORTED;
+}
+
+static CK_RV emb_cluster_transfer(backend_conn_t *conn, uint64_t id)
+{
+    (void)conn;
+    (void)id;
+    return CKR_FUNCTION_NOT_SUPPORTED;
+}
+
 /* ------------------------------------------------------- quorum */
 
 static CK_RV emb_quorum_register_key(backend_conn_t *conn, const char *name,
@@ -631,6 +662,10 @@ const struct backend_ops backend_embedded_ops = {
     .audit_verify = emb_audit_verify,
     .object_set_trusted = emb_object_set_trusted,
     .client_list = emb_client_list,
+    .cluster_status = emb_cluster_status,
+    .cluster_add = emb_cluster_add,
+    .cluster_remove = emb_cluster_remove,
+    .cluster_transfer = emb_cluster_transfer,
     .quorum_register_key = emb_quorum_register_key,
     .quorum_set_m = emb_quorum_set_m,
     .quorum_get_m = emb_quorum_get_m,

@@ -1183,6 +1183,42 @@ static CK_RV rm_login_redeem(backend_conn_t *conn, const uint8_t *ticket,
     CALL(conn, wire_cl_login_redeem(cl, ticket, len));
 }
 
+/* ------------------------------------------------------------ cluster */
+
+static CK_RV cluster_status_call(backend_conn_t *conn, wire_cluster_info_t *w)
+{
+    CALL(conn, wire_cl_cluster_status(cl, w));
+}
+
+static CK_RV rm_cluster_status(backend_conn_t *conn, backend_cluster_t *out)
+{
+    wire_cluster_info_t w;
+    CK_RV rv = cluster_status_call(conn, &w);
+
+    if (rv == CKR_OK) {
+        out->status = w.status;
+        memcpy(out->digest, w.digest, sizeof(out->digest));
+        out->digest_applied = w.digest_applied;
+    }
+    return rv;
+}
+
+static CK_RV rm_cluster_add(backend_conn_t *conn, uint64_t id,
+                            const char *address)
+{
+    CALL(conn, wire_cl_cluster_add(cl, id, address));
+}
+
+static CK_RV rm_cluster_remove(backend_conn_t *conn, uint64_t id)
+{
+    CALL(conn, wire_cl_cluster_remove(cl, id));
+}
+
+static CK_RV rm_cluster_transfer(backend_conn_t *conn, uint64_t id)
+{
+    CALL(conn, wire_cl_cluster_transfer(cl, id));
+}
+
 /* ------------------------------------------------------------ quorum */
 
 static CK_RV rm_quorum_register_key(backend_conn_t *conn, const char *name,
@@ -1291,6 +1327,10 @@ const struct backend_ops backend_remote_ops = {
     .audit_verify = rm_audit_verify,
     .object_set_trusted = rm_object_set_trusted,
     .client_list = rm_client_list,
+    .cluster_status = rm_cluster_status,
+    .cluster_add = rm_cluster_add,
+    .cluster_remove = rm_cluster_remove,
+    .cluster_transfer = rm_cluster_transfer,
     .quorum_register_key = rm_quorum_register_key,
     .quorum_set_m = rm_quorum_set_m,
     .quorum_get_m = rm_quorum_get_m,

@@ -299,6 +299,22 @@ static void test_embedded_calls(void **state)
     assert_int_equal(backend_random(b, sid, rnd, sizeof(rnd)), CKR_OK);
     assert_memory_not_equal(rnd, zero, sizeof(rnd));
 
+    /* no cluster in this process, whoever asks */
+    {
+        backend_cluster_t cs;
+
+        memset(&cs, 0x5a, sizeof(cs));
+        assert_int_equal(backend_cluster_status(b, &cs),
+                         CKR_FUNCTION_NOT_SUPPORTED);
+        assert_int_equal(cs.status.nnodes, 0); /* cleared */
+        assert_int_equal(backend_cluster_add(b, 2, "127.0.0.1:21002"),
+                         CKR_FUNCTION_NOT_SUPPORTED);
+        assert_int_equal(backend_cluster_remove(a, 2),
+                         CKR_FUNCTION_NOT_SUPPORTED);
+        assert_int_equal(backend_cluster_transfer(a, 2),
+                         CKR_FUNCTION_NOT_SUPPORTED);
+    }
+
     /* a's session ids are its own: b's session is not one of them */
     assert_int_equal(backend_session_close(a, sid), CKR_SESSION_HANDLE_INVALID);
     assert_int_equal(backend_session_close(b, sid), CKR_OK);
