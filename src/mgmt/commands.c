@@ -1256,6 +1256,259 @@ static int cmd_verify_audit_log(struct mgmt *m, int argc, char **argv)
     return ret;
 }
 
+/* ------------------------------------------------------------ cluster */
+
+/* What a cluster call's refusal means (nimbus.proto, ClusterStatusReq):
+ * some codes say more here than in general. */
+static const char *cluster_text(CK_RV rv)
+{
+    switch (rv) {
+    case CKR_FUNCTION_NOT_SUPPORTED:
+        return "not in a cluster";
+    case CKR_ARGUMENTS_BAD:
+        return "invalid node id or address";
+    case CKR_DEVICE_ERROR:
+        return "no leader reachable, or the server failed (see its log)";
+    case CKR_FUNCTION_FAILED:
+        return "no answer in time: the change may still take effect";
+    case CKR_ACTION_PROHIBITED:
+        return "the node refused";
+    case CKR_GENERAL_ERROR:
+        return "the node's state machine failed: the node stops";
+    default:
+        return mgmt_rv_text(rv);
+    }
+}
+
+static bool cluster_report(const struct mgmt_server *sv, const char *cmd,
+                           CK_RV rv, int *ret)
+{
+    char buf[16];
+
+    if (rv == CKR_OK) {
+        printf("%s success on server %d(%s)\n", cmd, sv->id, sv->name);
+        return true;
+    }
+    printf("%s failed: HSM Error: %s (%s) on server %d(%s)\n", cmd,
+           cluster_text(rv), mgmt_rv_name(rv, buf, sizeof(buf)), sv->id,
+           sv->name);
+    *ret = CMD_FAIL;
+    return false;
+}
+
+/* A raft node id: 1 to 2^32-1 (the SAN URI of its certificate). */
+static bool parse_node_id(const char *s, uint64_t *id)
+{
+    unsigned long v;
+
+    if (!util_parse_ulong(s, &v) || v == 0 || v > UINT32_MAX)
+        return false;
+    *id = v;
+    return true;
+}
+
+static const char *role_word(enum cluster_role r)
+{
+    switch (r) {
+    case CLUSTER_ROLE_FOLLOWER:
+        return "follower";
+    case CLUSTER_ROLE_CANDIDATE:
+        return "candidate";
+    case CLUSTER_ROLE_LEADER:
+        return "leader";
+    case CLUSTER_ROLE_UNAVAILABLE:
+        break;
+    }
+    return "unavailable";
+}
+
+static const char *member_word(enum cluster_member k)
+{
+    switch (k) {
+    case CLUSTER_MEMBER_STANDBY:
+        return "standby";
+    case CLUSTER_MEMBER_SPARE:
+        return "spare";
+    case CLUSTER_MEMBER_VOTER:
+        break;
+    }
+    return "voter";
+}
+
+/* a - b, 0 when b is ahead (a match index seen after the commit index) */
+static uint64_t behind(uint64_t a, uint64_t b)
+{
+    return a > b ? a - b : 0;
+}
+
+/*
+ * One server's view of the cluster. What a node knows of the others
+ * depends on its role: the leader knows each one's match index (lag =
+ * its commit index - the match index); a follower knows only its own
+ * applied index and the commit index the leader told it (its own lag).
+ * What the server cannot know is "-".
+ */
+static void print_nodes(const struct mgmt_server *sv,
+                        const struct cluster_status *st)
+{
+    bool leader = st->role == CLUSTER_ROLE_LEADER;
+
+    printf("Nodes on server %d(%s):\n", sv->id, sv->name);
+    printf("This node %" PRIu64 ": %s, term %" PRIu64 ", commit index %" PRIu64
+           ", applied index %" PRIu64 "\n",
+           st->node_id, role_word(st->role), st->term, st->commit_index,
+           st->applied_index);
+    if (st->leader_id != 0)
+        printf("Leader: node %" PRIu64 "(%s)\n", st->leader_id,
+               st->leader_address);
+    else
+        printf("Leader: none known\n");
+    printf("Number of nodes found %zu\n", st->nnodes);
+    printf("  %-10s %-32s %-10s %-8s %-10s %-14s %s\n", "Node Id", "Address",
+           "Role", "Member", "Term", "Applied Index", "Lag");
+    for (size_t i = 0; i < st->nnodes; i++) {
+        const struct cluster_node *n = &st->nodes[i];
+        bool me = n->id == st->node_id;
+        const char *role = "-";
+        char term[24] = "-", applied[24] = "-", lag[24] = "-";
+
+        if (me)
+            role = role_word(st->role);
+        else if (n->id == st->leader_id)
+            role = "leader";
+        else if (leader)
+            role = n->member == CLUSTER_MEMBER_VOTER ? "follower" : "-";
+        if (me || n->id == st->leader_id)
+            snprintf(term, sizeof(term), "%" PRIu64, st->term);
+        if (me)
+            snprintf(applied, sizeof(applied), "%" PRIu64, st->applied_index);
+        if (leader)
+            snprintf(lag, sizeof(lag), "%" PRIu64,
+                     me ? behind(st->commit_index, st->applied_index)
+                        : behind(st->commit_index, n->match_index));
+        else if (me)
+            snprintf(lag, sizeof(lag), "%" PRIu64,
+                     behind(st->commit_index, st->applied_index));
+        printf("%c %-10" PRIu64 " %-32s %-10s %-8s %-10s %-14s %s\n",
+               me ? '*' : ' ', n->id, n->address, role, member_word(n->member),
+               term, applied, lag);
+    }
+}
+
+static int cmd_list_nodes(struct mgmt *m, int argc, char **argv)
+{
+    int ret = CMD_OK;
+
+    (void)argc;
+    (void)argv;
+    for (struct mgmt_server *sv = mgmt_server_first(m); sv != NULL;
+         sv = mgmt_server_next(m, sv)) {
+        backend_cluster_t cs;
+        CK_RV rv = backend_cluster_status(sv->conn, &cs);
+
+        if (rv != CKR_OK) {
+            cluster_report(sv, "listNodes", rv, &ret);
+            continue;
+        }
+        print_nodes(sv, &cs.status);
+    }
+    return ret;
+}
+
+static int cmd_get_cluster_digest(struct mgmt *m, int argc, char **argv)
+{
+    int ret = CMD_OK;
+
+    (void)argc;
+    (void)argv;
+    for (struct mgmt_server *sv = mgmt_server_first(m); sv != NULL;
+         sv = mgmt_server_next(m, sv)) {
+        backend_cluster_t cs;
+        CK_RV rv = backend_cluster_status(sv->conn, &cs);
+
+        if (rv != CKR_OK) {
+            cluster_report(sv, "getClusterDigest", rv, &ret);
+            continue;
+        }
+        printf("digest on server %d(%s): ", sv->id, sv->name);
+        print_hex(stdout, cs.digest, sizeof(cs.digest));
+        printf(" applied %" PRIu64 "\n", cs.digest_applied);
+    }
+    return ret;
+}
+
+/*
+ * The server a membership change goes to: one change for the cluster,
+ * not one per server. The leader when one of the selected servers says
+ * it is (no forwarding hop), else the first selected (its engine
+ * forwards to the leader).
+ */
+static struct mgmt_server *change_server(struct mgmt *m)
+{
+    struct mgmt_server *first = mgmt_server_first(m);
+
+    for (struct mgmt_server *sv = first; sv != NULL;
+         sv = mgmt_server_next(m, sv)) {
+        backend_cluster_t cs;
+
+        if (backend_cluster_status(sv->conn, &cs) == CKR_OK &&
+            cs.status.role == CLUSTER_ROLE_LEADER)
+            return sv;
+    }
+    return first;
+}
+
+static int cmd_add_node(struct mgmt *m, int argc, char **argv)
+{
+    struct mgmt_server *sv;
+    const char *why;
+    uint64_t id;
+    int ret = CMD_OK;
+
+    (void)argc;
+    if (!parse_node_id(argv[1], &id))
+        return usage_of("addNode");
+    if ((why = config_check_node_address(argv[2])) != NULL) {
+        fflush(stdout);
+        fprintf(stderr, "addNode: %s: %s\n", argv[2], why);
+        return usage_of("addNode");
+    }
+    if ((sv = change_server(m)) != NULL)
+        cluster_report(sv, "addNode",
+                       backend_cluster_add(sv->conn, id, argv[2]), &ret);
+    return ret;
+}
+
+static int cmd_remove_node(struct mgmt *m, int argc, char **argv)
+{
+    struct mgmt_server *sv;
+    uint64_t id;
+    int ret = CMD_OK;
+
+    (void)argc;
+    if (!parse_node_id(argv[1], &id))
+        return usage_of("removeNode");
+    if ((sv = change_server(m)) != NULL)
+        cluster_report(sv, "removeNode", backend_cluster_remove(sv->conn, id),
+                       &ret);
+    return ret;
+}
+
+static int cmd_transfer_leader(struct mgmt *m, int argc, char **argv)
+{
+    struct mgmt_server *sv;
+    uint64_t id;
+    int ret = CMD_OK;
+
+    (void)argc;
+    if (!parse_node_id(argv[1], &id))
+        return usage_of("transferLeader");
+    if ((sv = change_server(m)) != NULL)
+        cluster_report(sv, "transferLeader",
+                       backend_cluster_transfer(sv->conn, id), &ret);
+    return ret;
+}
+
 static int cmd_quit(struct mgmt *m, int argc, char **argv)
 {
     (void)argc;
@@ -1397,6 +1650,26 @@ const struct mgmt_cmd mgmt_commands[] = {
      "approvals needed and given, approvers. CO only."},
     {"delToken", 1, 1, mgmt_cmd_del_token, "delToken <token id>",
      "Deletes a quorum token (listTokens gives the ids). CO only."},
+    {"listNodes", 0, 0, cmd_list_nodes, "listNodes",
+     "Lists the nodes of the cluster as each server sees them: id, address,\n"
+     "role, voter/standby/spare, term, applied index and lag (entries\n"
+     "behind the commit index; the leader knows every node's, a follower\n"
+     "its own). \"*\" marks the server's own node. CO, CU and AU."},
+    {"getClusterDigest", 0, 0, cmd_get_cluster_digest, "getClusterDigest",
+     "Prints each server's digest of its replicated state and the applied\n"
+     "index it is at. Equal digests at an equal index: the nodes are in\n"
+     "sync. CO, CU and AU."},
+    {"addNode", 2, 2, cmd_add_node, "addNode <node id> <host:port>",
+     "Adds a node to the cluster: it joins with a certificate of the\n"
+     "cluster CA for that id, catches up (a snapshot, then the log) and\n"
+     "becomes a voter. The address is where its cluster port listens.\n"
+     "Sent once, to the leader if a server is it (else the first server,\n"
+     "which forwards it). CO only."},
+    {"removeNode", 1, 1, cmd_remove_node, "removeNode <node id>",
+     "Removes a node from the cluster; its certificate no longer joins.\n"
+     "CO only."},
+    {"transferLeader", 1, 1, cmd_transfer_leader, "transferLeader <node id>",
+     "Hands the leadership to another voter. CO only."},
     {"quit", 0, 0, cmd_quit, "quit", "Logs out and leaves the shell."},
 };
 

@@ -19,6 +19,8 @@
 #     no prompt without a terminal; -hpswd and the prompt on a terminal
 #     (through script(1), when it is there).
 #  7. servers (remote mode) without a remote backend: a clear failure.
+#  8. The cluster commands on an embedded store: "not in a cluster" for
+#     every role; their arguments checked before anything is sent.
 #
 # Environment (set by make check): NIMBUS_MODULE, NIMBUS_TOP_BUILDDIR,
 # NIMBUS_TOP_SRCDIR. Exit: 0 pass, 1 fail, 77 skip (a needed tool is
@@ -644,6 +646,43 @@ if command -v script >/dev/null 2>&1 && command -v timeout >/dev/null 2>&1; then
 else
     echo "# note: script(1) or timeout missing: terminal checks skipped"
 fi
+
+# ---------------------------------------------------------------- cluster
+# The embedded store is no cluster: each cluster command says so on its
+# server line, for every role, and fails; bad arguments are usage errors
+# (tests/remote/cluster-mgmt.sh runs them against a cluster).
+echo "# 8. cluster commands, embedded"
+for who in unauth CO CU AU; do
+    case $who in
+    unauth) login= ;;
+    CO) login=$CO ;;
+    CU) login=$CU ;;
+    AU) login=$AU ;;
+    esac
+    for cmd in listNodes getClusterDigest "addNode 4 127.0.0.1:21004" \
+        "removeNode 3" "transferLeader 2"; do
+        c=${cmd%% *}
+        if [ -n "$login" ]; then M -c "$login; $cmd"; else M -c "$cmd"; fi
+        if [ $rc -eq 1 ] && has_line "$c failed: HSM Error: not in a cluster (CKR_FUNCTION_NOT_SUPPORTED) on server 0($NAME)"; then
+            ok "embedded, $who: $cmd: not in a cluster"
+        else
+            not_ok "embedded: $cmd (exit $rc)"
+            printf '%s\n' "$out" "$err" | sed 's/^/#   /'
+        fi
+    done
+done
+for cmd in "addNode 0 h:1" "addNode 4294967296 h:1" "addNode 4 h" \
+    "addNode 4 h:0" "addNode 4 'a b:1'" "addNode 4" "removeNode x" \
+    "removeNode 0" "transferLeader -1" "listNodes 1"; do
+    M -c "$CO; $cmd"
+    if [ $rc -eq 1 ] && grep -q "^usage: ${cmd%% *}" <<<"$err" &&
+        ! grep -q "^${cmd%% *} \(failed\|success\)" <<<"$out"; then
+        ok "usage error, nothing sent: $cmd"
+    else
+        not_ok "usage error: $cmd (exit $rc)"
+        printf '%s\n' "$out" "$err" | sed 's/^/#   /'
+    fi
+done
 
 # ---------------------------------------------------------------- remote
 # servers names a nimbusd that is not there: the shell names the server it
