@@ -355,11 +355,13 @@ CK_RV store_snapshot(store_t *st, const struct store_journal *j, uint8_t **buf,
 CK_RV store_restore(store_t *st, const struct store_journal *j,
                     const uint8_t *buf, size_t len);
 
-/* SHA-256 over the replicated state's ids and versions (users, objects,
- * shares, quorum state; not the audit records' times), and the applied
- * index: equal digests at an equal index mean the nodes are in sync. */
-#define STORE_DIGEST_LEN 32
-CK_RV store_digest(store_t *st, uint8_t out[STORE_DIGEST_LEN],
-                   uint64_t *applied);
+/* The replicated state's ids and versions (users, objects, shares, quorum
+ * state; of the audit records their count and the last one's seq, not
+ * their times), and the applied index, as canonical bytes (*buf
+ * malloc'd): equal bytes at an equal index mean the nodes are in sync.
+ * The store hashes nothing (no crypto outside src/hsm/crypto/): the core
+ * hashes them into the digest it shows. */
+CK_RV store_digest_input(store_t *st, uint8_t **buf, size_t *len,
+                         uint64_t *applied);
 
 #endif
