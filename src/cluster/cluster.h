@@ -12,6 +12,11 @@
  * that thread; the functions below may be called from any thread and hand
  * their work to it.
  *
+ * SIGPIPE: the engine writes to sockets whose peer may be gone (libuv
+ * uses write(), and libraft learns of a dead peer from EPIPE): the
+ * process must ignore SIGPIPE before cluster_start (nimbusd does, once,
+ * at start-up).
+ *
  * Entries: the engine frames a caller's payload as (origin, seq, payload)
  * and pads it to a multiple of 8 bytes (libraft 0.15 needs it). origin is
  * random per engine start, seq counts its submissions; the state machine
