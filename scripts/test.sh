@@ -20,6 +20,8 @@ pkgs=(build-essential autoconf automake libtool pkg-config libssl-dev
       libsqlite3-dev libp11-kit-dev p11-kit libcmocka-dev opensc sqlite3
       binutils python3 openssl softhsm2 util-linux
       protobuf-c-compiler libprotobuf-c-dev
+      # the cluster engine (src/cluster/): libraft with its libuv I/O
+      libraft-dev libuv1-dev
       # nimbusd: sd_notify and socket activation (systemd-socket-activate);
       # the units checked by systemd-analyze verify, which looks up their
       # Documentation= man pages with man (tests/daemon/units.sh)
