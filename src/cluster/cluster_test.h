@@ -1,0 +1,19 @@
+/*
+ * cluster_test.h - hooks for tests/cluster only (not for nimbusd).
+ */
+#ifndef NIMBUS_CLUSTER_TEST_H
+#define NIMBUS_CLUSTER_TEST_H
+
+#include <stdint.h>
+
+#include "cluster/cluster.h"
+
+/* On the leader: the next n successful answers to forwarded entries are
+ * lost, and the link they would have gone on is cut (the follower sends
+ * the same entry again). */
+void cluster_test_drop_replies(cluster_t *cl, unsigned n);
+/* Peers this node's transport refused (certificate, id, membership,
+ * failed handshakes, handshake caps), as of the last status refresh. */
+uint64_t cluster_test_refusals(cluster_t *cl);
+
+#endif
