@@ -54,6 +54,10 @@
 #include "hsm/crypto/crypto.h" /* crypto_secret_lock: process-wide */
 #include "hsm/hsm.h"
 #include "wire/server.h"
+
+#ifdef NIMBUS_TEST_FAKE_CLUSTER
+const struct wire_cluster_ops *nimbus_test_fake_cluster(void);
+#endif
 #include "wire/transport.h"
 
 #ifndef SO_PEERGROUPS
@@ -1102,6 +1106,10 @@ int main(int argc, char **argv)
         say("wire_server_new: CK_RV 0x%lx", (unsigned long)rv);
         goto fail;
     }
+#ifdef NIMBUS_TEST_FAKE_CLUSTER
+    /* tests/remote/nimbusd_fakecluster only: a cluster in memory */
+    wire_server_set_cluster(d.srv, nimbus_test_fake_cluster());
+#endif
     rc = run(&d, sfd, ready_fd);
     close_listeners(&d);
     wire_server_free(d.srv);
