@@ -435,6 +435,80 @@ static void hostile(uint64_t leader, const char *what, const char *certname,
           "%s: no refusal counted", what);
 }
 
+/* A plain TCP connection to port that sends nothing. */
+static int idle_dial(unsigned port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* ms until the peer closes fd (reads give 0 or an error), at most max */
+static uint64_t closed_after(int fd, unsigned max)
+{
+    uint64_t t0 = now_ms();
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    while (now_ms() - t0 < max) {
+        if (poll(&p, 1, 50) > 0) {
+            char b[64];
+            if (read(fd, b, sizeof b) <= 0)
+                return now_ms() - t0;
+        }
+    }
+    return UINT64_MAX;
+}
+
+/*
+ * Handshake limits on an engine of its own: 8 silent connections from
+ * one address are held until the 2 s handshake timeout, a 9th is dropped
+ * at once; the engine still answers afterwards.
+ */
+static void test_handshake_limits(void)
+{
+    struct node *nd = &nodes[0];
+    node_init(nd, 1);
+    snprintf(nd->cfg.address, sizeof nd->cfg.address, "127.0.0.1:%u",
+             port_base + 9);
+    snprintf(nd->cfg.dir, sizeof nd->cfg.dir, "%s/limits", tmpdir);
+    mkdir(nd->cfg.dir, 0700);
+    int rc = node_start(nd, true);
+    CHECK(rc == 0, "start the lone engine: %s", cluster_strerror(rc));
+    if (rc != 0)
+        return;
+    int fds[8];
+    uint64_t t0 = now_ms();
+    for (int i = 0; i < 8; i++)
+        fds[i] = idle_dial(port_base + 9);
+    sleep_ms(200); /* let the loop accept them all */
+    int extra = idle_dial(port_base + 9);
+    uint64_t dropped = closed_after(extra, 1000);
+    CHECK(dropped < 1000, "the 9th handshake from one address is dropped");
+    uint64_t first = closed_after(fds[0], 5000);
+    uint64_t held = first == UINT64_MAX ? first : now_ms() - t0;
+    CHECK(held >= 1800 && held <= 4500,
+          "a silent peer is cut at the handshake timeout: %" PRIu64 " ms",
+          held);
+    for (int i = 0; i < 8; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    if (extra >= 0)
+        close(extra);
+    for (int k = 0; k < 50 && cluster_test_refusals(nd->cl) < 9; k++)
+        sleep_ms(20);
+    CHECK(cluster_test_refusals(nd->cl) >= 9, "9 refusals counted: %" PRIu64,
+          cluster_test_refusals(nd->cl));
+    rc = submit(nd, "after-limits", NULL, 0);
+    CHECK(rc == 0, "the engine still works: %s", cluster_strerror(rc));
+    node_stop(nd);
+}
+
 /* ------------------------------------------------------------- main */
 
 int main(int argc, char **argv)
@@ -673,6 +747,8 @@ int main(int argc, char **argv)
         if (nodes[i].cl != NULL)
             node_stop(&nodes[i]);
     CHECK(submit(&nodes[0], "x", NULL, 0) == CLUSTER_EINVAL, "stopped");
+
+    test_handshake_limits();
 
     if (failures == 0) {
         char cmd[1200];
