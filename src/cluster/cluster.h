@@ -19,10 +19,14 @@
  *
  * Entries: the engine frames a caller's payload as (origin, seq, payload)
  * and pads it to a multiple of 8 bytes (libraft 0.15 needs it). origin is
- * random per engine start, seq counts its submissions; the state machine
- * keeps the last (origin, seq) it applied with its result, so an entry
- * resent after an ambiguous failure (the leader lost, a forward cut) is
- * applied once and its first result is returned again.
+ * random per engine start and submission lane (8 lanes: up to 8 entries
+ * of a node in flight at once, one per lane), seq counts the lane's
+ * submissions from 1 and an origin's entries are applied in seq order;
+ * the state machine keeps the last (origin, seq) it applied with its
+ * result, so an entry resent after an ambiguous failure (the leader lost,
+ * a forward cut) is applied once and its first result is returned again
+ * (a seq below the last one is a stale resend: applied never). Each
+ * start of a node brings 8 new origins.
  *
  * Return values: 0 on success, or a negative CLUSTER_E* code.
  */
