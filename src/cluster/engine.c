@@ -26,6 +26,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,9 +58,10 @@
 #define ENTRY_HDR 24
 #define ENTRY_PAYLOAD_MAX (CTLS_FRAME_MAX - 4096)
 #define SNAP_HDR 8
-/* Submission lanes: one (origin, seq) sequence each, one entry in flight
- * per lane. One lane for now; more lanes run submissions in parallel. */
-#define LANES 1
+/* Submission lanes: one (origin, seq) sequence each (the state machine
+ * dedups per origin), one entry in flight per lane; submitters take a free
+ * lane, so up to LANES entries of this node are in flight at once. */
+#define LANES 8
 
 enum op_kind {
     OP_SUBMIT,
@@ -153,6 +155,7 @@ struct cluster {
     bool down;           /* raft and the transport are closed */
     bool handles_closed; /* the loop's own handles */
     struct lane lanes[LANES];
+    atomic_uint lane_next;
 
     pthread_mutex_t mu; /* what follows up to "loop only" */
     pthread_cond_t cv;
@@ -369,7 +372,17 @@ static void op_finish(struct cluster *cl, struct op *op, int rc, uint8_t *res,
     active_remove(cl, op);
     rreqs_forget(cl, op);
     if (op->reply_to != NULL || op->kind == OP_FORWARD) {
-        if (op->reply_to != NULL)
+        bool drop = false;
+        if (op->kind == OP_FORWARD && rc == 0) {
+            pthread_mutex_lock(&cl->mu);
+            drop = cl->test_drop_replies > 0;
+            if (drop)
+                cl->test_drop_replies--;
+            pthread_mutex_unlock(&cl->mu);
+        }
+        if (drop && op->reply_to != NULL)
+            ctls_chan_close(op->reply_to->ch); /* test: the answer lost */
+        else if (op->reply_to != NULL)
             send_reply(cl, op->reply_to, op->reply_id, rc, index, res, reslen);
         free(res);
         op_free(op);
@@ -521,16 +534,6 @@ static void send_reply(struct cluster *cl, struct link *l, uint64_t id, int rc,
             r.leader_id = lid;
             r.leader_address = (char *)laddr;
         }
-    }
-    pthread_mutex_lock(&cl->mu);
-    bool drop = cl->test_drop_replies > 0 && rc == 0 && index != 0;
-    if (drop)
-        cl->test_drop_replies--;
-    pthread_mutex_unlock(&cl->mu);
-    if (drop) {
-        /* test hook: the answer is lost with its link */
-        ctls_chan_close(l->ch);
-        return;
     }
     (void)link_send(l, &r.base);
 }
@@ -1750,6 +1753,17 @@ static void op_release(struct cluster *cl, struct op *op)
     pthread_mutex_unlock(&cl->mu);
 }
 
+/* A free lane, else the next one in turn (waiting for it). */
+static struct lane *lane_take(struct cluster *cl)
+{
+    for (size_t i = 0; i < LANES; i++)
+        if (pthread_mutex_trylock(&cl->lanes[i].mu) == 0)
+            return &cl->lanes[i];
+    struct lane *ln = &cl->lanes[atomic_fetch_add(&cl->lane_next, 1) % LANES];
+    pthread_mutex_lock(&ln->mu);
+    return ln;
+}
+
 int cluster_submit(cluster_t *cl, const uint8_t *payload, size_t len,
                    unsigned timeout_ms, uint8_t **res, size_t *reslen)
 {
@@ -1762,8 +1776,7 @@ int cluster_submit(cluster_t *cl, const uint8_t *payload, size_t len,
     int rc = enter(cl);
     if (rc != 0)
         return rc;
-    struct lane *ln = &cl->lanes[0];
-    pthread_mutex_lock(&ln->mu);
+    struct lane *ln = lane_take(cl);
     struct op *op = op_new(OP_SUBMIT, timeout_ms);
     if (op == NULL) {
         pthread_mutex_unlock(&ln->mu);

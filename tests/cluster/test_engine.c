@@ -30,6 +30,7 @@
 
 #include "cluster/cluster.h"
 #include "cluster/cluster_test.h"
+#include "common/log.h"
 
 #define CLUSTER_ID "t1"
 #define N 3
@@ -521,6 +522,8 @@ int main(int argc, char **argv)
     }
     snprintf(pki, sizeof pki, "%s", argv[1]);
     signal(SIGPIPE, SIG_IGN); /* as nimbusd does (cluster.h) */
+    if (getenv("NIMBUS_TEST_LOG") != NULL) /* e.g. "debug" */
+        util_log_setup(util_log_level_parse(getenv("NIMBUS_TEST_LOG")), NULL);
     setvbuf(stdout, NULL, _IOLBF, 0);
     const char *t = getenv("TMPDIR");
     snprintf(tmpdir, sizeof tmpdir, "%s/nimbus-engine-XXXXXX", t ? t : "/tmp");
