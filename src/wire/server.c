@@ -2378,6 +2378,7 @@ static CK_RV do_cluster_change(struct call *c,
     const struct wire_cluster_ops *ops = atomic_load(&c->ch->srv->cluster);
     char addr[CLUSTER_ADDRESS_MAX + 1];
     const char *a = NULL;
+    hsm_uid_t uid = 0;
     CK_RV rv;
     int err;
 
@@ -2418,9 +2419,11 @@ static CK_RV do_cluster_change(struct call *c,
         err = ops->transfer(ops->ctx, r->id);
     }
     rv = cluster_rv(err);
-    log_info("wire: %s: cluster: %s node %" PRIu64 "%s%s: 0x%lx",
-             c->ch->peer.addr, what[r->kind], r->id, a != NULL ? " at " : "",
-             a != NULL ? a : "", (unsigned long)rv);
+    /* who changed the membership: the peer the transport proved, the CO */
+    (void)hsm_conn_user_type(c->wc->conn, &uid);
+    log_info("wire: %s, user %u: cluster: %s node %" PRIu64 "%s%s: 0x%lx",
+             c->wc->peer, (unsigned)uid, what[r->kind], r->id,
+             a != NULL ? " at " : "", a != NULL ? a : "", (unsigned long)rv);
     return rv;
 }
 

@@ -96,8 +96,8 @@ has "addNode success on server 0($S)"
 has "This node 1: leader, term 3, commit index 41, applied index 41"
 has "$(row ' ' 4 127.0.0.1:21004 follower voter - - 0)"
 has "digest on server 0($S): $(digest_hex 41) applied 41"
-grep -qF "cluster: add node 4 at 127.0.0.1:21004: 0x0" "$T/nimbusd.log" ||
-    fail "nimbusd did not log the change"
+grep -qE "wire: uid=$(id -u) gid=$(id -g) pid=[0-9]+, user 1: cluster: add node 4 at 127.0.0.1:21004: 0x0\$" \
+    "$T/nimbusd.log" || fail "nimbusd did not log the change and who made it"
 ok "addNode: the node is listed, the digest and index moved, the change logged"
 
 # the cluster's refusals, worded for the operator
