@@ -1,8 +1,9 @@
 #!/bin/bash
 # nimbus-mgmt in remote mode: a line per server named by its endpoint,
 # "info server" listing the connected clients (peer, sessions, channels,
-# logged-in user) to a CO only, two servers answered one by one, and a
-# server that cannot be reached named.
+# logged-in user) to a CO only, the cluster commands of a nimbusd outside
+# a cluster, two servers answered one by one, and a server that cannot be
+# reached named.
 . "$(dirname "$0")/common.sh"
 
 [ -x "$RCLIENT" ] || { echo "SKIP: $RCLIENT not built"; exit 77; }
@@ -53,6 +54,17 @@ out=$("$MGMT" -c "loginHSM CO admin sopin123; info server 0")
 grep -E "^  $me pid=${RC_PID[a]} +1 +1 +- " <<<"$out" >/dev/null ||
     fail "logged-out application: $out"
 ok "info server: a logged-out application has no user"
+
+# A nimbusd outside a cluster: the cluster commands say so (a CO), and
+# ask for a login first (nobody logged in).
+out=$("$MGMT" -c "loginHSM CO admin sopin123; listNodes; getClusterDigest; addNode 2 127.0.0.1:21002")
+[ $? = 1 ] || fail "cluster commands on a lone nimbusd succeeded: $out"
+for c in listNodes getClusterDigest addNode; do
+    has "$c failed: HSM Error: not in a cluster (CKR_FUNCTION_NOT_SUPPORTED) on server 0($S)"
+done
+out=$("$MGMT" -c "listNodes")
+has "listNodes failed: HSM Error: not logged in as a user who may do this (CKR_USER_NOT_LOGGED_IN) on server 0($S)"
+ok "cluster commands: not in a cluster (CO), a login first (nobody)"
 
 # --- two servers: each answers for itself
 S2=$T/run2/nimbusd.sock
