@@ -43,6 +43,11 @@ CK_RV backend_open(const struct config *cfg, backend_t **out)
     }
     return_val_if_fail(backend_ops_complete(&backend_remote_ops),
                        CKR_GENERAL_ERROR);
+    if (cfg->nservers > 1) {
+        return_val_if_fail(backend_ops_complete(&backend_failover_ops),
+                           CKR_GENERAL_ERROR);
+        return backend_failover_open(cfg, out);
+    }
     return backend_remote_open(cfg, out);
 }
 

@@ -27,4 +27,9 @@ CK_RV backend_embedded_open(const struct config *cfg, backend_t **out);
 extern const struct backend_ops backend_remote_ops;
 CK_RV backend_remote_open(const struct config *cfg, backend_t **out);
 
+/* Several servers, one cluster: a remote backend per server, sessions
+ * spread over them and moved when one dies (failover.c). */
+extern const struct backend_ops backend_failover_ops;
+CK_RV backend_failover_open(const struct config *cfg, backend_t **out);
+
 #endif

@@ -453,8 +453,9 @@ static CK_RV conn_new(struct remote *r, const char *name,
     rc->r = r;
     rc->cap = REMOTE_MAX_CHANNELS;
     atomic_init(&rc->dead, false);
-    /* Several servers are one cluster (ARCHITECTURE section 11): the
-     * first that answers serves this connection, all its channels. */
+    /* The first server of the list that answers serves this connection,
+     * all its channels (a client of several servers opens one remote
+     * backend per server: failover.c). */
     for (size_t ep = 0; ep < r->cfg.nservers; ep++) {
         rv = chan_open(r, ep, name, NULL, rc->token, &ch);
         if (rv == CKR_OK) {

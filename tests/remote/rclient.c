@@ -40,10 +40,24 @@
  *                        and waits (stdin and stdout /dev/null) for
  *                        SIGUSR1; then it checks as fork does and writes
  *                        its status to FILE. Prints "forkidle CKR_OK PID"
+ *   opens N              N more sessions (the "set"), beside cur
+ *   signall LABEL        sign (as sign) on each session of the set:
+ *                        "signall RV n ok=K [CKR_x=M ...]", RV the first
+ *                        failure (CKR_OK when none)
+ *   updall LABEL         C_SignInit(CKM_ECDSA_SHA256) and one
+ *                        C_SignUpdate on each session of the set (a
+ *                        multi-part operation left open); answers as
+ *                        signall
+ *   updall2              one more C_SignUpdate and C_SignFinal on each
+ *                        session of the set; answers as signall
+ *   stateall             C_GetSessionInfo on each session of the set:
+ *                        "stateall CKR_OK n st=K ..." per state
+ *   setpin OLD NEW       C_SetPIN on cur
  *   quit
  */
 #include <dlfcn.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,6 +74,9 @@
 
 static CK_FUNCTION_LIST_3_0_PTR fl;
 static CK_SESSION_HANDLE cur, saved;
+#define SET_MAX 64
+static CK_SESSION_HANDLE sset[SET_MAX];
+static size_t nset;
 
 #define RV(x)                                                                  \
     {                                                                          \
@@ -80,6 +97,7 @@ static const struct {
     RV(CKR_MECHANISM_INVALID),
     RV(CKR_OBJECT_HANDLE_INVALID),
     RV(CKR_OPERATION_ACTIVE),
+    RV(CKR_OPERATION_NOT_INITIALIZED),
     RV(CKR_PIN_INCORRECT),
     RV(CKR_SESSION_CLOSED),
     RV(CKR_SESSION_HANDLE_INVALID),
@@ -514,6 +532,119 @@ static CK_RV do_initpin(const char *so, const char *pin)
     return rv;
 }
 
+/* The tally of one result per session of the set, printed as
+ * "CMD FIRST n ok=K CKR_x=M ...". */
+struct tally {
+    CK_RV rv[SET_MAX];
+};
+
+static void tally_print(const char *cmd, const struct tally *t)
+{
+    CK_RV first = CKR_OK;
+    unsigned long ok = 0;
+
+    for (size_t i = 0; i < nset; i++) {
+        if (t->rv[i] == CKR_OK)
+            ok++;
+        else if (first == CKR_OK)
+            first = t->rv[i];
+    }
+    printf("%s %s %zu ok=%lu", cmd, rvn(first), nset, ok);
+    for (size_t i = 0; i < nset; i++) {
+        bool seen = false;
+        unsigned long k = 0;
+
+        if (t->rv[i] == CKR_OK)
+            continue;
+        for (size_t j = 0; j < i; j++)
+            seen = seen || t->rv[j] == t->rv[i];
+        if (seen)
+            continue;
+        for (size_t j = i; j < nset; j++)
+            k += t->rv[j] == t->rv[i];
+        printf(" %s=%lu", rvn(t->rv[i]), k);
+    }
+    printf("\n");
+}
+
+static CK_RV do_opens(unsigned long n)
+{
+    CK_RV rv = CKR_OK;
+
+    for (unsigned long i = 0; i < n && rv == CKR_OK; i++) {
+        if (nset == SET_MAX)
+            return CKR_ARGUMENTS_BAD;
+        rv = fl->C_OpenSession(SLOT, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL,
+                               NULL, &sset[nset]);
+        if (rv == CKR_OK)
+            nset++;
+    }
+    return rv;
+}
+
+static void do_signall(const char *label)
+{
+    struct tally t;
+
+    for (size_t i = 0; i < nset; i++)
+        t.rv[i] = do_sign(sset[i], label);
+    tally_print("signall", &t);
+}
+
+static void do_updall(const char *label)
+{
+    CK_MECHANISM m = {CKM_ECDSA_SHA256, NULL, 0};
+    CK_OBJECT_HANDLE priv;
+    struct tally t;
+
+    for (size_t i = 0; i < nset; i++) {
+        t.rv[i] = find_one(sset[i], CKO_PRIVATE_KEY, label, &priv);
+        if (t.rv[i] == CKR_OK)
+            t.rv[i] = fl->C_SignInit(sset[i], &m, priv);
+        if (t.rv[i] == CKR_OK)
+            t.rv[i] = fl->C_SignUpdate(sset[i], (CK_BYTE_PTR) "part one", 8);
+    }
+    tally_print("updall", &t);
+}
+
+static void do_updall2(void)
+{
+    CK_BYTE sig[128];
+    CK_ULONG siglen;
+    struct tally t;
+
+    for (size_t i = 0; i < nset; i++) {
+        siglen = sizeof(sig);
+        t.rv[i] = fl->C_SignUpdate(sset[i], (CK_BYTE_PTR) "part two", 8);
+        if (t.rv[i] == CKR_OK)
+            t.rv[i] = fl->C_SignFinal(sset[i], sig, &siglen);
+    }
+    tally_print("updall2", &t);
+}
+
+static void do_stateall(void)
+{
+    unsigned long count[8] = {0};
+    CK_SESSION_INFO si;
+    CK_RV rv = CKR_OK;
+
+    for (size_t i = 0; i < nset; i++) {
+        CK_RV r = fl->C_GetSessionInfo(sset[i], &si);
+
+        if (r != CKR_OK) {
+            rv = r;
+            continue;
+        }
+        if (si.state < 8)
+            count[si.state]++;
+    }
+    printf("stateall %s %zu", rvn(rv), nset);
+    for (int s = 0; s < 8; s++)
+        if (count[s] > 0)
+            printf(" st%d=%lu", s, count[s]);
+    printf("\n");
+}
+
 static CK_RV do_state(CK_STATE *state)
 {
     CK_SESSION_INFO si;
@@ -606,6 +737,23 @@ int main(void)
         } else if (IS("signfor", 2)) {
             do_signfor((unsigned)strtoul(argv[1], NULL, 10), argv[2]);
             continue;
+        } else if (IS("opens", 1)) {
+            rv = do_opens(strtoul(argv[1], NULL, 10));
+        } else if (IS("signall", 1)) {
+            do_signall(argv[1]);
+            continue;
+        } else if (IS("updall", 1)) {
+            do_updall(argv[1]);
+            continue;
+        } else if (IS("updall2", 0)) {
+            do_updall2();
+            continue;
+        } else if (IS("stateall", 0)) {
+            do_stateall();
+            continue;
+        } else if (IS("setpin", 2)) {
+            rv = fl->C_SetPIN(cur, (CK_UTF8CHAR_PTR)argv[1], strlen(argv[1]),
+                              (CK_UTF8CHAR_PTR)argv[2], strlen(argv[2]));
         } else if (IS("forkidle", 3)) {
             do_forkidle(argv[1], argv[2], argv[3]);
             continue;
