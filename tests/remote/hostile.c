@@ -22,8 +22,10 @@
  * core, and bob cannot delete admin's token. The 2FA calls (protocol
  * 1.2): kinds and names out of range, 64 KiB signatures and keys, a CU
  * and nobody creating a 2FA officer or re-keying admin are refused, and no
- * refused create leaves a user. After every attack the victim's
- * connection still works and its objects are unchanged.
+ * refused create leaves a user. Login tickets (protocol 1.4): changed,
+ * cut, lengthened, huge, another uid's, a deleted, locked or reset user's
+ * and an expired one are refused with their codes. After every attack the
+ * victim's connection still works and its objects are unchanged.
  * The shell checks that the daemon is still the same process and stops
  * with exit 0.
  * Exit: 0 all checks passed, 1 a check failed, 2 setup error.
@@ -776,6 +778,172 @@ static void other_uid_attach(const uint8_t token[WIRE_TOKEN_LEN])
           "alice's attach token from another uid (nobody) is refused");
 }
 
+/* ------------------------------------------------------------ tickets */
+
+/* As root: a child that becomes nobody redeems alice's real ticket. */
+static void other_uid_redeem(const uint8_t t[HSM_TICKET_LEN])
+{
+    struct passwd *pw = getpwnam("nobody");
+    struct group *gr = getgrnam("nogroup");
+    int status = 0;
+    pid_t pid;
+
+    if (geteuid() != 0 || pw == NULL || gr == NULL) {
+        printf("note: not root (or no nobody/nogroup): the other-uid ticket "
+               "is not tried\n");
+        return;
+    }
+    fflush(NULL);
+    pid = fork();
+    if (pid == 0) {
+        struct chan c;
+        CK_RV rv = CKR_OK;
+
+        if (setgroups(0, NULL) != 0 || setgid(gr->gr_gid) != 0 ||
+            setuid(pw->pw_uid) != 0)
+            _exit(2);
+        if (!chan_open(&c, NULL, NULL, &rv) || rv != CKR_OK)
+            _exit(3);
+        rv = wire_cl_login_redeem(c.cl, t, HSM_TICKET_LEN);
+        chan_close(&c);
+        _exit(rv == CKR_PIN_INCORRECT ? 0 : 1);
+    }
+    check(pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
+              WEXITSTATUS(status) == 0,
+          "alice's login ticket from another uid (nobody): CKR_PIN_INCORRECT");
+}
+
+/* A fresh connection of this uid logs in with ticket t (len bytes);
+ * returns the answer and whether anybody is logged in after. */
+static CK_RV redeem_fresh(const uint8_t *t, size_t len, bool *in)
+{
+    hsm_user_type_t type = HSM_USER_NONE;
+    hsm_uid_t uid = 0;
+    struct chan c;
+    CK_RV rv = CKR_OK;
+
+    *in = false;
+    if (!chan_open(&c, NULL, NULL, &rv) || rv != CKR_OK)
+        return CKR_DEVICE_REMOVED;
+    rv = wire_cl_login_redeem(c.cl, t, len);
+    if (wire_cl_conn_user_type(c.cl, &type, &uid) == CKR_OK)
+        *in = type != HSM_USER_NONE;
+    chan_close(&c);
+    return rv;
+}
+
+/* A user made by the CO, logged in once for a ticket, and logged out. */
+static bool user_ticket(struct chan *co, const char *name,
+                        uint8_t t[HSM_TICKET_LEN])
+{
+    static const uint8_t pw[] = "tktpass1";
+    hsm_uid_t uid = 0;
+    struct chan c;
+    CK_RV rv = CKR_OK;
+    bool ok;
+
+    if (wire_cl_user_create(co->cl, HSM_USER_CU, name, pw, sizeof(pw) - 1,
+                            &uid) != CKR_OK)
+        return false;
+    if (!chan_open(&c, NULL, NULL, &rv) || rv != CKR_OK)
+        return false;
+    ok = wire_cl_login(c.cl, HSM_LOGIN_USER, name, pw, sizeof(pw) - 1) ==
+             CKR_OK &&
+         wire_cl_login_ticket(c.cl, t) == CKR_OK &&
+         wire_cl_logout(c.cl) == CKR_OK;
+    chan_close(&c);
+    return ok;
+}
+
+/*
+ * Login tickets (protocol 1.4): alice's real ticket (from her victim
+ * connection) changed in any byte, cut, lengthened, zeroed or huge;
+ * redeemed by another uid; a deleted user's; a locked user's; an expired
+ * one (the daemon's login_ticket_lifetime is 3 s). Each refused with the
+ * documented code and nobody logged in; alice's own uid then logs in
+ * with it (what the refusals are measured against).
+ */
+static void ticket_attacks(struct chan *alice, const char *co_pw)
+{
+    uint8_t t[HSM_TICKET_LEN], bad[HSM_TICKET_LEN + 1], *huge;
+    struct chan co;
+    bool in = false, all = true;
+    CK_RV rv = CKR_OK;
+
+    check_rv(wire_cl_login_ticket(alice->cl, t), CKR_OK,
+             "alice gets a login ticket");
+    for (size_t i = 0; i < HSM_TICKET_LEN; i++) {
+        memcpy(bad, t, HSM_TICKET_LEN);
+        bad[i] ^= (uint8_t)(1u << (i % 8));
+        rv = redeem_fresh(bad, HSM_TICKET_LEN, &in);
+        all = all && rv == CKR_PIN_INCORRECT && !in;
+    }
+    check(all, "every one-bit change of the ticket: CKR_PIN_INCORRECT, "
+               "nobody logged in");
+    memcpy(bad, t, HSM_TICKET_LEN);
+    bad[HSM_TICKET_LEN] = 0;
+    check_rv(redeem_fresh(bad, HSM_TICKET_LEN + 1, &in), CKR_PIN_INCORRECT,
+             "a ticket one byte longer");
+    check_rv(redeem_fresh(t, HSM_TICKET_LEN - 1, &in), CKR_PIN_INCORRECT,
+             "a ticket cut by one byte");
+    check_rv(redeem_fresh(t, 0, &in), CKR_PIN_INCORRECT, "an empty ticket");
+    memset(bad, 0, sizeof(bad));
+    check_rv(redeem_fresh(bad, HSM_TICKET_LEN, &in), CKR_PIN_INCORRECT,
+             "a ticket of zeros");
+    huge = calloc(1, 1u << 20);
+    if (huge != NULL) {
+        rv = redeem_fresh(huge, 1u << 20, &in);
+        check(rv != CKR_OK && !in, "a 1 MiB ticket is refused");
+        free(huge);
+    }
+    other_uid_redeem(t);
+    check_rv(redeem_fresh(t, HSM_TICKET_LEN, &in), CKR_OK,
+             "alice's own uid logs in with the real ticket");
+    check(in, "and is logged in");
+
+    if (co_pw == NULL)
+        return;
+    if (!chan_open(&co, NULL, NULL, &rv) || rv != CKR_OK ||
+        wire_cl_login(co.cl, HSM_LOGIN_SO, "admin", (const uint8_t *)co_pw,
+                      strlen(co_pw)) != CKR_OK) {
+        check(false, "the CO logs in for the ticket checks");
+        return;
+    }
+    /* deleted */
+    check(user_ticket(&co, "tktgone", t), "tktgone gets a ticket");
+    check_rv(wire_cl_user_delete(co.cl, "tktgone"), CKR_OK,
+             "the CO deletes tktgone");
+    check_rv(redeem_fresh(t, HSM_TICKET_LEN, &in), CKR_PIN_INCORRECT,
+             "a deleted user's ticket");
+    check(!in, "nobody logged in");
+    /* locked out */
+    check(user_ticket(&co, "tktlock", t), "tktlock gets a ticket");
+    for (int i = 0; i < 5; i++) {
+        struct chan c;
+
+        if (chan_open(&c, NULL, NULL, &rv) && rv == CKR_OK) {
+            (void)wire_cl_login(c.cl, HSM_LOGIN_USER, "tktlock",
+                                (const uint8_t *)"wrongpw1", 8);
+            chan_close(&c);
+        }
+    }
+    check_rv(redeem_fresh(t, HSM_TICKET_LEN, &in), CKR_PIN_LOCKED,
+             "a locked-out user's ticket");
+    /* its password reset by the CO: unlocked, but the ticket stays dead */
+    check_rv(wire_cl_user_set_password(co.cl, "tktlock",
+                                       (const uint8_t *)"tktpass2", 8),
+             CKR_OK, "the CO resets tktlock's password");
+    check_rv(redeem_fresh(t, HSM_TICKET_LEN, &in), CKR_PIN_INCORRECT,
+             "the ticket after the password reset");
+    /* expired */
+    check(user_ticket(&co, "tktold", t), "tktold gets a ticket");
+    sleep(4);
+    check_rv(redeem_fresh(t, HSM_TICKET_LEN, &in), CKR_PIN_EXPIRED,
+             "an expired ticket (lifetime 3 s, 4 s later)");
+    check(!in, "nobody logged in");
+    chan_close(&co);
+}
+
 /* ------------------------------------------------------------ main */
 
 int main(int argc, char **argv)
@@ -844,6 +1012,7 @@ int main(int argc, char **argv)
         check(rv != CKR_OK, "a forged attach token is refused");
     }
     other_uid_attach(token);
+    ticket_attacks(&a, argc == 5 ? argv[4] : NULL);
 
     /* Bad frames and payloads, huge lengths and counts. */
     raw_attacks();

@@ -9,7 +9,8 @@
 . "$(dirname "$0")/proc.sh"
 
 setup_store
-start_daemon
+# tickets expire quickly: hostile.c waits one out
+start_daemon "login_ticket_lifetime = 3"
 pid=$NIMBUSD_PID
 out=$(timeout 300 "$top/tests/remote/hostile" "$NIMBUSD_EP" "$ALICE_PW" \
     "$BOB_PW" "$CO_PW" 2>&1)
