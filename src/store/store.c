@@ -14,6 +14,7 @@
 #endif
 
 #include "store/store.h"
+#include "store/store_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -30,13 +31,6 @@
 #include "common/util.h"
 
 #define STORE_BUSY_TIMEOUT_MS 10000
-#define STORE_NAME_MAX 31             /* user names, UTIL_USER_NAME_MAX */
-#define STORE_LABEL_MAX (64u * 1024u) /* CKA_LABEL */
-#define STORE_CKID_MAX (64u * 1024u)  /* CKA_ID */
-#define STORE_ATTRS_MAX (16u * 1024u * 1024u) /* serialized attributes */
-#define STORE_VERIFIER_MAX 4096u              /* a password verifier */
-#define STORE_META_KEY_MAX 64u
-#define STORE_META_VALUE_MAX (1024u * 1024u)
 #define STORE_PATH_MAX 4096u
 
 /* --------------------------------------------------------- statements */
@@ -63,6 +57,8 @@ enum stmt_id {
     STMT_USER_VERSION,
     STMT_USER_BUMP_ALL,
     STMT_OBJ_INSERT,
+    STMT_OBJ_INSERT_ID,
+    STMT_OBJ_VERSION,
     STMT_OBJ_UPDATE,
     STMT_OBJ_GET,
     STMT_OBJ_DELETE,
@@ -82,6 +78,7 @@ enum stmt_id {
     STMT_QM_GET,
     STMT_QM_SET,
     STMT_QT_INSERT,
+    STMT_QT_INSERT_ID,
     STMT_QT_GET,
     STMT_QT_BY_DIGEST,
     STMT_QT_LIST,
@@ -133,7 +130,12 @@ static const char *const stmt_sql[STMT_COUNT] = {
         "attrs) VALUES(?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     [STMT_OBJ_UPDATE] =
         "UPDATE objects SET owner = ?2, class = ?3, key_type = ?4, "
-        "private = ?5, label = ?6, ckid = ?7, attrs = ?8 WHERE id = ?1",
+        "private = ?5, label = ?6, ckid = ?7, attrs = ?8, "
+        "version = version + 1 WHERE id = ?1",
+    [STMT_OBJ_INSERT_ID] =
+        "INSERT INTO objects(id, owner, class, key_type, private, label, "
+        "ckid, attrs) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [STMT_OBJ_VERSION] = "SELECT version FROM objects WHERE id = ?1",
     [STMT_OBJ_GET] = "SELECT " OBJ_COLS " FROM objects WHERE id = ?1",
     [STMT_OBJ_DELETE] = "DELETE FROM objects WHERE id = ?1",
     [STMT_OBJ_DELETE_ALL] = "DELETE FROM objects",
@@ -163,11 +165,16 @@ static const char *const stmt_sql[STMT_COUNT] = {
     [STMT_USER_COUNT_MOFN] = "SELECT count(*) FROM users WHERE type = ?1 "
                              "AND mofn_pubkey IS NOT NULL",
     [STMT_QM_GET] = "SELECT m FROM quorum_m WHERE service = ?1",
-    [STMT_QM_SET] = "INSERT OR REPLACE INTO quorum_m(service, m) VALUES(?1, ?2)",
+    [STMT_QM_SET] =
+        "INSERT OR REPLACE INTO quorum_m(service, m) VALUES(?1, ?2)",
     [STMT_QT_INSERT] =
         "INSERT INTO quorum_tokens(service, requester, requester_version, "
         "login_id, issued, expires, needed, digest) "
         "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [STMT_QT_INSERT_ID] =
+        "INSERT INTO quorum_tokens(service, requester, requester_version, "
+        "login_id, issued, expires, needed, digest, id) "
+        "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     [STMT_QT_GET] = "SELECT " QT_COLS " FROM quorum_tokens WHERE id = ?1",
     [STMT_QT_BY_DIGEST] =
         "SELECT " QT_COLS " FROM quorum_tokens WHERE digest = ?1",
@@ -182,14 +189,8 @@ static const char *const stmt_sql[STMT_COUNT] = {
                      "WHERE token_id = ?1 ORDER BY approver",
 };
 
-struct store {
-    sqlite3 *db;
-    bool in_tx; /* store_begin() done, store_commit/rollback not yet */
-    sqlite3_stmt *stmt[STMT_COUNT];
-    /* store_object_find's statements, one per set of indexed terms
-     * (label, ckid, class, key_type, private: 2^5), prepared once. */
-    sqlite3_stmt *find_stmt[32];
-};
+_Static_assert(STMT_COUNT <= STORE_STMT_MAX,
+               "struct store holds the statements");
 
 /* ------------------------------------------------------------- schema */
 
@@ -330,6 +331,40 @@ static CK_RV migrate_4_to_5(store_t *st)
 }
 
 /*
+ * Version 6: cluster mode (store.h, "cluster"). Each object has a version,
+ * 1 at insert and bumped by every update (a masked object binds it). The
+ * applied index of the log, the last (seq, result) of each origin, and the
+ * next free global id of each kind (users, objects, quorum tokens) are
+ * replicated state: they travel in snapshots. The counters start above
+ * every id this file ever gave (sqlite_sequence), and users above the
+ * core's fixed ids 1 (PRECO) and 2 (AU).
+ */
+static CK_RV migrate_5_to_6(store_t *st)
+{
+    return exec_sql(
+        st,
+        "ALTER TABLE objects ADD COLUMN version INTEGER NOT NULL DEFAULT 1;"
+        "CREATE TABLE cluster_applied ("
+        " one INTEGER PRIMARY KEY CHECK (one = 1),"
+        " idx INTEGER NOT NULL);"
+        "INSERT INTO cluster_applied(one, idx) VALUES(1, 0);"
+        "CREATE TABLE cluster_origins ("
+        " origin INTEGER PRIMARY KEY,"
+        " seq INTEGER NOT NULL,"
+        " result BLOB NOT NULL);"
+        "CREATE TABLE cluster_ids ("
+        " kind INTEGER PRIMARY KEY,"
+        " next INTEGER NOT NULL CHECK (next >= 1));"
+        "INSERT INTO cluster_ids(kind, next) SELECT 1, max(3, 1 + coalesce("
+        " (SELECT seq FROM sqlite_sequence WHERE name = 'users'), 0));"
+        "INSERT INTO cluster_ids(kind, next) SELECT 2, 1 + coalesce("
+        " (SELECT seq FROM sqlite_sequence WHERE name = 'objects'), 0);"
+        "INSERT INTO cluster_ids(kind, next) SELECT 3, 1 + coalesce("
+        " (SELECT seq FROM sqlite_sequence WHERE name = 'quorum_tokens'), 0);",
+        "migrate 5 -> 6");
+}
+
+/*
  * Migrations: the entry with from == v turns a version v schema into
  * version v + 1, inside the open transaction. A new file gets schema_v1
  * and then every migration, so that both paths end in the same schema.
@@ -340,11 +375,8 @@ struct migration {
 };
 
 static const struct migration migrations[] = {
-    {1, migrate_1_to_2},
-    {2, migrate_2_to_3},
-    {3, migrate_3_to_4},
-    {4, migrate_4_to_5},
-    {0, NULL}, /* end */
+    {1, migrate_1_to_2}, {2, migrate_2_to_3}, {3, migrate_3_to_4},
+    {4, migrate_4_to_5}, {5, migrate_5_to_6}, {0, NULL}, /* end */
 };
 
 /* ------------------------------------------------------------ helpers */
@@ -372,6 +404,16 @@ static CK_RV sql_rv(store_t *st, int rc, const char *what)
         log_error("store: %s: %s: %s (%d)", what, sqlite3_errstr(rc), msg, rc);
         return CKR_DEVICE_ERROR;
     }
+}
+
+CK_RV store_int_rv(store_t *st, int rc, const char *what)
+{
+    return sql_rv(st, rc, what);
+}
+
+CK_RV store_int_exec(store_t *st, const char *sql, const char *what)
+{
+    return exec_sql(st, sql, what);
 }
 
 static int64_t ulong_to_i64(CK_ULONG v)
@@ -960,6 +1002,7 @@ void store_close(store_t *st)
     if (st->in_tx) {
         store_rollback(st);
     }
+    store_jr_reset(st);
     for (i = 0; i < STMT_COUNT; i++) {
         sqlite3_finalize(st->stmt[i]);
         st->stmt[i] = NULL;
@@ -979,17 +1022,46 @@ void store_close(store_t *st)
 
 /* ------------------------------------------------------- transactions */
 
+/* Opens a transaction of kind tx (the journal's reserve, if any, is
+ * already done: it must not run under our own write lock). */
+static CK_RV begin_tx(store_t *st, enum store_tx tx)
+{
+    CK_RV rv;
+
+    rv =
+        exec_sql(st, tx == STORE_TX_READ ? "BEGIN DEFERRED" : "BEGIN IMMEDIATE",
+                 "begin");
+    if (rv == CKR_OK) {
+        st->in_tx = true;
+        st->tx = tx;
+    }
+    return rv;
+}
+
 CK_RV store_begin(store_t *st, bool write)
 {
     CK_RV rv;
 
     return_val_if_fail(st != NULL, CKR_GENERAL_ERROR);
     return_val_if_fail(!st->in_tx, CKR_GENERAL_ERROR);
-    rv = exec_sql(st, write ? "BEGIN IMMEDIATE" : "BEGIN DEFERRED", "begin");
-    if (rv == CKR_OK) {
-        st->in_tx = true;
+    if (!write) {
+        return begin_tx(st, STORE_TX_READ);
     }
-    return rv;
+    if (st->j == NULL) {
+        return begin_tx(st, STORE_TX_WRITE);
+    }
+    /* Ids for the inserts to come, through the log, before the lock. */
+    if ((rv = store_jr_reserve(st)) != CKR_OK) {
+        return rv;
+    }
+    return begin_tx(st, STORE_TX_JOURNAL);
+}
+
+CK_RV store_begin_local(store_t *st)
+{
+    return_val_if_fail(st != NULL, CKR_GENERAL_ERROR);
+    return_val_if_fail(!st->in_tx, CKR_GENERAL_ERROR);
+    return begin_tx(st, STORE_TX_LOCAL);
 }
 
 CK_RV store_commit(store_t *st)
@@ -998,10 +1070,19 @@ CK_RV store_commit(store_t *st)
 
     return_val_if_fail(st != NULL, CKR_GENERAL_ERROR);
     return_val_if_fail(st->in_tx, CKR_GENERAL_ERROR);
+    if (st->tx == STORE_TX_JOURNAL && (st->jn > 0 || st->jfail != CKR_OK)) {
+        /* The writes were a rehearsal: the log's apply makes them (on
+         * this handle too, maybe: it is out of its transaction first). */
+        st->in_tx = false;
+        st->tx = STORE_TX_NONE;
+        return store_jr_commit(st);
+    }
+    store_jr_reset(st);
     if (sqlite3_get_autocommit(st->db)) {
         /* SQLite rolled the transaction back itself after an error
          * (I/O, full disk, out of memory): nothing to commit. */
         st->in_tx = false;
+        st->tx = STORE_TX_NONE;
         log_error("store: commit: the transaction was already rolled back");
         return CKR_DEVICE_ERROR;
     }
@@ -1010,6 +1091,7 @@ CK_RV store_commit(store_t *st)
         sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
     }
     st->in_tx = false;
+    st->tx = STORE_TX_NONE;
     return rv;
 }
 
@@ -1026,6 +1108,8 @@ void store_rollback(store_t *st)
         return;
     }
     st->in_tx = false;
+    st->tx = STORE_TX_NONE;
+    store_jr_reset(st);
     if (sqlite3_get_autocommit(st->db)) {
         return; /* SQLite already rolled back */
     }
@@ -1081,6 +1165,7 @@ CK_RV store_meta_set(store_t *st, const char *key, const uint8_t *val,
                      size_t len)
 {
     sqlite3_stmt *s = NULL;
+    bool replicated;
     CK_RV rv;
     int rc;
 
@@ -1088,6 +1173,10 @@ CK_RV store_meta_set(store_t *st, const char *key, const uint8_t *val,
     return_val_if_fail(val != NULL || len == 0, CKR_GENERAL_ERROR);
     if (strlen(key) > STORE_META_KEY_MAX || len > STORE_META_VALUE_MAX) {
         return CKR_ARGUMENTS_BAD;
+    }
+    replicated = !store_jr_meta_local(key);
+    if (replicated && (rv = store_jr_check(st)) != CKR_OK) {
+        return rv;
     }
     rv = get_stmt(st, STMT_META_SET, &s);
     if (rv != CKR_OK) {
@@ -1100,6 +1189,9 @@ CK_RV store_meta_set(store_t *st, const char *key, const uint8_t *val,
     rv = rc == SQLITE_OK ? step_done(st, s, "meta set")
                          : sql_rv(st, rc, "meta set");
     put_stmt(s);
+    if (rv == CKR_OK && replicated && store_jr_recording(st)) {
+        store_jr_meta_set(st, key, val, len);
+    }
     return rv;
 }
 
@@ -1300,6 +1392,7 @@ CK_RV store_user_insert(store_t *st, uint32_t id, const char *name, int type,
 {
     sqlite3_stmt *s = NULL;
     sqlite3_int64 rowid;
+    uint64_t gid = 0;
     size_t len;
     CK_RV rv;
     int rc;
@@ -1313,6 +1406,16 @@ CK_RV store_user_insert(store_t *st, uint32_t id, const char *name, int type,
     len = strlen(name);
     if (len == 0 || len > STORE_NAME_MAX || verifier_len > STORE_VERIFIER_MAX) {
         return CKR_ARGUMENTS_BAD;
+    }
+    if ((rv = store_jr_check(st)) != CKR_OK) {
+        return rv;
+    }
+    if (id == 0 && store_jr_recording(st)) {
+        /* A global id, the same on every node. */
+        if ((rv = store_jr_take_id(st, STORE_KIND_USER, &gid)) != CKR_OK) {
+            return rv;
+        }
+        id = (uint32_t)gid;
     }
     rv = get_stmt(st, STMT_USER_INSERT, &s);
     if (rv != CKR_OK) {
@@ -1340,6 +1443,10 @@ CK_RV store_user_insert(store_t *st, uint32_t id, const char *name, int type,
     rowid = sqlite3_last_insert_rowid(st->db);
     if (out_id != NULL) {
         *out_id = (uint32_t)rowid; /* the CHECK keeps it in range */
+    }
+    if (store_jr_recording(st)) {
+        store_jr_user_insert(st, (uint32_t)rowid, name, type, verifier,
+                             verifier_len);
     }
 out:
     put_stmt(s);
@@ -1374,6 +1481,9 @@ CK_RV store_user_set_verifier(store_t *st, uint32_t id, const uint8_t *verifier,
     if (verifier_len > STORE_VERIFIER_MAX) {
         return CKR_ARGUMENTS_BAD;
     }
+    if ((rv = store_jr_check(st)) != CKR_OK) {
+        return rv;
+    }
     rv = get_stmt(st, STMT_USER_SET_VERIFIER, &s);
     if (rv != CKR_OK) {
         return rv;
@@ -1390,6 +1500,9 @@ CK_RV store_user_set_verifier(store_t *st, uint32_t id, const uint8_t *verifier,
     if (rv == CKR_OK && sqlite3_changes(st->db) == 0) {
         rv = CKR_FUNCTION_FAILED;
     }
+    if (rv == CKR_OK && store_jr_recording(st)) {
+        store_jr_user_verifier(st, id, verifier, verifier_len);
+    }
 out:
     put_stmt(s);
     return rv;
@@ -1397,8 +1510,17 @@ out:
 
 CK_RV store_user_set_type(store_t *st, uint32_t id, int type)
 {
+    CK_RV rv;
+
     return_val_if_fail(st != NULL, CKR_GENERAL_ERROR);
-    return user_update(st, STMT_USER_SET_TYPE, id, type, 2, "set type");
+    if ((rv = store_jr_check(st)) != CKR_OK) {
+        return rv;
+    }
+    rv = user_update(st, STMT_USER_SET_TYPE, id, type, 2, "set type");
+    if (rv == CKR_OK && store_jr_recording(st)) {
+        store_jr_user_type(st, id, type);
+    }
+    return rv;
 }
 
 /*
@@ -1423,6 +1545,13 @@ CK_RV store_user_charge_failure(store_t *st, uint32_t id, uint32_t limit,
     *failures = 0;
     if (charged != NULL) {
         *charged = false;
+    }
+    if (st->j != NULL && !st->in_tx) {
+        /* An entry of its own: the count is the cluster's. */
+        return store_jr_charge(st, id, limit, failures, charged);
+    }
+    if (st->in_tx && (rv = store_jr_check(st)) != CKR_OK) {
+        return rv;
     }
     if (!st->in_tx) {
         rv = exec_sql(st, "BEGIN IMMEDIATE", "charge failure");
@@ -1471,6 +1600,9 @@ CK_RV store_user_charge_failure(store_t *st, uint32_t id, uint32_t limit,
     if (charged != NULL) {
         *charged = changed > 0;
     }
+    if (store_jr_recording(st)) {
+        store_jr_user_charge(st, id, limit);
+    }
 out:
     put_stmt(s);
     if (own_tx && !sqlite3_get_autocommit(st->db)) {
@@ -1481,20 +1613,47 @@ out:
 
 CK_RV store_user_reset_failures(store_t *st, uint32_t id)
 {
+    CK_RV rv;
+
     return_val_if_fail(st != NULL, CKR_GENERAL_ERROR);
-    return user_update(st, STMT_USER_RESET, id, 0, 1, "reset failures");
+    if ((rv = store_jr_check(st)) != CKR_OK) {
+        return rv;
+    }
+    rv = user_update(st, STMT_USER_RESET, id, 0, 1, "reset failures");
+    if (rv == CKR_OK && store_jr_recording(st)) {
+        store_jr_user_reset(st, id);
+    }
+    return rv;
 }
 
 CK_RV store_user_delete(store_t *st, uint32_t id)
 {
+    CK_RV rv;
+
     return_val_if_fail(st != NULL, CKR_GENERAL_ERROR);
-    return exec_id(st, STMT_USER_DELETE, id, 0, 1, NULL, "user delete");
+    if ((rv = store_jr_check(st)) != CKR_OK) {
+        return rv;
+    }
+    rv = exec_id(st, STMT_USER_DELETE, id, 0, 1, NULL, "user delete");
+    if (rv == CKR_OK && store_jr_recording(st)) {
+        store_jr_user_delete(st, id);
+    }
+    return rv;
 }
 
 CK_RV store_user_delete_type(store_t *st, int type)
 {
+    CK_RV rv;
+
     return_val_if_fail(st != NULL, CKR_GENERAL_ERROR);
-    return exec_id(st, STMT_USER_DELETE_TYPE, type, 0, 1, NULL, "user delete");
+    if ((rv = store_jr_check(st)) != CKR_OK) {
+        return rv;
+    }
+    rv = exec_id(st, STMT_USER_DELETE_TYPE, type, 0, 1, NULL, "user delete");
+    if (rv == CKR_OK && store_jr_recording(st)) {
+        store_jr_user_delete_type(st, type);
+    }
+    return rv;
 }
 
 CK_RV store_user_count_type(store_t *st, int type, size_t *n)
@@ -1536,8 +1695,17 @@ out:
 
 CK_RV store_user_bump_versions(store_t *st)
 {
+    CK_RV rv;
+
     return_val_if_fail(st != NULL, CKR_GENERAL_ERROR);
-    return exec_id(st, STMT_USER_BUMP_ALL, 0, 0, 0, NULL, "bump versions");
+    if ((rv = store_jr_check(st)) != CKR_OK) {
+        return rv;
+    }
+    rv = exec_id(st, STMT_USER_BUMP_ALL, 0, 0, 0, NULL, "bump versions");
+    if (rv == CKR_OK && store_jr_recording(st)) {
+        store_jr_user_bump_versions(st);
+    }
+    return rv;
 }
 
 /* ------------------------------------------------------------ presence */
@@ -1679,11 +1847,43 @@ static int bind_object(sqlite3_stmt *s, const store_object_t *o)
     return rc;
 }
 
-CK_RV store_object_insert(store_t *st, const store_object_t *o, uint64_t *id)
+/* Inserts o with id (0: SQLite's next); *out the id it got. */
+static CK_RV object_insert(store_t *st, const store_object_t *o, uint64_t id,
+                           uint64_t *out)
 {
     sqlite3_stmt *s = NULL;
     CK_RV rv;
     int rc;
+
+    *out = 0;
+    if (id > INT64_MAX) {
+        return CKR_ARGUMENTS_BAD;
+    }
+    rv = get_stmt(st, id != 0 ? STMT_OBJ_INSERT_ID : STMT_OBJ_INSERT, &s);
+    if (rv != CKR_OK) {
+        return rv;
+    }
+    rc = bind_object(s, o);
+    if (rc == SQLITE_OK && id != 0) {
+        rc = sqlite3_bind_int64(s, 1, (int64_t)id);
+    }
+    if (rc != SQLITE_OK) {
+        rv = sql_rv(st, rc, "object insert");
+        goto out;
+    }
+    rv = step_done(st, s, "object insert");
+    if (rv == CKR_OK) {
+        *out = (uint64_t)sqlite3_last_insert_rowid(st->db);
+    }
+out:
+    put_stmt(s);
+    return rv;
+}
+
+CK_RV store_object_insert(store_t *st, const store_object_t *o, uint64_t *id)
+{
+    uint64_t gid = 0, got = 0;
+    CK_RV rv;
 
     return_val_if_fail(st != NULL && o != NULL, CKR_GENERAL_ERROR);
     if (id != NULL) {
@@ -1693,20 +1893,60 @@ CK_RV store_object_insert(store_t *st, const store_object_t *o, uint64_t *id)
     if (rv != CKR_OK) {
         return rv;
     }
-    rv = get_stmt(st, STMT_OBJ_INSERT, &s);
+    if ((rv = store_jr_check(st)) != CKR_OK) {
+        return rv;
+    }
+    if (store_jr_recording(st) &&
+        (rv = store_jr_take_id(st, STORE_KIND_OBJECT, &gid)) != CKR_OK) {
+        return rv;
+    }
+    rv = object_insert(st, o, gid, &got);
+    if (rv == CKR_OK && store_jr_recording(st)) {
+        store_jr_object(st, o, got, true);
+    }
+    if (rv == CKR_OK && id != NULL) {
+        *id = got;
+    }
+    return rv;
+}
+
+CK_RV store_int_object_insert_id(store_t *st, const store_object_t *o,
+                                 uint64_t id)
+{
+    uint64_t got = 0;
+    CK_RV rv = check_object(o);
+
     if (rv != CKR_OK) {
         return rv;
     }
-    rc = bind_object(s, o);
-    if (rc != SQLITE_OK) {
-        rv = sql_rv(st, rc, "object insert");
-        goto out;
+    if (id == 0) {
+        return CKR_ARGUMENTS_BAD;
     }
-    rv = step_done(st, s, "object insert");
-    if (rv == CKR_OK && id != NULL) {
-        *id = (uint64_t)sqlite3_last_insert_rowid(st->db);
+    return object_insert(st, o, id, &got);
+}
+
+CK_RV store_int_object_version(store_t *st, uint64_t id, uint64_t *version,
+                               bool *found)
+{
+    sqlite3_stmt *s = NULL;
+    CK_RV rv;
+    int rc;
+
+    *version = 0;
+    *found = false;
+    if (id == 0 || id > INT64_MAX) {
+        return CKR_OK;
     }
-out:
+    rv = get_stmt(st, STMT_OBJ_VERSION, &s);
+    if (rv != CKR_OK) {
+        return rv;
+    }
+    rc = sqlite3_bind_int64(s, 1, (int64_t)id);
+    rv = rc == SQLITE_OK ? step_row(st, s, found, "object version")
+                         : sql_rv(st, rc, "object version");
+    if (rv == CKR_OK && *found) {
+        *version = (uint64_t)sqlite3_column_int64(s, 0);
+    }
     put_stmt(s);
     return rv;
 }
@@ -1720,6 +1960,9 @@ CK_RV store_object_update(store_t *st, const store_object_t *o)
     return_val_if_fail(st != NULL && o != NULL, CKR_GENERAL_ERROR);
     rv = check_object(o);
     if (rv != CKR_OK) {
+        return rv;
+    }
+    if ((rv = store_jr_check(st)) != CKR_OK) {
         return rv;
     }
     if (o->id == 0 || o->id > INT64_MAX) {
@@ -1744,6 +1987,9 @@ CK_RV store_object_update(store_t *st, const store_object_t *o)
     }
 out:
     put_stmt(s);
+    if (rv == CKR_OK && store_jr_recording(st)) {
+        store_jr_object(st, o, o->id, false);
+    }
     return rv;
 }
 
@@ -1800,18 +2046,35 @@ out:
 
 CK_RV store_object_delete(store_t *st, uint64_t id)
 {
+    CK_RV rv;
+
     return_val_if_fail(st != NULL, CKR_GENERAL_ERROR);
+    if ((rv = store_jr_check(st)) != CKR_OK) {
+        return rv;
+    }
     if (id == 0 || id > INT64_MAX) {
         return CKR_OK;
     }
-    return exec_id(st, STMT_OBJ_DELETE, (int64_t)id, 0, 1, NULL,
-                   "object delete");
+    rv = exec_id(st, STMT_OBJ_DELETE, (int64_t)id, 0, 1, NULL, "object delete");
+    if (rv == CKR_OK && store_jr_recording(st)) {
+        store_jr_object_delete(st, id);
+    }
+    return rv;
 }
 
 CK_RV store_object_delete_all(store_t *st)
 {
+    CK_RV rv;
+
     return_val_if_fail(st != NULL, CKR_GENERAL_ERROR);
-    return exec_id(st, STMT_OBJ_DELETE_ALL, 0, 0, 0, NULL, "object delete all");
+    if ((rv = store_jr_check(st)) != CKR_OK) {
+        return rv;
+    }
+    rv = exec_id(st, STMT_OBJ_DELETE_ALL, 0, 0, 0, NULL, "object delete all");
+    if (rv == CKR_OK && store_jr_recording(st)) {
+        store_jr_object_delete_all(st);
+    }
+    return rv;
 }
 
 CK_RV store_object_count_owner(store_t *st, uint32_t owner, size_t *n)
@@ -1943,12 +2206,21 @@ out:
  * (CKR_FUNCTION_FAILED, a foreign key); sharing twice is fine. */
 CK_RV store_share_set(store_t *st, uint64_t oid, uint32_t uid, bool shared)
 {
+    CK_RV rv;
+
     return_val_if_fail(st != NULL, CKR_GENERAL_ERROR);
+    if ((rv = store_jr_check(st)) != CKR_OK) {
+        return rv;
+    }
     if (oid == 0 || oid > INT64_MAX) {
         return shared ? CKR_FUNCTION_FAILED : CKR_OK;
     }
-    return exec_id(st, shared ? STMT_SHARE_ADD : STMT_SHARE_DEL, (int64_t)oid,
-                   uid, 2, NULL, "share set");
+    rv = exec_id(st, shared ? STMT_SHARE_ADD : STMT_SHARE_DEL, (int64_t)oid,
+                 uid, 2, NULL, "share set");
+    if (rv == CKR_OK && store_jr_recording(st)) {
+        store_jr_share(st, oid, uid, shared);
+    }
+    return rv;
 }
 
 /* The ids of a one-parameter query, ascending: *out malloc'd, an array of
@@ -2088,12 +2360,25 @@ CK_RV store_audit_insert(store_t *st, const store_audit_t *rec)
     int rc;
 
     return_val_if_fail(st != NULL && rec != NULL, CKR_GENERAL_ERROR);
-    if (rec->seq == 0 || rec->seq > INT64_MAX || rec->time > INT64_MAX ||
+    /* Recorded, the seq may be 0: the applying node chains the record. */
+    if ((rec->seq == 0 && !store_jr_recording(st)) || rec->seq > INT64_MAX ||
+        rec->time > INT64_MAX ||
+        strnlen(rec->hsm_id, sizeof(rec->hsm_id)) > STORE_AUDIT_TEXT_MAX ||
+        strnlen(rec->op, sizeof(rec->op)) > STORE_AUDIT_TEXT_MAX ||
         !audit_text_ok(rec->hsm_id) || !audit_text_ok(rec->op) ||
         strnlen(rec->peer, sizeof(rec->peer)) > STORE_AUDIT_PEER_MAX ||
         (rec->fmt != 1 && rec->fmt != STORE_AUDIT_FMT_PEER) ||
         (rec->fmt == 1 && rec->peer[0] != '\0')) {
         return CKR_ARGUMENTS_BAD;
+    }
+    if ((rv = store_jr_check(st)) != CKR_OK) {
+        return rv;
+    }
+    /* Recorded without seq and hash (the core's, over this node's
+     * chain); a local insert lets the transaction read its own record. */
+    if (rec->seq == 0) {
+        store_jr_audit(st, rec);
+        return CKR_OK;
     }
     rv = get_stmt(st, STMT_AUDIT_INSERT, &s);
     if (rv != CKR_OK) {
@@ -2133,6 +2418,9 @@ CK_RV store_audit_insert(store_t *st, const store_audit_t *rec)
         goto out;
     }
     rv = step_done(st, s, "audit insert");
+    if (rv == CKR_OK && store_jr_recording(st)) {
+        store_jr_audit(st, rec);
+    }
 out:
     put_stmt(s);
     return rv;
@@ -2332,6 +2620,9 @@ CK_RV store_user_mofn_set(store_t *st, uint32_t id, const uint8_t *key,
     if (len > STORE_QUORUM_KEY_MAX) {
         return CKR_ARGUMENTS_BAD;
     }
+    if ((rv = store_jr_check(st)) != CKR_OK) {
+        return rv;
+    }
     rv = get_stmt(st, STMT_USER_MOFN_SET, &s);
     if (rv != CKR_OK) {
         return rv;
@@ -2351,6 +2642,9 @@ CK_RV store_user_mofn_set(store_t *st, uint32_t id, const uint8_t *key,
     if (rv == CKR_OK && sqlite3_changes(st->db) == 0) {
         log_debug("store: user mofn set: no user %" PRIu32, id);
         rv = CKR_FUNCTION_FAILED;
+    }
+    if (rv == CKR_OK && store_jr_recording(st)) {
+        store_jr_user_mofn(st, id, key, len, twofa);
     }
 out:
     put_stmt(s);
@@ -2399,11 +2693,20 @@ out:
 
 CK_RV store_quorum_m_set(store_t *st, unsigned service, unsigned m)
 {
+    CK_RV rv;
+
     return_val_if_fail(st != NULL, CKR_GENERAL_ERROR);
     if (m < 1 || m > 255) {
         return CKR_ARGUMENTS_BAD;
     }
-    return exec_id(st, STMT_QM_SET, service, m, 2, NULL, "quorum m set");
+    if ((rv = store_jr_check(st)) != CKR_OK) {
+        return rv;
+    }
+    rv = exec_id(st, STMT_QM_SET, service, m, 2, NULL, "quorum m set");
+    if (rv == CKR_OK && store_jr_recording(st)) {
+        store_jr_quorum_m(st, service, m);
+    }
+    return rv;
 }
 
 /* Reads a row of QT_COLS into t. */
@@ -2437,21 +2740,20 @@ static CK_RV read_qtoken(sqlite3_stmt *s, store_qtoken_t *t)
     return CKR_OK;
 }
 
-CK_RV store_qtoken_insert(store_t *st, const store_qtoken_t *t, uint32_t *id)
+/* Inserts t with id (0: SQLite's next); *out the id it got. */
+static CK_RV qtoken_insert(store_t *st, const store_qtoken_t *t, uint32_t id,
+                           uint32_t *out)
 {
     sqlite3_stmt *s = NULL;
     CK_RV rv;
     int rc;
 
-    return_val_if_fail(st != NULL && t != NULL, CKR_GENERAL_ERROR);
-    if (id != NULL) {
-        *id = 0;
-    }
+    *out = 0;
     if (t->issued > INT64_MAX || t->expires > INT64_MAX ||
         t->requester_version > INT64_MAX || t->needed > 255) {
         return CKR_ARGUMENTS_BAD;
     }
-    rv = get_stmt(st, STMT_QT_INSERT, &s);
+    rv = get_stmt(st, id != 0 ? STMT_QT_INSERT_ID : STMT_QT_INSERT, &s);
     if (rv != CKR_OK) {
         return rv;
     }
@@ -2477,17 +2779,58 @@ CK_RV store_qtoken_insert(store_t *st, const store_qtoken_t *t, uint32_t *id)
     if (rc == SQLITE_OK) {
         rc = bind_bytes(s, 8, t->digest, STORE_QTOKEN_DIGEST_LEN);
     }
+    if (rc == SQLITE_OK && id != 0) {
+        rc = sqlite3_bind_int64(s, 9, id);
+    }
     if (rc != SQLITE_OK) {
         rv = sql_rv(st, rc, "quorum token insert");
         goto out;
     }
     rv = step_done(st, s, "quorum token insert");
-    if (rv == CKR_OK && id != NULL) {
-        *id = (uint32_t)sqlite3_last_insert_rowid(st->db); /* CHECKed */
+    if (rv == CKR_OK) {
+        *out = (uint32_t)sqlite3_last_insert_rowid(st->db); /* CHECKed */
     }
 out:
     put_stmt(s);
     return rv;
+}
+
+CK_RV store_qtoken_insert(store_t *st, const store_qtoken_t *t, uint32_t *id)
+{
+    uint32_t got = 0;
+    uint64_t gid = 0;
+    CK_RV rv;
+
+    return_val_if_fail(st != NULL && t != NULL, CKR_GENERAL_ERROR);
+    if (id != NULL) {
+        *id = 0;
+    }
+    if ((rv = store_jr_check(st)) != CKR_OK) {
+        return rv;
+    }
+    if (store_jr_recording(st) &&
+        (rv = store_jr_take_id(st, STORE_KIND_QTOKEN, &gid)) != CKR_OK) {
+        return rv;
+    }
+    rv = qtoken_insert(st, t, (uint32_t)gid, &got);
+    if (rv == CKR_OK && store_jr_recording(st)) {
+        store_jr_qtoken_insert(st, t, got);
+    }
+    if (rv == CKR_OK && id != NULL) {
+        *id = got;
+    }
+    return rv;
+}
+
+CK_RV store_int_qtoken_insert_id(store_t *st, const store_qtoken_t *t,
+                                 uint32_t id)
+{
+    uint32_t got = 0;
+
+    if (id == 0) {
+        return CKR_ARGUMENTS_BAD;
+    }
+    return qtoken_insert(st, t, id, &got);
 }
 
 /* One token by a cached statement whose ?1 is already bound. */
@@ -2613,9 +2956,20 @@ CK_RV store_qtoken_delete(store_t *st, uint32_t id, bool *deleted)
     CK_RV rv;
 
     return_val_if_fail(st != NULL, CKR_GENERAL_ERROR);
+    if (deleted != NULL) {
+        *deleted = false;
+    }
+    if ((rv = store_jr_check(st)) != CKR_OK) {
+        return rv;
+    }
     rv = exec_id(st, STMT_QT_DELETE, id, 0, 1, &changes, "quorum token delete");
     if (deleted != NULL) {
         *deleted = rv == CKR_OK && changes > 0;
+    }
+    /* A caller that asks acts on the answer (a token is used once): the
+     * apply must see the row go too. */
+    if (rv == CKR_OK && store_jr_recording(st)) {
+        store_jr_qtoken_delete(st, id, deleted != NULL && changes > 0);
     }
     return rv;
 }
@@ -2628,6 +2982,9 @@ CK_RV store_qtoken_delete_login(store_t *st,
     int rc;
 
     return_val_if_fail(st != NULL && login_id != NULL, CKR_GENERAL_ERROR);
+    if ((rv = store_jr_check(st)) != CKR_OK) {
+        return rv;
+    }
     rv = get_stmt(st, STMT_QT_DELETE_LOGIN, &s);
     if (rv != CKR_OK) {
         return rv;
@@ -2636,6 +2993,9 @@ CK_RV store_qtoken_delete_login(store_t *st,
     rv = rc == SQLITE_OK ? step_done(st, s, "quorum token delete login")
                          : sql_rv(st, rc, "quorum token delete login");
     put_stmt(s);
+    if (rv == CKR_OK && store_jr_recording(st)) {
+        store_jr_qtoken_delete_login(st, login_id);
+    }
     return rv;
 }
 
@@ -2645,6 +3005,12 @@ CK_RV store_qtoken_purge(store_t *st, uint64_t now, size_t *purged)
     CK_RV rv;
 
     return_val_if_fail(st != NULL, CKR_GENERAL_ERROR);
+    if (purged != NULL) {
+        *purged = 0;
+    }
+    if ((rv = store_jr_check(st)) != CKR_OK) {
+        return rv;
+    }
     if (now > INT64_MAX) {
         now = INT64_MAX;
     }
@@ -2652,6 +3018,9 @@ CK_RV store_qtoken_purge(store_t *st, uint64_t now, size_t *purged)
                  "quorum token purge");
     if (purged != NULL) {
         *purged = rv == CKR_OK && changes > 0 ? (size_t)changes : 0;
+    }
+    if (rv == CKR_OK && store_jr_recording(st)) {
+        store_jr_qtoken_purge(st, now);
     }
     return rv;
 }
@@ -2663,9 +3032,18 @@ CK_RV store_qtoken_approve(store_t *st, uint32_t id, uint32_t approver,
     CK_RV rv;
 
     return_val_if_fail(st != NULL && added != NULL, CKR_GENERAL_ERROR);
+    *added = false;
+    if ((rv = store_jr_check(st)) != CKR_OK) {
+        return rv;
+    }
     rv = exec_id(st, STMT_QA_ADD, id, approver, 2, &changes,
                  "quorum approval");
     *added = rv == CKR_OK && changes > 0;
+    /* The caller counts the approval when added: the apply must add it
+     * too (not an approval another node counted meanwhile). */
+    if (rv == CKR_OK && store_jr_recording(st)) {
+        store_jr_qtoken_approve(st, id, approver, *added);
+    }
     return rv;
 }
 

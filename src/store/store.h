@@ -23,7 +23,7 @@
 
 typedef struct store store_t;
 
-#define STORE_SCHEMA_VERSION 5
+#define STORE_SCHEMA_VERSION 6
 
 /* Opens (creating if missing, mode 0600) the database at path; creates the
  * schema or migrates it. *created tells whether the file was new. */

@@ -1071,6 +1071,10 @@ static void make_schema_3(struct fixture *f)
                                   "DROP TABLE quorum_m;"
                                   "ALTER TABLE users DROP COLUMN mofn_pubkey;"
                                   "ALTER TABLE users DROP COLUMN twofa;"
+                                  "DROP TABLE cluster_ids;"
+                                  "DROP TABLE cluster_origins;"
+                                  "DROP TABLE cluster_applied;"
+                                  "ALTER TABLE objects DROP COLUMN version;"
                                   "UPDATE meta SET value = 3 WHERE key = "
                                   "'schema_version';"
                                   "COMMIT",

@@ -1077,7 +1077,11 @@ static void test_schema_4_to_5(void **state)
                      CKR_OK);
     store_close(f->st);
     f->st = NULL;
-    outside_exec(f->path, "DROP TABLE quorum_approvals;"
+    outside_exec(f->path, "DROP TABLE cluster_ids;"
+                          "DROP TABLE cluster_origins;"
+                          "DROP TABLE cluster_applied;"
+                          "ALTER TABLE objects DROP COLUMN version;"
+                          "DROP TABLE quorum_approvals;"
                           "DROP TABLE quorum_tokens;"
                           "DROP TABLE quorum_m;"
                           "ALTER TABLE users DROP COLUMN mofn_pubkey;"
@@ -1090,7 +1094,7 @@ static void test_schema_4_to_5(void **state)
     reopen(f);
     assert_int_equal(outside_int(f->path, "SELECT value FROM meta WHERE "
                                           "key = 'schema_version'"),
-                     5);
+                     STORE_SCHEMA_VERSION);
     assert_int_equal(store_user_by_id(f->st, id, &u, &found), CKR_OK);
     assert_true(found);
     assert_string_equal(u.name, "officer");
