@@ -782,8 +782,12 @@ struct apply_out {
 
 static bool text_ok(const char *s, size_t min, size_t max)
 {
-    size_t n = s != NULL ? strnlen(s, max + 1) : 0;
+    size_t n;
 
+    if (s == NULL) {
+        return false;
+    }
+    n = strnlen(s, max + 1);
     return n >= min && n <= max;
 }
 
