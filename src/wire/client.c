@@ -2212,6 +2212,21 @@ CK_RV wire_cl_client_list(wire_client_t *cl, wire_client_info_t **list,
 
 /* ------------------------------------------------------------ cluster */
 
+/* A node address for an operator's terminal: printable ASCII only (a
+ * byte above 0x7e may be an 8-bit control to some terminals). */
+static bool addr_copy(char *dst, size_t room, const char *src)
+{
+    if (!text_copy(dst, room, src)) {
+        return false;
+    }
+    for (char *p = dst; *p != '\0'; p++) {
+        if ((unsigned char)*p > 0x7e) {
+            *p = '?';
+        }
+    }
+    return true;
+}
+
 CK_RV wire_cl_cluster_status(wire_client_t *cl, wire_cluster_info_t *out)
 {
     Nimbus__Request q;
@@ -2230,7 +2245,7 @@ CK_RV wire_cl_cluster_status(wire_client_t *cl, wire_cluster_info_t *out)
         if (r->node_id > UINT32_MAX || r->leader_id > UINT32_MAX ||
             r->role > CLUSTER_ROLE_LEADER || r->n_nodes > CLUSTER_NODES_MAX ||
             r->digest.len != sizeof(out->digest) ||
-            !text_copy(st->leader_address, sizeof(st->leader_address),
+            !addr_copy(st->leader_address, sizeof(st->leader_address),
                        r->leader_address)) {
             rv = CKR_DEVICE_ERROR;
         }
@@ -2239,7 +2254,7 @@ CK_RV wire_cl_cluster_status(wire_client_t *cl, wire_cluster_info_t *out)
 
             if (n->id == 0 || n->id > UINT32_MAX ||
                 n->member > CLUSTER_MEMBER_SPARE ||
-                !text_copy(st->nodes[i].address, sizeof(st->nodes[i].address),
+                !addr_copy(st->nodes[i].address, sizeof(st->nodes[i].address),
                            n->address)) {
                 rv = CKR_DEVICE_ERROR;
                 break;

@@ -231,8 +231,8 @@ typedef struct {
 
 /* Sync status (CO, CU, AU). A reply out of bounds (an id above 2^32-1,
  * more than CLUSTER_NODES_MAX nodes, an unknown role or member kind, a
- * digest of another length) is CKR_DEVICE_ERROR; addresses are cut to
- * printable text. */
+ * digest of another length) is CKR_DEVICE_ERROR; in addresses, every
+ * byte that is not printable ASCII becomes '?'. */
 CK_RV wire_cl_cluster_status(wire_client_t *cl, wire_cluster_info_t *out);
 /* Membership (a CO). */
 CK_RV wire_cl_cluster_add(wire_client_t *cl, uint64_t id, const char *address);

@@ -2724,9 +2724,13 @@ static void test_client_distrusts_cluster(void **state)
     n[1].member = CLUSTER_MEMBER_SPARE;
     n[1].address = addr;
     LIE_EXPECT(CKR_DEVICE_ERROR);
-    n[1].address = (char *)"h:1";
+    /* an 8-bit CSI, DEL and an escape: shown as '?' */
+    n[1].address = (char *)"h\2332J\177\033:1";
+    r.leader_address = (char *)"\xc3\xa9:1";
     LIE_EXPECT(CKR_OK);
     assert_int_equal(ci.status.nodes[1].member, CLUSTER_MEMBER_SPARE);
+    assert_string_equal(ci.status.nodes[1].address, "h?2J??:1");
+    assert_string_equal(ci.status.leader_address, "??:1");
 #undef LIE_EXPECT
     /* the wrong kind of result for the call */
     rep.result_case = NIMBUS__REPLY__RESULT__NOT_SET;
