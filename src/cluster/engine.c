@@ -106,6 +106,8 @@ struct op {
     uint64_t wait_index; /* OP_SYNC: done once applied reaches it */
     int phase;           /* OP_ADD: 0 add, 1 assign */
     bool ever_sent;
+    uint64_t retry_at;    /* not sent again before (loop clock) */
+    unsigned link_losses; /* links lost under it */
     /* a peer's request answered on the leader */
     struct link *reply_to;
     uint64_t reply_id;
@@ -176,6 +178,7 @@ struct cluster {
     uint64_t skip_upto; /* the state machine's applied index at start */
     uint64_t seen_leader;
     uint64_t seen_config_index;
+    bool push_commit; /* a forwarded entry was applied here (leader) */
     int seen_state;
     uint64_t seen_term;
     uint64_t adding[CLUSTER_NODES_MAX];
@@ -371,6 +374,11 @@ static void op_finish(struct cluster *cl, struct op *op, int rc, uint8_t *res,
 {
     active_remove(cl, op);
     rreqs_forget(cl, op);
+    if (op->link != NULL && op->link->outbound && op->link->peer == 0) {
+        /* a link to "any member at this address" serves one request */
+        ctls_chan_close(op->link->ch);
+        op->link = NULL;
+    }
     if (op->reply_to != NULL || op->kind == OP_FORWARD) {
         bool drop = false;
         if (op->kind == OP_FORWARD && rc == 0) {
@@ -489,8 +497,12 @@ static void link_closed(void *data, struct ctls_chan *ch)
         if (op->reply_to == l)
             op->reply_to = NULL;
         if (op->link == l) {
+            /* at once the first time (an answer lost with its link),
+             * then no faster than libraft redials */
             op->link = NULL;
             op->sent = false;
+            op->retry_at =
+                uv_now(&cl->loop) + (op->link_losses++ ? CONNECT_RETRY_MS : 0);
             if (!cl->closing)
                 op_drive(cl, op);
         }
@@ -561,6 +573,11 @@ static void apply_cb(struct raft_apply *req, int status, void *result)
     if (op->kind == OP_FORWARD) {
         op_finish(cl, op, status == 0 ? 0 : from_raft(status), NULL, 0,
                   status == 0 ? index : 0);
+        /* its origin waits to apply it, and learns the commit only from
+         * the next AppendEntries: a heartbeat away when nothing else is
+         * written (50 ms a submit). check_cb appends a barrier. */
+        if (status == 0)
+            cl->push_commit = true;
         return;
     }
     /* OP_SUBMIT: applied here already if status is 0; otherwise (the
@@ -793,7 +810,8 @@ static int op_send(struct cluster *cl, struct op *op, uint64_t id,
  */
 static void op_drive(struct cluster *cl, struct op *op)
 {
-    if (op->sent || cl->closing || op->kind == OP_RAFT_START)
+    if (op->sent || cl->closing || op->kind == OP_RAFT_START ||
+        uv_now(&cl->loop) < op->retry_at)
         return;
     if (op->kind == OP_SYNC && op->wait_index != 0)
         return; /* waiting to apply up to it (check_cb) */
@@ -986,6 +1004,8 @@ static void peer_reply(struct cluster *cl, struct link *l,
             break;
     if (op == NULL)
         return; /* finished meanwhile (applied, timed out) */
+    if (l->peer == 0)
+        ctls_chan_close(l->ch); /* one request per such link */
     op->link = NULL;
     int rc = rp->status;
     if (rc > 0 || rc < CLUSTER_EREFUSED)
@@ -1270,6 +1290,15 @@ static void check_cb(uv_check_t *h)
         }
         if (!op->sent)
             op_drive(cl, op);
+    }
+    if (cl->push_commit && is_leader(cl)) {
+        /* an entry carries the new commit index to the followers now;
+         * one per loop iteration whatever the number of forwards */
+        cl->push_commit = false;
+        struct raft_req *r = rreq_new(cl, NULL);
+        if (r != NULL &&
+            raft_barrier(&cl->raft, &r->u.barrier, barrier_cb) != 0)
+            rreq_free(r);
     }
     int state = raft_state(&cl->raft);
     if (leader_changed || state != cl->seen_state ||

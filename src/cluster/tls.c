@@ -307,7 +307,12 @@ static void conn_close(struct ctls_chan *c, bool graceful, const char *why)
         if (c->kind == K_CHAN && c->tl->stats.channels > 0)
             c->tl->stats.channels--;
     }
-    if (why != NULL)
+    /* a dial that never connected is retried every 100 ms while a node is
+     * down: not worth a line each time */
+    if (why != NULL && was == ST_TCP_CONNECT)
+        log_debug("cluster tls: no connection to node %" PRIu64 " (%s): %s",
+                  c->peer_id, c->peer, why);
+    else if (why != NULL)
         log_info(
             "cluster tls: closing %s %s link with node %" PRIu64 " (%s): %s",
             c->outbound ? "outbound" : "inbound",

@@ -245,7 +245,7 @@ int main(int argc, char **argv)
     cluster_t *four[4] = {nodes[l].cl, nodes[f].cl, nodes[g].cl, nodes[l].cl};
     run("4 threads over the 3 nodes", four, 4, seconds);
     cluster_t *lfour[4] = {nodes[l].cl, nodes[l].cl, nodes[l].cl, nodes[l].cl};
-    run("4 threads on the leader (one lane)", lfour, 4, seconds);
+    run("4 threads on the leader", lfour, 4, seconds);
 
     /* failover: the leader stops; time to the next acked submit */
     uint8_t p[64] = {0};

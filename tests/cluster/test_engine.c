@@ -510,6 +510,52 @@ static void test_handshake_limits(void)
     node_stop(nd);
 }
 
+/*
+ * A submit through a follower waits for the follower to apply it, and a
+ * follower learns of a commit from the leader's next message: with a
+ * 900 ms heartbeat and nothing else written, ten submits would take
+ * seconds unless the leader sends the commit on at once.
+ */
+static void test_commit_push(void)
+{
+    static struct node pn[3];
+    for (int i = 1; i <= 2; i++) {
+        node_init(&pn[i], (uint64_t)i);
+        snprintf(pn[i].cfg.address, sizeof pn[i].cfg.address, "127.0.0.1:%u",
+                 port_base + 6 + (unsigned)i);
+        snprintf(pn[i].cfg.dir, sizeof pn[i].cfg.dir, "%s/push%d", tmpdir, i);
+        mkdir(pn[i].cfg.dir, 0700);
+        pn[i].cfg.election_timeout = 1000;
+        pn[i].cfg.heartbeat_timeout = 900;
+        int rc = node_start(&pn[i], i == 1);
+        CHECK(rc == 0, "push: start %d: %s", i, cluster_strerror(rc));
+        if (rc != 0)
+            return;
+    }
+    struct cluster_status st;
+    for (int k = 0; k < 500; k++) {
+        cluster_status(pn[1].cl, &st);
+        if (st.role == CLUSTER_ROLE_LEADER)
+            break;
+        sleep_ms(10);
+    }
+    int rc = cluster_add(pn[1].cl, 2, pn[2].cfg.address, TMO);
+    CHECK(rc == 0, "push: add 2: %s", cluster_strerror(rc));
+    cluster_sync(pn[2].cl, TMO);
+    uint64_t t0 = now_ms();
+    for (int k = 0; k < 10 && rc == 0; k++) {
+        char text[32];
+        snprintf(text, sizeof text, "push-%d", k);
+        rc = submit(&pn[2], text, NULL, 0);
+        CHECK(rc == 0, "push: submit %d: %s", k, cluster_strerror(rc));
+    }
+    uint64_t took = now_ms() - t0;
+    CHECK(took < 2500, "10 submits through a follower took %" PRIu64 " ms",
+          took);
+    node_stop(&pn[2]);
+    node_stop(&pn[1]);
+}
+
 /* ------------------------------------------------------------- main */
 
 int main(int argc, char **argv)
@@ -521,7 +567,7 @@ int main(int argc, char **argv)
         return 2;
     }
     snprintf(pki, sizeof pki, "%s", argv[1]);
-    signal(SIGPIPE, SIG_IGN); /* as nimbusd does (cluster.h) */
+    signal(SIGPIPE, SIG_IGN);              /* as nimbusd does (cluster.h) */
     if (getenv("NIMBUS_TEST_LOG") != NULL) /* e.g. "debug" */
         util_log_setup(util_log_level_parse(getenv("NIMBUS_TEST_LOG")), NULL);
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -752,6 +798,7 @@ int main(int argc, char **argv)
     CHECK(submit(&nodes[0], "x", NULL, 0) == CLUSTER_EINVAL, "stopped");
 
     test_handshake_limits();
+    test_commit_push();
 
     if (failures == 0) {
         char cmd[1200];
