@@ -769,6 +769,31 @@ static bool rv_fatal(CK_RV rv)
     return rv == CKR_DEVICE_ERROR || rv == CKR_HOST_MEMORY;
 }
 
+/*
+ * What a journal callback (unmask, audit_append) answers about the entry
+ * itself, the same on every node that holds the cluster key: a blob that
+ * does not unmask, a record out of bounds. Anything else (no cluster key
+ * yet, memory, a damaged audit head) is this node's own trouble: were it
+ * taken as the entry's failure, this node would skip an entry the others
+ * apply. It stops the node instead.
+ */
+static CK_RV hook_rv(CK_RV rv)
+{
+    switch (rv) {
+    case CKR_OK:
+    case CKR_ENCRYPTED_DATA_INVALID:
+    case CKR_ENCRYPTED_DATA_LEN_RANGE:
+    case CKR_DATA_INVALID:
+    case CKR_DATA_LEN_RANGE:
+    case CKR_ARGUMENTS_BAD:
+        return rv;
+    default:
+        log_error("store: a journal callback failed on this node: 0x%lx",
+                  (unsigned long)rv);
+        return CKR_DEVICE_ERROR;
+    }
+}
+
 /* What an apply collects for its result. */
 struct apply_out {
     CK_RV rv;
@@ -868,8 +893,8 @@ static CK_RV ap_object(store_t *st, const struct store_journal *j,
         }
     }
     if (m->attrs.len > 0) {
-        rv = j->unmask(j->ctx, m->id, m->version, m->attrs.data, m->attrs.len,
-                       &blob, &bloblen);
+        rv = hook_rv(j->unmask(j->ctx, m->id, m->version, m->attrs.data,
+                               m->attrs.len, &blob, &bloblen));
         if (rv != CKR_OK) {
             return rv;
         }
@@ -945,7 +970,7 @@ static CK_RV ap_audit(store_t *st, const struct store_journal *j,
     rec.result = m->result;
     rec.fmt = m->fmt;
     memcpy(rec.peer, m->peer, strlen(m->peer));
-    return j->audit_append(j->ctx, st, &rec);
+    return hook_rv(j->audit_append(j->ctx, st, &rec));
 }
 
 /* Runs one decoded operation; bounds first, as the write functions'

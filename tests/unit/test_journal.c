@@ -46,6 +46,7 @@ struct node {
     uint64_t seq;     /* the last seq this origin used */
     uint64_t applied; /* log entries applied here */
     bool member;
+    bool no_key; /* unmask answers CKR_KEY_NEEDED (no cluster key yet) */
     /* The entry this node submitted and waits for, and its result. */
     uint64_t want;
     uint8_t *res;
@@ -104,6 +105,9 @@ static CK_RV fake_unmask(void *ctx, uint64_t oid, uint64_t version,
 {
     struct node *n = ctx;
 
+    if (n->no_key) {
+        return CKR_KEY_NEEDED;
+    }
     if (len < 16 || memcmp(masked, &oid, 8) != 0 ||
         memcmp(masked + 8, &version, 8) != 0) {
         return CKR_ENCRYPTED_DATA_INVALID; /* another object's, or version */
@@ -1045,6 +1049,39 @@ static void test_hostile_entries(void **state)
     assert_in_sync(c);
 }
 
+/* A node that cannot unmask (no cluster key) must not skip the entry the
+ * others apply: the apply fails as an I/O failure would, changing
+ * nothing, and the same entry applies once the key is there. */
+static void test_node_failure_stops(void **state)
+{
+    struct cl *c = *state;
+    struct node *n3 = &c->n[3];
+    uint64_t a = 0, before, oid;
+    uint8_t *r = NULL;
+    size_t rl = 0;
+    struct lentry *e;
+
+    add_user(&c->n[1], "holder", T_CU);
+    n3->member = false;
+    n3->no_key = true;
+    oid = add_object(&c->n[1], 0, "k", SECRET);
+    assert_int_equal(store_journal_applied(n3->st, &before), CKR_OK);
+    e = &c->log[n3->applied];
+    assert_int_equal(store_journal_apply(n3->st, &n3->j, n3->applied + 1,
+                                         e->origin, e->seq, e->data, e->len, &r,
+                                         &rl),
+                     CKR_DEVICE_ERROR);
+    assert_null(r);
+    assert_int_equal(store_journal_applied(n3->st, &a), CKR_OK);
+    assert_int_equal(a, before);
+    assert_int_equal(count_objects(n3), 0);
+    n3->no_key = false;
+    n3->member = true;
+    catch_up(n3);
+    assert_object(n3, oid, "k", SECRET);
+    assert_in_sync(c);
+}
+
 /* What stays on the node is not recorded; replicated writes outside a
  * journal transaction are refused; a failed submit leaves nothing. */
 static void test_local_and_refused(void **state)
@@ -1155,6 +1192,7 @@ int main(void)
         T(test_id_blocks),
         T(test_snapshot_restore),
         T(test_hostile_entries),
+        T(test_node_failure_stops),
         T(test_local_and_refused),
         T(test_schema_5_to_6),
 #undef T
