@@ -24,11 +24,12 @@
 #include "src/store/journal.pb-c.h"
 #include "store/store_int.h"
 
-/* An entry's bounds: the operations of one transaction, and their bytes
- * (an object's masked blob is at most STORE_ATTRS_MAX and the mask's
- * overhead, a transaction writes few of them). */
+/* An entry's bounds: the operations of one transaction, and their bytes.
+ * The engine carries an entry in one frame of 16 MiB (less its header):
+ * a transaction larger than that (an object near STORE_ATTRS_MAX) fails
+ * at its commit with CKR_DEVICE_MEMORY, on every node alike. */
 #define JR_OPS_MAX 65536u
-#define JR_ENTRY_MAX (48u * 1024u * 1024u)
+#define JR_ENTRY_MAX (16u * 1024u * 1024u - 8192u)
 #define JR_MASK_OVERHEAD 4096u
 #define JR_RESULT_MAX 4096u
 #define JR_RESERVES_MAX 8u         /* reserve operations in one entry */

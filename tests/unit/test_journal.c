@@ -1119,6 +1119,26 @@ static void test_local_and_refused(void **state)
     store_rollback(n1->st);
     setenv("NIMBUS_STRICT_PRECONDITIONS", "1", 1);
 
+    /* A transaction larger than one entry can carry (16 MiB): refused
+     * at its commit, nothing submitted, nothing left. */
+    {
+        store_object_t o;
+        uint64_t oid = 0;
+        size_t before = c->nlog;
+
+        memset(&o, 0, sizeof(o));
+        o.cls = CKO_DATA;
+        o.attrs_len = 16u * 1024u * 1024u;
+        o.attrs = calloc(1, o.attrs_len);
+        assert_non_null(o.attrs);
+        assert_int_equal(store_begin(n1->st, true), CKR_OK);
+        assert_int_equal(store_object_insert(n1->st, &o, &oid), CKR_OK);
+        assert_int_equal(store_commit(n1->st), CKR_DEVICE_MEMORY);
+        free(o.attrs);
+        assert_int_equal(c->nlog, before);
+        assert_int_equal(count_objects(n1), 0);
+    }
+
     /* The log refuses the entry: the commit fails, nothing is left. */
     c->fail_submit = CKR_DEVICE_ERROR;
     assert_int_equal(store_begin(n1->st, true), CKR_OK);
