@@ -251,6 +251,8 @@ static int from_raft(int rv)
         return CLUSTER_ENOTFOUND;
     case RAFT_CANTCHANGE:
         return CLUSTER_EBUSY;
+    case RAFT_NOCONNECTION: /* e.g. a node added that never answered */
+        return CLUSTER_ETIMEDOUT;
     case RAFT_CANCELED:
     case RAFT_SHUTDOWN:
         return CLUSTER_ESTOPPED;

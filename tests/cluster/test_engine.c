@@ -755,6 +755,38 @@ int main(int argc, char **argv)
             other % N + 1, true);
     hostile(leader, "no certificate", name, other, false);
     {
+        /* a forged plaintext packet (libraft's own handshake, then a
+         * RequestVote with term 1000 and disrupt-leader): TLS fails */
+        struct cluster_status b, a;
+        cluster_status(nodes[leader].cl, &b);
+        uint64_t refused = cluster_test_refusals(nodes[leader].cl);
+        int fd = idle_dial(port_base + (unsigned)leader);
+        uint8_t pkt[24 + 16 + 16 + 40];
+        uint64_t v[] = {1,  other, 16,    0,          0,   3,
+                        40, 1000,  other, 1ULL << 40, 999, 1};
+        memset(pkt, 0, sizeof pkt);
+        for (int i = 0; i < 3; i++)
+            for (int k = 0; k < 8; k++)
+                pkt[i * 8 + k] = (uint8_t)(v[i] >> (8 * k));
+        memcpy(pkt + 24, "127.0.0.1:1", 11);
+        for (int i = 5; i < 12; i++)
+            for (int k = 0; k < 8; k++)
+                pkt[40 + (i - 5) * 8 + k] = (uint8_t)(v[i] >> (8 * k));
+        CHECK(fd >= 0 && write(fd, pkt, sizeof pkt) == (ssize_t)sizeof pkt,
+              "forged packet sent");
+        CHECK(closed_after(fd, 3000) < 3000, "the forged packet's link is cut");
+        if (fd >= 0)
+            close(fd);
+        sleep_ms(300);
+        cluster_status(nodes[leader].cl, &a);
+        CHECK(a.role == CLUSTER_ROLE_LEADER && a.term == b.term,
+              "a forged packet: the leader was disturbed (term %" PRIu64
+              " -> %" PRIu64 ")",
+              b.term, a.term);
+        CHECK(cluster_test_refusals(nodes[leader].cl) > refused,
+              "a forged packet: no refusal counted");
+    }
+    {
         /* the member's certificate under its own id is let in (without
          * the forged vote): the checks above can fail */
         char cert[1200], key[1200];
