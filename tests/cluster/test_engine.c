@@ -235,6 +235,11 @@ static void node_init(struct node *nd, uint64_t id)
              id);
     /* low: snapshots are taken and installed during the test */
     nd->cfg.snapshot_threshold = 64;
+    /* above the defaults: on a loaded machine (sanitizers, valgrind, the
+     * other suites) a 300 ms election timeout can end a term by itself,
+     * and the hostile checks compare terms */
+    nd->cfg.election_timeout = 1000;
+    nd->cfg.heartbeat_timeout = 100;
 }
 
 static void node_stop(struct node *nd)
