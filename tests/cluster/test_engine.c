@@ -561,6 +561,44 @@ static void test_commit_push(void)
     node_stop(&pn[1]);
 }
 
+/*
+ * Starts that fail leave nothing behind (the loop closes with no handle
+ * open: NIMBUS_STRICT_PRECONDITIONS aborts otherwise), and an engine whose
+ * raft never started stops cleanly.
+ */
+static void test_start_failures(void)
+{
+    struct node *nd = &nodes[0];
+    node_init(nd, 1);
+    snprintf(nd->cfg.address, sizeof nd->cfg.address, "127.0.0.1:%u",
+             port_base + 9);
+    snprintf(nd->cfg.dir, sizeof nd->cfg.dir, "%s/fail", tmpdir);
+    mkdir(nd->cfg.dir, 0700);
+    nd->cfg.defer_raft = true;
+    int rc = node_start(nd, false);
+    CHECK(rc == 0, "deferred start: %s", cluster_strerror(rc));
+    struct node other = *nd;
+    rc = node_start(&other, false);
+    CHECK(rc == CLUSTER_EIO, "a busy address: %s", cluster_strerror(rc));
+    CHECK(other.cl == NULL, "no engine on failure");
+    rc = cluster_submit(nd->cl, (const uint8_t *)"x", 1, 300, NULL, NULL);
+    CHECK(rc == CLUSTER_ENOLEADER, "a submit without raft: %s",
+          cluster_strerror(rc));
+    node_stop(nd); /* raft never started: the transport alone closes */
+    snprintf(other.cfg.key, sizeof other.cfg.key, "%s/none.key", pki);
+    rc = node_start(&other, false);
+    CHECK(rc == CLUSTER_EINVAL, "a missing key: %s", cluster_strerror(rc));
+    other = *nd;
+    snprintf(other.cfg.cluster_id, sizeof other.cfg.cluster_id, "bad id");
+    rc = node_start(&other, false);
+    CHECK(rc == CLUSTER_EINVAL, "a bad cluster id: %s", cluster_strerror(rc));
+    other = *nd;
+    other.cfg.defer_raft = false;
+    snprintf(other.cfg.dir, sizeof other.cfg.dir, "%s/no/such/dir", tmpdir);
+    rc = node_start(&other, true);
+    CHECK(rc != 0, "a raft dir that cannot be made: %s", cluster_strerror(rc));
+}
+
 /* ------------------------------------------------------------- main */
 
 int main(int argc, char **argv)
@@ -836,6 +874,7 @@ int main(int argc, char **argv)
 
     test_handshake_limits();
     test_commit_push();
+    test_start_failures();
 
     if (failures == 0) {
         char cmd[1200];
