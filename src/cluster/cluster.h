@@ -52,6 +52,9 @@ typedef struct cluster cluster_t;
 #define CLUSTER_ADDRESS_MAX 255 /* "host:port" */
 #define CLUSTER_ID_MAX 64       /* the cluster id: [0-9a-zA-Z-], 1..64 chars */
 #define CLUSTER_NODES_MAX 16
+/* The largest payload of cluster_submit and request of cluster_rpc
+ * (16 MiB less room for the framing): larger is CLUSTER_EINVAL. */
+#define CLUSTER_PAYLOAD_MAX ((size_t)16 * 1024 * 1024 - 4096)
 
 /*
  * The state machine the engine drives. apply, snapshot and restore run on
