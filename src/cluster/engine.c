@@ -56,7 +56,10 @@
 /* How long a caller waits beyond its timeout for the loop to answer. */
 #define CALLER_GRACE_MS 2000
 #define ENTRY_HDR 24
-#define ENTRY_PAYLOAD_MAX (CTLS_FRAME_MAX - 4096)
+#define ENTRY_PAYLOAD_MAX CLUSTER_PAYLOAD_MAX
+/* a payload, framed as an entry, in a Request, fits one frame */
+_Static_assert(CLUSTER_PAYLOAD_MAX + ENTRY_HDR + 8 + 64 <= CTLS_FRAME_MAX,
+               "CLUSTER_PAYLOAD_MAX does not fit a request frame");
 #define SNAP_HDR 8
 /* Submission lanes: one (origin, seq) sequence each (the state machine
  * dedups per origin), one entry in flight per lane; submitters take a free
