@@ -105,7 +105,7 @@ static CK_RV chain_hash(const uint8_t prev[HSM_DIGEST_LEN],
 }
 
 /* The last record's seq and hash; 0 and zeros for an empty log. */
-static CK_RV head_get_locked(hsm_t *hsm, uint64_t *seq,
+static CK_RV head_get(store_t *st, uint64_t *seq,
                              uint8_t hash[HSM_DIGEST_LEN])
 {
     uint8_t *v = NULL;
@@ -114,7 +114,7 @@ static CK_RV head_get_locked(hsm_t *hsm, uint64_t *seq,
 
     *seq = 0;
     memset(hash, 0, HSM_DIGEST_LEN);
-    if ((rv = store_meta_get(hsm->st, AUDIT_HEAD_KEY, &v, &len)) != CKR_OK)
+    if ((rv = store_meta_get(st, AUDIT_HEAD_KEY, &v, &len)) != CKR_OK)
         return rv;
     if (v == NULL)
         return CKR_OK;
@@ -129,22 +129,45 @@ static CK_RV head_get_locked(hsm_t *hsm, uint64_t *seq,
     return rv;
 }
 
-static CK_RV head_set_locked(hsm_t *hsm, uint64_t seq,
+static CK_RV head_set(store_t *st, uint64_t seq,
                              const uint8_t hash[HSM_DIGEST_LEN])
 {
     uint8_t v[AUDIT_HEAD_LEN];
 
     put_u64(v, seq);
     memcpy(v + 8, hash, HSM_DIGEST_LEN);
-    return store_meta_set(hsm->st, AUDIT_HEAD_KEY, v, sizeof(v));
+    return store_meta_set(st, AUDIT_HEAD_KEY, v, sizeof(v));
+}
+
+/*
+ * Chains rec onto the log of st inside its open transaction: its seq and
+ * hash follow the head, and the head moves. The core's own records and,
+ * in a cluster, each node's apply of a replicated record (whose seq and
+ * hash the applying node computes, so that equal logs chain equally) go
+ * through here.
+ */
+CK_RV hsm_audit_append(store_t *st, store_audit_t *rec)
+{
+    uint8_t prev[HSM_DIGEST_LEN];
+    uint64_t seq = 0;
+    CK_RV rv;
+
+    if ((rv = head_get(st, &seq, prev)) != CKR_OK)
+        return rv;
+    if (seq >= INT64_MAX)
+        return CKR_DEVICE_MEMORY;
+    rec->seq = seq + 1;
+    if ((rv = chain_hash(prev, rec, rec->hash)) != CKR_OK ||
+        (rv = store_audit_insert(st, rec)) != CKR_OK ||
+        (rv = head_set(st, rec->seq, rec->hash)) != CKR_OK)
+        return rv;
+    return CKR_OK;
 }
 
 CK_RV hsm_audit_tx_locked(hsm_t *hsm, hsm_uid_t uid, const char *event,
                           hsm_oid_t oid, CK_RV result)
 {
-    uint8_t prev[HSM_DIGEST_LEN];
     store_audit_t rec;
-    uint64_t seq = 0;
     CK_RV rv;
 
     return_val_if_fail(hsm != NULL && event != NULL, CKR_GENERAL_ERROR);
@@ -152,11 +175,6 @@ CK_RV hsm_audit_tx_locked(hsm_t *hsm, hsm_uid_t uid, const char *event,
     return_val_if_fail(*event != '\0' && strlen(event) <= STORE_AUDIT_TEXT_MAX,
                        CKR_GENERAL_ERROR);
     memset(&rec, 0, sizeof(rec));
-    if ((rv = head_get_locked(hsm, &seq, prev)) != CKR_OK)
-        return rv;
-    if (seq >= INT64_MAX)
-        return CKR_DEVICE_MEMORY;
-    rec.seq = seq + 1;
     rec.time = (uint64_t)time(NULL);
     if ((rv = hsm_meta_get_str_locked(hsm, META_SERIAL, rec.hsm_id,
                                       sizeof(rec.hsm_id))) != CKR_OK)
@@ -169,9 +187,7 @@ CK_RV hsm_audit_tx_locked(hsm_t *hsm, hsm_uid_t uid, const char *event,
     rec.result = result;
     rec.fmt = STORE_AUDIT_FMT_PEER;
     snprintf(rec.peer, sizeof(rec.peer), "%s", hsm_call_peer_locked());
-    if ((rv = chain_hash(prev, &rec, rec.hash)) != CKR_OK ||
-        (rv = store_audit_insert(hsm->st, &rec)) != CKR_OK ||
-        (rv = head_set_locked(hsm, rec.seq, rec.hash)) != CKR_OK)
+    if ((rv = hsm_audit_append(hsm->st, &rec)) != CKR_OK)
         return rv;
     log_debug("audit: record %llu: user %u %s object %llu: 0x%lx",
               (unsigned long long)rec.seq, uid, event, (unsigned long long)oid,
@@ -322,7 +338,7 @@ CK_RV hsm_audit_verify(hsm_conn_t *conn, hsm_audit_check_t *check)
     rv = verify_chain_locked(hsm, check, last, &last_seq);
     if (rv != CKR_OK || check->status != HSM_AUDIT_INTACT)
         goto end;
-    rv = head_get_locked(hsm, &head_seq, head);
+    rv = head_get(hsm->st, &head_seq, head);
     if (rv == CKR_DEVICE_ERROR) {
         /* a damaged head: the end of the log cannot be vouched for */
         check->status = HSM_AUDIT_TRUNCATED;

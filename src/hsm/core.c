@@ -145,8 +145,10 @@ void hsm_close(hsm_t *hsm)
     }
     if (hsm->st != NULL)
         store_close(hsm->st);
+    store_close(hsm->apply_st);
     hsm_keycache_clear_locked(hsm);
     crypto_secret_free(hsm->mkey);
+    crypto_secret_free(hsm->ckey);
     pthread_cond_destroy(&hsm->auth_cv);
     free(hsm->flight);
     pthread_mutex_destroy(&hsm->lock);

@@ -11,6 +11,7 @@
 #include "hsm/hsm.h"
 #include "hsm/policy.h"
 #include "store/store.h"
+#include "hsm/hsm_cluster.h"
 
 /* ops.c: parsed keys (EVP_PKEY or secret bytes) cached per object. Key
  * material never changes and object ids are never reused, so an entry only
@@ -72,6 +73,15 @@ struct hsm {
         unsigned n;
     } *flight;
     size_t nflight, capflight;
+    /* cluster.c (section 11), nimbusd in a cluster only: the cluster
+     * masking key (secret memory, NULL until installed), the journal that
+     * routes hsm->st's writes through the log once attached, and the
+     * engine's side of it. */
+    uint8_t *ckey;
+    store_t *apply_st; /* the engine's thread's handle */
+    struct store_journal journal;
+    struct hsm_cluster_link link;
+    bool attached;
 };
 
 /* The attribute engine's caller for a CU under this token's config (key
@@ -267,6 +277,7 @@ CK_RV hsm_audit_tx_locked(hsm_t *hsm, hsm_uid_t uid, const char *event,
                           hsm_oid_t oid, CK_RV result);
 /* users.c */
 CK_RV hsm_store_init_locked(hsm_t *hsm);
+CK_RV hsm_cluster_seed_locked(hsm_t *hsm);
 /*
  * Whether the connection's login still stands: its user record exists
  * with the version the login read (not deleted, password not reset, token
@@ -409,5 +420,17 @@ void hsm_keycache_drop_user_locked(hsm_t *hsm, hsm_uid_t uid);
 /* ops.c: a new reference on the parsed key of a loaded object. */
 CK_RV hsm_keycache_get_locked(hsm_conn_t *conn, struct hsm_obj *o,
                               struct cops_key **key);
+
+/* object.c: an object's local blob to and from its masked form (section
+ * 11) under the cluster key ckey. unmask: a blob that is not a masked
+ * form of (cluster, oid, version) is CKR_ENCRYPTED_DATA_INVALID. */
+CK_RV hsm_obj_mask(hsm_t *hsm, const uint8_t *ckey, hsm_oid_t oid,
+                   uint64_t version, const uint8_t *blob, size_t len,
+                   uint8_t **out, size_t *outlen);
+CK_RV hsm_obj_unmask(hsm_t *hsm, const uint8_t *ckey, hsm_oid_t oid,
+                     uint64_t version, const uint8_t *masked, size_t len,
+                     uint8_t **out, size_t *outlen);
+/* audit.c: chains rec onto st's log in its open transaction. */
+CK_RV hsm_audit_append(store_t *st, store_audit_t *rec);
 
 #endif

@@ -266,15 +266,80 @@ static void pw_pre_clear(struct pw_pre *pre)
     pre->len = 0;
 }
 
-/* Seeds a new store (PRECO admin, AU app_user, label, serial) or checks that
- * the master key opens an existing one. */
-CK_RV hsm_store_init_locked(hsm_t *hsm)
+/* The first users (PRECO admin, AU app_user), the serial and the label,
+ * inside the caller's write transaction. */
+static CK_RV seed_locked(hsm_t *hsm)
 {
-    uint8_t *ver = NULL, *sealed = NULL, *check = NULL;
-    size_t verlen = 0, sealedlen = 0, checklen = 0, nusers = 0;
+    uint8_t *ver = NULL;
+    size_t verlen = 0;
     uint8_t rnd[8];
     char serial[17];
+    CK_RV rv;
+
+    if ((rv = make_verifier(hsm, (const uint8_t *)HSM_PRECO_PASSWORD,
+                            strlen(HSM_PRECO_PASSWORD), &ver, &verlen)) !=
+            CKR_OK ||
+        (rv = store_user_insert(hsm->st, PRECO_UID, HSM_PRECO_NAME,
+                                HSM_USER_PRECO, ver, verlen, NULL)) != CKR_OK ||
+        (rv = store_user_insert(hsm->st, AU_UID, HSM_AU_NAME, HSM_USER_AU, NULL,
+                                0, NULL)) != CKR_OK ||
+        (rv = crypto_random(rnd, sizeof(rnd))) != CKR_OK)
+        goto out;
+    for (size_t i = 0; i < sizeof(rnd); i++)
+        snprintf(serial + 2 * i, 3, "%02x", rnd[i]);
+    if ((rv = store_meta_set(hsm->st, META_SERIAL, (uint8_t *)serial, 16)) !=
+            CKR_OK ||
+        (rv = store_meta_set(hsm->st, META_LABEL,
+                             (const uint8_t *)hsm->cfg.label,
+                             strlen(hsm->cfg.label))) != CKR_OK)
+        goto out;
+    rv = store_bump_generation(hsm->st);
+out:
+    util_free_wipe(ver, verlen);
+    return rv;
+}
+
+/* Whether the master key opens the check value sealed, or, when there is
+ * none and create is true, seals one (inside the caller's transaction). */
+static CK_RV key_check_locked(hsm_t *hsm, bool create)
+{
+    uint8_t *sealed = NULL, *check = NULL;
+    size_t sealedlen = 0, checklen = 0;
+    CK_RV rv;
+
+    if ((rv = store_meta_get(hsm->st, META_KEY_CHECK, &sealed, &sealedlen)) !=
+        CKR_OK)
+        return rv;
+    if (sealed == NULL && create) {
+        if ((rv = crypto_seal(hsm->mkey, (const uint8_t *)KEY_CHECK_AD,
+                              strlen(KEY_CHECK_AD),
+                              (const uint8_t *)KEY_CHECK_TEXT,
+                              strlen(KEY_CHECK_TEXT), &sealed, &sealedlen)) ==
+            CKR_OK)
+            rv = store_meta_set(hsm->st, META_KEY_CHECK, sealed, sealedlen);
+        free(sealed);
+        return rv;
+    }
+    if (sealed == NULL ||
+        crypto_unseal(hsm->mkey, (const uint8_t *)KEY_CHECK_AD,
+                      strlen(KEY_CHECK_AD), sealed, sealedlen, &check,
+                      &checklen) != CKR_OK) {
+        log_error("the master key does not open this store");
+        rv = CKR_DEVICE_ERROR;
+    }
+    free(sealed);
+    crypto_secret_free(check);
+    return rv;
+}
+
+/* Seeds a new store (seed_locked) or checks that the master key opens an
+ * existing one. In a cluster only the check, which is the node's own: the
+ * seed comes through the log (hsm_cluster_init). */
+CK_RV hsm_store_init_locked(hsm_t *hsm)
+{
     store_user_t *users = NULL;
+    size_t nusers = 0;
+    bool cluster = hsm->cfg.cluster_node_id != 0;
     CK_RV rv;
 
     if ((rv = store_begin(hsm->st, true)) != CKR_OK)
@@ -284,60 +349,45 @@ CK_RV hsm_store_init_locked(hsm_t *hsm)
     for (size_t i = 0; i < nusers; i++)
         store_user_clear(&users[i]);
     free(users);
-
-    if (nusers > 0) {
-        /* An existing store: the key must open it. */
-        rv = store_meta_get(hsm->st, META_KEY_CHECK, &sealed, &sealedlen);
-        if (rv != CKR_OK)
+    if (nusers > 0 || cluster) {
+        /* A cluster node's users come and go with the log: its check
+         * value is made on first start. */
+        if ((rv = key_check_locked(hsm, cluster && nusers == 0)) != CKR_OK)
             goto fail;
-        store_rollback(hsm->st);
-        if (sealed == NULL ||
-            crypto_unseal(hsm->mkey, (const uint8_t *)KEY_CHECK_AD,
-                          strlen(KEY_CHECK_AD), sealed, sealedlen, &check,
-                          &checklen) != CKR_OK) {
-            log_error("the master key does not open this store");
-            rv = CKR_DEVICE_ERROR;
-        }
-        free(sealed);
-        crypto_secret_free(check);
-        (void)checklen;
-        return rv;
+        return store_commit(hsm->st);
     }
-
-    if ((rv = make_verifier(hsm, (const uint8_t *)HSM_PRECO_PASSWORD,
-                            strlen(HSM_PRECO_PASSWORD), &ver, &verlen)) !=
-            CKR_OK ||
-        (rv = store_user_insert(hsm->st, PRECO_UID, HSM_PRECO_NAME,
-                                HSM_USER_PRECO, ver, verlen, NULL)) != CKR_OK ||
-        (rv = store_user_insert(hsm->st, AU_UID, HSM_AU_NAME, HSM_USER_AU, NULL,
-                                0, NULL)) != CKR_OK)
+    if ((rv = seed_locked(hsm)) != CKR_OK ||
+        (rv = key_check_locked(hsm, true)) != CKR_OK)
         goto fail;
-    if ((rv = crypto_random(rnd, sizeof(rnd))) != CKR_OK)
-        goto fail;
-    for (size_t i = 0; i < sizeof(rnd); i++)
-        snprintf(serial + 2 * i, 3, "%02x", rnd[i]);
-    if ((rv = store_meta_set(hsm->st, META_SERIAL, (uint8_t *)serial, 16)) !=
-            CKR_OK ||
-        (rv = store_meta_set(hsm->st, META_LABEL,
-                             (const uint8_t *)hsm->cfg.label,
-                             strlen(hsm->cfg.label))) != CKR_OK)
-        goto fail;
-    if ((rv = crypto_seal(hsm->mkey, (const uint8_t *)KEY_CHECK_AD,
-                          strlen(KEY_CHECK_AD), (const uint8_t *)KEY_CHECK_TEXT,
-                          strlen(KEY_CHECK_TEXT), &sealed, &sealedlen)) !=
-            CKR_OK ||
-        (rv = store_meta_set(hsm->st, META_KEY_CHECK, sealed, sealedlen)) !=
-            CKR_OK ||
-        (rv = store_bump_generation(hsm->st)) != CKR_OK)
-        goto fail;
-    rv = store_commit(hsm->st);
-    util_free_wipe(ver, verlen);
-    free(sealed);
-    return rv;
+    return store_commit(hsm->st);
 fail:
     store_rollback(hsm->st);
-    util_free_wipe(ver, verlen);
-    free(sealed);
+    return rv;
+}
+
+/* hsm_cluster_init's seed, through the journal (hsm->lock held). */
+CK_RV hsm_cluster_seed_locked(hsm_t *hsm)
+{
+    store_user_t *users = NULL;
+    size_t nusers = 0;
+    CK_RV rv;
+
+    if ((rv = store_begin(hsm->st, true)) != CKR_OK)
+        return rv;
+    if ((rv = store_user_list(hsm->st, &users, &nusers)) != CKR_OK)
+        goto fail;
+    for (size_t i = 0; i < nusers; i++)
+        store_user_clear(&users[i]);
+    free(users);
+    if (nusers > 0) {
+        store_rollback(hsm->st);
+        return CKR_OK;
+    }
+    if ((rv = seed_locked(hsm)) != CKR_OK)
+        goto fail;
+    return store_commit(hsm->st);
+fail:
+    store_rollback(hsm->st);
     return rv;
 }
 

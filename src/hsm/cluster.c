@@ -1,0 +1,342 @@
+/*
+ * cluster.c - the core in a cluster (hsm_cluster.h, section 11).
+ *
+ * The cluster masking key lives in the node-local meta row
+ * "local.cluster_key", sealed under the node's store key with the cluster
+ * id bound: a store copied into another cluster does not open it.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "hsm/internal.h"
+
+#define META_CLUSTER_KEY "local.cluster_key"
+#define CKEY_AD_PREFIX "nimbus-cluster-key-v1:"
+
+static CK_RV ckey_ad(const hsm_t *hsm, char *ad, size_t adlen, size_t *n)
+{
+    int k = snprintf(ad, adlen, "%s%s", CKEY_AD_PREFIX, hsm->cfg.cluster_id);
+
+    if (k < 0 || (size_t)k >= adlen)
+        return CKR_GENERAL_ERROR;
+    *n = (size_t)k;
+    return CKR_OK;
+}
+
+/* Reads and opens the sealed key into hsm->ckey (allocated here when
+ * missing); *have false when the row is absent. hsm->lock held. */
+static CK_RV key_read_locked(hsm_t *hsm, bool *have)
+{
+    char ad[sizeof(CKEY_AD_PREFIX) + CONFIG_CLUSTER_ID_MAX];
+    uint8_t *sealed = NULL, *clear = NULL;
+    size_t sealedlen = 0, clearlen = 0, adlen = 0;
+    CK_RV rv;
+
+    *have = false;
+    if ((rv = ckey_ad(hsm, ad, sizeof(ad), &adlen)) != CKR_OK ||
+        (rv = store_meta_get(hsm->st, META_CLUSTER_KEY, &sealed,
+                             &sealedlen)) != CKR_OK)
+        return rv;
+    if (sealed == NULL)
+        return CKR_OK;
+    rv = crypto_unseal(hsm->mkey, (const uint8_t *)ad, adlen, sealed,
+                       sealedlen, &clear, &clearlen);
+    free(sealed);
+    if (rv != CKR_OK || clearlen != HSM_CLUSTER_KEY_LEN) {
+        log_error("cluster: the cluster key does not open (another "
+                  "cluster's store, or a damaged one)");
+        crypto_secret_free(clear);
+        return CKR_DEVICE_ERROR;
+    }
+    if (hsm->ckey == NULL) {
+        /* Published whole: the engine's thread reads it without the lock
+         * (hsm_cluster_key_export, the journal's hooks). */
+        uint8_t *k = crypto_secret_alloc(HSM_CLUSTER_KEY_LEN);
+
+        if (k == NULL) {
+            crypto_secret_free(clear);
+            return CKR_HOST_MEMORY;
+        }
+        memcpy(k, clear, HSM_CLUSTER_KEY_LEN);
+        __atomic_store_n(&hsm->ckey, k, __ATOMIC_RELEASE);
+    }
+    crypto_secret_free(clear);
+    *have = true;
+    return CKR_OK;
+}
+
+CK_RV hsm_cluster_key_load(hsm_t *hsm, bool *have)
+{
+    CK_RV rv;
+
+    pthread_mutex_lock(&hsm->lock);
+    rv = key_read_locked(hsm, have);
+    pthread_mutex_unlock(&hsm->lock);
+    return rv;
+}
+
+/* Stores key sealed, unless one is there: *existing then tells whether it
+ * is the same. hsm->lock held. */
+static CK_RV key_store_locked(hsm_t *hsm, const uint8_t *key, bool *same)
+{
+    char ad[sizeof(CKEY_AD_PREFIX) + CONFIG_CLUSTER_ID_MAX];
+    uint8_t *sealed = NULL;
+    size_t sealedlen = 0, adlen = 0;
+    bool have = false;
+    CK_RV rv;
+
+    *same = false;
+    if ((rv = ckey_ad(hsm, ad, sizeof(ad), &adlen)) != CKR_OK ||
+        (rv = store_begin_local(hsm->st)) != CKR_OK)
+        return rv;
+    if ((rv = key_read_locked(hsm, &have)) != CKR_OK)
+        goto fail;
+    if (have) {
+        *same = util_ct_memcmp(hsm->ckey, key, HSM_CLUSTER_KEY_LEN) == 0;
+        store_rollback(hsm->st);
+        return CKR_FUNCTION_FAILED;
+    }
+    if ((rv = crypto_seal(hsm->mkey, (const uint8_t *)ad, adlen, key,
+                          HSM_CLUSTER_KEY_LEN, &sealed, &sealedlen)) !=
+            CKR_OK ||
+        (rv = store_meta_set(hsm->st, META_CLUSTER_KEY, sealed, sealedlen)) !=
+            CKR_OK ||
+        (rv = store_commit(hsm->st)) != CKR_OK)
+        goto fail;
+    free(sealed);
+    return key_read_locked(hsm, &have);
+fail:
+    free(sealed);
+    store_rollback(hsm->st);
+    return rv;
+}
+
+CK_RV hsm_cluster_key_create(hsm_t *hsm)
+{
+    uint8_t *key = crypto_secret_alloc(HSM_CLUSTER_KEY_LEN);
+    bool same = false;
+    CK_RV rv;
+
+    if (key == NULL)
+        return CKR_HOST_MEMORY;
+    if ((rv = crypto_random(key, HSM_CLUSTER_KEY_LEN)) == CKR_OK) {
+        pthread_mutex_lock(&hsm->lock);
+        rv = key_store_locked(hsm, key, &same);
+        pthread_mutex_unlock(&hsm->lock);
+    }
+    crypto_secret_free(key);
+    return rv;
+}
+
+CK_RV hsm_cluster_key_import(hsm_t *hsm, const uint8_t key[HSM_CLUSTER_KEY_LEN])
+{
+    bool same = false;
+    CK_RV rv;
+
+    pthread_mutex_lock(&hsm->lock);
+    rv = key_store_locked(hsm, key, &same);
+    pthread_mutex_unlock(&hsm->lock);
+    return rv == CKR_FUNCTION_FAILED && same ? CKR_OK : rv;
+}
+
+/* Without hsm->lock: the engine's thread serves it, and a core thread
+ * holding the lock may be waiting for that thread (a write). */
+static const uint8_t *ckey_get(hsm_t *hsm)
+{
+    return __atomic_load_n(&hsm->ckey, __ATOMIC_ACQUIRE);
+}
+
+CK_RV hsm_cluster_key_export(hsm_t *hsm, uint8_t key[HSM_CLUSTER_KEY_LEN])
+{
+    const uint8_t *k = ckey_get(hsm);
+
+    if (k == NULL)
+        return CKR_KEY_NEEDED;
+    memcpy(key, k, HSM_CLUSTER_KEY_LEN);
+    return CKR_OK;
+}
+
+/* ------------------------------------------------------------ journal */
+
+/* The key never changes once loaded (import refuses another): the hooks,
+ * on the engine's thread, read it without the lock. */
+static CK_RV j_mask(void *ctx, uint64_t oid, uint64_t version,
+                    const uint8_t *blob, size_t len, uint8_t **out,
+                    size_t *outlen)
+{
+    hsm_t *hsm = ctx;
+    const uint8_t *k = ckey_get(hsm);
+
+    if (k == NULL)
+        return CKR_KEY_NEEDED;
+    return hsm_obj_mask(hsm, k, oid, version, blob, len, out, outlen);
+}
+
+static CK_RV j_unmask(void *ctx, uint64_t oid, uint64_t version,
+                      const uint8_t *masked, size_t len, uint8_t **out,
+                      size_t *outlen)
+{
+    hsm_t *hsm = ctx;
+    const uint8_t *k = ckey_get(hsm);
+
+    if (k == NULL)
+        return CKR_KEY_NEEDED;
+    return hsm_obj_unmask(hsm, k, oid, version, masked, len, out, outlen);
+}
+
+static CK_RV j_audit(void *ctx, store_t *st, store_audit_t *rec)
+{
+    (void)ctx;
+    return hsm_audit_append(st, rec);
+}
+
+static CK_RV j_submit(void *ctx, const uint8_t *entry, size_t len,
+                      uint8_t **res, size_t *reslen)
+{
+    hsm_t *hsm = ctx;
+
+    if (hsm->link.submit == NULL)
+        return CKR_DEVICE_ERROR;
+    return hsm->link.submit(hsm->link.ctx, entry, len, res, reslen);
+}
+
+const struct store_journal *hsm_cluster_journal(hsm_t *hsm)
+{
+    hsm->journal.ctx = hsm;
+    hsm->journal.mask = j_mask;
+    hsm->journal.unmask = j_unmask;
+    hsm->journal.audit_append = j_audit;
+    hsm->journal.submit = j_submit;
+    return &hsm->journal;
+}
+
+CK_RV hsm_cluster_attach(hsm_t *hsm, const struct hsm_cluster_link *link)
+{
+    CK_RV rv = CKR_OK;
+
+    pthread_mutex_lock(&hsm->lock);
+    if (hsm->ckey == NULL || link == NULL || link->submit == NULL) {
+        rv = CKR_ARGUMENTS_BAD;
+    } else {
+        hsm->link = *link;
+        store_journal_attach(hsm->st, hsm_cluster_journal(hsm));
+        hsm->attached = true;
+    }
+    pthread_mutex_unlock(&hsm->lock);
+    return rv;
+}
+
+void hsm_cluster_detach(hsm_t *hsm)
+{
+    pthread_mutex_lock(&hsm->lock);
+    hsm->link.submit = NULL;
+    pthread_mutex_unlock(&hsm->lock);
+}
+
+CK_RV hsm_cluster_init(hsm_t *hsm)
+{
+    CK_RV rv;
+
+    pthread_mutex_lock(&hsm->lock);
+    rv = hsm->attached ? hsm_cluster_seed_locked(hsm) : CKR_GENERAL_ERROR;
+    pthread_mutex_unlock(&hsm->lock);
+    return rv;
+}
+
+bool hsm_cluster_ready(hsm_t *hsm)
+{
+    store_user_t u;
+    bool found = false;
+
+    /* The AU (id 2) is made with the PRECO and is there for good. */
+    memset(&u, 0, sizeof(u));
+    pthread_mutex_lock(&hsm->lock);
+    if (store_user_by_id(hsm->st, 2, &u, &found) != CKR_OK)
+        found = false;
+    pthread_mutex_unlock(&hsm->lock);
+    store_user_clear(&u);
+    return found;
+}
+
+/* ------------------------------------------------------------ state machine */
+
+/* The engine's thread applies the log with a store handle of its own:
+ * hsm->lock is never taken there (a core thread holding it may be waiting
+ * for this very apply). */
+static CK_RV apply_store(hsm_t *hsm, store_t **st)
+{
+    bool created = false;
+    CK_RV rv = CKR_OK;
+
+    if (hsm->apply_st == NULL)
+        rv = store_open(hsm->dbpath, &hsm->apply_st, &created);
+    *st = hsm->apply_st;
+    return rv;
+}
+
+CK_RV hsm_cluster_apply(hsm_t *hsm, uint64_t index, uint64_t origin,
+                        uint64_t seq, const uint8_t *entry, size_t len,
+                        uint8_t **res, size_t *reslen)
+{
+    store_t *st;
+    CK_RV rv;
+
+    if ((rv = apply_store(hsm, &st)) != CKR_OK)
+        return rv;
+    rv = store_journal_apply(st, hsm_cluster_journal(hsm), index, origin, seq,
+                             entry, len, res, reslen);
+    /* Verdicts kept by sessions were made on the state before: they are
+     * made again (hsm->gen; a verdict read before this is only redone). */
+    if (rv == CKR_OK)
+        hsm_gen_bump_locked(hsm);
+    return rv;
+}
+
+CK_RV hsm_cluster_applied(hsm_t *hsm, uint64_t *index)
+{
+    store_t *st;
+    CK_RV rv;
+
+    if ((rv = apply_store(hsm, &st)) != CKR_OK)
+        return rv;
+    return store_journal_applied(st, index);
+}
+
+CK_RV hsm_cluster_snapshot(hsm_t *hsm, uint8_t **buf, size_t *len)
+{
+    store_t *st;
+    CK_RV rv;
+
+    if ((rv = apply_store(hsm, &st)) != CKR_OK)
+        return rv;
+    return store_snapshot(st, hsm_cluster_journal(hsm), buf, len);
+}
+
+CK_RV hsm_cluster_restore(hsm_t *hsm, const uint8_t *buf, size_t len)
+{
+    store_t *st;
+    CK_RV rv;
+
+    if ((rv = apply_store(hsm, &st)) != CKR_OK)
+        return rv;
+    rv = store_restore(st, hsm_cluster_journal(hsm), buf, len);
+    if (rv == CKR_OK)
+        hsm_gen_bump_locked(hsm);
+    return rv;
+}
+
+CK_RV hsm_cluster_digest(hsm_t *hsm, uint8_t out[STORE_DIGEST_LEN],
+                         uint64_t *applied)
+{
+    CK_RV rv;
+
+    pthread_mutex_lock(&hsm->lock);
+    rv = store_digest(hsm->st, out, applied);
+    pthread_mutex_unlock(&hsm->lock);
+    return rv;
+}
