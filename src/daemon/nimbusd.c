@@ -51,6 +51,7 @@
 #include "common/conf.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "daemon/dcluster.h"
 #include "hsm/crypto/crypto.h" /* crypto_secret_lock: process-wide */
 #include "hsm/hsm.h"
 #include "wire/server.h"
@@ -95,6 +96,7 @@ struct chan {
 struct daemon {
     struct config cfg;
     hsm_t *hsm;
+    dcluster_t *cluster; /* NULL: not in a cluster */
     wire_server_t *srv;
     wire_tls_t *tls;
     struct listener ls[NIMBUSD_LISTENERS_MAX];
@@ -110,6 +112,16 @@ struct daemon {
     unsigned long nchans; /* live and ending: what max_connections counts */
     bool stopping;
 };
+
+/* SIGTERM or SIGINT waits in the signalfd (blocked, not yet read): a
+ * node still waiting to join gives up. */
+static bool term_pending(void)
+{
+    sigset_t p;
+
+    return sigpending(&p) == 0 &&
+           (sigismember(&p, SIGTERM) == 1 || sigismember(&p, SIGINT) == 1);
+}
 
 static void usage(FILE *fp)
 {
@@ -1101,11 +1113,19 @@ int main(int argc, char **argv)
             (unsigned long)rv);
         goto fail;
     }
+    if (d.cfg.cluster_node_id != 0 &&
+        !dcluster_start(&d.cfg, d.hsm, term_pending, &d.cluster, err,
+                        sizeof(err))) {
+        say("cluster: %s", err);
+        goto fail;
+    }
     rv = wire_server_new(d.hsm, &d.cfg, &d.srv);
     if (rv != CKR_OK) {
         say("wire_server_new: CK_RV 0x%lx", (unsigned long)rv);
         goto fail;
     }
+    if (d.cluster != NULL)
+        wire_server_set_cluster(d.srv, dcluster_ops(d.cluster));
 #ifdef NIMBUS_TEST_FAKE_CLUSTER
     /* tests/remote/nimbusd_fakecluster only: a cluster in memory */
     wire_server_set_cluster(d.srv, nimbus_test_fake_cluster());
@@ -1113,6 +1133,7 @@ int main(int argc, char **argv)
     rc = run(&d, sfd, ready_fd);
     close_listeners(&d);
     wire_server_free(d.srv);
+    dcluster_stop(d.cluster);
     hsm_close(d.hsm);
     wire_tls_free(d.tls);
     close(sfd);
@@ -1122,6 +1143,7 @@ fail:
     close_listeners(&d);
     if (d.srv != NULL)
         wire_server_free(d.srv);
+    dcluster_stop(d.cluster);
     if (d.hsm != NULL)
         hsm_close(d.hsm);
     wire_tls_free(d.tls);

@@ -330,13 +330,18 @@ CK_RV hsm_cluster_restore(hsm_t *hsm, const uint8_t *buf, size_t len)
     return rv;
 }
 
-CK_RV hsm_cluster_digest(hsm_t *hsm, uint8_t out[STORE_DIGEST_LEN],
+CK_RV hsm_cluster_digest(hsm_t *hsm, uint8_t out[HSM_DIGEST_LEN],
                          uint64_t *applied)
 {
+    uint8_t *buf = NULL;
+    size_t len = 0;
     CK_RV rv;
 
     pthread_mutex_lock(&hsm->lock);
-    rv = store_digest(hsm->st, out, applied);
+    rv = store_digest_input(hsm->st, &buf, &len, applied);
     pthread_mutex_unlock(&hsm->lock);
+    if (rv == CKR_OK)
+        rv = crypto_sha256(buf != NULL ? buf : (const uint8_t *)"", len, out);
+    free(buf);
     return rv;
 }

@@ -71,8 +71,9 @@ CK_RV hsm_cluster_apply(hsm_t *hsm, uint64_t index, uint64_t origin,
 CK_RV hsm_cluster_applied(hsm_t *hsm, uint64_t *index);
 CK_RV hsm_cluster_snapshot(hsm_t *hsm, uint8_t **buf, size_t *len);
 CK_RV hsm_cluster_restore(hsm_t *hsm, const uint8_t *buf, size_t len);
-/* Sync status (store_digest) of this node's store. */
-CK_RV hsm_cluster_digest(hsm_t *hsm, uint8_t out[STORE_DIGEST_LEN],
+/* Sync status: SHA-256 of store_digest_input of this node's store, and
+ * the index it was taken at. */
+CK_RV hsm_cluster_digest(hsm_t *hsm, uint8_t out[HSM_DIGEST_LEN],
                          uint64_t *applied);
 
 #endif

@@ -1,0 +1,140 @@
+# lib.sh - a cluster of nimbusd on loopback for the shell tests (bash,
+# sourced). Each node N has DIR/nN/ (store, raft dir, config, log, a unix
+# socket for clients) and a cluster port below 32768. Nothing here
+# installs a trap: the caller runs cl_stop_all in its own.
+
+CL_B=${NIMBUS_TOP_BUILDDIR:-$(pwd)}
+CL_S=${NIMBUS_TOP_SRCDIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+CL_NIMBUSD=${NIMBUSD:-$CL_B/nimbusd}
+CL_MGMT=$CL_B/nimbus-mgmt
+CL_ID=${CL_ID:-nimbus-test-cluster}
+declare -A CL_PID CL_PORT
+
+# cl_init DIR N: PKI for nodes 1..N of cluster $CL_ID under DIR/pki, and a
+# cluster port for each (free now; a busy one at start is retried).
+cl_init() {
+    local i ids=()
+    CL_DIR=$1
+    CL_N=$2
+    for ((i = 1; i <= CL_N; i++)); do
+        ids+=("$i")
+        CL_PORT[$i]=$(python3 "$CL_S/scripts/free-port.py") || return 1
+    done
+    sh "$CL_S/tests/cluster/mkpki.sh" "$CL_DIR/pki" "$CL_ID" "${ids[@]}" \
+        >/dev/null 2>&1
+}
+
+cl_sock() { echo "$CL_DIR/n$1/sock/nimbusd.sock"; }
+
+# cl_conf N [LINE...]: node N's nimbusd.conf.
+cl_conf() {
+    local n=$1 d=$CL_DIR/n$1
+    shift
+    mkdir -p "$d/sock"
+    chmod 0750 "$d/sock"
+    {
+        echo "store = $d/store"
+        echo "kdf_iterations = 1000"
+        echo "listen = unix:$(cl_sock "$n")"
+        echo "log_level = info"
+        echo "log_file = $d/nimbusd.log"
+        echo "cluster_id = $CL_ID"
+        echo "cluster_node_id = $n"
+        echo "cluster_listen = 127.0.0.1:${CL_PORT[$n]}"
+        echo "cluster_ca = $CL_DIR/pki/ca.crt"
+        echo "cluster_cert = $CL_DIR/pki/node$n.crt"
+        echo "cluster_key = $CL_DIR/pki/node$n.key"
+        [ $# -gt 0 ] && printf '%s\n' "$@"
+    } >"$d/nimbusd.conf"
+    echo "servers = unix:$(cl_sock "$n")" >"$d/client.conf"
+}
+
+# cl_launch N: starts node N (foreground, in the background) with its
+# config as it is; does not wait.
+cl_launch() {
+    local d=$CL_DIR/n$1
+    "$CL_NIMBUSD" -c "$d/nimbusd.conf" --foreground >>"$d/nimbusd.out" 2>&1 &
+    CL_PID[$1]=$!
+}
+
+# cl_wait_ready N [SECONDS]: 0 once node N serves clients.
+cl_wait_ready() {
+    local n=$1 t=${2:-30} i
+    for ((i = 0; i < t * 10; i++)); do
+        grep -q 'ready: listening' "$CL_DIR/n$n/nimbusd.log" 2>/dev/null &&
+            return 0
+        kill -0 "${CL_PID[$n]}" 2>/dev/null || return 1
+        sleep 0.1
+    done
+    return 1
+}
+
+# cl_mgmt N COMMANDS: nimbus-mgmt against node N.
+cl_mgmt() {
+    local n=$1
+    shift
+    NIMBUS_CONF=$CL_DIR/n$n/client.conf "$CL_MGMT" -y -c "$*" 2>&1
+}
+
+# cl_stop N: SIGTERM, then wait (60 s) or kill -9.
+cl_stop() {
+    local pid=${CL_PID[$1]:-} i
+    [ -n "$pid" ] || return 0
+    CL_PID[$1]=
+    kill -TERM "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 1; }
+    for ((i = 0; i < 600; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -9 "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+        return 1
+    fi
+    wait "$pid"
+}
+
+# cl_kill N: kill -9 node N.
+cl_kill() {
+    local pid=${CL_PID[$1]:-}
+    [ -n "$pid" ] || return 0
+    CL_PID[$1]=
+    kill -9 "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    return 0
+}
+
+cl_stop_all() {
+    local n
+    for n in "${!CL_PID[@]}"; do
+        [ -n "${CL_PID[$n]}" ] && kill -CONT "${CL_PID[$n]}" 2>/dev/null
+        cl_stop "$n"
+    done
+}
+
+CL_CO_PW=${CL_CO_PW:-copass123}
+
+# cl_start_cluster: node 1 bootstraps and is activated (PRECO -> CO admin,
+# password $CL_CO_PW); the others start unjoined and the CO adds them
+# through node 1 (addNode), each catching up.
+cl_start_cluster() {
+    local i out
+    cl_conf 1 "cluster_bootstrap = yes" || return 1
+    cl_launch 1
+    cl_wait_ready 1 || return 1
+    out=$(cl_mgmt 1 "loginHSM PRECO admin password; changePswd PRECO admin $CL_CO_PW") || {
+        echo "activation: $out" >&2
+        return 1
+    }
+    for ((i = 2; i <= CL_N; i++)); do
+        cl_conf "$i" "cluster_join = 127.0.0.1:${CL_PORT[1]}"
+        cl_launch "$i"
+    done
+    for ((i = 2; i <= CL_N; i++)); do
+        out=$(cl_mgmt 1 "loginHSM CO admin $CL_CO_PW; addNode $i 127.0.0.1:${CL_PORT[$i]}") || {
+            echo "addNode $i: $out" >&2
+            return 1
+        }
+        cl_wait_ready "$i" || return 1
+    done
+}
