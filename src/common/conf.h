@@ -27,6 +27,7 @@
 #define CONFIG_DEFAULT_CALL_TIMEOUT 120UL
 #define CONFIG_MAX_CALL_TIMEOUT 86400UL
 #define CONFIG_CLUSTER_ID_MAX 64
+#define CONFIG_CLUSTER_ADDRESS_MAX 255 /* "host:port" */
 
 /* One "listen" (nimbusd) or "servers" (client) endpoint:
  * "unix:/abs/path" or "tls:HOST:PORT" (HOST may be [v6]). */
@@ -119,7 +120,7 @@ struct config {
     /* ---- nimbusd in a cluster (section 11); cluster_node_id 0: alone ---- */
     char cluster_id[CONFIG_CLUSTER_ID_MAX + 1]; /* [0-9A-Za-z-], in certs */
     unsigned long cluster_node_id;              /* 1.. */
-    char cluster_listen[CONFIG_HOST_MAX + 8];   /* "host:port": raft + peers */
+    char cluster_listen[CONFIG_CLUSTER_ADDRESS_MAX + 1]; /* "host:port" */
     char cluster_dir[PATH_MAX];                 /* "": STORE/raft */
     char cluster_ca[PATH_MAX], cluster_cert[PATH_MAX], cluster_key[PATH_MAX];
     /* "cluster_bootstrap = yes": on first start, a new cluster of this one
@@ -127,7 +128,7 @@ struct config {
     bool cluster_bootstrap;
     /* "cluster_join = host:port": a member the node fetches the cluster
      * masking key from when it has none (a node that joins). */
-    char cluster_join[CONFIG_HOST_MAX + 8];
+    char cluster_join[CONFIG_CLUSTER_ADDRESS_MAX + 1];
     unsigned long cluster_election_timeout; /* ms; 0: the engine's */
     unsigned long cluster_heartbeat;        /* ms; 0: the engine's */
 };

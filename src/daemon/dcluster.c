@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -302,6 +303,11 @@ bool dcluster_start(const struct config *cfg, hsm_t *hsm,
     cc.election_timeout = (unsigned)cfg->cluster_election_timeout;
     cc.heartbeat_timeout = (unsigned)cfg->cluster_heartbeat;
     first = dir_empty(cc.dir);
+    /* The raft log is the node's own, like its store: nobody else's. */
+    if (mkdir(cc.dir, 0700) != 0 && errno != EEXIST) {
+        snprintf(err, errlen, "cannot make %s: %s", cc.dir, strerror(errno));
+        return false;
+    }
     cc.bootstrap = cfg->cluster_bootstrap && first;
 
     if ((dc = calloc(1, sizeof(*dc))) == NULL) {

@@ -60,10 +60,17 @@ grep -q "^count CKR_OK 2" <<<"$out" || fail "node 1 does not find k3: $out"
 grep -q "^sign CKR_OK" <<<"$out" || fail "node 1 cannot sign with k3: $out"
 ok "a key pair made through node 3 is found and signs through node 1"
 
-# --- sync status: the same digest on every node
+# --- sync status: the same digest on every node, and alice has the same
+# id everywhere (ids come from the log)
+for n in 1 2 3; do
+    id=$(cl_mgmt "$n" "listUsers" | awk '$3 == "alice" { print $1 }')
+    [ -n "$id" ] || fail "no id for alice on node $n"
+    [ "$n" = 1 ] && alice=$id
+    [ "$id" = "$alice" ] || fail "alice is $alice on node 1 but $id on node $n"
+done
 d=()
 for n in 1 2 3; do
-    out=$(cl_mgmt "$n" "loginHSM CO admin $CL_CO_PW; findAllKeys alice 1") ||
+    out=$(cl_mgmt "$n" "loginHSM CO admin $CL_CO_PW; findAllKeys $alice 1") ||
         fail "findAllKeys on node $n: $out"
     d[$n]=$(sed -n 's/^Key set hash (SHA-256) on server [0-9]*([^)]*): \([0-9a-f]\{64\}\)$/\1/p' <<<"$out")
     [ -n "${d[$n]}" ] || fail "no digest from node $n: $out"
@@ -72,12 +79,20 @@ done
     fail "key digests differ: ${d[*]}"
 ok "findAllKeys alice 1: one digest, equal on the three nodes"
 
-# --- no secret in the raft directories
-python3 - "$T" alicepw1 bobpw123 "$CL_CO_PW" <<'EOF' || fail "a secret is in a raft directory"
+# --- no key value and no password in any file of any node (raft log,
+# snapshots, store): a known AES key imported through node 2
+KEYHEX=5ca1ab1e0ddba11c0ffee0ddf00d5eed5ca1ab1e0ddba11c0ffee0ddf00d5eed
+out=$(app 2 open "loginuser alice alicepw1" "aes known $KEYHEX" "count known")
+grep -q "^aes CKR_OK" <<<"$out" || fail "aes import through node 2: $out"
+out=$(app 3 open "loginuser alice alicepw1" "count known")
+grep -q "^count CKR_OK 1" <<<"$out" || fail "node 3 does not find the key: $out"
+python3 - "$T" "$KEYHEX" alicepw1 bobpw123 "$CL_CO_PW" <<'EOF' || fail "a secret is in a node's files"
 import os, sys
-root, secrets = sys.argv[1], [s.encode() for s in sys.argv[2:]]
+root = sys.argv[1]
+secrets = [bytes.fromhex(sys.argv[2]), sys.argv[2].encode()]
+secrets += [s.encode() for s in sys.argv[3:]]
 for n in (1, 2, 3):
-    d = os.path.join(root, "n%d" % n, "store", "raft")
+    d = os.path.join(root, "n%d" % n, "store")
     for dp, _, fs in os.walk(d):
         for f in fs:
             data = open(os.path.join(dp, f), "rb").read()
@@ -86,7 +101,7 @@ for n in (1, 2, 3):
                     print("%s holds %r" % (os.path.join(dp, f), s))
                     sys.exit(1)
 EOF
-ok "the raft logs hold none of the passwords"
+ok "no file of any node (raft log, store) holds the key value or a password"
 
 # --- lockout is cluster-wide: failures through three nodes add up
 for n in 1 2 3 1 2; do

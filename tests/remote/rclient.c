@@ -20,6 +20,7 @@
  *   logout
  *   state                C_GetSessionInfo(cur): the state
  *   genec LABEL          EC P-256 token key pair
+ *   aes LABEL HEX        a token AES-256 key of that value (64 hex)
  *   sobj LABEL           a session data object
  *   count LABEL          objects with this label cur can find
  *   sign LABEL           ECDSA sign with LABEL's private key, verify with
@@ -99,6 +100,7 @@ static const struct {
     RV(CKR_OPERATION_ACTIVE),
     RV(CKR_OPERATION_NOT_INITIALIZED),
     RV(CKR_PIN_INCORRECT),
+    RV(CKR_PIN_LOCKED),
     RV(CKR_SESSION_CLOSED),
     RV(CKR_SESSION_HANDLE_INVALID),
     RV(CKR_SIGNATURE_INVALID),
@@ -217,6 +219,33 @@ static CK_RV do_sobj(const char *label)
     CK_OBJECT_HANDLE h;
 
     return fl->C_CreateObject(cur, t, 4, &h);
+}
+
+/* A token AES key with the value given in hex (32 bytes), encrypt-only:
+ * a known value the cluster tests look for in files. */
+static CK_RV do_aes(const char *label, const char *hex)
+{
+    CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
+    CK_KEY_TYPE kt = CKK_AES;
+    CK_BBOOL yes = CK_TRUE;
+    unsigned char v[32];
+    CK_ATTRIBUTE t[] = {
+        {CKA_CLASS, &cls, sizeof(cls)}, {CKA_KEY_TYPE, &kt, sizeof(kt)},
+        {CKA_TOKEN, &yes, sizeof(yes)}, {CKA_ENCRYPT, &yes, sizeof(yes)},
+        {CKA_LABEL, (void *)label, strlen(label)}, {CKA_VALUE, v, sizeof(v)},
+    };
+    CK_OBJECT_HANDLE h;
+
+    if (strlen(hex) != 2 * sizeof(v))
+        return CKR_ARGUMENTS_BAD;
+    for (size_t i = 0; i < sizeof(v); i++) {
+        unsigned x;
+
+        if (sscanf(hex + 2 * i, "%2x", &x) != 1)
+            return CKR_ARGUMENTS_BAD;
+        v[i] = (unsigned char)x;
+    }
+    return fl->C_CreateObject(cur, t, 6, &h);
 }
 
 static CK_RV do_count(const char *label, CK_ULONG *n)
@@ -714,6 +743,8 @@ int main(void)
             continue;
         } else if (IS("genec", 1)) {
             rv = do_genec(argv[1]);
+        } else if (IS("aes", 2)) {
+            rv = do_aes(argv[1], argv[2]);
         } else if (IS("sobj", 1)) {
             rv = do_sobj(argv[1]);
         } else if (IS("count", 1)) {
