@@ -193,9 +193,20 @@ void hsm_quorum_login_end_locked(hsm_conn_t *conn)
     /* Inside another change's transaction the delete would share its fate:
      * left then, the tokens are dead anyway (no login carries their id)
      * and go with the next purge or their expiry. */
-    if (!store_in_tx(hsm->st) &&
-        store_qtoken_delete_login(hsm->st, conn->login_id) != CKR_OK)
-        log_warn("quorum: the tokens of an ended login stay until expiry");
+    if (!store_in_tx(hsm->st)) {
+        /* Its own transaction: in a cluster, an entry of the log. */
+        CK_RV rv = store_begin(hsm->st, true);
+
+        if (rv == CKR_OK &&
+            (rv = store_qtoken_delete_login(hsm->st, conn->login_id)) ==
+                CKR_OK)
+            rv = store_commit(hsm->st);
+        else if (rv == CKR_OK)
+            store_rollback(hsm->st);
+        if (rv != CKR_OK)
+            log_warn("quorum: the tokens of an ended login stay until "
+                     "expiry");
+    }
     util_wipe(conn->login_id, sizeof(conn->login_id));
 }
 

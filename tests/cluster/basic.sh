@@ -17,7 +17,7 @@ export NIMBUS_MODULE=${NIMBUS_MODULE:-$B/.libs/libnimbus-pkcs11.so}
 T=$(mktemp -d /tmp/nimbus-cluster-XXXXXX)
 cleanup() {
     cl_stop_all
-    rm -rf "$T"
+    [ -n "${CL_KEEP:-}" ] && echo "kept $T" || rm -rf "$T"
 }
 trap cleanup EXIT
 fail() {
