@@ -251,11 +251,11 @@ static bool host_port_ok(const char *v)
     return c != NULL && c != v && parse_range(c + 1, 1, 65535, &port);
 }
 
-/* The cluster_* keys (key without its prefix). */
+/* The cluster_* keys. */
 static const char *parse_cluster(struct config *cfg, const char *key,
                                  const char *val)
 {
-    if (strcmp(key, "id") == 0) {
+    if (strcmp(key, "cluster_id") == 0) {
         size_t n = strlen(val);
 
         if (n == 0 || n > CONFIG_CLUSTER_ID_MAX ||
@@ -263,32 +263,35 @@ static const char *parse_cluster(struct config *cfg, const char *key,
                         "ABCDEFGHIJKLMNOPQRSTUVWXYZ-") != n)
             return "cluster_id must be 1..64 of [0-9A-Za-z-]";
         memcpy(cfg->cluster_id, val, n + 1);
-    } else if (strcmp(key, "node_id") == 0) {
+    } else if (strcmp(key, "cluster_node_id") == 0) {
         if (!parse_range(val, 1, 4294967295UL, &cfg->cluster_node_id))
             return "cluster_node_id must be 1..4294967295";
-    } else if (strcmp(key, "listen") == 0 || strcmp(key, "join") == 0) {
-        char *dst = key[0] == 'l' ? cfg->cluster_listen : cfg->cluster_join;
+    } else if (strcmp(key, "cluster_listen") == 0 ||
+               strcmp(key, "cluster_join") == 0) {
+        char *dst = key[8] == 'l' ? cfg->cluster_listen : cfg->cluster_join;
 
         if (!host_port_ok(val) ||
             !copy_str(dst, sizeof(cfg->cluster_listen), val))
             return "must be host:port";
-    } else if (strcmp(key, "dir") == 0 || strcmp(key, "ca") == 0 ||
-               strcmp(key, "cert") == 0 || strcmp(key, "key") == 0) {
-        char *dst = key[0] == 'd'   ? cfg->cluster_dir
-                    : key[0] == 'k' ? cfg->cluster_key
-                    : key[1] == 'a' ? cfg->cluster_ca
+    } else if (strcmp(key, "cluster_dir") == 0 ||
+               strcmp(key, "cluster_ca") == 0 ||
+               strcmp(key, "cluster_cert") == 0 ||
+               strcmp(key, "cluster_key") == 0) {
+        char *dst = key[8] == 'd'   ? cfg->cluster_dir
+                    : key[8] == 'k' ? cfg->cluster_key
+                    : key[9] == 'a' ? cfg->cluster_ca
                                     : cfg->cluster_cert;
         if (*val != '/')
             return "must be an absolute path";
         if (!copy_str(dst, PATH_MAX, val))
             return "path too long";
-    } else if (strcmp(key, "bootstrap") == 0) {
+    } else if (strcmp(key, "cluster_bootstrap") == 0) {
         if (!parse_bool(val, &cfg->cluster_bootstrap))
             return "cluster_bootstrap must be yes or no";
-    } else if (strcmp(key, "election_timeout") == 0) {
+    } else if (strcmp(key, "cluster_election_timeout") == 0) {
         if (!parse_range(val, 50, 60000, &cfg->cluster_election_timeout))
             return "cluster_election_timeout must be 50..60000 ms";
-    } else if (strcmp(key, "heartbeat") == 0) {
+    } else if (strcmp(key, "cluster_heartbeat") == 0) {
         if (!parse_range(val, 10, 10000, &cfg->cluster_heartbeat))
             return "cluster_heartbeat must be 10..10000 ms";
     } else {
@@ -405,7 +408,7 @@ static const char *config_apply(struct config *cfg, const char *key,
         if (!copy_str(dst, PATH_MAX, val))
             return "path too long";
     } else if (strncmp(key, "cluster_", 8) == 0) {
-        return parse_cluster(cfg, key + 8, val);
+        return parse_cluster(cfg, key, val);
     } else {
         return "unknown key";
     }
@@ -494,8 +497,8 @@ static bool config_beside_module(char *out, size_t outlen)
     memcpy(dir, info.dli_fname, strlen(info.dli_fname) + 1);
     dirname(dir);
     for (size_t i = 0; i < sizeof(ups) / sizeof(ups[0]); i++) {
-        if (snprintf(out, outlen, "%s%s/etc/nimbus/nimbus.conf", dir,
-                     ups[i]) >= (int)outlen)
+        if (snprintf(out, outlen, "%s%s/etc/nimbus/nimbus.conf", dir, ups[i]) >=
+            (int)outlen)
             continue;
         if ((fp = fopen(out, "re")) != NULL) {
             fclose(fp);

@@ -42,8 +42,8 @@ static int fsm_apply(void *ctx, uint64_t index, uint64_t origin, uint64_t seq,
                      size_t *reslen)
 {
     struct dcluster *dc = ctx;
-    CK_RV rv = hsm_cluster_apply(dc->hsm, index, origin, seq, payload, len,
-                                 res, reslen);
+    CK_RV rv = hsm_cluster_apply(dc->hsm, index, origin, seq, payload, len, res,
+                                 reslen);
 
     if (rv != CKR_OK) {
         log_error("cluster: entry %llu could not be applied (CK_RV 0x%lx): "
@@ -220,8 +220,9 @@ static bool seed(struct dcluster *dc, bool (*stop)(void), char *err,
         }
         sleep_ms(100);
     }
-    snprintf(err, errlen, "the new cluster did not take its first state "
-                          "(CK_RV 0x%lx)",
+    snprintf(err, errlen,
+             "the new cluster did not take its first state "
+             "(CK_RV 0x%lx)",
              (unsigned long)rv);
     return false;
 }
@@ -266,9 +267,8 @@ const struct wire_cluster_ops *dcluster_ops(dcluster_t *dc)
     return &dc->ops;
 }
 
-bool dcluster_start(const struct config *cfg, hsm_t *hsm,
-                    bool (*stop)(void), dcluster_t **out, char *err,
-                    size_t errlen)
+bool dcluster_start(const struct config *cfg, hsm_t *hsm, bool (*stop)(void),
+                    dcluster_t **out, char *err, size_t errlen)
 {
     struct cluster_config cc;
     struct cluster_fsm fsm;
@@ -281,9 +281,10 @@ bool dcluster_start(const struct config *cfg, hsm_t *hsm,
     if (cfg->cluster_id[0] == '\0' || cfg->cluster_listen[0] == '\0' ||
         cfg->cluster_ca[0] == '\0' || cfg->cluster_cert[0] == '\0' ||
         cfg->cluster_key[0] == '\0') {
-        snprintf(err, errlen, "a cluster node needs cluster_id, "
-                              "cluster_listen, cluster_ca, cluster_cert and "
-                              "cluster_key");
+        snprintf(err, errlen,
+                 "a cluster node needs cluster_id, "
+                 "cluster_listen, cluster_ca, cluster_cert and "
+                 "cluster_key");
         return false;
     }
     memset(&cc, 0, sizeof(cc));
@@ -351,8 +352,7 @@ bool dcluster_start(const struct config *cfg, hsm_t *hsm,
         if (!fetch_key(dc, cfg, stop, err, errlen))
             goto fail;
         if ((e = cluster_raft_start(dc->cl)) != 0) {
-            snprintf(err, errlen, "cannot start raft: %s",
-                     cluster_strerror(e));
+            snprintf(err, errlen, "cannot start raft: %s", cluster_strerror(e));
             goto fail;
         }
     }

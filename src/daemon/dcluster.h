@@ -22,9 +22,8 @@ typedef struct dcluster dcluster_t;
  * fetches it from cfg->cluster_join, retrying until a member answers
  * (it has been added) or stop() says so. false: err says why.
  */
-bool dcluster_start(const struct config *cfg, hsm_t *hsm,
-                    bool (*stop)(void), dcluster_t **out, char *err,
-                    size_t errlen);
+bool dcluster_start(const struct config *cfg, hsm_t *hsm, bool (*stop)(void),
+                    dcluster_t **out, char *err, size_t errlen);
 void dcluster_stop(dcluster_t *dc);
 cluster_t *dcluster_engine(dcluster_t *dc);
 /* The wire server's cluster calls (listNodes, addNode, ...), answered by

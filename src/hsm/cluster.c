@@ -39,13 +39,13 @@ static CK_RV key_read_locked(hsm_t *hsm, bool *have)
 
     *have = false;
     if ((rv = ckey_ad(hsm, ad, sizeof(ad), &adlen)) != CKR_OK ||
-        (rv = store_meta_get(hsm->st, META_CLUSTER_KEY, &sealed,
-                             &sealedlen)) != CKR_OK)
+        (rv = store_meta_get(hsm->st, META_CLUSTER_KEY, &sealed, &sealedlen)) !=
+            CKR_OK)
         return rv;
     if (sealed == NULL)
         return CKR_OK;
-    rv = crypto_unseal(hsm->mkey, (const uint8_t *)ad, adlen, sealed,
-                       sealedlen, &clear, &clearlen);
+    rv = crypto_unseal(hsm->mkey, (const uint8_t *)ad, adlen, sealed, sealedlen,
+                       &clear, &clearlen);
     free(sealed);
     if (rv != CKR_OK || clearlen != HSM_CLUSTER_KEY_LEN) {
         log_error("cluster: the cluster key does not open (another "

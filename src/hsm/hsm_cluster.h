@@ -25,8 +25,9 @@
  * to reach the cluster is CKR_DEVICE_ERROR. */
 struct hsm_cluster_link {
     void *ctx;
-    CK_RV (*submit)(void *ctx, const uint8_t *entry, size_t len,
-                    uint8_t **res, size_t *reslen);
+    CK_RV (*submit)
+    (void *ctx, const uint8_t *entry, size_t len, uint8_t **res,
+     size_t *reslen);
 };
 
 /* Whether this node holds the cluster masking key (loads it if so). */
