@@ -707,6 +707,23 @@ static void sc_2fa(wire_client_t *a, wire_client_t *b)
                             sizeof(q_sig));
 }
 
+static void sc_tickets(wire_client_t *a, wire_client_t *b)
+{
+    uint8_t t[HSM_TICKET_LEN];
+
+    memset(t, 0, sizeof(t));
+    (void)wire_cl_login_ticket(a, t);
+    (void)wire_cl_login_redeem(a, t, sizeof(t));
+    (void)wire_cl_logout(a);
+    (void)wire_cl_login_redeem(a, t, sizeof(t));
+    (void)wire_cl_login_redeem(a, t, 7);
+    (void)wire_cl_login_ticket(a, t);
+    /* B, another uid's connection: A's ticket is not B's */
+    (void)wire_cl_hello(b, "other", NULL, NULL);
+    (void)wire_cl_login_redeem(b, t, sizeof(t));
+    (void)wire_cl_login_ticket(b, t);
+}
+
 /* The seed writer's channel A, for requests the client does not make
  * itself (the shared bulk region: its client only uses it with a
  * transfer that passes descriptors). */
@@ -905,6 +922,7 @@ static const struct {
     {"bulk", FLAG_HELLO | FLAG_LOGIN, sc_bulk},
     {"2fa", FLAG_HELLO | FLAG_LOGIN, sc_2fa},
     {"cluster", FLAG_HELLO | FLAG_LOGIN, sc_cluster},
+    {"tickets", FLAG_HELLO | FLAG_LOGIN, sc_tickets},
 };
 
 int main(int argc, char **argv)
