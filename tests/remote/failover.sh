@@ -92,6 +92,11 @@ grep -q 'logged in$' "$T/a.log" || fail "no password login on a"
 grep -q 'logged in with a ticket' "$T/a.log" &&
     fail "a (the password login's server) redeemed a ticket"
 ok "6 sessions spread over 2 servers, one C_Login, b logged in by ticket"
+# Two sessions on two servers, a session object each (both servers'
+# first: the same id on each server): the first one's handle through the
+# second session names nothing, not the other server's object.
+rc app xsobj CKR_OBJECT_HANDLE_INVALID
+ok "a session object of another server: CKR_OBJECT_HANDLE_INVALID"
 
 # ---- a multi-part operation left open on every session
 rc app "updall k1" CKR_OK

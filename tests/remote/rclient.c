@@ -54,6 +54,11 @@
  *   stateall             C_GetSessionInfo on each session of the set:
  *                        "stateall CKR_OK n st=K ..." per state
  *   setpin OLD NEW       C_SetPIN on cur
+ *   xsobj                a session object on each of the set's first two
+ *                        sessions; "xsobj RV": what reading the first's
+ *                        CKA_VALUE through the second session answers
+ *                        (its owner reads it, or the answer is
+ *                        CKR_FUNCTION_FAILED)
  *   quit
  */
 #include <dlfcn.h>
@@ -674,6 +679,47 @@ static void do_stateall(void)
     printf("\n");
 }
 
+static CK_RV sobj_in(CK_SESSION_HANDLE s, const char *val, CK_OBJECT_HANDLE *h)
+{
+    CK_OBJECT_CLASS cls = CKO_DATA;
+    CK_BBOOL no = CK_FALSE;
+    CK_ATTRIBUTE t[] = {
+        {CKA_CLASS, &cls, sizeof(cls)},
+        {CKA_TOKEN, &no, sizeof(no)},
+        {CKA_VALUE, (void *)val, strlen(val)},
+    };
+
+    return fl->C_CreateObject(s, t, 3, h);
+}
+
+static CK_RV value_of(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h, char *out,
+                      size_t room)
+{
+    CK_ATTRIBUTE a = {CKA_VALUE, out, room - 1};
+    CK_RV rv = fl->C_GetAttributeValue(s, h, &a, 1);
+
+    out[rv == CKR_OK && a.ulValueLen < room ? a.ulValueLen : 0] = '\0';
+    return rv;
+}
+
+static CK_RV do_xsobj(void)
+{
+    CK_OBJECT_HANDLE h0, h1;
+    char v[32];
+    CK_RV rv;
+
+    if (nset < 2)
+        return CKR_ARGUMENTS_BAD;
+    if ((rv = sobj_in(sset[0], "zero", &h0)) != CKR_OK ||
+        (rv = sobj_in(sset[1], "one", &h1)) != CKR_OK)
+        return rv;
+    if (h0 == h1 || value_of(sset[0], h0, v, sizeof(v)) != CKR_OK ||
+        strcmp(v, "zero") != 0 ||
+        value_of(sset[1], h1, v, sizeof(v)) != CKR_OK || strcmp(v, "one") != 0)
+        return CKR_FUNCTION_FAILED;
+    return value_of(sset[1], h0, v, sizeof(v));
+}
+
 static CK_RV do_state(CK_STATE *state)
 {
     CK_SESSION_INFO si;
@@ -782,6 +828,8 @@ int main(void)
         } else if (IS("stateall", 0)) {
             do_stateall();
             continue;
+        } else if (IS("xsobj", 0)) {
+            rv = do_xsobj();
         } else if (IS("setpin", 2)) {
             rv = fl->C_SetPIN(cur, (CK_UTF8CHAR_PTR)argv[1], strlen(argv[1]),
                               (CK_UTF8CHAR_PTR)argv[2], strlen(argv[2]));
