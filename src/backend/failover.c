@@ -42,8 +42,12 @@
  * Locking: fo_conn.mu guards the links, the session table and the ticket.
  * Calls themselves run without it; a call holds a reference on its link,
  * so a link that dies meanwhile is closed only once its last call and
- * session let go. Connecting to a server and moving a session (rare)
- * happen under mu.
+ * session let go. Connecting to a server runs without mu (a stopped
+ * server holds the connect up to its bound; the other servers' calls go
+ * on meanwhile, and other threads skip that server); the ticket's
+ * redemption on a new connection, opening a session to move one there,
+ * and carrying a new login to the others are calls made under mu (rare,
+ * each bounded by call_timeout).
  */
 #include "config.h"
 
@@ -60,9 +64,12 @@
 #include "common/mechparam.h"
 #include "common/util.h"
 
-/* A server whose connection failed is not tried again for this long
- * (unless no other server answers). */
+/* A server whose connection failed is not tried again for this long,
+ * doubled at each failure in a row up to FO_RETRY_MAX_NS (unless no
+ * other server answers): a stopped server costs a connect bound now and
+ * then, not on every call. */
 #define FO_RETRY_NS (1000ull * 1000ull * 1000ull)
+#define FO_RETRY_MAX_NS (30ull * FO_RETRY_NS)
 
 /* Session object ids: bits 48-62 name the link (server and generation). */
 #define FO_TAG_SHIFT 48
@@ -104,6 +111,8 @@ struct fo_conn {
     struct fo_link *cur[CONFIG_ENDPOINTS_MAX]; /* NULL: not connected */
     unsigned epoch[CONFIG_ENDPOINTS_MAX];
     uint64_t retry_ns[CONFIG_ENDPOINTS_MAX];
+    unsigned fails[CONFIG_ENDPOINTS_MAX];  /* connects failed in a row */
+    bool connecting[CONFIG_ENDPOINTS_MAX]; /* a thread connects (no mu) */
     size_t primary;
     size_t rr;
     struct fo_sess *sess;
@@ -225,25 +234,41 @@ static void link_login_locked(struct fo_conn *fc, struct fo_link *l)
 /*
  * The live link to server m, connected (and logged in) now if needed.
  * force: try even while the server is in its retry pause. NULL when it
- * does not answer.
+ * does not answer, or another thread is connecting to it. The connect
+ * lets mu go: the caller's pointers into the session table do not
+ * survive the call.
  */
 static struct fo_link *link_get_locked(struct fo_conn *fc, size_t m, bool force)
 {
     struct fo_link *l = fc->cur[m];
     backend_conn_t *c = NULL;
+    uint64_t pause = FO_RETRY_NS;
+    CK_RV rv;
 
     if (link_ok_locked(fc, l))
         return l;
-    if (!force && mono_ns() < fc->retry_ns[m])
+    if (fc->connecting[m] || (!force && mono_ns() < fc->retry_ns[m]))
         return NULL;
-    if (backend_conn_open(fc->fo->mem[m], &c) != CKR_OK) {
-        fc->retry_ns[m] = mono_ns() + FO_RETRY_NS;
+    fc->connecting[m] = true;
+    pthread_mutex_unlock(&fc->mu);
+    rv = backend_conn_open(fc->fo->mem[m], &c);
+    pthread_mutex_lock(&fc->mu);
+    fc->connecting[m] = false;
+    if (rv != CKR_OK) {
+        for (unsigned i = 0; i < fc->fails[m] && pause < FO_RETRY_MAX_NS; i++)
+            pause *= 2;
+        fc->fails[m]++;
+        fc->retry_ns[m] =
+            mono_ns() + (pause < FO_RETRY_MAX_NS ? pause : FO_RETRY_MAX_NS);
         return NULL;
     }
+    fc->fails[m] = 0;
     l = calloc(1, sizeof(*l));
-    if (l == NULL) {
+    if (l == NULL || fc->cur[m] != NULL) {
+        /* (only one thread connects to a server at a time) */
+        free(l);
         backend_conn_close(c);
-        return NULL;
+        return fc->cur[m];
     }
     l->c = c;
     l->m = m;
@@ -372,9 +397,27 @@ static CK_RV sess_get(struct fo_conn *fc, hsm_sid_t vsid, struct fo_link **l,
         s->l = NULL;
     }
     if (s->l == NULL) {
-        if ((rv = sess_place_locked(fc, s->rw, &s->l, &s->sid)) != CKR_OK)
+        struct fo_link *nl = NULL;
+        hsm_sid_t nsid = 0;
+
+        /* mu may be let go while placing: s is looked up again after */
+        if ((rv = sess_place_locked(fc, s->rw, &nl, &nsid)) != CKR_OK)
             goto out;
-        log_info("failover: session %u moved to server %zu", vsid, s->l->m + 1);
+        s = sess_find_locked(fc, vsid);
+        if (s == NULL || s->l != NULL) {
+            /* closed meanwhile, or moved by another call: drop ours */
+            (void)backend_session_close(nl->c, nsid);
+            link_unref_locked(fc, nl);
+            if (s == NULL) {
+                rv = CKR_SESSION_HANDLE_INVALID;
+                goto out;
+            }
+        } else {
+            s->l = nl;
+            s->sid = nsid;
+            log_info("failover: session %u moved to server %zu", vsid,
+                     nl->m + 1);
+        }
     }
     s->l->refs++;
     *l = s->l;
@@ -793,6 +836,9 @@ static CK_RV fo_session_open(backend_conn_t *conn, bool rw, hsm_sid_t *sid)
 
     *sid = 0;
     pthread_mutex_lock(&fc->mu);
+    /* placed first: mu may be let go while connecting */
+    if ((rv = sess_place_locked(fc, rw, &l, &rsid)) != CKR_OK)
+        goto out;
     for (size_t i = 0; i < fc->nsess && s == NULL; i++)
         if (fc->sess[i].vsid == 0)
             s = &fc->sess[i];
@@ -801,6 +847,8 @@ static CK_RV fo_session_open(backend_conn_t *conn, bool rw, hsm_sid_t *sid)
             realloc(fc->sess, (fc->nsess + 16) * sizeof(*grown));
 
         if (grown == NULL) {
+            (void)backend_session_close(l->c, rsid);
+            link_unref_locked(fc, l);
             rv = CKR_HOST_MEMORY;
             goto out;
         }
@@ -809,8 +857,6 @@ static CK_RV fo_session_open(backend_conn_t *conn, bool rw, hsm_sid_t *sid)
         s = &fc->sess[fc->nsess];
         fc->nsess += 16;
     }
-    if ((rv = sess_place_locked(fc, rw, &l, &rsid)) != CKR_OK)
-        goto out;
     /* ids are never reused while the connection lives (0 is none) */
     if (fc->next_vsid == 0)
         fc->next_vsid = 1;

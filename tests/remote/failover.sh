@@ -10,6 +10,8 @@
 # change made through the other server makes the ticket refused: moved
 # sessions are then not logged in, and a new C_Login works. With
 # login_ticket_lifetime = 0 the second server's sessions stay logged out.
+# SIGSTOP of a server: the call caught on it fails after call_timeout, the
+# other sessions go on.
 . "$(dirname "$0")/common.sh"
 
 SA=$T/run/a.sock
@@ -180,7 +182,33 @@ rc app "signall k1" CKR_OK
 ok "the application's own C_SetPIN: a new ticket, sessions move logged in"
 rc_stop app
 
+# ---- SIGSTOP of a server: the call caught on it answers CKR_DEVICE_ERROR
+# after call_timeout (5 s here), its other sessions move at once
+up a
+rc_start app3
+rc app3 init CKR_OK
+rc app3 open CKR_OK
+rc app3 "login userpin3" CKR_OK
+rc app3 "opens 4" CKR_OK
+rc app3 "signall k1" CKR_OK
+[ "$(field ok)" = 4 ] || fail "signall before SIGSTOP: $LINE"
+kill -STOP "${NPID[b]}"
+t0=$(date +%s)
+rcany app3 "signall k1"
+t1=$(date +%s)
+kill -CONT "${NPID[b]}"
+[ "$(field ok)" -ge 3 ] && [ "$(field CKR_DEVICE_ERROR)" -le 1 ] &&
+    [ $(($(field ok) + $(field CKR_DEVICE_ERROR))) = 4 ] ||
+    fail "signall with b stopped: $LINE"
+[ $((t1 - t0)) -lt 20 ] || fail "signall with b stopped took $((t1 - t0)) s"
+rc app3 "signall k1" CKR_OK
+[ "$(field ok)" = 4 ] || fail "signall after SIGSTOP and SIGCONT: $LINE"
+ok "b stopped: at most the call caught on it failed ($((t1 - t0)) s), all sign again"
+rc_stop app3
+
 # ---- tickets off on the server that takes the password (a, the first)
+kill -TERM "${NPID[a]}"
+wait "${NPID[a]}" 2>/dev/null
 conf a "$SA" "login_ticket_lifetime = 0"
 up a
 rc_start app2
