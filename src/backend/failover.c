@@ -4,9 +4,13 @@
  * a remote backend of its own (remote.c, one server each), and this file
  * makes them one HSM for the caller.
  *
- * - Sessions are spread: a new session goes to the next server, round
- *   robin, that answers. Every call of a session (a multi-part operation,
- *   a find) goes to that session's server.
+ * - server_spread = application (the default): every session of the
+ *   application goes to one server, the primary (applications start on
+ *   different ones, by process id), so that all its sessions see its
+ *   session objects, as PKCS#11 wants. server_spread = sessions: a new
+ *   session goes to the next server, round robin, that answers. Either
+ *   way every call of a session (a multi-part operation, a find) goes to
+ *   that session's server.
  * - Calls without a session (login, users, management) go to the primary
  *   server: the first that answered, or the next one once it is gone.
  * - The login is made with the password on the primary; a login ticket
@@ -358,10 +362,16 @@ static CK_RV sess_place_locked(struct fo_conn *fc, bool rw,
         size_t m = 0;
         CK_RV rv;
 
-        l = link_any_locked(fc, fc->rr, &m);
+        /* server_spread = application: the primary's server, which then
+         * serves every session (and follows the sessions when it dies) */
+        l = link_any_locked(
+            fc, fc->fo->cfg.spread_sessions ? fc->rr : fc->primary, &m);
         if (l == NULL)
             return CKR_DEVICE_REMOVED;
-        fc->rr = (m + 1) % n;
+        if (fc->fo->cfg.spread_sessions)
+            fc->rr = (m + 1) % n;
+        else
+            fc->primary = m;
         rv = backend_session_open(l->c, rw, sid);
         if (rv == CKR_DEVICE_REMOVED) {
             link_kill_locked(fc, l);
@@ -627,9 +637,13 @@ static CK_RV fo_conn_open(backend_t *be, backend_conn_t **out)
         free(fc);
         return CKR_GENERAL_ERROR;
     }
-    /* As with one server: no connection when none answers. */
+    /* As with one server: no connection when none answers. Each
+     * application starts on a server of its own (by process id) when its
+     * sessions stay together, so that applications spread. */
     pthread_mutex_lock(&fc->mu);
-    if (link_any_locked(fc, 0, &m) == NULL) {
+    if (link_any_locked(fc,
+                        fo->cfg.spread_sessions ? 0 : (size_t)getpid() % fo->n,
+                        &m) == NULL) {
         pthread_mutex_unlock(&fc->mu);
         pthread_mutex_destroy(&fc->mu);
         munmap(fc->secret, fc->secret_size);

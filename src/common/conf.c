@@ -391,6 +391,13 @@ static const char *config_apply(struct config *cfg, const char *key,
     } else if (strcmp(key, "io_timeout") == 0) {
         if (!parse_range(val, 0, CONFIG_MAX_IO_TIMEOUT, &cfg->io_timeout))
             return "io_timeout must be 0..3600 seconds";
+    } else if (strcmp(key, "server_spread") == 0) {
+        if (strcmp(val, "application") == 0)
+            cfg->spread_sessions = false;
+        else if (strcmp(val, "sessions") == 0)
+            cfg->spread_sessions = true;
+        else
+            return "server_spread must be application or sessions";
     } else if (strcmp(key, "call_timeout") == 0) {
         if (!parse_range(val, 0, CONFIG_MAX_CALL_TIMEOUT, &cfg->call_timeout))
             return "call_timeout must be 0..86400 seconds (0: no limit)";

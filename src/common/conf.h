@@ -116,6 +116,11 @@ struct config {
      * answers CKR_DEVICE_ERROR and its connection is dropped (0: wait
      * for ever). */
     unsigned long call_timeout;
+    /* "server_spread = application | sessions" (several servers): every
+     * session of the application on one server (its session objects seen
+     * by all its sessions, as PKCS#11 wants), or each new session on the
+     * next server. */
+    bool spread_sessions;
 
     /* ---- nimbusd in a cluster (section 11); cluster_node_id 0: alone ---- */
     char cluster_id[CONFIG_CLUSTER_ID_MAX + 1]; /* [0-9A-Za-z-], in certs */

@@ -10,6 +10,7 @@
 # change made through the other server makes the ticket refused: moved
 # sessions are then not logged in, and a new C_Login works. With
 # login_ticket_lifetime = 0 the second server's sessions stay logged out.
+# server_spread = application keeps an application's sessions together.
 # SIGSTOP of a server: the call caught on it fails after call_timeout, the
 # other sessions go on.
 . "$(dirname "$0")/common.sh"
@@ -68,7 +69,7 @@ field() {
 
 conf a "$SA"
 conf b "$SB"
-printf 'servers = unix:%s, unix:%s\nlog_level = info\nlog_file = %s/client.log\ncall_timeout = 5\n' \
+printf 'servers = unix:%s, unix:%s\nserver_spread = sessions\nlog_level = info\nlog_file = %s/client.log\ncall_timeout = 5\n' \
     "$SA" "$SB" "$T" >"$T/client.conf"
 # a second application that only knows server a (the password change
 # "through the other node")
@@ -205,6 +206,35 @@ rc app3 "signall k1" CKR_OK
 [ "$(field ok)" = 4 ] || fail "signall after SIGSTOP and SIGCONT: $LINE"
 ok "b stopped: at most the call caught on it failed ($((t1 - t0)) s), all sign again"
 rc_stop app3
+
+# ---- server_spread = application (the default): every session of the
+# application on one server, session objects shared, all move together
+printf 'servers = unix:%s, unix:%s\nlog_level = info\nlog_file = %s/client.log\ncall_timeout = 5\n' \
+    "$SA" "$SB" "$T" >"$T/app.conf"
+na=$(grep -c 'logged in$' "$T/a.log")
+nb=$(grep -c 'logged in$' "$T/b.log")
+export NIMBUS_CONF=$T/app.conf
+rc_start app4
+export NIMBUS_CONF=$T/client.conf
+rc app4 init CKR_OK
+rc app4 open CKR_OK
+rc app4 "login userpin3" CKR_OK
+rc app4 "opens 4" CKR_OK
+rc app4 xsobj CKR_OK
+ok "server_spread = application: a session object is seen by the other sessions"
+if [ "$(grep -c 'logged in$' "$T/a.log")" -gt "$na" ]; then
+    home=a
+elif [ "$(grep -c 'logged in$' "$T/b.log")" -gt "$nb" ]; then
+    home=b
+else
+    fail "app4's password login is in neither server's log"
+fi
+down9 $home
+rc app4 "signall k1" CKR_OK
+[ "$(field ok)" = 4 ] || fail "signall after app4's server died: $LINE"
+ok "server_spread = application: $home killed, all sessions move and sign"
+rc_stop app4
+up $home
 
 # ---- tickets off on the server that takes the password (a, the first)
 kill -TERM "${NPID[a]}"

@@ -116,6 +116,8 @@ static void test_config_defaults(void **state)
     assert_true(cfg.public_objects_visible);
     assert_int_equal(cfg.io_timeout, 10);
     assert_int_equal(cfg.call_timeout, CONFIG_DEFAULT_CALL_TIMEOUT);
+    assert_int_equal(cfg.login_ticket_lifetime, 3600);
+    assert_false(cfg.spread_sessions);
     assert_string_equal(cfg.path, "");
 }
 
@@ -146,6 +148,8 @@ static void test_config_file(void **state)
                                "max_frame = 65536\n"
                                "io_timeout = 0\n"
                                "call_timeout = 0\n"
+                               "login_ticket_lifetime = 0\n"
+                               "server_spread = sessions\n"
                                "cluster_id = prod-eu-1\n"
                                "cluster_node_id = 4294967295\n"
                                "cluster_listen = 10.0.0.5:7000\n"
@@ -191,6 +195,8 @@ static void test_config_file(void **state)
     assert_int_equal(cfg.max_frame, 65536);
     assert_int_equal(cfg.io_timeout, 0);
     assert_int_equal(cfg.call_timeout, 0);
+    assert_int_equal(cfg.login_ticket_lifetime, 0);
+    assert_true(cfg.spread_sessions);
     assert_string_equal(cfg.tls_ca, "/etc/nimbus/ca.pem");
     assert_string_equal(cfg.cluster_id, "prod-eu-1");
     assert_int_equal(cfg.cluster_node_id, 4294967295UL);
@@ -255,6 +261,11 @@ static void test_config_errors(void **state)
         {"call_timeout = two\n", "call_timeout"},
         {"call_timeout =\n", "call_timeout"},
         {"call_timeout = 0x10\n", "call_timeout"},
+        {"login_ticket_lifetime = 3601\n", "login_ticket_lifetime"},
+        {"login_ticket_lifetime = -1\n", "login_ticket_lifetime"},
+        {"login_ticket_lifetime = 1h\n", "login_ticket_lifetime"},
+        {"server_spread = random\n", "server_spread"},
+        {"server_spread =\n", "server_spread"},
         {"tls_cert = cert.pem\n", "absolute"},
         {"user = nosuchuser_nimbus\n", "user"},
         {"cluster_id = a b\n", "cluster_id"},
