@@ -36,6 +36,9 @@ static char p11_so_pw[64] = P11_SO_PW;
 #define P11_DAEMON_STOP_MS 60000
 #define P11_TLS_PORT_TRIES 3
 static pid_t p11_daemon = -1;
+/* NIMBUS_TEST_SERVERS=2 (unix): a second nimbusd on the same store, and
+ * the module configured with both (one HSM of two servers). */
+static pid_t p11_daemon2 = -1;
 static int p11_daemon_failures;
 
 /* ------------------------------------------------------------ loading */
@@ -347,6 +350,15 @@ static void daemon_stop(void)
     int status = 0;
     pid_t r = 0;
 
+    if (p11_daemon2 > 0) {
+        kill(p11_daemon2, SIGTERM);
+        waitpid(p11_daemon2, &status, 0);
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+            p11_daemon_failures++;
+            fprintf(stderr, "test_p11: the second nimbusd did not exit 0\n");
+        }
+        p11_daemon2 = -1;
+    }
     if (p11_daemon <= 0) {
         return;
     }
@@ -420,6 +432,56 @@ static const char *pki_dir(void)
     return pki;
 }
 
+static int servers_wanted(void)
+{
+    const char *s = getenv("NIMBUS_TEST_SERVERS");
+
+    return s != NULL && strcmp(s, "2") == 0 &&
+           strcmp(p11_remote(), "unix") == 0;
+}
+
+/* With NIMBUS_TEST_SERVERS=2: the second nimbusd on the same store, its
+ * endpoint appended to ep. 0 when it listens (or is not wanted). */
+static int second_daemon(const char *conf, char *ep, size_t eplen,
+                         const char *nimbusd)
+{
+    char dconf[PATH_MAX * 4 + 4096], path[PATH_MAX + 32], log[PATH_MAX + 32];
+    size_t len = strlen(ep);
+    int n;
+
+    if (!servers_wanted()) {
+        return 0;
+    }
+    snprintf(log, sizeof(log), "%s/nimbusd2.log", p11_tmpdir);
+    n = snprintf(ep + len, eplen - len, ", unix:%s/sock/nimbusd2.sock",
+                 p11_tmpdir);
+    assert_true(n > 0 && (size_t)n < eplen - len);
+    n = snprintf(dconf, sizeof(dconf),
+                 "%s# the second daemon's own lines\nlog_level = info\n"
+                 "log_file = %s\nlisten = %s\n",
+                 conf, log, ep + len + 2);
+    assert_true(n > 0 && (size_t)n < sizeof(dconf));
+    snprintf(path, sizeof(path), "%s", p11_write_file("nimbusd2.conf", dconf));
+    remove(log);
+    fflush(NULL);
+    p11_daemon2 = fork();
+    assert_true(p11_daemon2 >= 0);
+    if (p11_daemon2 == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        execl(nimbusd, "nimbusd", "-c", path, "--foreground", (char *)NULL);
+        _exit(127);
+    }
+    for (long t = 0; t < P11_DAEMON_WAIT_MS; t += 20) {
+        if (strstr(slurp(log), "ready: listening") != NULL) {
+            return 0;
+        }
+        sleep_ms(20);
+    }
+    fail_msg("the second nimbusd was not ready after %d ms",
+             P11_DAEMON_WAIT_MS);
+    return -1;
+}
+
 /*
  * Starts nimbusd on p11_dir()/store with the keys of conf (the lines of
  * the store's own configuration) and writes the endpoint the module must
@@ -486,7 +548,7 @@ static int daemon_start(const char *conf, char *ep, size_t eplen)
     }
     for (long t = 0; t < P11_DAEMON_WAIT_MS; t += 20) {
         if (strstr(slurp(log), "ready: listening") != NULL) {
-            return 0;
+            return second_daemon(conf, ep, eplen, nimbusd);
         }
         if (waitpid(p11_daemon, &status, WNOHANG) == p11_daemon) {
             const char *text = slurp(log);
