@@ -81,6 +81,7 @@ struct fake {
     size_t norigins;
     struct origin_rec origins[ORIGINS_MAX];
     unsigned dups, restores, snapshots;
+    bool fail_apply; /* the next apply is an I/O failure */
     uint64_t rpc_peer;
 };
 
@@ -108,6 +109,10 @@ static int fake_apply(void *ctx, uint64_t index, uint64_t origin, uint64_t seq,
     pthread_mutex_lock(&f->mu);
     if (index <= f->applied)
         goto out;
+    if (f->fail_apply) {
+        rv = -1;
+        goto out;
+    }
     struct origin_rec *o = origin_find(f, origin);
     if (o == NULL || f->n == LOG_MAX) {
         rv = -1;
@@ -564,6 +569,21 @@ static void test_commit_push(void)
     uint64_t took = now_ms() - t0;
     CHECK(took < 2500, "10 submits through a follower took %" PRIu64 " ms",
           took);
+
+    /* the follower's state machine fails: that node stops, and says so */
+    pthread_mutex_lock(&pn[2].fsm.mu);
+    pn[2].fsm.fail_apply = true;
+    pthread_mutex_unlock(&pn[2].fsm.mu);
+    rc = submit(&pn[1], "fails-on-2", NULL, 0);
+    CHECK(rc == 0, "push: the leader applies it: %s", cluster_strerror(rc));
+    for (int k = 0; k < 200 && cluster_status(pn[2].cl, &st) == 0; k++)
+        sleep_ms(10);
+    rc = cluster_status(pn[2].cl, &st);
+    CHECK(rc == CLUSTER_EIO, "the failed node reports it: %s",
+          cluster_strerror(rc));
+    rc = submit(&pn[2], "after-failure", NULL, 0);
+    CHECK(rc == CLUSTER_EIO, "a submit on the failed node: %s",
+          cluster_strerror(rc));
     node_stop(&pn[2]);
     node_stop(&pn[1]);
 }
