@@ -1200,6 +1200,16 @@ static int fsm_restore(struct raft_fsm *f, struct raft_buffer *buf)
             pthread_mutex_unlock(&cl->mu);
             uv_async_send(&cl->async);
             rv = RAFT_IOERR;
+        } else {
+            /* entries of our submitters may be inside the snapshot: they
+             * will not be applied here one by one. Sent again, each is
+             * applied as a duplicate, which answers its first result. */
+            for (struct op *op = cl->active; op != NULL; op = op->next)
+                if (op->kind == OP_SUBMIT && op->reply_to == NULL) {
+                    op->sent = false;
+                    op->link = NULL;
+                    op->retry_at = 0;
+                }
         }
     }
     util_wipe(buf->base, buf->len);
