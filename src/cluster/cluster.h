@@ -181,6 +181,12 @@ struct cluster_status {
     uint64_t commit_index, applied_index, last_index;
     size_t nnodes;
     struct cluster_node nodes[CLUSTER_NODES_MAX]; /* the configuration */
+    /* Connections this node's transport refused since it started: another
+     * CA's or cluster's certificate, an id that is not the certificate's,
+     * a node that is not a member, failed or timed-out handshakes, over
+     * the handshake caps (each also logged, at most once a second per
+     * source address). */
+    uint64_t peers_refused;
 };
 
 /* Any thread: a consistent copy of the engine's view. */
