@@ -12,8 +12,7 @@
  * lost, and the link they would have gone on is cut (the follower sends
  * the same entry again). */
 void cluster_test_drop_replies(cluster_t *cl, unsigned n);
-/* Peers this node's transport refused (certificate, id, membership,
- * failed handshakes, handshake caps), as of the last status refresh. */
+/* cluster_status's peers_refused (as of the last status refresh). */
 uint64_t cluster_test_refusals(cluster_t *cl);
 
 #endif

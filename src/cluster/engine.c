@@ -170,7 +170,6 @@ struct cluster {
     bool started, start_failed;
     unsigned callers; /* threads inside a cluster_* call */
     struct cluster_status status;
-    uint64_t test_refusals;
     unsigned test_drop_replies;
 
     /* loop only */
@@ -1260,9 +1259,9 @@ static void refresh_status(struct cluster *cl)
     memset(&ts, 0, sizeof ts);
     if (cl->transport_ready && cl->transport.impl != NULL)
         ctls_get_stats(ctls_of(&cl->transport), &ts);
+    st.peers_refused = ts.refused + ts.hs_failed + ts.over_cap;
     pthread_mutex_lock(&cl->mu);
     cl->status = st;
-    cl->test_refusals = ts.refused + ts.hs_failed + ts.over_cap;
     pthread_mutex_unlock(&cl->mu);
 }
 
@@ -2001,7 +2000,7 @@ void cluster_test_drop_replies(cluster_t *cl, unsigned n)
 uint64_t cluster_test_refusals(cluster_t *cl)
 {
     pthread_mutex_lock(&cl->mu);
-    uint64_t v = cl->test_refusals;
+    uint64_t v = cl->status.peers_refused;
     pthread_mutex_unlock(&cl->mu);
     return v;
 }
