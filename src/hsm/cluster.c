@@ -195,14 +195,38 @@ static CK_RV j_audit(void *ctx, store_t *st, store_audit_t *rec)
     return hsm_audit_append(st, rec);
 }
 
+/* Set by hsm_cluster_commit_unlocked on the committing thread. */
+static _Thread_local bool commit_unlocked;
+
 static CK_RV j_submit(void *ctx, const uint8_t *entry, size_t len,
                       uint8_t **res, size_t *reslen)
 {
     hsm_t *hsm = ctx;
+    struct hsm_cluster_link link = hsm->link; /* read under hsm->lock */
+    CK_RV rv;
 
-    if (hsm->link.submit == NULL)
+    if (link.submit == NULL)
         return CKR_DEVICE_ERROR;
-    return hsm->link.submit(hsm->link.ctx, entry, len, res, reslen);
+    if (!commit_unlocked)
+        return link.submit(link.ctx, entry, len, res, reslen);
+    /* The store handle is out of its transaction (store_jr_commit): the
+     * other threads may use the core while this one waits. */
+    pthread_mutex_unlock(&hsm->lock);
+    rv = link.submit(link.ctx, entry, len, res, reslen);
+    pthread_mutex_lock(&hsm->lock);
+    return rv;
+}
+
+CK_RV hsm_cluster_commit_unlocked(hsm_t *hsm)
+{
+    CK_RV rv;
+
+    if (!hsm->attached)
+        return store_commit(hsm->st);
+    commit_unlocked = true;
+    rv = store_commit(hsm->st);
+    commit_unlocked = false;
+    return rv;
 }
 
 const struct store_journal *hsm_cluster_journal(hsm_t *hsm)
@@ -273,8 +297,12 @@ static CK_RV apply_store(hsm_t *hsm, store_t **st)
     bool created = false;
     CK_RV rv = CKR_OK;
 
-    if (hsm->apply_st == NULL)
-        rv = store_open(hsm->dbpath, &hsm->apply_st, &created);
+    if (hsm->apply_st == NULL &&
+        (rv = store_open(hsm->dbpath, &hsm->apply_st, &created)) == CKR_OK &&
+        (rv = store_durable_by_log(hsm->apply_st)) != CKR_OK) {
+        store_close(hsm->apply_st);
+        hsm->apply_st = NULL;
+    }
     *st = hsm->apply_st;
     return rv;
 }

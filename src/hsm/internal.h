@@ -430,6 +430,15 @@ CK_RV hsm_obj_mask(hsm_t *hsm, const uint8_t *ckey, hsm_oid_t oid,
 CK_RV hsm_obj_unmask(hsm_t *hsm, const uint8_t *ckey, hsm_oid_t oid,
                      uint64_t version, const uint8_t *masked, size_t len,
                      uint8_t **out, size_t *outlen);
+/*
+ * cluster.c: store_commit(hsm->st) that, in a cluster, lets hsm->lock go
+ * while the entry waits for its majority (a millisecond or more), so that
+ * other calls, and other writes, go on meanwhile: the core's writes then
+ * overlap in the log instead of queueing on the lock. The caller must
+ * hold nothing that the lock protects across the call (a session pointer
+ * from hsm_begin_locked may move: look it up again after).
+ */
+CK_RV hsm_cluster_commit_unlocked(hsm_t *hsm);
 /* audit.c: chains rec onto st's log in its open transaction. */
 CK_RV hsm_audit_append(store_t *st, store_audit_t *rec);
 

@@ -96,8 +96,13 @@ static CK_RV keygen_store(hsm_conn_t *conn, hsm_sid_t sid, const char *event,
     if ((rv = hsm_obj_add_locked(conn, s, l, event, &first)) != CKR_OK) {
         goto out;
     }
+    /* The first add may have let the lock go while the cluster took the
+     * key (hsm_cluster_commit_unlocked): the session array may have moved
+     * meanwhile, and the login ended. */
     if (l2 != NULL &&
-        (rv = hsm_obj_add_locked(conn, s, l2, event, oid2)) != CKR_OK) {
+        ((rv = hsm_begin_locked(conn, sid, HSM_OP_KEY_MANAGEMENT, &s)) !=
+             CKR_OK ||
+         (rv = hsm_obj_add_locked(conn, s, l2, event, oid2)) != CKR_OK)) {
         keygen_remove_locked(conn, first);
         goto out;
     }

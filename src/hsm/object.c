@@ -378,7 +378,9 @@ static CK_RV token_insert_locked(hsm_conn_t *conn, attr_list_t *l,
                                   CKR_OK)) != CKR_OK ||
         (rv = store_bump_generation(hsm->st)) != CKR_OK)
         goto fail;
-    if ((rv = store_commit(hsm->st)) != CKR_OK)
+    /* Nothing of the lock's is held across the commit (its callers hold
+     * no session pointer past it either; keygen_store looks it up again). */
+    if ((rv = hsm_cluster_commit_unlocked(hsm)) != CKR_OK)
         goto out;
     *oid = id;
     goto out;

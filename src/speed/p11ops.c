@@ -9,6 +9,7 @@
 #include <ctype.h>
 #include <dlfcn.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -348,11 +349,14 @@ static CK_RV p11_verify(struct p11_state *st, const char **call)
 
 /* The key-making operations: one template each, for the timed loop and
  * for the check before it. */
-static CK_RV p11_make_aes(struct p11_state *st, CK_OBJECT_HANDLE *h)
+static CK_RV p11_make_aes(struct p11_state *st, bool token,
+                          CK_OBJECT_HANDLE *h)
 {
     CK_ATTRIBUTE t[] = {
-        ATTR(CKA_CLASS, &p11_secret), ATTR(CKA_KEY_TYPE, &p11_aes),
-        ATTR(CKA_TOKEN, &p11_false),  ATTR(CKA_VALUE_LEN, &p11_key_len),
+        ATTR(CKA_CLASS, &p11_secret),
+        ATTR(CKA_KEY_TYPE, &p11_aes),
+        ATTR(CKA_TOKEN, token ? &p11_true : &p11_false),
+        ATTR(CKA_VALUE_LEN, &p11_key_len),
         ATTR(CKA_ENCRYPT, &p11_true),
     };
 
@@ -432,11 +436,17 @@ static int p11_run(void *state, char *why, size_t why_len)
         break;
     case SP_KEYGEN_AES:
         call = "C_GenerateKey";
-        rv = p11_make_aes(st, &h);
+        rv = p11_make_aes(st, false, &h);
         if (rv != CKR_OK)
             break;
         call = "C_DestroyObject";
         rv = f->C_DestroyObject(s, h);
+        break;
+    case SP_KEYGEN_AES_TOKEN:
+        /* Kept: the figure is one store write (in a cluster, one entry
+         * acknowledged by a majority) per key. */
+        call = "C_GenerateKey";
+        rv = p11_make_aes(st, true, &h);
         break;
     case SP_KEYGEN_EC:
         call = "C_GenerateKeyPair";
@@ -627,11 +637,12 @@ static int p11_check(struct p11_state *st, struct p11_thr *t, char *why,
         if (bad)
             snprintf(why, why_len, "C_GenerateRandom repeats itself");
         break;
-    case SP_KEYGEN_AES: {
+    case SP_KEYGEN_AES:
+    case SP_KEYGEN_AES_TOKEN: {
         CK_ULONG vl = 0;
         CK_ATTRIBUTE a = ATTR(CKA_VALUE_LEN, &vl);
 
-        rv = p11_make_aes(st, &h);
+        rv = p11_make_aes(st, op->kind == SP_KEYGEN_AES_TOKEN, &h);
         if (rv != CKR_OK)
             return p11_fail(st, why, why_len, "C_GenerateKey", rv);
         rv = st->f->C_GetAttributeValue(st->s, h, &a, 1);
@@ -728,6 +739,7 @@ static CK_FLAGS p11_need(enum sp_kind kind)
     case SP_DERIVE:
         return CKF_DERIVE;
     case SP_KEYGEN_AES:
+    case SP_KEYGEN_AES_TOKEN:
         return CKF_GENERATE;
     case SP_KEYGEN_EC:
         return CKF_GENERATE_KEY_PAIR;

@@ -96,6 +96,7 @@ static const struct sp_op sp_ops[] = {
     DATA("sha256-1m", SP_DIGEST, SP_KEY_NONE, CKM_SHA256, 1024 * 1024),
     PLAIN("random-32", SP_RANDOM, CK_UNAVAILABLE_INFORMATION, 32),
     PLAIN("aes-keygen", SP_KEYGEN_AES, CKM_AES_KEY_GEN, 0),
+    PLAIN("aes-keygen-token", SP_KEYGEN_AES_TOKEN, CKM_AES_KEY_GEN, 0),
     PLAIN("ec-p256-keygen", SP_KEYGEN_EC, CKM_EC_KEY_PAIR_GEN, 0),
     PLAIN("session-open-close", SP_SESSION, CK_UNAVAILABLE_INFORMATION, 0),
     PLAIN("find-label-N", SP_FIND, CK_UNAVAILABLE_INFORMATION, 0),

@@ -39,6 +39,7 @@ enum sp_kind {
     SP_DIGEST,
     SP_RANDOM,
     SP_KEYGEN_AES,
+    SP_KEYGEN_AES_TOKEN, /* a token key, kept: a store write */
     SP_KEYGEN_EC,
     SP_DERIVE,
     SP_SESSION,

@@ -153,6 +153,7 @@ static int ssl_run(void *state, char *why, size_t why_len)
             goto fail;
         return 0;
     case SP_KEYGEN_AES:
+    case SP_KEYGEN_AES_TOKEN:
         if (RAND_bytes(st->out, SP_KEY_LEN) != 1)
             goto fail;
         return 0;

@@ -574,20 +574,33 @@ CK_RV store_jr_commit(store_t *st)
 {
     Nimbus__Journal__Result *res = NULL;
     CK_RV rv = st->jfail;
+    uint8_t **ops = st->jops;
+    size_t *lens = st->jlens, n = st->jn, i;
 
     /* The local run only rehearsed the writes: they are made by the
      * apply, on every node alike. */
     if (!sqlite3_get_autocommit(st->db)) {
         sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
     }
+    /* The handle is free again before the wait: the submitter may let
+     * another thread use it meanwhile (hsm_cluster_commit_unlocked), so
+     * the entry's operations leave it first. */
+    st->jops = NULL;
+    st->jlens = NULL;
+    st->jn = 0;
+    store_jr_reset(st);
     if (rv == CKR_OK) {
-        rv = jr_submit(st, st->jops, st->jlens, st->jn, &res);
+        rv = jr_submit(st, ops, lens, n, &res);
     }
     if (rv == CKR_OK) {
         rv = (CK_RV)res->rv;
     }
     nimbus__journal__result__free_unpacked(res, NULL);
-    store_jr_reset(st);
+    for (i = 0; i < n; i++) {
+        util_free_wipe(ops[i], lens[i]);
+    }
+    free(ops);
+    free(lens);
     return rv;
 }
 

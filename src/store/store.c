@@ -930,6 +930,12 @@ static CK_RV configure(store_t *st)
                     "pragmas");
 }
 
+CK_RV store_durable_by_log(store_t *st)
+{
+    return_val_if_fail(st != NULL && !st->in_tx, CKR_GENERAL_ERROR);
+    return exec_sql(st, "PRAGMA synchronous = NORMAL", "synchronous");
+}
+
 CK_RV store_open(const char *path, store_t **out, bool *created)
 {
     store_t *st = NULL;

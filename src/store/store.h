@@ -347,6 +347,14 @@ CK_RV store_journal_apply(store_t *st, const struct store_journal *j,
                           const uint8_t *entry, size_t len, uint8_t **res,
                           size_t *reslen);
 CK_RV store_journal_applied(store_t *st, uint64_t *index);
+/*
+ * For the handle that applies the log: its commits do not wait for the
+ * disk (synchronous = NORMAL; in WAL mode a power cut may lose the last
+ * transactions but never corrupts the file). The raft log makes an entry
+ * durable before it is applied, and a restart restores the last snapshot
+ * and applies the log after it again, so a lost apply comes back.
+ */
+CK_RV store_durable_by_log(store_t *st);
 
 /* The replicated state with its applied index, objects masked (*buf
  * malloc'd); and its inverse, which keeps the node-local state. */
