@@ -95,6 +95,8 @@ typedef struct {
     struct cluster_status status;   /* cluster.h's, as the node sees it */
     uint8_t digest[HSM_DIGEST_LEN]; /* over the node's replicated state */
     uint64_t digest_applied;        /* the applied index it is at */
+    /* the server's cluster_id ("": not told): equal ids, one cluster */
+    char cluster_id[CLUSTER_ID_MAX + 1];
 } backend_cluster_t;
 
 /*

@@ -1200,6 +1200,7 @@ static CK_RV rm_cluster_status(backend_conn_t *conn, backend_cluster_t *out)
         out->status = w.status;
         memcpy(out->digest, w.digest, sizeof(out->digest));
         out->digest_applied = w.digest_applied;
+        memcpy(out->cluster_id, w.cluster_id, sizeof(out->cluster_id));
     }
     return rv;
 }

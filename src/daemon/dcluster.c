@@ -35,6 +35,7 @@ struct dcluster {
     cluster_t *cl;
     struct hsm_cluster_link link;
     struct wire_cluster_ops ops;
+    char cluster_id[CLUSTER_ID_MAX + 1]; /* ops.cluster_id */
 };
 
 static int fsm_apply(void *ctx, uint64_t index, uint64_t origin, uint64_t seq,
@@ -322,6 +323,8 @@ bool dcluster_start(const struct config *cfg, hsm_t *hsm, bool (*stop)(void),
     dc->ops.remove = op_remove;
     dc->ops.transfer = op_transfer;
     dc->ops.digest = op_digest;
+    snprintf(dc->cluster_id, sizeof(dc->cluster_id), "%s", cfg->cluster_id);
+    dc->ops.cluster_id = dc->cluster_id;
     if ((rv = hsm_cluster_key_load(hsm, &have)) != CKR_OK) {
         snprintf(err, errlen, "cannot read the cluster key (CK_RV 0x%lx)",
                  (unsigned long)rv);

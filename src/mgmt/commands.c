@@ -393,6 +393,145 @@ static bool parse_attr_value(enum attr_kind kind, const char *s, uint8_t *buf,
     return false;
 }
 
+/* ------------------------------------------------------------ user writes */
+
+/*
+ * A user change (createUser, deleteUser, changePswd) is made once per
+ * HSM: once on each selected server outside a cluster, and once for each
+ * cluster among the selected servers (servers answering the same cluster
+ * id are nodes of one cluster: the log carries the change to the others).
+ * The cluster's write goes to its leader when a selected server says it
+ * leads (no forwarding hop), else to the first of its servers.
+ */
+struct writes {
+    size_t n;
+    struct mgmt_server *sv[MGMT_SERVERS_MAX];
+    char cid[MGMT_SERVERS_MAX][CLUSTER_ID_MAX + 1]; /* "": not a cluster */
+    bool ok[MGMT_SERVERS_MAX];
+    bool cluster; /* some write goes to a cluster */
+};
+
+static void plan_writes(struct mgmt *m, struct writes *w)
+{
+    bool leads[MGMT_SERVERS_MAX];
+
+    memset(w, 0, sizeof(*w));
+    for (struct mgmt_server *sv = mgmt_server_first(m); sv != NULL;
+         sv = mgmt_server_next(m, sv)) {
+        backend_cluster_t cs;
+        size_t i;
+
+        /* not logged in, not a cluster node, an older server: one write
+         * of its own (its refusal is printed by the write itself) */
+        if (backend_cluster_status(sv->conn, &cs) != CKR_OK ||
+            cs.cluster_id[0] == '\0') {
+            leads[w->n] = false;
+            w->sv[w->n++] = sv;
+            continue;
+        }
+        w->cluster = true;
+        for (i = 0; i < w->n; i++)
+            if (strcmp(w->cid[i], cs.cluster_id) == 0)
+                break;
+        if (i == w->n) {
+            w->n++;
+        } else if (leads[i] || cs.status.role != CLUSTER_ROLE_LEADER) {
+            continue; /* this cluster's writer is chosen */
+        }
+        w->sv[i] = sv;
+        leads[i] = cs.status.role == CLUSTER_ROLE_LEADER;
+        memcpy(w->cid[i], cs.cluster_id, sizeof(w->cid[i]));
+    }
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* How long "on N nodes" waits for the nodes to apply a change. */
+#define APPLIED_WAIT_MS 1500u
+
+/*
+ * The nodes of the writer's cluster that have applied the change just
+ * made through writer: the writer's applied index right after the write
+ * is at or past the change's entry; a node counts when a selected server
+ * of the cluster (that node) reports an applied index at least that, or,
+ * for a node the shell has no server for, when the writer leads and its
+ * match index there is at least that (the entry is in that node's log;
+ * it applies what it has once the leader's commit index reaches it).
+ * Waits up to APPLIED_WAIT_MS for every node of the configuration.
+ */
+static size_t nodes_applied(struct mgmt *m, struct mgmt_server *writer,
+                            const char *cid)
+{
+    uint64_t have[CLUSTER_NODES_MAX + MGMT_SERVERS_MAX];
+    uint64_t deadline = now_ms() + APPLIED_WAIT_MS, index;
+    backend_cluster_t ws;
+    size_t n = 0;
+
+    if (backend_cluster_status(writer->conn, &ws) != CKR_OK)
+        return 1; /* the writer answered the write after applying it */
+    index = ws.status.applied_index;
+    for (;;) {
+        struct timespec pause = {0, 50 * 1000000L};
+
+        n = 0;
+        for (struct mgmt_server *sv = mgmt_server_first(m); sv != NULL;
+             sv = mgmt_server_next(m, sv)) {
+            backend_cluster_t cs;
+            size_t k;
+
+            if (backend_cluster_status(sv->conn, &cs) != CKR_OK ||
+                strcmp(cs.cluster_id, cid) != 0 ||
+                cs.status.applied_index < index)
+                continue;
+            for (k = 0; k < n && have[k] != cs.status.node_id; k++)
+                ;
+            if (k == n)
+                have[n++] = cs.status.node_id;
+            if (sv == writer)
+                ws = cs;
+        }
+        for (size_t i = 0; ws.status.role == CLUSTER_ROLE_LEADER &&
+                           i < ws.status.nnodes && i < CLUSTER_NODES_MAX;
+             i++) {
+            const struct cluster_node *nd = &ws.status.nodes[i];
+            size_t k;
+
+            if (nd->match_index < index)
+                continue;
+            for (k = 0; k < n && have[k] != nd->id; k++)
+                ;
+            if (k == n)
+                have[n++] = nd->id;
+        }
+        if (n >= ws.status.nnodes || now_ms() >= deadline)
+            break;
+        nanosleep(&pause, NULL);
+        if (backend_cluster_status(writer->conn, &ws) != CKR_OK)
+            break;
+    }
+    return n > 0 ? n : 1;
+}
+
+/* The "on N nodes" of a cluster write: the nodes that applied it, plus
+ * one for each server outside a cluster whose write succeeded. */
+static size_t nodes_written(struct mgmt *m, const struct writes *w)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < w->n; i++) {
+        if (!w->ok[i])
+            continue;
+        n += w->cid[i][0] != '\0' ? nodes_applied(m, w->sv[i], w->cid[i]) : 1;
+    }
+    return n;
+}
+
 /* ------------------------------------------------------------ commands */
 
 static int cmd_help(struct mgmt *m, int argc, char **argv)
@@ -546,6 +685,7 @@ static int cmd_change_pswd(struct mgmt *m, int argc, char **argv)
     struct mgmt_tfa *t = NULL;
     const char *word, *dir;
     bool twofa, bad;
+    struct writes w;
     int ret = CMD_OK;
 
     /* "-2fa <dir>": turn 2FA on or rotate its key; "-2fa" alone (or no
@@ -567,10 +707,12 @@ static int cmd_change_pswd(struct mgmt *m, int argc, char **argv)
         ret = CMD_FAIL;
         goto out;
     }
-    printf("Changing password for %s(%s) on %zu nodes\n", argv[2], word,
-           nselected(m));
-    for (struct mgmt_server *sv = mgmt_server_first(m); sv != NULL;
-         sv = mgmt_server_next(m, sv)) {
+    plan_writes(m, &w);
+    if (!w.cluster)
+        printf("Changing password for %s(%s) on %zu nodes\n", argv[2], word,
+               nselected(m));
+    for (size_t i = 0; i < w.n; i++) {
+        struct mgmt_server *sv = w.sv[i];
         const struct mgmt_authdata_entry *e = NULL;
         hsm_user_info_t u;
         CK_RV rv = user_of_type(sv, argv[2], type, &u);
@@ -592,7 +734,11 @@ static int cmd_change_pswd(struct mgmt *m, int argc, char **argv)
             mgmt_fail(sv, "changePswd", rv);
             ret = CMD_FAIL;
         }
+        w.ok[i] = rv == CKR_OK;
     }
+    if (w.cluster)
+        printf("Changing password for %s(%s) on %zu nodes\n", argv[2], word,
+               nodes_written(m, &w));
 out:
     if (t != NULL)
         mgmt_tfa_free(t);
@@ -608,6 +754,7 @@ static int cmd_create_user(struct mgmt *m, int argc, char **argv)
     struct mgmt_tfa *t = NULL;
     const char *word, *dir;
     bool twofa, bad;
+    struct writes w;
     int ret = CMD_OK;
 
     twofa = twofa_arg(argc, argv, 4, false, &dir, &bad);
@@ -628,9 +775,12 @@ static int cmd_create_user(struct mgmt *m, int argc, char **argv)
         ret = CMD_FAIL;
         goto out;
     }
-    printf("Creating User %s(%s) on %zu nodes\n", argv[2], word, nselected(m));
-    for (struct mgmt_server *sv = mgmt_server_first(m); sv != NULL;
-         sv = mgmt_server_next(m, sv)) {
+    plan_writes(m, &w);
+    if (!w.cluster)
+        printf("Creating User %s(%s) on %zu nodes\n", argv[2], word,
+               nselected(m));
+    for (size_t i = 0; i < w.n; i++) {
+        struct mgmt_server *sv = w.sv[i];
         const struct mgmt_authdata_entry *e = NULL;
         CK_RV rv;
 
@@ -651,7 +801,11 @@ static int cmd_create_user(struct mgmt *m, int argc, char **argv)
             mgmt_fail(sv, "createUser", rv);
             ret = CMD_FAIL;
         }
+        w.ok[i] = rv == CKR_OK;
     }
+    if (w.cluster)
+        printf("Creating User %s(%s) on %zu nodes\n", argv[2], word,
+               nodes_written(m, &w));
 out:
     if (t != NULL)
         mgmt_tfa_free(t);
@@ -663,6 +817,7 @@ static int cmd_delete_user(struct mgmt *m, int argc, char **argv)
 {
     hsm_user_type_t type;
     const char *word;
+    struct writes w;
     int ret = CMD_OK;
 
     (void)argc;
@@ -672,16 +827,22 @@ static int cmd_delete_user(struct mgmt *m, int argc, char **argv)
         return usage_of("deleteUser");
     if (!confirmed(m, &ret))
         return ret;
-    printf("Deleting user %s(%s) on %zu nodes\n", argv[2], word, nselected(m));
-    for (struct mgmt_server *sv = mgmt_server_first(m); sv != NULL;
-         sv = mgmt_server_next(m, sv)) {
+    plan_writes(m, &w);
+    if (!w.cluster)
+        printf("Deleting user %s(%s) on %zu nodes\n", argv[2], word,
+               nselected(m));
+    for (size_t i = 0; i < w.n; i++) {
+        struct mgmt_server *sv = w.sv[i];
         hsm_user_info_t u;
         CK_RV rv = user_of_type(sv, argv[2], type, &u);
 
         if (rv == CKR_OK)
             rv = backend_user_delete(sv->conn, argv[2]);
-        mgmt_report(sv, "deleteUser", rv, &ret);
+        w.ok[i] = mgmt_report(sv, "deleteUser", rv, &ret);
     }
+    if (w.cluster)
+        printf("Deleting user %s(%s) on %zu nodes\n", argv[2], word,
+               nodes_written(m, &w));
     return ret;
 }
 

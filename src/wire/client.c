@@ -2246,7 +2246,10 @@ CK_RV wire_cl_cluster_status(wire_client_t *cl, wire_cluster_info_t *out)
             r->role > CLUSTER_ROLE_LEADER || r->n_nodes > CLUSTER_NODES_MAX ||
             r->digest.len != sizeof(out->digest) ||
             !addr_copy(st->leader_address, sizeof(st->leader_address),
-                       r->leader_address)) {
+                       r->leader_address) ||
+            (r->cluster_id != NULL &&
+             !addr_copy(out->cluster_id, sizeof(out->cluster_id),
+                        r->cluster_id))) {
             rv = CKR_DEVICE_ERROR;
         }
         for (size_t i = 0; rv == CKR_OK && i < r->n_nodes; i++) {

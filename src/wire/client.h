@@ -227,11 +227,13 @@ typedef struct {
     struct cluster_status status;
     uint8_t digest[HSM_DIGEST_LEN]; /* over the replicated state */
     uint64_t digest_applied;        /* the applied index it is at */
+    char cluster_id[CLUSTER_ID_MAX + 1]; /* "": the server did not say */
 } wire_cluster_info_t;
 
 /* Sync status (CO, CU, AU). A reply out of bounds (an id above 2^32-1,
  * more than CLUSTER_NODES_MAX nodes, an unknown role or member kind, a
- * digest of another length) is CKR_DEVICE_ERROR; in addresses, every
+ * digest of another length, a cluster id over CLUSTER_ID_MAX bytes) is
+ * CKR_DEVICE_ERROR; in addresses and the cluster id, every
  * byte that is not printable ASCII becomes '?'. */
 CK_RV wire_cl_cluster_status(wire_client_t *cl, wire_cluster_info_t *out);
 /* Membership (a CO). */

@@ -2365,6 +2365,9 @@ static CK_RV do_cluster_status(struct call *c)
     r->digest.data = b->digest;
     r->digest.len = sizeof(b->digest);
     r->digest_applied = applied;
+    if (ops->cluster_id != NULL) {
+        r->cluster_id = (char *)ops->cluster_id;
+    }
     c->rep.result_case = NIMBUS__REPLY__RESULT_CLUSTER_STATUS;
     c->rep.cluster_status = r;
     return CKR_OK;

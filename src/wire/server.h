@@ -52,6 +52,8 @@ struct wire_cluster_ops {
     int (*remove)(void *ctx, uint64_t id);
     int (*transfer)(void *ctx, uint64_t id);
     CK_RV (*digest)(void *ctx, uint8_t out[32], uint64_t *applied);
+    /* The cluster's id (config cluster_id); NULL: not told. */
+    const char *cluster_id;
 };
 
 /*
