@@ -221,6 +221,32 @@ void hsm_audit_locked(hsm_t *hsm, hsm_uid_t uid, const char *event,
                   (unsigned long)rv);
 }
 
+CK_RV hsm_audit_event(hsm_conn_t *conn, const char *event, uint64_t oid,
+                      CK_RV result)
+{
+    hsm_conn_t *prev;
+    CK_RV rv = CKR_OK;
+
+    if (conn == NULL || event == NULL || *event == '\0' ||
+        strlen(event) > STORE_AUDIT_TEXT_MAX)
+        return CKR_ARGUMENTS_BAD;
+    pthread_mutex_lock(&conn->hsm->lock);
+    /* the record names this connection's peer */
+    prev = hsm_call_peer_swap(conn);
+    if (store_begin(conn->hsm->st, true) == CKR_OK) {
+        rv = hsm_audit_tx_locked(conn->hsm, conn->uid, event, oid, result);
+        if (rv == CKR_OK)
+            rv = store_commit(conn->hsm->st);
+        else
+            store_rollback(conn->hsm->st);
+    } else {
+        rv = CKR_DEVICE_ERROR;
+    }
+    hsm_call_peer_swap(prev);
+    pthread_mutex_unlock(&conn->hsm->lock);
+    return rv;
+}
+
 /* ------------------------------------------------------------ reading */
 
 static void to_record(const store_audit_t *s, hsm_audit_record_t *r)

@@ -661,6 +661,12 @@ typedef struct {
  * check ran; the verdict is in check. */
 CK_RV hsm_audit_verify(hsm_conn_t *conn, hsm_audit_check_t *check);
 
+/* Records an event that happened outside the core on conn's behalf (a
+ * cluster membership change nimbusd made for its CO): its user and peer,
+ * event (1..HSM_AUDIT_TEXT_MAX chars), oid (here: the node id), result. */
+CK_RV hsm_audit_event(hsm_conn_t *conn, const char *event, uint64_t oid,
+                      CK_RV result);
+
 /*
  * CKA_TRUSTED of token object oid (a public or secret key, a certificate),
  * CO only (the table's "mark keys trusted"): PKCS#11 lets only the SO set

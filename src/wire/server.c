@@ -2427,6 +2427,14 @@ static CK_RV do_cluster_change(struct call *c,
     log_info("wire: %s, user %u: cluster: %s node %" PRIu64 "%s%s: 0x%lx",
              c->wc->peer, (unsigned)uid, what[r->kind], r->id,
              a != NULL ? " at " : "", a != NULL ? a : "", (unsigned long)rv);
+    /* and in the audit log, which the cluster replicates: the record is
+     * written after the change, so a node removed by it may miss it */
+    if (hsm_audit_event(c->wc->conn,
+                        r->kind == WIRE_CLUSTER_ADD      ? "node_add"
+                        : r->kind == WIRE_CLUSTER_REMOVE ? "node_remove"
+                                                         : "node_transfer",
+                        r->id, rv) != CKR_OK)
+        log_error("wire: the membership change is not in the audit log");
     return rv;
 }
 

@@ -42,6 +42,15 @@ cl_init "$T" 3 || fail "PKI"
 cl_start_cluster || fail "the cluster did not form"
 ok "node 1 bootstrapped and activated; nodes 2 and 3 added by the CO"
 
+# the membership changes are in the (replicated) audit log, read on node 3
+out=$(cl_mgmt 3 "loginHSM CO admin $CL_CO_PW; getAuditLog") ||
+    fail "getAuditLog on node 3: $out"
+for n in 2 3; do
+    grep -E " node_add .*\b$n\b.*CKR_OK" <<<"$out" >/dev/null ||
+        fail "no audit record of the CO adding node $n: $out"
+done
+ok "the audit log, read on node 3, records both addNode"
+
 # --- users made through node 2 are on every node
 out=$(cl_mgmt 2 "loginHSM CO admin $CL_CO_PW; createUser CU alice alicepw1; createUser CU bob bobpw123") ||
     fail "createUser through node 2: $out"
