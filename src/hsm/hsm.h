@@ -866,8 +866,9 @@ CK_RV hsm_user_set_password_2fa(hsm_conn_t *conn, const char *name,
  * A login ticket lets a client with several servers (one cluster) log a
  * connection in on another server without keeping the password
  * (tickets.c). Opaque to the client: AES-256-GCM under a key derived
- * (HKDF-SHA256) from the cluster masking key when the node has one, else
- * from the store master key (every nimbusd on one store shares it). It
+ * (HKDF-SHA256) from the cluster masking key when the node holds one
+ * (each node has a store master key of its own), else from the store
+ * master key (every nimbusd on one store shares it). It
  * binds the user (id, type, record version, password verifier), an expiry
  * (login_ticket_lifetime seconds from issue, at most
  * HSM_TICKET_LIFETIME_MAX) and the peer class it was issued to

@@ -4,7 +4,7 @@
  * with a ticket, never with the password.
  *
  * A ticket is crypto_seal (nonce || ciphertext || tag) of a fixed
- * plaintext under a key derived from the node's long-term key; the
+ * plaintext under a key derived from the HSM's long-term key; the
  * associated data names the format, so that no other sealed value of the
  * HSM (an attribute, the key check) can pass for one. Plaintext,
  * big-endian:
@@ -27,12 +27,14 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "hsm/crypto/crypto.h"
+#include "hsm/hsm_cluster.h"
 #include "hsm/internal.h"
 
 #define TICKET_VERSION 1
 #define TICKET_PT_LEN 86
 #define TICKET_AD "nimbus login ticket v1"
 #define TICKET_KEY_INFO "nimbus login ticket key v1"
+#define TICKET_CKEY_INFO "nimbus login ticket key v1 (cluster)"
 #define TICKET_HASH_CUT 16
 #define EV_LOGIN_TICKET "login_ticket"
 
@@ -66,13 +68,21 @@ static uint64_t get_be(const uint8_t *p, size_t n)
     return v;
 }
 
-/* The ticket key. Every node of one HSM derives the same: the store
- * master key is shared by every nimbusd on one store. */
-static CK_RV ticket_key(const hsm_t *hsm, uint8_t key[CRYPTO_MASTER_KEY_LEN])
+/* The ticket key. Every node of one HSM derives the same: from the
+ * cluster masking key on a cluster's node (each node has a store master
+ * key of its own), else from the store master key, which every nimbusd
+ * on one store shares. Each with its own label: a key is never derived
+ * twice for one purpose from two roots. */
+static CK_RV ticket_key(hsm_t *hsm, uint8_t key[CRYPTO_MASTER_KEY_LEN])
 {
-    return crypto_hkdf_sha256(
-        hsm->mkey, CRYPTO_MASTER_KEY_LEN, (const uint8_t *)TICKET_KEY_INFO,
-        strlen(TICKET_KEY_INFO), key, CRYPTO_MASTER_KEY_LEN);
+    const uint8_t *ck = __atomic_load_n(&hsm->ckey, __ATOMIC_ACQUIRE);
+    const char *info = ck != NULL ? TICKET_CKEY_INFO : TICKET_KEY_INFO;
+
+    _Static_assert(HSM_CLUSTER_KEY_LEN == CRYPTO_MASTER_KEY_LEN,
+                   "both roots are 32 bytes");
+    return crypto_hkdf_sha256(ck != NULL ? ck : hsm->mkey,
+                              CRYPTO_MASTER_KEY_LEN, (const uint8_t *)info,
+                              strlen(info), key, CRYPTO_MASTER_KEY_LEN);
 }
 
 static CK_RV verifier_hash(const store_user_t *u, uint8_t out[TICKET_HASH_CUT])

@@ -18,6 +18,7 @@
 
 #include <cmocka.h>
 
+#include "hsm/crypto/crypto.h"
 #include "hsm/hsm.h"
 #include "hsm/internal.h"
 
@@ -329,6 +330,31 @@ static void test_peer_class(void **state)
     hsm_conn_close(a2);
 }
 
+/* On a cluster's node the key comes from the cluster masking key: a
+ * node without it (or with another) does not take the ticket, one with
+ * the same does. */
+static void test_cluster_key(void **state)
+{
+    struct fixture *f = *state;
+    uint8_t *k1 = crypto_secret_alloc(32), *k2 = crypto_secret_alloc(32);
+
+    assert_non_null(k1);
+    assert_non_null(k2);
+    memset(k1, 0x11, 32);
+    memset(k2, 0x11, 32);
+    f->hsm->ckey = k1;
+    assert_int_equal(hsm_login_ticket(f->a, f->t), CKR_OK);
+    /* node2: the same store master key, no cluster key */
+    assert_int_equal(hsm_login_redeem(f->far, f->t, HSM_TICKET_LEN),
+                     CKR_PIN_INCORRECT);
+    k2[31] ^= 1;
+    f->node2->ckey = k2;
+    assert_int_equal(hsm_login_redeem(f->far, f->t, HSM_TICKET_LEN),
+                     CKR_PIN_INCORRECT);
+    k2[31] ^= 1;
+    assert_int_equal(hsm_login_redeem(f->far, f->t, HSM_TICKET_LEN), CKR_OK);
+}
+
 static void test_off(void **state)
 {
     struct fixture *f = *state;
@@ -351,6 +377,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_deleted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_locked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_peer_class, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cluster_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_off, setup_off, teardown),
     };
 
