@@ -613,6 +613,21 @@ CK_RV backend_user_set_password_2fa(backend_conn_t *conn, const char *name,
                                                 pubkey_len, sig, siglen);
 }
 
+CK_RV backend_masked_extract(backend_conn_t *conn, hsm_oid_t oid,
+                             uint8_t **file, size_t *len)
+{
+    return_val_if_fail(conn != NULL && file != NULL && len != NULL,
+                       CKR_GENERAL_ERROR);
+    return conn->be->ops->masked_extract(conn, oid, file, len);
+}
+
+CK_RV backend_masked_insert(backend_conn_t *conn, const uint8_t *file,
+                            size_t len, hsm_oid_t *oid)
+{
+    return_val_if_fail(conn != NULL && oid != NULL, CKR_GENERAL_ERROR);
+    return conn->be->ops->masked_insert(conn, file, len, oid);
+}
+
 CK_RV backend_login_ticket(backend_conn_t *conn, uint8_t out[HSM_TICKET_LEN])
 {
     return_val_if_fail(conn != NULL && out != NULL, CKR_GENERAL_ERROR);

@@ -279,6 +279,10 @@ struct backend_ops {
                          const char *address);
     CK_RV (*cluster_remove)(backend_conn_t *conn, uint64_t id);
     CK_RV (*cluster_transfer)(backend_conn_t *conn, uint64_t id);
+    CK_RV (*masked_extract)(backend_conn_t *conn, hsm_oid_t oid,
+                            uint8_t **file, size_t *len);
+    CK_RV (*masked_insert)(backend_conn_t *conn, const uint8_t *file,
+                           size_t len, hsm_oid_t *oid);
 
     /* two-factor login */
     CK_RV (*login_challenge)(backend_conn_t *conn, hsm_login_kind_t kind,
@@ -491,6 +495,13 @@ CK_RV backend_cluster_add(backend_conn_t *conn, uint64_t id,
                           const char *address);
 CK_RV backend_cluster_remove(backend_conn_t *conn, uint64_t id);
 CK_RV backend_cluster_transfer(backend_conn_t *conn, uint64_t id);
+
+/* Masked objects: hsm.h hsm_masked_extract, hsm_masked_insert (*file
+ * malloc'd, free() it). */
+CK_RV backend_masked_extract(backend_conn_t *conn, hsm_oid_t oid,
+                             uint8_t **file, size_t *len);
+CK_RV backend_masked_insert(backend_conn_t *conn, const uint8_t *file,
+                            size_t len, hsm_oid_t *oid);
 
 /* Quorum (M of N) approval: hsm_quorum_* of hsm.h. */
 CK_RV backend_quorum_register_key(backend_conn_t *conn, const char *name,

@@ -520,6 +520,19 @@ static CK_RV emb_login_redeem(backend_conn_t *conn, const uint8_t *ticket,
     return CKR_FUNCTION_NOT_SUPPORTED;
 }
 
+/* The core answers CKR_FUNCTION_NOT_SUPPORTED without a cluster key. */
+static CK_RV emb_masked_extract(backend_conn_t *conn, hsm_oid_t oid,
+                                uint8_t **file, size_t *len)
+{
+    return hsm_masked_extract(emb_conn(conn), oid, file, len);
+}
+
+static CK_RV emb_masked_insert(backend_conn_t *conn, const uint8_t *file,
+                               size_t len, hsm_oid_t *oid)
+{
+    return hsm_masked_insert(emb_conn(conn), file, len, oid);
+}
+
 /* No cluster: the store is this process's alone. */
 static CK_RV emb_cluster_status(backend_conn_t *conn, backend_cluster_t *out)
 {
@@ -663,6 +676,8 @@ const struct backend_ops backend_embedded_ops = {
     .object_set_trusted = emb_object_set_trusted,
     .client_list = emb_client_list,
     .cluster_status = emb_cluster_status,
+    .masked_extract = emb_masked_extract,
+    .masked_insert = emb_masked_insert,
     .cluster_add = emb_cluster_add,
     .cluster_remove = emb_cluster_remove,
     .cluster_transfer = emb_cluster_transfer,

@@ -1422,6 +1422,18 @@ static CK_RV fo_login_redeem(backend_conn_t *conn, const uint8_t *ticket,
 
 /* The primary's view of the cluster (nimbus-mgmt speaks to each server
  * on its own; an application of several servers asks the one it uses). */
+static CK_RV fo_masked_extract(backend_conn_t *conn, hsm_oid_t oid,
+                               uint8_t **file, size_t *len)
+{
+    PCALL(conn, backend_masked_extract(c_, oid, file, len));
+}
+
+static CK_RV fo_masked_insert(backend_conn_t *conn, const uint8_t *file,
+                              size_t len, hsm_oid_t *oid)
+{
+    PCALL(conn, backend_masked_insert(c_, file, len, oid));
+}
+
 static CK_RV fo_cluster_status(backend_conn_t *conn, backend_cluster_t *out)
 {
     PCALL(conn, backend_cluster_status(c_, out));
@@ -1518,6 +1530,8 @@ const struct backend_ops backend_failover_ops = {
     .login_ticket = fo_login_ticket,
     .login_redeem = fo_login_redeem,
     .cluster_status = fo_cluster_status,
+    .masked_extract = fo_masked_extract,
+    .masked_insert = fo_masked_insert,
     .cluster_add = fo_cluster_add,
     .cluster_remove = fo_cluster_remove,
     .cluster_transfer = fo_cluster_transfer,

@@ -1205,6 +1205,18 @@ static CK_RV rm_cluster_status(backend_conn_t *conn, backend_cluster_t *out)
     return rv;
 }
 
+static CK_RV rm_masked_extract(backend_conn_t *conn, hsm_oid_t oid,
+                               uint8_t **file, size_t *len)
+{
+    CALL(conn, wire_cl_masked_extract(cl, oid, file, len));
+}
+
+static CK_RV rm_masked_insert(backend_conn_t *conn, const uint8_t *file,
+                              size_t len, hsm_oid_t *oid)
+{
+    CALL(conn, wire_cl_masked_insert(cl, file, len, oid));
+}
+
 static CK_RV rm_cluster_add(backend_conn_t *conn, uint64_t id,
                             const char *address)
 {
@@ -1330,6 +1342,8 @@ const struct backend_ops backend_remote_ops = {
     .object_set_trusted = rm_object_set_trusted,
     .client_list = rm_client_list,
     .cluster_status = rm_cluster_status,
+    .masked_extract = rm_masked_extract,
+    .masked_insert = rm_masked_insert,
     .cluster_add = rm_cluster_add,
     .cluster_remove = rm_cluster_remove,
     .cluster_transfer = rm_cluster_transfer,

@@ -614,6 +614,27 @@ CK_RV hsm_key_info(hsm_conn_t *conn, hsm_oid_t oid, hsm_uid_t *owner,
                    hsm_uid_t **shared, size_t *nshared);
 
 /*
+ * Masked objects (the permission table's row: CO, CU, AU): token object
+ * oid as a file (*out malloc'd) that only a node of a cluster with the
+ * same cluster key opens: its attribute list masked under the cluster
+ * key, its owner, shares, id and version, all bound (masked.c). A CU
+ * extracts the keys it owns (CKR_ACTION_PROHIBITED for one it only sees,
+ * CKR_OBJECT_HANDLE_INVALID for one it does not). Insert puts the object
+ * back with its id and version, through the log: an object with that id
+ * and version there already: CKR_OK, nothing changed; another version
+ * there (an old file replayed), an owner or share that is not a CU here,
+ * another cluster's file, a malformed one, or an id this cluster never
+ * handed out: CKR_DATA_INVALID; a file that does not open (a changed
+ * byte, another object's id or version, another cluster key):
+ * CKR_ENCRYPTED_DATA_INVALID; a CU inserting another user's key:
+ * CKR_ACTION_PROHIBITED. Outside a cluster: CKR_FUNCTION_NOT_SUPPORTED.
+ */
+CK_RV hsm_masked_extract(hsm_conn_t *conn, hsm_oid_t oid, uint8_t **out,
+                         size_t *outlen);
+CK_RV hsm_masked_insert(hsm_conn_t *conn, const uint8_t *buf, size_t len,
+                        hsm_oid_t *oid);
+
+/*
  * The audit log: one record per security event, hash-chained: record n
  * holds SHA-256(hash of record n-1 || the canonical bytes of record n),
  * record 1 chains from 32 zero bytes. Reading and verifying it is for a CO

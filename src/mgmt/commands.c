@@ -457,9 +457,9 @@ static uint64_t now_ms(void)
 
 /*
  * The nodes of the writer's cluster that have applied the change just
- * made through writer: the writer's applied index right after the write
- * is at or past the change's entry; a node counts when a selected server
- * of the cluster (that node) reports an applied index at least that, or,
+ * made through writer: the writer's store's applied index right after the
+ * write is at or past the change's entry; a node counts when a selected
+ * server of the cluster (that node) reports its store at least there, or,
  * for a node the shell has no server for, when the writer leads and its
  * match index there is at least that (the entry is in that node's log;
  * it applies what it has once the leader's commit index reaches it).
@@ -475,7 +475,8 @@ static size_t nodes_applied(struct mgmt *m, struct mgmt_server *writer,
 
     if (backend_cluster_status(writer->conn, &ws) != CKR_OK)
         return 1; /* the writer answered the write after applying it */
-    index = ws.status.applied_index;
+    /* the store's own index (the engine's status is a copy that may lag) */
+    index = ws.digest_applied;
     for (;;) {
         struct timespec pause = {0, 50 * 1000000L};
 
@@ -486,8 +487,7 @@ static size_t nodes_applied(struct mgmt *m, struct mgmt_server *writer,
             size_t k;
 
             if (backend_cluster_status(sv->conn, &cs) != CKR_OK ||
-                strcmp(cs.cluster_id, cid) != 0 ||
-                cs.status.applied_index < index)
+                strcmp(cs.cluster_id, cid) != 0 || cs.digest_applied < index)
                 continue;
             for (k = 0; k < n && have[k] != cs.status.node_id; k++)
                 ;
@@ -1598,6 +1598,123 @@ static int cmd_get_cluster_digest(struct mgmt *m, int argc, char **argv)
     return ret;
 }
 
+/* ------------------------------------------------------------ masked */
+
+/* The masked object's file size limit (the wire's). */
+#define MASKED_FILE_MAX (16u * 1024u * 1024u + 64u * 1024u)
+
+/* Extracts from the first selected server that has the object: one file. */
+static int cmd_extract_masked(struct mgmt *m, int argc, char **argv)
+{
+    hsm_oid_t oid;
+    int ret = CMD_FAIL;
+
+    (void)argc;
+    if (!parse_handle(argv[1], &oid))
+        return usage_of("extractMaskedObject");
+    for (struct mgmt_server *sv = mgmt_server_first(m); sv != NULL;
+         sv = mgmt_server_next(m, sv)) {
+        uint8_t *file = NULL;
+        size_t len = 0;
+        CK_RV rv = backend_masked_extract(sv->conn, oid, &file, &len);
+        FILE *fp = NULL;
+
+        if (rv == CKR_OK && (fp = mgmt_open_output(argv[2])) == NULL)
+            rv = CKR_FUNCTION_FAILED;
+        if (rv == CKR_OK) {
+            bool ok = fwrite(file, 1, len, fp) == len;
+
+            if (fclose(fp) != 0 || !ok) {
+                fflush(stdout);
+                fprintf(stderr, "%s: write error\n", argv[2]);
+                rv = CKR_FUNCTION_FAILED;
+            }
+        }
+        free(file);
+        if (rv != CKR_OK) {
+            mgmt_fail(sv, "extractMaskedObject", rv);
+            continue;
+        }
+        printf("Object %" PRIu64 " extracted to %s (%zu bytes)\n", oid, argv[2],
+               len);
+        printf("extractMaskedObject success on server %d(%s)\n", sv->id,
+               sv->name);
+        ret = CMD_OK;
+        break;
+    }
+    return ret;
+}
+
+static bool read_masked_file(const char *path, uint8_t **buf, size_t *len)
+{
+    FILE *fp = fopen(path, "rb");
+    uint8_t *b = NULL;
+    size_t n;
+
+    if (fp == NULL)
+        return false;
+    if ((b = malloc(MASKED_FILE_MAX + 1)) != NULL) {
+        n = fread(b, 1, MASKED_FILE_MAX + 1, fp);
+        if (ferror(fp) || n == 0 || n > MASKED_FILE_MAX) {
+            free(b);
+            b = NULL;
+        } else {
+            *len = n;
+        }
+    }
+    fclose(fp);
+    *buf = b;
+    return b != NULL;
+}
+
+/* insertMaskedObject's line: CKR_DATA_INVALID means more here. */
+static void masked_report(const struct mgmt_server *sv, CK_RV rv, int *ret)
+{
+    char buf[16];
+
+    if (rv != CKR_DATA_INVALID) {
+        mgmt_report(sv, "insertMaskedObject", rv, ret);
+        return;
+    }
+    printf("insertMaskedObject failed: HSM Error: not a masked object of "
+           "this cluster, another version of it is here, or its owner is "
+           "not a crypto user here (%s) on server %d(%s)\n",
+           mgmt_rv_name(rv, buf, sizeof(buf)), sv->id, sv->name);
+    *ret = CMD_FAIL;
+}
+
+/* Inserts once per cluster among the servers (the log carries it), once
+ * on each server outside a cluster (which refuses it). */
+static int cmd_insert_masked(struct mgmt *m, int argc, char **argv)
+{
+    struct writes w;
+    uint8_t *file = NULL;
+    size_t len = 0;
+    int ret = CMD_OK;
+
+    (void)argc;
+    if (!read_masked_file(argv[1], &file, &len)) {
+        fflush(stdout);
+        fprintf(stderr,
+                "insertMaskedObject: %s: cannot read it (or empty, or over "
+                "%u bytes)\n",
+                argv[1], MASKED_FILE_MAX);
+        return CMD_FAIL;
+    }
+    plan_writes(m, &w);
+    for (size_t i = 0; i < w.n; i++) {
+        struct mgmt_server *sv = w.sv[i];
+        hsm_oid_t oid = 0;
+        CK_RV rv = backend_masked_insert(sv->conn, file, len, &oid);
+
+        if (rv == CKR_OK)
+            printf("Object %" PRIu64 " inserted from %s\n", oid, argv[1]);
+        masked_report(sv, rv, &ret);
+    }
+    free(file);
+    return ret;
+}
+
 /*
  * The server a membership change goes to: one change for the cluster,
  * not one per server. The leader when one of the selected servers says
@@ -1820,6 +1937,18 @@ const struct mgmt_cmd mgmt_commands[] = {
      "Prints each server's digest of its replicated state and the applied\n"
      "index it is at. Equal digests at an equal index: the nodes are in\n"
      "sync. CO, CU and AU."},
+    {"extractMaskedObject", 2, 2, cmd_extract_masked,
+     "extractMaskedObject <key handle> <file>",
+     "Writes a token key as a masked object to file (0600): its attributes\n"
+     "sealed under the cluster masking key with its owner, shares, id and\n"
+     "version bound. Only a node of a cluster holding the same cluster key\n"
+     "opens it. CO, AU, and a CU for the keys it owns; from the first\n"
+     "server that has the key. Not on a server outside a cluster."},
+    {"insertMaskedObject", 1, 1, cmd_insert_masked, "insertMaskedObject <file>",
+     "Puts a masked object back (once per cluster, through its log) with\n"
+     "its id, version, owner and shares. The same id and version already\n"
+     "there: nothing changes. Another version, another cluster's file or a\n"
+     "changed byte: refused. CO, AU, and a CU for its own keys."},
     {"addNode", 2, 2, cmd_add_node, "addNode <node id> <host:port>",
      "Adds a node to the cluster: it joins with a certificate of the\n"
      "cluster CA for that id, catches up (a snapshot, then the log) and\n"

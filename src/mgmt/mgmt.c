@@ -161,6 +161,8 @@ static const struct rv_text rv_texts[] = {
     RVT(CKR_DATA_INVALID, "no such token: unknown, expired, used, or its "
                           "requester logged out"),
     RVT(CKR_DATA_LEN_RANGE, "a file is empty or too long"),
+    RVT(CKR_ENCRYPTED_DATA_INVALID, "the file does not open: changed, or "
+                                    "made for another object or cluster"),
     /* the cluster's (nimbus.proto, ClusterStatusReq) */
     RVT(CKR_SLOT_ID_INVALID, "no such node"),
     RVT(CKR_OPERATION_ACTIVE, "a membership change is under way"),

@@ -305,14 +305,30 @@ void store_jr_object_delete_all(store_t *st)
 
 /* An object as the local run left it: its blob masked under the version
  * it now has (1 for an insert). */
+static void jr_object(store_t *st, const store_object_t *o, uint64_t id,
+                      bool insert, bool put, uint64_t version);
+
 void store_jr_object(store_t *st, const store_object_t *o, uint64_t id,
                      bool insert)
+{
+    jr_object(st, o, id, insert, false, 1);
+}
+
+void store_jr_object_put(store_t *st, const store_object_t *o, uint64_t id,
+                         uint64_t version)
+{
+    jr_object(st, o, id, true, true, version);
+}
+
+/* An object as the local run left it: its blob masked under the version
+ * it now has (1 for an insert, the given one for a put). */
+static void jr_object(store_t *st, const store_object_t *o, uint64_t id,
+                      bool insert, bool put, uint64_t version)
 {
     jop_t op = NIMBUS__JOURNAL__OP__INIT;
     Nimbus__Journal__Object m = NIMBUS__JOURNAL__OBJECT__INIT;
     uint8_t *masked = NULL;
     size_t mlen = 0;
-    uint64_t version = 1;
     bool found = false;
     CK_RV rv;
 
@@ -349,7 +365,10 @@ void store_jr_object(store_t *st, const store_object_t *o, uint64_t id,
     m.attrs = BYTES(masked, mlen);
     op.op_case = insert ? NIMBUS__JOURNAL__OP__OP_OBJECT_INSERT
                         : NIMBUS__JOURNAL__OP__OP_OBJECT_UPDATE;
-    if (insert) {
+    if (put) {
+        op.op_case = NIMBUS__JOURNAL__OP__OP_OBJECT_PUT;
+        op.object_put = &m;
+    } else if (insert) {
         op.object_insert = &m;
     } else {
         op.object_update = &m;
@@ -877,7 +896,7 @@ static CK_RV ap_reserve(store_t *st, const Nimbus__Journal__Reserve *r,
 }
 
 static CK_RV ap_object(store_t *st, const struct store_journal *j,
-                       const Nimbus__Journal__Object *m, bool insert)
+                       const Nimbus__Journal__Object *m, bool insert, bool put)
 {
     store_object_t o;
     uint8_t *blob = NULL;
@@ -891,9 +910,31 @@ static CK_RV ap_object(store_t *st, const struct store_journal *j,
         return CKR_DATA_LEN_RANGE;
     }
     if (m->id == 0 || m->id > INT64_MAX || m->version == 0 ||
-        m->version > INT64_MAX || (insert && m->version != 1) ||
+        m->version > INT64_MAX || (insert && !put && m->version != 1) ||
         (!insert && m->version == 1)) {
         return CKR_DATA_INVALID;
+    }
+    if (put) {
+        int64_t next = 0;
+        bool row = false;
+
+        /* Only an id this cluster handed out: a higher one may lie in a
+         * node's reserved block and be given to a new object later. */
+        if ((rv = q_int(st, "SELECT next FROM cluster_ids WHERE kind = ?1",
+                        STORE_KIND_OBJECT, true, &next, &row, "put")) !=
+            CKR_OK) {
+            return rv;
+        }
+        if (!row || next <= 0 || m->id >= (uint64_t)next) {
+            return CKR_DATA_INVALID;
+        }
+        if ((rv = store_int_object_version(st, m->id, &cur, &found)) !=
+            CKR_OK) {
+            return rv;
+        }
+        if (found) {
+            return cur == m->version ? CKR_OK : CKR_DATA_INVALID;
+        }
     }
     if (!insert) {
         /* An update made against another version of the object (another
@@ -929,8 +970,9 @@ static CK_RV ap_object(store_t *st, const struct store_journal *j,
     o.ckid_len = m->ckid.len;
     o.attrs = blob;
     o.attrs_len = blob != NULL ? bloblen : 0;
-    rv = insert ? store_int_object_insert_id(st, &o, m->id)
-                : store_object_update(st, &o);
+    rv = put      ? store_int_object_put(st, &o, m->id, m->version)
+         : insert ? store_int_object_insert_id(st, &o, m->id)
+                  : store_object_update(st, &o);
     util_free_wipe(blob, bloblen);
     return rv;
 }
@@ -1049,9 +1091,11 @@ static CK_RV ap_op(store_t *st, const struct store_journal *j, const jop_t *op,
     case NIMBUS__JOURNAL__OP__OP_USER_BUMP_VERSIONS:
         return store_user_bump_versions(st);
     case NIMBUS__JOURNAL__OP__OP_OBJECT_INSERT:
-        return ap_object(st, j, op->object_insert, true);
+        return ap_object(st, j, op->object_insert, true, false);
     case NIMBUS__JOURNAL__OP__OP_OBJECT_UPDATE:
-        return ap_object(st, j, op->object_update, false);
+        return ap_object(st, j, op->object_update, false, false);
+    case NIMBUS__JOURNAL__OP__OP_OBJECT_PUT:
+        return ap_object(st, j, op->object_put, true, true);
     case NIMBUS__JOURNAL__OP__OP_OBJECT_DELETE:
         if (op->object_delete->id == 0 || op->object_delete->id > INT64_MAX) {
             return CKR_DATA_INVALID;

@@ -59,6 +59,7 @@ enum stmt_id {
     STMT_OBJ_INSERT,
     STMT_OBJ_INSERT_ID,
     STMT_OBJ_VERSION,
+    STMT_OBJ_SET_VERSION,
     STMT_OBJ_UPDATE,
     STMT_OBJ_GET,
     STMT_OBJ_DELETE,
@@ -136,6 +137,7 @@ static const char *const stmt_sql[STMT_COUNT] = {
         "INSERT INTO objects(id, owner, class, key_type, private, label, "
         "ckid, attrs) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     [STMT_OBJ_VERSION] = "SELECT version FROM objects WHERE id = ?1",
+    [STMT_OBJ_SET_VERSION] = "UPDATE objects SET version = ?2 WHERE id = ?1",
     [STMT_OBJ_GET] = "SELECT " OBJ_COLS " FROM objects WHERE id = ?1",
     [STMT_OBJ_DELETE] = "DELETE FROM objects WHERE id = ?1",
     [STMT_OBJ_DELETE_ALL] = "DELETE FROM objects",
@@ -1955,6 +1957,71 @@ CK_RV store_int_object_version(store_t *st, uint64_t id, uint64_t *version,
     }
     put_stmt(s);
     return rv;
+}
+
+CK_RV store_object_version(store_t *st, uint64_t id, uint64_t *version,
+                           bool *found)
+{
+    return_val_if_fail(st != NULL && version != NULL && found != NULL,
+                       CKR_GENERAL_ERROR);
+    return store_int_object_version(st, id, version, found);
+}
+
+CK_RV store_int_object_put(store_t *st, const store_object_t *o, uint64_t id,
+                           uint64_t version)
+{
+    sqlite3_stmt *s = NULL;
+    uint64_t got = 0;
+    CK_RV rv;
+    int rc;
+
+    if ((rv = object_insert(st, o, id, &got)) != CKR_OK) {
+        return rv;
+    }
+    if ((rv = get_stmt(st, STMT_OBJ_SET_VERSION, &s)) != CKR_OK) {
+        return rv;
+    }
+    rc = sqlite3_bind_int64(s, 1, (int64_t)id);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_bind_int64(s, 2, (int64_t)version);
+    }
+    rv = rc == SQLITE_OK ? step_done(st, s, "object version")
+                         : sql_rv(st, rc, "object version");
+    put_stmt(s);
+    return rv;
+}
+
+CK_RV store_object_put(store_t *st, const store_object_t *o, uint64_t id,
+                       uint64_t version, bool *changed)
+{
+    uint64_t cur = 0;
+    bool found = false;
+    CK_RV rv;
+
+    return_val_if_fail(st != NULL && o != NULL && changed != NULL,
+                       CKR_GENERAL_ERROR);
+    *changed = false;
+    if ((rv = check_object(o)) != CKR_OK) {
+        return rv;
+    }
+    if (id == 0 || id > INT64_MAX || version == 0 || version > INT64_MAX) {
+        return CKR_ARGUMENTS_BAD;
+    }
+    if ((rv = store_jr_check(st)) != CKR_OK ||
+        (rv = store_int_object_version(st, id, &cur, &found)) != CKR_OK) {
+        return rv;
+    }
+    if (found) {
+        return cur == version ? CKR_OK : CKR_DATA_INVALID;
+    }
+    if ((rv = store_int_object_put(st, o, id, version)) != CKR_OK) {
+        return rv;
+    }
+    if (store_jr_recording(st)) {
+        store_jr_object_put(st, o, id, version);
+    }
+    *changed = true;
+    return CKR_OK;
 }
 
 CK_RV store_object_update(store_t *st, const store_object_t *o)

@@ -132,6 +132,19 @@ CK_RV store_object_update(store_t *st, const store_object_t *o);
 CK_RV store_object_get(store_t *st, uint64_t id, store_object_t *o,
                        bool *found);
 CK_RV store_object_delete(store_t *st, uint64_t id);
+/* An object's version (1 at insert, bumped by each update). */
+CK_RV store_object_version(store_t *st, uint64_t id, uint64_t *version,
+                           bool *found);
+/*
+ * Inserts o (its blob sealed under this node's key) with the id and
+ * version given: a masked object put back (insertMaskedObject). An object
+ * with that id and version already there: nothing done, *changed false;
+ * with another version: CKR_DATA_INVALID. In cluster mode the apply
+ * also refuses (CKR_DATA_INVALID) an id the cluster never handed out (at
+ * or above its object counter): a node's reserved block may hold it.
+ */
+CK_RV store_object_put(store_t *st, const store_object_t *o, uint64_t id,
+                       uint64_t version, bool *changed);
 CK_RV store_object_delete_all(store_t *st);
 CK_RV store_object_count_owner(store_t *st, uint32_t owner, size_t *n);
 /* The ids of the objects owner owns, ascending; *ids malloc'd. */

@@ -67,6 +67,9 @@ CK_RV store_int_object_insert_id(store_t *st, const store_object_t *o,
                                  uint64_t id);
 CK_RV store_int_object_version(store_t *st, uint64_t id, uint64_t *version,
                                bool *found);
+/* Inserts with the id and version given (no check, no recording). */
+CK_RV store_int_object_put(store_t *st, const store_object_t *o, uint64_t id,
+                           uint64_t version);
 CK_RV store_int_qtoken_insert_id(store_t *st, const store_qtoken_t *t,
                                  uint32_t id);
 
@@ -105,6 +108,8 @@ void store_jr_user_bump_versions(store_t *st);
 void store_jr_object(store_t *st, const store_object_t *o, uint64_t id,
                      bool insert);
 void store_jr_object_delete(store_t *st, uint64_t id);
+void store_jr_object_put(store_t *st, const store_object_t *o, uint64_t id,
+                         uint64_t version);
 void store_jr_object_delete_all(store_t *st);
 void store_jr_share(store_t *st, uint64_t oid, uint32_t uid, bool shared);
 void store_jr_user_mofn(store_t *st, uint32_t id, const uint8_t *key,

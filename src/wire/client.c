@@ -2593,6 +2593,54 @@ CK_RV wire_cl_user_set_password_2fa(wire_client_t *cl, const char *name,
     return simple(cl, &q);
 }
 
+/* ------------------------------------------------------------ masked */
+
+CK_RV wire_cl_masked_extract(wire_client_t *cl, hsm_oid_t oid, uint8_t **file,
+                             size_t *len)
+{
+    Nimbus__Request q;
+    Nimbus__MaskedExtractReq m;
+    struct rt t;
+    CK_RV rv;
+
+    *file = NULL;
+    *len = 0;
+    nimbus__masked_extract_req__init(&m);
+    m.oid = oid;
+    REQUEST(q, masked_extract, MASKED_EXTRACT, m);
+    rv = roundtrip(cl, &q, NIMBUS__REPLY__RESULT_MASKED, &t);
+    if (rv == CKR_OK) {
+        const ProtobufCBinaryData *f = &t.rep->masked->file;
+
+        if (f->len == 0 || f->len > WIRE_MASKED_FILE_MAX) {
+            rv = CKR_DEVICE_ERROR;
+        } else if ((*file = malloc(f->len)) == NULL) {
+            rv = CKR_HOST_MEMORY;
+        } else {
+            memcpy(*file, f->data, f->len);
+            *len = f->len;
+        }
+    }
+    rt_done(&t);
+    return rv;
+}
+
+CK_RV wire_cl_masked_insert(wire_client_t *cl, const uint8_t *file, size_t len,
+                            hsm_oid_t *oid)
+{
+    Nimbus__Request q;
+    Nimbus__MaskedInsertReq m;
+
+    *oid = 0;
+    if (len > WIRE_MASKED_FILE_MAX) {
+        return CKR_DATA_LEN_RANGE;
+    }
+    nimbus__masked_insert_req__init(&m);
+    m.file = bin(file, len);
+    REQUEST(q, masked_insert, MASKED_INSERT, m);
+    return oid_call(cl, &q, oid);
+}
+
 /* ------------------------------------------------------------ tickets */
 
 CK_RV wire_cl_login_ticket(wire_client_t *cl, uint8_t out[HSM_TICKET_LEN])

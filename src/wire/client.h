@@ -240,6 +240,13 @@ CK_RV wire_cl_cluster_status(wire_client_t *cl, wire_cluster_info_t *out);
 CK_RV wire_cl_cluster_add(wire_client_t *cl, uint64_t id, const char *address);
 CK_RV wire_cl_cluster_remove(wire_client_t *cl, uint64_t id);
 CK_RV wire_cl_cluster_transfer(wire_client_t *cl, uint64_t id);
+/* Masked objects (CO, CU, AU on a cluster node): *file malloc'd (free());
+ * a reply over WIRE_MASKED_FILE_MAX bytes is CKR_DEVICE_ERROR. */
+#define WIRE_MASKED_FILE_MAX (16u * 1024u * 1024u + 64u * 1024u)
+CK_RV wire_cl_masked_extract(wire_client_t *cl, hsm_oid_t oid, uint8_t **file,
+                             size_t *len);
+CK_RV wire_cl_masked_insert(wire_client_t *cl, const uint8_t *file, size_t len,
+                            hsm_oid_t *oid);
 
 /* Quorum (M of N), protocol minor 1: hsm_quorum_* of hsm.h. */
 CK_RV wire_cl_quorum_register_key(wire_client_t *cl, const char *name,

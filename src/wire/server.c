@@ -444,6 +444,7 @@ struct call {
         } tfa;
         Nimbus__QuorumMReply quorum_m;
         Nimbus__TicketReply ticket;
+        Nimbus__MaskedReply masked;
         Nimbus__QuorumApproveReply quorum_approve;
         Nimbus__QuorumTokenListReply quorum_tokens;
     } u;
@@ -2066,6 +2067,38 @@ static CK_RV do_key_info(struct call *c, const Nimbus__KeyInfoReq *r)
     return CKR_OK;
 }
 
+static CK_RV do_masked_extract(struct call *c,
+                               const Nimbus__MaskedExtractReq *r)
+{
+    uint8_t *file = NULL;
+    size_t len = 0;
+    CK_RV rv = hsm_masked_extract(c->wc->conn, r->oid, &file, &len);
+
+    if (rv != CKR_OK) {
+        return rv;
+    }
+    if (keep(c, file, len) == NULL) {
+        return CKR_HOST_MEMORY;
+    }
+    nimbus__masked_reply__init(&c->u.masked);
+    c->u.masked.file.data = file;
+    c->u.masked.file.len = len;
+    c->rep.result_case = NIMBUS__REPLY__RESULT_MASKED;
+    c->rep.masked = &c->u.masked;
+    return CKR_OK;
+}
+
+static CK_RV do_masked_insert(struct call *c, const Nimbus__MaskedInsertReq *r)
+{
+    hsm_oid_t oid = 0;
+    CK_RV rv = hsm_masked_insert(c->wc->conn, bp(&r->file), r->file.len, &oid);
+
+    if (rv == CKR_OK) {
+        oid_out(c, oid);
+    }
+    return rv;
+}
+
 static CK_RV do_audit_read(struct call *c, const Nimbus__AuditReadReq *r)
 {
     hsm_audit_record_t *recs = NULL;
@@ -2731,6 +2764,10 @@ static CK_RV dispatch(struct call *c, const Nimbus__Request *q)
         return do_login_challenge(c, q->login_challenge);
     case NIMBUS__REQUEST__CALL_LOGIN_2FA:
         return do_login_2fa(c, q->login_2fa);
+    case NIMBUS__REQUEST__CALL_MASKED_EXTRACT:
+        return do_masked_extract(c, q->masked_extract);
+    case NIMBUS__REQUEST__CALL_MASKED_INSERT:
+        return do_masked_insert(c, q->masked_insert);
     case NIMBUS__REQUEST__CALL_LOGIN_TICKET:
         return do_login_ticket(c, q->login_ticket);
     case NIMBUS__REQUEST__CALL_LOGIN_REDEEM:

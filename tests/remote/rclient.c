@@ -23,6 +23,9 @@
  *   aes LABEL HEX        a token AES-256 key of that value (64 hex)
  *   sobj LABEL           a session data object
  *   count LABEL          objects with this label cur can find
+ *   destroy LABEL        C_DestroyObject of the secret key LABEL
+ *   ecb0 LABEL           AES-ECB of 16 zero bytes under key LABEL: "ecb0
+ *                        RV HEX"
  *   sign LABEL           ECDSA sign with LABEL's private key, verify with
  *                        its public key
  *   signfor SECS LABEL   C_SignInit + C_Sign with LABEL's private key on
@@ -251,6 +254,35 @@ static CK_RV do_aes(const char *label, const char *hex)
         v[i] = (unsigned char)x;
     }
     return fl->C_CreateObject(cur, t, 6, &h);
+}
+
+/* C_DestroyObject of the secret key labelled label. */
+static CK_RV do_destroy(const char *label)
+{
+    CK_OBJECT_HANDLE h;
+    CK_RV rv = find_one(cur, CKO_SECRET_KEY, label, &h);
+
+    return rv == CKR_OK ? fl->C_DestroyObject(cur, h) : rv;
+}
+
+/* AES-ECB of 16 zero bytes under the secret key labelled label: what
+ * tells a key value without showing it. */
+static CK_RV do_ecb0(const char *label, char hex[33])
+{
+    CK_MECHANISM m = {CKM_AES_ECB, NULL, 0};
+    CK_BYTE in[16] = {0}, out[16];
+    CK_ULONG outlen = sizeof(out);
+    CK_OBJECT_HANDLE h;
+    CK_RV rv = find_one(cur, CKO_SECRET_KEY, label, &h);
+
+    hex[0] = '\0';
+    if (rv == CKR_OK)
+        rv = fl->C_EncryptInit(cur, &m, h);
+    if (rv == CKR_OK)
+        rv = fl->C_Encrypt(cur, in, sizeof(in), out, &outlen);
+    for (size_t i = 0; rv == CKR_OK && i < 16; i++)
+        snprintf(hex + 2 * i, 3, "%02x", out[i]);
+    return rv;
 }
 
 static CK_RV do_count(const char *label, CK_ULONG *n)
@@ -798,6 +830,14 @@ int main(void)
 
             rv = do_count(argv[1], &n);
             printf("count %s %lu\n", rvn(rv), n);
+            continue;
+        } else if (IS("destroy", 1)) {
+            rv = do_destroy(argv[1]);
+        } else if (IS("ecb0", 1)) {
+            char hex[33];
+
+            rv = do_ecb0(argv[1], hex);
+            printf("ecb0 %s %s\n", rvn(rv), hex);
             continue;
         } else if (IS("sign", 1)) {
             rv = do_sign(cur, argv[1]);
