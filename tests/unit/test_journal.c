@@ -748,6 +748,68 @@ static void test_update_conflict(void **state)
     assert_in_sync(c);
 }
 
+/* store_object_put (insertMaskedObject): an object put back with its id
+ * and version reaches every node (its blob re-sealed under each node's
+ * key); the same version again records nothing; another version, and an
+ * id the cluster never handed out, are refused and change nothing. */
+static void test_object_put(void **state)
+{
+    struct cl *c = *state;
+    struct node *n1 = &c->n[1];
+    uint64_t oid = add_object(n1, 0, "k", SECRET), v = 0;
+    store_object_t o;
+    bool found = false, changed = true;
+
+    assert_int_equal(store_object_get(n1->st, oid, &o, &found), CKR_OK);
+    free(o.label);
+    o.label = (uint8_t *)strdup("k2");
+    o.label_len = 2;
+    assert_int_equal(store_begin(n1->st, true), CKR_OK);
+    assert_int_equal(store_object_update(n1->st, &o), CKR_OK);
+    assert_int_equal(store_commit(n1->st), CKR_OK);
+    assert_int_equal(store_begin(n1->st, true), CKR_OK);
+    assert_int_equal(store_object_delete(n1->st, oid), CKR_OK);
+    assert_int_equal(store_commit(n1->st), CKR_OK);
+
+    /* back, as version 2, on every node */
+    assert_int_equal(store_begin(n1->st, true), CKR_OK);
+    assert_int_equal(store_object_put(n1->st, &o, oid, 2, &changed), CKR_OK);
+    assert_true(changed);
+    assert_int_equal(store_commit(n1->st), CKR_OK);
+    for (int i = 1; i <= 3; i++) {
+        assert_object(&c->n[i], oid, "k2", SECRET);
+        assert_int_equal(store_object_version(c->n[i].st, oid, &v, &found),
+                         CKR_OK);
+        assert_true(found);
+        assert_int_equal(v, 2);
+    }
+    assert_in_sync(c);
+
+    /* the same version: nothing; another: refused */
+    assert_int_equal(store_begin(n1->st, true), CKR_OK);
+    assert_int_equal(store_object_put(n1->st, &o, oid, 2, &changed), CKR_OK);
+    assert_false(changed);
+    assert_int_equal(store_object_put(n1->st, &o, oid, 1, &changed),
+                     CKR_DATA_INVALID);
+    assert_int_equal(store_object_put(n1->st, &o, 0, 1, &changed),
+                     CKR_ARGUMENTS_BAD);
+    assert_int_equal(store_commit(n1->st), CKR_OK);
+
+    /* an id above every block reserved: the apply refuses it */
+    assert_int_equal(store_begin(n1->st, true), CKR_OK);
+    assert_int_equal(store_object_put(n1->st, &o, oid + 1000000, 1, &changed),
+                     CKR_OK);
+    assert_int_equal(store_commit(n1->st), CKR_DATA_INVALID);
+    for (int i = 1; i <= 3; i++) {
+        assert_int_equal(
+            store_object_version(c->n[i].st, oid + 1000000, &v, &found),
+            CKR_OK);
+        assert_false(found);
+    }
+    store_object_clear(&o);
+    assert_in_sync(c);
+}
+
 /* An index applied again, and an (origin, seq) seen before under a new
  * index, change nothing and answer the first result. */
 static void test_replay_and_duplicate(void **state)
@@ -1204,10 +1266,12 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, cl_setup, cl_teardown)
+        // clang-format off
         T(test_replicate),
         T(test_lockout),
         T(test_failure_is_noop),
         T(test_update_conflict),
+        T(test_object_put),
         T(test_replay_and_duplicate),
         T(test_id_blocks),
         T(test_snapshot_restore),
@@ -1215,6 +1279,7 @@ int main(void)
         T(test_node_failure_stops),
         T(test_local_and_refused),
         T(test_schema_5_to_6),
+// clang-format on
 #undef T
     };
 
