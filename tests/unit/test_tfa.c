@@ -222,6 +222,29 @@ static void test_login(void **state)
     assert_memory_not_equal(d1, d2, sizeof(d1));
 }
 
+/* A login ticket carries the 2FA login as it was made: redeemed on
+ * another connection without a second signature (no login, no ticket);
+ * a password change (which turns 2FA off) ends the ticket. */
+static void test_ticket(void **state)
+{
+    struct fixture *f = *state;
+    uint8_t t[HSM_TICKET_LEN];
+    hsm_conn_t *c = NULL;
+
+    make_alice(f);
+    assert_int_equal(hsm_login_ticket(f->app, t), CKR_USER_NOT_LOGGED_IN);
+    assert_int_equal(login_2fa(f->app, A_PW, &k1), CKR_OK);
+    assert_int_equal(hsm_login_ticket(f->app, t), CKR_OK);
+    assert_int_equal(hsm_conn_open(f->hsm, &c), CKR_OK);
+    assert_int_equal(hsm_login_redeem(c, t, sizeof(t)), CKR_OK);
+    assert_int_equal(hsm_conn_user_type(c, NULL), HSM_USER_CO);
+    assert_int_equal(hsm_logout(c), CKR_OK);
+    assert_int_equal(hsm_user_set_password(f->co, "alice", PW("alicepw2")),
+                     CKR_OK);
+    assert_int_equal(hsm_login_redeem(c, t, sizeof(t)), CKR_PIN_INCORRECT);
+    hsm_conn_close(c);
+}
+
 /* Wrong signatures with the right password lock the user; then even the
  * right signature is CKR_PIN_LOCKED. */
 static void test_lockout(void **state)
@@ -544,6 +567,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_no_password_only_path, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_with_quorum, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ticket, setup, teardown),
     };
     int rc;
 
