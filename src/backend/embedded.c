@@ -503,8 +503,7 @@ static CK_RV emb_client_list(backend_conn_t *conn, backend_client_t **list,
 }
 
 /* One core in this process: no other server to carry a login to. */
-static CK_RV emb_login_ticket(backend_conn_t *conn,
-                              uint8_t out[HSM_TICKET_LEN])
+static CK_RV emb_login_ticket(backend_conn_t *conn, uint8_t out[HSM_TICKET_LEN])
 {
     (void)conn;
     (void)out;

@@ -2665,8 +2665,7 @@ CK_RV wire_cl_login_ticket(wire_client_t *cl, uint8_t out[HSM_TICKET_LEN])
     return rv;
 }
 
-CK_RV wire_cl_login_redeem(wire_client_t *cl, const uint8_t *ticket,
-                           size_t len)
+CK_RV wire_cl_login_redeem(wire_client_t *cl, const uint8_t *ticket, size_t len)
 {
     Nimbus__Request q;
     Nimbus__LoginRedeemReq m;

@@ -58,11 +58,11 @@ CK_RV crypto_unseal(const uint8_t key[CRYPTO_MASTER_KEY_LEN], const uint8_t *ad,
 /*
  * HKDF-SHA256 (RFC 5869, extract and expand, no salt) of ikm with info:
  * a purpose key derived from a long-term key (the login ticket key from
- * the store master key). outlen at most 255 * 32.
+ * the store master key or the cluster masking key). outlen at most
+ * 255 * 32.
  */
-CK_RV crypto_hkdf_sha256(const uint8_t *ikm, size_t ikmlen,
-                         const uint8_t *info, size_t infolen, uint8_t *out,
-                         size_t outlen);
+CK_RV crypto_hkdf_sha256(const uint8_t *ikm, size_t ikmlen, const uint8_t *info,
+                         size_t infolen, uint8_t *out, size_t outlen);
 
 /*
  * The store master key: read from path (must be a regular file of exactly

@@ -85,9 +85,8 @@ CK_RV cops_hkdf(cops_hash_t h, bool extract, bool expand, const uint8_t *salt,
     return kdf_run("HKDF", params, out, outlen);
 }
 
-CK_RV crypto_hkdf_sha256(const uint8_t *ikm, size_t ikmlen,
-                         const uint8_t *info, size_t infolen, uint8_t *out,
-                         size_t outlen)
+CK_RV crypto_hkdf_sha256(const uint8_t *ikm, size_t ikmlen, const uint8_t *info,
+                         size_t infolen, uint8_t *out, size_t outlen)
 {
     return cops_hkdf(COPS_HASH_SHA256, true, true, NULL, 0, ikm, ikmlen, info,
                      infolen, out, outlen);
