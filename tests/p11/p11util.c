@@ -41,6 +41,14 @@ static pid_t p11_daemon = -1;
 static pid_t p11_daemon2 = -1;
 static int p11_daemon_failures;
 
+/* Cluster mode: nodes 1..P11_NODES (pid 0: not running), their cluster
+ * ports, and how many have joined (0, 1 before activation, then all). */
+#define P11_NODES 3
+#define P11_CLUSTER_ID_DEFAULT "p11-test-cluster"
+static pid_t p11_node[P11_NODES + 1];
+static unsigned p11_node_port[P11_NODES + 1];
+static int p11_members;
+
 /* ------------------------------------------------------------ loading */
 
 int p11_load(void)
@@ -314,16 +322,18 @@ static const char *slurp(const char *path)
     return buf;
 }
 
-/* The daemon's log and stderr, on our stderr (when something went wrong). */
-static void daemon_dump(const char *why)
+/* A daemon's log and stderr (in dir), on our stderr (when something went
+ * wrong). */
+static void dump_dir(const char *dir, pid_t pid, const char *why)
 {
     char path[PATH_MAX + 32];
     const char *text;
     size_t len;
 
-    fprintf(stderr, "test_p11: nimbusd (pid %ld) %s\n", (long)p11_daemon, why);
+    fprintf(stderr, "test_p11: nimbusd (pid %ld, %s) %s\n", (long)pid, dir,
+            why);
     for (int i = 0; i < 2; i++) {
-        snprintf(path, sizeof(path), "%s/%s", p11_tmpdir,
+        snprintf(path, sizeof(path), "%s/%s", dir,
                  i == 0 ? "nimbusd.log" : "nimbusd.out");
         text = slurp(path);
         len = strlen(text);
@@ -342,13 +352,53 @@ static void sleep_ms(long ms)
 }
 
 /*
- * Stops the daemon with SIGTERM; anything but a clean exit 0 (it died
- * before, it crashed, it hung) is counted and its log printed.
+ * Stops the daemon *pid (its files in dir) with SIGTERM; anything but a
+ * clean exit 0 (it died before, it crashed, it hung) is counted and its
+ * log printed.
  */
-static void daemon_stop(void)
+static void stop_pid(pid_t *pid, const char *dir)
 {
     int status = 0;
     pid_t r = 0;
+
+    if (*pid <= 0) {
+        return;
+    }
+    r = waitpid(*pid, &status, WNOHANG);
+    if (r == *pid) {
+        p11_daemon_failures++;
+        dump_dir(dir, *pid, "died during the test");
+        *pid = -1;
+        return;
+    }
+    kill(*pid, SIGTERM);
+    for (long t = 0; t < P11_DAEMON_STOP_MS; t += 20) {
+        r = waitpid(*pid, &status, WNOHANG);
+        if (r != 0) {
+            break;
+        }
+        sleep_ms(20);
+    }
+    if (r == 0) {
+        kill(*pid, SIGKILL);
+        waitpid(*pid, &status, 0);
+        p11_daemon_failures++;
+        dump_dir(dir, *pid, "did not stop on SIGTERM");
+    } else if (r != *pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        p11_daemon_failures++;
+        dump_dir(dir, *pid,
+                 WIFSIGNALED(status) ? "was killed by a signal"
+                                     : "exited with an error on SIGTERM");
+    }
+    *pid = -1;
+}
+
+static int cluster_mode(void);
+static void cluster_stop(void);
+
+static void daemon_stop(void)
+{
+    int status = 0;
 
     if (p11_daemon2 > 0) {
         kill(p11_daemon2, SIGTERM);
@@ -359,36 +409,10 @@ static void daemon_stop(void)
         }
         p11_daemon2 = -1;
     }
-    if (p11_daemon <= 0) {
-        return;
+    stop_pid(&p11_daemon, p11_tmpdir);
+    if (p11_remote() != NULL && cluster_mode()) {
+        cluster_stop();
     }
-    r = waitpid(p11_daemon, &status, WNOHANG);
-    if (r == p11_daemon) {
-        p11_daemon_failures++;
-        daemon_dump("died during the test");
-        p11_daemon = -1;
-        return;
-    }
-    kill(p11_daemon, SIGTERM);
-    for (long t = 0; t < P11_DAEMON_STOP_MS; t += 20) {
-        r = waitpid(p11_daemon, &status, WNOHANG);
-        if (r != 0) {
-            break;
-        }
-        sleep_ms(20);
-    }
-    if (r == 0) {
-        kill(p11_daemon, SIGKILL);
-        waitpid(p11_daemon, &status, 0);
-        p11_daemon_failures++;
-        daemon_dump("did not stop on SIGTERM");
-    } else if (r != p11_daemon || !WIFEXITED(status) ||
-               WEXITSTATUS(status) != 0) {
-        p11_daemon_failures++;
-        daemon_dump(WIFSIGNALED(status) ? "was killed by a signal"
-                                        : "exited with an error on SIGTERM");
-    }
-    p11_daemon = -1;
 }
 
 /* A port below the ephemeral range that nothing listens on right now. */
@@ -426,8 +450,9 @@ static const char *pki_dir(void)
     const char *pki = getenv("NIMBUS_TEST_PKI");
 
     if (pki == NULL || *pki == '\0') {
-        fail_msg("NIMBUS_TEST_REMOTE=tls needs NIMBUS_TEST_PKI (the "
-                 "throw-away CA of tests/remote/common.sh)");
+        fail_msg("NIMBUS_TEST_REMOTE=%s needs NIMBUS_TEST_PKI (the "
+                 "throw-away CA of tests/remote/run.sh)",
+                 p11_remote());
     }
     return pki;
 }
@@ -482,6 +507,85 @@ static int second_daemon(const char *conf, char *ep, size_t eplen,
     return -1;
 }
 
+static const char *nimbusd_path(void)
+{
+    const char *nimbusd = getenv("NIMBUSD");
+    const char *top = getenv("NIMBUS_TOP_BUILDDIR");
+    static char buf[PATH_MAX];
+
+    if (nimbusd == NULL || *nimbusd == '\0') {
+        snprintf(buf, sizeof(buf), "%s/nimbusd",
+                 top != NULL && *top != '\0' ? top : ".");
+        nimbusd = buf;
+    }
+    return nimbusd;
+}
+
+/* Forks nimbusd -c conf --foreground, its stdout and stderr appended to
+ * dir/nimbusd.out. */
+static pid_t spawn_daemon(const char *dir, const char *conf)
+{
+    const char *nimbusd = nimbusd_path();
+    pid_t pid;
+
+    fflush(NULL);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char out[PATH_MAX + 32];
+        int fd;
+
+        /* A killed test leaves no daemon behind. */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        snprintf(out, sizeof(out), "%s/nimbusd.out", dir);
+        fd = open(out, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
+        execl(nimbusd, "nimbusd", "-c", conf, "--foreground", (char *)NULL);
+        fprintf(stderr, "exec %s: %s\n", nimbusd, strerror(errno));
+        _exit(127);
+    }
+    return pid;
+}
+
+/*
+ * Waits until dir/nimbusd.log says what (0). -1 when the daemon exited
+ * first (its log printed); -2 when it exited because a port it was given
+ * was taken meanwhile (the log says "in use"). A daemon that says
+ * nothing in time fails the test. *pid is -1 after an exit.
+ */
+static int wait_log(pid_t *pid, const char *dir, const char *what)
+{
+    char log[PATH_MAX + 32];
+    int status;
+
+    snprintf(log, sizeof(log), "%s/nimbusd.log", dir);
+    for (long t = 0; t < P11_DAEMON_WAIT_MS; t += 20) {
+        if (strstr(slurp(log), what) != NULL) {
+            return 0;
+        }
+        if (waitpid(*pid, &status, WNOHANG) == *pid) {
+            const char *text = slurp(log);
+            int lost = strstr(text, "in use") != NULL;
+
+            if (!lost) {
+                dump_dir(dir, *pid, "exited before it was ready");
+            }
+            *pid = -1;
+            return lost ? -2 : -1;
+        }
+        sleep_ms(20);
+    }
+    dump_dir(dir, *pid, "was not ready in time");
+    kill(*pid, SIGKILL);
+    waitpid(*pid, &status, 0);
+    *pid = -1;
+    fail_msg("nimbusd was not ready after %d ms", P11_DAEMON_WAIT_MS);
+    return -1;
+}
+
 /*
  * Starts nimbusd on p11_dir()/store with the keys of conf (the lines of
  * the store's own configuration) and writes the endpoint the module must
@@ -492,22 +596,15 @@ static int second_daemon(const char *conf, char *ep, size_t eplen,
 static int daemon_start(const char *conf, char *ep, size_t eplen)
 {
     char dconf[PATH_MAX * 4 + 4096], path[PATH_MAX + 32], log[PATH_MAX + 32];
-    const char *nimbusd = getenv("NIMBUSD");
-    const char *top = getenv("NIMBUS_TOP_BUILDDIR");
-    static char nimbusd_buf[PATH_MAX];
-    int n, status, fd;
+    int n, r;
 
-    if (nimbusd == NULL || *nimbusd == '\0') {
-        snprintf(nimbusd_buf, sizeof(nimbusd_buf), "%s/nimbusd",
-                 top != NULL && *top != '\0' ? top : ".");
-        nimbusd = nimbusd_buf;
-    }
     if (strcmp(p11_remote(), "unix") == 0) {
         n = snprintf(ep, eplen, "unix:%s/sock/nimbusd.sock", p11_tmpdir);
     } else if (strcmp(p11_remote(), "tls") == 0) {
         n = snprintf(ep, eplen, "tls:127.0.0.1:%u", free_port());
     } else {
-        fail_msg("NIMBUS_TEST_REMOTE=%s: not unix, tls or embedded",
+        fail_msg("NIMBUS_TEST_REMOTE=%s: not unix, tls, cluster, "
+                 "cluster-degraded or embedded",
                  p11_remote());
         return -1;
     }
@@ -527,47 +624,9 @@ static int daemon_start(const char *conf, char *ep, size_t eplen)
     assert_true(n > 0 && (size_t)n < sizeof(dconf));
     snprintf(path, sizeof(path), "%s", p11_write_file("nimbusd.conf", dconf));
     remove(log);
-
-    fflush(NULL);
-    p11_daemon = fork();
-    assert_true(p11_daemon >= 0);
-    if (p11_daemon == 0) {
-        char out[PATH_MAX + 32];
-
-        /* A killed test leaves no daemon behind. */
-        prctl(PR_SET_PDEATHSIG, SIGTERM);
-        snprintf(out, sizeof(out), "%s/nimbusd.out", p11_tmpdir);
-        fd = open(out, O_WRONLY | O_CREAT | O_APPEND, 0600);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-        }
-        execl(nimbusd, "nimbusd", "-c", path, "--foreground", (char *)NULL);
-        fprintf(stderr, "exec %s: %s\n", nimbusd, strerror(errno));
-        _exit(127);
-    }
-    for (long t = 0; t < P11_DAEMON_WAIT_MS; t += 20) {
-        if (strstr(slurp(log), "ready: listening") != NULL) {
-            return second_daemon(conf, ep, eplen, nimbusd);
-        }
-        if (waitpid(p11_daemon, &status, WNOHANG) == p11_daemon) {
-            const char *text = slurp(log);
-            int lost = strstr(text, "in use") != NULL;
-
-            if (!lost) {
-                daemon_dump("exited before it was ready");
-            }
-            p11_daemon = -1;
-            return lost ? -2 : -1;
-        }
-        sleep_ms(20);
-    }
-    daemon_dump("was not ready in time");
-    kill(p11_daemon, SIGKILL);
-    waitpid(p11_daemon, &status, 0);
-    p11_daemon = -1;
-    fail_msg("nimbusd was not ready after %d ms", P11_DAEMON_WAIT_MS);
-    return -1;
+    p11_daemon = spawn_daemon(p11_tmpdir, path);
+    r = wait_log(&p11_daemon, p11_tmpdir, "ready: listening");
+    return r == 0 ? second_daemon(conf, ep, eplen, nimbusd_path()) : r;
 }
 
 /*
@@ -601,8 +660,11 @@ static void write_client_conf(const char *extra_conf, const char *ep)
         setenv("NIMBUS_CONF", p11_write_file("nimbus.conf", conf), 1), 0);
 }
 
+static void forget_user_ids(void);
+
 void p11_cleanup(void)
 {
+    forget_user_ids();
     if (p11 != NULL) {
         (void)p11->C_Finalize(NULL);
     }
@@ -646,6 +708,313 @@ static void daemon_up(const char *conf, char *ep, size_t eplen)
 static char p11_store_conf[PATH_MAX * 2 + 4096];
 static char p11_client_extra[4096];
 
+/* ------------------------------------------------------------ cluster */
+
+/*
+ * NIMBUS_TEST_REMOTE=cluster: a fresh store is a fresh cluster of
+ * P11_NODES nimbusd on loopback, each in p11_dir()/nN with its own store,
+ * raft directory and unix socket, with the certificates of
+ * tests/cluster/mkpki.sh in NIMBUS_TEST_PKI. Node 1 bootstraps it; until
+ * the token is activated it is the only member (only a CO adds nodes), so
+ * the module talks to it. p11_activate then starts the other nodes, the
+ * CO adds them (nimbus-mgmt addNode, as an operator would) and the module
+ * is pointed at node 2, a follower: every write it makes is forwarded to
+ * the leader. cluster-degraded stops the last node once the cluster has
+ * formed: a follower down, the other two still a majority.
+ */
+static int cluster_mode(void)
+{
+    const char *m = p11_remote();
+
+    return m != NULL &&
+           (strcmp(m, "cluster") == 0 || strcmp(m, "cluster-degraded") == 0);
+}
+
+static int cluster_degraded(void)
+{
+    const char *m = p11_remote();
+
+    return m != NULL && strcmp(m, "cluster-degraded") == 0;
+}
+
+static const char *cluster_id(void)
+{
+    const char *id = getenv("NIMBUS_TEST_CLUSTER_ID");
+
+    return id != NULL && *id != '\0' ? id : P11_CLUSTER_ID_DEFAULT;
+}
+
+/* The module's endpoint: node 1 before activation, then node 2. */
+static char p11_cluster_ep[PATH_MAX + 64];
+
+static void node_dir(int i, char *dir, size_t len)
+{
+    int n = snprintf(dir, len, "%s/n%d", p11_tmpdir, i);
+
+    assert_true(n > 0 && (size_t)n < len);
+}
+
+static void node_ep(int i, char *ep, size_t len)
+{
+    int n = snprintf(ep, len, "unix:%s/n%d/sock/nimbusd.sock", p11_tmpdir, i);
+
+    assert_true(n > 0 && (size_t)n < len);
+}
+
+/* The store's keys in p11_store_conf: what follows its store line. */
+static const char *store_conf_keys(void)
+{
+    const char *p = strstr(p11_store_conf, "\nstore = ");
+
+    assert_non_null(p);
+    p = strchr(p + 1, '\n');
+    assert_non_null(p);
+    return p + 1;
+}
+
+/*
+ * Writes node i's nimbusd.conf (the store's keys, then its own files and
+ * cluster lines) and the client.conf nimbus-mgmt uses to reach it;
+ * returns the path of the first (static buffer).
+ */
+static const char *node_write_conf(int i)
+{
+    static char path[PATH_MAX + 64];
+    char conf[PATH_MAX * 12 + 4096], dir[PATH_MAX + 16], ep[PATH_MAX + 64];
+    char name[64];
+    const char *pki = pki_dir();
+    int n;
+
+    node_dir(i, dir, sizeof(dir));
+    assert_true(mkdir(dir, 0700) == 0 || errno == EEXIST);
+    node_ep(i, ep, sizeof(ep));
+    n = snprintf(conf, sizeof(conf),
+                 "# written by test_p11: cluster node %d\nstore = %s/store\n"
+                 "%s# the node's own lines\nlog_level = info\n"
+                 "log_file = %s/nimbusd.log\nlisten = %s\n"
+                 "cluster_id = %s\ncluster_node_id = %d\n"
+                 "cluster_listen = 127.0.0.1:%u\ncluster_ca = %s/ca.crt\n"
+                 "cluster_cert = %s/node%d.crt\ncluster_key = %s/node%d.key\n",
+                 i, dir, store_conf_keys(), dir, ep, cluster_id(), i,
+                 p11_node_port[i], pki, pki, i, pki, i);
+    assert_true(n > 0 && (size_t)n < sizeof(conf));
+    /* node 1 makes the cluster; the others fetch its key once added */
+    if (i == 1) {
+        n += snprintf(conf + n, sizeof(conf) - (size_t)n,
+                      "cluster_bootstrap = yes\n");
+    } else {
+        n += snprintf(conf + n, sizeof(conf) - (size_t)n,
+                      "cluster_join = 127.0.0.1:%u\n", p11_node_port[1]);
+    }
+    assert_true(n > 0 && (size_t)n < sizeof(conf));
+    snprintf(name, sizeof(name), "n%d/client.conf", i);
+    snprintf(conf + n, sizeof(conf) - (size_t)n, "servers = %s\n", ep);
+    p11_write_file(name, conf + n);
+    conf[n] = '\0';
+    snprintf(name, sizeof(name), "n%d/nimbusd.conf", i);
+    snprintf(path, sizeof(path), "%s", p11_write_file(name, conf));
+    return path;
+}
+
+/* Forks node i on its configuration; the log of a previous run is kept
+ * beside as nimbusd.log.old (so that waiting reads the new one). */
+static void node_spawn(int i)
+{
+    char dir[PATH_MAX + 16], log[PATH_MAX + 32], old[PATH_MAX + 32];
+    const char *conf = node_write_conf(i);
+
+    node_dir(i, dir, sizeof(dir));
+    snprintf(log, sizeof(log), "%s/nimbusd.log", dir);
+    snprintf(old, sizeof(old), "%s/nimbusd.log.old", dir);
+    (void)rename(log, old);
+    p11_node[i] = spawn_daemon(dir, conf);
+}
+
+static void node_wait(int i, const char *what)
+{
+    char dir[PATH_MAX + 16];
+
+    node_dir(i, dir, sizeof(dir));
+    if (wait_log(&p11_node[i], dir, what) != 0) {
+        fail_msg("cluster node %d did not start", i);
+    }
+}
+
+/*
+ * First start of node i on a fresh port: waits until its log says what;
+ * a port taken meanwhile by another process is replaced (a port is fixed
+ * once the node is in the raft configuration).
+ */
+static void node_first_start(int i, const char *what)
+{
+    char dir[PATH_MAX + 16];
+    int r = -2;
+
+    node_dir(i, dir, sizeof(dir));
+    for (int t = 0; t < P11_TLS_PORT_TRIES && r == -2; t++) {
+        p11_node_port[i] = free_port();
+        node_spawn(i);
+        r = wait_log(&p11_node[i], dir, what);
+    }
+    if (r != 0) {
+        fail_msg("cluster node %d did not start", i);
+    }
+}
+
+static void node_stop(int i)
+{
+    char dir[PATH_MAX + 16];
+
+    node_dir(i, dir, sizeof(dir));
+    stop_pid(&p11_node[i], dir);
+}
+
+/* Stops every node that runs. */
+static void cluster_stop(void)
+{
+    for (int i = 1; i <= P11_NODES; i++) {
+        if (p11_node[i] > 0) {
+            node_stop(i);
+        }
+        p11_node[i] = 0;
+    }
+    p11_members = 0;
+}
+
+/* A fresh cluster: node 1 alone, not activated; ep names it. */
+static void cluster_fresh(char *ep, size_t eplen)
+{
+    cluster_stop();
+    memset(p11_node_port, 0, sizeof(p11_node_port));
+    node_first_start(1, "ready: listening");
+    p11_members = 1;
+    node_ep(1, p11_cluster_ep, sizeof(p11_cluster_ep));
+    assert_true(strlen(p11_cluster_ep) < eplen);
+    memcpy(ep, p11_cluster_ep, strlen(p11_cluster_ep) + 1);
+}
+
+/* nimbus-mgmt -y -c cmds against node i; asserts it exits 0 (its output,
+ * in p11_dir()/mgmt.out, printed if not) and returns that output. */
+static const char *cluster_mgmt(int i, const char *cmds)
+{
+    const char *top = getenv("NIMBUS_TOP_BUILDDIR");
+    char mgmt[PATH_MAX], conf[PATH_MAX + 32], out[PATH_MAX + 32];
+    int status = 0;
+    pid_t pid;
+
+    snprintf(mgmt, sizeof(mgmt), "%s/nimbus-mgmt",
+             top != NULL && *top != '\0' ? top : ".");
+    snprintf(conf, sizeof(conf), "%s/n%d/client.conf", p11_tmpdir, i);
+    snprintf(out, sizeof(out), "%s/mgmt.out", p11_tmpdir);
+    fflush(NULL);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
+        setenv("NIMBUS_CONF", conf, 1);
+        execl(mgmt, "nimbus-mgmt", "-y", "-c", cmds, (char *)NULL);
+        fprintf(stderr, "exec %s: %s\n", mgmt, strerror(errno));
+        _exit(127);
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        fprintf(stderr, "test_p11: nimbus-mgmt on node %d failed:\n%s\n", i,
+                slurp(out));
+        fail_msg("nimbus-mgmt failed (status 0x%x)", (unsigned)status);
+    }
+    return slurp(out);
+}
+
+/*
+ * Once per run: node 2, the module's, sees itself as a follower of a
+ * cluster of P11_NODES (so that the suite's writes are forwarded), and
+ * in cluster-degraded the stopped node is still a member.
+ */
+static void cluster_check_formed(const char *so_pw)
+{
+    static int checked;
+    char cmds[256], want[64];
+    const char *out;
+
+    if (checked) {
+        return;
+    }
+    snprintf(cmds, sizeof(cmds), "loginHSM CO admin %s; listNodes", so_pw);
+    out = cluster_mgmt(2, cmds);
+    snprintf(want, sizeof(want), "Number of nodes found %d", P11_NODES);
+    if (strstr(out, "This node 2: follower") == NULL ||
+        strstr(out, want) == NULL) {
+        fprintf(stderr, "test_p11: node 2's listNodes:\n%s\n", out);
+        fail_msg("node 2 is not a follower in a cluster of %d", P11_NODES);
+    }
+    checked = 1;
+}
+
+/*
+ * After the activation: the other nodes start, the CO adds them through
+ * node 1, and the module is started again on node 2 (sessions and logins
+ * of before are gone: p11_activate is called with none).
+ */
+static void cluster_grow(const char *so_pw)
+{
+    char cmds[1024];
+    int n;
+
+    assert_rv(p11->C_Finalize(NULL), CKR_OK);
+    n = snprintf(cmds, sizeof(cmds), "loginHSM CO admin %s", so_pw);
+    for (int i = 2; i <= P11_NODES; i++) {
+        /* said once its engine listens: it now waits to be added */
+        node_first_start(i, "fetching the cluster key");
+        n += snprintf(cmds + n, sizeof(cmds) - (size_t)n,
+                      "; addNode %d 127.0.0.1:%u", i, p11_node_port[i]);
+        assert_true(n > 0 && (size_t)n < sizeof(cmds));
+    }
+    cluster_mgmt(1, cmds);
+    for (int i = 2; i <= P11_NODES; i++) {
+        node_wait(i, "ready: listening");
+    }
+    p11_members = P11_NODES;
+    if (cluster_degraded()) {
+        node_stop(P11_NODES);
+        p11_node[P11_NODES] = 0;
+    }
+    cluster_check_formed(so_pw);
+    node_ep(2, p11_cluster_ep, sizeof(p11_cluster_ep));
+    write_client_conf(p11_client_extra, p11_cluster_ep);
+    assert_rv(p11->C_Initialize(NULL), CKR_OK);
+}
+
+/* Every node that ran is stopped and started again from its directory
+ * (on the configuration p11_store_conf now holds); ep names the module's. */
+static void cluster_restart(char *ep, size_t eplen)
+{
+    int was[P11_NODES + 1] = {0};
+
+    for (int i = 1; i <= p11_members; i++) {
+        was[i] = p11_node[i] > 0;
+        node_stop(i);
+        p11_node[i] = 0;
+    }
+    /* all first: a node may need the others' votes to serve */
+    for (int i = 1; i <= p11_members; i++) {
+        if (was[i]) {
+            node_spawn(i);
+        }
+    }
+    for (int i = 1; i <= p11_members; i++) {
+        if (was[i]) {
+            node_wait(i, "ready: listening");
+        }
+    }
+    assert_true(strlen(p11_cluster_ep) < eplen);
+    memcpy(ep, p11_cluster_ep, strlen(p11_cluster_ep) + 1);
+}
+
 CK_RV p11_fresh_rv(const char *extra_conf)
 {
     const char *tmp = getenv("TMPDIR");
@@ -670,7 +1039,11 @@ CK_RV p11_fresh_rv(const char *extra_conf)
     }
     snprintf(p11_client_extra, sizeof(p11_client_extra), "%s",
              extra_conf != NULL ? extra_conf : "");
-    daemon_up(p11_store_conf, ep, sizeof(ep));
+    if (cluster_mode()) {
+        cluster_fresh(ep, sizeof(ep));
+    } else {
+        daemon_up(p11_store_conf, ep, sizeof(ep));
+    }
     write_client_conf(p11_client_extra, ep);
     return p11->C_Initialize(NULL);
 }
@@ -691,6 +1064,11 @@ void p11_restart_conf(const char *extra_conf)
                                 p11_write_file("nimbus.conf", p11_store_conf),
                                 1),
                          0);
+    } else if (cluster_mode()) {
+        cluster_restart(ep, sizeof(ep));
+        snprintf(p11_client_extra, sizeof(p11_client_extra), "%s",
+                 extra_conf != NULL ? extra_conf : "");
+        write_client_conf(p11_client_extra, ep);
     } else {
         daemon_stop();
         daemon_up(p11_store_conf, ep, sizeof(ep));
@@ -709,9 +1087,13 @@ void p11_restart(void)
     assert_rv(p11->C_Finalize(NULL), CKR_OK);
     if (p11_remote() != NULL) {
         /* What survives a restart must survive the daemon's. */
-        daemon_stop();
-        daemon_up(p11_store_conf, ep, sizeof(ep));
-        assert_true(p11_daemon > 0);
+        if (cluster_mode()) {
+            cluster_restart(ep, sizeof(ep));
+        } else {
+            daemon_stop();
+            daemon_up(p11_store_conf, ep, sizeof(ep));
+            assert_true(p11_daemon > 0);
+        }
         write_client_conf(p11_client_extra, ep);
     }
     assert_rv(p11->C_Initialize(NULL), CKR_OK);
@@ -764,6 +1146,9 @@ void p11_activate(const char *so_pw)
 {
     assert_rv(p11_init_token(so_pw, P11_TOKEN_LABEL), CKR_OK);
     snprintf(p11_so_pw, sizeof(p11_so_pw), "%s", so_pw);
+    if (cluster_mode() && p11_members == 1) {
+        cluster_grow(so_pw);
+    }
 }
 
 CK_RV p11_login(CK_SESSION_HANDLE s, CK_USER_TYPE type, const char *pin)
@@ -811,6 +1196,66 @@ void p11_create_cu(const char *name, const char *pw)
 
     snprintf(pin, sizeof(pin), "%s:%s", name, pw);
     p11_co_init_pin(pin);
+}
+
+/* ------------------------------------------------------------ user ids */
+
+/* Ids looked up on the current store (cleared with it). */
+#define P11_UID_CACHE 8
+static struct {
+    char name[32];
+    CK_ULONG id;
+} p11_uids[P11_UID_CACHE];
+static int p11_nuids;
+
+static void forget_user_ids(void)
+{
+    p11_nuids = 0;
+}
+
+CK_ULONG p11_user_id(const char *name)
+{
+    const char *top = getenv("NIMBUS_TOP_BUILDDIR");
+    const char *conf = getenv("NIMBUS_CONF");
+    char cmd[PATH_MAX * 3], line[512], got[64], type[32];
+    CK_ULONG id = CK_UNAVAILABLE_INFORMATION;
+    unsigned long v;
+    FILE *f;
+    int n;
+
+    for (int i = 0; i < p11_nuids; i++) {
+        if (strcmp(p11_uids[i].name, name) == 0) {
+            return p11_uids[i].id;
+        }
+    }
+    assert_non_null(conf);
+    assert_true(strlen(name) < sizeof(p11_uids[0].name));
+    /* nimbus-mgmt on the module's own configuration: the embedded store,
+     * or the server (a cluster node) the module talks to */
+    n = snprintf(cmd, sizeof(cmd),
+                 "NIMBUS_CONF='%s' '%s/nimbus-mgmt' -c "
+                 "listUsers 2>&1",
+                 conf, top != NULL && *top != '\0' ? top : ".");
+    assert_true(n > 0 && (size_t)n < sizeof(cmd));
+    fflush(NULL);
+    f = popen(cmd, "r");
+    assert_non_null(f);
+    while (fgets(line, sizeof(line), f) != NULL) {
+        if (sscanf(line, "%lu %31s %63s", &v, type, got) == 3 &&
+            strcmp(got, name) == 0) {
+            id = v;
+        }
+    }
+    assert_int_equal(pclose(f), 0);
+    if (id == CK_UNAVAILABLE_INFORMATION) {
+        fail_msg("nimbus-mgmt listUsers does not list %s", name);
+    }
+    if (p11_nuids < P11_UID_CACHE) {
+        snprintf(p11_uids[p11_nuids].name, sizeof(p11_uids[0].name), "%s",
+                 name);
+        p11_uids[p11_nuids++].id = id;
+    }
+    return id;
 }
 
 /* ------------------------------------------------------------ sessions */

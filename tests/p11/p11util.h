@@ -89,7 +89,8 @@ void p11_restart_conf(const char *extra_conf);
 /* C_Finalize (any result), stop the daemon, remove the directory. */
 void p11_cleanup(void);
 
-/* "unix" or "tls" in remote mode, NULL when embedded. */
+/* "unix", "tls", "cluster" or "cluster-degraded" in remote mode, NULL
+ * when embedded. */
 const char *p11_remote(void);
 /*
  * For a test that can only run embedded (it inspects the module's own
@@ -116,6 +117,12 @@ void p11_activate(const char *so_pw);
 void p11_create_cu(const char *name, const char *pw);
 /* Same as p11_create_cu: resets (or creates) any user's password. */
 void p11_co_init_pin(const char *pin);
+/*
+ * The id of the user called name on the current store, as nimbus-mgmt
+ * listUsers shows it (in a cluster ids come from blocks reserved through
+ * the log, not 1, 2, 3 ...). Fails the test if there is none.
+ */
+CK_ULONG p11_user_id(const char *name);
 /* C_Login(CKU_USER, "name:pw"), asserting CKR_OK. */
 void p11_login_cu(CK_SESSION_HANDLE s, const char *name, const char *pw);
 /* C_Login(CKU_SO, pin), asserting CKR_OK. */
