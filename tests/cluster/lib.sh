@@ -51,18 +51,21 @@ cl_conf() {
 
 # cl_launch N: starts node N (foreground, in the background) with its
 # config as it is; does not wait.
+declare -A CL_READY
 cl_launch() {
     local d=$CL_DIR/n$1
+    # the log is kept across restarts: count the ready lines before
+    CL_READY[$1]=$(grep -c 'ready: listening' "$d/nimbusd.log" 2>/dev/null || true)
     "$CL_NIMBUSD" -c "$d/nimbusd.conf" --foreground >>"$d/nimbusd.out" 2>&1 &
     CL_PID[$1]=$!
 }
 
 # cl_wait_ready N [SECONDS]: 0 once node N serves clients.
 cl_wait_ready() {
-    local n=$1 t=${2:-30} i
+    local n=$1 t=${2:-30} i c
     for ((i = 0; i < t * 10; i++)); do
-        grep -q 'ready: listening' "$CL_DIR/n$n/nimbusd.log" 2>/dev/null &&
-            return 0
+        c=$(grep -c 'ready: listening' "$CL_DIR/n$n/nimbusd.log" 2>/dev/null)
+        [ "${c:-0}" -gt "${CL_READY[$n]:-0}" ] && return 0
         kill -0 "${CL_PID[$n]}" 2>/dev/null || return 1
         sleep 0.1
     done
@@ -100,7 +103,7 @@ cl_kill() {
     [ -n "$pid" ] || return 0
     CL_PID[$1]=
     kill -9 "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null || true
     return 0
 }
 

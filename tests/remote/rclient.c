@@ -32,6 +32,9 @@
  *                        cur again and again until a call fails or SECS
  *                        pass: "signfor RV N MS", N the signatures made,
  *                        MS how long the last call took
+ *   signwatch SECS LABEL signs on cur for SECS through failures:
+ *                        "signwatch RV N FAILS GAP", GAP the longest ms
+ *                        between two good signatures
  *   msg                  AES-GCM through the message API (session key)
  *   bulk N               C_Encrypt/C_Decrypt of N bytes, AES-256-GCM
  *                        (session key); a changed tag releases nothing
@@ -544,6 +547,46 @@ static void do_signfor(unsigned secs, const char *label)
     printf("signfor %s %lu %llu\n", rvn(rv), n, (unsigned long long)last);
 }
 
+/* Signs on cur for secs seconds through failures: "signwatch RV N FAILS
+ * GAP", GAP the longest time in ms between two good signatures (what an
+ * application sees of a failover), RV the last failure (CKR_OK: none). */
+static void do_signwatch(unsigned secs, const char *label)
+{
+    CK_MECHANISM m = {CKM_ECDSA, NULL, 0};
+    CK_BYTE digest[32], sig[128];
+    CK_ULONG siglen;
+    CK_OBJECT_HANDLE priv;
+    uint64_t end = ms_now() + secs * 1000ull, good = ms_now(), gap = 0;
+    unsigned long n = 0, fails = 0;
+    CK_RV rv, last = CKR_OK;
+
+    memset(digest, 0x5a, sizeof(digest));
+    if ((rv = find_one(cur, CKO_PRIVATE_KEY, label, &priv)) != CKR_OK) {
+        printf("signwatch %s 0 0 0\n", rvn(rv));
+        return;
+    }
+    while (ms_now() < end) {
+        rv = fl->C_SignInit(cur, &m, priv);
+        if (rv == CKR_OK) {
+            siglen = sizeof(sig);
+            rv = fl->C_Sign(cur, digest, sizeof(digest), sig, &siglen);
+        }
+        if (rv != CKR_OK) {
+            fails++;
+            last = rv;
+            continue;
+        }
+        n++;
+        if (ms_now() - good > gap)
+            gap = ms_now() - good;
+        good = ms_now();
+    }
+    if (ms_now() - good > gap) /* failing to the end counts too */
+        gap = ms_now() - good;
+    printf("signwatch %s %lu %lu %llu\n", rvn(last), n, fails,
+           (unsigned long long)gap);
+}
+
 static void do_forkidle(const char *file, const char *label, const char *pin)
 {
     sigset_t set;
@@ -851,6 +894,9 @@ int main(void)
                 continue;
         } else if (IS("threads", 2)) {
             rv = do_threads(atoi(argv[1]), argv[2]);
+        } else if (IS("signwatch", 2)) {
+            do_signwatch((unsigned)strtoul(argv[1], NULL, 10), argv[2]);
+            continue;
         } else if (IS("signfor", 2)) {
             do_signfor((unsigned)strtoul(argv[1], NULL, 10), argv[2]);
             continue;
