@@ -159,6 +159,8 @@ CK_RV hsm_masked_extract(hsm_conn_t *conn, hsm_oid_t oid, uint8_t **out,
         (rv = store_share_list(hsm->st, oid, &shares, &nshares)) != CKR_OK)
         goto out;
     rv = file_make(hsm, ckey, &so, version, shares, nshares, out, outlen);
+    /* who took a key out, even masked (a record of its own) */
+    hsm_audit_locked(hsm, conn->uid, "masked-extract", oid, rv);
 out:
     pthread_mutex_unlock(&hsm->lock);
     store_object_clear(&so);
@@ -278,6 +280,9 @@ CK_RV hsm_masked_insert(hsm_conn_t *conn, const uint8_t *buf, size_t len,
         if ((rv = store_share_set(hsm->st, file->id, body->shares[i], true)) !=
             CKR_OK)
             goto out;
+    if ((rv = hsm_audit_tx_locked(hsm, conn->uid, "masked-insert", file->id,
+                                  CKR_OK)) != CKR_OK)
+        goto out;
     began = false;
     if ((rv = store_commit(hsm->st)) != CKR_OK)
         goto out;

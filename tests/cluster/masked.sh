@@ -237,6 +237,10 @@ for n in 1 2 3; do
     [ "$(digest "$n")" = "$d2" ] || fail "node $n: the restored key differs"
 done
 ok "a destroyed key inserted from its file is back on every node: same id, attributes and value"
+out=$(cl_mgmt 3 "$CO; getAuditLog")
+has "the audit log" "masked-extract"
+has "the audit log" "masked-insert"
+ok "extracts and inserts are in the audit log"
 
 for n in 1 2 3; do
     [ "$(digest "$n")" = "$(digest 1)" ] || fail "digests differ at the end"
