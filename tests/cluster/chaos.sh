@@ -38,5 +38,18 @@ fail() {
 
 ch_setup
 echo "ok: 3 nodes, alice and bob"
+
+# A login carried to the other nodes by a ticket: the ticket key is the
+# same on every node of a cluster (each node's store master key is its
+# own; tickets sealed under it were refused on the other nodes, and every
+# session the module moved there was logged out).
+RCLIENT=$B/tests/remote/rclient
+printf 'servers = unix:%s, unix:%s, unix:%s\nserver_spread = sessions\n' \
+    "$(cl_sock 1)" "$(cl_sock 2)" "$(cl_sock 3)" >"$T/spread.conf"
+out=$(printf '%s\n' init open "loginuser alice $CH_ALICE" "opens 6" stateall quit |
+    NIMBUS_CONF=$T/spread.conf "$RCLIENT" 2>&1)
+grep -q "^stateall CKR_OK 6 st3=6$" <<<"$out" ||
+    fail "sessions on the other nodes are not logged in by the ticket: $out"
+echo "ok: a login made on node 1 holds on sessions of nodes 2 and 3 (ticket)"
 ch_round 1
 echo "ok: no acknowledged change lost, nothing unattempted, digests equal"

@@ -299,7 +299,7 @@ static int run_work(const char *user, const char *pw0, const char *prefix,
         if (chpw && n % 4 == 0) {
             char next[128];
 
-            snprintf(next, sizeof(next), "%s-p%lu", user, ++npw);
+            snprintf(next, sizeof(next), "%s-pass%04lu", user, ++npw);
             rv = fl->C_SetPIN(s, (CK_UTF8CHAR_PTR)pw, strlen(pw),
                               (CK_UTF8CHAR_PTR)next, strlen(next));
             printf("pw %s %s\n", next, rvn(rv));
@@ -310,8 +310,19 @@ static int run_work(const char *user, const char *pw0, const char *prefix,
                 snprintf(pend, sizeof(pend), "%s", next);
             bad |= rv != CKR_OK;
         }
-        if (bad && !stopping)
-            relogin(&s, CKU_USER, user, pw, sizeof(pw), pend);
+        if (bad && !stopping &&
+            relogin(&s, CKU_USER, user, pw, sizeof(pw), pend)) {
+            CK_OBJECT_HANDLE k2 = CK_INVALID_HANDLE;
+
+            /* the handle should stay valid on the new session (ids are
+             * global); say when it changes, and use the new one */
+            rv = find_priv(s, sig, &k2);
+            if (rv == CKR_OK && k2 != k) {
+                printf("sigkey moved %lu %lu\n", (unsigned long)k,
+                       (unsigned long)k2);
+                k = k2;
+            }
+        }
         nap(20);
     }
 out:
