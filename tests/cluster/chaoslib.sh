@@ -62,6 +62,10 @@ ch_term() { ch_status "$1" | sed -n 's/^This node [0-9]*: [a-z]*, term \([0-9]*\
 
 # ch_restart N: node N again from its dirs (its config as written).
 ch_restart() {
+    local log=$CL_DIR/n$1/nimbusd.log
+    # cl_wait_ready looks for the ready line: only this start's may count
+    cat "$log" >>"$log.old" 2>/dev/null
+    : >"$log"
     cl_launch "$1"
     cl_wait_ready "$1" 30 || fail "node $1 did not come back"
 }
