@@ -26,6 +26,7 @@ trap cleanup EXIT
 # a failed round ends the soak (the state is kept for a look with CL_KEEP)
 fail() {
     echo "FAIL: $*" >&2
+    CL_KEEP=1 # the dirs and logs of a failed soak are worth a look
     echo "soak: $((r - 1)) of $ROUNDS rounds passed before the failure"
     exit 1
 }

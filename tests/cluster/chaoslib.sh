@@ -145,7 +145,9 @@ for k in range(0, len(rows) - 2, 3):
         [ -n "$out" ] && { echo "$out"; return 0; }
         sleep 1
     done
-    fail "digests differ after recovery"
+    out=$(NIMBUS_CONF=$T/mgmt3.conf timeout 20 "$CL_MGMT" -y -c \
+        "loginHSM CO admin $CL_CO_PW; getClusterDigest; listNodes" 2>&1)
+    fail "digests differ after recovery: $out"
 }
 
 # ch_round R: one round of faults under load, then the checks.
