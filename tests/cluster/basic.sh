@@ -6,28 +6,8 @@
 # counts failures on every node together and a CO's reset clears it
 # everywhere.
 set -u
-B=${NIMBUS_TOP_BUILDDIR:-$(pwd)}
 . "$(dirname "$0")/lib.sh"
-
-RCLIENT=$B/tests/remote/rclient
-export NIMBUS_MODULE=${NIMBUS_MODULE:-$B/.libs/libnimbus-pkcs11.so}
-[ -x "$RCLIENT" ] || { echo "SKIP: $RCLIENT not built"; exit 77; }
-[ -x "$CL_NIMBUSD" ] || { echo "SKIP: nimbusd not built"; exit 77; }
-
-T=$(mktemp -d /tmp/nimbus-cluster-XXXXXX)
-cleanup() {
-    cl_stop_all
-    [ -n "${CL_KEEP:-}" ] && echo "kept $T" || rm -rf "$T"
-}
-trap cleanup EXIT
-fail() {
-    echo "FAIL: $*" >&2
-    for f in "$T"/n*/nimbusd.log; do
-        [ -f "$f" ] && { echo "--- $f"; tail -n 40 "$f"; } >&2
-    done
-    exit 1
-}
-ok() { echo "ok: $*"; }
+cl_test cluster
 
 # app N LINES...: rclient against node N, one command per argument; its
 # answer lines on stdout.

@@ -141,3 +141,28 @@ cl_start_cluster() {
         cl_wait_ready "$i" || return 1
     done
 }
+
+# cl_test NAME: the common start of a tests/cluster script: skips (77)
+# without the programs it needs, makes $T (kept when CL_KEEP is set) and
+# a trap that stops every node, and defines fail (with the nodes' log
+# tails) and ok; RCLIENT and NIMBUS_MODULE for the scriptable application.
+cl_test() {
+    RCLIENT=$CL_B/tests/remote/rclient
+    export NIMBUS_MODULE=${NIMBUS_MODULE:-$CL_B/.libs/libnimbus-pkcs11.so}
+    [ -x "$RCLIENT" ] || { echo "SKIP: $RCLIENT not built"; exit 77; }
+    [ -x "$CL_NIMBUSD" ] || { echo "SKIP: nimbusd not built"; exit 77; }
+    T=$(mktemp -d "/tmp/nimbus-$1-XXXXXX")
+    trap cl_test_cleanup EXIT
+}
+cl_test_cleanup() {
+    cl_stop_all
+    [ -n "${CL_KEEP:-}" ] && echo "kept $T" || rm -rf "$T"
+}
+fail() {
+    echo "FAIL: $*" >&2
+    for f in "$T"/n*/nimbusd.log; do
+        [ -f "$f" ] && { echo "--- $f"; tail -n 40 "$f"; } >&2
+    done
+    exit 1
+}
+ok() { echo "ok: $*"; }

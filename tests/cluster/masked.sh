@@ -10,28 +10,8 @@
 #     with another CU's key) are refused and change nothing, and a
 #     destroyed key comes back on every node with its id and value.
 set -u
-B=${NIMBUS_TOP_BUILDDIR:-$(pwd)}
 . "$(dirname "$0")/lib.sh"
-
-RCLIENT=$B/tests/remote/rclient
-export NIMBUS_MODULE=${NIMBUS_MODULE:-$B/.libs/libnimbus-pkcs11.so}
-[ -x "$RCLIENT" ] || { echo "SKIP: $RCLIENT not built"; exit 77; }
-[ -x "$CL_NIMBUSD" ] || { echo "SKIP: nimbusd not built"; exit 77; }
-
-T=$(mktemp -d /tmp/nimbus-masked-XXXXXX)
-cleanup() {
-    cl_stop_all
-    [ -n "${CL_KEEP:-}" ] && echo "kept $T" || rm -rf "$T"
-}
-trap cleanup EXIT
-fail() {
-    echo "FAIL: $*" >&2
-    for f in "$T"/n*/nimbusd.log; do
-        [ -f "$f" ] && { echo "--- $f"; tail -n 30 "$f"; } >&2
-    done
-    exit 1
-}
-ok() { echo "ok: $*"; }
+cl_test masked
 has() { grep -qF -- "$2" <<<"$out" || fail "$1: no '$2' in: $out"; }
 hasnt() { ! grep -qF -- "$2" <<<"$out" || fail "$1: '$2' in: $out"; }
 
