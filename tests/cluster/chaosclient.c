@@ -314,8 +314,8 @@ static int run_work(const char *user, const char *pw0, const char *prefix,
             relogin(&s, CKU_USER, user, pw, sizeof(pw), pend)) {
             CK_OBJECT_HANDLE k2 = CK_INVALID_HANDLE;
 
-            /* the handle should stay valid on the new session (ids are
-             * global); say when it changes, and use the new one */
+            /* relogin's C_Logout ended every handle (the module's rule,
+             * README): the key is found again */
             rv = find_priv(s, sig, &k2);
             if (rv == CKR_OK && k2 != k) {
                 printf("sigkey moved %lu %lu\n", (unsigned long)k,
