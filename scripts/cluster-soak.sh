@@ -40,3 +40,9 @@ for ((r = 1; r <= ROUNDS; r++)); do
     ch_round "$r"
 done
 echo "soak: $ROUNDS of $ROUNDS rounds passed in $(($(date +%s) - start)) s"
+ch_clients_stop 2>/dev/null
+cl_stop_all
+# the catch-up figure: a node that missed CATCHUP_N (10,000) entries, on a
+# fresh cluster (the test prints the time from its restart to equal
+# digests, the node's start included)
+bash "$S/tests/cluster/catchup.sh" | grep '^ok\|^FAIL'
