@@ -350,7 +350,7 @@ static int run_users(const char *sopw, const char *prefix)
         printf("user %s %s\n", pin, rvn(rv));
         if (rv != CKR_OK && !stopping)
             relogin(&s, CKU_SO, "admin", so, sizeof(so), none);
-        nap(50);
+        nap(150); /* ~3000 CUs make listUsers fail: see the soak */
     }
 out:
     fl->C_Finalize(NULL);
