@@ -306,6 +306,9 @@ static int run_work(const char *user, const char *pw0, const char *prefix,
             if (rv == CKR_OK) {
                 snprintf(pw, sizeof(pw), "%s", next);
                 pend[0] = '\0';
+            } else if (rv == CKR_PIN_INCORRECT) {
+                /* a refusal, not a change in flight: pw is stale, an
+                 * earlier change in flight (pend) was applied after all */
             } else
                 snprintf(pend, sizeof(pend), "%s", next);
             bad |= rv != CKR_OK;
