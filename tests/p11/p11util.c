@@ -394,6 +394,7 @@ static void stop_pid(pid_t *pid, const char *dir)
 }
 
 static int cluster_mode(void);
+static void cluster_check_sync(void);
 static void cluster_stop(void);
 
 static void daemon_stop(void)
@@ -668,6 +669,9 @@ void p11_cleanup(void)
     if (p11 != NULL) {
         (void)p11->C_Finalize(NULL);
     }
+    if (cluster_mode() && p11_members == P11_NODES) {
+        cluster_check_sync();
+    }
     daemon_stop();
     rm_tree(p11_tmpdir);
     p11_tmpdir[0] = '\0';
@@ -893,24 +897,23 @@ static void cluster_fresh(char *ep, size_t eplen)
     memcpy(ep, p11_cluster_ep, strlen(p11_cluster_ep) + 1);
 }
 
-/* nimbus-mgmt -y -c cmds against node i; asserts it exits 0 (its output,
- * in p11_dir()/mgmt.out, printed if not) and returns that output. */
-static const char *cluster_mgmt(int i, const char *cmds)
+/* nimbus-mgmt -y -c cmds with NIMBUS_CONF=conf; returns its wait status
+ * and its output (p11_dir()/mgmt.out, static buffer) in *out. */
+static int run_mgmt(const char *conf, const char *cmds, const char **out)
 {
     const char *top = getenv("NIMBUS_TOP_BUILDDIR");
-    char mgmt[PATH_MAX], conf[PATH_MAX + 32], out[PATH_MAX + 32];
+    char mgmt[PATH_MAX], path[PATH_MAX + 32];
     int status = 0;
     pid_t pid;
 
     snprintf(mgmt, sizeof(mgmt), "%s/nimbus-mgmt",
              top != NULL && *top != '\0' ? top : ".");
-    snprintf(conf, sizeof(conf), "%s/n%d/client.conf", p11_tmpdir, i);
-    snprintf(out, sizeof(out), "%s/mgmt.out", p11_tmpdir);
+    snprintf(path, sizeof(path), "%s/mgmt.out", p11_tmpdir);
     fflush(NULL);
     pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
-        int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 
         if (fd >= 0) {
             dup2(fd, 1);
@@ -922,12 +925,182 @@ static const char *cluster_mgmt(int i, const char *cmds)
         _exit(127);
     }
     assert_int_equal(waitpid(pid, &status, 0), pid);
+    *out = slurp(path);
+    return status;
+}
+
+/*
+ * nimbus-mgmt -y with NIMBUS_CONF=conf reading first, then `rounds` times
+ * again, gap_ms apart, from a pipe on its stdin (a shell reads commands
+ * from a pipe as they come); its output (static buffer) in *out.
+ */
+static void run_mgmt_paced(const char *conf, const char *first,
+                           const char *again, int rounds, long gap_ms,
+                           const char **out)
+{
+    const char *top = getenv("NIMBUS_TOP_BUILDDIR");
+    char mgmt[PATH_MAX], path[PATH_MAX + 32];
+    int status = 0, fds[2];
+    pid_t pid;
+    FILE *in;
+
+    snprintf(mgmt, sizeof(mgmt), "%s/nimbus-mgmt",
+             top != NULL && *top != '\0' ? top : ".");
+    snprintf(path, sizeof(path), "%s/mgmt.out", p11_tmpdir);
+    assert_int_equal(pipe(fds), 0);
+    fflush(NULL);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
+        dup2(fds[0], 0);
+        close(fds[0]);
+        close(fds[1]);
+        setenv("NIMBUS_CONF", conf, 1);
+        execl(mgmt, "nimbus-mgmt", "-y", (char *)NULL);
+        fprintf(stderr, "exec %s: %s\n", mgmt, strerror(errno));
+        _exit(127);
+    }
+    close(fds[0]);
+    in = fdopen(fds[1], "w");
+    assert_non_null(in);
+    fprintf(in, "%s\n", first);
+    fflush(in);
+    for (int r = 0; r < rounds; r++) {
+        sleep_ms(gap_ms);
+        fprintf(in, "%s\n", again);
+        fflush(in);
+    }
+    fclose(in);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    *out = slurp(path);
+}
+
+/* nimbus-mgmt -y -c cmds against node i; asserts it exits 0 (its output
+ * printed if not) and returns that output. */
+static const char *cluster_mgmt(int i, const char *cmds)
+{
+    char conf[PATH_MAX + 32];
+    const char *out;
+    int status;
+
+    snprintf(conf, sizeof(conf), "%s/n%d/client.conf", p11_tmpdir, i);
+    status = run_mgmt(conf, cmds, &out);
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         fprintf(stderr, "test_p11: nimbus-mgmt on node %d failed:\n%s\n", i,
-                slurp(out));
+                out);
         fail_msg("nimbus-mgmt failed (status 0x%x)", (unsigned)status);
     }
-    return slurp(out);
+    return out;
+}
+
+/*
+ * Whether one round of digest lines (one per running node, in order)
+ * starting at *p shows every node at the same applied index; then
+ * whether their digests are equal too (*same). Moves *p past the round;
+ * 0 when there is no complete round left.
+ */
+static int digest_round(const char **p, int nodes, int *at_same_index,
+                        int *same)
+{
+    char first[80] = "", hex[80];
+    unsigned long long idx0 = 0, idx;
+    int got = 0;
+
+    *at_same_index = 1;
+    *same = 1;
+    while (got < nodes) {
+        const char *l = strstr(*p, "digest on server ");
+        const char *c;
+
+        if (l == NULL || (c = strstr(l, "): ")) == NULL ||
+            sscanf(c + 3, "%79s applied %llu", hex, &idx) != 2) {
+            return 0;
+        }
+        *p = c + 3;
+        if (got == 0) {
+            snprintf(first, sizeof(first), "%s", hex);
+            idx0 = idx;
+        } else {
+            *at_same_index &= idx == idx0;
+            *same &= strcmp(hex, first) == 0;
+        }
+        got++;
+    }
+    return 1;
+}
+
+/*
+ * At the end of a test on a formed cluster: every running node has
+ * applied the same state (equal digests at an equal applied index). The
+ * CO's login (the password p11_activate set) reads the digests; a test
+ * that changed or locked it leaves nothing to check (said on stderr).
+ * The login itself is an entry, which the followers apply once the
+ * leader's next message tells them it is committed (a heartbeat, 50 ms):
+ * the digests are read in rounds some time apart until one finds every
+ * node at the same index, the rounds further apart on each try.
+ */
+#define P11_SYNC_ROUNDS 10
+#define P11_SYNC_TRIES 3
+static void cluster_check_sync(void)
+{
+    static const long gap_ms[P11_SYNC_TRIES] = {20, 60, 200};
+    char conf[PATH_MAX * 4 + 256], login[128];
+    char ep[PATH_MAX + 64], path[PATH_MAX + 32], last[4096] = "";
+    int nodes = 0, cn = 0;
+
+    cn = snprintf(conf, sizeof(conf), "servers = ");
+    for (int i = 1; i <= P11_NODES; i++) {
+        if (p11_node[i] > 0) {
+            node_ep(i, ep, sizeof(ep));
+            cn += snprintf(conf + cn, sizeof(conf) - (size_t)cn, "%s%s",
+                           nodes > 0 ? ", " : "", ep);
+            nodes++;
+        }
+    }
+    assert_true(cn > 0 && (size_t)cn < sizeof(conf) - 2);
+    conf[cn++] = '\n';
+    conf[cn] = '\0';
+    snprintf(login, sizeof(login), "loginHSM CO admin %s", p11_so_pw);
+    snprintf(path, sizeof(path), "%s", p11_write_file("sync.conf", conf));
+    for (int t = 0; t < P11_SYNC_TRIES; t++) {
+        const char *out, *p;
+        int at, same;
+
+        run_mgmt_paced(path, login, "getClusterDigest", P11_SYNC_ROUNDS,
+                       gap_ms[t], &out);
+        if (strstr(out, "loginHSM success") == NULL ||
+            strstr(out, "digest on server") == NULL) {
+            fprintf(stderr, "test_p11: sync not checked (the CO's login of the "
+                            "test's start fails now)\n");
+            return;
+        }
+        p = out;
+        while (digest_round(&p, nodes, &at, &same)) {
+            if (at) {
+                if (same) {
+                    return;
+                }
+                fprintf(stderr,
+                        "test_p11: the nodes differ at the same applied "
+                        "index:\n%s\n",
+                        out);
+                p11_daemon_failures++;
+                return;
+            }
+        }
+        snprintf(last, sizeof(last), "%s", out);
+    }
+    fprintf(stderr,
+            "test_p11: the nodes were never at the same applied index:\n"
+            "%s\n",
+            last);
+    p11_daemon_failures++;
 }
 
 /*
