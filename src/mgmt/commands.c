@@ -1556,46 +1556,52 @@ static void print_nodes(const struct mgmt_server *sv,
     }
 }
 
-static int cmd_list_nodes(struct mgmt *m, int argc, char **argv)
+/* Each server's cluster status, shown by show; a server that cannot
+ * answer is reported under cmd's name. */
+static int each_status(struct mgmt *m, const char *cmd,
+                       void (*show)(struct mgmt_server *sv,
+                                    const backend_cluster_t *cs))
 {
     int ret = CMD_OK;
 
-    (void)argc;
-    (void)argv;
     for (struct mgmt_server *sv = mgmt_server_first(m); sv != NULL;
          sv = mgmt_server_next(m, sv)) {
         backend_cluster_t cs;
         CK_RV rv = backend_cluster_status(sv->conn, &cs);
 
         if (rv != CKR_OK) {
-            cluster_report(sv, "listNodes", rv, &ret);
+            cluster_report(sv, cmd, rv, &ret);
             continue;
         }
-        print_nodes(sv, &cs.status);
+        show(sv, &cs);
     }
     return ret;
 }
 
-static int cmd_get_cluster_digest(struct mgmt *m, int argc, char **argv)
+static void show_nodes(struct mgmt_server *sv, const backend_cluster_t *cs)
 {
-    int ret = CMD_OK;
+    print_nodes(sv, &cs->status);
+}
 
+static int cmd_list_nodes(struct mgmt *m, int argc, char **argv)
+{
     (void)argc;
     (void)argv;
-    for (struct mgmt_server *sv = mgmt_server_first(m); sv != NULL;
-         sv = mgmt_server_next(m, sv)) {
-        backend_cluster_t cs;
-        CK_RV rv = backend_cluster_status(sv->conn, &cs);
+    return each_status(m, "listNodes", show_nodes);
+}
 
-        if (rv != CKR_OK) {
-            cluster_report(sv, "getClusterDigest", rv, &ret);
-            continue;
-        }
-        printf("digest on server %d(%s): ", sv->id, sv->name);
-        print_hex(stdout, cs.digest, sizeof(cs.digest));
-        printf(" applied %" PRIu64 "\n", cs.digest_applied);
-    }
-    return ret;
+static void show_digest(struct mgmt_server *sv, const backend_cluster_t *cs)
+{
+    printf("digest on server %d(%s): ", sv->id, sv->name);
+    print_hex(stdout, cs->digest, sizeof(cs->digest));
+    printf(" applied %" PRIu64 "\n", cs->digest_applied);
+}
+
+static int cmd_get_cluster_digest(struct mgmt *m, int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    return each_status(m, "getClusterDigest", show_digest);
 }
 
 /* ------------------------------------------------------------ masked */
