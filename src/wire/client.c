@@ -189,7 +189,7 @@ static CK_RV roundtrip(wire_client_t *cl, Nimbus__Request *q,
         pthread_mutex_unlock(&cl->lock);
         return CKR_DEVICE_REMOVED;
     }
-    wire_alloc_init(&t->wa, WIRE_DECODE_BUDGET(resp_len));
+    wire_alloc_init(&t->wa, WIRE_REPLY_DECODE_BUDGET(resp_len));
     t->rep =
         resp != NULL && resp_len <= cl->max_frame
             ? (Nimbus__Reply *)wire_unpack_lifted(
@@ -1033,7 +1033,7 @@ static CK_RV shm_attach(wire_client_t *cl)
     ok = cl->xfer_fd(cl->ctx, cl->req.p, len, &resp, &resp_len, &fd);
     wire_buf_done(&cl->req, len, false);
     if (ok) {
-        wire_alloc_init(&wa, WIRE_DECODE_BUDGET(resp_len));
+        wire_alloc_init(&wa, WIRE_REPLY_DECODE_BUDGET(resp_len));
         rep = resp != NULL && resp_len <= cl->max_frame
                   ? nimbus__reply__unpack(&wa.a, resp_len, resp)
                   : NULL;

@@ -2651,6 +2651,56 @@ static void test_cluster(void **state)
 
 /* A server's status reply out of bounds is the server's fault: the client
  * answers CKR_DEVICE_ERROR and hands out nothing. */
+/* A long user list decodes: 20,000 users (the chaos soak's nimbus-mgmt
+ * lost listUsers and loginHSM from about 2,900 on). */
+static void test_client_long_user_list(void **state)
+{
+    enum { N = 20000 };
+    wire_client_t *cl;
+    Nimbus__Reply rep;
+    Nimbus__UserListReply r;
+    Nimbus__UserInfo *u = calloc(N, sizeof(*u)), **up = calloc(N, sizeof(*up));
+    char(*names)[16] = calloc(N, sizeof(*names));
+    hsm_user_info_t *users = NULL;
+    size_t n = 0;
+    uint8_t *buf;
+
+    (void)state;
+    assert_non_null(u);
+    assert_non_null(up);
+    assert_non_null(names);
+    for (size_t i = 0; i < N; i++) {
+        nimbus__user_info__init(&u[i]);
+        snprintf(names[i], sizeof(names[i]), "user%zu", i);
+        u[i].id = (uint32_t)i + 3;
+        u[i].type = HSM_USER_CU;
+        u[i].name = names[i];
+        up[i] = &u[i];
+    }
+    nimbus__user_list_reply__init(&r);
+    r.n_users = N;
+    r.users = up;
+    nimbus__reply__init(&rep);
+    rep.rv = CKR_OK;
+    rep.result_case = NIMBUS__REPLY__RESULT_USER_LIST;
+    rep.user_list = &r;
+    buf = malloc(nimbus__reply__get_packed_size(&rep));
+    assert_non_null(buf);
+    lie_len = nimbus__reply__pack(&rep, buf);
+    lie_resp = buf;
+    assert_int_equal(wire_client_new(lying_xfer, NULL, 0, &cl), CKR_OK);
+    assert_int_equal(wire_cl_user_list(cl, &users, &n), CKR_OK);
+    assert_int_equal(n, N);
+    assert_string_equal(users[N - 1].name, names[N - 1]);
+    assert_int_equal(users[N - 1].id, N + 2);
+    free(users);
+    wire_client_free(cl);
+    free(buf);
+    free(names);
+    free(up);
+    free(u);
+}
+
 static void test_client_distrusts_cluster(void **state)
 {
     wire_client_t *cl;
@@ -3702,6 +3752,7 @@ int main(void)
         cmocka_unit_test(test_client_out_of_step),
         cmocka_unit_test_setup_teardown(test_cluster, setup, teardown),
         cmocka_unit_test(test_client_distrusts_cluster),
+        cmocka_unit_test(test_client_long_user_list),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
