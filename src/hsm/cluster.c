@@ -144,16 +144,33 @@ CK_RV hsm_cluster_key_import(hsm_t *hsm, const uint8_t key[HSM_CLUSTER_KEY_LEN])
     return rv == CKR_FUNCTION_FAILED && same ? CKR_OK : rv;
 }
 
-/* Without hsm->lock: the engine's thread serves it, and a core thread
- * holding the lock may be waiting for that thread (a write). */
-static const uint8_t *ckey_get(hsm_t *hsm)
+CK_RV hsm_cluster_ad(const char *prefix, const char *cluster_id, uint64_t id,
+                     uint64_t version, uint8_t ad[HSM_CLUSTER_AD_MAX],
+                     size_t *n)
+{
+    size_t pre = strlen(prefix), idlen = strlen(cluster_id);
+
+    if (pre > HSM_CLUSTER_AD_PREFIX_MAX || idlen > CONFIG_CLUSTER_ID_MAX)
+        return CKR_GENERAL_ERROR;
+    memcpy(ad, prefix, pre);
+    ad[pre] = (uint8_t)idlen;
+    memcpy(ad + pre + 1, cluster_id, idlen);
+    for (int i = 0; i < 8; i++) {
+        ad[pre + 1 + idlen + i] = (uint8_t)(id >> (56 - 8 * i));
+        ad[pre + 9 + idlen + i] = (uint8_t)(version >> (56 - 8 * i));
+    }
+    *n = pre + 1 + idlen + 16;
+    return CKR_OK;
+}
+
+const uint8_t *hsm_cluster_key(hsm_t *hsm)
 {
     return __atomic_load_n(&hsm->ckey, __ATOMIC_ACQUIRE);
 }
 
 CK_RV hsm_cluster_key_export(hsm_t *hsm, uint8_t key[HSM_CLUSTER_KEY_LEN])
 {
-    const uint8_t *k = ckey_get(hsm);
+    const uint8_t *k = hsm_cluster_key(hsm);
 
     if (k == NULL)
         return CKR_KEY_NEEDED;
@@ -170,7 +187,7 @@ static CK_RV j_mask(void *ctx, uint64_t oid, uint64_t version,
                     size_t *outlen)
 {
     hsm_t *hsm = ctx;
-    const uint8_t *k = ckey_get(hsm);
+    const uint8_t *k = hsm_cluster_key(hsm);
 
     if (k == NULL)
         return CKR_KEY_NEEDED;
@@ -182,7 +199,7 @@ static CK_RV j_unmask(void *ctx, uint64_t oid, uint64_t version,
                       size_t *outlen)
 {
     hsm_t *hsm = ctx;
-    const uint8_t *k = ckey_get(hsm);
+    const uint8_t *k = hsm_cluster_key(hsm);
 
     if (k == NULL)
         return CKR_KEY_NEEDED;

@@ -71,7 +71,7 @@ struct hsm {
     struct hsm_auth_flight {
         hsm_uid_t uid;
         unsigned n;
-    } *flight;
+    } * flight;
     size_t nflight, capflight;
     /* cluster.c (section 11), nimbusd in a cluster only: the cluster
      * masking key (secret memory, NULL until installed), the journal that
@@ -421,6 +421,20 @@ void hsm_keycache_drop_user_locked(hsm_t *hsm, hsm_uid_t uid);
 CK_RV hsm_keycache_get_locked(hsm_conn_t *conn, struct hsm_obj *o,
                               struct cops_key **key);
 
+/* cluster.c: the associated data that binds something sealed under the
+ * cluster key to its cluster, object and version: prefix (at most
+ * HSM_CLUSTER_AD_PREFIX_MAX bytes), u8 length + cluster id, u64 id, u64
+ * version (big-endian). */
+#define HSM_CLUSTER_AD_PREFIX_MAX 32
+#define HSM_CLUSTER_AD_MAX                                                     \
+    (HSM_CLUSTER_AD_PREFIX_MAX + 1 + CONFIG_CLUSTER_ID_MAX + 16)
+CK_RV hsm_cluster_ad(const char *prefix, const char *cluster_id, uint64_t id,
+                     uint64_t version, uint8_t ad[HSM_CLUSTER_AD_MAX],
+                     size_t *n);
+/* cluster.c: the cluster masking key, or NULL before it is installed.
+ * Read without hsm->lock: it never changes once published (the engine's
+ * thread reads it while a core thread holding the lock waits for it). */
+const uint8_t *hsm_cluster_key(hsm_t *hsm);
 /* object.c: an object's local blob to and from its masked form (section
  * 11) under the cluster key ckey. unmask: a blob that is not a masked
  * form of (cluster, oid, version) is CKR_ENCRYPTED_DATA_INVALID. */

@@ -28,30 +28,6 @@
 /* A whole file: an object's blob (16 MiB at most) and some room. */
 #define FILE_MAX (16u * 1024u * 1024u + 64u * 1024u)
 
-static CK_RV file_ad(const char *cluster_id, uint64_t id, uint64_t version,
-                     uint8_t *ad, size_t adlen, size_t *n)
-{
-    size_t pre = sizeof(FILE_AD_PREFIX) - 1, idlen = strlen(cluster_id);
-
-    if (idlen > CONFIG_CLUSTER_ID_MAX || pre + 1 + idlen + 16 > adlen)
-        return CKR_GENERAL_ERROR;
-    memcpy(ad, FILE_AD_PREFIX, pre);
-    ad[pre] = (uint8_t)idlen;
-    memcpy(ad + pre + 1, cluster_id, idlen);
-    for (int i = 0; i < 8; i++) {
-        ad[pre + 1 + idlen + i] = (uint8_t)(id >> (56 - 8 * i));
-        ad[pre + 9 + idlen + i] = (uint8_t)(version >> (56 - 8 * i));
-    }
-    *n = pre + 1 + idlen + 16;
-    return CKR_OK;
-}
-
-/* The cluster key, or NULL outside a cluster. */
-static const uint8_t *ckey_of(hsm_t *hsm)
-{
-    return __atomic_load_n(&hsm->ckey, __ATOMIC_ACQUIRE);
-}
-
 /* Builds the file of object so (id, version) with its shares. */
 static CK_RV file_make(hsm_t *hsm, const uint8_t *ckey,
                        const store_object_t *so, uint64_t version,
@@ -60,7 +36,7 @@ static CK_RV file_make(hsm_t *hsm, const uint8_t *ckey,
 {
     Nimbus__Masked__Body body = NIMBUS__MASKED__BODY__INIT;
     Nimbus__Masked__File file = NIMBUS__MASKED__FILE__INIT;
-    uint8_t ad[sizeof(FILE_AD_PREFIX) + CONFIG_CLUSTER_ID_MAX + 17];
+    uint8_t ad[HSM_CLUSTER_AD_MAX];
     uint8_t *masked = NULL, *plain = NULL, *sealed = NULL, *buf = NULL;
     size_t mlen = 0, plainlen = 0, sealedlen = 0, adlen = 0, n;
     CK_RV rv;
@@ -86,8 +62,8 @@ static CK_RV file_make(hsm_t *hsm, const uint8_t *ckey,
         goto out;
     }
     nimbus__masked__body__pack(&body, plain);
-    if ((rv = file_ad(hsm->cfg.cluster_id, so->id, version, ad, sizeof(ad),
-                      &adlen)) != CKR_OK ||
+    if ((rv = hsm_cluster_ad(FILE_AD_PREFIX, hsm->cfg.cluster_id, so->id,
+                             version, ad, &adlen)) != CKR_OK ||
         (rv = crypto_seal(ckey, ad, adlen, plain, plainlen, &sealed,
                           &sealedlen)) != CKR_OK)
         goto out;
@@ -117,7 +93,7 @@ CK_RV hsm_masked_extract(hsm_conn_t *conn, hsm_oid_t oid, uint8_t **out,
 {
     HSM_CALL_CONN(conn);
     hsm_t *hsm = conn->hsm;
-    const uint8_t *ckey = ckey_of(hsm);
+    const uint8_t *ckey = hsm_cluster_key(hsm);
     store_object_t so;
     uint32_t *shares = NULL;
     size_t nshares = 0;
@@ -187,10 +163,10 @@ CK_RV hsm_masked_insert(hsm_conn_t *conn, const uint8_t *buf, size_t len,
 {
     HSM_CALL_CONN(conn);
     hsm_t *hsm = conn->hsm;
-    const uint8_t *ckey = ckey_of(hsm);
+    const uint8_t *ckey = hsm_cluster_key(hsm);
     Nimbus__Masked__File *file = NULL;
     Nimbus__Masked__Body *body = NULL;
-    uint8_t ad[sizeof(FILE_AD_PREFIX) + CONFIG_CLUSTER_ID_MAX + 17];
+    uint8_t ad[HSM_CLUSTER_AD_MAX];
     uint8_t *plain = NULL, *blob = NULL;
     size_t plainlen = 0, bloblen = 0, adlen = 0;
     store_object_t so;
@@ -222,8 +198,8 @@ CK_RV hsm_masked_insert(hsm_conn_t *conn, const uint8_t *buf, size_t len,
         rv = CKR_DATA_INVALID; /* another cluster's */
         goto out;
     }
-    if ((rv = file_ad(hsm->cfg.cluster_id, file->id, file->version, ad,
-                      sizeof(ad), &adlen)) != CKR_OK)
+    if ((rv = hsm_cluster_ad(FILE_AD_PREFIX, hsm->cfg.cluster_id, file->id,
+                             file->version, ad, &adlen)) != CKR_OK)
         goto out;
     if (crypto_unseal(ckey, ad, adlen, file->sealed.data, file->sealed.len,
                       &plain, &plainlen) != CKR_OK ||

@@ -131,44 +131,23 @@ static CK_RV unseal_deserialize(hsm_t *hsm, hsm_oid_t oid, const uint8_t *in,
  */
 #define MASK_AD_PREFIX "nimbus-masked-object-v1"
 
-static CK_RV mask_ad(const char *cluster_id, hsm_oid_t oid, uint64_t version,
-                     uint8_t **ad, size_t *adlen)
-{
-    size_t pre = sizeof(MASK_AD_PREFIX) - 1, idlen = strlen(cluster_id);
-    uint8_t *b = malloc(pre + 1 + idlen + 16);
-
-    if (b == NULL)
-        return CKR_HOST_MEMORY;
-    memcpy(b, MASK_AD_PREFIX, pre);
-    b[pre] = (uint8_t)idlen; /* at most CONFIG_CLUSTER_ID_MAX */
-    memcpy(b + pre + 1, cluster_id, idlen);
-    for (int i = 0; i < 8; i++) {
-        b[pre + 1 + idlen + i] = (uint8_t)(oid >> (56 - 8 * i));
-        b[pre + 9 + idlen + i] = (uint8_t)(version >> (56 - 8 * i));
-    }
-    *ad = b;
-    *adlen = pre + 1 + idlen + 16;
-    return CKR_OK;
-}
-
 CK_RV hsm_obj_mask(hsm_t *hsm, const uint8_t *ckey, hsm_oid_t oid,
                    uint64_t version, const uint8_t *blob, size_t len,
                    uint8_t **out, size_t *outlen)
 {
     attr_list_t l = {0};
-    uint8_t *plain = NULL, *ad = NULL;
+    uint8_t *plain = NULL, ad[HSM_CLUSTER_AD_MAX];
     size_t plainlen = 0, adlen = 0;
     CK_RV rv;
 
     if ((rv = unseal_deserialize(hsm, oid, blob, len, &l)) != CKR_OK)
         return rv;
     if ((rv = attr_list_serialize(&l, &plain, &plainlen)) == CKR_OK &&
-        (rv = mask_ad(hsm->cfg.cluster_id, oid, version, &ad, &adlen)) ==
-            CKR_OK)
+        (rv = hsm_cluster_ad(MASK_AD_PREFIX, hsm->cfg.cluster_id, oid, version,
+                             ad, &adlen)) == CKR_OK)
         rv = crypto_seal(ckey, ad, adlen, plain, plainlen, out, outlen);
     attr_list_free(&l);
     util_free_wipe(plain, plainlen);
-    free(ad);
     return rv;
 }
 
@@ -177,15 +156,14 @@ CK_RV hsm_obj_unmask(hsm_t *hsm, const uint8_t *ckey, hsm_oid_t oid,
                      uint8_t **out, size_t *outlen)
 {
     attr_list_t l = {0};
-    uint8_t *plain = NULL, *ad = NULL;
+    uint8_t *plain = NULL, ad[HSM_CLUSTER_AD_MAX];
     size_t plainlen = 0, adlen = 0;
     CK_RV rv;
 
-    if ((rv = mask_ad(hsm->cfg.cluster_id, oid, version, &ad, &adlen)) !=
-        CKR_OK)
+    if ((rv = hsm_cluster_ad(MASK_AD_PREFIX, hsm->cfg.cluster_id, oid, version,
+                             ad, &adlen)) != CKR_OK)
         return rv;
     rv = crypto_unseal(ckey, ad, adlen, masked, len, &plain, &plainlen);
-    free(ad);
     if (rv != CKR_OK)
         return CKR_ENCRYPTED_DATA_INVALID; /* not ours, or changed */
     if ((rv = attr_list_deserialize(plain, plainlen, &l)) == CKR_OK) {
@@ -355,8 +333,7 @@ static CK_RV token_insert_locked(hsm_conn_t *conn, attr_list_t *l,
     /* The owner's record, again inside the write transaction: a user
      * deleted or a token re-initialized by another process since the
      * call's policy check gets nothing stored. */
-    if ((rv = store_user_version(hsm->st, conn->uid, &ver, &found)) !=
-        CKR_OK)
+    if ((rv = store_user_version(hsm->st, conn->uid, &ver, &found)) != CKR_OK)
         goto fail;
     if (!found || ver != conn->uver) {
         store_rollback(hsm->st);

@@ -75,7 +75,7 @@ static uint64_t get_be(const uint8_t *p, size_t n)
  * twice for one purpose from two roots. */
 static CK_RV ticket_key(hsm_t *hsm, uint8_t key[CRYPTO_MASTER_KEY_LEN])
 {
-    const uint8_t *ck = __atomic_load_n(&hsm->ckey, __ATOMIC_ACQUIRE);
+    const uint8_t *ck = hsm_cluster_key(hsm);
     const char *info = ck != NULL ? TICKET_CKEY_INFO : TICKET_KEY_INFO;
 
     _Static_assert(HSM_CLUSTER_KEY_LEN == CRYPTO_MASTER_KEY_LEN,
