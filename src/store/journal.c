@@ -230,15 +230,24 @@ void store_jr_user_type(store_t *st, uint32_t id, int type)
     jr_add(st, &op);
 }
 
+/* A charge operation in op, its message in m (the caller's storage). */
+static void charge_op(jop_t *op, Nimbus__Journal__UserCharge *m, uint32_t id,
+                      uint32_t limit)
+{
+    nimbus__journal__op__init(op);
+    nimbus__journal__user_charge__init(m);
+    m->id = id;
+    m->limit = limit;
+    op->op_case = NIMBUS__JOURNAL__OP__OP_USER_CHARGE;
+    op->user_charge = m;
+}
+
 void store_jr_user_charge(store_t *st, uint32_t id, uint32_t limit)
 {
-    jop_t op = NIMBUS__JOURNAL__OP__INIT;
-    Nimbus__Journal__UserCharge m = NIMBUS__JOURNAL__USER_CHARGE__INIT;
+    jop_t op;
+    Nimbus__Journal__UserCharge m;
 
-    m.id = id;
-    m.limit = limit;
-    op.op_case = NIMBUS__JOURNAL__OP__OP_USER_CHARGE;
-    op.user_charge = &m;
+    charge_op(&op, &m, id, limit);
     jr_add(st, &op);
 }
 
@@ -626,15 +635,12 @@ CK_RV store_jr_commit(store_t *st)
 CK_RV store_jr_charge(store_t *st, uint32_t id, uint32_t limit,
                       uint32_t *failures, bool *charged)
 {
-    jop_t op = NIMBUS__JOURNAL__OP__INIT;
-    Nimbus__Journal__UserCharge m = NIMBUS__JOURNAL__USER_CHARGE__INIT;
+    jop_t op;
+    Nimbus__Journal__UserCharge m;
     Nimbus__Journal__Result *res = NULL;
     CK_RV rv;
 
-    m.id = id;
-    m.limit = limit;
-    op.op_case = NIMBUS__JOURNAL__OP__OP_USER_CHARGE;
-    op.user_charge = &m;
+    charge_op(&op, &m, id, limit);
     rv = jr_submit_op(st, &op, &res);
     if (rv == CKR_OK) {
         rv = (CK_RV)res->rv;
