@@ -105,16 +105,19 @@ static int fsm_rpc(void *ctx, uint64_t peer, const uint8_t *req, size_t len,
                  (unsigned long long)peer);
         return -1;
     }
-    if ((key = malloc(HSM_CLUSTER_KEY_LEN)) == NULL)
+    /* the answer: the key, then its domain (1 to 64 bytes) */
+    if ((key = malloc(HSM_CLUSTER_KEY_LEN + CONFIG_CLUSTER_ID_MAX + 1)) ==
+        NULL)
         return -1;
-    if (hsm_cluster_key_export(dc->hsm, key) != CKR_OK) {
-        free(key);
+    if (hsm_cluster_key_export(dc->hsm, key,
+                               (char *)key + HSM_CLUSTER_KEY_LEN) != CKR_OK) {
+        util_free_wipe(key, HSM_CLUSTER_KEY_LEN + CONFIG_CLUSTER_ID_MAX + 1);
         return -1;
     }
     log_info("cluster: the cluster key went to node %llu",
              (unsigned long long)peer);
     *resp = key;
-    *resplen = HSM_CLUSTER_KEY_LEN;
+    *resplen = HSM_CLUSTER_KEY_LEN + strlen((char *)key + HSM_CLUSTER_KEY_LEN);
     return 0;
 }
 
@@ -180,8 +183,15 @@ static bool fetch_key(struct dcluster *dc, const struct config *cfg,
                             (const uint8_t *)KEY_REQUEST, strlen(KEY_REQUEST),
                             2000, &resp, &resplen);
 
-        if (e == 0 && resplen == HSM_CLUSTER_KEY_LEN) {
-            CK_RV rv = hsm_cluster_key_import(dc->hsm, resp);
+        if (e == 0 && resplen > HSM_CLUSTER_KEY_LEN &&
+            resplen <= HSM_CLUSTER_KEY_LEN + CONFIG_CLUSTER_ID_MAX) {
+            char domain[CONFIG_CLUSTER_ID_MAX + 1];
+            CK_RV rv;
+
+            memcpy(domain, resp + HSM_CLUSTER_KEY_LEN,
+                   resplen - HSM_CLUSTER_KEY_LEN);
+            domain[resplen - HSM_CLUSTER_KEY_LEN] = '\0';
+            rv = hsm_cluster_key_import(dc->hsm, resp, domain);
 
             util_free_wipe(resp, resplen);
             if (rv != CKR_OK) {

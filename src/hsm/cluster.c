@@ -3,7 +3,10 @@
  *
  * The cluster masking key lives in the node-local meta row
  * "local.cluster_key", sealed under the node's store key with the cluster
- * id bound: a store copied into another cluster does not open it.
+ * id bound: a store copied into another cluster does not open it. Sealed
+ * with it is the key's domain, the id of the cluster that made the key
+ * (rows written before domains existed hold the key alone: their domain is
+ * the cluster id).
  */
 #include "config.h"
 
@@ -47,7 +50,10 @@ static CK_RV key_read_locked(hsm_t *hsm, bool *have)
     rv = crypto_unseal(hsm->mkey, (const uint8_t *)ad, adlen, sealed, sealedlen,
                        &clear, &clearlen);
     free(sealed);
-    if (rv != CKR_OK || clearlen != HSM_CLUSTER_KEY_LEN) {
+    if (rv != CKR_OK || clearlen < HSM_CLUSTER_KEY_LEN ||
+        clearlen > HSM_CLUSTER_KEY_LEN + CONFIG_CLUSTER_ID_MAX ||
+        !hsm_cluster_domain_valid((const char *)clear + HSM_CLUSTER_KEY_LEN,
+                                  clearlen - HSM_CLUSTER_KEY_LEN)) {
         log_error("cluster: the cluster key does not open (another "
                   "cluster's store, or a damaged one)");
         crypto_secret_free(clear);
@@ -63,6 +69,14 @@ static CK_RV key_read_locked(hsm_t *hsm, bool *have)
             return CKR_HOST_MEMORY;
         }
         memcpy(k, clear, HSM_CLUSTER_KEY_LEN);
+        if (clearlen > HSM_CLUSTER_KEY_LEN) {
+            memcpy(hsm->cdomain, clear + HSM_CLUSTER_KEY_LEN,
+                   clearlen - HSM_CLUSTER_KEY_LEN);
+            hsm->cdomain[clearlen - HSM_CLUSTER_KEY_LEN] = '\0';
+        } else {
+            snprintf(hsm->cdomain, sizeof(hsm->cdomain), "%s",
+                     hsm->cfg.cluster_id);
+        }
         __atomic_store_n(&hsm->ckey, k, __ATOMIC_RELEASE);
     }
     crypto_secret_free(clear);
@@ -80,30 +94,49 @@ CK_RV hsm_cluster_key_load(hsm_t *hsm, bool *have)
     return rv;
 }
 
-/* Stores key sealed, unless one is there: *existing then tells whether it
- * is the same. hsm->lock held. */
-static CK_RV key_store_locked(hsm_t *hsm, const uint8_t *key, bool *same)
+bool hsm_cluster_domain_valid(const char *d, size_t n)
+{
+    if (n == 0 || n > CONFIG_CLUSTER_ID_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((d[i] >= '0' && d[i] <= '9') || (d[i] >= 'a' && d[i] <= 'z') ||
+              (d[i] >= 'A' && d[i] <= 'Z') || d[i] == '-'))
+            return false;
+    return true;
+}
+
+/* Stores key and its domain sealed, unless a key is there: *same then
+ * tells whether it is the same key of the same domain. hsm->lock held. */
+static CK_RV key_store_locked(hsm_t *hsm, const uint8_t *key,
+                              const char *domain, bool *same)
 {
     char ad[sizeof(CKEY_AD_PREFIX) + CONFIG_CLUSTER_ID_MAX];
+    uint8_t clear[HSM_CLUSTER_KEY_LEN + CONFIG_CLUSTER_ID_MAX];
     uint8_t *sealed = NULL;
-    size_t sealedlen = 0, adlen = 0;
+    size_t sealedlen = 0, adlen = 0, dlen = strlen(domain);
     bool have = false;
     CK_RV rv;
 
     *same = false;
+    if (!hsm_cluster_domain_valid(domain, dlen))
+        return CKR_ARGUMENTS_BAD;
     if ((rv = ckey_ad(hsm, ad, sizeof(ad), &adlen)) != CKR_OK ||
         (rv = store_begin_local(hsm->st)) != CKR_OK)
         return rv;
     if ((rv = key_read_locked(hsm, &have)) != CKR_OK)
         goto fail;
     if (have) {
-        *same = util_ct_memcmp(hsm->ckey, key, HSM_CLUSTER_KEY_LEN) == 0;
+        *same = util_ct_memcmp(hsm->ckey, key, HSM_CLUSTER_KEY_LEN) == 0 &&
+                strcmp(hsm->cdomain, domain) == 0;
         store_rollback(hsm->st);
         return CKR_FUNCTION_FAILED;
     }
-    if ((rv = crypto_seal(hsm->mkey, (const uint8_t *)ad, adlen, key,
-                          HSM_CLUSTER_KEY_LEN, &sealed, &sealedlen)) !=
-            CKR_OK ||
+    memcpy(clear, key, HSM_CLUSTER_KEY_LEN);
+    memcpy(clear + HSM_CLUSTER_KEY_LEN, domain, dlen);
+    rv = crypto_seal(hsm->mkey, (const uint8_t *)ad, adlen, clear,
+                     HSM_CLUSTER_KEY_LEN + dlen, &sealed, &sealedlen);
+    util_wipe(clear, sizeof(clear));
+    if (rv != CKR_OK ||
         (rv = store_meta_set(hsm->st, META_CLUSTER_KEY, sealed, sealedlen)) !=
             CKR_OK ||
         (rv = store_commit(hsm->st)) != CKR_OK)
@@ -126,20 +159,21 @@ CK_RV hsm_cluster_key_create(hsm_t *hsm)
         return CKR_HOST_MEMORY;
     if ((rv = crypto_random(key, HSM_CLUSTER_KEY_LEN)) == CKR_OK) {
         pthread_mutex_lock(&hsm->lock);
-        rv = key_store_locked(hsm, key, &same);
+        rv = key_store_locked(hsm, key, hsm->cfg.cluster_id, &same);
         pthread_mutex_unlock(&hsm->lock);
     }
     crypto_secret_free(key);
     return rv;
 }
 
-CK_RV hsm_cluster_key_import(hsm_t *hsm, const uint8_t key[HSM_CLUSTER_KEY_LEN])
+CK_RV hsm_cluster_key_import(hsm_t *hsm, const uint8_t key[HSM_CLUSTER_KEY_LEN],
+                             const char *domain)
 {
     bool same = false;
     CK_RV rv;
 
     pthread_mutex_lock(&hsm->lock);
-    rv = key_store_locked(hsm, key, &same);
+    rv = key_store_locked(hsm, key, domain, &same);
     pthread_mutex_unlock(&hsm->lock);
     return rv == CKR_FUNCTION_FAILED && same ? CKR_OK : rv;
 }
@@ -168,14 +202,21 @@ const uint8_t *hsm_cluster_key(hsm_t *hsm)
     return __atomic_load_n(&hsm->ckey, __ATOMIC_ACQUIRE);
 }
 
-CK_RV hsm_cluster_key_export(hsm_t *hsm, uint8_t key[HSM_CLUSTER_KEY_LEN])
+CK_RV hsm_cluster_key_export(hsm_t *hsm, uint8_t key[HSM_CLUSTER_KEY_LEN],
+                             char domain[CONFIG_CLUSTER_ID_MAX + 1])
 {
     const uint8_t *k = hsm_cluster_key(hsm);
 
     if (k == NULL)
         return CKR_KEY_NEEDED;
     memcpy(key, k, HSM_CLUSTER_KEY_LEN);
+    memcpy(domain, hsm->cdomain, CONFIG_CLUSTER_ID_MAX + 1);
     return CKR_OK;
+}
+
+const char *hsm_cluster_domain(hsm_t *hsm)
+{
+    return hsm_cluster_key(hsm) != NULL ? hsm->cdomain : hsm->cfg.cluster_id;
 }
 
 /* ------------------------------------------------------------ journal */

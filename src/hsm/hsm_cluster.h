@@ -34,12 +34,19 @@ struct hsm_cluster_link {
 CK_RV hsm_cluster_key_load(hsm_t *hsm, bool *have);
 /* A fresh key, stored sealed; CKR_FUNCTION_FAILED when one is there. */
 CK_RV hsm_cluster_key_create(hsm_t *hsm);
-/* The key, for a member that joins (secret: the caller wipes it). */
-CK_RV hsm_cluster_key_export(hsm_t *hsm, uint8_t key[HSM_CLUSTER_KEY_LEN]);
-/* Installs a key fetched from a member; CKR_FUNCTION_FAILED when a
- * different one is already there. */
-CK_RV hsm_cluster_key_import(hsm_t *hsm,
-                             const uint8_t key[HSM_CLUSTER_KEY_LEN]);
+/* The key and its domain (the id of the cluster that made it, bound into
+ * every masking), for a member that joins (secret: the caller wipes it). */
+CK_RV hsm_cluster_key_export(hsm_t *hsm, uint8_t key[HSM_CLUSTER_KEY_LEN],
+                             char domain[CONFIG_CLUSTER_ID_MAX + 1]);
+/* Installs a key and its domain fetched from a member; CKR_FUNCTION_FAILED
+ * when a different one is already there, CKR_ARGUMENTS_BAD for a domain
+ * that is not a cluster id. */
+CK_RV hsm_cluster_key_import(hsm_t *hsm, const uint8_t key[HSM_CLUSTER_KEY_LEN],
+                             const char *domain);
+/* The key's domain once the key is loaded, else this node's cluster id. */
+const char *hsm_cluster_domain(hsm_t *hsm);
+/* Whether d[0..n) is a cluster id ([0-9A-Za-z-], 1 to 64 bytes). */
+bool hsm_cluster_domain_valid(const char *d, size_t n);
 
 /* The hooks an applying store handle needs (mask, unmask, audit). */
 const struct store_journal *hsm_cluster_journal(hsm_t *hsm);

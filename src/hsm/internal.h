@@ -78,6 +78,10 @@ struct hsm {
      * routes hsm->st's writes through the log once attached, and the
      * engine's side of it. */
     uint8_t *ckey;
+    /* The key's domain: the id of the cluster the key was made in, bound
+     * into every masking (a clone made from the same key has an id of its
+     * own but the same domain). Written once, before ckey is published. */
+    char cdomain[CONFIG_CLUSTER_ID_MAX + 1];
     store_t *apply_st; /* the engine's thread's handle */
     struct store_journal journal;
     struct hsm_cluster_link link;
@@ -435,6 +439,8 @@ CK_RV hsm_cluster_ad(const char *prefix, const char *cluster_id, uint64_t id,
  * Read without hsm->lock: it never changes once published (the engine's
  * thread reads it while a core thread holding the lock waits for it). */
 const uint8_t *hsm_cluster_key(hsm_t *hsm);
+/* The id bound into every masking: the key's domain (hsm_cluster.h). */
+const char *hsm_cluster_domain(hsm_t *hsm);
 /* object.c: an object's local blob to and from its masked form (section
  * 11) under the cluster key ckey. unmask: a blob that is not a masked
  * form of (cluster, oid, version) is CKR_ENCRYPTED_DATA_INVALID. */

@@ -62,13 +62,13 @@ static CK_RV file_make(hsm_t *hsm, const uint8_t *ckey,
         goto out;
     }
     nimbus__masked__body__pack(&body, plain);
-    if ((rv = hsm_cluster_ad(FILE_AD_PREFIX, hsm->cfg.cluster_id, so->id,
+    if ((rv = hsm_cluster_ad(FILE_AD_PREFIX, hsm_cluster_domain(hsm), so->id,
                              version, ad, &adlen)) != CKR_OK ||
         (rv = crypto_seal(ckey, ad, adlen, plain, plainlen, &sealed,
                           &sealedlen)) != CKR_OK)
         goto out;
     file.format = (char *)FILE_FORMAT;
-    file.cluster_id = hsm->cfg.cluster_id;
+    file.cluster_id = (char *)hsm_cluster_domain(hsm);
     file.id = so->id;
     file.version = version;
     file.sealed.data = sealed;
@@ -192,13 +192,13 @@ CK_RV hsm_masked_insert(hsm_conn_t *conn, const uint8_t *buf, size_t len,
         rv = CKR_DATA_INVALID;
         goto out;
     }
-    if (strcmp(file->cluster_id, hsm->cfg.cluster_id) != 0) {
+    if (strcmp(file->cluster_id, hsm_cluster_domain(hsm)) != 0) {
         log_warn("masked object: a file of cluster \"%.64s\" refused",
                  file->cluster_id);
         rv = CKR_DATA_INVALID; /* another cluster's */
         goto out;
     }
-    if ((rv = hsm_cluster_ad(FILE_AD_PREFIX, hsm->cfg.cluster_id, file->id,
+    if ((rv = hsm_cluster_ad(FILE_AD_PREFIX, hsm_cluster_domain(hsm), file->id,
                              file->version, ad, &adlen)) != CKR_OK)
         goto out;
     if (crypto_unseal(ckey, ad, adlen, file->sealed.data, file->sealed.len,

@@ -143,7 +143,7 @@ CK_RV hsm_obj_mask(hsm_t *hsm, const uint8_t *ckey, hsm_oid_t oid,
     if ((rv = unseal_deserialize(hsm, oid, blob, len, &l)) != CKR_OK)
         return rv;
     if ((rv = attr_list_serialize(&l, &plain, &plainlen)) == CKR_OK &&
-        (rv = hsm_cluster_ad(MASK_AD_PREFIX, hsm->cfg.cluster_id, oid, version,
+        (rv = hsm_cluster_ad(MASK_AD_PREFIX, hsm_cluster_domain(hsm), oid, version,
                              ad, &adlen)) == CKR_OK)
         rv = crypto_seal(ckey, ad, adlen, plain, plainlen, out, outlen);
     attr_list_free(&l);
@@ -160,7 +160,7 @@ CK_RV hsm_obj_unmask(hsm_t *hsm, const uint8_t *ckey, hsm_oid_t oid,
     size_t plainlen = 0, adlen = 0;
     CK_RV rv;
 
-    if ((rv = hsm_cluster_ad(MASK_AD_PREFIX, hsm->cfg.cluster_id, oid, version,
+    if ((rv = hsm_cluster_ad(MASK_AD_PREFIX, hsm_cluster_domain(hsm), oid, version,
                              ad, &adlen)) != CKR_OK)
         return rv;
     rv = crypto_unseal(ckey, ad, adlen, masked, len, &plain, &plainlen);

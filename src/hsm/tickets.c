@@ -76,10 +76,17 @@ static uint64_t get_be(const uint8_t *p, size_t n)
 static CK_RV ticket_key(hsm_t *hsm, uint8_t key[CRYPTO_MASTER_KEY_LEN])
 {
     const uint8_t *ck = hsm_cluster_key(hsm);
-    const char *info = ck != NULL ? TICKET_CKEY_INFO : TICKET_KEY_INFO;
+    char info[sizeof(TICKET_CKEY_INFO) + 1 + CONFIG_CLUSTER_ID_MAX];
 
     _Static_assert(HSM_CLUSTER_KEY_LEN == CRYPTO_MASTER_KEY_LEN,
                    "both roots are 32 bytes");
+    /* in a cluster, its id too: a clone made from the same key (another
+     * id) does not take this cluster's tickets */
+    if (ck != NULL)
+        snprintf(info, sizeof(info), "%s %s", TICKET_CKEY_INFO,
+                 hsm->cfg.cluster_id);
+    else
+        snprintf(info, sizeof(info), "%s", TICKET_KEY_INFO);
     return crypto_hkdf_sha256(ck != NULL ? ck : hsm->mkey,
                               CRYPTO_MASTER_KEY_LEN, (const uint8_t *)info,
                               strlen(info), key, CRYPTO_MASTER_KEY_LEN);
