@@ -19,7 +19,9 @@
 #include <cmocka.h>
 
 #include "hsm/crypto/crypto.h"
+#include "common/util.h"
 #include "hsm/hsm.h"
+#include "hsm/hsm_cluster.h"
 #include "hsm/internal.h"
 
 #define PW(s) (const uint8_t *)(s), strlen(s)
@@ -355,6 +357,98 @@ static void test_cluster_key(void **state)
     assert_int_equal(hsm_login_redeem(f->far, f->t, HSM_TICKET_LEN), CKR_OK);
 }
 
+/* A clone made from the same cluster key (another cluster id) does not
+ * take this cluster's tickets. */
+static void test_cluster_other_id(void **state)
+{
+    struct fixture *f = *state;
+    uint8_t *k1 = crypto_secret_alloc(32), *k2 = crypto_secret_alloc(32);
+
+    assert_non_null(k1);
+    assert_non_null(k2);
+    memset(k1, 0x22, 32);
+    memset(k2, 0x22, 32);
+    snprintf(f->hsm->cfg.cluster_id, sizeof(f->hsm->cfg.cluster_id), "src");
+    snprintf(f->node2->cfg.cluster_id, sizeof(f->node2->cfg.cluster_id),
+             "clone");
+    f->hsm->ckey = k1;
+    f->node2->ckey = k2;
+    assert_int_equal(hsm_login_ticket(f->a, f->t), CKR_OK);
+    assert_int_equal(hsm_login_redeem(f->far, f->t, HSM_TICKET_LEN),
+                     CKR_PIN_INCORRECT);
+    snprintf(f->node2->cfg.cluster_id, sizeof(f->node2->cfg.cluster_id),
+             "src");
+    assert_int_equal(hsm_login_redeem(f->far, f->t, HSM_TICKET_LEN), CKR_OK);
+}
+
+/* The cluster key's domain: the id of the cluster that made it, kept
+ * sealed with the key, handed on with it, and refused when malformed or
+ * when it contradicts the one a node holds. */
+static void test_cluster_key_domain(void **state)
+{
+    struct fixture *f = *state;
+    uint8_t key[HSM_CLUSTER_KEY_LEN];
+    char domain[CONFIG_CLUSTER_ID_MAX + 1];
+    struct config cfg = f->cfg;
+    hsm_t *clone = NULL;
+    bool have = false;
+    char path[128];
+
+    snprintf(f->hsm->cfg.cluster_id, sizeof(f->hsm->cfg.cluster_id), "src-1");
+    assert_int_equal(hsm_cluster_key_export(f->hsm, key, domain),
+                     CKR_KEY_NEEDED);
+    assert_string_equal(hsm_cluster_domain(f->hsm), "src-1");
+    assert_int_equal(hsm_cluster_key_create(f->hsm), CKR_OK);
+    assert_int_equal(hsm_cluster_key_create(f->hsm), CKR_FUNCTION_FAILED);
+    assert_int_equal(hsm_cluster_key_export(f->hsm, key, domain), CKR_OK);
+    assert_string_equal(domain, "src-1");
+    /* another core on the same store reads key and domain back */
+    snprintf(f->node2->cfg.cluster_id, sizeof(f->node2->cfg.cluster_id),
+             "src-1");
+    assert_int_equal(hsm_cluster_key_load(f->node2, &have), CKR_OK);
+    assert_true(have);
+    assert_string_equal(hsm_cluster_domain(f->node2), "src-1");
+    assert_memory_equal(hsm_cluster_key(f->node2), key, HSM_CLUSTER_KEY_LEN);
+
+    /* a clone: its own store and cluster id, the source's key and domain */
+    snprintf(path, sizeof(path), "%s/clone", f->dir);
+    snprintf(cfg.store, sizeof(cfg.store), "%s", path);
+    snprintf(cfg.cluster_id, sizeof(cfg.cluster_id), "clone-1");
+    assert_int_equal(hsm_open(&cfg, &clone), CKR_OK);
+    assert_int_equal(hsm_init_token(clone, NULL, PW(CO_PW), "cln"), CKR_OK);
+    assert_int_equal(hsm_cluster_key_import(clone, key, "bad domain"),
+                     CKR_ARGUMENTS_BAD);
+    assert_int_equal(hsm_cluster_key_import(clone, key, ""),
+                     CKR_ARGUMENTS_BAD);
+    assert_null(hsm_cluster_key(clone));
+    assert_int_equal(hsm_cluster_key_import(clone, key, "src-1"), CKR_OK);
+    assert_string_equal(hsm_cluster_domain(clone), "src-1");
+    /* the same again is fine; another domain or key is not */
+    assert_int_equal(hsm_cluster_key_import(clone, key, "src-1"), CKR_OK);
+    assert_int_equal(hsm_cluster_key_import(clone, key, "src-2"),
+                     CKR_FUNCTION_FAILED);
+    key[0] ^= 1;
+    assert_int_equal(hsm_cluster_key_import(clone, key, "src-1"),
+                     CKR_FUNCTION_FAILED);
+    key[0] ^= 1;
+    hsm_close(clone);
+    /* reopened: the domain came back from the store */
+    clone = NULL;
+    assert_int_equal(hsm_open(&cfg, &clone), CKR_OK);
+    assert_int_equal(hsm_cluster_key_load(clone, &have), CKR_OK);
+    assert_true(have);
+    assert_string_equal(hsm_cluster_domain(clone), "src-1");
+    hsm_close(clone);
+    /* the sealed row binds the cluster id: under another id it does not
+     * open (a store copied into another cluster) */
+    snprintf(cfg.cluster_id, sizeof(cfg.cluster_id), "clone-2");
+    clone = NULL;
+    assert_int_equal(hsm_open(&cfg, &clone), CKR_OK);
+    assert_int_equal(hsm_cluster_key_load(clone, &have), CKR_DEVICE_ERROR);
+    hsm_close(clone);
+    util_wipe(key, sizeof(key));
+}
+
 static void test_off(void **state)
 {
     struct fixture *f = *state;
@@ -378,6 +472,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_locked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_peer_class, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cluster_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cluster_other_id, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cluster_key_domain, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_off, setup_off, teardown),
     };
 
