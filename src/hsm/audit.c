@@ -221,6 +221,14 @@ void hsm_audit_locked(hsm_t *hsm, hsm_uid_t uid, const char *event,
                   (unsigned long)rv);
 }
 
+void hsm_audit_last_locked(hsm_t *hsm, hsm_uid_t uid, const char *event,
+                           hsm_oid_t oid, CK_RV result)
+{
+    hsm_waits_unlocked_begin();
+    hsm_audit_locked(hsm, uid, event, oid, result);
+    hsm_waits_unlocked_end();
+}
+
 CK_RV hsm_audit_event(hsm_conn_t *conn, const char *event, uint64_t oid,
                       CK_RV result)
 {
@@ -236,7 +244,7 @@ CK_RV hsm_audit_event(hsm_conn_t *conn, const char *event, uint64_t oid,
     if (store_begin(conn->hsm->st, true) == CKR_OK) {
         rv = hsm_audit_tx_locked(conn->hsm, conn->uid, event, oid, result);
         if (rv == CKR_OK)
-            rv = store_commit(conn->hsm->st);
+            rv = hsm_cluster_commit_unlocked(conn->hsm);
         else
             store_rollback(conn->hsm->st);
     } else {

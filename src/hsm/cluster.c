@@ -253,8 +253,9 @@ static CK_RV j_audit(void *ctx, store_t *st, store_audit_t *rec)
     return hsm_audit_append(st, rec);
 }
 
-/* Set by hsm_cluster_commit_unlocked on the committing thread. */
-static _Thread_local bool commit_unlocked;
+/* hsm_waits_unlocked_begin's depth on this thread: while above zero, an
+ * entry this thread submits waits with hsm->lock let go. */
+static _Thread_local unsigned waits_unlocked;
 
 static CK_RV j_submit(void *ctx, const uint8_t *entry, size_t len,
                       uint8_t **res, size_t *reslen)
@@ -265,14 +266,26 @@ static CK_RV j_submit(void *ctx, const uint8_t *entry, size_t len,
 
     if (link.submit == NULL)
         return CKR_DEVICE_ERROR;
-    if (!commit_unlocked)
+    if (waits_unlocked == 0)
         return link.submit(link.ctx, entry, len, res, reslen);
-    /* The store handle is out of its transaction (store_jr_commit): the
-     * other threads may use the core while this one waits. */
+    /* The store handle is out of its transaction (store_jr_commit,
+     * store_reserve, a charge): the other threads may use the core, and
+     * submit entries of their own, while this one waits. */
     pthread_mutex_unlock(&hsm->lock);
     rv = link.submit(link.ctx, entry, len, res, reslen);
     pthread_mutex_lock(&hsm->lock);
     return rv;
+}
+
+void hsm_waits_unlocked_begin(void)
+{
+    waits_unlocked++;
+}
+
+void hsm_waits_unlocked_end(void)
+{
+    if (waits_unlocked > 0)
+        waits_unlocked--;
 }
 
 CK_RV hsm_cluster_commit_unlocked(hsm_t *hsm)
@@ -281,9 +294,21 @@ CK_RV hsm_cluster_commit_unlocked(hsm_t *hsm)
 
     if (!hsm->attached)
         return store_commit(hsm->st);
-    commit_unlocked = true;
+    hsm_waits_unlocked_begin();
     rv = store_commit(hsm->st);
-    commit_unlocked = false;
+    hsm_waits_unlocked_end();
+    return rv;
+}
+
+CK_RV hsm_reserve_unlocked(hsm_t *hsm)
+{
+    CK_RV rv;
+
+    if (!hsm->attached)
+        return CKR_OK;
+    hsm_waits_unlocked_begin();
+    rv = store_reserve(hsm->st);
+    hsm_waits_unlocked_end();
     return rv;
 }
 

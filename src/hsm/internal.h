@@ -134,6 +134,9 @@ struct hsm_conn {
     /* Random, fresh per login (zero without one): the quorum tokens this
      * login asked for carry it, and die with it (quorum.c). */
     uint8_t login_id[STORE_LOGIN_ID_LEN];
+    /* Whether this login asked for a quorum token (hsm->lock): only then
+     * has its end tokens to delete. */
+    bool login_tokens;
     /* users.c: the connection's 2FA challenge (hsm_login_challenge), good
      * once, for one kind and name, until expires (hsm->lock). */
     struct hsm_tfa_challenge {
@@ -275,6 +278,11 @@ CK_RV hsm_obj_add_locked(hsm_conn_t *conn, struct hsm_session *s,
 /* audit.c: one record per security event (never a secret). */
 void hsm_audit_locked(hsm_t *hsm, hsm_uid_t uid, const char *event,
                       hsm_oid_t oid, CK_RV result);
+/* hsm_audit_locked for the last thing a call does under hsm->lock: in a
+ * cluster the lock goes while the record waits for its majority, so the
+ * caller reads nothing the lock protects after it (hsm_waits_unlocked_begin). */
+void hsm_audit_last_locked(hsm_t *hsm, hsm_uid_t uid, const char *event,
+                           hsm_oid_t oid, CK_RV result);
 /* The same inside the caller's open write transaction, so that the change
  * and its record commit or vanish together: an error fails the change. */
 CK_RV hsm_audit_tx_locked(hsm_t *hsm, hsm_uid_t uid, const char *event,
@@ -450,6 +458,34 @@ CK_RV hsm_obj_mask(hsm_t *hsm, const uint8_t *ckey, hsm_oid_t oid,
 CK_RV hsm_obj_unmask(hsm_t *hsm, const uint8_t *ckey, hsm_oid_t oid,
                      uint64_t version, const uint8_t *masked, size_t len,
                      uint8_t **out, size_t *outlen);
+/*
+ * cluster.c: in a cluster, between begin and end (nested: a count, per
+ * thread) an entry the calling thread submits (store_commit, a charge,
+ * a reserve) waits for its majority with hsm->lock let go, so that the
+ * node's other calls, and other writes, go on meanwhile (up to the
+ * engine's submit timeout while the cluster has no leader). The caller
+ * holds hsm->lock and nothing else (never gmu or a session's mu: the lock
+ * is taken again after), and after each write re-checks whatever it read
+ * under the lock before (the session array may have moved, the login may
+ * have ended, objects may be gone); the write's result stays the one the
+ * cluster applied.
+ */
+void hsm_waits_unlocked_begin(void);
+void hsm_waits_unlocked_end(void);
+/* store_reserve(hsm->st) with hsm->lock let go while it waits: at the top
+ * of a write call, before its checks, so that its store_begin has nothing
+ * to submit under the lock. CKR_OK at once outside a cluster. */
+CK_RV hsm_reserve_unlocked(hsm_t *hsm);
+/* What a call read of its connection's login before it let hsm->lock go
+ * (users.c): the same login (or none) must stand after. */
+struct hsm_login_snap {
+    hsm_user_type_t type;
+    hsm_uid_t uid;
+    uint64_t uver;
+    uint64_t seq;
+};
+void hsm_login_snap(const hsm_conn_t *conn, struct hsm_login_snap *a);
+bool hsm_login_same(const hsm_conn_t *conn, const struct hsm_login_snap *a);
 /*
  * cluster.c: store_commit(hsm->st) that, in a cluster, lets hsm->lock go
  * while the entry waits for its majority (a millisecond or more), so that

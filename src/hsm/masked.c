@@ -135,8 +135,9 @@ CK_RV hsm_masked_extract(hsm_conn_t *conn, hsm_oid_t oid, uint8_t **out,
         (rv = store_share_list(hsm->st, oid, &shares, &nshares)) != CKR_OK)
         goto out;
     rv = file_make(hsm, ckey, &so, version, shares, nshares, out, outlen);
-    /* who took a key out, even masked (a record of its own) */
-    hsm_audit_locked(hsm, conn->uid, "masked-extract", oid, rv);
+    /* who took a key out, even masked (a record of its own; the call
+     * ends after it) */
+    hsm_audit_last_locked(hsm, conn->uid, "masked-extract", oid, rv);
 out:
     pthread_mutex_unlock(&hsm->lock);
     store_object_clear(&so);
@@ -177,7 +178,8 @@ CK_RV hsm_masked_insert(hsm_conn_t *conn, const uint8_t *buf, size_t len,
     memset(&so, 0, sizeof(so));
     *oid = 0;
     pthread_mutex_lock(&hsm->lock);
-    if ((rv = hsm_role_locked(conn, HSM_OP_MASKED_OBJECTS)) != CKR_OK)
+    if ((rv = hsm_reserve_unlocked(hsm)) != CKR_OK ||
+        (rv = hsm_role_locked(conn, HSM_OP_MASKED_OBJECTS)) != CKR_OK)
         goto out;
     if (ckey == NULL) {
         rv = CKR_FUNCTION_NOT_SUPPORTED;
@@ -260,7 +262,8 @@ CK_RV hsm_masked_insert(hsm_conn_t *conn, const uint8_t *buf, size_t len,
                                   CKR_OK)) != CKR_OK)
         goto out;
     began = false;
-    if ((rv = store_commit(hsm->st)) != CKR_OK)
+    /* Nothing read under the lock is used after (the file is ours). */
+    if ((rv = hsm_cluster_commit_unlocked(hsm)) != CKR_OK)
         goto out;
     hsm_gen_bump_locked(hsm);
     log_info("masked object %llu version %llu inserted by user %u",

@@ -327,7 +327,16 @@ static CK_RV token_insert_locked(hsm_conn_t *conn, attr_list_t *l,
     bool found = false;
     CK_RV rv;
 
+    struct hsm_login_snap before;
+
     memset(&so, 0, sizeof(so));
+    /* Its id first: in a cluster this may wait for the log with the lock
+     * let go, and the caller's login must be the one it checked. */
+    hsm_login_snap(conn, &before);
+    if ((rv = hsm_reserve_unlocked(hsm)) != CKR_OK)
+        return rv;
+    if (!hsm_login_same(conn, &before))
+        return CKR_USER_NOT_LOGGED_IN;
     if ((rv = store_begin(hsm->st, true)) != CKR_OK)
         return rv;
     /* The owner's record, again inside the write transaction: a user
@@ -394,7 +403,9 @@ static CK_RV token_update_locked(hsm_conn_t *conn, struct hsm_obj *o,
         store_rollback(hsm->st);
         goto out;
     }
-    rv = store_commit(hsm->st);
+    /* The callers use only their own copies after (o, l). The apply
+     * refuses an update made against another version of the object. */
+    rv = hsm_cluster_commit_unlocked(hsm);
 out:
     free(blob);
     return rv;
@@ -575,7 +586,8 @@ CK_RV hsm_object_destroy(hsm_conn_t *conn, hsm_sid_t sid, hsm_oid_t oid)
 
     memset(&o, 0, sizeof(o));
     pthread_mutex_lock(&conn->hsm->lock);
-    if ((rv = hsm_begin_locked(conn, sid, HSM_OP_KEY_MANAGEMENT, &s)) !=
+    if ((rv = hsm_reserve_unlocked(conn->hsm)) != CKR_OK ||
+        (rv = hsm_begin_locked(conn, sid, HSM_OP_KEY_MANAGEMENT, &s)) !=
             CKR_OK ||
         (rv = hsm_obj_get_locked(conn, oid, HSM_ACCESS_OWN, &o)) != CKR_OK)
         goto out;
@@ -599,7 +611,8 @@ CK_RV hsm_object_destroy(hsm_conn_t *conn, hsm_sid_t sid, hsm_oid_t oid)
             store_rollback(hsm->st);
             goto out;
         }
-        rv = store_commit(hsm->st);
+        /* After it only the key cache, by object id (s is not used). */
+        rv = hsm_cluster_commit_unlocked(hsm);
         if (rv == CKR_OK)
             hsm_keycache_drop_locked(hsm, conn, oid);
     } else {
@@ -746,7 +759,8 @@ CK_RV hsm_object_set(hsm_conn_t *conn, hsm_sid_t sid, hsm_oid_t oid,
 
     memset(&o, 0, sizeof(o));
     pthread_mutex_lock(&conn->hsm->lock);
-    if ((rv = hsm_begin_locked(conn, sid, HSM_OP_KEY_MANAGEMENT, &s)) !=
+    if ((rv = hsm_reserve_unlocked(conn->hsm)) != CKR_OK ||
+        (rv = hsm_begin_locked(conn, sid, HSM_OP_KEY_MANAGEMENT, &s)) !=
             CKR_OK ||
         (rv = hsm_obj_get_locked(conn, oid, HSM_ACCESS_OWN, &o)) != CKR_OK)
         goto out;
@@ -1107,6 +1121,8 @@ CK_RV hsm_object_share(hsm_conn_t *conn, hsm_oid_t oid, hsm_uid_t uid,
     memset(&o, 0, sizeof(o));
     memset(&u, 0, sizeof(u));
     pthread_mutex_lock(&hsm->lock);
+    if ((rv = hsm_reserve_unlocked(hsm)) != CKR_OK)
+        goto out;
     hsm_gen_bump_locked(hsm);
     if ((rv = hsm_role_locked(conn, HSM_OP_KEY_MANAGEMENT)) != CKR_OK ||
         (rv = hsm_obj_get_locked(conn, oid, HSM_ACCESS_OWN, &o)) != CKR_OK)
@@ -1132,7 +1148,7 @@ CK_RV hsm_object_share(hsm_conn_t *conn, hsm_oid_t oid, hsm_uid_t uid,
         store_rollback(hsm->st);
         goto out;
     }
-    rv = store_commit(hsm->st);
+    rv = hsm_cluster_commit_unlocked(hsm);
 out:
     pthread_mutex_unlock(&hsm->lock);
     hsm_obj_clear(&o);

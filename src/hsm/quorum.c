@@ -190,6 +190,12 @@ void hsm_quorum_login_end_locked(hsm_conn_t *conn)
 
     if (!login_id_set(conn->login_id))
         return;
+    /* A login that asked for no token has none to delete: no entry of the
+     * log for each logout. */
+    if (!conn->login_tokens) {
+        util_wipe(conn->login_id, sizeof(conn->login_id));
+        return;
+    }
     /* Inside another change's transaction the delete would share its fate:
      * left then, the tokens are dead anyway (no login carries their id)
      * and go with the next purge or their expiry. */
@@ -208,6 +214,7 @@ void hsm_quorum_login_end_locked(hsm_conn_t *conn)
                      "expiry");
     }
     util_wipe(conn->login_id, sizeof(conn->login_id));
+    conn->login_tokens = false;
 }
 
 /* ------------------------------------------------------------- tokens */
@@ -480,12 +487,12 @@ CK_RV hsm_quorum_register_key(hsm_conn_t *conn, const char *name,
         store_rollback(hsm->st);
         goto out;
     }
-    rv = store_commit(hsm->st);
+    rv = hsm_cluster_commit_unlocked(hsm); /* then conn read again */
     if (rv == CKR_OK)
         log_info("quorum: user %u registered a key", conn->uid);
 out:
     if (rv != CKR_OK && rv != CKR_HOST_MEMORY && conn->type != HSM_USER_NONE)
-        hsm_audit_locked(hsm, conn->uid, EV_REGISTER, conn->uid, rv);
+        hsm_audit_last_locked(hsm, conn->uid, EV_REGISTER, conn->uid, rv);
     pthread_mutex_unlock(&hsm->lock);
     free(der);
     store_user_clear(&u);
@@ -535,13 +542,13 @@ CK_RV hsm_quorum_set_m(hsm_conn_t *conn, unsigned service, unsigned m)
         store_rollback(hsm->st);
         goto out;
     }
-    rv = store_commit(hsm->st);
+    rv = hsm_cluster_commit_unlocked(hsm); /* then conn read again */
     if (rv == CKR_OK)
         log_info("quorum: user %u set M of service %u to %u", conn->uid,
                  service, m);
 out:
     if (rv != CKR_OK && rv != CKR_HOST_MEMORY && conn->type != HSM_USER_NONE)
-        hsm_audit_locked(hsm, conn->uid, EV_SET_M, service, rv);
+        hsm_audit_last_locked(hsm, conn->uid, EV_SET_M, service, rv);
     pthread_mutex_unlock(&hsm->lock);
     return rv;
 }
@@ -605,7 +612,8 @@ CK_RV hsm_quorum_get_token(hsm_conn_t *conn, unsigned service, const char *name,
     memset(&u, 0, sizeof(u));
     memset(&t, 0, sizeof(t));
     pthread_mutex_lock(&hsm->lock);
-    if ((rv = hsm_role_locked(conn, HSM_OP_QUORUM)) != CKR_OK)
+    if ((rv = hsm_reserve_unlocked(hsm)) != CKR_OK ||
+        (rv = hsm_role_locked(conn, HSM_OP_QUORUM)) != CKR_OK)
         goto out;
     if (len == NULL || name == NULL || !service_ok(service)) {
         rv = CKR_ARGUMENTS_BAD;
@@ -667,6 +675,7 @@ CK_RV hsm_quorum_get_token(hsm_conn_t *conn, unsigned service, const char *name,
         goto out;
     if ((rv = store_begin(hsm->st, true)) != CKR_OK)
         goto out;
+    conn->login_tokens = true; /* maybe: an ambiguous failure may commit */
     if ((rv = store_qtoken_insert(hsm->st, &t, &id)) != CKR_OK ||
         (rv = hsm_audit_tx_locked(hsm, conn->uid, EV_TOKEN, id, CKR_OK)) !=
             CKR_OK ||
@@ -674,7 +683,7 @@ CK_RV hsm_quorum_get_token(hsm_conn_t *conn, unsigned service, const char *name,
         store_rollback(hsm->st);
         goto out;
     }
-    if ((rv = store_commit(hsm->st)) != CKR_OK)
+    if ((rv = hsm_cluster_commit_unlocked(hsm)) != CKR_OK)
         goto out;
     memcpy(token, text, tlen);
     *len = tlen;
@@ -682,7 +691,7 @@ CK_RV hsm_quorum_get_token(hsm_conn_t *conn, unsigned service, const char *name,
              conn->uid);
 out:
     if (audit && rv != CKR_OK && rv != CKR_HOST_MEMORY)
-        hsm_audit_locked(hsm, conn->uid, EV_TOKEN, 0, rv);
+        hsm_audit_last_locked(hsm, conn->uid, EV_TOKEN, 0, rv);
     pthread_mutex_unlock(&hsm->lock);
     store_user_clear(&u);
     util_wipe(nonce, sizeof(nonce));
@@ -771,7 +780,8 @@ CK_RV hsm_quorum_approve(hsm_conn_t *conn, const uint8_t *token,
         goto out;
     if (!found || !alive) {
         rv = CKR_DATA_INVALID; /* unknown, expired or dead */
-        hsm_audit_locked(hsm, conn->uid, EV_APPROVE, found ? t.id : 0, rv);
+        hsm_audit_last_locked(hsm, conn->uid, EV_APPROVE, found ? t.id : 0,
+                              rv);
         goto out;
     }
     if ((rv = store_begin(hsm->st, true)) != CKR_OK)
@@ -791,7 +801,7 @@ CK_RV hsm_quorum_approve(hsm_conn_t *conn, const uint8_t *token,
     if (rv == CKR_OK)
         rv = store_bump_generation(hsm->st);
     if (rv == CKR_OK)
-        rv = store_commit(hsm->st);
+        rv = hsm_cluster_commit_unlocked(hsm); /* the call ends after */
     else
         store_rollback(hsm->st);
 out:
@@ -873,12 +883,12 @@ CK_RV hsm_quorum_del_token(hsm_conn_t *conn, uint32_t id)
                                                   id, CKR_OK)) == CKR_OK)
         rv = store_bump_generation(hsm->st);
     if (rv == CKR_OK)
-        rv = store_commit(hsm->st);
+        rv = hsm_cluster_commit_unlocked(hsm); /* then conn read again */
     else
         store_rollback(hsm->st);
 out:
     if (rv != CKR_OK && rv != CKR_HOST_MEMORY && conn->type != HSM_USER_NONE)
-        hsm_audit_locked(hsm, conn->uid, EV_DEL_TOKEN, id, rv);
+        hsm_audit_last_locked(hsm, conn->uid, EV_DEL_TOKEN, id, rv);
     pthread_mutex_unlock(&hsm->lock);
     return rv;
 }

@@ -280,7 +280,8 @@ CK_RV hsm_login_redeem(hsm_conn_t *conn, const uint8_t *ticket, size_t len)
     if (rv == CKR_OK)
         rv = hsm_login_start_locked(conn, &u);
     if (rv == CKR_OK) {
-        hsm_audit_locked(hsm, u.id, EV_LOGIN_TICKET, 0, CKR_OK);
+        /* The login stands; the call ends after its record. */
+        hsm_audit_last_locked(hsm, u.id, EV_LOGIN_TICKET, 0, CKR_OK);
         log_info("user %u logged in with a ticket", u.id);
     }
 out:

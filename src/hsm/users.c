@@ -495,7 +495,9 @@ void hsm_audit_failure_locked(hsm_t *hsm, hsm_uid_t uid, const char *event,
         store_rollback(hsm->st);
         goto out;
     }
-    rv = store_commit(hsm->st);
+    /* The callers end their call after this record (or read the
+     * connection again): nothing of the lock's is held across it. */
+    rv = hsm_cluster_commit_unlocked(hsm);
 out:
     if (rv != CKR_OK)
         log_error("audit: cannot record a failed %s: 0x%lx", event,
@@ -513,16 +515,7 @@ static void dummy_unlocked(hsm_t *hsm, const uint8_t *pw, size_t pwlen)
     pthread_mutex_lock(&hsm->lock);
 }
 
-/* What a caller of authenticate_locked had checked on its connection
- * before hsm->lock was let go: the same login (or none) must stand after. */
-struct auth_state {
-    hsm_user_type_t type;
-    hsm_uid_t uid;
-    uint64_t uver;
-    uint64_t seq;
-};
-
-static void auth_state_get(const hsm_conn_t *conn, struct auth_state *a)
+void hsm_login_snap(const hsm_conn_t *conn, struct hsm_login_snap *a)
 {
     a->type = conn->type;
     a->uid = conn->uid;
@@ -530,7 +523,7 @@ static void auth_state_get(const hsm_conn_t *conn, struct auth_state *a)
     a->seq = __atomic_load_n(&conn->login_seq, __ATOMIC_ACQUIRE);
 }
 
-static bool auth_state_same(const hsm_conn_t *conn, const struct auth_state *a)
+bool hsm_login_same(const hsm_conn_t *conn, const struct hsm_login_snap *a)
 {
     return conn->type == a->type && conn->uid == a->uid &&
            conn->uver == a->uver &&
@@ -619,11 +612,15 @@ static CK_RV authenticate_locked(hsm_t *hsm, hsm_conn_t *conn,
     unsigned long iterations = hsm->cfg.kdf_iterations;
     uint32_t failures = 0;
     uint64_t version = 0;
-    struct auth_state before = {0};
+    struct hsm_login_snap before = {0};
     bool ok = false, charged = false, found = false, tracked;
     CK_RV rv, state_rv = CKR_OK;
 
     *locks = false;
+    /* Taken before the charge: in a cluster the charge waits for its
+     * majority with hsm->lock let go. */
+    if (conn != NULL)
+        hsm_login_snap(conn, &before);
     /*
      * Charge a failure before the check. Not charged: the limit is
      * reached. When checks of this user are under way here, part of the
@@ -638,8 +635,10 @@ static CK_RV authenticate_locked(hsm_t *hsm, hsm_conn_t *conn,
         /* u->failures is the count when u was read: after a wait only the
          * store's count tells. */
         if (waited || u->failures < limit || flight_count(hsm, u->id) > 0) {
+            hsm_waits_unlocked_begin();
             rv = store_user_charge_failure(hsm->st, u->id, limit, &failures,
                                            &charged);
+            hsm_waits_unlocked_end();
             if (rv != CKR_OK)
                 return rv;
             if (charged)
@@ -650,8 +649,6 @@ static CK_RV authenticate_locked(hsm_t *hsm, hsm_conn_t *conn,
         pthread_cond_wait(&hsm->auth_cv, &hsm->lock);
     }
     tracked = flight_add(hsm, u->id);
-    if (conn != NULL)
-        auth_state_get(conn, &before);
 
     /* u is the caller's own copy: nothing here reads shared state. */
     pthread_mutex_unlock(&hsm->lock);
@@ -678,7 +675,7 @@ static CK_RV authenticate_locked(hsm_t *hsm, hsm_conn_t *conn,
         log_info("user %u changed during a password check", u->id);
         return CKR_PIN_INCORRECT; /* the count was reset or is gone */
     }
-    if (conn != NULL && !auth_state_same(conn, &before))
+    if (conn != NULL && !hsm_login_same(conn, &before))
         state_rv = before.type == HSM_USER_NONE ? CKR_USER_ALREADY_LOGGED_IN
                                                 : CKR_USER_NOT_LOGGED_IN;
     else if (sid != NULL && hsm_session_find_locked(conn, *sid) == NULL)
@@ -698,8 +695,17 @@ static CK_RV authenticate_locked(hsm_t *hsm, hsm_conn_t *conn,
         store_rollback(hsm->st);
         return rv;
     }
-    rv = store_commit(hsm->st);
-    return rv != CKR_OK ? rv : state_rv;
+    if ((rv = hsm_cluster_commit_unlocked(hsm)) != CKR_OK)
+        return rv;
+    /* The premises once more: the lock was let go while the reset waited
+     * for the cluster (the reset stands: a right password). */
+    if (state_rv == CKR_OK && conn != NULL && !hsm_login_same(conn, &before))
+        state_rv = before.type == HSM_USER_NONE ? CKR_USER_ALREADY_LOGGED_IN
+                                                : CKR_USER_NOT_LOGGED_IN;
+    else if (state_rv == CKR_OK && sid != NULL &&
+             hsm_session_find_locked(conn, *sid) == NULL)
+        state_rv = CKR_SESSION_HANDLE_INVALID;
+    return state_rv;
 }
 
 /* Looks a user up by a name that may be invalid; false when absent. */
@@ -845,6 +851,14 @@ static CK_RV login_common(hsm_conn_t *conn, hsm_login_kind_t kind,
 
     memset(&u, 0, sizeof(u));
     pthread_mutex_lock(&hsm->lock);
+    /* In a cluster: ids for this handle's first write, before anything
+     * is read (the lock may go meanwhile). A cluster that cannot take
+     * them cannot take the login's charge either: no record of a login
+     * that nothing was tried for. */
+    if ((rv = hsm_reserve_unlocked(hsm)) != CKR_OK) {
+        pthread_mutex_unlock(&hsm->lock);
+        return rv;
+    }
     hsm_gen_bump_locked(hsm);
     if (with_sig)
         have = tfa_take_locked(conn, kind, name, digest);
@@ -998,7 +1012,16 @@ CK_RV hsm_logout(hsm_conn_t *conn)
         rv = CKR_USER_NOT_LOGGED_IN;
         hsm_audit_failure_locked(conn->hsm, 0, EV_LOGOUT, 0, rv, false);
     } else {
-        hsm_audit_locked(conn->hsm, conn->uid, EV_LOGOUT, 0, CKR_OK);
+        struct hsm_login_snap before;
+
+        hsm_login_snap(conn, &before);
+        hsm_audit_last_locked(conn->hsm, conn->uid, EV_LOGOUT, 0, CKR_OK);
+        /* The record waited with the lock let go: another call may have
+         * ended this login meanwhile (then there is nothing left to end). */
+        if (!hsm_login_same(conn, &before)) {
+            pthread_mutex_unlock(&conn->hsm->lock);
+            return CKR_OK;
+        }
         /* Every operation goes now unless a call on another session may
          * be using one (hsm.h "Threads"): then they are refused from now
          * on and go with their session's next call. gmu held: no session
@@ -1060,7 +1083,8 @@ static CK_RV set_verifier_locked(hsm_t *hsm, const store_user_t *u,
         store_rollback(hsm->st);
         goto out;
     }
-    rv = store_commit(hsm->st);
+    /* The callers read their connection again after (hsm_login_same). */
+    rv = hsm_cluster_commit_unlocked(hsm);
     if (rv == CKR_OK && u->type == HSM_USER_PRECO)
         log_info("HSM activated: user %u is now the primary CO", u->id);
 out:
@@ -1087,6 +1111,7 @@ CK_RV hsm_set_password(hsm_conn_t *conn, const char *name,
     HSM_CALL_CONN(conn);
     hsm_t *hsm = conn->hsm;
     struct pw_pre pre;
+    struct hsm_login_snap before;
     store_user_t u;
     bool found = false, locks = false;
     CK_RV rv;
@@ -1126,12 +1151,16 @@ CK_RV hsm_set_password(hsm_conn_t *conn, const char *name,
                                   conn->type != HSM_USER_NONE, &locks)) !=
         CKR_OK)
         goto out;
+    hsm_login_snap(conn, &before);
     rv = set_verifier_locked(hsm, &u, new_pw, new_len, NULL, u.id, &pre, NULL,
                              NULL, 0);
-    if (rv == CKR_OK && conn->type != HSM_USER_NONE)
+    /* This login follows its own change unless it ended meanwhile. */
+    if (rv == CKR_OK && conn->type != HSM_USER_NONE &&
+        hsm_login_same(conn, &before) && conn->uid == u.id) {
         own_version_locked(conn);
-    if (rv == CKR_OK && conn->type == HSM_USER_PRECO)
-        conn->type = HSM_USER_CO;
+        if (conn->type == HSM_USER_PRECO)
+            conn->type = HSM_USER_CO;
+    }
 out:
     if (rv != CKR_OK && rv != CKR_HOST_MEMORY)
         hsm_audit_failure_locked(hsm, found ? u.id : conn->uid,
@@ -1212,12 +1241,14 @@ static CK_RV user_set_password(hsm_conn_t *conn, const char *name,
 {
     hsm_t *hsm = conn->hsm;
     struct pw_pre pre;
+    struct hsm_login_snap before;
     store_user_t u;
     uint32_t qtok = 0;
-    bool found = false;
+    bool found = false, own = false;
     CK_RV rv;
 
     memset(&u, 0, sizeof(u));
+    memset(&before, 0, sizeof(before));
     /* Anyone logged in may set its own: the name is checked under the
      * lock (a CU naming another wastes one KDF, as a wrong guess would). */
     pw_prepare(conn, HSM_OP_CHANGE_OWN_PW, pw, pwlen, &pre);
@@ -1256,14 +1287,18 @@ static CK_RV user_set_password(hsm_conn_t *conn, const char *name,
         (rv = hsm_quorum_guard_locked(conn, HSM_QUORUM_SVC_USER_MGMT, &qtok)) !=
             CKR_OK)
         goto out;
+    own = u.id == conn->uid;
+    hsm_login_snap(conn, &before);
     rv = set_verifier_locked(hsm, &u, pw, pwlen, NULL, conn->uid, &pre, tk,
-                             u.id != conn->uid ? conn : NULL, qtok);
-    if (rv == CKR_OK && u.id == conn->uid)
+                             own ? NULL : conn, qtok);
+    /* This login follows its own change unless it ended meanwhile. */
+    if (rv == CKR_OK && own && hsm_login_same(conn, &before)) {
         own_version_locked(conn);
-    if (rv == CKR_OK && u.id == conn->uid && conn->type == HSM_USER_PRECO)
-        conn->type = HSM_USER_CO;
-    if (rv == CKR_OK && u.id != conn->uid)
-        log_info("password of user %u set by user %u", u.id, conn->uid);
+        if (conn->type == HSM_USER_PRECO)
+            conn->type = HSM_USER_CO;
+    }
+    if (rv == CKR_OK && !own)
+        log_info("password of user %u set by user %u", u.id, before.uid);
 out:
     if (rv != CKR_OK && rv != CKR_HOST_MEMORY)
         hsm_audit_failure_locked(hsm, conn->uid,
@@ -1389,6 +1424,9 @@ static CK_RV user_create(hsm_conn_t *conn, hsm_user_type_t type,
 
     memset(&u, 0, sizeof(u));
     pthread_mutex_lock(&hsm->lock);
+    /* The id, before the checks: this may let the lock go. */
+    if ((rv = hsm_reserve_unlocked(hsm)) != CKR_OK)
+        goto out;
     hsm_gen_bump_locked(hsm);
     if ((rv = hsm_role_locked(conn, HSM_OP_MANAGE_USERS)) != CKR_OK)
         goto out;
@@ -1435,9 +1473,9 @@ static CK_RV user_create(hsm_conn_t *conn, hsm_user_type_t type,
         store_rollback(hsm->st);
         goto out;
     }
-    if ((rv = store_commit(hsm->st)) != CKR_OK)
+    if ((rv = hsm_cluster_commit_unlocked(hsm)) != CKR_OK)
         goto out;
-    log_info("user %u created by CO %u", id, conn->uid);
+    log_info("user %u created", id);
     if (uid != NULL)
         *uid = id;
 out:
@@ -1472,6 +1510,8 @@ CK_RV hsm_user_delete(hsm_conn_t *conn, const char *name)
 
     memset(&u, 0, sizeof(u));
     pthread_mutex_lock(&hsm->lock);
+    if ((rv = hsm_reserve_unlocked(hsm)) != CKR_OK)
+        goto out;
     hsm_gen_bump_locked(hsm);
     if ((rv = hsm_role_locked(conn, HSM_OP_MANAGE_USERS)) != CKR_OK ||
         (rv = lookup_locked(hsm, name, &u, &found)) != CKR_OK)
@@ -1526,7 +1566,7 @@ CK_RV hsm_user_delete(hsm_conn_t *conn, const char *name)
         store_rollback(hsm->st);
         goto out;
     }
-    rv = store_commit(hsm->st);
+    rv = hsm_cluster_commit_unlocked(hsm);
 out:
     pthread_mutex_unlock(&hsm->lock);
     store_user_clear(&u);
@@ -1600,7 +1640,7 @@ CK_RV hsm_init_token(hsm_t *hsm, const char *name, const uint8_t *pw,
         store_rollback(hsm->st);
         goto out;
     }
-    rv = store_commit(hsm->st);
+    rv = hsm_cluster_commit_unlocked(hsm);
     if (rv == CKR_OK && npreco == 0)
         hsm_keycache_clear_locked(hsm); /* every key is gone */
 out:

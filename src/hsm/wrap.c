@@ -305,7 +305,7 @@ unlock:
     }
     if (rv == CKR_OK) {
         pthread_mutex_lock(&hsm->lock);
-        hsm_audit_locked(hsm, conn->uid, "wrap", key, rv);
+        hsm_audit_last_locked(hsm, conn->uid, "wrap", key, rv);
         pthread_mutex_unlock(&hsm->lock);
     }
 out:

@@ -671,7 +671,15 @@ CK_RV store_jr_take_id(store_t *st, enum store_kind kind, uint64_t *id)
     return CKR_OK;
 }
 
-CK_RV store_jr_reserve(store_t *st)
+/* Whether kind's block runs low (exhausted: has no id left at all). */
+static bool block_low(const store_t *st, int k, bool exhausted)
+{
+    uint64_t left = st->block[k].end - st->block[k].next;
+
+    return exhausted ? left == 0 : left < block_conf[k].low;
+}
+
+CK_RV store_jr_reserve(store_t *st, bool exhausted)
 {
     Nimbus__Journal__Reserve m[STORE_KIND_END];
     jop_t op[STORE_KIND_END];
@@ -682,7 +690,7 @@ CK_RV store_jr_reserve(store_t *st)
     int k;
 
     for (k = 1; k < STORE_KIND_END; k++) {
-        if (st->block[k].end - st->block[k].next >= block_conf[k].low) {
+        if (!block_low(st, k, exhausted)) {
             continue;
         }
         nimbus__journal__reserve__init(&m[n]);
@@ -719,9 +727,15 @@ CK_RV store_jr_reserve(store_t *st)
             rv = CKR_DEVICE_ERROR;
             break;
         }
-        /* The rest of the old block is skipped: ids only go up. */
-        st->block[b->kind].next = b->first;
-        st->block[b->kind].end = b->first + b->count;
+        /* Another thread's reserve on this handle may have come back
+         * first while this one waited (hsm_reserve_unlocked): a block
+         * that is no longer low stays, and ids only go up (the rest of
+         * an old block is skipped, a block older than ours is dropped). */
+        if (block_low(st, (int)b->kind, false) &&
+            b->first >= st->block[b->kind].next) {
+            st->block[b->kind].next = b->first;
+            st->block[b->kind].end = b->first + b->count;
+        }
     }
 out:
     nimbus__journal__result__free_unpacked(res, NULL);

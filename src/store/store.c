@@ -1058,11 +1058,24 @@ CK_RV store_begin(store_t *st, bool write)
     if (st->j == NULL) {
         return begin_tx(st, STORE_TX_WRITE);
     }
-    /* Ids for the inserts to come, through the log, before the lock. */
-    if ((rv = store_jr_reserve(st)) != CKR_OK) {
+    /* Ids for the inserts to come, through the log, before the lock: a
+     * caller that cannot wait holding its own locks has called
+     * store_reserve first, so that this reserves only on a block that it
+     * emptied (never: a transaction inserts fewer than a block's low). */
+    if ((rv = store_jr_reserve(st, true)) != CKR_OK) {
         return rv;
     }
     return begin_tx(st, STORE_TX_JOURNAL);
+}
+
+CK_RV store_reserve(store_t *st)
+{
+    return_val_if_fail(st != NULL, CKR_GENERAL_ERROR);
+    return_val_if_fail(!st->in_tx, CKR_GENERAL_ERROR);
+    if (st->j == NULL) {
+        return CKR_OK;
+    }
+    return store_jr_reserve(st, false);
 }
 
 CK_RV store_begin_local(store_t *st)

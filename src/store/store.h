@@ -34,6 +34,12 @@ void store_close(store_t *st);
 CK_RV store_begin(store_t *st, bool write);
 CK_RV store_commit(store_t *st);
 void store_rollback(store_t *st);
+/* In a cluster (a journal attached, below): reserves, through the log,
+ * the global ids that the next write transactions' inserts take, when
+ * this handle's blocks run low; store_begin(write) then has nothing to
+ * submit before its transaction. Outside a transaction. CKR_OK at once
+ * without a journal or when the blocks suffice. */
+CK_RV store_reserve(store_t *st);
 /* Whether store_begin() is in force on this handle. */
 bool store_in_tx(const store_t *st);
 

@@ -84,7 +84,9 @@ CK_RV store_jr_check(store_t *st);
 bool store_jr_recording(const store_t *st);
 /* The next id of this node's block of kind (*id 0 when none is left). */
 CK_RV store_jr_take_id(store_t *st, enum store_kind kind, uint64_t *id);
-CK_RV store_jr_reserve(store_t *st);
+/* Reserves a block of each kind that runs low (exhausted: has no id
+ * left), through the log; outside a transaction. */
+CK_RV store_jr_reserve(store_t *st, bool exhausted);
 CK_RV store_jr_commit(store_t *st);
 void store_jr_reset(store_t *st);
 CK_RV store_jr_charge(store_t *st, uint32_t id, uint32_t limit,
