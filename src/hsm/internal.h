@@ -481,8 +481,7 @@ CK_RV hsm_reserve_unlocked(hsm_t *hsm);
 struct hsm_login_snap {
     hsm_user_type_t type;
     hsm_uid_t uid;
-    uint64_t uver;
-    uint64_t seq;
+    uint64_t seq; /* login_seq */
 };
 void hsm_login_snap(const hsm_conn_t *conn, struct hsm_login_snap *a);
 bool hsm_login_same(const hsm_conn_t *conn, const struct hsm_login_snap *a);

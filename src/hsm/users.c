@@ -519,14 +519,14 @@ void hsm_login_snap(const hsm_conn_t *conn, struct hsm_login_snap *a)
 {
     a->type = conn->type;
     a->uid = conn->uid;
-    a->uver = conn->uver;
     a->seq = __atomic_load_n(&conn->login_seq, __ATOMIC_ACQUIRE);
 }
 
 bool hsm_login_same(const hsm_conn_t *conn, const struct hsm_login_snap *a)
 {
+    /* Not the version: the login's own password change moves it, and
+     * the login stands. Every login that ends bumps the sequence. */
     return conn->type == a->type && conn->uid == a->uid &&
-           conn->uver == a->uver &&
            __atomic_load_n(&conn->login_seq, __ATOMIC_ACQUIRE) == a->seq;
 }
 
