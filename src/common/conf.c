@@ -251,6 +251,59 @@ static bool host_port_ok(const char *v)
     return c != NULL && c != v && parse_range(c + 1, 1, 65535, &port);
 }
 
+/* A cluster id: 1..64 of [0-9A-Za-z-] (it is part of certificate URIs). */
+static bool cluster_id_ok(const char *v, size_t n)
+{
+    static const char ok[] = "0123456789abcdefghijklmnopqrstuvwxyz"
+                             "ABCDEFGHIJKLMNOPQRSTUVWXYZ-";
+
+    if (n == 0 || n > CONFIG_CLUSTER_ID_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (v[i] == '\0' || strchr(ok, v[i]) == NULL)
+            return false;
+    return true;
+}
+
+/* "id[, id...]": replaces the list (the last line wins, as for the other
+ * keys); no duplicates. */
+static const char *parse_clones(struct config *cfg, const char *val)
+{
+    size_t n = 0;
+    const char *p = val;
+
+    for (;;) {
+        size_t len;
+
+        while (*p == ' ' || *p == '\t')
+            p++;
+        len = strcspn(p, ", \t");
+        if (!cluster_id_ok(p, len))
+            return "cluster_clones must be a list of cluster ids "
+                   "(1..64 of [0-9A-Za-z-]) separated by commas";
+        if (n == CONFIG_CLUSTER_CLONES_MAX)
+            return "cluster_clones: at most 8 cluster ids";
+        for (size_t i = 0; i < n; i++)
+            if (strlen(cfg->cluster_clones[i]) == len &&
+                memcmp(cfg->cluster_clones[i], p, len) == 0)
+                return "cluster_clones names a cluster id twice";
+        memcpy(cfg->cluster_clones[n], p, len);
+        cfg->cluster_clones[n][len] = '\0';
+        n++;
+        p += len;
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (*p == '\0')
+            break;
+        if (*p != ',')
+            return "cluster_clones must be a list of cluster ids "
+                   "(1..64 of [0-9A-Za-z-]) separated by commas";
+        p++;
+    }
+    cfg->ncluster_clones = n;
+    return NULL;
+}
+
 /* The cluster_* keys. */
 static const char *parse_cluster(struct config *cfg, const char *key,
                                  const char *val)
@@ -258,11 +311,21 @@ static const char *parse_cluster(struct config *cfg, const char *key,
     if (strcmp(key, "cluster_id") == 0) {
         size_t n = strlen(val);
 
-        if (n == 0 || n > CONFIG_CLUSTER_ID_MAX ||
-            strspn(val, "0123456789abcdefghijklmnopqrstuvwxyz"
-                        "ABCDEFGHIJKLMNOPQRSTUVWXYZ-") != n)
+        if (!cluster_id_ok(val, n))
             return "cluster_id must be 1..64 of [0-9A-Za-z-]";
         memcpy(cfg->cluster_id, val, n + 1);
+    } else if (strcmp(key, "cluster_clones") == 0) {
+        return parse_clones(cfg, val);
+    } else if (strcmp(key, "cluster_clone_of") == 0) {
+        const char *at = strchr(val, '@');
+
+        if (at == NULL || !cluster_id_ok(val, (size_t)(at - val)) ||
+            !host_port_ok(at + 1) ||
+            !copy_str(cfg->cluster_clone_of_addr,
+                      sizeof(cfg->cluster_clone_of_addr), at + 1))
+            return "cluster_clone_of must be CLUSTER_ID@host:port";
+        memcpy(cfg->cluster_clone_of, val, (size_t)(at - val));
+        cfg->cluster_clone_of[at - val] = '\0';
     } else if (strcmp(key, "cluster_node_id") == 0) {
         if (!parse_range(val, 1, 4294967295UL, &cfg->cluster_node_id))
             return "cluster_node_id must be 1..4294967295";

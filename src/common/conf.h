@@ -28,6 +28,7 @@
 #define CONFIG_MAX_CALL_TIMEOUT 86400UL
 #define CONFIG_CLUSTER_ID_MAX 64
 #define CONFIG_CLUSTER_ADDRESS_MAX 255 /* "host:port" */
+#define CONFIG_CLUSTER_CLONES_MAX 8     /* ids in cluster_clones */
 
 /* One "listen" (nimbusd) or "servers" (client) endpoint:
  * "unix:/abs/path" or "tls:HOST:PORT" (HOST may be [v6]). */
@@ -134,6 +135,16 @@ struct config {
     /* "cluster_join = host:port": a member the node fetches the cluster
      * masking key from when it has none (a node that joins). */
     char cluster_join[CONFIG_CLUSTER_ADDRESS_MAX + 1];
+    /* "cluster_clones = id[, id...]": the clusters (ids) whose nodes may
+     * fetch the cluster key from this node to make a clone; the node
+     * operator's decision (none by default). */
+    char cluster_clones[CONFIG_CLUSTER_CLONES_MAX][CONFIG_CLUSTER_ID_MAX + 1];
+    size_t ncluster_clones;
+    /* "cluster_clone_of = id@host:port": with cluster_bootstrap, the first
+     * node of a new cluster takes the cluster key of cluster id from its
+     * member at host:port instead of making one (a clone). */
+    char cluster_clone_of[CONFIG_CLUSTER_ID_MAX + 1];
+    char cluster_clone_of_addr[CONFIG_CLUSTER_ADDRESS_MAX + 1];
     unsigned long cluster_election_timeout; /* ms; 0: the engine's */
     unsigned long cluster_heartbeat;        /* ms; 0: the engine's */
 };

@@ -154,6 +154,8 @@ static void test_config_file(void **state)
                                "cluster_node_id = 4294967295\n"
                                "cluster_listen = 10.0.0.5:7000\n"
                                "cluster_join = [::1]:7000\n"
+                               "cluster_clones = prod-eu-2,dr-1 ,  x\n"
+                               "cluster_clone_of = prod-eu-0@[::1]:7001\n"
                                "cluster_ca = /etc/nimbus/cluster-ca.pem\n"
                                "cluster_cert = /etc/nimbus/node.pem\n"
                                "cluster_key = /etc/nimbus/node.key\n"
@@ -202,6 +204,12 @@ static void test_config_file(void **state)
     assert_int_equal(cfg.cluster_node_id, 4294967295UL);
     assert_string_equal(cfg.cluster_listen, "10.0.0.5:7000");
     assert_string_equal(cfg.cluster_join, "[::1]:7000");
+    assert_int_equal(cfg.ncluster_clones, 3);
+    assert_string_equal(cfg.cluster_clones[0], "prod-eu-2");
+    assert_string_equal(cfg.cluster_clones[1], "dr-1");
+    assert_string_equal(cfg.cluster_clones[2], "x");
+    assert_string_equal(cfg.cluster_clone_of, "prod-eu-0");
+    assert_string_equal(cfg.cluster_clone_of_addr, "[::1]:7001");
     assert_string_equal(cfg.cluster_ca, "/etc/nimbus/cluster-ca.pem");
     assert_string_equal(cfg.cluster_cert, "/etc/nimbus/node.pem");
     assert_string_equal(cfg.cluster_key, "/etc/nimbus/node.key");
@@ -287,6 +295,18 @@ static void test_config_errors(void **state)
         {"cluster_election_timeout = 10\n", "cluster_election_timeout"},
         {"cluster_heartbeat = 5\n", "cluster_heartbeat"},
         {"cluster_colour = red\n", "unknown key"},
+        {"cluster_clones = a,,b\n", "cluster_clones"},
+        {"cluster_clones = a b\n", "cluster_clones"},
+        {"cluster_clones = a,\n", "cluster_clones"},
+        {"cluster_clones = a/b\n", "cluster_clones"},
+        {"cluster_clones = a, b, a\n", "twice"},
+        {"cluster_clones = a,b,c,d,e,f,g,h,i\n", "at most 8"},
+        {"cluster_clones =\n", "cluster_clones"},
+        {"cluster_clone_of = src\n", "CLUSTER_ID@host:port"},
+        {"cluster_clone_of = @h:1\n", "CLUSTER_ID@host:port"},
+        {"cluster_clone_of = src@h\n", "CLUSTER_ID@host:port"},
+        {"cluster_clone_of = src@h:0\n", "CLUSTER_ID@host:port"},
+        {"cluster_clone_of = s/c@h:1\n", "CLUSTER_ID@host:port"},
     };
     struct config cfg;
     char err[256];
