@@ -52,6 +52,7 @@ typedef struct cluster cluster_t;
 #define CLUSTER_ADDRESS_MAX 255 /* "host:port" */
 #define CLUSTER_ID_MAX 64       /* the cluster id: [0-9a-zA-Z-], 1..64 chars */
 #define CLUSTER_NODES_MAX 16
+#define CLUSTER_CLONES_MAX 8
 /* The largest payload of cluster_submit and request of cluster_rpc
  * (16 MiB less room for the framing): larger is CLUSTER_EINVAL. */
 #define CLUSTER_PAYLOAD_MAX ((size_t)16 * 1024 * 1024 - 4096)
@@ -85,13 +86,17 @@ struct cluster_fsm {
     int (*snapshot)(void *ctx, uint8_t **buf, size_t *len);
     int (*restore)(void *ctx, const uint8_t *buf, size_t len);
     /*
-     * A request from another node of the cluster (authenticated by its
-     * certificate: peer is its raft id), other than the forwarding of
-     * entries, which the engine handles itself. *resp malloc'd. 0, or -1
-     * to refuse (the requester gets CLUSTER_EREFUSED). May be NULL.
+     * A request from another node (authenticated by its certificate: peer
+     * is its raft id), other than the forwarding of entries, which the
+     * engine handles itself. clone is NULL for a node of this cluster,
+     * else the id of the clone cluster (cluster_config.clones) the peer
+     * belongs to: peer is then an id of that cluster, never a member
+     * here. *resp malloc'd. 0, or -1 to refuse (the requester gets
+     * CLUSTER_EREFUSED; a clone's refusal is counted in peers_refused).
+     * May be NULL.
      */
-    int (*rpc)(void *ctx, uint64_t peer, const uint8_t *req, size_t len,
-               uint8_t **resp, size_t *resplen);
+    int (*rpc)(void *ctx, uint64_t peer, const char *clone, const uint8_t *req,
+               size_t len, uint8_t **resp, size_t *resplen);
 };
 
 struct cluster_config {
@@ -118,6 +123,14 @@ struct cluster_config {
      * masking key (cluster_rpc) before it can apply any entry.
      */
     bool defer_raft;
+    /*
+     * Clones: ids of other clusters (not this one's) whose nodes, with
+     * certificates of the same CA, may open request channels to this node
+     * (fsm->rpc, told their cluster id), and nothing else: a raft stream
+     * or any other request from them is refused and counted.
+     */
+    char clones[CLUSTER_CLONES_MAX][CLUSTER_ID_MAX + 1];
+    size_t nclones;
 };
 
 /* Starts the engine (its thread, the listener, raft). */
@@ -150,6 +163,19 @@ int cluster_sync(cluster_t *cl, unsigned timeout_ms);
 int cluster_rpc(cluster_t *cl, uint64_t peer, const char *address,
                 const uint8_t *req, size_t len, unsigned timeout_ms,
                 uint8_t **resp, size_t *resplen);
+
+/*
+ * Any thread: a request to a node of ANOTHER cluster, source, at address,
+ * answered by its fsm->rpc (a clone's first node fetching the cluster key
+ * of the cluster it is made from). That link alone accepts a certificate
+ * naming source (same CA); the source lets it in only if its clones list
+ * names this cluster. Works before cluster_raft_start. CLUSTER_EREFUSED
+ * when the source refused this node (its certificate or the request):
+ * asking again will not help; other errors (no answer yet) may pass.
+ */
+int cluster_rpc_source(cluster_t *cl, const char *source, const char *address,
+                       const uint8_t *req, size_t len, unsigned timeout_ms,
+                       uint8_t **resp, size_t *resplen);
 
 enum cluster_role {
     CLUSTER_ROLE_UNAVAILABLE = 0,

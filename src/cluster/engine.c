@@ -96,6 +96,7 @@ struct op {
     uint64_t origin, seq;
     uint64_t peer, node; /* OP_RPC: peer; membership: node */
     char address[CLUSTER_ADDRESS_MAX + 1];
+    char source[CLUSTER_ID_MAX + 1]; /* OP_RPC to another cluster: its id */
     uint8_t *req;
     size_t reqlen;
     /* loop state */
@@ -122,6 +123,9 @@ struct link {
     struct ctls_chan *ch;
     uint64_t peer;
     bool outbound;
+    /* inbound from a clone's node: its cluster id (peer is in that
+     * cluster's numbering); NULL for this cluster's nodes */
+    const char *clone;
     struct link *next;
 };
 
@@ -459,11 +463,12 @@ static struct link *link_new(struct cluster *cl, struct ctls_chan *ch,
 }
 
 /* Our link to a peer, dialled if there is none. id 0: any member at
- * address (a node that joins does not know the ids yet). */
+ * address (a node that joins does not know the ids yet). source: the
+ * other cluster whose node is dialled (always a link of its own). */
 static struct link *link_to(struct cluster *cl, uint64_t id,
-                            const char *address)
+                            const char *address, const char *source)
 {
-    for (struct link *l = cl->links; l != NULL; l = l->next)
+    for (struct link *l = cl->links; source == NULL && l != NULL; l = l->next)
         if (l->outbound && l->ch != NULL && l->peer == id && id != 0)
             return l;
     if (cl->closing || address == NULL || address[0] == 0)
@@ -471,8 +476,8 @@ static struct link *link_to(struct cluster *cl, uint64_t id,
     struct link *l = link_new(cl, NULL, id, true);
     if (l == NULL)
         return NULL;
-    l->ch = ctls_chan_open(ctls_of(&cl->transport), id, address, link_frame,
-                           link_closed, l);
+    l->ch = ctls_chan_open(ctls_of(&cl->transport), id, address, source,
+                           link_frame, link_closed, l);
     if (l->ch == NULL) {
         l->ch = NULL; /* unlinked below */
         cl->links = l->next;
@@ -486,7 +491,7 @@ static void link_closed(void *data, struct ctls_chan *ch)
 {
     struct link *l = data;
     struct cluster *cl = l->cl;
-    (void)ch;
+    bool refused = ctls_chan_refused(ch);
     for (struct link **pp = &cl->links; *pp != NULL; pp = &(*pp)->next) {
         if (*pp == l) {
             *pp = l->next;
@@ -500,6 +505,13 @@ static void link_closed(void *data, struct ctls_chan *ch)
         next = op->next;
         if (op->reply_to == l)
             op->reply_to = NULL;
+        if (op->link == l && op->kind == OP_RPC && refused) {
+            /* the peer will not take this node: say so, not "no answer" */
+            op->link = NULL;
+            if (!cl->closing)
+                op_finish(cl, op, CLUSTER_EREFUSED, NULL, 0, 0);
+            continue;
+        }
         if (op->link == l) {
             /* at once the first time (an answer lost with its link),
              * then no faster than libraft redials */
@@ -734,18 +746,20 @@ static int leader_transfer(struct cluster *cl, struct op *op)
     return 0;
 }
 
-/* An rpc answered here by the state machine. */
-static void local_rpc(struct cluster *cl, struct op *op, uint64_t peer)
+/* An rpc answered here by the state machine; 0 or CLUSTER_EREFUSED. */
+static int local_rpc(struct cluster *cl, struct op *op, uint64_t peer,
+                     const char *clone)
 {
     uint8_t *resp = NULL;
     size_t resplen = 0;
-    if (cl->fsm.rpc == NULL || cl->fsm.rpc(cl->fsm.ctx, peer, op->req,
+    if (cl->fsm.rpc == NULL || cl->fsm.rpc(cl->fsm.ctx, peer, clone, op->req,
                                            op->reqlen, &resp, &resplen) != 0) {
         free(resp);
         op_finish(cl, op, CLUSTER_EREFUSED, NULL, 0, 0);
-        return;
+        return CLUSTER_EREFUSED;
     }
     op_finish(cl, op, 0, resp, resplen, 0);
+    return 0;
 }
 
 /* ----------------------------------------------------- driving an op */
@@ -754,7 +768,8 @@ static void local_rpc(struct cluster *cl, struct op *op, uint64_t peer)
 static int op_send(struct cluster *cl, struct op *op, uint64_t id,
                    const char *address)
 {
-    struct link *l = link_to(cl, id, address);
+    struct link *l =
+        link_to(cl, id, address, op->source[0] != 0 ? op->source : NULL);
     if (l == NULL)
         return -1;
     Nimbus__Cluster__Request rq = NIMBUS__CLUSTER__REQUEST__INIT;
@@ -823,6 +838,11 @@ static void op_drive(struct cluster *cl, struct op *op)
     const char *laddr = NULL;
     if (cl->raft_ready)
         raft_leader(&cl->raft, &lid, &laddr);
+    if (op->kind == OP_RPC && op->source[0] != 0) {
+        /* another cluster's node: whoever leads here does not matter */
+        (void)op_send(cl, op, 0, op->address);
+        return;
+    }
     if (op->kind == OP_RPC && op->peer != 0 && op->peer != cl->cfg.node_id) {
         const char *addr = op->address[0] ? op->address : NULL;
         for (unsigned i = 0; addr == NULL && i < cl->raft.configuration.n; i++)
@@ -837,7 +857,7 @@ static void op_drive(struct cluster *cl, struct op *op)
     }
     if (op->kind == OP_RPC && (op->peer == cl->cfg.node_id ||
                                (lid == cl->cfg.node_id && op->peer == 0))) {
-        local_rpc(cl, op, cl->cfg.node_id);
+        (void)local_rpc(cl, op, cl->cfg.node_id, NULL);
         return;
     }
     if (op->kind == OP_RPC && lid == 0 && op->address[0] != 0) {
@@ -882,7 +902,7 @@ static void op_drive(struct cluster *cl, struct op *op)
         break;
     }
     case OP_RPC:
-        local_rpc(cl, op, cl->cfg.node_id);
+        (void)local_rpc(cl, op, cl->cfg.node_id, NULL);
         return;
     case OP_ADD:
     case OP_REMOVE:
@@ -932,6 +952,19 @@ static void peer_request(struct cluster *cl, struct link *l,
     uint64_t o, s;
     const uint8_t *p;
     size_t plen;
+    if (l->clone != NULL &&
+        rq->call_case != NIMBUS__CLUSTER__REQUEST__CALL_RPC) {
+        /* a clone's node asks for nothing but what fsm->rpc gives it */
+        char why[160];
+        snprintf(why, sizeof why,
+                 "a request other than an rpc from node %" PRIu64
+                 " of cluster %s (a clone)",
+                 l->peer, l->clone);
+        ctls_chan_note_refusal(l->ch, why);
+        op_free(op);
+        send_reply(cl, l, rq->id, CLUSTER_EREFUSED, 0, NULL, 0);
+        return;
+    }
     switch (rq->call_case) {
     case NIMBUS__CLUSTER__REQUEST__CALL_FORWARD:
         op->kind = OP_FORWARD;
@@ -956,14 +989,21 @@ static void peer_request(struct cluster *cl, struct link *l,
             memcpy(op->req, rq->rpc->payload.data, rq->rpc->payload.len);
         op->reqlen = rq->rpc->payload.len;
         /* answered here, whoever leads: the peer named this node; a
-         * member answers members only (a node is one once added) */
-        if (cl->raft_ready && cl->raft.configuration.n > 0 &&
-            !in_config(cl, l->peer)) {
+         * member answers members only (a node is one once added), and
+         * the nodes of the clones it was configured with */
+        if (l->clone == NULL && cl->raft_ready &&
+            cl->raft.configuration.n > 0 && !in_config(cl, l->peer)) {
             op_free(op);
             send_reply(cl, l, rq->id, CLUSTER_EREFUSED, 0, NULL, 0);
             return;
         }
-        local_rpc(cl, op, l->peer);
+        if (local_rpc(cl, op, l->peer, l->clone) != 0 && l->clone != NULL) {
+            char why[160];
+            snprintf(why, sizeof why,
+                     "an rpc from node %" PRIu64 " of cluster %s (a clone)",
+                     l->peer, l->clone);
+            ctls_chan_note_refusal(l->ch, why);
+        }
         return;
     case NIMBUS__CLUSTER__REQUEST__CALL_MEMBERSHIP: {
         const Nimbus__Cluster__Membership *m = rq->membership;
@@ -1083,14 +1123,24 @@ static void link_frame(void *data, struct ctls_chan *ch, const uint8_t *buf,
     nimbus__cluster__request__free_unpacked(rq, NULL);
 }
 
-static void chan_accept(void *ctx, struct ctls_chan *ch, uint64_t peer)
+static void chan_accept(void *ctx, struct ctls_chan *ch, uint64_t peer,
+                        const char *clone)
 {
     struct cluster *cl = ctx;
     if (cl->closing)
         return;
+    /* the id as cl->cfg.clones holds it (as long as the engine) */
+    const char *cid = NULL;
+    for (size_t i = 0; clone != NULL && i < cl->cfg.nclones; i++)
+        if (strcmp(cl->cfg.clones[i], clone) == 0)
+            cid = cl->cfg.clones[i];
+    if (clone != NULL && cid == NULL)
+        return; /* never (the same list): tls.c closes a channel untaken */
     struct link *l = link_new(cl, ch, peer, false);
-    if (l != NULL)
-        ctls_chan_set(ch, link_frame, link_closed, l);
+    if (l == NULL)
+        return;
+    l->clone = cid;
+    ctls_chan_set(ch, link_frame, link_closed, l);
 }
 
 /* Inbound peers: members, nodes being added here, and anyone of the
@@ -1498,6 +1548,8 @@ static int transport_setup(struct cluster *cl)
         .chan_accept = chan_accept,
         .ctx = cl,
     };
+    memcpy(tc.clones, c->clones, sizeof tc.clones);
+    tc.nclones = c->nclones;
     if (ctls_init(&cl->transport, &tc) != 0)
         return CLUSTER_EINVAL;
     cl->transport_ready = true;
@@ -1644,8 +1696,12 @@ int cluster_start(const struct cluster_config *cfg,
         strnlen(cfg->address, sizeof cfg->address) >= sizeof cfg->address ||
         cfg->address[0] == 0 ||
         strnlen(cfg->dir, sizeof cfg->dir) >= sizeof cfg->dir ||
-        cfg->dir[0] == 0)
+        cfg->dir[0] == 0 || cfg->nclones > CLUSTER_CLONES_MAX)
         return CLUSTER_EINVAL;
+    for (size_t i = 0; i < cfg->nclones; i++)
+        if (!valid_cluster_id(cfg->clones[i]) ||
+            strcmp(cfg->clones[i], cfg->cluster_id) == 0)
+            return CLUSTER_EINVAL;
     *out = NULL;
     struct cluster *cl = calloc(1, sizeof *cl);
     if (cl == NULL)
@@ -1889,9 +1945,9 @@ int cluster_sync(cluster_t *cl, unsigned timeout_ms)
     return rc;
 }
 
-int cluster_rpc(cluster_t *cl, uint64_t peer, const char *address,
-                const uint8_t *req, size_t len, unsigned timeout_ms,
-                uint8_t **resp, size_t *resplen)
+static int rpc_run(cluster_t *cl, uint64_t peer, const char *address,
+                   const char *source, const uint8_t *req, size_t len,
+                   unsigned timeout_ms, uint8_t **resp, size_t *resplen)
 {
     if (resp != NULL)
         *resp = NULL;
@@ -1900,6 +1956,10 @@ int cluster_rpc(cluster_t *cl, uint64_t peer, const char *address,
     if (cl == NULL || (req == NULL && len > 0) || len > ENTRY_PAYLOAD_MAX ||
         (address != NULL &&
          strnlen(address, CLUSTER_ADDRESS_MAX + 1) > CLUSTER_ADDRESS_MAX))
+        return CLUSTER_EINVAL;
+    if (source != NULL &&
+        (address == NULL || !valid_address(address) ||
+         !valid_cluster_id(source) || strcmp(source, cl->cfg.cluster_id) == 0))
         return CLUSTER_EINVAL;
     int rc = enter(cl);
     if (rc != 0)
@@ -1912,6 +1972,8 @@ int cluster_rpc(cluster_t *cl, uint64_t peer, const char *address,
     op->peer = peer;
     if (address != NULL)
         snprintf(op->address, sizeof op->address, "%s", address);
+    if (source != NULL)
+        snprintf(op->source, sizeof op->source, "%s", source);
     op->req = malloc(len ? len : 1);
     if (op->req == NULL) {
         free(op);
@@ -1946,6 +2008,28 @@ int cluster_status(cluster_t *cl, struct cluster_status *st)
     int dead = cl->dead;
     pthread_mutex_unlock(&cl->mu);
     return dead;
+}
+
+int cluster_rpc(cluster_t *cl, uint64_t peer, const char *address,
+                const uint8_t *req, size_t len, unsigned timeout_ms,
+                uint8_t **resp, size_t *resplen)
+{
+    return rpc_run(cl, peer, address, NULL, req, len, timeout_ms, resp,
+                   resplen);
+}
+
+int cluster_rpc_source(cluster_t *cl, const char *source, const char *address,
+                       const uint8_t *req, size_t len, unsigned timeout_ms,
+                       uint8_t **resp, size_t *resplen)
+{
+    if (source == NULL) {
+        if (resp != NULL)
+            *resp = NULL;
+        if (resplen != NULL)
+            *resplen = 0;
+        return CLUSTER_EINVAL;
+    }
+    return rpc_run(cl, 0, address, source, req, len, timeout_ms, resp, resplen);
 }
 
 static int membership(cluster_t *cl, enum op_kind kind, uint64_t id,

@@ -22,6 +22,13 @@
  * Node identity: the SAN URI urn:nimbus:cluster:<cluster id>:node:<id> of a
  * certificate chained to the cluster CA (the only trust anchor). Outbound,
  * the id must be the one dialled; inbound, the one in the preamble.
+ *
+ * Clones: one CA may name several clusters. A node of a cluster listed in
+ * ctls_config.clones is let in for request channels only (a raft preamble
+ * is refused, and membership is not asked: it is never a member); the
+ * engine is told its cluster id. Outbound, a link opened for another
+ * cluster (a clone's first node asking its source) accepts a certificate
+ * naming that cluster, on that link only.
  */
 #include "config.h"
 
@@ -113,7 +120,11 @@ struct ctls_chan {
     SSL *ssl;
     BIO *rbio, *wbio;
     uint64_t peer_id; /* outbound: the one dialled; inbound: certificate's */
-    char peer[72];    /* printable source address, for logs */
+    /* outbound: the other cluster the peer must belong to ("": ours) */
+    char cluster[CLUSTER_ID_MAX + 1];
+    int clone;     /* inbound: 1 + index in cfg.clones of the peer's cluster */
+    bool refused;  /* outbound: closed by a refusal after authentication */
+    char peer[72]; /* printable source address, for logs */
     char ip[64];
     /* raft outbound: libraft's request until the stream is handed over */
     struct raft_uv_connect *req;
@@ -174,11 +185,11 @@ static uint64_t parse_id(const char *s, size_t n)
 }
 
 /*
- * The node id a certificate names for our cluster: its SAN URI
- * urn:nimbus:cluster:<id>:node:<n>. 0 if it names none, or another
+ * The node id a certificate names for cluster: its SAN URI
+ * urn:nimbus:cluster:<cluster>:node:<n>. 0 if it names none, or another
  * cluster; *other is set when a nimbus URI for another cluster is there.
  */
-static uint64_t cert_node_id(const struct ctls *tl, X509 *cert, bool *other)
+static uint64_t cert_node_id(const char *cluster, X509 *cert, bool *other)
 {
     static const char pfx[] = "urn:nimbus:cluster:";
     static const char mid[] = ":node:";
@@ -190,7 +201,7 @@ static uint64_t cert_node_id(const struct ctls *tl, X509 *cert, bool *other)
         X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
     if (names == NULL)
         return 0;
-    size_t cl = strlen(tl->cluster_id);
+    size_t cl = strlen(cluster);
     for (int i = 0; i < sk_GENERAL_NAME_num(names); i++) {
         const GENERAL_NAME *gn = sk_GENERAL_NAME_value(names, i);
         if (gn->type != GEN_URI)
@@ -202,7 +213,7 @@ static uint64_t cert_node_id(const struct ctls *tl, X509 *cert, bool *other)
             continue;
         s += sizeof pfx - 1;
         len -= sizeof pfx - 1;
-        if (len < cl + sizeof mid - 1 || memcmp(s, tl->cluster_id, cl) != 0 ||
+        if (len < cl + sizeof mid - 1 || memcmp(s, cluster, cl) != 0 ||
             memcmp(s + cl, mid, sizeof mid - 1) != 0) {
             *other = true;
             continue;
@@ -352,7 +363,7 @@ static struct refuse_slot *refuse_slot(struct ctls *tl, const char *ip)
 
 /* A refused peer redials every connect retry: one line a second per
  * source address, with the count of those left out. */
-static void refuse(struct ctls_chan *c, uint64_t *counter, const char *why)
+static void refuse_log(struct ctls_chan *c, uint64_t *counter, const char *why)
 {
     struct ctls *tl = c->tl;
     (*counter)++;
@@ -368,7 +379,21 @@ static void refuse(struct ctls_chan *c, uint64_t *counter, const char *why)
     } else {
         s->suppressed++;
     }
+}
+
+static void refuse(struct ctls_chan *c, uint64_t *counter, const char *why)
+{
+    refuse_log(c, counter, why);
     conn_close(c, false, NULL);
+}
+
+/* An outbound link whose peer authenticated us and closed before its ack,
+ * or whose certificate we do not take: it will be refused again. */
+static void refused_by_peer(struct ctls_chan *c, uint64_t *counter,
+                            const char *why)
+{
+    c->refused = c->outbound;
+    refuse(c, counter, why);
 }
 
 /* ---------------------------------------------------------------- bytes */
@@ -693,7 +718,7 @@ static void preamble_outbound(struct ctls_chan *c, const char *p, size_t n)
     if (c->pre_len < sizeof ACK)
         return;
     if (memcmp(c->pre, ACK, sizeof ACK) != 0) {
-        refuse(c, &c->tl->stats.refused, "bad ack");
+        refused_by_peer(c, &c->tl->stats.refused, "bad ack");
         return;
     }
     uv_timer_stop(&c->timer);
@@ -764,7 +789,18 @@ static void preamble_inbound(struct ctls_chan *c, const char *p, size_t n)
         refuse(c, &c->tl->stats.refused, why);
         return;
     }
-    if (tl->cfg.admit != NULL && !tl->cfg.admit(tl->cfg.ctx, id)) {
+    const char *clone = c->clone ? tl->cfg.clones[c->clone - 1] : NULL;
+    if (clone != NULL && ver != VERSION_CHAN) {
+        char why[200];
+        snprintf(why, sizeof why,
+                 "node %" PRIu64 " of cluster %s (a clone) may open request "
+                 "links only, not raft",
+                 id, clone);
+        refuse(c, &c->tl->stats.refused, why);
+        return;
+    }
+    if (clone == NULL && tl->cfg.admit != NULL &&
+        !tl->cfg.admit(tl->cfg.ctx, id)) {
         char why[160];
         snprintf(why, sizeof why,
                  "node %" PRIu64 " is not a member of the cluster", id);
@@ -783,7 +819,7 @@ static void preamble_inbound(struct ctls_chan *c, const char *p, size_t n)
         c->kind = K_CHAN;
         tl->stats.channels++;
         if (tl->cfg.chan_accept != NULL)
-            tl->cfg.chan_accept(tl->cfg.ctx, c, id);
+            tl->cfg.chan_accept(tl->cfg.ctx, c, id, clone);
         if (c->on_frame == NULL) {
             conn_close(c, false, "no taker for the request link");
             return;
@@ -832,14 +868,24 @@ static void send_preamble(struct ctls_chan *c)
 
 static void handshake_done(struct ctls_chan *c)
 {
+    struct ctls *tl = c->tl;
+    X509 *cert = SSL_get0_peer_certificate(c->ssl);
     bool other = false;
     uint64_t cid =
-        cert_node_id(c->tl, SSL_get0_peer_certificate(c->ssl), &other);
+        cert_node_id(c->outbound && c->cluster[0] ? c->cluster : tl->cluster_id,
+                     cert, &other);
+    /* inbound: a node of a clone this node serves */
+    for (size_t i = 0; cid == 0 && other && !c->outbound && i < tl->cfg.nclones;
+         i++) {
+        bool o2;
+        if ((cid = cert_node_id(tl->cfg.clones[i], cert, &o2)) != 0)
+            c->clone = (int)i + 1;
+    }
     if (cid == 0) {
-        refuse(c, &c->tl->stats.refused,
-               other ? "the certificate is for another cluster"
-                     : "the certificate names no urn:nimbus:cluster:"
-                       "<id>:node:<n>");
+        refused_by_peer(c, &tl->stats.refused,
+                        other ? "the certificate is for another cluster"
+                              : "the certificate names no urn:nimbus:cluster:"
+                                "<id>:node:<n>");
         return;
     }
     if (c->outbound) {
@@ -851,7 +897,7 @@ static void handshake_done(struct ctls_chan *c)
                      "dialled node %" PRIu64
                      ", the certificate is node %" PRIu64,
                      c->peer_id, cid);
-            refuse(c, &c->tl->stats.refused, why);
+            refused_by_peer(c, &c->tl->stats.refused, why);
             return;
         }
         c->state = ST_PREAMBLE;
@@ -879,7 +925,10 @@ static void drive(struct ctls_chan *c)
                      ssl_err(eb, sizeof eb),
                      vr != X509_V_OK ? "; verify: " : "",
                      vr != X509_V_OK ? X509_verify_cert_error_string(vr) : "");
-            refuse(c, &c->tl->stats.hs_failed, why);
+            if (vr != X509_V_OK)
+                refused_by_peer(c, &c->tl->stats.hs_failed, why);
+            else
+                refuse(c, &c->tl->stats.hs_failed, why);
             return;
         }
         handshake_done(c);
@@ -901,7 +950,7 @@ static void drive(struct ctls_chan *c)
                 snprintf(why, sizeof why, "TLS error: %s",
                          ssl_err(eb, sizeof eb));
                 if (c->state == ST_PREAMBLE)
-                    refuse(c, &c->tl->stats.hs_failed, why);
+                    refused_by_peer(c, &c->tl->stats.hs_failed, why);
                 else
                     conn_close(c, false, why);
             }
@@ -933,7 +982,10 @@ static void tcp_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     if (n == 0 || c->state == ST_CLOSING)
         return;
     if (n < 0) {
-        if (c->state < ST_OPEN && c->state != ST_TCP_CONNECT)
+        if (c->state == ST_PREAMBLE)
+            refused_by_peer(c, &c->tl->stats.hs_failed,
+                            "connection closed before the ack");
+        else if (c->state < ST_OPEN && c->state != ST_TCP_CONNECT)
             refuse(c, &c->tl->stats.hs_failed,
                    "connection closed during the handshake");
         else
@@ -1204,13 +1256,18 @@ void ctls_shutdown(struct raft_uv_transport *t, raft_uv_transport_close_cb cb)
 }
 
 struct ctls_chan *ctls_chan_open(struct ctls *tl, uint64_t peer,
-                                 const char *address, ctls_frame_cb on_frame,
-                                 ctls_close_cb on_close, void *data)
+                                 const char *address, const char *cluster,
+                                 ctls_frame_cb on_frame, ctls_close_cb on_close,
+                                 void *data)
 {
     int err;
+    if (cluster != NULL && strlen(cluster) > CLUSTER_ID_MAX)
+        return NULL;
     struct ctls_chan *c = dial(tl, peer, address, K_CHAN, &err);
     if (c == NULL)
         return NULL;
+    if (cluster != NULL)
+        snprintf(c->cluster, sizeof c->cluster, "%s", cluster);
     ctls_chan_set(c, on_frame, on_close, data);
     return c;
 }
@@ -1231,6 +1288,16 @@ void ctls_chan_close(struct ctls_chan *c)
 uint64_t ctls_chan_peer(const struct ctls_chan *c)
 {
     return c->peer_id;
+}
+
+bool ctls_chan_refused(const struct ctls_chan *c)
+{
+    return c->refused;
+}
+
+void ctls_chan_note_refusal(struct ctls_chan *c, const char *why)
+{
+    refuse_log(c, &c->tl->stats.refused, why);
 }
 
 struct ctls *ctls_of(struct raft_uv_transport *t)
@@ -1311,7 +1378,7 @@ void ctls_recheck(struct ctls *tl)
     if (tl->cfg.admit == NULL)
         return;
     for (struct ctls_chan *c = tl->conns; c != NULL; c = c->next) {
-        if (!c->outbound && c->state == ST_OPEN &&
+        if (!c->outbound && c->state == ST_OPEN && c->clone == 0 &&
             !tl->cfg.admit(tl->cfg.ctx, c->peer_id))
             conn_close(c, false, "no longer a member of the cluster");
     }

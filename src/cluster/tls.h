@@ -22,6 +22,8 @@
 #include <raft/uv.h>
 #include <uv.h>
 
+#include "cluster/cluster.h"
+
 /* The largest request frame (a forwarded entry, an rpc payload). */
 #define CTLS_FRAME_MAX (16u << 20)
 
@@ -34,12 +36,20 @@ struct ctls_config {
     uint64_t node_id;
     const char *address;         /* "host:port" to listen on */
     const char *ca, *cert, *key; /* PEM files */
-    /* Whether an inbound peer may connect at all (its id is a member or
-     * is being added). */
+    /* Other clusters (clones) whose nodes, under the same CA, may open
+     * request channels here: never raft streams, and admit() is not asked
+     * (they are never members). */
+    char clones[CLUSTER_CLONES_MAX][CLUSTER_ID_MAX + 1];
+    size_t nclones;
+    /* Whether an inbound peer of this cluster may connect at all (its id
+     * is a member or is being added). */
     bool (*admit)(void *ctx, uint64_t id);
-    /* An inbound request channel from peer is open; the callee sets its
-     * callbacks with ctls_chan_set. */
-    void (*chan_accept)(void *ctx, struct ctls_chan *ch, uint64_t peer);
+    /* An inbound request channel from peer is open; clone is NULL for a
+     * node of this cluster, else the clone's cluster id (peer is then an
+     * id of that cluster). The callee sets its callbacks with
+     * ctls_chan_set. */
+    void (*chan_accept)(void *ctx, struct ctls_chan *ch, uint64_t peer,
+                        const char *clone);
     void *ctx;
 };
 
@@ -76,10 +86,13 @@ void ctls_recheck(struct ctls *tl);
 /* A request channel to peer at address (frames sent before it is open
  * are queued); peer 0: whichever member of the cluster answers there. NULL if
  * it cannot even be started. The close callback runs once, asynchronously,
- * whatever happens. */
+ * whatever happens. cluster: NULL for this cluster's nodes, else the id of
+ * the other cluster the peer's certificate must name (a clone asking its
+ * source; that link only). */
 struct ctls_chan *ctls_chan_open(struct ctls *tl, uint64_t peer,
-                                 const char *address, ctls_frame_cb on_frame,
-                                 ctls_close_cb on_close, void *data);
+                                 const char *address, const char *cluster,
+                                 ctls_frame_cb on_frame, ctls_close_cb on_close,
+                                 void *data);
 void ctls_chan_set(struct ctls_chan *ch, ctls_frame_cb on_frame,
                    ctls_close_cb on_close, void *data);
 /* Queues one frame; -1 (and the channel closes) if it is too big or the
@@ -87,5 +100,14 @@ void ctls_chan_set(struct ctls_chan *ch, ctls_frame_cb on_frame,
 int ctls_chan_send(struct ctls_chan *ch, const uint8_t *buf, size_t len);
 void ctls_chan_close(struct ctls_chan *ch);
 uint64_t ctls_chan_peer(const struct ctls_chan *ch);
+/* Outbound: whether the link closed because a side refused the other
+ * after authenticating (a certificate the other did not accept, or a
+ * close before the ack): trying again will not help. Valid in the close
+ * callback. */
+bool ctls_chan_refused(const struct ctls_chan *ch);
+/* Counts a refusal on an open channel (a request the engine will not
+ * serve) in the stats and logs it with the same rate limit; the channel
+ * stays open (the peer gets its answer). */
+void ctls_chan_note_refusal(struct ctls_chan *ch, const char *why);
 
 #endif

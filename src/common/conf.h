@@ -28,7 +28,7 @@
 #define CONFIG_MAX_CALL_TIMEOUT 86400UL
 #define CONFIG_CLUSTER_ID_MAX 64
 #define CONFIG_CLUSTER_ADDRESS_MAX 255 /* "host:port" */
-#define CONFIG_CLUSTER_CLONES_MAX 8     /* ids in cluster_clones */
+#define CONFIG_CLUSTER_CLONES_MAX 8    /* ids in cluster_clones */
 
 /* One "listen" (nimbusd) or "servers" (client) endpoint:
  * "unix:/abs/path" or "tls:HOST:PORT" (HOST may be [v6]). */

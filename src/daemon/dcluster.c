@@ -20,7 +20,8 @@
 #include "daemon/dcluster.h"
 #include "hsm/hsm_cluster.h"
 
-/* The one request a member answers with fsm->rpc: the cluster key. */
+/* The one request a member answers with fsm->rpc: the cluster key. A
+ * clone's first node sends the same request to a member of its source. */
 #define KEY_REQUEST "nimbus-cluster-key-v1"
 /* A write waits this long for the cluster (an election takes about a
  * second at the defaults; a partitioned node answers CKR_DEVICE_ERROR). */
@@ -36,6 +37,9 @@ struct dcluster {
     struct hsm_cluster_link link;
     struct wire_cluster_ops ops;
     char cluster_id[CLUSTER_ID_MAX + 1]; /* ops.cluster_id */
+    /* cluster_clones: the clusters that may fetch the key from here */
+    char clones[CLUSTER_CLONES_MAX][CLUSTER_ID_MAX + 1];
+    size_t nclones;
 };
 
 static int fsm_apply(void *ctx, uint64_t index, uint64_t origin, uint64_t seq,
@@ -83,10 +87,22 @@ static int fsm_restore(void *ctx, const uint8_t *buf, size_t len)
     return rv == CKR_OK ? 0 : -1;
 }
 
-/* The cluster key, to a member only (the engine has checked the peer's
- * certificate; the configuration says whether it was added). */
-static int fsm_rpc(void *ctx, uint64_t peer, const uint8_t *req, size_t len,
-                   uint8_t **resp, size_t *resplen)
+/* Whether the node operator let cluster id clone fetch the key. */
+static bool clone_allowed(const struct dcluster *dc, const char *clone)
+{
+    for (size_t i = 0; i < dc->nclones; i++)
+        if (strcmp(dc->clones[i], clone) == 0)
+            return true;
+    return false;
+}
+
+/* The cluster key, to a member (the engine has checked the peer's
+ * certificate; the configuration says whether it was added) or to a node
+ * of a clone named in cluster_clones (the engine let in only those, and
+ * for this request alone: checked again here). */
+static int fsm_rpc(void *ctx, uint64_t peer, const char *clone,
+                   const uint8_t *req, size_t len, uint8_t **resp,
+                   size_t *resplen)
 {
     struct dcluster *dc = ctx;
     struct cluster_status st;
@@ -95,15 +111,25 @@ static int fsm_rpc(void *ctx, uint64_t peer, const uint8_t *req, size_t len,
 
     if (len != strlen(KEY_REQUEST) || memcmp(req, KEY_REQUEST, len) != 0)
         return -1;
-    if (cluster_status(dc->cl, &st) != 0)
-        return -1;
-    for (size_t i = 0; i < st.nnodes; i++)
-        member = member || st.nodes[i].id == peer;
-    if (!member) {
-        log_warn("cluster: node %llu asked for the cluster key but is not "
-                 "a member: refused",
-                 (unsigned long long)peer);
-        return -1;
+    if (clone != NULL) {
+        if (!clone_allowed(dc, clone)) {
+            log_warn("cluster: node %llu of cluster %s asked for the "
+                     "cluster key but cluster_clones does not name it: "
+                     "refused",
+                     (unsigned long long)peer, clone);
+            return -1;
+        }
+    } else {
+        if (cluster_status(dc->cl, &st) != 0)
+            return -1;
+        for (size_t i = 0; i < st.nnodes; i++)
+            member = member || st.nodes[i].id == peer;
+        if (!member) {
+            log_warn("cluster: node %llu asked for the cluster key but is "
+                     "not a member: refused",
+                     (unsigned long long)peer);
+            return -1;
+        }
     }
     /* the answer: the key, then its domain (1 to 64 bytes) */
     if ((key = malloc(HSM_CLUSTER_KEY_LEN + CONFIG_CLUSTER_ID_MAX + 1)) ==
@@ -114,8 +140,13 @@ static int fsm_rpc(void *ctx, uint64_t peer, const uint8_t *req, size_t len,
         util_free_wipe(key, HSM_CLUSTER_KEY_LEN + CONFIG_CLUSTER_ID_MAX + 1);
         return -1;
     }
-    log_info("cluster: the cluster key went to node %llu",
-             (unsigned long long)peer);
+    if (clone != NULL)
+        log_warn("cluster: the cluster key went to node %llu of cluster %s "
+                 "(a clone, allowed by cluster_clones)",
+                 (unsigned long long)peer, clone);
+    else
+        log_info("cluster: the cluster key went to node %llu",
+                 (unsigned long long)peer);
     *resp = key;
     *resplen = HSM_CLUSTER_KEY_LEN + strlen((char *)key + HSM_CLUSTER_KEY_LEN);
     return 0;
@@ -161,6 +192,20 @@ static void sleep_ms(unsigned ms)
         ;
 }
 
+/* Whether resp is key(32) || domain (a cluster id); then installs it. */
+static CK_RV install_key(struct dcluster *dc, const uint8_t *resp,
+                         size_t resplen)
+{
+    char domain[CONFIG_CLUSTER_ID_MAX + 1];
+
+    if (resplen <= HSM_CLUSTER_KEY_LEN ||
+        resplen > HSM_CLUSTER_KEY_LEN + CONFIG_CLUSTER_ID_MAX)
+        return CKR_DATA_LEN_RANGE;
+    memcpy(domain, resp + HSM_CLUSTER_KEY_LEN, resplen - HSM_CLUSTER_KEY_LEN);
+    domain[resplen - HSM_CLUSTER_KEY_LEN] = '\0';
+    return hsm_cluster_key_import(dc->hsm, resp, domain);
+}
+
 static bool fetch_key(struct dcluster *dc, const struct config *cfg,
                       bool (*stop)(void), char *err, size_t errlen)
 {
@@ -185,13 +230,7 @@ static bool fetch_key(struct dcluster *dc, const struct config *cfg,
 
         if (e == 0 && resplen > HSM_CLUSTER_KEY_LEN &&
             resplen <= HSM_CLUSTER_KEY_LEN + CONFIG_CLUSTER_ID_MAX) {
-            char domain[CONFIG_CLUSTER_ID_MAX + 1];
-            CK_RV rv;
-
-            memcpy(domain, resp + HSM_CLUSTER_KEY_LEN,
-                   resplen - HSM_CLUSTER_KEY_LEN);
-            domain[resplen - HSM_CLUSTER_KEY_LEN] = '\0';
-            rv = hsm_cluster_key_import(dc->hsm, resp, domain);
+            CK_RV rv = install_key(dc, resp, resplen);
 
             util_free_wipe(resp, resplen);
             if (rv != CKR_OK) {
@@ -209,6 +248,64 @@ static bool fetch_key(struct dcluster *dc, const struct config *cfg,
             log_info("cluster: %s did not give the key yet (%s); retrying",
                      cfg->cluster_join,
                      e == 0 ? "bad length" : cluster_strerror(e));
+        sleep_ms(200);
+    }
+    snprintf(err, errlen, "stopped while waiting for the cluster key");
+    return false;
+}
+
+/*
+ * The first node of a clone: the cluster key of cfg->cluster_clone_of
+ * from its member at cluster_clone_of_addr. Retried while the source does
+ * not answer (it may be starting); a refusal (the source does not list
+ * this cluster in cluster_clones, or its certificate is not of our CA)
+ * ends the start with a clear error: retrying will not change it.
+ */
+static bool fetch_source_key(struct dcluster *dc, const struct config *cfg,
+                             bool (*stop)(void), char *err, size_t errlen)
+{
+    unsigned tries = 0;
+
+    log_info("cluster: a clone of cluster %s: fetching its cluster key "
+             "from %s",
+             cfg->cluster_clone_of, cfg->cluster_clone_of_addr);
+    while (!stop()) {
+        uint8_t *resp = NULL;
+        size_t resplen = 0;
+        int e = cluster_rpc_source(dc->cl, cfg->cluster_clone_of,
+                                   cfg->cluster_clone_of_addr,
+                                   (const uint8_t *)KEY_REQUEST,
+                                   strlen(KEY_REQUEST), 2000, &resp, &resplen);
+        CK_RV rv;
+
+        if (e == CLUSTER_EREFUSED) {
+            snprintf(err, errlen,
+                     "cluster %s at %s refused to give its cluster key to "
+                     "this node (cluster %s): its nodes' cluster_clones "
+                     "must name %s, and both certificates must be of the "
+                     "same CA",
+                     cfg->cluster_clone_of, cfg->cluster_clone_of_addr,
+                     cfg->cluster_id, cfg->cluster_id);
+            return false;
+        }
+        if (e == 0) {
+            rv = install_key(dc, resp, resplen);
+            util_free_wipe(resp, resplen);
+            if (rv != CKR_OK) {
+                snprintf(err, errlen,
+                         "the cluster key from cluster %s at %s could not "
+                         "be installed (CK_RV 0x%lx)",
+                         cfg->cluster_clone_of, cfg->cluster_clone_of_addr,
+                         (unsigned long)rv);
+                return false;
+            }
+            log_info("cluster: cluster key of %s installed (domain %s)",
+                     cfg->cluster_clone_of, hsm_cluster_domain(dc->hsm));
+            return true;
+        }
+        if (++tries % 25 == 1)
+            log_info("cluster: %s did not give the key yet (%s); retrying",
+                     cfg->cluster_clone_of_addr, cluster_strerror(e));
         sleep_ms(200);
     }
     snprintf(err, errlen, "stopped while waiting for the cluster key");
@@ -298,6 +395,29 @@ bool dcluster_start(const struct config *cfg, hsm_t *hsm, bool (*stop)(void),
                  "cluster_key");
         return false;
     }
+    if (cfg->cluster_clone_of[0] != '\0' && !cfg->cluster_bootstrap) {
+        snprintf(err, errlen,
+                 "cluster_clone_of is for the first node of a clone: it "
+                 "needs cluster_bootstrap = yes (the clone's other nodes "
+                 "join it with cluster_join)");
+        return false;
+    }
+    if (strcmp(cfg->cluster_clone_of, cfg->cluster_id) == 0) {
+        snprintf(err, errlen,
+                 "cluster_clone_of names this cluster (%s): a clone has a "
+                 "cluster_id of its own",
+                 cfg->cluster_id);
+        return false;
+    }
+    for (size_t i = 0; i < cfg->ncluster_clones; i++) {
+        if (strcmp(cfg->cluster_clones[i], cfg->cluster_id) == 0) {
+            snprintf(err, errlen,
+                     "cluster_clones names this cluster (%s): a clone has "
+                     "a cluster_id of its own",
+                     cfg->cluster_id);
+            return false;
+        }
+    }
     memset(&cc, 0, sizeof(cc));
     snprintf(cc.cluster_id, sizeof(cc.cluster_id), "%s", cfg->cluster_id);
     cc.node_id = cfg->cluster_node_id;
@@ -313,6 +433,13 @@ bool dcluster_start(const struct config *cfg, hsm_t *hsm, bool (*stop)(void),
     snprintf(cc.cert, sizeof(cc.cert), "%s", cfg->cluster_cert);
     snprintf(cc.key, sizeof(cc.key), "%s", cfg->cluster_key);
     cc.election_timeout = (unsigned)cfg->cluster_election_timeout;
+    _Static_assert(CONFIG_CLUSTER_CLONES_MAX == CLUSTER_CLONES_MAX &&
+                       CONFIG_CLUSTER_ID_MAX == CLUSTER_ID_MAX,
+                   "cluster_clones fits the engine's list");
+    for (size_t i = 0; i < cfg->ncluster_clones; i++)
+        snprintf(cc.clones[i], sizeof(cc.clones[i]), "%s",
+                 cfg->cluster_clones[i]);
+    cc.nclones = cfg->ncluster_clones;
     cc.heartbeat_timeout = (unsigned)cfg->cluster_heartbeat;
     first = dir_empty(cc.dir);
     /* The raft log is the node's own, like its store: nobody else's. */
@@ -334,13 +461,19 @@ bool dcluster_start(const struct config *cfg, hsm_t *hsm, bool (*stop)(void),
     dc->ops.transfer = op_transfer;
     dc->ops.digest = op_digest;
     snprintf(dc->cluster_id, sizeof(dc->cluster_id), "%s", cfg->cluster_id);
+    memcpy(dc->clones, cc.clones, sizeof(dc->clones));
+    dc->nclones = cc.nclones;
     dc->ops.cluster_id = dc->cluster_id;
     if ((rv = hsm_cluster_key_load(hsm, &have)) != CKR_OK) {
         snprintf(err, errlen, "cannot read the cluster key (CK_RV 0x%lx)",
                  (unsigned long)rv);
         goto fail;
     }
-    if (!have && cc.bootstrap) {
+    if (have && cc.bootstrap && cfg->cluster_clone_of[0] != '\0')
+        log_info("cluster: this node holds a cluster key already (domain "
+                 "%s): cluster_clone_of is not asked again",
+                 hsm_cluster_domain(hsm));
+    if (!have && cc.bootstrap && cfg->cluster_clone_of[0] == '\0') {
         if ((rv = hsm_cluster_key_create(hsm)) != CKR_OK) {
             snprintf(err, errlen, "cannot make the cluster key (CK_RV 0x%lx)",
                      (unsigned long)rv);
@@ -362,7 +495,8 @@ bool dcluster_start(const struct config *cfg, hsm_t *hsm, bool (*stop)(void),
         goto fail;
     }
     if (!have) {
-        if (!fetch_key(dc, cfg, stop, err, errlen))
+        if (cc.bootstrap ? !fetch_source_key(dc, cfg, stop, err, errlen)
+                         : !fetch_key(dc, cfg, stop, err, errlen))
             goto fail;
         if ((e = cluster_raft_start(dc->cl)) != 0) {
             snprintf(err, errlen, "cannot start raft: %s", cluster_strerror(e));
@@ -378,9 +512,12 @@ bool dcluster_start(const struct config *cfg, hsm_t *hsm, bool (*stop)(void),
     }
     if (cc.bootstrap && !seed(dc, stop, err, errlen))
         goto fail;
-    log_info("cluster %s: node %lu on %s%s", cfg->cluster_id,
+    log_info("cluster %s: node %lu on %s%s%s%s", cfg->cluster_id,
              cfg->cluster_node_id, cfg->cluster_listen,
-             cc.bootstrap ? " (new cluster)" : "");
+             cc.bootstrap ? " (new cluster)" : "",
+             cc.bootstrap && cfg->cluster_clone_of[0] != '\0' ? ", a clone of "
+                                                              : "",
+             cc.bootstrap ? cfg->cluster_clone_of : "");
     *out = dc;
     return true;
 fail:

@@ -11,6 +11,9 @@
 #   rogue-cluster.crt/.key           the cluster CA, another cluster id
 # A node's certificate presented under another id is the fourth case
 # (the test claims another id in the preamble).
+# With MKPKI_CA=CADIR: no new CA, the node certificates are made by
+# CADIR/ca.crt and ca.key (copied here), and no rogue ones: another
+# cluster of the same organisation (a clone).
 set -eu
 [ $# -ge 3 ] || { echo "usage: $0 DIR CLUSTER_ID NODE_ID..." >&2; exit 2; }
 D=$1; CID=$2; shift 2
@@ -36,6 +39,14 @@ leaf() { # name cluster-id node-id ca
     rm -f "$1.csr" "$1.ext"
 }
 
+if [ -n "${MKPKI_CA:-}" ]; then
+    cp "$MKPKI_CA/ca.crt" "$MKPKI_CA/ca.key" .
+    for id in "$@"; do
+        leaf "node$id" "$CID" "$id" ca
+    done
+    rm -f ca.srl
+    exit 0
+fi
 ca ca
 ca rogue-ca
 for id in "$@"; do

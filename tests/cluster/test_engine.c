@@ -5,7 +5,9 @@
  *
  *   test_engine PKI_DIR
  * PKI_DIR is made by tests/cluster/mkpki.sh (cluster id "t1", nodes
- * 1 2 3): engine.sh does both. Exit 0 when every check held.
+ * 1 2 3), with PKI_DIR/clone made by it under the same CA for the clone
+ * cluster "t1-clone" (node 1): engine.sh does both. Exit 0 when every
+ * check held.
  */
 #include "config.h"
 
@@ -31,8 +33,10 @@
 #include "cluster/cluster.h"
 #include "cluster/cluster_test.h"
 #include "common/log.h"
+#include "src/cluster/cluster.pb-c.h"
 
 #define CLUSTER_ID "t1"
+#define CLONE_ID "t1-clone" /* in the members' clones list */
 #define N 3
 #define TMO 10000
 
@@ -83,6 +87,7 @@ struct fake {
     unsigned dups, restores, snapshots;
     bool fail_apply; /* the next apply is an I/O failure */
     uint64_t rpc_peer;
+    char rpc_clone[CLUSTER_ID_MAX + 1]; /* "" for a node of this cluster */
 };
 
 static struct origin_rec *origin_find(struct fake *f, uint64_t origin)
@@ -186,14 +191,16 @@ static int fake_restore(void *ctx, const uint8_t *buf, size_t len)
     return 0;
 }
 
-static int fake_rpc(void *ctx, uint64_t peer, const uint8_t *req, size_t len,
-                    uint8_t **resp, size_t *resplen)
+static int fake_rpc(void *ctx, uint64_t peer, const char *clone,
+                    const uint8_t *req, size_t len, uint8_t **resp,
+                    size_t *resplen)
 {
     struct fake *f = ctx;
     if (len == 6 && memcmp(req, "refuse", 6) == 0)
         return -1;
     pthread_mutex_lock(&f->mu);
     f->rpc_peer = peer;
+    snprintf(f->rpc_clone, sizeof f->rpc_clone, "%s", clone ? clone : "");
     pthread_mutex_unlock(&f->mu);
     *resp = malloc(len + 5);
     memcpy(*resp, "pong:", 5);
@@ -252,6 +259,9 @@ static void node_init(struct node *nd, uint64_t id)
      * and the hostile checks compare terms */
     nd->cfg.election_timeout = 1000;
     nd->cfg.heartbeat_timeout = 100;
+    /* the clone cluster's nodes may ask the members (rpc only) */
+    snprintf(nd->cfg.clones[0], sizeof nd->cfg.clones[0], "%s", CLONE_ID);
+    nd->cfg.nclones = 1;
 }
 
 static void node_stop(struct node *nd)
@@ -452,6 +462,241 @@ static void hostile(uint64_t leader, const char *what, const char *certname,
           "%s: no refusal counted in the status", what);
 }
 
+/*
+ * A request channel to port with the given certificate: the preamble
+ * (version 2, claim_id), then one Request frame (call: 'r' read index,
+ * 'f' forward, 'p' rpc with payload), and its Reply's status.
+ * Returns 1 if acked and answered (*status, and the payload into resp),
+ * 0 if not acked, -1 on a local failure.
+ */
+static int chan_dial(unsigned port, const char *cert, const char *key,
+                     uint64_t claim_id, char call, const char *payload,
+                     int *status, char *resp, size_t resplen)
+{
+    int rc = -1;
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    SSL *ssl = NULL;
+    int fd = -1;
+    uint8_t *buf = NULL;
+    if (ctx == NULL)
+        return -1;
+    SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
+        SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1)
+        goto out;
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0)
+        goto out;
+    struct timeval tv = {3, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ssl = SSL_new(ctx);
+    SSL_set_fd(ssl, fd);
+    rc = 0;
+    if (SSL_connect(ssl) != 1)
+        goto out;
+    uint8_t pre[24 + 16];
+    uint64_t v[] = {2, claim_id, 16};
+    memset(pre, 0, sizeof pre);
+    for (int i = 0; i < 3; i++)
+        for (int b = 0; b < 8; b++)
+            pre[i * 8 + b] = (uint8_t)(v[i] >> (8 * b));
+    memcpy(pre + 24, "127.0.0.1:1", 11);
+    uint8_t ack[8];
+    if (SSL_write(ssl, pre, sizeof pre) != (int)sizeof pre ||
+        SSL_read(ssl, ack, sizeof ack) != 8 || memcmp(ack, "NIMBOK", 6) != 0)
+        goto out;
+    rc = -1;
+    Nimbus__Cluster__Request rq = NIMBUS__CLUSTER__REQUEST__INIT;
+    Nimbus__Cluster__ReadIndex ri = NIMBUS__CLUSTER__READ_INDEX__INIT;
+    Nimbus__Cluster__Forward fw = NIMBUS__CLUSTER__FORWARD__INIT;
+    Nimbus__Cluster__Rpc rp = NIMBUS__CLUSTER__RPC__INIT;
+    uint8_t entry[64];
+    rq.id = 7;
+    if (call == 'r') {
+        rq.call_case = NIMBUS__CLUSTER__REQUEST__CALL_READ_INDEX;
+        rq.read_index = &ri;
+    } else if (call == 'f') {
+        /* origin 1, seq 1, length 4, "evil" and padding */
+        memset(entry, 0, sizeof entry);
+        entry[0] = 1;
+        entry[8] = 1;
+        entry[16] = 4;
+        memcpy(entry + 24, "evil", 4);
+        fw.entry.data = entry;
+        fw.entry.len = 32;
+        rq.call_case = NIMBUS__CLUSTER__REQUEST__CALL_FORWARD;
+        rq.forward = &fw;
+    } else {
+        rp.payload.data = (uint8_t *)payload;
+        rp.payload.len = strlen(payload);
+        rq.call_case = NIMBUS__CLUSTER__REQUEST__CALL_RPC;
+        rq.rpc = &rp;
+    }
+    size_t n = protobuf_c_message_get_packed_size(&rq.base);
+    buf = malloc(4 + n);
+    for (int i = 0; i < 4; i++)
+        buf[i] = (uint8_t)(n >> (8 * i));
+    protobuf_c_message_pack(&rq.base, buf + 4);
+    if (SSL_write(ssl, buf, (int)(4 + n)) != (int)(4 + n))
+        goto out;
+    uint8_t in[4096];
+    size_t got = 0;
+    while (got < 4 || got < 4 + ((size_t)in[0] | (size_t)in[1] << 8)) {
+        int r = SSL_read(ssl, in + got, (int)(sizeof in - got));
+        if (r <= 0)
+            goto out;
+        got += (size_t)r;
+    }
+    Nimbus__Cluster__Reply *re = nimbus__cluster__reply__unpack(
+        NULL, (size_t)in[0] | (size_t)in[1] << 8, in + 4);
+    if (re == NULL)
+        goto out;
+    *status = re->status;
+    if (resp != NULL)
+        snprintf(resp, resplen, "%.*s",
+                 re->has_payload ? (int)re->payload.len : 0,
+                 re->has_payload ? (const char *)re->payload.data : "");
+    nimbus__cluster__reply__free_unpacked(re, NULL);
+    rc = 1;
+out:
+    free(buf);
+    if (ssl != NULL)
+        SSL_free(ssl);
+    if (fd >= 0)
+        close(fd);
+    SSL_CTX_free(ctx);
+    ERR_clear_error();
+    return rc;
+}
+
+/* An engine of another cluster (a clone, or one not allowed) whose raft
+ * waits: it only asks (cluster_rpc_source). */
+static int outsider_start(struct node *nd, const char *cluster,
+                          const char *certname, unsigned port)
+{
+    node_init(nd, 1);
+    snprintf(nd->cfg.cluster_id, sizeof nd->cfg.cluster_id, "%s", cluster);
+    nd->cfg.nclones = 0;
+    snprintf(nd->cfg.address, sizeof nd->cfg.address, "127.0.0.1:%u", port);
+    snprintf(nd->cfg.dir, sizeof nd->cfg.dir, "%s/%s", tmpdir, cluster);
+    mkdir(nd->cfg.dir, 0700);
+    snprintf(nd->cfg.cert, sizeof nd->cfg.cert, "%s/%s.crt", pki, certname);
+    snprintf(nd->cfg.key, sizeof nd->cfg.key, "%s/%s.key", pki, certname);
+    nd->cfg.defer_raft = true;
+    return node_start(nd, true);
+}
+
+/*
+ * Clones (the members list CLONE_ID): a clone's node gets an rpc answer
+ * from a member, with its cluster id told to the state machine; it
+ * cannot open a raft stream (the leader's term stays, the refusal is
+ * counted) nor send any other request; a cluster not in the list, a
+ * source id the member's certificate does not name, and an engine with
+ * no clones list refuse, and the asker learns it at once
+ * (CLUSTER_EREFUSED, not a timeout).
+ */
+static void test_clones(uint64_t leader)
+{
+    struct node clone, other;
+    struct cluster_status b, a;
+    uint8_t *resp = NULL;
+    size_t resplen = 0;
+    char cert[1200], key[1200], res[64];
+    int rc, status = 0;
+    unsigned lport = port_base + (unsigned)leader;
+
+    rc = outsider_start(&clone, CLONE_ID, "clone/node1", port_base + 7);
+    CHECK(rc == 0, "start the clone's engine: %s", cluster_strerror(rc));
+    if (rc != 0)
+        return;
+    rc = cluster_rpc_source(clone.cl, CLUSTER_ID, nodes[leader].cfg.address,
+                            (const uint8_t *)"key", 3, TMO, &resp, &resplen);
+    CHECK(rc == 0 && resplen == 8 && memcmp(resp, "pong:key", 8) == 0,
+          "a clone asks the source: %s", cluster_strerror(rc));
+    free(resp);
+    resp = NULL;
+    pthread_mutex_lock(&nodes[leader].fsm.mu);
+    CHECK(strcmp(nodes[leader].fsm.rpc_clone, CLONE_ID) == 0 &&
+              nodes[leader].fsm.rpc_peer == 1,
+          "the source's state machine was told the clone: '%s' node %" PRIu64,
+          nodes[leader].fsm.rpc_clone, nodes[leader].fsm.rpc_peer);
+    pthread_mutex_unlock(&nodes[leader].fsm.mu);
+    /* the same member asked under a source id its certificate does not
+     * name: the clone refuses the link itself */
+    uint64_t t0 = now_ms();
+    rc = cluster_rpc_source(clone.cl, "t1-elsewhere", nodes[leader].cfg.address,
+                            (const uint8_t *)"key", 3, TMO, &resp, &resplen);
+    CHECK(rc == CLUSTER_EREFUSED && now_ms() - t0 < 3000,
+          "a member of another cluster than the one asked: %s after %" PRIu64
+          " ms",
+          cluster_strerror(rc), now_ms() - t0);
+    free(resp);
+    resp = NULL;
+    CHECK(cluster_rpc_source(clone.cl, CLONE_ID, nodes[leader].cfg.address,
+                             (const uint8_t *)"key", 3, 100, NULL,
+                             NULL) == CLUSTER_EINVAL,
+          "the source is not this cluster");
+    CHECK(cluster_rpc_source(clone.cl, CLUSTER_ID, "no-port",
+                             (const uint8_t *)"key", 3, 100, NULL,
+                             NULL) == CLUSTER_EINVAL,
+          "the source's address has a port");
+
+    /* a clone's certificate on a raft stream: refused, leader undisturbed */
+    hostile(leader, "a clone's certificate (raft stream)", "clone/node1", 1,
+            true);
+    /* and on a request channel: an rpc is answered, nothing else */
+    snprintf(cert, sizeof cert, "%s/clone/node1.crt", pki);
+    snprintf(key, sizeof key, "%s/clone/node1.key", pki);
+    cluster_status(nodes[leader].cl, &b);
+    rc = chan_dial(lport, cert, key, 1, 'p', "ping", &status, res, sizeof res);
+    CHECK(rc == 1 && status == 0 && strcmp(res, "pong:ping") == 0,
+          "a clone's rpc on a channel: %d %d '%s'", rc, status, res);
+    rc = chan_dial(lport, cert, key, 1, 'r', NULL, &status, NULL, 0);
+    CHECK(rc == 1 && status == CLUSTER_EREFUSED,
+          "a clone's read index: refused (%d %d)", rc, status);
+    rc = chan_dial(lport, cert, key, 1, 'f', NULL, &status, NULL, 0);
+    CHECK(rc == 1 && status == CLUSTER_EREFUSED,
+          "a clone's forwarded entry: refused (%d %d)", rc, status);
+    rc = chan_dial(lport, cert, key, 1, 'p', "refuse", &status, NULL, 0);
+    CHECK(rc == 1 && status == CLUSTER_EREFUSED,
+          "an rpc the state machine refuses: %d %d", rc, status);
+    sleep_ms(300);
+    cluster_status(nodes[leader].cl, &a);
+    CHECK(a.peers_refused >= b.peers_refused + 3,
+          "the clone's three refused requests counted: %" PRIu64 " -> %" PRIu64,
+          b.peers_refused, a.peers_refused);
+    CHECK(a.role == CLUSTER_ROLE_LEADER && a.term == b.term,
+          "the clone's requests did not disturb the leader");
+    for (int i = 1; i <= N; i++)
+        if (nodes[i].cl != NULL)
+            CHECK(count_in_log(&nodes[i], "evil") == 0,
+                  "node %d applied the clone's entry", i);
+    node_stop(&clone);
+
+    /* a cluster not in the list (same CA): refused at once */
+    rc = outsider_start(&other, CLUSTER_ID "-other", "rogue-cluster",
+                        port_base + 8);
+    CHECK(rc == 0, "start the other cluster's engine: %s",
+          cluster_strerror(rc));
+    if (rc == 0) {
+        t0 = now_ms();
+        rc =
+            cluster_rpc_source(other.cl, CLUSTER_ID, nodes[leader].cfg.address,
+                               (const uint8_t *)"key", 3, TMO, &resp, &resplen);
+        CHECK(rc == CLUSTER_EREFUSED && resp == NULL && now_ms() - t0 < 3000,
+              "a cluster not in the list: %s after %" PRIu64 " ms",
+              cluster_strerror(rc), now_ms() - t0);
+        free(resp);
+        resp = NULL;
+        node_stop(&other);
+    }
+    (void)rc;
+}
+
 /* A plain TCP connection to port that sends nothing. */
 static int idle_dial(unsigned port)
 {
@@ -491,6 +736,7 @@ static void test_handshake_limits(void)
 {
     struct node *nd = &nodes[0];
     node_init(nd, 1);
+    nd->cfg.nclones = 0;
     snprintf(nd->cfg.address, sizeof nd->cfg.address, "127.0.0.1:%u",
              port_base + 9);
     snprintf(nd->cfg.dir, sizeof nd->cfg.dir, "%s/limits", tmpdir);
@@ -523,6 +769,22 @@ static void test_handshake_limits(void)
           cluster_test_refusals(nd->cl));
     rc = submit(nd, "after-limits", NULL, 0);
     CHECK(rc == 0, "the engine still works: %s", cluster_strerror(rc));
+    /* this engine lists no clones: a clone's node is refused */
+    struct node clone;
+    rc = outsider_start(&clone, CLONE_ID, "clone/node1", port_base + 7);
+    CHECK(rc == 0, "start the clone's engine: %s", cluster_strerror(rc));
+    if (rc == 0) {
+        uint8_t *resp = NULL;
+        size_t resplen = 0;
+        rc =
+            cluster_rpc_source(clone.cl, CLUSTER_ID, nd->cfg.address,
+                               (const uint8_t *)"key", 3, TMO, &resp, &resplen);
+        CHECK(rc == CLUSTER_EREFUSED && resp == NULL,
+              "an engine without clones gives a clone nothing: %s",
+              cluster_strerror(rc));
+        free(resp);
+        node_stop(&clone);
+    }
     node_stop(nd);
 }
 
@@ -596,6 +858,7 @@ static void test_start_failures(void)
 {
     struct node *nd = &nodes[0];
     node_init(nd, 1);
+    nd->cfg.nclones = 0;
     snprintf(nd->cfg.address, sizeof nd->cfg.address, "127.0.0.1:%u",
              port_base + 9);
     snprintf(nd->cfg.dir, sizeof nd->cfg.dir, "%s/fail", tmpdir);
@@ -888,6 +1151,11 @@ int main(int argc, char **argv)
     struct cluster_status lst;
     cluster_status(nodes[leader].cl, &lst);
     CHECK(lst.role == CLUSTER_ROLE_LEADER, "still the leader");
+
+    /* 9b. clones: rpc only, never raft */
+    test_clones(leader);
+    cluster_status(nodes[leader].cl, &lst);
+    CHECK(lst.role == CLUSTER_ROLE_LEADER, "still the leader after the clones");
 
     /* 10. remove a follower (through the other follower): its
      * certificate no longer gets in */
