@@ -1554,6 +1554,10 @@ static void print_nodes(const struct mgmt_server *sv,
                me ? '*' : ' ', n->id, n->address, role, member_word(n->member),
                term, applied, lag);
     }
+    /* hostile or misconfigured peers (another CA, another cluster, a
+     * removed node, a clone asking for more than the key) */
+    printf("Peers refused by this node since it started: %" PRIu64 "\n",
+           st->peers_refused);
 }
 
 /* Each server's cluster status, shown by show; a server that cannot

@@ -2274,6 +2274,7 @@ CK_RV wire_cl_cluster_status(wire_client_t *cl, wire_cluster_info_t *out)
             st->commit_index = r->commit_index;
             st->applied_index = r->applied_index;
             st->last_index = r->last_index;
+            st->peers_refused = r->has_peers_refused ? r->peers_refused : 0;
             st->nnodes = r->n_nodes;
             memcpy(out->digest, r->digest.data, sizeof(out->digest));
             out->digest_applied = r->digest_applied;

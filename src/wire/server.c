@@ -2398,6 +2398,8 @@ static CK_RV do_cluster_status(struct call *c)
     r->digest.data = b->digest;
     r->digest.len = sizeof(b->digest);
     r->digest_applied = applied;
+    r->has_peers_refused = true;
+    r->peers_refused = b->st.peers_refused;
     if (ops->cluster_id != NULL) {
         r->cluster_id = (char *)ops->cluster_id;
     }

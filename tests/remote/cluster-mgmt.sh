@@ -60,6 +60,7 @@ for login in "$CO" "$CU" "$AU"; do
     has "$(row '*' 1 127.0.0.1:21001 leader voter 3 40 0)"
     has "$(row ' ' 2 127.0.0.1:21002 follower voter - - 0)"
     has "$(row ' ' 3 127.0.0.1:21003 follower voter - - 5)"
+    has "Peers refused by this node since it started: 7"
     has "digest on server 0($S): $(digest_hex 40) applied 40"
     ok "$who: listNodes and getClusterDigest"
 done

@@ -49,6 +49,7 @@ static void fc_init_locked(void)
     fc.nodes[0].match_index = 40;
     fc.nodes[1].match_index = 40;
     fc.nodes[2].match_index = 35; /* node 3 is 5 entries behind */
+    fc.peers_refused = 7;
 }
 
 static struct cluster_node *fc_find_locked(uint64_t id)
