@@ -8,6 +8,13 @@ CL_S=${NIMBUS_TOP_SRCDIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 CL_NIMBUSD=${NIMBUSD:-$CL_B/nimbusd}
 CL_MGMT=$CL_B/nimbus-mgmt
 CL_ID=${CL_ID:-nimbus-test-cluster}
+# A clone of $CL_ID (cl_clone_init, cl_start_clone): its nodes are named
+# c1, c2, ... (CL_PID[c1], dir $CL_DIR/nc1), so cl_launch, cl_wait_ready,
+# cl_mgmt, cl_stop and cl_sock take "c1" as they take "1".
+CL_CLONE_ID=${CL_CLONE_ID:-$CL_ID-clone}
+# CL_CONF_EXTRA: lines (one per line) added to the config of every node
+# of $CL_ID (not of the clone), e.g. "cluster_clones = $CL_CLONE_ID".
+CL_CONF_EXTRA=${CL_CONF_EXTRA:-}
 declare -A CL_PID CL_PORT
 
 # cl_init DIR N: PKI for nodes 1..N of cluster $CL_ID under DIR/pki, and a
@@ -26,10 +33,15 @@ cl_init() {
 
 cl_sock() { echo "$CL_DIR/n$1/sock/nimbusd.sock"; }
 
-# cl_conf N [LINE...]: node N's nimbusd.conf.
+# cl_conf N [LINE...]: node N's nimbusd.conf (N = cK: the clone's node K).
 cl_conf() {
-    local n=$1 d=$CL_DIR/n$1
+    local n=$1 d=$CL_DIR/n$1 id=$1 cid=$CL_ID pki=$CL_DIR/pki
     shift
+    if [ "${n#c}" != "$n" ]; then
+        id=${n#c}
+        cid=$CL_CLONE_ID
+        pki=$CL_DIR/pki-clone
+    fi
     mkdir -p "$d/sock"
     chmod 0750 "$d/sock"
     {
@@ -38,12 +50,13 @@ cl_conf() {
         echo "listen = unix:$(cl_sock "$n")"
         echo "log_level = info"
         echo "log_file = $d/nimbusd.log"
-        echo "cluster_id = $CL_ID"
-        echo "cluster_node_id = $n"
+        echo "cluster_id = $cid"
+        echo "cluster_node_id = $id"
         echo "cluster_listen = 127.0.0.1:${CL_PORT[$n]}"
-        echo "cluster_ca = $CL_DIR/pki/ca.crt"
-        echo "cluster_cert = $CL_DIR/pki/node$n.crt"
-        echo "cluster_key = $CL_DIR/pki/node$n.key"
+        echo "cluster_ca = $pki/ca.crt"
+        echo "cluster_cert = $pki/node$id.crt"
+        echo "cluster_key = $pki/node$id.key"
+        [ "$cid" = "$CL_ID" ] && [ -n "$CL_CONF_EXTRA" ] && printf '%s\n' "$CL_CONF_EXTRA"
         [ $# -gt 0 ] && printf '%s\n' "$@"
     } >"$d/nimbusd.conf"
     echo "servers = unix:$(cl_sock "$n")" >"$d/client.conf"
@@ -139,6 +152,49 @@ cl_start_cluster() {
             return 1
         }
         cl_wait_ready "$i" || return 1
+    done
+}
+
+# cl_clone_init N: PKI for the clone's nodes c1..cN (cluster
+# $CL_CLONE_ID) under the CA of $CL_DIR/pki (cl_init first), in
+# $CL_DIR/pki-clone, and a cluster port for each.
+cl_clone_init() {
+    local i ids=()
+    CL_CLONE_N=$1
+    for ((i = 1; i <= CL_CLONE_N; i++)); do
+        ids+=("$i")
+        CL_PORT[c$i]=$(python3 "$CL_S/scripts/free-port.py") || return 1
+    done
+    MKPKI_CA=$CL_DIR/pki sh "$CL_S/tests/cluster/mkpki.sh" \
+        "$CL_DIR/pki-clone" "$CL_CLONE_ID" "${ids[@]}" >/dev/null 2>&1
+}
+
+# cl_start_clone [SRC [N]]: the clone's node c1 bootstraps a new cluster
+# with the cluster key of $CL_ID, fetched from node SRC (default 1: its
+# config must list $CL_CLONE_ID in cluster_clones), and is activated like
+# any new cluster (PRECO admin -> CO admin, password $CL_CO_PW); c2..cN
+# (N default: all that cl_clone_init made) start unjoined and the CO adds
+# them through c1.
+cl_start_clone() {
+    local i out src=${1:-1} n=${2:-$CL_CLONE_N}
+    cl_conf c1 "cluster_bootstrap = yes" \
+        "cluster_clone_of = $CL_ID@127.0.0.1:${CL_PORT[$src]}" || return 1
+    cl_launch c1
+    cl_wait_ready c1 || return 1
+    out=$(cl_mgmt c1 "loginHSM PRECO admin password; changePswd PRECO admin $CL_CO_PW") || {
+        echo "clone activation: $out" >&2
+        return 1
+    }
+    for ((i = 2; i <= n; i++)); do
+        cl_conf "c$i" "cluster_join = 127.0.0.1:${CL_PORT[c1]}"
+        cl_launch "c$i"
+    done
+    for ((i = 2; i <= n; i++)); do
+        out=$(cl_mgmt c1 "loginHSM CO admin $CL_CO_PW; addNode $i 127.0.0.1:${CL_PORT[c$i]}") || {
+            echo "clone addNode $i: $out" >&2
+            return 1
+        }
+        cl_wait_ready "c$i" || return 1
     done
 }
 
