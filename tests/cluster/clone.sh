@@ -8,7 +8,8 @@
 #     the key from a source member, is activated like any new cluster, and
 #     a second node joins the CLONE with addNode. The masked file inserts
 #     on the clone; the key encrypts there as on the source, on both clone
-#     nodes, and the clone's key set hash names the same object.
+#     nodes, and the clone's key set hash names the same object. A restart
+#     of the clone's first node does not ask the source again.
 #  4. A clone's certificate at the source's leader: a raft stream is not
 #     let in; a request channel gets the key rpc answered and nothing else
 #     (read index, a forwarded entry, another rpc refused); another CA's
@@ -144,6 +145,16 @@ done
 out=$(cl_mgmt c1 "loginHSM CU alice alicepw1; findAllKeys $alice 0")
 has "the clone's key set names the object" "$H(o)"
 ok "the source's masked key inserts on the clone: same id, same value on c1 and c2, key set hash equal to the source's"
+
+# c1 restarted with the same config: its own sealed key, the source not asked
+cl_stop c1 || fail "stop c1"
+cl_launch c1
+cl_wait_ready c1 || fail "c1 did not restart"
+[ "$(grep -c "fetching its cluster key" "$CL_DIR/nc1/nimbusd.log")" = 1 ] ||
+    fail "c1 asked the source again on its restart"
+out=$(app c1 open "loginuser alice alicepw1" "ecb0 ck1")
+grep -q "^ecb0 CKR_OK $e0\$" <<<"$out" || fail "c1 after its restart: $out"
+ok "c1 restarted: its own copy of the key, the source not asked again"
 
 # --- 4. a clone's certificate at the source's leader
 L=$(leader)
