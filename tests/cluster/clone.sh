@@ -284,3 +284,9 @@ outsider x3 "$CL_CLONE_ID" "$CL_DIR/pki-clone/node3" 3 3
 has "a member without cluster_clones" "refused to give its cluster key"
 [ "$(refused 3)" -gt "$r0" ] || fail "node 3 did not count the refusal"
 ok "a source member whose config lacks cluster_clones gives nothing"
+
+# every node ends cleanly (under the sanitizers: no leak, no error)
+for n in c2 c1 1 2 3; do
+    cl_stop "$n" || fail "node $n did not stop cleanly"
+done
+ok "every node of both clusters stopped cleanly"
