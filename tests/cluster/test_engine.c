@@ -881,6 +881,19 @@ static void test_start_failures(void)
     snprintf(other.cfg.cluster_id, sizeof other.cfg.cluster_id, "bad id");
     rc = node_start(&other, false);
     CHECK(rc == CLUSTER_EINVAL, "a bad cluster id: %s", cluster_strerror(rc));
+    /* clones: valid ids other than this cluster's, at most 8 */
+    other = *nd;
+    other.cfg.nclones = 1;
+    snprintf(other.cfg.clones[0], sizeof other.cfg.clones[0], CLUSTER_ID);
+    rc = node_start(&other, false);
+    CHECK(rc == CLUSTER_EINVAL, "this cluster as its own clone: %s",
+          cluster_strerror(rc));
+    snprintf(other.cfg.clones[0], sizeof other.cfg.clones[0], "a/b");
+    rc = node_start(&other, false);
+    CHECK(rc == CLUSTER_EINVAL, "a bad clone id: %s", cluster_strerror(rc));
+    other.cfg.nclones = CLUSTER_CLONES_MAX + 1;
+    rc = node_start(&other, false);
+    CHECK(rc == CLUSTER_EINVAL, "too many clones: %s", cluster_strerror(rc));
     other = *nd;
     other.cfg.defer_raft = false;
     snprintf(other.cfg.dir, sizeof other.cfg.dir, "%s/no/such/dir", tmpdir);
