@@ -159,7 +159,9 @@ int cluster_sync(cluster_t *cl, unsigned timeout_ms);
  * at address, or with peer 0 to the leader (address ignored). Used by a
  * node that joins to fetch what the log does not carry (the cluster
  * masking key): it works before cluster_raft_start, and the member
- * answers a node that is in the configuration (added) only. */
+ * answers a node that is in the configuration (added) only: until then
+ * the call ends with CLUSTER_EREFUSED as soon as the member has refused
+ * the link or the request (the caller asks again later). */
 int cluster_rpc(cluster_t *cl, uint64_t peer, const char *address,
                 const uint8_t *req, size_t len, unsigned timeout_ms,
                 uint8_t **resp, size_t *resplen);
