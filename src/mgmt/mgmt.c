@@ -732,6 +732,9 @@ int main(int argc, char **argv)
             }
             run_line(&m, line);
             util_wipe(line, MGMT_LINE_MAX); /* it may hold a password */
+            /* each command's answer out before the next is read: a
+             * program that drives the shell through pipes waits for it */
+            fflush(stdout);
         }
     }
     util_free_wipe(line, MGMT_LINE_MAX);

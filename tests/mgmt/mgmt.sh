@@ -591,6 +591,20 @@ elif [ "$(grep -c '^Users on server' <<<"$out")" = 1 ]; then
 else
     not_ok "quit did not end the input"
 fi
+# a program driving the shell through pipes gets each answer before it
+# sends the next command (tests/cluster's digest poll does)
+coproc MG { T "$mgmt_bin" 2>&1; }
+printf 'listUsers\n' >&"${MG[1]}"
+line=
+IFS= read -r -t 10 line <&"${MG[0]}"
+if [ "$line" = "Users on server 0($NAME):" ]; then
+    ok "stdin: a command's output is out before the next line is read"
+else
+    not_ok "stdin from a pipe held open: no answer to listUsers ('$line')"
+fi
+mg_pid=$MG_PID
+printf 'quit\n' >&"${MG[1]}"
+wait "$mg_pid"
 out=$(printf '%s\n' "$CO" 'createUser CU carol carolpw1' n listUsers |
     T "$mgmt_bin" 2>&1)
 if grep -q '^Do you want to continue(y/n)?n$' <<<"$out" &&
