@@ -49,6 +49,7 @@ echo "ok: $N objects written through nodes 1 and 2 in $((($(date +%s%N) - t0) / 
 
 t0=$(date +%s%N)
 ch_restart 3
+ready=$((($(date +%s%N) - t0) / 1000000))
 after=$(ch_digests) || exit 1
 ms=$((($(date +%s%N) - t0) / 1000000))
 [ "${after#* }" -ge $((${before#* } + N)) ] ||
@@ -58,4 +59,4 @@ grep -q "^label w$W-$((N / W - 1))$" <<<"$out" ||
     fail "node 3 does not serve the last object written"
 n=$(grep -c '^label w' <<<"$out")
 [ "$n" = "$N" ] || fail "node 3 has $n of the $N objects"
-echo "ok: node 3 caught up ${after#* } (from ${before#* }): equal digests and all $N objects, $ms ms after its restart (start included)"
+echo "ok: node 3 caught up ${after#* } (from ${before#* }): equal digests and all $N objects, $ms ms after its restart (start included; serving clients after $ready ms)"

@@ -120,34 +120,88 @@ ch_all_progress() {
 # ch_digests: the three nodes' digests at the same applied index, from
 # one nimbus-mgmt connected to all three (the status needs a login, and
 # each login is an audit record, a log entry: polling with a new shell
-# each time would move the index for ever). Tries for about 30 s; prints
-# "DIGEST INDEX".
+# each time would move the index for ever). The shell is driven through
+# pipes: getClusterDigest every 50 ms, and the first round that finds
+# the three equal ends the poll (a batch of 100 rounds made the caller
+# wait for every round after that one: over a second with 10,000
+# objects). A login that fails on a node (one still starting) starts a
+# new shell half a second later. Tries for 30 s; prints "DIGEST INDEX".
 ch_digests() {
-    local i c out
+    local out
     printf 'servers = unix:%s, unix:%s, unix:%s\n' "$(cl_sock 1)" \
         "$(cl_sock 2)" "$(cl_sock 3)" >"$T/mgmt3.conf"
-    c="loginHSM CO admin $CL_CO_PW"
-    for ((i = 0; i < 100; i++)); do
-        c="$c; getClusterDigest"
-    done
-    for ((i = 0; i < 15; i++)); do
-        out=$(NIMBUS_CONF=$T/mgmt3.conf timeout 20 "$CL_MGMT" -y -c "$c" 2>&1)
-        out=$(python3 -c '
-import re, sys
-rows = re.findall(r"^digest on server (\d+)\(.*\): ([0-9a-f]+) applied (\d+)$",
-                  sys.stdin.read(), re.M)
-for k in range(0, len(rows) - 2, 3):
-    d = {(h, a) for _, h, a in rows[k:k + 3]}
-    if len(d) == 1:
-        print(*d.pop())
-        break
-' <<<"$out")
-        [ -n "$out" ] && { echo "$out"; return 0; }
-        sleep 1
-    done
+    out=$(NIMBUS_CONF=$T/mgmt3.conf python3 - "$CL_MGMT" \
+        "loginHSM CO admin $CL_CO_PW" 30 2>"$T/digests.err" <<'PY'
+import os, re, select, subprocess, sys, time
+mgmt, login, limit = sys.argv[1], sys.argv[2], float(sys.argv[3])
+end = time.monotonic() + limit
+DIGEST = re.compile(r"^digest on server (\d+)\(.*\): ([0-9a-f]+) applied (\d+)$")
+
+
+def lines(p, buf, want, pattern):
+    """want lines matching pattern from p's output, or None by the end"""
+    got = []
+    while True:
+        while b"\n" in buf[0]:
+            line, buf[0] = buf[0].split(b"\n", 1)
+            line = line.decode(errors="replace")
+            if pattern.match(line):
+                got.append(line)
+                if len(got) == want:
+                    return got
+        left = end - time.monotonic()
+        if left <= 0 or not select.select([p.stdout], [], [], left)[0]:
+            return None
+        b = os.read(p.stdout.fileno(), 65536)
+        if not b:
+            return None
+        buf[0] += b
+
+
+last = ""
+while time.monotonic() < end:
+    p = subprocess.Popen([mgmt, "-y"], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    buf = [b""]
+    try:
+        p.stdin.write((login + "\n").encode())
+        p.stdin.flush()
+        got = lines(p, buf, 3, re.compile(r"^loginHSM "))
+        if got is None or any(" success " not in l for l in got):
+            last = "\n".join(got or ["loginHSM: no answer"])
+            time.sleep(0.5)
+            continue
+        while time.monotonic() < end:
+            p.stdin.write(b"getClusterDigest\n")
+            p.stdin.flush()
+            got = lines(p, buf, 3,
+                        re.compile(r"^(digest on server|getClusterDigest)"))
+            if got is None:
+                break
+            last = "\n".join(got)
+            rows = [DIGEST.match(l) for l in got]
+            if all(rows) and len({m.group(2, 3) for m in rows}) == 1:
+                print(*rows[0].group(2, 3))
+                sys.exit(0)
+            time.sleep(0.05)
+    finally:
+        p.stdin.close()
+        try:
+            p.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+print(last, file=sys.stderr)
+sys.exit(1)
+PY
+    ) && [ -n "$out" ] && {
+        echo "$out"
+        return 0
+    }
     out=$(NIMBUS_CONF=$T/mgmt3.conf timeout 20 "$CL_MGMT" -y -c \
         "loginHSM CO admin $CL_CO_PW; getClusterDigest; listNodes" 2>&1)
-    fail "digests differ after recovery: $out"
+    fail "digests differ after recovery: $(cat "$T/digests.err")
+$out"
 }
 
 # ch_round R: one round of faults under load, then the checks.
