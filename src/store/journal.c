@@ -523,6 +523,36 @@ void store_jr_audit(store_t *st, const store_audit_t *rec)
     jr_add(st, &op);
 }
 
+CK_RV store_restore_backup(store_t *st, const uint8_t *snap, size_t len,
+                           const uint32_t *users, size_t nusers)
+{
+    jop_t op = NIMBUS__JOURNAL__OP__INIT;
+    Nimbus__Journal__Restore m = NIMBUS__JOURNAL__RESTORE__INIT;
+    CK_RV rv;
+
+    return_val_if_fail(st != NULL && (snap != NULL || len == 0),
+                       CKR_GENERAL_ERROR);
+    return_val_if_fail(users != NULL || nusers == 0, CKR_GENERAL_ERROR);
+    if ((rv = store_jr_check(st)) != CKR_OK) {
+        return rv;
+    }
+    if (!store_jr_recording(st)) {
+        return CKR_FUNCTION_NOT_SUPPORTED; /* only a cluster restores */
+    }
+    if (len == 0 || len > STORE_RESTORE_MAX ||
+        nusers > STORE_RESTORE_USERS_MAX) {
+        return CKR_DATA_LEN_RANGE;
+    }
+    m.snapshot = BYTES(snap, len);
+    m.n_users = nusers;
+    m.users = (uint32_t *)users;
+    op.op_case = NIMBUS__JOURNAL__OP__OP_RESTORE;
+    op.restore = &m;
+    /* Nothing rehearsed: the transaction reads nothing of it afterwards. */
+    jr_add(st, &op);
+    return st->jfail;
+}
+
 /* ----------------------------------------------------- submitting */
 
 static Nimbus__Journal__Result *result_decode(const uint8_t *res, size_t len)
@@ -687,8 +717,24 @@ CK_RV store_jr_reserve(store_t *st, bool exhausted)
     size_t lens[STORE_KIND_END] = {0}, n = 0, i;
     Nimbus__Journal__Result *res = NULL;
     CK_RV rv = CKR_OK;
+    uint8_t *ev = NULL;
+    size_t evlen = 0;
+    uint64_t epoch = 0;
     int k;
 
+    /* A restore since these blocks were reserved: its rows may hold any
+     * id below the raised counters. */
+    if ((rv = store_meta_get(st, "restore_index", &ev, &evlen)) != CKR_OK) {
+        return rv;
+    }
+    for (i = 0; ev != NULL && evlen == 8 && i < 8; i++) {
+        epoch = epoch << 8 | ev[i];
+    }
+    free(ev);
+    if (epoch != st->block_epoch) {
+        memset(st->block, 0, sizeof(st->block));
+        st->block_epoch = epoch;
+    }
     for (k = 1; k < STORE_KIND_END; k++) {
         if (!block_low(st, k, exhausted)) {
             continue;
@@ -856,6 +902,7 @@ struct apply_out {
     bool charged;
     Nimbus__Journal__Block blocks[JR_RESERVES_MAX];
     size_t n_blocks;
+    uint64_t index; /* the entry's */
 };
 
 static bool text_ok(const char *s, size_t min, size_t max)
@@ -1049,6 +1096,9 @@ static CK_RV ap_audit(store_t *st, const struct store_journal *j,
     return hook_rv(j->audit_append(j->ctx, st, &rec));
 }
 
+static CK_RV ap_restore(store_t *st, const struct store_journal *j,
+                        const Nimbus__Journal__Restore *m, uint64_t index);
+
 /* Runs one decoded operation; bounds first, as the write functions'
  * callers would have. */
 static CK_RV ap_op(store_t *st, const struct store_journal *j, const jop_t *op,
@@ -1174,6 +1224,8 @@ static CK_RV ap_op(store_t *st, const struct store_journal *j, const jop_t *op,
         return ap_audit(st, j, op->audit_insert);
     case NIMBUS__JOURNAL__OP__OP_RESERVE:
         return ap_reserve(st, op->reserve, out);
+    case NIMBUS__JOURNAL__OP__OP_RESTORE:
+        return ap_restore(st, j, op->restore, out->index);
     default:
         return CKR_DATA_INVALID; /* an operation this build does not know */
     }
@@ -1362,6 +1414,7 @@ CK_RV store_journal_apply(store_t *st, const struct store_journal *j,
         return CKR_ARGUMENTS_BAD;
     }
     memset(&out, 0, sizeof(out));
+    out.index = index;
 
     if ((rv = store_int_exec(st, "BEGIN IMMEDIATE", "apply")) != CKR_OK) {
         return rv;
@@ -1655,9 +1708,12 @@ static const struct {
 #define SNAP_MAX ((size_t)1 << 31) /* 2 GiB */
 
 /* Rewrites the attrs of every object of db (schema sch) through fn:
- * mask (snapshot) or unmask (restore). */
+ * mask (snapshot) or unmask (restore). entry: the rows came in a log
+ * entry (a restored backup): a row out of bounds or a blob that does not
+ * unmask is the entry's failure, not this node's. */
 static CK_RV snap_transform(sqlite3 *db, const char *sch,
-                            const struct store_journal *j, bool mask)
+                            const struct store_journal *j, bool mask,
+                            bool entry)
 {
     sqlite3_stmt *sel = NULL, *upd = NULL;
     uint8_t *out = NULL;
@@ -1684,13 +1740,20 @@ static CK_RV snap_transform(sqlite3 *db, const char *sch,
 
         if (id < 1 || ver < 1 || p == NULL || n <= 0 ||
             (size_t)n > STORE_ATTRS_MAX + JR_MASK_OVERHEAD) {
-            rv = CKR_DEVICE_ERROR;
+            rv = entry ? CKR_DATA_INVALID : CKR_DEVICE_ERROR;
             break;
         }
         rv = mask ? j->mask(j->ctx, (uint64_t)id, (uint64_t)ver, p, (size_t)n,
                             &out, &outlen)
                   : j->unmask(j->ctx, (uint64_t)id, (uint64_t)ver, p, (size_t)n,
                               &out, &outlen);
+        if (rv == CKR_OK && entry && outlen > STORE_ATTRS_MAX) {
+            util_free_wipe(out, outlen);
+            rv = CKR_DATA_LEN_RANGE;
+        }
+        if (entry) {
+            rv = hook_rv(rv);
+        }
         if (rv != CKR_OK) {
             log_error("store: cannot %s object %" PRId64,
                       mask ? "mask" : "unmask", id);
@@ -1771,7 +1834,7 @@ CK_RV store_snapshot(store_t *st, const struct store_journal *j, uint8_t **buf,
     if ((rv = mem_exec(mem, "PRAGMA secure_delete = ON;"
                             "DELETE FROM meta WHERE " SNAP_META_LOCAL
                             " AND key != 'schema_version'")) != CKR_OK ||
-        (rv = snap_transform(mem, "main", j, true)) != CKR_OK ||
+        (rv = snap_transform(mem, "main", j, true, false)) != CKR_OK ||
         (rv = mem_exec(mem, "VACUUM")) != CKR_OK) {
         goto out;
     }
@@ -1797,9 +1860,10 @@ out:
     return rv;
 }
 
-/* Whether the attached snapshot is a store of our schema version. */
-static CK_RV snap_check(store_t *st)
+/* Whether the snapshot attached as sch is a store of our schema version. */
+static CK_RV snap_check(store_t *st, const char *sch)
 {
+    char sql[96];
     int64_t v = 0;
     bool row = false;
     sqlite3_stmt *s = NULL;
@@ -1807,7 +1871,8 @@ static CK_RV snap_check(store_t *st)
     bool ok = false;
     int rc;
 
-    rc = sqlite3_prepare_v2(st->db, "PRAGMA snap.quick_check", -1, &s, NULL);
+    snprintf(sql, sizeof(sql), "PRAGMA %s.quick_check", sch);
+    rc = sqlite3_prepare_v2(st->db, sql, -1, &s, NULL);
     if (rc == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW) {
         t = sqlite3_column_text(s, 0);
         ok = t != NULL && strcmp((const char *)t, "ok") == 0;
@@ -1817,9 +1882,10 @@ static CK_RV snap_check(store_t *st)
         log_error("store: the snapshot is not a sound database");
         return CKR_DATA_INVALID;
     }
-    if (q_int(st, "SELECT value FROM snap.meta WHERE key = 'schema_version'", 0,
-              false, &v, &row, "restore") != CKR_OK ||
-        !row || v != STORE_SCHEMA_VERSION) {
+    snprintf(sql, sizeof(sql),
+             "SELECT value FROM %s.meta WHERE key = 'schema_version'", sch);
+    if (q_int(st, sql, 0, false, &v, &row, "restore") != CKR_OK || !row ||
+        v != STORE_SCHEMA_VERSION) {
         log_error("store: the snapshot is not of schema %d",
                   STORE_SCHEMA_VERSION);
         return CKR_DATA_INVALID;
@@ -1863,7 +1929,7 @@ CK_RV store_restore(store_t *st, const struct store_journal *j,
         rv = store_int_rv(st, rc, "restore");
         goto out;
     }
-    if ((rv = snap_check(st)) != CKR_OK) {
+    if ((rv = snap_check(st, "snap")) != CKR_OK) {
         goto out;
     }
     /* One transaction: the replicated tables replaced, the node's own
@@ -1891,7 +1957,7 @@ CK_RV store_restore(store_t *st, const struct store_journal *j,
                              ";INSERT INTO main.meta(key, value) SELECT key, "
                              "value FROM snap.meta WHERE NOT " SNAP_META_LOCAL,
                              "restore")) != CKR_OK ||
-        (rv = snap_transform(st->db, "main", j, false)) != CKR_OK ||
+        (rv = snap_transform(st->db, "main", j, false, false)) != CKR_OK ||
         (rv = store_bump_generation(st)) != CKR_OK ||
         (rv = store_int_exec(st, "COMMIT", "restore")) != CKR_OK) {
         goto fail;
@@ -1908,5 +1974,338 @@ out:
     if (attached) {
         sqlite3_exec(st->db, "DETACH snap", NULL, NULL, NULL);
     }
+    return rv;
+}
+
+/* ------------------------------------------------------- backups */
+
+/*
+ * A snapshot image opens on a connection of its own (read-only, in
+ * memory, attached as "snap"): a damaged image can make a connection's
+ * every statement fail, and the node's handle must go on.
+ */
+static CK_RV img_open(const uint8_t *buf, size_t len, store_t *img)
+{
+    unsigned char *copy;
+    CK_RV rv;
+    int rc;
+
+    memset(img, 0, sizeof(*img));
+    if (len == 0 || len > SNAP_MAX) {
+        return CKR_DATA_LEN_RANGE;
+    }
+    rc = sqlite3_open_v2(":memory:", &img->db,
+                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    if (rc != SQLITE_OK) {
+        sqlite3_close(img->db);
+        img->db = NULL;
+        return CKR_HOST_MEMORY;
+    }
+    if ((rv = store_int_exec(img, "ATTACH ':memory:' AS snap", "image")) !=
+        CKR_OK) {
+        return rv;
+    }
+    if ((copy = sqlite3_malloc64(len)) == NULL) {
+        return CKR_HOST_MEMORY;
+    }
+    memcpy(copy, buf, len);
+    rc = sqlite3_deserialize(
+        img->db, "snap", copy, (sqlite3_int64)len, (sqlite3_int64)len,
+        SQLITE_DESERIALIZE_FREEONCLOSE | SQLITE_DESERIALIZE_READONLY);
+    if (rc != SQLITE_OK) {
+        return store_int_rv(img, rc, "image");
+    }
+    return snap_check(img, "snap");
+}
+
+static void img_close(store_t *img)
+{
+    sqlite3_close(img->db);
+    img->db = NULL;
+}
+
+/* One integer the image answers; a statement it fails is the image's
+ * failure (CKR_DATA_INVALID). */
+static CK_RV img_int(store_t *img, const char *sql, int64_t *v)
+{
+    bool row = false;
+
+    if (q_int(img, sql, 0, false, v, &row, "image") != CKR_OK || !row) {
+        return CKR_DATA_INVALID;
+    }
+    return CKR_OK;
+}
+
+/* A failure of a restore's insert: a row the schema refuses is the
+ * image's (the entry's) failure; memory and I/O are the node's. */
+static CK_RV restore_rv(store_t *st, int rc)
+{
+    switch (rc & 0xff) {
+    case SQLITE_CONSTRAINT:
+    case SQLITE_MISMATCH:
+    case SQLITE_RANGE:
+    case SQLITE_TOOBIG:
+        log_warn("store: a restored row refused: %s", sqlite3_errmsg(st->db));
+        return CKR_DATA_INVALID;
+    default:
+        return store_int_rv(st, rc, "restore");
+    }
+}
+
+/* Copies the rows of the image's table into the same table of st. */
+static CK_RV img_copy(store_t *img, store_t *st, const char *table,
+                      const char *cols, int ncols)
+{
+    sqlite3_stmt *sel = NULL, *ins = NULL;
+    char sql[512], marks[64];
+    size_t off = 0;
+    CK_RV rv = CKR_OK;
+    int rc, i;
+
+    for (i = 0; i < ncols && off + 4 < sizeof(marks); i++) {
+        off += (size_t)snprintf(marks + off, sizeof(marks) - off, "%s?",
+                                i > 0 ? "," : "");
+    }
+    snprintf(sql, sizeof(sql), "SELECT %s FROM snap.%s", cols, table);
+    if (sqlite3_prepare_v2(img->db, sql, -1, &sel, NULL) != SQLITE_OK) {
+        sqlite3_finalize(sel);
+        return CKR_DATA_INVALID; /* the image lacks the table or a column */
+    }
+    snprintf(sql, sizeof(sql), "INSERT INTO main.%s(%s) VALUES(%s)", table,
+             cols, marks);
+    rc = sqlite3_prepare_v2(st->db, sql, -1, &ins, NULL);
+    if (rc != SQLITE_OK) {
+        rv = store_int_rv(st, rc, "restore");
+        goto out;
+    }
+    while ((rc = sqlite3_step(sel)) == SQLITE_ROW) {
+        for (i = 0; i < ncols && rc == SQLITE_ROW; i++) {
+            if (sqlite3_bind_value(ins, i + 1, sqlite3_column_value(sel, i)) !=
+                SQLITE_OK) {
+                rc = SQLITE_NOMEM;
+            }
+        }
+        if (rc == SQLITE_ROW) {
+            rc = sqlite3_step(ins);
+        }
+        sqlite3_reset(ins);
+        if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+            rv = restore_rv(st, rc);
+            goto out;
+        }
+    }
+    if (rc != SQLITE_DONE) {
+        log_warn("store: a restored image does not read: %s",
+                 sqlite3_errmsg(img->db));
+        rv = (rc & 0xff) == SQLITE_NOMEM ? CKR_HOST_MEMORY : CKR_DATA_INVALID;
+    }
+out:
+    sqlite3_finalize(sel);
+    sqlite3_finalize(ins);
+    return rv;
+}
+
+/* The rows of the image within the bounds the store's writers keep (the
+ * schema's own checks run again as the rows go in). */
+static const char img_bad_sql[] =
+    "SELECT (SELECT count(*) FROM snap.users WHERE typeof(id) != 'integer'"
+    " OR typeof(type) != 'integer' OR typeof(version) != 'integer'"
+    " OR version < 1 OR version > 4611686018427387903"
+    " OR typeof(failures) != 'integer' OR failures < 0"
+    " OR (verifier IS NOT NULL AND (typeof(verifier) != 'blob'"
+    "  OR length(verifier) > 4096))"
+    " OR (mofn_pubkey IS NOT NULL AND (typeof(mofn_pubkey) != 'blob'"
+    "  OR length(mofn_pubkey) NOT BETWEEN 1 AND 4096))"
+    " OR twofa NOT IN (0, 1))"
+    " + (SELECT count(*) FROM snap.objects WHERE typeof(id) != 'integer'"
+    " OR id < 1 OR typeof(version) != 'integer' OR version < 1"
+    " OR typeof(owner) != 'integer' OR owner NOT BETWEEN 0 AND 4294967295"
+    " OR typeof(class) != 'integer' OR typeof(key_type) != 'integer'"
+    " OR private NOT IN (0, 1)"
+    " OR (label IS NOT NULL AND length(label) > 65536)"
+    " OR (ckid IS NOT NULL AND length(ckid) > 65536)"
+    " OR (attrs IS NOT NULL AND typeof(attrs) != 'blob'))"
+    " + (SELECT count(*) FROM snap.cluster_ids WHERE typeof(kind) !="
+    " 'integer' OR kind NOT BETWEEN 1 AND 3 OR typeof(next) != 'integer'"
+    " OR next < 1 OR next > 4611686018427387903)";
+
+/* The tables a restore takes from the image, parents first. */
+static const struct {
+    const char *name, *cols;
+    int ncols;
+} img_tables[] = {
+    {"users", "id, name, type, verifier, failures, version, mofn_pubkey, twofa",
+     8},
+    {"objects",
+     "id, owner, class, key_type, private, label, ckid, attrs, version", 9},
+    {"shares", "object_id, user_id", 2},
+    {"quorum_m", "service, m", 2},
+};
+
+/* Whether st holds nothing a restore could destroy: exactly the users
+ * the writer checked (none a crypto user), no key, no quorum token. Only
+ * replicated rows are read: the same answer on every node. */
+static CK_RV restore_precondition(store_t *st,
+                                  const Nimbus__Journal__Restore *m)
+{
+    sqlite3_stmt *s = NULL;
+    int64_t v = 0;
+    bool row = false;
+    size_t i = 0;
+    CK_RV rv;
+    int rc;
+
+    if ((rv = q_int(st,
+                    "SELECT (SELECT count(*) FROM objects) + "
+                    "(SELECT count(*) FROM quorum_tokens)",
+                    0, false, &v, &row, "restore")) != CKR_OK) {
+        return rv;
+    }
+    if (v != 0) {
+        return CKR_ACTION_PROHIBITED;
+    }
+    rc = sqlite3_prepare_v2(st->db, "SELECT id FROM users ORDER BY id", -1, &s,
+                            NULL);
+    while (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        rc = SQLITE_OK;
+        if (i >= m->n_users ||
+            (uint64_t)sqlite3_column_int64(s, 0) != m->users[i]) {
+            rc = SQLITE_ROW; /* a user the writer did not see */
+            break;
+        }
+        i++;
+    }
+    sqlite3_finalize(s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        return store_int_rv(st, rc, "restore");
+    }
+    return rc == SQLITE_ROW || i != m->n_users ? CKR_ACTION_PROHIBITED : CKR_OK;
+}
+
+static CK_RV ap_restore(store_t *st, const struct store_journal *j,
+                        const Nimbus__Journal__Restore *m, uint64_t index)
+{
+    store_t img;
+    uint8_t epoch[8];
+    int64_t v = 0, vmax = 0;
+    bool row = false;
+    char sql[160];
+    size_t i;
+    CK_RV rv;
+
+    if (m->snapshot.len == 0 || m->snapshot.len > STORE_RESTORE_MAX ||
+        m->n_users > STORE_RESTORE_USERS_MAX) {
+        return CKR_DATA_LEN_RANGE;
+    }
+    if ((rv = restore_precondition(st, m)) != CKR_OK) {
+        return rv;
+    }
+    rv = img_open(m->snapshot.data, m->snapshot.len, &img);
+    if (rv == CKR_OK && (rv = img_int(&img, img_bad_sql, &v)) == CKR_OK &&
+        v != 0) {
+        rv = CKR_DATA_INVALID;
+    }
+    /* Every restored user's version above every version either side had:
+     * a login (or ticket) of a user of before names a version no user
+     * has any more, and ends at its next call. */
+    if (rv == CKR_OK &&
+        (rv = img_int(&img, "SELECT coalesce(max(version), 0) FROM snap.users",
+                      &vmax)) == CKR_OK &&
+        (rv = q_int(st, "SELECT coalesce(max(version), 0) FROM main.users", 0,
+                    false, &v, &row, "restore")) == CKR_OK) {
+        vmax = v > vmax ? v : vmax;
+        if (vmax < 0 || vmax > INT64_MAX / 2) {
+            rv = CKR_DATA_INVALID;
+        }
+    }
+    if (rv == CKR_OK &&
+        (rv = store_int_exec(st,
+                             "DELETE FROM main.quorum_approvals;"
+                             "DELETE FROM main.quorum_tokens;"
+                             "DELETE FROM main.shares;"
+                             "DELETE FROM main.objects;"
+                             "DELETE FROM main.users;"
+                             "DELETE FROM main.quorum_m;",
+                             "restore")) == CKR_OK) {
+        for (i = 0; rv == CKR_OK && i < UTIL_ARRAY_SIZE(img_tables); i++) {
+            rv = img_copy(&img, st, img_tables[i].name, img_tables[i].cols,
+                          img_tables[i].ncols);
+        }
+    }
+    /* The id counters: the higher of both sides, and above every row. */
+    for (i = 1; rv == CKR_OK && i < STORE_KIND_END; i++) {
+        snprintf(sql, sizeof(sql),
+                 "SELECT next FROM snap.cluster_ids WHERE kind = %zu", i);
+        if ((rv = img_int(&img, sql, &v)) == CKR_DATA_INVALID) {
+            v = 1; /* a kind the image has no counter for */
+            rv = CKR_OK;
+        }
+        if (rv == CKR_OK) {
+            rv = x_int2(st,
+                        "INSERT INTO cluster_ids(kind, next) VALUES(?1, ?2) "
+                        "ON CONFLICT(kind) DO UPDATE SET next = "
+                        "max(next, excluded.next)",
+                        (int64_t)i, v, "restore");
+        }
+    }
+    img_close(&img);
+    if (rv != CKR_OK) {
+        return rv;
+    }
+    snprintf(sql, sizeof(sql),
+             "UPDATE users SET version = version + %" PRId64 ";", vmax);
+    if ((rv = store_int_exec(st, sql, "restore")) != CKR_OK ||
+        (rv = store_int_exec(
+             st,
+             "UPDATE cluster_ids SET next = max(next, 1 + coalesce((SELECT "
+             "max(id) FROM users), 0)) WHERE kind = 1;"
+             "UPDATE cluster_ids SET next = max(next, 1 + coalesce((SELECT "
+             "max(id) FROM objects), 0)) WHERE kind = 2;",
+             "restore")) != CKR_OK) {
+        return rv;
+    }
+    /* Blobs from masked (the image's) to this node's store key. */
+    if ((rv = snap_transform(st->db, "main", j, false, true)) != CKR_OK) {
+        return rv;
+    }
+    for (i = 0; i < 8; i++) {
+        epoch[i] = (uint8_t)(index >> (56 - 8 * i));
+    }
+    return store_meta_set(st, "restore_index", epoch, sizeof(epoch));
+}
+
+CK_RV store_snapshot_info(const uint8_t *buf, size_t len,
+                          store_snap_info_t *info, uint8_t **digest,
+                          size_t *dlen)
+{
+    store_t img;
+    int64_t v = 0;
+    CK_RV rv;
+
+    return_val_if_fail(buf != NULL && info != NULL && digest != NULL &&
+                           dlen != NULL,
+                       CKR_GENERAL_ERROR);
+    memset(info, 0, sizeof(*info));
+    *digest = NULL;
+    *dlen = 0;
+    if ((rv = img_open(buf, len, &img)) != CKR_OK) {
+        goto out;
+    }
+    if ((rv = img_int(&img, "SELECT count(*) FROM snap.users", &v)) != CKR_OK) {
+        goto out;
+    }
+    info->users = v > 0 ? (uint64_t)v : 0;
+    if ((rv = img_int(&img, "SELECT count(*) FROM snap.objects", &v)) !=
+        CKR_OK) {
+        goto out;
+    }
+    info->objects = v > 0 ? (uint64_t)v : 0;
+    /* The digest's statements name no schema: the image is the only one
+     * with those tables. */
+    if (store_digest_input(&img, digest, dlen, &info->applied) != CKR_OK) {
+        rv = CKR_DATA_INVALID; /* tables or columns the image lacks */
+    }
+out:
+    img_close(&img);
     return rv;
 }

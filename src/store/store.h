@@ -382,6 +382,39 @@ CK_RV store_snapshot(store_t *st, const struct store_journal *j, uint8_t **buf,
 CK_RV store_restore(store_t *st, const struct store_journal *j,
                     const uint8_t *buf, size_t len);
 
+/*
+ * A backup restored (src/hsm/backup.c), recorded in the open journal
+ * transaction as one operation: snap is a store_snapshot image (objects
+ * masked), users the ids of the users the caller found (ascending). The
+ * apply, on every node, replaces users, objects, shares and quorum M
+ * values with the image's only when the state holds exactly those users,
+ * no object and no quorum token (else CKR_ACTION_PROHIBITED), a damaged
+ * image is CKR_DATA_INVALID; it keeps the applied index, the origins, the
+ * audit log and the meta rows, raises the id counters to the image's,
+ * moves every restored user's version above every version either side
+ * had (no login or ticket of the old users stands) and drops the id
+ * blocks nodes had reserved. A handle without a journal:
+ * CKR_FUNCTION_NOT_SUPPORTED; an image over STORE_RESTORE_MAX (what one
+ * log entry carries): CKR_DATA_LEN_RANGE.
+ */
+#define STORE_RESTORE_MAX (16u * 1024u * 1024u - 64u * 1024u)
+#define STORE_RESTORE_USERS_MAX 1024u
+CK_RV store_restore_backup(store_t *st, const uint8_t *snap, size_t len,
+                           const uint32_t *users, size_t nusers);
+
+/* What a store_snapshot image holds: its applied index, its users and
+ * token objects, and store_digest_input of its state (*digest malloc'd;
+ * the same bytes the store gave at that index). CKR_DATA_INVALID: not an
+ * image of this schema. */
+typedef struct {
+    uint64_t applied;
+    uint64_t users;
+    uint64_t objects;
+} store_snap_info_t;
+CK_RV store_snapshot_info(const uint8_t *buf, size_t len,
+                          store_snap_info_t *info, uint8_t **digest,
+                          size_t *dlen);
+
 /* The replicated state's ids and versions (users, objects, shares, quorum
  * state; of the audit records their count and the last one's seq, not
  * their times), and the applied index, as canonical bytes (*buf

@@ -57,6 +57,10 @@ struct store {
     size_t *jlens;
     size_t jn, jcap, jbytes;
     CK_RV jfail; /* a recording that failed: the commit fails with it */
+    /* The restore (meta "restore_index") the blocks were reserved after:
+     * a restore brings rows with ids of another cluster's counters, so
+     * blocks reserved before it are dropped. */
+    uint64_t block_epoch;
 };
 
 /* store.c's helpers, for journal.c. */

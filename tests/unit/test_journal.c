@@ -1018,6 +1018,253 @@ static void test_snapshot_restore(void **state)
     assert_in_sync(c);
 }
 
+/* ------------------------------------------------------------ restore */
+
+/* The ids of n's users, ascending (*ids malloc'd). */
+static size_t user_ids(struct node *n, uint32_t **ids)
+{
+    store_user_t *u = NULL;
+    size_t k = 0;
+
+    assert_int_equal(store_user_list(n->st, &u, &k), CKR_OK);
+    *ids = calloc(k + 1, sizeof(**ids));
+    assert_non_null(*ids);
+    for (size_t i = 0; i < k; i++) {
+        (*ids)[i] = u[i].id;
+        store_user_clear(&u[i]);
+    }
+    free(u);
+    return k;
+}
+
+/* Submits a restore of snap through n as the caller found n's users. */
+static CK_RV restore_through(struct node *n, const uint8_t *snap, size_t len,
+                             const uint32_t *users, size_t nusers)
+{
+    CK_RV rv;
+
+    assert_int_equal(store_begin(n->st, true), CKR_OK);
+    rv = store_restore_backup(n->st, snap, len, users, nusers);
+    if (rv != CKR_OK) {
+        store_rollback(n->st);
+        return rv;
+    }
+    return store_commit(n->st);
+}
+
+/* The source's state: a CO, two CUs, a key of the first shared with the
+ * second, quorum M 2 on service 3. */
+static void make_source(struct node *n, uint32_t *cu, uint64_t *oid)
+{
+    uint32_t bob;
+
+    add_user(n, "co", T_CO);
+    *cu = add_user(n, "alice", T_CU);
+    bob = add_user(n, "bob", T_CU);
+    *oid = add_object(n, *cu, "alicekey", SECRET);
+    assert_int_equal(store_begin(n->st, true), CKR_OK);
+    assert_int_equal(store_share_set(n->st, *oid, bob, true), CKR_OK);
+    assert_int_equal(store_quorum_m_set(n->st, 3, 2), CKR_OK);
+    assert_int_equal(store_commit(n->st), CKR_OK);
+}
+
+/* A restore over a state with a key, a crypto user the writer did not
+ * see, or from a damaged image: refused on every node, nothing changes;
+ * the same cluster emptied takes its own backup back. */
+static void test_restore_refused(void **state)
+{
+    struct cl *c = *state;
+    struct node *n1 = &c->n[1], *n2 = &c->n[2];
+    struct dig before = {NULL, 0}, after = {NULL, 0}, img = {NULL, 0};
+    store_snap_info_t info;
+    uint8_t *snap = NULL, *bad = NULL;
+    uint32_t *ids = NULL, cu;
+    uint64_t oid, a = 0;
+    size_t len = 0, nids;
+    store_user_t u;
+    bool found = false;
+
+    make_source(n1, &cu, &oid);
+    assert_in_sync(c);
+    assert_int_equal(store_snapshot(n1->st, &n1->j, &snap, &len), CKR_OK);
+    /* What the image says of itself is what the store said. */
+    assert_int_equal(store_snapshot_info(snap, len, &info, &img.p, &img.len),
+                     CKR_OK);
+    digest_of(n1, &before, &a);
+    assert_int_equal(info.applied, a);
+    assert_int_equal(info.users, 3);
+    assert_int_equal(info.objects, 1);
+    assert_true(dig_equal(&img, &before));
+    assert_int_equal(store_snapshot_info(snap, len / 2, &info, &bad, &nids),
+                     CKR_DATA_INVALID);
+    assert_null(bad);
+
+    /* Over the live key: refused, the same on every node. */
+    nids = user_ids(n2, &ids);
+    assert_int_equal(restore_through(n2, snap, len, ids, nids),
+                     CKR_ACTION_PROHIBITED);
+    free(ids);
+    assert_in_sync(c);
+    digest_of(n1, &after, &a);
+    assert_int_equal(after.len, before.len); /* one more entry, no row */
+    assert_object(n2, oid, "alicekey", SECRET);
+
+    /* Emptied: the key and the crypto users go. */
+    assert_int_equal(store_begin(n1->st, true), CKR_OK);
+    assert_int_equal(store_object_delete(n1->st, oid), CKR_OK);
+    assert_int_equal(store_user_delete_type(n1->st, T_CU), CKR_OK);
+    assert_int_equal(store_commit(n1->st), CKR_OK);
+    assert_int_equal(count_objects(n2), 0);
+    nids = user_ids(n2, &ids);
+    assert_int_equal(nids, 1);
+
+    /* The users are not what the writer saw (one more, one fewer). */
+    ids[1] = 77;
+    assert_int_equal(restore_through(n2, snap, len, ids, 2),
+                     CKR_ACTION_PROHIBITED);
+    assert_int_equal(restore_through(n2, snap, len, ids, 0),
+                     CKR_ACTION_PROHIBITED);
+    /* Damaged images: cut, a flipped byte in its pages, not an image. */
+    bad = malloc(len);
+    assert_non_null(bad);
+    memcpy(bad, snap, len);
+    assert_int_equal(restore_through(n2, bad, len / 2, ids, 1),
+                     CKR_DATA_INVALID);
+    memset(bad + 100, 0xff, 16); /* the header's page size and more */
+    assert_int_equal(restore_through(n2, bad, len, ids, 1), CKR_DATA_INVALID);
+    assert_int_equal(restore_through(n2, (const uint8_t *)"junk", 4, ids, 1),
+                     CKR_DATA_INVALID);
+    assert_int_equal(restore_through(n2, snap, 0, ids, 1), CKR_DATA_LEN_RANGE);
+    free(bad);
+    assert_in_sync(c);
+    assert_int_equal(count_users(n1), 1);
+    assert_int_equal(count_objects(n1), 0);
+
+    /* The same cluster rebuilt: its own backup goes back. */
+    assert_int_equal(restore_through(n2, snap, len, ids, 1), CKR_OK);
+    assert_in_sync(c);
+    for (int i = 1; i <= 3; i++) {
+        assert_object(&c->n[i], oid, "alicekey", SECRET);
+        assert_int_equal(count_users(&c->n[i]), 3);
+    }
+    memset(&u, 0, sizeof(u));
+    assert_int_equal(store_user_by_id(n1->st, cu, &u, &found), CKR_OK);
+    assert_true(found);
+    assert_string_equal(u.name, "alice");
+    store_user_clear(&u);
+    free(ids);
+    free(snap);
+    free(before.p);
+    free(after.p);
+    free(img.p);
+}
+
+/* A backup restored into another cluster of the same key: users, the key
+ * (under each node's own store key), shares and quorum M come over with
+ * their ids; every user's version moves above any either side had; the
+ * id counters rise; the nodes' reserved id blocks are dropped, so the
+ * next user made there gets a fresh id; the audit log stays. */
+static void test_restore_clone(void **state)
+{
+    struct cl *c = *state, *d = NULL;
+    struct node *s1 = &c->n[1], *d1, *d2;
+    store_user_t u;
+    uint8_t *snap = NULL;
+    uint32_t *ids = NULL, cu, dco, fresh;
+    uint64_t oid, ver_before, oid2;
+    size_t len = 0, nids;
+    unsigned m = 0;
+    bool found = false, shared = false;
+    store_audit_t *recs = NULL;
+    size_t nrecs = 0, nrecs_after = 0;
+
+    make_source(s1, &cu, &oid);
+    /* bump alice's version on the source */
+    assert_int_equal(store_begin(s1->st, true), CKR_OK);
+    assert_int_equal(
+        store_user_set_verifier(s1->st, cu, (const uint8_t *)"v2", 2), CKR_OK);
+    assert_int_equal(store_commit(s1->st), CKR_OK);
+    assert_int_equal(store_snapshot(s1->st, &s1->j, &snap, &len), CKR_OK);
+
+    assert_int_equal(cl_setup((void **)&d), 0);
+    d1 = &d->n[1];
+    d2 = &d->n[2];
+    /* the clone: a CO of its own (its id block reserved on d1), an audit
+     * record, and a user version far above the source's */
+    dco = add_user(d1, "clone_co", T_CO);
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(store_begin(d1->st, true), CKR_OK);
+        assert_int_equal(
+            store_user_set_verifier(d1->st, dco, (const uint8_t *)"pw", 2),
+            CKR_OK);
+        assert_int_equal(store_commit(d1->st), CKR_OK);
+    }
+    memset(&u, 0, sizeof(u));
+    assert_int_equal(store_user_by_id(d1->st, dco, &u, &found), CKR_OK);
+    ver_before = u.version;
+    store_user_clear(&u);
+    assert_int_equal(store_begin(d1->st, true), CKR_OK);
+    {
+        store_audit_t rec;
+
+        memset(&rec, 0, sizeof(rec));
+        rec.time = 1;
+        snprintf(rec.hsm_id, sizeof(rec.hsm_id), "clone");
+        snprintf(rec.op, sizeof(rec.op), "activate");
+        rec.fmt = 1;
+        assert_int_equal(store_audit_insert(d1->st, &rec), CKR_OK);
+    }
+    assert_int_equal(store_commit(d1->st), CKR_OK);
+    assert_int_equal(store_audit_read(d2->st, 0, 100, &recs, &nrecs), CKR_OK);
+    free(recs);
+    recs = NULL;
+
+    nids = user_ids(d2, &ids);
+    assert_int_equal(restore_through(d2, snap, len, ids, nids), CKR_OK);
+    free(ids);
+    assert_in_sync(d);
+    for (int i = 1; i <= 3; i++) {
+        struct node *n = &d->n[i];
+
+        assert_object(n, oid, "alicekey", SECRET);
+        assert_int_equal(count_users(n), 3);
+        memset(&u, 0, sizeof(u));
+        assert_int_equal(store_user_by_id(n->st, cu, &u, &found), CKR_OK);
+        assert_true(found);
+        assert_string_equal(u.name, "alice");
+        assert_int_equal(u.verifier_len, 2);
+        assert_true(u.version > ver_before); /* no login of before stands */
+        store_user_clear(&u);
+        assert_int_equal(store_share_has(n->st, oid, cu + 1, &shared), CKR_OK);
+        assert_true(shared);
+        assert_int_equal(store_quorum_m_get(n->st, 3, &m), CKR_OK);
+        assert_int_equal(m, 2);
+    }
+    /* The clone's CO is gone: its id is the source's CO now, or none. */
+    memset(&u, 0, sizeof(u));
+    assert_int_equal(store_user_by_name(d1->st, "clone_co", &u, &found),
+                     CKR_OK);
+    assert_false(found);
+    /* The audit log of the clone stays (the records of the source's do
+     * not come). */
+    assert_int_equal(store_audit_read(d2->st, 0, 100, &recs, &nrecs_after),
+                     CKR_OK);
+    assert_int_equal(nrecs_after, nrecs);
+    free(recs);
+
+    /* d1's block (reserved before, below the source's ids) is dropped: a
+     * new user and a new key get ids no restored row has. */
+    fresh = add_user(d1, "after", T_CU);
+    assert_true(fresh > cu + 1);
+    oid2 = add_object(d1, fresh, "afterkey", "another value");
+    assert_true(oid2 > oid);
+    assert_in_sync(d);
+    assert_object(d2, oid2, "afterkey", "another value");
+
+    free(snap);
+    cl_teardown((void **)&d);
+}
+
 /* Entries no writer of ours makes: each answers a precise failure, and
  * no replicated row changes. */
 static void test_hostile_entries(void **state)
@@ -1275,6 +1522,8 @@ int main(void)
         T(test_replay_and_duplicate),
         T(test_id_blocks),
         T(test_snapshot_restore),
+        T(test_restore_refused),
+        T(test_restore_clone),
         T(test_hostile_entries),
         T(test_node_failure_stops),
         T(test_local_and_refused),
