@@ -628,6 +628,23 @@ CK_RV backend_masked_insert(backend_conn_t *conn, const uint8_t *file,
     return conn->be->ops->masked_insert(conn, file, len, oid);
 }
 
+CK_RV backend_backup(backend_conn_t *conn, uint8_t **file, size_t *len,
+                     hsm_backup_info_t *info)
+{
+    return_val_if_fail(conn != NULL && file != NULL && len != NULL &&
+                           info != NULL,
+                       CKR_GENERAL_ERROR);
+    return conn->be->ops->backup(conn, file, len, info);
+}
+
+CK_RV backend_restore(backend_conn_t *conn, const uint8_t *file, size_t len,
+                      hsm_backup_info_t *info, size_t *nodes)
+{
+    return_val_if_fail(conn != NULL && info != NULL && nodes != NULL,
+                       CKR_GENERAL_ERROR);
+    return conn->be->ops->restore(conn, file, len, info, nodes);
+}
+
 CK_RV backend_login_ticket(backend_conn_t *conn, uint8_t out[HSM_TICKET_LEN])
 {
     return_val_if_fail(conn != NULL && out != NULL, CKR_GENERAL_ERROR);

@@ -283,6 +283,10 @@ struct backend_ops {
                             uint8_t **file, size_t *len);
     CK_RV (*masked_insert)(backend_conn_t *conn, const uint8_t *file,
                            size_t len, hsm_oid_t *oid);
+    CK_RV (*backup)(backend_conn_t *conn, uint8_t **file, size_t *len,
+                    hsm_backup_info_t *info);
+    CK_RV (*restore)(backend_conn_t *conn, const uint8_t *file, size_t len,
+                     hsm_backup_info_t *info, size_t *nodes);
 
     /* two-factor login */
     CK_RV (*login_challenge)(backend_conn_t *conn, hsm_login_kind_t kind,
@@ -502,6 +506,13 @@ CK_RV backend_masked_extract(backend_conn_t *conn, hsm_oid_t oid,
                              uint8_t **file, size_t *len);
 CK_RV backend_masked_insert(backend_conn_t *conn, const uint8_t *file,
                             size_t len, hsm_oid_t *oid);
+
+/* Cluster backups: hsm.h hsm_backup, hsm_restore (*file malloc'd, free()
+ * it); *nodes: on how many nodes of the cluster the restore's entry is. */
+CK_RV backend_backup(backend_conn_t *conn, uint8_t **file, size_t *len,
+                     hsm_backup_info_t *info);
+CK_RV backend_restore(backend_conn_t *conn, const uint8_t *file, size_t len,
+                      hsm_backup_info_t *info, size_t *nodes);
 
 /* Quorum (M of N) approval: hsm_quorum_* of hsm.h. */
 CK_RV backend_quorum_register_key(backend_conn_t *conn, const char *name,

@@ -532,6 +532,19 @@ static CK_RV emb_masked_insert(backend_conn_t *conn, const uint8_t *file,
     return hsm_masked_insert(emb_conn(conn), file, len, oid);
 }
 
+static CK_RV emb_backup(backend_conn_t *conn, uint8_t **file, size_t *len,
+                        hsm_backup_info_t *info)
+{
+    return hsm_backup(emb_conn(conn), file, len, info);
+}
+
+static CK_RV emb_restore(backend_conn_t *conn, const uint8_t *file, size_t len,
+                         hsm_backup_info_t *info, size_t *nodes)
+{
+    *nodes = 1;
+    return hsm_restore(emb_conn(conn), file, len, info);
+}
+
 /* No cluster: the store is this process's alone. */
 static CK_RV emb_cluster_status(backend_conn_t *conn, backend_cluster_t *out)
 {
@@ -677,6 +690,8 @@ const struct backend_ops backend_embedded_ops = {
     .cluster_status = emb_cluster_status,
     .masked_extract = emb_masked_extract,
     .masked_insert = emb_masked_insert,
+    .backup = emb_backup,
+    .restore = emb_restore,
     .cluster_add = emb_cluster_add,
     .cluster_remove = emb_cluster_remove,
     .cluster_transfer = emb_cluster_transfer,

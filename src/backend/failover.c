@@ -1434,6 +1434,18 @@ static CK_RV fo_masked_insert(backend_conn_t *conn, const uint8_t *file,
     PCALL(conn, backend_masked_insert(c_, file, len, oid));
 }
 
+static CK_RV fo_backup(backend_conn_t *conn, uint8_t **file, size_t *len,
+                       hsm_backup_info_t *info)
+{
+    PCALL(conn, backend_backup(c_, file, len, info));
+}
+
+static CK_RV fo_restore(backend_conn_t *conn, const uint8_t *file, size_t len,
+                        hsm_backup_info_t *info, size_t *nodes)
+{
+    PCALL(conn, backend_restore(c_, file, len, info, nodes));
+}
+
 static CK_RV fo_cluster_status(backend_conn_t *conn, backend_cluster_t *out)
 {
     PCALL(conn, backend_cluster_status(c_, out));
@@ -1532,6 +1544,8 @@ const struct backend_ops backend_failover_ops = {
     .cluster_status = fo_cluster_status,
     .masked_extract = fo_masked_extract,
     .masked_insert = fo_masked_insert,
+    .backup = fo_backup,
+    .restore = fo_restore,
     .cluster_add = fo_cluster_add,
     .cluster_remove = fo_cluster_remove,
     .cluster_transfer = fo_cluster_transfer,

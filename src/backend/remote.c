@@ -1217,6 +1217,18 @@ static CK_RV rm_masked_insert(backend_conn_t *conn, const uint8_t *file,
     CALL(conn, wire_cl_masked_insert(cl, file, len, oid));
 }
 
+static CK_RV rm_backup(backend_conn_t *conn, uint8_t **file, size_t *len,
+                       hsm_backup_info_t *info)
+{
+    CALL(conn, wire_cl_backup(cl, file, len, info));
+}
+
+static CK_RV rm_restore(backend_conn_t *conn, const uint8_t *file, size_t len,
+                        hsm_backup_info_t *info, size_t *nodes)
+{
+    CALL(conn, wire_cl_restore(cl, file, len, info, nodes));
+}
+
 static CK_RV rm_cluster_add(backend_conn_t *conn, uint64_t id,
                             const char *address)
 {
@@ -1344,6 +1356,8 @@ const struct backend_ops backend_remote_ops = {
     .cluster_status = rm_cluster_status,
     .masked_extract = rm_masked_extract,
     .masked_insert = rm_masked_insert,
+    .backup = rm_backup,
+    .restore = rm_restore,
     .cluster_add = rm_cluster_add,
     .cluster_remove = rm_cluster_remove,
     .cluster_transfer = rm_cluster_transfer,

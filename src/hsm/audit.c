@@ -167,6 +167,12 @@ CK_RV hsm_audit_append(store_t *st, store_audit_t *rec)
 CK_RV hsm_audit_tx_locked(hsm_t *hsm, hsm_uid_t uid, const char *event,
                           hsm_oid_t oid, CK_RV result)
 {
+    return hsm_audit_note_tx_locked(hsm, uid, event, oid, result, NULL);
+}
+
+CK_RV hsm_audit_note_tx_locked(hsm_t *hsm, hsm_uid_t uid, const char *event,
+                               hsm_oid_t oid, CK_RV result, const char *note)
+{
     store_audit_t rec;
     CK_RV rv;
 
@@ -186,7 +192,11 @@ CK_RV hsm_audit_tx_locked(hsm_t *hsm, hsm_uid_t uid, const char *event,
     rec.oid = oid;
     rec.result = result;
     rec.fmt = STORE_AUDIT_FMT_PEER;
-    snprintf(rec.peer, sizeof(rec.peer), "%s", hsm_call_peer_locked());
+    if (note != NULL)
+        snprintf(rec.peer, sizeof(rec.peer), "%s%s%s", hsm_call_peer_locked(),
+                 *hsm_call_peer_locked() != '\0' ? " " : "", note);
+    else
+        snprintf(rec.peer, sizeof(rec.peer), "%s", hsm_call_peer_locked());
     if ((rv = hsm_audit_append(hsm->st, &rec)) != CKR_OK)
         return rv;
     log_debug("audit: record %llu: user %u %s object %llu: 0x%lx",

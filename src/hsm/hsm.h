@@ -635,6 +635,42 @@ CK_RV hsm_masked_insert(hsm_conn_t *conn, const uint8_t *buf, size_t len,
                         hsm_oid_t *oid);
 
 /*
+ * Cluster backups (the permission table's backup and restore rows: a CO).
+ * hsm_backup: this node's replicated state as it has applied it (every
+ * write this connection made through this node is in), as a file (*out
+ * malloc'd): a small plain header (info) and the store's snapshot, whose
+ * objects are masked, sealed again whole under the cluster key, so that
+ * no user name, verifier, label or key is readable without it. A state
+ * too large for one log entry (HSM_BACKUP_SNAPSHOT_MAX): CKR_DATA_LEN_RANGE.
+ * hsm_restore: the file's users, token objects, shares and quorum M
+ * values replace this cluster's, through one log entry, only while this
+ * cluster holds no crypto user, no token object and no quorum token
+ * (else CKR_ACTION_PROHIBITED, nothing changed); info says what the file
+ * held. Afterwards no login of before stands on any node (this one's
+ * ends at once): the users are the file's. A file of another key domain,
+ * or malformed: CKR_DATA_INVALID; one over HSM_BACKUP_FILE_MAX:
+ * CKR_DATA_LEN_RANGE; one that does not open (a changed byte, another
+ * key): CKR_ENCRYPTED_DATA_INVALID. Outside a cluster (no cluster key):
+ * CKR_FUNCTION_NOT_SUPPORTED.
+ */
+#define HSM_BACKUP_SNAPSHOT_MAX (16u * 1024u * 1024u - 64u * 1024u)
+#define HSM_BACKUP_FILE_MAX (16u * 1024u * 1024u + 64u * 1024u)
+typedef struct {
+    char domain[CONFIG_CLUSTER_ID_MAX + 1]; /* the key's domain */
+    char source[CONFIG_CLUSTER_ID_MAX + 1]; /* the cluster backed up */
+    uint64_t applied;                       /* its log index */
+    uint64_t time;                          /* seconds since the epoch */
+    uint64_t users;
+    uint64_t objects;               /* token objects */
+    uint8_t digest[HSM_DIGEST_LEN]; /* the sync digest at that index */
+} hsm_backup_info_t;
+
+CK_RV hsm_backup(hsm_conn_t *conn, uint8_t **out, size_t *outlen,
+                 hsm_backup_info_t *info);
+CK_RV hsm_restore(hsm_conn_t *conn, const uint8_t *buf, size_t len,
+                  hsm_backup_info_t *info);
+
+/*
  * The audit log: one record per security event, hash-chained: record n
  * holds SHA-256(hash of record n-1 || the canonical bytes of record n),
  * record 1 chains from 32 zero bytes. Reading and verifying it is for a CO

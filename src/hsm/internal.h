@@ -287,6 +287,10 @@ void hsm_audit_last_locked(hsm_t *hsm, hsm_uid_t uid, const char *event,
  * and its record commit or vanish together: an error fails the change. */
 CK_RV hsm_audit_tx_locked(hsm_t *hsm, hsm_uid_t uid, const char *event,
                           hsm_oid_t oid, CK_RV result);
+/* The same with note after the peer in the record's peer column (what
+ * the event names beyond its object id; truncated to the column). */
+CK_RV hsm_audit_note_tx_locked(hsm_t *hsm, hsm_uid_t uid, const char *event,
+                               hsm_oid_t oid, CK_RV result, const char *note);
 /* users.c */
 CK_RV hsm_store_init_locked(hsm_t *hsm);
 CK_RV hsm_cluster_seed_locked(hsm_t *hsm);
@@ -452,6 +456,22 @@ const char *hsm_cluster_domain(hsm_t *hsm);
 /* object.c: an object's local blob to and from its masked form (section
  * 11) under the cluster key ckey. unmask: a blob that is not a masked
  * form of (cluster, oid, version) is CKR_ENCRYPTED_DATA_INVALID. */
+/*
+ * backup.c: opens a backup file (hostile input) with cluster key ckey of
+ * domain: parses it, checks its header, unseals the image and checks that
+ * the image is what the header says (*snap malloc'd). The return codes of
+ * hsm_restore's file (CKR_DATA_INVALID, CKR_DATA_LEN_RANGE,
+ * CKR_ENCRYPTED_DATA_INVALID); no lock, no store: the fuzz target's.
+ */
+CK_RV hsm_backup_open(const uint8_t *ckey, const char *domain,
+                      const uint8_t *buf, size_t len, hsm_backup_info_t *info,
+                      uint8_t **snap, size_t *snaplen);
+/* Makes the file of image snap (the fuzz seeds' maker too). */
+CK_RV hsm_backup_make(const uint8_t *ckey, const char *domain,
+                      const char *source, uint64_t time, const uint8_t *snap,
+                      size_t snaplen, uint8_t **out, size_t *outlen,
+                      hsm_backup_info_t *info);
+
 CK_RV hsm_obj_mask(hsm_t *hsm, const uint8_t *ckey, hsm_oid_t oid,
                    uint64_t version, const uint8_t *blob, size_t len,
                    uint8_t **out, size_t *outlen);

@@ -47,6 +47,12 @@ static const struct {
      * operating the HSM, as user management is: the COs' affair. The
      * node list and digests are sync status. */
     [HSM_OP_CLUSTER_ADMIN] = {"cluster membership", {NLI, NLI, OK, NLI, NLI}},
+    /* Backing up and restoring the cluster's state is operating the HSM
+     * too (ARCHITECTURE section 11): the COs'. A backup holds every user
+     * and key (sealed): the AU, who syncs single masked objects, and the
+     * CUs, who own keys, neither take nor replace it. */
+    [HSM_OP_BACKUP] = {"cluster backup", {NLI, NLI, OK, NLI, NLI}},
+    [HSM_OP_RESTORE] = {"cluster restore", {NLI, NLI, OK, NLI, NLI}},
 };
 
 CK_RV hsm_policy_check_in(const hsm_policy_conf_t *conf, hsm_user_type_t type,

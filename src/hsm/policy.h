@@ -27,6 +27,8 @@ typedef enum {
     HSM_OP_TRUST_KEYS,      /* set CKA_TRUSTED: the SO only (footnote 10) */
     HSM_OP_QUORUM,          /* quorum keys, M values, tokens, approvals */
     HSM_OP_CLUSTER_ADMIN,   /* add, remove nodes, transfer leadership */
+    HSM_OP_BACKUP,          /* a cluster's state to a backup file */
+    HSM_OP_RESTORE,         /* a backup file into an empty cluster */
     HSM_OP_COUNT
 } hsm_op_t;
 
@@ -48,6 +50,11 @@ CK_RV hsm_policy_check_in(const hsm_policy_conf_t *conf, hsm_user_type_t type,
 /* The same under the strictest settings (public objects hidden): for the
  * operations whose cells no setting changes. */
 CK_RV hsm_policy_check(hsm_user_type_t type, hsm_op_t op);
+/* The verdict on op for the user logged in on conn, its login checked
+ * first as every core call checks it (users.c): a login whose user was
+ * deleted, changed or replaced by a restore ends here and is refused,
+ * never judged by the role it had. For the daemon's own calls. */
+CK_RV hsm_conn_policy_check(hsm_conn_t *conn, hsm_op_t op);
 const char *hsm_policy_op_name(hsm_op_t op);
 
 /*

@@ -806,6 +806,17 @@ CK_RV hsm_role_locked(hsm_conn_t *conn, hsm_op_t op)
     return hsm_policy_check_in(&pc, conn->type, op);
 }
 
+CK_RV hsm_conn_policy_check(hsm_conn_t *conn, hsm_op_t op)
+{
+    HSM_CALL_CONN(conn);
+    CK_RV rv;
+
+    pthread_mutex_lock(&conn->hsm->lock);
+    rv = hsm_role_locked(conn, op);
+    pthread_mutex_unlock(&conn->hsm->lock);
+    return rv;
+}
+
 void hsm_login_end_locked(hsm_conn_t *conn, bool full)
 {
     /* Before the generation: a fast-path init that still sees the old
@@ -862,6 +873,11 @@ static CK_RV login_common(hsm_conn_t *conn, hsm_login_kind_t kind,
     hsm_gen_bump_locked(hsm);
     if (with_sig)
         have = tfa_take_locked(conn, kind, name, digest);
+    /* A login whose user changed meanwhile (deleted, or replaced by a
+     * restore, on any node) ends here rather than stand in this one's way:
+     * its uid may name another user now. */
+    if (conn->type != HSM_USER_NONE)
+        (void)hsm_login_check_locked(conn);
     if (conn->type != HSM_USER_NONE) {
         rv = kind_matches(kind, conn->type)
                  ? CKR_USER_ALREADY_LOGGED_IN

@@ -1655,7 +1655,9 @@ static int cmd_extract_masked(struct mgmt *m, int argc, char **argv)
     return ret;
 }
 
-static bool read_masked_file(const char *path, uint8_t **buf, size_t *len)
+/* Reads a whole file of 1 to max bytes (*buf malloc'd). */
+static bool read_file_max(const char *path, size_t max, uint8_t **buf,
+                          size_t *len)
 {
     FILE *fp = fopen(path, "rb");
     uint8_t *b = NULL;
@@ -1663,9 +1665,9 @@ static bool read_masked_file(const char *path, uint8_t **buf, size_t *len)
 
     if (fp == NULL)
         return false;
-    if ((b = malloc(MASKED_FILE_MAX + 1)) != NULL) {
-        n = fread(b, 1, MASKED_FILE_MAX + 1, fp);
-        if (ferror(fp) || n == 0 || n > MASKED_FILE_MAX) {
+    if ((b = malloc(max + 1)) != NULL) {
+        n = fread(b, 1, max + 1, fp);
+        if (ferror(fp) || n == 0 || n > max) {
             free(b);
             b = NULL;
         } else {
@@ -1675,6 +1677,11 @@ static bool read_masked_file(const char *path, uint8_t **buf, size_t *len)
     fclose(fp);
     *buf = b;
     return b != NULL;
+}
+
+static bool read_masked_file(const char *path, uint8_t **buf, size_t *len)
+{
+    return read_file_max(path, MASKED_FILE_MAX, buf, len);
 }
 
 /* insertMaskedObject's line: CKR_DATA_INVALID means more here. */
@@ -1722,6 +1729,131 @@ static int cmd_insert_masked(struct mgmt *m, int argc, char **argv)
         masked_report(sv, rv, &ret);
     }
     free(file);
+    return ret;
+}
+
+/* ------------------------------------------------------------ backups */
+
+/* The cluster backup file size limit (the core's). */
+#define BACKUP_FILE_MAX HSM_BACKUP_FILE_MAX
+
+static void print_backup_info(const hsm_backup_info_t *info)
+{
+    printf("of cluster %s (key domain %s) at index %" PRIu64 ": %" PRIu64
+           " users, %" PRIu64 " token objects, digest ",
+           info->source, info->domain, info->applied, info->users,
+           info->objects);
+    print_hex(stdout, info->digest, sizeof(info->digest));
+}
+
+/* Backs up from the first selected server that answers: one file. */
+static int cmd_backup(struct mgmt *m, int argc, char **argv)
+{
+    int ret = CMD_FAIL;
+
+    (void)argc;
+    for (struct mgmt_server *sv = mgmt_server_first(m); sv != NULL;
+         sv = mgmt_server_next(m, sv)) {
+        hsm_backup_info_t info;
+        uint8_t *file = NULL;
+        size_t len = 0;
+        CK_RV rv = backend_backup(sv->conn, &file, &len, &info);
+        FILE *fp = NULL;
+
+        if (rv == CKR_OK && (fp = mgmt_open_output(argv[1])) == NULL)
+            rv = CKR_FUNCTION_FAILED;
+        if (rv == CKR_OK) {
+            bool ok = fwrite(file, 1, len, fp) == len;
+
+            if (fclose(fp) != 0 || !ok) {
+                fflush(stdout);
+                fprintf(stderr, "%s: write error\n", argv[1]);
+                rv = CKR_FUNCTION_FAILED;
+            }
+        }
+        free(file);
+        if (rv != CKR_OK) {
+            mgmt_fail(sv, "backup", rv);
+            continue;
+        }
+        printf("Backup ");
+        print_backup_info(&info);
+        printf(", written to %s (%zu bytes)\n", argv[1], len);
+        printf("backup success on server %d(%s)\n", sv->id, sv->name);
+        ret = CMD_OK;
+        break;
+    }
+    return ret;
+}
+
+/* restore's failure line: some codes mean more here. */
+static void restore_report(const struct mgmt_server *sv, CK_RV rv, int *ret)
+{
+    const char *why = NULL;
+    char buf[16];
+
+    switch (rv) {
+    case CKR_ACTION_PROHIBITED:
+        why = "the cluster holds crypto users, token keys or quorum tokens: "
+              "a backup goes only into a cluster that holds none (a new "
+              "clone, or this one emptied)";
+        break;
+    case CKR_DATA_INVALID:
+        why = "not a backup of this cluster key's domain, or damaged";
+        break;
+    case CKR_ENCRYPTED_DATA_INVALID:
+        why = "the backup does not open: changed, or sealed under another "
+              "cluster key";
+        break;
+    case CKR_DATA_LEN_RANGE:
+        why = "the backup is too large for one log entry (16 MiB)";
+        break;
+    default:
+        mgmt_report(sv, "restore", rv, ret);
+        return;
+    }
+    printf("restore failed: HSM Error: %s (%s) on server %d(%s)\n", why,
+           mgmt_rv_name(rv, buf, sizeof(buf)), sv->id, sv->name);
+    *ret = CMD_FAIL;
+}
+
+/* Restores once per cluster among the servers (the log carries it to its
+ * nodes), once on each server outside a cluster (which refuses it). */
+static int cmd_restore(struct mgmt *m, int argc, char **argv)
+{
+    struct writes w;
+    uint8_t *file = NULL;
+    size_t len = 0;
+    int ret = CMD_OK;
+    bool done = false;
+
+    (void)argc;
+    if (!read_file_max(argv[1], BACKUP_FILE_MAX, &file, &len)) {
+        fflush(stdout);
+        fprintf(stderr,
+                "restore: %s: cannot read it (or empty, or over %u bytes)\n",
+                argv[1], BACKUP_FILE_MAX);
+        return CMD_FAIL;
+    }
+    plan_writes(m, &w);
+    for (size_t i = 0; i < w.n; i++) {
+        struct mgmt_server *sv = w.sv[i];
+        hsm_backup_info_t info;
+        size_t nodes = 0;
+        CK_RV rv = backend_restore(sv->conn, file, len, &info, &nodes);
+
+        if (rv == CKR_OK) {
+            printf("Restored backup ");
+            print_backup_info(&info);
+            printf(" on %zu nodes\n", nodes);
+            done = true;
+        }
+        restore_report(sv, rv, &ret);
+    }
+    if (done)
+        printf("Every login of this cluster has ended: log in again as a "
+               "user of the backup\n");
+    util_free_wipe(file, len);
     return ret;
 }
 
@@ -1970,6 +2102,21 @@ const struct mgmt_cmd mgmt_commands[] = {
      "CO only."},
     {"transferLeader", 1, 1, cmd_transfer_leader, "transferLeader <node id>",
      "Hands the leadership to another voter. CO only."},
+    {"backup", 1, 1, cmd_backup, "backup <file>",
+     "Writes the cluster's state as one server's node has applied it to\n"
+     "file (0600): users, token keys (masked), shares and quorum M values,\n"
+     "sealed again whole under the cluster key behind a small plain header\n"
+     "(cluster, key domain, index, time, counts, digest), which is printed.\n"
+     "Only a cluster holding the same cluster key restores it. From the\n"
+     "first server that answers. CO only; not outside a cluster."},
+    {"restore", 1, 1, cmd_restore, "restore <file>",
+     "Puts a backup's users, token keys, shares and quorum M values into\n"
+     "this cluster (once, through its log, on every node), which must hold\n"
+     "the same cluster key (a clone, or itself rebuilt) and no crypto\n"
+     "user, token key or quorum token yet; otherwise nothing changes. The\n"
+     "cluster's log index, audit log and nodes stay. Afterwards every\n"
+     "login ends: log in again as a user of the backup. At most 16 MiB.\n"
+     "CO only."},
     {"quit", 0, 0, cmd_quit, "quit", "Logs out and leaves the shell."},
 };
 

@@ -6,6 +6,7 @@
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -2640,6 +2641,90 @@ CK_RV wire_cl_masked_insert(wire_client_t *cl, const uint8_t *file, size_t len,
     m.file = bin(file, len);
     REQUEST(q, masked_insert, MASKED_INSERT, m);
     return oid_call(cl, &q, oid);
+}
+
+/* ------------------------------------------------------------ backups */
+
+/* A backup reply's header into info; false when a field is out of its
+ * bounds. */
+static bool backup_info_in(const Nimbus__BackupReply *r,
+                           hsm_backup_info_t *info)
+{
+    if (r->domain == NULL || r->source == NULL ||
+        strlen(r->domain) > CONFIG_CLUSTER_ID_MAX ||
+        strlen(r->source) > CONFIG_CLUSTER_ID_MAX ||
+        r->digest.len != HSM_DIGEST_LEN) {
+        return false;
+    }
+    snprintf(info->domain, sizeof(info->domain), "%s", r->domain);
+    snprintf(info->source, sizeof(info->source), "%s", r->source);
+    info->applied = r->applied;
+    info->time = r->time;
+    info->users = r->users;
+    info->objects = r->objects;
+    memcpy(info->digest, r->digest.data, HSM_DIGEST_LEN);
+    return true;
+}
+
+CK_RV wire_cl_backup(wire_client_t *cl, uint8_t **file, size_t *len,
+                     hsm_backup_info_t *info)
+{
+    Nimbus__Request q;
+    Nimbus__BackupReq m;
+    struct rt t;
+    CK_RV rv;
+
+    *file = NULL;
+    *len = 0;
+    memset(info, 0, sizeof(*info));
+    nimbus__backup_req__init(&m);
+    REQUEST(q, backup, BACKUP, m);
+    rv = roundtrip(cl, &q, NIMBUS__REPLY__RESULT_BACKUP, &t);
+    if (rv == CKR_OK) {
+        const Nimbus__BackupReply *r = t.rep->backup;
+
+        if (!r->has_file || r->file.len == 0 ||
+            r->file.len > HSM_BACKUP_FILE_MAX || !backup_info_in(r, info)) {
+            rv = CKR_DEVICE_ERROR;
+        } else if ((*file = malloc(r->file.len)) == NULL) {
+            rv = CKR_HOST_MEMORY;
+        } else {
+            memcpy(*file, r->file.data, r->file.len);
+            *len = r->file.len;
+        }
+    }
+    rt_done(&t);
+    return rv;
+}
+
+CK_RV wire_cl_restore(wire_client_t *cl, const uint8_t *file, size_t len,
+                      hsm_backup_info_t *info, size_t *nodes)
+{
+    Nimbus__Request q;
+    Nimbus__RestoreReq m;
+    struct rt t;
+    CK_RV rv;
+
+    memset(info, 0, sizeof(*info));
+    *nodes = 0;
+    if (len > HSM_BACKUP_FILE_MAX) {
+        return CKR_DATA_LEN_RANGE;
+    }
+    nimbus__restore_req__init(&m);
+    m.file = bin(file, len);
+    REQUEST(q, restore, RESTORE, m);
+    rv = roundtrip(cl, &q, NIMBUS__REPLY__RESULT_BACKUP, &t);
+    if (rv == CKR_OK) {
+        const Nimbus__BackupReply *r = t.rep->backup;
+
+        if (!backup_info_in(r, info)) {
+            rv = CKR_DEVICE_ERROR;
+        } else {
+            *nodes = r->has_nodes ? r->nodes : 1;
+        }
+    }
+    rt_done(&t);
+    return rv;
 }
 
 /* ------------------------------------------------------------ tickets */

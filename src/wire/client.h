@@ -247,6 +247,13 @@ CK_RV wire_cl_masked_extract(wire_client_t *cl, hsm_oid_t oid, uint8_t **file,
                              size_t *len);
 CK_RV wire_cl_masked_insert(wire_client_t *cl, const uint8_t *file, size_t len,
                             hsm_oid_t *oid);
+/* Cluster backups (hsm.h hsm_backup, hsm_restore): a reply's file over
+ * HSM_BACKUP_FILE_MAX bytes, or a field out of its bounds, is
+ * CKR_DEVICE_ERROR. *nodes: on how many nodes the restore's entry is. */
+CK_RV wire_cl_backup(wire_client_t *cl, uint8_t **file, size_t *len,
+                     hsm_backup_info_t *info);
+CK_RV wire_cl_restore(wire_client_t *cl, const uint8_t *file, size_t len,
+                      hsm_backup_info_t *info, size_t *nodes);
 
 /* Quorum (M of N), protocol minor 1: hsm_quorum_* of hsm.h. */
 CK_RV wire_cl_quorum_register_key(wire_client_t *cl, const char *name,

@@ -445,6 +445,10 @@ struct call {
         Nimbus__QuorumMReply quorum_m;
         Nimbus__TicketReply ticket;
         Nimbus__MaskedReply masked;
+        struct {
+            Nimbus__BackupReply reply;
+            hsm_backup_info_t info;
+        } backup;
         Nimbus__QuorumApproveReply quorum_approve;
         Nimbus__QuorumTokenListReply quorum_tokens;
     } u;
@@ -2099,6 +2103,101 @@ static CK_RV do_masked_insert(struct call *c, const Nimbus__MaskedInsertReq *r)
     return rv;
 }
 
+/* The reply of a backup or restore: info, kept in the call. */
+static void backup_out(struct call *c)
+{
+    Nimbus__BackupReply *r = &c->u.backup.reply;
+    hsm_backup_info_t *info = &c->u.backup.info;
+
+    nimbus__backup_reply__init(r);
+    r->domain = info->domain;
+    r->source = info->source;
+    r->applied = info->applied;
+    r->time = info->time;
+    r->users = info->users;
+    r->objects = info->objects;
+    r->digest.data = info->digest;
+    r->digest.len = sizeof(info->digest);
+    c->rep.result_case = NIMBUS__REPLY__RESULT_BACKUP;
+    c->rep.backup = r;
+}
+
+static CK_RV do_backup(struct call *c)
+{
+    uint8_t *file = NULL;
+    size_t len = 0;
+    CK_RV rv = hsm_backup(c->wc->conn, &file, &len, &c->u.backup.info);
+
+    if (rv != CKR_OK) {
+        return rv;
+    }
+    if (keep(c, file, len) == NULL) {
+        return CKR_HOST_MEMORY;
+    }
+    backup_out(c);
+    c->u.backup.reply.has_file = true;
+    c->u.backup.reply.file.data = file;
+    c->u.backup.reply.file.len = len;
+    return CKR_OK;
+}
+
+/* How long a restore's reply waits for the other nodes to have its
+ * entry (as nimbus-mgmt waits for a user change's). */
+#define RESTORE_NODES_WAIT_MS 1500
+
+/*
+ * The nodes that have the entry just applied here: this one, and when it
+ * leads, each node whose log reaches this node's applied index. The
+ * client cannot ask them itself: the restore ended its login everywhere.
+ */
+static uint32_t restore_nodes(struct call *c)
+{
+    const struct wire_cluster_ops *ops = atomic_load(&c->ch->srv->cluster);
+    struct cluster_status *st;
+    uint8_t digest[32];
+    uint64_t applied = 0;
+    uint32_t n = 1;
+
+    if (ops == NULL || ops->digest(ops->ctx, digest, &applied) != CKR_OK ||
+        (st = malloc(sizeof(*st))) == NULL) {
+        return 1;
+    }
+    for (int waited = 0; waited <= RESTORE_NODES_WAIT_MS; waited += 50) {
+        struct timespec pause = {0, 50 * 1000000L};
+
+        if (ops->status(ops->ctx, st) != 0 || st->role != CLUSTER_ROLE_LEADER) {
+            break;
+        }
+        n = 1;
+        for (size_t i = 0; i < st->nnodes && i < CLUSTER_NODES_MAX; i++) {
+            if (st->nodes[i].id != st->node_id &&
+                st->nodes[i].match_index >= applied) {
+                n++;
+            }
+        }
+        if (n >= st->nnodes) {
+            break;
+        }
+        nanosleep(&pause, NULL);
+    }
+    free(st);
+    return n;
+}
+
+static CK_RV do_restore(struct call *c, const Nimbus__RestoreReq *r)
+{
+    CK_RV rv =
+        hsm_restore(c->wc->conn, bp(&r->file), r->file.len, &c->u.backup.info);
+
+    if (rv != CKR_OK) {
+        return rv;
+    }
+    backup_out(c);
+    c->u.backup.reply.has_nodes = true;
+    c->u.backup.reply.nodes = restore_nodes(c);
+    return CKR_OK;
+}
+
 static CK_RV do_audit_read(struct call *c, const Nimbus__AuditReadReq *r)
 {
     hsm_audit_record_t *recs = NULL;
@@ -2251,8 +2350,7 @@ static CK_RV do_client_list(struct call *c)
     void *block;
     CK_RV rv;
 
-    rv = hsm_policy_check(hsm_conn_user_type(c->wc->conn, NULL),
-                          HSM_OP_MANAGE_USERS);
+    rv = hsm_conn_policy_check(c->wc->conn, HSM_OP_MANAGE_USERS);
     if (rv != CKR_OK) {
         return rv;
     }
@@ -2350,8 +2448,7 @@ static CK_RV do_cluster_status(struct call *c)
     CK_RV rv;
     int err;
 
-    rv = hsm_policy_check(hsm_conn_user_type(c->wc->conn, NULL),
-                          HSM_OP_SYNC_STATUS);
+    rv = hsm_conn_policy_check(c->wc->conn, HSM_OP_SYNC_STATUS);
     if (rv != CKR_OK) {
         return rv;
     }
@@ -2420,8 +2517,7 @@ static CK_RV do_cluster_change(struct call *c,
     CK_RV rv;
     int err;
 
-    rv = hsm_policy_check(hsm_conn_user_type(c->wc->conn, NULL),
-                          HSM_OP_CLUSTER_ADMIN);
+    rv = hsm_conn_policy_check(c->wc->conn, HSM_OP_CLUSTER_ADMIN);
     if (rv != CKR_OK) {
         return rv;
     }
@@ -2770,6 +2866,10 @@ static CK_RV dispatch(struct call *c, const Nimbus__Request *q)
         return do_masked_extract(c, q->masked_extract);
     case NIMBUS__REQUEST__CALL_MASKED_INSERT:
         return do_masked_insert(c, q->masked_insert);
+    case NIMBUS__REQUEST__CALL_BACKUP:
+        return do_backup(c);
+    case NIMBUS__REQUEST__CALL_RESTORE:
+        return do_restore(c, q->restore);
     case NIMBUS__REQUEST__CALL_LOGIN_TICKET:
         return do_login_ticket(c, q->login_ticket);
     case NIMBUS__REQUEST__CALL_LOGIN_REDEEM:

@@ -33,6 +33,8 @@ static const CK_RV expected[HSM_OP_COUNT][5] = {
     [HSM_OP_TRUST_KEYS] = {NLI, NLI, OK, NLI, NLI},
     [HSM_OP_QUORUM] = {NLI, NLI, OK, NLI, NLI},
     [HSM_OP_CLUSTER_ADMIN] = {NLI, NLI, OK, NLI, NLI},
+    [HSM_OP_BACKUP] = {NLI, NLI, OK, NLI, NLI},
+    [HSM_OP_RESTORE] = {NLI, NLI, OK, NLI, NLI},
 };
 
 static const hsm_policy_conf_t visible = {.public_objects = true};
