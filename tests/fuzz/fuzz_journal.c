@@ -220,7 +220,8 @@ int main(int argc, char **argv)
     uint32_t uid = 0, fails = 0, tid = 0;
     uint64_t oid = 0;
     bool charged = false, added = false;
-    uint8_t blob[40];
+    uint8_t blob[40], *snap = NULL;
+    size_t snaplen = 0;
 
     if (argc != 2) {
         fprintf(stderr, "usage: %s CORPUS_DIR\n", argv[0]);
@@ -258,6 +259,8 @@ int main(int argc, char **argv)
 
     check(store_user_charge_failure(g.st, uid, 5, &fails, &charged) == CKR_OK,
           "charge");
+    /* an image of this state, restored once the state is empty again */
+    check(store_snapshot(g.st, &g.j, &snap, &snaplen) == CKR_OK, "snapshot");
 
     memset(&t, 0, sizeof(t));
     t.service = 1;
@@ -294,6 +297,13 @@ int main(int argc, char **argv)
     check(store_object_delete_all(g.st) == CKR_OK, "delete all");
     check(store_user_delete(g.st, uid) == CKR_OK, "user delete");
     check(store_commit(g.st) == CKR_OK, "commit");
+
+    check(store_begin(g.st, true) == CKR_OK, "begin");
+    check(store_restore_backup(g.st, snap, snaplen, NULL, 0) == CKR_OK,
+          "restore");
+    check(store_commit(g.st) == CKR_OK, "commit restore");
+    check(count(g.st, true) == 1 && count(g.st, false) == 1, "restored");
+    free(snap);
     printf("fuzz_journal_seeds: %d entries written to %s\n", g.n, g.out);
     return 0;
 }
