@@ -246,8 +246,8 @@ CK_RV hsm_backup(hsm_conn_t *conn, uint8_t **out, size_t *outlen,
         hsm_backup_make(ckey, domain, hsm->cfg.cluster_id, (uint64_t)time(NULL),
                         snap, snaplen, out, outlen, info);
     pthread_mutex_lock(&hsm->lock);
-    /* who took the whole state out, even sealed */
-    hsm_audit_locked(hsm, conn->uid, "backup", info->applied, rv);
+    /* who took the whole state out, even sealed (the call ends after it) */
+    hsm_audit_last_locked(hsm, conn->uid, "backup", info->applied, rv);
 out:
     pthread_mutex_unlock(&hsm->lock);
     util_free_wipe(snap, snaplen);
@@ -322,7 +322,8 @@ CK_RV hsm_restore(hsm_conn_t *conn, const uint8_t *buf, size_t len,
 
     memset(info, 0, sizeof(*info));
     pthread_mutex_lock(&hsm->lock);
-    if ((rv = hsm_role_locked(conn, HSM_OP_RESTORE)) != CKR_OK)
+    if ((rv = hsm_reserve_unlocked(hsm)) != CKR_OK ||
+        (rv = hsm_role_locked(conn, HSM_OP_RESTORE)) != CKR_OK)
         goto out;
     if (ckey == NULL || !hsm->attached) {
         rv = CKR_FUNCTION_NOT_SUPPORTED;
@@ -358,7 +359,10 @@ CK_RV hsm_restore(hsm_conn_t *conn, const uint8_t *buf, size_t len,
                                        CKR_OK, note)) != CKR_OK)
         goto out;
     began = false;
-    rv = store_commit(hsm->st);
+    /* The lock goes while the entry (up to 16 MiB) waits for the
+     * majority: nothing read under it is used after but conn, which the
+     * call holds; the apply re-checks the users. */
+    rv = hsm_cluster_commit_unlocked(hsm);
     if (rv != CKR_OK) {
         /* refused at apply (a user made meanwhile: the entry's record
          * went with it), or the cluster out of reach */
