@@ -17,10 +17,12 @@
 #     users log in with the backup's passwords and use the same key (same
 #     value on each node, shared as before), quorum M is back, digests
 #     are equal on the 3 nodes; the audit log names the restore.
-#  5. with the clone cluster support (cluster_clone_of): a clone of 2
-#     nodes made from the source's key takes a backup of the source: the
-#     source's users log in there and sign and encrypt with the same keys,
-#     the clone's digests are equal between its nodes.
+#  5. a clone of 2 nodes made from the source's key (cluster_clone_of)
+#     takes a backup of the source, on 2 nodes: the source's users log in
+#     there and sign and encrypt with the same keys (and the share), M is
+#     back, a new user and key made on the clone get fresh ids (its nodes'
+#     reserved ids were below the source's), the clone's digests are
+#     equal between its nodes.
 set -u
 . "$(dirname "$0")/lib.sh"
 cl_test backup
@@ -80,6 +82,8 @@ for w in words:
 EOF
 }
 
+# the source lets its clone (part 5) fetch the key
+CL_CONF_EXTRA="cluster_clones = $CL_CLONE_ID"
 cl_init "$T" 3 || fail "PKI"
 cl_start_cluster || fail "the cluster did not form"
 CO="loginHSM CO admin $CL_CO_PW"
@@ -256,13 +260,23 @@ out=$(cl_mgmt 1 "$CO; backup $T/b2.bak")
 has "backup with the signing key" ": 5 users, 3 token objects"
 cl_stop 4
 cl_clone_init 2 || fail "clone PKI"
-cl_start_clone || fail "the clone did not form"
-out=$(cl_mgmt c1 "$CO; restore $T/b2.bak")
-has "restore into the clone" " on 2 nodes"
+cl_start_clone 1 2 || fail "the clone did not form"
+out=$(all "c1 c2" "$CO; restore $T/b2.bak")
+has "restore into the clone" "Restored backup of cluster $CL_ID (key domain $CL_ID)"
+has "restore into the clone, on both nodes" " on 2 nodes"
 for n in c1 c2; do
     out=$(app "$n" open "loginuser alice alicepw1" "sign sig1" "ecb0 bk1")
     grep -q "^sign CKR_OK" <<<"$out" || fail "clone node $n: alice signs: $out"
     grep -q "^ecb0 CKR_OK $E0\$" <<<"$out" || fail "clone node $n: alice's AES key: $out"
+    out=$(app "$n" open "loginuser bob bobpw123" "ecb0 bk1")
+    grep -q "^ecb0 CKR_OK $E0\$" <<<"$out" || fail "clone node $n: bob's share: $out"
 done
+out=$(cl_mgmt c2 "$CO; getMValue 4")
+has "the clone's quorum M" "MValue of service 4[MISC_CO] on server 0 : [2]"
+# the clone's nodes had reserved ids below the source's: dropped
+out=$(all "c1 c2" "$CO; createUser CU carol carolpw1")
+has "a new user on the clone after the restore" "Creating User carol(CU) on 2 nodes"
+out=$(app c2 open "loginuser carol carolpw1" "aes ck1 $KEYHEX")
+grep -q "^aes CKR_OK" <<<"$out" || fail "a new key on the clone: $out"
 converge "c1 c2"
-ok "a clone of the source's key takes its backup: the source's users sign and encrypt with the same keys there; the clone's digests agree"
+ok "a clone of the source's key takes its backup: the source's users sign and encrypt with the same keys there, M is back, new users and keys get fresh ids, the clone's digests agree"
