@@ -146,19 +146,6 @@ out:
 }
 
 /* Whether uid is a crypto user here. */
-static CK_RV is_cu(hsm_t *hsm, uint32_t uid, bool *yes)
-{
-    store_user_t u;
-    bool found = false;
-    CK_RV rv;
-
-    memset(&u, 0, sizeof(u));
-    rv = store_user_by_id(hsm->st, uid, &u, &found);
-    *yes = rv == CKR_OK && found && u.type == HSM_USER_CU;
-    store_user_clear(&u);
-    return rv;
-}
-
 CK_RV hsm_masked_insert(hsm_conn_t *conn, const uint8_t *buf, size_t len,
                         hsm_oid_t *oid)
 {
@@ -172,7 +159,7 @@ CK_RV hsm_masked_insert(hsm_conn_t *conn, const uint8_t *buf, size_t len,
     size_t plainlen = 0, bloblen = 0, adlen = 0;
     store_object_t so;
     uint64_t cur = 0;
-    bool found = false, yes = false, changed = false, began = false;
+    bool found = false, changed = false, began = false;
     CK_RV rv;
 
     memset(&so, 0, sizeof(so));
@@ -222,16 +209,16 @@ CK_RV hsm_masked_insert(hsm_conn_t *conn, const uint8_t *buf, size_t len,
         goto out;
     began = true;
     /* the owner and the users it was shared with must be crypto users
-     * here (a deleted user's key does not come back to nobody) */
-    if ((rv = is_cu(hsm, body->owner, &yes)) != CKR_OK)
+     * here (a deleted user's key does not come back to nobody), still
+     * when the entry applies (a deletion elsewhere may come first) */
+    if ((rv = store_require(hsm->st, STORE_REQUIRE_USER_TYPE, body->owner,
+                            HSM_USER_CU, CKR_DATA_INVALID)) != CKR_OK)
         goto out;
-    for (size_t i = 0; yes && i < body->n_shares; i++)
-        if ((rv = is_cu(hsm, body->shares[i], &yes)) != CKR_OK)
+    for (size_t i = 0; i < body->n_shares; i++)
+        if ((rv = store_require(hsm->st, STORE_REQUIRE_USER_TYPE,
+                                body->shares[i], HSM_USER_CU,
+                                CKR_DATA_INVALID)) != CKR_OK)
             goto out;
-    if (!yes) {
-        rv = CKR_DATA_INVALID;
-        goto out;
-    }
     if ((rv = store_object_version(hsm->st, file->id, &cur, &found)) != CKR_OK)
         goto out;
     if (found) {

@@ -351,7 +351,11 @@ static CK_RV token_insert_locked(hsm_conn_t *conn, attr_list_t *l,
     }
     so.owner = conn->uid;
     fill_columns(l, &so);
-    if ((rv = store_object_insert(hsm->st, &so, &id)) != CKR_OK ||
+    /* Its owner a crypto user still when the entry applies (a deletion
+     * through another node may come first): no key owned by nobody. */
+    if ((rv = store_require(hsm->st, STORE_REQUIRE_USER_TYPE, conn->uid,
+                            HSM_USER_CU, CKR_USER_NOT_LOGGED_IN)) != CKR_OK ||
+        (rv = store_object_insert(hsm->st, &so, &id)) != CKR_OK ||
         (rv = set_unique_id(l, id)) != CKR_OK ||
         (rv = seal_serialize(hsm, id, l, &blob, &bloblen)) != CKR_OK)
         goto fail;
@@ -1141,7 +1145,11 @@ CK_RV hsm_object_share(hsm_conn_t *conn, hsm_oid_t oid, hsm_uid_t uid,
     }
     if ((rv = store_begin(hsm->st, true)) != CKR_OK)
         goto out;
-    if ((rv = store_share_set(hsm->st, oid, uid, share)) != CKR_OK ||
+    /* A share is with a crypto user still when the entry applies. */
+    if ((share && (rv = store_require(hsm->st, STORE_REQUIRE_USER_TYPE, uid,
+                                      HSM_USER_CU, CKR_ARGUMENTS_BAD)) !=
+                      CKR_OK) ||
+        (rv = store_share_set(hsm->st, oid, uid, share)) != CKR_OK ||
         (rv = hsm_audit_tx_locked(hsm, conn->uid, share ? "share" : "unshare",
                                   oid, CKR_OK)) != CKR_OK ||
         (rv = store_bump_generation(hsm->st)) != CKR_OK) {

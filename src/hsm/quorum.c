@@ -676,7 +676,12 @@ CK_RV hsm_quorum_get_token(hsm_conn_t *conn, unsigned service, const char *name,
     if ((rv = store_begin(hsm->st, true)) != CKR_OK)
         goto out;
     conn->login_tokens = true; /* maybe: an ambiguous failure may commit */
-    if ((rv = store_qtoken_insert(hsm->st, &t, &id)) != CKR_OK ||
+    /* The limit holds also when the entry applies (other nodes' tokens,
+     * or this node's issued while this one waited, may come first). */
+    if ((rv = store_require(hsm->st, STORE_REQUIRE_QTOKENS_BELOW,
+                            HSM_QUORUM_TOKENS_MAX, 0,
+                            CKR_FUNCTION_REJECTED)) != CKR_OK ||
+        (rv = store_qtoken_insert(hsm->st, &t, &id)) != CKR_OK ||
         (rv = hsm_audit_tx_locked(hsm, conn->uid, EV_TOKEN, id, CKR_OK)) !=
             CKR_OK ||
         (rv = store_bump_generation(hsm->st)) != CKR_OK) {

@@ -1556,15 +1556,14 @@ CK_RV hsm_user_delete(hsm_conn_t *conn, const char *name)
         goto out;
     if ((rv = store_begin(hsm->st, true)) != CKR_OK)
         goto out;
+    /* A CU that owns keys stays, and so does the last CO, also when the
+     * entry applies: another node's key creation or CO deletion (or this
+     * node's, while this one waits) may come first. */
     if ((rv = hsm_quorum_consume_tx_locked(conn, HSM_QUORUM_SVC_USER_MGMT,
                                            qtok)) != CKR_OK ||
-        (rv = store_object_count_owner(hsm->st, u.id, &n)) != CKR_OK) {
+        (rv = store_require(hsm->st, STORE_REQUIRE_USER_DELETABLE, u.id,
+                            HSM_USER_CO, CKR_ACTION_PROHIBITED)) != CKR_OK) {
         store_rollback(hsm->st);
-        goto out;
-    }
-    if (n > 0) {
-        store_rollback(hsm->st);
-        rv = CKR_ACTION_PROHIBITED; /* a CU that owns keys stays */
         goto out;
     }
     /* Under the write lock: a login marks itself before it reads the

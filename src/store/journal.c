@@ -553,6 +553,94 @@ CK_RV store_restore_backup(store_t *st, const uint8_t *snap, size_t len,
     return st->jfail;
 }
 
+/* ---------------------------------------------------- preconditions */
+
+/* The answers a precondition may give: business results, never one that
+ * stops a node (rv_fatal) or reads as success. */
+static bool require_rv_ok(uint64_t rv)
+{
+    return rv == CKR_ACTION_PROHIBITED || rv == CKR_ARGUMENTS_BAD ||
+           rv == CKR_DATA_INVALID || rv == CKR_FUNCTION_REJECTED ||
+           rv == CKR_USER_NOT_LOGGED_IN;
+}
+
+/* Whether what holds on st now: CKR_OK, fail, or a store failure. */
+static CK_RV require_check(store_t *st, uint32_t what, uint64_t id,
+                           uint32_t type, CK_RV fail)
+{
+    store_user_t u;
+    bool found = false;
+    size_t n = 0;
+    int utype;
+    CK_RV rv;
+
+    switch (what) {
+    case STORE_REQUIRE_USER_TYPE:
+    case STORE_REQUIRE_USER_DELETABLE:
+        if (id == 0 || id > UINT32_MAX || type > INT32_MAX) {
+            return CKR_DATA_INVALID;
+        }
+        memset(&u, 0, sizeof(u));
+        rv = store_user_by_id(st, (uint32_t)id, &u, &found);
+        utype = u.type;
+        store_user_clear(&u);
+        if (rv != CKR_OK) {
+            return rv;
+        }
+        if (!found) {
+            return fail;
+        }
+        if (what == STORE_REQUIRE_USER_TYPE) {
+            return utype == (int)type ? CKR_OK : fail;
+        }
+        if (utype == (int)type) {
+            if ((rv = store_user_count_type(st, (int)type, &n)) != CKR_OK) {
+                return rv;
+            }
+            if (n <= 1) {
+                return fail;
+            }
+        }
+        if ((rv = store_object_count_owner(st, (uint32_t)id, &n)) != CKR_OK) {
+            return rv;
+        }
+        return n == 0 ? CKR_OK : fail;
+    case STORE_REQUIRE_QTOKENS_BELOW:
+        if ((rv = store_qtoken_count(st, &n)) != CKR_OK) {
+            return rv;
+        }
+        return n < id ? CKR_OK : fail;
+    default:
+        return CKR_DATA_INVALID; /* a precondition this build does not know */
+    }
+}
+
+CK_RV store_require(store_t *st, enum store_require what, uint64_t id,
+                    int type, CK_RV rv)
+{
+    jop_t op = NIMBUS__JOURNAL__OP__INIT;
+    Nimbus__Journal__Require m = NIMBUS__JOURNAL__REQUIRE__INIT;
+    CK_RV r;
+
+    return_val_if_fail(st != NULL && st->in_tx && type >= 0,
+                       CKR_GENERAL_ERROR);
+    return_val_if_fail(require_rv_ok(rv), CKR_GENERAL_ERROR);
+    if ((r = require_check(st, (uint32_t)what, id, (uint32_t)type, rv)) !=
+        CKR_OK) {
+        return r;
+    }
+    if (store_jr_recording(st)) {
+        m.what = (uint32_t)what;
+        m.id = id;
+        m.type = (uint32_t)type;
+        m.rv = rv;
+        op.op_case = NIMBUS__JOURNAL__OP__OP_REQUIRE;
+        op.require = &m;
+        jr_add(st, &op);
+    }
+    return CKR_OK;
+}
+
 /* ----------------------------------------------------- submitting */
 
 static Nimbus__Journal__Result *result_decode(const uint8_t *res, size_t len)
@@ -1226,6 +1314,12 @@ static CK_RV ap_op(store_t *st, const struct store_journal *j, const jop_t *op,
         return ap_reserve(st, op->reserve, out);
     case NIMBUS__JOURNAL__OP__OP_RESTORE:
         return ap_restore(st, j, op->restore, out->index);
+    case NIMBUS__JOURNAL__OP__OP_REQUIRE:
+        if (!require_rv_ok(op->require->rv)) {
+            return CKR_DATA_INVALID;
+        }
+        return require_check(st, op->require->what, op->require->id,
+                             op->require->type, (CK_RV)op->require->rv);
     default:
         return CKR_DATA_INVALID; /* an operation this build does not know */
     }

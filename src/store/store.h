@@ -40,6 +40,26 @@ void store_rollback(store_t *st);
  * submit before its transaction. Outside a transaction. CKR_OK at once
  * without a journal or when the blocks suffice. */
 CK_RV store_reserve(store_t *st);
+/*
+ * A precondition of the open write transaction, checked now: rv (one of
+ * CKR_ACTION_PROHIBITED, CKR_ARGUMENTS_BAD, CKR_DATA_INVALID,
+ * CKR_FUNCTION_REJECTED, CKR_USER_NOT_LOGGED_IN) when it does not hold.
+ * In a cluster it is also an operation of the entry, checked again where
+ * it stands when every node applies it: two writers that both saw it hold
+ * on their own node's state (or one node's, with its lock let go while
+ * the first waited) cannot both pass.
+ */
+enum store_require {
+    /* user id exists with type type */
+    STORE_REQUIRE_USER_TYPE = 1,
+    /* user id exists and owns no object; when its type is type, another
+     * user of that type exists (never the last CO) */
+    STORE_REQUIRE_USER_DELETABLE = 2,
+    /* fewer than id quorum tokens (type 0) */
+    STORE_REQUIRE_QTOKENS_BELOW = 3,
+};
+CK_RV store_require(store_t *st, enum store_require what, uint64_t id,
+                    int type, CK_RV rv);
 /* Whether store_begin() is in force on this handle. */
 bool store_in_tx(const store_t *st);
 

@@ -304,6 +304,22 @@ int main(int argc, char **argv)
     check(store_commit(g.st) == CKR_OK, "commit restore");
     check(count(g.st, true) == 1 && count(g.st, false) == 1, "restored");
     free(snap);
+
+    /* preconditions (corpus: seed-require; the entry before it reserves) */
+    check(store_begin(g.st, true) == CKR_OK, "begin");
+    check(store_user_insert(g.st, 0, "second", 2, (const uint8_t *)"ver", 3,
+                            &uid) == CKR_OK,
+          "user");
+    check(store_require(g.st, STORE_REQUIRE_USER_TYPE, uid, 2,
+                        CKR_ARGUMENTS_BAD) == CKR_OK,
+          "require type");
+    check(store_require(g.st, STORE_REQUIRE_USER_DELETABLE, uid, 1,
+                        CKR_ACTION_PROHIBITED) == CKR_OK,
+          "require deletable");
+    check(store_require(g.st, STORE_REQUIRE_QTOKENS_BELOW, 1024, 0,
+                        CKR_FUNCTION_REJECTED) == CKR_OK,
+          "require tokens");
+    check(store_commit(g.st) == CKR_OK, "commit");
     printf("fuzz_journal_seeds: %d entries written to %s\n", g.n, g.out);
     return 0;
 }

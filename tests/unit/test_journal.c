@@ -1358,6 +1358,125 @@ static void test_hostile_entries(void **state)
     assert_in_sync(c);
 }
 
+/* Preconditions checked at apply (store_require): two writers that each
+ * saw them hold on a node that lags cannot both pass. The last CO, a user
+ * who came to own a key, a share with a user deleted meanwhile, the quorum
+ * token limit; and entries with a precondition that cannot be one. */
+static void test_require_races(void **state)
+{
+    struct cl *c = *state;
+    struct node *n1 = &c->n[1], *n2 = &c->n[2];
+    Nimbus__Journal__Op op = NIMBUS__JOURNAL__OP__INIT;
+    Nimbus__Journal__Require rq = NIMBUS__JOURNAL__REQUIRE__INIT;
+    uint32_t co1 = add_user(n1, "co_one", T_CO);
+    uint32_t co2 = add_user(n1, "co_two", T_CO);
+    uint32_t cu = add_user(n1, "carol", T_CU);
+    uint32_t dan = add_user(n1, "dan", T_CU);
+    uint64_t oid = add_object(n1, cu, "k", SECRET);
+    store_qtoken_t t;
+    size_t n = 0;
+    uint32_t tid = 0;
+
+    catch_up_all(c);
+    /* Two COs deleted "at once": n2 rehearses on a state with both... */
+    assert_int_equal(store_begin(n2->st, true), CKR_OK);
+    assert_int_equal(store_require(n2->st, STORE_REQUIRE_USER_DELETABLE, co1,
+                                   T_CO, CKR_ACTION_PROHIBITED),
+                     CKR_OK);
+    assert_int_equal(store_user_delete(n2->st, co1), CKR_OK);
+    /* ...while n1 deletes the other first: n2's entry is refused. */
+    assert_int_equal(store_begin(n1->st, true), CKR_OK);
+    assert_int_equal(store_require(n1->st, STORE_REQUIRE_USER_DELETABLE, co2,
+                                   T_CO, CKR_ACTION_PROHIBITED),
+                     CKR_OK);
+    assert_int_equal(store_user_delete(n1->st, co2), CKR_OK);
+    assert_int_equal(store_commit(n1->st), CKR_OK);
+    assert_int_equal(store_commit(n2->st), CKR_ACTION_PROHIBITED);
+    for (int i = 1; i <= 3; i++) {
+        assert_int_equal(store_user_count_type(c->n[i].st, T_CO, &n), CKR_OK);
+        assert_int_equal(n, 1);
+    }
+    /* Checked now too: the last CO is refused before any entry. */
+    assert_int_equal(store_begin(n1->st, true), CKR_OK);
+    assert_int_equal(store_require(n1->st, STORE_REQUIRE_USER_DELETABLE, co1,
+                                   T_CO, CKR_ACTION_PROHIBITED),
+                     CKR_ACTION_PROHIBITED);
+    store_rollback(n1->st);
+
+    /* dan's deletion rehearsed while dan has no key; a key of dan's
+     * commits first (the object moved to dan): refused. */
+    assert_int_equal(store_begin(n2->st, true), CKR_OK);
+    assert_int_equal(store_require(n2->st, STORE_REQUIRE_USER_DELETABLE, dan,
+                                   T_CO, CKR_ACTION_PROHIBITED),
+                     CKR_OK);
+    assert_int_equal(store_user_delete(n2->st, dan), CKR_OK);
+    add_object(n1, dan, "dans", SECRET);
+    assert_int_equal(store_commit(n2->st), CKR_ACTION_PROHIBITED);
+    assert_int_equal(count_users(n1), count_users(n2));
+
+    /* A share of carol's key with dan rehearsed while dan is a CU; dan
+     * stops being one first: refused. */
+    assert_int_equal(store_begin(n2->st, true), CKR_OK);
+    assert_int_equal(store_require(n2->st, STORE_REQUIRE_USER_TYPE, dan, T_CU,
+                                   CKR_ARGUMENTS_BAD),
+                     CKR_OK);
+    assert_int_equal(store_share_set(n2->st, oid, dan, true), CKR_OK);
+    assert_int_equal(store_begin(n1->st, true), CKR_OK);
+    assert_int_equal(store_user_set_type(n1->st, dan, T_CO), CKR_OK);
+    assert_int_equal(store_commit(n1->st), CKR_OK);
+    assert_int_equal(store_commit(n2->st), CKR_ARGUMENTS_BAD);
+
+    /* The token limit (1 here): both rehearsed below it, one lands. */
+    memset(&t, 0, sizeof(t));
+    t.service = 3;
+    t.requester = co1;
+    t.requester_version = 1;
+    t.issued = 1;
+    t.expires = 2000000000;
+    t.needed = 2;
+    assert_int_equal(store_begin(n2->st, true), CKR_OK);
+    assert_int_equal(store_require(n2->st, STORE_REQUIRE_QTOKENS_BELOW, 1, 0,
+                                   CKR_FUNCTION_REJECTED),
+                     CKR_OK);
+    t.digest[0] = 2;
+    assert_int_equal(store_qtoken_insert(n2->st, &t, &tid), CKR_OK);
+    assert_int_equal(store_begin(n1->st, true), CKR_OK);
+    assert_int_equal(store_require(n1->st, STORE_REQUIRE_QTOKENS_BELOW, 1, 0,
+                                   CKR_FUNCTION_REJECTED),
+                     CKR_OK);
+    t.digest[0] = 1;
+    assert_int_equal(store_qtoken_insert(n1->st, &t, &tid), CKR_OK);
+    assert_int_equal(store_commit(n1->st), CKR_OK);
+    assert_int_equal(store_commit(n2->st), CKR_FUNCTION_REJECTED);
+    for (int i = 1; i <= 3; i++) {
+        assert_int_equal(store_qtoken_count(c->n[i].st, &n), CKR_OK);
+        assert_int_equal(n, 1);
+    }
+
+    /* Hostile: a precondition that "fails" with success or with an
+     * answer that would stop the nodes, or of a kind not known, or naming
+     * user 0, is refused as malformed; nothing stops. */
+    rq.what = STORE_REQUIRE_USER_TYPE;
+    rq.id = 999;
+    rq.type = T_CU;
+    op.op_case = NIMBUS__JOURNAL__OP__OP_REQUIRE;
+    op.require = &rq;
+    rq.rv = CKR_OK;
+    assert_int_equal(apply_op(c, &op), CKR_DATA_INVALID);
+    rq.rv = CKR_DEVICE_ERROR;
+    assert_int_equal(apply_op(c, &op), CKR_DATA_INVALID);
+    rq.rv = CKR_ACTION_PROHIBITED;
+    assert_int_equal(apply_op(c, &op), CKR_ACTION_PROHIBITED); /* no 999 */
+    rq.what = 77;
+    assert_int_equal(apply_op(c, &op), CKR_DATA_INVALID);
+    rq.what = STORE_REQUIRE_USER_DELETABLE;
+    rq.id = 0;
+    assert_int_equal(apply_op(c, &op), CKR_DATA_INVALID);
+    rq.id = (uint64_t)UINT32_MAX + 1;
+    assert_int_equal(apply_op(c, &op), CKR_DATA_INVALID);
+    assert_in_sync(c);
+}
+
 /* A node that cannot unmask (no cluster key) must not skip the entry the
  * others apply: the apply fails as an I/O failure would, changing
  * nothing, and the same entry applies once the key is there. */
@@ -1525,6 +1644,7 @@ int main(void)
         T(test_restore_refused),
         T(test_restore_clone),
         T(test_hostile_entries),
+        T(test_require_races),
         T(test_node_failure_stops),
         T(test_local_and_refused),
         T(test_schema_5_to_6),
