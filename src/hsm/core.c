@@ -233,7 +233,11 @@ void hsm_conn_close(hsm_conn_t *conn)
          * by lockout or a user change are, with the reason. */
         hsm_conn_t *prev = hsm_call_peer_swap(conn);
 
-        hsm_audit_locked(hsm, conn->uid, "logout", 0, CKR_SESSION_CLOSED);
+        /* Out of the list, its calls over: no other thread reaches conn,
+         * so the lock may go while the record waits for the cluster (a
+         * client that gives up during an election stalls nobody). */
+        hsm_audit_last_locked(hsm, conn->uid, "logout", 0,
+                              CKR_SESSION_CLOSED);
         hsm_call_peer_swap(prev);
     }
     hsm_sobjs_destroy_locked(conn, 0, false);
@@ -242,7 +246,10 @@ void hsm_conn_close(hsm_conn_t *conn)
     hsm_keycache_drop_conn_locked(hsm, conn);
     if (conn->type != HSM_USER_NONE)
         hsm_keycache_drop_user_locked(hsm, conn->uid);
-    hsm_quorum_login_end_locked(conn); /* its quorum tokens die with it */
+    /* its quorum tokens die with it (the lock may go meanwhile, as above) */
+    hsm_waits_unlocked_begin();
+    hsm_quorum_login_end_locked(conn);
+    hsm_waits_unlocked_end();
     store_login_unmark(conn->login_fd);
     pthread_mutex_unlock(&hsm->lock);
     pthread_cond_destroy(&conn->gcv);

@@ -551,6 +551,36 @@ static void test_sessions_move_meanwhile(void **state)
     hsm_attrs_free(&a, 1);
 }
 
+static CK_RV conn_close(struct job *j)
+{
+    hsm_conn_close(j->conn);
+    return CKR_OK;
+}
+
+/* A client that gives up (its connection closes while logged in): the
+ * logout record waits for the majority without the lock. */
+static void test_close_waits_unlocked(void **state)
+{
+    struct fixture *f = *state;
+    struct job cl, o = {.oid = f->bkey};
+    hsm_conn_t *gone = f->alice;
+
+    f->alice = NULL; /* closed here, not by the teardown */
+    hold(0);
+    job_start(&cl, conn_close, gone, 0);
+    assert_true(held_reach(1));
+    job_start(&o, other_client, f->bob, 0);
+    if (!job_wait(&o, QUICK_MS)) {
+        release();
+        job_join(&o);
+        job_join(&cl);
+        fail_msg("another client waited for a closing connection's record");
+    }
+    assert_int_equal(job_join(&o), CKR_OK);
+    release();
+    assert_int_equal(job_join(&cl), CKR_OK);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -562,6 +592,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_password_login_replaced, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_sessions_move_meanwhile, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_close_waits_unlocked, setup,
                                         teardown),
     };
 
