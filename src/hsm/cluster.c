@@ -312,13 +312,19 @@ CK_RV hsm_reserve_unlocked(hsm_t *hsm)
     return rv;
 }
 
-const struct store_journal *hsm_cluster_journal(hsm_t *hsm)
+void hsm_cluster_journal_init(hsm_t *hsm)
 {
     hsm->journal.ctx = hsm;
     hsm->journal.mask = j_mask;
     hsm->journal.unmask = j_unmask;
     hsm->journal.audit_append = j_audit;
     hsm->journal.submit = j_submit;
+}
+
+/* Filled once by hsm_open: the engine's thread and the core's read it
+ * at once (filling it on each call was a data race, ThreadSanitizer). */
+const struct store_journal *hsm_cluster_journal(hsm_t *hsm)
+{
     return &hsm->journal;
 }
 

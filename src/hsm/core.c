@@ -99,6 +99,7 @@ CK_RV hsm_open(const struct config *cfg, hsm_t **out)
         return CKR_HOST_MEMORY;
     }
     memcpy(hsm->dbpath, dbpath, sizeof(hsm->dbpath));
+    hsm_cluster_journal_init(hsm);
     if (util_mutex_init(&hsm->lock) != 0) {
         crypto_secret_free(hsm->mkey);
         free(hsm);

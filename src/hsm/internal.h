@@ -514,6 +514,8 @@ bool hsm_login_same(const hsm_conn_t *conn, const struct hsm_login_snap *a);
  * from hsm_begin_locked may move: look it up again after).
  */
 CK_RV hsm_cluster_commit_unlocked(hsm_t *hsm);
+/* cluster.c: fills hsm->journal's hooks (hsm_open, before any thread). */
+void hsm_cluster_journal_init(hsm_t *hsm);
 /* audit.c: chains rec onto st's log in its open transaction. */
 CK_RV hsm_audit_append(store_t *st, store_audit_t *rec);
 
