@@ -1136,6 +1136,12 @@ static void test_restore_refused(void **state)
                      CKR_DATA_INVALID);
     assert_int_equal(restore_through(n2, snap, 0, ids, 1), CKR_DATA_LEN_RANGE);
     free(bad);
+    /* over what one log entry carries: refused before it is recorded */
+    bad = calloc(1, STORE_RESTORE_MAX + 1);
+    assert_non_null(bad);
+    assert_int_equal(restore_through(n2, bad, STORE_RESTORE_MAX + 1, ids, 1),
+                     CKR_DATA_LEN_RANGE);
+    free(bad);
     assert_in_sync(c);
     assert_int_equal(count_users(n1), 1);
     assert_int_equal(count_objects(n1), 0);
