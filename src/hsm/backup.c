@@ -236,8 +236,9 @@ CK_RV hsm_backup(hsm_conn_t *conn, uint8_t **out, size_t *outlen,
     /* One read of the store as this node applied it: the writes this
      * client made through it are in (each was acknowledged once applied
      * here). */
-    if ((rv = store_snapshot(hsm->st, hsm_cluster_journal(hsm), &snap,
-                             &snaplen)) != CKR_OK)
+    /* hsm->journal: set once at attach (the engine's thread reads it) */
+    if ((rv = store_snapshot(hsm->st, &hsm->journal, &snap, &snaplen)) !=
+        CKR_OK)
         goto out;
     snprintf(domain, sizeof(domain), "%s", hsm_cluster_domain(hsm));
     pthread_mutex_unlock(&hsm->lock);
