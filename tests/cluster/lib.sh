@@ -130,6 +130,21 @@ cl_stop_all() {
 
 CL_CO_PW=${CL_CO_PW:-copass123}
 
+# cl_add_node VIA ID ADDRESS: the CO adds node ID through node VIA. An
+# election under load can end a pending change with "no leader
+# reachable" (the operator's answer is to ask again, and a repeated
+# addNode is harmless: the engine goes on with the promotion, and a
+# voter already there is success), so up to 4 tries a second apart.
+cl_add_node() {
+    local try out
+    for try in 1 2 3 4; do
+        out=$(cl_mgmt "$1" "loginHSM CO admin $CL_CO_PW; addNode $2 $3") && return 0
+        echo "addNode $2 through $1, try $try: $out" >&2
+        sleep 1
+    done
+    return 1
+}
+
 # cl_start_cluster: node 1 bootstraps and is activated (PRECO -> CO admin,
 # password $CL_CO_PW); the others start unjoined and the CO adds them
 # through node 1 (addNode), each catching up.
@@ -147,10 +162,7 @@ cl_start_cluster() {
         cl_launch "$i"
     done
     for ((i = 2; i <= CL_N; i++)); do
-        out=$(cl_mgmt 1 "loginHSM CO admin $CL_CO_PW; addNode $i 127.0.0.1:${CL_PORT[$i]}") || {
-            echo "addNode $i: $out" >&2
-            return 1
-        }
+        cl_add_node 1 "$i" "127.0.0.1:${CL_PORT[$i]}" || return 1
         cl_wait_ready "$i" || return 1
     done
 }
@@ -190,10 +202,7 @@ cl_start_clone() {
         cl_launch "c$i"
     done
     for ((i = 2; i <= n; i++)); do
-        out=$(cl_mgmt c1 "loginHSM CO admin $CL_CO_PW; addNode $i 127.0.0.1:${CL_PORT[c$i]}") || {
-            echo "clone addNode $i: $out" >&2
-            return 1
-        }
+        cl_add_node c1 "$i" "127.0.0.1:${CL_PORT[c$i]}" || return 1
         cl_wait_ready "c$i" || return 1
     done
 }
