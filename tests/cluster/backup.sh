@@ -29,23 +29,6 @@ cl_test backup
 for tool in openssl python3; do
     command -v "$tool" >/dev/null || { echo "SKIP: no $tool"; exit 77; }
 done
-has() { grep -qF -- "$2" <<<"$out" || fail "$1: no '$2' in: $out"; }
-hasnt() { ! grep -qF -- "$2" <<<"$out" || fail "$1: '$2' in: $out"; }
-
-# all NODES... COMMANDS: nimbus-mgmt speaking to the nodes listed.
-all() {
-    local nodes=$1 s="" n
-    shift
-    for n in $nodes; do s="$s${s:+, }unix:$(cl_sock "$n")"; done
-    echo "servers = $s" >"$T/all.conf"
-    NIMBUS_CONF=$T/all.conf "$CL_MGMT" -y -c "$*" 2>&1
-}
-app() {
-    local n=$1
-    shift
-    printf '%s\n' init "$@" quit |
-        NIMBUS_CONF=$CL_DIR/n$n/client.conf "$RCLIENT" 2>>"$T/rclient.log"
-}
 # digests OUTPUT: the digest lines' hex, one per line, in order.
 digests() { sed -n 's/^digest on server [0-9]*([^)]*): \([0-9a-f]\{64\}\) .*/\1/p' <<<"$1"; }
 # same_digest OUTPUT: two digest lines (before, after) and they are equal.

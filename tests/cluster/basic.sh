@@ -11,12 +11,6 @@ cl_test cluster
 
 # app N LINES...: rclient against node N, one command per argument; its
 # answer lines on stdout.
-app() {
-    local n=$1
-    shift
-    printf '%s\n' init "$@" quit |
-        NIMBUS_CONF=$CL_DIR/n$n/client.conf "$RCLIENT" 2>>"$T/rclient.log"
-}
 
 cl_init "$T" 3 || fail "PKI"
 cl_start_cluster || fail "the cluster did not form"

@@ -20,19 +20,8 @@ set -u
 . "$(dirname "$0")/lib.sh"
 cl_test clone
 command -v openssl >/dev/null || { echo "SKIP: no openssl CLI"; exit 77; }
-has() { grep -qF -- "$2" <<<"$out" || fail "$1: no '$2' in: $out"; }
-
-app() {
-    local n=$1
-    shift
-    printf '%s\n' init "$@" quit |
-        NIMBUS_CONF=$CL_DIR/n$n/client.conf "$RCLIENT" 2>>"$T/rclient.log"
-}
 CO="loginHSM CO admin $CL_CO_PW"
 AU="loginHSM AU app_user appuser1"
-leader() {
-    cl_mgmt 1 "$CO; listNodes" | sed -n 's/^Leader: node \([0-9]*\)(.*/\1/p' | head -n 1
-}
 term() {
     cl_mgmt "$1" "$CO; listNodes" |
         sed -n 's/^This node [0-9]*: [a-z]*, term \([0-9]*\),.*/\1/p'

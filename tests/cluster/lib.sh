@@ -207,6 +207,33 @@ cl_start_clone() {
     done
 }
 
+# What the tests' bodies share (they run after cl_test, which defines
+# fail): has/hasnt WHAT TEXT check $out; app N LINES... runs the
+# scriptable application (rclient) on node N with those lines; all
+# "N..." COMMANDS runs nimbus-mgmt against the nodes listed; leader
+# prints the leader's id as node 1 sees it.
+has() { grep -qF -- "$2" <<<"$out" || fail "$1: no '$2' in: $out"; }
+hasnt() { ! grep -qF -- "$2" <<<"$out" || fail "$1: '$2' in: $out"; }
+
+# all NODES... COMMANDS: nimbus-mgmt speaking to the nodes listed.
+all() {
+    local nodes=$1 s="" n
+    shift
+    for n in $nodes; do s="$s${s:+, }unix:$(cl_sock "$n")"; done
+    echo "servers = $s" >"$T/all.conf"
+    NIMBUS_CONF=$T/all.conf "$CL_MGMT" -y -c "$*" 2>&1
+}
+app() {
+    local n=$1
+    shift
+    printf '%s\n' init "$@" quit |
+        NIMBUS_CONF=$CL_DIR/n$n/client.conf "$RCLIENT" 2>>"$T/rclient.log"
+}
+leader() {
+    cl_mgmt 1 "loginHSM CO admin $CL_CO_PW; listNodes" |
+        sed -n 's/^Leader: node \([0-9]*\)(.*/\1/p' | head -n 1
+}
+
 # cl_test NAME: the common start of a tests/cluster script: skips (77)
 # without the programs it needs, makes $T (kept when CL_KEEP is set) and
 # a trap that stops every node, and defines fail (with the nodes' log

@@ -12,27 +12,6 @@
 set -u
 . "$(dirname "$0")/lib.sh"
 cl_test masked
-has() { grep -qF -- "$2" <<<"$out" || fail "$1: no '$2' in: $out"; }
-hasnt() { ! grep -qF -- "$2" <<<"$out" || fail "$1: '$2' in: $out"; }
-
-# all NODES... COMMANDS: nimbus-mgmt speaking to the nodes listed.
-all() {
-    local nodes=$1 s="" n
-    shift
-    for n in $nodes; do s="$s${s:+, }unix:$(cl_sock "$n")"; done
-    echo "servers = $s" >"$T/all.conf"
-    NIMBUS_CONF=$T/all.conf "$CL_MGMT" -y -c "$*" 2>&1
-}
-app() {
-    local n=$1
-    shift
-    printf '%s\n' init "$@" quit |
-        NIMBUS_CONF=$CL_DIR/n$n/client.conf "$RCLIENT" 2>>"$T/rclient.log"
-}
-leader() {
-    cl_mgmt 1 "loginHSM CO admin $CL_CO_PW; listNodes" |
-        sed -n 's/^Leader: node \([0-9]*\)(.*/\1/p' | head -n 1
-}
 
 cl_init "$T" 3 || fail "PKI"
 cl_start_cluster || fail "the cluster did not form"
