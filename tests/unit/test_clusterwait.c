@@ -45,6 +45,9 @@ struct fake {
     unsigned skip; /* ... after letting this many more through */
     unsigned held; /* submits waiting now */
     unsigned long submits;
+    /* Held submits are numbered as they come; those numbered up to
+     * allowed go on (allow), in that order, while the others wait. */
+    unsigned long ticket, allowed;
     uint64_t index, seq;
 };
 
@@ -62,11 +65,14 @@ static CK_RV fake_submit(void *ctx, const uint8_t *entry, size_t len,
     if (f->hold && f->skip > 0) {
         f->skip--;
     } else {
+        unsigned long mine = ++f->ticket;
+
         f->held++;
         pthread_cond_broadcast(&f->cv);
-        while (f->hold)
+        while (f->hold && mine > f->allowed)
             pthread_cond_wait(&f->cv, &f->mu);
         f->held--;
+        pthread_cond_broadcast(&f->cv);
     }
     /* One apply at a time, in log order (the engine's thread). */
     f->index++;
@@ -82,6 +88,16 @@ static void hold(unsigned skip)
     pthread_mutex_lock(&fk.mu);
     fk.hold = true;
     fk.skip = skip;
+    fk.allowed = fk.ticket;
+    pthread_mutex_unlock(&fk.mu);
+}
+
+/* Lets the next held submit (in the order they came) go on. */
+static void allow_one(void)
+{
+    pthread_mutex_lock(&fk.mu);
+    fk.allowed++;
+    pthread_cond_broadcast(&fk.cv);
     pthread_mutex_unlock(&fk.mu);
 }
 
@@ -132,6 +148,8 @@ struct job {
     hsm_sid_t sid;
     hsm_oid_t oid;
     const char *text;
+    const uint8_t *buf;
+    size_t len;
     CK_RV rv;
     bool done;
 };
@@ -551,6 +569,89 @@ static void test_sessions_move_meanwhile(void **state)
     hsm_attrs_free(&a, 1);
 }
 
+static CK_RV masked_insert(struct job *j)
+{
+    hsm_oid_t oid = 0;
+
+    return hsm_masked_insert(j->conn, j->buf, j->len, &oid);
+}
+
+static CK_RV delete_user(struct job *j)
+{
+    return hsm_user_delete(j->conn, j->text);
+}
+
+/* Whether user name exists. */
+static bool user_exists(struct fixture *f, const char *name)
+{
+    hsm_user_info_t *users = NULL;
+    size_t n = 0;
+    bool found = false;
+
+    assert_int_equal(hsm_user_list(f->co, &users, &n), CKR_OK);
+    for (size_t i = 0; i < n; i++)
+        found = found || strcmp(users[i].name, name) == 0;
+    free(users);
+    return found;
+}
+
+/* Alice's key, extracted as a masked object and destroyed, is put back by
+ * the CO while the CO also deletes alice (logged out, owning nothing
+ * yet): both pass their checks on the node's state and wait for the
+ * cluster. The one applied first stands; the other is refused when it
+ * applies, so no key is left owned by nobody. */
+static void race(void **state, bool insert_first)
+{
+    struct fixture *f = *state;
+    struct job ins = {0}, del = {.text = "alice"};
+    struct job *first = insert_first ? &ins : &del;
+    struct job *second = insert_first ? &del : &ins;
+    uint8_t *file = NULL;
+    size_t flen = 0;
+    CK_RV irv, drv;
+
+    assert_int_equal(hsm_masked_extract(f->alice, f->akey, &file, &flen),
+                     CKR_OK);
+    assert_int_equal(hsm_object_destroy(f->alice, f->sa, f->akey), CKR_OK);
+    assert_int_equal(hsm_logout(f->alice), CKR_OK);
+    ins.buf = file;
+    ins.len = flen;
+    hold(0);
+    job_start(first, first == &ins ? masked_insert : delete_user, f->co, 0);
+    assert_true(held_reach(1));
+    job_start(second, second == &ins ? masked_insert : delete_user, f->co, 0);
+    assert_true(held_reach(2));
+    allow_one(); /* the first to come is applied first */
+    assert_true(job_wait(first, WAIT_MS));
+    release();
+    irv = job_join(&ins);
+    drv = job_join(&del);
+    free(file);
+    if (insert_first) {
+        assert_int_equal(irv, CKR_OK);
+        assert_int_equal(drv, CKR_ACTION_PROHIBITED); /* she owns a key */
+        assert_true(user_exists(f, "alice"));
+        assert_int_equal(
+            hsm_login(f->alice, HSM_LOGIN_USER, "alice", PW("alicepw1")),
+            CKR_OK);
+        free(label_of(f->alice, f->sa, f->akey));
+    } else {
+        assert_int_equal(drv, CKR_OK);
+        assert_int_equal(irv, CKR_DATA_INVALID); /* no owner any more */
+        assert_false(user_exists(f, "alice"));
+    }
+}
+
+static void test_insert_then_delete(void **state)
+{
+    race(state, true);
+}
+
+static void test_delete_then_insert(void **state)
+{
+    race(state, false);
+}
+
 static CK_RV conn_close(struct job *j)
 {
     hsm_conn_close(j->conn);
@@ -594,6 +695,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sessions_move_meanwhile, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_close_waits_unlocked, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_insert_then_delete, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_delete_then_insert, setup,
                                         teardown),
     };
 
