@@ -237,8 +237,7 @@ void hsm_conn_close(hsm_conn_t *conn)
         /* Out of the list, its calls over: no other thread reaches conn,
          * so the lock may go while the record waits for the cluster (a
          * client that gives up during an election stalls nobody). */
-        hsm_audit_last_locked(hsm, conn->uid, "logout", 0,
-                              CKR_SESSION_CLOSED);
+        hsm_audit_last_locked(hsm, conn->uid, "logout", 0, CKR_SESSION_CLOSED);
         hsm_call_peer_swap(prev);
     }
     hsm_sobjs_destroy_locked(conn, 0, false);

@@ -280,7 +280,8 @@ void hsm_audit_locked(hsm_t *hsm, hsm_uid_t uid, const char *event,
                       hsm_oid_t oid, CK_RV result);
 /* hsm_audit_locked for the last thing a call does under hsm->lock: in a
  * cluster the lock goes while the record waits for its majority, so the
- * caller reads nothing the lock protects after it (hsm_waits_unlocked_begin). */
+ * caller reads nothing the lock protects after it
+ * (hsm_waits_unlocked_begin). */
 void hsm_audit_last_locked(hsm_t *hsm, hsm_uid_t uid, const char *event,
                            hsm_oid_t oid, CK_RV result);
 /* The same inside the caller's open write transaction, so that the change

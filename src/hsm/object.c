@@ -1146,9 +1146,9 @@ CK_RV hsm_object_share(hsm_conn_t *conn, hsm_oid_t oid, hsm_uid_t uid,
     if ((rv = store_begin(hsm->st, true)) != CKR_OK)
         goto out;
     /* A share is with a crypto user still when the entry applies. */
-    if ((share && (rv = store_require(hsm->st, STORE_REQUIRE_USER_TYPE, uid,
-                                      HSM_USER_CU, CKR_ARGUMENTS_BAD)) !=
-                      CKR_OK) ||
+    if ((share &&
+         (rv = store_require(hsm->st, STORE_REQUIRE_USER_TYPE, uid, HSM_USER_CU,
+                             CKR_ARGUMENTS_BAD)) != CKR_OK) ||
         (rv = store_share_set(hsm->st, oid, uid, share)) != CKR_OK ||
         (rv = hsm_audit_tx_locked(hsm, conn->uid, share ? "share" : "unshare",
                                   oid, CKR_OK)) != CKR_OK ||

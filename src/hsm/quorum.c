@@ -679,8 +679,8 @@ CK_RV hsm_quorum_get_token(hsm_conn_t *conn, unsigned service, const char *name,
     /* The limit holds also when the entry applies (other nodes' tokens,
      * or this node's issued while this one waited, may come first). */
     if ((rv = store_require(hsm->st, STORE_REQUIRE_QTOKENS_BELOW,
-                            HSM_QUORUM_TOKENS_MAX, 0,
-                            CKR_FUNCTION_REJECTED)) != CKR_OK ||
+                            HSM_QUORUM_TOKENS_MAX, 0, CKR_FUNCTION_REJECTED)) !=
+            CKR_OK ||
         (rv = store_qtoken_insert(hsm->st, &t, &id)) != CKR_OK ||
         (rv = hsm_audit_tx_locked(hsm, conn->uid, EV_TOKEN, id, CKR_OK)) !=
             CKR_OK ||
@@ -785,8 +785,7 @@ CK_RV hsm_quorum_approve(hsm_conn_t *conn, const uint8_t *token,
         goto out;
     if (!found || !alive) {
         rv = CKR_DATA_INVALID; /* unknown, expired or dead */
-        hsm_audit_last_locked(hsm, conn->uid, EV_APPROVE, found ? t.id : 0,
-                              rv);
+        hsm_audit_last_locked(hsm, conn->uid, EV_APPROVE, found ? t.id : 0, rv);
         goto out;
     }
     if ((rv = store_begin(hsm->st, true)) != CKR_OK)

@@ -615,15 +615,14 @@ static CK_RV require_check(store_t *st, uint32_t what, uint64_t id,
     }
 }
 
-CK_RV store_require(store_t *st, enum store_require what, uint64_t id,
-                    int type, CK_RV rv)
+CK_RV store_require(store_t *st, enum store_require what, uint64_t id, int type,
+                    CK_RV rv)
 {
     jop_t op = NIMBUS__JOURNAL__OP__INIT;
     Nimbus__Journal__Require m = NIMBUS__JOURNAL__REQUIRE__INIT;
     CK_RV r;
 
-    return_val_if_fail(st != NULL && st->in_tx && type >= 0,
-                       CKR_GENERAL_ERROR);
+    return_val_if_fail(st != NULL && st->in_tx && type >= 0, CKR_GENERAL_ERROR);
     return_val_if_fail(require_rv_ok(rv), CKR_GENERAL_ERROR);
     if ((r = require_check(st, (uint32_t)what, id, (uint32_t)type, rv)) !=
         CKR_OK) {

@@ -58,8 +58,8 @@ enum store_require {
     /* fewer than id quorum tokens (type 0) */
     STORE_REQUIRE_QTOKENS_BELOW = 3,
 };
-CK_RV store_require(store_t *st, enum store_require what, uint64_t id,
-                    int type, CK_RV rv);
+CK_RV store_require(store_t *st, enum store_require what, uint64_t id, int type,
+                    CK_RV rv);
 /* Whether store_begin() is in force on this handle. */
 bool store_in_tx(const store_t *st);
 
