@@ -554,6 +554,9 @@ bool hsm_login_same(const hsm_conn_t *conn, const struct hsm_login_snap *a)
  *   premises are gone and CKR_USER_ALREADY_LOGGED_IN (no login on entry),
  *   CKR_USER_NOT_LOGGED_IN or CKR_SESSION_HANDLE_INVALID answers. A right
  *   password there still clears the failure count, without the event.
+ * In a cluster the charge and the clearing are log entries that wait for
+ * the majority with the lock let go too (hsm_waits_unlocked_begin): the
+ * premises are read on entry, and checked again after the clearing.
  */
 /* Password checks of uid under way in this process (hsm->lock held). */
 static unsigned flight_count(const hsm_t *hsm, hsm_uid_t uid)
