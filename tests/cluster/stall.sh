@@ -106,15 +106,8 @@ rc w "count kd" CKR_OK
 rc_stop w
 rc_stop o
 for n in 1 2; do
-    out=$(NIMBUS_CONF=$CL_DIR/n$n/client.conf "$RCLIENT" 2>>"$T/rclient.log" <<EOF
-init
-open
-loginuser alice alicepw1
-count kd
-quit
-EOF
-)
-    grep -q "^count CKR_OK 0$" <<<"$out" || fail "kd on node $n: $out"
+    out=$(app "$n" open "loginuser alice alicepw1" "count kd")
+    has "kd on node $n" "count CKR_OK 0"
 done
 out=$(cl_mgmt 1 "loginHSM CO admin $CL_CO_PW; getAuditLog") ||
     fail "getAuditLog: $out"
