@@ -1428,6 +1428,24 @@ CK_RV hsm_user_create_2fa(hsm_conn_t *conn, const char *name, const uint8_t *pw,
     return rv;
 }
 
+/* A user insert that failed (CKR_FUNCTION_FAILED: the name's UNIQUE
+ * constraint, where it rehearsed or where the entry applied) because a
+ * createUser of the same name through another node or process came
+ * first: the answer the name check gives, whatever the timing. */
+static CK_RV name_taken_locked(hsm_t *hsm, const char *name, CK_RV rv)
+{
+    store_user_t u;
+    bool found = false;
+
+    if (rv != CKR_FUNCTION_FAILED)
+        return rv;
+    memset(&u, 0, sizeof(u));
+    if (store_user_by_name(hsm->st, name, &u, &found) == CKR_OK && found)
+        rv = CKR_PIN_INVALID;
+    store_user_clear(&u);
+    return rv;
+}
+
 static CK_RV user_create(hsm_conn_t *conn, hsm_user_type_t type,
                          const char *name, const uint8_t *pw, size_t pwlen,
                          hsm_uid_t *uid, struct pw_pre *pre,
@@ -1490,10 +1508,13 @@ static CK_RV user_create(hsm_conn_t *conn, hsm_user_type_t type,
                                                          tk)) != CKR_OK) ||
         (rv = store_bump_generation(hsm->st)) != CKR_OK) {
         store_rollback(hsm->st);
+        rv = name_taken_locked(hsm, name, rv);
         goto out;
     }
-    if ((rv = hsm_cluster_commit_unlocked(hsm)) != CKR_OK)
+    if ((rv = hsm_cluster_commit_unlocked(hsm)) != CKR_OK) {
+        rv = name_taken_locked(hsm, name, rv);
         goto out;
+    }
     log_info("user %u created", id);
     if (uid != NULL)
         *uid = id;

@@ -652,6 +652,32 @@ static void test_delete_then_insert(void **state)
     race(state, false);
 }
 
+/* Two createUser of one name, both checked while neither had applied:
+ * the second is refused where it applies (the name's UNIQUE constraint)
+ * with the answer the name check gives, CKR_PIN_INVALID (it was
+ * CKR_FUNCTION_FAILED), and there is one user of that name. */
+static void test_same_name_twice(void **state)
+{
+    struct fixture *f = *state;
+    struct job a = {.text = "dave"}, b = {.text = "dave"};
+
+    hold(0);
+    job_start(&a, create_user, f->co, 0);
+    assert_true(held_reach(1));
+    job_start(&b, create_user, f->co, 0);
+    assert_true(held_reach(2));
+    allow_one();
+    assert_true(job_wait(&a, WAIT_MS));
+    release();
+    assert_int_equal(job_join(&a), CKR_OK);
+    assert_int_equal(job_join(&b), CKR_PIN_INVALID);
+    assert_true(user_exists(f, "dave"));
+    /* and when the name is seen at once: the same answer */
+    assert_int_equal(
+        hsm_user_create(f->co, HSM_USER_CU, "dave", PW("newpass1"), NULL),
+        CKR_PIN_INVALID);
+}
+
 static CK_RV conn_close(struct job *j)
 {
     hsm_conn_close(j->conn);
@@ -700,6 +726,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_delete_then_insert, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_same_name_twice, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
