@@ -487,6 +487,11 @@ void hsm_audit_failure_locked(hsm_t *hsm, hsm_uid_t uid, const char *event,
 {
     CK_RV rv;
 
+    /* The callers end their call after this record (or read the
+     * connection again): nothing of the lock's is held across it, so its
+     * waits (an id reserve at a node's first write, the commit) let the
+     * lock go. */
+    hsm_waits_unlocked_begin();
     if ((rv = store_begin(hsm->st, true)) != CKR_OK)
         goto out;
     if ((rv = hsm_audit_tx_locked(hsm, uid, event, oid, result)) != CKR_OK ||
@@ -495,10 +500,9 @@ void hsm_audit_failure_locked(hsm_t *hsm, hsm_uid_t uid, const char *event,
         store_rollback(hsm->st);
         goto out;
     }
-    /* The callers end their call after this record (or read the
-     * connection again): nothing of the lock's is held across it. */
-    rv = hsm_cluster_commit_unlocked(hsm);
+    rv = store_commit(hsm->st);
 out:
+    hsm_waits_unlocked_end();
     if (rv != CKR_OK)
         log_error("audit: cannot record a failed %s: 0x%lx", event,
                   (unsigned long)rv);
