@@ -200,18 +200,24 @@ void hsm_quorum_login_end_locked(hsm_conn_t *conn)
      * left then, the tokens are dead anyway (no login carries their id)
      * and go with the next purge or their expiry. */
     if (!store_in_tx(hsm->st)) {
-        /* Its own transaction: in a cluster, an entry of the log. */
-        CK_RV rv = store_begin(hsm->st, true);
+        /* Its own transaction: in a cluster, an entry of the log, which
+         * may wait with the lock let go (hsm_logout): the id is the one
+         * read now, and a later login's is not wiped after. */
+        uint8_t id[STORE_LOGIN_ID_LEN];
+        CK_RV rv;
 
+        memcpy(id, conn->login_id, sizeof(id));
+        rv = store_begin(hsm->st, true);
         if (rv == CKR_OK &&
-            (rv = store_qtoken_delete_login(hsm->st, conn->login_id)) ==
-                CKR_OK)
+            (rv = store_qtoken_delete_login(hsm->st, id)) == CKR_OK)
             rv = store_commit(hsm->st);
         else if (rv == CKR_OK)
             store_rollback(hsm->st);
         if (rv != CKR_OK)
             log_warn("quorum: the tokens of an ended login stay until "
                      "expiry");
+        if (memcmp(id, conn->login_id, sizeof(id)) != 0)
+            return; /* ended, and another login began, meanwhile */
     }
     util_wipe(conn->login_id, sizeof(conn->login_id));
     conn->login_tokens = false;

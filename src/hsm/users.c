@@ -1045,6 +1045,15 @@ CK_RV hsm_logout(hsm_conn_t *conn)
             pthread_mutex_unlock(&conn->hsm->lock);
             return CKR_OK;
         }
+        /* Its quorum tokens, if it asked for any, go here too, where the
+         * lock may go while the entry waits (under gmu below it may not). */
+        hsm_waits_unlocked_begin();
+        hsm_quorum_login_end_locked(conn);
+        hsm_waits_unlocked_end();
+        if (!hsm_login_same(conn, &before)) {
+            pthread_mutex_unlock(&conn->hsm->lock);
+            return CKR_OK;
+        }
         /* Every operation goes now unless a call on another session may
          * be using one (hsm.h "Threads"): then they are refused from now
          * on and go with their session's next call. gmu held: no session

@@ -47,7 +47,7 @@ struct fake {
     unsigned long submits;
     /* Held submits are numbered as they come; those numbered up to
      * allowed go on (allow), in that order, while the others wait. */
-    unsigned long ticket, allowed;
+    unsigned long ticket, allowed, base; /* base: ticket at hold() */
     uint64_t index, seq;
 };
 
@@ -88,7 +88,7 @@ static void hold(unsigned skip)
     pthread_mutex_lock(&fk.mu);
     fk.hold = true;
     fk.skip = skip;
-    fk.allowed = fk.ticket;
+    fk.allowed = fk.base = fk.ticket;
     pthread_mutex_unlock(&fk.mu);
 }
 
@@ -132,6 +132,23 @@ static bool held_reach(unsigned n)
            pthread_cond_timedwait(&fk.cv, &fk.mu, &ts) != ETIMEDOUT)
         ;
     ok = fk.held >= n;
+    pthread_mutex_unlock(&fk.mu);
+    return ok;
+}
+
+/* Whether n submits have come to be held since hold(), within WAIT_MS
+ * (held_reach counts those held now: one let go may still count). */
+static bool tickets_reach(unsigned long n)
+{
+    struct timespec ts;
+    bool ok;
+
+    deadline(&ts, WAIT_MS);
+    pthread_mutex_lock(&fk.mu);
+    while (fk.ticket - fk.base < n &&
+           pthread_cond_timedwait(&fk.cv, &fk.mu, &ts) != ETIMEDOUT)
+        ;
+    ok = fk.ticket - fk.base >= n;
     pthread_mutex_unlock(&fk.mu);
     return ok;
 }
@@ -678,6 +695,46 @@ static void test_same_name_twice(void **state)
         CKR_PIN_INVALID);
 }
 
+/* A CO that asked for a quorum token logs out: its record and the
+ * deletion of its tokens both wait for the majority without the lock (the
+ * deletion used to wait holding it, the call gate's lock too). */
+static void test_logout_tokens_unlocked(void **state)
+{
+    struct fixture *f = *state;
+    struct job lo, o = {.oid = f->bkey};
+    uint8_t tok[HSM_QUORUM_TOKEN_BYTES_MAX];
+    size_t len = sizeof(tok);
+    hsm_quorum_token_info_t *list = NULL;
+    size_t n = 1;
+    hsm_conn_t *c;
+
+    assert_int_equal(hsm_quorum_get_token(f->co, 3, "admin", tok, &len),
+                     CKR_OK);
+    hold(0);
+    job_start(&lo, logout, f->co, 0);
+    assert_true(tickets_reach(1)); /* the logout record */
+    allow_one();
+    assert_true(tickets_reach(2)); /* the tokens' deletion */
+    job_start(&o, other_client, f->bob, 0);
+    if (!job_wait(&o, QUICK_MS)) {
+        release();
+        job_join(&o);
+        job_join(&lo);
+        fail_msg("another client waited for a logout's token deletion");
+    }
+    assert_int_equal(job_join(&o), CKR_OK);
+    assert_false(job_done(&lo));
+    release();
+    assert_int_equal(job_join(&lo), CKR_OK);
+    assert_int_equal(hsm_logout(f->co), CKR_USER_NOT_LOGGED_IN);
+    assert_int_equal(hsm_conn_open(f->hsm, &c), CKR_OK);
+    assert_int_equal(hsm_login(c, HSM_LOGIN_SO, NULL, PW("copass1")), CKR_OK);
+    assert_int_equal(hsm_quorum_list_tokens(c, &list, &n), CKR_OK);
+    assert_int_equal(n, 0);
+    free(list);
+    hsm_conn_close(c);
+}
+
 static CK_RV conn_close(struct job *j)
 {
     hsm_conn_close(j->conn);
@@ -727,6 +784,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_delete_then_insert, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_same_name_twice, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_logout_tokens_unlocked, setup,
+                                        teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
