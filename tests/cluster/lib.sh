@@ -145,26 +145,34 @@ cl_add_node() {
     return 1
 }
 
-# cl_start_cluster: node 1 bootstraps and is activated (PRECO -> CO admin,
-# password $CL_CO_PW); the others start unjoined and the CO adds them
-# through node 1 (addNode), each catching up.
-cl_start_cluster() {
-    local i out
-    cl_conf 1 "cluster_bootstrap = yes" || return 1
-    cl_launch 1
-    cl_wait_ready 1 || return 1
-    out=$(cl_mgmt 1 "loginHSM PRECO admin password; changePswd PRECO admin $CL_CO_PW") || {
-        echo "activation: $out" >&2
+# cl_form FIRST PREFIX N [CONF...]: node FIRST (named PREFIX1) bootstraps
+# with the extra config lines CONF and is activated (PRECO admin -> CO
+# admin, password $CL_CO_PW); PREFIX2..PREFIXN start unjoined and the CO
+# adds them through it (addNode), each catching up.
+cl_form() {
+    local first=$1 pfx=$2 n=$3 i out
+    shift 3
+    cl_conf "$first" "cluster_bootstrap = yes" "$@" || return 1
+    cl_launch "$first"
+    cl_wait_ready "$first" || return 1
+    out=$(cl_mgmt "$first" "loginHSM PRECO admin password; changePswd PRECO admin $CL_CO_PW") || {
+        echo "activation of $first: $out" >&2
         return 1
     }
-    for ((i = 2; i <= CL_N; i++)); do
-        cl_conf "$i" "cluster_join = 127.0.0.1:${CL_PORT[1]}"
-        cl_launch "$i"
+    for ((i = 2; i <= n; i++)); do
+        cl_conf "$pfx$i" "cluster_join = 127.0.0.1:${CL_PORT[$first]}"
+        cl_launch "$pfx$i"
     done
-    for ((i = 2; i <= CL_N; i++)); do
-        cl_add_node 1 "$i" "127.0.0.1:${CL_PORT[$i]}" || return 1
-        cl_wait_ready "$i" || return 1
+    for ((i = 2; i <= n; i++)); do
+        cl_add_node "$first" "$i" "127.0.0.1:${CL_PORT[$pfx$i]}" || return 1
+        cl_wait_ready "$pfx$i" || return 1
     done
+}
+
+# cl_start_cluster: node 1 bootstraps and is activated; the others join
+# through it (cl_form).
+cl_start_cluster() {
+    cl_form 1 "" "$CL_N"
 }
 
 # cl_clone_init N: PKI for the clone's nodes c1..cN (cluster
@@ -184,27 +192,12 @@ cl_clone_init() {
 # cl_start_clone [SRC [N]]: the clone's node c1 bootstraps a new cluster
 # with the cluster key of $CL_ID, fetched from node SRC (default 1: its
 # config must list $CL_CLONE_ID in cluster_clones), and is activated like
-# any new cluster (PRECO admin -> CO admin, password $CL_CO_PW); c2..cN
-# (N default: all that cl_clone_init made) start unjoined and the CO adds
-# them through c1.
+# any new cluster; c2..cN (N default: all that cl_clone_init made) join
+# it (cl_form).
 cl_start_clone() {
-    local i out src=${1:-1} n=${2:-$CL_CLONE_N}
-    cl_conf c1 "cluster_bootstrap = yes" \
-        "cluster_clone_of = $CL_ID@127.0.0.1:${CL_PORT[$src]}" || return 1
-    cl_launch c1
-    cl_wait_ready c1 || return 1
-    out=$(cl_mgmt c1 "loginHSM PRECO admin password; changePswd PRECO admin $CL_CO_PW") || {
-        echo "clone activation: $out" >&2
-        return 1
-    }
-    for ((i = 2; i <= n; i++)); do
-        cl_conf "c$i" "cluster_join = 127.0.0.1:${CL_PORT[c1]}"
-        cl_launch "c$i"
-    done
-    for ((i = 2; i <= n; i++)); do
-        cl_add_node c1 "$i" "127.0.0.1:${CL_PORT[c$i]}" || return 1
-        cl_wait_ready "c$i" || return 1
-    done
+    local src=${1:-1}
+    cl_form c1 c "${2:-$CL_CLONE_N}" \
+        "cluster_clone_of = $CL_ID@127.0.0.1:${CL_PORT[$src]}"
 }
 
 # What the tests' bodies share (they run after cl_test, which defines
