@@ -314,7 +314,8 @@ static void op_free(struct op *op)
         util_free_wipe(op->entry, op->entry_len);
     if (op->req != NULL)
         util_free_wipe(op->req, op->reqlen);
-    free(op->res);
+    if (op->res != NULL) /* an rpc's answer: the cluster key, for one */
+        util_free_wipe(op->res, op->reslen);
     free(op);
 }
 
@@ -400,7 +401,8 @@ static void op_finish(struct cluster *cl, struct op *op, int rc, uint8_t *res,
             ctls_chan_close(op->reply_to->ch); /* test: the answer lost */
         else if (op->reply_to != NULL)
             send_reply(cl, op->reply_to, op->reply_id, rc, index, res, reslen);
-        free(res);
+        if (res != NULL)
+            util_free_wipe(res, reslen);
         op_free(op);
         return;
     }
@@ -1109,6 +1111,8 @@ static void link_frame(void *data, struct ctls_chan *ch, const uint8_t *buf,
             return;
         }
         peer_reply(cl, l, rp);
+        if (rp->has_payload && rp->payload.data != NULL)
+            util_wipe(rp->payload.data, rp->payload.len); /* maybe a key */
         nimbus__cluster__reply__free_unpacked(rp, NULL);
         return;
     }
