@@ -17,18 +17,7 @@ N=${CATCHUP_N:-10000}
 W=4 # writers in parallel
 
 T=$(mktemp -d /tmp/nimbus-catchup-XXXXXX)
-cleanup() {
-    cl_stop_all
-    [ -n "${CL_KEEP:-}" ] && echo "kept $T" || rm -rf "$T"
-}
-trap cleanup EXIT
-fail() {
-    echo "FAIL: $*" >&2
-    for f in "$T"/n*/nimbusd.log; do
-        [ -f "$f" ] && { echo "--- $f"; tail -n 20 "$f"; } >&2
-    done
-    exit 1
-}
+trap cl_test_cleanup EXIT # lib.sh: stops the nodes; fail, ok
 
 ch_setup
 before=$(ch_digests) || exit 1

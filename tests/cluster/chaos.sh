@@ -21,8 +21,7 @@ export NIMBUS_MODULE=${NIMBUS_MODULE:-$B/.libs/libnimbus-pkcs11.so}
 T=$(mktemp -d /tmp/nimbus-chaos-XXXXXX)
 cleanup() {
     ch_clients_stop 2>/dev/null
-    cl_stop_all
-    [ -n "${CL_KEEP:-}" ] && echo "kept $T" || rm -rf "$T"
+    cl_test_cleanup
 }
 trap cleanup EXIT
 fail() {

@@ -16,18 +16,7 @@ export NIMBUS_MODULE=${NIMBUS_MODULE:-$B/.libs/libnimbus-pkcs11.so}
 command -v openssl >/dev/null || { echo "SKIP: no openssl CLI"; exit 77; }
 
 T=$(mktemp -d /tmp/nimbus-hostile-XXXXXX)
-cleanup() {
-    cl_stop_all
-    [ -n "${CL_KEEP:-}" ] && echo "kept $T" || rm -rf "$T"
-}
-trap cleanup EXIT
-fail() {
-    echo "FAIL: $*" >&2
-    for f in "$T"/n*/nimbusd.log; do
-        [ -f "$f" ] && { echo "--- $f"; tail -n 20 "$f"; } >&2
-    done
-    exit 1
-}
+trap cl_test_cleanup EXIT # lib.sh: stops the nodes; fail, ok
 
 ch_setup
 l=$(ch_leader) || fail "no leader"
