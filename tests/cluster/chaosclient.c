@@ -26,7 +26,6 @@
  * Module: $NIMBUS_MODULE; config: $NIMBUS_CONF. Exit 0 unless the module
  * cannot be loaded or the arguments are wrong.
  */
-#include <dlfcn.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -36,6 +35,7 @@
 #include <unistd.h>
 
 #include "pkcs11/pkcs11.h"
+#include "../remote/modload.h"
 
 #define SLOT 0
 
@@ -46,61 +46,6 @@ static void on_term(int sig)
 {
     (void)sig;
     stopping = 1;
-}
-
-static const char *rvn(CK_RV rv)
-{
-    static char buf[32];
-
-    switch (rv) {
-    case CKR_OK:
-        return "CKR_OK";
-    case CKR_DEVICE_ERROR:
-        return "CKR_DEVICE_ERROR";
-    case CKR_DEVICE_REMOVED:
-        return "CKR_DEVICE_REMOVED";
-    case CKR_FUNCTION_FAILED:
-        return "CKR_FUNCTION_FAILED";
-    case CKR_GENERAL_ERROR:
-        return "CKR_GENERAL_ERROR";
-    case CKR_PIN_INCORRECT:
-        return "CKR_PIN_INCORRECT";
-    case CKR_PIN_LOCKED:
-        return "CKR_PIN_LOCKED";
-    case CKR_USER_NOT_LOGGED_IN:
-        return "CKR_USER_NOT_LOGGED_IN";
-    case CKR_USER_ALREADY_LOGGED_IN:
-        return "CKR_USER_ALREADY_LOGGED_IN";
-    case CKR_SESSION_HANDLE_INVALID:
-        return "CKR_SESSION_HANDLE_INVALID";
-    case CKR_OPERATION_NOT_INITIALIZED:
-        return "CKR_OPERATION_NOT_INITIALIZED";
-    }
-    snprintf(buf, sizeof(buf), "0x%08lx", (unsigned long)rv);
-    return buf;
-}
-
-static void load(void)
-{
-    const char *path = getenv("NIMBUS_MODULE");
-    CK_VERSION v = {3, 0};
-    CK_C_GetInterface gi;
-    CK_INTERFACE_PTR itf;
-    void *h;
-
-    if (path == NULL)
-        path = "./.libs/libnimbus-pkcs11.so";
-    h = dlopen(path, RTLD_NOW);
-    if (h == NULL) {
-        fprintf(stderr, "chaosclient: %s\n", dlerror());
-        exit(2);
-    }
-    gi = (CK_C_GetInterface)dlsym(h, "C_GetInterface");
-    if (gi == NULL || gi((CK_UTF8CHAR_PTR) "PKCS 11", &v, &itf, 0) != CKR_OK) {
-        fprintf(stderr, "chaosclient: no PKCS 11 3.0 interface\n");
-        exit(2);
-    }
-    fl = itf->pFunctionList;
 }
 
 static void nap(long ms)
@@ -180,7 +125,7 @@ static bool relogin(CK_SESSION_HANDLE *s, CK_USER_TYPE ut, const char *name,
                 printf("pwresolved %s\n", pw);
             }
         }
-        printf("login %s\n", rvn(rv));
+        printf("login %s\n", rv_name(rv));
         if (rv == CKR_OK)
             return true;
         if (rv == CKR_PIN_LOCKED)
@@ -281,7 +226,7 @@ static int run_work(const char *user, const char *pw0, const char *prefix,
         rv = find_priv(s, sig, &k);
         if (rv == CKR_OBJECT_HANDLE_INVALID)
             rv = gen_ec(s, sig);
-        printf("sigkey %s\n", rvn(rv));
+        printf("sigkey %s\n", rv_name(rv));
         if (rv == CKR_OK && find_priv(s, sig, &k) == CKR_OK)
             break;
         relogin(&s, CKU_USER, user, pw, sizeof(pw), pend);
@@ -291,10 +236,10 @@ static int run_work(const char *user, const char *pw0, const char *prefix,
 
         snprintf(label, sizeof(label), "%s-%lu", prefix, ++n);
         rv = gen_aes(s, label);
-        printf("key %s %s\n", label, rvn(rv));
+        printf("key %s %s\n", label, rv_name(rv));
         bad |= rv != CKR_OK;
         rv = sign(s, k);
-        printf("sign %s\n", rvn(rv));
+        printf("sign %s\n", rv_name(rv));
         bad |= rv != CKR_OK;
         if (chpw && n % 4 == 0) {
             char next[128];
@@ -302,7 +247,7 @@ static int run_work(const char *user, const char *pw0, const char *prefix,
             snprintf(next, sizeof(next), "%s-pass%04lu", user, ++npw);
             rv = fl->C_SetPIN(s, (CK_UTF8CHAR_PTR)pw, strlen(pw),
                               (CK_UTF8CHAR_PTR)next, strlen(next));
-            printf("pw %s %s\n", next, rvn(rv));
+            printf("pw %s %s\n", next, rv_name(rv));
             if (rv == CKR_OK) {
                 snprintf(pw, sizeof(pw), "%s", next);
                 pend[0] = '\0';
@@ -350,7 +295,7 @@ static int run_users(const char *sopw, const char *prefix)
         snprintf(pin, sizeof(pin), "%s%lu:pw-%s%lu", prefix, n, prefix, n);
         rv = fl->C_InitPIN(s, (CK_UTF8CHAR_PTR)pin, strlen(pin));
         *strchr(pin, ':') = '\0';
-        printf("user %s %s\n", pin, rvn(rv));
+        printf("user %s %s\n", pin, rv_name(rv));
         if (rv != CKR_OK && !stopping)
             relogin(&s, CKU_SO, "admin", so, sizeof(so), none);
         nap(150); /* ~3000 CUs make listUsers fail: see the soak */
@@ -395,7 +340,7 @@ static int run_list(const char *user, const char *pw0)
     }
     fl->C_FindObjectsFinal(s);
 out:
-    printf("list %s %lu\n", rvn(rv), total);
+    printf("list %s %lu\n", rv_name(rv), total);
     fl->C_Finalize(NULL);
     return 0;
 }
@@ -431,7 +376,7 @@ static int run_write(const char *user, const char *pw, const char *prefix,
             break;
     }
 out:
-    printf("write %s %lu %.0f\n", rvn(rv), i, now_ms() - t0);
+    printf("write %s %lu %.0f\n", rv_name(rv), i, now_ms() - t0);
     fl->C_Finalize(NULL);
     return 0;
 }
@@ -447,20 +392,20 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc >= 5 && strcmp(argv[1], "work") == 0) {
-        load();
+        fl = modload("chaosclient");
         return run_work(argv[2], argv[3], argv[4],
                         argc > 5 && strcmp(argv[5], "pw") == 0);
     }
     if (argc == 4 && strcmp(argv[1], "users") == 0) {
-        load();
+        fl = modload("chaosclient");
         return run_users(argv[2], argv[3]);
     }
     if (argc == 4 && strcmp(argv[1], "list") == 0) {
-        load();
+        fl = modload("chaosclient");
         return run_list(argv[2], argv[3]);
     }
     if (argc == 6 && strcmp(argv[1], "write") == 0) {
-        load();
+        fl = modload("chaosclient");
         return run_write(argv[2], argv[3], argv[4],
                          strtoul(argv[5], NULL, 10));
     }

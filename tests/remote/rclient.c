@@ -67,7 +67,6 @@
  *                        CKR_FUNCTION_FAILED)
  *   quit
  */
-#include <dlfcn.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -81,6 +80,7 @@
 #include <unistd.h>
 
 #include "pkcs11/pkcs11.h"
+#include "modload.h"
 
 #define SLOT 0
 
@@ -89,73 +89,6 @@ static CK_SESSION_HANDLE cur, saved;
 #define SET_MAX 64
 static CK_SESSION_HANDLE sset[SET_MAX];
 static size_t nset;
-
-#define RV(x)                                                                  \
-    {                                                                          \
-        x, #x                                                                  \
-    }
-static const struct {
-    CK_RV rv;
-    const char *name;
-} rv_names[] = {
-    RV(CKR_OK),
-    RV(CKR_GENERAL_ERROR),
-    RV(CKR_FUNCTION_FAILED),
-    RV(CKR_ARGUMENTS_BAD),
-    RV(CKR_DEVICE_ERROR),
-    RV(CKR_DEVICE_MEMORY),
-    RV(CKR_DEVICE_REMOVED),
-    RV(CKR_KEY_HANDLE_INVALID),
-    RV(CKR_MECHANISM_INVALID),
-    RV(CKR_OBJECT_HANDLE_INVALID),
-    RV(CKR_OPERATION_ACTIVE),
-    RV(CKR_OPERATION_NOT_INITIALIZED),
-    RV(CKR_PIN_INCORRECT),
-    RV(CKR_PIN_LOCKED),
-    RV(CKR_SESSION_CLOSED),
-    RV(CKR_SESSION_HANDLE_INVALID),
-    RV(CKR_SIGNATURE_INVALID),
-    RV(CKR_TOKEN_NOT_PRESENT),
-    RV(CKR_USER_ALREADY_LOGGED_IN),
-    RV(CKR_USER_NOT_LOGGED_IN),
-    RV(CKR_CRYPTOKI_NOT_INITIALIZED),
-    RV(CKR_CRYPTOKI_ALREADY_INITIALIZED),
-};
-
-static const char *rvn(CK_RV rv)
-{
-    static char buf[32];
-
-    for (size_t i = 0; i < sizeof(rv_names) / sizeof(rv_names[0]); i++) {
-        if (rv_names[i].rv == rv)
-            return rv_names[i].name;
-    }
-    snprintf(buf, sizeof(buf), "0x%08lx", (unsigned long)rv);
-    return buf;
-}
-
-static void load(void)
-{
-    const char *path = getenv("NIMBUS_MODULE");
-    CK_VERSION v = {3, 0};
-    CK_C_GetInterface gi;
-    CK_INTERFACE_PTR itf;
-    void *h;
-
-    if (path == NULL)
-        path = "./.libs/libnimbus-pkcs11.so";
-    h = dlopen(path, RTLD_NOW);
-    if (h == NULL) {
-        fprintf(stderr, "rclient: %s\n", dlerror());
-        exit(2);
-    }
-    gi = (CK_C_GetInterface)dlsym(h, "C_GetInterface");
-    if (gi == NULL || gi((CK_UTF8CHAR_PTR) "PKCS 11", &v, &itf, 0) != CKR_OK) {
-        fprintf(stderr, "rclient: no PKCS 11 3.0 interface\n");
-        exit(2);
-    }
-    fl = itf->pFunctionList;
-}
 
 static CK_RV find_one(CK_SESSION_HANDLE s, CK_OBJECT_CLASS cls,
                       const char *label, CK_OBJECT_HANDLE *out)
@@ -544,7 +477,7 @@ static void do_signfor(unsigned secs, const char *label)
         if (rv == CKR_OK)
             n++;
     }
-    printf("signfor %s %lu %llu\n", rvn(rv), n, (unsigned long long)last);
+    printf("signfor %s %lu %llu\n", rv_name(rv), n, (unsigned long long)last);
 }
 
 /* Signs on cur for secs seconds through failures: "signwatch RV N FAILS
@@ -562,7 +495,7 @@ static void do_signwatch(unsigned secs, const char *label)
 
     memset(digest, 0x5a, sizeof(digest));
     if ((rv = find_one(cur, CKO_PRIVATE_KEY, label, &priv)) != CKR_OK) {
-        printf("signwatch %s 0 0 0\n", rvn(rv));
+        printf("signwatch %s 0 0 0\n", rv_name(rv));
         return;
     }
     while (ms_now() < end) {
@@ -583,7 +516,7 @@ static void do_signwatch(unsigned secs, const char *label)
     }
     if (ms_now() - good > gap) /* failing to the end counts too */
         gap = ms_now() - good;
-    printf("signwatch %s %lu %lu %llu\n", rvn(last), n, fails,
+    printf("signwatch %s %lu %lu %llu\n", rv_name(last), n, fails,
            (unsigned long long)gap);
 }
 
@@ -658,7 +591,7 @@ static void tally_print(const char *cmd, const struct tally *t)
         else if (first == CKR_OK)
             first = t->rv[i];
     }
-    printf("%s %s %zu ok=%lu", cmd, rvn(first), nset, ok);
+    printf("%s %s %zu ok=%lu", cmd, rv_name(first), nset, ok);
     for (size_t i = 0; i < nset; i++) {
         bool seen = false;
         unsigned long k = 0;
@@ -671,7 +604,7 @@ static void tally_print(const char *cmd, const struct tally *t)
             continue;
         for (size_t j = i; j < nset; j++)
             k += t->rv[j] == t->rv[i];
-        printf(" %s=%lu", rvn(t->rv[i]), k);
+        printf(" %s=%lu", rv_name(t->rv[i]), k);
     }
     printf("\n");
 }
@@ -747,7 +680,7 @@ static void do_stateall(void)
         if (si.state < 8)
             count[si.state]++;
     }
-    printf("stateall %s %zu", rvn(rv), nset);
+    printf("stateall %s %zu", rv_name(rv), nset);
     for (int s = 0; s < 8; s++)
         if (count[s] > 0)
             printf(" st%d=%lu", s, count[s]);
@@ -808,7 +741,7 @@ int main(void)
 {
     char line[512];
 
-    load();
+    fl = modload("rclient");
     setvbuf(stdout, NULL, _IOLBF, 0);
     while (fgets(line, sizeof(line), stdin) != NULL) {
         char *argv[4] = {NULL, NULL, NULL, NULL};
@@ -839,7 +772,7 @@ int main(void)
         } else if (IS("open", 0)) {
             rv = fl->C_OpenSession(SLOT, CKF_SERIAL_SESSION | CKF_RW_SESSION,
                                    NULL, NULL, &cur);
-            printf("open %s %lu\n", rvn(rv), (unsigned long)cur);
+            printf("open %s %lu\n", rv_name(rv), (unsigned long)cur);
             continue;
         } else if (IS("close", 0)) {
             rv = fl->C_CloseSession(cur);
@@ -860,7 +793,7 @@ int main(void)
             CK_STATE st;
 
             rv = do_state(&st);
-            printf("state %s %ld\n", rvn(rv), (long)st);
+            printf("state %s %ld\n", rv_name(rv), (long)st);
             continue;
         } else if (IS("genec", 1)) {
             rv = do_genec(argv[1]);
@@ -872,7 +805,7 @@ int main(void)
             CK_ULONG n;
 
             rv = do_count(argv[1], &n);
-            printf("count %s %lu\n", rvn(rv), n);
+            printf("count %s %lu\n", rv_name(rv), n);
             continue;
         } else if (IS("destroy", 1)) {
             rv = do_destroy(argv[1]);
@@ -880,7 +813,7 @@ int main(void)
             char hex[33];
 
             rv = do_ecb0(argv[1], hex);
-            printf("ecb0 %s %s\n", rvn(rv), hex);
+            printf("ecb0 %s %s\n", rv_name(rv), hex);
             continue;
         } else if (IS("sign", 1)) {
             rv = do_sign(cur, argv[1]);
@@ -929,7 +862,7 @@ int main(void)
             printf("%s usage\n", argv[0]);
             continue;
         }
-        printf("%s %s\n", argv[0], rvn(rv));
+        printf("%s %s\n", argv[0], rv_name(rv));
     }
     return 0;
 }

@@ -1,0 +1,20 @@
+/*
+ * modload.h - what the scriptable test applications (tests/remote/rclient,
+ * tests/cluster/chaosclient) share: the module, loaded as an application
+ * loads it, and the names of the return values they print for the
+ * scripts that read them.
+ */
+#ifndef NIMBUS_TESTS_MODLOAD_H
+#define NIMBUS_TESTS_MODLOAD_H
+
+#include "pkcs11/pkcs11.h"
+
+/* $NIMBUS_MODULE (default ./.libs/libnimbus-pkcs11.so) through
+ * C_GetInterface("PKCS 11", 3.0); exits 2 with prog's name in the message
+ * when it cannot. */
+CK_FUNCTION_LIST_3_0_PTR modload(const char *prog);
+
+/* "CKR_..." for the values the scripts look for, else "0x%08lx". */
+const char *rv_name(CK_RV rv);
+
+#endif
