@@ -452,6 +452,13 @@ CK_RV hsm_cluster_ad(const char *prefix, const char *cluster_id, uint64_t id,
  * Read without hsm->lock: it never changes once published (the engine's
  * thread reads it while a core thread holding the lock waits for it). */
 const uint8_t *hsm_cluster_key(hsm_t *hsm);
+/* A token object of the replicated state by its global id, for the calls
+ * that read it as the store holds it (sync status, masked extract): a
+ * session object or none is CKR_OBJECT_HANDLE_INVALID, and a CU must be
+ * able to see it (else what hsm_obj_get_locked answers). hsm->lock held;
+ * *so filled (store_object_clear it). */
+CK_RV hsm_token_object_locked(hsm_conn_t *conn, hsm_oid_t oid,
+                              store_object_t *so);
 /* The id bound into every masking: the key's domain (hsm_cluster.h). */
 const char *hsm_cluster_domain(hsm_t *hsm);
 /* object.c: an object's local blob to and from its masked form (section

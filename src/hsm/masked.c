@@ -111,25 +111,11 @@ CK_RV hsm_masked_extract(hsm_conn_t *conn, hsm_oid_t oid, uint8_t **out,
         rv = CKR_FUNCTION_NOT_SUPPORTED; /* not a cluster node */
         goto out;
     }
-    if ((oid & HSM_SESSION_OID_BIT) ||
-        (rv = store_object_get(hsm->st, oid, &so, &found)) != CKR_OK ||
-        !found) {
-        if (rv == CKR_OK)
-            rv = CKR_OBJECT_HANDLE_INVALID; /* session objects stay here */
+    if ((rv = hsm_token_object_locked(conn, oid, &so)) != CKR_OK)
         goto out;
-    }
-    if (conn->type == HSM_USER_CU) {
-        struct hsm_obj o;
-
-        /* a CU extracts what it owns; of others' keys it learns nothing
-         * more than it may see */
-        if ((rv = hsm_obj_get_locked(conn, oid, HSM_ACCESS_SEE, &o)) != CKR_OK)
-            goto out;
-        hsm_obj_clear(&o);
-        if (so.owner != conn->uid) {
-            rv = CKR_ACTION_PROHIBITED;
-            goto out;
-        }
+    if (conn->type == HSM_USER_CU && so.owner != conn->uid) {
+        rv = CKR_ACTION_PROHIBITED; /* a CU extracts what it owns */
+        goto out;
     }
     if ((rv = store_object_version(hsm->st, oid, &version, &found)) != CKR_OK ||
         (rv = store_share_list(hsm->st, oid, &shares, &nshares)) != CKR_OK)

@@ -1294,6 +1294,29 @@ out:
     return rv;
 }
 
+CK_RV hsm_token_object_locked(hsm_conn_t *conn, hsm_oid_t oid,
+                              store_object_t *so)
+{
+    bool found = false;
+    CK_RV rv;
+
+    if (oid & HSM_SESSION_OID_BIT)
+        return CKR_OBJECT_HANDLE_INVALID; /* session objects stay here */
+    if ((rv = store_object_get(conn->hsm->st, oid, so, &found)) != CKR_OK)
+        return rv;
+    if (!found)
+        return CKR_OBJECT_HANDLE_INVALID;
+    if (conn->type == HSM_USER_CU) {
+        struct hsm_obj o;
+
+        /* a CU learns about what it may see, nothing else */
+        if ((rv = hsm_obj_get_locked(conn, oid, HSM_ACCESS_SEE, &o)) != CKR_OK)
+            return rv;
+        hsm_obj_clear(&o);
+    }
+    return CKR_OK;
+}
+
 CK_RV hsm_key_info(hsm_conn_t *conn, hsm_oid_t oid, hsm_uid_t *owner,
                    hsm_uid_t **shared, size_t *nshared)
 {
@@ -1302,7 +1325,6 @@ CK_RV hsm_key_info(hsm_conn_t *conn, hsm_oid_t oid, hsm_uid_t *owner,
     store_object_t so;
     uint32_t *uids = NULL;
     size_t nu = 0;
-    bool found = false;
     hsm_uid_t *out = NULL;
     CK_RV rv;
 
@@ -1311,23 +1333,9 @@ CK_RV hsm_key_info(hsm_conn_t *conn, hsm_oid_t oid, hsm_uid_t *owner,
     *shared = NULL;
     *nshared = 0;
     pthread_mutex_lock(&hsm->lock);
-    if ((rv = hsm_role_locked(conn, HSM_OP_SYNC_STATUS)) != CKR_OK)
+    if ((rv = hsm_role_locked(conn, HSM_OP_SYNC_STATUS)) != CKR_OK ||
+        (rv = hsm_token_object_locked(conn, oid, &so)) != CKR_OK)
         goto out;
-    if ((oid & HSM_SESSION_OID_BIT) ||
-        (rv = store_object_get(hsm->st, oid, &so, &found)) != CKR_OK ||
-        !found) {
-        if (rv == CKR_OK)
-            rv = CKR_OBJECT_HANDLE_INVALID;
-        goto out;
-    }
-    if (conn->type == HSM_USER_CU) {
-        struct hsm_obj o;
-
-        /* a CU learns about what it may see, nothing else */
-        if ((rv = hsm_obj_get_locked(conn, oid, HSM_ACCESS_SEE, &o)) != CKR_OK)
-            goto out;
-        hsm_obj_clear(&o);
-    }
     if ((rv = store_share_list(hsm->st, oid, &uids, &nu)) != CKR_OK)
         goto out;
     if (nu > 0) {
