@@ -135,29 +135,6 @@ static bool relogin(CK_SESSION_HANDLE *s, CK_USER_TYPE ut, const char *name,
     return false;
 }
 
-static CK_RV gen_ec(CK_SESSION_HANDLE s, const char *label)
-{
-    static const CK_BYTE p256[] = {0x06, 0x08, 0x2a, 0x86, 0x48,
-                                   0xce, 0x3d, 0x03, 0x01, 0x07};
-    CK_MECHANISM m = {CKM_EC_KEY_PAIR_GEN, NULL, 0};
-    CK_BBOOL yes = CK_TRUE;
-    CK_ATTRIBUTE pubt[] = {
-        {CKA_EC_PARAMS, (void *)p256, sizeof(p256)},
-        {CKA_TOKEN, &yes, sizeof(yes)},
-        {CKA_VERIFY, &yes, sizeof(yes)},
-        {CKA_LABEL, (void *)label, strlen(label)},
-    };
-    CK_ATTRIBUTE privt[] = {
-        {CKA_TOKEN, &yes, sizeof(yes)},
-        {CKA_SIGN, &yes, sizeof(yes)},
-        {CKA_PRIVATE, &yes, sizeof(yes)},
-        {CKA_LABEL, (void *)label, strlen(label)},
-    };
-    CK_OBJECT_HANDLE a, b;
-
-    return fl->C_GenerateKeyPair(s, &m, pubt, 4, privt, 4, &a, &b);
-}
-
 static CK_RV gen_aes(CK_SESSION_HANDLE s, const char *label)
 {
     CK_MECHANISM m = {CKM_AES_KEY_GEN, NULL, 0};
@@ -225,7 +202,7 @@ static int run_work(const char *user, const char *pw0, const char *prefix,
     while (!stopping) {
         rv = find_priv(s, sig, &k);
         if (rv == CKR_OBJECT_HANDLE_INVALID)
-            rv = gen_ec(s, sig);
+            rv = app_gen_ec(fl, s, sig);
         printf("sigkey %s\n", rv_name(rv));
         if (rv == CKR_OK && find_priv(s, sig, &k) == CKR_OK)
             break;

@@ -7,6 +7,7 @@
 #include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "modload.h"
 
@@ -52,6 +53,30 @@ const char *rv_name(CK_RV rv)
     }
     snprintf(buf, sizeof(buf), "0x%08lx", (unsigned long)rv);
     return buf;
+}
+
+CK_RV app_gen_ec(CK_FUNCTION_LIST_3_0_PTR fl, CK_SESSION_HANDLE s,
+                 const char *label)
+{
+    static const CK_BYTE p256[] = {0x06, 0x08, 0x2a, 0x86, 0x48,
+                                   0xce, 0x3d, 0x03, 0x01, 0x07};
+    CK_MECHANISM m = {CKM_EC_KEY_PAIR_GEN, NULL, 0};
+    CK_BBOOL yes = CK_TRUE;
+    CK_ATTRIBUTE pubt[] = {
+        {CKA_EC_PARAMS, (void *)p256, sizeof(p256)},
+        {CKA_TOKEN, &yes, sizeof(yes)},
+        {CKA_VERIFY, &yes, sizeof(yes)},
+        {CKA_LABEL, (void *)label, strlen(label)},
+    };
+    CK_ATTRIBUTE privt[] = {
+        {CKA_TOKEN, &yes, sizeof(yes)},
+        {CKA_SIGN, &yes, sizeof(yes)},
+        {CKA_PRIVATE, &yes, sizeof(yes)},
+        {CKA_LABEL, (void *)label, strlen(label)},
+    };
+    CK_OBJECT_HANDLE a, b;
+
+    return fl->C_GenerateKeyPair(s, &m, pubt, 4, privt, 4, &a, &b);
 }
 
 CK_FUNCTION_LIST_3_0_PTR modload(const char *prog)

@@ -129,25 +129,7 @@ static CK_RV do_sign(CK_SESSION_HANDLE s, const char *label)
 
 static CK_RV do_genec(const char *label)
 {
-    static const CK_BYTE p256[] = {0x06, 0x08, 0x2a, 0x86, 0x48,
-                                   0xce, 0x3d, 0x03, 0x01, 0x07};
-    CK_MECHANISM m = {CKM_EC_KEY_PAIR_GEN, NULL, 0};
-    CK_BBOOL yes = CK_TRUE;
-    CK_ATTRIBUTE pubt[] = {
-        {CKA_EC_PARAMS, (void *)p256, sizeof(p256)},
-        {CKA_TOKEN, &yes, sizeof(yes)},
-        {CKA_VERIFY, &yes, sizeof(yes)},
-        {CKA_LABEL, (void *)label, strlen(label)},
-    };
-    CK_ATTRIBUTE privt[] = {
-        {CKA_TOKEN, &yes, sizeof(yes)},
-        {CKA_SIGN, &yes, sizeof(yes)},
-        {CKA_PRIVATE, &yes, sizeof(yes)},
-        {CKA_LABEL, (void *)label, strlen(label)},
-    };
-    CK_OBJECT_HANDLE a, b;
-
-    return fl->C_GenerateKeyPair(cur, &m, pubt, 4, privt, 4, &a, &b);
+    return app_gen_ec(fl, cur, label);
 }
 
 static CK_RV do_sobj(const char *label)
