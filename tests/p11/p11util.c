@@ -897,18 +897,20 @@ static void cluster_fresh(char *ep, size_t eplen)
     memcpy(ep, p11_cluster_ep, strlen(p11_cluster_ep) + 1);
 }
 
-/* nimbus-mgmt -y -c cmds with NIMBUS_CONF=conf; returns its wait status
- * and its output (p11_dir()/mgmt.out, static buffer) in *out. */
-static int run_mgmt(const char *conf, const char *cmds, const char **out)
+/* Starts nimbus-mgmt -y (with -c cmds unless cmds is NULL) with
+ * NIMBUS_CONF=conf, its output to path (p11_dir()/mgmt.out), its stdin
+ * from in_fd unless -1; the child closes in_fd and other_fd (the pipe's
+ * other end, or -1). Returns its pid. */
+static pid_t mgmt_spawn(const char *conf, const char *cmds, int in_fd,
+                        int other_fd, char *path, size_t pathlen)
 {
     const char *top = getenv("NIMBUS_TOP_BUILDDIR");
-    char mgmt[PATH_MAX], path[PATH_MAX + 32];
-    int status = 0;
+    char mgmt[PATH_MAX];
     pid_t pid;
 
     snprintf(mgmt, sizeof(mgmt), "%s/nimbus-mgmt",
              top != NULL && *top != '\0' ? top : ".");
-    snprintf(path, sizeof(path), "%s/mgmt.out", p11_tmpdir);
+    snprintf(path, pathlen, "%s/mgmt.out", p11_tmpdir);
     fflush(NULL);
     pid = fork();
     assert_true(pid >= 0);
@@ -919,11 +921,31 @@ static int run_mgmt(const char *conf, const char *cmds, const char **out)
             dup2(fd, 1);
             dup2(fd, 2);
         }
+        if (in_fd >= 0) {
+            dup2(in_fd, 0);
+            close(in_fd);
+        }
+        if (other_fd >= 0)
+            close(other_fd);
         setenv("NIMBUS_CONF", conf, 1);
-        execl(mgmt, "nimbus-mgmt", "-y", "-c", cmds, (char *)NULL);
+        if (cmds != NULL)
+            execl(mgmt, "nimbus-mgmt", "-y", "-c", cmds, (char *)NULL);
+        else
+            execl(mgmt, "nimbus-mgmt", "-y", (char *)NULL);
         fprintf(stderr, "exec %s: %s\n", mgmt, strerror(errno));
         _exit(127);
     }
+    return pid;
+}
+
+/* nimbus-mgmt -y -c cmds with NIMBUS_CONF=conf; returns its wait status
+ * and its output (p11_dir()/mgmt.out, static buffer) in *out. */
+static int run_mgmt(const char *conf, const char *cmds, const char **out)
+{
+    char path[PATH_MAX + 32];
+    int status = 0;
+    pid_t pid = mgmt_spawn(conf, cmds, -1, -1, path, sizeof(path));
+
     assert_int_equal(waitpid(pid, &status, 0), pid);
     *out = slurp(path);
     return status;
@@ -938,34 +960,13 @@ static void run_mgmt_paced(const char *conf, const char *first,
                            const char *again, int rounds, long gap_ms,
                            const char **out)
 {
-    const char *top = getenv("NIMBUS_TOP_BUILDDIR");
-    char mgmt[PATH_MAX], path[PATH_MAX + 32];
+    char path[PATH_MAX + 32];
     int status = 0, fds[2];
     pid_t pid;
     FILE *in;
 
-    snprintf(mgmt, sizeof(mgmt), "%s/nimbus-mgmt",
-             top != NULL && *top != '\0' ? top : ".");
-    snprintf(path, sizeof(path), "%s/mgmt.out", p11_tmpdir);
     assert_int_equal(pipe(fds), 0);
-    fflush(NULL);
-    pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-        }
-        dup2(fds[0], 0);
-        close(fds[0]);
-        close(fds[1]);
-        setenv("NIMBUS_CONF", conf, 1);
-        execl(mgmt, "nimbus-mgmt", "-y", (char *)NULL);
-        fprintf(stderr, "exec %s: %s\n", mgmt, strerror(errno));
-        _exit(127);
-    }
+    pid = mgmt_spawn(conf, NULL, fds[0], fds[1], path, sizeof(path));
     close(fds[0]);
     in = fdopen(fds[1], "w");
     assert_non_null(in);
