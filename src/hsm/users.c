@@ -1125,7 +1125,8 @@ out:
 }
 
 /* The logged-in user changed its own password: this login stands (the
- * user's logins elsewhere end at their next call). */
+ * user's logins elsewhere end at their next call), and a PRECO's is the
+ * CO's from now on. */
 static void own_version_locked(hsm_conn_t *conn)
 {
     bool found = false;
@@ -1134,6 +1135,8 @@ static void own_version_locked(hsm_conn_t *conn)
             CKR_OK ||
         !found)
         conn->uver = 0; /* the next call drops it */
+    if (conn->type == HSM_USER_PRECO)
+        conn->type = HSM_USER_CO; /* its own change activated it */
 }
 
 CK_RV hsm_set_password(hsm_conn_t *conn, const char *name,
@@ -1190,8 +1193,6 @@ CK_RV hsm_set_password(hsm_conn_t *conn, const char *name,
     if (rv == CKR_OK && conn->type != HSM_USER_NONE &&
         hsm_login_same(conn, &before) && conn->uid == u.id) {
         own_version_locked(conn);
-        if (conn->type == HSM_USER_PRECO)
-            conn->type = HSM_USER_CO;
     }
 out:
     if (rv != CKR_OK && rv != CKR_HOST_MEMORY)
@@ -1326,8 +1327,6 @@ static CK_RV user_set_password(hsm_conn_t *conn, const char *name,
     /* This login follows its own change unless it ended meanwhile. */
     if (rv == CKR_OK && own && hsm_login_same(conn, &before)) {
         own_version_locked(conn);
-        if (conn->type == HSM_USER_PRECO)
-            conn->type = HSM_USER_CO;
     }
     if (rv == CKR_OK && !own)
         log_info("password of user %u set by user %u", u.id, before.uid);
