@@ -104,8 +104,8 @@ static bool relogin(CK_SESSION_HANDLE *s, CK_USER_TYPE ut, const char *name,
             fl->C_CloseSession(*s);
             *s = CK_INVALID_HANDLE;
         }
-        rv = fl->C_OpenSession(SLOT, CKF_SERIAL_SESSION | CKF_RW_SESSION,
-                               NULL, NULL, s);
+        rv = fl->C_OpenSession(SLOT, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL,
+                               NULL, s);
         if (rv != CKR_OK) {
             *s = CK_INVALID_HANDLE;
             nap(100);
@@ -151,26 +151,6 @@ static CK_RV gen_aes(CK_SESSION_HANDLE s, const char *label)
     return fl->C_GenerateKey(s, &m, t, 4, &h);
 }
 
-static CK_RV find_priv(CK_SESSION_HANDLE s, const char *label,
-                       CK_OBJECT_HANDLE *out)
-{
-    CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
-    CK_ATTRIBUTE t[] = {
-        {CKA_CLASS, &cls, sizeof(cls)},
-        {CKA_LABEL, (void *)label, strlen(label)},
-    };
-    CK_ULONG n = 0;
-    CK_RV rv;
-
-    if ((rv = fl->C_FindObjectsInit(s, t, 2)) != CKR_OK)
-        return rv;
-    rv = fl->C_FindObjects(s, out, 1, &n);
-    fl->C_FindObjectsFinal(s);
-    if (rv == CKR_OK && n != 1)
-        rv = CKR_OBJECT_HANDLE_INVALID;
-    return rv;
-}
-
 static CK_RV sign(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE k)
 {
     CK_MECHANISM m = {CKM_ECDSA, NULL, 0};
@@ -200,11 +180,12 @@ static int run_work(const char *user, const char *pw0, const char *prefix,
     /* the signing key: made once, found again after an ambiguous
      * failure (it may exist though the answer was lost) */
     while (!stopping) {
-        rv = find_priv(s, sig, &k);
+        rv = app_find_one(fl, s, CKO_PRIVATE_KEY, sig, &k);
         if (rv == CKR_OBJECT_HANDLE_INVALID)
             rv = app_gen_ec(fl, s, sig);
         printf("sigkey %s\n", rv_name(rv));
-        if (rv == CKR_OK && find_priv(s, sig, &k) == CKR_OK)
+        if (rv == CKR_OK &&
+            app_find_one(fl, s, CKO_PRIVATE_KEY, sig, &k) == CKR_OK)
             break;
         relogin(&s, CKU_USER, user, pw, sizeof(pw), pend);
     }
@@ -241,7 +222,7 @@ static int run_work(const char *user, const char *pw0, const char *prefix,
 
             /* relogin's C_Logout ended every handle (the module's rule,
              * README): the key is found again */
-            rv = find_priv(s, sig, &k2);
+            rv = app_find_one(fl, s, CKO_PRIVATE_KEY, sig, &k2);
             if (rv == CKR_OK && k2 != k) {
                 printf("sigkey moved %lu %lu\n", (unsigned long)k,
                        (unsigned long)k2);
@@ -333,8 +314,8 @@ static int run_write(const char *user, const char *pw, const char *prefix,
     CK_RV rv;
 
     if ((rv = fl->C_Initialize(NULL)) != CKR_OK ||
-        (rv = fl->C_OpenSession(SLOT, CKF_SERIAL_SESSION | CKF_RW_SESSION,
-                                NULL, NULL, &s)) != CKR_OK ||
+        (rv = fl->C_OpenSession(SLOT, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL,
+                                NULL, &s)) != CKR_OK ||
         (rv = login_as(s, CKU_USER, user, pw)) != CKR_OK)
         goto out;
     for (; i < count; i++) {
@@ -383,8 +364,7 @@ int main(int argc, char **argv)
     }
     if (argc == 6 && strcmp(argv[1], "write") == 0) {
         fl = modload("chaosclient");
-        return run_write(argv[2], argv[3], argv[4],
-                         strtoul(argv[5], NULL, 10));
+        return run_write(argv[2], argv[3], argv[4], strtoul(argv[5], NULL, 10));
     }
     fprintf(stderr, "usage: chaosclient work USER PW PREFIX [pw] | users "
                     "SOPW PREFIX | list USER PW | write USER PW PREFIX N\n");

@@ -79,6 +79,26 @@ CK_RV app_gen_ec(CK_FUNCTION_LIST_3_0_PTR fl, CK_SESSION_HANDLE s,
     return fl->C_GenerateKeyPair(s, &m, pubt, 4, privt, 4, &a, &b);
 }
 
+CK_RV app_find_one(CK_FUNCTION_LIST_3_0_PTR fl, CK_SESSION_HANDLE s,
+                   CK_OBJECT_CLASS cls, const char *label,
+                   CK_OBJECT_HANDLE *out)
+{
+    CK_ATTRIBUTE t[] = {
+        {CKA_CLASS, &cls, sizeof(cls)},
+        {CKA_LABEL, (void *)label, strlen(label)},
+    };
+    CK_ULONG n = 0;
+    CK_RV rv;
+
+    if ((rv = fl->C_FindObjectsInit(s, t, 2)) != CKR_OK)
+        return rv;
+    rv = fl->C_FindObjects(s, out, 1, &n);
+    fl->C_FindObjectsFinal(s);
+    if (rv == CKR_OK && n != 1)
+        rv = CKR_OBJECT_HANDLE_INVALID;
+    return rv;
+}
+
 CK_FUNCTION_LIST_3_0_PTR modload(const char *prog)
 {
     const char *path = getenv("NIMBUS_MODULE");

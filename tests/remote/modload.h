@@ -19,6 +19,12 @@ CK_FUNCTION_LIST_3_0_PTR modload(const char *prog);
 CK_RV app_gen_ec(CK_FUNCTION_LIST_3_0_PTR fl, CK_SESSION_HANDLE s,
                  const char *label);
 
+/* The one object of class cls labelled label; CKR_OBJECT_HANDLE_INVALID
+ * when there is none or more than one. */
+CK_RV app_find_one(CK_FUNCTION_LIST_3_0_PTR fl, CK_SESSION_HANDLE s,
+                   CK_OBJECT_CLASS cls, const char *label,
+                   CK_OBJECT_HANDLE *out);
+
 /* "CKR_..." for the values the scripts look for, else "0x%08lx". */
 const char *rv_name(CK_RV rv);
 

@@ -90,25 +90,6 @@ static CK_SESSION_HANDLE cur, saved;
 static CK_SESSION_HANDLE sset[SET_MAX];
 static size_t nset;
 
-static CK_RV find_one(CK_SESSION_HANDLE s, CK_OBJECT_CLASS cls,
-                      const char *label, CK_OBJECT_HANDLE *out)
-{
-    CK_ATTRIBUTE t[] = {
-        {CKA_CLASS, &cls, sizeof(cls)},
-        {CKA_LABEL, (void *)label, strlen(label)},
-    };
-    CK_ULONG n = 0;
-    CK_RV rv;
-
-    if ((rv = fl->C_FindObjectsInit(s, t, 2)) != CKR_OK)
-        return rv;
-    rv = fl->C_FindObjects(s, out, 1, &n);
-    fl->C_FindObjectsFinal(s);
-    if (rv == CKR_OK && n != 1)
-        rv = CKR_OBJECT_HANDLE_INVALID;
-    return rv;
-}
-
 static CK_RV do_sign(CK_SESSION_HANDLE s, const char *label)
 {
     CK_MECHANISM m = {CKM_ECDSA, NULL, 0};
@@ -118,8 +99,8 @@ static CK_RV do_sign(CK_SESSION_HANDLE s, const char *label)
     CK_RV rv;
 
     memset(digest, 0x5a, sizeof(digest));
-    if ((rv = find_one(s, CKO_PRIVATE_KEY, label, &priv)) != CKR_OK ||
-        (rv = find_one(s, CKO_PUBLIC_KEY, label, &pub)) != CKR_OK ||
+    if ((rv = app_find_one(fl, s, CKO_PRIVATE_KEY, label, &priv)) != CKR_OK ||
+        (rv = app_find_one(fl, s, CKO_PUBLIC_KEY, label, &pub)) != CKR_OK ||
         (rv = fl->C_SignInit(s, &m, priv)) != CKR_OK ||
         (rv = fl->C_Sign(s, digest, sizeof(digest), sig, &siglen)) != CKR_OK ||
         (rv = fl->C_VerifyInit(s, &m, pub)) != CKR_OK)
@@ -156,9 +137,12 @@ static CK_RV do_aes(const char *label, const char *hex)
     CK_BBOOL yes = CK_TRUE;
     unsigned char v[32];
     CK_ATTRIBUTE t[] = {
-        {CKA_CLASS, &cls, sizeof(cls)}, {CKA_KEY_TYPE, &kt, sizeof(kt)},
-        {CKA_TOKEN, &yes, sizeof(yes)}, {CKA_ENCRYPT, &yes, sizeof(yes)},
-        {CKA_LABEL, (void *)label, strlen(label)}, {CKA_VALUE, v, sizeof(v)},
+        {CKA_CLASS, &cls, sizeof(cls)},
+        {CKA_KEY_TYPE, &kt, sizeof(kt)},
+        {CKA_TOKEN, &yes, sizeof(yes)},
+        {CKA_ENCRYPT, &yes, sizeof(yes)},
+        {CKA_LABEL, (void *)label, strlen(label)},
+        {CKA_VALUE, v, sizeof(v)},
     };
     CK_OBJECT_HANDLE h;
 
@@ -178,7 +162,7 @@ static CK_RV do_aes(const char *label, const char *hex)
 static CK_RV do_destroy(const char *label)
 {
     CK_OBJECT_HANDLE h;
-    CK_RV rv = find_one(cur, CKO_SECRET_KEY, label, &h);
+    CK_RV rv = app_find_one(fl, cur, CKO_SECRET_KEY, label, &h);
 
     return rv == CKR_OK ? fl->C_DestroyObject(cur, h) : rv;
 }
@@ -191,7 +175,7 @@ static CK_RV do_ecb0(const char *label, char hex[33])
     CK_BYTE in[16] = {0}, out[16];
     CK_ULONG outlen = sizeof(out);
     CK_OBJECT_HANDLE h;
-    CK_RV rv = find_one(cur, CKO_SECRET_KEY, label, &h);
+    CK_RV rv = app_find_one(fl, cur, CKO_SECRET_KEY, label, &h);
 
     hex[0] = '\0';
     if (rv == CKR_OK)
@@ -444,7 +428,7 @@ static void do_signfor(unsigned secs, const char *label)
     CK_RV rv;
 
     memset(digest, 0x5a, sizeof(digest));
-    rv = find_one(cur, CKO_PRIVATE_KEY, label, &priv);
+    rv = app_find_one(fl, cur, CKO_PRIVATE_KEY, label, &priv);
     /* each call timed alone: the one that fails is the one reported */
     while (rv == CKR_OK && ms_now() < end) {
         t0 = ms_now();
@@ -476,7 +460,7 @@ static void do_signwatch(unsigned secs, const char *label)
     CK_RV rv, last = CKR_OK;
 
     memset(digest, 0x5a, sizeof(digest));
-    if ((rv = find_one(cur, CKO_PRIVATE_KEY, label, &priv)) != CKR_OK) {
+    if ((rv = app_find_one(fl, cur, CKO_PRIVATE_KEY, label, &priv)) != CKR_OK) {
         printf("signwatch %s 0 0 0\n", rv_name(rv));
         return;
     }
@@ -622,7 +606,7 @@ static void do_updall(const char *label)
     struct tally t;
 
     for (size_t i = 0; i < nset; i++) {
-        t.rv[i] = find_one(sset[i], CKO_PRIVATE_KEY, label, &priv);
+        t.rv[i] = app_find_one(fl, sset[i], CKO_PRIVATE_KEY, label, &priv);
         if (t.rv[i] == CKR_OK)
             t.rv[i] = fl->C_SignInit(sset[i], &m, priv);
         if (t.rv[i] == CKR_OK)
